@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/cells"
+	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/node"
+)
+
+const cellUsage = `usage:
+  cellcloud cell add    --config FILE --name PATH --relation child|parent --broker-url nats://HOST:PORT
+                        [--weight-offset N] [--weight-scale N] [--capability KEY=V1;V2 ...]
+  cellcloud cell list   --config FILE [--json]
+  cellcloud cell remove --config FILE --name PATH
+
+Each cell keeps its own cells table (its parent and its children); a running
+cell process picks up changes within its refresh interval.
+`
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// openCell opens the cell database named by a config file (running the
+// migrations, so a cell can be configured before its first start).
+func openCell(ctx context.Context, path string) (*config.Config, *db.DB, error) {
+	if path == "" {
+		return nil, nil, usageError{fmt.Errorf("--config is required")}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := node.OpenDB(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, d, nil
+}
+
+func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, cellUsage)
+		return usageError{fmt.Errorf("a subcommand is required")}
+	}
+	fs := flag.NewFlagSet("cell "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "the cell's configuration file")
+	name := fs.String("name", "", "the neighbour's cell path")
+	rel := fs.String("relation", "child", "child or parent")
+	url := fs.String("broker-url", "", "the neighbour's broker URL")
+	off := fs.Float64("weight-offset", 0, "added to the cell's weight when scheduling")
+	scale := fs.Float64("weight-scale", 1, "multiplies the cell's weight when scheduling")
+	asJSON := fs.Bool("json", false, "print JSON")
+	var caps multiFlag
+	fs.Var(&caps, "capability", "a capability KEY=V1;V2 (repeatable)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "add":
+		cfg, d, err := openCell(ctx, *cfgPath)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		n := cells.Neighbour{Path: *name, Relation: cells.Relation(*rel), BrokerURL: *url, WeightOffset: *off, WeightScale: *scale}
+		for _, c := range caps {
+			k, v, ok := strings.Cut(c, "=")
+			if !ok || k == "" {
+				return usageError{fmt.Errorf("--capability %q must be KEY=V1;V2", c)}
+			}
+			if n.Capabilities == nil {
+				n.Capabilities = map[string][]string{}
+			}
+			n.Capabilities[k] = strings.Split(v, ";")
+		}
+		if err := cells.AddNeighbour(ctx, d, cfg.Cell, n); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "cell %s: %s %s at %s\n", cfg.Cell, n.Relation, n.Path, n.BrokerURL)
+		return nil
+	case "remove":
+		_, d, err := openCell(ctx, *cfgPath)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		if *name == "" {
+			return usageError{fmt.Errorf("--name is required")}
+		}
+		if err := cells.RemoveNeighbour(ctx, d, *name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed %s\n", *name)
+		return nil
+	case "list":
+		cfg, d, err := openCell(ctx, *cfgPath)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return printNeighbours(ctx, stdout, cfg.Cell, d, *asJSON)
+	default:
+		fmt.Fprint(stderr, cellUsage)
+		return usageError{fmt.Errorf("unknown subcommand %q", args[0])}
+	}
+}
+
+func printNeighbours(ctx context.Context, w io.Writer, self string, d *db.DB, asJSON bool) error {
+	ns, err := cells.ListNeighbours(ctx, d)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ns)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "CELL %s\nNEIGHBOUR\tRELATION\tBROKER\tWEIGHT\tHOSTS\tINSTANCES\tFREE RAM MB\tLAST HEARD\n", self)
+	for _, n := range ns {
+		hosts, insts, ram, seen := "-", "-", "-", "never"
+		if n.Report != nil {
+			hosts, insts, ram = fmt.Sprint(n.Report.Hosts), fmt.Sprint(n.Report.Instances), fmt.Sprint(n.Report.FreeRAMMB)
+		}
+		if !n.LastSeen.IsZero() {
+			seen = time.Since(n.LastSeen).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%+g×%g\t%s\t%s\t%s\t%s\n", n.Path, n.Relation, n.BrokerURL, n.WeightOffset, n.WeightScale, hosts, insts, ram, seen)
+	}
+	return tw.Flush()
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "a cell's configuration file")
+	dataDir := fs.String("data-dir", "./data", "the data directory of `cellcloud up` (used without --config)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cfg *config.Config
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	} else {
+		cfg = &config.Config{Cell: "api", DataDir: filepath.Join(*dataDir, "api")}
+		if err := cfg.Normalize(); err != nil {
+			return err
+		}
+	}
+	d, err := db.Open(ctx, cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return printNeighbours(ctx, stdout, cfg.Cell, d, false)
+}

@@ -1,0 +1,84 @@
+// Command cellcloud is the cellcloud control plane: one binary, many roles.
+//
+//	cellcloud up                     run a whole tree in one process (embedded default)
+//	cellcloud serve --config FILE    run the roles of one cell
+//	cellcloud cell add|list|remove   manage a cell's cells table
+//	cellcloud status                 print the tree as the cells see it
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: cellcloud <command> [flags]
+
+commands:
+  up        run an API cell and compute cells in one process (embedded default)
+  serve     run the roles of one cell: cellcloud serve --config FILE
+  cell      manage a cell's cells table: cellcloud cell add|list|remove --config FILE ...
+  status    print the cell tree: cellcloud status [--config FILE | --data-dir DIR]
+
+Run "cellcloud <command> -h" for a command's flags.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "up":
+		err = cmdUp(ctx, args[1:], stdout, stderr)
+	case "serve":
+		err = cmdServe(ctx, args[1:], stdout, stderr)
+	case "cell":
+		err = cmdCell(ctx, args[1:], stdout, stderr)
+	case "status":
+		err = cmdStatus(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "cellcloud: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "cellcloud %s: %v\n", args[0], err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "cellcloud %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ error }
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q must be debug, info, warn or error", level)}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

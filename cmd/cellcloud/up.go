@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/up"
+)
+
+func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := up.Options{}
+	spec := compute.DefaultSpec()
+	fs.StringVar(&o.DataDir, "data-dir", "./data", "directory for every cell's database and broker")
+	fs.IntVar(&o.Cells, "cells", 2, "number of compute cells")
+	fs.IntVar(&o.HostsPerCell, "hosts-per-cell", 4, "fake hosts in each compute cell")
+	listen := fs.String("listen", "", "address to listen on (host or host:port); the API port is --api-port")
+	port := fs.Int("api-port", 8774, "Compute API port")
+	fs.IntVar(&spec.VCPUs, "host-vcpus", spec.VCPUs, "vCPUs of each fake host")
+	fs.Int64Var(&spec.RAMMB, "host-ram-mb", spec.RAMMB, "RAM (MiB) of each fake host")
+	fs.Int64Var(&spec.DiskGB, "host-disk-gb", spec.DiskGB, "disk (GB) of each fake host")
+	fs.DurationVar(&o.ReportInterval, "report-interval", 10*time.Second, "how often each cell reports its capacity to its parent")
+	fs.DurationVar(&o.SpawnLatency, "spawn-latency", 0, "how long a fake spawn takes")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if *port < 0 || *port > 65535 {
+		return usageError{fmt.Errorf("--api-port %d is not a port", *port)}
+	}
+	o.Listen = joinHostPort(*listen, *port)
+	o.Host = spec
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	if err := o.Validate(); err != nil {
+		return usageError{err}
+	}
+	start := time.Now()
+	tree, err := up.Start(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "cellcloud is up in %s: 1 API cell, %d compute cells, %d fake hosts\n\n",
+		time.Since(start).Round(time.Millisecond), o.Cells, o.Cells*o.HostsPerCell)
+	fmt.Fprintf(stdout, "  Compute API  %s   (auth: noauth; send X-Auth-Token: USER:PROJECT, admin:admin is an admin)\n\n", tree.APIURL())
+	for _, n := range tree.Nodes() {
+		fmt.Fprintf(stdout, "  cell %-12s broker %-26s database %s\n", n.Config().Cell, n.BrokerURL(), n.Config().Database)
+	}
+	fmt.Fprintf(stdout, "\n  try: curl -s -H 'X-Auth-Token: demo:demo' -H 'Content-Type: application/json' \\\n"+
+		"         -d '{\"server\": {\"name\": \"vm1\", \"flavorRef\": \"1\", \"imageRef\": \"%s\"}}' %s/servers\n\n", up.DefaultImageID, tree.APIURL())
+	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
+	select {
+	case <-ctx.Done():
+	case err := <-tree.API.Errors():
+		log.Error("compute API failed", "err", err)
+	}
+	fmt.Fprintln(stdout, "shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tree.Shutdown(sctx)
+	return nil
+}
+
+func joinHostPort(listen string, port int) string {
+	if listen == "" {
+		return fmt.Sprintf(":%d", port)
+	}
+	for i := len(listen) - 1; i >= 0; i-- {
+		if listen[i] == ':' {
+			return listen // already host:port
+		}
+		if listen[i] == ']' {
+			break
+		}
+	}
+	return fmt.Sprintf("%s:%d", listen, port)
+}

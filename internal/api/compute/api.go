@@ -1,0 +1,261 @@
+// Package compute serves the OpenStack Compute API v2.1 at the API cell. It
+// validates, checks who is calling, writes the API cell's copy, and hands
+// work to the cells service through the cell's outbox; it never talks to a
+// compute cell's database or hosts.
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+)
+
+// Sender sends a durable message from the API cell inside a transaction.
+type Sender interface {
+	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
+}
+
+// Config configures the API.
+type Config struct {
+	// Cell is the API cell's path.
+	Cell   string
+	DB     *db.DB
+	Sender Sender
+	Logger *slog.Logger
+	// Auth is the authentication mode; only "noauth" exists so far.
+	Auth string
+	Now  func() time.Time
+}
+
+// API is the Compute API handler.
+type API struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New builds the handler.
+func New(cfg Config) (*API, error) {
+	if cfg.DB == nil || cfg.Sender == nil || cfg.Cell == "" {
+		return nil, errors.New("compute api: cell, database and sender are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Auth == "" {
+		cfg.Auth = "noauth"
+	}
+	if cfg.Auth != "noauth" {
+		return nil, fmt.Errorf("compute api: auth mode %q is not supported (only noauth)", cfg.Auth)
+	}
+	a := &API{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api"), mux: http.NewServeMux()}
+	a.routes()
+	return a, nil
+}
+
+func (a *API) routes() {
+	a.mux.HandleFunc("GET /{$}", a.versions)
+	a.mux.HandleFunc("GET /v2.1", a.version)
+	a.mux.HandleFunc("GET /v2.1/{$}", a.version)
+	// Every resource also answers with a project id in the path, as Nova
+	// does; ServeHTTP takes it out before routing.
+	a.mux.HandleFunc("POST /v2.1/servers", a.auth(a.createServer))
+	a.mux.HandleFunc("GET /v2.1/servers", a.auth(a.listServers(false)))
+	a.mux.HandleFunc("GET /v2.1/servers/detail", a.auth(a.listServers(true)))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}", a.auth(a.showServer))
+	a.mux.HandleFunc("DELETE /v2.1/servers/{id}", a.auth(a.deleteServer))
+	a.mux.HandleFunc("GET /v2.1/flavors", a.auth(a.listFlavors(false)))
+	a.mux.HandleFunc("GET /v2.1/flavors/detail", a.auth(a.listFlavors(true)))
+	a.mux.HandleFunc("GET /v2.1/flavors/{id}", a.auth(a.showFlavor))
+}
+
+// resources are the first path segments under /v2.1 that name a resource;
+// any other segment there is a project id.
+var resources = map[string]bool{
+	"servers": true, "flavors": true, "images": true, "limits": true, "extensions": true, "os-keypairs": true,
+	"os-hypervisors": true, "os-services": true, "os-hosts": true, "os-quota-sets": true, "os-availability-zone": true,
+	"os-aggregates": true, "os-server-groups": true, "os-simple-tenant-usage": true, "os-instance-usage-audit-log": true,
+	"os-cells": true, "os-migrations": true, "os-security-groups": true, "os-volumes": true, "os-quota-class-sets": true,
+}
+
+// splitProject takes a project id out of "/v2.1/{project_id}/...".
+func splitProject(p string) (path, project string) {
+	rest, ok := strings.CutPrefix(p, "/v2.1/")
+	if !ok {
+		return p, ""
+	}
+	seg, tail, _ := strings.Cut(rest, "/")
+	if seg == "" || resources[seg] {
+		return p, ""
+	}
+	return "/v2.1/" + tail, seg
+}
+
+// ServeHTTP sets the request id, recovers from panics (a 500 with a fault,
+// never a dropped connection), and logs each request.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := "req-" + uuid.NewString()
+	w.Header().Set("X-Openstack-Request-Id", rid)
+	w.Header().Set("X-Compute-Request-Id", rid)
+	ctx := withRequestID(r.Context(), rid)
+	r = r.WithContext(ctx)
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w, status: 200}
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("panic serving a request", "request_id", rid, "panic", p, "stack", string(debug.Stack()))
+			writeFault(rec, http.StatusInternalServerError, "Unexpected API Error. Please report this at the cellcloud issue tracker.")
+		}
+		a.log.Info("request", "request_id", rid, "method", r.Method, "path", r.URL.Path, "status", rec.status, "dur", time.Since(start).Round(time.Microsecond))
+	}()
+	if !strings.HasPrefix(r.URL.Path, "/v2.1") && r.URL.Path != "/" {
+		writeFault(rec, http.StatusNotFound, "The resource could not be found.")
+		return
+	}
+	if p, project := splitProject(r.URL.Path); project != "" {
+		r.URL.Path = p
+		r.URL.RawPath = ""
+		r = r.WithContext(context.WithValue(r.Context(), keyPathProject, project))
+	}
+	h, pattern := a.mux.Handler(r)
+	if pattern == "" {
+		// Tell "no such route" from "wrong method" as Nova does.
+		writeFault(rec, routeStatus(a.mux, r), "The resource could not be found.")
+		return
+	}
+	h.ServeHTTP(rec, r)
+}
+
+func routeStatus(mux *http.ServeMux, r *http.Request) int {
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := mux.Handler(r2); p != "" {
+			return http.StatusMethodNotAllowed
+		}
+	}
+	return http.StatusNotFound
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyCaller
+	keyPathProject
+)
+
+func withRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, keyRequestID, id)
+}
+
+func requestID(ctx context.Context) string {
+	s, _ := ctx.Value(keyRequestID).(string)
+	return s
+}
+
+// Caller is who is calling.
+type Caller struct {
+	UserID    string
+	ProjectID string
+	Admin     bool
+}
+
+func caller(ctx context.Context) Caller {
+	c, _ := ctx.Value(keyCaller).(Caller)
+	return c
+}
+
+// auth identifies the caller. In noauth mode (like Nova's noauth2) the
+// token is "user:project" (or "user", meaning project = user); the user
+// "admin" is an administrator; no token at all means admin:admin.
+func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := r.Header.Get("X-Auth-Token")
+		if tok == "" {
+			tok = "admin:admin"
+		}
+		user, project, _ := strings.Cut(tok, ":")
+		if project == "" {
+			project = user
+		}
+		if user == "" || len(user) > 255 || len(project) > 255 {
+			writeFault(w, http.StatusUnauthorized, "The request you have made requires authentication.")
+			return
+		}
+		if pid, _ := r.Context().Value(keyPathProject).(string); pid != "" && pid != project {
+			writeFault(w, http.StatusBadRequest, fmt.Sprintf("Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", pid, project))
+			return
+		}
+		v, err := negotiate(r.Header)
+		if err != nil {
+			writeFault(w, http.StatusNotAcceptable, err.Error())
+			return
+		}
+		setVersionHeaders(w, v)
+		ctx := context.WithValue(r.Context(), keyCaller, Caller{UserID: user, ProjectID: project, Admin: user == "admin"})
+		ctx = context.WithValue(ctx, keyVersion, v)
+		h(w, r.WithContext(ctx))
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// faultNames are the Compute API's fault keys by status.
+var faultNames = map[int]string{
+	400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
+	406: "HTTPNotAcceptable", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
+	500: "computeFault", 501: "notImplemented", 503: "serviceUnavailable",
+}
+
+// writeFault writes the Compute API's error shape:
+// {"itemNotFound": {"code": 404, "message": "..."}}.
+func writeFault(w http.ResponseWriter, status int, msg string) {
+	name, ok := faultNames[status]
+	if !ok {
+		name = "computeFault"
+	}
+	writeJSON(w, status, map[string]any{name: map[string]any{"code": status, "message": msg}})
+}
+
+// baseURL is the scheme and host the client used.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
+}

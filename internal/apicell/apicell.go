@@ -1,0 +1,73 @@
+// Package apicell holds the API cell's side of the cells service: it applies
+// instance updates from the cells below to the API cell's copy, in version
+// order, and records builds that found no cell at all.
+package apicell
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// Sender sends a durable message from this cell inside a transaction.
+type Sender interface {
+	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
+}
+
+// Handlers are the API cell's message handlers.
+type Handlers struct {
+	Sender Sender
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// InstanceUpdate is the cast handler of instance_update.
+func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var u wire.InstanceUpdate
+	if err := json.Unmarshal(env.Payload, &u); err != nil {
+		return wire.Errorf(wire.CodeBadMessage, "instance_update: %v", err)
+	}
+	now := h.Now()
+	for _, st := range u.Instances {
+		a, err := apidb.ApplyUpdate(ctx, tx, st, now)
+		if err != nil {
+			return err
+		}
+		// A delete asked for before the instance reached its cell follows it there.
+		if a.Changed && a.Moved && a.Instance.DeleteRequested && !a.Instance.Deleted {
+			h.Logger.Info("sending a pending delete to the instance's cell", "request_id", env.RequestID, "instance", st.UUID, "cell", st.Cell)
+			if err := h.Sender.Send(ctx, tx, st.Cell, wire.MethodDeleteInstances, env.RequestID, &wire.DeleteInstances{UUIDs: []string{st.UUID}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// BuildError records that no cell could take a build: the instances go to
+// ERROR with Nova's fault, or are deleted if a delete is already pending.
+func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInstances, reason string) error {
+	now := h.Now()
+	for _, spec := range b.Instances {
+		in, err := apidb.Get(ctx, tx, spec.UUID)
+		if err != nil {
+			h.Logger.Warn("build error for an unknown instance", "instance", spec.UUID, "err", err)
+			continue
+		}
+		if in.DeleteRequested {
+			if err := apidb.MarkDeleted(ctx, tx, spec.UUID, now); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := apidb.SetError(ctx, tx, spec.UUID, wire.Fault{Code: 500, Message: reason, Created: now}, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}

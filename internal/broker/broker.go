@@ -1,0 +1,135 @@
+// Package broker runs a cell's embedded NATS server (with JetStream) and
+// connects to brokers, embedded or external, by URL.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// EmbeddedConfig configures an embedded broker.
+type EmbeddedConfig struct {
+	// Name identifies the server in its logs (the cell path).
+	Name string
+	// Listen is host:port; port 0 picks a free port. The default is
+	// 127.0.0.1:0. It must never be the standard 4222.
+	Listen string
+	// StoreDir holds JetStream's files.
+	StoreDir string
+}
+
+// Embedded is a running embedded NATS server.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts a NATS server with JetStream and waits until it
+// accepts connections.
+func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.StoreDir == "" {
+		return nil, errors.New("broker: embedded broker needs a store directory")
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("broker: listen %q: bad port", listen)
+	}
+	if port == 4222 {
+		return nil, errors.New("broker: the embedded broker must not take the standard NATS port 4222")
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName:         sanitize(cfg.Name),
+		Host:               host,
+		Port:               port,
+		JetStream:          true,
+		StoreDir:           cfg.StoreDir,
+		NoSigs:             true,
+		NoLog:              true,
+		MaxPayload:         8 << 20,
+		JetStreamMaxMemory: 256 << 20,
+		JetStreamMaxStore:  8 << 30,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("broker: embedded server on %s did not become ready", listen)
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == ' ' || c == '.' || c == '*' || c == '>' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// URL is the client URL of the server.
+func (e *Embedded) URL() string { return e.srv.ClientURL() }
+
+// Shutdown stops the server and waits for it.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+// Connect connects to a broker. When the broker is not reachable yet it
+// keeps trying in the background (the connection buffers publishes) unless
+// wait is set, in which case it waits up to the context's deadline.
+func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectBufSize(32 << 20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("broker connection lost", "url", url, "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("broker connection restored", "url", url) }),
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("broker: connect %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// WaitConnected waits until nc is connected or ctx ends.
+func WaitConnected(ctx context.Context, nc *nats.Conn) error {
+	for !nc.IsConnected() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: not connected to %s: %w", nc.Opts.Url, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -1,0 +1,357 @@
+// Package celldb is a compute cell's own data: its instances (the truth of
+// record for them), compute nodes, claims and fixed IPs. Nothing outside the
+// compute cell reads it; the API cell's copy is kept by messages.
+package celldb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// Migrations is a compute cell's schema.
+var Migrations = []db.Migration{
+	{Version: 1, Name: "instances, compute nodes, claims, fixed ips", SQL: `
+CREATE TABLE instances (
+	uuid TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	project_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	image_ref TEXT NOT NULL,
+	flavor TEXT NOT NULL,
+	key_name TEXT NOT NULL DEFAULT '',
+	user_data TEXT NOT NULL DEFAULT '',
+	metadata TEXT NOT NULL DEFAULT '{}',
+	availability_zone TEXT NOT NULL DEFAULT '',
+	reservation_id TEXT NOT NULL DEFAULT '',
+	launch_index INTEGER NOT NULL DEFAULT 0,
+	build TEXT NOT NULL DEFAULT '',
+	host TEXT NOT NULL DEFAULT '',
+	node TEXT NOT NULL DEFAULT '',
+	vm_state TEXT NOT NULL,
+	task_state TEXT NOT NULL DEFAULT '',
+	power_state INTEGER NOT NULL DEFAULT 0,
+	version {{bigint}} NOT NULL,
+	fault TEXT NOT NULL DEFAULT '',
+	request_id TEXT NOT NULL DEFAULT '',
+	launched_at {{bigint}} NOT NULL DEFAULT 0,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL,
+	deleted_at {{bigint}} NOT NULL DEFAULT 0,
+	deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX instances_task ON instances (task_state, deleted);
+CREATE INDEX instances_updated ON instances (updated_at);
+CREATE INDEX instances_host ON instances (host);
+CREATE TABLE compute_nodes (
+	host TEXT PRIMARY KEY,
+	availability_zone TEXT NOT NULL DEFAULT 'nova',
+	hypervisor_type TEXT NOT NULL DEFAULT 'fake',
+	enabled INTEGER NOT NULL DEFAULT 1,
+	vcpus INTEGER NOT NULL,
+	ram_mb {{bigint}} NOT NULL,
+	disk_gb {{bigint}} NOT NULL,
+	used_vcpus INTEGER NOT NULL DEFAULT 0,
+	used_ram_mb {{bigint}} NOT NULL DEFAULT 0,
+	used_disk_gb {{bigint}} NOT NULL DEFAULT 0,
+	cpu_ratio DOUBLE PRECISION NOT NULL DEFAULT 16,
+	ram_ratio DOUBLE PRECISION NOT NULL DEFAULT 1.5,
+	disk_ratio DOUBLE PRECISION NOT NULL DEFAULT 1,
+	instances INTEGER NOT NULL DEFAULT 0,
+	heartbeat_at {{bigint}} NOT NULL DEFAULT 0,
+	created_at {{bigint}} NOT NULL
+);
+CREATE TABLE claims (
+	instance_uuid TEXT PRIMARY KEY,
+	host TEXT NOT NULL,
+	vcpus INTEGER NOT NULL,
+	ram_mb {{bigint}} NOT NULL,
+	disk_gb {{bigint}} NOT NULL,
+	created_at {{bigint}} NOT NULL
+);
+CREATE TABLE fixed_ips (
+	address_int {{bigint}} PRIMARY KEY,
+	address TEXT NOT NULL,
+	network TEXT NOT NULL,
+	instance_uuid TEXT UNIQUE,
+	mac TEXT NOT NULL DEFAULT '',
+	updated_at {{bigint}} NOT NULL
+)`},
+}
+
+// VM states, task states and power states, with Nova's values.
+const (
+	VMBuilding = "building"
+	VMActive   = "active"
+	VMError    = "error"
+	VMDeleted  = "deleted"
+
+	TaskScheduling = "scheduling"
+	TaskNetworking = "networking"
+	TaskSpawning   = "spawning"
+	TaskDeleting   = "deleting"
+
+	PowerNoState  = 0
+	PowerRunning  = 1
+	PowerShutdown = 4
+)
+
+// ErrNotFound is returned for an instance the cell does not have.
+var ErrNotFound = errors.New("instance not found in this cell")
+
+// ErrGone is returned when work on an instance stops because the instance
+// is being deleted.
+var ErrGone = wire.ErrGone
+
+// Instance is a compute cell's record of an instance.
+type Instance struct {
+	wire.InstanceSpec
+	Flavor     wire.Flavor
+	Build      BuildContext
+	Host       string
+	Node       string
+	VMState    string
+	TaskState  string
+	PowerState int
+	Version    int64
+	Fault      *wire.Fault
+	RequestID  string
+	LaunchedAt time.Time
+	UpdatedAt  time.Time
+	Deleted    bool
+}
+
+// BuildContext is what a cell needs to retry or hand back a build.
+type BuildContext struct {
+	Scheduler   string              `json:"scheduler"`
+	Attempts    int                 `json:"attempts"`
+	Tried       []string            `json:"tried,omitempty"`
+	Hints       map[string][]string `json:"hints,omitempty"`
+	ImageProps  map[string]string   `json:"image_properties,omitempty"`
+	IgnoreHosts []string            `json:"ignore_hosts,omitempty"`
+	TargetCell  string              `json:"target_cell,omitempty"`
+}
+
+const instanceCols = `uuid, name, project_id, user_id, image_ref, flavor, key_name, user_data, metadata, availability_zone,
+	reservation_id, launch_index, build, host, node, vm_state, task_state, power_state, version, fault, request_id,
+	launched_at, created_at, updated_at, deleted`
+
+// Insert adds new instances being built, at their Version (at least 1).
+func Insert(ctx context.Context, tx *db.Tx, insts []Instance, now time.Time) error {
+	for _, in := range insts {
+		in.Version = max(in.Version, 1)
+		flavor, _ := json.Marshal(in.Flavor)
+		meta, _ := json.Marshal(in.Metadata)
+		build, _ := json.Marshal(in.Build)
+		_, err := tx.Exec(ctx, `INSERT INTO instances (`+instanceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+			in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, string(flavor), in.KeyName, in.UserData, string(meta),
+			in.AvailabilityZone, in.ReservationID, in.LaunchIndex, string(build), in.Host, in.Node, in.VMState, in.TaskState,
+			in.PowerState, in.Version, "", in.RequestID, int64(0), db.Micros(in.CreatedAt), db.Micros(now))
+		if err != nil {
+			if db.IsUniqueViolation(err) {
+				return fmt.Errorf("instance %s is already in this cell: %w", in.UUID, wire.ErrConflict)
+			}
+			return fmt.Errorf("insert instance %s: %w", in.UUID, err)
+		}
+	}
+	return nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanInstance(r scanner) (*Instance, error) {
+	var in Instance
+	var flavor, meta, build, fault string
+	var launched, created, updated int64
+	var deleted int
+	err := r.Scan(&in.UUID, &in.Name, &in.ProjectID, &in.UserID, &in.ImageRef, &flavor, &in.KeyName, &in.UserData, &meta,
+		&in.AvailabilityZone, &in.ReservationID, &in.LaunchIndex, &build, &in.Host, &in.Node, &in.VMState, &in.TaskState,
+		&in.PowerState, &in.Version, &fault, &in.RequestID, &launched, &created, &updated, &deleted)
+	if err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal([]byte(flavor), &in.Flavor)
+	_ = json.Unmarshal([]byte(meta), &in.Metadata)
+	_ = json.Unmarshal([]byte(build), &in.Build)
+	if fault != "" {
+		in.Fault = &wire.Fault{}
+		_ = json.Unmarshal([]byte(fault), in.Fault)
+	}
+	in.LaunchedAt = db.FromMicros(launched)
+	in.CreatedAt = db.FromMicros(created)
+	in.UpdatedAt = db.FromMicros(updated)
+	in.Deleted = deleted != 0
+	return &in, nil
+}
+
+// Querier is a transaction or the database.
+type Querier interface {
+	Query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// Get reads one instance (deleted ones too).
+func Get(ctx context.Context, q Querier, uuid string) (*Instance, error) {
+	in, err := scanInstance(q.QueryRow(ctx, `SELECT `+instanceCols+` FROM instances WHERE uuid = ?`, uuid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, uuid)
+	}
+	return in, err
+}
+
+// ListByTask returns live instances in a task state, oldest first.
+func ListByTask(ctx context.Context, q Querier, task string, limit int) ([]*Instance, error) {
+	return list(ctx, q, `SELECT `+instanceCols+` FROM instances WHERE task_state = ? AND deleted = 0 ORDER BY created_at, launch_index LIMIT ?`, task, limit)
+}
+
+// ListChangedSince returns instances (deleted ones too) changed at or after t.
+func ListChangedSince(ctx context.Context, q Querier, t time.Time, limit int) ([]*Instance, error) {
+	return list(ctx, q, `SELECT `+instanceCols+` FROM instances WHERE updated_at >= ? ORDER BY updated_at LIMIT ?`, db.Micros(t), limit)
+}
+
+func list(ctx context.Context, q Querier, query string, args ...any) ([]*Instance, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Instance
+	for rows.Next() {
+		in, err := scanInstance(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// Change is a set of fields to change on an instance; nil leaves a field.
+type Change struct {
+	Host       *string
+	VMState    *string
+	TaskState  *string
+	PowerState *int
+	Fault      *wire.Fault
+	LaunchedAt *time.Time
+	Build      *BuildContext
+	Deleted    bool
+}
+
+// Update applies a change, bumps the instance's version, and returns the
+// instance as it now is. expectTask, when not nil, must match the current
+// task state (a compare-and-swap); otherwise wire.ErrConflict is returned.
+func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c Change, now time.Time) (*Instance, error) {
+	in, err := Get(ctx, tx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	if expectTask != nil && in.TaskState != *expectTask {
+		return nil, fmt.Errorf("instance %s is in task state %q, not %q: %w", uuid, in.TaskState, *expectTask, wire.ErrConflict)
+	}
+	if c.Host != nil {
+		in.Host, in.Node = *c.Host, *c.Host
+	}
+	if c.VMState != nil {
+		in.VMState = *c.VMState
+	}
+	if c.TaskState != nil {
+		in.TaskState = *c.TaskState
+	}
+	if c.PowerState != nil {
+		in.PowerState = *c.PowerState
+	}
+	if c.Fault != nil {
+		in.Fault = c.Fault
+	}
+	if c.LaunchedAt != nil {
+		in.LaunchedAt = *c.LaunchedAt
+	}
+	if c.Build != nil {
+		in.Build = *c.Build
+	}
+	deletedAt := int64(0)
+	if c.Deleted {
+		in.Deleted = true
+		deletedAt = db.Micros(now)
+	}
+	in.Version++
+	in.UpdatedAt = now
+	fault := ""
+	if in.Fault != nil {
+		b, _ := json.Marshal(in.Fault)
+		fault = string(b)
+	}
+	build, _ := json.Marshal(in.Build)
+	deleted := 0
+	if in.Deleted {
+		deleted = 1
+	}
+	_, err = tx.Exec(ctx, `UPDATE instances SET host = ?, node = ?, vm_state = ?, task_state = ?, power_state = ?, fault = ?,
+		launched_at = ?, build = ?, version = ?, updated_at = ?, deleted = ?, deleted_at = CASE WHEN ? > 0 THEN ? ELSE deleted_at END WHERE uuid = ?`,
+		in.Host, in.Node, in.VMState, in.TaskState, in.PowerState, fault, db.Micros(in.LaunchedAt), string(build),
+		in.Version, db.Micros(now), deleted, deletedAt, deletedAt, uuid)
+	if err != nil {
+		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
+	}
+	return in, nil
+}
+
+// Purge removes instances outright (a build handed back to the parent).
+func Purge(ctx context.Context, tx *db.Tx, uuids []string) error {
+	for _, u := range uuids {
+		if _, err := tx.Exec(ctx, `DELETE FROM instances WHERE uuid = ?`, u); err != nil {
+			return fmt.Errorf("purge instance %s: %w", u, err)
+		}
+	}
+	return nil
+}
+
+// State turns an instance into what travels up to the API cell.
+func State(ctx context.Context, q Querier, cell string, in *Instance) (wire.InstanceState, error) {
+	st := wire.InstanceState{
+		UUID: in.UUID, Cell: cell, Version: in.Version, Host: in.Host, Node: in.Node,
+		VMState: in.VMState, TaskState: in.TaskState, PowerState: in.PowerState, Fault: in.Fault,
+		LaunchedAt: in.LaunchedAt, Deleted: in.Deleted, UpdatedAt: in.UpdatedAt,
+	}
+	if in.Deleted {
+		return st, nil
+	}
+	addrs, err := Addresses(ctx, q, in.UUID)
+	if err != nil {
+		return st, err
+	}
+	st.Addresses = addrs
+	return st, nil
+}
+
+// Addresses lists an instance's fixed IPs.
+func Addresses(ctx context.Context, q Querier, uuid string) ([]wire.Address, error) {
+	rows, err := q.Query(ctx, `SELECT network, address, mac FROM fixed_ips WHERE instance_uuid = ? ORDER BY address_int`, uuid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []wire.Address
+	for rows.Next() {
+		a := wire.Address{Version: 4}
+		if err := rows.Scan(&a.Network, &a.Addr, &a.MAC); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// CountInstances counts live instances.
+func CountInstances(ctx context.Context, q Querier) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT COUNT(*) FROM instances WHERE deleted = 0`).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,182 @@
+package celldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/capacity"
+	"github.com/cellcloud/cellcloud/internal/db"
+)
+
+// Node is a compute node: one hypervisor host and its resource use.
+type Node struct {
+	Host             string
+	AvailabilityZone string
+	HypervisorType   string
+	Enabled          bool
+	VCPUs            int
+	RAMMB            int64
+	DiskGB           int64
+	UsedVCPUs        int
+	UsedRAMMB        int64
+	UsedDiskGB       int64
+	CPURatio         float64
+	RAMRatio         float64
+	DiskRatio        float64
+	Instances        int
+	HeartbeatAt      time.Time
+}
+
+// FreeVCPUs, FreeRAMMB and FreeDiskGB are what is left after ratios.
+func (n Node) FreeVCPUs() int    { return int(float64(n.VCPUs)*n.CPURatio) - n.UsedVCPUs }
+func (n Node) FreeRAMMB() int64  { return int64(float64(n.RAMMB)*n.RAMRatio) - n.UsedRAMMB }
+func (n Node) FreeDiskGB() int64 { return int64(float64(n.DiskGB)*n.DiskRatio) - n.UsedDiskGB }
+
+// ErrClaimFailed is returned when a host has no room for a claim.
+var ErrClaimFailed = errors.New("host has not enough free resources for the claim")
+
+// RegisterNode creates a compute node or updates its size, keeping its use.
+func RegisterNode(ctx context.Context, d *db.DB, n Node, now time.Time) error {
+	return d.InTx(ctx, func(tx *db.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE compute_nodes SET availability_zone = ?, hypervisor_type = ?, vcpus = ?, ram_mb = ?, disk_gb = ?,
+			cpu_ratio = ?, ram_ratio = ?, disk_ratio = ?, heartbeat_at = ? WHERE host = ?`,
+			n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), n.Host)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 1 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO compute_nodes (host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb,
+			cpu_ratio, ram_ratio, disk_ratio, heartbeat_at, created_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			n.Host, n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), db.Micros(now))
+		return err
+	})
+}
+
+// Heartbeat marks hosts as alive.
+func Heartbeat(ctx context.Context, d *db.DB, hosts []string, now time.Time) error {
+	return d.InTx(ctx, func(tx *db.Tx) error {
+		for _, h := range hosts {
+			if _, err := tx.Exec(ctx, `UPDATE compute_nodes SET heartbeat_at = ? WHERE host = ?`, db.Micros(now), h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListNodes reads every compute node.
+func ListNodes(ctx context.Context, q Querier) ([]Node, error) {
+	rows, err := q.Query(ctx, `SELECT host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb, used_vcpus, used_ram_mb,
+		used_disk_gb, cpu_ratio, ram_ratio, disk_ratio, instances, heartbeat_at FROM compute_nodes ORDER BY host`)
+	if err != nil {
+		return nil, fmt.Errorf("compute nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		var n Node
+		var enabled int
+		var hb int64
+		if err := rows.Scan(&n.Host, &n.AvailabilityZone, &n.HypervisorType, &enabled, &n.VCPUs, &n.RAMMB, &n.DiskGB, &n.UsedVCPUs,
+			&n.UsedRAMMB, &n.UsedDiskGB, &n.CPURatio, &n.RAMRatio, &n.DiskRatio, &n.Instances, &hb); err != nil {
+			return nil, err
+		}
+		n.Enabled = enabled != 0
+		n.HeartbeatAt = db.FromMicros(hb)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Claim reserves a flavor's resources on a host for an instance, inside tx.
+// It succeeds again for the same instance and host (a retried spawn) and
+// fails with ErrClaimFailed when the host is full.
+func Claim(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor, now time.Time) error {
+	var have string
+	err := tx.QueryRow(ctx, `SELECT host FROM claims WHERE instance_uuid = ?`, uuid).Scan(&have)
+	switch {
+	case err == nil && have == host:
+		return nil
+	case err == nil:
+		return fmt.Errorf("instance %s already holds a claim on host %s", uuid, have)
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	res, err := tx.Exec(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,
+		used_disk_gb = used_disk_gb + ?, instances = instances + 1
+		WHERE host = ? AND enabled = 1
+		AND used_vcpus + ? <= vcpus * cpu_ratio AND used_ram_mb + ? <= ram_mb * ram_ratio AND used_disk_gb + ? <= disk_gb * disk_ratio`,
+		f.VCPUs, f.RAMMB, f.DiskGB, host, f.VCPUs, f.RAMMB, f.DiskGB)
+	if err != nil {
+		return fmt.Errorf("claim on %s: %w", host, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("%w: %s", ErrClaimFailed, host)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO claims (instance_uuid, host, vcpus, ram_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		uuid, host, f.VCPUs, f.RAMMB, f.DiskGB, db.Micros(now))
+	return err
+}
+
+// Release gives an instance's claim back to its host; it is a no-op when
+// the instance holds none.
+func Release(ctx context.Context, tx *db.Tx, uuid string) error {
+	var host string
+	var c capacity.Flavor
+	err := tx.QueryRow(ctx, `SELECT host, vcpus, ram_mb, disk_gb FROM claims WHERE instance_uuid = ?`, uuid).Scan(&host, &c.VCPUs, &c.RAMMB, &c.DiskGB)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus - ?, used_ram_mb = used_ram_mb - ?,
+		used_disk_gb = used_disk_gb - ?, instances = instances - 1 WHERE host = ?`, c.VCPUs, c.RAMMB, c.DiskGB, host); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM claims WHERE instance_uuid = ?`, uuid)
+	return err
+}
+
+// Capacity summarises the cell's own hosts for a capacity report. Hosts
+// whose heartbeat is older than downAfter, or that are disabled, offer nothing.
+func Capacity(ctx context.Context, q Querier, now time.Time, downAfter time.Duration) (capacity.Report, error) {
+	nodes, err := ListNodes(ctx, q)
+	if err != nil {
+		return capacity.Report{}, err
+	}
+	r := capacity.Report{Capabilities: map[string][]string{}}
+	zones := map[string]bool{}
+	types := map[string]bool{}
+	var slots []capacity.Slot
+	for _, n := range nodes {
+		r.Hosts++
+		r.Instances += n.Instances
+		r.TotalVCPUs += n.VCPUs
+		r.TotalRAMMB += n.RAMMB
+		r.TotalDiskGB += n.DiskGB
+		if !n.Enabled || now.Sub(n.HeartbeatAt) > downAfter {
+			continue
+		}
+		fv, fr, fd := max(n.FreeVCPUs(), 0), max(n.FreeRAMMB(), 0), max(n.FreeDiskGB(), 0)
+		r.FreeVCPUs += fv
+		r.FreeRAMMB += fr
+		r.FreeDiskGB += fd
+		slots = append(slots, capacity.Slot{VCPUs: fv, RAMMB: fr, DiskGB: fd, Count: 1})
+		zones[n.AvailabilityZone] = true
+		types[n.HypervisorType] = true
+	}
+	r.Slots = capacity.Compress(slots, capacity.MaxSlots)
+	for z := range zones {
+		r.AvailabilityZones = append(r.AvailabilityZones, z)
+	}
+	for t := range types {
+		r.Capabilities["hypervisor_type"] = append(r.Capabilities["hypervisor_type"], t)
+	}
+	return capacity.Merge(r), nil
+}

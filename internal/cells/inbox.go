@@ -1,0 +1,143 @@
+package cells
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/outbox"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// consumeInbox takes durable messages from this cell's inbox stream, one
+// batch at a time, and processes each; a message is acknowledged only after
+// its effect has committed, so a crash leads to redelivery, and the applied
+// id stops a redelivered message from taking effect twice.
+func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("reading the inbox", "err", err)
+				sleepCtx(ctx, 250*time.Millisecond)
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			s.processDurable(ctx, m)
+		}
+		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			s.log.Debug("inbox batch", "err", err)
+		}
+	}
+}
+
+func (s *Service) processDurable(ctx context.Context, m jetstream.Msg) {
+	env, err := wire.Decode(m.Data())
+	if err != nil {
+		s.log.Error("dropping a malformed message", "err", err, "bytes", len(m.Data()))
+		_ = m.Term()
+		return
+	}
+	log := s.log.With("request_id", env.RequestID, "msg_id", env.ID, "method", env.Method, "from", env.Last())
+	err = s.applyDurable(ctx, env, log)
+	switch {
+	case err == nil:
+		_ = m.Ack()
+	case isPermanent(err):
+		log.Error("dropping a message that cannot be applied", "err", err)
+		_ = m.Term()
+	default:
+		if ctx.Err() != nil {
+			return // shutting down: it will be redelivered
+		}
+		log.Warn("applying a message failed; it will be retried", "err", err)
+		_ = m.NakWithDelay(time.Second)
+	}
+}
+
+// applyDurable routes a durable message and, when it is for this cell,
+// applies it, all in one transaction with the record of it being applied.
+func (s *Service) applyDurable(ctx context.Context, env *wire.Envelope, log *slog.Logger) error {
+	d, err := s.route(env)
+	if err != nil {
+		return err
+	}
+	var h CastHandler
+	if d.local {
+		h, err = s.castHandler(env)
+		if err != nil {
+			return err
+		}
+	}
+	return s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		fresh, err := outbox.MarkApplied(ctx, tx, env.ID, env.Method)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			log.Debug("message already applied; ignoring the repeat")
+			return nil
+		}
+		if h != nil {
+			if err := h(ctx, tx, env); err != nil {
+				return err
+			}
+		}
+		for _, f := range d.next {
+			if err := outbox.Enqueue(ctx, tx, f.to, f.env); err != nil {
+				return err
+			}
+			tx.AfterCommit(s.Wake)
+		}
+		return nil
+	})
+}
+
+func (s *Service) castHandler(env *wire.Envelope) (CastHandler, error) {
+	major, minor, _ := wire.ParseVersion(env.Version)
+	c, ok := s.casts[handlerKey{env.Method, major}]
+	if !ok {
+		if s.hasMethod(env.Method) {
+			return nil, wire.Errorf(wire.CodeUnsupportedVersion, "cell %q does not support %s version %s", s.path, env.Method, env.Version)
+		}
+		return nil, wire.Errorf(wire.CodeUnknownMethod, "cell %q has no method %q", s.path, env.Method)
+	}
+	if minor > c.maxMinor {
+		return nil, wire.Errorf(wire.CodeUnsupportedVersion, "cell %q supports %s up to %d.%d, not %s", s.path, env.Method, major, c.maxMinor, env.Version)
+	}
+	return c.h, nil
+}
+
+func (s *Service) hasMethod(method string) bool {
+	for k := range s.casts {
+		if k.method == method {
+			return true
+		}
+	}
+	for k := range s.calls {
+		if k.method == method {
+			return true
+		}
+	}
+	return false
+}
+
+// isPermanent reports whether retrying cannot help.
+func isPermanent(err error) bool {
+	return errors.Is(err, wire.ErrBadMessage) || errors.Is(err, wire.ErrUnknownMethod) ||
+		errors.Is(err, wire.ErrUnsupportedVersion) || errors.Is(err, wire.ErrNoRoute)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

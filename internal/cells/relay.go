@@ -1,0 +1,155 @@
+package cells
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cellcloud/cellcloud/internal/outbox"
+)
+
+const relayBatch = 512
+
+// relayLoop moves committed outbox messages to the brokers of the cells they
+// go to next. A message leaves the outbox only once the receiving broker has
+// stored it; a neighbour that is down keeps its messages until it returns.
+func (s *Service) relayLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RelayInterval)
+	defer t.Stop()
+	for {
+		for s.relayOnce(ctx) && ctx.Err() == nil {
+			// A full batch went out: there may be more.
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// relayOnce relays one batch per neighbour; it reports whether any batch
+// was full.
+func (s *Service) relayOnce(ctx context.Context) bool {
+	counts, err := outbox.Neighbours(ctx, s.cfg.DB)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("reading the outbox", "err", err)
+		}
+		return false
+	}
+	more := false
+	now := time.Now()
+	for nb := range counts {
+		js, l := s.jsFor(nb)
+		if js == nil {
+			s.log.Warn("messages queued for a cell that is not a neighbour; keeping them", "neighbour", nb, "queued", counts[nb])
+			continue
+		}
+		if l != nil && now.Before(l.backoffUntil) {
+			continue
+		}
+		entries, err := outbox.Pending(ctx, s.cfg.DB, nb, relayBatch)
+		if err != nil {
+			s.log.Error("reading the outbox", "neighbour", nb, "err", err)
+			continue
+		}
+		sent := s.publishBatch(ctx, js, nb, entries)
+		if len(sent) > 0 {
+			if err := outbox.Delete(ctx, s.cfg.DB, sent); err != nil {
+				s.log.Error("clearing relayed messages", "neighbour", nb, "err", err)
+			}
+		}
+		if l != nil {
+			s.mu.Lock()
+			if len(sent) < len(entries) {
+				l.failures++
+				wait := min(time.Duration(l.failures)*250*time.Millisecond, 5*time.Second)
+				l.backoffUntil = time.Now().Add(wait)
+				if l.failures == 1 || l.failures%20 == 0 {
+					s.log.Warn("neighbour unreachable; keeping its messages", "neighbour", nb, "queued", counts[nb], "retry_in", wait)
+				}
+			} else {
+				if l.failures > 0 {
+					s.log.Info("neighbour reachable again; relaying", "neighbour", nb)
+				}
+				l.failures = 0
+			}
+			s.mu.Unlock()
+		}
+		if len(entries) == relayBatch && len(sent) == len(entries) {
+			more = true
+		}
+	}
+	return more
+}
+
+// jsFor returns the JetStream handle that reaches nb's inbox.
+func (s *Service) jsFor(nb string) (jetstream.JetStream, *link) {
+	if nb == s.path {
+		return s.js, nil
+	}
+	l, ok := s.neighbour(nb)
+	if !ok {
+		return nil, nil
+	}
+	return l.conn.js, l
+}
+
+// publishBatch publishes entries asynchronously and returns the sequence
+// numbers the broker acknowledged.
+func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb string, entries []outbox.Entry) []int64 {
+	type pending struct {
+		seq int64
+		f   jetstream.PubAckFuture
+	}
+	subj := inSubject(nb)
+	ps := make([]pending, 0, len(entries))
+	for _, e := range entries {
+		m := nats.NewMsg(subj)
+		m.Data = e.Body
+		m.Header.Set(jetstream.MsgIDHeader, e.MsgID)
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			break
+		}
+		ps = append(ps, pending{e.Seq, f})
+	}
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	var sent []int64
+	for _, p := range ps {
+		select {
+		case <-p.f.Ok():
+			sent = append(sent, p.seq)
+		case err := <-p.f.Err():
+			s.log.Debug("relay publish failed", "neighbour", nb, "err", err)
+		case <-timeout.C:
+			return sent
+		case <-ctx.Done():
+			return sent
+		}
+	}
+	return sent
+}
+
+func (s *Service) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := outbox.PruneApplied(ctx, s.cfg.DB, time.Now().Add(-s.cfg.AppliedRetention))
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("pruning applied message ids", "err", err)
+			} else if n > 0 {
+				s.log.Debug("pruned applied message ids", "count", n)
+			}
+		}
+	}
+}

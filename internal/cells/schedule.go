@@ -1,0 +1,158 @@
+package cells
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/cellcloud/cellcloud/internal/capacity"
+	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/cellsched"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// NoValidCellReason is the fault message when a build finds no cell, the
+// same words Nova uses when it finds no host.
+const NoValidCellReason = "No valid host was found. There are not enough hosts available."
+
+// handleBuild places a build: on this cell's own hosts, or split across the
+// children the cell scheduler ranks best, one message per chosen cell.
+func (s *Service) handleBuild(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var b wire.BuildInstances
+	if err := json.Unmarshal(env.Payload, &b); err != nil {
+		return wire.Errorf(wire.CodeBadMessage, "build_instances: %v", err)
+	}
+	if len(b.Instances) == 0 {
+		return wire.Errorf(wire.CodeBadMessage, "build_instances carries no instances")
+	}
+	if b.Attempts == 0 {
+		b.Attempts = 1
+	}
+	if b.Scheduler == "" {
+		b.Scheduler = env.Sender
+	}
+	return s.place(ctx, tx, env, &b)
+}
+
+// handleBuildFailed retries a build that a cell below could not place.
+func (s *Service) handleBuildFailed(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var f wire.BuildFailed
+	if err := json.Unmarshal(env.Payload, &f); err != nil {
+		return wire.Errorf(wire.CodeBadMessage, "build_failed: %v", err)
+	}
+	b := f.Build
+	if !slices.Contains(b.Tried, f.Cell) {
+		b.Tried = append(b.Tried, f.Cell)
+	}
+	b.Attempts++
+	s.log.Info("build failed in a cell; rescheduling", "request_id", env.RequestID, "failed_cell", f.Cell,
+		"reason", f.Reason, "instances", len(b.Instances), "attempt", b.Attempts)
+	if b.Attempts > s.cfg.MaxBuildAttempts {
+		return s.giveUp(ctx, tx, env, &b, fmt.Sprintf("%s Exceeded maximum number of retries (%d); last failure in cell %s: %s",
+			NoValidCellReason, s.cfg.MaxBuildAttempts, f.Cell, f.Reason))
+	}
+	return s.place(ctx, tx, env, &b)
+}
+
+// place runs the cell scheduler and sends the build on.
+func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
+	cands, err := s.candidates(ctx)
+	if err != nil {
+		return err
+	}
+	req := &cellsched.Request{
+		Flavor:           b.Flavor.Need(),
+		NumInstances:     len(b.Instances),
+		AvailabilityZone: b.Instances[0].AvailabilityZone,
+		ImageProperties:  b.ImageProperties,
+		TargetCell:       b.TargetCell,
+		SameCell:         b.SameCell,
+		DifferentCell:    b.DifferentCell,
+		Tried:            b.Tried,
+		Now:              s.now(),
+	}
+	ranked, err := s.cfg.Scheduler.Rank(req, cands)
+	if err != nil {
+		return s.giveUp(ctx, tx, env, b, NoValidCellReason)
+	}
+	// Fill the best cell first; spill what does not fit to the next.
+	rest := b.Instances
+	for i, c := range ranked {
+		if len(rest) == 0 {
+			break
+		}
+		n := c.Report.Fits(req.Flavor)
+		if i == len(ranked)-1 || n > len(rest) {
+			n = len(rest)
+		}
+		if n <= 0 {
+			continue
+		}
+		part := *b
+		part.Instances = rest[:n]
+		part.Scheduler = s.path
+		rest = rest[n:]
+		if c.Self {
+			s.log.Info("building on this cell's hosts", "request_id", env.RequestID, "instances", n)
+			if err := s.cfg.AcceptBuild(ctx, tx, env, &part); err != nil {
+				return err
+			}
+			continue
+		}
+		s.log.Info("build scheduled to a child cell", "request_id", env.RequestID, "child", c.Path, "instances", n, "attempt", part.Attempts)
+		if err := s.Send(ctx, tx, c.Path, wire.MethodBuildInstances, env.RequestID, &part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// giveUp hands a build that found no cell back to this cell's parent, which
+// may try its other children, or, at the root, records the failure.
+func (s *Service) giveUp(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances, reason string) error {
+	parent := cellpath.Parent(s.path)
+	if parent == "" || s.cfg.BuildError != nil {
+		if s.cfg.BuildError == nil {
+			return fmt.Errorf("build of %d instances found no cell and cell %q cannot record the failure", len(b.Instances), s.path)
+		}
+		s.log.Warn("build failed everywhere", "request_id", env.RequestID, "instances", len(b.Instances), "reason", reason)
+		return s.cfg.BuildError(ctx, tx, b, reason)
+	}
+	b.Scheduler = parent
+	return s.Send(ctx, tx, parent, wire.MethodBuildFailed, env.RequestID, &wire.BuildFailed{Build: *b, Cell: s.path, Reason: reason})
+}
+
+// candidates are this cell's own hosts (if any) and its children, with their
+// last reports.
+func (s *Service) candidates(ctx context.Context) ([]cellsched.Candidate, error) {
+	var out []cellsched.Candidate
+	if s.cfg.Capacity != nil && s.cfg.AcceptBuild != nil {
+		r, err := s.cfg.Capacity(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("own capacity: %w", err)
+		}
+		out = append(out, cellsched.Candidate{Path: s.path, Self: true, Report: r, WeightScale: 1})
+	}
+	ns, err := ListNeighbours(ctx, s.cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range ns {
+		if n.Relation != Child {
+			continue
+		}
+		c := cellsched.Candidate{Path: n.Path, LastSeen: n.LastSeen, WeightOffset: n.WeightOffset, WeightScale: n.WeightScale}
+		if n.Report != nil {
+			c.Report = *n.Report
+		}
+		// Operator-set capabilities extend what the cell reported.
+		if len(n.Capabilities) > 0 {
+			c.Report = capacity.Merge(c.Report, capacity.Report{Capabilities: n.Capabilities})
+			c.Report.Slots = append([]capacity.Slot(nil), c.Report.Slots...)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

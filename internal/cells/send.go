@@ -1,0 +1,103 @@
+package cells
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/outbox"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// NewTargeted builds a targeted envelope from cell from to cell to.
+func NewTargeted(from, to, method, requestID string, payload any) (*wire.Envelope, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", method, err)
+	}
+	dir := wire.Up
+	if cellpath.IsAncestor(from, to) {
+		dir = wire.Down
+	}
+	return &wire.Envelope{
+		ID:        uuid.NewString(),
+		Method:    method,
+		Version:   wire.V1,
+		Kind:      wire.Targeted,
+		Direction: dir,
+		Target:    to,
+		Route:     []string{from},
+		Sender:    from,
+		RequestID: requestID,
+		Payload:   b,
+	}, nil
+}
+
+// Sender lets any role of a cell send durable messages: it writes them to
+// the cell's outbox in the caller's transaction and, after commit, nudges
+// the cells service (which may run in another process) to relay them.
+type Sender struct {
+	path  string
+	nudge func()
+}
+
+// NewSender returns a sender for cell path. nc is the cell's own broker,
+// used only to nudge the relay; it may be nil.
+func NewSender(path string, nc *nats.Conn) *Sender {
+	s := &Sender{path: path, nudge: func() {}}
+	if nc != nil {
+		s.nudge = func() { _ = nc.Publish(nudgeSubject(path), nil) }
+	}
+	return s
+}
+
+// Path is the sending cell.
+func (s *Sender) Path() string { return s.path }
+
+// Send enqueues a targeted durable message inside tx.
+func (s *Sender) Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error {
+	env, err := NewTargeted(s.path, to, method, requestID, payload)
+	if err != nil {
+		return err
+	}
+	return s.SendEnvelope(ctx, tx, env)
+}
+
+// SendEnvelope enqueues an envelope for its first hop inside tx.
+func (s *Sender) SendEnvelope(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	next := s.path
+	if env.Target != s.path {
+		next = cellpath.NextHop(s.path, env.Target)
+		if next == "" {
+			return wire.Errorf(wire.CodeNoRoute, "cell %q is not in the tree of cell %q", env.Target, s.path)
+		}
+	}
+	if err := outbox.Enqueue(ctx, tx, next, env); err != nil {
+		return err
+	}
+	tx.AfterCommit(s.nudge)
+	return nil
+}
+
+// Sender returns the service's own sender, which wakes the relay directly.
+func (s *Service) Sender() *Sender {
+	return &Sender{path: s.path, nudge: s.Wake}
+}
+
+// Send enqueues a durable message from this cell inside tx.
+func (s *Service) Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error {
+	return s.Sender().Send(ctx, tx, to, method, requestID, payload)
+}
+
+func deadlineFrom(ctx context.Context, def time.Duration) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(def)
+}

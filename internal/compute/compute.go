@@ -1,0 +1,262 @@
+// Package compute is the compute role of a cell: the agent of one or many
+// hosts. It registers its hosts as compute nodes, keeps their heartbeat,
+// claims resources on a host before a spawn (so concurrent builds cannot
+// oversubscribe it), drives the hypervisor driver, and reports each
+// instance's new state up to the API cell.
+package compute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/celldb"
+	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/virt"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// Sender sends a durable message from this cell inside a transaction.
+type Sender interface {
+	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
+}
+
+// HostSpec is the size of each fake host.
+type HostSpec struct {
+	VCPUs            int     `json:"vcpus"`
+	RAMMB            int64   `json:"ram_mb"`
+	DiskGB           int64   `json:"disk_gb"`
+	CPURatio         float64 `json:"cpu_allocation_ratio"`
+	RAMRatio         float64 `json:"ram_allocation_ratio"`
+	DiskRatio        float64 `json:"disk_allocation_ratio"`
+	AvailabilityZone string  `json:"availability_zone"`
+}
+
+// Config configures the compute role.
+type Config struct {
+	Cell   string
+	DB     *db.DB
+	Sender Sender
+	Driver virt.Driver
+	// Hosts are the names of the hosts this process runs.
+	Hosts []string
+	Spec  HostSpec
+	// HeartbeatInterval (default 10s).
+	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
+	Now               func() time.Time
+}
+
+// Service is the compute role.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// DefaultSpec is the default fake host: 16 vCPUs, 64 GiB, 1 TB.
+func DefaultSpec() HostSpec {
+	return HostSpec{VCPUs: 16, RAMMB: 65536, DiskGB: 1000, CPURatio: 4, RAMRatio: 1, DiskRatio: 1, AvailabilityZone: "nova"}
+}
+
+// New validates the configuration.
+func New(cfg Config) (*Service, error) {
+	if cfg.DB == nil || cfg.Sender == nil || cfg.Driver == nil {
+		return nil, errors.New("compute: database, sender and driver are required")
+	}
+	if err := cellpath.Validate(cfg.Cell); err != nil {
+		return nil, fmt.Errorf("compute: %w", err)
+	}
+	if len(cfg.Hosts) == 0 {
+		return nil, errors.New("compute: no hosts")
+	}
+	def := DefaultSpec()
+	s := &cfg.Spec
+	if s.VCPUs <= 0 {
+		s.VCPUs = def.VCPUs
+	}
+	if s.RAMMB <= 0 {
+		s.RAMMB = def.RAMMB
+	}
+	if s.DiskGB <= 0 {
+		s.DiskGB = def.DiskGB
+	}
+	if s.CPURatio <= 0 {
+		s.CPURatio = def.CPURatio
+	}
+	if s.RAMRatio <= 0 {
+		s.RAMRatio = def.RAMRatio
+	}
+	if s.DiskRatio <= 0 {
+		s.DiskRatio = def.DiskRatio
+	}
+	if s.AvailabilityZone == "" {
+		s.AvailabilityZone = def.AvailabilityZone
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "compute")}, nil
+}
+
+// Start registers the hosts and starts the heartbeat.
+func (s *Service) Start(ctx context.Context) error {
+	now := s.cfg.Now()
+	for _, h := range s.cfg.Hosts {
+		n := celldb.Node{Host: h, AvailabilityZone: s.cfg.Spec.AvailabilityZone, HypervisorType: "fake", VCPUs: s.cfg.Spec.VCPUs,
+			RAMMB: s.cfg.Spec.RAMMB, DiskGB: s.cfg.Spec.DiskGB, CPURatio: s.cfg.Spec.CPURatio, RAMRatio: s.cfg.Spec.RAMRatio, DiskRatio: s.cfg.Spec.DiskRatio}
+		if err := celldb.RegisterNode(ctx, s.cfg.DB, n, now); err != nil {
+			return fmt.Errorf("compute: register host %s: %w", h, err)
+		}
+	}
+	if err := s.restore(ctx); err != nil {
+		return err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.cfg.HeartbeatInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+				if err := celldb.Heartbeat(lctx, s.cfg.DB, s.cfg.Hosts, s.cfg.Now()); err != nil && lctx.Err() == nil {
+					s.log.Error("heartbeat", "err", err)
+				}
+			}
+		}
+	}()
+	s.log.Info("compute started", "hosts", len(s.cfg.Hosts))
+	return nil
+}
+
+// restore puts the instances the database says run on this process's hosts
+// back on the (fake) hypervisor after a restart.
+func (s *Service) restore(ctx context.Context) error {
+	if _, ok := s.cfg.Driver.(virt.Lister); !ok {
+		return nil
+	}
+	rows, err := s.cfg.DB.Query(ctx, `SELECT uuid, host FROM instances WHERE deleted = 0 AND vm_state = ? AND host <> ''`, celldb.VMActive)
+	if err != nil {
+		return fmt.Errorf("compute: restore: %w", err)
+	}
+	type pair struct{ uuid, host string }
+	var ps []pair
+	for rows.Next() {
+		var p pair
+		if err := rows.Scan(&p.uuid, &p.host); err != nil {
+			rows.Close()
+			return err
+		}
+		ps = append(ps, p)
+	}
+	rows.Close()
+	mine := map[string]bool{}
+	for _, h := range s.cfg.Hosts {
+		mine[h] = true
+	}
+	for _, p := range ps {
+		if mine[p.host] {
+			if err := s.cfg.Driver.Spawn(ctx, p.host, virt.Instance{UUID: p.uuid}); err != nil {
+				s.log.Warn("restoring an instance on its host", "instance", p.uuid, "host", p.host, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Shutdown stops the heartbeat.
+func (s *Service) Shutdown(context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Hosts are the hosts this process runs.
+func (s *Service) Hosts() []string { return s.cfg.Hosts }
+
+// Spawn claims room on host for the instance, starts it, and marks it
+// ACTIVE. A failed claim or spawn leaves no claim behind and returns an
+// error (celldb.ErrClaimFailed for a full host), so the caller can try
+// another host.
+func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
+	var in *celldb.Instance
+	spawning := celldb.TaskSpawning
+	err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		cur, err := celldb.Get(ctx, tx, uuid)
+		if err != nil {
+			return err
+		}
+		if cur.Deleted || cur.TaskState == celldb.TaskDeleting {
+			return celldb.ErrGone
+		}
+		if err := celldb.Claim(ctx, tx, uuid, host, cur.Flavor.Need(), s.cfg.Now()); err != nil {
+			return err
+		}
+		in, err = celldb.Update(ctx, tx, uuid, nil, celldb.Change{Host: &host, TaskState: &spawning}, s.cfg.Now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host)
+	vi := virt.Instance{UUID: uuid, Name: in.Name, VCPUs: in.Flavor.VCPUs, RAMMB: in.Flavor.RAMMB, DiskGB: in.Flavor.RootGB}
+	if err := s.cfg.Driver.Spawn(ctx, host, vi); err != nil {
+		log.Warn("spawn failed", "err", err)
+		if rerr := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, uuid) }); rerr != nil {
+			log.Error("releasing the claim after a failed spawn", "err", rerr)
+		}
+		return fmt.Errorf("spawn on %s: %w", host, err)
+	}
+	active, none, running := celldb.VMActive, "", celldb.PowerRunning
+	now := s.cfg.Now()
+	err = s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		in, err := celldb.Update(ctx, tx, uuid, &spawning, celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now}, now)
+		if err != nil {
+			return err
+		}
+		return s.sendUpdate(ctx, tx, in)
+	})
+	if errors.Is(err, wire.ErrConflict) {
+		return celldb.ErrGone
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("instance active")
+	return nil
+}
+
+// Destroy removes the instance from its host and gives the claim back.
+func (s *Service) Destroy(ctx context.Context, host, uuid string) error {
+	if err := s.cfg.Driver.Destroy(ctx, host, uuid); err != nil {
+		return fmt.Errorf("destroy %s on %s: %w", uuid, host, err)
+	}
+	return s.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, uuid) })
+}
+
+func (s *Service) sendUpdate(ctx context.Context, tx *db.Tx, in *celldb.Instance) error {
+	st, err := celldb.State(ctx, tx, s.cfg.Cell, in)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Sender.Send(ctx, tx, cellpath.Root(s.cfg.Cell), wire.MethodInstanceUpdate, in.RequestID,
+		&wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
+}

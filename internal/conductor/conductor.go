@@ -1,0 +1,534 @@
+// Package conductor drives builds and deletes inside a compute cell: it
+// takes a build the cells service accepted for this cell, asks the host
+// scheduler for hosts, has the network service allocate addresses and the
+// compute host claim and spawn, retries failed spawns on other hosts, and
+// hands builds that fit nowhere here back to the scheduling parent. Its work
+// lives in the cell database (instances in task state "scheduling" or
+// "deleting"), so a restarted process picks up where it stopped.
+package conductor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/celldb"
+	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/hostsched"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// HostScheduler picks hosts for instances.
+type HostScheduler interface {
+	Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error)
+}
+
+// Network allocates and frees fixed IPs.
+type Network interface {
+	Allocate(ctx context.Context, uuid string) ([]wire.Address, error)
+	Deallocate(ctx context.Context, uuid string) error
+}
+
+// Compute claims, spawns and destroys on a host.
+type Compute interface {
+	Spawn(ctx context.Context, host, uuid string) error
+	Destroy(ctx context.Context, host, uuid string) error
+}
+
+// Sender sends a durable message from this cell inside a transaction.
+type Sender interface {
+	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
+}
+
+// Config configures the conductor.
+type Config struct {
+	Cell      string
+	DB        *db.DB
+	Sender    Sender
+	Scheduler HostScheduler
+	Network   Network
+	Compute   Compute
+	// MaxHostAttempts bounds the hosts tried per instance (default 3).
+	MaxHostAttempts int
+	// Workers bounds concurrent spawns and deletes (default 64).
+	Workers int
+	// PollInterval is how often the database is checked for work that no
+	// wake-up announced (default 1s).
+	PollInterval time.Duration
+	// HealInterval and HealWindow: every HealInterval the instances changed
+	// in the last HealWindow are sent up again (defaults 60s and 10m).
+	HealInterval time.Duration
+	HealWindow   time.Duration
+	// OnChange is called after capacity changed (optional).
+	OnChange func()
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Conductor is the build and delete driver of a compute cell.
+type Conductor struct {
+	cfg  Config
+	log  *slog.Logger
+	wake chan struct{}
+	sem  chan struct{}
+
+	mu   sync.Mutex
+	busy map[string]bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New validates the configuration.
+func New(cfg Config) (*Conductor, error) {
+	if cfg.DB == nil || cfg.Sender == nil || cfg.Scheduler == nil || cfg.Network == nil || cfg.Compute == nil {
+		return nil, errors.New("conductor: database, sender, scheduler, network and compute are required")
+	}
+	if err := cellpath.Validate(cfg.Cell); err != nil {
+		return nil, fmt.Errorf("conductor: %w", err)
+	}
+	if cfg.MaxHostAttempts <= 0 {
+		cfg.MaxHostAttempts = 3
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.HealInterval <= 0 {
+		cfg.HealInterval = time.Minute
+	}
+	if cfg.HealWindow <= 0 {
+		cfg.HealWindow = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.OnChange == nil {
+		cfg.OnChange = func() {}
+	}
+	return &Conductor{
+		cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "conductor"),
+		wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers), busy: map[string]bool{},
+	}, nil
+}
+
+// Start runs the work loop and the heal loop.
+func (c *Conductor) Start(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.loop(ctx) }()
+	go func() { defer c.wg.Done(); c.healLoop(ctx) }()
+	return nil
+}
+
+// Shutdown stops the loops and waits for builds in flight to stop.
+func (c *Conductor) Shutdown(context.Context) error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// Wake makes the conductor look for work now.
+func (c *Conductor) Wake() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// AcceptBuild records a build for this cell's hosts, inside the cells
+// service's transaction, and tells the API cell where the instances are.
+func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
+	now := c.cfg.Now()
+	bc := celldb.BuildContext{Scheduler: b.Scheduler, Attempts: b.Attempts, Tried: b.Tried, Hints: b.Hints,
+		ImageProps: b.ImageProperties, TargetCell: b.TargetCell}
+	insts := make([]celldb.Instance, 0, len(b.Instances))
+	states := make([]wire.InstanceState, 0, len(b.Instances))
+	for _, spec := range b.Instances {
+		in := celldb.Instance{InstanceSpec: spec, Flavor: b.Flavor, Build: bc, VMState: celldb.VMBuilding,
+			TaskState: celldb.TaskScheduling, Version: b.BaseVersion + 1, RequestID: env.RequestID}
+		insts = append(insts, in)
+		states = append(states, wire.InstanceState{UUID: spec.UUID, Cell: c.cfg.Cell, Version: in.Version,
+			VMState: in.VMState, TaskState: in.TaskState, UpdatedAt: now})
+	}
+	if err := celldb.Insert(ctx, tx, insts, now); err != nil {
+		return err
+	}
+	tx.AfterCommit(c.Wake)
+	return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, env.RequestID,
+		&wire.InstanceUpdate{Instances: states})
+}
+
+// DeleteInstances is the cast handler of delete_instances: it marks the
+// instances for deletion; the work loop does the rest.
+func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var d wire.DeleteInstances
+	if err := json.Unmarshal(env.Payload, &d); err != nil {
+		return wire.Errorf(wire.CodeBadMessage, "delete_instances: %v", err)
+	}
+	deleting := celldb.TaskDeleting
+	for _, u := range d.UUIDs {
+		in, err := celldb.Get(ctx, tx, u)
+		if errors.Is(err, celldb.ErrNotFound) {
+			c.log.Warn("delete of an instance this cell does not have", "request_id", env.RequestID, "instance", u)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if in.Deleted || in.TaskState == celldb.TaskDeleting {
+			continue
+		}
+		if _, err := celldb.Update(ctx, tx, u, nil, celldb.Change{TaskState: &deleting}, c.cfg.Now()); err != nil {
+			return err
+		}
+	}
+	tx.AfterCommit(c.Wake)
+	return nil
+}
+
+func (c *Conductor) loop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		c.schedulePending(ctx)
+		c.deletePending(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Conductor) claimBusy(uuid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy[uuid] {
+		return false
+	}
+	c.busy[uuid] = true
+	return true
+}
+
+func (c *Conductor) done(uuid string) {
+	c.mu.Lock()
+	delete(c.busy, uuid)
+	c.mu.Unlock()
+	c.Wake()
+}
+
+// schedulePending places the instances waiting for a host, grouped by the
+// build they came in.
+func (c *Conductor) schedulePending(ctx context.Context) {
+	insts, err := celldb.ListByTask(ctx, c.cfg.DB, celldb.TaskScheduling, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("reading instances to schedule", "err", err)
+		}
+		return
+	}
+	groups := map[string][]*celldb.Instance{}
+	var order []string
+	for _, in := range insts {
+		if !c.claimBusy(in.UUID) {
+			continue
+		}
+		k := in.ReservationID + "/" + in.Flavor.ID + "/" + in.AvailabilityZone
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], in)
+	}
+	for _, k := range order {
+		c.scheduleGroup(ctx, groups[k])
+	}
+}
+
+func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance) {
+	first := group[0]
+	log := c.log.With("request_id", first.RequestID, "reservation_id", first.ReservationID)
+	req := &hostsched.Request{Flavor: first.Flavor.Need(), NumInstances: len(group), AvailabilityZone: first.AvailabilityZone}
+	sels, err := c.cfg.Scheduler.Select(ctx, req)
+	if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
+		log.Error("host scheduler failed", "err", err)
+		for _, in := range group {
+			c.done(in.UUID)
+		}
+		return
+	}
+	placed, rest := group[:len(sels)], group[len(sels):]
+	if len(rest) > 0 {
+		c.handBack(ctx, log, rest, err)
+	}
+	networking := celldb.TaskNetworking
+	scheduling := celldb.TaskScheduling
+	for i, in := range placed {
+		sel := sels[i]
+		err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			_, err := celldb.Update(ctx, tx, in.UUID, &scheduling, celldb.Change{TaskState: &networking}, c.cfg.Now())
+			return err
+		})
+		if err != nil {
+			if !errors.Is(err, wire.ErrConflict) {
+				log.Error("recording the host choice", "instance", in.UUID, "err", err)
+			}
+			c.done(in.UUID)
+			continue
+		}
+		c.goBuild(ctx, in, sel)
+	}
+}
+
+// handBack returns instances this cell cannot place to the cell that
+// scheduled them here.
+func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*celldb.Instance, why error) {
+	defer func() {
+		for _, in := range insts {
+			c.done(in.UUID)
+		}
+	}()
+	first := insts[0]
+	b := wire.BuildInstances{Flavor: first.Flavor, ImageProperties: first.Build.ImageProps, Hints: first.Build.Hints,
+		TargetCell: first.Build.TargetCell, Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried}
+	uuids := make([]string, 0, len(insts))
+	for _, in := range insts {
+		b.Instances = append(b.Instances, in.InstanceSpec)
+		b.BaseVersion = max(b.BaseVersion, in.Version+1)
+		uuids = append(uuids, in.UUID)
+	}
+	reason := fmt.Sprintf("cell %s: %v", c.cfg.Cell, why)
+	log.Warn("no host for instances; handing the build back", "instances", len(insts), "to", b.Scheduler, "reason", why)
+	err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := celldb.Purge(ctx, tx, uuids); err != nil {
+			return err
+		}
+		return c.cfg.Sender.Send(ctx, tx, b.Scheduler, wire.MethodBuildFailed, first.RequestID,
+			&wire.BuildFailed{Build: b, Cell: c.cfg.Cell, Reason: reason})
+	})
+	if err != nil {
+		log.Error("handing a build back", "err", err)
+	}
+}
+
+func (c *Conductor) goBuild(ctx context.Context, in *celldb.Instance, sel hostsched.Selection) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		c.done(in.UUID)
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.sem }()
+		defer c.done(in.UUID)
+		c.build(ctx, in, sel)
+	}()
+}
+
+// build allocates the network and spawns, trying the alternates (and then
+// the scheduler again) when a host fails.
+func (c *Conductor) build(ctx context.Context, in *celldb.Instance, sel hostsched.Selection) {
+	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
+	if _, err := c.cfg.Network.Allocate(ctx, in.UUID); err != nil {
+		c.fail(ctx, log, in, 500, fmt.Sprintf("Build of instance %s aborted: failed to allocate the network: %v", in.UUID, err))
+		return
+	}
+	ignore := append([]string(nil), in.Build.IgnoreHosts...)
+	hosts := append([]string{sel.Host}, sel.Alternates...)
+	var lastErr error
+	for attempt := 0; attempt < c.cfg.MaxHostAttempts; attempt++ {
+		if ctx.Err() != nil {
+			return
+		}
+		host := ""
+		for _, h := range hosts {
+			if !slices.Contains(ignore, h) {
+				host = h
+				break
+			}
+		}
+		if host == "" {
+			s, err := c.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1,
+				AvailabilityZone: in.AvailabilityZone, IgnoreHosts: ignore})
+			if err != nil || len(s) == 0 {
+				lastErr = fmt.Errorf("no other host: %w", err)
+				break
+			}
+			host, hosts = s[0].Host, append([]string{s[0].Host}, s[0].Alternates...)
+		}
+		err := c.cfg.Compute.Spawn(ctx, host, in.UUID)
+		if err == nil {
+			c.cfg.OnChange()
+			return
+		}
+		if errors.Is(err, celldb.ErrGone) {
+			log.Info("instance deleted while building")
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		lastErr = err
+		ignore = append(ignore, host)
+		log.Warn("build on host failed; rescheduling", "host", host, "attempt", attempt+1, "err", err)
+	}
+	c.fail(ctx, log, in, 500, fmt.Sprintf("%s Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance %s. Last error: %v",
+		"No valid host was found.", in.UUID, lastErr))
+}
+
+// fail puts an instance in ERROR with a fault and tells the API cell.
+func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Instance, code int, msg string) {
+	log.Error("build failed", "fault", msg)
+	vmErr, none, noState := celldb.VMError, "", celldb.PowerNoState
+	now := c.cfg.Now()
+	err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		cur, err := celldb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		if cur.Deleted || cur.TaskState == celldb.TaskDeleting {
+			return nil
+		}
+		up, err := celldb.Update(ctx, tx, in.UUID, nil, celldb.Change{VMState: &vmErr, TaskState: &none, PowerState: &noState,
+			Fault: &wire.Fault{Code: code, Message: msg, Created: now}}, now)
+		if err != nil {
+			return err
+		}
+		return c.sendUpdate(ctx, tx, up)
+	})
+	if err != nil {
+		log.Error("recording a failed build", "err", err)
+	}
+}
+
+// deletePending finishes the deletes the cells service recorded.
+func (c *Conductor) deletePending(ctx context.Context) {
+	insts, err := celldb.ListByTask(ctx, c.cfg.DB, celldb.TaskDeleting, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("reading instances to delete", "err", err)
+		}
+		return
+	}
+	for _, in := range insts {
+		if !c.claimBusy(in.UUID) {
+			continue
+		}
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			c.done(in.UUID)
+			return
+		}
+		c.wg.Add(1)
+		go func(in *celldb.Instance) {
+			defer c.wg.Done()
+			defer func() { <-c.sem }()
+			defer c.done(in.UUID)
+			c.delete(ctx, in)
+		}(in)
+	}
+}
+
+func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) {
+	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
+	if in.Host != "" {
+		if err := c.cfg.Compute.Destroy(ctx, in.Host, in.UUID); err != nil {
+			log.Error("destroy failed; will retry", "err", err)
+			return
+		}
+	}
+	if err := c.cfg.Network.Deallocate(ctx, in.UUID); err != nil {
+		log.Error("freeing the network failed; will retry", "err", err)
+		return
+	}
+	deleting := celldb.TaskDeleting
+	vmDeleted, none, noState := celldb.VMDeleted, "", celldb.PowerNoState
+	err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		up, err := celldb.Update(ctx, tx, in.UUID, &deleting, celldb.Change{VMState: &vmDeleted, TaskState: &none,
+			PowerState: &noState, Deleted: true}, c.cfg.Now())
+		if err != nil {
+			return err
+		}
+		return c.sendUpdate(ctx, tx, up)
+	})
+	if err != nil {
+		log.Error("recording the delete", "err", err)
+		return
+	}
+	c.cfg.OnChange()
+	log.Info("instance deleted")
+}
+
+func (c *Conductor) sendUpdate(ctx context.Context, tx *db.Tx, in *celldb.Instance) error {
+	st, err := celldb.State(ctx, tx, c.cfg.Cell, in)
+	if err != nil {
+		return err
+	}
+	return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, in.RequestID,
+		&wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
+}
+
+// healLoop resends recently changed instances upward, so that a lost or
+// misapplied update is repaired within HealInterval.
+func (c *Conductor) healLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.HealInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.Heal(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("heal", "err", err)
+			}
+		}
+	}
+}
+
+// Heal sends the instances changed within the heal window up again, in
+// batches of up to 500 per message.
+func (c *Conductor) Heal(ctx context.Context) error {
+	since := c.cfg.Now().Add(-c.cfg.HealWindow)
+	insts, err := celldb.ListChangedSince(ctx, c.cfg.DB, since, 100000)
+	if err != nil {
+		return err
+	}
+	for len(insts) > 0 {
+		n := min(len(insts), 500)
+		batch := insts[:n]
+		insts = insts[n:]
+		err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			u := &wire.InstanceUpdate{Heal: true}
+			for _, in := range batch {
+				st, err := celldb.State(ctx, tx, c.cfg.Cell, in)
+				if err != nil {
+					return err
+				}
+				u.Instances = append(u.Instances, st)
+			}
+			return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, "", u)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

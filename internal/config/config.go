@@ -1,0 +1,220 @@
+// Package config is the configuration of one cell process
+// (`cellcloud serve --config FILE`): which cell it is, which roles it runs,
+// its database and its broker. The file is JSON; unknown fields are errors.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/compute"
+)
+
+// Roles a process may run.
+const (
+	RoleAPI       = "api"
+	RoleCells     = "cells"
+	RoleScheduler = "scheduler"
+	RoleNetwork   = "network"
+	RoleCompute   = "compute"
+)
+
+// AllRoles lists every role.
+var AllRoles = []string{RoleAPI, RoleCells, RoleScheduler, RoleNetwork, RoleCompute}
+
+// Duration is a time.Duration written as "10s" in JSON.
+type Duration time.Duration
+
+// UnmarshalJSON reads "10s" (or a number of seconds).
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", s, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("duration %s must be a string like \"10s\"", b)
+	}
+	*d = Duration(f * float64(time.Second))
+	return nil
+}
+
+// MarshalJSON writes "10s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// D is the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is one cell process.
+type Config struct {
+	// Cell is the cell's path, e.g. "api" or "api!cell1".
+	Cell string `json:"cell"`
+	// Roles the process runs. Default: api and cells for a root cell;
+	// cells, scheduler, network and compute for a compute cell.
+	Roles []string `json:"roles,omitempty"`
+	// DataDir holds the SQLite file and the embedded broker's store.
+	DataDir string `json:"data_dir"`
+	// Database is a PostgreSQL URL or a SQLite path; default
+	// DATA_DIR/cell.db.
+	Database string  `json:"database,omitempty"`
+	Broker   Broker  `json:"broker"`
+	API      API     `json:"api"`
+	Cells    Cells   `json:"cells"`
+	Compute  Compute `json:"compute"`
+	Network  Network `json:"network"`
+}
+
+// Broker is the cell's message broker: an external NATS by URL, or an
+// embedded server listening on Listen.
+type Broker struct {
+	URL    string `json:"url,omitempty"`
+	Listen string `json:"listen,omitempty"`
+}
+
+// API configures the api role.
+type API struct {
+	Listen string `json:"listen,omitempty"`
+	Auth   string `json:"auth,omitempty"`
+}
+
+// Cells configures the cells role.
+type Cells struct {
+	ReportInterval   Duration `json:"report_interval,omitempty"`
+	RefreshInterval  Duration `json:"refresh_interval,omitempty"`
+	MuteAfter        Duration `json:"mute_after,omitempty"`
+	HealInterval     Duration `json:"heal_interval,omitempty"`
+	HealWindow       Duration `json:"heal_window,omitempty"`
+	MaxBuildAttempts int      `json:"max_build_attempts,omitempty"`
+}
+
+// Compute configures the compute role and its fake driver.
+type Compute struct {
+	Hosts        int              `json:"hosts,omitempty"`
+	HostPrefix   string           `json:"host_prefix,omitempty"`
+	Host         compute.HostSpec `json:"host"`
+	SpawnLatency Duration         `json:"spawn_latency,omitempty"`
+	FailRate     float64          `json:"fail_rate,omitempty"`
+	FailHosts    []string         `json:"fail_hosts,omitempty"`
+}
+
+// Network configures the network role.
+type Network struct {
+	Name string `json:"name,omitempty"`
+	CIDR string `json:"cidr,omitempty"`
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line := 1 + bytes.Count(b[:min(int(se.Offset), len(b))], []byte("\n"))
+			return nil, fmt.Errorf("config %s: line %d: %w", path, line, err)
+		}
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("config %s: trailing data after the JSON object", path)
+	}
+	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
+		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
+	}
+	if err := c.Normalize(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// IsRoot reports whether the cell is an API (root) cell.
+func (c *Config) IsRoot() bool { return cellpath.Parent(c.Cell) == "" }
+
+// Has reports whether the process runs role.
+func (c *Config) Has(role string) bool { return slices.Contains(c.Roles, role) }
+
+// Normalize fills defaults and validates.
+func (c *Config) Normalize() error {
+	if err := cellpath.Validate(c.Cell); err != nil {
+		return fmt.Errorf("cell: %w", err)
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir is required")
+	}
+	if len(c.Roles) == 0 {
+		if c.IsRoot() {
+			c.Roles = []string{RoleAPI, RoleCells}
+		} else {
+			c.Roles = []string{RoleCells, RoleScheduler, RoleNetwork, RoleCompute}
+		}
+	}
+	for _, r := range c.Roles {
+		if !slices.Contains(AllRoles, r) {
+			return fmt.Errorf("unknown role %q (roles are %s)", r, strings.Join(AllRoles, ", "))
+		}
+		if r == RoleAPI && !c.IsRoot() {
+			return fmt.Errorf("role api runs only in a root (API) cell, not in %q", c.Cell)
+		}
+		if (r == RoleScheduler || r == RoleNetwork || r == RoleCompute) && c.IsRoot() {
+			return fmt.Errorf("role %s runs only in a compute cell, not in the API cell %q", r, c.Cell)
+		}
+	}
+	if c.Database == "" {
+		c.Database = filepath.Join(c.DataDir, "cell.db")
+	}
+	if c.Broker.URL != "" && c.Broker.Listen != "" {
+		return errors.New("broker: give either url (external) or listen (embedded), not both")
+	}
+	if c.Broker.URL != "" && !strings.HasPrefix(c.Broker.URL, "nats://") && !strings.HasPrefix(c.Broker.URL, "tls://") {
+		return fmt.Errorf("broker url %q must start with nats://", c.Broker.URL)
+	}
+	if c.API.Listen == "" {
+		c.API.Listen = ":8774"
+	}
+	if c.Compute.Hosts < 0 {
+		return fmt.Errorf("compute.hosts %d must not be negative", c.Compute.Hosts)
+	}
+	if c.Has(RoleCompute) && c.Compute.Hosts == 0 {
+		c.Compute.Hosts = 4
+	}
+	if c.Compute.HostPrefix == "" {
+		c.Compute.HostPrefix = c.Cell[strings.LastIndex(c.Cell, cellpath.Sep)+1:] + "-host"
+	}
+	if c.Compute.FailRate < 0 || c.Compute.FailRate > 1 {
+		return fmt.Errorf("compute.fail_rate %v must be between 0 and 1", c.Compute.FailRate)
+	}
+	if c.Network.CIDR == "" {
+		c.Network.CIDR = "10.1.0.0/16"
+	}
+	if c.Network.Name == "" {
+		c.Network.Name = "private"
+	}
+	return nil
+}
+
+// HostNames are the compute hosts this process runs.
+func (c *Config) HostNames() []string {
+	out := make([]string, c.Compute.Hosts)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%03d", c.Compute.HostPrefix, i+1)
+	}
+	return out
+}

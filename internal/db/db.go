@@ -1,0 +1,224 @@
+// Package db opens a cell's database (SQLite by default, PostgreSQL in
+// production), runs versioned migrations, and runs transactions with the
+// retries each engine needs. SQL is written by hand with "?" placeholders and
+// rebound for PostgreSQL.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+)
+
+// Dialect names the SQL engine.
+type Dialect int
+
+// The supported engines.
+const (
+	SQLite Dialect = iota
+	Postgres
+)
+
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// DB is a cell's database handle.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+	// DSN is what the database was opened with (for logs; secrets kept).
+	DSN string
+}
+
+// Open opens a database. dsn is a PostgreSQL URL ("postgres://…" or
+// "postgresql://…"), or a SQLite file given as "sqlite://PATH", "sqlite:PATH"
+// or a bare path. A SQLite file's directory is created if missing.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	if dsn == "" {
+		return nil, errors.New("database: empty DSN")
+	}
+	var d *DB
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		sdb, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("database: open postgres: %w", err)
+		}
+		sdb.SetMaxOpenConns(16)
+		sdb.SetMaxIdleConns(16)
+		d = &DB{DB: sdb, Dialect: Postgres, DSN: dsn}
+	default:
+		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "sqlite:")
+		if path == "" {
+			return nil, errors.New("database: empty SQLite path")
+		}
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("database: %w", err)
+			}
+		}
+		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+		sdb, err := sql.Open("sqlite", "file:"+path+q)
+		if err != nil {
+			return nil, fmt.Errorf("database: open sqlite %s: %w", path, err)
+		}
+		// SQLite takes one writer at a time; a small pool keeps readers
+		// concurrent (WAL) without piling up writers on the busy handler.
+		sdb.SetMaxOpenConns(4)
+		sdb.SetMaxIdleConns(4)
+		sdb.SetConnMaxIdleTime(0)
+		d = &DB{DB: sdb, Dialect: SQLite, DSN: dsn}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := d.PingContext(pctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("database: connect %s: %w", d.Dialect, err)
+	}
+	return d, nil
+}
+
+// Rebind turns "?" placeholders into the dialect's form.
+func (d *DB) Rebind(q string) string { return Rebind(d.Dialect, q) }
+
+// Rebind turns "?" placeholders into "$n" for PostgreSQL. It does not look
+// inside string literals; queries here never put "?" in one.
+func Rebind(d Dialect, q string) string {
+	if d != Postgres || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// Tx wraps a transaction and rebinds every query.
+type Tx struct {
+	tx      *sql.Tx
+	Dialect Dialect
+	after   []func()
+}
+
+// Exec runs a statement.
+func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, Rebind(t.Dialect, q), args...)
+}
+
+// Query runs a query.
+func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, Rebind(t.Dialect, q), args...)
+}
+
+// QueryRow runs a query that returns at most one row.
+func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, Rebind(t.Dialect, q), args...)
+}
+
+// AfterCommit registers f to run once the transaction has committed (for
+// example, to wake the outbox relay). It is not run on rollback.
+func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
+
+// Exec runs a statement outside a transaction.
+func (d *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return d.DB.ExecContext(ctx, d.Rebind(q), args...)
+}
+
+// Query runs a query outside a transaction.
+func (d *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return d.DB.QueryContext(ctx, d.Rebind(q), args...)
+}
+
+// QueryRow runs a single-row query outside a transaction.
+func (d *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return d.DB.QueryRowContext(ctx, d.Rebind(q), args...)
+}
+
+// InTx runs f in a transaction and commits it, retrying the whole function
+// when the engine reports a conflict it expects callers to retry
+// (PostgreSQL serialization failures and deadlocks, SQLite busy). f must be
+// safe to run again.
+func (d *DB) InTx(ctx context.Context, f func(*Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		err = d.once(ctx, f)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return err
+}
+
+func (d *DB) once(ctx context.Context, f func(*Tx) error) error {
+	stx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	tx := &Tx{tx: stx, Dialect: d.Dialect}
+	if err := f(tx); err != nil {
+		_ = stx.Rollback()
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, a := range tx.after {
+		a()
+	}
+	return nil
+}
+
+func retryable(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "SQLSTATE 40001") || strings.Contains(s, "SQLSTATE 40P01") ||
+		strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint failure.
+func IsUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "SQLSTATE 23505") || strings.Contains(s, "UNIQUE constraint failed")
+}
+
+// Micros is the storage form of a time: microseconds since the epoch, so
+// that both engines sort and compare times the same way.
+func Micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// FromMicros turns a stored time back into a time.Time (UTC); 0 is the zero time.
+func FromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}

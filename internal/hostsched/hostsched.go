@@ -1,0 +1,51 @@
+// Package hostsched is the host scheduler of a compute cell: filters and
+// weighers over live host state. It is pure logic; the scheduler role reads
+// host state from the cell database and the compute host makes the claim.
+package hostsched
+
+import (
+	"errors"
+
+	"github.com/cellcloud/cellcloud/internal/capacity"
+)
+
+// ErrNoValidHost mirrors Nova's NoValidHost.
+var ErrNoValidHost = errors.New("no valid host was found")
+
+// Host is the scheduler's view of one compute host.
+type Host struct {
+	Name             string
+	AvailabilityZone string
+	Enabled          bool
+	Up               bool
+	TotalVCPUs       int
+	UsedVCPUs        int
+	TotalRAMMB       int64
+	UsedRAMMB        int64
+	TotalDiskGB      int64
+	UsedDiskGB       int64
+	// Allocation ratios; zero means 1.0.
+	CPURatio  float64
+	RAMRatio  float64
+	DiskRatio float64
+	Instances int
+}
+
+// Request is a set of instances of one flavor to place.
+type Request struct {
+	Flavor           capacity.Flavor
+	NumInstances     int
+	AvailabilityZone string
+	// IgnoreHosts are hosts that already failed this build (the retry filter).
+	IgnoreHosts []string
+}
+
+// Filter decides whether a host can take one more instance of the request.
+type Filter interface {
+	Passes(req *Request, h *Host) bool
+}
+
+// Weigher scores a host; higher is better.
+type Weigher interface {
+	Weigh(req *Request, h *Host) float64
+}

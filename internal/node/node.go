@@ -1,0 +1,356 @@
+// Package node runs the roles of one cell in one process: it opens the
+// cell's database and runs its migrations, starts or connects to the cell's
+// broker, and starts each role the configuration names, wiring roles that
+// share the process directly and reaching the others over the broker.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cellcloud/cellcloud/internal/api/compute"
+	"github.com/cellcloud/cellcloud/internal/apicell"
+	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/broker"
+	"github.com/cellcloud/cellcloud/internal/capacity"
+	"github.com/cellcloud/cellcloud/internal/celldb"
+	"github.com/cellcloud/cellcloud/internal/cells"
+	computerole "github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/conductor"
+	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/network"
+	"github.com/cellcloud/cellcloud/internal/outbox"
+	"github.com/cellcloud/cellcloud/internal/scheduler"
+	"github.com/cellcloud/cellcloud/internal/virt/fake"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// Node is one cell process.
+type Node struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	DB       *db.DB
+	embedded *broker.Embedded
+	nc       *nats.Conn
+
+	Cells     *cells.Service
+	Conductor *conductor.Conductor
+	Compute   *computerole.Service
+	httpSrv   *http.Server
+	apiAddr   string
+	subs      []*nats.Subscription
+	cancel    context.CancelFunc
+
+	stopOnce sync.Once
+	done     chan struct{}
+	serveErr chan error
+}
+
+// New validates the configuration; Start runs the node.
+func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
+	if err := cfg.Normalize(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Node{cfg: cfg, log: log, done: make(chan struct{}), serveErr: make(chan error, 1)}, nil
+}
+
+// Config is the node's configuration.
+func (n *Node) Config() *config.Config { return n.cfg }
+
+// OpenDB opens a cell's database and runs the migrations of its kind.
+func OpenDB(ctx context.Context, cfg *config.Config) (*db.DB, error) {
+	d, err := db.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	sets := []struct {
+		name string
+		ms   []db.Migration
+	}{{"outbox", outbox.Migrations}, {"cells", cells.Migrations}}
+	if cfg.IsRoot() {
+		sets = append(sets, struct {
+			name string
+			ms   []db.Migration
+		}{"api", apidb.Migrations})
+	} else {
+		sets = append(sets, struct {
+			name string
+			ms   []db.Migration
+		}{"compute", celldb.Migrations})
+	}
+	for _, s := range sets {
+		if err := d.Migrate(ctx, s.name, s.ms); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Start opens the database, the broker and every role.
+func (n *Node) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			n.Shutdown(context.Background())
+		}
+	}()
+	cfg := n.cfg
+	log := n.log.With("cell", cfg.Cell)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if n.DB, err = OpenDB(ctx, cfg); err != nil {
+		return err
+	}
+	url := cfg.Broker.URL
+	if url == "" {
+		n.embedded, err = broker.StartEmbedded(broker.EmbeddedConfig{Name: cfg.Cell, Listen: cfg.Broker.Listen, StoreDir: filepath.Join(cfg.DataDir, "broker")})
+		if err != nil {
+			return err
+		}
+		url = n.embedded.URL()
+	}
+	if n.nc, err = broker.Connect(ctx, url, "cellcloud "+cfg.Cell, log); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = broker.WaitConnected(wctx, n.nc)
+	cancel()
+	if err != nil {
+		return err
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	n.cancel = rcancel
+	sender := cells.NewSender(cfg.Cell, n.nc)
+	now := time.Now
+
+	// Compute-cell roles.
+	var sched conductor.HostScheduler
+	var netw conductor.Network
+	var comp conductor.Compute
+	if cfg.Has(config.RoleScheduler) {
+		s, err := scheduler.New(n.DB, nil, 60*time.Second)
+		if err != nil {
+			return err
+		}
+		subs, err := serveScheduler(rctx, n.nc, cfg.Cell, log, s)
+		n.subs = append(n.subs, subs...)
+		if err != nil {
+			return err
+		}
+		sched = s
+	} else {
+		sched = remoteScheduler{n.nc, cfg.Cell}
+	}
+	if cfg.Has(config.RoleNetwork) {
+		s, err := network.New(network.Config{Network: cfg.Network.Name, CIDR: cfg.Network.CIDR, DB: n.DB, Logger: log})
+		if err != nil {
+			return err
+		}
+		subs, err := serveNetwork(rctx, n.nc, cfg.Cell, log, s)
+		n.subs = append(n.subs, subs...)
+		if err != nil {
+			return err
+		}
+		netw = s
+	} else {
+		netw = remoteNetwork{n.nc, cfg.Cell}
+	}
+	if cfg.Has(config.RoleCompute) {
+		drv, err := fake.New(fake.Config{SpawnLatency: cfg.Compute.SpawnLatency.D(), FailRate: cfg.Compute.FailRate, FailHosts: cfg.Compute.FailHosts})
+		if err != nil {
+			return err
+		}
+		n.Compute, err = computerole.New(computerole.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Driver: drv,
+			Hosts: cfg.HostNames(), Spec: cfg.Compute.Host, Logger: n.log})
+		if err != nil {
+			return err
+		}
+		if err := n.Compute.Start(ctx); err != nil {
+			return err
+		}
+		subs, err := serveCompute(rctx, n.nc, cfg.Cell, cfg.HostNames(), log, n.Compute)
+		n.subs = append(n.subs, subs...)
+		if err != nil {
+			return err
+		}
+		comp = n.Compute
+	} else {
+		comp = remoteCompute{n.nc, cfg.Cell}
+	}
+
+	if cfg.Has(config.RoleCells) {
+		ccfg := cells.Config{
+			Path: cfg.Cell, DB: n.DB, Conn: n.nc, Logger: n.log,
+			ReportInterval: cfg.Cells.ReportInterval.D(), RefreshInterval: cfg.Cells.RefreshInterval.D(),
+			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts,
+		}
+		if cfg.IsRoot() {
+			h := &apicell.Handlers{Sender: sender, Logger: log, Now: now}
+			ccfg.BuildError = h.BuildError
+			n.Cells, err = cells.New(ccfg)
+			if err != nil {
+				return err
+			}
+			n.Cells.HandleCast(wire.MethodInstanceUpdate, 1, 0, h.InstanceUpdate)
+		} else {
+			var cd *conductor.Conductor
+			ccfg.Capacity = func(ctx context.Context) (capacity.Report, error) {
+				return celldb.Capacity(ctx, n.DB, time.Now(), 60*time.Second)
+			}
+			ccfg.AcceptBuild = func(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
+				return cd.AcceptBuild(ctx, tx, env, b)
+			}
+			n.Cells, err = cells.New(ccfg)
+			if err != nil {
+				return err
+			}
+			cd, err = conductor.New(conductor.Config{Cell: cfg.Cell, DB: n.DB, Sender: n.Cells.Sender(), Scheduler: sched,
+				Network: netw, Compute: comp, HealInterval: cfg.Cells.HealInterval.D(), HealWindow: cfg.Cells.HealWindow.D(),
+				OnChange: n.Cells.ReportSoon, Logger: n.log})
+			if err != nil {
+				return err
+			}
+			n.Conductor = cd
+			n.Cells.HandleCast(wire.MethodDeleteInstances, 1, 0, cd.DeleteInstances)
+		}
+		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
+		if err := n.Cells.Start(ctx); err != nil {
+			return err
+		}
+		if n.Conductor != nil {
+			if err := n.Conductor.Start(ctx); err != nil {
+				return err
+			}
+		}
+	}
+
+	if cfg.Has(config.RoleAPI) {
+		if err := apidb.SeedFlavors(ctx, n.DB); err != nil {
+			return err
+		}
+		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Logger: n.log, Auth: cfg.API.Auth})
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", cfg.API.Listen)
+		if err != nil {
+			return fmt.Errorf("api: listen %s: %w", cfg.API.Listen, err)
+		}
+		n.apiAddr = ln.Addr().String()
+		n.httpSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.serveErr <- err
+			}
+		}()
+		log.Info("compute API listening", "addr", n.apiAddr)
+	}
+	log.Info("cell started", "roles", cfg.Roles, "database", dbKind(n.DB), "broker", url)
+	return nil
+}
+
+func dbKind(d *db.DB) string { return d.Dialect.String() }
+
+// cellInfo answers cell_info.
+func (n *Node) cellInfo(ctx context.Context, _ *wire.Envelope) (any, error) {
+	info := wire.CellInfo{Path: n.cfg.Cell, Roles: n.cfg.Roles}
+	for _, nb := range n.Cells.Neighbours() {
+		if nb.Relation == cells.Child {
+			info.Children = append(info.Children, nb.Path)
+		}
+	}
+	if n.cfg.IsRoot() {
+		var c int
+		if err := n.DB.QueryRow(ctx, `SELECT COUNT(*) FROM instances WHERE deleted = 0`).Scan(&c); err != nil {
+			return nil, err
+		}
+		info.Instances = c
+		return info, nil
+	}
+	c, err := celldb.CountInstances(ctx, n.DB)
+	if err != nil {
+		return nil, err
+	}
+	info.Instances = c
+	nodes, err := celldb.ListNodes(ctx, n.DB)
+	if err != nil {
+		return nil, err
+	}
+	info.Hosts = len(nodes)
+	return info, nil
+}
+
+// APIAddr is the address the Compute API listens on ("" without the api role).
+func (n *Node) APIAddr() string { return n.apiAddr }
+
+// BrokerURL is the URL of the cell's broker.
+func (n *Node) BrokerURL() string {
+	if n.embedded != nil {
+		return n.embedded.URL()
+	}
+	return n.cfg.Broker.URL
+}
+
+// Errors reports a failure of the HTTP server after Start.
+func (n *Node) Errors() <-chan error { return n.serveErr }
+
+// Shutdown stops every role and closes the broker and the database. It is
+// idempotent.
+func (n *Node) Shutdown(ctx context.Context) {
+	n.stopOnce.Do(func() {
+		if n.httpSrv != nil {
+			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			_ = n.httpSrv.Shutdown(sctx)
+			cancel()
+		}
+		for _, s := range n.subs {
+			_ = s.Unsubscribe()
+		}
+		if n.Conductor != nil {
+			_ = n.Conductor.Shutdown(ctx)
+		}
+		if n.Cells != nil {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := n.Cells.Shutdown(sctx); err != nil {
+				n.log.Warn("cells shutdown", "err", err)
+			}
+			cancel()
+		}
+		if n.Compute != nil {
+			_ = n.Compute.Shutdown(ctx)
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		if n.nc != nil {
+			_ = n.nc.Drain()
+			n.nc.Close()
+		}
+		if n.embedded != nil {
+			n.embedded.Shutdown()
+		}
+		if n.DB != nil {
+			n.DB.Close()
+		}
+		close(n.done)
+	})
+}
+
+// Done is closed after Shutdown.
+func (n *Node) Done() <-chan struct{} { return n.done }

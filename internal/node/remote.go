@@ -1,0 +1,174 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cellcloud/cellcloud/internal/hostsched"
+	"github.com/cellcloud/cellcloud/internal/rpc"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// Subjects of the roles inside one cell, on the cell's own broker.
+func schedSubject(cell string) string   { return "cellcloud." + cell + ".scheduler.select" }
+func netSubject(cell, op string) string { return "cellcloud." + cell + ".network." + op }
+func computeSubject(cell, host, op string) string {
+	return "cellcloud." + cell + ".compute." + host + "." + op
+}
+
+type hostOp struct {
+	UUID string `json:"uuid"`
+}
+
+// remoteScheduler, remoteNetwork and remoteCompute reach roles that run in
+// another process of the same cell.
+type remoteScheduler struct {
+	nc   *nats.Conn
+	cell string
+}
+
+func (r remoteScheduler) Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error) {
+	var out struct {
+		Selections []hostsched.Selection `json:"selections"`
+		Error      string                `json:"error,omitempty"`
+	}
+	if err := rpc.Call(ctx, r.nc, schedSubject(r.cell), req, &out); err != nil {
+		return nil, err
+	}
+	if out.Error != "" {
+		return out.Selections, fmt.Errorf("%w: %s", hostsched.ErrNoValidHost, out.Error)
+	}
+	return out.Selections, nil
+}
+
+type remoteNetwork struct {
+	nc   *nats.Conn
+	cell string
+}
+
+func (r remoteNetwork) Allocate(ctx context.Context, uuid string) ([]wire.Address, error) {
+	var out []wire.Address
+	err := rpc.Call(ctx, r.nc, netSubject(r.cell, "allocate"), hostOp{uuid}, &out)
+	return out, err
+}
+
+func (r remoteNetwork) Deallocate(ctx context.Context, uuid string) error {
+	return rpc.Call(ctx, r.nc, netSubject(r.cell, "deallocate"), hostOp{uuid}, nil)
+}
+
+type remoteCompute struct {
+	nc   *nats.Conn
+	cell string
+}
+
+func (r remoteCompute) Spawn(ctx context.Context, host, uuid string) error {
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "spawn"), hostOp{uuid}, nil)
+}
+
+func (r remoteCompute) Destroy(ctx context.Context, host, uuid string) error {
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "destroy"), hostOp{uuid}, nil)
+}
+
+// Local role interfaces, as served over rpc.
+type selector interface {
+	Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error)
+}
+
+type allocator interface {
+	Allocate(ctx context.Context, uuid string) ([]wire.Address, error)
+	Deallocate(ctx context.Context, uuid string) error
+}
+
+type spawner interface {
+	Spawn(ctx context.Context, host, uuid string) error
+	Destroy(ctx context.Context, host, uuid string) error
+}
+
+func decodeOp(b json.RawMessage) (hostOp, error) {
+	var op hostOp
+	if err := json.Unmarshal(b, &op); err != nil || op.UUID == "" {
+		return op, wire.Errorf(wire.CodeBadMessage, "request needs an instance uuid")
+	}
+	return op, nil
+}
+
+func serveScheduler(ctx context.Context, nc *nats.Conn, cell string, log *slog.Logger, s selector) ([]*nats.Subscription, error) {
+	sub, err := rpc.Serve(ctx, nc, schedSubject(cell), "scheduler", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+		var req hostsched.Request
+		if err := json.Unmarshal(b, &req); err != nil {
+			return nil, wire.Errorf(wire.CodeBadMessage, "select: %v", err)
+		}
+		sels, err := s.Select(ctx, &req)
+		out := struct {
+			Selections []hostsched.Selection `json:"selections"`
+			Error      string                `json:"error,omitempty"`
+		}{Selections: sels}
+		if errors.Is(err, hostsched.ErrNoValidHost) {
+			out.Error = err.Error()
+			return out, nil
+		}
+		return out, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []*nats.Subscription{sub}, nil
+}
+
+func serveNetwork(ctx context.Context, nc *nats.Conn, cell string, log *slog.Logger, n allocator) ([]*nats.Subscription, error) {
+	a, err := rpc.Serve(ctx, nc, netSubject(cell, "allocate"), "network", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+		op, err := decodeOp(b)
+		if err != nil {
+			return nil, err
+		}
+		return n.Allocate(ctx, op.UUID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	d, err := rpc.Serve(ctx, nc, netSubject(cell, "deallocate"), "network", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+		op, err := decodeOp(b)
+		if err != nil {
+			return nil, err
+		}
+		return nil, n.Deallocate(ctx, op.UUID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []*nats.Subscription{a, d}, nil
+}
+
+func serveCompute(ctx context.Context, nc *nats.Conn, cell string, hosts []string, log *slog.Logger, c spawner) ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	for _, h := range hosts {
+		host := h
+		s1, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "spawn"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+			op, err := decodeOp(b)
+			if err != nil {
+				return nil, err
+			}
+			return nil, c.Spawn(ctx, host, op.UUID)
+		})
+		if err != nil {
+			return subs, err
+		}
+		s2, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "destroy"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+			op, err := decodeOp(b)
+			if err != nil {
+				return nil, err
+			}
+			return nil, c.Destroy(ctx, host, op.UUID)
+		})
+		if err != nil {
+			return subs, err
+		}
+		subs = append(subs, s1, s2)
+	}
+	return subs, nil
+}

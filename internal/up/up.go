@@ -1,0 +1,191 @@
+// Package up runs a whole cell tree in one process for the embedded
+// default (`cellcloud up`): an API cell and N compute cells, each with its
+// own SQLite file and its own embedded NATS server under the data directory.
+// Nothing is shared between cells but the process.
+package up
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/cells"
+	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/node"
+)
+
+// Options configure the tree.
+type Options struct {
+	DataDir      string
+	Cells        int
+	HostsPerCell int
+	// Listen is the Compute API's address (default ":8774").
+	Listen string
+	Host   compute.HostSpec
+	// ReportInterval overrides the capacity report interval.
+	ReportInterval time.Duration
+	SpawnLatency   time.Duration
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	if o.DataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	if o.Cells < 1 || o.Cells > 250 {
+		return fmt.Errorf("--cells %d must be between 1 and 250", o.Cells)
+	}
+	if o.HostsPerCell < 1 || o.HostsPerCell > 100000 {
+		return fmt.Errorf("--hosts-per-cell %d must be between 1 and 100000", o.HostsPerCell)
+	}
+	if o.Listen == "" {
+		o.Listen = ":8774"
+	}
+	return nil
+}
+
+// Tree is a running tree.
+type Tree struct {
+	API   *node.Node
+	Cells []*node.Node
+	log   *slog.Logger
+}
+
+// Root is the API cell's path.
+const Root = "api"
+
+// Start starts every cell and links them.
+func Start(ctx context.Context, o Options, log *slog.Logger) (t *Tree, err error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	t = &Tree{log: log}
+	defer func() {
+		if err != nil {
+			t.Shutdown(context.Background())
+		}
+	}()
+	apiCfg := &config.Config{Cell: Root, DataDir: filepath.Join(o.DataDir, Root), Broker: config.Broker{Listen: "127.0.0.1:0"},
+		API: config.API{Listen: o.Listen}}
+	apiCfg.Cells.ReportInterval = config.Duration(o.ReportInterval)
+	if t.API, err = node.New(apiCfg, log); err != nil {
+		return nil, err
+	}
+	if err := t.API.Start(ctx); err != nil {
+		return nil, fmt.Errorf("cell %s: %w", Root, err)
+	}
+	want := map[string]bool{}
+	for i := 1; i <= o.Cells; i++ {
+		name := fmt.Sprintf("cell%d", i)
+		path := cellpath.Child(Root, name)
+		want[path] = true
+		c := &config.Config{Cell: path, DataDir: filepath.Join(o.DataDir, name), Broker: config.Broker{Listen: "127.0.0.1:0"},
+			Network: config.Network{CIDR: fmt.Sprintf("10.%d.0.0/16", i)}}
+		c.Compute.Hosts = o.HostsPerCell
+		c.Compute.Host = o.Host
+		c.Compute.SpawnLatency = config.Duration(o.SpawnLatency)
+		c.Cells.ReportInterval = config.Duration(o.ReportInterval)
+		n, err := node.New(c, log)
+		if err != nil {
+			return nil, err
+		}
+		if err := n.Start(ctx); err != nil {
+			return nil, fmt.Errorf("cell %s: %w", path, err)
+		}
+		t.Cells = append(t.Cells, n)
+	}
+	// Link the tree: each cell's own cells table names its neighbours,
+	// with this run's broker URLs.
+	old, err := cells.ListNeighbours(ctx, t.API.DB)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range old {
+		if n.Relation == cells.Child && !want[n.Path] {
+			log.Warn("removing a cell this run does not start from the cells table", "cell", n.Path)
+			if err := cells.RemoveNeighbour(ctx, t.API.DB, n.Path); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, c := range t.Cells {
+		path := c.Config().Cell
+		if err := cells.AddNeighbour(ctx, t.API.DB, Root, cells.Neighbour{Path: path, Relation: cells.Child, BrokerURL: c.BrokerURL(), WeightScale: 1}); err != nil {
+			return nil, err
+		}
+		if err := cells.AddNeighbour(ctx, c.DB, path, cells.Neighbour{Path: Root, Relation: cells.Parent, BrokerURL: t.API.BrokerURL(), WeightScale: 1}); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range t.Nodes() {
+		if err := n.Cells.RefreshNeighbours(ctx); err != nil {
+			return nil, err
+		}
+		n.Cells.ReportSoon()
+	}
+	// Ready when the API cell has heard from every compute cell, so the
+	// first build finds room.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ns, err := cells.ListNeighbours(ctx, t.API.DB)
+		if err != nil {
+			return nil, err
+		}
+		heard := 0
+		for _, n := range ns {
+			if n.Relation == cells.Child && n.Report != nil && n.Report.Hosts > 0 {
+				heard++
+			}
+		}
+		if heard >= len(t.Cells) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("only %d of %d compute cells reported their capacity within 30s", heard, len(t.Cells))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return t, nil
+}
+
+// Nodes is every cell, the API cell first.
+func (t *Tree) Nodes() []*node.Node {
+	out := []*node.Node{}
+	if t.API != nil {
+		out = append(out, t.API)
+	}
+	return append(out, t.Cells...)
+}
+
+// APIURL is the Compute API endpoint.
+func (t *Tree) APIURL() string {
+	addr := t.API.APIAddr()
+	if strings.HasPrefix(addr, "[::]:") || strings.HasPrefix(addr, "0.0.0.0:") {
+		addr = "127.0.0.1" + addr[strings.LastIndex(addr, ":"):]
+	}
+	return "http://" + addr + "/v2.1"
+}
+
+// Shutdown stops every cell, compute cells first.
+func (t *Tree) Shutdown(ctx context.Context) {
+	for i := len(t.Cells) - 1; i >= 0; i-- {
+		t.Cells[i].Shutdown(ctx)
+	}
+	if t.API != nil {
+		t.API.Shutdown(ctx)
+	}
+}
+
+// DefaultImageID is the image id `cellcloud up` suggests for a first boot.
+// Until the Image API exists, the fake driver boots any well-formed id.
+const DefaultImageID = "5f5c1b7e-6c2a-4e43-9a57-0d8c1c0c1c0c"

@@ -1,0 +1,94 @@
+// Package fake is a hypervisor driver that runs no virtual machines: it
+// keeps track of the instances "running" on each of many hosts, so that one
+// process can stand in for thousands of hypervisors. Spawn latency and
+// failures can be injected for tests and benchmarks.
+package fake
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/virt"
+)
+
+// Config configures the fake driver.
+type Config struct {
+	// SpawnLatency is how long a spawn takes.
+	SpawnLatency time.Duration
+	// FailRate is the probability (0..1) that a spawn fails.
+	FailRate float64
+	// FailHosts always fail to spawn.
+	FailHosts []string
+	// Seed seeds failure injection (0: a fixed default).
+	Seed uint64
+}
+
+// Driver is the fake driver.
+type Driver struct {
+	cfg   Config
+	mu    sync.Mutex
+	hosts map[string]map[string]virt.Instance
+	rng   *rand.Rand
+}
+
+// New returns a fake driver.
+func New(cfg Config) (*Driver, error) {
+	if cfg.FailRate < 0 || cfg.FailRate > 1 {
+		return nil, fmt.Errorf("fake driver: fail rate %v must be between 0 and 1", cfg.FailRate)
+	}
+	if cfg.SpawnLatency < 0 {
+		return nil, fmt.Errorf("fake driver: spawn latency %v must not be negative", cfg.SpawnLatency)
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = 1
+	}
+	return &Driver{cfg: cfg, hosts: map[string]map[string]virt.Instance{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
+}
+
+// Spawn pretends to start an instance.
+func (d *Driver) Spawn(ctx context.Context, host string, in virt.Instance) error {
+	if d.cfg.SpawnLatency > 0 {
+		t := time.NewTimer(d.cfg.SpawnLatency)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if slices.Contains(d.cfg.FailHosts, host) || (d.cfg.FailRate > 0 && d.rng.Float64() < d.cfg.FailRate) {
+		return fmt.Errorf("fake driver: injected spawn failure of %s on %s", in.UUID, host)
+	}
+	if d.hosts[host] == nil {
+		d.hosts[host] = map[string]virt.Instance{}
+	}
+	d.hosts[host][in.UUID] = in
+	return nil
+}
+
+// Destroy pretends to remove an instance.
+func (d *Driver) Destroy(_ context.Context, host, uuid string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.hosts[host], uuid)
+	return nil
+}
+
+// List returns the instances on a host.
+func (d *Driver) List(host string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.hosts[host]))
+	for u := range d.hosts[host] {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}

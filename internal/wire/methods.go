@@ -1,0 +1,168 @@
+package wire
+
+import (
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/capacity"
+)
+
+// Method names. Each is documented in docs/architecture.md with its
+// direction and delivery. New behaviour gets a new method or a new minor
+// version; a method is never changed in place.
+const (
+	// MethodBuildInstances (targeted, down, durable): build these instances
+	// in the target cell or, if it has children, in a cell it chooses below.
+	MethodBuildInstances = "build_instances"
+	// MethodBuildFailed (targeted, up, durable): the cell could not place
+	// these instances; the scheduling parent retries elsewhere.
+	MethodBuildFailed = "build_failed"
+	// MethodDeleteInstances (targeted, down, durable): delete these
+	// instances in the target cell.
+	MethodDeleteInstances = "delete_instances"
+	// MethodInstanceUpdate (targeted to the root, up, durable): the owning
+	// cell's current state of some instances, each with its version.
+	MethodInstanceUpdate = "instance_update"
+	// MethodCapacityReport (targeted to the parent, up, best effort): the
+	// cell's capacity and capabilities, its subtree summed.
+	MethodCapacityReport = "capacity_report"
+	// MethodCellInfo (broadcast, down, call): each cell answers with what it
+	// is and holds.
+	MethodCellInfo = "cell_info"
+	// MethodInstanceGet (targeted, down, call): the owning cell's record of
+	// one instance.
+	MethodInstanceGet = "instance_get"
+)
+
+// V1 is the first version of every method.
+const V1 = "1.0"
+
+// Flavor is the flavor an instance is built with, as the API cell knows it.
+type Flavor struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	VCPUs       int               `json:"vcpus"`
+	RAMMB       int64             `json:"ram_mb"`
+	RootGB      int64             `json:"root_gb"`
+	EphemeralGB int64             `json:"ephemeral_gb"`
+	SwapMB      int64             `json:"swap_mb"`
+	ExtraSpecs  map[string]string `json:"extra_specs,omitempty"`
+}
+
+// Need is what the flavor asks of a host.
+func (f Flavor) Need() capacity.Flavor {
+	return capacity.Flavor{VCPUs: f.VCPUs, RAMMB: f.RAMMB + f.SwapMB, DiskGB: f.RootGB + f.EphemeralGB}
+}
+
+// InstanceSpec is one instance to build.
+type InstanceSpec struct {
+	UUID             string            `json:"uuid"`
+	Name             string            `json:"name"`
+	ProjectID        string            `json:"project_id"`
+	UserID           string            `json:"user_id"`
+	ImageRef         string            `json:"image_ref"`
+	KeyName          string            `json:"key_name,omitempty"`
+	UserData         string            `json:"user_data,omitempty"`
+	Metadata         map[string]string `json:"metadata,omitempty"`
+	AvailabilityZone string            `json:"availability_zone,omitempty"`
+	ReservationID    string            `json:"reservation_id"`
+	LaunchIndex      int               `json:"launch_index"`
+	CreatedAt        time.Time         `json:"created_at"`
+}
+
+// BuildInstances is the payload of build_instances: one message per cell
+// chosen, however many instances it carries.
+type BuildInstances struct {
+	Flavor    Flavor         `json:"flavor"`
+	Instances []InstanceSpec `json:"instances"`
+	// ImageProperties constrain placement (e.g. hypervisor_type).
+	ImageProperties map[string]string `json:"image_properties,omitempty"`
+	// Hints are the scheduler hints as the API received them.
+	Hints map[string][]string `json:"hints,omitempty"`
+	// TargetCell is an admin's forced cell, already checked by the API.
+	TargetCell string `json:"target_cell,omitempty"`
+	// SameCell/DifferentCell are cell paths resolved from hints.
+	SameCell      []string `json:"same_cell,omitempty"`
+	DifferentCell []string `json:"different_cell,omitempty"`
+	// Scheduler is the cell that chose this cell and retries on failure.
+	Scheduler string `json:"scheduler"`
+	// Attempts counts cell-level attempts so far, starting at 1.
+	Attempts int `json:"attempts"`
+	// Tried lists the cells that have failed this build.
+	Tried []string `json:"tried,omitempty"`
+	// BaseVersion is the highest instance version a cell that handed the
+	// build back has used; the next cell counts on from it, so versions only
+	// grow however often a build moves between cells.
+	BaseVersion int64 `json:"base_version,omitempty"`
+}
+
+// BuildFailed is the payload of build_failed.
+type BuildFailed struct {
+	Build  BuildInstances `json:"build"`
+	Cell   string         `json:"cell"`
+	Reason string         `json:"reason"`
+}
+
+// DeleteInstances is the payload of delete_instances.
+type DeleteInstances struct {
+	UUIDs []string `json:"uuids"`
+}
+
+// Fault is why an instance is in ERROR.
+type Fault struct {
+	Code    int       `json:"code"`
+	Message string    `json:"message"`
+	Details string    `json:"details,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// Address is one fixed IP of an instance.
+type Address struct {
+	Network string `json:"network"`
+	Addr    string `json:"addr"`
+	Version int    `json:"version"`
+	MAC     string `json:"mac,omitempty"`
+}
+
+// InstanceState is an instance as its owning cell holds it.
+type InstanceState struct {
+	UUID       string    `json:"uuid"`
+	Cell       string    `json:"cell"`
+	Version    int64     `json:"version"`
+	Host       string    `json:"host,omitempty"`
+	Node       string    `json:"node,omitempty"`
+	VMState    string    `json:"vm_state"`
+	TaskState  string    `json:"task_state,omitempty"`
+	PowerState int       `json:"power_state"`
+	Addresses  []Address `json:"addresses,omitempty"`
+	Fault      *Fault    `json:"fault,omitempty"`
+	LaunchedAt time.Time `json:"launched_at,omitzero"`
+	Deleted    bool      `json:"deleted,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// InstanceUpdate is the payload of instance_update. Heal marks resends.
+type InstanceUpdate struct {
+	Instances []InstanceState `json:"instances"`
+	Heal      bool            `json:"heal,omitempty"`
+}
+
+// CapacityReport is the payload of capacity_report.
+type CapacityReport struct {
+	Cell   string          `json:"cell"`
+	Report capacity.Report `json:"report"`
+	At     time.Time       `json:"at"`
+}
+
+// CellInfo is a cell's answer to cell_info.
+type CellInfo struct {
+	Path      string   `json:"path"`
+	Roles     []string `json:"roles,omitempty"`
+	Hosts     int      `json:"hosts"`
+	Instances int      `json:"instances"`
+	Children  []string `json:"children,omitempty"`
+}
+
+// InstanceGet is the payload of instance_get.
+type InstanceGet struct {
+	UUID string `json:"uuid"`
+}
