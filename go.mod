@@ -3,6 +3,7 @@ module github.com/cellcloud/cellcloud
 go 1.26.0
 
 require (
+	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0

@@ -52,6 +52,12 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 		if l != nil && now.Before(l.backoffUntil) {
 			continue
 		}
+		if l != nil && !l.conn.nc.IsConnected() {
+			// Its broker is unreachable: publishing now would only wait
+			// for acks that cannot come, holding up every other neighbour.
+			s.relayFailed(l, nb, counts[nb])
+			continue
+		}
 		entries, err := outbox.Pending(ctx, s.cfg.DB, nb, relayBatch)
 		if err != nil {
 			s.log.Error("reading the outbox", "neighbour", nb, "err", err)
@@ -64,27 +70,35 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 			}
 		}
 		if l != nil {
-			s.mu.Lock()
 			if len(sent) < len(entries) {
-				l.failures++
-				wait := min(time.Duration(l.failures)*250*time.Millisecond, 5*time.Second)
-				l.backoffUntil = time.Now().Add(wait)
-				if l.failures == 1 || l.failures%20 == 0 {
-					s.log.Warn("neighbour unreachable; keeping its messages", "neighbour", nb, "queued", counts[nb], "retry_in", wait)
-				}
+				s.relayFailed(l, nb, counts[nb])
 			} else {
+				s.mu.Lock()
 				if l.failures > 0 {
 					s.log.Info("neighbour reachable again; relaying", "neighbour", nb)
 				}
 				l.failures = 0
+				s.mu.Unlock()
 			}
-			s.mu.Unlock()
 		}
 		if len(entries) == relayBatch && len(sent) == len(entries) {
 			more = true
 		}
 	}
 	return more
+}
+
+// relayFailed backs off from relaying to a neighbour that did not take its
+// messages.
+func (s *Service) relayFailed(l *link, nb string, queued int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l.failures++
+	wait := min(time.Duration(l.failures)*250*time.Millisecond, 5*time.Second)
+	l.backoffUntil = time.Now().Add(wait)
+	if l.failures == 1 || l.failures%20 == 0 {
+		s.log.Warn("neighbour unreachable; keeping its messages", "neighbour", nb, "queued", queued, "retry_in", wait)
+	}
 }
 
 // jsFor returns the JetStream handle that reaches nb's inbox.

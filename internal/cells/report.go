@@ -98,9 +98,11 @@ func (s *Service) handleCapacityReport(ctx context.Context, env *wire.Envelope) 
 		return nil, wire.Errorf(wire.CodeBadMessage, "capacity report for %q from %q, which is not a child of %q", r.Cell, env.Sender, s.path)
 	}
 	var before *capacity.Report
-	if l, ok := s.neighbour(env.Sender); ok {
+	s.mu.Lock() // refreshNeighbours replaces l.n under s.mu
+	if l, ok := s.neighbours[env.Sender]; ok {
 		before = l.n.Report
 	}
+	s.mu.Unlock()
 	ok, err := recordReport(ctx, s.cfg.DB, env.Sender, r.Report, s.now())
 	if err != nil {
 		return nil, err

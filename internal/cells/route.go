@@ -63,9 +63,14 @@ func (s *Service) route(env *wire.Envelope) (decision, error) {
 	return decision{}, wire.Errorf(wire.CodeBadMessage, "message %s has kind %q", env.ID, env.Kind)
 }
 
-// hop copies env for the next hop, with this cell appended to its route.
+// hop copies env for the next hop, with this cell appended to its route
+// (unless the route already ends here, as a message this cell originated
+// does: its route starts with the sender).
 func (s *Service) hop(env *wire.Envelope) *wire.Envelope {
 	c := *env
-	c.Route = append(append(make([]string, 0, len(env.Route)+1), env.Route...), s.path)
+	c.Route = append(make([]string, 0, len(env.Route)+1), env.Route...)
+	if len(c.Route) == 0 || c.Route[len(c.Route)-1] != s.path {
+		c.Route = append(c.Route, s.path)
+	}
 	return &c
 }

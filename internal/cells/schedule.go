@@ -46,7 +46,9 @@ func (s *Service) handleBuildFailed(ctx context.Context, tx *db.Tx, env *wire.En
 	if !slices.Contains(b.Tried, f.Cell) {
 		b.Tried = append(b.Tried, f.Cell)
 	}
-	b.Attempts++
+	if !f.Exhausted {
+		b.Attempts++
+	}
 	s.log.Info("build failed in a cell; rescheduling", "request_id", env.RequestID, "failed_cell", f.Cell,
 		"reason", f.Reason, "instances", len(b.Instances), "attempt", b.Attempts)
 	if b.Attempts > s.cfg.MaxBuildAttempts {
@@ -121,7 +123,7 @@ func (s *Service) giveUp(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *
 		return s.cfg.BuildError(ctx, tx, b, reason)
 	}
 	b.Scheduler = parent
-	return s.Send(ctx, tx, parent, wire.MethodBuildFailed, env.RequestID, &wire.BuildFailed{Build: *b, Cell: s.path, Reason: reason})
+	return s.Send(ctx, tx, parent, wire.MethodBuildFailed, env.RequestID, &wire.BuildFailed{Build: *b, Cell: s.path, Reason: reason, Exhausted: true})
 }
 
 // candidates are this cell's own hosts (if any) and its children, with their

@@ -123,8 +123,12 @@ func New(cfg Config) (*Conductor, error) {
 	}, nil
 }
 
-// Start runs the work loop and the heal loop.
-func (c *Conductor) Start(context.Context) error {
+// Start recovers builds a previous process left half done, then runs the
+// work loop and the heal loop. One conductor runs per cell.
+func (c *Conductor) Start(ctx context.Context) error {
+	if err := c.recover(ctx); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.wg.Add(2)
@@ -148,6 +152,35 @@ func (c *Conductor) Wake() {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// recover puts instances that were between host choice and ACTIVE when the
+// last process stopped back to "scheduling", releasing any claim, so they
+// are placed again. Their fixed IP is kept (allocation is idempotent).
+func (c *Conductor) recover(ctx context.Context) error {
+	for _, task := range []string{celldb.TaskNetworking, celldb.TaskSpawning} {
+		insts, err := celldb.ListByTask(ctx, c.cfg.DB, task, 100000)
+		if err != nil {
+			return fmt.Errorf("conductor: recover: %w", err)
+		}
+		for _, in := range insts {
+			scheduling, noHost := celldb.TaskScheduling, ""
+			err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+				if err := celldb.Release(ctx, tx, in.UUID); err != nil {
+					return err
+				}
+				_, err := celldb.Update(ctx, tx, in.UUID, &task, celldb.Change{TaskState: &scheduling, Host: &noHost}, c.cfg.Now())
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("conductor: recover %s: %w", in.UUID, err)
+			}
+		}
+		if len(insts) > 0 {
+			c.log.Info("resuming builds interrupted by a restart", "instances", len(insts), "task_state", task)
+		}
+	}
+	return nil
 }
 
 // AcceptBuild records a build for this cell's hosts, inside the cells
@@ -260,39 +293,81 @@ func (c *Conductor) schedulePending(ctx context.Context) {
 	}
 }
 
+// scheduleGroup places a group: the host scheduler picks, then each choice
+// is claimed on the host at once (in the cell database), so the next choice
+// sees it and concurrent builds never oversubscribe a host. Instances whose
+// host filled up meanwhile are scheduled again; those that fit nowhere in
+// this cell go back to the scheduling parent.
 func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance) {
 	first := group[0]
 	log := c.log.With("request_id", first.RequestID, "reservation_id", first.ReservationID)
-	req := &hostsched.Request{Flavor: first.Flavor.Need(), NumInstances: len(group), AvailabilityZone: first.AvailabilityZone}
-	sels, err := c.cfg.Scheduler.Select(ctx, req)
-	if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
-		log.Error("host scheduler failed", "err", err)
-		for _, in := range group {
-			c.done(in.UUID)
+	pending := group
+	var why error
+	for round := 0; round < c.cfg.MaxHostAttempts && len(pending) > 0; round++ {
+		req := &hostsched.Request{Flavor: first.Flavor.Need(), NumInstances: len(pending), AvailabilityZone: first.AvailabilityZone}
+		sels, err := c.cfg.Scheduler.Select(ctx, req)
+		if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
+			log.Error("host scheduler failed", "err", err)
+			for _, in := range pending {
+				c.done(in.UUID)
+			}
+			return
 		}
-		return
+		why = err
+		var next []*celldb.Instance
+		for i, in := range pending {
+			if i >= len(sels) {
+				next = append(next, in)
+				continue
+			}
+			host, err := c.claimFirst(ctx, in, sels[i])
+			switch {
+			case errors.Is(err, wire.ErrConflict):
+				c.done(in.UUID) // deleted meanwhile
+			case errors.Is(err, celldb.ErrClaimFailed):
+				next = append(next, in)
+				why = err
+			case err != nil:
+				log.Error("claiming a host", "instance", in.UUID, "err", err)
+				c.done(in.UUID)
+			default:
+				c.goBuild(ctx, in, host, sels[i].Alternates)
+			}
+		}
+		if len(next) == len(pending) && len(sels) == 0 {
+			break // nothing fits: no point in asking again
+		}
+		pending = next
 	}
-	placed, rest := group[:len(sels)], group[len(sels):]
-	if len(rest) > 0 {
-		c.handBack(ctx, log, rest, err)
+	if len(pending) > 0 {
+		if why == nil {
+			why = hostsched.ErrNoValidHost
+		}
+		c.handBack(ctx, log, pending, why)
 	}
-	networking := celldb.TaskNetworking
-	scheduling := celldb.TaskScheduling
-	for i, in := range placed {
-		sel := sels[i]
-		err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			_, err := celldb.Update(ctx, tx, in.UUID, &scheduling, celldb.Change{TaskState: &networking}, c.cfg.Now())
+}
+
+// claimFirst claims the selected host, or else the first alternate with
+// room, and records the host on the instance.
+func (c *Conductor) claimFirst(ctx context.Context, in *celldb.Instance, sel hostsched.Selection) (string, error) {
+	scheduling, networking := celldb.TaskScheduling, celldb.TaskNetworking
+	var err error
+	for _, host := range append([]string{sel.Host}, sel.Alternates...) {
+		err = c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			if err := celldb.Claim(ctx, tx, in.UUID, host, in.Flavor.Need(), c.cfg.Now()); err != nil {
+				return err
+			}
+			_, err := celldb.Update(ctx, tx, in.UUID, &scheduling, celldb.Change{Host: &host, TaskState: &networking}, c.cfg.Now())
 			return err
 		})
-		if err != nil {
-			if !errors.Is(err, wire.ErrConflict) {
-				log.Error("recording the host choice", "instance", in.UUID, "err", err)
-			}
-			c.done(in.UUID)
-			continue
+		if err == nil {
+			return host, nil
 		}
-		c.goBuild(ctx, in, sel)
+		if !errors.Is(err, celldb.ErrClaimFailed) {
+			return "", err
+		}
 	}
+	return "", err
 }
 
 // handBack returns instances this cell cannot place to the cell that
@@ -326,7 +401,7 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	}
 }
 
-func (c *Conductor) goBuild(ctx context.Context, in *celldb.Instance, sel hostsched.Selection) {
+func (c *Conductor) goBuild(ctx context.Context, in *celldb.Instance, host string, alternates []string) {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -338,20 +413,20 @@ func (c *Conductor) goBuild(ctx context.Context, in *celldb.Instance, sel hostsc
 		defer c.wg.Done()
 		defer func() { <-c.sem }()
 		defer c.done(in.UUID)
-		c.build(ctx, in, sel)
+		c.build(ctx, in, host, alternates)
 	}()
 }
 
-// build allocates the network and spawns, trying the alternates (and then
-// the scheduler again) when a host fails.
-func (c *Conductor) build(ctx context.Context, in *celldb.Instance, sel hostsched.Selection) {
+// build allocates the network and spawns on the claimed host, trying the
+// alternates (and then the scheduler again) when a spawn fails.
+func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed string, alternates []string) {
 	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
 	if _, err := c.cfg.Network.Allocate(ctx, in.UUID); err != nil {
 		c.fail(ctx, log, in, 500, fmt.Sprintf("Build of instance %s aborted: failed to allocate the network: %v", in.UUID, err))
 		return
 	}
 	ignore := append([]string(nil), in.Build.IgnoreHosts...)
-	hosts := append([]string{sel.Host}, sel.Alternates...)
+	hosts := append([]string{claimed}, alternates...)
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.MaxHostAttempts; attempt++ {
 		if ctx.Err() != nil {

@@ -100,6 +100,10 @@ type BuildFailed struct {
 	Build  BuildInstances `json:"build"`
 	Cell   string         `json:"cell"`
 	Reason string         `json:"reason"`
+	// Exhausted is set when Cell's whole subtree had nowhere left to try
+	// (it only passes the failure up); it is not set when Cell tried to
+	// build on its own hosts and failed, which counts as an attempt.
+	Exhausted bool `json:"exhausted,omitempty"`
 }
 
 // DeleteInstances is the payload of delete_instances.

@@ -68,8 +68,10 @@ func New(cfg Config) (*API, error) {
 
 func (a *API) routes() {
 	a.mux.HandleFunc("GET /{$}", a.versions)
-	a.mux.HandleFunc("GET /v2.1", a.version)
-	a.mux.HandleFunc("GET /v2.1/{$}", a.version)
+	// The v2.1 document is under microversion control, and a project id in
+	// its path must be the caller's, as in Nova (GET / is neither).
+	a.mux.HandleFunc("GET /v2.1", a.auth(a.version))
+	a.mux.HandleFunc("GET /v2.1/{$}", a.auth(a.version))
 	// Every resource also answers with a project id in the path, as Nova
 	// does; ServeHTTP takes it out before routing.
 	a.mux.HandleFunc("POST /v2.1/servers", a.auth(a.createServer))
@@ -130,13 +132,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawPath = ""
 		r = r.WithContext(context.WithValue(r.Context(), keyPathProject, project))
 	}
-	h, pattern := a.mux.Handler(r)
-	if pattern == "" {
+	if _, pattern := a.mux.Handler(r); pattern == "" {
 		// Tell "no such route" from "wrong method" as Nova does.
 		writeFault(rec, routeStatus(a.mux, r), "The resource could not be found.")
 		return
 	}
-	h.ServeHTTP(rec, r)
+	a.mux.ServeHTTP(rec, r)
 }
 
 func routeStatus(mux *http.ServeMux, r *http.Request) int {
@@ -214,6 +215,11 @@ func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		v, err := negotiate(r.Header)
+		var bv errBadVersion
+		if errors.As(err, &bv) {
+			writeFault(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		if err != nil {
 			writeFault(w, http.StatusNotAcceptable, err.Error())
 			return
@@ -231,10 +237,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// faultNames are the Compute API's fault keys by status.
+// faultNames are the Compute API's fault keys by status (Nova's
+// wsgi.Fault._fault_names; any other status, 406 included, is a
+// computeFault).
 var faultNames = map[int]string{
 	400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
-	406: "HTTPNotAcceptable", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
+	409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
 	500: "computeFault", 501: "notImplemented", 503: "serviceUnavailable",
 }
 

@@ -210,8 +210,10 @@ func (a *API) validateCreate(r *http.Request, b *createBody, top map[string]json
 		return nil, bad("Invalid input for field/attribute server. Value: None. 'name' is a required property")
 	}
 	name := *b.Name
-	if strings.TrimSpace(name) == "" || len(name) > 255 {
-		return nil, bad("Invalid input for field/attribute name. Value: %s. '%s' does not match the server name rules (1 to 255 characters, not only spaces)", name, name)
+	// Nova's 2.1 schema (parameter_types.name): 1 to 255 characters, not
+	// starting or ending with whitespace.
+	if strings.TrimSpace(name) != name || name == "" || len(name) > 255 {
+		return nil, bad("Invalid input for field/attribute name. Value: %s. '%s' does not match the server name rules (1 to 255 printable characters, not starting or ending with whitespace)", name, name)
 	}
 	out.name = name
 	if len(b.FlavorRef) == 0 {
@@ -516,10 +518,18 @@ func (a *API) listServers(detail bool) http.HandlerFunc {
 		c := caller(ctx)
 		q := r.URL.Query()
 		opts := apidb.ListOptions{ProjectID: c.ProjectID}
-		if c.Admin {
-			if v, ok := parseBool(json.RawMessage(strconv.Quote(q.Get("all_tenants")))); q.Has("all_tenants") && (q.Get("all_tenants") == "" || (ok && v)) {
-				opts.ProjectID = q.Get("project_id")
+		if v, ok := parseBool(json.RawMessage(strconv.Quote(q.Get("all_tenants")))); q.Has("all_tenants") && (q.Get("all_tenants") == "" || (ok && v)) {
+			// Listing every project's servers is an admin's (Nova's
+			// os_compute_api:servers:{index,detail}:get_all_tenants).
+			if !c.Admin {
+				rule := "index"
+				if detail {
+					rule = "detail"
+				}
+				writeFault(w, http.StatusForbidden, fmt.Sprintf("Policy doesn't allow os_compute_api:servers:%s:get_all_tenants to be performed.", rule))
+				return
 			}
+			opts.ProjectID = q.Get("project_id")
 		}
 		if s := q.Get("limit"); s != "" {
 			n, err := strconv.Atoi(s)
@@ -532,7 +542,12 @@ func (a *API) listServers(detail bool) http.HandlerFunc {
 			opts.Limit = 1000
 		}
 		opts.Marker = q.Get("marker")
-		insts, err := apidb.List(ctx, a.cfg.DB, opts)
+		var insts []*apidb.Instance
+		var err error
+		// limit=0 lists nothing, as in Nova; to apidb a zero limit means none.
+		if opts.Limit > 0 {
+			insts, err = apidb.List(ctx, a.cfg.DB, opts)
+		}
 		if errors.Is(err, apidb.ErrNotFound) {
 			a.fail(w, r, bad("marker [%s] not found", opts.Marker))
 			return
@@ -614,7 +629,7 @@ func (a *API) serverView(r *http.Request, in *apidb.Instance) map[string]any {
 	v := map[string]any{
 		"id": in.UUID, "name": in.Name, "status": Status(in.VMState, in.TaskState), "tenant_id": in.ProjectID,
 		"user_id": in.UserID, "metadata": meta, "hostId": hostID,
-		"image":   map[string]any{"id": in.ImageRef, "links": []map[string]string{{"rel": "bookmark", "href": base + "/images/" + in.ImageRef}}},
+		"image":   map[string]any{"id": in.ImageRef, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/images/" + in.ImageRef}}},
 		"flavor":  map[string]any{"id": in.FlavorID, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/flavors/" + in.FlavorID}}},
 		"created": isoTime(in.CreatedAt), "updated": isoTime(in.UpdatedAt), "addresses": addrs,
 		"accessIPv4": "", "accessIPv6": "", "links": links(base, in.ProjectID, "servers", in.UUID),

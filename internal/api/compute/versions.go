@@ -34,9 +34,16 @@ func version(ctx context.Context) Version {
 	return v
 }
 
+// errBadVersion is a microversion that does not parse (400 in Nova, where
+// one out of range is a 406).
+type errBadVersion string
+
+func (e errBadVersion) Error() string { return string(e) }
+
 // negotiate reads the requested microversion from OpenStack-API-Version
 // ("compute 2.x") or X-OpenStack-Nova-API-Version; none means the minimum,
-// "latest" the maximum, and one out of range is refused (406).
+// "latest" the maximum, one out of range is refused (406) and one that does
+// not parse is an errBadVersion (400).
 func negotiate(h http.Header) (Version, error) {
 	var want string
 	for _, v := range h.Values("OpenStack-API-Version") {
@@ -59,8 +66,8 @@ func negotiate(h http.Header) (Version, error) {
 	a, b, ok := strings.Cut(want, ".")
 	major, err1 := strconv.Atoi(a)
 	minor, err2 := strconv.Atoi(b)
-	if !ok || err1 != nil || err2 != nil {
-		return Version{}, fmt.Errorf("Invalid API version request: %s", want)
+	if !ok || err1 != nil || err2 != nil || major < 0 || minor < 0 {
+		return Version{}, errBadVersion(fmt.Sprintf("API Version String %s is of invalid format. Must be of format MajorNum.MinorNum.", want))
 	}
 	v := Version{major, minor}
 	if !v.AtLeast(MinVersion) || !MaxVersion.AtLeast(v) {

@@ -1,0 +1,256 @@
+// Package testtree runs a whole cell tree in the test's process for
+// end-to-end tests: up.Start in t.TempDir(), the Compute API on a loopback
+// port, short capacity reports, logs into t.Log, and a shutdown when the
+// test ends. It also has the small clients those tests share: raw HTTP and
+// gophercloud, both in noauth mode.
+package testtree
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+
+	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/up"
+)
+
+// Options shape the tree. The zero value is an API cell and two compute
+// cells of four default hosts each.
+type Options struct {
+	Cells        int
+	HostsPerCell int
+	// Host is the size of each fake host (zero fields take the defaults).
+	Host compute.HostSpec
+	// ReportInterval is the capacity report interval (default 200ms).
+	ReportInterval time.Duration
+	SpawnLatency   time.Duration
+	// LogLevel is the level of the log lines sent to t.Log (default Info).
+	LogLevel slog.Level
+}
+
+// Tree is a running tree.
+type Tree struct {
+	*up.Tree
+	// HTTP is the client the helpers use.
+	HTTP *http.Client
+}
+
+// Start starts a tree and stops it when the test ends.
+func Start(t testing.TB, o Options) *Tree {
+	t.Helper()
+	if o.Cells == 0 {
+		o.Cells = 2
+	}
+	if o.HostsPerCell == 0 {
+		o.HostsPerCell = 4
+	}
+	if o.ReportInterval == 0 {
+		o.ReportInterval = 200 * time.Millisecond
+	}
+	sink := &logSink{t: t}
+	log := slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: o.LogLevel}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	tr, err := up.Start(ctx, up.Options{
+		DataDir: t.TempDir(), Cells: o.Cells, HostsPerCell: o.HostsPerCell, Listen: "127.0.0.1:0",
+		Host: o.Host, ReportInterval: o.ReportInterval, SpawnLatency: o.SpawnLatency,
+	}, log)
+	if err != nil {
+		sink.stop()
+		t.Fatalf("start tree: %v", err)
+	}
+	t.Logf("tree of %d compute cells up in %v at %s", o.Cells, time.Since(start).Round(time.Millisecond), tr.APIURL())
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		tr.Shutdown(sctx)
+		client.CloseIdleConnections()
+		// Anything still logging after this would log into a finished test.
+		sink.stop()
+	})
+	return &Tree{Tree: tr, HTTP: client}
+}
+
+// logSink writes each log record to t.Log until the test is over.
+type logSink struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped {
+		s.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (s *logSink) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+}
+
+// Compute is a gophercloud compute client for token ("user:project";
+// user "admin" is an administrator).
+func (tr *Tree) Compute(token string) *gophercloud.ServiceClient {
+	pc := &gophercloud.ProviderClient{HTTPClient: *tr.HTTP}
+	pc.SetToken(token)
+	base := tr.APIURL() + "/"
+	return &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: base, ResourceBase: base, Type: "compute"}
+}
+
+// Response is a raw HTTP response with its body read.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v, failing the test when it is not JSON.
+func (r *Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("response body is not the JSON expected (%v): %s", err, r.Body)
+	}
+}
+
+// Map decodes the body as a JSON object.
+func (r *Response) Map(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	r.JSON(t, &m)
+	return m
+}
+
+// Do sends a request to the Compute API. path is relative to the API's
+// root (e.g. "/v2.1/servers" or "/"); body is sent as is when it is a
+// string or []byte, and as JSON otherwise (nil sends no body). headers
+// are pairs of name and value.
+func (tr *Tree) Do(t testing.TB, method, path, token string, body any, headers ...string) *Response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("encode request body: %v", err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	root := strings.TrimSuffix(tr.APIURL(), "/v2.1")
+	req, err := http.NewRequest(method, root+path, rd)
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "" {
+			continue
+		}
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := tr.HTTP.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// Eventually calls cond until it reports done or the timeout passes, then
+// fails the test with cond's last explanation. It waits a little longer
+// between tries each time, never more than 100ms.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (done bool, why string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 5 * time.Millisecond
+	for {
+		done, why := cond()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not done within %v: %s", what, timeout, why)
+		}
+		timer := time.NewTimer(wait)
+		<-timer.C
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// Fault checks that r is the Compute API's error shape for status,
+// {"<name>": {"code": status, "message": "..."}}, and returns the message.
+func Fault(t testing.TB, r *Response, status int) string {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("fault Content-Type %q, want application/json", ct)
+	}
+	var m map[string]map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil || len(m) != 1 {
+		t.Fatalf("fault body is not {\"<name>\": {...}}: %s", r.Body)
+	}
+	for name, f := range m {
+		want, ok := faultNames[status]
+		if !ok {
+			want = "computeFault"
+		}
+		if name != want {
+			t.Errorf("fault name %q, want %q", name, want)
+		}
+		if code, _ := f["code"].(float64); int(code) != status {
+			t.Errorf("fault code %v, want %d", f["code"], status)
+		}
+		msg, _ := f["message"].(string)
+		if msg == "" {
+			t.Errorf("fault has no message: %s", r.Body)
+		}
+		return msg
+	}
+	return ""
+}
+
+// faultNames are Nova's fault names (wsgi.Fault._fault_names); any other
+// status is a computeFault.
+var faultNames = map[int]string{
+	400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
+	406: "computeFault", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
+	500: "computeFault", 501: "notImplemented", 503: "serviceUnavailable",
+}
+
+// String is a short description of a response for failure messages.
+func (r *Response) String() string {
+	return fmt.Sprintf("%d %s", r.Status, r.Body)
+}

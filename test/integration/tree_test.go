@@ -1,0 +1,458 @@
+// Package integration runs a cell tree as separate OS processes, each cell
+// with its own database and its own embedded broker, and drives it through
+// the Compute API with gophercloud.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/cellcloud/cellcloud/internal/cells"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/outbox"
+)
+
+const imageID = "5f5c1b7e-6c2a-4e43-9a57-0d8c1c0c1c0c"
+
+type cellSpec struct {
+	path   string
+	hosts  int
+	parent string
+}
+
+type tree struct {
+	t     *testing.T
+	dir   string
+	procs map[string]*cellProc
+	urls  map[string]string // broker URL per cell
+	dbs   map[string]string // database DSN per cell
+	api   string            // Compute API endpoint
+}
+
+// startTree writes a config per cell, links the cells with `cellcloud cell
+// add` on both sides, and starts one `cellcloud serve` process per cell.
+func startTree(t *testing.T, specs []cellSpec) *tree {
+	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}}
+	apiPort := freePort(t)
+	tr.api = fmt.Sprintf("http://127.0.0.1:%d/v2.1/", apiPort)
+	for i, s := range specs {
+		name := strings.ReplaceAll(s.path, "!", "_")
+		dir := filepath.Join(tr.dir, name)
+		port := freePort(t)
+		tr.urls[s.path] = fmt.Sprintf("nats://127.0.0.1:%d", port)
+		cfg := map[string]any{
+			"cell":     s.path,
+			"data_dir": dir,
+			"broker":   map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port)},
+			"cells":    map[string]any{"report_interval": "500ms", "refresh_interval": "300ms", "heal_interval": "3s", "heal_window": "1m"},
+		}
+		if s.parent == "" {
+			cfg["api"] = map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", apiPort)}
+			// The API cell runs on PostgreSQL when this machine has it: the
+			// production path.
+			if dsn := dbtest.PostgresDSN(t); dsn != "" {
+				cfg["database"] = dsn
+			}
+		} else {
+			cfg["compute"] = map[string]any{"hosts": s.hosts,
+				"host": map[string]any{"vcpus": 4, "ram_mb": 2048, "disk_gb": 100, "cpu_allocation_ratio": 4, "ram_allocation_ratio": 1}}
+			cfg["network"] = map[string]any{"cidr": fmt.Sprintf("10.%d.0.0/24", i)}
+		}
+		if dsn, ok := cfg["database"].(string); ok {
+			tr.dbs[s.path] = dsn
+		} else {
+			tr.dbs[s.path] = filepath.Join(dir, "cell.db")
+		}
+		path := filepath.Join(tr.dir, name+".json")
+		writeJSON(t, path, cfg)
+		tr.procs[s.path] = &cellProc{t: t, path: s.path, config: path, log: filepath.Join(tr.dir, name+".log")}
+	}
+	for _, s := range specs {
+		if s.parent == "" {
+			continue
+		}
+		cellcloud(t, "cell", "add", "--config", tr.procs[s.parent].config, "--name", s.path, "--relation", "child", "--broker-url", tr.urls[s.path])
+		cellcloud(t, "cell", "add", "--config", tr.procs[s.path].config, "--name", s.parent, "--relation", "parent", "--broker-url", tr.urls[s.parent])
+	}
+	for _, s := range specs {
+		tr.procs[s.path].start()
+	}
+	t.Cleanup(func() {
+		for _, p := range tr.procs {
+			p.stop()
+		}
+		if t.Failed() {
+			for path, p := range tr.procs {
+				t.Logf("---- last log lines of %s ----\n%s", path, p.tail(40))
+			}
+		}
+	})
+	return tr
+}
+
+func (tr *tree) openDB(path string) *db.DB {
+	tr.t.Helper()
+	d, err := db.Open(context.Background(), tr.dbs[path])
+	if err != nil {
+		tr.t.Fatalf("open %s database: %v", path, err)
+	}
+	tr.t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func (tr *tree) client(token string) *gophercloud.ServiceClient {
+	pc := &gophercloud.ProviderClient{HTTPClient: http.Client{Timeout: 30 * time.Second}}
+	pc.SetToken(token)
+	return &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: tr.api, ResourceBase: tr.api, Type: "compute"}
+}
+
+// apiInstance is a row of the API cell's copy.
+type apiInstance struct {
+	uuid, cell, host, vmState, taskState string
+	version                             int64
+	deleted, deleteRequested            bool
+}
+
+func apiInstances(t *testing.T, d *db.DB) map[string]apiInstance {
+	t.Helper()
+	rows, err := d.Query(context.Background(), `SELECT uuid, cell_path, host, vm_state, task_state, version, deleted, delete_requested FROM instances`)
+	if err != nil {
+		t.Fatalf("read API instances: %v", err)
+	}
+	defer rows.Close()
+	out := map[string]apiInstance{}
+	for rows.Next() {
+		var in apiInstance
+		var del, req int
+		if err := rows.Scan(&in.uuid, &in.cell, &in.host, &in.vmState, &in.taskState, &in.version, &del, &req); err != nil {
+			t.Fatal(err)
+		}
+		in.deleted, in.deleteRequested = del != 0, req != 0
+		out[in.uuid] = in
+	}
+	return out
+}
+
+// cellInstance is a row of a compute cell's own instances table.
+type cellInstance struct {
+	cell, host, vmState, taskState string
+	version                        int64
+	deleted                        bool
+}
+
+func cellInstances(t *testing.T, cell string, d *db.DB) map[string]cellInstance {
+	t.Helper()
+	rows, err := d.Query(context.Background(), `SELECT uuid, host, vm_state, task_state, version, deleted FROM instances`)
+	if err != nil {
+		t.Fatalf("read %s instances: %v", cell, err)
+	}
+	defer rows.Close()
+	out := map[string]cellInstance{}
+	for rows.Next() {
+		var u string
+		in := cellInstance{cell: cell}
+		var del int
+		if err := rows.Scan(&u, &in.host, &in.vmState, &in.taskState, &in.version, &del); err != nil {
+			t.Fatal(err)
+		}
+		in.deleted = del != 0
+		out[u] = in
+	}
+	return out
+}
+
+// converged compares the API cell's copy with every compute cell's truth.
+// It returns "" when they agree: every instance the API holds live is live
+// in exactly one cell, there with the same host, state and version, and
+// every instance the API holds deleted is deleted (or absent) below.
+func converged(t *testing.T, api map[string]apiInstance, truth map[string]map[string]cellInstance) string {
+	owner := map[string][]cellInstance{}
+	for _, insts := range truth {
+		for u, in := range insts {
+			if !in.deleted {
+				owner[u] = append(owner[u], in)
+			}
+		}
+	}
+	for u, a := range api {
+		live := owner[u]
+		if len(live) > 1 {
+			return fmt.Sprintf("instance %s is live in %d cells", u, len(live))
+		}
+		if a.deleted {
+			if len(live) == 1 {
+				return fmt.Sprintf("instance %s is deleted at the API but live in %s", u, live[0].cell)
+			}
+			continue
+		}
+		if len(live) == 0 {
+			return fmt.Sprintf("instance %s is %s at the API but live in no cell", u, a.vmState)
+		}
+		c := live[0]
+		if a.cell != c.cell || a.host != c.host || a.vmState != c.vmState || a.taskState != c.taskState || a.version != c.version {
+			return fmt.Sprintf("instance %s: API has cell=%s host=%s %s/%s v%d, cell has cell=%s host=%s %s/%s v%d",
+				u, a.cell, a.host, a.vmState, a.taskState, a.version, c.cell, c.host, c.vmState, c.taskState, c.version)
+		}
+	}
+	for u := range owner {
+		if _, ok := api[u]; !ok {
+			return fmt.Sprintf("instance %s is live in a cell but unknown to the API", u)
+		}
+	}
+	return ""
+}
+
+func TestTreeOfProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several processes")
+	}
+	specs := []cellSpec{
+		{path: "api"},
+		{path: "api!cell1", hosts: 2, parent: "api"},
+		{path: "api!cell1!a", hosts: 2, parent: "api!cell1"},
+		{path: "api!cell2", hosts: 2, parent: "api"},
+	}
+	tr := startTree(t, specs)
+	ctx := context.Background()
+	computeCells := []string{"api!cell1", "api!cell1!a", "api!cell2"}
+
+	apiDB := tr.openDB("api")
+	cellDBs := map[string]*db.DB{}
+	for _, c := range computeCells {
+		cellDBs[c] = tr.openDB(c)
+	}
+	truth := func() map[string]map[string]cellInstance {
+		out := map[string]map[string]cellInstance{}
+		for _, c := range computeCells {
+			out[c] = cellInstances(t, c, cellDBs[c])
+		}
+		return out
+	}
+
+	// The tree is ready when the API cell has capacity reports covering
+	// every host: api!cell1's report includes its child api!cell1!a.
+	waitFor(t, 60*time.Second, "capacity reports at the API cell", func() (bool, string) {
+		ns, err := cells.ListNeighbours(ctx, apiDB)
+		if err != nil {
+			return false, err.Error()
+		}
+		hosts := map[string]int{}
+		for _, n := range ns {
+			if n.Report != nil {
+				hosts[n.Path] = n.Report.Hosts
+			}
+		}
+		return hosts["api!cell1"] == 4 && hosts["api!cell2"] == 2, fmt.Sprint(hosts)
+	})
+
+	admin := tr.client("admin:admin")
+	demo := tr.client("demo:demo")
+
+	create := func(name string, n int) ([]string, error) {
+		opts := servers.CreateOpts{Name: name, FlavorRef: "1", ImageRef: imageID, Min: n, Max: n}
+		r := servers.Create(ctx, demo, opts, nil)
+		s, err := r.Extract()
+		if err != nil {
+			return nil, err
+		}
+		if n == 1 {
+			return []string{s.ID}, nil
+		}
+		return nil, nil
+	}
+
+	// Phase 1: build across the tree. 24 m1.tiny fit (6 hosts × 4); 18 do
+	// not fit under api!cell1 (16), so the cell schedulers must spread them.
+	for i := range 6 {
+		if _, err := create(fmt.Sprintf("single-%d", i), 1); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	}
+	if _, err := create("multi", 12); err != nil {
+		t.Fatalf("multi-create: %v", err)
+	}
+	allActive := func(want int) func() (bool, string) {
+		return func() (bool, string) {
+			api := apiInstances(t, apiDB)
+			live, active := 0, 0
+			for _, a := range api {
+				if !a.deleted {
+					live++
+					if a.vmState == "active" && a.taskState == "" {
+						active++
+					}
+				}
+			}
+			if live != want || active != want {
+				return false, fmt.Sprintf("%d live, %d active, want %d", live, active, want)
+			}
+			if d := converged(t, api, truth()); d != "" {
+				return false, d
+			}
+			return true, ""
+		}
+	}
+	waitFor(t, 60*time.Second, "18 ACTIVE instances, converged", allActive(18))
+
+	// Each instance landed where the scheduler said: the API's cell and
+	// host for it are those of the one cell database that holds it.
+	used := map[string]int{}
+	for _, insts := range truth() {
+		for _, in := range insts {
+			if !in.deleted {
+				used[in.cell]++
+			}
+		}
+	}
+	if len(used) != 3 {
+		t.Errorf("instances landed in %v: the tree was not used", used)
+	}
+	t.Logf("placement after phase 1: %v", used)
+
+	// Phase 2: kill api!cell2 while builds and deletes are in flight.
+	api := apiInstances(t, apiDB)
+	var victims []string
+	for u, a := range api {
+		if a.cell == "api!cell2" && len(victims) < 2 {
+			victims = append(victims, u)
+		}
+	}
+	for u, a := range api {
+		if a.cell != "api!cell2" && len(victims) < 4 {
+			victims = append(victims, u)
+		}
+	}
+	tr.procs["api!cell2"].kill()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := create(fmt.Sprintf("during-%d", i), 1); err != nil {
+				errs <- fmt.Errorf("create during the outage: %w", err)
+			}
+		}()
+	}
+	for _, u := range victims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := servers.Delete(ctx, demo, u).ExtractErr(); err != nil {
+				errs <- fmt.Errorf("delete %s during the outage: %w", u, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The deletes for api!cell2 wait in the API cell's outbox.
+	waitFor(t, 20*time.Second, "messages queued for api!cell2", func() (bool, string) {
+		q, err := outbox.Neighbours(ctx, apiDB)
+		if err != nil {
+			return false, err.Error()
+		}
+		return q["api!cell2"] > 0, fmt.Sprint(q)
+	})
+
+	tr.procs["api!cell2"].start()
+	waitFor(t, 90*time.Second, "17 ACTIVE instances after the restart, converged", allActive(17))
+	waitFor(t, 30*time.Second, "every outbox empty", func() (bool, string) {
+		for _, c := range append([]string{"api"}, computeCells...) {
+			d := apiDB
+			if c != "api" {
+				d = cellDBs[c]
+			}
+			q, err := outbox.Neighbours(ctx, d)
+			if err != nil {
+				return false, err.Error()
+			}
+			if len(q) > 0 {
+				return false, fmt.Sprintf("%s still queues %v", c, q)
+			}
+		}
+		return true, ""
+	})
+
+	// Nothing was applied twice: a twice-applied build would claim twice,
+	// so every host's use equals the instances on it; and no address was
+	// given twice.
+	for _, c := range computeCells {
+		checkClaims(t, c, cellDBs[c])
+	}
+	for _, u := range victims {
+		if !apiInstances(t, apiDB)[u].deleted {
+			t.Errorf("instance %s deleted during the outage is not deleted", u)
+		}
+	}
+	// The instances are visible through the API too.
+	pages, err := servers.List(admin, servers.ListOpts{AllTenants: true}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := servers.ExtractServers(pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 17 {
+		t.Errorf("API lists %d servers, want 17", len(list))
+	}
+	for _, s := range list {
+		if s.Status != "ACTIVE" {
+			t.Errorf("server %s is %s", s.ID, s.Status)
+		}
+	}
+}
+
+func checkClaims(t *testing.T, cell string, d *db.DB) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := d.Query(ctx, `SELECT n.host, n.used_ram_mb, n.instances,
+		(SELECT COUNT(*) FROM instances i WHERE i.host = n.host AND i.deleted = 0),
+		(SELECT COALESCE(SUM(c.ram_mb), 0) FROM claims c WHERE c.host = n.host) FROM compute_nodes n`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var host string
+		var usedRAM, claimRAM int64
+		var count, live int
+		if err := rows.Scan(&host, &usedRAM, &count, &live, &claimRAM); err != nil {
+			t.Fatal(err)
+		}
+		if usedRAM != claimRAM || count != live || usedRAM != int64(live)*512 {
+			t.Errorf("%s host %s: used RAM %d, claims %d, counted %d instances, %d live: something was applied twice or lost",
+				cell, host, usedRAM, claimRAM, count, live)
+		}
+		if usedRAM > 2048 {
+			t.Errorf("%s host %s is oversubscribed: %d MB used of 2048", cell, host, usedRAM)
+		}
+	}
+	var dup int
+	if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT instance_uuid FROM fixed_ips WHERE instance_uuid IS NOT NULL GROUP BY instance_uuid HAVING COUNT(*) > 1) x`).Scan(&dup); err != nil {
+		t.Fatal(err)
+	}
+	if dup > 0 {
+		t.Errorf("%s: %d instances hold more than one address", cell, dup)
+	}
+	var live, addressed int
+	_ = d.QueryRow(ctx, `SELECT COUNT(*) FROM instances WHERE deleted = 0`).Scan(&live)
+	_ = d.QueryRow(ctx, `SELECT COUNT(*) FROM fixed_ips WHERE instance_uuid IS NOT NULL`).Scan(&addressed)
+	if live != addressed {
+		t.Errorf("%s: %d live instances but %d addresses in use", cell, live, addressed)
+	}
+
+}
