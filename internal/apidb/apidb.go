@@ -286,10 +286,12 @@ func MarkDeleted(ctx context.Context, tx *db.Tx, uuid string, now time.Time) err
 	return err
 }
 
-// SetError puts an instance that no cell could build in ERROR.
+// SetError puts an instance that no cell could build in ERROR. No cell
+// holds it, so its cell is cleared (a cell that accepted it and handed it
+// back no longer has it).
 func SetError(ctx context.Context, tx *db.Tx, uuid string, f wire.Fault, now time.Time) error {
 	b, _ := json.Marshal(f)
-	_, err := tx.Exec(ctx, `UPDATE instances SET vm_state = 'error', task_state = '', fault = ?, updated_at = ? WHERE uuid = ? AND deleted = 0`,
+	_, err := tx.Exec(ctx, `UPDATE instances SET vm_state = 'error', task_state = '', cell_path = '', host = '', node = '', fault = ?, updated_at = ? WHERE uuid = ? AND deleted = 0`,
 		string(b), db.Micros(now), uuid)
 	return err
 }

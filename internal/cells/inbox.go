@@ -130,7 +130,7 @@ func (s *Service) hasMethod(method string) bool {
 // isPermanent reports whether retrying cannot help.
 func isPermanent(err error) bool {
 	return errors.Is(err, wire.ErrBadMessage) || errors.Is(err, wire.ErrUnknownMethod) ||
-		errors.Is(err, wire.ErrUnsupportedVersion) || errors.Is(err, wire.ErrNoRoute)
+		errors.Is(err, wire.ErrUnsupportedVersion) || errors.Is(err, wire.ErrNoRoute) || errors.Is(err, wire.ErrConflict)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -46,7 +46,9 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 	for nb := range counts {
 		js, l := s.jsFor(nb)
 		if js == nil {
-			s.log.Warn("messages queued for a cell that is not a neighbour; keeping them", "neighbour", nb, "queued", counts[nb])
+			if s.warnOnce("orphan:"+nb, time.Minute) {
+				s.log.Warn("messages queued for a cell that is not a neighbour; keeping them", "neighbour", nb, "queued", counts[nb])
+			}
 			continue
 		}
 		if l != nil && now.Before(l.backoffUntil) {
@@ -166,4 +168,16 @@ func (s *Service) pruneLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// warnOnce reports whether a warning with this key may be logged now: at
+// most once per interval.
+func (s *Service) warnOnce(key string, every time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.warned[key]; ok && time.Since(t) < every {
+		return false
+	}
+	s.warned[key] = time.Now()
+	return true
 }

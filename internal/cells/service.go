@@ -89,6 +89,11 @@ func (c *Config) defaults() error {
 	}
 	if c.Scheduler == nil {
 		c.Scheduler = cellsched.Default()
+		for i, w := range c.Scheduler.Weighers {
+			if _, ok := w.Weigher.(cellsched.MuteChildWeigher); ok {
+				c.Scheduler.Weighers[i].Weigher = cellsched.MuteChildWeigher{MuteAfter: c.MuteAfter}
+			}
+		}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -134,6 +139,7 @@ type Service struct {
 	neighbours map[string]*link // by path
 	conns      map[string]*conn // by broker URL
 	pending    map[string]chan *wire.Envelope
+	warned     map[string]time.Time
 	reportNow  chan struct{}
 
 	wake     chan struct{}
@@ -165,6 +171,7 @@ func New(cfg Config) (*Service, error) {
 		neighbours: map[string]*link{},
 		conns:      map[string]*conn{},
 		pending:    map[string]chan *wire.Envelope{},
+		warned:     map[string]time.Time{},
 		reportNow:  make(chan struct{}, 1),
 		wake:       make(chan struct{}, 1),
 		ready:      make(chan struct{}),
