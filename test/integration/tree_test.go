@@ -119,8 +119,8 @@ func (tr *tree) client(token string) *gophercloud.ServiceClient {
 // apiInstance is a row of the API cell's copy.
 type apiInstance struct {
 	uuid, cell, host, vmState, taskState string
-	version                             int64
-	deleted, deleteRequested            bool
+	version                              int64
+	deleted, deleteRequested             bool
 }
 
 func apiInstances(t *testing.T, d *db.DB) map[string]apiInstance {
