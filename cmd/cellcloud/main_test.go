@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestBadInvocations(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "usage"},
+		{[]string{"fly"}, 2, `unknown command "fly"`},
+		{[]string{"up", "--cells", "0"}, 2, "--cells 0"},
+		{[]string{"up", "--hosts-per-cell", "-1"}, 2, "--hosts-per-cell -1"},
+		{[]string{"up", "--api-port", "70000"}, 2, "not a port"},
+		{[]string{"up", "--log-level", "loud"}, 2, "--log-level"},
+		{[]string{"up", "extra"}, 2, "unexpected arguments"},
+		{[]string{"serve"}, 2, "--config is required"},
+		{[]string{"cell"}, 2, "subcommand"},
+		{[]string{"cell", "dance", "--config", "x"}, 2, "unknown subcommand"},
+	}
+	for _, c := range cases {
+		code, _, stderr := runCmd(c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("cellcloud %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
+
+func TestCellTableCommands(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "api.json")
+	if err := os.WriteFile(cfg, []byte(`{"cell": "api", "data_dir": "data"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCmd("cell", "add", "--config", cfg, "--name", "api!cell1", "--relation", "child",
+		"--broker-url", "nats://127.0.0.1:14999", "--weight-offset", "2", "--capability", "hypervisor_type=fake;kvm")
+	if code != 0 || !strings.Contains(out, "child api!cell1") {
+		t.Fatalf("cell add: exit %d, out %q, err %q", code, out, stderr)
+	}
+	code, out, _ = runCmd("cell", "list", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "api!cell1") || !strings.Contains(out, "nats://127.0.0.1:14999") {
+		t.Fatalf("cell list: exit %d, out %q", code, out)
+	}
+	code, out, _ = runCmd("cell", "list", "--config", cfg, "--json")
+	if code != 0 || !strings.Contains(out, `"weight_offset": 2`) || !strings.Contains(out, `"kvm"`) {
+		t.Fatalf("cell list --json: exit %d, out %q", code, out)
+	}
+	bad := [][]string{
+		{"--name", "other!cell1", "--relation", "child", "--broker-url", "nats://h:1"},
+		{"--name", "api!cell1!deep", "--relation", "child", "--broker-url", "nats://h:1"},
+		{"--name", "api!cell2", "--relation", "sibling", "--broker-url", "nats://h:1"},
+		{"--name", "api!cell2", "--relation", "child", "--broker-url", "http://h:1"},
+		{"--name", "api!cell 2", "--relation", "child", "--broker-url", "nats://h:1"},
+		{"--name", "api!cell2", "--relation", "child", "--broker-url", "nats://h:1", "--capability", "novalue"},
+	}
+	for _, b := range bad {
+		code, _, stderr := runCmd(append([]string{"cell", "add", "--config", cfg}, b...)...)
+		if code == 0 || stderr == "" {
+			t.Errorf("cell add %v: exit %d, want an error", b, code)
+		}
+	}
+	code, out, _ = runCmd("cell", "list", "--config", cfg, "--json")
+	if code != 0 || strings.Contains(out, "cell2") {
+		t.Errorf("a refused cell add left a row: %s", out)
+	}
+	if code, _, _ := runCmd("cell", "remove", "--config", cfg, "--name", "api!cell1"); code != 0 {
+		t.Fatalf("cell remove: exit %d", code)
+	}
+	if code, _, stderr := runCmd("cell", "remove", "--config", cfg, "--name", "api!cell1"); code == 0 || !strings.Contains(stderr, "not found") {
+		t.Errorf("removing a missing cell: exit %d, %q", code, stderr)
+	}
+	code, out, _ = runCmd("status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "CELL api") || strings.Contains(out, "api!cell1") {
+		t.Errorf("status: exit %d, %q", code, out)
+	}
+}

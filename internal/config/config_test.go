@@ -1,0 +1,73 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cell.json")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(write(t, `{"cell": "api!cell1", "data_dir": "d", "cells": {"report_interval": "2s"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Has(RoleCompute) || !c.Has(RoleCells) || c.Has(RoleAPI) {
+		t.Errorf("compute cell roles = %v", c.Roles)
+	}
+	if c.Compute.Hosts != 4 || c.Compute.HostPrefix != "cell1-host" || c.HostNames()[0] != "cell1-host001" {
+		t.Errorf("compute defaults: %+v", c.Compute)
+	}
+	if !filepath.IsAbs(c.DataDir) || !strings.HasSuffix(c.Database, filepath.Join("d", "cell.db")) {
+		t.Errorf("data dir %q, database %q", c.DataDir, c.Database)
+	}
+	if c.Cells.ReportInterval.D() != 2*time.Second {
+		t.Errorf("report interval %v", c.Cells.ReportInterval.D())
+	}
+	api, err := Load(write(t, `{"cell": "api", "data_dir": "/tmp/x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !api.Has(RoleAPI) || api.Has(RoleCompute) || api.API.Listen != ":8774" {
+		t.Errorf("API cell defaults: roles %v listen %q", api.Roles, api.API.Listen)
+	}
+}
+
+func TestLoadRejectsBadFiles(t *testing.T) {
+	cases := map[string]struct{ body, want string }{
+		"syntax":          {"{\n\"cell\": \"api\",\n  oops\n}", "line 3"},
+		"unknown field":   {`{"cell": "api", "data_dir": "d", "colour": "red"}`, `unknown field "colour"`},
+		"bad path":        {`{"cell": "api!!x", "data_dir": "d"}`, "invalid cell path"},
+		"no data dir":     {`{"cell": "api"}`, "data_dir is required"},
+		"unknown role":    {`{"cell": "api", "data_dir": "d", "roles": ["chef"]}`, `unknown role "chef"`},
+		"api in a child":  {`{"cell": "api!c", "data_dir": "d", "roles": ["api"]}`, "only in a root"},
+		"compute in root": {`{"cell": "api", "data_dir": "d", "roles": ["compute"]}`, "only in a compute cell"},
+		"two brokers":     {`{"cell": "api", "data_dir": "d", "broker": {"url": "nats://x:1", "listen": ":1"}}`, "not both"},
+		"bad broker":      {`{"cell": "api", "data_dir": "d", "broker": {"url": "http://x"}}`, "nats://"},
+		"bad duration":    {`{"cell": "api", "data_dir": "d", "cells": {"report_interval": "soon"}}`, "duration"},
+		"fail rate":       {`{"cell": "api!c", "data_dir": "d", "compute": {"fail_rate": 2}}`, "fail_rate"},
+		"trailing":        {`{"cell": "api", "data_dir": "d"} {}`, "trailing"},
+		"empty":           {``, "EOF"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(write(t, c.body))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Load = %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Fatal("a missing file loaded")
+	}
+}
