@@ -62,6 +62,7 @@ func badEnvelopes(t *testing.T) [][]byte {
 }
 
 func TestMalformedMessagesDoNotStopACell(t *testing.T) {
+	t.Parallel()
 	tr := newTree(t, nil, api, cell1)
 	c1 := tr.cell(cell1)
 	nc, err := nats.Connect(c1.url())

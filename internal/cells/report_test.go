@@ -27,6 +27,7 @@ func neighbourRow(t *testing.T, c *testCell, path string) cells.Neighbour {
 }
 
 func TestCapacityReportsReachTheParent(t *testing.T) {
+	t.Parallel()
 	hosts := func(n int) capacity.Report {
 		return capacity.Report{
 			Hosts: n, TotalVCPUs: 8 * n, FreeVCPUs: 8 * n, TotalRAMMB: 16384 * int64(n), FreeRAMMB: 16384 * int64(n),
@@ -45,6 +46,7 @@ func TestCapacityReportsReachTheParent(t *testing.T) {
 		cell1: func(c *cells.Config) {
 			c.Capacity = func(context.Context) (capacity.Report, error) { return hosts(2), nil }
 		},
+		cell2: func(c *cells.Config) { c.ReportInterval = 200 * time.Millisecond },
 	}
 	start := time.Now()
 	tr := newTree(t, configure, api, cell1, cellA, cell2)
@@ -90,6 +92,7 @@ func TestCapacityReportsReachTheParent(t *testing.T) {
 }
 
 func TestSignificant(t *testing.T) {
+	t.Parallel()
 	base := capacity.Report{Hosts: 10, TotalRAMMB: 1000, FreeRAMMB: 500, TotalVCPUs: 100, FreeVCPUs: 50}
 	with := func(f func(*capacity.Report)) capacity.Report {
 		r := base

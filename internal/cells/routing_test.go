@@ -28,6 +28,7 @@ const (
 const wait = 15 * time.Second
 
 func TestTargetedDurableDownIsAppliedOnceAtTheTargetOnly(t *testing.T) {
+	t.Parallel()
 	tr := newTree(t, nil, api, cell1, cellA, cell2)
 	tr.cell(api).send(cellA, 1)
 
@@ -56,6 +57,7 @@ func TestTargetedDurableDownIsAppliedOnceAtTheTargetOnly(t *testing.T) {
 }
 
 func TestTargetedDurableUpIsAppliedOnceAtTheRoot(t *testing.T) {
+	t.Parallel()
 	tr := newTree(t, nil, api, cell1, cellA, cell2)
 	tr.cell(cellA).send(api, 2)
 
@@ -98,6 +100,7 @@ func answered(t *testing.T, rs []wire.Result) []string {
 }
 
 func TestGatherReachesTheCellsWithinTheHopLimit(t *testing.T) {
+	t.Parallel()
 	tr := newTree(t, nil, api, cell1, cellA, cell2)
 	cases := []struct {
 		from string
@@ -130,6 +133,7 @@ func TestGatherReachesTheCellsWithinTheHopLimit(t *testing.T) {
 }
 
 func TestGatherReportsSilentCellsAsMissingByTheDeadline(t *testing.T) {
+	t.Parallel()
 	tr := newTree(t, nil, api, cell1, cellA, cell2)
 	// cell2 is silent at the first level, a at the second: its parent
 	// cell1 must give up on it early enough for its own answer to count.
@@ -161,6 +165,7 @@ func TestGatherReportsSilentCellsAsMissingByTheDeadline(t *testing.T) {
 }
 
 func TestCallErrors(t *testing.T) {
+	t.Parallel()
 	tr := newTree(t, nil, api, cell1, cellA, cell2)
 	svc := tr.cell(api).service()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -196,6 +201,7 @@ func TestCallErrors(t *testing.T) {
 // to cell1's call subject, as api would, and reads the answers cell1 sends
 // back on api's call subject.
 func TestUnsupportedVersionIsAnsweredOnTheWire(t *testing.T) {
+	t.Parallel()
 	tr := newTree(t, nil, api, cell1)
 	answers := make(chan *wire.Envelope, 16)
 	sub, err := tr.cell(api).conn().Subscribe("cellcloud.api.call", func(m *nats.Msg) {
@@ -264,6 +270,7 @@ func TestUnsupportedVersionIsAnsweredOnTheWire(t *testing.T) {
 }
 
 func TestDuplicateDeliveryIsAppliedOnce(t *testing.T) {
+	t.Parallel()
 	tr := newTree(t, nil, api, cell1)
 	c1 := tr.cell(cell1)
 	env, err := cells.NewTargeted(api, cell1, methodNote, "req-dup", note{N: 7})
@@ -324,6 +331,7 @@ func TestDuplicateDeliveryIsAppliedOnce(t *testing.T) {
 }
 
 func TestMessagesForADownNeighbourAreKeptAndDeliveredWhenItReturns(t *testing.T) {
+	t.Parallel()
 	tr := newTree(t, nil, api, cell1, cell2)
 	a, c2 := tr.cell(api), tr.cell(cell2)
 	c2.stopService()

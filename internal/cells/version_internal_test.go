@@ -84,9 +84,9 @@ func TestHandlerErrorsTravelWithTheirCode(t *testing.T) {
 
 func TestRouteDecisions(t *testing.T) {
 	s := &Service{path: "api!cell1", neighbours: map[string]*link{
-		"api":          {n: Neighbour{Path: "api", Relation: Parent}},
-		"api!cell1!a":  {n: Neighbour{Path: "api!cell1!a", Relation: Child}},
-		"api!cell1!b":  {n: Neighbour{Path: "api!cell1!b", Relation: Child}},
+		"api":         {n: Neighbour{Path: "api", Relation: Parent}},
+		"api!cell1!a": {n: Neighbour{Path: "api!cell1!a", Relation: Child}},
+		"api!cell1!b": {n: Neighbour{Path: "api!cell1!b", Relation: Child}},
 	}}
 	targeted := func(to string) *wire.Envelope {
 		return &wire.Envelope{ID: "m", Method: "x", Version: wire.V1, Kind: wire.Targeted, Target: to, Route: []string{"api"}, Sender: "api"}
