@@ -101,7 +101,10 @@ func (s *Service) onCall(m *nats.Msg) {
 	if env.Deadline.IsZero() {
 		ctx, cancel = context.WithTimeout(s.ctx, s.cfg.CallTimeout)
 	}
-	s.wg.Add(1)
+	if !s.track() {
+		cancel()
+		return // shutting down
+	}
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
@@ -181,7 +184,14 @@ func (s *Service) gatherAt(ctx context.Context, env *wire.Envelope) *wire.Envelo
 	}
 	out := &wire.Envelope{}
 	local := make(chan wire.Result, 1)
-	go func() { local <- s.answerLocal(ctx, env) }()
+	if s.track() {
+		go func() {
+			defer s.wg.Done()
+			local <- s.answerLocal(ctx, env)
+		}()
+	} else {
+		local <- wire.Result{Cell: s.path, Error: wire.Errorf(wire.CodeTimeout, "cell %q is shutting down", s.path)}
+	}
 	timer := time.NewTimer(time.Until(childDeadline))
 	defer timer.Stop()
 	for len(waiting) > 0 {

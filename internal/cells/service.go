@@ -147,6 +147,7 @@ type Service struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	started  bool
+	stopping bool // set under mu by Shutdown: no new goroutines after it
 	stopOnce sync.Once
 	subs     []*nats.Subscription
 	ready    chan struct{}
@@ -157,7 +158,7 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(cfg.Conn)
+	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("cells: jetstream: %w", err)
 	}
@@ -249,6 +250,9 @@ func (s *Service) goLoop(name string, f func(ctx context.Context)) {
 // idempotent; it waits for the loops or for ctx.
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.stopping = true
+		s.mu.Unlock()
 		if s.cancel != nil {
 			s.cancel()
 		}
@@ -273,6 +277,18 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.neighbours = map[string]*link{}
 	s.mu.Unlock()
 	return nil
+}
+
+// track registers a goroutine the service owns, unless shutdown has begun;
+// the caller must call s.wg.Done when it returns true.
+func (s *Service) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // Wake makes the outbox relay look at the outbox now.

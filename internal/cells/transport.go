@@ -135,7 +135,7 @@ func (s *Service) acquire(ctx context.Context, url string) (*conn, error) {
 			return nil, err
 		}
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return nil, err
 	}
