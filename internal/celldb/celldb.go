@@ -294,7 +294,7 @@ func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c C
 		deleted = 1
 	}
 	_, err = tx.Exec(ctx, `UPDATE instances SET host = ?, node = ?, vm_state = ?, task_state = ?, power_state = ?, fault = ?,
-		launched_at = ?, build = ?, version = ?, updated_at = ?, deleted = ?, deleted_at = CASE WHEN ? > 0 THEN ? ELSE deleted_at END WHERE uuid = ?`,
+		launched_at = ?, build = ?, version = ?, updated_at = ?, deleted = ?, deleted_at = CASE WHEN CAST(? AS BIGINT) > 0 THEN CAST(? AS BIGINT) ELSE deleted_at END WHERE uuid = ?`,
 		in.Host, in.Node, in.VMState, in.TaskState, in.PowerState, fault, db.Micros(in.LaunchedAt), string(build),
 		in.Version, db.Micros(now), deleted, deletedAt, deletedAt, uuid)
 	if err != nil {

@@ -135,11 +135,18 @@ func Release(ctx context.Context, tx *db.Tx, uuid string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus - ?, used_ram_mb = used_ram_mb - ?,
-		used_disk_gb = used_disk_gb - ?, instances = instances - 1 WHERE host = ?`, c.VCPUs, c.RAMMB, c.DiskGB, host); err != nil {
+	// Delete the claim first and give back only if this transaction removed
+	// it: a concurrent Release of the same claim (PostgreSQL, read
+	// committed) waits on the row and then deletes nothing.
+	res, err := tx.Exec(ctx, `DELETE FROM claims WHERE instance_uuid = ?`, uuid)
+	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `DELETE FROM claims WHERE instance_uuid = ?`, uuid)
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus - ?, used_ram_mb = used_ram_mb - ?,
+		used_disk_gb = used_disk_gb - ?, instances = instances - 1 WHERE host = ?`, c.VCPUs, c.RAMMB, c.DiskGB, host)
 	return err
 }
 

@@ -177,9 +177,12 @@ func (d *DB) once(ctx context.Context, f func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	// Roll back if f fails or panics: a transaction left open would keep its
+	// connection, and on SQLite the write lock, for ever. After a commit
+	// this is a no-op.
+	defer func() { _ = stx.Rollback() }()
 	tx := &Tx{tx: stx, Dialect: d.Dialect}
 	if err := f(tx); err != nil {
-		_ = stx.Rollback()
 		return err
 	}
 	if err := stx.Commit(); err != nil {

@@ -70,9 +70,14 @@ func New(cfg Config) (*Service, error) {
 func (s *Service) Allocate(ctx context.Context, uuid string) ([]wire.Address, error) {
 	var out wire.Address
 	var err error
-	for range 10 {
+	// An attempt fails with errRetry only when another allocation took the
+	// address it chose and committed (PostgreSQL makes the conflicting
+	// statement wait for the other transaction), so every retry follows
+	// someone else's progress: with many allocating at once a fixed small
+	// number of attempts is not enough, the size of the range is.
+	for attempts := int64(s.last-s.first) + 10; attempts > 0; attempts-- {
 		out, err = s.allocateOnce(ctx, uuid)
-		if !errors.Is(err, errRetry) {
+		if !errors.Is(err, errRetry) || ctx.Err() != nil {
 			break
 		}
 	}
