@@ -56,13 +56,16 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 			"broker":   map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port)},
 			"cells":    map[string]any{"report_interval": "500ms", "refresh_interval": "300ms", "heal_interval": "3s", "heal_window": "1m"},
 		}
-		if s.parent == "" {
-			cfg["api"] = map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", apiPort)}
-			// The API cell runs on PostgreSQL when this machine has it: the
-			// production path.
+		// The API cell and one compute cell run on PostgreSQL when this
+		// machine has it (the production path), each in its own schema;
+		// the others on their own SQLite files.
+		if s.path == "api" || s.path == "api!cell1" {
 			if dsn := dbtest.PostgresDSN(t); dsn != "" {
 				cfg["database"] = dsn
 			}
+		}
+		if s.parent == "" {
+			cfg["api"] = map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", apiPort)}
 		} else {
 			cfg["compute"] = map[string]any{"hosts": s.hosts,
 				"host": map[string]any{"vcpus": 4, "ram_mb": 2048, "disk_gb": 100, "cpu_allocation_ratio": 4, "ram_allocation_ratio": 1}}
