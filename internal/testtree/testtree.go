@@ -57,8 +57,7 @@ func Start(t testing.TB, o Options) *Tree {
 	if o.ReportInterval == 0 {
 		o.ReportInterval = 200 * time.Millisecond
 	}
-	sink := &logSink{t: t}
-	log := slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: o.LogLevel}))
+	log := Logger(t, o.LogLevel)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -67,7 +66,6 @@ func Start(t testing.TB, o Options) *Tree {
 		Host: o.Host, ReportInterval: o.ReportInterval, SpawnLatency: o.SpawnLatency,
 	}, log)
 	if err != nil {
-		sink.stop()
 		t.Fatalf("start tree: %v", err)
 	}
 	t.Logf("tree of %d compute cells up in %v at %s", o.Cells, time.Since(start).Round(time.Millisecond), tr.APIURL())
@@ -77,10 +75,18 @@ func Start(t testing.TB, o Options) *Tree {
 		defer cancel()
 		tr.Shutdown(sctx)
 		client.CloseIdleConnections()
-		// Anything still logging after this would log into a finished test.
-		sink.stop()
 	})
 	return &Tree{Tree: tr, HTTP: client}
+}
+
+// Logger is a logger that writes to t.Log at level and above. It stops
+// when the test's cleanups run, after those registered later (such as a
+// tree's shutdown), so a goroutine that logs late cannot log into a
+// finished test.
+func Logger(t testing.TB, level slog.Level) *slog.Logger {
+	sink := &logSink{t: t}
+	t.Cleanup(sink.stop)
+	return slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: level}))
 }
 
 // logSink writes each log record to t.Log until the test is over.
@@ -140,9 +146,19 @@ func (r *Response) Map(t testing.TB) map[string]any {
 // Do sends a request to the Compute API. path is relative to the API's
 // root (e.g. "/v2.1/servers" or "/"); body is sent as is when it is a
 // string or []byte, and as JSON otherwise (nil sends no body). headers
-// are pairs of name and value.
+// are pairs of name and value. A request that gets no answer fails the
+// test; use Send from other goroutines.
 func (tr *Tree) Do(t testing.TB, method, path, token string, body any, headers ...string) *Response {
 	t.Helper()
+	r, err := tr.Send(method, path, token, body, headers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// Send is Do that returns its error, for use outside the test's goroutine.
+func (tr *Tree) Send(method, path, token string, body any, headers ...string) (*Response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -153,14 +169,14 @@ func (tr *Tree) Do(t testing.TB, method, path, token string, body any, headers .
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			t.Fatalf("encode request body: %v", err)
+			return nil, fmt.Errorf("encode request body: %w", err)
 		}
 		rd = bytes.NewReader(j)
 	}
 	root := strings.TrimSuffix(tr.APIURL(), "/v2.1")
 	req, err := http.NewRequest(method, root+path, rd)
 	if err != nil {
-		t.Fatalf("new request: %v", err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -177,14 +193,14 @@ func (tr *Tree) Do(t testing.TB, method, path, token string, body any, headers .
 	}
 	resp, err := tr.HTTP.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		return nil, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
 // Eventually calls cond until it reports done or the timeout passes, then

@@ -214,14 +214,9 @@ func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 			writeFault(w, http.StatusBadRequest, fmt.Sprintf("Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", pid, project))
 			return
 		}
-		v, err := negotiate(r.Header)
-		var bv errBadVersion
-		if errors.As(err, &bv) {
-			writeFault(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		if err != nil {
-			writeFault(w, http.StatusNotAcceptable, err.Error())
+		v, verr := negotiate(r.Header)
+		if verr != nil {
+			writeFault(w, verr.status, verr.msg)
 			return
 		}
 		setVersionHeaders(w, v)

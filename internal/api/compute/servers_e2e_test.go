@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -83,6 +85,23 @@ func TestServerLifecycle(t *testing.T) {
 	if err := servers.Delete(ctx, sc, created.ID).ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
 		t.Errorf("gophercloud delete of a deleted server: %v, want a 404", err)
 	}
+	// A deleted server is still a valid marker, as in Nova.
+	if r := tr.Do(t, http.MethodGet, "/v2.1/servers?marker="+created.ID, demo, nil); r.Status != http.StatusOK {
+		t.Errorf("list with a deleted server as marker: %s", r)
+	}
+
+	// A delete that overtakes the build (the API copy has no cell yet, or
+	// the cell is still scheduling) follows the instance to its cell.
+	t.Run("delete while building", func(t *testing.T) {
+		var ids []string
+		for range 3 {
+			ids = append(ids, create(t, tr, demo, map[string]any{"name": "quick", "flavorRef": "1", "imageRef": imageID}))
+		}
+		deleteAll(t, tr, demo, ids)
+		if n := len(listAll(t, tr, admin, "?all_tenants=1")); n != 0 {
+			t.Errorf("%d servers left after deleting all", n)
+		}
+	})
 }
 
 // TestMultiCreate boots ten servers in one request. Each host holds two
@@ -190,6 +209,81 @@ func TestMultiCreate(t *testing.T) {
 		ids = append(ids, s["id"].(string))
 	}
 	deleteAll(t, tr, demo, ids)
+
+	// m1.small fits no host: the build ends in ERROR with Nova's fault,
+	// and the server can still be deleted.
+	t.Run("fits nowhere", func(t *testing.T) {
+		id := create(t, tr, demo, map[string]any{"name": "big", "flavorRef": "2", "imageRef": imageID})
+		s := waitStatus(t, sc, id, "ERROR")
+		if s.Fault.Code != 500 || !strings.Contains(s.Fault.Message, "No valid host was found") || s.Fault.Created.IsZero() {
+			t.Errorf("fault %+v, want code 500, No valid host was found, and a time", s.Fault)
+		}
+		if s.VmState != "error" || s.TaskState != "" || len(s.Addresses) != 0 {
+			t.Errorf("vm_state %q task_state %q addresses %v", s.VmState, s.TaskState, s.Addresses)
+		}
+		as, err := servers.Get(ctx, tr.Compute(admin), id).Extract()
+		if err != nil || as.Host != "" {
+			t.Errorf("admin sees host %q (%v), want none", as.Host, err)
+		}
+		deleteAll(t, tr, demo, []string{id})
+	})
+}
+
+// TestConcurrentCreates boots servers from many clients at once into
+// cells with room for all of them.
+//
+// It is skipped unless CELLCLOUD_KNOWN_BUGS is set: a cells service reads
+// its cells table (and, in a compute cell, its capacity) through the
+// database pool while its inbox transaction holds SQLite's write lock; with
+// the pool's other connections waiting for that lock, both wait until the
+// busy timeout, and creates stall for tens of seconds.
+func TestConcurrentCreates(t *testing.T) {
+	if os.Getenv("CELLCLOUD_KNOWN_BUGS") == "" {
+		t.Skip("known bug: cells.(*Service).candidates reads through the pool inside the inbox's write transaction; set CELLCLOUD_KNOWN_BUGS=1 to run")
+	}
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Host: compute.HostSpec{RAMMB: 1024}})
+	const n = 14 // of 16 m1.tiny that fit
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := tr.Send(http.MethodPost, "/v2.1/servers", demo, map[string]any{"server": map[string]any{
+				"name": fmt.Sprintf("c%d", i), "flavorRef": "1", "imageRef": imageID}})
+			if err == nil && r.Status != http.StatusAccepted {
+				err = fmt.Errorf("status %s", r)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("create %d: %v", i, err)
+		}
+	}
+	testtree.Eventually(t, wait, "every server ACTIVE", func() (bool, string) {
+		var states []string
+		active := 0
+		for _, s := range listAll(t, tr, demo, "") {
+			states = append(states, s["status"].(string))
+			if s["status"] == "ACTIVE" {
+				active++
+			}
+		}
+		return active == n, strings.Join(states, " ")
+	})
+	perHost := map[string]int{}
+	for _, s := range listAll(t, tr, admin, "?all_tenants=1") {
+		perHost[s["OS-EXT-SRV-ATTR:host"].(string)]++
+	}
+	for h, c := range perHost {
+		if c > 2 {
+			t.Errorf("host %s holds %d m1.tiny but has room for 2", h, c)
+		}
+	}
 }
 
 // TestListAndIsolation walks pages with gophercloud and checks that a
@@ -543,7 +637,7 @@ func TestServerView(t *testing.T) {
 		nid, _ := v["id"].(string)
 		want := map[string]any{"id": nid, "adminPass": "s3cret", "OS-DCF:diskConfig": "MANUAL",
 			"security_groups": []any{map[string]any{"name": "default"}},
-			"links": []any{map[string]any{"rel": "self", "href": api + "/demo/servers/" + nid}, map[string]any{"rel": "bookmark", "href": root + "/demo/servers/" + nid}}}
+			"links":           []any{map[string]any{"rel": "self", "href": api + "/demo/servers/" + nid}, map[string]any{"rel": "bookmark", "href": root + "/demo/servers/" + nid}}}
 		if got, w := mustJSON(v), mustJSON(want); got != w {
 			t.Errorf("create answered %s, want %s", got, w)
 		}

@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -26,25 +25,18 @@ func (v Version) AtLeast(o Version) bool {
 
 const keyVersion ctxKey = 100
 
-func version(ctx context.Context) Version {
-	v, ok := ctx.Value(keyVersion).(Version)
-	if !ok {
-		return MinVersion
-	}
-	return v
+// versionError is a microversion request refused: 400 when it does not
+// parse, 406 when it is out of range (Nova's InvalidAPIVersionString and
+// InvalidGlobalAPIVersion). Its message is the fault's.
+type versionError struct {
+	status int
+	msg    string
 }
-
-// errBadVersion is a microversion that does not parse (400 in Nova, where
-// one out of range is a 406).
-type errBadVersion string
-
-func (e errBadVersion) Error() string { return string(e) }
 
 // negotiate reads the requested microversion from OpenStack-API-Version
 // ("compute 2.x") or X-OpenStack-Nova-API-Version; none means the minimum,
-// "latest" the maximum, one out of range is refused (406) and one that does
-// not parse is an errBadVersion (400).
-func negotiate(h http.Header) (Version, error) {
+// "latest" the maximum.
+func negotiate(h http.Header) (Version, *versionError) {
 	var want string
 	for _, v := range h.Values("OpenStack-API-Version") {
 		for _, part := range strings.Split(v, ",") {
@@ -67,11 +59,11 @@ func negotiate(h http.Header) (Version, error) {
 	major, err1 := strconv.Atoi(a)
 	minor, err2 := strconv.Atoi(b)
 	if !ok || err1 != nil || err2 != nil || major < 0 || minor < 0 {
-		return Version{}, errBadVersion(fmt.Sprintf("API Version String %s is of invalid format. Must be of format MajorNum.MinorNum.", want))
+		return Version{}, &versionError{http.StatusBadRequest, fmt.Sprintf("API Version String %s is of invalid format. Must be of format MajorNum.MinorNum.", want)}
 	}
 	v := Version{major, minor}
 	if !v.AtLeast(MinVersion) || !MaxVersion.AtLeast(v) {
-		return Version{}, fmt.Errorf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", v, MinVersion, MaxVersion)
+		return Version{}, &versionError{http.StatusNotAcceptable, fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", v, MinVersion, MaxVersion)}
 	}
 	return v, nil
 }
