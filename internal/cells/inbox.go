@@ -19,20 +19,27 @@ import (
 // id stops a redelivered message from taking effect twice.
 func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		it, err := cons.Messages(jetstream.PullMaxMessages(256))
 		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("reading the inbox", "err", err)
-				sleepCtx(ctx, 250*time.Millisecond)
-			}
+			s.log.Warn("reading the inbox", "err", err)
+			sleepCtx(ctx, 250*time.Millisecond)
 			continue
 		}
-		for m := range batch.Messages() {
+		// Shutdown stops the iterator, which ends Next at once; messages
+		// not yet acknowledged are redelivered after a restart.
+		stop := context.AfterFunc(ctx, it.Stop)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					s.log.Warn("reading the inbox", "err", err)
+				}
+				break
+			}
 			s.processDurable(ctx, m)
 		}
-		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			s.log.Debug("inbox batch", "err", err)
-		}
+		stop()
+		it.Stop()
 	}
 }
 

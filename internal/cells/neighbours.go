@@ -141,8 +141,16 @@ func RemoveNeighbour(ctx context.Context, d *db.DB, path string) error {
 	return nil
 }
 
+// Querier is a database or a transaction. Code that runs inside a
+// transaction must read through it: on SQLite a second connection could
+// wait behind the transaction's own write lock.
+type Querier interface {
+	Query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
+}
+
 // ListNeighbours reads the cells table.
-func ListNeighbours(ctx context.Context, d *db.DB) ([]Neighbour, error) {
+func ListNeighbours(ctx context.Context, d Querier) ([]Neighbour, error) {
 	rows, err := d.Query(ctx, `SELECT path, relation, broker_url, weight_offset, weight_scale, capabilities, report, last_seen FROM cells ORDER BY path`)
 	if err != nil {
 		return nil, fmt.Errorf("cells table: %w", err)

@@ -41,10 +41,10 @@ func TestCapacityReportsReachTheParent(t *testing.T) {
 		// so what reaches api after a change went up because it mattered.
 		cellA: func(c *cells.Config) {
 			c.ReportInterval = 100 * time.Millisecond
-			c.Capacity = func(context.Context) (capacity.Report, error) { return hosts(int(aHosts.Load())), nil }
+			c.Capacity = func(context.Context, cells.Querier) (capacity.Report, error) { return hosts(int(aHosts.Load())), nil }
 		},
 		cell1: func(c *cells.Config) {
-			c.Capacity = func(context.Context) (capacity.Report, error) { return hosts(2), nil }
+			c.Capacity = func(context.Context, cells.Querier) (capacity.Report, error) { return hosts(2), nil }
 		},
 		cell2: func(c *cells.Config) { c.ReportInterval = 200 * time.Millisecond },
 	}

@@ -60,7 +60,7 @@ func (s *Service) handleBuildFailed(ctx context.Context, tx *db.Tx, env *wire.En
 
 // place runs the cell scheduler and sends the build on.
 func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
-	cands, err := s.candidates(ctx)
+	cands, err := s.candidates(ctx, tx)
 	if err != nil {
 		return err
 	}
@@ -128,16 +128,16 @@ func (s *Service) giveUp(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *
 
 // candidates are this cell's own hosts (if any) and its children, with their
 // last reports.
-func (s *Service) candidates(ctx context.Context) ([]cellsched.Candidate, error) {
+func (s *Service) candidates(ctx context.Context, q Querier) ([]cellsched.Candidate, error) {
 	var out []cellsched.Candidate
 	if s.cfg.Capacity != nil && s.cfg.AcceptBuild != nil {
-		r, err := s.cfg.Capacity(ctx)
+		r, err := s.cfg.Capacity(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("own capacity: %w", err)
 		}
 		out = append(out, cellsched.Candidate{Path: s.path, Self: true, Report: r, WeightScale: 1})
 	}
-	ns, err := ListNeighbours(ctx, s.cfg.DB)
+	ns, err := ListNeighbours(ctx, q)
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,8 @@ type Config struct {
 	AppliedRetention time.Duration
 
 	// Capacity reports this cell's own hosts; nil for a cell without hosts.
-	Capacity func(ctx context.Context) (capacity.Report, error)
+	// It reads through q (the caller's transaction, when there is one).
+	Capacity func(ctx context.Context, q Querier) (capacity.Report, error)
 	// AcceptBuild takes a build for this cell's own hosts inside tx; nil
 	// for a cell without hosts.
 	AcceptBuild func(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error

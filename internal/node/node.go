@@ -210,8 +210,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.Cells.HandleCast(wire.MethodInstanceUpdate, 1, 0, h.InstanceUpdate)
 		} else {
 			var cd *conductor.Conductor
-			ccfg.Capacity = func(ctx context.Context) (capacity.Report, error) {
-				return celldb.Capacity(ctx, n.DB, time.Now(), 60*time.Second)
+			ccfg.Capacity = func(ctx context.Context, q cells.Querier) (capacity.Report, error) {
+				return celldb.Capacity(ctx, q, time.Now(), 60*time.Second)
 			}
 			ccfg.AcceptBuild = func(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
 				return cd.AcceptBuild(ctx, tx, env, b)

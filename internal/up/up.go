@@ -61,11 +61,11 @@ type Tree struct {
 const Root = "api"
 
 // Start starts every cell and links them.
-func Start(ctx context.Context, o Options, log *slog.Logger) (t *Tree, err error) {
+func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	t = &Tree{log: log}
+	t := &Tree{log: log}
 	defer func() {
 		if err != nil {
 			t.Shutdown(context.Background())

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -59,14 +58,7 @@ func TestOptionsValidate(t *testing.T) {
 
 // TestStartFailsCleanly: a tree whose API cannot listen fails to start,
 // and releases what it had opened, so the same data directory starts.
-//
-// It is skipped unless CELLCLOUD_KNOWN_BUGS is set: Start's error returns
-// set its named result t to nil before the deferred cleanup calls
-// t.Shutdown, which then panics on the nil *Tree.
 func TestStartFailsCleanly(t *testing.T) {
-	if os.Getenv("CELLCLOUD_KNOWN_BUGS") == "" {
-		t.Skip("known bug: up.Start panics (nil *Tree in its deferred Shutdown) on any error after Validate; set CELLCLOUD_KNOWN_BUGS=1 to run")
-	}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -231,16 +230,7 @@ func TestMultiCreate(t *testing.T) {
 
 // TestConcurrentCreates boots servers from many clients at once into
 // cells with room for all of them.
-//
-// It is skipped unless CELLCLOUD_KNOWN_BUGS is set: a cells service reads
-// its cells table (and, in a compute cell, its capacity) through the
-// database pool while its inbox transaction holds SQLite's write lock; with
-// the pool's other connections waiting for that lock, both wait until the
-// busy timeout, and creates stall for tens of seconds.
 func TestConcurrentCreates(t *testing.T) {
-	if os.Getenv("CELLCLOUD_KNOWN_BUGS") == "" {
-		t.Skip("known bug: cells.(*Service).candidates reads through the pool inside the inbox's write transaction; set CELLCLOUD_KNOWN_BUGS=1 to run")
-	}
 	t.Parallel()
 	tr := testtree.Start(t, testtree.Options{Host: compute.HostSpec{RAMMB: 1024}})
 	const n = 14 // of 16 m1.tiny that fit
