@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
@@ -148,6 +149,10 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 	resID := "r-" + randomString(8)
 	insts := make([]apidb.Instance, req.count)
 	build := wire.BuildInstances{Flavor: flavor, Hints: req.hints, Scheduler: a.cfg.Cell, Attempts: 1}
+	if err := a.cellHints(r, &build); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	for i := range insts {
 		name := req.name
 		if req.count > 1 {
@@ -191,6 +196,43 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		"security_groups":   []map[string]string{{"name": "default"}},
 		"adminPass":         pass,
 	}})
+}
+
+// cellHints turns the cell scheduler's hints into placement constraints:
+// target_cell (a cell path, admins only, as in Nova's cells v1; others'
+// are ignored), and same_cell / different_cell (instance UUIDs, resolved to
+// the cells that hold them).
+func (a *API) cellHints(r *http.Request, b *wire.BuildInstances) error {
+	ctx := r.Context()
+	if t := b.Hints["target_cell"]; len(t) > 0 && caller(ctx).Admin {
+		if len(t) != 1 || cellpath.Validate(t[0]) != nil || !cellpath.Contains(a.cfg.Cell, t[0]) {
+			return bad("Invalid input for field/attribute os:scheduler_hints. target_cell %q is not a cell path below %q", strings.Join(t, ","), a.cfg.Cell)
+		}
+		b.TargetCell = t[0]
+	}
+	resolve := func(hint string) ([]string, error) {
+		var out []string
+		for _, id := range b.Hints[hint] {
+			in, err := apidb.Get(ctx, a.cfg.DB, id)
+			if errors.Is(err, apidb.ErrNotFound) || (err == nil && (in.Deleted || (!caller(ctx).Admin && in.ProjectID != caller(ctx).ProjectID))) {
+				return nil, bad("Invalid input for field/attribute os:scheduler_hints. %s: instance %s could not be found", hint, id)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if in.Cell == "" {
+				return nil, &httpError{http.StatusConflict, fmt.Sprintf("Instance %s named in %s has no cell yet; try again when it is built", id, hint)}
+			}
+			out = append(out, in.Cell)
+		}
+		return out, nil
+	}
+	var err error
+	if b.SameCell, err = resolve("same_cell"); err != nil {
+		return err
+	}
+	b.DifferentCell, err = resolve("different_cell")
+	return err
 }
 
 type createRequest struct {
