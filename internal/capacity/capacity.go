@@ -11,6 +11,7 @@ package capacity
 
 import (
 	"cmp"
+	"math"
 	"slices"
 )
 
@@ -140,6 +141,12 @@ func Compress(slots []Slot, max int) []Slot {
 		out := merge(slots, step)
 		if len(out) <= max {
 			return out
+		}
+		if step > math.MaxInt64/256 {
+			// Coarser steps would overflow (RAM rounds to 128 steps): only
+			// absurdly large slots get here. Keep the biggest max of them;
+			// dropping slots is conservative too.
+			return out[:max]
 		}
 		step *= 2
 	}

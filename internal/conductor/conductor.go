@@ -259,11 +259,20 @@ func (c *Conductor) claimBusy(uuid string) bool {
 	return true
 }
 
+// done ends work on an instance that made progress, and looks for more at
+// once (a delete that waited for a build, say).
 func (c *Conductor) done(uuid string) {
+	c.release(uuid)
+	c.Wake()
+}
+
+// release ends work on an instance without waking the loop: work that
+// failed is retried at the next poll, not at once, so that a scheduler,
+// compute host or database that is down is not hammered in a hot loop.
+func (c *Conductor) release(uuid string) {
 	c.mu.Lock()
 	delete(c.busy, uuid)
 	c.mu.Unlock()
-	c.Wake()
 }
 
 // schedulePending places the instances waiting for a host, grouped by the
@@ -309,7 +318,7 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 		if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
 			log.Error("host scheduler failed", "err", err)
 			for _, in := range pending {
-				c.done(in.UUID)
+				c.release(in.UUID)
 			}
 			return
 		}
@@ -329,7 +338,7 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 				why = err
 			case err != nil:
 				log.Error("claiming a host", "instance", in.UUID, "err", err)
-				c.done(in.UUID)
+				c.release(in.UUID)
 			default:
 				c.goBuild(ctx, in, host, sels[i].Alternates)
 			}
@@ -373,9 +382,10 @@ func (c *Conductor) claimFirst(ctx context.Context, in *celldb.Instance, sel hos
 // handBack returns instances this cell cannot place to the cell that
 // scheduled them here.
 func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*celldb.Instance, why error) {
+	finish := c.done
 	defer func() {
 		for _, in := range insts {
-			c.done(in.UUID)
+			finish(in.UUID)
 		}
 	}()
 	first := insts[0]
@@ -398,6 +408,7 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	})
 	if err != nil {
 		log.Error("handing a build back", "err", err)
+		finish = c.release
 	}
 }
 
@@ -463,6 +474,12 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 		lastErr = err
 		ignore = append(ignore, host)
 		log.Warn("build on host failed; rescheduling", "host", host, "attempt", attempt+1, "err", err)
+		// A spawn that never reached the host (its agent is down, say)
+		// leaves the claim taken when the host was chosen; give it back, or
+		// no other host can be claimed for the instance.
+		if err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, in.UUID) }); err != nil && ctx.Err() == nil {
+			log.Error("releasing the claim on a failed host", "host", host, "err", err)
+		}
 	}
 	c.fail(ctx, log, in, 500, fmt.Sprintf("%s Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance %s. Last error: %v",
 		"No valid host was found.", in.UUID, lastErr))
@@ -516,23 +533,27 @@ func (c *Conductor) deletePending(ctx context.Context) {
 		go func(in *celldb.Instance) {
 			defer c.wg.Done()
 			defer func() { <-c.sem }()
-			defer c.done(in.UUID)
-			c.delete(ctx, in)
+			if c.delete(ctx, in) {
+				c.done(in.UUID)
+			} else {
+				c.release(in.UUID)
+			}
 		}(in)
 	}
 }
 
-func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) {
+// delete finishes one delete and reports whether it did.
+func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
 	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
 	if in.Host != "" {
 		if err := c.cfg.Compute.Destroy(ctx, in.Host, in.UUID); err != nil {
 			log.Error("destroy failed; will retry", "err", err)
-			return
+			return false
 		}
 	}
 	if err := c.cfg.Network.Deallocate(ctx, in.UUID); err != nil {
 		log.Error("freeing the network failed; will retry", "err", err)
-		return
+		return false
 	}
 	deleting := celldb.TaskDeleting
 	vmDeleted, none, noState := celldb.VMDeleted, "", celldb.PowerNoState
@@ -546,10 +567,11 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) {
 	})
 	if err != nil {
 		log.Error("recording the delete", "err", err)
-		return
+		return false
 	}
 	c.cfg.OnChange()
 	log.Info("instance deleted")
+	return true
 }
 
 func (c *Conductor) sendUpdate(ctx context.Context, tx *db.Tx, in *celldb.Instance) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
@@ -41,10 +40,18 @@ func (r remoteScheduler) Select(ctx context.Context, req *hostsched.Request) ([]
 		return nil, err
 	}
 	if out.Error != "" {
-		return out.Selections, fmt.Errorf("%w: %s", hostsched.ErrNoValidHost, out.Error)
+		return out.Selections, noValidHost(out.Error)
 	}
 	return out.Selections, nil
 }
+
+// noValidHost is the scheduler's ErrNoValidHost as it came over the wire:
+// the served error's message already says "no valid host was found", so it
+// is kept as it is (not prefixed again) and matches hostsched.ErrNoValidHost.
+type noValidHost string
+
+func (e noValidHost) Error() string { return string(e) }
+func (e noValidHost) Unwrap() error { return hostsched.ErrNoValidHost }
 
 type remoteNetwork struct {
 	nc   *nats.Conn

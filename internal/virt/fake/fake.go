@@ -37,7 +37,7 @@ type Driver struct {
 
 // New returns a fake driver.
 func New(cfg Config) (*Driver, error) {
-	if cfg.FailRate < 0 || cfg.FailRate > 1 {
+	if !(cfg.FailRate >= 0 && cfg.FailRate <= 1) { // also rejects NaN
 		return nil, fmt.Errorf("fake driver: fail rate %v must be between 0 and 1", cfg.FailRate)
 	}
 	if cfg.SpawnLatency < 0 {
