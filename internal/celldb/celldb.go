@@ -129,13 +129,15 @@ type Instance struct {
 
 // BuildContext is what a cell needs to retry or hand back a build.
 type BuildContext struct {
-	Scheduler   string              `json:"scheduler"`
-	Attempts    int                 `json:"attempts"`
-	Tried       []string            `json:"tried,omitempty"`
-	Hints       map[string][]string `json:"hints,omitempty"`
-	ImageProps  map[string]string   `json:"image_properties,omitempty"`
-	IgnoreHosts []string            `json:"ignore_hosts,omitempty"`
-	TargetCell  string              `json:"target_cell,omitempty"`
+	Scheduler     string              `json:"scheduler"`
+	Attempts      int                 `json:"attempts"`
+	Tried         []string            `json:"tried,omitempty"`
+	Hints         map[string][]string `json:"hints,omitempty"`
+	ImageProps    map[string]string   `json:"image_properties,omitempty"`
+	IgnoreHosts   []string            `json:"ignore_hosts,omitempty"`
+	TargetCell    string              `json:"target_cell,omitempty"`
+	SameCell      []string            `json:"same_cell,omitempty"`
+	DifferentCell []string            `json:"different_cell,omitempty"`
 }
 
 const instanceCols = `uuid, name, project_id, user_id, image_ref, flavor, key_name, user_data, metadata, availability_zone,

@@ -188,7 +188,7 @@ func (c *Conductor) recover(ctx context.Context) error {
 func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
 	now := c.cfg.Now()
 	bc := celldb.BuildContext{Scheduler: b.Scheduler, Attempts: b.Attempts, Tried: b.Tried, Hints: b.Hints,
-		ImageProps: b.ImageProperties, TargetCell: b.TargetCell}
+		ImageProps: b.ImageProperties, TargetCell: b.TargetCell, SameCell: b.SameCell, DifferentCell: b.DifferentCell}
 	insts := make([]celldb.Instance, 0, len(b.Instances))
 	states := make([]wire.InstanceState, 0, len(b.Instances))
 	for _, spec := range b.Instances {
@@ -390,7 +390,8 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	}()
 	first := insts[0]
 	b := wire.BuildInstances{Flavor: first.Flavor, ImageProperties: first.Build.ImageProps, Hints: first.Build.Hints,
-		TargetCell: first.Build.TargetCell, Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried}
+		TargetCell: first.Build.TargetCell, SameCell: first.Build.SameCell, DifferentCell: first.Build.DifferentCell,
+		Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried}
 	uuids := make([]string, 0, len(insts))
 	for _, in := range insts {
 		b.Instances = append(b.Instances, in.InstanceSpec)
@@ -497,6 +498,10 @@ func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Insta
 		}
 		if cur.Deleted || cur.TaskState == celldb.TaskDeleting {
 			return nil
+		}
+		// An instance in ERROR holds no resources.
+		if err := celldb.Release(ctx, tx, in.UUID); err != nil {
+			return err
 		}
 		up, err := celldb.Update(ctx, tx, in.UUID, nil, celldb.Change{VMState: &vmErr, TaskState: &none, PowerState: &noState,
 			Fault: &wire.Fault{Code: code, Message: msg, Created: now}}, now)

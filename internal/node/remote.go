@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -20,6 +21,13 @@ func computeSubject(cell, host, op string) string {
 	return "cellcloud." + cell + ".compute." + host + "." + op
 }
 
+// Deadlines of calls to roles in other processes, so that a role that
+// takes a request and dies cannot hold a build for ever.
+const (
+	remoteTimeout      = 30 * time.Second
+	remoteSpawnTimeout = 5 * time.Minute
+)
+
 type hostOp struct {
 	UUID string `json:"uuid"`
 }
@@ -32,6 +40,8 @@ type remoteScheduler struct {
 }
 
 func (r remoteScheduler) Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error) {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
 	var out struct {
 		Selections []hostsched.Selection `json:"selections"`
 		Error      string                `json:"error,omitempty"`
@@ -59,12 +69,16 @@ type remoteNetwork struct {
 }
 
 func (r remoteNetwork) Allocate(ctx context.Context, uuid string) ([]wire.Address, error) {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
 	var out []wire.Address
 	err := rpc.Call(ctx, r.nc, netSubject(r.cell, "allocate"), hostOp{uuid}, &out)
 	return out, err
 }
 
 func (r remoteNetwork) Deallocate(ctx context.Context, uuid string) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
 	return rpc.Call(ctx, r.nc, netSubject(r.cell, "deallocate"), hostOp{uuid}, nil)
 }
 
@@ -74,10 +88,14 @@ type remoteCompute struct {
 }
 
 func (r remoteCompute) Spawn(ctx context.Context, host, uuid string) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteSpawnTimeout)
+	defer cancel()
 	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "spawn"), hostOp{uuid}, nil)
 }
 
 func (r remoteCompute) Destroy(ctx context.Context, host, uuid string) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
 	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "destroy"), hostOp{uuid}, nil)
 }
 
