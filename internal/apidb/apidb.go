@@ -259,9 +259,10 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 		deleted, deletedAt = 1, db.Micros(now)
 	}
 	version := max(st.Version, cur.Version)
-	_, err = tx.Exec(ctx, `UPDATE instances SET cell_path = ?, host = ?, node = ?, vm_state = ?, task_state = ?, power_state = ?,
+	_, err = tx.Exec(ctx, `UPDATE instances SET cell_path = ?, host = ?, node = ?,
+		availability_zone = CASE WHEN ? <> '' THEN ? ELSE availability_zone END, vm_state = ?, task_state = ?, power_state = ?,
 		version = ?, addresses = ?, fault = ?, launched_at = ?, updated_at = ?, deleted = ?, deleted_at = ? WHERE uuid = ?`,
-		st.Cell, st.Host, st.Node, st.VMState, st.TaskState, st.PowerState, version, string(addrs), fault,
+		st.Cell, st.Host, st.Node, st.AvailabilityZone, st.AvailabilityZone, st.VMState, st.TaskState, st.PowerState, version, string(addrs), fault,
 		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, st.UUID)
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)

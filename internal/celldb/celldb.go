@@ -243,7 +243,9 @@ type Change struct {
 	Fault      *wire.Fault
 	LaunchedAt *time.Time
 	Build      *BuildContext
-	Deleted    bool
+	// AvailabilityZone is set from the host's zone when the instance asked for none.
+	AvailabilityZone *string
+	Deleted          bool
 }
 
 // Update applies a change, bumps the instance's version, and returns the
@@ -278,6 +280,9 @@ func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c C
 	if c.Build != nil {
 		in.Build = *c.Build
 	}
+	if c.AvailabilityZone != nil {
+		in.AvailabilityZone = *c.AvailabilityZone
+	}
 	deletedAt := int64(0)
 	if c.Deleted {
 		in.Deleted = true
@@ -295,9 +300,9 @@ func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c C
 	if in.Deleted {
 		deleted = 1
 	}
-	_, err = tx.Exec(ctx, `UPDATE instances SET host = ?, node = ?, vm_state = ?, task_state = ?, power_state = ?, fault = ?,
+	_, err = tx.Exec(ctx, `UPDATE instances SET host = ?, node = ?, availability_zone = ?, vm_state = ?, task_state = ?, power_state = ?, fault = ?,
 		launched_at = ?, build = ?, version = ?, updated_at = ?, deleted = ?, deleted_at = CASE WHEN CAST(? AS BIGINT) > 0 THEN CAST(? AS BIGINT) ELSE deleted_at END WHERE uuid = ?`,
-		in.Host, in.Node, in.VMState, in.TaskState, in.PowerState, fault, db.Micros(in.LaunchedAt), string(build),
+		in.Host, in.Node, in.AvailabilityZone, in.VMState, in.TaskState, in.PowerState, fault, db.Micros(in.LaunchedAt), string(build),
 		in.Version, db.Micros(now), deleted, deletedAt, deletedAt, uuid)
 	if err != nil {
 		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
@@ -319,7 +324,7 @@ func Purge(ctx context.Context, tx *db.Tx, uuids []string) error {
 func State(ctx context.Context, q Querier, cell string, in *Instance) (wire.InstanceState, error) {
 	st := wire.InstanceState{
 		UUID: in.UUID, Cell: cell, Version: in.Version, Host: in.Host, Node: in.Node,
-		VMState: in.VMState, TaskState: in.TaskState, PowerState: in.PowerState, Fault: in.Fault,
+		VMState: in.VMState, TaskState: in.TaskState, PowerState: in.PowerState, Fault: in.Fault, AvailabilityZone: in.AvailabilityZone,
 		LaunchedAt: in.LaunchedAt, Deleted: in.Deleted, UpdatedAt: in.UpdatedAt,
 	}
 	if in.Deleted {

@@ -366,7 +366,16 @@ func (c *Conductor) claimFirst(ctx context.Context, in *celldb.Instance, sel hos
 			if err := celldb.Claim(ctx, tx, in.UUID, host, in.Flavor.Need(), c.cfg.Now()); err != nil {
 				return err
 			}
-			_, err := celldb.Update(ctx, tx, in.UUID, &scheduling, celldb.Change{Host: &host, TaskState: &networking}, c.cfg.Now())
+			change := celldb.Change{Host: &host, TaskState: &networking}
+			if in.AvailabilityZone == "" {
+				// Like Nova, an instance that asked for no zone takes its host's.
+				var az string
+				if err := tx.QueryRow(ctx, `SELECT availability_zone FROM compute_nodes WHERE host = ?`, host).Scan(&az); err != nil {
+					return err
+				}
+				change.AvailabilityZone = &az
+			}
+			_, err := celldb.Update(ctx, tx, in.UUID, &scheduling, change, c.cfg.Now())
 			return err
 		})
 		if err == nil {

@@ -139,9 +139,11 @@ type InstanceState struct {
 	PowerState int       `json:"power_state"`
 	Addresses  []Address `json:"addresses,omitempty"`
 	Fault      *Fault    `json:"fault,omitempty"`
-	LaunchedAt time.Time `json:"launched_at,omitzero"`
-	Deleted    bool      `json:"deleted,omitempty"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	// AvailabilityZone is the zone of the instance's host, once it has one.
+	AvailabilityZone string    `json:"availability_zone,omitempty"`
+	LaunchedAt       time.Time `json:"launched_at,omitzero"`
+	Deleted          bool      `json:"deleted,omitempty"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // InstanceUpdate is the payload of instance_update. Heal marks resends.
