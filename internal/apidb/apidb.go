@@ -100,14 +100,9 @@ const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key
 	delete_requested, request_id, launched_at, created_at, updated_at, deleted_at, deleted`
 
 // Querier is a transaction or the database.
-type Querier interface {
-	Query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
-}
+type Querier = db.Querier
 
-type scanner interface{ Scan(...any) error }
-
-func scan(r scanner) (*Instance, error) {
+func scan(r db.Scanner) (*Instance, error) {
 	var in Instance
 	var flavor, meta, addrs, fault string
 	var delReq, deleted int
@@ -205,20 +200,7 @@ func List(ctx context.Context, q Querier, o ListOptions) ([]*Instance, error) {
 		query += " LIMIT ?"
 		args = append(args, o.Limit)
 	}
-	rows, err := q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Instance
-	for rows.Next() {
-		in, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, in)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, scan, query, args...)
 }
 
 // Applied says what applying an update did.

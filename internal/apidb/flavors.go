@@ -57,7 +57,7 @@ func CreateFlavor(ctx context.Context, tx *db.Tx, f wire.Flavor) error {
 
 const flavorCols = `id, name, vcpus, ram_mb, root_gb, ephemeral_gb, swap_mb, extra_specs`
 
-func scanFlavor(r scanner) (wire.Flavor, error) {
+func scanFlavor(r db.Scanner) (wire.Flavor, error) {
 	var f wire.Flavor
 	var specs string
 	if err := r.Scan(&f.ID, &f.Name, &f.VCPUs, &f.RAMMB, &f.RootGB, &f.EphemeralGB, &f.SwapMB, &specs); err != nil {
@@ -78,18 +78,5 @@ func GetFlavor(ctx context.Context, q Querier, id string) (wire.Flavor, error) {
 
 // ListFlavors reads every flavor, smallest first.
 func ListFlavors(ctx context.Context, q Querier) ([]wire.Flavor, error) {
-	rows, err := q.Query(ctx, `SELECT `+flavorCols+` FROM flavors WHERE disabled = 0 ORDER BY ram_mb, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []wire.Flavor
-	for rows.Next() {
-		f, err := scanFlavor(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, scanFlavor, `SELECT `+flavorCols+` FROM flavors WHERE disabled = 0 ORDER BY ram_mb, id`)
 }

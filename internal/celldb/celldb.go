@@ -165,9 +165,7 @@ func Insert(ctx context.Context, tx *db.Tx, insts []Instance, now time.Time) err
 	return nil
 }
 
-type scanner interface{ Scan(...any) error }
-
-func scanInstance(r scanner) (*Instance, error) {
+func scanInstance(r db.Scanner) (*Instance, error) {
 	var in Instance
 	var flavor, meta, build, fault string
 	var launched, created, updated int64
@@ -193,10 +191,7 @@ func scanInstance(r scanner) (*Instance, error) {
 }
 
 // Querier is a transaction or the database.
-type Querier interface {
-	Query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
-}
+type Querier = db.Querier
 
 // Get reads one instance (deleted ones too).
 func Get(ctx context.Context, q Querier, uuid string) (*Instance, error) {
@@ -218,20 +213,7 @@ func ListChangedSince(ctx context.Context, q Querier, t time.Time, limit int) ([
 }
 
 func list(ctx context.Context, q Querier, query string, args ...any) ([]*Instance, error) {
-	rows, err := q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Instance
-	for rows.Next() {
-		in, err := scanInstance(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, in)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, scanInstance, query, args...)
 }
 
 // Change is a set of fields to change on an instance; nil leaves a field.

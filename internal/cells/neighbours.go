@@ -144,10 +144,7 @@ func RemoveNeighbour(ctx context.Context, d *db.DB, path string) error {
 // Querier is a database or a transaction. Code that runs inside a
 // transaction must read through it: on SQLite a second connection could
 // wait behind the transaction's own write lock.
-type Querier interface {
-	Query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
-}
+type Querier = db.Querier
 
 // ListNeighbours reads the cells table.
 func ListNeighbours(ctx context.Context, d Querier) ([]Neighbour, error) {

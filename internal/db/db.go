@@ -225,3 +225,32 @@ func FromMicros(us int64) time.Time {
 	}
 	return time.UnixMicro(us).UTC()
 }
+
+// Querier is a database or a transaction: code that may run inside a
+// transaction reads through one, so it sees the transaction's writes and,
+// on SQLite, never waits for a second connection behind its own lock.
+type Querier interface {
+	Query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// Scanner is a row or a set of rows being read.
+type Scanner interface{ Scan(dest ...any) error }
+
+// Collect runs a query and scans every row with scan.
+func Collect[T any](ctx context.Context, q Querier, scan func(Scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
