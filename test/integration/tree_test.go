@@ -335,7 +335,9 @@ func TestTreeOfProcesses(t *testing.T) {
 			victims = append(victims, u)
 		}
 	}
-	tr.procs["api!cell2"].kill()
+	if len(victims) != 4 || api[victims[0]].cell != "api!cell2" {
+		t.Fatalf("phase 1 left no instance in api!cell2 to delete during its outage (victims %v)", victims)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for i := range 3 {
@@ -347,7 +349,9 @@ func TestTreeOfProcesses(t *testing.T) {
 			}
 		}()
 	}
-	for _, u := range victims {
+	// victims[0] is in api!cell2; it is deleted once the cell is surely
+	// down, so at least one message must wait for it.
+	for _, u := range victims[1:] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -356,10 +360,16 @@ func TestTreeOfProcesses(t *testing.T) {
 			}
 		}()
 	}
+	// The kill lands while those requests are being accepted, relayed and
+	// applied.
+	tr.procs["api!cell2"].kill()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+	if err := servers.Delete(ctx, demo, victims[0]).ExtractErr(); err != nil {
+		t.Fatalf("delete %s while its cell is down: %v", victims[0], err)
 	}
 	// The deletes for api!cell2 wait in the API cell's outbox.
 	waitFor(t, 20*time.Second, "messages queued for api!cell2", func() (bool, string) {
