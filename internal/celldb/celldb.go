@@ -83,6 +83,34 @@ CREATE TABLE fixed_ips (
 	mac TEXT NOT NULL DEFAULT '',
 	updated_at {{bigint}} NOT NULL
 )`},
+	{Version: 2, Name: "server actions and their records", SQL: `
+ALTER TABLE instances ADD COLUMN action TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN action_params TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN action_request_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX instances_action ON instances (action, deleted);
+CREATE TABLE instance_actions (
+	id {{serial}},
+	instance_uuid TEXT NOT NULL,
+	action TEXT NOT NULL,
+	request_id TEXT NOT NULL,
+	user_id TEXT NOT NULL DEFAULT '',
+	project_id TEXT NOT NULL DEFAULT '',
+	message TEXT NOT NULL DEFAULT '',
+	start_time {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL
+);
+CREATE INDEX instance_actions_instance ON instance_actions (instance_uuid, start_time);
+CREATE TABLE instance_action_events (
+	id {{serial}},
+	action_id {{bigint}} NOT NULL,
+	event TEXT NOT NULL,
+	host TEXT NOT NULL DEFAULT '',
+	result TEXT NOT NULL DEFAULT '',
+	traceback TEXT NOT NULL DEFAULT '',
+	start_time {{bigint}} NOT NULL,
+	finish_time {{bigint}} NOT NULL DEFAULT 0
+);
+CREATE INDEX instance_action_events_action ON instance_action_events (action_id)`},
 }
 
 // VM states, task states and power states, with Nova's values.
@@ -125,6 +153,8 @@ type Instance struct {
 	LaunchedAt time.Time
 	UpdatedAt  time.Time
 	Deleted    bool
+	// Action is the pending server action (see SetAction), "" for none.
+	Action string
 }
 
 // BuildContext is what a cell needs to retry or hand back a build.
@@ -143,6 +173,9 @@ type BuildContext struct {
 const instanceCols = `uuid, name, project_id, user_id, image_ref, flavor, key_name, user_data, metadata, availability_zone,
 	reservation_id, launch_index, build, host, node, vm_state, task_state, power_state, version, fault, request_id,
 	launched_at, created_at, updated_at, deleted`
+
+// selectCols are the columns every read scans.
+const selectCols = instanceCols + `, action`
 
 // Insert adds new instances being built, at their Version (at least 1).
 func Insert(ctx context.Context, tx *db.Tx, insts []Instance, now time.Time) error {
@@ -172,7 +205,7 @@ func scanInstance(r db.Scanner) (*Instance, error) {
 	var deleted int
 	err := r.Scan(&in.UUID, &in.Name, &in.ProjectID, &in.UserID, &in.ImageRef, &flavor, &in.KeyName, &in.UserData, &meta,
 		&in.AvailabilityZone, &in.ReservationID, &in.LaunchIndex, &build, &in.Host, &in.Node, &in.VMState, &in.TaskState,
-		&in.PowerState, &in.Version, &fault, &in.RequestID, &launched, &created, &updated, &deleted)
+		&in.PowerState, &in.Version, &fault, &in.RequestID, &launched, &created, &updated, &deleted, &in.Action)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +228,7 @@ type Querier = db.Querier
 
 // Get reads one instance (deleted ones too).
 func Get(ctx context.Context, q Querier, uuid string) (*Instance, error) {
-	in, err := scanInstance(q.QueryRow(ctx, `SELECT `+instanceCols+` FROM instances WHERE uuid = ?`, uuid))
+	in, err := scanInstance(q.QueryRow(ctx, `SELECT `+selectCols+` FROM instances WHERE uuid = ?`, uuid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, uuid)
 	}
@@ -204,12 +237,12 @@ func Get(ctx context.Context, q Querier, uuid string) (*Instance, error) {
 
 // ListByTask returns live instances in a task state, oldest first.
 func ListByTask(ctx context.Context, q Querier, task string, limit int) ([]*Instance, error) {
-	return list(ctx, q, `SELECT `+instanceCols+` FROM instances WHERE task_state = ? AND deleted = 0 ORDER BY created_at, launch_index LIMIT ?`, task, limit)
+	return list(ctx, q, `SELECT `+selectCols+` FROM instances WHERE task_state = ? AND deleted = 0 ORDER BY created_at, launch_index LIMIT ?`, task, limit)
 }
 
 // ListChangedSince returns instances (deleted ones too) changed at or after t.
 func ListChangedSince(ctx context.Context, q Querier, t time.Time, limit int) ([]*Instance, error) {
-	return list(ctx, q, `SELECT `+instanceCols+` FROM instances WHERE updated_at >= ? ORDER BY updated_at LIMIT ?`, db.Micros(t), limit)
+	return list(ctx, q, `SELECT `+selectCols+` FROM instances WHERE updated_at >= ? ORDER BY updated_at LIMIT ?`, db.Micros(t), limit)
 }
 
 func list(ctx context.Context, q Querier, query string, args ...any) ([]*Instance, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/virt"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
@@ -151,7 +152,8 @@ func (s *Service) restore(ctx context.Context) error {
 	if _, ok := s.cfg.Driver.(virt.Lister); !ok {
 		return nil
 	}
-	rows, err := s.cfg.DB.Query(ctx, `SELECT uuid, host FROM instances WHERE deleted = 0 AND vm_state = ? AND host <> ''`, celldb.VMActive)
+	rows, err := s.cfg.DB.Query(ctx, `SELECT uuid, host FROM instances WHERE deleted = 0 AND host <> '' AND vm_state NOT IN (?, ?)`,
+		vmstate.ShelvedOffloaded, vmstate.Building)
 	if err != nil {
 		return fmt.Errorf("compute: restore: %w", err)
 	}
@@ -232,6 +234,9 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 		if err != nil {
 			return err
 		}
+		if err := celldb.FinishAction(ctx, tx, uuid, in.RequestID, "Success", "", now); err != nil {
+			return err
+		}
 		return s.sendUpdate(ctx, tx, in)
 	})
 	if errors.Is(err, wire.ErrConflict) {
@@ -242,6 +247,70 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	}
 	log.Info("instance active")
 	return nil
+}
+
+// Act carries out a server action (a key of vmstate.Actions with a host
+// operation) on the instance's host and records the result: the action's
+// resulting vm and power state on success, or the state before with an
+// error event on failure. Either way the new state goes up to the API cell.
+func (s *Service) Act(ctx context.Context, host, uuid, key string) error {
+	a, ok := vmstate.Actions[key]
+	if !ok || a.HostOp == "" {
+		return wire.Errorf(wire.CodeBadMessage, "compute: no host operation for action %q", key)
+	}
+	op, ok := s.cfg.Driver.(virt.Operator)
+	if !ok {
+		return wire.Errorf(wire.CodeBadMessage, "compute: the driver cannot %s", a.HostOp)
+	}
+	in, err := celldb.Get(ctx, s.cfg.DB, uuid)
+	if err != nil {
+		return err
+	}
+	if in.Host != host {
+		return fmt.Errorf("compute: instance %s is on %q, not %q", uuid, in.Host, host)
+	}
+	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host, "action", key)
+	opErr := op.Operate(ctx, host, uuid, a.HostOp)
+	now := s.cfg.Now()
+	err = s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		task := a.Task
+		c := celldb.Change{TaskState: new(string)}
+		if opErr == nil {
+			if a.ResultVM != "" {
+				c.VMState = &a.ResultVM
+			}
+			c.PowerState = &a.ResultPower
+		}
+		in, err := celldb.Update(ctx, tx, uuid, &task, c, now)
+		if err != nil {
+			return err
+		}
+		if err := celldb.ClearAction(ctx, tx, uuid); err != nil {
+			return err
+		}
+		return s.sendUpdate(ctx, tx, in)
+	})
+	if errors.Is(err, wire.ErrConflict) {
+		return celldb.ErrGone // the instance moved on (deleted, reset) meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	if opErr != nil {
+		log.Warn("server action failed", "err", opErr)
+		return opErr
+	}
+	log.Info("server action done")
+	return nil
+}
+
+// ConsoleOutput returns the instance's console log.
+func (s *Service) ConsoleOutput(ctx context.Context, host, uuid string) (string, error) {
+	c, ok := s.cfg.Driver.(virt.Consoler)
+	if !ok {
+		return "", wire.Errorf(wire.CodeBadMessage, "compute: the driver has no console log")
+	}
+	return c.ConsoleOutput(ctx, host, uuid)
 }
 
 // Destroy removes the instance from its host and gives the claim back.

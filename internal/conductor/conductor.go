@@ -201,6 +201,16 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	if err := celldb.Insert(ctx, tx, insts, now); err != nil {
 		return err
 	}
+	for _, in := range insts {
+		id, err := celldb.StartAction(ctx, tx, wire.ActionRecord{Action: "create", UUID: in.UUID, RequestID: env.RequestID,
+			UserID: in.UserID, ProjectID: in.ProjectID, StartTime: in.CreatedAt})
+		if err != nil {
+			return err
+		}
+		if _, err := celldb.StartEvent(ctx, tx, id, "compute__do_build_and_run_instance", "", now); err != nil {
+			return err
+		}
+	}
 	tx.AfterCommit(c.Wake)
 	return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, env.RequestID,
 		&wire.InstanceUpdate{Instances: states})
@@ -227,6 +237,10 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 			continue
 		}
 		if _, err := celldb.Update(ctx, tx, u, nil, celldb.Change{TaskState: &deleting}, c.cfg.Now()); err != nil {
+			return err
+		}
+		// A delete ends any server action still pending.
+		if err := celldb.ClearAction(ctx, tx, u); err != nil {
 			return err
 		}
 	}
@@ -515,6 +529,9 @@ func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Insta
 		up, err := celldb.Update(ctx, tx, in.UUID, nil, celldb.Change{VMState: &vmErr, TaskState: &none, PowerState: &noState,
 			Fault: &wire.Fault{Code: code, Message: msg, Created: now}}, now)
 		if err != nil {
+			return err
+		}
+		if err := celldb.FinishAction(ctx, tx, in.UUID, in.RequestID, "Error", msg, now); err != nil {
 			return err
 		}
 		return c.sendUpdate(ctx, tx, up)

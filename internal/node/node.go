@@ -29,6 +29,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/conductor"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/instanceops"
 	"github.com/cellcloud/cellcloud/internal/network"
 	"github.com/cellcloud/cellcloud/internal/outbox"
 	"github.com/cellcloud/cellcloud/internal/scheduler"
@@ -47,6 +48,7 @@ type Node struct {
 
 	Cells     *cells.Service
 	Conductor *conductor.Conductor
+	Ops       *instanceops.Ops
 	Compute   *computerole.Service
 	httpSrv   *http.Server
 	apiAddr   string
@@ -142,7 +144,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// Compute-cell roles.
 	var sched conductor.HostScheduler
 	var netw conductor.Network
-	var comp conductor.Compute
+	var comp interface {
+		conductor.Compute
+		instanceops.Host
+	}
 	if cfg.Has(config.RoleScheduler) {
 		s, err := scheduler.New(n.DB, nil, 60*time.Second)
 		if err != nil {
@@ -228,13 +233,28 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			}
 			n.Conductor = cd
 			n.Cells.HandleCast(wire.MethodDeleteInstances, 1, 0, cd.DeleteInstances)
+			n.Ops, err = instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: n.Cells.Sender(), Host: comp, Logger: n.log})
+			if err != nil {
+				return err
+			}
+			n.Cells.HandleCast(wire.MethodInstanceAction, 1, 0, n.Ops.HandleAction)
+			n.Cells.HandleCall(wire.MethodConsoleOutput, 1, 0, n.Ops.ConsoleOutput)
+			n.Cells.HandleCall(wire.MethodInstanceActions, 1, 0, n.Ops.InstanceActions)
 		}
 		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
+		sub, err := serveCellsCalls(rctx, n.nc, cfg.Cell, log, n.Cells)
+		if err != nil {
+			return err
+		}
+		n.subs = append(n.subs, sub)
 		if err := n.Cells.Start(ctx); err != nil {
 			return err
 		}
 		if n.Conductor != nil {
 			if err := n.Conductor.Start(ctx); err != nil {
+				return err
+			}
+			if err := n.Ops.Start(ctx); err != nil {
 				return err
 			}
 		}
@@ -244,7 +264,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err := apidb.SeedFlavors(ctx, n.DB); err != nil {
 			return err
 		}
-		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Logger: n.log, Auth: cfg.API.Auth})
+		var calls compute.CellCaller = remoteCaller{n.nc, cfg.Cell}
+		if n.Cells != nil {
+			calls = n.Cells
+		}
+		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Logger: n.log, Auth: cfg.API.Auth})
 		if err != nil {
 			return err
 		}
@@ -324,6 +348,9 @@ func (n *Node) Shutdown(ctx context.Context) {
 		}
 		if n.Conductor != nil {
 			_ = n.Conductor.Shutdown(ctx)
+		}
+		if n.Ops != nil {
+			_ = n.Ops.Shutdown(ctx)
 		}
 		if n.Cells != nil {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)

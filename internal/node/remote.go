@@ -29,7 +29,8 @@ const (
 )
 
 type hostOp struct {
-	UUID string `json:"uuid"`
+	UUID   string `json:"uuid"`
+	Action string `json:"action,omitempty"`
 }
 
 // remoteScheduler, remoteNetwork and remoteCompute reach roles that run in
@@ -72,14 +73,14 @@ func (r remoteNetwork) Allocate(ctx context.Context, uuid string) ([]wire.Addres
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
 	var out []wire.Address
-	err := rpc.Call(ctx, r.nc, netSubject(r.cell, "allocate"), hostOp{uuid}, &out)
+	err := rpc.Call(ctx, r.nc, netSubject(r.cell, "allocate"), hostOp{UUID: uuid}, &out)
 	return out, err
 }
 
 func (r remoteNetwork) Deallocate(ctx context.Context, uuid string) error {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
-	return rpc.Call(ctx, r.nc, netSubject(r.cell, "deallocate"), hostOp{uuid}, nil)
+	return rpc.Call(ctx, r.nc, netSubject(r.cell, "deallocate"), hostOp{UUID: uuid}, nil)
 }
 
 type remoteCompute struct {
@@ -90,13 +91,27 @@ type remoteCompute struct {
 func (r remoteCompute) Spawn(ctx context.Context, host, uuid string) error {
 	ctx, cancel := context.WithTimeout(ctx, remoteSpawnTimeout)
 	defer cancel()
-	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "spawn"), hostOp{uuid}, nil)
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "spawn"), hostOp{UUID: uuid}, nil)
+}
+
+func (r remoteCompute) Act(ctx context.Context, host, uuid, action string) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteSpawnTimeout)
+	defer cancel()
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "act"), hostOp{UUID: uuid, Action: action}, nil)
+}
+
+func (r remoteCompute) ConsoleOutput(ctx context.Context, host, uuid string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	var out string
+	err := rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "console"), hostOp{UUID: uuid}, &out)
+	return out, err
 }
 
 func (r remoteCompute) Destroy(ctx context.Context, host, uuid string) error {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
-	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "destroy"), hostOp{uuid}, nil)
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "destroy"), hostOp{UUID: uuid}, nil)
 }
 
 // Local role interfaces, as served over rpc.
@@ -112,6 +127,8 @@ type allocator interface {
 type spawner interface {
 	Spawn(ctx context.Context, host, uuid string) error
 	Destroy(ctx context.Context, host, uuid string) error
+	Act(ctx context.Context, host, uuid, action string) error
+	ConsoleOutput(ctx context.Context, host, uuid string) (string, error)
 }
 
 func decodeOp(b json.RawMessage) (hostOp, error) {
@@ -193,7 +210,72 @@ func serveCompute(ctx context.Context, nc *nats.Conn, cell string, hosts []strin
 		if err != nil {
 			return subs, err
 		}
-		subs = append(subs, s1, s2)
+		s3, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "act"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+			op, err := decodeOp(b)
+			if err != nil {
+				return nil, err
+			}
+			return nil, c.Act(ctx, host, op.UUID, op.Action)
+		})
+		if err != nil {
+			return subs, err
+		}
+		s4, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "console"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+			op, err := decodeOp(b)
+			if err != nil {
+				return nil, err
+			}
+			return c.ConsoleOutput(ctx, host, op.UUID)
+		})
+		if err != nil {
+			return subs, err
+		}
+		subs = append(subs, s1, s2, s3, s4)
 	}
 	return subs, nil
+}
+
+// The API role reaches the cells with calls (console output, instance
+// actions); when the cells service runs in another process of the API
+// cell, the call goes to it over the cell's broker.
+func cellsCallSubject(cell string) string { return "cellcloud." + cell + ".cells.call" }
+
+type cellsCall struct {
+	Target    string          `json:"target"`
+	Method    string          `json:"method"`
+	RequestID string          `json:"request_id,omitempty"`
+	Payload   json.RawMessage `json:"payload,omitempty"`
+}
+
+type caller interface {
+	Call(ctx context.Context, target, method, requestID string, payload, out any) error
+}
+
+type remoteCaller struct {
+	nc   *nats.Conn
+	cell string
+}
+
+func (r remoteCaller) Call(ctx context.Context, target, method, requestID string, payload, out any) error {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	return rpc.Call(ctx, r.nc, cellsCallSubject(r.cell), cellsCall{Target: target, Method: method, RequestID: requestID, Payload: b}, out)
+}
+
+func serveCellsCalls(ctx context.Context, nc *nats.Conn, cell string, log *slog.Logger, c caller) (*nats.Subscription, error) {
+	return rpc.Serve(ctx, nc, cellsCallSubject(cell), "cells", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+		var req cellsCall
+		if err := json.Unmarshal(b, &req); err != nil || req.Target == "" || req.Method == "" {
+			return nil, wire.Errorf(wire.CodeBadMessage, "cells call needs a target and a method")
+		}
+		var out json.RawMessage
+		if err := c.Call(ctx, req.Target, req.Method, req.RequestID, req.Payload, &out); err != nil {
+			return nil, err
+		}
+		return out, nil
+	})
 }

@@ -27,3 +27,15 @@ type Driver interface {
 type Lister interface {
 	List(host string) []string
 }
+
+// Operator is a driver that can carry out lifecycle operations on a running
+// instance: "power_off", "power_on", "reboot", "pause", "unpause",
+// "suspend", "resume", "rescue", "unrescue", "rebuild", "snapshot", "shelve".
+type Operator interface {
+	Operate(ctx context.Context, host, uuid, op string) error
+}
+
+// Consoler is a driver that can return an instance's console log.
+type Consoler interface {
+	ConsoleOutput(ctx context.Context, host, uuid string) (string, error)
+}

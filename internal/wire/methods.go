@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/capacity"
@@ -31,6 +32,15 @@ const (
 	// MethodInstanceGet (targeted, down, call): the owning cell's record of
 	// one instance.
 	MethodInstanceGet = "instance_get"
+	// MethodInstanceAction (targeted, down, durable): carry out a server
+	// action (stop, start, reboot, ...) on an instance of the target cell.
+	MethodInstanceAction = "instance_action"
+	// MethodConsoleOutput (targeted, down, call): the tail of an instance's
+	// console log.
+	MethodConsoleOutput = "console_output"
+	// MethodInstanceActions (targeted, down, call): the instance actions
+	// and events the owning cell recorded for an instance.
+	MethodInstanceActions = "instance_actions"
 )
 
 // V1 is the first version of every method.
@@ -171,4 +181,60 @@ type CellInfo struct {
 // InstanceGet is the payload of instance_get.
 type InstanceGet struct {
 	UUID string `json:"uuid"`
+}
+
+// InstanceAction is the payload of instance_action. Action is a key of
+// vmstate.Actions, or "reset_state".
+type InstanceAction struct {
+	UUID      string          `json:"uuid"`
+	Action    string          `json:"action"`
+	Params    json.RawMessage `json:"params,omitempty"`
+	UserID    string          `json:"user_id"`
+	ProjectID string          `json:"project_id"`
+}
+
+// ResetState is the params of the reset_state action.
+type ResetState struct {
+	State string `json:"state"`
+}
+
+// ConsoleOutput asks for the last Length lines (0: all) of a console.
+type ConsoleOutput struct {
+	UUID   string `json:"uuid"`
+	Length int    `json:"length,omitempty"`
+}
+
+// ConsoleOutputReply is the answer to console_output.
+type ConsoleOutputReply struct {
+	Output string `json:"output"`
+}
+
+// InstanceActionsQuery asks for an instance's actions (one, when RequestID
+// is set).
+type InstanceActionsQuery struct {
+	UUID      string `json:"uuid"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// ActionRecord is one instance action with its events.
+type ActionRecord struct {
+	Action    string        `json:"action"`
+	UUID      string        `json:"instance_uuid"`
+	RequestID string        `json:"request_id"`
+	UserID    string        `json:"user_id"`
+	ProjectID string        `json:"project_id"`
+	StartTime time.Time     `json:"start_time"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	Message   string        `json:"message,omitempty"`
+	Events    []EventRecord `json:"events,omitempty"`
+}
+
+// EventRecord is one event of an instance action.
+type EventRecord struct {
+	Event      string    `json:"event"`
+	StartTime  time.Time `json:"start_time"`
+	FinishTime time.Time `json:"finish_time,omitzero"`
+	Result     string    `json:"result,omitempty"`
+	Host       string    `json:"host,omitempty"`
+	Traceback  string    `json:"traceback,omitempty"`
 }

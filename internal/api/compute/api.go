@@ -25,12 +25,20 @@ type Sender interface {
 	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
 }
 
+// CellCaller makes a call to a cell and waits for its answer.
+type CellCaller interface {
+	Call(ctx context.Context, target, method, requestID string, payload, out any) error
+}
+
 // Config configures the API.
 type Config struct {
 	// Cell is the API cell's path.
 	Cell   string
 	DB     *db.DB
 	Sender Sender
+	// Caller reaches the cells for reads the API cell's copy cannot answer
+	// (console output, instance actions).
+	Caller CellCaller
 	Logger *slog.Logger
 	// Auth is the authentication mode; only "noauth" exists so far.
 	Auth string
@@ -46,8 +54,8 @@ type API struct {
 
 // New builds the handler.
 func New(cfg Config) (*API, error) {
-	if cfg.DB == nil || cfg.Sender == nil || cfg.Cell == "" {
-		return nil, errors.New("compute api: cell, database and sender are required")
+	if cfg.DB == nil || cfg.Sender == nil || cfg.Caller == nil || cfg.Cell == "" {
+		return nil, errors.New("compute api: cell, database, sender and caller are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -79,6 +87,7 @@ func (a *API) routes() {
 	a.mux.HandleFunc("GET /v2.1/servers/detail", a.auth(a.listServers(true)))
 	a.mux.HandleFunc("GET /v2.1/servers/{id}", a.auth(a.showServer))
 	a.mux.HandleFunc("DELETE /v2.1/servers/{id}", a.auth(a.deleteServer))
+	a.serverActionRoutes()
 	a.mux.HandleFunc("GET /v2.1/flavors", a.auth(a.listFlavors(false)))
 	a.mux.HandleFunc("GET /v2.1/flavors/detail", a.auth(a.listFlavors(true)))
 	a.mux.HandleFunc("GET /v2.1/flavors/{id}", a.auth(a.showFlavor))

@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -24,6 +25,14 @@ func (v Version) AtLeast(o Version) bool {
 }
 
 const keyVersion ctxKey = 100
+
+// apiVersion is the microversion negotiated for the request.
+func apiVersion(ctx context.Context) Version {
+	if v, ok := ctx.Value(keyVersion).(Version); ok {
+		return v
+	}
+	return MinVersion
+}
 
 // versionError is a microversion request refused: 400 when it does not
 // parse, 406 when it is out of range (Nova's InvalidAPIVersionString and

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,8 +33,13 @@ type Driver struct {
 	cfg   Config
 	mu    sync.Mutex
 	hosts map[string]map[string]virt.Instance
-	rng   *rand.Rand
+	// console holds each instance's console log.
+	console map[string][]string
+	rng     *rand.Rand
 }
+
+// Ops are the lifecycle operations the fake driver knows.
+var Ops = []string{"power_off", "power_on", "reboot", "pause", "unpause", "suspend", "resume", "rescue", "unrescue", "rebuild", "snapshot", "shelve"}
 
 // New returns a fake driver.
 func New(cfg Config) (*Driver, error) {
@@ -47,7 +53,7 @@ func New(cfg Config) (*Driver, error) {
 	if seed == 0 {
 		seed = 1
 	}
-	return &Driver{cfg: cfg, hosts: map[string]map[string]virt.Instance{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
+	return &Driver{cfg: cfg, hosts: map[string]map[string]virt.Instance{}, console: map[string][]string{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
 }
 
 // Spawn pretends to start an instance.
@@ -70,7 +76,48 @@ func (d *Driver) Spawn(ctx context.Context, host string, in virt.Instance) error
 		d.hosts[host] = map[string]virt.Instance{}
 	}
 	d.hosts[host][in.UUID] = in
+	d.log(in.UUID, "fake-virt: booting "+in.Name, "login: cirros")
 	return nil
+}
+
+func (d *Driver) log(uuid string, lines ...string) {
+	d.console[uuid] = append(d.console[uuid], lines...)
+	if n := len(d.console[uuid]); n > 1000 {
+		d.console[uuid] = d.console[uuid][n-1000:]
+	}
+}
+
+// Operate carries out a lifecycle operation on a running instance.
+func (d *Driver) Operate(ctx context.Context, host, uuid, op string) error {
+	if !slices.Contains(Ops, op) {
+		return fmt.Errorf("fake driver: unknown operation %q", op)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.hosts[host][uuid]; !ok {
+		return fmt.Errorf("fake driver: instance %s is not on %s", uuid, host)
+	}
+	if slices.Contains(d.cfg.FailHosts, host) {
+		return fmt.Errorf("fake driver: injected %s failure of %s on %s", op, uuid, host)
+	}
+	d.log(uuid, "fake-virt: "+op)
+	if op == "shelve" {
+		delete(d.hosts[host], uuid)
+	}
+	return nil
+}
+
+// ConsoleOutput returns the instance's console log.
+func (d *Driver) ConsoleOutput(_ context.Context, host, uuid string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.hosts[host][uuid]; !ok {
+		return "", fmt.Errorf("fake driver: instance %s is not on %s", uuid, host)
+	}
+	return strings.Join(d.console[uuid], "\n") + "\n", nil
 }
 
 // Destroy pretends to remove an instance.
@@ -78,6 +125,7 @@ func (d *Driver) Destroy(_ context.Context, host, uuid string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.hosts[host], uuid)
+	delete(d.console, uuid)
 	return nil
 }
 

@@ -1,0 +1,321 @@
+package compute
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+func (a *API) serverActionRoutes() {
+	a.mux.HandleFunc("POST /v2.1/servers/{id}/action", a.auth(a.serverAction))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions", a.auth(a.listInstanceActions))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions/{request_id}", a.auth(a.showInstanceAction))
+}
+
+// hostActions maps the body key of POST /servers/{id}/action to the cell
+// action (a key of vmstate.Actions) for the actions a compute cell carries
+// out on the instance's host.
+var hostActions = map[string]string{
+	"os-stop": "stop", "os-start": "start", "pause": "pause", "unpause": "unpause",
+	"suspend": "suspend", "resume": "resume", "unrescue": "unrescue",
+}
+
+// serverAction is POST /servers/{id}/action: one key names the action.
+func (a *API) serverAction(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		a.fail(w, r, &httpError{http.StatusRequestEntityTooLarge, "Request is too large."})
+		return
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(b, &body); err != nil || body == nil {
+		a.fail(w, r, bad("Malformed request body"))
+		return
+	}
+	if len(body) != 1 {
+		a.fail(w, r, bad("There is either no action or more than one action in the request body"))
+		return
+	}
+	var key string
+	var arg json.RawMessage
+	for k, v := range body {
+		key, arg = k, v
+	}
+	in, err := a.loadServer(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	switch key {
+	case "reboot":
+		var p struct {
+			Type string `json:"type"`
+		}
+		if err := strictDecode(arg, &p); err != nil || (strings.ToUpper(p.Type) != "SOFT" && strings.ToUpper(p.Type) != "HARD") {
+			a.fail(w, r, bad("Invalid input for field/attribute type. Value: %s. 'type' must be one of 'SOFT', 'HARD'", p.Type))
+			return
+		}
+		act := "reboot_soft"
+		if strings.ToUpper(p.Type) == "HARD" {
+			act = "reboot_hard"
+		}
+		a.startAction(w, r, in, act, nil, nil)
+	case "os-resetState":
+		if !caller(r.Context()).Admin {
+			a.fail(w, r, &httpError{http.StatusForbidden, "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed."})
+			return
+		}
+		var p wire.ResetState
+		if err := strictDecode(arg, &p); err != nil || (p.State != vmstate.Active && p.State != vmstate.Error) {
+			a.fail(w, r, bad("Invalid input for field/attribute state. Value: %s. '%s' is not one of ['active', 'error']", p.State, p.State))
+			return
+		}
+		a.resetState(w, r, in, p)
+	case "rescue":
+		var p struct {
+			AdminPass      string `json:"adminPass"`
+			RescueImageRef string `json:"rescue_image_ref"`
+		}
+		if !isNull(arg) {
+			if err := strictDecode(arg, &p); err != nil {
+				a.fail(w, r, bad("Invalid input for field/attribute rescue: %v", err))
+				return
+			}
+		}
+		pass := p.AdminPass
+		if pass == "" {
+			pass = randomString(12)
+		}
+		a.startAction(w, r, in, "rescue", nil, map[string]any{"adminPass": pass})
+	case "os-getConsoleOutput":
+		a.consoleOutput(w, r, in, arg)
+	default:
+		act, ok := hostActions[key]
+		if !ok {
+			a.fail(w, r, bad("Invalid input for field/attribute. Additional properties are not allowed ('%s' was unexpected)", key))
+			return
+		}
+		if !isNull(arg) && string(arg) != "{}" {
+			a.fail(w, r, bad("Invalid input for field/attribute %s. Value: %s. %s is not of type 'null'", key, arg, arg))
+			return
+		}
+		a.startAction(w, r, in, act, nil, nil)
+	}
+}
+
+// startAction checks the action against the API cell's copy, sets its task
+// state there, and sends it to the instance's cell, in one transaction.
+// It answers 202, or 200 with body when one is given (rescue's adminPass).
+func (a *API) startAction(w http.ResponseWriter, r *http.Request, in *apidb.Instance, act string, params json.RawMessage, body any) {
+	ctx := r.Context()
+	c := caller(ctx)
+	spec := vmstate.Actions[act]
+	err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		if err := spec.Check(cur.UUID, cur.VMState, cur.TaskState); err != nil {
+			return &httpError{http.StatusConflict, err.Error()}
+		}
+		if cur.Cell == "" {
+			return &httpError{http.StatusConflict, fmt.Sprintf("Instance %s is not ready yet", cur.UUID)}
+		}
+		if err := apidb.SetTaskState(ctx, tx, cur.UUID, spec.Task, a.cfg.Now()); err != nil {
+			return err
+		}
+		return a.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
+			UUID: cur.UUID, Action: act, Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if body != nil {
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// resetState is os-resetState: allowed from any state, carried out by the
+// instance's cell (or here, for an instance no cell holds).
+func (a *API) resetState(w http.ResponseWriter, r *http.Request, in *apidb.Instance, p wire.ResetState) {
+	ctx := r.Context()
+	c := caller(ctx)
+	params, _ := json.Marshal(p)
+	err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		if cur.Cell == "" {
+			return &httpError{http.StatusConflict, fmt.Sprintf("Instance %s is not in a cell; it cannot be reset", cur.UUID)}
+		}
+		return a.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
+			UUID: cur.UUID, Action: "reset_state", Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// consoleOutput is os-getConsoleOutput, answered by the instance's cell.
+func (a *API) consoleOutput(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	var p struct {
+		Length json.RawMessage `json:"length"`
+	}
+	if err := strictDecode(arg, &p); err != nil {
+		a.fail(w, r, bad("Invalid input for field/attribute os-getConsoleOutput: %v", err))
+		return
+	}
+	length := 0
+	if len(p.Length) > 0 && !isNull(p.Length) {
+		// Nova accepts an integer or a string holding one; -1 means all.
+		var n int
+		var s string
+		if err := json.Unmarshal(p.Length, &n); err != nil {
+			if json.Unmarshal(p.Length, &s) != nil {
+				a.fail(w, r, bad("Invalid input for field/attribute length. Value: %s. is not of type 'integer'", p.Length))
+				return
+			}
+			v, err := strconv.Atoi(s)
+			if err != nil {
+				a.fail(w, r, bad("Invalid input for field/attribute length. Value: %s. is not of type 'integer'", p.Length))
+				return
+			}
+			n = v
+		}
+		if n < -1 {
+			a.fail(w, r, bad("Invalid input for field/attribute length. Value: %d. %d is less than the minimum of -1", n, n))
+			return
+		}
+		length = max(n, 0)
+	}
+	if in.Cell == "" {
+		a.fail(w, r, &httpError{http.StatusConflict, fmt.Sprintf("Instance %s is not ready yet", in.UUID)})
+		return
+	}
+	var out wire.ConsoleOutputReply
+	err := a.cfg.Caller.Call(r.Context(), in.Cell, wire.MethodConsoleOutput, requestID(r.Context()), &wire.ConsoleOutput{UUID: in.UUID, Length: length}, &out)
+	if err != nil {
+		a.fail(w, r, cellError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"output": out.Output})
+}
+
+// cellError turns a cell's answer into the API's error.
+func cellError(err error) error {
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		return err
+	}
+	switch we.Code {
+	case wire.CodeConflict:
+		return &httpError{http.StatusConflict, we.Message}
+	case wire.CodeNotFound:
+		return &httpError{http.StatusNotFound, we.Message}
+	case wire.CodeTimeout, wire.CodeNoRoute:
+		return &httpError{http.StatusServiceUnavailable, "The cell of this instance did not answer: " + we.Message}
+	}
+	return err
+}
+
+// listInstanceActions is GET /servers/{id}/os-instance-actions, answered by
+// the instance's cell.
+func (a *API) listInstanceActions(w http.ResponseWriter, r *http.Request) {
+	recs, in, err := a.instanceActions(r, "")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]any, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, actionView(r, in, rec, false))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"instanceActions": out})
+}
+
+// showInstanceAction is GET /servers/{id}/os-instance-actions/{request_id}.
+func (a *API) showInstanceAction(w http.ResponseWriter, r *http.Request) {
+	rid := r.PathValue("request_id")
+	recs, in, err := a.instanceActions(r, rid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if len(recs) == 0 {
+		a.fail(w, r, &httpError{http.StatusNotFound, fmt.Sprintf("Action %s on instance %s could not be found.", rid, in.UUID)})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"instanceAction": actionView(r, in, recs[0], true)})
+}
+
+func (a *API) instanceActions(r *http.Request, rid string) ([]wire.ActionRecord, *apidb.Instance, error) {
+	in, err := a.loadServer(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if in.Cell == "" {
+		return nil, in, nil
+	}
+	var recs []wire.ActionRecord
+	err = a.cfg.Caller.Call(r.Context(), in.Cell, wire.MethodInstanceActions, requestID(r.Context()),
+		&wire.InstanceActionsQuery{UUID: in.UUID, RequestID: rid}, &recs)
+	if err != nil {
+		return nil, in, cellError(err)
+	}
+	return recs, in, nil
+}
+
+func actionView(r *http.Request, in *apidb.Instance, rec wire.ActionRecord, events bool) map[string]any {
+	var msg any
+	if rec.Message != "" {
+		msg = rec.Message
+	}
+	v := map[string]any{
+		"action": rec.Action, "instance_uuid": rec.UUID, "request_id": rec.RequestID, "user_id": rec.UserID,
+		"project_id": rec.ProjectID, "start_time": isoMicro(rec.StartTime), "message": msg,
+	}
+	if apiVersion(r.Context()).AtLeast(Version{2, 58}) {
+		v["updated_at"] = isoMicro(rec.UpdatedAt)
+	}
+	if !events {
+		return v
+	}
+	admin := caller(r.Context()).Admin
+	evs := make([]any, 0, len(rec.Events))
+	for _, e := range rec.Events {
+		ev := map[string]any{"event": e.Event, "start_time": isoMicro(e.StartTime), "finish_time": isoMicro(e.FinishTime), "result": nullable(e.Result)}
+		if admin {
+			ev["traceback"] = nullable(e.Traceback)
+		}
+		evs = append(evs, ev)
+	}
+	v["events"] = evs
+	return v
+}
+
+func isNull(b json.RawMessage) bool { return len(b) == 0 || string(b) == "null" }
+
+// strictDecode decodes an object, refusing unknown fields.
+func strictDecode(b json.RawMessage, v any) error {
+	if isNull(b) {
+		return errors.New("a body is required")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}

@@ -1,0 +1,359 @@
+// Package instanceops carries out server actions in a compute cell: the
+// cells service hands it an instance_action message, which it checks
+// against the cell's own record (the truth), records as an instance action,
+// and queues on the instance; a worker then has the instance's host do it.
+// The queue is the instance row itself, so a restarted process resumes.
+package instanceops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/celldb"
+	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// Host carries out an action on an instance's host.
+type Host interface {
+	Act(ctx context.Context, host, uuid, action string) error
+	ConsoleOutput(ctx context.Context, host, uuid string) (string, error)
+}
+
+// Sender sends a durable message from this cell inside a transaction.
+type Sender interface {
+	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
+}
+
+// Config configures the operations.
+type Config struct {
+	Cell   string
+	DB     *db.DB
+	Sender Sender
+	Host   Host
+	// Workers bounds concurrent actions (default 32).
+	Workers int
+	// PollInterval is how often pending actions are looked for without a
+	// wake-up (default 1s).
+	PollInterval time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Ops is the server action service of a compute cell.
+type Ops struct {
+	cfg  Config
+	log  *slog.Logger
+	wake chan struct{}
+	sem  chan struct{}
+
+	mu   sync.Mutex
+	busy map[string]bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New validates the configuration.
+func New(cfg Config) (*Ops, error) {
+	if cfg.DB == nil || cfg.Sender == nil || cfg.Host == nil {
+		return nil, errors.New("instanceops: database, sender and host are required")
+	}
+	if err := cellpath.Validate(cfg.Cell); err != nil {
+		return nil, fmt.Errorf("instanceops: %w", err)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 32
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Ops{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "instanceops"),
+		wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers), busy: map[string]bool{}}, nil
+}
+
+// Start runs the worker loop.
+func (o *Ops) Start(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	o.cancel = cancel
+	o.wg.Add(1)
+	go func() { defer o.wg.Done(); o.loop(ctx) }()
+	return nil
+}
+
+// Shutdown stops the loop and waits for actions in flight.
+func (o *Ops) Shutdown(context.Context) error {
+	if o.cancel != nil {
+		o.cancel()
+	}
+	o.wg.Wait()
+	return nil
+}
+
+// Wake makes the worker look for pending actions now.
+func (o *Ops) Wake() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// HandleAction is the cast handler of instance_action. An action the
+// instance's state does not allow (the API checked its copy, but the cell
+// holds the truth) is recorded as a failed action and the instance's state
+// is sent up again, so the API's copy drops the task state it set.
+func (o *Ops) HandleAction(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var req wire.InstanceAction
+	if err := json.Unmarshal(env.Payload, &req); err != nil {
+		return wire.Errorf(wire.CodeBadMessage, "instance_action: %v", err)
+	}
+	now := o.cfg.Now()
+	log := o.log.With("request_id", env.RequestID, "instance", req.UUID, "action", req.Action)
+	in, err := celldb.Get(ctx, tx, req.UUID)
+	if errors.Is(err, celldb.ErrNotFound) {
+		log.Warn("action for an instance this cell does not have")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	record := wire.ActionRecord{UUID: req.UUID, RequestID: env.RequestID, UserID: req.UserID, ProjectID: req.ProjectID, StartTime: now}
+	if req.Action == "reset_state" {
+		return o.resetState(ctx, tx, in, req, record, now)
+	}
+	a, ok := vmstate.Actions[req.Action]
+	if !ok {
+		return wire.Errorf(wire.CodeBadMessage, "instance_action: unknown action %q", req.Action)
+	}
+	record.Action = a.Name
+	if in.Deleted || in.Action != "" || a.HostOp == "" {
+		return o.refuse(ctx, tx, in, record, fmt.Errorf("instance %s cannot %s now", in.UUID, a.Name), log)
+	}
+	if err := a.Check(in.UUID, in.VMState, in.TaskState); err != nil {
+		return o.refuse(ctx, tx, in, record, err, log)
+	}
+	id, err := celldb.StartAction(ctx, tx, record)
+	if err != nil {
+		return err
+	}
+	if _, err := celldb.StartEvent(ctx, tx, id, "compute_"+a.HostOp, in.Host, now); err != nil {
+		return err
+	}
+	if _, err := celldb.SetAction(ctx, tx, in.UUID, req.Action, env.RequestID, req.Params, a.Task, now); err != nil {
+		return err
+	}
+	tx.AfterCommit(o.Wake)
+	log.Info("server action accepted")
+	return nil
+}
+
+// refuse records a failed action and resends the instance's state.
+func (o *Ops) refuse(ctx context.Context, tx *db.Tx, in *celldb.Instance, record wire.ActionRecord, why error, log *slog.Logger) error {
+	log.Warn("server action refused by the cell", "err", why)
+	record.Message = "Error"
+	if record.Action == "" {
+		record.Action = "unknown"
+	}
+	if _, err := celldb.StartAction(ctx, tx, record); err != nil {
+		return err
+	}
+	cur, err := celldb.Update(ctx, tx, in.UUID, nil, celldb.Change{}, o.cfg.Now())
+	if err != nil {
+		return err
+	}
+	return o.sendUpdate(ctx, tx, cur)
+}
+
+// resetState is os-resetState: an admin sets the vm_state (active or
+// error) and clears the task state.
+func (o *Ops) resetState(ctx context.Context, tx *db.Tx, in *celldb.Instance, req wire.InstanceAction, record wire.ActionRecord, now time.Time) error {
+	var p wire.ResetState
+	if err := json.Unmarshal(req.Params, &p); err != nil || (p.State != vmstate.Active && p.State != vmstate.Error) {
+		return wire.Errorf(wire.CodeBadMessage, "reset_state: state must be active or error")
+	}
+	record.Action = "resetState"
+	if _, err := celldb.StartAction(ctx, tx, record); err != nil {
+		return err
+	}
+	if err := celldb.ClearAction(ctx, tx, in.UUID); err != nil {
+		return err
+	}
+	none := ""
+	cur, err := celldb.Update(ctx, tx, in.UUID, nil, celldb.Change{VMState: &p.State, TaskState: &none}, now)
+	if err != nil {
+		return err
+	}
+	return o.sendUpdate(ctx, tx, cur)
+}
+
+func (o *Ops) sendUpdate(ctx context.Context, tx *db.Tx, in *celldb.Instance) error {
+	st, err := celldb.State(ctx, tx, o.cfg.Cell, in)
+	if err != nil {
+		return err
+	}
+	return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodInstanceUpdate, in.RequestID,
+		&wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
+}
+
+func (o *Ops) loop(ctx context.Context) {
+	t := time.NewTicker(o.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		o.runPending(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (o *Ops) runPending(ctx context.Context) {
+	ps, err := celldb.PendingActions(ctx, o.cfg.DB, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Error("reading pending actions", "err", err)
+		}
+		return
+	}
+	for _, p := range ps {
+		o.mu.Lock()
+		if o.busy[p.UUID] {
+			o.mu.Unlock()
+			continue
+		}
+		o.busy[p.UUID] = true
+		o.mu.Unlock()
+		select {
+		case o.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		o.wg.Add(1)
+		go func(p celldb.Pending) {
+			defer o.wg.Done()
+			defer func() { <-o.sem }()
+			defer func() {
+				o.mu.Lock()
+				delete(o.busy, p.UUID)
+				o.mu.Unlock()
+			}()
+			o.run(ctx, p)
+		}(p)
+	}
+}
+
+// run carries out one pending action and closes its events.
+func (o *Ops) run(ctx context.Context, p celldb.Pending) {
+	in, err := celldb.Get(ctx, o.cfg.DB, p.UUID)
+	if err != nil {
+		o.log.Error("reading an instance with a pending action", "instance", p.UUID, "err", err)
+		return
+	}
+	log := o.log.With("request_id", p.RequestID, "instance", p.UUID, "action", p.Action)
+	actErr := o.cfg.Host.Act(ctx, in.Host, p.UUID, p.Action)
+	if ctx.Err() != nil {
+		return // shutting down: the action stays pending
+	}
+	result, traceback := "Success", ""
+	if actErr != nil && !errors.Is(actErr, celldb.ErrGone) {
+		result, traceback = "Error", actErr.Error()
+	}
+	err = o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if actErr != nil {
+			if err := o.dropAction(ctx, tx, p); err != nil {
+				return err
+			}
+		}
+		return celldb.FinishAction(ctx, tx, p.UUID, p.RequestID, result, traceback, o.cfg.Now())
+	})
+	if err != nil {
+		log.Error("recording the end of a server action", "err", err)
+	}
+}
+
+// dropAction clears an action that did not reach the host (Act records
+// the state itself when it did), so it is not retried for ever, and clears
+// its task state unless something else (a delete, a reset) has taken the
+// instance over.
+func (o *Ops) dropAction(ctx context.Context, tx *db.Tx, p celldb.Pending) error {
+	cur, err := celldb.Get(ctx, tx, p.UUID)
+	if err != nil || cur.Action != p.Action {
+		return err
+	}
+	if err := celldb.ClearAction(ctx, tx, p.UUID); err != nil {
+		return err
+	}
+	if cur.TaskState != vmstate.Actions[p.Action].Task {
+		return nil
+	}
+	none := ""
+	up, err := celldb.Update(ctx, tx, p.UUID, nil, celldb.Change{TaskState: &none}, o.cfg.Now())
+	if err != nil {
+		return err
+	}
+	return o.sendUpdate(ctx, tx, up)
+}
+
+// ConsoleOutput is the call handler of console_output.
+func (o *Ops) ConsoleOutput(ctx context.Context, env *wire.Envelope) (any, error) {
+	var req wire.ConsoleOutput
+	if err := json.Unmarshal(env.Payload, &req); err != nil {
+		return nil, wire.Errorf(wire.CodeBadMessage, "console_output: %v", err)
+	}
+	in, err := celldb.Get(ctx, o.cfg.DB, req.UUID)
+	if errors.Is(err, celldb.ErrNotFound) || (err == nil && in.Deleted) {
+		return nil, wire.Errorf(wire.CodeNotFound, "instance %s is not in cell %s", req.UUID, o.cfg.Cell)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if in.Host == "" || !slices.Contains([]string{vmstate.Active, vmstate.Paused, vmstate.Suspended, vmstate.Rescued, vmstate.Stopped, vmstate.Resized, vmstate.Error}, in.VMState) {
+		return nil, wire.Errorf(wire.CodeConflict, "Cannot 'get_console_output' instance %s while it is in vm_state %s", in.UUID, in.VMState)
+	}
+	out, err := o.cfg.Host.ConsoleOutput(ctx, in.Host, in.UUID)
+	if err != nil {
+		return nil, err
+	}
+	if req.Length > 0 {
+		out = tailLines(out, req.Length)
+	}
+	return wire.ConsoleOutputReply{Output: out}, nil
+}
+
+func tailLines(s string, n int) string {
+	count := 0
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '\n' && i != len(s)-1 {
+			count++
+			if count == n {
+				return s[i+1:]
+			}
+		}
+	}
+	return s
+}
+
+// InstanceActions is the call handler of instance_actions.
+func (o *Ops) InstanceActions(ctx context.Context, env *wire.Envelope) (any, error) {
+	var req wire.InstanceActionsQuery
+	if err := json.Unmarshal(env.Payload, &req); err != nil || req.UUID == "" {
+		return nil, wire.Errorf(wire.CodeBadMessage, "instance_actions needs an instance uuid")
+	}
+	return celldb.ListActions(ctx, o.cfg.DB, req.UUID, req.RequestID)
+}
