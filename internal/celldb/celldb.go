@@ -110,7 +110,21 @@ CREATE TABLE instance_action_events (
 	start_time {{bigint}} NOT NULL,
 	finish_time {{bigint}} NOT NULL DEFAULT 0
 );
-CREATE INDEX instance_action_events_action ON instance_action_events (action_id)`},
+CREATE INDEX instance_action_events_action ON instance_action_events (action_id);
+CREATE TABLE migrations (
+	id {{serial}},
+	instance_uuid TEXT NOT NULL,
+	migration_type TEXT NOT NULL,
+	source_host TEXT NOT NULL,
+	dest_host TEXT NOT NULL DEFAULT '',
+	old_flavor TEXT NOT NULL,
+	new_flavor TEXT NOT NULL,
+	old_vm_state TEXT NOT NULL,
+	status TEXT NOT NULL,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL
+);
+CREATE INDEX migrations_instance ON migrations (instance_uuid, status)`},
 }
 
 // VM states, task states and power states, with Nova's values.
@@ -260,7 +274,10 @@ type Change struct {
 	Build      *BuildContext
 	// AvailabilityZone is set from the host's zone when the instance asked for none.
 	AvailabilityZone *string
-	Deleted          bool
+	// Flavor and ImageRef change on resize and rebuild.
+	Flavor   *wire.Flavor
+	ImageRef *string
+	Deleted  bool
 }
 
 // Update applies a change, bumps the instance's version, and returns the
@@ -298,6 +315,12 @@ func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c C
 	if c.AvailabilityZone != nil {
 		in.AvailabilityZone = *c.AvailabilityZone
 	}
+	if c.Flavor != nil {
+		in.Flavor = *c.Flavor
+	}
+	if c.ImageRef != nil {
+		in.ImageRef = *c.ImageRef
+	}
 	deletedAt := int64(0)
 	if c.Deleted {
 		in.Deleted = true
@@ -311,14 +334,16 @@ func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c C
 		fault = string(b)
 	}
 	build, _ := json.Marshal(in.Build)
+	flavor, _ := json.Marshal(in.Flavor)
 	deleted := 0
 	if in.Deleted {
 		deleted = 1
 	}
 	_, err = tx.Exec(ctx, `UPDATE instances SET host = ?, node = ?, availability_zone = ?, vm_state = ?, task_state = ?, power_state = ?, fault = ?,
-		launched_at = ?, build = ?, version = ?, updated_at = ?, deleted = ?, deleted_at = CASE WHEN CAST(? AS BIGINT) > 0 THEN CAST(? AS BIGINT) ELSE deleted_at END WHERE uuid = ?`,
+		launched_at = ?, build = ?, flavor = ?, image_ref = ?, version = ?, updated_at = ?, deleted = ?,
+		deleted_at = CASE WHEN CAST(? AS BIGINT) > 0 THEN CAST(? AS BIGINT) ELSE deleted_at END WHERE uuid = ?`,
 		in.Host, in.Node, in.AvailabilityZone, in.VMState, in.TaskState, in.PowerState, fault, db.Micros(in.LaunchedAt), string(build),
-		in.Version, db.Micros(now), deleted, deletedAt, deletedAt, uuid)
+		string(flavor), in.ImageRef, in.Version, db.Micros(now), deleted, deletedAt, deletedAt, uuid)
 	if err != nil {
 		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
 	}
@@ -337,7 +362,9 @@ func Purge(ctx context.Context, tx *db.Tx, uuids []string) error {
 
 // State turns an instance into what travels up to the API cell.
 func State(ctx context.Context, q Querier, cell string, in *Instance) (wire.InstanceState, error) {
+	flavor := in.Flavor
 	st := wire.InstanceState{
+		Flavor: &flavor, ImageRef: in.ImageRef,
 		UUID: in.UUID, Cell: cell, Version: in.Version, Host: in.Host, Node: in.Node,
 		VMState: in.VMState, TaskState: in.TaskState, PowerState: in.PowerState, Fault: in.Fault, AvailabilityZone: in.AvailabilityZone,
 		LaunchedAt: in.LaunchedAt, Deleted: in.Deleted, UpdatedAt: in.UpdatedAt,

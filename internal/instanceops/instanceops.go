@@ -39,6 +39,9 @@ type Config struct {
 	DB     *db.DB
 	Sender Sender
 	Host   Host
+	// VMs and Scheduler carry out the moves (shelve, resize, ...).
+	VMs       VMs
+	Scheduler HostScheduler
 	// Workers bounds concurrent actions (default 32).
 	Workers int
 	// PollInterval is how often pending actions are looked for without a
@@ -64,8 +67,8 @@ type Ops struct {
 
 // New validates the configuration.
 func New(cfg Config) (*Ops, error) {
-	if cfg.DB == nil || cfg.Sender == nil || cfg.Host == nil {
-		return nil, errors.New("instanceops: database, sender and host are required")
+	if cfg.DB == nil || cfg.Sender == nil || cfg.Host == nil || cfg.VMs == nil || cfg.Scheduler == nil {
+		return nil, errors.New("instanceops: database, sender, host, VMs and scheduler are required")
 	}
 	if err := cellpath.Validate(cfg.Cell); err != nil {
 		return nil, fmt.Errorf("instanceops: %w", err)
@@ -140,7 +143,7 @@ func (o *Ops) HandleAction(ctx context.Context, tx *db.Tx, env *wire.Envelope) e
 		return wire.Errorf(wire.CodeBadMessage, "instance_action: unknown action %q", req.Action)
 	}
 	record.Action = a.Name
-	if in.Deleted || in.Action != "" || a.HostOp == "" {
+	if in.Deleted || in.Action != "" {
 		return o.refuse(ctx, tx, in, record, fmt.Errorf("instance %s cannot %s now", in.UUID, a.Name), log)
 	}
 	if err := a.Check(in.UUID, in.VMState, in.TaskState); err != nil {
@@ -150,7 +153,11 @@ func (o *Ops) HandleAction(ctx context.Context, tx *db.Tx, env *wire.Envelope) e
 	if err != nil {
 		return err
 	}
-	if _, err := celldb.StartEvent(ctx, tx, id, "compute_"+a.HostOp, in.Host, now); err != nil {
+	event := a.HostOp
+	if event == "" {
+		event = req.Action
+	}
+	if _, err := celldb.StartEvent(ctx, tx, id, "compute_"+event, in.Host, now); err != nil {
 		return err
 	}
 	if _, err := celldb.SetAction(ctx, tx, in.UUID, req.Action, env.RequestID, req.Params, a.Task, now); err != nil {
@@ -266,7 +273,12 @@ func (o *Ops) run(ctx context.Context, p celldb.Pending) {
 		return
 	}
 	log := o.log.With("request_id", p.RequestID, "instance", p.UUID, "action", p.Action)
-	actErr := o.cfg.Host.Act(ctx, in.Host, p.UUID, p.Action)
+	var actErr error
+	if _, ok := moves[p.Action]; ok {
+		actErr = o.runMove(ctx, in, p, log)
+	} else {
+		actErr = o.cfg.Host.Act(ctx, in.Host, p.UUID, p.Action)
+	}
 	if ctx.Err() != nil {
 		return // shutting down: the action stays pending
 	}

@@ -147,6 +147,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	var comp interface {
 		conductor.Compute
 		instanceops.Host
+		instanceops.VMs
 	}
 	if cfg.Has(config.RoleScheduler) {
 		s, err := scheduler.New(n.DB, nil, 60*time.Second)
@@ -233,7 +234,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			}
 			n.Conductor = cd
 			n.Cells.HandleCast(wire.MethodDeleteInstances, 1, 0, cd.DeleteInstances)
-			n.Ops, err = instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: n.Cells.Sender(), Host: comp, Logger: n.log})
+			n.Ops, err = instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: n.Cells.Sender(), Host: comp, VMs: comp, Scheduler: sched, Logger: n.log})
 			if err != nil {
 				return err
 			}

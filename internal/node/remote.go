@@ -29,8 +29,9 @@ const (
 )
 
 type hostOp struct {
-	UUID   string `json:"uuid"`
-	Action string `json:"action,omitempty"`
+	UUID   string       `json:"uuid"`
+	Action string       `json:"action,omitempty"`
+	Flavor *wire.Flavor `json:"flavor,omitempty"`
 }
 
 // remoteScheduler, remoteNetwork and remoteCompute reach roles that run in
@@ -108,6 +109,24 @@ func (r remoteCompute) ConsoleOutput(ctx context.Context, host, uuid string) (st
 	return out, err
 }
 
+func (r remoteCompute) VMSpawn(ctx context.Context, host, uuid string, f wire.Flavor) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteSpawnTimeout)
+	defer cancel()
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "vm.spawn"), hostOp{UUID: uuid, Flavor: &f}, nil)
+}
+
+func (r remoteCompute) VMDestroy(ctx context.Context, host, uuid string) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "vm.destroy"), hostOp{UUID: uuid}, nil)
+}
+
+func (r remoteCompute) VMOp(ctx context.Context, host, uuid, op string) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteSpawnTimeout)
+	defer cancel()
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "vm.op"), hostOp{UUID: uuid, Action: op}, nil)
+}
+
 func (r remoteCompute) Destroy(ctx context.Context, host, uuid string) error {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
@@ -129,6 +148,9 @@ type spawner interface {
 	Destroy(ctx context.Context, host, uuid string) error
 	Act(ctx context.Context, host, uuid, action string) error
 	ConsoleOutput(ctx context.Context, host, uuid string) (string, error)
+	VMSpawn(ctx context.Context, host, uuid string, f wire.Flavor) error
+	VMDestroy(ctx context.Context, host, uuid string) error
+	VMOp(ctx context.Context, host, uuid, op string) error
 }
 
 func decodeOp(b json.RawMessage) (hostOp, error) {
@@ -230,7 +252,40 @@ func serveCompute(ctx context.Context, nc *nats.Conn, cell string, hosts []strin
 		if err != nil {
 			return subs, err
 		}
-		subs = append(subs, s1, s2, s3, s4)
+		vmSpawn, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "vm.spawn"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+			op, err := decodeOp(b)
+			if err != nil {
+				return nil, err
+			}
+			if op.Flavor == nil {
+				return nil, wire.Errorf(wire.CodeBadMessage, "vm.spawn needs a flavor")
+			}
+			return nil, c.VMSpawn(ctx, host, op.UUID, *op.Flavor)
+		})
+		if err != nil {
+			return subs, err
+		}
+		vmDestroy, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "vm.destroy"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+			op, err := decodeOp(b)
+			if err != nil {
+				return nil, err
+			}
+			return nil, c.VMDestroy(ctx, host, op.UUID)
+		})
+		if err != nil {
+			return subs, err
+		}
+		vmOp, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "vm.op"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+			op, err := decodeOp(b)
+			if err != nil {
+				return nil, err
+			}
+			return nil, c.VMOp(ctx, host, op.UUID, op.Action)
+		})
+		if err != nil {
+			return subs, err
+		}
+		subs = append(subs, s1, s2, s3, s4, vmSpawn, vmDestroy, vmOp)
 	}
 	return subs, nil
 }

@@ -130,8 +130,8 @@ func startRoles(t *testing.T) *roles {
 		}
 		subs = append(subs, s...)
 	}
-	if len(subs) != 1+2+4*len(r.hosts) {
-		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and four per host", len(subs))
+	if len(subs) != 1+2+7*len(r.hosts) {
+		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and seven per host", len(subs))
 	}
 	t.Cleanup(func() {
 		for _, s := range subs {

@@ -150,10 +150,14 @@ type InstanceState struct {
 	Addresses  []Address `json:"addresses,omitempty"`
 	Fault      *Fault    `json:"fault,omitempty"`
 	// AvailabilityZone is the zone of the instance's host, once it has one.
-	AvailabilityZone string    `json:"availability_zone,omitempty"`
-	LaunchedAt       time.Time `json:"launched_at,omitzero"`
-	Deleted          bool      `json:"deleted,omitempty"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	AvailabilityZone string `json:"availability_zone,omitempty"`
+	// Flavor and ImageRef are the instance's current ones (they change on
+	// resize and rebuild).
+	Flavor     *Flavor   `json:"flavor,omitempty"`
+	ImageRef   string    `json:"image_ref,omitempty"`
+	LaunchedAt time.Time `json:"launched_at,omitzero"`
+	Deleted    bool      `json:"deleted,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // InstanceUpdate is the payload of instance_update. Heal marks resends.

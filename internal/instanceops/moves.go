@@ -1,0 +1,222 @@
+package instanceops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cellcloud/cellcloud/internal/celldb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/hostsched"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// Moves are the actions that take or give back room on a host: shelve,
+// unshelve, rebuild, resize and cold migration with their confirm and
+// revert. They run the same way as the others (a pending action on the
+// instance row, carried out by the worker), but the state around the VM
+// primitives is kept here.
+
+// VMs are the hypervisor primitives of the cell's hosts.
+type VMs interface {
+	VMSpawn(ctx context.Context, host, uuid string, f wire.Flavor) error
+	VMDestroy(ctx context.Context, host, uuid string) error
+	VMOp(ctx context.Context, host, uuid, op string) error
+	// Spawn claims room on host and starts the instance there, ending
+	// ACTIVE (as a build does).
+	Spawn(ctx context.Context, host, uuid string) error
+}
+
+// HostScheduler picks hosts.
+type HostScheduler interface {
+	Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error)
+}
+
+// ResizeParams are the params of resize (the new flavor, already checked
+// by the API) and rebuild (the new image).
+type ResizeParams struct {
+	Flavor   *wire.Flavor `json:"flavor,omitempty"`
+	ImageRef string       `json:"image_ref,omitempty"`
+}
+
+var moves = map[string]func(o *Ops, ctx context.Context, in *celldb.Instance, p celldb.Pending) error{
+	"shelve":         (*Ops).shelve,
+	"unshelve":       (*Ops).unshelve,
+	"rebuild":        (*Ops).rebuild,
+	"resize":         (*Ops).resize,
+	"migrate":        (*Ops).resize,
+	"confirm_resize": (*Ops).confirmResize,
+	"revert_resize":  (*Ops).revertResize,
+}
+
+// finish commits the end of a move: the change (checked against the
+// action's task state), the pending action cleared, and the update up.
+func (o *Ops) finish(ctx context.Context, uuid, task string, c celldb.Change, extra func(tx *db.Tx) error) error {
+	none := ""
+	c.TaskState = &none
+	return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if extra != nil {
+			if err := extra(tx); err != nil {
+				return err
+			}
+		}
+		in, err := celldb.Update(ctx, tx, uuid, &task, c, o.cfg.Now())
+		if err != nil {
+			return err
+		}
+		if err := celldb.ClearAction(ctx, tx, uuid); err != nil {
+			return err
+		}
+		return o.sendUpdate(ctx, tx, in)
+	})
+}
+
+func (o *Ops) shelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "shelve"); err != nil {
+		return err
+	}
+	vm, power, noHost := vmstate.ShelvedOffloaded, vmstate.Shutdown, ""
+	return o.finish(ctx, in.UUID, vmstate.Actions["shelve"].Task, celldb.Change{VMState: &vm, PowerState: &power, Host: &noHost},
+		func(tx *db.Tx) error { return celldb.Release(ctx, tx, in.UUID) })
+}
+
+func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone})
+	if err != nil {
+		return err
+	}
+	var last error
+	for _, h := range append([]string{sels[0].Host}, sels[0].Alternates...) {
+		if last = o.cfg.VMs.Spawn(ctx, h, in.UUID); last == nil {
+			return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.ClearAction(ctx, tx, in.UUID) })
+		}
+		if errors.Is(last, celldb.ErrGone) {
+			return last
+		}
+	}
+	return last
+}
+
+func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	var rp ResizeParams
+	if err := json.Unmarshal(p.Params, &rp); err != nil || rp.ImageRef == "" {
+		return wire.Errorf(wire.CodeBadMessage, "rebuild needs an image")
+	}
+	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "rebuild"); err != nil {
+		return err
+	}
+	vm, power := vmstate.Active, vmstate.Running
+	return o.finish(ctx, in.UUID, vmstate.Actions["rebuild"].Task, celldb.Change{VMState: &vm, PowerState: &power, ImageRef: &rp.ImageRef}, nil)
+}
+
+// resize (and migrate, which keeps the flavor) claims room on another host
+// of the cell, starts the instance there and leaves it VERIFY_RESIZE; the
+// source copy and claim stay until confirm or revert.
+func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	flavor := in.Flavor
+	kind := "migration"
+	if p.Action == "resize" {
+		var rp ResizeParams
+		if err := json.Unmarshal(p.Params, &rp); err != nil || rp.Flavor == nil {
+			return wire.Errorf(wire.CodeBadMessage, "resize needs a flavor")
+		}
+		flavor, kind = *rp.Flavor, "resize"
+	}
+	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: flavor.Need(), NumInstances: 1,
+		AvailabilityZone: in.AvailabilityZone, IgnoreHosts: []string{in.Host}})
+	if err != nil {
+		return fmt.Errorf("No valid host was found. %w", err)
+	}
+	task := vmstate.Actions[p.Action].Task
+	var dest string
+	var migID int64
+	for _, h := range append([]string{sels[0].Host}, sels[0].Alternates...) {
+		err = o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			if err := celldb.Claim(ctx, tx, celldb.DestClaimKey(in.UUID), h, flavor.Need(), o.cfg.Now()); err != nil {
+				return err
+			}
+			id, err := celldb.CreateMigration(ctx, tx, celldb.Migration{InstanceUUID: in.UUID, Type: kind, SourceHost: in.Host,
+				DestHost: h, OldFlavor: in.Flavor, NewFlavor: flavor, OldVMState: in.VMState, Status: "migrating"}, o.cfg.Now())
+			migID = id
+			return err
+		})
+		if err == nil {
+			dest = h
+			break
+		}
+		if !errors.Is(err, celldb.ErrClaimFailed) {
+			return err
+		}
+	}
+	if dest == "" {
+		return fmt.Errorf("No valid host was found. %w", err)
+	}
+	if err := o.cfg.VMs.VMSpawn(ctx, dest, in.UUID, flavor); err != nil {
+		_ = o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			if err := celldb.SetMigrationStatus(ctx, tx, migID, "error", o.cfg.Now()); err != nil {
+				return err
+			}
+			return celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID))
+		})
+		return err
+	}
+	vm, power := vmstate.Resized, vmstate.Running
+	if in.VMState == vmstate.Stopped {
+		power = vmstate.Shutdown
+	}
+	return o.finish(ctx, in.UUID, task, celldb.Change{VMState: &vm, PowerState: &power, Host: &dest, Flavor: &flavor},
+		func(tx *db.Tx) error { return celldb.SetMigrationStatus(ctx, tx, migID, "finished", o.cfg.Now()) })
+}
+
+func (o *Ops) confirmResize(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	m, err := celldb.OpenMigration(ctx, o.cfg.DB, in.UUID)
+	if err != nil {
+		return err
+	}
+	if err := o.cfg.VMs.VMDestroy(ctx, m.SourceHost, in.UUID); err != nil {
+		return err
+	}
+	vm := m.OldVMState
+	return o.finish(ctx, in.UUID, vmstate.Actions["confirm_resize"].Task, celldb.Change{VMState: &vm}, func(tx *db.Tx) error {
+		if err := celldb.Release(ctx, tx, in.UUID); err != nil {
+			return err
+		}
+		if err := celldb.MoveClaim(ctx, tx, celldb.DestClaimKey(in.UUID), in.UUID); err != nil {
+			return err
+		}
+		return celldb.SetMigrationStatus(ctx, tx, m.ID, "confirmed", o.cfg.Now())
+	})
+}
+
+func (o *Ops) revertResize(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	m, err := celldb.OpenMigration(ctx, o.cfg.DB, in.UUID)
+	if err != nil {
+		return err
+	}
+	if err := o.cfg.VMs.VMDestroy(ctx, m.DestHost, in.UUID); err != nil {
+		return err
+	}
+	vm, power := m.OldVMState, vmstate.Running
+	if vm == vmstate.Stopped {
+		power = vmstate.Shutdown
+	}
+	return o.finish(ctx, in.UUID, vmstate.Actions["revert_resize"].Task,
+		celldb.Change{VMState: &vm, PowerState: &power, Host: &m.SourceHost, Flavor: &m.OldFlavor}, func(tx *db.Tx) error {
+			if err := celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {
+				return err
+			}
+			return celldb.SetMigrationStatus(ctx, tx, m.ID, "reverted", o.cfg.Now())
+		})
+}
+
+// runMove carries out a move and logs its failure.
+func (o *Ops) runMove(ctx context.Context, in *celldb.Instance, p celldb.Pending, log *slog.Logger) error {
+	err := moves[p.Action](o, ctx, in, p)
+	if err != nil && !errors.Is(err, celldb.ErrGone) && ctx.Err() == nil {
+		log.Warn("server action failed", "err", err)
+	}
+	return err
+}
