@@ -68,6 +68,32 @@ CREATE TABLE flavors (
 	extra_specs TEXT NOT NULL DEFAULT '{}',
 	created_at {{bigint}} NOT NULL
 )`},
+	// Flavor management (see flavor_manage.go): a deleted flavor stays as a
+	// tombstone (deleted = 1, disabled = 1) so that SeedFlavors does not bring
+	// a deleted default back; description_null tells a null description from
+	// an empty one; flavor_projects is the access list of private flavors.
+	{Version: 2, Name: "flavor management", SQL: `
+ALTER TABLE flavors ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE flavors ADD COLUMN description_null INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE flavors ADD COLUMN updated_at {{bigint}} NOT NULL DEFAULT 0;
+CREATE TABLE flavor_projects (
+	flavor_id TEXT NOT NULL REFERENCES flavors (id) ON DELETE CASCADE,
+	project_id TEXT NOT NULL,
+	PRIMARY KEY (flavor_id, project_id)
+);
+CREATE INDEX flavor_projects_project ON flavor_projects (project_id)`},
+	// Key pairs (see keypairs.go), per user as in Nova.
+	{Version: 3, Name: "key pairs", SQL: `
+CREATE TABLE key_pairs (
+	id {{serial}},
+	user_id TEXT NOT NULL,
+	name TEXT NOT NULL,
+	fingerprint TEXT NOT NULL,
+	public_key TEXT NOT NULL,
+	type TEXT NOT NULL DEFAULT 'ssh',
+	created_at {{bigint}} NOT NULL,
+	UNIQUE (user_id, name)
+)`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -241,10 +267,20 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 		deleted, deletedAt = 1, db.Micros(now)
 	}
 	version := max(st.Version, cur.Version)
+	// Resize and rebuild change the flavor and the image.
+	flavor, flavorID, image := cur.Flavor, cur.FlavorID, cur.ImageRef
+	if st.Flavor != nil {
+		flavor, flavorID = *st.Flavor, st.Flavor.ID
+	}
+	if st.ImageRef != "" {
+		image = st.ImageRef
+	}
+	flavorJSON, _ := json.Marshal(flavor)
 	_, err = tx.Exec(ctx, `UPDATE instances SET cell_path = ?, host = ?, node = ?,
-		availability_zone = CASE WHEN ? <> '' THEN ? ELSE availability_zone END, vm_state = ?, task_state = ?, power_state = ?,
+		availability_zone = CASE WHEN ? <> '' THEN ? ELSE availability_zone END, flavor = ?, flavor_id = ?, image_ref = ?,
+		vm_state = ?, task_state = ?, power_state = ?,
 		version = ?, addresses = ?, fault = ?, launched_at = ?, updated_at = ?, deleted = ?, deleted_at = ? WHERE uuid = ?`,
-		st.Cell, st.Host, st.Node, st.AvailabilityZone, st.AvailabilityZone, st.VMState, st.TaskState, st.PowerState, version, string(addrs), fault,
+		st.Cell, st.Host, st.Node, st.AvailabilityZone, st.AvailabilityZone, string(flavorJSON), flavorID, image, st.VMState, st.TaskState, st.PowerState, version, string(addrs), fault,
 		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, st.UUID)
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
@@ -252,6 +288,7 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	moved := cur.Cell != st.Cell
 	cur.Cell, cur.Host, cur.Node, cur.VMState, cur.TaskState, cur.PowerState = st.Cell, st.Host, st.Node, st.VMState, st.TaskState, st.PowerState
 	cur.Version, cur.Addresses, cur.Fault, cur.LaunchedAt, cur.UpdatedAt, cur.Deleted = version, st.Addresses, st.Fault, st.LaunchedAt, now, st.Deleted
+	cur.Flavor, cur.FlavorID, cur.ImageRef = flavor, flavorID, image
 	return Applied{Changed: true, Moved: moved, Instance: cur}, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cellcloud/cellcloud/internal/api/compute"
+	"github.com/cellcloud/cellcloud/internal/api/image"
 	"github.com/cellcloud/cellcloud/internal/apicell"
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/broker"
@@ -273,12 +274,25 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
+		images, err := image.New(image.Config{DB: n.DB, StoreDir: filepath.Join(cfg.DataDir, "images"), Cell: cfg.Cell, Logger: n.log})
+		if err != nil {
+			return err
+		}
+		// One image that any fresh cloud can boot.
+		if err := images.Seed(ctx, image.Cirros()); err != nil {
+			return err
+		}
+		// The public APIs share the listener, under devstack's paths: the
+		// Compute API at /v2.1, the Image API at /image.
+		mux := http.NewServeMux()
+		mux.Handle("/image/", http.StripPrefix("/image", images))
+		mux.Handle("/", api)
 		ln, err := net.Listen("tcp", cfg.API.Listen)
 		if err != nil {
 			return fmt.Errorf("api: listen %s: %w", cfg.API.Listen, err)
 		}
 		n.apiAddr = ln.Addr().String()
-		n.httpSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+		n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				n.serveErr <- err

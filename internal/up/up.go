@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/api/image"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/cells"
 	"github.com/cellcloud/cellcloud/internal/compute"
@@ -186,6 +187,7 @@ func (t *Tree) Shutdown(ctx context.Context) {
 	}
 }
 
-// DefaultImageID is the image id `cellcloud up` suggests for a first boot.
-// Until the Image API exists, the fake driver boots any well-formed id.
-const DefaultImageID = "5f5c1b7e-6c2a-4e43-9a57-0d8c1c0c1c0c"
+// DefaultImageID is the image every cloud starts with (a small CirrOS
+// image registered by the API cell), which `cellcloud up` suggests for a
+// first boot.
+const DefaultImageID = image.CirrosID

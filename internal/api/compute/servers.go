@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -21,6 +22,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/imagedb"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
@@ -144,6 +146,10 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if err := a.checkImage(ctx, req.imageRef, flavor); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	now := a.cfg.Now().UTC()
 	rid := requestID(ctx)
 	resID := "r-" + randomString(8)
@@ -196,6 +202,30 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		"security_groups":   []map[string]string{{"name": "default"}},
 		"adminPass":         pass,
 	}})
+}
+
+// checkImage refuses an image the caller cannot boot, as Nova does: one
+// that does not exist (or is not visible), is not active, or needs more
+// RAM or disk than the flavor has.
+func (a *API) checkImage(ctx context.Context, id string, f wire.Flavor) error {
+	c := caller(ctx)
+	img, err := (&imagedb.Store{}).Get(ctx, a.cfg.DB, id)
+	if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
+		return bad("Image %s could not be found.", id)
+	}
+	if err != nil {
+		return err
+	}
+	if img.Status != imagedb.StatusActive {
+		return bad("Image %s is not active.", id)
+	}
+	if int64(img.MinRAM) > f.RAMMB {
+		return bad("Flavor's memory is too small for requested image.")
+	}
+	if f.RootGB > 0 && int64(img.MinDisk) > f.RootGB {
+		return bad("Flavor's disk is too small for requested image.")
+	}
+	return nil
 }
 
 // cellHints turns the cell scheduler's hints into placement constraints:

@@ -1,0 +1,578 @@
+package compute_test
+
+import (
+	"net/http"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/cellcloud/cellcloud/internal/testtree"
+)
+
+func intPtr(n int) *int    { return &n }
+func boolPtr(b bool) *bool { return &b }
+
+// flavorIDs lists the flavors token sees with query (e.g. "?is_public=none").
+func listFlavorIDs(t *testing.T, tr *testtree.Tree, token, query string, headers ...string) []string {
+	t.Helper()
+	r := tr.Do(t, http.MethodGet, "/v2.1/flavors"+query, token, nil, headers...)
+	if r.Status != http.StatusOK {
+		t.Fatalf("list flavors%s: %s", query, r)
+	}
+	var out struct {
+		Flavors []struct {
+			ID string `json:"id"`
+		} `json:"flavors"`
+	}
+	r.JSON(t, &out)
+	ids := []string{}
+	for _, f := range out.Flavors {
+		ids = append(ids, f.ID)
+	}
+	return ids
+}
+
+// showFlavor is GET /flavors/{id} as a map.
+func getFlavorMap(t *testing.T, tr *testtree.Tree, token, id string, headers ...string) map[string]any {
+	t.Helper()
+	r := tr.Do(t, http.MethodGet, "/v2.1/flavors/"+id, token, nil, headers...)
+	if r.Status != http.StatusOK {
+		t.Fatalf("show flavor %s: %s", id, r)
+	}
+	return r.Map(t)["flavor"].(map[string]any)
+}
+
+// TestFlavorManage covers flavor create and delete, extra specs, access
+// and the list's filters, with gophercloud and raw requests.
+func TestFlavorManage(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 1})
+	t.Run("create and delete", func(t *testing.T) { testFlavorCreateDelete(t, tr) })
+	t.Run("bad creates", func(t *testing.T) { testFlavorBadCreate(t, tr) })
+	t.Run("in use", func(t *testing.T) { testFlavorInUse(t, tr) })
+	t.Run("extra specs", func(t *testing.T) { testFlavorExtraSpecs(t, tr) })
+	t.Run("access", func(t *testing.T) { testFlavorAccess(t, tr) })
+	t.Run("list", func(t *testing.T) { testFlavorList(t, tr) })
+	t.Run("2.55 description", func(t *testing.T) { testFlavorV255(t, tr) })
+	t.Run("2.61 and 2.75 views", func(t *testing.T) { testFlavorV261V275(t, tr) })
+}
+
+func testFlavorCreateDelete(t *testing.T, tr *testtree.Tree) {
+	ctx := ctxT(t)
+	as := tr.Compute(admin)
+	f, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "c1", Name: "custom.one", RAM: 1024, VCPUs: 2, Disk: intPtr(10),
+		Swap: intPtr(512), Ephemeral: intPtr(5), RxTxFactor: 1.5}).Extract()
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	want := flavors.Flavor{ID: "c1", Name: "custom.one", RAM: 1024, VCPUs: 2, Disk: 10, Swap: 512, Ephemeral: 5, RxTxFactor: 1.5, IsPublic: true}
+	if !reflect.DeepEqual(*f, want) {
+		t.Errorf("created %+v, want %+v", *f, want)
+	}
+	// Everyone sees a public flavor, in Nova's shape at 2.1.
+	got, err := flavors.Get(ctx, tr.Compute(demo), "c1").Extract()
+	if err != nil || !reflect.DeepEqual(*got, want) {
+		t.Errorf("member gets %+v, %v", got, err)
+	}
+	v := getFlavorMap(t, tr, demo, "c1")
+	if got := sortedKeys(v); !slices.Equal(got, []string{"OS-FLV-DISABLED:disabled", "OS-FLV-EXT-DATA:ephemeral", "disk", "id", "links",
+		"name", "os-flavor-access:is_public", "ram", "rxtx_factor", "swap", "vcpus"}) {
+		t.Errorf("flavor fields at 2.1: %v", got)
+	}
+
+	// No id: a UUID; the response code is 200, as Nova's.
+	r := tr.Do(t, http.MethodPost, "/v2.1/flavors", admin, map[string]any{"flavor": map[string]any{"name": "auto", "ram": "64", "vcpus": 1, "disk": 0}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("create without id: %s", r)
+	}
+	auto := r.Map(t)["flavor"].(map[string]any)
+	if id, _ := auto["id"].(string); !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`).MatchString(id) {
+		t.Errorf("generated id %q, want a UUID", auto["id"])
+	}
+	if auto["swap"] != "" || auto["ram"] != 64.0 || auto["rxtx_factor"] != 1.0 {
+		t.Errorf("auto flavor %v", auto)
+	}
+	// A numeric id becomes text.
+	r = tr.Do(t, http.MethodPost, "/v2.1/flavors", admin, map[string]any{"flavor": map[string]any{"name": "numeric", "id": 4242, "ram": 64, "vcpus": 1, "disk": 0}})
+	if r.Status != http.StatusOK || r.Map(t)["flavor"].(map[string]any)["id"] != "4242" {
+		t.Errorf("numeric id: %s", r)
+	}
+
+	// Only admins delete: 403, then 202, then 404.
+	faultHas(t, tr.Do(t, http.MethodDelete, "/v2.1/flavors/c1", demo, nil), 403, "Policy doesn't allow os_compute_api:os-flavor-manage:delete to be performed.")
+	if err := flavors.Delete(ctx, as, "c1").ExtractErr(); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := flavors.Get(ctx, as, "c1").Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Errorf("get after delete: %v, want 404", err)
+	}
+	faultHas(t, tr.Do(t, http.MethodDelete, "/v2.1/flavors/c1", admin, nil), 404, "Flavor c1 could not be found.")
+	for _, id := range []string{auto["id"].(string), "4242"} {
+		if r := tr.Do(t, http.MethodDelete, "/v2.1/flavors/"+id, admin, nil); r.Status != http.StatusAccepted || len(r.Body) != 0 {
+			t.Errorf("delete %s: %s, want 202 and no body", id, r)
+		}
+	}
+	// The id and the name are free again; so are a deleted default's.
+	if _, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "c1", Name: "custom.one", RAM: 64, VCPUs: 1, Disk: intPtr(0)}).Extract(); err != nil {
+		t.Errorf("create again after delete: %v", err)
+	}
+	if err := flavors.Delete(ctx, as, "c1").ExtractErr(); err != nil {
+		t.Errorf("delete again: %v", err)
+	}
+	if got := listFlavorIDs(t, tr, admin, "?is_public=none"); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
+		t.Errorf("after creates and deletes: %v", got)
+	}
+}
+
+func testFlavorBadCreate(t *testing.T, tr *testtree.Tree) {
+	good := func(changes map[string]any) map[string]any {
+		f := map[string]any{"name": "bad", "id": "bad", "ram": 64, "vcpus": 1, "disk": 1}
+		for k, v := range changes {
+			if v == nil {
+				delete(f, k)
+			} else {
+				f[k] = v
+			}
+		}
+		return map[string]any{"flavor": f}
+	}
+	before := listFlavorIDs(t, tr, admin, "?is_public=none")
+	for _, c := range []struct {
+		name   string
+		token  string
+		body   any
+		status int
+		want   string
+	}{
+		{"member", demo, good(nil), 403, "Policy doesn't allow os_compute_api:os-flavor-manage:create to be performed."},
+		{"member with a bad body", demo, good(map[string]any{"ram": 0}), 400, "ram"},
+		{"no ram", admin, good(map[string]any{"ram": nil}), 400, "'ram' is a required property"},
+		{"no name", admin, good(map[string]any{"name": nil}), 400, "'name' is a required property"},
+		{"no disk", admin, good(map[string]any{"disk": nil}), 400, "'disk' is a required property"},
+		{"ram 0", admin, good(map[string]any{"ram": 0}), 400, "0 is less than the minimum of 1"},
+		{"vcpus -1", admin, good(map[string]any{"vcpus": -1}), 400, "-1 is less than the minimum of 1"},
+		{"ram as text", admin, good(map[string]any{"ram": "lots"}), 400, "'lots' does not match '^[0-9]+$'"},
+		{"ram a fraction", admin, good(map[string]any{"ram": 1.5}), 400, "1.5 is not of type 'integer', 'string'"},
+		{"ram 2.0", admin, `{"flavor": {"name": "bad", "ram": 2.0, "vcpus": 1, "disk": 1}}`, 400, "Invalid input received: ram must be an integer"},
+		{"ram too big", admin, good(map[string]any{"ram": 1 << 31}), 400, "2147483648 is greater than the maximum of 2147483647"},
+		{"disk -1", admin, good(map[string]any{"disk": -1}), 400, "-1 is less than the minimum of 0"},
+		{"swap as text", admin, good(map[string]any{"swap": "x"}), 400, "swap"},
+		{"ephemeral a bool", admin, good(map[string]any{"OS-FLV-EXT-DATA:ephemeral": true}), 400, "True is not of type 'integer', 'string'"},
+		{"empty name", admin, good(map[string]any{"name": ""}), 400, "should be non-empty"},
+		{"name with spaces around", admin, good(map[string]any{"name": " bad "}), 400, "An invalid 'name' value was provided"},
+		{"name too long", admin, good(map[string]any{"name": strings.Repeat("n", 256)}), 400, "is too long"},
+		{"id with a slash", admin, good(map[string]any{"id": "a/b"}), 400, "Invalid input for field/attribute id"},
+		{"id with a leading space", admin, good(map[string]any{"id": " a"}), 400, "Invalid input for field/attribute id"},
+		{"id a bool", admin, good(map[string]any{"id": true}), 400, "is not of type 'string', 'number', 'null'"},
+		{"rxtx_factor 0", admin, good(map[string]any{"rxtx_factor": 0}), 400, "rxtx_factor"},
+		{"rxtx_factor '0'", admin, good(map[string]any{"rxtx_factor": "0"}), 400, "'rxtx_factor' argument must be a float between 0 and 3.40282e+38"},
+		{"is_public maybe", admin, good(map[string]any{"os-flavor-access:is_public": "maybe"}), 400, "'maybe' is not one of [True, 'True'"},
+		{"description before 2.55", admin, good(map[string]any{"description": "d"}), 400, "Additional properties are not allowed ('description' was unexpected)"},
+		{"unknown field", admin, good(map[string]any{"color": "red"}), 400, "Additional properties are not allowed ('color' was unexpected)"},
+		{"flavor not an object", admin, map[string]any{"flavor": []any{}}, 400, "[] is not of type 'object'"},
+		{"no flavor", admin, map[string]any{}, 400, "'flavor' is a required property"},
+		{"not JSON", admin, "{", 400, "Malformed request body"},
+		{"existing id", admin, good(map[string]any{"id": "1"}), 409, "Flavor with ID 1 already exists."},
+		{"existing name", admin, good(map[string]any{"name": "m1.tiny"}), 409, "Flavor with name m1.tiny already exists."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			faultHas(t, tr.Do(t, http.MethodPost, "/v2.1/flavors", c.token, c.body), c.status, c.want)
+		})
+	}
+	if after := listFlavorIDs(t, tr, admin, "?is_public=none"); !slices.Equal(after, before) {
+		t.Errorf("bad creates wrote flavors: %v before, %v after", before, after)
+	}
+	if _, err := flavors.Create(ctxT(t), tr.Compute(demo), flavors.CreateOpts{Name: "x", RAM: 1, VCPUs: 1, Disk: intPtr(0)}).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Errorf("gophercloud create as a member: %v, want 403", err)
+	}
+}
+
+// testFlavorInUse deletes the flavor of a running server: the server keeps
+// its copy, as in Nova.
+func testFlavorInUse(t *testing.T, tr *testtree.Tree) {
+	ctx := ctxT(t)
+	as := tr.Compute(admin)
+	if _, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "inuse", Name: "in.use", RAM: 128, VCPUs: 1, Disk: intPtr(1)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	sc := tr.Compute(demo)
+	s, err := servers.Create(ctx, sc, servers.CreateOpts{Name: "uses-it", FlavorRef: "inuse", ImageRef: imageID}, nil).Extract()
+	if err != nil {
+		t.Fatalf("boot with the new flavor: %v", err)
+	}
+	waitStatus(t, sc, s.ID, "ACTIVE")
+	if err := flavors.Delete(ctx, as, "inuse").ExtractErr(); err != nil {
+		t.Fatalf("delete a flavor in use: %v", err)
+	}
+	got := waitStatus(t, sc, s.ID, "ACTIVE")
+	if got.Flavor["id"] != "inuse" {
+		t.Errorf("server flavor after the flavor's delete: %v", got.Flavor)
+	}
+	// New boots cannot use it.
+	r := tr.Do(t, http.MethodPost, "/v2.1/servers", demo, map[string]any{"server": map[string]any{"name": "late", "flavorRef": "inuse", "imageRef": imageID}})
+	faultHas(t, r, 400, "Flavor inuse could not be found.")
+	deleteAll(t, tr, demo, []string{s.ID})
+}
+
+func testFlavorExtraSpecs(t *testing.T, tr *testtree.Tree) {
+	ctx := ctxT(t)
+	as := tr.Compute(admin)
+	if _, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "es", Name: "with.specs", RAM: 64, VCPUs: 1, Disk: intPtr(1)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := flavors.CreateExtraSpecs(ctx, as, "es", flavors.ExtraSpecsOpts{"hw:cpu_policy": "dedicated", "quota:cpu_shares": "512"}).Extract()
+	if err != nil || len(specs) != 2 {
+		t.Fatalf("create extra specs: %v, %v", specs, err)
+	}
+	// Numbers are accepted, echoed as sent, and kept as text.
+	r := tr.Do(t, http.MethodPost, "/v2.1/flavors/es/os-extra_specs", admin, `{"extra_specs": {"n": 4, "x": 1.5}}`)
+	if r.Status != http.StatusOK || string(r.Body) != `{"extra_specs":{"n":4,"x":1.5}}`+"\n" {
+		t.Errorf("numeric extra specs: %s", r)
+	}
+	// Members read them; the list, one key, in Nova's shapes.
+	ms := tr.Compute(demo)
+	all, err := flavors.ListExtraSpecs(ctx, ms, "es").Extract()
+	want := map[string]string{"hw:cpu_policy": "dedicated", "quota:cpu_shares": "512", "n": "4", "x": "1.5"}
+	if err != nil || len(all) != len(want) {
+		t.Fatalf("list extra specs: %v, %v", all, err)
+	}
+	for k, v := range want {
+		if all[k] != v {
+			t.Errorf("extra spec %s = %q, want %q", k, all[k], v)
+		}
+	}
+	one, err := flavors.GetExtraSpec(ctx, ms, "es", "hw:cpu_policy").Extract()
+	if err != nil || len(one) != 1 || one["hw:cpu_policy"] != "dedicated" {
+		t.Errorf("get extra spec: %v, %v", one, err)
+	}
+	upd, err := flavors.UpdateExtraSpec(ctx, as, "es", flavors.ExtraSpecsOpts{"hw:cpu_policy": "shared"}).Extract()
+	if err != nil || upd["hw:cpu_policy"] != "shared" {
+		t.Errorf("update extra spec: %v, %v", upd, err)
+	}
+	if err := flavors.DeleteExtraSpec(ctx, as, "es", "n").ExtractErr(); err != nil {
+		t.Errorf("delete extra spec: %v", err)
+	}
+	faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/flavors/es/os-extra_specs/n", demo, nil), 404, "Flavor es has no extra specs with key n.")
+
+	// Bad requests write nothing.
+	for _, c := range []struct {
+		name, token, method, path string
+		body                      any
+		status                    int
+		want                      string
+	}{
+		{"member create", demo, "POST", "/v2.1/flavors/es/os-extra_specs", map[string]any{"extra_specs": map[string]any{"a": "1"}}, 403, "os_compute_api:os-flavor-extra-specs:create"},
+		{"member update", demo, "PUT", "/v2.1/flavors/es/os-extra_specs/x", map[string]any{"x": "2"}, 403, "os_compute_api:os-flavor-extra-specs:update"},
+		{"member delete", demo, "DELETE", "/v2.1/flavors/es/os-extra_specs/x", nil, 403, "os_compute_api:os-flavor-extra-specs:delete"},
+		{"bad key", admin, "POST", "/v2.1/flavors/es/os-extra_specs", map[string]any{"extra_specs": map[string]any{"a/b": "1"}}, 400, "'a/b' does not match any of the regexes"},
+		{"value a bool", admin, "POST", "/v2.1/flavors/es/os-extra_specs", map[string]any{"extra_specs": map[string]any{"a": true}}, 400, "True is not of type 'string', 'number'"},
+		{"value too long", admin, "POST", "/v2.1/flavors/es/os-extra_specs", map[string]any{"extra_specs": map[string]any{"a": strings.Repeat("v", 256)}}, 400, "is too long"},
+		{"no extra_specs", admin, "POST", "/v2.1/flavors/es/os-extra_specs", map[string]any{"a": "1"}, 400, "'extra_specs' is a required property"},
+		{"extra_specs not an object", admin, "POST", "/v2.1/flavors/es/os-extra_specs", map[string]any{"extra_specs": "a"}, 400, "is not of type 'object'"},
+		{"update mismatch", admin, "PUT", "/v2.1/flavors/es/os-extra_specs/x", map[string]any{"y": "2"}, 400, "Request body and URI mismatch"},
+		{"update two keys", admin, "PUT", "/v2.1/flavors/es/os-extra_specs/x", map[string]any{"x": "2", "y": "3"}, 400, "has too many properties"},
+		{"update empty", admin, "PUT", "/v2.1/flavors/es/os-extra_specs/x", map[string]any{}, 400, "should be non-empty"},
+		{"missing flavor", admin, "POST", "/v2.1/flavors/nosuch/os-extra_specs", map[string]any{"extra_specs": map[string]any{"a": "1"}}, 404, "Flavor nosuch could not be found."},
+		{"missing flavor list", demo, "GET", "/v2.1/flavors/nosuch/os-extra_specs", nil, 404, "Flavor nosuch could not be found."},
+		{"missing key delete", admin, "DELETE", "/v2.1/flavors/es/os-extra_specs/nosuch", nil, 404, "Flavor es has no extra specs with key nosuch."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			faultHas(t, tr.Do(t, c.method, c.path, c.token, c.body), c.status, c.want)
+		})
+	}
+	after, err := flavors.ListExtraSpecs(ctx, ms, "es").Extract()
+	if err != nil || len(after) != 3 || after["x"] != "1.5" || after["hw:cpu_policy"] != "shared" {
+		t.Errorf("after bad requests: %v, %v", after, err)
+	}
+
+	// Deleting the flavor takes its extra specs with it.
+	if err := flavors.Delete(ctx, as, "es").ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/flavors/es/os-extra_specs", admin, nil), 404, "Flavor es could not be found.")
+}
+
+func testFlavorAccess(t *testing.T, tr *testtree.Tree) {
+	ctx := ctxT(t)
+	as := tr.Compute(admin)
+	f, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "priv", Name: "private", RAM: 64, VCPUs: 1, Disk: intPtr(1), IsPublic: boolPtr(false)}).Extract()
+	if err != nil || f.IsPublic {
+		t.Fatalf("create private: %+v, %v", f, err)
+	}
+	// Nova gives the creating project no access; members do not see it.
+	for _, q := range []string{"", "/detail"} {
+		if got := listFlavorIDs(t, tr, demo, q); slices.Contains(got, "priv") {
+			t.Errorf("a member lists the private flavor (%s): %v", q, got)
+		}
+	}
+	faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/flavors/priv", demo, nil), 404, "Flavor priv could not be found.")
+	faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/flavors/priv/os-extra_specs", demo, nil), 404, "Flavor priv could not be found.")
+	if got := listFlavorIDs(t, tr, admin, ""); slices.Contains(got, "priv") {
+		t.Errorf("an admin lists the private flavor without is_public: %v", got)
+	}
+	if got := listFlavorIDs(t, tr, admin, "?is_public=none"); !slices.Contains(got, "priv") {
+		t.Errorf("an admin does not list the private flavor with is_public=none: %v", got)
+	}
+	if show := getFlavorMap(t, tr, admin, "priv"); show["os-flavor-access:is_public"] != false {
+		t.Errorf("admin show %v", show)
+	}
+
+	// Give demo access.
+	acc, err := flavors.AddAccess(ctx, as, "priv", flavors.AddAccessOpts{Tenant: "demo"}).Extract()
+	if err != nil || len(acc) != 1 || acc[0].FlavorID != "priv" || acc[0].TenantID != "demo" {
+		t.Fatalf("add access: %+v, %v", acc, err)
+	}
+	if _, err := flavors.AddAccess(ctx, as, "priv", flavors.AddAccessOpts{Tenant: "zeta"}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	pages, err := flavors.ListAccesses(as, "priv").AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := flavors.ExtractAccesses(pages)
+	if len(list) != 2 || list[0].TenantID != "demo" || list[1].TenantID != "zeta" {
+		t.Errorf("access list %+v", list)
+	}
+	if got := listFlavorIDs(t, tr, demo, ""); !slices.Contains(got, "priv") {
+		t.Errorf("a member with access does not list it: %v", got)
+	}
+	if show := getFlavorMap(t, tr, demo, "priv"); show["id"] != "priv" {
+		t.Errorf("member with access shows %v", show)
+	}
+	if got := listFlavorIDs(t, tr, other, ""); slices.Contains(got, "priv") {
+		t.Errorf("another project lists it: %v", got)
+	}
+
+	action := func(token, id string, body any) *testtree.Response {
+		return tr.Do(t, http.MethodPost, "/v2.1/flavors/"+id+"/action", token, body)
+	}
+	add := func(tenant any) map[string]any {
+		return map[string]any{"addTenantAccess": map[string]any{"tenant": tenant}}
+	}
+	for _, c := range []struct {
+		name   string
+		r      *testtree.Response
+		status int
+		want   string
+	}{
+		{"member adds", action(demo, "priv", add("other")), 403, "Policy doesn't allow os_compute_api:os-flavor-access:add_tenant_access to be performed."},
+		{"member removes", action(demo, "priv", map[string]any{"removeTenantAccess": map[string]any{"tenant": "demo"}}), 403, "os_compute_api:os-flavor-access:remove_tenant_access"},
+		{"member lists", tr.Do(t, http.MethodGet, "/v2.1/flavors/priv/os-flavor-access", demo, nil), 403, "Policy doesn't allow os_compute_api:os-flavor-access to be performed."},
+		{"twice", action(admin, "priv", add("demo")), 409, "Flavor access already exists for flavor priv and project demo combination."},
+		{"missing flavor", action(admin, "nosuch", add("demo")), 404, "Flavor nosuch could not be found."},
+		{"empty tenant", action(admin, "priv", add("")), 400, "Invalid input for field/attribute tenant"},
+		{"tenant a number", action(admin, "priv", add(5)), 400, "5 is not of type 'string'"},
+		{"no tenant", action(admin, "priv", map[string]any{"addTenantAccess": map[string]any{}}), 400, "'tenant' is a required property"},
+		{"extra field", action(admin, "priv", map[string]any{"addTenantAccess": map[string]any{"tenant": "x", "y": 1}}), 400, "Additional properties are not allowed ('y' was unexpected)"},
+		{"unknown action", action(admin, "priv", map[string]any{"fly": nil}), 400, "There is no such action: fly"},
+		{"two actions", action(admin, "priv", map[string]any{"addTenantAccess": map[string]any{"tenant": "x"}, "fly": nil}), 400, "Malformed request body"},
+		{"remove missing", action(admin, "priv", map[string]any{"removeTenantAccess": map[string]any{"tenant": "nobody"}}), 404, "Flavor access not found for priv / nobody combination."},
+		{"public flavor list", tr.Do(t, http.MethodGet, "/v2.1/flavors/1/os-flavor-access", admin, nil), 404, "Access list not available for public flavors."},
+	} {
+		t.Run(c.name, func(t *testing.T) { faultHas(t, c.r, c.status, c.want) })
+	}
+	pages, _ = flavors.ListAccesses(as, "priv").AllPages(ctx)
+	if list, _ := flavors.ExtractAccesses(pages); len(list) != 2 {
+		t.Errorf("bad requests changed the access list: %+v", list)
+	}
+	// Before 2.7 Nova lets an admin add access to a public flavor.
+	if r := action(admin, "2", add("demo")); r.Status != http.StatusOK {
+		t.Errorf("add access to a public flavor at 2.1: %s", r)
+	}
+	if servesMicroversion(7) {
+		faultHas(t, tr.Do(t, http.MethodPost, "/v2.1/flavors/3/action", admin, add("demo"), atVersion("2.7")...), 409, "Can not add access to a public flavor.")
+	}
+
+	// Take demo's access away.
+	rem, err := flavors.RemoveAccess(ctx, as, "priv", flavors.RemoveAccessOpts{Tenant: "demo"}).Extract()
+	if err != nil || len(rem) != 1 || rem[0].TenantID != "zeta" {
+		t.Errorf("remove access: %+v, %v", rem, err)
+	}
+	if got := listFlavorIDs(t, tr, demo, ""); slices.Contains(got, "priv") {
+		t.Errorf("a member still lists it after removal: %v", got)
+	}
+	if err := flavors.Delete(ctx, as, "priv").ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testFlavorList(t *testing.T, tr *testtree.Tree) {
+	ctx := ctxT(t)
+	as := tr.Compute(admin)
+	for _, c := range []flavors.CreateOpts{
+		{ID: "L1", Name: "list.one", RAM: 300, VCPUs: 3, Disk: intPtr(7)},
+		{ID: "L2", Name: "list.two", RAM: 100000, VCPUs: 1, Disk: intPtr(1000), IsPublic: boolPtr(false)},
+	} {
+		if _, err := flavors.Create(ctx, as, c).Extract(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, id := range []string{"L1", "L2"} {
+			_ = flavors.Delete(ctx, as, id).ExtractErr()
+		}
+	}()
+	for _, c := range []struct {
+		token, query string
+		want         []string
+	}{
+		{demo, "", []string{"1", "2", "3", "4", "5", "L1"}},
+		{demo, "?is_public=false", []string{"1", "2", "3", "4", "5", "L1"}}, // only admins choose
+		{admin, "?is_public=false", []string{"L2"}},
+		{admin, "?is_public=None", []string{"1", "2", "3", "4", "5", "L1", "L2"}},
+		{admin, "?is_public=yes", []string{"1", "2", "3", "4", "5", "L1"}},
+		{demo, "?minRam=2048", []string{"2", "3", "4", "5"}},
+		{admin, "?is_public=none&minRam=8192&minDisk=100", []string{"5", "L2"}},
+		{demo, "?minDisk=20&sort_key=memory_mb&sort_dir=desc", []string{"5", "4", "3", "2"}},
+		{demo, "?sort_key=name", []string{"L1", "4", "3", "2", "1", "5"}},
+		{demo, "?sort_key=vcpus&sort_dir=desc&limit=2", []string{"5", "4"}},
+		{demo, "?limit=0", []string{}},
+		{demo, "?marker=4", []string{"5", "L1"}},
+		{demo, "?sort_key=memory_mb&marker=1", []string{"2", "3", "4", "5"}},
+		{demo, "?sort_key=memory_mb&limit=2", []string{"L1", "1"}},
+	} {
+		if got := listFlavorIDs(t, tr, c.token, c.query); !slices.Equal(got, c.want) {
+			t.Errorf("%s lists %s: %v, want %v", c.token, c.query, got, c.want)
+		}
+	}
+	// Pages: a next link when a page is full; gophercloud follows it.
+	r := tr.Do(t, http.MethodGet, "/v2.1/flavors/detail?limit=4&sort_key=memory_mb", demo, nil)
+	var page struct {
+		Flavors []map[string]any    `json:"flavors"`
+		Links   []map[string]string `json:"flavors_links"`
+	}
+	r.JSON(t, &page)
+	wantNext := tr.APIURL() + "/flavors/detail?limit=4&marker=3&sort_key=memory_mb"
+	if len(page.Flavors) != 4 || len(page.Links) != 1 || page.Links[0]["rel"] != "next" || page.Links[0]["href"] != wantNext {
+		t.Errorf("first page: %d flavors, links %v; want 4 and next %s", len(page.Flavors), page.Links, wantNext)
+	}
+	pages, err := flavors.ListDetail(tr.Compute(demo), flavors.ListOpts{Limit: 2}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _ := flavors.ExtractFlavors(pages)
+	var ids []string
+	for _, f := range fs {
+		ids = append(ids, f.ID)
+	}
+	if !slices.Equal(ids, []string{"1", "2", "3", "4", "5", "L1"}) {
+		t.Errorf("gophercloud pages of 2: %v", ids)
+	}
+	// The project in the request's path stays in the link.
+	r = tr.Do(t, http.MethodGet, "/v2.1/demo/flavors?limit=1", demo, nil)
+	if links, _ := r.Map(t)["flavors_links"].([]any); len(links) != 1 || !strings.HasPrefix(links[0].(map[string]any)["href"].(string), tr.APIURL()+"/demo/flavors?limit=1&marker=1") {
+		t.Errorf("next link with the project in the path: %s", r)
+	}
+	if got := listFlavorIDs(t, tr, demo, "?limit=6"); len(got) != 6 {
+		t.Errorf("limit=6: %v", got)
+	}
+
+	for _, c := range []struct {
+		token, query, want string
+	}{
+		{demo, "?minRam=lots", "Invalid minRam filter [lots]"},
+		{demo, "?minDisk=1.5", "Invalid minDisk filter [1.5]"},
+		{admin, "?is_public=maybe", "Invalid is_public filter [maybe]"},
+		{demo, "?marker=nosuch", "marker [nosuch] not found"},
+		{demo, "?marker=L2", "marker [L2] not found"}, // a flavor demo cannot see
+		{demo, "?sort_key=color", "Invalid input for query parameters sort_key. Value: color. 'color' is not one of ['created_at'"},
+		{demo, "?sort_dir=up", "Invalid input for query parameters sort_dir"},
+		{demo, "?limit=-1", "Invalid input for query parameters limit"},
+	} {
+		faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/flavors"+c.query, c.token, nil), 400, c.want)
+	}
+	// Before 2.75 unknown parameters are ignored.
+	if got := listFlavorIDs(t, tr, demo, "?color=red"); len(got) != 6 {
+		t.Errorf("unknown parameter at 2.1: %v", got)
+	}
+}
+
+func testFlavorV255(t *testing.T, tr *testtree.Tree) {
+	v := needMicroversion(t, 55)
+	ctx := ctxT(t)
+	as := tr.Compute(admin)
+	as.Microversion = v
+	f, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "d", Name: "described", RAM: 64, VCPUs: 1, Disk: intPtr(1), Description: "for tests"}).Extract()
+	if err != nil || f.Description != "for tests" {
+		t.Fatalf("create with a description: %+v, %v", f, err)
+	}
+	defer func() { _ = flavors.Delete(ctx, as, "d").ExtractErr() }()
+	if show := getFlavorMap(t, tr, demo, "d", atVersion(v)...); show["description"] != "for tests" {
+		t.Errorf("show at %s: %v", v, show)
+	}
+	if show := getFlavorMap(t, tr, demo, "1", atVersion(v)...); show["description"] != nil || !hasField(show, "description") {
+		t.Errorf("a flavor without description at %s: %v, want description null", v, show)
+	}
+	if show := getFlavorMap(t, tr, demo, "d"); hasField(show, "description") {
+		t.Errorf("description shown at 2.1: %v", show)
+	}
+	r := tr.Do(t, http.MethodGet, "/v2.1/flavors", demo, nil, atVersion(v)...)
+	for _, e := range r.Map(t)["flavors"].([]any) {
+		if !hasField(e.(map[string]any), "description") {
+			t.Errorf("index entry without description at %s: %v", v, e)
+		}
+	}
+	upd, err := flavors.Update(ctx, as, "d", flavors.UpdateOpts{Description: "changed"}).Extract()
+	if err != nil || upd.Description != "changed" || upd.ID != "d" {
+		t.Errorf("update: %+v, %v", upd, err)
+	}
+	r = tr.Do(t, http.MethodPut, "/v2.1/flavors/d", admin, map[string]any{"flavor": map[string]any{"description": nil}}, atVersion(v)...)
+	if r.Status != http.StatusOK || r.Map(t)["flavor"].(map[string]any)["description"] != nil {
+		t.Errorf("clear the description: %s", r)
+	}
+	for _, c := range []struct {
+		name, token string
+		body        any
+		headers     []string
+		path        string
+		status      int
+		want        string
+	}{
+		{"member", demo, map[string]any{"flavor": map[string]any{"description": "x"}}, atVersion(v), "d", 403, "os_compute_api:os-flavor-manage:update"},
+		{"at 2.1", admin, map[string]any{"flavor": map[string]any{"description": "x"}}, nil, "d", 404, "The resource could not be found."},
+		{"no description", admin, map[string]any{"flavor": map[string]any{}}, atVersion(v), "d", 400, "'description' is a required property"},
+		{"other field", admin, map[string]any{"flavor": map[string]any{"description": "x", "name": "y"}}, atVersion(v), "d", 400, "Additional properties are not allowed ('name' was unexpected)"},
+		{"control character", admin, map[string]any{"flavor": map[string]any{"description": "a\nb"}}, atVersion(v), "d", 400, "Invalid input for field/attribute description"},
+		{"missing flavor", admin, map[string]any{"flavor": map[string]any{"description": "x"}}, atVersion(v), "nosuch", 404, "Flavor nosuch could not be found."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			faultHas(t, tr.Do(t, http.MethodPut, "/v2.1/flavors/"+c.path, c.token, c.body, c.headers...), c.status, c.want)
+		})
+	}
+}
+
+func testFlavorV261V275(t *testing.T, tr *testtree.Tree) {
+	v := needMicroversion(t, 61)
+	ctx := ctxT(t)
+	as := tr.Compute(admin)
+	if _, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "v61", Name: "v61", RAM: 64, VCPUs: 1, Disk: intPtr(1)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = flavors.Delete(ctx, as, "v61").ExtractErr() }()
+	if _, err := flavors.CreateExtraSpecs(ctx, as, "v61", flavors.ExtraSpecsOpts{"k": "v"}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	show := getFlavorMap(t, tr, demo, "v61", atVersion(v)...)
+	if specs, _ := show["extra_specs"].(map[string]any); specs["k"] != "v" || show["swap"] != "" {
+		t.Errorf("show at %s: %v", v, show)
+	}
+	if !servesMicroversion(75) {
+		return
+	}
+	show = getFlavorMap(t, tr, demo, "v61", atVersion("2.75")...)
+	if show["swap"] != 0.0 {
+		t.Errorf("swap at 2.75: %v, want 0", show["swap"])
+	}
+	faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/flavors?color=red", demo, nil, atVersion("2.75")...), 400, "Additional properties are not allowed ('color' was unexpected)")
+}
+
+func hasField(m map[string]any, k string) bool {
+	_, ok := m[k]
+	return ok
+}

@@ -1,0 +1,67 @@
+// Package network serves, at the API cell, the subset of the OpenStack
+// Networking API v2.0 that clients use around a boot: gophercloud's
+// networking v2 packages, `openstack network list`, `openstack server
+// create --network NAME`, terraform's openstack_networking_network_v2 data
+// source and `openstack port list --server X` work unchanged.
+//
+// Mount it under a prefix with http.StripPrefix (devstack's
+// "/networking"); the links it writes keep the prefix the request came in
+// with. It serves:
+//
+//	GET  /                     versions ({"versions": [v2.0]})
+//	GET  /v2.0, /v2.0/         the collections served
+//	GET  /v2.0/extensions[/A]  the extensions whose behaviour this API has
+//	GET, POST /v2.0/networks, GET, PUT, DELETE /v2.0/networks/{id}
+//	GET, POST /v2.0/subnets,  GET, PUT, DELETE /v2.0/subnets/{id}
+//	GET /v2.0/ports, GET /v2.0/ports/{id} (POST, PUT, DELETE refused)
+//
+// and accepts Neutron's ".json" suffix on resource paths.
+//
+// Errors have Neutron's shape, {"NeutronError": {"type": "NetworkNotFound",
+// "message": "...", "detail": ""}}, with Neutron's types, statuses and
+// messages; a message about a bad attribute names it. A refused request
+// writes nothing.
+//
+// Who may do what. Callers are identified as by the Compute API (noauth:
+// X-Auth-Token "user:project", user "admin" is an admin, no token means
+// admin:admin). Admins see everything. Others see their own networks and
+// the shared ones, the subnets of those, and the ports of their own
+// servers; anything else is a 404, as in Neutron. Only admins create,
+// update or delete networks and subnets (others get 403
+// PolicyNotAuthorized "rule:create_network is disallowed by policy" and
+// the like): in this cloud a network exists only where compute cells serve
+// a share of it, which an operator configures.
+//
+// Ports. A port is one fixed IP of a live server, derived from the API
+// cell's copy of the instances (package netdb): its id is a UUID v5 of the
+// server, network name and address; device_owner is
+// "compute:<availability zone>"; status is ACTIVE while the server is
+// active, else DOWN; binding:host_id and the other binding details but the
+// vNIC type are shown to admins only. Ports are created and removed by the
+// compute service with their server, so a client may not write them:
+//
+//   - POST /v2.0/ports is 400 BadRequest ("Bad port request: Ports are
+//     created by the compute service in this cloud: boot a server with
+//     networks [{"uuid": ...}] ...");
+//   - PUT /v2.0/ports/{id} is 409 UnsupportedPortDeviceOwner and DELETE 409
+//     ServicePortInUse, what Neutron answers for a port its owner manages,
+//     each naming the server to act on instead; a port the caller cannot
+//     see is a 404 first.
+//
+// These are final 4xx answers that gophercloud, the openstack CLI and
+// terraform report as they are, and none of them retries (a 501 would say
+// the API lacks the call, which Neutron does not).
+//
+// Lists take Neutron's filters (several values of one filter are
+// alternatives; unknown filters are a 400, as with Neutron's
+// filter-validation extension), fields=, sort_key/sort_dir, and
+// limit/marker/page_reverse with <collection>_links. The order without
+// sort keys is by id.
+//
+// Differences from Neutron: IPv4 only; network names are unique (compute
+// cells and instance addresses know a network by name) and a network with
+// ports cannot be renamed; no external networks, routers, floating IPs,
+// security groups, subnet pools, tags, RBAC, quotas or availability zones;
+// no bulk creates; ports are read-only and listing or showing them scans
+// the instance copy (a list by device_id reads only those servers).
+package network

@@ -1,0 +1,156 @@
+// Package netdb is the API cell's networking data: the networks and subnets
+// the Networking API serves, in the API cell's own database (migration set
+// "netapi"), and the ports, which are not stored at all but derived from the
+// API cell's copy of the instances (package apidb): one port per fixed IP.
+//
+// A compute cell hands out fixed IPs from its own share of a network, which
+// it knows by name (package network). The networks here are what clients
+// see and look up before a boot; their names are therefore unique, and a
+// network's subnets describe the whole network (for the default "private"
+// network, 10.0.0.0/8, of which each cell serves its own 10.N.0.0/16).
+// Changing a subnet's allocation pools or gateway here changes what the API
+// shows, not what the cells allocate.
+package netdb
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+)
+
+// MigrationSet names this package's migrations in schema_migrations.
+const MigrationSet = "netapi"
+
+// Migrations is the schema of networks and subnets. Network names are
+// unique when not empty: compute cells and instance addresses name a
+// network, so a name must say which one.
+var Migrations = []db.Migration{
+	{Version: 1, Name: "networks and subnets", SQL: `
+CREATE TABLE networks (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL DEFAULT '',
+	project_id TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	shared INTEGER NOT NULL DEFAULT 0,
+	admin_state_up INTEGER NOT NULL DEFAULT 1,
+	mtu INTEGER NOT NULL DEFAULT 1500,
+	revision_number {{bigint}} NOT NULL DEFAULT 1,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL
+);
+CREATE UNIQUE INDEX networks_name ON networks (name) WHERE name <> '';
+CREATE TABLE subnets (
+	id TEXT PRIMARY KEY,
+	network_id TEXT NOT NULL REFERENCES networks (id),
+	name TEXT NOT NULL DEFAULT '',
+	project_id TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	ip_version INTEGER NOT NULL,
+	cidr TEXT NOT NULL,
+	gateway_ip TEXT NOT NULL DEFAULT '',
+	allocation_pools TEXT NOT NULL DEFAULT '[]',
+	dns_nameservers TEXT NOT NULL DEFAULT '[]',
+	host_routes TEXT NOT NULL DEFAULT '[]',
+	enable_dhcp INTEGER NOT NULL DEFAULT 1,
+	revision_number {{bigint}} NOT NULL DEFAULT 1,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL
+);
+CREATE INDEX subnets_network ON subnets (network_id)`},
+}
+
+// Migrate brings the database's "netapi" set up to date. The ports read the
+// API cell's instances, so the database also needs apidb's migrations.
+func Migrate(ctx context.Context, d *db.DB) error {
+	return d.Migrate(ctx, MigrationSet, Migrations)
+}
+
+// The kinds of failure; every error this package returns for a request that
+// cannot succeed is an *Error that wraps one of them.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInUse    = errors.New("in use")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Error is a request that cannot succeed. Code names the failure with the
+// Networking API's fault type (e.g. "NetworkNotFound", "NetworkInUse",
+// "OverlappingAllocationPools"); Message is the fault's text.
+type Error struct {
+	Kind    error
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap makes errors.Is(err, ErrNotFound) and the like work.
+func (e *Error) Unwrap() error { return e.Kind }
+
+func fail(kind error, code, msg string) error { return &Error{Kind: kind, Code: code, Message: msg} }
+
+// Network is a network as clients see it. Its status is always ACTIVE and it
+// is never external (there are no routers).
+type Network struct {
+	ID             string
+	Name           string
+	ProjectID      string
+	Description    string
+	Shared         bool
+	AdminStateUp   bool
+	MTU            int
+	RevisionNumber int64
+	// Subnets are the ids of its subnets, oldest first.
+	Subnets   []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// VisibleTo reports whether a caller of the project may see the network:
+// admins see every network, others their own and shared ones.
+func (n *Network) VisibleTo(projectID string, admin bool) bool {
+	return admin || n.Shared || n.ProjectID == projectID
+}
+
+// Pool is an allocation pool: an inclusive range of addresses.
+type Pool struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// HostRoute is a static route a subnet's DHCP hands out.
+type HostRoute struct {
+	Destination string `json:"destination"`
+	NextHop     string `json:"nexthop"`
+}
+
+// Subnet is an IPv4 subnet of a network.
+type Subnet struct {
+	ID          string
+	NetworkID   string
+	Name        string
+	ProjectID   string
+	Description string
+	IPVersion   int
+	// CIDR is canonical (no host bits).
+	CIDR string
+	// GatewayIP is "" when the subnet has no gateway.
+	GatewayIP       string
+	AllocationPools []Pool
+	DNSNameservers  []string
+	HostRoutes      []HostRoute
+	EnableDHCP      bool
+	RevisionNumber  int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
