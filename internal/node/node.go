@@ -20,6 +20,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/api/compute"
 	"github.com/cellcloud/cellcloud/internal/api/image"
+	networkapi "github.com/cellcloud/cellcloud/internal/api/network"
 	"github.com/cellcloud/cellcloud/internal/apicell"
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/broker"
@@ -31,6 +32,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/instanceops"
+	"github.com/cellcloud/cellcloud/internal/netdb"
 	"github.com/cellcloud/cellcloud/internal/network"
 	"github.com/cellcloud/cellcloud/internal/outbox"
 	"github.com/cellcloud/cellcloud/internal/scheduler"
@@ -283,9 +285,19 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 		// The public APIs share the listener, under devstack's paths: the
-		// Compute API at /v2.1, the Image API at /image.
+		// Compute API at /v2.1, the Image API at /image, Networking at
+		// /networking.
+		if _, err := netdb.Seed(ctx, n.DB, "private", "10.0.0.0/8"); err != nil {
+			return err
+		}
+		networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: cfg.API.Auth})
+		if err != nil {
+			return err
+		}
 		mux := http.NewServeMux()
 		mux.Handle("/image/", http.StripPrefix("/image", images))
+		mux.Handle("/networking/", http.StripPrefix("/networking", networks))
+		mux.Handle("/networking", http.StripPrefix("/networking", networks))
 		mux.Handle("/", api)
 		ln, err := net.Listen("tcp", cfg.API.Listen)
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
+	"github.com/cellcloud/cellcloud/internal/netdb"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
@@ -137,12 +138,27 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	flavor, err := apidb.GetFlavor(ctx, a.cfg.DB, req.flavorRef)
-	if errors.Is(err, apidb.ErrNotFound) {
+	// A private flavor is bootable only by admins and the projects given it.
+	fd, err := apidb.GetFlavorDetail(ctx, a.cfg.DB, req.flavorRef, apidb.FlavorViewer{ProjectID: c.ProjectID, Admin: c.Admin})
+	if errors.Is(err, apidb.ErrNotFound) || (err == nil && fd.Disabled) {
 		a.fail(w, r, bad("Flavor %s could not be found.", req.flavorRef))
 		return
 	}
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	flavor := fd.Flavor
+	if req.keyName != "" {
+		if _, err := apidb.GetKeyPair(ctx, a.cfg.DB, c.UserID, req.keyName); errors.Is(err, apidb.ErrNotFound) {
+			a.fail(w, r, bad("Invalid key_name provided."))
+			return
+		} else if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if err := a.checkNetworks(ctx, req.networks); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -271,6 +287,7 @@ type createRequest struct {
 	count                                                       int
 	returnReservation                                           bool
 	hints                                                       map[string][]string
+	networks                                                    []requestedNetwork
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
@@ -354,9 +371,11 @@ func (a *API) validateCreate(r *http.Request, b *createBody, top map[string]json
 		}
 	}
 	if len(b.Networks) > 0 {
-		if err := validateNetworks(b.Networks); err != nil {
+		nets, err := validateNetworks(b.Networks)
+		if err != nil {
 			return nil, err
 		}
+		out.networks = nets
 	}
 	minC, err := countField("min_count", b.MinCount)
 	if err != nil {
@@ -440,20 +459,63 @@ func parseBool(raw json.RawMessage) (bool, bool) {
 	return false, false
 }
 
-func validateNetworks(raw json.RawMessage) error {
+// requestedNetwork is one entry of "networks" in a create.
+type requestedNetwork struct {
+	UUID    string `json:"uuid"`
+	Port    string `json:"port"`
+	FixedIP string `json:"fixed_ip"`
+}
+
+func validateNetworks(raw json.RawMessage) ([]requestedNetwork, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return bad("Invalid input for field/attribute networks. Value: %s. '%s' is not of type 'array' (auto and none need microversion 2.37)", s, s)
+		return nil, bad("Invalid input for field/attribute networks. Value: %s. '%s' is not of type 'array' (auto and none need microversion 2.37)", s, s)
 	}
 	var nets []map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &nets); err != nil {
-		return bad("Invalid input for field/attribute networks. Value: %s. is not of type 'array'", raw)
+		return nil, bad("Invalid input for field/attribute networks. Value: %s. is not of type 'array'", raw)
 	}
+	out := make([]requestedNetwork, 0, len(nets))
 	for _, n := range nets {
 		for k := range n {
 			if k != "uuid" && k != "port" && k != "fixed_ip" && k != "tag" {
-				return bad("Invalid input for field/attribute networks. Additional properties are not allowed ('%s' was unexpected)", k)
+				return nil, bad("Invalid input for field/attribute networks. Additional properties are not allowed ('%s' was unexpected)", k)
 			}
+		}
+		b, _ := json.Marshal(n)
+		var rn requestedNetwork
+		if err := json.Unmarshal(b, &rn); err != nil {
+			return nil, bad("Invalid input for field/attribute networks: %v", jsonFieldError(err))
+		}
+		if rn.UUID == "" && rn.Port == "" {
+			return nil, bad("Invalid input for field/attribute networks. Each network needs a uuid or a port")
+		}
+		out = append(out, rn)
+	}
+	return out, nil
+}
+
+// servedNetwork is the network the compute cells allocate fixed IPs from.
+const servedNetwork = "private"
+
+// checkNetworks checks the requested networks: each must exist and be
+// visible to the caller, and be the network the cells serve addresses
+// from; ports cannot be passed in (they are made by the compute cells).
+func (a *API) checkNetworks(ctx context.Context, nets []requestedNetwork) error {
+	c := caller(ctx)
+	for _, rn := range nets {
+		if rn.Port != "" {
+			return bad("Port %s could not be found: ports are created by the compute service in this cloud; pass a network uuid instead", rn.Port)
+		}
+		n, err := netdb.GetNetwork(ctx, a.cfg.DB, rn.UUID)
+		if errors.Is(err, netdb.ErrNotFound) || (err == nil && (n.ID != rn.UUID || !n.VisibleTo(c.ProjectID, c.Admin))) {
+			return bad("Network %s could not be found.", rn.UUID)
+		}
+		if err != nil {
+			return err
+		}
+		if n.Name != servedNetwork {
+			return bad("Network %s (%s) has no addresses to give in any cell; boot on network %q", rn.UUID, n.Name, servedNetwork)
 		}
 	}
 	return nil
