@@ -128,7 +128,7 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: flavor.Need(), NumInstances: 1,
 		AvailabilityZone: in.AvailabilityZone, IgnoreHosts: []string{in.Host}})
 	if err != nil {
-		return fmt.Errorf("No valid host was found. %w", err)
+		return fmt.Errorf("%s %w", noValidHost, err)
 	}
 	task := vmstate.Actions[p.Action].Task
 	var dest string
@@ -152,7 +152,7 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 		}
 	}
 	if dest == "" {
-		return fmt.Errorf("No valid host was found. %w", err)
+		return fmt.Errorf("%s %w", noValidHost, err)
 	}
 	if err := o.cfg.VMs.VMSpawn(ctx, dest, in.UUID, flavor); err != nil {
 		_ = o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
@@ -220,3 +220,6 @@ func (o *Ops) runMove(ctx context.Context, in *celldb.Instance, p celldb.Pending
 	}
 	return err
 }
+
+// noValidHost starts the message of a move that found no host, as Nova's.
+const noValidHost = "No valid host was found."
