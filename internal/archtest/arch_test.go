@@ -19,7 +19,7 @@ var rules = []struct {
 }{
 	{
 		pkgs:      []string{"internal/api/", "internal/apidb", "internal/apicell"},
-		forbidden: []string{"internal/celldb", "internal/conductor", "internal/compute", "internal/network", "internal/scheduler", "internal/virt"},
+		forbidden: []string{"internal/celldb", "internal/conductor", "internal/compute", "internal/network", "internal/scheduler", "internal/virt", "internal/instanceops"},
 		why:       "the API cell knows nothing of hosts and never opens a compute cell's database",
 	},
 	{
@@ -28,8 +28,8 @@ var rules = []struct {
 		why:       "the schedulers are pure logic against a view of state",
 	},
 	{
-		pkgs:      []string{"internal/celldb", "internal/conductor", "internal/compute", "internal/network", "internal/scheduler"},
-		forbidden: []string{"internal/apidb", "internal/api/", "internal/apicell"},
+		pkgs:      []string{"internal/celldb", "internal/conductor", "internal/compute", "internal/network", "internal/scheduler", "internal/instanceops"},
+		forbidden: []string{"internal/apidb", "internal/api/", "internal/apicell", "internal/imagedb", "internal/netdb"},
 		why:       "a compute cell holds only its own data",
 	},
 	{

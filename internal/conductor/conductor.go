@@ -582,6 +582,27 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
 			return false
 		}
 	}
+	// A server deleted while it waits for a resize to be confirmed has a
+	// copy on the source host and a claim on each host.
+	if m, err := celldb.OpenMigration(ctx, c.cfg.DB, in.UUID); err == nil {
+		if err := c.cfg.Compute.Destroy(ctx, m.SourceHost, in.UUID); err != nil {
+			log.Error("destroy on the resize source failed; will retry", "err", err)
+			return false
+		}
+		err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			if err := celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {
+				return err
+			}
+			return celldb.SetMigrationStatus(ctx, tx, m.ID, "deleted", c.cfg.Now())
+		})
+		if err != nil {
+			log.Error("releasing the resize claims failed; will retry", "err", err)
+			return false
+		}
+	} else if !errors.Is(err, celldb.ErrNotFound) {
+		log.Error("reading the instance's migration failed; will retry", "err", err)
+		return false
+	}
 	if err := c.cfg.Network.Deallocate(ctx, in.UUID); err != nil {
 		log.Error("freeing the network failed; will retry", "err", err)
 		return false

@@ -35,13 +35,6 @@ type HostScheduler interface {
 	Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error)
 }
 
-// ResizeParams are the params of resize (the new flavor, already checked
-// by the API) and rebuild (the new image).
-type ResizeParams struct {
-	Flavor   *wire.Flavor `json:"flavor,omitempty"`
-	ImageRef string       `json:"image_ref,omitempty"`
-}
-
 var moves = map[string]func(o *Ops, ctx context.Context, in *celldb.Instance, p celldb.Pending) error{
 	"shelve":         (*Ops).shelve,
 	"unshelve":       (*Ops).unshelve,
@@ -101,7 +94,7 @@ func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pendin
 }
 
 func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
-	var rp ResizeParams
+	var rp wire.ActionParams
 	if err := json.Unmarshal(p.Params, &rp); err != nil || rp.ImageRef == "" {
 		return wire.Errorf(wire.CodeBadMessage, "rebuild needs an image")
 	}
@@ -119,7 +112,7 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 	flavor := in.Flavor
 	kind := "migration"
 	if p.Action == "resize" {
-		var rp ResizeParams
+		var rp wire.ActionParams
 		if err := json.Unmarshal(p.Params, &rp); err != nil || rp.Flavor == nil {
 			return wire.Errorf(wire.CodeBadMessage, "resize needs a flavor")
 		}

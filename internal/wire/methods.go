@@ -197,6 +197,13 @@ type InstanceAction struct {
 	ProjectID string          `json:"project_id"`
 }
 
+// ActionParams are the params of resize (the new flavor, already checked
+// by the API) and rebuild (the new image).
+type ActionParams struct {
+	Flavor   *Flavor `json:"flavor,omitempty"`
+	ImageRef string  `json:"image_ref,omitempty"`
+}
+
 // ResetState is the params of the reset_state action.
 type ResetState struct {
 	State string `json:"state"`

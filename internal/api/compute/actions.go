@@ -27,6 +27,7 @@ func (a *API) serverActionRoutes() {
 var hostActions = map[string]string{
 	"os-stop": "stop", "os-start": "start", "pause": "pause", "unpause": "unpause",
 	"suspend": "suspend", "resume": "resume", "unrescue": "unrescue",
+	"confirmResize": "confirm_resize", "revertResize": "revert_resize", "shelve": "shelve", "unshelve": "unshelve",
 }
 
 // serverAction is POST /servers/{id}/action: one key names the action.
@@ -98,12 +99,36 @@ func (a *API) serverAction(w http.ResponseWriter, r *http.Request) {
 		a.startAction(w, r, in, "rescue", nil, map[string]any{"adminPass": pass})
 	case "os-getConsoleOutput":
 		a.consoleOutput(w, r, in, arg)
+	case "resize":
+		a.resize(w, r, in, arg)
+	case "migrate":
+		if !caller(r.Context()).Admin {
+			a.fail(w, r, &httpError{http.StatusForbidden, "Policy doesn't allow os_compute_api:os-migrate-server:migrate to be performed."})
+			return
+		}
+		if !isNull(arg) {
+			var p struct {
+				Host *string `json:"host"`
+			}
+			if err := strictDecode(arg, &p); err != nil || !apiVersion(r.Context()).AtLeast(Version{2, 56}) {
+				a.fail(w, r, bad("Invalid input for field/attribute migrate. Value: %s. %s is not of type 'null'", arg, arg))
+				return
+			}
+			if p.Host != nil {
+				a.fail(w, r, bad("Choosing the destination host of a migration is not supported; leave host out and the scheduler picks one"))
+				return
+			}
+		}
+		a.startAction(w, r, in, "migrate", nil, nil)
+	case "rebuild":
+		a.rebuild(w, r, in, arg)
 	default:
 		act, ok := hostActions[key]
 		if !ok {
 			a.fail(w, r, bad("Invalid input for field/attribute. Additional properties are not allowed ('%s' was unexpected)", key))
 			return
 		}
+		// unshelve takes an object from 2.77 (availability_zone); null or {} before.
 		if !isNull(arg) && string(arg) != "{}" {
 			a.fail(w, r, bad("Invalid input for field/attribute %s. Value: %s. %s is not of type 'null'", key, arg, arg))
 			return
