@@ -180,6 +180,7 @@ type BuildContext struct {
 	ImageProps    map[string]string   `json:"image_properties,omitempty"`
 	IgnoreHosts   []string            `json:"ignore_hosts,omitempty"`
 	TargetCell    string              `json:"target_cell,omitempty"`
+	NoNetwork     bool                `json:"no_network,omitempty"`
 	SameCell      []string            `json:"same_cell,omitempty"`
 	DifferentCell []string            `json:"different_cell,omitempty"`
 }

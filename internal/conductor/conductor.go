@@ -188,7 +188,8 @@ func (c *Conductor) recover(ctx context.Context) error {
 func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
 	now := c.cfg.Now()
 	bc := celldb.BuildContext{Scheduler: b.Scheduler, Attempts: b.Attempts, Tried: b.Tried, Hints: b.Hints,
-		ImageProps: b.ImageProperties, TargetCell: b.TargetCell, SameCell: b.SameCell, DifferentCell: b.DifferentCell}
+		ImageProps: b.ImageProperties, TargetCell: b.TargetCell, SameCell: b.SameCell, DifferentCell: b.DifferentCell,
+		NoNetwork: b.NoNetwork}
 	insts := make([]celldb.Instance, 0, len(b.Instances))
 	states := make([]wire.InstanceState, 0, len(b.Instances))
 	for _, spec := range b.Instances {
@@ -413,7 +414,7 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	}()
 	first := insts[0]
 	b := wire.BuildInstances{Flavor: first.Flavor, ImageProperties: first.Build.ImageProps, Hints: first.Build.Hints,
-		TargetCell: first.Build.TargetCell, SameCell: first.Build.SameCell, DifferentCell: first.Build.DifferentCell,
+		TargetCell: first.Build.TargetCell, SameCell: first.Build.SameCell, DifferentCell: first.Build.DifferentCell, NoNetwork: first.Build.NoNetwork,
 		Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried}
 	uuids := make([]string, 0, len(insts))
 	for _, in := range insts {
@@ -456,7 +457,9 @@ func (c *Conductor) goBuild(ctx context.Context, in *celldb.Instance, host strin
 // alternates (and then the scheduler again) when a spawn fails.
 func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed string, alternates []string) {
 	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
-	if _, err := c.cfg.Network.Allocate(ctx, in.UUID); err != nil {
+	if in.Build.NoNetwork {
+		log.Debug("booting without a network")
+	} else if _, err := c.cfg.Network.Allocate(ctx, in.UUID); err != nil {
 		c.fail(ctx, log, in, 500, fmt.Sprintf("Build of instance %s aborted: failed to allocate the network: %v", in.UUID, err))
 		return
 	}

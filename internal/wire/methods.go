@@ -99,6 +99,8 @@ type BuildInstances struct {
 	Attempts int `json:"attempts"`
 	// Tried lists the cells that have failed this build.
 	Tried []string `json:"tried,omitempty"`
+	// NoNetwork asks for instances without any network (2.37 "none").
+	NoNetwork bool `json:"no_network,omitempty"`
 	// BaseVersion is the highest instance version a cell that handed the
 	// build back has used; the next cell counts on from it, so versions only
 	// grow however often a build moves between cells.

@@ -11,6 +11,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
+	"github.com/cellcloud/cellcloud/internal/api/compute"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -145,7 +146,7 @@ func testVersions(t *testing.T, tr *testtree.Tree) {
 	root := strings.TrimSuffix(tr.APIURL(), "/v2.1")
 	checkDoc := func(t *testing.T, v map[string]any) {
 		t.Helper()
-		if v["id"] != "v2.1" || v["status"] != "CURRENT" || v["min_version"] != "2.1" || v["version"] != "2.1" {
+		if v["id"] != "v2.1" || v["status"] != "CURRENT" || v["min_version"] != "2.1" || v["version"] != compute.MaxVersion.String() {
 			t.Errorf("version document %v", v)
 		}
 		links, _ := v["links"].([]any)
@@ -182,7 +183,8 @@ func testVersions(t *testing.T, tr *testtree.Tree) {
 	}{
 		{"", "", 200, "2.1"},
 		{"OpenStack-API-Version", "compute 2.1", 200, "2.1"},
-		{"OpenStack-API-Version", "compute latest", 200, "2.1"},
+		{"OpenStack-API-Version", "compute latest", 200, compute.MaxVersion.String()},
+		{"OpenStack-API-Version", "compute 2.47", 200, "2.47"},
 		{"OpenStack-API-Version", "image 2.5, compute 2.1", 200, "2.1"},
 		{"OpenStack-API-Version", "image 2.5", 200, "2.1"},
 		{"X-OpenStack-Nova-API-Version", "2.1", 200, "2.1"},

@@ -123,7 +123,8 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for k := range fields {
-		if !slices.Contains(createFields, k) {
+		// 2.57 removed personality (file injection).
+		if !slices.Contains(createFields, k) || (k == "personality" && apiVersion(ctx).AtLeast(Version{2, 57})) {
 			a.fail(w, r, bad("Invalid input for field/attribute server. Additional properties are not allowed ('%s' was unexpected)", k))
 			return
 		}
@@ -170,7 +171,7 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 	rid := requestID(ctx)
 	resID := "r-" + randomString(8)
 	insts := make([]apidb.Instance, req.count)
-	build := wire.BuildInstances{Flavor: flavor, Hints: req.hints, Scheduler: a.cfg.Cell, Attempts: 1}
+	build := wire.BuildInstances{Flavor: flavor, Hints: req.hints, Scheduler: a.cfg.Cell, Attempts: 1, NoNetwork: req.noNetwork}
 	if err := a.cellHints(r, &build); err != nil {
 		a.fail(w, r, err)
 		return
@@ -288,6 +289,7 @@ type createRequest struct {
 	returnReservation                                           bool
 	hints                                                       map[string][]string
 	networks                                                    []requestedNetwork
+	noNetwork                                                   bool
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
@@ -370,7 +372,22 @@ func (a *API) validateCreate(r *http.Request, b *createBody, top map[string]json
 			out.metadata[k] = s
 		}
 	}
-	if len(b.Networks) > 0 {
+	// From 2.37 networks is required, and may be "auto" (the default
+	// network) or "none" (no network at all).
+	var mode string
+	if apiVersion(r.Context()).AtLeast(Version{2, 37}) {
+		if len(b.Networks) == 0 {
+			return nil, bad("Invalid input for field/attribute server. Value: %s. 'networks' is a required property", "{...}")
+		}
+		if json.Unmarshal(b.Networks, &mode) == nil && mode != "auto" && mode != "none" {
+			return nil, bad("Invalid input for field/attribute networks. Value: %s. '%s' is not one of ['none', 'auto']", mode, mode)
+		}
+	}
+	switch {
+	case mode == "none":
+		out.noNetwork = true
+	case mode == "auto":
+	case len(b.Networks) > 0:
 		nets, err := validateNetworks(b.Networks)
 		if err != nil {
 			return nil, err
@@ -786,6 +803,7 @@ func (a *API) serverView(r *http.Request, in *apidb.Instance) map[string]any {
 		}
 		v["fault"] = f
 	}
+	versionedView(r, in, v)
 	return v
 }
 
