@@ -6,6 +6,7 @@ package apicell
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -19,11 +20,36 @@ type Sender interface {
 	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
 }
 
+// ImageStore takes the data of a snapshot for a queued image.
+type ImageStore interface {
+	StoreData(ctx context.Context, tx *db.Tx, id string, data []byte) error
+}
+
 // Handlers are the API cell's message handlers.
 type Handlers struct {
 	Sender Sender
+	Images ImageStore
 	Logger *slog.Logger
 	Now    func() time.Time
+}
+
+// SnapshotDone is the cast handler of snapshot_done: the snapshot's data
+// goes to the image store and the image becomes active.
+func (h *Handlers) SnapshotDone(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var s wire.SnapshotDone
+	if err := json.Unmarshal(env.Payload, &s); err != nil || s.ImageID == "" {
+		return wire.Errorf(wire.CodeBadMessage, "snapshot_done: needs an image id")
+	}
+	if h.Images == nil {
+		return fmt.Errorf("snapshot_done: this process has no image store")
+	}
+	if err := h.Images.StoreData(ctx, tx, s.ImageID, s.Data); err != nil {
+		// The image may have been deleted meanwhile: nothing to keep.
+		h.Logger.Warn("snapshot data not stored", "request_id", env.RequestID, "image", s.ImageID, "instance", s.UUID, "err", err)
+		return nil
+	}
+	h.Logger.Info("snapshot stored", "request_id", env.RequestID, "image", s.ImageID, "instance", s.UUID, "bytes", len(s.Data))
+	return nil
 }
 
 // InstanceUpdate is the cast handler of instance_update.

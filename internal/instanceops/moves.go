@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/cellcloud/cellcloud/internal/celldb"
+	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/hostsched"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
@@ -42,6 +43,7 @@ var moves = map[string]func(o *Ops, ctx context.Context, in *celldb.Instance, p 
 	"resize":         (*Ops).resize,
 	"migrate":        (*Ops).resize,
 	"confirm_resize": (*Ops).confirmResize,
+	"create_image":   (*Ops).createImage,
 	"revert_resize":  (*Ops).revertResize,
 }
 
@@ -216,3 +218,21 @@ func (o *Ops) runMove(ctx context.Context, in *celldb.Instance, p celldb.Pending
 
 // noValidHost starts the message of a move that found no host, as Nova's.
 const noValidHost = "No valid host was found."
+
+// createImage snapshots the instance on its host and sends the image data
+// up to the API cell's image store; the instance keeps its state.
+func (o *Ops) createImage(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	var ap wire.ActionParams
+	if err := json.Unmarshal(p.Params, &ap); err != nil || ap.ImageRef == "" {
+		return wire.Errorf(wire.CodeBadMessage, "create_image needs the image id")
+	}
+	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "snapshot"); err != nil {
+		return err
+	}
+	// The fake hypervisor's disk: a few bytes naming what it was made of.
+	data := []byte(fmt.Sprintf("cellcloud fake snapshot of instance %s (image %s, flavor %s)\n", in.UUID, in.ImageRef, in.Flavor.Name))
+	return o.finish(ctx, in.UUID, vmstate.Actions["create_image"].Task, celldb.Change{}, func(tx *db.Tx) error {
+		return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodSnapshotDone, p.RequestID,
+			&wire.SnapshotDone{ImageID: ap.ImageRef, UUID: in.UUID, Data: data})
+	})
+}

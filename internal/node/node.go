@@ -203,6 +203,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		comp = remoteCompute{n.nc, cfg.Cell}
 	}
 
+	// The API cell's image store serves the Image API and takes the data of
+	// server snapshots that the cells send up.
+	var images *image.API
+	if cfg.IsRoot() {
+		images, err = image.New(image.Config{DB: n.DB, StoreDir: filepath.Join(cfg.DataDir, "images"), Cell: cfg.Cell, Logger: n.log})
+		if err != nil {
+			return err
+		}
+	}
+
 	if cfg.Has(config.RoleCells) {
 		ccfg := cells.Config{
 			Path: cfg.Cell, DB: n.DB, Conn: n.nc, Logger: n.log,
@@ -210,13 +220,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts,
 		}
 		if cfg.IsRoot() {
-			h := &apicell.Handlers{Sender: sender, Logger: log, Now: now}
+			h := &apicell.Handlers{Sender: sender, Images: images, Logger: log, Now: now}
 			ccfg.BuildError = h.BuildError
 			n.Cells, err = cells.New(ccfg)
 			if err != nil {
 				return err
 			}
 			n.Cells.HandleCast(wire.MethodInstanceUpdate, 1, 0, h.InstanceUpdate)
+			n.Cells.HandleCast(wire.MethodSnapshotDone, 1, 0, h.SnapshotDone)
 		} else {
 			var cd *conductor.Conductor
 			ccfg.Capacity = func(ctx context.Context, q cells.Querier) (capacity.Report, error) {
@@ -273,10 +284,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			calls = n.Cells
 		}
 		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Logger: n.log, Auth: cfg.API.Auth})
-		if err != nil {
-			return err
-		}
-		images, err := image.New(image.Config{DB: n.DB, StoreDir: filepath.Join(cfg.DataDir, "images"), Cell: cfg.Cell, Logger: n.log})
 		if err != nil {
 			return err
 		}

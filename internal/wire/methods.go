@@ -41,6 +41,9 @@ const (
 	// MethodInstanceActions (targeted, down, call): the instance actions
 	// and events the owning cell recorded for an instance.
 	MethodInstanceActions = "instance_actions"
+	// MethodSnapshotDone (targeted to the root, up, durable): a server
+	// snapshot's data, for the API cell's image store.
+	MethodSnapshotDone = "snapshot_done"
 )
 
 // V1 is the first version of every method.
@@ -204,6 +207,13 @@ type InstanceAction struct {
 type ActionParams struct {
 	Flavor   *Flavor `json:"flavor,omitempty"`
 	ImageRef string  `json:"image_ref,omitempty"`
+}
+
+// SnapshotDone is the payload of snapshot_done.
+type SnapshotDone struct {
+	ImageID string `json:"image_id"`
+	UUID    string `json:"uuid"`
+	Data    []byte `json:"data"`
 }
 
 // ResetState is the params of the reset_state action.

@@ -122,6 +122,8 @@ func (a *API) serverAction(w http.ResponseWriter, r *http.Request) {
 		a.startAction(w, r, in, "migrate", nil, nil)
 	case "rebuild":
 		a.rebuild(w, r, in, arg)
+	case "createImage":
+		a.createImage(w, r, in, arg)
 	default:
 		act, ok := hostActions[key]
 		if !ok {

@@ -3,11 +3,18 @@ package compute
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/imagedb"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
@@ -130,4 +137,70 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
+}
+
+// createImage is the createImage action: a queued private image in the
+// API cell's image store, which the instance's cell fills with a snapshot.
+// It answers 202 with the image's Location (and, from 2.45, its id).
+func (a *API) createImage(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	ctx := r.Context()
+	c := caller(ctx)
+	var p struct {
+		Name     *string           `json:"name"`
+		Metadata map[string]string `json:"metadata"`
+	}
+	if err := strictDecode(arg, &p); err != nil {
+		a.fail(w, r, bad("Invalid input for field/attribute createImage: %v", jsonFieldError(err)))
+		return
+	}
+	if p.Name == nil || strings.TrimSpace(*p.Name) == "" || len(*p.Name) > 255 {
+		a.fail(w, r, bad("Invalid input for field/attribute name. 'name' is a required property of 1 to 255 characters"))
+		return
+	}
+	spec := vmstate.Actions["create_image"]
+	id := uuid.NewString()
+	err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		if err := spec.Check(cur.UUID, cur.VMState, cur.TaskState); err != nil {
+			return &httpError{http.StatusConflict, err.Error()}
+		}
+		if cur.Cell == "" {
+			return &httpError{http.StatusConflict, fmt.Sprintf("Instance %s is not ready yet", cur.UUID)}
+		}
+		disk, container := "qcow2", "bare"
+		props := map[string]string{}
+		if base, err := (&imagedb.Store{}).Get(ctx, tx, cur.ImageRef); err == nil {
+			disk, container = base.DiskFormat, base.ContainerFormat
+			maps.Copy(props, base.Properties)
+		}
+		maps.Copy(props, p.Metadata)
+		props["image_type"] = "snapshot"
+		props["instance_uuid"] = cur.UUID
+		props["base_image_ref"] = cur.ImageRef
+		props["user_id"] = c.UserID
+		img := &imagedb.Image{ID: id, Name: *p.Name, Status: imagedb.StatusQueued, Visibility: imagedb.Private, Owner: c.ProjectID,
+			DiskFormat: disk, ContainerFormat: container, MinRAM: 0, MinDisk: int(cur.Flavor.RootGB), Properties: props}
+		if err := (&imagedb.Store{}).Create(ctx, tx, img); err != nil {
+			return err
+		}
+		if err := apidb.SetTaskState(ctx, tx, cur.UUID, spec.Task, a.cfg.Now()); err != nil {
+			return err
+		}
+		params, _ := json.Marshal(wire.ActionParams{ImageRef: id})
+		return a.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
+			UUID: cur.UUID, Action: "create_image", Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", baseURL(r)+"/image/v2/images/"+id)
+	if apiVersion(ctx).AtLeast(Version{2, 45}) {
+		writeJSON(w, http.StatusAccepted, map[string]any{"image_id": id})
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
