@@ -331,7 +331,9 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 		req := &hostsched.Request{Flavor: first.Flavor.Need(), NumInstances: len(pending), AvailabilityZone: first.AvailabilityZone}
 		sels, err := c.cfg.Scheduler.Select(ctx, req)
 		if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
-			log.Error("host scheduler failed", "err", err)
+			if ctx.Err() == nil {
+				log.Error("host scheduler failed", "err", err)
+			}
 			for _, in := range pending {
 				c.release(in.UUID)
 			}
@@ -460,6 +462,9 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 	if in.Build.NoNetwork {
 		log.Debug("booting without a network")
 	} else if _, err := c.cfg.Network.Allocate(ctx, in.UUID); err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: the build resumes after a restart
+		}
 		c.fail(ctx, log, in, 500, fmt.Sprintf("Build of instance %s aborted: failed to allocate the network: %v", in.UUID, err))
 		return
 	}
@@ -514,6 +519,9 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 
 // fail puts an instance in ERROR with a fault and tells the API cell.
 func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Instance, code int, msg string) {
+	if ctx.Err() != nil {
+		return // shutting down: not a failure of the build, which resumes after a restart
+	}
 	log.Error("build failed", "fault", msg)
 	vmErr, none, noState := celldb.VMError, "", celldb.PowerNoState
 	now := c.cfg.Now()
