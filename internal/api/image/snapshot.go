@@ -12,17 +12,20 @@ import (
 // StoreData gives a queued image its data inside the caller's transaction
 // (a server snapshot arriving from a compute cell): the data file first,
 // then the record that points at it, so a rollback leaves at most a file
-// that the next upload overwrites or the next start removes.
+// that the next upload overwrites or the next start removes. The image
+// must be queued.
 func (a *API) StoreData(ctx context.Context, tx *db.Tx, id string, data []byte) error {
+	// Only a queued image takes the data: one the owner filled (or
+	// deleted) meanwhile keeps what it has.
+	if err := a.store.BeginUpload(ctx, tx, id); err != nil {
+		return fmt.Errorf("image %s: %w", id, err)
+	}
 	tmp, d, err := a.files.receive(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return fmt.Errorf("image %s: %w", id, err)
 	}
 	defer os.Remove(tmp) // gone already once committed
 	if err := a.files.commit(tmp, id); err != nil {
-		return fmt.Errorf("image %s: %w", id, err)
-	}
-	if err := a.store.BeginUpload(ctx, tx, id); err != nil {
 		return fmt.Errorf("image %s: %w", id, err)
 	}
 	return a.store.FinishUpload(ctx, tx, id, d)
