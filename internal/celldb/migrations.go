@@ -22,7 +22,7 @@ type Migration struct {
 	OldFlavor    wire.Flavor
 	NewFlavor    wire.Flavor
 	OldVMState   string
-	Status       string // migrating, finished, confirmed, reverted, error
+	Status       string // migrating, finished, confirmed, reverted, error, deleted
 }
 
 // DestClaimKey is the claim a resize holds on its destination host until it
@@ -45,10 +45,20 @@ func CreateMigration(ctx context.Context, tx *db.Tx, m Migration, now time.Time)
 
 // OpenMigration returns the instance's migration waiting for confirm or revert.
 func OpenMigration(ctx context.Context, q Querier, uuid string) (*Migration, error) {
+	return migrationIn(ctx, q, uuid, "finished", "finished")
+}
+
+// ActiveMigration returns the instance's migration still under way or
+// waiting for confirm or revert.
+func ActiveMigration(ctx context.Context, q Querier, uuid string) (*Migration, error) {
+	return migrationIn(ctx, q, uuid, "migrating", "finished")
+}
+
+func migrationIn(ctx context.Context, q Querier, uuid, s1, s2 string) (*Migration, error) {
 	var m Migration
 	var oldF, newF string
 	err := q.QueryRow(ctx, `SELECT id, instance_uuid, migration_type, source_host, dest_host, old_flavor, new_flavor, old_vm_state, status
-		FROM migrations WHERE instance_uuid = ? AND status = 'finished' ORDER BY id DESC LIMIT 1`, uuid).Scan(
+		FROM migrations WHERE instance_uuid = ? AND status IN (?, ?) ORDER BY id DESC LIMIT 1`, uuid, s1, s2).Scan(
 		&m.ID, &m.InstanceUUID, &m.Type, &m.SourceHost, &m.DestHost, &oldF, &newF, &m.OldVMState, &m.Status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: no migration of %s waiting for confirmation", ErrNotFound, uuid)
