@@ -94,6 +94,42 @@ CREATE TABLE key_pairs (
 	created_at {{bigint}} NOT NULL,
 	UNIQUE (user_id, name)
 )`},
+	// Server update, lock and tags (see servers_extra.go): description_null
+	// tells a null description (Nova's None) from an empty one; locked_by is
+	// "owner", "admin" or "" (not locked); an access IP of "" is none.
+	{Version: 4, Name: "server description, access IPs, lock and tags", SQL: `
+ALTER TABLE instances ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN description_null INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE instances ADD COLUMN access_ip_v4 TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN access_ip_v6 TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN locked_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX instances_updated ON instances (updated_at);
+CREATE TABLE server_tags (
+	instance_uuid TEXT NOT NULL REFERENCES instances (uuid) ON DELETE CASCADE,
+	tag TEXT NOT NULL,
+	PRIMARY KEY (instance_uuid, tag)
+);
+CREATE INDEX server_tags_tag ON server_tags (tag)`},
+	// Server groups (see server_groups.go). A deleted group stays as a
+	// tombstone (deleted = 1) and loses its members.
+	{Version: 5, Name: "server groups", SQL: `
+CREATE TABLE server_groups (
+	uuid TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	project_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	policy TEXT NOT NULL,
+	created_at {{bigint}} NOT NULL,
+	deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX server_groups_project ON server_groups (project_id, deleted, created_at);
+CREATE TABLE server_group_members (
+	group_uuid TEXT NOT NULL REFERENCES server_groups (uuid),
+	instance_uuid TEXT NOT NULL,
+	PRIMARY KEY (group_uuid, instance_uuid)
+);
+CREATE INDEX server_group_members_instance ON server_group_members (instance_uuid)`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -119,11 +155,22 @@ type Instance struct {
 	UpdatedAt       time.Time
 	DeletedAt       time.Time
 	Deleted         bool
+	// Description is the server's description (nil: none, Nova's null).
+	Description *string
+	// AccessIPv4 and AccessIPv6 are the access addresses a user set ("": none).
+	AccessIPv4, AccessIPv6 string
+	// Locked is true while the server is locked; LockedBy is who locked it,
+	// "owner" or "admin" ("" when unlocked), as in Nova.
+	Locked   bool
+	LockedBy string
+	// Tags are the server's tags, sorted; nil until loaded (LoadTags).
+	Tags []string
 }
 
 const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data, metadata, availability_zone,
 	reservation_id, launch_index, cell_path, host, node, vm_state, task_state, power_state, version, addresses, fault,
-	delete_requested, request_id, launched_at, created_at, updated_at, deleted_at, deleted`
+	delete_requested, request_id, launched_at, created_at, updated_at, deleted_at, deleted,
+	description, description_null, access_ip_v4, access_ip_v6, locked, locked_by`
 
 // Querier is a transaction or the database.
 type Querier = db.Querier
@@ -131,14 +178,20 @@ type Querier = db.Querier
 func scan(r db.Scanner) (*Instance, error) {
 	var in Instance
 	var flavor, meta, addrs, fault string
-	var delReq, deleted int
+	var delReq, deleted, descNull, locked int
 	var launched, created, updated, deletedAt int64
+	var desc string
 	err := r.Scan(&in.UUID, &in.Name, &in.ProjectID, &in.UserID, &in.ImageRef, &in.FlavorID, &flavor, &in.KeyName, &in.UserData,
 		&meta, &in.AvailabilityZone, &in.ReservationID, &in.LaunchIndex, &in.Cell, &in.Host, &in.Node, &in.VMState, &in.TaskState,
-		&in.PowerState, &in.Version, &addrs, &fault, &delReq, &in.RequestID, &launched, &created, &updated, &deletedAt, &deleted)
+		&in.PowerState, &in.Version, &addrs, &fault, &delReq, &in.RequestID, &launched, &created, &updated, &deletedAt, &deleted,
+		&desc, &descNull, &in.AccessIPv4, &in.AccessIPv6, &locked, &in.LockedBy)
 	if err != nil {
 		return nil, err
 	}
+	if descNull == 0 {
+		in.Description = &desc
+	}
+	in.Locked = locked != 0
 	_ = json.Unmarshal([]byte(flavor), &in.Flavor)
 	_ = json.Unmarshal([]byte(meta), &in.Metadata)
 	_ = json.Unmarshal([]byte(addrs), &in.Addresses)
@@ -185,48 +238,290 @@ func Get(ctx context.Context, q Querier, uuid string) (*Instance, error) {
 	return in, err
 }
 
-// ListOptions filters and pages a list. Results are newest first.
+// ListOptions filters, sorts and pages a list, as Nova's
+// instance_get_all_by_filters_sort does. The zero value lists every live
+// instance, newest first. Every value is passed to the query as a
+// parameter; only column names chosen here (ServerSortKeys) are written
+// into it.
 type ListOptions struct {
 	// ProjectID limits to one project; empty means all projects.
 	ProjectID string
 	// Limit is the page size (0: no limit).
 	Limit int
-	// Marker is the last instance of the previous page.
+	// Marker is the last instance of the previous page (deleted or not, of
+	// any project); one that does not exist is ErrNotFound.
 	Marker string
-	// IncludeDeleted lists deleted instances too.
+	// IncludeDeleted lists deleted instances too; OnlyDeleted lists only them.
 	IncludeDeleted bool
+	OnlyDeleted    bool
+	// UserID, UUID, ImageRef, FlavorID and Host, when set, must match exactly.
+	UserID, UUID, ImageRef, FlavorID, Host string
+	// VMStates and TaskStates, when not empty, are the states allowed (an
+	// empty task state is "no task").
+	VMStates, TaskStates []string
+	// ChangesSince, when set, lists only instances updated at or after it.
+	ChangesSince time.Time
+	// Tags: all of them; TagsAny: at least one; NotTags: not all of them;
+	// NotTagsAny: none of them (Nova's tags, tags-any, not-tags, not-tags-any).
+	Tags, TagsAny, NotTags, NotTagsAny []string
+	// Sort are the sort keys (keys of ServerSortKeys), first the primary.
+	// created_at and uuid follow as tie-breakers, in the first key's
+	// direction (descending when there is no key).
+	Sort []SortKey
+	// Match, when set, is a further filter applied to each row in sort
+	// order (the regular expression filters); the limit counts only the
+	// rows it keeps. The rows still come from one query.
+	Match func(*Instance) bool
 }
 
-// List returns instances newest first.
+// SortKey is one sort key and its direction.
+type SortKey struct {
+	Key  string
+	Desc bool
+}
+
+// ServerSortKeys maps Nova's server sort keys to columns. Keys of
+// attributes this copy does not hold ("": a constant here, as they are for
+// every instance) do not change the order. hostname sorts by name, which
+// Nova derives it from; instance_type_id by the flavor's id.
+var ServerSortKeys = map[string]string{
+	"access_ip_v4": "access_ip_v4", "access_ip_v6": "access_ip_v6", "auto_disk_config": "",
+	"availability_zone": "availability_zone", "config_drive": "", "created_at": "created_at",
+	"display_description": "description", "display_name": "name", "host": "host", "hostname": "name",
+	"image_ref": "image_ref", "instance_type_id": "flavor_id", "kernel_id": "", "key_name": "key_name",
+	"launch_index": "launch_index", "launched_at": "launched_at", "locked_by": "locked_by", "node": "node",
+	"power_state": "power_state", "progress": "", "project_id": "project_id", "ramdisk_id": "",
+	"root_device_name": "", "task_state": "task_state", "terminated_at": "deleted_at", "updated_at": "updated_at",
+	"user_id": "user_id", "uuid": "uuid", "vm_state": "vm_state",
+}
+
+// textColumns are the sort columns compared as text (in code point order
+// on both engines).
+var textColumns = map[string]bool{
+	"access_ip_v4": true, "access_ip_v6": true, "availability_zone": true, "description": true, "name": true,
+	"host": true, "image_ref": true, "flavor_id": true, "key_name": true, "locked_by": true, "node": true,
+	"project_id": true, "task_state": true, "user_id": true, "uuid": true, "vm_state": true,
+}
+
+// sortValue is in's value of a sort column, as the column stores it.
+func (in *Instance) sortValue(col string) any {
+	switch col {
+	case "access_ip_v4":
+		return in.AccessIPv4
+	case "access_ip_v6":
+		return in.AccessIPv6
+	case "availability_zone":
+		return in.AvailabilityZone
+	case "created_at":
+		return db.Micros(in.CreatedAt)
+	case "description":
+		if in.Description == nil {
+			return ""
+		}
+		return *in.Description
+	case "name":
+		return in.Name
+	case "host":
+		return in.Host
+	case "image_ref":
+		return in.ImageRef
+	case "flavor_id":
+		return in.FlavorID
+	case "key_name":
+		return in.KeyName
+	case "launch_index":
+		return in.LaunchIndex
+	case "launched_at":
+		return db.Micros(in.LaunchedAt)
+	case "locked_by":
+		return in.LockedBy
+	case "node":
+		return in.Node
+	case "power_state":
+		return in.PowerState
+	case "project_id":
+		return in.ProjectID
+	case "task_state":
+		return in.TaskState
+	case "deleted_at":
+		return db.Micros(in.DeletedAt)
+	case "updated_at":
+		return db.Micros(in.UpdatedAt)
+	case "user_id":
+		return in.UserID
+	case "uuid":
+		return in.UUID
+	case "vm_state":
+		return in.VMState
+	}
+	panic("apidb: no sort value for column " + col)
+}
+
+type sortCol struct {
+	col  string
+	desc bool
+}
+
+// sortColumns resolves the sort keys to columns, with the tie-breakers.
+func sortColumns(keys []SortKey) ([]sortCol, error) {
+	desc := true
+	if len(keys) > 0 {
+		desc = keys[0].Desc
+	}
+	var out []sortCol
+	seen := map[string]bool{}
+	add := func(col string, d bool) {
+		if col != "" && !seen[col] {
+			seen[col] = true
+			out = append(out, sortCol{col, d})
+		}
+	}
+	for _, k := range keys {
+		col, ok := ServerSortKeys[k.Key]
+		if !ok {
+			return nil, fmt.Errorf("server sort key %q is not one of the keys", k.Key)
+		}
+		add(col, k.Desc)
+	}
+	add("created_at", desc)
+	add("uuid", desc)
+	return out, nil
+}
+
+// placeholders is "?, ?, ..." for n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func anyOf(vs []string) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v
+	}
+	return out
+}
+
+// List returns instances in the order asked (newest first by default), in
+// one query.
 func List(ctx context.Context, q Querier, o ListOptions) ([]*Instance, error) {
+	sorts, err := sortColumns(o.Sort)
+	if err != nil {
+		return nil, err
+	}
 	var where []string
 	var args []any
-	if !o.IncludeDeleted {
-		where = append(where, "deleted = 0")
+	cond := func(c string, a ...any) {
+		where = append(where, c)
+		args = append(args, a...)
 	}
-	if o.ProjectID != "" {
-		where = append(where, "project_id = ?")
-		args = append(args, o.ProjectID)
+	switch {
+	case o.OnlyDeleted:
+		cond("deleted = 1")
+	case !o.IncludeDeleted:
+		cond("deleted = 0")
+	}
+	for _, f := range []struct{ col, v string }{
+		{"project_id", o.ProjectID}, {"user_id", o.UserID}, {"uuid", o.UUID}, {"image_ref", o.ImageRef},
+		{"flavor_id", o.FlavorID}, {"host", o.Host},
+	} {
+		if f.v != "" {
+			cond(f.col+" = ?", f.v)
+		}
+	}
+	if len(o.VMStates) > 0 {
+		cond("vm_state IN ("+placeholders(len(o.VMStates))+")", anyOf(o.VMStates)...)
+	}
+	if len(o.TaskStates) > 0 {
+		cond("task_state IN ("+placeholders(len(o.TaskStates))+")", anyOf(o.TaskStates)...)
+	}
+	if !o.ChangesSince.IsZero() {
+		cond("updated_at >= ?", db.Micros(o.ChangesSince))
+	}
+	const hasTag = "EXISTS (SELECT 1 FROM server_tags t WHERE t.instance_uuid = instances.uuid AND t.tag = ?)"
+	const hasAnyTag = "EXISTS (SELECT 1 FROM server_tags t WHERE t.instance_uuid = instances.uuid AND t.tag IN (%s))"
+	for _, t := range o.Tags {
+		cond(hasTag, t)
+	}
+	if len(o.TagsAny) > 0 {
+		cond(fmt.Sprintf(hasAnyTag, placeholders(len(o.TagsAny))), anyOf(o.TagsAny)...)
+	}
+	if len(o.NotTags) > 0 {
+		all := make([]string, len(o.NotTags))
+		for i := range all {
+			all[i] = hasTag
+		}
+		cond("NOT ("+strings.Join(all, " AND ")+")", anyOf(o.NotTags)...)
+	}
+	if len(o.NotTagsAny) > 0 {
+		cond("NOT "+fmt.Sprintf(hasAnyTag, placeholders(len(o.NotTagsAny))), anyOf(o.NotTagsAny)...)
+	}
+	expr := func(c sortCol) string {
+		if textColumns[c.col] {
+			return c.col + binary(q)
+		}
+		return c.col
 	}
 	if o.Marker != "" {
 		m, err := Get(ctx, q, o.Marker)
 		if err != nil {
 			return nil, fmt.Errorf("marker %s: %w", o.Marker, ErrNotFound)
 		}
-		where = append(where, "(created_at < ? OR (created_at = ? AND uuid < ?))")
-		cm := db.Micros(m.CreatedAt)
-		args = append(args, cm, cm, m.UUID)
+		// After the marker in the sort order: (k1 op1 m1) OR (k1 = m1 AND
+		// k2 op2 m2) OR ...; the last key (uuid) is unique, so the marker
+		// itself is never listed again.
+		var ors []string
+		for i, s := range sorts {
+			var ands []string
+			for _, p := range sorts[:i] {
+				ands = append(ands, expr(p)+" = ?")
+				args = append(args, m.sortValue(p.col))
+			}
+			op := ">"
+			if s.desc {
+				op = "<"
+			}
+			ands = append(ands, expr(s)+" "+op+" ?")
+			args = append(args, m.sortValue(s.col))
+			ors = append(ors, "("+strings.Join(ands, " AND ")+")")
+		}
+		where = append(where, "("+strings.Join(ors, " OR ")+")")
 	}
 	query := `SELECT ` + cols + ` FROM instances`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += " ORDER BY created_at DESC, uuid DESC"
-	if o.Limit > 0 {
+	order := make([]string, len(sorts))
+	for i, s := range sorts {
+		order[i] = expr(s) + " ASC"
+		if s.desc {
+			order[i] = expr(s) + " DESC"
+		}
+	}
+	query += " ORDER BY " + strings.Join(order, ", ")
+	if o.Limit > 0 && o.Match == nil {
 		query += " LIMIT ?"
 		args = append(args, o.Limit)
 	}
-	return db.Collect(ctx, q, scan, query, args...)
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Instance
+	for rows.Next() {
+		in, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		if o.Match != nil && !o.Match(in) {
+			continue
+		}
+		out = append(out, in)
+		if o.Limit > 0 && len(out) == o.Limit {
+			break
+		}
+	}
+	return out, rows.Err()
 }
 
 // Applied says what applying an update did.

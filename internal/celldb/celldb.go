@@ -183,6 +183,8 @@ type BuildContext struct {
 	NoNetwork     bool                `json:"no_network,omitempty"`
 	SameCell      []string            `json:"same_cell,omitempty"`
 	DifferentCell []string            `json:"different_cell,omitempty"`
+	// Group is the server group the instance joined (see GroupHosts).
+	Group *wire.GroupPlacement `json:"group,omitempty"`
 }
 
 const instanceCols = `uuid, name, project_id, user_id, image_ref, flavor, key_name, user_data, metadata, availability_zone,

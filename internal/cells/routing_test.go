@@ -348,7 +348,9 @@ func TestMessagesForADownNeighbourAreKeptAndDeliveredWhenItReturns(t *testing.T)
 	waitFor(t, wait, func() bool {
 		return len(tr.logs.find("neighbour unreachable; keeping its messages", map[string]string{"cell": api, "neighbour": cell2})) > 0
 	}, "the relay to find cell2 unreachable")
-	if got := a.outboxCounts(); got[cell2] != n || len(got) != 1 {
+	// (cell1's message may still be in the outbox for a moment after it
+	// was applied: the relay deletes it once the broker's ack is in.)
+	if got := a.outboxCounts(); got[cell2] != n {
 		t.Fatalf("api's outbox = %v, want %d for %s", got, n, cell2)
 	}
 	if got := tr.appliedAt(cell2); len(got) != 0 {

@@ -189,7 +189,7 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	now := c.cfg.Now()
 	bc := celldb.BuildContext{Scheduler: b.Scheduler, Attempts: b.Attempts, Tried: b.Tried, Hints: b.Hints,
 		ImageProps: b.ImageProperties, TargetCell: b.TargetCell, SameCell: b.SameCell, DifferentCell: b.DifferentCell,
-		NoNetwork: b.NoNetwork}
+		NoNetwork: b.NoNetwork, Group: b.Group}
 	insts := make([]celldb.Instance, 0, len(b.Instances))
 	states := make([]wire.InstanceState, 0, len(b.Instances))
 	for _, spec := range b.Instances {
@@ -328,7 +328,19 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 	pending := group
 	var why error
 	for round := 0; round < c.cfg.MaxHostAttempts && len(pending) > 0; round++ {
-		req := &hostsched.Request{Flavor: first.Flavor.Need(), NumInstances: len(pending), AvailabilityZone: first.AvailabilityZone}
+		// A server group's hosts are read afresh each round: the claims of
+		// the rounds before count.
+		grp, err := c.groupRequest(ctx, first.Build.Group)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("reading the server group's hosts", "err", err)
+			}
+			for _, in := range pending {
+				c.release(in.UUID)
+			}
+			return
+		}
+		req := &hostsched.Request{Flavor: first.Flavor.Need(), NumInstances: len(pending), AvailabilityZone: first.AvailabilityZone, Group: grp}
 		sels, err := c.cfg.Scheduler.Select(ctx, req)
 		if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
 			if ctx.Err() == nil {
@@ -417,7 +429,9 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	first := insts[0]
 	b := wire.BuildInstances{Flavor: first.Flavor, ImageProperties: first.Build.ImageProps, Hints: first.Build.Hints,
 		TargetCell: first.Build.TargetCell, SameCell: first.Build.SameCell, DifferentCell: first.Build.DifferentCell, NoNetwork: first.Build.NoNetwork,
-		Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried}
+		Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried, Group: first.Build.Group}
+	// An affinity group with members here cannot go to another cell.
+	b.SameCell = c.pinAffinity(ctx, log, first.Build.Group, b.SameCell)
 	uuids := make([]string, 0, len(insts))
 	for _, in := range insts {
 		b.Instances = append(b.Instances, in.InstanceSpec)
@@ -593,12 +607,17 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
 			return false
 		}
 	}
-	// A server deleted while it waits for a resize to be confirmed has a
-	// copy on the source host and a claim on each host.
-	if m, err := celldb.OpenMigration(ctx, c.cfg.DB, in.UUID); err == nil {
-		if err := c.cfg.Compute.Destroy(ctx, m.SourceHost, in.UUID); err != nil {
-			log.Error("destroy on the resize source failed; will retry", "err", err)
-			return false
+	// A server deleted during a resize, or while it waits for one to be
+	// confirmed, has a copy and a claim on each host.
+	if m, err := celldb.ActiveMigration(ctx, c.cfg.DB, in.UUID); err == nil {
+		for _, h := range []string{m.SourceHost, m.DestHost} {
+			if h == "" || h == in.Host {
+				continue
+			}
+			if err := c.cfg.Compute.Destroy(ctx, h, in.UUID); err != nil {
+				log.Error("destroy on the other host of a resize failed; will retry", "host", h, "err", err)
+				return false
+			}
 		}
 		err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 			if err := celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {

@@ -38,6 +38,10 @@ type Request struct {
 	AvailabilityZone string
 	// IgnoreHosts are hosts that already failed this build (the retry filter).
 	IgnoreHosts []string
+	// Group is the server group the instances join, with the hosts its
+	// members already use in this cell; nil for none. Select counts each
+	// instance it places into (a copy of) it, so the next instance sees it.
+	Group *Group `json:",omitempty"`
 }
 
 // Filter decides whether a host can take one more instance of the request.

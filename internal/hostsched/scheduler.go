@@ -37,7 +37,9 @@ type Selection struct {
 //
 // Filters and weighers must be pure functions of the request and the one host
 // they are given: Select evaluates every host once and then, after each
-// placement, re-evaluates only the host it just consumed.
+// placement, re-evaluates only the host it just consumed; when the request
+// has a server group, each placement changes the request itself, so every
+// host still passing is re-evaluated.
 type Scheduler struct {
 	// Filters are applied in order; a host must pass all of them.
 	Filters []Filter
@@ -45,9 +47,9 @@ type Scheduler struct {
 	Weighers []WeighSpec
 }
 
-// Default returns a Scheduler with every filter of this package and
-// RAMWeigher, normalised, with multiplier DefaultRAMWeightMultiplier
-// (spread).
+// Default returns a Scheduler with every filter of this package, and
+// RAMWeigher (multiplier DefaultRAMWeightMultiplier: spread) and the soft
+// server group weighers, all normalised.
 func Default() *Scheduler {
 	return &Scheduler{
 		Filters: []Filter{
@@ -57,9 +59,13 @@ func Default() *Scheduler {
 			RAMFilter{},
 			DiskFilter{},
 			CoreFilter{},
+			ServerGroupAffinityFilter{},
+			ServerGroupAntiAffinityFilter{},
 		},
 		Weighers: []WeighSpec{
 			{Weigher: RAMWeigher{}, Multiplier: DefaultRAMWeightMultiplier, Normalise: true},
+			{Weigher: ServerGroupSoftAffinityWeigher{}, Multiplier: DefaultSoftAffinityWeightMultiplier, Normalise: true},
+			{Weigher: ServerGroupSoftAntiAffinityWeigher{}, Multiplier: DefaultSoftAntiAffinityWeightMultiplier, Normalise: true},
 		},
 	}
 }
@@ -73,10 +79,16 @@ func Default() *Scheduler {
 // weighers of Multiplier × score, the score normalised across the hosts that
 // pass the filters for that instance when the WeighSpec says so.
 //
-// hosts is not modified. When an instance cannot be placed, Select returns
-// the selections made so far together with an error wrapping ErrNoValidHost;
-// the caller decides whether a partial placement is of use. req must not be
-// nil.
+// When the request has a server group, each placement also counts one more
+// member on the chosen host in a private copy of req.Group, so the group's
+// filters and weighers see the instances placed before. For a hard policy
+// (affinity, anti-affinity) the alternates are then cut to those an
+// instance can fall back to without breaking it (see keepPolicy).
+//
+// hosts and req are not modified. When an instance cannot be placed, Select
+// returns the selections made so far together with an error wrapping
+// ErrNoValidHost; the caller decides whether a partial placement is of use.
+// req must not be nil.
 //
 // Each instance costs O(len(hosts) × len(Weighers)) arithmetic, plus one
 // filter and weigher evaluation of the consumed host.
@@ -85,6 +97,11 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 		return nil, errors.New("hostsched: nil request")
 	}
 	num := max(req.NumInstances, 1)
+	if req.Group != nil {
+		own := *req
+		own.Group = req.Group.clone()
+		req = &own
+	}
 	n := len(hosts)
 	work := make([]Host, n)
 	copy(work, hosts)
@@ -104,6 +121,7 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 	var top [MaxAlternates + 1]int
 	for placed := range num {
 		if len(live) == 0 {
+			keepPolicy(sels, req.Group)
 			return sels, s.noValidHost(req, work, placed, num)
 		}
 		s.weigh(live, raw, total, n)
@@ -120,10 +138,21 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 		pos := top[0]
 		i := live[pos]
 		consume(&work[i], req.Flavor)
-		if !s.evaluate(req, work, raw, i) {
+		if req.Group != nil {
+			// The request changed for every host: re-evaluate them all.
+			req.Group.add(work[i].Name)
+			kept := live[:0]
+			for _, j := range live {
+				if s.evaluate(req, work, raw, j) {
+					kept = append(kept, j)
+				}
+			}
+			live = kept
+		} else if !s.evaluate(req, work, raw, i) {
 			live = append(live[:pos], live[pos+1:]...)
 		}
 	}
+	keepPolicy(sels, req.Group)
 	return sels, nil
 }
 

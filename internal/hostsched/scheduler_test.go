@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -249,11 +250,16 @@ func TestSelectNilRequest(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	s := Default()
-	wantFilters := []Filter{RetryFilter{}, ComputeFilter{}, AvailabilityZoneFilter{}, RAMFilter{}, DiskFilter{}, CoreFilter{}}
+	wantFilters := []Filter{RetryFilter{}, ComputeFilter{}, AvailabilityZoneFilter{}, RAMFilter{}, DiskFilter{}, CoreFilter{},
+		ServerGroupAffinityFilter{}, ServerGroupAntiAffinityFilter{}}
 	if !reflect.DeepEqual(s.Filters, wantFilters) {
 		t.Errorf("Default filters = %#v, want %#v", s.Filters, wantFilters)
 	}
-	wantWeighers := []WeighSpec{{Weigher: RAMWeigher{}, Multiplier: 1, Normalise: true}}
+	wantWeighers := []WeighSpec{
+		{Weigher: RAMWeigher{}, Multiplier: 1, Normalise: true},
+		{Weigher: ServerGroupSoftAffinityWeigher{}, Multiplier: 2, Normalise: true},
+		{Weigher: ServerGroupSoftAntiAffinityWeigher{}, Multiplier: 2, Normalise: true},
+	}
 	if !reflect.DeepEqual(s.Weighers, wantWeighers) {
 		t.Errorf("Default weighers = %#v, want %#v", s.Weighers, wantWeighers)
 	}
@@ -267,6 +273,17 @@ func TestDefault(t *testing.T) {
 func referenceSelect(s *Scheduler, req *Request, hosts []Host) ([]Selection, bool) {
 	work := slices.Clone(hosts)
 	var out []Selection
+	if req.Group != nil {
+		// Count each placement into a copy of the group, and cut the
+		// alternates of a hard policy at the end.
+		own := *req
+		own.Group = &Group{UUID: req.Group.UUID, Policy: req.Group.Policy, Hosts: maps.Clone(req.Group.Hosts)}
+		if own.Group.Hosts == nil {
+			own.Group.Hosts = map[string]int{}
+		}
+		req = &own
+		defer func() { keepPolicy(out, req.Group) }()
+	}
 	for range max(req.NumInstances, 1) {
 		var live []int
 		for i := range work {
@@ -306,6 +323,9 @@ func referenceSelect(s *Scheduler, req *Request, hosts []Host) ([]Selection, boo
 		}
 		out = append(out, sel)
 		consume(&work[live[0]], req.Flavor)
+		if req.Group != nil {
+			req.Group.Hosts[work[live[0]].Name]++
+		}
 	}
 	return out, true
 }
@@ -360,6 +380,9 @@ func TestSelectMatchesReference(t *testing.T) {
 			}
 			if r.IntN(3) == 0 {
 				req.IgnoreHosts = []string{hosts[0].Name}
+			}
+			if r.IntN(2) == 0 {
+				req.Group = randomGroup(r, hosts)
 			}
 			want, wantOK := referenceSelect(s, req, hosts)
 			got, err := s.Select(req, hosts)

@@ -108,6 +108,20 @@ type BuildInstances struct {
 	// build back has used; the next cell counts on from it, so versions only
 	// grow however often a build moves between cells.
 	BaseVersion int64 `json:"base_version,omitempty"`
+	// Group is the server group the instances join (the "group" hint), for
+	// the compute cell's host scheduler; nil for none.
+	Group *GroupPlacement `json:"group,omitempty"`
+}
+
+// GroupPlacement is a server group as a build carries it: its policy
+// (affinity, anti-affinity, soft-affinity or soft-anti-affinity) and where
+// the API cell's copy says its live members already are.
+type GroupPlacement struct {
+	UUID   string `json:"uuid"`
+	Policy string `json:"policy"`
+	// MemberHosts lists, by cell path, the host of each live member that
+	// has one (a host appears once per member on it).
+	MemberHosts map[string][]string `json:"member_hosts,omitempty"`
 }
 
 // BuildFailed is the payload of build_failed.

@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ func (a *API) serverActionRoutes() {
 	a.mux.HandleFunc("POST /v2.1/servers/{id}/action", a.auth(a.serverAction))
 	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions", a.auth(a.listInstanceActions))
 	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions/{request_id}", a.auth(a.showInstanceAction))
+	a.serverExtraRoutes()
 }
 
 // hostActions maps the body key of POST /servers/{id}/action to the cell
@@ -121,7 +123,17 @@ func (a *API) serverAction(w http.ResponseWriter, r *http.Request) {
 		}
 		a.startAction(w, r, in, "migrate", nil, nil)
 	case "rebuild":
+		// rebuild renames before it starts the action: refuse a locked
+		// server first, so that nothing is written.
+		if err := a.checkLocked(r.Context(), in); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 		a.rebuild(w, r, in, arg)
+	case "lock":
+		a.lockServer(w, r, in)
+	case "unlock":
+		a.unlockServer(w, r, in)
 	case "createImage":
 		a.createImage(w, r, in, arg)
 	default:
@@ -143,12 +155,24 @@ func (a *API) serverAction(w http.ResponseWriter, r *http.Request) {
 // state there, and sends it to the instance's cell, in one transaction.
 // It answers 202, or 200 with body when one is given (rescue's adminPass).
 func (a *API) startAction(w http.ResponseWriter, r *http.Request, in *apidb.Instance, act string, params json.RawMessage, body any) {
+	a.startActionWith(w, r, in, act, params, body, nil)
+}
+
+// startActionWith is startAction with extra writes to the API cell's copy
+// in the same transaction, once the action is known to be allowed.
+func (a *API) startActionWith(w http.ResponseWriter, r *http.Request, in *apidb.Instance, act string, params json.RawMessage, body any,
+	extra func(ctx context.Context, tx *db.Tx) error) {
 	ctx := r.Context()
 	c := caller(ctx)
 	spec := vmstate.Actions[act]
 	err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		cur, err := apidb.Get(ctx, tx, in.UUID)
 		if err != nil {
+			return err
+		}
+		// A locked server refuses every action to non-admins, before its
+		// state is looked at (Nova's check_instance_lock).
+		if err := a.checkLocked(ctx, cur); err != nil {
 			return err
 		}
 		if err := spec.Check(cur.UUID, cur.VMState, cur.TaskState); err != nil {
@@ -159,6 +183,11 @@ func (a *API) startAction(w http.ResponseWriter, r *http.Request, in *apidb.Inst
 		}
 		if err := apidb.SetTaskState(ctx, tx, cur.UUID, spec.Task, a.cfg.Now()); err != nil {
 			return err
+		}
+		if extra != nil {
+			if err := extra(ctx, tx); err != nil {
+				return err
+			}
 		}
 		return a.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
 			UUID: cur.UUID, Action: act, Params: params, UserID: c.UserID, ProjectID: c.ProjectID})

@@ -90,6 +90,27 @@ func TestMicroversionChanges(t *testing.T) {
 		t.Error("a member sees host_status")
 	}
 
+	// 2.19 description and 2.52 tags on create.
+	testtree.Fault(t, post(demo, "2.18", base(map[string]any{"description": "d"})), http.StatusBadRequest)
+	testtree.Fault(t, post(demo, "2.51", base(map[string]any{"networks": "auto", "tags": []string{"a"}})), http.StatusBadRequest)
+	testtree.Fault(t, post(demo, "2.52", base(map[string]any{"networks": "auto", "tags": []string{"a/b"}})), http.StatusBadRequest)
+	r := post(demo, "2.52", base(map[string]any{"networks": "auto", "description": "my box", "tags": []string{"web", "prod"}}))
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("create with description and tags: %s", r)
+	}
+	var made struct{ Server struct{ ID string } }
+	r.JSON(t, &made)
+	got := show(made.Server.ID, demo, "2.52")
+	if got["description"] != "my box" {
+		t.Errorf("description = %v", got["description"])
+	}
+	if tags, _ := got["tags"].([]any); len(tags) != 2 {
+		t.Errorf("tags = %v", got["tags"])
+	}
+	if d := show(id, demo, "2.19")["description"]; d != nil {
+		t.Errorf("a 2.37 create without description shows %v, want null", d)
+	}
+
 	// 2.57: personality is gone.
 	pers := []map[string]any{{"path": "/etc/motd", "contents": "aGk="}}
 	testtree.Fault(t, post(demo, "2.57", base(map[string]any{"networks": "auto", "personality": pers})), http.StatusBadRequest)

@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,22 +90,20 @@ func (a *API) rebuild(w http.ResponseWriter, r *http.Request, in *apidb.Instance
 		a.fail(w, r, err)
 		return
 	}
-	if p.Name != nil || p.Metadata != nil {
-		err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			return apidb.Rename(ctx, tx, in.UUID, p.Name, p.Metadata, a.cfg.Now())
-		})
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-	}
 	params, _ := json.Marshal(wire.ActionParams{ImageRef: p.ImageRef})
 	pass := p.AdminPass
 	if pass == "" {
 		pass = randomString(12)
 	}
 	rec := &statusRecorder{ResponseWriter: w}
-	a.startAction(rec, r, in, "rebuild", params, nil)
+	// The new name and metadata are written with the action, so a refused
+	// rebuild changes nothing.
+	a.startActionWith(rec, r, in, "rebuild", params, nil, func(ctx context.Context, tx *db.Tx) error {
+		if p.Name == nil && p.Metadata == nil {
+			return nil
+		}
+		return apidb.Rename(ctx, tx, in.UUID, p.Name, p.Metadata, a.cfg.Now())
+	})
 	if rec.status != http.StatusAccepted {
 		return
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
 	"github.com/cellcloud/cellcloud/internal/netdb"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
@@ -40,6 +41,7 @@ const maxCount = 1000
 var createFields = []string{
 	"name", "imageRef", "flavorRef", "adminPass", "metadata", "networks", "personality", "key_name", "user_data",
 	"availability_zone", "min_count", "max_count", "return_reservation_id", "security_groups", "config_drive",
+	"description", "tags",
 	"accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "block_device_mapping", "block_device_mapping_v2",
 }
 
@@ -56,6 +58,8 @@ type createBody struct {
 	MinCount          json.RawMessage   `json:"min_count"`
 	MaxCount          json.RawMessage   `json:"max_count"`
 	ReturnReservation json.RawMessage   `json:"return_reservation_id"`
+	Description       json.RawMessage   `json:"description"`
+	Tags              json.RawMessage   `json:"tags"`
 	SecurityGroups    []json.RawMessage `json:"security_groups"`
 }
 
@@ -193,6 +197,19 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		if err := apidb.Create(ctx, tx, insts); err != nil {
 			return err
 		}
+		if err := a.addGroupMembers(ctx, tx, groupOf(&build), instanceUUIDs(insts)); err != nil {
+			return err
+		}
+		if err := a.createTags(ctx, tx, instanceUUIDs(insts), req.tags); err != nil {
+			return err
+		}
+		if req.description != nil {
+			for _, in := range insts {
+				if err := apidb.UpdateServer(ctx, tx, in.UUID, apidb.ServerUpdate{SetDescription: true, Description: req.description}, now); err != nil {
+					return err
+				}
+			}
+		}
 		// One message for the whole request: the cells service of this
 		// cell schedules it across the cells below.
 		return a.cfg.Sender.Send(ctx, tx, a.cfg.Cell, wire.MethodBuildInstances, rid, &build)
@@ -247,8 +264,9 @@ func (a *API) checkImage(ctx context.Context, id string, f wire.Flavor) error {
 
 // cellHints turns the cell scheduler's hints into placement constraints:
 // target_cell (a cell path, admins only, as in Nova's cells v1; others'
-// are ignored), and same_cell / different_cell (instance UUIDs, resolved to
-// the cells that hold them).
+// are ignored), same_cell / different_cell (instance UUIDs, resolved to
+// the cells that hold them), and group (a server group, for the host
+// scheduler and, for affinity, its members' cell).
 func (a *API) cellHints(r *http.Request, b *wire.BuildInstances) error {
 	ctx := r.Context()
 	if t := b.Hints["target_cell"]; len(t) > 0 && caller(ctx).Admin {
@@ -278,8 +296,11 @@ func (a *API) cellHints(r *http.Request, b *wire.BuildInstances) error {
 	if b.SameCell, err = resolve("same_cell"); err != nil {
 		return err
 	}
-	b.DifferentCell, err = resolve("different_cell")
-	return err
+	if b.DifferentCell, err = resolve("different_cell"); err != nil {
+		return err
+	}
+	// group: a server group's policy (see server_groups.go).
+	return a.groupPlacement(ctx, b)
 }
 
 type createRequest struct {
@@ -290,6 +311,10 @@ type createRequest struct {
 	hints                                                       map[string][]string
 	networks                                                    []requestedNetwork
 	noNetwork                                                   bool
+	// description is the server's description (2.19; before, Nova stores
+	// the name); tags are given from 2.52.
+	description *string
+	tags        []string
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
@@ -337,6 +362,29 @@ func (a *API) validateCreate(r *http.Request, b *createBody, top map[string]json
 	out.imageRef = strings.ToLower(img)
 	if b.AdminPass != nil {
 		out.adminPass = *b.AdminPass
+	}
+	ver := apiVersion(r.Context())
+	switch {
+	case len(b.Description) > 0 && !ver.AtLeast(Version{2, 19}):
+		return nil, bad("Invalid input for field/attribute server. Additional properties are not allowed ('description' was unexpected)")
+	case len(b.Description) > 0 && !isNull(b.Description):
+		var d string
+		if err := json.Unmarshal(b.Description, &d); err != nil || len(d) > 255 {
+			return nil, bad("Invalid input for field/attribute description. Value: %s. must be a string of at most 255 characters", b.Description)
+		}
+		out.description = &d
+	case !ver.AtLeast(Version{2, 19}):
+		out.description = &out.name
+	}
+	if len(b.Tags) > 0 {
+		if !ver.AtLeast(Version{2, 52}) {
+			return nil, bad("Invalid input for field/attribute server. Additional properties are not allowed ('tags' was unexpected)")
+		}
+		tags, err := parseCreateTags(b.Tags)
+		if err != nil {
+			return nil, err
+		}
+		out.tags = tags
 	}
 	if b.KeyName != nil {
 		if *b.KeyName == "" || len(*b.KeyName) > 255 {
@@ -642,6 +690,9 @@ func (a *API) deleteServer(w http.ResponseWriter, r *http.Request) {
 		if cur.Deleted {
 			return nil
 		}
+		if err := a.checkLocked(ctx, cur); err != nil {
+			return err
+		}
 		if cur.Cell == "" && cur.VMState == "error" {
 			// No cell ever took it: nothing to delete below.
 			return apidb.MarkDeleted(ctx, tx, cur.UUID, now)
@@ -666,42 +717,28 @@ func (a *API) deleteServer(w http.ResponseWriter, r *http.Request) {
 func (a *API) listServers(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		c := caller(ctx)
-		q := r.URL.Query()
-		opts := apidb.ListOptions{ProjectID: c.ProjectID}
-		if v, ok := parseBool(json.RawMessage(strconv.Quote(q.Get("all_tenants")))); q.Has("all_tenants") && (q.Get("all_tenants") == "" || (ok && v)) {
-			// Listing every project's servers is an admin's (Nova's
-			// os_compute_api:servers:{index,detail}:get_all_tenants).
-			if !c.Admin {
-				rule := "index"
-				if detail {
-					rule = "detail"
-				}
-				writeFault(w, http.StatusForbidden, fmt.Sprintf("Policy doesn't allow os_compute_api:servers:%s:get_all_tenants to be performed.", rule))
-				return
-			}
-			opts.ProjectID = q.Get("project_id")
+		lr, err := a.listOptions(r, detail)
+		if err != nil {
+			a.fail(w, r, err)
+			return
 		}
-		if s := q.Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 {
-				a.fail(w, r, bad("Invalid input for query parameters limit. Value: %s. '%s' is not a 'integer'", s, s))
-				return
-			}
-			opts.Limit = min(n, 1000)
-		} else {
-			opts.Limit = 1000
-		}
-		opts.Marker = q.Get("marker")
+		opts := lr.opts
 		var insts []*apidb.Instance
-		var err error
-		// limit=0 lists nothing, as in Nova; to apidb a zero limit means none.
-		if opts.Limit > 0 {
+		// limit=0, a status that matches nothing (before 2.38) and a flavor
+		// the caller cannot see list nothing, as in Nova.
+		if !lr.empty {
+			if opts.Sort, err = lr.sortOptions(); err != nil {
+				a.fail(w, r, err)
+				return
+			}
 			insts, err = apidb.List(ctx, a.cfg.DB, opts)
 		}
 		if errors.Is(err, apidb.ErrNotFound) {
 			a.fail(w, r, bad("marker [%s] not found", opts.Marker))
 			return
+		}
+		if err == nil && detail && atLeast(r, 26) {
+			err = apidb.LoadTags(ctx, a.cfg.DB, insts)
 		}
 		if err != nil {
 			a.fail(w, r, err)
@@ -804,6 +841,7 @@ func (a *API) serverView(r *http.Request, in *apidb.Instance) map[string]any {
 		v["fault"] = f
 	}
 	versionedView(r, in, v)
+	a.serverViewExtras(r, in, v)
 	return v
 }
 
@@ -815,42 +853,4 @@ func nullable(s string) any {
 }
 
 // Status maps vm_state and task_state to the API's status, as Nova does.
-func Status(vm, task string) string {
-	byTask := map[string]map[string]string{
-		"active": {"rebooting": "REBOOT", "reboot_pending": "REBOOT", "reboot_started": "REBOOT",
-			"rebooting_hard": "HARD_REBOOT", "reboot_pending_hard": "HARD_REBOOT", "reboot_started_hard": "HARD_REBOOT",
-			"rebuilding": "REBUILD", "rebuild_block_device_mapping": "REBUILD", "rebuild_spawning": "REBUILD",
-			"migrating": "MIGRATING", "resize_prep": "RESIZE", "resize_migrating": "RESIZE", "resize_migrated": "RESIZE",
-			"resize_finish": "RESIZE", "updating_password": "PASSWORD"},
-	}
-	if s, ok := byTask[vm][task]; ok {
-		return s
-	}
-	switch vm {
-	case "building":
-		return "BUILD"
-	case "active":
-		return "ACTIVE"
-	case "stopped":
-		return "SHUTOFF"
-	case "paused":
-		return "PAUSED"
-	case "suspended":
-		return "SUSPENDED"
-	case "resized":
-		return "VERIFY_RESIZE"
-	case "rescued":
-		return "RESCUE"
-	case "shelved":
-		return "SHELVED"
-	case "shelved_offloaded":
-		return "SHELVED_OFFLOADED"
-	case "soft-delete":
-		return "SOFT_DELETED"
-	case "error":
-		return "ERROR"
-	case "deleted":
-		return "DELETED"
-	}
-	return "UNKNOWN"
-}
+func Status(vm, task string) string { return vmstate.Status(vm, task) }

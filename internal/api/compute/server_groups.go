@@ -1,0 +1,341 @@
+package compute
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// Server groups (os-server-groups), as in Nova: a placement policy shared
+// by the servers booted into the group with the scheduler hint "group".
+// The microversions that change them: 2.13 (project_id and user_id shown),
+// 2.15 (the soft policies), 2.64 (policy and rules instead of policies and
+// metadata; not served: MaxVersion is below it), 2.75 (unknown query
+// parameters of the list refused).
+//
+// The placement works in two stages, as every build here does. The API
+// cell resolves the group and, for affinity, pins the build to the cell
+// its members are in (all members of an affinity group share one host, so
+// one cell). The compute cell's host scheduler then applies the policy to
+// hosts (see hostsched's ServerGroup filters and weighers).
+
+func (a *API) serverGroupRoutes() {
+	a.mux.HandleFunc("GET /v2.1/os-server-groups", a.auth(a.listServerGroups))
+	a.mux.HandleFunc("POST /v2.1/os-server-groups", a.auth(a.createServerGroup))
+	a.mux.HandleFunc("GET /v2.1/os-server-groups/{id}", a.auth(a.showServerGroup))
+	a.mux.HandleFunc("DELETE /v2.1/os-server-groups/{id}", a.auth(a.deleteServerGroup))
+}
+
+// groupPolicies are the policies a create may ask for at the request's
+// microversion, in the order Nova's schema lists them.
+func groupPolicies(r *http.Request) []any {
+	p := []any{"anti-affinity", "affinity"}
+	if atLeast(r, 15) {
+		p = append(p, "soft-anti-affinity", "soft-affinity")
+	}
+	return p
+}
+
+// serverGroupView shows a group as Nova does before 2.64: its one policy
+// in a list, its live members, an empty metadata; project and user from
+// 2.13.
+func serverGroupView(r *http.Request, g *apidb.ServerGroup) map[string]any {
+	members := g.Members
+	if members == nil {
+		members = []string{}
+	}
+	v := map[string]any{"id": g.UUID, "name": g.Name, "policies": []string{g.Policy}, "members": members, "metadata": map[string]any{}}
+	if atLeast(r, 13) {
+		v["project_id"] = g.ProjectID
+		v["user_id"] = g.UserID
+	}
+	return v
+}
+
+// checkGroupPolicies checks "policies" as Nova's schema does: a list of
+// exactly one unique item, one of allowed. Errors on the list itself come
+// before errors on its item, as jsonschema's best match picks them.
+func checkGroupPolicies(v any, allowed []any) error {
+	list, ok := v.([]any)
+	if !ok {
+		return invalid("policies", v, "%s is not of type 'array'", pyRepr(v))
+	}
+	for i := range list {
+		for j := i + 1; j < len(list); j++ {
+			if pyRepr(list[i]) == pyRepr(list[j]) {
+				return invalid("policies", list, "%s has non-unique elements", pyRepr(list))
+			}
+		}
+	}
+	switch {
+	case len(list) == 0:
+		return invalid("policies", list, "%s should be non-empty", pyRepr(list))
+	case len(list) > 1:
+		return invalid("policies", list, "%s is too long", pyRepr(list))
+	}
+	// Nova names the item by its index, the last element of the path.
+	p, ok := list[0].(string)
+	if !ok {
+		return invalid("0", list[0], "%s is not of type 'string'", pyRepr(list[0]))
+	}
+	if !slices.Contains(allowed, any(p)) {
+		return invalid("0", p, "%s is not one of %s", pyRepr(p), pyRepr(allowed))
+	}
+	return nil
+}
+
+func (a *API) createServerGroup(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c := caller(ctx)
+	body, err := readObject(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	fields := []string{"name", "policies"}
+	vals, err := objectField(body, "server_group", fields, fields, func(g map[string]any) error {
+		if v, ok := g["name"]; ok {
+			if err := checkName("name", v); err != nil {
+				return err
+			}
+		}
+		if v, ok := g["policies"]; ok {
+			return checkGroupPolicies(v, groupPolicies(r))
+		}
+		return nil
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	g := &apidb.ServerGroup{UUID: uuid.NewString(), Name: vals["name"].(string), ProjectID: c.ProjectID, UserID: c.UserID,
+		Policy: vals["policies"].([]any)[0].(string), CreatedAt: a.cfg.Now().UTC()}
+	if err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.CreateServerGroup(ctx, tx, g) }); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("server group created", "request_id", requestID(ctx), "group", g.UUID, "policy", g.Policy, "project", g.ProjectID)
+	writeJSON(w, http.StatusOK, map[string]any{"server_group": serverGroupView(r, g)})
+}
+
+// loadServerGroup reads the group a show or delete names: one of another
+// project is not found, except to admins (Nova's project-scoped query).
+func (a *API) loadServerGroup(r *http.Request) (*apidb.ServerGroup, error) {
+	c := caller(r.Context())
+	id := r.PathValue("id")
+	g, err := apidb.GetServerGroup(r.Context(), a.cfg.DB, id)
+	if errors.Is(err, apidb.ErrNotFound) || (err == nil && !c.Admin && g.ProjectID != c.ProjectID) {
+		return nil, notFound("Instance group %s could not be found.", id)
+	}
+	return g, err
+}
+
+func (a *API) showServerGroup(w http.ResponseWriter, r *http.Request) {
+	g, err := a.loadServerGroup(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"server_group": serverGroupView(r, g)})
+}
+
+func (a *API) deleteServerGroup(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	g, err := a.loadServerGroup(r)
+	if err == nil {
+		err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.DeleteServerGroup(ctx, tx, g.UUID) })
+		if errors.Is(err, apidb.ErrNotFound) {
+			err = notFound("Instance group %s could not be found.", g.UUID)
+		}
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("server group deleted", "request_id", requestID(ctx), "group", g.UUID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// listServerGroups lists the caller's project's groups, or every project's
+// for an admin who passes all_projects (a member who does gets their own,
+// as in Nova), oldest first, paged by offset and limit (Nova's
+// common.limited: a limit of 0 or above 1000 is 1000).
+func (a *API) listServerGroups(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c := caller(ctx)
+	q := r.URL.Query()
+	if atLeast(r, 75) {
+		if err := checkQuery(q, "all_projects", "limit", "offset"); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	limit, err := queryLimit(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if limit == 0 {
+		limit = 1000
+	}
+	offset, err := queryOffset(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	opts := apidb.ServerGroupListOptions{ProjectID: c.ProjectID, Limit: limit, Offset: offset}
+	if q.Has("all_projects") && c.Admin {
+		opts.ProjectID = ""
+	}
+	gs, err := apidb.ListServerGroups(ctx, a.cfg.DB, opts)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]any, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, serverGroupView(r, g))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"server_groups": out})
+}
+
+// queryOffset checks the offset query parameters (Nova's
+// non_negative_integer) and returns the last one's value, 0 when absent.
+// An offset past every group lists none.
+func queryOffset(q url.Values) (int, error) {
+	for _, s := range q["offset"] {
+		if s == "" {
+			return 0, bad("Invalid input for query parameters offset. Value: . '' should be non-empty")
+		}
+		if strings.Trim(s, "0123456789") != "" {
+			return 0, bad("Invalid input for query parameters offset. Value: %s. %s does not match '^[0-9]*$'", s, pyRepr(s))
+		}
+	}
+	s := lastValue(q, "offset")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n > 1<<31 {
+		n = 1 << 31 // more digits than any offset needs
+	}
+	return n, nil
+}
+
+// groupPlacement resolves the scheduler hint "group" into the build's
+// Group: the group's policy and where its live members are. For an
+// affinity group whose members are in a cell, the build must go to that
+// cell too (SameCell, narrowed by a same_cell hint if one was given).
+//
+// The hint is a server group uuid, alone or as a one-item list (Nova's
+// schema; an empty list is no hint). A group that does not exist, or is
+// another project's (to a non-admin), is Nova's "Instance group ... could
+// not be found." as a 400.
+//
+// Members still being scheduled (no cell yet) do not pin the cell: a
+// multi-cell tree can split an affinity group booted by concurrent
+// requests into two cells, where Nova's late check on the compute host
+// would reschedule the second; see docs/server-groups.md.
+func (a *API) groupPlacement(ctx context.Context, b *wire.BuildInstances) error {
+	hint, ok := b.Hints["group"]
+	if !ok {
+		return nil
+	}
+	if len(hint) > 1 {
+		vals := make([]any, len(hint))
+		for i, h := range hint {
+			vals[i] = h
+		}
+		return invalid("group", vals, "%s is too long: a server joins one server group", pyRepr(vals))
+	}
+	id, err := uuid.Parse(hint[0])
+	if err != nil || !uuidRE.MatchString(hint[0]) {
+		return invalid("group", hint[0], "%s is not valid under any of the given schemas", pyRepr(hint[0]))
+	}
+	c := caller(ctx)
+	g, err := apidb.GetServerGroup(ctx, a.cfg.DB, id.String())
+	if errors.Is(err, apidb.ErrNotFound) || (err == nil && !c.Admin && g.ProjectID != c.ProjectID) {
+		return bad("Instance group %s could not be found.", hint[0])
+	}
+	if err != nil {
+		return err
+	}
+	members, err := apidb.ServerGroupMembers(ctx, a.cfg.DB, g.UUID)
+	if err != nil {
+		return err
+	}
+	place := &wire.GroupPlacement{UUID: g.UUID, Policy: g.Policy}
+	var cells []string
+	for _, m := range members {
+		if m.Cell == "" {
+			continue
+		}
+		if !slices.Contains(cells, m.Cell) {
+			cells = append(cells, m.Cell)
+		}
+		if m.Host != "" {
+			if place.MemberHosts == nil {
+				place.MemberHosts = map[string][]string{}
+			}
+			place.MemberHosts[m.Cell] = append(place.MemberHosts[m.Cell], m.Host)
+		}
+	}
+	for _, hs := range place.MemberHosts {
+		slices.Sort(hs)
+	}
+	if g.Policy == "affinity" && len(cells) > 0 {
+		slices.Sort(cells)
+		if len(b.SameCell) > 0 {
+			cells = slices.DeleteFunc(cells, func(cell string) bool { return !slices.Contains(b.SameCell, cell) })
+			if len(cells) == 0 {
+				return bad("Invalid input for field/attribute os:scheduler_hints. same_cell names no cell that holds the members of affinity server group %s", g.UUID)
+			}
+		}
+		b.SameCell = cells
+	}
+	b.Group = place
+	return nil
+}
+
+// addGroupMembers records uuids, the instances a create makes, as members
+// of server group group (the build's Group.UUID, as groupPlacement found
+// it; "" for none), in the create's transaction. A group deleted since is
+// Nova's "Instance group ... could not be found." (400), and nothing is
+// created.
+func (a *API) addGroupMembers(ctx context.Context, tx *db.Tx, group string, uuids []string) error {
+	if group == "" {
+		return nil
+	}
+	err := apidb.AddServerGroupMembers(ctx, tx, group, uuids)
+	if errors.Is(err, apidb.ErrNotFound) {
+		return bad("Instance group %s could not be found.", group)
+	}
+	return err
+}
+
+// groupOf is the server group a build joins, "" for none.
+func groupOf(b *wire.BuildInstances) string {
+	if b.Group == nil {
+		return ""
+	}
+	return b.Group.UUID
+}
+
+// instanceUUIDs are the uuids of insts.
+func instanceUUIDs(insts []apidb.Instance) []string {
+	out := make([]string, len(insts))
+	for i, in := range insts {
+		out[i] = in.UUID
+	}
+	return out
+}
