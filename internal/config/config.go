@@ -74,7 +74,9 @@ type Config struct {
 	API      API     `json:"api"`
 	Cells    Cells   `json:"cells"`
 	Compute  Compute `json:"compute"`
-	Network  Network `json:"network"`
+	// Scheduler tunes the host scheduler of a compute cell.
+	Scheduler Scheduler `json:"scheduler"`
+	Network   Network   `json:"network"`
 }
 
 // Broker is the cell's message broker: an external NATS by URL, or an
@@ -108,6 +110,16 @@ type Compute struct {
 	SpawnLatency Duration         `json:"spawn_latency,omitempty"`
 	FailRate     float64          `json:"fail_rate,omitempty"`
 	FailHosts    []string         `json:"fail_hosts,omitempty"`
+}
+
+// Scheduler tunes the host scheduler.
+type Scheduler struct {
+	// RAMWeightMultiplier weighs hosts by free RAM: positive spreads
+	// instances (the default, 1.0), negative stacks them, 0 ignores RAM.
+	RAMWeightMultiplier *float64 `json:"ram_weight_multiplier,omitempty"`
+	// HostDownAfter is how old a host's heartbeat may be before the host
+	// counts as down (default 60s).
+	HostDownAfter Duration `json:"host_down_after,omitempty"`
 }
 
 // Network configures the network role.

@@ -70,6 +70,18 @@ func Default() *Scheduler {
 	}
 }
 
+// WithRAMMultiplier returns s with the RAM weigher's multiplier set:
+// positive spreads instances over hosts, negative stacks them.
+func (s *Scheduler) WithRAMMultiplier(m float64) *Scheduler {
+	out := &Scheduler{Filters: s.Filters, Weighers: append([]WeighSpec(nil), s.Weighers...)}
+	for i, w := range out.Weighers {
+		if _, ok := w.Weigher.(RAMWeigher); ok {
+			out.Weighers[i].Multiplier = m
+		}
+	}
+	return out
+}
+
 // Select places req.NumInstances instances (at least one) one at a time.
 // For each instance it filters and weighs the hosts, picks the one with the
 // highest total weight (ties go to the lower Name, then to the earlier host

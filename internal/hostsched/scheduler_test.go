@@ -420,3 +420,22 @@ func BenchmarkSelect10kHosts(b *testing.B) {
 		}
 	}
 }
+
+func TestWithRAMMultiplierStacks(t *testing.T) {
+	hosts := []Host{
+		{Name: "a", Enabled: true, Up: true, TotalVCPUs: 8, TotalRAMMB: 8192, TotalDiskGB: 100, UsedRAMMB: 4096},
+		{Name: "b", Enabled: true, Up: true, TotalVCPUs: 8, TotalRAMMB: 8192, TotalDiskGB: 100},
+	}
+	req := &Request{Flavor: capacity.Flavor{VCPUs: 1, RAMMB: 512, DiskGB: 1}, NumInstances: 1}
+	spread, err := Default().Select(req, hosts)
+	if err != nil || spread[0].Host != "b" {
+		t.Fatalf("spread picked %v, %v; want b (more free RAM)", spread, err)
+	}
+	stack, err := Default().WithRAMMultiplier(-1).Select(req, hosts)
+	if err != nil || stack[0].Host != "a" {
+		t.Fatalf("stack picked %v, %v; want a (less free RAM)", stack, err)
+	}
+	if Default().Weighers[0].Multiplier != DefaultRAMWeightMultiplier {
+		t.Error("WithRAMMultiplier changed the default scheduler")
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/conductor"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/hostsched"
 	"github.com/cellcloud/cellcloud/internal/instanceops"
 	"github.com/cellcloud/cellcloud/internal/netdb"
 	"github.com/cellcloud/cellcloud/internal/network"
@@ -153,7 +154,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		instanceops.VMs
 	}
 	if cfg.Has(config.RoleScheduler) {
-		s, err := scheduler.New(n.DB, nil, 60*time.Second)
+		hs := hostsched.Default()
+		if m := cfg.Scheduler.RAMWeightMultiplier; m != nil {
+			hs = hs.WithRAMMultiplier(*m)
+		}
+		s, err := scheduler.New(n.DB, hs, cfg.Scheduler.HostDownAfter.D())
 		if err != nil {
 			return err
 		}
