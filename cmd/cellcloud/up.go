@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/compute"
@@ -52,7 +53,10 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "cellcloud is up in %s: 1 API cell, %d compute cells, %d fake hosts\n\n",
 		time.Since(start).Round(time.Millisecond), o.Cells, o.Cells*o.HostsPerCell)
-	fmt.Fprintf(stdout, "  Compute API  %s   (auth: noauth; send X-Auth-Token: USER:PROJECT, admin:admin is an admin)\n\n", tree.APIURL())
+	root := strings.TrimSuffix(tree.APIURL(), "/v2.1")
+	fmt.Fprintf(stdout, "  Compute API     %s   (auth: noauth; send X-Auth-Token: USER:PROJECT, admin:admin is an admin)\n", tree.APIURL())
+	fmt.Fprintf(stdout, "  Image API       %s/image/v2   (image %s)\n", root, up.DefaultImageID)
+	fmt.Fprintf(stdout, "  Networking API  %s/networking/v2.0   (network private)\n\n", root)
 	for _, n := range tree.Nodes() {
 		fmt.Fprintf(stdout, "  cell %-12s broker %-26s database %s\n", n.Config().Cell, n.BrokerURL(), n.Config().Database)
 	}
