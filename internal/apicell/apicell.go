@@ -23,6 +23,7 @@ type Sender interface {
 // ImageStore takes the data of a snapshot for a queued image.
 type ImageStore interface {
 	StoreData(ctx context.Context, tx *db.Tx, id string, data []byte) error
+	DropSnapshot(ctx context.Context, tx *db.Tx, id string) error
 }
 
 // Handlers are the API cell's message handlers.
@@ -42,6 +43,13 @@ func (h *Handlers) SnapshotDone(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	}
 	if h.Images == nil {
 		return fmt.Errorf("snapshot_done: this process has no image store")
+	}
+	if s.Failed {
+		h.Logger.Warn("snapshot failed in the cell; deleting its image", "request_id", env.RequestID, "image", s.ImageID, "instance", s.UUID)
+		if err := h.Images.DropSnapshot(ctx, tx, s.ImageID); err != nil {
+			h.Logger.Warn("deleting the image of a failed snapshot", "image", s.ImageID, "err", err)
+		}
+		return nil
 	}
 	if err := h.Images.StoreData(ctx, tx, s.ImageID, s.Data); err != nil {
 		// The image may have been deleted meanwhile: nothing to keep.

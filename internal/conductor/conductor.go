@@ -164,6 +164,9 @@ func (c *Conductor) recover(ctx context.Context) error {
 			return fmt.Errorf("conductor: recover: %w", err)
 		}
 		for _, in := range insts {
+			if in.Action != "" {
+				continue // a server action (unshelve) owns it and resumes itself
+			}
 			scheduling, noHost := celldb.TaskScheduling, ""
 			err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 				if err := celldb.Release(ctx, tx, in.UUID); err != nil {

@@ -575,3 +575,48 @@ func TestHealSendsRecentChangesInOneMessage(t *testing.T) {
 		t.Errorf("healing 603 instances sent %d messages with %d in all, want 2 with 603", len(msgs), total)
 	}
 }
+
+// TestRecoverLeavesServerActionsAlone: an instance spawning for an
+// unshelve (a pending server action) is resumed by the action, not rebuilt
+// by the conductor.
+func TestRecoverLeavesServerActionsAlone(t *testing.T) {
+	ctx := context.Background()
+	d := openCellDB(t)
+	if err := celldb.RegisterNode(ctx, d, celldb.Node{Host: "h1", AvailabilityZone: "nova", HypervisorType: "fake", VCPUs: 16,
+		RAMMB: 65536, DiskGB: 1000, CPURatio: 1, RAMRatio: 1, DiskRatio: 1}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	u := uuidN(7)
+	err := d.InTx(ctx, func(tx *db.Tx) error {
+		in := celldb.Instance{InstanceSpec: wire.InstanceSpec{UUID: u, Name: "vm", ProjectID: "p", UserID: "u", ImageRef: "i", ReservationID: "r", CreatedAt: t0},
+			Flavor: small, VMState: "shelved_offloaded", TaskState: celldb.TaskSpawning, Version: 3, Host: "h1"}
+		if err := celldb.Insert(ctx, tx, []celldb.Instance{in}, t0); err != nil {
+			return err
+		}
+		if err := celldb.Claim(ctx, tx, u, "h1", small.Need(), t0); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE instances SET action = 'unshelve' WHERE uuid = ?`, u)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := &fakeScheduler{fn: func(*hostsched.Request) ([]hostsched.Selection, error) { return nil, errors.New("scheduler down") }}
+	cd, err := conductor.New(conductor.Config{Cell: cell, DB: d, Sender: &recorder{}, Scheduler: sched, Network: fakeNetwork{}, Compute: fakeCompute{},
+		PollInterval: time.Hour, HealInterval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cd.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cd.Shutdown(ctx) })
+	in, err := celldb.Get(ctx, d, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.TaskState != celldb.TaskSpawning || in.Host != "h1" {
+		t.Errorf("recover touched an unshelving instance: task %q host %q", in.TaskState, in.Host)
+	}
+}

@@ -79,6 +79,11 @@ func (o *Ops) shelve(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 }
 
 func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	// An unshelve resumed after a restart may hold a claim from its first
+	// try: give it back, the scheduler chooses again.
+	if err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, in.UUID) }); err != nil {
+		return err
+	}
 	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone})
 	if err != nil {
 		return err
@@ -119,6 +124,19 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 			return wire.Errorf(wire.CodeBadMessage, "resize needs a flavor")
 		}
 		flavor, kind = *rp.Flavor, "resize"
+	}
+	// A resize resumed after a restart may have claimed a destination and
+	// recorded a migration already: undo both, the scheduler chooses again.
+	err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if m, err := celldb.ActiveMigration(ctx, tx, in.UUID); err == nil && m.Status == "migrating" {
+			if err := celldb.SetMigrationStatus(ctx, tx, m.ID, "error", o.cfg.Now()); err != nil {
+				return err
+			}
+		}
+		return celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID))
+	})
+	if err != nil {
+		return err
 	}
 	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: flavor.Need(), NumInstances: 1,
 		AvailabilityZone: in.AvailabilityZone, IgnoreHosts: []string{in.Host}})
@@ -227,7 +245,12 @@ func (o *Ops) createImage(ctx context.Context, in *celldb.Instance, p celldb.Pen
 		return wire.Errorf(wire.CodeBadMessage, "create_image needs the image id")
 	}
 	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "snapshot"); err != nil {
-		return err
+		// Tell the API cell, which deletes the queued image, as Nova does.
+		serr := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodSnapshotDone, p.RequestID,
+				&wire.SnapshotDone{ImageID: ap.ImageRef, UUID: in.UUID, Failed: true})
+		})
+		return errors.Join(err, serr)
 	}
 	// The fake hypervisor's disk: a few bytes naming what it was made of.
 	data := []byte(fmt.Sprintf("cellcloud fake snapshot of instance %s (image %s, flavor %s)\n", in.UUID, in.ImageRef, in.Flavor.Name))

@@ -228,6 +228,8 @@ type SnapshotDone struct {
 	ImageID string `json:"image_id"`
 	UUID    string `json:"uuid"`
 	Data    []byte `json:"data"`
+	// Failed says the snapshot could not be taken; the image is deleted.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // ResetState is the params of the reset_state action.

@@ -30,3 +30,8 @@ func (a *API) StoreData(ctx context.Context, tx *db.Tx, id string, data []byte) 
 	}
 	return a.store.FinishUpload(ctx, tx, id, d)
 }
+
+// DropSnapshot deletes the queued image of a snapshot that failed.
+func (a *API) DropSnapshot(ctx context.Context, tx *db.Tx, id string) error {
+	return a.store.Delete(ctx, tx, id)
+}
