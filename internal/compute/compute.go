@@ -152,22 +152,19 @@ func (s *Service) restore(ctx context.Context) error {
 	if _, ok := s.cfg.Driver.(virt.Lister); !ok {
 		return nil
 	}
-	rows, err := s.cfg.DB.Query(ctx, `SELECT uuid, host FROM instances WHERE deleted = 0 AND host <> '' AND vm_state NOT IN (?, ?)`,
+	// Every instance on its host, and the source copy of a resize that
+	// waits for confirm or revert.
+	type pair struct{ uuid, host string }
+	ps, err := db.Collect(ctx, s.cfg.DB, func(r db.Scanner) (pair, error) {
+		var p pair
+		return p, r.Scan(&p.uuid, &p.host)
+	}, `SELECT uuid, host FROM instances WHERE deleted = 0 AND host <> '' AND vm_state NOT IN (?, ?)
+		UNION ALL SELECT m.instance_uuid, m.source_host FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid
+		WHERE m.status = 'finished' AND i.deleted = 0`,
 		vmstate.ShelvedOffloaded, vmstate.Building)
 	if err != nil {
 		return fmt.Errorf("compute: restore: %w", err)
 	}
-	type pair struct{ uuid, host string }
-	var ps []pair
-	for rows.Next() {
-		var p pair
-		if err := rows.Scan(&p.uuid, &p.host); err != nil {
-			rows.Close()
-			return err
-		}
-		ps = append(ps, p)
-	}
-	rows.Close()
 	mine := map[string]bool{}
 	for _, h := range s.cfg.Hosts {
 		mine[h] = true

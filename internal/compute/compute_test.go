@@ -472,3 +472,43 @@ func TestStartRestoresActiveInstancesOnItsHosts(t *testing.T) {
 		t.Errorf("restored on h2, a host this process does not run: %v", got)
 	}
 }
+
+// TestStartRestoresTheSourceOfAnOpenResize: a resize waiting for confirm
+// has a copy on its source host too; a restarted process brings it back,
+// so a revert finds it.
+func TestStartRestoresTheSourceOfAnOpenResize(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t, compute.HostSpec{}, fake.Config{}, "h1", "h2")
+	a := e.insert(t, uuidN(1), small, celldb.TaskNetworking)
+	if err := e.svc.Spawn(ctx, "h1", a.UUID); err != nil {
+		t.Fatal(err)
+	}
+	// Resized from h1 onto h2, not yet confirmed.
+	err := e.db.InTx(ctx, func(tx *db.Tx) error {
+		if _, err := celldb.CreateMigration(ctx, tx, celldb.Migration{InstanceUUID: a.UUID, Type: "resize", SourceHost: "h1", DestHost: "h2",
+			OldFlavor: small, NewFlavor: small, OldVMState: "active", Status: "finished"}, time.Now()); err != nil {
+			return err
+		}
+		h2 := "h2"
+		_, err := celldb.Update(ctx, tx, a.UUID, nil, celldb.Change{Host: &h2}, time.Now())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, _ := fake.New(fake.Config{})
+	s2, err := compute.New(compute.Config{Cell: cell, DB: e.db, Sender: e.sent, Driver: drv, Hosts: []string{"h1", "h2"},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s2.Shutdown(context.Background()) })
+	for _, h := range []string{"h1", "h2"} {
+		if got := drv.List(h); !slices.Equal(got, []string{a.UUID}) {
+			t.Errorf("restored on %s: %v, want [%s]", h, got, a.UUID)
+		}
+	}
+}
