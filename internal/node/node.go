@@ -308,6 +308,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/image/", http.StripPrefix("/image", images))
+		mux.Handle("/image", http.StripPrefix("/image", images)) // version discovery asks without a slash
 		mux.Handle("/networking/", http.StripPrefix("/networking", networks))
 		mux.Handle("/networking", http.StripPrefix("/networking", networks))
 		mux.Handle("/", api)

@@ -125,6 +125,12 @@ func (d *Driver) Destroy(_ context.Context, host, uuid string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.hosts[host], uuid)
+	// A resize has a copy on two hosts; the log goes with the last one.
+	for _, insts := range d.hosts {
+		if _, ok := insts[uuid]; ok {
+			return nil
+		}
+	}
 	delete(d.console, uuid)
 	return nil
 }
