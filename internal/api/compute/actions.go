@@ -21,6 +21,8 @@ func (a *API) serverActionRoutes() {
 	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions", a.auth(a.listInstanceActions))
 	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions/{request_id}", a.auth(a.showInstanceAction))
 	a.serverExtraRoutes()
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/ips", a.auth(a.listIPs))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/ips/{network}", a.auth(a.showIPs))
 }
 
 // hostActions maps the body key of POST /servers/{id}/action to the cell
