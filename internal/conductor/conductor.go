@@ -247,6 +247,10 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 		if err := celldb.ClearAction(ctx, tx, u); err != nil {
 			return err
 		}
+		if _, err := celldb.StartAction(ctx, tx, wire.ActionRecord{Action: "delete", UUID: u, RequestID: env.RequestID,
+			ProjectID: in.ProjectID, StartTime: c.cfg.Now()}); err != nil {
+			return err
+		}
 	}
 	tx.AfterCommit(c.Wake)
 	return nil

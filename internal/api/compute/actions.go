@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -299,11 +301,58 @@ func (a *API) listInstanceActions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	// 2.58: limit, marker (a request id) and changes-since, newest first.
+	q := r.URL.Query()
+	limit := 0
+	if apiVersion(r.Context()).AtLeast(Version{2, 58}) {
+		if s := q.Get("changes-since"); s != "" {
+			since, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				a.fail(w, r, bad("Invalid input for query parameters changes-since. Value: %s. '%s' is not a 'date-time'", s, s))
+				return
+			}
+			kept := recs[:0]
+			for _, rec := range recs {
+				if !rec.UpdatedAt.Before(since) {
+					kept = append(kept, rec)
+				}
+			}
+			recs = kept
+		}
+		if m := q.Get("marker"); m != "" {
+			i := slices.IndexFunc(recs, func(rec wire.ActionRecord) bool { return rec.RequestID == m })
+			if i < 0 {
+				a.fail(w, r, bad("Marker %s could not be found.", m))
+				return
+			}
+			recs = recs[i+1:]
+		}
+		if s := q.Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				a.fail(w, r, bad("Invalid input for query parameters limit. Value: %s. '%s' is not a 'integer'", s, s))
+				return
+			}
+			limit = n
+		}
+	}
+	more := limit > 0 && len(recs) > limit
+	if more {
+		recs = recs[:limit]
+	}
 	out := make([]any, 0, len(recs))
 	for _, rec := range recs {
 		out = append(out, actionView(r, in, rec, false))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"instanceActions": out})
+	resp := map[string]any{"instanceActions": out}
+	if more {
+		next := *r.URL
+		nq := next.Query()
+		nq.Set("marker", recs[len(recs)-1].RequestID)
+		next.RawQuery = nq.Encode()
+		resp["links"] = []map[string]string{{"rel": "next", "href": baseURL(r) + next.RequestURI()}}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // showInstanceAction is GET /servers/{id}/os-instance-actions/{request_id}.
@@ -322,7 +371,8 @@ func (a *API) showInstanceAction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) instanceActions(r *http.Request, rid string) ([]wire.ActionRecord, *apidb.Instance, error) {
-	in, err := a.loadServer(r)
+	// From 2.21 the actions of a deleted server can be read too.
+	in, err := a.loadServerMaybeDeleted(r, apiVersion(r.Context()).AtLeast(Version{2, 21}))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -656,10 +656,15 @@ func randomString(n int) string {
 }
 
 func (a *API) loadServer(r *http.Request) (*apidb.Instance, error) {
+	return a.loadServerMaybeDeleted(r, false)
+}
+
+// loadServerMaybeDeleted is loadServer that can also return a deleted server.
+func (a *API) loadServerMaybeDeleted(r *http.Request, deletedToo bool) (*apidb.Instance, error) {
 	c := caller(r.Context())
 	id := r.PathValue("id")
 	in, err := apidb.Get(r.Context(), a.cfg.DB, id)
-	if errors.Is(err, apidb.ErrNotFound) || (err == nil && (in.Deleted || (!c.Admin && in.ProjectID != c.ProjectID))) {
+	if errors.Is(err, apidb.ErrNotFound) || (err == nil && ((in.Deleted && !deletedToo) || (!c.Admin && in.ProjectID != c.ProjectID))) {
 		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("Instance %s could not be found.", id)}
 	}
 	return in, err
