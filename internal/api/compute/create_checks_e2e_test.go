@@ -37,7 +37,7 @@ func TestCreateChecksWhatItNames(t *testing.T) {
 		t.Fatalf("create private flavor: %s", r)
 	}
 
-	good := map[string]any{"name": "ok", "flavorRef": "1", "imageRef": imageID, "key_name": "mine",
+	good := map[string]any{"name": "ok", "flavorRef": "1", "imageRef": imageID, "key_name": "mine", "availability_zone": "nova",
 		"networks": []map[string]any{{"uuid": private}}}
 	id := create(t, tr, demo, good)
 	waitStatus(t, tr.Compute(demo), id, "ACTIVE")
@@ -54,6 +54,7 @@ func TestCreateChecksWhatItNames(t *testing.T) {
 		{map[string]any{"networks": []map[string]any{{"uuid": other.Network.ID}}}, "has no addresses to give"},
 		{map[string]any{"networks": []map[string]any{{"port": "11111111-2222-3333-4444-555555555555"}}}, "ports are created by the compute service"},
 		{map[string]any{"networks": []map[string]any{{}}}, "needs a uuid or a port"},
+		{map[string]any{"availability_zone": "mars"}, "The requested availability zone is not available"},
 	} {
 		body := map[string]any{}
 		for k, v := range good {

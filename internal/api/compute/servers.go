@@ -21,6 +21,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/cells"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
 	"github.com/cellcloud/cellcloud/internal/netdb"
@@ -164,6 +165,10 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := a.checkNetworks(ctx, req.networks); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.checkZone(ctx, req.az); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -558,6 +563,27 @@ func validateNetworks(raw json.RawMessage) ([]requestedNetwork, error) {
 		out = append(out, rn)
 	}
 	return out, nil
+}
+
+// checkZone refuses an availability zone that no cell reports, as Nova
+// refuses one no host is in.
+func (a *API) checkZone(ctx context.Context, zone string) error {
+	if zone == "" {
+		return nil
+	}
+	if strings.Contains(zone, ":") {
+		return bad("Forcing a host with availability_zone %q (zone:host) is not supported; give the zone only", zone)
+	}
+	ns, err := cells.ListNeighbours(ctx, a.cfg.DB)
+	if err != nil {
+		return err
+	}
+	for _, n := range ns {
+		if n.Relation == cells.Child && n.Report != nil && slices.Contains(n.Report.AvailabilityZones, zone) {
+			return nil
+		}
+	}
+	return bad("The requested availability zone is not available")
 }
 
 // servedNetwork is the network the compute cells allocate fixed IPs from.
