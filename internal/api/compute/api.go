@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/api/noauth"
+
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -209,18 +211,12 @@ func caller(ctx context.Context) Caller {
 // "admin" is an administrator; no token at all means admin:admin.
 func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok := r.Header.Get("X-Auth-Token")
-		if tok == "" {
-			tok = "admin:admin"
-		}
-		user, project, _ := strings.Cut(tok, ":")
-		if project == "" {
-			project = user
-		}
-		if user == "" || len(user) > 255 || len(project) > 255 {
+		who, ok := noauth.FromRequest(r)
+		if !ok {
 			writeFault(w, http.StatusUnauthorized, "The request you have made requires authentication.")
 			return
 		}
+		user, project := who.UserID, who.ProjectID
 		if pid, _ := r.Context().Value(keyPathProject).(string); pid != "" && pid != project {
 			writeFault(w, http.StatusBadRequest, fmt.Sprintf("Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", pid, project))
 			return

@@ -15,6 +15,8 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
+
+	"github.com/cellcloud/cellcloud/internal/api/noauth"
 )
 
 // DefaultMaxImageSize bounds an upload: Glance's image_size_cap (1 TiB).
@@ -208,11 +210,7 @@ func requestID(ctx context.Context) string {
 }
 
 // principal is who is calling.
-type principal struct {
-	UserID    string
-	ProjectID string
-	Admin     bool
-}
+type principal noauth.Principal
 
 func caller(ctx context.Context) principal {
 	c, _ := ctx.Value(keyCaller).(principal)
@@ -224,19 +222,12 @@ func caller(ctx context.Context) principal {
 // "admin" is an administrator; no token at all means admin:admin.
 func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok := r.Header.Get("X-Auth-Token")
-		if tok == "" {
-			tok = "admin:admin"
-		}
-		user, project, _ := strings.Cut(tok, ":")
-		if project == "" {
-			project = user
-		}
-		if user == "" || len(user) > 255 || len(project) > 255 {
+		who, ok := noauth.FromRequest(r)
+		if !ok {
 			writeError(w, errorf(http.StatusUnauthorized, "This server could not verify that you are authorized to access the document you requested."))
 			return
 		}
-		ctx := context.WithValue(r.Context(), keyCaller, principal{UserID: user, ProjectID: project, Admin: user == "admin"})
+		ctx := context.WithValue(r.Context(), keyCaller, principal(who))
 		h(w, r.WithContext(ctx))
 	}
 }

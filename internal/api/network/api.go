@@ -17,6 +17,8 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/netdb"
+
+	"github.com/cellcloud/cellcloud/internal/api/noauth"
 )
 
 // Config configures the API.
@@ -171,18 +173,12 @@ func caller(ctx context.Context) Caller {
 // "admin" is an administrator, and no token at all means admin:admin.
 func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok := r.Header.Get("X-Auth-Token")
-		if tok == "" {
-			tok = "admin:admin"
-		}
-		user, project, _ := strings.Cut(tok, ":")
-		if project == "" {
-			project = user
-		}
-		if user == "" || len(user) > 255 || len(project) > 255 {
+		who, ok := noauth.FromRequest(r)
+		if !ok {
 			writeError(w, http.StatusUnauthorized, "HTTPUnauthorized", "The request you have made requires authentication.")
 			return
 		}
+		user, project := who.UserID, who.ProjectID
 		ctx := context.WithValue(r.Context(), keyCaller, Caller{UserID: user, ProjectID: project, Admin: user == "admin"})
 		h(w, r.WithContext(ctx))
 	}
