@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/api/noauth"
+	"github.com/cellcloud/cellcloud/internal/api/route"
 
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -147,24 +148,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		// Tell "no such route" from "wrong method" as Nova does.
-		writeFault(rec, routeStatus(a.mux, r), "The resource could not be found.")
+		writeFault(rec, route.Status(a.mux, r), "The resource could not be found.")
 		return
 	}
 	a.mux.ServeHTTP(rec, r)
-}
-
-func routeStatus(mux *http.ServeMux, r *http.Request) int {
-	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
-		if m == r.Method {
-			continue
-		}
-		r2 := r.Clone(r.Context())
-		r2.Method = m
-		if _, p := mux.Handler(r2); p != "" {
-			return http.StatusMethodNotAllowed
-		}
-	}
-	return http.StatusNotFound
 }
 
 type recorder struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/netdb"
 
 	"github.com/cellcloud/cellcloud/internal/api/noauth"
+	"github.com/cellcloud/cellcloud/internal/api/route"
 )
 
 // Config configures the API.
@@ -115,7 +116,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.URL.RawPath = ""
 	if _, pattern := a.mux.Handler(r); pattern == "" {
-		if routeStatus(a.mux, r) == http.StatusMethodNotAllowed {
+		if route.Status(a.mux, r) == http.StatusMethodNotAllowed {
 			writeError(rec, http.StatusMethodNotAllowed, "HTTPMethodNotAllowed", "The server could not comply with the request since it is either malformed or otherwise incorrect.")
 			return
 		}
@@ -123,20 +124,6 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mux.ServeHTTP(rec, r)
-}
-
-func routeStatus(mux *http.ServeMux, r *http.Request) int {
-	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
-		if m == r.Method {
-			continue
-		}
-		r2 := r.Clone(r.Context())
-		r2.Method = m
-		if _, p := mux.Handler(r2); p != "" {
-			return http.StatusMethodNotAllowed
-		}
-	}
-	return http.StatusNotFound
 }
 
 type recorder struct {
