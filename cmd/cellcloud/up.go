@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/api/image"
 	"github.com/cellcloud/cellcloud/internal/compute"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
@@ -28,6 +29,11 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.ReportInterval, "report-interval", 10*time.Second, "how often each cell reports its capacity to its parent")
 	fs.DurationVar(&o.SpawnLatency, "spawn-latency", 0, "how long a fake spawn takes")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.Auth, "auth", "local", "authentication: local (the API cell's own Identity v3), keystone (an external Keystone, --keystone-url), noauth (development)")
+	fs.StringVar(&o.KeystoneURL, "keystone-url", "", "the external Keystone v3 endpoint of --auth keystone")
+	fs.StringVar(&o.AdminPassword, "admin-password", "", "password of the bootstrap user admin (default: kept from DATA_DIR/openrc-admin, or generated)")
+	fs.StringVar(&o.DemoPassword, "demo-password", "", "password of the bootstrap user demo (default: kept from DATA_DIR/openrc-demo, or generated)")
+	fs.StringVar(&o.PolicyFile, "policy-file", "", "policy overrides (YAML or JSON, as policy.yaml)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,14 +60,30 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "cellcloud is up in %s: 1 API cell, %d compute cells, %d fake hosts\n\n",
 		time.Since(start).Round(time.Millisecond), o.Cells, o.Cells*o.HostsPerCell)
 	root := strings.TrimSuffix(tree.APIURL(), "/v2.1")
-	fmt.Fprintf(stdout, "  Compute API     %s   (auth: noauth; send X-Auth-Token: USER:PROJECT, admin:admin is an admin)\n", tree.APIURL())
+	switch o.Auth {
+	case "noauth":
+		fmt.Fprintf(stdout, "  Compute API     %s   (auth: noauth; send X-Auth-Token: USER:PROJECT, admin:admin is an admin)\n", tree.APIURL())
+	case "keystone":
+		fmt.Fprintf(stdout, "  Compute API     %s   (auth: tokens of the Keystone at %s)\n", tree.APIURL(), o.KeystoneURL)
+	default:
+		fmt.Fprintf(stdout, "  Identity API    %s/identity/v3\n", root)
+		fmt.Fprintf(stdout, "  Compute API     %s\n", tree.APIURL())
+	}
 	fmt.Fprintf(stdout, "  Image API       %s/image/v2   (image %s)\n", root, up.DefaultImageID)
 	fmt.Fprintf(stdout, "  Networking API  %s/networking/v2.0   (network private)\n\n", root)
+	if len(tree.OpenRC) > 0 {
+		fmt.Fprintf(stdout, "  credentials     %s   (admin on project admin)\n", tree.OpenRC["admin"].Path)
+		fmt.Fprintf(stdout, "                  %s   (member of project demo)\n\n", tree.OpenRC["demo"].Path)
+	}
 	for _, n := range tree.Nodes() {
 		fmt.Fprintf(stdout, "  cell %-12s broker %-26s database %s\n", n.Config().Cell, n.BrokerURL(), n.Config().Database)
 	}
-	fmt.Fprintf(stdout, "\n  try: curl -s -H 'X-Auth-Token: demo:demo' -H 'Content-Type: application/json' \\\n"+
-		"         -d '{\"server\": {\"name\": \"vm1\", \"flavorRef\": \"1\", \"imageRef\": \"%s\"}}' %s/servers\n\n", up.DefaultImageID, tree.APIURL())
+	if rc, ok := tree.OpenRC["demo"]; ok {
+		fmt.Fprintf(stdout, "\n  try: source %s\n       openstack server create --flavor m1.tiny --image %s --network private --wait vm1\n\n", rc.Path, image.CirrosName)
+	} else {
+		fmt.Fprintf(stdout, "\n  try: curl -s -H 'X-Auth-Token: demo:demo' -H 'Content-Type: application/json' \\\n"+
+			"         -d '{\"server\": {\"name\": \"vm1\", \"flavorRef\": \"1\", \"imageRef\": \"%s\"}}' %s/servers\n\n", up.DefaultImageID, tree.APIURL())
+	}
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
 	select {
 	case <-ctx.Done():

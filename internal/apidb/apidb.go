@@ -130,6 +130,33 @@ CREATE TABLE server_group_members (
 	PRIMARY KEY (group_uuid, instance_uuid)
 );
 CREATE INDEX server_group_members_instance ON server_group_members (instance_uuid)`},
+	// Quotas (see quotas.go): limits by project (and user), the quota
+	// classes, and what each instance counts for. Usage is counted from
+	// the instances themselves; quota_locks serialises the checks of one
+	// project.
+	{Version: 6, Name: "quotas", SQL: `
+ALTER TABLE instances ADD COLUMN vcpus INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN memory_mb {{bigint}} NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN resize_vcpus INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN resize_memory_mb {{bigint}} NOT NULL DEFAULT 0;
+CREATE INDEX instances_quota ON instances (project_id, deleted, user_id, vcpus, memory_mb);
+CREATE TABLE quota_limits (
+	project_id TEXT NOT NULL,
+	user_id TEXT NOT NULL DEFAULT '',
+	resource TEXT NOT NULL,
+	hard_limit {{bigint}} NOT NULL,
+	PRIMARY KEY (project_id, user_id, resource)
+);
+CREATE TABLE quota_classes (
+	class_name TEXT NOT NULL,
+	resource TEXT NOT NULL,
+	hard_limit {{bigint}} NOT NULL,
+	PRIMARY KEY (class_name, resource)
+);
+CREATE TABLE quota_locks (
+	project_id TEXT PRIMARY KEY,
+	checks {{bigint}} NOT NULL DEFAULT 0
+)`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -218,10 +245,11 @@ func Create(ctx context.Context, tx *db.Tx, insts []Instance) error {
 		}
 		now := db.Micros(in.CreatedAt)
 		_, err := tx.Exec(ctx, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
-			metadata, availability_zone, reservation_id, launch_index, vm_state, task_state, request_id, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			metadata, availability_zone, reservation_id, launch_index, vm_state, task_state, request_id, created_at, updated_at, vcpus, memory_mb)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, in.FlavorID, string(flavor), in.KeyName, in.UserData,
-			string(meta), in.AvailabilityZone, in.ReservationID, in.LaunchIndex, in.VMState, in.TaskState, in.RequestID, now, now)
+			string(meta), in.AvailabilityZone, in.ReservationID, in.LaunchIndex, in.VMState, in.TaskState, in.RequestID, now, now,
+			in.Flavor.VCPUs, in.Flavor.RAMMB)
 		if err != nil {
 			return fmt.Errorf("create instance %s: %w", in.UUID, err)
 		}
@@ -571,12 +599,19 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 		image = st.ImageRef
 	}
 	flavorJSON, _ := json.Marshal(flavor)
+	// A resize counts the larger of its two flavors for quota until it is
+	// confirmed or reverted (or fails): then only the flavor it has.
+	resizing := 1
+	if st.TaskState == "" && st.VMState != "resized" {
+		resizing = 0
+	}
 	_, err = tx.Exec(ctx, `UPDATE instances SET cell_path = ?, host = ?, node = ?,
 		availability_zone = CASE WHEN ? <> '' THEN ? ELSE availability_zone END, flavor = ?, flavor_id = ?, image_ref = ?,
 		vm_state = ?, task_state = ?, power_state = ?,
-		version = ?, addresses = ?, fault = ?, launched_at = ?, updated_at = ?, deleted = ?, deleted_at = ? WHERE uuid = ?`,
+		version = ?, addresses = ?, fault = ?, launched_at = ?, updated_at = ?, deleted = ?, deleted_at = ?,
+		vcpus = ?, memory_mb = ?, resize_vcpus = resize_vcpus * ?, resize_memory_mb = resize_memory_mb * ? WHERE uuid = ?`,
 		st.Cell, st.Host, st.Node, st.AvailabilityZone, st.AvailabilityZone, string(flavorJSON), flavorID, image, st.VMState, st.TaskState, st.PowerState, version, string(addrs), fault,
-		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, st.UUID)
+		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, flavor.VCPUs, flavor.RAMMB, resizing, resizing, st.UUID)
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/quota"
 )
 
 // Roles a process may run.
@@ -89,8 +90,32 @@ type Broker struct {
 // API configures the api role.
 type API struct {
 	Listen string `json:"listen,omitempty"`
-	Auth   string `json:"auth,omitempty"`
+	// Auth is how callers are authenticated: "local" (the default: the API
+	// cell's own Identity v3), "keystone" (tokens validated by the external
+	// Keystone at KeystoneURL), or "noauth" (development only).
+	Auth        string `json:"auth,omitempty"`
+	KeystoneURL string `json:"keystone_url,omitempty"`
+	// TokenTTL is how long a local token lives (default 1h).
+	TokenTTL Duration `json:"token_ttl,omitempty"`
+	// TokenCacheTTL is how long a validated token is remembered (default
+	// 10s for local tokens, 30s for Keystone's; a local revocation is seen
+	// at once).
+	TokenCacheTTL Duration `json:"token_cache_ttl,omitempty"`
+	// PolicyFile overrides policy rules (YAML or JSON, as policy.yaml).
+	PolicyFile string `json:"policy_file,omitempty"`
+	// Region names the region in the service catalog (default RegionOne).
+	Region string `json:"region,omitempty"`
+	// Quota is the default quota of every project (nova.conf [quota]);
+	// zero fields take Nova's defaults, -1 is unlimited.
+	Quota quota.Defaults `json:"quota"`
 }
+
+// The authentication modes of the api role.
+const (
+	AuthLocal    = "local"
+	AuthKeystone = "keystone"
+	AuthNoAuth   = "noauth"
+)
 
 // Cells configures the cells role.
 type Cells struct {
@@ -201,6 +226,9 @@ func (c *Config) Normalize() error {
 	if c.API.Listen == "" {
 		c.API.Listen = ":8774"
 	}
+	if err := c.API.normalize(); err != nil {
+		return err
+	}
 	if c.Compute.Hosts < 0 {
 		return fmt.Errorf("compute.hosts %d must not be negative", c.Compute.Hosts)
 	}
@@ -229,4 +257,38 @@ func (c *Config) HostNames() []string {
 		out[i] = fmt.Sprintf("%s%03d", c.Compute.HostPrefix, i+1)
 	}
 	return out
+}
+
+func (a *API) normalize() error {
+	switch a.Auth {
+	case "":
+		a.Auth = AuthLocal
+	case AuthLocal, AuthNoAuth:
+	case AuthKeystone:
+		if a.KeystoneURL == "" {
+			return errors.New("api.auth keystone needs api.keystone_url (the Keystone v3 endpoint)")
+		}
+	default:
+		return fmt.Errorf("api.auth %q is not one of local, keystone, noauth", a.Auth)
+	}
+	if a.KeystoneURL != "" && a.Auth != AuthKeystone {
+		return fmt.Errorf("api.keystone_url is set but api.auth is %q, not keystone", a.Auth)
+	}
+	if a.TokenTTL < 0 || a.TokenCacheTTL < 0 {
+		return errors.New("api.token_ttl and api.token_cache_ttl must not be negative")
+	}
+	if a.TokenTTL == 0 {
+		a.TokenTTL = Duration(time.Hour)
+	}
+	if a.TokenCacheTTL == 0 {
+		a.TokenCacheTTL = Duration(10 * time.Second)
+		if a.Auth == AuthKeystone {
+			a.TokenCacheTTL = Duration(30 * time.Second)
+		}
+	}
+	if a.Region == "" {
+		a.Region = "RegionOne"
+	}
+	a.Quota = a.Quota.WithNovaDefaults()
+	return a.Quota.Validate()
 }

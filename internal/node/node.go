@@ -18,7 +18,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cellcloud/cellcloud/internal/api/authn"
 	"github.com/cellcloud/cellcloud/internal/api/compute"
+	identityapi "github.com/cellcloud/cellcloud/internal/api/identity"
 	"github.com/cellcloud/cellcloud/internal/api/image"
 	networkapi "github.com/cellcloud/cellcloud/internal/api/network"
 	"github.com/cellcloud/cellcloud/internal/apicell"
@@ -32,10 +34,12 @@ import (
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/hostsched"
+	"github.com/cellcloud/cellcloud/internal/identity"
 	"github.com/cellcloud/cellcloud/internal/instanceops"
 	"github.com/cellcloud/cellcloud/internal/netdb"
 	"github.com/cellcloud/cellcloud/internal/network"
 	"github.com/cellcloud/cellcloud/internal/outbox"
+	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/scheduler"
 	"github.com/cellcloud/cellcloud/internal/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/wire"
@@ -54,7 +58,10 @@ type Node struct {
 	Conductor *conductor.Conductor
 	Ops       *instanceops.Ops
 	Compute   *computerole.Service
-	httpSrv   *http.Server
+	// Identity is the API cell's identity store (auth mode local).
+	Identity   *identity.Store
+	tokenCache *authn.Cache
+	httpSrv    *http.Server
 	apiAddr   string
 	subs      []*nats.Subscription
 	cancel    context.CancelFunc
@@ -101,6 +108,12 @@ func OpenDB(ctx context.Context, cfg *config.Config) (*db.DB, error) {
 	}
 	for _, s := range sets {
 		if err := d.Migrate(ctx, s.name, s.ms); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	if cfg.IsRoot() {
+		if err := apidb.BackfillQuotaColumns(ctx, d); err != nil {
 			d.Close()
 			return nil, err
 		}
@@ -211,8 +224,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// The API cell's image store serves the Image API and takes the data of
 	// server snapshots that the cells send up.
 	var images *image.API
+	var pol *policy.Enforcer
+	var auth authn.Authenticator
 	if cfg.IsRoot() {
-		images, err = image.New(image.Config{DB: n.DB, StoreDir: filepath.Join(cfg.DataDir, "images"), Cell: cfg.Cell, Logger: n.log})
+		if pol, err = policy.New(PolicyRules(), cfg.API.PolicyFile); err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+		if auth, err = n.authenticator(ctx); err != nil {
+			return err
+		}
+		images, err = image.New(image.Config{DB: n.DB, StoreDir: filepath.Join(cfg.DataDir, "images"), Cell: cfg.Cell, Logger: n.log,
+			Auth: auth, Policy: pol})
 		if err != nil {
 			return err
 		}
@@ -288,7 +310,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.Cells != nil {
 			calls = n.Cells
 		}
-		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Logger: n.log, Auth: cfg.API.Auth})
+		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Logger: n.log,
+			Auth: auth, Policy: pol, Quota: cfg.API.Quota})
 		if err != nil {
 			return err
 		}
@@ -302,11 +325,24 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if _, err := netdb.Seed(ctx, n.DB, "private", "10.0.0.0/8"); err != nil {
 			return err
 		}
-		networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: cfg.API.Auth})
+		networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: auth, Policy: pol})
 		if err != nil {
 			return err
 		}
 		mux := http.NewServeMux()
+		if n.Identity != nil {
+			ids, err := identityapi.New(identityapi.Config{Cell: cfg.Cell, Store: n.Identity, Policy: pol, Cache: n.tokenCache,
+				Catalog: Catalog(), Region: cfg.API.Region, Logger: n.log})
+			if err != nil {
+				return err
+			}
+			// Keystone at /identity, as devstack puts it, and at /v3 for
+			// clients given the bare host.
+			mux.Handle("/identity/", http.StripPrefix("/identity", ids))
+			mux.Handle("/identity", http.StripPrefix("/identity", ids))
+			mux.Handle("/v3/", ids)
+			mux.Handle("/v3", ids)
+		}
 		mux.Handle("/image/", http.StripPrefix("/image", images))
 		mux.Handle("/image", http.StripPrefix("/image", images)) // version discovery asks without a slash
 		mux.Handle("/networking/", http.StripPrefix("/networking", networks))

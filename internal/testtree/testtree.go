@@ -21,6 +21,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 
 	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/quota"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
 
@@ -36,6 +37,13 @@ type Options struct {
 	SpawnLatency   time.Duration
 	// LogLevel is the level of the log lines sent to t.Log (default Info).
 	LogLevel slog.Level
+	// Auth is the API's authentication mode; the default is noauth, which
+	// the helpers here speak (tokens "user:project").
+	Auth string
+	// Quota is the default quota (zero fields: Nova's).
+	Quota quota.Defaults
+	// PolicyFile overrides policy rules.
+	PolicyFile string
 }
 
 // Tree is a running tree.
@@ -54,6 +62,9 @@ func Start(t testing.TB, o Options) *Tree {
 	if o.HostsPerCell == 0 {
 		o.HostsPerCell = 4
 	}
+	if o.Auth == "" {
+		o.Auth = "noauth"
+	}
 	if o.ReportInterval == 0 {
 		o.ReportInterval = 200 * time.Millisecond
 	}
@@ -64,6 +75,7 @@ func Start(t testing.TB, o Options) *Tree {
 	tr, err := up.Start(ctx, up.Options{
 		DataDir: t.TempDir(), Cells: o.Cells, HostsPerCell: o.HostsPerCell, Listen: "127.0.0.1:0",
 		Host: o.Host, ReportInterval: o.ReportInterval, SpawnLatency: o.SpawnLatency,
+		Auth: o.Auth, Quota: o.Quota, PolicyFile: o.PolicyFile,
 	}, log)
 	if err != nil {
 		t.Fatalf("start tree: %v", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/compute"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/node"
+	"github.com/cellcloud/cellcloud/internal/quota"
 )
 
 // Options configure the tree.
@@ -32,6 +33,18 @@ type Options struct {
 	// ReportInterval overrides the capacity report interval.
 	ReportInterval time.Duration
 	SpawnLatency   time.Duration
+	// Auth is the API's authentication mode (config.AuthLocal by default).
+	Auth string
+	// KeystoneURL is the external Keystone of auth mode keystone.
+	KeystoneURL string
+	// AdminPassword and DemoPassword are the bootstrap users' passwords in
+	// auth mode local; empty keeps the password of an existing user (from
+	// its openrc file) or generates one.
+	AdminPassword, DemoPassword string
+	// PolicyFile overrides policy rules.
+	PolicyFile string
+	// Quota is every project's default quota (zero fields: Nova's).
+	Quota quota.Defaults
 }
 
 // Validate checks the options.
@@ -55,7 +68,10 @@ func (o *Options) Validate() error {
 type Tree struct {
 	API   *node.Node
 	Cells []*node.Node
-	log   *slog.Logger
+	// OpenRC are the credentials files written for the bootstrap users
+	// (auth mode local), by user name.
+	OpenRC map[string]OpenRC
+	log    *slog.Logger
 }
 
 // Root is the API cell's path.
@@ -73,13 +89,18 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		}
 	}()
 	apiCfg := &config.Config{Cell: Root, DataDir: filepath.Join(o.DataDir, Root), Broker: config.Broker{Listen: "127.0.0.1:0"},
-		API: config.API{Listen: o.Listen}}
+		API: config.API{Listen: o.Listen, Auth: o.Auth, KeystoneURL: o.KeystoneURL, PolicyFile: o.PolicyFile, Quota: o.Quota}}
 	apiCfg.Cells.ReportInterval = config.Duration(o.ReportInterval)
 	if t.API, err = node.New(apiCfg, log); err != nil {
 		return nil, err
 	}
 	if err := t.API.Start(ctx); err != nil {
 		return nil, fmt.Errorf("cell %s: %w", Root, err)
+	}
+	if t.API.Identity != nil {
+		if t.OpenRC, err = bootstrap(ctx, t.API.Identity, o, t.APIURL()); err != nil {
+			return nil, err
+		}
 	}
 	want := map[string]bool{}
 	for i := 1; i <= o.Cells; i++ {

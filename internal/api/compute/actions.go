@@ -14,17 +14,18 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
 func (a *API) serverActionRoutes() {
-	a.mux.HandleFunc("POST /v2.1/servers/{id}/action", a.auth(a.serverAction))
-	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions", a.auth(a.listInstanceActions))
-	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions/{request_id}", a.auth(a.showInstanceAction))
+	a.mux.HandleFunc("POST /v2.1/servers/{id}/action", a.auth("", a.serverAction))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions", a.auth("os_compute_api:os-instance-actions:list", a.listInstanceActions))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/os-instance-actions/{request_id}", a.auth("os_compute_api:os-instance-actions:show", a.showInstanceAction))
 	a.serverExtraRoutes()
-	a.mux.HandleFunc("GET /v2.1/servers/{id}/ips", a.auth(a.listIPs))
-	a.mux.HandleFunc("GET /v2.1/servers/{id}/ips/{network}", a.auth(a.showIPs))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/ips", a.auth("os_compute_api:ips:index", a.listIPs))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/ips/{network}", a.auth("os_compute_api:ips:show", a.showIPs))
 }
 
 // hostActions maps the body key of POST /servers/{id}/action to the cell
@@ -62,6 +63,14 @@ func (a *API) serverAction(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	// Nova checks the action's rule on the server's project once the
+	// server is found (another project's server is a 404 first).
+	if rule, ok := actionRules[key]; ok {
+		if err := a.authorize(r.Context(), rule, policy.Target{"project_id": in.ProjectID, "user_id": in.UserID}); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
 	switch key {
 	case "reboot":
 		var p struct {
@@ -77,10 +86,6 @@ func (a *API) serverAction(w http.ResponseWriter, r *http.Request) {
 		}
 		a.startAction(w, r, in, act, nil, nil)
 	case "os-resetState":
-		if !caller(r.Context()).Admin {
-			a.fail(w, r, &httpError{http.StatusForbidden, "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed."})
-			return
-		}
 		var p wire.ResetState
 		if err := strictDecode(arg, &p); err != nil || (p.State != vmstate.Active && p.State != vmstate.Error) {
 			a.fail(w, r, bad("Invalid input for field/attribute state. Value: %s. '%s' is not one of ['active', 'error']", p.State, p.State))
@@ -108,10 +113,6 @@ func (a *API) serverAction(w http.ResponseWriter, r *http.Request) {
 	case "resize":
 		a.resize(w, r, in, arg)
 	case "migrate":
-		if !caller(r.Context()).Admin {
-			a.fail(w, r, &httpError{http.StatusForbidden, "Policy doesn't allow os_compute_api:os-migrate-server:migrate to be performed."})
-			return
-		}
 		if !isNull(arg) {
 			var p struct {
 				Host *string `json:"host"`

@@ -17,10 +17,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/cellcloud/cellcloud/internal/api/noauth"
+	"github.com/cellcloud/cellcloud/internal/api/authn"
 	"github.com/cellcloud/cellcloud/internal/api/route"
-
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/policy"
+	"github.com/cellcloud/cellcloud/internal/quota"
 )
 
 // Sender sends a durable message from the API cell inside a transaction.
@@ -43,9 +44,14 @@ type Config struct {
 	// (console output, instance actions).
 	Caller CellCaller
 	Logger *slog.Logger
-	// Auth is the authentication mode; only "noauth" exists so far.
-	Auth string
-	Now  func() time.Time
+	// Auth validates the callers' tokens.
+	Auth authn.Authenticator
+	// Policy decides what each caller may do (Rules, overridable by a
+	// policy file).
+	Policy *policy.Enforcer
+	// Quota gives the default limits (nova.conf [quota]).
+	Quota quota.Defaults
+	Now   func() time.Time
 }
 
 // API is the Compute API handler.
@@ -57,8 +63,8 @@ type API struct {
 
 // New builds the handler.
 func New(cfg Config) (*API, error) {
-	if cfg.DB == nil || cfg.Sender == nil || cfg.Caller == nil || cfg.Cell == "" {
-		return nil, errors.New("compute api: cell, database, sender and caller are required")
+	if cfg.DB == nil || cfg.Sender == nil || cfg.Caller == nil || cfg.Cell == "" || cfg.Auth == nil || cfg.Policy == nil {
+		return nil, errors.New("compute api: cell, database, sender, caller, authenticator and policy are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -66,11 +72,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Auth == "" {
-		cfg.Auth = "noauth"
-	}
-	if cfg.Auth != "noauth" {
-		return nil, fmt.Errorf("compute api: auth mode %q is not supported (only noauth)", cfg.Auth)
+	cfg.Quota = cfg.Quota.WithNovaDefaults()
+	if err := cfg.Quota.Validate(); err != nil {
+		return nil, fmt.Errorf("compute api: %w", err)
 	}
 	a := &API{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api"), mux: http.NewServeMux()}
 	a.routes()
@@ -81,19 +85,19 @@ func (a *API) routes() {
 	a.mux.HandleFunc("GET /{$}", a.versions)
 	// The v2.1 document is under microversion control, and a project id in
 	// its path must be the caller's, as in Nova (GET / is neither).
-	a.mux.HandleFunc("GET /v2.1", a.auth(a.version))
-	a.mux.HandleFunc("GET /v2.1/{$}", a.auth(a.version))
+	a.mux.HandleFunc("GET /v2.1", a.public(a.version))
+	a.mux.HandleFunc("GET /v2.1/{$}", a.auth("", a.version))
 	// Every resource also answers with a project id in the path, as Nova
 	// does; ServeHTTP takes it out before routing.
-	a.mux.HandleFunc("POST /v2.1/servers", a.auth(a.createServer))
-	a.mux.HandleFunc("GET /v2.1/servers", a.auth(a.listServers(false)))
-	a.mux.HandleFunc("GET /v2.1/servers/detail", a.auth(a.listServers(true)))
-	a.mux.HandleFunc("GET /v2.1/servers/{id}", a.auth(a.showServer))
-	a.mux.HandleFunc("DELETE /v2.1/servers/{id}", a.auth(a.deleteServer))
+	a.mux.HandleFunc("POST /v2.1/servers", a.auth("os_compute_api:servers:create", a.createServer))
+	a.mux.HandleFunc("GET /v2.1/servers", a.auth("os_compute_api:servers:index", a.listServers(false)))
+	a.mux.HandleFunc("GET /v2.1/servers/detail", a.auth("os_compute_api:servers:detail", a.listServers(true)))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}", a.auth("os_compute_api:servers:show", a.showServer))
+	a.mux.HandleFunc("DELETE /v2.1/servers/{id}", a.auth("os_compute_api:servers:delete", a.deleteServer))
 	a.serverActionRoutes()
-	a.mux.HandleFunc("GET /v2.1/flavors", a.auth(a.listFlavors(false)))
-	a.mux.HandleFunc("GET /v2.1/flavors/detail", a.auth(a.listFlavors(true)))
-	a.mux.HandleFunc("GET /v2.1/flavors/{id}", a.auth(a.showFlavor))
+	a.mux.HandleFunc("GET /v2.1/flavors", a.auth("", a.listFlavors(false)))
+	a.mux.HandleFunc("GET /v2.1/flavors/detail", a.auth("", a.listFlavors(true)))
+	a.mux.HandleFunc("GET /v2.1/flavors/{id}", a.auth("", a.showFlavor))
 	a.keypairAndFlavorRoutes()
 	a.serverGroupRoutes()
 }
@@ -185,7 +189,10 @@ func requestID(ctx context.Context) string {
 type Caller struct {
 	UserID    string
 	ProjectID string
-	Admin     bool
+	// Admin is the policy rule context_is_admin: what Nova calls an
+	// administrator context (it sees every project's servers, for one).
+	Admin bool
+	creds policy.Credentials
 }
 
 func caller(ctx context.Context) Caller {
@@ -193,19 +200,38 @@ func caller(ctx context.Context) Caller {
 	return c
 }
 
-// auth identifies the caller. In noauth mode (like Nova's noauth2) the
-// token is "user:project" (or "user", meaning project = user); the user
-// "admin" is an administrator; no token at all means admin:admin.
-func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
+// public serves a version document without authentication, as Nova's
+// version pipeline does for GET /v2.1 (and GET /), under microversion
+// negotiation.
+func (a *API) public(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, ok := noauth.FromRequest(r)
-		if !ok {
+		v, verr := negotiate(r.Header)
+		if verr != nil {
+			writeFault(w, verr.status, verr.msg)
+			return
+		}
+		setVersionHeaders(w, v)
+		h(w, r.WithContext(context.WithValue(r.Context(), keyVersion, v)))
+	}
+}
+
+// auth authenticates the caller from the X-Auth-Token, checks a project id
+// in the path, negotiates the microversion, and checks the route's policy
+// rule (none for "": the handler checks its own) on the caller's project.
+func (a *API) auth(rule string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		who, err := a.cfg.Auth.Authenticate(r.Context(), authn.Token(r))
+		if errors.Is(err, authn.ErrUnauthorized) || (err == nil && who.ProjectID == "") {
 			writeFault(w, http.StatusUnauthorized, "The request you have made requires authentication.")
 			return
 		}
-		user, project := who.UserID, who.ProjectID
-		if pid, _ := r.Context().Value(keyPathProject).(string); pid != "" && pid != project {
-			writeFault(w, http.StatusBadRequest, fmt.Sprintf("Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", pid, project))
+		if err != nil {
+			a.log.Error("authenticating a request", "request_id", requestID(r.Context()), "err", err)
+			writeFault(w, http.StatusServiceUnavailable, "The identity service could not validate the token; try again later.")
+			return
+		}
+		if pid, _ := r.Context().Value(keyPathProject).(string); pid != "" && pid != who.ProjectID {
+			writeFault(w, http.StatusBadRequest, fmt.Sprintf("Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", pid, who.ProjectID))
 			return
 		}
 		v, verr := negotiate(r.Header)
@@ -214,8 +240,17 @@ func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		setVersionHeaders(w, v)
-		ctx := context.WithValue(r.Context(), keyCaller, Caller{UserID: user, ProjectID: project, Admin: user == "admin"})
+		creds := who.Credentials()
+		c := Caller{UserID: who.UserID, ProjectID: who.ProjectID, creds: creds,
+			Admin: a.cfg.Policy.Allowed("context_is_admin", creds, policy.Target{"project_id": who.ProjectID, "user_id": who.UserID})}
+		ctx := context.WithValue(r.Context(), keyCaller, c)
 		ctx = context.WithValue(ctx, keyVersion, v)
+		if rule != "" {
+			if err := a.authorize(ctx, rule, nil); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
 		h(w, r.WithContext(ctx))
 	}
 }

@@ -28,21 +28,21 @@ import (
 // management: create, update, delete, extra specs (os-extra_specs) and
 // access (os-flavor-access and its actions), as in Nova.
 func (a *API) keypairAndFlavorRoutes() {
-	a.mux.HandleFunc("GET /v2.1/os-keypairs", a.auth(a.listKeypairs))
-	a.mux.HandleFunc("POST /v2.1/os-keypairs", a.auth(a.createKeypair))
-	a.mux.HandleFunc("GET /v2.1/os-keypairs/{name}", a.auth(a.showKeypair))
-	a.mux.HandleFunc("DELETE /v2.1/os-keypairs/{name}", a.auth(a.deleteKeypair))
+	a.mux.HandleFunc("GET /v2.1/os-keypairs", a.auth("", a.listKeypairs))
+	a.mux.HandleFunc("POST /v2.1/os-keypairs", a.auth("", a.createKeypair))
+	a.mux.HandleFunc("GET /v2.1/os-keypairs/{name}", a.auth("", a.showKeypair))
+	a.mux.HandleFunc("DELETE /v2.1/os-keypairs/{name}", a.auth("", a.deleteKeypair))
 
-	a.mux.HandleFunc("POST /v2.1/flavors", a.auth(a.createFlavor))
-	a.mux.HandleFunc("PUT /v2.1/flavors/{id}", a.auth(a.updateFlavor))
-	a.mux.HandleFunc("DELETE /v2.1/flavors/{id}", a.auth(a.deleteFlavor))
-	a.mux.HandleFunc("POST /v2.1/flavors/{id}/action", a.auth(a.flavorAction))
-	a.mux.HandleFunc("GET /v2.1/flavors/{id}/os-flavor-access", a.auth(a.listFlavorAccess))
-	a.mux.HandleFunc("GET /v2.1/flavors/{id}/os-extra_specs", a.auth(a.listExtraSpecs))
-	a.mux.HandleFunc("POST /v2.1/flavors/{id}/os-extra_specs", a.auth(a.createExtraSpecs))
-	a.mux.HandleFunc("GET /v2.1/flavors/{id}/os-extra_specs/{key}", a.auth(a.showExtraSpec))
-	a.mux.HandleFunc("PUT /v2.1/flavors/{id}/os-extra_specs/{key}", a.auth(a.updateExtraSpec))
-	a.mux.HandleFunc("DELETE /v2.1/flavors/{id}/os-extra_specs/{key}", a.auth(a.deleteExtraSpec))
+	a.mux.HandleFunc("POST /v2.1/flavors", a.auth("", a.createFlavor))
+	a.mux.HandleFunc("PUT /v2.1/flavors/{id}", a.auth("", a.updateFlavor))
+	a.mux.HandleFunc("DELETE /v2.1/flavors/{id}", a.auth("", a.deleteFlavor))
+	a.mux.HandleFunc("POST /v2.1/flavors/{id}/action", a.auth("", a.flavorAction))
+	a.mux.HandleFunc("GET /v2.1/flavors/{id}/os-flavor-access", a.auth("", a.listFlavorAccess))
+	a.mux.HandleFunc("GET /v2.1/flavors/{id}/os-extra_specs", a.auth("os_compute_api:os-flavor-extra-specs:index", a.listExtraSpecs))
+	a.mux.HandleFunc("POST /v2.1/flavors/{id}/os-extra_specs", a.auth("", a.createExtraSpecs))
+	a.mux.HandleFunc("GET /v2.1/flavors/{id}/os-extra_specs/{key}", a.auth("os_compute_api:os-flavor-extra-specs:show", a.showExtraSpec))
+	a.mux.HandleFunc("PUT /v2.1/flavors/{id}/os-extra_specs/{key}", a.auth("", a.updateExtraSpec))
+	a.mux.HandleFunc("DELETE /v2.1/flavors/{id}/os-extra_specs/{key}", a.auth("", a.deleteExtraSpec))
 }
 
 // atLeast reports whether the request's microversion is at least 2.minor.
@@ -144,8 +144,8 @@ func (a *API) createFlavor(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if !caller(ctx).Admin {
-		a.fail(w, r, forbidden("os_compute_api:os-flavor-manage:create"))
+	if err := a.authorize(ctx, "os_compute_api:os-flavor-manage:create", nil); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	// Nova's compute.flavors.create: a missing (or falsy) id is a UUID;
@@ -225,8 +225,8 @@ func (a *API) updateFlavor(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if !caller(ctx).Admin {
-		a.fail(w, r, forbidden("os_compute_api:os-flavor-manage:update"))
+	if err := a.authorize(ctx, "os_compute_api:os-flavor-manage:update", nil); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	id := r.PathValue("id")
@@ -252,8 +252,8 @@ func (a *API) updateFlavor(w http.ResponseWriter, r *http.Request) {
 // deleteFlavor deletes a flavor, in use or not: instances keep their copy.
 func (a *API) deleteFlavor(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if !caller(ctx).Admin {
-		a.fail(w, r, forbidden("os_compute_api:os-flavor-manage:delete"))
+	if err := a.authorize(ctx, "os_compute_api:os-flavor-manage:delete", nil); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	id := r.PathValue("id")
@@ -310,8 +310,8 @@ func (a *API) tenantAccess(w http.ResponseWriter, r *http.Request, body map[stri
 	if add {
 		rule = "os_compute_api:os-flavor-access:add_tenant_access"
 	}
-	if !caller(ctx).Admin {
-		a.fail(w, r, forbidden(rule))
+	if err := a.authorize(ctx, rule, nil); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	tenant := vals["tenant"].(string)
@@ -357,8 +357,8 @@ func (a *API) tenantAccess(w http.ResponseWriter, r *http.Request, body map[stri
 
 func (a *API) listFlavorAccess(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if !caller(ctx).Admin {
-		a.fail(w, r, forbidden("os_compute_api:os-flavor-access"))
+	if err := a.authorize(ctx, "os_compute_api:os-flavor-access", nil); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	id := r.PathValue("id")
@@ -495,8 +495,8 @@ func (a *API) createExtraSpecs(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if !caller(ctx).Admin {
-		a.fail(w, r, forbidden("os_compute_api:os-flavor-extra-specs:create"))
+	if err := a.authorize(ctx, "os_compute_api:os-flavor-extra-specs:create", nil); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	id := r.PathValue("id")
@@ -535,8 +535,8 @@ func (a *API) updateExtraSpec(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if !caller(ctx).Admin {
-		a.fail(w, r, forbidden("os_compute_api:os-flavor-extra-specs:update"))
+	if err := a.authorize(ctx, "os_compute_api:os-flavor-extra-specs:update", nil); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	id, key := r.PathValue("id"), r.PathValue("key")
@@ -560,8 +560,8 @@ func (a *API) updateExtraSpec(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteExtraSpec(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if !caller(ctx).Admin {
-		a.fail(w, r, forbidden("os_compute_api:os-flavor-extra-specs:delete"))
+	if err := a.authorize(ctx, "os_compute_api:os-flavor-extra-specs:delete", nil); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	id, key := r.PathValue("id"), r.PathValue("key")

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -51,7 +52,7 @@ func checkKeypairName(v any, v292 bool) error {
 // keypairUser is the user whose key pairs a request is about: a user_id
 // query parameter from 2.10 (its first value), else the caller; the policy
 // (admin or the user themself) is checked for rule.
-func keypairUser(r *http.Request, rule string) (string, error) {
+func (a *API) keypairUser(r *http.Request, rule string) (string, error) {
 	c := caller(r.Context())
 	user := c.UserID
 	if atLeast(r, 10) {
@@ -59,8 +60,8 @@ func keypairUser(r *http.Request, rule string) (string, error) {
 			user = v[0]
 		}
 	}
-	if !c.Admin && user != c.UserID {
-		return "", forbidden("os_compute_api:os-keypairs:" + rule)
+	if err := a.authorize(r.Context(), "os_compute_api:os-keypairs:"+rule, policy.Target{"user_id": user}); err != nil {
+		return "", err
 	}
 	return user, nil
 }
@@ -100,7 +101,7 @@ func (a *API) listKeypairs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	user, err := keypairUser(r, "index")
+	user, err := a.keypairUser(r, "index")
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -184,8 +185,8 @@ func (a *API) createKeypair(w http.ResponseWriter, r *http.Request) {
 	if u, _ := vals["user_id"].(string); u != "" {
 		user = u
 	}
-	if !c.Admin && user != c.UserID {
-		a.fail(w, r, forbidden("os_compute_api:os-keypairs:create"))
+	if err := a.authorize(ctx, "os_compute_api:os-keypairs:create", policy.Target{"user_id": user}); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	kp := &apidb.KeyPair{UserID: user, Name: strings.TrimSpace(vals["name"].(string)), Type: "ssh", CreatedAt: a.cfg.Now().UTC()}
@@ -268,7 +269,7 @@ func (a *API) loadKeypair(r *http.Request, rule string) (*apidb.KeyPair, error) 
 			return nil, err
 		}
 	}
-	user, err := keypairUser(r, rule)
+	user, err := a.keypairUser(r, rule)
 	if err != nil {
 		return nil, err
 	}

@@ -30,10 +30,10 @@ import (
 // hosts (see hostsched's ServerGroup filters and weighers).
 
 func (a *API) serverGroupRoutes() {
-	a.mux.HandleFunc("GET /v2.1/os-server-groups", a.auth(a.listServerGroups))
-	a.mux.HandleFunc("POST /v2.1/os-server-groups", a.auth(a.createServerGroup))
-	a.mux.HandleFunc("GET /v2.1/os-server-groups/{id}", a.auth(a.showServerGroup))
-	a.mux.HandleFunc("DELETE /v2.1/os-server-groups/{id}", a.auth(a.deleteServerGroup))
+	a.mux.HandleFunc("GET /v2.1/os-server-groups", a.auth("os_compute_api:os-server-groups:index", a.listServerGroups))
+	a.mux.HandleFunc("POST /v2.1/os-server-groups", a.auth("os_compute_api:os-server-groups:create", a.createServerGroup))
+	a.mux.HandleFunc("GET /v2.1/os-server-groups/{id}", a.auth("os_compute_api:os-server-groups:show", a.showServerGroup))
+	a.mux.HandleFunc("DELETE /v2.1/os-server-groups/{id}", a.auth("os_compute_api:os-server-groups:delete", a.deleteServerGroup))
 }
 
 // groupPolicies are the policies a create may ask for at the request's
@@ -194,7 +194,7 @@ func (a *API) listServerGroups(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opts := apidb.ServerGroupListOptions{ProjectID: c.ProjectID, Limit: limit, Offset: offset}
-	if q.Has("all_projects") && c.Admin {
+	if q.Has("all_projects") && a.can(ctx, "os_compute_api:os-server-groups:index:all_projects") {
 		opts.ProjectID = ""
 	}
 	gs, err := apidb.ListServerGroups(ctx, a.cfg.DB, opts)

@@ -58,7 +58,7 @@ func (a *API) unlockServer(w http.ResponseWriter, r *http.Request, in *apidb.Ins
 		if cur.ProjectID == c.ProjectID {
 			expected = apidb.LockedByOwner
 		}
-		if cur.LockedBy != "" && cur.LockedBy != expected && !c.Admin {
+		if cur.LockedBy != "" && cur.LockedBy != expected && !a.can(ctx, "os_compute_api:os-lock-server:unlock:unlock_override") {
 			return forbidden("os_compute_api:os-lock-server:unlock:unlock_override")
 		}
 		return apidb.SetLock(ctx, tx, cur.UUID, "", a.cfg.Now())

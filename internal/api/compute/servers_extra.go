@@ -15,19 +15,19 @@ import (
 // fields they add to the server view.
 
 func (a *API) serverExtraRoutes() {
-	a.mux.HandleFunc("PUT /v2.1/servers/{id}", a.auth(a.updateServer))
-	a.mux.HandleFunc("GET /v2.1/servers/{id}/metadata", a.auth(a.listServerMetadata))
-	a.mux.HandleFunc("POST /v2.1/servers/{id}/metadata", a.auth(a.createServerMetadata))
-	a.mux.HandleFunc("PUT /v2.1/servers/{id}/metadata", a.auth(a.replaceServerMetadata))
-	a.mux.HandleFunc("GET /v2.1/servers/{id}/metadata/{key}", a.auth(a.showServerMetadatum))
-	a.mux.HandleFunc("PUT /v2.1/servers/{id}/metadata/{key}", a.auth(a.updateServerMetadatum))
-	a.mux.HandleFunc("DELETE /v2.1/servers/{id}/metadata/{key}", a.auth(a.deleteServerMetadatum))
-	a.mux.HandleFunc("GET /v2.1/servers/{id}/tags", a.auth(a.listServerTags))
-	a.mux.HandleFunc("PUT /v2.1/servers/{id}/tags", a.auth(a.replaceServerTags))
-	a.mux.HandleFunc("DELETE /v2.1/servers/{id}/tags", a.auth(a.deleteServerTags))
-	a.mux.HandleFunc("GET /v2.1/servers/{id}/tags/{tag}", a.auth(a.showServerTag))
-	a.mux.HandleFunc("PUT /v2.1/servers/{id}/tags/{tag}", a.auth(a.addServerTag))
-	a.mux.HandleFunc("DELETE /v2.1/servers/{id}/tags/{tag}", a.auth(a.deleteServerTag))
+	a.mux.HandleFunc("PUT /v2.1/servers/{id}", a.auth("os_compute_api:servers:update", a.updateServer))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/metadata", a.auth("os_compute_api:server-metadata:index", a.listServerMetadata))
+	a.mux.HandleFunc("POST /v2.1/servers/{id}/metadata", a.auth("os_compute_api:server-metadata:create", a.createServerMetadata))
+	a.mux.HandleFunc("PUT /v2.1/servers/{id}/metadata", a.auth("os_compute_api:server-metadata:update_all", a.replaceServerMetadata))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/metadata/{key}", a.auth("os_compute_api:server-metadata:show", a.showServerMetadatum))
+	a.mux.HandleFunc("PUT /v2.1/servers/{id}/metadata/{key}", a.auth("os_compute_api:server-metadata:update", a.updateServerMetadatum))
+	a.mux.HandleFunc("DELETE /v2.1/servers/{id}/metadata/{key}", a.auth("os_compute_api:server-metadata:delete", a.deleteServerMetadatum))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/tags", a.auth("os_compute_api:os-server-tags:index", a.listServerTags))
+	a.mux.HandleFunc("PUT /v2.1/servers/{id}/tags", a.auth("os_compute_api:os-server-tags:update_all", a.replaceServerTags))
+	a.mux.HandleFunc("DELETE /v2.1/servers/{id}/tags", a.auth("os_compute_api:os-server-tags:delete_all", a.deleteServerTags))
+	a.mux.HandleFunc("GET /v2.1/servers/{id}/tags/{tag}", a.auth("os_compute_api:os-server-tags:show", a.showServerTag))
+	a.mux.HandleFunc("PUT /v2.1/servers/{id}/tags/{tag}", a.auth("os_compute_api:os-server-tags:update", a.addServerTag))
+	a.mux.HandleFunc("DELETE /v2.1/servers/{id}/tags/{tag}", a.auth("os_compute_api:os-server-tags:delete", a.deleteServerTag))
 }
 
 // checkLocked refuses a change to a locked server unless the caller is an

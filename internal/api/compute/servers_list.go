@@ -357,12 +357,12 @@ func (a *API) listOptions(r *http.Request, detail bool) (*listRequest, error) {
 		}
 	}
 	if allTenants {
-		if !c.Admin {
-			rule := "index"
-			if detail {
-				rule = "detail"
-			}
-			return nil, forbidden(fmt.Sprintf("os_compute_api:servers:%s:get_all_tenants", rule))
+		rule := "index"
+		if detail {
+			rule = "detail"
+		}
+		if err := a.authorize(ctx, fmt.Sprintf("os_compute_api:servers:%s:get_all_tenants", rule), nil); err != nil {
+			return nil, err
 		}
 		o.ProjectID = get("tenant_id")
 		if opts.Has("project_id") {

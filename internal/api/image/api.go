@@ -16,7 +16,8 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
 
-	"github.com/cellcloud/cellcloud/internal/api/noauth"
+	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/policy"
 )
 
 // DefaultMaxImageSize bounds an upload: Glance's image_size_cap (1 TiB).
@@ -36,6 +37,9 @@ type Config struct {
 	MaxImageSize int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Auth validates the callers' tokens; Policy holds Rules.
+	Auth   authn.Authenticator
+	Policy *policy.Enforcer
 }
 
 // API is the Image API handler.
@@ -55,8 +59,8 @@ const startTimeout = 60 * time.Second
 // saving go back to queued, and data files no active image owns (partial
 // uploads, data of images deleted just before a stop) are removed.
 func New(cfg Config) (*API, error) {
-	if cfg.DB == nil || cfg.StoreDir == "" {
-		return nil, errors.New("image api: database and store directory are required")
+	if cfg.DB == nil || cfg.StoreDir == "" || cfg.Auth == nil || cfg.Policy == nil {
+		return nil, errors.New("image api: database, store directory, authenticator and policy are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -210,25 +214,48 @@ func requestID(ctx context.Context) string {
 }
 
 // principal is who is calling.
-type principal noauth.Principal
+type principal struct {
+	UserID, ProjectID string
+	Admin             bool
+}
 
 func caller(ctx context.Context) principal {
 	c, _ := ctx.Value(keyCaller).(principal)
 	return c
 }
 
-// auth identifies the caller in noauth mode, as the Compute API does: the
-// token is "user:project" (or "user", meaning project = user); the user
-// "admin" is an administrator; no token at all means admin:admin.
+// Rules are the Image API's policy defaults: readers read, members write,
+// on their own project's images (Glance's finer rules are not split out).
+var Rules = []policy.Rule{
+	{Name: "image:read", Check: policy.ProjectReaderOrAdmin, Description: "Any GET of the Image API."},
+	{Name: "image:write", Check: policy.ProjectMemberOrAdmin, Description: "Any other request of the Image API."},
+}
+
+// auth authenticates the caller from the X-Auth-Token and checks the
+// read or write rule.
 func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, ok := noauth.FromRequest(r)
-		if !ok {
+		who, err := a.cfg.Auth.Authenticate(r.Context(), authn.Token(r))
+		if errors.Is(err, authn.ErrUnauthorized) || (err == nil && who.ProjectID == "") {
 			writeError(w, errorf(http.StatusUnauthorized, "This server could not verify that you are authorized to access the document you requested."))
 			return
 		}
-		ctx := context.WithValue(r.Context(), keyCaller, principal(who))
-		h(w, r.WithContext(ctx))
+		if err != nil {
+			a.log.Error("authenticating a request", "request_id", requestID(r.Context()), "err", err)
+			writeError(w, errorf(http.StatusServiceUnavailable, "The identity service could not validate the token; try again later."))
+			return
+		}
+		rule := "image:write"
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			rule = "image:read"
+		}
+		creds, target := who.Credentials(), policy.Target{"project_id": who.ProjectID, "user_id": who.UserID}
+		if !a.cfg.Policy.Allowed(rule, creds, target) {
+			writeError(w, errorf(http.StatusForbidden, "You are not authorized to complete %s action.", rule))
+			return
+		}
+		c := principal{UserID: who.UserID, ProjectID: who.ProjectID, Admin: a.cfg.Policy.Allowed("context_is_admin", creds, target)}
+		h(w, r.WithContext(context.WithValue(r.Context(), keyCaller, c)))
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/policy"
 	"io"
 	"log/slog"
 	"net/http"
@@ -46,7 +48,12 @@ type server struct {
 // http.StripPrefix, as the node wires it.
 func start(t *testing.T, d *db.DB, mods ...func(*imageapi.Config)) *server {
 	t.Helper()
-	cfg := imageapi.Config{DB: d, StoreDir: filepath.Join(t.TempDir(), "images"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	pol, err := policy.NewFromRules(slices.Concat(policy.Base, imageapi.Rules), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := imageapi.Config{DB: d, StoreDir: filepath.Join(t.TempDir(), "images"), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		Auth: authn.NoAuth{}, Policy: pol}
 	for _, m := range mods {
 		m(&cfg)
 	}

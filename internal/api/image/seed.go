@@ -36,6 +36,9 @@ type SeedImage struct {
 // boot.
 const CirrosID = "5f5c1b7e-6c2a-4e43-9a57-0d8c1c0c1c0c"
 
+// CirrosName is that image's name.
+const CirrosName = "cirros-0.6.2-x86_64-disk"
+
 // Cirros is the first-boot image: named like the CirrOS image devstack
 // registers, qcow2 in a bare container, with 16 KiB of deterministic data
 // (a qcow2 magic number, then filler: the fake driver boots anything).
@@ -50,7 +53,7 @@ func Cirros() SeedImage {
 		off += copy(data[off:], block[:])
 	}
 	return SeedImage{
-		ID: CirrosID, Name: "cirros-0.6.2-x86_64-disk", DiskFormat: "qcow2", ContainerFormat: "bare",
+		ID: CirrosID, Name: CirrosName, DiskFormat: "qcow2", ContainerFormat: "bare",
 		Properties: map[string]string{"os_distro": "cirros", "os_version": "0.6.2"},
 		Data:       data,
 	}

@@ -18,7 +18,8 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/netdb"
 
-	"github.com/cellcloud/cellcloud/internal/api/noauth"
+	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/api/route"
 )
 
@@ -30,9 +31,10 @@ type Config struct {
 	// netdb's set "netapi".
 	DB     *db.DB
 	Logger *slog.Logger
-	// Auth is the authentication mode; only "noauth" exists so far.
-	Auth string
-	Now  func() time.Time
+	// Auth validates the callers' tokens; Policy holds Rules.
+	Auth   authn.Authenticator
+	Policy *policy.Enforcer
+	Now    func() time.Time
 }
 
 // API is the Networking API handler.
@@ -44,20 +46,14 @@ type API struct {
 
 // New builds the handler.
 func New(cfg Config) (*API, error) {
-	if cfg.DB == nil {
-		return nil, errors.New("network api: a database is required")
+	if cfg.DB == nil || cfg.Auth == nil || cfg.Policy == nil {
+		return nil, errors.New("network api: a database, an authenticator and a policy are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Auth == "" {
-		cfg.Auth = "noauth"
-	}
-	if cfg.Auth != "noauth" {
-		return nil, fmt.Errorf("network api: auth mode %q is not supported (only noauth)", cfg.Auth)
 	}
 	a := &API{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api", "api", "network"), mux: http.NewServeMux()}
 	a.routes()
@@ -155,19 +151,39 @@ func caller(ctx context.Context) Caller {
 	return c
 }
 
-// auth identifies the caller as the Compute API does in noauth mode: the
-// token is "user:project" (or "user", meaning project = user), the user
-// "admin" is an administrator, and no token at all means admin:admin.
+// Rules are the Networking API's policy defaults: readers read, members
+// write, on their own project's resources (Neutron's finer rules are not
+// split out).
+var Rules = []policy.Rule{
+	{Name: "network:read", Check: policy.ProjectReaderOrAdmin, Description: "Any GET of the Networking API."},
+	{Name: "network:write", Check: policy.ProjectMemberOrAdmin, Description: "Any other request of the Networking API."},
+}
+
+// auth authenticates the caller from the X-Auth-Token and checks the read
+// or write rule.
 func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, ok := noauth.FromRequest(r)
-		if !ok {
+		who, err := a.cfg.Auth.Authenticate(r.Context(), authn.Token(r))
+		if errors.Is(err, authn.ErrUnauthorized) || (err == nil && who.ProjectID == "") {
 			writeError(w, http.StatusUnauthorized, "HTTPUnauthorized", "The request you have made requires authentication.")
 			return
 		}
-		user, project := who.UserID, who.ProjectID
-		ctx := context.WithValue(r.Context(), keyCaller, Caller{UserID: user, ProjectID: project, Admin: user == "admin"})
-		h(w, r.WithContext(ctx))
+		if err != nil {
+			a.log.Error("authenticating a request", "request_id", r.Context().Value(keyRequestID), "err", err)
+			writeError(w, http.StatusServiceUnavailable, "HTTPServiceUnavailable", "The identity service could not validate the token; try again later.")
+			return
+		}
+		rule := "network:write"
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			rule = "network:read"
+		}
+		creds, target := who.Credentials(), policy.Target{"project_id": who.ProjectID, "user_id": who.UserID}
+		if !a.cfg.Policy.Allowed(rule, creds, target) {
+			writeError(w, http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf("(rule:%s) is disallowed by policy", rule))
+			return
+		}
+		c := Caller{UserID: who.UserID, ProjectID: who.ProjectID, Admin: a.cfg.Policy.Allowed("context_is_admin", creds, target)}
+		h(w, r.WithContext(context.WithValue(r.Context(), keyCaller, c)))
 	}
 }
 

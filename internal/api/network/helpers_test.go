@@ -1,9 +1,13 @@
 package network_test
 
 import (
+	"slices"
+
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/policy"
 	"io"
 	"log/slog"
 	"net/http"
@@ -56,8 +60,12 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pol, err := policy.NewFromRules(slices.Concat(policy.Base, network.Rules), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	api, err := network.New(network.Config{Cell: "api", DB: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now: func() time.Time { return t0 }})
+		Now: func() time.Time { return t0 }, Auth: authn.NoAuth{}, Policy: pol})
 	if err != nil {
 		t.Fatal(err)
 	}

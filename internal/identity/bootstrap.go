@@ -1,0 +1,80 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Account is a user to bootstrap with a role on a project of the same kind.
+type Account struct {
+	User, Password, Project, Role string
+}
+
+// Bootstrap makes sure the cloud has the Default domain, the admin, member
+// and reader roles (each implying the next, as keystone-manage bootstrap
+// sets up), and each account: its project, its user (with its password,
+// reset when given) and its role. It is idempotent. An account with an
+// empty Password keeps an existing user's password.
+func (s *Store) Bootstrap(ctx context.Context, accounts ...Account) error {
+	if err := s.EnsureDomain(ctx, Domain{ID: DefaultDomainID, Name: "Default", Description: "The default domain"}); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	var prev string
+	for _, name := range []string{RoleAdmin, RoleMember, RoleReader} {
+		r, err := s.ensureRole(ctx, name)
+		if err != nil {
+			return err
+		}
+		if prev != "" {
+			if err := s.Imply(ctx, prev, r.ID); err != nil {
+				return fmt.Errorf("bootstrap: %w", err)
+			}
+		}
+		prev = r.ID
+	}
+	for _, a := range accounts {
+		if err := s.ensureAccount(ctx, a); err != nil {
+			return fmt.Errorf("bootstrap %s: %w", a.User, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) ensureRole(ctx context.Context, name string) (Role, error) {
+	r, err := s.RoleByName(ctx, name)
+	var nf *NotFoundError
+	if errors.As(err, &nf) {
+		r = Role{Name: name}
+		err = s.CreateRole(ctx, &r)
+	}
+	return r, err
+}
+
+func (s *Store) ensureAccount(ctx context.Context, a Account) error {
+	p, err := s.ProjectByName(ctx, DefaultDomainID, a.Project)
+	var nf *NotFoundError
+	if errors.As(err, &nf) {
+		p = Project{Name: a.Project, DomainID: DefaultDomainID, Enabled: true, Description: "Bootstrap project"}
+		err = s.CreateProject(ctx, &p)
+	}
+	if err != nil {
+		return err
+	}
+	u, err := s.UserByName(ctx, DefaultDomainID, a.User)
+	switch {
+	case errors.As(err, &nf):
+		u = User{Name: a.User, DomainID: DefaultDomainID, DefaultProjectID: p.ID, Enabled: true}
+		err = s.CreateUser(ctx, &u, a.Password)
+	case err == nil && a.Password != "":
+		_, err = s.UpdateUser(ctx, u.ID, UserPatch{Password: &a.Password})
+	}
+	if err != nil {
+		return err
+	}
+	r, err := s.ensureRole(ctx, a.Role)
+	if err != nil {
+		return err
+	}
+	return s.Grant(ctx, Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: r.ID})
+}

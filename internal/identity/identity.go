@@ -1,0 +1,186 @@
+// Package identity is the API cell's own identity service, the subset of
+// Keystone v3 that clients need: domains, projects, users with hashed
+// passwords, roles (admin implies member implies reader, as Keystone's
+// bootstrap sets up), role assignments on projects, and tokens. It keeps
+// its tables in the API cell's database (migration set "identity").
+//
+// A token is a random secret given to the client once; the database keeps
+// only its SHA-256, so a copy of the database holds no usable token. A
+// token's roles are read from the assignments each time it is validated, so
+// removing a role takes effect at once, as revoking the token does.
+package identity
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+)
+
+// MigrationSet names the identity schema's migration set.
+const MigrationSet = "identity"
+
+// Migrations is the identity schema.
+var Migrations = []db.Migration{
+	{Version: 1, Name: "domains, projects, users, roles, assignments and tokens", SQL: `
+CREATE TABLE id_domains (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE,
+	description TEXT NOT NULL DEFAULT '',
+	enabled INTEGER NOT NULL DEFAULT 1,
+	created_at {{bigint}} NOT NULL
+);
+CREATE TABLE id_projects (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	domain_id TEXT NOT NULL REFERENCES id_domains (id),
+	description TEXT NOT NULL DEFAULT '',
+	enabled INTEGER NOT NULL DEFAULT 1,
+	created_at {{bigint}} NOT NULL,
+	UNIQUE (domain_id, name)
+);
+CREATE TABLE id_users (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	domain_id TEXT NOT NULL REFERENCES id_domains (id),
+	password_hash TEXT NOT NULL DEFAULT '',
+	enabled INTEGER NOT NULL DEFAULT 1,
+	default_project_id TEXT NOT NULL DEFAULT '',
+	email TEXT NOT NULL DEFAULT '',
+	description TEXT NOT NULL DEFAULT '',
+	created_at {{bigint}} NOT NULL,
+	UNIQUE (domain_id, name)
+);
+CREATE TABLE id_roles (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE,
+	description TEXT NOT NULL DEFAULT '',
+	created_at {{bigint}} NOT NULL
+);
+CREATE TABLE id_implied_roles (
+	prior_role_id TEXT NOT NULL REFERENCES id_roles (id),
+	implied_role_id TEXT NOT NULL REFERENCES id_roles (id),
+	PRIMARY KEY (prior_role_id, implied_role_id)
+);
+CREATE TABLE id_assignments (
+	user_id TEXT NOT NULL REFERENCES id_users (id),
+	project_id TEXT NOT NULL REFERENCES id_projects (id),
+	role_id TEXT NOT NULL REFERENCES id_roles (id),
+	PRIMARY KEY (user_id, project_id, role_id)
+);
+CREATE INDEX id_assignments_project ON id_assignments (project_id);
+CREATE INDEX id_assignments_role ON id_assignments (role_id);
+CREATE TABLE id_tokens (
+	hash TEXT PRIMARY KEY,
+	audit_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	project_id TEXT NOT NULL DEFAULT '',
+	methods TEXT NOT NULL,
+	issued_at {{bigint}} NOT NULL,
+	expires_at {{bigint}} NOT NULL,
+	revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX id_tokens_user ON id_tokens (user_id);
+CREATE INDEX id_tokens_expires ON id_tokens (expires_at)`},
+}
+
+// DefaultDomainID is the id of the domain every cloud has, "Default".
+const DefaultDomainID = "default"
+
+// The roles every cloud has; each implies the next.
+const (
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+	RoleReader = "reader"
+)
+
+// Domain is an identity domain.
+type Domain struct {
+	ID, Name, Description string
+	Enabled               bool
+}
+
+// Project is a project (tenant).
+type Project struct {
+	ID, Name, DomainID, Description string
+	Enabled                         bool
+}
+
+// User is a user. The password is never read back.
+type User struct {
+	ID, Name, DomainID, DefaultProjectID, Email, Description string
+	Enabled                                                  bool
+}
+
+// Role is a role.
+type Role struct {
+	ID, Name, Description string
+}
+
+// Assignment is a role of a user on a project.
+type Assignment struct {
+	UserID, ProjectID, RoleID string
+}
+
+// Token is what a validated token stands for.
+type Token struct {
+	AuditID   string
+	Methods   []string
+	User      User
+	UserDom   Domain
+	Project   *Project // nil for an unscoped token
+	ProjDom   Domain
+	Roles     []Role // effective roles on Project, implied ones included
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// RoleNames are the names of t's roles.
+func (t *Token) RoleNames() []string {
+	out := make([]string, len(t.Roles))
+	for i, r := range t.Roles {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// Errors. Callers tell them apart with errors.Is and errors.As; the HTTP
+// layer maps each to Keystone's status and title in one place.
+var (
+	// ErrUnauthorized is a failed authentication: a wrong password, an
+	// unknown user, a disabled user or project. Its message never says
+	// which, as Keystone's does not.
+	ErrUnauthorized = errors.New("The request you have made requires authentication.")
+	// ErrTokenNotFound is a token that does not exist, has expired or was
+	// revoked.
+	ErrTokenNotFound = errors.New("token not found")
+)
+
+// NotFoundError names what could not be found.
+type NotFoundError struct {
+	Kind, ID string
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("Could not find %s: %s.", e.Kind, e.ID) }
+
+// ConflictError is a duplicate.
+type ConflictError struct {
+	Kind, Detail string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("Conflict occurred attempting to store %s - %s.", e.Kind, e.Detail)
+}
+
+// ValidationError is bad input, named.
+type ValidationError struct{ Msg string }
+
+func (e *ValidationError) Error() string { return e.Msg }
+
+// ScopeError is a scope the user may not have: no role on the project.
+type ScopeError struct{ Msg string }
+
+func (e *ScopeError) Error() string { return e.Msg }
+
+func invalid(format string, a ...any) error { return &ValidationError{Msg: fmt.Sprintf(format, a...)} }

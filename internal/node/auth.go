@@ -1,0 +1,63 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/api/compute"
+	identityapi "github.com/cellcloud/cellcloud/internal/api/identity"
+	"github.com/cellcloud/cellcloud/internal/api/image"
+	networkapi "github.com/cellcloud/cellcloud/internal/api/network"
+	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/identity"
+	"github.com/cellcloud/cellcloud/internal/policy"
+)
+
+// PolicyRules are the default rules of every public API of the API cell.
+func PolicyRules() []policy.Rule {
+	return slices.Concat(policy.Base, compute.Rules, identityapi.Rules, image.Rules, networkapi.Rules)
+}
+
+// Catalog is the service catalog of the API cell's listener, under
+// devstack's paths.
+func Catalog() []identityapi.Endpoint {
+	at := func(path string) func(string) string { return func(base string) string { return base + path } }
+	return []identityapi.Endpoint{
+		{Type: "compute", Name: "nova", URL: at("/v2.1")},
+		{Type: "identity", Name: "keystone", URL: at("/identity")},
+		{Type: "image", Name: "glance", URL: at("/image")},
+		{Type: "network", Name: "neutron", URL: at("/networking")},
+	}
+}
+
+// authenticator builds the api role's token validation for its mode; in
+// local mode it opens the identity store (n.Identity).
+func (n *Node) authenticator(ctx context.Context) (authn.Authenticator, error) {
+	a := n.cfg.API
+	switch a.Auth {
+	case config.AuthNoAuth:
+		n.log.Warn("the public APIs run without authentication (api.auth noauth): for development only", "cell", n.cfg.Cell)
+		return authn.NoAuth{}, nil
+	case config.AuthKeystone:
+		ks, err := authn.NewKeystone(a.KeystoneURL, nil)
+		if err != nil {
+			return nil, err
+		}
+		n.tokenCache = authn.NewCache(ks, a.TokenCacheTTL.D(), 0, nil)
+		return n.tokenCache, nil
+	case config.AuthLocal:
+		st, err := identity.New(ctx, n.DB, identity.Options{TokenTTL: a.TokenTTL.D()})
+		if err != nil {
+			return nil, fmt.Errorf("identity: %w", err)
+		}
+		if err := st.Bootstrap(ctx); err != nil {
+			return nil, err
+		}
+		n.Identity = st
+		n.tokenCache = authn.NewCache(authn.Local{Store: st}, a.TokenCacheTTL.D(), 0, nil)
+		return n.tokenCache, nil
+	}
+	return nil, fmt.Errorf("api.auth %q is not supported", a.Auth)
+}
