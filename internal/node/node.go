@@ -62,9 +62,9 @@ type Node struct {
 	Identity   *identity.Store
 	tokenCache *authn.Cache
 	httpSrv    *http.Server
-	apiAddr   string
-	subs      []*nats.Subscription
-	cancel    context.CancelFunc
+	apiAddr    string
+	subs       []*nats.Subscription
+	cancel     context.CancelFunc
 
 	stopOnce sync.Once
 	done     chan struct{}

@@ -18,8 +18,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
-	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/policy"
 )
 
 // Key pairs belong to a user (not a project), as in Nova. An admin may

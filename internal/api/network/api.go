@@ -19,8 +19,8 @@ import (
 	"github.com/cellcloud/cellcloud/internal/netdb"
 
 	"github.com/cellcloud/cellcloud/internal/api/authn"
-	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/api/route"
+	"github.com/cellcloud/cellcloud/internal/policy"
 )
 
 // Config configures the API.
