@@ -40,7 +40,9 @@ type Options struct {
 	// Auth is the API's authentication mode; the default is noauth, which
 	// the helpers here speak (tokens "user:project").
 	Auth string
-	// Quota is the default quota (zero fields: Nova's).
+	// Quota is the default quota. The zero value leaves instances, cores
+	// and RAM unlimited (tests build more than Nova's 10 instances) and
+	// takes Nova's defaults for the rest; set it to test quotas.
 	Quota quota.Defaults
 	// PolicyFile overrides policy rules.
 	PolicyFile string
@@ -64,6 +66,9 @@ func Start(t testing.TB, o Options) *Tree {
 	}
 	if o.Auth == "" {
 		o.Auth = "noauth"
+	}
+	if o.Quota == (quota.Defaults{}) {
+		o.Quota = quota.Defaults{Instances: quota.Unlimited, Cores: quota.Unlimited, RAM: quota.Unlimited}
 	}
 	if o.ReportInterval == 0 {
 		o.ReportInterval = 200 * time.Millisecond

@@ -100,6 +100,7 @@ func (a *API) routes() {
 	a.mux.HandleFunc("GET /v2.1/flavors/{id}", a.auth("", a.showFlavor))
 	a.keypairAndFlavorRoutes()
 	a.serverGroupRoutes()
+	a.quotaRoutes()
 }
 
 // resources are the first path segments under /v2.1 that name a resource;

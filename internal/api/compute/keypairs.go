@@ -210,7 +210,12 @@ func (a *API) createKeypair(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.CreateKeyPair(ctx, tx, kp) })
+	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := a.checkKeyPairs(ctx, tx, c.ProjectID, kp.UserID); err != nil {
+			return err
+		}
+		return apidb.CreateKeyPair(ctx, tx, kp)
+	})
 	if errors.Is(err, apidb.ErrExists) {
 		err = conflict("Key pair '%s' already exists.", kp.Name)
 	}

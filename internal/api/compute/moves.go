@@ -55,7 +55,13 @@ func (a *API) resize(w http.ResponseWriter, r *http.Request, in *apidb.Instance,
 		return
 	}
 	params, _ := json.Marshal(wire.ActionParams{Flavor: &fd.Flavor})
-	a.startAction(w, r, in, "resize", params, nil)
+	a.startActionWith(w, r, in, "resize", params, nil, func(ctx context.Context, tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		return a.checkResize(ctx, tx, cur, fd.Flavor)
+	})
 }
 
 // rebuild re-creates the server from an image (the same or another) on its
@@ -101,6 +107,11 @@ func (a *API) rebuild(w http.ResponseWriter, r *http.Request, in *apidb.Instance
 	a.startActionWith(rec, r, in, "rebuild", params, nil, func(ctx context.Context, tx *db.Tx) error {
 		if p.Name == nil && p.Metadata == nil {
 			return nil
+		}
+		if p.Metadata != nil {
+			if err := a.checkMetadataItems(ctx, tx, in.ProjectID, in.UserID, len(p.Metadata)); err != nil {
+				return err
+			}
 		}
 		return apidb.Rename(ctx, tx, in.UUID, p.Name, p.Metadata, a.cfg.Now())
 	})

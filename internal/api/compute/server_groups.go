@@ -120,7 +120,12 @@ func (a *API) createServerGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	g := &apidb.ServerGroup{UUID: uuid.NewString(), Name: vals["name"].(string), ProjectID: c.ProjectID, UserID: c.UserID,
 		Policy: vals["policies"].([]any)[0].(string), CreatedAt: a.cfg.Now().UTC()}
-	if err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.CreateServerGroup(ctx, tx, g) }); err != nil {
+	if err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := a.checkServerGroups(ctx, tx, g.ProjectID, g.UserID); err != nil {
+			return err
+		}
+		return apidb.CreateServerGroup(ctx, tx, g)
+	}); err != nil {
 		a.fail(w, r, err)
 		return
 	}

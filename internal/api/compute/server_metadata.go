@@ -13,8 +13,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
-// maxMetadataItems is Nova's default metadata_items quota.
-const maxMetadataItems = 128
 
 // metadataKeyPattern is the key pattern of Nova's parameter_types.metadata.
 const metadataKeyPattern = `^[a-zA-Z0-9-_:. ]{1,255}$`
@@ -133,8 +131,10 @@ func (a *API) changeMetadata(r *http.Request, uuid, action string, change func(m
 			return err
 		}
 		// Only an update counts the items (a delete in Nova does not).
-		if action == "update metadata" && len(meta) > maxMetadataItems {
-			return &httpError{http.StatusForbidden, "Maximum number of metadata items exceeds 128"}
+		if action == "update metadata" {
+			if err := a.checkMetadataItems(ctx, tx, cur.ProjectID, cur.UserID, len(meta)); err != nil {
+				return err
+			}
 		}
 		out = meta
 		return apidb.SetMetadata(ctx, tx, uuid, meta, a.cfg.Now())

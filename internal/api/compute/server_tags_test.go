@@ -1,8 +1,12 @@
 package compute
 
 import (
+	"slices"
+
 	"context"
 	"errors"
+	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/policy"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +37,11 @@ func TestCreateTags(t *testing.T) {
 		if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
 			t.Fatal(err)
 		}
-		a, err := New(Config{Cell: "api", DB: d, Sender: noSender{}, Caller: noCaller{}})
+		pol, err := policy.NewFromRules(slices.Concat(policy.Base, Rules), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(Config{Cell: "api", DB: d, Sender: noSender{}, Caller: noCaller{}, Auth: authn.NoAuth{}, Policy: pol})
 		if err != nil {
 			t.Fatal(err)
 		}

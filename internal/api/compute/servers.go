@@ -97,7 +97,12 @@ func (e *httpError) Error() string { return e.msg }
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var br badRequest
 	var he *httpError
+	if qe, ok := quotaError(err); ok {
+		he = qe
+	}
 	switch {
+	case he != nil:
+		writeFault(w, he.status, he.msg)
 	case errors.As(err, &br):
 		writeFault(w, http.StatusBadRequest, string(br))
 	case errors.As(err, &he):
@@ -198,7 +203,25 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		insts[i] = apidb.Instance{InstanceSpec: spec, FlavorID: flavor.ID, Flavor: flavor, VMState: "building", TaskState: "scheduling", RequestID: rid}
 		build.Instances = append(build.Instances, spec)
 	}
+	if err := a.checkMetadataItems(ctx, a.cfg.DB, c.ProjectID, c.UserID, len(req.metadata)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	all, allSpecs := insts, build.Instances
 	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		// Quota: as many as fit, counted here with the records written
+		// below in the same transaction (the retry of a transaction starts
+		// from the full request again).
+		n, err := a.fitInstances(ctx, tx, c.ProjectID, c.UserID, flavor, req.minCount, req.count)
+		if err != nil {
+			return err
+		}
+		insts, build.Instances = all[:n], allSpecs[:n]
+		if g := groupOf(&build); g != "" {
+			if err := a.checkGroupMembers(ctx, tx, g, c.ProjectID, c.UserID, n); err != nil {
+				return err
+			}
+		}
 		if err := apidb.Create(ctx, tx, insts); err != nil {
 			return err
 		}
@@ -223,7 +246,7 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("build requested", "request_id", rid, "instances", req.count, "flavor", flavor.Name, "reservation_id", resID)
+	a.log.Info("build requested", "request_id", rid, "instances", len(insts), "asked", req.count, "flavor", flavor.Name, "reservation_id", resID)
 	if req.returnReservation {
 		writeJSON(w, http.StatusAccepted, map[string]any{"reservation_id": resID})
 		return
@@ -312,6 +335,8 @@ type createRequest struct {
 	name, imageRef, flavorRef, keyName, userData, az, adminPass string
 	metadata                                                    map[string]string
 	count                                                       int
+	// minCount is the fewest instances the request accepts (min_count).
+	minCount int
 	returnReservation                                           bool
 	hints                                                       map[string][]string
 	networks                                                    []requestedNetwork
@@ -457,16 +482,16 @@ func (a *API) validateCreate(r *http.Request, b *createBody, top map[string]json
 	}
 	switch {
 	case minC == 0 && maxC == 0:
-		out.count = 1
+		out.count, out.minCount = 1, 1
 	case maxC == 0:
-		out.count = minC
+		out.count, out.minCount = minC, minC
 	case minC == 0:
-		out.count = maxC
+		out.count, out.minCount = maxC, 1
 	default:
 		if minC > maxC {
 			return nil, bad("min_count must be <= max_count")
 		}
-		out.count = maxC
+		out.count, out.minCount = maxC, minC
 	}
 	if out.count > maxCount {
 		return nil, bad("Invalid input for field/attribute max_count. Value: %d. %d is greater than the maximum of %d", out.count, out.count, maxCount)

@@ -1,0 +1,204 @@
+package compute
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/quota"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// The quota checks. Each runs inside the transaction that writes the new
+// records, after apidb.LockQuota, and counts usage from the API cell's
+// records there: two concurrent requests of one project are checked one
+// after the other, each seeing what the other created.
+
+// limitsFor are the limits in force for a project, and for the user when
+// the user has limits of their own in it.
+func (a *API) limitsFor(ctx context.Context, q db.Querier, projectID, userID string) (project, user quota.Limits, err error) {
+	if project, err = apidb.EffectiveLimits(ctx, q, a.cfg.Quota, projectID, ""); err != nil {
+		return nil, nil, err
+	}
+	own, err := apidb.ProjectLimits(ctx, q, projectID, userID)
+	if err != nil || len(own) == 0 {
+		return project, nil, err
+	}
+	user, err = apidb.EffectiveLimits(ctx, q, a.cfg.Quota, projectID, userID)
+	return project, user, err
+}
+
+// allUnlimited reports whether none of rs is limited.
+func allUnlimited(l quota.Limits, rs ...string) bool {
+	for _, r := range rs {
+		if l[r] >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// fitInstances is how many of min..max instances of a flavor fit the
+// project's (and the user's) instances, cores and RAM quota.
+func (a *API) fitInstances(ctx context.Context, tx *db.Tx, projectID, userID string, f wire.Flavor, min, max int) (int, error) {
+	if err := apidb.LockQuota(ctx, tx, projectID); err != nil {
+		return 0, err
+	}
+	project, user, err := a.limitsFor(ctx, tx, projectID, userID)
+	if err != nil {
+		return 0, err
+	}
+	n := max
+	for _, lim := range []struct {
+		l    quota.Limits
+		user string
+	}{{project, ""}, {user, userID}} {
+		if lim.l == nil || allUnlimited(lim.l, quota.Instances, quota.Cores, quota.RAM) {
+			continue
+		}
+		usage, err := apidb.Usage(ctx, tx, projectID, lim.user)
+		if err != nil {
+			return 0, err
+		}
+		if n, err = quota.Fit(lim.l, usage, int64(f.VCPUs), f.RAMMB, min, n); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// checkResize checks the increase of a resize's new flavor over the old
+// against the project's (and user's) cores and RAM, and records the new
+// flavor, which the instance counts from now on.
+func (a *API) checkResize(ctx context.Context, tx *db.Tx, in *apidb.Instance, to wire.Flavor) error {
+	if err := apidb.LockQuota(ctx, tx, in.ProjectID); err != nil {
+		return err
+	}
+	deltas := quota.Limits{}
+	if d := int64(to.VCPUs - in.Flavor.VCPUs); d > 0 {
+		deltas[quota.Cores] = d
+	}
+	if d := to.RAMMB - in.Flavor.RAMMB; d > 0 {
+		deltas[quota.RAM] = d
+	}
+	if len(deltas) > 0 {
+		project, user, err := a.limitsFor(ctx, tx, in.ProjectID, in.UserID)
+		if err != nil {
+			return err
+		}
+		for _, lim := range []struct {
+			l    quota.Limits
+			user string
+		}{{project, ""}, {user, in.UserID}} {
+			if lim.l == nil {
+				continue
+			}
+			usage, err := apidb.Usage(ctx, tx, in.ProjectID, lim.user)
+			if err != nil {
+				return err
+			}
+			if err := quota.Check(lim.l, usage, deltas, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return apidb.SetResizeFlavor(ctx, tx, in.UUID, to)
+}
+
+// checkMetadataItems checks a server's number of metadata items.
+func (a *API) checkMetadataItems(ctx context.Context, q db.Querier, projectID, userID string, n int) error {
+	project, user, err := a.limitsFor(ctx, q, projectID, userID)
+	if err != nil {
+		return err
+	}
+	for _, l := range []quota.Limits{project, user} {
+		if l != nil && quota.Over(l[quota.MetadataItems], 0, int64(n)) {
+			return quota.MetadataError(l[quota.MetadataItems])
+		}
+	}
+	return nil
+}
+
+// checkKeyPairs checks that a user may have one more key pair.
+func (a *API) checkKeyPairs(ctx context.Context, tx *db.Tx, projectID, userID string) error {
+	// Key pairs are the user's, in every project: lock on the user.
+	if err := apidb.LockQuota(ctx, tx, "user:"+userID); err != nil {
+		return err
+	}
+	project, user, err := a.limitsFor(ctx, tx, projectID, userID)
+	if err != nil {
+		return err
+	}
+	n, err := apidb.CountKeyPairs(ctx, tx, userID)
+	if err != nil {
+		return err
+	}
+	for _, l := range []quota.Limits{project, user} {
+		if l != nil && quota.Over(l[quota.KeyPairs], n, 1) {
+			return quota.ErrKeyPairs
+		}
+	}
+	return nil
+}
+
+// checkServerGroups checks that a project (and user) may have one more
+// server group.
+func (a *API) checkServerGroups(ctx context.Context, tx *db.Tx, projectID, userID string) error {
+	if err := apidb.LockQuota(ctx, tx, projectID); err != nil {
+		return err
+	}
+	project, user, err := a.limitsFor(ctx, tx, projectID, userID)
+	if err != nil {
+		return err
+	}
+	for _, lim := range []struct {
+		l    quota.Limits
+		user string
+	}{{project, ""}, {user, userID}} {
+		if lim.l == nil {
+			continue
+		}
+		usage, err := apidb.Usage(ctx, tx, projectID, lim.user)
+		if err != nil {
+			return err
+		}
+		if quota.Over(lim.l[quota.ServerGroups], usage[quota.ServerGroups], 1) {
+			return quota.ErrServerGroups
+		}
+	}
+	return nil
+}
+
+// checkGroupMembers checks that n more of the user's servers fit in a
+// server group. The caller holds the project's quota lock.
+func (a *API) checkGroupMembers(ctx context.Context, tx *db.Tx, group, projectID, userID string, n int) error {
+	project, user, err := a.limitsFor(ctx, tx, projectID, userID)
+	if err != nil {
+		return err
+	}
+	have, err := apidb.CountGroupMembers(ctx, tx, group, userID)
+	if err != nil {
+		return err
+	}
+	for _, l := range []quota.Limits{project, user} {
+		if l != nil && quota.Over(l[quota.ServerGroupMembers], have, int64(n)) {
+			return quota.ErrGroupMembers
+		}
+	}
+	return nil
+}
+
+// quotaError maps a quota refusal to Nova's 403, or reports false.
+func quotaError(err error) (*httpError, bool) {
+	var ee *quota.ExceededError
+	var le *quota.LimitError
+	switch {
+	case errors.As(err, &ee):
+		return &httpError{http.StatusForbidden, ee.Error()}, true
+	case errors.As(err, &le):
+		return &httpError{http.StatusForbidden, le.Error()}, true
+	}
+	return nil, false
+}
