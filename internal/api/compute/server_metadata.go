@@ -13,7 +13,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
-
 // metadataKeyPattern is the key pattern of Nova's parameter_types.metadata.
 const metadataKeyPattern = `^[a-zA-Z0-9-_:. ]{1,255}$`
 

@@ -336,11 +336,11 @@ type createRequest struct {
 	metadata                                                    map[string]string
 	count                                                       int
 	// minCount is the fewest instances the request accepts (min_count).
-	minCount int
-	returnReservation                                           bool
-	hints                                                       map[string][]string
-	networks                                                    []requestedNetwork
-	noNetwork                                                   bool
+	minCount          int
+	returnReservation bool
+	hints             map[string][]string
+	networks          []requestedNetwork
+	noNetwork         bool
 	// description is the server's description (2.19; before, Nova stores
 	// the name); tags are given from 2.52.
 	description *string
