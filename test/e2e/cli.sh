@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test with the openstack CLI (python3-openstackclient) against
-# `cellcloud up`: the tools people already use, unchanged. Until Identity v3
-# exists (a later release) the CLI runs with auth type "none" and an
-# endpoint override per service, through a clouds.yaml.
+# `cellcloud up`: the tools people already use, unchanged. The CLI signs in
+# with the openrc files `cellcloud up` writes (Identity v3, password auth,
+# the service catalog), as against any OpenStack cloud.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,17 +26,14 @@ for _ in $(seq 1 100); do
 done
 curl -sf "http://127.0.0.1:$port/v2.1" >/dev/null || { echo "cli.sh: cellcloud up did not start"; cat "$work/up.err"; exit 1; }
 
-cat >"$work/clouds.yaml" <<YAML
-clouds:
-  cellcloud:
-    auth_type: none
-    auth:
-      endpoint: http://127.0.0.1:$port/v2.1
-    compute_endpoint_override: http://127.0.0.1:$port/v2.1
-    image_endpoint_override: http://127.0.0.1:$port/image
-    network_endpoint_override: http://127.0.0.1:$port/networking
-YAML
-export OS_CLIENT_CONFIG_FILE="$work/clouds.yaml" OS_CLOUD=cellcloud
+[ -f "$work/data/openrc-demo" ] && [ -f "$work/data/openrc-admin" ] || { echo "cli.sh: cellcloud up wrote no openrc files"; cat "$work/up.out"; exit 1; }
+[ "$(stat -c %a "$work/data/openrc-demo")" = 600 ] || { echo "cli.sh: openrc-demo is not mode 0600"; exit 1; }
+grep -qF "$work/data/openrc-demo" "$work/up.out" || { echo "cli.sh: cellcloud up did not print the openrc path"; cat "$work/up.out"; exit 1; }
+unset OS_CLOUD OS_CLIENT_CONFIG_FILE
+as() { # as USER: the environment of that user's openrc
+  # shellcheck disable=SC1090
+  source "$work/data/openrc-$1"
+}
 
 fail() { echo "cli.sh: FAIL: $*"; echo "---- cellcloud log ----"; tail -30 "$work/up.err"; exit 1; }
 os() { timeout 120 openstack "$@"; }
@@ -48,6 +45,31 @@ expect() { # expect WANT CMD...: the command's output must contain WANT
   echo "ok   openstack $*"
 }
 
+as admin
+expect "project_id" token issue
+expect compute catalog list
+expect demo project list
+expect alice-project project create alice-project
+expect alice user create --password secret-alice --project alice-project alice
+os role add --project alice-project --user alice member || fail "role add"
+echo "ok   openstack role add --project alice-project --user alice member"
+expect alice role assignment list --project alice-project --names
+expect '"instances": 10' quota show -f json demo
+os quota set --instances 3 demo || fail "quota set"
+expect '"instances": 3' quota show -f json demo
+os quota set --instances -5 demo >/dev/null 2>&1 && fail "a negative quota was accepted"
+echo "ok   openstack quota set --instances -5 (refused)"
+expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --wait admin-vm
+
+as demo
+expect "project_id" token issue
+out=$(os project create nope 2>&1) && fail "demo created a project: $out"
+echo "ok   openstack project create as demo (refused)"
+out=$(os server show admin-vm 2>&1) && fail "demo saw the admin's server: $out"
+echo "ok   openstack server show admin-vm as demo (not found)"
+out=$(os server list -f value) || fail "server list"
+[ -z "$out" ] || fail "demo lists servers it does not own: $out"
+expect '"instances": 3' quota show -f json
 expect m1.tiny flavor list
 expect cirros-0.6.2-x86_64-disk image list
 expect private network list
@@ -73,8 +95,20 @@ expect resize server event list vm1
 out=$(os server show no-such-server 2>&1) && fail "showing a missing server succeeded: $out"
 grep -qF "No server with a name or ID" <<<"$out" || fail "missing server: $out"
 echo "ok   openstack server show no-such-server (refused)"
-os server delete --wait vm1 || fail "server delete"
+# The quota of 3 instances holds: 3 of a multi-create of 5 are built
+# (Nova builds as many as fit when min_count does), a 4th is refused.
+expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --min 1 --max 5 --wait q
+[ "$(os server list -f value -c Name | wc -l)" = 3 ] || fail "after a multi-create with a quota of 3: $(os server list -f value -c Name)"
+echo "ok   multi-create built 3 with a quota of 3"
+out=$(os server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private over 2>&1) && fail "a 4th server was accepted: $out"
+grep -qF "Quota exceeded for instances" <<<"$out" || fail "over quota: $out"
+echo "ok   openstack server create over quota (refused: Quota exceeded)"
+for n in vm1 $(os server list -f value -c Name | grep -v '^vm1$'); do os server delete --wait "$n" || fail "server delete $n"; done
 out=$(os server list -f value) || fail "server list"
 [ -z "$out" ] || fail "servers left after delete: $out"
-echo "ok   server deleted"
+echo "ok   servers deleted"
+as admin
+os token revoke "$(os token issue -f value -c id)" || fail "token revoke"
+echo "ok   openstack token revoke"
+os server delete --wait admin-vm || fail "server delete admin-vm"
 echo "cli.sh: PASS"

@@ -79,6 +79,9 @@ func (a *API) routes() {
 	a.mux.HandleFunc("PUT /v2.0/subnets/{id}", a.auth(a.updateSubnet))
 	a.mux.HandleFunc("DELETE /v2.0/subnets/{id}", a.auth(a.deleteSubnet))
 
+	a.mux.HandleFunc("GET /v2.0/quotas/{project}", a.auth(a.showQuota))
+	a.mux.HandleFunc("GET /v2.0/quotas/{project}/details", a.auth(a.showQuota))
+
 	a.mux.HandleFunc("GET /v2.0/ports", a.auth(a.listPorts))
 	a.mux.HandleFunc("POST /v2.0/ports", a.auth(a.createPort))
 	a.mux.HandleFunc("GET /v2.0/ports/{id}", a.auth(a.showPort))
