@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
@@ -74,9 +75,11 @@ func parseCreateTags(raw json.RawMessage) ([]string, error) {
 	return checkServerTags(v)
 }
 
-// tagsServer finds the server of a tags request as Nova's server_tags does:
-// by its instance mapping (404), then the policy on its project (403, not
-// 404, for another project's server), then the instance (404 if deleted).
+// tagsServer finds the server of a tags request: by its instance mapping
+// (404), then its project, then the policy on its project, then the
+// instance (404 if deleted). Nova answers 403 for another project's
+// server here; cellcloud answers 404, as on every other route, so that a
+// server's existence does not leak across projects.
 func (a *API) tagsServer(r *http.Request, rule string) (*apidb.Instance, error) {
 	if !atLeast(r, 26) {
 		return nil, notFound("The resource could not be found.")
@@ -91,7 +94,10 @@ func (a *API) tagsServer(r *http.Request, rule string) (*apidb.Instance, error) 
 		return nil, err
 	}
 	if !c.Admin && in.ProjectID != c.ProjectID {
-		return nil, forbidden("os_compute_api:os-server-tags:" + rule)
+		return nil, notFound("Instance %s could not be found.", id)
+	}
+	if err := a.authorize(r.Context(), "os_compute_api:os-server-tags:"+rule, policy.Target{"project_id": in.ProjectID}); err != nil {
+		return nil, err
 	}
 	if in.Deleted {
 		return nil, notFound("Instance %s could not be found.", id)
