@@ -12,8 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
-	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
