@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/config"
@@ -30,6 +31,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Like keystone-manage bootstrap --bootstrap-password: the admin user
+	// of a local identity, from the environment rather than a file.
+	cfg.API.AdminPassword = os.Getenv("CELLCLOUD_ADMIN_PASSWORD")
 	n, err := node.New(cfg, log)
 	if err != nil {
 		return err

@@ -105,6 +105,10 @@ type API struct {
 	PolicyFile string `json:"policy_file,omitempty"`
 	// Region names the region in the service catalog (default RegionOne).
 	Region string `json:"region,omitempty"`
+	// AdminPassword, when set, makes sure the local identity has the user
+	// admin (role admin on project admin) with this password. It is never
+	// read from the file (serve takes it from CELLCLOUD_ADMIN_PASSWORD).
+	AdminPassword string `json:"-"`
 	// Quota is the default quota of every project (nova.conf [quota]);
 	// zero fields take Nova's defaults, -1 is unlimited.
 	Quota quota.Defaults `json:"quota"`

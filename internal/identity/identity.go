@@ -151,11 +151,16 @@ var (
 	// ErrUnauthorized is a failed authentication: a wrong password, an
 	// unknown user, a disabled user or project. Its message never says
 	// which, as Keystone's does not.
-	ErrUnauthorized = errors.New("The request you have made requires authentication.")
+	ErrUnauthorized error = message("The request you have made requires authentication.")
 	// ErrTokenNotFound is a token that does not exist, has expired or was
 	// revoked.
 	ErrTokenNotFound = errors.New("token not found")
 )
+
+// message is an error whose text is an API message, shown to clients as is.
+type message string
+
+func (m message) Error() string { return string(m) }
 
 // NotFoundError names what could not be found.
 type NotFoundError struct {

@@ -52,7 +52,11 @@ func (n *Node) authenticator(ctx context.Context) (authn.Authenticator, error) {
 		if err != nil {
 			return nil, fmt.Errorf("identity: %w", err)
 		}
-		if err := st.Bootstrap(ctx); err != nil {
+		var accts []identity.Account
+		if a.AdminPassword != "" {
+			accts = append(accts, identity.Account{User: "admin", Password: a.AdminPassword, Project: "admin", Role: identity.RoleAdmin})
+		}
+		if err := st.Bootstrap(ctx, accts...); err != nil {
 			return nil, err
 		}
 		n.Identity = st

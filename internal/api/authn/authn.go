@@ -8,7 +8,6 @@ package authn
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -23,8 +22,13 @@ const (
 	ModeNoAuth   = "noauth"
 )
 
+// message is an error whose text is an API message, shown to clients as is.
+type message string
+
+func (m message) Error() string { return string(m) }
+
 // ErrUnauthorized is a missing, unknown, expired or revoked token.
-var ErrUnauthorized = errors.New("The request you have made requires authentication.")
+var ErrUnauthorized error = message("The request you have made requires authentication.")
 
 // Principal is who is calling, as a validated token says.
 type Principal struct {
