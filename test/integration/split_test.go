@@ -25,8 +25,9 @@ func TestCellSplitAcrossProcesses(t *testing.T) {
 	cfgs := map[string]map[string]any{
 		"api": {"cell": "api", "data_dir": filepath.Join(dir, "api"),
 			"broker": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", apiBroker)},
-			"api":    map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", apiPort), "auth": "noauth"},
-			"cells":  map[string]any{"refresh_interval": "300ms"}},
+			"api": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", apiPort), "auth": "noauth",
+				"quota": map[string]any{"instances": -1, "cores": -1, "ram": -1}},
+			"cells": map[string]any{"refresh_interval": "300ms"}},
 		"cell1-control": {"cell": "api!cell1", "data_dir": cellDir, "roles": []string{"cells", "scheduler", "network"},
 			"broker": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", cellBroker)},
 			"cells":  map[string]any{"report_interval": "300ms", "refresh_interval": "300ms"}},

@@ -65,7 +65,8 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 			}
 		}
 		if s.parent == "" {
-			cfg["api"] = map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", apiPort), "auth": "noauth"}
+			cfg["api"] = map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", apiPort), "auth": "noauth",
+				"quota": map[string]any{"instances": -1, "cores": -1, "ram": -1}}
 		} else {
 			cfg["compute"] = map[string]any{"hosts": s.hosts,
 				"host": map[string]any{"vcpus": 4, "ram_mb": 2048, "disk_gb": 100, "cpu_allocation_ratio": 4, "ram_allocation_ratio": 1}}
