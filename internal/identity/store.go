@@ -69,6 +69,16 @@ func checkName(kind, name string, max int) error {
 	return nil
 }
 
+// getOne reads one row with scan; no row is a NotFoundError naming kind
+// and key.
+func getOne[T any](ctx context.Context, s *Store, scan func(db.Scanner) (T, error), kind, key, query string, args ...any) (T, error) {
+	v, err := scan(s.db.QueryRow(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, &NotFoundError{kind, key}
+	}
+	return v, err
+}
+
 // ---- domains ----
 
 const domainCols = `id, name, description, enabled`
@@ -90,20 +100,12 @@ func (s *Store) EnsureDomain(ctx context.Context, d Domain) error {
 
 // GetDomain reads a domain by id.
 func (s *Store) GetDomain(ctx context.Context, id string) (Domain, error) {
-	d, err := scanDomain(s.db.QueryRow(ctx, `SELECT `+domainCols+` FROM id_domains WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return d, &NotFoundError{"domain", id}
-	}
-	return d, err
+	return getOne(ctx, s, scanDomain, "domain", id, `SELECT `+domainCols+` FROM id_domains WHERE id = ?`, id)
 }
 
 // DomainByName reads a domain by name.
 func (s *Store) DomainByName(ctx context.Context, name string) (Domain, error) {
-	d, err := scanDomain(s.db.QueryRow(ctx, `SELECT `+domainCols+` FROM id_domains WHERE name = ?`, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return d, &NotFoundError{"domain", name}
-	}
-	return d, err
+	return getOne(ctx, s, scanDomain, "domain", name, `SELECT `+domainCols+` FROM id_domains WHERE name = ?`, name)
 }
 
 // ListDomains lists domains, optionally by name.
@@ -154,20 +156,12 @@ func (s *Store) CreateProject(ctx context.Context, p *Project) error {
 
 // GetProject reads a project by id.
 func (s *Store) GetProject(ctx context.Context, id string) (Project, error) {
-	p, err := scanProject(s.db.QueryRow(ctx, `SELECT `+projectCols+` FROM id_projects WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return p, &NotFoundError{"project", id}
-	}
-	return p, err
+	return getOne(ctx, s, scanProject, "project", id, `SELECT `+projectCols+` FROM id_projects WHERE id = ?`, id)
 }
 
 // ProjectByName reads a project by name in a domain.
 func (s *Store) ProjectByName(ctx context.Context, domainID, name string) (Project, error) {
-	p, err := scanProject(s.db.QueryRow(ctx, `SELECT `+projectCols+` FROM id_projects WHERE domain_id = ? AND name = ?`, domainID, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return p, &NotFoundError{"project", name}
-	}
-	return p, err
+	return getOne(ctx, s, scanProject, "project", name, `SELECT `+projectCols+` FROM id_projects WHERE domain_id = ? AND name = ?`, domainID, name)
 }
 
 // ProjectFilter narrows ListProjects; zero fields match everything.
@@ -312,20 +306,12 @@ func (s *Store) CreateUser(ctx context.Context, u *User, password string) error 
 
 // GetUser reads a user by id.
 func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
-	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userCols+` FROM id_users WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, &NotFoundError{"user", id}
-	}
-	return u, err
+	return getOne(ctx, s, scanUser, "user", id, `SELECT `+userCols+` FROM id_users WHERE id = ?`, id)
 }
 
 // UserByName reads a user by name in a domain.
 func (s *Store) UserByName(ctx context.Context, domainID, name string) (User, error) {
-	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userCols+` FROM id_users WHERE domain_id = ? AND name = ?`, domainID, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, &NotFoundError{"user", name}
-	}
-	return u, err
+	return getOne(ctx, s, scanUser, "user", name, `SELECT `+userCols+` FROM id_users WHERE domain_id = ? AND name = ?`, domainID, name)
 }
 
 // UserFilter narrows ListUsers.
@@ -469,20 +455,12 @@ func (s *Store) CreateRole(ctx context.Context, r *Role) error {
 
 // GetRole reads a role by id.
 func (s *Store) GetRole(ctx context.Context, id string) (Role, error) {
-	r, err := scanRole(s.db.QueryRow(ctx, `SELECT `+roleCols+` FROM id_roles WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, &NotFoundError{"role", id}
-	}
-	return r, err
+	return getOne(ctx, s, scanRole, "role", id, `SELECT `+roleCols+` FROM id_roles WHERE id = ?`, id)
 }
 
 // RoleByName reads a role by name.
 func (s *Store) RoleByName(ctx context.Context, name string) (Role, error) {
-	r, err := scanRole(s.db.QueryRow(ctx, `SELECT `+roleCols+` FROM id_roles WHERE name = ?`, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, &NotFoundError{"role", name}
-	}
-	return r, err
+	return getOne(ctx, s, scanRole, "role", name, `SELECT `+roleCols+` FROM id_roles WHERE name = ?`, name)
 }
 
 // ListRoles lists roles, optionally by name.
@@ -499,17 +477,11 @@ func (s *Store) ListRoles(ctx context.Context, name string) ([]Role, error) {
 // DeleteRole deletes a role, its assignments and implications.
 func (s *Store) DeleteRole(ctx context.Context, id string) error {
 	return s.db.InTx(ctx, func(tx *db.Tx) error {
-		for _, q := range []string{
-			`DELETE FROM id_assignments WHERE role_id = ?`,
-			`DELETE FROM id_implied_roles WHERE prior_role_id = ? OR implied_role_id = ?`,
-		} {
-			args := []any{id}
-			if strings.Count(q, "?") == 2 {
-				args = append(args, id)
-			}
-			if _, err := tx.Exec(ctx, q, args...); err != nil {
-				return err
-			}
+		if _, err := tx.Exec(ctx, `DELETE FROM id_assignments WHERE role_id = ?`, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM id_implied_roles WHERE prior_role_id = ? OR implied_role_id = ?`, id, id); err != nil {
+			return err
 		}
 		res, err := tx.Exec(ctx, `DELETE FROM id_roles WHERE id = ?`, id)
 		if err != nil {
