@@ -20,11 +20,15 @@ trap cleanup EXIT
 go build -o "$work/cellcloud" ./cmd/cellcloud
 "$work/cellcloud" up --data-dir "$work/data" --api-port "$port" --listen 127.0.0.1 --log-level warn >"$work/up.out" 2>"$work/up.err" &
 pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$port/v2.1" >/dev/null && break
+# Ready means up has printed its summary (after the APIs answer and the
+# openrc files are written), not merely that the API port answers.
+for _ in $(seq 1 300); do
+  grep -qF "Press Ctrl-C to stop." "$work/up.out" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || break
   sleep 0.2
 done
-curl -sf "http://127.0.0.1:$port/v2.1" >/dev/null || { echo "cli.sh: cellcloud up did not start"; cat "$work/up.err"; exit 1; }
+grep -qF "Press Ctrl-C to stop." "$work/up.out" || { echo "cli.sh: cellcloud up did not start"; cat "$work/up.out" "$work/up.err"; exit 1; }
+curl -sf "http://127.0.0.1:$port/v2.1" >/dev/null || { echo "cli.sh: the Compute API does not answer"; cat "$work/up.err"; exit 1; }
 
 [ -f "$work/data/openrc-demo" ] && [ -f "$work/data/openrc-admin" ] || { echo "cli.sh: cellcloud up wrote no openrc files"; cat "$work/up.out"; exit 1; }
 [ "$(stat -c %a "$work/data/openrc-demo")" = 600 ] || { echo "cli.sh: openrc-demo is not mode 0600"; exit 1; }
