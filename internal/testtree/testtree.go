@@ -40,6 +40,10 @@ type Options struct {
 	// Auth is the API's authentication mode; the default is noauth, which
 	// the helpers here speak (tokens "user:project").
 	Auth string
+	// KeystoneURL is the Keystone v3 endpoint of auth mode keystone.
+	KeystoneURL string
+	// TokenCacheTTL is how long the API remembers a validated token.
+	TokenCacheTTL time.Duration
 	// Quota is the default quota. The zero value leaves instances, cores
 	// and RAM unlimited (tests build more than Nova's 10 instances) and
 	// takes Nova's defaults for the rest; set it to test quotas.
@@ -80,7 +84,7 @@ func Start(t testing.TB, o Options) *Tree {
 	tr, err := up.Start(ctx, up.Options{
 		DataDir: t.TempDir(), Cells: o.Cells, HostsPerCell: o.HostsPerCell, Listen: "127.0.0.1:0",
 		Host: o.Host, ReportInterval: o.ReportInterval, SpawnLatency: o.SpawnLatency,
-		Auth: o.Auth, Quota: o.Quota, PolicyFile: o.PolicyFile,
+		Auth: o.Auth, KeystoneURL: o.KeystoneURL, TokenCacheTTL: o.TokenCacheTTL, Quota: o.Quota, PolicyFile: o.PolicyFile,
 	}, log)
 	if err != nil {
 		t.Fatalf("start tree: %v", err)

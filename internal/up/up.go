@@ -37,6 +37,9 @@ type Options struct {
 	Auth string
 	// KeystoneURL is the external Keystone of auth mode keystone.
 	KeystoneURL string
+	// TokenCacheTTL is how long a validated token is remembered (zero: the
+	// mode's default).
+	TokenCacheTTL time.Duration
 	// AdminPassword and DemoPassword are the bootstrap users' passwords in
 	// auth mode local; empty keeps the password of an existing user (from
 	// its openrc file) or generates one.
@@ -89,7 +92,8 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		}
 	}()
 	apiCfg := &config.Config{Cell: Root, DataDir: filepath.Join(o.DataDir, Root), Broker: config.Broker{Listen: "127.0.0.1:0"},
-		API: config.API{Listen: o.Listen, Auth: o.Auth, KeystoneURL: o.KeystoneURL, PolicyFile: o.PolicyFile, Quota: o.Quota}}
+		API: config.API{Listen: o.Listen, Auth: o.Auth, KeystoneURL: o.KeystoneURL,
+			TokenCacheTTL: config.Duration(o.TokenCacheTTL), PolicyFile: o.PolicyFile, Quota: o.Quota}}
 	apiCfg.Cells.ReportInterval = config.Duration(o.ReportInterval)
 	if t.API, err = node.New(apiCfg, log); err != nil {
 		return nil, err
