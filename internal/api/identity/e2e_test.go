@@ -168,6 +168,27 @@ func TestIdentityPolicyAndIsolation(t *testing.T) {
 		!strings.Contains(string(r.Body), "os_compute_api:servers:stop") {
 		t.Errorf("reader stop: %d %s, want 403 naming the rule", r.Status, r.Body)
 	}
+	// Every read route answers the reader; every write route is 403 and
+	// changes nothing.
+	for _, path := range []string{"/v2.1/servers/" + id, "/v2.1/servers/" + id + "/ips", "/v2.1/servers/" + id + "/ips/private",
+		"/v2.1/servers/" + id + "/metadata", "/v2.1/servers/" + id + "/tags", "/v2.1/servers/" + id + "/os-instance-actions",
+		"/v2.1/servers", "/v2.1/servers/detail", "/v2.1/limits", "/v2.1/flavors/detail", "/v2.1/os-server-groups"} {
+		if r := tr.Do(t, "GET", path, rita.Token(), nil, "X-OpenStack-Nova-API-Version", "2.60"); r.Status != http.StatusOK {
+			t.Errorf("GET %s as a reader: %d %s, want 200", path, r.Status, r.Body)
+		}
+	}
+	for _, rt := range routes {
+		if rt.method == "GET" {
+			continue
+		}
+		r := tr.Do(t, rt.method, rt.path, rita.Token(), rt.body, "X-OpenStack-Nova-API-Version", "2.60")
+		if r.Status != http.StatusForbidden {
+			t.Errorf("%s %s %v as a reader: %d %s, want 403", rt.method, rt.path, rt.body, r.Status, r.Body)
+		}
+	}
+	if got, err := servers.Get(ctx, computeOf(t, demo), id).Extract(); err != nil || got.Status != "ACTIVE" || got.Name != "mine" {
+		t.Errorf("after the reader's refused writes: %v %v", got, err)
+	}
 	if _, err := servers.Create(ctx, computeOf(t, rita), servers.CreateOpts{Name: "r", FlavorRef: "1", ImageRef: image.CirrosID}, nil).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
 		t.Errorf("reader create: %v, want 403", err)
 	}
