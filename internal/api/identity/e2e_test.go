@@ -148,6 +148,39 @@ func TestIdentityPolicyAndIsolation(t *testing.T) {
 			t.Errorf("%s %s %v as another project's member: %d %s, want 404", rt.method, rt.path, rt.body, r.Status, r.Body)
 		}
 	}
+	// The project's other resources: its server group, its user's key
+	// pair, its private image; another project's quota set; and a token
+	// used on a URL that names another project.
+	dtok := demo.Token()
+	sg := tr.Do(t, "POST", "/v2.1/os-server-groups", dtok, map[string]any{"server_group": map[string]any{"name": "g", "policies": []string{"anti-affinity"}}})
+	kp := tr.Do(t, "POST", "/v2.1/os-keypairs", dtok, map[string]any{"keypair": map[string]any{"name": "demo-key"}})
+	img := tr.Do(t, "POST", "/image/v2/images", dtok, map[string]any{"name": "demo-private", "visibility": "private", "disk_format": "raw", "container_format": "bare"})
+	if sg.Status != http.StatusOK || kp.Status != http.StatusOK || img.Status != http.StatusCreated {
+		t.Fatalf("demo's group, key pair, image: %d %s; %d %s; %d %s", sg.Status, sg.Body, kp.Status, kp.Body, img.Status, img.Body)
+	}
+	sgID := sg.Map(t)["server_group"].(map[string]any)["id"].(string)
+	imgID := img.Map(t)["id"].(string)
+	for _, rt := range []struct{ method, path string }{
+		{"GET", "/v2.1/os-server-groups/" + sgID}, {"DELETE", "/v2.1/os-server-groups/" + sgID},
+		{"GET", "/v2.1/os-keypairs/demo-key"}, {"DELETE", "/v2.1/os-keypairs/demo-key"},
+		{"GET", "/image/v2/images/" + imgID}, {"DELETE", "/image/v2/images/" + imgID},
+	} {
+		if r := tr.Do(t, rt.method, rt.path, tok, nil); r.Status != http.StatusNotFound {
+			t.Errorf("%s %s as another project's member: %d %s, want 404", rt.method, rt.path, r.Status, r.Body)
+		}
+	}
+	if r := tr.Do(t, "GET", "/v2.1/os-quota-sets/"+dps[0].ID, tok, nil); r.Status != http.StatusForbidden {
+		t.Errorf("another project's quota set: %d %s, want 403", r.Status, r.Body)
+	}
+	if r := tr.Do(t, "GET", "/v2.1/"+dps[0].ID+"/servers", tok, nil); r.Status != http.StatusBadRequest ||
+		!strings.Contains(string(r.Body), "doesn't match Context's project_id") {
+		t.Errorf("a token on another project's URL: %d %s, want 400", r.Status, r.Body)
+	}
+	for _, path := range []string{"/v2.1/os-server-groups/" + sgID, "/v2.1/os-keypairs/demo-key", "/image/v2/images/" + imgID} {
+		if r := tr.Do(t, "GET", path, dtok, nil); r.Status != http.StatusOK {
+			t.Errorf("GET %s by its owner after the other project's attempts: %d", path, r.Status)
+		}
+	}
 	list, err := servers.List(computeOf(t, mallory), nil).AllPages(ctx)
 	if err != nil {
 		t.Fatal(err)
