@@ -105,3 +105,16 @@ func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInsta
 	}
 	return nil
 }
+
+// HostMappings is the cast handler of host_mappings: where each service
+// and compute node of a cell is, so the API routes to it alone.
+func (h *Handlers) HostMappings(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var m wire.HostMappings
+	if err := json.Unmarshal(env.Payload, &m); err != nil {
+		return wire.Errorf(wire.CodeBadMessage, "host_mappings: %v", err)
+	}
+	if m.Cell != env.Sender {
+		return wire.Errorf(wire.CodeBadMessage, "host_mappings of cell %q sent by %q", m.Cell, env.Sender)
+	}
+	return apidb.ApplyHostMappings(ctx, tx, m, h.Now())
+}

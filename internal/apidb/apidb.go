@@ -157,6 +157,16 @@ CREATE TABLE quota_locks (
 	project_id TEXT PRIMARY KEY,
 	checks {{bigint}} NOT NULL DEFAULT 0
 )`},
+	{Version: 7, Name: "host mappings", SQL: `
+CREATE TABLE host_mappings (
+	uuid TEXT PRIMARY KEY,
+	cell TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	host TEXT NOT NULL,
+	binary_name TEXT NOT NULL DEFAULT '',
+	updated_at {{bigint}} NOT NULL
+);
+CREATE INDEX host_mappings_host ON host_mappings (host, cell)`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.

@@ -125,6 +125,36 @@ CREATE TABLE migrations (
 	updated_at {{bigint}} NOT NULL
 );
 CREATE INDEX migrations_instance ON migrations (instance_uuid, status)`},
+	{Version: 3, Name: "services, hypervisor uuids, usage audit task log", SQL: `
+CREATE TABLE services (
+	id {{serial}},
+	uuid TEXT NOT NULL UNIQUE,
+	host TEXT NOT NULL,
+	binary_name TEXT NOT NULL,
+	topic TEXT NOT NULL,
+	disabled INTEGER NOT NULL DEFAULT 0,
+	disabled_reason TEXT NOT NULL DEFAULT '',
+	forced_down INTEGER NOT NULL DEFAULT 0,
+	heartbeat_at {{bigint}} NOT NULL DEFAULT 0,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL DEFAULT 0,
+	UNIQUE (host, binary_name)
+);
+ALTER TABLE compute_nodes ADD COLUMN uuid TEXT NOT NULL DEFAULT '';
+CREATE TABLE task_log (
+	id {{serial}},
+	task_name TEXT NOT NULL,
+	state TEXT NOT NULL,
+	host TEXT NOT NULL,
+	period_beginning {{bigint}} NOT NULL,
+	period_ending {{bigint}} NOT NULL,
+	message TEXT NOT NULL DEFAULT '',
+	task_items INTEGER NOT NULL DEFAULT 0,
+	errors INTEGER NOT NULL DEFAULT 0,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL,
+	UNIQUE (task_name, host, period_beginning, period_ending)
+)`},
 }
 
 // VM states, task states and power states, with Nova's values.

@@ -7,12 +7,17 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cellcloud/cellcloud/internal/capacity"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
 // Node is a compute node: one hypervisor host and its resource use.
 type Node struct {
+	// UUID is the node's id from microversion 2.53 (its id below that is
+	// its nova-compute service's).
+	UUID             string
 	Host             string
 	AvailabilityZone string
 	HypervisorType   string
@@ -41,20 +46,26 @@ var ErrClaimFailed = errors.New("host has not enough free resources for the clai
 // RegisterNode creates a compute node or updates its size, keeping its use.
 func RegisterNode(ctx context.Context, d *db.DB, n Node, now time.Time) error {
 	return d.InTx(ctx, func(tx *db.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE compute_nodes SET availability_zone = ?, hypervisor_type = ?, vcpus = ?, ram_mb = ?, disk_gb = ?,
-			cpu_ratio = ?, ram_ratio = ?, disk_ratio = ?, heartbeat_at = ? WHERE host = ?`,
-			n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), n.Host)
-		if err != nil {
-			return err
-		}
-		if k, _ := res.RowsAffected(); k == 1 {
-			return nil
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO compute_nodes (host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb,
-			cpu_ratio, ram_ratio, disk_ratio, heartbeat_at, created_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			n.Host, n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), db.Micros(now))
-		return err
+		return RegisterNodeTx(ctx, tx, n, now)
 	})
+}
+
+// RegisterNodeTx is RegisterNode inside tx. A new node gets a UUID (an
+// old one without gets one too).
+func RegisterNodeTx(ctx context.Context, tx *db.Tx, n Node, now time.Time) error {
+	res, err := tx.Exec(ctx, `UPDATE compute_nodes SET availability_zone = ?, hypervisor_type = ?, vcpus = ?, ram_mb = ?, disk_gb = ?,
+		cpu_ratio = ?, ram_ratio = ?, disk_ratio = ?, heartbeat_at = ?, uuid = CASE WHEN uuid = '' THEN ? ELSE uuid END WHERE host = ?`,
+		n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), uuid.NewString(), n.Host)
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k == 1 {
+		return nil
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO compute_nodes (uuid, host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb,
+		cpu_ratio, ram_ratio, disk_ratio, heartbeat_at, created_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		uuid.NewString(), n.Host, n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), db.Micros(now))
+	return err
 }
 
 // Heartbeat marks hosts as alive.
@@ -71,8 +82,12 @@ func Heartbeat(ctx context.Context, d *db.DB, hosts []string, now time.Time) err
 
 // ListNodes reads every compute node.
 func ListNodes(ctx context.Context, q Querier) ([]Node, error) {
-	rows, err := q.Query(ctx, `SELECT host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb, used_vcpus, used_ram_mb,
-		used_disk_gb, cpu_ratio, ram_ratio, disk_ratio, instances, heartbeat_at FROM compute_nodes ORDER BY host`)
+	return listNodes(ctx, q, "")
+}
+
+func listNodes(ctx context.Context, q Querier, where string, args ...any) ([]Node, error) {
+	rows, err := q.Query(ctx, `SELECT uuid, host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb, used_vcpus, used_ram_mb,
+		used_disk_gb, cpu_ratio, ram_ratio, disk_ratio, instances, heartbeat_at FROM compute_nodes `+where+` ORDER BY host`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("compute nodes: %w", err)
 	}
@@ -82,7 +97,7 @@ func ListNodes(ctx context.Context, q Querier) ([]Node, error) {
 		var n Node
 		var enabled int
 		var hb int64
-		if err := rows.Scan(&n.Host, &n.AvailabilityZone, &n.HypervisorType, &enabled, &n.VCPUs, &n.RAMMB, &n.DiskGB, &n.UsedVCPUs,
+		if err := rows.Scan(&n.UUID, &n.Host, &n.AvailabilityZone, &n.HypervisorType, &enabled, &n.VCPUs, &n.RAMMB, &n.DiskGB, &n.UsedVCPUs,
 			&n.UsedRAMMB, &n.UsedDiskGB, &n.CPURatio, &n.RAMRatio, &n.DiskRatio, &n.Instances, &hb); err != nil {
 			return nil, err
 		}

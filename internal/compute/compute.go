@@ -16,6 +16,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/celldb"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/hostops"
 	"github.com/cellcloud/cellcloud/internal/virt"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 	"github.com/cellcloud/cellcloud/internal/wire"
@@ -113,13 +114,8 @@ func New(cfg Config) (*Service, error) {
 
 // Start registers the hosts and starts the heartbeat.
 func (s *Service) Start(ctx context.Context) error {
-	now := s.cfg.Now()
-	for _, h := range s.cfg.Hosts {
-		n := celldb.Node{Host: h, AvailabilityZone: s.cfg.Spec.AvailabilityZone, HypervisorType: "fake", VCPUs: s.cfg.Spec.VCPUs,
-			RAMMB: s.cfg.Spec.RAMMB, DiskGB: s.cfg.Spec.DiskGB, CPURatio: s.cfg.Spec.CPURatio, RAMRatio: s.cfg.Spec.RAMRatio, DiskRatio: s.cfg.Spec.DiskRatio}
-		if err := celldb.RegisterNode(ctx, s.cfg.DB, n, now); err != nil {
-			return fmt.Errorf("compute: register host %s: %w", h, err)
-		}
+	if err := s.register(ctx); err != nil {
+		return err
 	}
 	if err := s.restore(ctx); err != nil {
 		return err
@@ -143,6 +139,38 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("compute started", "hosts", len(s.cfg.Hosts))
+	return nil
+}
+
+// register records each host as a compute node with its nova-compute
+// service, and sends their mappings to the API cell, a few hundred hosts
+// to a transaction.
+func (s *Service) register(ctx context.Context) error {
+	now := s.cfg.Now()
+	const chunk = 500
+	for i := 0; i < len(s.cfg.Hosts); i += chunk {
+		hosts := s.cfg.Hosts[i:min(i+chunk, len(s.cfg.Hosts))]
+		err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			for _, h := range hosts {
+				n := celldb.Node{Host: h, AvailabilityZone: s.cfg.Spec.AvailabilityZone, HypervisorType: "fake", VCPUs: s.cfg.Spec.VCPUs,
+					RAMMB: s.cfg.Spec.RAMMB, DiskGB: s.cfg.Spec.DiskGB, CPURatio: s.cfg.Spec.CPURatio, RAMRatio: s.cfg.Spec.RAMRatio, DiskRatio: s.cfg.Spec.DiskRatio}
+				if err := celldb.RegisterNodeTx(ctx, tx, n, now); err != nil {
+					return fmt.Errorf("compute: register host %s: %w", h, err)
+				}
+				if _, err := celldb.RegisterService(ctx, tx, h, celldb.BinaryCompute, now); err != nil {
+					return fmt.Errorf("compute: register host %s: %w", h, err)
+				}
+			}
+			maps, err := celldb.Mappings(ctx, tx, hosts)
+			if err != nil {
+				return err
+			}
+			return hostops.SendMappings(ctx, tx, s.cfg.Sender, s.cfg.Cell, "", maps, nil)
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -56,6 +56,15 @@ func (r *recorder) Send(_ context.Context, tx *db.Tx, to, method, requestID stri
 	return nil
 }
 
+// takeAll returns the messages sent so far and forgets them.
+func (r *recorder) takeAll() []message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.msgs
+	r.msgs = nil
+	return out
+}
+
 func (r *recorder) messages() []message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -98,6 +107,22 @@ func setup(t *testing.T, spec compute.HostSpec, drv fake.Config, hosts ...string
 	}
 	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
 	e.svc = svc
+	// Start told the API cell where each host's service and node are.
+	mapped := map[string]int{}
+	for _, m := range e.sent.takeAll() {
+		var hm wire.HostMappings
+		if m.Method != wire.MethodHostMappings || m.To != "api" || json.Unmarshal(m.Payload, &hm) != nil || hm.Cell != cell {
+			t.Fatalf("Start sent %s to %s: %s", m.Method, m.To, m.Payload)
+		}
+		for _, x := range hm.Set {
+			mapped[x.Host+" "+x.Kind]++
+		}
+	}
+	for _, h := range hosts {
+		if mapped[h+" service"] != 1 || mapped[h+" hypervisor"] != 1 {
+			t.Fatalf("host mappings sent at Start: %v", mapped)
+		}
+	}
 	return e
 }
 

@@ -68,6 +68,10 @@ type Config struct {
 	Roles []string `json:"roles,omitempty"`
 	// DataDir holds the SQLite file and the embedded broker's store.
 	DataDir string `json:"data_dir"`
+	// Host is the name of the machine the cell's controller services
+	// (nova-conductor, nova-scheduler, nova-network) run on, as
+	// os-services shows it (default: the machine's host name).
+	Host string `json:"host,omitempty"`
 	// Database is a PostgreSQL URL or a SQLite path; default
 	// DATA_DIR/cell.db.
 	Database string  `json:"database,omitempty"`
@@ -129,6 +133,9 @@ type Cells struct {
 	HealInterval     Duration `json:"heal_interval,omitempty"`
 	HealWindow       Duration `json:"heal_window,omitempty"`
 	MaxBuildAttempts int      `json:"max_build_attempts,omitempty"`
+	// ServiceDownTime is how long a service may go without a heartbeat
+	// and still be up (Nova's service_down_time; default 60s).
+	ServiceDownTime Duration `json:"service_down_time,omitempty"`
 }
 
 // Compute configures the compute role and its fake driver.
@@ -220,6 +227,19 @@ func (c *Config) Normalize() error {
 	}
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "cell.db")
+	}
+	if c.Host == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		c.Host = h
+	}
+	if c.Cells.ServiceDownTime < 0 {
+		return errors.New("cells.service_down_time must not be negative")
+	}
+	if c.Cells.ServiceDownTime == 0 {
+		c.Cells.ServiceDownTime = Duration(60 * time.Second)
 	}
 	if c.Broker.URL != "" && c.Broker.Listen != "" {
 		return errors.New("broker: give either url (external) or listen (embedded), not both")

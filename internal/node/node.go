@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/conductor"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/hostops"
 	"github.com/cellcloud/cellcloud/internal/hostsched"
 	"github.com/cellcloud/cellcloud/internal/identity"
 	"github.com/cellcloud/cellcloud/internal/instanceops"
@@ -61,6 +63,7 @@ type Node struct {
 	// Identity is the API cell's identity store (auth mode local).
 	Identity   *identity.Store
 	tokenCache *authn.Cache
+	registrar  *hostops.Registrar
 	httpSrv    *http.Server
 	apiAddr    string
 	subs       []*nats.Subscription
@@ -255,6 +258,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			}
 			n.Cells.HandleCast(wire.MethodInstanceUpdate, 1, 0, h.InstanceUpdate)
 			n.Cells.HandleCast(wire.MethodSnapshotDone, 1, 0, h.SnapshotDone)
+			n.Cells.HandleCast(wire.MethodHostMappings, 1, 0, h.HostMappings)
 		} else {
 			var cd *conductor.Conductor
 			ccfg.Capacity = func(ctx context.Context, q cells.Querier) (capacity.Report, error) {
@@ -282,9 +286,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.Cells.HandleCast(wire.MethodInstanceAction, 1, 0, n.Ops.HandleAction)
 			n.Cells.HandleCall(wire.MethodConsoleOutput, 1, 0, n.Ops.ConsoleOutput)
 			n.Cells.HandleCall(wire.MethodInstanceActions, 1, 0, n.Ops.InstanceActions)
+			hops, err := hostops.New(hostops.Config{Cell: cfg.Cell, DB: n.DB, Sender: n.Cells.Sender(), DownAfter: cfg.Cells.ServiceDownTime.D(), Logger: n.log})
+			if err != nil {
+				return err
+			}
+			n.Cells.HandleCall(wire.MethodHypervisors, 1, 0, hops.Hypervisors)
+			n.Cells.HandleCall(wire.MethodServices, 1, 0, hops.Services)
+			n.Cells.HandleCall(wire.MethodServiceUpdate, 1, 0, hops.UpdateService)
+			n.Cells.HandleCall(wire.MethodServiceDelete, 1, 0, hops.DeleteService)
 		}
 		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
-		sub, err := serveCellsCalls(rctx, n.nc, cfg.Cell, log, n.Cells)
+		sub, err := serveCellsCalls(rctx, n.nc, cfg.Cell, log, localCaller{n.Cells})
 		if err != nil {
 			return err
 		}
@@ -302,13 +314,37 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}
 
+	// The controller services this process runs in a compute cell, for
+	// os-services.
+	if !cfg.IsRoot() {
+		var bins []string
+		for role, bin := range map[string]string{config.RoleCells: celldb.BinaryConductor, config.RoleScheduler: celldb.BinaryScheduler,
+			config.RoleNetwork: celldb.BinaryNetwork} {
+			if cfg.Has(role) {
+				bins = append(bins, bin)
+			}
+		}
+		slices.Sort(bins)
+		if len(bins) > 0 {
+			reg, err := hostops.NewRegistrar(hostops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Logger: n.log}, cfg.Host, bins,
+				cfg.Cells.ReportInterval.D())
+			if err != nil {
+				return err
+			}
+			if err := reg.Start(ctx); err != nil {
+				return err
+			}
+			n.registrar = reg
+		}
+	}
+
 	if cfg.Has(config.RoleAPI) {
 		if err := apidb.SeedFlavors(ctx, n.DB); err != nil {
 			return err
 		}
 		var calls compute.CellCaller = remoteCaller{n.nc, cfg.Cell}
 		if n.Cells != nil {
-			calls = n.Cells
+			calls = localCaller{n.Cells}
 		}
 		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Logger: n.log,
 			Auth: auth, Policy: pol, Quota: cfg.API.Quota})
@@ -437,6 +473,9 @@ func (n *Node) Shutdown(ctx context.Context) {
 		}
 		if n.Compute != nil {
 			_ = n.Compute.Shutdown(ctx)
+		}
+		if n.registrar != nil {
+			n.registrar.Shutdown()
 		}
 		if n.cancel != nil {
 			n.cancel()

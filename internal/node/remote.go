@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/cells"
 	"github.com/cellcloud/cellcloud/internal/hostsched"
 	"github.com/cellcloud/cellcloud/internal/rpc"
 	"github.com/cellcloud/cellcloud/internal/wire"
@@ -300,10 +302,40 @@ type cellsCall struct {
 	Method    string          `json:"method"`
 	RequestID string          `json:"request_id,omitempty"`
 	Payload   json.RawMessage `json:"payload,omitempty"`
+	// Gather asks every cell below (Target is then empty).
+	Gather bool `json:"gather,omitempty"`
+}
+
+// gatherReply is the answer to a gathering cells call.
+type gatherReply struct {
+	Results []wire.Result `json:"results"`
+	Missing []string      `json:"missing,omitempty"`
 }
 
 type caller interface {
 	Call(ctx context.Context, target, method, requestID string, payload, out any) error
+	Gather(ctx context.Context, method, requestID string, payload any) ([]wire.Result, []string, error)
+}
+
+// localCaller is the cells service of this process, as the API uses it.
+type localCaller struct{ *cells.Service }
+
+// Gather asks every cell below this one.
+func (l localCaller) Gather(ctx context.Context, method, requestID string, payload any) ([]wire.Result, []string, error) {
+	return l.Service.Gather(ctx, wire.Down, cellpath.MaxDepth, method, requestID, payload)
+}
+
+// Gather asks every cell below through the cells service's process.
+func (r remoteCaller) Gather(ctx context.Context, method, requestID string, payload any) ([]wire.Result, []string, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	var out gatherReply
+	err = rpc.Call(ctx, r.nc, cellsCallSubject(r.cell), cellsCall{Method: method, RequestID: requestID, Payload: b, Gather: true}, &out)
+	return out.Results, out.Missing, err
 }
 
 type remoteCaller struct {
@@ -324,8 +356,15 @@ func (r remoteCaller) Call(ctx context.Context, target, method, requestID string
 func serveCellsCalls(ctx context.Context, nc *nats.Conn, cell string, log *slog.Logger, c caller) (*nats.Subscription, error) {
 	return rpc.Serve(ctx, nc, cellsCallSubject(cell), "cells", log, func(ctx context.Context, b json.RawMessage) (any, error) {
 		var req cellsCall
-		if err := json.Unmarshal(b, &req); err != nil || req.Target == "" || req.Method == "" {
-			return nil, wire.Errorf(wire.CodeBadMessage, "cells call needs a target and a method")
+		if err := json.Unmarshal(b, &req); err != nil || (req.Target == "") != req.Gather || req.Method == "" {
+			return nil, wire.Errorf(wire.CodeBadMessage, "cells call needs a method and a target (or gather)")
+		}
+		if req.Gather {
+			res, missing, err := c.Gather(ctx, req.Method, req.RequestID, req.Payload)
+			if err != nil {
+				return nil, err
+			}
+			return gatherReply{Results: res, Missing: missing}, nil
 		}
 		var out json.RawMessage
 		if err := c.Call(ctx, req.Target, req.Method, req.RequestID, req.Payload, &out); err != nil {

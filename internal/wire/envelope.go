@@ -170,6 +170,8 @@ const (
 	CodeConflict           Code = "conflict"
 	CodeGone               Code = "gone"
 	CodeInternal           Code = "internal"
+	// CodeInvalid is a request the cell refuses as invalid (an API's 400).
+	CodeInvalid Code = "invalid"
 )
 
 // Error is an error as it travels on the wire.
@@ -201,6 +203,7 @@ var (
 	ErrTimeout            = &Error{Code: CodeTimeout}
 	ErrConflict           = &Error{Code: CodeConflict}
 	ErrGone               = &Error{Code: CodeGone}
+	ErrInvalid            = &Error{Code: CodeInvalid}
 )
 
 // Errorf builds a wire error.

@@ -22,6 +22,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/quota"
+	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
 // Sender sends a durable message from the API cell inside a transaction.
@@ -32,6 +33,9 @@ type Sender interface {
 // CellCaller makes a call to a cell and waits for its answer.
 type CellCaller interface {
 	Call(ctx context.Context, target, method, requestID string, payload, out any) error
+	// Gather asks every cell below the API cell, and says which did not
+	// answer before the deadline.
+	Gather(ctx context.Context, method, requestID string, payload any) (results []wire.Result, missing []string, err error)
 }
 
 // Config configures the API.
@@ -101,6 +105,8 @@ func (a *API) routes() {
 	a.keypairAndFlavorRoutes()
 	a.serverGroupRoutes()
 	a.quotaRoutes()
+	a.hypervisorRoutes()
+	a.serviceRoutes()
 }
 
 // resources are the first path segments under /v2.1 that name a resource;

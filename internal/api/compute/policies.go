@@ -18,6 +18,16 @@ const (
 // (admin-only operator APIs, project members act on their project's
 // servers, readers only read). A policy file overrides any of them.
 var Rules = []policy.Rule{
+	{Name: "os_compute_api:os-hypervisors:list", Check: ruleAdmin},
+	{Name: "os_compute_api:os-hypervisors:list-detail", Check: ruleAdmin},
+	{Name: "os_compute_api:os-hypervisors:statistics", Check: ruleAdmin},
+	{Name: "os_compute_api:os-hypervisors:show", Check: ruleAdmin},
+	{Name: "os_compute_api:os-hypervisors:uptime", Check: ruleAdmin},
+	{Name: "os_compute_api:os-hypervisors:search", Check: ruleAdmin},
+	{Name: "os_compute_api:os-hypervisors:servers", Check: ruleAdmin},
+	{Name: "os_compute_api:os-services:list", Check: ruleAdmin},
+	{Name: "os_compute_api:os-services:update", Check: ruleAdmin},
+	{Name: "os_compute_api:os-services:delete", Check: ruleAdmin},
 	{Name: "os_compute_api:servers:index", Check: ruleReader},
 	{Name: "os_compute_api:servers:detail", Check: ruleReader},
 	{Name: "os_compute_api:servers:index:get_all_tenants", Check: ruleAdmin},

@@ -27,6 +27,10 @@ func (noCaller) Call(context.Context, string, string, string, any, any) error {
 	return errors.New("no cells here")
 }
 
+func (noCaller) Gather(context.Context, string, string, any) ([]wire.Result, []string, error) {
+	return nil, nil, errors.New("no cells here")
+}
+
 // TestCreateTags checks the helper a create with tags (2.52) calls in its
 // transaction: the tags are checked as Nova's create schema, a bad one
 // is a 400 that rolls the whole create back, and good ones are written to

@@ -1,0 +1,385 @@
+package compute
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// os-services: each compute cell answers for its services (nova-compute
+// on every host, nova-conductor, nova-scheduler and nova-network on its
+// controller). Hosts are shown cell-qualified ("api!cell1@cell1-host001")
+// and so are ids below 2.53 ("api!cell1@3"); from 2.53 ids are UUIDs.
+
+func (a *API) serviceRoutes() {
+	a.mux.HandleFunc("GET /v2.1/os-services", a.auth("os_compute_api:os-services:list", a.listServices))
+	a.mux.HandleFunc("PUT /v2.1/os-services/{id}", a.auth("os_compute_api:os-services:update", a.updateService))
+	a.mux.HandleFunc("DELETE /v2.1/os-services/{id}", a.auth("os_compute_api:os-services:delete", a.deleteService))
+}
+
+type cellService struct {
+	cell string
+	s    wire.Service
+}
+
+// novaTime is Nova's serialisation of a naive UTC datetime.
+func novaTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000")
+}
+
+func serviceView(v Version, cs cellService) map[string]any {
+	s := cs.s
+	updated := s.UpdatedAt
+	if s.LastSeen.After(updated) {
+		updated = s.LastSeen
+	}
+	out := map[string]any{
+		"id":              hypervisorID(v, cs.cell, s.ID, s.UUID),
+		"binary":          s.Binary,
+		"host":            qualify(cs.cell, s.Host),
+		"zone":            s.Zone,
+		"status":          statusOf(s),
+		"state":           stateOf(s),
+		"updated_at":      novaTime(updated),
+		"disabled_reason": nullable(s.DisabledReason),
+	}
+	if v.AtLeast(Version{2, 11}) {
+		out["forced_down"] = s.ForcedDown
+	}
+	return out
+}
+
+// hostCell resolves a host name as os-services takes it: "PATH@HOST", or
+// a bare host name that only one cell has.
+func (a *API) hostCell(r *http.Request, host string) (cell, bare string, err error) {
+	if c, h, ok := a.splitQualified(host); ok {
+		return c, h, nil
+	}
+	cells, err := apidb.HostCells(r.Context(), a.cfg.DB, host)
+	if err != nil {
+		return "", "", err
+	}
+	switch len(cells) {
+	case 0:
+		return "", "", notFound("Host '%s' is not mapped to any cell", host)
+	case 1:
+		return cells[0], host, nil
+	}
+	return "", "", bad("Host '%s' is in more than one cell (%s): name it PATH@HOST, as os-services lists it.", host, strings.Join(cells, ", "))
+}
+
+func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
+	v := apiVersion(r.Context())
+	q := r.URL.Query()
+	sq := wire.ServiceQuery{Binary: lastValue(q, "binary")}
+	var out []cellService
+	host := lastValue(q, "host")
+	if c, h, ok := a.splitQualified(host); ok {
+		// A qualified host is asked of its cell alone.
+		sq.Host = h
+		var ss []wire.Service
+		if known, err := a.knownCell(r, c); err != nil || !known {
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"services": []any{}})
+			return
+		}
+		if err := a.callCell(r, c, wire.MethodServices, sq, &ss); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		for _, s := range ss {
+			out = append(out, cellService{c, s})
+		}
+	} else {
+		sq.Host = host
+		_, err := a.gather(w, r, wire.MethodServices, sq, func(cell string, raw json.RawMessage) error {
+			ss, err := decodeList[wire.Service](raw)
+			for _, s := range ss {
+				out = append(out, cellService{cell, s})
+			}
+			return err
+		})
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	slices.SortFunc(out, func(x, y cellService) int {
+		if x.cell != y.cell {
+			return strings.Compare(x.cell, y.cell)
+		}
+		return int(x.s.ID - y.s.ID)
+	})
+	list := make([]map[string]any, 0, len(out))
+	for _, cs := range out {
+		list = append(list, serviceView(v, cs))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"services": list})
+}
+
+// serviceBody reads an os-services PUT body: an object whose keys are all
+// in allowed, each string of at most 255 characters but forced_down (a
+// boolean).
+func serviceBody(w http.ResponseWriter, r *http.Request, allowed []string) (map[string]string, *bool, error) {
+	b, err := readBody(w, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil || fields == nil {
+		return nil, nil, bad("Invalid input for field/attribute. Value: %s. %s is not of type 'object'", b, b)
+	}
+	var extra []string
+	for k := range fields {
+		if !slices.Contains(allowed, k) {
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) > 0 {
+		return nil, nil, bad("%s", additional(extra))
+	}
+	out := map[string]string{}
+	var forced *bool
+	for k, raw := range fields {
+		if k == "forced_down" {
+			f, ok := parseBool(raw)
+			if !ok {
+				return nil, nil, bad("Invalid input for field/attribute forced_down. Value: %s. %s is not of type 'boolean'", raw, raw)
+			}
+			forced = &f
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, nil, bad("Invalid input for field/attribute %s. Value: %s. %s is not of type 'string'", k, raw, raw)
+		}
+		if s == "" || len([]rune(s)) > 255 {
+			what := "should be non-empty"
+			if s != "" {
+				what = "is too long"
+			}
+			return nil, nil, bad("Invalid input for field/attribute %s. Value: %s. '%s' %s", k, s, s, what)
+		}
+		out[k] = s
+	}
+	return out, forced, nil
+}
+
+// readBody reads a request body of at most maxBody bytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return nil, &httpError{http.StatusRequestEntityTooLarge, "Request is too large."}
+	}
+	return b, nil
+}
+
+func (a *API) updateService(w http.ResponseWriter, r *http.Request) {
+	if apiVersion(r.Context()).AtLeast(v253) {
+		a.updateServiceByUUID(w, r)
+		return
+	}
+	a.updateServiceAction(w, r)
+}
+
+// updateServiceAction is PUT /os-services/{enable|disable|disable-log-reason|force-down}
+// with the host and binary in the body (below 2.53).
+func (a *API) updateServiceAction(w http.ResponseWriter, r *http.Request) {
+	v := apiVersion(r.Context())
+	allowed := []string{"host", "binary", "disabled_reason"}
+	if v.AtLeast(Version{2, 11}) {
+		allowed = append(allowed, "forced_down")
+	}
+	body, forced, err := serviceBody(w, r, allowed)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	for _, k := range []string{"host", "binary"} {
+		if body[k] == "" {
+			a.fail(w, r, bad("'%s' is a required property", k))
+			return
+		}
+	}
+	u := wire.ServiceUpdate{ComputeOnly: true}
+	resp := map[string]any{"host": body["host"], "binary": body["binary"]}
+	yes, no := true, false
+	switch action := r.PathValue("id"); {
+	case action == "enable":
+		empty := ""
+		u.Disabled, u.DisabledReason = &no, &empty
+		resp["status"] = "enabled"
+	case action == "disable":
+		empty := ""
+		u.Disabled, u.DisabledReason = &yes, &empty
+		resp["status"] = "disabled"
+	case action == "disable-log-reason":
+		reason, ok := body["disabled_reason"]
+		if !ok {
+			a.fail(w, r, bad("Missing disabled reason field"))
+			return
+		}
+		u.Disabled, u.DisabledReason = &yes, &reason
+		resp["status"], resp["disabled_reason"] = "disabled", reason
+	case action == "force-down" && v.AtLeast(Version{2, 11}):
+		if forced == nil {
+			a.fail(w, r, bad("Missing forced_down field"))
+			return
+		}
+		u.ForcedDown = forced
+		resp["forced_down"] = *forced
+	default:
+		a.fail(w, r, notFound("Unknown action"))
+		return
+	}
+	if body["binary"] != "nova-compute" {
+		a.fail(w, r, bad("Updating a %s service is not supported. Only nova-compute services can be updated.", body["binary"]))
+		return
+	}
+	cell, host, err := a.hostCell(r, body["host"])
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	u.Host, u.Binary = host, body["binary"]
+	var s wire.Service
+	if err := a.callCell(r, cell, wire.MethodServiceUpdate, u, &s); err != nil {
+		if errors.Is(err, wire.ErrNotFound) {
+			err = notFound("Could not find binary %s on host %s.", body["binary"], body["host"])
+		}
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"service": resp})
+}
+
+// updateServiceByUUID is PUT /os-services/{uuid} (2.53).
+func (a *API) updateServiceByUUID(w http.ResponseWriter, r *http.Request) {
+	v := apiVersion(r.Context())
+	id := r.PathValue("id")
+	u, err := uuid.Parse(id)
+	if err != nil {
+		a.fail(w, r, bad("Invalid uuid %s", id))
+		return
+	}
+	body, forced, err := serviceBody(w, r, []string{"status", "disabled_reason", "forced_down"})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	up := wire.ServiceUpdate{ServiceQuery: wire.ServiceQuery{UUID: u.String()}, ComputeOnly: true, ForcedDown: forced}
+	status, hasStatus := body["status"]
+	if hasStatus && status != "enabled" && status != "disabled" {
+		a.fail(w, r, bad("Invalid input for field/attribute status. Value: %s. '%s' is not one of ['enabled', 'disabled']", status, status))
+		return
+	}
+	reason, hasReason := body["disabled_reason"]
+	switch {
+	case status == "enabled" && hasReason:
+		a.fail(w, r, bad("Specifying 'disabled_reason' with status 'enabled' is invalid."))
+		return
+	case status == "enabled":
+		no, empty := false, ""
+		up.Disabled, up.DisabledReason = &no, &empty
+	case status == "disabled":
+		yes := true
+		up.Disabled, up.DisabledReason = &yes, &reason
+	}
+	if !hasStatus && forced == nil {
+		a.fail(w, r, bad("No updates were requested. Fields 'status' or 'forced_down' should be specified."))
+		return
+	}
+	cell, ok, err := a.mappingCell(r, up.UUID, wire.MappingService)
+	if err == nil && !ok {
+		err = notFound("Service %s could not be found.", id)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var s wire.Service
+	if err := a.callCell(r, cell, wire.MethodServiceUpdate, up, &s); err != nil {
+		if errors.Is(err, wire.ErrNotFound) {
+			err = notFound("Service %s could not be found.", id)
+		}
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"service": serviceView(v, cellService{cell, s})})
+}
+
+// deleteService is DELETE /os-services/{id}: a compute service goes with
+// its node, unless the host holds instances (409).
+func (a *API) deleteService(w http.ResponseWriter, r *http.Request) {
+	v := apiVersion(r.Context())
+	id := r.PathValue("id")
+	var cell string
+	var q wire.ServiceQuery
+	if v.AtLeast(v253) {
+		u, err := uuid.Parse(id)
+		if err != nil {
+			a.fail(w, r, bad("Invalid uuid %s", id))
+			return
+		}
+		q.UUID = u.String()
+		c, ok, err := a.mappingCell(r, q.UUID, wire.MappingService)
+		if err == nil && !ok {
+			err = notFound("Service %s not found.", id)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		cell = c
+	} else {
+		c, item, ok := a.splitQualified(id)
+		if !ok {
+			if _, err := strconv.ParseInt(id, 10, 64); err == nil {
+				a.fail(w, r, bad("Service id %s does not name its cell: use PATH@ID, as os-services lists it.", id))
+				return
+			}
+			a.fail(w, r, bad("Invalid input received: id must be an integer"))
+			return
+		}
+		n, err := strconv.ParseInt(item, 10, 64)
+		if err != nil || n <= 0 {
+			a.fail(w, r, bad("Invalid input received: id must be an integer"))
+			return
+		}
+		known, err := a.knownCell(r, c)
+		if err == nil && !known {
+			err = notFound("Service %s not found.", id)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		cell, q.ID = c, n
+	}
+	var s wire.Service
+	if err := a.callCell(r, cell, wire.MethodServiceDelete, q, &s); err != nil {
+		if errors.Is(err, wire.ErrNotFound) {
+			err = notFound("Service %s not found.", id)
+		}
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("service deleted", "request_id", requestID(r.Context()), "cell", cell, "service", s.UUID, "host", s.Host, "binary", s.Binary)
+	w.WriteHeader(http.StatusNoContent)
+}
