@@ -67,11 +67,11 @@ func (s Service) Up(now time.Time, downAfter time.Duration) bool {
 var ErrServiceNotFound = errors.New("service not found in this cell")
 
 // ErrHostHasInstances refuses to delete a compute service with instances.
-var ErrHostHasInstances = errors.New("Unable to delete compute service that is hosting instances. Migrate or delete the instances first.")
+var ErrHostHasInstances = errors.New("the compute service's host has instances")
 
 // ErrHostHasMigrations refuses to delete a compute service with
 // migrations in progress.
-var ErrHostHasMigrations = errors.New("Unable to delete compute service that has in-progress migrations. Complete the migrations or delete the instances first.")
+var ErrHostHasMigrations = errors.New("the compute service's host has migrations in progress")
 
 // RegisterService creates the service binary on host unless it exists,
 // marks it seen at now, and returns it.

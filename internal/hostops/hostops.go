@@ -238,8 +238,11 @@ func (o *Ops) DeleteService(ctx context.Context, env *wire.Envelope) (any, error
 			return err
 		}
 		if _, err := celldb.DeleteService(ctx, tx, s.ID); err != nil {
-			if errors.Is(err, celldb.ErrHostHasInstances) || errors.Is(err, celldb.ErrHostHasMigrations) {
-				return wire.Errorf(wire.CodeConflict, "%s", err.Error())
+			switch {
+			case errors.Is(err, celldb.ErrHostHasInstances):
+				return wire.Errorf(wire.CodeConflict, "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.")
+			case errors.Is(err, celldb.ErrHostHasMigrations):
+				return wire.Errorf(wire.CodeConflict, "Unable to delete compute service that has in-progress migrations. Complete the migrations or delete the instances first.")
 			}
 			return err
 		}
