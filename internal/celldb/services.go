@@ -3,6 +3,7 @@ package celldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -300,6 +301,40 @@ func InstancesByHost(ctx context.Context, q Querier) (map[string][]wire.Hypervis
 	out := map[string][]wire.HypervisorServer{}
 	for _, x := range rows {
 		out[x.host] = append(out[x.host], x.s)
+	}
+	return out, nil
+}
+
+// HostUse sums what the live instances on host use, by project, in the
+// order the projects' first instances were created.
+func HostUse(ctx context.Context, q Querier, host string) ([]wire.HostResource, error) {
+	type row struct {
+		project string
+		flavor  wire.Flavor
+	}
+	rows, err := db.Collect(ctx, q, func(r db.Scanner) (row, error) {
+		var x row
+		var f string
+		if err := r.Scan(&x.project, &f); err != nil {
+			return x, err
+		}
+		return x, json.Unmarshal([]byte(f), &x.flavor)
+	}, `SELECT project_id, flavor FROM instances WHERE host = ? AND deleted = 0 ORDER BY created_at, uuid`, host)
+	if err != nil {
+		return nil, err
+	}
+	var out []wire.HostResource
+	at := map[string]int{}
+	for _, x := range rows {
+		i, ok := at[x.project]
+		if !ok {
+			i = len(out)
+			at[x.project] = i
+			out = append(out, wire.HostResource{Project: x.project})
+		}
+		out[i].CPU += int64(x.flavor.VCPUs)
+		out[i].MemoryMB += x.flavor.RAMMB
+		out[i].DiskGB += x.flavor.RootGB + x.flavor.EphemeralGB
 	}
 	return out, nil
 }

@@ -359,3 +359,79 @@ func (r *Registrar) Shutdown() {
 	}
 	r.wg.Wait()
 }
+
+// DescribeHost answers host_describe: the rows of os-hosts' show.
+func (o *Ops) DescribeHost(ctx context.Context, env *wire.Envelope) (any, error) {
+	var q wire.HostQuery
+	if err := decode(env, &q); err != nil {
+		return nil, err
+	}
+	nodes, _, err := o.zones(ctx, o.cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	n, ok := nodes[q.Host]
+	if !ok {
+		return nil, wire.Errorf(wire.CodeNotFound, "Compute host %s could not be found.", q.Host)
+	}
+	uses, err := celldb.HostUse(ctx, o.cfg.DB, q.Host)
+	if err != nil {
+		return nil, err
+	}
+	out := []wire.HostResource{
+		{Project: "(total)", CPU: int64(n.VCPUs), MemoryMB: n.RAMMB, DiskGB: n.DiskGB},
+		{Project: "(used_now)", CPU: int64(n.UsedVCPUs), MemoryMB: n.UsedRAMMB, DiskGB: n.UsedDiskGB},
+	}
+	usedMax := wire.HostResource{Project: "(used_max)"}
+	for _, u := range uses {
+		usedMax.CPU += u.CPU
+		usedMax.MemoryMB += u.MemoryMB
+		usedMax.DiskGB += u.DiskGB
+	}
+	return append(append(out, usedMax), uses...), nil
+}
+
+// HostAction answers host_action: enable or disable a compute host (its
+// nova-compute service), put it in maintenance (disabled, with the reason
+// "maintenance") or take it out, or a power action, which the fake driver
+// takes and echoes as Nova's does.
+func (o *Ops) HostAction(ctx context.Context, env *wire.Envelope) (any, error) {
+	var a wire.HostAction
+	if err := decode(env, &a); err != nil {
+		return nil, err
+	}
+	var out wire.HostActionReply
+	err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		ss, err := celldb.ListServices(ctx, tx, celldb.ServiceFilter{Host: a.Host, Binary: celldb.BinaryCompute})
+		if err != nil {
+			return err
+		}
+		if len(ss) != 1 {
+			return wire.Errorf(wire.CodeNotFound, "Compute host %s could not be found.", a.Host)
+		}
+		yes, no, none, maint := true, false, "", "maintenance"
+		var c celldb.ServiceChange
+		switch a.Action {
+		case "enable":
+			c, out.Result = celldb.ServiceChange{Disabled: &no, DisabledReason: &none}, "enabled"
+		case "disable":
+			c, out.Result = celldb.ServiceChange{Disabled: &yes}, "disabled"
+		case "maintenance_on":
+			c, out.Result = celldb.ServiceChange{Disabled: &yes, DisabledReason: &maint}, "on_maintenance"
+		case "maintenance_off":
+			c, out.Result = celldb.ServiceChange{Disabled: &no, DisabledReason: &none}, "off_maintenance"
+		case "startup", "shutdown", "reboot":
+			out.Result = a.Action
+			return nil
+		default:
+			return wire.Errorf(wire.CodeInvalid, "unknown host action %q", a.Action)
+		}
+		_, err = celldb.UpdateService(ctx, tx, ss[0].ID, c, o.cfg.Now())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.log.Info("host action", "request_id", env.RequestID, "host", a.Host, "action", a.Action, "result", out.Result)
+	return out, nil
+}

@@ -294,6 +294,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.Cells.HandleCall(wire.MethodServices, 1, 0, hops.Services)
 			n.Cells.HandleCall(wire.MethodServiceUpdate, 1, 0, hops.UpdateService)
 			n.Cells.HandleCall(wire.MethodServiceDelete, 1, 0, hops.DeleteService)
+			n.Cells.HandleCall(wire.MethodHostDescribe, 1, 0, hops.DescribeHost)
+			n.Cells.HandleCall(wire.MethodHostAction, 1, 0, hops.HostAction)
 		}
 		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
 		sub, err := serveCellsCalls(rctx, n.nc, cfg.Cell, log, localCaller{n.Cells})

@@ -117,3 +117,40 @@ type HostMappings struct {
 	Set     []HostMapping `json:"set,omitempty"`
 	Removed []string      `json:"removed,omitempty"`
 }
+
+// The host methods of os-hosts.
+const (
+	// MethodHostDescribe (targeted, down, call): a compute host's
+	// resources and their use by project.
+	MethodHostDescribe = "host_describe"
+	// MethodHostAction (targeted, down, call): enable, disable or put in
+	// maintenance a compute host, or a power action on it.
+	MethodHostAction = "host_action"
+)
+
+// HostQuery names a host of the target cell.
+type HostQuery struct {
+	Host string `json:"host"`
+}
+
+// HostResource is one row of a host's description: its totals, its use
+// now, the most its instances may use, or one project's share.
+type HostResource struct {
+	Project  string `json:"project"`
+	CPU      int64  `json:"cpu"`
+	MemoryMB int64  `json:"memory_mb"`
+	DiskGB   int64  `json:"disk_gb"`
+}
+
+// HostAction is the payload of host_action. Action is one of enable,
+// disable, maintenance_on, maintenance_off, startup, shutdown, reboot.
+type HostAction struct {
+	Host   string `json:"host"`
+	Action string `json:"action"`
+}
+
+// HostActionReply is the driver's answer (Nova's set_host_enabled,
+// host_maintenance_mode and host_power_action results).
+type HostActionReply struct {
+	Result string `json:"result"`
+}

@@ -107,6 +107,7 @@ func (a *API) routes() {
 	a.quotaRoutes()
 	a.hypervisorRoutes()
 	a.serviceRoutes()
+	a.hostRoutes()
 }
 
 // resources are the first path segments under /v2.1 that name a resource;
