@@ -338,3 +338,30 @@ func HostUse(ctx context.Context, q Querier, host string) ([]wire.HostResource, 
 	}
 	return out, nil
 }
+
+// UsageInWindow lists the instances launched before stop and not deleted
+// by start (deleted ones too), of project (all when empty): what
+// os-simple-tenant-usage charges for.
+func UsageInWindow(ctx context.Context, q Querier, start, stop time.Time, project string) ([]wire.InstanceUsage, error) {
+	where := `launched_at > 0 AND launched_at < ? AND (deleted = 0 OR deleted_at > ?)`
+	args := []any{db.Micros(stop), db.Micros(start)}
+	if project != "" {
+		where += ` AND project_id = ?`
+		args = append(args, project)
+	}
+	return db.Collect(ctx, q, func(r db.Scanner) (wire.InstanceUsage, error) {
+		var u wire.InstanceUsage
+		var flavor string
+		var launched, deletedAt int64
+		var deleted int
+		if err := r.Scan(&u.UUID, &u.Name, &u.ProjectID, &flavor, &u.VMState, &launched, &deleted, &deletedAt); err != nil {
+			return u, err
+		}
+		_ = json.Unmarshal([]byte(flavor), &u.Flavor)
+		u.LaunchedAt = db.FromMicros(launched)
+		if deleted != 0 {
+			u.EndedAt = db.FromMicros(deletedAt)
+		}
+		return u, nil
+	}, `SELECT uuid, name, project_id, flavor, vm_state, launched_at, deleted, deleted_at FROM instances WHERE `+where+` ORDER BY project_id, uuid`, args...)
+}

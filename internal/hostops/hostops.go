@@ -435,3 +435,16 @@ func (o *Ops) HostAction(ctx context.Context, env *wire.Envelope) (any, error) {
 	o.log.Info("host action", "request_id", env.RequestID, "host", a.Host, "action", a.Action, "result", out.Result)
 	return out, nil
 }
+
+// TenantUsage answers tenant_usage.
+func (o *Ops) TenantUsage(ctx context.Context, env *wire.Envelope) (any, error) {
+	var q wire.TenantUsageQuery
+	if err := decode(env, &q); err != nil {
+		return nil, err
+	}
+	us, err := celldb.UsageInWindow(ctx, o.cfg.DB, q.Start, q.Stop, q.Project)
+	if us == nil && err == nil {
+		us = []wire.InstanceUsage{}
+	}
+	return us, err
+}

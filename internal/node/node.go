@@ -296,6 +296,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.Cells.HandleCall(wire.MethodServiceDelete, 1, 0, hops.DeleteService)
 			n.Cells.HandleCall(wire.MethodHostDescribe, 1, 0, hops.DescribeHost)
 			n.Cells.HandleCall(wire.MethodHostAction, 1, 0, hops.HostAction)
+			n.Cells.HandleCall(wire.MethodTenantUsage, 1, 0, hops.TenantUsage)
 		}
 		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
 		sub, err := serveCellsCalls(rctx, n.nc, cfg.Cell, log, localCaller{n.Cells})

@@ -154,3 +154,27 @@ type HostAction struct {
 type HostActionReply struct {
 	Result string `json:"result"`
 }
+
+// MethodTenantUsage (broadcast, down, call): the instances of the cell
+// that ran in a window (os-simple-tenant-usage).
+const MethodTenantUsage = "tenant_usage"
+
+// TenantUsageQuery asks for the instances launched before Stop and not
+// ended by Start, of one project (all when Project is empty).
+type TenantUsageQuery struct {
+	Start   time.Time `json:"start"`
+	Stop    time.Time `json:"stop"`
+	Project string    `json:"project,omitempty"`
+}
+
+// InstanceUsage is an instance as usage counts it.
+type InstanceUsage struct {
+	UUID       string    `json:"uuid"`
+	Name       string    `json:"name"`
+	ProjectID  string    `json:"project_id"`
+	Flavor     Flavor    `json:"flavor"`
+	VMState    string    `json:"vm_state"`
+	LaunchedAt time.Time `json:"launched_at"`
+	// EndedAt is when the instance was deleted (zero while it lives).
+	EndedAt time.Time `json:"ended_at,omitzero"`
+}

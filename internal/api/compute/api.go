@@ -108,6 +108,7 @@ func (a *API) routes() {
 	a.hypervisorRoutes()
 	a.serviceRoutes()
 	a.hostRoutes()
+	a.tenantUsageRoutes()
 }
 
 // resources are the first path segments under /v2.1 that name a resource;

@@ -33,6 +33,8 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:os-hosts:start", Check: ruleAdmin},
 	{Name: "os_compute_api:os-availability-zone:list", Check: policy.Anyone},
 	{Name: "os_compute_api:os-availability-zone:detail", Check: ruleAdmin},
+	{Name: "os_compute_api:os-simple-tenant-usage:list", Check: ruleAdmin},
+	{Name: "os_compute_api:os-simple-tenant-usage:show", Check: ruleReader},
 	{Name: "os_compute_api:os-services:list", Check: ruleAdmin},
 	{Name: "os_compute_api:os-services:update", Check: ruleAdmin},
 	{Name: "os_compute_api:os-services:delete", Check: ruleAdmin},
