@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/auditperiod"
 	"github.com/cellcloud/cellcloud/internal/celldb"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -49,6 +50,13 @@ type Config struct {
 	Spec  HostSpec
 	// HeartbeatInterval (default 10s).
 	HeartbeatInterval time.Duration
+	// UsageAudit turns on the periodic instance usage audit of each host
+	// (Nova's instance_usage_audit), for the last completed period of
+	// AuditPeriod (default "month"), tried every AuditInterval (default
+	// 60s; a host audits each period once).
+	UsageAudit    bool
+	AuditPeriod   string
+	AuditInterval time.Duration
 	Logger            *slog.Logger
 	Now               func() time.Time
 }
@@ -103,6 +111,15 @@ func New(cfg Config) (*Service, error) {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 10 * time.Second
 	}
+	if cfg.AuditPeriod == "" {
+		cfg.AuditPeriod = auditperiod.Default
+	}
+	if err := auditperiod.Validate(cfg.AuditPeriod); err != nil {
+		return nil, fmt.Errorf("compute: %w", err)
+	}
+	if cfg.AuditInterval <= 0 {
+		cfg.AuditInterval = 60 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -138,6 +155,22 @@ func (s *Service) Start(ctx context.Context) error {
 			}
 		}
 	}()
+	if s.cfg.UsageAudit {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			t := time.NewTicker(s.cfg.AuditInterval)
+			defer t.Stop()
+			for {
+				s.audit(lctx)
+				select {
+				case <-lctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
 	s.log.Info("compute started", "hosts", len(s.cfg.Hosts))
 	return nil
 }
@@ -172,6 +205,32 @@ func (s *Service) register(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// audit runs the usage audit of each host for the last completed period,
+// once per host and period.
+func (s *Service) audit(ctx context.Context) {
+	begin, end, err := auditperiod.LastCompleted(s.cfg.AuditPeriod, s.cfg.Now())
+	if err != nil {
+		s.log.Error("usage audit", "err", err)
+		return
+	}
+	ran := 0
+	for _, h := range s.cfg.Hosts {
+		ok, err := celldb.AuditHost(ctx, s.cfg.DB, h, begin, end, s.cfg.Now)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("usage audit", "host", h, "err", err)
+			}
+			return
+		}
+		if ok {
+			ran++
+		}
+	}
+	if ran > 0 {
+		s.log.Info("usage audit ran", "hosts", ran, "period_beginning", begin, "period_ending", end)
+	}
 }
 
 // restore puts the instances the database says run on this process's hosts

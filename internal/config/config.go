@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/auditperiod"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/compute"
 	"github.com/cellcloud/cellcloud/internal/quota"
@@ -68,6 +69,11 @@ type Config struct {
 	Roles []string `json:"roles,omitempty"`
 	// DataDir holds the SQLite file and the embedded broker's store.
 	DataDir string `json:"data_dir"`
+	// InstanceUsageAuditPeriod is the period of the usage audit (Nova's
+	// instance_usage_audit_period: hour, day, month or year, with an
+	// optional @offset; default month). The API cell and the compute
+	// cells must agree on it.
+	InstanceUsageAuditPeriod string `json:"instance_usage_audit_period,omitempty"`
 	// Host is the name of the machine the cell's controller services
 	// (nova-conductor, nova-scheduler, nova-network) run on, as
 	// os-services shows it (default: the machine's host name).
@@ -146,6 +152,10 @@ type Compute struct {
 	SpawnLatency Duration         `json:"spawn_latency,omitempty"`
 	FailRate     float64          `json:"fail_rate,omitempty"`
 	FailHosts    []string         `json:"fail_hosts,omitempty"`
+	// InstanceUsageAudit runs the periodic usage audit of each host
+	// (default true), every UsageAuditInterval (default 60s).
+	InstanceUsageAudit *bool    `json:"instance_usage_audit,omitempty"`
+	UsageAuditInterval Duration `json:"usage_audit_interval,omitempty"`
 }
 
 // Scheduler tunes the host scheduler.
@@ -234,6 +244,16 @@ func (c *Config) Normalize() error {
 			h = "localhost"
 		}
 		c.Host = h
+	}
+	if c.InstanceUsageAuditPeriod == "" {
+		c.InstanceUsageAuditPeriod = auditperiod.Default
+	}
+	if err := auditperiod.Validate(c.InstanceUsageAuditPeriod); err != nil {
+		return fmt.Errorf("instance_usage_audit_period: %w", err)
+	}
+	if c.Compute.InstanceUsageAudit == nil {
+		yes := true
+		c.Compute.InstanceUsageAudit = &yes
 	}
 	if c.Cells.ServiceDownTime < 0 {
 		return errors.New("cells.service_down_time must not be negative")

@@ -448,3 +448,27 @@ func (o *Ops) TenantUsage(ctx context.Context, env *wire.Envelope) (any, error) 
 	}
 	return us, err
 }
+
+// UsageAudit answers usage_audit.
+func (o *Ops) UsageAudit(ctx context.Context, env *wire.Envelope) (any, error) {
+	var q wire.UsageAuditQuery
+	if err := decode(env, &q); err != nil {
+		return nil, err
+	}
+	ss, err := celldb.ListServices(ctx, o.cfg.DB, celldb.ServiceFilter{Binary: celldb.BinaryCompute})
+	if err != nil {
+		return nil, err
+	}
+	logs, err := celldb.TaskLogs(ctx, o.cfg.DB, q.Begin, q.End)
+	if err != nil {
+		return nil, err
+	}
+	out := wire.UsageAuditReply{Hosts: []string{}, Logs: []wire.AuditTaskLog{}}
+	for _, s := range ss {
+		out.Hosts = append(out.Hosts, s.Host)
+	}
+	for _, l := range logs {
+		out.Logs = append(out.Logs, wire.AuditTaskLog{Host: l.Host, State: l.State, Instances: l.Items, Errors: l.Errors, Message: l.Message})
+	}
+	return out, nil
+}

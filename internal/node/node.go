@@ -207,7 +207,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 		n.Compute, err = computerole.New(computerole.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Driver: drv,
-			Hosts: cfg.HostNames(), Spec: cfg.Compute.Host, Logger: n.log})
+			Hosts: cfg.HostNames(), Spec: cfg.Compute.Host, Logger: n.log, UsageAudit: *cfg.Compute.InstanceUsageAudit,
+			AuditPeriod: cfg.InstanceUsageAuditPeriod, AuditInterval: cfg.Compute.UsageAuditInterval.D()})
 		if err != nil {
 			return err
 		}
@@ -297,6 +298,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.Cells.HandleCall(wire.MethodHostDescribe, 1, 0, hops.DescribeHost)
 			n.Cells.HandleCall(wire.MethodHostAction, 1, 0, hops.HostAction)
 			n.Cells.HandleCall(wire.MethodTenantUsage, 1, 0, hops.TenantUsage)
+			n.Cells.HandleCall(wire.MethodUsageAudit, 1, 0, hops.UsageAudit)
 		}
 		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
 		sub, err := serveCellsCalls(rctx, n.nc, cfg.Cell, log, localCaller{n.Cells})
@@ -349,7 +351,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.Cells != nil {
 			calls = localCaller{n.Cells}
 		}
-		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Logger: n.log,
+		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod,
 			Auth: auth, Policy: pol, Quota: cfg.API.Quota})
 		if err != nil {
 			return err

@@ -178,3 +178,29 @@ type InstanceUsage struct {
 	// EndedAt is when the instance was deleted (zero while it lives).
 	EndedAt time.Time `json:"ended_at,omitzero"`
 }
+
+// MethodUsageAudit (broadcast, down, call): the cell's usage audit task
+// log for one period, and its compute hosts.
+const MethodUsageAudit = "usage_audit"
+
+// UsageAuditQuery names a period.
+type UsageAuditQuery struct {
+	Begin time.Time `json:"begin"`
+	End   time.Time `json:"end"`
+}
+
+// UsageAuditReply is a cell's answer: every compute host (disabled ones
+// too) and the task log of the hosts that ran the audit.
+type UsageAuditReply struct {
+	Hosts []string       `json:"hosts"`
+	Logs  []AuditTaskLog `json:"logs"`
+}
+
+// AuditTaskLog is one host's audit run.
+type AuditTaskLog struct {
+	Host      string `json:"host"`
+	State     string `json:"state"`
+	Instances int    `json:"instances"`
+	Errors    int    `json:"errors"`
+	Message   string `json:"message"`
+}

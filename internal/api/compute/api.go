@@ -19,6 +19,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/api/authn"
 	"github.com/cellcloud/cellcloud/internal/api/route"
+	"github.com/cellcloud/cellcloud/internal/auditperiod"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/quota"
@@ -53,6 +54,9 @@ type Config struct {
 	// Policy decides what each caller may do (Rules, overridable by a
 	// policy file).
 	Policy *policy.Enforcer
+	// AuditPeriod is the usage audit's period (default month); the
+	// compute cells must use the same.
+	AuditPeriod string
 	// Quota gives the default limits (nova.conf [quota]).
 	Quota quota.Defaults
 	Now   func() time.Time
@@ -77,6 +81,12 @@ func New(cfg Config) (*API, error) {
 		cfg.Now = time.Now
 	}
 	cfg.Quota = cfg.Quota.WithNovaDefaults()
+	if cfg.AuditPeriod == "" {
+		cfg.AuditPeriod = auditperiod.Default
+	}
+	if err := auditperiod.Validate(cfg.AuditPeriod); err != nil {
+		return nil, fmt.Errorf("compute api: %w", err)
+	}
 	if err := cfg.Quota.Validate(); err != nil {
 		return nil, fmt.Errorf("compute api: %w", err)
 	}
@@ -109,6 +119,7 @@ func (a *API) routes() {
 	a.serviceRoutes()
 	a.hostRoutes()
 	a.tenantUsageRoutes()
+	a.usageAuditRoutes()
 }
 
 // resources are the first path segments under /v2.1 that name a resource;
@@ -116,7 +127,7 @@ func (a *API) routes() {
 var resources = map[string]bool{
 	"servers": true, "flavors": true, "images": true, "limits": true, "extensions": true, "os-keypairs": true,
 	"os-hypervisors": true, "os-services": true, "os-hosts": true, "os-quota-sets": true, "os-availability-zone": true,
-	"os-aggregates": true, "os-server-groups": true, "os-simple-tenant-usage": true, "os-instance-usage-audit-log": true,
+	"os-aggregates": true, "os-server-groups": true, "os-simple-tenant-usage": true, "os-instance-usage-audit-log": true, "os-instance_usage_audit_log": true,
 	"os-cells": true, "os-migrations": true, "os-security-groups": true, "os-volumes": true, "os-quota-class-sets": true,
 }
 
