@@ -57,8 +57,8 @@ type Config struct {
 	UsageAudit    bool
 	AuditPeriod   string
 	AuditInterval time.Duration
-	Logger            *slog.Logger
-	Now               func() time.Time
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Service is the compute role.
