@@ -73,6 +73,9 @@ type Report struct {
 	AvailabilityZones []string `json:"availability_zones,omitempty"`
 	// Capabilities are named sets of values, e.g. "hypervisor_type": ["fake"].
 	Capabilities map[string][]string `json:"capabilities,omitempty"`
+	// DownCells are the cells of the subtree that have stopped reporting:
+	// their capacity is not in the report.
+	DownCells []string `json:"down_cells,omitempty"`
 }
 
 // Fits reports how many instances of f still fit in the cell.
@@ -103,6 +106,7 @@ func Merge(reports ...Report) Report {
 		for _, z := range r.AvailabilityZones {
 			zones[z] = true
 		}
+		out.DownCells = append(out.DownCells, r.DownCells...)
 		for k, vs := range r.Capabilities {
 			if caps[k] == nil {
 				caps[k] = map[string]bool{}
@@ -113,6 +117,8 @@ func Merge(reports ...Report) Report {
 		}
 	}
 	out.Slots = Compress(out.Slots, MaxSlots)
+	slices.Sort(out.DownCells)
+	out.DownCells = slices.Compact(out.DownCells)
 	for z := range zones {
 		out.AvailabilityZones = append(out.AvailabilityZones, z)
 	}

@@ -175,14 +175,20 @@ func (s *Service) gatherAt(ctx context.Context, env *wire.Envelope) *wire.Envelo
 		defer s.forget(env.ID)
 	}
 	waiting := map[string]bool{}
+	out := &wire.Envelope{}
 	for _, f := range d.next {
+		// A child known to be down is missing at once: the answer does not
+		// wait for it.
+		if env.Direction == wire.Down && s.childDown(f.to) {
+			out.Missing = append(out.Missing, f.to)
+			continue
+		}
 		f.env.Deadline = childDeadline
 		if err := s.publishCall(f.to, f.env); err != nil {
 			s.log.Debug("cannot reach a cell for a broadcast", "cell", f.to, "err", err)
 		}
 		waiting[f.to] = true
 	}
-	out := &wire.Envelope{}
 	local := make(chan wire.Result, 1)
 	if s.track() {
 		go func() {

@@ -60,11 +60,17 @@ func (s *Service) Report(ctx context.Context) (capacity.Report, error) {
 	if err != nil {
 		return capacity.Report{}, err
 	}
+	var down []string
 	for _, n := range ns {
-		if n.Relation == Child && n.Report != nil {
+		switch {
+		case n.Relation != Child:
+		case s.Down(n):
+			down = append(down, n.Path)
+		case n.Report != nil:
 			parts = append(parts, *n.Report)
 		}
 	}
+	parts = append(parts, capacity.Report{DownCells: down})
 	return capacity.Merge(parts...), nil
 }
 

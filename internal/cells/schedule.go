@@ -142,8 +142,8 @@ func (s *Service) candidates(ctx context.Context, q Querier) ([]cellsched.Candid
 		return nil, err
 	}
 	for _, n := range ns {
-		if n.Relation != Child {
-			continue
+		if n.Relation != Child || s.Down(n) {
+			continue // a down child takes no new builds
 		}
 		c := cellsched.Candidate{Path: n.Path, LastSeen: n.LastSeen, WeightOffset: n.WeightOffset, WeightScale: n.WeightScale}
 		if n.Report != nil {

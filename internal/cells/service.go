@@ -42,6 +42,11 @@ type Config struct {
 	RelayInterval time.Duration
 	// MuteAfter is how long a silent child keeps its weight (default 300s).
 	MuteAfter time.Duration
+	// DownAfter is how long a child may go without a capacity report
+	// before it counts as down: builds go to other cells, and its capacity
+	// leaves this cell's report (default three report intervals, at least
+	// 3s).
+	DownAfter time.Duration
 	// MaxBuildAttempts bounds cell-level retries of a build (default 3).
 	MaxBuildAttempts int
 	// CallTimeout is the default deadline of a call or gather (default 10s).
@@ -83,6 +88,7 @@ func (c *Config) defaults() error {
 	def(&c.RefreshInterval, 2*time.Second)
 	def(&c.RelayInterval, 200*time.Millisecond)
 	def(&c.MuteAfter, 300*time.Second)
+	def(&c.DownAfter, max(3*c.ReportInterval, 3*time.Second))
 	def(&c.CallTimeout, 10*time.Second)
 	def(&c.AppliedRetention, 24*time.Hour)
 	if c.MaxBuildAttempts <= 0 {
@@ -148,6 +154,7 @@ type Service struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	started  bool
+	startAt  time.Time
 	stopping bool // set under mu by Shutdown: no new goroutines after it
 	stopOnce sync.Once
 	subs     []*nats.Subscription
@@ -205,6 +212,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return errors.New("cells: already started")
 	}
 	s.started = true
+	s.startAt = s.now()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.refreshNeighbours(ctx); err != nil {
 		return err
@@ -301,3 +309,57 @@ func (s *Service) Wake() {
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
+
+// Down reports whether a child has stopped reporting: its last report is
+// older than DownAfter (or, never heard from, it has not reported in the
+// DownAfter since this service started).
+func (s *Service) Down(n Neighbour) bool {
+	return IsDown(n, s.now(), s.cfg.DownAfter, s.startAt)
+}
+
+// childDown reports whether the child at path is down, as last loaded.
+func (s *Service) childDown(path string) bool {
+	s.mu.Lock()
+	l, ok := s.neighbours[path]
+	var n Neighbour
+	if ok {
+		n = l.n
+	}
+	s.mu.Unlock()
+	return ok && s.Down(n)
+}
+
+// IsDown is Down for a cells table row read elsewhere (the API cell's
+// view of its children): a child whose last report is older than
+// downAfter, or that never reported since since.
+func IsDown(n Neighbour, now time.Time, downAfter time.Duration, since time.Time) bool {
+	if n.Relation != Child {
+		return false
+	}
+	seen := n.LastSeen
+	if seen.IsZero() {
+		seen = since
+	}
+	return now.Sub(seen) > downAfter
+}
+
+// DownCells lists the cells below that are down, as the cells table of
+// this cell tells: children that stopped reporting, and the cells their
+// live siblings' reports say are down.
+func DownCells(ctx context.Context, q Querier, now time.Time, downAfter time.Duration, since time.Time) ([]string, error) {
+	ns, err := ListNeighbours(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range ns {
+		switch {
+		case n.Relation != Child:
+		case IsDown(n, now, downAfter, since):
+			out = append(out, n.Path)
+		case n.Report != nil:
+			out = append(out, n.Report.DownCells...)
+		}
+	}
+	return out, nil
+}

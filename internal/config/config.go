@@ -139,6 +139,10 @@ type Cells struct {
 	HealInterval     Duration `json:"heal_interval,omitempty"`
 	HealWindow       Duration `json:"heal_window,omitempty"`
 	MaxBuildAttempts int      `json:"max_build_attempts,omitempty"`
+	// DownAfter is how long a child cell may go without a capacity report
+	// before it counts as down: builds go elsewhere and the operator APIs
+	// name it as missing (default three report intervals, at least 3s).
+	DownAfter Duration `json:"down_after,omitempty"`
 	// ServiceDownTime is how long a service may go without a heartbeat
 	// and still be up (Nova's service_down_time; default 60s).
 	ServiceDownTime Duration `json:"service_down_time,omitempty"`
@@ -254,6 +258,16 @@ func (c *Config) Normalize() error {
 	if c.Compute.InstanceUsageAudit == nil {
 		yes := true
 		c.Compute.InstanceUsageAudit = &yes
+	}
+	if c.Cells.DownAfter < 0 {
+		return errors.New("cells.down_after must not be negative")
+	}
+	if c.Cells.DownAfter == 0 {
+		ri := c.Cells.ReportInterval.D()
+		if ri <= 0 {
+			ri = 10 * time.Second
+		}
+		c.Cells.DownAfter = Duration(max(3*ri, 3*time.Second))
 	}
 	if c.Cells.ServiceDownTime < 0 {
 		return errors.New("cells.service_down_time must not be negative")

@@ -248,7 +248,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		ccfg := cells.Config{
 			Path: cfg.Cell, DB: n.DB, Conn: n.nc, Logger: n.log,
 			ReportInterval: cfg.Cells.ReportInterval.D(), RefreshInterval: cfg.Cells.RefreshInterval.D(),
-			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts,
+			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts, DownAfter: cfg.Cells.DownAfter.D(),
 		}
 		if cfg.IsRoot() {
 			h := &apicell.Handlers{Sender: sender, Images: images, Logger: log, Now: now}
@@ -351,8 +351,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.Cells != nil {
 			calls = localCaller{n.Cells}
 		}
+		startAt := time.Now()
+		downCells := func(ctx context.Context) ([]string, error) {
+			return cells.DownCells(ctx, n.DB, time.Now(), cfg.Cells.DownAfter.D(), startAt)
+		}
 		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod,
-			Auth: auth, Policy: pol, Quota: cfg.API.Quota})
+			DownCells: downCells,
+			Auth:      auth, Policy: pol, Quota: cfg.API.Quota})
 		if err != nil {
 			return err
 		}

@@ -54,6 +54,9 @@ type Config struct {
 	// Policy decides what each caller may do (Rules, overridable by a
 	// policy file).
 	Policy *policy.Enforcer
+	// DownCells lists the cells below that are down (stopped reporting);
+	// nil means none is ever down.
+	DownCells func(ctx context.Context) ([]string, error)
 	// AuditPeriod is the usage audit's period (default month); the
 	// compute cells must use the same.
 	AuditPeriod string
