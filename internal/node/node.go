@@ -415,7 +415,12 @@ func dbKind(d *db.DB) string { return d.Dialect.String() }
 
 // cellInfo answers cell_info.
 func (n *Node) cellInfo(ctx context.Context, _ *wire.Envelope) (any, error) {
-	info := wire.CellInfo{Path: n.cfg.Cell, Roles: n.cfg.Roles}
+	info := wire.CellInfo{Path: n.cfg.Cell, Roles: n.cfg.Roles, BrokerURL: n.BrokerURL()}
+	if r, err := n.Cells.Report(ctx); err == nil {
+		info.Capacity = &r
+	} else {
+		n.log.Warn("cell_info without capacity", "err", err)
+	}
 	for _, nb := range n.Cells.Neighbours() {
 		if nb.Relation == cells.Child {
 			info.Children = append(info.Children, nb.Path)

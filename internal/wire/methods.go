@@ -199,6 +199,11 @@ type CellInfo struct {
 	Hosts     int      `json:"hosts"`
 	Instances int      `json:"instances"`
 	Children  []string `json:"children,omitempty"`
+	// Capacity is the cell's capacity now: its own hosts and its live
+	// children's last reports (which name the cells below that are down).
+	Capacity *capacity.Report `json:"capacity,omitempty"`
+	// BrokerURL is the cell's broker.
+	BrokerURL string `json:"broker_url,omitempty"`
 }
 
 // InstanceGet is the payload of instance_get.

@@ -123,6 +123,7 @@ func (a *API) routes() {
 	a.hostRoutes()
 	a.tenantUsageRoutes()
 	a.usageAuditRoutes()
+	a.cellRoutes()
 }
 
 // resources are the first path segments under /v2.1 that name a resource;

@@ -37,6 +37,7 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:os-simple-tenant-usage:show", Check: ruleReader},
 	{Name: "os_compute_api:os-instance-usage-audit-log:list", Check: ruleAdmin},
 	{Name: "os_compute_api:os-instance-usage-audit-log:show", Check: ruleAdmin},
+	{Name: "os_compute_api:os-cells", Check: ruleAdmin},
 	{Name: "os_compute_api:os-services:list", Check: ruleAdmin},
 	{Name: "os_compute_api:os-services:update", Check: ruleAdmin},
 	{Name: "os_compute_api:os-services:delete", Check: ruleAdmin},
