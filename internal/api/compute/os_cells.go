@@ -9,8 +9,8 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/capacity"
-	"github.com/cellcloud/cellcloud/internal/cells"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/cells"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
