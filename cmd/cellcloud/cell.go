@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -143,30 +142,3 @@ func printNeighbours(ctx context.Context, w io.Writer, self string, d *db.DB, as
 	return tw.Flush()
 }
 
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "a cell's configuration file")
-	dataDir := fs.String("data-dir", "./data", "the data directory of `cellcloud up` (used without --config)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var cfg *config.Config
-	if *cfgPath != "" {
-		var err error
-		if cfg, err = config.Load(*cfgPath); err != nil {
-			return err
-		}
-	} else {
-		cfg = &config.Config{Cell: "api", DataDir: filepath.Join(*dataDir, "api")}
-		if err := cfg.Normalize(); err != nil {
-			return err
-		}
-	}
-	d, err := db.Open(ctx, cfg.Database)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return printNeighbours(ctx, stdout, cfg.Cell, d, false)
-}

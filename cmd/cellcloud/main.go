@@ -3,7 +3,7 @@
 //	cellcloud up                     run a whole tree in one process (embedded default)
 //	cellcloud serve --config FILE    run the roles of one cell
 //	cellcloud cell add|list|remove   manage a cell's cells table
-//	cellcloud status                 print the tree as the cells see it
+//	cellcloud status                 print the cell tree as the API cell sees it (os-cells)
 package main
 
 import (
@@ -29,7 +29,7 @@ commands:
   up        run an API cell and compute cells in one process (embedded default)
   serve     run the roles of one cell: cellcloud serve --config FILE
   cell      manage a cell's cells table: cellcloud cell add|list|remove --config FILE ...
-  status    print the cell tree: cellcloud status [--config FILE | --data-dir DIR]
+  status    print the cell tree and which cells are up: cellcloud status [--data-dir DIR | --openrc FILE]
 
 Run "cellcloud <command> -h" for a command's flags.
 `

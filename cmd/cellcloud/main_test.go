@@ -82,8 +82,8 @@ func TestCellTableCommands(t *testing.T) {
 	if code, _, stderr := runCmd("cell", "remove", "--config", cfg, "--name", "api!cell1"); code == 0 || !strings.Contains(stderr, "not found") {
 		t.Errorf("removing a missing cell: exit %d, %q", code, stderr)
 	}
-	code, out, _ = runCmd("status", "--config", cfg)
+	code, out, _ = runCmd("cell", "list", "--config", cfg)
 	if code != 0 || !strings.Contains(out, "CELL api") || strings.Contains(out, "api!cell1") {
-		t.Errorf("status: exit %d, %q", code, out)
+		t.Errorf("cell list after remove: exit %d, %q", code, out)
 	}
 }
