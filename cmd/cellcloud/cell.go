@@ -141,4 +141,3 @@ func printNeighbours(ctx context.Context, w io.Writer, self string, d *db.DB, as
 	}
 	return tw.Flush()
 }
-
