@@ -77,7 +77,10 @@ func (a *API) tenantUsage(all bool) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
-		stop, err := parseUsageTime(q, "end", now)
+		// An absent end is read from the clock after the start, as Nova's
+		// two readings are: with neither given the window is empty, not
+		// refused.
+		stop, err := parseUsageTime(q, "end", now.Add(time.Microsecond))
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -86,8 +89,8 @@ func (a *API) tenantUsage(all bool) http.HandlerFunc {
 			a.fail(w, r, bad("Invalid start time. The start time cannot occur after the end time."))
 			return
 		}
-		if stop.After(now) {
-			stop = now
+		if stop.After(now.Add(time.Microsecond)) {
+			stop = now.Add(time.Microsecond)
 		}
 		limit, marker := 1000, ""
 		if v.AtLeast(Version{2, 40}) {
