@@ -65,6 +65,20 @@ os quota set --instances -5 demo >/dev/null 2>&1 && fail "a negative quota was a
 echo "ok   openstack quota set --instances -5 (refused)"
 expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --wait admin-vm
 
+# Operator APIs across the cells: hypervisors, services, zones, usage, and the tree.
+expect 'api!cell2@' hypervisor list
+expect '"count": 8' hypervisor stats show -f json
+expect 'api!cell1@cell1-host001' compute service list --service nova-compute
+os compute service set --disable --disable-reason maint 'api!cell1@cell1-host001' nova-compute || fail "service set --disable"
+expect '"Disabled Reason": "maint"' compute service list --service nova-compute --host 'api!cell1@cell1-host001' --long -f json
+os compute service set --enable 'api!cell1@cell1-host001' nova-compute || fail "service set --enable"
+echo "ok   openstack compute service set --disable / --enable"
+expect nova availability zone list --compute
+expect admin usage list
+out=$("$work/cellcloud" status --data-dir "$work/data") || fail "cellcloud status: $out"
+grep -qE '^  api!cell2 +up +4 hosts' <<<"$out" || fail "cellcloud status: $out"
+echo "ok   cellcloud status"
+
 as demo
 expect "project_id" token issue
 out=$(os project create nope 2>&1) && fail "demo created a project: $out"
