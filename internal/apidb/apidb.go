@@ -167,6 +167,8 @@ CREATE TABLE host_mappings (
 	updated_at {{bigint}} NOT NULL
 );
 CREATE INDEX host_mappings_host ON host_mappings (host, cell)`},
+	{Version: 8, Name: "server group rules", SQL: `
+ALTER TABLE server_groups ADD COLUMN max_server_per_host INTEGER NOT NULL DEFAULT 0`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -299,6 +301,9 @@ type ListOptions struct {
 	VMStates, TaskStates []string
 	// ChangesSince, when set, lists only instances updated at or after it.
 	ChangesSince time.Time
+	// ChangesBefore, when set, lists only instances updated at or before
+	// it (2.66).
+	ChangesBefore time.Time
 	// Tags: all of them; TagsAny: at least one; NotTags: not all of them;
 	// NotTagsAny: none of them (Nova's tags, tags-any, not-tags, not-tags-any).
 	Tags, TagsAny, NotTags, NotTagsAny []string
@@ -471,6 +476,9 @@ func List(ctx context.Context, q Querier, o ListOptions) ([]*Instance, error) {
 	}
 	if len(o.TaskStates) > 0 {
 		cond("task_state IN ("+placeholders(len(o.TaskStates))+")", anyOf(o.TaskStates)...)
+	}
+	if !o.ChangesBefore.IsZero() {
+		cond("updated_at <= ?", db.Micros(o.ChangesBefore))
 	}
 	if !o.ChangesSince.IsZero() {
 		cond("updated_at >= ?", db.Micros(o.ChangesSince))

@@ -20,19 +20,22 @@ type ServerGroup struct {
 	ProjectID string
 	UserID    string
 	// Policy is affinity, anti-affinity, soft-affinity or soft-anti-affinity.
-	Policy    string
-	CreatedAt time.Time
+	Policy string
+	// MaxServerPerHost is the anti-affinity rule max_server_per_host
+	// (2.64): how many members may share a host; 0 means the default, 1.
+	MaxServerPerHost int
+	CreatedAt        time.Time
 	// Members are the group's live instances (those not deleted in this
 	// copy), oldest first.
 	Members []string
 }
 
-const serverGroupCols = `uuid, name, project_id, user_id, policy, created_at`
+const serverGroupCols = `uuid, name, project_id, user_id, policy, created_at, max_server_per_host`
 
 func scanServerGroup(r db.Scanner) (*ServerGroup, error) {
 	var g ServerGroup
 	var created int64
-	if err := r.Scan(&g.UUID, &g.Name, &g.ProjectID, &g.UserID, &g.Policy, &created); err != nil {
+	if err := r.Scan(&g.UUID, &g.Name, &g.ProjectID, &g.UserID, &g.Policy, &created, &g.MaxServerPerHost); err != nil {
 		return nil, err
 	}
 	g.CreatedAt = db.FromMicros(created)
@@ -42,8 +45,8 @@ func scanServerGroup(r db.Scanner) (*ServerGroup, error) {
 
 // CreateServerGroup inserts a group with no members.
 func CreateServerGroup(ctx context.Context, tx *db.Tx, g *ServerGroup) error {
-	_, err := tx.Exec(ctx, `INSERT INTO server_groups (`+serverGroupCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		g.UUID, g.Name, g.ProjectID, g.UserID, g.Policy, db.Micros(g.CreatedAt))
+	_, err := tx.Exec(ctx, `INSERT INTO server_groups (`+serverGroupCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		g.UUID, g.Name, g.ProjectID, g.UserID, g.Policy, db.Micros(g.CreatedAt), g.MaxServerPerHost)
 	if db.IsUniqueViolation(err) {
 		return fmt.Errorf("server group %s: %w", g.UUID, ErrExists)
 	}

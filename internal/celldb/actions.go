@@ -92,9 +92,10 @@ func StartEvent(ctx context.Context, tx *db.Tx, actionID int64, event, host stri
 
 // FinishEvents closes the open events of an action with a result
 // ("Success" or "Error") and, on error, a message (Nova's traceback).
-func FinishEvents(ctx context.Context, tx *db.Tx, actionID int64, result, traceback string, at time.Time) error {
-	if _, err := tx.Exec(ctx, `UPDATE instance_action_events SET result = ?, traceback = ?, finish_time = ? WHERE action_id = ? AND finish_time = 0`,
-		result, traceback, db.Micros(at), actionID); err != nil {
+func FinishEvents(ctx context.Context, tx *db.Tx, actionID int64, result, traceback, host string, at time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE instance_action_events SET result = ?, traceback = ?, finish_time = ?,
+		host = CASE WHEN host = '' THEN ? ELSE host END WHERE action_id = ? AND finish_time = 0`,
+		result, traceback, db.Micros(at), host, actionID); err != nil {
 		return err
 	}
 	if result == "Error" {
@@ -148,8 +149,9 @@ func ListActions(ctx context.Context, q Querier, uuid, requestID string) ([]wire
 }
 
 // FinishAction closes the open events of the instance's action started by
-// requestID; it is a no-op when there is no such action.
-func FinishAction(ctx context.Context, tx *db.Tx, uuid, requestID, result, traceback string, at time.Time) error {
+// requestID, on host (which an event started before the instance had a
+// host takes); it is a no-op when there is no such action.
+func FinishAction(ctx context.Context, tx *db.Tx, uuid, requestID, result, traceback, host string, at time.Time) error {
 	id, err := ActionID(ctx, tx, uuid, requestID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -157,5 +159,5 @@ func FinishAction(ctx context.Context, tx *db.Tx, uuid, requestID, result, trace
 	if err != nil {
 		return err
 	}
-	return FinishEvents(ctx, tx, id, result, traceback, at)
+	return FinishEvents(ctx, tx, id, result, traceback, host, at)
 }

@@ -318,7 +318,7 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 		if err != nil {
 			return err
 		}
-		if err := celldb.FinishAction(ctx, tx, uuid, in.RequestID, "Success", "", now); err != nil {
+		if err := celldb.FinishAction(ctx, tx, uuid, in.RequestID, "Success", "", host, now); err != nil {
 			return err
 		}
 		return s.sendUpdate(ctx, tx, in)

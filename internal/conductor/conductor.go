@@ -563,7 +563,7 @@ func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Insta
 		if err != nil {
 			return err
 		}
-		if err := celldb.FinishAction(ctx, tx, in.UUID, in.RequestID, "Error", msg, now); err != nil {
+		if err := celldb.FinishAction(ctx, tx, in.UUID, in.RequestID, "Error", msg, in.Host, now); err != nil {
 			return err
 		}
 		return c.sendUpdate(ctx, tx, up)

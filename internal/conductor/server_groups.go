@@ -35,7 +35,7 @@ func (c *Conductor) groupRequest(ctx context.Context, g *wire.GroupPlacement) (*
 	for h, n := range seen {
 		hosts[h] = max(hosts[h], n)
 	}
-	return &hostsched.Group{UUID: g.UUID, Policy: g.Policy, Hosts: hosts}, nil
+	return &hostsched.Group{UUID: g.UUID, Policy: g.Policy, MaxPerHost: g.MaxServerPerHost, Hosts: hosts}, nil
 }
 
 // pinAffinity is the same-cell constraint a build handed back keeps: for an

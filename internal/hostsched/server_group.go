@@ -23,11 +23,17 @@ const (
 type Group struct {
 	UUID   string
 	Policy string
+	// MaxPerHost is how many members an anti-affinity group may have on
+	// one host (its max_server_per_host rule); 0 means 1.
+	MaxPerHost int
 	// Hosts counts the group's members on each host of this cell: the
 	// members placed before the request and, while Select runs, the
 	// instances of the request it has already placed.
 	Hosts map[string]int
 }
+
+// perHost is how many members of an anti-affinity group a host may hold.
+func (g *Group) perHost() int { return max(g.MaxPerHost, 1) }
 
 // on reports how many of the group's members are on host.
 func (g *Group) on(host string) int { return g.Hosts[host] }
@@ -86,14 +92,15 @@ func (ServerGroupAffinityFilter) Passes(req *Request, h *Host) bool {
 }
 
 // ServerGroupAntiAffinityFilter keeps the members of an "anti-affinity"
-// group on distinct hosts: a host with a member of the group does not pass
-// (Nova's ServerGroupAntiAffinityFilter, with max_server_per_host 1).
+// group on distinct hosts: a host with as many members of the group as the
+// group's max_server_per_host (1 by default) does not pass (Nova's
+// ServerGroupAntiAffinityFilter).
 type ServerGroupAntiAffinityFilter struct{}
 
 // Passes implements Filter.
 func (ServerGroupAntiAffinityFilter) Passes(req *Request, h *Host) bool {
 	g := req.Group
-	return g == nil || g.Policy != PolicyAntiAffinity || g.on(h.Name) == 0
+	return g == nil || g.Policy != PolicyAntiAffinity || g.on(h.Name) < g.perHost()
 }
 
 // ServerGroupSoftAffinityWeigher scores a host by the number of members of
@@ -135,15 +142,15 @@ func keepPolicy(sels []Selection, g *Group) {
 	if !g.hard() {
 		return
 	}
-	offered := map[string]bool{}
+	offered := map[string]int{}
 	for i := range sels {
 		var keep []string
 		for _, a := range sels[i].Alternates {
 			switch {
 			case g.Policy == PolicyAffinity && g.on(a) > 0:
 				keep = append(keep, a)
-			case g.Policy == PolicyAntiAffinity && g.on(a) == 0 && !offered[a]:
-				offered[a] = true
+			case g.Policy == PolicyAntiAffinity && g.on(a)+offered[a] < g.perHost():
+				offered[a]++
 				keep = append(keep, a)
 			}
 		}

@@ -292,7 +292,7 @@ func (o *Ops) run(ctx context.Context, p celldb.Pending) {
 				return err
 			}
 		}
-		return celldb.FinishAction(ctx, tx, p.UUID, p.RequestID, result, traceback, o.cfg.Now())
+		return celldb.FinishAction(ctx, tx, p.UUID, p.RequestID, result, traceback, "", o.cfg.Now())
 	})
 	if err != nil {
 		log.Error("recording the end of a server action", "err", err)

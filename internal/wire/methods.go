@@ -119,6 +119,8 @@ type BuildInstances struct {
 type GroupPlacement struct {
 	UUID   string `json:"uuid"`
 	Policy string `json:"policy"`
+	// MaxServerPerHost is an anti-affinity group's rule (0: 1).
+	MaxServerPerHost int `json:"max_server_per_host,omitempty"`
 	// MemberHosts lists, by cell path, the host of each live member that
 	// has one (a host appears once per member on it).
 	MemberHosts map[string][]string `json:"member_hosts,omitempty"`

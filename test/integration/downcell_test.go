@@ -185,13 +185,77 @@ func TestDownCell(t *testing.T) {
 		t.Errorf("a hypervisor of the down cell: %d, want 503", code)
 	}
 
-	// The servers are still listed, from the API cell's copy.
+	// The servers of the down cell: left out below 2.69 (as Nova does),
+	// listed first as UNKNOWN from 2.69, shown from the API cell's copy
+	// with what it knows for certain.
 	all, err := servers.List(admin, nil).AllPages(ctx)
 	if err != nil {
 		t.Fatalf("server list with a cell down: %v", err)
 	}
-	if list, _ := servers.ExtractServers(all); len(list) != 4 {
-		t.Errorf("%d servers listed with a cell down, want 4", len(list))
+	if list, _ := servers.ExtractServers(all); len(list) != 2 {
+		t.Errorf("%d servers listed at 2.1 with a cell down, want the 2 of the live cell", len(list))
+	}
+	var down []string
+	for u, a := range apiInstances(t, apiDB) {
+		if a.cell == "api!cell2" {
+			down = append(down, u)
+		}
+	}
+	admin69 := tr.client("admin:admin")
+	admin69.Microversion = "2.69"
+	all, err = servers.List(admin69, nil).AllPages(ctx)
+	if err != nil {
+		t.Fatalf("server list at 2.69: %v", err)
+	}
+	list, _ := servers.ExtractServers(all)
+	if len(list) != 4 || list[0].Status != "UNKNOWN" || list[1].Status != "UNKNOWN" || list[2].Status != "ACTIVE" ||
+		list[0].TenantID != "admin" || list[0].Name != "" {
+		t.Errorf("server list at 2.69 with a cell down: %+v", list)
+	}
+	var idx struct {
+		Servers []map[string]any `json:"servers"`
+	}
+	if code, _ := tr.get(t, "/servers", &idx); code != http.StatusOK {
+		t.Errorf("index: %d", code)
+	}
+	req69 := func(path string, out any) int {
+		req, _ := http.NewRequest("GET", strings.TrimSuffix(tr.api, "/")+path, nil)
+		req.Header.Set("X-Auth-Token", "admin:admin")
+		req.Header.Set("X-OpenStack-Nova-API-Version", "2.69")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if out != nil {
+			_ = json.Unmarshal(b, out)
+		}
+		return resp.StatusCode
+	}
+	var index struct {
+		Servers []map[string]any `json:"servers"`
+	}
+	req69("/servers", &index)
+	if len(index.Servers) != 4 || len(index.Servers[0]) != 3 || index.Servers[0]["status"] != "UNKNOWN" {
+		t.Errorf("index at 2.69: %v", index.Servers)
+	}
+	var paged struct {
+		Servers []map[string]any `json:"servers"`
+	}
+	req69("/servers?limit=10", &paged)
+	if len(paged.Servers) != 2 {
+		t.Errorf("a paged list at 2.69 leaves the down cell out (as Nova does): %d servers", len(paged.Servers))
+	}
+	var one struct {
+		Server map[string]any `json:"server"`
+	}
+	if code := req69("/servers/"+down[0], &one); code != http.StatusOK || one.Server["status"] != "UNKNOWN" ||
+		one.Server["flavor"] == nil || one.Server["OS-EXT-STS:power_state"] != float64(0) || one.Server["name"] != nil {
+		t.Errorf("show at 2.69 of a down cell's server: %d %v", code, one.Server)
+	}
+	if code, _ := tr.get(t, "/servers/"+down[0], nil); code != http.StatusServiceUnavailable {
+		t.Errorf("show at 2.1 of a down cell's server: %d, want 503", code)
 	}
 
 	// New builds go to the live cell.

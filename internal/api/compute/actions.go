@@ -306,20 +306,45 @@ func (a *API) listInstanceActions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := 0
 	if apiVersion(r.Context()).AtLeast(Version{2, 58}) {
-		if s := q.Get("changes-since"); s != "" {
-			since, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				a.fail(w, r, bad("Invalid input for query parameters changes-since. Value: %s. '%s' is not a 'date-time'", s, s))
+		allowed := []string{"limit", "marker", "changes-since"}
+		if atLeast(r, 66) {
+			allowed = append(allowed, "changes-before")
+		}
+		if err := checkQuery(q, allowed...); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		var since, before time.Time
+		for _, p := range []struct {
+			name string
+			at   *time.Time
+		}{{"changes-since", &since}, {"changes-before", &before}} {
+			vs := q[p.name]
+			if len(vs) > 1 {
+				a.fail(w, r, bad("Invalid input for query parameters %s. Value: %s. %s is too long", p.name, pyList(vs), pyList(vs)))
 				return
 			}
-			kept := recs[:0]
-			for _, rec := range recs {
-				if !rec.UpdatedAt.Before(since) {
-					kept = append(kept, rec)
-				}
+			if len(vs) == 0 || vs[0] == "" {
+				continue
 			}
-			recs = kept
+			t, ok := parseISOTime(vs[0])
+			if !ok {
+				a.fail(w, r, bad("Invalid input for query parameters %s. Value: %s. '%s' is not a 'date-time'", p.name, vs[0], vs[0]))
+				return
+			}
+			*p.at = t
 		}
+		if !since.IsZero() && !before.IsZero() && before.Before(since) {
+			a.fail(w, r, bad("The value of changes-since must be less than or equal to changes-before."))
+			return
+		}
+		kept := recs[:0]
+		for _, rec := range recs {
+			if (since.IsZero() || !rec.UpdatedAt.Before(since)) && (before.IsZero() || !rec.UpdatedAt.After(before)) {
+				kept = append(kept, rec)
+			}
+		}
+		recs = kept
 		if m := q.Get("marker"); m != "" {
 			i := slices.IndexFunc(recs, func(rec wire.ActionRecord) bool { return rec.RequestID == m })
 			if i < 0 {
@@ -405,11 +430,24 @@ func actionView(r *http.Request, in *apidb.Instance, rec wire.ActionRecord, even
 		return v
 	}
 	admin := caller(r.Context()).Admin
+	v262 := atLeast(r, 62)
 	evs := make([]any, 0, len(rec.Events))
 	for _, e := range rec.Events {
 		ev := map[string]any{"event": e.Event, "start_time": isoMicro(e.StartTime), "finish_time": isoMicro(e.FinishTime), "result": nullable(e.Result)}
 		if admin {
 			ev["traceback"] = nullable(e.Traceback)
+		}
+		// 2.62: the event's host, hashed with the action's project as a
+		// server's hostId is, for everyone; the host itself for admins.
+		if v262 {
+			project := rec.ProjectID
+			if project == "" {
+				project = in.ProjectID
+			}
+			ev["hostId"] = hostID(project, e.Host)
+			if admin {
+				ev["host"] = e.Host
+			}
 		}
 		evs = append(evs, ev)
 	}

@@ -79,9 +79,18 @@ func (a *API) rebuild(w http.ResponseWriter, r *http.Request, in *apidb.Instance
 		AccessIPv6  string            `json:"accessIPv6"`
 		DiskConfig  string            `json:"OS-DCF:diskConfig"`
 		Personality []any             `json:"personality"`
+		Certs       json.RawMessage   `json:"trusted_image_certificates"`
 	}
 	if err := strictDecode(arg, &p); err != nil {
 		a.fail(w, r, bad("Invalid input for field/attribute rebuild: %v", jsonFieldError(err)))
+		return
+	}
+	if p.Certs != nil && !atLeast(r, 63) {
+		a.fail(w, r, bad("Invalid input for field/attribute rebuild. Additional properties are not allowed ('trusted_image_certificates' was unexpected)"))
+		return
+	}
+	if err := checkTrustedCerts(p.Certs); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	if p.ImageRef == "" {

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -55,6 +56,14 @@ func serverGroupView(r *http.Request, g *apidb.ServerGroup) map[string]any {
 		members = []string{}
 	}
 	v := map[string]any{"id": g.UUID, "name": g.Name, "policies": []string{g.Policy}, "members": members, "metadata": map[string]any{}}
+	if atLeast(r, 64) {
+		// 2.64: one policy and its rules, no metadata.
+		rules := map[string]any{}
+		if g.MaxServerPerHost > 0 {
+			rules["max_server_per_host"] = g.MaxServerPerHost
+		}
+		v = map[string]any{"id": g.UUID, "name": g.Name, "policy": g.Policy, "rules": rules, "members": members}
+	}
 	if atLeast(r, 13) {
 		v["project_id"] = g.ProjectID
 		v["user_id"] = g.UserID
@@ -94,6 +103,48 @@ func checkGroupPolicies(v any, allowed []any) error {
 	return nil
 }
 
+// checkGroupRules checks a 2.64 group's rules: an object with at most
+// max_server_per_host, a positive integer (or a string of digits).
+func checkGroupRules(v any) (int, error) {
+	rules, ok := v.(map[string]any)
+	if !ok {
+		return 0, invalid("rules", v, "%s is not of type 'object'", pyRepr(v))
+	}
+	n := 0
+	if m, ok := rules["max_server_per_host"]; ok {
+		const f = "max_server_per_host"
+		switch t := m.(type) {
+		case string:
+			if t == "" {
+				return 0, invalid(f, t, "'' should be non-empty")
+			}
+			if strings.Trim(t, "0123456789") != "" {
+				return 0, invalid(f, t, "%s does not match '^[0-9]*$'", pyRepr(t))
+			}
+			x, err := strconv.Atoi(t)
+			if err != nil || x < 1 {
+				return 0, invalid(f, t, "%s is less than the minimum of 1", pyRepr(t))
+			}
+			n = x
+		case json.Number:
+			x, err := t.Int64()
+			if err != nil {
+				return 0, invalid(f, t, "%s is not of type 'integer', 'string'", t)
+			}
+			if x < 1 {
+				return 0, invalid(f, t, "%s is less than the minimum of 1", t)
+			}
+			n = int(min(x, 1<<31-1))
+		default:
+			return 0, invalid(f, m, "%s is not of type 'integer', 'string'", pyRepr(m))
+		}
+	}
+	if err := noOtherKeys(rules, "rules", "max_server_per_host"); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 func (a *API) createServerGroup(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := caller(ctx)
@@ -103,14 +154,33 @@ func (a *API) createServerGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fields := []string{"name", "policies"}
-	vals, err := objectField(body, "server_group", fields, fields, func(g map[string]any) error {
+	if atLeast(r, 64) {
+		fields = []string{"name", "policy", "rules"}
+	}
+	var maxPerHost int
+	vals, err := objectField(body, "server_group", fields, fields[:2], func(g map[string]any) error {
 		if v, ok := g["name"]; ok {
 			if err := checkName("name", v); err != nil {
 				return err
 			}
 		}
-		if v, ok := g["policies"]; ok {
+		if v, ok := g["policies"]; ok && !atLeast(r, 64) {
 			return checkGroupPolicies(v, groupPolicies(r))
+		}
+		if !atLeast(r, 64) {
+			return nil
+		}
+		if v, ok := g["policy"]; ok {
+			if p, isStr := v.(string); !isStr || !slices.Contains(groupPolicies(r), any(p)) {
+				return invalid("policy", v, "%s is not one of %s", pyRepr(v), pyRepr(groupPolicies(r)))
+			}
+		}
+		if v, ok := g["rules"]; ok {
+			n, err := checkGroupRules(v)
+			if err != nil {
+				return err
+			}
+			maxPerHost = n
 		}
 		return nil
 	})
@@ -118,8 +188,18 @@ func (a *API) createServerGroup(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	var policy string
+	if atLeast(r, 64) {
+		policy = vals["policy"].(string)
+		if rules, _ := vals["rules"].(map[string]any); len(rules) > 0 && policy != "anti-affinity" {
+			a.fail(w, r, bad("Only anti-affinity policy supports rules."))
+			return
+		}
+	} else {
+		policy = vals["policies"].([]any)[0].(string)
+	}
 	g := &apidb.ServerGroup{UUID: uuid.NewString(), Name: vals["name"].(string), ProjectID: c.ProjectID, UserID: c.UserID,
-		Policy: vals["policies"].([]any)[0].(string), CreatedAt: a.cfg.Now().UTC()}
+		Policy: policy, MaxServerPerHost: maxPerHost, CreatedAt: a.cfg.Now().UTC()}
 	if err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		if err := a.checkServerGroups(ctx, tx, g.ProjectID, g.UserID); err != nil {
 			return err
@@ -279,7 +359,7 @@ func (a *API) groupPlacement(ctx context.Context, b *wire.BuildInstances) error 
 	if err != nil {
 		return err
 	}
-	place := &wire.GroupPlacement{UUID: g.UUID, Policy: g.Policy}
+	place := &wire.GroupPlacement{UUID: g.UUID, Policy: g.Policy, MaxServerPerHost: g.MaxServerPerHost}
 	var cells []string
 	for _, m := range members {
 		if m.Cell == "" {

@@ -11,7 +11,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servergroups"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
-	"github.com/cellcloud/cellcloud/internal/api/compute"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -378,11 +377,53 @@ func TestServerGroupsAcrossCells(t *testing.T) {
 	}
 }
 
-// TestServerGroupsNeedTheirOldForm: server groups are served in the form
-// before 2.64 (policies, metadata); serving 2.64 needs the policy and
-// rules form first.
-func TestServerGroupsNeedTheirOldForm(t *testing.T) {
-	if servesMicroversion(64) {
-		t.Fatalf("the API serves %s, but server groups do not have the 2.64 form (policy, rules) yet", compute.MaxVersion)
+// TestServerGroupRules (2.64): a group has one policy and its rules;
+// anti-affinity with max_server_per_host 2 puts at most two members on a
+// host, and a member that does not fit goes to ERROR; rules are refused
+// for other policies, and the old form is refused from 2.64.
+func TestServerGroupRules(t *testing.T) {
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 2})
+	sc := tr.Compute(demo)
+	sc.Microversion = "2.64"
+	two := 2
+	g, err := servergroups.Create(context.Background(), sc, servergroups.CreateOpts{Name: "pairs", Policy: "anti-affinity",
+		Rules: &servergroups.Rules{MaxServerPerHost: two}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Policy == nil || *g.Policy != "anti-affinity" || g.Rules == nil || g.Rules.MaxServerPerHost != 2 || len(g.Policies) != 0 {
+		t.Fatalf("created group: %+v", g)
+	}
+	r := tr.Do(t, http.MethodGet, "/v2.1/os-server-groups/"+g.ID, demo, nil, "X-OpenStack-Nova-API-Version", "2.63")
+	if !strings.Contains(string(r.Body), `"policies":["anti-affinity"]`) || strings.Contains(string(r.Body), `"rules"`) {
+		t.Errorf("the group before 2.64: %s", r.Body)
+	}
+	hosts := map[string]int{}
+	for range 4 {
+		_, h := sgHostOf(t, tr, sgBoot(t, tr, demo, g.ID, 1)[0])
+		hosts[h]++
+	}
+	if len(hosts) != 2 || hosts["cell1-host001"] != 2 || hosts["cell1-host002"] != 2 {
+		t.Errorf("4 members with max_server_per_host 2 on 2 hosts: %v", hosts)
+	}
+	fifth := sgBoot(t, tr, demo, g.ID, 1)[0]
+	waitStatus(t, tr.Compute(demo), fifth, "ERROR")
+
+	for _, c := range []struct {
+		body map[string]any
+		msg  string
+	}{
+		{map[string]any{"name": "x", "policy": "affinity", "rules": map[string]any{"max_server_per_host": 2}}, "Only anti-affinity policy supports rules."},
+		{map[string]any{"name": "x", "policies": []string{"affinity"}}, "'policy' is a required property"},
+		{map[string]any{"name": "x", "policy": "affinity", "policies": []string{"affinity"}}, "('policies' was unexpected)"},
+		{map[string]any{"name": "x", "policy": "nope"}, "Invalid input for field/attribute policy. Value: nope. 'nope' is not one of ['anti-affinity', 'affinity', 'soft-anti-affinity', 'soft-affinity']"},
+		{map[string]any{"name": "x", "policy": "anti-affinity", "rules": map[string]any{"foo": 1}}, "('foo' was unexpected)"},
+		{map[string]any{"name": "x", "policy": "anti-affinity", "rules": map[string]any{"max_server_per_host": 0}}, "0 is less than the minimum of 1"},
+		{map[string]any{"name": "x", "policy": "anti-affinity", "rules": map[string]any{"max_server_per_host": "abc"}}, "'abc' does not match '^[0-9]*$'"},
+	} {
+		r := tr.Do(t, http.MethodPost, "/v2.1/os-server-groups", demo, map[string]any{"server_group": c.body}, "X-OpenStack-Nova-API-Version", "2.64")
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), c.msg) {
+			t.Errorf("create %v: %d %s, want 400 %q", c.body, r.Status, r.Body, c.msg)
+		}
 	}
 }

@@ -44,6 +44,7 @@ var createFields = []string{
 	"availability_zone", "min_count", "max_count", "return_reservation_id", "security_groups", "config_drive",
 	"description", "tags",
 	"accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "block_device_mapping", "block_device_mapping_v2",
+	"trusted_image_certificates",
 }
 
 type createBody struct {
@@ -134,10 +135,15 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 	}
 	for k := range fields {
 		// 2.57 removed personality (file injection).
-		if !slices.Contains(createFields, k) || (k == "personality" && apiVersion(ctx).AtLeast(Version{2, 57})) {
+		if !slices.Contains(createFields, k) || (k == "personality" && apiVersion(ctx).AtLeast(Version{2, 57})) ||
+			(k == "trusted_image_certificates" && !atLeast(r, 63)) {
 			a.fail(w, r, bad("Invalid input for field/attribute server. Additional properties are not allowed ('%s' was unexpected)", k))
 			return
 		}
+	}
+	if err := checkTrustedCerts(fields["trusted_image_certificates"]); err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	var body createBody
 	if err := json.Unmarshal(raw, &body); err != nil {
@@ -727,6 +733,9 @@ func (a *API) showServer(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if a.showDown(w, r, in) {
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"server": a.serverView(r, in)})
 }
 
@@ -801,8 +810,15 @@ func (a *API) listServers(detail bool) http.HandlerFunc {
 			return
 		}
 		base := baseURL(r)
-		out := make([]any, 0, len(insts))
-		for _, in := range insts {
+		page := insts
+		shown, unknown, err := a.splitDown(r, insts, detail)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		out := make([]any, 0, len(page))
+		out = append(out, unknown...)
+		for _, in := range shown {
 			if detail {
 				out = append(out, a.serverView(r, in))
 			} else {
@@ -810,10 +826,10 @@ func (a *API) listServers(detail bool) http.HandlerFunc {
 			}
 		}
 		resp := map[string]any{"servers": out}
-		if opts.Limit > 0 && len(insts) == opts.Limit {
+		if opts.Limit > 0 && len(page) == opts.Limit {
 			next := *r.URL
 			nq := next.Query()
-			nq.Set("marker", insts[len(insts)-1].UUID)
+			nq.Set("marker", page[len(page)-1].UUID)
 			nq.Set("limit", strconv.Itoa(opts.Limit))
 			next.RawQuery = nq.Encode()
 			resp["servers_links"] = []map[string]string{{"rel": "next", "href": base + next.RequestURI()}}
@@ -865,14 +881,9 @@ func (a *API) serverView(r *http.Request, in *apidb.Instance) map[string]any {
 	if in.TaskState != "" {
 		task = in.TaskState
 	}
-	hostID := ""
-	if in.Host != "" {
-		h := sha256.Sum224([]byte(in.ProjectID + in.Host))
-		hostID = hex.EncodeToString(h[:])
-	}
 	v := map[string]any{
 		"id": in.UUID, "name": in.Name, "status": Status(in.VMState, in.TaskState), "tenant_id": in.ProjectID,
-		"user_id": in.UserID, "metadata": meta, "hostId": hostID,
+		"user_id": in.UserID, "metadata": meta, "hostId": hostID(in.ProjectID, in.Host),
 		"image":   map[string]any{"id": in.ImageRef, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/images/" + in.ImageRef}}},
 		"flavor":  map[string]any{"id": in.FlavorID, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/flavors/" + in.FlavorID}}},
 		"created": isoTime(in.CreatedAt), "updated": isoTime(in.UpdatedAt), "addresses": addrs,
@@ -901,6 +912,16 @@ func (a *API) serverView(r *http.Request, in *apidb.Instance) map[string]any {
 	return v
 }
 
+// hostID is Nova's hostId: a host hashed with a project, so that a
+// project can tell its servers' hosts apart without learning their names.
+func hostID(project, host string) string {
+	if host == "" {
+		return ""
+	}
+	h := sha256.Sum224([]byte(project + host))
+	return hex.EncodeToString(h[:])
+}
+
 func nullable(s string) any {
 	if s == "" {
 		return nil
@@ -910,3 +931,45 @@ func nullable(s string) any {
 
 // Status maps vm_state and task_state to the API's status, as Nova does.
 func Status(vm, task string) string { return vmstate.Status(vm, task) }
+
+// checkTrustedCerts checks trusted_image_certificates (2.63) as Nova's
+// schema does. A list of certificates is then refused: no driver here
+// can verify an image's signature, and a cloud must not accept
+// certificates it will not check. null (or absent) is accepted.
+func checkTrustedCerts(raw json.RawMessage) error {
+	const f = "trusted_image_certificates"
+	if isNull(raw) {
+		return nil
+	}
+	var val any
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&val); err != nil {
+		return bad("Invalid input for field/attribute %s. Value: %s. is not valid JSON", f, raw)
+	}
+	items, ok := val.([]any)
+	if !ok {
+		return invalid(f, val, "%s is not of type 'array', 'null'", pyRepr(val))
+	}
+	switch {
+	case len(items) == 0:
+		return invalid(f, val, "[] should be non-empty")
+	case len(items) > 50:
+		return invalid(f, val, "%s is too long", pyRepr(val))
+	}
+	seen := map[string]bool{}
+	for i, it := range items {
+		s, ok := it.(string)
+		if !ok {
+			return invalid(strconv.Itoa(i), it, "%s is not of type 'string'", pyRepr(it))
+		}
+		if s == "" {
+			return bad("Invalid input for field/attribute %d. Value: . '' should be non-empty", i)
+		}
+		if seen[s] {
+			return invalid(f, val, "%s has non-unique elements", pyRepr(val))
+		}
+		seen[s] = true
+	}
+	return bad("Image certificate validation is not supported: this cloud's hypervisor drivers cannot verify image signatures.")
+}

@@ -112,6 +112,9 @@ func memberFilters(r *http.Request) []string {
 	if atLeast(r, 5) {
 		opts = append(opts, "ip6")
 	}
+	if atLeast(r, 66) {
+		opts = append(opts, "changes-before")
+	}
 	if atLeast(r, 26) {
 		opts = append(opts, tagFilters...)
 	}
@@ -255,6 +258,16 @@ func (a *API) listOptions(r *http.Request, detail bool) (*listRequest, error) {
 			return nil, queryInvalid("changes-since", v, "%s is not a 'date-time'", pyRepr(v))
 		}
 	}
+	if atLeast(r, 66) {
+		for _, v := range q["changes-before"] {
+			if _, ok := parseISOTime(v); !ok {
+				return nil, queryInvalid("changes-before", v, "%s is not a 'date-time'", pyRepr(v))
+			}
+		}
+	} else {
+		// Before 2.66 the legacy schema drops it.
+		q.Del("changes-before")
+	}
 	for _, v := range q["sort_key"] {
 		if !slices.Contains(validSortKeys, v) {
 			return nil, queryInvalid("sort_key", v, "%s is not one of %s", pyRepr(v), pyList(validSortKeys))
@@ -313,12 +326,19 @@ func (a *API) listOptions(r *http.Request, detail bool) (*listRequest, error) {
 	if opts.Has("changes-since") {
 		o.ChangesSince, _ = parseISOTime(get("changes-since"))
 	}
-	// Deleted servers: listed with changes-since, or when an admin asks.
+	if opts.Has("changes-before") {
+		o.ChangesBefore, _ = parseISOTime(get("changes-before"))
+		if !o.ChangesSince.IsZero() && o.ChangesBefore.Before(o.ChangesSince) {
+			return nil, bad("The value of changes-since must be less than or equal to changes-before.")
+		}
+	}
+	// Deleted servers: listed with changes-since or changes-before, or
+	// when an admin asks.
 	switch {
 	case opts.Has("deleted"):
 		v, err := strictBool(get("deleted"))
 		o.OnlyDeleted = err == nil && v
-	case opts.Has("changes-since"):
+	case opts.Has("changes-since"), opts.Has("changes-before"):
 		o.IncludeDeleted = true
 	}
 	if fromStatus && slices.Equal(o.VMStates, []string{"deleted"}) {

@@ -11,7 +11,7 @@ import (
 // The microversions this API serves.
 var (
 	MinVersion = Version{2, 1}
-	MaxVersion = Version{2, 60}
+	MaxVersion = Version{2, 69}
 )
 
 // Version is a compute API microversion.

@@ -36,6 +36,10 @@ func versionedView(r *http.Request, in *apidb.Instance, v map[string]any) {
 		}
 		v["host_status"] = status
 	}
+	if ver.AtLeast(Version{2, 63}) {
+		// 2.63: no image certificates are ever stored (they are refused).
+		v["trusted_image_certificates"] = nil
+	}
 	if ver.AtLeast(Version{2, 47}) {
 		// 2.47: the flavor is embedded instead of linked.
 		f := map[string]any{
