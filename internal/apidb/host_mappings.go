@@ -56,3 +56,11 @@ func HostCells(ctx context.Context, q db.Querier, host string) ([]string, error)
 		return c, r.Scan(&c)
 	}, `SELECT DISTINCT cell FROM host_mappings WHERE host = ? ORDER BY cell`, host)
 }
+
+// CellComputeHosts lists the hosts of a cell's compute services.
+func CellComputeHosts(ctx context.Context, q db.Querier, cell string) ([]string, error) {
+	return db.Collect(ctx, q, func(r db.Scanner) (string, error) {
+		var h string
+		return h, r.Scan(&h)
+	}, `SELECT host FROM host_mappings WHERE cell = ? AND kind = ? AND binary_name = 'nova-compute' ORDER BY host`, cell, wire.MappingService)
+}

@@ -254,6 +254,22 @@ func TestDownCell(t *testing.T) {
 		one.Server["flavor"] == nil || one.Server["OS-EXT-STS:power_state"] != float64(0) || one.Server["name"] != nil {
 		t.Errorf("show at 2.69 of a down cell's server: %d %v", code, one.Server)
 	}
+	var svcs struct {
+		Services []map[string]any `json:"services"`
+	}
+	req69("/os-services", &svcs)
+	unknown := 0
+	for _, s := range svcs.Services {
+		if s["status"] == "UNKNOWN" {
+			unknown++
+			if !strings.HasPrefix(s["host"].(string), "api!cell2@") || s["binary"] != "nova-compute" || len(s) != 3 {
+				t.Errorf("an UNKNOWN service: %v", s)
+			}
+		}
+	}
+	if unknown != 2 {
+		t.Errorf("os-services at 2.69 with api!cell2 down: %d UNKNOWN compute services, want 2: %v", unknown, svcs.Services)
+	}
 	if code, _ := tr.get(t, "/servers/"+down[0], nil); code != http.StatusServiceUnavailable {
 		t.Errorf("show at 2.1 of a down cell's server: %d, want 503", code)
 	}

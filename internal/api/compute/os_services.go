@@ -108,7 +108,7 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		sq.Host = host
-		_, err := a.gather(w, r, wire.MethodServices, sq, func(cell string, raw json.RawMessage) error {
+		missing, err := a.gather(w, r, wire.MethodServices, sq, func(cell string, raw json.RawMessage) error {
 			ss, err := decodeList[wire.Service](raw)
 			for _, s := range ss {
 				out = append(out, cellService{cell, s})
@@ -119,18 +119,60 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
-	}
-	slices.SortFunc(out, func(x, y cellService) int {
-		if x.cell != y.cell {
-			return strings.Compare(x.cell, y.cell)
+		if v.AtLeast(v269) && len(missing) > 0 {
+			// 2.69: a cell that did not answer shows its compute hosts
+			// (from the host mappings) with status UNKNOWN, first.
+			unknown, err := a.unknownComputes(r, missing, sq)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			list := make([]map[string]any, 0, len(unknown)+len(out))
+			list = append(list, unknown...)
+			slices.SortFunc(out, compareCellService)
+			for _, cs := range out {
+				list = append(list, serviceView(v, cs))
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"services": list})
+			return
 		}
-		return int(x.s.ID - y.s.ID)
-	})
+	}
+	slices.SortFunc(out, compareCellService)
 	list := make([]map[string]any, 0, len(out))
 	for _, cs := range out {
 		list = append(list, serviceView(v, cs))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"services": list})
+}
+
+func compareCellService(x, y cellService) int {
+	if x.cell != y.cell {
+		return strings.Compare(x.cell, y.cell)
+	}
+	return int(x.s.ID - y.s.ID)
+}
+
+// unknownComputes are the compute hosts of cells that did not answer, as
+// Nova's 2.69 shows them: binary, host and status UNKNOWN, filtered by
+// the request's host and binary.
+func (a *API) unknownComputes(r *http.Request, cells []string, sq wire.ServiceQuery) ([]map[string]any, error) {
+	if sq.Binary != "" && sq.Binary != "nova-compute" {
+		return nil, nil
+	}
+	var out []map[string]any
+	for _, cell := range cells {
+		hosts, err := apidb.CellComputeHosts(r.Context(), a.cfg.DB, cell)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hosts {
+			if sq.Host != "" && sq.Host != h {
+				continue
+			}
+			out = append(out, map[string]any{"binary": "nova-compute", "host": qualify(cell, h), "status": "UNKNOWN"})
+		}
+	}
+	return out, nil
 }
 
 // serviceBody reads an os-services PUT body: an object whose keys are all
