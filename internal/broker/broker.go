@@ -26,6 +26,16 @@ type EmbeddedConfig struct {
 	StoreDir string
 }
 
+// InMsgs is how many messages clients have published to the server,
+// JetStream's own API requests and acknowledgements included.
+func (e *Embedded) InMsgs() int64 {
+	v, err := e.srv.Varz(nil)
+	if err != nil {
+		return 0
+	}
+	return v.InMsgs
+}
+
 // Embedded is a running embedded NATS server.
 type Embedded struct {
 	srv *server.Server

@@ -141,6 +141,7 @@ func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb s
 		select {
 		case <-p.f.Ok():
 			sent = append(sent, p.seq)
+			s.published.durable.Add(1)
 		case err := <-p.f.Err():
 			s.log.Debug("relay publish failed", "neighbour", nb, "err", err)
 		case <-timeout.C:

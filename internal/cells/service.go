@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -159,6 +160,18 @@ type Service struct {
 	stopOnce sync.Once
 	subs     []*nats.Subscription
 	ready    chan struct{}
+
+	// published counts the envelopes this cell put on a broker: durable
+	// messages relayed from the outbox, and calls, notifications and
+	// responses.
+	published struct{ durable, calls atomic.Int64 }
+}
+
+// Published is how many envelopes the cell has put on brokers since it
+// started: durable messages (relayed from the outbox and acknowledged),
+// and calls, notifications and responses.
+func (s *Service) Published() (durable, calls int64) {
+	return s.published.durable.Load(), s.published.calls.Load()
 }
 
 // New validates the configuration and builds a service; Start runs it.

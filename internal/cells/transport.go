@@ -215,7 +215,11 @@ func (s *Service) publishCall(to string, env any) error {
 		}
 		nc = l.conn.nc
 	}
-	return nc.Publish(callSubject(to), b)
+	if err := nc.Publish(callSubject(to), b); err != nil {
+		return err
+	}
+	s.published.calls.Add(1)
+	return nil
 }
 
 // RefreshNeighbours re-reads the cells table now, rather than at the next

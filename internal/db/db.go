@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -41,6 +42,16 @@ type DB struct {
 	Dialect Dialect
 	// DSN is what the database was opened with (for logs; secrets kept).
 	DSN string
+	// commits counts the transactions committed through InTx.
+	commits *atomic.Int64
+}
+
+// Commits is how many transactions InTx has committed since Open.
+func (d *DB) Commits() int64 {
+	if d.commits == nil {
+		return 0
+	}
+	return d.commits.Load()
 }
 
 // Open opens a database. dsn is a PostgreSQL URL ("postgres://…" or
@@ -59,7 +70,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 		sdb.SetMaxOpenConns(16)
 		sdb.SetMaxIdleConns(16)
-		d = &DB{DB: sdb, Dialect: Postgres, DSN: dsn}
+		d = &DB{DB: sdb, Dialect: Postgres, DSN: dsn, commits: new(atomic.Int64)}
 	default:
 		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "sqlite:")
 		if path == "" {
@@ -80,7 +91,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		sdb.SetMaxOpenConns(4)
 		sdb.SetMaxIdleConns(4)
 		sdb.SetConnMaxIdleTime(0)
-		d = &DB{DB: sdb, Dialect: SQLite, DSN: dsn}
+		d = &DB{DB: sdb, Dialect: SQLite, DSN: dsn, commits: new(atomic.Int64)}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -187,6 +198,9 @@ func (d *DB) once(ctx context.Context, f func(*Tx) error) error {
 	}
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if d.commits != nil {
+		d.commits.Add(1)
 	}
 	for _, a := range tx.after {
 		a()

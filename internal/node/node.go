@@ -447,6 +447,32 @@ func (n *Node) cellInfo(ctx context.Context, _ *wire.Envelope) (any, error) {
 	return info, nil
 }
 
+// Stats are a cell process's counters since it started, for benchmarks.
+type Stats struct {
+	// Commits is the database transactions committed.
+	Commits int64
+	// Durable and Calls are the envelopes its cells service published.
+	Durable, Calls int64
+	// BrokerIn is every message published to its embedded broker (zero
+	// with an external broker), JetStream's own traffic included.
+	BrokerIn int64
+}
+
+// Stats reads the counters.
+func (n *Node) Stats() Stats {
+	var st Stats
+	if n.DB != nil {
+		st.Commits = n.DB.Commits()
+	}
+	if n.Cells != nil {
+		st.Durable, st.Calls = n.Cells.Published()
+	}
+	if n.embedded != nil {
+		st.BrokerIn = n.embedded.InMsgs()
+	}
+	return st
+}
+
 // APIAddr is the address the Compute API listens on ("" without the api role).
 func (n *Node) APIAddr() string { return n.apiAddr }
 

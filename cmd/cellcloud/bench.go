@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cellcloud/cellcloud/internal/bench"
+)
+
+// cmdBench runs the benchmark (docs/benchmarks.md).
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o bench.Options
+	fs.IntVar(&o.Cells, "cells", 2, "compute cells of the bench's own tree")
+	fs.IntVar(&o.HostsPerCell, "hosts-per-cell", 100, "fake hosts in each compute cell")
+	fs.IntVar(&o.Host.VCPUs, "host-vcpus", 64, "vCPUs of each fake host")
+	fs.Int64Var(&o.Host.RAMMB, "host-ram-mb", 262144, "RAM of each fake host, MiB")
+	fs.Int64Var(&o.Host.DiskGB, "host-disk-gb", 10000, "disk of each fake host, GB")
+	depth := fs.Int("depth", 2, "levels of the tree: 2 is an API cell over compute cells (the only depth built so far)")
+	fs.IntVar(&o.N, "n", 1000, "instances to boot")
+	fs.IntVar(&o.K, "k", 64, "concurrent clients")
+	fs.IntVar(&o.Batch, "batch", 1, "instances per create request (1: single creates; more: multi-creates)")
+	fs.StringVar(&o.URL, "url", "", "drive a running deployment's Compute API (e.g. http://127.0.0.1:8774/v2.1) instead of starting a tree")
+	fs.StringVar(&o.Token, "token", "", "with --url: an administrator's token (X-Auth-Token)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "where the bench's own tree keeps its files (default: a temporary directory)")
+	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if *depth != 2 {
+		return usageError{fmt.Errorf("--depth %d: only 2 (an API cell over compute cells) is built so far", *depth)}
+	}
+	o.Host.CPURatio, o.Host.RAMRatio, o.Host.DiskRatio = 1, 1, 1
+	o.Progress = stderr
+	if err := o.Validate(); err != nil {
+		return usageError{err}
+	}
+	res, err := bench.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	bench.WriteTable(stdout, res)
+	if *jsonPath != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", *jsonPath)
+	}
+	return nil
+}

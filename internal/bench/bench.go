@@ -1,0 +1,650 @@
+// Package bench measures cellcloud the way its users meet it: it boots
+// instances through the real Compute API with concurrent clients, waits
+// until the API shows them ACTIVE, lists them, deletes them, and reads
+// what the control plane spent doing it (broker messages, database
+// transactions, CPU, memory). It starts a tree of its own in this process,
+// or drives a running deployment by URL.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/cells"
+	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/node"
+	"github.com/cellcloud/cellcloud/internal/quota"
+	"github.com/cellcloud/cellcloud/internal/up"
+)
+
+// Options are a benchmark run.
+type Options struct {
+	// Cells and HostsPerCell size the tree the bench starts (when URL is
+	// empty); Host is each fake host's size.
+	Cells, HostsPerCell int
+	Host                compute.HostSpec
+	// N instances are booted by K concurrent clients, Batch per create
+	// request (1: single creates; more: multi-creates with max_count).
+	N, K, Batch int
+	// URL and Token drive a running deployment's Compute API instead
+	// (Token sent as X-Auth-Token; it must be an administrator's).
+	URL, Token string
+	// DataDir holds the bench's own tree (default: a temporary directory,
+	// removed afterwards).
+	DataDir string
+	// Progress receives a line a second while the bench runs.
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+// Validate refuses nonsense at once.
+func (o *Options) Validate() error {
+	switch {
+	case o.N <= 0:
+		return fmt.Errorf("-n %d: the number of instances must be positive", o.N)
+	case o.K <= 0:
+		return fmt.Errorf("-k %d: the number of concurrent clients must be positive", o.K)
+	case o.Batch <= 0 || o.Batch > 1000:
+		return fmt.Errorf("--batch %d must be between 1 and 1000", o.Batch)
+	case o.URL == "" && (o.Cells <= 0 || o.Cells > 250):
+		return fmt.Errorf("--cells %d must be between 1 and 250", o.Cells)
+	case o.URL == "" && (o.HostsPerCell <= 0 || o.HostsPerCell > 100000):
+		return fmt.Errorf("--hosts-per-cell %d must be between 1 and 100000", o.HostsPerCell)
+	case o.URL != "" && o.Token == "":
+		return errors.New("--url needs --token (an administrator's token)")
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Percentiles of a latency, in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+func percentiles(ds []time.Duration) Percentiles {
+	if len(ds) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(s)))) - 1
+		return float64(s[max(i, 0)]) / float64(time.Millisecond)
+	}
+	return Percentiles{P50: at(0.50), P99: at(0.99), Max: at(1)}
+}
+
+// CellCost is what one cell spent during the boot phase.
+type CellCost struct {
+	Cell            string  `json:"cell"`
+	Transactions    int64   `json:"transactions"`
+	TxPerBoot       float64 `json:"transactions_per_boot"`
+	Envelopes       int64   `json:"envelopes"`
+	BrokerMessages  int64   `json:"broker_messages"`
+	MessagesPerBoot float64 `json:"broker_messages_per_boot"`
+}
+
+// Result is a run's figures.
+type Result struct {
+	Options struct {
+		Cells, HostsPerCell, N, K, Batch int
+		URL                              string `json:",omitempty"`
+	} `json:"options"`
+	Machine string `json:"machine"`
+	// Booted instances became ACTIVE; Errors went to ERROR or were refused.
+	Booted, Errors int
+	// BootSeconds is from the first create to the moment the API showed
+	// no instance building.
+	BootSeconds   float64     `json:"boot_seconds"`
+	BootsPerSec   float64     `json:"boots_per_second"`
+	CreateLatency Percentiles `json:"create_latency"`
+	// ActiveLatency is from a create request to its instance's launch,
+	// as the instance's launched_at says.
+	ActiveLatency Percentiles `json:"time_to_active"`
+	// ListLatency is GET /servers/detail?limit=1000 at the final size.
+	ListLatency   Percentiles `json:"list_detail_latency"`
+	DeleteSeconds float64     `json:"delete_seconds"`
+	DeletesPerSec float64     `json:"deletes_per_second"`
+	// EnvelopesPerBoot are the cells' protocol messages (durable and
+	// calls) per instance booted; BrokerMessagesPerBoot everything the
+	// brokers received, JetStream's acknowledgements and API included.
+	EnvelopesPerBoot      float64    `json:"envelopes_per_boot"`
+	BrokerMessagesPerBoot float64    `json:"broker_messages_per_boot"`
+	Cells                 []CellCost `json:"cells,omitempty"`
+	// CPUSeconds and PeakRSSMB are this process's (the control plane and
+	// the bench's clients, when the bench runs its own tree).
+	CPUSeconds float64  `json:"cpu_seconds"`
+	PeakRSSMB  float64  `json:"peak_rss_mb"`
+	Targets    []Target `json:"targets"`
+}
+
+// Target is one of issue 6's targets, and whether the run met it.
+type Target struct {
+	Name  string  `json:"name"`
+	Want  string  `json:"want"`
+	Value float64 `json:"value"`
+	Met   bool    `json:"met"`
+}
+
+// Run runs the benchmark.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	res := &Result{Machine: machine()}
+	res.Options.Cells, res.Options.HostsPerCell, res.Options.N, res.Options.K, res.Options.Batch, res.Options.URL =
+		o.Cells, o.HostsPerCell, o.N, o.K, o.Batch, o.URL
+
+	var tree *up.Tree
+	api, token := strings.TrimSuffix(o.URL, "/"), o.Token
+	if api == "" {
+		dir := o.DataDir
+		if dir == "" {
+			d, err := os.MkdirTemp("", "cellcloud-bench-")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(d)
+			dir = d
+		}
+		fmt.Fprintf(o.Progress, "starting a tree: %d cells x %d hosts in %s\n", o.Cells, o.HostsPerCell, dir)
+		var err error
+		tree, err = up.Start(ctx, up.Options{DataDir: dir, Cells: o.Cells, HostsPerCell: o.HostsPerCell, Listen: "127.0.0.1:0",
+			Host: o.Host, Auth: "noauth", Quota: quota.Defaults{Instances: quota.Unlimited, Cores: quota.Unlimited, RAM: quota.Unlimited}}, o.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("start the tree: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tree.Shutdown(sctx)
+		}()
+		api, token = tree.APIURL(), "admin:admin"
+		if err := waitReports(ctx, tree, o.Cells*o.HostsPerCell); err != nil {
+			return nil, err
+		}
+	}
+	c := &client{base: api, token: token, http: &http.Client{Timeout: 120 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: o.K + 4, MaxConnsPerHost: o.K + 4}}}
+	if err := c.check(ctx); err != nil {
+		return nil, err
+	}
+
+	before := statsOf(tree)
+	created, err := boot(ctx, c, o, res)
+	// Whatever happens next, the instances this run created are deleted.
+	defer func() {
+		if ctx.Err() != nil && len(created) > 0 {
+			fmt.Fprintf(o.Progress, "interrupted: deleting the %d creates of this run\n", len(created))
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			_, _ = deleteAll(cctx, c, o)
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	after := statsOf(tree)
+	costs(res, tree, before, after)
+
+	if err := list(ctx, c, o, res, created); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	n, err := deleteAll(ctx, c, o)
+	if err != nil {
+		return nil, err
+	}
+	res.DeleteSeconds = time.Since(start).Seconds()
+	if res.DeleteSeconds > 0 {
+		res.DeletesPerSec = float64(n) / res.DeleteSeconds
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		res.CPUSeconds = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+		res.PeakRSSMB = float64(ru.Maxrss) / 1024
+	}
+	res.Targets = targets(res, o)
+	return res, nil
+}
+
+// waitReports waits until the API cell's children have reported hosts.
+func waitReports(ctx context.Context, tree *up.Tree, hosts int) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ns, err := cells.ListNeighbours(ctx, tree.API.DB)
+		if err != nil {
+			return err
+		}
+		seen := 0
+		for _, n := range ns {
+			if n.Report != nil {
+				seen += n.Report.Hosts
+			}
+		}
+		if seen >= hosts {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cells reported %d of %d hosts within 60s", seen, hosts)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// client speaks to the Compute API.
+type client struct {
+	base, token string
+	http        *http.Client
+}
+
+func (c *client) do(ctx context.Context, method, path string, body any, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Auth-Token", c.token)
+	req.Header.Set("X-OpenStack-Nova-API-Version", "2.60")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// check signs in: an unreachable URL or a refused token stops the bench.
+func (c *client) check(ctx context.Context) error {
+	_, err := c.do(ctx, "GET", "/servers?limit=1&all_tenants=1", nil, nil)
+	if err != nil {
+		return fmt.Errorf("the Compute API at %s: %w", c.base, err)
+	}
+	return nil
+}
+
+// boot creates N instances with K clients and waits until none is
+// building. It returns the reservation ids it created, with their send
+// times.
+func boot(ctx context.Context, c *client, o Options, res *Result) (map[string]time.Time, error) {
+	type job struct{ n int }
+	jobs := make(chan job)
+	var mu sync.Mutex
+	created := map[string]time.Time{}
+	var lat []time.Duration
+	var sent, refused atomic.Int64
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range o.K {
+		wg.Go(func() {
+			for j := range jobs {
+				body := map[string]any{"server": map[string]any{"name": benchName, "flavorRef": "1",
+					"imageRef": up.DefaultImageID, "networks": "auto", "min_count": j.n, "max_count": j.n, "return_reservation_id": true}}
+				t0 := time.Now()
+				var out struct {
+					ReservationID string `json:"reservation_id"`
+				}
+				_, err := c.do(ctx, "POST", "/servers", body, &out)
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					refused.Add(int64(j.n))
+					if firstErr == nil && ctx.Err() == nil {
+						firstErr = err
+					}
+				} else {
+					created[out.ReservationID] = t0
+					lat = append(lat, d)
+					sent.Add(int64(j.n))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	stop := progress(ctx, o.Progress, func() string {
+		return fmt.Sprintf("booting: %d of %d created", sent.Load(), o.N)
+	})
+	for left := o.N; left > 0 && ctx.Err() == nil; {
+		n := min(o.Batch, left)
+		select {
+		case jobs <- job{n}:
+			left -= n
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	stop()
+	if ctx.Err() != nil {
+		return created, ctx.Err()
+	}
+	if refused.Load() > 0 {
+		return created, fmt.Errorf("%d creates refused; the first: %w", refused.Load(), firstErr)
+	}
+	res.CreateLatency = percentiles(lat)
+	// Wait until the API shows none building.
+	stop = progress(ctx, o.Progress, func() string { return "waiting until no instance is building" })
+	defer stop()
+	for {
+		var page struct {
+			Servers []any `json:"servers"`
+		}
+		if _, err := c.do(ctx, "GET", "/servers?status=BUILD&limit=1&all_tenants=1", nil, &page); err != nil {
+			return created, err
+		}
+		if len(page.Servers) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return created, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	res.BootSeconds = time.Since(start).Seconds()
+	return created, nil
+}
+
+// list walks GET /servers/detail at the final size, records each
+// instance's time to ACTIVE, and times the first page.
+func list(ctx context.Context, c *client, o Options, res *Result, created map[string]time.Time) error {
+	var active []time.Duration
+	marker := ""
+	for {
+		var page struct {
+			Servers []struct {
+				Status      string `json:"status"`
+				Reservation string `json:"OS-EXT-SRV-ATTR:reservation_id"`
+				LaunchedAt  string `json:"OS-SRV-USG:launched_at"`
+				ID          string `json:"id"`
+			} `json:"servers"`
+		}
+		path := "/servers/detail?limit=1000&all_tenants=1"
+		if marker != "" {
+			path += "&marker=" + marker
+		}
+		if _, err := c.do(ctx, "GET", path, nil, &page); err != nil {
+			return err
+		}
+		for _, s := range page.Servers {
+			t0, ok := created[s.Reservation]
+			if !ok {
+				continue
+			}
+			if s.Status != "ACTIVE" {
+				res.Errors++
+				continue
+			}
+			res.Booted++
+			if at, err := time.Parse("2006-01-02T15:04:05.000000", s.LaunchedAt); err == nil {
+				active = append(active, at.Sub(t0))
+			}
+		}
+		if len(page.Servers) < 1000 {
+			break
+		}
+		marker = page.Servers[len(page.Servers)-1].ID
+	}
+	res.ActiveLatency = percentiles(active)
+	if res.BootSeconds > 0 {
+		res.BootsPerSec = float64(res.Booted) / res.BootSeconds
+	}
+	var lat []time.Duration
+	for range 20 {
+		t0 := time.Now()
+		if _, err := c.do(ctx, "GET", "/servers/detail?limit=1000&all_tenants=1", nil, nil); err != nil {
+			return err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	res.ListLatency = percentiles(lat)
+	return nil
+}
+
+// benchName names the instances the bench creates; a multi-create names
+// them benchName-1, benchName-2, ... as Nova does.
+const benchName = "cellcloud-bench"
+
+// benchFilter lists the instances the bench creates.
+var benchFilter = "all_tenants=1&name=" + url.QueryEscape("^"+benchName+"(-[0-9]+)?$")
+
+// deleteAll deletes every instance the bench created, K at a time, and
+// waits until the API lists none.
+func deleteAll(ctx context.Context, c *client, o Options) (int, error) {
+	var ids []string
+	marker := ""
+	for {
+		var page struct {
+			Servers []struct {
+				ID string `json:"id"`
+			} `json:"servers"`
+		}
+		path := "/servers?limit=1000&" + benchFilter
+		if marker != "" {
+			path += "&marker=" + marker
+		}
+		if _, err := c.do(ctx, "GET", path, nil, &page); err != nil {
+			return 0, err
+		}
+		for _, s := range page.Servers {
+			ids = append(ids, s.ID)
+		}
+		if len(page.Servers) < 1000 {
+			break
+		}
+		marker = page.Servers[len(page.Servers)-1].ID
+	}
+	var sent atomic.Int64
+	stop := progress(ctx, o.Progress, func() string { return fmt.Sprintf("deleting: %d of %d sent", sent.Load(), len(ids)) })
+	defer stop()
+	work := make(chan string)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range o.K {
+		wg.Go(func() {
+			for id := range work {
+				if code, err := c.do(ctx, "DELETE", "/servers/"+id, nil, nil); err != nil && code != http.StatusNotFound {
+					failed.Add(1)
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	for _, id := range ids {
+		select {
+		case work <- id:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	if failed.Load() > 0 {
+		return len(ids), fmt.Errorf("%d deletes failed", failed.Load())
+	}
+	for {
+		var left struct {
+			Servers []any `json:"servers"`
+		}
+		if _, err := c.do(ctx, "GET", "/servers?limit=1&"+benchFilter, nil, &left); err != nil {
+			return len(ids), err
+		}
+		if len(left.Servers) == 0 {
+			return len(ids), nil
+		}
+		select {
+		case <-ctx.Done():
+			return len(ids), ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// progress prints what line says once a second until stop is called.
+func progress(ctx context.Context, w io.Writer, line func() string) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fmt.Fprintln(w, line())
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}
+
+// cellStats are the counters of every node of the tree, by cell.
+func statsOf(tree *up.Tree) map[string]node.Stats {
+	if tree == nil {
+		return nil
+	}
+	out := map[string]node.Stats{tree.API.Config().Cell: tree.API.Stats()}
+	for _, n := range tree.Cells {
+		out[n.Config().Cell] = n.Stats()
+	}
+	return out
+}
+
+func costs(res *Result, tree *up.Tree, before, after map[string]node.Stats) {
+	if tree == nil || res.Options.N == 0 {
+		return
+	}
+	n := float64(res.Options.N)
+	var env, raw int64
+	for cell, a := range after {
+		b := before[cell]
+		cc := CellCost{Cell: cell, Transactions: a.Commits - b.Commits, Envelopes: (a.Durable - b.Durable) + (a.Calls - b.Calls),
+			BrokerMessages: a.BrokerIn - b.BrokerIn}
+		cc.TxPerBoot = float64(cc.Transactions) / n
+		cc.MessagesPerBoot = float64(cc.BrokerMessages) / n
+		env += cc.Envelopes
+		raw += cc.BrokerMessages
+		res.Cells = append(res.Cells, cc)
+	}
+	slices.SortFunc(res.Cells, func(x, y CellCost) int { return strings.Compare(x.Cell, y.Cell) })
+	res.EnvelopesPerBoot = float64(env) / n
+	res.BrokerMessagesPerBoot = float64(raw) / n
+}
+
+// targets are issue 6's, where this run can say.
+func targets(res *Result, o Options) []Target {
+	var ts []Target
+	add := func(name, want string, v float64, met bool) { ts = append(ts, Target{name, want, v, met}) }
+	if o.Batch == 1 {
+		add("boots/s to ACTIVE, single creates", ">= 1000", res.BootsPerSec, res.BootsPerSec >= 1000)
+		add("envelopes per single boot", "<= 8", res.EnvelopesPerBoot, res.EnvelopesPerBoot <= 8)
+	} else {
+		add(fmt.Sprintf("boots/s to ACTIVE, multi-creates of %d", o.Batch), ">= 5000", res.BootsPerSec, res.BootsPerSec >= 5000)
+		add("envelopes per instance in a multi-create", "<= 1", res.EnvelopesPerBoot, res.EnvelopesPerBoot <= 1)
+	}
+	add("create latency p99 (ms)", "< 100", res.CreateLatency.P99, res.CreateLatency.P99 < 100)
+	add("GET /servers/detail?limit=1000 p99 (ms)", "< 100", res.ListLatency.P99, res.ListLatency.P99 < 100)
+	add("peak RSS (MiB)", "< 1024", res.PeakRSSMB, res.PeakRSSMB > 0 && res.PeakRSSMB < 1024)
+	return ts
+}
+
+// machine describes this machine.
+func machine() string {
+	cpus := 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		cpus = strings.Count(string(b), "\nprocessor")
+		if strings.HasPrefix(string(b), "processor") {
+			cpus++
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if line, _, ok := strings.Cut(string(b), "\n"); ok {
+			mem = strings.Join(strings.Fields(line)[1:], " ")
+		}
+	}
+	return fmt.Sprintf("%d CPUs, %s memory", cpus, mem)
+}
+
+// WriteTable prints the result for people.
+func WriteTable(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "\ncellcloud bench: %d instances, %d clients, %d per create; ", r.Options.N, r.Options.K, r.Options.Batch)
+	if r.Options.URL != "" {
+		fmt.Fprintf(w, "against %s\n", r.Options.URL)
+	} else {
+		fmt.Fprintf(w, "%d cells x %d hosts in this process\n", r.Options.Cells, r.Options.HostsPerCell)
+	}
+	fmt.Fprintf(w, "machine: %s\n\n", r.Machine)
+	fmt.Fprintf(w, "  booted to ACTIVE        %d (%d errors) in %.2fs: %.0f boots/s\n", r.Booted, r.Errors, r.BootSeconds, r.BootsPerSec)
+	fmt.Fprintf(w, "  create latency          p50 %.1f ms  p99 %.1f ms  max %.1f ms\n", r.CreateLatency.P50, r.CreateLatency.P99, r.CreateLatency.Max)
+	fmt.Fprintf(w, "  time to ACTIVE          p50 %.1f ms  p99 %.1f ms  max %.1f ms\n", r.ActiveLatency.P50, r.ActiveLatency.P99, r.ActiveLatency.Max)
+	fmt.Fprintf(w, "  GET /servers/detail     p50 %.1f ms  p99 %.1f ms  (limit=1000, %d instances)\n", r.ListLatency.P50, r.ListLatency.P99, r.Booted)
+	fmt.Fprintf(w, "  deletes                 %.0f/s (%.2fs)\n", r.DeletesPerSec, r.DeleteSeconds)
+	if len(r.Cells) > 0 {
+		fmt.Fprintf(w, "  envelopes per boot      %.2f (cells protocol: durable messages and calls)\n", r.EnvelopesPerBoot)
+		fmt.Fprintf(w, "  broker msgs per boot    %.2f (all, JetStream acks and API included)\n", r.BrokerMessagesPerBoot)
+		for _, c := range r.Cells {
+			fmt.Fprintf(w, "    %-14s %8.2f transactions/boot  %8.2f broker msgs/boot\n", c.Cell, c.TxPerBoot, c.MessagesPerBoot)
+		}
+	}
+	fmt.Fprintf(w, "  CPU                     %.1f s   peak RSS %.0f MiB\n\n", r.CPUSeconds, r.PeakRSSMB)
+	for _, t := range r.Targets {
+		mark := "MISSED"
+		if t.Met {
+			mark = "met"
+		}
+		fmt.Fprintf(w, "  target %-45s %-8s %10.2f  %s\n", t.Name, t.Want, t.Value, mark)
+	}
+}
