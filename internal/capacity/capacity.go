@@ -198,3 +198,46 @@ func roundDown(v, step int64) int64 {
 	}
 	return v / step * step
 }
+
+// Take is the report after n more instances of f have been placed in the
+// cell, each on the host (slot) with the most room for it, as the host
+// scheduler's spreading weigher would choose: a parent uses it for the
+// builds it has sent a child since the child's last report. Instances
+// that fit nowhere are taken from nothing (the report is already full
+// for f).
+func (r Report) Take(f Flavor, n int) Report {
+	if n <= 0 {
+		return r
+	}
+	out := r
+	slots := slices.Clone(r.Slots)
+	for range n {
+		best, most := -1, 0
+		for i, s := range slots {
+			if s.Count > 0 {
+				if k := s.Fits(f); k > most {
+					best, most = i, k
+				}
+			}
+		}
+		if best < 0 {
+			break
+		}
+		s := slots[best]
+		slots[best].Count--
+		used := Slot{VCPUs: s.VCPUs - f.VCPUs, RAMMB: s.RAMMB - f.RAMMB, DiskGB: s.DiskGB - f.DiskGB, Count: 1}
+		if i := slices.IndexFunc(slots, func(x Slot) bool {
+			return x.VCPUs == used.VCPUs && x.RAMMB == used.RAMMB && x.DiskGB == used.DiskGB
+		}); i >= 0 {
+			slots[i].Count++
+		} else {
+			slots = append(slots, used)
+		}
+		out.FreeVCPUs -= f.VCPUs
+		out.FreeRAMMB -= f.RAMMB
+		out.FreeDiskGB -= f.DiskGB
+		out.Instances++
+	}
+	out.Slots = slices.DeleteFunc(slots, func(s Slot) bool { return s.Count <= 0 })
+	return out
+}

@@ -265,3 +265,23 @@ func hugeSlots(n int) []capacity.Slot {
 	}
 	return out
 }
+
+func TestTake(t *testing.T) {
+	// Two hosts: one with room for 4, one for 2 (by RAM).
+	r := capacity.Report{FreeRAMMB: 6144, Slots: []capacity.Slot{{VCPUs: 8, RAMMB: 4096, DiskGB: 100, Count: 1}, {VCPUs: 8, RAMMB: 2048, DiskGB: 100, Count: 1}}}
+	f := capacity.Flavor{VCPUs: 1, RAMMB: 1024, DiskGB: 10}
+	if got := r.Fits(f); got != 6 {
+		t.Fatalf("fits %d", got)
+	}
+	after := r.Take(f, 3)
+	if got := after.Fits(f); got != 3 || after.FreeRAMMB != 3072 || after.Instances != 3 {
+		t.Errorf("after taking 3: fits %d, free RAM %d, instances %d", got, after.FreeRAMMB, after.Instances)
+	}
+	// Spread: the first two go to the roomier host, the third to either.
+	if full := r.Take(f, 10); full.Fits(f) != 0 {
+		t.Errorf("taking more than fits leaves %d", full.Fits(f))
+	}
+	if r.Fits(f) != 6 {
+		t.Errorf("Take changed the report it was called on")
+	}
+}

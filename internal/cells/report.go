@@ -116,6 +116,7 @@ func (s *Service) handleCapacityReport(ctx context.Context, env *wire.Envelope) 
 	if !ok {
 		return nil, wire.Errorf(wire.CodeNotFound, "cell %q is not a child in the cells table of %q", env.Sender, s.path)
 	}
+	s.reported(env.Sender)
 	s.mu.Lock()
 	if l, ok := s.neighbours[env.Sender]; ok {
 		rep := r.Report

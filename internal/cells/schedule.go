@@ -107,6 +107,8 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 		if err := s.Send(ctx, tx, c.Path, wire.MethodBuildInstances, env.RequestID, &part); err != nil {
 			return err
 		}
+		child, need := c.Path, req.Flavor
+		tx.AfterCommit(func() { s.take(child, need, n) })
 	}
 	return nil
 }
@@ -147,7 +149,7 @@ func (s *Service) candidates(ctx context.Context, q Querier) ([]cellsched.Candid
 		}
 		c := cellsched.Candidate{Path: n.Path, LastSeen: n.LastSeen, WeightOffset: n.WeightOffset, WeightScale: n.WeightScale}
 		if n.Report != nil {
-			c.Report = *n.Report
+			c.Report = s.afterInflight(n.Path, *n.Report)
 		}
 		// Operator-set capabilities extend what the cell reported.
 		if len(n.Capabilities) > 0 {
@@ -157,4 +159,35 @@ func (s *Service) candidates(ctx context.Context, q Querier) ([]cellsched.Candid
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// taken is a build sent to a child: n instances of a flavor.
+type taken struct {
+	f capacity.Flavor
+	n int
+}
+
+// take records a build sent to a child, until its next report.
+func (s *Service) take(child string, f capacity.Flavor, n int) {
+	s.mu.Lock()
+	s.inflight[child] = append(s.inflight[child], taken{f, n})
+	s.mu.Unlock()
+}
+
+// afterInflight is a child's last report less what was sent to it since.
+func (s *Service) afterInflight(child string, r capacity.Report) capacity.Report {
+	s.mu.Lock()
+	ts := slices.Clone(s.inflight[child])
+	s.mu.Unlock()
+	for _, t := range ts {
+		r = r.Take(t.f, t.n)
+	}
+	return r
+}
+
+// reported forgets what was sent to a child once it reports again.
+func (s *Service) reported(child string) {
+	s.mu.Lock()
+	delete(s.inflight, child)
+	s.mu.Unlock()
 }

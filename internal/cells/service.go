@@ -147,6 +147,10 @@ type Service struct {
 	neighbours map[string]*link // by path
 	conns      map[string]*conn // by broker URL
 	pending    map[string]chan *wire.Envelope
+	// inflight is what this cell has sent each child to build since the
+	// child's last capacity report, so that builds between reports spread
+	// over the children instead of all going to the one that looked best.
+	inflight map[string][]taken
 	warned     map[string]time.Time
 	reportNow  chan struct{}
 
@@ -193,6 +197,7 @@ func New(cfg Config) (*Service, error) {
 		neighbours: map[string]*link{},
 		conns:      map[string]*conn{},
 		pending:    map[string]chan *wire.Envelope{},
+		inflight:   map[string][]taken{},
 		warned:     map[string]time.Time{},
 		reportNow:  make(chan struct{}, 1),
 		wake:       make(chan struct{}, 1),
