@@ -150,9 +150,9 @@ type Service struct {
 	// inflight is what this cell has sent each child to build since the
 	// child's last capacity report, so that builds between reports spread
 	// over the children instead of all going to the one that looked best.
-	inflight map[string][]taken
-	warned     map[string]time.Time
-	reportNow  chan struct{}
+	inflight  map[string][]taken
+	warned    map[string]time.Time
+	reportNow chan struct{}
 
 	wake     chan struct{}
 	ctx      context.Context
