@@ -17,7 +17,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	"modernc.org/sqlite"
 )
 
 // Dialect names the SQL engine.
@@ -82,10 +82,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			}
 		}
 		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
-		sdb, err := sql.Open("sqlite", "file:"+path+q)
+		conn, err := sqlite.NewConnector("file:" + path + q)
 		if err != nil {
 			return nil, fmt.Errorf("database: open sqlite %s: %w", path, err)
 		}
+		sdb := sql.OpenDB(cachingConnector{conn})
 		// SQLite takes one writer at a time; a small pool keeps readers
 		// concurrent (WAL) without piling up writers on the busy handler.
 		sdb.SetMaxOpenConns(4)
