@@ -57,7 +57,7 @@ type applied struct {
 }
 
 type tree struct {
-	t     *testing.T
+	t     testing.TB
 	logs  *logSink
 	cells map[string]*testCell
 
@@ -84,7 +84,7 @@ type testCell struct {
 
 // newTree builds and starts a tree of the given paths (parents before
 // children). configure may adjust a cell's configuration; it may be nil.
-func newTree(t *testing.T, configure map[string]func(*cells.Config), paths ...string) *tree {
+func newTree(t testing.TB, configure map[string]func(*cells.Config), paths ...string) *tree {
 	t.Helper()
 	tr := &tree{t: t, logs: newLogSink(t), cells: map[string]*testCell{}}
 	ctx := context.Background()

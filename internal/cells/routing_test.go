@@ -381,3 +381,22 @@ func TestMessagesForADownNeighbourAreKeptAndDeliveredWhenItReturns(t *testing.T)
 		t.Errorf("cell1 applied %+v, want only its own message", got)
 	}
 }
+
+// BenchmarkCallThroughThreeLevels: a call from the root to a cell two
+// levels below and its answer back, each hop on its own cell's embedded
+// broker (api -> api!cell1 -> api!cell1!a and back).
+func BenchmarkCallThroughThreeLevels(b *testing.B) {
+	tr := newTree(b, nil, api, cell1, cellA)
+	root := tr.cell(api).service()
+	ctx := context.Background()
+	var out echo
+	if err := root.Call(ctx, cellA, methodEcho, "", struct{}{}, &out); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := root.Call(ctx, cellA, methodEcho, "", struct{}{}, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
