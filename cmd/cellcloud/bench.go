@@ -31,6 +31,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.DataDir, "data-dir", "", "where the bench's own tree keeps its files (default: a temporary directory)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (control plane and clients) to this file, for go tool pprof")
+	curves := fs.Bool("curves", false, "run the scaling series of docs/benchmarks.md (instances, hosts, cells) and print a Markdown table")
+	maxN := fs.Int("curves-max-n", 100000, "with --curves: the largest number of instances to boot")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,6 +46,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	o.Progress = stderr
 	if err := o.Validate(); err != nil {
 		return usageError{err}
+	}
+	if *curves {
+		return runCurves(ctx, o, *maxN, stdout)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -70,6 +75,42 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", *jsonPath)
+	}
+	return nil
+}
+
+// runCurves runs the scaling series: instances (1,000 to 100,000 on 10
+// cells of 100 hosts), hosts (100 to 10,000 in 1 cell, 1,000 instances)
+// and cells (1 to 20 of 100 hosts, 5,000 instances), each with the
+// clients and batch of o, and prints a row per run.
+func runCurves(ctx context.Context, o bench.Options, maxN int, stdout io.Writer) error {
+	type point struct {
+		series                string
+		cells, hostsPerCell, n int
+	}
+	var points []point
+	for _, n := range []int{1000, 10000, 100000} {
+		if n <= maxN {
+			points = append(points, point{"instances", 10, 100, n})
+		}
+	}
+	for _, h := range []int{100, 1000, 10000} {
+		points = append(points, point{"hosts", 1, h, min(1000, maxN)})
+	}
+	for _, c := range []int{1, 5, 10, 20} {
+		points = append(points, point{"cells", c, 100, min(5000, maxN)})
+	}
+	fmt.Fprintf(stdout, "| series | cells x hosts | instances | boots/s | create p99 | time to ACTIVE p50 | list detail p99 | envelopes/boot | peak RSS |\n")
+	fmt.Fprintf(stdout, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, p := range points {
+		po := o
+		po.Cells, po.HostsPerCell, po.N = p.cells, p.hostsPerCell, p.n
+		res, err := bench.Run(ctx, po)
+		if err != nil {
+			return fmt.Errorf("%s %d x %d, %d instances: %w", p.series, p.cells, p.hostsPerCell, p.n, err)
+		}
+		fmt.Fprintf(stdout, "| %s | %d x %d | %d | %.0f | %.0f ms | %.1f s | %.0f ms | %.2f | %.0f MiB |\n", p.series, p.cells, p.hostsPerCell,
+			p.n, res.BootsPerSec, res.CreateLatency.P99, res.ActiveLatency.P50/1000, res.ListLatency.P99, res.EnvelopesPerBoot, res.PeakRSSMB)
 	}
 	return nil
 }
