@@ -85,7 +85,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // clients and batch of o, and prints a row per run.
 func runCurves(ctx context.Context, o bench.Options, maxN int, stdout io.Writer) error {
 	type point struct {
-		series                string
+		series                 string
 		cells, hostsPerCell, n int
 	}
 	var points []point
