@@ -60,6 +60,15 @@ func (s *Service) handleBuildFailed(ctx context.Context, tx *db.Tx, env *wire.En
 
 // place runs the cell scheduler and sends the build on.
 func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
+	// A cell with hosts and no children has no choice to make: its host
+	// scheduler places the build, or hands back what does not fit. Its
+	// capacity (a read of every host) is not computed for each build.
+	if s.cfg.AcceptBuild != nil && s.cfg.Capacity != nil && !s.hasChildren() && !slices.Contains(b.Tried, s.path) {
+		s.log.Info("building on this cell's hosts", "request_id", env.RequestID, "instances", len(b.Instances))
+		part := *b
+		part.Scheduler = s.path
+		return s.cfg.AcceptBuild(ctx, tx, env, &part)
+	}
 	cands, err := s.candidates(ctx, tx)
 	if err != nil {
 		return err
@@ -159,6 +168,18 @@ func (s *Service) candidates(ctx context.Context, q Querier) ([]cellsched.Candid
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// hasChildren reports whether the cells table, as last loaded, names a child.
+func (s *Service) hasChildren() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.neighbours {
+		if l.n.Relation == Child {
+			return true
+		}
+	}
+	return false
 }
 
 // taken is a build sent to a child: n instances of a flavor.

@@ -7,6 +7,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/celldb"
@@ -14,12 +15,25 @@ import (
 	"github.com/cellcloud/cellcloud/internal/hostsched"
 )
 
-// Service is the scheduler role.
+// Service is the scheduler role. Like Nova's, it keeps the hosts' state
+// in memory between selections: it reads every host from the database at
+// most every Refresh, and in between counts what it has chosen on each
+// host itself. The claim the compute host takes in the database stays the
+// truth: a choice made on a stale view only fails its claim and moves to
+// an alternate.
 type Service struct {
 	db        *db.DB
 	sched     *hostsched.Scheduler
 	downAfter time.Duration
 	now       func() time.Time
+	// Refresh is how long the in-memory host state is used before it is
+	// read again (default 1s; 0 after New keeps the default).
+	Refresh time.Duration
+
+	mu       sync.Mutex
+	hosts    []hostsched.Host
+	byName   map[string]int
+	loadedAt time.Time
 }
 
 // New returns a scheduler over the cell database. downAfter is how old a
@@ -34,17 +48,42 @@ func New(d *db.DB, sched *hostsched.Scheduler, downAfter time.Duration) (*Servic
 	if downAfter <= 0 {
 		downAfter = 60 * time.Second
 	}
-	return &Service{db: d, sched: sched, downAfter: downAfter, now: time.Now}, nil
+	return &Service{db: d, sched: sched, downAfter: downAfter, now: time.Now, Refresh: time.Second}, nil
 }
 
 // Select picks hosts for the request.
 func (s *Service) Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if s.hosts == nil || now.Sub(s.loadedAt) >= s.Refresh || now.Before(s.loadedAt) {
+		if err := s.load(ctx, now); err != nil {
+			return nil, err
+		}
+	}
+	sels, err := s.sched.Select(req, s.hosts)
+	// What was chosen counts at once, so the next selection, before the
+	// next read, does not choose the same room again.
+	for _, sel := range sels {
+		if i, ok := s.byName[sel.Host]; ok {
+			h := &s.hosts[i]
+			h.UsedVCPUs += req.Flavor.VCPUs
+			h.UsedRAMMB += req.Flavor.RAMMB
+			h.UsedDiskGB += req.Flavor.DiskGB
+			h.Instances++
+		}
+	}
+	return sels, err
+}
+
+// load reads every host from the database.
+func (s *Service) load(ctx context.Context, now time.Time) error {
 	nodes, err := celldb.ListNodes(ctx, s.db)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	now := s.now()
 	hosts := make([]hostsched.Host, len(nodes))
+	byName := make(map[string]int, len(nodes))
 	for i, n := range nodes {
 		hosts[i] = hostsched.Host{
 			Name: n.Host, AvailabilityZone: n.AvailabilityZone, Enabled: n.Enabled, Up: now.Sub(n.HeartbeatAt) <= s.downAfter,
@@ -52,6 +91,8 @@ func (s *Service) Select(ctx context.Context, req *hostsched.Request) ([]hostsch
 			TotalDiskGB: n.DiskGB, UsedDiskGB: n.UsedDiskGB, CPURatio: n.CPURatio, RAMRatio: n.RAMRatio, DiskRatio: n.DiskRatio,
 			Instances: n.Instances,
 		}
+		byName[n.Host] = i
 	}
-	return s.sched.Select(req, hosts)
+	s.hosts, s.byName, s.loadedAt = hosts, byName, now
+	return nil
 }

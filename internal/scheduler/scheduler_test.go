@@ -44,6 +44,7 @@ func TestSelectSkipsStaleAndDisabledHosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.Refresh = 0 // read the database at every selection
 		small := capacity.Flavor{VCPUs: 1, RAMMB: 1024, DiskGB: 10}
 
 		sels, err := s.Select(ctx, &hostsched.Request{Flavor: small, NumInstances: 5})
@@ -107,5 +108,37 @@ func TestSelectSkipsStaleAndDisabledHosts(t *testing.T) {
 func TestNewRequiresADatabase(t *testing.T) {
 	if _, err := scheduler.New(nil, nil, time.Minute); err == nil {
 		t.Error("New(nil database) succeeded")
+	}
+}
+
+// TestSelectCountsItsChoicesBetweenReads: between two reads of the
+// database the scheduler counts what it chose, so one-instance builds in a
+// row spread over equal hosts instead of all landing on the first; once
+// the state is read again, the database's use is what counts.
+func TestSelectCountsItsChoicesBetweenReads(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Open(t, "sqlite")
+	if err := d.Migrate(ctx, "compute", celldb.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	register(t, d, "h1", 4, now)
+	register(t, d, "h2", 4, now)
+	s, err := scheduler.New(d, nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Refresh = time.Hour
+	small := capacity.Flavor{VCPUs: 1, RAMMB: 1024, DiskGB: 10}
+	count := map[string]int{}
+	for range 4 {
+		sels, err := s.Select(ctx, &hostsched.Request{Flavor: small, NumInstances: 1})
+		if err != nil || len(sels) != 1 {
+			t.Fatalf("select: %+v %v", sels, err)
+		}
+		count[sels[0].Host]++
+	}
+	if count["h1"] != 2 || count["h2"] != 2 {
+		t.Errorf("four selections between reads: %v, want two on each host", count)
 	}
 }
