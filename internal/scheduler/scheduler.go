@@ -56,7 +56,9 @@ func (s *Service) Select(ctx context.Context, req *hostsched.Request) ([]hostsch
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if s.hosts == nil || now.Sub(s.loadedAt) >= s.Refresh || now.Before(s.loadedAt) {
+	// A retry (hosts to ignore) follows a failed claim or spawn: the view
+	// that chose those hosts was wrong, so it is read again.
+	if s.hosts == nil || now.Sub(s.loadedAt) >= s.Refresh || now.Before(s.loadedAt) || len(req.IgnoreHosts) > 0 {
 		if err := s.load(ctx, now); err != nil {
 			return nil, err
 		}
