@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,22 +37,99 @@ func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
 				}
 				break
 			}
-			s.processDurable(ctx, m)
+			// Take what else is already waiting, and apply it all in one
+			// transaction (a group commit).
+			batch := []jetstream.Msg{m}
+			for len(batch) < inboxBatch {
+				m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
+				if err != nil {
+					break
+				}
+				batch = append(batch, m)
+			}
+			s.processBatch(ctx, batch)
 		}
 		stop()
 		it.Stop()
 	}
 }
 
-func (s *Service) processDurable(ctx context.Context, m jetstream.Msg) {
-	env, err := wire.Decode(m.Data())
-	if err != nil {
-		s.log.Error("dropping a malformed message", "err", err, "bytes", len(m.Data()))
-		_ = m.Term()
+// inboxBatch bounds the durable messages applied in one transaction.
+const inboxBatch = 64
+
+// processBatch applies several durable messages in one transaction, each
+// under its own savepoint, so that a message that fails is undone alone
+// and retried (or dropped) alone, while the others commit together and
+// are acknowledged after the commit.
+func (s *Service) processBatch(ctx context.Context, msgs []jetstream.Msg) {
+	if len(msgs) == 1 {
+		s.processDurable(ctx, msgs[0])
 		return
 	}
-	log := s.log.With("request_id", env.RequestID, "msg_id", env.ID, "method", env.Method, "from", env.Last())
-	err = s.applyDurable(ctx, env, log)
+	type item struct {
+		m   jetstream.Msg
+		env *wire.Envelope
+		log *slog.Logger
+		h   CastHandler
+		d   decision
+		err error
+	}
+	items := make([]item, 0, len(msgs))
+	for _, m := range msgs {
+		env, err := wire.Decode(m.Data())
+		if err != nil {
+			s.log.Error("dropping a malformed message", "err", err, "bytes", len(m.Data()))
+			_ = m.Term()
+			continue
+		}
+		it := item{m: m, env: env, log: s.log.With("request_id", env.RequestID, "msg_id", env.ID, "method", env.Method, "from", env.Last())}
+		if it.d, err = s.route(env); err == nil && it.d.local {
+			it.h, err = s.castHandler(env)
+		}
+		if err != nil {
+			s.settle(ctx, m, err, it.log)
+			continue
+		}
+		items = append(items, it)
+	}
+	err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		for i := range items {
+			it := &items[i]
+			it.err = nil
+			sp := "m" + strconv.Itoa(i)
+			if err := tx.Savepoint(ctx, sp); err != nil {
+				return err
+			}
+			if err := s.applyIn(ctx, tx, it.env, it.h, it.d, it.log); err != nil {
+				if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
+					return rerr
+				}
+				it.err = err
+			}
+			if err := tx.Release(ctx, sp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// The batch did not commit: each message on its own.
+		if ctx.Err() != nil {
+			return
+		}
+		for _, it := range items {
+			s.processDurable(ctx, it.m)
+		}
+		return
+	}
+	for _, it := range items {
+		s.settle(ctx, it.m, it.err, it.log)
+	}
+}
+
+// settle acknowledges a message that took effect, drops one that never
+// can, and asks again later for the rest.
+func (s *Service) settle(ctx context.Context, m jetstream.Msg, err error, log *slog.Logger) {
 	switch {
 	case err == nil:
 		_ = m.Ack()
@@ -65,6 +143,17 @@ func (s *Service) processDurable(ctx context.Context, m jetstream.Msg) {
 		log.Warn("applying a message failed; it will be retried", "err", err)
 		_ = m.NakWithDelay(time.Second)
 	}
+}
+
+func (s *Service) processDurable(ctx context.Context, m jetstream.Msg) {
+	env, err := wire.Decode(m.Data())
+	if err != nil {
+		s.log.Error("dropping a malformed message", "err", err, "bytes", len(m.Data()))
+		_ = m.Term()
+		return
+	}
+	log := s.log.With("request_id", env.RequestID, "msg_id", env.ID, "method", env.Method, "from", env.Last())
+	s.settle(ctx, m, s.applyDurable(ctx, env, log), log)
 }
 
 // applyDurable routes a durable message and, when it is for this cell,
@@ -81,28 +170,32 @@ func (s *Service) applyDurable(ctx context.Context, env *wire.Envelope, log *slo
 			return err
 		}
 	}
-	return s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		fresh, err := outbox.MarkApplied(ctx, tx, env.ID, env.Method)
-		if err != nil {
+	return s.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return s.applyIn(ctx, tx, env, h, d, log) })
+}
+
+// applyIn records a durable message as applied and applies (or forwards)
+// it inside tx, unless it was applied before.
+func (s *Service) applyIn(ctx context.Context, tx *db.Tx, env *wire.Envelope, h CastHandler, d decision, log *slog.Logger) error {
+	fresh, err := outbox.MarkApplied(ctx, tx, env.ID, env.Method)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		log.Debug("message already applied; ignoring the repeat")
+		return nil
+	}
+	if h != nil {
+		if err := h(ctx, tx, env); err != nil {
 			return err
 		}
-		if !fresh {
-			log.Debug("message already applied; ignoring the repeat")
-			return nil
+	}
+	for _, f := range d.next {
+		if err := outbox.Enqueue(ctx, tx, f.to, f.env); err != nil {
+			return err
 		}
-		if h != nil {
-			if err := h(ctx, tx, env); err != nil {
-				return err
-			}
-		}
-		for _, f := range d.next {
-			if err := outbox.Enqueue(ctx, tx, f.to, f.env); err != nil {
-				return err
-			}
-			tx.AfterCommit(s.Wake)
-		}
-		return nil
-	})
+		tx.AfterCommit(s.Wake)
+	}
+	return nil
 }
 
 func (s *Service) castHandler(env *wire.Envelope) (CastHandler, error) {

@@ -132,6 +132,38 @@ type Tx struct {
 	tx      *sql.Tx
 	Dialect Dialect
 	after   []func()
+	marks   map[string]int
+}
+
+// Savepoint starts a savepoint that RollbackTo can return to.
+func (t *Tx) Savepoint(ctx context.Context, name string) error {
+	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return err
+	}
+	if t.marks == nil {
+		t.marks = map[string]int{}
+	}
+	t.marks[name] = len(t.after)
+	return nil
+}
+
+// RollbackTo undoes what the transaction did since the savepoint, the
+// functions registered with AfterCommit since then included.
+func (t *Tx) RollbackTo(ctx context.Context, name string) error {
+	if _, err := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
+		return err
+	}
+	if n, ok := t.marks[name]; ok && n <= len(t.after) {
+		t.after = t.after[:n]
+	}
+	return nil
+}
+
+// Release ends a savepoint, keeping what was done since.
+func (t *Tx) Release(ctx context.Context, name string) error {
+	_, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name)
+	delete(t.marks, name)
+	return err
 }
 
 // Exec runs a statement.
