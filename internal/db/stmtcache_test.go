@@ -3,9 +3,11 @@ package db_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 )
 
 // TestStatementCache: SQLite statements are compiled once per connection
@@ -69,4 +71,56 @@ func TestStatementCache(t *testing.T) {
 			t.Fatalf("count: %d, %v", n, err)
 		}
 	}
+}
+
+// TestSavepoints: rolling back to a savepoint undoes the statements and
+// the AfterCommit work registered since, and the rest of the transaction
+// commits (the inbox's group commit relies on it), on every engine.
+func TestSavepoints(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		ran := map[string]bool{}
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			if _, err := tx.Exec(ctx, `CREATE TABLE sp (k TEXT PRIMARY KEY)`); err != nil {
+				return err
+			}
+			for _, k := range []string{"a", "b", "c"} {
+				if err := tx.Savepoint(ctx, "m_"+k); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `INSERT INTO sp (k) VALUES (?)`, k); err != nil {
+					return err
+				}
+				tx.AfterCommit(func() { ran[k] = true })
+				if k == "b" {
+					if err := tx.RollbackTo(ctx, "m_"+k); err != nil {
+						return err
+					}
+				}
+				if err := tx.Release(ctx, "m_"+k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		rows, err := d.Query(ctx, `SELECT k FROM sp ORDER BY k`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, k)
+		}
+		if strings.Join(keys, ",") != "a,c" || !ran["a"] || ran["b"] || !ran["c"] {
+			t.Errorf("after rolling b back: rows %v, after-commit work %v", keys, ran)
+		}
+	})
 }
