@@ -2,7 +2,6 @@ package celldb
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -244,45 +243,29 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// GetNodeByUUID reads one compute node by UUID.
-func GetNodeByUUID(ctx context.Context, q Querier, id string) (Node, error) {
-	ns, err := listNodes(ctx, q, "WHERE uuid = ?", id)
-	if err != nil {
-		return Node{}, err
-	}
-	if len(ns) == 0 {
-		return Node{}, sql.ErrNoRows
-	}
-	return ns[0], nil
-}
-
-// Mappings are the host mappings of the services on hosts (all when hosts
-// is nil) and of their compute nodes, for the API cell.
+// Mappings are the host mappings of the services on hosts and of their
+// compute nodes, for the API cell.
 func Mappings(ctx context.Context, q Querier, hosts []string) ([]wire.HostMapping, error) {
-	want := map[string]bool{}
-	for _, h := range hosts {
-		want[h] = true
+	if len(hosts) == 0 {
+		return nil, nil
 	}
-	ss, err := ListServices(ctx, q, ServiceFilter{})
+	in := "?" + strings.Repeat(", ?", len(hosts)-1)
+	args := make([]any, len(hosts))
+	for i, h := range hosts {
+		args[i] = h
+	}
+	out, err := db.Collect(ctx, q, func(r db.Scanner) (wire.HostMapping, error) {
+		m := wire.HostMapping{Kind: wire.MappingService}
+		return m, r.Scan(&m.UUID, &m.Host, &m.Binary)
+	}, `SELECT uuid, host, binary_name FROM services WHERE host IN (`+in+`) ORDER BY id`, args...)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := ListNodes(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	var out []wire.HostMapping
-	for _, s := range ss {
-		if hosts == nil || want[s.Host] {
-			out = append(out, wire.HostMapping{UUID: s.UUID, Kind: wire.MappingService, Host: s.Host, Binary: s.Binary})
-		}
-	}
-	for _, n := range ns {
-		if n.UUID != "" && (hosts == nil || want[n.Host]) {
-			out = append(out, wire.HostMapping{UUID: n.UUID, Kind: wire.MappingHypervisor, Host: n.Host})
-		}
-	}
-	return out, nil
+	nodes, err := db.Collect(ctx, q, func(r db.Scanner) (wire.HostMapping, error) {
+		m := wire.HostMapping{Kind: wire.MappingHypervisor}
+		return m, r.Scan(&m.UUID, &m.Host)
+	}, `SELECT uuid, host FROM compute_nodes WHERE uuid <> '' AND host IN (`+in+`) ORDER BY host`, args...)
+	return append(out, nodes...), err
 }
 
 // InstancesByHost lists the live instances on each host.

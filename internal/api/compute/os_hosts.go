@@ -37,29 +37,25 @@ func (a *API) hostsGone(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// gatherServices asks every cell for its services.
-func (a *API) gatherServices(w http.ResponseWriter, r *http.Request) ([]cellService, error) {
+// gatherServices asks every cell for its services that match sq, sorted
+// by cell and id, and says which cells did not answer.
+func (a *API) gatherServices(w http.ResponseWriter, r *http.Request, sq wire.ServiceQuery) ([]cellService, []string, error) {
 	var out []cellService
-	_, err := a.gather(w, r, wire.MethodServices, wire.ServiceQuery{}, func(cell string, raw json.RawMessage) error {
+	missing, err := a.gather(w, r, wire.MethodServices, sq, func(cell string, raw json.RawMessage) error {
 		ss, err := decodeList[wire.Service](raw)
 		for _, s := range ss {
 			out = append(out, cellService{cell, s})
 		}
 		return err
 	})
-	slices.SortFunc(out, func(x, y cellService) int {
-		if x.cell != y.cell {
-			return strings.Compare(x.cell, y.cell)
-		}
-		return int(x.s.ID - y.s.ID)
-	})
-	return out, err
+	slices.SortFunc(out, compareCellService)
+	return out, missing, err
 }
 
 // listHosts is GET /os-hosts: a row per enabled service.
 func (a *API) listHosts(w http.ResponseWriter, r *http.Request) {
 	zone := lastValue(r.URL.Query(), "zone")
-	ss, err := a.gatherServices(w, r)
+	ss, _, err := a.gatherServices(w, r, wire.ServiceQuery{})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -189,7 +185,7 @@ func (a *API) hostPower(action string) http.HandlerFunc {
 // hosts and their services.
 func (a *API) availabilityZones(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ss, err := a.gatherServices(w, r)
+		ss, _, err := a.gatherServices(w, r, wire.ServiceQuery{})
 		if err != nil {
 			a.fail(w, r, err)
 			return

@@ -84,61 +84,42 @@ func (a *API) hostCell(r *http.Request, host string) (cell, bare string, err err
 func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
 	v := apiVersion(r.Context())
 	q := r.URL.Query()
-	sq := wire.ServiceQuery{Binary: lastValue(q, "binary")}
+	sq := wire.ServiceQuery{Binary: lastValue(q, "binary"), Host: lastValue(q, "host")}
 	var out []cellService
-	host := lastValue(q, "host")
-	if c, h, ok := a.splitQualified(host); ok {
-		// A qualified host is asked of its cell alone.
+	var unknown []map[string]any
+	if c, h, ok := a.splitQualified(sq.Host); ok {
+		// A qualified host is asked of its cell alone (a cell that never
+		// mapped a host has none).
 		sq.Host = h
-		var ss []wire.Service
-		if known, err := a.knownCell(r, c); err != nil || !known {
-			if err != nil {
-				a.fail(w, r, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"services": []any{}})
-			return
-		}
-		if err := a.callCell(r, c, wire.MethodServices, sq, &ss); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		for _, s := range ss {
-			out = append(out, cellService{c, s})
-		}
-	} else {
-		sq.Host = host
-		missing, err := a.gather(w, r, wire.MethodServices, sq, func(cell string, raw json.RawMessage) error {
-			ss, err := decodeList[wire.Service](raw)
+		known, err := a.knownCell(r, c)
+		if err == nil && known {
+			var ss []wire.Service
+			err = a.callCell(r, c, wire.MethodServices, sq, &ss)
 			for _, s := range ss {
-				out = append(out, cellService{cell, s})
+				out = append(out, cellService{c, s})
 			}
-			return err
-		})
+		}
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		if v.AtLeast(v269) && len(missing) > 0 {
+	} else {
+		var missing []string
+		var err error
+		out, missing, err = a.gatherServices(w, r, sq)
+		if err == nil && v.AtLeast(v269) && len(missing) > 0 {
 			// 2.69: a cell that did not answer shows its compute hosts
 			// (from the host mappings) with status UNKNOWN, first.
-			unknown, err := a.unknownComputes(r, missing, sq)
-			if err != nil {
-				a.fail(w, r, err)
-				return
-			}
-			list := make([]map[string]any, 0, len(unknown)+len(out))
-			list = append(list, unknown...)
-			slices.SortFunc(out, compareCellService)
-			for _, cs := range out {
-				list = append(list, serviceView(v, cs))
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"services": list})
+			unknown, err = a.unknownComputes(r, missing, sq)
+		}
+		if err != nil {
+			a.fail(w, r, err)
 			return
 		}
 	}
 	slices.SortFunc(out, compareCellService)
-	list := make([]map[string]any, 0, len(out))
+	list := make([]map[string]any, 0, len(unknown)+len(out))
+	list = append(list, unknown...)
 	for _, cs := range out {
 		list = append(list, serviceView(v, cs))
 	}

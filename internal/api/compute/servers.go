@@ -810,13 +810,12 @@ func (a *API) listServers(detail bool) http.HandlerFunc {
 			return
 		}
 		base := baseURL(r)
-		page := insts
 		shown, unknown, err := a.splitDown(r, insts, detail)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		out := make([]any, 0, len(page))
+		out := make([]any, 0, len(insts))
 		out = append(out, unknown...)
 		for _, in := range shown {
 			if detail {
@@ -826,10 +825,10 @@ func (a *API) listServers(detail bool) http.HandlerFunc {
 			}
 		}
 		resp := map[string]any{"servers": out}
-		if opts.Limit > 0 && len(page) == opts.Limit {
+		if opts.Limit > 0 && len(insts) == opts.Limit {
 			next := *r.URL
 			nq := next.Query()
-			nq.Set("marker", page[len(page)-1].UUID)
+			nq.Set("marker", insts[len(insts)-1].UUID)
 			nq.Set("limit", strconv.Itoa(opts.Limit))
 			next.RawQuery = nq.Encode()
 			resp["servers_links"] = []map[string]string{{"rel": "next", "href": base + next.RequestURI()}}
