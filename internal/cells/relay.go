@@ -65,7 +65,7 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 			s.log.Error("reading the outbox", "neighbour", nb, "err", err)
 			continue
 		}
-		sent := s.publishBatch(ctx, js, nb, entries)
+		sent := s.publishBatch(ctx, js, nb, coalesce(entries))
 		if len(sent) > 0 {
 			if err := outbox.Delete(ctx, s.cfg.DB, sent); err != nil {
 				s.log.Error("clearing relayed messages", "neighbour", nb, "err", err)
@@ -115,24 +115,24 @@ func (s *Service) jsFor(nb string) (jetstream.JetStream, *link) {
 	return l.conn.js, l
 }
 
-// publishBatch publishes entries asynchronously and returns the sequence
-// numbers the broker acknowledged.
-func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb string, entries []outbox.Entry) []int64 {
+// publishBatch publishes envelopes asynchronously and returns the outbox
+// sequence numbers of those the broker acknowledged.
+func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb string, msgs []outgoing) []int64 {
 	type pending struct {
-		seq int64
-		f   jetstream.PubAckFuture
+		seqs []int64
+		f    jetstream.PubAckFuture
 	}
 	subj := inSubject(nb)
-	ps := make([]pending, 0, len(entries))
-	for _, e := range entries {
+	ps := make([]pending, 0, len(msgs))
+	for _, o := range msgs {
 		m := nats.NewMsg(subj)
-		m.Data = e.Body
-		m.Header.Set(jetstream.MsgIDHeader, e.MsgID)
+		m.Data = o.body
+		m.Header.Set(jetstream.MsgIDHeader, o.msgID)
 		f, err := js.PublishMsgAsync(m)
 		if err != nil {
 			break
 		}
-		ps = append(ps, pending{e.Seq, f})
+		ps = append(ps, pending{o.seqs, f})
 	}
 	timeout := time.NewTimer(5 * time.Second)
 	defer timeout.Stop()
@@ -140,7 +140,7 @@ func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb s
 	for _, p := range ps {
 		select {
 		case <-p.f.Ok():
-			sent = append(sent, p.seq)
+			sent = append(sent, p.seqs...)
 			s.published.durable.Add(1)
 		case err := <-p.f.Err():
 			s.log.Debug("relay publish failed", "neighbour", nb, "err", err)

@@ -400,3 +400,35 @@ func BenchmarkCallThroughThreeLevels(b *testing.B) {
 		}
 	}
 }
+
+func TestMessageToItselfIsAppliedInTheSendersTransaction(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, nil, api, cell1)
+	c := tr.cell(cell1)
+	c.send(cell1, 7)
+
+	// Applied before Send's transaction returned: nothing queued, nothing
+	// recorded against a repeat, nothing on the broker.
+	got := tr.appliedAt(cell1)
+	if len(got) != 1 || got[0].N != 7 {
+		t.Fatalf("applied at %s: %+v, want the note at once", cell1, got)
+	}
+	if n := c.outboxCounts(); len(n) != 0 {
+		t.Errorf("outbox holds %v, want nothing queued", n)
+	}
+	if ids := c.appliedIDs(methodNote); len(ids) != 0 {
+		t.Errorf("applied ids %v recorded for a message that never left the transaction", ids)
+	}
+	if durable, _ := c.service().Published(); durable != 0 {
+		t.Errorf("%d durable messages published, want 0", durable)
+	}
+
+	// The handler's error is the sender's: its transaction does not commit.
+	svc := c.service()
+	err := c.db.InTx(context.Background(), func(tx *db.Tx) error {
+		return svc.Send(context.Background(), tx, cell1, methodNote, "req-bad", json.RawMessage(`"not a note"`))
+	})
+	if !errors.Is(err, wire.ErrBadMessage) {
+		t.Errorf("self-send with a payload the handler refuses: err = %v, want a bad message", err)
+	}
+}

@@ -148,11 +148,9 @@ func (s *Service) candidates(ctx context.Context, q Querier) ([]cellsched.Candid
 		}
 		out = append(out, cellsched.Candidate{Path: s.path, Self: true, Report: r, WeightScale: 1})
 	}
-	ns, err := ListNeighbours(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range ns {
+	// The children as last loaded from the cells table, with the reports
+	// that came since: read for every build, so not from the database.
+	for _, n := range s.Neighbours() {
 		if n.Relation != Child || s.Down(n) {
 			continue // a down child takes no new builds
 		}
@@ -182,26 +180,28 @@ func (s *Service) hasChildren() bool {
 	return false
 }
 
-// taken is a build sent to a child: n instances of a flavor.
-type taken struct {
-	f capacity.Flavor
-	n int
-}
-
-// take records a build sent to a child, until its next report.
+// take counts a build of n instances of a flavor sent to a child against
+// the child's last report, until its next one.
 func (s *Service) take(child string, f capacity.Flavor, n int) {
 	s.mu.Lock()
-	s.inflight[child] = append(s.inflight[child], taken{f, n})
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	r, ok := s.inflight[child]
+	if !ok {
+		l, ok := s.neighbours[child]
+		if !ok || l.n.Report == nil {
+			return
+		}
+		r = *l.n.Report
+	}
+	s.inflight[child] = r.Take(f, n)
 }
 
 // afterInflight is a child's last report less what was sent to it since.
 func (s *Service) afterInflight(child string, r capacity.Report) capacity.Report {
 	s.mu.Lock()
-	ts := slices.Clone(s.inflight[child])
-	s.mu.Unlock()
-	for _, t := range ts {
-		r = r.Take(t.f, t.n)
+	defer s.mu.Unlock()
+	if adj, ok := s.inflight[child]; ok {
+		return adj
 	}
 	return r
 }

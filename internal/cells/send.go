@@ -45,6 +45,9 @@ func NewTargeted(from, to, method, requestID string, payload any) (*wire.Envelop
 type Sender struct {
 	path  string
 	nudge func()
+	// local applies a message for this cell inside the sender's
+	// transaction; it is set when the cells service runs in this process.
+	local func(ctx context.Context, tx *db.Tx, env *wire.Envelope) error
 }
 
 // NewSender returns a sender for cell path. nc is the cell's own broker,
@@ -56,6 +59,16 @@ func NewSender(path string, nc *nats.Conn) *Sender {
 	}
 	return s
 }
+
+// NewSenderFunc returns a sender for cell path that calls nudge after a
+// commit that queued messages (a role that shares a process with the cells
+// service wakes its relay directly, without a broker message).
+func NewSenderFunc(path string, nudge func()) *Sender {
+	return &Sender{path: path, nudge: nudge}
+}
+
+// Nudge wakes the relay.
+func (s *Sender) Nudge() { s.nudge() }
 
 // Path is the sending cell.
 func (s *Sender) Path() string { return s.path }
@@ -69,8 +82,15 @@ func (s *Sender) Send(ctx context.Context, tx *db.Tx, to, method, requestID stri
 	return s.SendEnvelope(ctx, tx, env)
 }
 
-// SendEnvelope enqueues an envelope for its first hop inside tx.
+// SendEnvelope enqueues an envelope for its first hop inside tx. A message
+// for this cell itself, sent through the sender of the cells service of
+// this process, is applied at once inside tx instead: it takes effect if
+// and only if tx commits, as a queued one would, without a trip through the
+// outbox and the broker.
 func (s *Sender) SendEnvelope(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	if env.Target == s.path && s.local != nil {
+		return s.local(ctx, tx, env)
+	}
 	next := s.path
 	if env.Target != s.path {
 		next = cellpath.NextHop(s.path, env.Target)
@@ -85,9 +105,21 @@ func (s *Sender) SendEnvelope(ctx context.Context, tx *db.Tx, env *wire.Envelope
 	return nil
 }
 
-// Sender returns the service's own sender, which wakes the relay directly.
+// Sender returns the service's own sender, which wakes the relay directly
+// and applies messages for this cell at once, in the sender's transaction.
 func (s *Service) Sender() *Sender {
-	return &Sender{path: s.path, nudge: s.Wake}
+	return &Sender{path: s.path, nudge: s.Wake, local: s.applyLocal}
+}
+
+// applyLocal applies a cast this cell sends itself inside the sender's
+// transaction: the handler's work and the message's cause commit together,
+// so the message needs no id recorded against a repeat.
+func (s *Service) applyLocal(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	h, err := s.castHandler(env)
+	if err != nil {
+		return err
+	}
+	return h(ctx, tx, env)
 }
 
 // Send enqueues a durable message from this cell inside tx.

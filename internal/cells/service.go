@@ -150,7 +150,7 @@ type Service struct {
 	// inflight is what this cell has sent each child to build since the
 	// child's last capacity report, so that builds between reports spread
 	// over the children instead of all going to the one that looked best.
-	inflight  map[string][]taken
+	inflight  map[string]capacity.Report
 	warned    map[string]time.Time
 	reportNow chan struct{}
 
@@ -197,7 +197,7 @@ func New(cfg Config) (*Service, error) {
 		neighbours: map[string]*link{},
 		conns:      map[string]*conn{},
 		pending:    map[string]chan *wire.Envelope{},
-		inflight:   map[string][]taken{},
+		inflight:   map[string]capacity.Report{},
 		warned:     map[string]time.Time{},
 		reportNow:  make(chan struct{}, 1),
 		wake:       make(chan struct{}, 1),

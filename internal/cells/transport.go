@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,6 +188,7 @@ func (s *Service) Neighbours() []Neighbour {
 	for _, l := range s.neighbours {
 		out = append(out, l.n)
 	}
+	slices.SortFunc(out, func(a, b Neighbour) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 

@@ -183,7 +183,7 @@ func (s *Service) register(ctx context.Context) error {
 	const chunk = 500
 	for i := 0; i < len(s.cfg.Hosts); i += chunk {
 		hosts := s.cfg.Hosts[i:min(i+chunk, len(s.cfg.Hosts))]
-		err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 			for _, h := range hosts {
 				n := celldb.Node{Host: h, AvailabilityZone: s.cfg.Spec.AvailabilityZone, HypervisorType: "fake", VCPUs: s.cfg.Spec.VCPUs,
 					RAMMB: s.cfg.Spec.RAMMB, DiskGB: s.cfg.Spec.DiskGB, CPURatio: s.cfg.Spec.CPURatio, RAMRatio: s.cfg.Spec.RAMRatio, DiskRatio: s.cfg.Spec.DiskRatio}
@@ -285,7 +285,7 @@ func (s *Service) Hosts() []string { return s.cfg.Hosts }
 func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	var in *celldb.Instance
 	spawning := celldb.TaskSpawning
-	err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		cur, err := celldb.Get(ctx, tx, uuid)
 		if err != nil {
 			return err
@@ -306,14 +306,14 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	vi := virt.Instance{UUID: uuid, Name: in.Name, VCPUs: in.Flavor.VCPUs, RAMMB: in.Flavor.RAMMB, DiskGB: in.Flavor.RootGB}
 	if err := s.cfg.Driver.Spawn(ctx, host, vi); err != nil {
 		log.Warn("spawn failed", "err", err)
-		if rerr := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, uuid) }); rerr != nil {
+		if rerr := s.cfg.DB.Group(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, uuid) }); rerr != nil {
 			log.Error("releasing the claim after a failed spawn", "err", rerr)
 		}
 		return fmt.Errorf("spawn on %s: %w", host, err)
 	}
 	active, none, running := celldb.VMActive, "", celldb.PowerRunning
 	now := s.cfg.Now()
-	err = s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		in, err := celldb.Update(ctx, tx, uuid, &spawning, celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now}, now)
 		if err != nil {
 			return err
@@ -356,7 +356,7 @@ func (s *Service) Act(ctx context.Context, host, uuid, key string) error {
 	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host, "action", key)
 	opErr := op.Operate(ctx, host, uuid, a.HostOp)
 	now := s.cfg.Now()
-	err = s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		task := a.Task
 		c := celldb.Change{TaskState: new(string)}
 		if opErr == nil {
@@ -402,7 +402,7 @@ func (s *Service) Destroy(ctx context.Context, host, uuid string) error {
 	if err := s.cfg.Driver.Destroy(ctx, host, uuid); err != nil {
 		return fmt.Errorf("destroy %s on %s: %w", uuid, host, err)
 	}
-	return s.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, uuid) })
+	return s.cfg.DB.Group(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, uuid) })
 }
 
 func (s *Service) sendUpdate(ctx context.Context, tx *db.Tx, in *celldb.Instance) error {

@@ -398,7 +398,7 @@ func (c *Conductor) claimFirst(ctx context.Context, in *celldb.Instance, sel hos
 	scheduling, networking := celldb.TaskScheduling, celldb.TaskNetworking
 	var err error
 	for _, host := range append([]string{sel.Host}, sel.Alternates...) {
-		err = c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		err = c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 			if err := celldb.Claim(ctx, tx, in.UUID, host, in.Flavor.Need(), c.cfg.Now()); err != nil {
 				return err
 			}
@@ -447,7 +447,7 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	}
 	reason := fmt.Sprintf("cell %s: %v", c.cfg.Cell, why)
 	log.Warn("no host for instances; handing the build back", "instances", len(insts), "to", b.Scheduler, "reason", why)
-	err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		if err := celldb.Purge(ctx, tx, uuids); err != nil {
 			return err
 		}
@@ -530,7 +530,7 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 		// A spawn that never reached the host (its agent is down, say)
 		// leaves the claim taken when the host was chosen; give it back, or
 		// no other host can be claimed for the instance.
-		if err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, in.UUID) }); err != nil && ctx.Err() == nil {
+		if err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, in.UUID) }); err != nil && ctx.Err() == nil {
 			log.Error("releasing the claim on a failed host", "host", host, "err", err)
 		}
 	}
@@ -546,7 +546,7 @@ func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Insta
 	log.Error("build failed", "fault", msg)
 	vmErr, none, noState := celldb.VMError, "", celldb.PowerNoState
 	now := c.cfg.Now()
-	err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		cur, err := celldb.Get(ctx, tx, in.UUID)
 		if err != nil {
 			return err
@@ -626,7 +626,7 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
 				return false
 			}
 		}
-		err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 			if err := celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {
 				return err
 			}
@@ -646,7 +646,7 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
 	}
 	deleting := celldb.TaskDeleting
 	vmDeleted, none, noState := celldb.VMDeleted, "", celldb.PowerNoState
-	err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		up, err := celldb.Update(ctx, tx, in.UUID, &deleting, celldb.Change{VMState: &vmDeleted, TaskState: &none,
 			PowerState: &noState, Deleted: true}, c.cfg.Now())
 		if err != nil {

@@ -44,6 +44,13 @@ type DB struct {
 	DSN string
 	// commits counts the transactions committed through InTx.
 	commits *atomic.Int64
+	// group gathers concurrent transactions of Group (SQLite only).
+	group *groupCommit
+	// writer is SQLite's one write lock as this process sees it: held
+	// from the start of a transaction to its commit, so that writers of
+	// this process queue in order and wake at once, rather than polling
+	// SQLite's lock in the busy handler's growing sleeps.
+	writer chan struct{}
 }
 
 // Commits is how many transactions InTx has committed since Open.
@@ -92,7 +99,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		sdb.SetMaxOpenConns(4)
 		sdb.SetMaxIdleConns(4)
 		sdb.SetConnMaxIdleTime(0)
-		d = &DB{DB: sdb, Dialect: SQLite, DSN: dsn, commits: new(atomic.Int64)}
+		d = &DB{DB: sdb, Dialect: SQLite, DSN: dsn, commits: new(atomic.Int64), group: &groupCommit{}, writer: make(chan struct{}, 1)}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -217,9 +224,57 @@ func (d *DB) InTx(ctx context.Context, f func(*Tx) error) error {
 }
 
 func (d *DB) once(ctx context.Context, f func(*Tx) error) error {
+	unlock, err := d.lockWriter(ctx)
+	if err != nil {
+		return err
+	}
+	after, err := func() ([]func(), error) {
+		defer unlock() // also when f panics
+		return d.run(ctx, f)
+	}()
+	if err != nil {
+		return err
+	}
+	for _, a := range after {
+		a()
+	}
+	return nil
+}
+
+// writerWait bounds the wait for this process's writer lock; past it the
+// transaction goes on to SQLite's own lock (and its busy timeout), so that
+// a transaction opened inside another one fails as it did before rather
+// than waiting for ever.
+const writerWait = 10 * time.Second
+
+// lockWriter takes the process's writer lock on SQLite.
+func (d *DB) lockWriter(ctx context.Context) (func(), error) {
+	if d.writer == nil {
+		return func() {}, nil
+	}
+	select {
+	case d.writer <- struct{}{}:
+		return func() { <-d.writer }, nil
+	default:
+	}
+	t := time.NewTimer(writerWait)
+	defer t.Stop()
+	select {
+	case d.writer <- struct{}{}:
+		return func() { <-d.writer }, nil
+	case <-t.C:
+		return func() {}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run runs f in a transaction and commits it; it returns the functions to
+// run after the commit.
+func (d *DB) run(ctx context.Context, f func(*Tx) error) ([]func(), error) {
 	stx, err := d.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	// Roll back if f fails or panics: a transaction left open would keep its
 	// connection, and on SQLite the write lock, for ever. After a commit
@@ -227,18 +282,15 @@ func (d *DB) once(ctx context.Context, f func(*Tx) error) error {
 	defer func() { _ = stx.Rollback() }()
 	tx := &Tx{tx: stx, Dialect: d.Dialect}
 	if err := f(tx); err != nil {
-		return err
+		return nil, err
 	}
 	if err := stx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return nil, fmt.Errorf("commit: %w", err)
 	}
 	if d.commits != nil {
 		d.commits.Add(1)
 	}
-	for _, a := range tx.after {
-		a()
-	}
-	return nil
+	return tx.after, nil
 }
 
 func retryable(err error) bool {

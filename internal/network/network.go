@@ -89,7 +89,7 @@ func (s *Service) Allocate(ctx context.Context, uuid string) ([]wire.Address, er
 
 func (s *Service) allocateOnce(ctx context.Context, uuid string) (wire.Address, error) {
 	var out wire.Address
-	err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		var addr string
 		err := tx.QueryRow(ctx, `SELECT address FROM fixed_ips WHERE instance_uuid = ? AND network = ?`, uuid, s.cfg.Network).Scan(&addr)
 		if err == nil {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -158,7 +159,18 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	rctx, rcancel := context.WithCancel(context.Background())
 	n.cancel = rcancel
-	sender := cells.NewSender(cfg.Cell, n.nc)
+	// The roles' sender wakes the relay of the cells service directly
+	// when it runs in this process (it is started after them), and through
+	// the broker otherwise.
+	var localCells atomic.Pointer[cells.Service]
+	brokerNudge := cells.NewSender(cfg.Cell, n.nc)
+	sender := cells.NewSenderFunc(cfg.Cell, func() {
+		if c := localCells.Load(); c != nil {
+			c.Wake()
+			return
+		}
+		brokerNudge.Nudge()
+	})
 	now := time.Now
 
 	// Compute-cell roles.
@@ -309,6 +321,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err := n.Cells.Start(ctx); err != nil {
 			return err
 		}
+		localCells.Store(n.Cells)
 		if n.Conductor != nil {
 			if err := n.Conductor.Start(ctx); err != nil {
 				return err
@@ -348,14 +361,18 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 		var calls compute.CellCaller = remoteCaller{n.nc, cfg.Cell}
+		var apiSender compute.Sender = sender
 		if n.Cells != nil {
 			calls = localCaller{n.Cells}
+			// Builds go to the cells service in the request's own
+			// transaction, which schedules them across the cells at once.
+			apiSender = n.Cells.Sender()
 		}
 		startAt := time.Now()
 		downCells := func(ctx context.Context) ([]string, error) {
 			return cells.DownCells(ctx, n.DB, time.Now(), cfg.Cells.DownAfter.D(), startAt)
 		}
-		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod,
+		api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: apiSender, Caller: calls, Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod,
 			DownCells: downCells,
 			Auth:      auth, Policy: pol, Quota: cfg.API.Quota})
 		if err != nil {

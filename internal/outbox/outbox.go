@@ -59,13 +59,14 @@ type Entry struct {
 	Seq       int64
 	Neighbour string
 	MsgID     string
+	Method    string
 	Body      []byte
 	CreatedAt time.Time
 }
 
 // Pending returns up to limit queued messages for a neighbour, oldest first.
 func Pending(ctx context.Context, d *db.DB, neighbour string, limit int) ([]Entry, error) {
-	rows, err := d.Query(ctx, `SELECT seq, msg_id, body, created_at FROM outbox WHERE neighbour = ? ORDER BY seq LIMIT ?`, neighbour, limit)
+	rows, err := d.Query(ctx, `SELECT seq, msg_id, method, body, created_at FROM outbox WHERE neighbour = ? ORDER BY seq LIMIT ?`, neighbour, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", err)
 	}
@@ -74,7 +75,7 @@ func Pending(ctx context.Context, d *db.DB, neighbour string, limit int) ([]Entr
 	for rows.Next() {
 		e := Entry{Neighbour: neighbour}
 		var at int64
-		if err := rows.Scan(&e.Seq, &e.MsgID, &e.Body, &at); err != nil {
+		if err := rows.Scan(&e.Seq, &e.MsgID, &e.Method, &e.Body, &at); err != nil {
 			return nil, fmt.Errorf("outbox: read: %w", err)
 		}
 		e.CreatedAt = db.FromMicros(at)

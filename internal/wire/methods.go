@@ -179,6 +179,10 @@ type InstanceState struct {
 	LaunchedAt time.Time `json:"launched_at,omitzero"`
 	Deleted    bool      `json:"deleted,omitempty"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// RequestID is the request that caused the change, when the update
+	// travels in an envelope merged from several (the envelope's own
+	// request id is then the first one's).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // InstanceUpdate is the payload of instance_update. Heal marks resends.

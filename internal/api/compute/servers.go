@@ -214,7 +214,7 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	all, allSpecs := insts, build.Instances
-	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err = a.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		// Quota: as many as fit, counted here with the records written
 		// below in the same transaction (the retry of a transaction starts
 		// from the full request again).
@@ -747,7 +747,7 @@ func (a *API) deleteServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.cfg.Now()
-	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err = a.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		cur, err := apidb.Get(ctx, tx, in.UUID)
 		if err != nil {
 			return err

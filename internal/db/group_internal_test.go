@@ -1,0 +1,222 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func openGroupTest(t *testing.T) *DB {
+	t.Helper()
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "group.db"))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if err := d.Migrate(ctx, "test", []Migration{{Version: 1, Name: "kv", SQL: `CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)`}}); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return d
+}
+
+// waitQueued polls until a caller leads and n more wait in the queue.
+func waitQueued(t *testing.T, d *DB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.group.mu.Lock()
+		got, leading := len(d.group.queue), d.group.leading
+		d.group.mu.Unlock()
+		if leading && got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers queued, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestGroupCommitsWaitingTransactionsTogetherAndIsolatesFailures(t *testing.T) {
+	d := openGroupTest(t)
+	ctx := context.Background()
+	boom := errors.New("boom")
+
+	// The first caller holds the lead until 99 others wait behind it.
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- d.Group(ctx, func(tx *Tx) error {
+			<-release
+			_, err := tx.Exec(ctx, `INSERT INTO kv (k, v) VALUES ('lead', 'x')`)
+			return err
+		})
+	}()
+	waitQueued(t, d, 0)
+	before := d.Commits()
+
+	var after atomic.Int64
+	errs := make([]error, 100)
+	var wg sync.WaitGroup
+	for i := 1; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.Group(ctx, func(tx *Tx) error {
+				if _, err := tx.Exec(ctx, `INSERT INTO kv (k, v) VALUES (?, 'x')`, fmt.Sprint(i)); err != nil {
+					return err
+				}
+				tx.AfterCommit(func() { after.Add(1) })
+				if i%10 == 0 {
+					return fmt.Errorf("caller %d: %w", i, boom)
+				}
+				return nil
+			})
+		}()
+	}
+	waitQueued(t, d, 99)
+	close(release)
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatalf("first caller: %v", err)
+	}
+	for i := 1; i < 100; i++ {
+		if want := i%10 == 0; errors.Is(errs[i], boom) != want || (!want && errs[i] != nil) {
+			t.Errorf("caller %d: err = %v, want failure %v", i, errs[i], want)
+		}
+	}
+	var n int
+	if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM kv`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 91 {
+		t.Errorf("%d rows, want 91 (the first caller and the 90 that did not fail)", n)
+	}
+	if got := after.Load(); got != 90 {
+		t.Errorf("AfterCommit ran %d times, want 90 (not for the callers that failed)", got)
+	}
+	// The first caller's transaction alone, then 99 in groups of at most 64.
+	if got := d.Commits() - before; got != 3 {
+		t.Errorf("%d commits for 100 transactions, want 3", got)
+	}
+}
+
+func TestGroupRetriesAndThenRunsEachAlone(t *testing.T) {
+	d := openGroupTest(t)
+	ctx := context.Background()
+
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- d.Group(ctx, func(tx *Tx) error { <-release; return nil })
+	}()
+	waitQueued(t, d, 0)
+
+	// One caller fails once with a conflict the engine asks to retry: the
+	// whole group is run again and every caller succeeds. Another always
+	// fails so: after the retries, each caller runs alone, and only that
+	// one fails.
+	var once atomic.Bool
+	locked := errors.New("database is locked (5) (SQLITE_BUSY)")
+	errs := make([]error, 10)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.Group(ctx, func(tx *Tx) error {
+				if _, err := tx.Exec(ctx, `INSERT INTO kv (k, v) VALUES (?, 'x')`, fmt.Sprint(i)); err != nil {
+					return err
+				}
+				switch {
+				case i == 3 && once.CompareAndSwap(false, true):
+					return locked
+				case i == 7:
+					return locked
+				}
+				return nil
+			})
+		}()
+	}
+	waitQueued(t, d, 10)
+	close(release)
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if (i == 7) != (err != nil) {
+			t.Errorf("caller %d: err = %v", i, err)
+		}
+	}
+	var n int
+	if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM kv`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 9 {
+		t.Errorf("%d rows, want 9", n)
+	}
+}
+
+func TestGroupPanicReachesItsCallerAndSparesTheOthers(t *testing.T) {
+	d := openGroupTest(t)
+	ctx := context.Background()
+
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- d.Group(ctx, func(tx *Tx) error { <-release; return nil })
+	}()
+	waitQueued(t, d, 0)
+
+	recovered := make([]any, 5)
+	errs := make([]error, 5)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { recovered[i] = recover() }()
+			errs[i] = d.Group(ctx, func(tx *Tx) error {
+				if _, err := tx.Exec(ctx, `INSERT INTO kv (k, v) VALUES (?, 'x')`, fmt.Sprint(i)); err != nil {
+					return err
+				}
+				if i == 2 {
+					panic("caller 2 fails")
+				}
+				return nil
+			})
+		}()
+	}
+	waitQueued(t, d, 5)
+	close(release)
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for i := range errs {
+		if want := i == 2; (recovered[i] != nil) != want || errs[i] != nil {
+			t.Errorf("caller %d: panic %v, err %v; want a panic only in caller 2", i, recovered[i], errs[i])
+		}
+	}
+	// Later transactions still run: the lead was not lost with the panic.
+	if err := d.Group(ctx, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO kv (k, v) VALUES ('after', 'x')`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM kv`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 {
+		t.Errorf("%d rows, want 5 (four callers and the one after)", n)
+	}
+}
