@@ -20,9 +20,9 @@ type groupCommit struct {
 
 // groupOp is one caller's transaction function waiting in a group.
 type groupOp struct {
-	ctx  context.Context
-	f    func(*Tx) error
-	err  error
+	ctx context.Context
+	f   func(*Tx) error
+	err error
 	// panicked is what f panicked with, raised again in its caller.
 	panicked any
 	done     chan struct{}
