@@ -16,10 +16,11 @@ type outgoing struct {
 	seqs  []int64
 }
 
-// Bounds of a merged instance update.
+// Bounds of a merged instance update: the receiver applies it in one
+// transaction, holding its write lock meanwhile.
 const (
-	mergeMaxStates = 500
-	mergeMaxBytes  = 512 << 10
+	mergeMaxStates = 128
+	mergeMaxBytes  = 128 << 10
 )
 
 // coalesce merges runs of consecutive instance_update entries that travel

@@ -39,13 +39,13 @@ func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
 			}
 			// Take what else is already waiting, and apply it all in one
 			// transaction (a group commit).
-			batch := []jetstream.Msg{m}
-			for len(batch) < inboxBatch {
+			batch, size := []jetstream.Msg{m}, len(m.Data())
+			for len(batch) < inboxBatch && size < inboxBatchBytes {
 				m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
 				if err != nil {
 					break
 				}
-				batch = append(batch, m)
+				batch, size = append(batch, m), size+len(m.Data())
 			}
 			s.processBatch(ctx, batch)
 		}
@@ -54,8 +54,14 @@ func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
-// inboxBatch bounds the durable messages applied in one transaction.
-const inboxBatch = 64
+// inboxBatch and inboxBatchBytes bound the durable messages applied in one
+// transaction: a group holds the database's write lock (on SQLite, the
+// only one) while it is applied, so a large one would hold up every other
+// writer, the API's creates among them.
+const (
+	inboxBatch      = 64
+	inboxBatchBytes = 128 << 10
+)
 
 // processBatch applies several durable messages in one transaction, each
 // under its own savepoint, so that a message that fails is undone alone

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -360,12 +361,14 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 		}
 		why = err
 		var next []*celldb.Instance
+		chosen := min(len(sels), len(pending))
+		hosts, errs := c.claimAll(ctx, pending[:chosen], sels[:chosen])
 		for i, in := range pending {
-			if i >= len(sels) {
+			if i >= chosen {
 				next = append(next, in)
 				continue
 			}
-			host, err := c.claimFirst(ctx, in, sels[i])
+			host, err := hosts[i], errs[i]
 			switch {
 			case errors.Is(err, wire.ErrConflict):
 				c.done(in.UUID) // deleted meanwhile
@@ -392,36 +395,70 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 	}
 }
 
-// claimFirst claims the selected host, or else the first alternate with
-// room, and records the host on the instance.
-func (c *Conductor) claimFirst(ctx context.Context, in *celldb.Instance, sel hostsched.Selection) (string, error) {
-	scheduling, networking := celldb.TaskScheduling, celldb.TaskNetworking
-	var err error
-	for _, host := range append([]string{sel.Host}, sel.Alternates...) {
-		err = c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-			if err := celldb.Claim(ctx, tx, in.UUID, host, in.Flavor.Need(), c.cfg.Now()); err != nil {
-				return err
-			}
-			change := celldb.Change{Host: &host, TaskState: &networking}
-			if in.AvailabilityZone == "" {
-				// Like Nova, an instance that asked for no zone takes its host's.
-				var az string
-				if err := tx.QueryRow(ctx, `SELECT availability_zone FROM compute_nodes WHERE host = ?`, host).Scan(&az); err != nil {
+// claimAll claims a host for each instance, all in one transaction: the
+// selected host, or else the first alternate with room. Each instance's
+// claim has its own savepoint, so one that fits nowhere or was deleted
+// meanwhile does not undo the others; its error is in errs.
+func (c *Conductor) claimAll(ctx context.Context, insts []*celldb.Instance, sels []hostsched.Selection) (hosts []string, errs []error) {
+	hosts, errs = make([]string, len(insts)), make([]error, len(insts))
+	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+		for i, in := range insts {
+			hosts[i], errs[i] = "", nil
+			for _, host := range append([]string{sels[i].Host}, sels[i].Alternates...) {
+				sp := "claim" + strconv.Itoa(i)
+				if err := tx.Savepoint(ctx, sp); err != nil {
 					return err
 				}
-				change.AvailabilityZone = &az
+				err := c.claim(ctx, tx, in, host)
+				if err != nil {
+					if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
+						return rerr
+					}
+				}
+				if rerr := tx.Release(ctx, sp); rerr != nil {
+					return rerr
+				}
+				if err == nil {
+					hosts[i] = host
+					break
+				}
+				errs[i] = err
+				if !errors.Is(err, celldb.ErrClaimFailed) {
+					break
+				}
 			}
-			_, err := celldb.Update(ctx, tx, in.UUID, &scheduling, change, c.cfg.Now())
-			return err
-		})
-		if err == nil {
-			return host, nil
+			if hosts[i] != "" {
+				errs[i] = nil
+			}
 		}
-		if !errors.Is(err, celldb.ErrClaimFailed) {
-			return "", err
+		return nil
+	})
+	if err != nil {
+		for i := range insts {
+			hosts[i], errs[i] = "", err
 		}
 	}
-	return "", err
+	return hosts, errs
+}
+
+// claim claims host for an instance waiting to be scheduled, inside tx, and
+// records the host on the instance.
+func (c *Conductor) claim(ctx context.Context, tx *db.Tx, in *celldb.Instance, host string) error {
+	scheduling, networking := celldb.TaskScheduling, celldb.TaskNetworking
+	if err := celldb.Claim(ctx, tx, in.UUID, host, in.Flavor.Need(), c.cfg.Now()); err != nil {
+		return err
+	}
+	change := celldb.Change{Host: &host, TaskState: &networking}
+	if in.AvailabilityZone == "" {
+		// Like Nova, an instance that asked for no zone takes its host's.
+		var az string
+		if err := tx.QueryRow(ctx, `SELECT availability_zone FROM compute_nodes WHERE host = ?`, host).Scan(&az); err != nil {
+			return err
+		}
+		change.AvailabilityZone = &az
+	}
+	_, err := celldb.Update(ctx, tx, in.UUID, &scheduling, change, c.cfg.Now())
+	return err
 }
 
 // handBack returns instances this cell cannot place to the cell that

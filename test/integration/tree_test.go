@@ -258,6 +258,15 @@ func TestTreeOfProcesses(t *testing.T) {
 		}
 		return hosts["api!cell1"] == 4 && hosts["api!cell2"] == 2, fmt.Sprint(hosts)
 	})
+	// The cells service records reports before the API listens.
+	waitFor(t, 60*time.Second, "the Compute API to answer", func() (bool, string) {
+		resp, err := http.Get(tr.api)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode < 500, resp.Status
+	})
 
 	admin := tr.client("admin:admin")
 	demo := tr.client("demo:demo")
