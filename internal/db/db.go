@@ -88,7 +88,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 				return nil, fmt.Errorf("database: %w", err)
 			}
 		}
-		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 		conn, err := sqlite.NewConnector("file:" + path + q)
 		if err != nil {
 			return nil, fmt.Errorf("database: open sqlite %s: %w", path, err)
@@ -192,8 +192,16 @@ func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 // example, to wake the outbox relay). It is not run on rollback.
 func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
 
-// Exec runs a statement outside a transaction.
+// Exec runs a statement outside a transaction. On SQLite it takes this
+// process's writer lock like a transaction does: a write that went around
+// it would hold SQLite's lock while a transaction that holds the writer
+// lock waits for it in the busy handler's sleeps.
 func (d *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	unlock, err := d.lockWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	return d.DB.ExecContext(ctx, d.Rebind(q), args...)
 }
 
