@@ -105,6 +105,13 @@ func runCurves(ctx context.Context, o bench.Options, maxN int, stdout io.Writer)
 	for _, p := range points {
 		po := o
 		po.Cells, po.HostsPerCell, po.N = p.cells, p.hostsPerCell, p.n
+		// Hosts big enough for the point, with room to spare: 100,000
+		// instances do not fit on 1,000 hosts of 64 vCPUs.
+		if need := (p.n*5/4 + p.cells*p.hostsPerCell - 1) / (p.cells * p.hostsPerCell); po.Fits() < p.n*5/4 {
+			po.Host.VCPUs = max(po.Host.VCPUs, need)
+			po.Host.RAMMB = max(po.Host.RAMMB, int64(need)*512)
+			po.Host.DiskGB = max(po.Host.DiskGB, int64(need))
+		}
 		res, err := bench.Run(ctx, po)
 		if err != nil {
 			return fmt.Errorf("%s %d x %d, %d instances: %w", p.series, p.cells, p.hostsPerCell, p.n, err)

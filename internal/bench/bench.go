@@ -67,6 +67,9 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--hosts-per-cell %d must be between 1 and 100000", o.HostsPerCell)
 	case o.URL != "" && o.Token == "":
 		return errors.New("--url needs --token (an administrator's token)")
+	case o.URL == "" && o.N > o.Fits():
+		return fmt.Errorf("-n %d: %d cells of %d hosts (%d vCPUs, %d MB, %d GB each) hold only %d m1.tiny instances; give bigger hosts (--host-vcpus, --host-ram-mb, --host-disk-gb) or more",
+			o.N, o.Cells, o.HostsPerCell, o.Host.VCPUs, o.Host.RAMMB, o.Host.DiskGB, o.Fits())
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -75,6 +78,22 @@ func (o *Options) Validate() error {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
+}
+
+// Fits is how many instances of the bench's flavor (m1.tiny: 1 vCPU,
+// 512 MB, 1 GB) the bench's own tree holds.
+func (o *Options) Fits() int {
+	h, def := o.Host, compute.DefaultSpec() // the compute role's defaults for what is unset
+	pick := func(v, d float64) float64 {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	vcpus := pick(float64(h.VCPUs), float64(def.VCPUs)) * pick(h.CPURatio, def.CPURatio)
+	ram := pick(float64(h.RAMMB), float64(def.RAMMB)) * pick(h.RAMRatio, def.RAMRatio) / 512
+	disk := pick(float64(h.DiskGB), float64(def.DiskGB)) * pick(h.DiskRatio, def.DiskRatio)
+	return o.Cells * o.HostsPerCell * int(min(vcpus, ram, disk))
 }
 
 // Percentiles of a latency, in milliseconds.

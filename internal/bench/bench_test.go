@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/bench"
+	"github.com/cellcloud/cellcloud/internal/compute"
 )
 
 // TestRun boots a few instances with single and multi-creates through the
@@ -52,6 +53,7 @@ func TestBadOptions(t *testing.T) {
 		{bench.Options{Cells: 1, HostsPerCell: 1, N: 1, K: 0, Batch: 1}, "-k 0"},
 		{bench.Options{Cells: 1, HostsPerCell: 1, N: 1, K: 1, Batch: 0}, "--batch 0"},
 		{bench.Options{N: 1, K: 1, Batch: 1, URL: "http://127.0.0.1:1/v2.1"}, "--url needs --token"},
+		{bench.Options{Cells: 2, HostsPerCell: 10, N: 1281, K: 1, Batch: 1, Host: compute.HostSpec{VCPUs: 64, RAMMB: 1 << 20, DiskGB: 1000, CPURatio: 1}}, "hold only 1280 m1.tiny instances"},
 		{bench.Options{N: 1, K: 1, Batch: 1, URL: "http://127.0.0.1:1/v2.1", Token: "x"}, "the Compute API at http://127.0.0.1:1/v2.1"},
 	} {
 		_, err := bench.Run(context.Background(), c.o)
