@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 
 	"github.com/cellcloud/cellcloud/internal/bench"
@@ -31,6 +32,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.DataDir, "data-dir", "", "where the bench's own tree keeps its files (default: a temporary directory)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (control plane and clients) to this file, for go tool pprof")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file once every instance is booted, for go tool pprof")
 	curves := fs.Bool("curves", false, "run the scaling series of docs/benchmarks.md (instances, hosts, cells) and print a Markdown table")
 	maxN := fs.Int("curves-max-n", 100000, "with --curves: the largest number of instances to boot")
 	if err := fs.Parse(args); err != nil {
@@ -60,6 +62,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		o.AfterBoot = func() {
+			f, err := os.Create(*memProfile)
+			if err != nil {
+				fmt.Fprintf(stderr, "heap profile: %v\n", err)
+				return
+			}
+			defer f.Close()
+			runtime.GC() // the profile shows the heap as of the last collection
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				fmt.Fprintf(stderr, "heap profile: %v\n", err)
+			}
+		}
 	}
 	res, err := bench.Run(ctx, o)
 	if err != nil {

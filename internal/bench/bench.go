@@ -50,6 +50,9 @@ type Options struct {
 	// Progress receives a line a second while the bench runs.
 	Progress io.Writer
 	Logger   *slog.Logger
+	// AfterBoot, when set, runs once every instance is booted, before the
+	// list and delete phases (to take a heap profile at the largest size).
+	AfterBoot func()
 }
 
 // Validate refuses nonsense at once.
@@ -234,6 +237,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	after := statsOf(tree)
 	res.BootCPUSeconds = cpuSeconds() - cpu0
+	if o.AfterBoot != nil {
+		o.AfterBoot()
+	}
 	costs(res, tree, before, after)
 
 	if err := list(ctx, c, o, res, created); err != nil {
