@@ -67,7 +67,19 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		return wire.Errorf(wire.CodeBadMessage, "instance_update: %v", err)
 	}
 	now := h.Now()
+	// A heal resend is mostly what the copy already holds: those states
+	// are found in a few queries and skipped.
+	var current map[string]bool
+	if u.Heal {
+		var err error
+		if current, err = apidb.Current(ctx, tx, u.Instances); err != nil {
+			return err
+		}
+	}
 	for _, st := range u.Instances {
+		if current[st.UUID] {
+			continue
+		}
 		a, err := apidb.ApplyUpdate(ctx, tx, st, now)
 		if err != nil {
 			return err

@@ -580,6 +580,49 @@ type Applied struct {
 	Instance *Instance
 }
 
+// Current says which of states ApplyUpdate would leave alone: those of
+// instances the copy does not have, has deleted, or holds at the same
+// version or newer (a deletion is always applied). It reads the versions
+// in a few queries rather than each instance whole, for the heal resends
+// of a cell, which are mostly current.
+func Current(ctx context.Context, q Querier, states []wire.InstanceState) (map[string]bool, error) {
+	const chunk = 100 // one statement text for every query: the last is padded
+	type row struct {
+		version int64
+		deleted bool
+	}
+	have := make(map[string]row, len(states))
+	for i := 0; i < len(states); i += chunk {
+		args := make([]any, chunk)
+		for j := range chunk {
+			args[j] = states[min(i+j, len(states)-1)].UUID
+		}
+		rows, err := q.Query(ctx, `SELECT uuid, version, deleted FROM instances WHERE uuid IN (`+placeholders(chunk)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var u string
+			var r row
+			if err := rows.Scan(&u, &r.version, &r.deleted); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			have[u] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	out := make(map[string]bool, len(states))
+	for _, st := range states {
+		r, ok := have[st.UUID]
+		out[st.UUID] = !ok || r.deleted || (st.Version <= r.version && !st.Deleted)
+	}
+	return out, nil
+}
+
 // ApplyUpdate applies a cell's state of an instance if it is newer than the
 // copy (a deletion, which is final, is always applied). Late and repeated
 // updates leave the copy alone.

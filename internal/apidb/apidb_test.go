@@ -366,3 +366,45 @@ func TestFlavors(t *testing.T) {
 		}
 	})
 }
+
+// TestCurrentAgreesWithApplyUpdate: the heal's quick check says "current"
+// exactly for the states ApplyUpdate would leave alone, over more states
+// than one of its queries reads.
+func TestCurrentAgreesWithApplyUpdate(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		var states []wire.InstanceState
+		for i := range 250 {
+			u := fmt.Sprintf("33333333-0000-0000-0000-%012d", i)
+			if i%5 == 4 {
+				// Never created here.
+				states = append(states, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 3, VMState: "active"})
+				continue
+			}
+			create(t, d, instance(u, "p1", t0))
+			apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 5, VMState: "active"}, t0)
+			if i%5 == 3 {
+				apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 6, VMState: "deleted", Deleted: true}, t0)
+			}
+			st := wire.InstanceState{UUID: u, Cell: "api!c1", Version: int64(4 + i%3), VMState: "active"} // older, same, newer
+			if i%7 == 0 {
+				st.Deleted, st.VMState = true, "deleted"
+			}
+			states = append(states, st)
+		}
+		var cur map[string]bool
+		if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+			cur, err = apidb.Current(ctx, tx, states)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range states {
+			a := apply(t, d, st, t0.Add(time.Hour))
+			if cur[st.UUID] == a.Changed {
+				t.Errorf("%+v: Current says %v, but ApplyUpdate changed it: %v", st, cur[st.UUID], a.Changed)
+			}
+		}
+	})
+}

@@ -287,9 +287,14 @@ func ListByTask(ctx context.Context, q Querier, task string, limit int) ([]*Inst
 	return list(ctx, q, `SELECT `+selectCols+` FROM instances WHERE task_state = ? AND deleted = 0 ORDER BY created_at, launch_index LIMIT ?`, task, limit)
 }
 
-// ListChangedSince returns instances (deleted ones too) changed at or after t.
-func ListChangedSince(ctx context.Context, q Querier, t time.Time, limit int) ([]*Instance, error) {
-	return list(ctx, q, `SELECT `+selectCols+` FROM instances WHERE updated_at >= ? ORDER BY updated_at LIMIT ?`, db.Micros(t), limit)
+// ListChangedAfter returns a page of the instances (deleted ones too) in
+// order of their last change, then UUID: up to limit that come after the
+// instance changed at at with UUID uuid. The first page of those changed
+// at or after t is ListChangedAfter(t, ""); the next starts after the last
+// instance of the page.
+func ListChangedAfter(ctx context.Context, q Querier, at time.Time, uuid string, limit int) ([]*Instance, error) {
+	return list(ctx, q, `SELECT `+selectCols+` FROM instances WHERE updated_at >= ? AND (updated_at > ? OR uuid > ?)
+		ORDER BY updated_at, uuid LIMIT ?`, db.Micros(at), db.Micros(at), uuid, limit)
 }
 
 func list(ctx context.Context, q Querier, query string, args ...any) ([]*Instance, error) {

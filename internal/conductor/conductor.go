@@ -726,32 +726,39 @@ func (c *Conductor) healLoop(ctx context.Context) {
 	}
 }
 
-// Heal sends the instances changed within the heal window up again, in
-// batches of up to 500 per message.
+// Heal sends the instances changed within the heal window up again, 500
+// per message, reading them a page at a time (a cell that changed many
+// instances in the window does not hold them all in memory at once).
 func (c *Conductor) Heal(ctx context.Context) error {
-	since := c.cfg.Now().Add(-c.cfg.HealWindow)
-	insts, err := celldb.ListChangedSince(ctx, c.cfg.DB, since, 100000)
-	if err != nil {
-		return err
-	}
-	for len(insts) > 0 {
-		n := min(len(insts), 500)
-		batch := insts[:n]
-		insts = insts[n:]
+	at, after := c.cfg.Now().Add(-c.cfg.HealWindow), ""
+	for {
+		var n int
+		var nextAt time.Time
+		var nextAfter string
 		err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			page, err := celldb.ListChangedAfter(ctx, tx, at, after, healPage)
+			if err != nil || len(page) == 0 {
+				n = 0
+				return err
+			}
 			u := &wire.InstanceUpdate{Heal: true}
-			for _, in := range batch {
+			for _, in := range page {
 				st, err := celldb.State(ctx, tx, c.cfg.Cell, in)
 				if err != nil {
 					return err
 				}
 				u.Instances = append(u.Instances, st)
 			}
+			n = len(page)
+			nextAt, nextAfter = page[n-1].UpdatedAt, page[n-1].UUID
 			return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, "", u)
 		})
-		if err != nil {
+		if err != nil || n < healPage {
 			return err
 		}
+		at, after = nextAt, nextAfter
 	}
-	return nil
 }
+
+// healPage is the number of instances per heal message.
+const healPage = 500
