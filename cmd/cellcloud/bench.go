@@ -31,7 +31,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.Token, "token", "", "with --url: an administrator's token (X-Auth-Token)")
 	fs.StringVar(&o.DataDir, "data-dir", "", "where the bench's own tree keeps its files (default: a temporary directory)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (control plane and clients) to this file, for go tool pprof")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the boot phase (control plane and clients) to this file, for go tool pprof")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file once every instance is booted, for go tool pprof")
 	curves := fs.Bool("curves", false, "run the scaling series of docs/benchmarks.md (instances, hosts, cells) and print a Markdown table")
 	maxN := fs.Int("curves-max-n", 100000, "with --curves: the largest number of instances to boot")
@@ -58,13 +58,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		o.BeforeBoot = func() {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintf(stderr, "CPU profile: %v\n", err)
+			}
 		}
-		defer pprof.StopCPUProfile()
+		o.AfterBoot = pprof.StopCPUProfile
+		defer pprof.StopCPUProfile() // a run stopped during the boot phase
 	}
 	if *memProfile != "" {
+		stopCPU := o.AfterBoot
 		o.AfterBoot = func() {
+			if stopCPU != nil {
+				stopCPU()
+			}
 			f, err := os.Create(*memProfile)
 			if err != nil {
 				fmt.Fprintf(stderr, "heap profile: %v\n", err)

@@ -50,9 +50,11 @@ type Options struct {
 	// Progress receives a line a second while the bench runs.
 	Progress io.Writer
 	Logger   *slog.Logger
-	// AfterBoot, when set, runs once every instance is booted, before the
-	// list and delete phases (to take a heap profile at the largest size).
-	AfterBoot func()
+	// BeforeBoot and AfterBoot, when set, run just before the first create
+	// and once every instance is booted, before the list and delete phases
+	// (to profile the boot phase alone, or take a heap profile at the
+	// largest size).
+	BeforeBoot, AfterBoot func()
 }
 
 // Validate refuses nonsense at once.
@@ -221,6 +223,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	before := statsOf(tree)
+	if o.BeforeBoot != nil {
+		o.BeforeBoot()
+	}
 	cpu0 := cpuSeconds()
 	created, err := boot(ctx, c, o, res)
 	// Whatever happens next, the instances this run created are deleted.
