@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -321,67 +322,69 @@ type Change struct {
 // Update applies a change, bumps the instance's version, and returns the
 // instance as it now is. expectTask, when not nil, must match the current
 // task state (a compare-and-swap); otherwise wire.ErrConflict is returned.
+// It is one statement: the columns changed, and the row back as updated.
 func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c Change, now time.Time) (*Instance, error) {
-	in, err := Get(ctx, tx, uuid)
-	if err != nil {
-		return nil, err
+	var set []string
+	var args []any
+	add := func(col string, v any) {
+		set = append(set, col+" = ?")
+		args = append(args, v)
 	}
-	if expectTask != nil && in.TaskState != *expectTask {
-		return nil, fmt.Errorf("instance %s is in task state %q, not %q: %w", uuid, in.TaskState, *expectTask, wire.ErrConflict)
+	asJSON := func(v any) string {
+		b, _ := json.Marshal(v)
+		return string(b)
 	}
 	if c.Host != nil {
-		in.Host, in.Node = *c.Host, *c.Host
+		add("host", *c.Host)
+		add("node", *c.Host)
 	}
 	if c.VMState != nil {
-		in.VMState = *c.VMState
+		add("vm_state", *c.VMState)
 	}
 	if c.TaskState != nil {
-		in.TaskState = *c.TaskState
+		add("task_state", *c.TaskState)
 	}
 	if c.PowerState != nil {
-		in.PowerState = *c.PowerState
+		add("power_state", *c.PowerState)
 	}
 	if c.Fault != nil {
-		in.Fault = c.Fault
+		add("fault", asJSON(c.Fault))
 	}
 	if c.LaunchedAt != nil {
-		in.LaunchedAt = *c.LaunchedAt
+		add("launched_at", db.Micros(*c.LaunchedAt))
 	}
 	if c.Build != nil {
-		in.Build = *c.Build
+		add("build", asJSON(*c.Build))
 	}
 	if c.AvailabilityZone != nil {
-		in.AvailabilityZone = *c.AvailabilityZone
+		add("availability_zone", *c.AvailabilityZone)
 	}
 	if c.Flavor != nil {
-		in.Flavor = *c.Flavor
+		add("flavor", asJSON(*c.Flavor))
 	}
 	if c.ImageRef != nil {
-		in.ImageRef = *c.ImageRef
+		add("image_ref", *c.ImageRef)
 	}
-	deletedAt := int64(0)
 	if c.Deleted {
-		in.Deleted = true
-		deletedAt = db.Micros(now)
+		add("deleted", 1)
+		add("deleted_at", db.Micros(now))
 	}
-	in.Version++
-	in.UpdatedAt = now
-	fault := ""
-	if in.Fault != nil {
-		b, _ := json.Marshal(in.Fault)
-		fault = string(b)
+	add("updated_at", db.Micros(now))
+	q := `UPDATE instances SET ` + strings.Join(set, ", ") + `, version = version + 1 WHERE uuid = ?`
+	args = append(args, uuid)
+	if expectTask != nil {
+		q += ` AND task_state = ?`
+		args = append(args, *expectTask)
 	}
-	build, _ := json.Marshal(in.Build)
-	flavor, _ := json.Marshal(in.Flavor)
-	deleted := 0
-	if in.Deleted {
-		deleted = 1
+	in, err := scanInstance(tx.QueryRow(ctx, q+` RETURNING `+selectCols, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		// Not there, or not in the task state expected: which one?
+		cur, gerr := Get(ctx, tx, uuid)
+		if gerr != nil {
+			return nil, gerr
+		}
+		return nil, fmt.Errorf("instance %s is in task state %q, not %q: %w", uuid, cur.TaskState, *expectTask, wire.ErrConflict)
 	}
-	_, err = tx.Exec(ctx, `UPDATE instances SET host = ?, node = ?, availability_zone = ?, vm_state = ?, task_state = ?, power_state = ?, fault = ?,
-		launched_at = ?, build = ?, flavor = ?, image_ref = ?, version = ?, updated_at = ?, deleted = ?,
-		deleted_at = CASE WHEN CAST(? AS BIGINT) > 0 THEN CAST(? AS BIGINT) ELSE deleted_at END WHERE uuid = ?`,
-		in.Host, in.Node, in.AvailabilityZone, in.VMState, in.TaskState, in.PowerState, fault, db.Micros(in.LaunchedAt), string(build),
-		string(flavor), in.ImageRef, in.Version, db.Micros(now), deleted, deletedAt, deletedAt, uuid)
 	if err != nil {
 		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
 	}
