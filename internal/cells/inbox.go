@@ -54,6 +54,10 @@ func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
+// errBatchMember ends a group's first attempt when one of its messages
+// failed.
+var errBatchMember = errors.New("cells: a message of the group failed")
+
 // inboxBatch and inboxBatchBytes bound the durable messages applied in one
 // transaction: a group holds the database's write lock (on SQLite, the
 // only one) while it is applied, so a large one would hold up every other
@@ -63,10 +67,11 @@ const (
 	inboxBatchBytes = 128 << 10
 )
 
-// processBatch applies several durable messages in one transaction, each
-// under its own savepoint, so that a message that fails is undone alone
-// and retried (or dropped) alone, while the others commit together and
-// are acknowledged after the commit.
+// processBatch applies several durable messages in one transaction. When
+// one fails, the batch is applied again with each message under its own
+// savepoint, so that the one that fails is undone alone and retried (or
+// dropped) alone, while the others commit together. Messages are
+// acknowledged after the commit.
 func (s *Service) processBatch(ctx context.Context, msgs []jetstream.Msg) {
 	if len(msgs) == 1 {
 		s.processDurable(ctx, msgs[0])
@@ -98,26 +103,42 @@ func (s *Service) processBatch(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		items = append(items, it)
 	}
+	// First without savepoints, since messages rarely fail: each savepoint
+	// costs statements and copies every page it first touches.
 	err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		for i := range items {
 			it := &items[i]
 			it.err = nil
-			sp := "m" + strconv.Itoa(i)
-			if err := tx.Savepoint(ctx, sp); err != nil {
-				return err
-			}
 			if err := s.applyIn(ctx, tx, it.env, it.h, it.d, it.log); err != nil {
-				if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
-					return rerr
-				}
-				it.err = err
-			}
-			if err := tx.Release(ctx, sp); err != nil {
-				return err
+				return errBatchMember
 			}
 		}
 		return nil
 	})
+	if errors.Is(err, errBatchMember) {
+		// One failed: all again, each under a savepoint, so that only the
+		// ones that fail are undone and settled on their own.
+		err = s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			for i := range items {
+				it := &items[i]
+				it.err = nil
+				sp := "m" + strconv.Itoa(i)
+				if err := tx.Savepoint(ctx, sp); err != nil {
+					return err
+				}
+				if err := s.applyIn(ctx, tx, it.env, it.h, it.d, it.log); err != nil {
+					if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
+						return rerr
+					}
+					it.err = err
+				}
+				if err := tx.Release(ctx, sp); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		// The batch did not commit: each message on its own.
 		if ctx.Err() != nil {

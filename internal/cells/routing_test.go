@@ -382,6 +382,50 @@ func TestMessagesForADownNeighbourAreKeptAndDeliveredWhenItReturns(t *testing.T)
 	}
 }
 
+// TestAMessageThatFailsInAGroupIsSettledAlone: messages waiting in a
+// cell's inbox are applied together; one that its handler refuses is
+// dropped on its own, and every other one is applied exactly once.
+func TestAMessageThatFailsInAGroupIsSettledAlone(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t, nil, api, cell1)
+	a, c1 := tr.cell(api), tr.cell(cell1)
+	c1.stopService() // its broker keeps what arrives meanwhile
+
+	const n = 20
+	for i := range n {
+		a.send(cell1, i)
+		if i == n/2 {
+			svc := a.service()
+			err := a.db.InTx(context.Background(), func(tx *db.Tx) error {
+				return svc.Send(context.Background(), tx, cell1, methodNote, "req-bad", json.RawMessage(`"not a note"`))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tr.waitOutboxesEmpty(wait) // all stored in cell1's inbox
+
+	c1.startService()
+	waitFor(t, wait, func() bool {
+		return len(tr.logs.find("dropping a message that cannot be applied", map[string]string{"cell": cell1})) > 0 &&
+			len(tr.appliedAt(cell1)) >= n
+	}, "the good messages applied and the bad one dropped")
+	got := tr.appliedAt(cell1)
+	seen := map[int]int{}
+	for _, g := range got {
+		seen[g.N]++
+	}
+	for i := range n {
+		if seen[i] < 1 {
+			t.Errorf("message %d not applied", i)
+		}
+	}
+	if ids := c1.appliedIDs(methodNote); len(ids) != n {
+		t.Errorf("applied_messages holds %d ids, want %d (the bad message left no mark)", len(ids), n)
+	}
+}
+
 // BenchmarkCallThroughThreeLevels: a call from the root to a cell two
 // levels below and its answer back, each hop on its own cell's embedded
 // broker (api -> api!cell1 -> api!cell1!a and back).

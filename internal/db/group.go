@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -33,10 +34,11 @@ type groupOp struct {
 // Group runs f in a transaction like InTx, but on SQLite, where writers
 // take turns on one lock anyway, the transactions of goroutines that call
 // Group at about the same time are committed together: one transaction
-// holds up to 64 of them, each under its own savepoint, so one that fails
-// is undone alone (its AfterCommit functions with it) and its error goes to
-// its caller, while the rest commit once. A group that fails to commit as a
-// whole is run again one transaction at a time. f must be safe to run
+// holds up to 64 of them. When one of them fails, the group is run again
+// with each function under its own savepoint, so that the one that fails
+// is undone alone (its AfterCommit functions with it) and its error goes
+// to its caller, while the rest commit once. A group that fails to commit
+// as a whole is run again one transaction at a time. f must be safe to run
 // again, as with InTx, and must not wait for another caller of Group.
 //
 // On PostgreSQL, where transactions commit in parallel, Group is InTx.
@@ -112,31 +114,56 @@ func (d *DB) commitGroup(ctx context.Context, batch []*groupOp) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
+	// First without savepoints, since the functions rarely fail: each
+	// savepoint costs statements, and copies every page it first touches.
 	err := d.InTx(ctx, func(tx *Tx) error {
-		for i, op := range batch {
+		for _, op := range batch {
 			op.err = op.ctx.Err()
 			if op.err != nil {
 				continue
-			}
-			sp := "grp" + strconv.Itoa(i)
-			if err := tx.Savepoint(ctx, sp); err != nil {
-				return err
 			}
 			if err := op.call(tx); err != nil {
 				if retryable(err) && op.panicked == nil {
 					return err // the whole group again
 				}
-				if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
-					return rerr
-				}
-				op.err = err
-			}
-			if err := tx.Release(ctx, sp); err != nil {
-				return err
+				return errGroupMember
 			}
 		}
 		return nil
 	})
+	if errors.Is(err, errGroupMember) {
+		// One failed: all again, each under a savepoint, so that only the
+		// ones that fail are undone. A function that panicked is not run
+		// again.
+		err = d.InTx(ctx, func(tx *Tx) error {
+			for i, op := range batch {
+				if op.panicked != nil {
+					continue
+				}
+				op.err = op.ctx.Err()
+				if op.err != nil {
+					continue
+				}
+				sp := "grp" + strconv.Itoa(i)
+				if err := tx.Savepoint(ctx, sp); err != nil {
+					return err
+				}
+				if err := op.call(tx); err != nil {
+					if retryable(err) && op.panicked == nil {
+						return err // the whole group again
+					}
+					if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
+						return rerr
+					}
+					op.err = err
+				}
+				if err := tx.Release(ctx, sp); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err == nil {
 		return
 	}
@@ -147,6 +174,10 @@ func (d *DB) commitGroup(ctx context.Context, batch []*groupOp) {
 		}
 	}
 }
+
+// errGroupMember ends a group's first attempt when one of its functions
+// failed.
+var errGroupMember = errors.New("database: a function of the group failed")
 
 // call runs the caller's function; a panic in it is kept for its caller,
 // and undoes its part of the group like an error.
