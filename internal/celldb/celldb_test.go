@@ -457,3 +457,47 @@ func TestCapacity(t *testing.T) {
 		}
 	})
 }
+
+func TestActionsStartAndFinish(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		t1, t2 := t0.Add(time.Second), t0.Add(time.Minute)
+		in := func(f func(tx *db.Tx) error) {
+			t.Helper()
+			if err := d.InTx(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, u := range []string{uuidN(1), uuidN(2)} {
+			in(func(tx *db.Tx) error {
+				return celldb.StartActionWithEvent(ctx, tx, wire.ActionRecord{Action: "create", UUID: u, RequestID: "req-" + u, UserID: "u", ProjectID: "p", StartTime: t0},
+					"compute__do_build_and_run_instance", "", t1)
+			})
+		}
+		in(func(tx *db.Tx) error { return celldb.FinishAction(ctx, tx, uuidN(1), "req-"+uuidN(1), "Success", "", "h1", t2) })
+		in(func(tx *db.Tx) error { return celldb.FinishAction(ctx, tx, uuidN(2), "req-"+uuidN(2), "Error", "boom", "h2", t2) })
+		// An instance with no such action: nothing happens.
+		in(func(tx *db.Tx) error { return celldb.FinishAction(ctx, tx, uuidN(3), "req-none", "Success", "", "h3", t2) })
+
+		for _, c := range []struct{ uuid, message, result, host, traceback string }{
+			{uuidN(1), "", "Success", "h1", ""},
+			{uuidN(2), "Error", "Error", "h2", "boom"},
+		} {
+			acts, err := celldb.ListActions(ctx, d, c.uuid, "")
+			if err != nil || len(acts) != 1 {
+				t.Fatalf("%s: %d actions, %v", c.uuid, len(acts), err)
+			}
+			a := acts[0]
+			if a.Action != "create" || a.Message != c.message || !a.StartTime.Equal(t0) || !a.UpdatedAt.Equal(t2) || len(a.Events) != 1 {
+				t.Errorf("%s: action %+v, want create started %v, updated %v, message %q, one event", c.uuid, a, t0, t2, c.message)
+				continue
+			}
+			e := a.Events[0]
+			if e.Event != "compute__do_build_and_run_instance" || !e.StartTime.Equal(t1) || !e.FinishTime.Equal(t2) ||
+				e.Result != c.result || e.Host != c.host || e.Traceback != c.traceback {
+				t.Errorf("%s: event %+v, want started %v, finished %v, %s on %s (%q)", c.uuid, e, t1, t2, c.result, c.host, c.traceback)
+			}
+		}
+	})
+}

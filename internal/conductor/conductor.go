@@ -207,12 +207,8 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 		return err
 	}
 	for _, in := range insts {
-		id, err := celldb.StartAction(ctx, tx, wire.ActionRecord{Action: "create", UUID: in.UUID, RequestID: env.RequestID,
-			UserID: in.UserID, ProjectID: in.ProjectID, StartTime: in.CreatedAt})
-		if err != nil {
-			return err
-		}
-		if _, err := celldb.StartEvent(ctx, tx, id, "compute__do_build_and_run_instance", "", now); err != nil {
+		if err := celldb.StartActionWithEvent(ctx, tx, wire.ActionRecord{Action: "create", UUID: in.UUID, RequestID: env.RequestID,
+			UserID: in.UserID, ProjectID: in.ProjectID, StartTime: in.CreatedAt}, "compute__do_build_and_run_instance", "", now); err != nil {
 			return err
 		}
 	}
