@@ -475,10 +475,16 @@ func TestActionsStartAndFinish(t *testing.T) {
 					"compute__do_build_and_run_instance", "", t1)
 			})
 		}
-		in(func(tx *db.Tx) error { return celldb.FinishAction(ctx, tx, uuidN(1), "req-"+uuidN(1), "Success", "", "h1", t2) })
-		in(func(tx *db.Tx) error { return celldb.FinishAction(ctx, tx, uuidN(2), "req-"+uuidN(2), "Error", "boom", "h2", t2) })
+		in(func(tx *db.Tx) error {
+			return celldb.FinishAction(ctx, tx, uuidN(1), "req-"+uuidN(1), "Success", "", "h1", t2)
+		})
+		in(func(tx *db.Tx) error {
+			return celldb.FinishAction(ctx, tx, uuidN(2), "req-"+uuidN(2), "Error", "boom", "h2", t2)
+		})
 		// An instance with no such action: nothing happens.
-		in(func(tx *db.Tx) error { return celldb.FinishAction(ctx, tx, uuidN(3), "req-none", "Success", "", "h3", t2) })
+		in(func(tx *db.Tx) error {
+			return celldb.FinishAction(ctx, tx, uuidN(3), "req-none", "Success", "", "h3", t2)
+		})
 
 		for _, c := range []struct{ uuid, message, result, host, traceback string }{
 			{uuidN(1), "", "Success", "h1", ""},
