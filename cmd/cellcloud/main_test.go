@@ -32,7 +32,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"cell", "dance", "--config", "x"}, 2, "unknown subcommand"},
 		{[]string{"bench", "--cells", "0"}, 2, "--cells 0"},
 		{[]string{"bench", "-n", "-5"}, 2, "-n -5"},
-		{[]string{"bench", "--depth", "3"}, 2, "--depth 3"},
+		{[]string{"bench", "--depth", "4"}, 2, "--depth 4"},
 		{[]string{"bench", "--url", "http://127.0.0.1:1/v2.1"}, 2, "--url needs --token"},
 		{[]string{"bench", "--url", "http://127.0.0.1:1/v2.1", "--token", "x"}, 1, "the Compute API at http://127.0.0.1:1/v2.1"},
 	}

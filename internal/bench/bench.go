@@ -38,6 +38,8 @@ type Options struct {
 	// empty); Host is each fake host's size.
 	Cells, HostsPerCell int
 	Host                compute.HostSpec
+	// Depth is the tree's number of levels (see up.Options.Depth).
+	Depth int
 	// N instances are booted by K concurrent clients, Batch per create
 	// request (1: single creates; more: multi-creates with max_count).
 	N, K, Batch int
@@ -70,6 +72,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--cells %d must be between 1 and 250", o.Cells)
 	case o.URL == "" && (o.HostsPerCell <= 0 || o.HostsPerCell > 100000):
 		return fmt.Errorf("--hosts-per-cell %d must be between 1 and 100000", o.HostsPerCell)
+	case o.URL == "" && o.Depth != 0 && o.Depth != 2 && o.Depth != 3:
+		return fmt.Errorf("--depth %d: 2 (compute cells below the API cell) or 3 (below routing cells) are built", o.Depth)
 	case o.URL != "" && o.Token == "":
 		return errors.New("--url needs --token (an administrator's token)")
 	case o.URL == "" && o.N > o.Fits():
@@ -201,7 +205,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		fmt.Fprintf(o.Progress, "starting a tree: %d cells x %d hosts in %s\n", o.Cells, o.HostsPerCell, dir)
 		var err error
-		tree, err = up.Start(ctx, up.Options{DataDir: dir, Cells: o.Cells, HostsPerCell: o.HostsPerCell, Listen: "127.0.0.1:0",
+		tree, err = up.Start(ctx, up.Options{DataDir: dir, Cells: o.Cells, HostsPerCell: o.HostsPerCell, Depth: o.Depth, Listen: "127.0.0.1:0",
 			Host: o.Host, Auth: "noauth", Quota: quota.Defaults{Instances: quota.Unlimited, Cores: quota.Unlimited, RAM: quota.Unlimited}}, o.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("start the tree: %w", err)

@@ -41,6 +41,35 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunDepth3: the bench's own tree of three levels, compute cells
+// below routing cells, boots and deletes through every level.
+func TestRunDepth3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a tree")
+	}
+	res, err := bench.Run(context.Background(), bench.Options{Cells: 2, HostsPerCell: 2, Depth: 3, N: 10, K: 2, Batch: 1, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Booted != 10 || res.Errors != 0 || res.DeletesPerSec <= 0 {
+		t.Errorf("booted %d, errors %d, %.1f deletes/s", res.Booted, res.Errors, res.DeletesPerSec)
+	}
+	var paths []string
+	var leafTx int64
+	for _, c := range res.Cells {
+		paths = append(paths, c.Cell)
+		if strings.Count(c.Cell, "!") == 2 {
+			leafTx += c.Transactions
+		}
+	}
+	if want := []string{"api", "api!mid1", "api!mid1!cell1", "api!mid2", "api!mid2!cell2"}; strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Errorf("cells %v, want %v", paths, want)
+	}
+	if leafTx == 0 {
+		t.Error("the compute cells two levels down committed nothing")
+	}
+}
+
 // TestBadOptions: nonsense stops the bench at once with a clear message;
 // an unreachable URL too.
 func TestBadOptions(t *testing.T) {
@@ -52,6 +81,7 @@ func TestBadOptions(t *testing.T) {
 		{bench.Options{Cells: 1, HostsPerCell: 1, N: -5, K: 1, Batch: 1}, "-n -5"},
 		{bench.Options{Cells: 1, HostsPerCell: 1, N: 1, K: 0, Batch: 1}, "-k 0"},
 		{bench.Options{Cells: 1, HostsPerCell: 1, N: 1, K: 1, Batch: 0}, "--batch 0"},
+		{bench.Options{Cells: 1, HostsPerCell: 1, Depth: 4, N: 1, K: 1, Batch: 1}, "--depth 4"},
 		{bench.Options{N: 1, K: 1, Batch: 1, URL: "http://127.0.0.1:1/v2.1"}, "--url needs --token"},
 		{bench.Options{Cells: 2, HostsPerCell: 10, N: 1281, K: 1, Batch: 1, Host: compute.HostSpec{VCPUs: 64, RAMMB: 1 << 20, DiskGB: 1000, CPURatio: 1}}, "hold only 1280 m1.tiny instances"},
 		{bench.Options{N: 1, K: 1, Batch: 1, URL: "http://127.0.0.1:1/v2.1", Token: "x"}, "the Compute API at http://127.0.0.1:1/v2.1"},

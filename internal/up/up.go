@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -27,6 +28,10 @@ type Options struct {
 	DataDir      string
 	Cells        int
 	HostsPerCell int
+	// Depth is the tree's number of levels: 2 (the default) puts the
+	// compute cells right below the API cell; 3 puts them below
+	// ceil(√Cells) routing cells (cells role only, no hosts) named midN.
+	Depth int
 	// Listen is the Compute API's address (default ":8774").
 	Listen string
 	Host   compute.HostSpec
@@ -60,6 +65,12 @@ func (o *Options) Validate() error {
 	}
 	if o.HostsPerCell < 1 || o.HostsPerCell > 100000 {
 		return fmt.Errorf("--hosts-per-cell %d must be between 1 and 100000", o.HostsPerCell)
+	}
+	if o.Depth == 0 {
+		o.Depth = 2
+	}
+	if o.Depth != 2 && o.Depth != 3 {
+		return fmt.Errorf("--depth %d: 2 (compute cells below the API cell) or 3 (below routing cells) are built", o.Depth)
 	}
 	if o.Listen == "" {
 		o.Listen = ":8774"
@@ -106,28 +117,48 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 			return nil, err
 		}
 	}
-	want := map[string]bool{}
+	// The routing cells of a tree of depth 3, then the compute cells.
+	parents := []*node.Node{t.API}
+	if o.Depth == 3 {
+		parents = nil
+		mids := int(math.Ceil(math.Sqrt(float64(o.Cells))))
+		for j := 1; j <= mids; j++ {
+			name := fmt.Sprintf("mid%d", j)
+			c := &config.Config{Cell: cellpath.Child(Root, name), DataDir: filepath.Join(o.DataDir, name),
+				Broker: config.Broker{Listen: "127.0.0.1:0"}, Roles: []string{config.RoleCells}}
+			c.Cells.ReportInterval = config.Duration(o.ReportInterval)
+			n, err := t.startCell(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			parents = append(parents, n)
+		}
+	}
 	for i := 1; i <= o.Cells; i++ {
 		name := fmt.Sprintf("cell%d", i)
-		path := cellpath.Child(Root, name)
-		want[path] = true
-		c := &config.Config{Cell: path, DataDir: filepath.Join(o.DataDir, name), Broker: config.Broker{Listen: "127.0.0.1:0"},
-			Network: config.Network{CIDR: fmt.Sprintf("10.%d.0.0/16", i)}}
+		parent := parents[(i-1)%len(parents)]
+		dir := name
+		if parent != t.API {
+			dir = filepath.Join(filepath.Base(parent.Config().DataDir), name)
+		}
+		c := &config.Config{Cell: cellpath.Child(parent.Config().Cell, name), DataDir: filepath.Join(o.DataDir, dir),
+			Broker: config.Broker{Listen: "127.0.0.1:0"}, Network: config.Network{CIDR: fmt.Sprintf("10.%d.0.0/16", i)}}
 		c.Compute.Hosts = o.HostsPerCell
 		c.Compute.Host = o.Host
 		c.Compute.SpawnLatency = config.Duration(o.SpawnLatency)
 		c.Cells.ReportInterval = config.Duration(o.ReportInterval)
-		n, err := node.New(c, log)
-		if err != nil {
+		if _, err := t.startCell(ctx, c); err != nil {
 			return nil, err
 		}
-		if err := n.Start(ctx); err != nil {
-			return nil, fmt.Errorf("cell %s: %w", path, err)
-		}
-		t.Cells = append(t.Cells, n)
 	}
 	// Link the tree: each cell's own cells table names its neighbours,
 	// with this run's broker URLs.
+	want := map[string]bool{}
+	for _, c := range t.Cells {
+		if cellpath.Parent(c.Config().Cell) == Root {
+			want[c.Config().Cell] = true
+		}
+	}
 	old, err := cells.ListNeighbours(ctx, t.API.DB)
 	if err != nil {
 		return nil, err
@@ -140,12 +171,17 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 			}
 		}
 	}
+	byPath := map[string]*node.Node{Root: t.API}
+	for _, c := range t.Cells {
+		byPath[c.Config().Cell] = c
+	}
 	for _, c := range t.Cells {
 		path := c.Config().Cell
-		if err := cells.AddNeighbour(ctx, t.API.DB, Root, cells.Neighbour{Path: path, Relation: cells.Child, BrokerURL: c.BrokerURL(), WeightScale: 1}); err != nil {
+		p := byPath[cellpath.Parent(path)]
+		if err := cells.AddNeighbour(ctx, p.DB, p.Config().Cell, cells.Neighbour{Path: path, Relation: cells.Child, BrokerURL: c.BrokerURL(), WeightScale: 1}); err != nil {
 			return nil, err
 		}
-		if err := cells.AddNeighbour(ctx, c.DB, path, cells.Neighbour{Path: Root, Relation: cells.Parent, BrokerURL: t.API.BrokerURL(), WeightScale: 1}); err != nil {
+		if err := cells.AddNeighbour(ctx, c.DB, path, cells.Neighbour{Path: p.Config().Cell, Relation: cells.Parent, BrokerURL: p.BrokerURL(), WeightScale: 1}); err != nil {
 			return nil, err
 		}
 	}
@@ -155,8 +191,8 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		}
 		n.Cells.ReportSoon()
 	}
-	// Ready when the API cell has heard from every compute cell, so the
-	// first build finds room.
+	// Ready when the API cell has heard of every host, so the first build
+	// finds room.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ns, err := cells.ListNeighbours(ctx, t.API.DB)
@@ -165,15 +201,15 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		}
 		heard := 0
 		for _, n := range ns {
-			if n.Relation == cells.Child && n.Report != nil && n.Report.Hosts > 0 {
-				heard++
+			if n.Relation == cells.Child && n.Report != nil {
+				heard += n.Report.Hosts
 			}
 		}
-		if heard >= len(t.Cells) {
+		if heard >= o.Cells*o.HostsPerCell {
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("only %d of %d compute cells reported their capacity within 30s", heard, len(t.Cells))
+			return nil, fmt.Errorf("the cells reported %d of %d hosts within 30s", heard, o.Cells*o.HostsPerCell)
 		}
 		select {
 		case <-ctx.Done():
@@ -182,6 +218,19 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		}
 	}
 	return t, nil
+}
+
+// startCell starts a cell below the API cell and adds it to t.Cells.
+func (t *Tree) startCell(ctx context.Context, c *config.Config) (*node.Node, error) {
+	n, err := node.New(c, t.log)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		return nil, fmt.Errorf("cell %s: %w", c.Cell, err)
+	}
+	t.Cells = append(t.Cells, n)
+	return n, nil
 }
 
 // Nodes is every cell, the API cell first.

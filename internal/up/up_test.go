@@ -30,6 +30,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"no hosts", func(o *up.Options) { o.HostsPerCell = 0 }, "--hosts-per-cell"},
 		{"too many hosts", func(o *up.Options) { o.HostsPerCell = 100001 }, "--hosts-per-cell"},
 		{"largest", func(o *up.Options) { o.Cells, o.HostsPerCell = 250, 100000 }, ""},
+		{"depth 3", func(o *up.Options) { o.Depth = 3 }, ""},
+		{"depth 4", func(o *up.Options) { o.Depth = 4 }, "--depth 4"},
+		{"depth 1", func(o *up.Options) { o.Depth = 1 }, "--depth 1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := ok
