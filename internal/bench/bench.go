@@ -265,9 +265,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		res.CPUSeconds = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 		res.PeakRSSMB = float64(ru.Maxrss) / 1024
 	}
+	res.CPUSeconds = cpuSeconds()
 	if res.Booted > 0 {
 		res.CPUMsPerBoot = 1000 * res.BootCPUSeconds / float64(res.Booted)
 	}

@@ -2,8 +2,6 @@ package celldb
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -56,43 +54,33 @@ func PendingActions(ctx context.Context, q Querier, limit int) ([]Pending, error
 
 // StartAction records a new instance action and returns its id.
 func StartAction(ctx context.Context, tx *db.Tx, a wire.ActionRecord) (int64, error) {
-	now := db.Micros(a.StartTime)
-	var id int64
-	q := `INSERT INTO instance_actions (instance_uuid, action, request_id, user_id, project_id, message, start_time, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
-	err := tx.QueryRow(ctx, q, a.UUID, a.Action, a.RequestID, a.UserID, a.ProjectID, a.Message, now, now).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("record action %s on %s: %w", a.Action, a.UUID, err)
-	}
-	return id, nil
-}
-
-// ActionID finds the latest action of an instance by request id (and name,
-// when given).
-func ActionID(ctx context.Context, q Querier, uuid, requestID string) (int64, error) {
-	var id int64
-	err := q.QueryRow(ctx, `SELECT id FROM instance_actions WHERE instance_uuid = ? AND request_id = ? ORDER BY id DESC LIMIT 1`, uuid, requestID).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("%w: no action %s on %s", ErrNotFound, requestID, uuid)
-	}
-	return id, err
+	return insertAction(ctx, tx, a, a.StartTime)
 }
 
 // StartActionWithEvent records a new instance action and the start of its
 // first event, at the event's time.
 func StartActionWithEvent(ctx context.Context, tx *db.Tx, a wire.ActionRecord, event, host string, at time.Time) error {
-	var id int64
-	err := tx.QueryRow(ctx, `INSERT INTO instance_actions (instance_uuid, action, request_id, user_id, project_id, message, start_time, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, a.UUID, a.Action, a.RequestID, a.UserID, a.ProjectID, a.Message,
-		db.Micros(a.StartTime), db.Micros(at)).Scan(&id)
+	id, err := insertAction(ctx, tx, a, at)
 	if err != nil {
-		return fmt.Errorf("record action %s on %s: %w", a.Action, a.UUID, err)
+		return err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO instance_action_events (action_id, event, host, start_time) VALUES (?, ?, ?, ?)`,
 		id, event, host, db.Micros(at)); err != nil {
 		return fmt.Errorf("record event %s: %w", event, err)
 	}
 	return nil
+}
+
+// insertAction inserts an action last updated at updated.
+func insertAction(ctx context.Context, tx *db.Tx, a wire.ActionRecord, updated time.Time) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `INSERT INTO instance_actions (instance_uuid, action, request_id, user_id, project_id, message, start_time, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, a.UUID, a.Action, a.RequestID, a.UserID, a.ProjectID, a.Message,
+		db.Micros(a.StartTime), db.Micros(updated)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("record action %s on %s: %w", a.Action, a.UUID, err)
+	}
+	return id, nil
 }
 
 // StartEvent records the start of an event of an action.
@@ -105,23 +93,6 @@ func StartEvent(ctx context.Context, tx *db.Tx, actionID int64, event, host stri
 	}
 	_, err = tx.Exec(ctx, `UPDATE instance_actions SET updated_at = ? WHERE id = ?`, db.Micros(at), actionID)
 	return id, err
-}
-
-// FinishEvents closes the open events of an action with a result
-// ("Success" or "Error") and, on error, a message (Nova's traceback).
-func FinishEvents(ctx context.Context, tx *db.Tx, actionID int64, result, traceback, host string, at time.Time) error {
-	if _, err := tx.Exec(ctx, `UPDATE instance_action_events SET result = ?, traceback = ?, finish_time = ?,
-		host = CASE WHEN host = '' THEN ? ELSE host END WHERE action_id = ? AND finish_time = 0`,
-		result, traceback, db.Micros(at), host, actionID); err != nil {
-		return err
-	}
-	if result == "Error" {
-		if _, err := tx.Exec(ctx, `UPDATE instance_actions SET message = 'Error', updated_at = ? WHERE id = ?`, db.Micros(at), actionID); err != nil {
-			return err
-		}
-	}
-	_, err := tx.Exec(ctx, `UPDATE instance_actions SET updated_at = ? WHERE id = ?`, db.Micros(at), actionID)
-	return err
 }
 
 // ListActions returns an instance's actions, newest first, with events.
@@ -169,7 +140,7 @@ func ListActions(ctx context.Context, q Querier, uuid, requestID string) ([]wire
 // requestID, on host (which an event started before the instance had a
 // host takes); it is a no-op when there is no such action.
 func FinishAction(ctx context.Context, tx *db.Tx, uuid, requestID, result, traceback, host string, at time.Time) error {
-	// The action is found inside each statement (as ActionID would), so
+	// The latest action of that request is found inside each statement, so
 	// that ending it costs two statements, not three; an instance with no
 	// such action changes nothing.
 	const action = `(SELECT id FROM instance_actions WHERE instance_uuid = ? AND request_id = ? ORDER BY id DESC LIMIT 1)`

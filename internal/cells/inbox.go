@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,10 +53,6 @@ func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
-// errBatchMember ends a group's first attempt when one of its messages
-// failed.
-var errBatchMember = errors.New("cells: a message of the group failed")
-
 // inboxBatch and inboxBatchBytes bound the durable messages applied in one
 // transaction: a group holds the database's write lock (on SQLite, the
 // only one) while it is applied, so a large one would hold up every other
@@ -83,7 +78,6 @@ func (s *Service) processBatch(ctx context.Context, msgs []jetstream.Msg) {
 		log *slog.Logger
 		h   CastHandler
 		d   decision
-		err error
 	}
 	items := make([]item, 0, len(msgs))
 	for _, m := range msgs {
@@ -103,42 +97,12 @@ func (s *Service) processBatch(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		items = append(items, it)
 	}
-	// First without savepoints, since messages rarely fail: each savepoint
-	// costs statements and copies every page it first touches.
-	err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		for i := range items {
-			it := &items[i]
-			it.err = nil
-			if err := s.applyIn(ctx, tx, it.env, it.h, it.d, it.log); err != nil {
-				return errBatchMember
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, errBatchMember) {
-		// One failed: all again, each under a savepoint, so that only the
-		// ones that fail are undone and settled on their own.
-		err = s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			for i := range items {
-				it := &items[i]
-				it.err = nil
-				sp := "m" + strconv.Itoa(i)
-				if err := tx.Savepoint(ctx, sp); err != nil {
-					return err
-				}
-				if err := s.applyIn(ctx, tx, it.env, it.h, it.d, it.log); err != nil {
-					if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
-						return rerr
-					}
-					it.err = err
-				}
-				if err := tx.Release(ctx, sp); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	fs := make([]func(*db.Tx) error, len(items))
+	for i := range items {
+		it := &items[i]
+		fs[i] = func(tx *db.Tx) error { return s.applyIn(ctx, tx, it.env, it.h, it.d, it.log) }
 	}
+	errs, err := s.cfg.DB.InTxEach(ctx, fs)
 	if err != nil {
 		// The batch did not commit: each message on its own.
 		if ctx.Err() != nil {
@@ -149,8 +113,8 @@ func (s *Service) processBatch(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		return
 	}
-	for _, it := range items {
-		s.settle(ctx, it.m, it.err, it.log)
+	for i, it := range items {
+		s.settle(ctx, it.m, errs[i], it.log)
 	}
 }
 

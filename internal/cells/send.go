@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -50,25 +49,12 @@ type Sender struct {
 	local func(ctx context.Context, tx *db.Tx, env *wire.Envelope) error
 }
 
-// NewSender returns a sender for cell path. nc is the cell's own broker,
-// used only to nudge the relay; it may be nil.
-func NewSender(path string, nc *nats.Conn) *Sender {
-	s := &Sender{path: path, nudge: func() {}}
-	if nc != nil {
-		s.nudge = func() { _ = nc.Publish(nudgeSubject(path), nil) }
-	}
-	return s
-}
-
-// NewSenderFunc returns a sender for cell path that calls nudge after a
-// commit that queued messages (a role that shares a process with the cells
-// service wakes its relay directly, without a broker message).
-func NewSenderFunc(path string, nudge func()) *Sender {
+// NewSender returns a sender for cell path that calls nudge after a commit
+// that queued messages, to wake the cells service's relay: directly when it
+// runs in the same process, or by publishing to NudgeSubject.
+func NewSender(path string, nudge func()) *Sender {
 	return &Sender{path: path, nudge: nudge}
 }
-
-// Nudge wakes the relay.
-func (s *Sender) Nudge() { s.nudge() }
 
 // Path is the sending cell.
 func (s *Sender) Path() string { return s.path }

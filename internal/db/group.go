@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 )
 
@@ -113,56 +112,21 @@ func (d *DB) commitGroup(ctx context.Context, batch []*groupOp) {
 		batch[0].err = d.InTx(batch[0].ctx, batch[0].call)
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	// First without savepoints, since the functions rarely fail: each
-	// savepoint costs statements, and copies every page it first touches.
-	err := d.InTx(ctx, func(tx *Tx) error {
-		for _, op := range batch {
-			op.err = op.ctx.Err()
-			if op.err != nil {
-				continue
+	fs := make([]func(*Tx) error, len(batch))
+	for i, op := range batch {
+		fs[i] = func(tx *Tx) error {
+			if op.panicked != nil {
+				return errPanicked // not run again
 			}
-			if err := op.call(tx); err != nil {
-				if retryable(err) && op.panicked == nil {
-					return err // the whole group again
-				}
-				return errGroupMember
+			if err := op.ctx.Err(); err != nil {
+				return err
 			}
+			return op.call(tx)
 		}
-		return nil
-	})
-	if errors.Is(err, errGroupMember) {
-		// One failed: all again, each under a savepoint, so that only the
-		// ones that fail are undone. A function that panicked is not run
-		// again.
-		err = d.InTx(ctx, func(tx *Tx) error {
-			for i, op := range batch {
-				if op.panicked != nil {
-					continue
-				}
-				op.err = op.ctx.Err()
-				if op.err != nil {
-					continue
-				}
-				sp := "grp" + strconv.Itoa(i)
-				if err := tx.Savepoint(ctx, sp); err != nil {
-					return err
-				}
-				if err := op.call(tx); err != nil {
-					if retryable(err) && op.panicked == nil {
-						return err // the whole group again
-					}
-					if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
-						return rerr
-					}
-					op.err = err
-				}
-				if err := tx.Release(ctx, sp); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	}
+	errs, err := d.InTxEach(context.WithoutCancel(ctx), fs)
+	for i, op := range batch {
+		op.err = errs[i]
 	}
 	if err == nil {
 		return
@@ -175,9 +139,9 @@ func (d *DB) commitGroup(ctx context.Context, batch []*groupOp) {
 	}
 }
 
-// errGroupMember ends a group's first attempt when one of its functions
-// failed.
-var errGroupMember = errors.New("database: a function of the group failed")
+// errPanicked stands for a function of a group that panicked: its panic
+// goes to its caller.
+var errPanicked = errors.New("database: a grouped transaction panicked")
 
 // call runs the caller's function; a panic in it is kept for its caller,
 // and undoes its part of the group like an error.

@@ -43,22 +43,42 @@ func waitQueued(t *testing.T, d *DB, n int) {
 	}
 }
 
+// holdLead starts a caller of Group that leads its group and waits inside
+// it until the returned function is called; then it runs f (if any), and
+// the returned function waits for it and fails the test on its error.
+func holdLead(t *testing.T, d *DB, f func(tx *Tx) error) (finish func()) {
+	t.Helper()
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- d.Group(context.Background(), func(tx *Tx) error {
+			<-release
+			if f == nil {
+				return nil
+			}
+			return f(tx)
+		})
+	}()
+	waitQueued(t, d, 0)
+	return func() {
+		t.Helper()
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatalf("first caller: %v", err)
+		}
+	}
+}
+
 func TestGroupCommitsWaitingTransactionsTogetherAndIsolatesFailures(t *testing.T) {
 	d := openGroupTest(t)
 	ctx := context.Background()
 	boom := errors.New("boom")
 
 	// The first caller holds the lead until 99 others wait behind it.
-	release := make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- d.Group(ctx, func(tx *Tx) error {
-			<-release
-			_, err := tx.Exec(ctx, `INSERT INTO kv (k, v) VALUES ('lead', 'x')`)
-			return err
-		})
-	}()
-	waitQueued(t, d, 0)
+	finish := holdLead(t, d, func(tx *Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO kv (k, v) VALUES ('lead', 'x')`)
+		return err
+	})
 	before := d.Commits()
 
 	var after atomic.Int64
@@ -81,11 +101,8 @@ func TestGroupCommitsWaitingTransactionsTogetherAndIsolatesFailures(t *testing.T
 		}()
 	}
 	waitQueued(t, d, 99)
-	close(release)
+	finish()
 	wg.Wait()
-	if err := <-first; err != nil {
-		t.Fatalf("first caller: %v", err)
-	}
 	for i := 1; i < 100; i++ {
 		if want := i%10 == 0; errors.Is(errs[i], boom) != want || (!want && errs[i] != nil) {
 			t.Errorf("caller %d: err = %v, want failure %v", i, errs[i], want)
@@ -111,12 +128,7 @@ func TestGroupRetriesAndThenRunsEachAlone(t *testing.T) {
 	d := openGroupTest(t)
 	ctx := context.Background()
 
-	release := make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- d.Group(ctx, func(tx *Tx) error { <-release; return nil })
-	}()
-	waitQueued(t, d, 0)
+	finish := holdLead(t, d, nil)
 
 	// One caller fails once with a conflict the engine asks to retry: the
 	// whole group is run again and every caller succeeds. Another always
@@ -145,11 +157,8 @@ func TestGroupRetriesAndThenRunsEachAlone(t *testing.T) {
 		}()
 	}
 	waitQueued(t, d, 10)
-	close(release)
+	finish()
 	wg.Wait()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
 	for i, err := range errs {
 		if (i == 7) != (err != nil) {
 			t.Errorf("caller %d: err = %v", i, err)
@@ -168,12 +177,7 @@ func TestGroupPanicReachesItsCallerAndSparesTheOthers(t *testing.T) {
 	d := openGroupTest(t)
 	ctx := context.Background()
 
-	release := make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- d.Group(ctx, func(tx *Tx) error { <-release; return nil })
-	}()
-	waitQueued(t, d, 0)
+	finish := holdLead(t, d, nil)
 
 	recovered := make([]any, 5)
 	errs := make([]error, 5)
@@ -195,11 +199,8 @@ func TestGroupPanicReachesItsCallerAndSparesTheOthers(t *testing.T) {
 		}()
 	}
 	waitQueued(t, d, 5)
-	close(release)
+	finish()
 	wg.Wait()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
 	for i := range errs {
 		if want := i == 2; (recovered[i] != nil) != want || errs[i] != nil {
 			t.Errorf("caller %d: panic %v, err %v; want a panic only in caller 2", i, recovered[i], errs[i])

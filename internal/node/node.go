@@ -163,13 +163,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// when it runs in this process (it is started after them), and through
 	// the broker otherwise.
 	var localCells atomic.Pointer[cells.Service]
-	brokerNudge := cells.NewSender(cfg.Cell, n.nc)
-	sender := cells.NewSenderFunc(cfg.Cell, func() {
+	sender := cells.NewSender(cfg.Cell, func() {
 		if c := localCells.Load(); c != nil {
 			c.Wake()
 			return
 		}
-		brokerNudge.Nudge()
+		_ = n.nc.Publish(cells.NudgeSubject(cfg.Cell), nil)
 	})
 	now := time.Now
 

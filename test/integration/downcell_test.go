@@ -15,8 +15,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/hypervisors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
-
-	"github.com/cellcloud/cellcloud/internal/cells"
 )
 
 // get sends an admin GET to the Compute API and decodes the answer.
@@ -82,19 +80,7 @@ func TestDownCell(t *testing.T) {
 	})
 
 	apiDB := tr.openDB("api")
-	waitFor(t, 30*time.Second, "capacity reports of both cells at the API cell", func() (bool, string) {
-		ns, err := cells.ListNeighbours(ctx, apiDB)
-		if err != nil {
-			return false, err.Error()
-		}
-		hosts := map[string]int{}
-		for _, n := range ns {
-			if n.Report != nil {
-				hosts[n.Path] = n.Report.Hosts
-			}
-		}
-		return hosts["api!cell1"] == 2 && hosts["api!cell2"] == 2, fmt.Sprint(hosts)
-	})
+	waitFor(t, 30*time.Second, "capacity reports of both cells at the API cell", hostsReported(ctx, apiDB, map[string]int{"api!cell1": 2, "api!cell2": 2}))
 
 	// Two servers in each cell, placed by the admin's target_cell hint.
 	for _, cell := range []string{"api!cell1", "api!cell2"} {

@@ -104,6 +104,29 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 	return tr
 }
 
+// hostsReported is a waitFor condition: the API cell's children have
+// reported these numbers of hosts.
+func hostsReported(ctx context.Context, apiDB *db.DB, want map[string]int) func() (bool, string) {
+	return func() (bool, string) {
+		ns, err := cells.ListNeighbours(ctx, apiDB)
+		if err != nil {
+			return false, err.Error()
+		}
+		hosts := map[string]int{}
+		for _, n := range ns {
+			if n.Report != nil {
+				hosts[n.Path] = n.Report.Hosts
+			}
+		}
+		for path, n := range want {
+			if hosts[path] != n {
+				return false, fmt.Sprint(hosts)
+			}
+		}
+		return true, fmt.Sprint(hosts)
+	}
+}
+
 func (tr *tree) openDB(path string) *db.DB {
 	tr.t.Helper()
 	d, err := db.Open(context.Background(), tr.dbs[path])
@@ -245,19 +268,7 @@ func TestTreeOfProcesses(t *testing.T) {
 
 	// The tree is ready when the API cell has capacity reports covering
 	// every host: api!cell1's report includes its child api!cell1!a.
-	waitFor(t, 60*time.Second, "capacity reports at the API cell", func() (bool, string) {
-		ns, err := cells.ListNeighbours(ctx, apiDB)
-		if err != nil {
-			return false, err.Error()
-		}
-		hosts := map[string]int{}
-		for _, n := range ns {
-			if n.Report != nil {
-				hosts[n.Path] = n.Report.Hosts
-			}
-		}
-		return hosts["api!cell1"] == 4 && hosts["api!cell2"] == 2, fmt.Sprint(hosts)
-	})
+	waitFor(t, 60*time.Second, "capacity reports at the API cell", hostsReported(ctx, apiDB, map[string]int{"api!cell1": 4, "api!cell2": 2}))
 	// The cells service records reports before the API listens.
 	waitFor(t, 60*time.Second, "the Compute API to answer", func() (bool, string) {
 		resp, err := http.Get(tr.api)
