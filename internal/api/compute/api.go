@@ -6,7 +6,6 @@ package compute
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/api/jsonenc"
 	"github.com/cellcloud/cellcloud/internal/api/route"
 	"github.com/cellcloud/cellcloud/internal/auditperiod"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -282,7 +282,7 @@ func (a *API) auth(rule string, h http.HandlerFunc) http.HandlerFunc {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = jsonenc.Encode(w, v)
 }
 
 // faultNames are the Compute API's fault keys by status (Nova's

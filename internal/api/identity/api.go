@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/api/jsonenc"
 	"github.com/cellcloud/cellcloud/internal/api/route"
 	"github.com/cellcloud/cellcloud/internal/identity"
 	"github.com/cellcloud/cellcloud/internal/policy"
@@ -266,7 +267,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = jsonenc.Encode(w, v)
 }
 
 // writeError writes Keystone's error shape.

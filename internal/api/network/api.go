@@ -19,6 +19,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/netdb"
 
 	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/api/jsonenc"
 	"github.com/cellcloud/cellcloud/internal/api/route"
 	"github.com/cellcloud/cellcloud/internal/policy"
 )
@@ -193,7 +194,7 @@ func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = jsonenc.Encode(w, v)
 }
 
 const internalError = "Request Failed: internal server error while processing your request."
