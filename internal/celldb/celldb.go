@@ -324,6 +324,39 @@ type Change struct {
 // task state (a compare-and-swap); otherwise wire.ErrConflict is returned.
 // It is one statement: the columns changed, and the row back as updated.
 func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c Change, now time.Time) (*Instance, error) {
+	var where string
+	var whereArgs []any
+	if expectTask != nil {
+		where, whereArgs = ` AND task_state = ?`, []any{*expectTask}
+	}
+	in, err := update(ctx, tx, uuid, where, whereArgs, c, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Not there, or not in the task state expected: which one?
+		cur, gerr := Get(ctx, tx, uuid)
+		if gerr != nil {
+			return nil, gerr
+		}
+		return nil, fmt.Errorf("instance %s is in task state %q, not %q: %w", uuid, cur.TaskState, *expectTask, wire.ErrConflict)
+	}
+	return in, err
+}
+
+// UpdateClaimed is Update for a live instance (neither deleted nor being
+// deleted) that holds a claim on host, in one statement. It returns nil
+// and no error when the instance is not such a one.
+func UpdateClaimed(ctx context.Context, tx *db.Tx, uuid, host string, c Change, now time.Time) (*Instance, error) {
+	in, err := update(ctx, tx, uuid, ` AND deleted = 0 AND task_state <> ? AND EXISTS (SELECT 1 FROM claims WHERE instance_uuid = ? AND host = ?)`,
+		[]any{TaskDeleting, uuid, host}, c, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return in, err
+}
+
+// update applies c to the instance if it meets where (a condition after
+// "WHERE uuid = ?"), and returns it as updated: sql.ErrNoRows when it
+// does not.
+func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any, c Change, now time.Time) (*Instance, error) {
 	var set []string
 	var args []any
 	add := func(col string, v any) {
@@ -370,25 +403,13 @@ func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c C
 		add("deleted_at", db.Micros(now))
 	}
 	add("updated_at", db.Micros(now))
-	q := `UPDATE instances SET ` + strings.Join(set, ", ") + `, version = version + 1 WHERE uuid = ?`
-	args = append(args, uuid)
-	if expectTask != nil {
-		q += ` AND task_state = ?`
-		args = append(args, *expectTask)
-	}
+	q := `UPDATE instances SET ` + strings.Join(set, ", ") + `, version = version + 1 WHERE uuid = ?` + where
+	args = append(append(args, uuid), whereArgs...)
 	in, err := scanInstance(tx.QueryRow(ctx, q+` RETURNING `+selectCols, args...))
-	if errors.Is(err, sql.ErrNoRows) {
-		// Not there, or not in the task state expected: which one?
-		cur, gerr := Get(ctx, tx, uuid)
-		if gerr != nil {
-			return nil, gerr
-		}
-		return nil, fmt.Errorf("instance %s is in task state %q, not %q: %w", uuid, cur.TaskState, *expectTask, wire.ErrConflict)
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
 	}
-	return in, nil
+	return in, err
 }
 
 // Purge removes instances outright (a build handed back to the parent).

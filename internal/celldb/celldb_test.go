@@ -507,3 +507,75 @@ func TestActionsStartAndFinish(t *testing.T) {
 		}
 	})
 }
+
+func TestUpdateClaimedOnlyChangesALiveInstanceClaimedOnTheHost(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		register(t, d, node("h1", 8), t0)
+		register(t, d, node("h2", 8), t0)
+		us := insertInstances(t, d, 3)
+		spawning, deleting := celldb.TaskSpawning, celldb.TaskDeleting
+		host := "h1"
+		change := celldb.Change{Host: &host, TaskState: &spawning}
+		updateClaimed := func(u, host string) *celldb.Instance {
+			t.Helper()
+			var out *celldb.Instance
+			if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+				out, err = celldb.UpdateClaimed(ctx, tx, u, host, change, t0.Add(time.Minute))
+				return err
+			}); err != nil {
+				t.Fatalf("UpdateClaimed(%s, %s): %v", u, host, err)
+			}
+			return out
+		}
+		unchanged := func(u string, what string) {
+			t.Helper()
+			if in, _ := celldb.Get(ctx, d, u); in.Version != 1 || in.TaskState == spawning {
+				t.Errorf("%s: the instance changed: version %d task %q", what, in.Version, in.TaskState)
+			}
+		}
+
+		// No claim at all, then a claim on another host: nothing changes.
+		if in := updateClaimed(us[0], "h1"); in != nil {
+			t.Errorf("no claim: got %+v, want nil", in)
+		}
+		unchanged(us[0], "no claim")
+		if err := claim(d, us[0], "h2", small); err != nil {
+			t.Fatal(err)
+		}
+		if in := updateClaimed(us[0], "h1"); in != nil {
+			t.Errorf("claim on h2: got %+v, want nil", in)
+		}
+		unchanged(us[0], "claim on another host")
+
+		// Claimed on the host: changed, as Update would.
+		if err := claim(d, us[1], "h1", small); err != nil {
+			t.Fatal(err)
+		}
+		in := updateClaimed(us[1], "h1")
+		if in == nil || in.Version != 2 || in.TaskState != spawning || in.Host != "h1" || !in.UpdatedAt.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("claimed on h1: got %+v", in)
+		}
+		if stored, _ := celldb.Get(ctx, d, us[1]); stored.Version != 2 || stored.TaskState != spawning {
+			t.Errorf("stored: %+v", stored)
+		}
+
+		// Claimed, but being deleted: nothing changes.
+		if err := claim(d, us[2], "h1", small); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, err := celldb.Update(ctx, tx, us[2], nil, celldb.Change{TaskState: &deleting}, t0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if in := updateClaimed(us[2], "h1"); in != nil {
+			t.Errorf("being deleted: got %+v, want nil", in)
+		}
+		if stored, _ := celldb.Get(ctx, d, us[2]); stored.TaskState != deleting {
+			t.Errorf("being deleted: task %q", stored.TaskState)
+		}
+	})
+}

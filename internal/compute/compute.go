@@ -285,7 +285,12 @@ func (s *Service) Hosts() []string { return s.cfg.Hosts }
 func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	var in *celldb.Instance
 	spawning := celldb.TaskSpawning
-	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) (err error) {
+		// Usually the conductor claimed the host already: one statement.
+		change := celldb.Change{Host: &host, TaskState: &spawning}
+		if in, err = celldb.UpdateClaimed(ctx, tx, uuid, host, change, s.cfg.Now()); in != nil || err != nil {
+			return err
+		}
 		cur, err := celldb.Get(ctx, tx, uuid)
 		if err != nil {
 			return err
@@ -296,7 +301,7 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 		if err := celldb.Claim(ctx, tx, uuid, host, cur.Flavor.Need(), s.cfg.Now()); err != nil {
 			return err
 		}
-		in, err = celldb.Update(ctx, tx, uuid, nil, celldb.Change{Host: &host, TaskState: &spawning}, s.cfg.Now())
+		in, err = celldb.Update(ctx, tx, uuid, nil, change, s.cfg.Now())
 		return err
 	})
 	if err != nil {

@@ -107,8 +107,12 @@ func (a *API) checkResize(ctx context.Context, tx *db.Tx, in *apidb.Instance, to
 	return apidb.SetResizeFlavor(ctx, tx, in.UUID, to)
 }
 
-// checkMetadataItems checks a server's number of metadata items.
+// checkMetadataItems checks a server's number of metadata items. None is
+// within any limit, and needs no reading of the limits.
 func (a *API) checkMetadataItems(ctx context.Context, q db.Querier, projectID, userID string, n int) error {
+	if n == 0 {
+		return nil
+	}
 	project, user, err := a.limitsFor(ctx, q, projectID, userID)
 	if err != nil {
 		return err
