@@ -89,7 +89,7 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 			rid = st.RequestID
 		}
 		// A delete asked for before the instance reached its cell follows it there.
-		if a.Changed && a.Moved && a.Instance.DeleteRequested && !a.Instance.Deleted {
+		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
 			h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "cell", st.Cell)
 			if err := h.Sender.Send(ctx, tx, st.Cell, wire.MethodDeleteInstances, rid, &wire.DeleteInstances{UUIDs: []string{st.UUID}}); err != nil {
 				return err

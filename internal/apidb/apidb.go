@@ -576,8 +576,9 @@ type Applied struct {
 	Changed bool
 	// Moved is true when the instance's cell changed.
 	Moved bool
-	// Instance is the copy after the update.
-	Instance *Instance
+	// Deleted and DeleteRequested are the copy's, after the update: it is
+	// deleted, or a user asked for its deletion.
+	Deleted, DeleteRequested bool
 }
 
 // Current says which of states ApplyUpdate would leave alone: those of
@@ -627,15 +628,21 @@ func Current(ctx context.Context, q Querier, states []wire.InstanceState) (map[s
 // copy (a deletion, which is final, is always applied). Late and repeated
 // updates leave the copy alone.
 func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time.Time) (Applied, error) {
-	cur, err := Get(ctx, tx, st.UUID)
-	if errors.Is(err, ErrNotFound) {
+	// What decides whether and how to apply it: a few columns, not the
+	// whole row.
+	var a Applied
+	var version int64
+	var cell string
+	err := tx.QueryRow(ctx, `SELECT deleted, delete_requested, version, cell_path FROM instances WHERE uuid = ?`, st.UUID).
+		Scan(&a.Deleted, &a.DeleteRequested, &version, &cell)
+	if errors.Is(err, sql.ErrNoRows) {
 		return Applied{}, nil // never created here (or purged): nothing to update
 	}
 	if err != nil {
-		return Applied{}, err
+		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
 	}
-	if cur.Deleted || (st.Version <= cur.Version && !st.Deleted) {
-		return Applied{Instance: cur}, nil
+	if a.Deleted || (st.Version <= version && !st.Deleted) {
+		return a, nil
 	}
 	addrs, _ := json.Marshal(st.Addresses)
 	if st.Addresses == nil {
@@ -650,37 +657,32 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	if st.Deleted {
 		deleted, deletedAt = 1, db.Micros(now)
 	}
-	version := max(st.Version, cur.Version)
-	// Resize and rebuild change the flavor and the image.
-	flavor, flavorID, image := cur.Flavor, cur.FlavorID, cur.ImageRef
-	if st.Flavor != nil {
-		flavor, flavorID = *st.Flavor, st.Flavor.ID
-	}
-	if st.ImageRef != "" {
-		image = st.ImageRef
-	}
-	flavorJSON, _ := json.Marshal(flavor)
 	// A resize counts the larger of its two flavors for quota until it is
 	// confirmed or reverted (or fails): then only the flavor it has.
 	resizing := 1
 	if st.TaskState == "" && st.VMState != "resized" {
 		resizing = 0
 	}
-	_, err = tx.Exec(ctx, `UPDATE instances SET cell_path = ?, host = ?, node = ?,
-		availability_zone = CASE WHEN ? <> '' THEN ? ELSE availability_zone END, flavor = ?, flavor_id = ?, image_ref = ?,
+	q := `UPDATE instances SET cell_path = ?, host = ?, node = ?,
+		availability_zone = CASE WHEN ? <> '' THEN ? ELSE availability_zone END,
+		image_ref = CASE WHEN ? <> '' THEN ? ELSE image_ref END,
 		vm_state = ?, task_state = ?, power_state = ?,
 		version = ?, addresses = ?, fault = ?, launched_at = ?, updated_at = ?, deleted = ?, deleted_at = ?,
-		vcpus = ?, memory_mb = ?, resize_vcpus = resize_vcpus * ?, resize_memory_mb = resize_memory_mb * ? WHERE uuid = ?`,
-		st.Cell, st.Host, st.Node, st.AvailabilityZone, st.AvailabilityZone, string(flavorJSON), flavorID, image, st.VMState, st.TaskState, st.PowerState, version, string(addrs), fault,
-		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, flavor.VCPUs, flavor.RAMMB, resizing, resizing, st.UUID)
-	if err != nil {
+		resize_vcpus = resize_vcpus * ?, resize_memory_mb = resize_memory_mb * ?`
+	args := []any{st.Cell, st.Host, st.Node, st.AvailabilityZone, st.AvailabilityZone, st.ImageRef, st.ImageRef,
+		st.VMState, st.TaskState, st.PowerState, max(st.Version, version), string(addrs), fault,
+		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, resizing, resizing}
+	if f := st.Flavor; f != nil {
+		// Resize changes the flavor, and what the instance counts for.
+		flavorJSON, _ := json.Marshal(*f)
+		q += `, flavor = ?, flavor_id = ?, vcpus = ?, memory_mb = ?`
+		args = append(args, string(flavorJSON), f.ID, f.VCPUs, f.RAMMB)
+	}
+	if _, err := tx.Exec(ctx, q+` WHERE uuid = ?`, append(args, st.UUID)...); err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
 	}
-	moved := cur.Cell != st.Cell
-	cur.Cell, cur.Host, cur.Node, cur.VMState, cur.TaskState, cur.PowerState = st.Cell, st.Host, st.Node, st.VMState, st.TaskState, st.PowerState
-	cur.Version, cur.Addresses, cur.Fault, cur.LaunchedAt, cur.UpdatedAt, cur.Deleted = version, st.Addresses, st.Fault, st.LaunchedAt, now, st.Deleted
-	cur.Flavor, cur.FlavorID, cur.ImageRef = flavor, flavorID, image
-	return Applied{Changed: true, Moved: moved, Instance: cur}, nil
+	a.Changed, a.Moved, a.Deleted = true, cell != st.Cell, st.Deleted
+	return a, nil
 }
 
 // MarkDeleting records a user's delete: task state "deleting" and the flag

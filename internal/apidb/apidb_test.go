@@ -10,6 +10,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/quota"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
@@ -98,14 +99,12 @@ func TestApplyUpdateVersionOrder(t *testing.T) {
 			if a.Changed != s.changed || a.Moved != s.moved {
 				t.Errorf("%s: Changed=%v Moved=%v, want %v %v", s.name, a.Changed, a.Moved, s.changed, s.moved)
 			}
-			if a.Instance == nil {
-				t.Fatalf("%s: no instance returned", s.name)
+			if a.Deleted || a.DeleteRequested {
+				t.Errorf("%s: Deleted=%v DeleteRequested=%v, want neither", s.name, a.Deleted, a.DeleteRequested)
 			}
-			for _, in := range []*apidb.Instance{a.Instance, get(t, d, u)} {
-				if in.Version != s.wantVersion || in.Cell != s.wantCell || in.VMState != s.wantVMState || in.TaskState != s.wantTaskState {
-					t.Errorf("%s: copy = version %d cell %q vm %q task %q; want %d %q %q %q", s.name,
-						in.Version, in.Cell, in.VMState, in.TaskState, s.wantVersion, s.wantCell, s.wantVMState, s.wantTaskState)
-				}
+			if in := get(t, d, u); in.Version != s.wantVersion || in.Cell != s.wantCell || in.VMState != s.wantVMState || in.TaskState != s.wantTaskState {
+				t.Errorf("%s: copy = version %d cell %q vm %q task %q; want %d %q %q %q", s.name,
+					in.Version, in.Cell, in.VMState, in.TaskState, s.wantVersion, s.wantCell, s.wantVMState, s.wantTaskState)
 			}
 		}
 
@@ -123,7 +122,7 @@ func TestApplyUpdateVersionOrder(t *testing.T) {
 
 		// An update for an instance the API cell does not have is a no-op.
 		a = apply(t, d, wire.InstanceState{UUID: "unknown", Cell: "api!c1", Version: 9, VMState: "active"}, t0)
-		if a.Changed || a.Instance != nil {
+		if a != (apidb.Applied{}) {
 			t.Errorf("update of an unknown instance = %+v, want nothing", a)
 		}
 		if _, err := apidb.Get(ctx, d, "unknown"); !errors.Is(err, apidb.ErrNotFound) {
@@ -143,8 +142,8 @@ func TestApplyUpdateDeletionIsAlwaysAppliedAndFinal(t *testing.T) {
 		// A deletion older than the copy is still applied.
 		delAt := t0.Add(time.Minute)
 		a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 2, VMState: "deleted", Deleted: true}, delAt)
-		if !a.Changed || !a.Instance.Deleted {
-			t.Fatalf("older deletion: Changed=%v Deleted=%v, want both true", a.Changed, a.Instance.Deleted)
+		if !a.Changed || !a.Deleted {
+			t.Fatalf("older deletion: Changed=%v Deleted=%v, want both true", a.Changed, a.Deleted)
 		}
 		in := get(t, d, u)
 		if !in.Deleted || in.VMState != "deleted" || !in.DeletedAt.Equal(delAt) {
@@ -405,6 +404,56 @@ func TestCurrentAgreesWithApplyUpdate(t *testing.T) {
 			if cur[st.UUID] == a.Changed {
 				t.Errorf("%+v: Current says %v, but ApplyUpdate changed it: %v", st, cur[st.UUID], a.Changed)
 			}
+		}
+	})
+}
+
+// TestApplyUpdateFlavorImageAndPendingDelete: an update without a flavor or
+// an image keeps the copy's (and what it counts for quota); one with them
+// (a resize, a rebuild) replaces them; a delete asked for is reported.
+func TestApplyUpdateFlavorImageAndPendingDelete(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		const u = "33333333-0000-0000-0000-000000000001"
+		create(t, d, instance(u, "p1", t0))
+		small := apidb.DefaultFlavors[0]
+		usage := func() (int64, int64) {
+			t.Helper()
+			l, err := apidb.Usage(ctx, d, "p1", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l[quota.Cores], l[quota.RAM]
+		}
+
+		apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 1, VMState: "active"}, t0)
+		in := get(t, d, u)
+		if in.FlavorID != small.ID || in.Flavor.Name != small.Name || in.Flavor.VCPUs != small.VCPUs || in.ImageRef != "img" {
+			t.Errorf("after an update without flavor or image: flavor %q %+v image %q; want %q %+v img", in.FlavorID, in.Flavor, in.ImageRef, small.ID, small)
+		}
+		if cores, ram := usage(); cores != int64(small.VCPUs) || ram != small.RAMMB {
+			t.Errorf("usage %d cores %d MB, want the flavor's %d %d", cores, ram, small.VCPUs, small.RAMMB)
+		}
+
+		big := wire.Flavor{ID: "big", Name: "big", VCPUs: 8, RAMMB: 16384, RootGB: 80}
+		apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 2, VMState: "active", Flavor: &big, ImageRef: "img2"}, t0)
+		in = get(t, d, u)
+		if in.FlavorID != "big" || in.Flavor.Name != "big" || in.Flavor.VCPUs != 8 || in.Flavor.RootGB != 80 || in.ImageRef != "img2" {
+			t.Errorf("after a resize and rebuild: flavor %q %+v image %q; want big, img2", in.FlavorID, in.Flavor, in.ImageRef)
+		}
+		if cores, ram := usage(); cores != 8 || ram != 16384 {
+			t.Errorf("usage after the resize: %d cores %d MB, want 8 16384", cores, ram)
+		}
+
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.MarkDeleting(ctx, tx, u, t0) }); err != nil {
+			t.Fatal(err)
+		}
+		if a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c2", Version: 3, VMState: "active"}, t0); !a.Changed || !a.Moved || !a.DeleteRequested || a.Deleted {
+			t.Errorf("update of an instance being deleted: %+v, want changed, moved, delete requested", a)
+		}
+		if a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c2", Version: 3, VMState: "active"}, t0); a.Changed || !a.DeleteRequested {
+			t.Errorf("repeat: %+v, want unchanged with the delete requested", a)
 		}
 	})
 }

@@ -130,6 +130,8 @@ type CellCost struct {
 	Cell            string  `json:"cell"`
 	Transactions    int64   `json:"transactions"`
 	TxPerBoot       float64 `json:"transactions_per_boot"`
+	Statements      int64   `json:"statements"`
+	StmtPerBoot     float64 `json:"statements_per_boot"`
 	Envelopes       int64   `json:"envelopes"`
 	BrokerMessages  int64   `json:"broker_messages"`
 	MessagesPerBoot float64 `json:"broker_messages_per_boot"`
@@ -161,6 +163,7 @@ type Result struct {
 	// brokers received, JetStream's acknowledgements and API included.
 	EnvelopesPerBoot      float64    `json:"envelopes_per_boot"`
 	BrokerMessagesPerBoot float64    `json:"broker_messages_per_boot"`
+	StatementsPerBoot     float64    `json:"statements_per_boot"`
 	Cells                 []CellCost `json:"cells,omitempty"`
 	// CPUSeconds and PeakRSSMB are this process's (the control plane and
 	// the bench's clients, when the bench runs its own tree).
@@ -620,12 +623,15 @@ func costs(res *Result, tree *up.Tree, before, after map[string]node.Stats) {
 		return
 	}
 	n := float64(res.Options.N)
-	var env, raw int64
+	var env, raw, stmts int64
 	for cell, a := range after {
 		b := before[cell]
 		cc := CellCost{Cell: cell, Transactions: a.Commits - b.Commits, Envelopes: (a.Durable - b.Durable) + (a.Calls - b.Calls),
 			BrokerMessages: a.BrokerIn - b.BrokerIn}
 		cc.TxPerBoot = float64(cc.Transactions) / n
+		cc.Statements = a.Statements - b.Statements
+		cc.StmtPerBoot = float64(cc.Statements) / n
+		stmts += cc.Statements
 		cc.MessagesPerBoot = float64(cc.BrokerMessages) / n
 		env += cc.Envelopes
 		raw += cc.BrokerMessages
@@ -634,6 +640,7 @@ func costs(res *Result, tree *up.Tree, before, after map[string]node.Stats) {
 	slices.SortFunc(res.Cells, func(x, y CellCost) int { return strings.Compare(x.Cell, y.Cell) })
 	res.EnvelopesPerBoot = float64(env) / n
 	res.BrokerMessagesPerBoot = float64(raw) / n
+	res.StatementsPerBoot = float64(stmts) / n
 }
 
 // targets are issue 6's, where this run can say.
@@ -688,8 +695,9 @@ func WriteTable(w io.Writer, r *Result) {
 	if len(r.Cells) > 0 {
 		fmt.Fprintf(w, "  envelopes per boot      %.2f (cells protocol: durable messages and calls)\n", r.EnvelopesPerBoot)
 		fmt.Fprintf(w, "  broker msgs per boot    %.2f (all, JetStream acks and API included)\n", r.BrokerMessagesPerBoot)
+		fmt.Fprintf(w, "  SQL statements per boot %.2f (every cell's database)\n", r.StatementsPerBoot)
 		for _, c := range r.Cells {
-			fmt.Fprintf(w, "    %-14s %8.2f transactions/boot  %8.2f broker msgs/boot\n", c.Cell, c.TxPerBoot, c.MessagesPerBoot)
+			fmt.Fprintf(w, "    %-14s %8.2f transactions/boot  %8.2f statements/boot  %8.2f broker msgs/boot\n", c.Cell, c.TxPerBoot, c.StmtPerBoot, c.MessagesPerBoot)
 		}
 	}
 	fmt.Fprintf(w, "  CPU                     %.1f s   peak RSS %.0f MiB\n", r.CPUSeconds, r.PeakRSSMB)

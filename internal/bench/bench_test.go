@@ -27,8 +27,9 @@ func TestRun(t *testing.T) {
 		if res.CreateLatency.P50 <= 0 || res.ActiveLatency.P50 <= 0 || res.ListLatency.P50 <= 0 {
 			t.Errorf("batch %d: latencies %+v %+v %+v", batch, res.CreateLatency, res.ActiveLatency, res.ListLatency)
 		}
-		if len(res.Cells) != 3 || res.EnvelopesPerBoot <= 0 || res.BrokerMessagesPerBoot < res.EnvelopesPerBoot || res.Cells[0].Transactions <= 0 {
-			t.Errorf("batch %d: costs %+v, %.2f envelopes and %.2f broker messages per boot", batch, res.Cells, res.EnvelopesPerBoot, res.BrokerMessagesPerBoot)
+		if len(res.Cells) != 3 || res.EnvelopesPerBoot <= 0 || res.BrokerMessagesPerBoot < res.EnvelopesPerBoot || res.Cells[0].Transactions <= 0 ||
+			res.Cells[0].Statements < res.Cells[0].Transactions || res.StatementsPerBoot < res.Cells[0].StmtPerBoot {
+			t.Errorf("batch %d: costs %+v, %.2f envelopes, %.2f broker messages and %.2f statements per boot", batch, res.Cells, res.EnvelopesPerBoot, res.BrokerMessagesPerBoot, res.StatementsPerBoot)
 		}
 		if len(res.Targets) != 5 || res.PeakRSSMB <= 0 || res.CPUSeconds <= 0 {
 			t.Errorf("batch %d: targets %+v, RSS %.0f, CPU %.1f", batch, res.Targets, res.PeakRSSMB, res.CPUSeconds)

@@ -44,6 +44,9 @@ type DB struct {
 	DSN string
 	// commits counts the transactions committed through InTx.
 	commits *atomic.Int64
+	// statements counts the statements run through Exec, Query and
+	// QueryRow, of a DB or of its transactions.
+	statements *atomic.Int64
 	// group gathers concurrent transactions of Group (SQLite only).
 	group *groupCommit
 	// writer is SQLite's one write lock as this process sees it: held
@@ -59,6 +62,16 @@ func (d *DB) Commits() int64 {
 		return 0
 	}
 	return d.commits.Load()
+}
+
+// Statements is how many statements Exec, Query and QueryRow have run,
+// on the DB or in its transactions, since Open (savepoints and commits
+// are not counted).
+func (d *DB) Statements() int64 {
+	if d.statements == nil {
+		return 0
+	}
+	return d.statements.Load()
 }
 
 // Open opens a database. dsn is a PostgreSQL URL ("postgres://…" or
@@ -77,7 +90,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 		sdb.SetMaxOpenConns(16)
 		sdb.SetMaxIdleConns(16)
-		d = &DB{DB: sdb, Dialect: Postgres, DSN: dsn, commits: new(atomic.Int64)}
+		d = &DB{DB: sdb, Dialect: Postgres, DSN: dsn, commits: new(atomic.Int64), statements: new(atomic.Int64)}
 	default:
 		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "sqlite:")
 		if path == "" {
@@ -99,7 +112,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		sdb.SetMaxOpenConns(4)
 		sdb.SetMaxIdleConns(4)
 		sdb.SetConnMaxIdleTime(0)
-		d = &DB{DB: sdb, Dialect: SQLite, DSN: dsn, commits: new(atomic.Int64), group: &groupCommit{}, writer: make(chan struct{}, 1)}
+		d = &DB{DB: sdb, Dialect: SQLite, DSN: dsn, commits: new(atomic.Int64), statements: new(atomic.Int64), group: &groupCommit{}, writer: make(chan struct{}, 1)}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -138,8 +151,10 @@ func Rebind(d Dialect, q string) string {
 type Tx struct {
 	tx      *sql.Tx
 	Dialect Dialect
-	after   []func()
-	marks   map[string]int
+	// statements is the DB's statement counter (nil: not counted).
+	statements *atomic.Int64
+	after      []func()
+	marks      map[string]int
 }
 
 // Savepoint starts a savepoint that RollbackTo can return to.
@@ -173,18 +188,28 @@ func (t *Tx) Release(ctx context.Context, name string) error {
 	return err
 }
 
+// count adds one to a statement counter, if there is one.
+func count(c *atomic.Int64) {
+	if c != nil {
+		c.Add(1)
+	}
+}
+
 // Exec runs a statement.
 func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	count(t.statements)
 	return t.tx.ExecContext(ctx, Rebind(t.Dialect, q), args...)
 }
 
 // Query runs a query.
 func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	count(t.statements)
 	return t.tx.QueryContext(ctx, Rebind(t.Dialect, q), args...)
 }
 
 // QueryRow runs a query that returns at most one row.
 func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	count(t.statements)
 	return t.tx.QueryRowContext(ctx, Rebind(t.Dialect, q), args...)
 }
 
@@ -202,16 +227,19 @@ func (d *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error
 		return nil, err
 	}
 	defer unlock()
+	count(d.statements)
 	return d.DB.ExecContext(ctx, d.Rebind(q), args...)
 }
 
 // Query runs a query outside a transaction.
 func (d *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	count(d.statements)
 	return d.DB.QueryContext(ctx, d.Rebind(q), args...)
 }
 
 // QueryRow runs a single-row query outside a transaction.
 func (d *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	count(d.statements)
 	return d.DB.QueryRowContext(ctx, d.Rebind(q), args...)
 }
 
@@ -288,7 +316,7 @@ func (d *DB) run(ctx context.Context, f func(*Tx) error) ([]func(), error) {
 	// connection, and on SQLite the write lock, for ever. After a commit
 	// this is a no-op.
 	defer func() { _ = stx.Rollback() }()
-	tx := &Tx{tx: stx, Dialect: d.Dialect}
+	tx := &Tx{tx: stx, Dialect: d.Dialect, statements: d.statements}
 	if err := f(tx); err != nil {
 		return nil, err
 	}

@@ -318,3 +318,29 @@ func TestMicrosRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+func TestStatementsCountsWhatRuns(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if _, err := d.Exec(ctx, `CREATE TABLE counted (k INTEGER PRIMARY KEY)`); err != nil {
+			t.Fatal(err)
+		}
+		before := d.Statements()
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO counted (k) VALUES (1)`); err != nil {
+				return err
+			}
+			var n int
+			return tx.QueryRow(ctx, `SELECT COUNT(*) FROM counted`).Scan(&n)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM counted`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Statements() - before; got != 3 {
+			t.Errorf("Statements grew by %d, want 3 (an insert and a query in a transaction, a query outside)", got)
+		}
+	})
+}

@@ -229,6 +229,20 @@ func NormalizeID(id string) string { return strings.ToLower(id) }
 
 // Get reads a live (not deleted) image with its properties and tags.
 func (s *Store) Get(ctx context.Context, q db.Querier, id string) (*Image, error) {
+	img, err := s.GetWithoutDetails(ctx, q, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadDetails(ctx, q, []*Image{img}); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// GetWithoutDetails reads a live image as Get does, but not its properties
+// and tags (left empty): one query, for those who need only the image itself (a
+// server create checks its status, visibility and minimums).
+func (s *Store) GetWithoutDetails(ctx context.Context, q db.Querier, id string) (*Image, error) {
 	id = NormalizeID(id)
 	img, err := scan(q.QueryRow(ctx, `SELECT `+cols+` FROM images WHERE id = ? AND deleted = 0`, id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -236,9 +250,6 @@ func (s *Store) Get(ctx context.Context, q db.Querier, id string) (*Image, error
 	}
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", id, err)
-	}
-	if err := s.loadDetails(ctx, q, []*Image{img}); err != nil {
-		return nil, err
 	}
 	return img, nil
 }

@@ -88,9 +88,15 @@ func TestCreateGetAndDuplicates(t *testing.T) {
 		if got.HasData() {
 			t.Fatal("a queued image has data")
 		}
+		bare, err := s.GetWithoutDetails(context.Background(), d, "5F5C1B7E-6c2a-4e43-9a57-0d8c1c0c1c0c")
+		wantBare := *want
+		wantBare.Tags, wantBare.Properties = []string{}, map[string]string{}
+		if err != nil || !reflect.DeepEqual(bare, &wantBare) {
+			t.Fatalf("get without details = %+v, %v\nwant  %+v", bare, err, &wantBare)
+		}
 
 		// An id is used once, even after a delete.
-		err := inTx(d, func(ctx context.Context, tx *db.Tx) error {
+		err = inTx(d, func(ctx context.Context, tx *db.Tx) error {
 			return s.Create(ctx, tx, newImage(want.ID, "p2", imagedb.Public))
 		})
 		if !errors.Is(err, imagedb.ErrDuplicate) {

@@ -467,6 +467,8 @@ func (n *Node) cellInfo(ctx context.Context, _ *wire.Envelope) (any, error) {
 type Stats struct {
 	// Commits is the database transactions committed.
 	Commits int64
+	// Statements is the SQL statements run.
+	Statements int64
 	// Durable and Calls are the envelopes its cells service published.
 	Durable, Calls int64
 	// BrokerIn is every message published to its embedded broker (zero
@@ -479,6 +481,7 @@ func (n *Node) Stats() Stats {
 	var st Stats
 	if n.DB != nil {
 		st.Commits = n.DB.Commits()
+		st.Statements = n.DB.Statements()
 	}
 	if n.Cells != nil {
 		st.Durable, st.Calls = n.Cells.Published()

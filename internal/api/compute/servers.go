@@ -277,7 +277,7 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 // RAM or disk than the flavor has.
 func (a *API) checkImage(ctx context.Context, id string, f wire.Flavor) error {
 	c := caller(ctx)
-	img, err := (&imagedb.Store{}).Get(ctx, a.cfg.DB, id)
+	img, err := (&imagedb.Store{}).GetWithoutDetails(ctx, a.cfg.DB, id)
 	if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
 		return bad("Image %s could not be found.", id)
 	}
