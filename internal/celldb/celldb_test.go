@@ -579,3 +579,44 @@ func TestUpdateClaimedOnlyChangesALiveInstanceClaimedOnTheHost(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedClaimLeavesNothingInACommittedTransaction: a caller that goes
+// on after a refused claim and commits finds no claim row left over, and
+// ClaimZone tells the host's zone, again for a repeated claim.
+func TestFailedClaimLeavesNothingInACommittedTransaction(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		h := node("h1", 1)
+		h.AvailabilityZone = "az9"
+		register(t, d, h, t0)
+		us := insertInstances(t, d, 2)
+		var zones []string
+		var refused error
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			zones, refused = nil, nil
+			for range 2 {
+				az, err := celldb.ClaimZone(ctx, tx, us[0], "h1", small, t0)
+				if err != nil {
+					return err
+				}
+				zones = append(zones, az)
+			}
+			_, refused = celldb.ClaimZone(ctx, tx, us[1], "h1", small, t0)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(zones) != 2 || zones[0] != "az9" || zones[1] != "az9" {
+			t.Errorf("zones of a claim and its repeat = %q, want az9 twice", zones)
+		}
+		if !errors.Is(refused, celldb.ErrClaimFailed) {
+			t.Errorf("claim on a full host = %v, want ErrClaimFailed", refused)
+		}
+		checkUse(t, d, "h1", 1)
+		var n int
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM claims WHERE instance_uuid = ?`, us[1]).Scan(&n); err != nil || n != 0 {
+			t.Errorf("the refused claim left %d rows (%v)", n, err)
+		}
+	})
+}

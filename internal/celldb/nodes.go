@@ -112,30 +112,52 @@ func listNodes(ctx context.Context, q Querier, where string, args ...any) ([]Nod
 // It succeeds again for the same instance and host (a retried spawn) and
 // fails with ErrClaimFailed when the host is full.
 func Claim(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor, now time.Time) error {
-	var have string
-	err := tx.QueryRow(ctx, `SELECT host FROM claims WHERE instance_uuid = ?`, uuid).Scan(&have)
-	switch {
-	case err == nil && have == host:
-		return nil
-	case err == nil:
-		return fmt.Errorf("instance %s already holds a claim on host %s", uuid, have)
-	case !errors.Is(err, sql.ErrNoRows):
-		return err
+	_, err := ClaimZone(ctx, tx, uuid, host, f, now)
+	return err
+}
+
+// ClaimZone is Claim that also returns the host's availability zone. A
+// first claim takes two statements: the claim row, then the host's use.
+// A claim that fails leaves nothing behind, whatever the caller then does
+// with its transaction.
+func ClaimZone(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor, now time.Time) (string, error) {
+	res, err := tx.Exec(ctx, `INSERT INTO claims (instance_uuid, host, vcpus, ram_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (instance_uuid) DO NOTHING`, uuid, host, f.VCPUs, f.RAMMB, f.DiskGB, db.Micros(now))
+	if err != nil {
+		return "", fmt.Errorf("claim on %s: %w", host, err)
 	}
-	res, err := tx.Exec(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,
+	var az string
+	if n, err := res.RowsAffected(); err != nil {
+		return "", err
+	} else if n == 0 {
+		// Claimed before: fine on the same host.
+		var have string
+		if err := tx.QueryRow(ctx, `SELECT host FROM claims WHERE instance_uuid = ?`, uuid).Scan(&have); err != nil {
+			return "", fmt.Errorf("claim on %s: %w", host, err)
+		}
+		if have != host {
+			return "", fmt.Errorf("instance %s already holds a claim on host %s", uuid, have)
+		}
+		err := tx.QueryRow(ctx, `SELECT availability_zone FROM compute_nodes WHERE host = ?`, host).Scan(&az)
+		return az, err
+	}
+	err = tx.QueryRow(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,
 		used_disk_gb = used_disk_gb + ?, instances = instances + 1
 		WHERE host = ? AND enabled = 1
-		AND used_vcpus + ? <= vcpus * cpu_ratio AND used_ram_mb + ? <= ram_mb * ram_ratio AND used_disk_gb + ? <= disk_gb * disk_ratio`,
-		f.VCPUs, f.RAMMB, f.DiskGB, host, f.VCPUs, f.RAMMB, f.DiskGB)
+		AND used_vcpus + ? <= vcpus * cpu_ratio AND used_ram_mb + ? <= ram_mb * ram_ratio AND used_disk_gb + ? <= disk_gb * disk_ratio
+		RETURNING availability_zone`,
+		f.VCPUs, f.RAMMB, f.DiskGB, host, f.VCPUs, f.RAMMB, f.DiskGB).Scan(&az)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Full or disabled: the claim row goes again.
+		if _, err := tx.Exec(ctx, `DELETE FROM claims WHERE instance_uuid = ?`, uuid); err != nil {
+			return "", fmt.Errorf("claim on %s: %w", host, err)
+		}
+		return "", fmt.Errorf("%w: %s", ErrClaimFailed, host)
+	}
 	if err != nil {
-		return fmt.Errorf("claim on %s: %w", host, err)
+		return "", fmt.Errorf("claim on %s: %w", host, err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("%w: %s", ErrClaimFailed, host)
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO claims (instance_uuid, host, vcpus, ram_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		uuid, host, f.VCPUs, f.RAMMB, f.DiskGB, db.Micros(now))
-	return err
+	return az, nil
 }
 
 // Release gives an instance's claim back to its host; it is a no-op when

@@ -441,19 +441,16 @@ func (c *Conductor) claimAll(ctx context.Context, insts []*celldb.Instance, sels
 // records the host on the instance.
 func (c *Conductor) claim(ctx context.Context, tx *db.Tx, in *celldb.Instance, host string) error {
 	scheduling, networking := celldb.TaskScheduling, celldb.TaskNetworking
-	if err := celldb.Claim(ctx, tx, in.UUID, host, in.Flavor.Need(), c.cfg.Now()); err != nil {
+	az, err := celldb.ClaimZone(ctx, tx, in.UUID, host, in.Flavor.Need(), c.cfg.Now())
+	if err != nil {
 		return err
 	}
 	change := celldb.Change{Host: &host, TaskState: &networking}
 	if in.AvailabilityZone == "" {
 		// Like Nova, an instance that asked for no zone takes its host's.
-		var az string
-		if err := tx.QueryRow(ctx, `SELECT availability_zone FROM compute_nodes WHERE host = ?`, host).Scan(&az); err != nil {
-			return err
-		}
 		change.AvailabilityZone = &az
 	}
-	_, err := celldb.Update(ctx, tx, in.UUID, &scheduling, change, c.cfg.Now())
+	_, err = celldb.Update(ctx, tx, in.UUID, &scheduling, change, c.cfg.Now())
 	return err
 }
 

@@ -90,22 +90,27 @@ func (s *Service) Allocate(ctx context.Context, uuid string) ([]wire.Address, er
 func (s *Service) allocateOnce(ctx context.Context, uuid string) (wire.Address, error) {
 	var out wire.Address
 	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		var addr string
-		err := tx.QueryRow(ctx, `SELECT address FROM fixed_ips WHERE instance_uuid = ? AND network = ?`, uuid, s.cfg.Network).Scan(&addr)
-		if err == nil {
-			out = wire.Address{Network: s.cfg.Network, Addr: addr, Version: 4, MAC: mac(uuid)}
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		// In one query: the address the instance holds already (a retried
+		// allocation), the lowest freed one, and the highest ever given.
+		var addr sql.NullString
+		var free, top sql.NullInt64
+		err := tx.QueryRow(ctx, `SELECT
+			(SELECT address FROM fixed_ips WHERE instance_uuid = ? AND network = ?),
+			(SELECT address_int FROM fixed_ips WHERE instance_uuid IS NULL AND network = ? AND address_int BETWEEN ? AND ? ORDER BY address_int LIMIT 1),
+			(SELECT MAX(address_int) FROM fixed_ips WHERE network = ? AND address_int BETWEEN ? AND ?)`,
+			uuid, s.cfg.Network, s.cfg.Network, int64(s.first), int64(s.last), s.cfg.Network, int64(s.first), int64(s.last)).Scan(&addr, &free, &top)
+		if err != nil {
 			return err
+		}
+		if addr.Valid {
+			out = wire.Address{Network: s.cfg.Network, Addr: addr.String, Version: 4, MAC: mac(uuid)}
+			return nil
 		}
 		now := time.Now().UnixMicro()
 		// Reuse a freed address first, lowest first.
-		var n int64
-		err = tx.QueryRow(ctx, `SELECT address_int FROM fixed_ips WHERE instance_uuid IS NULL AND network = ? AND address_int BETWEEN ? AND ? ORDER BY address_int LIMIT 1`,
-			s.cfg.Network, int64(s.first), int64(s.last)).Scan(&n)
+		n := free.Int64
 		switch {
-		case err == nil:
+		case free.Valid:
 			res, err := tx.Exec(ctx, `UPDATE fixed_ips SET instance_uuid = ?, mac = ?, updated_at = ? WHERE address_int = ? AND instance_uuid IS NULL`,
 				uuid, mac(uuid), now, n)
 			if err != nil {
@@ -114,12 +119,7 @@ func (s *Service) allocateOnce(ctx context.Context, uuid string) (wire.Address, 
 			if k, _ := res.RowsAffected(); k != 1 {
 				return fmt.Errorf("address %s was taken meanwhile: %w", ipString(uint32(n)), errRetry)
 			}
-		case errors.Is(err, sql.ErrNoRows):
-			var top sql.NullInt64
-			if err := tx.QueryRow(ctx, `SELECT MAX(address_int) FROM fixed_ips WHERE network = ? AND address_int BETWEEN ? AND ?`,
-				s.cfg.Network, int64(s.first), int64(s.last)).Scan(&top); err != nil {
-				return err
-			}
+		default:
 			n = int64(s.first)
 			if top.Valid {
 				n = top.Int64 + 1
@@ -134,8 +134,6 @@ func (s *Service) allocateOnce(ctx context.Context, uuid string) (wire.Address, 
 				}
 				return err
 			}
-		default:
-			return err
 		}
 		out = wire.Address{Network: s.cfg.Network, Addr: ipString(uint32(n)), Version: 4, MAC: mac(uuid)}
 		return nil
