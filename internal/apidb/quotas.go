@@ -76,6 +76,45 @@ func EffectiveLimits(ctx context.Context, q Querier, defaults quota.Defaults, pr
 	return quota.Effective(defaults, class, project, user), nil
 }
 
+// LimitsFor are the limits in force for a project, and for the user when
+// the user has limits of their own in it (nil otherwise): what
+// EffectiveLimits gives for each, read in one query.
+func LimitsFor(ctx context.Context, q Querier, defaults quota.Defaults, projectID, userID string) (project, user quota.Limits, err error) {
+	type row struct {
+		user, r string
+		v       int64
+		class   bool
+	}
+	rows, err := db.Collect(ctx, q, func(s db.Scanner) (row, error) {
+		var x row
+		var class int
+		err := s.Scan(&class, &x.user, &x.r, &x.v)
+		x.class = class == 1
+		return x, err
+	}, `SELECT 1, '', resource, hard_limit FROM quota_classes WHERE class_name = ?
+		UNION ALL SELECT 0, user_id, resource, hard_limit FROM quota_limits WHERE project_id = ? AND user_id IN ('', ?)`,
+		DefaultQuotaClass, projectID, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	class, own, mine := quota.Limits{}, quota.Limits{}, quota.Limits{}
+	for _, x := range rows {
+		switch {
+		case x.class:
+			class[x.r] = x.v
+		case x.user == "":
+			own[x.r] = x.v
+		default:
+			mine[x.r] = x.v
+		}
+	}
+	project = quota.Effective(defaults, class, own, nil)
+	if userID != "" && len(mine) > 0 {
+		user = quota.Effective(defaults, class, own, mine)
+	}
+	return project, user, nil
+}
+
 // SetLimits writes limits for a project (user "") or a user in it.
 func SetLimits(ctx context.Context, tx *db.Tx, projectID, userID string, l quota.Limits) error {
 	for r, v := range l {

@@ -19,15 +19,7 @@ import (
 // limitsFor are the limits in force for a project, and for the user when
 // the user has limits of their own in it.
 func (a *API) limitsFor(ctx context.Context, q db.Querier, projectID, userID string) (project, user quota.Limits, err error) {
-	if project, err = apidb.EffectiveLimits(ctx, q, a.cfg.Quota, projectID, ""); err != nil {
-		return nil, nil, err
-	}
-	own, err := apidb.ProjectLimits(ctx, q, projectID, userID)
-	if err != nil || len(own) == 0 {
-		return project, nil, err
-	}
-	user, err = apidb.EffectiveLimits(ctx, q, a.cfg.Quota, projectID, userID)
-	return project, user, err
+	return apidb.LimitsFor(ctx, q, a.cfg.Quota, projectID, userID)
 }
 
 // allUnlimited reports whether none of rs is limited.
