@@ -80,20 +80,45 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		if current[st.UUID] {
 			continue
 		}
-		a, err := apidb.ApplyUpdate(ctx, tx, st, now)
-		if err != nil {
-			return err
-		}
 		rid := env.RequestID
 		if st.RequestID != "" {
 			rid = st.RequestID
 		}
-		// A delete asked for before the instance reached its cell follows it there.
-		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
-			h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "cell", st.Cell)
-			if err := h.Sender.Send(ctx, tx, st.Cell, wire.MethodDeleteInstances, rid, &wire.DeleteInstances{UUIDs: []string{st.UUID}}); err != nil {
-				return err
-			}
+		if err := h.apply(ctx, tx, rid, st, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply applies one state to the copy. A delete asked for before the
+// instance reached its cell follows it there.
+func (h *Handlers) apply(ctx context.Context, tx *db.Tx, rid string, st wire.InstanceState, now time.Time) error {
+	a, err := apidb.ApplyUpdate(ctx, tx, st, now)
+	if err != nil {
+		return err
+	}
+	if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
+		h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "cell", st.Cell)
+		return h.Sender.Send(ctx, tx, st.Cell, wire.MethodDeleteInstances, rid, &wire.DeleteInstances{UUIDs: []string{st.UUID}})
+	}
+	return nil
+}
+
+// Placed records, for the cells service, that a child cell holds a build's
+// instances at version b.BaseVersion+1, building and scheduling: the state
+// the child would send up when it accepts the build, applied here when the
+// build is sent. The child then sends nothing until the instances move on.
+// It runs right after the build is sent, in the same transaction, so a
+// pending delete it sends on (a build handed back and placed again) follows
+// the build.
+func (h *Handlers) Placed(ctx context.Context, tx *db.Tx, child, requestID string, b *wire.BuildInstances) error {
+	now := h.Now()
+	for _, spec := range b.Instances {
+		st := wire.InstanceState{UUID: spec.UUID, Cell: child, Version: b.BaseVersion + 1, VMState: "building",
+			TaskState: "scheduling", UpdatedAt: now}
+		if err := h.apply(ctx, tx, requestID, st, now); err != nil {
+			return err
 		}
 	}
 	return nil

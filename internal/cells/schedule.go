@@ -69,6 +69,12 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 		part.Scheduler = s.path
 		return s.cfg.AcceptBuild(ctx, tx, env, &part)
 	}
+	// What goes on from here to children or back to the parent counts its
+	// versions past the one recorded for this cell, if one was.
+	onward := *b
+	if b.Recorded {
+		onward.BaseVersion, onward.Recorded = b.BaseVersion+1, false
+	}
 	cands, err := s.candidates(ctx, tx)
 	if err != nil {
 		return err
@@ -86,7 +92,7 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 	}
 	ranked, err := s.cfg.Scheduler.Rank(req, cands)
 	if err != nil {
-		return s.giveUp(ctx, tx, env, b, NoValidCellReason)
+		return s.giveUp(ctx, tx, env, &onward, NoValidCellReason)
 	}
 	// Fill the best cell first; spill what does not fit to the next.
 	rest := b.Instances
@@ -113,8 +119,14 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 			continue
 		}
 		s.log.Info("build scheduled to a child cell", "request_id", env.RequestID, "child", c.Path, "instances", n, "attempt", part.Attempts)
+		part.BaseVersion, part.Recorded = onward.BaseVersion, s.cfg.Placed != nil
 		if err := s.Send(ctx, tx, c.Path, wire.MethodBuildInstances, env.RequestID, &part); err != nil {
 			return err
+		}
+		if part.Recorded {
+			if err := s.cfg.Placed(ctx, tx, c.Path, env.RequestID, &part); err != nil {
+				return err
+			}
 		}
 		child, need := c.Path, req.Flavor
 		tx.AfterCommit(func() { s.take(child, need, n) })

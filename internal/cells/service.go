@@ -64,6 +64,12 @@ type Config struct {
 	// BuildError records, inside tx, that a build found no cell at all.
 	// Only the root cell (the API cell) sets it.
 	BuildError func(ctx context.Context, tx *db.Tx, b *wire.BuildInstances, reason string) error
+	// Placed records, inside tx and right after the build is sent, that
+	// the child cell now holds b's instances at version b.BaseVersion+1:
+	// the state the child would otherwise send up as soon as it accepts
+	// them. Only the root cell (the API cell, which keeps the copy) sets
+	// it; the builds it sends are then marked Recorded.
+	Placed func(ctx context.Context, tx *db.Tx, child, requestID string, b *wire.BuildInstances) error
 	// Scheduler is the cell scheduler; nil means cellsched.Default().
 	Scheduler *cellsched.Scheduler
 	// Now is the clock; nil means time.Now.

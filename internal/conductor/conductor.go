@@ -188,7 +188,8 @@ func (c *Conductor) recover(ctx context.Context) error {
 }
 
 // AcceptBuild records a build for this cell's hosts, inside the cells
-// service's transaction, and tells the API cell where the instances are.
+// service's transaction, and tells the API cell where the instances are,
+// unless the cell that sent the build recorded that already (b.Recorded).
 func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
 	now := c.cfg.Now()
 	bc := celldb.BuildContext{Scheduler: b.Scheduler, Attempts: b.Attempts, Tried: b.Tried, Hints: b.Hints,
@@ -213,6 +214,9 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 		}
 	}
 	tx.AfterCommit(c.Wake)
+	if b.Recorded {
+		return nil
+	}
 	return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, env.RequestID,
 		&wire.InstanceUpdate{Instances: states})
 }

@@ -625,3 +625,33 @@ func TestRecoverLeavesServerActionsAlone(t *testing.T) {
 		t.Errorf("recover touched an unshelving instance: task %q host %q", in.TaskState, in.Host)
 	}
 }
+
+// TestARecordedBuildSendsNoAcceptedState: when the cell that sent the build
+// recorded it in the API cell's copy already (b.Recorded), the cell sends
+// no "scheduling" state up; the instances start at the version recorded
+// (BaseVersion+1), and the first state the API cell hears is ACTIVE, newer.
+func TestARecordedBuildSendsNoAcceptedState(t *testing.T) {
+	e := newCell(t, cellOpts{hosts: []string{"h1", "h2"}})
+	b := build(2, 4)
+	b.Recorded = true
+	accept(t, e.db, e.cd, "req-1", b)
+	for _, s := range b.Instances {
+		if in := get(t, e.db, s.UUID); in.Version != 5 {
+			t.Errorf("%s accepted at version %d, want the recorded 5", s.UUID, in.Version)
+		}
+	}
+	if u := e.sent.updates(t); len(u) != 0 {
+		t.Fatalf("a recorded build sent %+v on acceptance, want nothing", u)
+	}
+	e.start(t)
+	for _, s := range b.Instances {
+		eventually(t, "ACTIVE sent up", func() bool {
+			sts := e.sent.statesOf(t, s.UUID)
+			return len(sts) > 0 && sts[len(sts)-1].VMState == celldb.VMActive
+		})
+		sts := e.sent.statesOf(t, s.UUID)
+		if sts[0].VMState != celldb.VMActive || sts[0].Version <= 5 {
+			t.Errorf("%s: first state sent %+v, want ACTIVE above version 5", s.UUID, sts[0])
+		}
+	}
+}

@@ -263,7 +263,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 		if cfg.IsRoot() {
 			h := &apicell.Handlers{Sender: sender, Images: images, Logger: log, Now: now}
-			ccfg.BuildError = h.BuildError
+			ccfg.BuildError, ccfg.Placed = h.BuildError, h.Placed
 			n.Cells, err = cells.New(ccfg)
 			if err != nil {
 				return err

@@ -108,6 +108,12 @@ type BuildInstances struct {
 	// build back has used; the next cell counts on from it, so versions only
 	// grow however often a build moves between cells.
 	BaseVersion int64 `json:"base_version,omitempty"`
+	// Recorded says that the sender has recorded, in the API cell's copy,
+	// that the receiving cell holds these instances at BaseVersion+1. A
+	// cell that then builds them itself does not send that state up (it
+	// is there already); one that passes them on counts its versions on
+	// from BaseVersion+1.
+	Recorded bool `json:"recorded,omitempty"`
 	// Group is the server group the instances join (the "group" hint), for
 	// the compute cell's host scheduler; nil for none.
 	Group *GroupPlacement `json:"group,omitempty"`
