@@ -113,15 +113,18 @@ func (h *Handlers) apply(ctx context.Context, tx *db.Tx, rid string, st wire.Ins
 // pending delete it sends on (a build handed back and placed again) follows
 // the build.
 func (h *Handlers) Placed(ctx context.Context, tx *db.Tx, child, requestID string, b *wire.BuildInstances) error {
-	now := h.Now()
-	for _, spec := range b.Instances {
-		st := wire.InstanceState{UUID: spec.UUID, Cell: child, Version: b.BaseVersion + 1, VMState: "building",
-			TaskState: "scheduling", UpdatedAt: now}
-		if err := h.apply(ctx, tx, requestID, st, now); err != nil {
-			return err
-		}
+	uuids := make([]string, len(b.Instances))
+	for i, spec := range b.Instances {
+		uuids[i] = spec.UUID
 	}
-	return nil
+	deleting, err := apidb.RecordPlaced(ctx, tx, uuids, child, b.BaseVersion+1, h.Now())
+	if err != nil || len(deleting) == 0 {
+		return err
+	}
+	// Only a build placed again (handed back by another cell) can have a
+	// delete pending: the cell that now takes it must hear of it.
+	h.Logger.Info("sending pending deletes to the cell that takes their build", "request_id", requestID, "instances", len(deleting), "cell", child)
+	return h.Sender.Send(ctx, tx, child, wire.MethodDeleteInstances, requestID, &wire.DeleteInstances{UUIDs: deleting})
 }
 
 // BuildError records that no cell could take a build: the instances go to

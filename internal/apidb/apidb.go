@@ -685,6 +685,40 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	return a, nil
 }
 
+// RecordPlaced applies to live instances the state a cell gives them when
+// it accepts their build: in cell, at version, building and scheduling,
+// where the copy is older than that (as ApplyUpdate would). It is one
+// statement for all of them, and returns those whose deletion is pending.
+func RecordPlaced(ctx context.Context, tx *db.Tx, uuids []string, cell string, version int64, now time.Time) (deleting []string, err error) {
+	if len(uuids) == 0 {
+		return nil, nil
+	}
+	args := []any{cell, version, db.Micros(now)}
+	for _, u := range uuids {
+		args = append(args, u)
+	}
+	args = append(args, version)
+	rows, err := tx.Query(ctx, `UPDATE instances SET cell_path = ?, host = '', node = '', vm_state = 'building', task_state = 'scheduling',
+		power_state = 0, addresses = '[]', fault = '', launched_at = 0, version = ?, updated_at = ?
+		WHERE uuid IN (?`+strings.Repeat(", ?", len(uuids)-1)+`) AND deleted = 0 AND version < ?
+		RETURNING uuid, delete_requested`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("record the placement of %d instances in %s: %w", len(uuids), cell, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u string
+		var pending bool
+		if err := rows.Scan(&u, &pending); err != nil {
+			return nil, err
+		}
+		if pending {
+			deleting = append(deleting, u)
+		}
+	}
+	return deleting, rows.Err()
+}
+
 // MarkDeleting records a user's delete: task state "deleting" and the flag
 // that makes the delete follow the instance to whatever cell reports it.
 func MarkDeleting(ctx context.Context, tx *db.Tx, uuid string, now time.Time) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -454,6 +455,55 @@ func TestApplyUpdateFlavorImageAndPendingDelete(t *testing.T) {
 		}
 		if a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c2", Version: 3, VMState: "active"}, t0); a.Changed || !a.DeleteRequested {
 			t.Errorf("repeat: %+v, want unchanged with the delete requested", a)
+		}
+	})
+}
+
+// TestRecordPlacedIsTheAcceptedStateApplied: RecordPlaced leaves a copy as
+// ApplyUpdate of the state a cell sends on accepting a build would, for
+// several instances at once, and leaves newer and deleted copies alone.
+func TestRecordPlacedIsTheAcceptedStateApplied(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		u := func(i int) string { return fmt.Sprintf("55555555-0000-0000-0000-%012d", i) }
+		for i := range 5 {
+			create(t, d, instance(u(i), "p1", t0))
+		}
+		// u(0) by the accepted state, u(1) and u(2) by RecordPlaced.
+		apply(t, d, wire.InstanceState{UUID: u(0), Cell: "api!c1", Version: 1, VMState: "building", TaskState: "scheduling", UpdatedAt: t0}, t0.Add(time.Second))
+		// u(3) is newer already, u(4) deleted.
+		apply(t, d, wire.InstanceState{UUID: u(3), Cell: "api!c9", Version: 7, VMState: "active"}, t0)
+		apply(t, d, wire.InstanceState{UUID: u(4), Cell: "api!c9", Version: 2, VMState: "deleted", Deleted: true}, t0)
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.MarkDeleting(ctx, tx, u(2), t0) }); err != nil {
+			t.Fatal(err)
+		}
+		var deleting []string
+		if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+			deleting, err = apidb.RecordPlaced(ctx, tx, []string{u(1), u(2), u(3), u(4)}, "api!c1", 1, t0.Add(time.Second))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(deleting) != 1 || deleting[0] != u(2) {
+			t.Errorf("pending deletes %v, want only %s", deleting, u(2))
+		}
+		want := get(t, d, u(0))
+		for _, id := range []string{u(1), u(2)} {
+			got := get(t, d, id)
+			got.UUID, got.Name, got.ReservationID, got.TaskState, got.DeleteRequested = want.UUID, want.Name, want.ReservationID, want.TaskState, want.DeleteRequested
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s after RecordPlaced:\n%+v\nwant as after the accepted state:\n%+v", id, got, want)
+			}
+		}
+		if got := get(t, d, u(2)); got.TaskState != "scheduling" || !got.DeleteRequested {
+			t.Errorf("%s: task %q delete requested %v, want scheduling and true", u(2), got.TaskState, got.DeleteRequested)
+		}
+		if got := get(t, d, u(3)); got.Cell != "api!c9" || got.Version != 7 || got.VMState != "active" {
+			t.Errorf("a newer copy changed: %+v", got)
+		}
+		if got := get(t, d, u(4)); !got.Deleted || got.Version != 2 {
+			t.Errorf("a deleted copy changed: %+v", got)
 		}
 	})
 }
