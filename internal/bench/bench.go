@@ -145,7 +145,8 @@ type Result struct {
 	} `json:"options"`
 	Machine string `json:"machine"`
 	// Booted instances became ACTIVE; Errors went to ERROR or were refused.
-	Booted, Errors int
+	Booted int `json:"booted"`
+	Errors int `json:"errors"`
 	// BootSeconds is from the first create to the moment the API showed
 	// no instance building.
 	BootSeconds   float64     `json:"boot_seconds"`
