@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func TestEncodeWritesWhatEncodingJSONWrites(t *testing.T) {
 	for _, v := range []any{
 		nil, "", "plain", `quote " and \ backslash`, "<tag> & amp", "tab\tnew\nline\rcr\bbs\fff\x00\x1f\x7f",
 		"naïve ☃ 𝄞", "line\u2028sep\u2029para", "bad \xff utf-8 \xc3", true, false, 0, -1, 1 << 62, int64(-7), int32(5),
-		uint64(1 << 63), 1.5, 3.0, -0.0, 1e21, status("ACTIVE"), time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC),
+		uint64(1 << 63), 1.5, 3.0, math.Copysign(0, -1), 1e21, status("ACTIVE"), time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC),
 		nilMap, nilStrings, map[string]string(nil), []any(nil), []map[string]any(nil), []map[string]string(nil),
 		map[string][]map[string]any(nil), map[string]any{}, []any{}, []string{},
 		map[string]any{"b": 1, "a": "x", "c": nil, "é": true, "A": []string{"z", "y"}, "<": "&"},
