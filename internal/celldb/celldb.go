@@ -424,13 +424,7 @@ func Purge(ctx context.Context, tx *db.Tx, uuids []string) error {
 
 // State turns an instance into what travels up to the API cell.
 func State(ctx context.Context, q Querier, cell string, in *Instance) (wire.InstanceState, error) {
-	flavor := in.Flavor
-	st := wire.InstanceState{
-		Flavor: &flavor, ImageRef: in.ImageRef,
-		UUID: in.UUID, Cell: cell, Version: in.Version, Host: in.Host, Node: in.Node,
-		VMState: in.VMState, TaskState: in.TaskState, PowerState: in.PowerState, Fault: in.Fault, AvailabilityZone: in.AvailabilityZone,
-		LaunchedAt: in.LaunchedAt, Deleted: in.Deleted, UpdatedAt: in.UpdatedAt,
-	}
+	st := state(cell, in)
 	if in.Deleted {
 		return st, nil
 	}
@@ -440,6 +434,52 @@ func State(ctx context.Context, q Querier, cell string, in *Instance) (wire.Inst
 	}
 	st.Addresses = addrs
 	return st, nil
+}
+
+// States is State for many instances, with their addresses read in one
+// query (the heal sends hundreds at a time).
+func States(ctx context.Context, q Querier, cell string, insts []*Instance) ([]wire.InstanceState, error) {
+	out := make([]wire.InstanceState, len(insts))
+	var live []any
+	at := make(map[string]int, len(insts))
+	for i, in := range insts {
+		out[i] = state(cell, in)
+		if !in.Deleted {
+			live = append(live, in.UUID)
+			at[in.UUID] = i
+		}
+	}
+	if len(live) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT instance_uuid, network, address, mac FROM fixed_ips WHERE instance_uuid IN (?`+
+		strings.Repeat(", ?", len(live)-1)+`) ORDER BY instance_uuid, address_int`, live...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u string
+		a := wire.Address{Version: 4}
+		if err := rows.Scan(&u, &a.Network, &a.Addr, &a.MAC); err != nil {
+			return nil, err
+		}
+		if i, ok := at[u]; ok {
+			out[i].Addresses = append(out[i].Addresses, a)
+		}
+	}
+	return out, rows.Err()
+}
+
+// state is what travels up of an instance, its addresses aside.
+func state(cell string, in *Instance) wire.InstanceState {
+	flavor := in.Flavor
+	return wire.InstanceState{
+		Flavor: &flavor, ImageRef: in.ImageRef,
+		UUID: in.UUID, Cell: cell, Version: in.Version, Host: in.Host, Node: in.Node,
+		VMState: in.VMState, TaskState: in.TaskState, PowerState: in.PowerState, Fault: in.Fault, AvailabilityZone: in.AvailabilityZone,
+		LaunchedAt: in.LaunchedAt, Deleted: in.Deleted, UpdatedAt: in.UpdatedAt,
+	}
 }
 
 // Addresses lists an instance's fixed IPs.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -617,6 +618,57 @@ func TestFailedClaimLeavesNothingInACommittedTransaction(t *testing.T) {
 		var n int
 		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM claims WHERE instance_uuid = ?`, us[1]).Scan(&n); err != nil || n != 0 {
 			t.Errorf("the refused claim left %d rows (%v)", n, err)
+		}
+	})
+}
+
+// TestStatesAgreesWithState: the heal's batched States gives, for each
+// instance, what State gives alone: addresses for the live ones that have
+// them, none for the others and for the deleted.
+func TestStatesAgreesWithState(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		us := insertInstances(t, d, 4)
+		for i, u := range us[:3] {
+			if _, err := d.Exec(ctx, `INSERT INTO fixed_ips (address_int, address, network, instance_uuid, mac, updated_at) VALUES (?, ?, 'private', ?, ?, 0)`,
+				100+i, fmt.Sprintf("10.0.0.%d", 100+i), u, fmt.Sprintf("fa:16:3e:00:00:%02x", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// us[2] is deleted (its address not yet freed); us[3] has none.
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, err := celldb.Update(ctx, tx, us[2], nil, celldb.Change{Deleted: true}, t0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var insts []*celldb.Instance
+		for _, u := range []string{us[3], us[1], us[2], us[0]} {
+			in, err := celldb.Get(ctx, d, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			insts = append(insts, in)
+		}
+		got, err := celldb.States(ctx, d, "api!c1", insts)
+		if err != nil || len(got) != len(insts) {
+			t.Fatalf("States = %d states, %v", len(got), err)
+		}
+		for i, in := range insts {
+			want, err := celldb.State(ctx, d, "api!c1", in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got[i], want) {
+				t.Errorf("%s: States gives\n%+v\nState gives\n%+v", in.UUID, got[i], want)
+			}
+		}
+		if len(got[1].Addresses) != 1 || got[1].Addresses[0].Addr != "10.0.0.101" || len(got[0].Addresses) != 0 || len(got[2].Addresses) != 0 {
+			t.Errorf("addresses: %+v", got)
+		}
+		if sts, err := celldb.States(ctx, d, "api!c1", nil); err != nil || len(sts) != 0 {
+			t.Errorf("States of none = %v, %v", sts, err)
 		}
 	})
 }

@@ -738,14 +738,11 @@ func (c *Conductor) Heal(ctx context.Context) error {
 				n = 0
 				return err
 			}
-			u := &wire.InstanceUpdate{Heal: true}
-			for _, in := range page {
-				st, err := celldb.State(ctx, tx, c.cfg.Cell, in)
-				if err != nil {
-					return err
-				}
-				u.Instances = append(u.Instances, st)
+			sts, err := celldb.States(ctx, tx, c.cfg.Cell, page)
+			if err != nil {
+				return err
 			}
+			u := &wire.InstanceUpdate{Heal: true, Instances: sts}
 			n = len(page)
 			nextAt, nextAfter = page[n-1].UpdatedAt, page[n-1].UUID
 			return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, "", u)
