@@ -329,16 +329,40 @@ func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c C
 	if expectTask != nil {
 		where, whereArgs = ` AND task_state = ?`, []any{*expectTask}
 	}
-	in, err := update(ctx, tx, uuid, where, whereArgs, c, now)
+	in, err := update(ctx, tx, uuid, where, whereArgs, c, now, true)
 	if errors.Is(err, sql.ErrNoRows) {
-		// Not there, or not in the task state expected: which one?
-		cur, gerr := Get(ctx, tx, uuid)
-		if gerr != nil {
-			return nil, gerr
-		}
-		return nil, fmt.Errorf("instance %s is in task state %q, not %q: %w", uuid, cur.TaskState, *expectTask, wire.ErrConflict)
+		return nil, conflict(ctx, tx, uuid, expectTask)
 	}
 	return in, err
+}
+
+// Set is Update for a caller that needs the change made but not the
+// instance back: the statement returns no row to decode.
+func Set(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c Change, now time.Time) error {
+	var where string
+	var whereArgs []any
+	if expectTask != nil {
+		where, whereArgs = ` AND task_state = ?`, []any{*expectTask}
+	}
+	_, err := update(ctx, tx, uuid, where, whereArgs, c, now, false)
+	if errors.Is(err, sql.ErrNoRows) {
+		return conflict(ctx, tx, uuid, expectTask)
+	}
+	return err
+}
+
+// conflict says why an update found no row: the instance is not there
+// (ErrNotFound), or not in the task state expected (wire.ErrConflict).
+func conflict(ctx context.Context, tx *db.Tx, uuid string, expectTask *string) error {
+	cur, err := Get(ctx, tx, uuid)
+	if err != nil {
+		return err
+	}
+	want := ""
+	if expectTask != nil {
+		want = *expectTask
+	}
+	return fmt.Errorf("instance %s is in task state %q, not %q: %w", uuid, cur.TaskState, want, wire.ErrConflict)
 }
 
 // UpdateClaimed is Update for a live instance (neither deleted nor being
@@ -346,7 +370,7 @@ func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c C
 // and no error when the instance is not such a one.
 func UpdateClaimed(ctx context.Context, tx *db.Tx, uuid, host string, c Change, now time.Time) (*Instance, error) {
 	in, err := update(ctx, tx, uuid, ` AND deleted = 0 AND task_state <> ? AND EXISTS (SELECT 1 FROM claims WHERE instance_uuid = ? AND host = ?)`,
-		[]any{TaskDeleting, uuid, host}, c, now)
+		[]any{TaskDeleting, uuid, host}, c, now, true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -354,9 +378,9 @@ func UpdateClaimed(ctx context.Context, tx *db.Tx, uuid, host string, c Change, 
 }
 
 // update applies c to the instance if it meets where (a condition after
-// "WHERE uuid = ?"), and returns it as updated: sql.ErrNoRows when it
-// does not.
-func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any, c Change, now time.Time) (*Instance, error) {
+// "WHERE uuid = ?"), and returns it as updated when returning is set:
+// sql.ErrNoRows when it does not meet the condition.
+func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any, c Change, now time.Time, returning bool) (*Instance, error) {
 	var set []string
 	var args []any
 	add := func(col string, v any) {
@@ -405,6 +429,18 @@ func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any,
 	add("updated_at", db.Micros(now))
 	q := `UPDATE instances SET ` + strings.Join(set, ", ") + `, version = version + 1 WHERE uuid = ?` + where
 	args = append(append(args, uuid), whereArgs...)
+	if !returning {
+		res, err := tx.Exec(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("update instance %s: %w", uuid, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, err
+		} else if n == 0 {
+			return nil, sql.ErrNoRows
+		}
+		return nil, nil
+	}
 	in, err := scanInstance(tx.QueryRow(ctx, q+` RETURNING `+selectCols, args...))
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("update instance %s: %w", uuid, err)

@@ -672,3 +672,34 @@ func TestStatesAgreesWithState(t *testing.T) {
 		}
 	})
 }
+
+// TestSetIsUpdateWithoutTheRowBack: Set changes what Update changes, with
+// the same compare-and-swap and the same errors.
+func TestSetIsUpdateWithoutTheRowBack(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		u := insertInstances(t, d, 1)[0]
+		set := func(uuid string, expect *string, c celldb.Change) error {
+			return d.InTx(ctx, func(tx *db.Tx) error { return celldb.Set(ctx, tx, uuid, expect, c, t0.Add(time.Minute)) })
+		}
+		str := func(s string) *string { return &s }
+		if err := set(u, str(celldb.TaskSpawning), celldb.Change{TaskState: str("")}); !errors.Is(err, wire.ErrConflict) {
+			t.Errorf("Set with the wrong expected task = %v, want wire.ErrConflict", err)
+		}
+		if err := set("no-such-instance", nil, celldb.Change{}); !errors.Is(err, celldb.ErrNotFound) {
+			t.Errorf("Set of a missing instance = %v, want ErrNotFound", err)
+		}
+		if in, _ := celldb.Get(ctx, d, u); in.Version != 1 {
+			t.Fatalf("refused Sets changed the instance: version %d", in.Version)
+		}
+		if err := set(u, str(celldb.TaskScheduling), celldb.Change{Host: str("h1"), TaskState: str(celldb.TaskNetworking), AvailabilityZone: str("az1")}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := celldb.Get(ctx, d, u)
+		if in.Version != 2 || in.Host != "h1" || in.Node != "h1" || in.TaskState != celldb.TaskNetworking || in.AvailabilityZone != "az1" ||
+			!in.UpdatedAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("after Set: %+v", in)
+		}
+	})
+}

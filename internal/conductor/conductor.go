@@ -173,8 +173,7 @@ func (c *Conductor) recover(ctx context.Context) error {
 				if err := celldb.Release(ctx, tx, in.UUID); err != nil {
 					return err
 				}
-				_, err := celldb.Update(ctx, tx, in.UUID, &task, celldb.Change{TaskState: &scheduling, Host: &noHost}, c.cfg.Now())
-				return err
+				return celldb.Set(ctx, tx, in.UUID, &task, celldb.Change{TaskState: &scheduling, Host: &noHost}, c.cfg.Now())
 			})
 			if err != nil {
 				return fmt.Errorf("conductor: recover %s: %w", in.UUID, err)
@@ -241,7 +240,7 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 		if in.Deleted || in.TaskState == celldb.TaskDeleting {
 			continue
 		}
-		if _, err := celldb.Update(ctx, tx, u, nil, celldb.Change{TaskState: &deleting}, c.cfg.Now()); err != nil {
+		if err := celldb.Set(ctx, tx, u, nil, celldb.Change{TaskState: &deleting}, c.cfg.Now()); err != nil {
 			return err
 		}
 		// A delete ends any server action still pending.
@@ -454,8 +453,7 @@ func (c *Conductor) claim(ctx context.Context, tx *db.Tx, in *celldb.Instance, h
 		// Like Nova, an instance that asked for no zone takes its host's.
 		change.AvailabilityZone = &az
 	}
-	_, err = celldb.Update(ctx, tx, in.UUID, &scheduling, change, c.cfg.Now())
-	return err
+	return celldb.Set(ctx, tx, in.UUID, &scheduling, change, c.cfg.Now())
 }
 
 // handBack returns instances this cell cannot place to the cell that
