@@ -99,7 +99,7 @@ func (h *Handlers) apply(ctx context.Context, tx *db.Tx, rid string, st wire.Ins
 		return err
 	}
 	if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
-		h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "cell", st.Cell)
+		h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "to", st.Cell)
 		return h.Sender.Send(ctx, tx, st.Cell, wire.MethodDeleteInstances, rid, &wire.DeleteInstances{UUIDs: []string{st.UUID}})
 	}
 	return nil
@@ -123,7 +123,7 @@ func (h *Handlers) Placed(ctx context.Context, tx *db.Tx, child, requestID strin
 	}
 	// Only a build placed again (handed back by another cell) can have a
 	// delete pending: the cell that now takes it must hear of it.
-	h.Logger.Info("sending pending deletes to the cell that takes their build", "request_id", requestID, "instances", len(deleting), "cell", child)
+	h.Logger.Info("sending pending deletes to the cell that takes their build", "request_id", requestID, "instances", len(deleting), "to", child)
 	return h.Sender.Send(ctx, tx, child, wire.MethodDeleteInstances, requestID, &wire.DeleteInstances{UUIDs: deleting})
 }
 

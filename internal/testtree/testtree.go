@@ -30,6 +30,9 @@ import (
 type Options struct {
 	Cells        int
 	HostsPerCell int
+	// Depth is the tree's levels (up.Options.Depth): 2 by default, 3 puts
+	// the compute cells below routing cells.
+	Depth int
 	// Host is the size of each fake host (zero fields take the defaults).
 	Host compute.HostSpec
 	// ReportInterval is the capacity report interval (default 200ms).
@@ -82,7 +85,7 @@ func Start(t testing.TB, o Options) *Tree {
 	defer cancel()
 	start := time.Now()
 	tr, err := up.Start(ctx, up.Options{
-		DataDir: t.TempDir(), Cells: o.Cells, HostsPerCell: o.HostsPerCell, Listen: "127.0.0.1:0",
+		DataDir: t.TempDir(), Cells: o.Cells, HostsPerCell: o.HostsPerCell, Depth: o.Depth, Listen: "127.0.0.1:0",
 		Host: o.Host, ReportInterval: o.ReportInterval, SpawnLatency: o.SpawnLatency,
 		Auth: o.Auth, KeystoneURL: o.KeystoneURL, TokenCacheTTL: o.TokenCacheTTL, Quota: o.Quota, PolicyFile: o.PolicyFile,
 	}, log)
