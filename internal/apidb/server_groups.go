@@ -115,9 +115,11 @@ func loadMembers(ctx context.Context, q Querier, gs []*ServerGroup) error {
 		byUUID[g.UUID] = g
 		args = append(args, g.UUID)
 	}
+	// "+i.deleted" keeps SQLite's planner from reading every live instance
+	// through instances_live: the members are found by their groups.
 	rows, err := q.Query(ctx, `SELECT m.group_uuid, m.instance_uuid FROM server_group_members m
 		JOIN instances i ON i.uuid = m.instance_uuid
-		WHERE i.deleted = 0 AND m.group_uuid IN (`+memberPlaceholders(len(args))+`)
+		WHERE +i.deleted = 0 AND m.group_uuid IN (`+memberPlaceholders(len(args))+`)
 		ORDER BY i.created_at, i.launch_index, i.uuid`, args...)
 	if err != nil {
 		return fmt.Errorf("server group members: %w", err)
@@ -161,8 +163,10 @@ func AddServerGroupMembers(ctx context.Context, tx *db.Tx, group string, instanc
 // ServerGroupMembers returns the copies of a group's live members, oldest
 // first: with their cells and hosts, where placement needs them.
 func ServerGroupMembers(ctx context.Context, q Querier, group string) ([]*Instance, error) {
+	// "+deleted", as in loadMembers: by the group's members, not every
+	// live instance.
 	return db.Collect(ctx, q, scan, `SELECT `+cols+` FROM instances
-		WHERE deleted = 0 AND uuid IN (SELECT instance_uuid FROM server_group_members WHERE group_uuid = ?)
+		WHERE +deleted = 0 AND uuid IN (SELECT instance_uuid FROM server_group_members WHERE group_uuid = ?)
 		ORDER BY created_at, launch_index, uuid`, group)
 }
 
