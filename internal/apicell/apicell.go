@@ -84,23 +84,17 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		if st.RequestID != "" {
 			rid = st.RequestID
 		}
-		if err := h.apply(ctx, tx, rid, st, now); err != nil {
+		a, err := apidb.ApplyUpdate(ctx, tx, st, now)
+		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// apply applies one state to the copy. A delete asked for before the
-// instance reached its cell follows it there.
-func (h *Handlers) apply(ctx context.Context, tx *db.Tx, rid string, st wire.InstanceState, now time.Time) error {
-	a, err := apidb.ApplyUpdate(ctx, tx, st, now)
-	if err != nil {
-		return err
-	}
-	if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
-		h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "to", st.Cell)
-		return h.Sender.Send(ctx, tx, st.Cell, wire.MethodDeleteInstances, rid, &wire.DeleteInstances{UUIDs: []string{st.UUID}})
+		// A delete asked for before the instance reached its cell follows it there.
+		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
+			h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "to", st.Cell)
+			if err := h.Sender.Send(ctx, tx, st.Cell, wire.MethodDeleteInstances, rid, &wire.DeleteInstances{UUIDs: []string{st.UUID}}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

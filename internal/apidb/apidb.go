@@ -715,7 +715,7 @@ func RecordPlaced(ctx context.Context, tx *db.Tx, uuids []string, cell string, v
 	// their key.
 	rows, err := tx.Query(ctx, `UPDATE instances SET cell_path = ?, host = '', node = '', vm_state = 'building', task_state = 'scheduling',
 		power_state = 0, addresses = '[]', fault = '', launched_at = 0, version = ?, updated_at = ?
-		WHERE uuid IN (?`+strings.Repeat(", ?", len(uuids)-1)+`) AND +deleted = 0 AND version < ?
+		WHERE uuid IN (`+placeholders(len(uuids))+`) AND +deleted = 0 AND version < ?
 		RETURNING uuid, delete_requested`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("record the placement of %d instances in %s: %w", len(uuids), cell, err)

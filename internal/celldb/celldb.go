@@ -324,11 +324,7 @@ type Change struct {
 // task state (a compare-and-swap); otherwise wire.ErrConflict is returned.
 // It is one statement: the columns changed, and the row back as updated.
 func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c Change, now time.Time) (*Instance, error) {
-	var where string
-	var whereArgs []any
-	if expectTask != nil {
-		where, whereArgs = ` AND task_state = ?`, []any{*expectTask}
-	}
+	where, whereArgs := taskIs(expectTask)
 	in, err := update(ctx, tx, uuid, where, whereArgs, c, now, true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, conflict(ctx, tx, uuid, expectTask)
@@ -339,16 +335,20 @@ func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c C
 // Set is Update for a caller that needs the change made but not the
 // instance back: the statement returns no row to decode.
 func Set(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c Change, now time.Time) error {
-	var where string
-	var whereArgs []any
-	if expectTask != nil {
-		where, whereArgs = ` AND task_state = ?`, []any{*expectTask}
-	}
+	where, whereArgs := taskIs(expectTask)
 	_, err := update(ctx, tx, uuid, where, whereArgs, c, now, false)
 	if errors.Is(err, sql.ErrNoRows) {
 		return conflict(ctx, tx, uuid, expectTask)
 	}
 	return err
+}
+
+// taskIs is update's condition for an expected task state (none for nil).
+func taskIs(expectTask *string) (string, []any) {
+	if expectTask == nil {
+		return "", nil
+	}
+	return ` AND task_state = ?`, []any{*expectTask}
 }
 
 // conflict says why an update found no row: the instance is not there
