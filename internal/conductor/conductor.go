@@ -42,7 +42,8 @@ type Network interface {
 	Deallocate(ctx context.Context, uuid string) error
 }
 
-// Compute claims, spawns and destroys on a host.
+// Compute spawns on a host (checking the claim Place took there, or taking
+// one on a host the instance has none on) and destroys there.
 type Compute interface {
 	Spawn(ctx context.Context, host, uuid string) error
 	Destroy(ctx context.Context, host, uuid string) error
