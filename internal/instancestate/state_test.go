@@ -219,3 +219,55 @@ func TestPlaceAndBeginSpawn(t *testing.T) {
 		}
 	})
 }
+
+func TestActionTravelsWithTheChange(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		o, u := setup(t, d)
+		stopping := "powering-off"
+		pending := &celldb.PendingAction{Action: "stop", Params: []byte(`{"x":1}`), RequestID: "req-2"}
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			return o.Step(ctx, tx, u, nil, celldb.Change{TaskState: &stopping, Action: pending})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := celldb.PendingActions(ctx, d, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) != 1 || ps[0].UUID != u || ps[0].Action != "stop" || string(ps[0].Params) != `{"x":1}` || ps[0].RequestID != "req-2" {
+			t.Fatalf("pending actions %+v, want stop on %s", ps, u)
+		}
+		if in, _ := celldb.Get(ctx, d, u); in.Version != 2 || in.TaskState != stopping || in.Action != "stop" {
+			t.Errorf("after the Step: version %d, task %q, action %q", in.Version, in.TaskState, in.Action)
+		}
+		none := ""
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, err := o.Transition(ctx, tx, u, &stopping, celldb.Change{TaskState: &none, Action: &celldb.PendingAction{}})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if ps, _ := celldb.PendingActions(ctx, d, 10); len(ps) != 0 {
+			t.Errorf("pending actions %+v after the transition cleared it", ps)
+		}
+		if in, _ := celldb.Get(ctx, d, u); in.Version != 3 || in.TaskState != "" || in.Action != "" {
+			t.Errorf("after the Transition: version %d, task %q, action %q", in.Version, in.TaskState, in.Action)
+		}
+		// Clearing an action alone leaves the state and version.
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			return o.Step(ctx, tx, u, nil, celldb.Change{TaskState: &stopping, Action: pending})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return o.ClearAction(ctx, tx, u) }); err != nil {
+			t.Fatal(err)
+		}
+		if in, _ := celldb.Get(ctx, d, u); in.Version != 4 || in.TaskState != stopping || in.Action != "" {
+			t.Errorf("after ClearAction: version %d, task %q, action %q; want 4, %q, none", in.Version, in.TaskState, in.Action, stopping)
+		}
+		if us := updates(t, d); len(us) != 1 {
+			t.Errorf("queued %d updates, want the one of the Transition", len(us))
+		}
+	})
+}
