@@ -37,13 +37,15 @@ type tree struct {
 	procs map[string]*cellProc
 	urls  map[string]string // broker URL per cell
 	dbs   map[string]string // database DSN per cell
+	nets  map[string]string // network CIDR per compute cell
+	cells []string          // compute cells, in the order of the specs
 	api   string            // Compute API endpoint
 }
 
 // startTree writes a config per cell, links the cells with `cellcloud cell
 // add` on both sides, and starts one `cellcloud serve` process per cell.
 func startTree(t *testing.T, specs []cellSpec) *tree {
-	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}}
+	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}, nets: map[string]string{}}
 	apiPort := freePort(t)
 	tr.api = fmt.Sprintf("http://127.0.0.1:%d/v2.1/", apiPort)
 	for i, s := range specs {
@@ -71,7 +73,9 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		} else {
 			cfg["compute"] = map[string]any{"hosts": s.hosts,
 				"host": map[string]any{"vcpus": 4, "ram_mb": 2048, "disk_gb": 100, "cpu_allocation_ratio": 4, "ram_allocation_ratio": 1}}
-			cfg["network"] = map[string]any{"cidr": fmt.Sprintf("10.%d.0.0/24", i)}
+			tr.nets[s.path] = fmt.Sprintf("10.%d.0.0/24", i)
+			cfg["network"] = map[string]any{"cidr": tr.nets[s.path]}
+			tr.cells = append(tr.cells, s.path)
 		}
 		if dsn, ok := cfg["database"].(string); ok {
 			tr.dbs[s.path] = dsn
@@ -269,16 +273,7 @@ func TestTreeOfProcesses(t *testing.T) {
 
 	// The tree is ready when the API cell has capacity reports covering
 	// every host: api!cell1's report includes its child api!cell1!a.
-	testpoll.Eventually(t, 60*time.Second, "capacity reports at the API cell", hostsReported(ctx, apiDB, map[string]int{"api!cell1": 4, "api!cell2": 2}))
-	// The cells service records reports before the API listens.
-	testpoll.Eventually(t, 60*time.Second, "the Compute API to answer", func() (bool, string) {
-		resp, err := http.Get(tr.api)
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode < 500, resp.Status
-	})
+	tr.waitReady(map[string]int{"api!cell1": 4, "api!cell2": 2})
 
 	admin := tr.client("admin:admin")
 	demo := tr.client("demo:demo")
