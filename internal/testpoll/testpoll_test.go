@@ -2,6 +2,8 @@ package testpoll_test
 
 import (
 	"fmt"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +69,19 @@ func TestEventuallyTimesOut(t *testing.T) {
 	}
 	if took < timeout {
 		t.Errorf("gave up after %v, before the %v deadline", took, timeout)
+	}
+}
+
+// TestStandardLibraryOnly keeps the package usable from every package's
+// tests: it must depend on nothing but the standard library.
+func TestStandardLibraryOnly(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p != "github.com/cellcloud/cellcloud/internal/testpoll" {
+			t.Errorf("testpoll depends on %s", p)
+		}
 	}
 }
