@@ -26,6 +26,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/outbox"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
@@ -349,18 +350,10 @@ func (tr *tree) waitOutboxesEmpty(timeout time.Duration) {
 	}, "every outbox to empty")
 }
 
-// waitFor polls cond until it holds or timeout passes.
+// waitFor waits up to timeout for cond (testpoll.Eventually with no why).
 func waitFor(t testing.TB, timeout time.Duration, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	testpoll.Eventually(t, timeout, what, func() (bool, string) { return cond(), "" })
 }
 
 // logSink sends every cell's log lines to t.Log and keeps them for tests

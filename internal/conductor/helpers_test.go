@@ -20,6 +20,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/network"
 	"github.com/cellcloud/cellcloud/internal/outbox"
 	"github.com/cellcloud/cellcloud/internal/scheduler"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
@@ -240,16 +241,10 @@ func get(t *testing.T, d *db.DB, uuid string) *celldb.Instance {
 	return in
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually waits up to 10s for cond (testpoll.Eventually with no why).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testpoll.Eventually(t, 10*time.Second, what, func() (bool, string) { return cond(), "" })
 }
 
 func claims(t *testing.T, d *db.DB) map[string]string {

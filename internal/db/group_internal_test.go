@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
 func openGroupTest(t *testing.T) *DB {
@@ -28,19 +30,12 @@ func openGroupTest(t *testing.T) *DB {
 // waitQueued polls until a caller leads and n more wait in the queue.
 func waitQueued(t *testing.T, d *DB, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testpoll.Eventually(t, 10*time.Second, fmt.Sprintf("a leader and %d queued callers", n), func() (bool, string) {
 		d.group.mu.Lock()
 		got, leading := len(d.group.queue), d.group.leading
 		d.group.mu.Unlock()
-		if leading && got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d callers queued, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return leading && got >= n, fmt.Sprintf("%d callers queued, leading %v", got, leading)
+	})
 }
 
 // holdLead starts a caller of Group that leads its group and waits inside

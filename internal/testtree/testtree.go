@@ -22,6 +22,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/compute"
 	"github.com/cellcloud/cellcloud/internal/quota"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
 
@@ -227,25 +228,11 @@ func (tr *Tree) Send(method, path, token string, body any, headers ...string) (*
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
-// Eventually calls cond until it reports done or the timeout passes, then
-// fails the test with cond's last explanation. It waits a little longer
-// between tries each time, never more than 100ms.
+// Eventually is testpoll.Eventually, kept here for the tests that already
+// speak testtree.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (done bool, why string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := 5 * time.Millisecond
-	for {
-		done, why := cond()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not done within %v: %s", what, timeout, why)
-		}
-		timer := time.NewTimer(wait)
-		<-timer.C
-		wait = min(2*wait, 100*time.Millisecond)
-	}
+	testpoll.Eventually(t, timeout, what, cond)
 }
 
 // Fault checks that r is the Compute API's error shape for status,

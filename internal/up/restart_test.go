@@ -2,6 +2,7 @@ package up_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/cells"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/up"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
@@ -100,8 +102,7 @@ func build(t *testing.T, tree *up.Tree, n int) []string {
 
 func waitActive(t *testing.T, tree *up.Tree, uuids []string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testpoll.Eventually(t, 30*time.Second, "every instance ACTIVE", func() (bool, string) {
 		active := 0
 		for _, u := range uuids {
 			in, err := apidb.Get(context.Background(), tree.API.DB, u)
@@ -109,12 +110,6 @@ func waitActive(t *testing.T, tree *up.Tree, uuids []string) {
 				active++
 			}
 		}
-		if active == len(uuids) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d instances ACTIVE after 30s", active, len(uuids))
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+		return active == len(uuids), fmt.Sprintf("%d of %d instances ACTIVE", active, len(uuids))
+	})
 }

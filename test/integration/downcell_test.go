@@ -15,6 +15,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/hypervisors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
+
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
 // get sends an admin GET to the Compute API and decodes the answer.
@@ -57,7 +59,7 @@ func TestDownCell(t *testing.T) {
 	admin := tr.client("admin:admin")
 	demo := tr.client("demo:demo")
 
-	waitFor(t, 60*time.Second, "4 hypervisors in 2 cells", func() (bool, string) {
+	testpoll.Eventually(t, 60*time.Second, "4 hypervisors in 2 cells", func() (bool, string) {
 		pages, err := hypervisors.List(admin, nil).AllPages(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -65,7 +67,7 @@ func TestDownCell(t *testing.T) {
 		hs, _ := hypervisors.ExtractHypervisors(pages)
 		return len(hs) == 4, fmt.Sprint(len(hs))
 	})
-	waitFor(t, 30*time.Second, "both cells up in os-cells", func() (bool, string) {
+	testpoll.Eventually(t, 30*time.Second, "both cells up in os-cells", func() (bool, string) {
 		var body struct {
 			Cells []struct{ Name, State string } `json:"cells"`
 		}
@@ -80,7 +82,7 @@ func TestDownCell(t *testing.T) {
 	})
 
 	apiDB := tr.openDB("api")
-	waitFor(t, 30*time.Second, "capacity reports of both cells at the API cell", hostsReported(ctx, apiDB, map[string]int{"api!cell1": 2, "api!cell2": 2}))
+	testpoll.Eventually(t, 30*time.Second, "capacity reports of both cells at the API cell", hostsReported(ctx, apiDB, map[string]int{"api!cell1": 2, "api!cell2": 2}))
 
 	// Two servers in each cell, placed by the admin's target_cell hint.
 	for _, cell := range []string{"api!cell1", "api!cell2"} {
@@ -90,7 +92,7 @@ func TestDownCell(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 60*time.Second, "4 ACTIVE servers, 2 in each cell", func() (bool, string) {
+	testpoll.Eventually(t, 60*time.Second, "4 ACTIVE servers, 2 in each cell", func() (bool, string) {
 		byCell := map[string]int{}
 		states := map[string]int{}
 		for _, a := range apiInstances(t, apiDB) {
@@ -127,7 +129,7 @@ func TestDownCell(t *testing.T) {
 	if code != http.StatusOK || len(hyps.Hypervisors) != 2 || hdr.Get("X-Cellcloud-Missing-Cells") != "api!cell2" {
 		t.Errorf("hypervisors with api!cell2 down: %d, %d listed, missing %q", code, len(hyps.Hypervisors), hdr.Get("X-Cellcloud-Missing-Cells"))
 	}
-	waitFor(t, 30*time.Second, "api!cell2 down in os-cells", func() (bool, string) {
+	testpoll.Eventually(t, 30*time.Second, "api!cell2 down in os-cells", func() (bool, string) {
 		var body struct {
 			Cells []struct{ Name, State string } `json:"cells"`
 		}
@@ -264,7 +266,7 @@ func TestDownCell(t *testing.T) {
 	if _, err := servers.Create(ctx, demo, servers.CreateOpts{Name: "after", FlavorRef: "1", ImageRef: imageID, Min: 3, Max: 3}, nil).Extract(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "3 more servers ACTIVE in api!cell1", func() (bool, string) {
+	testpoll.Eventually(t, 60*time.Second, "3 more servers ACTIVE in api!cell1", func() (bool, string) {
 		n := 0
 		for _, a := range apiInstances(t, apiDB) {
 			if a.vmState == "active" && a.cell == "api!cell1" && !a.deleted {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
 // TestCellSplitAcrossProcesses runs one compute cell as two processes that
@@ -63,18 +65,18 @@ func TestCellSplitAcrossProcesses(t *testing.T) {
 	ctx := context.Background()
 	// The compute hosts register when their process starts; the first
 	// build may come before, so wait for the API to answer and then build.
-	waitFor(t, 30*time.Second, "the API", func() (bool, string) {
+	testpoll.Eventually(t, 30*time.Second, "the API", func() (bool, string) {
 		_, err := servers.List(c, nil).AllPages(ctx)
 		return err == nil, fmt.Sprint(err)
 	})
 	var ids []string
-	waitFor(t, 30*time.Second, "hosts to register and a first build to succeed", func() (bool, string) {
+	testpoll.Eventually(t, 30*time.Second, "hosts to register and a first build to succeed", func() (bool, string) {
 		s, err := servers.Create(ctx, c, servers.CreateOpts{Name: "split", FlavorRef: "1", ImageRef: imageID}, nil).Extract()
 		if err != nil {
 			return false, err.Error()
 		}
 		ok, detail := false, ""
-		waitFor(t, 20*time.Second, "the build to finish", func() (bool, string) {
+		testpoll.Eventually(t, 20*time.Second, "the build to finish", func() (bool, string) {
 			got, err := servers.Get(ctx, c, s.ID).Extract()
 			if err != nil {
 				return false, err.Error()
@@ -97,7 +99,7 @@ func TestCellSplitAcrossProcesses(t *testing.T) {
 		ids = append(ids, s.ID)
 	}
 	for _, id := range ids {
-		waitFor(t, 30*time.Second, "ACTIVE "+id, func() (bool, string) {
+		testpoll.Eventually(t, 30*time.Second, "ACTIVE "+id, func() (bool, string) {
 			got, err := servers.Get(ctx, c, id).Extract()
 			if err != nil {
 				return false, err.Error()
@@ -111,7 +113,7 @@ func TestCellSplitAcrossProcesses(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		waitFor(t, 30*time.Second, "deleted "+id, func() (bool, string) {
+		testpoll.Eventually(t, 30*time.Second, "deleted "+id, func() (bool, string) {
 			_, err := servers.Get(ctx, c, id).Extract()
 			return err != nil, "still there"
 		})

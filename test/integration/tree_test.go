@@ -20,6 +20,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/outbox"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
 const imageID = "5f5c1b7e-6c2a-4e43-9a57-0d8c1c0c1c0c"
@@ -36,13 +37,15 @@ type tree struct {
 	procs map[string]*cellProc
 	urls  map[string]string // broker URL per cell
 	dbs   map[string]string // database DSN per cell
+	nets  map[string]string // network CIDR per compute cell
+	cells []string          // compute cells, in the order of the specs
 	api   string            // Compute API endpoint
 }
 
 // startTree writes a config per cell, links the cells with `cellcloud cell
 // add` on both sides, and starts one `cellcloud serve` process per cell.
 func startTree(t *testing.T, specs []cellSpec) *tree {
-	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}}
+	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}, nets: map[string]string{}}
 	apiPort := freePort(t)
 	tr.api = fmt.Sprintf("http://127.0.0.1:%d/v2.1/", apiPort)
 	for i, s := range specs {
@@ -70,7 +73,9 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		} else {
 			cfg["compute"] = map[string]any{"hosts": s.hosts,
 				"host": map[string]any{"vcpus": 4, "ram_mb": 2048, "disk_gb": 100, "cpu_allocation_ratio": 4, "ram_allocation_ratio": 1}}
-			cfg["network"] = map[string]any{"cidr": fmt.Sprintf("10.%d.0.0/24", i)}
+			tr.nets[s.path] = fmt.Sprintf("10.%d.0.0/24", i)
+			cfg["network"] = map[string]any{"cidr": tr.nets[s.path]}
+			tr.cells = append(tr.cells, s.path)
 		}
 		if dsn, ok := cfg["database"].(string); ok {
 			tr.dbs[s.path] = dsn
@@ -104,8 +109,8 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 	return tr
 }
 
-// hostsReported is a waitFor condition: the API cell's children have
-// reported these numbers of hosts.
+// hostsReported is a testpoll.Eventually condition: the API cell's
+// children have reported these numbers of hosts.
 func hostsReported(ctx context.Context, apiDB *db.DB, want map[string]int) func() (bool, string) {
 	return func() (bool, string) {
 		ns, err := cells.ListNeighbours(ctx, apiDB)
@@ -268,16 +273,7 @@ func TestTreeOfProcesses(t *testing.T) {
 
 	// The tree is ready when the API cell has capacity reports covering
 	// every host: api!cell1's report includes its child api!cell1!a.
-	waitFor(t, 60*time.Second, "capacity reports at the API cell", hostsReported(ctx, apiDB, map[string]int{"api!cell1": 4, "api!cell2": 2}))
-	// The cells service records reports before the API listens.
-	waitFor(t, 60*time.Second, "the Compute API to answer", func() (bool, string) {
-		resp, err := http.Get(tr.api)
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode < 500, resp.Status
-	})
+	tr.waitReady(map[string]int{"api!cell1": 4, "api!cell2": 2})
 
 	admin := tr.client("admin:admin")
 	demo := tr.client("demo:demo")
@@ -326,7 +322,7 @@ func TestTreeOfProcesses(t *testing.T) {
 			return true, ""
 		}
 	}
-	waitFor(t, 60*time.Second, "18 ACTIVE instances, converged", allActive(18))
+	testpoll.Eventually(t, 60*time.Second, "18 ACTIVE instances, converged", allActive(18))
 
 	// Each instance landed where the scheduler said: the API's cell and
 	// host for it are those of the one cell database that holds it.
@@ -393,7 +389,7 @@ func TestTreeOfProcesses(t *testing.T) {
 		t.Fatalf("delete %s while its cell is down: %v", victims[0], err)
 	}
 	// The deletes for api!cell2 wait in the API cell's outbox.
-	waitFor(t, 20*time.Second, "messages queued for api!cell2", func() (bool, string) {
+	testpoll.Eventually(t, 20*time.Second, "messages queued for api!cell2", func() (bool, string) {
 		q, err := outbox.Neighbours(ctx, apiDB)
 		if err != nil {
 			return false, err.Error()
@@ -402,8 +398,8 @@ func TestTreeOfProcesses(t *testing.T) {
 	})
 
 	tr.procs["api!cell2"].start()
-	waitFor(t, 90*time.Second, "17 ACTIVE instances after the restart, converged", allActive(17))
-	waitFor(t, 30*time.Second, "every outbox empty", func() (bool, string) {
+	testpoll.Eventually(t, 90*time.Second, "17 ACTIVE instances after the restart, converged", allActive(17))
+	testpoll.Eventually(t, 30*time.Second, "every outbox empty", func() (bool, string) {
 		for _, c := range append([]string{"api"}, computeCells...) {
 			d := apiDB
 			if c != "api" {

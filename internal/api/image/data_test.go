@@ -20,6 +20,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	imageapi "github.com/cellcloud/cellcloud/internal/api/image"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
 // data is deterministic image data of n bytes.
@@ -191,7 +192,7 @@ func TestUploadInterrupted(t *testing.T) {
 		pw.CloseWithError(errors.New("client went away"))
 		<-done
 		waitStatus(t, s, img.ID, "queued")
-		eventually(t, "no file left", func() (bool, string) {
+		testpoll.Eventually(t, 10*time.Second, "no file left", func() (bool, string) {
 			f := s.storeFiles(t)
 			return len(f) == 0, strings.Join(f, ",")
 		})
@@ -283,23 +284,8 @@ func TestDeleteDuringUpload(t *testing.T) {
 
 func waitStatus(t *testing.T, s *server, id, status string) {
 	t.Helper()
-	eventually(t, "image "+id+" to be "+status, func() (bool, string) {
+	testpoll.Eventually(t, 10*time.Second, "image "+id+" to be "+status, func() (bool, string) {
 		v := s.raw(t, admin, id)
 		return v["status"] == status, "status " + v["status"].(string)
 	})
-}
-
-func eventually(t *testing.T, what string, f func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, last := f()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (last: %s)", what, last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
