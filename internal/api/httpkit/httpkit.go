@@ -32,8 +32,8 @@
 // data, first match wins:
 //
 //	var computeErrors = httpkit.Table{
-//		{Err: notfound.Err, Status: 404},                  // every not-found sentinel and wire not_found
-//		{Err: wire.ErrConflict, Status: 409},               // message: the wire error's own
+//		{Err: notfound.Err, Status: 404},    // every not-found sentinel, and wire not_found
+//		{Err: wire.ErrConflict, Status: 409}, // message: the wire error's own
 //		{Err: wire.ErrInvalid, Status: 400},
 //		{Err: wire.ErrTimeout, Status: 503, Message: "..."},
 //	}
@@ -51,7 +51,34 @@
 // reads the request id (one set of context keys for every API).
 //
 // JSON: WriteJSON writes a status and a value through jsonenc, byte for
-// byte what encoding/json's Encoder writes.
+// byte what encoding/json's Encoder writes (with its newline); WriteMarshal
+// writes what json.Marshal does (no newline: Glance's answers).
+//
+// # Who uses it
+//
+// Identity (Keystone's {"error": {...}}, WWW-Authenticate on a 401),
+// Image (Glance's {"message", "code": "404 Not Found", "title"}, answers
+// without a newline) and Networking (Neutron's {"NeutronError": {"type",
+// "message", "detail"}}, its type from netdb's errors) use it. The Compute
+// API keeps its own copy until its split into one handler per resource
+// lands; it then adopts the kit thus:
+//
+//   - its ServeHTTP becomes kit.Wrap of its router (the project id in the
+//     path and its 404/405 stay in the router), with RequestIDHeaders
+//     X-Openstack-Request-Id and X-Compute-Request-Id;
+//   - writeFault becomes its Shape (the fault name by status, faultNames),
+//     its 500 message the Internal fault;
+//   - httpError and badRequest become *Fault (Errorf); quota errors stay
+//     a *Fault its helpers build;
+//   - the wire-code switches of cellError and callCell (and the inline
+//     errors.Is checks in os_services.go and os_hosts.go) become rows of
+//     one table (they disagree today: cellError has no row for invalid,
+//     callCell none for not_found; keep each call site's statuses when
+//     merging them, e.g. with a Detail for the cell-naming messages);
+//     isNotFound becomes errors.Is(err, notfound.Err);
+//   - Caller becomes httpkit.Caller (its creds are c.Credentials()), and
+//     its context keys for the request id and the caller go; keyVersion
+//     and keyPathProject stay its own.
 package httpkit
 
 import (
@@ -104,9 +131,6 @@ func New(cfg Config) (*Kit, error) {
 	}
 	return &Kit{log: cfg.Logger, headers: cfg.RequestIDHeaders, shape: cfg.Shape, internal: cfg.Internal, table: cfg.Table}, nil
 }
-
-// Logger is the API's logger.
-func (k *Kit) Logger() *slog.Logger { return k.log }
 
 // Wrap gives h the request id (a new "req-<uuid>" in the context and in
 // each of the request-id headers), recovers a panic in h into the Internal
