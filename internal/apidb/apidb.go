@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/notfound"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
@@ -177,7 +178,7 @@ CREATE INDEX instances_state ON instances (vm_state, deleted, created_at)`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = notfound.New("not found")
 
 // Instance is the API cell's copy of an instance.
 type Instance struct {

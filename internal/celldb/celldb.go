@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/notfound"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
@@ -176,7 +177,7 @@ const (
 )
 
 // ErrNotFound is returned for an instance the cell does not have.
-var ErrNotFound = errors.New("instance not found in this cell")
+var ErrNotFound = notfound.New("instance not found in this cell")
 
 // ErrGone is returned when work on an instance stops because the instance
 // is being deleted.

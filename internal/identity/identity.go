@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/notfound"
 )
 
 // MigrationSet names the identity schema's migration set.
@@ -155,6 +156,13 @@ var (
 	// ErrTokenNotFound is a token that does not exist, has expired or was
 	// revoked.
 	ErrTokenNotFound = errors.New("token not found")
+
+	// The kinds the error types below match with errors.Is (a
+	// *NotFoundError matches notfound.Err), so that the HTTP layer's table
+	// can name them.
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+	ErrScope    = errors.New("scope not allowed")
 )
 
 // message is an error whose text is an API message, shown to clients as is.
@@ -169,6 +177,9 @@ type NotFoundError struct {
 
 func (e *NotFoundError) Error() string { return fmt.Sprintf("Could not find %s: %s.", e.Kind, e.ID) }
 
+// Is makes a NotFoundError match notfound.Err.
+func (e *NotFoundError) Is(target error) bool { return target == notfound.Err }
+
 // ConflictError is a duplicate.
 type ConflictError struct {
 	Kind, Detail string
@@ -178,14 +189,23 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("Conflict occurred attempting to store %s - %s.", e.Kind, e.Detail)
 }
 
+// Is makes a ConflictError match ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
 // ValidationError is bad input, named.
 type ValidationError struct{ Msg string }
 
 func (e *ValidationError) Error() string { return e.Msg }
 
+// Is makes a ValidationError match ErrInvalid.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
 // ScopeError is a scope the user may not have: no role on the project.
 type ScopeError struct{ Msg string }
 
 func (e *ScopeError) Error() string { return e.Msg }
+
+// Is makes a ScopeError match ErrScope.
+func (e *ScopeError) Is(target error) bool { return target == ErrScope }
 
 func invalid(format string, a ...any) error { return &ValidationError{Msg: fmt.Sprintf(format, a...)} }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/notfound"
 )
 
 // MigrationSet names the image schema's migration set.
@@ -92,7 +93,7 @@ const HashAlgo = "sha512"
 
 var (
 	// ErrNotFound is a missing or deleted image.
-	ErrNotFound = errors.New("image not found")
+	ErrNotFound = notfound.New("image not found")
 	// ErrDuplicate is an id already used by an image, deleted or not.
 	ErrDuplicate = errors.New("image id already exists")
 	// ErrProtected is a delete of a protected image.

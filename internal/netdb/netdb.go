@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/notfound"
 )
 
 // MigrationSet names this package's migrations in schema_migrations.
@@ -70,7 +71,7 @@ func Migrate(ctx context.Context, d *db.DB) error {
 // The kinds of failure; every error this package returns for a request that
 // cannot succeed is an *Error that wraps one of them.
 var (
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = notfound.New("not found")
 	ErrInUse    = errors.New("in use")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")

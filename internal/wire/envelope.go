@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/notfound"
 )
 
 // Kind says how a message is routed.
@@ -187,8 +188,12 @@ func (e *Error) Error() string {
 	return string(e.Code) + ": " + e.Message
 }
 
-// Is lets errors.Is match a wire error against the sentinels below.
+// Is lets errors.Is match a wire error against the sentinels below, and a
+// not_found error against notfound.Err.
 func (e *Error) Is(target error) bool {
+	if target == notfound.Err {
+		return e.Code == CodeNotFound
+	}
 	s, ok := target.(*Error)
 	return ok && s.Message == "" && s.Code == e.Code
 }

@@ -14,16 +14,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/cellcloud/cellcloud/internal/api/authn"
-	"github.com/cellcloud/cellcloud/internal/api/jsonenc"
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/api/route"
 	"github.com/cellcloud/cellcloud/internal/identity"
+	"github.com/cellcloud/cellcloud/internal/notfound"
 	"github.com/cellcloud/cellcloud/internal/policy"
 )
 
@@ -55,9 +53,11 @@ type Config struct {
 
 // API is the Identity API handler. Mount it with its prefix stripped.
 type API struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	kit     *httpkit.Kit
+	handler http.Handler
 }
 
 // New builds the handler.
@@ -76,6 +76,17 @@ func New(cfg Config) (*API, error) {
 	}
 	cfg.maxBytes = 112 << 10
 	a := &API{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api", "api", "identity"), mux: http.NewServeMux()}
+	kit, err := httpkit.New(httpkit.Config{
+		Logger:   a.log,
+		Shape:    keystoneFault,
+		Internal: httpkit.Fault{Status: http.StatusInternalServerError, Message: internalError},
+		Table:    errorTable,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("identity api: %w", err)
+	}
+	a.kit = kit
+	a.handler = kit.Wrap(http.HandlerFunc(a.route))
 	a.routes()
 	return a, nil
 }
@@ -126,34 +137,14 @@ func (a *API) routes() {
 	a.mux.HandleFunc("GET /v3/regions", a.authed("identity:list_regions", a.listRegions))
 }
 
-type ctxKey int
+// ServeHTTP hands the request to the kit (request id, panic recovery in
+// Keystone's shape, access log) and then to route.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
 
-const (
-	keyRequestID ctxKey = iota
-	keyCaller
-)
-
-func requestID(ctx context.Context) string {
-	s, _ := ctx.Value(keyRequestID).(string)
-	return s
-}
-
-// ServeHTTP sets the request id, recovers from panics (a 500 in Keystone's
-// shape) and logs each request.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rid := "req-" + uuid.NewString()
-	w.Header().Set("X-Openstack-Request-Id", rid)
+// route answers what matches no route in Keystone's way and serves the
+// rest.
+func (a *API) route(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Vary", "X-Auth-Token")
-	r = r.WithContext(context.WithValue(r.Context(), keyRequestID, rid))
-	start := time.Now()
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	defer func() {
-		if p := recover(); p != nil {
-			a.log.Error("panic serving a request", "request_id", rid, "panic", p, "stack", string(debug.Stack()))
-			writeError(rec, http.StatusInternalServerError, "An unexpected error prevented the server from fulfilling your request.")
-		}
-		a.log.Info("request", "request_id", rid, "method", r.Method, "path", r.URL.Path, "status", rec.status, "dur", time.Since(start).Round(time.Microsecond))
-	}()
 	if r.URL.Path == "" {
 		r.URL.Path = "/"
 	}
@@ -164,27 +155,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if st == http.StatusMethodNotAllowed {
 			msg = "The method is not allowed for the requested URL."
 		}
-		writeError(rec, st, msg)
+		writeError(w, st, msg)
 		return
 	}
-	a.mux.ServeHTTP(rec, r)
-}
-
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
+	a.mux.ServeHTTP(w, r)
 }
 
 // caller is the principal of the request's token.
-func caller(ctx context.Context) authn.Principal {
-	p, _ := ctx.Value(keyCaller).(authn.Principal)
-	return p
-}
+func caller(ctx context.Context) authn.Principal { return httpkit.CallerFrom(ctx).Principal }
 
 // authed validates the X-Auth-Token and checks the route's policy rule
 // (none for "") against a target of the caller's own project and user;
@@ -200,8 +178,7 @@ func (a *API) authed(rule string, h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusUnauthorized, authn.ErrUnauthorized.Error())
 			return
 		}
-		p := authn.FromToken(t)
-		ctx := context.WithValue(r.Context(), keyCaller, p)
+		ctx := httpkit.WithCaller(r.Context(), httpkit.Caller{Principal: authn.FromToken(t)})
 		r = r.WithContext(ctx)
 		if rule != "" && !a.allowed(ctx, rule, nil) {
 			writeError(w, http.StatusForbidden, forbidden(rule))
@@ -226,63 +203,46 @@ func forbidden(rule string) string {
 	return fmt.Sprintf("You are not authorized to perform the requested action: %s.", rule)
 }
 
-// httpError is an error with its status.
-type httpError struct {
-	status int
-	msg    string
+func badRequest(format string, args ...any) error {
+	return httpkit.Errorf(http.StatusBadRequest, format, args...)
 }
 
-func (e *httpError) Error() string { return e.msg }
+const internalError = "An unexpected error prevented the server from fulfilling your request."
 
-func badRequest(format string, args ...any) error {
-	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+// errorTable is the Identity API's errors as data; each answers with the
+// error's own text unless the row names a message.
+var errorTable = httpkit.Table{
+	{Err: notfound.Err, Status: http.StatusNotFound},
+	{Err: identity.ErrConflict, Status: http.StatusConflict},
+	{Err: identity.ErrInvalid, Status: http.StatusBadRequest},
+	{Err: identity.ErrScope, Status: http.StatusUnauthorized},
+	{Err: identity.ErrUnauthorized, Status: http.StatusUnauthorized, Message: identity.ErrUnauthorized.Error()},
+	{Err: identity.ErrTokenNotFound, Status: http.StatusUnauthorized, Message: identity.ErrUnauthorized.Error()},
 }
 
 // fail maps an error to Keystone's status and shape, in one place.
-func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var he *httpError
-	var nf *identity.NotFoundError
-	var ce *identity.ConflictError
-	var ve *identity.ValidationError
-	var se *identity.ScopeError
-	switch {
-	case errors.As(err, &he):
-		writeError(w, he.status, he.msg)
-	case errors.As(err, &nf):
-		writeError(w, http.StatusNotFound, nf.Error())
-	case errors.As(err, &ce):
-		writeError(w, http.StatusConflict, ce.Error())
-	case errors.As(err, &ve):
-		writeError(w, http.StatusBadRequest, ve.Error())
-	case errors.As(err, &se):
-		writeError(w, http.StatusUnauthorized, se.Error())
-	case errors.Is(err, identity.ErrUnauthorized), errors.Is(err, identity.ErrTokenNotFound):
-		writeError(w, http.StatusUnauthorized, identity.ErrUnauthorized.Error())
-	default:
-		a.log.Error("request failed", "request_id", requestID(r.Context()), "err", err)
-		writeError(w, http.StatusInternalServerError, "An unexpected error prevented the server from fulfilling your request.")
-	}
-}
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) { a.kit.Fail(w, r, err) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = jsonenc.Encode(w, v)
+// keystoneFault writes Keystone's error shape:
+// {"error": {"code": 404, "message": "...", "title": "Not Found"}}, with a
+// WWW-Authenticate header on a 401.
+func keystoneFault(w http.ResponseWriter, f *httpkit.Fault) {
+	if f.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Keystone uri="identity"`)
+	}
+	httpkit.WriteJSON(w, f.Status, map[string]any{"error": map[string]any{"code": f.Status, "message": f.Message, "title": http.StatusText(f.Status)}})
 }
 
 // writeError writes Keystone's error shape.
 func writeError(w http.ResponseWriter, status int, msg string) {
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Keystone uri="identity"`)
-	}
-	writeJSON(w, status, map[string]any{"error": map[string]any{"code": status, "message": msg, "title": http.StatusText(status)}})
+	keystoneFault(w, &httpkit.Fault{Status: status, Message: msg})
 }
 
 // decode reads a JSON body with one top-level key into v.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, key string, v any) error {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.maxBytes))
 	if err != nil {
-		return &httpError{http.StatusRequestEntityTooLarge, "Request is too large."}
+		return &httpkit.Fault{Status: http.StatusRequestEntityTooLarge, Message: "Request is too large."}
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(b, &top); err != nil || top == nil {

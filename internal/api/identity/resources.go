@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/identity"
 )
 
@@ -36,7 +37,7 @@ func (a *API) listDomains(w http.ResponseWriter, r *http.Request) {
 	for i, d := range ds {
 		out[i] = a.domainView(r, d)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"domains": out, "links": a.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"domains": out, "links": a.collectionLinks(r)})
 }
 
 func (a *API) showDomain(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +46,7 @@ func (a *API) showDomain(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"domain": a.domainView(r, d)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"domain": a.domainView(r, d)})
 }
 
 // ---- projects ----
@@ -61,7 +62,7 @@ func (a *API) writeProjects(w http.ResponseWriter, r *http.Request, ps []identit
 	for i, p := range ps {
 		out[i] = a.projectView(r, p)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"projects": out, "links": a.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"projects": out, "links": a.collectionLinks(r)})
 }
 
 func (a *API) listProjects(w http.ResponseWriter, r *http.Request) {
@@ -123,7 +124,7 @@ func (a *API) createProject(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"project": a.projectView(r, p)})
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"project": a.projectView(r, p)})
 }
 
 func (a *API) showProject(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +137,7 @@ func (a *API) showProject(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"project": a.projectView(r, p)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"project": a.projectView(r, p)})
 }
 
 func (a *API) updateProject(w http.ResponseWriter, r *http.Request) {
@@ -157,7 +158,7 @@ func (a *API) updateProject(w http.ResponseWriter, r *http.Request) {
 	if b.Enabled != nil && !*b.Enabled && a.cfg.Cache != nil {
 		a.cfg.Cache.ForgetAll()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"project": a.projectView(r, p)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"project": a.projectView(r, p)})
 }
 
 func (a *API) deleteProject(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +205,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 	for i, u := range us {
 		out[i] = a.userView(r, u)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": out, "links": a.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"users": out, "links": a.collectionLinks(r)})
 }
 
 type userBody struct {
@@ -253,7 +254,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"user": a.userView(r, u)})
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"user": a.userView(r, u)})
 }
 
 // ownOr checks rule with the user as the target, so a user may always act
@@ -275,7 +276,7 @@ func (a *API) showUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": a.userView(r, u)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"user": a.userView(r, u)})
 }
 
 func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
@@ -297,7 +298,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) {
 	if (b.Password != nil || (b.Enabled != nil && !*b.Enabled)) && a.cfg.Cache != nil {
 		a.cfg.Cache.ForgetAll()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": a.userView(r, u)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"user": a.userView(r, u)})
 }
 
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
@@ -343,7 +344,7 @@ func (a *API) writeRoles(w http.ResponseWriter, r *http.Request, rs []identity.R
 	for i, ro := range rs {
 		out[i] = a.roleView(r, ro)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"roles": out, "links": a.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"roles": out, "links": a.collectionLinks(r)})
 }
 
 func (a *API) listRoles(w http.ResponseWriter, r *http.Request) {
@@ -381,7 +382,7 @@ func (a *API) createRole(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"role": a.roleView(r, ro)})
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"role": a.roleView(r, ro)})
 }
 
 func (a *API) showRole(w http.ResponseWriter, r *http.Request) {
@@ -390,7 +391,7 @@ func (a *API) showRole(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"role": a.roleView(r, ro)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"role": a.roleView(r, ro)})
 }
 
 func (a *API) deleteRole(w http.ResponseWriter, r *http.Request) {
@@ -479,7 +480,7 @@ func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) {
 		case "user.id", "scope.project.id", "role.id", "include_names", "effective", "include_subtree":
 		case "group.id", "scope.domain.id", "scope.system", "scope.OS-INHERIT:inherited_to":
 			// Nothing is assigned to groups, domains or the system here.
-			writeJSON(w, http.StatusOK, map[string]any{"role_assignments": []any{}, "links": a.collectionLinks(r)})
+			httpkit.WriteJSON(w, http.StatusOK, map[string]any{"role_assignments": []any{}, "links": a.collectionLinks(r)})
 			return
 		default:
 			a.fail(w, r, badRequest("Invalid input for query parameter '%s': it is not a role assignment filter.", k))
@@ -514,7 +515,7 @@ func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) {
 		out = append(out, map[string]any{"role": role, "user": user, "scope": map[string]any{"project": proj},
 			"links": map[string]any{"assignment": root + "/v3/projects/" + x.ProjectID + "/users/" + x.UserID + "/roles/" + x.RoleID}})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"role_assignments": out, "links": a.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"role_assignments": out, "links": a.collectionLinks(r)})
 }
 
 func (a *API) domainRef(r *http.Request, id string) map[string]any {
@@ -533,7 +534,7 @@ func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
 		out = append(out, map[string]any{"id": serviceID(e.Type), "type": e.Type, "name": e.Name, "enabled": true,
 			"links": links(a.rootURL(r) + "/v3/services/" + serviceID(e.Type))})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"services": out, "links": a.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"services": out, "links": a.collectionLinks(r)})
 }
 
 func (a *API) listEndpoints(w http.ResponseWriter, r *http.Request) {
@@ -545,10 +546,10 @@ func (a *API) listEndpoints(w http.ResponseWriter, r *http.Request) {
 				"links": links(a.rootURL(r) + "/v3/endpoints/" + endpointID(e.Type, iface))})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"endpoints": out, "links": a.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"endpoints": out, "links": a.collectionLinks(r)})
 }
 
 func (a *API) listRegions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"regions": []any{map[string]any{"id": a.cfg.Region, "description": "", "parent_region_id": nil,
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"regions": []any{map[string]any{"id": a.cfg.Region, "description": "", "parent_region_id": nil,
 		"links": links(a.rootURL(r) + "/v3/regions/" + a.cfg.Region)}}, "links": a.collectionLinks(r)})
 }

@@ -5,15 +5,16 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/identity"
 )
 
 func (a *API) versions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusMultipleChoices, map[string]any{"versions": map[string]any{"values": []any{a.versionDoc(r)}}})
+	httpkit.WriteJSON(w, http.StatusMultipleChoices, map[string]any{"versions": map[string]any{"values": []any{a.versionDoc(r)}}})
 }
 
 func (a *API) version(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"version": a.versionDoc(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"version": a.versionDoc(r)})
 }
 
 func (a *API) versionDoc(r *http.Request) map[string]any {
@@ -64,9 +65,9 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("token issued", "request_id", requestID(r.Context()), "user", t.User.ID, "project", projectID(t), "methods", t.Methods)
+	a.log.Info("token issued", "request_id", httpkit.RequestID(r.Context()), "user", t.User.ID, "project", projectID(t), "methods", t.Methods)
 	w.Header().Set("X-Subject-Token", secret)
-	writeJSON(w, http.StatusCreated, map[string]any{"token": a.tokenView(r, t, !r.URL.Query().Has("nocatalog"))})
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"token": a.tokenView(r, t, !r.URL.Query().Has("nocatalog"))})
 }
 
 func projectID(t *identity.Token) string {
@@ -106,7 +107,7 @@ func parseAuth(r *http.Request, b *authBody) (identity.AuthRequest, error) {
 			}
 			req.Token = b.Identity.Token.ID
 		default:
-			return req, &httpError{http.StatusUnauthorized, "Attempted to authenticate with an unsupported method."}
+			return req, &httpkit.Fault{Status: http.StatusUnauthorized, Message: "Attempted to authenticate with an unsupported method."}
 		}
 	}
 	if req.Password != nil && req.Token != "" {
@@ -145,7 +146,7 @@ func parseAuth(r *http.Request, b *authBody) (identity.AuthRequest, error) {
 			req.Scope.DomainID, req.Scope.DomainName = sc.Project.Domain.ID, sc.Project.Domain.Name
 		}
 	case sc.Domain != nil, len(sc.System) > 0:
-		return req, &httpError{http.StatusUnauthorized, "Domain and system scoped tokens are not supported; ask for a project-scoped token."}
+		return req, &httpkit.Fault{Status: http.StatusUnauthorized, Message: "Domain and system scoped tokens are not supported; ask for a project-scoped token."}
 	default:
 		return req, badRequest("Invalid input for field 'scope': give a project.")
 	}
@@ -234,7 +235,7 @@ func (a *API) validateToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-Subject-Token", r.Header.Get("X-Subject-Token"))
-	writeJSON(w, http.StatusOK, map[string]any{"token": a.tokenView(r, t, !r.URL.Query().Has("nocatalog"))})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"token": a.tokenView(r, t, !r.URL.Query().Has("nocatalog"))})
 }
 
 func (a *API) checkToken(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +258,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Cache != nil {
 		a.cfg.Cache.Forget(sub)
 	}
-	a.log.Info("token revoked", "request_id", requestID(r.Context()), "by", caller(r.Context()).UserID)
+	a.log.Info("token revoked", "request_id", httpkit.RequestID(r.Context()), "by", caller(r.Context()).UserID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -266,7 +267,7 @@ func (a *API) authCatalog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "A project-scoped token is required to produce a service catalog.")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"catalog": a.catalog(r), "links": a.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"catalog": a.catalog(r), "links": a.collectionLinks(r)})
 }
 
 func (a *API) authProjects(w http.ResponseWriter, r *http.Request) {
@@ -279,5 +280,5 @@ func (a *API) authProjects(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) authDomains(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"domains": []any{}, "links": a.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"domains": []any{}, "links": a.collectionLinks(r)})
 }

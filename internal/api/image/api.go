@@ -2,21 +2,18 @@ package image
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
 
 	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/policy"
 )
 
@@ -44,11 +41,14 @@ type Config struct {
 
 // API is the Image API handler.
 type API struct {
-	cfg   Config
-	log   *slog.Logger
-	mux   *http.ServeMux
-	store *imagedb.Store
-	files *fileStore
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+	kit *httpkit.Kit
+	// handler is mux behind the kit's scaffolding.
+	handler http.Handler
+	store   *imagedb.Store
+	files   *fileStore
 }
 
 // startTimeout bounds the migrations and recovery New runs.
@@ -79,13 +79,24 @@ func New(cfg Config) (*API, error) {
 	if cfg.Cell != "" {
 		log = log.With("cell", cfg.Cell)
 	}
+	kit, err := httpkit.New(httpkit.Config{
+		Logger:   log,
+		Shape:    glanceFault,
+		Internal: httpkit.Fault{Status: http.StatusInternalServerError, Message: "Internal server error"},
+		Table:    errorTable,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("image api: %w", err)
+	}
 	a := &API{
 		cfg:   cfg,
 		log:   log,
 		mux:   http.NewServeMux(),
+		kit:   kit,
 		store: &imagedb.Store{Now: cfg.Now},
 		files: files,
 	}
+	a.handler = kit.Wrap(http.HandlerFunc(a.route))
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := cfg.DB.Migrate(ctx, imagedb.MigrationSet, imagedb.Migrations); err != nil {
@@ -118,31 +129,19 @@ func (a *API) routes() {
 var urlVersions = map[string]bool{"v2": true, "v2.0": true, "v2.1": true, "v2.2": true, "v2.3": true, "v2.4": true,
 	"v2.5": true, "v2.6": true, "v2.7": true}
 
-// ServeHTTP sets the request id, recovers from panics, negotiates the
-// version from the URL as Glance does (/versions gets the versions
-// document, and so does, with 300 Multiple Choices, any path whose first
-// segment names no version) and logs each request.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rid := "req-" + uuid.NewString()
-	w.Header().Set("X-Openstack-Request-Id", rid)
-	ctx := context.WithValue(r.Context(), keyRequestID, rid)
-	r = r.WithContext(context.WithValue(ctx, keyPrefix, mountPrefix(r)))
-	start := time.Now()
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	defer func() {
-		if p := recover(); p != nil {
-			a.log.Error("panic serving a request", "request_id", rid, "panic", p, "stack", string(debug.Stack()))
-			if !rec.wrote {
-				writeError(rec, &apiError{status: http.StatusInternalServerError, msg: "Internal server error"})
-			}
-		}
-		a.log.Info("request", "request_id", rid, "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"dur", time.Since(start).Round(time.Microsecond))
-	}()
+// ServeHTTP hands the request to the kit (request id, panic recovery in
+// Glance's shape, access log) and then to route.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// route negotiates the version from the URL as Glance does (/versions gets
+// the versions document, and so does, with 300 Multiple Choices, any path
+// whose first segment names no version) and serves the request.
+func (a *API) route(w http.ResponseWriter, r *http.Request) {
+	r = r.WithContext(context.WithValue(r.Context(), keyPrefix, mountPrefix(r)))
 	seg, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	switch {
 	case seg == "versions":
-		a.versions(http.StatusOK)(rec, r)
+		a.versions(http.StatusOK)(w, r)
 		return
 	case urlVersions[seg]:
 		if seg != "v2" {
@@ -150,19 +149,19 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.URL.RawPath = ""
 		}
 	default:
-		a.versions(http.StatusMultipleChoices)(rec, r)
+		a.versions(http.StatusMultipleChoices)(w, r)
 		return
 	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		if allow := a.allowed(r); len(allow) > 0 {
-			rec.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(rec, errorf(http.StatusMethodNotAllowed, "The method %s is not allowed for this resource.", r.Method))
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			a.writeError(w, errorf(http.StatusMethodNotAllowed, "The method %s is not allowed for this resource.", r.Method))
 			return
 		}
-		writeError(rec, errorf(http.StatusNotFound, "The resource could not be found."))
+		a.writeError(w, errorf(http.StatusNotFound, "The resource could not be found."))
 		return
 	}
-	a.mux.ServeHTTP(rec, r)
+	a.mux.ServeHTTP(w, r)
 }
 
 // allowed lists the methods the path answers to.
@@ -178,51 +177,11 @@ func (a *API) allowed(r *http.Request) []string {
 	return out
 }
 
-type recorder struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if !r.wrote {
-		r.status = code
-		r.wrote = true
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wrote = true
-	return r.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
+// ctxKey is the type of the Image API's own context key: the mount
+// prefix (see baseURL). The request id and the caller are httpkit's.
 type ctxKey int
 
-const (
-	keyRequestID ctxKey = iota
-	keyCaller
-	keyPrefix
-)
-
-func requestID(ctx context.Context) string {
-	s, _ := ctx.Value(keyRequestID).(string)
-	return s
-}
-
-// principal is who is calling.
-type principal struct {
-	UserID, ProjectID string
-	Admin             bool
-}
-
-func caller(ctx context.Context) principal {
-	c, _ := ctx.Value(keyCaller).(principal)
-	return c
-}
+const keyPrefix ctxKey = 0
 
 // Rules are the Image API's policy defaults: readers read, members write,
 // on their own project's images (Glance's finer rules are not split out).
@@ -235,78 +194,48 @@ var Rules = []policy.Rule{
 // read or write rule.
 func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, err := a.cfg.Auth.Authenticate(r.Context(), authn.Token(r))
-		if errors.Is(err, authn.ErrUnauthorized) || (err == nil && who.ProjectID == "") {
-			writeError(w, errorf(http.StatusUnauthorized, "This server could not verify that you are authorized to access the document you requested."))
-			return
-		}
+		c, err := a.kit.Authenticate(r, a.cfg.Auth, a.cfg.Policy)
 		if err != nil {
-			a.log.Error("authenticating a request", "request_id", requestID(r.Context()), "err", err)
-			writeError(w, errorf(http.StatusServiceUnavailable, "The identity service could not validate the token; try again later."))
+			a.fail(w, r, err)
 			return
 		}
 		rule := "image:write"
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			rule = "image:read"
 		}
-		creds, target := who.Credentials(), policy.Target{"project_id": who.ProjectID, "user_id": who.UserID}
-		if !a.cfg.Policy.Allowed(rule, creds, target) {
-			writeError(w, errorf(http.StatusForbidden, "You are not authorized to complete %s action.", rule))
+		if !a.cfg.Policy.Allowed(rule, c.Credentials(), policy.Target{"project_id": c.ProjectID, "user_id": c.UserID}) {
+			a.writeError(w, errorf(http.StatusForbidden, "You are not authorized to complete %s action.", rule))
 			return
 		}
-		c := principal{UserID: who.UserID, ProjectID: who.ProjectID, Admin: a.cfg.Policy.Allowed("context_is_admin", creds, target)}
-		h(w, r.WithContext(context.WithValue(r.Context(), keyCaller, c)))
+		h(w, r.WithContext(httpkit.WithCaller(r.Context(), c)))
 	}
 }
 
-// apiError is an error answered with a status and message (a webob HTTP
-// exception in Glance).
-type apiError struct {
-	status int
-	msg    string
-	header http.Header
+func errorf(status int, format string, args ...any) *httpkit.Fault {
+	return httpkit.Errorf(status, format, args...)
 }
 
-func (e *apiError) Error() string { return e.msg }
-
-func errorf(status int, format string, args ...any) *apiError {
-	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
+// errorTable is the Image API's errors as data: the authentication
+// failures (the handlers turn the store's errors into faults themselves,
+// since Glance's messages name the image).
+var errorTable = httpkit.Table{
+	{Err: authn.ErrUnauthorized, Status: http.StatusUnauthorized, Message: "This server could not verify that you are authorized to access the document you requested."},
+	{Err: httpkit.ErrIdentityUnavailable, Status: http.StatusServiceUnavailable, Message: "The identity service could not validate the token; try again later."},
 }
 
-// writeError writes Glance's JSON error shape (webob's):
+// glanceFault writes Glance's JSON error shape (webob's):
 // {"message": "...", "code": "404 Not Found", "title": "Not Found"}.
-func writeError(w http.ResponseWriter, e *apiError) {
-	for k, vs := range e.header {
-		for _, v := range vs {
-			w.Header().Add(k, v)
-		}
-	}
-	title := http.StatusText(e.status)
-	writeJSON(w, e.status, map[string]any{"message": e.msg, "code": fmt.Sprintf("%d %s", e.status, title), "title": title})
+func glanceFault(w http.ResponseWriter, e *httpkit.Fault) {
+	title := http.StatusText(e.Status)
+	httpkit.WriteMarshal(w, e.Status, map[string]any{"message": e.Message, "code": fmt.Sprintf("%d %s", e.Status, title), "title": title})
 }
 
-// fail answers err: an *apiError as it says, anything else as a 500 that
-// is logged.
-func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		writeError(w, ae)
-		return
-	}
-	a.log.Error("request failed", "request_id", requestID(r.Context()), "err", err)
-	writeError(w, errorf(http.StatusInternalServerError, "Internal server error"))
-}
+// writeError writes e with its headers in Glance's shape.
+func (a *API) writeError(w http.ResponseWriter, e *httpkit.Fault) { a.kit.Write(w, e) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
+// fail answers err: a *httpkit.Fault as it says, anything else as a 500
+// that is logged.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) { a.kit.Fail(w, r, err) }
 
 // baseURL is the scheme, host and mount prefix the client used: the part
 // of the request URI before the path this handler sees (http.StripPrefix

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
 )
@@ -55,7 +56,7 @@ func (a *API) uploadData(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, uploadError(id, err))
 		return
 	}
-	log := a.log.With("request_id", requestID(ctx), "image", img.ID)
+	log := a.log.With("request_id", httpkit.RequestID(ctx), "image", img.ID)
 	tmp, d, err := a.files.receive(r.Body, a.cfg.MaxImageSize)
 	if err != nil {
 		a.abortUpload(ctx, log, img.ID)
@@ -107,7 +108,7 @@ func contentTypeRepr(r *http.Request) string {
 	return "None"
 }
 
-func tooLarge(size, max int64) *apiError {
+func tooLarge(size, max int64) *httpkit.Fault {
 	if size >= 0 {
 		return errorf(http.StatusRequestEntityTooLarge, "The incoming image is too large: %d bytes; the limit is %d bytes.", size, max)
 	}
@@ -150,7 +151,7 @@ func (a *API) downloadData(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if img.Status == imagedb.StatusDeactivated && !caller(ctx).Admin {
+	if img.Status == imagedb.StatusDeactivated && !httpkit.CallerFrom(ctx).Admin {
 		a.fail(w, r, errorf(http.StatusForbidden, "The requested image has been deactivated. Image data download is prohibited."))
 		return
 	}
@@ -160,7 +161,7 @@ func (a *API) downloadData(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := a.files.open(img.ID)
 	if errors.Is(err, fs.ErrNotExist) {
-		a.log.Error("image is active but its data file is missing", "request_id", requestID(ctx), "image", img.ID)
+		a.log.Error("image is active but its data file is missing", "request_id", httpkit.RequestID(ctx), "image", img.ID)
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}

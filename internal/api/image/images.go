@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
 )
@@ -67,7 +68,7 @@ func view(img *imagedb.Image) map[string]any {
 
 // notFound is Glance's answer for an image that does not exist or that the
 // caller cannot see.
-func notFound(id string) *apiError {
+func notFound(id string) *httpkit.Fault {
 	return errorf(http.StatusNotFound, "No image found with ID %s", id)
 }
 
@@ -80,7 +81,7 @@ func (a *API) visibleImage(ctx context.Context, q db.Querier, id string) (*image
 	if err != nil {
 		return nil, err
 	}
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	if !img.VisibleTo(c.ProjectID, c.Admin) {
 		return nil, notFound(id)
 	}
@@ -94,7 +95,7 @@ func (a *API) mutableImage(ctx context.Context, q db.Querier, id, forbidden stri
 	if err != nil {
 		return nil, err
 	}
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	if !img.MutableBy(c.ProjectID, c.Admin) {
 		return nil, errorf(http.StatusForbidden, "%s", forbidden)
 	}
@@ -107,12 +108,12 @@ func (a *API) showImage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, view(img))
+	httpkit.WriteMarshal(w, http.StatusOK, view(img))
 }
 
 // checkVisibility applies Glance's policies on setting a visibility:
 // publicize_image is for admins only.
-func checkVisibility(c principal, visibility string) error {
+func checkVisibility(c httpkit.Caller, visibility string) error {
 	if visibility == imagedb.Public && !c.Admin {
 		return errorf(http.StatusForbidden, "You are not authorized to complete publicize_image action.")
 	}
@@ -122,7 +123,7 @@ func checkVisibility(c principal, visibility string) error {
 // createImage answers POST /v2/images: a queued image with no data.
 func (a *API) createImage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	body, err := readJSON(w, r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -147,15 +148,15 @@ func (a *API) createImage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("image created", "request_id", requestID(ctx), "image", img.ID, "owner", img.Owner, "visibility", img.Visibility)
+	a.log.Info("image created", "request_id", httpkit.RequestID(ctx), "image", img.ID, "owner", img.Owner, "visibility", img.Visibility)
 	w.Header().Set("Location", baseURL(r)+imageHref(img.ID))
-	writeJSON(w, http.StatusCreated, view(img))
+	httpkit.WriteMarshal(w, http.StatusCreated, view(img))
 }
 
 // newImage validates a create request as Glance does, in Glance's order:
 // read-only attributes (403), the schema (400), custom property names
 // (400/403), then ownership and visibility policy (403) and quotas (413).
-func newImage(c principal, fields map[string]json.RawMessage) (*imagedb.Image, error) {
+func newImage(c httpkit.Caller, fields map[string]json.RawMessage) (*imagedb.Image, error) {
 	keys := make([]string, 0, len(fields))
 	for k := range fields {
 		keys = append(keys, k)
@@ -247,9 +248,9 @@ func (a *API) deleteImage(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.files.remove(img.ID); err != nil {
 		a.log.Error("image deleted; its data file could not be removed (it goes at the next start)",
-			"request_id", requestID(ctx), "image", img.ID, "err", err)
+			"request_id", httpkit.RequestID(ctx), "image", img.ID, "err", err)
 	}
-	a.log.Info("image deleted", "request_id", requestID(ctx), "image", img.ID)
+	a.log.Info("image deleted", "request_id", httpkit.RequestID(ctx), "image", img.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -284,14 +285,14 @@ func (a *API) changeTags(w http.ResponseWriter, r *http.Request, forbidden strin
 	id := r.PathValue("id")
 	err := a.retryStale(ctx, func(tx *db.Tx) error {
 		img, err := a.visibleImage(ctx, tx, id)
-		var ae *apiError
-		if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+		var ae *httpkit.Fault
+		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 			return errorf(http.StatusNotFound, "Image %s not found.", id)
 		}
 		if err != nil {
 			return err
 		}
-		if c := caller(ctx); !img.MutableBy(c.ProjectID, c.Admin) {
+		if c := httpkit.CallerFrom(ctx); !img.MutableBy(c.ProjectID, c.Admin) {
 			return errorf(http.StatusForbidden, forbidden, img.ID)
 		}
 		if err := change(img); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
 )
 
@@ -23,7 +24,7 @@ const (
 // page is full (Glance's rule, so the last page may be empty).
 func (a *API) listImages(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	params := r.URL.Query()
 	o, err := listOptions(params)
 	if err != nil {
@@ -57,7 +58,7 @@ func (a *API) listImages(w http.ResponseWriter, r *http.Request) {
 		params.Set("marker", imgs[len(imgs)-1].ID)
 		body["next"] = "/v2/images?" + params.Encode()
 	}
-	writeJSON(w, http.StatusOK, body)
+	httpkit.WriteMarshal(w, http.StatusOK, body)
 }
 
 // listOptions parses a list's query as Glance's RequestDeserializer.index

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
 )
@@ -48,7 +49,7 @@ func (a *API) updateImage(w http.ResponseWriter, r *http.Request) {
 		}
 		img = cur.Clone()
 		for _, ch := range changes {
-			if err := applyChange(caller(ctx), cur, img, ch); err != nil {
+			if err := applyChange(httpkit.CallerFrom(ctx), cur, img, ch); err != nil {
 				return err
 			}
 		}
@@ -64,7 +65,7 @@ func (a *API) updateImage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, view(img))
+	httpkit.WriteMarshal(w, http.StatusOK, view(img))
 }
 
 // retryStale runs f in a transaction, again when the image changed under
@@ -89,7 +90,7 @@ func parsePatch(w http.ResponseWriter, r *http.Request) ([]change, error) {
 	draft := map[string]int{patchV20: 4, patchV21: 10}[ct]
 	if err != nil || draft == 0 {
 		e := errorf(http.StatusUnsupportedMediaType, "Image PATCH expects Content-Type one of: %s, %s", patchV20, patchV21)
-		e.header = http.Header{"Accept-Patch": {patchV20 + ", " + patchV21}}
+		e.Header = http.Header{"Accept-Patch": {patchV20 + ", " + patchV21}}
 		return nil, e
 	}
 	body, err := readJSON(w, r)
@@ -231,7 +232,7 @@ func decodePointer(p string) ([]string, error) {
 // removed; a custom property must exist to be replaced or removed; only
 // admins change the owner or make an image public; the formats change only
 // while the image is queued.
-func applyChange(c principal, cur, img *imagedb.Image, ch change) error {
+func applyChange(c httpkit.Caller, cur, img *imagedb.Image, ch change) error {
 	root := ch.path[0]
 	if slices.Contains(baseAttrs, root) {
 		switch {

@@ -3,6 +3,8 @@ package image
 import (
 	"net/http"
 	"slices"
+
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 )
 
 // The formats Glance accepts by default ([image_format] container_formats
@@ -106,11 +108,11 @@ func imageSchemaDoc() map[string]any {
 }
 
 func (a *API) imageSchema(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, imageSchemaDoc())
+	httpkit.WriteMarshal(w, http.StatusOK, imageSchemaDoc())
 }
 
 func (a *API) imagesSchema(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
+	httpkit.WriteMarshal(w, http.StatusOK, map[string]any{
 		"name": "images",
 		"properties": map[string]any{
 			"images": map[string]any{"type": "array", "items": imageSchemaDoc()},

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/imagedb"
 )
 
@@ -75,7 +76,7 @@ func readJSON(w http.ResponseWriter, r *http.Request) (json.RawMessage, error) {
 
 // schemaError is a value that does not match the image schema; like
 // jsonschema's message, it names the attribute.
-func schemaError(field, reason string, value json.RawMessage) *apiError {
+func schemaError(field, reason string, value json.RawMessage) *httpkit.Fault {
 	return errorf(http.StatusBadRequest, "Provided object does not match schema 'image': %s\n\nOn instance['%s']:\n    %s",
 		reason, field, pyRepr(value))
 }

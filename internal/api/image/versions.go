@@ -1,6 +1,10 @@
 package image
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
+)
 
 // apiVersions are the Image API versions this endpoint reports: all of
 // them are "/v2/" (Glance's minor versions mark features; 2.7 is the
@@ -21,14 +25,14 @@ func (a *API) versions(status int) http.HandlerFunc {
 		for i, v := range apiVersions {
 			out[i] = map[string]any{"id": v.id, "status": v.status, "links": []map[string]string{{"rel": "self", "href": href}}}
 		}
-		writeJSON(w, status, map[string]any{"versions": out})
+		httpkit.WriteMarshal(w, status, map[string]any{"versions": out})
 	}
 }
 
 // importInfo answers GET /v2/info/import: no interoperable import method
 // is enabled, so clients upload with PUT /file.
 func (a *API) importInfo(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"import-methods": map[string]any{
+	httpkit.WriteMarshal(w, http.StatusOK, map[string]any{"import-methods": map[string]any{
 		"description": "Import methods available.", "type": "array", "value": []string{},
 	}})
 }

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,17 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/netdb"
 
 	"github.com/cellcloud/cellcloud/internal/api/authn"
-	"github.com/cellcloud/cellcloud/internal/api/jsonenc"
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/api/route"
 	"github.com/cellcloud/cellcloud/internal/policy"
 )
@@ -40,9 +36,11 @@ type Config struct {
 
 // API is the Networking API handler.
 type API struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	kit     *httpkit.Kit
+	handler http.Handler
 }
 
 // New builds the handler.
@@ -57,6 +55,17 @@ func New(cfg Config) (*API, error) {
 		cfg.Now = time.Now
 	}
 	a := &API{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api", "api", "network"), mux: http.NewServeMux()}
+	kit, err := httpkit.New(httpkit.Config{
+		Logger:   a.log,
+		Shape:    neutronFault,
+		Internal: httpkit.Fault{Status: http.StatusInternalServerError, Type: "HTTPInternalServerError", Message: internalError},
+		Table:    errorTable,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("network api: %w", err)
+	}
+	a.kit = kit
+	a.handler = kit.Wrap(http.HandlerFunc(a.route))
 	a.routes()
 	return a, nil
 }
@@ -90,22 +99,13 @@ func (a *API) routes() {
 	a.mux.HandleFunc("DELETE /v2.0/ports/{id}", a.auth(a.deletePort))
 }
 
-// ServeHTTP sets the request id, recovers from panics (a 500 in Neutron's
-// shape, never a dropped connection), and logs each request.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rid := "req-" + uuid.NewString()
-	w.Header().Set("X-Openstack-Request-Id", rid)
-	r = r.WithContext(context.WithValue(r.Context(), keyRequestID, rid))
-	start := time.Now()
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	defer func() {
-		if p := recover(); p != nil {
-			a.log.Error("panic serving a request", "request_id", rid, "panic", p, "stack", string(debug.Stack()))
-			writeError(rec, http.StatusInternalServerError, "HTTPInternalServerError", internalError)
-		}
-		a.log.Info("request", "request_id", rid, "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"dur", time.Since(start).Round(time.Microsecond))
-	}()
+// ServeHTTP hands the request to the kit (request id, panic recovery in
+// Neutron's shape, access log) and then to route.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// route answers what matches no route in Neutron's way and serves the
+// rest.
+func (a *API) route(w http.ResponseWriter, r *http.Request) {
 	// The mount point (http.StripPrefix) may leave an empty path; old
 	// clients add ".json" to resource paths, which Neutron accepts.
 	if r.URL.Path == "" {
@@ -117,42 +117,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.URL.RawPath = ""
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		if route.Status(a.mux, r) == http.StatusMethodNotAllowed {
-			writeError(rec, http.StatusMethodNotAllowed, "HTTPMethodNotAllowed", "The server could not comply with the request since it is either malformed or otherwise incorrect.")
+			writeError(w, http.StatusMethodNotAllowed, "HTTPMethodNotAllowed", "The server could not comply with the request since it is either malformed or otherwise incorrect.")
 			return
 		}
-		writeError(rec, http.StatusNotFound, "HTTPNotFound", "The resource could not be found.")
+		writeError(w, http.StatusNotFound, "HTTPNotFound", "The resource could not be found.")
 		return
 	}
-	a.mux.ServeHTTP(rec, r)
-}
-
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-type ctxKey int
-
-const (
-	keyRequestID ctxKey = iota
-	keyCaller
-)
-
-// Caller is who is calling.
-type Caller struct {
-	UserID    string
-	ProjectID string
-	Admin     bool
-}
-
-func caller(ctx context.Context) Caller {
-	c, _ := ctx.Value(keyCaller).(Caller)
-	return c
+	a.mux.ServeHTTP(w, r)
 }
 
 // Rules are the Networking API's policy defaults: readers read, members
@@ -167,95 +138,78 @@ var Rules = []policy.Rule{
 // or write rule.
 func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, err := a.cfg.Auth.Authenticate(r.Context(), authn.Token(r))
-		if errors.Is(err, authn.ErrUnauthorized) || (err == nil && who.ProjectID == "") {
-			writeError(w, http.StatusUnauthorized, "HTTPUnauthorized", "The request you have made requires authentication.")
-			return
-		}
+		c, err := a.kit.Authenticate(r, a.cfg.Auth, a.cfg.Policy)
 		if err != nil {
-			a.log.Error("authenticating a request", "request_id", r.Context().Value(keyRequestID), "err", err)
-			writeError(w, http.StatusServiceUnavailable, "HTTPServiceUnavailable", "The identity service could not validate the token; try again later.")
+			a.fail(w, r, err)
 			return
 		}
 		rule := "network:write"
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			rule = "network:read"
 		}
-		creds, target := who.Credentials(), policy.Target{"project_id": who.ProjectID, "user_id": who.UserID}
-		if !a.cfg.Policy.Allowed(rule, creds, target) {
+		if !a.cfg.Policy.Allowed(rule, c.Credentials(), policy.Target{"project_id": c.ProjectID, "user_id": c.UserID}) {
 			writeError(w, http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf("(rule:%s) is disallowed by policy", rule))
 			return
 		}
-		c := Caller{UserID: who.UserID, ProjectID: who.ProjectID, Admin: a.cfg.Policy.Allowed("context_is_admin", creds, target)}
-		h(w, r.WithContext(context.WithValue(r.Context(), keyCaller, c)))
+		h(w, r.WithContext(httpkit.WithCaller(r.Context(), c)))
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = jsonenc.Encode(w, v)
 }
 
 const internalError = "Request Failed: internal server error while processing your request."
 
+// neutronFault writes Neutron's error shape:
+// {"NeutronError": {"type": "NetworkNotFound", "message": "...", "detail": ""}}.
+func neutronFault(w http.ResponseWriter, f *httpkit.Fault) {
+	httpkit.WriteJSON(w, f.Status, map[string]any{"NeutronError": map[string]any{"type": f.Type, "message": f.Message, "detail": ""}})
+}
+
 // writeError writes Neutron's error shape.
 func writeError(w http.ResponseWriter, status int, typ, msg string) {
-	writeJSON(w, status, map[string]any{"NeutronError": map[string]any{"type": typ, "message": msg, "detail": ""}})
+	neutronFault(w, fault(status, typ, msg))
 }
 
-// apiError is a refusal decided here: a status and Neutron's fault type.
-type apiError struct {
-	status int
-	typ    string
-	msg    string
+// fault is a refusal decided here: a status and Neutron's fault type.
+func fault(status int, typ, msg string) *httpkit.Fault {
+	return &httpkit.Fault{Status: status, Type: typ, Message: msg}
 }
-
-func (e *apiError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {
-	return &apiError{http.StatusBadRequest, "HTTPBadRequest", fmt.Sprintf(format, args...)}
+	return fault(http.StatusBadRequest, "HTTPBadRequest", fmt.Sprintf(format, args...))
 }
 
 // badAttr is a failed conversion or validation of attribute attr.
 func badAttr(typ, attr, reason string) error {
-	return &apiError{http.StatusBadRequest, typ, fmt.Sprintf("Invalid input for %s. Reason: %s.", attr, reason)}
+	return fault(http.StatusBadRequest, typ, fmt.Sprintf("Invalid input for %s. Reason: %s.", attr, reason))
 }
 
 func forbidden(action string) error {
-	return &apiError{http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf("rule:%s is disallowed by policy", action)}
+	return fault(http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf("rule:%s is disallowed by policy", action))
 }
 
-// kindStatus maps netdb's kinds of failure to HTTP statuses.
-var kindStatus = []struct {
-	kind   error
-	status int
-}{
-	{netdb.ErrNotFound, http.StatusNotFound},
-	{netdb.ErrInUse, http.StatusConflict},
-	{netdb.ErrConflict, http.StatusConflict},
-	{netdb.ErrInvalid, http.StatusBadRequest},
+// errorTable is the Networking API's errors as data: the authentication
+// failures, then netdb's kinds of failure, each answered with the fault
+// type and message its *netdb.Error names.
+var errorTable = httpkit.Table{
+	{Err: authn.ErrUnauthorized, Status: http.StatusUnauthorized, Type: "HTTPUnauthorized", Message: "The request you have made requires authentication."},
+	{Err: httpkit.ErrIdentityUnavailable, Status: http.StatusServiceUnavailable, Type: "HTTPServiceUnavailable", Message: "The identity service could not validate the token; try again later."},
+	{Err: netdb.ErrNotFound, Status: http.StatusNotFound, Detail: netdbDetail},
+	{Err: netdb.ErrInUse, Status: http.StatusConflict, Detail: netdbDetail},
+	{Err: netdb.ErrConflict, Status: http.StatusConflict, Detail: netdbDetail},
+	{Err: netdb.ErrInvalid, Status: http.StatusBadRequest, Detail: netdbDetail},
+}
+
+// netdbDetail is the fault type and message a *netdb.Error names; a kind
+// that no *netdb.Error carries is no fault of netdb's.
+func netdbDetail(err error) (typ, msg string, ok bool) {
+	var ne *netdb.Error
+	if !errors.As(err, &ne) {
+		return "", "", false
+	}
+	return ne.Code, ne.Message, true
 }
 
 // fail answers with err: the one place where errors become faults.
-func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		writeError(w, ae.status, ae.typ, ae.msg)
-		return
-	}
-	var ne *netdb.Error
-	if errors.As(err, &ne) {
-		for _, k := range kindStatus {
-			if errors.Is(ne.Kind, k.kind) {
-				writeError(w, k.status, ne.Code, ne.Message)
-				return
-			}
-		}
-	}
-	a.log.Error("request failed", "request_id", r.Context().Value(keyRequestID), "err", err)
-	writeError(w, http.StatusInternalServerError, "HTTPInternalServerError", internalError)
-}
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) { a.kit.Fail(w, r, err) }
 
 // baseURL is the scheme, host and mount prefix the client used, e.g.
 // "http://host/networking".
@@ -302,7 +256,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, resource string) (map[st
 	if err := dec.Decode(&top); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &apiError{http.StatusRequestEntityTooLarge, "HTTPRequestEntityTooLarge", "Request is too large."}
+			return nil, fault(http.StatusRequestEntityTooLarge, "HTTPRequestEntityTooLarge", "Request is too large.")
 		}
 		if errors.Is(err, io.EOF) {
 			return nil, badRequest("Resource body required")

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 )
 
 // attrRule says what a body may do with an attribute.
@@ -135,7 +137,7 @@ func intAttr(body map[string]json.RawMessage, attr string) (int, bool, error) {
 
 // projectAttr reads the owner a create asks for (tenant_id or project_id,
 // which must agree). Only admins may name a project other than their own.
-func projectAttr(body map[string]json.RawMessage, c Caller) (string, error) {
+func projectAttr(body map[string]json.RawMessage, c httpkit.Caller) (string, error) {
 	t, tok, err := stringAttr(body, "tenant_id", 255)
 	if err != nil {
 		return "", err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/netdb"
 )
@@ -39,7 +40,7 @@ var networkRules = map[string]attrRule{
 }
 
 func networkNotFound(id string) error {
-	return &apiError{http.StatusNotFound, "NetworkNotFound", fmt.Sprintf("Network %s could not be found.", id)}
+	return fault(http.StatusNotFound, "NetworkNotFound", fmt.Sprintf("Network %s could not be found.", id))
 }
 
 // isoTime is Neutron's timestamp format.
@@ -69,7 +70,7 @@ func (a *API) listNetworks(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	nets, err := netdb.ListNetworks(r.Context(), a.cfg.DB)
 	if err != nil {
 		a.fail(w, r, err)
@@ -92,7 +93,7 @@ func (a *API) listNetworks(w http.ResponseWriter, r *http.Request) {
 // visibleNetwork reads a network by id, as NetworkNotFound when the caller
 // may not see it.
 func (a *API) visibleNetwork(r *http.Request, id string) (*netdb.Network, error) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	n, err := netdb.NetworkByID(r.Context(), a.cfg.DB, id)
 	if err != nil {
 		return nil, err
@@ -109,7 +110,7 @@ func (a *API) showNetwork(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, showFields(r))})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, showFields(r))})
 }
 
 // networkFields reads the attributes a create or update may set.
@@ -147,7 +148,7 @@ func networkFields(body map[string]json.RawMessage) (netdb.NetworkPatch, error) 
 			return p, badAttr("HTTPBadRequest", "mtu", fmt.Sprintf("%d is less than the IPv4 minimum of %d", m, minMTU))
 		}
 		if m > maxMTU {
-			return p, &apiError{http.StatusBadRequest, "InvalidInput", fmt.Sprintf("Invalid input for operation: Requested MTU is too big, maximum is %d.", maxMTU)}
+			return p, fault(http.StatusBadRequest, "InvalidInput", fmt.Sprintf("Invalid input for operation: Requested MTU is too big, maximum is %d.", maxMTU))
 		}
 		p.MTU = &m
 	}
@@ -155,7 +156,7 @@ func networkFields(body map[string]json.RawMessage) (netdb.NetworkPatch, error) 
 }
 
 func (a *API) createNetwork(w http.ResponseWriter, r *http.Request) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	body, err := decodeBody(w, r, "network")
 	if err == nil {
 		err = checkAttrs(body, networkRules, true)
@@ -203,11 +204,11 @@ func (a *API) createNetwork(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"network": view(networkItem(n), networks, nil)})
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"network": view(networkItem(n), networks, nil)})
 }
 
 func (a *API) updateNetwork(w http.ResponseWriter, r *http.Request) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	body, err := decodeBody(w, r, "network")
 	if err == nil {
@@ -236,7 +237,7 @@ func (a *API) updateNetwork(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, nil)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, nil)})
 }
 
 // noBody refuses a DELETE with a body, as Neutron does.
@@ -249,7 +250,7 @@ func noBody(r *http.Request) error {
 }
 
 func (a *API) deleteNetwork(w http.ResponseWriter, r *http.Request) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	err := noBody(r)
 	if err == nil {

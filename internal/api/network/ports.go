@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/netdb"
 )
 
@@ -21,7 +22,7 @@ var ports = &collection{
 }
 
 func portNotFound(id string) error {
-	return &apiError{http.StatusNotFound, "PortNotFound", fmt.Sprintf("Port %s could not be found.", id)}
+	return fault(http.StatusNotFound, "PortNotFound", fmt.Sprintf("Port %s could not be found.", id))
 }
 
 // portItem is a port as the caller sees it: binding details other than the
@@ -57,7 +58,7 @@ func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	// Narrow the scan of the instances where the filters allow it: by
 	// server, and by project (always, for non-admins).
 	var f netdb.PortFilter
@@ -94,7 +95,7 @@ func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
 // visiblePort derives a port, as PortNotFound when the caller may not see
 // it (a port is its server's project's).
 func (a *API) visiblePort(r *http.Request, id string) (*netdb.Port, error) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	p, err := netdb.GetPort(r.Context(), a.cfg.DB, id)
 	if err != nil {
 		return nil, err
@@ -111,15 +112,15 @@ func (a *API) showPort(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"port": view(portItem(p, caller(r.Context()).Admin), ports, showFields(r))})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"port": view(portItem(p, httpkit.CallerFrom(r.Context()).Admin), ports, showFields(r))})
 }
 
 // createPort refuses: in this cloud a port is a server's address, made by
 // the compute service when it boots the server. 400 is final for every
 // client (none retries it) and the message says what to do instead.
 func (a *API) createPort(w http.ResponseWriter, r *http.Request) {
-	a.fail(w, r, &apiError{http.StatusBadRequest, "BadRequest",
-		`Bad port request: Ports are created by the compute service in this cloud: boot a server with "networks": [{"uuid": "<network id>"}] and its port appears here.`})
+	a.fail(w, r, fault(http.StatusBadRequest, "BadRequest",
+		`Bad port request: Ports are created by the compute service in this cloud: boot a server with "networks": [{"uuid": "<network id>"}] and its port appears here.`))
 }
 
 // updatePort refuses with Neutron's answer for a port whose owner manages
@@ -128,9 +129,9 @@ func (a *API) createPort(w http.ResponseWriter, r *http.Request) {
 func (a *API) updatePort(w http.ResponseWriter, r *http.Request) {
 	p, err := a.visiblePort(r, r.PathValue("id"))
 	if err == nil {
-		err = &apiError{http.StatusConflict, "UnsupportedPortDeviceOwner", fmt.Sprintf(
+		err = fault(http.StatusConflict, "UnsupportedPortDeviceOwner", fmt.Sprintf(
 			"Operation update is not supported for device_owner %s on port %s. Ports are read-only in this cloud: the compute service manages them with server %s.",
-			p.DeviceOwner, p.ID, p.DeviceID)}
+			p.DeviceOwner, p.ID, p.DeviceID))
 	}
 	a.fail(w, r, err)
 }
@@ -140,9 +141,9 @@ func (a *API) updatePort(w http.ResponseWriter, r *http.Request) {
 func (a *API) deletePort(w http.ResponseWriter, r *http.Request) {
 	p, err := a.visiblePort(r, r.PathValue("id"))
 	if err == nil {
-		err = &apiError{http.StatusConflict, "ServicePortInUse", fmt.Sprintf(
+		err = fault(http.StatusConflict, "ServicePortInUse", fmt.Sprintf(
 			"Port %s cannot be deleted directly via the port API: it is an address of server %s; delete the server through the Compute API instead.",
-			p.ID, p.DeviceID)}
+			p.ID, p.DeviceID))
 	}
 	a.fail(w, r, err)
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 )
 
 // kind is the type of a filterable or sortable attribute.
@@ -142,7 +144,7 @@ func parseQuery(v url.Values, c *collection) (*query, error) {
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return nil, &apiError{http.StatusBadRequest, "BadRequest", fmt.Sprintf("Bad limit request: Limit must be an integer 0 or greater and not '%s'.", s)}
+			return nil, fault(http.StatusBadRequest, "BadRequest", fmt.Sprintf("Bad limit request: Limit must be an integer 0 or greater and not '%s'.", s))
 		}
 		q.limit = n
 	}
@@ -432,7 +434,7 @@ func writeList(w http.ResponseWriter, c *collection, q *query, p *page) {
 	if len(p.links) > 0 {
 		body[c.name+"_links"] = p.links
 	}
-	writeJSON(w, http.StatusOK, body)
+	httpkit.WriteJSON(w, http.StatusOK, body)
 }
 
 // showFields are the fields a show asks for (fields=…).

@@ -3,6 +3,8 @@ package network
 import (
 	"net/http"
 	"strings"
+
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 )
 
 // quotaResources are Neutron's quota resources. cellcloud's Networking
@@ -14,7 +16,7 @@ var quotaResources = []string{"network", "subnet", "port", "router", "floatingip
 // such as `openstack quota show` read beside the compute quotas. A
 // project may read its own; an admin any.
 func (a *API) showQuota(w http.ResponseWriter, r *http.Request) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	project := r.PathValue("project")
 	if project != c.ProjectID && !c.Admin {
 		writeError(w, http.StatusForbidden, "PolicyNotAuthorized", "(rule:get_quota) is disallowed by policy")
@@ -29,5 +31,5 @@ func (a *API) showQuota(w http.ResponseWriter, r *http.Request) {
 			q[k] = -1
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"quota": q})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"quota": q})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/netdb"
 )
@@ -39,12 +40,12 @@ var subnetRules = map[string]attrRule{
 }
 
 func subnetNotFound(id string) error {
-	return &apiError{http.StatusNotFound, "SubnetNotFound", fmt.Sprintf("Subnet %s could not be found.", id)}
+	return fault(http.StatusNotFound, "SubnetNotFound", fmt.Sprintf("Subnet %s could not be found.", id))
 }
 
 // subnetVisible: admins see every subnet; others their own, those of their
 // networks and those of shared networks.
-func subnetVisible(s *netdb.Subnet, n *netdb.Network, c Caller) bool {
+func subnetVisible(s *netdb.Subnet, n *netdb.Network, c httpkit.Caller) bool {
 	return c.Admin || s.ProjectID == c.ProjectID || (n != nil && (n.Shared || n.ProjectID == c.ProjectID))
 }
 
@@ -79,7 +80,7 @@ func (a *API) listSubnets(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	nets, err := netdb.ListNetworks(r.Context(), a.cfg.DB)
 	if err != nil {
 		a.fail(w, r, err)
@@ -119,7 +120,7 @@ func (a *API) visibleSubnet(r *http.Request, id string) (*netdb.Subnet, *netdb.N
 	if err != nil {
 		n = nil
 	}
-	if !subnetVisible(s, n, caller(r.Context())) {
+	if !subnetVisible(s, n, httpkit.CallerFrom(r.Context())) {
 		return nil, nil, subnetNotFound(id)
 	}
 	return s, n, nil
@@ -131,7 +132,7 @@ func (a *API) showSubnet(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n), subnets, showFields(r))})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n), subnets, showFields(r))})
 }
 
 // subnetFields reads the attributes both a create and an update may set.
@@ -216,7 +217,7 @@ func subnetFields(body map[string]json.RawMessage) (netdb.SubnetPatch, error) {
 }
 
 // subnetCreate reads what only a create sets.
-func subnetCreate(body map[string]json.RawMessage, c Caller) (netdb.SubnetSpec, error) {
+func subnetCreate(body map[string]json.RawMessage, c httpkit.Caller) (netdb.SubnetSpec, error) {
 	var spec netdb.SubnetSpec
 	for _, attr := range []string{"network_id", "ip_version"} {
 		if err := required(body, attr); err != nil {
@@ -239,24 +240,24 @@ func subnetCreate(body map[string]json.RawMessage, c Caller) (netdb.SubnetSpec, 
 	}
 	for _, attr := range []string{"ipv6_ra_mode", "ipv6_address_mode"} {
 		if raw, ok := body[attr]; ok && !isNull(body, attr) {
-			return spec, &apiError{http.StatusBadRequest, "InvalidInput", fmt.Sprintf(
-				"Invalid input for operation: %s set to '%s' with ip_version set to '4' is not valid. Modes can only be set on IPv6 subnets.", attr, show(raw))}
+			return spec, fault(http.StatusBadRequest, "InvalidInput", fmt.Sprintf(
+				"Invalid input for operation: %s set to '%s' with ip_version set to '4' is not valid. Modes can only be set on IPv6 subnets.", attr, show(raw)))
 		}
 	}
 	if b, _, err := boolAttr(body, "use_default_subnetpool"); err != nil {
 		return spec, err
 	} else if b {
-		return spec, &apiError{http.StatusBadRequest, "BadRequest", "Bad subnets request: No default subnetpool found for IPv4."}
+		return spec, fault(http.StatusBadRequest, "BadRequest", "Bad subnets request: No default subnetpool found for IPv4.")
 	}
 	if raw, ok := body["subnetpool_id"]; ok && !isNull(body, "subnetpool_id") {
-		return spec, &apiError{http.StatusNotFound, "SubnetPoolNotFound", fmt.Sprintf("Subnet pool %s could not be found.", show(raw))}
+		return spec, fault(http.StatusNotFound, "SubnetPoolNotFound", fmt.Sprintf("Subnet pool %s could not be found.", show(raw)))
 	}
 	if _, _, err := intAttr(body, "prefixlen"); err != nil && !isNull(body, "prefixlen") {
 		return spec, err
 	}
 	cidr, ok, err := stringAttr(body, "cidr", 0)
 	if isNull(body, "cidr") || !ok {
-		return spec, &apiError{http.StatusBadRequest, "BadRequest", "Bad subnets request: a subnetpool must be specified in the absence of a cidr."}
+		return spec, fault(http.StatusBadRequest, "BadRequest", "Bad subnets request: a subnetpool must be specified in the absence of a cidr.")
 	}
 	if err != nil {
 		return spec, badAttr("HTTPBadRequest", "cidr", fmt.Sprintf("'%s' is not a valid IP subnet", show(body["cidr"])))
@@ -293,7 +294,7 @@ func subnetCreate(body map[string]json.RawMessage, c Caller) (netdb.SubnetSpec, 
 }
 
 func (a *API) createSubnet(w http.ResponseWriter, r *http.Request) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	body, err := decodeBody(w, r, "subnet")
 	if err == nil {
 		err = checkAttrs(body, subnetRules, true)
@@ -320,11 +321,11 @@ func (a *API) createSubnet(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"subnet": view(subnetItem(s, n), subnets, nil)})
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"subnet": view(subnetItem(s, n), subnets, nil)})
 }
 
 func (a *API) updateSubnet(w http.ResponseWriter, r *http.Request) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	body, err := decodeBody(w, r, "subnet")
 	if err == nil {
@@ -352,11 +353,11 @@ func (a *API) updateSubnet(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n), subnets, nil)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n), subnets, nil)})
 }
 
 func (a *API) deleteSubnet(w http.ResponseWriter, r *http.Request) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	err := noBody(r)
 	if err == nil {

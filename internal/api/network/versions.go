@@ -2,11 +2,13 @@ package network
 
 import (
 	"net/http"
+
+	"github.com/cellcloud/cellcloud/internal/api/httpkit"
 )
 
 // versions answers GET /: the one version this endpoint serves.
 func (a *API) versions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"versions": []any{map[string]any{
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"versions": []any{map[string]any{
 		"id": "v2.0", "status": "CURRENT",
 		"links": []map[string]string{{"rel": "self", "href": baseURL(r) + "/v2.0/"}},
 	}}})
@@ -20,7 +22,7 @@ func (a *API) resources(w http.ResponseWriter, r *http.Request) {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
 			"links": []map[string]string{{"rel": "self", "href": base + c[1]}}})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"resources": out})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"resources": out})
 }
 
 // extension is an API extension as Neutron lists it.
@@ -46,14 +48,14 @@ var extensions = []extension{
 }
 
 func (a *API) listExtensions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"extensions": extensions})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"extensions": extensions})
 }
 
 func (a *API) showExtension(w http.ResponseWriter, r *http.Request) {
 	alias := r.PathValue("alias")
 	for _, e := range extensions {
 		if e.Alias == alias {
-			writeJSON(w, http.StatusOK, map[string]any{"extension": e})
+			httpkit.WriteJSON(w, http.StatusOK, map[string]any{"extension": e})
 			return
 		}
 	}
