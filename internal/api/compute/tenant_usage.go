@@ -13,14 +13,14 @@ import (
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
+// tenantUsageHandler is os-simple-tenant-usage.
+type tenantUsageHandler struct {
+	*base
+}
+
 // os-simple-tenant-usage: what each project's instances used in a window,
 // computed from every cell's own records of its instances (deleted ones
 // included), gathered by the API cell.
-
-func (a *API) tenantUsageRoutes() {
-	a.mux.HandleFunc("GET /v2.1/os-simple-tenant-usage", a.auth("os_compute_api:os-simple-tenant-usage:list", a.tenantUsage(true)))
-	a.mux.HandleFunc("GET /v2.1/os-simple-tenant-usage/{tenant}", a.auth("", a.tenantUsage(false)))
-}
 
 // usageTimeFormats are the date formats Nova's _parse_datetime takes.
 var usageTimeFormats = []string{"2006-01-02T15:04:05", "2006-01-02T15:04:05.999999", "2006-01-02 15:04:05.999999"}
@@ -59,14 +59,19 @@ func usageHours(u wire.InstanceUsage, start, stop time.Time) float64 {
 	return end.Sub(begin).Hours()
 }
 
-func (a *API) tenantUsage(all bool) http.HandlerFunc {
+func (h *tenantUsageHandler) register(rt *router) {
+	rt.handle("GET /v2.1/os-simple-tenant-usage", "os_compute_api:os-simple-tenant-usage:list", h.tenantUsage(true))
+	rt.handle("GET /v2.1/os-simple-tenant-usage/{tenant}", "", h.tenantUsage(false))
+}
+
+func (h *tenantUsageHandler) tenantUsage(all bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		v := apiVersion(ctx)
 		tenant := r.PathValue("tenant")
 		if !all {
-			if err := a.authorize(ctx, "os_compute_api:os-simple-tenant-usage:show", policy.Target{"project_id": tenant}); err != nil {
-				a.fail(w, r, err)
+			if err := h.authorize(ctx, "os_compute_api:os-simple-tenant-usage:show", policy.Target{"project_id": tenant}); err != nil {
+				h.fail(w, r, err)
 				return
 			}
 		}
@@ -74,7 +79,7 @@ func (a *API) tenantUsage(all bool) http.HandlerFunc {
 		now := time.Now().UTC()
 		start, err := parseUsageTime(q, "start", now)
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		// An absent end is read from the clock after the start, as Nova's
@@ -82,11 +87,11 @@ func (a *API) tenantUsage(all bool) http.HandlerFunc {
 		// refused.
 		stop, err := parseUsageTime(q, "end", now.Add(time.Microsecond))
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		if !start.Before(stop) {
-			a.fail(w, r, bad("Invalid start time. The start time cannot occur after the end time."))
+			h.fail(w, r, bad("Invalid start time. The start time cannot occur after the end time."))
 			return
 		}
 		if stop.After(now.Add(time.Microsecond)) {
@@ -95,7 +100,7 @@ func (a *API) tenantUsage(all bool) http.HandlerFunc {
 		limit, marker := 1000, ""
 		if v.AtLeast(Version{2, 40}) {
 			if limit, err = queryLimit(q); err != nil {
-				a.fail(w, r, err)
+				h.fail(w, r, err)
 				return
 			}
 			marker = lastValue(q, "marker")
@@ -105,14 +110,14 @@ func (a *API) tenantUsage(all bool) http.HandlerFunc {
 			detailed = true
 		}
 		var us []wire.InstanceUsage
-		_, err = a.gather(w, r, wire.MethodTenantUsage, wire.TenantUsageQuery{Start: start, Stop: stop, Project: tenant},
+		_, err = h.gather(w, r, wire.MethodTenantUsage, wire.TenantUsageQuery{Start: start, Stop: stop, Project: tenant},
 			func(_ string, raw json.RawMessage) error {
 				got, err := decodeList[wire.InstanceUsage](raw)
 				us = append(us, got...)
 				return err
 			})
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		slices.SortFunc(us, func(x, y wire.InstanceUsage) int {
@@ -121,7 +126,7 @@ func (a *API) tenantUsage(all bool) http.HandlerFunc {
 		if marker != "" {
 			i := slices.IndexFunc(us, func(u wire.InstanceUsage) bool { return u.UUID == marker })
 			if i < 0 {
-				a.fail(w, r, bad("Marker %s could not be found.", marker))
+				h.fail(w, r, bad("Marker %s could not be found.", marker))
 				return
 			}
 			us = us[i+1:]
