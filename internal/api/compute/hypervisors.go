@@ -12,16 +12,16 @@ import (
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
-// hypervisorsHandler is os-hypervisors, gathered from the cells.
-type hypervisorsHandler struct {
-	*base
-}
-
 // os-hypervisors: every cell answers for its own compute nodes. A list
 // gathers from every cell (and says which did not answer); one hypervisor
 // is asked of its cell alone: below microversion 2.53 its id names the
 // cell ("api!cell1@7"), from 2.53 it is a UUID the API cell maps to its
 // cell.
+
+// hypervisorsHandler is os-hypervisors, gathered from the cells.
+type hypervisorsHandler struct {
+	*base
+}
 
 // cellHypervisor is a hypervisor and its cell.
 type cellHypervisor struct {

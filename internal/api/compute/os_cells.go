@@ -14,14 +14,14 @@ import (
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
+// os-cells, for operators, in the shape of Nova's cells v1 API (which
+// named a cell by its name; here the name is the cell's path): every cell
+// of the tree, whether it is up, its capabilities and its capacity.
+
 // cellsHandler is os-cells: the tree of cells below and their capacities.
 type cellsHandler struct {
 	*base
 }
-
-// os-cells, for operators, in the shape of Nova's cells v1 API (which
-// named a cell by its name; here the name is the cell's path): every cell
-// of the tree, whether it is up, its capabilities and its capacity.
 
 // treeCell is what the API knows of a cell of the tree.
 type treeCell struct {

@@ -9,6 +9,11 @@ import (
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
+// os-hosts (below 2.43) and os-availability-zone (availability_zones.go),
+// answered from every cell's services. Host names are cell-qualified,
+// "api!cell1@cell1-host001"; a request for one host goes to its cell alone
+// (a bare name works when only one cell has that host).
+
 // hostsHandler is os-hosts (gone at 2.43), answered by each host's cell.
 type hostsHandler struct {
 	*base
@@ -23,11 +28,6 @@ func (h *hostsHandler) register(rt *router) {
 		rt.handle("GET /v2.1/os-hosts/{host}/"+action, "os_compute_api:os-hosts:"+rule, h.hostsGone(h.hostPower(action)))
 	}
 }
-
-// os-hosts (below 2.43) and os-availability-zone, answered from every
-// cell's services. Host names are cell-qualified, "api!cell1@cell1-host001";
-// a request for one host goes to its cell alone (a bare name works when
-// only one cell has that host).
 
 var hostToggle = []string{"enable", "disable", "Enable", "Disable", "ENABLE", "DISABLE"}
 

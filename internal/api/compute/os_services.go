@@ -14,16 +14,16 @@ import (
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
+// os-services: each compute cell answers for its services (nova-compute
+// on every host, nova-conductor, nova-scheduler and nova-network on its
+// controller). Hosts are shown cell-qualified ("api!cell1@cell1-host001")
+// and so are ids below 2.53 ("api!cell1@3"); from 2.53 ids are UUIDs.
+
 // servicesHandler is os-services, gathered from the cells; the hosts and
 // availability zone rooms read the services through it.
 type servicesHandler struct {
 	*base
 }
-
-// os-services: each compute cell answers for its services (nova-compute
-// on every host, nova-conductor, nova-scheduler and nova-network on its
-// controller). Hosts are shown cell-qualified ("api!cell1@cell1-host001")
-// and so are ids below 2.53 ("api!cell1@3"); from 2.53 ids are UUIDs.
 
 type cellService struct {
 	cell string

@@ -9,17 +9,17 @@ import (
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
+// The quota checks. Each runs inside the transaction that writes the new
+// records, after apidb.LockQuota, and counts usage from the API cell's
+// records there: two concurrent requests of one project are checked one
+// after the other, each seeing what the other created.
+
 // quotaChecker runs the quota checks of the rooms that create records
 // (servers, metadata, key pairs, server groups) and reads the limits in
 // force.
 type quotaChecker struct {
 	defaults quota.Defaults
 }
-
-// The quota checks. Each runs inside the transaction that writes the new
-// records, after apidb.LockQuota, and counts usage from the API cell's
-// records there: two concurrent requests of one project are checked one
-// after the other, each seeing what the other created.
 
 // allUnlimited reports whether none of rs is limited.
 func allUnlimited(l quota.Limits, rs ...string) bool {

@@ -32,6 +32,11 @@ type actionsHandler struct {
 
 func (h *actionsHandler) register(rt *router) {
 	rt.handle("POST /v2.1/servers/{id}/action", "", h.serverAction)
+	rt.action("reboot", h.reboot)
+	rt.action("os-resetState", h.resetState)
+	rt.action("rescue", h.rescue)
+	rt.action("os-getConsoleOutput", h.consoleOutput)
+	rt.action("migrate", h.migrate)
 }
 
 // hostActions maps the body key of POST /servers/{id}/action to the cell
@@ -43,7 +48,9 @@ var hostActions = map[string]string{
 	"confirmResize": "confirm_resize", "revertResize": "revert_resize", "shelve": "shelve", "unshelve": "unshelve",
 }
 
-// serverAction is POST /servers/{id}/action: one key names the action.
+// serverAction is POST /servers/{id}/action: one key names the action,
+// carried out by the function registered for it (router.action), or, for
+// the actions of hostActions, by the instance's cell.
 func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
@@ -77,77 +84,21 @@ func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	switch key {
-	case "reboot":
-		var p struct {
-			Type string `json:"type"`
-		}
-		if err := strictDecode(arg, &p); err != nil || (strings.ToUpper(p.Type) != "SOFT" && strings.ToUpper(p.Type) != "HARD") {
-			h.fail(w, r, bad("Invalid input for field/attribute type. Value: %s. 'type' must be one of 'SOFT', 'HARD'", p.Type))
-			return
-		}
-		act := "reboot_soft"
-		if strings.ToUpper(p.Type) == "HARD" {
-			act = "reboot_hard"
-		}
-		h.startAction(w, r, in, act, nil, nil)
-	case "os-resetState":
-		var p wire.ResetState
-		if err := strictDecode(arg, &p); err != nil || (p.State != vmstate.Active && p.State != vmstate.Error) {
-			h.fail(w, r, bad("Invalid input for field/attribute state. Value: %s. '%s' is not one of ['active', 'error']", p.State, p.State))
-			return
-		}
-		h.resetState(w, r, in, p)
-	case "rescue":
-		var p struct {
-			AdminPass      string `json:"adminPass"`
-			RescueImageRef string `json:"rescue_image_ref"`
-		}
-		if !isNull(arg) {
-			if err := strictDecode(arg, &p); err != nil {
-				h.fail(w, r, bad("Invalid input for field/attribute rescue: %v", err))
-				return
-			}
-		}
-		pass := p.AdminPass
-		if pass == "" {
-			pass = randomString(12)
-		}
-		h.startAction(w, r, in, "rescue", nil, map[string]any{"adminPass": pass})
-	case "os-getConsoleOutput":
-		h.consoleOutput(w, r, in, arg)
-	case "migrate":
-		if !isNull(arg) {
-			var p struct {
-				Host *string `json:"host"`
-			}
-			if err := strictDecode(arg, &p); err != nil || !apiVersion(r.Context()).AtLeast(Version{2, 56}) {
-				h.fail(w, r, bad("Invalid input for field/attribute migrate. Value: %s. %s is not of type 'null'", arg, arg))
-				return
-			}
-			if p.Host != nil {
-				h.fail(w, r, bad("Choosing the destination host of a migration is not supported; leave host out and the scheduler picks one"))
-				return
-			}
-		}
-		h.startAction(w, r, in, "migrate", nil, nil)
-	default:
-		if do, ok := h.byKey[key]; ok {
-			do(w, r, in, arg)
-			return
-		}
-		act, ok := hostActions[key]
-		if !ok {
-			h.fail(w, r, bad("Invalid input for field/attribute. Additional properties are not allowed ('%s' was unexpected)", key))
-			return
-		}
-		// unshelve takes an object from 2.77 (availability_zone); null or {} before.
-		if !isNull(arg) && string(arg) != "{}" {
-			h.fail(w, r, bad("Invalid input for field/attribute %s. Value: %s. %s is not of type 'null'", key, arg, arg))
-			return
-		}
-		h.startAction(w, r, in, act, nil, nil)
+	if do, ok := h.byKey[key]; ok {
+		do(w, r, in, arg)
+		return
 	}
+	act, ok := hostActions[key]
+	if !ok {
+		h.fail(w, r, bad("Invalid input for field/attribute. Additional properties are not allowed ('%s' was unexpected)", key))
+		return
+	}
+	// unshelve takes an object from 2.77 (availability_zone); null or {} before.
+	if !isNull(arg) && string(arg) != "{}" {
+		h.fail(w, r, bad("Invalid input for field/attribute %s. Value: %s. %s is not of type 'null'", key, arg, arg))
+		return
+	}
+	h.startAction(w, r, in, act, nil, nil)
 }
 
 // startAction checks the action against the API cell's copy, sets its task
@@ -202,9 +153,69 @@ func (h *actionsHandler) startActionWith(w http.ResponseWriter, r *http.Request,
 	w.WriteHeader(http.StatusAccepted)
 }
 
+// reboot is the reboot action: SOFT or HARD.
+func (h *actionsHandler) reboot(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	var p struct {
+		Type string `json:"type"`
+	}
+	if err := strictDecode(arg, &p); err != nil || (strings.ToUpper(p.Type) != "SOFT" && strings.ToUpper(p.Type) != "HARD") {
+		h.fail(w, r, bad("Invalid input for field/attribute type. Value: %s. 'type' must be one of 'SOFT', 'HARD'", p.Type))
+		return
+	}
+	act := "reboot_soft"
+	if strings.ToUpper(p.Type) == "HARD" {
+		act = "reboot_hard"
+	}
+	h.startAction(w, r, in, act, nil, nil)
+}
+
+// rescue is the rescue action; it answers with the admin password (the
+// one given, or a new one).
+func (h *actionsHandler) rescue(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	var p struct {
+		AdminPass      string `json:"adminPass"`
+		RescueImageRef string `json:"rescue_image_ref"`
+	}
+	if !isNull(arg) {
+		if err := strictDecode(arg, &p); err != nil {
+			h.fail(w, r, bad("Invalid input for field/attribute rescue: %v", err))
+			return
+		}
+	}
+	pass := p.AdminPass
+	if pass == "" {
+		pass = randomString(12)
+	}
+	h.startAction(w, r, in, "rescue", nil, map[string]any{"adminPass": pass})
+}
+
+// migrate is the migrate (cold migration) action: null, or from 2.56 an
+// object whose host must be left out (the scheduler picks one).
+func (h *actionsHandler) migrate(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	if !isNull(arg) {
+		var p struct {
+			Host *string `json:"host"`
+		}
+		if err := strictDecode(arg, &p); err != nil || !apiVersion(r.Context()).AtLeast(Version{2, 56}) {
+			h.fail(w, r, bad("Invalid input for field/attribute migrate. Value: %s. %s is not of type 'null'", arg, arg))
+			return
+		}
+		if p.Host != nil {
+			h.fail(w, r, bad("Choosing the destination host of a migration is not supported; leave host out and the scheduler picks one"))
+			return
+		}
+	}
+	h.startAction(w, r, in, "migrate", nil, nil)
+}
+
 // resetState is os-resetState: allowed from any state, carried out by the
 // instance's cell (or here, for an instance no cell holds).
-func (h *actionsHandler) resetState(w http.ResponseWriter, r *http.Request, in *apidb.Instance, p wire.ResetState) {
+func (h *actionsHandler) resetState(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	var p wire.ResetState
+	if err := strictDecode(arg, &p); err != nil || (p.State != vmstate.Active && p.State != vmstate.Error) {
+		h.fail(w, r, bad("Invalid input for field/attribute state. Value: %s. '%s' is not one of ['active', 'error']", p.State, p.State))
+		return
+	}
 	ctx := r.Context()
 	c := caller(ctx)
 	params, _ := json.Marshal(p)

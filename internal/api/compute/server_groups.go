@@ -16,13 +16,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
-// serverGroupsHandler is os-server-groups, and the placement of a new
-// server in its group.
-type serverGroupsHandler struct {
-	*base
-	quota *quotaChecker
-}
-
 // Server groups (os-server-groups), as in Nova: a placement policy shared
 // by the servers booted into the group with the scheduler hint "group".
 // The microversions that change them: 2.13 (project_id and user_id shown),
@@ -35,6 +28,13 @@ type serverGroupsHandler struct {
 // its members are in (all members of an affinity group share one host, so
 // one cell). The compute cell's host scheduler then applies the policy to
 // hosts (see hostsched's ServerGroup filters and weighers).
+
+// serverGroupsHandler is os-server-groups, and the placement of a new
+// server in its group.
+type serverGroupsHandler struct {
+	*base
+	quota *quotaChecker
+}
 
 // groupPolicies are the policies a create may ask for at the request's
 // microversion, in the order Nova's schema lists them.

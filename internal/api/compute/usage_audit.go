@@ -12,15 +12,15 @@ import (
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
+// os-instance-usage-audit-log: each compute cell audits its hosts' usage
+// once per period and keeps a task log; the API gathers every cell's log
+// for the period a request names, and the hosts that have not run it.
+
 // usageAuditHandler is os-instance_usage_audit_log, gathered from the
 // cells.
 type usageAuditHandler struct {
 	*base
 }
-
-// os-instance-usage-audit-log: each compute cell audits its hosts' usage
-// once per period and keeps a task log; the API gathers every cell's log
-// for the period a request names, and the hosts that have not run it.
 
 // pyTime is Python's str() of a naive datetime.
 func pyTime(t time.Time) string {
