@@ -171,42 +171,7 @@ func (h *flavorsHandler) createFlavor(w http.ResponseWriter, r *http.Request) {
 		fields = append(fields, "description")
 	}
 	vals, err := objectField(body, "flavor", fields, []string{"name", "ram", "vcpus", "disk"}, func(f map[string]any) error {
-		if v, ok := f["name"]; ok {
-			if err := checkName("name", v); err != nil {
-				return err
-			}
-		}
-		if v, ok := f["id"]; ok {
-			if err := checkFlavorID(v); err != nil {
-				return err
-			}
-		}
-		for _, p := range []struct {
-			key string
-			min int64
-		}{{"ram", 1}, {"vcpus", 1}, {"disk", 0}, {"OS-FLV-EXT-DATA:ephemeral", 0}, {"swap", 0}} {
-			if v, ok := f[p.key]; ok {
-				if err := checkFlavorInt(p.key, v, p.min); err != nil {
-					return err
-				}
-			}
-		}
-		if v, ok := f["rxtx_factor"]; ok {
-			if err := checkRxTx(v); err != nil {
-				return err
-			}
-		}
-		if v, ok := f["os-flavor-access:is_public"]; ok {
-			if err := checkBoolean("os-flavor-access:is_public", v); err != nil {
-				return err
-			}
-		}
-		if v, ok := f["description"]; ok && atLeast(r, 55) {
-			if err := checkDescription(v); err != nil {
-				return err
-			}
-		}
-		return nil
+		return checkFlavorCreate(f, atLeast(r, 55))
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -216,44 +181,10 @@ func (h *flavorsHandler) createFlavor(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	// Nova's compute.flavors.create: a missing (or falsy) id is a UUID;
-	// numbers become their text.
-	f := apidb.FlavorDetail{RxTxFactor: 1, IsPublic: true}
-	f.Name = strings.TrimSpace(vals["name"].(string))
-	f.ID = pyStr(vals["id"])
-	if id := vals["id"]; id == nil || id == "" || isZeroNumber(id) {
-		f.ID = uuid.NewString()
-	}
-	// Nova's utils.validate_integer takes int(str(value)): 2.0 passes the
-	// schema as an integer but is refused here.
-	var vcpus int64
-	for _, p := range []struct {
-		key, name string
-		dst       *int64
-	}{{"ram", "ram", &f.RAMMB}, {"vcpus", "vcpus", &vcpus}, {"disk", "disk", &f.RootGB},
-		{"OS-FLV-EXT-DATA:ephemeral", "ephemeral", &f.EphemeralGB}, {"swap", "swap", &f.SwapMB}} {
-		v := vals[p.key]
-		if n, ok := v.(json.Number); ok && strings.ContainsAny(n.String(), ".eE") {
-			h.fail(w, r, bad("Invalid input received: %s must be an integer", p.name))
-			return
-		}
-		*p.dst, _ = flavorInt(v)
-	}
-	f.VCPUs = int(vcpus)
-	if v, ok := vals["rxtx_factor"]; ok {
-		x, err := strconv.ParseFloat(pyStr(v), 64)
-		if err != nil || x <= 0 || x > spFloatMax {
-			h.fail(w, r, bad("Invalid input received: 'rxtx_factor' argument must be a float between 0 and %g", spFloatMax))
-			return
-		}
-		f.RxTxFactor = x
-	}
-	if v, ok := vals["os-flavor-access:is_public"]; ok {
-		f.IsPublic, _ = parseBool(mustJSON(v))
-	}
-	if v, ok := vals["description"]; ok && v != nil {
-		d := v.(string)
-		f.Description = &d
+	f, err := flavorFromCreate(vals)
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	now := h.cfg.Now().UTC()
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.CreateFlavorDetail(ctx, tx, f, now) })
@@ -272,6 +203,89 @@ func (h *flavorsHandler) createFlavor(w http.ResponseWriter, r *http.Request) {
 	f.CreatedAt = now
 	f.ExtraSpecs = map[string]string{}
 	writeJSON(w, http.StatusOK, map[string]any{"flavor": flavorDetailView(r, f, true)})
+}
+
+// checkFlavorCreate checks the fields of a flavor create as Nova's schema
+// does (description from 2.55).
+func checkFlavorCreate(f map[string]any, v255 bool) error {
+	if v, ok := f["name"]; ok {
+		if err := checkName("name", v); err != nil {
+			return err
+		}
+	}
+	if v, ok := f["id"]; ok {
+		if err := checkFlavorID(v); err != nil {
+			return err
+		}
+	}
+	for _, p := range []struct {
+		key string
+		min int64
+	}{{"ram", 1}, {"vcpus", 1}, {"disk", 0}, {"OS-FLV-EXT-DATA:ephemeral", 0}, {"swap", 0}} {
+		if v, ok := f[p.key]; ok {
+			if err := checkFlavorInt(p.key, v, p.min); err != nil {
+				return err
+			}
+		}
+	}
+	if v, ok := f["rxtx_factor"]; ok {
+		if err := checkRxTx(v); err != nil {
+			return err
+		}
+	}
+	if v, ok := f["os-flavor-access:is_public"]; ok {
+		if err := checkBoolean("os-flavor-access:is_public", v); err != nil {
+			return err
+		}
+	}
+	if v, ok := f["description"]; ok && v255 {
+		if err := checkDescription(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flavorFromCreate makes the flavor of a checked create request, as Nova's
+// compute.flavors.create does: a missing (or falsy) id is a UUID; numbers
+// become their text.
+func flavorFromCreate(vals map[string]any) (apidb.FlavorDetail, error) {
+	f := apidb.FlavorDetail{RxTxFactor: 1, IsPublic: true}
+	f.Name = strings.TrimSpace(vals["name"].(string))
+	f.ID = pyStr(vals["id"])
+	if id := vals["id"]; id == nil || id == "" || isZeroNumber(id) {
+		f.ID = uuid.NewString()
+	}
+	// Nova's utils.validate_integer takes int(str(value)): 2.0 passes the
+	// schema as an integer but is refused here.
+	var vcpus int64
+	for _, p := range []struct {
+		key, name string
+		dst       *int64
+	}{{"ram", "ram", &f.RAMMB}, {"vcpus", "vcpus", &vcpus}, {"disk", "disk", &f.RootGB},
+		{"OS-FLV-EXT-DATA:ephemeral", "ephemeral", &f.EphemeralGB}, {"swap", "swap", &f.SwapMB}} {
+		v := vals[p.key]
+		if n, ok := v.(json.Number); ok && strings.ContainsAny(n.String(), ".eE") {
+			return f, bad("Invalid input received: %s must be an integer", p.name)
+		}
+		*p.dst, _ = flavorInt(v)
+	}
+	f.VCPUs = int(vcpus)
+	if v, ok := vals["rxtx_factor"]; ok {
+		x, err := strconv.ParseFloat(pyStr(v), 64)
+		if err != nil || x <= 0 || x > spFloatMax {
+			return f, bad("Invalid input received: 'rxtx_factor' argument must be a float between 0 and %g", spFloatMax)
+		}
+		f.RxTxFactor = x
+	}
+	if v, ok := vals["os-flavor-access:is_public"]; ok {
+		f.IsPublic, _ = parseBool(mustJSON(v))
+	}
+	if v, ok := vals["description"]; ok && v != nil {
+		d := v.(string)
+		f.Description = &d
+	}
+	return f, nil
 }
 
 // updateFlavor sets a flavor's description (2.55).

@@ -22,6 +22,12 @@ import (
 	"github.com/cellcloud/cellcloud/internal/policy"
 )
 
+// Key pairs belong to a user (not a project), as in Nova. An admin may
+// name another user with user_id (2.10). The microversions that change
+// them: 2.2 (type, 201 on create, 204 on delete), 2.10 (user_id), 2.35
+// (limit and marker), 2.75 (unknown query parameters refused), 2.92 (no
+// key generation; '@' and '.' allowed in names).
+
 // keypairsHandler is os-keypairs.
 type keypairsHandler struct {
 	*base
@@ -34,12 +40,6 @@ func (h *keypairsHandler) register(rt *router) {
 	rt.handle("GET /v2.1/os-keypairs/{name}", "", h.showKeypair)
 	rt.handle("DELETE /v2.1/os-keypairs/{name}", "", h.deleteKeypair)
 }
-
-// Key pairs belong to a user (not a project), as in Nova. An admin may
-// name another user with user_id (2.10). The microversions that change
-// them: 2.2 (type, 201 on create, 204 on delete), 2.10 (user_id), 2.35
-// (limit and marker), 2.75 (unknown query parameters refused), 2.92 (no
-// key generation; '@' and '.' allowed in names).
 
 var (
 	keypairNameRE    = regexp.MustCompile(`^[_\- a-zA-Z0-9]+$`)
@@ -217,46 +217,7 @@ func (h *keypairsHandler) listKeypairs(w http.ResponseWriter, r *http.Request) {
 func (h *keypairsHandler) createKeypair(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := caller(ctx)
-	body, err := readObject(w, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	v292 := atLeast(r, 92)
-	fields := []string{"name", "public_key"}
-	if atLeast(r, 2) {
-		fields = []string{"name", "type", "public_key"}
-	}
-	if atLeast(r, 10) {
-		fields = append(fields, "user_id")
-	}
-	required := []string{"name"}
-	if v292 {
-		required = append(required, "public_key")
-	}
-	vals, err := objectField(body, "keypair", fields, required, func(k map[string]any) error {
-		if v, ok := k["name"]; ok {
-			if err := checkKeypairName(v, v292); err != nil {
-				return err
-			}
-		}
-		if v, ok := k["type"]; ok && atLeast(r, 2) {
-			if err := checkString("type", v, 0, 1<<30); err != nil {
-				return err
-			}
-			if v != "ssh" && v != "x509" {
-				return invalid("type", v, "%s is not one of ['ssh', 'x509']", pyRepr(v))
-			}
-		}
-		for _, f := range []string{"public_key", "user_id"} {
-			if v, ok := k[f]; ok {
-				if err := checkString(f, v, 0, 1<<30); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	vals, err := readKeypairCreate(w, r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -273,19 +234,7 @@ func (h *keypairsHandler) createKeypair(w http.ResponseWriter, r *http.Request) 
 	if t, ok := vals["type"].(string); ok {
 		kp.Type = t
 	}
-	private := ""
-	if pub, ok := vals["public_key"].(string); ok {
-		kp.PublicKey = pub
-		if kp.Type == "x509" {
-			kp.Fingerprint, err = x509Fingerprint(pub)
-		} else {
-			kp.Fingerprint, err = sshFingerprint(pub)
-		}
-	} else if kp.Type == "x509" {
-		err = bad("Keypair data is invalid: generating x509 key pairs is not supported; import a certificate with public_key")
-	} else {
-		private, kp.PublicKey, kp.Fingerprint, err = generateSSHKey()
-	}
+	private, err := keypairKeys(kp, vals)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -314,6 +263,70 @@ func (h *keypairsHandler) createKeypair(w http.ResponseWriter, r *http.Request) 
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, map[string]any{"keypair": v})
+}
+
+// readKeypairCreate reads a key pair create's body and checks it as Nova's
+// schema does at the request's microversion.
+func readKeypairCreate(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+	body, err := readObject(w, r)
+	if err != nil {
+		return nil, err
+	}
+	v292 := atLeast(r, 92)
+	fields := []string{"name", "public_key"}
+	if atLeast(r, 2) {
+		fields = []string{"name", "type", "public_key"}
+	}
+	if atLeast(r, 10) {
+		fields = append(fields, "user_id")
+	}
+	required := []string{"name"}
+	if v292 {
+		required = append(required, "public_key")
+	}
+	return objectField(body, "keypair", fields, required, func(k map[string]any) error {
+		if v, ok := k["name"]; ok {
+			if err := checkKeypairName(v, v292); err != nil {
+				return err
+			}
+		}
+		if v, ok := k["type"]; ok && atLeast(r, 2) {
+			if err := checkString("type", v, 0, 1<<30); err != nil {
+				return err
+			}
+			if v != "ssh" && v != "x509" {
+				return invalid("type", v, "%s is not one of ['ssh', 'x509']", pyRepr(v))
+			}
+		}
+		for _, f := range []string{"public_key", "user_id"} {
+			if v, ok := k[f]; ok {
+				if err := checkString(f, v, 0, 1<<30); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// keypairKeys fills in a new key pair's public key and fingerprint: from
+// the public_key given (an SSH key, or an x509 certificate), or a new SSH
+// key whose private half is returned.
+func keypairKeys(kp *apidb.KeyPair, vals map[string]any) (private string, err error) {
+	if pub, ok := vals["public_key"].(string); ok {
+		kp.PublicKey = pub
+		if kp.Type == "x509" {
+			kp.Fingerprint, err = x509Fingerprint(pub)
+		} else {
+			kp.Fingerprint, err = sshFingerprint(pub)
+		}
+		return "", err
+	}
+	if kp.Type == "x509" {
+		return "", bad("Keypair data is invalid: generating x509 key pairs is not supported; import a certificate with public_key")
+	}
+	private, kp.PublicKey, kp.Fingerprint, err = generateSSHKey()
+	return private, err
 }
 
 func (h *keypairsHandler) showKeypair(w http.ResponseWriter, r *http.Request) {
