@@ -42,6 +42,9 @@ func gone(uuid string, err error) error {
 	return err
 }
 
+// loadServer finds the server the path's {id} names, if the caller may see
+// it (another project's server is Nova's 404); the server sub-resources
+// find their server through it.
 func (h *serversHandler) loadServer(r *http.Request) (*apidb.Instance, error) {
 	return h.loadServerMaybeDeleted(r, false)
 }
