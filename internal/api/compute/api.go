@@ -65,9 +65,9 @@ type Config struct {
 	Now   func() time.Time
 }
 
-// API is the Compute API handler.
+// API is the Compute API handler: the router that the rooms (kit.go)
+// register their routes on.
 type API struct {
-	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
 }
@@ -93,37 +93,50 @@ func New(cfg Config) (*API, error) {
 	if err := cfg.Quota.Validate(); err != nil {
 		return nil, fmt.Errorf("compute api: %w", err)
 	}
-	a := &API{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api"), mux: http.NewServeMux()}
-	a.routes()
+	b := &base{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api")}
+	a := &API{log: b.log, mux: http.NewServeMux()}
+	rt := &router{mux: a.mux, base: b, actions: map[string]serverActionFunc{}}
+	for _, rm := range rooms(b, rt.actions) {
+		rm.register(rt)
+	}
 	return a, nil
 }
 
-func (a *API) routes() {
-	a.mux.HandleFunc("GET /{$}", a.versions)
-	// The v2.1 document is under microversion control, and a project id in
-	// its path must be the caller's, as in Nova (GET / is neither).
-	a.mux.HandleFunc("GET /v2.1", a.public(a.version))
-	a.mux.HandleFunc("GET /v2.1/{$}", a.auth("", a.version))
-	// Every resource also answers with a project id in the path, as Nova
-	// does; ServeHTTP takes it out before routing.
-	a.mux.HandleFunc("POST /v2.1/servers", a.auth("os_compute_api:servers:create", a.createServer))
-	a.mux.HandleFunc("GET /v2.1/servers", a.auth("os_compute_api:servers:index", a.listServers(false)))
-	a.mux.HandleFunc("GET /v2.1/servers/detail", a.auth("os_compute_api:servers:detail", a.listServers(true)))
-	a.mux.HandleFunc("GET /v2.1/servers/{id}", a.auth("os_compute_api:servers:show", a.showServer))
-	a.mux.HandleFunc("DELETE /v2.1/servers/{id}", a.auth("os_compute_api:servers:delete", a.deleteServer))
-	a.serverActionRoutes()
-	a.mux.HandleFunc("GET /v2.1/flavors", a.auth("", a.listFlavors(false)))
-	a.mux.HandleFunc("GET /v2.1/flavors/detail", a.auth("", a.listFlavors(true)))
-	a.mux.HandleFunc("GET /v2.1/flavors/{id}", a.auth("", a.showFlavor))
-	a.keypairAndFlavorRoutes()
-	a.serverGroupRoutes()
-	a.quotaRoutes()
-	a.hypervisorRoutes()
-	a.serviceRoutes()
-	a.hostRoutes()
-	a.tenantUsageRoutes()
-	a.usageAuditRoutes()
-	a.cellRoutes()
+// rooms are the Compute API's resources, wired to the few others each
+// uses.
+func rooms(b *base, serverActions map[string]serverActionFunc) []room {
+	quota := &quotaChecker{defaults: b.cfg.Quota}
+	groups := &serverGroupsHandler{base: b, quota: quota}
+	servers := &serversHandler{base: b, quota: quota, groups: groups}
+	actions := &actionsHandler{base: b, servers: servers, byKey: serverActions}
+	flavors := &flavorsHandler{base: b}
+	services := &servicesHandler{base: b}
+	return []room{
+		&versionsHandler{base: b},
+		servers,
+		actions,
+		&movesHandler{base: b, servers: servers, actions: actions, quota: quota},
+		&lockHandler{base: b, servers: servers},
+		&serverUpdateHandler{base: b, servers: servers},
+		&metadataHandler{base: b, servers: servers, quota: quota},
+		&tagsHandler{base: b, servers: servers},
+		&ipsHandler{base: b, servers: servers},
+		&instanceActionsHandler{base: b, servers: servers},
+		flavors,
+		&flavorAccessHandler{base: b, flavors: flavors},
+		&extraSpecsHandler{base: b, flavors: flavors},
+		&keypairsHandler{base: b, quota: quota},
+		groups,
+		&quotaSetsHandler{base: b, quota: quota},
+		&limitsHandler{base: b, quota: quota},
+		&hypervisorsHandler{base: b},
+		services,
+		&hostsHandler{base: b, services: services},
+		&zonesHandler{base: b, services: services},
+		&tenantUsageHandler{base: b},
+		&usageAuditHandler{base: b},
+		&cellsHandler{base: b},
+	}
 }
 
 // resources are the first path segments under /v2.1 that name a resource;
@@ -192,126 +205,8 @@ func (r *recorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
-type ctxKey int
-
-const (
-	keyRequestID ctxKey = iota
-	keyCaller
-	keyPathProject
-)
-
-func withRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, keyRequestID, id)
-}
-
-func requestID(ctx context.Context) string {
-	s, _ := ctx.Value(keyRequestID).(string)
-	return s
-}
-
-// Caller is who is calling.
-type Caller struct {
-	UserID    string
-	ProjectID string
-	// Admin is the policy rule context_is_admin: what Nova calls an
-	// administrator context (it sees every project's servers, for one).
-	Admin bool
-	creds policy.Credentials
-}
-
-func caller(ctx context.Context) Caller {
-	c, _ := ctx.Value(keyCaller).(Caller)
-	return c
-}
-
-// public serves a version document without authentication, as Nova's
-// version pipeline does for GET /v2.1 (and GET /), under microversion
-// negotiation.
-func (a *API) public(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		v, verr := negotiate(r.Header)
-		if verr != nil {
-			writeFault(w, verr.status, verr.msg)
-			return
-		}
-		setVersionHeaders(w, v)
-		h(w, r.WithContext(context.WithValue(r.Context(), keyVersion, v)))
-	}
-}
-
-// auth authenticates the caller from the X-Auth-Token, checks a project id
-// in the path, negotiates the microversion, and checks the route's policy
-// rule (none for "": the handler checks its own) on the caller's project.
-func (a *API) auth(rule string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		who, err := a.cfg.Auth.Authenticate(r.Context(), authn.Token(r))
-		if errors.Is(err, authn.ErrUnauthorized) || (err == nil && who.ProjectID == "") {
-			writeFault(w, http.StatusUnauthorized, "The request you have made requires authentication.")
-			return
-		}
-		if err != nil {
-			a.log.Error("authenticating a request", "request_id", requestID(r.Context()), "err", err)
-			writeFault(w, http.StatusServiceUnavailable, "The identity service could not validate the token; try again later.")
-			return
-		}
-		if pid, _ := r.Context().Value(keyPathProject).(string); pid != "" && pid != who.ProjectID {
-			writeFault(w, http.StatusBadRequest, fmt.Sprintf("Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'", pid, who.ProjectID))
-			return
-		}
-		v, verr := negotiate(r.Header)
-		if verr != nil {
-			writeFault(w, verr.status, verr.msg)
-			return
-		}
-		setVersionHeaders(w, v)
-		creds := who.Credentials()
-		c := Caller{UserID: who.UserID, ProjectID: who.ProjectID, creds: creds,
-			Admin: a.cfg.Policy.Allowed("context_is_admin", creds, policy.Target{"project_id": who.ProjectID, "user_id": who.UserID})}
-		ctx := context.WithValue(r.Context(), keyCaller, c)
-		ctx = context.WithValue(ctx, keyVersion, v)
-		if rule != "" {
-			if err := a.authorize(ctx, rule, nil); err != nil {
-				a.fail(w, r, err)
-				return
-			}
-		}
-		h(w, r.WithContext(ctx))
-	}
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = jsonenc.Encode(w, v)
-}
-
-// faultNames are the Compute API's fault keys by status (Nova's
-// wsgi.Fault._fault_names; any other status, 406 included, is a
-// computeFault).
-var faultNames = map[int]string{
-	400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
-	409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
-	500: "computeFault", 501: "notImplemented", 503: "serviceUnavailable",
-}
-
-// writeFault writes the Compute API's error shape:
-// {"itemNotFound": {"code": 404, "message": "..."}}.
-func writeFault(w http.ResponseWriter, status int, msg string) {
-	name, ok := faultNames[status]
-	if !ok {
-		name = "computeFault"
-	}
-	writeJSON(w, status, map[string]any{name: map[string]any{"code": status, "message": msg}})
-}
-
-// baseURL is the scheme and host the client used.
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
-	return scheme + "://" + r.Host
 }

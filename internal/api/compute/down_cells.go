@@ -15,18 +15,8 @@ import (
 // out (Nova's list_records_by_skipping_down_cells), and showing it is a
 // 503 naming the cell.
 
-var v269 = Version{2, 69}
-
 // downSet is the cells below that are down.
 type downSet []string
-
-// downCells reads which cells are down now.
-func (a *API) downCells(r *http.Request) (downSet, error) {
-	if a.cfg.DownCells == nil {
-		return nil, nil
-	}
-	return a.cfg.DownCells(r.Context())
-}
 
 // holds reports whether the instance's cell is down (or below one that is).
 func (d downSet) holds(in *apidb.Instance) (string, bool) {
@@ -56,10 +46,20 @@ func minimalConstructs(r *http.Request) bool {
 	return true
 }
 
+// downListView is a down-cell instance in a list at 2.69.
+func downListView(r *http.Request, in *apidb.Instance, detail bool) map[string]any {
+	v := map[string]any{"id": in.UUID, "status": "UNKNOWN", "links": links(baseURL(r), in.ProjectID, "servers", in.UUID)}
+	if detail {
+		v["tenant_id"] = in.ProjectID
+		v["created"] = isoTime(in.CreatedAt)
+	}
+	return v
+}
+
 // splitDown takes the instances of down cells out of a list: as minimal
 // entries first when the list may show them, else not at all.
-func (a *API) splitDown(r *http.Request, insts []*apidb.Instance, detail bool) ([]*apidb.Instance, []any, error) {
-	down, err := a.downCells(r)
+func (h *serversHandler) splitDown(r *http.Request, insts []*apidb.Instance, detail bool) ([]*apidb.Instance, []any, error) {
+	down, err := h.downCells(r)
 	if err != nil || len(down) == 0 {
 		return insts, nil, err
 	}
@@ -78,19 +78,9 @@ func (a *API) splitDown(r *http.Request, insts []*apidb.Instance, detail bool) (
 	return up, unknown, nil
 }
 
-// downListView is a down-cell instance in a list at 2.69.
-func downListView(r *http.Request, in *apidb.Instance, detail bool) map[string]any {
-	v := map[string]any{"id": in.UUID, "status": "UNKNOWN", "links": links(baseURL(r), in.ProjectID, "servers", in.UUID)}
-	if detail {
-		v["tenant_id"] = in.ProjectID
-		v["created"] = isoTime(in.CreatedAt)
-	}
-	return v
-}
-
 // downShowView is a down-cell instance shown at 2.69: what the API cell
 // holds from the request that created it.
-func (a *API) downShowView(r *http.Request, in *apidb.Instance) map[string]any {
+func (h *serversHandler) downShowView(r *http.Request, in *apidb.Instance) map[string]any {
 	base := baseURL(r)
 	v := downListView(r, in, true)
 	var image any = ""
@@ -126,10 +116,10 @@ func (a *API) downShowView(r *http.Request, in *apidb.Instance) map[string]any {
 
 // showDown answers a show of an instance whose cell is down; ok is false
 // when its cell is up.
-func (a *API) showDown(w http.ResponseWriter, r *http.Request, in *apidb.Instance) (handled bool) {
-	down, err := a.downCells(r)
+func (h *serversHandler) showDown(w http.ResponseWriter, r *http.Request, in *apidb.Instance) (handled bool) {
+	down, err := h.downCells(r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return true
 	}
 	cell, ok := down.holds(in)
@@ -137,10 +127,10 @@ func (a *API) showDown(w http.ResponseWriter, r *http.Request, in *apidb.Instanc
 		return false
 	}
 	if !apiVersion(r.Context()).AtLeast(v269) {
-		a.fail(w, r, &httpError{http.StatusServiceUnavailable, "Cell " + cell + " is not responding, so the state of server " + in.UUID +
+		h.fail(w, r, &httpError{status: http.StatusServiceUnavailable, msg: "Cell " + cell + " is not responding, so the state of server " + in.UUID +
 			" is unknown; from microversion 2.69 it is shown with status UNKNOWN."})
 		return true
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server": a.downShowView(r, in)})
+	writeJSON(w, http.StatusOK, map[string]any{"server": h.downShowView(r, in)})
 	return true
 }

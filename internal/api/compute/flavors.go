@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -10,6 +11,21 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/wire"
 )
+
+// flavorsHandler is the flavors resource: list and show (flavors.go), and
+// flavor management: create, update, delete (flavor_manage.go).
+type flavorsHandler struct {
+	*base
+}
+
+func (h *flavorsHandler) register(rt *router) {
+	rt.handle("GET /v2.1/flavors", "", h.listFlavors(false))
+	rt.handle("GET /v2.1/flavors/detail", "", h.listFlavors(true))
+	rt.handle("GET /v2.1/flavors/{id}", "", h.showFlavor)
+	rt.handle("POST /v2.1/flavors", "", h.createFlavor)
+	rt.handle("PUT /v2.1/flavors/{id}", "", h.updateFlavor)
+	rt.handle("DELETE /v2.1/flavors/{id}", "", h.deleteFlavor)
+}
 
 // flavorView is a flavor as the Compute API shows it at 2.1, from the
 // fields every flavor copy has; flavorDetailView adds the rest.
@@ -64,49 +80,6 @@ func flavorDetailView(r *http.Request, f apidb.FlavorDetail, detail bool) map[st
 // flavorSortKeys are Nova's VALID_SORT_KEYS, in its order (for messages).
 var flavorSortKeys = []any{"created_at", "description", "disabled", "ephemeral_gb", "flavorid", "id",
 	"is_public", "memory_mb", "name", "root_gb", "rxtx_factor", "swap", "updated_at", "vcpu_weight", "vcpus"}
-
-// listFlavors answers GET /flavors and /flavors/detail as Nova's
-// FlavorsController._get_flavors: an admin sees every flavor (is_public
-// chooses: absent or true, the public ones and those their project has
-// access to; false, the private ones; none, all), anyone else the public
-// ones and the private ones their project has access to; minRam and
-// minDisk filter, sort_key and sort_dir sort, limit and marker page.
-func (a *API) listFlavors(detail bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		o, limit, err := flavorListOptions(r)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		var fs []apidb.FlavorDetail
-		if limit > 0 {
-			o.Limit = limit
-			fs, err = apidb.ListFlavorDetails(ctx, a.cfg.DB, o)
-		}
-		if errors.Is(err, apidb.ErrNotFound) {
-			a.fail(w, r, bad("marker [%s] not found", o.Marker))
-			return
-		}
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		out := make([]any, 0, len(fs))
-		for _, f := range fs {
-			out = append(out, flavorDetailView(r, f, detail))
-		}
-		resp := map[string]any{"flavors": out}
-		if limit > 0 && len(fs) == limit {
-			coll := "flavors"
-			if detail {
-				coll = "flavors/detail"
-			}
-			resp["flavors_links"] = nextLink(r, coll, fs[len(fs)-1].ID)
-		}
-		writeJSON(w, http.StatusOK, resp)
-	}
-}
 
 // flavorListOptions reads a flavor list's query as Nova's index_query
 // schema (strict from 2.75) and _get_flavors do; limit is the page size.
@@ -176,10 +149,69 @@ func flavorListOptions(r *http.Request) (apidb.FlavorListOptions, int, error) {
 	return o, limit, nil
 }
 
-func (a *API) showFlavor(w http.ResponseWriter, r *http.Request) {
-	f, err := a.getFlavor(r.Context(), r.PathValue("id"))
+// flavorViewer is who the caller is, to the flavor store.
+func flavorViewer(ctx context.Context) apidb.FlavorViewer {
+	c := caller(ctx)
+	return apidb.FlavorViewer{Admin: c.Admin, ProjectID: c.ProjectID}
+}
+
+// getFlavor reads a flavor the caller may see (Nova's common.get_flavor):
+// any other is a 404.
+func (h *flavorsHandler) getFlavor(ctx context.Context, id string) (apidb.FlavorDetail, error) {
+	f, err := apidb.GetFlavorDetail(ctx, h.cfg.DB, id, flavorViewer(ctx))
+	if errors.Is(err, apidb.ErrNotFound) {
+		return f, notFound("Flavor %s could not be found.", id)
+	}
+	return f, err
+}
+
+// listFlavors answers GET /flavors and /flavors/detail as Nova's
+// FlavorsController._get_flavors: an admin sees every flavor (is_public
+// chooses: absent or true, the public ones and those their project has
+// access to; false, the private ones; none, all), anyone else the public
+// ones and the private ones their project has access to; minRam and
+// minDisk filter, sort_key and sort_dir sort, limit and marker page.
+func (h *flavorsHandler) listFlavors(detail bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		o, limit, err := flavorListOptions(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		var fs []apidb.FlavorDetail
+		if limit > 0 {
+			o.Limit = limit
+			fs, err = apidb.ListFlavorDetails(ctx, h.cfg.DB, o)
+		}
+		if errors.Is(err, apidb.ErrNotFound) {
+			h.fail(w, r, bad("marker [%s] not found", o.Marker))
+			return
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		out := make([]any, 0, len(fs))
+		for _, f := range fs {
+			out = append(out, flavorDetailView(r, f, detail))
+		}
+		resp := map[string]any{"flavors": out}
+		if limit > 0 && len(fs) == limit {
+			coll := "flavors"
+			if detail {
+				coll = "flavors/detail"
+			}
+			resp["flavors_links"] = nextLink(r, coll, fs[len(fs)-1].ID)
+		}
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+func (h *flavorsHandler) showFlavor(w http.ResponseWriter, r *http.Request) {
+	f, err := h.getFlavor(r.Context(), r.PathValue("id"))
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"flavor": flavorDetailView(r, f, true)})

@@ -133,3 +133,26 @@ func addresses(t *testing.T, s *servers.Server, network string) []string {
 	}
 	return out
 }
+
+// operatorTree is two compute cells of two hosts, and an admin client at
+// microversion mv.
+func operatorTree(t *testing.T) *testtree.Tree {
+	t.Helper()
+	tr := testtree.Start(t, testtree.Options{Cells: 2, HostsPerCell: 2})
+	// The cells tell the API cell of their hosts as they start; wait until
+	// every host's service and node are mapped.
+	testtree.Eventually(t, wait, "host mappings of 4 hosts", func() (bool, string) {
+		var n int
+		if err := tr.API.DB.QueryRow(t.Context(), `SELECT COUNT(*) FROM host_mappings WHERE kind = 'hypervisor'`).Scan(&n); err != nil {
+			return false, err.Error()
+		}
+		return n == 4, "mapped"
+	})
+	return tr
+}
+
+func adminAt(tr *testtree.Tree, mv string) *gophercloud.ServiceClient {
+	sc := tr.Compute(admin)
+	sc.Microversion = mv
+	return sc
+}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 
@@ -19,39 +18,15 @@ import (
 // cell ("api!cell1@7"), from 2.53 it is a UUID the API cell maps to its
 // cell.
 
-func (a *API) hypervisorRoutes() {
-	a.mux.HandleFunc("GET /v2.1/os-hypervisors", a.auth("os_compute_api:os-hypervisors:list", a.listHypervisors(false)))
-	a.mux.HandleFunc("GET /v2.1/os-hypervisors/detail", a.auth("os_compute_api:os-hypervisors:list-detail", a.listHypervisors(true)))
-	a.mux.HandleFunc("GET /v2.1/os-hypervisors/statistics", a.auth("os_compute_api:os-hypervisors:statistics", a.hypervisorStatistics))
-	a.mux.HandleFunc("GET /v2.1/os-hypervisors/{id}", a.auth("os_compute_api:os-hypervisors:show", a.showHypervisor))
-	a.mux.HandleFunc("GET /v2.1/os-hypervisors/{id}/uptime", a.auth("os_compute_api:os-hypervisors:uptime", a.hypervisorUptime))
-	a.mux.HandleFunc("GET /v2.1/os-hypervisors/{pattern}/search", a.auth("os_compute_api:os-hypervisors:search", a.searchHypervisors(false)))
-	a.mux.HandleFunc("GET /v2.1/os-hypervisors/{pattern}/servers", a.auth("os_compute_api:os-hypervisors:servers", a.searchHypervisors(true)))
+// hypervisorsHandler is os-hypervisors, gathered from the cells.
+type hypervisorsHandler struct {
+	*base
 }
-
-// v253 gives hypervisors and services UUIDs.
-var v253 = Version{2, 53}
 
 // cellHypervisor is a hypervisor and its cell.
 type cellHypervisor struct {
 	cell string
 	h    wire.Hypervisor
-}
-
-// gatherHypervisors asks every cell, sorted by cell and id.
-func (a *API) gatherHypervisors(w http.ResponseWriter, r *http.Request, q wire.HypervisorQuery) ([]cellHypervisor, []string, error) {
-	var out []cellHypervisor
-	missing, err := a.gather(w, r, wire.MethodHypervisors, q, func(cell string, raw json.RawMessage) error {
-		hs, err := decodeList[wire.Hypervisor](raw)
-		for _, h := range hs {
-			out = append(out, cellHypervisor{cell, h})
-		}
-		return err
-	})
-	slices.SortFunc(out, func(x, y cellHypervisor) int {
-		return cmp.Or(cmp.Compare(x.cell, y.cell), cmp.Compare(x.h.ID, y.h.ID))
-	})
-	return out, missing, err
 }
 
 // hypervisorID is the id a hypervisor (or its service) shows at v.
@@ -126,24 +101,33 @@ func hypervisorView(v Version, ch cellHypervisor, detail, withServers bool) map[
 	return out
 }
 
-// queryBool reads a strict boolean query parameter (Nova's
-// parameter_types.boolean); absent is false.
-func queryBool(q url.Values, name string) (bool, error) {
-	vs, ok := q[name]
-	if !ok {
-		return false, nil
-	}
-	if len(vs) > 1 {
-		return false, bad("Invalid input for query parameters %s. Value: %s. %s is too long", name, pyList(vs), pyList(vs))
-	}
-	b, ok := parseBool(json.RawMessage(strconv.Quote(vs[0])))
-	if !ok {
-		return false, bad("Invalid input for query parameters %s. Value: %s. %s is not valid under any of the given schemas", name, vs[0], pyRepr(vs[0]))
-	}
-	return b, nil
+func (h *hypervisorsHandler) register(rt *router) {
+	rt.handle("GET /v2.1/os-hypervisors", "os_compute_api:os-hypervisors:list", h.listHypervisors(false))
+	rt.handle("GET /v2.1/os-hypervisors/detail", "os_compute_api:os-hypervisors:list-detail", h.listHypervisors(true))
+	rt.handle("GET /v2.1/os-hypervisors/statistics", "os_compute_api:os-hypervisors:statistics", h.hypervisorStatistics)
+	rt.handle("GET /v2.1/os-hypervisors/{id}", "os_compute_api:os-hypervisors:show", h.showHypervisor)
+	rt.handle("GET /v2.1/os-hypervisors/{id}/uptime", "os_compute_api:os-hypervisors:uptime", h.hypervisorUptime)
+	rt.handle("GET /v2.1/os-hypervisors/{pattern}/search", "os_compute_api:os-hypervisors:search", h.searchHypervisors(false))
+	rt.handle("GET /v2.1/os-hypervisors/{pattern}/servers", "os_compute_api:os-hypervisors:servers", h.searchHypervisors(true))
 }
 
-func (a *API) listHypervisors(detail bool) http.HandlerFunc {
+// gatherHypervisors asks every cell, sorted by cell and id.
+func (h *hypervisorsHandler) gatherHypervisors(w http.ResponseWriter, r *http.Request, q wire.HypervisorQuery) ([]cellHypervisor, []string, error) {
+	var out []cellHypervisor
+	missing, err := h.gather(w, r, wire.MethodHypervisors, q, func(cell string, raw json.RawMessage) error {
+		hs, err := decodeList[wire.Hypervisor](raw)
+		for _, h := range hs {
+			out = append(out, cellHypervisor{cell, h})
+		}
+		return err
+	})
+	slices.SortFunc(out, func(x, y cellHypervisor) int {
+		return cmp.Or(cmp.Compare(x.cell, y.cell), cmp.Compare(x.h.ID, y.h.ID))
+	})
+	return out, missing, err
+}
+
+func (h *hypervisorsHandler) listHypervisors(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := apiVersion(r.Context())
 		q := r.URL.Query()
@@ -151,17 +135,17 @@ func (a *API) listHypervisors(detail bool) http.HandlerFunc {
 		paging := v.AtLeast(Version{2, 33})
 		if v.AtLeast(v253) {
 			if err := checkQuery(q, "limit", "marker", "hypervisor_hostname_pattern", "with_servers"); err != nil {
-				a.fail(w, r, err)
+				h.fail(w, r, err)
 				return
 			}
 			var err error
 			if hq.WithServers, err = queryBool(q, "with_servers"); err != nil {
-				a.fail(w, r, err)
+				h.fail(w, r, err)
 				return
 			}
 			hq.Pattern = lastValue(q, "hypervisor_hostname_pattern")
 			if q.Has("hypervisor_hostname_pattern") && (q.Has("limit") || lastValue(q, "marker") != "") {
-				a.fail(w, r, bad("Paging over hypervisors with the hypervisor_hostname_pattern query parameter is not supported."))
+				h.fail(w, r, bad("Paging over hypervisors with the hypervisor_hostname_pattern query parameter is not supported."))
 				return
 			}
 		}
@@ -169,24 +153,24 @@ func (a *API) listHypervisors(detail bool) http.HandlerFunc {
 		if paging {
 			var err error
 			if limit, err = queryLimit(q); err != nil {
-				a.fail(w, r, err)
+				h.fail(w, r, err)
 				return
 			}
 			marker = lastValue(q, "marker")
 		}
-		hs, _, err := a.gatherHypervisors(w, r, hq)
+		hs, _, err := h.gatherHypervisors(w, r, hq)
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		if hq.Pattern != "" && len(hs) == 0 {
-			a.fail(w, r, notFound("No hypervisor matching '%s' could be found.", hq.Pattern))
+			h.fail(w, r, notFound("No hypervisor matching '%s' could be found.", hq.Pattern))
 			return
 		}
 		if marker != "" {
 			i := slices.IndexFunc(hs, func(ch cellHypervisor) bool { return hypervisorID(v, ch.cell, ch.h.ID, ch.h.UUID) == marker })
 			if i < 0 {
-				a.fail(w, r, bad("marker [%s] not found", marker))
+				h.fail(w, r, bad("marker [%s] not found", marker))
 				return
 			}
 			hs = hs[i+1:]
@@ -212,7 +196,7 @@ func (a *API) listHypervisors(detail bool) http.HandlerFunc {
 
 // findHypervisor asks the hypervisor's cell for it; nil when there is no
 // such hypervisor.
-func (a *API) findHypervisor(r *http.Request, id string, withServers bool) (*cellHypervisor, error) {
+func (h *hypervisorsHandler) findHypervisor(r *http.Request, id string, withServers bool) (*cellHypervisor, error) {
 	v := apiVersion(r.Context())
 	q := wire.HypervisorQuery{WithServers: withServers}
 	var cell string
@@ -222,24 +206,24 @@ func (a *API) findHypervisor(r *http.Request, id string, withServers bool) (*cel
 			return nil, bad("Invalid uuid %s", id)
 		}
 		q.UUID = u.String()
-		c, ok, err := a.mappingCell(r, q.UUID, wire.MappingHypervisor)
+		c, ok, err := h.mappingCell(r, q.UUID, wire.MappingHypervisor)
 		if err != nil || !ok {
 			return nil, err
 		}
 		cell = c
 	} else {
-		c, item, ok := a.splitQualified(id)
+		c, item, ok := h.splitQualified(id)
 		n, err := strconv.ParseInt(item, 10, 64)
 		if !ok || err != nil || n <= 0 {
 			return nil, nil
 		}
-		if known, err := a.knownCell(r, c); err != nil || !known {
+		if known, err := h.knownCell(r, c); err != nil || !known {
 			return nil, err
 		}
 		cell, q.ID = c, n
 	}
 	var hs []wire.Hypervisor
-	if err := a.callCell(r, cell, wire.MethodHypervisors, q, &hs); err != nil {
+	if err := h.callCell(r, cell, wire.MethodHypervisors, q, &hs); err != nil {
 		return nil, err
 	}
 	if len(hs) != 1 {
@@ -248,28 +232,28 @@ func (a *API) findHypervisor(r *http.Request, id string, withServers bool) (*cel
 	return &cellHypervisor{cell, hs[0]}, nil
 }
 
-func (a *API) showHypervisor(w http.ResponseWriter, r *http.Request) {
+func (h *hypervisorsHandler) showHypervisor(w http.ResponseWriter, r *http.Request) {
 	v := apiVersion(r.Context())
 	id := r.PathValue("id")
 	withServers := false
 	if v.AtLeast(v253) {
 		q := r.URL.Query()
 		if err := checkQuery(q, "with_servers"); err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		var err error
 		if withServers, err = queryBool(q, "with_servers"); err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 	}
-	ch, err := a.findHypervisor(r, id, withServers)
+	ch, err := h.findHypervisor(r, id, withServers)
 	if err == nil && ch == nil {
 		err = notFound("Hypervisor with ID '%s' could not be found.", id)
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"hypervisor": hypervisorView(v, *ch, true, withServers)})
@@ -277,35 +261,35 @@ func (a *API) showHypervisor(w http.ResponseWriter, r *http.Request) {
 
 // hypervisorUptime is GET /os-hypervisors/{id}/uptime. The fake driver
 // cannot tell a host's uptime, as in Nova: 501 once the hypervisor is found.
-func (a *API) hypervisorUptime(w http.ResponseWriter, r *http.Request) {
+func (h *hypervisorsHandler) hypervisorUptime(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	ch, err := a.findHypervisor(r, id, false)
+	ch, err := h.findHypervisor(r, id, false)
 	if err == nil && ch == nil {
 		err = notFound("Hypervisor with ID '%s' could not be found.", id)
 	}
 	if err == nil {
-		err = &httpError{http.StatusNotImplemented, "The requested functionality is not supported."}
+		err = &httpError{status: http.StatusNotImplemented, msg: "The requested functionality is not supported."}
 	}
-	a.fail(w, r, err)
+	h.fail(w, r, err)
 }
 
 // searchHypervisors is GET /os-hypervisors/{pattern}/search and /servers
 // (gone at 2.53, replaced by query parameters of the list).
-func (a *API) searchHypervisors(withServers bool) http.HandlerFunc {
+func (h *hypervisorsHandler) searchHypervisors(withServers bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := apiVersion(r.Context())
 		if v.AtLeast(v253) {
-			a.fail(w, r, notFound("The resource could not be found."))
+			h.fail(w, r, notFound("The resource could not be found."))
 			return
 		}
 		pattern := r.PathValue("pattern")
-		hs, _, err := a.gatherHypervisors(w, r, wire.HypervisorQuery{Pattern: pattern, WithServers: withServers})
+		hs, _, err := h.gatherHypervisors(w, r, wire.HypervisorQuery{Pattern: pattern, WithServers: withServers})
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		if len(hs) == 0 {
-			a.fail(w, r, notFound("No hypervisor matching '%s' could be found.", pattern))
+			h.fail(w, r, notFound("No hypervisor matching '%s' could be found.", pattern))
 			return
 		}
 		list := make([]map[string]any, 0, len(hs))
@@ -318,10 +302,10 @@ func (a *API) searchHypervisors(withServers bool) http.HandlerFunc {
 
 // hypervisorStatistics sums every cell's enabled compute nodes. When a
 // cell did not answer, missing_cells names it (and the sums leave it out).
-func (a *API) hypervisorStatistics(w http.ResponseWriter, r *http.Request) {
-	hs, missing, err := a.gatherHypervisors(w, r, wire.HypervisorQuery{})
+func (h *hypervisorsHandler) hypervisorStatistics(w http.ResponseWriter, r *http.Request) {
+	hs, missing, err := h.gatherHypervisors(w, r, wire.HypervisorQuery{})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var count, vcpus, vcpusUsed, running int

@@ -28,6 +28,19 @@ import (
 // (limit and marker), 2.75 (unknown query parameters refused), 2.92 (no
 // key generation; '@' and '.' allowed in names).
 
+// keypairsHandler is os-keypairs.
+type keypairsHandler struct {
+	*base
+	quota *quotaChecker
+}
+
+func (h *keypairsHandler) register(rt *router) {
+	rt.handle("GET /v2.1/os-keypairs", "", h.listKeypairs)
+	rt.handle("POST /v2.1/os-keypairs", "", h.createKeypair)
+	rt.handle("GET /v2.1/os-keypairs/{name}", "", h.showKeypair)
+	rt.handle("DELETE /v2.1/os-keypairs/{name}", "", h.deleteKeypair)
+}
+
 var (
 	keypairNameRE    = regexp.MustCompile(`^[_\- a-zA-Z0-9]+$`)
 	keypairNameRE292 = regexp.MustCompile(`^[_\-@. a-zA-Z0-9]+$`)
@@ -49,23 +62,6 @@ func checkKeypairName(v any, v292 bool) error {
 	return nil
 }
 
-// keypairUser is the user whose key pairs a request is about: a user_id
-// query parameter from 2.10 (its first value), else the caller; the policy
-// (admin or the user themself) is checked for rule.
-func (a *API) keypairUser(r *http.Request, rule string) (string, error) {
-	c := caller(r.Context())
-	user := c.UserID
-	if atLeast(r, 10) {
-		if v := r.URL.Query()["user_id"]; len(v) > 0 && v[0] != "" {
-			user = v[0]
-		}
-	}
-	if err := a.authorize(r.Context(), "os_compute_api:os-keypairs:"+rule, policy.Target{"user_id": user}); err != nil {
-		return "", err
-	}
-	return user, nil
-}
-
 // keypairView shows a key pair with the fields Nova's view builder picks.
 func keypairView(r *http.Request, k *apidb.KeyPair, show bool) map[string]any {
 	v := map[string]any{"name": k.Name, "public_key": k.PublicKey, "fingerprint": k.Fingerprint}
@@ -81,209 +77,6 @@ func keypairView(r *http.Request, k *apidb.KeyPair, show bool) map[string]any {
 		v["id"] = k.ID
 	}
 	return v
-}
-
-func (a *API) listKeypairs(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	q := r.URL.Query()
-	paged := atLeast(r, 35)
-	limit := 0
-	if paged {
-		var err error
-		if limit, err = queryLimit(q); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-	}
-	if atLeast(r, 75) {
-		if err := checkQuery(q, "user_id", "limit", "marker"); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-	}
-	user, err := a.keypairUser(r, "index")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	var kps []*apidb.KeyPair
-	marker := ""
-	switch {
-	case !paged:
-		kps, err = apidb.ListKeyPairs(ctx, a.cfg.DB, user, 0, "")
-	case limit > 0:
-		marker = lastValue(q, "marker")
-		kps, err = apidb.ListKeyPairs(ctx, a.cfg.DB, user, limit, marker)
-	}
-	if errors.Is(err, apidb.ErrNotFound) {
-		a.fail(w, r, bad("Marker %s could not be found.", marker))
-		return
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	out := make([]any, 0, len(kps))
-	for _, k := range kps {
-		out = append(out, map[string]any{"keypair": keypairView(r, k, false)})
-	}
-	resp := map[string]any{"keypairs": out}
-	if paged && limit > 0 && len(kps) == limit {
-		resp["keypairs_links"] = nextLink(r, "os-keypairs", kps[len(kps)-1].Name)
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func (a *API) createKeypair(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	c := caller(ctx)
-	body, err := readObject(w, r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	v292 := atLeast(r, 92)
-	fields := []string{"name", "public_key"}
-	if atLeast(r, 2) {
-		fields = []string{"name", "type", "public_key"}
-	}
-	if atLeast(r, 10) {
-		fields = append(fields, "user_id")
-	}
-	required := []string{"name"}
-	if v292 {
-		required = append(required, "public_key")
-	}
-	vals, err := objectField(body, "keypair", fields, required, func(k map[string]any) error {
-		if v, ok := k["name"]; ok {
-			if err := checkKeypairName(v, v292); err != nil {
-				return err
-			}
-		}
-		if v, ok := k["type"]; ok && atLeast(r, 2) {
-			if err := checkString("type", v, 0, 1<<30); err != nil {
-				return err
-			}
-			if v != "ssh" && v != "x509" {
-				return invalid("type", v, "%s is not one of ['ssh', 'x509']", pyRepr(v))
-			}
-		}
-		for _, f := range []string{"public_key", "user_id"} {
-			if v, ok := k[f]; ok {
-				if err := checkString(f, v, 0, 1<<30); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	user := c.UserID
-	if u, _ := vals["user_id"].(string); u != "" {
-		user = u
-	}
-	if err := a.authorize(ctx, "os_compute_api:os-keypairs:create", policy.Target{"user_id": user}); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	kp := &apidb.KeyPair{UserID: user, Name: strings.TrimSpace(vals["name"].(string)), Type: "ssh", CreatedAt: a.cfg.Now().UTC()}
-	if t, ok := vals["type"].(string); ok {
-		kp.Type = t
-	}
-	private := ""
-	if pub, ok := vals["public_key"].(string); ok {
-		kp.PublicKey = pub
-		if kp.Type == "x509" {
-			kp.Fingerprint, err = x509Fingerprint(pub)
-		} else {
-			kp.Fingerprint, err = sshFingerprint(pub)
-		}
-	} else if kp.Type == "x509" {
-		err = bad("Keypair data is invalid: generating x509 key pairs is not supported; import a certificate with public_key")
-	} else {
-		private, kp.PublicKey, kp.Fingerprint, err = generateSSHKey()
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		if err := a.checkKeyPairs(ctx, tx, c.ProjectID, kp.UserID); err != nil {
-			return err
-		}
-		return apidb.CreateKeyPair(ctx, tx, kp)
-	})
-	if errors.Is(err, apidb.ErrExists) {
-		err = conflict("Key pair '%s' already exists.", kp.Name)
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.log.Info("key pair created", "request_id", requestID(ctx), "user", user, "name", kp.Name, "type", kp.Type, "generated", private != "")
-	v := keypairView(r, kp, false)
-	v["user_id"] = kp.UserID
-	if private != "" {
-		v["private_key"] = private
-	}
-	status := http.StatusOK
-	if atLeast(r, 2) {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, map[string]any{"keypair": v})
-}
-
-func (a *API) showKeypair(w http.ResponseWriter, r *http.Request) {
-	k, err := a.loadKeypair(r, "show")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"keypair": keypairView(r, k, true)})
-}
-
-func (a *API) deleteKeypair(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	k, err := a.loadKeypair(r, "delete")
-	if err == nil {
-		err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.DeleteKeyPair(ctx, tx, k.UserID, k.Name) })
-		if errors.Is(err, apidb.ErrNotFound) {
-			err = notFound("Keypair %s not found for user %s", k.Name, k.UserID)
-		}
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.log.Info("key pair deleted", "request_id", requestID(ctx), "user", k.UserID, "name", k.Name)
-	if atLeast(r, 2) {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
-}
-
-// loadKeypair reads the key pair a show or delete names, after the query
-// and policy checks.
-func (a *API) loadKeypair(r *http.Request, rule string) (*apidb.KeyPair, error) {
-	if atLeast(r, 75) {
-		if err := checkQuery(r.URL.Query(), "user_id"); err != nil {
-			return nil, err
-		}
-	}
-	user, err := a.keypairUser(r, rule)
-	if err != nil {
-		return nil, err
-	}
-	name := r.PathValue("name")
-	k, err := apidb.GetKeyPair(r.Context(), a.cfg.DB, user, name)
-	if errors.Is(err, apidb.ErrNotFound) {
-		return nil, notFound("Keypair %s not found for user %s", name, user)
-	}
-	return k, err
 }
 
 // colonHex is Nova's fingerprint form: lower-case hex pairs joined by ':'.
@@ -351,4 +144,237 @@ func generateSSHKey() (private, public, fingerprint string, err error) {
 	public = pk.Type() + " " + base64.StdEncoding.EncodeToString(pk.Marshal()) + " Generated-by-Nova"
 	sum := md5.Sum(pk.Marshal())
 	return private, public, colonHex(sum[:]), nil
+}
+
+// keypairUser is the user whose key pairs a request is about: a user_id
+// query parameter from 2.10 (its first value), else the caller; the policy
+// (admin or the user themself) is checked for rule.
+func (h *keypairsHandler) keypairUser(r *http.Request, rule string) (string, error) {
+	c := caller(r.Context())
+	user := c.UserID
+	if atLeast(r, 10) {
+		if v := r.URL.Query()["user_id"]; len(v) > 0 && v[0] != "" {
+			user = v[0]
+		}
+	}
+	if err := h.authorize(r.Context(), "os_compute_api:os-keypairs:"+rule, policy.Target{"user_id": user}); err != nil {
+		return "", err
+	}
+	return user, nil
+}
+
+func (h *keypairsHandler) listKeypairs(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	paged := atLeast(r, 35)
+	limit := 0
+	if paged {
+		var err error
+		if limit, err = queryLimit(q); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	if atLeast(r, 75) {
+		if err := checkQuery(q, "user_id", "limit", "marker"); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	user, err := h.keypairUser(r, "index")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var kps []*apidb.KeyPair
+	marker := ""
+	switch {
+	case !paged:
+		kps, err = apidb.ListKeyPairs(ctx, h.cfg.DB, user, 0, "")
+	case limit > 0:
+		marker = lastValue(q, "marker")
+		kps, err = apidb.ListKeyPairs(ctx, h.cfg.DB, user, limit, marker)
+	}
+	if errors.Is(err, apidb.ErrNotFound) {
+		h.fail(w, r, bad("Marker %s could not be found.", marker))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]any, 0, len(kps))
+	for _, k := range kps {
+		out = append(out, map[string]any{"keypair": keypairView(r, k, false)})
+	}
+	resp := map[string]any{"keypairs": out}
+	if paged && limit > 0 && len(kps) == limit {
+		resp["keypairs_links"] = nextLink(r, "os-keypairs", kps[len(kps)-1].Name)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *keypairsHandler) createKeypair(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c := caller(ctx)
+	vals, err := readKeypairCreate(w, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	user := c.UserID
+	if u, _ := vals["user_id"].(string); u != "" {
+		user = u
+	}
+	if err := h.authorize(ctx, "os_compute_api:os-keypairs:create", policy.Target{"user_id": user}); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	kp := &apidb.KeyPair{UserID: user, Name: strings.TrimSpace(vals["name"].(string)), Type: "ssh", CreatedAt: h.cfg.Now().UTC()}
+	if t, ok := vals["type"].(string); ok {
+		kp.Type = t
+	}
+	private, err := keypairKeys(kp, vals)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := h.quota.checkKeyPairs(ctx, tx, c.ProjectID, kp.UserID); err != nil {
+			return err
+		}
+		return apidb.CreateKeyPair(ctx, tx, kp)
+	})
+	if errors.Is(err, apidb.ErrExists) {
+		err = conflict("Key pair '%s' already exists.", kp.Name)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.log.Info("key pair created", "request_id", requestID(ctx), "user", user, "name", kp.Name, "type", kp.Type, "generated", private != "")
+	v := keypairView(r, kp, false)
+	v["user_id"] = kp.UserID
+	if private != "" {
+		v["private_key"] = private
+	}
+	status := http.StatusOK
+	if atLeast(r, 2) {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, map[string]any{"keypair": v})
+}
+
+// readKeypairCreate reads a key pair create's body and checks it as Nova's
+// schema does at the request's microversion.
+func readKeypairCreate(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+	body, err := readObject(w, r)
+	if err != nil {
+		return nil, err
+	}
+	v292 := atLeast(r, 92)
+	fields := []string{"name", "public_key"}
+	if atLeast(r, 2) {
+		fields = []string{"name", "type", "public_key"}
+	}
+	if atLeast(r, 10) {
+		fields = append(fields, "user_id")
+	}
+	required := []string{"name"}
+	if v292 {
+		required = append(required, "public_key")
+	}
+	return objectField(body, "keypair", fields, required, func(k map[string]any) error {
+		if v, ok := k["name"]; ok {
+			if err := checkKeypairName(v, v292); err != nil {
+				return err
+			}
+		}
+		if v, ok := k["type"]; ok && atLeast(r, 2) {
+			if err := checkString("type", v, 0, 1<<30); err != nil {
+				return err
+			}
+			if v != "ssh" && v != "x509" {
+				return invalid("type", v, "%s is not one of ['ssh', 'x509']", pyRepr(v))
+			}
+		}
+		for _, f := range []string{"public_key", "user_id"} {
+			if v, ok := k[f]; ok {
+				if err := checkString(f, v, 0, 1<<30); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// keypairKeys fills in a new key pair's public key and fingerprint: from
+// the public_key given (an SSH key, or an x509 certificate), or a new SSH
+// key whose private half is returned.
+func keypairKeys(kp *apidb.KeyPair, vals map[string]any) (private string, err error) {
+	if pub, ok := vals["public_key"].(string); ok {
+		kp.PublicKey = pub
+		if kp.Type == "x509" {
+			kp.Fingerprint, err = x509Fingerprint(pub)
+		} else {
+			kp.Fingerprint, err = sshFingerprint(pub)
+		}
+		return "", err
+	}
+	if kp.Type == "x509" {
+		return "", bad("Keypair data is invalid: generating x509 key pairs is not supported; import a certificate with public_key")
+	}
+	private, kp.PublicKey, kp.Fingerprint, err = generateSSHKey()
+	return private, err
+}
+
+func (h *keypairsHandler) showKeypair(w http.ResponseWriter, r *http.Request) {
+	k, err := h.loadKeypair(r, "show")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keypair": keypairView(r, k, true)})
+}
+
+func (h *keypairsHandler) deleteKeypair(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	k, err := h.loadKeypair(r, "delete")
+	if err == nil {
+		err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.DeleteKeyPair(ctx, tx, k.UserID, k.Name) })
+		if errors.Is(err, apidb.ErrNotFound) {
+			err = notFound("Keypair %s not found for user %s", k.Name, k.UserID)
+		}
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.log.Info("key pair deleted", "request_id", requestID(ctx), "user", k.UserID, "name", k.Name)
+	if atLeast(r, 2) {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// loadKeypair reads the key pair a show or delete names, after the query
+// and policy checks.
+func (h *keypairsHandler) loadKeypair(r *http.Request, rule string) (*apidb.KeyPair, error) {
+	if atLeast(r, 75) {
+		if err := checkQuery(r.URL.Query(), "user_id"); err != nil {
+			return nil, err
+		}
+	}
+	user, err := h.keypairUser(r, rule)
+	if err != nil {
+		return nil, err
+	}
+	name := r.PathValue("name")
+	k, err := apidb.GetKeyPair(r.Context(), h.cfg.DB, user, name)
+	if errors.Is(err, apidb.ErrNotFound) {
+		return nil, notFound("Keypair %s not found for user %s", name, user)
+	}
+	return k, err
 }

@@ -18,86 +18,15 @@ import (
 // named a cell by its name; here the name is the cell's path): every cell
 // of the tree, whether it is up, its capabilities and its capacity.
 
-func (a *API) cellRoutes() {
-	rule := "os_compute_api:os-cells"
-	a.mux.HandleFunc("GET /v2.1/os-cells", a.auth(rule, a.listCells(false)))
-	a.mux.HandleFunc("GET /v2.1/os-cells/detail", a.auth(rule, a.listCells(true)))
-	a.mux.HandleFunc("GET /v2.1/os-cells/info", a.auth(rule, a.cellInfo))
-	a.mux.HandleFunc("GET /v2.1/os-cells/capacities", a.auth(rule, a.cellCapacities))
-	a.mux.HandleFunc("GET /v2.1/os-cells/{cell}", a.auth(rule, a.showCell))
-	a.mux.HandleFunc("GET /v2.1/os-cells/{cell}/capacities", a.auth(rule, a.cellCapacities))
+// cellsHandler is os-cells: the tree of cells below and their capacities.
+type cellsHandler struct {
+	*base
 }
 
 // treeCell is what the API knows of a cell of the tree.
 type treeCell struct {
 	info wire.CellInfo
 	up   bool
-}
-
-// gatherCells asks every cell what it is; the cells that did not answer,
-// or that their parents say are down, are listed as down.
-func (a *API) gatherCells(w http.ResponseWriter, r *http.Request) (map[string]*treeCell, error) {
-	tree := map[string]*treeCell{}
-	missing, err := a.gather(w, r, wire.MethodCellInfo, struct{}{}, func(cell string, raw json.RawMessage) error {
-		var info wire.CellInfo
-		if err := json.Unmarshal(raw, &info); err != nil {
-			return wire.Errorf(wire.CodeBadMessage, "cell_info of %s: %v", cell, err)
-		}
-		tree[cell] = &treeCell{info: info, up: true}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	down := missing
-	if a.cfg.DownCells != nil {
-		more, err := a.cfg.DownCells(r.Context())
-		if err != nil {
-			return nil, err
-		}
-		down = append(down, more...)
-	}
-	// The API cell's own children, with their last reports.
-	ns, err := a.childCells(r)
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range ns {
-		if tree[n.Path] == nil {
-			tree[n.Path] = &treeCell{info: wire.CellInfo{Path: n.Path, BrokerURL: n.BrokerURL, Capacity: n.Report}, up: true}
-		}
-		if tree[n.Path].info.BrokerURL == "" {
-			tree[n.Path].info.BrokerURL = n.BrokerURL
-		}
-	}
-	for _, c := range tree {
-		for _, ch := range c.info.Children {
-			if tree[ch] == nil {
-				tree[ch] = &treeCell{info: wire.CellInfo{Path: ch}, up: false}
-			}
-		}
-	}
-	for _, p := range down {
-		if p == a.cfg.Cell {
-			continue
-		}
-		if tree[p] == nil {
-			tree[p] = &treeCell{info: wire.CellInfo{Path: p}}
-		}
-		tree[p].up = false
-	}
-	delete(tree, a.cfg.Cell)
-	return tree, nil
-}
-
-// childCells are the API cell's children, from its own cells table, with
-// their last capacity reports.
-func (a *API) childCells(r *http.Request) ([]cells.Neighbour, error) {
-	ns, err := cells.ListNeighbours(r.Context(), a.cfg.DB)
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(ns, func(n cells.Neighbour) bool { return n.Relation != cells.Child }), nil
 }
 
 func cellView(c *treeCell, detail bool) map[string]any {
@@ -150,11 +79,87 @@ func sortedCells(tree map[string]*treeCell) []*treeCell {
 	return out
 }
 
-func (a *API) listCells(detail bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tree, err := a.gatherCells(w, r)
+func (h *cellsHandler) register(rt *router) {
+	rule := "os_compute_api:os-cells"
+	rt.handle("GET /v2.1/os-cells", rule, h.listCells(false))
+	rt.handle("GET /v2.1/os-cells/detail", rule, h.listCells(true))
+	rt.handle("GET /v2.1/os-cells/info", rule, h.cellInfo)
+	rt.handle("GET /v2.1/os-cells/capacities", rule, h.cellCapacities)
+	rt.handle("GET /v2.1/os-cells/{cell}", rule, h.showCell)
+	rt.handle("GET /v2.1/os-cells/{cell}/capacities", rule, h.cellCapacities)
+}
+
+// gatherCells asks every cell what it is; the cells that did not answer,
+// or that their parents say are down, are listed as down.
+func (h *cellsHandler) gatherCells(w http.ResponseWriter, r *http.Request) (map[string]*treeCell, error) {
+	tree := map[string]*treeCell{}
+	missing, err := h.gather(w, r, wire.MethodCellInfo, struct{}{}, func(cell string, raw json.RawMessage) error {
+		var info wire.CellInfo
+		if err := json.Unmarshal(raw, &info); err != nil {
+			return wire.Errorf(wire.CodeBadMessage, "cell_info of %s: %v", cell, err)
+		}
+		tree[cell] = &treeCell{info: info, up: true}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	down := missing
+	if h.cfg.DownCells != nil {
+		more, err := h.cfg.DownCells(r.Context())
 		if err != nil {
-			a.fail(w, r, err)
+			return nil, err
+		}
+		down = append(down, more...)
+	}
+	// The API cell's own children, with their last reports.
+	ns, err := h.childCells(r)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range ns {
+		if tree[n.Path] == nil {
+			tree[n.Path] = &treeCell{info: wire.CellInfo{Path: n.Path, BrokerURL: n.BrokerURL, Capacity: n.Report}, up: true}
+		}
+		if tree[n.Path].info.BrokerURL == "" {
+			tree[n.Path].info.BrokerURL = n.BrokerURL
+		}
+	}
+	for _, c := range tree {
+		for _, ch := range c.info.Children {
+			if tree[ch] == nil {
+				tree[ch] = &treeCell{info: wire.CellInfo{Path: ch}, up: false}
+			}
+		}
+	}
+	for _, p := range down {
+		if p == h.cfg.Cell {
+			continue
+		}
+		if tree[p] == nil {
+			tree[p] = &treeCell{info: wire.CellInfo{Path: p}}
+		}
+		tree[p].up = false
+	}
+	delete(tree, h.cfg.Cell)
+	return tree, nil
+}
+
+// childCells are the API cell's children, from its own cells table, with
+// their last capacity reports.
+func (h *cellsHandler) childCells(r *http.Request) ([]cells.Neighbour, error) {
+	ns, err := cells.ListNeighbours(r.Context(), h.cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ns, func(n cells.Neighbour) bool { return n.Relation != cells.Child }), nil
+}
+
+func (h *cellsHandler) listCells(detail bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tree, err := h.gatherCells(w, r)
+		if err != nil {
+			h.fail(w, r, err)
 			return
 		}
 		list := []map[string]any{}
@@ -166,18 +171,18 @@ func (a *API) listCells(detail bool) http.HandlerFunc {
 }
 
 // cellInfo is GET /os-cells/info: the API cell itself.
-func (a *API) cellInfo(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"cell": map[string]any{"name": a.cfg.Cell, "path": a.cfg.Cell, "type": "self",
+func (h *cellsHandler) cellInfo(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"cell": map[string]any{"name": h.cfg.Cell, "path": h.cfg.Cell, "type": "self",
 		"rpc_host": nil, "rpc_port": 0, "username": nil, "capabilities": map[string]any{}}})
 }
 
 // findCell asks a cell what it is; a cell below that does not answer is
 // shown down, with what its parent last heard.
-func (a *API) findCell(w http.ResponseWriter, r *http.Request, path string) (*treeCell, error) {
-	if cellpath.Validate(path) != nil || !cellpath.IsAncestor(a.cfg.Cell, path) {
+func (h *cellsHandler) findCell(w http.ResponseWriter, r *http.Request, path string) (*treeCell, error) {
+	if cellpath.Validate(path) != nil || !cellpath.IsAncestor(h.cfg.Cell, path) {
 		return nil, notFound("Cell %s doesn't exist.", path)
 	}
-	tree, err := a.gatherCells(w, r)
+	tree, err := h.gatherCells(w, r)
 	if err != nil {
 		return nil, err
 	}
@@ -190,10 +195,10 @@ func (a *API) findCell(w http.ResponseWriter, r *http.Request, path string) (*tr
 
 // showCell is GET /os-cells/{cell}: the cell, its capabilities and its
 // last capacity.
-func (a *API) showCell(w http.ResponseWriter, r *http.Request) {
-	c, err := a.findCell(w, r, r.PathValue("cell"))
+func (h *cellsHandler) showCell(w http.ResponseWriter, r *http.Request) {
+	c, err := h.findCell(w, r, r.PathValue("cell"))
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	v := cellView(c, true)
@@ -206,21 +211,21 @@ func (a *API) showCell(w http.ResponseWriter, r *http.Request) {
 // cellCapacities is GET /os-cells/capacities (the whole tree) and
 // /os-cells/{cell}/capacities: free RAM and disk, and how many of each
 // flavor's size still fit, in cells v1's format.
-func (a *API) cellCapacities(w http.ResponseWriter, r *http.Request) {
+func (h *cellsHandler) cellCapacities(w http.ResponseWriter, r *http.Request) {
 	var rep capacity.Report
-	if path := r.PathValue("cell"); path != "" && path != a.cfg.Cell {
-		c, err := a.findCell(w, r, path)
+	if path := r.PathValue("cell"); path != "" && path != h.cfg.Cell {
+		c, err := h.findCell(w, r, path)
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		if c.info.Capacity != nil {
 			rep = *c.info.Capacity
 		}
 	} else {
-		ns, err := a.childCells(r)
+		ns, err := h.childCells(r)
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		var parts []capacity.Report
@@ -231,9 +236,9 @@ func (a *API) cellCapacities(w http.ResponseWriter, r *http.Request) {
 		}
 		rep = capacity.Merge(parts...)
 	}
-	flavors, err := apidb.ListFlavors(r.Context(), a.cfg.DB)
+	flavors, err := apidb.ListFlavors(r.Context(), h.cfg.DB)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	ram, disk := map[string]int{}, map[string]int{}

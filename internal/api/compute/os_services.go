@@ -2,8 +2,6 @@ package compute
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -21,10 +19,10 @@ import (
 // controller). Hosts are shown cell-qualified ("api!cell1@cell1-host001")
 // and so are ids below 2.53 ("api!cell1@3"); from 2.53 ids are UUIDs.
 
-func (a *API) serviceRoutes() {
-	a.mux.HandleFunc("GET /v2.1/os-services", a.auth("os_compute_api:os-services:list", a.listServices))
-	a.mux.HandleFunc("PUT /v2.1/os-services/{id}", a.auth("os_compute_api:os-services:update", a.updateService))
-	a.mux.HandleFunc("DELETE /v2.1/os-services/{id}", a.auth("os_compute_api:os-services:delete", a.deleteService))
+// servicesHandler is os-services, gathered from the cells; the hosts and
+// availability zone rooms read the services through it.
+type servicesHandler struct {
+	*base
 }
 
 type cellService struct {
@@ -62,98 +60,11 @@ func serviceView(v Version, cs cellService) map[string]any {
 	return out
 }
 
-// hostCell resolves a host name as os-services takes it: "PATH@HOST", or
-// a bare host name that only one cell has.
-func (a *API) hostCell(r *http.Request, host string) (cell, bare string, err error) {
-	if c, h, ok := a.splitQualified(host); ok {
-		return c, h, nil
-	}
-	cells, err := apidb.HostCells(r.Context(), a.cfg.DB, host)
-	if err != nil {
-		return "", "", err
-	}
-	switch len(cells) {
-	case 0:
-		return "", "", notFound("Host '%s' is not mapped to any cell", host)
-	case 1:
-		return cells[0], host, nil
-	}
-	return "", "", bad("Host '%s' is in more than one cell (%s): name it PATH@HOST, as os-services lists it.", host, strings.Join(cells, ", "))
-}
-
-func (a *API) listServices(w http.ResponseWriter, r *http.Request) {
-	v := apiVersion(r.Context())
-	q := r.URL.Query()
-	sq := wire.ServiceQuery{Binary: lastValue(q, "binary"), Host: lastValue(q, "host")}
-	var out []cellService
-	var unknown []map[string]any
-	if c, h, ok := a.splitQualified(sq.Host); ok {
-		// A qualified host is asked of its cell alone (a cell that never
-		// mapped a host has none).
-		sq.Host = h
-		known, err := a.knownCell(r, c)
-		if err == nil && known {
-			var ss []wire.Service
-			err = a.callCell(r, c, wire.MethodServices, sq, &ss)
-			for _, s := range ss {
-				out = append(out, cellService{c, s})
-			}
-		}
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-	} else {
-		var missing []string
-		var err error
-		out, missing, err = a.gatherServices(w, r, sq)
-		if err == nil && v.AtLeast(v269) && len(missing) > 0 {
-			// 2.69: a cell that did not answer shows its compute hosts
-			// (from the host mappings) with status UNKNOWN, first.
-			unknown, err = a.unknownComputes(r, missing, sq)
-		}
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-	}
-	slices.SortFunc(out, compareCellService)
-	list := make([]map[string]any, 0, len(unknown)+len(out))
-	list = append(list, unknown...)
-	for _, cs := range out {
-		list = append(list, serviceView(v, cs))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"services": list})
-}
-
 func compareCellService(x, y cellService) int {
 	if x.cell != y.cell {
 		return strings.Compare(x.cell, y.cell)
 	}
 	return int(x.s.ID - y.s.ID)
-}
-
-// unknownComputes are the compute hosts of cells that did not answer, as
-// Nova's 2.69 shows them: binary, host and status UNKNOWN, filtered by
-// the request's host and binary.
-func (a *API) unknownComputes(r *http.Request, cells []string, sq wire.ServiceQuery) ([]map[string]any, error) {
-	if sq.Binary != "" && sq.Binary != "nova-compute" {
-		return nil, nil
-	}
-	var out []map[string]any
-	for _, cell := range cells {
-		hosts, err := apidb.CellComputeHosts(r.Context(), a.cfg.DB, cell)
-		if err != nil {
-			return nil, err
-		}
-		for _, h := range hosts {
-			if sq.Host != "" && sq.Host != h {
-				continue
-			}
-			out = append(out, map[string]any{"binary": "nova-compute", "host": qualify(cell, h), "status": "UNKNOWN"})
-		}
-	}
-	return out, nil
 }
 
 // serviceBody reads an os-services PUT body: an object whose keys are all
@@ -204,26 +115,106 @@ func serviceBody(w http.ResponseWriter, r *http.Request, allowed []string) (map[
 	return out, forced, nil
 }
 
-// readBody reads a request body of at most maxBody bytes.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		return nil, &httpError{http.StatusRequestEntityTooLarge, "Request is too large."}
-	}
-	return b, nil
+// gatherServices asks every cell for its services that match sq, sorted
+// by cell and id, and says which cells did not answer.
+func (h *servicesHandler) gatherServices(w http.ResponseWriter, r *http.Request, sq wire.ServiceQuery) ([]cellService, []string, error) {
+	var out []cellService
+	missing, err := h.gather(w, r, wire.MethodServices, sq, func(cell string, raw json.RawMessage) error {
+		ss, err := decodeList[wire.Service](raw)
+		for _, s := range ss {
+			out = append(out, cellService{cell, s})
+		}
+		return err
+	})
+	slices.SortFunc(out, compareCellService)
+	return out, missing, err
 }
 
-func (a *API) updateService(w http.ResponseWriter, r *http.Request) {
+func (h *servicesHandler) register(rt *router) {
+	rt.handle("GET /v2.1/os-services", "os_compute_api:os-services:list", h.listServices)
+	rt.handle("PUT /v2.1/os-services/{id}", "os_compute_api:os-services:update", h.updateService)
+	rt.handle("DELETE /v2.1/os-services/{id}", "os_compute_api:os-services:delete", h.deleteService)
+}
+
+func (h *servicesHandler) listServices(w http.ResponseWriter, r *http.Request) {
+	v := apiVersion(r.Context())
+	q := r.URL.Query()
+	sq := wire.ServiceQuery{Binary: lastValue(q, "binary"), Host: lastValue(q, "host")}
+	var out []cellService
+	var unknown []map[string]any
+	if c, bare, ok := h.splitQualified(sq.Host); ok {
+		// A qualified host is asked of its cell alone (a cell that never
+		// mapped a host has none).
+		sq.Host = bare
+		known, err := h.knownCell(r, c)
+		if err == nil && known {
+			var ss []wire.Service
+			err = h.callCell(r, c, wire.MethodServices, sq, &ss)
+			for _, s := range ss {
+				out = append(out, cellService{c, s})
+			}
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	} else {
+		var missing []string
+		var err error
+		out, missing, err = h.gatherServices(w, r, sq)
+		if err == nil && v.AtLeast(v269) && len(missing) > 0 {
+			// 2.69: a cell that did not answer shows its compute hosts
+			// (from the host mappings) with status UNKNOWN, first.
+			unknown, err = h.unknownComputes(r, missing, sq)
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	slices.SortFunc(out, compareCellService)
+	list := make([]map[string]any, 0, len(unknown)+len(out))
+	list = append(list, unknown...)
+	for _, cs := range out {
+		list = append(list, serviceView(v, cs))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"services": list})
+}
+
+// unknownComputes are the compute hosts of cells that did not answer, as
+// Nova's 2.69 shows them: binary, host and status UNKNOWN, filtered by
+// the request's host and binary.
+func (h *servicesHandler) unknownComputes(r *http.Request, cells []string, sq wire.ServiceQuery) ([]map[string]any, error) {
+	if sq.Binary != "" && sq.Binary != "nova-compute" {
+		return nil, nil
+	}
+	var out []map[string]any
+	for _, cell := range cells {
+		hosts, err := apidb.CellComputeHosts(r.Context(), h.cfg.DB, cell)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hosts {
+			if sq.Host != "" && sq.Host != h {
+				continue
+			}
+			out = append(out, map[string]any{"binary": "nova-compute", "host": qualify(cell, h), "status": "UNKNOWN"})
+		}
+	}
+	return out, nil
+}
+
+func (h *servicesHandler) updateService(w http.ResponseWriter, r *http.Request) {
 	if apiVersion(r.Context()).AtLeast(v253) {
-		a.updateServiceByUUID(w, r)
+		h.updateServiceByUUID(w, r)
 		return
 	}
-	a.updateServiceAction(w, r)
+	h.updateServiceAction(w, r)
 }
 
 // updateServiceAction is PUT /os-services/{enable|disable|disable-log-reason|force-down}
 // with the host and binary in the body (below 2.53).
-func (a *API) updateServiceAction(w http.ResponseWriter, r *http.Request) {
+func (h *servicesHandler) updateServiceAction(w http.ResponseWriter, r *http.Request) {
 	v := apiVersion(r.Context())
 	allowed := []string{"host", "binary", "disabled_reason"}
 	if v.AtLeast(Version{2, 11}) {
@@ -231,12 +222,12 @@ func (a *API) updateServiceAction(w http.ResponseWriter, r *http.Request) {
 	}
 	body, forced, err := serviceBody(w, r, allowed)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	for _, k := range []string{"host", "binary"} {
 		if body[k] == "" {
-			a.fail(w, r, bad("'%s' is a required property", k))
+			h.fail(w, r, bad("'%s' is a required property", k))
 			return
 		}
 	}
@@ -255,67 +246,64 @@ func (a *API) updateServiceAction(w http.ResponseWriter, r *http.Request) {
 	case action == "disable-log-reason":
 		reason, ok := body["disabled_reason"]
 		if !ok {
-			a.fail(w, r, bad("Missing disabled reason field"))
+			h.fail(w, r, bad("Missing disabled reason field"))
 			return
 		}
 		u.Disabled, u.DisabledReason = &yes, &reason
 		resp["status"], resp["disabled_reason"] = "disabled", reason
 	case action == "force-down" && v.AtLeast(Version{2, 11}):
 		if forced == nil {
-			a.fail(w, r, bad("Missing forced_down field"))
+			h.fail(w, r, bad("Missing forced_down field"))
 			return
 		}
 		u.ForcedDown = forced
 		resp["forced_down"] = *forced
 	default:
-		a.fail(w, r, notFound("Unknown action"))
+		h.fail(w, r, notFound("Unknown action"))
 		return
 	}
 	if body["binary"] != "nova-compute" {
-		a.fail(w, r, bad("Updating a %s service is not supported. Only nova-compute services can be updated.", body["binary"]))
+		h.fail(w, r, bad("Updating a %s service is not supported. Only nova-compute services can be updated.", body["binary"]))
 		return
 	}
-	cell, host, err := a.hostCell(r, body["host"])
+	cell, host, err := h.hostCell(r, body["host"])
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	u.Host, u.Binary = host, body["binary"]
 	var s wire.Service
-	if err := a.callCell(r, cell, wire.MethodServiceUpdate, u, &s); err != nil {
-		if errors.Is(err, wire.ErrNotFound) {
-			err = notFound("Could not find binary %s on host %s.", body["binary"], body["host"])
-		}
-		a.fail(w, r, err)
+	if err := h.callCell(r, cell, wire.MethodServiceUpdate, u, &s); err != nil {
+		h.fail(w, r, notFoundAs(err, "Could not find binary %s on host %s.", body["binary"], body["host"]))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"service": resp})
 }
 
 // updateServiceByUUID is PUT /os-services/{uuid} (2.53).
-func (a *API) updateServiceByUUID(w http.ResponseWriter, r *http.Request) {
+func (h *servicesHandler) updateServiceByUUID(w http.ResponseWriter, r *http.Request) {
 	v := apiVersion(r.Context())
 	id := r.PathValue("id")
 	u, err := uuid.Parse(id)
 	if err != nil {
-		a.fail(w, r, bad("Invalid uuid %s", id))
+		h.fail(w, r, bad("Invalid uuid %s", id))
 		return
 	}
 	body, forced, err := serviceBody(w, r, []string{"status", "disabled_reason", "forced_down"})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	up := wire.ServiceUpdate{ServiceQuery: wire.ServiceQuery{UUID: u.String()}, ComputeOnly: true, ForcedDown: forced}
 	status, hasStatus := body["status"]
 	if hasStatus && status != "enabled" && status != "disabled" {
-		a.fail(w, r, bad("Invalid input for field/attribute status. Value: %s. '%s' is not one of ['enabled', 'disabled']", status, status))
+		h.fail(w, r, bad("Invalid input for field/attribute status. Value: %s. '%s' is not one of ['enabled', 'disabled']", status, status))
 		return
 	}
 	reason, hasReason := body["disabled_reason"]
 	switch {
 	case status == "enabled" && hasReason:
-		a.fail(w, r, bad("Specifying 'disabled_reason' with status 'enabled' is invalid."))
+		h.fail(w, r, bad("Specifying 'disabled_reason' with status 'enabled' is invalid."))
 		return
 	case status == "enabled":
 		no, empty := false, ""
@@ -325,23 +313,20 @@ func (a *API) updateServiceByUUID(w http.ResponseWriter, r *http.Request) {
 		up.Disabled, up.DisabledReason = &yes, &reason
 	}
 	if !hasStatus && forced == nil {
-		a.fail(w, r, bad("No updates were requested. Fields 'status' or 'forced_down' should be specified."))
+		h.fail(w, r, bad("No updates were requested. Fields 'status' or 'forced_down' should be specified."))
 		return
 	}
-	cell, ok, err := a.mappingCell(r, up.UUID, wire.MappingService)
+	cell, ok, err := h.mappingCell(r, up.UUID, wire.MappingService)
 	if err == nil && !ok {
 		err = notFound("Service %s could not be found.", id)
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var s wire.Service
-	if err := a.callCell(r, cell, wire.MethodServiceUpdate, up, &s); err != nil {
-		if errors.Is(err, wire.ErrNotFound) {
-			err = notFound("Service %s could not be found.", id)
-		}
-		a.fail(w, r, err)
+	if err := h.callCell(r, cell, wire.MethodServiceUpdate, up, &s); err != nil {
+		h.fail(w, r, notFoundAs(err, "Service %s could not be found.", id))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"service": serviceView(v, cellService{cell, s})})
@@ -349,7 +334,7 @@ func (a *API) updateServiceByUUID(w http.ResponseWriter, r *http.Request) {
 
 // deleteService is DELETE /os-services/{id}: a compute service goes with
 // its node, unless the host holds instances (409).
-func (a *API) deleteService(w http.ResponseWriter, r *http.Request) {
+func (h *servicesHandler) deleteService(w http.ResponseWriter, r *http.Request) {
 	v := apiVersion(r.Context())
 	id := r.PathValue("id")
 	var cell string
@@ -357,52 +342,49 @@ func (a *API) deleteService(w http.ResponseWriter, r *http.Request) {
 	if v.AtLeast(v253) {
 		u, err := uuid.Parse(id)
 		if err != nil {
-			a.fail(w, r, bad("Invalid uuid %s", id))
+			h.fail(w, r, bad("Invalid uuid %s", id))
 			return
 		}
 		q.UUID = u.String()
-		c, ok, err := a.mappingCell(r, q.UUID, wire.MappingService)
+		c, ok, err := h.mappingCell(r, q.UUID, wire.MappingService)
 		if err == nil && !ok {
 			err = notFound("Service %s not found.", id)
 		}
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		cell = c
 	} else {
-		c, item, ok := a.splitQualified(id)
+		c, item, ok := h.splitQualified(id)
 		if !ok {
 			if _, err := strconv.ParseInt(id, 10, 64); err == nil {
-				a.fail(w, r, bad("Service id %s does not name its cell: use PATH@ID, as os-services lists it.", id))
+				h.fail(w, r, bad("Service id %s does not name its cell: use PATH@ID, as os-services lists it.", id))
 				return
 			}
-			a.fail(w, r, bad("Invalid input received: id must be an integer"))
+			h.fail(w, r, bad("Invalid input received: id must be an integer"))
 			return
 		}
 		n, err := strconv.ParseInt(item, 10, 64)
 		if err != nil || n <= 0 {
-			a.fail(w, r, bad("Invalid input received: id must be an integer"))
+			h.fail(w, r, bad("Invalid input received: id must be an integer"))
 			return
 		}
-		known, err := a.knownCell(r, c)
+		known, err := h.knownCell(r, c)
 		if err == nil && !known {
 			err = notFound("Service %s not found.", id)
 		}
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		cell, q.ID = c, n
 	}
 	var s wire.Service
-	if err := a.callCell(r, cell, wire.MethodServiceDelete, q, &s); err != nil {
-		if errors.Is(err, wire.ErrNotFound) {
-			err = notFound("Service %s not found.", id)
-		}
-		a.fail(w, r, err)
+	if err := h.callCell(r, cell, wire.MethodServiceDelete, q, &s); err != nil {
+		h.fail(w, r, notFoundAs(err, "Service %s not found.", id))
 		return
 	}
-	a.log.Info("service deleted", "request_id", requestID(r.Context()), "cell", cell, "service", s.UUID, "host", s.Host, "binary", s.Binary)
+	h.log.Info("service deleted", "request_id", requestID(r.Context()), "cell", cell, "service", s.UUID, "host", s.Host, "binary", s.Binary)
 	w.WriteHeader(http.StatusNoContent)
 }

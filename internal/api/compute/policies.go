@@ -1,8 +1,6 @@
 package compute
 
 import (
-	"context"
-
 	"github.com/cellcloud/cellcloud/internal/policy"
 )
 
@@ -120,36 +118,3 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:limits", Check: policy.Anyone},
 	{Name: "os_compute_api:limits:other_project", Check: ruleAdmin},
 }
-
-// actionRules are the rules of POST /servers/{id}/action by body key.
-var actionRules = map[string]string{
-	"reboot": "os_compute_api:servers:reboot", "resize": "os_compute_api:servers:resize",
-	"confirmResize": "os_compute_api:servers:confirm_resize", "revertResize": "os_compute_api:servers:revert_resize",
-	"rebuild": "os_compute_api:servers:rebuild", "createImage": "os_compute_api:servers:create_image",
-	"os-start": "os_compute_api:servers:start", "os-stop": "os_compute_api:servers:stop",
-	"pause": "os_compute_api:os-pause-server:pause", "unpause": "os_compute_api:os-pause-server:unpause",
-	"suspend": "os_compute_api:os-suspend-server:suspend", "resume": "os_compute_api:os-suspend-server:resume",
-	"rescue": "os_compute_api:os-rescue", "unrescue": "os_compute_api:os-unrescue",
-	"shelve": "os_compute_api:os-shelve:shelve", "unshelve": "os_compute_api:os-shelve:unshelve",
-	"lock": "os_compute_api:os-lock-server:lock", "unlock": "os_compute_api:os-lock-server:unlock",
-	"os-resetState": "os_compute_api:os-admin-actions:reset_state", "migrate": "os_compute_api:os-migrate-server:migrate",
-	"os-getConsoleOutput": "os_compute_api:os-console-output",
-}
-
-// authorize checks a rule for the caller against a target: the caller's
-// own project and user, overridden by target's entries (the server's
-// project, a key pair's user). A refusal is Nova's 403.
-func (a *API) authorize(ctx context.Context, rule string, target policy.Target) error {
-	c := caller(ctx)
-	t := policy.Target{"project_id": c.ProjectID, "user_id": c.UserID}
-	for k, v := range target {
-		t[k] = v
-	}
-	if !a.cfg.Policy.Allowed(rule, c.creds, t) {
-		return forbidden(rule)
-	}
-	return nil
-}
-
-// can reports whether the caller passes a rule on their own project.
-func (a *API) can(ctx context.Context, rule string) bool { return a.authorize(ctx, rule, nil) == nil }

@@ -14,15 +14,20 @@ import (
 	"github.com/cellcloud/cellcloud/internal/quota"
 )
 
-func (a *API) quotaRoutes() {
-	a.mux.HandleFunc("GET /v2.1/os-quota-sets/{project}", a.auth("", a.showQuotaSet(false)))
-	a.mux.HandleFunc("GET /v2.1/os-quota-sets/{project}/detail", a.auth("", a.showQuotaSet(true)))
-	a.mux.HandleFunc("GET /v2.1/os-quota-sets/{project}/defaults", a.auth("os_compute_api:os-quota-sets:defaults", a.quotaDefaults))
-	a.mux.HandleFunc("PUT /v2.1/os-quota-sets/{project}", a.auth("", a.updateQuotaSet))
-	a.mux.HandleFunc("DELETE /v2.1/os-quota-sets/{project}", a.auth("", a.deleteQuotaSet))
-	a.mux.HandleFunc("GET /v2.1/os-quota-class-sets/{class}", a.auth("os_compute_api:os-quota-class-sets:show", a.showQuotaClass))
-	a.mux.HandleFunc("PUT /v2.1/os-quota-class-sets/{class}", a.auth("os_compute_api:os-quota-class-sets:update", a.updateQuotaClass))
-	a.mux.HandleFunc("GET /v2.1/limits", a.auth("os_compute_api:limits", a.limits))
+// quotaSetsHandler is os-quota-sets and os-quota-class-sets.
+type quotaSetsHandler struct {
+	*base
+	quota *quotaChecker
+}
+
+func (h *quotaSetsHandler) register(rt *router) {
+	rt.handle("GET /v2.1/os-quota-sets/{project}", "", h.showQuotaSet(false))
+	rt.handle("GET /v2.1/os-quota-sets/{project}/detail", "", h.showQuotaSet(true))
+	rt.handle("GET /v2.1/os-quota-sets/{project}/defaults", "os_compute_api:os-quota-sets:defaults", h.quotaDefaults)
+	rt.handle("PUT /v2.1/os-quota-sets/{project}", "", h.updateQuotaSet)
+	rt.handle("DELETE /v2.1/os-quota-sets/{project}", "", h.deleteQuotaSet)
+	rt.handle("GET /v2.1/os-quota-class-sets/{class}", "os_compute_api:os-quota-class-sets:show", h.showQuotaClass)
+	rt.handle("PUT /v2.1/os-quota-class-sets/{class}", "os_compute_api:os-quota-class-sets:update", h.updateQuotaClass)
 }
 
 var (
@@ -76,54 +81,6 @@ func quotaUser(r *http.Request) string {
 		return v[0]
 	}
 	return ""
-}
-
-// showQuotaSet is GET /os-quota-sets/{project} and .../detail.
-func (a *API) showQuotaSet(detail bool) http.HandlerFunc {
-	rule := "os_compute_api:os-quota-sets:show"
-	if detail {
-		rule = "os_compute_api:os-quota-sets:detail"
-	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		project, user := r.PathValue("project"), quotaUser(r)
-		if err := a.authorize(ctx, rule, policy.Target{"project_id": project}); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		limits, err := apidb.EffectiveLimits(ctx, a.cfg.DB, a.cfg.Quota, project, user)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		keys := quotaKeys(apiVersion(ctx))
-		if !detail {
-			writeJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(keys, limits, project)})
-			return
-		}
-		usage, err := apidb.Usage(ctx, a.cfg.DB, project, user)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		v := map[string]any{"id": project}
-		for _, k := range keys {
-			v[k] = map[string]any{"limit": limits[k], "in_use": usage[k], "reserved": 0}
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"quota_set": v})
-	}
-}
-
-// quotaDefaults is GET /os-quota-sets/{project}/defaults: the default
-// class's limits, else the configured ones.
-func (a *API) quotaDefaults(w http.ResponseWriter, r *http.Request) {
-	class, err := apidb.ClassLimits(r.Context(), a.cfg.DB, apidb.DefaultQuotaClass)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	l := quota.Effective(a.cfg.Quota, class, nil, nil)
-	writeJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(quotaKeys(apiVersion(r.Context())), l, r.PathValue("project"))})
 }
 
 var quotaValueRE = regexp.MustCompile(`^-?[0-9]+$`)
@@ -215,14 +172,69 @@ func parseLimits(w http.ResponseWriter, r *http.Request, top string, allowed []s
 	return out, force, nil
 }
 
+func checkClassName(c string) error {
+	if len(c) < 1 || len(c) > 255 {
+		return bad("quota_class_name has %d characters, more than 255.", len(c))
+	}
+	return nil
+}
+
+// showQuotaSet is GET /os-quota-sets/{project} and .../detail.
+func (h *quotaSetsHandler) showQuotaSet(detail bool) http.HandlerFunc {
+	rule := "os_compute_api:os-quota-sets:show"
+	if detail {
+		rule = "os_compute_api:os-quota-sets:detail"
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		project, user := r.PathValue("project"), quotaUser(r)
+		if err := h.authorize(ctx, rule, policy.Target{"project_id": project}); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		limits, err := apidb.EffectiveLimits(ctx, h.cfg.DB, h.cfg.Quota, project, user)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		keys := quotaKeys(apiVersion(ctx))
+		if !detail {
+			writeJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(keys, limits, project)})
+			return
+		}
+		usage, err := apidb.Usage(ctx, h.cfg.DB, project, user)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		v := map[string]any{"id": project}
+		for _, k := range keys {
+			v[k] = map[string]any{"limit": limits[k], "in_use": usage[k], "reserved": 0}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"quota_set": v})
+	}
+}
+
+// quotaDefaults is GET /os-quota-sets/{project}/defaults: the default
+// class's limits, else the configured ones.
+func (h *quotaSetsHandler) quotaDefaults(w http.ResponseWriter, r *http.Request) {
+	class, err := apidb.ClassLimits(r.Context(), h.cfg.DB, apidb.DefaultQuotaClass)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	l := quota.Effective(h.cfg.Quota, class, nil, nil)
+	writeJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(quotaKeys(apiVersion(r.Context())), l, r.PathValue("project"))})
+}
+
 // updateQuotaSet is PUT /os-quota-sets/{project}: an admin sets limits of
 // a project (or of a user in it). Unless forced, a limit may not go below
 // what is in use (or, for a project, below the sum of its users' limits).
-func (a *API) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
+func (h *quotaSetsHandler) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	project, user := r.PathValue("project"), quotaUser(r)
-	if err := a.authorize(ctx, "os_compute_api:os-quota-sets:update", policy.Target{"project_id": project}); err != nil {
-		a.fail(w, r, err)
+	if err := h.authorize(ctx, "os_compute_api:os-quota-sets:update", policy.Target{"project_id": project}); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	v := apiVersion(ctx)
@@ -232,36 +244,36 @@ func (a *API) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 	}
 	set, force, err := parseLimits(w, r, "quota_set", allowed, true)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var after quota.Limits
-	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		if err := apidb.LockQuota(ctx, tx, project); err != nil {
 			return err
 		}
 		if !force {
-			if err := a.checkSettable(r, tx, project, user, set); err != nil {
+			if err := h.checkSettable(r, tx, project, user, set); err != nil {
 				return err
 			}
 		}
 		if err := apidb.SetLimits(ctx, tx, project, user, set); err != nil {
 			return err
 		}
-		after, err = apidb.EffectiveLimits(ctx, tx, a.cfg.Quota, project, user)
+		after, err = apidb.EffectiveLimits(ctx, tx, h.cfg.Quota, project, user)
 		return err
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	a.log.Info("quota set", "request_id", requestID(ctx), "project", project, "user", user, "limits", set, "force", force)
+	h.log.Info("quota set", "request_id", requestID(ctx), "project", project, "user", user, "limits", set, "force", force)
 	writeJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(quotaKeys(v), after, "")})
 }
 
 // checkSettable refuses a limit below what is in use (Nova's
 // _validate_quota_limit with get_settable_quotas).
-func (a *API) checkSettable(r *http.Request, tx *db.Tx, project, user string, set quota.Limits) error {
+func (h *quotaSetsHandler) checkSettable(r *http.Request, tx *db.Tx, project, user string, set quota.Limits) error {
 	ctx := r.Context()
 	usage, err := apidb.Usage(ctx, tx, project, user)
 	if err != nil {
@@ -281,7 +293,7 @@ func (a *API) checkSettable(r *http.Request, tx *db.Tx, project, user string, se
 			}
 		}
 	} else {
-		projectLimits, err := apidb.EffectiveLimits(ctx, tx, a.cfg.Quota, project, "")
+		projectLimits, err := apidb.EffectiveLimits(ctx, tx, h.cfg.Quota, project, "")
 		if err != nil {
 			return err
 		}
@@ -326,46 +338,39 @@ func (a *API) checkSettable(r *http.Request, tx *db.Tx, project, user string, se
 }
 
 // deleteQuotaSet is DELETE /os-quota-sets/{project}: back to the defaults.
-func (a *API) deleteQuotaSet(w http.ResponseWriter, r *http.Request) {
+func (h *quotaSetsHandler) deleteQuotaSet(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	project, user := r.PathValue("project"), quotaUser(r)
-	if err := a.authorize(ctx, "os_compute_api:os-quota-sets:delete", policy.Target{"project_id": project}); err != nil {
-		a.fail(w, r, err)
+	if err := h.authorize(ctx, "os_compute_api:os-quota-sets:delete", policy.Target{"project_id": project}); err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	if err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.DeleteLimits(ctx, tx, project, user) }); err != nil {
-		a.fail(w, r, err)
+	if err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.DeleteLimits(ctx, tx, project, user) }); err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	a.log.Info("quota deleted", "request_id", requestID(ctx), "project", project, "user", user)
+	h.log.Info("quota deleted", "request_id", requestID(ctx), "project", project, "user", user)
 	w.WriteHeader(http.StatusAccepted)
-}
-
-func checkClassName(c string) error {
-	if len(c) < 1 || len(c) > 255 {
-		return bad("quota_class_name has %d characters, more than 255.", len(c))
-	}
-	return nil
 }
 
 // showQuotaClass is GET /os-quota-class-sets/{class}: the class's limits,
 // else the configured defaults (any name answers; only "default" acts).
-func (a *API) showQuotaClass(w http.ResponseWriter, r *http.Request) {
+func (h *quotaSetsHandler) showQuotaClass(w http.ResponseWriter, r *http.Request) {
 	class := r.PathValue("class")
-	l, err := apidb.ClassLimits(r.Context(), a.cfg.DB, class)
+	l, err := apidb.ClassLimits(r.Context(), h.cfg.DB, class)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"quota_class_set": quotaView(classKeys(apiVersion(r.Context())), quota.Effective(a.cfg.Quota, l, nil, nil), class)})
+	writeJSON(w, http.StatusOK, map[string]any{"quota_class_set": quotaView(classKeys(apiVersion(r.Context())), quota.Effective(h.cfg.Quota, l, nil, nil), class)})
 }
 
 // updateQuotaClass is PUT /os-quota-class-sets/{class}.
-func (a *API) updateQuotaClass(w http.ResponseWriter, r *http.Request) {
+func (h *quotaSetsHandler) updateQuotaClass(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	class := r.PathValue("class")
 	if err := checkClassName(class); err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	v := apiVersion(ctx)
@@ -376,83 +381,23 @@ func (a *API) updateQuotaClass(w http.ResponseWriter, r *http.Request) {
 	}
 	set, _, err := parseLimits(w, r, "quota_class_set", allowed, false)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	delete(set, "networks")
 	var after quota.Limits
-	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		if err := apidb.SetClassLimits(ctx, tx, class, set); err != nil {
 			return err
 		}
 		l, err := apidb.ClassLimits(ctx, tx, class)
-		after = quota.Effective(a.cfg.Quota, l, nil, nil)
+		after = quota.Effective(h.cfg.Quota, l, nil, nil)
 		return err
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	a.log.Info("quota class set", "request_id", requestID(ctx), "class", class, "limits", set)
+	h.log.Info("quota class set", "request_id", requestID(ctx), "class", class, "limits", set)
 	writeJSON(w, http.StatusOK, map[string]any{"quota_class_set": quotaView(classKeys(v), after, "")})
-}
-
-// limitNames are /limits' absolute keys by resource.
-var limitNames = []struct{ key, resource string }{
-	{"maxTotalRAMSize", quota.RAM}, {"maxTotalInstances", quota.Instances}, {"maxTotalCores", quota.Cores},
-	{"maxTotalKeypairs", quota.KeyPairs}, {"maxTotalFloatingIps", quota.FloatingIPs}, {"maxServerMeta", quota.MetadataItems},
-	{"maxImageMeta", quota.MetadataItems}, {"maxPersonality", quota.InjectedFiles}, {"maxPersonalitySize", quota.InjectedFileContentBytes},
-	{"maxSecurityGroups", quota.SecurityGroups}, {"maxSecurityGroupRules", quota.SecurityGroupRules},
-	{"maxServerGroups", quota.ServerGroups}, {"maxServerGroupMembers", quota.ServerGroupMembers},
-}
-
-// limits is GET /limits: the caller's project's limits and usage (another
-// project's with tenant_id, for admins).
-func (a *API) limits(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	c := caller(ctx)
-	project := c.ProjectID
-	if q := r.URL.Query(); q.Has("tenant_id") {
-		if err := a.authorize(ctx, "os_compute_api:limits:other_project", nil); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		project = q.Get("tenant_id")
-	}
-	limits, err := apidb.EffectiveLimits(ctx, a.cfg.DB, a.cfg.Quota, project, "")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	usage, err := apidb.Usage(ctx, a.cfg.DB, project, "")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	v := apiVersion(ctx)
-	gone := map[string]bool{}
-	if v.AtLeast(Version{2, 36}) {
-		for _, k := range []string{"maxTotalFloatingIps", "maxSecurityGroups", "maxSecurityGroupRules", "totalFloatingIpsUsed", "totalSecurityGroupsUsed"} {
-			gone[k] = true
-		}
-	}
-	if v.AtLeast(Version{2, 39}) {
-		gone["maxImageMeta"] = true
-	}
-	if v.AtLeast(Version{2, 57}) {
-		gone["maxPersonality"], gone["maxPersonalitySize"] = true, true
-	}
-	abs := map[string]any{}
-	for _, n := range limitNames {
-		if !gone[n.key] {
-			abs[n.key] = limits[n.resource]
-		}
-	}
-	for k, val := range map[string]int64{"totalRAMUsed": usage[quota.RAM], "totalCoresUsed": usage[quota.Cores], "totalInstancesUsed": usage[quota.Instances],
-		"totalServerGroupsUsed": usage[quota.ServerGroups], "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0} {
-		if !gone[k] {
-			abs[k] = val
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": abs}})
 }

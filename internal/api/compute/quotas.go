@@ -2,8 +2,6 @@ package compute
 
 import (
 	"context"
-	"errors"
-	"net/http"
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -16,10 +14,11 @@ import (
 // records there: two concurrent requests of one project are checked one
 // after the other, each seeing what the other created.
 
-// limitsFor are the limits in force for a project, and for the user when
-// the user has limits of their own in it.
-func (a *API) limitsFor(ctx context.Context, q db.Querier, projectID, userID string) (project, user quota.Limits, err error) {
-	return apidb.LimitsFor(ctx, q, a.cfg.Quota, projectID, userID)
+// quotaChecker runs the quota checks of the rooms that create records
+// (servers, metadata, key pairs, server groups) and reads the limits in
+// force.
+type quotaChecker struct {
+	defaults quota.Defaults
 }
 
 // allUnlimited reports whether none of rs is limited.
@@ -32,13 +31,19 @@ func allUnlimited(l quota.Limits, rs ...string) bool {
 	return true
 }
 
+// limitsFor are the limits in force for a project, and for the user when
+// the user has limits of their own in it.
+func (h *quotaChecker) limitsFor(ctx context.Context, q db.Querier, projectID, userID string) (project, user quota.Limits, err error) {
+	return apidb.LimitsFor(ctx, q, h.defaults, projectID, userID)
+}
+
 // fitInstances is how many of min..max instances of a flavor fit the
 // project's (and the user's) instances, cores and RAM quota.
-func (a *API) fitInstances(ctx context.Context, tx *db.Tx, projectID, userID string, f wire.Flavor, min, max int) (int, error) {
+func (h *quotaChecker) fitInstances(ctx context.Context, tx *db.Tx, projectID, userID string, f wire.Flavor, min, max int) (int, error) {
 	if err := apidb.LockQuota(ctx, tx, projectID); err != nil {
 		return 0, err
 	}
-	project, user, err := a.limitsFor(ctx, tx, projectID, userID)
+	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
 	if err != nil {
 		return 0, err
 	}
@@ -64,7 +69,7 @@ func (a *API) fitInstances(ctx context.Context, tx *db.Tx, projectID, userID str
 // checkResize checks the increase of a resize's new flavor over the old
 // against the project's (and user's) cores and RAM, and records the new
 // flavor, which the instance counts from now on.
-func (a *API) checkResize(ctx context.Context, tx *db.Tx, in *apidb.Instance, to wire.Flavor) error {
+func (h *quotaChecker) checkResize(ctx context.Context, tx *db.Tx, in *apidb.Instance, to wire.Flavor) error {
 	if err := apidb.LockQuota(ctx, tx, in.ProjectID); err != nil {
 		return err
 	}
@@ -76,7 +81,7 @@ func (a *API) checkResize(ctx context.Context, tx *db.Tx, in *apidb.Instance, to
 		deltas[quota.RAM] = d
 	}
 	if len(deltas) > 0 {
-		project, user, err := a.limitsFor(ctx, tx, in.ProjectID, in.UserID)
+		project, user, err := h.limitsFor(ctx, tx, in.ProjectID, in.UserID)
 		if err != nil {
 			return err
 		}
@@ -101,11 +106,11 @@ func (a *API) checkResize(ctx context.Context, tx *db.Tx, in *apidb.Instance, to
 
 // checkMetadataItems checks a server's number of metadata items. None is
 // within any limit, and needs no reading of the limits.
-func (a *API) checkMetadataItems(ctx context.Context, q db.Querier, projectID, userID string, n int) error {
+func (h *quotaChecker) checkMetadataItems(ctx context.Context, q db.Querier, projectID, userID string, n int) error {
 	if n == 0 {
 		return nil
 	}
-	project, user, err := a.limitsFor(ctx, q, projectID, userID)
+	project, user, err := h.limitsFor(ctx, q, projectID, userID)
 	if err != nil {
 		return err
 	}
@@ -118,12 +123,12 @@ func (a *API) checkMetadataItems(ctx context.Context, q db.Querier, projectID, u
 }
 
 // checkKeyPairs checks that a user may have one more key pair.
-func (a *API) checkKeyPairs(ctx context.Context, tx *db.Tx, projectID, userID string) error {
+func (h *quotaChecker) checkKeyPairs(ctx context.Context, tx *db.Tx, projectID, userID string) error {
 	// Key pairs are the user's, in every project: lock on the user.
 	if err := apidb.LockQuota(ctx, tx, "user:"+userID); err != nil {
 		return err
 	}
-	project, user, err := a.limitsFor(ctx, tx, projectID, userID)
+	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
 	if err != nil {
 		return err
 	}
@@ -141,11 +146,11 @@ func (a *API) checkKeyPairs(ctx context.Context, tx *db.Tx, projectID, userID st
 
 // checkServerGroups checks that a project (and user) may have one more
 // server group.
-func (a *API) checkServerGroups(ctx context.Context, tx *db.Tx, projectID, userID string) error {
+func (h *quotaChecker) checkServerGroups(ctx context.Context, tx *db.Tx, projectID, userID string) error {
 	if err := apidb.LockQuota(ctx, tx, projectID); err != nil {
 		return err
 	}
-	project, user, err := a.limitsFor(ctx, tx, projectID, userID)
+	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
 	if err != nil {
 		return err
 	}
@@ -169,8 +174,8 @@ func (a *API) checkServerGroups(ctx context.Context, tx *db.Tx, projectID, userI
 
 // checkGroupMembers checks that n more of the user's servers fit in a
 // server group. The caller holds the project's quota lock.
-func (a *API) checkGroupMembers(ctx context.Context, tx *db.Tx, group, projectID, userID string, n int) error {
-	project, user, err := a.limitsFor(ctx, tx, projectID, userID)
+func (h *quotaChecker) checkGroupMembers(ctx context.Context, tx *db.Tx, group, projectID, userID string, n int) error {
+	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
 	if err != nil {
 		return err
 	}
@@ -184,17 +189,4 @@ func (a *API) checkGroupMembers(ctx context.Context, tx *db.Tx, group, projectID
 		}
 	}
 	return nil
-}
-
-// quotaError maps a quota refusal to Nova's 403, or reports false.
-func quotaError(err error) (*httpError, bool) {
-	var ee *quota.ExceededError
-	var le *quota.LimitError
-	switch {
-	case errors.As(err, &ee):
-		return &httpError{http.StatusForbidden, ee.Error()}, true
-	case errors.As(err, &le):
-		return &httpError{http.StatusForbidden, le.Error()}, true
-	}
-	return nil, false
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,11 +29,11 @@ import (
 // one cell). The compute cell's host scheduler then applies the policy to
 // hosts (see hostsched's ServerGroup filters and weighers).
 
-func (a *API) serverGroupRoutes() {
-	a.mux.HandleFunc("GET /v2.1/os-server-groups", a.auth("os_compute_api:os-server-groups:index", a.listServerGroups))
-	a.mux.HandleFunc("POST /v2.1/os-server-groups", a.auth("os_compute_api:os-server-groups:create", a.createServerGroup))
-	a.mux.HandleFunc("GET /v2.1/os-server-groups/{id}", a.auth("os_compute_api:os-server-groups:show", a.showServerGroup))
-	a.mux.HandleFunc("DELETE /v2.1/os-server-groups/{id}", a.auth("os_compute_api:os-server-groups:delete", a.deleteServerGroup))
+// serverGroupsHandler is os-server-groups, and the placement of a new
+// server in its group.
+type serverGroupsHandler struct {
+	*base
+	quota *quotaChecker
 }
 
 // groupPolicies are the policies a create may ask for at the request's
@@ -145,12 +144,36 @@ func checkGroupRules(v any) (int, error) {
 	return n, nil
 }
 
-func (a *API) createServerGroup(w http.ResponseWriter, r *http.Request) {
+// groupOf is the server group a build joins, "" for none.
+func groupOf(b *wire.BuildInstances) string {
+	if b.Group == nil {
+		return ""
+	}
+	return b.Group.UUID
+}
+
+// instanceUUIDs are the uuids of insts.
+func instanceUUIDs(insts []apidb.Instance) []string {
+	out := make([]string, len(insts))
+	for i, in := range insts {
+		out[i] = in.UUID
+	}
+	return out
+}
+
+func (h *serverGroupsHandler) register(rt *router) {
+	rt.handle("GET /v2.1/os-server-groups", "os_compute_api:os-server-groups:index", h.listServerGroups)
+	rt.handle("POST /v2.1/os-server-groups", "os_compute_api:os-server-groups:create", h.createServerGroup)
+	rt.handle("GET /v2.1/os-server-groups/{id}", "os_compute_api:os-server-groups:show", h.showServerGroup)
+	rt.handle("DELETE /v2.1/os-server-groups/{id}", "os_compute_api:os-server-groups:delete", h.deleteServerGroup)
+}
+
+func (h *serverGroupsHandler) createServerGroup(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := caller(ctx)
 	body, err := readObject(w, r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	fields := []string{"name", "policies"}
@@ -185,69 +208,69 @@ func (a *API) createServerGroup(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var policy string
 	if atLeast(r, 64) {
 		policy = vals["policy"].(string)
 		if rules, _ := vals["rules"].(map[string]any); len(rules) > 0 && policy != "anti-affinity" {
-			a.fail(w, r, bad("Only anti-affinity policy supports rules."))
+			h.fail(w, r, bad("Only anti-affinity policy supports rules."))
 			return
 		}
 	} else {
 		policy = vals["policies"].([]any)[0].(string)
 	}
 	g := &apidb.ServerGroup{UUID: uuid.NewString(), Name: vals["name"].(string), ProjectID: c.ProjectID, UserID: c.UserID,
-		Policy: policy, MaxServerPerHost: maxPerHost, CreatedAt: a.cfg.Now().UTC()}
-	if err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		if err := a.checkServerGroups(ctx, tx, g.ProjectID, g.UserID); err != nil {
+		Policy: policy, MaxServerPerHost: maxPerHost, CreatedAt: h.cfg.Now().UTC()}
+	if err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := h.quota.checkServerGroups(ctx, tx, g.ProjectID, g.UserID); err != nil {
 			return err
 		}
 		return apidb.CreateServerGroup(ctx, tx, g)
 	}); err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	a.log.Info("server group created", "request_id", requestID(ctx), "group", g.UUID, "policy", g.Policy, "project", g.ProjectID)
+	h.log.Info("server group created", "request_id", requestID(ctx), "group", g.UUID, "policy", g.Policy, "project", g.ProjectID)
 	writeJSON(w, http.StatusOK, map[string]any{"server_group": serverGroupView(r, g)})
 }
 
 // loadServerGroup reads the group a show or delete names: one of another
 // project is not found, except to admins (Nova's project-scoped query).
-func (a *API) loadServerGroup(r *http.Request) (*apidb.ServerGroup, error) {
+func (h *serverGroupsHandler) loadServerGroup(r *http.Request) (*apidb.ServerGroup, error) {
 	c := caller(r.Context())
 	id := r.PathValue("id")
-	g, err := apidb.GetServerGroup(r.Context(), a.cfg.DB, id)
+	g, err := apidb.GetServerGroup(r.Context(), h.cfg.DB, id)
 	if errors.Is(err, apidb.ErrNotFound) || (err == nil && !c.Admin && g.ProjectID != c.ProjectID) {
 		return nil, notFound("Instance group %s could not be found.", id)
 	}
 	return g, err
 }
 
-func (a *API) showServerGroup(w http.ResponseWriter, r *http.Request) {
-	g, err := a.loadServerGroup(r)
+func (h *serverGroupsHandler) showServerGroup(w http.ResponseWriter, r *http.Request) {
+	g, err := h.loadServerGroup(r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"server_group": serverGroupView(r, g)})
 }
 
-func (a *API) deleteServerGroup(w http.ResponseWriter, r *http.Request) {
+func (h *serverGroupsHandler) deleteServerGroup(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	g, err := a.loadServerGroup(r)
+	g, err := h.loadServerGroup(r)
 	if err == nil {
-		err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.DeleteServerGroup(ctx, tx, g.UUID) })
+		err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return apidb.DeleteServerGroup(ctx, tx, g.UUID) })
 		if errors.Is(err, apidb.ErrNotFound) {
 			err = notFound("Instance group %s could not be found.", g.UUID)
 		}
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	a.log.Info("server group deleted", "request_id", requestID(ctx), "group", g.UUID)
+	h.log.Info("server group deleted", "request_id", requestID(ctx), "group", g.UUID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -255,19 +278,19 @@ func (a *API) deleteServerGroup(w http.ResponseWriter, r *http.Request) {
 // for an admin who passes all_projects (a member who does gets their own,
 // as in Nova), oldest first, paged by offset and limit (Nova's
 // common.limited: a limit of 0 or above 1000 is 1000).
-func (a *API) listServerGroups(w http.ResponseWriter, r *http.Request) {
+func (h *serverGroupsHandler) listServerGroups(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := caller(ctx)
 	q := r.URL.Query()
 	if atLeast(r, 75) {
 		if err := checkQuery(q, "all_projects", "limit", "offset"); err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 	}
 	limit, err := queryLimit(q)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	if limit == 0 {
@@ -275,16 +298,16 @@ func (a *API) listServerGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	offset, err := queryOffset(q)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	opts := apidb.ServerGroupListOptions{ProjectID: c.ProjectID, Limit: limit, Offset: offset}
-	if q.Has("all_projects") && a.can(ctx, "os_compute_api:os-server-groups:index:all_projects") {
+	if q.Has("all_projects") && h.can(ctx, "os_compute_api:os-server-groups:index:all_projects") {
 		opts.ProjectID = ""
 	}
-	gs, err := apidb.ListServerGroups(ctx, a.cfg.DB, opts)
+	gs, err := apidb.ListServerGroups(ctx, h.cfg.DB, opts)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	out := make([]any, 0, len(gs))
@@ -292,29 +315,6 @@ func (a *API) listServerGroups(w http.ResponseWriter, r *http.Request) {
 		out = append(out, serverGroupView(r, g))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"server_groups": out})
-}
-
-// queryOffset checks the offset query parameters (Nova's
-// non_negative_integer) and returns the last one's value, 0 when absent.
-// An offset past every group lists none.
-func queryOffset(q url.Values) (int, error) {
-	for _, s := range q["offset"] {
-		if s == "" {
-			return 0, bad("Invalid input for query parameters offset. Value: . '' should be non-empty")
-		}
-		if strings.Trim(s, "0123456789") != "" {
-			return 0, bad("Invalid input for query parameters offset. Value: %s. %s does not match '^[0-9]*$'", s, pyRepr(s))
-		}
-	}
-	s := lastValue(q, "offset")
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n > 1<<31 {
-		n = 1 << 31 // more digits than any offset needs
-	}
-	return n, nil
 }
 
 // groupPlacement resolves the scheduler hint "group" into the build's
@@ -331,7 +331,7 @@ func queryOffset(q url.Values) (int, error) {
 // multi-cell tree can split an affinity group booted by concurrent
 // requests into two cells, where Nova's late check on the compute host
 // would reschedule the second; see docs/server-groups.md.
-func (a *API) groupPlacement(ctx context.Context, b *wire.BuildInstances) error {
+func (h *serverGroupsHandler) groupPlacement(ctx context.Context, b *wire.BuildInstances) error {
 	hint, ok := b.Hints["group"]
 	if !ok {
 		return nil
@@ -348,14 +348,14 @@ func (a *API) groupPlacement(ctx context.Context, b *wire.BuildInstances) error 
 		return invalid("group", hint[0], "%s is not valid under any of the given schemas", pyRepr(hint[0]))
 	}
 	c := caller(ctx)
-	g, err := apidb.GetServerGroup(ctx, a.cfg.DB, id.String())
+	g, err := apidb.GetServerGroup(ctx, h.cfg.DB, id.String())
 	if errors.Is(err, apidb.ErrNotFound) || (err == nil && !c.Admin && g.ProjectID != c.ProjectID) {
 		return bad("Instance group %s could not be found.", hint[0])
 	}
 	if err != nil {
 		return err
 	}
-	members, err := apidb.ServerGroupMembers(ctx, a.cfg.DB, g.UUID)
+	members, err := apidb.ServerGroupMembers(ctx, h.cfg.DB, g.UUID)
 	if err != nil {
 		return err
 	}
@@ -397,7 +397,7 @@ func (a *API) groupPlacement(ctx context.Context, b *wire.BuildInstances) error 
 // it; "" for none), in the create's transaction. A group deleted since is
 // Nova's "Instance group ... could not be found." (400), and nothing is
 // created.
-func (a *API) addGroupMembers(ctx context.Context, tx *db.Tx, group string, uuids []string) error {
+func (h *serverGroupsHandler) addGroupMembers(ctx context.Context, tx *db.Tx, group string, uuids []string) error {
 	if group == "" {
 		return nil
 	}
@@ -406,21 +406,4 @@ func (a *API) addGroupMembers(ctx context.Context, tx *db.Tx, group string, uuid
 		return bad("Instance group %s could not be found.", group)
 	}
 	return err
-}
-
-// groupOf is the server group a build joins, "" for none.
-func groupOf(b *wire.BuildInstances) string {
-	if b.Group == nil {
-		return ""
-	}
-	return b.Group.UUID
-}
-
-// instanceUUIDs are the uuids of insts.
-func instanceUUIDs(insts []apidb.Instance) []string {
-	out := make([]string, len(insts))
-	for i, in := range insts {
-		out[i] = in.UUID
-	}
-	return out
 }

@@ -13,6 +13,22 @@ import (
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
+// metadataHandler is /servers/{id}/metadata, kept in the API cell's copy.
+type metadataHandler struct {
+	*base
+	servers *serversHandler
+	quota   *quotaChecker
+}
+
+func (h *metadataHandler) register(rt *router) {
+	rt.handle("GET /v2.1/servers/{id}/metadata", "os_compute_api:server-metadata:index", h.listServerMetadata)
+	rt.handle("POST /v2.1/servers/{id}/metadata", "os_compute_api:server-metadata:create", h.createServerMetadata)
+	rt.handle("PUT /v2.1/servers/{id}/metadata", "os_compute_api:server-metadata:update_all", h.replaceServerMetadata)
+	rt.handle("GET /v2.1/servers/{id}/metadata/{key}", "os_compute_api:server-metadata:show", h.showServerMetadatum)
+	rt.handle("PUT /v2.1/servers/{id}/metadata/{key}", "os_compute_api:server-metadata:update", h.updateServerMetadatum)
+	rt.handle("DELETE /v2.1/servers/{id}/metadata/{key}", "os_compute_api:server-metadata:delete", h.deleteServerMetadatum)
+}
+
 // metadataKeyPattern is the key pattern of Nova's parameter_types.metadata.
 const metadataKeyPattern = `^[a-zA-Z0-9-_:. ]{1,255}$`
 
@@ -102,13 +118,20 @@ func metadataState(in *apidb.Instance, action string) error {
 	return nil
 }
 
+func metadataView(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
 // changeMetadata applies change to the server's metadata in one
 // transaction, after the lock, state and quota checks (Nova's
 // update_instance_metadata); it returns the metadata written.
-func (a *API) changeMetadata(r *http.Request, uuid, action string, change func(map[string]string) error) (map[string]string, error) {
+func (h *metadataHandler) changeMetadata(r *http.Request, uuid, action string, change func(map[string]string) error) (map[string]string, error) {
 	ctx := r.Context()
 	var out map[string]string
-	err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		cur, err := apidb.GetForUpdate(ctx, tx, uuid)
 		if err != nil {
 			return err
@@ -123,7 +146,7 @@ func (a *API) changeMetadata(r *http.Request, uuid, action string, change func(m
 		if err := change(meta); err != nil {
 			return err
 		}
-		if err := a.checkLocked(ctx, cur); err != nil {
+		if err := checkLocked(ctx, cur); err != nil {
 			return err
 		}
 		if err := metadataState(cur, action); err != nil {
@@ -131,44 +154,37 @@ func (a *API) changeMetadata(r *http.Request, uuid, action string, change func(m
 		}
 		// Only an update counts the items (a delete in Nova does not).
 		if action == "update metadata" {
-			if err := a.checkMetadataItems(ctx, tx, cur.ProjectID, cur.UserID, len(meta)); err != nil {
+			if err := h.quota.checkMetadataItems(ctx, tx, cur.ProjectID, cur.UserID, len(meta)); err != nil {
 				return err
 			}
 		}
 		out = meta
-		return apidb.SetMetadata(ctx, tx, uuid, meta, a.cfg.Now())
+		return apidb.SetMetadata(ctx, tx, uuid, meta, h.cfg.Now())
 	})
-	return out, a.gone(uuid, err)
-}
-
-func metadataView(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
+	return out, gone(uuid, err)
 }
 
 // listServerMetadata is GET /servers/{id}/metadata.
-func (a *API) listServerMetadata(w http.ResponseWriter, r *http.Request) {
-	in, err := a.loadServer(r)
+func (h *metadataHandler) listServerMetadata(w http.ResponseWriter, r *http.Request) {
+	in, err := h.servers.loadServer(r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"metadata": metadataView(in.Metadata)})
 }
 
 // showServerMetadatum is GET /servers/{id}/metadata/{key}.
-func (a *API) showServerMetadatum(w http.ResponseWriter, r *http.Request) {
-	in, err := a.loadServer(r)
+func (h *metadataHandler) showServerMetadatum(w http.ResponseWriter, r *http.Request) {
+	in, err := h.servers.loadServer(r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	key := r.PathValue("key")
 	v, ok := in.Metadata[key]
 	if !ok {
-		a.fail(w, r, notFound("Metadata item was not found"))
+		h.fail(w, r, notFound("Metadata item was not found"))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"meta": map[string]string{key: v}})
@@ -176,28 +192,28 @@ func (a *API) showServerMetadatum(w http.ResponseWriter, r *http.Request) {
 
 // createServerMetadata is POST /servers/{id}/metadata: the items given are
 // added or replaced, the others kept.
-func (a *API) createServerMetadata(w http.ResponseWriter, r *http.Request) {
-	a.writeMetadata(w, r, false)
+func (h *metadataHandler) createServerMetadata(w http.ResponseWriter, r *http.Request) {
+	h.writeMetadata(w, r, false)
 }
 
 // replaceServerMetadata is PUT /servers/{id}/metadata: the metadata becomes
 // what is given.
-func (a *API) replaceServerMetadata(w http.ResponseWriter, r *http.Request) {
-	a.writeMetadata(w, r, true)
+func (h *metadataHandler) replaceServerMetadata(w http.ResponseWriter, r *http.Request) {
+	h.writeMetadata(w, r, true)
 }
 
-func (a *API) writeMetadata(w http.ResponseWriter, r *http.Request, replace bool) {
+func (h *metadataHandler) writeMetadata(w http.ResponseWriter, r *http.Request, replace bool) {
 	given, err := metadataBody(w, r, "metadata", false)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	in, err := a.loadServer(r)
+	in, err := h.servers.loadServer(r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	meta, err := a.changeMetadata(r, in.UUID, "update metadata", func(m map[string]string) error {
+	meta, err := h.changeMetadata(r, in.UUID, "update metadata", func(m map[string]string) error {
 		if replace {
 			clear(m)
 		}
@@ -205,7 +221,7 @@ func (a *API) writeMetadata(w http.ResponseWriter, r *http.Request, replace bool
 		return nil
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"metadata": meta})
@@ -213,46 +229,46 @@ func (a *API) writeMetadata(w http.ResponseWriter, r *http.Request, replace bool
 
 // updateServerMetadatum is PUT /servers/{id}/metadata/{key} with
 // {"meta": {key: value}}.
-func (a *API) updateServerMetadatum(w http.ResponseWriter, r *http.Request) {
+func (h *metadataHandler) updateServerMetadatum(w http.ResponseWriter, r *http.Request) {
 	given, err := metadataBody(w, r, "meta", true)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	in, err := a.loadServer(r)
+	in, err := h.servers.loadServer(r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	key := r.PathValue("key")
 	if _, ok := given[key]; !ok {
-		a.fail(w, r, bad("Request body and URI mismatch"))
+		h.fail(w, r, bad("Request body and URI mismatch"))
 		return
 	}
-	_, err = a.changeMetadata(r, in.UUID, "update metadata", func(m map[string]string) error {
+	_, err = h.changeMetadata(r, in.UUID, "update metadata", func(m map[string]string) error {
 		m[key] = given[key]
 		return nil
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"meta": given})
 }
 
 // deleteServerMetadatum is DELETE /servers/{id}/metadata/{key}.
-func (a *API) deleteServerMetadatum(w http.ResponseWriter, r *http.Request) {
-	in, err := a.loadServer(r)
+func (h *metadataHandler) deleteServerMetadatum(w http.ResponseWriter, r *http.Request) {
+	in, err := h.servers.loadServer(r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	key := r.PathValue("key")
 	if _, ok := in.Metadata[key]; !ok {
-		a.fail(w, r, notFound("Metadata item was not found"))
+		h.fail(w, r, notFound("Metadata item was not found"))
 		return
 	}
-	_, err = a.changeMetadata(r, in.UUID, "delete metadata", func(m map[string]string) error {
+	_, err = h.changeMetadata(r, in.UUID, "delete metadata", func(m map[string]string) error {
 		if _, ok := m[key]; !ok {
 			return notFound("Metadata item was not found")
 		}
@@ -260,7 +276,7 @@ func (a *API) deleteServerMetadatum(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

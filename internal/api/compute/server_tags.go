@@ -17,6 +17,21 @@ import (
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
+// tagsHandler is /servers/{id}/tags (2.26), kept in the API cell's copy.
+type tagsHandler struct {
+	*base
+	servers *serversHandler
+}
+
+func (h *tagsHandler) register(rt *router) {
+	rt.handle("GET /v2.1/servers/{id}/tags", "os_compute_api:os-server-tags:index", h.listServerTags)
+	rt.handle("PUT /v2.1/servers/{id}/tags", "os_compute_api:os-server-tags:update_all", h.replaceServerTags)
+	rt.handle("DELETE /v2.1/servers/{id}/tags", "os_compute_api:os-server-tags:delete_all", h.deleteServerTags)
+	rt.handle("GET /v2.1/servers/{id}/tags/{tag}", "os_compute_api:os-server-tags:show", h.showServerTag)
+	rt.handle("PUT /v2.1/servers/{id}/tags/{tag}", "os_compute_api:os-server-tags:update", h.addServerTag)
+	rt.handle("DELETE /v2.1/servers/{id}/tags/{tag}", "os_compute_api:os-server-tags:delete", h.deleteServerTag)
+}
+
 // Nova's limits on server tags (objects.instance.MAX_TAG_COUNT and
 // objects.tag.MAX_TAG_LENGTH).
 const (
@@ -75,36 +90,6 @@ func parseCreateTags(raw json.RawMessage) ([]string, error) {
 	return checkServerTags(v)
 }
 
-// tagsServer finds the server of a tags request: by its instance mapping
-// (404), then its project, then the policy on its project, then the
-// instance (404 if deleted). Nova answers 403 for another project's
-// server here; cellcloud answers 404, as on every other route, so that a
-// server's existence does not leak across projects.
-func (a *API) tagsServer(r *http.Request, rule string) (*apidb.Instance, error) {
-	if !atLeast(r, 26) {
-		return nil, notFound("The resource could not be found.")
-	}
-	c := caller(r.Context())
-	id := r.PathValue("id")
-	in, err := apidb.Get(r.Context(), a.cfg.DB, id)
-	if isNotFound(err) {
-		return nil, notFound("Instance %s has no mapping to a cell.", id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !c.Admin && in.ProjectID != c.ProjectID {
-		return nil, notFound("Instance %s could not be found.", id)
-	}
-	if err := a.authorize(r.Context(), "os_compute_api:os-server-tags:"+rule, policy.Target{"project_id": in.ProjectID}); err != nil {
-		return nil, err
-	}
-	if in.Deleted {
-		return nil, notFound("Instance %s could not be found.", id)
-	}
-	return in, nil
-}
-
 // tagsState is the state check of Nova's tag changes: vm_state active,
 // paused, suspended or stopped.
 func tagsState(in *apidb.Instance, action string) error {
@@ -115,11 +100,41 @@ func tagsState(in *apidb.Instance, action string) error {
 	return conflict("Cannot '%s' instance %s while it is in vm_state %s", action, in.UUID, in.VMState)
 }
 
+// tagsServer finds the server of a tags request: by its instance mapping
+// (404), then its project, then the policy on its project, then the
+// instance (404 if deleted). Nova answers 403 for another project's
+// server here; cellcloud answers 404, as on every other route, so that a
+// server's existence does not leak across projects.
+func (h *tagsHandler) tagsServer(r *http.Request, rule string) (*apidb.Instance, error) {
+	if !atLeast(r, 26) {
+		return nil, notFound("The resource could not be found.")
+	}
+	c := caller(r.Context())
+	id := r.PathValue("id")
+	in, err := apidb.Get(r.Context(), h.cfg.DB, id)
+	if isNotFound(err) {
+		return nil, notFound("Instance %s has no mapping to a cell.", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !c.Admin && in.ProjectID != c.ProjectID {
+		return nil, notFound("Instance %s could not be found.", id)
+	}
+	if err := h.authorize(r.Context(), "os_compute_api:os-server-tags:"+rule, policy.Target{"project_id": in.ProjectID}); err != nil {
+		return nil, err
+	}
+	if in.Deleted {
+		return nil, notFound("Instance %s could not be found.", id)
+	}
+	return in, nil
+}
+
 // changeTags runs f in a transaction that holds the server's row, after
 // the state check on the current copy.
-func (a *API) changeTags(r *http.Request, uuid, action string, f func(tx *db.Tx) error) error {
+func (h *tagsHandler) changeTags(r *http.Request, uuid, action string, f func(tx *db.Tx) error) error {
 	ctx := r.Context()
-	err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		cur, err := apidb.GetForUpdate(ctx, tx, uuid)
 		if err != nil {
 			return err
@@ -132,81 +147,81 @@ func (a *API) changeTags(r *http.Request, uuid, action string, f func(tx *db.Tx)
 		}
 		return f(tx)
 	})
-	return a.gone(uuid, err)
+	return gone(uuid, err)
 }
 
 // listServerTags is GET /servers/{id}/tags.
-func (a *API) listServerTags(w http.ResponseWriter, r *http.Request) {
-	in, err := a.tagsServer(r, "index")
+func (h *tagsHandler) listServerTags(w http.ResponseWriter, r *http.Request) {
+	in, err := h.tagsServer(r, "index")
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	tags, err := apidb.ListTags(r.Context(), a.cfg.DB, in.UUID)
+	tags, err := apidb.ListTags(r.Context(), h.cfg.DB, in.UUID)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tags": tags})
 }
 
 // showServerTag is GET /servers/{id}/tags/{tag}: 204 if the server has it.
-func (a *API) showServerTag(w http.ResponseWriter, r *http.Request) {
-	in, err := a.tagsServer(r, "show")
+func (h *tagsHandler) showServerTag(w http.ResponseWriter, r *http.Request) {
+	in, err := h.tagsServer(r, "show")
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	tag := r.PathValue("tag")
-	ok, err := apidb.HasTag(r.Context(), a.cfg.DB, in.UUID, tag)
+	ok, err := apidb.HasTag(r.Context(), h.cfg.DB, in.UUID, tag)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	if !ok {
-		a.fail(w, r, notFound("Server %s has no tag '%s'", in.UUID, tag))
+		h.fail(w, r, notFound("Server %s has no tag '%s'", in.UUID, tag))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // replaceServerTags is PUT /servers/{id}/tags with {"tags": [...]}.
-func (a *API) replaceServerTags(w http.ResponseWriter, r *http.Request) {
+func (h *tagsHandler) replaceServerTags(w http.ResponseWriter, r *http.Request) {
 	if !atLeast(r, 26) {
-		a.fail(w, r, notFound("The resource could not be found."))
+		h.fail(w, r, notFound("The resource could not be found."))
 		return
 	}
 	body, err := readObject(w, r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var tags []string
 	if raw, ok := body["tags"]; ok {
 		if tags, err = checkServerTags(raw); err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 	} else {
-		a.fail(w, r, bad("'tags' is a required property"))
+		h.fail(w, r, bad("'tags' is a required property"))
 		return
 	}
 	if err := noOtherKeys(body, "", "tags"); err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	in, err := a.tagsServer(r, "update_all")
+	in, err := h.tagsServer(r, "update_all")
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var out []string
-	err = a.changeTags(r, in.UUID, "update tags", func(tx *db.Tx) error {
+	err = h.changeTags(r, in.UUID, "update tags", func(tx *db.Tx) error {
 		out, err = apidb.SetTags(r.Context(), tx, in.UUID, tags)
 		return err
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tags": out})
@@ -214,15 +229,15 @@ func (a *API) replaceServerTags(w http.ResponseWriter, r *http.Request) {
 
 // addServerTag is PUT /servers/{id}/tags/{tag}: 201 with the tag's
 // location when added, 204 when the server already had it.
-func (a *API) addServerTag(w http.ResponseWriter, r *http.Request) {
+func (h *tagsHandler) addServerTag(w http.ResponseWriter, r *http.Request) {
 	if !atLeast(r, 26) {
-		a.fail(w, r, notFound("The resource could not be found."))
+		h.fail(w, r, notFound("The resource could not be found."))
 		return
 	}
 	// The body, if any, must be null (Nova's schema for this call).
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		a.fail(w, r, &httpError{http.StatusRequestEntityTooLarge, "Request is too large."})
+		h.fail(w, r, &httpError{status: http.StatusRequestEntityTooLarge, msg: "Request is too large."})
 		return
 	}
 	if s := strings.TrimSpace(string(b)); s != "" && s != "null" {
@@ -230,20 +245,20 @@ func (a *API) addServerTag(w http.ResponseWriter, r *http.Request) {
 		dec.UseNumber()
 		var v any
 		if dec.Decode(&v) != nil {
-			a.fail(w, r, bad("Malformed request body"))
+			h.fail(w, r, bad("Malformed request body"))
 			return
 		}
-		a.fail(w, r, bad("%s is not of type 'null'", pyRepr(v)))
+		h.fail(w, r, bad("%s is not of type 'null'", pyRepr(v)))
 		return
 	}
-	in, err := a.tagsServer(r, "update")
+	in, err := h.tagsServer(r, "update")
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	tag := r.PathValue("tag")
 	added := false
-	err = a.changeTags(r, in.UUID, "update tag", func(tx *db.Tx) error {
+	err = h.changeTags(r, in.UUID, "update tag", func(tx *db.Tx) error {
 		if msg := tagError(tag); msg != "" {
 			return bad("Tag '%s' is invalid. It must be a non empty string without characters '/' and ','. Validation error message: %s", tag, msg)
 		}
@@ -261,7 +276,7 @@ func (a *API) addServerTag(w http.ResponseWriter, r *http.Request) {
 		return apidb.AddTags(r.Context(), tx, []string{in.UUID}, []string{tag})
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	if !added {
@@ -277,14 +292,14 @@ func (a *API) addServerTag(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteServerTag is DELETE /servers/{id}/tags/{tag}.
-func (a *API) deleteServerTag(w http.ResponseWriter, r *http.Request) {
-	in, err := a.tagsServer(r, "delete")
+func (h *tagsHandler) deleteServerTag(w http.ResponseWriter, r *http.Request) {
+	in, err := h.tagsServer(r, "delete")
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	tag := r.PathValue("tag")
-	err = a.changeTags(r, in.UUID, "delete tag", func(tx *db.Tx) error {
+	err = h.changeTags(r, in.UUID, "delete tag", func(tx *db.Tx) error {
 		ok, err := apidb.DeleteTag(r.Context(), tx, in.UUID, tag)
 		if err == nil && !ok {
 			return notFound("Instance %s has no tag '%s'", in.UUID, tag)
@@ -292,24 +307,24 @@ func (a *API) deleteServerTag(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // deleteServerTags is DELETE /servers/{id}/tags.
-func (a *API) deleteServerTags(w http.ResponseWriter, r *http.Request) {
-	in, err := a.tagsServer(r, "delete_all")
+func (h *tagsHandler) deleteServerTags(w http.ResponseWriter, r *http.Request) {
+	in, err := h.tagsServer(r, "delete_all")
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	err = a.changeTags(r, in.UUID, "delete tags", func(tx *db.Tx) error {
+	err = h.changeTags(r, in.UUID, "delete tags", func(tx *db.Tx) error {
 		return apidb.DeleteAllTags(r.Context(), tx, in.UUID)
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

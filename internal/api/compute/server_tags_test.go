@@ -5,11 +5,12 @@ import (
 
 	"context"
 	"errors"
-	"github.com/cellcloud/cellcloud/internal/api/authn"
-	"github.com/cellcloud/cellcloud/internal/policy"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/policy"
 
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -45,7 +46,7 @@ func TestCreateTags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := New(Config{Cell: "api", DB: d, Sender: noSender{}, Caller: noCaller{}, Auth: authn.NoAuth{}, Policy: pol})
+		_, err = New(Config{Cell: "api", DB: d, Sender: noSender{}, Caller: noCaller{}, Auth: authn.NoAuth{}, Policy: pol})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +63,7 @@ func TestCreateTags(t *testing.T) {
 				if err := apidb.Create(ctx, tx, mk(uuids...)); err != nil {
 					return err
 				}
-				return a.createTags(ctx, tx, uuids, tags)
+				return createTags(ctx, tx, uuids, tags)
 			})
 		}
 		if err := create([]string{"web", "prod", "web"}, "u1", "u2"); err != nil {

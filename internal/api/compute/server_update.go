@@ -12,58 +12,15 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
-// updateServer is PUT /servers/{id}: name, accessIPv4, accessIPv6,
-// OS-DCF:diskConfig, and description from 2.19 (Nova's update schemas).
-// Nova does not check the lock here, and neither does this.
-func (a *API) updateServer(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	body, err := readObject(w, r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	allowed := []string{"name", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6"}
-	if atLeast(r, 19) {
-		allowed = append(allowed, "description")
-	}
-	server, err := objectField(body, "server", allowed, nil, func(s map[string]any) error { return checkServerUpdate(s, allowed) })
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	in, err := a.loadServer(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	var u apidb.ServerUpdate
-	str := func(k string) *string {
-		if s, ok := server[k].(string); ok {
-			return &s
-		}
-		return nil
-	}
-	u.Name = str("name")
-	u.AccessIPv4 = str("accessIPv4")
-	u.AccessIPv6 = str("accessIPv6")
-	if _, ok := server["description"]; ok {
-		u.SetDescription = true
-		u.Description = str("description")
-	}
-	// OS-DCF:diskConfig is checked and accepted; every server here is MANUAL.
-	var cur *apidb.Instance
-	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		if err := apidb.UpdateServer(ctx, tx, in.UUID, u, a.cfg.Now()); err != nil {
-			return err
-		}
-		cur, err = apidb.Get(ctx, tx, in.UUID)
-		return err
-	})
-	if err != nil {
-		a.fail(w, r, a.gone(in.UUID, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"server": a.updateView(r, cur)})
+// serverUpdateHandler is PUT /servers/{id}: name, description and the
+// other fields the API cell answers alone.
+type serverUpdateHandler struct {
+	*base
+	servers *serversHandler
+}
+
+func (h *serverUpdateHandler) register(rt *router) {
+	rt.handle("PUT /v2.1/servers/{id}", "os_compute_api:servers:update", h.updateServer)
 }
 
 // checkServerUpdate checks the fields of an update's "server" as Nova's
@@ -155,10 +112,56 @@ func checkServerDescription(v any) error {
 	return nil
 }
 
-// gone turns a copy that vanished (deleted meanwhile) into Nova's 404.
-func (a *API) gone(uuid string, err error) error {
-	if isNotFound(err) {
-		return notFound("Instance %s could not be found.", uuid)
+// updateServer is PUT /servers/{id}: name, accessIPv4, accessIPv6,
+// OS-DCF:diskConfig, and description from 2.19 (Nova's update schemas).
+// Nova does not check the lock here, and neither does this.
+func (h *serverUpdateHandler) updateServer(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	body, err := readObject(w, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
-	return err
+	allowed := []string{"name", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6"}
+	if atLeast(r, 19) {
+		allowed = append(allowed, "description")
+	}
+	server, err := objectField(body, "server", allowed, nil, func(s map[string]any) error { return checkServerUpdate(s, allowed) })
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	in, err := h.servers.loadServer(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var u apidb.ServerUpdate
+	str := func(k string) *string {
+		if s, ok := server[k].(string); ok {
+			return &s
+		}
+		return nil
+	}
+	u.Name = str("name")
+	u.AccessIPv4 = str("accessIPv4")
+	u.AccessIPv6 = str("accessIPv6")
+	if _, ok := server["description"]; ok {
+		u.SetDescription = true
+		u.Description = str("description")
+	}
+	// OS-DCF:diskConfig is checked and accepted; every server here is MANUAL.
+	var cur *apidb.Instance
+	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := apidb.UpdateServer(ctx, tx, in.UUID, u, h.cfg.Now()); err != nil {
+			return err
+		}
+		cur, err = apidb.Get(ctx, tx, in.UUID)
+		return err
+	})
+	if err != nil {
+		h.fail(w, r, gone(in.UUID, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"server": h.servers.updateView(r, cur)})
 }

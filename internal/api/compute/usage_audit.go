@@ -16,9 +16,10 @@ import (
 // once per period and keeps a task log; the API gathers every cell's log
 // for the period a request names, and the hosts that have not run it.
 
-func (a *API) usageAuditRoutes() {
-	a.mux.HandleFunc("GET /v2.1/os-instance_usage_audit_log", a.auth("os_compute_api:os-instance-usage-audit-log:list", a.usageAuditLog(false)))
-	a.mux.HandleFunc("GET /v2.1/os-instance_usage_audit_log/{before}", a.auth("os_compute_api:os-instance-usage-audit-log:show", a.usageAuditLog(true)))
+// usageAuditHandler is os-instance_usage_audit_log, gathered from the
+// cells.
+type usageAuditHandler struct {
+	*base
 }
 
 // pyTime is Python's str() of a naive datetime.
@@ -29,7 +30,12 @@ func pyTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05")
 }
 
-func (a *API) usageAuditLog(show bool) http.HandlerFunc {
+func (h *usageAuditHandler) register(rt *router) {
+	rt.handle("GET /v2.1/os-instance_usage_audit_log", "os_compute_api:os-instance-usage-audit-log:list", h.usageAuditLog(false))
+	rt.handle("GET /v2.1/os-instance_usage_audit_log/{before}", "os_compute_api:os-instance-usage-audit-log:show", h.usageAuditLog(true))
+}
+
+func (h *usageAuditHandler) usageAuditLog(show bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		before := time.Now().UTC()
 		if show {
@@ -40,21 +46,21 @@ func (a *API) usageAuditLog(show bool) http.HandlerFunc {
 			}
 			t, err := time.Parse(layout, id)
 			if err != nil {
-				a.fail(w, r, bad("Invalid timestamp for date %s", id))
+				h.fail(w, r, bad("Invalid timestamp for date %s", id))
 				return
 			}
 			before = t
 		}
-		begin, end, err := auditperiod.LastCompleted(a.cfg.AuditPeriod, before)
+		begin, end, err := auditperiod.LastCompleted(h.cfg.AuditPeriod, before)
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		hosts := map[string]bool{}
 		logs := map[string]any{}
 		seen := map[string]bool{}
 		var done, running, items, errs int
-		_, err = a.gather(w, r, wire.MethodUsageAudit, wire.UsageAuditQuery{Begin: begin, End: end}, func(cell string, raw json.RawMessage) error {
+		_, err = h.gather(w, r, wire.MethodUsageAudit, wire.UsageAuditQuery{Begin: begin, End: end}, func(cell string, raw json.RawMessage) error {
 			var rep wire.UsageAuditReply
 			if err := json.Unmarshal(raw, &rep); err != nil {
 				return wire.Errorf(wire.CodeBadMessage, "usage audit of %s: %v", cell, err)
@@ -78,7 +84,7 @@ func (a *API) usageAuditLog(show bool) http.HandlerFunc {
 			return nil
 		})
 		if err != nil {
-			a.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		notRun := []string{}

@@ -27,7 +27,7 @@ func BenchmarkServerDetailPage(b *testing.B) {
 			Addresses: []wire.Address{{Network: "private", Addr: "10.0.3.7", Version: 4, MAC: "fa:16:3e:00:00:01"}},
 		}
 	}
-	a := &API{}
+	a := &serversHandler{base: &base{}}
 	r := httptest.NewRequest("GET", "http://127.0.0.1:8774/v2.1/servers/detail", nil)
 	ctx := context.WithValue(r.Context(), keyCaller, Caller{UserID: "admin", ProjectID: "admin", Admin: true})
 	r = r.WithContext(context.WithValue(ctx, keyVersion, MinVersion))

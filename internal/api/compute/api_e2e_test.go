@@ -1,0 +1,56 @@
+package compute_test
+
+import (
+	"testing"
+
+	"github.com/cellcloud/cellcloud/internal/testtree"
+)
+
+// TestRequests covers what needs no build: bad input, routing, versions
+// and flavors.
+func TestRequests(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{})
+	t.Run("bad create", func(t *testing.T) { testBadCreate(t, tr) })
+	t.Run("routes", func(t *testing.T) { testRoutes(t, tr) })
+	t.Run("versions", func(t *testing.T) { testVersions(t, tr) })
+	t.Run("flavors", func(t *testing.T) { testFlavors(t, tr) })
+}
+
+func testRoutes(t *testing.T, tr *testtree.Tree) {
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/v2.1/servers/x/y", 404},
+		{"GET", "/v2.1/servers/detail/x", 404},
+		{"GET", "/v2.1/demo/nosuch", 404},
+		{"GET", "/v2.1/demo/nosuch/deeper", 404},
+		// A first segment that names no resource is a project id, as in
+		// Nova, and it must be the caller's.
+		{"GET", "/v2.1/nosuch", 400},
+		{"GET", "/v2.1/other/servers", 400},
+		{"GET", "/v2.1/demo", 200},
+		{"GET", "/v2.1/demo/", 200},
+		{"GET", "/v2.1/demo/flavors", 200},
+		{"GET", "/v3/servers", 404},
+		{"GET", "/v2.1/servers/00000000-0000-0000-0000-000000000000", 404},
+		{"DELETE", "/v2.1/servers/00000000-0000-0000-0000-000000000000", 404},
+		{"GET", "/v2.1/flavors/999", 404},
+		{"PUT", "/v2.1/servers", 405},
+		{"DELETE", "/v2.1/servers", 405},
+		{"PATCH", "/v2.1/servers", 405},
+		{"POST", "/v2.1/flavors/1", 405},
+		{"DELETE", "/v2.1/flavors", 405},
+		{"POST", "/", 405},
+	} {
+		r := tr.Do(t, c.method, c.path, demo, nil)
+		if r.Status != c.status {
+			t.Errorf("%s %s: %s, want %d", c.method, c.path, r, c.status)
+			continue
+		}
+		if c.status >= 400 {
+			testtree.Fault(t, r, c.status)
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package compute_test
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/cellcloud/cellcloud/internal/testtree"
+)
+
+// TestCreateChecksWhatItNames: a create names an image, a key pair, a
+// flavor and networks that must exist and be the caller's to use; each
+// that is not is a 400 naming it, and nothing is created.
+func TestCreateChecksWhatItNames(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{})
+
+	var nets struct {
+		Networks []struct{ ID, Name string } `json:"networks"`
+	}
+	tr.Do(t, http.MethodGet, "/networking/v2.0/networks?name=private", demo, nil).JSON(t, &nets)
+	if len(nets.Networks) != 1 {
+		t.Fatalf("network private: %+v", nets)
+	}
+	private := nets.Networks[0].ID
+	r := tr.Do(t, http.MethodPost, "/networking/v2.0/networks", admin, map[string]any{"network": map[string]any{"name": "other-net", "shared": true}})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create network: %s", r)
+	}
+	var other struct{ Network struct{ ID string } }
+	r.JSON(t, &other)
+	if r := tr.Do(t, http.MethodPost, "/v2.1/os-keypairs", demo, map[string]any{"keypair": map[string]any{"name": "mine"}}); r.Status != http.StatusOK {
+		t.Fatalf("create keypair: %s", r)
+	}
+	if r := tr.Do(t, http.MethodPost, "/v2.1/flavors", admin, map[string]any{"flavor": map[string]any{
+		"name": "secret", "id": "secret", "ram": 512, "vcpus": 1, "disk": 1, "os-flavor-access:is_public": false}}); r.Status != http.StatusOK {
+		t.Fatalf("create private flavor: %s", r)
+	}
+
+	good := map[string]any{"name": "ok", "flavorRef": "1", "imageRef": imageID, "key_name": "mine", "availability_zone": "nova",
+		"networks": []map[string]any{{"uuid": private}}}
+	id := create(t, tr, demo, good)
+	waitStatus(t, tr.Compute(demo), id, "ACTIVE")
+
+	before := len(listAll(t, tr, admin, "?all_tenants=1"))
+	for _, c := range []struct {
+		change map[string]any
+		want   string
+	}{
+		{map[string]any{"imageRef": "11111111-2222-3333-4444-555555555555"}, "Image 11111111-2222-3333-4444-555555555555 could not be found."},
+		{map[string]any{"key_name": "theirs"}, "Invalid key_name provided."},
+		{map[string]any{"flavorRef": "secret"}, "Flavor secret could not be found."},
+		{map[string]any{"networks": []map[string]any{{"uuid": "11111111-2222-3333-4444-555555555555"}}}, "could not be found"},
+		{map[string]any{"networks": []map[string]any{{"uuid": other.Network.ID}}}, "has no addresses to give"},
+		{map[string]any{"networks": []map[string]any{{"port": "11111111-2222-3333-4444-555555555555"}}}, "ports are created by the compute service"},
+		{map[string]any{"networks": []map[string]any{{}}}, "needs a uuid or a port"},
+		{map[string]any{"availability_zone": "mars"}, "The requested availability zone is not available"},
+	} {
+		body := map[string]any{}
+		for k, v := range good {
+			body[k] = v
+		}
+		for k, v := range c.change {
+			body[k] = v
+		}
+		r := tr.Do(t, http.MethodPost, "/v2.1/servers", demo, map[string]any{"server": body})
+		if msg := testtree.Fault(t, r, http.StatusBadRequest); !strings.Contains(msg, c.want) {
+			t.Errorf("create with %v: %q, want it to say %q", c.change, msg, c.want)
+		}
+	}
+	// The admin may boot the private flavor.
+	adminBody := map[string]any{"name": "adm", "flavorRef": "secret", "imageRef": imageID}
+	waitStatus(t, tr.Compute(admin), create(t, tr, admin, adminBody), "ACTIVE")
+	if after := len(listAll(t, tr, admin, "?all_tenants=1")); after != before+1 {
+		t.Errorf("refused creates left servers: %d before, %d after (one admin boot)", before, after)
+	}
+}
+
+func testBadCreate(t *testing.T, tr *testtree.Tree) {
+	// server builds a valid server with changes; a nil value removes a field.
+	server := func(changes map[string]any) map[string]any {
+		s := map[string]any{"name": "bad", "flavorRef": "1", "imageRef": imageID}
+		for k, v := range changes {
+			if v == nil {
+				delete(s, k)
+			} else {
+				s[k] = v
+			}
+		}
+		return map[string]any{"server": s}
+	}
+	cases := []struct {
+		name   string
+		body   any
+		status int
+		// want are words the message must hold, naming the problem.
+		want []string
+	}{
+		{"missing name", server(map[string]any{"name": nil}), 400, []string{"'name' is a required property"}},
+		{"empty name", server(map[string]any{"name": ""}), 400, []string{"name"}},
+		{"blank name", server(map[string]any{"name": "   "}), 400, []string{"name"}},
+		{"name with leading space", server(map[string]any{"name": " web"}), 400, []string{"name"}},
+		{"name too long", server(map[string]any{"name": strings.Repeat("n", 256)}), 400, []string{"name"}},
+		{"name not a string", server(map[string]any{"name": 7}), 400, []string{"name"}},
+		{"missing flavorRef", server(map[string]any{"flavorRef": nil}), 400, []string{"'flavorRef' is a required property"}},
+		{"empty flavorRef", server(map[string]any{"flavorRef": ""}), 400, []string{"flavorRef"}},
+		{"flavorRef an object", server(map[string]any{"flavorRef": map[string]any{}}), 400, []string{"flavorRef"}},
+		{"no such flavor", server(map[string]any{"flavorRef": "999"}), 400, []string{"Flavor 999 could not be found"}},
+		{"no such flavor by number", server(map[string]any{"flavorRef": 999}), 400, []string{"Flavor 999 could not be found"}},
+		{"missing imageRef", server(map[string]any{"imageRef": nil}), 400, []string{"imageRef"}},
+		{"malformed imageRef", server(map[string]any{"imageRef": "not-an-image"}), 400, []string{"imageRef", "not-an-image"}},
+		{"imageRef not a string", server(map[string]any{"imageRef": 5}), 400, []string{"imageRef"}},
+		{"unknown field", server(map[string]any{"bogus": 1}), 400, []string{"Additional properties are not allowed", "'bogus'"}},
+		{"unknown top-level key", map[string]any{"server": server(nil)["server"], "extra": 1}, 400, []string{"'extra'"}},
+		{"min_count > max_count", server(map[string]any{"min_count": 3, "max_count": 2}), 400, []string{"min_count must be <= max_count"}},
+		{"min_count 0", server(map[string]any{"min_count": 0}), 400, []string{"min_count", "minimum of 1"}},
+		{"max_count 0", server(map[string]any{"max_count": 0}), 400, []string{"max_count", "minimum of 1"}},
+		{"min_count not a number", server(map[string]any{"min_count": "two"}), 400, []string{"min_count"}},
+		{"max_count too large", server(map[string]any{"max_count": 100000}), 400, []string{"max_count"}},
+		{"user_data not base64", server(map[string]any{"user_data": "not base64!"}), 400, []string{"user_data", "base64"}},
+		{"user_data too long", server(map[string]any{"user_data": base64.StdEncoding.EncodeToString(make([]byte, 49152+3))}), 400, []string{"user_data", "too long"}},
+		{"metadata value not a string", server(map[string]any{"metadata": map[string]any{"k": 1}}), 400, []string{"metadata"}},
+		{"networks auto at 2.1", server(map[string]any{"networks": "auto"}), 400, []string{"networks"}},
+		{"return_reservation_id not a boolean", server(map[string]any{"return_reservation_id": "maybe"}), 400, []string{"return_reservation_id"}},
+		{"scheduler hints not an object", map[string]any{"server": server(nil)["server"], "os:scheduler_hints": []int{1}}, 400, []string{"os:scheduler_hints"}},
+		{"server not an object", map[string]any{"server": "web"}, 400, []string{"server", "object"}},
+		{"no server", map[string]any{"servers": server(nil)["server"]}, 400, []string{"'server' is a required property"}},
+		{"non-JSON body", "name=web&flavorRef=1", 400, []string{"Malformed request body"}},
+		{"truncated JSON", `{"server": {"name": "web"`, 400, []string{"Malformed request body"}},
+		{"JSON array", `[{"server": {"name": "web", "flavorRef": "1", "imageRef": "` + imageID + `"}}]`, 400, []string{"Malformed request body"}},
+		{"JSON null", "null", 400, []string{"Malformed request body"}},
+		{"empty body", "", 400, []string{"Malformed request body"}},
+		{"body too large", server(map[string]any{"metadata": map[string]string{"k": strings.Repeat("x", 120<<10)}}), 413, []string{"too large"}},
+	}
+	before := len(listAll(t, tr, admin, "?all_tenants=1"))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := tr.Do(t, http.MethodPost, "/v2.1/servers", demo, c.body)
+			msg := testtree.Fault(t, r, c.status)
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message %q does not hold %q", msg, w)
+				}
+			}
+		})
+	}
+	// gophercloud sees the same.
+	_, err := servers.Create(ctxT(t), tr.Compute(demo), servers.CreateOpts{Name: "bad", FlavorRef: "999", ImageRef: imageID}, nil).Extract()
+	if !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
+		t.Errorf("gophercloud create with a missing flavor: %v, want a 400", err)
+	}
+	if after := len(listAll(t, tr, admin, "?all_tenants=1")); after != before {
+		t.Errorf("bad requests created servers: %d before, %d after", before, after)
+	}
+}
+
+// TestCellSchedulerHints: an admin's target_cell forces the cell, a
+// member's is ignored; same_cell and different_cell follow the named
+// instances' cells; bad hints are 400 and create nothing.
+func TestCellSchedulerHints(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 3, HostsPerCell: 2})
+	adminSC := tr.Compute(admin)
+	boot := func(token string, hints map[string]any) string {
+		t.Helper()
+		r := tr.Do(t, http.MethodPost, "/v2.1/servers", token, map[string]any{
+			"server":             map[string]any{"name": "h", "flavorRef": "1", "imageRef": imageID},
+			"os:scheduler_hints": hints,
+		})
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("create with hints %v: %s", hints, r)
+		}
+		var out struct {
+			Server struct{ ID string } `json:"server"`
+		}
+		r.JSON(t, &out)
+		return out.Server.ID
+	}
+	cellOf := func(id string) string {
+		t.Helper()
+		waitStatus(t, adminSC, id, "ACTIVE")
+		// Hosts are named after their cell: cell2-host001.
+		var body struct {
+			Server struct {
+				Host string `json:"OS-EXT-SRV-ATTR:host"`
+			} `json:"server"`
+		}
+		tr.Do(t, http.MethodGet, "/v2.1/servers/"+id, admin, nil).JSON(t, &body)
+		return "api!" + strings.SplitN(body.Server.Host, "-", 2)[0]
+	}
+
+	for _, target := range []string{"api!cell3", "api!cell1", "api!cell3"} {
+		id := boot(admin, map[string]any{"target_cell": target})
+		if got := cellOf(id); got != target {
+			t.Errorf("admin target_cell %s: built in %s", target, got)
+		}
+	}
+	anchor := boot(admin, map[string]any{"target_cell": "api!cell2"})
+	anchorCell := cellOf(anchor)
+	same := boot(admin, map[string]any{"same_cell": anchor})
+	if got := cellOf(same); got != anchorCell {
+		t.Errorf("same_cell as %s (in %s): built in %s", anchor, anchorCell, got)
+	}
+	for range 3 {
+		diff := boot(admin, map[string]any{"different_cell": []string{anchor}})
+		if got := cellOf(diff); got == anchorCell {
+			t.Errorf("different_cell from %s: built in the same cell %s", anchor, got)
+		}
+	}
+	// A member's target_cell is ignored, not refused (as in cells v1).
+	if id := boot(demo, map[string]any{"target_cell": "api!nope"}); id == "" {
+		t.Error("a member's target_cell hint was refused")
+	}
+
+	before := len(listAll(t, tr, admin, "?all_tenants=1"))
+	for _, hints := range []map[string]any{
+		{"target_cell": "api!nope!x y"},
+		{"target_cell": "other!cell1"},
+		{"target_cell": []string{"api!cell1", "api!cell2"}},
+		{"same_cell": "00000000-0000-0000-0000-000000000000"},
+		{"different_cell": []string{"nonsense"}},
+	} {
+		r := tr.Do(t, http.MethodPost, "/v2.1/servers", admin, map[string]any{
+			"server":             map[string]any{"name": "bad", "flavorRef": "1", "imageRef": imageID},
+			"os:scheduler_hints": hints,
+		})
+		if msg := testtree.Fault(t, r, http.StatusBadRequest); !strings.Contains(msg, "os:scheduler_hints") {
+			t.Errorf("hints %v: fault %q does not name the hints", hints, msg)
+		}
+	}
+	if after := len(listAll(t, tr, admin, "?all_tenants=1")); after != before {
+		t.Errorf("bad hints created servers: %d before, %d after", before, after)
+	}
+}
