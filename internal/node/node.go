@@ -38,6 +38,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/hostops"
 	"github.com/cellcloud/cellcloud/internal/hostsched"
 	"github.com/cellcloud/cellcloud/internal/identity"
+	"github.com/cellcloud/cellcloud/internal/imagedb"
 	"github.com/cellcloud/cellcloud/internal/instanceops"
 	"github.com/cellcloud/cellcloud/internal/netdb"
 	"github.com/cellcloud/cellcloud/internal/network"
@@ -89,29 +90,34 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 // Config is the node's configuration.
 func (n *Node) Config() *config.Config { return n.cfg }
 
-// OpenDB opens a cell's database and runs the migrations of its kind.
+// schema is one migration list of a cell's database, under its set name.
+type schema struct {
+	set string
+	ms  []db.Migration
+}
+
+// schemas are the migration lists a cell's database needs, in the order
+// they run: the outbox and the cells service's in every cell; then the API
+// cell's copy of the instances, identity, images and networks (whose ports
+// read the instances), or a compute cell's own data.
+func schemas(root bool) []schema {
+	all := []schema{{"outbox", outbox.Migrations}, {"cells", cells.Migrations}}
+	if !root {
+		return append(all, schema{"compute", celldb.Migrations})
+	}
+	return append(all, schema{"api", apidb.Migrations}, schema{identity.MigrationSet, identity.Migrations},
+		schema{imagedb.MigrationSet, imagedb.Migrations}, schema{netdb.MigrationSet, netdb.Migrations})
+}
+
+// OpenDB opens a cell's database and runs the migrations of every schema
+// of its kind: the one place migrations run.
 func OpenDB(ctx context.Context, cfg *config.Config) (*db.DB, error) {
 	d, err := db.Open(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
-	sets := []struct {
-		name string
-		ms   []db.Migration
-	}{{"outbox", outbox.Migrations}, {"cells", cells.Migrations}}
-	if cfg.IsRoot() {
-		sets = append(sets, struct {
-			name string
-			ms   []db.Migration
-		}{"api", apidb.Migrations})
-	} else {
-		sets = append(sets, struct {
-			name string
-			ms   []db.Migration
-		}{"compute", celldb.Migrations})
-	}
-	for _, s := range sets {
-		if err := d.Migrate(ctx, s.name, s.ms); err != nil {
+	for _, s := range schemas(cfg.IsRoot()) {
+		if err := d.Migrate(ctx, s.set, s.ms); err != nil {
 			d.Close()
 			return nil, err
 		}

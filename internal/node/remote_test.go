@@ -13,14 +13,12 @@ import (
 	"github.com/cellcloud/cellcloud/internal/broker"
 	"github.com/cellcloud/cellcloud/internal/capacity"
 	"github.com/cellcloud/cellcloud/internal/celldb"
-	"github.com/cellcloud/cellcloud/internal/cells"
 	computerole "github.com/cellcloud/cellcloud/internal/compute"
 	"github.com/cellcloud/cellcloud/internal/conductor"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/hostsched"
 	"github.com/cellcloud/cellcloud/internal/network"
-	"github.com/cellcloud/cellcloud/internal/outbox"
 	"github.com/cellcloud/cellcloud/internal/scheduler"
 	"github.com/cellcloud/cellcloud/internal/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/wire"
@@ -60,12 +58,9 @@ func startRoles(t *testing.T) *roles {
 	t.Helper()
 	ctx := context.Background()
 	d := dbtest.Open(t, "sqlite")
-	for _, s := range []struct {
-		name string
-		ms   []db.Migration
-	}{{"outbox", outbox.Migrations}, {"cells", cells.Migrations}, {"compute", celldb.Migrations}} {
-		if err := d.Migrate(ctx, s.name, s.ms); err != nil {
-			t.Fatalf("migrate %s: %v", s.name, err)
+	for _, s := range schemas(false) {
+		if err := d.Migrate(ctx, s.set, s.ms); err != nil {
+			t.Fatalf("migrate %s: %v", s.set, err)
 		}
 	}
 	r := &roles{db: d, hosts: []string{"h1", "h2", "h3"}}
