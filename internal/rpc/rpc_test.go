@@ -40,13 +40,11 @@ func conns(t *testing.T) (server, client *nats.Conn) {
 
 func serve(t *testing.T, nc *nats.Conn, subject, queue string, h rpc.Handler) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	sub, err := rpc.Serve(ctx, nc, subject, queue, quiet, h)
-	if err != nil {
+	srv := rpc.NewServer(nc, quiet)
+	if err := srv.Handle(subject, queue, h); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	// Make sure the subscription reached the server before anyone calls.
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
