@@ -14,20 +14,16 @@ import (
 // the action, a worker carries it out and clears it, and a restarted
 // process finds it still there.
 
-// SetAction records a pending action (and its task state) on an instance,
-// bumping its version.
-func SetAction(ctx context.Context, tx *db.Tx, uuid, action, requestID string, params []byte, task string, now time.Time) (*Instance, error) {
-	in, err := Update(ctx, tx, uuid, nil, Change{TaskState: &task}, now)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := tx.Exec(ctx, `UPDATE instances SET action = ?, action_params = ?, action_request_id = ? WHERE uuid = ?`, action, string(params), requestID, uuid); err != nil {
-		return nil, fmt.Errorf("set action on %s: %w", uuid, err)
-	}
-	return in, nil
+// PendingAction is the server action an instance waits for: what, with
+// which parameters, for which request. The zero value is none.
+type PendingAction struct {
+	Action    string
+	Params    []byte
+	RequestID string
 }
 
-// ClearAction removes the pending action.
+// ClearAction removes the pending action without a change of state (the
+// version stays); a change of state clears it with Change.Action.
 func ClearAction(ctx context.Context, tx *db.Tx, uuid string) error {
 	_, err := tx.Exec(ctx, `UPDATE instances SET action = '', action_params = '', action_request_id = '' WHERE uuid = ?`, uuid)
 	return err

@@ -198,7 +198,7 @@ type Instance struct {
 	LaunchedAt time.Time
 	UpdatedAt  time.Time
 	Deleted    bool
-	// Action is the pending server action (see SetAction), "" for none.
+	// Action is the pending server action (see PendingAction), "" for none.
 	Action string
 }
 
@@ -317,6 +317,9 @@ type Change struct {
 	Flavor   *wire.Flavor
 	ImageRef *string
 	Deleted  bool
+	// Action sets the pending server action (see PendingAction); a zero
+	// PendingAction clears it.
+	Action *PendingAction
 }
 
 // Update applies a change, bumps the instance's version, and returns the
@@ -421,6 +424,11 @@ func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any,
 	}
 	if c.ImageRef != nil {
 		add("image_ref", *c.ImageRef)
+	}
+	if c.Action != nil {
+		add("action", c.Action.Action)
+		add("action_params", string(c.Action.Params))
+		add("action_request_id", c.Action.RequestID)
 	}
 	if c.Deleted {
 		add("deleted", 1)

@@ -1,8 +1,9 @@
 // Package compute is the compute role of a cell: the agent of one or many
 // hosts. It registers its hosts as compute nodes, keeps their heartbeat,
-// claims resources on a host before a spawn (so concurrent builds cannot
-// oversubscribe it), drives the hypervisor driver, and reports each
-// instance's new state up to the API cell.
+// checks (or, on a host the conductor did not place the instance on,
+// takes) the instance's claim on a host as a spawn begins, so concurrent
+// builds cannot oversubscribe it, drives the hypervisor driver, and has
+// each instance's new state recorded and sent up through instancestate.
 package compute
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/hostops"
+	"github.com/cellcloud/cellcloud/internal/instancestate"
 	"github.com/cellcloud/cellcloud/internal/virt"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 	"github.com/cellcloud/cellcloud/internal/wire"
@@ -58,6 +60,7 @@ type Config struct {
 type Service struct {
 	cfg    Config
 	log    *slog.Logger
+	state  *instancestate.Owner
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -119,7 +122,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "compute")}, nil
+	state, err := instancestate.New(cfg.Cell, cfg.Sender, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("compute: %w", err)
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "compute"), state: state}, nil
 }
 
 // Start registers the hosts and starts the heartbeat.
@@ -277,24 +284,8 @@ func (s *Service) Hosts() []string { return s.cfg.Hosts }
 // another host.
 func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	var in *celldb.Instance
-	spawning := celldb.TaskSpawning
 	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) (err error) {
-		// Usually the conductor claimed the host already: one statement.
-		change := celldb.Change{Host: &host, TaskState: &spawning}
-		if in, err = celldb.UpdateClaimed(ctx, tx, uuid, host, change, s.cfg.Now()); in != nil || err != nil {
-			return err
-		}
-		cur, err := celldb.Get(ctx, tx, uuid)
-		if err != nil {
-			return err
-		}
-		if cur.Deleted || cur.TaskState == celldb.TaskDeleting {
-			return celldb.ErrGone
-		}
-		if err := celldb.Claim(ctx, tx, uuid, host, cur.Flavor.Need(), s.cfg.Now()); err != nil {
-			return err
-		}
-		in, err = celldb.Update(ctx, tx, uuid, nil, change, s.cfg.Now())
+		in, err = s.state.BeginSpawn(ctx, tx, uuid, host)
 		return err
 	})
 	if err != nil {
@@ -304,7 +295,7 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	vi := virt.Instance{UUID: uuid, Name: in.Name, VCPUs: in.Flavor.VCPUs, RAMMB: in.Flavor.RAMMB, DiskGB: in.Flavor.RootGB}
 	if err := s.cfg.Driver.Spawn(ctx, host, vi); err != nil {
 		log.Warn("spawn failed", "err", err)
-		if rerr := s.cfg.DB.Group(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, uuid) }); rerr != nil {
+		if rerr := s.state.ReleaseIn(ctx, s.cfg.DB, uuid); rerr != nil {
 			log.Error("releasing the claim after a failed spawn", "err", rerr)
 		}
 		return fmt.Errorf("spawn on %s: %w", host, err)
@@ -312,14 +303,12 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	active, none, running := celldb.VMActive, "", celldb.PowerRunning
 	now := s.cfg.Now()
 	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		in, err := celldb.Update(ctx, tx, uuid, &spawning, celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now}, now)
+		in, err := s.state.Transition(ctx, tx, uuid, instancestate.Task(celldb.TaskSpawning),
+			celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now})
 		if err != nil {
 			return err
 		}
-		if err := celldb.FinishAction(ctx, tx, uuid, in.RequestID, "Success", "", host, now); err != nil {
-			return err
-		}
-		return s.sendUpdate(ctx, tx, in)
+		return celldb.FinishAction(ctx, tx, uuid, in.RequestID, "Success", "", host, now)
 	})
 	if errors.Is(err, wire.ErrConflict) {
 		return celldb.ErrGone
@@ -353,24 +342,17 @@ func (s *Service) Act(ctx context.Context, host, uuid, key string) error {
 	}
 	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host, "action", key)
 	opErr := op.Operate(ctx, host, uuid, a.HostOp)
-	now := s.cfg.Now()
 	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		task := a.Task
-		c := celldb.Change{TaskState: new(string)}
+		// The action ends: its task state and the pending action go.
+		c := celldb.Change{TaskState: new(string), Action: &celldb.PendingAction{}}
 		if opErr == nil {
 			if a.ResultVM != "" {
 				c.VMState = &a.ResultVM
 			}
 			c.PowerState = &a.ResultPower
 		}
-		in, err := celldb.Update(ctx, tx, uuid, &task, c, now)
-		if err != nil {
-			return err
-		}
-		if err := celldb.ClearAction(ctx, tx, uuid); err != nil {
-			return err
-		}
-		return s.sendUpdate(ctx, tx, in)
+		_, err := s.state.Transition(ctx, tx, uuid, instancestate.Task(a.Task), c)
+		return err
 	})
 	if errors.Is(err, wire.ErrConflict) {
 		return celldb.ErrGone // the instance moved on (deleted, reset) meanwhile
@@ -400,14 +382,5 @@ func (s *Service) Destroy(ctx context.Context, host, uuid string) error {
 	if err := s.cfg.Driver.Destroy(ctx, host, uuid); err != nil {
 		return fmt.Errorf("destroy %s on %s: %w", uuid, host, err)
 	}
-	return s.cfg.DB.Group(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, uuid) })
-}
-
-func (s *Service) sendUpdate(ctx context.Context, tx *db.Tx, in *celldb.Instance) error {
-	st, err := celldb.State(ctx, tx, s.cfg.Cell, in)
-	if err != nil {
-		return err
-	}
-	return s.cfg.Sender.Send(ctx, tx, cellpath.Root(s.cfg.Cell), wire.MethodInstanceUpdate, in.RequestID,
-		&wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
+	return s.state.ReleaseIn(ctx, s.cfg.DB, uuid)
 }

@@ -5,6 +5,11 @@
 // hands builds that fit nowhere here back to the scheduling parent. Its work
 // lives in the cell database (instances in task state "scheduling" or
 // "deleting"), so a restarted process picks up where it stopped.
+//
+// The conductor takes each instance's claim on its host when it places it
+// (instancestate.Owner.Place); the compute host checks the claim as it
+// begins the spawn. Every change it makes to an instance goes through
+// instancestate, and its work runs on a workpool.
 package conductor
 
 import (
@@ -15,14 +20,15 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/celldb"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/hostsched"
+	"github.com/cellcloud/cellcloud/internal/instancestate"
 	"github.com/cellcloud/cellcloud/internal/wire"
+	"github.com/cellcloud/cellcloud/internal/workpool"
 )
 
 // HostScheduler picks hosts for instances.
@@ -36,7 +42,8 @@ type Network interface {
 	Deallocate(ctx context.Context, uuid string) error
 }
 
-// Compute claims, spawns and destroys on a host.
+// Compute spawns on a host (checking the claim Place took there, or taking
+// one on a host the instance has none on) and destroys there.
 type Compute interface {
 	Spawn(ctx context.Context, host, uuid string) error
 	Destroy(ctx context.Context, host, uuid string) error
@@ -74,16 +81,10 @@ type Config struct {
 
 // Conductor is the build and delete driver of a compute cell.
 type Conductor struct {
-	cfg  Config
-	log  *slog.Logger
-	wake chan struct{}
-	sem  chan struct{}
-
-	mu   sync.Mutex
-	busy map[string]bool
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg   Config
+	log   *slog.Logger
+	state *instancestate.Owner
+	pool  *workpool.Pool
 }
 
 // New validates the configuration.
@@ -118,10 +119,13 @@ func New(cfg Config) (*Conductor, error) {
 	if cfg.OnChange == nil {
 		cfg.OnChange = func() {}
 	}
-	return &Conductor{
-		cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "conductor"),
-		wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers), busy: map[string]bool{},
-	}, nil
+	state, err := instancestate.New(cfg.Cell, cfg.Sender, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("conductor: %w", err)
+	}
+	c := &Conductor{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "conductor"), state: state}
+	c.pool = workpool.New(workpool.Config{Workers: cfg.Workers, PollInterval: cfg.PollInterval, Poll: c.poll})
+	return c, nil
 }
 
 // Start recovers builds a previous process left half done, then runs the
@@ -130,30 +134,18 @@ func (c *Conductor) Start(ctx context.Context) error {
 	if err := c.recover(ctx); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	c.wg.Add(2)
-	go func() { defer c.wg.Done(); c.loop(ctx) }()
-	go func() { defer c.wg.Done(); c.healLoop(ctx) }()
+	c.pool.Start(c.healLoop)
 	return nil
 }
 
 // Shutdown stops the loops and waits for builds in flight to stop.
 func (c *Conductor) Shutdown(context.Context) error {
-	if c.cancel != nil {
-		c.cancel()
-	}
-	c.wg.Wait()
+	c.pool.Shutdown()
 	return nil
 }
 
 // Wake makes the conductor look for work now.
-func (c *Conductor) Wake() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
+func (c *Conductor) Wake() { c.pool.Wake() }
 
 // recover puts instances that were between host choice and ACTIVE when the
 // last process stopped back to "scheduling", releasing any claim, so they
@@ -168,13 +160,7 @@ func (c *Conductor) recover(ctx context.Context) error {
 			if in.Action != "" {
 				continue // a server action (unshelve) owns it and resumes itself
 			}
-			scheduling, noHost := celldb.TaskScheduling, ""
-			err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-				if err := celldb.Release(ctx, tx, in.UUID); err != nil {
-					return err
-				}
-				return celldb.Set(ctx, tx, in.UUID, &task, celldb.Change{TaskState: &scheduling, Host: &noHost}, c.cfg.Now())
-			})
+			err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return c.state.Unplace(ctx, tx, in.UUID, task) })
 			if err != nil {
 				return fmt.Errorf("conductor: recover %s: %w", in.UUID, err)
 			}
@@ -195,15 +181,13 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 		ImageProps: b.ImageProperties, TargetCell: b.TargetCell, SameCell: b.SameCell, DifferentCell: b.DifferentCell,
 		NoNetwork: b.NoNetwork, Group: b.Group}
 	insts := make([]celldb.Instance, 0, len(b.Instances))
-	states := make([]wire.InstanceState, 0, len(b.Instances))
 	for _, spec := range b.Instances {
-		in := celldb.Instance{InstanceSpec: spec, Flavor: b.Flavor, Build: bc, VMState: celldb.VMBuilding,
-			TaskState: celldb.TaskScheduling, Version: b.BaseVersion + 1, RequestID: env.RequestID}
-		insts = append(insts, in)
-		states = append(states, wire.InstanceState{UUID: spec.UUID, Cell: c.cfg.Cell, Version: in.Version,
-			VMState: in.VMState, TaskState: in.TaskState, UpdatedAt: now})
+		insts = append(insts, celldb.Instance{InstanceSpec: spec, Flavor: b.Flavor, Build: bc, VMState: celldb.VMBuilding,
+			TaskState: celldb.TaskScheduling, Version: b.BaseVersion + 1, RequestID: env.RequestID})
 	}
-	if err := celldb.Insert(ctx, tx, insts, now); err != nil {
+	// The API cell learns where the instances are unless the cell that
+	// sent the build recorded it already.
+	if err := c.state.Create(ctx, tx, insts, env.RequestID, !b.Recorded); err != nil {
 		return err
 	}
 	for _, in := range insts {
@@ -213,11 +197,7 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 		}
 	}
 	tx.AfterCommit(c.Wake)
-	if b.Recorded {
-		return nil
-	}
-	return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, env.RequestID,
-		&wire.InstanceUpdate{Instances: states})
+	return nil
 }
 
 // DeleteInstances is the cast handler of delete_instances: it marks the
@@ -228,6 +208,8 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 		return wire.Errorf(wire.CodeBadMessage, "delete_instances: %v", err)
 	}
 	deleting := celldb.TaskDeleting
+	// A delete ends any server action still pending.
+	noAction := &celldb.PendingAction{}
 	for _, u := range d.UUIDs {
 		in, err := celldb.Get(ctx, tx, u)
 		if errors.Is(err, celldb.ErrNotFound) {
@@ -240,11 +222,9 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 		if in.Deleted || in.TaskState == celldb.TaskDeleting {
 			continue
 		}
-		if err := celldb.Set(ctx, tx, u, nil, celldb.Change{TaskState: &deleting}, c.cfg.Now()); err != nil {
-			return err
-		}
-		// A delete ends any server action still pending.
-		if err := celldb.ClearAction(ctx, tx, u); err != nil {
+		// The API cell marked its copy deleting already: it learns the rest
+		// when the delete is done.
+		if err := c.state.Step(ctx, tx, u, nil, celldb.Change{TaskState: &deleting, Action: noAction}); err != nil {
 			return err
 		}
 		if _, err := celldb.StartAction(ctx, tx, wire.ActionRecord{Action: "delete", UUID: u, RequestID: env.RequestID,
@@ -256,45 +236,11 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 	return nil
 }
 
-func (c *Conductor) loop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		c.schedulePending(ctx)
-		c.deletePending(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.wake:
-		case <-t.C:
-		}
-	}
-}
-
-func (c *Conductor) claimBusy(uuid string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.busy[uuid] {
-		return false
-	}
-	c.busy[uuid] = true
-	return true
-}
-
-// done ends work on an instance that made progress, and looks for more at
-// once (a delete that waited for a build, say).
-func (c *Conductor) done(uuid string) {
-	c.release(uuid)
-	c.Wake()
-}
-
-// release ends work on an instance without waking the loop: work that
-// failed is retried at the next poll, not at once, so that a scheduler,
-// compute host or database that is down is not hammered in a hot loop.
-func (c *Conductor) release(uuid string) {
-	c.mu.Lock()
-	delete(c.busy, uuid)
-	c.mu.Unlock()
+// poll is a round of the work loop: place what waits for a host, finish
+// the deletes recorded.
+func (c *Conductor) poll(ctx context.Context) {
+	c.schedulePending(ctx)
+	c.deletePending(ctx)
 }
 
 // schedulePending places the instances waiting for a host, grouped by the
@@ -310,7 +256,7 @@ func (c *Conductor) schedulePending(ctx context.Context) {
 	groups := map[string][]*celldb.Instance{}
 	var order []string
 	for _, in := range insts {
-		if !c.claimBusy(in.UUID) {
+		if !c.pool.Take(in.UUID) {
 			continue
 		}
 		k := in.ReservationID + "/" + in.Flavor.ID + "/" + in.AvailabilityZone
@@ -343,7 +289,7 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 				log.Error("reading the server group's hosts", "err", err)
 			}
 			for _, in := range pending {
-				c.release(in.UUID)
+				c.pool.Release(in.UUID)
 			}
 			return
 		}
@@ -354,7 +300,7 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 				log.Error("host scheduler failed", "err", err)
 			}
 			for _, in := range pending {
-				c.release(in.UUID)
+				c.pool.Release(in.UUID)
 			}
 			return
 		}
@@ -370,13 +316,13 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 			host, err := hosts[i], errs[i]
 			switch {
 			case errors.Is(err, wire.ErrConflict):
-				c.done(in.UUID) // deleted meanwhile
+				c.pool.Done(in.UUID) // deleted meanwhile
 			case errors.Is(err, celldb.ErrClaimFailed):
 				next = append(next, in)
 				why = err
 			case err != nil:
 				log.Error("claiming a host", "instance", in.UUID, "err", err)
-				c.release(in.UUID)
+				c.pool.Release(in.UUID)
 			default:
 				c.goBuild(ctx, in, host, sels[i].Alternates)
 			}
@@ -408,7 +354,7 @@ func (c *Conductor) claimAll(ctx context.Context, insts []*celldb.Instance, sels
 				if err := tx.Savepoint(ctx, sp); err != nil {
 					return err
 				}
-				err := c.claim(ctx, tx, in, host)
+				err := c.state.Place(ctx, tx, in, host)
 				if err != nil {
 					if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
 						return rerr
@@ -440,26 +386,10 @@ func (c *Conductor) claimAll(ctx context.Context, insts []*celldb.Instance, sels
 	return hosts, errs
 }
 
-// claim claims host for an instance waiting to be scheduled, inside tx, and
-// records the host on the instance.
-func (c *Conductor) claim(ctx context.Context, tx *db.Tx, in *celldb.Instance, host string) error {
-	scheduling, networking := celldb.TaskScheduling, celldb.TaskNetworking
-	az, err := celldb.ClaimZone(ctx, tx, in.UUID, host, in.Flavor.Need(), c.cfg.Now())
-	if err != nil {
-		return err
-	}
-	change := celldb.Change{Host: &host, TaskState: &networking}
-	if in.AvailabilityZone == "" {
-		// Like Nova, an instance that asked for no zone takes its host's.
-		change.AvailabilityZone = &az
-	}
-	return celldb.Set(ctx, tx, in.UUID, &scheduling, change, c.cfg.Now())
-}
-
 // handBack returns instances this cell cannot place to the cell that
 // scheduled them here.
 func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*celldb.Instance, why error) {
-	finish := c.done
+	finish := c.pool.Done
 	defer func() {
 		for _, in := range insts {
 			finish(in.UUID)
@@ -480,7 +410,7 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	reason := fmt.Sprintf("cell %s: %v", c.cfg.Cell, why)
 	log.Warn("no host for instances; handing the build back", "instances", len(insts), "to", b.Scheduler, "reason", why)
 	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		if err := celldb.Purge(ctx, tx, uuids); err != nil {
+		if err := c.state.Purge(ctx, tx, uuids); err != nil {
 			return err
 		}
 		return c.cfg.Sender.Send(ctx, tx, b.Scheduler, wire.MethodBuildFailed, first.RequestID,
@@ -488,24 +418,15 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	})
 	if err != nil {
 		log.Error("handing a build back", "err", err)
-		finish = c.release
+		finish = c.pool.Release
 	}
 }
 
 func (c *Conductor) goBuild(ctx context.Context, in *celldb.Instance, host string, alternates []string) {
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		c.done(in.UUID)
-		return
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer func() { <-c.sem }()
-		defer c.done(in.UUID)
+	c.pool.Go(ctx, in.UUID, func(ctx context.Context) bool {
 		c.build(ctx, in, host, alternates)
-	}()
+		return true
+	})
 }
 
 // build allocates the network and spawns on the claimed host, trying the
@@ -562,7 +483,7 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 		// A spawn that never reached the host (its agent is down, say)
 		// leaves the claim taken when the host was chosen; give it back, or
 		// no other host can be claimed for the instance.
-		if err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, in.UUID) }); err != nil && ctx.Err() == nil {
+		if err := c.state.ReleaseIn(ctx, c.cfg.DB, in.UUID); err != nil && ctx.Err() == nil {
 			log.Error("releasing the claim on a failed host", "host", host, "err", err)
 		}
 	}
@@ -587,18 +508,15 @@ func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Insta
 			return nil
 		}
 		// An instance in ERROR holds no resources.
-		if err := celldb.Release(ctx, tx, in.UUID); err != nil {
-			return err
-		}
-		up, err := celldb.Update(ctx, tx, in.UUID, nil, celldb.Change{VMState: &vmErr, TaskState: &none, PowerState: &noState,
-			Fault: &wire.Fault{Code: code, Message: msg, Created: now}}, now)
-		if err != nil {
+		if err := c.state.Release(ctx, tx, in.UUID); err != nil {
 			return err
 		}
 		if err := celldb.FinishAction(ctx, tx, in.UUID, in.RequestID, "Error", msg, in.Host, now); err != nil {
 			return err
 		}
-		return c.sendUpdate(ctx, tx, up)
+		_, err = c.state.Transition(ctx, tx, in.UUID, nil, celldb.Change{VMState: &vmErr, TaskState: &none, PowerState: &noState,
+			Fault: &wire.Fault{Code: code, Message: msg, Created: now}})
+		return err
 	})
 	if err != nil {
 		log.Error("recording a failed build", "err", err)
@@ -615,25 +533,12 @@ func (c *Conductor) deletePending(ctx context.Context) {
 		return
 	}
 	for _, in := range insts {
-		if !c.claimBusy(in.UUID) {
+		if !c.pool.Take(in.UUID) {
 			continue
 		}
-		select {
-		case c.sem <- struct{}{}:
-		case <-ctx.Done():
-			c.done(in.UUID)
+		if !c.pool.Go(ctx, in.UUID, func(ctx context.Context) bool { return c.delete(ctx, in) }) {
 			return
 		}
-		c.wg.Add(1)
-		go func(in *celldb.Instance) {
-			defer c.wg.Done()
-			defer func() { <-c.sem }()
-			if c.delete(ctx, in) {
-				c.done(in.UUID)
-			} else {
-				c.release(in.UUID)
-			}
-		}(in)
 	}
 }
 
@@ -659,7 +564,7 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
 			}
 		}
 		err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-			if err := celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {
+			if err := c.state.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {
 				return err
 			}
 			return celldb.SetMigrationStatus(ctx, tx, m.ID, "deleted", c.cfg.Now())
@@ -679,12 +584,9 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
 	deleting := celldb.TaskDeleting
 	vmDeleted, none, noState := celldb.VMDeleted, "", celldb.PowerNoState
 	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		up, err := celldb.Update(ctx, tx, in.UUID, &deleting, celldb.Change{VMState: &vmDeleted, TaskState: &none,
-			PowerState: &noState, Deleted: true}, c.cfg.Now())
-		if err != nil {
-			return err
-		}
-		return c.sendUpdate(ctx, tx, up)
+		_, err := c.state.Transition(ctx, tx, in.UUID, &deleting, celldb.Change{VMState: &vmDeleted, TaskState: &none,
+			PowerState: &noState, Deleted: true})
+		return err
 	})
 	if err != nil {
 		log.Error("recording the delete", "err", err)
@@ -693,15 +595,6 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
 	c.cfg.OnChange()
 	log.Info("instance deleted")
 	return true
-}
-
-func (c *Conductor) sendUpdate(ctx context.Context, tx *db.Tx, in *celldb.Instance) error {
-	st, err := celldb.State(ctx, tx, c.cfg.Cell, in)
-	if err != nil {
-		return err
-	}
-	return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, in.RequestID,
-		&wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
 }
 
 // healLoop resends recently changed instances upward, so that a lost or
@@ -721,36 +614,7 @@ func (c *Conductor) healLoop(ctx context.Context) {
 	}
 }
 
-// Heal sends the instances changed within the heal window up again, 500
-// per message, reading them a page at a time (a cell that changed many
-// instances in the window does not hold them all in memory at once).
+// Heal sends the instances changed within the heal window up again.
 func (c *Conductor) Heal(ctx context.Context) error {
-	at, after := c.cfg.Now().Add(-c.cfg.HealWindow), ""
-	for {
-		var n int
-		var nextAt time.Time
-		var nextAfter string
-		err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			page, err := celldb.ListChangedAfter(ctx, tx, at, after, healPage)
-			if err != nil || len(page) == 0 {
-				n = 0
-				return err
-			}
-			sts, err := celldb.States(ctx, tx, c.cfg.Cell, page)
-			if err != nil {
-				return err
-			}
-			u := &wire.InstanceUpdate{Heal: true, Instances: sts}
-			n = len(page)
-			nextAt, nextAfter = page[n-1].UpdatedAt, page[n-1].UUID
-			return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodInstanceUpdate, "", u)
-		})
-		if err != nil || n < healPage {
-			return err
-		}
-		at, after = nextAt, nextAfter
-	}
+	return c.state.Heal(ctx, c.cfg.DB, c.cfg.HealWindow)
 }
-
-// healPage is the number of instances per heal message.
-const healPage = 500

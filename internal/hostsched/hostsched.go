@@ -1,6 +1,7 @@
 // Package hostsched is the host scheduler of a compute cell: filters and
 // weighers over live host state. It is pure logic; the scheduler role reads
-// host state from the cell database and the compute host makes the claim.
+// host state from the cell database, and the conductor (or, for a move, the
+// instance operations) takes the claim on the host chosen.
 package hostsched
 
 import (

@@ -3,6 +3,8 @@
 // against the cell's own record (the truth), records as an instance action,
 // and queues on the instance; a worker then has the instance's host do it.
 // The queue is the instance row itself, so a restarted process resumes.
+// Every change it makes to an instance, and the claims a move takes and
+// gives back, go through instancestate; its workers run on a workpool.
 package instanceops
 
 import (
@@ -12,14 +14,15 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/celldb"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/instancestate"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 	"github.com/cellcloud/cellcloud/internal/wire"
+	"github.com/cellcloud/cellcloud/internal/workpool"
 )
 
 // Host carries out an action on an instance's host.
@@ -53,16 +56,10 @@ type Config struct {
 
 // Ops is the server action service of a compute cell.
 type Ops struct {
-	cfg  Config
-	log  *slog.Logger
-	wake chan struct{}
-	sem  chan struct{}
-
-	mu   sync.Mutex
-	busy map[string]bool
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg   Config
+	log   *slog.Logger
+	state *instancestate.Owner
+	pool  *workpool.Pool
 }
 
 // New validates the configuration.
@@ -85,35 +82,29 @@ func New(cfg Config) (*Ops, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Ops{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "instanceops"),
-		wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Workers), busy: map[string]bool{}}, nil
+	state, err := instancestate.New(cfg.Cell, cfg.Sender, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("instanceops: %w", err)
+	}
+	o := &Ops{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "instanceops"), state: state}
+	o.pool = workpool.New(workpool.Config{Workers: cfg.Workers, PollInterval: cfg.PollInterval, Poll: o.runPending})
+	return o, nil
 }
 
 // Start runs the worker loop.
 func (o *Ops) Start(context.Context) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	o.cancel = cancel
-	o.wg.Add(1)
-	go func() { defer o.wg.Done(); o.loop(ctx) }()
+	o.pool.Start()
 	return nil
 }
 
 // Shutdown stops the loop and waits for actions in flight.
 func (o *Ops) Shutdown(context.Context) error {
-	if o.cancel != nil {
-		o.cancel()
-	}
-	o.wg.Wait()
+	o.pool.Shutdown()
 	return nil
 }
 
 // Wake makes the worker look for pending actions now.
-func (o *Ops) Wake() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-}
+func (o *Ops) Wake() { o.pool.Wake() }
 
 // HandleAction is the cast handler of instance_action. An action the
 // instance's state does not allow (the API checked its copy, but the cell
@@ -160,7 +151,10 @@ func (o *Ops) HandleAction(ctx context.Context, tx *db.Tx, env *wire.Envelope) e
 	if _, err := celldb.StartEvent(ctx, tx, id, "compute_"+event, in.Host, now); err != nil {
 		return err
 	}
-	if _, err := celldb.SetAction(ctx, tx, in.UUID, req.Action, env.RequestID, req.Params, a.Task, now); err != nil {
+	// The action waits on the instance, in its task state (which the API
+	// cell's copy has set already).
+	pending := &celldb.PendingAction{Action: req.Action, Params: req.Params, RequestID: env.RequestID}
+	if err := o.state.Step(ctx, tx, in.UUID, nil, celldb.Change{TaskState: &a.Task, Action: pending}); err != nil {
 		return err
 	}
 	tx.AfterCommit(o.Wake)
@@ -178,11 +172,8 @@ func (o *Ops) refuse(ctx context.Context, tx *db.Tx, in *celldb.Instance, record
 	if _, err := celldb.StartAction(ctx, tx, record); err != nil {
 		return err
 	}
-	cur, err := celldb.Update(ctx, tx, in.UUID, nil, celldb.Change{}, o.cfg.Now())
-	if err != nil {
-		return err
-	}
-	return o.sendUpdate(ctx, tx, cur)
+	_, err := o.state.Transition(ctx, tx, in.UUID, nil, celldb.Change{})
+	return err
 }
 
 // resetState is os-resetState: an admin sets the vm_state (active or
@@ -196,40 +187,12 @@ func (o *Ops) resetState(ctx context.Context, tx *db.Tx, in *celldb.Instance, re
 	if _, err := celldb.StartAction(ctx, tx, record); err != nil {
 		return err
 	}
-	if err := celldb.ClearAction(ctx, tx, in.UUID); err != nil {
-		return err
-	}
 	none := ""
-	cur, err := celldb.Update(ctx, tx, in.UUID, nil, celldb.Change{VMState: &p.State, TaskState: &none}, now)
-	if err != nil {
-		return err
-	}
-	return o.sendUpdate(ctx, tx, cur)
+	_, err := o.state.Transition(ctx, tx, in.UUID, nil, celldb.Change{VMState: &p.State, TaskState: &none, Action: &celldb.PendingAction{}})
+	return err
 }
 
-func (o *Ops) sendUpdate(ctx context.Context, tx *db.Tx, in *celldb.Instance) error {
-	st, err := celldb.State(ctx, tx, o.cfg.Cell, in)
-	if err != nil {
-		return err
-	}
-	return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodInstanceUpdate, in.RequestID,
-		&wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
-}
-
-func (o *Ops) loop(ctx context.Context) {
-	t := time.NewTicker(o.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		o.runPending(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-o.wake:
-		case <-t.C:
-		}
-	}
-}
-
+// runPending is a round of the work loop: start the pending actions.
 func (o *Ops) runPending(ctx context.Context) {
 	ps, err := celldb.PendingActions(ctx, o.cfg.DB, 1000)
 	if err != nil {
@@ -239,29 +202,14 @@ func (o *Ops) runPending(ctx context.Context) {
 		return
 	}
 	for _, p := range ps {
-		o.mu.Lock()
-		if o.busy[p.UUID] {
-			o.mu.Unlock()
+		if !o.pool.Take(p.UUID) {
 			continue
 		}
-		o.busy[p.UUID] = true
-		o.mu.Unlock()
-		select {
-		case o.sem <- struct{}{}:
-		case <-ctx.Done():
+		// An action that ends does not wake the loop: the next poll or
+		// wake-up finds the next.
+		if !o.pool.Go(ctx, p.UUID, func(ctx context.Context) bool { o.run(ctx, p); return false }) {
 			return
 		}
-		o.wg.Add(1)
-		go func(p celldb.Pending) {
-			defer o.wg.Done()
-			defer func() { <-o.sem }()
-			defer func() {
-				o.mu.Lock()
-				delete(o.busy, p.UUID)
-				o.mu.Unlock()
-			}()
-			o.run(ctx, p)
-		}(p)
 	}
 }
 
@@ -308,18 +256,12 @@ func (o *Ops) dropAction(ctx context.Context, tx *db.Tx, p celldb.Pending) error
 	if err != nil || cur.Action != p.Action {
 		return err
 	}
-	if err := celldb.ClearAction(ctx, tx, p.UUID); err != nil {
-		return err
-	}
 	if cur.TaskState != vmstate.Actions[p.Action].Task {
-		return nil
+		return o.state.ClearAction(ctx, tx, p.UUID)
 	}
 	none := ""
-	up, err := celldb.Update(ctx, tx, p.UUID, nil, celldb.Change{TaskState: &none}, o.cfg.Now())
-	if err != nil {
-		return err
-	}
-	return o.sendUpdate(ctx, tx, up)
+	_, err = o.state.Transition(ctx, tx, p.UUID, nil, celldb.Change{TaskState: &none, Action: &celldb.PendingAction{}})
+	return err
 }
 
 // ConsoleOutput is the call handler of console_output.

@@ -51,21 +51,15 @@ var moves = map[string]func(o *Ops, ctx context.Context, in *celldb.Instance, p 
 // action's task state), the pending action cleared, and the update up.
 func (o *Ops) finish(ctx context.Context, uuid, task string, c celldb.Change, extra func(tx *db.Tx) error) error {
 	none := ""
-	c.TaskState = &none
+	c.TaskState, c.Action = &none, &celldb.PendingAction{}
 	return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		if extra != nil {
 			if err := extra(tx); err != nil {
 				return err
 			}
 		}
-		in, err := celldb.Update(ctx, tx, uuid, &task, c, o.cfg.Now())
-		if err != nil {
-			return err
-		}
-		if err := celldb.ClearAction(ctx, tx, uuid); err != nil {
-			return err
-		}
-		return o.sendUpdate(ctx, tx, in)
+		_, err := o.state.Transition(ctx, tx, uuid, &task, c)
+		return err
 	})
 }
 
@@ -75,13 +69,13 @@ func (o *Ops) shelve(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 	}
 	vm, power, noHost := vmstate.ShelvedOffloaded, vmstate.Shutdown, ""
 	return o.finish(ctx, in.UUID, vmstate.Actions["shelve"].Task, celldb.Change{VMState: &vm, PowerState: &power, Host: &noHost},
-		func(tx *db.Tx) error { return celldb.Release(ctx, tx, in.UUID) })
+		func(tx *db.Tx) error { return o.state.Release(ctx, tx, in.UUID) })
 }
 
 func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
 	// An unshelve resumed after a restart may hold a claim from its first
 	// try: give it back, the scheduler chooses again.
-	if err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, in.UUID) }); err != nil {
+	if err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return o.state.Release(ctx, tx, in.UUID) }); err != nil {
 		return err
 	}
 	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone})
@@ -91,7 +85,7 @@ func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pendin
 	var last error
 	for _, h := range append([]string{sels[0].Host}, sels[0].Alternates...) {
 		if last = o.cfg.VMs.Spawn(ctx, h, in.UUID); last == nil {
-			return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return celldb.ClearAction(ctx, tx, in.UUID) })
+			return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return o.state.ClearAction(ctx, tx, in.UUID) })
 		}
 		if errors.Is(last, celldb.ErrGone) {
 			return last
@@ -133,7 +127,7 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 				return err
 			}
 		}
-		return celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID))
+		return o.state.Release(ctx, tx, celldb.DestClaimKey(in.UUID))
 	})
 	if err != nil {
 		return err
@@ -148,7 +142,7 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 	var migID int64
 	for _, h := range append([]string{sels[0].Host}, sels[0].Alternates...) {
 		err = o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			if err := celldb.Claim(ctx, tx, celldb.DestClaimKey(in.UUID), h, flavor.Need(), o.cfg.Now()); err != nil {
+			if err := o.state.Claim(ctx, tx, celldb.DestClaimKey(in.UUID), h, flavor.Need()); err != nil {
 				return err
 			}
 			id, err := celldb.CreateMigration(ctx, tx, celldb.Migration{InstanceUUID: in.UUID, Type: kind, SourceHost: in.Host,
@@ -172,7 +166,7 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 			if err := celldb.SetMigrationStatus(ctx, tx, migID, "error", o.cfg.Now()); err != nil {
 				return err
 			}
-			return celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID))
+			return o.state.Release(ctx, tx, celldb.DestClaimKey(in.UUID))
 		})
 		return err
 	}
@@ -194,10 +188,10 @@ func (o *Ops) confirmResize(ctx context.Context, in *celldb.Instance, p celldb.P
 	}
 	vm := m.OldVMState
 	return o.finish(ctx, in.UUID, vmstate.Actions["confirm_resize"].Task, celldb.Change{VMState: &vm}, func(tx *db.Tx) error {
-		if err := celldb.Release(ctx, tx, in.UUID); err != nil {
+		if err := o.state.Release(ctx, tx, in.UUID); err != nil {
 			return err
 		}
-		if err := celldb.MoveClaim(ctx, tx, celldb.DestClaimKey(in.UUID), in.UUID); err != nil {
+		if err := o.state.MoveClaim(ctx, tx, celldb.DestClaimKey(in.UUID), in.UUID); err != nil {
 			return err
 		}
 		return celldb.SetMigrationStatus(ctx, tx, m.ID, "confirmed", o.cfg.Now())
@@ -218,7 +212,7 @@ func (o *Ops) revertResize(ctx context.Context, in *celldb.Instance, p celldb.Pe
 	}
 	return o.finish(ctx, in.UUID, vmstate.Actions["revert_resize"].Task,
 		celldb.Change{VMState: &vm, PowerState: &power, Host: &m.SourceHost, Flavor: &m.OldFlavor}, func(tx *db.Tx) error {
-			if err := celldb.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {
+			if err := o.state.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {
 				return err
 			}
 			return celldb.SetMigrationStatus(ctx, tx, m.ID, "reverted", o.cfg.Now())

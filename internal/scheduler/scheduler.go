@@ -1,7 +1,9 @@
 // Package scheduler is the host scheduler role of a compute cell: it reads
 // live host state from the cell database and runs the pure host scheduler
-// (package hostsched) over it. The claim that makes a choice stick is taken
-// by the compute host.
+// (package hostsched) over it. It only chooses: the claim that makes a
+// choice stick is taken in the cell database by its caller, the conductor
+// for a build and the instance operations for a move (both through package
+// instancestate), and the compute host checks it as the spawn begins.
 package scheduler
 
 import (
@@ -18,9 +20,9 @@ import (
 // Service is the scheduler role. Like Nova's, it keeps the hosts' state
 // in memory between selections: it reads every host from the database at
 // most every Refresh, and in between counts what it has chosen on each
-// host itself. The claim the compute host takes in the database stays the
-// truth: a choice made on a stale view only fails its claim and moves to
-// an alternate.
+// host itself. The claim taken in the database (see the package comment)
+// stays the truth: a choice made on a stale view only fails its claim and
+// moves to an alternate.
 type Service struct {
 	db        *db.DB
 	sched     *hostsched.Scheduler
