@@ -243,7 +243,7 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	mux.Handle("/networking/", http.StripPrefix("/networking", networks))
 	mux.Handle("/networking", http.StripPrefix("/networking", networks))
 	mux.Handle("/", api)
-	return &apiRole{db: n.DB, images: p.images, handler: mux, listen: cfg.API.Listen, errs: n.serveErr}, nil
+	return &apiRole{db: n.DB, images: p.images, httpServer: httpServer{handler: mux, listen: cfg.API.Listen, errs: n.serveErr}}, nil
 }
 
 // localRoles are the compute cell's roles this process runs; nil for

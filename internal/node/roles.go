@@ -119,18 +119,10 @@ func (r registrarRole) Shutdown(context.Context) error {
 
 // apiRole is the public APIs' HTTP listener. Before it listens it seeds
 // what a fresh cloud needs (the flavors, one image, the default network).
-// It owns the server's goroutine: Shutdown returns once Serve has.
 type apiRole struct {
-	db      *db.DB
-	images  *image.API
-	handler http.Handler
-	listen  string
-	// errs takes a failure of the server after Start.
-	errs chan<- error
-
-	srv    *http.Server
-	addr   string
-	served chan struct{} // closed when Serve returns
+	db     *db.DB
+	images *image.API
+	httpServer
 }
 
 func (a *apiRole) Start(ctx context.Context) error {
@@ -144,32 +136,49 @@ func (a *apiRole) Start(ctx context.Context) error {
 	if _, err := netdb.Seed(ctx, a.db, "private", "10.0.0.0/8"); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", a.listen)
+	return a.httpServer.Start(ctx)
+}
+
+// httpServer serves handler on listen. It owns the server's goroutine:
+// Shutdown returns once Serve has.
+type httpServer struct {
+	handler http.Handler
+	listen  string
+	// errs takes a failure of the server after Start.
+	errs chan<- error
+
+	srv    *http.Server
+	addr   string
+	served chan struct{} // closed when Serve returns
+}
+
+func (h *httpServer) Start(context.Context) error {
+	ln, err := net.Listen("tcp", h.listen)
 	if err != nil {
-		return fmt.Errorf("api: listen %s: %w", a.listen, err)
+		return fmt.Errorf("api: listen %s: %w", h.listen, err)
 	}
-	a.addr = ln.Addr().String()
-	a.srv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
-	a.served = make(chan struct{})
+	h.addr = ln.Addr().String()
+	h.srv = &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+	h.served = make(chan struct{})
 	go func() {
-		defer close(a.served)
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.errs <- err
+		defer close(h.served)
+		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.errs <- err
 		}
 	}()
 	return nil
 }
 
-// apiShutdownTimeout bounds the wait for requests in flight.
-const apiShutdownTimeout = 3 * time.Second
+// httpShutdownTimeout bounds the wait for requests in flight.
+const httpShutdownTimeout = 3 * time.Second
 
-func (a *apiRole) Shutdown(ctx context.Context) error {
-	if a.srv == nil {
+func (h *httpServer) Shutdown(ctx context.Context) error {
+	if h.srv == nil {
 		return nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, apiShutdownTimeout)
+	sctx, cancel := context.WithTimeout(ctx, httpShutdownTimeout)
 	defer cancel()
-	err := a.srv.Shutdown(sctx)
-	<-a.served
+	err := h.srv.Shutdown(sctx)
+	<-h.served
 	return err
 }

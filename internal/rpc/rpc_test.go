@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,5 +221,43 @@ func TestBadResultIsAnError(t *testing.T) {
 	}
 	if err := rpc.Call(callCtx(t), cli, "test.raw", nil, nil); err == nil {
 		t.Error("a malformed reply was accepted")
+	}
+}
+
+// TestShutdownCancelsAndWaits: Shutdown cancels the requests in flight,
+// returns only once their goroutines have, and takes no request after.
+func TestShutdownCancelsAndWaits(t *testing.T) {
+	srvConn, cli := conns(t)
+	s := rpc.NewServer(srvConn, quiet)
+	entered := make(chan struct{})
+	var finished atomic.Bool
+	if err := s.Handle("test.block", "", func(ctx context.Context, _ json.RawMessage) (any, error) {
+		close(entered)
+		<-ctx.Done()
+		finished.Store(true)
+		return nil, ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srvConn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	callDone := make(chan error, 1)
+	go func() { callDone <- rpc.Call(callCtx(t), cli, "test.block", nil, nil) }()
+	<-entered
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !finished.Load() {
+		t.Error("Shutdown returned before the request in flight did")
+	}
+	if err := <-callDone; err == nil {
+		t.Error("the cancelled request answered without an error")
+	}
+	if s.Subjects() != 0 {
+		t.Errorf("%d subjects still served after Shutdown", s.Subjects())
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Errorf("second Shutdown: %v", err)
 	}
 }
