@@ -54,9 +54,14 @@ type Sender struct {
 
 // NewSender returns the sender of a process of cell path that does not run
 // the cell's cells service: after a commit that queued messages it wakes
-// the service's relay by publishing on nc, the cell's own broker.
+// the service's relay by publishing on nc, the cell's own broker. With a
+// nil nc it wakes nobody: the relay finds the messages when it next polls.
 func NewSender(path string, nc *nats.Conn) *Sender {
-	return &Sender{path: path, nudge: func() { _ = nc.Publish(nudgeSubject(path), nil) }}
+	nudge := func() {}
+	if nc != nil {
+		nudge = func() { _ = nc.Publish(nudgeSubject(path), nil) }
+	}
+	return &Sender{path: path, nudge: nudge}
 }
 
 // Path is the sending cell.
