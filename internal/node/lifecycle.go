@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -24,31 +23,28 @@ type role struct {
 // components is what the node started, in order.
 type components struct {
 	mu      sync.Mutex
-	stopped []role
+	started []role
 }
 
-// start starts c and records it, also when it fails to start: a role that
+// start starts r and records it, also when it fails to start: a role that
 // started halfway is shut down with the others.
 func (cs *components) start(ctx context.Context, r role) error {
 	cs.add(r)
-	if err := r.c.Start(ctx); err != nil {
-		return fmt.Errorf("%s: %w", r.name, err)
-	}
-	return nil
+	return r.c.Start(ctx)
 }
 
-// add records something already running, to be stopped with the rest.
+// add records something already running, to be started with the rest.
 func (cs *components) add(r role) {
 	cs.mu.Lock()
-	cs.stopped = append(cs.stopped, r)
+	cs.started = append(cs.started, r)
 	cs.mu.Unlock()
 }
 
 // stop shuts down what was recorded, last first.
 func (cs *components) stop(ctx context.Context, log *slog.Logger) {
 	cs.mu.Lock()
-	rs := cs.stopped
-	cs.stopped = nil
+	rs := cs.started
+	cs.started = nil
 	cs.mu.Unlock()
 	for _, r := range slices.Backward(rs) {
 		if err := r.c.Shutdown(ctx); err != nil {

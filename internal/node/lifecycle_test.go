@@ -46,7 +46,7 @@ func TestComponentsStopInReverse(t *testing.T) {
 			break
 		}
 	}
-	if err == nil || err.Error() != "b: no" {
+	if err == nil || err.Error() != "no" {
 		t.Fatalf("start error %v, want b's", err)
 	}
 	cs.stop(ctx, quietLog)
