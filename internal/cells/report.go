@@ -50,7 +50,7 @@ func (s *Service) reportLoop(ctx context.Context) {
 func (s *Service) Report(ctx context.Context) (capacity.Report, error) {
 	var parts []capacity.Report
 	if s.cfg.Capacity != nil {
-		r, err := s.cfg.Capacity(ctx, s.cfg.DB)
+		r, err := s.cfg.Capacity.Capacity(ctx, s.cfg.DB)
 		if err != nil {
 			return capacity.Report{}, err
 		}

@@ -26,6 +26,13 @@ func neighbourRow(t *testing.T, c *testCell, path string) cells.Neighbour {
 	return cells.Neighbour{}
 }
 
+// capacityFunc is a cell's own hosts, as a test sizes them.
+type capacityFunc func() capacity.Report
+
+func (f capacityFunc) Capacity(context.Context, cells.Querier) (capacity.Report, error) {
+	return f(), nil
+}
+
 func TestCapacityReportsReachTheParent(t *testing.T) {
 	t.Parallel()
 	hosts := func(n int) capacity.Report {
@@ -41,10 +48,10 @@ func TestCapacityReportsReachTheParent(t *testing.T) {
 		// so what reaches api after a change went up because it mattered.
 		cellA: func(c *cells.Config) {
 			c.ReportInterval = 100 * time.Millisecond
-			c.Capacity = func(context.Context, cells.Querier) (capacity.Report, error) { return hosts(int(aHosts.Load())), nil }
+			c.Capacity = capacityFunc(func() capacity.Report { return hosts(int(aHosts.Load())) })
 		},
 		cell1: func(c *cells.Config) {
-			c.Capacity = func(context.Context, cells.Querier) (capacity.Report, error) { return hosts(2), nil }
+			c.Capacity = capacityFunc(func() capacity.Report { return hosts(2) })
 		},
 		cell2: func(c *cells.Config) { c.ReportInterval = 200 * time.Millisecond },
 	}

@@ -63,11 +63,11 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 	// A cell with hosts and no children has no choice to make: its host
 	// scheduler places the build, or hands back what does not fit. Its
 	// capacity (a read of every host) is not computed for each build.
-	if s.cfg.AcceptBuild != nil && s.cfg.Capacity != nil && !s.hasChildren() && !slices.Contains(b.Tried, s.path) {
+	if s.builds != nil && s.cfg.Capacity != nil && !s.hasChildren() && !slices.Contains(b.Tried, s.path) {
 		s.log.Info("building on this cell's hosts", "request_id", env.RequestID, "instances", len(b.Instances))
 		part := *b
 		part.Scheduler = s.path
-		return s.cfg.AcceptBuild(ctx, tx, env, &part)
+		return s.builds.AcceptBuild(ctx, tx, env, &part)
 	}
 	// What goes on from here to children or back to the parent counts its
 	// versions past the one recorded for this cell, if one was.
@@ -113,18 +113,18 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 		rest = rest[n:]
 		if c.Self {
 			s.log.Info("building on this cell's hosts", "request_id", env.RequestID, "instances", n)
-			if err := s.cfg.AcceptBuild(ctx, tx, env, &part); err != nil {
+			if err := s.builds.AcceptBuild(ctx, tx, env, &part); err != nil {
 				return err
 			}
 			continue
 		}
 		s.log.Info("build scheduled to a child cell", "request_id", env.RequestID, "child", c.Path, "instances", n, "attempt", part.Attempts)
-		part.BaseVersion, part.Recorded = onward.BaseVersion, s.cfg.Placed != nil
+		part.BaseVersion, part.Recorded = onward.BaseVersion, s.placer != nil
 		if err := s.Send(ctx, tx, c.Path, wire.MethodBuildInstances, env.RequestID, &part); err != nil {
 			return err
 		}
 		if part.Recorded {
-			if err := s.cfg.Placed(ctx, tx, c.Path, env.RequestID, &part); err != nil {
+			if err := s.placer.Placed(ctx, tx, c.Path, env.RequestID, &part); err != nil {
 				return err
 			}
 		}
@@ -138,12 +138,12 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 // may try its other children, or, at the root, records the failure.
 func (s *Service) giveUp(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances, reason string) error {
 	parent := cellpath.Parent(s.path)
-	if parent == "" || s.cfg.BuildError != nil {
-		if s.cfg.BuildError == nil {
+	if parent == "" || s.buildErrors != nil {
+		if s.buildErrors == nil {
 			return fmt.Errorf("build of %d instances found no cell and cell %q cannot record the failure", len(b.Instances), s.path)
 		}
 		s.log.Warn("build failed everywhere", "request_id", env.RequestID, "instances", len(b.Instances), "reason", reason)
-		return s.cfg.BuildError(ctx, tx, b, reason)
+		return s.buildErrors.BuildError(ctx, tx, b, reason)
 	}
 	b.Scheduler = parent
 	return s.Send(ctx, tx, parent, wire.MethodBuildFailed, env.RequestID, &wire.BuildFailed{Build: *b, Cell: s.path, Reason: reason, Exhausted: true})
@@ -153,8 +153,8 @@ func (s *Service) giveUp(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *
 // last reports.
 func (s *Service) candidates(ctx context.Context, q Querier) ([]cellsched.Candidate, error) {
 	var out []cellsched.Candidate
-	if s.cfg.Capacity != nil && s.cfg.AcceptBuild != nil {
-		r, err := s.cfg.Capacity(ctx, q)
+	if s.cfg.Capacity != nil && s.builds != nil {
+		r, err := s.cfg.Capacity.Capacity(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("own capacity: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -40,7 +41,9 @@ func NewTargeted(from, to, method, requestID string, payload any) (*wire.Envelop
 
 // Sender lets any role of a cell send durable messages: it writes them to
 // the cell's outbox in the caller's transaction and, after commit, nudges
-// the cells service (which may run in another process) to relay them.
+// the cells service to relay them. A process has one kind of sender: the
+// cells service's own (Service.Sender) when the service runs in it, else
+// one from NewSender that nudges the service over the cell's broker.
 type Sender struct {
 	path  string
 	nudge func()
@@ -49,10 +52,15 @@ type Sender struct {
 	local func(ctx context.Context, tx *db.Tx, env *wire.Envelope) error
 }
 
-// NewSender returns a sender for cell path that calls nudge after a commit
-// that queued messages, to wake the cells service's relay: directly when it
-// runs in the same process, or by publishing to NudgeSubject.
-func NewSender(path string, nudge func()) *Sender {
+// NewSender returns the sender of a process of cell path that does not run
+// the cell's cells service: after a commit that queued messages it wakes
+// the service's relay by publishing on nc, the cell's own broker. With a
+// nil nc it wakes nobody: the relay finds the messages when it next polls.
+func NewSender(path string, nc *nats.Conn) *Sender {
+	nudge := func() {}
+	if nc != nil {
+		nudge = func() { _ = nc.Publish(nudgeSubject(path), nil) }
+	}
 	return &Sender{path: path, nudge: nudge}
 }
 

@@ -56,20 +56,11 @@ type Config struct {
 	AppliedRetention time.Duration
 
 	// Capacity reports this cell's own hosts; nil for a cell without hosts.
-	// It reads through q (the caller's transaction, when there is one).
-	Capacity func(ctx context.Context, q Querier) (capacity.Report, error)
-	// AcceptBuild takes a build for this cell's own hosts inside tx; nil
-	// for a cell without hosts.
-	AcceptBuild func(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error
-	// BuildError records, inside tx, that a build found no cell at all.
-	// Only the root cell (the API cell) sets it.
-	BuildError func(ctx context.Context, tx *db.Tx, b *wire.BuildInstances, reason string) error
-	// Placed records, inside tx and right after the build is sent, that
-	// the child cell now holds b's instances at version b.BaseVersion+1:
-	// the state the child would otherwise send up as soon as it accepts
-	// them. Only the root cell (the API cell, which keeps the copy) sets
-	// it; the builds it sends are then marked Recorded.
-	Placed func(ctx context.Context, tx *db.Tx, child, requestID string, b *wire.BuildInstances) error
+	// The roles that take builds for those hosts, and the API cell's
+	// record of builds, need the service's Sender, so they are registered
+	// after New and before Start (AcceptBuilds, RecordPlacements,
+	// RecordBuildErrors).
+	Capacity CapacityReporter
 	// Scheduler is the cell scheduler; nil means cellsched.Default().
 	Scheduler *cellsched.Scheduler
 	// Now is the clock; nil means time.Now.
@@ -115,6 +106,36 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// CapacityReporter is what a cell with hosts offers for capacity reports
+// and the cell scheduler: the capacity of its own hosts, read through q
+// (the caller's transaction, when there is one).
+type CapacityReporter interface {
+	Capacity(ctx context.Context, q Querier) (capacity.Report, error)
+}
+
+// BuildAcceptor is what a cell with hosts offers to take a build for them
+// (a compute cell's conductor): it records the build inside tx, the
+// transaction that applies the build message.
+type BuildAcceptor interface {
+	AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error
+}
+
+// Placer is what the root cell (the API cell, which keeps the copy of
+// every instance) offers to record, inside tx and right after a build is
+// sent, that the child cell now holds b's instances at version
+// b.BaseVersion+1: the state the child would otherwise send up as soon as
+// it accepts them. With a Placer, the builds the cell sends are marked
+// Recorded.
+type Placer interface {
+	Placed(ctx context.Context, tx *db.Tx, child, requestID string, b *wire.BuildInstances) error
+}
+
+// BuildErrorHandler is what the root cell offers to record, inside tx,
+// that a build found no cell at all.
+type BuildErrorHandler interface {
+	BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInstances, reason string) error
+}
+
 // CastHandler applies a durable message inside tx, the transaction that
 // also records the message as applied. It may enqueue further messages in tx.
 type CastHandler func(ctx context.Context, tx *db.Tx, env *wire.Envelope) error
@@ -146,6 +167,11 @@ type Service struct {
 
 	casts map[handlerKey]casts
 	calls map[handlerKey]calls
+	// builds, placer and buildErrors are what the cell's roles offered
+	// before Start; nil when no role did.
+	builds      BuildAcceptor
+	placer      Placer
+	buildErrors BuildErrorHandler
 
 	js jetstream.JetStream // own broker
 
@@ -228,6 +254,19 @@ func (s *Service) HandleCast(method string, major, maxMinor int, h CastHandler) 
 func (s *Service) HandleCall(method string, major, maxMinor int, h CallHandler) {
 	s.calls[handlerKey{method, major}] = calls{maxMinor, h}
 }
+
+// AcceptBuilds makes a the taker of builds for this cell's own hosts (with
+// Config.Capacity, the cell is then a candidate of its own scheduler).
+// Register before Start.
+func (s *Service) AcceptBuilds(a BuildAcceptor) { s.builds = a }
+
+// RecordPlacements makes p the recorder of builds sent to children; only
+// the root cell registers one. Register before Start.
+func (s *Service) RecordPlacements(p Placer) { s.placer = p }
+
+// RecordBuildErrors makes h the recorder of builds that found no cell;
+// only the root cell registers one. Register before Start.
+func (s *Service) RecordBuildErrors(h BuildErrorHandler) { s.buildErrors = h }
 
 // Start sets up the inbox stream, subscribes, loads the cells table, and
 // starts the loops. It returns once the service is ready.

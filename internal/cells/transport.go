@@ -17,17 +17,16 @@ import (
 
 // Subjects on a cell's broker. Every subject carries the cell path, so that
 // several cells may share one external NATS cluster.
-func inSubject(path string) string    { return "cellcloud." + path + ".in" }
-func callSubject(path string) string  { return "cellcloud." + path + ".call" }
+func inSubject(path string) string   { return "cellcloud." + path + ".in" }
+func callSubject(path string) string { return "cellcloud." + path + ".call" }
+
+// nudgeSubject is where a role in another process of this cell publishes to
+// wake the cells service's outbox relay after it has enqueued messages.
 func nudgeSubject(path string) string { return "cellcloud." + path + ".nudge" }
 
 // streamName is the JetStream stream that holds a cell's durable inbox.
 // Cell names hold no "_", so the mapping cannot collide.
 func streamName(path string) string { return "CELLIN_" + strings.ReplaceAll(path, "!", "_") }
-
-// NudgeSubject is where a role in another process of this cell publishes to
-// wake the cells service's outbox relay after it has enqueued messages.
-func NudgeSubject(path string) string { return nudgeSubject(path) }
 
 // conn is a connection to a broker, shared by the neighbours that use it.
 type conn struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/auditperiod"
 	"github.com/cellcloud/cellcloud/internal/celldb"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/hostops"
 	"github.com/cellcloud/cellcloud/internal/instancestate"
@@ -30,16 +31,8 @@ type Sender interface {
 	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
 }
 
-// HostSpec is the size of each fake host.
-type HostSpec struct {
-	VCPUs            int     `json:"vcpus"`
-	RAMMB            int64   `json:"ram_mb"`
-	DiskGB           int64   `json:"disk_gb"`
-	CPURatio         float64 `json:"cpu_allocation_ratio"`
-	RAMRatio         float64 `json:"ram_allocation_ratio"`
-	DiskRatio        float64 `json:"disk_allocation_ratio"`
-	AvailabilityZone string  `json:"availability_zone"`
-}
+// HostSpec is the size of each fake host; the configuration defines it.
+type HostSpec = config.HostSpec
 
 // Config configures the compute role.
 type Config struct {

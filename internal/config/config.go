@@ -16,7 +16,6 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/auditperiod"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
-	"github.com/cellcloud/cellcloud/internal/compute"
 	"github.com/cellcloud/cellcloud/internal/quota"
 )
 
@@ -150,16 +149,28 @@ type Cells struct {
 
 // Compute configures the compute role and its fake driver.
 type Compute struct {
-	Hosts        int              `json:"hosts,omitempty"`
-	HostPrefix   string           `json:"host_prefix,omitempty"`
-	Host         compute.HostSpec `json:"host"`
-	SpawnLatency Duration         `json:"spawn_latency,omitempty"`
-	FailRate     float64          `json:"fail_rate,omitempty"`
-	FailHosts    []string         `json:"fail_hosts,omitempty"`
+	Hosts        int      `json:"hosts,omitempty"`
+	HostPrefix   string   `json:"host_prefix,omitempty"`
+	Host         HostSpec `json:"host"`
+	SpawnLatency Duration `json:"spawn_latency,omitempty"`
+	FailRate     float64  `json:"fail_rate,omitempty"`
+	FailHosts    []string `json:"fail_hosts,omitempty"`
 	// InstanceUsageAudit runs the periodic usage audit of each host
 	// (default true), every UsageAuditInterval (default 60s).
 	InstanceUsageAudit *bool    `json:"instance_usage_audit,omitempty"`
 	UsageAuditInterval Duration `json:"usage_audit_interval,omitempty"`
+}
+
+// HostSpec is the size of each fake host of the compute role; zero fields
+// take the compute role's defaults.
+type HostSpec struct {
+	VCPUs            int     `json:"vcpus"`
+	RAMMB            int64   `json:"ram_mb"`
+	DiskGB           int64   `json:"disk_gb"`
+	CPURatio         float64 `json:"cpu_allocation_ratio"`
+	RAMRatio         float64 `json:"ram_allocation_ratio"`
+	DiskRatio        float64 `json:"disk_allocation_ratio"`
+	AvailabilityZone string  `json:"availability_zone"`
 }
 
 // Scheduler tunes the host scheduler.

@@ -18,6 +18,9 @@ func (c *clock) now() time.Time { return c.t }
 
 func newStore(t *testing.T, d *db.DB, c *clock) *identity.Store {
 	t.Helper()
+	if err := d.Migrate(context.Background(), identity.MigrationSet, identity.Migrations); err != nil {
+		t.Fatal(err)
+	}
 	st, err := identity.New(context.Background(), d, identity.Options{TokenTTL: time.Hour, Now: c.now})
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,8 @@ type Store struct {
 	now func() time.Time
 }
 
-// New migrates the identity schema in d and returns the store.
+// New returns the store over d, whose identity schema (Migrations) the
+// opener of the database has brought up to date.
 func New(ctx context.Context, d *db.DB, o Options) (*Store, error) {
 	if d == nil {
 		return nil, errors.New("identity: a database is required")
@@ -40,9 +41,6 @@ func New(ctx context.Context, d *db.DB, o Options) (*Store, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if err := d.Migrate(ctx, MigrationSet, Migrations); err != nil {
-		return nil, err
 	}
 	return &Store{db: d, ttl: o.TokenTTL, now: o.Now}, nil
 }

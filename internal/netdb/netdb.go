@@ -13,7 +13,6 @@
 package netdb
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -26,7 +25,8 @@ const MigrationSet = "netapi"
 
 // Migrations is the schema of networks and subnets. Network names are
 // unique when not empty: compute cells and instance addresses name a
-// network, so a name must say which one.
+// network, so a name must say which one. The ports read the API cell's
+// instances, so the database also needs apidb's migrations.
 var Migrations = []db.Migration{
 	{Version: 1, Name: "networks and subnets", SQL: `
 CREATE TABLE networks (
@@ -60,12 +60,6 @@ CREATE TABLE subnets (
 	updated_at {{bigint}} NOT NULL
 );
 CREATE INDEX subnets_network ON subnets (network_id)`},
-}
-
-// Migrate brings the database's "netapi" set up to date. The ports read the
-// API cell's instances, so the database also needs apidb's migrations.
-func Migrate(ctx context.Context, d *db.DB) error {
-	return d.Migrate(ctx, MigrationSet, Migrations)
 }
 
 // The kinds of failure; every error this package returns for a request that

@@ -24,7 +24,7 @@ func migrated(t *testing.T, d *db.DB) {
 	if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
 		t.Fatalf("migrate api: %v", err)
 	}
-	if err := netdb.Migrate(ctx, d); err != nil {
+	if err := d.Migrate(ctx, netdb.MigrationSet, netdb.Migrations); err != nil {
 		t.Fatalf("migrate netapi: %v", err)
 	}
 }
@@ -103,7 +103,7 @@ func TestSeedIsIdempotent(t *testing.T) {
 		}
 		// Several API cell processes seeding at once (their migrations
 		// done) make one network.
-		if err := netdb.Migrate(ctx, d); err != nil {
+		if err := d.Migrate(ctx, netdb.MigrationSet, netdb.Migrations); err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup

@@ -258,8 +258,8 @@ func DeleteNetwork(ctx context.Context, tx *db.Tx, id string) error {
 
 // Seed makes sure the default network exists: a shared network called name,
 // owned by SeedProjectID, with one subnet of cidr (gateway the first
-// address, the rest in one allocation pool). It migrates the "netapi" set
-// first. It is idempotent and safe to run from several processes at once:
+// address, the rest in one allocation pool), in a database whose "netapi"
+// set is migrated. It is idempotent and safe to run from several processes at once:
 // an existing network of that name is left as it is (given a subnet if it
 // has none), and its id is returned.
 func Seed(ctx context.Context, d *db.DB, name, cidr string) (networkID string, err error) {
@@ -269,9 +269,6 @@ func Seed(ctx context.Context, d *db.DB, name, cidr string) (networkID string, e
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
 		return "", fmt.Errorf("seed network %s: CIDR %q must be an IPv4 prefix of at most /30", name, cidr)
-	}
-	if err := Migrate(ctx, d); err != nil {
-		return "", err
 	}
 	now := time.Now()
 	for attempt := 0; ; attempt++ {

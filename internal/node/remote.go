@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -163,8 +162,8 @@ func decodeOp(b json.RawMessage) (hostOp, error) {
 	return op, nil
 }
 
-func serveScheduler(ctx context.Context, nc *nats.Conn, cell string, log *slog.Logger, s selector) ([]*nats.Subscription, error) {
-	sub, err := rpc.Serve(ctx, nc, schedSubject(cell), "scheduler", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+func serveScheduler(srv *rpc.Server, cell string, s selector) error {
+	return srv.Handle(schedSubject(cell), "scheduler", func(ctx context.Context, b json.RawMessage) (any, error) {
 		var req hostsched.Request
 		if err := json.Unmarshal(b, &req); err != nil {
 			return nil, wire.Errorf(wire.CodeBadMessage, "select: %v", err)
@@ -180,14 +179,10 @@ func serveScheduler(ctx context.Context, nc *nats.Conn, cell string, log *slog.L
 		}
 		return out, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return []*nats.Subscription{sub}, nil
 }
 
-func serveNetwork(ctx context.Context, nc *nats.Conn, cell string, log *slog.Logger, n allocator) ([]*nats.Subscription, error) {
-	a, err := rpc.Serve(ctx, nc, netSubject(cell, "allocate"), "network", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+func serveNetwork(srv *rpc.Server, cell string, n allocator) error {
+	err := srv.Handle(netSubject(cell, "allocate"), "network", func(ctx context.Context, b json.RawMessage) (any, error) {
 		op, err := decodeOp(b)
 		if err != nil {
 			return nil, err
@@ -195,101 +190,50 @@ func serveNetwork(ctx context.Context, nc *nats.Conn, cell string, log *slog.Log
 		return n.Allocate(ctx, op.UUID)
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	d, err := rpc.Serve(ctx, nc, netSubject(cell, "deallocate"), "network", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+	return srv.Handle(netSubject(cell, "deallocate"), "network", func(ctx context.Context, b json.RawMessage) (any, error) {
 		op, err := decodeOp(b)
 		if err != nil {
 			return nil, err
 		}
 		return nil, n.Deallocate(ctx, op.UUID)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return []*nats.Subscription{a, d}, nil
 }
 
-func serveCompute(ctx context.Context, nc *nats.Conn, cell string, hosts []string, log *slog.Logger, c spawner) ([]*nats.Subscription, error) {
-	var subs []*nats.Subscription
-	for _, h := range hosts {
-		host := h
-		s1, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "spawn"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
-			op, err := decodeOp(b)
-			if err != nil {
-				return nil, err
-			}
-			return nil, c.Spawn(ctx, host, op.UUID)
-		})
-		if err != nil {
-			return subs, err
+func serveCompute(srv *rpc.Server, cell string, hosts []string, c spawner) error {
+	for _, host := range hosts {
+		ops := []struct {
+			op string
+			h  func(ctx context.Context, op hostOp) (any, error)
+		}{
+			{"spawn", func(ctx context.Context, op hostOp) (any, error) { return nil, c.Spawn(ctx, host, op.UUID) }},
+			{"destroy", func(ctx context.Context, op hostOp) (any, error) { return nil, c.Destroy(ctx, host, op.UUID) }},
+			{"act", func(ctx context.Context, op hostOp) (any, error) { return nil, c.Act(ctx, host, op.UUID, op.Action) }},
+			{"console", func(ctx context.Context, op hostOp) (any, error) { return c.ConsoleOutput(ctx, host, op.UUID) }},
+			{"vm.spawn", func(ctx context.Context, op hostOp) (any, error) {
+				if op.Flavor == nil {
+					return nil, wire.Errorf(wire.CodeBadMessage, "vm.spawn needs a flavor")
+				}
+				return nil, c.VMSpawn(ctx, host, op.UUID, *op.Flavor)
+			}},
+			{"vm.destroy", func(ctx context.Context, op hostOp) (any, error) { return nil, c.VMDestroy(ctx, host, op.UUID) }},
+			{"vm.op", func(ctx context.Context, op hostOp) (any, error) { return nil, c.VMOp(ctx, host, op.UUID, op.Action) }},
 		}
-		s2, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "destroy"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
-			op, err := decodeOp(b)
+		for _, o := range ops {
+			err := srv.Handle(computeSubject(cell, host, o.op), "", func(ctx context.Context, b json.RawMessage) (any, error) {
+				op, err := decodeOp(b)
+				if err != nil {
+					return nil, err
+				}
+				return o.h(ctx, op)
+			})
 			if err != nil {
-				return nil, err
+				return err
 			}
-			return nil, c.Destroy(ctx, host, op.UUID)
-		})
-		if err != nil {
-			return subs, err
 		}
-		s3, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "act"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
-			op, err := decodeOp(b)
-			if err != nil {
-				return nil, err
-			}
-			return nil, c.Act(ctx, host, op.UUID, op.Action)
-		})
-		if err != nil {
-			return subs, err
-		}
-		s4, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "console"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
-			op, err := decodeOp(b)
-			if err != nil {
-				return nil, err
-			}
-			return c.ConsoleOutput(ctx, host, op.UUID)
-		})
-		if err != nil {
-			return subs, err
-		}
-		vmSpawn, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "vm.spawn"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
-			op, err := decodeOp(b)
-			if err != nil {
-				return nil, err
-			}
-			if op.Flavor == nil {
-				return nil, wire.Errorf(wire.CodeBadMessage, "vm.spawn needs a flavor")
-			}
-			return nil, c.VMSpawn(ctx, host, op.UUID, *op.Flavor)
-		})
-		if err != nil {
-			return subs, err
-		}
-		vmDestroy, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "vm.destroy"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
-			op, err := decodeOp(b)
-			if err != nil {
-				return nil, err
-			}
-			return nil, c.VMDestroy(ctx, host, op.UUID)
-		})
-		if err != nil {
-			return subs, err
-		}
-		vmOp, err := rpc.Serve(ctx, nc, computeSubject(cell, host, "vm.op"), "", log, func(ctx context.Context, b json.RawMessage) (any, error) {
-			op, err := decodeOp(b)
-			if err != nil {
-				return nil, err
-			}
-			return nil, c.VMOp(ctx, host, op.UUID, op.Action)
-		})
-		if err != nil {
-			return subs, err
-		}
-		subs = append(subs, s1, s2, s3, s4, vmSpawn, vmDestroy, vmOp)
 	}
-	return subs, nil
+	return nil
 }
 
 // The API role reaches the cells with calls (console output, instance
@@ -353,8 +297,8 @@ func (r remoteCaller) Call(ctx context.Context, target, method, requestID string
 	return rpc.Call(ctx, r.nc, cellsCallSubject(r.cell), cellsCall{Target: target, Method: method, RequestID: requestID, Payload: b}, out)
 }
 
-func serveCellsCalls(ctx context.Context, nc *nats.Conn, cell string, log *slog.Logger, c caller) (*nats.Subscription, error) {
-	return rpc.Serve(ctx, nc, cellsCallSubject(cell), "cells", log, func(ctx context.Context, b json.RawMessage) (any, error) {
+func serveCellsCalls(srv *rpc.Server, cell string, c caller) error {
+	return srv.Handle(cellsCallSubject(cell), "cells", func(ctx context.Context, b json.RawMessage) (any, error) {
 		var req cellsCall
 		if err := json.Unmarshal(b, &req); err != nil || (req.Target == "") != req.Gather || req.Method == "" {
 			return nil, wire.Errorf(wire.CodeBadMessage, "cells call needs a method and a target (or gather)")

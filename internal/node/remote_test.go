@@ -13,14 +13,13 @@ import (
 	"github.com/cellcloud/cellcloud/internal/broker"
 	"github.com/cellcloud/cellcloud/internal/capacity"
 	"github.com/cellcloud/cellcloud/internal/celldb"
-	"github.com/cellcloud/cellcloud/internal/cells"
 	computerole "github.com/cellcloud/cellcloud/internal/compute"
 	"github.com/cellcloud/cellcloud/internal/conductor"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/hostsched"
 	"github.com/cellcloud/cellcloud/internal/network"
-	"github.com/cellcloud/cellcloud/internal/outbox"
+	"github.com/cellcloud/cellcloud/internal/rpc"
 	"github.com/cellcloud/cellcloud/internal/scheduler"
 	"github.com/cellcloud/cellcloud/internal/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/wire"
@@ -60,12 +59,9 @@ func startRoles(t *testing.T) *roles {
 	t.Helper()
 	ctx := context.Background()
 	d := dbtest.Open(t, "sqlite")
-	for _, s := range []struct {
-		name string
-		ms   []db.Migration
-	}{{"outbox", outbox.Migrations}, {"cells", cells.Migrations}, {"compute", celldb.Migrations}} {
-		if err := d.Migrate(ctx, s.name, s.ms); err != nil {
-			t.Fatalf("migrate %s: %v", s.name, err)
+	for _, s := range schemas(false) {
+		if err := d.Migrate(ctx, s.set, s.ms); err != nil {
+			t.Fatalf("migrate %s: %v", s.set, err)
 		}
 	}
 	r := &roles{db: d, hosts: []string{"h1", "h2", "h3"}}
@@ -118,30 +114,20 @@ func startRoles(t *testing.T) *roles {
 		return nc
 	}
 	srv, cli := connect("roles"), connect("conductor")
-	sctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	var subs []*nats.Subscription
-	for _, f := range []func() ([]*nats.Subscription, error){
-		func() ([]*nats.Subscription, error) { return serveScheduler(sctx, srv, testCell, quietLog, r.sched) },
-		func() ([]*nats.Subscription, error) { return serveNetwork(sctx, srv, testCell, quietLog, r.net) },
-		func() ([]*nats.Subscription, error) {
-			return serveCompute(sctx, srv, testCell, r.hosts, quietLog, r.comp)
-		},
+	rs := rpc.NewServer(srv, quietLog)
+	t.Cleanup(func() { _ = rs.Shutdown(context.Background()) })
+	for _, f := range []func() error{
+		func() error { return serveScheduler(rs, testCell, r.sched) },
+		func() error { return serveNetwork(rs, testCell, r.net) },
+		func() error { return serveCompute(rs, testCell, r.hosts, r.comp) },
 	} {
-		s, err := f()
-		if err != nil {
+		if err := f(); err != nil {
 			t.Fatalf("serve: %v", err)
 		}
-		subs = append(subs, s...)
 	}
-	if len(subs) != 1+2+7*len(r.hosts) {
-		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and seven per host", len(subs))
+	if n := rs.Subjects(); n != 1+2+7*len(r.hosts) {
+		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and seven per host", n)
 	}
-	t.Cleanup(func() {
-		for _, s := range subs {
-			_ = s.Unsubscribe()
-		}
-	})
 	if err := srv.Flush(); err != nil {
 		t.Fatal(err)
 	}

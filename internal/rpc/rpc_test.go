@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,13 +41,11 @@ func conns(t *testing.T) (server, client *nats.Conn) {
 
 func serve(t *testing.T, nc *nats.Conn, subject, queue string, h rpc.Handler) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	sub, err := rpc.Serve(ctx, nc, subject, queue, quiet, h)
-	if err != nil {
+	srv := rpc.NewServer(nc, quiet)
+	if err := srv.Handle(subject, queue, h); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	// Make sure the subscription reached the server before anyone calls.
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
@@ -222,5 +221,43 @@ func TestBadResultIsAnError(t *testing.T) {
 	}
 	if err := rpc.Call(callCtx(t), cli, "test.raw", nil, nil); err == nil {
 		t.Error("a malformed reply was accepted")
+	}
+}
+
+// TestShutdownCancelsAndWaits: Shutdown cancels the requests in flight,
+// returns only once their goroutines have, and takes no request after.
+func TestShutdownCancelsAndWaits(t *testing.T) {
+	srvConn, cli := conns(t)
+	s := rpc.NewServer(srvConn, quiet)
+	entered := make(chan struct{})
+	var finished atomic.Bool
+	if err := s.Handle("test.block", "", func(ctx context.Context, _ json.RawMessage) (any, error) {
+		close(entered)
+		<-ctx.Done()
+		finished.Store(true)
+		return nil, ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srvConn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	callDone := make(chan error, 1)
+	go func() { callDone <- rpc.Call(callCtx(t), cli, "test.block", nil, nil) }()
+	<-entered
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !finished.Load() {
+		t.Error("Shutdown returned before the request in flight did")
+	}
+	if err := <-callDone; err == nil {
+		t.Error("the cancelled request answered without an error")
+	}
+	if s.Subjects() != 0 {
+		t.Errorf("%d subjects still served after Shutdown", s.Subjects())
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Errorf("second Shutdown: %v", err)
 	}
 }

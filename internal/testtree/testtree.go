@@ -20,7 +20,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 
-	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/quota"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/up"
@@ -35,7 +35,7 @@ type Options struct {
 	// the compute cells below routing cells.
 	Depth int
 	// Host is the size of each fake host (zero fields take the defaults).
-	Host compute.HostSpec
+	Host config.HostSpec
 	// ReportInterval is the capacity report interval (default 200ms).
 	ReportInterval time.Duration
 	SpawnLatency   time.Duration

@@ -17,7 +17,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/api/image"
 	"github.com/cellcloud/cellcloud/internal/cellpath"
 	"github.com/cellcloud/cellcloud/internal/cells"
-	"github.com/cellcloud/cellcloud/internal/compute"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/quota"
@@ -34,7 +33,7 @@ type Options struct {
 	Depth int
 	// Listen is the Compute API's address (default ":8774").
 	Listen string
-	Host   compute.HostSpec
+	Host   config.HostSpec
 	// ReportInterval overrides the capacity report interval.
 	ReportInterval time.Duration
 	SpawnLatency   time.Duration

@@ -21,6 +21,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/imagedb"
 	"github.com/cellcloud/cellcloud/internal/policy"
 	"github.com/cellcloud/cellcloud/internal/quota"
 )
@@ -31,6 +32,9 @@ func quotaAPI(t *testing.T, d *db.DB, q quota.Defaults) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
 	if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Migrate(ctx, imagedb.MigrationSet, imagedb.Migrations); err != nil {
 		t.Fatal(err)
 	}
 	if err := apidb.SeedFlavors(ctx, d); err != nil {

@@ -51,10 +51,10 @@ type API struct {
 	files   *fileStore
 }
 
-// startTimeout bounds the migrations and recovery New runs.
+// startTimeout bounds the recovery New runs.
 const startTimeout = 60 * time.Second
 
-// New validates cfg, applies the image migrations, prepares the file store
+// New validates cfg (whose DB has imagedb's migrations), prepares the file store
 // and recovers from a previous process's unfinished uploads: images left
 // saving go back to queued, and data files no active image owns (partial
 // uploads, data of images deleted just before a stop) are removed.
@@ -99,9 +99,6 @@ func New(cfg Config) (*API, error) {
 	a.handler = kit.Wrap(http.HandlerFunc(a.route))
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	if err := cfg.DB.Migrate(ctx, imagedb.MigrationSet, imagedb.Migrations); err != nil {
-		return nil, fmt.Errorf("image api: %w", err)
-	}
 	if err := a.recoverStore(ctx); err != nil {
 		return nil, fmt.Errorf("image api: recover: %w", err)
 	}

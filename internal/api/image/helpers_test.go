@@ -24,6 +24,7 @@ import (
 	imageapi "github.com/cellcloud/cellcloud/internal/api/image"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/imagedb"
 )
 
 // Tokens in noauth mode: "user:project"; the user "admin" is an admin.
@@ -56,6 +57,11 @@ func start(t *testing.T, d *db.DB, mods ...func(*imageapi.Config)) *server {
 		Auth: authn.NoAuth{}, Policy: pol}
 	for _, m := range mods {
 		m(&cfg)
+	}
+	if d != nil {
+		if err := d.Migrate(context.Background(), imagedb.MigrationSet, imagedb.Migrations); err != nil {
+			t.Fatalf("migrate images: %v", err)
+		}
 	}
 	api, err := imageapi.New(cfg)
 	if err != nil {

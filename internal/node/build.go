@@ -1,0 +1,291 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/api/authn"
+	"github.com/cellcloud/cellcloud/internal/api/compute"
+	identityapi "github.com/cellcloud/cellcloud/internal/api/identity"
+	"github.com/cellcloud/cellcloud/internal/api/image"
+	networkapi "github.com/cellcloud/cellcloud/internal/api/network"
+	"github.com/cellcloud/cellcloud/internal/apicell"
+	"github.com/cellcloud/cellcloud/internal/celldb"
+	"github.com/cellcloud/cellcloud/internal/cells"
+	computerole "github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/conductor"
+	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/hostops"
+	"github.com/cellcloud/cellcloud/internal/hostsched"
+	"github.com/cellcloud/cellcloud/internal/instanceops"
+	"github.com/cellcloud/cellcloud/internal/network"
+	"github.com/cellcloud/cellcloud/internal/policy"
+	"github.com/cellcloud/cellcloud/internal/rpc"
+	"github.com/cellcloud/cellcloud/internal/scheduler"
+	"github.com/cellcloud/cellcloud/internal/virt/fake"
+	"github.com/cellcloud/cellcloud/internal/wire"
+)
+
+// buildRoles builds the roles this process runs, wired to one another
+// through the ports, in the order they start.
+func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
+	cfg := n.cfg
+	// The cells service comes first: the process's sender is its own.
+	if cfg.Has(config.RoleCells) {
+		svc, err := cells.New(cells.Config{
+			Path: cfg.Cell, DB: n.DB, Conn: n.nc, Logger: n.log,
+			ReportInterval: cfg.Cells.ReportInterval.D(), RefreshInterval: cfg.Cells.RefreshInterval.D(),
+			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts, DownAfter: cfg.Cells.DownAfter.D(),
+			Capacity: n.ownCapacity(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.Cells = svc
+	}
+	sender := senderPort(n.nc, cfg.Cell, n.Cells)
+
+	// A compute cell's roles that this process runs.
+	local, roles, err := n.computeCellRoles(sender)
+	if err != nil {
+		return nil, err
+	}
+
+	// The API cell's policy, authentication and image store: the Image API
+	// serves the images, and the cells send server snapshots' data up to it.
+	var api apiParts
+	if cfg.IsRoot() {
+		if api, err = n.apiParts(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	if n.Cells != nil {
+		roles = append(roles, role{"cells", &cellsRole{svc: n.Cells, srv: n.rpcServer(), cell: cfg.Cell}})
+		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
+		if cfg.IsRoot() {
+			n.offerAPICellHandlers(sender, api.images)
+		} else {
+			hosted, err := n.offerComputeCellHandlers(sender, schedulerPort(n.nc, cfg.Cell, local.scheduler),
+				networkPort(n.nc, cfg.Cell, local.network), computeHostsPort(n.nc, cfg.Cell, local.compute))
+			if err != nil {
+				return nil, err
+			}
+			roles = append(roles, hosted...)
+		}
+	}
+
+	if reg, err := n.registrar(sender); err != nil {
+		return nil, err
+	} else if reg != nil {
+		roles = append(roles, role{"registrar", reg})
+	}
+
+	if cfg.Has(config.RoleAPI) {
+		a, err := n.newAPIRole(sender, api)
+		if err != nil {
+			return nil, err
+		}
+		n.api = a
+		roles = append(roles, role{"api", a})
+	}
+	return roles, nil
+}
+
+// rpcServer is a server of the requests of other processes of the cell.
+func (n *Node) rpcServer() *rpc.Server { return rpc.NewServer(n.nc, n.log.With("cell", n.cfg.Cell)) }
+
+// ownCapacity is what the cells service reports of this cell's own hosts:
+// a compute cell's, none in the API cell.
+func (n *Node) ownCapacity() cells.CapacityReporter {
+	if n.cfg.IsRoot() {
+		return nil
+	}
+	return hostsCapacity{}
+}
+
+// offerAPICellHandlers registers the API cell's handlers with its cells
+// service: what comes up from the cells (instance updates, snapshots' data,
+// host mappings) and the record of the builds it sends down.
+func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
+	h := &apicell.Handlers{Sender: sender, Images: images, Logger: n.log.With("cell", n.cfg.Cell), Now: time.Now}
+	n.Cells.RecordPlacements(h)
+	n.Cells.RecordBuildErrors(h)
+	n.Cells.HandleCast(wire.MethodInstanceUpdate, 1, 0, h.InstanceUpdate)
+	n.Cells.HandleCast(wire.MethodSnapshotDone, 1, 0, h.SnapshotDone)
+	n.Cells.HandleCast(wire.MethodHostMappings, 1, 0, h.HostMappings)
+}
+
+// offerComputeCellHandlers builds what a compute cell's cells service
+// hosts (the conductor, the instance operations and the host operations),
+// registers their handlers with it, and returns the ones to start after it.
+func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.HostScheduler, netw conductor.Network, comp computePort) ([]role, error) {
+	cfg := n.cfg
+	cd, err := conductor.New(conductor.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Scheduler: sched,
+		Network: netw, Compute: comp, HealInterval: cfg.Cells.HealInterval.D(), HealWindow: cfg.Cells.HealWindow.D(),
+		OnChange: n.Cells.ReportSoon, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	n.Cells.AcceptBuilds(cd)
+	n.Cells.HandleCast(wire.MethodDeleteInstances, 1, 0, cd.DeleteInstances)
+	ops, err := instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Host: comp, VMs: comp, Scheduler: sched, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	n.Cells.HandleCast(wire.MethodInstanceAction, 1, 0, ops.HandleAction)
+	n.Cells.HandleCall(wire.MethodConsoleOutput, 1, 0, ops.ConsoleOutput)
+	n.Cells.HandleCall(wire.MethodInstanceActions, 1, 0, ops.InstanceActions)
+	hops, err := hostops.New(hostops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, DownAfter: cfg.Cells.ServiceDownTime.D(), Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	n.Cells.HandleCall(wire.MethodHypervisors, 1, 0, hops.Hypervisors)
+	n.Cells.HandleCall(wire.MethodServices, 1, 0, hops.Services)
+	n.Cells.HandleCall(wire.MethodServiceUpdate, 1, 0, hops.UpdateService)
+	n.Cells.HandleCall(wire.MethodServiceDelete, 1, 0, hops.DeleteService)
+	n.Cells.HandleCall(wire.MethodHostDescribe, 1, 0, hops.DescribeHost)
+	n.Cells.HandleCall(wire.MethodHostAction, 1, 0, hops.HostAction)
+	n.Cells.HandleCall(wire.MethodTenantUsage, 1, 0, hops.TenantUsage)
+	n.Cells.HandleCall(wire.MethodUsageAudit, 1, 0, hops.UsageAudit)
+	return []role{{"conductor", cd}, {"instance operations", ops}}, nil
+}
+
+// registrar keeps the heartbeat of the controller services this process
+// runs in a compute cell, for os-services; nil when it runs none.
+func (n *Node) registrar(sender *cells.Sender) (component, error) {
+	cfg := n.cfg
+	if cfg.IsRoot() {
+		return nil, nil
+	}
+	var bins []string
+	for r, bin := range map[string]string{config.RoleCells: celldb.BinaryConductor, config.RoleScheduler: celldb.BinaryScheduler,
+		config.RoleNetwork: celldb.BinaryNetwork} {
+		if cfg.Has(r) {
+			bins = append(bins, bin)
+		}
+	}
+	if len(bins) == 0 {
+		return nil, nil
+	}
+	slices.Sort(bins)
+	reg, err := hostops.NewRegistrar(hostops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Logger: n.log}, cfg.Host, bins,
+		cfg.Cells.ReportInterval.D())
+	if err != nil {
+		return nil, err
+	}
+	return registrarRole{reg}, nil
+}
+
+// apiParts are the API cell's pieces that more than the api role uses.
+type apiParts struct {
+	images *image.API
+	pol    *policy.Enforcer
+	auth   authn.Authenticator
+}
+
+func (n *Node) apiParts(ctx context.Context) (apiParts, error) {
+	var p apiParts
+	var err error
+	if p.pol, err = policy.New(PolicyRules(), n.cfg.API.PolicyFile); err != nil {
+		return p, fmt.Errorf("policy: %w", err)
+	}
+	if p.auth, err = n.authenticator(ctx); err != nil {
+		return p, err
+	}
+	p.images, err = image.New(image.Config{DB: n.DB, StoreDir: filepath.Join(n.cfg.DataDir, "images"), Cell: n.cfg.Cell, Logger: n.log,
+		Auth: p.auth, Policy: p.pol})
+	return p, err
+}
+
+// newAPIRole builds the public APIs. They share the listener, under
+// devstack's paths: the Compute API at /v2.1, Identity at /identity (and
+// /v3), the Image API at /image, Networking at /networking.
+func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
+	cfg := n.cfg
+	startAt := time.Now()
+	downCells := func(ctx context.Context) ([]string, error) {
+		return cells.DownCells(ctx, n.DB, time.Now(), cfg.Cells.DownAfter.D(), startAt)
+	}
+	// Builds go through the sender in the request's own transaction: with
+	// the cells service in this process, it schedules them across the
+	// cells at once.
+	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: cellsCallPort(n.nc, cfg.Cell, n.Cells),
+		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: downCells,
+		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota})
+	if err != nil {
+		return nil, err
+	}
+	networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: p.auth, Policy: p.pol})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	if n.Identity != nil {
+		ids, err := identityapi.New(identityapi.Config{Cell: cfg.Cell, Store: n.Identity, Policy: p.pol, Cache: n.tokenCache,
+			Catalog: Catalog(), Region: cfg.API.Region, Logger: n.log})
+		if err != nil {
+			return nil, err
+		}
+		// Keystone at /identity, as devstack puts it, and at /v3 for
+		// clients given the bare host.
+		mux.Handle("/identity/", http.StripPrefix("/identity", ids))
+		mux.Handle("/identity", http.StripPrefix("/identity", ids))
+		mux.Handle("/v3/", ids)
+		mux.Handle("/v3", ids)
+	}
+	mux.Handle("/image/", http.StripPrefix("/image", p.images))
+	mux.Handle("/image", http.StripPrefix("/image", p.images)) // version discovery asks without a slash
+	mux.Handle("/networking/", http.StripPrefix("/networking", networks))
+	mux.Handle("/networking", http.StripPrefix("/networking", networks))
+	mux.Handle("/", api)
+	return &apiRole{db: n.DB, images: p.images, httpServer: httpServer{handler: mux, listen: cfg.API.Listen, errs: n.serveErr}}, nil
+}
+
+// localRoles are the compute cell's roles this process runs; nil for
+// those another process runs.
+type localRoles struct {
+	scheduler *scheduler.Service
+	network   *network.Service
+	compute   *computerole.Service
+}
+
+// computeCellRoles builds the scheduler, network and compute roles this
+// process runs, in the order they start.
+func (n *Node) computeCellRoles(sender *cells.Sender) (l localRoles, roles []role, err error) {
+	cfg := n.cfg
+	if cfg.Has(config.RoleScheduler) {
+		hs := hostsched.Default()
+		if m := cfg.Scheduler.RAMWeightMultiplier; m != nil {
+			hs = hs.WithRAMMultiplier(*m)
+		}
+		if l.scheduler, err = scheduler.New(n.DB, hs, cfg.Scheduler.HostDownAfter.D()); err != nil {
+			return l, nil, err
+		}
+		roles = append(roles, role{"scheduler", &schedulerRole{svc: l.scheduler, srv: n.rpcServer(), cell: cfg.Cell}})
+	}
+	if cfg.Has(config.RoleNetwork) {
+		if l.network, err = network.New(network.Config{Network: cfg.Network.Name, CIDR: cfg.Network.CIDR, DB: n.DB, Logger: n.log.With("cell", cfg.Cell)}); err != nil {
+			return l, nil, err
+		}
+		roles = append(roles, role{"network", &networkRole{svc: l.network, srv: n.rpcServer(), cell: cfg.Cell}})
+	}
+	if cfg.Has(config.RoleCompute) {
+		drv, err := fake.New(fake.Config{SpawnLatency: cfg.Compute.SpawnLatency.D(), FailRate: cfg.Compute.FailRate, FailHosts: cfg.Compute.FailHosts})
+		if err != nil {
+			return l, nil, err
+		}
+		l.compute, err = computerole.New(computerole.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Driver: drv,
+			Hosts: cfg.HostNames(), Spec: cfg.Compute.Host, Logger: n.log, UsageAudit: *cfg.Compute.InstanceUsageAudit,
+			AuditPeriod: cfg.InstanceUsageAuditPeriod, AuditInterval: cfg.Compute.UsageAuditInterval.D()})
+		if err != nil {
+			return l, nil, err
+		}
+		roles = append(roles, role{"compute", &computeRole{svc: l.compute, srv: n.rpcServer(), cell: cfg.Cell, hosts: cfg.HostNames()}})
+	}
+	return l, roles, nil
+}

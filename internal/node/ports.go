@@ -1,0 +1,64 @@
+package node
+
+import (
+	"github.com/nats-io/nats.go"
+
+	"github.com/cellcloud/cellcloud/internal/cells"
+	computerole "github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/conductor"
+	"github.com/cellcloud/cellcloud/internal/instanceops"
+	"github.com/cellcloud/cellcloud/internal/network"
+	"github.com/cellcloud/cellcloud/internal/scheduler"
+)
+
+// The ports are how the roles of a cell reach one another. Each is chosen
+// here, in one function per port: the role itself when this process runs
+// it (nil otherwise), else its adapter over the cell's broker (remote.go),
+// which reaches the process that does.
+
+// computePort is what the conductor and the instance operations call on
+// the compute hosts.
+type computePort interface {
+	conductor.Compute
+	instanceops.Host
+	instanceops.VMs
+}
+
+// senderPort is the one sender of the process: the cells service's own
+// when it runs here (it wakes the relay directly and applies messages for
+// this cell at once), else one that nudges the service over the broker.
+func senderPort(nc *nats.Conn, cell string, local *cells.Service) *cells.Sender {
+	if local != nil {
+		return local.Sender()
+	}
+	return cells.NewSender(cell, nc)
+}
+
+func schedulerPort(nc *nats.Conn, cell string, local *scheduler.Service) conductor.HostScheduler {
+	if local != nil {
+		return local
+	}
+	return remoteScheduler{nc, cell}
+}
+
+func networkPort(nc *nats.Conn, cell string, local *network.Service) conductor.Network {
+	if local != nil {
+		return local
+	}
+	return remoteNetwork{nc, cell}
+}
+
+func computeHostsPort(nc *nats.Conn, cell string, local *computerole.Service) computePort {
+	if local != nil {
+		return local
+	}
+	return remoteCompute{nc, cell}
+}
+
+// cellsCallPort is how the api role calls and gathers from the cells.
+func cellsCallPort(nc *nats.Conn, cell string, local *cells.Service) caller {
+	if local != nil {
+		return localCaller{local}
+	}
+	return remoteCaller{nc, cell}
+}

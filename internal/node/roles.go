@@ -1,0 +1,184 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/api/image"
+	"github.com/cellcloud/cellcloud/internal/apidb"
+	"github.com/cellcloud/cellcloud/internal/capacity"
+	"github.com/cellcloud/cellcloud/internal/celldb"
+	"github.com/cellcloud/cellcloud/internal/cells"
+	computerole "github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/hostops"
+	"github.com/cellcloud/cellcloud/internal/netdb"
+	"github.com/cellcloud/cellcloud/internal/network"
+	"github.com/cellcloud/cellcloud/internal/rpc"
+	"github.com/cellcloud/cellcloud/internal/scheduler"
+)
+
+// The roles of a cell as the node runs them: each is a component, started
+// in the order Node.Start lists them and shut down in reverse. A role that
+// other processes of the cell reach over the broker serves them with its
+// own rpc.Server, which owns each request's goroutine.
+
+// schedulerRole is the host scheduler, served to the conductors of other
+// processes.
+type schedulerRole struct {
+	svc  *scheduler.Service
+	srv  *rpc.Server
+	cell string
+}
+
+func (r *schedulerRole) Start(context.Context) error { return serveScheduler(r.srv, r.cell, r.svc) }
+
+func (r *schedulerRole) Shutdown(ctx context.Context) error { return r.srv.Shutdown(ctx) }
+
+// networkRole is the network service, served to the conductors of other
+// processes.
+type networkRole struct {
+	svc  *network.Service
+	srv  *rpc.Server
+	cell string
+}
+
+func (r *networkRole) Start(context.Context) error { return serveNetwork(r.srv, r.cell, r.svc) }
+
+func (r *networkRole) Shutdown(ctx context.Context) error { return r.srv.Shutdown(ctx) }
+
+// computeRole is the compute agent of this process's hosts: it starts (its
+// hosts registered) before it is served to other processes.
+type computeRole struct {
+	svc   *computerole.Service
+	srv   *rpc.Server
+	cell  string
+	hosts []string
+}
+
+func (r *computeRole) Start(ctx context.Context) error {
+	if err := r.svc.Start(ctx); err != nil {
+		return err
+	}
+	return serveCompute(r.srv, r.cell, r.hosts, r.svc)
+}
+
+func (r *computeRole) Shutdown(ctx context.Context) error {
+	return errors.Join(r.srv.Shutdown(ctx), r.svc.Shutdown(ctx))
+}
+
+// cellsRole is the cells service, which also answers the calls of an api
+// role in another process of the cell.
+type cellsRole struct {
+	svc  *cells.Service
+	srv  *rpc.Server
+	cell string
+}
+
+func (r *cellsRole) Start(ctx context.Context) error {
+	if err := serveCellsCalls(r.srv, r.cell, localCaller{r.svc}); err != nil {
+		return err
+	}
+	return r.svc.Start(ctx)
+}
+
+// cellsShutdownTimeout bounds the wait for the cells service's loops.
+const cellsShutdownTimeout = 5 * time.Second
+
+func (r *cellsRole) Shutdown(ctx context.Context) error {
+	err := r.srv.Shutdown(ctx)
+	sctx, cancel := context.WithTimeout(ctx, cellsShutdownTimeout)
+	defer cancel()
+	return errors.Join(err, r.svc.Shutdown(sctx))
+}
+
+// hostsCapacity is a compute cell's own hosts as the cells service
+// reports them up and schedules onto them.
+type hostsCapacity struct{}
+
+// hostsDownAfter is how old a host's heartbeat may be for the host to
+// count in the cell's capacity.
+const hostsDownAfter = 60 * time.Second
+
+func (hostsCapacity) Capacity(ctx context.Context, q cells.Querier) (capacity.Report, error) {
+	return celldb.Capacity(ctx, q, time.Now(), hostsDownAfter)
+}
+
+// registrarRole keeps the heartbeat of the controller services this
+// process runs in a compute cell, for os-services.
+type registrarRole struct{ *hostops.Registrar }
+
+func (r registrarRole) Shutdown(context.Context) error {
+	r.Registrar.Shutdown()
+	return nil
+}
+
+// apiRole is the public APIs' HTTP listener. Before it listens it seeds
+// what a fresh cloud needs (the flavors, one image, the default network).
+type apiRole struct {
+	db     *db.DB
+	images *image.API
+	httpServer
+}
+
+func (a *apiRole) Start(ctx context.Context) error {
+	if err := apidb.SeedFlavors(ctx, a.db); err != nil {
+		return err
+	}
+	// One image that any fresh cloud can boot.
+	if err := a.images.Seed(ctx, image.Cirros()); err != nil {
+		return err
+	}
+	if _, err := netdb.Seed(ctx, a.db, "private", "10.0.0.0/8"); err != nil {
+		return err
+	}
+	return a.httpServer.Start(ctx)
+}
+
+// httpServer serves handler on listen. It owns the server's goroutine:
+// Shutdown returns once Serve has.
+type httpServer struct {
+	handler http.Handler
+	listen  string
+	// errs takes a failure of the server after Start.
+	errs chan<- error
+
+	srv    *http.Server
+	addr   string
+	served chan struct{} // closed when Serve returns
+}
+
+func (h *httpServer) Start(context.Context) error {
+	ln, err := net.Listen("tcp", h.listen)
+	if err != nil {
+		return fmt.Errorf("api: listen %s: %w", h.listen, err)
+	}
+	h.addr = ln.Addr().String()
+	h.srv = &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+	h.served = make(chan struct{})
+	go func() {
+		defer close(h.served)
+		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.errs <- err
+		}
+	}()
+	return nil
+}
+
+// httpShutdownTimeout bounds the wait for requests in flight.
+const httpShutdownTimeout = 3 * time.Second
+
+func (h *httpServer) Shutdown(ctx context.Context) error {
+	if h.srv == nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, httpShutdownTimeout)
+	defer cancel()
+	err := h.srv.Shutdown(sctx)
+	<-h.served
+	return err
+}
