@@ -16,7 +16,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 
-	"github.com/cellcloud/cellcloud/internal/cellpath"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 )
 
 // cmdStatus prints the cell tree as the API cell sees it (os-cells): each

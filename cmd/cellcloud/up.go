@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cellcloud/cellcloud/internal/api/image"
-	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
+	"github.com/cellcloud/cellcloud/internal/computecell/compute"
+	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
 
@@ -44,7 +45,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Errorf("--api-port %d is not a port", *port)}
 	}
 	o.Listen = joinHostPort(*listen, *port)
-	o.Host = spec
+	o.Host = config.HostSpec(spec)
 	log, err := newLogger(stderr, *level)
 	if err != nil {
 		return err

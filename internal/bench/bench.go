@@ -25,10 +25,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cellcloud/cellcloud/internal/cells"
-	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
+	"github.com/cellcloud/cellcloud/internal/computecell/compute"
+	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/node"
-	"github.com/cellcloud/cellcloud/internal/quota"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
 
@@ -210,7 +211,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintf(o.Progress, "starting a tree: %d cells x %d hosts in %s\n", o.Cells, o.HostsPerCell, dir)
 		var err error
 		tree, err = up.Start(ctx, up.Options{DataDir: dir, Cells: o.Cells, HostsPerCell: o.HostsPerCell, Depth: o.Depth, Listen: "127.0.0.1:0",
-			Host: o.Host, Auth: "noauth", Quota: quota.Defaults{Instances: quota.Unlimited, Cores: quota.Unlimited, RAM: quota.Unlimited}}, o.Logger)
+			Host: config.HostSpec(o.Host), Auth: "noauth", Quota: quota.Defaults{Instances: quota.Unlimited, Cores: quota.Unlimited, RAM: quota.Unlimited}}, o.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("start the tree: %w", err)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/bench"
-	"github.com/cellcloud/cellcloud/internal/compute"
+	"github.com/cellcloud/cellcloud/internal/computecell/compute"
 )
 
 // TestRun boots a few instances with single and multi-creates through the

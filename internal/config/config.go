@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/auditperiod"
-	"github.com/cellcloud/cellcloud/internal/cellpath"
-	"github.com/cellcloud/cellcloud/internal/quota"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 )
 
 // Roles a process may run.

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/cellcloud/cellcloud/internal/api/authn"
-	"github.com/cellcloud/cellcloud/internal/api/compute"
-	identityapi "github.com/cellcloud/cellcloud/internal/api/identity"
-	"github.com/cellcloud/cellcloud/internal/api/image"
-	networkapi "github.com/cellcloud/cellcloud/internal/api/network"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/compute"
+	identityapi "github.com/cellcloud/cellcloud/internal/apicell/api/identity"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
+	networkapi "github.com/cellcloud/cellcloud/internal/apicell/api/network"
+	"github.com/cellcloud/cellcloud/internal/apicell/identity"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/config"
-	"github.com/cellcloud/cellcloud/internal/identity"
-	"github.com/cellcloud/cellcloud/internal/policy"
 )
 
 // PolicyRules are the default rules of every public API of the API cell.

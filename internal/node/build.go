@@ -8,26 +8,26 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cellcloud/cellcloud/internal/api/authn"
-	"github.com/cellcloud/cellcloud/internal/api/compute"
-	identityapi "github.com/cellcloud/cellcloud/internal/api/identity"
-	"github.com/cellcloud/cellcloud/internal/api/image"
-	networkapi "github.com/cellcloud/cellcloud/internal/api/network"
-	"github.com/cellcloud/cellcloud/internal/apicell"
-	"github.com/cellcloud/cellcloud/internal/celldb"
-	"github.com/cellcloud/cellcloud/internal/cells"
-	computerole "github.com/cellcloud/cellcloud/internal/compute"
-	"github.com/cellcloud/cellcloud/internal/conductor"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/compute"
+	identityapi "github.com/cellcloud/cellcloud/internal/apicell/api/identity"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
+	networkapi "github.com/cellcloud/cellcloud/internal/apicell/api/network"
+	"github.com/cellcloud/cellcloud/internal/apicell/apicopy"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
+	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
+	"github.com/cellcloud/cellcloud/internal/computecell/hostops"
+	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
+	"github.com/cellcloud/cellcloud/internal/computecell/instanceops"
+	"github.com/cellcloud/cellcloud/internal/computecell/network"
+	"github.com/cellcloud/cellcloud/internal/computecell/scheduler"
+	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/config"
-	"github.com/cellcloud/cellcloud/internal/hostops"
-	"github.com/cellcloud/cellcloud/internal/hostsched"
-	"github.com/cellcloud/cellcloud/internal/instanceops"
-	"github.com/cellcloud/cellcloud/internal/network"
-	"github.com/cellcloud/cellcloud/internal/policy"
-	"github.com/cellcloud/cellcloud/internal/rpc"
-	"github.com/cellcloud/cellcloud/internal/scheduler"
-	"github.com/cellcloud/cellcloud/internal/virt/fake"
-	"github.com/cellcloud/cellcloud/internal/wire"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
+	"github.com/cellcloud/cellcloud/internal/tree/rpc"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
 // buildRoles builds the roles this process runs, wired to one another
@@ -112,7 +112,7 @@ func (n *Node) ownCapacity() cells.CapacityReporter {
 // service: what comes up from the cells (instance updates, snapshots' data,
 // host mappings) and the record of the builds it sends down.
 func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
-	h := &apicell.Handlers{Sender: sender, Images: images, Logger: n.log.With("cell", n.cfg.Cell), Now: time.Now}
+	h := &apicopy.Handlers{Sender: sender, Images: images, Logger: n.log.With("cell", n.cfg.Cell), Now: time.Now}
 	n.Cells.RecordPlacements(h)
 	n.Cells.RecordBuildErrors(h)
 	n.Cells.HandleCast(wire.MethodInstanceUpdate, 1, 0, h.InstanceUpdate)
@@ -280,7 +280,7 @@ func (n *Node) computeCellRoles(sender *cells.Sender) (l localRoles, roles []rol
 			return l, nil, err
 		}
 		l.compute, err = computerole.New(computerole.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Driver: drv,
-			Hosts: cfg.HostNames(), Spec: cfg.Compute.Host, Logger: n.log, UsageAudit: *cfg.Compute.InstanceUsageAudit,
+			Hosts: cfg.HostNames(), Spec: computerole.HostSpec(cfg.Compute.Host), Logger: n.log, UsageAudit: *cfg.Compute.InstanceUsageAudit,
 			AuditPeriod: cfg.InstanceUsageAuditPeriod, AuditInterval: cfg.Compute.UsageAuditInterval.D()})
 		if err != nil {
 			return l, nil, err

@@ -35,18 +35,18 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/cellcloud/cellcloud/internal/api/authn"
-	"github.com/cellcloud/cellcloud/internal/apidb"
-	"github.com/cellcloud/cellcloud/internal/broker"
-	"github.com/cellcloud/cellcloud/internal/celldb"
-	"github.com/cellcloud/cellcloud/internal/cells"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/identity"
+	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
-	"github.com/cellcloud/cellcloud/internal/identity"
-	"github.com/cellcloud/cellcloud/internal/imagedb"
-	"github.com/cellcloud/cellcloud/internal/netdb"
-	"github.com/cellcloud/cellcloud/internal/outbox"
-	"github.com/cellcloud/cellcloud/internal/wire"
+	"github.com/cellcloud/cellcloud/internal/tree/broker"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
+	"github.com/cellcloud/cellcloud/internal/tree/outbox"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
 // Node is one cell process.

@@ -3,12 +3,12 @@ package node
 import (
 	"github.com/nats-io/nats.go"
 
-	"github.com/cellcloud/cellcloud/internal/cells"
-	computerole "github.com/cellcloud/cellcloud/internal/compute"
-	"github.com/cellcloud/cellcloud/internal/conductor"
-	"github.com/cellcloud/cellcloud/internal/instanceops"
-	"github.com/cellcloud/cellcloud/internal/network"
-	"github.com/cellcloud/cellcloud/internal/scheduler"
+	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
+	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
+	"github.com/cellcloud/cellcloud/internal/computecell/instanceops"
+	"github.com/cellcloud/cellcloud/internal/computecell/network"
+	"github.com/cellcloud/cellcloud/internal/computecell/scheduler"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
 
 // The ports are how the roles of a cell reach one another. Each is chosen

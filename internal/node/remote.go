@@ -8,11 +8,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/cellcloud/cellcloud/internal/cellpath"
-	"github.com/cellcloud/cellcloud/internal/cells"
-	"github.com/cellcloud/cellcloud/internal/hostsched"
-	"github.com/cellcloud/cellcloud/internal/rpc"
-	"github.com/cellcloud/cellcloud/internal/wire"
+	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
+	"github.com/cellcloud/cellcloud/internal/tree/rpc"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
 // Subjects of the roles inside one cell, on the cell's own broker.

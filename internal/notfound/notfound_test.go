@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cellcloud/cellcloud/internal/apidb"
-	"github.com/cellcloud/cellcloud/internal/celldb"
-	"github.com/cellcloud/cellcloud/internal/identity"
-	"github.com/cellcloud/cellcloud/internal/imagedb"
-	"github.com/cellcloud/cellcloud/internal/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/identity"
+	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/notfound"
-	"github.com/cellcloud/cellcloud/internal/wire"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
 func TestNew(t *testing.T) {

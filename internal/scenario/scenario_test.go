@@ -3,7 +3,7 @@ package scenario_test
 import (
 	"testing"
 
-	"github.com/cellcloud/cellcloud/internal/api/image"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
 	"github.com/cellcloud/cellcloud/internal/scenario"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )

@@ -20,8 +20,8 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/config"
-	"github.com/cellcloud/cellcloud/internal/quota"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/up"
 )

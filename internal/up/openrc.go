@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/cellcloud/cellcloud/internal/identity"
+	"github.com/cellcloud/cellcloud/internal/apicell/identity"
 )
 
 // OpenRC is a bootstrap user's credentials and the file that holds them.

@@ -10,12 +10,12 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/cellcloud/cellcloud/internal/apidb"
-	"github.com/cellcloud/cellcloud/internal/cells"
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 	"github.com/cellcloud/cellcloud/internal/up"
-	"github.com/cellcloud/cellcloud/internal/wire"
 )
 
 type tlog struct{ t *testing.T }

@@ -14,12 +14,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cellcloud/cellcloud/internal/api/image"
-	"github.com/cellcloud/cellcloud/internal/cellpath"
-	"github.com/cellcloud/cellcloud/internal/cells"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/node"
-	"github.com/cellcloud/cellcloud/internal/quota"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
 
 // Options configure the tree.

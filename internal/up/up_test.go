@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cellcloud/cellcloud/internal/cells"
 	"github.com/cellcloud/cellcloud/internal/testtree"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
 

@@ -16,11 +16,11 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
-	"github.com/cellcloud/cellcloud/internal/cells"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
-	"github.com/cellcloud/cellcloud/internal/outbox"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
+	"github.com/cellcloud/cellcloud/internal/tree/outbox"
 )
 
 const imageID = "5f5c1b7e-6c2a-4e43-9a57-0d8c1c0c1c0c"

@@ -1,0 +1,336 @@
+package compute
+
+import (
+	"cmp"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// os-hypervisors: every cell answers for its own compute nodes. A list
+// gathers from every cell (and says which did not answer); one hypervisor
+// is asked of its cell alone: below microversion 2.53 its id names the
+// cell ("api!cell1@7"), from 2.53 it is a UUID the API cell maps to its
+// cell.
+
+// hypervisorsHandler is os-hypervisors, gathered from the cells.
+type hypervisorsHandler struct {
+	*base
+}
+
+// cellHypervisor is a hypervisor and its cell.
+type cellHypervisor struct {
+	cell string
+	h    wire.Hypervisor
+}
+
+// hypervisorID is the id a hypervisor (or its service) shows at v.
+func hypervisorID(v Version, cell string, id int64, uuid string) string {
+	if v.AtLeast(v253) {
+		return uuid
+	}
+	return qualify(cell, strconv.FormatInt(id, 10))
+}
+
+func stateOf(s wire.Service) string {
+	if s.Up {
+		return "up"
+	}
+	return "down"
+}
+
+func statusOf(s wire.Service) string {
+	if s.Disabled {
+		return "disabled"
+	}
+	return "enabled"
+}
+
+// hypervisorView is Nova's hypervisor at v: the summary, or the detail.
+func hypervisorView(v Version, ch cellHypervisor, detail, withServers bool) map[string]any {
+	h := ch.h
+	out := map[string]any{
+		"id":                  hypervisorID(v, ch.cell, h.ID, h.UUID),
+		"hypervisor_hostname": h.Hostname,
+		"state":               stateOf(h.Service),
+		"status":              statusOf(h.Service),
+	}
+	if withServers && len(h.Servers) > 0 {
+		ss := make([]map[string]any, 0, len(h.Servers))
+		for _, s := range h.Servers {
+			ss = append(ss, map[string]any{"uuid": s.UUID, "name": s.Name})
+		}
+		out["servers"] = ss
+	}
+	if !detail {
+		return out
+	}
+	out["hypervisor_type"] = h.Type
+	out["hypervisor_version"] = h.Version
+	out["host_ip"] = nil
+	out["service"] = map[string]any{
+		"id":              hypervisorID(v, ch.cell, h.Service.ID, h.Service.UUID),
+		"host":            qualify(ch.cell, h.Service.Host),
+		"disabled_reason": nullable(h.Service.DisabledReason),
+	}
+	out["vcpus"] = h.VCPUs
+	out["vcpus_used"] = h.VCPUsUsed
+	out["memory_mb"] = h.MemoryMB
+	out["memory_mb_used"] = h.MemoryMBUsed
+	out["local_gb"] = h.LocalGB
+	out["local_gb_used"] = h.LocalGBUsed
+	out["free_ram_mb"] = h.MemoryMB - h.MemoryMBUsed
+	out["free_disk_gb"] = h.LocalGB - h.LocalGBUsed
+	out["current_workload"] = 0
+	out["running_vms"] = h.RunningVMs
+	out["disk_available_least"] = 0
+	if v.AtLeast(Version{2, 28}) {
+		var info any = map[string]any{}
+		if h.CPUInfo != "" {
+			_ = json.Unmarshal([]byte(h.CPUInfo), &info)
+		}
+		out["cpu_info"] = info
+	} else {
+		out["cpu_info"] = h.CPUInfo
+	}
+	return out
+}
+
+func (h *hypervisorsHandler) register(rt *router) {
+	rt.handle("GET /v2.1/os-hypervisors", "os_compute_api:os-hypervisors:list", h.listHypervisors(false))
+	rt.handle("GET /v2.1/os-hypervisors/detail", "os_compute_api:os-hypervisors:list-detail", h.listHypervisors(true))
+	rt.handle("GET /v2.1/os-hypervisors/statistics", "os_compute_api:os-hypervisors:statistics", h.hypervisorStatistics)
+	rt.handle("GET /v2.1/os-hypervisors/{id}", "os_compute_api:os-hypervisors:show", h.showHypervisor)
+	rt.handle("GET /v2.1/os-hypervisors/{id}/uptime", "os_compute_api:os-hypervisors:uptime", h.hypervisorUptime)
+	rt.handle("GET /v2.1/os-hypervisors/{pattern}/search", "os_compute_api:os-hypervisors:search", h.searchHypervisors(false))
+	rt.handle("GET /v2.1/os-hypervisors/{pattern}/servers", "os_compute_api:os-hypervisors:servers", h.searchHypervisors(true))
+}
+
+// gatherHypervisors asks every cell, sorted by cell and id.
+func (h *hypervisorsHandler) gatherHypervisors(w http.ResponseWriter, r *http.Request, q wire.HypervisorQuery) ([]cellHypervisor, []string, error) {
+	var out []cellHypervisor
+	missing, err := h.gather(w, r, wire.MethodHypervisors, q, func(cell string, raw json.RawMessage) error {
+		hs, err := decodeList[wire.Hypervisor](raw)
+		for _, h := range hs {
+			out = append(out, cellHypervisor{cell, h})
+		}
+		return err
+	})
+	slices.SortFunc(out, func(x, y cellHypervisor) int {
+		return cmp.Or(cmp.Compare(x.cell, y.cell), cmp.Compare(x.h.ID, y.h.ID))
+	})
+	return out, missing, err
+}
+
+func (h *hypervisorsHandler) listHypervisors(detail bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := apiVersion(r.Context())
+		q := r.URL.Query()
+		var hq wire.HypervisorQuery
+		paging := v.AtLeast(Version{2, 33})
+		if v.AtLeast(v253) {
+			if err := checkQuery(q, "limit", "marker", "hypervisor_hostname_pattern", "with_servers"); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			var err error
+			if hq.WithServers, err = queryBool(q, "with_servers"); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			hq.Pattern = lastValue(q, "hypervisor_hostname_pattern")
+			if q.Has("hypervisor_hostname_pattern") && (q.Has("limit") || lastValue(q, "marker") != "") {
+				h.fail(w, r, bad("Paging over hypervisors with the hypervisor_hostname_pattern query parameter is not supported."))
+				return
+			}
+		}
+		limit, marker := 1000, ""
+		if paging {
+			var err error
+			if limit, err = queryLimit(q); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			marker = lastValue(q, "marker")
+		}
+		hs, _, err := h.gatherHypervisors(w, r, hq)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if hq.Pattern != "" && len(hs) == 0 {
+			h.fail(w, r, notFound("No hypervisor matching '%s' could be found.", hq.Pattern))
+			return
+		}
+		if marker != "" {
+			i := slices.IndexFunc(hs, func(ch cellHypervisor) bool { return hypervisorID(v, ch.cell, ch.h.ID, ch.h.UUID) == marker })
+			if i < 0 {
+				h.fail(w, r, bad("marker [%s] not found", marker))
+				return
+			}
+			hs = hs[i+1:]
+		}
+		full := len(hs) >= limit && limit > 0
+		hs = hs[:min(len(hs), limit)]
+		list := make([]map[string]any, 0, len(hs))
+		for _, ch := range hs {
+			list = append(list, hypervisorView(v, ch, detail, hq.WithServers))
+		}
+		resp := map[string]any{"hypervisors": list}
+		if paging && hq.Pattern == "" && full {
+			last := hs[len(hs)-1]
+			coll := "os-hypervisors"
+			if detail {
+				coll += "/detail"
+			}
+			resp["hypervisors_links"] = nextLink(r, coll, hypervisorID(v, last.cell, last.h.ID, last.h.UUID))
+		}
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+// findHypervisor asks the hypervisor's cell for it; nil when there is no
+// such hypervisor.
+func (h *hypervisorsHandler) findHypervisor(r *http.Request, id string, withServers bool) (*cellHypervisor, error) {
+	v := apiVersion(r.Context())
+	q := wire.HypervisorQuery{WithServers: withServers}
+	var cell string
+	if v.AtLeast(v253) {
+		u, err := uuid.Parse(id)
+		if err != nil {
+			return nil, bad("Invalid uuid %s", id)
+		}
+		q.UUID = u.String()
+		c, ok, err := h.mappingCell(r, q.UUID, wire.MappingHypervisor)
+		if err != nil || !ok {
+			return nil, err
+		}
+		cell = c
+	} else {
+		c, item, ok := h.splitQualified(id)
+		n, err := strconv.ParseInt(item, 10, 64)
+		if !ok || err != nil || n <= 0 {
+			return nil, nil
+		}
+		if known, err := h.knownCell(r, c); err != nil || !known {
+			return nil, err
+		}
+		cell, q.ID = c, n
+	}
+	var hs []wire.Hypervisor
+	if err := h.callCell(r, cell, wire.MethodHypervisors, q, &hs); err != nil {
+		return nil, err
+	}
+	if len(hs) != 1 {
+		return nil, nil
+	}
+	return &cellHypervisor{cell, hs[0]}, nil
+}
+
+func (h *hypervisorsHandler) showHypervisor(w http.ResponseWriter, r *http.Request) {
+	v := apiVersion(r.Context())
+	id := r.PathValue("id")
+	withServers := false
+	if v.AtLeast(v253) {
+		q := r.URL.Query()
+		if err := checkQuery(q, "with_servers"); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		var err error
+		if withServers, err = queryBool(q, "with_servers"); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	ch, err := h.findHypervisor(r, id, withServers)
+	if err == nil && ch == nil {
+		err = notFound("Hypervisor with ID '%s' could not be found.", id)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hypervisor": hypervisorView(v, *ch, true, withServers)})
+}
+
+// hypervisorUptime is GET /os-hypervisors/{id}/uptime. The fake driver
+// cannot tell a host's uptime, as in Nova: 501 once the hypervisor is found.
+func (h *hypervisorsHandler) hypervisorUptime(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ch, err := h.findHypervisor(r, id, false)
+	if err == nil && ch == nil {
+		err = notFound("Hypervisor with ID '%s' could not be found.", id)
+	}
+	if err == nil {
+		err = &httpError{status: http.StatusNotImplemented, msg: "The requested functionality is not supported."}
+	}
+	h.fail(w, r, err)
+}
+
+// searchHypervisors is GET /os-hypervisors/{pattern}/search and /servers
+// (gone at 2.53, replaced by query parameters of the list).
+func (h *hypervisorsHandler) searchHypervisors(withServers bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := apiVersion(r.Context())
+		if v.AtLeast(v253) {
+			h.fail(w, r, notFound("The resource could not be found."))
+			return
+		}
+		pattern := r.PathValue("pattern")
+		hs, _, err := h.gatherHypervisors(w, r, wire.HypervisorQuery{Pattern: pattern, WithServers: withServers})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if len(hs) == 0 {
+			h.fail(w, r, notFound("No hypervisor matching '%s' could be found.", pattern))
+			return
+		}
+		list := make([]map[string]any, 0, len(hs))
+		for _, ch := range hs {
+			list = append(list, hypervisorView(v, ch, false, withServers))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"hypervisors": list})
+	}
+}
+
+// hypervisorStatistics sums every cell's enabled compute nodes. When a
+// cell did not answer, missing_cells names it (and the sums leave it out).
+func (h *hypervisorsHandler) hypervisorStatistics(w http.ResponseWriter, r *http.Request) {
+	hs, missing, err := h.gatherHypervisors(w, r, wire.HypervisorQuery{})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var count, vcpus, vcpusUsed, running int
+	var mem, memUsed, disk, diskUsed int64
+	for _, ch := range hs {
+		h := ch.h
+		if h.Service.Disabled {
+			continue
+		}
+		count++
+		vcpus += h.VCPUs
+		vcpusUsed += h.VCPUsUsed
+		running += h.RunningVMs
+		mem += h.MemoryMB
+		memUsed += h.MemoryMBUsed
+		disk += h.LocalGB
+		diskUsed += h.LocalGBUsed
+	}
+	stats := map[string]any{
+		"count": count, "vcpus": vcpus, "vcpus_used": vcpusUsed, "memory_mb": mem, "memory_mb_used": memUsed,
+		"local_gb": disk, "local_gb_used": diskUsed, "free_ram_mb": mem - memUsed, "free_disk_gb": disk - diskUsed,
+		"current_workload": 0, "running_vms": running, "disk_available_least": 0,
+	}
+	if len(missing) > 0 {
+		stats["missing_cells"] = missing
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hypervisor_statistics": stats})
+}

@@ -1,0 +1,250 @@
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
+)
+
+// movesHandler is the server actions that move or remake a server: resize,
+// rebuild and createImage.
+type movesHandler struct {
+	*base
+	servers *serversHandler
+	actions *actionsHandler
+	quota   *quotaChecker
+}
+
+func (h *movesHandler) register(rt *router) {
+	rt.action("resize", h.resize)
+	rt.action("rebuild", h.rebuildUnlocked)
+	rt.action("createImage", h.createImage)
+}
+
+// rebuildUnlocked is rebuild, which renames before it starts the action:
+// it refuses a locked server first, so that nothing is written.
+func (h *movesHandler) rebuildUnlocked(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	if err := checkLocked(r.Context(), in); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.rebuild(w, r, in, arg)
+}
+
+// statusRecorder holds back a 202 without body so the caller can write its
+// own answer; anything else (an error) goes through.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	if code != http.StatusAccepted {
+		s.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// resize is the resize action: a new flavor the caller may use, not the
+// one the server has.
+func (h *movesHandler) resize(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	ctx := r.Context()
+	c := caller(ctx)
+	var p struct {
+		FlavorRef  json.RawMessage `json:"flavorRef"`
+		DiskConfig string          `json:"OS-DCF:diskConfig"`
+	}
+	if err := strictDecode(arg, &p); err != nil || len(p.FlavorRef) == 0 {
+		h.fail(w, r, bad("Invalid input for field/attribute resize. 'flavorRef' is a required property"))
+		return
+	}
+	var ref string
+	if err := json.Unmarshal(p.FlavorRef, &ref); err != nil {
+		var n int64
+		if json.Unmarshal(p.FlavorRef, &n) != nil || n <= 0 {
+			h.fail(w, r, bad("Invalid input for field/attribute flavorRef. Value: %s. is not valid", p.FlavorRef))
+			return
+		}
+		ref = strconv.FormatInt(n, 10)
+	}
+	fd, err := apidb.GetFlavorDetail(ctx, h.cfg.DB, ref, apidb.FlavorViewer{ProjectID: c.ProjectID, Admin: c.Admin})
+	if errors.Is(err, apidb.ErrNotFound) || (err == nil && fd.Disabled) {
+		h.fail(w, r, bad("Unable to find flavor %s", ref))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if fd.ID == in.FlavorID {
+		h.fail(w, r, bad("When resizing, instances must change flavor!"))
+		return
+	}
+	params, _ := json.Marshal(wire.ActionParams{Flavor: &fd.Flavor})
+	h.actions.startActionWith(w, r, in, "resize", params, nil, func(ctx context.Context, tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		return h.quota.checkResize(ctx, tx, cur, fd.Flavor)
+	})
+}
+
+// rebuild re-creates the server from an image (the same or another) on its
+// host; name and metadata given with it apply at once. It answers 202 with
+// the server, as Nova does.
+func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	ctx := r.Context()
+	var p struct {
+		ImageRef    string            `json:"imageRef"`
+		Name        *string           `json:"name"`
+		AdminPass   string            `json:"adminPass"`
+		Metadata    map[string]string `json:"metadata"`
+		Preserve    *bool             `json:"preserve_ephemeral"`
+		AccessIPv4  string            `json:"accessIPv4"`
+		AccessIPv6  string            `json:"accessIPv6"`
+		DiskConfig  string            `json:"OS-DCF:diskConfig"`
+		Personality []any             `json:"personality"`
+		Certs       json.RawMessage   `json:"trusted_image_certificates"`
+	}
+	if err := strictDecode(arg, &p); err != nil {
+		h.fail(w, r, bad("Invalid input for field/attribute rebuild: %v", jsonFieldError(err)))
+		return
+	}
+	if p.Certs != nil && !atLeast(r, 63) {
+		h.fail(w, r, bad("Invalid input for field/attribute rebuild. Additional properties are not allowed ('trusted_image_certificates' was unexpected)"))
+		return
+	}
+	if err := checkTrustedCerts(p.Certs); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if p.ImageRef == "" {
+		h.fail(w, r, bad("Invalid input for field/attribute rebuild. 'imageRef' is a required property"))
+		return
+	}
+	if p.Name != nil && (*p.Name == "" || len(*p.Name) > 255) {
+		h.fail(w, r, bad("Invalid input for field/attribute name. Value: %s. must be 1 to 255 characters", *p.Name))
+		return
+	}
+	if err := h.servers.checkImage(ctx, p.ImageRef, in.Flavor); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	params, _ := json.Marshal(wire.ActionParams{ImageRef: p.ImageRef})
+	pass := p.AdminPass
+	if pass == "" {
+		pass = randomString(12)
+	}
+	rec := &statusRecorder{ResponseWriter: w}
+	// The new name and metadata are written with the action, so a refused
+	// rebuild changes nothing.
+	h.actions.startActionWith(rec, r, in, "rebuild", params, nil, func(ctx context.Context, tx *db.Tx) error {
+		if p.Name == nil && p.Metadata == nil {
+			return nil
+		}
+		if p.Metadata != nil {
+			if err := h.quota.checkMetadataItems(ctx, tx, in.ProjectID, in.UserID, len(p.Metadata)); err != nil {
+				return err
+			}
+		}
+		return apidb.Rename(ctx, tx, in.UUID, p.Name, p.Metadata, h.cfg.Now())
+	})
+	if rec.status != http.StatusAccepted {
+		return
+	}
+	cur, err := apidb.Get(ctx, h.cfg.DB, in.UUID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	v := h.servers.serverView(r, cur)
+	v["adminPass"] = pass
+	writeJSON(w, http.StatusAccepted, map[string]any{"server": v})
+}
+
+// createImage is the createImage action: a queued private image in the
+// API cell's image store, which the instance's cell fills with a snapshot.
+// It answers 202 with the image's Location (and, from 2.45, its id).
+func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	ctx := r.Context()
+	c := caller(ctx)
+	var p struct {
+		Name     *string           `json:"name"`
+		Metadata map[string]string `json:"metadata"`
+	}
+	if err := strictDecode(arg, &p); err != nil {
+		h.fail(w, r, bad("Invalid input for field/attribute createImage: %v", jsonFieldError(err)))
+		return
+	}
+	if p.Name == nil || strings.TrimSpace(*p.Name) == "" || len(*p.Name) > 255 {
+		h.fail(w, r, bad("Invalid input for field/attribute name. 'name' is a required property of 1 to 255 characters"))
+		return
+	}
+	spec := vmstate.Actions["create_image"]
+	id := uuid.NewString()
+	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		if err := spec.Check(cur.UUID, cur.VMState, cur.TaskState); err != nil {
+			return &httpError{status: http.StatusConflict, msg: err.Error()}
+		}
+		if cur.Cell == "" {
+			return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("Instance %s is not ready yet", cur.UUID)}
+		}
+		disk, container := "qcow2", "bare"
+		props := map[string]string{}
+		if base, err := (&imagedb.Store{}).Get(ctx, tx, cur.ImageRef); err == nil {
+			disk, container = base.DiskFormat, base.ContainerFormat
+			maps.Copy(props, base.Properties)
+		}
+		maps.Copy(props, p.Metadata)
+		props["image_type"] = "snapshot"
+		props["instance_uuid"] = cur.UUID
+		props["base_image_ref"] = cur.ImageRef
+		props["user_id"] = c.UserID
+		img := &imagedb.Image{ID: id, Name: *p.Name, Status: imagedb.StatusQueued, Visibility: imagedb.Private, Owner: c.ProjectID,
+			DiskFormat: disk, ContainerFormat: container, MinRAM: 0, MinDisk: int(cur.Flavor.RootGB), Properties: props}
+		if err := (&imagedb.Store{}).Create(ctx, tx, img); err != nil {
+			return err
+		}
+		if err := apidb.SetTaskState(ctx, tx, cur.UUID, spec.Task, h.cfg.Now()); err != nil {
+			return err
+		}
+		params, _ := json.Marshal(wire.ActionParams{ImageRef: id})
+		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
+			UUID: cur.UUID, Action: "create_image", Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", baseURL(r)+"/image/v2/images/"+id)
+	if apiVersion(ctx).AtLeast(Version{2, 45}) {
+		writeJSON(w, http.StatusAccepted, map[string]any{"image_id": id})
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,192 @@
+package compute
+
+import (
+	"context"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// The quota checks. Each runs inside the transaction that writes the new
+// records, after apidb.LockQuota, and counts usage from the API cell's
+// records there: two concurrent requests of one project are checked one
+// after the other, each seeing what the other created.
+
+// quotaChecker runs the quota checks of the rooms that create records
+// (servers, metadata, key pairs, server groups) and reads the limits in
+// force.
+type quotaChecker struct {
+	defaults quota.Defaults
+}
+
+// allUnlimited reports whether none of rs is limited.
+func allUnlimited(l quota.Limits, rs ...string) bool {
+	for _, r := range rs {
+		if l[r] >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// limitsFor are the limits in force for a project, and for the user when
+// the user has limits of their own in it.
+func (h *quotaChecker) limitsFor(ctx context.Context, q db.Querier, projectID, userID string) (project, user quota.Limits, err error) {
+	return apidb.LimitsFor(ctx, q, h.defaults, projectID, userID)
+}
+
+// fitInstances is how many of min..max instances of a flavor fit the
+// project's (and the user's) instances, cores and RAM quota.
+func (h *quotaChecker) fitInstances(ctx context.Context, tx *db.Tx, projectID, userID string, f wire.Flavor, min, max int) (int, error) {
+	if err := apidb.LockQuota(ctx, tx, projectID); err != nil {
+		return 0, err
+	}
+	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
+	if err != nil {
+		return 0, err
+	}
+	n := max
+	for _, lim := range []struct {
+		l    quota.Limits
+		user string
+	}{{project, ""}, {user, userID}} {
+		if lim.l == nil || allUnlimited(lim.l, quota.Instances, quota.Cores, quota.RAM) {
+			continue
+		}
+		usage, err := apidb.Usage(ctx, tx, projectID, lim.user)
+		if err != nil {
+			return 0, err
+		}
+		if n, err = quota.Fit(lim.l, usage, int64(f.VCPUs), f.RAMMB, min, n); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// checkResize checks the increase of a resize's new flavor over the old
+// against the project's (and user's) cores and RAM, and records the new
+// flavor, which the instance counts from now on.
+func (h *quotaChecker) checkResize(ctx context.Context, tx *db.Tx, in *apidb.Instance, to wire.Flavor) error {
+	if err := apidb.LockQuota(ctx, tx, in.ProjectID); err != nil {
+		return err
+	}
+	deltas := quota.Limits{}
+	if d := int64(to.VCPUs - in.Flavor.VCPUs); d > 0 {
+		deltas[quota.Cores] = d
+	}
+	if d := to.RAMMB - in.Flavor.RAMMB; d > 0 {
+		deltas[quota.RAM] = d
+	}
+	if len(deltas) > 0 {
+		project, user, err := h.limitsFor(ctx, tx, in.ProjectID, in.UserID)
+		if err != nil {
+			return err
+		}
+		for _, lim := range []struct {
+			l    quota.Limits
+			user string
+		}{{project, ""}, {user, in.UserID}} {
+			if lim.l == nil {
+				continue
+			}
+			usage, err := apidb.Usage(ctx, tx, in.ProjectID, lim.user)
+			if err != nil {
+				return err
+			}
+			if err := quota.Check(lim.l, usage, deltas, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return apidb.SetResizeFlavor(ctx, tx, in.UUID, to)
+}
+
+// checkMetadataItems checks a server's number of metadata items. None is
+// within any limit, and needs no reading of the limits.
+func (h *quotaChecker) checkMetadataItems(ctx context.Context, q db.Querier, projectID, userID string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	project, user, err := h.limitsFor(ctx, q, projectID, userID)
+	if err != nil {
+		return err
+	}
+	for _, l := range []quota.Limits{project, user} {
+		if l != nil && quota.Over(l[quota.MetadataItems], 0, int64(n)) {
+			return quota.MetadataError(l[quota.MetadataItems])
+		}
+	}
+	return nil
+}
+
+// checkKeyPairs checks that a user may have one more key pair.
+func (h *quotaChecker) checkKeyPairs(ctx context.Context, tx *db.Tx, projectID, userID string) error {
+	// Key pairs are the user's, in every project: lock on the user.
+	if err := apidb.LockQuota(ctx, tx, "user:"+userID); err != nil {
+		return err
+	}
+	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
+	if err != nil {
+		return err
+	}
+	n, err := apidb.CountKeyPairs(ctx, tx, userID)
+	if err != nil {
+		return err
+	}
+	for _, l := range []quota.Limits{project, user} {
+		if l != nil && quota.Over(l[quota.KeyPairs], n, 1) {
+			return quota.ErrKeyPairs
+		}
+	}
+	return nil
+}
+
+// checkServerGroups checks that a project (and user) may have one more
+// server group.
+func (h *quotaChecker) checkServerGroups(ctx context.Context, tx *db.Tx, projectID, userID string) error {
+	if err := apidb.LockQuota(ctx, tx, projectID); err != nil {
+		return err
+	}
+	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
+	if err != nil {
+		return err
+	}
+	for _, lim := range []struct {
+		l    quota.Limits
+		user string
+	}{{project, ""}, {user, userID}} {
+		if lim.l == nil {
+			continue
+		}
+		usage, err := apidb.Usage(ctx, tx, projectID, lim.user)
+		if err != nil {
+			return err
+		}
+		if quota.Over(lim.l[quota.ServerGroups], usage[quota.ServerGroups], 1) {
+			return quota.ErrServerGroups
+		}
+	}
+	return nil
+}
+
+// checkGroupMembers checks that n more of the user's servers fit in a
+// server group. The caller holds the project's quota lock.
+func (h *quotaChecker) checkGroupMembers(ctx context.Context, tx *db.Tx, group, projectID, userID string, n int) error {
+	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
+	if err != nil {
+		return err
+	}
+	have, err := apidb.CountGroupMembers(ctx, tx, group, userID)
+	if err != nil {
+		return err
+	}
+	for _, l := range []quota.Limits{project, user} {
+		if l != nil && quota.Over(l[quota.ServerGroupMembers], have, int64(n)) {
+			return quota.ErrGroupMembers
+		}
+	}
+	return nil
+}

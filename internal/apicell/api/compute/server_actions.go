@@ -1,0 +1,297 @@
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
+)
+
+// serverActionFunc carries out one action of POST /servers/{id}/action on
+// a server found and authorized for it; arg is the value of the body's key.
+type serverActionFunc func(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage)
+
+// actionsHandler is POST /servers/{id}/action: it reads the body, finds
+// the server, checks the action's rule, and carries out the action, or
+// hands it to the room that registered it (router.action).
+type actionsHandler struct {
+	*base
+	servers *serversHandler
+	// byKey are the actions other rooms registered, by body key.
+	byKey map[string]serverActionFunc
+}
+
+func (h *actionsHandler) register(rt *router) {
+	rt.handle("POST /v2.1/servers/{id}/action", "", h.serverAction)
+	rt.action("reboot", h.reboot)
+	rt.action("os-resetState", h.resetState)
+	rt.action("rescue", h.rescue)
+	rt.action("os-getConsoleOutput", h.consoleOutput)
+	rt.action("migrate", h.migrate)
+}
+
+// hostActions maps the body key of POST /servers/{id}/action to the cell
+// action (a key of vmstate.Actions) for the actions a compute cell carries
+// out on the instance's host.
+var hostActions = map[string]string{
+	"os-stop": "stop", "os-start": "start", "pause": "pause", "unpause": "unpause",
+	"suspend": "suspend", "resume": "resume", "unrescue": "unrescue",
+	"confirmResize": "confirm_resize", "revertResize": "revert_resize", "shelve": "shelve", "unshelve": "unshelve",
+}
+
+// serverAction is POST /servers/{id}/action: one key names the action,
+// carried out by the function registered for it (router.action), or, for
+// the actions of hostActions, by the instance's cell.
+func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		h.fail(w, r, &httpError{status: http.StatusRequestEntityTooLarge, msg: "Request is too large."})
+		return
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(b, &body); err != nil || body == nil {
+		h.fail(w, r, bad("Malformed request body"))
+		return
+	}
+	if len(body) != 1 {
+		h.fail(w, r, bad("There is either no action or more than one action in the request body"))
+		return
+	}
+	var key string
+	var arg json.RawMessage
+	for k, v := range body {
+		key, arg = k, v
+	}
+	in, err := h.servers.loadServer(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	// Nova checks the action's rule on the server's project once the
+	// server is found (another project's server is a 404 first).
+	if rule, ok := actionRules[key]; ok {
+		if err := h.authorize(r.Context(), rule, policy.Target{"project_id": in.ProjectID, "user_id": in.UserID}); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	if do, ok := h.byKey[key]; ok {
+		do(w, r, in, arg)
+		return
+	}
+	act, ok := hostActions[key]
+	if !ok {
+		h.fail(w, r, bad("Invalid input for field/attribute. Additional properties are not allowed ('%s' was unexpected)", key))
+		return
+	}
+	// unshelve takes an object from 2.77 (availability_zone); null or {} before.
+	if !isNull(arg) && string(arg) != "{}" {
+		h.fail(w, r, bad("Invalid input for field/attribute %s. Value: %s. %s is not of type 'null'", key, arg, arg))
+		return
+	}
+	h.startAction(w, r, in, act, nil, nil)
+}
+
+// startAction checks the action against the API cell's copy, sets its task
+// state there, and sends it to the instance's cell, in one transaction.
+// It answers 202, or 200 with body when one is given (rescue's adminPass).
+func (h *actionsHandler) startAction(w http.ResponseWriter, r *http.Request, in *apidb.Instance, act string, params json.RawMessage, body any) {
+	h.startActionWith(w, r, in, act, params, body, nil)
+}
+
+// startActionWith is startAction with extra writes to the API cell's copy
+// in the same transaction, once the action is known to be allowed.
+func (h *actionsHandler) startActionWith(w http.ResponseWriter, r *http.Request, in *apidb.Instance, act string, params json.RawMessage, body any,
+	extra func(ctx context.Context, tx *db.Tx) error) {
+	ctx := r.Context()
+	c := caller(ctx)
+	spec := vmstate.Actions[act]
+	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		// A locked server refuses every action to non-admins, before its
+		// state is looked at (Nova's check_instance_lock).
+		if err := checkLocked(ctx, cur); err != nil {
+			return err
+		}
+		if err := spec.Check(cur.UUID, cur.VMState, cur.TaskState); err != nil {
+			return &httpError{status: http.StatusConflict, msg: err.Error()}
+		}
+		if cur.Cell == "" {
+			return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("Instance %s is not ready yet", cur.UUID)}
+		}
+		if err := apidb.SetTaskState(ctx, tx, cur.UUID, spec.Task, h.cfg.Now()); err != nil {
+			return err
+		}
+		if extra != nil {
+			if err := extra(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
+			UUID: cur.UUID, Action: act, Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if body != nil {
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// reboot is the reboot action: SOFT or HARD.
+func (h *actionsHandler) reboot(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	var p struct {
+		Type string `json:"type"`
+	}
+	if err := strictDecode(arg, &p); err != nil || (strings.ToUpper(p.Type) != "SOFT" && strings.ToUpper(p.Type) != "HARD") {
+		h.fail(w, r, bad("Invalid input for field/attribute type. Value: %s. 'type' must be one of 'SOFT', 'HARD'", p.Type))
+		return
+	}
+	act := "reboot_soft"
+	if strings.ToUpper(p.Type) == "HARD" {
+		act = "reboot_hard"
+	}
+	h.startAction(w, r, in, act, nil, nil)
+}
+
+// rescue is the rescue action; it answers with the admin password (the
+// one given, or a new one).
+func (h *actionsHandler) rescue(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	var p struct {
+		AdminPass      string `json:"adminPass"`
+		RescueImageRef string `json:"rescue_image_ref"`
+	}
+	if !isNull(arg) {
+		if err := strictDecode(arg, &p); err != nil {
+			h.fail(w, r, bad("Invalid input for field/attribute rescue: %v", err))
+			return
+		}
+	}
+	pass := p.AdminPass
+	if pass == "" {
+		pass = randomString(12)
+	}
+	h.startAction(w, r, in, "rescue", nil, map[string]any{"adminPass": pass})
+}
+
+// migrate is the migrate (cold migration) action: null, or from 2.56 an
+// object whose host must be left out (the scheduler picks one).
+func (h *actionsHandler) migrate(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	if !isNull(arg) {
+		var p struct {
+			Host *string `json:"host"`
+		}
+		if err := strictDecode(arg, &p); err != nil || !apiVersion(r.Context()).AtLeast(Version{2, 56}) {
+			h.fail(w, r, bad("Invalid input for field/attribute migrate. Value: %s. %s is not of type 'null'", arg, arg))
+			return
+		}
+		if p.Host != nil {
+			h.fail(w, r, bad("Choosing the destination host of a migration is not supported; leave host out and the scheduler picks one"))
+			return
+		}
+	}
+	h.startAction(w, r, in, "migrate", nil, nil)
+}
+
+// resetState is os-resetState: allowed from any state, carried out by the
+// instance's cell (or here, for an instance no cell holds).
+func (h *actionsHandler) resetState(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	var p wire.ResetState
+	if err := strictDecode(arg, &p); err != nil || (p.State != vmstate.Active && p.State != vmstate.Error) {
+		h.fail(w, r, bad("Invalid input for field/attribute state. Value: %s. '%s' is not one of ['active', 'error']", p.State, p.State))
+		return
+	}
+	ctx := r.Context()
+	c := caller(ctx)
+	params, _ := json.Marshal(p)
+	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		if cur.Cell == "" {
+			return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("Instance %s is not in a cell; it cannot be reset", cur.UUID)}
+		}
+		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
+			UUID: cur.UUID, Action: "reset_state", Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// consoleOutput is os-getConsoleOutput, answered by the instance's cell.
+func (h *actionsHandler) consoleOutput(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
+	var p struct {
+		Length json.RawMessage `json:"length"`
+	}
+	if err := strictDecode(arg, &p); err != nil {
+		h.fail(w, r, bad("Invalid input for field/attribute os-getConsoleOutput: %v", err))
+		return
+	}
+	length := 0
+	if len(p.Length) > 0 && !isNull(p.Length) {
+		// Nova accepts an integer or a string holding one; -1 means all.
+		var n int
+		var s string
+		if err := json.Unmarshal(p.Length, &n); err != nil {
+			if json.Unmarshal(p.Length, &s) != nil {
+				h.fail(w, r, bad("Invalid input for field/attribute length. Value: %s. is not of type 'integer'", p.Length))
+				return
+			}
+			v, err := strconv.Atoi(s)
+			if err != nil {
+				h.fail(w, r, bad("Invalid input for field/attribute length. Value: %s. is not of type 'integer'", p.Length))
+				return
+			}
+			n = v
+		}
+		if n < -1 {
+			h.fail(w, r, bad("Invalid input for field/attribute length. Value: %d. %d is less than the minimum of -1", n, n))
+			return
+		}
+		length = max(n, 0)
+	}
+	if in.Cell == "" {
+		h.fail(w, r, &httpError{status: http.StatusConflict, msg: fmt.Sprintf("Instance %s is not ready yet", in.UUID)})
+		return
+	}
+	var out wire.ConsoleOutputReply
+	if err := h.callInstanceCell(r, in, wire.MethodConsoleOutput, &wire.ConsoleOutput{UUID: in.UUID, Length: length}, &out); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"output": out.Output})
+}
+
+// actionRules are the rules of POST /servers/{id}/action by body key.
+var actionRules = map[string]string{
+	"reboot": "os_compute_api:servers:reboot", "resize": "os_compute_api:servers:resize",
+	"confirmResize": "os_compute_api:servers:confirm_resize", "revertResize": "os_compute_api:servers:revert_resize",
+	"rebuild": "os_compute_api:servers:rebuild", "createImage": "os_compute_api:servers:create_image",
+	"os-start": "os_compute_api:servers:start", "os-stop": "os_compute_api:servers:stop",
+	"pause": "os_compute_api:os-pause-server:pause", "unpause": "os_compute_api:os-pause-server:unpause",
+	"suspend": "os_compute_api:os-suspend-server:suspend", "resume": "os_compute_api:os-suspend-server:resume",
+	"rescue": "os_compute_api:os-rescue", "unrescue": "os_compute_api:os-unrescue",
+	"shelve": "os_compute_api:os-shelve:shelve", "unshelve": "os_compute_api:os-shelve:unshelve",
+	"lock": "os_compute_api:os-lock-server:lock", "unlock": "os_compute_api:os-lock-server:unlock",
+	"os-resetState": "os_compute_api:os-admin-actions:reset_state", "migrate": "os_compute_api:os-migrate-server:migrate",
+	"os-getConsoleOutput": "os_compute_api:os-console-output",
+}

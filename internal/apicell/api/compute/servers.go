@@ -1,0 +1,327 @@
+package compute
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
+)
+
+// serversHandler is the servers resource: create, list, show and delete
+// (servers_create.go, servers_list.go, down_cells.go hold its larger
+// parts). The server sub-resources find a server and render it through it.
+type serversHandler struct {
+	*base
+	quota  *quotaChecker
+	groups *serverGroupsHandler
+}
+
+func (h *serversHandler) register(rt *router) {
+	rt.handle("POST /v2.1/servers", "os_compute_api:servers:create", h.createServer)
+	rt.handle("GET /v2.1/servers", "os_compute_api:servers:index", h.listServers(false))
+	rt.handle("GET /v2.1/servers/detail", "os_compute_api:servers:detail", h.listServers(true))
+	rt.handle("GET /v2.1/servers/{id}", "os_compute_api:servers:show", h.showServer)
+	rt.handle("DELETE /v2.1/servers/{id}", "os_compute_api:servers:delete", h.deleteServer)
+}
+
+// gone turns a copy that vanished (deleted meanwhile) into Nova's 404.
+func gone(uuid string, err error) error {
+	if isNotFound(err) {
+		return notFound("Instance %s could not be found.", uuid)
+	}
+	return err
+}
+
+// loadServer finds the server the path's {id} names, if the caller may see
+// it (another project's server is Nova's 404); the server sub-resources
+// find their server through it.
+func (h *serversHandler) loadServer(r *http.Request) (*apidb.Instance, error) {
+	return h.loadServerMaybeDeleted(r, false)
+}
+
+// loadServerMaybeDeleted is loadServer that can also return a deleted server.
+func (h *serversHandler) loadServerMaybeDeleted(r *http.Request, deletedToo bool) (*apidb.Instance, error) {
+	c := caller(r.Context())
+	id := r.PathValue("id")
+	in, err := apidb.Get(r.Context(), h.cfg.DB, id)
+	if errors.Is(err, apidb.ErrNotFound) || (err == nil && ((in.Deleted && !deletedToo) || (!c.Admin && in.ProjectID != c.ProjectID))) {
+		return nil, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("Instance %s could not be found.", id)}
+	}
+	return in, err
+}
+
+func (h *serversHandler) showServer(w http.ResponseWriter, r *http.Request) {
+	in, err := h.loadServer(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if h.showDown(w, r, in) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"server": h.serverView(r, in)})
+}
+
+func (h *serversHandler) deleteServer(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	in, err := h.loadServer(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	now := h.cfg.Now()
+	err = h.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		if cur.Deleted {
+			return nil
+		}
+		if err := checkLocked(ctx, cur); err != nil {
+			return err
+		}
+		if cur.Cell == "" && cur.VMState == "error" {
+			// No cell ever took it: nothing to delete below.
+			return apidb.MarkDeleted(ctx, tx, cur.UUID, now)
+		}
+		if err := apidb.MarkDeleting(ctx, tx, cur.UUID, now); err != nil {
+			return err
+		}
+		if cur.Cell == "" {
+			// Still being scheduled: the delete follows it to the cell
+			// that reports it (see apicell).
+			return nil
+		}
+		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodDeleteInstances, requestID(ctx), &wire.DeleteInstances{UUIDs: []string{cur.UUID}})
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *serversHandler) listServers(detail bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		lr, err := h.listOptions(r, detail)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		opts := lr.opts
+		var insts []*apidb.Instance
+		// limit=0, a status that matches nothing (before 2.38) and a flavor
+		// the caller cannot see list nothing, as in Nova.
+		if !lr.empty {
+			if opts.Sort, err = lr.sortOptions(); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			insts, err = apidb.List(ctx, h.cfg.DB, opts)
+		}
+		if errors.Is(err, apidb.ErrNotFound) {
+			h.fail(w, r, bad("marker [%s] not found", opts.Marker))
+			return
+		}
+		if err == nil && detail && atLeast(r, 26) {
+			err = apidb.LoadTags(ctx, h.cfg.DB, insts)
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		base := baseURL(r)
+		shown, unknown, err := h.splitDown(r, insts, detail)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		out := make([]any, 0, len(insts))
+		out = append(out, unknown...)
+		for _, in := range shown {
+			if detail {
+				out = append(out, h.serverView(r, in))
+			} else {
+				out = append(out, map[string]any{"id": in.UUID, "name": in.Name, "links": links(base, in.ProjectID, "servers", in.UUID)})
+			}
+		}
+		resp := map[string]any{"servers": out}
+		if opts.Limit > 0 && len(insts) == opts.Limit {
+			next := *r.URL
+			nq := next.Query()
+			nq.Set("marker", insts[len(insts)-1].UUID)
+			nq.Set("limit", strconv.Itoa(opts.Limit))
+			next.RawQuery = nq.Encode()
+			resp["servers_links"] = []map[string]string{{"rel": "next", "href": base + next.RequestURI()}}
+		}
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+func links(base, project, kind, id string) []map[string]string {
+	return []map[string]string{
+		{"rel": "self", "href": base + "/v2.1/" + project + "/" + kind + "/" + id},
+		{"rel": "bookmark", "href": base + "/" + project + "/" + kind + "/" + id},
+	}
+}
+
+func isoTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05Z")
+}
+
+func isoMicro(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000")
+}
+
+// serverView is the server as the Compute API shows it at 2.1.
+func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[string]any {
+	base := baseURL(r)
+	c := caller(r.Context())
+	addrs := map[string][]map[string]any{}
+	for _, ad := range in.Addresses {
+		addrs[ad.Network] = append(addrs[ad.Network], map[string]any{
+			"version": ad.Version, "addr": ad.Addr, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": ad.MAC,
+		})
+	}
+	meta := in.Metadata
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	var keyName any
+	if in.KeyName != "" {
+		keyName = in.KeyName
+	}
+	var task any
+	if in.TaskState != "" {
+		task = in.TaskState
+	}
+	v := map[string]any{
+		"id": in.UUID, "name": in.Name, "status": Status(in.VMState, in.TaskState), "tenant_id": in.ProjectID,
+		"user_id": in.UserID, "metadata": meta, "hostId": hostID(in.ProjectID, in.Host),
+		"image":   map[string]any{"id": in.ImageRef, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/images/" + in.ImageRef}}},
+		"flavor":  map[string]any{"id": in.FlavorID, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/flavors/" + in.FlavorID}}},
+		"created": isoTime(in.CreatedAt), "updated": isoTime(in.UpdatedAt), "addresses": addrs,
+		"accessIPv4": "", "accessIPv6": "", "links": links(base, in.ProjectID, "servers", in.UUID),
+		"OS-DCF:diskConfig": "MANUAL", "progress": 0, "OS-EXT-AZ:availability_zone": in.AvailabilityZone,
+		"config_drive": "", "key_name": keyName, "OS-SRV-USG:launched_at": isoMicro(in.LaunchedAt),
+		"OS-SRV-USG:terminated_at": isoMicro(in.DeletedAt), "OS-EXT-STS:task_state": task,
+		"OS-EXT-STS:vm_state": in.VMState, "OS-EXT-STS:power_state": in.PowerState,
+		"os-extended-volumes:volumes_attached": []any{},
+		"security_groups":                      []map[string]string{{"name": "default"}},
+	}
+	if c.Admin {
+		v["OS-EXT-SRV-ATTR:host"] = nullable(in.Host)
+		v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = nullable(in.Node)
+		v["OS-EXT-SRV-ATTR:instance_name"] = "instance-" + in.UUID[:8]
+	}
+	if in.Fault != nil && (in.VMState == "error" || in.VMState == "deleted") {
+		f := map[string]any{"code": in.Fault.Code, "message": in.Fault.Message, "created": isoTime(in.Fault.Created)}
+		if c.Admin && in.Fault.Details != "" {
+			f["details"] = in.Fault.Details
+		}
+		v["fault"] = f
+	}
+	versionedView(r, in, v)
+	h.serverViewExtras(r, in, v)
+	return v
+}
+
+// hostID is Nova's hostId: a host hashed with a project, so that a
+// project can tell its servers' hosts apart without learning their names.
+func hostID(project, host string) string {
+	if host == "" {
+		return ""
+	}
+	h := sha256.Sum224([]byte(project + host))
+	return hex.EncodeToString(h[:])
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Status maps vm_state and task_state to the API's status, as Nova does.
+func Status(vm, task string) string { return vmstate.Status(vm, task) }
+
+// checkLocked refuses a change to a locked server unless the caller is an
+// admin (Nova's check_instance_lock and InstanceIsLocked).
+func checkLocked(ctx context.Context, in *apidb.Instance) error {
+	if (in.Locked || in.LockedBy != "") && !caller(ctx).Admin {
+		return conflict("Instance %s is locked", in.UUID)
+	}
+	return nil
+}
+
+// serverViewExtras adds to a server view what the API cell alone holds:
+// the access IPs, locked (2.9), description (2.19) and tags (2.26).
+func (h *serversHandler) serverViewExtras(r *http.Request, in *apidb.Instance, v map[string]any) {
+	v["accessIPv4"] = in.AccessIPv4
+	v["accessIPv6"] = in.AccessIPv6
+	if atLeast(r, 9) {
+		v["locked"] = in.Locked || in.LockedBy != ""
+	}
+	if atLeast(r, 19) {
+		if in.Description == nil {
+			v["description"] = nil
+		} else {
+			v["description"] = *in.Description
+		}
+	}
+	if atLeast(r, 26) {
+		if in.Tags == nil {
+			if err := apidb.LoadTags(r.Context(), h.cfg.DB, []*apidb.Instance{in}); err != nil {
+				h.log.Error("load server tags", "request_id", requestID(r.Context()), "uuid", in.UUID, "err", err)
+				in.Tags = []string{}
+			}
+		}
+		v["tags"] = in.Tags
+	}
+}
+
+// updateView is the server as PUT /servers/{id} answers it before 2.75:
+// without the extended attributes (availability zone, config drive, key
+// name, usage times, security groups, extended server and status
+// attributes, volumes, host status) and with plain addresses.
+func (h *serversHandler) updateView(r *http.Request, in *apidb.Instance) map[string]any {
+	v := h.serverView(r, in)
+	if atLeast(r, 75) {
+		return v
+	}
+	for k := range v {
+		for _, p := range []string{"OS-EXT-AZ:", "OS-SRV-USG:", "OS-EXT-SRV-ATTR:", "OS-EXT-STS:", "os-extended-volumes:"} {
+			if strings.HasPrefix(k, p) {
+				delete(v, k)
+			}
+		}
+	}
+	for _, k := range []string{"config_drive", "key_name", "security_groups", "host_status"} {
+		delete(v, k)
+	}
+	addrs := map[string][]map[string]any{}
+	for _, ad := range in.Addresses {
+		addrs[ad.Network] = append(addrs[ad.Network], map[string]any{"version": ad.Version, "addr": ad.Addr})
+	}
+	v["addresses"] = addrs
+	return v
+}

@@ -1,0 +1,270 @@
+package network
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/db"
+)
+
+// MTU bounds: the IPv4 minimum, and the largest jumbo frame we accept.
+const (
+	minMTU = 68
+	maxMTU = 9000
+)
+
+var networks = &collection{
+	name: "networks",
+	filters: map[string]kind{
+		"id": kString, "name": kString, "admin_state_up": kBool, "status": kString, "tenant_id": kString,
+		"project_id": kString, "shared": kBool, "router:external": kBool, "mtu": kInt, "description": kString,
+		"revision_number": kInt,
+	},
+	sorts: map[string]bool{"id": true, "name": true, "admin_state_up": true, "status": true, "tenant_id": true,
+		"project_id": true, "mtu": true},
+	notFound: networkNotFound,
+}
+
+// networkRules are a network's attributes (Neutron's network plus the
+// external-net, net-mtu, standard attribute extensions).
+var networkRules = map[string]attrRule{
+	"id": {}, "status": {}, "subnets": {}, "created_at": {}, "updated_at": {}, "revision_number": {}, "tags": {},
+	"name": {post: true, put: true}, "description": {post: true, put: true}, "admin_state_up": {post: true, put: true},
+	"shared": {post: true, put: true}, "mtu": {post: true, put: true}, "router:external": {post: true, put: true},
+	"tenant_id": {post: true}, "project_id": {post: true},
+}
+
+func networkNotFound(id string) error {
+	return fault(http.StatusNotFound, "NetworkNotFound", fmt.Sprintf("Network %s could not be found.", id))
+}
+
+// isoTime is Neutron's timestamp format.
+func isoTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05Z")
+}
+
+func networkItem(n *netdb.Network) item {
+	subnets := n.Subnets
+	if subnets == nil {
+		subnets = []string{}
+	}
+	return item{
+		"id": n.ID, "name": n.Name, "tenant_id": n.ProjectID, "project_id": n.ProjectID, "admin_state_up": n.AdminStateUp,
+		"mtu": n.MTU, "status": "ACTIVE", "subnets": subnets, "shared": n.Shared, "router:external": false,
+		"description": n.Description, "created_at": isoTime(n.CreatedAt), "updated_at": isoTime(n.UpdatedAt),
+		"revision_number": n.RevisionNumber, "tags": []string{},
+	}
+}
+
+func (a *API) listNetworks(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.Query(), networks)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c := httpkit.CallerFrom(r.Context())
+	nets, err := netdb.ListNetworks(r.Context(), a.cfg.DB)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var items []item
+	for _, n := range nets {
+		if n.VisibleTo(c.ProjectID, c.Admin) {
+			items = append(items, networkItem(n))
+		}
+	}
+	p, err := q.apply(r, networks, items)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeList(w, networks, q, p)
+}
+
+// visibleNetwork reads a network by id, as NetworkNotFound when the caller
+// may not see it.
+func (a *API) visibleNetwork(r *http.Request, id string) (*netdb.Network, error) {
+	c := httpkit.CallerFrom(r.Context())
+	n, err := netdb.NetworkByID(r.Context(), a.cfg.DB, id)
+	if err != nil {
+		return nil, err
+	}
+	if !n.VisibleTo(c.ProjectID, c.Admin) {
+		return nil, networkNotFound(id)
+	}
+	return n, nil
+}
+
+func (a *API) showNetwork(w http.ResponseWriter, r *http.Request) {
+	n, err := a.visibleNetwork(r, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, showFields(r))})
+}
+
+// networkFields reads the attributes a create or update may set.
+func networkFields(body map[string]json.RawMessage) (netdb.NetworkPatch, error) {
+	var p netdb.NetworkPatch
+	if s, ok, err := stringAttr(body, "name", 255); err != nil {
+		return p, err
+	} else if ok {
+		p.Name = &s
+	}
+	if s, ok, err := stringAttr(body, "description", 255); err != nil {
+		return p, err
+	} else if ok {
+		p.Description = &s
+	}
+	if b, ok, err := boolAttr(body, "admin_state_up"); err != nil {
+		return p, err
+	} else if ok {
+		p.AdminStateUp = &b
+	}
+	if b, ok, err := boolAttr(body, "shared"); err != nil {
+		return p, err
+	} else if ok {
+		p.Shared = &b
+	}
+	if b, ok, err := boolAttr(body, "router:external"); err != nil {
+		return p, err
+	} else if ok && b {
+		return p, badAttr("InvalidInput", "router:external", "this cloud has no external networks (no routers, no floating IPs)")
+	}
+	if m, ok, err := intAttr(body, "mtu"); err != nil {
+		return p, err
+	} else if ok {
+		if m < minMTU {
+			return p, badAttr("HTTPBadRequest", "mtu", fmt.Sprintf("%d is less than the IPv4 minimum of %d", m, minMTU))
+		}
+		if m > maxMTU {
+			return p, fault(http.StatusBadRequest, "InvalidInput", fmt.Sprintf("Invalid input for operation: Requested MTU is too big, maximum is %d.", maxMTU))
+		}
+		p.MTU = &m
+	}
+	return p, nil
+}
+
+func (a *API) createNetwork(w http.ResponseWriter, r *http.Request) {
+	c := httpkit.CallerFrom(r.Context())
+	body, err := decodeBody(w, r, "network")
+	if err == nil {
+		err = checkAttrs(body, networkRules, true)
+	}
+	var p netdb.NetworkPatch
+	if err == nil {
+		p, err = networkFields(body)
+	}
+	var project string
+	if err == nil {
+		project, err = projectAttr(body, c)
+	}
+	if err == nil && !c.Admin {
+		err = forbidden("create_network")
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	n := &netdb.Network{ProjectID: project, AdminStateUp: true, MTU: netdb.DefaultMTU}
+	if p.Name != nil {
+		n.Name = *p.Name
+	}
+	if p.Description != nil {
+		n.Description = *p.Description
+	}
+	if p.AdminStateUp != nil {
+		n.AdminStateUp = *p.AdminStateUp
+	}
+	if p.Shared != nil {
+		n.Shared = *p.Shared
+	}
+	if p.MTU != nil {
+		n.MTU = *p.MTU
+	}
+	err = a.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
+		nn := *n
+		if err := netdb.CreateNetwork(r.Context(), tx, &nn, a.cfg.Now()); err != nil {
+			return err
+		}
+		n = &nn
+		return nil
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"network": view(networkItem(n), networks, nil)})
+}
+
+func (a *API) updateNetwork(w http.ResponseWriter, r *http.Request) {
+	c := httpkit.CallerFrom(r.Context())
+	id := r.PathValue("id")
+	body, err := decodeBody(w, r, "network")
+	if err == nil {
+		err = checkAttrs(body, networkRules, false)
+	}
+	var p netdb.NetworkPatch
+	if err == nil {
+		p, err = networkFields(body)
+	}
+	if err == nil {
+		_, err = a.visibleNetwork(r, id)
+	}
+	if err == nil && !c.Admin {
+		err = forbidden("update_network")
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var n *netdb.Network
+	err = a.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
+		n, err = netdb.UpdateNetwork(r.Context(), tx, id, p, a.cfg.Now())
+		return err
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, nil)})
+}
+
+// noBody refuses a DELETE with a body, as Neutron does.
+func noBody(r *http.Request) error {
+	var b [1]byte
+	if n, _ := io.ReadFull(r.Body, b[:]); n > 0 {
+		return badRequest("Request body is not supported in DELETE.")
+	}
+	return nil
+}
+
+func (a *API) deleteNetwork(w http.ResponseWriter, r *http.Request) {
+	c := httpkit.CallerFrom(r.Context())
+	id := r.PathValue("id")
+	err := noBody(r)
+	if err == nil {
+		_, err = a.visibleNetwork(r, id)
+	}
+	if err == nil && !c.Admin {
+		err = forbidden("delete_network")
+	}
+	if err == nil {
+		err = a.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error { return netdb.DeleteNetwork(r.Context(), tx, id) })
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,158 @@
+// Package apicell holds the API cell's side of the cells service: it applies
+// instance updates from the cells below to the API cell's copy, in version
+// order, and records builds that found no cell at all.
+package apicopy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// Sender sends a durable message from this cell inside a transaction.
+type Sender interface {
+	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
+}
+
+// ImageStore takes the data of a snapshot for a queued image.
+type ImageStore interface {
+	StoreData(ctx context.Context, tx *db.Tx, id string, data []byte) error
+	DropSnapshot(ctx context.Context, tx *db.Tx, id string) error
+}
+
+// Handlers are the API cell's message handlers.
+type Handlers struct {
+	Sender Sender
+	Images ImageStore
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// SnapshotDone is the cast handler of snapshot_done: the snapshot's data
+// goes to the image store and the image becomes active.
+func (h *Handlers) SnapshotDone(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var s wire.SnapshotDone
+	if err := json.Unmarshal(env.Payload, &s); err != nil || s.ImageID == "" {
+		return wire.Errorf(wire.CodeBadMessage, "snapshot_done: needs an image id")
+	}
+	if h.Images == nil {
+		return fmt.Errorf("snapshot_done: this process has no image store")
+	}
+	if s.Failed {
+		h.Logger.Warn("snapshot failed in the cell; deleting its image", "request_id", env.RequestID, "image", s.ImageID, "instance", s.UUID)
+		if err := h.Images.DropSnapshot(ctx, tx, s.ImageID); err != nil {
+			h.Logger.Warn("deleting the image of a failed snapshot", "image", s.ImageID, "err", err)
+		}
+		return nil
+	}
+	if err := h.Images.StoreData(ctx, tx, s.ImageID, s.Data); err != nil {
+		// The image may have been deleted meanwhile: nothing to keep.
+		h.Logger.Warn("snapshot data not stored", "request_id", env.RequestID, "image", s.ImageID, "instance", s.UUID, "err", err)
+		return nil
+	}
+	h.Logger.Info("snapshot stored", "request_id", env.RequestID, "image", s.ImageID, "instance", s.UUID, "bytes", len(s.Data))
+	return nil
+}
+
+// InstanceUpdate is the cast handler of instance_update.
+func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var u wire.InstanceUpdate
+	if err := json.Unmarshal(env.Payload, &u); err != nil {
+		return wire.Errorf(wire.CodeBadMessage, "instance_update: %v", err)
+	}
+	now := h.Now()
+	// A heal resend is mostly what the copy already holds: those states
+	// are found in a few queries and skipped.
+	var current map[string]bool
+	if u.Heal {
+		var err error
+		if current, err = apidb.Current(ctx, tx, u.Instances); err != nil {
+			return err
+		}
+	}
+	for _, st := range u.Instances {
+		if current[st.UUID] {
+			continue
+		}
+		rid := env.RequestID
+		if st.RequestID != "" {
+			rid = st.RequestID
+		}
+		a, err := apidb.ApplyUpdate(ctx, tx, st, now)
+		if err != nil {
+			return err
+		}
+		// A delete asked for before the instance reached its cell follows it there.
+		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
+			h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "to", st.Cell)
+			if err := h.Sender.Send(ctx, tx, st.Cell, wire.MethodDeleteInstances, rid, &wire.DeleteInstances{UUIDs: []string{st.UUID}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Placed records, for the cells service, that a child cell holds a build's
+// instances at version b.BaseVersion+1, building and scheduling: the state
+// the child would send up when it accepts the build, applied here when the
+// build is sent. The child then sends nothing until the instances move on.
+// It runs right after the build is sent, in the same transaction, so a
+// pending delete it sends on (a build handed back and placed again) follows
+// the build.
+func (h *Handlers) Placed(ctx context.Context, tx *db.Tx, child, requestID string, b *wire.BuildInstances) error {
+	uuids := make([]string, len(b.Instances))
+	for i, spec := range b.Instances {
+		uuids[i] = spec.UUID
+	}
+	deleting, err := apidb.RecordPlaced(ctx, tx, uuids, child, b.BaseVersion+1, h.Now())
+	if err != nil || len(deleting) == 0 {
+		return err
+	}
+	// Only a build placed again (handed back by another cell) can have a
+	// delete pending: the cell that now takes it must hear of it.
+	h.Logger.Info("sending pending deletes to the cell that takes their build", "request_id", requestID, "instances", len(deleting), "to", child)
+	return h.Sender.Send(ctx, tx, child, wire.MethodDeleteInstances, requestID, &wire.DeleteInstances{UUIDs: deleting})
+}
+
+// BuildError records that no cell could take a build: the instances go to
+// ERROR with Nova's fault, or are deleted if a delete is already pending.
+func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInstances, reason string) error {
+	now := h.Now()
+	for _, spec := range b.Instances {
+		in, err := apidb.Get(ctx, tx, spec.UUID)
+		if err != nil {
+			h.Logger.Warn("build error for an unknown instance", "instance", spec.UUID, "err", err)
+			continue
+		}
+		if in.DeleteRequested {
+			if err := apidb.MarkDeleted(ctx, tx, spec.UUID, now); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := apidb.SetError(ctx, tx, spec.UUID, wire.Fault{Code: 500, Message: reason, Created: now}, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HostMappings is the cast handler of host_mappings: where each service
+// and compute node of a cell is, so the API routes to it alone.
+func (h *Handlers) HostMappings(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var m wire.HostMappings
+	if err := json.Unmarshal(env.Payload, &m); err != nil {
+		return wire.Errorf(wire.CodeBadMessage, "host_mappings: %v", err)
+	}
+	if m.Cell != env.Sender {
+		return wire.Errorf(wire.CodeBadMessage, "host_mappings of cell %q sent by %q", m.Cell, env.Sender)
+	}
+	return apidb.ApplyHostMappings(ctx, tx, m, h.Now())
+}

@@ -1,0 +1,509 @@
+package apidb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func migrated(t *testing.T, d *db.DB) {
+	t.Helper()
+	if err := d.Migrate(context.Background(), "api", apidb.Migrations); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+}
+
+func instance(uuid, project string, created time.Time) apidb.Instance {
+	return apidb.Instance{
+		InstanceSpec: wire.InstanceSpec{UUID: uuid, Name: "vm-" + uuid, ProjectID: project, UserID: "u1", ImageRef: "img",
+			ReservationID: "r-" + uuid, CreatedAt: created},
+		FlavorID: "1", Flavor: apidb.DefaultFlavors[0], VMState: "building", TaskState: "scheduling",
+	}
+}
+
+func create(t *testing.T, d *db.DB, insts ...apidb.Instance) {
+	t.Helper()
+	ctx := context.Background()
+	if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.Create(ctx, tx, insts) }); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+}
+
+func apply(t *testing.T, d *db.DB, st wire.InstanceState, now time.Time) apidb.Applied {
+	t.Helper()
+	ctx := context.Background()
+	var a apidb.Applied
+	if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+		a, err = apidb.ApplyUpdate(ctx, tx, st, now)
+		return err
+	}); err != nil {
+		t.Fatalf("apply %+v: %v", st, err)
+	}
+	return a
+}
+
+func get(t *testing.T, d *db.DB, uuid string) *apidb.Instance {
+	t.Helper()
+	in, err := apidb.Get(context.Background(), d, uuid)
+	if err != nil {
+		t.Fatalf("get %s: %v", uuid, err)
+	}
+	return in
+}
+
+func TestApplyUpdateVersionOrder(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		const u = "11111111-0000-0000-0000-000000000001"
+		create(t, d, instance(u, "p1", t0))
+		if in := get(t, d, u); in.Version != 0 || in.Cell != "" || in.VMState != "building" {
+			t.Fatalf("new copy = version %d cell %q state %q; want 0, \"\", building", in.Version, in.Cell, in.VMState)
+		}
+
+		st := func(v int64, cell, vm, task string) wire.InstanceState {
+			return wire.InstanceState{UUID: u, Cell: cell, Version: v, Host: cell + "-h1", Node: cell + "-h1", VMState: vm, TaskState: task,
+				UpdatedAt: t0.Add(time.Duration(v) * time.Second)}
+		}
+		type step struct {
+			name          string
+			st            wire.InstanceState
+			changed       bool
+			moved         bool
+			wantVersion   int64
+			wantCell      string
+			wantVMState   string
+			wantTaskState string
+		}
+		steps := []step{
+			{"first report places it in a cell", st(1, "api!c1", "building", "spawning"), true, true, 1, "api!c1", "building", "spawning"},
+			{"newer in the same cell", st(3, "api!c1", "active", ""), true, false, 3, "api!c1", "active", ""},
+			{"older arrives late: ignored", st(2, "api!c1", "building", "networking"), false, false, 3, "api!c1", "active", ""},
+			{"repeat of the current version: ignored", st(3, "api!c1", "error", ""), false, false, 3, "api!c1", "active", ""},
+			{"newer from another cell: moved", st(5, "api!c2", "active", ""), true, true, 5, "api!c2", "active", ""},
+			{"late update from the old cell: ignored", st(4, "api!c1", "active", "deleting"), false, false, 5, "api!c2", "active", ""},
+		}
+		for i, s := range steps {
+			now := t0.Add(time.Duration(i+1) * time.Minute)
+			a := apply(t, d, s.st, now)
+			if a.Changed != s.changed || a.Moved != s.moved {
+				t.Errorf("%s: Changed=%v Moved=%v, want %v %v", s.name, a.Changed, a.Moved, s.changed, s.moved)
+			}
+			if a.Deleted || a.DeleteRequested {
+				t.Errorf("%s: Deleted=%v DeleteRequested=%v, want neither", s.name, a.Deleted, a.DeleteRequested)
+			}
+			if in := get(t, d, u); in.Version != s.wantVersion || in.Cell != s.wantCell || in.VMState != s.wantVMState || in.TaskState != s.wantTaskState {
+				t.Errorf("%s: copy = version %d cell %q vm %q task %q; want %d %q %q %q", s.name,
+					in.Version, in.Cell, in.VMState, in.TaskState, s.wantVersion, s.wantCell, s.wantVMState, s.wantTaskState)
+			}
+		}
+
+		// Addresses and fault travel with an update.
+		a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c2", Version: 6, VMState: "error",
+			Addresses: []wire.Address{{Network: "private", Addr: "10.0.0.2", Version: 4}},
+			Fault:     &wire.Fault{Code: 500, Message: "boom"}}, t0.Add(time.Hour))
+		in := get(t, d, u)
+		if !a.Changed || len(in.Addresses) != 1 || in.Addresses[0].Addr != "10.0.0.2" || in.Fault == nil || in.Fault.Message != "boom" {
+			t.Errorf("update with addresses and fault: changed %v, copy addresses %+v fault %+v", a.Changed, in.Addresses, in.Fault)
+		}
+		if !in.UpdatedAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("updated_at = %v, want the apply time %v", in.UpdatedAt, t0.Add(time.Hour))
+		}
+
+		// An update for an instance the API cell does not have is a no-op.
+		a = apply(t, d, wire.InstanceState{UUID: "unknown", Cell: "api!c1", Version: 9, VMState: "active"}, t0)
+		if a != (apidb.Applied{}) {
+			t.Errorf("update of an unknown instance = %+v, want nothing", a)
+		}
+		if _, err := apidb.Get(ctx, d, "unknown"); !errors.Is(err, apidb.ErrNotFound) {
+			t.Errorf("Get(unknown) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestApplyUpdateDeletionIsAlwaysAppliedAndFinal(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		const u = "22222222-0000-0000-0000-000000000001"
+		create(t, d, instance(u, "p1", t0))
+		apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 5, VMState: "active"}, t0)
+
+		// A deletion older than the copy is still applied.
+		delAt := t0.Add(time.Minute)
+		a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 2, VMState: "deleted", Deleted: true}, delAt)
+		if !a.Changed || !a.Deleted {
+			t.Fatalf("older deletion: Changed=%v Deleted=%v, want both true", a.Changed, a.Deleted)
+		}
+		in := get(t, d, u)
+		if !in.Deleted || in.VMState != "deleted" || !in.DeletedAt.Equal(delAt) {
+			t.Errorf("after deletion: deleted %v vm %q deleted_at %v; want true, deleted, %v", in.Deleted, in.VMState, in.DeletedAt, delAt)
+		}
+		if in.Version != 5 {
+			t.Errorf("after an older deletion version = %d, want 5 (never goes back)", in.Version)
+		}
+
+		// Nothing brings it back: not a newer live update, not a repeat.
+		for _, st := range []wire.InstanceState{
+			{UUID: u, Cell: "api!c1", Version: 9, VMState: "active"},
+			{UUID: u, Cell: "api!c2", Version: 10, VMState: "active"},
+			{UUID: u, Cell: "api!c1", Version: 11, VMState: "deleted", Deleted: true},
+		} {
+			a := apply(t, d, st, t0.Add(time.Hour))
+			if a.Changed || a.Moved {
+				t.Errorf("update %+v after deletion: Changed=%v Moved=%v, want false", st, a.Changed, a.Moved)
+			}
+			in := get(t, d, u)
+			if !in.Deleted || in.VMState != "deleted" || in.Cell != "api!c1" || in.Version != 5 || !in.DeletedAt.Equal(delAt) {
+				t.Errorf("update %+v resurrected or changed the deleted copy: %+v", st, in)
+			}
+		}
+
+		// A deleted instance is listed only when deleted ones are asked for.
+		live, err := apidb.List(ctx, d, apidb.ListOptions{})
+		if err != nil || len(live) != 0 {
+			t.Errorf("List = %d instances, %v; want none", len(live), err)
+		}
+		all, err := apidb.List(ctx, d, apidb.ListOptions{IncludeDeleted: true})
+		if err != nil || len(all) != 1 || all[0].UUID != u {
+			t.Errorf("List(IncludeDeleted) = %d instances, %v; want the deleted one", len(all), err)
+		}
+	})
+}
+
+func TestListPagination(t *testing.T) {
+	for _, sameTime := range []bool{false, true} {
+		name := "distinct created_at"
+		if sameTime {
+			name = "equal created_at"
+		}
+		t.Run(name, func(t *testing.T) {
+			dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+				ctx := context.Background()
+				migrated(t, d)
+				const total = 25
+				var insts []apidb.Instance
+				for i := range total {
+					created := t0.Add(time.Duration(i) * time.Second)
+					if sameTime {
+						created = t0
+					}
+					// UUIDs not in creation order, so the order really comes from created_at.
+					u := fmt.Sprintf("%08x-0000-0000-0000-%012d", (i*7919)%101, i)
+					insts = append(insts, instance(u, fmt.Sprintf("p%d", i%3), created))
+				}
+				// Created in several transactions, out of order.
+				create(t, d, insts[10:]...)
+				create(t, d, insts[:10]...)
+
+				var walked []*apidb.Instance
+				marker := ""
+				for pages := 0; ; pages++ {
+					if pages > total {
+						t.Fatal("paging does not end")
+					}
+					page, err := apidb.List(ctx, d, apidb.ListOptions{Limit: 7, Marker: marker})
+					if err != nil {
+						t.Fatalf("List(marker %q): %v", marker, err)
+					}
+					if len(page) > 7 {
+						t.Fatalf("page of %d, limit 7", len(page))
+					}
+					walked = append(walked, page...)
+					if len(page) < 7 {
+						break
+					}
+					marker = page[len(page)-1].UUID
+				}
+				if len(walked) != total {
+					t.Fatalf("walked %d instances, want %d", len(walked), total)
+				}
+				seen := map[string]bool{}
+				for i, in := range walked {
+					if seen[in.UUID] {
+						t.Errorf("%s listed twice", in.UUID)
+					}
+					seen[in.UUID] = true
+					if i == 0 {
+						continue
+					}
+					prev := walked[i-1]
+					if in.CreatedAt.After(prev.CreatedAt) || (in.CreatedAt.Equal(prev.CreatedAt) && in.UUID > prev.UUID) {
+						t.Errorf("not newest first at %d: %s (%v) after %s (%v)", i, in.UUID, in.CreatedAt, prev.UUID, prev.CreatedAt)
+					}
+				}
+				if !sameTime && walked[0].UUID != insts[total-1].UUID {
+					t.Errorf("first listed %s, want the newest %s", walked[0].UUID, insts[total-1].UUID)
+				}
+
+				// The whole list in one go is the same order.
+				all, err := apidb.List(ctx, d, apidb.ListOptions{})
+				if err != nil || len(all) != total {
+					t.Fatalf("List() = %d, %v", len(all), err)
+				}
+				for i := range all {
+					if all[i].UUID != walked[i].UUID {
+						t.Fatalf("unpaged order differs at %d: %s vs %s", i, all[i].UUID, walked[i].UUID)
+					}
+				}
+
+				// The last instance as marker gives an empty page.
+				page, err := apidb.List(ctx, d, apidb.ListOptions{Limit: 7, Marker: walked[total-1].UUID})
+				if err != nil || len(page) != 0 {
+					t.Errorf("page after the last = %d, %v; want empty", len(page), err)
+				}
+
+				// A marker that does not exist is ErrNotFound.
+				_, err = apidb.List(ctx, d, apidb.ListOptions{Limit: 7, Marker: "no-such-instance"})
+				if !errors.Is(err, apidb.ErrNotFound) {
+					t.Errorf("List(unknown marker) = %v, want ErrNotFound", err)
+				}
+
+				// ProjectID filters, and pages within the project.
+				var p1 []string
+				marker = ""
+				for {
+					page, err := apidb.List(ctx, d, apidb.ListOptions{ProjectID: "p1", Limit: 3, Marker: marker})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, in := range page {
+						if in.ProjectID != "p1" {
+							t.Errorf("project filter p1 listed %s of %s", in.UUID, in.ProjectID)
+						}
+						p1 = append(p1, in.UUID)
+					}
+					if len(page) < 3 {
+						break
+					}
+					marker = page[len(page)-1].UUID
+				}
+				var want []string
+				for _, in := range walked {
+					if in.ProjectID == "p1" {
+						want = append(want, in.UUID)
+					}
+				}
+				if fmt.Sprint(p1) != fmt.Sprint(want) {
+					t.Errorf("project p1 paged = %v, want %v", p1, want)
+				}
+				if none, err := apidb.List(ctx, d, apidb.ListOptions{ProjectID: "nobody"}); err != nil || len(none) != 0 {
+					t.Errorf("List(project nobody) = %d, %v; want none", len(none), err)
+				}
+			})
+		})
+	}
+}
+
+func TestFlavors(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		for range 3 {
+			if err := apidb.SeedFlavors(ctx, d); err != nil {
+				t.Fatalf("SeedFlavors: %v", err)
+			}
+		}
+		fs, err := apidb.ListFlavors(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs) != len(apidb.DefaultFlavors) {
+			t.Fatalf("ListFlavors after seeding three times = %d flavors, want %d", len(fs), len(apidb.DefaultFlavors))
+		}
+		for i, f := range fs {
+			w := apidb.DefaultFlavors[i]
+			if f.ID != w.ID || f.Name != w.Name || f.VCPUs != w.VCPUs || f.RAMMB != w.RAMMB || f.RootGB != w.RootGB {
+				t.Errorf("flavor %d = %+v, want %+v", i, f, w)
+			}
+		}
+		f, err := apidb.GetFlavor(ctx, d, "3")
+		if err != nil || f.Name != "m1.medium" || f.VCPUs != 2 || f.RAMMB != 4096 {
+			t.Errorf("GetFlavor(3) = %+v, %v; want m1.medium", f, err)
+		}
+		if _, err := apidb.GetFlavor(ctx, d, "999"); !errors.Is(err, apidb.ErrNotFound) {
+			t.Errorf("GetFlavor(999) = %v, want ErrNotFound", err)
+		}
+
+		// An operator's own flavor survives reseeding, and so does a changed default.
+		custom := wire.Flavor{ID: "42", Name: "custom", VCPUs: 3, RAMMB: 3000, RootGB: 30, ExtraSpecs: map[string]string{"hw:cpu_policy": "dedicated"}}
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.CreateFlavor(ctx, tx, custom) }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(ctx, `UPDATE flavors SET ram_mb = 600 WHERE id = '1'`); err != nil {
+			t.Fatal(err)
+		}
+		if err := apidb.SeedFlavors(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if fs, _ := apidb.ListFlavors(ctx, d); len(fs) != len(apidb.DefaultFlavors)+1 {
+			t.Errorf("after a custom flavor and reseeding: %d flavors, want %d", len(fs), len(apidb.DefaultFlavors)+1)
+		}
+		if f, _ := apidb.GetFlavor(ctx, d, "1"); f.RAMMB != 600 {
+			t.Errorf("reseeding overwrote flavor 1: ram %d, want 600", f.RAMMB)
+		}
+		got, err := apidb.GetFlavor(ctx, d, "42")
+		if err != nil || got.Name != "custom" || got.ExtraSpecs["hw:cpu_policy"] != "dedicated" {
+			t.Errorf("GetFlavor(42) = %+v, %v", got, err)
+		}
+		// A disabled flavor is not found.
+		if _, err := d.Exec(ctx, `UPDATE flavors SET disabled = 1 WHERE id = '42'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := apidb.GetFlavor(ctx, d, "42"); !errors.Is(err, apidb.ErrNotFound) {
+			t.Errorf("GetFlavor(disabled) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestCurrentAgreesWithApplyUpdate: the heal's quick check says "current"
+// exactly for the states ApplyUpdate would leave alone, over more states
+// than one of its queries reads.
+func TestCurrentAgreesWithApplyUpdate(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		var states []wire.InstanceState
+		for i := range 250 {
+			u := fmt.Sprintf("33333333-0000-0000-0000-%012d", i)
+			if i%5 == 4 {
+				// Never created here.
+				states = append(states, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 3, VMState: "active"})
+				continue
+			}
+			create(t, d, instance(u, "p1", t0))
+			apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 5, VMState: "active"}, t0)
+			if i%5 == 3 {
+				apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 6, VMState: "deleted", Deleted: true}, t0)
+			}
+			st := wire.InstanceState{UUID: u, Cell: "api!c1", Version: int64(4 + i%3), VMState: "active"} // older, same, newer
+			if i%7 == 0 {
+				st.Deleted, st.VMState = true, "deleted"
+			}
+			states = append(states, st)
+		}
+		var cur map[string]bool
+		if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+			cur, err = apidb.Current(ctx, tx, states)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range states {
+			a := apply(t, d, st, t0.Add(time.Hour))
+			if cur[st.UUID] == a.Changed {
+				t.Errorf("%+v: Current says %v, but ApplyUpdate changed it: %v", st, cur[st.UUID], a.Changed)
+			}
+		}
+	})
+}
+
+// TestApplyUpdateFlavorImageAndPendingDelete: an update without a flavor or
+// an image keeps the copy's (and what it counts for quota); one with them
+// (a resize, a rebuild) replaces them; a delete asked for is reported.
+func TestApplyUpdateFlavorImageAndPendingDelete(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		const u = "33333333-0000-0000-0000-000000000001"
+		create(t, d, instance(u, "p1", t0))
+		small := apidb.DefaultFlavors[0]
+		usage := func() (int64, int64) {
+			t.Helper()
+			l, err := apidb.Usage(ctx, d, "p1", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l[quota.Cores], l[quota.RAM]
+		}
+
+		apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 1, VMState: "active"}, t0)
+		in := get(t, d, u)
+		if in.FlavorID != small.ID || in.Flavor.Name != small.Name || in.Flavor.VCPUs != small.VCPUs || in.ImageRef != "img" {
+			t.Errorf("after an update without flavor or image: flavor %q %+v image %q; want %q %+v img", in.FlavorID, in.Flavor, in.ImageRef, small.ID, small)
+		}
+		if cores, ram := usage(); cores != int64(small.VCPUs) || ram != small.RAMMB {
+			t.Errorf("usage %d cores %d MB, want the flavor's %d %d", cores, ram, small.VCPUs, small.RAMMB)
+		}
+
+		big := wire.Flavor{ID: "big", Name: "big", VCPUs: 8, RAMMB: 16384, RootGB: 80}
+		apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 2, VMState: "active", Flavor: &big, ImageRef: "img2"}, t0)
+		in = get(t, d, u)
+		if in.FlavorID != "big" || in.Flavor.Name != "big" || in.Flavor.VCPUs != 8 || in.Flavor.RootGB != 80 || in.ImageRef != "img2" {
+			t.Errorf("after a resize and rebuild: flavor %q %+v image %q; want big, img2", in.FlavorID, in.Flavor, in.ImageRef)
+		}
+		if cores, ram := usage(); cores != 8 || ram != 16384 {
+			t.Errorf("usage after the resize: %d cores %d MB, want 8 16384", cores, ram)
+		}
+
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.MarkDeleting(ctx, tx, u, t0) }); err != nil {
+			t.Fatal(err)
+		}
+		if a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c2", Version: 3, VMState: "active"}, t0); !a.Changed || !a.Moved || !a.DeleteRequested || a.Deleted {
+			t.Errorf("update of an instance being deleted: %+v, want changed, moved, delete requested", a)
+		}
+		if a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c2", Version: 3, VMState: "active"}, t0); a.Changed || !a.DeleteRequested {
+			t.Errorf("repeat: %+v, want unchanged with the delete requested", a)
+		}
+	})
+}
+
+// TestRecordPlacedIsTheAcceptedStateApplied: RecordPlaced leaves a copy as
+// ApplyUpdate of the state a cell sends on accepting a build would, for
+// several instances at once, and leaves newer and deleted copies alone.
+func TestRecordPlacedIsTheAcceptedStateApplied(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		u := func(i int) string { return fmt.Sprintf("55555555-0000-0000-0000-%012d", i) }
+		for i := range 5 {
+			create(t, d, instance(u(i), "p1", t0))
+		}
+		// u(0) by the accepted state, u(1) and u(2) by RecordPlaced.
+		apply(t, d, wire.InstanceState{UUID: u(0), Cell: "api!c1", Version: 1, VMState: "building", TaskState: "scheduling", UpdatedAt: t0}, t0.Add(time.Second))
+		// u(3) is newer already, u(4) deleted.
+		apply(t, d, wire.InstanceState{UUID: u(3), Cell: "api!c9", Version: 7, VMState: "active"}, t0)
+		apply(t, d, wire.InstanceState{UUID: u(4), Cell: "api!c9", Version: 2, VMState: "deleted", Deleted: true}, t0)
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.MarkDeleting(ctx, tx, u(2), t0) }); err != nil {
+			t.Fatal(err)
+		}
+		var deleting []string
+		if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+			deleting, err = apidb.RecordPlaced(ctx, tx, []string{u(1), u(2), u(3), u(4)}, "api!c1", 1, t0.Add(time.Second))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(deleting) != 1 || deleting[0] != u(2) {
+			t.Errorf("pending deletes %v, want only %s", deleting, u(2))
+		}
+		want := get(t, d, u(0))
+		for _, id := range []string{u(1), u(2)} {
+			got := get(t, d, id)
+			got.UUID, got.Name, got.ReservationID, got.TaskState, got.DeleteRequested = want.UUID, want.Name, want.ReservationID, want.TaskState, want.DeleteRequested
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s after RecordPlaced:\n%+v\nwant as after the accepted state:\n%+v", id, got, want)
+			}
+		}
+		if got := get(t, d, u(2)); got.TaskState != "scheduling" || !got.DeleteRequested {
+			t.Errorf("%s: task %q delete requested %v, want scheduling and true", u(2), got.TaskState, got.DeleteRequested)
+		}
+		if got := get(t, d, u(3)); got.Cell != "api!c9" || got.Version != 7 || got.VMState != "active" {
+			t.Errorf("a newer copy changed: %+v", got)
+		}
+		if got := get(t, d, u(4)); !got.Deleted || got.Version != 2 {
+			t.Errorf("a deleted copy changed: %+v", got)
+		}
+	})
+}

@@ -1,0 +1,553 @@
+// Package celldb is a compute cell's own data: its instances (the truth of
+// record for them), compute nodes, claims and fixed IPs. Nothing outside the
+// compute cell reads it; the API cell's copy is kept by messages.
+package celldb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/notfound"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// Migrations is a compute cell's schema.
+var Migrations = []db.Migration{
+	{Version: 1, Name: "instances, compute nodes, claims, fixed ips", SQL: `
+CREATE TABLE instances (
+	uuid TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	project_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	image_ref TEXT NOT NULL,
+	flavor TEXT NOT NULL,
+	key_name TEXT NOT NULL DEFAULT '',
+	user_data TEXT NOT NULL DEFAULT '',
+	metadata TEXT NOT NULL DEFAULT '{}',
+	availability_zone TEXT NOT NULL DEFAULT '',
+	reservation_id TEXT NOT NULL DEFAULT '',
+	launch_index INTEGER NOT NULL DEFAULT 0,
+	build TEXT NOT NULL DEFAULT '',
+	host TEXT NOT NULL DEFAULT '',
+	node TEXT NOT NULL DEFAULT '',
+	vm_state TEXT NOT NULL,
+	task_state TEXT NOT NULL DEFAULT '',
+	power_state INTEGER NOT NULL DEFAULT 0,
+	version {{bigint}} NOT NULL,
+	fault TEXT NOT NULL DEFAULT '',
+	request_id TEXT NOT NULL DEFAULT '',
+	launched_at {{bigint}} NOT NULL DEFAULT 0,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL,
+	deleted_at {{bigint}} NOT NULL DEFAULT 0,
+	deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX instances_task ON instances (task_state, deleted);
+CREATE INDEX instances_updated ON instances (updated_at);
+CREATE INDEX instances_host ON instances (host);
+CREATE TABLE compute_nodes (
+	host TEXT PRIMARY KEY,
+	availability_zone TEXT NOT NULL DEFAULT 'nova',
+	hypervisor_type TEXT NOT NULL DEFAULT 'fake',
+	enabled INTEGER NOT NULL DEFAULT 1,
+	vcpus INTEGER NOT NULL,
+	ram_mb {{bigint}} NOT NULL,
+	disk_gb {{bigint}} NOT NULL,
+	used_vcpus INTEGER NOT NULL DEFAULT 0,
+	used_ram_mb {{bigint}} NOT NULL DEFAULT 0,
+	used_disk_gb {{bigint}} NOT NULL DEFAULT 0,
+	cpu_ratio DOUBLE PRECISION NOT NULL DEFAULT 16,
+	ram_ratio DOUBLE PRECISION NOT NULL DEFAULT 1.5,
+	disk_ratio DOUBLE PRECISION NOT NULL DEFAULT 1,
+	instances INTEGER NOT NULL DEFAULT 0,
+	heartbeat_at {{bigint}} NOT NULL DEFAULT 0,
+	created_at {{bigint}} NOT NULL
+);
+CREATE TABLE claims (
+	instance_uuid TEXT PRIMARY KEY,
+	host TEXT NOT NULL,
+	vcpus INTEGER NOT NULL,
+	ram_mb {{bigint}} NOT NULL,
+	disk_gb {{bigint}} NOT NULL,
+	created_at {{bigint}} NOT NULL
+);
+CREATE TABLE fixed_ips (
+	address_int {{bigint}} PRIMARY KEY,
+	address TEXT NOT NULL,
+	network TEXT NOT NULL,
+	instance_uuid TEXT UNIQUE,
+	mac TEXT NOT NULL DEFAULT '',
+	updated_at {{bigint}} NOT NULL
+)`},
+	{Version: 2, Name: "server actions and their records", SQL: `
+ALTER TABLE instances ADD COLUMN action TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN action_params TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN action_request_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX instances_action ON instances (action, deleted);
+CREATE TABLE instance_actions (
+	id {{serial}},
+	instance_uuid TEXT NOT NULL,
+	action TEXT NOT NULL,
+	request_id TEXT NOT NULL,
+	user_id TEXT NOT NULL DEFAULT '',
+	project_id TEXT NOT NULL DEFAULT '',
+	message TEXT NOT NULL DEFAULT '',
+	start_time {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL
+);
+CREATE INDEX instance_actions_instance ON instance_actions (instance_uuid, start_time);
+CREATE TABLE instance_action_events (
+	id {{serial}},
+	action_id {{bigint}} NOT NULL,
+	event TEXT NOT NULL,
+	host TEXT NOT NULL DEFAULT '',
+	result TEXT NOT NULL DEFAULT '',
+	traceback TEXT NOT NULL DEFAULT '',
+	start_time {{bigint}} NOT NULL,
+	finish_time {{bigint}} NOT NULL DEFAULT 0
+);
+CREATE INDEX instance_action_events_action ON instance_action_events (action_id);
+CREATE TABLE migrations (
+	id {{serial}},
+	instance_uuid TEXT NOT NULL,
+	migration_type TEXT NOT NULL,
+	source_host TEXT NOT NULL,
+	dest_host TEXT NOT NULL DEFAULT '',
+	old_flavor TEXT NOT NULL,
+	new_flavor TEXT NOT NULL,
+	old_vm_state TEXT NOT NULL,
+	status TEXT NOT NULL,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL
+);
+CREATE INDEX migrations_instance ON migrations (instance_uuid, status)`},
+	{Version: 3, Name: "services, hypervisor uuids, usage audit task log", SQL: `
+CREATE TABLE services (
+	id {{serial}},
+	uuid TEXT NOT NULL UNIQUE,
+	host TEXT NOT NULL,
+	binary_name TEXT NOT NULL,
+	topic TEXT NOT NULL,
+	disabled INTEGER NOT NULL DEFAULT 0,
+	disabled_reason TEXT NOT NULL DEFAULT '',
+	forced_down INTEGER NOT NULL DEFAULT 0,
+	heartbeat_at {{bigint}} NOT NULL DEFAULT 0,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL DEFAULT 0,
+	UNIQUE (host, binary_name)
+);
+ALTER TABLE compute_nodes ADD COLUMN uuid TEXT NOT NULL DEFAULT '';
+CREATE TABLE task_log (
+	id {{serial}},
+	task_name TEXT NOT NULL,
+	state TEXT NOT NULL,
+	host TEXT NOT NULL,
+	period_beginning {{bigint}} NOT NULL,
+	period_ending {{bigint}} NOT NULL,
+	message TEXT NOT NULL DEFAULT '',
+	task_items INTEGER NOT NULL DEFAULT 0,
+	errors INTEGER NOT NULL DEFAULT 0,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL,
+	UNIQUE (task_name, host, period_beginning, period_ending)
+)`},
+}
+
+// VM states, task states and power states, with Nova's values.
+const (
+	VMBuilding = "building"
+	VMActive   = "active"
+	VMError    = "error"
+	VMDeleted  = "deleted"
+
+	TaskScheduling = "scheduling"
+	TaskNetworking = "networking"
+	TaskSpawning   = "spawning"
+	TaskDeleting   = "deleting"
+
+	PowerNoState  = 0
+	PowerRunning  = 1
+	PowerShutdown = 4
+)
+
+// ErrNotFound is returned for an instance the cell does not have.
+var ErrNotFound = notfound.New("instance not found in this cell")
+
+// ErrGone is returned when work on an instance stops because the instance
+// is being deleted.
+var ErrGone = wire.ErrGone
+
+// Instance is a compute cell's record of an instance.
+type Instance struct {
+	wire.InstanceSpec
+	Flavor     wire.Flavor
+	Build      BuildContext
+	Host       string
+	Node       string
+	VMState    string
+	TaskState  string
+	PowerState int
+	Version    int64
+	Fault      *wire.Fault
+	RequestID  string
+	LaunchedAt time.Time
+	UpdatedAt  time.Time
+	Deleted    bool
+	// Action is the pending server action (see PendingAction), "" for none.
+	Action string
+}
+
+// BuildContext is what a cell needs to retry or hand back a build.
+type BuildContext struct {
+	Scheduler     string              `json:"scheduler"`
+	Attempts      int                 `json:"attempts"`
+	Tried         []string            `json:"tried,omitempty"`
+	Hints         map[string][]string `json:"hints,omitempty"`
+	ImageProps    map[string]string   `json:"image_properties,omitempty"`
+	IgnoreHosts   []string            `json:"ignore_hosts,omitempty"`
+	TargetCell    string              `json:"target_cell,omitempty"`
+	NoNetwork     bool                `json:"no_network,omitempty"`
+	SameCell      []string            `json:"same_cell,omitempty"`
+	DifferentCell []string            `json:"different_cell,omitempty"`
+	// Group is the server group the instance joined (see GroupHosts).
+	Group *wire.GroupPlacement `json:"group,omitempty"`
+}
+
+const instanceCols = `uuid, name, project_id, user_id, image_ref, flavor, key_name, user_data, metadata, availability_zone,
+	reservation_id, launch_index, build, host, node, vm_state, task_state, power_state, version, fault, request_id,
+	launched_at, created_at, updated_at, deleted`
+
+// selectCols are the columns every read scans.
+const selectCols = instanceCols + `, action`
+
+// Insert adds new instances being built, at their Version (at least 1).
+func Insert(ctx context.Context, tx *db.Tx, insts []Instance, now time.Time) error {
+	for _, in := range insts {
+		in.Version = max(in.Version, 1)
+		flavor, _ := json.Marshal(in.Flavor)
+		meta, _ := json.Marshal(in.Metadata)
+		build, _ := json.Marshal(in.Build)
+		_, err := tx.Exec(ctx, `INSERT INTO instances (`+instanceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+			in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, string(flavor), in.KeyName, in.UserData, string(meta),
+			in.AvailabilityZone, in.ReservationID, in.LaunchIndex, string(build), in.Host, in.Node, in.VMState, in.TaskState,
+			in.PowerState, in.Version, "", in.RequestID, int64(0), db.Micros(in.CreatedAt), db.Micros(now))
+		if err != nil {
+			if db.IsUniqueViolation(err) {
+				return fmt.Errorf("instance %s is already in this cell: %w", in.UUID, wire.ErrConflict)
+			}
+			return fmt.Errorf("insert instance %s: %w", in.UUID, err)
+		}
+	}
+	return nil
+}
+
+func scanInstance(r db.Scanner) (*Instance, error) {
+	var in Instance
+	var flavor, meta, build, fault string
+	var launched, created, updated int64
+	var deleted int
+	err := r.Scan(&in.UUID, &in.Name, &in.ProjectID, &in.UserID, &in.ImageRef, &flavor, &in.KeyName, &in.UserData, &meta,
+		&in.AvailabilityZone, &in.ReservationID, &in.LaunchIndex, &build, &in.Host, &in.Node, &in.VMState, &in.TaskState,
+		&in.PowerState, &in.Version, &fault, &in.RequestID, &launched, &created, &updated, &deleted, &in.Action)
+	if err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal([]byte(flavor), &in.Flavor)
+	_ = json.Unmarshal([]byte(meta), &in.Metadata)
+	_ = json.Unmarshal([]byte(build), &in.Build)
+	if fault != "" {
+		in.Fault = &wire.Fault{}
+		_ = json.Unmarshal([]byte(fault), in.Fault)
+	}
+	in.LaunchedAt = db.FromMicros(launched)
+	in.CreatedAt = db.FromMicros(created)
+	in.UpdatedAt = db.FromMicros(updated)
+	in.Deleted = deleted != 0
+	return &in, nil
+}
+
+// Querier is a transaction or the database.
+type Querier = db.Querier
+
+// Get reads one instance (deleted ones too).
+func Get(ctx context.Context, q Querier, uuid string) (*Instance, error) {
+	in, err := scanInstance(q.QueryRow(ctx, `SELECT `+selectCols+` FROM instances WHERE uuid = ?`, uuid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, uuid)
+	}
+	return in, err
+}
+
+// ListByTask returns live instances in a task state, oldest first.
+func ListByTask(ctx context.Context, q Querier, task string, limit int) ([]*Instance, error) {
+	return list(ctx, q, `SELECT `+selectCols+` FROM instances WHERE task_state = ? AND deleted = 0 ORDER BY created_at, launch_index LIMIT ?`, task, limit)
+}
+
+// ListChangedAfter returns a page of the instances (deleted ones too) in
+// order of their last change, then UUID: up to limit that come after the
+// instance changed at at with UUID uuid. The first page of those changed
+// at or after t is ListChangedAfter(t, ""); the next starts after the last
+// instance of the page.
+func ListChangedAfter(ctx context.Context, q Querier, at time.Time, uuid string, limit int) ([]*Instance, error) {
+	return list(ctx, q, `SELECT `+selectCols+` FROM instances WHERE updated_at >= ? AND (updated_at > ? OR uuid > ?)
+		ORDER BY updated_at, uuid LIMIT ?`, db.Micros(at), db.Micros(at), uuid, limit)
+}
+
+func list(ctx context.Context, q Querier, query string, args ...any) ([]*Instance, error) {
+	return db.Collect(ctx, q, scanInstance, query, args...)
+}
+
+// Change is a set of fields to change on an instance; nil leaves a field.
+type Change struct {
+	Host       *string
+	VMState    *string
+	TaskState  *string
+	PowerState *int
+	Fault      *wire.Fault
+	LaunchedAt *time.Time
+	Build      *BuildContext
+	// AvailabilityZone is set from the host's zone when the instance asked for none.
+	AvailabilityZone *string
+	// Flavor and ImageRef change on resize and rebuild.
+	Flavor   *wire.Flavor
+	ImageRef *string
+	Deleted  bool
+	// Action sets the pending server action (see PendingAction); a zero
+	// PendingAction clears it.
+	Action *PendingAction
+}
+
+// Update applies a change, bumps the instance's version, and returns the
+// instance as it now is. expectTask, when not nil, must match the current
+// task state (a compare-and-swap); otherwise wire.ErrConflict is returned.
+// It is one statement: the columns changed, and the row back as updated.
+func Update(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c Change, now time.Time) (*Instance, error) {
+	where, whereArgs := taskIs(expectTask)
+	in, err := update(ctx, tx, uuid, where, whereArgs, c, now, true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, conflict(ctx, tx, uuid, expectTask)
+	}
+	return in, err
+}
+
+// Set is Update for a caller that needs the change made but not the
+// instance back: the statement returns no row to decode.
+func Set(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c Change, now time.Time) error {
+	where, whereArgs := taskIs(expectTask)
+	_, err := update(ctx, tx, uuid, where, whereArgs, c, now, false)
+	if errors.Is(err, sql.ErrNoRows) {
+		return conflict(ctx, tx, uuid, expectTask)
+	}
+	return err
+}
+
+// taskIs is update's condition for an expected task state (none for nil).
+func taskIs(expectTask *string) (string, []any) {
+	if expectTask == nil {
+		return "", nil
+	}
+	return ` AND task_state = ?`, []any{*expectTask}
+}
+
+// conflict says why an update found no row: the instance is not there
+// (ErrNotFound), or not in the task state expected (wire.ErrConflict).
+func conflict(ctx context.Context, tx *db.Tx, uuid string, expectTask *string) error {
+	cur, err := Get(ctx, tx, uuid)
+	if err != nil {
+		return err
+	}
+	want := ""
+	if expectTask != nil {
+		want = *expectTask
+	}
+	return fmt.Errorf("instance %s is in task state %q, not %q: %w", uuid, cur.TaskState, want, wire.ErrConflict)
+}
+
+// UpdateClaimed is Update for a live instance (neither deleted nor being
+// deleted) that holds a claim on host, in one statement. It returns nil
+// and no error when the instance is not such a one.
+func UpdateClaimed(ctx context.Context, tx *db.Tx, uuid, host string, c Change, now time.Time) (*Instance, error) {
+	in, err := update(ctx, tx, uuid, ` AND deleted = 0 AND task_state <> ? AND EXISTS (SELECT 1 FROM claims WHERE instance_uuid = ? AND host = ?)`,
+		[]any{TaskDeleting, uuid, host}, c, now, true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return in, err
+}
+
+// update applies c to the instance if it meets where (a condition after
+// "WHERE uuid = ?"), and returns it as updated when returning is set:
+// sql.ErrNoRows when it does not meet the condition.
+func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any, c Change, now time.Time, returning bool) (*Instance, error) {
+	var set []string
+	var args []any
+	add := func(col string, v any) {
+		set = append(set, col+" = ?")
+		args = append(args, v)
+	}
+	asJSON := func(v any) string {
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	if c.Host != nil {
+		add("host", *c.Host)
+		add("node", *c.Host)
+	}
+	if c.VMState != nil {
+		add("vm_state", *c.VMState)
+	}
+	if c.TaskState != nil {
+		add("task_state", *c.TaskState)
+	}
+	if c.PowerState != nil {
+		add("power_state", *c.PowerState)
+	}
+	if c.Fault != nil {
+		add("fault", asJSON(c.Fault))
+	}
+	if c.LaunchedAt != nil {
+		add("launched_at", db.Micros(*c.LaunchedAt))
+	}
+	if c.Build != nil {
+		add("build", asJSON(*c.Build))
+	}
+	if c.AvailabilityZone != nil {
+		add("availability_zone", *c.AvailabilityZone)
+	}
+	if c.Flavor != nil {
+		add("flavor", asJSON(*c.Flavor))
+	}
+	if c.ImageRef != nil {
+		add("image_ref", *c.ImageRef)
+	}
+	if c.Action != nil {
+		add("action", c.Action.Action)
+		add("action_params", string(c.Action.Params))
+		add("action_request_id", c.Action.RequestID)
+	}
+	if c.Deleted {
+		add("deleted", 1)
+		add("deleted_at", db.Micros(now))
+	}
+	add("updated_at", db.Micros(now))
+	q := `UPDATE instances SET ` + strings.Join(set, ", ") + `, version = version + 1 WHERE uuid = ?` + where
+	args = append(append(args, uuid), whereArgs...)
+	if !returning {
+		res, err := tx.Exec(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("update instance %s: %w", uuid, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, err
+		} else if n == 0 {
+			return nil, sql.ErrNoRows
+		}
+		return nil, nil
+	}
+	in, err := scanInstance(tx.QueryRow(ctx, q+` RETURNING `+selectCols, args...))
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
+	}
+	return in, err
+}
+
+// Purge removes instances outright (a build handed back to the parent).
+func Purge(ctx context.Context, tx *db.Tx, uuids []string) error {
+	for _, u := range uuids {
+		if _, err := tx.Exec(ctx, `DELETE FROM instances WHERE uuid = ?`, u); err != nil {
+			return fmt.Errorf("purge instance %s: %w", u, err)
+		}
+	}
+	return nil
+}
+
+// State turns an instance into what travels up to the API cell.
+func State(ctx context.Context, q Querier, cell string, in *Instance) (wire.InstanceState, error) {
+	st := state(cell, in)
+	if in.Deleted {
+		return st, nil
+	}
+	addrs, err := Addresses(ctx, q, in.UUID)
+	if err != nil {
+		return st, err
+	}
+	st.Addresses = addrs
+	return st, nil
+}
+
+// States is State for many instances, with their addresses read in one
+// query (the heal sends hundreds at a time).
+func States(ctx context.Context, q Querier, cell string, insts []*Instance) ([]wire.InstanceState, error) {
+	out := make([]wire.InstanceState, len(insts))
+	var live []any
+	at := make(map[string]int, len(insts))
+	for i, in := range insts {
+		out[i] = state(cell, in)
+		if !in.Deleted {
+			live = append(live, in.UUID)
+			at[in.UUID] = i
+		}
+	}
+	if len(live) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT instance_uuid, network, address, mac FROM fixed_ips WHERE instance_uuid IN (?`+
+		strings.Repeat(", ?", len(live)-1)+`) ORDER BY instance_uuid, address_int`, live...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u string
+		a := wire.Address{Version: 4}
+		if err := rows.Scan(&u, &a.Network, &a.Addr, &a.MAC); err != nil {
+			return nil, err
+		}
+		if i, ok := at[u]; ok {
+			out[i].Addresses = append(out[i].Addresses, a)
+		}
+	}
+	return out, rows.Err()
+}
+
+// state is what travels up of an instance, its addresses aside.
+func state(cell string, in *Instance) wire.InstanceState {
+	flavor := in.Flavor
+	return wire.InstanceState{
+		Flavor: &flavor, ImageRef: in.ImageRef,
+		UUID: in.UUID, Cell: cell, Version: in.Version, Host: in.Host, Node: in.Node,
+		VMState: in.VMState, TaskState: in.TaskState, PowerState: in.PowerState, Fault: in.Fault, AvailabilityZone: in.AvailabilityZone,
+		LaunchedAt: in.LaunchedAt, Deleted: in.Deleted, UpdatedAt: in.UpdatedAt,
+	}
+}
+
+// Addresses lists an instance's fixed IPs.
+func Addresses(ctx context.Context, q Querier, uuid string) ([]wire.Address, error) {
+	rows, err := q.Query(ctx, `SELECT network, address, mac FROM fixed_ips WHERE instance_uuid = ? ORDER BY address_int`, uuid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []wire.Address
+	for rows.Next() {
+		a := wire.Address{Version: 4}
+		if err := rows.Scan(&a.Network, &a.Addr, &a.MAC); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// CountInstances counts live instances.
+func CountInstances(ctx context.Context, q Querier) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT COUNT(*) FROM instances WHERE deleted = 0`).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,705 @@
+package celldb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/tree/capacity"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+var small = capacity.Flavor{VCPUs: 1, RAMMB: 1024, DiskGB: 10}
+
+func migrated(t *testing.T, d *db.DB) {
+	t.Helper()
+	if err := d.Migrate(context.Background(), "compute", celldb.Migrations); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+}
+
+// node is a host with vcpus vCPUs and vcpus×1024 MB, ratios 1.
+func node(host string, vcpus int) celldb.Node {
+	return celldb.Node{Host: host, AvailabilityZone: "nova", HypervisorType: "fake", VCPUs: vcpus, RAMMB: int64(vcpus) * 1024,
+		DiskGB: 1000, CPURatio: 1, RAMRatio: 1, DiskRatio: 1}
+}
+
+func register(t *testing.T, d *db.DB, n celldb.Node, now time.Time) {
+	t.Helper()
+	if err := celldb.RegisterNode(context.Background(), d, n, now); err != nil {
+		t.Fatalf("register %s: %v", n.Host, err)
+	}
+}
+
+func getNode(t *testing.T, d *db.DB, host string) celldb.Node {
+	t.Helper()
+	ns, err := celldb.ListNodes(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		if n.Host == host {
+			return n
+		}
+	}
+	t.Fatalf("no node %s", host)
+	return celldb.Node{}
+}
+
+func uuidN(i int) string { return fmt.Sprintf("00000000-0000-0000-0000-%012d", i) }
+
+func insertInstances(t *testing.T, d *db.DB, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	var insts []celldb.Instance
+	var uuids []string
+	for i := range n {
+		u := uuidN(i)
+		uuids = append(uuids, u)
+		insts = append(insts, celldb.Instance{
+			InstanceSpec: wire.InstanceSpec{UUID: u, Name: "vm", ProjectID: "p", UserID: "u", ImageRef: "img", CreatedAt: t0.Add(time.Duration(i) * time.Second)},
+			Flavor:       wire.Flavor{ID: "1", Name: "small", VCPUs: small.VCPUs, RAMMB: small.RAMMB, RootGB: small.DiskGB},
+			VMState:      celldb.VMBuilding, TaskState: celldb.TaskScheduling,
+		})
+	}
+	if err := d.InTx(ctx, func(tx *db.Tx) error { return celldb.Insert(ctx, tx, insts, t0) }); err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	return uuids
+}
+
+func claim(d *db.DB, uuid, host string, f capacity.Flavor) error {
+	ctx := context.Background()
+	return d.InTx(ctx, func(tx *db.Tx) error { return celldb.Claim(ctx, tx, uuid, host, f, t0) })
+}
+
+func release(d *db.DB, uuid string) error {
+	ctx := context.Background()
+	return d.InTx(ctx, func(tx *db.Tx) error { return celldb.Release(ctx, tx, uuid) })
+}
+
+func claimTotals(t *testing.T, d *db.DB, host string) (n, vcpus int, ram, disk int64) {
+	t.Helper()
+	err := d.QueryRow(context.Background(), `SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(ram_mb), 0), COALESCE(SUM(disk_gb), 0)
+		FROM claims WHERE host = ?`, host).Scan(&n, &vcpus, &ram, &disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, vcpus, ram, disk
+}
+
+// checkUse asserts the node's use columns equal the sum of its claims and
+// the given count.
+func checkUse(t *testing.T, d *db.DB, host string, want int) {
+	t.Helper()
+	n := getNode(t, d, host)
+	cn, cv, cr, cd := claimTotals(t, d, host)
+	if cn != want || n.Instances != want {
+		t.Errorf("%s: %d claims, instances column %d; want %d", host, cn, n.Instances, want)
+	}
+	if n.UsedVCPUs != cv || n.UsedRAMMB != cr || n.UsedDiskGB != cd {
+		t.Errorf("%s: used %d vCPU %d MB %d GB, claims sum to %d vCPU %d MB %d GB", host, n.UsedVCPUs, n.UsedRAMMB, n.UsedDiskGB, cv, cr, cd)
+	}
+	if n.UsedVCPUs != want*small.VCPUs || n.UsedRAMMB != int64(want)*small.RAMMB || n.UsedDiskGB != int64(want)*small.DiskGB {
+		t.Errorf("%s: used %d vCPU %d MB %d GB, want %d small claims", host, n.UsedVCPUs, n.UsedRAMMB, n.UsedDiskGB, want)
+	}
+}
+
+// concurrently runs f(i) for i in [0,n) at once and returns the errors.
+func concurrently(n int, f func(i int) error) []error {
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+func TestClaimUnderConcurrencyNeverOversubscribes(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrated(t, d)
+		n := node("h1", 4) // 4 vCPU, 4096 MB: room for four
+		register(t, d, n, t0)
+		uuids := insertInstances(t, d, 20)
+
+		errs := concurrently(len(uuids), func(i int) error { return claim(d, uuids[i], "h1", small) })
+		ok, full := 0, 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, celldb.ErrClaimFailed):
+				full++
+			default:
+				t.Errorf("claim %d: unexpected error %v", i, err)
+			}
+		}
+		if ok != 4 || full != 16 {
+			t.Errorf("%d claims succeeded and %d failed for want of room; want 4 and 16", ok, full)
+		}
+		checkUse(t, d, "h1", 4)
+		if got := getNode(t, d, "h1"); got.FreeVCPUs() != 0 || got.FreeRAMMB() != 0 {
+			t.Errorf("free after filling: %d vCPU %d MB, want 0 0", got.FreeVCPUs(), got.FreeRAMMB())
+		}
+
+		// Release every successful claim concurrently, twice over: each gives
+		// back exactly once.
+		var held []string
+		for i, err := range errs {
+			if err == nil {
+				held = append(held, uuids[i])
+			}
+		}
+		for i, err := range concurrently(3*len(held), func(i int) error { return release(d, held[i%len(held)]) }) {
+			if err != nil {
+				t.Errorf("release %d: %v", i, err)
+			}
+		}
+		checkUse(t, d, "h1", 0)
+
+		// The room is claimable again, by four of the others.
+		errs = concurrently(8, func(i int) error { return claim(d, uuids[19-i], "h1", small) })
+		ok = 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			} else if !errors.Is(err, celldb.ErrClaimFailed) {
+				t.Errorf("claim: %v", err)
+			}
+		}
+		if ok != 4 {
+			t.Errorf("%d claims after release, want 4", ok)
+		}
+		checkUse(t, d, "h1", 4)
+	})
+}
+
+func TestClaimAndReleaseSemantics(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrated(t, d)
+		register(t, d, node("h1", 4), t0)
+		register(t, d, node("h2", 4), t0)
+		uuids := insertInstances(t, d, 3)
+		a, b := uuids[0], uuids[1]
+
+		// Idempotent for the same instance and host.
+		for range 3 {
+			if err := claim(d, a, "h1", small); err != nil {
+				t.Fatalf("claim a on h1: %v", err)
+			}
+		}
+		checkUse(t, d, "h1", 1)
+
+		// The same instance on another host is refused and changes nothing.
+		if err := claim(d, a, "h2", small); err == nil {
+			t.Error("a second claim for the same instance on another host succeeded")
+		}
+		checkUse(t, d, "h1", 1)
+		checkUse(t, d, "h2", 0)
+
+		// Release gives back exactly once.
+		if err := release(d, a); err != nil {
+			t.Fatal(err)
+		}
+		checkUse(t, d, "h1", 0)
+		if err := release(d, a); err != nil {
+			t.Fatalf("second release: %v", err)
+		}
+		checkUse(t, d, "h1", 0)
+		if err := release(d, "never-claimed"); err != nil {
+			t.Errorf("release of an instance without a claim: %v", err)
+		}
+		if got := getNode(t, d, "h1"); got.UsedVCPUs != 0 || got.Instances != 0 {
+			t.Errorf("use went below zero: %+v", got)
+		}
+
+		// A claim in a transaction that rolls back leaves nothing.
+		ctx := context.Background()
+		boom := errors.New("boom")
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			if err := celldb.Claim(ctx, tx, b, "h1", small, t0); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("InTx = %v", err)
+		}
+		checkUse(t, d, "h1", 0)
+
+		// A flavor bigger than the host, an unknown host and a disabled host all fail for want of room.
+		if err := claim(d, b, "h1", capacity.Flavor{VCPUs: 5, RAMMB: 1024}); !errors.Is(err, celldb.ErrClaimFailed) {
+			t.Errorf("claim of 5 vCPU on a 4 vCPU host = %v, want ErrClaimFailed", err)
+		}
+		if err := claim(d, b, "h1", capacity.Flavor{VCPUs: 1, RAMMB: 4097}); !errors.Is(err, celldb.ErrClaimFailed) {
+			t.Errorf("claim of 4097 MB on a 4096 MB host = %v, want ErrClaimFailed", err)
+		}
+		if err := claim(d, b, "nowhere", small); !errors.Is(err, celldb.ErrClaimFailed) {
+			t.Errorf("claim on an unknown host = %v, want ErrClaimFailed", err)
+		}
+		if _, err := d.Exec(ctx, `UPDATE compute_nodes SET enabled = 0 WHERE host = ?`, "h2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := claim(d, b, "h2", small); !errors.Is(err, celldb.ErrClaimFailed) {
+			t.Errorf("claim on a disabled host = %v, want ErrClaimFailed", err)
+		}
+		checkUse(t, d, "h2", 0)
+
+		// Ratios count: 2 vCPU at ratio 2 take four 1-vCPU instances.
+		n := node("h3", 2)
+		n.CPURatio, n.RAMRatio = 2, 2
+		register(t, d, n, t0)
+		okN := 0
+		for i := range 6 {
+			if err := claim(d, uuidN(100+i), "h3", small); err == nil {
+				okN++
+			}
+		}
+		if okN != 4 {
+			t.Errorf("%d claims on 2 vCPU × ratio 2, want 4", okN)
+		}
+
+		// Re-registering a node keeps its use.
+		n.VCPUs = 3
+		register(t, d, n, t0.Add(time.Minute))
+		if got := getNode(t, d, "h3"); got.VCPUs != 3 || got.UsedVCPUs != 4 || got.Instances != 4 || !got.HeartbeatAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("after re-registering: %+v", got)
+		}
+	})
+}
+
+func TestUpdate(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		u := insertInstances(t, d, 1)[0]
+		in, err := celldb.Get(ctx, d, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Version != 1 || in.TaskState != celldb.TaskScheduling {
+			t.Fatalf("inserted at version %d task %q, want 1 scheduling", in.Version, in.TaskState)
+		}
+		update := func(expect *string, c celldb.Change, now time.Time) (*celldb.Instance, error) {
+			var out *celldb.Instance
+			err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+				out, err = celldb.Update(ctx, tx, u, expect, c, now)
+				return err
+			})
+			return out, err
+		}
+		str := func(s string) *string { return &s }
+
+		// A compare-and-swap on the wrong task state conflicts and bumps nothing.
+		_, err = update(str(celldb.TaskSpawning), celldb.Change{VMState: str(celldb.VMActive), TaskState: str("")}, t0.Add(time.Minute))
+		if !errors.Is(err, wire.ErrConflict) {
+			t.Fatalf("Update with the wrong expected task = %v, want wire.ErrConflict", err)
+		}
+		after, _ := celldb.Get(ctx, d, u)
+		if after.Version != 1 || after.TaskState != celldb.TaskScheduling || after.VMState != celldb.VMBuilding || !after.UpdatedAt.Equal(t0) {
+			t.Errorf("a conflicting update changed the instance: %+v", after)
+		}
+
+		// Each update bumps the version by exactly one.
+		steps := []struct {
+			expect *string
+			c      celldb.Change
+		}{
+			{str(celldb.TaskScheduling), celldb.Change{Host: str("h1"), TaskState: str(celldb.TaskNetworking)}},
+			{str(celldb.TaskNetworking), celldb.Change{TaskState: str(celldb.TaskSpawning)}},
+			{nil, celldb.Change{VMState: str(celldb.VMActive), TaskState: str(""), PowerState: func() *int { p := celldb.PowerRunning; return &p }()}},
+			{nil, celldb.Change{}},
+		}
+		for i, s := range steps {
+			now := t0.Add(time.Duration(i+2) * time.Minute)
+			got, err := update(s.expect, s.c, now)
+			if err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			stored, _ := celldb.Get(ctx, d, u)
+			for _, in := range []*celldb.Instance{got, stored} {
+				if in.Version != int64(i+2) {
+					t.Errorf("step %d: version %d, want %d", i, in.Version, i+2)
+				}
+				if !in.UpdatedAt.Equal(now) {
+					t.Errorf("step %d: updated_at %v, want %v", i, in.UpdatedAt, now)
+				}
+			}
+		}
+		final, _ := celldb.Get(ctx, d, u)
+		if final.Host != "h1" || final.Node != "h1" || final.VMState != celldb.VMActive || final.TaskState != "" || final.PowerState != celldb.PowerRunning {
+			t.Errorf("after the updates: %+v", final)
+		}
+
+		// Deleting is an update too.
+		got, err := update(nil, celldb.Change{VMState: str(celldb.VMDeleted), Deleted: true}, t0.Add(time.Hour))
+		if err != nil || !got.Deleted || got.Version != 6 {
+			t.Errorf("delete: %+v, %v", got, err)
+		}
+		if n, _ := celldb.CountInstances(ctx, d); n != 0 {
+			t.Errorf("CountInstances after delete = %d, want 0", n)
+		}
+
+		stored, _ := celldb.Get(ctx, d, u)
+		if !stored.Deleted || stored.Version != 6 || stored.VMState != celldb.VMDeleted {
+			t.Errorf("stored after delete: %+v", stored)
+		}
+		var deletedAt int64
+		if err := d.QueryRow(ctx, `SELECT deleted_at FROM instances WHERE uuid = ?`, u).Scan(&deletedAt); err != nil || deletedAt != db.Micros(t0.Add(time.Hour)) {
+			t.Errorf("deleted_at = %d, %v; want %d", deletedAt, err, db.Micros(t0.Add(time.Hour)))
+		}
+		// A later update keeps the deletion time.
+		if _, err := update(nil, celldb.Change{}, t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.QueryRow(ctx, `SELECT deleted_at FROM instances WHERE uuid = ?`, u).Scan(&deletedAt); err != nil || deletedAt != db.Micros(t0.Add(time.Hour)) {
+			t.Errorf("deleted_at after a later update = %d, %v; want %d", deletedAt, err, db.Micros(t0.Add(time.Hour)))
+		}
+		var missing error
+		err = d.InTx(ctx, func(tx *db.Tx) error {
+			_, missing = celldb.Update(ctx, tx, "no-such-instance", nil, celldb.Change{}, t0)
+			return nil
+		})
+		if err != nil || !errors.Is(missing, celldb.ErrNotFound) {
+			t.Errorf("Update of a missing instance = %v, want ErrNotFound", missing)
+		}
+	})
+}
+
+func TestCapacity(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		now := t0.Add(time.Hour)
+		const downAfter = time.Minute
+
+		up1 := node("up1", 4)
+		up1.AvailabilityZone = "az-up"
+		up2 := node("up2", 8)
+		up2.AvailabilityZone = "az-up"
+		disabled := node("disabled", 16)
+		disabled.AvailabilityZone = "az-disabled"
+		stale := node("stale", 32)
+		stale.AvailabilityZone = "az-stale"
+		register(t, d, up1, now.Add(-downAfter)) // exactly at the limit: still up
+		register(t, d, up2, now)
+		register(t, d, disabled, now)
+		register(t, d, stale, now.Add(-downAfter-time.Second))
+		if _, err := d.Exec(ctx, `UPDATE compute_nodes SET enabled = 0 WHERE host = ?`, "disabled"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if err := claim(d, uuidN(i), "up1", small); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := claim(d, uuidN(10), "stale", small); err != nil {
+			t.Fatal(err)
+		}
+
+		r, err := celldb.Capacity(ctx, d, now, downAfter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Hosts != 4 || r.Instances != 3 {
+			t.Errorf("hosts %d instances %d, want 4 and 3", r.Hosts, r.Instances)
+		}
+		if r.TotalVCPUs != 4+8+16+32 || r.TotalRAMMB != (4+8+16+32)*1024 || r.TotalDiskGB != 4000 {
+			t.Errorf("totals %d vCPU %d MB %d GB, want every host's", r.TotalVCPUs, r.TotalRAMMB, r.TotalDiskGB)
+		}
+		// Only up1 (2 free) and up2 (8 free) offer anything.
+		if r.FreeVCPUs != 2+8 || r.FreeRAMMB != (2+8)*1024 || r.FreeDiskGB != 1000-20+1000 {
+			t.Errorf("free %d vCPU %d MB %d GB, want only the enabled, live hosts' (10 vCPU, 10240 MB, 1980 GB)", r.FreeVCPUs, r.FreeRAMMB, r.FreeDiskGB)
+		}
+		if got := r.Fits(small); got != 10 {
+			t.Errorf("Fits(small) = %d, want 10 (2 on up1, 8 on up2)", got)
+		}
+		if got := r.Fits(capacity.Flavor{VCPUs: 16, RAMMB: 1024}); got != 0 {
+			t.Errorf("Fits(16 vCPU) = %d, want 0: only a disabled or stale host is that big", got)
+		}
+		if len(r.AvailabilityZones) != 1 || r.AvailabilityZones[0] != "az-up" {
+			t.Errorf("zones %v, want [az-up]", r.AvailabilityZones)
+		}
+		slots := 0
+		for _, s := range r.Slots {
+			slots += s.Count
+		}
+		if slots != 2 {
+			t.Errorf("slots %+v: %d hosts, want 2", r.Slots, slots)
+		}
+
+		// A heartbeat brings the stale host back.
+		if err := celldb.Heartbeat(ctx, d, []string{"stale"}, now); err != nil {
+			t.Fatal(err)
+		}
+		r, err = celldb.Capacity(ctx, d, now, downAfter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.FreeVCPUs != 2+8+31 {
+			t.Errorf("free vCPU after the stale host's heartbeat = %d, want 41", r.FreeVCPUs)
+		}
+	})
+}
+
+func TestActionsStartAndFinish(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		t1, t2 := t0.Add(time.Second), t0.Add(time.Minute)
+		in := func(f func(tx *db.Tx) error) {
+			t.Helper()
+			if err := d.InTx(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, u := range []string{uuidN(1), uuidN(2)} {
+			in(func(tx *db.Tx) error {
+				return celldb.StartActionWithEvent(ctx, tx, wire.ActionRecord{Action: "create", UUID: u, RequestID: "req-" + u, UserID: "u", ProjectID: "p", StartTime: t0},
+					"compute__do_build_and_run_instance", "", t1)
+			})
+		}
+		in(func(tx *db.Tx) error {
+			return celldb.FinishAction(ctx, tx, uuidN(1), "req-"+uuidN(1), "Success", "", "h1", t2)
+		})
+		in(func(tx *db.Tx) error {
+			return celldb.FinishAction(ctx, tx, uuidN(2), "req-"+uuidN(2), "Error", "boom", "h2", t2)
+		})
+		// An instance with no such action: nothing happens.
+		in(func(tx *db.Tx) error {
+			return celldb.FinishAction(ctx, tx, uuidN(3), "req-none", "Success", "", "h3", t2)
+		})
+
+		for _, c := range []struct{ uuid, message, result, host, traceback string }{
+			{uuidN(1), "", "Success", "h1", ""},
+			{uuidN(2), "Error", "Error", "h2", "boom"},
+		} {
+			acts, err := celldb.ListActions(ctx, d, c.uuid, "")
+			if err != nil || len(acts) != 1 {
+				t.Fatalf("%s: %d actions, %v", c.uuid, len(acts), err)
+			}
+			a := acts[0]
+			if a.Action != "create" || a.Message != c.message || !a.StartTime.Equal(t0) || !a.UpdatedAt.Equal(t2) || len(a.Events) != 1 {
+				t.Errorf("%s: action %+v, want create started %v, updated %v, message %q, one event", c.uuid, a, t0, t2, c.message)
+				continue
+			}
+			e := a.Events[0]
+			if e.Event != "compute__do_build_and_run_instance" || !e.StartTime.Equal(t1) || !e.FinishTime.Equal(t2) ||
+				e.Result != c.result || e.Host != c.host || e.Traceback != c.traceback {
+				t.Errorf("%s: event %+v, want started %v, finished %v, %s on %s (%q)", c.uuid, e, t1, t2, c.result, c.host, c.traceback)
+			}
+		}
+	})
+}
+
+func TestUpdateClaimedOnlyChangesALiveInstanceClaimedOnTheHost(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		register(t, d, node("h1", 8), t0)
+		register(t, d, node("h2", 8), t0)
+		us := insertInstances(t, d, 3)
+		spawning, deleting := celldb.TaskSpawning, celldb.TaskDeleting
+		host := "h1"
+		change := celldb.Change{Host: &host, TaskState: &spawning}
+		updateClaimed := func(u, host string) *celldb.Instance {
+			t.Helper()
+			var out *celldb.Instance
+			if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+				out, err = celldb.UpdateClaimed(ctx, tx, u, host, change, t0.Add(time.Minute))
+				return err
+			}); err != nil {
+				t.Fatalf("UpdateClaimed(%s, %s): %v", u, host, err)
+			}
+			return out
+		}
+		unchanged := func(u string, what string) {
+			t.Helper()
+			if in, _ := celldb.Get(ctx, d, u); in.Version != 1 || in.TaskState == spawning {
+				t.Errorf("%s: the instance changed: version %d task %q", what, in.Version, in.TaskState)
+			}
+		}
+
+		// No claim at all, then a claim on another host: nothing changes.
+		if in := updateClaimed(us[0], "h1"); in != nil {
+			t.Errorf("no claim: got %+v, want nil", in)
+		}
+		unchanged(us[0], "no claim")
+		if err := claim(d, us[0], "h2", small); err != nil {
+			t.Fatal(err)
+		}
+		if in := updateClaimed(us[0], "h1"); in != nil {
+			t.Errorf("claim on h2: got %+v, want nil", in)
+		}
+		unchanged(us[0], "claim on another host")
+
+		// Claimed on the host: changed, as Update would.
+		if err := claim(d, us[1], "h1", small); err != nil {
+			t.Fatal(err)
+		}
+		in := updateClaimed(us[1], "h1")
+		if in == nil || in.Version != 2 || in.TaskState != spawning || in.Host != "h1" || !in.UpdatedAt.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("claimed on h1: got %+v", in)
+		}
+		if stored, _ := celldb.Get(ctx, d, us[1]); stored.Version != 2 || stored.TaskState != spawning {
+			t.Errorf("stored: %+v", stored)
+		}
+
+		// Claimed, but being deleted: nothing changes.
+		if err := claim(d, us[2], "h1", small); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, err := celldb.Update(ctx, tx, us[2], nil, celldb.Change{TaskState: &deleting}, t0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if in := updateClaimed(us[2], "h1"); in != nil {
+			t.Errorf("being deleted: got %+v, want nil", in)
+		}
+		if stored, _ := celldb.Get(ctx, d, us[2]); stored.TaskState != deleting {
+			t.Errorf("being deleted: task %q", stored.TaskState)
+		}
+	})
+}
+
+// TestFailedClaimLeavesNothingInACommittedTransaction: a caller that goes
+// on after a refused claim and commits finds no claim row left over, and
+// ClaimZone tells the host's zone, again for a repeated claim.
+func TestFailedClaimLeavesNothingInACommittedTransaction(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		h := node("h1", 1)
+		h.AvailabilityZone = "az9"
+		register(t, d, h, t0)
+		us := insertInstances(t, d, 2)
+		var zones []string
+		var refused error
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			zones, refused = nil, nil
+			for range 2 {
+				az, err := celldb.ClaimZone(ctx, tx, us[0], "h1", small, t0)
+				if err != nil {
+					return err
+				}
+				zones = append(zones, az)
+			}
+			_, refused = celldb.ClaimZone(ctx, tx, us[1], "h1", small, t0)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(zones) != 2 || zones[0] != "az9" || zones[1] != "az9" {
+			t.Errorf("zones of a claim and its repeat = %q, want az9 twice", zones)
+		}
+		if !errors.Is(refused, celldb.ErrClaimFailed) {
+			t.Errorf("claim on a full host = %v, want ErrClaimFailed", refused)
+		}
+		checkUse(t, d, "h1", 1)
+		var n int
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM claims WHERE instance_uuid = ?`, us[1]).Scan(&n); err != nil || n != 0 {
+			t.Errorf("the refused claim left %d rows (%v)", n, err)
+		}
+	})
+}
+
+// TestStatesAgreesWithState: the heal's batched States gives, for each
+// instance, what State gives alone: addresses for the live ones that have
+// them, none for the others and for the deleted.
+func TestStatesAgreesWithState(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		us := insertInstances(t, d, 4)
+		for i, u := range us[:3] {
+			if _, err := d.Exec(ctx, `INSERT INTO fixed_ips (address_int, address, network, instance_uuid, mac, updated_at) VALUES (?, ?, 'private', ?, ?, 0)`,
+				100+i, fmt.Sprintf("10.0.0.%d", 100+i), u, fmt.Sprintf("fa:16:3e:00:00:%02x", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// us[2] is deleted (its address not yet freed); us[3] has none.
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, err := celldb.Update(ctx, tx, us[2], nil, celldb.Change{Deleted: true}, t0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var insts []*celldb.Instance
+		for _, u := range []string{us[3], us[1], us[2], us[0]} {
+			in, err := celldb.Get(ctx, d, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			insts = append(insts, in)
+		}
+		got, err := celldb.States(ctx, d, "api!c1", insts)
+		if err != nil || len(got) != len(insts) {
+			t.Fatalf("States = %d states, %v", len(got), err)
+		}
+		for i, in := range insts {
+			want, err := celldb.State(ctx, d, "api!c1", in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got[i], want) {
+				t.Errorf("%s: States gives\n%+v\nState gives\n%+v", in.UUID, got[i], want)
+			}
+		}
+		if len(got[1].Addresses) != 1 || got[1].Addresses[0].Addr != "10.0.0.101" || len(got[0].Addresses) != 0 || len(got[2].Addresses) != 0 {
+			t.Errorf("addresses: %+v", got)
+		}
+		if sts, err := celldb.States(ctx, d, "api!c1", nil); err != nil || len(sts) != 0 {
+			t.Errorf("States of none = %v, %v", sts, err)
+		}
+	})
+}
+
+// TestSetIsUpdateWithoutTheRowBack: Set changes what Update changes, with
+// the same compare-and-swap and the same errors.
+func TestSetIsUpdateWithoutTheRowBack(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		u := insertInstances(t, d, 1)[0]
+		set := func(uuid string, expect *string, c celldb.Change) error {
+			return d.InTx(ctx, func(tx *db.Tx) error { return celldb.Set(ctx, tx, uuid, expect, c, t0.Add(time.Minute)) })
+		}
+		str := func(s string) *string { return &s }
+		if err := set(u, str(celldb.TaskSpawning), celldb.Change{TaskState: str("")}); !errors.Is(err, wire.ErrConflict) {
+			t.Errorf("Set with the wrong expected task = %v, want wire.ErrConflict", err)
+		}
+		if err := set("no-such-instance", nil, celldb.Change{}); !errors.Is(err, celldb.ErrNotFound) {
+			t.Errorf("Set of a missing instance = %v, want ErrNotFound", err)
+		}
+		if in, _ := celldb.Get(ctx, d, u); in.Version != 1 {
+			t.Fatalf("refused Sets changed the instance: version %d", in.Version)
+		}
+		if err := set(u, str(celldb.TaskScheduling), celldb.Change{Host: str("h1"), TaskState: str(celldb.TaskNetworking), AvailabilityZone: str("az1")}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := celldb.Get(ctx, d, u)
+		if in.Version != 2 || in.Host != "h1" || in.Node != "h1" || in.TaskState != celldb.TaskNetworking || in.AvailabilityZone != "az1" ||
+			!in.UpdatedAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("after Set: %+v", in)
+		}
+	})
+}

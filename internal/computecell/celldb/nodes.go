@@ -1,0 +1,226 @@
+package celldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/capacity"
+)
+
+// Node is a compute node: one hypervisor host and its resource use.
+type Node struct {
+	// UUID is the node's id from microversion 2.53 (its id below that is
+	// its nova-compute service's).
+	UUID             string
+	Host             string
+	AvailabilityZone string
+	HypervisorType   string
+	Enabled          bool
+	VCPUs            int
+	RAMMB            int64
+	DiskGB           int64
+	UsedVCPUs        int
+	UsedRAMMB        int64
+	UsedDiskGB       int64
+	CPURatio         float64
+	RAMRatio         float64
+	DiskRatio        float64
+	Instances        int
+	HeartbeatAt      time.Time
+}
+
+// FreeVCPUs, FreeRAMMB and FreeDiskGB are what is left after ratios.
+func (n Node) FreeVCPUs() int    { return int(float64(n.VCPUs)*n.CPURatio) - n.UsedVCPUs }
+func (n Node) FreeRAMMB() int64  { return int64(float64(n.RAMMB)*n.RAMRatio) - n.UsedRAMMB }
+func (n Node) FreeDiskGB() int64 { return int64(float64(n.DiskGB)*n.DiskRatio) - n.UsedDiskGB }
+
+// ErrClaimFailed is returned when a host has no room for a claim.
+var ErrClaimFailed = errors.New("host has not enough free resources for the claim")
+
+// RegisterNode creates a compute node or updates its size, keeping its use.
+func RegisterNode(ctx context.Context, d *db.DB, n Node, now time.Time) error {
+	return d.InTx(ctx, func(tx *db.Tx) error {
+		return RegisterNodeTx(ctx, tx, n, now)
+	})
+}
+
+// RegisterNodeTx is RegisterNode inside tx. A new node gets a UUID (an
+// old one without gets one too).
+func RegisterNodeTx(ctx context.Context, tx *db.Tx, n Node, now time.Time) error {
+	res, err := tx.Exec(ctx, `UPDATE compute_nodes SET availability_zone = ?, hypervisor_type = ?, vcpus = ?, ram_mb = ?, disk_gb = ?,
+		cpu_ratio = ?, ram_ratio = ?, disk_ratio = ?, heartbeat_at = ?, uuid = CASE WHEN uuid = '' THEN ? ELSE uuid END WHERE host = ?`,
+		n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), uuid.NewString(), n.Host)
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k == 1 {
+		return nil
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO compute_nodes (uuid, host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb,
+		cpu_ratio, ram_ratio, disk_ratio, heartbeat_at, created_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		uuid.NewString(), n.Host, n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), db.Micros(now))
+	return err
+}
+
+// Heartbeat marks hosts as alive.
+func Heartbeat(ctx context.Context, d *db.DB, hosts []string, now time.Time) error {
+	return d.InTx(ctx, func(tx *db.Tx) error {
+		for _, h := range hosts {
+			if _, err := tx.Exec(ctx, `UPDATE compute_nodes SET heartbeat_at = ? WHERE host = ?`, db.Micros(now), h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ListNodes reads every compute node.
+func ListNodes(ctx context.Context, q Querier) ([]Node, error) {
+	return listNodes(ctx, q, "")
+}
+
+func listNodes(ctx context.Context, q Querier, where string, args ...any) ([]Node, error) {
+	rows, err := q.Query(ctx, `SELECT uuid, host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb, used_vcpus, used_ram_mb,
+		used_disk_gb, cpu_ratio, ram_ratio, disk_ratio, instances, heartbeat_at FROM compute_nodes `+where+` ORDER BY host`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("compute nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		var n Node
+		var enabled int
+		var hb int64
+		if err := rows.Scan(&n.UUID, &n.Host, &n.AvailabilityZone, &n.HypervisorType, &enabled, &n.VCPUs, &n.RAMMB, &n.DiskGB, &n.UsedVCPUs,
+			&n.UsedRAMMB, &n.UsedDiskGB, &n.CPURatio, &n.RAMRatio, &n.DiskRatio, &n.Instances, &hb); err != nil {
+			return nil, err
+		}
+		n.Enabled = enabled != 0
+		n.HeartbeatAt = db.FromMicros(hb)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Claim reserves a flavor's resources on a host for an instance, inside tx.
+// It succeeds again for the same instance and host (a retried spawn) and
+// fails with ErrClaimFailed when the host is full.
+func Claim(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor, now time.Time) error {
+	_, err := ClaimZone(ctx, tx, uuid, host, f, now)
+	return err
+}
+
+// ClaimZone is Claim that also returns the host's availability zone. A
+// first claim takes two statements: the claim row, then the host's use.
+// A claim that fails leaves nothing behind, whatever the caller then does
+// with its transaction.
+func ClaimZone(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor, now time.Time) (string, error) {
+	res, err := tx.Exec(ctx, `INSERT INTO claims (instance_uuid, host, vcpus, ram_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (instance_uuid) DO NOTHING`, uuid, host, f.VCPUs, f.RAMMB, f.DiskGB, db.Micros(now))
+	if err != nil {
+		return "", fmt.Errorf("claim on %s: %w", host, err)
+	}
+	var az string
+	if n, err := res.RowsAffected(); err != nil {
+		return "", err
+	} else if n == 0 {
+		// Claimed before: fine on the same host.
+		var have string
+		if err := tx.QueryRow(ctx, `SELECT host FROM claims WHERE instance_uuid = ?`, uuid).Scan(&have); err != nil {
+			return "", fmt.Errorf("claim on %s: %w", host, err)
+		}
+		if have != host {
+			return "", fmt.Errorf("instance %s already holds a claim on host %s", uuid, have)
+		}
+		err := tx.QueryRow(ctx, `SELECT availability_zone FROM compute_nodes WHERE host = ?`, host).Scan(&az)
+		return az, err
+	}
+	err = tx.QueryRow(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,
+		used_disk_gb = used_disk_gb + ?, instances = instances + 1
+		WHERE host = ? AND enabled = 1
+		AND used_vcpus + ? <= vcpus * cpu_ratio AND used_ram_mb + ? <= ram_mb * ram_ratio AND used_disk_gb + ? <= disk_gb * disk_ratio
+		RETURNING availability_zone`,
+		f.VCPUs, f.RAMMB, f.DiskGB, host, f.VCPUs, f.RAMMB, f.DiskGB).Scan(&az)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Full or disabled: the claim row goes again.
+		if _, err := tx.Exec(ctx, `DELETE FROM claims WHERE instance_uuid = ?`, uuid); err != nil {
+			return "", fmt.Errorf("claim on %s: %w", host, err)
+		}
+		return "", fmt.Errorf("%w: %s", ErrClaimFailed, host)
+	}
+	if err != nil {
+		return "", fmt.Errorf("claim on %s: %w", host, err)
+	}
+	return az, nil
+}
+
+// Release gives an instance's claim back to its host; it is a no-op when
+// the instance holds none.
+func Release(ctx context.Context, tx *db.Tx, uuid string) error {
+	var host string
+	var c capacity.Flavor
+	err := tx.QueryRow(ctx, `SELECT host, vcpus, ram_mb, disk_gb FROM claims WHERE instance_uuid = ?`, uuid).Scan(&host, &c.VCPUs, &c.RAMMB, &c.DiskGB)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Delete the claim first and give back only if this transaction removed
+	// it: a concurrent Release of the same claim (PostgreSQL, read
+	// committed) waits on the row and then deletes nothing.
+	res, err := tx.Exec(ctx, `DELETE FROM claims WHERE instance_uuid = ?`, uuid)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus - ?, used_ram_mb = used_ram_mb - ?,
+		used_disk_gb = used_disk_gb - ?, instances = instances - 1 WHERE host = ?`, c.VCPUs, c.RAMMB, c.DiskGB, host)
+	return err
+}
+
+// Capacity summarises the cell's own hosts for a capacity report. Hosts
+// whose heartbeat is older than downAfter, or that are disabled, offer nothing.
+func Capacity(ctx context.Context, q Querier, now time.Time, downAfter time.Duration) (capacity.Report, error) {
+	nodes, err := ListNodes(ctx, q)
+	if err != nil {
+		return capacity.Report{}, err
+	}
+	r := capacity.Report{Capabilities: map[string][]string{}}
+	zones := map[string]bool{}
+	types := map[string]bool{}
+	var slots []capacity.Slot
+	for _, n := range nodes {
+		r.Hosts++
+		r.Instances += n.Instances
+		r.TotalVCPUs += n.VCPUs
+		r.TotalRAMMB += n.RAMMB
+		r.TotalDiskGB += n.DiskGB
+		if !n.Enabled || now.Sub(n.HeartbeatAt) > downAfter {
+			continue
+		}
+		fv, fr, fd := max(n.FreeVCPUs(), 0), max(n.FreeRAMMB(), 0), max(n.FreeDiskGB(), 0)
+		r.FreeVCPUs += fv
+		r.FreeRAMMB += fr
+		r.FreeDiskGB += fd
+		slots = append(slots, capacity.Slot{VCPUs: fv, RAMMB: fr, DiskGB: fd, Count: 1})
+		zones[n.AvailabilityZone] = true
+		types[n.HypervisorType] = true
+	}
+	r.Slots = capacity.Compress(slots, capacity.MaxSlots)
+	for z := range zones {
+		r.AvailabilityZones = append(r.AvailabilityZones, z)
+	}
+	for t := range types {
+		r.Capabilities["hypervisor_type"] = append(r.Capabilities["hypervisor_type"], t)
+	}
+	return capacity.Merge(r), nil
+}

@@ -1,0 +1,395 @@
+// Package compute is the compute role of a cell: the agent of one or many
+// hosts. It registers its hosts as compute nodes, keeps their heartbeat,
+// checks (or, on a host the conductor did not place the instance on,
+// takes) the instance's claim on a host as a spawn begins, so concurrent
+// builds cannot oversubscribe it, drives the hypervisor driver, and has
+// each instance's new state recorded and sent up through instancestate.
+package compute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/auditperiod"
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/computecell/hostops"
+	"github.com/cellcloud/cellcloud/internal/computecell/instancestate"
+	"github.com/cellcloud/cellcloud/internal/computecell/virt"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
+)
+
+// Sender sends a durable message from this cell inside a transaction.
+type Sender interface {
+	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
+}
+
+// HostSpec is the size of each fake host; zero fields take DefaultSpec's.
+// It has config.HostSpec's fields, so the configuration converts to it
+// (compute imports no configuration: config is the process's, not a role's).
+type HostSpec struct {
+	VCPUs            int
+	RAMMB            int64
+	DiskGB           int64
+	CPURatio         float64
+	RAMRatio         float64
+	DiskRatio        float64
+	AvailabilityZone string
+}
+
+// Config configures the compute role.
+type Config struct {
+	Cell   string
+	DB     *db.DB
+	Sender Sender
+	Driver virt.Driver
+	// Hosts are the names of the hosts this process runs.
+	Hosts []string
+	Spec  HostSpec
+	// HeartbeatInterval (default 10s).
+	HeartbeatInterval time.Duration
+	// UsageAudit turns on the periodic instance usage audit of each host
+	// (Nova's instance_usage_audit), for the last completed period of
+	// AuditPeriod (default "month"), tried every AuditInterval (default
+	// 60s; a host audits each period once).
+	UsageAudit    bool
+	AuditPeriod   string
+	AuditInterval time.Duration
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// Service is the compute role.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	state  *instancestate.Owner
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// DefaultSpec is the default fake host: 16 vCPUs, 64 GiB, 1 TB.
+func DefaultSpec() HostSpec {
+	return HostSpec{VCPUs: 16, RAMMB: 65536, DiskGB: 1000, CPURatio: 4, RAMRatio: 1, DiskRatio: 1, AvailabilityZone: "nova"}
+}
+
+// New validates the configuration.
+func New(cfg Config) (*Service, error) {
+	if cfg.DB == nil || cfg.Sender == nil || cfg.Driver == nil {
+		return nil, errors.New("compute: database, sender and driver are required")
+	}
+	if err := cellpath.Validate(cfg.Cell); err != nil {
+		return nil, fmt.Errorf("compute: %w", err)
+	}
+	if len(cfg.Hosts) == 0 {
+		return nil, errors.New("compute: no hosts")
+	}
+	def := DefaultSpec()
+	s := &cfg.Spec
+	if s.VCPUs <= 0 {
+		s.VCPUs = def.VCPUs
+	}
+	if s.RAMMB <= 0 {
+		s.RAMMB = def.RAMMB
+	}
+	if s.DiskGB <= 0 {
+		s.DiskGB = def.DiskGB
+	}
+	if s.CPURatio <= 0 {
+		s.CPURatio = def.CPURatio
+	}
+	if s.RAMRatio <= 0 {
+		s.RAMRatio = def.RAMRatio
+	}
+	if s.DiskRatio <= 0 {
+		s.DiskRatio = def.DiskRatio
+	}
+	if s.AvailabilityZone == "" {
+		s.AvailabilityZone = def.AvailabilityZone
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.AuditPeriod == "" {
+		cfg.AuditPeriod = auditperiod.Default
+	}
+	if err := auditperiod.Validate(cfg.AuditPeriod); err != nil {
+		return nil, fmt.Errorf("compute: %w", err)
+	}
+	if cfg.AuditInterval <= 0 {
+		cfg.AuditInterval = 60 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	state, err := instancestate.New(cfg.Cell, cfg.Sender, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("compute: %w", err)
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "compute"), state: state}, nil
+}
+
+// Start registers the hosts and starts the heartbeat.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.register(ctx); err != nil {
+		return err
+	}
+	if err := s.restore(ctx); err != nil {
+		return err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.cfg.HeartbeatInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+				if err := celldb.Heartbeat(lctx, s.cfg.DB, s.cfg.Hosts, s.cfg.Now()); err != nil && lctx.Err() == nil {
+					s.log.Error("heartbeat", "err", err)
+				}
+			}
+		}
+	}()
+	if s.cfg.UsageAudit {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			t := time.NewTicker(s.cfg.AuditInterval)
+			defer t.Stop()
+			for {
+				s.audit(lctx)
+				select {
+				case <-lctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	s.log.Info("compute started", "hosts", len(s.cfg.Hosts))
+	return nil
+}
+
+// register records each host as a compute node with its nova-compute
+// service, and sends their mappings to the API cell, a few hundred hosts
+// to a transaction.
+func (s *Service) register(ctx context.Context) error {
+	now := s.cfg.Now()
+	const chunk = 500
+	for i := 0; i < len(s.cfg.Hosts); i += chunk {
+		hosts := s.cfg.Hosts[i:min(i+chunk, len(s.cfg.Hosts))]
+		err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+			for _, h := range hosts {
+				n := celldb.Node{Host: h, AvailabilityZone: s.cfg.Spec.AvailabilityZone, HypervisorType: "fake", VCPUs: s.cfg.Spec.VCPUs,
+					RAMMB: s.cfg.Spec.RAMMB, DiskGB: s.cfg.Spec.DiskGB, CPURatio: s.cfg.Spec.CPURatio, RAMRatio: s.cfg.Spec.RAMRatio, DiskRatio: s.cfg.Spec.DiskRatio}
+				if err := celldb.RegisterNodeTx(ctx, tx, n, now); err != nil {
+					return fmt.Errorf("compute: register host %s: %w", h, err)
+				}
+				if _, err := celldb.RegisterService(ctx, tx, h, celldb.BinaryCompute, now); err != nil {
+					return fmt.Errorf("compute: register host %s: %w", h, err)
+				}
+			}
+			maps, err := celldb.Mappings(ctx, tx, hosts)
+			if err != nil {
+				return err
+			}
+			return hostops.SendMappings(ctx, tx, s.cfg.Sender, s.cfg.Cell, "", maps, nil)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// audit runs the usage audit of each host for the last completed period,
+// once per host and period.
+func (s *Service) audit(ctx context.Context) {
+	begin, end, err := auditperiod.LastCompleted(s.cfg.AuditPeriod, s.cfg.Now())
+	if err != nil {
+		s.log.Error("usage audit", "err", err)
+		return
+	}
+	ran := 0
+	for _, h := range s.cfg.Hosts {
+		ok, err := celldb.AuditHost(ctx, s.cfg.DB, h, begin, end, s.cfg.Now)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("usage audit", "host", h, "err", err)
+			}
+			return
+		}
+		if ok {
+			ran++
+		}
+	}
+	if ran > 0 {
+		s.log.Info("usage audit ran", "hosts", ran, "period_beginning", begin, "period_ending", end)
+	}
+}
+
+// restore puts the instances the database says run on this process's hosts
+// back on the (fake) hypervisor after a restart.
+func (s *Service) restore(ctx context.Context) error {
+	if _, ok := s.cfg.Driver.(virt.Lister); !ok {
+		return nil
+	}
+	// Every instance on its host, and the source copy of a resize that
+	// waits for confirm or revert.
+	type pair struct{ uuid, host string }
+	ps, err := db.Collect(ctx, s.cfg.DB, func(r db.Scanner) (pair, error) {
+		var p pair
+		return p, r.Scan(&p.uuid, &p.host)
+	}, `SELECT uuid, host FROM instances WHERE deleted = 0 AND host <> '' AND vm_state NOT IN (?, ?)
+		UNION ALL SELECT m.instance_uuid, m.source_host FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid
+		WHERE m.status = 'finished' AND i.deleted = 0`,
+		vmstate.ShelvedOffloaded, vmstate.Building)
+	if err != nil {
+		return fmt.Errorf("compute: restore: %w", err)
+	}
+	mine := map[string]bool{}
+	for _, h := range s.cfg.Hosts {
+		mine[h] = true
+	}
+	for _, p := range ps {
+		if mine[p.host] {
+			if err := s.cfg.Driver.Spawn(ctx, p.host, virt.Instance{UUID: p.uuid}); err != nil {
+				s.log.Warn("restoring an instance on its host", "instance", p.uuid, "host", p.host, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Shutdown stops the heartbeat.
+func (s *Service) Shutdown(context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Hosts are the hosts this process runs.
+func (s *Service) Hosts() []string { return s.cfg.Hosts }
+
+// Spawn claims room on host for the instance, starts it, and marks it
+// ACTIVE. A failed claim or spawn leaves no claim behind and returns an
+// error (celldb.ErrClaimFailed for a full host), so the caller can try
+// another host.
+func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
+	var in *celldb.Instance
+	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) (err error) {
+		in, err = s.state.BeginSpawn(ctx, tx, uuid, host)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host)
+	vi := virt.Instance{UUID: uuid, Name: in.Name, VCPUs: in.Flavor.VCPUs, RAMMB: in.Flavor.RAMMB, DiskGB: in.Flavor.RootGB}
+	if err := s.cfg.Driver.Spawn(ctx, host, vi); err != nil {
+		log.Warn("spawn failed", "err", err)
+		if rerr := s.state.ReleaseIn(ctx, s.cfg.DB, uuid); rerr != nil {
+			log.Error("releasing the claim after a failed spawn", "err", rerr)
+		}
+		return fmt.Errorf("spawn on %s: %w", host, err)
+	}
+	active, none, running := celldb.VMActive, "", celldb.PowerRunning
+	now := s.cfg.Now()
+	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+		in, err := s.state.Transition(ctx, tx, uuid, instancestate.Task(celldb.TaskSpawning),
+			celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now})
+		if err != nil {
+			return err
+		}
+		return celldb.FinishAction(ctx, tx, uuid, in.RequestID, "Success", "", host, now)
+	})
+	if errors.Is(err, wire.ErrConflict) {
+		return celldb.ErrGone
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("instance active")
+	return nil
+}
+
+// Act carries out a server action (a key of vmstate.Actions with a host
+// operation) on the instance's host and records the result: the action's
+// resulting vm and power state on success, or the state before with an
+// error event on failure. Either way the new state goes up to the API cell.
+func (s *Service) Act(ctx context.Context, host, uuid, key string) error {
+	a, ok := vmstate.Actions[key]
+	if !ok || a.HostOp == "" {
+		return wire.Errorf(wire.CodeBadMessage, "compute: no host operation for action %q", key)
+	}
+	op, ok := s.cfg.Driver.(virt.Operator)
+	if !ok {
+		return wire.Errorf(wire.CodeBadMessage, "compute: the driver cannot %s", a.HostOp)
+	}
+	in, err := celldb.Get(ctx, s.cfg.DB, uuid)
+	if err != nil {
+		return err
+	}
+	if in.Host != host {
+		return fmt.Errorf("compute: instance %s is on %q, not %q", uuid, in.Host, host)
+	}
+	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host, "action", key)
+	opErr := op.Operate(ctx, host, uuid, a.HostOp)
+	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+		// The action ends: its task state and the pending action go.
+		c := celldb.Change{TaskState: new(string), Action: &celldb.PendingAction{}}
+		if opErr == nil {
+			if a.ResultVM != "" {
+				c.VMState = &a.ResultVM
+			}
+			c.PowerState = &a.ResultPower
+		}
+		_, err := s.state.Transition(ctx, tx, uuid, instancestate.Task(a.Task), c)
+		return err
+	})
+	if errors.Is(err, wire.ErrConflict) {
+		return celldb.ErrGone // the instance moved on (deleted, reset) meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	if opErr != nil {
+		log.Warn("server action failed", "err", opErr)
+		return opErr
+	}
+	log.Info("server action done")
+	return nil
+}
+
+// ConsoleOutput returns the instance's console log.
+func (s *Service) ConsoleOutput(ctx context.Context, host, uuid string) (string, error) {
+	c, ok := s.cfg.Driver.(virt.Consoler)
+	if !ok {
+		return "", wire.Errorf(wire.CodeBadMessage, "compute: the driver has no console log")
+	}
+	return c.ConsoleOutput(ctx, host, uuid)
+}
+
+// Destroy removes the instance from its host and gives the claim back.
+func (s *Service) Destroy(ctx context.Context, host, uuid string) error {
+	if err := s.cfg.Driver.Destroy(ctx, host, uuid); err != nil {
+		return fmt.Errorf("destroy %s on %s: %w", uuid, host, err)
+	}
+	return s.state.ReleaseIn(ctx, s.cfg.DB, uuid)
+}

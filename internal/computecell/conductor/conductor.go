@@ -1,0 +1,620 @@
+// Package conductor drives builds and deletes inside a compute cell: it
+// takes a build the cells service accepted for this cell, asks the host
+// scheduler for hosts, has the network service allocate addresses and the
+// compute host claim and spawn, retries failed spawns on other hosts, and
+// hands builds that fit nowhere here back to the scheduling parent. Its work
+// lives in the cell database (instances in task state "scheduling" or
+// "deleting"), so a restarted process picks up where it stopped.
+//
+// The conductor takes each instance's claim on its host when it places it
+// (instancestate.Owner.Place); the compute host checks the claim as it
+// begins the spawn. Every change it makes to an instance goes through
+// instancestate, and its work runs on a workpool.
+package conductor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
+	"github.com/cellcloud/cellcloud/internal/computecell/instancestate"
+	"github.com/cellcloud/cellcloud/internal/computecell/workpool"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// HostScheduler picks hosts for instances.
+type HostScheduler interface {
+	Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error)
+}
+
+// Network allocates and frees fixed IPs.
+type Network interface {
+	Allocate(ctx context.Context, uuid string) ([]wire.Address, error)
+	Deallocate(ctx context.Context, uuid string) error
+}
+
+// Compute spawns on a host (checking the claim Place took there, or taking
+// one on a host the instance has none on) and destroys there.
+type Compute interface {
+	Spawn(ctx context.Context, host, uuid string) error
+	Destroy(ctx context.Context, host, uuid string) error
+}
+
+// Sender sends a durable message from this cell inside a transaction.
+type Sender interface {
+	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
+}
+
+// Config configures the conductor.
+type Config struct {
+	Cell      string
+	DB        *db.DB
+	Sender    Sender
+	Scheduler HostScheduler
+	Network   Network
+	Compute   Compute
+	// MaxHostAttempts bounds the hosts tried per instance (default 3).
+	MaxHostAttempts int
+	// Workers bounds concurrent spawns and deletes (default 64).
+	Workers int
+	// PollInterval is how often the database is checked for work that no
+	// wake-up announced (default 1s).
+	PollInterval time.Duration
+	// HealInterval and HealWindow: every HealInterval the instances changed
+	// in the last HealWindow are sent up again (defaults 60s and 10m).
+	HealInterval time.Duration
+	HealWindow   time.Duration
+	// OnChange is called after capacity changed (optional).
+	OnChange func()
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Conductor is the build and delete driver of a compute cell.
+type Conductor struct {
+	cfg   Config
+	log   *slog.Logger
+	state *instancestate.Owner
+	pool  *workpool.Pool
+}
+
+// New validates the configuration.
+func New(cfg Config) (*Conductor, error) {
+	if cfg.DB == nil || cfg.Sender == nil || cfg.Scheduler == nil || cfg.Network == nil || cfg.Compute == nil {
+		return nil, errors.New("conductor: database, sender, scheduler, network and compute are required")
+	}
+	if err := cellpath.Validate(cfg.Cell); err != nil {
+		return nil, fmt.Errorf("conductor: %w", err)
+	}
+	if cfg.MaxHostAttempts <= 0 {
+		cfg.MaxHostAttempts = 3
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.HealInterval <= 0 {
+		cfg.HealInterval = time.Minute
+	}
+	if cfg.HealWindow <= 0 {
+		cfg.HealWindow = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.OnChange == nil {
+		cfg.OnChange = func() {}
+	}
+	state, err := instancestate.New(cfg.Cell, cfg.Sender, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("conductor: %w", err)
+	}
+	c := &Conductor{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "conductor"), state: state}
+	c.pool = workpool.New(workpool.Config{Workers: cfg.Workers, PollInterval: cfg.PollInterval, Poll: c.poll})
+	return c, nil
+}
+
+// Start recovers builds a previous process left half done, then runs the
+// work loop and the heal loop. One conductor runs per cell.
+func (c *Conductor) Start(ctx context.Context) error {
+	if err := c.recover(ctx); err != nil {
+		return err
+	}
+	c.pool.Start(c.healLoop)
+	return nil
+}
+
+// Shutdown stops the loops and waits for builds in flight to stop.
+func (c *Conductor) Shutdown(context.Context) error {
+	c.pool.Shutdown()
+	return nil
+}
+
+// Wake makes the conductor look for work now.
+func (c *Conductor) Wake() { c.pool.Wake() }
+
+// recover puts instances that were between host choice and ACTIVE when the
+// last process stopped back to "scheduling", releasing any claim, so they
+// are placed again. Their fixed IP is kept (allocation is idempotent).
+func (c *Conductor) recover(ctx context.Context) error {
+	for _, task := range []string{celldb.TaskNetworking, celldb.TaskSpawning} {
+		insts, err := celldb.ListByTask(ctx, c.cfg.DB, task, 100000)
+		if err != nil {
+			return fmt.Errorf("conductor: recover: %w", err)
+		}
+		for _, in := range insts {
+			if in.Action != "" {
+				continue // a server action (unshelve) owns it and resumes itself
+			}
+			err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return c.state.Unplace(ctx, tx, in.UUID, task) })
+			if err != nil {
+				return fmt.Errorf("conductor: recover %s: %w", in.UUID, err)
+			}
+		}
+		if len(insts) > 0 {
+			c.log.Info("resuming builds interrupted by a restart", "instances", len(insts), "task_state", task)
+		}
+	}
+	return nil
+}
+
+// AcceptBuild records a build for this cell's hosts, inside the cells
+// service's transaction, and tells the API cell where the instances are,
+// unless the cell that sent the build recorded that already (b.Recorded).
+func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
+	now := c.cfg.Now()
+	bc := celldb.BuildContext{Scheduler: b.Scheduler, Attempts: b.Attempts, Tried: b.Tried, Hints: b.Hints,
+		ImageProps: b.ImageProperties, TargetCell: b.TargetCell, SameCell: b.SameCell, DifferentCell: b.DifferentCell,
+		NoNetwork: b.NoNetwork, Group: b.Group}
+	insts := make([]celldb.Instance, 0, len(b.Instances))
+	for _, spec := range b.Instances {
+		insts = append(insts, celldb.Instance{InstanceSpec: spec, Flavor: b.Flavor, Build: bc, VMState: celldb.VMBuilding,
+			TaskState: celldb.TaskScheduling, Version: b.BaseVersion + 1, RequestID: env.RequestID})
+	}
+	// The API cell learns where the instances are unless the cell that
+	// sent the build recorded it already.
+	if err := c.state.Create(ctx, tx, insts, env.RequestID, !b.Recorded); err != nil {
+		return err
+	}
+	for _, in := range insts {
+		if err := celldb.StartActionWithEvent(ctx, tx, wire.ActionRecord{Action: "create", UUID: in.UUID, RequestID: env.RequestID,
+			UserID: in.UserID, ProjectID: in.ProjectID, StartTime: in.CreatedAt}, "compute__do_build_and_run_instance", "", now); err != nil {
+			return err
+		}
+	}
+	tx.AfterCommit(c.Wake)
+	return nil
+}
+
+// DeleteInstances is the cast handler of delete_instances: it marks the
+// instances for deletion; the work loop does the rest.
+func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
+	var d wire.DeleteInstances
+	if err := json.Unmarshal(env.Payload, &d); err != nil {
+		return wire.Errorf(wire.CodeBadMessage, "delete_instances: %v", err)
+	}
+	deleting := celldb.TaskDeleting
+	// A delete ends any server action still pending.
+	noAction := &celldb.PendingAction{}
+	for _, u := range d.UUIDs {
+		in, err := celldb.Get(ctx, tx, u)
+		if errors.Is(err, celldb.ErrNotFound) {
+			c.log.Warn("delete of an instance this cell does not have", "request_id", env.RequestID, "instance", u)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if in.Deleted || in.TaskState == celldb.TaskDeleting {
+			continue
+		}
+		// The API cell marked its copy deleting already: it learns the rest
+		// when the delete is done.
+		if err := c.state.Step(ctx, tx, u, nil, celldb.Change{TaskState: &deleting, Action: noAction}); err != nil {
+			return err
+		}
+		if _, err := celldb.StartAction(ctx, tx, wire.ActionRecord{Action: "delete", UUID: u, RequestID: env.RequestID,
+			ProjectID: in.ProjectID, StartTime: c.cfg.Now()}); err != nil {
+			return err
+		}
+	}
+	tx.AfterCommit(c.Wake)
+	return nil
+}
+
+// poll is a round of the work loop: place what waits for a host, finish
+// the deletes recorded.
+func (c *Conductor) poll(ctx context.Context) {
+	c.schedulePending(ctx)
+	c.deletePending(ctx)
+}
+
+// schedulePending places the instances waiting for a host, grouped by the
+// build they came in.
+func (c *Conductor) schedulePending(ctx context.Context) {
+	insts, err := celldb.ListByTask(ctx, c.cfg.DB, celldb.TaskScheduling, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("reading instances to schedule", "err", err)
+		}
+		return
+	}
+	groups := map[string][]*celldb.Instance{}
+	var order []string
+	for _, in := range insts {
+		if !c.pool.Take(in.UUID) {
+			continue
+		}
+		k := in.ReservationID + "/" + in.Flavor.ID + "/" + in.AvailabilityZone
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], in)
+	}
+	for _, k := range order {
+		c.scheduleGroup(ctx, groups[k])
+	}
+}
+
+// scheduleGroup places a group: the host scheduler picks, then each choice
+// is claimed on the host at once (in the cell database), so the next choice
+// sees it and concurrent builds never oversubscribe a host. Instances whose
+// host filled up meanwhile are scheduled again; those that fit nowhere in
+// this cell go back to the scheduling parent.
+func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance) {
+	first := group[0]
+	log := c.log.With("request_id", first.RequestID, "reservation_id", first.ReservationID)
+	pending := group
+	var why error
+	for round := 0; round < c.cfg.MaxHostAttempts && len(pending) > 0; round++ {
+		// A server group's hosts are read afresh each round: the claims of
+		// the rounds before count.
+		grp, err := c.groupRequest(ctx, first.Build.Group)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("reading the server group's hosts", "err", err)
+			}
+			for _, in := range pending {
+				c.pool.Release(in.UUID)
+			}
+			return
+		}
+		req := &hostsched.Request{Flavor: first.Flavor.Need(), NumInstances: len(pending), AvailabilityZone: first.AvailabilityZone, Group: grp}
+		sels, err := c.cfg.Scheduler.Select(ctx, req)
+		if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
+			if ctx.Err() == nil {
+				log.Error("host scheduler failed", "err", err)
+			}
+			for _, in := range pending {
+				c.pool.Release(in.UUID)
+			}
+			return
+		}
+		why = err
+		var next []*celldb.Instance
+		chosen := min(len(sels), len(pending))
+		hosts, errs := c.claimAll(ctx, pending[:chosen], sels[:chosen])
+		for i, in := range pending {
+			if i >= chosen {
+				next = append(next, in)
+				continue
+			}
+			host, err := hosts[i], errs[i]
+			switch {
+			case errors.Is(err, wire.ErrConflict):
+				c.pool.Done(in.UUID) // deleted meanwhile
+			case errors.Is(err, celldb.ErrClaimFailed):
+				next = append(next, in)
+				why = err
+			case err != nil:
+				log.Error("claiming a host", "instance", in.UUID, "err", err)
+				c.pool.Release(in.UUID)
+			default:
+				c.goBuild(ctx, in, host, sels[i].Alternates)
+			}
+		}
+		if len(next) == len(pending) && len(sels) == 0 {
+			break // nothing fits: no point in asking again
+		}
+		pending = next
+	}
+	if len(pending) > 0 {
+		if why == nil {
+			why = hostsched.ErrNoValidHost
+		}
+		c.handBack(ctx, log, pending, why)
+	}
+}
+
+// claimAll claims a host for each instance, all in one transaction: the
+// selected host, or else the first alternate with room. Each instance's
+// claim has its own savepoint, so one that fits nowhere or was deleted
+// meanwhile does not undo the others; its error is in errs.
+func (c *Conductor) claimAll(ctx context.Context, insts []*celldb.Instance, sels []hostsched.Selection) (hosts []string, errs []error) {
+	hosts, errs = make([]string, len(insts)), make([]error, len(insts))
+	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+		for i, in := range insts {
+			hosts[i], errs[i] = "", nil
+			for _, host := range append([]string{sels[i].Host}, sels[i].Alternates...) {
+				sp := "claim" + strconv.Itoa(i)
+				if err := tx.Savepoint(ctx, sp); err != nil {
+					return err
+				}
+				err := c.state.Place(ctx, tx, in, host)
+				if err != nil {
+					if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
+						return rerr
+					}
+				}
+				if rerr := tx.Release(ctx, sp); rerr != nil {
+					return rerr
+				}
+				if err == nil {
+					hosts[i] = host
+					break
+				}
+				errs[i] = err
+				if !errors.Is(err, celldb.ErrClaimFailed) {
+					break
+				}
+			}
+			if hosts[i] != "" {
+				errs[i] = nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range insts {
+			hosts[i], errs[i] = "", err
+		}
+	}
+	return hosts, errs
+}
+
+// handBack returns instances this cell cannot place to the cell that
+// scheduled them here.
+func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*celldb.Instance, why error) {
+	finish := c.pool.Done
+	defer func() {
+		for _, in := range insts {
+			finish(in.UUID)
+		}
+	}()
+	first := insts[0]
+	b := wire.BuildInstances{Flavor: first.Flavor, ImageProperties: first.Build.ImageProps, Hints: first.Build.Hints,
+		TargetCell: first.Build.TargetCell, SameCell: first.Build.SameCell, DifferentCell: first.Build.DifferentCell, NoNetwork: first.Build.NoNetwork,
+		Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried, Group: first.Build.Group}
+	// An affinity group with members here cannot go to another cell.
+	b.SameCell = c.pinAffinity(ctx, log, first.Build.Group, b.SameCell)
+	uuids := make([]string, 0, len(insts))
+	for _, in := range insts {
+		b.Instances = append(b.Instances, in.InstanceSpec)
+		b.BaseVersion = max(b.BaseVersion, in.Version+1)
+		uuids = append(uuids, in.UUID)
+	}
+	reason := fmt.Sprintf("cell %s: %v", c.cfg.Cell, why)
+	log.Warn("no host for instances; handing the build back", "instances", len(insts), "to", b.Scheduler, "reason", why)
+	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+		if err := c.state.Purge(ctx, tx, uuids); err != nil {
+			return err
+		}
+		return c.cfg.Sender.Send(ctx, tx, b.Scheduler, wire.MethodBuildFailed, first.RequestID,
+			&wire.BuildFailed{Build: b, Cell: c.cfg.Cell, Reason: reason})
+	})
+	if err != nil {
+		log.Error("handing a build back", "err", err)
+		finish = c.pool.Release
+	}
+}
+
+func (c *Conductor) goBuild(ctx context.Context, in *celldb.Instance, host string, alternates []string) {
+	c.pool.Go(ctx, in.UUID, func(ctx context.Context) bool {
+		c.build(ctx, in, host, alternates)
+		return true
+	})
+}
+
+// build allocates the network and spawns on the claimed host, trying the
+// alternates (and then the scheduler again) when a spawn fails.
+func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed string, alternates []string) {
+	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
+	if in.Build.NoNetwork {
+		log.Debug("booting without a network")
+	} else if _, err := c.cfg.Network.Allocate(ctx, in.UUID); err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: the build resumes after a restart
+		}
+		c.fail(ctx, log, in, 500, fmt.Sprintf("Build of instance %s aborted: failed to allocate the network: %v", in.UUID, err))
+		return
+	}
+	ignore := append([]string(nil), in.Build.IgnoreHosts...)
+	hosts := append([]string{claimed}, alternates...)
+	var lastErr error
+	for attempt := 0; attempt < c.cfg.MaxHostAttempts; attempt++ {
+		if ctx.Err() != nil {
+			return
+		}
+		host := ""
+		for _, h := range hosts {
+			if !slices.Contains(ignore, h) {
+				host = h
+				break
+			}
+		}
+		if host == "" {
+			s, err := c.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1,
+				AvailabilityZone: in.AvailabilityZone, IgnoreHosts: ignore})
+			if err != nil || len(s) == 0 {
+				lastErr = fmt.Errorf("no other host: %w", err)
+				break
+			}
+			host, hosts = s[0].Host, append([]string{s[0].Host}, s[0].Alternates...)
+		}
+		err := c.cfg.Compute.Spawn(ctx, host, in.UUID)
+		if err == nil {
+			c.cfg.OnChange()
+			return
+		}
+		if errors.Is(err, celldb.ErrGone) {
+			log.Info("instance deleted while building")
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		lastErr = err
+		ignore = append(ignore, host)
+		log.Warn("build on host failed; rescheduling", "host", host, "attempt", attempt+1, "err", err)
+		// A spawn that never reached the host (its agent is down, say)
+		// leaves the claim taken when the host was chosen; give it back, or
+		// no other host can be claimed for the instance.
+		if err := c.state.ReleaseIn(ctx, c.cfg.DB, in.UUID); err != nil && ctx.Err() == nil {
+			log.Error("releasing the claim on a failed host", "host", host, "err", err)
+		}
+	}
+	c.fail(ctx, log, in, 500, fmt.Sprintf("%s Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance %s. Last error: %v",
+		"No valid host was found.", in.UUID, lastErr))
+}
+
+// fail puts an instance in ERROR with a fault and tells the API cell.
+func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Instance, code int, msg string) {
+	if ctx.Err() != nil {
+		return // shutting down: not a failure of the build, which resumes after a restart
+	}
+	log.Error("build failed", "fault", msg)
+	vmErr, none, noState := celldb.VMError, "", celldb.PowerNoState
+	now := c.cfg.Now()
+	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+		cur, err := celldb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		if cur.Deleted || cur.TaskState == celldb.TaskDeleting {
+			return nil
+		}
+		// An instance in ERROR holds no resources.
+		if err := c.state.Release(ctx, tx, in.UUID); err != nil {
+			return err
+		}
+		if err := celldb.FinishAction(ctx, tx, in.UUID, in.RequestID, "Error", msg, in.Host, now); err != nil {
+			return err
+		}
+		_, err = c.state.Transition(ctx, tx, in.UUID, nil, celldb.Change{VMState: &vmErr, TaskState: &none, PowerState: &noState,
+			Fault: &wire.Fault{Code: code, Message: msg, Created: now}})
+		return err
+	})
+	if err != nil {
+		log.Error("recording a failed build", "err", err)
+	}
+}
+
+// deletePending finishes the deletes the cells service recorded.
+func (c *Conductor) deletePending(ctx context.Context) {
+	insts, err := celldb.ListByTask(ctx, c.cfg.DB, celldb.TaskDeleting, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("reading instances to delete", "err", err)
+		}
+		return
+	}
+	for _, in := range insts {
+		if !c.pool.Take(in.UUID) {
+			continue
+		}
+		if !c.pool.Go(ctx, in.UUID, func(ctx context.Context) bool { return c.delete(ctx, in) }) {
+			return
+		}
+	}
+}
+
+// delete finishes one delete and reports whether it did.
+func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
+	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
+	if in.Host != "" {
+		if err := c.cfg.Compute.Destroy(ctx, in.Host, in.UUID); err != nil {
+			log.Error("destroy failed; will retry", "err", err)
+			return false
+		}
+	}
+	// A server deleted during a resize, or while it waits for one to be
+	// confirmed, has a copy and a claim on each host.
+	if m, err := celldb.ActiveMigration(ctx, c.cfg.DB, in.UUID); err == nil {
+		for _, h := range []string{m.SourceHost, m.DestHost} {
+			if h == "" || h == in.Host {
+				continue
+			}
+			if err := c.cfg.Compute.Destroy(ctx, h, in.UUID); err != nil {
+				log.Error("destroy on the other host of a resize failed; will retry", "host", h, "err", err)
+				return false
+			}
+		}
+		err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+			if err := c.state.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {
+				return err
+			}
+			return celldb.SetMigrationStatus(ctx, tx, m.ID, "deleted", c.cfg.Now())
+		})
+		if err != nil {
+			log.Error("releasing the resize claims failed; will retry", "err", err)
+			return false
+		}
+	} else if !errors.Is(err, celldb.ErrNotFound) {
+		log.Error("reading the instance's migration failed; will retry", "err", err)
+		return false
+	}
+	if err := c.cfg.Network.Deallocate(ctx, in.UUID); err != nil {
+		log.Error("freeing the network failed; will retry", "err", err)
+		return false
+	}
+	deleting := celldb.TaskDeleting
+	vmDeleted, none, noState := celldb.VMDeleted, "", celldb.PowerNoState
+	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+		_, err := c.state.Transition(ctx, tx, in.UUID, &deleting, celldb.Change{VMState: &vmDeleted, TaskState: &none,
+			PowerState: &noState, Deleted: true})
+		return err
+	})
+	if err != nil {
+		log.Error("recording the delete", "err", err)
+		return false
+	}
+	c.cfg.OnChange()
+	log.Info("instance deleted")
+	return true
+}
+
+// healLoop resends recently changed instances upward, so that a lost or
+// misapplied update is repaired within HealInterval.
+func (c *Conductor) healLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.HealInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.Heal(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("heal", "err", err)
+			}
+		}
+	}
+}
+
+// Heal sends the instances changed within the heal window up again.
+func (c *Conductor) Heal(ctx context.Context) error {
+	return c.state.Heal(ctx, c.cfg.DB, c.cfg.HealWindow)
+}

@@ -1,0 +1,255 @@
+package instanceops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
+)
+
+// Moves are the actions that take or give back room on a host: shelve,
+// unshelve, rebuild, resize and cold migration with their confirm and
+// revert. They run the same way as the others (a pending action on the
+// instance row, carried out by the worker), but the state around the VM
+// primitives is kept here.
+
+// VMs are the hypervisor primitives of the cell's hosts.
+type VMs interface {
+	VMSpawn(ctx context.Context, host, uuid string, f wire.Flavor) error
+	VMDestroy(ctx context.Context, host, uuid string) error
+	VMOp(ctx context.Context, host, uuid, op string) error
+	// Spawn claims room on host and starts the instance there, ending
+	// ACTIVE (as a build does).
+	Spawn(ctx context.Context, host, uuid string) error
+}
+
+// HostScheduler picks hosts.
+type HostScheduler interface {
+	Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error)
+}
+
+var moves = map[string]func(o *Ops, ctx context.Context, in *celldb.Instance, p celldb.Pending) error{
+	"shelve":         (*Ops).shelve,
+	"unshelve":       (*Ops).unshelve,
+	"rebuild":        (*Ops).rebuild,
+	"resize":         (*Ops).resize,
+	"migrate":        (*Ops).resize,
+	"confirm_resize": (*Ops).confirmResize,
+	"create_image":   (*Ops).createImage,
+	"revert_resize":  (*Ops).revertResize,
+}
+
+// finish commits the end of a move: the change (checked against the
+// action's task state), the pending action cleared, and the update up.
+func (o *Ops) finish(ctx context.Context, uuid, task string, c celldb.Change, extra func(tx *db.Tx) error) error {
+	none := ""
+	c.TaskState, c.Action = &none, &celldb.PendingAction{}
+	return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if extra != nil {
+			if err := extra(tx); err != nil {
+				return err
+			}
+		}
+		_, err := o.state.Transition(ctx, tx, uuid, &task, c)
+		return err
+	})
+}
+
+func (o *Ops) shelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "shelve"); err != nil {
+		return err
+	}
+	vm, power, noHost := vmstate.ShelvedOffloaded, vmstate.Shutdown, ""
+	return o.finish(ctx, in.UUID, vmstate.Actions["shelve"].Task, celldb.Change{VMState: &vm, PowerState: &power, Host: &noHost},
+		func(tx *db.Tx) error { return o.state.Release(ctx, tx, in.UUID) })
+}
+
+func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	// An unshelve resumed after a restart may hold a claim from its first
+	// try: give it back, the scheduler chooses again.
+	if err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return o.state.Release(ctx, tx, in.UUID) }); err != nil {
+		return err
+	}
+	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone})
+	if err != nil {
+		return err
+	}
+	var last error
+	for _, h := range append([]string{sels[0].Host}, sels[0].Alternates...) {
+		if last = o.cfg.VMs.Spawn(ctx, h, in.UUID); last == nil {
+			return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return o.state.ClearAction(ctx, tx, in.UUID) })
+		}
+		if errors.Is(last, celldb.ErrGone) {
+			return last
+		}
+	}
+	return last
+}
+
+func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	var rp wire.ActionParams
+	if err := json.Unmarshal(p.Params, &rp); err != nil || rp.ImageRef == "" {
+		return wire.Errorf(wire.CodeBadMessage, "rebuild needs an image")
+	}
+	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "rebuild"); err != nil {
+		return err
+	}
+	vm, power := vmstate.Active, vmstate.Running
+	return o.finish(ctx, in.UUID, vmstate.Actions["rebuild"].Task, celldb.Change{VMState: &vm, PowerState: &power, ImageRef: &rp.ImageRef}, nil)
+}
+
+// resize (and migrate, which keeps the flavor) claims room on another host
+// of the cell, starts the instance there and leaves it VERIFY_RESIZE; the
+// source copy and claim stay until confirm or revert.
+func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	flavor := in.Flavor
+	kind := "migration"
+	if p.Action == "resize" {
+		var rp wire.ActionParams
+		if err := json.Unmarshal(p.Params, &rp); err != nil || rp.Flavor == nil {
+			return wire.Errorf(wire.CodeBadMessage, "resize needs a flavor")
+		}
+		flavor, kind = *rp.Flavor, "resize"
+	}
+	// A resize resumed after a restart may have claimed a destination and
+	// recorded a migration already: undo both, the scheduler chooses again.
+	err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if m, err := celldb.ActiveMigration(ctx, tx, in.UUID); err == nil && m.Status == "migrating" {
+			if err := celldb.SetMigrationStatus(ctx, tx, m.ID, "error", o.cfg.Now()); err != nil {
+				return err
+			}
+		}
+		return o.state.Release(ctx, tx, celldb.DestClaimKey(in.UUID))
+	})
+	if err != nil {
+		return err
+	}
+	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: flavor.Need(), NumInstances: 1,
+		AvailabilityZone: in.AvailabilityZone, IgnoreHosts: []string{in.Host}})
+	if err != nil {
+		return fmt.Errorf("%s %w", noValidHost, err)
+	}
+	task := vmstate.Actions[p.Action].Task
+	var dest string
+	var migID int64
+	for _, h := range append([]string{sels[0].Host}, sels[0].Alternates...) {
+		err = o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			if err := o.state.Claim(ctx, tx, celldb.DestClaimKey(in.UUID), h, flavor.Need()); err != nil {
+				return err
+			}
+			id, err := celldb.CreateMigration(ctx, tx, celldb.Migration{InstanceUUID: in.UUID, Type: kind, SourceHost: in.Host,
+				DestHost: h, OldFlavor: in.Flavor, NewFlavor: flavor, OldVMState: in.VMState, Status: "migrating"}, o.cfg.Now())
+			migID = id
+			return err
+		})
+		if err == nil {
+			dest = h
+			break
+		}
+		if !errors.Is(err, celldb.ErrClaimFailed) {
+			return err
+		}
+	}
+	if dest == "" {
+		return fmt.Errorf("%s %w", noValidHost, err)
+	}
+	if err := o.cfg.VMs.VMSpawn(ctx, dest, in.UUID, flavor); err != nil {
+		_ = o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			if err := celldb.SetMigrationStatus(ctx, tx, migID, "error", o.cfg.Now()); err != nil {
+				return err
+			}
+			return o.state.Release(ctx, tx, celldb.DestClaimKey(in.UUID))
+		})
+		return err
+	}
+	vm, power := vmstate.Resized, vmstate.Running
+	if in.VMState == vmstate.Stopped {
+		power = vmstate.Shutdown
+	}
+	return o.finish(ctx, in.UUID, task, celldb.Change{VMState: &vm, PowerState: &power, Host: &dest, Flavor: &flavor},
+		func(tx *db.Tx) error { return celldb.SetMigrationStatus(ctx, tx, migID, "finished", o.cfg.Now()) })
+}
+
+func (o *Ops) confirmResize(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	m, err := celldb.OpenMigration(ctx, o.cfg.DB, in.UUID)
+	if err != nil {
+		return err
+	}
+	if err := o.cfg.VMs.VMDestroy(ctx, m.SourceHost, in.UUID); err != nil {
+		return err
+	}
+	vm := m.OldVMState
+	return o.finish(ctx, in.UUID, vmstate.Actions["confirm_resize"].Task, celldb.Change{VMState: &vm}, func(tx *db.Tx) error {
+		if err := o.state.Release(ctx, tx, in.UUID); err != nil {
+			return err
+		}
+		if err := o.state.MoveClaim(ctx, tx, celldb.DestClaimKey(in.UUID), in.UUID); err != nil {
+			return err
+		}
+		return celldb.SetMigrationStatus(ctx, tx, m.ID, "confirmed", o.cfg.Now())
+	})
+}
+
+func (o *Ops) revertResize(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	m, err := celldb.OpenMigration(ctx, o.cfg.DB, in.UUID)
+	if err != nil {
+		return err
+	}
+	if err := o.cfg.VMs.VMDestroy(ctx, m.DestHost, in.UUID); err != nil {
+		return err
+	}
+	vm, power := m.OldVMState, vmstate.Running
+	if vm == vmstate.Stopped {
+		power = vmstate.Shutdown
+	}
+	return o.finish(ctx, in.UUID, vmstate.Actions["revert_resize"].Task,
+		celldb.Change{VMState: &vm, PowerState: &power, Host: &m.SourceHost, Flavor: &m.OldFlavor}, func(tx *db.Tx) error {
+			if err := o.state.Release(ctx, tx, celldb.DestClaimKey(in.UUID)); err != nil {
+				return err
+			}
+			return celldb.SetMigrationStatus(ctx, tx, m.ID, "reverted", o.cfg.Now())
+		})
+}
+
+// runMove carries out a move and logs its failure.
+func (o *Ops) runMove(ctx context.Context, in *celldb.Instance, p celldb.Pending, log *slog.Logger) error {
+	err := moves[p.Action](o, ctx, in, p)
+	if err != nil && !errors.Is(err, celldb.ErrGone) && ctx.Err() == nil {
+		log.Warn("server action failed", "err", err)
+	}
+	return err
+}
+
+// noValidHost starts the message of a move that found no host, as Nova's.
+const noValidHost = "No valid host was found."
+
+// createImage snapshots the instance on its host and sends the image data
+// up to the API cell's image store; the instance keeps its state.
+func (o *Ops) createImage(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	var ap wire.ActionParams
+	if err := json.Unmarshal(p.Params, &ap); err != nil || ap.ImageRef == "" {
+		return wire.Errorf(wire.CodeBadMessage, "create_image needs the image id")
+	}
+	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "snapshot"); err != nil {
+		// Tell the API cell, which deletes the queued image, as Nova does.
+		serr := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodSnapshotDone, p.RequestID,
+				&wire.SnapshotDone{ImageID: ap.ImageRef, UUID: in.UUID, Failed: true})
+		})
+		return errors.Join(err, serr)
+	}
+	// The fake hypervisor's disk: a few bytes naming what it was made of.
+	data := []byte(fmt.Sprintf("cellcloud fake snapshot of instance %s (image %s, flavor %s)\n", in.UUID, in.ImageRef, in.Flavor.Name))
+	return o.finish(ctx, in.UUID, vmstate.Actions["create_image"].Task, celldb.Change{}, func(tx *db.Tx) error {
+		return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodSnapshotDone, p.RequestID,
+			&wire.SnapshotDone{ImageID: ap.ImageRef, UUID: in.UUID, Data: data})
+	})
+}

@@ -1,0 +1,95 @@
+package instancestate
+
+import (
+	"context"
+
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/capacity"
+)
+
+// Claims: an instance's claim reserves its flavor on a host (the
+// instance's own, keyed by its UUID, and during a resize one on the
+// destination, keyed by celldb.DestClaimKey). They are taken and given
+// back here and nowhere else.
+//
+// On the boot path the conductor takes the claim when it places an
+// instance (Place), and the compute host checks it in the statement that
+// begins the spawn (BeginSpawn). A spawn on a host the instance holds no
+// claim on (an alternate after a failed spawn, an unshelve) takes it there.
+
+// Place claims host for an instance waiting to be scheduled and records
+// the host on it (task state scheduling to networking; a Step). Like Nova,
+// an instance that asked for no availability zone takes its host's.
+func (o *Owner) Place(ctx context.Context, tx *db.Tx, in *celldb.Instance, host string) error {
+	az, err := celldb.ClaimZone(ctx, tx, in.UUID, host, in.Flavor.Need(), o.now())
+	if err != nil {
+		return err
+	}
+	networking := celldb.TaskNetworking
+	change := celldb.Change{Host: &host, TaskState: &networking}
+	if in.AvailabilityZone == "" {
+		change.AvailabilityZone = &az
+	}
+	return o.Step(ctx, tx, in.UUID, Task(celldb.TaskScheduling), change)
+}
+
+// Unplace gives back the claim of an instance caught between host choice
+// and ACTIVE (in task state task) and puts it back to scheduling with no
+// host (a Step), so that it is placed again.
+func (o *Owner) Unplace(ctx context.Context, tx *db.Tx, uuid, task string) error {
+	if err := o.Release(ctx, tx, uuid); err != nil {
+		return err
+	}
+	scheduling, noHost := celldb.TaskScheduling, ""
+	return o.Step(ctx, tx, uuid, &task, celldb.Change{TaskState: &scheduling, Host: &noHost})
+}
+
+// BeginSpawn moves an instance to task state spawning on host (a change
+// the API cell learns with the spawn's end) and returns it. When the
+// instance holds its claim on host, as after Place, that is one statement
+// that checks the claim; otherwise the claim is taken here. It fails with
+// celldb.ErrGone for an instance deleted or being deleted, and with
+// celldb.ErrClaimFailed for a host without room.
+func (o *Owner) BeginSpawn(ctx context.Context, tx *db.Tx, uuid, host string) (*celldb.Instance, error) {
+	spawning := celldb.TaskSpawning
+	change := celldb.Change{Host: &host, TaskState: &spawning}
+	if in, err := celldb.UpdateClaimed(ctx, tx, uuid, host, change, o.now()); in != nil || err != nil {
+		return in, err
+	}
+	cur, err := celldb.Get(ctx, tx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Deleted || cur.TaskState == celldb.TaskDeleting {
+		return nil, celldb.ErrGone
+	}
+	if err := o.Claim(ctx, tx, uuid, host, cur.Flavor.Need()); err != nil {
+		return nil, err
+	}
+	return celldb.Update(ctx, tx, uuid, nil, change, o.now())
+}
+
+// Claim reserves f on host under key (an instance's UUID, or a
+// destination's celldb.DestClaimKey). It succeeds again for the same key
+// and host and fails with celldb.ErrClaimFailed when the host is full.
+func (o *Owner) Claim(ctx context.Context, tx *db.Tx, key, host string, f capacity.Flavor) error {
+	return celldb.Claim(ctx, tx, key, host, f, o.now())
+}
+
+// Release gives the claim under key back to its host; a no-op when there
+// is none.
+func (o *Owner) Release(ctx context.Context, tx *db.Tx, key string) error {
+	return celldb.Release(ctx, tx, key)
+}
+
+// MoveClaim renames a claim (a confirmed resize's destination claim
+// becomes the instance's own).
+func (o *Owner) MoveClaim(ctx context.Context, tx *db.Tx, from, to string) error {
+	return celldb.MoveClaim(ctx, tx, from, to)
+}
+
+// ReleaseIn is Release in a transaction of its own.
+func (o *Owner) ReleaseIn(ctx context.Context, d *db.DB, key string) error {
+	return d.Group(ctx, func(tx *db.Tx) error { return o.Release(ctx, tx, key) })
+}

@@ -1,0 +1,148 @@
+// Package fake is a hypervisor driver that runs no virtual machines: it
+// keeps track of the instances "running" on each of many hosts, so that one
+// process can stand in for thousands of hypervisors. Spawn latency and
+// failures can be injected for tests and benchmarks.
+package fake
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/computecell/virt"
+)
+
+// Config configures the fake driver.
+type Config struct {
+	// SpawnLatency is how long a spawn takes.
+	SpawnLatency time.Duration
+	// FailRate is the probability (0..1) that a spawn fails.
+	FailRate float64
+	// FailHosts always fail to spawn.
+	FailHosts []string
+	// Seed seeds failure injection (0: a fixed default).
+	Seed uint64
+}
+
+// Driver is the fake driver.
+type Driver struct {
+	cfg   Config
+	mu    sync.Mutex
+	hosts map[string]map[string]virt.Instance
+	// console holds each instance's console log.
+	console map[string][]string
+	rng     *rand.Rand
+}
+
+// Ops are the lifecycle operations the fake driver knows.
+var Ops = []string{"power_off", "power_on", "reboot", "pause", "unpause", "suspend", "resume", "rescue", "unrescue", "rebuild", "snapshot", "shelve"}
+
+// New returns a fake driver.
+func New(cfg Config) (*Driver, error) {
+	if !(cfg.FailRate >= 0 && cfg.FailRate <= 1) { // also rejects NaN
+		return nil, fmt.Errorf("fake driver: fail rate %v must be between 0 and 1", cfg.FailRate)
+	}
+	if cfg.SpawnLatency < 0 {
+		return nil, fmt.Errorf("fake driver: spawn latency %v must not be negative", cfg.SpawnLatency)
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = 1
+	}
+	return &Driver{cfg: cfg, hosts: map[string]map[string]virt.Instance{}, console: map[string][]string{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
+}
+
+// Spawn pretends to start an instance.
+func (d *Driver) Spawn(ctx context.Context, host string, in virt.Instance) error {
+	if d.cfg.SpawnLatency > 0 {
+		t := time.NewTimer(d.cfg.SpawnLatency)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if slices.Contains(d.cfg.FailHosts, host) || (d.cfg.FailRate > 0 && d.rng.Float64() < d.cfg.FailRate) {
+		return fmt.Errorf("fake driver: injected spawn failure of %s on %s", in.UUID, host)
+	}
+	if d.hosts[host] == nil {
+		d.hosts[host] = map[string]virt.Instance{}
+	}
+	d.hosts[host][in.UUID] = in
+	d.log(in.UUID, "fake-virt: booting "+in.Name, "login: cirros")
+	return nil
+}
+
+func (d *Driver) log(uuid string, lines ...string) {
+	d.console[uuid] = append(d.console[uuid], lines...)
+	if n := len(d.console[uuid]); n > 1000 {
+		d.console[uuid] = d.console[uuid][n-1000:]
+	}
+}
+
+// Operate carries out a lifecycle operation on a running instance.
+func (d *Driver) Operate(ctx context.Context, host, uuid, op string) error {
+	if !slices.Contains(Ops, op) {
+		return fmt.Errorf("fake driver: unknown operation %q", op)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.hosts[host][uuid]; !ok {
+		return fmt.Errorf("fake driver: instance %s is not on %s", uuid, host)
+	}
+	if slices.Contains(d.cfg.FailHosts, host) {
+		return fmt.Errorf("fake driver: injected %s failure of %s on %s", op, uuid, host)
+	}
+	d.log(uuid, "fake-virt: "+op)
+	if op == "shelve" {
+		delete(d.hosts[host], uuid)
+	}
+	return nil
+}
+
+// ConsoleOutput returns the instance's console log.
+func (d *Driver) ConsoleOutput(_ context.Context, host, uuid string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.hosts[host][uuid]; !ok {
+		return "", fmt.Errorf("fake driver: instance %s is not on %s", uuid, host)
+	}
+	return strings.Join(d.console[uuid], "\n") + "\n", nil
+}
+
+// Destroy pretends to remove an instance.
+func (d *Driver) Destroy(_ context.Context, host, uuid string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.hosts[host], uuid)
+	// A resize has a copy on two hosts; the log goes with the last one.
+	for _, insts := range d.hosts {
+		if _, ok := insts[uuid]; ok {
+			return nil
+		}
+	}
+	delete(d.console, uuid)
+	return nil
+}
+
+// List returns the instances on a host.
+func (d *Driver) List(host string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.hosts[host]))
+	for u := range d.hosts[host] {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}

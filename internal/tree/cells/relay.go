@@ -1,0 +1,184 @@
+package cells
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cellcloud/cellcloud/internal/tree/outbox"
+)
+
+const relayBatch = 512
+
+// relayLoop moves committed outbox messages to the brokers of the cells they
+// go to next. A message leaves the outbox only once the receiving broker has
+// stored it; a neighbour that is down keeps its messages until it returns.
+func (s *Service) relayLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RelayInterval)
+	defer t.Stop()
+	for {
+		for s.relayOnce(ctx) && ctx.Err() == nil {
+			// A full batch went out: there may be more.
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// relayOnce relays one batch per neighbour; it reports whether any batch
+// was full.
+func (s *Service) relayOnce(ctx context.Context) bool {
+	counts, err := outbox.Neighbours(ctx, s.cfg.DB)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("reading the outbox", "err", err)
+		}
+		return false
+	}
+	more := false
+	now := time.Now()
+	for nb := range counts {
+		js, l := s.jsFor(nb)
+		if js == nil {
+			if s.warnOnce("orphan:"+nb, time.Minute) {
+				s.log.Warn("messages queued for a cell that is not a neighbour; keeping them", "neighbour", nb, "queued", counts[nb])
+			}
+			continue
+		}
+		if l != nil && now.Before(l.backoffUntil) {
+			continue
+		}
+		if l != nil && !l.conn.nc.IsConnected() {
+			// Its broker is unreachable: publishing now would only wait
+			// for acks that cannot come, holding up every other neighbour.
+			s.relayFailed(l, nb, counts[nb])
+			continue
+		}
+		entries, err := outbox.Pending(ctx, s.cfg.DB, nb, relayBatch)
+		if err != nil {
+			s.log.Error("reading the outbox", "neighbour", nb, "err", err)
+			continue
+		}
+		sent := s.publishBatch(ctx, js, nb, coalesce(entries))
+		if len(sent) > 0 {
+			if err := outbox.Delete(ctx, s.cfg.DB, sent); err != nil {
+				s.log.Error("clearing relayed messages", "neighbour", nb, "err", err)
+			}
+		}
+		if l != nil {
+			if len(sent) < len(entries) {
+				s.relayFailed(l, nb, counts[nb])
+			} else {
+				s.mu.Lock()
+				if l.failures > 0 {
+					s.log.Info("neighbour reachable again; relaying", "neighbour", nb)
+				}
+				l.failures = 0
+				s.mu.Unlock()
+			}
+		}
+		if len(entries) == relayBatch && len(sent) == len(entries) {
+			more = true
+		}
+	}
+	return more
+}
+
+// relayFailed backs off from relaying to a neighbour that did not take its
+// messages.
+func (s *Service) relayFailed(l *link, nb string, queued int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l.failures++
+	wait := min(time.Duration(l.failures)*250*time.Millisecond, 5*time.Second)
+	l.backoffUntil = time.Now().Add(wait)
+	if l.failures == 1 || l.failures%20 == 0 {
+		s.log.Warn("neighbour unreachable; keeping its messages", "neighbour", nb, "queued", queued, "retry_in", wait)
+	}
+}
+
+// jsFor returns the JetStream handle that reaches nb's inbox.
+func (s *Service) jsFor(nb string) (jetstream.JetStream, *link) {
+	if nb == s.path {
+		return s.js, nil
+	}
+	l, ok := s.neighbour(nb)
+	if !ok {
+		return nil, nil
+	}
+	return l.conn.js, l
+}
+
+// publishBatch publishes envelopes asynchronously and returns the outbox
+// sequence numbers of those the broker acknowledged.
+func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb string, msgs []outgoing) []int64 {
+	type pending struct {
+		seqs []int64
+		f    jetstream.PubAckFuture
+	}
+	subj := inSubject(nb)
+	ps := make([]pending, 0, len(msgs))
+	for _, o := range msgs {
+		m := nats.NewMsg(subj)
+		m.Data = o.body
+		m.Header.Set(jetstream.MsgIDHeader, o.msgID)
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			break
+		}
+		ps = append(ps, pending{o.seqs, f})
+	}
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	var sent []int64
+	for _, p := range ps {
+		select {
+		case <-p.f.Ok():
+			sent = append(sent, p.seqs...)
+			s.published.durable.Add(1)
+		case err := <-p.f.Err():
+			s.log.Debug("relay publish failed", "neighbour", nb, "err", err)
+		case <-timeout.C:
+			return sent
+		case <-ctx.Done():
+			return sent
+		}
+	}
+	return sent
+}
+
+func (s *Service) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := outbox.PruneApplied(ctx, s.cfg.DB, time.Now().Add(-s.cfg.AppliedRetention))
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("pruning applied message ids", "err", err)
+			} else if n > 0 {
+				s.log.Debug("pruned applied message ids", "count", n)
+			}
+		}
+	}
+}
+
+// warnOnce reports whether a warning with this key may be logged now: at
+// most once per interval.
+func (s *Service) warnOnce(key string, every time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.warned[key]; ok && time.Since(t) < every {
+		return false
+	}
+	s.warned[key] = time.Now()
+	return true
+}

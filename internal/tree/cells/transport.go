@@ -1,0 +1,228 @@
+package cells
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cellcloud/cellcloud/internal/tree/broker"
+)
+
+// Subjects on a cell's broker. Every subject carries the cell path, so that
+// several cells may share one external NATS cluster.
+func inSubject(path string) string   { return "cellcloud." + path + ".in" }
+func callSubject(path string) string { return "cellcloud." + path + ".call" }
+
+// nudgeSubject is where a role in another process of this cell publishes to
+// wake the cells service's outbox relay after it has enqueued messages.
+func nudgeSubject(path string) string { return "cellcloud." + path + ".nudge" }
+
+// streamName is the JetStream stream that holds a cell's durable inbox.
+// Cell names hold no "_", so the mapping cannot collide.
+func streamName(path string) string { return "CELLIN_" + strings.ReplaceAll(path, "!", "_") }
+
+// conn is a connection to a broker, shared by the neighbours that use it.
+type conn struct {
+	url  string
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	refs int
+}
+
+// link is a neighbour and the connection that reaches it.
+type link struct {
+	n    Neighbour
+	conn *conn
+	// backoffUntil delays relaying after a failure.
+	backoffUntil time.Time
+	failures     int
+}
+
+func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {
+	name := streamName(s.path)
+	cfg := jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   []string{inSubject(s.path)},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.WorkQueuePolicy,
+		Duplicates: 2 * time.Minute,
+	}
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	stream, err := s.js.CreateOrUpdateStream(sctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cells: inbox stream %s: %w", name, err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(sctx, jetstream.ConsumerConfig{
+		Durable:       "cells",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       60 * time.Second,
+		MaxAckPending: 4096,
+		FilterSubject: inSubject(s.path),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cells: inbox consumer: %w", err)
+	}
+	return cons, nil
+}
+
+// refreshNeighbours re-reads the cells table and brings connections in line:
+// new neighbours are connected, removed ones dropped, changed URLs moved.
+func (s *Service) refreshNeighbours(ctx context.Context) error {
+	ns, err := ListNeighbours(ctx, s.cfg.DB)
+	if err != nil {
+		return err
+	}
+	want := map[string]Neighbour{}
+	for _, n := range ns {
+		if err := ValidateNeighbour(s.path, n); err != nil {
+			s.log.Error("ignoring a bad row of the cells table", "neighbour", n.Path, "err", err)
+			continue
+		}
+		want[n.Path] = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, l := range s.neighbours {
+		n, ok := want[p]
+		if !ok || n.BrokerURL != l.n.BrokerURL {
+			s.release(l.conn)
+			delete(s.neighbours, p)
+			if !ok {
+				s.log.Info("neighbour removed", "neighbour", p)
+			}
+		}
+	}
+	for p, n := range want {
+		if l, ok := s.neighbours[p]; ok {
+			if !reflect.DeepEqual(l.n.Capabilities, n.Capabilities) || l.n.WeightOffset != n.WeightOffset || l.n.WeightScale != n.WeightScale || l.n.Relation != n.Relation {
+				s.log.Info("neighbour changed", "neighbour", p)
+			}
+			l.n = n
+			continue
+		}
+		c, err := s.acquire(ctx, n.BrokerURL)
+		if err != nil {
+			s.log.Error("cannot connect to neighbour's broker", "neighbour", p, "url", n.BrokerURL, "err", err)
+			continue
+		}
+		s.neighbours[p] = &link{n: n, conn: c}
+		s.log.Info("neighbour added", "neighbour", p, "relation", n.Relation, "url", n.BrokerURL)
+	}
+	return nil
+}
+
+// acquire returns a shared connection to url; s.mu is held.
+func (s *Service) acquire(ctx context.Context, url string) (*conn, error) {
+	if c, ok := s.conns[url]; ok {
+		c.refs++
+		return c, nil
+	}
+	var nc *nats.Conn
+	if url == s.cfg.Conn.ConnectedUrl() || url == s.cfg.Conn.Opts.Url {
+		nc = s.cfg.Conn
+	} else {
+		var err error
+		nc, err = broker.Connect(ctx, url, "cellcloud cells "+s.path, s.log)
+		if err != nil {
+			return nil, err
+		}
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(10*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{url: url, nc: nc, js: js, refs: 1}
+	s.conns[url] = c
+	return c, nil
+}
+
+// release drops a reference to a connection; s.mu is held.
+func (s *Service) release(c *conn) {
+	c.refs--
+	if c.refs > 0 {
+		return
+	}
+	delete(s.conns, c.url)
+	if c.nc != s.cfg.Conn {
+		c.nc.Close()
+	}
+}
+
+func (s *Service) refreshLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.refreshNeighbours(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("reading the cells table", "err", err)
+			}
+		}
+	}
+}
+
+// neighbour returns the link to a neighbour, if the cells table has it.
+func (s *Service) neighbour(path string) (*link, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.neighbours[path]
+	return l, ok
+}
+
+// Neighbours returns a snapshot of the cells table as last loaded.
+func (s *Service) Neighbours() []Neighbour {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Neighbour, 0, len(s.neighbours))
+	for _, l := range s.neighbours {
+		out = append(out, l.n)
+	}
+	slices.SortFunc(out, func(a, b Neighbour) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// children returns the child neighbours.
+func (s *Service) children() []Neighbour {
+	var out []Neighbour
+	for _, n := range s.Neighbours() {
+		if n.Relation == Child {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// publishCall sends an ephemeral message to a neighbour (or to this cell).
+func (s *Service) publishCall(to string, env any) error {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	nc := s.cfg.Conn
+	if to != s.path {
+		l, ok := s.neighbour(to)
+		if !ok {
+			return fmt.Errorf("no neighbour %q in the cells table", to)
+		}
+		nc = l.conn.nc
+	}
+	if err := nc.Publish(callSubject(to), b); err != nil {
+		return err
+	}
+	s.published.calls.Add(1)
+	return nil
+}
+
+// RefreshNeighbours re-reads the cells table now, rather than at the next
+// refresh interval.
+func (s *Service) RefreshNeighbours(ctx context.Context) error { return s.refreshNeighbours(ctx) }

@@ -1,0 +1,160 @@
+// Package outbox keeps the messages a cell has committed to send, in the
+// cell's own database, in the same transaction as the change that caused
+// them. The cells service relays them to the neighbour's broker and deletes
+// them once the broker has stored them, so nothing is lost when a neighbour
+// (or this process) is down. It also records the ids of the messages a cell
+// has applied, so a message delivered twice takes effect once.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// Migrations is the outbox's schema, the same in every cell.
+var Migrations = []db.Migration{
+	{Version: 1, Name: "outbox and applied messages", SQL: `
+CREATE TABLE outbox (
+	seq {{serial}},
+	neighbour TEXT NOT NULL,
+	msg_id TEXT NOT NULL,
+	method TEXT NOT NULL,
+	body {{blob}} NOT NULL,
+	created_at {{bigint}} NOT NULL
+);
+CREATE INDEX outbox_neighbour_seq ON outbox (neighbour, seq);
+CREATE TABLE applied_messages (
+	msg_id TEXT PRIMARY KEY,
+	method TEXT NOT NULL,
+	applied_at {{bigint}} NOT NULL
+);
+CREATE INDEX applied_messages_at ON applied_messages (applied_at)`},
+}
+
+// Enqueue adds env to the outbox for the neighbour it goes to next, inside
+// tx. The message leaves only if tx commits.
+func Enqueue(ctx context.Context, tx *db.Tx, neighbour string, env *wire.Envelope) error {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("outbox: encode %s: %w", env.Method, err)
+	}
+	if len(b) > wire.MaxSize {
+		return fmt.Errorf("outbox: %s message is %d bytes, over the %d byte limit", env.Method, len(b), wire.MaxSize)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO outbox (neighbour, msg_id, method, body, created_at) VALUES (?, ?, ?, ?, ?)`,
+		neighbour, env.ID, env.Method, b, time.Now().UnixMicro())
+	if err != nil {
+		return fmt.Errorf("outbox: enqueue %s for %s: %w", env.Method, neighbour, err)
+	}
+	return nil
+}
+
+// Entry is a queued message.
+type Entry struct {
+	Seq       int64
+	Neighbour string
+	MsgID     string
+	Method    string
+	Body      []byte
+	CreatedAt time.Time
+}
+
+// Pending returns up to limit queued messages for a neighbour, oldest first.
+func Pending(ctx context.Context, d *db.DB, neighbour string, limit int) ([]Entry, error) {
+	rows, err := d.Query(ctx, `SELECT seq, msg_id, method, body, created_at FROM outbox WHERE neighbour = ? ORDER BY seq LIMIT ?`, neighbour, limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		e := Entry{Neighbour: neighbour}
+		var at int64
+		if err := rows.Scan(&e.Seq, &e.MsgID, &e.Method, &e.Body, &at); err != nil {
+			return nil, fmt.Errorf("outbox: read: %w", err)
+		}
+		e.CreatedAt = db.FromMicros(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Neighbours lists the neighbours that have queued messages, with counts.
+func Neighbours(ctx context.Context, d *db.DB) (map[string]int, error) {
+	rows, err := d.Query(ctx, `SELECT neighbour, COUNT(*) FROM outbox GROUP BY neighbour`)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: count: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var n string
+		var c int
+		if err := rows.Scan(&n, &c); err != nil {
+			return nil, err
+		}
+		out[n] = c
+	}
+	return out, rows.Err()
+}
+
+// Delete removes relayed messages.
+func Delete(ctx context.Context, d *db.DB, seqs []int64) error {
+	for len(seqs) > 0 {
+		n := min(len(seqs), 500)
+		q := "DELETE FROM outbox WHERE seq IN (?" + repeat(",?", n-1) + ")"
+		args := make([]any, n)
+		for i, s := range seqs[:n] {
+			args[i] = s
+		}
+		if _, err := d.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("outbox: delete: %w", err)
+		}
+		seqs = seqs[n:]
+	}
+	return nil
+}
+
+func repeat(s string, n int) string {
+	b := make([]byte, 0, len(s)*n)
+	for range n {
+		b = append(b, s...)
+	}
+	return string(b)
+}
+
+// MarkApplied records that msg id has been applied, inside the transaction
+// that applies it. It returns false when the id was applied before: the
+// caller must then do nothing (and may commit or roll back).
+func MarkApplied(ctx context.Context, tx *db.Tx, id, method string) (bool, error) {
+	var q string
+	if tx.Dialect == db.Postgres {
+		q = `INSERT INTO applied_messages (msg_id, method, applied_at) VALUES (?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`
+	} else {
+		q = `INSERT OR IGNORE INTO applied_messages (msg_id, method, applied_at) VALUES (?, ?, ?)`
+	}
+	res, err := tx.Exec(ctx, q, id, method, time.Now().UnixMicro())
+	if err != nil {
+		return false, fmt.Errorf("outbox: mark %s applied: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
+// PruneApplied forgets applied ids older than before. A message older than
+// the broker's redelivery horizon cannot come again.
+func PruneApplied(ctx context.Context, d *db.DB, before time.Time) (int64, error) {
+	res, err := d.Exec(ctx, `DELETE FROM applied_messages WHERE applied_at < ?`, before.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("outbox: prune: %w", err)
+	}
+	return res.RowsAffected()
+}

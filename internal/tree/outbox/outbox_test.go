@@ -1,0 +1,205 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/tree/outbox"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+func migrated(t *testing.T, d *db.DB) {
+	t.Helper()
+	for range 2 { // migrations are idempotent
+		if err := d.Migrate(context.Background(), "outbox", outbox.Migrations); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+	}
+}
+
+func envelope(id string) *wire.Envelope {
+	return &wire.Envelope{ID: id, Method: "test_note", Version: wire.V1, Kind: wire.Targeted,
+		Target: "api!cell1", Route: []string{"api"}, Sender: "api", Payload: json.RawMessage(`{"n":1}`)}
+}
+
+func enqueue(t *testing.T, d *db.DB, neighbour string, ids ...string) {
+	t.Helper()
+	err := d.InTx(context.Background(), func(tx *db.Tx) error {
+		for _, id := range ids {
+			if err := outbox.Enqueue(context.Background(), tx, neighbour, envelope(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("enqueue: %v", err)
+	}
+}
+
+func TestOutboxQueuesInTheCallersTransaction(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+
+		// A rolled-back transaction leaves nothing to send.
+		rollback := errors.New("roll back")
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			if err := outbox.Enqueue(ctx, tx, "api!cell1", envelope("lost")); err != nil {
+				return err
+			}
+			return rollback
+		})
+		if !errors.Is(err, rollback) {
+			t.Fatalf("InTx = %v", err)
+		}
+		if n, err := outbox.Neighbours(ctx, d); err != nil || len(n) != 0 {
+			t.Fatalf("after rollback: %v, %v", n, err)
+		}
+
+		enqueue(t, d, "api!cell1", "a1", "a2", "a3")
+		enqueue(t, d, "api!cell2", "b1")
+		enqueue(t, d, "api!cell1", "a4")
+		n, err := outbox.Neighbours(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(n) != 2 || n["api!cell1"] != 4 || n["api!cell2"] != 1 {
+			t.Fatalf("Neighbours = %v", n)
+		}
+
+		// Oldest first, limited, and each body is the envelope as queued.
+		es, err := outbox.Pending(ctx, d, "api!cell1", 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for i, e := range es {
+			ids = append(ids, e.MsgID)
+			if e.Neighbour != "api!cell1" || e.CreatedAt.IsZero() || (i > 0 && e.Seq <= es[i-1].Seq) {
+				t.Errorf("entry %d: %+v", i, e)
+			}
+			env, err := wire.Decode(e.Body)
+			if err != nil || env.ID != e.MsgID {
+				t.Errorf("entry %d body: %+v, %v", i, env, err)
+			}
+		}
+		if strings.Join(ids, ",") != "a1,a2,a3" {
+			t.Errorf("Pending = %v, want a1,a2,a3", ids)
+		}
+
+		// Delete removes exactly the relayed entries.
+		if err := outbox.Delete(ctx, d, []int64{es[0].Seq, es[1].Seq}); err != nil {
+			t.Fatal(err)
+		}
+		es, err = outbox.Pending(ctx, d, "api!cell1", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != 2 || es[0].MsgID != "a3" || es[1].MsgID != "a4" {
+			t.Errorf("after delete: %+v", es)
+		}
+		if err := outbox.Delete(ctx, d, nil); err != nil {
+			t.Errorf("Delete(nil): %v", err)
+		}
+		if n, _ := outbox.Neighbours(ctx, d); n["api!cell2"] != 1 {
+			t.Errorf("another neighbour's queue changed: %v", n)
+		}
+	})
+}
+
+func TestOutboxDeleteManyAndTooBig(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		ids := make([]string, 1203) // more than one DELETE's worth
+		for i := range ids {
+			ids[i] = fmt.Sprintf("m%04d", i)
+		}
+		enqueue(t, d, "api", ids...)
+		es, err := outbox.Pending(ctx, d, "api", 2000)
+		if err != nil || len(es) != len(ids) {
+			t.Fatalf("Pending = %d entries, %v", len(es), err)
+		}
+		seqs := make([]int64, 0, len(es)-1)
+		for _, e := range es[:len(es)-1] {
+			seqs = append(seqs, e.Seq)
+		}
+		if err := outbox.Delete(ctx, d, seqs); err != nil {
+			t.Fatal(err)
+		}
+		left, err := outbox.Pending(ctx, d, "api", 10)
+		if err != nil || len(left) != 1 || left[0].MsgID != ids[len(ids)-1] {
+			t.Fatalf("left %+v, %v", left, err)
+		}
+
+		big := envelope("big")
+		big.Payload = json.RawMessage(`"` + strings.Repeat("x", wire.MaxSize) + `"`)
+		err = d.InTx(ctx, func(tx *db.Tx) error { return outbox.Enqueue(ctx, tx, "api", big) })
+		if err == nil {
+			t.Fatal("an envelope over wire.MaxSize was queued")
+		}
+	})
+}
+
+func TestMarkAppliedOncePerID(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		mark := func(id string) bool {
+			t.Helper()
+			var fresh bool
+			err := d.InTx(ctx, func(tx *db.Tx) error {
+				var err error
+				fresh, err = outbox.MarkApplied(ctx, tx, id, "test_note")
+				return err
+			})
+			if err != nil {
+				t.Fatalf("mark %s: %v", id, err)
+			}
+			return fresh
+		}
+		if !mark("x") {
+			t.Fatal("first mark of x was not fresh")
+		}
+		if mark("x") {
+			t.Fatal("second mark of x was fresh")
+		}
+		if !mark("y") {
+			t.Fatal("first mark of y was not fresh")
+		}
+
+		// A mark in a rolled-back transaction does not count.
+		rollback := errors.New("roll back")
+		_ = d.InTx(ctx, func(tx *db.Tx) error {
+			if fresh, err := outbox.MarkApplied(ctx, tx, "z", "test_note"); err != nil || !fresh {
+				t.Errorf("mark z: %v, %v", fresh, err)
+			}
+			return rollback
+		})
+		if !mark("z") {
+			t.Fatal("z was remembered from a rolled-back transaction")
+		}
+
+		// Pruning forgets old ids only.
+		if n, err := outbox.PruneApplied(ctx, d, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+			t.Fatalf("prune old: %d, %v", n, err)
+		}
+		if mark("x") {
+			t.Fatal("x was forgotten by a prune of older ids")
+		}
+		if n, err := outbox.PruneApplied(ctx, d, time.Now().Add(time.Second)); err != nil || n != 3 {
+			t.Fatalf("prune all: %d, %v; want 3", n, err)
+		}
+		if !mark("x") {
+			t.Fatal("x was remembered after pruning")
+		}
+	})
+}
