@@ -1,4 +1,4 @@
-// Package apicell holds the API cell's side of the cells service: it applies
+// Package apicopy holds the API cell's side of the cells service: it applies
 // instance updates from the cells below to the API cell's copy, in version
 // order, and records builds that found no cell at all.
 package apicopy
