@@ -1,5 +1,6 @@
 // Package archtest guards the architecture mechanically: it fails when a
-// package sits outside the layout or depends on what it must not.
+// package sits outside the layout or depends on what it must not, and when
+// a test polls by hand instead of with testpoll.Eventually.
 //
 // The layout (docs/architecture.md, "The map of the code"):
 //

@@ -22,7 +22,6 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/config"
-	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
 
@@ -226,13 +225,6 @@ func (tr *Tree) Send(method, path, token string, body any, headers ...string) (*
 		return nil, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
-}
-
-// Eventually is testpoll.Eventually, kept here for the tests that already
-// speak testtree.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (done bool, why string)) {
-	t.Helper()
-	testpoll.Eventually(t, timeout, what, cond)
 }
 
 // Fault checks that r is the Compute API's error shape for status,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
 	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -120,13 +122,13 @@ func TestLoopBuildsToActive(t *testing.T) {
 	accept(t, e.db, e.cd, "req-1", b)
 	e.start(t)
 
-	eventually(t, "every instance ACTIVE", func() bool {
+	testpoll.Eventually(t, wait, "every instance ACTIVE", func() (bool, string) {
 		for _, s := range b.Instances {
-			if get(t, e.db, s.UUID).VMState != celldb.VMActive {
-				return false
+			if in := get(t, e.db, s.UUID); in.VMState != celldb.VMActive {
+				return false, fmt.Sprintf("%s is %q", s.UUID, in.VMState)
 			}
 		}
-		return true
+		return true, ""
 	})
 	cl := claims(t, e.db)
 	addrs := map[string]bool{}
@@ -194,7 +196,10 @@ func TestAllHostsFailingEndsInError(t *testing.T) {
 	accept(t, e.db, e.cd, "req-1", b)
 	e.start(t)
 
-	eventually(t, "the instance in ERROR", func() bool { return get(t, e.db, u).VMState == celldb.VMError })
+	testpoll.Eventually(t, wait, "the instance in ERROR", func() (bool, string) {
+		vm := get(t, e.db, u).VMState
+		return vm == celldb.VMError, fmt.Sprintf("vm %q", vm)
+	})
 	in := get(t, e.db, u)
 	if in.Fault == nil || !strings.HasPrefix(in.Fault.Message, "No valid host was found") || in.Fault.Code != 500 {
 		t.Fatalf("fault %+v, want code 500 and a message starting with %q", in.Fault, "No valid host was found")
@@ -202,9 +207,9 @@ func TestAllHostsFailingEndsInError(t *testing.T) {
 	if in.TaskState != "" || in.PowerState != celldb.PowerNoState {
 		t.Errorf("task %q power %d, want none and no state", in.TaskState, in.PowerState)
 	}
-	eventually(t, "the ERROR state sent up", func() bool {
+	testpoll.Eventually(t, wait, "the ERROR state sent up", func() (bool, string) {
 		sts := e.sent.statesOf(t, u)
-		return len(sts) > 0 && sts[len(sts)-1].VMState == celldb.VMError
+		return len(sts) > 0 && sts[len(sts)-1].VMState == celldb.VMError, fmt.Sprintf("states sent %+v", sts)
 	})
 	sts := e.sent.statesOf(t, u)
 	last := sts[len(sts)-1]
@@ -237,14 +242,15 @@ func TestPartialMultiCreateHandsTheRestBack(t *testing.T) {
 	accept(t, e.db, e.cd, "req-1", b)
 	e.start(t)
 
-	eventually(t, "two ACTIVE and one build_failed", func() bool {
+	testpoll.Eventually(t, wait, "two ACTIVE and one build_failed", func() (bool, string) {
 		active := 0
 		for _, s := range b.Instances[:2] {
 			if get(t, e.db, s.UUID).VMState == celldb.VMActive {
 				active++
 			}
 		}
-		return active == 2 && len(e.sent.buildFailed(t)) > 0
+		failed := len(e.sent.buildFailed(t))
+		return active == 2 && failed > 0, fmt.Sprintf("%d ACTIVE, %d build_failed", active, failed)
 	})
 	left := b.Instances[2]
 	if _, err := celldb.Get(context.Background(), e.db, left.UUID); !errors.Is(err, celldb.ErrNotFound) {
@@ -292,7 +298,7 @@ func TestNothingFitsHandsTheWholeBuildBack(t *testing.T) {
 	b := build(2, 0)
 	accept(t, e.db, e.cd, "req-1", b)
 	e.start(t)
-	eventually(t, "a build_failed", func() bool { return len(e.sent.buildFailed(t)) > 0 })
+	testpoll.Eventually(t, wait, "a build_failed", func() (bool, string) { return len(e.sent.buildFailed(t)) > 0, "none sent" })
 	var f wire.BuildFailed
 	if err := json.Unmarshal(e.sent.buildFailed(t)[0].Payload, &f); err != nil {
 		t.Fatal(err)
@@ -312,7 +318,10 @@ func TestDeleteInstances(t *testing.T) {
 	u := b.Instances[0].UUID
 	accept(t, e.db, e.cd, "req-1", b)
 	e.start(t)
-	eventually(t, "the instance ACTIVE", func() bool { return get(t, e.db, u).VMState == celldb.VMActive })
+	testpoll.Eventually(t, wait, "the instance ACTIVE", func() (bool, string) {
+		vm := get(t, e.db, u).VMState
+		return vm == celldb.VMActive, fmt.Sprintf("vm %q", vm)
+	})
 	active := get(t, e.db, u)
 	addrs, err := celldb.Addresses(ctx, e.db, u)
 	if err != nil || len(addrs) != 1 {
@@ -336,7 +345,10 @@ func TestDeleteInstances(t *testing.T) {
 		t.Fatalf("DeleteInstances: %v", err)
 	}
 
-	eventually(t, "the instance deleted", func() bool { return get(t, e.db, u).Deleted })
+	testpoll.Eventually(t, wait, "the instance deleted", func() (bool, string) {
+		in := get(t, e.db, u)
+		return in.Deleted, fmt.Sprintf("vm %q task %q", in.VMState, in.TaskState)
+	})
 	in := get(t, e.db, u)
 	if in.VMState != celldb.VMDeleted || in.TaskState != "" || in.PowerState != celldb.PowerNoState || in.Version <= active.Version {
 		t.Errorf("deleted instance %+v, want vm deleted, no task, no power state, version above %d", in, active.Version)
@@ -360,9 +372,9 @@ func TestDeleteInstances(t *testing.T) {
 	if n, v := used(t, e.db); n != 0 || v != 0 {
 		t.Errorf("nodes count %d instances, %d vCPUs after the delete", n, v)
 	}
-	eventually(t, "the deleted state sent up", func() bool {
+	testpoll.Eventually(t, wait, "the deleted state sent up", func() (bool, string) {
 		sts := e.sent.statesOf(t, u)
-		return len(sts) > 0 && sts[len(sts)-1].Deleted
+		return len(sts) > 0 && sts[len(sts)-1].Deleted, fmt.Sprintf("states sent %+v", sts)
 	})
 	sts := e.sent.statesOf(t, u)
 	last := sts[len(sts)-1]
@@ -458,7 +470,7 @@ func TestStartRecoversHalfDoneBuilds(t *testing.T) {
 		t.Errorf("h1 counts %d instances and %d vCPUs, want the ACTIVE one only", n, v)
 	}
 	// The loop then asks for hosts for all three waiting instances.
-	eventually(t, "the loop asking the scheduler", func() bool { return sched.count() > 0 })
+	testpoll.Eventually(t, wait, "the loop asking the scheduler", func() (bool, string) { return sched.count() > 0, "not asked" })
 	sched.mu.Lock()
 	req := sched.calls[0]
 	sched.mu.Unlock()
@@ -645,9 +657,9 @@ func TestARecordedBuildSendsNoAcceptedState(t *testing.T) {
 	}
 	e.start(t)
 	for _, s := range b.Instances {
-		eventually(t, "ACTIVE sent up", func() bool {
+		testpoll.Eventually(t, wait, "ACTIVE sent up", func() (bool, string) {
 			sts := e.sent.statesOf(t, s.UUID)
-			return len(sts) > 0 && sts[len(sts)-1].VMState == celldb.VMActive
+			return len(sts) > 0 && sts[len(sts)-1].VMState == celldb.VMActive, fmt.Sprintf("states sent %+v", sts)
 		})
 		sts := e.sent.statesOf(t, s.UUID)
 		if sts[0].VMState != celldb.VMActive || sts[0].Version <= 5 {

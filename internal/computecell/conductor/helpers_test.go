@@ -19,7 +19,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
-	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/outbox"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -241,11 +240,8 @@ func get(t *testing.T, d *db.DB, uuid string) *celldb.Instance {
 	return in
 }
 
-// eventually waits up to 10s for cond (testpoll.Eventually with no why).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testpoll.Eventually(t, 10*time.Second, what, func() (bool, string) { return cond(), "" })
-}
+// wait bounds every testpoll.Eventually of these tests.
+const wait = 10 * time.Second
 
 func claims(t *testing.T, d *db.DB) map[string]string {
 	t.Helper()

@@ -3,6 +3,7 @@ package conductor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
 	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -58,7 +60,10 @@ func TestFailingSchedulerIsRetriedAtThePollInterval(t *testing.T) {
 	t.Cleanup(func() { _ = cd.Shutdown(context.Background()) })
 
 	// It keeps trying...
-	eventually(t, "the scheduler asked several times", func() bool { return sched.count() >= 4 })
+	testpoll.Eventually(t, wait, "the scheduler asked several times", func() (bool, string) {
+		n := sched.count()
+		return n >= 4, fmt.Sprintf("asked %d times", n)
+	})
 	// ...but not faster than it polls.
 	checkRate(t, "a failing scheduler", sched.count(), start)
 	if in := get(t, d, b.Instances[0].UUID); in.TaskState != celldb.TaskScheduling {
@@ -66,7 +71,10 @@ func TestFailingSchedulerIsRetriedAtThePollInterval(t *testing.T) {
 	}
 	// Once the scheduler is back, the build goes on without a wake-up.
 	down.Store(false)
-	eventually(t, "the instance placed", func() bool { return get(t, d, b.Instances[0].UUID).Host == "h1" })
+	testpoll.Eventually(t, wait, "the instance placed", func() (bool, string) {
+		h := get(t, d, b.Instances[0].UUID).Host
+		return h == "h1", fmt.Sprintf("host %q", h)
+	})
 }
 
 // flakyCompute fails to destroy until told otherwise.
@@ -114,7 +122,10 @@ func TestFailingDestroyIsRetriedAtThePollInterval(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cd.Shutdown(context.Background()) })
 
-	eventually(t, "the destroy tried several times", func() bool { return comp.count() >= 4 })
+	testpoll.Eventually(t, wait, "the destroy tried several times", func() (bool, string) {
+		n := comp.count()
+		return n >= 4, fmt.Sprintf("tried %d times", n)
+	})
 	checkRate(t, "a failing destroy", comp.count(), start)
 	if got := get(t, d, in.UUID); got.Deleted || got.TaskState != celldb.TaskDeleting {
 		t.Errorf("instance %+v while its host is unreachable, want still deleting", got)
@@ -122,7 +133,10 @@ func TestFailingDestroyIsRetriedAtThePollInterval(t *testing.T) {
 	comp.mu.Lock()
 	comp.failing = false
 	comp.mu.Unlock()
-	eventually(t, "the instance deleted", func() bool { return get(t, d, in.UUID).Deleted })
+	testpoll.Eventually(t, wait, "the instance deleted", func() (bool, string) {
+		got := get(t, d, in.UUID)
+		return got.Deleted, fmt.Sprintf("vm %q task %q", got.VMState, got.TaskState)
+	})
 }
 
 // unreachable is a Compute whose agents for some hosts cannot be reached:
@@ -162,9 +176,9 @@ func TestSpawnThatNeverReachedTheHostMovesOn(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cd.Shutdown(context.Background()) })
 
-	eventually(t, "the build to end", func() bool {
+	testpoll.Eventually(t, wait, "the build to end", func() (bool, string) {
 		in := get(t, e.db, u)
-		return in.VMState == celldb.VMActive || in.VMState == celldb.VMError
+		return in.VMState == celldb.VMActive || in.VMState == celldb.VMError, fmt.Sprintf("vm %q task %q", in.VMState, in.TaskState)
 	})
 	in := get(t, e.db, u)
 	comp.mu.Lock()

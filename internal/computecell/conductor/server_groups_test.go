@@ -11,6 +11,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
 	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -31,13 +32,13 @@ func groupBuild(n, first int, reservation, policy string) *wire.BuildInstances {
 // hostsOf waits until every instance of b is ACTIVE and returns their hosts.
 func (e *cellEnv) hostsOf(t *testing.T, specs []wire.InstanceSpec) []string {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d instances ACTIVE", len(specs)), func() bool {
+	testpoll.Eventually(t, wait, fmt.Sprintf("%d instances ACTIVE", len(specs)), func() (bool, string) {
 		for _, s := range specs {
-			if get(t, e.db, s.UUID).VMState != celldb.VMActive {
-				return false
+			if in := get(t, e.db, s.UUID); in.VMState != celldb.VMActive {
+				return false, fmt.Sprintf("%s is %q", s.UUID, in.VMState)
 			}
 		}
-		return true
+		return true, ""
 	})
 	var out []string
 	for _, s := range specs {
@@ -49,7 +50,10 @@ func (e *cellEnv) hostsOf(t *testing.T, specs []wire.InstanceSpec) []string {
 // handedBack waits for the n-th build_failed and decodes it.
 func (e *cellEnv) handedBack(t *testing.T, n int) wire.BuildFailed {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d build_failed", n), func() bool { return len(e.sent.buildFailed(t)) >= n })
+	testpoll.Eventually(t, wait, fmt.Sprintf("%d build_failed", n), func() (bool, string) {
+		got := len(e.sent.buildFailed(t))
+		return got >= n, fmt.Sprintf("%d sent", got)
+	})
 	var f wire.BuildFailed
 	if err := json.Unmarshal(e.sent.buildFailed(t)[n-1].Payload, &f); err != nil {
 		t.Fatal(err)
@@ -157,7 +161,7 @@ func TestSchedulerIsToldTheGroup(t *testing.T) {
 	b.Group.MemberHosts = map[string][]string{cell: {"h2", "h2", "h1"}, "api!other": {"h1"}}
 	accept(t, e.db, e.cd, "req-1", b)
 	e.start(t)
-	eventually(t, "the scheduler asked", func() bool { return sched.count() > 0 })
+	testpoll.Eventually(t, wait, "the scheduler asked", func() (bool, string) { return sched.count() > 0, "not asked" })
 	sched.mu.Lock()
 	req := sched.calls[0]
 	sched.mu.Unlock()
@@ -172,7 +176,7 @@ func TestSchedulerIsToldTheGroup(t *testing.T) {
 	e2.cd = newConductorWith(t, e2, sched2)
 	accept(t, e2.db, e2.cd, "req-2", build(1, 0))
 	e2.start(t)
-	eventually(t, "the scheduler asked", func() bool { return sched2.count() > 0 })
+	testpoll.Eventually(t, wait, "the scheduler asked", func() (bool, string) { return sched2.count() > 0, "not asked" })
 	sched2.mu.Lock()
 	defer sched2.mu.Unlock()
 	if g := sched2.calls[0].Group; g != nil {

@@ -340,20 +340,14 @@ func (c *testCell) appliedIDs(method string) []string {
 // waitOutboxesEmpty waits until no cell of the tree has anything queued.
 func (tr *tree) waitOutboxesEmpty(timeout time.Duration) {
 	tr.t.Helper()
-	waitFor(tr.t, timeout, func() bool {
+	testpoll.Eventually(tr.t, timeout, "every outbox to empty", func() (bool, string) {
 		for _, c := range tr.cells {
-			if len(c.outboxCounts()) > 0 {
-				return false
+			if n := c.outboxCounts(); len(n) > 0 {
+				return false, fmt.Sprintf("%s's outbox holds %v", c.path, n)
 			}
 		}
-		return true
-	}, "every outbox to empty")
-}
-
-// waitFor waits up to timeout for cond (testpoll.Eventually with no why).
-func waitFor(t testing.TB, timeout time.Duration, cond func() bool, what string) {
-	t.Helper()
-	testpoll.Eventually(t, timeout, what, func() (bool, string) { return cond(), "" })
+		return true, ""
+	})
 }
 
 // logSink sends every cell's log lines to t.Log and keeps them for tests

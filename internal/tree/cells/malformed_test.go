@@ -3,6 +3,7 @@ package cells_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -94,10 +96,13 @@ func TestMalformedMessagesDoNotStopACell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, wait, func() bool {
+	testpoll.Eventually(t, wait, "the inbox to drop every bad message", func() (bool, string) {
 		info, err := stream.Info(ctx)
-		return err == nil && info.State.Msgs == 0
-	}, "the inbox to drop every bad message")
+		if err != nil {
+			return false, fmt.Sprintf("stream info: %v", err)
+		}
+		return info.State.Msgs == 0, fmt.Sprintf("%d messages in the stream", info.State.Msgs)
+	})
 	if got := tr.logs.find("dropping a malformed call", map[string]string{"cell": cell1}); len(got) == 0 {
 		t.Error("no malformed call was logged")
 	}
@@ -114,5 +119,8 @@ func TestMalformedMessagesDoNotStopACell(t *testing.T) {
 		t.Fatalf("call after bad messages: %+v, %v", e, err)
 	}
 	tr.cell(api).send(cell1, 42)
-	waitFor(t, wait, func() bool { return len(tr.appliedAt(cell1)) == 1 }, "a durable message after bad ones")
+	testpoll.Eventually(t, wait, "a durable message after bad ones", func() (bool, string) {
+		got := tr.appliedAt(cell1)
+		return len(got) == 1, fmt.Sprintf("applied %+v", got)
+	})
 }

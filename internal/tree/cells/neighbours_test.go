@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -30,12 +31,18 @@ func TestCellsTableChangesApplyWithoutARestart(t *testing.T) {
 	if err := cells.RemoveNeighbour(context.Background(), parent.db, cell2); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, wait, func() bool { return errors.Is(call(), wire.ErrNoRoute) }, "the removed child to become unreachable")
+	testpoll.Eventually(t, wait, "the removed child to become unreachable", func() (bool, string) {
+		err := call()
+		return errors.Is(err, wire.ErrNoRoute), fmt.Sprintf("call: %v", err)
+	})
 	if err := cells.AddNeighbour(context.Background(), parent.db, api, cells.Neighbour{
 		Path: cell2, Relation: cells.Child, BrokerURL: tr.cell(cell2).url(), WeightScale: 1}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, wait, func() bool { return call() == nil }, fmt.Sprintf("%s to be reachable again", cell2))
+	testpoll.Eventually(t, wait, fmt.Sprintf("%s to be reachable again", cell2), func() (bool, string) {
+		err := call()
+		return err == nil, fmt.Sprintf("call: %v", err)
+	})
 	for _, n := range svc.Neighbours() {
 		if n.Path == cell2 && n.Relation != cells.Child {
 			t.Errorf("%s came back as %s", cell2, n.Relation)

@@ -2,10 +2,12 @@ package cells_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
@@ -59,14 +61,14 @@ func TestCapacityReportsReachTheParent(t *testing.T) {
 	tr := newTree(t, configure, api, cell1, cellA, cell2)
 	a1, ap := tr.cell(cell1), tr.cell(api)
 
-	waitFor(t, wait, func() bool {
+	testpoll.Eventually(t, wait, "a's report at cell1", func() (bool, string) {
 		n := neighbourRow(t, a1, cellA)
-		return n.Report != nil && n.Report.Hosts == 3
-	}, "a's report at cell1")
-	waitFor(t, wait, func() bool {
+		return n.Report != nil && n.Report.Hosts == 3, fmt.Sprintf("report %+v", n.Report)
+	})
+	testpoll.Eventually(t, wait, "cell1's report, its own hosts and a's, at api", func() (bool, string) {
 		n := neighbourRow(t, ap, cell1)
-		return n.Report != nil && n.Report.Hosts == 5
-	}, "cell1's report, its own hosts and a's, at api")
+		return n.Report != nil && n.Report.Hosts == 5, fmt.Sprintf("report %+v", n.Report)
+	})
 	row := neighbourRow(t, ap, cell1)
 	if row.LastSeen.Before(start.Add(-time.Second)) || row.LastSeen.After(time.Now().Add(time.Second)) {
 		t.Errorf("last seen %v, want about now", row.LastSeen)
@@ -75,7 +77,9 @@ func TestCapacityReportsReachTheParent(t *testing.T) {
 		t.Errorf("cell1's report fits %d instances of half a host, want 10", got)
 	}
 	// A cell without hosts reports too, so its parent knows it is alive.
-	waitFor(t, wait, func() bool { return !neighbourRow(t, ap, cell2).LastSeen.IsZero() }, "cell2's report at api")
+	testpoll.Eventually(t, wait, "cell2's report at api", func() (bool, string) {
+		return !neighbourRow(t, ap, cell2).LastSeen.IsZero(), "never seen"
+	})
 	if r := neighbourRow(t, ap, cell2).Report; r == nil || r.Hosts != 0 {
 		t.Errorf("cell2's report = %+v, want an empty one", r)
 	}
@@ -92,10 +96,10 @@ func TestCapacityReportsReachTheParent(t *testing.T) {
 	// a gains a host: a significant change, passed up at once rather than
 	// at cell1's next (hourly) report.
 	aHosts.Store(4)
-	waitFor(t, wait, func() bool {
+	testpoll.Eventually(t, wait, "a's new host to reach api", func() (bool, string) {
 		n := neighbourRow(t, ap, cell1)
-		return n.Report != nil && n.Report.Hosts == 6
-	}, "a's new host to reach api")
+		return n.Report != nil && n.Report.Hosts == 6, fmt.Sprintf("report %+v", n.Report)
+	})
 }
 
 func TestSignificant(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -32,7 +34,9 @@ func TestTargetedDurableDownIsAppliedOnceAtTheTargetOnly(t *testing.T) {
 	tr := newTree(t, nil, api, cell1, cellA, cell2)
 	tr.cell(api).send(cellA, 1)
 
-	waitFor(t, wait, func() bool { return len(tr.appliedAt(cellA)) > 0 }, "the message to reach "+cellA)
+	testpoll.Eventually(t, wait, "the message to reach "+cellA, func() (bool, string) {
+		return len(tr.appliedAt(cellA)) > 0, "not applied"
+	})
 	tr.waitOutboxesEmpty(wait)
 
 	all := tr.allApplied()
@@ -61,7 +65,9 @@ func TestTargetedDurableUpIsAppliedOnceAtTheRoot(t *testing.T) {
 	tr := newTree(t, nil, api, cell1, cellA, cell2)
 	tr.cell(cellA).send(api, 2)
 
-	waitFor(t, wait, func() bool { return len(tr.appliedAt(api)) > 0 }, "the message to reach "+api)
+	testpoll.Eventually(t, wait, "the message to reach "+api, func() (bool, string) {
+		return len(tr.appliedAt(api)) > 0, "not applied"
+	})
 	tr.waitOutboxesEmpty(wait)
 
 	all := tr.allApplied()
@@ -312,14 +318,18 @@ func TestDuplicateDeliveryIsAppliedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, wait, func() bool {
+	testpoll.Eventually(t, wait, "both copies to be acknowledged", func() (bool, string) {
 		info, err := stream.Info(ctx)
-		return err == nil && info.State.Msgs == 0
-	}, "both copies to be acknowledged")
+		if err != nil {
+			return false, fmt.Sprintf("stream info: %v", err)
+		}
+		return info.State.Msgs == 0, fmt.Sprintf("%d messages in the stream", info.State.Msgs)
+	})
 	// ...and the second is recognised as a repeat.
-	waitFor(t, wait, func() bool {
-		return len(tr.logs.find("message already applied; ignoring the repeat", map[string]string{"msg_id": env.ID})) == 1
-	}, "the repeat to be ignored")
+	testpoll.Eventually(t, wait, "the repeat to be ignored", func() (bool, string) {
+		n := len(tr.logs.find("message already applied; ignoring the repeat", map[string]string{"msg_id": env.ID}))
+		return n == 1, fmt.Sprintf("logged %d times", n)
+	})
 
 	got := tr.appliedAt(cell1)
 	if len(got) != 1 || got[0].ID != env.ID || got[0].N != 7 {
@@ -343,11 +353,14 @@ func TestMessagesForADownNeighbourAreKeptAndDeliveredWhenItReturns(t *testing.T)
 	}
 	// A neighbour that is down does not hold up the others.
 	a.send(cell1, 100)
-	waitFor(t, 2*time.Second, func() bool { return len(tr.appliedAt(cell1)) == 1 }, "a message to cell1 while cell2 is down")
+	testpoll.Eventually(t, 2*time.Second, "a message to cell1 while cell2 is down", func() (bool, string) {
+		got := tr.appliedAt(cell1)
+		return len(got) == 1, fmt.Sprintf("applied %+v", got)
+	})
 	// The relay tries, fails, and keeps every message.
-	waitFor(t, wait, func() bool {
-		return len(tr.logs.find("neighbour unreachable; keeping its messages", map[string]string{"cell": api, "neighbour": cell2})) > 0
-	}, "the relay to find cell2 unreachable")
+	testpoll.Eventually(t, wait, "the relay to find cell2 unreachable", func() (bool, string) {
+		return len(tr.logs.find("neighbour unreachable; keeping its messages", map[string]string{"cell": api, "neighbour": cell2})) > 0, "not logged"
+	})
 	// (cell1's message may still be in the outbox for a moment after it
 	// was applied: the relay deletes it once the broker's ack is in.)
 	if got := a.outboxCounts(); got[cell2] != n {
@@ -361,7 +374,10 @@ func TestMessagesForADownNeighbourAreKeptAndDeliveredWhenItReturns(t *testing.T)
 	c2.startBroker()
 	c2.startService()
 
-	waitFor(t, wait, func() bool { return len(tr.appliedAt(cell2)) >= n }, "the kept messages to be applied")
+	testpoll.Eventually(t, wait, "the kept messages to be applied", func() (bool, string) {
+		got := len(tr.appliedAt(cell2))
+		return got >= n, fmt.Sprintf("%d applied", got)
+	})
 	tr.waitOutboxesEmpty(wait)
 	got := tr.appliedAt(cell2)
 	if len(got) != n {
@@ -407,10 +423,11 @@ func TestAMessageThatFailsInAGroupIsSettledAlone(t *testing.T) {
 	tr.waitOutboxesEmpty(wait) // all stored in cell1's inbox
 
 	c1.startService()
-	waitFor(t, wait, func() bool {
-		return len(tr.logs.find("dropping a message that cannot be applied", map[string]string{"cell": cell1})) > 0 &&
-			len(tr.appliedAt(cell1)) >= n
-	}, "the good messages applied and the bad one dropped")
+	testpoll.Eventually(t, wait, "the good messages applied and the bad one dropped", func() (bool, string) {
+		dropped := len(tr.logs.find("dropping a message that cannot be applied", map[string]string{"cell": cell1}))
+		applied := len(tr.appliedAt(cell1))
+		return dropped > 0 && applied >= n, fmt.Sprintf("%d applied, %d drops logged", applied, dropped)
+	})
 	got := tr.appliedAt(cell1)
 	seen := map[int]int{}
 	for _, g := range got {

@@ -10,6 +10,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
@@ -57,7 +58,7 @@ func create(t *testing.T, tr *testtree.Tree, token string, server map[string]any
 func waitStatus(t *testing.T, sc *gophercloud.ServiceClient, id, status string) *servers.Server {
 	t.Helper()
 	var s *servers.Server
-	testtree.Eventually(t, wait, fmt.Sprintf("server %s to be %s", id, status), func() (bool, string) {
+	testpoll.Eventually(t, wait, fmt.Sprintf("server %s to be %s", id, status), func() (bool, string) {
 		var err error
 		s, err = servers.Get(context.Background(), sc, id).Extract()
 		if err != nil {
@@ -74,7 +75,7 @@ func waitStatus(t *testing.T, sc *gophercloud.ServiceClient, id, status string) 
 // waitGone polls GET /servers/{id} until it answers 404.
 func waitGone(t *testing.T, sc *gophercloud.ServiceClient, id string) {
 	t.Helper()
-	testtree.Eventually(t, wait, fmt.Sprintf("server %s to be gone", id), func() (bool, string) {
+	testpoll.Eventually(t, wait, fmt.Sprintf("server %s to be gone", id), func() (bool, string) {
 		s, err := servers.Get(context.Background(), sc, id).Extract()
 		if gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
 			return true, ""
@@ -141,7 +142,7 @@ func operatorTree(t *testing.T) *testtree.Tree {
 	tr := testtree.Start(t, testtree.Options{Cells: 2, HostsPerCell: 2})
 	// The cells tell the API cell of their hosts as they start; wait until
 	// every host's service and node are mapped.
-	testtree.Eventually(t, wait, "host mappings of 4 hosts", func() (bool, string) {
+	testpoll.Eventually(t, wait, "host mappings of 4 hosts", func() (bool, string) {
 		var n int
 		if err := tr.API.DB.QueryRow(t.Context(), `SELECT COUNT(*) FROM host_mappings WHERE kind = 'hypervisor'`).Scan(&n); err != nil {
 			return false, err.Error()

@@ -14,6 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -152,7 +153,7 @@ func TestServerMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, sc, id)
-	testtree.Eventually(t, wait, "every host's resources given back", func() (bool, string) {
+	testpoll.Eventually(t, wait, "every host's resources given back", func() (bool, string) {
 		nodes, err := celldb.ListNodes(ctx, tr.Cells[0].DB)
 		if err != nil {
 			return false, err.Error()
@@ -183,7 +184,7 @@ func TestCreateImage(t *testing.T) {
 	root := strings.TrimSuffix(tr.APIURL(), "/v2.1")
 	ic := &gophercloud.ServiceClient{ProviderClient: sc.ProviderClient, Endpoint: root + "/image/v2/", ResourceBase: root + "/image/v2/", Type: "image"}
 	var img *images.Image
-	testtree.Eventually(t, wait, "the snapshot to be active", func() (bool, string) {
+	testpoll.Eventually(t, wait, "the snapshot to be active", func() (bool, string) {
 		img, err = images.Get(ctx, ic, imageID2).Extract()
 		if err != nil {
 			return false, err.Error()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -32,7 +33,7 @@ func TestDeleteRightAfterCreate(t *testing.T) {
 			for _, id := range ids {
 				waitGone(t, sc, id)
 			}
-			testtree.Eventually(t, wait, "every cell empty", func() (bool, string) {
+			testpoll.Eventually(t, wait, "every cell empty", func() (bool, string) {
 				for _, n := range tr.Cells {
 					var live, claims, ips int
 					err := n.DB.QueryRow(context.Background(), `SELECT (SELECT COUNT(*) FROM instances WHERE deleted = 0),

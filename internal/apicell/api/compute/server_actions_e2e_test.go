@@ -10,6 +10,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/instanceactions"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -100,7 +101,7 @@ func TestServerActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not waitStatus: it stops at ERROR, which is where this starts.
-	testtree.Eventually(t, wait, "reset to ACTIVE", func() (bool, string) {
+	testpoll.Eventually(t, wait, "reset to ACTIVE", func() (bool, string) {
 		s, err := servers.Get(ctx, sc, id).Extract()
 		if err != nil {
 			return false, err.Error()

@@ -10,6 +10,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -143,7 +144,7 @@ func TestServerMetadata(t *testing.T) {
 	if err := servers.ResetState(ctx, adm, id, servers.StateActive).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
-	testtree.Eventually(t, wait, "back to ACTIVE", func() (bool, string) {
+	testpoll.Eventually(t, wait, "back to ACTIVE", func() (bool, string) {
 		s, err := servers.Get(ctx, sc, id).Extract()
 		if err != nil {
 			return false, err.Error()

@@ -17,6 +17,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/pagination"
 
 	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -118,7 +119,7 @@ func TestMultiCreate(t *testing.T) {
 	}
 
 	var all []servers.Server
-	testtree.Eventually(t, wait, "ten servers ACTIVE", func() (bool, string) {
+	testpoll.Eventually(t, wait, "ten servers ACTIVE", func() (bool, string) {
 		pages, err := servers.List(sc, servers.ListOpts{}).AllPages(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -198,7 +199,7 @@ func TestMultiCreate(t *testing.T) {
 	if len(resv) != 1 || !regexp.MustCompile(`^r-[0-9A-Za-z]{8}$`).MatchString(id) {
 		t.Errorf("return_reservation_id answered %s, want {\"reservation_id\": \"r-xxxxxxxx\"}", r.Body)
 	}
-	testtree.Eventually(t, wait, "twelve servers", func() (bool, string) {
+	testpoll.Eventually(t, wait, "twelve servers", func() (bool, string) {
 		n := len(listAll(t, tr, demo, ""))
 		return n == 12, fmt.Sprintf("%d servers", n)
 	})
@@ -254,7 +255,7 @@ func TestConcurrentCreates(t *testing.T) {
 			t.Errorf("create %d: %v", i, err)
 		}
 	}
-	testtree.Eventually(t, wait, "every server ACTIVE", func() (bool, string) {
+	testpoll.Eventually(t, wait, "every server ACTIVE", func() (bool, string) {
 		var states []string
 		active := 0
 		for _, s := range listAll(t, tr, demo, "") {

@@ -15,6 +15,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/tags"
 
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -75,7 +76,7 @@ func TestServerListFilters(t *testing.T) {
 	dbID := create(t, tr, demo, map[string]any{"name": "db", "flavorRef": "1", "imageRef": imageID})
 	create(t, tr, other, map[string]any{"name": "web-theirs", "flavorRef": "1", "imageRef": imageID})
 	ids := map[string]string{}
-	testtree.Eventually(t, wait, "demo's three servers ACTIVE", func() (bool, string) {
+	testpoll.Eventually(t, wait, "demo's three servers ACTIVE", func() (bool, string) {
 		pages, err := servers.List(sc, nil).AllPages(ctx)
 		if err != nil {
 			return false, err.Error()

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cellcloud/cellcloud/internal/testtree"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
 type auditLog struct {
@@ -28,7 +28,7 @@ func TestUsageAuditLog(t *testing.T) {
 	var got struct {
 		Log auditLog `json:"instance_usage_audit_logs"`
 	}
-	testtree.Eventually(t, wait, "every host to have run the audit", func() (bool, string) {
+	testpoll.Eventually(t, wait, "every host to have run the audit", func() (bool, string) {
 		r := tr.Do(t, "GET", "/v2.1/os-instance_usage_audit_log", admin, nil)
 		got.Log = auditLog{}
 		r.JSON(t, &got)

@@ -18,6 +18,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -98,7 +99,7 @@ func TestIdentityPolicyAndIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testtree.Eventually(t, 30*time.Second, "server ACTIVE", func() (bool, string) {
+	testpoll.Eventually(t, 30*time.Second, "server ACTIVE", func() (bool, string) {
 		got, err := servers.Get(ctx, computeOf(t, demo), s.ID).Extract()
 		if err != nil {
 			return false, err.Error()

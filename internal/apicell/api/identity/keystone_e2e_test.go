@@ -12,6 +12,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -46,7 +47,7 @@ func TestKeystoneMode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create with a Keystone token: %v", err)
 	}
-	testtree.Eventually(t, 30*time.Second, "server ACTIVE", func() (bool, string) {
+	testpoll.Eventually(t, 30*time.Second, "server ACTIVE", func() (bool, string) {
 		got, err := servers.Get(ctx, compute(demo), s.ID).Extract()
 		if err != nil {
 			return false, err.Error()
@@ -81,7 +82,7 @@ func TestKeystoneMode(t *testing.T) {
 	if err := tokens.Revoke(ctx, identityOf(t, admin), demo.Token()).Err; err != nil {
 		t.Fatal(err)
 	}
-	testtree.Eventually(t, 10*time.Second, "revoked token refused", func() (bool, string) {
+	testpoll.Eventually(t, 10*time.Second, "revoked token refused", func() (bool, string) {
 		r, err := tr.Send("GET", "/v2.1/servers", demo.Token(), nil)
 		if err != nil {
 			return false, err.Error()
