@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
@@ -78,7 +79,7 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	if err := h.quota.checkMetadataItems(ctx, h.cfg.DB, c.ProjectID, c.UserID, len(req.metadata)); err != nil {
 		h.fail(w, r, err)
 		return
@@ -89,7 +90,7 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("build requested", "request_id", p.rid, "instances", len(p.insts), "asked", req.count, "flavor", flavor.Name, "reservation_id", p.resID)
 	if req.returnReservation {
-		writeJSON(w, http.StatusAccepted, map[string]any{"reservation_id": p.resID})
+		httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"reservation_id": p.resID})
 		return
 	}
 	first := p.insts[0]
@@ -97,7 +98,7 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 	if pass == "" {
 		pass = randomString(12)
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
+	httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
 		"id":                first.UUID,
 		"links":             links(baseURL(r), c.ProjectID, "servers", first.UUID),
 		"OS-DCF:diskConfig": "MANUAL",
@@ -143,7 +144,7 @@ func readCreate(w http.ResponseWriter, r *http.Request) (*createRequest, error) 
 // exists and the caller may use: the flavor (returned), the key pair, the
 // networks, the zone and the image.
 func (h *serversHandler) checkCreateRefs(ctx context.Context, req *createRequest) (wire.Flavor, error) {
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	// A private flavor is bootable only by admins and the projects given it.
 	fd, err := apidb.GetFlavorDetail(ctx, h.cfg.DB, req.flavorRef, apidb.FlavorViewer{ProjectID: c.ProjectID, Admin: c.Admin})
 	if errors.Is(err, apidb.ErrNotFound) || (err == nil && fd.Disabled) {
@@ -184,11 +185,11 @@ type plannedBuild struct {
 // req.count instances named name-1, name-2, ... when more than one.
 func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor wire.Flavor) (*plannedBuild, error) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	p := &plannedBuild{
 		insts: make([]apidb.Instance, req.count),
 		build: wire.BuildInstances{Flavor: flavor, Hints: req.hints, Scheduler: h.cfg.Cell, Attempts: 1, NoNetwork: req.noNetwork},
-		rid:   requestID(ctx), resID: "r-" + randomString(8), now: h.cfg.Now().UTC(),
+		rid:   httpkit.RequestID(ctx), resID: "r-" + randomString(8), now: h.cfg.Now().UTC(),
 	}
 	if err := h.cellHints(r, &p.build); err != nil {
 		return nil, err
@@ -213,7 +214,7 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 // and p.build are cut to them), their group membership, tags and
 // description, and the build message, in one transaction.
 func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p *plannedBuild) error {
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	all, allSpecs := p.insts, p.build.Instances
 	return h.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		// Quota: as many as fit, counted here with the records written
@@ -255,7 +256,7 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 // that does not exist (or is not visible), is not active, or needs more
 // RAM or disk than the flavor has.
 func (h *serversHandler) checkImage(ctx context.Context, id string, f wire.Flavor) error {
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	img, err := (&imagedb.Store{}).GetWithoutDetails(ctx, h.cfg.DB, id)
 	if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
 		return bad("Image %s could not be found.", id)
@@ -282,7 +283,7 @@ func (h *serversHandler) checkImage(ctx context.Context, id string, f wire.Flavo
 // scheduler and, for affinity, its members' cell).
 func (h *serversHandler) cellHints(r *http.Request, b *wire.BuildInstances) error {
 	ctx := r.Context()
-	if t := b.Hints["target_cell"]; len(t) > 0 && caller(ctx).Admin {
+	if t := b.Hints["target_cell"]; len(t) > 0 && httpkit.CallerFrom(ctx).Admin {
 		if len(t) != 1 || cellpath.Validate(t[0]) != nil || !cellpath.Contains(h.cfg.Cell, t[0]) {
 			return bad("Invalid input for field/attribute os:scheduler_hints. target_cell %q is not a cell path below %q", strings.Join(t, ","), h.cfg.Cell)
 		}
@@ -292,14 +293,14 @@ func (h *serversHandler) cellHints(r *http.Request, b *wire.BuildInstances) erro
 		var out []string
 		for _, id := range b.Hints[hint] {
 			in, err := apidb.Get(ctx, h.cfg.DB, id)
-			if errors.Is(err, apidb.ErrNotFound) || (err == nil && (in.Deleted || (!caller(ctx).Admin && in.ProjectID != caller(ctx).ProjectID))) {
+			if errors.Is(err, apidb.ErrNotFound) || (err == nil && (in.Deleted || (!httpkit.CallerFrom(ctx).Admin && in.ProjectID != httpkit.CallerFrom(ctx).ProjectID))) {
 				return nil, bad("Invalid input for field/attribute os:scheduler_hints. %s: instance %s could not be found", hint, id)
 			}
 			if err != nil {
 				return nil, err
 			}
 			if in.Cell == "" {
-				return nil, &httpError{status: http.StatusConflict, msg: fmt.Sprintf("Instance %s named in %s has no cell yet; try again when it is built", id, hint)}
+				return nil, conflict("Instance %s named in %s has no cell yet; try again when it is built", id, hint)
 			}
 			out = append(out, in.Cell)
 		}
@@ -654,7 +655,7 @@ const servedNetwork = "private"
 // visible to the caller, and be the network the cells serve addresses
 // from; ports cannot be passed in (they are made by the compute cells).
 func (h *serversHandler) checkNetworks(ctx context.Context, nets []requestedNetwork) error {
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	for _, rn := range nets {
 		if rn.Port != "" {
 			return bad("Port %s could not be found: ports are created by the compute service in this cloud; pass a network uuid instead", rn.Port)
