@@ -81,7 +81,7 @@ func (h *serversHandler) splitDown(r *http.Request, insts []*apidb.Instance, det
 
 // downShowView is a down-cell instance shown at 2.69: what the API cell
 // holds from the request that created it.
-func (h *serversHandler) downShowView(r *http.Request, in *apidb.Instance) map[string]any {
+func downShowView(r *http.Request, in *apidb.Instance) map[string]any {
 	base := baseURL(r)
 	v := downListView(r, in, true)
 	var image any = ""
@@ -132,6 +132,6 @@ func (h *serversHandler) showDown(w http.ResponseWriter, r *http.Request, in *ap
 			" is unknown; from microversion 2.69 it is shown with status UNKNOWN."))
 		return true
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": h.downShowView(r, in)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": downShowView(r, in)})
 	return true
 }

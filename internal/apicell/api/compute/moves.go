@@ -147,7 +147,7 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		h.fail(w, r, bad("Invalid input for field/attribute name. Value: %s. must be 1 to 255 characters", *p.Name))
 		return
 	}
-	if err := h.servers.checkImage(ctx, p.ImageRef, in.Flavor); err != nil {
+	if err := checkImage(ctx, h.cfg.DB, p.ImageRef, in.Flavor); err != nil {
 		h.fail(w, r, err)
 		return
 	}
