@@ -3,11 +3,19 @@ package compute
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -50,4 +58,39 @@ func TestErrorTable(t *testing.T) {
 	if err := fromCell(wire.Errorf(wire.CodeNotFound, "x"), named); !errors.Is(err, wire.ErrNotFound) {
 		t.Errorf("a cell's answer %v does not match wire.ErrNotFound", err)
 	}
+}
+
+// TestServeHTTPKit checks what the kit gives the Compute API: both
+// request-id headers, a panic answered with the 500 in the Compute fault
+// shape, and the router's own 404 in that shape.
+func TestServeHTTPKit(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		pol, err := policy.NewFromRules(slices.Concat(policy.Base, Rules), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(Config{Cell: "api", DB: d, Sender: noSender{}, Caller: noCaller{}, Auth: authn.NoAuth{}, Policy: pol,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.mux.HandleFunc("GET /v2.1/os-volumes/test-panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+		for _, c := range []struct {
+			path, body string
+			status     int
+		}{
+			{"/v2.1/os-volumes/test-panic", `{"computeFault":{"code":500,"message":"` + internalError + `"}}` + "\n", 500},
+			{"/v3/servers", `{"itemNotFound":{"code":404,"message":"The resource could not be found."}}` + "\n", 404},
+		} {
+			w := httptest.NewRecorder()
+			a.ServeHTTP(w, httptest.NewRequest("GET", c.path, nil))
+			if w.Code != c.status || w.Body.String() != c.body {
+				t.Errorf("%s: %d %s, want %d %s", c.path, w.Code, w.Body, c.status, c.body)
+			}
+			rid := w.Header().Get("X-Openstack-Request-Id")
+			if !strings.HasPrefix(rid, "req-") || w.Header().Get("X-Compute-Request-Id") != rid {
+				t.Errorf("%s: request ids %q and %q", c.path, rid, w.Header().Get("X-Compute-Request-Id"))
+			}
+		}
+	})
 }

@@ -15,7 +15,7 @@
 //		RequestIDHeaders: []string{"X-Openstack-Request-Id", "X-Compute-Request-Id"},
 //		Shape:            computeFault, // func(w, *httpkit.Fault)
 //		Internal:         httpkit.Fault{Status: 500, Message: "Unexpected API Error. ..."},
-//		Table:            computeErrors, // []httpkit.Row
+//		Table:            errorTable, // []httpkit.Row
 //	})
 //
 // Its ServeHTTP hands each request to kit.Wrap(its own router): Wrap sets
@@ -29,9 +29,10 @@
 // *Fault, or any error: Fail writes the first *Fault in the error's chain
 // as it says, else the first Row of the Table that matches the error with
 // errors.Is, else logs the error and writes the Internal fault. A table is
-// data, first match wins:
+// data, first match wins (an illustration; each API's own is in its
+// package, e.g. compute/kit_errors.go):
 //
-//	var computeErrors = httpkit.Table{
+//	var errorTable = httpkit.Table{
 //		{Err: notfound.Err, Status: 404},    // every not-found sentinel, and wire not_found
 //		{Err: wire.ErrConflict, Status: 409}, // message: the wire error's own
 //		{Err: wire.ErrInvalid, Status: 400},
