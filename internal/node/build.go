@@ -207,15 +207,12 @@ func (n *Node) apiParts(ctx context.Context) (apiParts, error) {
 // /v3), the Image API at /image, Networking at /networking.
 func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	cfg := n.cfg
-	startAt := time.Now()
-	downCells := func(ctx context.Context) ([]string, error) {
-		return cells.DownCells(ctx, n.DB, time.Now(), cfg.Cells.DownAfter.D(), startAt)
-	}
+	down := downCells{db: n.DB, downAfter: cfg.Cells.DownAfter.D(), since: time.Now()}
 	// Builds go through the sender in the request's own transaction: with
 	// the cells service in this process, it schedules them across the
 	// cells at once.
 	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: cellsCallPort(n.nc, cfg.Cell, n.Cells),
-		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: downCells,
+		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: down,
 		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota})
 	if err != nil {
 		return nil, err

@@ -108,6 +108,21 @@ func (hostsCapacity) Capacity(ctx context.Context, q cells.Querier) (capacity.Re
 	return celldb.Capacity(ctx, q, time.Now(), hostsDownAfter)
 }
 
+// downCells is the API cell's cells table as the Compute API asks it
+// which cells below are down (compute.DownCells): children whose last
+// report is older than downAfter, or that never reported in downAfter
+// since since (when the API role was built), and the cells their live
+// siblings' reports say are down.
+type downCells struct {
+	db        *db.DB
+	downAfter time.Duration
+	since     time.Time
+}
+
+func (d downCells) Down(ctx context.Context) ([]string, error) {
+	return cells.DownCells(ctx, d.db, time.Now(), d.downAfter, d.since)
+}
+
 // registrarRole keeps the heartbeat of the controller services this
 // process runs in a compute cell, for os-services.
 type registrarRole struct{ *hostops.Registrar }

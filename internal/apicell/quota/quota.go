@@ -8,6 +8,7 @@
 package quota
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -126,6 +127,11 @@ func Effective(defaults Defaults, class, project, user Limits) Limits {
 // Over reports whether using delta more than usage passes limit.
 func Over(limit, usage, delta int64) bool { return limit >= 0 && usage+delta > limit }
 
+// ErrRefused is the kind every quota refusal (ExceededError, LimitError)
+// matches with errors.Is: the Compute API's table answers it with a 403
+// and the refusal's own message.
+var ErrRefused = errors.New("quota refused")
+
 // ExceededError is Nova's TooManyInstances: "Quota exceeded for cores,
 // instances: Requested 4, 2, but already used 19, 9 of 20, 10 cores,
 // instances". It is a 403 at the API.
@@ -147,6 +153,9 @@ func (e *ExceededError) Error() string {
 	overs := strings.Join(e.Overs, ", ")
 	return fmt.Sprintf("Quota exceeded for %s: Requested %s, but already used %s of %s %s", overs, strings.Join(e.Requested, ", "), join(e.Used), join(e.Allowed), overs)
 }
+
+// Is reports whether target is ErrRefused.
+func (e *ExceededError) Is(target error) bool { return target == ErrRefused }
 
 // Check checks deltas against limits and usage; the error names every
 // resource over, sorted, as Nova's does. requested overrides how a
@@ -223,6 +232,9 @@ func min64(a, b int64) int64 {
 type LimitError struct{ Msg string }
 
 func (e *LimitError) Error() string { return e.Msg }
+
+// Is reports whether target is ErrRefused.
+func (e *LimitError) Is(target error) bool { return target == ErrRefused }
 
 // The refusals with their own messages.
 var (

@@ -10,14 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
-	"github.com/cellcloud/cellcloud/internal/apicell/api/jsonenc"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/route"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
@@ -39,6 +36,11 @@ type CellCaller interface {
 	Gather(ctx context.Context, method, requestID string, payload any) (results []wire.Result, missing []string, err error)
 }
 
+// DownCells says which cells below the API cell are down now.
+type DownCells interface {
+	Down(ctx context.Context) ([]string, error)
+}
+
 // Config configures the API.
 type Config struct {
 	// Cell is the API cell's path.
@@ -54,9 +56,9 @@ type Config struct {
 	// Policy decides what each caller may do (Rules, overridable by a
 	// policy file).
 	Policy *policy.Enforcer
-	// DownCells lists the cells below that are down (stopped reporting);
-	// nil means none is ever down.
-	DownCells func(ctx context.Context) ([]string, error)
+	// DownCells says which cells below are down (stopped reporting); nil
+	// means none is ever down.
+	DownCells DownCells
 	// AuditPeriod is the usage audit's period (default month); the
 	// compute cells must use the same.
 	AuditPeriod string
@@ -66,10 +68,11 @@ type Config struct {
 }
 
 // API is the Compute API handler: the router that the rooms (kit.go)
-// register their routes on.
+// register their routes on, behind the shared kit (httpkit).
 type API struct {
-	log *slog.Logger
-	mux *http.ServeMux
+	kit     *httpkit.Kit
+	mux     *http.ServeMux
+	handler http.Handler
 }
 
 // New builds the handler.
@@ -94,7 +97,19 @@ func New(cfg Config) (*API, error) {
 		return nil, fmt.Errorf("compute api: %w", err)
 	}
 	b := &base{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api")}
-	a := &API{log: b.log, mux: http.NewServeMux()}
+	kit, err := httpkit.New(httpkit.Config{
+		Logger:           b.log,
+		RequestIDHeaders: []string{"X-Openstack-Request-Id", "X-Compute-Request-Id"},
+		Shape:            computeFault,
+		Internal:         httpkit.Fault{Status: http.StatusInternalServerError, Message: internalError},
+		Table:            errorTable,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("compute api: %w", err)
+	}
+	b.kit = kit
+	a := &API{kit: kit, mux: http.NewServeMux()}
+	a.handler = kit.Wrap(http.HandlerFunc(a.route))
 	rt := &router{mux: a.mux, base: b, actions: map[string]serverActionFunc{}}
 	for _, rm := range rooms(b, rt.actions) {
 		rm.register(rt)
@@ -161,25 +176,15 @@ func splitProject(p string) (path, project string) {
 	return "/v2.1/" + tail, seg
 }
 
-// ServeHTTP sets the request id, recovers from panics (a 500 with a fault,
-// never a dropped connection), and logs each request.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rid := "req-" + uuid.NewString()
-	w.Header().Set("X-Openstack-Request-Id", rid)
-	w.Header().Set("X-Compute-Request-Id", rid)
-	ctx := withRequestID(r.Context(), rid)
-	r = r.WithContext(ctx)
-	start := time.Now()
-	rec := &recorder{ResponseWriter: w, status: 200}
-	defer func() {
-		if p := recover(); p != nil {
-			a.log.Error("panic serving a request", "request_id", rid, "panic", p, "stack", string(debug.Stack()))
-			writeFault(rec, http.StatusInternalServerError, "Unexpected API Error. Please report this at the cellcloud issue tracker.")
-		}
-		a.log.Info("request", "request_id", rid, "method", r.Method, "path", r.URL.Path, "status", rec.status, "dur", time.Since(start).Round(time.Microsecond))
-	}()
+// ServeHTTP hands the request to the kit (request id, panic recovery in
+// the Compute API's fault shape, access log) and then to route.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// route takes a project id out of the path, answers what matches no route
+// as Nova does, and serves the rest.
+func (a *API) route(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, "/v2.1") && r.URL.Path != "/" {
-		writeFault(rec, http.StatusNotFound, "The resource could not be found.")
+		a.kit.Write(w, fault(http.StatusNotFound, "The resource could not be found."))
 		return
 	}
 	if p, project := splitProject(r.URL.Path); project != "" {
@@ -189,24 +194,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		// Tell "no such route" from "wrong method" as Nova does.
-		writeFault(rec, route.Status(a.mux, r), "The resource could not be found.")
+		a.kit.Write(w, fault(route.Status(a.mux, r), "The resource could not be found."))
 		return
 	}
-	a.mux.ServeHTTP(rec, r)
-}
-
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = jsonenc.Encode(w, v)
+	a.mux.ServeHTTP(w, r)
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -80,6 +81,6 @@ func (h *zonesHandler) availabilityZones(detail bool) http.HandlerFunc {
 			}
 			zones = append(zones, map[string]any{"zoneName": z, "zoneState": map[string]any{"available": false}, "hosts": nil})
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": zones})
+		httpkit.WriteJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": zones})
 	}
 }

@@ -3,6 +3,7 @@ package compute
 import (
 	"net/http"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 )
@@ -80,7 +81,7 @@ func (h *serversHandler) splitDown(r *http.Request, insts []*apidb.Instance, det
 
 // downShowView is a down-cell instance shown at 2.69: what the API cell
 // holds from the request that created it.
-func (h *serversHandler) downShowView(r *http.Request, in *apidb.Instance) map[string]any {
+func downShowView(r *http.Request, in *apidb.Instance) map[string]any {
 	base := baseURL(r)
 	v := downListView(r, in, true)
 	var image any = ""
@@ -92,7 +93,7 @@ func (h *serversHandler) downShowView(r *http.Request, in *apidb.Instance) map[s
 		"vcpus": in.Flavor.VCPUs, "ram": in.Flavor.RAMMB, "disk": in.Flavor.RootGB,
 		"ephemeral": in.Flavor.EphemeralGB, "swap": in.Flavor.SwapMB, "original_name": in.Flavor.Name,
 	}
-	if caller(r.Context()).Admin {
+	if httpkit.CallerFrom(r.Context()).Admin {
 		specs := in.Flavor.ExtraSpecs
 		if specs == nil {
 			specs = map[string]string{}
@@ -127,10 +128,10 @@ func (h *serversHandler) showDown(w http.ResponseWriter, r *http.Request, in *ap
 		return false
 	}
 	if !apiVersion(r.Context()).AtLeast(v269) {
-		h.fail(w, r, &httpError{status: http.StatusServiceUnavailable, msg: "Cell " + cell + " is not responding, so the state of server " + in.UUID +
-			" is unknown; from microversion 2.69 it is shown with status UNKNOWN."})
+		h.fail(w, r, fault(http.StatusServiceUnavailable, "Cell "+cell+" is not responding, so the state of server "+in.UUID+
+			" is unknown; from microversion 2.69 it is shown with status UNKNOWN."))
 		return true
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server": h.downShowView(r, in)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": downShowView(r, in)})
 	return true
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -102,8 +103,8 @@ func (h *flavorAccessHandler) tenantAccess(w http.ResponseWriter, r *http.Reques
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("flavor access changed", "request_id", requestID(ctx), "flavor", id, "action", action, "project", tenant)
-	writeJSON(w, http.StatusOK, flavorAccessView(id, projects))
+	h.log.Info("flavor access changed", "request_id", httpkit.RequestID(ctx), "flavor", id, "action", action, "project", tenant)
+	httpkit.WriteJSON(w, http.StatusOK, flavorAccessView(id, projects))
 }
 
 func (h *flavorAccessHandler) listFlavorAccess(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +128,7 @@ func (h *flavorAccessHandler) listFlavorAccess(w http.ResponseWriter, r *http.Re
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, flavorAccessView(id, projects))
+	httpkit.WriteJSON(w, http.StatusOK, flavorAccessView(id, projects))
 }
 
 func flavorAccessView(id string, projects []string) map[string]any {

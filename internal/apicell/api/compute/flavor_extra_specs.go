@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -43,7 +44,7 @@ func (h *extraSpecsHandler) listExtraSpecs(w http.ResponseWriter, r *http.Reques
 	if specs == nil {
 		specs = map[string]string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"extra_specs": specs})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"extra_specs": specs})
 }
 
 func (h *extraSpecsHandler) showExtraSpec(w http.ResponseWriter, r *http.Request) {
@@ -58,7 +59,7 @@ func (h *extraSpecsHandler) showExtraSpec(w http.ResponseWriter, r *http.Request
 		h.fail(w, r, notFound("Flavor %s has no extra specs with key %s.", id, key))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{key: v})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]string{key: v})
 }
 
 // checkExtraSpecs validates extra specs as Nova's metadata schema with
@@ -153,7 +154,7 @@ func (h *extraSpecsHandler) createExtraSpecs(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	// Nova answers with the request's body, numbers and all.
-	writeJSON(w, http.StatusOK, body)
+	httpkit.WriteJSON(w, http.StatusOK, body)
 }
 
 func (h *extraSpecsHandler) updateExtraSpec(w http.ResponseWriter, r *http.Request) {
@@ -196,7 +197,7 @@ func (h *extraSpecsHandler) updateExtraSpec(w http.ResponseWriter, r *http.Reque
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, body)
+	httpkit.WriteJSON(w, http.StatusOK, body)
 }
 
 func (h *extraSpecsHandler) deleteExtraSpec(w http.ResponseWriter, r *http.Request) {

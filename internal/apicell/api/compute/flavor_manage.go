@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -199,10 +200,10 @@ func (h *flavorsHandler) createFlavor(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("flavor created", "request_id", requestID(ctx), "flavor", f.ID, "name", f.Name, "public", f.IsPublic)
+	h.log.Info("flavor created", "request_id", httpkit.RequestID(ctx), "flavor", f.ID, "name", f.Name, "public", f.IsPublic)
 	f.CreatedAt = now
 	f.ExtraSpecs = map[string]string{}
-	writeJSON(w, http.StatusOK, map[string]any{"flavor": flavorDetailView(r, f, true)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"flavor": flavorDetailView(r, f, true)})
 }
 
 // checkFlavorCreate checks the fields of a flavor create as Nova's schema
@@ -292,7 +293,7 @@ func flavorFromCreate(vals map[string]any) (apidb.FlavorDetail, error) {
 func (h *flavorsHandler) updateFlavor(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !atLeast(r, 55) {
-		writeFault(w, http.StatusNotFound, "The resource could not be found.")
+		h.kit.Write(w, fault(http.StatusNotFound, "The resource could not be found."))
 		return
 	}
 	body, err := readObject(w, r)
@@ -328,7 +329,7 @@ func (h *flavorsHandler) updateFlavor(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"flavor": flavorDetailView(r, f, true)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"flavor": flavorDetailView(r, f, true)})
 }
 
 // deleteFlavor deletes a flavor, in use or not: instances keep their copy.
@@ -347,6 +348,6 @@ func (h *flavorsHandler) deleteFlavor(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("flavor deleted", "request_id", requestID(ctx), "flavor", id)
+	h.log.Info("flavor deleted", "request_id", httpkit.RequestID(ctx), "flavor", id)
 	w.WriteHeader(http.StatusAccepted)
 }

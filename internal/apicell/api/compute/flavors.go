@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -54,7 +55,7 @@ func flavorView(base, project string, f wire.Flavor, detail bool) map[string]any
 // from 2.61 (every caller may read them by Nova's default policy), swap
 // as a number from 2.75.
 func flavorDetailView(r *http.Request, f apidb.FlavorDetail, detail bool) map[string]any {
-	v := flavorView(baseURL(r), caller(r.Context()).ProjectID, f.Flavor, detail)
+	v := flavorView(baseURL(r), httpkit.CallerFrom(r.Context()).ProjectID, f.Flavor, detail)
 	if atLeast(r, 55) {
 		v["description"] = f.Description
 	}
@@ -86,7 +87,7 @@ var flavorSortKeys = []any{"created_at", "description", "disabled", "ephemeral_g
 func flavorListOptions(r *http.Request) (apidb.FlavorListOptions, int, error) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	o := apidb.FlavorListOptions{Viewer: flavorViewer(ctx)}
 	limit, err := queryLimit(q)
 	if err != nil {
@@ -151,7 +152,7 @@ func flavorListOptions(r *http.Request) (apidb.FlavorListOptions, int, error) {
 
 // flavorViewer is who the caller is, to the flavor store.
 func flavorViewer(ctx context.Context) apidb.FlavorViewer {
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	return apidb.FlavorViewer{Admin: c.Admin, ProjectID: c.ProjectID}
 }
 
@@ -204,7 +205,7 @@ func (h *flavorsHandler) listFlavors(detail bool) http.HandlerFunc {
 			}
 			resp["flavors_links"] = nextLink(r, coll, fs[len(fs)-1].ID)
 		}
-		writeJSON(w, http.StatusOK, resp)
+		httpkit.WriteJSON(w, http.StatusOK, resp)
 	}
 }
 
@@ -214,5 +215,5 @@ func (h *flavorsHandler) showFlavor(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"flavor": flavorDetailView(r, f, true)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"flavor": flavorDetailView(r, f, true)})
 }

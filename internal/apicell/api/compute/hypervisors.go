@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -190,7 +191,7 @@ func (h *hypervisorsHandler) listHypervisors(detail bool) http.HandlerFunc {
 			}
 			resp["hypervisors_links"] = nextLink(r, coll, hypervisorID(v, last.cell, last.h.ID, last.h.UUID))
 		}
-		writeJSON(w, http.StatusOK, resp)
+		httpkit.WriteJSON(w, http.StatusOK, resp)
 	}
 }
 
@@ -256,7 +257,7 @@ func (h *hypervisorsHandler) showHypervisor(w http.ResponseWriter, r *http.Reque
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"hypervisor": hypervisorView(v, *ch, true, withServers)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"hypervisor": hypervisorView(v, *ch, true, withServers)})
 }
 
 // hypervisorUptime is GET /os-hypervisors/{id}/uptime. The fake driver
@@ -268,7 +269,7 @@ func (h *hypervisorsHandler) hypervisorUptime(w http.ResponseWriter, r *http.Req
 		err = notFound("Hypervisor with ID '%s' could not be found.", id)
 	}
 	if err == nil {
-		err = &httpError{status: http.StatusNotImplemented, msg: "The requested functionality is not supported."}
+		err = fault(http.StatusNotImplemented, "The requested functionality is not supported.")
 	}
 	h.fail(w, r, err)
 }
@@ -296,7 +297,7 @@ func (h *hypervisorsHandler) searchHypervisors(withServers bool) http.HandlerFun
 		for _, ch := range hs {
 			list = append(list, hypervisorView(v, ch, false, withServers))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"hypervisors": list})
+		httpkit.WriteJSON(w, http.StatusOK, map[string]any{"hypervisors": list})
 	}
 }
 
@@ -332,5 +333,5 @@ func (h *hypervisorsHandler) hypervisorStatistics(w http.ResponseWriter, r *http
 	if len(missing) > 0 {
 		stats["missing_cells"] = missing
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"hypervisor_statistics": stats})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"hypervisor_statistics": stats})
 }

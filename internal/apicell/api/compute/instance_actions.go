@@ -1,12 +1,12 @@
 package compute
 
 import (
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -107,7 +107,7 @@ func (h *instanceActionsHandler) listInstanceActions(w http.ResponseWriter, r *h
 		next.RawQuery = nq.Encode()
 		resp["links"] = []map[string]string{{"rel": "next", "href": baseURL(r) + next.RequestURI()}}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httpkit.WriteJSON(w, http.StatusOK, resp)
 }
 
 // showInstanceAction is GET /servers/{id}/os-instance-actions/{request_id}.
@@ -119,10 +119,10 @@ func (h *instanceActionsHandler) showInstanceAction(w http.ResponseWriter, r *ht
 		return
 	}
 	if len(recs) == 0 {
-		h.fail(w, r, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("Action %s on instance %s could not be found.", rid, in.UUID)})
+		h.fail(w, r, notFound("Action %s on instance %s could not be found.", rid, in.UUID))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"instanceAction": actionView(r, in, recs[0], true)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"instanceAction": actionView(r, in, recs[0], true)})
 }
 
 func (h *instanceActionsHandler) instanceActions(r *http.Request, rid string) ([]wire.ActionRecord, *apidb.Instance, error) {
@@ -156,7 +156,7 @@ func actionView(r *http.Request, in *apidb.Instance, rec wire.ActionRecord, even
 	if !events {
 		return v
 	}
-	admin := caller(r.Context()).Admin
+	admin := httpkit.CallerFrom(r.Context()).Admin
 	v262 := atLeast(r, 62)
 	evs := make([]any, 0, len(rec.Events))
 	for _, e := range rec.Events {

@@ -1,9 +1,9 @@
 package compute
 
 import (
-	"fmt"
 	"net/http"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 )
 
@@ -34,7 +34,7 @@ func (h *ipsHandler) listIPs(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"addresses": ipsView(in)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"addresses": ipsView(in)})
 }
 
 // showIPs is GET /servers/{id}/ips/{network}.
@@ -47,8 +47,8 @@ func (h *ipsHandler) showIPs(w http.ResponseWriter, r *http.Request) {
 	net := r.PathValue("network")
 	addrs, ok := ipsView(in)[net]
 	if !ok {
-		h.fail(w, r, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("There are no IP addresses for server %s on network %s.", in.UUID, net)})
+		h.fail(w, r, notFound("There are no IP addresses for server %s on network %s.", in.UUID, net))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{net: addrs})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{net: addrs})
 }

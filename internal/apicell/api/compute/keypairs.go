@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -150,7 +151,7 @@ func generateSSHKey() (private, public, fingerprint string, err error) {
 // query parameter from 2.10 (its first value), else the caller; the policy
 // (admin or the user themself) is checked for rule.
 func (h *keypairsHandler) keypairUser(r *http.Request, rule string) (string, error) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	user := c.UserID
 	if atLeast(r, 10) {
 		if v := r.URL.Query()["user_id"]; len(v) > 0 && v[0] != "" {
@@ -211,12 +212,12 @@ func (h *keypairsHandler) listKeypairs(w http.ResponseWriter, r *http.Request) {
 	if paged && limit > 0 && len(kps) == limit {
 		resp["keypairs_links"] = nextLink(r, "os-keypairs", kps[len(kps)-1].Name)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httpkit.WriteJSON(w, http.StatusOK, resp)
 }
 
 func (h *keypairsHandler) createKeypair(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	vals, err := readKeypairCreate(w, r)
 	if err != nil {
 		h.fail(w, r, err)
@@ -252,7 +253,7 @@ func (h *keypairsHandler) createKeypair(w http.ResponseWriter, r *http.Request) 
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("key pair created", "request_id", requestID(ctx), "user", user, "name", kp.Name, "type", kp.Type, "generated", private != "")
+	h.log.Info("key pair created", "request_id", httpkit.RequestID(ctx), "user", user, "name", kp.Name, "type", kp.Type, "generated", private != "")
 	v := keypairView(r, kp, false)
 	v["user_id"] = kp.UserID
 	if private != "" {
@@ -262,7 +263,7 @@ func (h *keypairsHandler) createKeypair(w http.ResponseWriter, r *http.Request) 
 	if atLeast(r, 2) {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, map[string]any{"keypair": v})
+	httpkit.WriteJSON(w, status, map[string]any{"keypair": v})
 }
 
 // readKeypairCreate reads a key pair create's body and checks it as Nova's
@@ -335,7 +336,7 @@ func (h *keypairsHandler) showKeypair(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keypair": keypairView(r, k, true)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"keypair": keypairView(r, k, true)})
 }
 
 func (h *keypairsHandler) deleteKeypair(w http.ResponseWriter, r *http.Request) {
@@ -351,7 +352,7 @@ func (h *keypairsHandler) deleteKeypair(w http.ResponseWriter, r *http.Request) 
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("key pair deleted", "request_id", requestID(ctx), "user", k.UserID, "name", k.Name)
+	h.log.Info("key pair deleted", "request_id", httpkit.RequestID(ctx), "user", k.UserID, "name", k.Name)
 	if atLeast(r, 2) {
 		w.WriteHeader(http.StatusNoContent)
 		return

@@ -3,28 +3,38 @@ package compute
 import (
 	"log/slog"
 	"net/http"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 )
 
 // The Compute API is a set of rooms, one per resource: a handler type in
 // its own file (servers.go, flavors.go, os_hosts.go, ...) that registers
 // its routes in register. Adding a resource means adding a room and
-// listing it in rooms (api.go). The rooms share only base, the machinery of
-// the kit_*.go files:
+// listing it in rooms (api.go). The scaffolding every API of the API cell
+// shares (request id, access log, panic recovery, the caller, JSON
+// writing, errors to faults through a table) is httpkit's: API.ServeHTTP
+// is kit.Wrap of its router, rooms write with httpkit.WriteJSON and read
+// httpkit.RequestID and httpkit.CallerFrom. The rooms share only base, the
+// Compute API's own machinery of the kit_*.go files:
 //
-//   - kit_auth.go: the caller, authentication, policy (auth, authorize)
+//   - kit_auth.go: authentication (kit.Authenticate), the project id in the
+//     path, policy (auth, authorize)
 //   - kit_version.go: microversion negotiation
 //   - kit_request.go: body and query validation (readObject, checkQuery)
 //   - kit_pyrepr.go: values in messages as Nova (Python) prints them
 //   - kit_paging.go: limit, marker and the next links
-//   - kit_errors.go: the one table from errors to statuses, and faults
+//   - kit_errors.go: the one table from errors to statuses (errorTable),
+//     the fault shape (computeFault) and the refusals rooms return (bad,
+//     notFound, conflict, ...); fail is kit.Fail
 //   - kit_cells.go: calls to the cells (gather, callCell) and cell-qualified ids
 
-// base is the machinery every room holds: the configuration and the
-// logger, with authentication, policy, failing a request and calling the
+// base is the machinery every room holds: the configuration, the logger
+// and the kit, with authentication, policy, failing a request and calling the
 // cells as its methods. It holds no resource's logic.
 type base struct {
 	cfg Config
 	log *slog.Logger
+	kit *httpkit.Kit
 }
 
 // room is one Compute API resource.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -44,7 +45,7 @@ func (h *base) downCells(r *http.Request) (downSet, error) {
 	if h.cfg.DownCells == nil {
 		return nil, nil
 	}
-	return h.cfg.DownCells(r.Context())
+	return h.cfg.DownCells.Down(r.Context())
 }
 
 // splitQualified splits "PATH@ITEM" at its last "@" and checks that PATH
@@ -73,7 +74,7 @@ func (h *base) knownCell(r *http.Request, cell string) (bool, error) {
 // are returned as missing (and logged); the caller answers with the rest.
 func (h *base) gather(w http.ResponseWriter, r *http.Request, method string, payload any, each func(cell string, raw json.RawMessage) error) ([]string, error) {
 	ctx := r.Context()
-	results, missing, err := h.cfg.Caller.Gather(ctx, method, requestID(ctx), payload)
+	results, missing, err := h.cfg.Caller.Gather(ctx, method, httpkit.RequestID(ctx), payload)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func (h *base) gather(w http.ResponseWriter, r *http.Request, method string, pay
 		}
 		if res.Error != nil {
 			if !errors.Is(res.Error, wire.ErrUnknownMethod) {
-				h.log.Warn("a cell answered with an error", "request_id", requestID(ctx), "method", method, "from", res.Cell, "err", res.Error)
+				h.log.Warn("a cell answered with an error", "request_id", httpkit.RequestID(ctx), "method", method, "from", res.Cell, "err", res.Error)
 				missing = append(missing, res.Cell)
 			}
 			continue
@@ -95,7 +96,7 @@ func (h *base) gather(w http.ResponseWriter, r *http.Request, method string, pay
 	slices.Sort(missing)
 	missing = slices.Compact(missing)
 	if len(missing) > 0 {
-		h.log.Warn("cells missing from an answer", "request_id", requestID(ctx), "method", method, "missing", missing)
+		h.log.Warn("cells missing from an answer", "request_id", httpkit.RequestID(ctx), "method", method, "missing", missing)
 		w.Header().Set(missingCellsHeader, strings.Join(missing, ","))
 	}
 	return missing, nil
@@ -106,7 +107,7 @@ func (h *base) gather(w http.ResponseWriter, r *http.Request, method string, pay
 // answer a 503 naming it.
 func (h *base) callCell(r *http.Request, cell, method string, payload, out any) error {
 	ctx := r.Context()
-	err := h.cfg.Caller.Call(ctx, cell, method, requestID(ctx), payload, out)
+	err := h.cfg.Caller.Call(ctx, cell, method, httpkit.RequestID(ctx), payload, out)
 	return fromCell(err, func(*wire.Error) string { return "Cell " + cell + " did not answer; try again later." })
 }
 
@@ -114,7 +115,7 @@ func (h *base) callCell(r *http.Request, cell, method string, payload, out any) 
 // the 503 of a cell that does not answer speaks of the instance's cell.
 func (h *base) callInstanceCell(r *http.Request, in *apidb.Instance, method string, payload, out any) error {
 	ctx := r.Context()
-	err := h.cfg.Caller.Call(ctx, in.Cell, method, requestID(ctx), payload, out)
+	err := h.cfg.Caller.Call(ctx, in.Cell, method, httpkit.RequestID(ctx), payload, out)
 	return fromCell(err, func(we *wire.Error) string { return "The cell of this instance did not answer: " + we.Message })
 }
 

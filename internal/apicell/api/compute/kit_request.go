@@ -45,7 +45,7 @@ func baseURL(r *http.Request) string {
 func readObject(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: "Request is too large."}
+		return nil, tooLarge()
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -249,7 +249,7 @@ func queryBool(q url.Values, name string) (bool, error) {
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: "Request is too large."}
+		return nil, tooLarge()
 	}
 	return b, nil
 }
@@ -261,7 +261,7 @@ const maxBody = 112 << 10
 func decodeBody(w http.ResponseWriter, r *http.Request, key string) (map[string]json.RawMessage, json.RawMessage, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return nil, nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: "Request is too large."}
+		return nil, nil, tooLarge()
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(b, &top); err != nil || top == nil {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 )
 
 var v269 = Version{2, 69}
@@ -34,8 +36,6 @@ func (v Version) AtLeast(o Version) bool {
 	return v.Major > o.Major || (v.Major == o.Major && v.Minor >= o.Minor)
 }
 
-const keyVersion ctxKey = 100
-
 // apiVersion is the microversion negotiated for the request.
 func apiVersion(ctx context.Context) Version {
 	if v, ok := ctx.Value(keyVersion).(Version); ok {
@@ -44,18 +44,12 @@ func apiVersion(ctx context.Context) Version {
 	return MinVersion
 }
 
-// versionError is a microversion request refused: 400 when it does not
-// parse, 406 when it is out of range (Nova's InvalidAPIVersionString and
-// InvalidGlobalAPIVersion). Its message is the fault's.
-type versionError struct {
-	status int
-	msg    string
-}
-
 // negotiate reads the requested microversion from OpenStack-API-Version
 // ("compute 2.x") or X-OpenStack-Nova-API-Version; none means the minimum,
-// "latest" the maximum.
-func negotiate(h http.Header) (Version, *versionError) {
+// "latest" the maximum. A request refused is a 400 when it does not
+// parse, a 406 when it is out of range (Nova's InvalidAPIVersionString and
+// InvalidGlobalAPIVersion).
+func negotiate(h http.Header) (Version, *httpkit.Fault) {
 	var want string
 	for _, v := range h.Values("OpenStack-API-Version") {
 		for _, part := range strings.Split(v, ",") {
@@ -78,11 +72,11 @@ func negotiate(h http.Header) (Version, *versionError) {
 	major, err1 := strconv.Atoi(a)
 	minor, err2 := strconv.Atoi(b)
 	if !ok || err1 != nil || err2 != nil || major < 0 || minor < 0 {
-		return Version{}, &versionError{http.StatusBadRequest, fmt.Sprintf("API Version String %s is of invalid format. Must be of format MajorNum.MinorNum.", want)}
+		return Version{}, httpkit.Errorf(http.StatusBadRequest, "API Version String %s is of invalid format. Must be of format MajorNum.MinorNum.", want)
 	}
 	v := Version{major, minor}
 	if !v.AtLeast(MinVersion) || !MaxVersion.AtLeast(v) {
-		return Version{}, &versionError{http.StatusNotAcceptable, fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", v, MinVersion, MaxVersion)}
+		return Version{}, httpkit.Errorf(http.StatusNotAcceptable, "Version %s is not supported by the API. Minimum is %s and maximum is %s.", v, MinVersion, MaxVersion)
 	}
 	return v, nil
 }

@@ -3,6 +3,7 @@ package compute
 import (
 	"net/http"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 )
@@ -31,7 +32,7 @@ var limitNames = []struct{ key, resource string }{
 // project's with tenant_id, for admins).
 func (h *limitsHandler) limits(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	project := c.ProjectID
 	if q := r.URL.Query(); q.Has("tenant_id") {
 		if err := h.authorize(ctx, "os_compute_api:limits:other_project", nil); err != nil {
@@ -75,5 +76,5 @@ func (h *limitsHandler) limits(w http.ResponseWriter, r *http.Request) {
 			abs[k] = val
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": abs}})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": abs}})
 }

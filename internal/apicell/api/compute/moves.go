@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -69,7 +69,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // one the server has.
 func (h *movesHandler) resize(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	var p struct {
 		FlavorRef  json.RawMessage `json:"flavorRef"`
 		DiskConfig string          `json:"OS-DCF:diskConfig"`
@@ -147,7 +147,7 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		h.fail(w, r, bad("Invalid input for field/attribute name. Value: %s. must be 1 to 255 characters", *p.Name))
 		return
 	}
-	if err := h.servers.checkImage(ctx, p.ImageRef, in.Flavor); err != nil {
+	if err := checkImage(ctx, h.cfg.DB, p.ImageRef, in.Flavor); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -180,7 +180,7 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 	}
 	v := h.servers.serverView(r, cur)
 	v["adminPass"] = pass
-	writeJSON(w, http.StatusAccepted, map[string]any{"server": v})
+	httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"server": v})
 }
 
 // createImage is the createImage action: a queued private image in the
@@ -188,7 +188,7 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 // It answers 202 with the image's Location (and, from 2.45, its id).
 func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	var p struct {
 		Name     *string           `json:"name"`
 		Metadata map[string]string `json:"metadata"`
@@ -209,10 +209,10 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 			return err
 		}
 		if err := spec.Check(cur.UUID, cur.VMState, cur.TaskState); err != nil {
-			return &httpError{status: http.StatusConflict, msg: err.Error()}
+			return fault(http.StatusConflict, err.Error())
 		}
 		if cur.Cell == "" {
-			return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("Instance %s is not ready yet", cur.UUID)}
+			return conflict("Instance %s is not ready yet", cur.UUID)
 		}
 		disk, container := "qcow2", "bare"
 		props := map[string]string{}
@@ -234,7 +234,7 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 			return err
 		}
 		params, _ := json.Marshal(wire.ActionParams{ImageRef: id})
-		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
+		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, httpkit.RequestID(ctx), &wire.InstanceAction{
 			UUID: cur.UUID, Action: "create_image", Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
 	})
 	if err != nil {
@@ -243,7 +243,7 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 	}
 	w.Header().Set("Location", baseURL(r)+"/image/v2/images/"+id)
 	if apiVersion(ctx).AtLeast(Version{2, 45}) {
-		writeJSON(w, http.StatusAccepted, map[string]any{"image_id": id})
+		httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"image_id": id})
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)

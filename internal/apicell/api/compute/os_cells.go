@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
@@ -105,13 +106,11 @@ func (h *cellsHandler) gatherCells(w http.ResponseWriter, r *http.Request) (map[
 		return nil, err
 	}
 	down := missing
-	if h.cfg.DownCells != nil {
-		more, err := h.cfg.DownCells(r.Context())
-		if err != nil {
-			return nil, err
-		}
-		down = append(down, more...)
+	more, err := h.downCells(r)
+	if err != nil {
+		return nil, err
 	}
+	down = append(down, more...)
 	// The API cell's own children, with their last reports.
 	ns, err := h.childCells(r)
 	if err != nil {
@@ -166,13 +165,13 @@ func (h *cellsHandler) listCells(detail bool) http.HandlerFunc {
 		for _, c := range sortedCells(tree) {
 			list = append(list, cellView(c, detail))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"cells": list})
+		httpkit.WriteJSON(w, http.StatusOK, map[string]any{"cells": list})
 	}
 }
 
 // cellInfo is GET /os-cells/info: the API cell itself.
 func (h *cellsHandler) cellInfo(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"cell": map[string]any{"name": h.cfg.Cell, "path": h.cfg.Cell, "type": "self",
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"cell": map[string]any{"name": h.cfg.Cell, "path": h.cfg.Cell, "type": "self",
 		"rpc_host": nil, "rpc_port": 0, "username": nil, "capabilities": map[string]any{}}})
 }
 
@@ -205,7 +204,7 @@ func (h *cellsHandler) showCell(w http.ResponseWriter, r *http.Request) {
 	if c.info.Capacity != nil {
 		v["capacity"] = c.info.Capacity
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cell": v})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"cell": v})
 }
 
 // cellCapacities is GET /os-cells/capacities (the whole tree) and
@@ -247,7 +246,7 @@ func (h *cellsHandler) cellCapacities(w http.ResponseWriter, r *http.Request) {
 		d := f.RootGB + f.EphemeralGB
 		disk[strconv.FormatInt(d*1024, 10)] = rep.Fits(capacity.Flavor{DiskGB: d})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cell": map[string]any{"capacities": map[string]any{
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"cell": map[string]any{"capacities": map[string]any{
 		"ram_free":  map[string]any{"total_mb": rep.FreeRAMMB, "units_by_mb": ram},
 		"disk_free": map[string]any{"total_mb": rep.FreeDiskGB * 1024, "units_by_mb": disk},
 	}}})

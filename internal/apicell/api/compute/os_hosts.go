@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -57,7 +58,7 @@ func (h *hostsHandler) listHosts(w http.ResponseWriter, r *http.Request) {
 		}
 		hosts = append(hosts, map[string]any{"host_name": qualify(cs.cell, cs.s.Host), "service": cs.s.Topic, "zone": cs.s.Zone})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"hosts": hosts})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"hosts": hosts})
 }
 
 // showHost is GET /os-hosts/{host}: the host's resources and their use.
@@ -78,7 +79,7 @@ func (h *hostsHandler) showHost(w http.ResponseWriter, r *http.Request) {
 		out = append(out, map[string]any{"resource": map[string]any{"host": name, "project": x.Project, "cpu": x.CPU,
 			"memory_mb": x.MemoryMB, "disk_gb": x.DiskGB}})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"host": out})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"host": out})
 }
 
 // updateHost is PUT /os-hosts/{host} with {"status": ..., "maintenance_mode": ...}.
@@ -138,7 +139,7 @@ func (h *hostsHandler) updateHost(w http.ResponseWriter, r *http.Request) {
 		}
 		resp[k] = out.Result
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httpkit.WriteJSON(w, http.StatusOK, resp)
 }
 
 // hostPower is GET /os-hosts/{host}/{reboot,shutdown,startup}.
@@ -155,6 +156,6 @@ func (h *hostsHandler) hostPower(action string) http.HandlerFunc {
 			h.fail(w, r, notFoundAs(err, "Compute host %s could not be found.", name))
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"host": name, "power_action": out.Result})
+		httpkit.WriteJSON(w, http.StatusOK, map[string]any{"host": name, "power_action": out.Result})
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -178,7 +179,7 @@ func (h *servicesHandler) listServices(w http.ResponseWriter, r *http.Request) {
 	for _, cs := range out {
 		list = append(list, serviceView(v, cs))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"services": list})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"services": list})
 }
 
 // unknownComputes are the compute hosts of cells that did not answer, as
@@ -277,7 +278,7 @@ func (h *servicesHandler) updateServiceAction(w http.ResponseWriter, r *http.Req
 		h.fail(w, r, notFoundAs(err, "Could not find binary %s on host %s.", body["binary"], body["host"]))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"service": resp})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"service": resp})
 }
 
 // updateServiceByUUID is PUT /os-services/{uuid} (2.53).
@@ -329,7 +330,7 @@ func (h *servicesHandler) updateServiceByUUID(w http.ResponseWriter, r *http.Req
 		h.fail(w, r, notFoundAs(err, "Service %s could not be found.", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"service": serviceView(v, cellService{cell, s})})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"service": serviceView(v, cellService{cell, s})})
 }
 
 // deleteService is DELETE /os-services/{id}: a compute service goes with
@@ -385,6 +386,6 @@ func (h *servicesHandler) deleteService(w http.ResponseWriter, r *http.Request) 
 		h.fail(w, r, notFoundAs(err, "Service %s not found.", id))
 		return
 	}
-	h.log.Info("service deleted", "request_id", requestID(r.Context()), "cell", cell, "service", s.UUID, "host", s.Host, "binary", s.Binary)
+	h.log.Info("service deleted", "request_id", httpkit.RequestID(r.Context()), "cell", cell, "service", s.UUID, "host", s.Host, "binary", s.Binary)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
@@ -199,7 +200,7 @@ func (h *quotaSetsHandler) showQuotaSet(detail bool) http.HandlerFunc {
 		}
 		keys := quotaKeys(apiVersion(ctx))
 		if !detail {
-			writeJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(keys, limits, project)})
+			httpkit.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(keys, limits, project)})
 			return
 		}
 		usage, err := apidb.Usage(ctx, h.cfg.DB, project, user)
@@ -211,7 +212,7 @@ func (h *quotaSetsHandler) showQuotaSet(detail bool) http.HandlerFunc {
 		for _, k := range keys {
 			v[k] = map[string]any{"limit": limits[k], "in_use": usage[k], "reserved": 0}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"quota_set": v})
+		httpkit.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": v})
 	}
 }
 
@@ -224,7 +225,7 @@ func (h *quotaSetsHandler) quotaDefaults(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	l := quota.Effective(h.cfg.Quota, class, nil, nil)
-	writeJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(quotaKeys(apiVersion(r.Context())), l, r.PathValue("project"))})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(quotaKeys(apiVersion(r.Context())), l, r.PathValue("project"))})
 }
 
 // updateQuotaSet is PUT /os-quota-sets/{project}: an admin sets limits of
@@ -267,8 +268,8 @@ func (h *quotaSetsHandler) updateQuotaSet(w http.ResponseWriter, r *http.Request
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("quota set", "request_id", requestID(ctx), "project", project, "user", user, "limits", set, "force", force)
-	writeJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(quotaKeys(v), after, "")})
+	h.log.Info("quota set", "request_id", httpkit.RequestID(ctx), "project", project, "user", user, "limits", set, "force", force)
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(quotaKeys(v), after, "")})
 }
 
 // checkSettable refuses a limit below what is in use (Nova's
@@ -349,7 +350,7 @@ func (h *quotaSetsHandler) deleteQuotaSet(w http.ResponseWriter, r *http.Request
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("quota deleted", "request_id", requestID(ctx), "project", project, "user", user)
+	h.log.Info("quota deleted", "request_id", httpkit.RequestID(ctx), "project", project, "user", user)
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -362,7 +363,7 @@ func (h *quotaSetsHandler) showQuotaClass(w http.ResponseWriter, r *http.Request
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"quota_class_set": quotaView(classKeys(apiVersion(r.Context())), quota.Effective(h.cfg.Quota, l, nil, nil), class)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"quota_class_set": quotaView(classKeys(apiVersion(r.Context())), quota.Effective(h.cfg.Quota, l, nil, nil), class)})
 }
 
 // updateQuotaClass is PUT /os-quota-class-sets/{class}.
@@ -398,6 +399,6 @@ func (h *quotaSetsHandler) updateQuotaClass(w http.ResponseWriter, r *http.Reque
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("quota class set", "request_id", requestID(ctx), "class", class, "limits", set)
-	writeJSON(w, http.StatusOK, map[string]any{"quota_class_set": quotaView(classKeys(v), after, "")})
+	h.log.Info("quota class set", "request_id", httpkit.RequestID(ctx), "class", class, "limits", set)
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"quota_class_set": quotaView(classKeys(v), after, "")})
 }

@@ -3,12 +3,12 @@ package compute
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -54,7 +54,7 @@ var hostActions = map[string]string{
 func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		h.fail(w, r, &httpError{status: http.StatusRequestEntityTooLarge, msg: "Request is too large."})
+		h.fail(w, r, tooLarge())
 		return
 	}
 	var body map[string]json.RawMessage
@@ -113,7 +113,7 @@ func (h *actionsHandler) startAction(w http.ResponseWriter, r *http.Request, in 
 func (h *actionsHandler) startActionWith(w http.ResponseWriter, r *http.Request, in *apidb.Instance, act string, params json.RawMessage, body any,
 	extra func(ctx context.Context, tx *db.Tx) error) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	spec := vmstate.Actions[act]
 	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		cur, err := apidb.Get(ctx, tx, in.UUID)
@@ -126,10 +126,10 @@ func (h *actionsHandler) startActionWith(w http.ResponseWriter, r *http.Request,
 			return err
 		}
 		if err := spec.Check(cur.UUID, cur.VMState, cur.TaskState); err != nil {
-			return &httpError{status: http.StatusConflict, msg: err.Error()}
+			return fault(http.StatusConflict, err.Error())
 		}
 		if cur.Cell == "" {
-			return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("Instance %s is not ready yet", cur.UUID)}
+			return conflict("Instance %s is not ready yet", cur.UUID)
 		}
 		if err := apidb.SetTaskState(ctx, tx, cur.UUID, spec.Task, h.cfg.Now()); err != nil {
 			return err
@@ -139,7 +139,7 @@ func (h *actionsHandler) startActionWith(w http.ResponseWriter, r *http.Request,
 				return err
 			}
 		}
-		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
+		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, httpkit.RequestID(ctx), &wire.InstanceAction{
 			UUID: cur.UUID, Action: act, Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
 	})
 	if err != nil {
@@ -147,7 +147,7 @@ func (h *actionsHandler) startActionWith(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	if body != nil {
-		writeJSON(w, http.StatusOK, body)
+		httpkit.WriteJSON(w, http.StatusOK, body)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -217,7 +217,7 @@ func (h *actionsHandler) resetState(w http.ResponseWriter, r *http.Request, in *
 		return
 	}
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	params, _ := json.Marshal(p)
 	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		cur, err := apidb.Get(ctx, tx, in.UUID)
@@ -225,9 +225,9 @@ func (h *actionsHandler) resetState(w http.ResponseWriter, r *http.Request, in *
 			return err
 		}
 		if cur.Cell == "" {
-			return &httpError{status: http.StatusConflict, msg: fmt.Sprintf("Instance %s is not in a cell; it cannot be reset", cur.UUID)}
+			return conflict("Instance %s is not in a cell; it cannot be reset", cur.UUID)
 		}
-		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, requestID(ctx), &wire.InstanceAction{
+		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, httpkit.RequestID(ctx), &wire.InstanceAction{
 			UUID: cur.UUID, Action: "reset_state", Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
 	})
 	if err != nil {
@@ -270,7 +270,7 @@ func (h *actionsHandler) consoleOutput(w http.ResponseWriter, r *http.Request, i
 		length = max(n, 0)
 	}
 	if in.Cell == "" {
-		h.fail(w, r, &httpError{status: http.StatusConflict, msg: fmt.Sprintf("Instance %s is not ready yet", in.UUID)})
+		h.fail(w, r, conflict("Instance %s is not ready yet", in.UUID))
 		return
 	}
 	var out wire.ConsoleOutputReply
@@ -278,7 +278,7 @@ func (h *actionsHandler) consoleOutput(w http.ResponseWriter, r *http.Request, i
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"output": out.Output})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"output": out.Output})
 }
 
 // actionRules are the rules of POST /servers/{id}/action by body key.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -170,7 +171,7 @@ func (h *serverGroupsHandler) register(rt *router) {
 
 func (h *serverGroupsHandler) createServerGroup(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	body, err := readObject(w, r)
 	if err != nil {
 		h.fail(w, r, err)
@@ -232,14 +233,14 @@ func (h *serverGroupsHandler) createServerGroup(w http.ResponseWriter, r *http.R
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("server group created", "request_id", requestID(ctx), "group", g.UUID, "policy", g.Policy, "project", g.ProjectID)
-	writeJSON(w, http.StatusOK, map[string]any{"server_group": serverGroupView(r, g)})
+	h.log.Info("server group created", "request_id", httpkit.RequestID(ctx), "group", g.UUID, "policy", g.Policy, "project", g.ProjectID)
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server_group": serverGroupView(r, g)})
 }
 
 // loadServerGroup reads the group a show or delete names: one of another
 // project is not found, except to admins (Nova's project-scoped query).
 func (h *serverGroupsHandler) loadServerGroup(r *http.Request) (*apidb.ServerGroup, error) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	g, err := apidb.GetServerGroup(r.Context(), h.cfg.DB, id)
 	if errors.Is(err, apidb.ErrNotFound) || (err == nil && !c.Admin && g.ProjectID != c.ProjectID) {
@@ -254,7 +255,7 @@ func (h *serverGroupsHandler) showServerGroup(w http.ResponseWriter, r *http.Req
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server_group": serverGroupView(r, g)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server_group": serverGroupView(r, g)})
 }
 
 func (h *serverGroupsHandler) deleteServerGroup(w http.ResponseWriter, r *http.Request) {
@@ -270,7 +271,7 @@ func (h *serverGroupsHandler) deleteServerGroup(w http.ResponseWriter, r *http.R
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("server group deleted", "request_id", requestID(ctx), "group", g.UUID)
+	h.log.Info("server group deleted", "request_id", httpkit.RequestID(ctx), "group", g.UUID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -280,7 +281,7 @@ func (h *serverGroupsHandler) deleteServerGroup(w http.ResponseWriter, r *http.R
 // common.limited: a limit of 0 or above 1000 is 1000).
 func (h *serverGroupsHandler) listServerGroups(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	q := r.URL.Query()
 	if atLeast(r, 75) {
 		if err := checkQuery(q, "all_projects", "limit", "offset"); err != nil {
@@ -314,7 +315,7 @@ func (h *serverGroupsHandler) listServerGroups(w http.ResponseWriter, r *http.Re
 	for _, g := range gs {
 		out = append(out, serverGroupView(r, g))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server_groups": out})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server_groups": out})
 }
 
 // groupPlacement resolves the scheduler hint "group" into the build's
@@ -347,7 +348,7 @@ func (h *serverGroupsHandler) groupPlacement(ctx context.Context, b *wire.BuildI
 	if err != nil || !uuidRE.MatchString(hint[0]) {
 		return invalid("group", hint[0], "%s is not valid under any of the given schemas", pyRepr(hint[0]))
 	}
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	g, err := apidb.GetServerGroup(ctx, h.cfg.DB, id.String())
 	if errors.Is(err, apidb.ErrNotFound) || (err == nil && !c.Admin && g.ProjectID != c.ProjectID) {
 		return bad("Instance group %s could not be found.", hint[0])

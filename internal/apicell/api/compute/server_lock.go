@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -26,7 +27,7 @@ func (h *lockHandler) register(rt *router) {
 // locking takes the lock over.
 func (h *lockHandler) lockServer(w http.ResponseWriter, r *http.Request, in *apidb.Instance, _ json.RawMessage) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		cur, err := apidb.GetForUpdate(ctx, tx, in.UUID)
 		if err != nil {
@@ -57,7 +58,7 @@ func (h *lockHandler) lockServer(w http.ResponseWriter, r *http.Request, in *api
 // unlock_override, which is an admin's.
 func (h *lockHandler) unlockServer(w http.ResponseWriter, r *http.Request, in *apidb.Instance, _ json.RawMessage) {
 	ctx := r.Context()
-	c := caller(ctx)
+	c := httpkit.CallerFrom(ctx)
 	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		cur, err := apidb.GetForUpdate(ctx, tx, in.UUID)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
@@ -171,7 +172,7 @@ func (h *metadataHandler) listServerMetadata(w http.ResponseWriter, r *http.Requ
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"metadata": metadataView(in.Metadata)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"metadata": metadataView(in.Metadata)})
 }
 
 // showServerMetadatum is GET /servers/{id}/metadata/{key}.
@@ -187,7 +188,7 @@ func (h *metadataHandler) showServerMetadatum(w http.ResponseWriter, r *http.Req
 		h.fail(w, r, notFound("Metadata item was not found"))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"meta": map[string]string{key: v}})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"meta": map[string]string{key: v}})
 }
 
 // createServerMetadata is POST /servers/{id}/metadata: the items given are
@@ -224,7 +225,7 @@ func (h *metadataHandler) writeMetadata(w http.ResponseWriter, r *http.Request, 
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"metadata": meta})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"metadata": meta})
 }
 
 // updateServerMetadatum is PUT /servers/{id}/metadata/{key} with
@@ -253,7 +254,7 @@ func (h *metadataHandler) updateServerMetadatum(w http.ResponseWriter, r *http.R
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"meta": given})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"meta": given})
 }
 
 // deleteServerMetadatum is DELETE /servers/{id}/metadata/{key}.

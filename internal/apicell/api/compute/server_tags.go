@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -109,7 +110,7 @@ func (h *tagsHandler) tagsServer(r *http.Request, rule string) (*apidb.Instance,
 	if !atLeast(r, 26) {
 		return nil, notFound("The resource could not be found.")
 	}
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	in, err := apidb.Get(r.Context(), h.cfg.DB, id)
 	if isNotFound(err) {
@@ -162,7 +163,7 @@ func (h *tagsHandler) listServerTags(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tags": tags})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"tags": tags})
 }
 
 // showServerTag is GET /servers/{id}/tags/{tag}: 204 if the server has it.
@@ -224,7 +225,7 @@ func (h *tagsHandler) replaceServerTags(w http.ResponseWriter, r *http.Request) 
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tags": out})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"tags": out})
 }
 
 // addServerTag is PUT /servers/{id}/tags/{tag}: 201 with the tag's
@@ -237,7 +238,7 @@ func (h *tagsHandler) addServerTag(w http.ResponseWriter, r *http.Request) {
 	// The body, if any, must be null (Nova's schema for this call).
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		h.fail(w, r, &httpError{status: http.StatusRequestEntityTooLarge, msg: "Request is too large."})
+		h.fail(w, r, tooLarge())
 		return
 	}
 	if s := strings.TrimSpace(string(b)); s != "" && s != "null" {

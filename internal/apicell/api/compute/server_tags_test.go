@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"net/http"
 	"slices"
 
 	"context"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
@@ -80,8 +82,8 @@ func TestCreateTags(t *testing.T) {
 		}
 		for _, bad := range [][]string{{"a/b"}, {"a,b"}, {""}, {strings.Repeat("t", 61)}, many} {
 			err := create(bad, "u3")
-			var br badRequest
-			if !errors.As(err, &br) {
+			var br *httpkit.Fault
+			if !errors.As(err, &br) || br.Status != http.StatusBadRequest {
 				t.Errorf("tags %q: %v, want a bad request", bad, err)
 			}
 			if _, err := apidb.Get(ctx, d, "u3"); !errors.Is(err, apidb.ErrNotFound) {

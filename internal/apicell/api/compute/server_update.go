@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -163,5 +164,5 @@ func (h *serverUpdateHandler) updateServer(w http.ResponseWriter, r *http.Reques
 		h.fail(w, r, gone(in.UUID, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server": h.servers.updateView(r, cur)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": h.servers.updateView(r, cur)})
 }

@@ -5,12 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -51,11 +51,11 @@ func (h *serversHandler) loadServer(r *http.Request) (*apidb.Instance, error) {
 
 // loadServerMaybeDeleted is loadServer that can also return a deleted server.
 func (h *serversHandler) loadServerMaybeDeleted(r *http.Request, deletedToo bool) (*apidb.Instance, error) {
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	in, err := apidb.Get(r.Context(), h.cfg.DB, id)
 	if errors.Is(err, apidb.ErrNotFound) || (err == nil && ((in.Deleted && !deletedToo) || (!c.Admin && in.ProjectID != c.ProjectID))) {
-		return nil, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("Instance %s could not be found.", id)}
+		return nil, notFound("Instance %s could not be found.", id)
 	}
 	return in, err
 }
@@ -69,7 +69,7 @@ func (h *serversHandler) showServer(w http.ResponseWriter, r *http.Request) {
 	if h.showDown(w, r, in) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server": h.serverView(r, in)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": h.serverView(r, in)})
 }
 
 func (h *serversHandler) deleteServer(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +103,7 @@ func (h *serversHandler) deleteServer(w http.ResponseWriter, r *http.Request) {
 			// that reports it (see apicell).
 			return nil
 		}
-		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodDeleteInstances, requestID(ctx), &wire.DeleteInstances{UUIDs: []string{cur.UUID}})
+		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodDeleteInstances, httpkit.RequestID(ctx), &wire.DeleteInstances{UUIDs: []string{cur.UUID}})
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -166,7 +166,7 @@ func (h *serversHandler) listServers(detail bool) http.HandlerFunc {
 			next.RawQuery = nq.Encode()
 			resp["servers_links"] = []map[string]string{{"rel": "next", "href": base + next.RequestURI()}}
 		}
-		writeJSON(w, http.StatusOK, resp)
+		httpkit.WriteJSON(w, http.StatusOK, resp)
 	}
 }
 
@@ -194,7 +194,7 @@ func isoMicro(t time.Time) any {
 // serverView is the server as the Compute API shows it at 2.1.
 func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[string]any {
 	base := baseURL(r)
-	c := caller(r.Context())
+	c := httpkit.CallerFrom(r.Context())
 	addrs := map[string][]map[string]any{}
 	for _, ad := range in.Addresses {
 		addrs[ad.Network] = append(addrs[ad.Network], map[string]any{
@@ -267,7 +267,7 @@ func Status(vm, task string) string { return vmstate.Status(vm, task) }
 // checkLocked refuses a change to a locked server unless the caller is an
 // admin (Nova's check_instance_lock and InstanceIsLocked).
 func checkLocked(ctx context.Context, in *apidb.Instance) error {
-	if (in.Locked || in.LockedBy != "") && !caller(ctx).Admin {
+	if (in.Locked || in.LockedBy != "") && !httpkit.CallerFrom(ctx).Admin {
 		return conflict("Instance %s is locked", in.UUID)
 	}
 	return nil
@@ -291,7 +291,7 @@ func (h *serversHandler) serverViewExtras(r *http.Request, in *apidb.Instance, v
 	if atLeast(r, 26) {
 		if in.Tags == nil {
 			if err := apidb.LoadTags(r.Context(), h.cfg.DB, []*apidb.Instance{in}); err != nil {
-				h.log.Error("load server tags", "request_id", requestID(r.Context()), "uuid", in.UUID, "err", err)
+				h.log.Error("load server tags", "request_id", httpkit.RequestID(r.Context()), "uuid", in.UUID, "err", err)
 				in.Tags = []string{}
 			}
 		}

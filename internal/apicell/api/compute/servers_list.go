@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 )
 
@@ -243,7 +244,7 @@ func (lr *listRequest) sortOptions() ([]apidb.SortKey, error) {
 // listOptions reads a GET /servers query, one group of parameters after
 // the other (listQuery's steps, in Nova's order).
 func (h *serversHandler) listOptions(r *http.Request, detail bool) (*listRequest, error) {
-	lq := &listQuery{h: h, r: r, c: caller(r.Context()), q: r.URL.Query(), detail: detail, lr: &listRequest{}}
+	lq := &listQuery{h: h, r: r, c: httpkit.CallerFrom(r.Context()), q: r.URL.Query(), detail: detail, lr: &listRequest{}}
 	for _, step := range []func() error{
 		lq.schema,         // the query schema: limit, regular expressions, dates, sort_key
 		lq.filterSet,      // the filters the caller may use
@@ -269,7 +270,7 @@ func (h *serversHandler) listOptions(r *http.Request, detail bool) (*listRequest
 type listQuery struct {
 	h      *serversHandler
 	r      *http.Request
-	c      Caller
+	c      httpkit.Caller
 	detail bool
 	// q is the whole query; opts the filters the caller may use.
 	q, opts url.Values

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -128,7 +129,7 @@ func (h *tenantUsageHandler) tenantUsage(all bool) http.HandlerFunc {
 		if v.AtLeast(Version{2, 40}) && full {
 			resp[linkKey] = nextLink(r, coll, us[len(us)-1].UUID)
 		}
-		writeJSON(w, http.StatusOK, resp)
+		httpkit.WriteJSON(w, http.StatusOK, resp)
 	}
 }
 

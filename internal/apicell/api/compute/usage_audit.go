@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/auditperiod"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -107,6 +108,6 @@ func (h *usageAuditHandler) usageAuditLog(show bool) http.HandlerFunc {
 		if show {
 			key = "instance_usage_audit_log"
 		}
-		writeJSON(w, http.StatusOK, map[string]any{key: body})
+		httpkit.WriteJSON(w, http.StatusOK, map[string]any{key: body})
 	}
 }

@@ -2,6 +2,8 @@ package compute
 
 import (
 	"net/http"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 )
 
 // versionsHandler is the version documents: GET / and GET /v2.1.
@@ -30,10 +32,10 @@ func versionDoc(r *http.Request) map[string]any {
 
 // versions answers GET /: the versions this endpoint serves.
 func (h *versionsHandler) versions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"versions": []any{versionDoc(r)}})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"versions": []any{versionDoc(r)}})
 }
 
 // version answers GET /v2.1.
 func (h *versionsHandler) version(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"version": versionDoc(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"version": versionDoc(r)})
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 )
 
@@ -11,7 +12,7 @@ import (
 func versionedView(r *http.Request, in *apidb.Instance, v map[string]any) {
 	ctx := r.Context()
 	ver := apiVersion(ctx)
-	admin := caller(ctx).Admin
+	admin := httpkit.CallerFrom(ctx).Admin
 	if admin && ver.AtLeast(Version{2, 3}) {
 		// 2.3: more extended server attributes, for admins.
 		var userData any

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/jsonenc"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -29,7 +31,7 @@ func BenchmarkServerDetailPage(b *testing.B) {
 	}
 	a := &serversHandler{base: &base{}}
 	r := httptest.NewRequest("GET", "http://127.0.0.1:8774/v2.1/servers/detail", nil)
-	ctx := context.WithValue(r.Context(), keyCaller, Caller{UserID: "admin", ProjectID: "admin", Admin: true})
+	ctx := httpkit.WithCaller(r.Context(), httpkit.Caller{Principal: authn.Principal{UserID: "admin", ProjectID: "admin"}, Admin: true})
 	r = r.WithContext(context.WithValue(ctx, keyVersion, MinVersion))
 	b.Run("views", func(b *testing.B) {
 		for b.Loop() {

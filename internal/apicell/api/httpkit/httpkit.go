@@ -15,7 +15,7 @@
 //		RequestIDHeaders: []string{"X-Openstack-Request-Id", "X-Compute-Request-Id"},
 //		Shape:            computeFault, // func(w, *httpkit.Fault)
 //		Internal:         httpkit.Fault{Status: 500, Message: "Unexpected API Error. ..."},
-//		Table:            computeErrors, // []httpkit.Row
+//		Table:            errorTable, // []httpkit.Row
 //	})
 //
 // Its ServeHTTP hands each request to kit.Wrap(its own router): Wrap sets
@@ -29,9 +29,10 @@
 // *Fault, or any error: Fail writes the first *Fault in the error's chain
 // as it says, else the first Row of the Table that matches the error with
 // errors.Is, else logs the error and writes the Internal fault. A table is
-// data, first match wins:
+// data, first match wins (an illustration; each API's own is in its
+// package, e.g. compute/kit_errors.go):
 //
-//	var computeErrors = httpkit.Table{
+//	var errorTable = httpkit.Table{
 //		{Err: notfound.Err, Status: 404},    // every not-found sentinel, and wire not_found
 //		{Err: wire.ErrConflict, Status: 409}, // message: the wire error's own
 //		{Err: wire.ErrInvalid, Status: 400},
@@ -56,29 +57,24 @@
 //
 // # Who uses it
 //
-// Identity (Keystone's {"error": {...}}, WWW-Authenticate on a 401),
-// Image (Glance's {"message", "code": "404 Not Found", "title"}, answers
-// without a newline) and Networking (Neutron's {"NeutronError": {"type",
-// "message", "detail"}}, its type from netdb's errors) use it. The Compute
-// API keeps its own copy until its split into one handler per resource
-// lands; it then adopts the kit thus:
+// All four APIs of today:
 //
-//   - its ServeHTTP becomes kit.Wrap of its router (the project id in the
-//     path and its 404/405 stay in the router), with RequestIDHeaders
-//     X-Openstack-Request-Id and X-Compute-Request-Id;
-//   - writeFault becomes its Shape (the fault name by status, faultNames),
-//     its 500 message the Internal fault;
-//   - httpError and badRequest become *Fault (Errorf); quota errors stay
-//     a *Fault its helpers build;
-//   - the wire-code switches of cellError and callCell (and the inline
-//     errors.Is checks in os_services.go and os_hosts.go) become rows of
-//     one table (they disagree today: cellError has no row for invalid,
-//     callCell none for not_found; keep each call site's statuses when
-//     merging them, e.g. with a Detail for the cell-naming messages);
-//     isNotFound becomes errors.Is(err, notfound.Err);
-//   - Caller becomes httpkit.Caller (its creds are c.Credentials()), and
-//     its context keys for the request id and the caller go; keyVersion
-//     and keyPathProject stay its own.
+//   - Compute (Nova's {"itemNotFound": {"code", "message"}}, the fault
+//     name by status; request id also in X-Compute-Request-Id): its table
+//     (compute/kit_errors.go) maps authentication, quota refusals
+//     (quota.ErrRefused) and a cell's answers to a call, by wire code; a
+//     cell that did not answer is a 503 in the words of the call path,
+//     which the cell's answer carries to the row's Detail. Its rooms
+//     refuse with *Fault (bad, notFound, conflict, forbidden, ...). The
+//     project id in the path, its 404/405 and the microversion stay in its
+//     router and its auth.
+//   - Identity (Keystone's {"error": {...}}, WWW-Authenticate on a 401).
+//   - Image (Glance's {"message", "code": "404 Not Found", "title"},
+//     answers without a newline).
+//   - Networking (Neutron's {"NeutronError": {"type", "message",
+//     "detail"}}, its type from netdb's errors).
+//
+// Block Storage, when it comes, builds its Kit the same way.
 package httpkit
 
 import (

@@ -1,0 +1,461 @@
+package compute
+
+// The body of POST /servers: reading it and checking it against Nova's
+// schema for the request's microversion, into a createRequest. Nothing
+// here reads the database or the handler: what the body names is checked
+// against what exists in servers_create.go (checkCreateRefs).
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// maxUserData is Nova's limit on base64 user_data (65535 bytes).
+const maxUserData = 65535
+
+// maxCount bounds a multi-create.
+const maxCount = 1000
+
+// createFields are the "server" fields the 2.1 create schema allows.
+var createFields = []string{
+	"name", "imageRef", "flavorRef", "adminPass", "metadata", "networks", "personality", "key_name", "user_data",
+	"availability_zone", "min_count", "max_count", "return_reservation_id", "security_groups", "config_drive",
+	"description", "tags",
+	"accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "block_device_mapping", "block_device_mapping_v2",
+	"trusted_image_certificates",
+}
+
+type createBody struct {
+	Name              *string           `json:"name"`
+	ImageRef          *string           `json:"imageRef"`
+	FlavorRef         json.RawMessage   `json:"flavorRef"`
+	AdminPass         *string           `json:"adminPass"`
+	Metadata          map[string]any    `json:"metadata"`
+	Networks          json.RawMessage   `json:"networks"`
+	KeyName           *string           `json:"key_name"`
+	UserData          *string           `json:"user_data"`
+	AvailabilityZone  *string           `json:"availability_zone"`
+	MinCount          json.RawMessage   `json:"min_count"`
+	MaxCount          json.RawMessage   `json:"max_count"`
+	ReturnReservation json.RawMessage   `json:"return_reservation_id"`
+	Description       json.RawMessage   `json:"description"`
+	Tags              json.RawMessage   `json:"tags"`
+	SecurityGroups    []json.RawMessage `json:"security_groups"`
+}
+
+// readCreate reads a create request's body and checks it against Nova's
+// schema (validateCreate).
+func readCreate(w http.ResponseWriter, r *http.Request) (*createRequest, error) {
+	top, raw, err := decodeBody(w, r, "server")
+	if err != nil {
+		return nil, err
+	}
+	for k := range top {
+		if k != "server" && k != "os:scheduler_hints" && k != "OS-SCH-HNT:scheduler_hints" {
+			return nil, bad("Invalid input for field/attribute. Additional properties are not allowed ('%s' was unexpected)", k)
+		}
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return nil, bad("Invalid input for field/attribute server. Value: %s. %s is not of type 'object'", raw, raw)
+	}
+	for k := range fields {
+		// 2.57 removed personality (file injection).
+		if !slices.Contains(createFields, k) || (k == "personality" && atLeast(r, 57)) ||
+			(k == "trusted_image_certificates" && !atLeast(r, 63)) {
+			return nil, bad("Invalid input for field/attribute server. Additional properties are not allowed ('%s' was unexpected)", k)
+		}
+	}
+	if err := checkTrustedCerts(fields["trusted_image_certificates"]); err != nil {
+		return nil, err
+	}
+	var body createBody
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, bad("Invalid input for field/attribute server: %v", jsonFieldError(err))
+	}
+	return validateCreate(apiVersion(r.Context()), &body, top)
+}
+
+type createRequest struct {
+	name, imageRef, flavorRef, keyName, userData, az, adminPass string
+	metadata                                                    map[string]string
+	count                                                       int
+	// minCount is the fewest instances the request accepts (min_count).
+	minCount          int
+	returnReservation bool
+	hints             map[string][]string
+	networks          []requestedNetwork
+	noNetwork         bool
+	// description is the server's description (2.19; before, Nova stores
+	// the name); tags are given from 2.52.
+	description *string
+	tags        []string
+}
+
+// validateCreate checks a create request as Nova's 2.1 schema does, one
+// group of fields after the other, in Nova's order (the first error is
+// the answer).
+func validateCreate(ver Version, b *createBody, top map[string]json.RawMessage) (*createRequest, error) {
+	out := &createRequest{count: 1}
+	for _, check := range []func(Version, *createBody, *createRequest) error{
+		createName, createFlavorRef, createImageRef, createDescriptionAndTags,
+		createNamedFields, createMetadata, createNetworks, createCounts,
+	} {
+		if err := check(ver, b, out); err != nil {
+			return nil, err
+		}
+	}
+	hints, err := parseHints(top)
+	if err != nil {
+		return nil, err
+	}
+	out.hints = hints
+	return out, nil
+}
+
+// createName checks name: Nova's 2.1 schema (parameter_types.name), 1 to
+// 255 characters, not starting or ending with whitespace.
+func createName(_ Version, b *createBody, out *createRequest) error {
+	if b.Name == nil {
+		return bad("Invalid input for field/attribute server. Value: None. 'name' is a required property")
+	}
+	name := *b.Name
+	if strings.TrimSpace(name) != name || name == "" || len(name) > 255 {
+		return bad("Invalid input for field/attribute name. Value: %s. '%s' does not match the server name rules (1 to 255 printable characters, not starting or ending with whitespace)", name, name)
+	}
+	out.name = name
+	return nil
+}
+
+// createFlavorRef checks flavorRef: an id (string or positive integer),
+// or a URL that names the id last, as Nova accepts.
+func createFlavorRef(_ Version, b *createBody, out *createRequest) error {
+	if len(b.FlavorRef) == 0 {
+		return bad("Invalid input for field/attribute server. Value: None. 'flavorRef' is a required property")
+	}
+	var fs string
+	var fi int64
+	switch {
+	case json.Unmarshal(b.FlavorRef, &fs) == nil && strings.TrimSpace(fs) != "":
+		out.flavorRef = fs
+	case json.Unmarshal(b.FlavorRef, &fi) == nil && fi > 0:
+		out.flavorRef = strconv.FormatInt(fi, 10)
+	default:
+		return bad("Invalid input for field/attribute flavorRef. Value: %s. %s is not valid under any of the given schemas", b.FlavorRef, b.FlavorRef)
+	}
+	if i := strings.LastIndex(out.flavorRef, "/"); i >= 0 {
+		out.flavorRef = out.flavorRef[i+1:]
+	}
+	return nil
+}
+
+// createImageRef checks imageRef (a UUID, or a URL ending in one; booting
+// from a volume is not supported), and takes adminPass.
+func createImageRef(_ Version, b *createBody, out *createRequest) error {
+	if b.ImageRef == nil || *b.ImageRef == "" {
+		return bad("Invalid input for field/attribute server. 'imageRef' is required: booting from a volume is not supported")
+	}
+	img := *b.ImageRef
+	if i := strings.LastIndex(img, "/"); i >= 0 {
+		img = img[i+1:]
+	}
+	if !uuidRE.MatchString(img) {
+		return bad("Invalid input for field/attribute imageRef. Value: %s. '%s' is not a 'uuid'", *b.ImageRef, *b.ImageRef)
+	}
+	out.imageRef = strings.ToLower(img)
+	if b.AdminPass != nil {
+		out.adminPass = *b.AdminPass
+	}
+	return nil
+}
+
+// createDescriptionAndTags checks description (2.19; before, Nova stores
+// the name) and tags (2.52).
+func createDescriptionAndTags(ver Version, b *createBody, out *createRequest) error {
+	switch {
+	case len(b.Description) > 0 && !ver.AtLeast(Version{2, 19}):
+		return bad("Invalid input for field/attribute server. Additional properties are not allowed ('description' was unexpected)")
+	case len(b.Description) > 0 && !isNull(b.Description):
+		var d string
+		if err := json.Unmarshal(b.Description, &d); err != nil || len(d) > 255 {
+			return bad("Invalid input for field/attribute description. Value: %s. must be a string of at most 255 characters", b.Description)
+		}
+		out.description = &d
+	case !ver.AtLeast(Version{2, 19}):
+		out.description = &out.name
+	}
+	if len(b.Tags) > 0 {
+		if !ver.AtLeast(Version{2, 52}) {
+			return bad("Invalid input for field/attribute server. Additional properties are not allowed ('tags' was unexpected)")
+		}
+		tags, err := parseCreateTags(b.Tags)
+		if err != nil {
+			return err
+		}
+		out.tags = tags
+	}
+	return nil
+}
+
+// createNamedFields checks key_name, availability_zone and user_data.
+func createNamedFields(_ Version, b *createBody, out *createRequest) error {
+	if b.KeyName != nil {
+		if *b.KeyName == "" || len(*b.KeyName) > 255 {
+			return bad("Invalid input for field/attribute key_name. Value: %s. must be 1 to 255 characters", *b.KeyName)
+		}
+		out.keyName = *b.KeyName
+	}
+	if b.AvailabilityZone != nil {
+		if *b.AvailabilityZone == "" || len(*b.AvailabilityZone) > 255 {
+			return bad("Invalid input for field/attribute availability_zone. Value: %s. must be 1 to 255 characters", *b.AvailabilityZone)
+		}
+		out.az = *b.AvailabilityZone
+	}
+	if b.UserData != nil {
+		if len(*b.UserData) > maxUserData {
+			return bad("Invalid input for field/attribute user_data. Value: (%d bytes). is too long (at most %d)", len(*b.UserData), maxUserData)
+		}
+		if _, err := base64.StdEncoding.DecodeString(*b.UserData); err != nil {
+			return bad("Invalid input for field/attribute user_data. Value: %s. is not a 'base64'", abbreviate(*b.UserData))
+		}
+		out.userData = *b.UserData
+	}
+	return nil
+}
+
+// createMetadata checks metadata: strings, keys of 1 to 255 characters
+// and values of at most 255.
+func createMetadata(_ Version, b *createBody, out *createRequest) error {
+	if b.Metadata == nil {
+		return nil
+	}
+	out.metadata = map[string]string{}
+	for k, v := range b.Metadata {
+		s, ok := v.(string)
+		if !ok {
+			return bad("Invalid input for field/attribute metadata. Value: %v. %v is not of type 'string'", v, v)
+		}
+		if k == "" || len(k) > 255 || len(s) > 255 {
+			return bad("Invalid input for field/attribute metadata. Keys must be 1 to 255 characters and values at most 255 (key %q)", k)
+		}
+		out.metadata[k] = s
+	}
+	return nil
+}
+
+// createNetworks checks networks: from 2.37 it is required, and may be
+// "auto" (the default network) or "none" (no network at all).
+func createNetworks(ver Version, b *createBody, out *createRequest) error {
+	var mode string
+	if ver.AtLeast(Version{2, 37}) {
+		if len(b.Networks) == 0 {
+			return bad("Invalid input for field/attribute server. Value: %s. 'networks' is a required property", "{...}")
+		}
+		if json.Unmarshal(b.Networks, &mode) == nil && mode != "auto" && mode != "none" {
+			return bad("Invalid input for field/attribute networks. Value: %s. '%s' is not one of ['none', 'auto']", mode, mode)
+		}
+	}
+	switch {
+	case mode == "none":
+		out.noNetwork = true
+	case mode == "auto":
+	case len(b.Networks) > 0:
+		nets, err := validateNetworks(b.Networks)
+		if err != nil {
+			return err
+		}
+		out.networks = nets
+	}
+	return nil
+}
+
+// createCounts checks min_count, max_count and return_reservation_id.
+func createCounts(_ Version, b *createBody, out *createRequest) error {
+	minC, err := countField("min_count", b.MinCount)
+	if err != nil {
+		return err
+	}
+	maxC, err := countField("max_count", b.MaxCount)
+	if err != nil {
+		return err
+	}
+	switch {
+	case minC == 0 && maxC == 0:
+		out.count, out.minCount = 1, 1
+	case maxC == 0:
+		out.count, out.minCount = minC, minC
+	case minC == 0:
+		out.count, out.minCount = maxC, 1
+	default:
+		if minC > maxC {
+			return bad("min_count must be <= max_count")
+		}
+		out.count, out.minCount = maxC, minC
+	}
+	if out.count > maxCount {
+		return bad("Invalid input for field/attribute max_count. Value: %d. %d is greater than the maximum of %d", out.count, out.count, maxCount)
+	}
+	if len(b.ReturnReservation) > 0 {
+		v, ok := parseBool(b.ReturnReservation)
+		if !ok {
+			return bad("Invalid input for field/attribute return_reservation_id. Value: %s. is not a 'boolean'", b.ReturnReservation)
+		}
+		out.returnReservation = v
+	}
+	return nil
+}
+func countField(name string, raw json.RawMessage) (int, error) {
+	if len(raw) == 0 {
+		return 0, nil
+	}
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+				n = v
+			} else {
+				return 0, bad("Invalid input for field/attribute %s. Value: %s. '%s' is not a 'integer'", name, s, s)
+			}
+		} else {
+			return 0, bad("Invalid input for field/attribute %s. Value: %s. is not of type 'integer'", name, raw)
+		}
+	}
+	if n < 1 {
+		return 0, bad("Invalid input for field/attribute %s. Value: %d. %d is less than the minimum of 1", name, n, n)
+	}
+	if n > maxCount {
+		return 0, bad("Invalid input for field/attribute %s. Value: %d. %d is greater than the maximum of %d", name, n, n, maxCount)
+	}
+	return int(n), nil
+}
+func parseBool(raw json.RawMessage) (bool, bool) {
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return b, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		switch strings.ToLower(s) {
+		case "true", "1", "yes", "on", "t", "y":
+			return true, true
+		case "false", "0", "no", "off", "f", "n":
+			return false, true
+		}
+	}
+	return false, false
+}
+
+// requestedNetwork is one entry of "networks" in a create.
+type requestedNetwork struct {
+	UUID    string `json:"uuid"`
+	Port    string `json:"port"`
+	FixedIP string `json:"fixed_ip"`
+}
+
+func validateNetworks(raw json.RawMessage) ([]requestedNetwork, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return nil, bad("Invalid input for field/attribute networks. Value: %s. '%s' is not of type 'array' (auto and none need microversion 2.37)", s, s)
+	}
+	var nets []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &nets); err != nil {
+		return nil, bad("Invalid input for field/attribute networks. Value: %s. is not of type 'array'", raw)
+	}
+	out := make([]requestedNetwork, 0, len(nets))
+	for _, n := range nets {
+		for k := range n {
+			if k != "uuid" && k != "port" && k != "fixed_ip" && k != "tag" {
+				return nil, bad("Invalid input for field/attribute networks. Additional properties are not allowed ('%s' was unexpected)", k)
+			}
+		}
+		b, _ := json.Marshal(n)
+		var rn requestedNetwork
+		if err := json.Unmarshal(b, &rn); err != nil {
+			return nil, bad("Invalid input for field/attribute networks: %v", jsonFieldError(err))
+		}
+		if rn.UUID == "" && rn.Port == "" {
+			return nil, bad("Invalid input for field/attribute networks. Each network needs a uuid or a port")
+		}
+		out = append(out, rn)
+	}
+	return out, nil
+}
+func parseHints(top map[string]json.RawMessage) (map[string][]string, error) {
+	raw, ok := top["os:scheduler_hints"]
+	if !ok {
+		raw, ok = top["OS-SCH-HNT:scheduler_hints"]
+	}
+	if !ok {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, bad("Invalid input for field/attribute os:scheduler_hints. Value: %s. is not of type 'object'", raw)
+	}
+	out := map[string][]string{}
+	for k, v := range m {
+		switch t := v.(type) {
+		case string:
+			out[k] = []string{t}
+		case []any:
+			for _, e := range t {
+				s, ok := e.(string)
+				if !ok {
+					return nil, bad("Invalid input for field/attribute os:scheduler_hints. Hint %q holds a non-string", k)
+				}
+				out[k] = append(out[k], s)
+			}
+		default:
+			out[k] = []string{fmt.Sprint(t)}
+		}
+	}
+	return out, nil
+}
+
+// checkTrustedCerts checks trusted_image_certificates (2.63) as Nova's
+// schema does. A list of certificates is then refused: no driver here
+// can verify an image's signature, and a cloud must not accept
+// certificates it will not check. null (or absent) is accepted.
+func checkTrustedCerts(raw json.RawMessage) error {
+	const f = "trusted_image_certificates"
+	if isNull(raw) {
+		return nil
+	}
+	var val any
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&val); err != nil {
+		return bad("Invalid input for field/attribute %s. Value: %s. is not valid JSON", f, raw)
+	}
+	items, ok := val.([]any)
+	if !ok {
+		return invalid(f, val, "%s is not of type 'array', 'null'", pyRepr(val))
+	}
+	switch {
+	case len(items) == 0:
+		return invalid(f, val, "[] should be non-empty")
+	case len(items) > 50:
+		return invalid(f, val, "%s is too long", pyRepr(val))
+	}
+	seen := map[string]bool{}
+	for i, it := range items {
+		s, ok := it.(string)
+		if !ok {
+			return invalid(strconv.Itoa(i), it, "%s is not of type 'string'", pyRepr(it))
+		}
+		if s == "" {
+			return bad("Invalid input for field/attribute %d. Value: . '' should be non-empty", i)
+		}
+		if seen[s] {
+			return invalid(f, val, "%s has non-unique elements", pyRepr(val))
+		}
+		seen[s] = true
+	}
+	return bad("Image certificate validation is not supported: this cloud's hypervisor drivers cannot verify image signatures.")
+}
