@@ -17,7 +17,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
-// CirrosID is the image every API cell seeds (internal/api/image.CirrosID);
+// CirrosID is the image every API cell seeds (internal/apicell/api/image.CirrosID);
 // the fake driver boots it.
 const CirrosID = "5f5c1b7e-6c2a-4e43-9a57-0d8c1c0c1c0c"
 
