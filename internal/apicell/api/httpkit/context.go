@@ -68,3 +68,18 @@ func (k *Kit) Authenticate(r *http.Request, auth authn.Authenticator, pol *polic
 	admin := pol.Allowed("context_is_admin", who.Credentials(), policy.Target{"project_id": who.ProjectID, "user_id": who.UserID})
 	return Caller{Principal: who, Admin: admin}, nil
 }
+
+// RuleFor is the read rule for a GET or HEAD and the write rule for any
+// other method: the policy of an API that has one rule of each kind (Image,
+// Networking).
+func RuleFor(r *http.Request, read, write string) string {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return read
+	}
+	return write
+}
+
+// Allowed reports whether pol allows rule for the caller on its own project.
+func (c Caller) Allowed(pol *policy.Enforcer, rule string) bool {
+	return pol.Allowed(rule, c.Credentials(), policy.Target{"project_id": c.ProjectID, "user_id": c.UserID})
+}

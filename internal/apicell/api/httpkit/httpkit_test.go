@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,6 +234,29 @@ func TestAuthenticate(t *testing.T) {
 	}
 	if l := logLines(t, &buf); len(l) != 1 || l[0]["request_id"] != "req-a" || !strings.Contains(fmt.Sprint(l[0]["err"]), "connection refused") {
 		t.Errorf("log %v", l)
+	}
+}
+
+func TestRuleForAndAllowed(t *testing.T) {
+	rules := append(slices.Clone(policy.Base), policy.Rule{Name: "thing:read", Check: policy.ProjectReaderOrAdmin},
+		policy.Rule{Name: "thing:write", Check: policy.ProjectMemberOrAdmin})
+	pol, err := policy.NewFromRules(rules, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for method, want := range map[string]string{"GET": "thing:read", "HEAD": "thing:read", "POST": "thing:write", "PUT": "thing:write",
+		"PATCH": "thing:write", "DELETE": "thing:write"} {
+		if got := httpkit.RuleFor(httptest.NewRequest(method, "/", nil), "thing:read", "thing:write"); got != want {
+			t.Errorf("%s: rule %q, want %q", method, got, want)
+		}
+	}
+	reader := httpkit.Caller{Principal: authn.Principal{UserID: "u", ProjectID: "p", Roles: []string{"reader"}}}
+	member := httpkit.Caller{Principal: authn.Principal{UserID: "u", ProjectID: "p", Roles: []string{"member", "reader"}}}
+	if !reader.Allowed(pol, "thing:read") || reader.Allowed(pol, "thing:write") {
+		t.Errorf("a reader may read and not write")
+	}
+	if !member.Allowed(pol, "thing:read") || !member.Allowed(pol, "thing:write") {
+		t.Errorf("a member may read and write")
 	}
 }
 

@@ -196,11 +196,8 @@ func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
-		rule := "image:write"
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			rule = "image:read"
-		}
-		if !a.cfg.Policy.Allowed(rule, c.Credentials(), policy.Target{"project_id": c.ProjectID, "user_id": c.UserID}) {
+		rule := httpkit.RuleFor(r, "image:read", "image:write")
+		if !c.Allowed(a.cfg.Policy, rule) {
 			a.writeError(w, errorf(http.StatusForbidden, "You are not authorized to complete %s action.", rule))
 			return
 		}

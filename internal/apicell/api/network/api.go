@@ -143,11 +143,8 @@ func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
-		rule := "network:write"
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			rule = "network:read"
-		}
-		if !a.cfg.Policy.Allowed(rule, c.Credentials(), policy.Target{"project_id": c.ProjectID, "user_id": c.UserID}) {
+		rule := httpkit.RuleFor(r, "network:read", "network:write")
+		if !c.Allowed(a.cfg.Policy, rule) {
 			writeError(w, http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf("(rule:%s) is disallowed by policy", rule))
 			return
 		}
