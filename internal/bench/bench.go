@@ -587,11 +587,14 @@ func deleteAll(ctx context.Context, c *client, o Options) (int, error) {
 	}
 }
 
-// progress prints what line says once a second until stop is called.
+// progress prints what line says once a second until stop is called;
+// stop returns once the printing goroutine has returned, so nothing prints
+// after it.
 func progress(ctx context.Context, w io.Writer, line func() string) (stop func()) {
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -605,7 +608,10 @@ func progress(ctx context.Context, w io.Writer, line func() string) (stop func()
 			}
 		}
 	}()
-	return func() { once.Do(func() { close(done) }) }
+	return func() {
+		once.Do(func() { close(done) })
+		<-exited
+	}
 }
 
 // cellStats are the counters of every node of the tree, by cell.

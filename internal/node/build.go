@@ -127,7 +127,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	cfg := n.cfg
 	cd, err := conductor.New(conductor.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Scheduler: sched,
 		Network: netw, Compute: comp, HealInterval: cfg.Cells.HealInterval.D(), HealWindow: cfg.Cells.HealWindow.D(),
-		OnChange: n.Cells.ReportSoon, Logger: n.log})
+		Capacity: n.Cells, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}

@@ -73,11 +73,23 @@ type Config struct {
 	// in the last HealWindow are sent up again (defaults 60s and 10m).
 	HealInterval time.Duration
 	HealWindow   time.Duration
-	// OnChange is called after capacity changed (optional).
-	OnChange func()
+	// Capacity is told when the cell's free capacity changed (a build
+	// placed or a delete done), so that the cell reports it up soon
+	// (optional; the cells service offers it).
+	Capacity CapacityNotifier
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
+
+// CapacityNotifier is told that the cell's free capacity changed (the cells
+// service's ReportSoon).
+type CapacityNotifier interface {
+	ReportSoon()
+}
+
+type noNotifier struct{}
+
+func (noNotifier) ReportSoon() {}
 
 // Conductor is the build and delete driver of a compute cell.
 type Conductor struct {
@@ -116,8 +128,8 @@ func New(cfg Config) (*Conductor, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.OnChange == nil {
-		cfg.OnChange = func() {}
+	if cfg.Capacity == nil {
+		cfg.Capacity = noNotifier{}
 	}
 	state, err := instancestate.New(cfg.Cell, cfg.Sender, cfg.Now)
 	if err != nil {
@@ -467,7 +479,7 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 		}
 		err := c.cfg.Compute.Spawn(ctx, host, in.UUID)
 		if err == nil {
-			c.cfg.OnChange()
+			c.cfg.Capacity.ReportSoon()
 			return
 		}
 		if errors.Is(err, celldb.ErrGone) {
@@ -592,7 +604,7 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
 		log.Error("recording the delete", "err", err)
 		return false
 	}
-	c.cfg.OnChange()
+	c.cfg.Capacity.ReportSoon()
 	log.Info("instance deleted")
 	return true
 }

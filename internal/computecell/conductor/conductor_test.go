@@ -184,7 +184,7 @@ func TestLoopBuildsToActive(t *testing.T) {
 	select {
 	case <-e.changes:
 	default:
-		t.Error("OnChange was not called after builds")
+		t.Error("the capacity notifier was not told after builds")
 	}
 }
 

@@ -183,12 +183,7 @@ func newCell(t *testing.T, o cellOpts) *cellEnv {
 	}
 	e.cd, err = conductor.New(conductor.Config{Cell: cell, DB: e.db, Sender: e.sent, Scheduler: e.sched, Network: e.network,
 		Compute: e.compute, PollInterval: 100 * time.Millisecond, HealInterval: time.Hour, Logger: quiet,
-		OnChange: func() {
-			select {
-			case e.changes <- struct{}{}:
-			default:
-			}
-		}})
+		Capacity: changeNotifier(e.changes)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,3 +310,14 @@ var (
 	_ conductor.Network       = fakeNetwork{}
 	_ conductor.Compute       = fakeCompute{}
 )
+
+// changeNotifier signals each capacity change on its channel, without
+// blocking when one is already pending.
+type changeNotifier chan struct{}
+
+func (c changeNotifier) ReportSoon() {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
