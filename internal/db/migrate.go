@@ -15,6 +15,10 @@ type Migration struct {
 	Version int
 	Name    string
 	SQL     string
+	// Go, when set, runs after SQL in the migration's transaction: a data
+	// migration that SQL common to both engines cannot say. Like SQL, it
+	// runs once per database.
+	Go func(ctx context.Context, tx *Tx) error
 }
 
 // Migrate applies, in order, the migrations of set that the database has not
@@ -44,6 +48,11 @@ func (d *DB) Migrate(ctx context.Context, set string, ms []Migration) error {
 			for _, stmt := range splitStatements(d.expand(m.SQL)) {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					return fmt.Errorf("%s: %w", firstLine(stmt), err)
+				}
+			}
+			if m.Go != nil {
+				if err := m.Go(ctx, tx); err != nil {
+					return err
 				}
 			}
 			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (set_name, version, name, applied_at) VALUES (?, ?, ?, ?)`,

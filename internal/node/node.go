@@ -118,12 +118,6 @@ func OpenDB(ctx context.Context, cfg *config.Config) (*db.DB, error) {
 			return nil, err
 		}
 	}
-	if cfg.IsRoot() {
-		if err := apidb.BackfillQuotaColumns(ctx, d); err != nil {
-			d.Close()
-			return nil, err
-		}
-	}
 	return d, nil
 }
 

@@ -175,6 +175,9 @@ ALTER TABLE server_groups ADD COLUMN max_server_per_host INTEGER NOT NULL DEFAUL
 	// few or none matched; this finds the matches newest first by key.
 	{Version: 9, Name: "instances by state", SQL: `
 CREATE INDEX instances_state ON instances (vm_state, deleted, created_at)`},
+	// Instances created before migration 6 count their flavor from here on
+	// (what the node once did at every start).
+	{Version: 10, Name: "counted flavor columns of older instances", Go: backfillQuotaColumns},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.

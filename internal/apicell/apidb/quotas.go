@@ -217,27 +217,25 @@ func SetResizeFlavor(ctx context.Context, tx *db.Tx, uuid string, f wire.Flavor)
 	return err
 }
 
-// BackfillQuotaColumns fills the counted flavor columns of instances
-// created before they existed. It is idempotent.
-func BackfillQuotaColumns(ctx context.Context, d *db.DB) error {
+// backfillQuotaColumns fills the counted flavor columns of instances
+// created before they existed (migration 10).
+func backfillQuotaColumns(ctx context.Context, tx *db.Tx) error {
 	type row struct{ uuid, flavor string }
-	rows, err := db.Collect(ctx, d, func(s db.Scanner) (row, error) {
+	rows, err := db.Collect(ctx, tx, func(s db.Scanner) (row, error) {
 		var x row
 		return x, s.Scan(&x.uuid, &x.flavor)
 	}, `SELECT uuid, flavor FROM instances WHERE vcpus = 0 AND deleted = 0`)
-	if err != nil || len(rows) == 0 {
+	if err != nil {
 		return err
 	}
-	return d.InTx(ctx, func(tx *db.Tx) error {
-		for _, x := range rows {
-			var f wire.Flavor
-			if err := json.Unmarshal([]byte(x.flavor), &f); err != nil {
-				continue
-			}
-			if _, err := tx.Exec(ctx, `UPDATE instances SET vcpus = ?, memory_mb = ? WHERE uuid = ?`, f.VCPUs, f.RAMMB, x.uuid); err != nil {
-				return err
-			}
+	for _, x := range rows {
+		var f wire.Flavor
+		if err := json.Unmarshal([]byte(x.flavor), &f); err != nil {
+			continue
 		}
-		return nil
-	})
+		if _, err := tx.Exec(ctx, `UPDATE instances SET vcpus = ?, memory_mb = ? WHERE uuid = ?`, f.VCPUs, f.RAMMB, x.uuid); err != nil {
+			return err
+		}
+	}
+	return nil
 }

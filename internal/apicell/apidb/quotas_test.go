@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
@@ -68,5 +69,39 @@ func TestLimitsForAgreesWithEffectiveLimits(t *testing.T) {
 		check("with the user's own", "p1", "u1", true)
 		check("another user of the project", "p1", "u2", false)
 		check("a user with limits in another project only", "p3", "u2", false)
+	})
+}
+
+// TestMigration10BackfillsCountedFlavorColumns: an instance written before
+// the counted flavor columns existed (vcpus and memory_mb 0) counts its
+// flavor once migration 10 has run; a deleted one is left alone.
+func TestMigration10BackfillsCountedFlavorColumns(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if err := d.Migrate(ctx, "api", apidb.Migrations[:9]); err != nil {
+			t.Fatalf("migrate to 9: %v", err)
+		}
+		t0 := time.Unix(1_700_000_000, 0).UTC()
+		old, gone := instance("old", "p1", t0), instance("gone", "p1", t0)
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.Create(ctx, tx, []apidb.Instance{old, gone}) }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(ctx, `UPDATE instances SET vcpus = 0, memory_mb = 0`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(ctx, `UPDATE instances SET deleted = 1 WHERE uuid = 'gone'`); err != nil {
+			t.Fatal(err)
+		}
+		migrated(t, d)
+		f := apidb.DefaultFlavors[0]
+		for uuid, want := range map[string][2]int64{"old": {int64(f.VCPUs), f.RAMMB}, "gone": {0, 0}} {
+			var vcpus, mem int64
+			if err := d.QueryRow(ctx, `SELECT vcpus, memory_mb FROM instances WHERE uuid = ?`, uuid).Scan(&vcpus, &mem); err != nil {
+				t.Fatal(err)
+			}
+			if vcpus != want[0] || mem != want[1] {
+				t.Errorf("%s: vcpus %d, memory_mb %d, want %v", uuid, vcpus, mem, want)
+			}
+		}
 	})
 }
