@@ -56,4 +56,27 @@ func TestAvailabilityZones(t *testing.T) {
 	if r := tr.Do(t, "GET", "/v2.1/os-availability-zone/detail", demo, nil); r.Status != http.StatusForbidden {
 		t.Errorf("a member's zone detail: %d", r.Status)
 	}
+
+	// Nova's shapes, raw: the list says "hosts": null; the detail gives
+	// each host's services with available, active and updated_at.
+	r := tr.Do(t, "GET", "/v2.1/os-availability-zone", demo, nil)
+	if r.Status != http.StatusOK || string(r.Body) != `{"availabilityZoneInfo":[{"hosts":null,"zoneName":"nova","zoneState":{"available":true}}]}`+"\n" {
+		t.Errorf("the zone list, raw: %s", r)
+	}
+	var detail struct {
+		Zones []struct {
+			ZoneName string                               `json:"zoneName"`
+			Hosts    map[string]map[string]map[string]any `json:"hosts"`
+		} `json:"availabilityZoneInfo"`
+	}
+	tr.Do(t, "GET", "/v2.1/os-availability-zone/detail", admin, nil).JSON(t, &detail)
+	for _, z := range detail.Zones {
+		for h, svcs := range z.Hosts {
+			for bin, svc := range svcs {
+				if svc["available"] != true || svc["active"] != true || svc["updated_at"] == nil || len(svc) != 3 {
+					t.Errorf("zone %s, host %s, service %s: %v", z.ZoneName, h, bin, svc)
+				}
+			}
+		}
+	}
 }

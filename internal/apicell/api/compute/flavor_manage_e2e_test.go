@@ -15,39 +15,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
-func intPtr(n int) *int    { return &n }
-func boolPtr(b bool) *bool { return &b }
-
-// flavorIDs lists the flavors token sees with query (e.g. "?is_public=none").
-func listFlavorIDs(t *testing.T, tr *testtree.Tree, token, query string, headers ...string) []string {
-	t.Helper()
-	r := tr.Do(t, http.MethodGet, "/v2.1/flavors"+query, token, nil, headers...)
-	if r.Status != http.StatusOK {
-		t.Fatalf("list flavors%s: %s", query, r)
-	}
-	var out struct {
-		Flavors []struct {
-			ID string `json:"id"`
-		} `json:"flavors"`
-	}
-	r.JSON(t, &out)
-	ids := []string{}
-	for _, f := range out.Flavors {
-		ids = append(ids, f.ID)
-	}
-	return ids
-}
-
-// showFlavor is GET /flavors/{id} as a map.
-func getFlavorMap(t *testing.T, tr *testtree.Tree, token, id string, headers ...string) map[string]any {
-	t.Helper()
-	r := tr.Do(t, http.MethodGet, "/v2.1/flavors/"+id, token, nil, headers...)
-	if r.Status != http.StatusOK {
-		t.Fatalf("show flavor %s: %s", id, r)
-	}
-	return r.Map(t)["flavor"].(map[string]any)
-}
-
 // TestFlavorManage covers flavor create, update (2.55's description) and
 // delete, with gophercloud and raw requests.
 func TestFlavorManage(t *testing.T) {
@@ -268,9 +235,4 @@ func testFlavorV255(t *testing.T, tr *testtree.Tree) {
 			faultHas(t, tr.Do(t, http.MethodPut, "/v2.1/flavors/"+c.path, c.token, c.body, c.headers...), c.status, c.want)
 		})
 	}
-}
-
-func hasField(m map[string]any, k string) bool {
-	_, ok := m[k]
-	return ok
 }

@@ -13,6 +13,39 @@ import (
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
+func intPtr(n int) *int    { return &n }
+func boolPtr(b bool) *bool { return &b }
+
+// flavorIDs lists the flavors token sees with query (e.g. "?is_public=none").
+func listFlavorIDs(t *testing.T, tr *testtree.Tree, token, query string, headers ...string) []string {
+	t.Helper()
+	r := tr.Do(t, http.MethodGet, "/v2.1/flavors"+query, token, nil, headers...)
+	if r.Status != http.StatusOK {
+		t.Fatalf("list flavors%s: %s", query, r)
+	}
+	var out struct {
+		Flavors []struct {
+			ID string `json:"id"`
+		} `json:"flavors"`
+	}
+	r.JSON(t, &out)
+	ids := []string{}
+	for _, f := range out.Flavors {
+		ids = append(ids, f.ID)
+	}
+	return ids
+}
+
+// showFlavor is GET /flavors/{id} as a map.
+func getFlavorMap(t *testing.T, tr *testtree.Tree, token, id string, headers ...string) map[string]any {
+	t.Helper()
+	r := tr.Do(t, http.MethodGet, "/v2.1/flavors/"+id, token, nil, headers...)
+	if r.Status != http.StatusOK {
+		t.Fatalf("show flavor %s: %s", id, r)
+	}
+	return r.Map(t)["flavor"].(map[string]any)
+}
+
 // TestFlavors covers the flavor list and show: the default flavors in
 // Nova's shape, the list's filters, sorting and pages, and the views of
 // later microversions.
@@ -211,4 +244,9 @@ func testFlavorV261V275(t *testing.T, tr *testtree.Tree) {
 		t.Errorf("swap at 2.75: %v, want 0", show["swap"])
 	}
 	faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/flavors?color=red", demo, nil, atVersion("2.75")...), 400, "Additional properties are not allowed ('color' was unexpected)")
+}
+
+func hasField(m map[string]any, k string) bool {
+	_, ok := m[k]
+	return ok
 }
