@@ -10,7 +10,11 @@ import (
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
-func testFlavorAccess(t *testing.T, tr *testtree.Tree) {
+// TestFlavorAccess covers a private flavor's access list: who sees it,
+// adding and removing projects, and the refusals.
+func TestFlavorAccess(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 1})
 	ctx := ctxT(t)
 	as := tr.Compute(admin)
 	f, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "priv", Name: "private", RAM: 64, VCPUs: 1, Disk: intPtr(1), IsPublic: boolPtr(false)}).Extract()

@@ -10,7 +10,11 @@ import (
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
-func testFlavorExtraSpecs(t *testing.T, tr *testtree.Tree) {
+// TestFlavorExtraSpecs covers os-extra_specs: create, show, update and
+// delete of a flavor's extra specs, refusals and who may do what.
+func TestFlavorExtraSpecs(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 1})
 	ctx := ctxT(t)
 	as := tr.Compute(admin)
 	if _, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "es", Name: "with.specs", RAM: 64, VCPUs: 1, Disk: intPtr(1)}).Extract(); err != nil {

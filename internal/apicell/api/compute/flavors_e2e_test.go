@@ -13,7 +13,51 @@ import (
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
-func testFlavors(t *testing.T, tr *testtree.Tree) {
+func intPtr(n int) *int    { return &n }
+func boolPtr(b bool) *bool { return &b }
+
+// flavorIDs lists the flavors token sees with query (e.g. "?is_public=none").
+func listFlavorIDs(t *testing.T, tr *testtree.Tree, token, query string, headers ...string) []string {
+	t.Helper()
+	r := tr.Do(t, http.MethodGet, "/v2.1/flavors"+query, token, nil, headers...)
+	if r.Status != http.StatusOK {
+		t.Fatalf("list flavors%s: %s", query, r)
+	}
+	var out struct {
+		Flavors []struct {
+			ID string `json:"id"`
+		} `json:"flavors"`
+	}
+	r.JSON(t, &out)
+	ids := []string{}
+	for _, f := range out.Flavors {
+		ids = append(ids, f.ID)
+	}
+	return ids
+}
+
+// showFlavor is GET /flavors/{id} as a map.
+func getFlavorMap(t *testing.T, tr *testtree.Tree, token, id string, headers ...string) map[string]any {
+	t.Helper()
+	r := tr.Do(t, http.MethodGet, "/v2.1/flavors/"+id, token, nil, headers...)
+	if r.Status != http.StatusOK {
+		t.Fatalf("show flavor %s: %s", id, r)
+	}
+	return r.Map(t)["flavor"].(map[string]any)
+}
+
+// TestFlavors covers the flavor list and show: the default flavors in
+// Nova's shape, the list's filters, sorting and pages, and the views of
+// later microversions.
+func TestFlavors(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 1})
+	t.Run("defaults", func(t *testing.T) { testFlavorDefaults(t, tr) })
+	t.Run("list", func(t *testing.T) { testFlavorList(t, tr) })
+	t.Run("2.61 and 2.75 views", func(t *testing.T) { testFlavorV261V275(t, tr) })
+}
+
+func testFlavorDefaults(t *testing.T, tr *testtree.Tree) {
 	ctx := ctxT(t)
 	sc := tr.Compute(demo)
 	api := tr.APIURL()
@@ -175,4 +219,34 @@ func testFlavorList(t *testing.T, tr *testtree.Tree) {
 	if got := listFlavorIDs(t, tr, demo, "?color=red"); len(got) != 6 {
 		t.Errorf("unknown parameter at 2.1: %v", got)
 	}
+}
+
+func testFlavorV261V275(t *testing.T, tr *testtree.Tree) {
+	v := needMicroversion(t, 61)
+	ctx := ctxT(t)
+	as := tr.Compute(admin)
+	if _, err := flavors.Create(ctx, as, flavors.CreateOpts{ID: "v61", Name: "v61", RAM: 64, VCPUs: 1, Disk: intPtr(1)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = flavors.Delete(ctx, as, "v61").ExtractErr() }()
+	if _, err := flavors.CreateExtraSpecs(ctx, as, "v61", flavors.ExtraSpecsOpts{"k": "v"}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	show := getFlavorMap(t, tr, demo, "v61", atVersion(v)...)
+	if specs, _ := show["extra_specs"].(map[string]any); specs["k"] != "v" || show["swap"] != "" {
+		t.Errorf("show at %s: %v", v, show)
+	}
+	if !servesMicroversion(75) {
+		return
+	}
+	show = getFlavorMap(t, tr, demo, "v61", atVersion("2.75")...)
+	if show["swap"] != 0.0 {
+		t.Errorf("swap at 2.75: %v, want 0", show["swap"])
+	}
+	faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/flavors?color=red", demo, nil, atVersion("2.75")...), 400, "Additional properties are not allowed ('color' was unexpected)")
+}
+
+func hasField(m map[string]any, k string) bool {
+	_, ok := m[k]
+	return ok
 }

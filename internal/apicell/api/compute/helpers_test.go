@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/compute"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 	"github.com/cellcloud/cellcloud/internal/up"
@@ -156,4 +159,40 @@ func adminAt(tr *testtree.Tree, mv string) *gophercloud.ServiceClient {
 	sc := tr.Compute(admin)
 	sc.Microversion = mv
 	return sc
+}
+
+// servesMicroversion reports whether the API serves microversion 2.minor.
+func servesMicroversion(minor int) bool {
+	return compute.MaxVersion.AtLeast(compute.Version{Major: 2, Minor: minor})
+}
+
+// needMicroversion skips a test of a microversion the API does not serve yet.
+func needMicroversion(t *testing.T, minor int) string {
+	t.Helper()
+	if !servesMicroversion(minor) {
+		t.Skipf("needs microversion 2.%d; the API serves up to %s", minor, compute.MaxVersion)
+	}
+	return fmt.Sprintf("2.%d", minor)
+}
+
+// atVersion is the header pair that asks for a microversion.
+func atVersion(v string) []string { return []string{"OpenStack-API-Version", "compute " + v} }
+
+// faultHas checks r is the Compute API's fault for status and that its
+// message holds want.
+func faultHas(t *testing.T, r *testtree.Response, status int, want string) {
+	t.Helper()
+	if msg := testtree.Fault(t, r, status); !strings.Contains(msg, want) {
+		t.Errorf("fault message %q, want it to hold %q", msg, want)
+	}
+}
+
+// sortedKeys are m's keys, sorted.
+func sortedKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

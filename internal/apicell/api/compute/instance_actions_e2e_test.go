@@ -3,7 +3,9 @@ package compute_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
@@ -67,5 +69,73 @@ func TestInstanceActionsPagingAndDeleted(t *testing.T) {
 	}
 	if p := get("2.21", ""); len(p.Actions) != 4 || p.Actions[0].Action != "delete" {
 		t.Errorf("actions of a deleted server at 2.21: %+v", p)
+	}
+}
+
+// TestInstanceActionsMicroversions: the events of an instance action carry
+// hostId, and host for admins (2.62); changes-before bounds the list
+// (2.66), refused before.
+func TestInstanceActionsMicroversions(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 2})
+	at := func(v string) []string { return []string{"X-OpenStack-Nova-API-Version", v} }
+	id := create(t, tr, demo, map[string]any{"name": "mv69", "flavorRef": "1", "imageRef": imageID})
+	waitStatus(t, tr.Compute(demo), id, "ACTIVE")
+
+	// 2.62: hostId on every event, host for admins.
+	var acts struct {
+		Actions []struct {
+			RequestID string `json:"request_id"`
+		} `json:"instanceActions"`
+	}
+	tr.Do(t, "GET", "/v2.1/servers/"+id+"/os-instance-actions", demo, nil).JSON(t, &acts)
+	if len(acts.Actions) == 0 {
+		t.Fatal("no instance action for the create")
+	}
+	rid := acts.Actions[0].RequestID
+	event := func(token, ver string) map[string]any {
+		var out struct {
+			Action struct {
+				Events []map[string]any `json:"events"`
+			} `json:"instanceAction"`
+		}
+		tr.Do(t, "GET", "/v2.1/servers/"+id+"/os-instance-actions/"+rid, token, nil, at(ver)...).JSON(t, &out)
+		if len(out.Action.Events) == 0 {
+			t.Fatalf("no events at %s", ver)
+		}
+		return out.Action.Events[len(out.Action.Events)-1]
+	}
+	if e := event(demo, "2.61"); e["hostId"] != nil {
+		t.Errorf("hostId before 2.62: %v", e)
+	}
+	if e := event(demo, "2.62"); len(e["hostId"].(string)) != 56 || e["host"] != nil {
+		t.Errorf("a member's event at 2.62: %v", e)
+	}
+	if e := event(admin, "2.62"); !strings.HasPrefix(e["host"].(string), "cell1-host") {
+		t.Errorf("an admin's event at 2.62: %v", e)
+	}
+
+	// 2.66: changes-before.
+	past := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	future := time.Now().UTC().Add(time.Hour).Format(time.RFC3339)
+	for _, c := range []struct{ path, msg string }{
+		{"/v2.1/servers/" + id + "/os-instance-actions?changes-before=foo", "'foo' is not a 'date-time'"},
+		{"/v2.1/servers/" + id + "/os-instance-actions?changes-since=" + future + "&changes-before=" + past, "must be less than or equal to changes-before"},
+	} {
+		r := tr.Do(t, "GET", c.path, demo, nil, at("2.66")...)
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), c.msg) {
+			t.Errorf("GET %s: %d %s, want 400 %q", c.path, r.Status, r.Body, c.msg)
+		}
+	}
+	r := tr.Do(t, "GET", "/v2.1/servers/"+id+"/os-instance-actions?changes-before="+future, demo, nil, at("2.65")...)
+	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "('changes-before' was unexpected)") {
+		t.Errorf("changes-before on instance actions at 2.65: %d %s", r.Status, r.Body)
+	}
+	var listed struct {
+		Actions []any `json:"instanceActions"`
+	}
+	tr.Do(t, "GET", "/v2.1/servers/"+id+"/os-instance-actions?changes-before="+past, demo, nil, at("2.66")...).JSON(t, &listed)
+	if len(listed.Actions) != 0 {
+		t.Errorf("instance actions changed before an hour ago: %v", listed.Actions)
 	}
 }

@@ -22,35 +22,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/cellcloud/cellcloud/internal/apicell/api/compute"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
-
-// served reports whether the API serves microversion 2.minor.
-func servesMicroversion(minor int) bool {
-	return compute.MaxVersion.AtLeast(compute.Version{Major: 2, Minor: minor})
-}
-
-// needVersion skips a test of a microversion the API does not serve yet.
-func needMicroversion(t *testing.T, minor int) string {
-	t.Helper()
-	if !servesMicroversion(minor) {
-		t.Skipf("needs microversion 2.%d; the API serves up to %s", minor, compute.MaxVersion)
-	}
-	return fmt.Sprintf("2.%d", minor)
-}
-
-// mv is the header pair that asks for a microversion.
-func atVersion(v string) []string { return []string{"OpenStack-API-Version", "compute " + v} }
-
-// faultHas checks r is the Compute API's fault for status and that its
-// message holds want.
-func faultHas(t *testing.T, r *testtree.Response, status int, want string) {
-	t.Helper()
-	if msg := testtree.Fault(t, r, status); !strings.Contains(msg, want) {
-		t.Errorf("fault message %q, want it to hold %q", msg, want)
-	}
-}
 
 // importable makes an OpenSSH public key line with a comment.
 func newImportableKey(t *testing.T) (line string, key ssh.PublicKey) {
@@ -101,15 +74,6 @@ func listKeyNames(t *testing.T, sc *gophercloud.ServiceClient, opts keypairs.Lis
 	for _, k := range ks {
 		out = append(out, k.Name)
 	}
-	return out
-}
-
-func sortedKeys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
 	return out
 }
 

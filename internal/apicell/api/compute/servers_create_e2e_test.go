@@ -80,7 +80,11 @@ func TestCreateChecksWhatItNames(t *testing.T) {
 	}
 }
 
-func testBadCreate(t *testing.T, tr *testtree.Tree) {
+// TestBadCreate: creates with bad input are refused with a fault naming
+// the problem, and create nothing.
+func TestBadCreate(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{})
 	// server builds a valid server with changes; a nil value removes a field.
 	server := func(changes map[string]any) map[string]any {
 		s := map[string]any{"name": "bad", "flavorRef": "1", "imageRef": imageID}
@@ -234,5 +238,48 @@ func TestCellSchedulerHints(t *testing.T) {
 	}
 	if after := len(listAll(t, tr, admin, "?all_tenants=1")); after != before {
 		t.Errorf("bad hints created servers: %d before, %d after", before, after)
+	}
+}
+
+// TestTrustedImageCertificates: 2.63's trusted_image_certificates are
+// checked as Nova's schema does, refused since no driver here verifies
+// signatures, and shown as null.
+func TestTrustedImageCertificates(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 2})
+	at := func(v string) []string { return []string{"X-OpenStack-Nova-API-Version", v} }
+	id := create(t, tr, demo, map[string]any{"name": "mv69", "flavorRef": "1", "imageRef": imageID})
+	waitStatus(t, tr.Compute(demo), id, "ACTIVE")
+
+	server := func(certs any) map[string]any {
+		return map[string]any{"server": map[string]any{"name": "c", "flavorRef": "1", "imageRef": imageID, "networks": "auto",
+			"trusted_image_certificates": certs}}
+	}
+	for _, c := range []struct {
+		ver   string
+		certs any
+		msg   string
+	}{
+		{"2.62", []string{"a"}, "('trusted_image_certificates' was unexpected)"},
+		{"2.63", []string{}, "Value: []. [] should be non-empty"},
+		{"2.63", []string{"a", "a"}, "['a', 'a'] has non-unique elements"},
+		{"2.63", "x", "'x' is not of type 'array', 'null'"},
+		{"2.63", []any{1}, "Invalid input for field/attribute 0. Value: 1. 1 is not of type 'string'"},
+		{"2.63", []string{"cert-1"}, "Image certificate validation is not supported"},
+	} {
+		r := tr.Do(t, "POST", "/v2.1/servers", demo, server(c.certs), at(c.ver)...)
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), c.msg) {
+			t.Errorf("create with certificates %v at %s: %d %s, want 400 %q", c.certs, c.ver, r.Status, r.Body, c.msg)
+		}
+	}
+	if r := tr.Do(t, "POST", "/v2.1/servers", demo, server(nil), at("2.63")...); r.Status != http.StatusAccepted {
+		t.Errorf("create with null certificates: %d %s", r.Status, r.Body)
+	}
+	var shown struct {
+		Server map[string]any `json:"server"`
+	}
+	tr.Do(t, "GET", "/v2.1/servers/"+id, demo, nil, at("2.63")...).JSON(t, &shown)
+	if v, ok := shown.Server["trusted_image_certificates"]; !ok || v != nil {
+		t.Errorf("trusted_image_certificates at 2.63: %v (present %v)", v, ok)
 	}
 }

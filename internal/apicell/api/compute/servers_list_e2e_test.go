@@ -309,3 +309,45 @@ func TestServerListFilters(t *testing.T) {
 		}
 	})
 }
+
+// TestChangesBefore: 2.66's changes-before bounds the server list, and is
+// ignored before 2.66.
+func TestChangesBefore(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 2})
+	at := func(v string) []string { return []string{"X-OpenStack-Nova-API-Version", v} }
+	id := create(t, tr, demo, map[string]any{"name": "mv69", "flavorRef": "1", "imageRef": imageID})
+	waitStatus(t, tr.Compute(demo), id, "ACTIVE")
+
+	past := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	future := time.Now().UTC().Add(time.Hour).Format(time.RFC3339)
+	count := func(query, ver string) int {
+		var out struct {
+			Servers []any `json:"servers"`
+		}
+		r := tr.Do(t, "GET", "/v2.1/servers?"+query, demo, nil, at(ver)...)
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET /servers?%s at %s: %d %s", query, ver, r.Status, r.Body)
+		}
+		r.JSON(t, &out)
+		return len(out.Servers)
+	}
+	if n := count("changes-before="+past, "2.66"); n != 0 {
+		t.Errorf("servers changed before an hour ago: %d", n)
+	}
+	if n := count("changes-before="+future, "2.66"); n < 1 {
+		t.Errorf("servers changed before an hour from now: %d", n)
+	}
+	if n := count("changes-before="+past, "2.65"); n < 1 {
+		t.Errorf("changes-before is ignored before 2.66, yet %d servers", n)
+	}
+	for _, c := range []struct{ path, msg string }{
+		{"/v2.1/servers?changes-since=" + future + "&changes-before=" + past, "The value of changes-since must be less than or equal to changes-before."},
+		{"/v2.1/servers?changes-before=foo", "'foo' is not a 'date-time'"},
+	} {
+		r := tr.Do(t, "GET", c.path, demo, nil, at("2.66")...)
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), c.msg) {
+			t.Errorf("GET %s: %d %s, want 400 %q", c.path, r.Status, r.Body, c.msg)
+		}
+	}
+}

@@ -12,7 +12,11 @@ import (
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
-func testVersions(t *testing.T, tr *testtree.Tree) {
+// TestVersions: the version documents at / and /v2.1, and microversion
+// negotiation.
+func TestVersions(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{})
 	root := strings.TrimSuffix(tr.APIURL(), "/v2.1")
 	checkDoc := func(t *testing.T, v map[string]any) {
 		t.Helper()
@@ -97,5 +101,11 @@ func testVersions(t *testing.T, tr *testtree.Tree) {
 	sc.Microversion = "2.100"
 	if _, err := flavors.Get(ctxT(t), sc, "1").Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotAcceptable) {
 		t.Errorf("gophercloud at 2.100: %v, want a 406", err)
+	}
+
+	// The microversion is served up to 2.69.
+	r = tr.Do(t, "GET", "/v2.1/", demo, nil)
+	if !strings.Contains(string(r.Body), `"version":"2.69"`) {
+		t.Errorf("the version document does not say 2.69: %s", r.Body)
 	}
 }
