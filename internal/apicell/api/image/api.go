@@ -39,16 +39,16 @@ type Config struct {
 	Policy *policy.Enforcer
 }
 
-// API is the Image API handler.
+// API is the Image API handler: the router that the rooms (kit.go)
+// register their routes on, behind the shared kit (httpkit); and the
+// image store the node seeds and a snapshot fills (seed.go, snapshot.go).
 type API struct {
-	cfg Config
-	log *slog.Logger
+	b   *base
 	mux *http.ServeMux
-	kit *httpkit.Kit
 	// handler is mux behind the kit's scaffolding.
 	handler http.Handler
-	store   *imagedb.Store
-	files   *fileStore
+	// versions answers the versions document, which no route names.
+	versions *versionsHandler
 }
 
 // startTimeout bounds the recovery New runs.
@@ -88,37 +88,31 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image api: %w", err)
 	}
-	a := &API{
-		cfg:   cfg,
-		log:   log,
-		mux:   http.NewServeMux(),
-		kit:   kit,
-		store: &imagedb.Store{Now: cfg.Now},
-		files: files,
-	}
+	b := &base{cfg: cfg, log: log, kit: kit, store: &imagedb.Store{Now: cfg.Now}, files: files}
+	a := &API{b: b, mux: http.NewServeMux(), versions: &versionsHandler{base: b}}
 	a.handler = kit.Wrap(http.HandlerFunc(a.route))
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := a.recoverStore(ctx); err != nil {
 		return nil, fmt.Errorf("image api: recover: %w", err)
 	}
-	a.routes()
+	rt := &router{mux: a.mux, base: b}
+	for _, rm := range rooms(b, a.versions) {
+		rm.register(rt)
+	}
 	return a, nil
 }
 
-func (a *API) routes() {
-	a.mux.HandleFunc("GET /v2/images", a.auth(a.listImages))
-	a.mux.HandleFunc("POST /v2/images", a.auth(a.createImage))
-	a.mux.HandleFunc("GET /v2/images/{id}", a.auth(a.showImage))
-	a.mux.HandleFunc("PATCH /v2/images/{id}", a.auth(a.updateImage))
-	a.mux.HandleFunc("DELETE /v2/images/{id}", a.auth(a.deleteImage))
-	a.mux.HandleFunc("PUT /v2/images/{id}/file", a.auth(a.uploadData))
-	a.mux.HandleFunc("GET /v2/images/{id}/file", a.auth(a.downloadData))
-	a.mux.HandleFunc("PUT /v2/images/{id}/tags/{tag}", a.auth(a.addTag))
-	a.mux.HandleFunc("DELETE /v2/images/{id}/tags/{tag}", a.auth(a.deleteTag))
-	a.mux.HandleFunc("GET /v2/schemas/image", a.auth(a.imageSchema))
-	a.mux.HandleFunc("GET /v2/schemas/images", a.auth(a.imagesSchema))
-	a.mux.HandleFunc("GET /v2/info/import", a.auth(a.importInfo))
+// rooms are the Image API's resources, wired to the few others each uses.
+func rooms(b *base, versions *versionsHandler) []room {
+	images := &imagesHandler{base: b}
+	return []room{
+		versions,
+		images,
+		&tagsHandler{base: b, images: images},
+		&dataHandler{base: b, images: images},
+		&schemasHandler{base: b},
+	}
 }
 
 // urlVersions are the version segments a URL may start with (Glance's
@@ -138,7 +132,7 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 	seg, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	switch {
 	case seg == "versions":
-		a.versions(http.StatusOK)(w, r)
+		a.versions.versions(http.StatusOK)(w, r)
 		return
 	case urlVersions[seg]:
 		if seg != "v2" {
@@ -146,16 +140,16 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 			r.URL.RawPath = ""
 		}
 	default:
-		a.versions(http.StatusMultipleChoices)(w, r)
+		a.versions.versions(http.StatusMultipleChoices)(w, r)
 		return
 	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		if allow := a.allowed(r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			a.writeError(w, errorf(http.StatusMethodNotAllowed, "The method %s is not allowed for this resource.", r.Method))
+			a.b.writeError(w, errorf(http.StatusMethodNotAllowed, "The method %s is not allowed for this resource.", r.Method))
 			return
 		}
-		a.writeError(w, errorf(http.StatusNotFound, "The resource could not be found."))
+		a.b.writeError(w, errorf(http.StatusNotFound, "The resource could not be found."))
 		return
 	}
 	a.mux.ServeHTTP(w, r)
@@ -174,91 +168,9 @@ func (a *API) allowed(r *http.Request) []string {
 	return out
 }
 
-// ctxKey is the type of the Image API's own context key: the mount
-// prefix (see baseURL). The request id and the caller are httpkit's.
-type ctxKey int
-
-const keyPrefix ctxKey = 0
-
 // Rules are the Image API's policy defaults: readers read, members write,
 // on their own project's images (Glance's finer rules are not split out).
 var Rules = []policy.Rule{
 	{Name: "image:read", Check: policy.ProjectReaderOrAdmin, Description: "Any GET of the Image API."},
 	{Name: "image:write", Check: policy.ProjectMemberOrAdmin, Description: "Any other request of the Image API."},
-}
-
-// auth authenticates the caller from the X-Auth-Token and checks the
-// read or write rule.
-func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := a.kit.Authenticate(r, a.cfg.Auth, a.cfg.Policy)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		rule := httpkit.RuleFor(r, "image:read", "image:write")
-		if !c.Allowed(a.cfg.Policy, rule) {
-			a.writeError(w, errorf(http.StatusForbidden, "You are not authorized to complete %s action.", rule))
-			return
-		}
-		h(w, r.WithContext(httpkit.WithCaller(r.Context(), c)))
-	}
-}
-
-func errorf(status int, format string, args ...any) *httpkit.Fault {
-	return httpkit.Errorf(status, format, args...)
-}
-
-// errorTable is the Image API's errors as data: the authentication
-// failures (the handlers turn the store's errors into faults themselves,
-// since Glance's messages name the image).
-var errorTable = httpkit.Table{
-	{Err: authn.ErrUnauthorized, Status: http.StatusUnauthorized, Message: "This server could not verify that you are authorized to access the document you requested."},
-	{Err: httpkit.ErrIdentityUnavailable, Status: http.StatusServiceUnavailable, Message: "The identity service could not validate the token; try again later."},
-}
-
-// glanceFault writes Glance's JSON error shape (webob's):
-// {"message": "...", "code": "404 Not Found", "title": "Not Found"}.
-func glanceFault(w http.ResponseWriter, e *httpkit.Fault) {
-	title := http.StatusText(e.Status)
-	httpkit.WriteMarshal(w, e.Status, map[string]any{"message": e.Message, "code": fmt.Sprintf("%d %s", e.Status, title), "title": title})
-}
-
-// writeError writes e with its headers in Glance's shape.
-func (a *API) writeError(w http.ResponseWriter, e *httpkit.Fault) { a.kit.Write(w, e) }
-
-// fail answers err: a *httpkit.Fault as it says, anything else as a 500
-// that is logged.
-func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) { a.kit.Fail(w, r, err) }
-
-// baseURL is the scheme, host and mount prefix the client used: the part
-// of the request URI before the path this handler sees (http.StripPrefix
-// keeps RequestURI whole).
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
-	prefix, _ := r.Context().Value(keyPrefix).(string)
-	return scheme + "://" + r.Host + prefix
-}
-
-// mountPrefix is what a StripPrefix in front of the handler took away.
-func mountPrefix(r *http.Request) string {
-	orig, _, _ := strings.Cut(r.RequestURI, "?")
-	if strings.HasPrefix(orig, "http://") || strings.HasPrefix(orig, "https://") {
-		return ""
-	}
-	for _, p := range []string{r.URL.EscapedPath(), r.URL.Path} {
-		if p != "" && p != "/" && strings.HasSuffix(orig, p) {
-			return strings.TrimSuffix(orig, p)
-		}
-	}
-	if r.URL.Path == "/" || r.URL.Path == "" {
-		return strings.TrimSuffix(orig, "/")
-	}
-	return ""
 }

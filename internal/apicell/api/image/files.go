@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/sha512"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
+	"github.com/cellcloud/cellcloud/internal/db"
 )
 
 // fileStore keeps image data, one file per image named by its id, in one
@@ -160,4 +162,48 @@ func (s *fileStore) entries() (ids, tmps []string, err error) {
 		}
 	}
 	return ids, tmps, nil
+}
+
+// recoverStore undoes what a stopped process left half done: images left
+// saving go back to queued, temporary files go, and so do data files that
+// no active image owns.
+func (a *API) recoverStore(ctx context.Context) error {
+	var reset []string
+	err := a.b.cfg.DB.InTx(ctx, func(tx *db.Tx) (err error) {
+		reset, err = a.b.store.ResetUploads(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(reset) > 0 {
+		a.b.log.Warn("uploads left unfinished by a previous process; images back to queued", "images", reset)
+	}
+	ids, tmps, err := a.b.files.entries()
+	if err != nil {
+		return err
+	}
+	for _, t := range tmps {
+		if err := os.Remove(t); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("image store: %w", err)
+		}
+	}
+	removed := 0
+	for _, id := range ids {
+		keep, err := a.b.store.HasDataFile(ctx, a.b.cfg.DB, id)
+		if err != nil {
+			return err
+		}
+		if !keep {
+			if err := a.b.files.remove(id); err != nil {
+				return err
+			}
+			removed++
+		}
+	}
+	if len(tmps)+removed > 0 {
+		a.b.log.Info("image store cleaned", "partial_uploads", len(tmps), "orphaned_files", removed)
+		return a.b.files.syncDir()
+	}
+	return nil
 }

@@ -15,6 +15,19 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
+// imagesHandler is /v2/images: list (list.go), create, show, update by
+// JSON patch (patch.go), delete; and the reading of an image the caller
+// can see (or change) that the tags and data rooms use too.
+type imagesHandler struct{ *base }
+
+func (h *imagesHandler) register(rt *router) {
+	rt.handle("GET /v2/images", h.listImages)
+	rt.handle("POST /v2/images", h.createImage)
+	rt.handle("GET /v2/images/{id}", h.showImage)
+	rt.handle("PATCH /v2/images/{id}", h.updateImage)
+	rt.handle("DELETE /v2/images/{id}", h.deleteImage)
+}
+
 // isoTime is Glance's timestamp format (timeutils.isotime).
 func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 
@@ -73,13 +86,10 @@ func notFound(id string) *httpkit.Fault {
 }
 
 // visibleImage reads an image the caller can see.
-func (a *API) visibleImage(ctx context.Context, q db.Querier, id string) (*imagedb.Image, error) {
-	img, err := a.store.Get(ctx, q, id)
-	if errors.Is(err, imagedb.ErrNotFound) {
-		return nil, notFound(id)
-	}
+func (h *imagesHandler) visibleImage(ctx context.Context, q db.Querier, id string) (*imagedb.Image, error) {
+	img, err := h.store.Get(ctx, q, id)
 	if err != nil {
-		return nil, err
+		return nil, onImage(id, err)
 	}
 	c := httpkit.CallerFrom(ctx)
 	if !img.VisibleTo(c.ProjectID, c.Admin) {
@@ -90,8 +100,8 @@ func (a *API) visibleImage(ctx context.Context, q db.Querier, id string) (*image
 
 // mutableImage reads an image the caller can see and change; forbidden is
 // the message when the caller can see it but not change it.
-func (a *API) mutableImage(ctx context.Context, q db.Querier, id, forbidden string) (*imagedb.Image, error) {
-	img, err := a.visibleImage(ctx, q, id)
+func (h *imagesHandler) mutableImage(ctx context.Context, q db.Querier, id, forbidden string) (*imagedb.Image, error) {
+	img, err := h.visibleImage(ctx, q, id)
 	if err != nil {
 		return nil, err
 	}
@@ -102,10 +112,10 @@ func (a *API) mutableImage(ctx context.Context, q db.Querier, id, forbidden stri
 	return img, nil
 }
 
-func (a *API) showImage(w http.ResponseWriter, r *http.Request) {
-	img, err := a.visibleImage(r.Context(), a.cfg.DB, r.PathValue("id"))
+func (h *imagesHandler) showImage(w http.ResponseWriter, r *http.Request) {
+	img, err := h.visibleImage(r.Context(), h.cfg.DB, r.PathValue("id"))
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteMarshal(w, http.StatusOK, view(img))
@@ -121,34 +131,30 @@ func checkVisibility(c httpkit.Caller, visibility string) error {
 }
 
 // createImage answers POST /v2/images: a queued image with no data.
-func (a *API) createImage(w http.ResponseWriter, r *http.Request) {
+func (h *imagesHandler) createImage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := httpkit.CallerFrom(ctx)
 	body, err := readJSON(w, r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		a.fail(w, r, errorf(http.StatusBadRequest, "Provided object does not match schema 'image': %s is not of type 'object'", pyRepr(body)))
+		h.fail(w, r, errorf(http.StatusBadRequest, "Provided object does not match schema 'image': %s is not of type 'object'", pyRepr(body)))
 		return
 	}
 	img, err := newImage(c, fields)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return a.store.Create(ctx, tx, img) })
-	if errors.Is(err, imagedb.ErrDuplicate) {
-		a.fail(w, r, errorf(http.StatusConflict, "Image with identifier %s already exists!", img.ID))
-		return
-	}
+	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return h.store.Create(ctx, tx, img) })
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, onImage(img.ID, err))
 		return
 	}
-	a.log.Info("image created", "request_id", httpkit.RequestID(ctx), "image", img.ID, "owner", img.Owner, "visibility", img.Visibility)
+	h.log.Info("image created", "request_id", httpkit.RequestID(ctx), "image", img.ID, "owner", img.Owner, "visibility", img.Visibility)
 	w.Header().Set("Location", baseURL(r)+imageHref(img.ID))
 	httpkit.WriteMarshal(w, http.StatusCreated, view(img))
 }
@@ -223,86 +229,32 @@ func newImage(c httpkit.Caller, fields map[string]json.RawMessage) (*imagedb.Ima
 
 // deleteImage answers DELETE /v2/images/{id}. A protected image is 403, as
 // in Glance. The data file goes once the delete has committed.
-func (a *API) deleteImage(w http.ResponseWriter, r *http.Request) {
+func (h *imagesHandler) deleteImage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	var img *imagedb.Image
-	err := a.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		var err error
-		img, err = a.mutableImage(ctx, tx, id, "You are not authorized to complete delete_image action.")
+		img, err = h.mutableImage(ctx, tx, id, "You are not authorized to complete delete_image action.")
 		if err != nil {
 			return err
 		}
-		err = a.store.Delete(ctx, tx, img.ID)
+		err = h.store.Delete(ctx, tx, img.ID)
 		if errors.Is(err, imagedb.ErrProtected) {
-			return errorf(http.StatusForbidden, "Image %s is protected and cannot be deleted.", img.ID)
+			// Glance names the image as stored here, and as asked when
+			// it is not found.
+			return onImage(img.ID, err)
 		}
-		if errors.Is(err, imagedb.ErrNotFound) {
-			return notFound(id)
-		}
-		return err
+		return onImage(id, err)
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	if err := a.files.remove(img.ID); err != nil {
-		a.log.Error("image deleted; its data file could not be removed (it goes at the next start)",
+	if err := h.files.remove(img.ID); err != nil {
+		h.log.Error("image deleted; its data file could not be removed (it goes at the next start)",
 			"request_id", httpkit.RequestID(ctx), "image", img.ID, "err", err)
 	}
-	a.log.Info("image deleted", "request_id", httpkit.RequestID(ctx), "image", img.ID)
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// addTag answers PUT /v2/images/{id}/tags/{tag}.
-func (a *API) addTag(w http.ResponseWriter, r *http.Request) {
-	tag := r.PathValue("tag")
-	if err := checkTag(tag); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.changeTags(w, r, "Not allowed to update tags for image %s.", func(img *imagedb.Image) error {
-		img.Tags = imagedb.SortTags(append(img.Tags, tag))
-		return checkQuotas(img)
-	})
-}
-
-// deleteTag answers DELETE /v2/images/{id}/tags/{tag}.
-func (a *API) deleteTag(w http.ResponseWriter, r *http.Request) {
-	tag := r.PathValue("tag")
-	a.changeTags(w, r, "Not allowed to delete tags for image %s.", func(img *imagedb.Image) error {
-		i := slices.Index(img.Tags, tag)
-		if i < 0 {
-			return errorf(http.StatusNotFound, "Tag %s not found on image %s.", tag, img.ID)
-		}
-		img.Tags = slices.Delete(img.Tags, i, i+1)
-		return nil
-	})
-}
-
-func (a *API) changeTags(w http.ResponseWriter, r *http.Request, forbidden string, change func(*imagedb.Image) error) {
-	ctx := r.Context()
-	id := r.PathValue("id")
-	err := a.retryStale(ctx, func(tx *db.Tx) error {
-		img, err := a.visibleImage(ctx, tx, id)
-		var ae *httpkit.Fault
-		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
-			return errorf(http.StatusNotFound, "Image %s not found.", id)
-		}
-		if err != nil {
-			return err
-		}
-		if c := httpkit.CallerFrom(ctx); !img.MutableBy(c.ProjectID, c.Admin) {
-			return errorf(http.StatusForbidden, forbidden, img.ID)
-		}
-		if err := change(img); err != nil {
-			return err
-		}
-		return a.store.Update(ctx, tx, img)
-	})
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+	h.log.Info("image deleted", "request_id", httpkit.RequestID(ctx), "image", img.ID)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,27 +21,22 @@ const (
 // listImages answers GET /v2/images: a page of the images the caller can
 // see, newest first unless sorted otherwise, with a "next" link when the
 // page is full (Glance's rule, so the last page may be empty).
-func (a *API) listImages(w http.ResponseWriter, r *http.Request) {
+func (h *imagesHandler) listImages(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := httpkit.CallerFrom(ctx)
 	params := r.URL.Query()
 	o, err := listOptions(params)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	o.Project, o.Admin = c.ProjectID, c.Admin
 	var imgs []*imagedb.Image
 	if o.Limit > 0 {
-		imgs, err = a.store.List(ctx, a.cfg.DB, o)
-	}
-	if errors.Is(err, imagedb.ErrMarker) {
-		// Glance answers a marker it cannot find with 400.
-		a.fail(w, r, errorf(http.StatusBadRequest, "No image found with ID %s", params.Get("marker")))
-		return
+		imgs, err = h.store.List(ctx, h.cfg.DB, o)
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, onImage(params.Get("marker"), err))
 		return
 	}
 	out := make([]map[string]any, len(imgs))

@@ -34,16 +34,16 @@ type change struct {
 
 // updateImage answers PATCH /v2/images/{id}. The operations apply in order
 // to a copy; the result is written in one transaction, or nothing is.
-func (a *API) updateImage(w http.ResponseWriter, r *http.Request) {
+func (h *imagesHandler) updateImage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	changes, err := parsePatch(w, r)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var img *imagedb.Image
-	err = a.retryStale(ctx, func(tx *db.Tx) error {
-		cur, err := a.mutableImage(ctx, tx, r.PathValue("id"), "You are not authorized to complete modify_image action.")
+	err = h.retryStale(ctx, func(tx *db.Tx) error {
+		cur, err := h.mutableImage(ctx, tx, r.PathValue("id"), "You are not authorized to complete modify_image action.")
 		if err != nil {
 			return err
 		}
@@ -59,10 +59,10 @@ func (a *API) updateImage(w http.ResponseWriter, r *http.Request) {
 		if len(changes) == 0 {
 			return nil
 		}
-		return a.store.Update(ctx, tx, img)
+		return h.store.Update(ctx, tx, img)
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteMarshal(w, http.StatusOK, view(img))
@@ -70,15 +70,15 @@ func (a *API) updateImage(w http.ResponseWriter, r *http.Request) {
 
 // retryStale runs f in a transaction, again when the image changed under
 // it (a concurrent write), a few times.
-func (a *API) retryStale(ctx context.Context, f func(*db.Tx) error) error {
+func (h *imagesHandler) retryStale(ctx context.Context, f func(*db.Tx) error) error {
 	var err error
 	for range 5 {
-		err = a.cfg.DB.InTx(ctx, f)
+		err = h.cfg.DB.InTx(ctx, f)
 		if !errors.Is(err, imagedb.ErrStale) {
 			return err
 		}
 	}
-	return errorf(http.StatusConflict, "The image was changed by another request; try again.")
+	return err
 }
 
 // parsePatch reads and checks a patch as Glance's deserializer does,

@@ -64,18 +64,6 @@ func TestUpdate(t *testing.T) {
 		if v["name"] != nil || v["new_prop"] != "v" {
 			t.Fatalf("after v2.0 patch: %v", v)
 		}
-		// Tags one by one.
-		if r := s.do(t, http.MethodPut, "/v2/images/"+img.ID+"/tags/c", demo, nil); r.Status != http.StatusNoContent {
-			t.Fatalf("add tag: %s", r)
-		}
-		if r := s.do(t, http.MethodDelete, "/v2/images/"+img.ID+"/tags/a", demo, nil); r.Status != http.StatusNoContent {
-			t.Fatalf("delete tag: %s", r)
-		}
-		wantError(t, s.do(t, http.MethodDelete, "/v2/images/"+img.ID+"/tags/zzz", demo, nil), http.StatusNotFound, "zzz")
-		wantError(t, s.do(t, http.MethodPut, "/v2/images/"+img.ID+"/tags/x", other, nil), http.StatusForbidden, "Not allowed")
-		if tags := s.raw(t, demo, img.ID)["tags"]; !slices.Equal(anyStrings(tags), []string{"b", "c"}) {
-			t.Fatalf("tags %v", tags)
-		}
 	})
 }
 

@@ -107,11 +107,20 @@ func imageSchemaDoc() map[string]any {
 	}
 }
 
-func (a *API) imageSchema(w http.ResponseWriter, r *http.Request) {
+// schemasHandler is /v2/schemas: the JSON schemas of an image and of a
+// list of images, which clients validate with.
+type schemasHandler struct{ *base }
+
+func (h *schemasHandler) register(rt *router) {
+	rt.handle("GET /v2/schemas/image", h.imageSchema)
+	rt.handle("GET /v2/schemas/images", h.imagesSchema)
+}
+
+func (h *schemasHandler) imageSchema(w http.ResponseWriter, r *http.Request) {
 	httpkit.WriteMarshal(w, http.StatusOK, imageSchemaDoc())
 }
 
-func (a *API) imagesSchema(w http.ResponseWriter, r *http.Request) {
+func (h *schemasHandler) imagesSchema(w http.ResponseWriter, r *http.Request) {
 	httpkit.WriteMarshal(w, http.StatusOK, map[string]any{
 		"name": "images",
 		"properties": map[string]any{

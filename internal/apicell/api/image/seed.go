@@ -69,22 +69,22 @@ func (a *API) Seed(ctx context.Context, s SeedImage) error {
 	if err != nil {
 		return err
 	}
-	log := a.log.With("image", img.ID, "name", s.Name)
-	tmp, d, err := a.files.receive(bytes.NewReader(s.Data), int64(len(s.Data)))
+	log := a.b.log.With("image", img.ID, "name", s.Name)
+	tmp, d, err := a.b.files.receive(bytes.NewReader(s.Data), int64(len(s.Data)))
 	if err != nil {
 		return fmt.Errorf("seed image %s: %w", img.ID, err)
 	}
 	defer os.Remove(tmp) // gone already once committed
 	img.Size, img.Checksum, img.HashAlgo, img.HashValue = d.Size, d.Checksum, d.HashAlgo, d.HashValue
 
-	cur, err := a.store.Get(ctx, a.cfg.DB, img.ID)
+	cur, err := a.b.store.Get(ctx, a.b.cfg.DB, img.ID)
 	switch {
 	case err == nil && cur.Status == imagedb.StatusActive && cur.HashValue == d.HashValue:
-		if a.files.size(img.ID) == d.Size {
+		if a.b.files.size(img.ID) == d.Size {
 			return nil
 		}
 		log.Warn("seeded image's data file is missing; writing it again")
-		return a.files.commit(tmp, img.ID)
+		return a.b.files.commit(tmp, img.ID)
 	case err == nil:
 		log.Warn("an image with the seed image's id exists with other data or status; left as it is", "status", cur.Status)
 		return nil
@@ -93,24 +93,24 @@ func (a *API) Seed(ctx context.Context, s SeedImage) error {
 	}
 	// Data first, then the record that points at it: a stop in between
 	// leaves a file the next start removes.
-	if err := a.files.commit(tmp, img.ID); err != nil {
+	if err := a.b.files.commit(tmp, img.ID); err != nil {
 		return fmt.Errorf("seed image %s: %w", img.ID, err)
 	}
-	err = a.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return a.store.Create(ctx, tx, img) })
+	err = a.b.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return a.b.store.Create(ctx, tx, img) })
 	if errors.Is(err, imagedb.ErrDuplicate) {
 		// Deleted by an operator, or seeded meanwhile by another process.
-		cur, gerr := a.store.Get(ctx, a.cfg.DB, img.ID)
+		cur, gerr := a.b.store.Get(ctx, a.b.cfg.DB, img.ID)
 		if gerr == nil && cur.HashValue == d.HashValue {
 			return nil
 		}
-		if rerr := a.files.remove(img.ID); rerr != nil {
+		if rerr := a.b.files.remove(img.ID); rerr != nil {
 			return rerr
 		}
 		log.Info("the seed image's id belongs to a deleted image; not registering it again")
 		return nil
 	}
 	if err != nil {
-		if rerr := a.files.remove(img.ID); rerr != nil {
+		if rerr := a.b.files.remove(img.ID); rerr != nil {
 			log.Error("removing the data of a seed image not registered", "err", rerr)
 		}
 		return fmt.Errorf("seed image %s: %w", img.ID, err)

@@ -17,21 +17,21 @@ import (
 func (a *API) StoreData(ctx context.Context, tx *db.Tx, id string, data []byte) error {
 	// Only a queued image takes the data: one the owner filled (or
 	// deleted) meanwhile keeps what it has.
-	if err := a.store.BeginUpload(ctx, tx, id); err != nil {
+	if err := a.b.store.BeginUpload(ctx, tx, id); err != nil {
 		return fmt.Errorf("image %s: %w", id, err)
 	}
-	tmp, d, err := a.files.receive(bytes.NewReader(data), int64(len(data)))
+	tmp, d, err := a.b.files.receive(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return fmt.Errorf("image %s: %w", id, err)
 	}
 	defer os.Remove(tmp) // gone already once committed
-	if err := a.files.commit(tmp, id); err != nil {
+	if err := a.b.files.commit(tmp, id); err != nil {
 		return fmt.Errorf("image %s: %w", id, err)
 	}
-	return a.store.FinishUpload(ctx, tx, id, d)
+	return a.b.store.FinishUpload(ctx, tx, id, d)
 }
 
 // DropSnapshot deletes the queued image of a snapshot that failed.
 func (a *API) DropSnapshot(ctx context.Context, tx *db.Tx, id string) error {
-	return a.store.Delete(ctx, tx, id)
+	return a.b.store.Delete(ctx, tx, id)
 }

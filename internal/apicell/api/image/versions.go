@@ -15,10 +15,18 @@ var apiVersions = []struct{ id, status string }{
 	{"v2.2", "SUPPORTED"}, {"v2.1", "SUPPORTED"}, {"v2.0", "SUPPORTED"},
 }
 
+// versionsHandler is the versions document (which the router answers
+// itself, see API.route) and GET /v2/info/import.
+type versionsHandler struct{ *base }
+
+func (h *versionsHandler) register(rt *router) {
+	rt.handle("GET /v2/info/import", h.importInfo)
+}
+
 // versions answers the versions document: 200 for GET /versions, and 300
 // Multiple Choices for the root (or any path that names no version), as
 // Glance does.
-func (a *API) versions(status int) http.HandlerFunc {
+func (h *versionsHandler) versions(status int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		href := baseURL(r) + "/v2/"
 		out := make([]map[string]any, len(apiVersions))
@@ -31,7 +39,7 @@ func (a *API) versions(status int) http.HandlerFunc {
 
 // importInfo answers GET /v2/info/import: no interoperable import method
 // is enabled, so clients upload with PUT /file.
-func (a *API) importInfo(w http.ResponseWriter, r *http.Request) {
+func (h *versionsHandler) importInfo(w http.ResponseWriter, r *http.Request) {
 	httpkit.WriteMarshal(w, http.StatusOK, map[string]any{"import-methods": map[string]any{
 		"description": "Import methods available.", "type": "array", "value": []string{},
 	}})

@@ -3,7 +3,6 @@ package network
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -17,6 +16,17 @@ const (
 	minMTU = 68
 	maxMTU = 9000
 )
+
+// networksHandler is /v2.0/networks.
+type networksHandler struct{ *base }
+
+func (h *networksHandler) register(rt *router) {
+	rt.handle("GET /v2.0/networks", h.listNetworks)
+	rt.handle("POST /v2.0/networks", h.createNetwork)
+	rt.handle("GET /v2.0/networks/{id}", h.showNetwork)
+	rt.handle("PUT /v2.0/networks/{id}", h.updateNetwork)
+	rt.handle("DELETE /v2.0/networks/{id}", h.deleteNetwork)
+}
 
 var networks = &collection{
 	name: "networks",
@@ -64,16 +74,16 @@ func networkItem(n *netdb.Network) item {
 	}
 }
 
-func (a *API) listNetworks(w http.ResponseWriter, r *http.Request) {
+func (h *networksHandler) listNetworks(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQuery(r.URL.Query(), networks)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	c := httpkit.CallerFrom(r.Context())
-	nets, err := netdb.ListNetworks(r.Context(), a.cfg.DB)
+	nets, err := netdb.ListNetworks(r.Context(), h.cfg.DB)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var items []item
@@ -84,7 +94,7 @@ func (a *API) listNetworks(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := q.apply(r, networks, items)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeList(w, networks, q, p)
@@ -92,9 +102,9 @@ func (a *API) listNetworks(w http.ResponseWriter, r *http.Request) {
 
 // visibleNetwork reads a network by id, as NetworkNotFound when the caller
 // may not see it.
-func (a *API) visibleNetwork(r *http.Request, id string) (*netdb.Network, error) {
+func (h *networksHandler) visibleNetwork(r *http.Request, id string) (*netdb.Network, error) {
 	c := httpkit.CallerFrom(r.Context())
-	n, err := netdb.NetworkByID(r.Context(), a.cfg.DB, id)
+	n, err := netdb.NetworkByID(r.Context(), h.cfg.DB, id)
 	if err != nil {
 		return nil, err
 	}
@@ -104,10 +114,10 @@ func (a *API) visibleNetwork(r *http.Request, id string) (*netdb.Network, error)
 	return n, nil
 }
 
-func (a *API) showNetwork(w http.ResponseWriter, r *http.Request) {
-	n, err := a.visibleNetwork(r, r.PathValue("id"))
+func (h *networksHandler) showNetwork(w http.ResponseWriter, r *http.Request) {
+	n, err := h.visibleNetwork(r, r.PathValue("id"))
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, showFields(r))})
@@ -155,7 +165,7 @@ func networkFields(body map[string]json.RawMessage) (netdb.NetworkPatch, error) 
 	return p, nil
 }
 
-func (a *API) createNetwork(w http.ResponseWriter, r *http.Request) {
+func (h *networksHandler) createNetwork(w http.ResponseWriter, r *http.Request) {
 	c := httpkit.CallerFrom(r.Context())
 	body, err := decodeBody(w, r, "network")
 	if err == nil {
@@ -173,7 +183,7 @@ func (a *API) createNetwork(w http.ResponseWriter, r *http.Request) {
 		err = forbidden("create_network")
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	n := &netdb.Network{ProjectID: project, AdminStateUp: true, MTU: netdb.DefaultMTU}
@@ -192,22 +202,22 @@ func (a *API) createNetwork(w http.ResponseWriter, r *http.Request) {
 	if p.MTU != nil {
 		n.MTU = *p.MTU
 	}
-	err = a.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
+	err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
 		nn := *n
-		if err := netdb.CreateNetwork(r.Context(), tx, &nn, a.cfg.Now()); err != nil {
+		if err := netdb.CreateNetwork(r.Context(), tx, &nn, h.cfg.Now()); err != nil {
 			return err
 		}
 		n = &nn
 		return nil
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"network": view(networkItem(n), networks, nil)})
 }
 
-func (a *API) updateNetwork(w http.ResponseWriter, r *http.Request) {
+func (h *networksHandler) updateNetwork(w http.ResponseWriter, r *http.Request) {
 	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	body, err := decodeBody(w, r, "network")
@@ -219,51 +229,42 @@ func (a *API) updateNetwork(w http.ResponseWriter, r *http.Request) {
 		p, err = networkFields(body)
 	}
 	if err == nil {
-		_, err = a.visibleNetwork(r, id)
+		_, err = h.visibleNetwork(r, id)
 	}
 	if err == nil && !c.Admin {
 		err = forbidden("update_network")
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	var n *netdb.Network
-	err = a.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
-		n, err = netdb.UpdateNetwork(r.Context(), tx, id, p, a.cfg.Now())
+	err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
+		n, err = netdb.UpdateNetwork(r.Context(), tx, id, p, h.cfg.Now())
 		return err
 	})
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, nil)})
 }
 
-// noBody refuses a DELETE with a body, as Neutron does.
-func noBody(r *http.Request) error {
-	var b [1]byte
-	if n, _ := io.ReadFull(r.Body, b[:]); n > 0 {
-		return badRequest("Request body is not supported in DELETE.")
-	}
-	return nil
-}
-
-func (a *API) deleteNetwork(w http.ResponseWriter, r *http.Request) {
+func (h *networksHandler) deleteNetwork(w http.ResponseWriter, r *http.Request) {
 	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	err := noBody(r)
 	if err == nil {
-		_, err = a.visibleNetwork(r, id)
+		_, err = h.visibleNetwork(r, id)
 	}
 	if err == nil && !c.Admin {
 		err = forbidden("delete_network")
 	}
 	if err == nil {
-		err = a.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error { return netdb.DeleteNetwork(r.Context(), tx, id) })
+		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error { return netdb.DeleteNetwork(r.Context(), tx, id) })
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -8,6 +8,17 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 )
 
+// portsHandler is /v2.0/ports: read-only, see the package doc.
+type portsHandler struct{ *base }
+
+func (h *portsHandler) register(rt *router) {
+	rt.handle("GET /v2.0/ports", h.listPorts)
+	rt.handle("POST /v2.0/ports", h.createPort)
+	rt.handle("GET /v2.0/ports/{id}", h.showPort)
+	rt.handle("PUT /v2.0/ports/{id}", h.updatePort)
+	rt.handle("DELETE /v2.0/ports/{id}", h.deletePort)
+}
+
 var ports = &collection{
 	name: "ports",
 	filters: map[string]kind{
@@ -52,10 +63,10 @@ func portItem(p *netdb.Port, admin bool) item {
 	return it
 }
 
-func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
+func (h *portsHandler) listPorts(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQuery(r.URL.Query(), ports)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	c := httpkit.CallerFrom(r.Context())
@@ -73,9 +84,9 @@ func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
 	case len(q.filters["tenant_id"]) == 1:
 		f.ProjectID = q.filters["tenant_id"][0].(string)
 	}
-	list, err := netdb.ListPorts(r.Context(), a.cfg.DB, f)
+	list, err := netdb.ListPorts(r.Context(), h.cfg.DB, f)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	items := make([]item, 0, len(list))
@@ -86,7 +97,7 @@ func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
 	}
 	pg, err := q.apply(r, ports, items)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeList(w, ports, q, pg)
@@ -94,9 +105,9 @@ func (a *API) listPorts(w http.ResponseWriter, r *http.Request) {
 
 // visiblePort derives a port, as PortNotFound when the caller may not see
 // it (a port is its server's project's).
-func (a *API) visiblePort(r *http.Request, id string) (*netdb.Port, error) {
+func (h *portsHandler) visiblePort(r *http.Request, id string) (*netdb.Port, error) {
 	c := httpkit.CallerFrom(r.Context())
-	p, err := netdb.GetPort(r.Context(), a.cfg.DB, id)
+	p, err := netdb.GetPort(r.Context(), h.cfg.DB, id)
 	if err != nil {
 		return nil, err
 	}
@@ -106,10 +117,10 @@ func (a *API) visiblePort(r *http.Request, id string) (*netdb.Port, error) {
 	return p, nil
 }
 
-func (a *API) showPort(w http.ResponseWriter, r *http.Request) {
-	p, err := a.visiblePort(r, r.PathValue("id"))
+func (h *portsHandler) showPort(w http.ResponseWriter, r *http.Request) {
+	p, err := h.visiblePort(r, r.PathValue("id"))
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"port": view(portItem(p, httpkit.CallerFrom(r.Context()).Admin), ports, showFields(r))})
@@ -118,32 +129,32 @@ func (a *API) showPort(w http.ResponseWriter, r *http.Request) {
 // createPort refuses: in this cloud a port is a server's address, made by
 // the compute service when it boots the server. 400 is final for every
 // client (none retries it) and the message says what to do instead.
-func (a *API) createPort(w http.ResponseWriter, r *http.Request) {
-	a.fail(w, r, fault(http.StatusBadRequest, "BadRequest",
+func (h *portsHandler) createPort(w http.ResponseWriter, r *http.Request) {
+	h.fail(w, r, fault(http.StatusBadRequest, "BadRequest",
 		`Bad port request: Ports are created by the compute service in this cloud: boot a server with "networks": [{"uuid": "<network id>"}] and its port appears here.`))
 }
 
 // updatePort refuses with Neutron's answer for a port whose owner manages
 // it (409 UnsupportedPortDeviceOwner), after the usual 404 for a port the
 // caller cannot see.
-func (a *API) updatePort(w http.ResponseWriter, r *http.Request) {
-	p, err := a.visiblePort(r, r.PathValue("id"))
+func (h *portsHandler) updatePort(w http.ResponseWriter, r *http.Request) {
+	p, err := h.visiblePort(r, r.PathValue("id"))
 	if err == nil {
 		err = fault(http.StatusConflict, "UnsupportedPortDeviceOwner", fmt.Sprintf(
 			"Operation update is not supported for device_owner %s on port %s. Ports are read-only in this cloud: the compute service manages them with server %s.",
 			p.DeviceOwner, p.ID, p.DeviceID))
 	}
-	a.fail(w, r, err)
+	h.fail(w, r, err)
 }
 
 // deletePort refuses with Neutron's answer for a port that belongs to a
 // service (409 ServicePortInUse): the port goes when its server does.
-func (a *API) deletePort(w http.ResponseWriter, r *http.Request) {
-	p, err := a.visiblePort(r, r.PathValue("id"))
+func (h *portsHandler) deletePort(w http.ResponseWriter, r *http.Request) {
+	p, err := h.visiblePort(r, r.PathValue("id"))
 	if err == nil {
 		err = fault(http.StatusConflict, "ServicePortInUse", fmt.Sprintf(
 			"Port %s cannot be deleted directly via the port API: it is an address of server %s; delete the server through the Compute API instead.",
 			p.ID, p.DeviceID))
 	}
-	a.fail(w, r, err)
+	h.fail(w, r, err)
 }

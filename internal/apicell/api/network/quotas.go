@@ -7,6 +7,14 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 )
 
+// quotasHandler is /v2.0/quotas/{project}.
+type quotasHandler struct{ *base }
+
+func (h *quotasHandler) register(rt *router) {
+	rt.handle("GET /v2.0/quotas/{project}", h.showQuota)
+	rt.handle("GET /v2.0/quotas/{project}/details", h.showQuota)
+}
+
 // quotaResources are Neutron's quota resources. cellcloud's Networking
 // subset enforces none of them, so each is shown as unlimited (-1): the
 // API cell's quotas are the Compute API's.
@@ -15,7 +23,7 @@ var quotaResources = []string{"network", "subnet", "port", "router", "floatingip
 // showQuota is GET /v2.0/quotas/{project} (and .../details): what clients
 // such as `openstack quota show` read beside the compute quotas. A
 // project may read its own; an admin any.
-func (a *API) showQuota(w http.ResponseWriter, r *http.Request) {
+func (h *quotasHandler) showQuota(w http.ResponseWriter, r *http.Request) {
 	c := httpkit.CallerFrom(r.Context())
 	project := r.PathValue("project")
 	if project != c.ProjectID && !c.Admin {

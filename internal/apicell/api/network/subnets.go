@@ -12,6 +12,17 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
+// subnetsHandler is /v2.0/subnets.
+type subnetsHandler struct{ *base }
+
+func (h *subnetsHandler) register(rt *router) {
+	rt.handle("GET /v2.0/subnets", h.listSubnets)
+	rt.handle("POST /v2.0/subnets", h.createSubnet)
+	rt.handle("GET /v2.0/subnets/{id}", h.showSubnet)
+	rt.handle("PUT /v2.0/subnets/{id}", h.updateSubnet)
+	rt.handle("DELETE /v2.0/subnets/{id}", h.deleteSubnet)
+}
+
 var subnets = &collection{
 	name: "subnets",
 	filters: map[string]kind{
@@ -74,21 +85,21 @@ func subnetItem(s *netdb.Subnet, n *netdb.Network) item {
 	}
 }
 
-func (a *API) listSubnets(w http.ResponseWriter, r *http.Request) {
+func (h *subnetsHandler) listSubnets(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQuery(r.URL.Query(), subnets)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	c := httpkit.CallerFrom(r.Context())
-	nets, err := netdb.ListNetworks(r.Context(), a.cfg.DB)
+	nets, err := netdb.ListNetworks(r.Context(), h.cfg.DB)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	subs, err := netdb.ListSubnets(r.Context(), a.cfg.DB)
+	subs, err := netdb.ListSubnets(r.Context(), h.cfg.DB)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	byID := make(map[string]*netdb.Network, len(nets))
@@ -103,7 +114,7 @@ func (a *API) listSubnets(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := q.apply(r, subnets, items)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	writeList(w, subnets, q, p)
@@ -111,12 +122,12 @@ func (a *API) listSubnets(w http.ResponseWriter, r *http.Request) {
 
 // visibleSubnet reads a subnet and its network, as SubnetNotFound when the
 // caller may not see it.
-func (a *API) visibleSubnet(r *http.Request, id string) (*netdb.Subnet, *netdb.Network, error) {
-	s, err := netdb.GetSubnet(r.Context(), a.cfg.DB, id)
+func (h *subnetsHandler) visibleSubnet(r *http.Request, id string) (*netdb.Subnet, *netdb.Network, error) {
+	s, err := netdb.GetSubnet(r.Context(), h.cfg.DB, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := netdb.NetworkByID(r.Context(), a.cfg.DB, s.NetworkID)
+	n, err := netdb.NetworkByID(r.Context(), h.cfg.DB, s.NetworkID)
 	if err != nil {
 		n = nil
 	}
@@ -126,10 +137,10 @@ func (a *API) visibleSubnet(r *http.Request, id string) (*netdb.Subnet, *netdb.N
 	return s, n, nil
 }
 
-func (a *API) showSubnet(w http.ResponseWriter, r *http.Request) {
-	s, n, err := a.visibleSubnet(r, r.PathValue("id"))
+func (h *subnetsHandler) showSubnet(w http.ResponseWriter, r *http.Request) {
+	s, n, err := h.visibleSubnet(r, r.PathValue("id"))
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n), subnets, showFields(r))})
@@ -293,7 +304,7 @@ func subnetCreate(body map[string]json.RawMessage, c httpkit.Caller) (netdb.Subn
 	return spec, nil
 }
 
-func (a *API) createSubnet(w http.ResponseWriter, r *http.Request) {
+func (h *subnetsHandler) createSubnet(w http.ResponseWriter, r *http.Request) {
 	c := httpkit.CallerFrom(r.Context())
 	body, err := decodeBody(w, r, "subnet")
 	if err == nil {
@@ -309,8 +320,8 @@ func (a *API) createSubnet(w http.ResponseWriter, r *http.Request) {
 	var s *netdb.Subnet
 	var n *netdb.Network
 	if err == nil {
-		err = a.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
-			if s, err = netdb.CreateSubnet(r.Context(), tx, spec, a.cfg.Now()); err != nil {
+		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
+			if s, err = netdb.CreateSubnet(r.Context(), tx, spec, h.cfg.Now()); err != nil {
 				return err
 			}
 			n, err = netdb.NetworkByID(r.Context(), tx, s.NetworkID)
@@ -318,13 +329,13 @@ func (a *API) createSubnet(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"subnet": view(subnetItem(s, n), subnets, nil)})
 }
 
-func (a *API) updateSubnet(w http.ResponseWriter, r *http.Request) {
+func (h *subnetsHandler) updateSubnet(w http.ResponseWriter, r *http.Request) {
 	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	body, err := decodeBody(w, r, "subnet")
@@ -337,40 +348,40 @@ func (a *API) updateSubnet(w http.ResponseWriter, r *http.Request) {
 	}
 	var n *netdb.Network
 	if err == nil {
-		_, n, err = a.visibleSubnet(r, id)
+		_, n, err = h.visibleSubnet(r, id)
 	}
 	if err == nil && !c.Admin {
 		err = forbidden("update_subnet")
 	}
 	var s *netdb.Subnet
 	if err == nil {
-		err = a.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
-			s, err = netdb.UpdateSubnet(r.Context(), tx, id, p, a.cfg.Now())
+		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
+			s, err = netdb.UpdateSubnet(r.Context(), tx, id, p, h.cfg.Now())
 			return err
 		})
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n), subnets, nil)})
 }
 
-func (a *API) deleteSubnet(w http.ResponseWriter, r *http.Request) {
+func (h *subnetsHandler) deleteSubnet(w http.ResponseWriter, r *http.Request) {
 	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	err := noBody(r)
 	if err == nil {
-		_, _, err = a.visibleSubnet(r, id)
+		_, _, err = h.visibleSubnet(r, id)
 	}
 	if err == nil && !c.Admin {
 		err = forbidden("delete_subnet")
 	}
 	if err == nil {
-		err = a.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error { return netdb.DeleteSubnet(r.Context(), tx, id) })
+		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error { return netdb.DeleteSubnet(r.Context(), tx, id) })
 	}
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -6,8 +6,18 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 )
 
+// versionsHandler is the version document (GET /, open to all) and the
+// collections of v2.0 (GET /v2.0).
+type versionsHandler struct{ *base }
+
+func (h *versionsHandler) register(rt *router) {
+	rt.open("GET /{$}", h.versions)
+	rt.handle("GET /v2.0", h.resources)
+	rt.handle("GET /v2.0/{$}", h.resources)
+}
+
 // versions answers GET /: the one version this endpoint serves.
-func (a *API) versions(w http.ResponseWriter, r *http.Request) {
+func (h *versionsHandler) versions(w http.ResponseWriter, r *http.Request) {
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"versions": []any{map[string]any{
 		"id": "v2.0", "status": "CURRENT",
 		"links": []map[string]string{{"rel": "self", "href": baseURL(r) + "/v2.0/"}},
@@ -15,49 +25,12 @@ func (a *API) versions(w http.ResponseWriter, r *http.Request) {
 }
 
 // resources answers GET /v2.0/: the core collections served.
-func (a *API) resources(w http.ResponseWriter, r *http.Request) {
-	base := baseURL(r) + "/v2.0/"
+func (h *versionsHandler) resources(w http.ResponseWriter, r *http.Request) {
+	root := baseURL(r) + "/v2.0/"
 	var out []map[string]any
 	for _, c := range [][2]string{{"network", "networks"}, {"subnet", "subnets"}, {"port", "ports"}} {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
-			"links": []map[string]string{{"rel": "self", "href": base + c[1]}}})
+			"links": []map[string]string{{"rel": "self", "href": root + c[1]}}})
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"resources": out})
-}
-
-// extension is an API extension as Neutron lists it.
-type extension struct {
-	Name        string `json:"name"`
-	Alias       string `json:"alias"`
-	Description string `json:"description"`
-	Updated     string `json:"updated"`
-	Links       []any  `json:"links"`
-}
-
-// extensions are the ones whose attributes and behaviour this API has, as
-// neutron-lib defines them.
-var extensions = []extension{
-	{"Port Binding", "binding", "Expose port bindings of a virtual port to external application", "2014-02-03T10:00:00-00:00", []any{}},
-	{"Neutron external network", "external-net", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00", []any{}},
-	{"Filter parameters validation", "filter-validation", "Provides validation on filter parameters.", "2018-07-04T10:00:00-00:00", []any{}},
-	{"IP address substring filtering", "ip-substring-filtering", "Provides IP address substring filtering when listing ports", "2017-11-28T09:00:00-00:00", []any{}},
-	{"Network MTU", "net-mtu", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00", []any{}},
-	{"Pagination support", "pagination", "Extension that indicates that pagination is enabled.", "2016-06-12T00:00:00-00:00", []any{}},
-	{"project_id field enabled", "project-id", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09", []any{}},
-	{"Sorting support", "sorting", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00", []any{}},
-}
-
-func (a *API) listExtensions(w http.ResponseWriter, r *http.Request) {
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"extensions": extensions})
-}
-
-func (a *API) showExtension(w http.ResponseWriter, r *http.Request) {
-	alias := r.PathValue("alias")
-	for _, e := range extensions {
-		if e.Alias == alias {
-			httpkit.WriteJSON(w, http.StatusOK, map[string]any{"extension": e})
-			return
-		}
-	}
-	writeError(w, http.StatusNotFound, "HTTPNotFound", "Extension with alias "+alias+" does not exist")
 }

@@ -1,0 +1,52 @@
+package network
+
+import (
+	"net/http"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+)
+
+// extensionsHandler is /v2.0/extensions.
+type extensionsHandler struct{ *base }
+
+func (h *extensionsHandler) register(rt *router) {
+	rt.handle("GET /v2.0/extensions", h.listExtensions)
+	rt.handle("GET /v2.0/extensions/{alias}", h.showExtension)
+}
+
+// extension is an API extension as Neutron lists it.
+type extension struct {
+	Name        string `json:"name"`
+	Alias       string `json:"alias"`
+	Description string `json:"description"`
+	Updated     string `json:"updated"`
+	Links       []any  `json:"links"`
+}
+
+// extensions are the ones whose attributes and behaviour this API has, as
+// neutron-lib defines them.
+var extensions = []extension{
+	{"Port Binding", "binding", "Expose port bindings of a virtual port to external application", "2014-02-03T10:00:00-00:00", []any{}},
+	{"Neutron external network", "external-net", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00", []any{}},
+	{"Filter parameters validation", "filter-validation", "Provides validation on filter parameters.", "2018-07-04T10:00:00-00:00", []any{}},
+	{"IP address substring filtering", "ip-substring-filtering", "Provides IP address substring filtering when listing ports", "2017-11-28T09:00:00-00:00", []any{}},
+	{"Network MTU", "net-mtu", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00", []any{}},
+	{"Pagination support", "pagination", "Extension that indicates that pagination is enabled.", "2016-06-12T00:00:00-00:00", []any{}},
+	{"project_id field enabled", "project-id", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09", []any{}},
+	{"Sorting support", "sorting", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00", []any{}},
+}
+
+func (h *extensionsHandler) listExtensions(w http.ResponseWriter, r *http.Request) {
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"extensions": extensions})
+}
+
+func (h *extensionsHandler) showExtension(w http.ResponseWriter, r *http.Request) {
+	alias := r.PathValue("alias")
+	for _, e := range extensions {
+		if e.Alias == alias {
+			httpkit.WriteJSON(w, http.StatusOK, map[string]any{"extension": e})
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "HTTPNotFound", "Extension with alias "+alias+" does not exist")
+}
