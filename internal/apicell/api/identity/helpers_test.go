@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -47,7 +48,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := identity.New(identity.Config{Cell: "/", Store: st, Policy: pol, Catalog: []identity.Endpoint{
+	api, err := identity.New(identity.Config{Cell: "/", Store: st, Policy: pol, Logger: slog.New(slog.DiscardHandler), Catalog: []identity.Endpoint{
 		{Type: "identity", Name: "keystone", URL: func(base string) string { return base + "/identity" }},
 		{Type: "compute", Name: "nova", URL: func(base string) string { return base + "/compute/v2.1" }},
 	}})
@@ -176,4 +177,30 @@ func (f *fixture) unscoped(user, password string) string {
 		f.t.Fatal(err)
 	}
 	return secret
+}
+
+// json decodes the answer's body, failing the test unless its status is
+// want.
+func (a answer) json(t *testing.T, want int) map[string]any {
+	t.Helper()
+	if a.status != want {
+		t.Fatalf("status %d, want %d: %s", a.status, want, a.body)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(a.body), &v); err != nil {
+		t.Fatalf("body %q: %v", a.body, err)
+	}
+	return v
+}
+
+// obj is a JSON object's member that is an object.
+func obj(v map[string]any, key string) map[string]any {
+	m, _ := v[key].(map[string]any)
+	return m
+}
+
+// list is a JSON object's member that is a list.
+func list(v map[string]any, key string) []any {
+	l, _ := v[key].([]any)
+	return l
 }
