@@ -9,20 +9,19 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/identity"
 )
 
-func (a *API) versions(w http.ResponseWriter, r *http.Request) {
-	httpkit.WriteJSON(w, http.StatusMultipleChoices, map[string]any{"versions": map[string]any{"values": []any{a.versionDoc(r)}}})
+// tokensHandler is /v3/auth/tokens: issuing a token (password or token
+// method, project scope), and validating, checking and revoking one named
+// by X-Subject-Token.
+type tokensHandler struct {
+	*base
+	catalog *catalogHandler
 }
 
-func (a *API) version(w http.ResponseWriter, r *http.Request) {
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"version": a.versionDoc(r)})
-}
-
-func (a *API) versionDoc(r *http.Request) map[string]any {
-	return map[string]any{
-		"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
-		"links":       []any{map[string]any{"rel": "self", "href": a.rootURL(r) + "/v3/"}},
-		"media-types": []any{map[string]any{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}},
-	}
+func (h *tokensHandler) register(rt *router) {
+	rt.open("POST /v3/auth/tokens", h.issueToken)
+	rt.authed("GET /v3/auth/tokens", "identity:validate_token", h.validateToken)
+	rt.authed("HEAD /v3/auth/tokens", "identity:check_token", h.checkToken)
+	rt.authed("DELETE /v3/auth/tokens", "identity:revoke_token", h.revokeToken)
 }
 
 // authBody is POST /v3/auth/tokens.
@@ -49,25 +48,25 @@ type nameRef struct {
 	Name string `json:"name"`
 }
 
-func (a *API) issueToken(w http.ResponseWriter, r *http.Request) {
+func (h *tokensHandler) issueToken(w http.ResponseWriter, r *http.Request) {
 	var body authBody
-	if err := a.decode(w, r, "auth", &body); err != nil {
-		a.fail(w, r, err)
+	if err := h.decode(w, r, "auth", &body); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	req, err := parseAuth(r, &body)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	t, secret, err := a.cfg.Store.Issue(r.Context(), req)
+	t, secret, err := h.cfg.Store.Issue(r.Context(), req)
 	if err != nil {
-		a.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	a.log.Info("token issued", "request_id", httpkit.RequestID(r.Context()), "user", t.User.ID, "project", projectID(t), "methods", t.Methods)
+	h.log.Info("token issued", "request_id", httpkit.RequestID(r.Context()), "user", t.User.ID, "project", projectID(t), "methods", t.Methods)
 	w.Header().Set("X-Subject-Token", secret)
-	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"token": a.tokenView(r, t, !r.URL.Query().Has("nocatalog"))})
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"token": h.tokenView(r, t, !r.URL.Query().Has("nocatalog"))})
 }
 
 func projectID(t *identity.Token) string {
@@ -154,7 +153,7 @@ func parseAuth(r *http.Request, b *authBody) (identity.AuthRequest, error) {
 }
 
 // tokenView is the token body of Keystone v3.
-func (a *API) tokenView(r *http.Request, t *identity.Token, catalog bool) map[string]any {
+func (h *tokensHandler) tokenView(r *http.Request, t *identity.Token, catalog bool) map[string]any {
 	v := map[string]any{
 		"methods":    t.Methods,
 		"user":       map[string]any{"id": t.User.ID, "name": t.User.Name, "domain": map[string]any{"id": t.UserDom.ID, "name": t.UserDom.Name}, "password_expires_at": nil},
@@ -171,55 +170,32 @@ func (a *API) tokenView(r *http.Request, t *identity.Token, catalog bool) map[st
 		}
 		v["roles"] = roles
 		if catalog {
-			v["catalog"] = a.catalog(r)
+			v["catalog"] = h.catalog.catalog(r)
 		}
 	}
 	return v
 }
 
-// catalog is the service catalog for a request: every service with a
-// public, an internal and an admin endpoint (all the same URL).
-func (a *API) catalog(r *http.Request) []map[string]any {
-	base := baseURL(r)
-	out := make([]map[string]any, 0, len(a.cfg.Catalog))
-	for _, e := range a.cfg.Catalog {
-		url := e.URL(base)
-		var eps []map[string]any
-		for _, iface := range []string{"public", "internal", "admin"} {
-			eps = append(eps, map[string]any{"id": endpointID(e.Type, iface), "interface": iface, "region": a.cfg.Region, "region_id": a.cfg.Region, "url": url})
-		}
-		out = append(out, map[string]any{"id": serviceID(e.Type), "type": e.Type, "name": e.Name, "endpoints": eps})
-	}
-	return out
-}
-
-// Service and endpoint ids are stable names, so that the catalog needs
-// no table.
-func serviceID(typ string) string         { return typ + "-service" }
-func endpointID(typ, iface string) string { return typ + "-" + iface }
-
 // subject validates the X-Subject-Token of a token request.
-func (a *API) subject(w http.ResponseWriter, r *http.Request) (*identity.Token, bool) {
+func (h *tokensHandler) subject(r *http.Request) (*identity.Token, error) {
 	sub := r.Header.Get("X-Subject-Token")
 	if sub == "" {
-		writeError(w, http.StatusBadRequest, "Invalid input for field 'X-Subject-Token': the header is required.")
-		return nil, false
+		return nil, badRequest("Invalid input for field 'X-Subject-Token': the header is required.")
 	}
-	t, err := a.cfg.Store.Validate(r.Context(), sub)
+	t, err := h.cfg.Store.Validate(r.Context(), sub)
+	if errors.Is(err, identity.ErrTokenNotFound) {
+		return nil, notFound("Could not find token: %s.", abbrev(sub))
+	}
 	if err != nil {
-		if errors.Is(err, identity.ErrTokenNotFound) {
-			writeError(w, http.StatusNotFound, "Could not find token: "+abbrev(sub)+".")
-			return nil, false
-		}
-		a.fail(w, r, err)
-		return nil, false
+		return nil, err
 	}
 	// A token may always look at itself; looking at another's needs the rule.
-	if t.User.ID != caller(r.Context()).UserID && !a.allowed(r.Context(), "identity:validate_token", map[string]string{"user_id": t.User.ID}) {
-		writeError(w, http.StatusForbidden, forbidden("identity:validate_token"))
-		return nil, false
+	if t.User.ID != caller(r.Context()).UserID {
+		if err := h.check(r.Context(), "identity:validate_token", map[string]string{"user_id": t.User.ID}); err != nil {
+			return nil, err
+		}
 	}
-	return t, true
+	return t, nil
 }
 
 func abbrev(s string) string {
@@ -229,56 +205,38 @@ func abbrev(s string) string {
 	return s
 }
 
-func (a *API) validateToken(w http.ResponseWriter, r *http.Request) {
-	t, ok := a.subject(w, r)
-	if !ok {
+func (h *tokensHandler) validateToken(w http.ResponseWriter, r *http.Request) {
+	t, err := h.subject(r)
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	w.Header().Set("X-Subject-Token", r.Header.Get("X-Subject-Token"))
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"token": a.tokenView(r, t, !r.URL.Query().Has("nocatalog"))})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"token": h.tokenView(r, t, !r.URL.Query().Has("nocatalog"))})
 }
 
-func (a *API) checkToken(w http.ResponseWriter, r *http.Request) {
-	if _, ok := a.subject(w, r); !ok {
+func (h *tokensHandler) checkToken(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.subject(r); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	w.Header().Set("X-Subject-Token", r.Header.Get("X-Subject-Token"))
 	w.WriteHeader(http.StatusOK)
 }
 
-func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
-	if _, ok := a.subject(w, r); !ok {
+func (h *tokensHandler) revokeToken(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.subject(r); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	sub := r.Header.Get("X-Subject-Token")
-	if err := a.cfg.Store.Revoke(r.Context(), sub); err != nil {
-		a.fail(w, r, err)
+	if err := h.cfg.Store.Revoke(r.Context(), sub); err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	if a.cfg.Cache != nil {
-		a.cfg.Cache.Forget(sub)
+	if h.cfg.Cache != nil {
+		h.cfg.Cache.Forget(sub)
 	}
-	a.log.Info("token revoked", "request_id", httpkit.RequestID(r.Context()), "by", caller(r.Context()).UserID)
+	h.log.Info("token revoked", "request_id", httpkit.RequestID(r.Context()), "by", caller(r.Context()).UserID)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (a *API) authCatalog(w http.ResponseWriter, r *http.Request) {
-	if caller(r.Context()).ProjectID == "" {
-		writeError(w, http.StatusForbidden, "A project-scoped token is required to produce a service catalog.")
-		return
-	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"catalog": a.catalog(r), "links": a.collectionLinks(r)})
-}
-
-func (a *API) authProjects(w http.ResponseWriter, r *http.Request) {
-	ps, err := a.cfg.Store.ListProjects(r.Context(), identity.ProjectFilter{UserID: caller(r.Context()).UserID})
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.writeProjects(w, r, ps)
-}
-
-func (a *API) authDomains(w http.ResponseWriter, r *http.Request) {
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"domains": []any{}, "links": a.collectionLinks(r)})
 }
