@@ -3,6 +3,7 @@ package compute
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 )
@@ -10,7 +11,10 @@ import (
 // The Compute API is a set of rooms, one per resource: a handler type in
 // its own file (servers.go, flavors.go, os_hosts.go, ...) that registers
 // its routes in register. Adding a resource means adding a room and
-// listing it in rooms (api.go). The scaffolding every API of the API cell
+// listing it in rooms (api.go); the first path segments its patterns
+// register are resources, not project ids, by that alone (router.handle),
+// and each policy rule it names must be in Rules (policies.go; a test
+// checks). The scaffolding every API of the API cell
 // shares (request id, access log, panic recovery, the caller, JSON
 // writing, errors to faults through a table) is httpkit's: API.ServeHTTP
 // is kit.Wrap of its router, rooms write with httpkit.WriteJSON and read
@@ -49,12 +53,58 @@ type router struct {
 	// actions are the server actions (POST /servers/{id}/action) that
 	// rooms other than actionsHandler carry out, by body key.
 	actions map[string]serverActionFunc
+	// resources are the first path segments under /v2.1 of the patterns
+	// registered through handle, and reservedResources: any other segment
+	// there is a project id (splitProject).
+	resources map[string]bool
+	// rules are the policy rules the patterns registered through handle
+	// name, by pattern ("" for none).
+	rules map[string]string
+}
+
+// reservedResources are first path segments under /v2.1 that Nova gives a
+// resource and that no room serves yet: they are never project ids.
+// Remove one when its room lands (the room's patterns then add it).
+var reservedResources = []string{
+	"images", "extensions", "os-aggregates", "os-instance-usage-audit-log",
+	"os-migrations", "os-security-groups", "os-volumes",
+}
+
+// newRouter is a router on mux with the reserved resources and no route.
+func newRouter(mux *http.ServeMux, b *base) *router {
+	rt := &router{mux: mux, base: b, actions: map[string]serverActionFunc{},
+		resources: map[string]bool{}, rules: map[string]string{}}
+	for _, seg := range reservedResources {
+		rt.resources[seg] = true
+	}
+	return rt
 }
 
 // handle routes pattern to h behind authentication, microversion
 // negotiation and the policy rule (none for "": h checks its own).
 func (rt *router) handle(pattern, rule string, h http.HandlerFunc) {
 	rt.mux.HandleFunc(pattern, rt.base.auth(rule, h))
+	if seg := firstSegment(pattern); seg != "" {
+		rt.resources[seg] = true
+	}
+	rt.rules[pattern] = rule
+}
+
+// firstSegment is the first path segment under /v2.1 of a route pattern
+// ("GET /v2.1/os-hosts/{host}" has "os-hosts"), "" for none or a wildcard.
+func firstSegment(pattern string) string {
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		pattern = p
+	}
+	rest, ok := strings.CutPrefix(pattern, "/v2.1/")
+	if !ok {
+		return ""
+	}
+	seg, _, _ := strings.Cut(rest, "/")
+	if strings.HasPrefix(seg, "{") {
+		return ""
+	}
+	return seg
 }
 
 // action registers the server action named by body key.
