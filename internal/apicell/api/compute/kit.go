@@ -22,7 +22,7 @@ import (
 // Compute API's own machinery of the kit_*.go files:
 //
 //   - kit_auth.go: authentication (kit.Authenticate), the project id in the
-//     path, policy (auth, authorize)
+//     path, policy (auth, authorize), the lock on a server (checkLocked)
 //   - kit_version.go: microversion negotiation
 //   - kit_request.go: body and query validation (readObject, checkQuery)
 //   - kit_pyrepr.go: values in messages as Nova (Python) prints them
@@ -30,7 +30,10 @@ import (
 //   - kit_errors.go: the one table from errors to statuses (errorTable),
 //     the fault shape (computeFault) and the refusals rooms return (bad,
 //     notFound, conflict, ...); fail is kit.Fail
-//   - kit_cells.go: calls to the cells (gather, callCell) and cell-qualified ids
+//   - kit_cells.go: calls to the cells (gather, callCell), cell-qualified
+//     ids and the cells that are down (downSet)
+//   - kit_quota.go: the quota checks of the rooms that create records
+//     (quotaChecker)
 
 // base is the machinery every room holds: the configuration, the logger
 // and the kit, with authentication, policy, failing a request and calling the

@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -263,15 +262,6 @@ func nullable(s string) any {
 
 // Status maps vm_state and task_state to the API's status, as Nova does.
 func Status(vm, task string) string { return vmstate.Status(vm, task) }
-
-// checkLocked refuses a change to a locked server unless the caller is an
-// admin (Nova's check_instance_lock and InstanceIsLocked).
-func checkLocked(ctx context.Context, in *apidb.Instance) error {
-	if (in.Locked || in.LockedBy != "") && !httpkit.CallerFrom(ctx).Admin {
-		return conflict("Instance %s is locked", in.UUID)
-	}
-	return nil
-}
 
 // serverViewExtras adds to a server view what the API cell alone holds:
 // the access IPs, locked (2.9), description (2.19) and tags (2.26).
