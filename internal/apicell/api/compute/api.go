@@ -73,6 +73,9 @@ type API struct {
 	kit     *httpkit.Kit
 	mux     *http.ServeMux
 	handler http.Handler
+	// resources are the first path segments under /v2.1 that name a
+	// resource (router.resources); any other is a project id.
+	resources map[string]bool
 }
 
 // New builds the handler.
@@ -110,11 +113,17 @@ func New(cfg Config) (*API, error) {
 	b.kit = kit
 	a := &API{kit: kit, mux: http.NewServeMux()}
 	a.handler = kit.Wrap(http.HandlerFunc(a.route))
-	rt := &router{mux: a.mux, base: b, actions: map[string]serverActionFunc{}}
+	a.resources = registerRooms(a.mux, b).resources
+	return a, nil
+}
+
+// registerRooms registers every room's routes on mux.
+func registerRooms(mux *http.ServeMux, b *base) *router {
+	rt := newRouter(mux, b)
 	for _, rm := range rooms(b, rt.actions) {
 		rm.register(rt)
 	}
-	return a, nil
+	return rt
 }
 
 // rooms are the Compute API's resources, wired to the few others each
@@ -154,17 +163,9 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 	}
 }
 
-// resources are the first path segments under /v2.1 that name a resource;
-// any other segment there is a project id.
-var resources = map[string]bool{
-	"servers": true, "flavors": true, "images": true, "limits": true, "extensions": true, "os-keypairs": true,
-	"os-hypervisors": true, "os-services": true, "os-hosts": true, "os-quota-sets": true, "os-availability-zone": true,
-	"os-aggregates": true, "os-server-groups": true, "os-simple-tenant-usage": true, "os-instance-usage-audit-log": true, "os-instance_usage_audit_log": true,
-	"os-cells": true, "os-migrations": true, "os-security-groups": true, "os-volumes": true, "os-quota-class-sets": true,
-}
-
-// splitProject takes a project id out of "/v2.1/{project_id}/...".
-func splitProject(p string) (path, project string) {
+// splitProject takes a project id out of "/v2.1/{project_id}/...": a
+// first segment that is not one of resources.
+func splitProject(p string, resources map[string]bool) (path, project string) {
 	rest, ok := strings.CutPrefix(p, "/v2.1/")
 	if !ok {
 		return p, ""
@@ -187,7 +188,7 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 		a.kit.Write(w, fault(http.StatusNotFound, "The resource could not be found."))
 		return
 	}
-	if p, project := splitProject(r.URL.Path); project != "" {
+	if p, project := splitProject(r.URL.Path, a.resources); project != "" {
 		r.URL.Path = p
 		r.URL.RawPath = ""
 		r = r.WithContext(context.WithValue(r.Context(), keyPathProject, project))

@@ -5,7 +5,6 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
-	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 )
 
 // Down cells (microversion 2.69). The API cell keeps a copy of every
@@ -15,22 +14,6 @@ import (
 // certain. Below 2.69, and in filtered, sorted or paged lists, it is left
 // out (Nova's list_records_by_skipping_down_cells), and showing it is a
 // 503 naming the cell.
-
-// downSet is the cells below that are down.
-type downSet []string
-
-// holds reports whether the instance's cell is down (or below one that is).
-func (d downSet) holds(in *apidb.Instance) (string, bool) {
-	if in.Cell == "" {
-		return "", false
-	}
-	for _, c := range d {
-		if cellpath.Contains(c, in.Cell) {
-			return c, true
-		}
-	}
-	return "", false
-}
 
 // minimalConstructs reports whether a list may show down-cell instances
 // as UNKNOWN: from 2.69, with no paging or sorting, and no filter but

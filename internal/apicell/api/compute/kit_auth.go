@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 )
 
@@ -81,3 +82,12 @@ func (h *base) authorize(ctx context.Context, rule string, target policy.Target)
 
 // can reports whether the caller passes a rule on their own project.
 func (h *base) can(ctx context.Context, rule string) bool { return h.authorize(ctx, rule, nil) == nil }
+
+// checkLocked refuses a change to a locked server unless the caller is an
+// admin (Nova's check_instance_lock and InstanceIsLocked).
+func checkLocked(ctx context.Context, in *apidb.Instance) error {
+	if (in.Locked || in.LockedBy != "") && !httpkit.CallerFrom(ctx).Admin {
+		return conflict("Instance %s is locked", in.UUID)
+	}
+	return nil
+}

@@ -48,6 +48,22 @@ func (h *base) downCells(r *http.Request) (downSet, error) {
 	return h.cfg.DownCells.Down(r.Context())
 }
 
+// downSet is the cells below that are down.
+type downSet []string
+
+// holds reports whether the instance's cell is down (or below one that is).
+func (d downSet) holds(in *apidb.Instance) (string, bool) {
+	if in.Cell == "" {
+		return "", false
+	}
+	for _, c := range d {
+		if cellpath.Contains(c, in.Cell) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
 // splitQualified splits "PATH@ITEM" at its last "@" and checks that PATH
 // is a cell below this API cell; ok is false for anything else.
 func (h *base) splitQualified(s string) (cell, item string, ok bool) {

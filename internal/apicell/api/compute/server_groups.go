@@ -145,23 +145,6 @@ func checkGroupRules(v any) (int, error) {
 	return n, nil
 }
 
-// groupOf is the server group a build joins, "" for none.
-func groupOf(b *wire.BuildInstances) string {
-	if b.Group == nil {
-		return ""
-	}
-	return b.Group.UUID
-}
-
-// instanceUUIDs are the uuids of insts.
-func instanceUUIDs(insts []apidb.Instance) []string {
-	out := make([]string, len(insts))
-	for i, in := range insts {
-		out[i] = in.UUID
-	}
-	return out
-}
-
 func (h *serverGroupsHandler) register(rt *router) {
 	rt.handle("GET /v2.1/os-server-groups", "os_compute_api:os-server-groups:index", h.listServerGroups)
 	rt.handle("POST /v2.1/os-server-groups", "os_compute_api:os-server-groups:create", h.createServerGroup)

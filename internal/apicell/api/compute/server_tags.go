@@ -2,6 +2,7 @@ package compute
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -329,4 +330,23 @@ func (h *tagsHandler) deleteServerTags(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// createTags gives each new server the tags of a create request (2.52),
+// inside the create's transaction; call it right after apidb.Create. The
+// tags are checked as Nova's create schema does (checkServerTags): a bad
+// one is a 400 and, since the transaction then rolls back, nothing is
+// written.
+func createTags(ctx context.Context, tx *db.Tx, uuids []string, tags []string) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	list := make([]any, len(tags))
+	for i, t := range tags {
+		list[i] = t
+	}
+	if _, err := checkServerTags(list); err != nil {
+		return err
+	}
+	return apidb.AddTags(ctx, tx, uuids, tags)
 }

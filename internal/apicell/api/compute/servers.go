@@ -1,12 +1,10 @@
 package compute
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -112,64 +110,6 @@ func (h *serversHandler) deleteServer(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *serversHandler) listServers(detail bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		lr, err := h.listOptions(r, detail)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		opts := lr.opts
-		var insts []*apidb.Instance
-		// limit=0, a status that matches nothing (before 2.38) and a flavor
-		// the caller cannot see list nothing, as in Nova.
-		if !lr.empty {
-			if opts.Sort, err = lr.sortOptions(); err != nil {
-				h.fail(w, r, err)
-				return
-			}
-			insts, err = apidb.List(ctx, h.cfg.DB, opts)
-		}
-		if errors.Is(err, apidb.ErrNotFound) {
-			h.fail(w, r, bad("marker [%s] not found", opts.Marker))
-			return
-		}
-		if err == nil && detail && atLeast(r, 26) {
-			err = apidb.LoadTags(ctx, h.cfg.DB, insts)
-		}
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		base := baseURL(r)
-		shown, unknown, err := h.splitDown(r, insts, detail)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		out := make([]any, 0, len(insts))
-		out = append(out, unknown...)
-		for _, in := range shown {
-			if detail {
-				out = append(out, h.serverView(r, in))
-			} else {
-				out = append(out, map[string]any{"id": in.UUID, "name": in.Name, "links": links(base, in.ProjectID, "servers", in.UUID)})
-			}
-		}
-		resp := map[string]any{"servers": out}
-		if opts.Limit > 0 && len(insts) == opts.Limit {
-			next := *r.URL
-			nq := next.Query()
-			nq.Set("marker", insts[len(insts)-1].UUID)
-			nq.Set("limit", strconv.Itoa(opts.Limit))
-			next.RawQuery = nq.Encode()
-			resp["servers_links"] = []map[string]string{{"rel": "next", "href": base + next.RequestURI()}}
-		}
-		httpkit.WriteJSON(w, http.StatusOK, resp)
-	}
-}
-
 func links(base, project, kind, id string) []map[string]string {
 	return []map[string]string{
 		{"rel": "self", "href": base + "/v2.1/" + project + "/" + kind + "/" + id},
@@ -263,15 +203,6 @@ func nullable(s string) any {
 
 // Status maps vm_state and task_state to the API's status, as Nova does.
 func Status(vm, task string) string { return vmstate.Status(vm, task) }
-
-// checkLocked refuses a change to a locked server unless the caller is an
-// admin (Nova's check_instance_lock and InstanceIsLocked).
-func checkLocked(ctx context.Context, in *apidb.Instance) error {
-	if (in.Locked || in.LockedBy != "") && !httpkit.CallerFrom(ctx).Admin {
-		return conflict("Instance %s is locked", in.UUID)
-	}
-	return nil
-}
 
 // serverViewExtras adds to a server view what the API cell alone holds:
 // the access IPs, locked (2.9), description (2.19) and tags (2.26).

@@ -306,21 +306,19 @@ func randomString(n int) string {
 	return string(b)
 }
 
-// createTags gives each new server the tags of a create request (2.52),
-// inside the create's transaction; call it right after apidb.Create. The
-// tags are checked as Nova's create schema does (checkServerTags): a bad
-// one is a 400 and, since the transaction then rolls back, nothing is
-// written.
-func createTags(ctx context.Context, tx *db.Tx, uuids []string, tags []string) error {
-	if len(tags) == 0 {
-		return nil
+// groupOf is the server group a build joins, "" for none.
+func groupOf(b *wire.BuildInstances) string {
+	if b.Group == nil {
+		return ""
 	}
-	list := make([]any, len(tags))
-	for i, t := range tags {
-		list[i] = t
+	return b.Group.UUID
+}
+
+// instanceUUIDs are the uuids of insts.
+func instanceUUIDs(insts []apidb.Instance) []string {
+	out := make([]string, len(insts))
+	for i, in := range insts {
+		out[i] = in.UUID
 	}
-	if _, err := checkServerTags(list); err != nil {
-		return err
-	}
-	return apidb.AddTags(ctx, tx, uuids, tags)
+	return out
 }
