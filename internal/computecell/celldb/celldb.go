@@ -457,14 +457,24 @@ func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any,
 	return in, err
 }
 
-// Purge removes instances outright (a build handed back to the parent).
-func Purge(ctx context.Context, tx *db.Tx, uuids []string) error {
+// Purge removes outright the instances of uuids that are live and in task
+// state task (a build handed back to the parent), and returns those it
+// removed: one deleted or being deleted meanwhile, or gone already, stays
+// as it is.
+func Purge(ctx context.Context, tx *db.Tx, uuids []string, task string) ([]string, error) {
+	var purged []string
 	for _, u := range uuids {
-		if _, err := tx.Exec(ctx, `DELETE FROM instances WHERE uuid = ?`, u); err != nil {
-			return fmt.Errorf("purge instance %s: %w", u, err)
+		res, err := tx.Exec(ctx, `DELETE FROM instances WHERE uuid = ? AND task_state = ? AND deleted = 0`, u, task)
+		if err != nil {
+			return nil, fmt.Errorf("purge instance %s: %w", u, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, err
+		} else if n == 1 {
+			purged = append(purged, u)
 		}
 	}
-	return nil
+	return purged, nil
 }
 
 // State turns an instance into what travels up to the API cell.
