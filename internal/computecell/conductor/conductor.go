@@ -573,28 +573,35 @@ func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Insta
 	}
 }
 
-// deletePending finishes the deletes the cells service recorded.
+// deletePending finishes the deletes the cells service recorded. Each is
+// run once: the pool refuses an instance whose delete ended after the list
+// was read (workpool.Pool.Take), so a delete in flight while the list was
+// read is not run again from it.
 func (c *Conductor) deletePending(ctx context.Context) {
-	insts, err := celldb.ListByTask(ctx, c.cfg.DB, celldb.TaskDeleting, 1000)
+	dels, err := celldb.ListDeleting(ctx, c.cfg.DB, 1000)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.log.Error("reading instances to delete", "err", err)
 		}
 		return
 	}
-	for _, in := range insts {
-		if !c.pool.Take(in.UUID) {
+	for _, d := range dels {
+		if !c.pool.Take(d.UUID) {
 			continue
 		}
-		if !c.pool.Go(ctx, in.UUID, func(ctx context.Context) bool { return c.delete(ctx, in) }) {
+		if !c.pool.Go(ctx, d.UUID, func(ctx context.Context) bool { return c.delete(ctx, d.Instance, d.DeleteRequestID) }) {
 			return
 		}
 	}
 }
 
-// delete finishes one delete and reports whether it did.
-func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
-	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
+// delete finishes one delete, requested by requestID, and reports whether
+// it did.
+func (c *Conductor) delete(ctx context.Context, in *celldb.Instance, requestID string) bool {
+	if requestID == "" {
+		requestID = in.RequestID // put in deleting without a delete action
+	}
+	log := c.log.With("request_id", requestID, "instance", in.UUID)
 	if in.Host != "" {
 		if err := c.cfg.Compute.Destroy(ctx, in.Host, in.UUID); err != nil {
 			log.Error("destroy failed; will retry", "err", err)
