@@ -289,6 +289,35 @@ func ListByTask(ctx context.Context, q Querier, task string, limit int) ([]*Inst
 	return list(ctx, q, `SELECT `+selectCols+` FROM instances WHERE task_state = ? AND deleted = 0 ORDER BY created_at, launch_index LIMIT ?`, task, limit)
 }
 
+// Deleting is an instance being deleted and the request id of the delete
+// (of its latest "delete" action; "" when it has none).
+type Deleting struct {
+	*Instance
+	DeleteRequestID string
+}
+
+// ListDeleting returns live instances being deleted, oldest first, with
+// the request ids of their deletes, in one query.
+func ListDeleting(ctx context.Context, q Querier, limit int) ([]Deleting, error) {
+	return db.Collect(ctx, q, func(r db.Scanner) (Deleting, error) {
+		var d Deleting
+		var rid sql.NullString
+		in, err := scanInstance(extraScanner{r, []any{&rid}})
+		d.Instance, d.DeleteRequestID = in, rid.String
+		return d, err
+	}, `SELECT `+selectCols+`, (SELECT request_id FROM instance_actions a WHERE a.instance_uuid = instances.uuid AND a.action = 'delete'
+		ORDER BY a.id DESC LIMIT 1) FROM instances WHERE task_state = ? AND deleted = 0 ORDER BY created_at, launch_index LIMIT ?`, TaskDeleting, limit)
+}
+
+// extraScanner scans a row's columns into the destinations asked for,
+// then its last ones into extra.
+type extraScanner struct {
+	r     db.Scanner
+	extra []any
+}
+
+func (s extraScanner) Scan(dest ...any) error { return s.r.Scan(append(dest, s.extra...)...) }
+
 // ListChangedAfter returns a page of the instances (deleted ones too) in
 // order of their last change, then UUID: up to limit that come after the
 // instance changed at at with UUID uuid. The first page of those changed
@@ -457,14 +486,24 @@ func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any,
 	return in, err
 }
 
-// Purge removes instances outright (a build handed back to the parent).
-func Purge(ctx context.Context, tx *db.Tx, uuids []string) error {
+// Purge removes outright the instances of uuids that are live and in task
+// state task (a build handed back to the parent), and returns those it
+// removed: one deleted or being deleted meanwhile, or gone already, stays
+// as it is.
+func Purge(ctx context.Context, tx *db.Tx, uuids []string, task string) ([]string, error) {
+	var purged []string
 	for _, u := range uuids {
-		if _, err := tx.Exec(ctx, `DELETE FROM instances WHERE uuid = ?`, u); err != nil {
-			return fmt.Errorf("purge instance %s: %w", u, err)
+		res, err := tx.Exec(ctx, `DELETE FROM instances WHERE uuid = ? AND task_state = ? AND deleted = 0`, u, task)
+		if err != nil {
+			return nil, fmt.Errorf("purge instance %s: %w", u, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, err
+		} else if n == 1 {
+			purged = append(purged, u)
 		}
 	}
-	return nil
+	return purged, nil
 }
 
 // State turns an instance into what travels up to the API cell.

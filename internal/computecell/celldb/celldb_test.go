@@ -703,3 +703,48 @@ func TestSetIsUpdateWithoutTheRowBack(t *testing.T) {
 		}
 	})
 }
+
+// TestListDeletingCarriesTheDeletesRequestID: the instances being deleted
+// come with the request id of their latest delete action, not their
+// build's (nor another action's); one with no delete action has none.
+func TestListDeletingCarriesTheDeletesRequestID(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		us := insertInstances(t, d, 3)
+		deleting := celldb.TaskDeleting
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			for _, u := range us[:2] {
+				if err := celldb.Set(ctx, tx, u, nil, celldb.Change{TaskState: &deleting}, t0); err != nil {
+					return err
+				}
+			}
+			for _, a := range []wire.ActionRecord{
+				{Action: "create", UUID: us[0], RequestID: "req-build", StartTime: t0},
+				{Action: "delete", UUID: us[0], RequestID: "req-del-old", StartTime: t0},
+				{Action: "delete", UUID: us[0], RequestID: "req-del", StartTime: t0},
+				{Action: "reboot", UUID: us[0], RequestID: "req-reboot", StartTime: t0},
+				{Action: "delete", UUID: us[2], RequestID: "req-del-2", StartTime: t0},
+			} {
+				if _, err := celldb.StartAction(ctx, tx, a); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := celldb.ListDeleting(ctx, d, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, x := range ds {
+			got[x.UUID] = x.DeleteRequestID
+		}
+		if want := map[string]string{us[0]: "req-del", us[1]: ""}; !reflect.DeepEqual(got, want) {
+			t.Errorf("ListDeleting = %v, want %v", got, want)
+		}
+	})
+}

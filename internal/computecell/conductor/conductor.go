@@ -161,7 +161,8 @@ func (c *Conductor) Wake() { c.pool.Wake() }
 
 // recover puts instances that were between host choice and ACTIVE when the
 // last process stopped back to "scheduling", releasing any claim, so they
-// are placed again. Their fixed IP is kept (allocation is idempotent).
+// are placed again. Their fixed IP is kept (allocation is idempotent); if
+// they are handed back instead, handBack frees it.
 func (c *Conductor) recover(ctx context.Context) error {
 	for _, task := range []string{celldb.TaskNetworking, celldb.TaskSpawning} {
 		insts, err := celldb.ListByTask(ctx, c.cfg.DB, task, 100000)
@@ -399,7 +400,14 @@ func (c *Conductor) claimAll(ctx context.Context, insts []*celldb.Instance, sels
 }
 
 // handBack returns instances this cell cannot place to the cell that
-// scheduled them here.
+// scheduled them here. It frees what they hold here first: the fixed IPs
+// of an instance whose build a restart cut short after its network was
+// allocated (recover put it back to scheduling), then, in the transaction
+// that removes the rows and sends build_failed, any claim. Each step is
+// safe to repeat, so a process that dies in between leaves instances still
+// waiting for a host, which the next one places or hands back. An instance
+// deleted meanwhile is not handed back (its parent would build a server
+// its user deleted): its delete goes on here.
 func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*celldb.Instance, why error) {
 	finish := c.pool.Done
 	defer func() {
@@ -407,6 +415,18 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 			finish(in.UUID)
 		}
 	}()
+	for _, in := range insts {
+		if in.Build.NoNetwork {
+			continue
+		}
+		if err := c.cfg.Network.Deallocate(ctx, in.UUID); err != nil {
+			if ctx.Err() == nil {
+				log.Error("freeing the network of an instance to hand back; will retry", "instance", in.UUID, "err", err)
+			}
+			finish = c.pool.Release
+			return
+		}
+	}
 	first := insts[0]
 	b := wire.BuildInstances{Flavor: first.Flavor, ImageProperties: first.Build.ImageProps, Hints: first.Build.Hints,
 		TargetCell: first.Build.TargetCell, SameCell: first.Build.SameCell, DifferentCell: first.Build.DifferentCell, NoNetwork: first.Build.NoNetwork,
@@ -415,22 +435,40 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	b.SameCell = c.pinAffinity(ctx, log, first.Build.Group, b.SameCell)
 	uuids := make([]string, 0, len(insts))
 	for _, in := range insts {
-		b.Instances = append(b.Instances, in.InstanceSpec)
-		b.BaseVersion = max(b.BaseVersion, in.Version+1)
 		uuids = append(uuids, in.UUID)
 	}
 	reason := fmt.Sprintf("cell %s: %v", c.cfg.Cell, why)
 	log.Warn("no host for instances; handing the build back", "instances", len(insts), "to", b.Scheduler, "reason", why)
+	var kept int
 	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		if err := c.state.Purge(ctx, tx, uuids); err != nil {
+		purged, err := c.state.Purge(ctx, tx, uuids)
+		if err != nil {
 			return err
 		}
+		kept = len(insts) - len(purged)
+		if len(purged) == 0 {
+			return nil
+		}
+		hb := b
+		hb.Instances, hb.BaseVersion = nil, 0
+		for _, in := range insts {
+			if slices.Contains(purged, in.UUID) {
+				hb.Instances = append(hb.Instances, in.InstanceSpec)
+				hb.BaseVersion = max(hb.BaseVersion, in.Version+1)
+			}
+		}
 		return c.cfg.Sender.Send(ctx, tx, b.Scheduler, wire.MethodBuildFailed, first.RequestID,
-			&wire.BuildFailed{Build: b, Cell: c.cfg.Cell, Reason: reason})
+			&wire.BuildFailed{Build: hb, Cell: c.cfg.Cell, Reason: reason})
 	})
 	if err != nil {
-		log.Error("handing a build back", "err", err)
+		if ctx.Err() == nil {
+			log.Error("handing a build back", "err", err)
+		}
 		finish = c.pool.Release
+		return
+	}
+	if kept > 0 {
+		log.Info("instances deleted while being handed back stay to be deleted here", "instances", kept)
 	}
 }
 
@@ -535,28 +573,35 @@ func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Insta
 	}
 }
 
-// deletePending finishes the deletes the cells service recorded.
+// deletePending finishes the deletes the cells service recorded. Each is
+// run once: the pool refuses an instance whose delete ended after the list
+// was read (workpool.Pool.Take), so a delete in flight while the list was
+// read is not run again from it.
 func (c *Conductor) deletePending(ctx context.Context) {
-	insts, err := celldb.ListByTask(ctx, c.cfg.DB, celldb.TaskDeleting, 1000)
+	dels, err := celldb.ListDeleting(ctx, c.cfg.DB, 1000)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.log.Error("reading instances to delete", "err", err)
 		}
 		return
 	}
-	for _, in := range insts {
-		if !c.pool.Take(in.UUID) {
+	for _, d := range dels {
+		if !c.pool.Take(d.UUID) {
 			continue
 		}
-		if !c.pool.Go(ctx, in.UUID, func(ctx context.Context) bool { return c.delete(ctx, in) }) {
+		if !c.pool.Go(ctx, d.UUID, func(ctx context.Context) bool { return c.delete(ctx, d.Instance, d.DeleteRequestID) }) {
 			return
 		}
 	}
 }
 
-// delete finishes one delete and reports whether it did.
-func (c *Conductor) delete(ctx context.Context, in *celldb.Instance) bool {
-	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
+// delete finishes one delete, requested by requestID, and reports whether
+// it did.
+func (c *Conductor) delete(ctx context.Context, in *celldb.Instance, requestID string) bool {
+	if requestID == "" {
+		requestID = in.RequestID // put in deleting without a delete action
+	}
+	log := c.log.With("request_id", requestID, "instance", in.UUID)
 	if in.Host != "" {
 		if err := c.cfg.Compute.Destroy(ctx, in.Host, in.UUID); err != nil {
 			log.Error("destroy failed; will retry", "err", err)

@@ -109,10 +109,27 @@ func (o *Owner) ClearAction(ctx context.Context, tx *db.Tx, uuid string) error {
 	return celldb.ClearAction(ctx, tx, uuid)
 }
 
-// Purge removes instances outright (a build handed back to the parent,
-// which the API cell learns from the build_failed the caller sends).
-func (o *Owner) Purge(ctx context.Context, tx *db.Tx, uuids []string) error {
-	return celldb.Purge(ctx, tx, uuids)
+// Purge removes outright the instances of uuids still waiting for a host
+// (a build handed back to the parent, which the API cell learns from the
+// build_failed the caller sends), with any claim they hold, and returns
+// those it removed. An instance deleted or being deleted meanwhile is not
+// removed: its delete goes on. The caller frees their fixed IPs (the
+// network service's) before, so that a purge never leaves one held: an
+// instance whose addresses were freed but whose purge did not commit is
+// still waiting for a host, and is placed or handed back again.
+func (o *Owner) Purge(ctx context.Context, tx *db.Tx, uuids []string) ([]string, error) {
+	purged, err := celldb.Purge(ctx, tx, uuids, celldb.TaskScheduling)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range purged {
+		for _, key := range []string{u, celldb.DestClaimKey(u)} {
+			if err := o.Release(ctx, tx, key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return purged, nil
 }
 
 // Heal sends the instances changed since now-window up again, healPage

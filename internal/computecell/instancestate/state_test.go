@@ -271,3 +271,55 @@ func TestActionTravelsWithTheChange(t *testing.T) {
 		}
 	})
 }
+
+// TestPurgeRemovesOnlyWhatWaitsForAHost: a purge (a build handed back)
+// removes an instance still waiting for a host with any claim it holds,
+// and leaves one being deleted to its delete; purging again removes
+// nothing.
+func TestPurgeRemovesOnlyWhatWaitsForAHost(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		o, u := setup(t, d)
+		if err := celldb.RegisterNode(ctx, d, celldb.Node{Host: "h1", HypervisorType: "fake", VCPUs: 4, RAMMB: 4096,
+			DiskGB: 100, CPURatio: 1, RAMRatio: 1, DiskRatio: 1}, t0); err != nil {
+			t.Fatal(err)
+		}
+		flavor := wire.Flavor{ID: "1", Name: "small", VCPUs: 1, RAMMB: 512, RootGB: 1}
+		doomed := celldb.Instance{InstanceSpec: wire.InstanceSpec{UUID: "u2", Name: "vm", ProjectID: "p", UserID: "u", ImageRef: "img", CreatedAt: t0},
+			Flavor: flavor, VMState: celldb.VMBuilding, TaskState: celldb.TaskDeleting, RequestID: "req-2"}
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			if err := o.Create(ctx, tx, []celldb.Instance{doomed}, "req-2", false); err != nil {
+				return err
+			}
+			// A claim the instance should not hold any more, and one on a
+			// resize's destination: both go with it.
+			if err := o.Claim(ctx, tx, u, "h1", flavor.Need()); err != nil {
+				return err
+			}
+			return o.Claim(ctx, tx, celldb.DestClaimKey(u), "h1", flavor.Need())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var purged []string
+		if err := d.InTx(ctx, func(tx *db.Tx) (err error) { purged, err = o.Purge(ctx, tx, []string{u, "u2", "u404"}); return err }); err != nil {
+			t.Fatalf("Purge: %v", err)
+		}
+		if len(purged) != 1 || purged[0] != u {
+			t.Errorf("purged %v, want only %s", purged, u)
+		}
+		if _, err := celldb.Get(ctx, d, u); !errors.Is(err, celldb.ErrNotFound) {
+			t.Errorf("purged instance still read: %v", err)
+		}
+		if in, err := celldb.Get(ctx, d, "u2"); err != nil || in.TaskState != celldb.TaskDeleting {
+			t.Errorf("the instance being deleted: %+v, %v; want it left deleting", in, err)
+		}
+		ns, _ := celldb.ListNodes(ctx, d)
+		if len(ns) != 1 || ns[0].Instances != 0 || ns[0].UsedVCPUs != 0 {
+			t.Errorf("nodes after the purge %+v, want h1 with no claim", ns)
+		}
+		if err := d.InTx(ctx, func(tx *db.Tx) (err error) { purged, err = o.Purge(ctx, tx, []string{u, "u2"}); return err }); err != nil || len(purged) != 0 {
+			t.Errorf("purging again = %v, %v; want nothing purged", purged, err)
+		}
+	})
+}

@@ -19,7 +19,7 @@ type Config struct {
 	PollInterval time.Duration
 	// Poll looks for work, takes the keys it starts (Take) and starts it
 	// (Go). It runs on the loop's goroutine, once at start, then on every
-	// wake-up and tick.
+	// wake-up and tick: each run is a round.
 	Poll func(ctx context.Context)
 }
 
@@ -31,6 +31,10 @@ type Pool struct {
 
 	mu   sync.Mutex
 	busy map[string]bool
+	// ended holds the keys whose work ended during the round of Poll in
+	// progress (inRound): what the round read may predate that end.
+	ended   map[string]bool
+	inRound bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -38,7 +42,7 @@ type Pool struct {
 
 // New returns a pool that has not started.
 func New(cfg Config) *Pool {
-	return &Pool{cfg: cfg, wake: make(chan struct{}, 1), sem: make(chan struct{}, max(cfg.Workers, 1)), busy: map[string]bool{}}
+	return &Pool{cfg: cfg, wake: make(chan struct{}, 1), sem: make(chan struct{}, max(cfg.Workers, 1)), busy: map[string]bool{}, ended: map[string]bool{}}
 }
 
 // Start runs the loop, and each of also on a goroutine of its own (a
@@ -73,7 +77,9 @@ func (p *Pool) loop(ctx context.Context) {
 	t := time.NewTicker(p.cfg.PollInterval)
 	defer t.Stop()
 	for {
+		p.round(true)
 		p.cfg.Poll(ctx)
+		p.round(false)
 		select {
 		case <-ctx.Done():
 			return
@@ -83,12 +89,24 @@ func (p *Pool) loop(ctx context.Context) {
 	}
 }
 
+// round marks the start or the end of a round of Poll.
+func (p *Pool) round(start bool) {
+	p.mu.Lock()
+	clear(p.ended)
+	p.inRound = start
+	p.mu.Unlock()
+}
+
 // Take marks key busy and reports whether it was free: work on a key
-// that is busy is left to the worker that has it.
+// that is busy is left to the worker that has it. A key whose work ended
+// during this round of Poll is not free either: Poll may have read
+// the work before it ended (a delete listed while it was in flight, then
+// taken once it was done), so it is left to the next round, which reads
+// afresh. Take is for Poll, on the loop's goroutine.
 func (p *Pool) Take(key string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.busy[key] {
+	if p.busy[key] || p.ended[key] {
 		return false
 	}
 	p.busy[key] = true
@@ -108,6 +126,9 @@ func (p *Pool) Done(key string) {
 func (p *Pool) Release(key string) {
 	p.mu.Lock()
 	delete(p.busy, key)
+	if p.inRound {
+		p.ended[key] = true
+	}
 	p.mu.Unlock()
 }
 

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
 // TestPoolRunsEachKeyOnceAndBoundsWorkers starts work on more keys than
@@ -88,5 +90,54 @@ func TestShutdownCancelsWork(t *testing.T) {
 	case <-jobStopped:
 	default:
 		t.Error("Shutdown returned before the periodic job stopped")
+	}
+}
+
+// TestAKeyThatEndedDuringARoundIsLeftToTheNext: a round reads its work
+// while the work on "a" is in flight, and gets to take "a" only after that
+// work ended: its read is stale for "a", so Take refuses it. The next
+// round (the one the end woke), which reads afresh, takes it.
+func TestAKeyThatEndedDuringARoundIsLeftToTheNext(t *testing.T) {
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	listed, proceed := make(chan struct{}), make(chan struct{})
+	took := make(chan bool, 2)
+	var p *Pool
+	round := 0
+	p = New(Config{Workers: 2, PollInterval: time.Hour, Poll: func(ctx context.Context) {
+		round++
+		switch round {
+		case 1:
+			p.Take("a")
+			p.Go(ctx, "a", func(ctx context.Context) bool {
+				close(inFlight)
+				<-release
+				return true
+			})
+		case 2:
+			close(listed) // the round has read its work: "a" among it
+			<-proceed
+			took <- p.Take("a")
+		case 3:
+			took <- p.Take("a")
+			p.Release("a")
+		}
+	}})
+	p.Start()
+	t.Cleanup(p.Shutdown)
+	<-inFlight
+	p.Wake()
+	<-listed
+	close(release)
+	testpoll.Eventually(t, 5*time.Second, "the work on a to end", func() (bool, string) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return !p.busy["a"], "a still busy"
+	})
+	close(proceed)
+	if <-took {
+		t.Error("the round that read a while its work was in flight took it after that work ended")
+	}
+	if !<-took {
+		t.Error("the next round could not take a")
 	}
 }
