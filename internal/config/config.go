@@ -121,6 +121,8 @@ type API struct {
 	// Quota is the default quota of every project (nova.conf [quota]);
 	// zero fields take Nova's defaults, -1 is unlimited.
 	Quota quota.Defaults `json:"quota"`
+	// PasswordProtection: lockout, rate limit and hashing bound (password.go).
+	PasswordProtection
 }
 
 // The authentication modes of the api role.
@@ -357,6 +359,9 @@ func (a *API) normalize() error {
 	}
 	if a.Region == "" {
 		a.Region = "RegionOne"
+	}
+	if err := a.PasswordProtection.normalize(); err != nil {
+		return err
 	}
 	a.Quota = a.Quota.WithNovaDefaults()
 	return a.Quota.Validate()

@@ -48,7 +48,7 @@ func (n *Node) authenticator(ctx context.Context) (authn.Authenticator, error) {
 		n.tokenCache = authn.NewCache(ks, a.TokenCacheTTL.D(), 0, nil)
 		return n.tokenCache, nil
 	case config.AuthLocal:
-		st, err := identity.New(ctx, n.DB, identity.Options{TokenTTL: a.TokenTTL.D()})
+		st, err := identity.New(ctx, n.DB, identityOptions(a))
 		if err != nil {
 			return nil, fmt.Errorf("identity: %w", err)
 		}
@@ -64,4 +64,20 @@ func (n *Node) authenticator(ctx context.Context) (authn.Authenticator, error) {
 		return n.tokenCache, nil
 	}
 	return nil, fmt.Errorf("api.auth %q is not supported", a.Auth)
+}
+
+// identityOptions are the local identity store's options from the api
+// role's config: its token lifetime and its defence against password
+// guessing (config.PasswordProtection, where -1 is off).
+func identityOptions(a config.API) identity.Options {
+	p := a.PasswordProtection
+	o := identity.Options{TokenTTL: a.TokenTTL.D(), LockoutDuration: p.LockoutDuration.D(),
+		HashConcurrency: p.PasswordHashConcurrency, HashWait: p.PasswordHashWait.D()}
+	if p.LockoutFailureAttempts > 0 {
+		o.LockoutFailureAttempts = p.LockoutFailureAttempts
+	}
+	if p.AuthFailureBurst > 0 {
+		o.AuthFailureBurst, o.AuthFailuresPerMinute = p.AuthFailureBurst, p.AuthFailuresPerMinute
+	}
+	return o
 }

@@ -84,6 +84,13 @@ CREATE TABLE id_tokens (
 );
 CREATE INDEX id_tokens_user ON id_tokens (user_id);
 CREATE INDEX id_tokens_expires ON id_tokens (expires_at)`},
+	// Keystone's local_user.failed_auth_count and failed_auth_at: the
+	// consecutive failed password checks and the time of the last (0 for
+	// none), kept in the database so that a restart does not lift a
+	// lockout.
+	{Version: 2, Name: "users' failed authentication count", SQL: `
+ALTER TABLE id_users ADD COLUMN failed_auth_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE id_users ADD COLUMN failed_auth_at {{bigint}} NOT NULL DEFAULT 0`},
 }
 
 // DefaultDomainID is the id of the domain every cloud has, "Default".
@@ -156,6 +163,12 @@ var (
 	// ErrTokenNotFound is a token that does not exist, has expired or was
 	// revoked.
 	ErrTokenNotFound = errors.New("token not found")
+	// ErrAccountLocked matches an *AccountLockedError.
+	ErrAccountLocked = errors.New("account locked")
+	// ErrThrottled matches a *ThrottledError.
+	ErrThrottled = errors.New("too many failed authentications")
+	// ErrBusy matches a *BusyError.
+	ErrBusy = errors.New("busy hashing passwords")
 
 	// The kinds the error types below match with errors.Is (a
 	// *NotFoundError matches notfound.Err), so that the HTTP layer's table
@@ -207,5 +220,49 @@ func (e *ScopeError) Error() string { return e.Msg }
 
 // Is makes a ScopeError match ErrScope.
 func (e *ScopeError) Is(target error) bool { return target == ErrScope }
+
+// AccountLockedError is a password authentication refused, even with the
+// right password, because the user failed too many times in a row
+// (Keystone's AccountLocked, a 401 with its message).
+type AccountLockedError struct{ UserID string }
+
+func (e *AccountLockedError) Error() string {
+	return fmt.Sprintf("The account is locked for user: %s.", e.UserID)
+}
+
+// Is makes an AccountLockedError match ErrAccountLocked.
+func (e *AccountLockedError) Is(target error) bool { return target == ErrAccountLocked }
+
+// ThrottledError is a password authentication refused before the password
+// is checked, because its source failed too often lately.
+type ThrottledError struct {
+	// After is how long until the source may try again.
+	After time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return "Too many failed authentication attempts from your address. Try again later."
+}
+
+// Is makes a ThrottledError match ErrThrottled.
+func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }
+
+// RetryAfter is how long until the source may try again.
+func (e *ThrottledError) RetryAfter() time.Duration { return e.After }
+
+// BusyError is a password that could not be hashed or checked because as
+// many as the store allows are being hashed, and none finished within its
+// wait.
+type BusyError struct{ After time.Duration }
+
+func (e *BusyError) Error() string {
+	return "The server is busy checking passwords. Try again later."
+}
+
+// Is makes a BusyError match ErrBusy.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// RetryAfter is a hint of when to try again.
+func (e *BusyError) RetryAfter() time.Duration { return e.After }
 
 func invalid(format string, a ...any) error { return &ValidationError{Msg: fmt.Sprintf(format, a...)} }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -18,6 +19,29 @@ type Options struct {
 	// TokenTTL is how long a token lives (default 1h, Keystone's default).
 	TokenTTL time.Duration
 	Now      func() time.Time
+
+	// LockoutFailureAttempts is how many password failures in a row lock
+	// a user's password authentication (Keystone's [security_compliance]
+	// lockout_failure_attempts); 0 never locks.
+	LockoutFailureAttempts int
+	// LockoutDuration is how long a lock lasts from the last failure
+	// (Keystone's lockout_duration); 0 or less: until the user is enabled
+	// again (PATCH /v3/users/{id} with "enabled": true).
+	LockoutDuration time.Duration
+
+	// AuthFailureBurst and AuthFailuresPerMinute are the token bucket of
+	// each source address (AuthRequest.Source) that failed password
+	// authentications drain: Burst failures at once, then PerMinute. A
+	// source with no token left is refused before its password is hashed
+	// (a *ThrottledError). 0 in either: not limited.
+	AuthFailureBurst      int
+	AuthFailuresPerMinute int
+
+	// HashConcurrency is how many passwords are hashed at once (default
+	// half the CPUs, at least 1); a hash waits HashWait (default 2s) for
+	// a slot before it is refused with a *BusyError.
+	HashConcurrency int
+	HashWait        time.Duration
 }
 
 // Store is the identity data of the API cell.
@@ -25,6 +49,11 @@ type Store struct {
 	db  *db.DB
 	ttl time.Duration
 	now func() time.Time
+
+	lockAttempts int
+	lockDuration time.Duration
+	limiter      *failureLimiter
+	gate         *hashGate
 }
 
 // New returns the store over d, whose identity schema (Migrations) the
@@ -42,7 +71,29 @@ func New(ctx context.Context, d *db.DB, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Store{db: d, ttl: o.TokenTTL, now: o.Now}, nil
+	if o.LockoutFailureAttempts < 0 || o.AuthFailureBurst < 0 || o.AuthFailuresPerMinute < 0 || o.HashConcurrency < 0 || o.HashWait < 0 {
+		return nil, errors.New("identity: lockout, rate limit and hashing options must not be negative")
+	}
+	if o.HashConcurrency == 0 {
+		o.HashConcurrency = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	if o.HashWait == 0 {
+		o.HashWait = 2 * time.Second
+	}
+	return &Store{db: d, ttl: o.TokenTTL, now: o.Now,
+		lockAttempts: o.LockoutFailureAttempts, lockDuration: o.LockoutDuration,
+		limiter: newFailureLimiter(o.AuthFailureBurst, o.AuthFailuresPerMinute, o.Now),
+		gate:    newHashGate(o.HashConcurrency, o.HashWait)}, nil
+}
+
+// hash hashes a password in a slot of the hash gate.
+func (s *Store) hash(ctx context.Context, pw string) (string, error) {
+	var h string
+	var err error
+	if gerr := s.gate.do(ctx, func() { h, err = HashPassword(pw) }); gerr != nil {
+		return "", gerr
+	}
+	return h, err
 }
 
 // TokenTTL is how long new tokens live.
@@ -287,7 +338,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User, password string) error 
 	hash := ""
 	if password != "" {
 		var err error
-		if hash, err = HashPassword(password); err != nil {
+		if hash, err = s.hash(ctx, password); err != nil {
 			return err
 		}
 	}
@@ -380,7 +431,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch) (User, e
 			return cur, err
 		}
 		if *p.Password != "" {
-			if hash, err = HashPassword(*p.Password); err != nil {
+			if hash, err = s.hash(ctx, *p.Password); err != nil {
 				return cur, err
 			}
 		}
@@ -393,6 +444,13 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch) (User, e
 		}
 		if p.Password != nil {
 			if _, err := tx.Exec(ctx, `UPDATE id_users SET password_hash = ? WHERE id = ?`, hash, id); err != nil {
+				return err
+			}
+		}
+		if p.Enabled != nil && *p.Enabled {
+			// Enabling a user lifts a lockout, as Keystone's User.enabled
+			// setter resets failed_auth_count.
+			if _, err := tx.Exec(ctx, `UPDATE id_users SET failed_auth_count = 0, failed_auth_at = 0 WHERE id = ?`, id); err != nil {
 				return err
 			}
 		}

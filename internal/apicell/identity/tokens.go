@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -38,6 +39,10 @@ type AuthRequest struct {
 	// Token is an existing token's secret.
 	Token string
 	Scope Scope
+	// Source is the client's address ("host:port" or a host), whose
+	// failed password authentications are rate limited; "" is not
+	// limited.
+	Source string
 }
 
 // Issue authenticates and issues a token. It returns the token and its
@@ -49,7 +54,7 @@ func (s *Store) Issue(ctx context.Context, req AuthRequest) (*Token, string, err
 	expires := now.Add(s.ttl)
 	switch {
 	case req.Password != nil:
-		u, err := s.checkPassword(ctx, req.Password)
+		u, err := s.checkPassword(ctx, req.Password, sourceKey(req.Source))
 		if err != nil {
 			return nil, "", err
 		}
@@ -113,7 +118,36 @@ func hashSecret(secret string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func (s *Store) checkPassword(ctx context.Context, p *PasswordMethod) (User, error) {
+// checkPassword authenticates a password as Keystone's SQL identity
+// backend does (keystone/identity/backends/sql.py authenticate), behind a
+// cheap rate limit of the source's failures and a bound on concurrent
+// hashing:
+//
+//   - a source with no failure token left is refused at once (a
+//     *ThrottledError), before any database read or hash;
+//   - a locked user is refused, even with the right password (an
+//     *AccountLockedError), without a hash; attempts while locked do not
+//     extend the lock;
+//   - a wrong password counts one more consecutive failure, durably, and
+//     locks the user at LockoutFailureAttempts, for LockoutDuration from
+//     that failure; a lock that has run out restarts the count;
+//   - the right password of a disabled user is refused;
+//   - a success clears the count and gives the source its token back.
+func (s *Store) checkPassword(ctx context.Context, p *PasswordMethod, source string) (User, error) {
+	if ok, wait := s.limiter.take(source); !ok {
+		return User{}, &ThrottledError{After: wait}
+	}
+	u, err := s.verifyPassword(ctx, p)
+	if !errors.Is(err, ErrUnauthorized) && !errors.Is(err, ErrAccountLocked) {
+		// Not a failed authentication: a success, a busy gate, bad input
+		// or a database error.
+		s.limiter.give(source)
+	}
+	return u, err
+}
+
+// verifyPassword is checkPassword without the rate limit.
+func (s *Store) verifyPassword(ctx context.Context, p *PasswordMethod) (User, error) {
 	var id string
 	switch {
 	case p.UserID != "":
@@ -143,18 +177,65 @@ func (s *Store) checkPassword(ctx context.Context, p *PasswordMethod) (User, err
 		return User{}, invalid("Invalid input for field 'identity/password/user': give an id or a name.")
 	}
 	var hash string
-	var enabled int
-	err := s.db.QueryRow(ctx, `SELECT password_hash, enabled FROM id_users WHERE id = ?`, id).Scan(&hash, &enabled)
+	var enabled, failures int
+	var failedAt int64
+	err := s.db.QueryRow(ctx, `SELECT password_hash, enabled, failed_auth_count, failed_auth_at FROM id_users WHERE id = ?`, id).Scan(&hash, &enabled, &failures, &failedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrUnauthorized
 	}
 	if err != nil {
 		return User{}, err
 	}
-	if enabled != 1 || !CheckPassword(hash, p.Password) {
+	now := s.now()
+	if s.locked(failures, failedAt, now) {
+		return User{}, &AccountLockedError{UserID: id}
+	}
+	var match bool
+	if err := s.gate.do(ctx, func() { match = CheckPassword(hash, p.Password) }); err != nil {
+		return User{}, err
+	}
+	if !match {
+		if err := s.recordFailure(ctx, id, now); err != nil {
+			return User{}, err
+		}
 		return User{}, ErrUnauthorized
 	}
+	if enabled != 1 {
+		return User{}, ErrUnauthorized
+	}
+	if failures > 0 {
+		if _, err := s.db.Exec(ctx, `UPDATE id_users SET failed_auth_count = 0, failed_auth_at = 0 WHERE id = ?`, id); err != nil {
+			return User{}, err
+		}
+	}
 	return s.GetUser(ctx, id)
+}
+
+// locked reports whether failures in a row, the last at failedAt
+// (microseconds), lock a user at now (Keystone's _is_account_locked).
+func (s *Store) locked(failures int, failedAt int64, now time.Time) bool {
+	if s.lockAttempts == 0 || failures < s.lockAttempts {
+		return false
+	}
+	return s.lockDuration <= 0 || now.Before(db.FromMicros(failedAt).Add(s.lockDuration))
+}
+
+// recordFailure counts a wrong password (Keystone's _record_failed_auth)
+// in one statement, so that concurrent failures all count; a count that
+// reached the lock whose time has run out starts again at 1. Nothing is
+// counted when lockout is off.
+func (s *Store) recordFailure(ctx context.Context, id string, now time.Time) error {
+	if s.lockAttempts == 0 {
+		return nil
+	}
+	expired := int64(math.MinInt64) // a lock without a duration never runs out
+	if s.lockDuration > 0 {
+		expired = db.Micros(now.Add(-s.lockDuration))
+	}
+	_, err := s.db.Exec(ctx, `UPDATE id_users SET
+		failed_auth_count = CASE WHEN failed_auth_count >= ? AND failed_auth_at <= ? THEN 1 ELSE failed_auth_count + 1 END,
+		failed_auth_at = ? WHERE id = ?`, s.lockAttempts, expired, db.Micros(now), id)
+	return err
 }
 
 // scope finds the project a token is asked for and checks the user has a

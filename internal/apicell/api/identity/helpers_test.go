@@ -30,12 +30,18 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, idstore.Options{TokenTTL: time.Hour})
+}
+
+// newFixtureWith is newFixture with a store opened with o.
+func newFixtureWith(t *testing.T, o idstore.Options) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	d := dbtest.Open(t, "sqlite")
 	if err := d.Migrate(ctx, idstore.MigrationSet, idstore.Migrations); err != nil {
 		t.Fatal(err)
 	}
-	st, err := idstore.New(ctx, d, idstore.Options{TokenTTL: time.Hour})
+	st, err := idstore.New(ctx, d, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,11 @@
 package identity
 
 import (
+	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
@@ -29,14 +33,24 @@ var errorTable = httpkit.Table{
 	{Err: identity.ErrConflict, Status: http.StatusConflict},
 	{Err: identity.ErrInvalid, Status: http.StatusBadRequest},
 	{Err: identity.ErrScope, Status: http.StatusUnauthorized},
+	{Err: identity.ErrAccountLocked, Status: http.StatusUnauthorized}, // Keystone's AccountLocked: "The account is locked for user: ID."
+	{Err: identity.ErrThrottled, Status: http.StatusTooManyRequests},  // RFC 6585 §4, with Retry-After
+	{Err: identity.ErrBusy, Status: http.StatusServiceUnavailable},    // with Retry-After; keystoneauth retries a 503
 	{Err: identity.ErrUnauthorized, Status: http.StatusUnauthorized, Message: identity.ErrUnauthorized.Error()},
 	{Err: identity.ErrTokenNotFound, Status: http.StatusUnauthorized, Message: identity.ErrUnauthorized.Error()},
 	{Err: authn.ErrUnauthorized, Status: http.StatusUnauthorized}, // an X-Auth-Token that is no token
 }
 
 // fail answers a request with the fault of err, or with a 500 for an
-// unexpected error, which the kit logs.
-func (b *base) fail(w http.ResponseWriter, r *http.Request, err error) { b.kit.Fail(w, r, err) }
+// unexpected error, which the kit logs. An error that says when to retry
+// (a throttled or busy authentication) sets Retry-After, in whole seconds.
+func (b *base) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(ra.RetryAfter().Seconds())))))
+	}
+	b.kit.Fail(w, r, err)
+}
 
 // keystoneFault writes Keystone's error shape:
 // {"error": {"code": 404, "message": "...", "title": "Not Found"}}, with a

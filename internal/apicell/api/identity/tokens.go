@@ -59,6 +59,7 @@ func (h *tokensHandler) issueToken(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	req.Source = r.RemoteAddr
 	t, secret, err := h.cfg.Store.Issue(r.Context(), req)
 	if err != nil {
 		h.fail(w, r, err)
