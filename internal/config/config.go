@@ -96,8 +96,13 @@ type Broker struct {
 	Listen string `json:"listen,omitempty"`
 }
 
+// DefaultAPIListen is where the public APIs listen unless told otherwise:
+// loopback only, so that exposing them is a deliberate choice.
+const DefaultAPIListen = "127.0.0.1:8774"
+
 // API configures the api role.
 type API struct {
+	// Listen is the public APIs' address (default DefaultAPIListen).
 	Listen string `json:"listen,omitempty"`
 	// Auth is how callers are authenticated: "local" (the default: the API
 	// cell's own Identity v3), "keystone" (tokens validated by the external
@@ -293,7 +298,7 @@ func (c *Config) Normalize() error {
 		return fmt.Errorf("broker url %q must start with nats://", c.Broker.URL)
 	}
 	if c.API.Listen == "" {
-		c.API.Listen = ":8774"
+		c.API.Listen = DefaultAPIListen
 	}
 	if err := c.API.normalize(); err != nil {
 		return err

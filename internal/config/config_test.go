@@ -38,7 +38,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !api.Has(RoleAPI) || api.Has(RoleCompute) || api.API.Listen != ":8774" {
+	if !api.Has(RoleAPI) || api.Has(RoleCompute) || api.API.Listen != "127.0.0.1:8774" {
 		t.Errorf("API cell defaults: roles %v listen %q", api.Roles, api.API.Listen)
 	}
 }

@@ -31,7 +31,8 @@ type Options struct {
 	// compute cells right below the API cell; 3 puts them below
 	// ceil(√Cells) routing cells (cells role only, no hosts) named midN.
 	Depth int
-	// Listen is the Compute API's address (default ":8774").
+	// Listen is the Compute API's address (default "127.0.0.1:8774":
+	// loopback only; exposure is a deliberate choice).
 	Listen string
 	Host   config.HostSpec
 	// ReportInterval overrides the capacity report interval.
@@ -72,7 +73,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--depth %d: 2 (compute cells below the API cell) or 3 (below routing cells) are built", o.Depth)
 	}
 	if o.Listen == "" {
-		o.Listen = ":8774"
+		o.Listen = config.DefaultAPIListen
 	}
 	return nil
 }
