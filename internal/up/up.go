@@ -18,6 +18,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/node"
+	"github.com/cellcloud/cellcloud/internal/privfs"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
@@ -95,6 +96,11 @@ const Root = "api"
 func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
+	}
+	// The data directory holds every cell's data and the openrc files
+	// (passwords): private, also when an older version made it 0755.
+	if err := privfs.MkdirAll(o.DataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	t := &Tree{log: log}
 	defer func() {
