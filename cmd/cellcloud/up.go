@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +18,23 @@ import (
 )
 
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, level, err := upOptions(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, level)
+	if err != nil {
+		return err
+	}
+	if err := o.Validate(); err != nil {
+		return usageError{err}
+	}
+	return runUp(ctx, o, log, stdout)
+}
+
+// upOptions reads the flags of `cellcloud up`; the second result is the
+// log level.
+func upOptions(args []string, stderr io.Writer) (up.Options, string, error) {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := up.Options{}
@@ -22,7 +42,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.DataDir, "data-dir", "./data", "directory for every cell's database and broker")
 	fs.IntVar(&o.Cells, "cells", 2, "number of compute cells")
 	fs.IntVar(&o.HostsPerCell, "hosts-per-cell", 4, "fake hosts in each compute cell")
-	listen := fs.String("listen", "", "address to listen on (host or host:port); the API port is --api-port")
+	listen := fs.String("listen", "127.0.0.1", "address to listen on (host or host:port; 0.0.0.0 or :: for every interface); the API port is --api-port")
 	port := fs.Int("api-port", 8774, "Compute API port")
 	fs.IntVar(&spec.VCPUs, "host-vcpus", spec.VCPUs, "vCPUs of each fake host")
 	fs.Int64Var(&spec.RAMMB, "host-ram-mb", spec.RAMMB, "RAM (MiB) of each fake host")
@@ -36,23 +56,20 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.DemoPassword, "demo-password", "", "password of the bootstrap user demo (default: kept from DATA_DIR/openrc-demo, or generated)")
 	fs.StringVar(&o.PolicyFile, "policy-file", "", "policy overrides (YAML or JSON, as policy.yaml)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return o, "", err
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return o, "", usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	if *port < 0 || *port > 65535 {
-		return usageError{fmt.Errorf("--api-port %d is not a port", *port)}
+		return o, "", usageError{fmt.Errorf("--api-port %d is not a port", *port)}
 	}
 	o.Listen = joinHostPort(*listen, *port)
 	o.Host = config.HostSpec(spec)
-	log, err := newLogger(stderr, *level)
-	if err != nil {
-		return err
-	}
-	if err := o.Validate(); err != nil {
-		return usageError{err}
-	}
+	return o, *level, nil
+}
+
+func runUp(ctx context.Context, o up.Options, log *slog.Logger, stdout io.Writer) error {
 	start := time.Now()
 	tree, err := up.Start(ctx, o, log)
 	if err != nil {
@@ -98,17 +115,14 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// joinHostPort adds port to a listen address that has none. An empty
+// address is the loopback one: exposure is a deliberate --listen.
 func joinHostPort(listen string, port int) string {
 	if listen == "" {
-		return fmt.Sprintf(":%d", port)
+		listen = "127.0.0.1"
 	}
-	for i := len(listen) - 1; i >= 0; i-- {
-		if listen[i] == ':' {
-			return listen // already host:port
-		}
-		if listen[i] == ']' {
-			break
-		}
+	if _, _, err := net.SplitHostPort(listen); err == nil {
+		return listen // already host:port
 	}
-	return fmt.Sprintf("%s:%d", listen, port)
+	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(listen, "["), "]"), strconv.Itoa(port))
 }

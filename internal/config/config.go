@@ -96,9 +96,29 @@ type Broker struct {
 	Listen string `json:"listen,omitempty"`
 }
 
+// DefaultAPIListen is where the public APIs listen unless told otherwise:
+// loopback only, so that exposing them is a deliberate choice.
+const DefaultAPIListen = "127.0.0.1:8774"
+
 // API configures the api role.
 type API struct {
+	// Listen is the public APIs' address (default DefaultAPIListen).
 	Listen string `json:"listen,omitempty"`
+	// ReadTimeout bounds reading a whole request, body included (default
+	// 60s); WriteTimeout bounds a request from the end of its headers to
+	// the end of its response (default 120s); IdleTimeout is how long a
+	// kept-alive connection may wait for its next request (default 60s).
+	ReadTimeout  Duration `json:"read_timeout,omitempty"`
+	WriteTimeout Duration `json:"write_timeout,omitempty"`
+	IdleTimeout  Duration `json:"idle_timeout,omitempty"`
+	// ImageDataTimeout replaces the read and write timeouts of an image
+	// data upload or download (PUT and GET /image/v2/images/{id}/file),
+	// once the caller may do it (default 1h).
+	ImageDataTimeout Duration `json:"image_data_timeout,omitempty"`
+	// MaxConnectionsPerClient caps the connections open at once from one
+	// client IP address; more are closed as they arrive (default 256; -1
+	// is unlimited).
+	MaxConnectionsPerClient int `json:"max_connections_per_client,omitempty"`
 	// Auth is how callers are authenticated: "local" (the default: the API
 	// cell's own Identity v3), "keystone" (tokens validated by the external
 	// Keystone at KeystoneURL), or "noauth" (development only).
@@ -295,7 +315,7 @@ func (c *Config) Normalize() error {
 		return fmt.Errorf("broker url %q must start with nats://", c.Broker.URL)
 	}
 	if c.API.Listen == "" {
-		c.API.Listen = ":8774"
+		c.API.Listen = DefaultAPIListen
 	}
 	if err := c.API.normalize(); err != nil {
 		return err
@@ -345,6 +365,19 @@ func (a *API) normalize() error {
 	if a.KeystoneURL != "" && a.Auth != AuthKeystone {
 		return fmt.Errorf("api.keystone_url is set but api.auth is %q, not keystone", a.Auth)
 	}
+	if a.ReadTimeout < 0 || a.WriteTimeout < 0 || a.IdleTimeout < 0 || a.ImageDataTimeout < 0 {
+		return errors.New("api.read_timeout, api.write_timeout, api.idle_timeout and api.image_data_timeout must not be negative")
+	}
+	a.ReadTimeout = orDefault(a.ReadTimeout, 60*time.Second)
+	a.WriteTimeout = orDefault(a.WriteTimeout, 120*time.Second)
+	a.IdleTimeout = orDefault(a.IdleTimeout, 60*time.Second)
+	a.ImageDataTimeout = orDefault(a.ImageDataTimeout, time.Hour)
+	switch {
+	case a.MaxConnectionsPerClient == 0:
+		a.MaxConnectionsPerClient = DefaultMaxConnectionsPerClient
+	case a.MaxConnectionsPerClient < -1:
+		return fmt.Errorf("api.max_connections_per_client %d must be positive, or -1 for unlimited", a.MaxConnectionsPerClient)
+	}
 	if a.TokenTTL < 0 || a.TokenCacheTTL < 0 {
 		return errors.New("api.token_ttl and api.token_cache_ttl must not be negative")
 	}
@@ -365,4 +398,16 @@ func (a *API) normalize() error {
 	}
 	a.Quota = a.Quota.WithNovaDefaults()
 	return a.Quota.Validate()
+}
+
+// DefaultMaxConnectionsPerClient is api.max_connections_per_client's
+// default: room for a benchmark's or a busy tool's clients, not for a
+// flood of idle connections from one address.
+const DefaultMaxConnectionsPerClient = 256
+
+func orDefault(d Duration, def time.Duration) Duration {
+	if d == 0 {
+		return Duration(def)
+	}
+	return d
 }

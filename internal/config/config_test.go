@@ -38,26 +38,28 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !api.Has(RoleAPI) || api.Has(RoleCompute) || api.API.Listen != ":8774" {
+	if !api.Has(RoleAPI) || api.Has(RoleCompute) || api.API.Listen != "127.0.0.1:8774" {
 		t.Errorf("API cell defaults: roles %v listen %q", api.Roles, api.API.Listen)
 	}
 }
 
 func TestLoadRejectsBadFiles(t *testing.T) {
 	cases := map[string]struct{ body, want string }{
-		"syntax":          {"{\n\"cell\": \"api\",\n  oops\n}", "line 3"},
-		"unknown field":   {`{"cell": "api", "data_dir": "d", "colour": "red"}`, `unknown field "colour"`},
-		"bad path":        {`{"cell": "api!!x", "data_dir": "d"}`, "invalid cell path"},
-		"no data dir":     {`{"cell": "api"}`, "data_dir is required"},
-		"unknown role":    {`{"cell": "api", "data_dir": "d", "roles": ["chef"]}`, `unknown role "chef"`},
-		"api in a child":  {`{"cell": "api!c", "data_dir": "d", "roles": ["api"]}`, "only in a root"},
-		"compute in root": {`{"cell": "api", "data_dir": "d", "roles": ["compute"]}`, "only in a compute cell"},
-		"two brokers":     {`{"cell": "api", "data_dir": "d", "broker": {"url": "nats://x:1", "listen": ":1"}}`, "not both"},
-		"bad broker":      {`{"cell": "api", "data_dir": "d", "broker": {"url": "http://x"}}`, "nats://"},
-		"bad duration":    {`{"cell": "api", "data_dir": "d", "cells": {"report_interval": "soon"}}`, "duration"},
-		"fail rate":       {`{"cell": "api!c", "data_dir": "d", "compute": {"fail_rate": 2}}`, "fail_rate"},
-		"trailing":        {`{"cell": "api", "data_dir": "d"} {}`, "trailing"},
-		"empty":           {``, "EOF"},
+		"syntax":           {"{\n\"cell\": \"api\",\n  oops\n}", "line 3"},
+		"unknown field":    {`{"cell": "api", "data_dir": "d", "colour": "red"}`, `unknown field "colour"`},
+		"bad path":         {`{"cell": "api!!x", "data_dir": "d"}`, "invalid cell path"},
+		"no data dir":      {`{"cell": "api"}`, "data_dir is required"},
+		"unknown role":     {`{"cell": "api", "data_dir": "d", "roles": ["chef"]}`, `unknown role "chef"`},
+		"api in a child":   {`{"cell": "api!c", "data_dir": "d", "roles": ["api"]}`, "only in a root"},
+		"compute in root":  {`{"cell": "api", "data_dir": "d", "roles": ["compute"]}`, "only in a compute cell"},
+		"two brokers":      {`{"cell": "api", "data_dir": "d", "broker": {"url": "nats://x:1", "listen": ":1"}}`, "not both"},
+		"bad broker":       {`{"cell": "api", "data_dir": "d", "broker": {"url": "http://x"}}`, "nats://"},
+		"bad duration":     {`{"cell": "api", "data_dir": "d", "cells": {"report_interval": "soon"}}`, "duration"},
+		"fail rate":        {`{"cell": "api!c", "data_dir": "d", "compute": {"fail_rate": 2}}`, "fail_rate"},
+		"trailing":         {`{"cell": "api", "data_dir": "d"} {}`, "trailing"},
+		"negative timeout": {`{"cell": "api", "data_dir": "d", "api": {"idle_timeout": "-1s"}}`, "must not be negative"},
+		"bad cap":          {`{"cell": "api", "data_dir": "d", "api": {"max_connections_per_client": -2}}`, "max_connections_per_client"},
+		"empty":            {``, "EOF"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -69,5 +71,31 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Fatal("a missing file loaded")
+	}
+}
+
+// TestAPIServerLimits: the public APIs' server has read, write and idle
+// timeouts, a long timeout for image data, and a cap on one client's
+// connections by default; each can be set, and the cap lifted with -1.
+func TestAPIServerLimits(t *testing.T) {
+	c, err := Load(write(t, `{"cell": "api", "data_dir": "d"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.API
+	if a.ReadTimeout.D() != 60*time.Second || a.WriteTimeout.D() != 120*time.Second || a.IdleTimeout.D() != 60*time.Second ||
+		a.ImageDataTimeout.D() != time.Hour || a.MaxConnectionsPerClient != DefaultMaxConnectionsPerClient {
+		t.Errorf("defaults: read %v write %v idle %v image data %v per client %d", a.ReadTimeout.D(), a.WriteTimeout.D(),
+			a.IdleTimeout.D(), a.ImageDataTimeout.D(), a.MaxConnectionsPerClient)
+	}
+	c, err = Load(write(t, `{"cell": "api", "data_dir": "d", "api": {"read_timeout": "5s", "write_timeout": "6s", "idle_timeout": "7s",
+		"image_data_timeout": "8h", "max_connections_per_client": -1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = c.API
+	if a.ReadTimeout.D() != 5*time.Second || a.WriteTimeout.D() != 6*time.Second || a.IdleTimeout.D() != 7*time.Second ||
+		a.ImageDataTimeout.D() != 8*time.Hour || a.MaxConnectionsPerClient != -1 {
+		t.Errorf("set: %+v", a)
 	}
 }

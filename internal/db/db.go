@@ -18,6 +18,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"modernc.org/sqlite"
+
+	"github.com/cellcloud/cellcloud/internal/privfs"
 )
 
 // Dialect names the SQL engine.
@@ -96,10 +98,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if path == "" {
 			return nil, errors.New("database: empty SQLite path")
 		}
-		if dir := filepath.Dir(path); dir != "" {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, fmt.Errorf("database: %w", err)
-			}
+		if err := privateFiles(path); err != nil {
+			return nil, fmt.Errorf("database: %w", err)
 		}
 		q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 		conn, err := sqlite.NewConnector("file:" + path + q)
@@ -388,4 +388,24 @@ func Collect[T any](ctx context.Context, q Querier, scan func(Scanner) (T, error
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// privateFiles makes a SQLite database private to the user that runs the
+// process: a missing directory is created 0700, a missing database file
+// is created empty with mode 0600 (SQLite gives its -wal and -shm files
+// the database file's mode), and an existing database, -wal and -shm lose
+// the group's and others' permissions.
+func privateFiles(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), privfs.DirMode); err != nil {
+		return err
+	}
+	if err := privfs.CreateFile(path); err != nil {
+		return err
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := privfs.TightenFile(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -198,7 +198,7 @@ func (n *Node) apiParts(ctx context.Context) (apiParts, error) {
 		return p, err
 	}
 	p.images, err = image.New(image.Config{DB: n.DB, StoreDir: filepath.Join(n.cfg.DataDir, "images"), Cell: n.cfg.Cell, Logger: n.log,
-		Auth: p.auth, Policy: p.pol})
+		Auth: p.auth, Policy: p.pol, DataTimeout: n.cfg.API.ImageDataTimeout.D()})
 	return p, err
 }
 
@@ -240,7 +240,9 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	mux.Handle("/networking/", http.StripPrefix("/networking", networks))
 	mux.Handle("/networking", http.StripPrefix("/networking", networks))
 	mux.Handle("/", api)
-	return &apiRole{db: n.DB, images: p.images, httpServer: httpServer{handler: mux, listen: cfg.API.Listen, errs: n.serveErr}}, nil
+	return &apiRole{db: n.DB, images: p.images, httpServer: httpServer{handler: mux, listen: cfg.API.Listen, errs: n.serveErr,
+		readTimeout: cfg.API.ReadTimeout.D(), writeTimeout: cfg.API.WriteTimeout.D(), idleTimeout: cfg.API.IdleTimeout.D(),
+		maxPerClient: cfg.API.MaxConnectionsPerClient, log: n.log.With("cell", cfg.Cell)}}, nil
 }
 
 // localRoles are the compute cell's roles this process runs; nil for

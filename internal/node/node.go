@@ -28,7 +28,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -43,6 +42,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/privfs"
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/outbox"
@@ -153,7 +153,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 
 // openDB opens the cell's database, migrated.
 func (n *Node) openDB(ctx context.Context) error {
-	if err := os.MkdirAll(n.cfg.DataDir, 0o755); err != nil {
+	// Private (0700, files 0600), and tightened when an older version
+	// left it readable by others.
+	if err := privfs.MkdirAll(n.cfg.DataDir); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := privfs.Tighten(n.cfg.DataDir); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	d, err := OpenDB(ctx, n.cfg)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
@@ -161,11 +163,26 @@ type httpServer struct {
 	listen  string
 	// errs takes a failure of the server after Start.
 	errs chan<- error
+	// The server's timeouts (zero: none) and its cap on the connections
+	// of one client IP (zero or less: none). The image data routes extend
+	// their own deadlines (image.Config.DataTimeout).
+	readTimeout, writeTimeout, idleTimeout time.Duration
+	maxPerClient                           int
+	log                                    *slog.Logger
+	// headerTimeout bounds reading a request's headers (zero:
+	// defaultHeaderTimeout, or the read timeout when that is shorter).
+	headerTimeout time.Duration
 
-	srv    *http.Server
-	addr   string
-	served chan struct{} // closed when Serve returns
+	srv *http.Server
+	ln  *perClientListener
+	// lastRefusedLog is when refused last logged (Unix nanoseconds).
+	lastRefusedLog atomic.Int64
+	addr           string
+	served         chan struct{} // closed when Serve returns
 }
+
+// defaultHeaderTimeout bounds reading a request's headers.
+const defaultHeaderTimeout = 10 * time.Second
 
 func (h *httpServer) Start(context.Context) error {
 	ln, err := net.Listen("tcp", h.listen)
@@ -173,7 +190,19 @@ func (h *httpServer) Start(context.Context) error {
 		return fmt.Errorf("api: listen %s: %w", h.listen, err)
 	}
 	h.addr = ln.Addr().String()
-	h.srv = &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+	if h.maxPerClient > 0 {
+		h.ln = newPerClientListener(ln, h.maxPerClient, h.refused)
+		ln = h.ln
+	}
+	header := h.headerTimeout
+	if header == 0 {
+		header = defaultHeaderTimeout
+		if h.readTimeout > 0 {
+			header = min(header, h.readTimeout)
+		}
+	}
+	h.srv = &http.Server{Handler: h.handler, ReadHeaderTimeout: header,
+		ReadTimeout: h.readTimeout, WriteTimeout: h.writeTimeout, IdleTimeout: h.idleTimeout}
 	h.served = make(chan struct{})
 	go func() {
 		defer close(h.served)
@@ -182,6 +211,17 @@ func (h *httpServer) Start(context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// refused logs a connection closed at the per-client cap, at most once a
+// minute per process (a flood must not flood the log too).
+func (h *httpServer) refused(ip string) {
+	now := time.Now().UnixNano()
+	last := h.lastRefusedLog.Load()
+	if h.log == nil || now-last < int64(time.Minute) || !h.lastRefusedLog.CompareAndSwap(last, now) {
+		return
+	}
+	h.log.Warn("closing connections over the per-client cap (api.max_connections_per_client)", "client", ip, "max", h.maxPerClient)
 }
 
 // httpShutdownTimeout bounds the wait for requests in flight.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/identity"
+	"github.com/cellcloud/cellcloud/internal/privfs"
 )
 
 // OpenRC is a bootstrap user's credentials and the file that holds them.
@@ -102,7 +103,7 @@ export OS_PROJECT_DOMAIN_NAME=Default
 export OS_REGION_NAME=RegionOne
 export OS_INTERFACE=public
 `, rc.User, rc.Project, rc.Path, rc.AuthURL, rc.User, rc.Password, rc.Project)
-	if err := os.MkdirAll(filepath.Dir(rc.Path), 0o755); err != nil {
+	if err := privfs.MkdirAll(filepath.Dir(rc.Path)); err != nil {
 		return err
 	}
 	tmp := rc.Path + ".tmp"

@@ -18,6 +18,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/node"
+	"github.com/cellcloud/cellcloud/internal/privfs"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
@@ -31,7 +32,8 @@ type Options struct {
 	// compute cells right below the API cell; 3 puts them below
 	// ceil(√Cells) routing cells (cells role only, no hosts) named midN.
 	Depth int
-	// Listen is the Compute API's address (default ":8774").
+	// Listen is the Compute API's address (default "127.0.0.1:8774":
+	// loopback only; exposure is a deliberate choice).
 	Listen string
 	Host   config.HostSpec
 	// ReportInterval overrides the capacity report interval.
@@ -72,7 +74,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--depth %d: 2 (compute cells below the API cell) or 3 (below routing cells) are built", o.Depth)
 	}
 	if o.Listen == "" {
-		o.Listen = ":8774"
+		o.Listen = config.DefaultAPIListen
 	}
 	return nil
 }
@@ -94,6 +96,11 @@ const Root = "api"
 func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
+	}
+	// The data directory holds every cell's data and the openrc files
+	// (passwords): private, also when an older version made it 0755.
+	if err := privfs.MkdirAll(o.DataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	t := &Tree{log: log}
 	defer func() {

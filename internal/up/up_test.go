@@ -42,8 +42,8 @@ func TestOptionsValidate(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
 				}
-				if o.Listen != ":8774" {
-					t.Errorf("default Listen %q, want :8774", o.Listen)
+				if o.Listen != "127.0.0.1:8774" {
+					t.Errorf("default Listen %q, want 127.0.0.1:8774 (loopback only)", o.Listen)
 				}
 				return
 			}

@@ -13,9 +13,14 @@ type Account struct {
 
 // Bootstrap makes sure the cloud has the Default domain, the admin, member
 // and reader roles (each implying the next, as keystone-manage bootstrap
-// sets up), and each account: its project, its user (with its password,
-// reset when given) and its role. It is idempotent. An account with an
-// empty Password keeps an existing user's password.
+// sets up), and each account: its project, its user and its role. It is
+// idempotent. An existing user given a Password is treated as
+// keystone-manage bootstrap treats its admin (keystone/cmd/bootstrap.py
+// _bootstrap_admin_user): re-enabled if disabled, and its password reset
+// only when the given one does not already authenticate it, so that a
+// restart with the same password keeps the user's tokens (a reset revokes
+// them). An account with an empty Password keeps an existing user's
+// password.
 func (s *Store) Bootstrap(ctx context.Context, accounts ...Account) error {
 	if err := s.EnsureDomain(ctx, Domain{ID: DefaultDomainID, Name: "Default", Description: "The default domain"}); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
@@ -67,7 +72,7 @@ func (s *Store) ensureAccount(ctx context.Context, a Account) error {
 		u = User{Name: a.User, DomainID: DefaultDomainID, DefaultProjectID: p.ID, Enabled: true}
 		err = s.CreateUser(ctx, &u, a.Password)
 	case err == nil && a.Password != "":
-		_, err = s.UpdateUser(ctx, u.ID, UserPatch{Password: &a.Password})
+		err = s.recover(ctx, u, a.Password)
 	}
 	if err != nil {
 		return err
@@ -77,4 +82,26 @@ func (s *Store) ensureAccount(ctx context.Context, a Account) error {
 		return err
 	}
 	return s.Grant(ctx, Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: r.ID})
+}
+
+// recover enables an existing user and gives it password, changing only
+// what differs: a password that already authenticates the user is kept.
+func (s *Store) recover(ctx context.Context, u User, password string) error {
+	var p UserPatch
+	if !u.Enabled {
+		yes := true
+		p.Enabled = &yes
+	}
+	var hash string
+	if err := s.db.QueryRow(ctx, `SELECT password_hash FROM id_users WHERE id = ?`, u.ID).Scan(&hash); err != nil {
+		return err
+	}
+	if !CheckPassword(hash, password) {
+		p.Password = &password
+	}
+	if p == (UserPatch{}) {
+		return nil
+	}
+	_, err := s.UpdateUser(ctx, u.ID, p)
+	return err
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/cellcloud/cellcloud/internal/privfs"
 )
 
 // EmbeddedConfig configures an embedded broker.
@@ -46,6 +48,11 @@ type Embedded struct {
 func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.StoreDir == "" {
 		return nil, errors.New("broker: embedded broker needs a store directory")
+	}
+	// The store holds messages with users' data: private (NATS writes its
+	// own files 0600 in 0700 directories).
+	if err := privfs.MkdirAll(cfg.StoreDir); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
 	}
 	listen := cfg.Listen
 	if listen == "" {

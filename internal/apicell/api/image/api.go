@@ -32,6 +32,11 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxImageSize bounds an upload in bytes; 0 means DefaultMaxImageSize.
 	MaxImageSize int64
+	// DataTimeout, when positive, is how long an upload or a download of
+	// image data may take: it replaces the HTTP server's read and write
+	// deadlines of those requests (which are short for the other routes)
+	// once the caller may upload or download.
+	DataTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Auth validates the callers' tokens; Policy holds Rules.

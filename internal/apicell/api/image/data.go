@@ -62,6 +62,7 @@ func (h *dataHandler) uploadData(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, tooLarge(declared, h.cfg.MaxImageSize))
 		return
 	}
+	h.extendDeadlines(w, true)
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return h.store.BeginUpload(ctx, tx, img.ID) })
 	if err != nil {
 		h.fail(w, r, onImage(id, err))
@@ -137,6 +138,21 @@ func (h *dataHandler) abortUpload(ctx context.Context, log *slog.Logger, id stri
 	}
 }
 
+// extendDeadlines gives an upload (read too) or a download the data
+// timeout in place of the server's short deadlines. A writer that cannot
+// set deadlines (not a server's connection) keeps none to extend.
+func (h *dataHandler) extendDeadlines(w http.ResponseWriter, read bool) {
+	if h.cfg.DataTimeout <= 0 {
+		return
+	}
+	rc := http.NewResponseController(w)
+	deadline := time.Now().Add(h.cfg.DataTimeout)
+	if read {
+		_ = rc.SetReadDeadline(deadline)
+	}
+	_ = rc.SetWriteDeadline(deadline)
+}
+
 // downloadData answers GET /v2/images/{id}/file: the data, with ranges
 // (206) as Glance serves them, or 204 when the image has no data.
 func (h *dataHandler) downloadData(w http.ResponseWriter, r *http.Request) {
@@ -165,6 +181,7 @@ func (h *dataHandler) downloadData(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	h.extendDeadlines(w, false)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if r.Header.Get("Range") == "" {
 		w.Header().Set("Content-MD5", img.Checksum)

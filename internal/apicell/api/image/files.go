@@ -15,6 +15,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/privfs"
 )
 
 // fileStore keeps image data, one file per image named by its id, in one
@@ -53,7 +54,12 @@ func (t *trackedReader) Read(p []byte) (int, error) {
 }
 
 func newFileStore(dir string) (*fileStore, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	// Private: 0700, and the data files 0600 (CreateTemp's mode), also
+	// those an older version left readable by others.
+	if err := privfs.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
+	}
+	if err := privfs.Tighten(dir); err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
 	abs, err := filepath.Abs(dir)
