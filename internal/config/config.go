@@ -167,6 +167,9 @@ type Cells struct {
 	// ServiceDownTime is how long a service may go without a heartbeat
 	// and still be up (Nova's service_down_time; default 60s).
 	ServiceDownTime Duration `json:"service_down_time,omitempty"`
+	// CallTimeout is how long a call to another cell (a console log, a
+	// hypervisor, os-hosts) or a gather waits for its answers (default 10s).
+	CallTimeout Duration `json:"call_timeout,omitempty"`
 }
 
 // Compute configures the compute role and its fake driver.
@@ -301,6 +304,12 @@ func (c *Config) Normalize() error {
 			ri = 10 * time.Second
 		}
 		c.Cells.DownAfter = Duration(max(3*ri, 3*time.Second))
+	}
+	if c.Cells.CallTimeout < 0 {
+		return errors.New("cells.call_timeout must not be negative")
+	}
+	if c.Cells.CallTimeout == 0 {
+		c.Cells.CallTimeout = Duration(10 * time.Second)
 	}
 	if c.Cells.ServiceDownTime < 0 {
 		return errors.New("cells.service_down_time must not be negative")

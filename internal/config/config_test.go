@@ -34,6 +34,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Cells.ReportInterval.D() != 2*time.Second {
 		t.Errorf("report interval %v", c.Cells.ReportInterval.D())
 	}
+	if c.Cells.CallTimeout.D() != 10*time.Second {
+		t.Errorf("call timeout %v, want 10s", c.Cells.CallTimeout.D())
+	}
 	api, err := Load(write(t, `{"cell": "api", "data_dir": "/tmp/x"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +58,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		"two brokers":      {`{"cell": "api", "data_dir": "d", "broker": {"url": "nats://x:1", "listen": ":1"}}`, "not both"},
 		"bad broker":       {`{"cell": "api", "data_dir": "d", "broker": {"url": "http://x"}}`, "nats://"},
 		"bad duration":     {`{"cell": "api", "data_dir": "d", "cells": {"report_interval": "soon"}}`, "duration"},
+		"call timeout":     {`{"cell": "api", "data_dir": "d", "cells": {"call_timeout": "-1s"}}`, "call_timeout"},
 		"fail rate":        {`{"cell": "api!c", "data_dir": "d", "compute": {"fail_rate": 2}}`, "fail_rate"},
 		"trailing":         {`{"cell": "api", "data_dir": "d"} {}`, "trailing"},
 		"negative timeout": {`{"cell": "api", "data_dir": "d", "api": {"idle_timeout": "-1s"}}`, "must not be negative"},

@@ -38,6 +38,8 @@ type Options struct {
 	// ReportInterval is the capacity report interval (default 200ms).
 	ReportInterval time.Duration
 	SpawnLatency   time.Duration
+	// CallTimeout is the deadline of a call to a cell (default 10s).
+	CallTimeout time.Duration
 	// LogLevel is the level of the log lines sent to t.Log (default Info).
 	LogLevel slog.Level
 	// Auth is the API's authentication mode; the default is noauth, which
@@ -86,7 +88,7 @@ func Start(t testing.TB, o Options) *Tree {
 	start := time.Now()
 	tr, err := up.Start(ctx, up.Options{
 		DataDir: t.TempDir(), Cells: o.Cells, HostsPerCell: o.HostsPerCell, Depth: o.Depth, Listen: "127.0.0.1:0",
-		Host: o.Host, ReportInterval: o.ReportInterval, SpawnLatency: o.SpawnLatency,
+		Host: o.Host, ReportInterval: o.ReportInterval, SpawnLatency: o.SpawnLatency, CallTimeout: o.CallTimeout,
 		Auth: o.Auth, KeystoneURL: o.KeystoneURL, TokenCacheTTL: o.TokenCacheTTL, Quota: o.Quota, PolicyFile: o.PolicyFile,
 	}, log)
 	if err != nil {

@@ -39,6 +39,8 @@ type Options struct {
 	// ReportInterval overrides the capacity report interval.
 	ReportInterval time.Duration
 	SpawnLatency   time.Duration
+	// CallTimeout overrides every cell's cells.call_timeout.
+	CallTimeout time.Duration
 	// Auth is the API's authentication mode (config.AuthLocal by default).
 	Auth string
 	// KeystoneURL is the external Keystone of auth mode keystone.
@@ -112,6 +114,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		API: config.API{Listen: o.Listen, Auth: o.Auth, KeystoneURL: o.KeystoneURL,
 			TokenCacheTTL: config.Duration(o.TokenCacheTTL), PolicyFile: o.PolicyFile, Quota: o.Quota}}
 	apiCfg.Cells.ReportInterval = config.Duration(o.ReportInterval)
+	apiCfg.Cells.CallTimeout = config.Duration(o.CallTimeout)
 	if t.API, err = node.New(apiCfg, log); err != nil {
 		return nil, err
 	}
@@ -133,6 +136,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 			c := &config.Config{Cell: cellpath.Child(Root, name), DataDir: filepath.Join(o.DataDir, name),
 				Broker: config.Broker{Listen: "127.0.0.1:0"}, Roles: []string{config.RoleCells}}
 			c.Cells.ReportInterval = config.Duration(o.ReportInterval)
+			c.Cells.CallTimeout = config.Duration(o.CallTimeout)
 			n, err := t.startCell(ctx, c)
 			if err != nil {
 				return nil, err
@@ -153,6 +157,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		c.Compute.Host = o.Host
 		c.Compute.SpawnLatency = config.Duration(o.SpawnLatency)
 		c.Cells.ReportInterval = config.Duration(o.ReportInterval)
+		c.Cells.CallTimeout = config.Duration(o.CallTimeout)
 		if _, err := t.startCell(ctx, c); err != nil {
 			return nil, err
 		}

@@ -72,6 +72,8 @@ type Service struct {
 	state  *instancestate.Owner
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// restoring is what a restart still has to put back on the hosts.
+	restoring restoreQueue
 }
 
 // DefaultSpec is the default fake host: 16 vCPUs, 64 GiB, 1 TB.
@@ -138,14 +140,18 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "compute"), state: state}, nil
 }
 
-// Start registers the hosts and starts the heartbeat.
+// Start registers the hosts, starts their heartbeat, and then restores
+// the instances the database places on them in the background (see
+// restore.go): the hosts stay up however long the restore takes.
 func (s *Service) Start(ctx context.Context) error {
 	if err := s.register(ctx); err != nil {
 		return err
 	}
-	if err := s.restore(ctx); err != nil {
+	ks, err := s.restoreList(ctx)
+	if err != nil {
 		return err
 	}
+	s.queueRestore(ks)
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(1)
@@ -164,6 +170,11 @@ func (s *Service) Start(ctx context.Context) error {
 			}
 		}
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.restore(lctx, ks)
+	}()
 	if s.cfg.UsageAudit {
 		s.wg.Add(1)
 		go func() {
@@ -180,7 +191,7 @@ func (s *Service) Start(ctx context.Context) error {
 			}
 		}()
 	}
-	s.log.Info("compute started", "hosts", len(s.cfg.Hosts))
+	s.log.Info("compute started", "hosts", len(s.cfg.Hosts), "to_restore", len(ks))
 	return nil
 }
 
@@ -242,40 +253,7 @@ func (s *Service) audit(ctx context.Context) {
 	}
 }
 
-// restore puts the instances the database says run on this process's hosts
-// back on the (fake) hypervisor after a restart.
-func (s *Service) restore(ctx context.Context) error {
-	if _, ok := s.cfg.Driver.(virt.Lister); !ok {
-		return nil
-	}
-	// Every instance on its host, and the source copy of a resize that
-	// waits for confirm or revert.
-	type pair struct{ uuid, host string }
-	ps, err := db.Collect(ctx, s.cfg.DB, func(r db.Scanner) (pair, error) {
-		var p pair
-		return p, r.Scan(&p.uuid, &p.host)
-	}, `SELECT uuid, host FROM instances WHERE deleted = 0 AND host <> '' AND vm_state NOT IN (?, ?)
-		UNION ALL SELECT m.instance_uuid, m.source_host FROM migrations m JOIN instances i ON i.uuid = m.instance_uuid
-		WHERE m.status = 'finished' AND i.deleted = 0`,
-		vmstate.ShelvedOffloaded, vmstate.Building)
-	if err != nil {
-		return fmt.Errorf("compute: restore: %w", err)
-	}
-	mine := map[string]bool{}
-	for _, h := range s.cfg.Hosts {
-		mine[h] = true
-	}
-	for _, p := range ps {
-		if mine[p.host] {
-			if err := s.cfg.Driver.Spawn(ctx, p.host, virt.Instance{UUID: p.uuid}); err != nil {
-				s.log.Warn("restoring an instance on its host", "instance", p.uuid, "host", p.host, "err", err)
-			}
-		}
-	}
-	return nil
-}
-
-// Shutdown stops the heartbeat.
+// Shutdown stops the heartbeat and the restore, and waits for them.
 func (s *Service) Shutdown(context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
@@ -302,6 +280,7 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	}
 	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host)
 	vi := virt.Instance{UUID: uuid, Name: in.Name, VCPUs: in.Flavor.VCPUs, RAMMB: in.Flavor.RAMMB, DiskGB: in.Flavor.RootGB}
+	s.dropRestore(ctx, vmKey{host, uuid})
 	if err := s.cfg.Driver.Spawn(ctx, host, vi); err != nil {
 		log.Warn("spawn failed", "err", err)
 		if rerr := s.state.ReleaseIn(ctx, s.cfg.DB, uuid); rerr != nil {
@@ -350,6 +329,7 @@ func (s *Service) Act(ctx context.Context, host, uuid, key string) error {
 		return fmt.Errorf("compute: instance %s is on %q, not %q", uuid, in.Host, host)
 	}
 	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host, "action", key)
+	s.restoreOne(ctx, vmKey{host, uuid})
 	opErr := op.Operate(ctx, host, uuid, a.HostOp)
 	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		// The action ends: its task state and the pending action go.
@@ -383,11 +363,13 @@ func (s *Service) ConsoleOutput(ctx context.Context, host, uuid string) (string,
 	if !ok {
 		return "", wire.Errorf(wire.CodeBadMessage, "compute: the driver has no console log")
 	}
+	s.restoreOne(ctx, vmKey{host, uuid})
 	return c.ConsoleOutput(ctx, host, uuid)
 }
 
 // Destroy removes the instance from its host and gives the claim back.
 func (s *Service) Destroy(ctx context.Context, host, uuid string) error {
+	s.dropRestore(ctx, vmKey{host, uuid})
 	if err := s.cfg.Driver.Destroy(ctx, host, uuid); err != nil {
 		return fmt.Errorf("destroy %s on %s: %w", uuid, host, err)
 	}

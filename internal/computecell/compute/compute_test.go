@@ -16,6 +16,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/outbox"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -490,9 +491,11 @@ func TestStartRestoresActiveInstancesOnItsHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s2.Shutdown(context.Background()) })
-	if got := drv.List("h1"); !slices.Equal(got, []string{a.UUID}) {
-		t.Errorf("restored on h1: %v, want [%s]", got, a.UUID)
-	}
+	// The restore runs in the background, after Start.
+	testpoll.Eventually(t, 10*time.Second, "restored on h1", func() (bool, string) {
+		got := drv.List("h1")
+		return slices.Equal(got, []string{a.UUID}), fmt.Sprintf("restored on h1: %v, want [%s]", got, a.UUID)
+	})
 	if got := drv.List("h2"); len(got) != 0 {
 		t.Errorf("restored on h2, a host this process does not run: %v", got)
 	}
@@ -532,8 +535,9 @@ func TestStartRestoresTheSourceOfAnOpenResize(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s2.Shutdown(context.Background()) })
 	for _, h := range []string{"h1", "h2"} {
-		if got := drv.List(h); !slices.Equal(got, []string{a.UUID}) {
-			t.Errorf("restored on %s: %v, want [%s]", h, got, a.UUID)
-		}
+		testpoll.Eventually(t, 10*time.Second, "restored on "+h, func() (bool, string) {
+			got := drv.List(h)
+			return slices.Equal(got, []string{a.UUID}), fmt.Sprintf("restored on %s: %v, want [%s]", h, got, a.UUID)
+		})
 	}
 }

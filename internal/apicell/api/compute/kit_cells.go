@@ -51,13 +51,20 @@ func (h *base) downCells(r *http.Request) (downSet, error) {
 // downSet is the cells below that are down.
 type downSet []string
 
-// holds reports whether the instance's cell is down (or below one that is).
+// holds reports whether the instance's cell is down (or below one that
+// is), and names the down cell.
 func (d downSet) holds(in *apidb.Instance) (string, bool) {
-	if in.Cell == "" {
+	return d.under(in.Cell)
+}
+
+// under reports whether cell is down (or below one that is), and names
+// the down cell.
+func (d downSet) under(cell string) (string, bool) {
+	if cell == "" {
 		return "", false
 	}
 	for _, c := range d {
-		if cellpath.Contains(c, in.Cell) {
+		if cellpath.Contains(c, cell) {
 			return c, true
 		}
 	}
@@ -120,19 +127,44 @@ func (h *base) gather(w http.ResponseWriter, r *http.Request, method string, pay
 
 // callCell makes a call to the cell that holds an item; a cell's error
 // becomes the API's by the one table (fromCell), and a cell that does not
-// answer a 503 naming it.
+// answer a 503 naming it. A cell known to be down (or below one that is)
+// is not asked: the 503 naming it comes at once, not at the call's
+// deadline.
 func (h *base) callCell(r *http.Request, cell, method string, payload, out any) error {
+	if err := h.refuseDown(r, cell, func(down string) string {
+		return "Cell " + down + " is not responding; try again later."
+	}); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	err := h.cfg.Caller.Call(ctx, cell, method, httpkit.RequestID(ctx), payload, out)
 	return fromCell(err, func(*wire.Error) string { return "Cell " + cell + " did not answer; try again later." })
 }
 
 // callInstanceCell makes a call to the cell of an instance: callCell, but
-// the 503 of a cell that does not answer speaks of the instance's cell.
+// the 503 speaks of the instance's cell.
 func (h *base) callInstanceCell(r *http.Request, in *apidb.Instance, method string, payload, out any) error {
+	if err := h.refuseDown(r, in.Cell, func(down string) string {
+		return "Cell " + down + " is not responding, hence the information of server " + in.UUID + " held there is not available; try again later."
+	}); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	err := h.cfg.Caller.Call(ctx, in.Cell, method, httpkit.RequestID(ctx), payload, out)
 	return fromCell(err, func(we *wire.Error) string { return "The cell of this instance did not answer: " + we.Message })
+}
+
+// refuseDown is the 503 of a call to cell when cell is down, or below a
+// cell that is (message names the down cell); nil when it is up.
+func (h *base) refuseDown(r *http.Request, cell string, message func(down string) string) error {
+	down, err := h.downCells(r)
+	if err != nil {
+		return err
+	}
+	if c, ok := down.under(cell); ok {
+		return fault(http.StatusServiceUnavailable, message(c))
+	}
+	return nil
 }
 
 // mappingCell finds the cell of a service or hypervisor UUID.
