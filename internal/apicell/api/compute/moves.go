@@ -143,9 +143,22 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		h.fail(w, r, bad("Invalid input for field/attribute rebuild. 'imageRef' is a required property"))
 		return
 	}
-	if p.Name != nil && (*p.Name == "" || len(*p.Name) > 255) {
-		h.fail(w, r, bad("Invalid input for field/attribute name. Value: %s. must be 1 to 255 characters", *p.Name))
-		return
+	// name and metadata are Nova's parameter_types.name and .metadata.
+	if p.Name != nil {
+		if err := checkName("name", *p.Name); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	if p.Metadata != nil {
+		m := make(map[string]any, len(p.Metadata))
+		for k, v := range p.Metadata {
+			m[k] = v
+		}
+		if _, err := checkMetadata("metadata", m); err != nil {
+			h.fail(w, r, err)
+			return
+		}
 	}
 	if err := checkImage(ctx, h.cfg.DB, p.ImageRef, in.Flavor); err != nil {
 		h.fail(w, r, err)

@@ -143,6 +143,30 @@ func TestServerMoves(t *testing.T) {
 	r = tr.Do(t, http.MethodPost, "/v2.1/servers/"+id+"/action", demo,
 		map[string]any{"rebuild": map[string]any{"imageRef": "11111111-2222-3333-4444-555555555555"}})
 	testtree.Fault(t, r, http.StatusBadRequest)
+	// A rebuild's name and metadata are checked as a create's: refused,
+	// they change nothing.
+	for _, c := range []struct {
+		change map[string]any
+		want   []string
+	}{
+		{map[string]any{"name": "re\x00built"}, []string{"'name'", "printable characters"}},
+		{map[string]any{"metadata": map[string]string{strings.Repeat("k", 256): "v"}}, []string{"metadata", "does not match"}},
+		{map[string]any{"metadata": map[string]string{"k": strings.Repeat("v", 256)}}, []string{"k", "too long"}},
+	} {
+		body := map[string]any{"imageRef": imageID}
+		for k, v := range c.change {
+			body[k] = v
+		}
+		msg := testtree.Fault(t, tr.Do(t, http.MethodPost, "/v2.1/servers/"+id+"/action", demo, map[string]any{"rebuild": body}), http.StatusBadRequest)
+		for _, w := range c.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("rebuild with %.80v: message %.200q does not hold %q", c.change, msg, w)
+			}
+		}
+	}
+	if s := waitStatus(t, sc, id, "ACTIVE"); s.Name != "rebuilt" || len(s.Metadata) != 0 {
+		t.Errorf("refused rebuilds changed the server: name %q, metadata %v", s.Name, s.Metadata)
+	}
 
 	// Deleting a resized server frees both hosts.
 	if err := servers.Resize(ctx, sc, id, servers.ResizeOpts{FlavorRef: "1"}).ExtractErr(); err != nil {
