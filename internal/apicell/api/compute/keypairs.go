@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -299,11 +300,20 @@ func readKeypairCreate(w http.ResponseWriter, r *http.Request) (map[string]any, 
 				return invalid("type", v, "%s is not one of ['ssh', 'x509']", pyRepr(v))
 			}
 		}
-		for _, f := range []string{"public_key", "user_id"} {
-			if v, ok := k[f]; ok {
-				if err := checkString(f, v, 0, 1<<30); err != nil {
-					return err
-				}
+		if v, ok := k["public_key"]; ok {
+			if err := checkString("public_key", v, 0, 1<<30); err != nil {
+				return err
+			}
+		}
+		// Nova's schema says only 'string', but stores user_id in a
+		// String(255) column (nova/db/api/models.py KeyPair), and its
+		// parameter_types.user_id is at most 255: a longer one is no user.
+		if v, ok := k["user_id"]; ok {
+			if err := checkString("user_id", v, 0, 1<<30); err != nil {
+				return err
+			}
+			if s := v.(string); utf8.RuneCountInString(s) > 255 {
+				return bad("Invalid input for field/attribute user_id. Value: %s. is too long (at most 255 characters)", abbreviate(s))
 			}
 		}
 		return nil

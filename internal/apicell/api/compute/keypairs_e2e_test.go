@@ -346,6 +346,19 @@ func testKeypairV210(t *testing.T, tr *testtree.Tree) {
 	if _, err := keypairs.Get(ctxT(t), as, "given", keypairs.GetOpts{UserID: "owner"}).Extract(); err != nil {
 		t.Errorf("the admin shows the owner's: %v", err)
 	}
+	// A user_id longer than Nova's column (255) is no user: a 400 naming
+	// it, and no key pair.
+	for _, n := range []int{256, 70 << 10} {
+		long := strings.Repeat("u", n)
+		r := tr.Do(t, http.MethodPost, "/v2.1/os-keypairs", admin, map[string]any{"keypair": map[string]any{"name": "long", "user_id": long, "public_key": line}}, atVersion(v)...)
+		faultHas(t, r, 400, "Invalid input for field/attribute user_id.")
+		if len(r.Body) > 4096 {
+			t.Errorf("the fault for a %d-character user_id is %d bytes: it echoes the value", n, len(r.Body))
+		}
+	}
+	if got := listKeyNames(t, as, keypairs.ListOpts{UserID: strings.Repeat("u", 256)}); len(got) != 0 {
+		t.Errorf("a refused key pair was stored: %v", got)
+	}
 	// Others may not name another user.
 	faultHas(t, tr.Do(t, http.MethodPost, "/v2.1/os-keypairs", demo, map[string]any{"keypair": map[string]any{"name": "x", "user_id": "owner", "public_key": line}}, atVersion(v)...),
 		403, "Policy doesn't allow os_compute_api:os-keypairs:create to be performed.")

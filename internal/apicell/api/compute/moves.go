@@ -143,9 +143,22 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		h.fail(w, r, bad("Invalid input for field/attribute rebuild. 'imageRef' is a required property"))
 		return
 	}
-	if p.Name != nil && (*p.Name == "" || len(*p.Name) > 255) {
-		h.fail(w, r, bad("Invalid input for field/attribute name. Value: %s. must be 1 to 255 characters", *p.Name))
-		return
+	// name and metadata are Nova's parameter_types.name and .metadata.
+	if p.Name != nil {
+		if err := checkName("name", *p.Name); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	if p.Metadata != nil {
+		m := make(map[string]any, len(p.Metadata))
+		for k, v := range p.Metadata {
+			m[k] = v
+		}
+		if _, err := checkMetadata("metadata", m); err != nil {
+			h.fail(w, r, err)
+			return
+		}
 	}
 	if err := checkImage(ctx, h.cfg.DB, p.ImageRef, in.Flavor); err != nil {
 		h.fail(w, r, err)
@@ -189,21 +202,14 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
 	ctx := r.Context()
 	c := httpkit.CallerFrom(ctx)
-	var p struct {
-		Name     *string           `json:"name"`
-		Metadata map[string]string `json:"metadata"`
-	}
-	if err := strictDecode(arg, &p); err != nil {
-		h.fail(w, r, bad("Invalid input for field/attribute createImage: %v", jsonFieldError(err)))
-		return
-	}
-	if p.Name == nil || strings.TrimSpace(*p.Name) == "" || len(*p.Name) > 255 {
-		h.fail(w, r, bad("Invalid input for field/attribute name. 'name' is a required property of 1 to 255 characters"))
+	p, err := readCreateImage(arg)
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	spec := vmstate.Actions["create_image"]
 	id := uuid.NewString()
-	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		cur, err := apidb.Get(ctx, tx, in.UUID)
 		if err != nil {
 			return err
@@ -220,12 +226,12 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 			disk, container = base.DiskFormat, base.ContainerFormat
 			maps.Copy(props, base.Properties)
 		}
-		maps.Copy(props, p.Metadata)
+		maps.Copy(props, p.metadata)
 		props["image_type"] = "snapshot"
 		props["instance_uuid"] = cur.UUID
 		props["base_image_ref"] = cur.ImageRef
 		props["user_id"] = c.UserID
-		img := &imagedb.Image{ID: id, Name: *p.Name, Status: imagedb.StatusQueued, Visibility: imagedb.Private, Owner: c.ProjectID,
+		img := &imagedb.Image{ID: id, Name: p.name, Status: imagedb.StatusQueued, Visibility: imagedb.Private, Owner: c.ProjectID,
 			DiskFormat: disk, ContainerFormat: container, MinRAM: 0, MinDisk: int(cur.Flavor.RootGB), Properties: props}
 		if err := (&imagedb.Store{}).Create(ctx, tx, img); err != nil {
 			return err
@@ -247,4 +253,46 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// createImageArgs are a checked createImage action.
+type createImageArgs struct {
+	name     string
+	metadata map[string]string
+}
+
+// readCreateImage checks a createImage action's value as Nova's
+// create_image schema does: an object with a name (parameter_types.name)
+// and optional metadata (parameter_types.metadata: keys of 1 to 255 of
+// [a-zA-Z0-9-_:. ], string values of at most 255 characters), nothing else.
+func readCreateImage(arg json.RawMessage) (*createImageArgs, error) {
+	var v any
+	dec := json.NewDecoder(strings.NewReader(string(arg)))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, bad("Invalid input for field/attribute createImage. Value: %s. is not valid JSON", abbreviate(string(arg)))
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, invalid("createImage", v, "%s is not of type 'object'", pyRepr(v))
+	}
+	if err := noOtherKeys(m, "createImage", "name", "metadata"); err != nil {
+		return nil, err
+	}
+	name, ok := m["name"]
+	if !ok {
+		return nil, invalid("createImage", m, "'name' is a required property")
+	}
+	if err := checkName("name", name); err != nil {
+		return nil, err
+	}
+	out := &createImageArgs{name: name.(string)}
+	if md, ok := m["metadata"]; ok {
+		meta, err := checkMetadata("metadata", md)
+		if err != nil {
+			return nil, err
+		}
+		out.metadata = meta
+	}
+	return out, nil
 }

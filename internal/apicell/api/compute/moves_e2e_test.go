@@ -143,6 +143,30 @@ func TestServerMoves(t *testing.T) {
 	r = tr.Do(t, http.MethodPost, "/v2.1/servers/"+id+"/action", demo,
 		map[string]any{"rebuild": map[string]any{"imageRef": "11111111-2222-3333-4444-555555555555"}})
 	testtree.Fault(t, r, http.StatusBadRequest)
+	// A rebuild's name and metadata are checked as a create's: refused,
+	// they change nothing.
+	for _, c := range []struct {
+		change map[string]any
+		want   []string
+	}{
+		{map[string]any{"name": "re\x00built"}, []string{"'name'", "printable characters"}},
+		{map[string]any{"metadata": map[string]string{strings.Repeat("k", 256): "v"}}, []string{"metadata", "does not match"}},
+		{map[string]any{"metadata": map[string]string{"k": strings.Repeat("v", 256)}}, []string{"k", "too long"}},
+	} {
+		body := map[string]any{"imageRef": imageID}
+		for k, v := range c.change {
+			body[k] = v
+		}
+		msg := testtree.Fault(t, tr.Do(t, http.MethodPost, "/v2.1/servers/"+id+"/action", demo, map[string]any{"rebuild": body}), http.StatusBadRequest)
+		for _, w := range c.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("rebuild with %.80v: message %.200q does not hold %q", c.change, msg, w)
+			}
+		}
+	}
+	if s := waitStatus(t, sc, id, "ACTIVE"); s.Name != "rebuilt" || len(s.Metadata) != 0 {
+		t.Errorf("refused rebuilds changed the server: name %q, metadata %v", s.Name, s.Metadata)
+	}
 
 	// Deleting a resized server frees both hosts.
 	if err := servers.Resize(ctx, sc, id, servers.ResizeOpts{FlavorRef: "1"}).ExtractErr(); err != nil {
@@ -214,6 +238,42 @@ func TestCreateImage(t *testing.T) {
 	// Bad requests.
 	for _, body := range []string{`{"createImage": {}}`, `{"createImage": {"name": ""}}`, `{"createImage": {"name": "x", "colour": 1}}`} {
 		testtree.Fault(t, tr.Do(t, http.MethodPost, "/v2.1/servers/"+id+"/action", demo, body), http.StatusBadRequest)
+	}
+	// Nova's create_image schema: name is parameter_types.name, metadata is
+	// parameter_types.metadata (keys of 1 to 255 of [a-zA-Z0-9-_:. ],
+	// string values of at most 255). None of these makes an image.
+	countImages := func() int {
+		var out struct{ Images []any }
+		tr.Do(t, http.MethodGet, "/image/v2/images?limit=1000", demo, nil).JSON(t, &out)
+		return len(out.Images)
+	}
+	imagesBefore := countImages()
+	if imagesBefore == 0 {
+		t.Fatal("the Image API lists no images")
+	}
+	for _, c := range []struct {
+		body any
+		want []string
+	}{
+		{map[string]any{"createImage": map[string]any{"name": "snap", "metadata": map[string]string{strings.Repeat("k", 256): "v"}}}, []string{"metadata", "does not match"}},
+		{map[string]any{"createImage": map[string]any{"name": "snap", "metadata": map[string]string{strings.Repeat("k", 70<<10): "v"}}}, []string{"metadata", "does not match"}},
+		{map[string]any{"createImage": map[string]any{"name": "snap", "metadata": map[string]string{"a/b": "v"}}}, []string{"metadata", "'a/b'"}},
+		{map[string]any{"createImage": map[string]any{"name": "snap", "metadata": map[string]string{"k": strings.Repeat("v", 256)}}}, []string{"k", "too long"}},
+		{map[string]any{"createImage": map[string]any{"name": "snap", "metadata": map[string]any{"k": 1}}}, []string{"k", "'string'"}},
+		{map[string]any{"createImage": map[string]any{"name": "snap", "metadata": "k=v"}}, []string{"metadata", "'object'"}},
+		{map[string]any{"createImage": map[string]any{"name": "snap\x00shot"}}, []string{"'name'", "printable characters"}},
+		{map[string]any{"createImage": map[string]any{"name": strings.Repeat("n", 256)}}, []string{"name", "too long"}},
+		{map[string]any{"createImage": "snap"}, []string{"createImage", "'object'"}},
+	} {
+		msg := testtree.Fault(t, tr.Do(t, http.MethodPost, "/v2.1/servers/"+id+"/action", demo, c.body), http.StatusBadRequest)
+		for _, w := range c.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("createImage %.80v: message %.200q does not hold %q", c.body, msg, w)
+			}
+		}
+	}
+	if n := countImages(); n != imagesBefore {
+		t.Errorf("refused createImage requests made images: %d before, %d after", imagesBefore, n)
 	}
 	// A shelved (offloaded) server has no disk to snapshot.
 	if err := servers.Shelve(ctx, sc, id).ExtractErr(); err != nil {

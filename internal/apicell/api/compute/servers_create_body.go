@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ type createBody struct {
 	ImageRef          *string           `json:"imageRef"`
 	FlavorRef         json.RawMessage   `json:"flavorRef"`
 	AdminPass         *string           `json:"adminPass"`
-	Metadata          map[string]any    `json:"metadata"`
+	Metadata          json.RawMessage   `json:"metadata"`
 	Networks          json.RawMessage   `json:"networks"`
 	KeyName           *string           `json:"key_name"`
 	UserData          *string           `json:"user_data"`
@@ -46,6 +47,10 @@ type createBody struct {
 	Description       json.RawMessage   `json:"description"`
 	Tags              json.RawMessage   `json:"tags"`
 	SecurityGroups    []json.RawMessage `json:"security_groups"`
+	// BlockDeviceMapping and BlockDeviceMappingV2 are checked in
+	// servers_create_bdm.go.
+	BlockDeviceMapping   json.RawMessage `json:"block_device_mapping"`
+	BlockDeviceMappingV2 json.RawMessage `json:"block_device_mapping_v2"`
 }
 
 // readCreate reads a create request's body and checks it against Nova's
@@ -103,7 +108,7 @@ type createRequest struct {
 func validateCreate(ver Version, b *createBody, top map[string]json.RawMessage) (*createRequest, error) {
 	out := &createRequest{count: 1}
 	for _, check := range []func(Version, *createBody, *createRequest) error{
-		createName, createFlavorRef, createImageRef, createDescriptionAndTags,
+		createName, createFlavorRef, createImageRef, createBlockDevices, createDescriptionAndTags,
 		createNamedFields, createMetadata, createNetworks, createCounts,
 	} {
 		if err := check(ver, b, out); err != nil {
@@ -119,16 +124,16 @@ func validateCreate(ver Version, b *createBody, top map[string]json.RawMessage) 
 }
 
 // createName checks name: Nova's 2.1 schema (parameter_types.name), 1 to
-// 255 characters, not starting or ending with whitespace.
+// 255 printable characters (no NUL or other control character), not
+// starting or ending with whitespace.
 func createName(_ Version, b *createBody, out *createRequest) error {
 	if b.Name == nil {
 		return bad("Invalid input for field/attribute server. Value: None. 'name' is a required property")
 	}
-	name := *b.Name
-	if strings.TrimSpace(name) != name || name == "" || len(name) > 255 {
-		return bad("Invalid input for field/attribute name. Value: %s. '%s' does not match the server name rules (1 to 255 printable characters, not starting or ending with whitespace)", name, name)
+	if err := checkName("name", *b.Name); err != nil {
+		return err
 	}
-	out.name = name
+	out.name = *b.Name
 	return nil
 }
 
@@ -228,23 +233,32 @@ func createNamedFields(_ Version, b *createBody, out *createRequest) error {
 	return nil
 }
 
-// createMetadata checks metadata: strings, keys of 1 to 255 characters
-// and values of at most 255.
+// createMetadata checks metadata as Nova's parameter_types.metadata
+// (checkMetadata): keys of 1 to 255 of [a-zA-Z0-9-_:. ], string values of
+// at most 255 characters.
 func createMetadata(_ Version, b *createBody, out *createRequest) error {
-	if b.Metadata == nil {
+	if len(b.Metadata) == 0 {
 		return nil
 	}
-	out.metadata = map[string]string{}
-	for k, v := range b.Metadata {
-		s, ok := v.(string)
-		if !ok {
-			return bad("Invalid input for field/attribute metadata. Value: %v. %v is not of type 'string'", v, v)
-		}
-		if k == "" || len(k) > 255 || len(s) > 255 {
-			return bad("Invalid input for field/attribute metadata. Keys must be 1 to 255 characters and values at most 255 (key %q)", k)
-		}
-		out.metadata[k] = s
+	var v any
+	dec := json.NewDecoder(strings.NewReader(string(b.Metadata)))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return bad("Invalid input for field/attribute metadata. Value: %s. is not valid JSON", b.Metadata)
 	}
+	// A value that is not a string is named by its key and the field.
+	if obj, ok := v.(map[string]any); ok {
+		for k, val := range obj {
+			if _, isStr := val.(string); !isStr {
+				return invalid("metadata", val, "%s is not of type 'string' (key %s)", pyRepr(val), pyRepr(k))
+			}
+		}
+	}
+	m, err := checkMetadata("metadata", v)
+	if err != nil {
+		return err
+	}
+	out.metadata = m
 	return nil
 }
 
@@ -265,7 +279,7 @@ func createNetworks(ver Version, b *createBody, out *createRequest) error {
 		out.noNetwork = true
 	case mode == "auto":
 	case len(b.Networks) > 0:
-		nets, err := validateNetworks(b.Networks)
+		nets, err := validateNetworks(ver, b.Networks)
 		if err != nil {
 			return err
 		}
@@ -353,39 +367,131 @@ func parseBool(raw json.RawMessage) (bool, bool) {
 
 // requestedNetwork is one entry of "networks" in a create.
 type requestedNetwork struct {
-	UUID    string `json:"uuid"`
-	Port    string `json:"port"`
-	FixedIP string `json:"fixed_ip"`
+	UUID    string
+	Port    string
+	FixedIP string
 }
 
-func validateNetworks(raw json.RawMessage) ([]requestedNetwork, error) {
+// networkTagged says whether a networks entry may carry a tag: Nova's
+// create_v232 and create_v233 (2.32 to 2.36) and create_v242 on (2.42).
+func networkTagged(ver Version) bool {
+	return (ver.AtLeast(Version{2, 32}) && !ver.AtLeast(Version{2, 37})) || ver.AtLeast(Version{2, 42})
+}
+
+// validateNetworks checks a networks list as Nova does: each entry against
+// the schema of the microversion (fixed_ip an IPv4 or IPv6 address, port a
+// UUID or null, uuid a string, a UUID from 2.37, tag where the version has
+// it), then as servers.py _get_requested_networks does (a port named
+// twice, a port with a fixed_ip, an entry without uuid or port). What this
+// cloud cannot give is refused last, with a message that says so: a fixed
+// IP (each cell hands out addresses from its own share of the network) and
+// more than one entry (a server here has one interface, where Nova would
+// attach a port for each entry, the same network named twice included).
+func validateNetworks(ver Version, raw json.RawMessage) ([]requestedNetwork, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		return nil, bad("Invalid input for field/attribute networks. Value: %s. '%s' is not of type 'array' (auto and none need microversion 2.37)", s, s)
 	}
-	var nets []map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &nets); err != nil {
+	var items []any
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&items); err != nil || items == nil {
 		return nil, bad("Invalid input for field/attribute networks. Value: %s. is not of type 'array'", raw)
 	}
-	out := make([]requestedNetwork, 0, len(nets))
-	for _, n := range nets {
-		for k := range n {
-			if k != "uuid" && k != "port" && k != "fixed_ip" && k != "tag" {
-				return nil, bad("Invalid input for field/attribute networks. Additional properties are not allowed ('%s' was unexpected)", k)
-			}
-		}
-		b, _ := json.Marshal(n)
-		var rn requestedNetwork
-		if err := json.Unmarshal(b, &rn); err != nil {
-			return nil, bad("Invalid input for field/attribute networks: %v", jsonFieldError(err))
-		}
-		if rn.UUID == "" && rn.Port == "" {
-			return nil, bad("Invalid input for field/attribute networks. Each network needs a uuid or a port")
+	out := make([]requestedNetwork, 0, len(items))
+	for _, it := range items {
+		rn, err := networkEntry(ver, it)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, rn)
 	}
+	ports := map[string]bool{}
+	for _, rn := range out {
+		switch {
+		case rn.Port != "" && ports[rn.Port]:
+			return nil, bad("Port ID '%s' was specified twice: you cannot attach a port multiple times.", rn.Port)
+		case rn.Port != "" && rn.FixedIP != "":
+			return nil, bad("Specified Fixed IP '%s' cannot be used with port '%s': the two cannot be specified together.", rn.FixedIP, rn.Port)
+		case rn.Port == "" && rn.UUID == "":
+			return nil, bad("Bad network format: missing 'uuid' (each network needs a uuid or a port)")
+		case rn.Port == "" && !uuidRE.MatchString(rn.UUID):
+			return nil, bad("Bad networks format: network uuid is not in proper format (%s)", rn.UUID)
+		}
+		ports[rn.Port] = rn.Port != ""
+	}
+	for _, rn := range out {
+		if rn.FixedIP != "" {
+			return nil, bad("Invalid input for field/attribute fixed_ip. Value: %s. Requesting a fixed IP is not supported in this cloud yet: "+
+				"each cell hands out addresses from its own share of the network; leave fixed_ip out", rn.FixedIP)
+		}
+	}
+	if len(out) > 1 {
+		return nil, bad("Invalid input for field/attribute networks. %d networks were requested, but a server here has one network interface "+
+			"(Nova would attach a port for each entry, the same network named twice included): name one network", len(out))
+	}
 	return out, nil
 }
+
+// networkEntry checks one entry of networks against Nova's schema.
+func networkEntry(ver Version, it any) (requestedNetwork, error) {
+	var rn requestedNetwork
+	n, ok := it.(map[string]any)
+	if !ok {
+		return rn, invalid("networks", it, "%s is not of type 'object'", pyRepr(it))
+	}
+	allowed := []string{"uuid", "port", "fixed_ip"}
+	if networkTagged(ver) {
+		allowed = append(allowed, "tag")
+	}
+	if err := noOtherKeys(n, "networks", allowed...); err != nil {
+		return rn, err
+	}
+	if v, ok := n["fixed_ip"]; ok {
+		ip, isStr := v.(string)
+		if !isStr {
+			return rn, invalid("fixed_ip", v, "%s is not of type 'string'", pyRepr(v))
+		}
+		if !isIPAddress(ip) {
+			return rn, invalid("fixed_ip", v, "%s is not valid under any of the given schemas", pyRepr(v))
+		}
+		rn.FixedIP = ip
+	}
+	if v, ok := n["port"]; ok && v != nil {
+		p, isStr := v.(string)
+		if !isStr {
+			return rn, invalid("port", v, "%s is not of type 'string', 'null'", pyRepr(v))
+		}
+		if !uuidRE.MatchString(p) {
+			return rn, invalid("port", v, "%s is not a 'uuid'", pyRepr(v))
+		}
+		rn.Port = p
+	}
+	if v, ok := n["uuid"]; ok {
+		u, isStr := v.(string)
+		if !isStr {
+			return rn, invalid("uuid", v, "%s is not of type 'string'", pyRepr(v))
+		}
+		if ver.AtLeast(Version{2, 37}) && !uuidRE.MatchString(u) {
+			return rn, invalid("uuid", v, "%s is not a 'uuid'", pyRepr(v))
+		}
+		rn.UUID = u
+	}
+	if v, ok := n["tag"]; ok {
+		if msg := tagError(v); msg != "" {
+			return rn, invalid("tag", v, "%s", msg)
+		}
+	}
+	return rn, nil
+}
+
+// isIPAddress is Nova's parameter_types.ip_address: an IPv4 or an IPv6
+// address (no zone, no prefix).
+func isIPAddress(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Zone() == ""
+}
+
 func parseHints(top map[string]json.RawMessage) (map[string][]string, error) {
 	raw, ok := top["os:scheduler_hints"]
 	if !ok {

@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/identity"
@@ -124,10 +126,27 @@ func (h *usersHandler) showUser(w http.ResponseWriter, r *http.Request) {
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"user": h.userView(r, u)})
 }
 
+// updateUser is PATCH /v3/users/{id}. The body is Keystone's
+// user_update_request (keystone/identity/schema.py): "user" an object of at
+// least one property; null or {} is a 400, as in Keystone.
 func (h *usersHandler) updateUser(w http.ResponseWriter, r *http.Request) {
-	var b userBody
-	if err := h.decode(w, r, "user", &b); err != nil {
+	var raw json.RawMessage
+	if err := h.decode(w, r, "user", &raw); err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		h.fail(w, r, badRequest("Invalid input for field 'user': %s is not of type 'object'.", schemaValue(raw)))
+		return
+	}
+	if len(fields) == 0 {
+		h.fail(w, r, badRequest("Invalid input for field 'user': {} does not have enough properties."))
+		return
+	}
+	var b userBody
+	if err := json.Unmarshal(raw, &b); err != nil {
+		h.fail(w, r, badRequest("Invalid input for field 'user': %s", jsonError(err)))
 		return
 	}
 	if b.DomainID != nil {
@@ -172,4 +191,28 @@ func (h *usersHandler) userProjects(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.projects.writeProjects(w, r, ps)
+}
+
+// schemaValue shows a JSON value in a validation message as Keystone's
+// (Python) messages do for the common cases: null as None, true and false
+// as True and False, a string in single quotes, anything else as its JSON
+// text; cut short.
+func schemaValue(raw json.RawMessage) string {
+	switch t := strings.TrimSpace(string(raw)); t {
+	case "null":
+		return "None"
+	case "true":
+		return "True"
+	case "false":
+		return "False"
+	default:
+		var str string
+		if json.Unmarshal(raw, &str) == nil {
+			t = "'" + str + "'"
+		}
+		if len(t) > 40 {
+			return t[:40] + "..."
+		}
+		return t
+	}
 }

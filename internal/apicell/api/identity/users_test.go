@@ -42,9 +42,19 @@ func TestUsers(t *testing.T) {
 			want: keystoneError(400, "Bad Request", "Invalid input for field 'name': 'name' is a required property.")},
 		{name: "move", method: "PATCH", path: "/v3/users/" + demo, token: f.admin, body: `{"user": {"domain_id": "x"}}`, status: 400,
 			want: keystoneError(400, "Bad Request", "Invalid input for field 'domain_id': a user's domain cannot be changed.")},
+		{name: "update with a null user", method: "PATCH", path: "/v3/users/" + demo, token: f.admin, body: `{"user": null}`, status: 400,
+			want: keystoneError(400, "Bad Request", "Invalid input for field 'user': None is not of type 'object'.")},
+		{name: "update with a string for the user", method: "PATCH", path: "/v3/users/" + demo, token: f.admin, body: `{"user": "demo"}`, status: 400,
+			want: keystoneError(400, "Bad Request", "Invalid input for field 'user': 'demo' is not of type 'object'.")},
+		{name: "update with an empty user", method: "PATCH", path: "/v3/users/" + demo, token: f.admin, body: `{"user": {}}`, status: 400,
+			want: keystoneError(400, "Bad Request", "Invalid input for field 'user': {} does not have enough properties.")},
 		{name: "bad filter", method: "GET", path: "/v3/users?enabled=2", token: f.admin, status: 400,
 			want: keystoneError(400, "Bad Request", `Invalid input for query parameter 'enabled': "2" is not a boolean.`)},
 		{name: "list as a member", method: "GET", path: "/v3/users", token: f.demo, status: 403,
 			want: keystoneError(403, "Forbidden", "You are not authorized to perform the requested action: identity:list_users.")},
 	})
+	// The refused updates changed nothing.
+	if got := obj(f.do("GET", "/v3/users/"+demo, f.admin, "").json(t, 200), "user"); got["name"] != "demo" || got["enabled"] != true || got["domain_id"] != "default" {
+		t.Errorf("demo after refused updates: %v", got)
+	}
 }

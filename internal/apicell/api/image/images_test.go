@@ -125,6 +125,7 @@ func TestCreateBadInput(t *testing.T) {
 			{"id not a uuid", demo, map[string]any{"id": "not-a-uuid"}, 400, []string{"id"}},
 			{"custom property not a string", demo, map[string]any{"os_distro": 5}, 400, []string{"os_distro", "'string'"}},
 			{"custom property name too long", demo, map[string]any{strings.Repeat("k", 256): "v"}, 400, []string{"255"}},
+			{"custom property value too long", demo, map[string]any{"description": strings.Repeat("v", 70<<10)}, 400, []string{"description", "too long", "65535"}},
 			{"status is read-only", demo, map[string]any{"status": "active"}, 403, []string{"'status' is read-only"}},
 			{"size is read-only", demo, map[string]any{"size": 5}, 403, []string{"'size' is read-only"}},
 			{"checksum is read-only", demo, map[string]any{"checksum": "x"}, 403, []string{"'checksum'"}},

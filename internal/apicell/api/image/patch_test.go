@@ -125,6 +125,8 @@ func TestUpdateBadInput(t *testing.T) {
 			{"bad disk_format", img.ID, demo, v21, []any{op("replace", "/disk_format", "floppy")}, 400, []string{"disk_format"}},
 			{"tags not a list", img.ID, demo, v21, []any{op("replace", "/tags", "a,b")}, 400, []string{"tags"}},
 			{"property not a string", img.ID, demo, v21, []any{op("add", "/os_version", 22)}, 400, []string{"os_version", "'string'"}},
+			{"property value too long", img.ID, demo, v21, []any{rename, op("add", "/os_version", strings.Repeat("v", 70<<10))}, 400, []string{"os_version", "too long", "65535"}},
+			{"replaced property value too long", img.ID, demo, v21, []any{rename, op("replace", "/os_distro", strings.Repeat("v", 65536))}, 400, []string{"os_distro", "too long"}},
 			{"replace missing property", img.ID, demo, v21, []any{rename, op("replace", "/nope", "x")}, 409, []string{"nope does not exist"}},
 			{"remove missing property", img.ID, demo, v21, []any{rename, op("remove", "/nope")}, 409, []string{"nope does not exist"}},
 			{"remove base attribute", img.ID, demo, v21, []any{rename, op("remove", "/name")}, 403, []string{"name may not be removed"}},

@@ -222,12 +222,21 @@ func checkTag(tag string) error {
 	return nil
 }
 
+// maxPropertyValue is the most bytes a custom property's value may hold:
+// Glance stores it in image_properties.value, a Text column
+// (glance/db/sqlalchemy/models.py ImageProperty), 65535 bytes in MySQL.
+const maxPropertyValue = 65535
+
 // customValue decodes a custom property's value: a string (the schema's
-// additionalProperties).
+// additionalProperties) that fits Glance's column (maxPropertyValue).
 func customValue(key string, raw json.RawMessage) (string, error) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", schemaError(key, pyRepr(raw)+" is not of type 'string'", raw)
+	}
+	if len(s) > maxPropertyValue {
+		return "", errorf(http.StatusBadRequest, "Provided object does not match schema 'image': the value of property '%s' is too long "+
+			"(%d bytes, at most %d)", key, len(s), maxPropertyValue)
 	}
 	return s, nil
 }

@@ -1,0 +1,322 @@
+package compute
+
+// The block device mappings of a create (block_device_mapping and
+// block_device_mapping_v2): checked against Nova's schema for the request's
+// microversion (nova/api/openstack/compute/schemas/servers.py and
+// parameter_types), then as nova/block_device.py BlockDeviceDict.from_api
+// does, then against what this cloud serves. There are no volumes yet, so
+// the one mapping served is the image boot itself (source image,
+// destination local, boot_index 0, the imageRef's image); a mapping that
+// removes a device (no_device) is accepted, as there is none to remove.
+// Everything else is a 400 that says what is not served.
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// bdmItem is the schema of one mapping: each property and its check.
+type bdmItem map[string]func(field string, v any) error
+
+var (
+	bdmDeviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9._/-]*$`)
+	bdmUUIDRE       = regexp.MustCompile(`^[a-zA-Z0-9._-]*$`)
+	bdmBootIndexRE  = regexp.MustCompile(`^-?[0-9]+$`)
+	bdmSizeRE       = regexp.MustCompile(`^[0-9]+$`)
+)
+
+// bdmLegacy is Nova's _legacy_block_device_mapping.
+var bdmLegacy = bdmItem{
+	"virtual_name":          bdmString(0, 255, nil, ""),
+	"volume_id":             bdmUUID,
+	"snapshot_id":           bdmUUID,
+	"volume_size":           bdmVolumeSize,
+	"device_name":           bdmString(1, 255, bdmDeviceNameRE, `^[a-zA-Z0-9._/-]*$`),
+	"delete_on_termination": checkBoolean,
+	"no_device":             func(string, any) error { return nil },
+	"connection_info":       bdmString(0, 16777215, nil, ""),
+}
+
+// bdmV2 is Nova's _block_device_mapping_v2 at ver: the legacy properties
+// and the new ones, tag at 2.32 and from 2.42, volume_type from 2.67.
+func bdmV2(ver Version) bdmItem {
+	item := bdmItem{
+		"source_type":      bdmEnum("volume", "image", "snapshot", "blank"),
+		"uuid":             bdmString(1, 255, bdmUUIDRE, `^[a-zA-Z0-9._-]*$`),
+		"image_id":         bdmUUID,
+		"destination_type": bdmEnum("local", "volume"),
+		"guest_format":     bdmString(0, 255, nil, ""),
+		"device_type":      bdmString(0, 255, nil, ""),
+		"disk_bus":         bdmString(0, 255, nil, ""),
+		"boot_index":       bdmBootIndex,
+	}
+	for k, f := range bdmLegacy {
+		item[k] = f
+	}
+	if ver == (Version{2, 32}) || ver.AtLeast(Version{2, 42}) {
+		item["tag"] = func(field string, v any) error {
+			if msg := tagError(v); msg != "" {
+				return invalid(field, v, "%s", msg)
+			}
+			return nil
+		}
+	}
+	if ver.AtLeast(Version{2, 67}) {
+		item["volume_type"] = func(field string, v any) error {
+			if v == nil {
+				return nil
+			}
+			if _, ok := v.(string); !ok {
+				return invalid(field, v, "%s is not of type 'string', 'null'", pyRepr(v))
+			}
+			return bdmString(0, 255, nil, "")(field, v)
+		}
+	}
+	return item
+}
+
+func bdmString(minLen, maxLen int, re *regexp.Regexp, pattern string) func(string, any) error {
+	return func(field string, v any) error {
+		if err := checkString(field, v, minLen, maxLen); err != nil {
+			return err
+		}
+		if s := v.(string); re != nil && !re.MatchString(s) {
+			return invalid(field, v, "%s does not match %s", pyRepr(s), pyRepr(pattern))
+		}
+		return nil
+	}
+}
+
+func bdmEnum(vals ...string) func(string, any) error {
+	return func(field string, v any) error {
+		s, ok := v.(string)
+		if !ok {
+			return invalid(field, v, "%s is not of type 'string'", pyRepr(v))
+		}
+		if !slices.Contains(vals, s) {
+			quoted := make([]string, len(vals))
+			for i, e := range vals {
+				quoted[i] = pyRepr(e)
+			}
+			return invalid(field, v, "%s is not one of [%s]", pyRepr(s), strings.Join(quoted, ", "))
+		}
+		return nil
+	}
+}
+
+func bdmUUID(field string, v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return invalid(field, v, "%s is not of type 'string'", pyRepr(v))
+	}
+	if !uuidRE.MatchString(s) {
+		return invalid(field, v, "%s is not a 'uuid'", pyRepr(s))
+	}
+	return nil
+}
+
+// jsonInteger is a JSON number that jsonschema counts as an integer (no
+// fraction), as a float64; ok is false for anything else.
+func jsonInteger(v any) (n float64, ok bool) {
+	num, isNum := v.(json.Number)
+	if !isNum {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(num.String(), 64)
+	if err != nil || math.IsInf(f, 0) || f != math.Trunc(f) {
+		return 0, false
+	}
+	return f, true
+}
+
+// bdmVolumeSize is parameter_types.volume_size: an integer or a string of
+// digits, from 1 to 2147483647.
+func bdmVolumeSize(field string, v any) error {
+	var n float64
+	switch t := v.(type) {
+	case string:
+		if !bdmSizeRE.MatchString(t) {
+			return invalid(field, v, "%s does not match '^[0-9]+$'", pyRepr(t))
+		}
+		f, err := strconv.ParseFloat(t, 64)
+		if err != nil {
+			return invalid(field, v, "%s is greater than the maximum of %d", pyRepr(t), math.MaxInt32)
+		}
+		n = f
+	default:
+		f, ok := jsonInteger(v)
+		if !ok {
+			return invalid(field, v, "%s is not of type 'integer', 'string'", pyRepr(v))
+		}
+		n = f
+	}
+	switch {
+	case n < 1:
+		return invalid(field, v, "%s is less than the minimum of 1", pyRepr(v))
+	case n > math.MaxInt32:
+		return invalid(field, v, "%s is greater than the maximum of %d", pyRepr(v), math.MaxInt32)
+	}
+	return nil
+}
+
+// bdmBootIndex is boot_index: an integer, a string of one, or null.
+func bdmBootIndex(field string, v any) error {
+	switch t := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if !bdmBootIndexRE.MatchString(t) {
+			return invalid(field, v, "%s does not match '^-?[0-9]+$'", pyRepr(t))
+		}
+		return nil
+	}
+	if _, ok := jsonInteger(v); !ok {
+		return invalid(field, v, "%s is not of type 'integer', 'string', 'null'", pyRepr(v))
+	}
+	return nil
+}
+
+// bootIndex is a checked boot_index as from_api reads it (None is -1);
+// ok is false past int's range (never 0, so never the boot disk).
+func bootIndex(v any) (int64, bool) {
+	var s string
+	switch t := v.(type) {
+	case nil:
+		return -1, true
+	case string:
+		s = t
+	case json.Number:
+		s = t.String()
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		f, ok := jsonInteger(v)
+		return int64(f), ok && math.Abs(f) < 1<<62
+	}
+	return n, true
+}
+
+// decodeBDMs decodes one of the mapping lists and checks each item
+// against item: an object with known properties of the right shape.
+func decodeBDMs(field string, raw json.RawMessage, item bdmItem) ([]map[string]any, error) {
+	var v any
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, bad("Invalid input for field/attribute %s. Value: %s. is not valid JSON", field, abbreviate(string(raw)))
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, invalid(field, v, "%s is not of type 'array'", pyRepr(v))
+	}
+	out := make([]map[string]any, 0, len(list))
+	for _, it := range list {
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, invalid(field, it, "%s is not of type 'object'", pyRepr(it))
+		}
+		allowed := make([]string, 0, len(item))
+		for k := range item {
+			allowed = append(allowed, k)
+		}
+		if err := noOtherKeys(m, field, allowed...); err != nil {
+			return nil, err
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if err := item[k](k, m[k]); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// bdmInvalid is Nova's InvalidBDMFormat message.
+func bdmInvalid(format string, args ...any) error {
+	return bad("Block Device Mapping is Invalid: %s", fmt.Sprintf(format, args...))
+}
+
+// createBlockDevices checks block_device_mapping and
+// block_device_mapping_v2 (see the top of this file). imageRef is the
+// create's image, already checked.
+func createBlockDevices(ver Version, b *createBody, out *createRequest) error {
+	legacy, err := optionalBDMs("block_device_mapping", b.BlockDeviceMapping, bdmLegacy)
+	if err != nil {
+		return err
+	}
+	v2, err := optionalBDMs("block_device_mapping_v2", b.BlockDeviceMappingV2, bdmV2(ver))
+	if err != nil {
+		return err
+	}
+	if len(legacy) > 0 && len(v2) > 0 {
+		return bad("Using different block_device_mapping syntaxes is not allowed in the same request.")
+	}
+	if len(legacy) > 0 {
+		return bdmInvalid("block_device_mapping maps volumes and snapshots, and this cloud has no volumes yet: boot from imageRef alone")
+	}
+	for _, m := range v2 {
+		if err := servedBDM(m, out.imageRef); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func optionalBDMs(field string, raw json.RawMessage, item bdmItem) ([]map[string]any, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	return decodeBDMs(field, raw, item)
+}
+
+// servedBDM checks one block_device_mapping_v2 entry as from_api does, then
+// refuses what this cloud does not serve.
+func servedBDM(m map[string]any, imageRef string) error {
+	if nd, ok := m["no_device"]; ok && nd != nil && nd != false && nd != "" {
+		return nil
+	}
+	source, _ := m["source_type"].(string)
+	dest, _ := m["destination_type"].(string)
+	id, _ := m["uuid"].(string)
+	_, hasVolumeType := m["volume_type"]
+	hasVolumeType = hasVolumeType && m["volume_type"] != nil
+	switch {
+	case source == "blank" && id != "":
+		return bdmInvalid("Invalid device UUID.")
+	case source != "blank" && id == "":
+		return bdmInvalid("Missing device UUID.")
+	}
+	if source == "image" && dest == "local" {
+		if n, ok := bootIndex(m["boot_index"]); !ok || n != 0 {
+			return bdmInvalid("Mapping image to local is not supported.")
+		}
+	}
+	switch {
+	case dest == "local" && hasVolumeType:
+		return bdmInvalid("Specifying a volume_type with destination_type=local is not supported.")
+	case source == "volume" && hasVolumeType:
+		return bdmInvalid("Specifying volume type to existing volume is not supported.")
+	}
+	switch {
+	case source == "volume" || source == "snapshot" || dest == "volume":
+		return bdmInvalid("source_type %s with destination_type %s needs volumes, and this cloud has no volumes yet: boot from imageRef alone", pyRepr(source), pyRepr(dest))
+	case source == "blank":
+		return bdmInvalid("a blank local disk (ephemeral or swap) is not supported: a server gets the flavor's disks only")
+	case source != "image" || dest != "local":
+		return bdmInvalid("only the image boot itself (source_type 'image', destination_type 'local', boot_index 0) is served, not source_type %s with destination_type %s", pyRepr(source), pyRepr(dest))
+	case !strings.EqualFold(id, imageRef):
+		return bdmInvalid("the boot image %s is not the imageRef %s", id, imageRef)
+	}
+	return nil
+}
