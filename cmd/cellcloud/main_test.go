@@ -92,3 +92,46 @@ func TestCellTableCommands(t *testing.T) {
 		t.Errorf("cell list after remove: exit %d, %q", code, out)
 	}
 }
+
+func TestCellLinkURLAndPasswordsKeptOutOfListings(t *testing.T) {
+	dir := t.TempDir()
+	cell := filepath.Join(dir, "cell1.json")
+	if err := os.WriteFile(cell, []byte(`{"cell": "api!cell1", "data_dir": "c1", "broker": {"listen": "127.0.0.1:14998"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCmd("cell", "link-url", "--config", cell)
+	if code != 0 || !strings.HasPrefix(out, "nats://link:") || !strings.HasSuffix(strings.TrimSpace(out), "@127.0.0.1:14998") {
+		t.Fatalf("cell link-url: exit %d, out %q, err %q", code, out, stderr)
+	}
+	st, err := os.Stat(filepath.Join(dir, "c1", "broker-credentials.json"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v", st, err)
+	}
+	// The same credentials the next time; another address on request.
+	if code, again, _ := runCmd("cell", "link-url", "--config", cell); code != 0 || again != out {
+		t.Errorf("cell link-url again: %q, first %q", again, out)
+	}
+	linkURL := strings.TrimSpace(out)
+	password := strings.TrimSuffix(strings.TrimPrefix(linkURL, "nats://link:"), "@127.0.0.1:14998")
+	if code, out, _ := runCmd("cell", "link-url", "--config", cell, "--broker-url", "nats://cell1.example:4223"); code != 0 || !strings.Contains(out, password+"@cell1.example:4223") {
+		t.Errorf("cell link-url --broker-url: exit %d, %q", code, out)
+	}
+
+	api := filepath.Join(dir, "api.json")
+	if err := os.WriteFile(api, []byte(`{"cell": "api", "data_dir": "api"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCmd("cell", "link-url", "--config", api); code == 0 || !strings.Contains(stderr, "no fixed port") {
+		t.Errorf("cell link-url without a fixed port: exit %d, %q", code, stderr)
+	}
+	code, out, stderr = runCmd("cell", "add", "--config", api, "--name", "api!cell1", "--relation", "child", "--broker-url", linkURL)
+	if code != 0 || strings.Contains(out, password) {
+		t.Fatalf("cell add: exit %d, out %q, err %q", code, out, stderr)
+	}
+	for _, args := range [][]string{{"cell", "list", "--config", api}, {"cell", "list", "--config", api, "--json"}} {
+		code, out, _ := runCmd(args...)
+		if code != 0 || strings.Contains(out, password) || !strings.Contains(out, "127.0.0.1:14998") {
+			t.Errorf("%v: exit %d, %q shows the password or not the broker", args, code, out)
+		}
+	}
+}

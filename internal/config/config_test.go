@@ -71,3 +71,24 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		t.Fatal("a missing file loaded")
 	}
 }
+
+func TestBrokerCredentialsPaths(t *testing.T) {
+	c, err := Load(write(t, `{"cell": "api", "data_dir": "d"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.Credentials != filepath.Join(c.DataDir, "broker-credentials.json") {
+		t.Errorf("default credentials file %q", c.Broker.Credentials)
+	}
+	p := write(t, `{"cell": "api", "data_dir": "d", "broker": {"url": "nats://h:1", "credentials": "secret/c.json", "creds_file": "n.creds"}}`)
+	c, err = Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.Credentials != filepath.Join(filepath.Dir(p), "secret", "c.json") || c.Broker.CredsFile != filepath.Join(filepath.Dir(p), "n.creds") {
+		t.Errorf("relative paths not resolved against the config file: %+v", c.Broker)
+	}
+	if _, err := Load(write(t, `{"cell": "api", "data_dir": "d", "broker": {"creds_file": "n.creds"}}`)); err == nil || !strings.Contains(err.Error(), "creds_file") {
+		t.Errorf("creds_file without url: %v", err)
+	}
+}

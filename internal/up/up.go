@@ -177,10 +177,10 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 	for _, c := range t.Cells {
 		path := c.Config().Cell
 		p := byPath[cellpath.Parent(path)]
-		if err := cells.AddNeighbour(ctx, p.DB, p.Config().Cell, cells.Neighbour{Path: path, Relation: cells.Child, BrokerURL: c.BrokerURL(), WeightScale: 1}); err != nil {
+		if err := cells.AddNeighbour(ctx, p.DB, p.Config().Cell, cells.Neighbour{Path: path, Relation: cells.Child, BrokerURL: c.LinkURL(), WeightScale: 1}); err != nil {
 			return nil, err
 		}
-		if err := cells.AddNeighbour(ctx, c.DB, path, cells.Neighbour{Path: p.Config().Cell, Relation: cells.Parent, BrokerURL: p.BrokerURL(), WeightScale: 1}); err != nil {
+		if err := cells.AddNeighbour(ctx, c.DB, path, cells.Neighbour{Path: p.Config().Cell, Relation: cells.Parent, BrokerURL: p.LinkURL(), WeightScale: 1}); err != nil {
 			return nil, err
 		}
 	}

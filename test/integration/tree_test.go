@@ -43,7 +43,7 @@ type tree struct {
 }
 
 // startTree writes a config per cell, links the cells with `cellcloud cell
-// add` on both sides, and starts one `cellcloud serve` process per cell.
+// add` on both sides (with the URLs `cellcloud cell link-url` prints), and starts one `cellcloud serve` process per cell.
 func startTree(t *testing.T, specs []cellSpec) *tree {
 	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}, nets: map[string]string{}}
 	apiPort := freePort(t)
@@ -85,6 +85,11 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		path := filepath.Join(tr.dir, name+".json")
 		writeJSON(t, path, cfg)
 		tr.procs[s.path] = &cellProc{t: t, path: s.path, config: path, log: filepath.Join(tr.dir, name+".log")}
+	}
+	// Each cell's neighbours reach its broker with its link user: `cell
+	// link-url` creates the cell's broker credentials and prints the URL.
+	for _, s := range specs {
+		tr.urls[s.path] = strings.TrimSpace(cellcloud(t, "cell", "link-url", "--config", tr.procs[s.path].config))
 	}
 	for _, s := range specs {
 		if s.parent == "" {
