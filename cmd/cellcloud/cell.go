@@ -15,6 +15,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
 
@@ -24,12 +25,18 @@ const cellUsage = `usage:
   cellcloud cell list   --config FILE [--json]
   cellcloud cell remove --config FILE --name PATH
   cellcloud cell link-url --config FILE [--broker-url nats://HOST:PORT]
+  cellcloud cell cert   --config FILE --ca-key FILE [--host NAME_OR_IP ...]
 
 link-url prints the URL, with the user its neighbours may use (which may
 only send to the cell), that this cell's neighbours give to "cell add
 --broker-url"; it creates the cell's broker credentials file if missing.
 Its host and port are the configured broker.listen unless --broker-url
 names the address neighbours reach.
+
+cert writes the cell's broker certificate and key (broker.tls_cert and
+broker.tls_key) signed by the tree CA (broker.ca, whose key is --ca-key),
+valid for broker.listen's host, loopback and each --host; it makes the CA
+first when neither broker.ca nor --ca-key exists.
 
 Each cell keeps its own cells table (its parent and its children); a running
 cell process picks up changes within its refresh interval.
@@ -71,8 +78,10 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	off := fs.Float64("weight-offset", 0, "added to the cell's weight when scheduling")
 	scale := fs.Float64("weight-scale", 1, "multiplies the cell's weight when scheduling")
 	asJSON := fs.Bool("json", false, "print JSON")
-	var caps multiFlag
+	var caps, hosts multiFlag
 	fs.Var(&caps, "capability", "a capability KEY=V1;V2 (repeatable)")
+	fs.Var(&hosts, "host", "cert: a host name or address neighbours reach the broker at (repeatable)")
+	caKey := fs.String("ca-key", "", "cert: the tree CA's key")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -127,6 +136,29 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintln(stdout, u)
 		return nil
+	case "cert":
+		if *cfgPath == "" || *caKey == "" {
+			return usageError{fmt.Errorf("--config and --ca-key are required")}
+		}
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		if cfg.Broker.TLSCert == "" || cfg.Broker.CA == "" {
+			return usageError{fmt.Errorf("cell %s: its configuration names no broker.tls_cert, tls_key and ca to write", cfg.Cell)}
+		}
+		ca, err := broker.LoadOrCreateCA(cfg.Broker.CA, *caKey, cellpath.Root(cfg.Cell))
+		if err != nil {
+			return err
+		}
+		if host, _, err := net.SplitHostPort(cfg.Broker.Listen); err == nil && host != "" && host != "0.0.0.0" && host != "::" {
+			hosts = append(hosts, host)
+		}
+		if err := ca.Issue(cfg.Broker.TLSCert, cfg.Broker.TLSKey, cfg.Cell, hosts); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "cell %s: broker certificate %s for %s, signed by %s\n", cfg.Cell, cfg.Broker.TLSCert, strings.Join(append([]string{"loopback"}, hosts...), ", "), cfg.Broker.CA)
+		return nil
 	case "list":
 		cfg, d, err := openCell(ctx, *cfgPath)
 		if err != nil {
@@ -154,7 +186,11 @@ func linkURL(cfg *config.Config, addr string) (string, error) {
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			return "", usageError{fmt.Errorf("broker.listen %q names no host neighbours can reach: give --broker-url nats://HOST:PORT", cfg.Broker.Listen)}
 		}
-		addr = "nats://" + net.JoinHostPort(host, port)
+		scheme := "nats://"
+		if cfg.Broker.TLSCert != "" {
+			scheme = "tls://"
+		}
+		addr = scheme + net.JoinHostPort(host, port)
 	}
 	creds, err := broker.LoadOrCreateCredentials(cfg.Broker.Credentials)
 	if err != nil {

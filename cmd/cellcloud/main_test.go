@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,5 +135,58 @@ func TestCellLinkURLAndPasswordsKeptOutOfListings(t *testing.T) {
 		if code != 0 || strings.Contains(out, password) || !strings.Contains(out, "127.0.0.1:14998") {
 			t.Errorf("%v: exit %d, %q shows the password or not the broker", args, code, out)
 		}
+	}
+}
+
+func TestCellCertMakesTheTreeCAAndBrokerCertificates(t *testing.T) {
+	dir := t.TempDir()
+	caKey := filepath.Join(dir, "ca", "tree-ca-key.pem")
+	var certs []string
+	for _, name := range []string{"api", "api!cell1"} {
+		d := strings.ReplaceAll(name, "!", "_")
+		cfg := filepath.Join(dir, d+".json")
+		body := `{"cell": "` + name + `", "data_dir": "` + d + `", "broker": {"listen": "10.0.0.7:14998", "ca": "ca/tree-ca.pem",
+			"tls_cert": "` + d + `/cert.pem", "tls_key": "` + d + `/key.pem"}}`
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, stderr := runCmd("cell", "cert", "--config", cfg, "--ca-key", caKey, "--host", "cell.example")
+		if code != 0 || !strings.Contains(out, "10.0.0.7") || !strings.Contains(out, "cell.example") {
+			t.Fatalf("cell cert: exit %d, %q %q", code, out, stderr)
+		}
+		if code, out, _ := runCmd("cell", "link-url", "--config", cfg); code != 0 || !strings.HasPrefix(out, "tls://link:") {
+			t.Errorf("cell link-url of a TLS broker: exit %d, %q", code, out)
+		}
+		certs = append(certs, filepath.Join(dir, d, "cert.pem"))
+		for _, key := range []string{caKey, filepath.Join(dir, d, "key.pem")} {
+			if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("key %s: %v, want mode 0600", key, err)
+			}
+		}
+	}
+	// One CA signed both: the second run reused it.
+	pool := x509.NewCertPool()
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca", "tree-ca.pem"))
+	if err != nil || !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("reading the CA: %v", err)
+	}
+	for _, c := range certs {
+		b, err := os.ReadFile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, host := range []string{"10.0.0.7", "cell.example", "127.0.0.1", "localhost"} {
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: host}); err != nil {
+				t.Errorf("%s for %s: %v", c, host, err)
+			}
+		}
+	}
+	if code, _, stderr := runCmd("cell", "cert", "--config", filepath.Join(dir, "api.json")); code == 0 || !strings.Contains(stderr, "--ca-key") {
+		t.Errorf("cell cert without --ca-key: exit %d, %q", code, stderr)
 	}
 }

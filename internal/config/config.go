@@ -106,6 +106,14 @@ type Broker struct {
 	// CredsFile is a NATS credentials file (user JWT and nkey seed) for
 	// an external broker at URL.
 	CredsFile string `json:"creds_file,omitempty"`
+	// TLSCert and TLSKey are the embedded broker's server certificate and
+	// key: with them it takes only TLS connections. CA is the tree CA
+	// that signed every broker's certificate: the process verifies its
+	// own broker and its neighbours' against it (and connects only with
+	// TLS). cellcloud cell cert makes all three.
+	TLSCert string `json:"tls_cert,omitempty"`
+	TLSKey  string `json:"tls_key,omitempty"`
+	CA      string `json:"ca,omitempty"`
 }
 
 // API configures the api role.
@@ -224,7 +232,7 @@ func Load(path string) (*Config, error) {
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
 	}
-	for _, f := range []*string{&c.Broker.Credentials, &c.Broker.CredsFile} {
+	for _, f := range []*string{&c.Broker.Credentials, &c.Broker.CredsFile, &c.Broker.TLSCert, &c.Broker.TLSKey, &c.Broker.CA} {
 		if *f != "" && !filepath.IsAbs(*f) {
 			*f = filepath.Join(filepath.Dir(path), *f)
 		}
@@ -311,6 +319,15 @@ func (c *Config) Normalize() error {
 	}
 	if c.Broker.CredsFile != "" && c.Broker.URL == "" {
 		return errors.New("broker.creds_file is for an external broker: it needs broker.url")
+	}
+	if (c.Broker.TLSCert == "") != (c.Broker.TLSKey == "") {
+		return errors.New("broker: give both tls_cert and tls_key, or neither")
+	}
+	if c.Broker.TLSCert != "" && c.Broker.CA == "" {
+		return errors.New("broker.tls_cert needs broker.ca (the tree CA that signed it), which the cell's processes verify it against")
+	}
+	if c.Broker.TLSCert != "" && c.Broker.URL != "" {
+		return errors.New("broker.tls_cert and tls_key are the embedded broker's: not with broker.url")
 	}
 	if c.Broker.Credentials == "" {
 		c.Broker.Credentials = filepath.Join(c.DataDir, "broker-credentials.json")

@@ -152,3 +152,46 @@ func TestEmbeddedBrokerUsersAndTheirPermissions(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddedBrokerServesTLSFromItsConfig: broker.tls_cert, tls_key and ca
+// (as cellcloud cell cert writes them) make the broker take only TLS
+// clients that trust the tree CA; the cell's own processes do.
+func TestEmbeddedBrokerServesTLSFromItsConfig(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := broker.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := broker.LoadOrCreateCA(filepath.Join(dir, "other.pem"), filepath.Join(dir, "other-key.pem"), "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := config.Broker{TLSCert: filepath.Join(dir, "cell", "cert.pem"), TLSKey: filepath.Join(dir, "cell", "key.pem"), CA: ca.CertFile}
+	if err := ca.Issue(b.TLSCert, b.TLSKey, "api!mid", nil); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(&config.Config{Cell: "api!mid", DataDir: filepath.Join(dir, "cell"), Roles: []string{config.RoleCells}, Broker: b}, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx5(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	if !strings.HasPrefix(n.BrokerURL(), "tls://") || !strings.HasPrefix(n.LinkURL(), "tls://link:") {
+		t.Errorf("broker URL %s, link URL %s: want tls://", n.BrokerURL(), broker.Redact(n.LinkURL()))
+	}
+	if _, err := connectOnce(t, n.LinkURL()); err == nil {
+		t.Error("a client without the tree CA connected")
+	}
+	if _, err := connectOnce(t, n.LinkURL(), nats.RootCAs(other.CertFile)); err == nil {
+		t.Error("a client trusting another CA connected")
+	}
+	plain := strings.Replace(n.LinkURL(), "tls://", "nats://", 1)
+	if _, err := connectOnce(t, plain); err == nil {
+		t.Error("a client asking for plain nats:// connected")
+	}
+	if _, err := connectOnce(t, n.LinkURL(), nats.RootCAs(ca.CertFile)); err != nil {
+		t.Errorf("a neighbour with the tree CA: %v", err)
+	}
+}

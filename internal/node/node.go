@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +60,9 @@ type Node struct {
 	DB       *db.DB
 	embedded *broker.Embedded
 	creds    *broker.Credentials
+	// linkOpts are the options of every connection to a broker of the
+	// tree (the CA to verify it against).
+	linkOpts []nats.Option
 	nc       *nats.Conn
 
 	// Cells is the cells service, when this process runs it.
@@ -173,7 +177,12 @@ func (n *Node) openDB(ctx context.Context) error {
 func (n *Node) connectBroker(ctx context.Context) error {
 	cfg := n.cfg
 	url := cfg.Broker.URL
-	var opts []nats.Option
+	if cfg.Broker.CA != "" {
+		// This cell's broker and its neighbours' are verified against the
+		// tree CA (and reached only with TLS).
+		n.linkOpts = []nats.Option{nats.RootCAs(cfg.Broker.CA)}
+	}
+	opts := slices.Clone(n.linkOpts)
 	switch {
 	case url == "":
 		creds, err := broker.LoadOrCreateCredentials(cfg.Broker.Credentials)
@@ -181,8 +190,14 @@ func (n *Node) connectBroker(ctx context.Context) error {
 			return err
 		}
 		pub, sub := cells.LinkPermissions(cfg.Cell)
-		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Name: cfg.Cell, Listen: cfg.Broker.Listen, StoreDir: filepath.Join(cfg.DataDir, "broker"),
-			Auth: &broker.Auth{Credentials: *creds, LinkPublish: pub, LinkSubscribe: sub}})
+		ecfg := broker.EmbeddedConfig{Name: cfg.Cell, Listen: cfg.Broker.Listen, StoreDir: filepath.Join(cfg.DataDir, "broker"),
+			Auth: &broker.Auth{Credentials: *creds, LinkPublish: pub, LinkSubscribe: sub}}
+		if cfg.Broker.TLSCert != "" {
+			if ecfg.TLS, err = (broker.TLSFiles{Cert: cfg.Broker.TLSCert, Key: cfg.Broker.TLSKey}).ServerTLS(); err != nil {
+				return err
+			}
+		}
+		e, err := broker.StartEmbedded(ecfg)
 		if err != nil {
 			return err
 		}

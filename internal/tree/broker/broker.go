@@ -4,6 +4,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,8 @@ type EmbeddedConfig struct {
 	// sets it); only tests of this package and of the cells transport run
 	// without.
 	Auth *Auth
+	// TLS, when set, is required of every client.
+	TLS *tls.Config
 }
 
 // InMsgs is how many messages clients have published to the server,
@@ -84,6 +87,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if cfg.Auth != nil {
 		opts.Users = cfg.Auth.users()
+	}
+	if cfg.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, cfg.TLS, 5
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

@@ -143,7 +143,8 @@ func (s *Service) acquire(ctx context.Context, url string) (*conn, error) {
 		nc = s.cfg.Conn
 	} else {
 		var err error
-		nc, err = broker.Connect(ctx, url, "cellcloud cells "+s.path, s.log, nats.CustomInboxPrefix(linkInbox))
+		opts := append([]nats.Option{nats.CustomInboxPrefix(linkInbox)}, s.cfg.LinkOptions...)
+		nc, err = broker.Connect(ctx, url, "cellcloud cells "+s.path, s.log, opts...)
 		if err != nil {
 			return nil, err
 		}
