@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/node"
+	"github.com/cellcloud/cellcloud/internal/tree/broker"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
 
@@ -21,6 +24,19 @@ const cellUsage = `usage:
                         [--weight-offset N] [--weight-scale N] [--capability KEY=V1;V2 ...]
   cellcloud cell list   --config FILE [--json]
   cellcloud cell remove --config FILE --name PATH
+  cellcloud cell link-url --config FILE [--broker-url nats://HOST:PORT]
+  cellcloud cell cert   --config FILE --ca-key FILE [--host NAME_OR_IP ...]
+
+link-url prints the URL, with the user its neighbours may use (which may
+only send to the cell), that this cell's neighbours give to "cell add
+--broker-url"; it creates the cell's broker credentials file if missing.
+Its host and port are the configured broker.listen unless --broker-url
+names the address neighbours reach.
+
+cert writes the cell's broker certificate and key (broker.tls_cert and
+broker.tls_key) signed by the tree CA (broker.ca, whose key is --ca-key),
+valid for broker.listen's host, loopback and each --host; it makes the CA
+first when neither broker.ca nor --ca-key exists.
 
 Each cell keeps its own cells table (its parent and its children); a running
 cell process picks up changes within its refresh interval.
@@ -62,8 +78,10 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	off := fs.Float64("weight-offset", 0, "added to the cell's weight when scheduling")
 	scale := fs.Float64("weight-scale", 1, "multiplies the cell's weight when scheduling")
 	asJSON := fs.Bool("json", false, "print JSON")
-	var caps multiFlag
+	var caps, hosts multiFlag
 	fs.Var(&caps, "capability", "a capability KEY=V1;V2 (repeatable)")
+	fs.Var(&hosts, "host", "cert: a host name or address neighbours reach the broker at (repeatable)")
+	caKey := fs.String("ca-key", "", "cert: the tree CA's key")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -88,7 +106,7 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := cells.AddNeighbour(ctx, d, cfg.Cell, n); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "cell %s: %s %s at %s\n", cfg.Cell, n.Relation, n.Path, n.BrokerURL)
+		fmt.Fprintf(stdout, "cell %s: %s %s at %s\n", cfg.Cell, n.Relation, n.Path, broker.Redact(n.BrokerURL))
 		return nil
 	case "remove":
 		_, d, err := openCell(ctx, *cfgPath)
@@ -104,6 +122,43 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintf(stdout, "removed %s\n", *name)
 		return nil
+	case "link-url":
+		if *cfgPath == "" {
+			return usageError{fmt.Errorf("--config is required")}
+		}
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		u, err := linkURL(cfg, *url)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, u)
+		return nil
+	case "cert":
+		if *cfgPath == "" || *caKey == "" {
+			return usageError{fmt.Errorf("--config and --ca-key are required")}
+		}
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		if cfg.Broker.TLSCert == "" || cfg.Broker.CA == "" {
+			return usageError{fmt.Errorf("cell %s: its configuration names no broker.tls_cert, tls_key and ca to write", cfg.Cell)}
+		}
+		ca, err := broker.LoadOrCreateCA(cfg.Broker.CA, *caKey, cellpath.Root(cfg.Cell))
+		if err != nil {
+			return err
+		}
+		if host, _, err := net.SplitHostPort(cfg.Broker.Listen); err == nil && host != "" && host != "0.0.0.0" && host != "::" {
+			hosts = append(hosts, host)
+		}
+		if err := ca.Issue(cfg.Broker.TLSCert, cfg.Broker.TLSKey, cfg.Cell, hosts); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "cell %s: broker certificate %s for %s, signed by %s\n", cfg.Cell, cfg.Broker.TLSCert, strings.Join(append([]string{"loopback"}, hosts...), ", "), cfg.Broker.CA)
+		return nil
 	case "list":
 		cfg, d, err := openCell(ctx, *cfgPath)
 		if err != nil {
@@ -117,10 +172,40 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 }
 
+// linkURL is the URL of cfg's embedded broker with its Link user, at addr
+// (nats://HOST:PORT) or else at broker.listen.
+func linkURL(cfg *config.Config, addr string) (string, error) {
+	if cfg.Broker.URL != "" {
+		return "", fmt.Errorf("cell %s uses the broker at broker.url: give its neighbours a URL with a user of that broker", cfg.Cell)
+	}
+	if addr == "" {
+		host, port, err := net.SplitHostPort(cfg.Broker.Listen)
+		if err != nil || port == "0" {
+			return "", usageError{fmt.Errorf("broker.listen %q names no fixed port: give --broker-url nats://HOST:PORT", cfg.Broker.Listen)}
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			return "", usageError{fmt.Errorf("broker.listen %q names no host neighbours can reach: give --broker-url nats://HOST:PORT", cfg.Broker.Listen)}
+		}
+		scheme := "nats://"
+		if cfg.Broker.TLSCert != "" {
+			scheme = "tls://"
+		}
+		addr = scheme + net.JoinHostPort(host, port)
+	}
+	creds, err := broker.LoadOrCreateCredentials(cfg.Broker.Credentials)
+	if err != nil {
+		return "", err
+	}
+	return broker.WithUser(addr, creds.Link)
+}
+
 func printNeighbours(ctx context.Context, w io.Writer, self string, d *db.DB, asJSON bool) error {
 	ns, err := cells.ListNeighbours(ctx, d)
 	if err != nil {
 		return err
+	}
+	for i := range ns {
+		ns[i].BrokerURL = broker.Redact(ns[i].BrokerURL)
 	}
 	if asJSON {
 		enc := json.NewEncoder(w)

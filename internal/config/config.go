@@ -90,10 +90,30 @@ type Config struct {
 }
 
 // Broker is the cell's message broker: an external NATS by URL, or an
-// embedded server listening on Listen.
+// embedded server listening on Listen (default 127.0.0.1 on a free port).
 type Broker struct {
+	// URL is an external broker, or the embedded broker of another
+	// process of the same cell. A user and password in it
+	// (nats://user:pass@host:port) are used.
 	URL    string `json:"url,omitempty"`
 	Listen string `json:"listen,omitempty"`
+	// Credentials is the file of the embedded broker's users (the cell's
+	// own and the one its neighbours use; default
+	// DATA_DIR/broker-credentials.json, mode 0600). The process that runs
+	// the embedded broker creates it when missing; a process of the cell
+	// that reaches the broker by URL (without a user in it) reads it.
+	Credentials string `json:"credentials,omitempty"`
+	// CredsFile is a NATS credentials file (user JWT and nkey seed) for
+	// an external broker at URL.
+	CredsFile string `json:"creds_file,omitempty"`
+	// TLSCert and TLSKey are the embedded broker's server certificate and
+	// key: with them it takes only TLS connections. CA is the tree CA
+	// that signed every broker's certificate: the process verifies its
+	// own broker and its neighbours' against it (and connects only with
+	// TLS). cellcloud cell cert makes all three.
+	TLSCert string `json:"tls_cert,omitempty"`
+	TLSKey  string `json:"tls_key,omitempty"`
+	CA      string `json:"ca,omitempty"`
 }
 
 // DefaultAPIListen is where the public APIs listen unless told otherwise:
@@ -237,6 +257,11 @@ func Load(path string) (*Config, error) {
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
 	}
+	for _, f := range []*string{&c.Broker.Credentials, &c.Broker.CredsFile, &c.Broker.TLSCert, &c.Broker.TLSKey, &c.Broker.CA} {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(filepath.Dir(path), *f)
+		}
+	}
 	if err := c.Normalize(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -322,6 +347,21 @@ func (c *Config) Normalize() error {
 	}
 	if c.Broker.URL != "" && !strings.HasPrefix(c.Broker.URL, "nats://") && !strings.HasPrefix(c.Broker.URL, "tls://") {
 		return fmt.Errorf("broker url %q must start with nats://", c.Broker.URL)
+	}
+	if c.Broker.CredsFile != "" && c.Broker.URL == "" {
+		return errors.New("broker.creds_file is for an external broker: it needs broker.url")
+	}
+	if (c.Broker.TLSCert == "") != (c.Broker.TLSKey == "") {
+		return errors.New("broker: give both tls_cert and tls_key, or neither")
+	}
+	if c.Broker.TLSCert != "" && c.Broker.CA == "" {
+		return errors.New("broker.tls_cert needs broker.ca (the tree CA that signed it), which the cell's processes verify it against")
+	}
+	if c.Broker.TLSCert != "" && c.Broker.URL != "" {
+		return errors.New("broker.tls_cert and tls_key are the embedded broker's: not with broker.url")
+	}
+	if c.Broker.Credentials == "" {
+		c.Broker.Credentials = filepath.Join(c.DataDir, "broker-credentials.json")
 	}
 	if c.API.Listen == "" {
 		c.API.Listen = DefaultAPIListen

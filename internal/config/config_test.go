@@ -103,3 +103,35 @@ func TestAPIServerLimits(t *testing.T) {
 		t.Errorf("set: %+v", a)
 	}
 }
+
+func TestBrokerCredentialsPaths(t *testing.T) {
+	c, err := Load(write(t, `{"cell": "api", "data_dir": "d"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.Credentials != filepath.Join(c.DataDir, "broker-credentials.json") {
+		t.Errorf("default credentials file %q", c.Broker.Credentials)
+	}
+	p := write(t, `{"cell": "api", "data_dir": "d", "broker": {"url": "nats://h:1", "credentials": "secret/c.json", "creds_file": "n.creds"}}`)
+	c, err = Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.Credentials != filepath.Join(filepath.Dir(p), "secret", "c.json") || c.Broker.CredsFile != filepath.Join(filepath.Dir(p), "n.creds") {
+		t.Errorf("relative paths not resolved against the config file: %+v", c.Broker)
+	}
+	for body, want := range map[string]string{
+		`{"creds_file": "n.creds"}`:                                        "creds_file",
+		`{"tls_cert": "c.pem", "ca": "ca.pem"}`:                            "tls_key",
+		`{"tls_cert": "c.pem", "tls_key": "k.pem"}`:                        "broker.ca",
+		`{"url": "tls://h:1", "tls_cert": "c", "tls_key": "k", "ca": "a"}`: "not with broker.url",
+	} {
+		if _, err := Load(write(t, `{"cell": "api", "data_dir": "d", "broker": `+body+`}`)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("broker %s: %v, want an error naming %s", body, err, want)
+		}
+	}
+	c, err = Load(write(t, `{"cell": "api", "data_dir": "d", "broker": {"tls_cert": "c.pem", "tls_key": "k.pem", "ca": "/etc/ca.pem"}}`))
+	if err != nil || !filepath.IsAbs(c.Broker.TLSCert) || c.Broker.CA != "/etc/ca.pem" {
+		t.Errorf("TLS files: %+v, %v", c.Broker, err)
+	}
+}

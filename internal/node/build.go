@@ -37,7 +37,7 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 	// The cells service comes first: the process's sender is its own.
 	if cfg.Has(config.RoleCells) {
 		svc, err := cells.New(cells.Config{
-			Path: cfg.Cell, DB: n.DB, Conn: n.nc, Logger: n.log,
+			Path: cfg.Cell, DB: n.DB, Conn: n.nc, Logger: n.log, LinkOptions: n.linkOpts,
 			ReportInterval: cfg.Cells.ReportInterval.D(), RefreshInterval: cfg.Cells.RefreshInterval.D(),
 			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts, DownAfter: cfg.Cells.DownAfter.D(),
 			CallTimeout: cfg.Cells.CallTimeout.D(),

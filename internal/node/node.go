@@ -26,9 +26,12 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +59,10 @@ type Node struct {
 
 	DB       *db.DB
 	embedded *broker.Embedded
+	creds    *broker.Credentials
+	// linkOpts are the options of every connection to a broker of the
+	// tree (the CA to verify it against).
+	linkOpts []nats.Option
 	nc       *nats.Conn
 
 	// Cells is the cells service, when this process runs it.
@@ -175,16 +182,48 @@ func (n *Node) openDB(ctx context.Context) error {
 func (n *Node) connectBroker(ctx context.Context) error {
 	cfg := n.cfg
 	url := cfg.Broker.URL
-	if url == "" {
-		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Name: cfg.Cell, Listen: cfg.Broker.Listen, StoreDir: filepath.Join(cfg.DataDir, "broker")})
+	if cfg.Broker.CA != "" {
+		// This cell's broker and its neighbours' are verified against the
+		// tree CA (and reached only with TLS).
+		n.linkOpts = []nats.Option{nats.RootCAs(cfg.Broker.CA)}
+	}
+	opts := slices.Clone(n.linkOpts)
+	switch {
+	case url == "":
+		creds, err := broker.LoadOrCreateCredentials(cfg.Broker.Credentials)
 		if err != nil {
 			return err
 		}
-		n.embedded = e
+		pub, sub := cells.LinkPermissions(cfg.Cell)
+		ecfg := broker.EmbeddedConfig{Name: cfg.Cell, Listen: cfg.Broker.Listen, StoreDir: filepath.Join(cfg.DataDir, "broker"),
+			Auth: &broker.Auth{Credentials: *creds, LinkPublish: pub, LinkSubscribe: sub}}
+		if cfg.Broker.TLSCert != "" {
+			if ecfg.TLS, err = (broker.TLSFiles{Cert: cfg.Broker.TLSCert, Key: cfg.Broker.TLSKey}).ServerTLS(); err != nil {
+				return err
+			}
+		}
+		e, err := broker.StartEmbedded(ecfg)
+		if err != nil {
+			return err
+		}
+		n.embedded, n.creds = e, creds
 		n.running.add(role{"broker", closer(func(context.Context) error { e.Shutdown(); return nil })})
 		url = e.URL()
+		opts = append(opts, nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
+	case cfg.Broker.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(cfg.Broker.CredsFile))
+	case !broker.HasUser(url):
+		// Another process of this cell runs the embedded broker: its
+		// credentials file is shared with the data directory. An external
+		// broker without users has none.
+		creds, err := broker.LoadCredentials(cfg.Broker.Credentials)
+		if err == nil {
+			opts = append(opts, nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
-	nc, err := broker.Connect(ctx, url, "cellcloud "+cfg.Cell, n.log.With("cell", cfg.Cell))
+	nc, err := broker.Connect(ctx, url, "cellcloud "+cfg.Cell, n.log.With("cell", cfg.Cell), opts...)
 	if err != nil {
 		return err
 	}
@@ -272,12 +311,26 @@ func (n *Node) APIAddr() string {
 	return n.api.addr
 }
 
-// BrokerURL is the URL of the cell's broker.
+// BrokerURL is the URL of the cell's broker (without a password).
 func (n *Node) BrokerURL() string {
 	if n.embedded != nil {
 		return n.embedded.URL()
 	}
-	return n.cfg.Broker.URL
+	return broker.Redact(n.cfg.Broker.URL)
+}
+
+// LinkURL is the URL the cell's neighbours record in their cells tables to
+// reach its embedded broker: with the broker's Link user, which may only
+// send to this cell. With an external broker it is the configured URL.
+func (n *Node) LinkURL() string {
+	if n.embedded == nil {
+		return n.cfg.Broker.URL
+	}
+	u, err := broker.WithUser(n.embedded.URL(), n.creds.Link)
+	if err != nil {
+		return n.embedded.URL()
+	}
+	return u
 }
 
 // Errors reports a failure of the HTTP server after Start.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/privfs"
+	"github.com/cellcloud/cellcloud/internal/tree/broker"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
@@ -89,6 +91,28 @@ type Tree struct {
 	// (auth mode local), by user name.
 	OpenRC map[string]OpenRC
 	log    *slog.Logger
+	// ca is the tree CA that signs every cell's broker certificate.
+	ca *broker.CA
+}
+
+// treeCA is the tree's CA in the data directory, made on the first run.
+func treeCA(dir string) (*broker.CA, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	return broker.LoadOrCreateCA(filepath.Join(dir, "tree-ca.pem"), filepath.Join(dir, "tree-ca-key.pem"), Root)
+}
+
+// brokerConfig is a cell's embedded broker: on loopback, with a fresh
+// certificate of the tree CA (its processes and its neighbours verify it
+// against the CA).
+func (t *Tree) brokerConfig(dataDir, cell string) (config.Broker, error) {
+	b := config.Broker{Listen: "127.0.0.1:0", TLSCert: filepath.Join(dataDir, "broker-cert.pem"),
+		TLSKey: filepath.Join(dataDir, "broker-key.pem"), CA: t.ca.CertFile}
+	if err := t.ca.Issue(b.TLSCert, b.TLSKey, cell, nil); err != nil {
+		return b, fmt.Errorf("cell %s: %w", cell, err)
+	}
+	return b, nil
 }
 
 // Root is the API cell's path.
@@ -110,7 +134,14 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 			t.Shutdown(context.Background())
 		}
 	}()
-	apiCfg := &config.Config{Cell: Root, DataDir: filepath.Join(o.DataDir, Root), Broker: config.Broker{Listen: "127.0.0.1:0"},
+	if t.ca, err = treeCA(o.DataDir); err != nil {
+		return nil, err
+	}
+	apiBroker, err := t.brokerConfig(filepath.Join(o.DataDir, Root), Root)
+	if err != nil {
+		return nil, err
+	}
+	apiCfg := &config.Config{Cell: Root, DataDir: filepath.Join(o.DataDir, Root), Broker: apiBroker,
 		API: config.API{Listen: o.Listen, Auth: o.Auth, KeystoneURL: o.KeystoneURL,
 			TokenCacheTTL: config.Duration(o.TokenCacheTTL), PolicyFile: o.PolicyFile, Quota: o.Quota}}
 	apiCfg.Cells.ReportInterval = config.Duration(o.ReportInterval)
@@ -133,8 +164,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		mids := int(math.Ceil(math.Sqrt(float64(o.Cells))))
 		for j := 1; j <= mids; j++ {
 			name := fmt.Sprintf("mid%d", j)
+			br, err := t.brokerConfig(filepath.Join(o.DataDir, name), cellpath.Child(Root, name))
+			if err != nil {
+				return nil, err
+			}
 			c := &config.Config{Cell: cellpath.Child(Root, name), DataDir: filepath.Join(o.DataDir, name),
-				Broker: config.Broker{Listen: "127.0.0.1:0"}, Roles: []string{config.RoleCells}}
+				Broker: br, Roles: []string{config.RoleCells}}
 			c.Cells.ReportInterval = config.Duration(o.ReportInterval)
 			c.Cells.CallTimeout = config.Duration(o.CallTimeout)
 			n, err := t.startCell(ctx, c)
@@ -151,8 +186,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		if parent != t.API {
 			dir = filepath.Join(filepath.Base(parent.Config().DataDir), name)
 		}
+		br, err := t.brokerConfig(filepath.Join(o.DataDir, dir), cellpath.Child(parent.Config().Cell, name))
+		if err != nil {
+			return nil, err
+		}
 		c := &config.Config{Cell: cellpath.Child(parent.Config().Cell, name), DataDir: filepath.Join(o.DataDir, dir),
-			Broker: config.Broker{Listen: "127.0.0.1:0"}, Network: config.Network{CIDR: fmt.Sprintf("10.%d.0.0/16", i)}}
+			Broker: br, Network: config.Network{CIDR: fmt.Sprintf("10.%d.0.0/16", i)}}
 		c.Compute.Hosts = o.HostsPerCell
 		c.Compute.Host = o.Host
 		c.Compute.SpawnLatency = config.Duration(o.SpawnLatency)
@@ -189,10 +228,10 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 	for _, c := range t.Cells {
 		path := c.Config().Cell
 		p := byPath[cellpath.Parent(path)]
-		if err := cells.AddNeighbour(ctx, p.DB, p.Config().Cell, cells.Neighbour{Path: path, Relation: cells.Child, BrokerURL: c.BrokerURL(), WeightScale: 1}); err != nil {
+		if err := cells.AddNeighbour(ctx, p.DB, p.Config().Cell, cells.Neighbour{Path: path, Relation: cells.Child, BrokerURL: c.LinkURL(), WeightScale: 1}); err != nil {
 			return nil, err
 		}
-		if err := cells.AddNeighbour(ctx, c.DB, path, cells.Neighbour{Path: p.Config().Cell, Relation: cells.Parent, BrokerURL: p.BrokerURL(), WeightScale: 1}); err != nil {
+		if err := cells.AddNeighbour(ctx, c.DB, path, cells.Neighbour{Path: p.Config().Cell, Relation: cells.Parent, BrokerURL: p.LinkURL(), WeightScale: 1}); err != nil {
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,10 +44,13 @@ func TestCellSplitAcrossProcesses(t *testing.T) {
 		writeJSON(t, path, c)
 		procs[name] = &cellProc{t: t, path: name, config: path, log: filepath.Join(dir, name+".log")}
 	}
-	cellcloud(t, "cell", "add", "--config", procs["api"].config, "--name", "api!cell1", "--relation", "child",
-		"--broker-url", fmt.Sprintf("nats://127.0.0.1:%d", cellBroker))
-	cellcloud(t, "cell", "add", "--config", procs["cell1-control"].config, "--name", "api", "--relation", "parent",
-		"--broker-url", fmt.Sprintf("nats://127.0.0.1:%d", apiBroker))
+	// link-url creates each cell's broker credentials (the compute process
+	// reads them from the shared data directory) and prints the URL, with
+	// the cell's link user, that its neighbour records.
+	cellURL := strings.TrimSpace(cellcloud(t, "cell", "link-url", "--config", procs["cell1-control"].config))
+	apiURL := strings.TrimSpace(cellcloud(t, "cell", "link-url", "--config", procs["api"].config))
+	cellcloud(t, "cell", "add", "--config", procs["api"].config, "--name", "api!cell1", "--relation", "child", "--broker-url", cellURL)
+	cellcloud(t, "cell", "add", "--config", procs["cell1-control"].config, "--name", "api", "--relation", "parent", "--broker-url", apiURL)
 	for _, name := range []string{"api", "cell1-control", "cell1-compute"} {
 		procs[name].start()
 	}

@@ -43,7 +43,7 @@ type tree struct {
 }
 
 // startTree writes a config per cell, links the cells with `cellcloud cell
-// add` on both sides, and starts one `cellcloud serve` process per cell.
+// add` on both sides (with the URLs `cellcloud cell link-url` prints), and starts one `cellcloud serve` process per cell.
 func startTree(t *testing.T, specs []cellSpec) *tree {
 	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}, nets: map[string]string{}}
 	apiPort := freePort(t)
@@ -52,12 +52,13 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		name := strings.ReplaceAll(s.path, "!", "_")
 		dir := filepath.Join(tr.dir, name)
 		port := freePort(t)
-		tr.urls[s.path] = fmt.Sprintf("nats://127.0.0.1:%d", port)
 		cfg := map[string]any{
 			"cell":     s.path,
 			"data_dir": dir,
-			"broker":   map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port)},
-			"cells":    map[string]any{"report_interval": "500ms", "refresh_interval": "300ms", "heal_interval": "3s", "heal_window": "1m"},
+			// TLS with a certificate of the tree CA (`cell cert` below).
+			"broker": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port), "ca": filepath.Join(tr.dir, "tree-ca.pem"),
+				"tls_cert": filepath.Join(dir, "broker-cert.pem"), "tls_key": filepath.Join(dir, "broker-key.pem")},
+			"cells": map[string]any{"report_interval": "500ms", "refresh_interval": "300ms", "heal_interval": "3s", "heal_window": "1m"},
 		}
 		// The API cell and one compute cell run on PostgreSQL when this
 		// machine has it (the production path), each in its own schema;
@@ -85,6 +86,14 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		path := filepath.Join(tr.dir, name+".json")
 		writeJSON(t, path, cfg)
 		tr.procs[s.path] = &cellProc{t: t, path: s.path, config: path, log: filepath.Join(tr.dir, name+".log")}
+	}
+	// Each cell's neighbours reach its broker with its link user: `cell
+	// link-url` creates the cell's broker credentials and prints the URL.
+	// `cell cert` makes the tree CA (the first time) and each cell's broker
+	// certificate.
+	for _, s := range specs {
+		cellcloud(t, "cell", "cert", "--config", tr.procs[s.path].config, "--ca-key", filepath.Join(tr.dir, "tree-ca-key.pem"))
+		tr.urls[s.path] = strings.TrimSpace(cellcloud(t, "cell", "link-url", "--config", tr.procs[s.path].config))
 	}
 	for _, s := range specs {
 		if s.parent == "" {

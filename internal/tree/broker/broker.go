@@ -4,6 +4,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,13 @@ type EmbeddedConfig struct {
 	Listen string
 	// StoreDir holds JetStream's files.
 	StoreDir string
+	// Auth, when set, is required of every client: a connection without
+	// one of its users is refused. Every cell's broker has it (the node
+	// sets it); only tests of this package and of the cells transport run
+	// without.
+	Auth *Auth
+	// TLS, when set, is required of every client.
+	TLS *tls.Config
 }
 
 // InMsgs is how many messages clients have published to the server,
@@ -84,6 +92,12 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		JetStreamMaxMemory: 256 << 20,
 		JetStreamMaxStore:  8 << 30,
 	}
+	if cfg.Auth != nil {
+		opts.Users = cfg.Auth.users()
+	}
+	if cfg.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, cfg.TLS, 5
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -116,9 +130,10 @@ func (e *Embedded) Shutdown() {
 }
 
 // Connect connects to a broker. When the broker is not reachable yet it
-// keeps trying in the background (the connection buffers publishes) unless
-// wait is set, in which case it waits up to the context's deadline.
-func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, error) {
+// keeps trying in the background (the connection buffers publishes). A
+// user and password in the URL are used; extra options (credentials, an
+// inbox prefix) come after the defaults.
+func Connect(ctx context.Context, url, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -127,14 +142,17 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Con
 		nats.ReconnectBufSize(32 << 20),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("broker connection lost", "url", url, "err", err)
+				log.Warn("broker connection lost", "url", Redact(url), "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("broker connection restored", "url", url) }),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("broker connection restored", "url", Redact(url)) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("broker error", "url", Redact(url), "err", err)
+		}),
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("broker: connect %s: %w", url, err)
+		return nil, fmt.Errorf("broker: connect %s: %w", Redact(url), err)
 	}
 	return nc, nil
 }
@@ -144,7 +162,10 @@ func WaitConnected(ctx context.Context, nc *nats.Conn) error {
 	for !nc.IsConnected() {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("broker: not connected to %s: %w", nc.Opts.Url, ctx.Err())
+			if err := nc.LastError(); err != nil {
+				return fmt.Errorf("broker: not connected to %s: %w (last error: %v)", Redact(nc.Opts.Url), ctx.Err(), err)
+			}
+			return fmt.Errorf("broker: not connected to %s: %w", Redact(nc.Opts.Url), ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/broker"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 )
@@ -82,7 +83,7 @@ func ValidateNeighbour(self string, n Neighbour) error {
 	}
 	u, err := url.Parse(n.BrokerURL)
 	if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
-		return fmt.Errorf("broker URL %q must look like nats://host:port", n.BrokerURL)
+		return fmt.Errorf("broker URL %q must look like nats://host:port", broker.Redact(n.BrokerURL))
 	}
 	if n.WeightScale < 0 {
 		return fmt.Errorf("weight scale %v must not be negative", n.WeightScale)

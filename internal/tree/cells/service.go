@@ -33,6 +33,10 @@ type Config struct {
 	// Conn is the connection to this cell's own broker.
 	Conn   *nats.Conn
 	Logger *slog.Logger
+	// LinkOptions are added to the connections to neighbours' brokers
+	// (the tree CA to verify them against); the user comes in each
+	// neighbour's broker URL.
+	LinkOptions []nats.Option
 
 	// ReportInterval is how often capacity goes to the parent (default 10s).
 	ReportInterval time.Duration

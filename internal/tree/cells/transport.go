@@ -24,6 +24,19 @@ func callSubject(path string) string { return "cellcloud." + path + ".call" }
 // wake the cells service's outbox relay after it has enqueued messages.
 func nudgeSubject(path string) string { return "cellcloud." + path + ".nudge" }
 
+// linkInbox is the inbox prefix of the connections to a neighbour's
+// broker: the JetStream acknowledgements of the relay come back on it.
+const linkInbox = "_LINK"
+
+// LinkPermissions are the subjects a neighbour may publish and subscribe to
+// on cell path's broker (its broker's Link user, broker.Auth): it sends
+// durable messages to the cell's inbox and calls and replies to its call
+// subject, and receives the acknowledgements of the first on its own inbox
+// prefix. It may not read the cell's traffic nor send anything else.
+func LinkPermissions(path string) (publish, subscribe []string) {
+	return []string{inSubject(path), callSubject(path)}, []string{linkInbox + ".>"}
+}
+
 // streamName is the JetStream stream that holds a cell's durable inbox.
 // Cell names hold no "_", so the mapping cannot collide.
 func streamName(path string) string { return "CELLIN_" + strings.ReplaceAll(path, "!", "_") }
@@ -110,11 +123,11 @@ func (s *Service) refreshNeighbours(ctx context.Context) error {
 		}
 		c, err := s.acquire(ctx, n.BrokerURL)
 		if err != nil {
-			s.log.Error("cannot connect to neighbour's broker", "neighbour", p, "url", n.BrokerURL, "err", err)
+			s.log.Error("cannot connect to neighbour's broker", "neighbour", p, "url", broker.Redact(n.BrokerURL), "err", err)
 			continue
 		}
 		s.neighbours[p] = &link{n: n, conn: c}
-		s.log.Info("neighbour added", "neighbour", p, "relation", n.Relation, "url", n.BrokerURL)
+		s.log.Info("neighbour added", "neighbour", p, "relation", n.Relation, "url", broker.Redact(n.BrokerURL))
 	}
 	return nil
 }
@@ -130,7 +143,8 @@ func (s *Service) acquire(ctx context.Context, url string) (*conn, error) {
 		nc = s.cfg.Conn
 	} else {
 		var err error
-		nc, err = broker.Connect(ctx, url, "cellcloud cells "+s.path, s.log)
+		opts := append([]nats.Option{nats.CustomInboxPrefix(linkInbox)}, s.cfg.LinkOptions...)
+		nc, err = broker.Connect(ctx, url, "cellcloud cells "+s.path, s.log, opts...)
 		if err != nil {
 			return nil, err
 		}
