@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -96,11 +95,23 @@ type Tree struct {
 }
 
 // treeCA is the tree's CA in the data directory, made on the first run.
+// Its files are private like the rest of the data directory (tightened
+// when an older run left them open).
 func treeCA(dir string) (*broker.CA, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := privfs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return broker.LoadOrCreateCA(filepath.Join(dir, "tree-ca.pem"), filepath.Join(dir, "tree-ca-key.pem"), Root)
+	cert, key := filepath.Join(dir, "tree-ca.pem"), filepath.Join(dir, "tree-ca-key.pem")
+	ca, err := broker.LoadOrCreateCA(cert, key, Root)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []string{cert, key} {
+		if err := privfs.TightenFile(f); err != nil {
+			return nil, fmt.Errorf("tree CA: %w", err)
+		}
+	}
+	return ca, nil
 }
 
 // brokerConfig is a cell's embedded broker: on loopback, with a fresh
