@@ -343,10 +343,10 @@ func FuzzFlavorBodies(f *testing.F) {
 			`{"flavor": {"name": "f", "ram": 0, "vcpus": 1, "disk": 1}}`, `{"flavor": {"name": "f", "ram": 512, "vcpus": 1, "disk": -1}}`,
 			`{"flavor": {"name": "", "ram": 512, "vcpus": 1, "disk": 1}}`, `{"flavor": {"name": "f", "ram": 1e99, "vcpus": 1, "disk": 1}}`,
 			`{"flavor": {"name": "f", "ram": 512, "vcpus": 1, "disk": 1, "description": "d"}}`, `{"flavor": {"name": "f", "id": "a b", "ram": 1, "vcpus": 1, "disk": 1}}`},
-		"update":    {`{"flavor": {"description": "d"}}`, `{"flavor": {"description": null}}`, `{"flavor": {"name": "x"}}`, `{"flavor": {}}`},
-		"specs":     {`{"extra_specs": {"hw:cpu_policy": "dedicated", "k": "v"}}`, `{"extra_specs": {"k": 1}}`, `{"extra_specs": {"": "v"}}`, `{"extra_specs": []}`},
-		"spec":      {`{"k": "v"}`, `{"k": "v", "j": "w"}`, `{"other": "v"}`, `{"k": 1}`},
-		"access":    {`{"addTenantAccess": {"tenant": "demo"}}`, `{"removeTenantAccess": {"tenant": "demo"}}`, `{"addTenantAccess": {}}`, `{"addTenantAccess": {"tenant": 1}}`},
+		"update": {`{"flavor": {"description": "d"}}`, `{"flavor": {"description": null}}`, `{"flavor": {"name": "x"}}`, `{"flavor": {}}`},
+		"specs":  {`{"extra_specs": {"hw:cpu_policy": "dedicated", "k": "v"}}`, `{"extra_specs": {"k": 1}}`, `{"extra_specs": {"": "v"}}`, `{"extra_specs": []}`},
+		"spec":   {`{"k": "v"}`, `{"k": "v", "j": "w"}`, `{"other": "v"}`, `{"k": 1}`},
+		"access": {`{"addTenantAccess": {"tenant": "demo"}}`, `{"removeTenantAccess": {"tenant": "demo"}}`, `{"addTenantAccess": {}}`, `{"addTenantAccess": {"tenant": 1}}`},
 	}
 	routes := []string{"create", "update", "specs", "spec", "access"}
 	for i, rt := range routes {
