@@ -1,0 +1,68 @@
+package network_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// FuzzUpdateBodies sends arbitrary bodies to the updates of networks and
+// subnets, each on a network (and its subnet) of its own, by an admin and
+// by the owner: the answer is a success or a Neutron-shaped 4xx, never a
+// 500. (The creates: FuzzCreateBodies; a port update reads no body, ports
+// are read-only here.)
+func FuzzUpdateBodies(f *testing.F) {
+	seeds := map[string][]string{
+		"networks": {`{"network": {"name": "n2", "admin_state_up": false, "shared": true, "mtu": 1400, "description": "d"}}`,
+			`{"network": {"mtu": "x"}}`, `{"network": {"admin_state_up": 2}}`, `{"network": {"id": "other"}}`, `{"network": {"tenant_id": "x"}}`,
+			`{"network": {"router:external": true}}`, `{"network": {"port_security_enabled": "no"}}`},
+		"subnets": {`{"subnet": {"name": "s2", "enable_dhcp": false, "gateway_ip": "192.168.7.254", "dns_nameservers": ["8.8.8.8"]}}`,
+			`{"subnet": {"gateway_ip": null}}`, `{"subnet": {"gateway_ip": "10.9.9.9"}}`, `{"subnet": {"cidr": "10.0.0.0/24"}}`,
+			`{"subnet": {"allocation_pools": [{"start": "192.168.7.9", "end": "192.168.7.2"}]}}`,
+			`{"subnet": {"host_routes": [{"destination": "1.2.3.4/8", "nexthop": "192.168.7.1"}]}}`, `{"subnet": {"dns_nameservers": [1, 2]}}`,
+			`{"subnet": {"ip_version": 6}}`},
+	}
+	kinds := []string{"networks", "subnets"}
+	for i, k := range kinds {
+		for _, s := range append(seeds[k], `{}`, `null`, `[]`, ``, `{"x"`, `{"`+strings.TrimSuffix(k, "s")+`": null}`) {
+			f.Add(uint8(i), false, s)
+			f.Add(uint8(i), true, s)
+		}
+	}
+	e := newEnv(f)
+	n := 0
+	// create makes an object of demo's (as the admin) and returns its id.
+	create := func(t *testing.T, kind, body string) string {
+		r := e.send(t, http.MethodPost, "/networking/v2.0/"+kind, admin, body)
+		var out map[string]struct {
+			ID string `json:"id"`
+		}
+		r.json(t, &out)
+		key := strings.TrimSuffix(kind, "s")
+		if r.status != http.StatusCreated || out[key].ID == "" {
+			t.Fatalf("create %s: %d %s", key, r.status, r.body)
+		}
+		return out[key].ID
+	}
+	f.Fuzz(func(t *testing.T, kind uint8, asAdmin bool, body string) {
+		n++
+		token := demo
+		if asAdmin {
+			token = admin
+		}
+		net := create(t, "networks", fmt.Sprintf(`{"network": {"name": "fz-%d", "project_id": "demo"}}`, n))
+		id := net
+		k := kinds[int(kind)%len(kinds)]
+		if k != "networks" {
+			id = create(t, "subnets", `{"subnet": {"network_id": "`+net+`", "ip_version": 4, "cidr": "192.168.7.0/24", "project_id": "demo"}}`)
+		}
+		r := e.send(t, http.MethodPut, "/networking/v2.0/"+k+"/"+id, token, body)
+		if r.status >= 500 {
+			t.Fatalf("PUT %s %q: %d %s", k, body, r.status, r.body)
+		}
+		if r.status >= 400 {
+			r.fault(t, r.status)
+		}
+	})
+}
