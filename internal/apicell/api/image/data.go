@@ -73,7 +73,10 @@ func (h *dataHandler) uploadData(w http.ResponseWriter, r *http.Request) {
 	if quota {
 		// Glance's check_quota: a known size must fit; an unknown one is
 		// refused only when nothing is left, and cut off when it crosses.
-		if declared > remaining || declared < 0 && remaining <= 0 {
+		// An image that is not queued gets BeginUpload's 409, as in
+		// Glance, which changes the status before it checks the quota.
+		over := declared > remaining || declared < 0 && remaining <= 0
+		if over && img.Status == imagedb.StatusQueued {
 			log.Warn("image upload over the project's storage quota", "project", project, "size", declared, "remaining", remaining)
 			h.fail(w, r, storageQuotaFull(declared, remaining))
 			return

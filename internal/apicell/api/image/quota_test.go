@@ -109,6 +109,9 @@ func TestStorageQuota(t *testing.T) {
 		}
 		stored = append(stored, b.ID)
 		slices.Sort(stored)
+		// An image that is not queued is a refused status change first,
+		// as in Glance.
+		wantError(t, s.uploadRaw(t, demo, b.ID, bytes.NewReader(data(500, 2))), http.StatusConflict, "from active to saving")
 		d := s.create(t, demo, disk)
 		before = s.raw(t, admin, d.ID)
 		r = s.uploadRaw(t, demo, d.ID, io.MultiReader(bytes.NewReader([]byte("x"))))
