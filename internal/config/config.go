@@ -135,6 +135,13 @@ type API struct {
 	// data upload or download (PUT and GET /image/v2/images/{id}/file),
 	// once the caller may do it (default 1h).
 	ImageDataTimeout Duration `json:"image_data_timeout,omitempty"`
+	// ImageStorageQuota is the bytes of image data one project's images
+	// may hold together, as Glance's user_storage_quota (default 0: no
+	// quota, Glance's default). ImageCountQuota is how many images one
+	// project may own, as Glance's image_count_total limit (default 0: no
+	// quota).
+	ImageStorageQuota int64 `json:"image_storage_quota,omitempty"`
+	ImageCountQuota   int64 `json:"image_count_quota,omitempty"`
 	// MaxConnectionsPerClient caps the connections open at once from one
 	// client IP address; more are closed as they arrive (default 256; -1
 	// is unlimited).
@@ -416,6 +423,9 @@ func (a *API) normalize() error {
 	}
 	if a.ReadTimeout < 0 || a.WriteTimeout < 0 || a.IdleTimeout < 0 || a.ImageDataTimeout < 0 {
 		return errors.New("api.read_timeout, api.write_timeout, api.idle_timeout and api.image_data_timeout must not be negative")
+	}
+	if a.ImageStorageQuota < 0 || a.ImageCountQuota < 0 {
+		return errors.New("api.image_storage_quota and api.image_count_quota must not be negative (0 is no quota)")
 	}
 	a.ReadTimeout = orDefault(a.ReadTimeout, 60*time.Second)
 	a.WriteTimeout = orDefault(a.WriteTimeout, 120*time.Second)

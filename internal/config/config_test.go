@@ -135,3 +135,27 @@ func TestBrokerCredentialsPaths(t *testing.T) {
 		t.Errorf("TLS files: %+v, %v", c.Broker, err)
 	}
 }
+
+// TestImageQuotas: no image quota by default (Glance's default); set, each
+// is loaded; a negative one is refused.
+func TestImageQuotas(t *testing.T) {
+	c, err := Load(write(t, `{"cell": "api", "data_dir": "d"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.API.ImageStorageQuota != 0 || c.API.ImageCountQuota != 0 {
+		t.Errorf("defaults: storage %d count %d, want no quota", c.API.ImageStorageQuota, c.API.ImageCountQuota)
+	}
+	c, err = Load(write(t, `{"cell": "api", "data_dir": "d", "api": {"image_storage_quota": 10737418240, "image_count_quota": 100}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.API.ImageStorageQuota != 10<<30 || c.API.ImageCountQuota != 100 {
+		t.Errorf("set: storage %d count %d", c.API.ImageStorageQuota, c.API.ImageCountQuota)
+	}
+	for _, bad := range []string{`{"image_storage_quota": -1}`, `{"image_count_quota": -1}`} {
+		if _, err := Load(write(t, `{"cell": "api", "data_dir": "d", "api": `+bad+`}`)); err == nil {
+			t.Errorf("%s loaded", bad)
+		}
+	}
+}

@@ -199,7 +199,8 @@ func (n *Node) apiParts(ctx context.Context) (apiParts, error) {
 		return p, err
 	}
 	p.images, err = image.New(image.Config{DB: n.DB, StoreDir: filepath.Join(n.cfg.DataDir, "images"), Cell: n.cfg.Cell, Logger: n.log,
-		Auth: p.auth, Policy: p.pol, DataTimeout: n.cfg.API.ImageDataTimeout.D()})
+		Auth: p.auth, Policy: p.pol, DataTimeout: n.cfg.API.ImageDataTimeout.D(),
+		StorageQuota: n.cfg.API.ImageStorageQuota, CountQuota: n.cfg.API.ImageCountQuota})
 	return p, err
 }
 

@@ -32,6 +32,13 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxImageSize bounds an upload in bytes; 0 means DefaultMaxImageSize.
 	MaxImageSize int64
+	// StorageQuota, when positive, is the bytes of image data one
+	// project's images may hold together (Glance's user_storage_quota);
+	// 0 is no quota.
+	StorageQuota int64
+	// CountQuota, when positive, is how many images one project may own
+	// (Glance's image_count_total limit); 0 is no quota.
+	CountQuota int64
 	// DataTimeout, when positive, is how long an upload or a download of
 	// image data may take: it replaces the HTTP server's read and write
 	// deadlines of those requests (which are short for the other routes)

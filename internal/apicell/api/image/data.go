@@ -62,18 +62,41 @@ func (h *dataHandler) uploadData(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, tooLarge(declared, h.cfg.MaxImageSize))
 		return
 	}
+	log := h.log.With("request_id", httpkit.RequestID(ctx), "image", img.ID)
+	project := httpkit.CallerFrom(ctx).ProjectID
+	limit := h.cfg.MaxImageSize
+	remaining, quota, err := h.remainingStorage(ctx, h.cfg.DB, project, img.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if quota {
+		// Glance's check_quota: a known size must fit; an unknown one is
+		// refused only when nothing is left, and cut off when it crosses.
+		// An image that is not queued gets BeginUpload's 409, as in
+		// Glance, which changes the status before it checks the quota.
+		over := declared > remaining || declared < 0 && remaining <= 0
+		if over && img.Status == imagedb.StatusQueued {
+			log.Warn("image upload over the project's storage quota", "project", project, "size", declared, "remaining", remaining)
+			h.fail(w, r, storageQuotaFull(declared, remaining))
+			return
+		}
+		limit = min(limit, remaining)
+	}
 	h.extendDeadlines(w, true)
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return h.store.BeginUpload(ctx, tx, img.ID) })
 	if err != nil {
 		h.fail(w, r, onImage(id, err))
 		return
 	}
-	log := h.log.With("request_id", httpkit.RequestID(ctx), "image", img.ID)
-	tmp, d, err := h.files.receive(r.Body, h.cfg.MaxImageSize)
+	tmp, d, err := h.files.receive(r.Body, limit)
 	if err != nil {
 		h.abortUpload(ctx, log, img.ID)
 		var re *readError
 		switch {
+		case errors.Is(err, errTooLarge) && limit < h.cfg.MaxImageSize:
+			log.Warn("image upload cut off at the project's storage quota; image back to queued", "project", project, "remaining", remaining)
+			h.fail(w, r, storageQuotaFull(-1, remaining))
 		case errors.Is(err, errTooLarge):
 			h.fail(w, r, tooLarge(-1, h.cfg.MaxImageSize))
 		case errors.As(err, &re):
@@ -95,10 +118,26 @@ func (h *dataHandler) uploadData(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return h.store.FinishUpload(ctx, tx, img.ID, d) })
+	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		// Again with the size known, as Glance does: another upload of
+		// the project may have finished meanwhile.
+		if left, quota, err := h.remainingStorage(ctx, tx, project, img.ID); err != nil {
+			return err
+		} else if quota && d.Size > left {
+			return storageQuotaFull(d.Size, left)
+		}
+		return h.store.FinishUpload(ctx, tx, img.ID, d)
+	})
 	if err != nil {
 		if rerr := h.files.remove(img.ID); rerr != nil {
 			log.Error("removing the data of a failed upload", "err", rerr)
+		}
+		var f *httpkit.Fault
+		if errors.As(err, &f) {
+			log.Warn("image upload over the project's storage quota once complete; image back to queued", "project", project, "size", d.Size)
+			h.abortUpload(ctx, log, img.ID)
+			h.fail(w, r, f)
+			return
 		}
 		if errors.Is(err, imagedb.ErrNotFound) {
 			h.fail(w, r, onImage(img.ID, fmt.Errorf("%w: %w", errGoneDuringUpload, err)))

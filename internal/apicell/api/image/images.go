@@ -149,7 +149,18 @@ func (h *imagesHandler) createImage(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return h.store.Create(ctx, tx, img) })
+	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := h.checkImageCount(ctx, tx, c.ProjectID); err != nil {
+			return err
+		}
+		return h.store.Create(ctx, tx, img)
+	})
+	var f *httpkit.Fault
+	if errors.As(err, &f) {
+		h.log.Warn("image create over the project's image count quota", "request_id", httpkit.RequestID(ctx), "project", c.ProjectID)
+		h.fail(w, r, f)
+		return
+	}
 	if err != nil {
 		h.fail(w, r, onImage(img.ID, err))
 		return
