@@ -95,8 +95,8 @@ type Tree struct {
 }
 
 // treeCA is the tree's CA in the data directory, made on the first run.
-// Its files are private like the rest of the data directory (tightened
-// when an older run left them open).
+// The broker package writes its files private; a CA whose files were
+// opened up since is tightened, like the rest of the data directory.
 func treeCA(dir string) (*broker.CA, error) {
 	if err := privfs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/cellcloud/cellcloud/internal/privfs"
 )
 
 // User is a name and password of an embedded broker.
@@ -101,7 +103,7 @@ func LoadOrCreateCredentials(path string) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := privfs.MkdirAll(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("broker credentials: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".credentials-*")

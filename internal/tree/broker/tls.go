@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/cellcloud/cellcloud/internal/privfs"
 )
 
 // TLSFiles are a broker's server certificate and key.
@@ -132,22 +134,22 @@ func serial() *big.Int {
 	return n
 }
 
-// writeKeyPair writes a certificate (0644) and its key (0600), refusing to
-// overwrite either.
+// writeKeyPair writes a certificate and its key, private like every file of
+// a data directory (privfs), refusing to overwrite either.
 func writeKeyPair(certFile, keyFile string, der []byte, key *ecdsa.PrivateKey) error {
 	kb, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return err
 	}
 	for _, f := range []string{certFile, keyFile} {
-		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+		if err := privfs.MkdirAll(filepath.Dir(f)); err != nil {
 			return err
 		}
 	}
-	if err := writeNew(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	if err := writeNew(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), privfs.FileMode); err != nil {
 		return err
 	}
-	return writeNew(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return writeNew(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), privfs.FileMode)
 }
 
 func writeNew(path string, b []byte, mode os.FileMode) error {
