@@ -32,7 +32,7 @@ func minimalConstructs(r *http.Request) bool {
 
 // downListView is a down-cell instance in a list at 2.69.
 func downListView(r *http.Request, in *apidb.Instance, detail bool) map[string]any {
-	v := map[string]any{"id": in.UUID, "status": "UNKNOWN", "links": links(baseURL(r), in.ProjectID, "servers", in.UUID)}
+	v := map[string]any{"id": in.UUID, "status": "UNKNOWN", "links": links(httpkit.Origin(r), in.ProjectID, "servers", in.UUID)}
 	if detail {
 		v["tenant_id"] = in.ProjectID
 		v["created"] = isoTime(in.CreatedAt)
@@ -65,7 +65,7 @@ func (h *serversHandler) splitDown(r *http.Request, insts []*apidb.Instance, det
 // downShowView is a down-cell instance shown at 2.69: what the API cell
 // holds from the request that created it.
 func downShowView(r *http.Request, in *apidb.Instance) map[string]any {
-	base := baseURL(r)
+	base := httpkit.Origin(r)
 	v := downListView(r, in, true)
 	var image any = ""
 	if in.ImageRef != "" {

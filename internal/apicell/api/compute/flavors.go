@@ -55,7 +55,7 @@ func flavorView(base, project string, f wire.Flavor, detail bool) map[string]any
 // from 2.61 (every caller may read them by Nova's default policy), swap
 // as a number from 2.75.
 func flavorDetailView(r *http.Request, f apidb.FlavorDetail, detail bool) map[string]any {
-	v := flavorView(baseURL(r), httpkit.CallerFrom(r.Context()).ProjectID, f.Flavor, detail)
+	v := flavorView(httpkit.Origin(r), httpkit.CallerFrom(r.Context()).ProjectID, f.Flavor, detail)
 	if atLeast(r, 55) {
 		v["description"] = f.Description
 	}

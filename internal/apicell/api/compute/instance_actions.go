@@ -105,7 +105,7 @@ func (h *instanceActionsHandler) listInstanceActions(w http.ResponseWriter, r *h
 		nq := next.Query()
 		nq.Set("marker", recs[len(recs)-1].RequestID)
 		next.RawQuery = nq.Encode()
-		resp["links"] = []map[string]string{{"rel": "next", "href": baseURL(r) + next.RequestURI()}}
+		resp["links"] = []map[string]string{{"rel": "next", "href": httpkit.Origin(r) + next.RequestURI()}}
 	}
 	httpkit.WriteJSON(w, http.StatusOK, resp)
 }

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 )
 
 // queryLimit checks the limit and marker query parameters (Nova's
@@ -36,7 +38,7 @@ func nextLink(r *http.Request, collection, marker string) []map[string]string {
 		q.Set(k, v[len(v)-1])
 	}
 	q.Set("marker", marker)
-	prefix := baseURL(r) + "/v2.1"
+	prefix := httpkit.Origin(r) + "/v2.1"
 	if p, _ := r.Context().Value(keyPathProject).(string); p != "" {
 		prefix += "/" + p
 	}

@@ -28,18 +28,6 @@ func strictDecode(b json.RawMessage, v any) error {
 	return dec.Decode(v)
 }
 
-// baseURL is the scheme and host the client used.
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
-	return scheme + "://" + r.Host
-}
-
 // readObject reads a JSON request body that must be an object; numbers
 // stay json.Number so that their text survives.
 func readObject(w http.ResponseWriter, r *http.Request) (map[string]any, error) {

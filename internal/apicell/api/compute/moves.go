@@ -247,7 +247,7 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 		h.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Location", baseURL(r)+"/image/v2/images/"+id)
+	w.Header().Set("Location", httpkit.Origin(r)+"/image/v2/images/"+id)
 	if apiVersion(ctx).AtLeast(Version{2, 45}) {
 		httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"image_id": id})
 		return

@@ -285,7 +285,7 @@ func (h *tagsHandler) addServerTag(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	prefix := baseURL(r) + "/v2.1"
+	prefix := httpkit.Origin(r) + "/v2.1"
 	if p, _ := r.Context().Value(keyPathProject).(string); p != "" {
 		prefix += "/" + p
 	}

@@ -133,7 +133,7 @@ func isoMicro(t time.Time) any {
 
 // serverView is the server as the Compute API shows it at 2.1.
 func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[string]any {
-	base := baseURL(r)
+	base := httpkit.Origin(r)
 	c := httpkit.CallerFrom(r.Context())
 	addrs := map[string][]map[string]any{}
 	for _, ad := range in.Addresses {

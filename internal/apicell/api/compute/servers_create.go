@@ -64,7 +64,7 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 	}
 	httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
 		"id":                first.UUID,
-		"links":             links(baseURL(r), c.ProjectID, "servers", first.UUID),
+		"links":             links(httpkit.Origin(r), c.ProjectID, "servers", first.UUID),
 		"OS-DCF:diskConfig": "MANUAL",
 		"security_groups":   []map[string]string{{"name": "default"}},
 		"adminPass":         pass,

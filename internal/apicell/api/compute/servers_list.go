@@ -47,7 +47,7 @@ func (h *serversHandler) listServers(detail bool) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		base := baseURL(r)
+		base := httpkit.Origin(r)
 		shown, unknown, err := h.splitDown(r, insts, detail)
 		if err != nil {
 			h.fail(w, r, err)

@@ -20,7 +20,7 @@ func (h *versionsHandler) register(rt *router) {
 }
 
 func versionDoc(r *http.Request) map[string]any {
-	base := baseURL(r)
+	base := httpkit.Origin(r)
 	return map[string]any{
 		"id": "v2.1", "status": "CURRENT", "version": MaxVersion.String(), "min_version": MinVersion.String(),
 		"updated": "2013-07-23T11:33:21Z",

@@ -83,3 +83,17 @@ func RuleFor(r *http.Request, read, write string) string {
 func (c Caller) Allowed(pol *policy.Enforcer, rule string) bool {
 	return pol.Allowed(rule, c.Credentials(), policy.Target{"project_id": c.ProjectID, "user_id": c.UserID})
 }
+
+// Origin is the scheme and host the client used ("https://cloud.example"),
+// the scheme taken from X-Forwarded-Proto when a proxy in front says it:
+// the start of every link an API writes.
+func Origin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
+}

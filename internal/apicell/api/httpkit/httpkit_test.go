@@ -418,3 +418,18 @@ func TestWriteMarshalIsJSONMarshal(t *testing.T) {
 		t.Errorf("NaN: %d %q", rec.Code, rec.Body.String())
 	}
 }
+
+func TestOrigin(t *testing.T) {
+	r := httptest.NewRequest("GET", "http://cloud.example:8774/v2.1/servers", nil)
+	if got := httpkit.Origin(r); got != "http://cloud.example:8774" {
+		t.Errorf("plain: %q", got)
+	}
+	r.Header.Set("X-Forwarded-Proto", "https")
+	if got := httpkit.Origin(r); got != "https://cloud.example:8774" {
+		t.Errorf("behind a TLS proxy: %q", got)
+	}
+	r.Header.Set("X-Forwarded-Proto", "gopher")
+	if got := httpkit.Origin(r); got != "http://cloud.example:8774" {
+		t.Errorf("an unknown forwarded scheme is ignored: %q", got)
+	}
+}

@@ -24,7 +24,7 @@ func (h *catalogHandler) register(rt *router) {
 // catalog is the service catalog for a request: every service with a
 // public, an internal and an admin endpoint (all the same URL).
 func (h *catalogHandler) catalog(r *http.Request) []map[string]any {
-	base := baseURL(r)
+	base := httpkit.Origin(r)
 	out := make([]map[string]any, 0, len(h.cfg.Catalog))
 	for _, e := range h.cfg.Catalog {
 		url := e.URL(base)
@@ -64,7 +64,7 @@ func (h *catalogHandler) listEndpoints(w http.ResponseWriter, r *http.Request) {
 	for _, e := range h.cfg.Catalog {
 		for _, iface := range []string{"public", "internal", "admin"} {
 			out = append(out, map[string]any{"id": endpointID(e.Type, iface), "interface": iface, "region": h.cfg.Region, "region_id": h.cfg.Region,
-				"service_id": serviceID(e.Type), "url": e.URL(baseURL(r)), "enabled": true,
+				"service_id": serviceID(e.Type), "url": e.URL(httpkit.Origin(r)), "enabled": true,
 				"links": links(h.rootURL(r) + "/v3/endpoints/" + endpointID(e.Type, iface))})
 		}
 	}

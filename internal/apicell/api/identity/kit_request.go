@@ -53,27 +53,15 @@ func boolQuery(r *http.Request, key string) (*bool, error) {
 	return &v, nil
 }
 
-// baseURL is the scheme and host the client used.
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
-	return scheme + "://" + r.Host
-}
-
 // rootURL is this API's root (where GET / lists the versions) as the
 // client reached it.
 func (b *base) rootURL(r *http.Request) string {
 	for _, e := range b.cfg.Catalog {
 		if e.Type == "identity" {
-			return strings.TrimSuffix(e.URL(baseURL(r)), "/")
+			return strings.TrimSuffix(e.URL(httpkit.Origin(r)), "/")
 		}
 	}
-	return baseURL(r)
+	return httpkit.Origin(r)
 }
 
 func links(self string) map[string]any { return map[string]any{"self": self} }

@@ -82,15 +82,8 @@ func (b *base) fail(w http.ResponseWriter, r *http.Request, err error) { b.kit.F
 // of the request URI before the path this handler sees (http.StripPrefix
 // keeps RequestURI whole).
 func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
 	prefix, _ := r.Context().Value(keyPrefix).(string)
-	return scheme + "://" + r.Host + prefix
+	return httpkit.Origin(r) + prefix
 }
 
 // mountPrefix is what a StripPrefix in front of the handler took away.

@@ -134,14 +134,7 @@ func (b *base) fail(w http.ResponseWriter, r *http.Request, err error) { b.kit.F
 // baseURL is the scheme, host and mount prefix the client used, e.g.
 // "http://host/networking".
 func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
-	}
-	return scheme + "://" + r.Host + mountPrefix(r)
+	return httpkit.Origin(r) + mountPrefix(r)
 }
 
 // mountPrefix is what http.StripPrefix took off the path: the request
