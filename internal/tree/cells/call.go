@@ -17,10 +17,21 @@ import (
 // the brokers' plain subjects, not the durable inbox: a call to a cell that
 // is down should fail at its deadline, not be answered next week.
 
-// gatherMargin is how much earlier than its own deadline each level of a
-// broadcast gives up on its children, so that the partial answer still
-// reaches the level above in time.
-const gatherMargin = 150 * time.Millisecond
+// Each level of a broadcast gives up on its children a margin before its
+// own deadline, so that its partial answer still reaches the level above in
+// time: a fifth of the time it has left, kept between these bounds. A fixed
+// margin was too little under load at the first level of a long deadline
+// and too much at the last level of a short one.
+const (
+	minGatherMargin = 50 * time.Millisecond
+	maxGatherMargin = 2 * time.Second
+)
+
+// gatherMargin is how much earlier than a deadline with left remaining
+// the level below must answer.
+func gatherMargin(left time.Duration) time.Duration {
+	return min(max(left/5, minGatherMargin), maxGatherMargin)
+}
 
 // Call sends a targeted call and waits for the answer, decoding it into out
 // (which may be nil).
@@ -165,8 +176,10 @@ func (s *Service) gatherAt(ctx context.Context, env *wire.Envelope) *wire.Envelo
 		return &wire.Envelope{Results: []wire.Result{{Cell: s.path, Error: wire.AsError(err)}}}
 	}
 	// Give the level below less time than this level has.
-	childDeadline := env.Deadline.Add(-gatherMargin)
-	if time.Until(childDeadline) < gatherMargin {
+	left := time.Until(env.Deadline)
+	margin := gatherMargin(left)
+	childDeadline := env.Deadline.Add(-margin)
+	if left < 2*margin {
 		childDeadline = env.Deadline
 	}
 	var ch chan *wire.Envelope
