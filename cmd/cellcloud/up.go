@@ -13,6 +13,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
 	"github.com/cellcloud/cellcloud/internal/computecell/compute"
+	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
@@ -48,7 +49,10 @@ func upOptions(args []string, stderr io.Writer) (up.Options, string, error) {
 	fs.Int64Var(&spec.RAMMB, "host-ram-mb", spec.RAMMB, "RAM (MiB) of each fake host")
 	fs.Int64Var(&spec.DiskGB, "host-disk-gb", spec.DiskGB, "disk (GB) of each fake host")
 	fs.DurationVar(&o.ReportInterval, "report-interval", 10*time.Second, "how often each cell reports its capacity to its parent")
-	fs.DurationVar(&o.SpawnLatency, "spawn-latency", 0, "how long a fake spawn takes")
+	// As on a real cloud, a client polling every second or two sees BUILD,
+	// REBOOT, REBUILD, RESIZE, SHELVING... before the status that follows.
+	fs.DurationVar(&o.SpawnLatency, "spawn-latency", 3*time.Second, "how long a fake spawn takes (a resize or migration spawns on its new host)")
+	opLatency := fs.Duration("op-latency", 3*time.Second, "how long each other fake operation takes (reboot, rebuild, stop, start, pause, suspend, rescue, snapshot, shelve...)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.Auth, "auth", "local", "authentication: local (the API cell's own Identity v3), keystone (an external Keystone, --keystone-url), noauth (development)")
 	fs.StringVar(&o.KeystoneURL, "keystone-url", "", "the external Keystone v3 endpoint of --auth keystone")
@@ -63,6 +67,13 @@ func upOptions(args []string, stderr io.Writer) (up.Options, string, error) {
 	}
 	if *port < 0 || *port > 65535 {
 		return o, "", usageError{fmt.Errorf("--api-port %d is not a port", *port)}
+	}
+	if o.SpawnLatency < 0 || *opLatency < 0 {
+		return o, "", usageError{fmt.Errorf("--spawn-latency and --op-latency must not be negative")}
+	}
+	o.OpLatency = map[string]time.Duration{}
+	for _, op := range fake.Ops {
+		o.OpLatency[op] = *opLatency
 	}
 	o.Listen = joinHostPort(*listen, *port)
 	o.Host = config.HostSpec(spec)

@@ -4,6 +4,9 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
 )
 
 // TestUpListensOnLoopbackByDefault: `cellcloud up` without --listen
@@ -37,5 +40,30 @@ func TestUpListensOnLoopbackByDefault(t *testing.T) {
 		if err != nil || o.Listen != c.want {
 			t.Errorf("up %v: listen %q (%v), want %q", c.args, o.Listen, err, c.want)
 		}
+	}
+}
+
+// TestUpOperationsTakeTimeByDefault: `cellcloud up`'s fake hosts take a
+// few seconds per spawn and per operation, so that a client polling every
+// second or two sees BUILD, REBOOT, REBUILD, RESIZE... as on a real cloud.
+func TestUpOperationsTakeTimeByDefault(t *testing.T) {
+	o, _, err := upOptions(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.SpawnLatency < 2*time.Second {
+		t.Errorf("default spawn latency %v, want at least 2s", o.SpawnLatency)
+	}
+	for _, op := range fake.Ops {
+		if o.OpLatency[op] < 2*time.Second {
+			t.Errorf("default latency of %s: %v, want at least 2s", op, o.OpLatency[op])
+		}
+	}
+	o, _, err = upOptions([]string{"--spawn-latency", "0", "--op-latency", "250ms"}, io.Discard)
+	if err != nil || o.SpawnLatency != 0 || o.OpLatency["reboot"] != 250*time.Millisecond {
+		t.Errorf("up --spawn-latency 0 --op-latency 250ms: %v, %v, %v", o.SpawnLatency, o.OpLatency["reboot"], err)
+	}
+	if _, _, err := upOptions([]string{"--op-latency", "-1s"}, io.Discard); err == nil {
+		t.Errorf("up --op-latency -1s: no error")
 	}
 }

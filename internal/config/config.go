@@ -205,8 +205,12 @@ type Compute struct {
 	HostPrefix   string   `json:"host_prefix,omitempty"`
 	Host         HostSpec `json:"host"`
 	SpawnLatency Duration `json:"spawn_latency,omitempty"`
-	FailRate     float64  `json:"fail_rate,omitempty"`
-	FailHosts    []string `json:"fail_hosts,omitempty"`
+	// OpLatency is how long each fake lifecycle operation takes (power_off,
+	// power_on, reboot, pause, unpause, suspend, resume, rescue, unrescue,
+	// rebuild, snapshot, shelve); one not named takes no time.
+	OpLatency map[string]Duration `json:"op_latency,omitempty"`
+	FailRate  float64             `json:"fail_rate,omitempty"`
+	FailHosts []string            `json:"fail_hosts,omitempty"`
 	// InstanceUsageAudit runs the periodic usage audit of each host
 	// (default true), every UsageAuditInterval (default 60s).
 	InstanceUsageAudit *bool    `json:"instance_usage_audit,omitempty"`
@@ -384,6 +388,11 @@ func (c *Config) Normalize() error {
 	}
 	if c.Compute.HostPrefix == "" {
 		c.Compute.HostPrefix = c.Cell[strings.LastIndex(c.Cell, cellpath.Sep)+1:] + "-host"
+	}
+	for op, d := range c.Compute.OpLatency {
+		if d < 0 {
+			return fmt.Errorf("compute.op_latency of %s: %v must not be negative", op, d.D())
+		}
 	}
 	if c.Compute.FailRate < 0 || c.Compute.FailRate > 1 {
 		return fmt.Errorf("compute.fail_rate %v must be between 0 and 1", c.Compute.FailRate)

@@ -276,9 +276,13 @@ func (n *Node) computeCellRoles(sender *cells.Sender) (l localRoles, roles []rol
 		roles = append(roles, role{"network", &networkRole{svc: l.network, srv: n.rpcServer(), cell: cfg.Cell}})
 	}
 	if cfg.Has(config.RoleCompute) {
-		drv, err := fake.New(fake.Config{SpawnLatency: cfg.Compute.SpawnLatency.D(), FailRate: cfg.Compute.FailRate, FailHosts: cfg.Compute.FailHosts})
+		ops := make(map[string]time.Duration, len(cfg.Compute.OpLatency))
+		for op, d := range cfg.Compute.OpLatency {
+			ops[op] = d.D()
+		}
+		drv, err := fake.New(fake.Config{SpawnLatency: cfg.Compute.SpawnLatency.D(), OpLatency: ops, FailRate: cfg.Compute.FailRate, FailHosts: cfg.Compute.FailHosts})
 		if err != nil {
-			return l, nil, err
+			return l, nil, fmt.Errorf("compute: %w", err)
 		}
 		l.compute, err = computerole.New(computerole.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Driver: drv,
 			Hosts: cfg.HostNames(), Spec: computerole.HostSpec(cfg.Compute.Host), Logger: n.log, UsageAudit: *cfg.Compute.InstanceUsageAudit,

@@ -39,7 +39,11 @@ type Options struct {
 	Host   config.HostSpec
 	// ReportInterval overrides the capacity report interval.
 	ReportInterval time.Duration
-	SpawnLatency   time.Duration
+	// SpawnLatency and OpLatency are how long the fake driver's spawns and
+	// lifecycle operations (by name) take; zero, the tests' default, is at
+	// once.
+	SpawnLatency time.Duration
+	OpLatency    map[string]time.Duration
 	// CallTimeout overrides every cell's cells.call_timeout.
 	CallTimeout time.Duration
 	// Auth is the API's authentication mode (config.AuthLocal by default).
@@ -206,6 +210,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		c.Compute.Hosts = o.HostsPerCell
 		c.Compute.Host = o.Host
 		c.Compute.SpawnLatency = config.Duration(o.SpawnLatency)
+		for op, d := range o.OpLatency {
+			if c.Compute.OpLatency == nil {
+				c.Compute.OpLatency = map[string]config.Duration{}
+			}
+			c.Compute.OpLatency[op] = config.Duration(d)
+		}
 		c.Cells.ReportInterval = config.Duration(o.ReportInterval)
 		c.Cells.CallTimeout = config.Duration(o.CallTimeout)
 		if _, err := t.startCell(ctx, c); err != nil {

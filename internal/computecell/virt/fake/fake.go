@@ -20,6 +20,11 @@ import (
 type Config struct {
 	// SpawnLatency is how long a spawn takes.
 	SpawnLatency time.Duration
+	// OpLatency is how long each lifecycle operation (a key of Ops) takes;
+	// an operation not named takes no time. A real hypervisor takes
+	// seconds to reboot or rebuild, and clients poll for the transitional
+	// status (REBOOT, REBUILD, SHELVING...) in between.
+	OpLatency map[string]time.Duration
 	// FailRate is the probability (0..1) that a spawn fails.
 	FailRate float64
 	// FailHosts always fail to spawn.
@@ -49,6 +54,14 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.SpawnLatency < 0 {
 		return nil, fmt.Errorf("fake driver: spawn latency %v must not be negative", cfg.SpawnLatency)
 	}
+	for op, d := range cfg.OpLatency {
+		if !slices.Contains(Ops, op) {
+			return nil, fmt.Errorf("fake driver: latency of unknown operation %q (operations: %s)", op, strings.Join(Ops, ", "))
+		}
+		if d < 0 {
+			return nil, fmt.Errorf("fake driver: latency %v of %s must not be negative", d, op)
+		}
+	}
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = 1
@@ -58,14 +71,8 @@ func New(cfg Config) (*Driver, error) {
 
 // Spawn pretends to start an instance.
 func (d *Driver) Spawn(ctx context.Context, host string, in virt.Instance) error {
-	if d.cfg.SpawnLatency > 0 {
-		t := time.NewTimer(d.cfg.SpawnLatency)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+	if err := wait(ctx, d.cfg.SpawnLatency); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -80,6 +87,21 @@ func (d *Driver) Spawn(ctx context.Context, host string, in virt.Instance) error
 	return nil
 }
 
+// wait takes the time an operation takes, or until ctx ends.
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 func (d *Driver) log(uuid string, lines ...string) {
 	d.console[uuid] = append(d.console[uuid], lines...)
 	if n := len(d.console[uuid]); n > 1000 {
@@ -92,7 +114,7 @@ func (d *Driver) Operate(ctx context.Context, host, uuid, op string) error {
 	if !slices.Contains(Ops, op) {
 		return fmt.Errorf("fake driver: unknown operation %q", op)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := wait(ctx, d.cfg.OpLatency[op]); err != nil {
 		return err
 	}
 	d.mu.Lock()

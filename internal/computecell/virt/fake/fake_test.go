@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,6 +246,51 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	for _, cfg := range []fake.Config{{}, {FailRate: 1}, {FailRate: 0.25, SpawnLatency: time.Second, Seed: 9, FailHosts: []string{"x"}}} {
 		if _, err := fake.New(cfg); err != nil {
 			t.Errorf("New(%+v): %v", cfg, err)
+		}
+	}
+}
+
+// TestOperationsTakeTheirLatency: an operation with a latency does not
+// happen before that time, and gives up with its context; one without
+// happens at once.
+func TestOperationsTakeTheirLatency(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t, fake.Config{OpLatency: map[string]time.Duration{"reboot": time.Hour}})
+	in := inst(1)
+	if err := d.Spawn(ctx, "h1", in); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Operate(ctx, "h1", in.UUID, "pause"); err != nil {
+		t.Fatalf("pause (no latency): %v", err)
+	}
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Operate(octx, "h1", in.UUID, "reboot") }()
+	select {
+	case err := <-done:
+		t.Fatalf("a reboot of an hour's latency returned at once: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("reboot cancelled: %v, want context.Canceled", err)
+	}
+	out, err := d.ConsoleOutput(ctx, "h1", in.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "fake-virt: pause") || strings.Contains(out, "fake-virt: reboot") {
+		t.Errorf("console after a pause and a cancelled reboot:\n%s", out)
+	}
+}
+
+func TestOpLatencyIsChecked(t *testing.T) {
+	for _, c := range []map[string]time.Duration{
+		{"reboot": -time.Second},
+		{"explode": time.Second},
+	} {
+		if _, err := fake.New(fake.Config{OpLatency: c}); err == nil {
+			t.Errorf("New with op latency %v: no error", c)
 		}
 	}
 }
