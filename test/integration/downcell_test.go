@@ -111,7 +111,7 @@ func TestDownCell(t *testing.T) {
 		}
 		hs, _ := hypervisors.ExtractHypervisors(pages)
 		for _, h := range hs {
-			if strings.HasPrefix(h.ID, "api!cell2@") {
+			if strings.HasPrefix(h.Service.Host, "api!cell2@") {
 				cell2Hyp = h.ID
 			}
 		}

@@ -178,6 +178,13 @@ CREATE INDEX instances_state ON instances (vm_state, deleted, created_at)`},
 	// Instances created before migration 6 count their flavor from here on
 	// (what the node once did at every start).
 	{Version: 10, Name: "counted flavor columns of older instances", Go: backfillQuotaColumns},
+	// Below microversion 2.53 services and hypervisors have integer ids,
+	// unique in the whole cloud: the API cell numbers them as their
+	// mappings arrive (mappings already held are numbered in UUID order).
+	{Version: 11, Name: "host mapping numbers", SQL: `
+ALTER TABLE host_mappings ADD COLUMN num {{bigint}} NOT NULL DEFAULT 0;
+UPDATE host_mappings SET num = (SELECT COUNT(*) FROM host_mappings h WHERE h.uuid <= host_mappings.uuid);
+CREATE UNIQUE INDEX host_mappings_num ON host_mappings (num)`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.

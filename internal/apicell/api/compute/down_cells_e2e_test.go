@@ -56,8 +56,8 @@ func TestKnownDownCellAnswersAtOnce(t *testing.T) {
 	}
 	var hyp string
 	for _, h := range allHypervisors(t, adminAt(tr, "2.1"), nil) {
-		if strings.HasPrefix(fmt.Sprint(h.ID), down+"@") {
-			hyp = fmt.Sprint(h.ID)
+		if strings.HasPrefix(h.Service.Host, down+"@") {
+			hyp = h.ID
 		}
 	}
 	pages, err := services.List(adminAt(tr, "2.53"), services.ListOpts{Binary: "nova-compute"}).AllPages(ctxT(t))

@@ -3,9 +3,9 @@ package compute
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/google/uuid"
 
@@ -30,14 +30,6 @@ type cellHypervisor struct {
 	h    wire.Hypervisor
 }
 
-// hypervisorID is the id a hypervisor (or its service) shows at v.
-func hypervisorID(v Version, cell string, id int64, uuid string) string {
-	if v.AtLeast(v253) {
-		return uuid
-	}
-	return qualify(cell, strconv.FormatInt(id, 10))
-}
-
 func stateOf(s wire.Service) string {
 	if s.Up {
 		return "up"
@@ -53,10 +45,10 @@ func statusOf(s wire.Service) string {
 }
 
 // hypervisorView is Nova's hypervisor at v: the summary, or the detail.
-func hypervisorView(v Version, ch cellHypervisor, detail, withServers bool) map[string]any {
+func hypervisorView(v Version, ids hostIDs, ch cellHypervisor, detail, withServers bool) map[string]any {
 	h := ch.h
 	out := map[string]any{
-		"id":                  hypervisorID(v, ch.cell, h.ID, h.UUID),
+		"id":                  ids.of(ch.cell, h.ID, h.UUID),
 		"hypervisor_hostname": h.Hostname,
 		"state":               stateOf(h.Service),
 		"status":              statusOf(h.Service),
@@ -75,7 +67,7 @@ func hypervisorView(v Version, ch cellHypervisor, detail, withServers bool) map[
 	out["hypervisor_version"] = h.Version
 	out["host_ip"] = nil
 	out["service"] = map[string]any{
-		"id":              hypervisorID(v, ch.cell, h.Service.ID, h.Service.UUID),
+		"id":              ids.of(ch.cell, h.Service.ID, h.Service.UUID),
 		"host":            qualify(ch.cell, h.Service.Host),
 		"disabled_reason": nullable(h.Service.DisabledReason),
 	}
@@ -110,6 +102,19 @@ func (h *hypervisorsHandler) register(rt *router) {
 	rt.handle("GET /v2.1/os-hypervisors/{id}/uptime", "os_compute_api:os-hypervisors:uptime", h.hypervisorUptime)
 	rt.handle("GET /v2.1/os-hypervisors/{pattern}/search", "os_compute_api:os-hypervisors:search", h.searchHypervisors(false))
 	rt.handle("GET /v2.1/os-hypervisors/{pattern}/servers", "os_compute_api:os-hypervisors:servers", h.searchHypervisors(true))
+}
+
+// hypervisorIDs reads the ids of hypervisors (and, in the detail, their
+// services) as the request's microversion shows them.
+func (h *hypervisorsHandler) hypervisorIDs(r *http.Request, hs []cellHypervisor, detail bool) (hostIDs, error) {
+	uuids := make([]string, 0, 2*len(hs))
+	for _, ch := range hs {
+		uuids = append(uuids, ch.h.UUID)
+		if detail {
+			uuids = append(uuids, ch.h.Service.UUID)
+		}
+	}
+	return h.hostIDs(r, uuids)
 }
 
 // gatherHypervisors asks every cell, sorted by cell and id.
@@ -168,8 +173,13 @@ func (h *hypervisorsHandler) listHypervisors(detail bool) http.HandlerFunc {
 			h.fail(w, r, notFound("No hypervisor matching '%s' could be found.", hq.Pattern))
 			return
 		}
+		ids, err := h.hypervisorIDs(r, hs, detail)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
 		if marker != "" {
-			i := slices.IndexFunc(hs, func(ch cellHypervisor) bool { return hypervisorID(v, ch.cell, ch.h.ID, ch.h.UUID) == marker })
+			i := slices.IndexFunc(hs, func(ch cellHypervisor) bool { return ids.str(ch.cell, ch.h.ID, ch.h.UUID) == marker })
 			if i < 0 {
 				h.fail(w, r, bad("marker [%s] not found", marker))
 				return
@@ -180,7 +190,7 @@ func (h *hypervisorsHandler) listHypervisors(detail bool) http.HandlerFunc {
 		hs = hs[:min(len(hs), limit)]
 		list := make([]map[string]any, 0, len(hs))
 		for _, ch := range hs {
-			list = append(list, hypervisorView(v, ch, detail, hq.WithServers))
+			list = append(list, hypervisorView(v, ids, ch, detail, hq.WithServers))
 		}
 		resp := map[string]any{"hypervisors": list}
 		if paging && hq.Pattern == "" && full {
@@ -189,7 +199,7 @@ func (h *hypervisorsHandler) listHypervisors(detail bool) http.HandlerFunc {
 			if detail {
 				coll += "/detail"
 			}
-			resp["hypervisors_links"] = nextLink(r, coll, hypervisorID(v, last.cell, last.h.ID, last.h.UUID))
+			resp["hypervisors_links"] = nextLink(r, coll, ids.str(last.cell, last.h.ID, last.h.UUID))
 		}
 		httpkit.WriteJSON(w, http.StatusOK, resp)
 	}
@@ -213,15 +223,15 @@ func (h *hypervisorsHandler) findHypervisor(r *http.Request, id string, withServ
 		}
 		cell = c
 	} else {
-		c, item, ok := h.splitQualified(id)
-		n, err := strconv.ParseInt(item, 10, 64)
-		if !ok || err != nil || n <= 0 {
+		// Nova: an id that is not an integer finds no hypervisor.
+		old, ok, err := h.resolveOldHostID(r, id, wire.MappingHypervisor)
+		if errors.Is(err, errNotAnID) || (err == nil && !ok) {
 			return nil, nil
 		}
-		if known, err := h.knownCell(r, c); err != nil || !known {
+		if err != nil {
 			return nil, err
 		}
-		cell, q.ID = c, n
+		cell, q.UUID, q.ID = old.cell, old.uuid, old.id
 	}
 	var hs []wire.Hypervisor
 	if err := h.callCell(r, cell, wire.MethodHypervisors, q, &hs); err != nil {
@@ -257,7 +267,12 @@ func (h *hypervisorsHandler) showHypervisor(w http.ResponseWriter, r *http.Reque
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"hypervisor": hypervisorView(v, *ch, true, withServers)})
+	ids, err := h.hypervisorIDs(r, []cellHypervisor{*ch}, true)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"hypervisor": hypervisorView(v, ids, *ch, true, withServers)})
 }
 
 // hypervisorUptime is GET /os-hypervisors/{id}/uptime. The fake driver
@@ -293,9 +308,14 @@ func (h *hypervisorsHandler) searchHypervisors(withServers bool) http.HandlerFun
 			h.fail(w, r, notFound("No hypervisor matching '%s' could be found.", pattern))
 			return
 		}
+		ids, err := h.hypervisorIDs(r, hs, false)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
 		list := make([]map[string]any, 0, len(hs))
 		for _, ch := range hs {
-			list = append(list, hypervisorView(v, ch, false, withServers))
+			list = append(list, hypervisorView(v, ids, ch, false, withServers))
 		}
 		httpkit.WriteJSON(w, http.StatusOK, map[string]any{"hypervisors": list})
 	}

@@ -2,6 +2,7 @@ package compute_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -33,16 +34,22 @@ func TestHypervisors(t *testing.T) {
 	id := create(t, tr, demo, map[string]any{"name": "on-a-host", "flavorRef": "1", "imageRef": imageID})
 	srv := waitStatus(t, sc, id, "ACTIVE")
 
-	// Below 2.53: cell-qualified ids, the CPU info as text below 2.28.
+	// Below 2.53: integer ids, unique in the cloud (as Nova's, which
+	// clients check), and the CPU info as text below 2.28.
 	old := allHypervisors(t, adminAt(tr, "2.1"), nil)
 	if len(old) != 4 {
 		t.Fatalf("%d hypervisors at 2.1, want 4 (2 cells x 2 hosts)", len(old))
 	}
 	cells := map[string]int{}
+	ids := map[string]bool{}
 	for _, h := range old {
-		cell, _, ok := strings.Cut(h.ID, "@")
-		if !ok || !strings.HasPrefix(cell, "api!cell") {
-			t.Errorf("hypervisor id %q is not cell-qualified", h.ID)
+		if n, err := strconv.ParseInt(h.ID, 10, 64); err != nil || n <= 0 || ids[h.ID] {
+			t.Errorf("hypervisor id %q is not an integer of its own", h.ID)
+		}
+		ids[h.ID] = true
+		cell, _, _ := strings.Cut(h.Service.Host, "@")
+		if n, err := strconv.ParseInt(h.Service.ID, 10, 64); err != nil || n <= 0 || ids[h.Service.ID] {
+			t.Errorf("service id %q of hypervisor %s is not an integer of its own", h.Service.ID, h.ID)
 		}
 		cells[cell]++
 		if h.HypervisorType != "fake" || h.VCPUs != 16 || h.State != "up" || h.Status != "enabled" ||
@@ -54,8 +61,13 @@ func TestHypervisors(t *testing.T) {
 		t.Errorf("hypervisors by cell: %v", cells)
 	}
 	one, err := hypervisors.Get(ctx, adminAt(tr, "2.1"), old[3].ID).Extract()
-	if err != nil || one.HypervisorHostname != old[3].HypervisorHostname {
+	if err != nil || one.HypervisorHostname != old[3].HypervisorHostname || one.ID != old[3].ID {
 		t.Errorf("show %s: %+v %v", old[3].ID, one, err)
+	}
+	// The cell-qualified form of the cell's own number is still taken.
+	one, err = hypervisors.Get(ctx, adminAt(tr, "2.1"), "api%21cell1@1").Extract()
+	if err != nil || !strings.HasPrefix(one.Service.Host, "api!cell1@") || one.ID == "1" && old[0].ID != "1" {
+		t.Errorf("show api!cell1@1: %+v %v", one, err)
 	}
 
 	// From 2.53: UUIDs, with servers.
@@ -109,7 +121,9 @@ func TestHypervisors(t *testing.T) {
 		status   int
 		msg      string
 	}{
-		{"2.1", "/v2.1/os-hypervisors/7", 404, "Hypervisor with ID '7' could not be found."},
+		{"2.1", "/v2.1/os-hypervisors/7000", 404, "Hypervisor with ID '7000' could not be found."},
+		{"2.1", "/v2.1/os-hypervisors/nope", 404, "Hypervisor with ID 'nope' could not be found."},
+		{"2.1", "/v2.1/os-hypervisors/" + old[0].Service.ID, 404, "could not be found"},
 		{"2.1", "/v2.1/os-hypervisors/api!cell9@1", 404, "Hypervisor with ID 'api!cell9@1' could not be found."},
 		{"2.1", "/v2.1/os-hypervisors/api!cell1@x", 404, "Hypervisor with ID 'api!cell1@x' could not be found."},
 		{"2.1", "/v2.1/os-hypervisors/api!cell1@999", 404, "Hypervisor with ID 'api!cell1@999' could not be found."},
@@ -121,7 +135,7 @@ func TestHypervisors(t *testing.T) {
 		{"2.53", "/v2.1/os-hypervisors?marker=nope", 400, "marker [nope] not found"},
 		{"2.53", "/v2.1/os-hypervisors?bogus=1", 400, "'bogus' was unexpected"},
 		{"2.53", "/v2.1/os-hypervisors/x/search", 404, "The resource could not be found."},
-		{"2.1", "/v2.1/os-hypervisors/" + strings.ReplaceAll(old[0].ID, "!", "%21") + "/uptime", 501, "not supported"},
+		{"2.1", "/v2.1/os-hypervisors/" + old[0].ID + "/uptime", 501, "not supported"},
 	} {
 		r := tr.Do(t, "GET", c.path, admin, nil, "X-OpenStack-Nova-API-Version", c.mv)
 		if r.Status != c.status || !strings.Contains(string(r.Body), c.msg) {

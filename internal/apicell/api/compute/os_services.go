@@ -2,9 +2,9 @@ package compute
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -39,14 +39,14 @@ func novaTime(t time.Time) any {
 	return t.UTC().Format("2006-01-02T15:04:05.000000")
 }
 
-func serviceView(v Version, cs cellService) map[string]any {
+func serviceView(v Version, ids hostIDs, cs cellService) map[string]any {
 	s := cs.s
 	updated := s.UpdatedAt
 	if s.LastSeen.After(updated) {
 		updated = s.LastSeen
 	}
 	out := map[string]any{
-		"id":              hypervisorID(v, cs.cell, s.ID, s.UUID),
+		"id":              ids.of(cs.cell, s.ID, s.UUID),
 		"binary":          s.Binary,
 		"host":            qualify(cs.cell, s.Host),
 		"zone":            s.Zone,
@@ -174,10 +174,19 @@ func (h *servicesHandler) listServices(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortFunc(out, compareCellService)
+	uuids := make([]string, len(out))
+	for i, cs := range out {
+		uuids[i] = cs.s.UUID
+	}
+	ids, err := h.hostIDs(r, uuids)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	list := make([]map[string]any, 0, len(unknown)+len(out))
 	list = append(list, unknown...)
 	for _, cs := range out {
-		list = append(list, serviceView(v, cs))
+		list = append(list, serviceView(v, ids, cs))
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"services": list})
 }
@@ -330,7 +339,8 @@ func (h *servicesHandler) updateServiceByUUID(w http.ResponseWriter, r *http.Req
 		h.fail(w, r, notFoundAs(err, "Service %s could not be found.", id))
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"service": serviceView(v, cellService{cell, s})})
+	// From 2.53 only: the id is the UUID.
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"service": serviceView(v, hostIDs{v: v}, cellService{cell, s})})
 }
 
 // deleteService is DELETE /os-services/{id}: a compute service goes with
@@ -357,29 +367,18 @@ func (h *servicesHandler) deleteService(w http.ResponseWriter, r *http.Request) 
 		}
 		cell = c
 	} else {
-		c, item, ok := h.splitQualified(id)
-		if !ok {
-			if _, err := strconv.ParseInt(id, 10, 64); err == nil {
-				h.fail(w, r, bad("Service id %s does not name its cell: use PATH@ID, as os-services lists it.", id))
-				return
-			}
-			h.fail(w, r, bad("Invalid input received: id must be an integer"))
-			return
-		}
-		n, err := strconv.ParseInt(item, 10, 64)
-		if err != nil || n <= 0 {
-			h.fail(w, r, bad("Invalid input received: id must be an integer"))
-			return
-		}
-		known, err := h.knownCell(r, c)
-		if err == nil && !known {
+		old, ok, err := h.resolveOldHostID(r, id, wire.MappingService)
+		switch {
+		case errors.Is(err, errNotAnID):
+			err = bad("Invalid input received: id must be an integer")
+		case err == nil && !ok:
 			err = notFound("Service %s not found.", id)
 		}
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		cell, q.ID = c, n
+		cell, q.UUID, q.ID = old.cell, old.uuid, old.id
 	}
 	var s wire.Service
 	if err := h.callCell(r, cell, wire.MethodServiceDelete, q, &s); err != nil {

@@ -3,6 +3,7 @@ package compute_test
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,11 +32,16 @@ func TestServices(t *testing.T) {
 	}
 	all := list("2.11", services.ListOpts{})
 	bins := map[string]int{}
+	ids := map[string]bool{}
 	for _, s := range all {
 		bins[s.Binary]++
-		if s.State != "up" || s.Status != "enabled" || !strings.Contains(s.ID, "@") || !strings.Contains(s.Host, "@") {
+		if s.State != "up" || s.Status != "enabled" || !strings.Contains(s.Host, "@") {
 			t.Errorf("service %+v", s)
 		}
+		if n, err := strconv.ParseInt(s.ID, 10, 64); err != nil || n <= 0 || ids[s.ID] {
+			t.Errorf("service id %q at 2.11 is not an integer of its own", s.ID)
+		}
+		ids[s.ID] = true
 		if (s.Binary == "nova-compute") != (s.Zone == "nova") {
 			t.Errorf("service %s zone %q", s.Binary, s.Zone)
 		}
@@ -172,7 +178,8 @@ func TestServices(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{"2.1", "5", 400, "does not name its cell"},
+		{"2.1", "7000", 404, "Service 7000 not found."},
+		{"2.1", "nope", 400, "id must be an integer"},
 		{"2.1", "api!cell1@x", 400, "id must be an integer"},
 		{"2.1", "api!cell9@1", 404, "Service api!cell9@1 not found."},
 		{"2.53", "nope", 400, "Invalid uuid nope"},
@@ -181,6 +188,22 @@ func TestServices(t *testing.T) {
 		if r.Status != c.status || !strings.Contains(string(r.Body), c.msg) {
 			t.Errorf("DELETE %s at %s: %d %s, want %d %q", c.id, c.mv, r.Status, r.Body, c.status, c.msg)
 		}
+	}
+	// Below 2.53 a service is deleted by the integer os-services lists.
+	i := slices.IndexFunc(all, func(s services.Service) bool {
+		return s.Binary == "nova-conductor" && strings.HasPrefix(s.Host, "api!cell2@")
+	})
+	if i < 0 {
+		t.Fatalf("no conductor of api!cell2 in %+v", all)
+	}
+	if r := tr.Do(t, "DELETE", "/v2.1/os-services/"+all[i].ID, admin, nil); r.Status != http.StatusNoContent {
+		t.Errorf("DELETE %s (api!cell2's conductor) at 2.1: %d %s", all[i].ID, r.Status, r.Body)
+	}
+	if slices.ContainsFunc(list("2.11", services.ListOpts{}), func(s services.Service) bool { return s.ID == all[i].ID }) {
+		t.Errorf("service %s still listed after its delete", all[i].ID)
+	}
+	if r := tr.Do(t, "DELETE", "/v2.1/os-services/"+all[i].ID, admin, nil); r.Status != http.StatusNotFound {
+		t.Errorf("DELETE %s again: %d %s, want 404", all[i].ID, r.Status, r.Body)
 	}
 	if !slices.ContainsFunc(all, func(s services.Service) bool { return s.Binary == "nova-conductor" && s.Zone == "internal" }) {
 		t.Errorf("nova-conductor is not in zone internal: %+v", all)
