@@ -135,7 +135,8 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 			KeyName: req.keyName, UserData: req.userData, Metadata: req.metadata, AvailabilityZone: req.az,
 			ReservationID: p.resID, LaunchIndex: i, CreatedAt: p.now,
 		}
-		p.insts[i] = apidb.Instance{InstanceSpec: spec, FlavorID: flavor.ID, Flavor: flavor, VMState: "building", TaskState: "scheduling", RequestID: p.rid}
+		p.insts[i] = apidb.Instance{InstanceSpec: spec, FlavorID: flavor.ID, Flavor: flavor, VMState: "building", TaskState: "scheduling", RequestID: p.rid,
+			AccessIPv4: req.accessIPv4, AccessIPv6: req.accessIPv6}
 		p.build.Instances = append(p.build.Instances, spec)
 	}
 	return p, nil

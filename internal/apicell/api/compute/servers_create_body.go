@@ -46,6 +46,8 @@ type createBody struct {
 	ReturnReservation json.RawMessage   `json:"return_reservation_id"`
 	Description       json.RawMessage   `json:"description"`
 	Tags              json.RawMessage   `json:"tags"`
+	AccessIPv4        json.RawMessage   `json:"accessIPv4"`
+	AccessIPv6        json.RawMessage   `json:"accessIPv6"`
 	SecurityGroups    []json.RawMessage `json:"security_groups"`
 	// BlockDeviceMapping and BlockDeviceMappingV2 are checked in
 	// servers_create_bdm.go.
@@ -100,6 +102,9 @@ type createRequest struct {
 	// the name); tags are given from 2.52.
 	description *string
 	tags        []string
+	// accessIPv4 and accessIPv6 are the access addresses the user gives
+	// (Nova stores them and shows them; nothing routes to them).
+	accessIPv4, accessIPv6 string
 }
 
 // validateCreate checks a create request as Nova's 2.1 schema does, one
@@ -109,7 +114,7 @@ func validateCreate(ver Version, b *createBody, top map[string]json.RawMessage) 
 	out := &createRequest{count: 1}
 	for _, check := range []func(Version, *createBody, *createRequest) error{
 		createName, createFlavorRef, createImageRef, createBlockDevices, createDescriptionAndTags,
-		createNamedFields, createMetadata, createNetworks, createCounts,
+		createNamedFields, createAccessIPs, createMetadata, createNetworks, createCounts,
 	} {
 		if err := check(ver, b, out); err != nil {
 			return nil, err
@@ -229,6 +234,29 @@ func createNamedFields(_ Version, b *createBody, out *createRequest) error {
 			return bad("Invalid input for field/attribute user_data. Value: %s. is not a 'base64'", abbreviate(*b.UserData))
 		}
 		out.userData = *b.UserData
+	}
+	return nil
+}
+
+// createAccessIPs checks accessIPv4 and accessIPv6 as Nova's schema does
+// (strings of jsonschema's ipv4 and ipv6 formats).
+func createAccessIPs(_ Version, b *createBody, out *createRequest) error {
+	for _, f := range []struct {
+		name, format string
+		raw          json.RawMessage
+		to           *string
+	}{{"accessIPv4", "ipv4", b.AccessIPv4, &out.accessIPv4}, {"accessIPv6", "ipv6", b.AccessIPv6, &out.accessIPv6}} {
+		if len(f.raw) == 0 {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(f.raw, &v); err != nil {
+			return invalid(f.name, string(f.raw), "is not valid JSON")
+		}
+		if err := checkIP(f.name, v, f.format); err != nil {
+			return err
+		}
+		*f.to = v.(string)
 	}
 	return nil
 }

@@ -136,6 +136,14 @@ func TestBadCreate(t *testing.T) {
 		{"name too long", server(map[string]any{"name": strings.Repeat("n", 256)}), 400, []string{"name"}},
 		{"name not a string", server(map[string]any{"name": 7}), 400, []string{"name"}},
 		{"missing flavorRef", server(map[string]any{"flavorRef": nil}), 400, []string{"'flavorRef' is a required property"}},
+		{"accessIPv4 short", server(map[string]any{"accessIPv4": "1.2.3"}), 400, []string{"Invalid input for field/attribute accessIPv4. Value: 1.2.3. '1.2.3' is not a 'ipv4'"}},
+		{"accessIPv4 out of range", server(map[string]any{"accessIPv4": "300.1.2.3"}), 400, []string{"'300.1.2.3' is not a 'ipv4'"}},
+		{"accessIPv4 leading zero", server(map[string]any{"accessIPv4": "01.2.3.4"}), 400, []string{"'01.2.3.4' is not a 'ipv4'"}},
+		{"accessIPv4 an IPv6", server(map[string]any{"accessIPv4": "2001:db8::1"}), 400, []string{"'2001:db8::1' is not a 'ipv4'"}},
+		{"accessIPv4 a number", server(map[string]any{"accessIPv4": 7}), 400, []string{"accessIPv4", "is not of type 'string'"}},
+		{"accessIPv6 an IPv4", server(map[string]any{"accessIPv6": "192.0.2.1"}), 400, []string{"'192.0.2.1' is not a 'ipv6'"}},
+		{"accessIPv6 with a zone", server(map[string]any{"accessIPv6": "fe80::1%eth0"}), 400, []string{"accessIPv6"}},
+		{"accessIPv6 null", server(map[string]any{"accessIPv6": []any{}}), 400, []string{"accessIPv6", "is not of type 'string'"}},
 		{"empty flavorRef", server(map[string]any{"flavorRef": ""}), 400, []string{"flavorRef"}},
 		{"flavorRef an object", server(map[string]any{"flavorRef": map[string]any{}}), 400, []string{"flavorRef"}},
 		{"no such flavor", server(map[string]any{"flavorRef": "999"}), 400, []string{"Flavor 999 could not be found"}},
@@ -381,5 +389,43 @@ func TestTrustedImageCertificates(t *testing.T) {
 	tr.Do(t, "GET", "/v2.1/servers/"+id, demo, nil, at("2.63")...).JSON(t, &shown)
 	if v, ok := shown.Server["trusted_image_certificates"]; !ok || v != nil {
 		t.Errorf("trusted_image_certificates at 2.63: %v (present %v)", v, ok)
+	}
+}
+
+// TestCreateStoresAccessIPs: accessIPv4 and accessIPv6 given on create are
+// stored and shown (Nova's view: "" when none), and filter the list.
+func TestCreateStoresAccessIPs(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{})
+	r := tr.Do(t, http.MethodPost, "/v2.1/servers", demo, map[string]any{"server": map[string]any{
+		"name": "reachable", "flavorRef": "1", "imageRef": imageID, "accessIPv4": "192.0.2.10", "accessIPv6": "2001:db8::10"}})
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("create: %s", r)
+	}
+	var created struct{ Server struct{ ID string } }
+	r.JSON(t, &created)
+	other := tr.Do(t, http.MethodPost, "/v2.1/servers", demo, map[string]any{"server": map[string]any{"name": "plain", "flavorRef": "1", "imageRef": imageID}})
+	if other.Status != http.StatusAccepted {
+		t.Fatalf("create: %s", other)
+	}
+	var shown struct {
+		Server struct {
+			V4 *string `json:"accessIPv4"`
+			V6 *string `json:"accessIPv6"`
+		}
+	}
+	tr.Do(t, http.MethodGet, "/v2.1/servers/"+created.Server.ID, demo, nil).JSON(t, &shown)
+	if shown.Server.V4 == nil || *shown.Server.V4 != "192.0.2.10" || shown.Server.V6 == nil || *shown.Server.V6 != "2001:db8::10" {
+		t.Errorf("show: accessIPv4 %v, accessIPv6 %v", shown.Server.V4, shown.Server.V6)
+	}
+	var list struct {
+		Servers []struct {
+			ID string `json:"id"`
+			V4 string `json:"accessIPv4"`
+		}
+	}
+	tr.Do(t, http.MethodGet, "/v2.1/servers/detail?all_tenants=1&access_ip_v4=192.0.2.10", admin, nil).JSON(t, &list)
+	if len(list.Servers) != 1 || list.Servers[0].ID != created.Server.ID || list.Servers[0].V4 != "192.0.2.10" {
+		t.Errorf("list by access_ip_v4: %+v", list.Servers)
 	}
 }
