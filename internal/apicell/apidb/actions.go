@@ -3,6 +3,7 @@ package apidb
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -14,6 +15,60 @@ import (
 func SetTaskState(ctx context.Context, tx *db.Tx, uuid, task string, now time.Time) error {
 	_, err := tx.Exec(ctx, `UPDATE instances SET task_state = ?, updated_at = ? WHERE uuid = ? AND deleted = 0`, task, db.Micros(now), uuid)
 	return err
+}
+
+// RebuildChange is what a rebuild changes in the API cell's copy: the
+// image always, the rest when given.
+type RebuildChange struct {
+	ImageRef               string
+	Name                   *string
+	Metadata               map[string]string
+	SetDescription         bool
+	Description            *string
+	AccessIPv4, AccessIPv6 *string
+	SetKeyName             bool
+	KeyName                string
+	SetUserData            bool
+	UserData               string
+}
+
+// Rebuild writes a rebuild's changes to a live instance, in one statement.
+func Rebuild(ctx context.Context, tx *db.Tx, uuid string, c RebuildChange, now time.Time) error {
+	sets := []string{"image_ref = ?", "updated_at = ?"}
+	args := []any{c.ImageRef, db.Micros(now)}
+	add := func(col string, v any) {
+		sets = append(sets, col+" = ?")
+		args = append(args, v)
+	}
+	if c.Name != nil {
+		add("name", *c.Name)
+	}
+	if c.Metadata != nil {
+		b, _ := json.Marshal(c.Metadata)
+		add("metadata", string(b))
+	}
+	if c.SetDescription {
+		desc, null := "", 1
+		if c.Description != nil {
+			desc, null = *c.Description, 0
+		}
+		add("description", desc)
+		add("description_null", null)
+	}
+	if c.AccessIPv4 != nil {
+		add("access_ip_v4", *c.AccessIPv4)
+	}
+	if c.AccessIPv6 != nil {
+		add("access_ip_v6", *c.AccessIPv6)
+	}
+	if c.SetKeyName {
+		add("key_name", c.KeyName)
+	}
+	if c.SetUserData {
+		add("user_data", c.UserData)
+	}
+	res, err := tx.Exec(ctx, `UPDATE instances SET `+strings.Join(sets, ", ")+` WHERE uuid = ? AND deleted = 0`, append(args, uuid)...)
+	return affected(res, err, uuid)
 }
 
 // Rename changes the name and (when not nil) replaces the metadata of an
