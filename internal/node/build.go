@@ -140,6 +140,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	}
 	n.Cells.HandleCast(wire.MethodInstanceAction, 1, 0, ops.HandleAction)
 	n.Cells.HandleCall(wire.MethodConsoleOutput, 1, 0, ops.ConsoleOutput)
+	n.Cells.HandleCall(wire.MethodResetState, 1, 0, ops.ResetState)
 	n.Cells.HandleCall(wire.MethodInstanceActions, 1, 0, ops.InstanceActions)
 	hops, err := hostops.New(hostops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, DownAfter: cfg.Cells.ServiceDownTime.D(), Logger: n.log})
 	if err != nil {

@@ -760,6 +760,14 @@ func MarkDeleted(ctx context.Context, tx *db.Tx, uuid string, now time.Time) err
 	return err
 }
 
+// ResetUnplaced is os-resetState of a live instance no cell holds: the
+// copy is its only record.
+func ResetUnplaced(ctx context.Context, tx *db.Tx, uuid, vmState string, now time.Time) error {
+	res, err := tx.Exec(ctx, `UPDATE instances SET vm_state = ?, task_state = '', updated_at = ? WHERE uuid = ? AND deleted = 0 AND cell_path = ''`,
+		vmState, db.Micros(now), uuid)
+	return affected(res, err, uuid)
+}
+
 // SetError puts an instance that no cell could build in ERROR. No cell
 // holds it, so its cell is cleared (a cell that accepted it and handed it
 // back no longer has it).

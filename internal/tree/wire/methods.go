@@ -38,6 +38,11 @@ const (
 	// MethodConsoleOutput (targeted, down, call): the tail of an instance's
 	// console log.
 	MethodConsoleOutput = "console_output"
+	// MethodResetState (targeted, down, call): os-resetState carried out
+	// by the instance's cell at once; the answer is the instance's new
+	// state (an InstanceState), which the API cell applies before it
+	// answers, so a read right after shows it.
+	MethodResetState = "reset_state"
 	// MethodInstanceActions (targeted, down, call): the instance actions
 	// and events the owning cell recorded for an instance.
 	MethodInstanceActions = "instance_actions"

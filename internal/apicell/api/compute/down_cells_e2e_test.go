@@ -104,6 +104,7 @@ func TestKnownDownCellAnswersAtOnce(t *testing.T) {
 		mv           string
 	}{
 		{http.MethodPost, "/v2.1/servers/" + id + "/action", map[string]any{"os-getConsoleOutput": map[string]any{}}, "2.1"},
+		{http.MethodPost, "/v2.1/servers/" + id + "/action", map[string]any{"os-resetState": map[string]any{"state": "error"}}, "2.1"},
 		{http.MethodGet, "/v2.1/servers/" + id + "/os-instance-actions", nil, "2.1"},
 		{http.MethodGet, "/v2.1/servers/" + id + "/os-instance-actions/" + actions.Actions[0].RequestID, nil, "2.1"},
 		{http.MethodGet, "/v2.1/os-hypervisors/" + hyp, nil, "2.1"},

@@ -208,35 +208,6 @@ func (h *actionsHandler) migrate(w http.ResponseWriter, r *http.Request, in *api
 	h.startAction(w, r, in, "migrate", nil, nil)
 }
 
-// resetState is os-resetState: allowed from any state, carried out by the
-// instance's cell (or here, for an instance no cell holds).
-func (h *actionsHandler) resetState(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
-	var p wire.ResetState
-	if err := strictDecode(arg, &p); err != nil || (p.State != vmstate.Active && p.State != vmstate.Error) {
-		h.fail(w, r, bad("Invalid input for field/attribute state. Value: %s. '%s' is not one of ['active', 'error']", p.State, p.State))
-		return
-	}
-	ctx := r.Context()
-	c := httpkit.CallerFrom(ctx)
-	params, _ := json.Marshal(p)
-	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		cur, err := apidb.Get(ctx, tx, in.UUID)
-		if err != nil {
-			return err
-		}
-		if cur.Cell == "" {
-			return conflict("Instance %s is not in a cell; it cannot be reset", cur.UUID)
-		}
-		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodInstanceAction, httpkit.RequestID(ctx), &wire.InstanceAction{
-			UUID: cur.UUID, Action: "reset_state", Params: params, UserID: c.UserID, ProjectID: c.ProjectID})
-	})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
-}
-
 // consoleOutput is os-getConsoleOutput, answered by the instance's cell.
 func (h *actionsHandler) consoleOutput(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
 	var p struct {
