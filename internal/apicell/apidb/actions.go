@@ -30,12 +30,15 @@ type RebuildChange struct {
 	KeyName                string
 	SetUserData            bool
 	UserData               string
+	// AutoDiskConfig is OS-DCF:diskConfig after the rebuild: the one
+	// given, or the new image's default.
+	AutoDiskConfig bool
 }
 
 // Rebuild writes a rebuild's changes to a live instance, in one statement.
 func Rebuild(ctx context.Context, tx *db.Tx, uuid string, c RebuildChange, now time.Time) error {
-	sets := []string{"image_ref = ?", "updated_at = ?"}
-	args := []any{c.ImageRef, db.Micros(now)}
+	sets := []string{"image_ref = ?", "auto_disk_config = ?", "updated_at = ?"}
+	args := []any{c.ImageRef, b2i(c.AutoDiskConfig), db.Micros(now)}
 	add := func(col string, v any) {
 		sets = append(sets, col+" = ?")
 		args = append(args, v)

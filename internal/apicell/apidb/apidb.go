@@ -185,6 +185,9 @@ CREATE INDEX instances_state ON instances (vm_state, deleted, created_at)`},
 ALTER TABLE host_mappings ADD COLUMN num {{bigint}} NOT NULL DEFAULT 0;
 UPDATE host_mappings SET num = (SELECT COUNT(*) FROM host_mappings h WHERE h.uuid <= host_mappings.uuid);
 CREATE UNIQUE INDEX host_mappings_num ON host_mappings (num)`},
+	// OS-DCF:diskConfig: AUTO (1) or MANUAL (0), as Nova's auto_disk_config.
+	{Version: 12, Name: "auto disk config", SQL: `
+ALTER TABLE instances ADD COLUMN auto_disk_config INTEGER NOT NULL DEFAULT 0`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -220,12 +223,22 @@ type Instance struct {
 	LockedBy string
 	// Tags are the server's tags, sorted; nil until loaded (LoadTags).
 	Tags []string
+	// AutoDiskConfig is OS-DCF:diskConfig AUTO (false: MANUAL).
+	AutoDiskConfig bool
 }
 
 const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data, metadata, availability_zone,
 	reservation_id, launch_index, cell_path, host, node, vm_state, task_state, power_state, version, addresses, fault,
 	delete_requested, request_id, launched_at, created_at, updated_at, deleted_at, deleted,
-	description, description_null, access_ip_v4, access_ip_v6, locked, locked_by`
+	description, description_null, access_ip_v4, access_ip_v6, locked, locked_by, auto_disk_config`
+
+// b2i is a boolean as the database stores it.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // Querier is a transaction or the database.
 type Querier = db.Querier
@@ -233,13 +246,13 @@ type Querier = db.Querier
 func scan(r db.Scanner) (*Instance, error) {
 	var in Instance
 	var flavor, meta, addrs, fault string
-	var delReq, deleted, descNull, locked int
+	var delReq, deleted, descNull, locked, autoDisk int
 	var launched, created, updated, deletedAt int64
 	var desc string
 	err := r.Scan(&in.UUID, &in.Name, &in.ProjectID, &in.UserID, &in.ImageRef, &in.FlavorID, &flavor, &in.KeyName, &in.UserData,
 		&meta, &in.AvailabilityZone, &in.ReservationID, &in.LaunchIndex, &in.Cell, &in.Host, &in.Node, &in.VMState, &in.TaskState,
 		&in.PowerState, &in.Version, &addrs, &fault, &delReq, &in.RequestID, &launched, &created, &updated, &deletedAt, &deleted,
-		&desc, &descNull, &in.AccessIPv4, &in.AccessIPv6, &locked, &in.LockedBy)
+		&desc, &descNull, &in.AccessIPv4, &in.AccessIPv6, &locked, &in.LockedBy, &autoDisk)
 	if err != nil {
 		return nil, err
 	}
@@ -247,6 +260,7 @@ func scan(r db.Scanner) (*Instance, error) {
 		in.Description = &desc
 	}
 	in.Locked = locked != 0
+	in.AutoDiskConfig = autoDisk != 0
 	_ = json.Unmarshal([]byte(flavor), &in.Flavor)
 	_ = json.Unmarshal([]byte(meta), &in.Metadata)
 	_ = json.Unmarshal([]byte(addrs), &in.Addresses)
@@ -274,11 +288,11 @@ func Create(ctx context.Context, tx *db.Tx, insts []Instance) error {
 		now := db.Micros(in.CreatedAt)
 		_, err := tx.Exec(ctx, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
 			metadata, availability_zone, reservation_id, launch_index, vm_state, task_state, request_id, created_at, updated_at, vcpus, memory_mb,
-			access_ip_v4, access_ip_v6)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			access_ip_v4, access_ip_v6, auto_disk_config)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, in.FlavorID, string(flavor), in.KeyName, in.UserData,
 			string(meta), in.AvailabilityZone, in.ReservationID, in.LaunchIndex, in.VMState, in.TaskState, in.RequestID, now, now,
-			in.Flavor.VCPUs, in.Flavor.RAMMB, in.AccessIPv4, in.AccessIPv6)
+			in.Flavor.VCPUs, in.Flavor.RAMMB, in.AccessIPv4, in.AccessIPv6, b2i(in.AutoDiskConfig))
 		if err != nil {
 			return fmt.Errorf("create instance %s: %w", in.UUID, err)
 		}
@@ -345,7 +359,7 @@ type SortKey struct {
 // every instance) do not change the order. hostname sorts by name, which
 // Nova derives it from; instance_type_id by the flavor's id.
 var ServerSortKeys = map[string]string{
-	"access_ip_v4": "access_ip_v4", "access_ip_v6": "access_ip_v6", "auto_disk_config": "",
+	"access_ip_v4": "access_ip_v4", "access_ip_v6": "access_ip_v6", "auto_disk_config": "auto_disk_config",
 	"availability_zone": "availability_zone", "config_drive": "", "created_at": "created_at",
 	"display_description": "description", "display_name": "name", "host": "host", "hostname": "name",
 	"image_ref": "image_ref", "instance_type_id": "flavor_id", "kernel_id": "", "key_name": "key_name",
@@ -372,6 +386,8 @@ func (in *Instance) sortValue(col string) any {
 		return in.AccessIPv6
 	case "availability_zone":
 		return in.AvailabilityZone
+	case "auto_disk_config":
+		return b2i(in.AutoDiskConfig)
 	case "created_at":
 		return db.Micros(in.CreatedAt)
 	case "description":

@@ -3,6 +3,7 @@ package apidb_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
@@ -76,10 +77,11 @@ func TestHostMappingNumbers(t *testing.T) {
 func TestHostMappingNumbersUpgrade(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
-		before := apidb.Migrations[:len(apidb.Migrations)-1]
-		if last := apidb.Migrations[len(apidb.Migrations)-1]; last.Name != "host mapping numbers" {
-			t.Fatalf("the last migration is %q; this test upgrades from the one before host mapping numbers", last.Name)
+		i := slices.IndexFunc(apidb.Migrations, func(m db.Migration) bool { return m.Name == "host mapping numbers" })
+		if i < 0 {
+			t.Fatal("no migration named host mapping numbers")
 		}
+		before := apidb.Migrations[:i]
 		if err := d.Migrate(ctx, "api", before); err != nil {
 			t.Fatal(err)
 		}

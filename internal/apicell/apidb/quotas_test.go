@@ -2,6 +2,7 @@ package apidb_test
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -82,9 +83,18 @@ func TestMigration10BackfillsCountedFlavorColumns(t *testing.T) {
 			t.Fatalf("migrate to 9: %v", err)
 		}
 		t0 := time.Unix(1_700_000_000, 0).UTC()
-		old, gone := instance("old", "p1", t0), instance("gone", "p1", t0)
-		if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.Create(ctx, tx, []apidb.Instance{old, gone}) }); err != nil {
-			t.Fatal(err)
+		// Written as a release of schema 9 wrote them (apidb.Create now
+		// writes columns of later migrations).
+		for _, u := range []string{"old", "gone"} {
+			in := instance(u, "p1", t0)
+			flavor, _ := json.Marshal(in.Flavor)
+			if _, err := d.Exec(ctx, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
+				metadata, availability_zone, reservation_id, launch_index, vm_state, task_state, request_id, created_at, updated_at, vcpus, memory_mb)
+				VALUES (?, ?, ?, ?, ?, ?, ?, '', '', '{}', '', ?, 0, ?, ?, '', ?, ?, 0, 0)`,
+				in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, in.FlavorID, string(flavor), in.ReservationID,
+				in.VMState, in.TaskState, db.Micros(t0), db.Micros(t0)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := d.Exec(ctx, `UPDATE instances SET vcpus = 0, memory_mb = 0`); err != nil {
 			t.Fatal(err)

@@ -43,6 +43,8 @@ type ServerUpdate struct {
 	Description    *string
 	// AccessIPv4 and AccessIPv6 ("" clears one).
 	AccessIPv4, AccessIPv6 *string
+	// AutoDiskConfig is OS-DCF:diskConfig (AUTO: true).
+	AutoDiskConfig *bool
 }
 
 // UpdateServer applies u to a live instance's copy and sets updated_at.
@@ -69,6 +71,10 @@ func UpdateServer(ctx context.Context, tx *db.Tx, uuid string, u ServerUpdate, n
 	if u.AccessIPv6 != nil {
 		sets = append(sets, "access_ip_v6 = ?")
 		args = append(args, *u.AccessIPv6)
+	}
+	if u.AutoDiskConfig != nil {
+		sets = append(sets, "auto_disk_config = ?")
+		args = append(args, b2i(*u.AutoDiskConfig))
 	}
 	args = append(args, uuid)
 	res, err := tx.Exec(ctx, `UPDATE instances SET `+strings.Join(sets, ", ")+` WHERE uuid = ? AND deleted = 0`, args...)

@@ -66,6 +66,13 @@ CREATE TABLE image_tags (
 	PRIMARY KEY (image_id, tag)
 );
 CREATE INDEX image_tags_tag ON image_tags (tag)`},
+	// A server create needs the image's auto_disk_config property (Nova's
+	// default OS-DCF:diskConfig, and its "disabled"): kept on the image's
+	// row too, so the create's one read of the image has it.
+	{Version: 2, Name: "auto_disk_config on the image row", SQL: `
+ALTER TABLE images ADD COLUMN auto_disk_config TEXT NOT NULL DEFAULT '';
+UPDATE images SET auto_disk_config = COALESCE((SELECT value FROM image_properties p
+	WHERE p.image_id = images.id AND p.name = 'auto_disk_config'), '')`},
 }
 
 // Image statuses (Glance's; cellcloud uses queued, saving, active and
@@ -147,6 +154,9 @@ type Image struct {
 	// Version increases on every write; Update uses it to detect a
 	// concurrent change.
 	Version int64
+	// AutoDiskConfig is the auto_disk_config property ("" without one),
+	// read with the image itself even when the properties are not.
+	AutoDiskConfig string
 }
 
 // HasData reports whether image data has been stored.
@@ -197,14 +207,15 @@ func (s *Store) now() time.Time {
 }
 
 const cols = `id, name, status, visibility, protected, os_hidden, owner, size, checksum, os_hash_algo, os_hash_value,
-	min_disk, min_ram, disk_format, container_format, version, created_at, updated_at`
+	min_disk, min_ram, disk_format, container_format, version, created_at, updated_at, auto_disk_config`
 
 func scan(r db.Scanner) (*Image, error) {
 	var i Image
 	var protected, hidden int
 	var created, updated int64
 	err := r.Scan(&i.ID, &i.Name, &i.Status, &i.Visibility, &protected, &hidden, &i.Owner, &i.Size, &i.Checksum,
-		&i.HashAlgo, &i.HashValue, &i.MinDisk, &i.MinRAM, &i.DiskFormat, &i.ContainerFormat, &i.Version, &created, &updated)
+		&i.HashAlgo, &i.HashValue, &i.MinDisk, &i.MinRAM, &i.DiskFormat, &i.ContainerFormat, &i.Version, &created, &updated,
+		&i.AutoDiskConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -338,6 +349,10 @@ func (s *Store) writeDetails(ctx context.Context, tx *db.Tx, img *Image) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO image_properties (image_id, name, value) VALUES (?, ?, ?)`, img.ID, k, img.Properties[k]); err != nil {
 			return fmt.Errorf("image %s property %s: %w", img.ID, k, err)
 		}
+	}
+	img.AutoDiskConfig = img.Properties["auto_disk_config"]
+	if _, err := tx.Exec(ctx, `UPDATE images SET auto_disk_config = ? WHERE id = ?`, img.AutoDiskConfig, img.ID); err != nil {
+		return fmt.Errorf("image %s: %w", img.ID, err)
 	}
 	img.Tags = SortTags(img.Tags)
 	for _, t := range img.Tags {

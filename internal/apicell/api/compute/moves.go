@@ -100,13 +100,38 @@ func (h *movesHandler) resize(w http.ResponseWriter, r *http.Request, in *apidb.
 		h.fail(w, r, bad("When resizing, instances must change flavor!"))
 		return
 	}
+	// Nova: a resize sets auto_disk_config to what it asks for, MANUAL
+	// when it asks nothing; AUTO is refused for an image that disables it.
+	if p.DiskConfig != "" {
+		if err := checkEnum("OS-DCF:diskConfig", p.DiskConfig, "AUTO", "MANUAL"); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	auto := p.DiskConfig == "AUTO"
+	if auto {
+		img, err := (&imagedb.Store{}).GetWithoutDetails(ctx, h.cfg.DB, in.ImageRef)
+		if err == nil {
+			_, err = autoDiskConfig(p.DiskConfig, img.ID, img.AutoDiskConfig)
+		}
+		if err != nil && !errors.Is(err, imagedb.ErrNotFound) {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	params, _ := json.Marshal(wire.ActionParams{Flavor: &fd.Flavor})
 	h.actions.startActionWith(w, r, in, "resize", params, nil, func(ctx context.Context, tx *db.Tx) error {
 		cur, err := apidb.Get(ctx, tx, in.UUID)
 		if err != nil {
 			return err
 		}
-		return h.quota.checkResize(ctx, tx, cur, fd.Flavor)
+		if err := h.quota.checkResize(ctx, tx, cur, fd.Flavor); err != nil {
+			return err
+		}
+		if cur.AutoDiskConfig == auto {
+			return nil
+		}
+		return apidb.UpdateServer(ctx, tx, in.UUID, apidb.ServerUpdate{AutoDiskConfig: &auto}, h.cfg.Now())
 	})
 }
 

@@ -49,7 +49,9 @@ func rebuildFields(v Version) []string {
 type rebuildRequest struct {
 	imageRef  string
 	adminPass string
-	change    apidb.RebuildChange
+	// diskConfig is OS-DCF:diskConfig as given ("": the new image's).
+	diskConfig string
+	change     apidb.RebuildChange
 	// metadataItems is how many metadata items the rebuild sets (-1: none
 	// given), for the quota.
 	metadataItems int
@@ -119,7 +121,9 @@ func readRebuild(v Version, arg json.RawMessage) (*rebuildRequest, error) {
 		case "preserve_ephemeral":
 			err = checkBoolean(k, val)
 		case "OS-DCF:diskConfig":
-			err = checkEnum(k, val, "AUTO", "MANUAL")
+			if err = checkEnum(k, val, "AUTO", "MANUAL"); err == nil {
+				out.diskConfig = val.(string)
+			}
 		case "accessIPv4", "accessIPv6":
 			format := map[string]string{"accessIPv4": "ipv4", "accessIPv6": "ipv6"}[k]
 			if err = checkIP(k, val, format); err == nil {
@@ -228,7 +232,11 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		h.fail(w, r, err)
 		return
 	}
-	if err := checkImage(ctx, h.cfg.DB, req.imageRef, in.Flavor); err != nil {
+	img, err := checkImage(ctx, h.cfg.DB, req.imageRef, in.Flavor)
+	if err == nil {
+		req.change.AutoDiskConfig, err = autoDiskConfig(req.diskConfig, img.ID, img.AutoDiskConfig)
+	}
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -15,14 +15,19 @@ import (
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
-// activeImage uploads a public image and returns its id.
-func activeImage(t *testing.T, tr *testtree.Tree, name string) string {
+// activeImage uploads a public image with properties and returns its id.
+func activeImage(t *testing.T, tr *testtree.Tree, name string, props ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	root := strings.TrimSuffix(tr.APIURL(), "/v2.1")
 	ic := &gophercloud.ServiceClient{ProviderClient: tr.Compute(admin).ProviderClient, Endpoint: root + "/image/v2/", ResourceBase: root + "/image/v2/", Type: "image"}
 	vis := images.ImageVisibilityPublic
-	img, err := images.Create(ctx, ic, images.CreateOpts{Name: name, DiskFormat: "qcow2", ContainerFormat: "bare", Visibility: &vis}).Extract()
+	properties := map[string]string{}
+	for i := 0; i+1 < len(props); i += 2 {
+		properties[props[i]] = props[i+1]
+	}
+	img, err := images.Create(ctx, ic, images.CreateOpts{Name: name, DiskFormat: "qcow2", ContainerFormat: "bare", Visibility: &vis,
+		Properties: properties}).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}

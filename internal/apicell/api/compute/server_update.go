@@ -151,7 +151,10 @@ func (h *serverUpdateHandler) updateServer(w http.ResponseWriter, r *http.Reques
 		u.SetDescription = true
 		u.Description = str("description")
 	}
-	// OS-DCF:diskConfig is checked and accepted; every server here is MANUAL.
+	if dc, ok := server["OS-DCF:diskConfig"].(string); ok {
+		auto := dc == "AUTO"
+		u.AutoDiskConfig = &auto
+	}
 	var cur *apidb.Instance
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		if err := apidb.UpdateServer(ctx, tx, in.UUID, u, h.cfg.Now()); err != nil {

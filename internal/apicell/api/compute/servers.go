@@ -160,7 +160,7 @@ func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[str
 		"flavor":  map[string]any{"id": in.FlavorID, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/flavors/" + in.FlavorID}}},
 		"created": isoTime(in.CreatedAt), "updated": isoTime(in.UpdatedAt), "addresses": addrs,
 		"accessIPv4": "", "accessIPv6": "", "links": links(base, in.ProjectID, "servers", in.UUID),
-		"OS-DCF:diskConfig": "MANUAL", "progress": 0, "OS-EXT-AZ:availability_zone": in.AvailabilityZone,
+		"OS-DCF:diskConfig": diskConfigView(in.AutoDiskConfig), "progress": 0, "OS-EXT-AZ:availability_zone": in.AvailabilityZone,
 		"config_drive": "", "key_name": keyName, "OS-SRV-USG:launched_at": isoMicro(in.LaunchedAt),
 		"OS-SRV-USG:terminated_at": isoMicro(in.DeletedAt), "OS-EXT-STS:task_state": task,
 		"OS-EXT-STS:vm_state": in.VMState, "OS-EXT-STS:power_state": in.PowerState,
@@ -182,6 +182,14 @@ func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[str
 	versionedView(r, in, v)
 	h.serverViewExtras(r, in, v)
 	return v
+}
+
+// diskConfigView is OS-DCF:diskConfig as Nova shows auto_disk_config.
+func diskConfigView(auto bool) string {
+	if auto {
+		return "AUTO"
+	}
+	return "MANUAL"
 }
 
 // hostID is Nova's hostId: a host hashed with a project, so that a

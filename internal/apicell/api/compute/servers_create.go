@@ -65,7 +65,7 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 	httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
 		"id":                first.UUID,
 		"links":             links(httpkit.Origin(r), c.ProjectID, "servers", first.UUID),
-		"OS-DCF:diskConfig": "MANUAL",
+		"OS-DCF:diskConfig": diskConfigView(req.autoDiskConfig),
 		"security_groups":   []map[string]string{{"name": "default"}},
 		"adminPass":         pass,
 	}})
@@ -97,7 +97,11 @@ func checkCreateRefs(ctx context.Context, d *db.DB, req *createRequest) (wire.Fl
 	if err := checkZone(ctx, d, req.az); err != nil {
 		return wire.Flavor{}, err
 	}
-	if err := checkImage(ctx, d, req.imageRef, fd.Flavor); err != nil {
+	img, err := checkImage(ctx, d, req.imageRef, fd.Flavor)
+	if err != nil {
+		return wire.Flavor{}, err
+	}
+	if req.autoDiskConfig, err = autoDiskConfig(req.diskConfig, img.ID, img.AutoDiskConfig); err != nil {
 		return wire.Flavor{}, err
 	}
 	return fd.Flavor, nil
@@ -136,7 +140,7 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 			ReservationID: p.resID, LaunchIndex: i, CreatedAt: p.now,
 		}
 		p.insts[i] = apidb.Instance{InstanceSpec: spec, FlavorID: flavor.ID, Flavor: flavor, VMState: "building", TaskState: "scheduling", RequestID: p.rid,
-			AccessIPv4: req.accessIPv4, AccessIPv6: req.accessIPv6}
+			AccessIPv4: req.accessIPv4, AccessIPv6: req.accessIPv6, AutoDiskConfig: req.autoDiskConfig}
 		p.build.Instances = append(p.build.Instances, spec)
 	}
 	return p, nil
@@ -187,25 +191,53 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 // checkImage refuses an image the caller cannot boot, as Nova does: one
 // that does not exist (or is not visible), is not active, or needs more
 // RAM or disk than the flavor has.
-func checkImage(ctx context.Context, d *db.DB, id string, f wire.Flavor) error {
+func checkImage(ctx context.Context, d *db.DB, id string, f wire.Flavor) (*imagedb.Image, error) {
 	c := httpkit.CallerFrom(ctx)
 	img, err := (&imagedb.Store{}).GetWithoutDetails(ctx, d, id)
 	if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
-		return bad("Image %s could not be found.", id)
+		return nil, bad("Image %s could not be found.", id)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if img.Status != imagedb.StatusActive {
-		return bad("Image %s is not active.", id)
+		return nil, bad("Image %s is not active.", id)
 	}
 	if int64(img.MinRAM) > f.RAMMB {
-		return bad("Flavor's memory is too small for requested image.")
+		return nil, bad("Flavor's memory is too small for requested image.")
 	}
 	if f.RootGB > 0 && int64(img.MinDisk) > f.RootGB {
-		return bad("Flavor's disk is too small for requested image.")
+		return nil, bad("Flavor's disk is too small for requested image.")
 	}
-	return nil
+	return img, nil
+}
+
+// autoDiskConfig is Nova's auto_disk_config of a server booted (or
+// rebuilt) from an image with the image property prop: the one asked for
+// ("AUTO" or "MANUAL"), or, when none was, the property read as a boolean.
+// AUTO on an image whose property is "disabled" is a 400.
+func autoDiskConfig(asked, imageID, prop string) (bool, error) {
+	disabled := strings.EqualFold(strings.TrimSpace(prop), "disabled")
+	switch asked {
+	case "AUTO":
+		if disabled {
+			return false, bad("Requested image %s has automatic disk resize disabled.", imageID)
+		}
+		return true, nil
+	case "MANUAL":
+		return false, nil
+	}
+	return pyBool(prop), nil
+}
+
+// pyBool is oslo's strutils.bool_from_string: true for "1", "t", "true",
+// "on", "y", "yes" (any case, trimmed), false otherwise.
+func pyBool(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "t", "true", "on", "y", "yes":
+		return true
+	}
+	return false
 }
 
 // cellHints turns the cell scheduler's hints into placement constraints:

@@ -48,6 +48,7 @@ type createBody struct {
 	Tags              json.RawMessage   `json:"tags"`
 	AccessIPv4        json.RawMessage   `json:"accessIPv4"`
 	AccessIPv6        json.RawMessage   `json:"accessIPv6"`
+	DiskConfig        json.RawMessage   `json:"OS-DCF:diskConfig"`
 	SecurityGroups    []json.RawMessage `json:"security_groups"`
 	// BlockDeviceMapping and BlockDeviceMappingV2 are checked in
 	// servers_create_bdm.go.
@@ -105,6 +106,12 @@ type createRequest struct {
 	// accessIPv4 and accessIPv6 are the access addresses the user gives
 	// (Nova stores them and shows them; nothing routes to them).
 	accessIPv4, accessIPv6 string
+	// diskConfig is OS-DCF:diskConfig ("" when not given: the image's
+	// auto_disk_config property decides, as in Nova).
+	diskConfig string
+	// autoDiskConfig is the server's OS-DCF:diskConfig, once the image is
+	// known.
+	autoDiskConfig bool
 }
 
 // validateCreate checks a create request as Nova's 2.1 schema does, one
@@ -239,7 +246,8 @@ func createNamedFields(_ Version, b *createBody, out *createRequest) error {
 }
 
 // createAccessIPs checks accessIPv4 and accessIPv6 as Nova's schema does
-// (strings of jsonschema's ipv4 and ipv6 formats).
+// (strings of jsonschema's ipv4 and ipv6 formats), and OS-DCF:diskConfig
+// (AUTO or MANUAL).
 func createAccessIPs(_ Version, b *createBody, out *createRequest) error {
 	for _, f := range []struct {
 		name, format string
@@ -257,6 +265,16 @@ func createAccessIPs(_ Version, b *createBody, out *createRequest) error {
 			return err
 		}
 		*f.to = v.(string)
+	}
+	if len(b.DiskConfig) > 0 {
+		var v any
+		if err := json.Unmarshal(b.DiskConfig, &v); err != nil {
+			return invalid("OS-DCF:diskConfig", string(b.DiskConfig), "is not valid JSON")
+		}
+		if err := checkEnum("OS-DCF:diskConfig", v, "AUTO", "MANUAL"); err != nil {
+			return err
+		}
+		out.diskConfig = v.(string)
 	}
 	return nil
 }
