@@ -243,7 +243,7 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	mux.Handle("/networking/", http.StripPrefix("/networking", networks))
 	mux.Handle("/networking", http.StripPrefix("/networking", networks))
 	mux.Handle("/", api)
-	return &apiRole{db: n.DB, images: p.images, httpServer: httpServer{handler: mux, listen: cfg.API.Listen, errs: n.serveErr,
+	return &apiRole{db: n.DB, images: p.images, identity: n.Identity, httpServer: httpServer{handler: mux, listen: cfg.API.Listen, errs: n.serveErr,
 		readTimeout: cfg.API.ReadTimeout.D(), writeTimeout: cfg.API.WriteTimeout.D(), idleTimeout: cfg.API.IdleTimeout.D(),
 		maxPerClient: cfg.API.MaxConnectionsPerClient, log: n.log.With("cell", cfg.Cell)}}, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/identity"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
@@ -19,6 +20,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/network"
 	"github.com/cellcloud/cellcloud/internal/computecell/scheduler"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/notfound"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/rpc"
@@ -139,6 +141,9 @@ func (r registrarRole) Shutdown(context.Context) error {
 type apiRole struct {
 	db     *db.DB
 	images *image.API
+	// identity is the local identity store (nil unless api.auth is
+	// local): the default network belongs to its admin project.
+	identity *identity.Store
 	httpServer
 }
 
@@ -150,10 +155,36 @@ func (a *apiRole) Start(ctx context.Context) error {
 	if err := a.images.Seed(ctx, image.Cirros()); err != nil {
 		return err
 	}
-	if _, err := netdb.Seed(ctx, a.db, "private", "10.0.0.0/8"); err != nil {
+	if err := seedDefaultNetwork(ctx, a.db, a.identity); err != nil {
 		return err
 	}
 	return a.httpServer.Start(ctx)
+}
+
+// seedDefaultNetwork makes sure the default network "private" exists,
+// owned by the admin project: the local identity's project "admin" (of the
+// default domain) by its id; without local identity, or before that
+// project exists, by the name "admin" (the admin's project id in noauth
+// mode), which a later seed replaces with the id.
+func seedDefaultNetwork(ctx context.Context, d *db.DB, ids *identity.Store) error {
+	owner := netdb.SeedProjectID
+	if ids != nil {
+		p, err := ids.ProjectByName(ctx, identity.DefaultDomainID, "admin")
+		switch {
+		case err == nil:
+			owner = p.ID
+		case !errors.Is(err, notfound.Err):
+			return fmt.Errorf("the admin project: %w", err)
+		}
+	}
+	_, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", owner)
+	return err
+}
+
+// OwnDefaultNetwork gives the default network to the admin project, once
+// a bootstrap after the start has made it (cellcloud up).
+func (n *Node) OwnDefaultNetwork(ctx context.Context) error {
+	return seedDefaultNetwork(ctx, n.DB, n.Identity)
 }
 
 // httpServer serves handler on listen. It owns the server's goroutine:

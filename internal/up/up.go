@@ -171,6 +171,10 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		if t.OpenRC, err = bootstrap(ctx, t.API.Identity, o, t.APIURL()); err != nil {
 			return nil, err
 		}
+		// The admin project exists now: the default network is its.
+		if err := t.API.OwnDefaultNetwork(ctx); err != nil {
+			return nil, err
+		}
 	}
 	// The routing cells of a tree of depth 3, then the compute cells.
 	parents := []*node.Node{t.API}

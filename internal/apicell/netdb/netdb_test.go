@@ -113,7 +113,7 @@ func TestSeedIsIdempotent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ids[i], errs[i] = netdb.Seed(ctx, d, "private", "10.0.0.0/8")
+				ids[i], errs[i] = netdb.Seed(ctx, d, "private", "10.0.0.0/8", "")
 			}()
 		}
 		wg.Wait()
@@ -123,7 +123,7 @@ func TestSeedIsIdempotent(t *testing.T) {
 				t.Fatalf("concurrent seed %d = %q, %v; want %q", i, ids[i], errs[i], id)
 			}
 		}
-		again, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8")
+		again, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", "")
 		if err != nil || again != id {
 			t.Fatalf("second seed = %q, %v; want %q", again, err, id)
 		}
@@ -147,14 +147,29 @@ func TestSeedIsIdempotent(t *testing.T) {
 		if _, err := d.Exec(ctx, `DELETE FROM subnets`); err != nil {
 			t.Fatal(err)
 		}
-		if again, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8"); err != nil || again != id {
+		if again, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", ""); err != nil || again != id {
 			t.Fatalf("reseed = %q, %v", again, err)
 		}
 		if n, _ := netdb.GetNetwork(ctx, d, "private"); n == nil || len(n.Subnets) != 1 {
 			t.Fatalf("reseeded network = %+v", n)
 		}
-		if _, err := netdb.Seed(ctx, d, "bad", "10.0.0.0/31"); err == nil {
+		if _, err := netdb.Seed(ctx, d, "bad", "10.0.0.0/31", ""); err == nil {
 			t.Fatal("seed with a /31 succeeded")
+		}
+		// Seeded before the admin project's id was known: given it, once.
+		if again, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", "0123abcd"); err != nil || again != id {
+			t.Fatalf("seed with the owner = %q, %v", again, err)
+		}
+		n, _ = netdb.GetNetwork(ctx, d, "private")
+		s, _ = netdb.GetSubnet(ctx, d, n.Subnets[0])
+		if n.ProjectID != "0123abcd" || s.ProjectID != "0123abcd" {
+			t.Fatalf("after a seed with the owner: network project %q, subnet project %q", n.ProjectID, s.ProjectID)
+		}
+		if _, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", "other"); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ = netdb.GetNetwork(ctx, d, "private"); n.ProjectID != "0123abcd" {
+			t.Fatalf("an owned network changed hands on a later seed: %q", n.ProjectID)
 		}
 	})
 }
@@ -350,7 +365,7 @@ func TestPortsAreDerivedFromInstances(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		migrated(t, d)
-		netID, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8")
+		netID, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +432,7 @@ func TestPortsGoThroughBatches(t *testing.T) {
 	d := dbtest.Open(t, "sqlite")
 	ctx := context.Background()
 	migrated(t, d)
-	if _, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8"); err != nil {
+	if _, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", ""); err != nil {
 		t.Fatal(err)
 	}
 	const n = 1234
@@ -468,7 +483,7 @@ func TestInUse(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		migrated(t, d)
-		netID, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8")
+		netID, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -257,12 +257,17 @@ func DeleteNetwork(ctx context.Context, tx *db.Tx, id string) error {
 }
 
 // Seed makes sure the default network exists: a shared network called name,
-// owned by SeedProjectID, with one subnet of cidr (gateway the first
-// address, the rest in one allocation pool), in a database whose "netapi"
-// set is migrated. It is idempotent and safe to run from several processes at once:
-// an existing network of that name is left as it is (given a subnet if it
-// has none), and its id is returned.
-func Seed(ctx context.Context, d *db.DB, name, cidr string) (networkID string, err error) {
+// owned by project owner (the admin project's id; SeedProjectID when it is
+// not known), with one subnet of cidr (gateway the first address, the rest
+// in one allocation pool), in a database whose "netapi" set is migrated.
+// It is idempotent and safe to run from several processes at once: an
+// existing network of that name is left as it is (given a subnet if it has
+// none; given owner if it was seeded before the owner was known), and its
+// id is returned.
+func Seed(ctx context.Context, d *db.DB, name, cidr, owner string) (networkID string, err error) {
+	if owner == "" {
+		owner = SeedProjectID
+	}
 	if name == "" {
 		return "", errors.New("seed network: a name is required")
 	}
@@ -276,12 +281,23 @@ func Seed(ctx context.Context, d *db.DB, name, cidr string) (networkID string, e
 			n, err := getNetworkBy(ctx, tx, "name", name)
 			switch {
 			case errors.Is(err, ErrNotFound):
-				n = &Network{Name: name, ProjectID: SeedProjectID, Shared: true, AdminStateUp: true, MTU: DefaultMTU}
+				n = &Network{Name: name, ProjectID: owner, Shared: true, AdminStateUp: true, MTU: DefaultMTU}
 				if err := CreateNetwork(ctx, tx, n, now); err != nil {
 					return err
 				}
 			case err != nil:
 				return err
+			case n.ProjectID == SeedProjectID && owner != SeedProjectID:
+				// Seeded by an earlier release with the admin project's
+				// name where its id belongs.
+				if _, err := tx.Exec(ctx, `UPDATE networks SET project_id = ?, revision_number = revision_number + 1, updated_at = ? WHERE id = ?`,
+					owner, db.Micros(now), n.ID); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `UPDATE subnets SET project_id = ? WHERE network_id = ? AND project_id = ?`, owner, n.ID, SeedProjectID); err != nil {
+					return err
+				}
+				n.ProjectID = owner
 			}
 			networkID = n.ID
 			if len(n.Subnets) > 0 {

@@ -55,7 +55,7 @@ func newEnv(t testing.TB) *env {
 	if err := d.Migrate(ctx, netdb.MigrationSet, netdb.Migrations); err != nil {
 		t.Fatalf("migrate netapi: %v", err)
 	}
-	id, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8")
+	id, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", "")
 	if err != nil {
 		t.Fatalf("seed: %v", err)
 	}
