@@ -142,6 +142,11 @@ type API struct {
 	// quota).
 	ImageStorageQuota int64 `json:"image_storage_quota,omitempty"`
 	ImageCountQuota   int64 `json:"image_count_quota,omitempty"`
+	// ReclaimInstanceInterval is Nova's reclaim_instance_interval: above
+	// zero, deleting a server that has run soft-deletes it (restore brings
+	// it back, forceDelete deletes it at once), and it is deleted for good
+	// once this long has passed (default 0: deletes are final).
+	ReclaimInstanceInterval Duration `json:"reclaim_instance_interval,omitempty"`
 	// MaxConnectionsPerClient caps the connections open at once from one
 	// client IP address; more are closed as they arrive (default 256; -1
 	// is unlimited).
@@ -432,6 +437,9 @@ func (a *API) normalize() error {
 	}
 	if a.ReadTimeout < 0 || a.WriteTimeout < 0 || a.IdleTimeout < 0 || a.ImageDataTimeout < 0 {
 		return errors.New("api.read_timeout, api.write_timeout, api.idle_timeout and api.image_data_timeout must not be negative")
+	}
+	if a.ReclaimInstanceInterval < 0 {
+		return errors.New("api.reclaim_instance_interval must not be negative (0 is no soft delete)")
 	}
 	if a.ImageStorageQuota < 0 || a.ImageCountQuota < 0 {
 		return errors.New("api.image_storage_quota and api.image_count_quota must not be negative (0 is no quota)")

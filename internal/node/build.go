@@ -15,6 +15,7 @@ import (
 	networkapi "github.com/cellcloud/cellcloud/internal/apicell/api/network"
 	"github.com/cellcloud/cellcloud/internal/apicell/apicopy"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/apicell/reclaim"
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
@@ -93,6 +94,13 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 		}
 		n.api = a
 		roles = append(roles, role{"api", a})
+		if iv := cfg.API.ReclaimInstanceInterval.D(); iv > 0 {
+			rc, err := reclaim.New(reclaim.Config{DB: n.DB, Sender: sender, Interval: iv, Logger: n.log.With("cell", cfg.Cell, "role", "reclaim")})
+			if err != nil {
+				return nil, err
+			}
+			roles = append(roles, role{"reclaim", rc})
+		}
 	}
 	return roles, nil
 }
@@ -216,7 +224,7 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	// cells at once.
 	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: cellsCallPort(n.nc, cfg.Cell, n.Cells),
 		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: down,
-		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota})
+		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota, ReclaimInterval: cfg.API.ReclaimInstanceInterval.D()})
 	if err != nil {
 		return nil, err
 	}

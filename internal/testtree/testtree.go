@@ -55,6 +55,8 @@ type Options struct {
 	Quota quota.Defaults
 	// PolicyFile overrides policy rules.
 	PolicyFile string
+	// ReclaimInterval turns deferred delete on (api.reclaim_instance_interval).
+	ReclaimInterval time.Duration
 }
 
 // Tree is a running tree.
@@ -89,7 +91,7 @@ func Start(t testing.TB, o Options) *Tree {
 	tr, err := up.Start(ctx, up.Options{
 		DataDir: t.TempDir(), Cells: o.Cells, HostsPerCell: o.HostsPerCell, Depth: o.Depth, Listen: "127.0.0.1:0",
 		Host: o.Host, ReportInterval: o.ReportInterval, SpawnLatency: o.SpawnLatency, CallTimeout: o.CallTimeout,
-		Auth: o.Auth, KeystoneURL: o.KeystoneURL, TokenCacheTTL: o.TokenCacheTTL, Quota: o.Quota, PolicyFile: o.PolicyFile,
+		Auth: o.Auth, KeystoneURL: o.KeystoneURL, TokenCacheTTL: o.TokenCacheTTL, Quota: o.Quota, PolicyFile: o.PolicyFile, ReclaimInterval: o.ReclaimInterval,
 	}, log)
 	if err != nil {
 		t.Fatalf("start tree: %v", err)

@@ -59,6 +59,9 @@ type Options struct {
 	AdminPassword, DemoPassword string
 	// PolicyFile overrides policy rules.
 	PolicyFile string
+	// ReclaimInterval is the API's api.reclaim_instance_interval (0: deletes
+	// are final).
+	ReclaimInterval time.Duration
 	// Quota is every project's default quota (zero fields: Nova's).
 	Quota quota.Defaults
 }
@@ -158,7 +161,8 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 	}
 	apiCfg := &config.Config{Cell: Root, DataDir: filepath.Join(o.DataDir, Root), Broker: apiBroker,
 		API: config.API{Listen: o.Listen, Auth: o.Auth, KeystoneURL: o.KeystoneURL,
-			TokenCacheTTL: config.Duration(o.TokenCacheTTL), PolicyFile: o.PolicyFile, Quota: o.Quota}}
+			TokenCacheTTL: config.Duration(o.TokenCacheTTL), PolicyFile: o.PolicyFile, Quota: o.Quota,
+			ReclaimInstanceInterval: config.Duration(o.ReclaimInterval)}}
 	apiCfg.Cells.ReportInterval = config.Duration(o.ReportInterval)
 	apiCfg.Cells.CallTimeout = config.Duration(o.CallTimeout)
 	if t.API, err = node.New(apiCfg, log); err != nil {

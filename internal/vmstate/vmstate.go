@@ -24,6 +24,9 @@ const (
 	ShelvedOffloaded = "shelved_offloaded"
 	Error            = "error"
 	Deleted          = "deleted"
+	// SoftDeleted is a server deleted while a reclaim interval is set:
+	// stopped, restorable until the interval has passed.
+	SoftDeleted = "soft-delete"
 )
 
 // Power states (Nova's power_state).
@@ -64,18 +67,22 @@ var allowReboot = []string{None, "rebooting", "reboot_pending", "reboot_started"
 // Actions are the server actions that a compute cell carries out on its
 // own (no second host involved), by the key the API and the wire use.
 var Actions = map[string]Action{
-	"stop":           {Name: "stop", VMStates: []string{Active, Error}, Task: "powering-off", ResultVM: Stopped, ResultPower: Shutdown, HostOp: "power_off"},
-	"start":          {Name: "start", VMStates: []string{Stopped}, Task: "powering-on", ResultVM: Active, ResultPower: Running, HostOp: "power_on"},
-	"reboot_soft":    {Name: "reboot", VMStates: []string{Active}, Task: "rebooting", ResultVM: Active, ResultPower: Running, HostOp: "reboot"},
-	"reboot_hard":    {Name: "reboot", VMStates: []string{Active, Stopped, Paused, Suspended, Error}, TaskStates: allowReboot, Task: "rebooting_hard", ResultVM: Active, ResultPower: Running, HostOp: "reboot"},
-	"pause":          {Name: "pause", VMStates: []string{Active}, Task: "pausing", ResultVM: Paused, ResultPower: PausedPwr, HostOp: "pause"},
-	"unpause":        {Name: "unpause", VMStates: []string{Paused}, Task: "unpausing", ResultVM: Active, ResultPower: Running, HostOp: "unpause"},
-	"suspend":        {Name: "suspend", VMStates: []string{Active}, Task: "suspending", ResultVM: Suspended, ResultPower: Suspend, HostOp: "suspend"},
-	"resume":         {Name: "resume", VMStates: []string{Suspended}, Task: "resuming", ResultVM: Active, ResultPower: Running, HostOp: "resume"},
-	"rescue":         {Name: "rescue", VMStates: []string{Active, Stopped, Error}, Task: "rescuing", ResultVM: Rescued, ResultPower: Running, HostOp: "rescue"},
-	"unrescue":       {Name: "unrescue", VMStates: []string{Rescued}, Task: "unrescuing", ResultVM: Active, ResultPower: Running, HostOp: "unrescue"},
-	"rebuild":        {Name: "rebuild", VMStates: []string{Active, Stopped, Error}, Task: "rebuilding", ResultVM: Active, ResultPower: Running, HostOp: "rebuild"},
-	"create_image":   {Name: "createImage", VMStates: []string{Active, Stopped, Paused, Suspended}, Task: "image_snapshot", HostOp: "snapshot"},
+	"stop":         {Name: "stop", VMStates: []string{Active, Error}, Task: "powering-off", ResultVM: Stopped, ResultPower: Shutdown, HostOp: "power_off"},
+	"start":        {Name: "start", VMStates: []string{Stopped}, Task: "powering-on", ResultVM: Active, ResultPower: Running, HostOp: "power_on"},
+	"reboot_soft":  {Name: "reboot", VMStates: []string{Active}, Task: "rebooting", ResultVM: Active, ResultPower: Running, HostOp: "reboot"},
+	"reboot_hard":  {Name: "reboot", VMStates: []string{Active, Stopped, Paused, Suspended, Error}, TaskStates: allowReboot, Task: "rebooting_hard", ResultVM: Active, ResultPower: Running, HostOp: "reboot"},
+	"pause":        {Name: "pause", VMStates: []string{Active}, Task: "pausing", ResultVM: Paused, ResultPower: PausedPwr, HostOp: "pause"},
+	"unpause":      {Name: "unpause", VMStates: []string{Paused}, Task: "unpausing", ResultVM: Active, ResultPower: Running, HostOp: "unpause"},
+	"suspend":      {Name: "suspend", VMStates: []string{Active}, Task: "suspending", ResultVM: Suspended, ResultPower: Suspend, HostOp: "suspend"},
+	"resume":       {Name: "resume", VMStates: []string{Suspended}, Task: "resuming", ResultVM: Active, ResultPower: Running, HostOp: "resume"},
+	"rescue":       {Name: "rescue", VMStates: []string{Active, Stopped, Error}, Task: "rescuing", ResultVM: Rescued, ResultPower: Running, HostOp: "rescue"},
+	"unrescue":     {Name: "unrescue", VMStates: []string{Rescued}, Task: "unrescuing", ResultVM: Active, ResultPower: Running, HostOp: "unrescue"},
+	"rebuild":      {Name: "rebuild", VMStates: []string{Active, Stopped, Error}, Task: "rebuilding", ResultVM: Active, ResultPower: Running, HostOp: "rebuild"},
+	"create_image": {Name: "createImage", VMStates: []string{Active, Stopped, Paused, Suspended}, Task: "image_snapshot", HostOp: "snapshot"},
+	// soft_delete is a delete with a reclaim interval set (Nova's
+	// soft_delete, recorded as "delete"); restore brings the server back.
+	"soft_delete":    {Name: "delete", VMStates: []string{Active, Stopped, Paused, Suspended, Rescued, Error}, Task: "soft-deleting", ResultVM: SoftDeleted, ResultPower: Shutdown, HostOp: "power_off"},
+	"restore":        {Name: "restore", VMStates: []string{SoftDeleted}, Task: "restoring", ResultVM: Active, ResultPower: Running, HostOp: "power_on"},
 	"shelve":         {Name: "shelve", VMStates: []string{Active, Stopped, Paused, Suspended}, Task: "shelving", ResultVM: ShelvedOffloaded, ResultPower: Shutdown, HostOp: "shelve"},
 	"unshelve":       {Name: "unshelve", VMStates: []string{Shelved, ShelvedOffloaded}, Task: "unshelving", ResultVM: Active, ResultPower: Running},
 	"resize":         {Name: "resize", VMStates: []string{Active, Stopped}, Task: "resize_prep", ResultVM: Resized},
@@ -129,7 +136,7 @@ func Status(vm, task string) string {
 var byVM = map[string]string{
 	Building: "BUILD", Active: "ACTIVE", Stopped: "SHUTOFF", Paused: "PAUSED", Suspended: "SUSPENDED",
 	Resized: "VERIFY_RESIZE", Rescued: "RESCUE", Shelved: "SHELVED", ShelvedOffloaded: "SHELVED_OFFLOADED",
-	"soft-delete": "SOFT_DELETED", Error: "ERROR", Deleted: "DELETED",
+	SoftDeleted: "SOFT_DELETED", Error: "ERROR", Deleted: "DELETED",
 }
 
 var activeTasks = map[string]string{

@@ -776,6 +776,16 @@ func MarkDeleted(ctx context.Context, tx *db.Tx, uuid string, now time.Time) err
 	return err
 }
 
+// SoftDeletedBefore lists (at most limit) live soft-deleted instances with
+// no task, last changed before cutoff: those the reclaim deletes for good.
+func SoftDeletedBefore(ctx context.Context, q Querier, cutoff time.Time, limit int) ([]string, error) {
+	return db.Collect(ctx, q, func(r db.Scanner) (string, error) {
+		var u string
+		return u, r.Scan(&u)
+	}, `SELECT uuid FROM instances WHERE vm_state = 'soft-delete' AND deleted = 0 AND task_state = '' AND delete_requested = 0
+		AND updated_at < ? ORDER BY updated_at LIMIT ?`, db.Micros(cutoff), limit)
+}
+
 // ResetUnplaced is os-resetState of a live instance no cell holds: the
 // copy is its only record.
 func ResetUnplaced(ctx context.Context, tx *db.Tx, uuid, vmState string, now time.Time) error {

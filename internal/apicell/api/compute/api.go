@@ -64,7 +64,11 @@ type Config struct {
 	AuditPeriod string
 	// Quota gives the default limits (nova.conf [quota]).
 	Quota quota.Defaults
-	Now   func() time.Time
+	// ReclaimInterval is Nova's reclaim_instance_interval: above zero, a
+	// delete soft-deletes a server that has run, restorable until the
+	// reclaim (internal/apicell/reclaim) deletes it for good.
+	ReclaimInterval time.Duration
+	Now             func() time.Time
 }
 
 // API is the Compute API handler: the router that the rooms (kit.go)
@@ -141,6 +145,7 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 		actions,
 		&movesHandler{base: b, servers: servers, actions: actions, quota: quota},
 		&lockHandler{base: b, servers: servers},
+		&deferredDeleteHandler{base: b, servers: servers, actions: actions},
 		&serverUpdateHandler{base: b, servers: servers},
 		&metadataHandler{base: b, servers: servers, quota: quota},
 		&tagsHandler{base: b, servers: servers},

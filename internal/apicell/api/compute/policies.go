@@ -69,6 +69,8 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:os-lock-server:unlock", Check: ruleMember},
 	{Name: "os_compute_api:os-lock-server:unlock:unlock_override", Check: ruleAdmin},
 	{Name: "os_compute_api:os-admin-actions:reset_state", Check: ruleAdmin},
+	{Name: "os_compute_api:os-deferred-delete:restore", Check: ruleMember},
+	{Name: "os_compute_api:os-deferred-delete:force", Check: ruleMember},
 	{Name: "os_compute_api:os-migrate-server:migrate", Check: ruleAdmin},
 	{Name: "os_compute_api:os-console-output", Check: ruleMember},
 	{Name: "os_compute_api:os-instance-actions:list", Check: ruleReader},

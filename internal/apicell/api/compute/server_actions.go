@@ -263,6 +263,7 @@ var actionRules = map[string]string{
 	"rescue": "os_compute_api:os-rescue", "unrescue": "os_compute_api:os-unrescue",
 	"shelve": "os_compute_api:os-shelve:shelve", "unshelve": "os_compute_api:os-shelve:unshelve",
 	"lock": "os_compute_api:os-lock-server:lock", "unlock": "os_compute_api:os-lock-server:unlock",
+	"restore": "os_compute_api:os-deferred-delete:restore", "forceDelete": "os_compute_api:os-deferred-delete:force",
 	"os-resetState": "os_compute_api:os-admin-actions:reset_state", "migrate": "os_compute_api:os-migrate-server:migrate",
 	"os-getConsoleOutput": "os_compute_api:os-console-output",
 }

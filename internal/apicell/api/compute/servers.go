@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+	"github.com/cellcloud/cellcloud/internal/apicell/apicopy"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
-	"github.com/cellcloud/cellcloud/internal/tree/wire"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
@@ -89,19 +89,12 @@ func (h *serversHandler) deleteServer(w http.ResponseWriter, r *http.Request) {
 		if err := checkLocked(ctx, cur); err != nil {
 			return err
 		}
-		if cur.Cell == "" && cur.VMState == "error" {
-			// No cell ever took it: nothing to delete below.
-			return apidb.MarkDeleted(ctx, tx, cur.UUID, now)
+		// With a reclaim interval, a server that has run is soft-deleted
+		// (Nova: one that cannot be is deleted for good).
+		if h.cfg.ReclaimInterval > 0 && softDeletable(cur) {
+			return softDelete(ctx, tx, h.cfg.Sender, cur, now)
 		}
-		if err := apidb.MarkDeleting(ctx, tx, cur.UUID, now); err != nil {
-			return err
-		}
-		if cur.Cell == "" {
-			// Still being scheduled: the delete follows it to the cell
-			// that reports it (see apicell).
-			return nil
-		}
-		return h.cfg.Sender.Send(ctx, tx, cur.Cell, wire.MethodDeleteInstances, httpkit.RequestID(ctx), &wire.DeleteInstances{UUIDs: []string{cur.UUID}})
+		return apicopy.Delete(ctx, tx, h.cfg.Sender, cur, httpkit.RequestID(ctx), now)
 	})
 	if err != nil {
 		h.fail(w, r, err)
