@@ -171,3 +171,77 @@ func TestBuildSentToADeadCellIsPlacedElsewhere(t *testing.T) {
 	}
 	checkClaims(t, cell1, cell1DB)
 }
+
+// TestRoutingCellPlacesElsewhereWhenItsChildDies: in a tree of depth 3 a
+// compute cell below a routing cell (which has a host of its own) is
+// killed, and servers are created at once. The API cell places them on
+// the routing cell, its only child, which places them on the dead cell
+// (the one with the most room: it does not count it down for a minute).
+// Within cells.build_accept_timeout the routing cell places them on its
+// own host or its other child, where they go ACTIVE, at versions fenced
+// above anything the dead cell could use; the API cell places nothing
+// again. The dead cell returns and builds nothing.
+func TestRoutingCellPlacesElsewhereWhenItsChildDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several processes")
+	}
+	const mid, dead, other = "api!mid", "api!mid!a", "api!mid!b"
+	fast := map[string]any{"down_after": "60s", "build_accept_timeout": "2s"}
+	tr := startTree(t, []cellSpec{
+		{path: "api", cells: fast},
+		{path: mid, hosts: 1, parent: "api", cells: fast},
+		{path: dead, hosts: 4, parent: mid},
+		{path: other, hosts: 1, parent: mid},
+	})
+	ctx := context.Background()
+	apiDB := tr.openDB("api")
+	tr.waitReady(map[string]int{mid: 6})
+	tr.procs[dead].kill()
+	if _, err := servers.Create(ctx, tr.client("demo:demo"), servers.CreateOpts{Name: "deep", FlavorRef: "1", ImageRef: imageID, Min: 2, Max: 2}, nil).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	midDB := tr.openDB(mid)
+	testpoll.Eventually(t, 30*time.Second, "the build queued at "+mid+" for "+dead, func() (bool, string) {
+		es, err := outbox.Pending(ctx, midDB, dead, 100)
+		if err != nil {
+			return false, err.Error()
+		}
+		return slices.ContainsFunc(es, func(e outbox.Entry) bool { return e.Method == wire.MethodBuildInstances }), fmt.Sprint(len(es))
+	})
+	testpoll.Eventually(t, 60*time.Second, "the servers ACTIVE below "+mid+", not in "+dead, func() (bool, string) {
+		n := 0
+		states := map[string]string{}
+		for u, a := range apiInstances(t, apiDB) {
+			states[u] = fmt.Sprintf("%s %s/%s v%d", a.cell, a.vmState, a.taskState, a.version)
+			if (a.cell == mid || a.cell == other) && a.vmState == "active" && a.taskState == "" && a.version > cells.FenceStep {
+				n++
+			}
+		}
+		return n == 2, fmt.Sprint(states)
+	})
+	killedAt := time.Now()
+	tr.procs[dead].start()
+	testpoll.Eventually(t, 60*time.Second, dead+" reporting again", func() (bool, string) {
+		ns, err := cells.ListNeighbours(ctx, midDB)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, n := range ns {
+			if n.Path == dead {
+				return n.LastSeen.After(killedAt), n.LastSeen.String()
+			}
+		}
+		return false, "not in the cells table"
+	})
+	cellDBs := map[string]*db.DB{mid: midDB, dead: tr.openDB(dead), other: tr.openDB(other)}
+	if got := cellInstances(t, dead, cellDBs[dead]); len(got) != 0 {
+		t.Errorf("%s holds %v after it returned, want nothing", dead, got)
+	}
+	truth := map[string]map[string]cellInstance{}
+	for c, d := range cellDBs {
+		truth[c] = cellInstances(t, c, d)
+	}
+	if d := converged(t, apiInstances(t, apiDB), truth); d != "" {
+		t.Error(d)
+	}
+}
