@@ -30,9 +30,10 @@ import (
 // cell applies it once and builds the servers, its updates lose to the
 // API cell's fenced record, the API cell tells it to delete them, and it
 // does, freeing their addresses and claims; the API copy still shows them
-// ACTIVE in the other cell. The sender dying halfway (the API cell
-// restarting while a build waits) is TestBuildNotTakenInTimeIsPlacedElsewhere
-// in internal/tree/cells.
+// ACTIVE in the other cell. The sender dies halfway: the API cell's process
+// is killed while the builds wait, and they move once after it restarts
+// (TestBuildNotTakenInTimeIsPlacedElsewhere in internal/tree/cells checks
+// that without a race with the timeout).
 func TestBuildSentToADeadCellIsPlacedElsewhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts several processes")
@@ -76,6 +77,12 @@ func TestBuildSentToADeadCellIsPlacedElsewhere(t *testing.T) {
 		}
 		return stuck != nil, fmt.Sprintf("%d messages queued", len(es))
 	})
+	// The sender dies halfway: the API cell's process is killed while the
+	// builds wait (most likely before they move; if not, after) and starts
+	// again. Each build moves once.
+	tr.procs["api"].kill()
+	tr.procs["api"].start()
+	tr.waitReady(map[string]int{cell1: 1, cell2: 4})
 
 	var moved []string
 	testpoll.Eventually(t, 60*time.Second, "the servers ACTIVE in "+cell1+" and the pinned one in ERROR", func() (bool, string) {
