@@ -42,8 +42,12 @@ func (s *Service) handleBuildFailed(ctx context.Context, tx *db.Tx, env *wire.En
 	if err := json.Unmarshal(env.Payload, &f); err != nil {
 		return wire.Errorf(wire.CodeBadMessage, "build_failed: %v", err)
 	}
+	attempt := f.Build.Attempts
+	if !f.Exhausted {
+		attempt++
+	}
 	s.log.Info("build failed in a cell; rescheduling", "request_id", env.RequestID, "failed_cell", f.Cell,
-		"reason", f.Reason, "instances", len(f.Build.Instances), "attempt", f.Build.Attempts)
+		"reason", f.Reason, "instances", len(f.Build.Instances), "attempt", attempt)
 	return s.retry(ctx, tx, env, &f)
 }
 
