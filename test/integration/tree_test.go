@@ -6,6 +6,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,8 @@ type cellSpec struct {
 	path   string
 	hosts  int
 	parent string
+	// cells are options of the cell's "cells" section, over the tests'.
+	cells map[string]any
 }
 
 type tree struct {
@@ -60,6 +63,7 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 				"tls_cert": filepath.Join(dir, "broker-cert.pem"), "tls_key": filepath.Join(dir, "broker-key.pem")},
 			"cells": map[string]any{"report_interval": "500ms", "refresh_interval": "300ms", "heal_interval": "3s", "heal_window": "1m"},
 		}
+		maps.Copy(cfg["cells"].(map[string]any), s.cells)
 		// The API cell and one compute cell run on PostgreSQL when this
 		// machine has it (the production path), each in its own schema;
 		// the others on their own SQLite files.
