@@ -145,6 +145,9 @@ func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pendin
 			return wire.Errorf(wire.CodeBadMessage, "unshelve: %v", err)
 		}
 	}
+	if ap.ImageMissing {
+		return o.unshelveWithoutImage(ctx, in, ap.ImageRef)
+	}
 	if ap.ImageRef != "" {
 		o.log.Info("unshelving from the shelved image", "request_id", p.RequestID, "instance", in.UUID, "image", ap.ImageRef)
 	}
@@ -167,6 +170,18 @@ func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pendin
 		}
 	}
 	return last
+}
+
+// unshelveWithoutImage is the unshelve of an offloaded instance whose
+// shelved image is gone: ERROR, with Nova's fault (its conductor's).
+func (o *Ops) unshelveWithoutImage(ctx context.Context, in *celldb.Instance, image string) error {
+	msg := fmt.Sprintf("Unshelve attempted but the image %s cannot be found.", image)
+	vm := vmstate.Error
+	f := &wire.Fault{Code: 404, Message: msg, Created: o.cfg.Now()}
+	if err := o.finish(ctx, in.UUID, vmstate.Actions["unshelve"].Task, celldb.Change{VMState: &vm, Fault: f}, nil); err != nil {
+		return err
+	}
+	return errors.New(msg)
 }
 
 func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {

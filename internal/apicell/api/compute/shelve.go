@@ -14,6 +14,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
 // Shelve, as Nova's (nova/api/openstack/compute/shelve.py and
@@ -75,11 +76,23 @@ func (h *shelveHandler) shelveOffload(w http.ResponseWriter, r *http.Request, in
 }
 
 // unshelve is the unshelve action; the cell boots an offloaded server from
-// its shelved image.
+// its shelved image. When that image is gone (its owner deleted it), the
+// cell puts the server in ERROR instead, as Nova's conductor does after
+// its 202.
 func (h *shelveHandler) unshelve(w http.ResponseWriter, r *http.Request, in *apidb.Instance, _ json.RawMessage) {
+	ctx := r.Context()
 	var params json.RawMessage
 	if in.ShelvedImageID != "" {
-		params, _ = json.Marshal(wire.ActionParams{ImageRef: in.ShelvedImageID})
+		p := wire.ActionParams{ImageRef: in.ShelvedImageID}
+		if in.VMState == vmstate.ShelvedOffloaded {
+			_, err := (&imagedb.Store{}).GetWithoutDetails(ctx, h.cfg.DB, in.ShelvedImageID)
+			if err != nil && !errors.Is(err, imagedb.ErrNotFound) {
+				h.fail(w, r, err)
+				return
+			}
+			p.ImageMissing = err != nil
+		}
+		params, _ = json.Marshal(p)
 	}
 	h.actions.startAction(w, r, in, "unshelve", params, nil)
 }

@@ -163,6 +163,37 @@ func TestShelveMakesASnapshot(t *testing.T) {
 
 }
 
+// TestUnshelveWithoutItsImage: an offloaded server whose shelved image its
+// owner deleted cannot boot: unshelve answers 202 and the server goes to
+// ERROR with Nova's fault (its conductor's).
+func TestUnshelveWithoutItsImage(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 1})
+	sc := tr.Compute(demo)
+	ctx := ctxT(t)
+	id := create(t, tr, demo, map[string]any{"name": "lost", "flavorRef": "1", "imageRef": imageID})
+	waitStatus(t, sc, id, "ACTIVE")
+	if err := servers.Shelve(ctx, sc, id).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, sc, id, "SHELVED_OFFLOADED")
+	img := shelvedImage(t, tr, demo, "lost-shelved")
+	if err := images.Delete(ctx, imageClient(tr, demo), img.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := servers.Unshelve(ctx, sc, id, servers.UnshelveOpts{}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	s := waitStatus(t, sc, id, "ERROR")
+	if want := "Unshelve attempted but the image " + img.ID + " cannot be found."; s.Fault.Message != want || s.Fault.Code != 404 {
+		t.Errorf("fault %+v, want 404 %q", s.Fault, want)
+	}
+	if err := servers.Delete(ctx, sc, id).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, sc, id)
+}
+
 // TestShelveKeepsTheHost: with compute.shelved_offload_time -1 a shelved
 // server stays SHELVED on its host (its image made all the same); unshelve
 // powers it on there and deletes the image; shelveOffload (admin) takes
