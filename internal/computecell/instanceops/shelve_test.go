@@ -72,8 +72,14 @@ func (v *vms) record(s string) {
 	v.mu.Unlock()
 }
 
-func (v *vms) VMSpawn(_ context.Context, host, _ string, _ wire.Flavor) error { v.record("vmspawn@" + host); return nil }
-func (v *vms) VMDestroy(_ context.Context, host, _ string) error             { v.record("destroy@" + host); return nil }
+func (v *vms) VMSpawn(_ context.Context, host, _ string, _ wire.Flavor) error {
+	v.record("vmspawn@" + host)
+	return nil
+}
+func (v *vms) VMDestroy(_ context.Context, host, _ string) error {
+	v.record("destroy@" + host)
+	return nil
+}
 
 func (v *vms) VMOp(_ context.Context, host, _ string, op string) error {
 	v.record(op + "@" + host)
