@@ -59,16 +59,21 @@ func TestShelvedImageGoesWithTheShelve(t *testing.T) {
 		store := &images{}
 		h := &apicopy.Handlers{Sender: &recorder{}, Images: store, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return t0 }}
 		version := int64(1)
+		var last *wire.Envelope
+		apply := func(env *wire.Envelope) {
+			t.Helper()
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return h.InstanceUpdate(ctx, tx, env) }); err != nil {
+				t.Fatal(err)
+			}
+		}
 		update := func(vm, task string, deleted bool) {
 			t.Helper()
 			version++
 			payload, _ := json.Marshal(&wire.InstanceUpdate{Instances: []wire.InstanceState{
 				{UUID: u, Cell: "api!c1", Version: version, VMState: vm, TaskState: task, Deleted: deleted}}})
-			env := &wire.Envelope{ID: "m", Method: wire.MethodInstanceUpdate, Version: wire.V1, Kind: wire.Targeted, Target: "api",
+			last = &wire.Envelope{ID: "m", Method: wire.MethodInstanceUpdate, Version: wire.V1, Kind: wire.Targeted, Target: "api",
 				Sender: "api!c1", Route: []string{"api!c1"}, RequestID: "req-u", Payload: payload}
-			if err := d.InTx(ctx, func(tx *db.Tx) error { return h.InstanceUpdate(ctx, tx, env) }); err != nil {
-				t.Fatal(err)
-			}
+			apply(last)
 		}
 		shelve := func(image string) {
 			t.Helper()
@@ -112,6 +117,8 @@ func TestShelvedImageGoesWithTheShelve(t *testing.T) {
 		update("active", "", false)
 		named("unshelved", "")
 		deleted("unshelved", "img-1")
+		apply(last)
+		deleted("the same update again", "img-1")
 		update("active", "", false)
 		deleted("a later update", "img-1")
 
@@ -124,6 +131,8 @@ func TestShelvedImageGoesWithTheShelve(t *testing.T) {
 		update("deleted", "", true)
 		named("deleted", "")
 		deleted("deleted", "img-1", "img-2")
+		apply(last)
+		deleted("the deletion again", "img-1", "img-2")
 
 		// A failed snapshot: the image is dropped and the copy forgets it,
 		// once; the failure again changes nothing more.

@@ -71,6 +71,15 @@ func (o *Ops) finish(ctx context.Context, uuid, task string, c celldb.Change, ex
 // snapshot tells the API cell, which deletes the image, and leaves the
 // instance as it was (powered on again if it ran). A shelve without an
 // image (from an API cell that names none) offloads without a snapshot.
+//
+// The new state and snapshot_done go in one transaction: a process that
+// dies before it commits finds the action pending and shelves again (a
+// second power off and snapshot); a root that is down gets both from the
+// outbox later, and a second copy of snapshot_done finds the image no
+// longer queued and changes nothing. A process that dies between a failed
+// snapshot's snapshot_done and the end of the action shelves again: if
+// the snapshot then succeeds its data finds the image deleted, and the
+// server is shelved without an image (unshelve boots it all the same).
 func (o *Ops) shelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
 	var ap wire.ActionParams
 	if len(p.Params) > 0 {

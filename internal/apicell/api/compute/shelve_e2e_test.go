@@ -77,6 +77,11 @@ func action(t *testing.T, tr *testtree.Tree, token, id, body string) *testtree.R
 // and the data the cell sent up) and offloads it; unshelve boots it again
 // and deletes the image; deleting a shelved server deletes its image too.
 // Wrong states are 409s with Nova's messages; shelveOffload is for admins.
+// The messages this rides on (instance_action, snapshot_done,
+// instance_update) are durable: a receiver that is down gets them from
+// the outbox when it is back; what a second copy does is in apicopy's
+// TestShelvedImageGoesWithTheShelve and instanceops'
+// TestShelveKeepsTheHostUntilTheOffload.
 func TestShelveMakesASnapshot(t *testing.T) {
 	t.Parallel()
 	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 2})
