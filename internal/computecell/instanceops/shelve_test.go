@@ -265,15 +265,15 @@ func TestShelveKeepsTheHostUntilTheOffload(t *testing.T) {
 }
 
 // TestUnshelveAShelvedServer: a SHELVED instance (never offloaded) is
-// powered on where it is; the shelveOffload action is refused on an
-// ACTIVE one.
+// powered on where it is, with or without its image (it needs none); the
+// shelveOffload action is refused on an ACTIVE one.
 func TestUnshelveAShelvedServer(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		c := newShelveCell(t, d, -1)
 		c.act("shelve", "req-1", &wire.ActionParams{ImageRef: "img-1"})
 		c.work()
 		c.is("shelved", vmstate.Shelved, "", vmstate.Shutdown, "h1")
-		c.act("unshelve", "req-2", &wire.ActionParams{ImageRef: "img-1"})
+		c.act("unshelve", "req-2", &wire.ActionParams{ImageRef: "img-1", ImageMissing: true})
 		c.work()
 		c.is("unshelved", vmstate.Active, "", vmstate.Running, "h1")
 		c.act("shelve_offload", "req-3", nil)

@@ -14,7 +14,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
-	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
 // Shelve, as Nova's (nova/api/openstack/compute/shelve.py and
@@ -83,16 +82,14 @@ func (h *shelveHandler) unshelve(w http.ResponseWriter, r *http.Request, in *api
 	ctx := r.Context()
 	var params json.RawMessage
 	if in.ShelvedImageID != "" {
-		p := wire.ActionParams{ImageRef: in.ShelvedImageID}
-		if in.VMState == vmstate.ShelvedOffloaded {
-			_, err := (&imagedb.Store{}).GetWithoutDetails(ctx, h.cfg.DB, in.ShelvedImageID)
-			if err != nil && !errors.Is(err, imagedb.ErrNotFound) {
-				h.fail(w, r, err)
-				return
-			}
-			p.ImageMissing = err != nil
+		// Looked at whatever the state: the cell, which holds the truth,
+		// uses it only for an offloaded instance.
+		_, err := (&imagedb.Store{}).GetWithoutDetails(ctx, h.cfg.DB, in.ShelvedImageID)
+		if err != nil && !errors.Is(err, imagedb.ErrNotFound) {
+			h.fail(w, r, err)
+			return
 		}
-		params, _ = json.Marshal(p)
+		params, _ = json.Marshal(wire.ActionParams{ImageRef: in.ShelvedImageID, ImageMissing: err != nil})
 	}
 	h.actions.startAction(w, r, in, "unshelve", params, nil)
 }
