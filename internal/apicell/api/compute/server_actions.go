@@ -57,19 +57,24 @@ func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, tooLarge())
 		return
 	}
+	// Nova finds the action's method before it looks at the server: a body
+	// that is not one key is "Malformed request body", a key it has no
+	// method for "There is no such action", both 400 whatever the id.
 	var body map[string]json.RawMessage
-	if err := json.Unmarshal(b, &body); err != nil || body == nil {
+	if err := json.Unmarshal(b, &body); err != nil || len(body) != 1 {
 		h.fail(w, r, bad("Malformed request body"))
-		return
-	}
-	if len(body) != 1 {
-		h.fail(w, r, bad("There is either no action or more than one action in the request body"))
 		return
 	}
 	var key string
 	var arg json.RawMessage
 	for k, v := range body {
 		key, arg = k, v
+	}
+	do, registered := h.byKey[key]
+	act, onHost := hostActions[key]
+	if !registered && !onHost {
+		h.fail(w, r, bad("There is no such action: %s", key))
+		return
 	}
 	in, err := h.servers.loadServer(r)
 	if err != nil {
@@ -84,13 +89,8 @@ func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if do, ok := h.byKey[key]; ok {
+	if registered {
 		do(w, r, in, arg)
-		return
-	}
-	act, ok := hostActions[key]
-	if !ok {
-		h.fail(w, r, bad("Invalid input for field/attribute. Additional properties are not allowed ('%s' was unexpected)", key))
 		return
 	}
 	// unshelve takes an object from 2.77 (availability_zone); null or {} before.
@@ -101,9 +101,14 @@ func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 	h.startAction(w, r, in, act, nil, nil)
 }
 
+// noContentActions are the cell actions Nova answers with 204 rather than
+// 202 (its @wsgi.response on the action's method).
+var noContentActions = map[string]bool{"confirm_resize": true}
+
 // startAction checks the action against the API cell's copy, sets its task
 // state there, and sends it to the instance's cell, in one transaction.
-// It answers 202, or 200 with body when one is given (rescue's adminPass).
+// It answers 202 (204 for noContentActions), or 200 with body when one is
+// given (rescue's adminPass).
 func (h *actionsHandler) startAction(w http.ResponseWriter, r *http.Request, in *apidb.Instance, act string, params json.RawMessage, body any) {
 	h.startActionWith(w, r, in, act, params, body, nil)
 }
@@ -148,6 +153,10 @@ func (h *actionsHandler) startActionWith(w http.ResponseWriter, r *http.Request,
 	}
 	if body != nil {
 		httpkit.WriteJSON(w, http.StatusOK, body)
+		return
+	}
+	if noContentActions[act] {
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
