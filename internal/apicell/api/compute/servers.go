@@ -131,6 +131,13 @@ func isoMicro(t time.Time) any {
 	return t.UTC().Format("2006-01-02T15:04:05.000000")
 }
 
+// progressStatuses are the statuses at which Nova's view shows progress
+// (views/servers.py _progress_statuses); at any other it is left out. The
+// copy holds no progress, so it is 0, Nova's default.
+var progressStatuses = map[string]bool{
+	"ACTIVE": true, "BUILD": true, "REBUILD": true, "RESIZE": true, "VERIFY_RESIZE": true, "MIGRATING": true,
+}
+
 // serverView is the server as the Compute API shows it at 2.1.
 func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[string]any {
 	base := httpkit.Origin(r)
@@ -160,12 +167,15 @@ func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[str
 		"flavor":  map[string]any{"id": in.FlavorID, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/flavors/" + in.FlavorID}}},
 		"created": isoTime(in.CreatedAt), "updated": isoTime(in.UpdatedAt), "addresses": addrs,
 		"accessIPv4": "", "accessIPv6": "", "links": links(base, in.ProjectID, "servers", in.UUID),
-		"OS-DCF:diskConfig": "MANUAL", "progress": 0, "OS-EXT-AZ:availability_zone": in.AvailabilityZone,
+		"OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": in.AvailabilityZone,
 		"config_drive": "", "key_name": keyName, "OS-SRV-USG:launched_at": isoMicro(in.LaunchedAt),
 		"OS-SRV-USG:terminated_at": isoMicro(in.DeletedAt), "OS-EXT-STS:task_state": task,
 		"OS-EXT-STS:vm_state": in.VMState, "OS-EXT-STS:power_state": in.PowerState,
 		"os-extended-volumes:volumes_attached": []any{},
 		"security_groups":                      []map[string]string{{"name": "default"}},
+	}
+	if progressStatuses[v["status"].(string)] {
+		v["progress"] = 0
 	}
 	if c.Admin {
 		v["OS-EXT-SRV-ATTR:host"] = nullable(in.Host)
