@@ -74,7 +74,7 @@ func (h *versionsHandler) versions(w http.ResponseWriter, r *http.Request) {
 func versionDoc(v versionEntry, root string) map[string]any {
 	return map[string]any{"version": map[string]any{
 		"id": v.id, "status": v.status, "version": v.version, "min_version": v.minVersion, "updated": v.updated,
-		"links": []map[string]string{{"rel": "self", "href": root}, {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}},
+		"links":       []map[string]string{{"rel": "self", "href": root}, {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}},
 		"media-types": v.mediaTypes(),
 	}}
 }
