@@ -191,7 +191,7 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		h.fail(w, r, err)
 		return
 	}
-	v := h.servers.serverView(r, cur)
+	v := h.servers.rebuildView(r, cur)
 	v["adminPass"] = pass
 	httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"server": v})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
@@ -138,8 +139,35 @@ var progressStatuses = map[string]bool{
 	"ACTIVE": true, "BUILD": true, "REBUILD": true, "RESIZE": true, "VERIFY_RESIZE": true, "MIGRATING": true,
 }
 
-// serverView is the server as the Compute API shows it at 2.1.
+// viewRights are what the caller may see of a server beyond what every
+// reader sees: Nova's view checks a policy rule for each.
+type viewRights struct {
+	// extended: the OS-EXT-SRV-ATTR attributes (ruleExtendedAttrs).
+	extended bool
+	// hostStatus: host_status from 2.16 (ruleHostStatus).
+	hostStatus bool
+}
+
+// rightsOn are the caller's viewRights on servers of project: Nova checks
+// them on the server's project for one server, and once on the caller's
+// own for a detailed list.
+func (h *serversHandler) rightsOn(r *http.Request, project string) viewRights {
+	c := httpkit.CallerFrom(r.Context())
+	t := policy.Target{"project_id": project, "user_id": c.UserID}
+	return viewRights{
+		extended:   h.cfg.Policy.Allowed(ruleExtendedAttrs, c.Credentials(), t),
+		hostStatus: h.cfg.Policy.Allowed(ruleHostStatus, c.Credentials(), t),
+	}
+}
+
+// serverView is the server as the Compute API shows one server.
 func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[string]any {
+	return h.serverViewAs(r, in, h.rightsOn(r, in.ProjectID))
+}
+
+// serverViewAs is the server as the Compute API shows it to a caller with
+// rights.
+func (h *serversHandler) serverViewAs(r *http.Request, in *apidb.Instance, rights viewRights) map[string]any {
 	base := httpkit.Origin(r)
 	c := httpkit.CallerFrom(r.Context())
 	addrs := map[string][]map[string]any{}
@@ -177,7 +205,7 @@ func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[str
 	if progressStatuses[v["status"].(string)] {
 		v["progress"] = 0
 	}
-	if c.Admin {
+	if rights.extended {
 		v["OS-EXT-SRV-ATTR:host"] = nullable(in.Host)
 		v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = nullable(in.Node)
 		v["OS-EXT-SRV-ATTR:instance_name"] = "instance-" + in.UUID[:8]
@@ -189,7 +217,7 @@ func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[str
 		}
 		v["fault"] = f
 	}
-	versionedView(r, in, v)
+	versionedView(r, in, v, rights)
 	h.serverViewExtras(r, in, v)
 	return v
 }
@@ -264,5 +292,21 @@ func (h *serversHandler) updateView(r *http.Request, in *apidb.Instance) map[str
 		addrs[ad.Network] = append(addrs[ad.Network], map[string]any{"version": ad.Version, "addr": ad.Addr})
 	}
 	v["addresses"] = addrs
+	return v
+}
+
+// rebuildView is the server as the rebuild action answers it (Nova's
+// rebuild): before 2.75 the update view, with key_name from 2.54; from
+// 2.75 the whole view but the extended user_data; and from 2.57 the
+// server's user_data, whatever the policy.
+func (h *serversHandler) rebuildView(r *http.Request, in *apidb.Instance) map[string]any {
+	v := h.updateView(r, in)
+	if atLeast(r, 54) && !atLeast(r, 75) {
+		v["key_name"] = nullable(in.KeyName)
+	}
+	delete(v, "OS-EXT-SRV-ATTR:user_data")
+	if atLeast(r, 57) {
+		v["user_data"] = nullable(in.UserData)
+	}
 	return v
 }
