@@ -3,6 +3,7 @@ package compute_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/testpoll"
@@ -56,6 +57,7 @@ func TestSuccessCodes(t *testing.T) {
 		act("unlock", demo, `{"unlock": null}`, 202, ""),
 		act("os-getConsoleOutput", demo, `{"os-getConsoleOutput": {}}`, 200, ""),
 		act("createImage", demo, `{"createImage": {"name": "snap"}}`, 202, "ACTIVE"),
+		{name: "createImage 2.45", method: http.MethodPost, path: srv + "/action", token: demo, version: "2.45", body: `{"createImage": {"name": "snap2"}}`, want: 202, then: "ACTIVE"},
 		act("resize", demo, `{"resize": {"flavorRef": "2"}}`, 202, "VERIFY_RESIZE"),
 		act("confirmResize", demo, `{"confirmResize": null}`, 204, "ACTIVE"),
 		act("resize again", demo, `{"resize": {"flavorRef": "1"}}`, 202, "VERIFY_RESIZE"),
@@ -107,6 +109,14 @@ func TestSuccessCodes(t *testing.T) {
 		r := tr.Do(t, s.method, s.path, s.token, s.body, headers...)
 		if r.Status != s.want {
 			t.Fatalf("%s: %s %s answered %d, want %d: %s", s.name, s.method, s.path, r.Status, s.want, r.Body)
+		}
+		// createImage: the image's Location before 2.45, its id in the
+		// body from 2.45 instead.
+		if s.name == "createImage" && r.Header.Get("Location") == "" {
+			t.Errorf("createImage at 2.1 without Location")
+		}
+		if s.name == "createImage 2.45" && (r.Header.Get("Location") != "" || !strings.Contains(string(r.Body), `"image_id"`)) {
+			t.Errorf("createImage at 2.45: Location %q, body %s", r.Header.Get("Location"), r.Body)
 		}
 		if s.fault != "" {
 			faultHas(t, r, s.want, s.fault)
