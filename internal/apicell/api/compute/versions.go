@@ -32,11 +32,11 @@ type versionEntry struct {
 	path string
 }
 
-// apiVersions are Nova's VERSIONS, in the order its views sort them. Nova
-// deprecated v2.0 on 2025-07-04 (df630cd1b2 "api: Deprecate v2 API"); it
-// had been SUPPORTED, updated 2011-01-21T11:33:21Z, before.
+// apiVersions are Nova's VERSIONS, in the order its views sort them, as
+// the releases clients are checked against (Zed to 2025.1) list them: v2.0
+// SUPPORTED. (Nova's master deprecated v2.0 on 2025-07-04, df630cd1b2.)
 var apiVersions = []versionEntry{
-	{id: "v2.0", status: "DEPRECATED", updated: "2025-07-04T12:00:00Z",
+	{id: "v2.0", status: "SUPPORTED", updated: "2011-01-21T11:33:21Z",
 		mediaType: "application/vnd.openstack.compute+json;version=2", path: "v2"},
 	{id: "v2.1", status: "CURRENT", version: MaxVersion.String(), minVersion: MinVersion.String(), updated: "2013-07-23T11:33:21Z",
 		mediaType: "application/vnd.openstack.compute+json;version=2.1", path: "v2.1"},

@@ -41,7 +41,7 @@ func TestVersions(t *testing.T) {
 			t.Errorf("%s:\n got %s\nwant %s", what, jsonOf(got), jsonOf(w))
 		}
 	}
-	v20 := `"id": "v2.0", "status": "DEPRECATED", "version": "", "min_version": "", "updated": "2025-07-04T12:00:00Z"`
+	v20 := `"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "", "updated": "2011-01-21T11:33:21Z"`
 	v21 := `"id": "v2.1", "status": "CURRENT", "version": "` + compute.MaxVersion.String() + `", "min_version": "2.1", "updated": "2013-07-23T11:33:21Z"`
 	media20 := `"media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}]`
 	media21 := `"media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]`
@@ -95,7 +95,7 @@ func TestVersions(t *testing.T) {
 	if r.Status != http.StatusMultipleChoices {
 		t.Fatalf("GET /servers/x: %s", r)
 	}
-	same("GET /servers/x", r.Map(t), `{"choices": [{"id": "v2.0", "status": "DEPRECATED", "links": [{"rel": "self", "href": "`+keyedRoot+`/v2/servers/x"}], `+media20+`}, `+
+	same("GET /servers/x", r.Map(t), `{"choices": [{"id": "v2.0", "status": "SUPPORTED", "links": [{"rel": "self", "href": "`+keyedRoot+`/v2/servers/x"}], `+media20+`}, `+
 		`{"id": "v2.1", "status": "CURRENT", "links": [{"rel": "self", "href": "`+keyedRoot+`/v2.1/servers/x"}], `+media21+`}]}`)
 
 	for _, c := range []struct {
