@@ -297,7 +297,10 @@ func (o *Ops) ConsoleOutput(ctx context.Context, env *wire.Envelope) (any, error
 	if err != nil {
 		return nil, err
 	}
-	if in.Host == "" || !slices.Contains([]string{vmstate.Active, vmstate.Paused, vmstate.Suspended, vmstate.Rescued, vmstate.Stopped, vmstate.Resized, vmstate.Error}, in.VMState) {
+	if in.Host == "" {
+		return nil, wire.Errorf(wire.CodeConflict, "Instance %s is not ready", in.UUID)
+	}
+	if !slices.Contains([]string{vmstate.Active, vmstate.Paused, vmstate.Suspended, vmstate.Rescued, vmstate.Stopped, vmstate.Resized, vmstate.Error}, in.VMState) {
 		return nil, wire.Errorf(wire.CodeConflict, "Cannot 'get_console_output' instance %s while it is in vm_state %s", in.UUID, in.VMState)
 	}
 	out, err := o.cfg.Host.ConsoleOutput(ctx, in.Host, in.UUID)
@@ -305,22 +308,9 @@ func (o *Ops) ConsoleOutput(ctx context.Context, env *wire.Envelope) (any, error
 		return nil, err
 	}
 	if req.Length > 0 {
-		out = tailLines(out, req.Length)
+		out = wire.TailConsole(out, req.Length)
 	}
 	return wire.ConsoleOutputReply{Output: out}, nil
-}
-
-func tailLines(s string, n int) string {
-	count := 0
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '\n' && i != len(s)-1 {
-			count++
-			if count == n {
-				return s[i+1:]
-			}
-		}
-	}
-	return s
 }
 
 // InstanceActions is the call handler of instance_actions.

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
@@ -262,10 +263,30 @@ type ResetState struct {
 	State string `json:"state"`
 }
 
-// ConsoleOutput asks for the last Length lines (0: all) of a console.
+// ConsoleOutput asks for a console's log: all of it when Length is 0,
+// else its tail of Length pieces (TailConsole).
 type ConsoleOutput struct {
 	UUID   string `json:"uuid"`
 	Length int    `json:"length,omitempty"`
+}
+
+// TailConsole is Nova's tail of a console log (the compute manager's
+// _tail_log): the log split on "\n", the pieces from the n-th last on,
+// joined with "\n". n > 0 keeps the last n pieces (so a log ending in a
+// newline keeps n-1 lines and the empty piece after the last newline); 0
+// keeps none; n < 0 keeps all but the first -n, as Python's [-n:] does.
+func TailConsole(log string, n int) string {
+	if n == 0 {
+		return ""
+	}
+	pieces := strings.Split(log, "\n")
+	from := 0
+	if n > 0 {
+		from = max(len(pieces)-n, 0)
+	} else {
+		from = min(-n, len(pieces))
+	}
+	return strings.Join(pieces[from:], "\n")
 }
 
 // ConsoleOutputReply is the answer to console_output.

@@ -80,6 +80,8 @@ type API struct {
 	// resources are the first path segments under /v2.1 that name a
 	// resource (router.resources); any other is a project id.
 	resources map[string]bool
+	// versions answers the discovery paths outside the API's routes.
+	versions *versionsHandler
 }
 
 // New builds the handler.
@@ -117,7 +119,8 @@ func New(cfg Config) (*API, error) {
 	b.kit = kit
 	a := &API{kit: kit, mux: http.NewServeMux()}
 	a.handler = kit.Wrap(http.HandlerFunc(a.route))
-	a.resources = registerRooms(a.mux, b).resources
+	rt := registerRooms(a.mux, b)
+	a.resources, a.versions = rt.resources, rt.versions
 	return a, nil
 }
 
@@ -190,8 +193,25 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.Serv
 // route takes a project id out of the path, answers what matches no route
 // as Nova does, and serves the rest.
 func (a *API) route(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasPrefix(r.URL.Path, "/v2.1") && r.URL.Path != "/" {
+	// Nova's URL map: "/" and the bare version roots are its discovery
+	// applications (no token, any method); /v2/... is its legacy v2 API,
+	// which we do not serve; any other path outside /v2.1 is 300 Multiple
+	// Choices.
+	switch p := r.URL.Path; {
+	case p == "/":
+		a.versions.versions(w, r)
+		return
+	case p == "/v2.1" || p == "/v2.1/":
+		a.versions.public(a.versions.version)(w, r)
+		return
+	case p == "/v2" || p == "/v2/":
+		a.versions.legacyVersion(w, r)
+		return
+	case strings.HasPrefix(p, "/v2/"):
 		a.kit.Write(w, fault(http.StatusNotFound, "The resource could not be found."))
+		return
+	case !strings.HasPrefix(p, "/v2.1/"):
+		a.versions.choices(w, r)
 		return
 	}
 	if p, project := splitProject(r.URL.Path, a.resources); project != "" {

@@ -322,7 +322,7 @@ func readKeypairCreate(w http.ResponseWriter, r *http.Request) (map[string]any, 
 
 // keypairKeys fills in a new key pair's public key and fingerprint: from
 // the public_key given (an SSH key, or an x509 certificate), or a new SSH
-// key whose private half is returned.
+// key or x509 certificate whose private half is returned.
 func keypairKeys(kp *apidb.KeyPair, vals map[string]any) (private string, err error) {
 	if pub, ok := vals["public_key"].(string); ok {
 		kp.PublicKey = pub
@@ -334,7 +334,8 @@ func keypairKeys(kp *apidb.KeyPair, vals map[string]any) (private string, err er
 		return "", err
 	}
 	if kp.Type == "x509" {
-		return "", bad("Keypair data is invalid: generating x509 key pairs is not supported; import a certificate with public_key")
+		private, kp.PublicKey, kp.Fingerprint, err = generateX509Key(kp.UserID, kp.CreatedAt)
+		return private, err
 	}
 	private, kp.PublicKey, kp.Fingerprint, err = generateSSHKey()
 	return private, err

@@ -85,6 +85,7 @@ func TestKeypairs(t *testing.T) {
 	t.Run("import, list, show, delete", func(t *testing.T) { testKeypairLifecycle(t, tr) })
 	t.Run("bad requests", func(t *testing.T) { testKeypairBad(t, tr) })
 	t.Run("2.2 type", func(t *testing.T) { testKeypairV22(t, tr) })
+	t.Run("2.2 x509 generated", func(t *testing.T) { testKeypairX509Generated(t, tr) })
 	t.Run("2.10 user_id", func(t *testing.T) { testKeypairV210(t, tr) })
 	t.Run("2.35 pages", func(t *testing.T) { testKeypairV235(t, tr) })
 	t.Run("2.75 strict query", func(t *testing.T) { testKeypairV275(t, tr) })

@@ -53,6 +53,9 @@ type room interface {
 type router struct {
 	mux  *http.ServeMux
 	base *base
+	// versions is the room of the version documents, which the API's
+	// route also answers for the discovery paths.
+	versions *versionsHandler
 	// actions are the server actions (POST /servers/{id}/action) that
 	// rooms other than actionsHandler carry out, by body key.
 	actions map[string]serverActionFunc

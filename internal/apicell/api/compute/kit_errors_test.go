@@ -80,7 +80,7 @@ func TestServeHTTPKit(t *testing.T) {
 			status     int
 		}{
 			{"/v2.1/os-volumes/test-panic", `{"computeFault":{"code":500,"message":"` + internalError + `"}}` + "\n", 500},
-			{"/v3/servers", `{"itemNotFound":{"code":404,"message":"The resource could not be found."}}` + "\n", 404},
+			{"/v2/servers", `{"itemNotFound":{"code":404,"message":"The resource could not be found."}}` + "\n", 404},
 		} {
 			w := httptest.NewRecorder()
 			a.ServeHTTP(w, httptest.NewRequest("GET", c.path, nil))

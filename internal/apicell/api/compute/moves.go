@@ -173,11 +173,12 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 		h.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Location", httpkit.Origin(r)+"/image/v2/images/"+id)
+	// From 2.45 the image id in the body, without the Location header.
 	if apiVersion(ctx).AtLeast(Version{2, 45}) {
 		httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"image_id": id})
 		return
 	}
+	w.Header().Set("Location", httpkit.Origin(r)+"/image/v2/images/"+id)
 	w.WriteHeader(http.StatusAccepted)
 }
 

@@ -12,6 +12,13 @@ const (
 	ruleKeyOwner = "(rule:context_is_admin) or user_id:%(user_id)s"
 )
 
+// The rules a server's view checks (Nova's views/servers.py): who sees
+// the OS-EXT-SRV-ATTR attributes, and host_status (2.16).
+const (
+	ruleExtendedAttrs = "os_compute_api:os-extended-server-attributes"
+	ruleHostStatus    = "os_compute_api:servers:show:host_status"
+)
+
 // Rules are the Compute API's policy defaults: Nova's names and defaults
 // (admin-only operator APIs, project members act on their project's
 // servers, readers only read). A policy file overrides any of them.
@@ -44,7 +51,8 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:servers:index:get_all_tenants", Check: ruleAdmin},
 	{Name: "os_compute_api:servers:detail:get_all_tenants", Check: ruleAdmin},
 	{Name: "os_compute_api:servers:show", Check: ruleReader},
-	{Name: "os_compute_api:servers:show:host_status", Check: ruleAdmin},
+	{Name: ruleHostStatus, Check: ruleAdmin},
+	{Name: ruleExtendedAttrs, Check: ruleAdmin},
 	{Name: "os_compute_api:servers:create", Check: ruleMember},
 	{Name: "os_compute_api:servers:create:forced_host", Check: ruleAdmin},
 	{Name: "os_compute_api:servers:update", Check: ruleMember},

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
@@ -57,19 +60,24 @@ func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, tooLarge())
 		return
 	}
+	// Nova finds the action's method before it looks at the server: a body
+	// that is not one key is "Malformed request body", a key it has no
+	// method for "There is no such action", both 400 whatever the id.
 	var body map[string]json.RawMessage
-	if err := json.Unmarshal(b, &body); err != nil || body == nil {
+	if err := json.Unmarshal(b, &body); err != nil || len(body) != 1 {
 		h.fail(w, r, bad("Malformed request body"))
-		return
-	}
-	if len(body) != 1 {
-		h.fail(w, r, bad("There is either no action or more than one action in the request body"))
 		return
 	}
 	var key string
 	var arg json.RawMessage
 	for k, v := range body {
 		key, arg = k, v
+	}
+	do, registered := h.byKey[key]
+	act, onHost := hostActions[key]
+	if !registered && !onHost {
+		h.fail(w, r, bad("There is no such action: %s", key))
+		return
 	}
 	in, err := h.servers.loadServer(r)
 	if err != nil {
@@ -84,13 +92,8 @@ func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if do, ok := h.byKey[key]; ok {
+	if registered {
 		do(w, r, in, arg)
-		return
-	}
-	act, ok := hostActions[key]
-	if !ok {
-		h.fail(w, r, bad("Invalid input for field/attribute. Additional properties are not allowed ('%s' was unexpected)", key))
 		return
 	}
 	if !isNull(arg) && string(arg) != "{}" {
@@ -100,9 +103,14 @@ func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 	h.startAction(w, r, in, act, nil, nil)
 }
 
+// noContentActions are the cell actions Nova answers with 204 rather than
+// 202 (its @wsgi.response on the action's method).
+var noContentActions = map[string]bool{"confirm_resize": true}
+
 // startAction checks the action against the API cell's copy, sets its task
 // state there, and sends it to the instance's cell, in one transaction.
-// It answers 202, or 200 with body when one is given (rescue's adminPass).
+// It answers 202 (204 for noContentActions), or 200 with body when one is
+// given (rescue's adminPass).
 func (h *actionsHandler) startAction(w http.ResponseWriter, r *http.Request, in *apidb.Instance, act string, params json.RawMessage, body any) {
 	h.startActionWith(w, r, in, act, params, body, nil)
 }
@@ -147,6 +155,10 @@ func (h *actionsHandler) startActionWith(w http.ResponseWriter, r *http.Request,
 	}
 	if body != nil {
 		httpkit.WriteJSON(w, http.StatusOK, body)
+		return
+	}
+	if noContentActions[act] {
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -207,48 +219,113 @@ func (h *actionsHandler) migrate(w http.ResponseWriter, r *http.Request, in *api
 	h.startAction(w, r, in, "migrate", nil, nil)
 }
 
-// consoleOutput is os-getConsoleOutput, answered by the instance's cell.
+// consoleOutput is os-getConsoleOutput, answered by the instance's cell:
+// the whole log, or its tail as Nova's compute manager cuts it
+// (wire.TailConsole), cleaned as Nova's API cleans it (consoleText).
 func (h *actionsHandler) consoleOutput(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
-	var p struct {
-		Length json.RawMessage `json:"length"`
-	}
-	if err := strictDecode(arg, &p); err != nil {
-		h.fail(w, r, bad("Invalid input for field/attribute os-getConsoleOutput: %v", err))
-		return
-	}
-	length := 0
-	if len(p.Length) > 0 && !isNull(p.Length) {
-		// Nova accepts an integer or a string holding one; -1 means all.
-		var n int
-		var s string
-		if err := json.Unmarshal(p.Length, &n); err != nil {
-			if json.Unmarshal(p.Length, &s) != nil {
-				h.fail(w, r, bad("Invalid input for field/attribute length. Value: %s. is not of type 'integer'", p.Length))
-				return
-			}
-			v, err := strconv.Atoi(s)
-			if err != nil {
-				h.fail(w, r, bad("Invalid input for field/attribute length. Value: %s. is not of type 'integer'", p.Length))
-				return
-			}
-			n = v
-		}
-		if n < -1 {
-			h.fail(w, r, bad("Invalid input for field/attribute length. Value: %d. %d is less than the minimum of -1", n, n))
-			return
-		}
-		length = max(n, 0)
-	}
-	if in.Cell == "" {
-		h.fail(w, r, conflict("Instance %s is not ready yet", in.UUID))
-		return
-	}
-	var out wire.ConsoleOutputReply
-	if err := h.callInstanceCell(r, in, wire.MethodConsoleOutput, &wire.ConsoleOutput{UUID: in.UUID, Length: length}, &out); err != nil {
+	tail, err := consoleLength(arg)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"output": out.Output})
+	if in.Cell == "" || in.Host == "" {
+		h.fail(w, r, conflict("Instance %s is not ready", in.UUID))
+		return
+	}
+	// The cell cuts a positive tail itself; 0 and the negative lengths
+	// Nova's schema lets through are cut here, from the whole log.
+	req := &wire.ConsoleOutput{UUID: in.UUID}
+	if tail != nil && *tail > 0 {
+		req.Length = *tail
+	}
+	var out wire.ConsoleOutputReply
+	if err := h.callInstanceCell(r, in, wire.MethodConsoleOutput, req, &out); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	text := out.Output
+	if tail != nil && *tail <= 0 {
+		text = wire.TailConsole(text, *tail)
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"output": consoleText(text)})
+}
+
+// consoleLengthPattern is the pattern of Nova's schema for a length given
+// as a string; Python's $ also matches before a final newline.
+var consoleLengthPattern = regexp.MustCompile(`^-?[0-9]+\n?$`)
+
+// consoleLength checks os-getConsoleOutput's body against Nova's schema:
+// an object with at most length, which is null (the whole log), an
+// integer of at least -1, or a string of digits (any sign: the minimum
+// does not apply to strings). It returns the length, nil for the whole log.
+func consoleLength(arg json.RawMessage) (*int, error) {
+	const field = "os-getConsoleOutput"
+	dec := json.NewDecoder(strings.NewReader(string(arg)))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, bad("Malformed request body")
+	}
+	body, ok := v.(map[string]any)
+	if !ok {
+		return nil, invalid(field, v, "%s is not of type 'object'", pyRepr(v))
+	}
+	if err := noOtherKeys(body, field, "length"); err != nil {
+		return nil, err
+	}
+	var n int
+	switch l := body["length"].(type) {
+	case nil:
+		return nil, nil
+	case json.Number:
+		if strings.ContainsAny(l.String(), ".eE") {
+			return nil, invalid("length", l, "%s is not of type 'integer', 'string', 'null'", pyRepr(l))
+		}
+		n = atoiClamped(l.String())
+		if n < -1 {
+			return nil, invalid("length", l, "%s is less than the minimum of -1", l)
+		}
+	case string:
+		if !consoleLengthPattern.MatchString(l) {
+			return nil, invalid("length", l, "%s does not match '^-?[0-9]+$'", pyRepr(l))
+		}
+		n = atoiClamped(strings.TrimSuffix(l, "\n"))
+	default:
+		return nil, invalid("length", l, "%s is not of type 'integer', 'string', 'null'", pyRepr(l))
+	}
+	return &n, nil
+}
+
+// atoiClamped is the integer s spells, clamped to an int's range (Python's
+// integers have none; a tail longer than any log is the whole log).
+func atoiClamped(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil && strings.HasPrefix(s, "-") {
+		return math.MinInt
+	}
+	if err != nil {
+		return math.MaxInt
+	}
+	return n
+}
+
+// consoleText is the log as Nova's API answers it: decoded as ASCII with
+// each other byte replaced by U+FFFD (the compute manager), then without
+// the control characters other than tab and newline (the API's filter).
+func consoleText(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80:
+			b.WriteRune(utf8.RuneError)
+		case c <= 0x08 || (c >= 0x0b && c <= 0x1f):
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // actionRules are the rules of POST /servers/{id}/action by body key.

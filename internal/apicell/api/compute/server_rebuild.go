@@ -273,50 +273,7 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		h.fail(w, r, err)
 		return
 	}
-	view := h.rebuildView(r, cur)
+	view := h.servers.rebuildView(r, cur)
 	view["adminPass"] = pass
 	httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"server": view})
-}
-
-// rebuildHidden are the keys of the show view that Nova's rebuild view
-// leaves out below 2.75.
-var rebuildHidden = []string{
-	"OS-EXT-AZ:availability_zone", "config_drive", "OS-SRV-USG:launched_at", "OS-SRV-USG:terminated_at",
-	"security_groups", "OS-EXT-STS:task_state", "OS-EXT-STS:vm_state", "OS-EXT-STS:power_state",
-	"os-extended-volumes:volumes_attached", "host_status",
-}
-
-// rebuildView is Nova's view of a rebuilt server: the show view without
-// the extensions (below 2.75), key_name from 2.54, user_data (not the
-// extended attribute) from 2.57.
-func (h *movesHandler) rebuildView(r *http.Request, in *apidb.Instance) map[string]any {
-	ver := apiVersion(r.Context())
-	v := h.servers.serverView(r, in)
-	if !ver.AtLeast(Version{2, 75}) {
-		for _, k := range rebuildHidden {
-			delete(v, k)
-		}
-		for k := range v {
-			if strings.HasPrefix(k, "OS-EXT-SRV-ATTR:") {
-				delete(v, k)
-			}
-		}
-		// The addresses without the extended fields.
-		if addrs, ok := v["addresses"].(map[string][]map[string]any); ok {
-			for _, list := range addrs {
-				for _, a := range list {
-					delete(a, "OS-EXT-IPS:type")
-					delete(a, "OS-EXT-IPS-MAC:mac_addr")
-				}
-			}
-		}
-	}
-	delete(v, "OS-EXT-SRV-ATTR:user_data")
-	if !ver.AtLeast(Version{2, 54}) {
-		delete(v, "key_name")
-	}
-	if ver.AtLeast(Version{2, 57}) {
-		v["user_data"] = nullable(in.UserData)
-	}
-	return v
 }

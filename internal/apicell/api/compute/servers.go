@@ -11,6 +11,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apicopy"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
@@ -124,8 +125,42 @@ func isoMicro(t time.Time) any {
 	return t.UTC().Format("2006-01-02T15:04:05.000000")
 }
 
-// serverView is the server as the Compute API shows it at 2.1.
+// progressStatuses are the statuses at which Nova's view shows progress
+// (views/servers.py _progress_statuses); at any other it is left out. The
+// copy holds no progress, so it is 0, Nova's default.
+var progressStatuses = map[string]bool{
+	"ACTIVE": true, "BUILD": true, "REBUILD": true, "RESIZE": true, "VERIFY_RESIZE": true, "MIGRATING": true,
+}
+
+// viewRights are what the caller may see of a server beyond what every
+// reader sees: Nova's view checks a policy rule for each.
+type viewRights struct {
+	// extended: the OS-EXT-SRV-ATTR attributes (ruleExtendedAttrs).
+	extended bool
+	// hostStatus: host_status from 2.16 (ruleHostStatus).
+	hostStatus bool
+}
+
+// rightsOn are the caller's viewRights on servers of project: Nova checks
+// them on the server's project for one server, and once on the caller's
+// own for a detailed list.
+func (h *serversHandler) rightsOn(r *http.Request, project string) viewRights {
+	c := httpkit.CallerFrom(r.Context())
+	t := policy.Target{"project_id": project, "user_id": c.UserID}
+	return viewRights{
+		extended:   h.cfg.Policy.Allowed(ruleExtendedAttrs, c.Credentials(), t),
+		hostStatus: h.cfg.Policy.Allowed(ruleHostStatus, c.Credentials(), t),
+	}
+}
+
+// serverView is the server as the Compute API shows one server.
 func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[string]any {
+	return h.serverViewAs(r, in, h.rightsOn(r, in.ProjectID))
+}
+
+// serverViewAs is the server as the Compute API shows it to a caller with
+// rights.
+func (h *serversHandler) serverViewAs(r *http.Request, in *apidb.Instance, rights viewRights) map[string]any {
 	base := httpkit.Origin(r)
 	c := httpkit.CallerFrom(r.Context())
 	addrs := map[string][]map[string]any{}
@@ -153,14 +188,17 @@ func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[str
 		"flavor":  map[string]any{"id": in.FlavorID, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/flavors/" + in.FlavorID}}},
 		"created": isoTime(in.CreatedAt), "updated": isoTime(in.UpdatedAt), "addresses": addrs,
 		"accessIPv4": "", "accessIPv6": "", "links": links(base, in.ProjectID, "servers", in.UUID),
-		"OS-DCF:diskConfig": diskConfigView(in.AutoDiskConfig), "progress": 0, "OS-EXT-AZ:availability_zone": in.AvailabilityZone,
+		"OS-DCF:diskConfig": diskConfigView(in.AutoDiskConfig), "OS-EXT-AZ:availability_zone": in.AvailabilityZone,
 		"config_drive": "", "key_name": keyName, "OS-SRV-USG:launched_at": isoMicro(in.LaunchedAt),
 		"OS-SRV-USG:terminated_at": isoMicro(in.DeletedAt), "OS-EXT-STS:task_state": task,
 		"OS-EXT-STS:vm_state": in.VMState, "OS-EXT-STS:power_state": in.PowerState,
 		"os-extended-volumes:volumes_attached": []any{},
 		"security_groups":                      []map[string]string{{"name": "default"}},
 	}
-	if c.Admin {
+	if progressStatuses[v["status"].(string)] {
+		v["progress"] = 0
+	}
+	if rights.extended {
 		v["OS-EXT-SRV-ATTR:host"] = nullable(in.Host)
 		v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = nullable(in.Node)
 		v["OS-EXT-SRV-ATTR:instance_name"] = "instance-" + in.UUID[:8]
@@ -172,7 +210,7 @@ func (h *serversHandler) serverView(r *http.Request, in *apidb.Instance) map[str
 		}
 		v["fault"] = f
 	}
-	versionedView(r, in, v)
+	versionedView(r, in, v, rights)
 	h.serverViewExtras(r, in, v)
 	return v
 }
@@ -255,5 +293,21 @@ func (h *serversHandler) updateView(r *http.Request, in *apidb.Instance) map[str
 		addrs[ad.Network] = append(addrs[ad.Network], map[string]any{"version": ad.Version, "addr": ad.Addr})
 	}
 	v["addresses"] = addrs
+	return v
+}
+
+// rebuildView is the server as the rebuild action answers it (Nova's
+// rebuild): before 2.75 the update view, with key_name from 2.54; from
+// 2.75 the whole view but the extended user_data; and from 2.57 the
+// server's user_data, whatever the policy.
+func (h *serversHandler) rebuildView(r *http.Request, in *apidb.Instance) map[string]any {
+	v := h.updateView(r, in)
+	if atLeast(r, 54) && !atLeast(r, 75) {
+		v["key_name"] = nullable(in.KeyName)
+	}
+	delete(v, "OS-EXT-SRV-ATTR:user_data")
+	if atLeast(r, 57) {
+		v["user_data"] = nullable(in.UserData)
+	}
 	return v
 }

@@ -55,9 +55,10 @@ func (h *serversHandler) listServers(detail bool) http.HandlerFunc {
 		}
 		out := make([]any, 0, len(insts))
 		out = append(out, unknown...)
+		rights := h.rightsOn(r, httpkit.CallerFrom(ctx).ProjectID)
 		for _, in := range shown {
 			if detail {
-				out = append(out, h.serverView(r, in))
+				out = append(out, h.serverViewAs(r, in, rights))
 			} else {
 				out = append(out, map[string]any{"id": in.UUID, "name": in.Name, "links": links(base, in.ProjectID, "servers", in.UUID)})
 			}

@@ -3,31 +3,35 @@ package compute
 import (
 	"net/http"
 	"strings"
+	"unicode"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 )
 
 // versionedView adds to a server view what later microversions show.
-func versionedView(r *http.Request, in *apidb.Instance, v map[string]any) {
+func versionedView(r *http.Request, in *apidb.Instance, v map[string]any, rights viewRights) {
 	ctx := r.Context()
 	ver := apiVersion(ctx)
 	admin := httpkit.CallerFrom(ctx).Admin
-	if admin && ver.AtLeast(Version{2, 3}) {
-		// 2.3: more extended server attributes, for admins.
+	if rights.extended && ver.AtLeast(Version{2, 3}) {
+		// 2.3: the rest of Nova's extended server attributes, under the
+		// same rule.
 		var userData any
 		if in.UserData != "" {
 			userData = in.UserData
 		}
 		v["OS-EXT-SRV-ATTR:reservation_id"] = in.ReservationID
 		v["OS-EXT-SRV-ATTR:launch_index"] = in.LaunchIndex
-		v["OS-EXT-SRV-ATTR:hostname"] = hostname(in.Name)
+		v["OS-EXT-SRV-ATTR:hostname"] = hostname(in.Name, in.UUID)
+		// The images carry no kernel or ramdisk (Nova's '' when the image
+		// names none).
 		v["OS-EXT-SRV-ATTR:kernel_id"] = ""
 		v["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
-		v["OS-EXT-SRV-ATTR:root_device_name"] = nil
+		v["OS-EXT-SRV-ATTR:root_device_name"] = rootDeviceName(in)
 		v["OS-EXT-SRV-ATTR:user_data"] = userData
 	}
-	if admin && ver.AtLeast(Version{2, 16}) {
+	if rights.hostStatus && ver.AtLeast(Version{2, 16}) {
 		// 2.16: host_status. The API cell knows no hosts; a host it has
 		// heard of through an instance update is reported UP, as the
 		// owning cell placed the instance on it; none is "".
@@ -58,23 +62,46 @@ func versionedView(r *http.Request, in *apidb.Instance, v map[string]any) {
 	}
 }
 
-// hostname is Nova's sanitized hostname of a display name.
-func hostname(name string) string {
+// rootDeviceName is the device the root disk is attached as: none
+// (null) until a compute host has taken the instance, as in Nova, whose
+// compute manager names it when it builds the instance; then the first
+// virtio disk, /dev/vda, as Nova's libvirt driver names it (and the boot
+// volume's device, which Nova defaults to vda too). It stays once set.
+func rootDeviceName(in *apidb.Instance) any {
+	if in.Host == "" && in.LaunchedAt.IsZero() {
+		return nil
+	}
+	return "/dev/vda"
+}
+
+// hostname is Nova's hostname of a server (utils.sanitize_hostname of its
+// display name): characters outside Latin-1 dropped, cut to 63
+// characters, space, underscore and dot made hyphens, what is not a word
+// character or a hyphen dropped, lower case, no hyphen at either end; and
+// "Server-{uuid}" when nothing is left (compute/api.py
+// _populate_instance_names).
+func hostname(name, uuid string) string {
+	rs := make([]rune, 0, len(name))
+	for _, r := range name {
+		if r <= 0xff {
+			rs = append(rs, r)
+		}
+	}
+	if len(rs) > 63 {
+		rs = rs[:63]
+	}
 	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
+	for _, r := range rs {
 		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
-			b.WriteRune(r)
-		case r == ' ', r == '_', r == '.':
+		case r == ' ', r == '_', r == '.', r == '-':
 			b.WriteRune('-')
+		case unicode.IsLetter(r), unicode.IsNumber(r):
+			b.WriteRune(unicode.ToLower(r))
 		}
 	}
 	h := strings.Trim(b.String(), "-")
-	if len(h) > 63 {
-		h = h[:63]
-	}
 	if h == "" {
-		h = "server"
+		return "Server-" + uuid
 	}
 	return h
 }
