@@ -38,10 +38,10 @@ func (s *images) DeleteImage(_ context.Context, tx *db.Tx, id string) error {
 
 // TestShelvedImageGoesWithTheShelve: the copy names the image a shelve
 // made until the update that ends the unshelve (ACTIVE after SHELVED or
-// SHELVED_OFFLOADED) or the deletion arrives: that update deletes the
-// image, once (the same update again, or a later one, is held or finds no
-// image named). Other updates (the shelve's own, a reset to error) keep
-// it. A failed snapshot deletes the image and the copy forgets it; the
+// SHELVED_OFFLOADED, while unshelving or spawning) or the deletion
+// arrives: that update deletes the image, once (the same update again, or
+// a later one, is held or finds no image named). Other updates (the
+// shelve's own, a reset to error or to active) keep it. A failed snapshot deletes the image and the copy forgets it; the
 // same failure arriving twice changes nothing more (the store is asked
 // again and answers as it does for an image already gone).
 func TestShelvedImageGoesWithTheShelve(t *testing.T) {
@@ -122,17 +122,28 @@ func TestShelvedImageGoesWithTheShelve(t *testing.T) {
 		update("active", "", false)
 		deleted("a later update", "img-1")
 
-		// A SHELVED server reset to error keeps its image; its deletion
-		// deletes it.
+		// A SHELVED server powered on by its unshelve: the image goes.
+		shelve("img-5")
+		update("shelved", "", false)
+		update("shelved", "unshelving", false)
+		update("active", "", false)
+		named("unshelved in place", "")
+		deleted("unshelved in place", "img-1", "img-5")
+
+		// A SHELVED server reset to active, or to error, keeps its image;
+		// its deletion deletes it.
 		shelve("img-2")
+		update("shelved", "", false)
+		update("active", "", false)
+		named("reset to active", "img-2")
 		update("shelved", "", false)
 		update("error", "", false)
 		named("reset to error", "img-2")
 		update("deleted", "", true)
 		named("deleted", "")
-		deleted("deleted", "img-1", "img-2")
+		deleted("deleted", "img-1", "img-5", "img-2")
 		apply(last)
-		deleted("the deletion again", "img-1", "img-2")
+		deleted("the deletion again", "img-1", "img-5", "img-2")
 
 		// A failed snapshot: the image is dropped and the copy forgets it,
 		// once; the failure again changes nothing more.
@@ -154,7 +165,7 @@ func TestShelvedImageGoesWithTheShelve(t *testing.T) {
 		if got, err := apidb.Get(ctx, d, u2); err != nil || got.ShelvedImageID != "" {
 			t.Errorf("after a failed snapshot the copy names %q (%v)", got.ShelvedImageID, err)
 		}
-		if !slices.Equal(store.dropped, []string{"img-3", "img-3"}) || len(store.deleted) != 2 {
+		if !slices.Equal(store.dropped, []string{"img-3", "img-3"}) || len(store.deleted) != 3 {
 			t.Errorf("a failed snapshot dropped %v and deleted %v", store.dropped, store.deleted)
 		}
 		// A failure for another image than the one named (an older

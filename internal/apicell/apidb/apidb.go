@@ -631,9 +631,9 @@ type Applied struct {
 	// must not hold the instance live (see IsStale): the cell built it
 	// from a build the API cell's record moved elsewhere.
 	Stale bool
-	// DropImage is the shelved image the update is done with (it unshelved
-	// the instance, or deleted it): the copy no longer names it, and the
-	// caller deletes it from the image store.
+	// DropImage is the shelved image the update is done with (it ends an
+	// unshelve, or deletes the instance): the copy no longer names it, and
+	// the caller deletes it from the image store.
 	DropImage string
 }
 
@@ -737,9 +737,9 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	// whole row.
 	var a Applied
 	var version int64
-	var cell, vmState, shelvedImage string
-	err := tx.QueryRow(ctx, `SELECT deleted, delete_requested, version, cell_path, vm_state, shelved_image_id FROM instances WHERE uuid = ?`, st.UUID).
-		Scan(&a.Deleted, &a.DeleteRequested, &version, &cell, &vmState, &shelvedImage)
+	var cell, vmState, taskState, shelvedImage string
+	err := tx.QueryRow(ctx, `SELECT deleted, delete_requested, version, cell_path, vm_state, task_state, shelved_image_id FROM instances WHERE uuid = ?`, st.UUID).
+		Scan(&a.Deleted, &a.DeleteRequested, &version, &cell, &vmState, &taskState, &shelvedImage)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Applied{}, nil // never created here (or purged): nothing to update
 	}
@@ -769,10 +769,15 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	if st.TaskState == "" && st.VMState != "resized" {
 		resizing = 0
 	}
-	// A shelved image is done with once the instance runs again (the end
-	// of an unshelve, as Nova deletes it) or is deleted. Only that id is
-	// cleared: a shelve started meanwhile keeps the one it set.
-	if shelvedImage != "" && (st.Deleted || ((vmState == "shelved" || vmState == "shelved_offloaded") && st.VMState == "active")) {
+	// A shelved image is done with once an unshelve ends (the instance
+	// ACTIVE after SHELVED or SHELVED_OFFLOADED while unshelving or
+	// spawning: Nova deletes it there) or the instance is deleted. A reset
+	// of a shelved instance keeps it (a later shelve or the deletion
+	// deletes it). Only that id is cleared: a shelve started meanwhile
+	// keeps the one it set.
+	unshelved := (vmState == "shelved" || vmState == "shelved_offloaded") && (taskState == "unshelving" || taskState == "spawning") &&
+		st.VMState == "active"
+	if shelvedImage != "" && (st.Deleted || unshelved) {
 		a.DropImage = shelvedImage
 	}
 	q := `UPDATE instances SET cell_path = ?, host = ?, node = ?,

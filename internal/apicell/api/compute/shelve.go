@@ -53,8 +53,7 @@ func (h *shelveHandler) shelve(w http.ResponseWriter, r *http.Request, in *apidb
 		// SHELVED) is replaced; its data file goes at the image store's
 		// next start.
 		if cur.ShelvedImageID != "" {
-			if err := (&imagedb.Store{}).Delete(ctx, tx, cur.ShelvedImageID); err != nil && !errors.Is(err, imagedb.ErrNotFound) &&
-				!errors.Is(err, imagedb.ErrProtected) {
+			if err := dropImageRecord(ctx, tx, cur.ShelvedImageID); err != nil {
 				return err
 			}
 		}
@@ -111,4 +110,15 @@ func snapshotImage(ctx context.Context, tx *db.Tx, cur *apidb.Instance, id, name
 	props["user_id"] = httpkit.CallerFrom(ctx).UserID
 	return &imagedb.Image{ID: id, Name: name, Status: imagedb.StatusQueued, Visibility: imagedb.Private, Owner: owner,
 		DiskFormat: disk, ContainerFormat: container, MinRAM: 0, MinDisk: int(cur.Flavor.RootGB), Properties: props}
+}
+
+// dropImageRecord deletes a shelved image the Compute API is done with;
+// one already gone, or protected by its owner, stays as it is. Its data
+// file goes at the image store's next start.
+func dropImageRecord(ctx context.Context, tx *db.Tx, id string) error {
+	err := (&imagedb.Store{}).Delete(ctx, tx, id)
+	if errors.Is(err, imagedb.ErrNotFound) || errors.Is(err, imagedb.ErrProtected) {
+		return nil
+	}
+	return err
 }
