@@ -2,12 +2,14 @@ package instanceops
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
@@ -75,11 +77,12 @@ func (o *Ops) OffloadShelved(ctx context.Context) (int, error) {
 			}
 			none := ""
 			pending := &celldb.PendingAction{Action: "shelve_offload", RequestID: rid}
-			if _, err := o.state.Transition(ctx, tx, u, &none, celldb.Change{TaskState: &task, Action: pending}); err != nil {
-				return err
+			_, err = o.state.Transition(ctx, tx, u, &none, celldb.Change{TaskState: &task, Action: pending})
+			if errors.Is(err, wire.ErrConflict) {
+				return nil // another process of the cell took it first
 			}
-			ok = true
-			return nil
+			ok = err == nil
+			return err
 		})
 		if err != nil {
 			return queued, err
