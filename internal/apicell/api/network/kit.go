@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
@@ -116,6 +117,7 @@ var errorTable = httpkit.Table{
 	{Err: netdb.ErrInUse, Status: http.StatusConflict, Detail: netdbDetail},
 	{Err: netdb.ErrConflict, Status: http.StatusConflict, Detail: netdbDetail},
 	{Err: netdb.ErrInvalid, Status: http.StatusBadRequest, Detail: netdbDetail},
+	{Err: netdb.ErrPrecondition, Status: http.StatusPreconditionFailed, Detail: netdbDetail},
 }
 
 // netdbDetail is the fault type and message a *netdb.Error names; a kind
@@ -197,6 +199,58 @@ func decodeBody(w http.ResponseWriter, r *http.Request, resource string) (map[st
 		body = map[string]json.RawMessage{}
 	}
 	return body, nil
+}
+
+// ifMatchRevision is the revision an update or delete is constrained to by
+// an If-Match "revision_number=N" entity tag (Neutron's revision-if-match),
+// nil when none is given. Other entity tags are ignored, as Neutron does.
+func ifMatchRevision(r *http.Request) (*int64, error) {
+	var rev *int64
+	for _, h := range r.Header.Values("If-Match") {
+		for _, tag := range entityTags(h) {
+			v, ok := strings.CutPrefix(tag, "revision_number=")
+			if !ok {
+				continue
+			}
+			if rev != nil {
+				return nil, fault(http.StatusBadRequest, "BadRequest", "Bad if-match request: Multiple revision_number etags are not supported.")
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fault(http.StatusBadRequest, "BadRequest", "Bad if-match request: Revision number etag must be in the format of revision_number=<int>")
+			}
+			rev = &n
+		}
+	}
+	return rev, nil
+}
+
+// entityTags splits an If-Match value as webob does: its quoted tags (weak
+// or not), or else the whole value as one tag (gophercloud sends
+// revision_number=N unquoted).
+func entityTags(h string) []string {
+	h = strings.TrimSpace(h)
+	if h == "" || h == "*" {
+		return nil
+	}
+	var tags []string
+	rest := h
+	for {
+		i := strings.IndexByte(rest, '"')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i+1:], '"')
+		if j < 0 {
+			break
+		}
+		tags = append(tags, rest[i+1:i+1+j])
+		rest = rest[i+1+j+1:]
+	}
+	if len(tags) == 0 {
+		return []string{h}
+	}
+	return tags
 }
 
 // noBody refuses a DELETE with a body, as Neutron does.
