@@ -35,7 +35,7 @@ var securityGroupRuleList = &collection{
 	},
 	sorts: map[string]bool{"id": true, "security_group_id": true, "remote_group_id": true, "direction": true,
 		"protocol": true, "port_range_min": true, "port_range_max": true, "ethertype": true, "remote_ip_prefix": true,
-		"tenant_id": true, "project_id": true},
+		"tenant_id": true, "project_id": true, "normalized_cidr": true},
 	notFound: func(id string) error { return netdb.SecurityGroupRuleNotFound(id) },
 }
 
