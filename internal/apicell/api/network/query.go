@@ -241,7 +241,9 @@ func matchTags(have any, want map[string][]string) bool {
 		}
 		return true
 	}
-	hasAny := func(ts []string) bool { return slices.ContainsFunc(ts, func(t string) bool { return slices.Contains(tags, t) }) }
+	hasAny := func(ts []string) bool {
+		return slices.ContainsFunc(ts, func(t string) bool { return slices.Contains(tags, t) })
+	}
 	if ts := want["tags"]; len(ts) > 0 && !hasAll(ts) {
 		return false
 	}

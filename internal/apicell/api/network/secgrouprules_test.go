@@ -269,7 +269,7 @@ func TestSecurityGroupRuleListFiltersSortAndPages(t *testing.T) {
 		}{
 			{rules.ListOpts{SecGroupID: g.ID}, 5},
 			{rules.ListOpts{Direction: "egress"}, 4}, // the default group's two and g's two
-			{rules.ListOpts{EtherType: "IPv6"}, 3}, // the default group's two and g's egress
+			{rules.ListOpts{EtherType: "IPv6"}, 3},   // the default group's two and g's egress
 			{rules.ListOpts{PortRangeMin: 22}, 1},
 			{rules.ListOpts{Protocol: "udp"}, 0},
 			{rules.ListOpts{ProjectID: "demo"}, 9},
