@@ -50,8 +50,8 @@ func ProtocolNumber(protocol string) (num int, ok bool) {
 
 // protocolKey is how duplicate rules compare protocols, as Neutron's
 // _get_ip_proto_name_and_num: a name and its number are the same protocol,
-// and a number is known by the last name neutron-lib maps to it; with
-// IPv6, icmp, icmpv6 and 1 are ipv6-icmp.
+// and a number is known by the last name neutron-lib maps to it (but 58 by
+// ipv6-icmp); with IPv6, icmp, icmpv6 and 1 are ipv6-icmp.
 func protocolKey(protocol, ethertype string) string {
 	if protocol == "" {
 		return "+"
@@ -71,8 +71,10 @@ func protocolKey(protocol, ethertype string) string {
 	}
 	name := protocol
 	for _, p := range ipProtocols {
-		if strconv.Itoa(p.num) == protocol {
-			name = p.name // the last one wins, as in a Python dict built from the map
+		// The last name wins, as in the Python dict neutron-lib builds
+		// from its map, less the legacy icmpv6 (58 is ipv6-icmp).
+		if strconv.Itoa(p.num) == protocol && p.name != "icmpv6" {
+			name = p.name
 		}
 	}
 	return name + "/" + protocol
