@@ -64,19 +64,6 @@ func SecurityGroupNotFound(id string) error {
 	return fail(ErrNotFound, "SecurityGroupNotFound", fmt.Sprintf("Security group %s does not exist", id))
 }
 
-// revisionFailed is Neutron's answer to an If-Match that no longer holds.
-func revisionFailed(want, have int64) error {
-	return fail(ErrPrecondition, "HTTPPreconditionFailed", fmt.Sprintf("Constrained to %d, but current revision is %d", want, have))
-}
-
-// checkRevision enforces an If-Match revision constraint (nil: none).
-func checkRevision(ifMatch *int64, have int64) error {
-	if ifMatch != nil && *ifMatch != have {
-		return revisionFailed(*ifMatch, have)
-	}
-	return nil
-}
-
 // ListSecurityGroups returns the groups of project (every project's when
 // project is ""), by id, each with its rules.
 func ListSecurityGroups(ctx context.Context, q db.Querier, project string) ([]*SecurityGroup, error) {

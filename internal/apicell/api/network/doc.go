@@ -69,6 +69,11 @@
 // their remote group (Neutron's cascade); only ports would keep it in use,
 // and ports carry no security groups yet.
 //
+// Updates and deletes of networks, subnets, security groups and rules may
+// be constrained with If-Match: revision_number=N (revision-if-match): a
+// resource whose revision has moved on is a 412 HTTPPreconditionFailed,
+// "Constrained to N, but current revision is M", and is left as it is.
+//
 // Lists take Neutron's filters (several values of one filter are
 // alternatives; unknown filters are a 400, as with Neutron's
 // filter-validation extension), fields=, sort_key/sort_dir, and
