@@ -185,33 +185,60 @@ func ruleKey(r *SecurityGroupRule) string {
 // Neutron), and gives the group a new revision. The group, and the remote
 // group if any, must exist; who may use them the caller checks.
 func CreateSecurityGroupRule(ctx context.Context, tx *db.Tx, r *SecurityGroupRule, now time.Time) error {
+	return CreateSecurityGroupRules(ctx, tx, []*SecurityGroupRule{r}, now)
+}
+
+// CreateSecurityGroupRules is CreateSecurityGroupRule for rules of one
+// group at once (a bulk create): two alike among them are a 409
+// DuplicateSecurityGroupRuleInPost, one like a rule the group has a 409
+// SecurityGroupRuleExists, and then none is written.
+func CreateSecurityGroupRules(ctx context.Context, tx *db.Tx, rules []*SecurityGroupRule, now time.Time) error {
+	if len(rules) == 0 {
+		return nil
+	}
+	gid := rules[0].SecurityGroupID
 	// The bump first: it holds the group's row, so two identical rules
-	// created at once cannot both pass the check below.
-	if err := bumpGroup(ctx, tx, r.SecurityGroupID, now); err != nil {
+	// created at once cannot both pass the checks below.
+	if err := bumpGroup(ctx, tx, gid, now); err != nil {
 		return err
 	}
-	if r.RemoteGroupID != "" && r.RemoteGroupID != r.SecurityGroupID {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM security_groups WHERE id = ?`, r.RemoteGroupID).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return SecurityGroupNotFound(r.RemoteGroupID)
+	keys := map[string]bool{}
+	for _, r := range rules {
+		if r.SecurityGroupID != gid {
+			return fmt.Errorf("create security group rules: rules of groups %s and %s", gid, r.SecurityGroupID)
 		}
-		if err != nil {
-			return fmt.Errorf("remote group %s: %w", r.RemoteGroupID, err)
+		if r.RemoteGroupID != "" && r.RemoteGroupID != gid {
+			var one int
+			err := tx.QueryRow(ctx, `SELECT 1 FROM security_groups WHERE id = ?`, r.RemoteGroupID).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return SecurityGroupNotFound(r.RemoteGroupID)
+			}
+			if err != nil {
+				return fmt.Errorf("remote group %s: %w", r.RemoteGroupID, err)
+			}
 		}
+		k := ruleKey(r)
+		if keys[k] {
+			return fail(ErrInUse, "DuplicateSecurityGroupRuleInPost", "Duplicate Security Group Rule in POST.")
+		}
+		keys[k] = true
 	}
-	g, err := SecurityGroupByID(ctx, tx, r.SecurityGroupID)
+	g, err := SecurityGroupByID(ctx, tx, gid)
 	if err != nil {
 		return err
 	}
-	key := ruleKey(r)
 	for _, o := range g.Rules {
-		if ruleKey(o) == key {
+		if keys[ruleKey(o)] {
 			return fail(ErrInUse, "SecurityGroupRuleExists", fmt.Sprintf("Security group rule already exists. Rule id is %s.", o.ID))
 		}
 	}
-	r.BelongsToDefault, r.GroupProjectID = g.IsDefault, g.ProjectID
-	return insertRule(ctx, tx, r, now)
+	for _, r := range rules {
+		r.BelongsToDefault, r.GroupProjectID = g.IsDefault, g.ProjectID
+		if err := insertRule(ctx, tx, r, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteSecurityGroupRule deletes a rule, if its revision is still ifMatch

@@ -84,7 +84,8 @@
 // cells and instance addresses know a network by name) and a network with
 // ports cannot be renamed; no external networks, routers, floating IPs,
 // subnet pools, tags (but a security group's), RBAC, address groups, quota
-// limits or availability zones; no bulk creates; the cells do not enforce
+// limits or availability zones; no bulk creates but of security group
+// rules; the cells do not enforce
 // security group rules yet; ports are read-only and listing or showing them scans
 // the instance copy (a list by device_id reads only those servers).
 package network

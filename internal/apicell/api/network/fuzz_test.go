@@ -24,6 +24,8 @@ func FuzzCreateBodies(f *testing.F) {
 		`{"security_group_rule": {"security_group_id": "SG", "direction": "ingress", "remote_group_id": "SG", "remote_ip_prefix": "::/0", "protocol": "any"}}`,
 		`{"security_group_rule": {"security_group_id": "SG", "direction": "ingress", "protocol": 256, "port_range_min": -1, "remote_address_group_id": "x"}}`,
 		`{"security_group_rule": {"security_group_id": null, "direction": ["ingress"], "ethertype": 4}}`,
+		`{"security_group_rules": [{"security_group_id": "SG", "direction": "ingress", "protocol": "udp", "port_range_min": 53, "port_range_max": 53}, {"security_group_id": "SG", "direction": "egress"}]}`,
+		`{"security_group_rules": [{}, null, 1]}`,
 	} {
 		f.Add(s)
 	}

@@ -166,39 +166,65 @@ func mountPrefix(r *http.Request) string {
 // with the resource's key holding an object. Bulk requests (the plural
 // key) are refused.
 func decodeBody(w http.ResponseWriter, r *http.Request, resource string) (map[string]json.RawMessage, error) {
+	bodies, _, err := decodeBodies(w, r, resource, false)
+	if err != nil {
+		return nil, err
+	}
+	return bodies[0], nil
+}
+
+// decodeBodies is decodeBody for a create that may be a bulk one (when
+// bulk is true): {"<resource>s": [{...}, ...]} gives one body per item,
+// and isBulk says that the request was one.
+func decodeBodies(w http.ResponseWriter, r *http.Request, resource string, bulk bool) (_ []map[string]json.RawMessage, isBulk bool, err error) {
 	var top map[string]json.RawMessage
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err := dec.Decode(&top); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, fault(http.StatusRequestEntityTooLarge, "HTTPRequestEntityTooLarge", "Request is too large.")
+			return nil, false, fault(http.StatusRequestEntityTooLarge, "HTTPRequestEntityTooLarge", "Request is too large.")
 		}
 		if errors.Is(err, io.EOF) {
-			return nil, badRequest("Resource body required")
+			return nil, false, badRequest("Resource body required")
 		}
-		return nil, badRequest("Body contains invalid data")
+		return nil, false, badRequest("Body contains invalid data")
 	}
 	if dec.More() {
-		return nil, badRequest("Body contains invalid data")
+		return nil, false, badRequest("Body contains invalid data")
 	}
 	if len(top) == 0 {
-		return nil, badRequest("Resource body required")
+		return nil, false, badRequest("Resource body required")
 	}
-	if _, ok := top[resource+"s"]; ok {
-		return nil, badRequest("Bulk operation not supported")
+	if raw, ok := top[resource+"s"]; ok {
+		if !bulk {
+			return nil, false, badRequest("Bulk operation not supported")
+		}
+		var items []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, false, badRequest("Object '%ss' contains invalid data", resource)
+		}
+		if len(items) == 0 {
+			return nil, false, badRequest("Resources required")
+		}
+		for _, it := range items {
+			if it == nil {
+				return nil, false, badRequest("Object '%ss' contains invalid data", resource)
+			}
+		}
+		return items, true, nil
 	}
 	raw, ok := top[resource]
 	if !ok || string(raw) == "null" {
-		return nil, badRequest("Unable to find '%s' in request body", resource)
+		return nil, false, badRequest("Unable to find '%s' in request body", resource)
 	}
 	var body map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &body); err != nil {
-		return nil, badRequest("Object '%s' contains invalid data", resource)
+		return nil, false, badRequest("Object '%s' contains invalid data", resource)
 	}
 	if body == nil {
 		body = map[string]json.RawMessage{}
 	}
-	return body, nil
+	return []map[string]json.RawMessage{body}, false, nil
 }
 
 // ifMatchRevision is the revision an update or delete is constrained to by

@@ -14,7 +14,8 @@ import (
 )
 
 // securityGroupRulesHandler is /v2.0/security-group-rules. Rules are
-// created and deleted, never updated (as in Neutron).
+// created (one, or several of one group in bulk) and deleted, never
+// updated (as in Neutron).
 type securityGroupRulesHandler struct{ *base }
 
 func (h *securityGroupRulesHandler) register(rt *router) {
@@ -149,25 +150,47 @@ func (h *securityGroupRulesHandler) deleteRule(w http.ResponseWriter, r *http.Re
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// createRule creates one rule, or several of one group at once (Neutron's
+// bulk create, {"security_group_rules": [...]}: all or none).
 func (h *securityGroupRulesHandler) createRule(w http.ResponseWriter, r *http.Request) {
 	c := httpkit.CallerFrom(r.Context())
-	body, err := decodeBody(w, r, "security_group_rule")
-	if err == nil {
+	bodies, bulk, err := decodeBodies(w, r, "security_group_rule", true)
+	var rls []*netdb.SecurityGroupRule
+	for _, body := range bodies {
+		if err != nil {
+			break
+		}
 		err = checkAttrs(body, ruleAttrs, true)
+		var rl *netdb.SecurityGroupRule
+		if err == nil {
+			rl, err = ruleFields(body)
+		}
+		if err == nil {
+			rl.ProjectID, err = projectAttr(body, c)
+		}
+		rls = append(rls, rl)
 	}
-	var rl *netdb.SecurityGroupRule
-	if err == nil {
-		rl, err = ruleFields(body)
+	// A bulk create is of one group and one project (Neutron's
+	// _validate_single_project_and_group).
+	for _, rl := range rls {
+		if err != nil {
+			break
+		}
+		if rl.SecurityGroupID != rls[0].SecurityGroupID {
+			err = fault(http.StatusBadRequest, "SecurityGroupNotSingleGroupRules", "Only allowed to update rules for one security profile at a time")
+		} else if rl.ProjectID != rls[0].ProjectID {
+			err = fault(http.StatusBadRequest, "SecurityGroupRulesNotSingleProject", "Multiple project_ids in bulk security group rule create not allowed")
+		}
 	}
-	if err == nil {
-		rl.ProjectID, err = projectAttr(body, c)
-	}
-	if err == nil {
-		err = validateRule(rl)
-	}
-	// The remote group, then the group, must be the rule's project's (any,
-	// for an admin), as Neutron's _check_security_group.
-	if err == nil {
+	for _, rl := range rls {
+		if err != nil {
+			break
+		}
+		if err = validateRule(rl); err != nil {
+			break
+		}
+		// The remote group, then the group, must be the rule's project's
+		// (any, for an admin), as Neutron's _check_security_group.
 		for _, id := range []string{rl.RemoteGroupID, rl.SecurityGroupID} {
 			if err != nil || id == "" {
 				continue
@@ -178,21 +201,30 @@ func (h *securityGroupRulesHandler) createRule(w http.ResponseWriter, r *http.Re
 			}
 		}
 	}
+	var created []*netdb.SecurityGroupRule
 	if err == nil {
 		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
-			n := *rl
-			if err := netdb.CreateSecurityGroupRule(r.Context(), tx, &n, h.cfg.Now()); err != nil {
-				return err
+			created = make([]*netdb.SecurityGroupRule, len(rls))
+			for i, rl := range rls {
+				n := *rl
+				created[i] = &n
 			}
-			rl = &n
-			return nil
+			return netdb.CreateSecurityGroupRules(r.Context(), tx, created, h.cfg.Now())
 		})
 	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"security_group_rule": view(ruleItem(rl), securityGroupRuleList, nil)})
+	if !bulk {
+		httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"security_group_rule": view(ruleItem(created[0]), securityGroupRuleList, nil)})
+		return
+	}
+	views := make([]map[string]any, len(created))
+	for i, rl := range created {
+		views[i] = view(ruleItem(rl), securityGroupRuleList, nil)
+	}
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"security_group_rules": views})
 }
 
 // ruleFields reads a rule's attributes with Neutron's converters and

@@ -327,3 +327,62 @@ func TestSecurityGroupDeleteTakesRulesNamingIt(t *testing.T) {
 		}
 	})
 }
+
+// Bulk creates (gophercloud's rules.CreateBulk): all of one group and
+// project, all or none.
+func TestSecurityGroupRulesBulkCreate(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		sc := e.client(demo)
+		g, err := groups.Create(ctx, sc, groups.CreateOpts{Name: "g"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := groups.Create(ctx, sc, groups.CreateOpts{Name: "h"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rule := func(port int) rules.CreateOpts {
+			return rules.CreateOpts{Direction: rules.DirIngress, EtherType: rules.EtherType4, SecGroupID: g.ID,
+				Protocol: rules.ProtocolTCP, PortRangeMin: port, PortRangeMax: port}
+		}
+		got, err := rules.CreateBulk(ctx, sc, []rules.CreateOpts{rule(22), rule(80)}).Extract()
+		if err != nil || len(got) != 2 || got[0].PortRangeMin != 22 || got[1].PortRangeMin != 80 || got[1].SecGroupID != g.ID {
+			t.Fatalf("bulk = %+v, %v", got, err)
+		}
+		if after, _ := groups.Get(ctx, sc, g.ID).Extract(); after.RevisionNumber != 2 || len(after.Rules) != 4 {
+			t.Fatalf("group after a bulk create: rev %d, %d rules", after.RevisionNumber, len(after.Rules))
+		}
+
+		before := e.count("security_group_rules")
+		other := rule(443)
+		other.SecGroupID = h.ID
+		for _, c := range []struct {
+			name     string
+			opts     []rules.CreateOpts
+			status   int
+			typ, msg string
+		}{
+			{"duplicate in the post", []rules.CreateOpts{rule(443), rule(443)}, 409, "DuplicateSecurityGroupRuleInPost", "Duplicate Security Group Rule in POST."},
+			{"one exists", []rules.CreateOpts{rule(443), rule(22)}, 409, "SecurityGroupRuleExists", "Security group rule already exists. Rule id is " + got[0].ID + "."},
+			{"two groups", []rules.CreateOpts{rule(443), other}, 400, "SecurityGroupNotSingleGroupRules", "Only allowed to update rules for one security profile at a time"},
+			{"one bad", []rules.CreateOpts{rule(443), {Direction: "up", EtherType: rules.EtherType4, SecGroupID: g.ID}}, 400, "HTTPBadRequest",
+				"Invalid input for direction. Reason: 'up' is not in ['ingress', 'egress']."},
+		} {
+			_, err := rules.CreateBulk(ctx, sc, c.opts).Extract()
+			neutronError(t, err, c.status, c.typ, c.msg)
+			if e.count("security_group_rules") != before {
+				t.Fatalf("%s: a refused bulk create wrote rules", c.name)
+			}
+		}
+		for _, body := range []string{`{"security_group_rules": []}`, `{"security_group_rules": {}}`, `{"security_group_rules": [null]}`} {
+			if typ, _ := e.do(http.MethodPost, "/networking/v2.0/security-group-rules", demo, body).fault(t, http.StatusBadRequest); typ != "HTTPBadRequest" {
+				t.Errorf("%s: %s", body, typ)
+			}
+		}
+		// Groups are not created in bulk.
+		if typ, msg := e.do(http.MethodPost, "/networking/v2.0/security-groups", demo, `{"security_groups": [{"name": "x"}]}`).fault(t, http.StatusBadRequest); typ != "HTTPBadRequest" || msg != "Bulk operation not supported" {
+			t.Fatalf("bulk groups: %s %q", typ, msg)
+		}
+	})
+}
