@@ -75,3 +75,41 @@ func FuzzListQueries(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSecurityGroupTags sends arbitrary bodies to a group's tags and
+// arbitrary tags in its path: a success or a Neutron-shaped 4xx, never a
+// 500.
+func FuzzSecurityGroupTags(f *testing.F) {
+	for _, s := range []string{`{"tags": ["a", "b"]}`, `{"tags": ["a", "a"]}`, `{"tags": "a"}`, `{"tags": [1]}`, `{"tags": null}`,
+		`{}`, `[]`, ``, `{"tags": ["` + strings.Repeat("x", 256) + `"]}`} {
+		f.Add(s, "red")
+	}
+	f.Add(`{"tags": []}`, strings.Repeat("y", 300))
+	e := newEnv(f)
+	var g struct {
+		Group struct {
+			ID string `json:"id"`
+		} `json:"security_group"`
+	}
+	e.send(f, http.MethodPost, "/networking/v2.0/security-groups", demo, `{"security_group": {"name": "fz"}}`).json(f, &g)
+	f.Fuzz(func(t *testing.T, body, tag string) {
+		base := "/networking/v2.0/security-groups/" + g.Group.ID + "/tags"
+		tagPath := base + "/" + url.PathEscape(tag)
+		for _, req := range []struct{ method, path, body string }{
+			{http.MethodPut, base, body}, {http.MethodPut, tagPath, ""}, {http.MethodGet, tagPath, ""},
+			{http.MethodDelete, tagPath, ""}, {http.MethodGet, base, ""},
+		} {
+			var b any
+			if req.body != "" {
+				b = req.body
+			}
+			r := e.send(t, req.method, req.path, demo, b)
+			if r.status >= 500 {
+				t.Fatalf("%s %s %q: %d %s", req.method, req.path, req.body, r.status, r.body)
+			}
+			if r.status >= 400 {
+				r.fault(t, r.status)
+			}
+		}
+	})
+}
