@@ -43,8 +43,8 @@ func RequireRevision(ctx context.Context, tx *db.Tx, table, id string, ifMatch *
 	default:
 		return fmt.Errorf("require revision: no table %q", table)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+table+` SET revision_number = revision_number WHERE id = ?`, id); err != nil {
-		return fmt.Errorf("lock %s %s: %w", table, id, err)
+	if err := lockRow(ctx, tx, table, id); err != nil {
+		return err
 	}
 	var rev int64
 	err := tx.QueryRow(ctx, `SELECT revision_number FROM `+table+` WHERE id = ?`, id).Scan(&rev)
@@ -55,4 +55,15 @@ func RequireRevision(ctx context.Context, tx *db.Tx, table, id string, ifMatch *
 		return fmt.Errorf("revision of %s %s: %w", table, id, err)
 	}
 	return checkRevision(ifMatch, rev)
+}
+
+// lockRow holds a row of table until tx ends (PostgreSQL; a SQLite
+// transaction here holds the write lock already), so that what the caller
+// reads of it next, its revision above all, stays true until it writes. A
+// missing row is left for the caller's read to report.
+func lockRow(ctx context.Context, tx *db.Tx, table, id string) error {
+	if _, err := tx.Exec(ctx, `UPDATE `+table+` SET revision_number = revision_number WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("lock %s %s: %w", table, id, err)
+	}
+	return nil
 }

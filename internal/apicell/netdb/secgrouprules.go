@@ -244,6 +244,9 @@ func CreateSecurityGroupRules(ctx context.Context, tx *db.Tx, rules []*SecurityG
 // DeleteSecurityGroupRule deletes a rule, if its revision is still ifMatch
 // (when not nil), and gives its group a new revision.
 func DeleteSecurityGroupRule(ctx context.Context, tx *db.Tx, id string, ifMatch *int64, now time.Time) error {
+	if err := lockRow(ctx, tx, "security_group_rules", id); err != nil {
+		return err
+	}
 	r, err := SecurityGroupRuleByID(ctx, tx, id)
 	if err != nil {
 		return err

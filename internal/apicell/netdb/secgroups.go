@@ -220,6 +220,9 @@ func CannotUpdateDefault() error {
 // (when not nil). A change bumps the revision; none leaves the group as it
 // is.
 func UpdateSecurityGroup(ctx context.Context, tx *db.Tx, id string, p SecurityGroupPatch, ifMatch *int64, now time.Time) (*SecurityGroup, error) {
+	if err := lockRow(ctx, tx, "security_groups", id); err != nil {
+		return nil, err
+	}
 	g, err := SecurityGroupByID(ctx, tx, id)
 	if err != nil {
 		return nil, err
@@ -288,6 +291,9 @@ func checkNotInUse(ctx context.Context, q db.Querier, g *SecurityGroup) error {
 // that name it as their remote group go with it, each bumping its group's
 // revision, as Neutron's cascade does.
 func DeleteSecurityGroup(ctx context.Context, tx *db.Tx, id string, ifMatch *int64, now time.Time) error {
+	if err := lockRow(ctx, tx, "security_groups", id); err != nil {
+		return err
+	}
 	g, err := SecurityGroupByID(ctx, tx, id)
 	if err != nil {
 		return err

@@ -463,3 +463,41 @@ func TestSecurityGroupTagsAndFilters(t *testing.T) {
 		}
 	})
 }
+
+// Updates racing at the same If-Match revision: one wins, the others are
+// 412s (the group's row is held from the check to the write).
+func TestSecurityGroupIfMatchRace(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		g, err := groups.Create(ctx, e.client(demo), groups.CreateOpts{Name: "g"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 6
+		statuses := make([]int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses[i] = e.sendHeader(t, http.MethodPut, "/networking/v2.0/security-groups/"+g.ID, demo,
+					map[string]any{"security_group": map[string]any{"description": fmt.Sprint("writer ", i)}},
+					http.Header{"If-Match": {"revision_number=1"}}).status
+			}()
+		}
+		wg.Wait()
+		won := 0
+		for _, s := range statuses {
+			switch s {
+			case http.StatusOK:
+				won++
+			case http.StatusPreconditionFailed:
+			default:
+				t.Errorf("status %d", s)
+			}
+		}
+		if got, _ := groups.Get(ctx, e.client(demo), g.ID).Extract(); won != 1 || got.RevisionNumber != 2 {
+			t.Fatalf("%d updates won, revision %d; want 1 and 2", won, got.RevisionNumber)
+		}
+	})
+}
