@@ -23,7 +23,8 @@ import (
 // MigrationSet names this package's migrations in schema_migrations.
 const MigrationSet = "netapi"
 
-// Migrations is the schema of networks and subnets. Network names are
+// Migrations is the schema of networks and subnets (1) and of security
+// groups and their rules (2). Network names are
 // unique when not empty: compute cells and instance addresses name a
 // network, so a name must say which one. The ports read the API cell's
 // instances, so the database also needs apidb's migrations.
@@ -60,6 +61,39 @@ CREATE TABLE subnets (
 	updated_at {{bigint}} NOT NULL
 );
 CREATE INDEX subnets_network ON subnets (network_id)`},
+	{Version: 2, Name: "security groups and rules", SQL: `
+CREATE TABLE security_groups (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL DEFAULT '',
+	project_id TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	stateful INTEGER NOT NULL DEFAULT 1,
+	is_default INTEGER NOT NULL DEFAULT 0,
+	tags TEXT NOT NULL DEFAULT '[]',
+	revision_number {{bigint}} NOT NULL DEFAULT 1,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL
+);
+CREATE INDEX security_groups_project ON security_groups (project_id);
+CREATE UNIQUE INDEX security_groups_default ON security_groups (project_id) WHERE is_default = 1;
+CREATE TABLE security_group_rules (
+	id TEXT PRIMARY KEY,
+	security_group_id TEXT NOT NULL REFERENCES security_groups (id),
+	project_id TEXT NOT NULL,
+	direction TEXT NOT NULL,
+	ethertype TEXT NOT NULL,
+	protocol TEXT,
+	port_range_min INTEGER,
+	port_range_max INTEGER,
+	remote_ip_prefix TEXT,
+	remote_group_id TEXT,
+	description TEXT NOT NULL DEFAULT '',
+	revision_number {{bigint}} NOT NULL DEFAULT 1,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL
+);
+CREATE INDEX security_group_rules_group ON security_group_rules (security_group_id);
+CREATE INDEX security_group_rules_remote ON security_group_rules (remote_group_id)`},
 }
 
 // The kinds of failure; every error this package returns for a request that
@@ -69,6 +103,9 @@ var (
 	ErrInUse    = errors.New("in use")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")
+	// ErrPrecondition is an If-Match revision constraint that the resource
+	// no longer meets.
+	ErrPrecondition = errors.New("precondition failed")
 )
 
 // Error is a request that cannot succeed. Code names the failure with the

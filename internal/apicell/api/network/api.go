@@ -76,6 +76,8 @@ func rooms(b *base) []room {
 		&networksHandler{base: b},
 		&subnetsHandler{base: b},
 		&portsHandler{base: b},
+		&securityGroupsHandler{base: b},
+		&securityGroupRulesHandler{base: b},
 		&quotasHandler{base: b},
 	}
 }

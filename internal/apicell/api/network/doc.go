@@ -14,6 +14,10 @@
 //	GET, POST /v2.0/networks, GET, PUT, DELETE /v2.0/networks/{id}
 //	GET, POST /v2.0/subnets,  GET, PUT, DELETE /v2.0/subnets/{id}
 //	GET /v2.0/ports, GET /v2.0/ports/{id} (POST, PUT, DELETE refused)
+//	GET, POST /v2.0/security-groups, GET, PUT, DELETE /v2.0/security-groups/{id}
+//	GET, PUT, DELETE /v2.0/security-groups/{id}/tags, GET, PUT, DELETE .../tags/{tag}
+//	GET, POST /v2.0/security-group-rules, GET, DELETE /v2.0/security-group-rules/{id}
+//	GET /v2.0/quotas/{project}[/details]
 //
 // and accepts Neutron's ".json" suffix on resource paths.
 //
@@ -52,6 +56,24 @@
 // terraform report as they are, and none of them retries (a 501 would say
 // the API lacks the call, which Neutron does not).
 //
+// Security groups. A project's groups and their rules, as Neutron's
+// security-group extension (with stateful-security-group, the standard
+// attributes, a group's tags and If-Match on revision_number): members
+// create, update and delete their own project's; another project's are a
+// 404. A project's default group, with Neutron's four default rules, is
+// made on its first use of security groups (a list of groups or rules, a
+// group's create), once however many requests race; its project may
+// neither rename nor delete it. Rules are validated and made canonical as
+// Neutron's securitygroups_db does, with its fault types and messages; a
+// duplicate is a 409. Deleting a group deletes the rules that name it as
+// their remote group (Neutron's cascade); only ports would keep it in use,
+// and ports carry no security groups yet.
+//
+// Updates and deletes of networks, subnets, security groups and rules may
+// be constrained with If-Match: revision_number=N (revision-if-match): a
+// resource whose revision has moved on is a 412 HTTPPreconditionFailed,
+// "Constrained to N, but current revision is M", and is left as it is.
+//
 // Lists take Neutron's filters (several values of one filter are
 // alternatives; unknown filters are a 400, as with Neutron's
 // filter-validation extension), fields=, sort_key/sort_dir, and
@@ -61,7 +83,9 @@
 // Differences from Neutron: IPv4 only; network names are unique (compute
 // cells and instance addresses know a network by name) and a network with
 // ports cannot be renamed; no external networks, routers, floating IPs,
-// security groups, subnet pools, tags, RBAC, quotas or availability zones;
-// no bulk creates; ports are read-only and listing or showing them scans
+// subnet pools, tags (but a security group's), RBAC, address groups, quota
+// limits or availability zones; no bulk creates but of security group
+// rules; the cells do not enforce
+// security group rules yet; ports are read-only and listing or showing them scans
 // the instance copy (a list by device_id reads only those servers).
 package network

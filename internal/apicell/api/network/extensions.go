@@ -33,7 +33,18 @@ var extensions = []extension{
 	{"Network MTU", "net-mtu", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00", []any{}},
 	{"Pagination support", "pagination", "Extension that indicates that pagination is enabled.", "2016-06-12T00:00:00-00:00", []any{}},
 	{"project_id field enabled", "project-id", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09", []any{}},
+	{"If-Match constraints based on revision_number", "revision-if-match", "Extension indicating that If-Match based on revision_number is supported.", "2016-12-11T00:00:00-00:00", []any{}},
+	{"security-group", "security-group", "The security groups extension.", "2012-10-05T10:00:00-00:00", []any{}},
+	{"Normalized CIDR field for security group rules", "security-groups-normalized-cidr", "Add new field with normalized remote_ip_prefix cidr in SG rule", "2020-07-28T10:00:00-00:00", []any{}},
+	{"Security group rule belongs to the project's default security group", "security-groups-rules-belongs-to-default-sg", "Flag to determine if the security group rule belongs to the project's default security group", "2023-05-23T10:00:00-00:00", []any{}},
 	{"Sorting support", "sorting", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00", []any{}},
+	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00", []any{}},
+	{"Resource revision numbers", "standard-attr-revisions", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00", []any{}},
+	// Tags: only security groups have them here (Neutron's name lists the
+	// resources).
+	{"Tag support for resources with standard attribute: security_group", "standard-attr-tag", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00", []any{}},
+	{"Resource timestamps", "standard-attr-timestamp", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00", []any{}},
+	{"Stateful security group", "stateful-security-group", "Indicates if the security group is stateful or not", "2019-11-26T09:00:00-00:00", []any{}},
 }
 
 func (h *extensionsHandler) listExtensions(w http.ResponseWriter, r *http.Request) {

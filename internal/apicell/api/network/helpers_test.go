@@ -47,8 +47,25 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvOn(t, "sqlite")
+}
+
+// forEachEngine runs f with an env over each engine dbtest.Engines lists
+// (PostgreSQL when CELLCLOUD_TEST_POSTGRES is set).
+func forEachEngine(t *testing.T, f func(t *testing.T, e *env)) {
+	t.Helper()
+	if len(dbtest.Engines()) == 1 {
+		t.Logf("PostgreSQL run skipped: set %s to a PostgreSQL URL to run it", dbtest.EnvPostgres)
+	}
+	for _, engine := range dbtest.Engines() {
+		t.Run(engine, func(t *testing.T) { f(t, newEnvOn(t, engine)) })
+	}
+}
+
+func newEnvOn(t testing.TB, engine string) *env {
+	t.Helper()
 	ctx := context.Background()
-	d := dbtest.Open(t, "sqlite")
+	d := dbtest.Open(t, engine)
 	if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
 		t.Fatalf("migrate api: %v", err)
 	}
@@ -101,8 +118,19 @@ func (e *env) do(method, path, token string, body any) *response {
 	return e.send(e.t, method, path, token, body)
 }
 
+// doHeader is do with one more request header.
+func (e *env) doHeader(method, path, token string, body any, key, value string) *response {
+	e.t.Helper()
+	return e.sendHeader(e.t, method, path, token, body, http.Header{key: {value}})
+}
+
 // send is do for a test other than the env's (a fuzz target's).
 func (e *env) send(t testing.TB, method, path, token string, body any) *response {
+	t.Helper()
+	return e.sendHeader(t, method, path, token, body, nil)
+}
+
+func (e *env) sendHeader(t testing.TB, method, path, token string, body any, h http.Header) *response {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -125,6 +153,9 @@ func (e *env) send(t testing.TB, method, path, token string, body any) *response
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range h {
+		req.Header[k] = vs
 	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
@@ -116,6 +117,7 @@ var errorTable = httpkit.Table{
 	{Err: netdb.ErrInUse, Status: http.StatusConflict, Detail: netdbDetail},
 	{Err: netdb.ErrConflict, Status: http.StatusConflict, Detail: netdbDetail},
 	{Err: netdb.ErrInvalid, Status: http.StatusBadRequest, Detail: netdbDetail},
+	{Err: netdb.ErrPrecondition, Status: http.StatusPreconditionFailed, Detail: netdbDetail},
 }
 
 // netdbDetail is the fault type and message a *netdb.Error names; a kind
@@ -164,39 +166,117 @@ func mountPrefix(r *http.Request) string {
 // with the resource's key holding an object. Bulk requests (the plural
 // key) are refused.
 func decodeBody(w http.ResponseWriter, r *http.Request, resource string) (map[string]json.RawMessage, error) {
+	bodies, _, err := decodeBodies(w, r, resource, false)
+	if err != nil {
+		return nil, err
+	}
+	return bodies[0], nil
+}
+
+// decodeBodies is decodeBody for a create that may be a bulk one (when
+// bulk is true): {"<resource>s": [{...}, ...]} gives one body per item,
+// and isBulk says that the request was one.
+func decodeBodies(w http.ResponseWriter, r *http.Request, resource string, bulk bool) (_ []map[string]json.RawMessage, isBulk bool, err error) {
 	var top map[string]json.RawMessage
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err := dec.Decode(&top); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, fault(http.StatusRequestEntityTooLarge, "HTTPRequestEntityTooLarge", "Request is too large.")
+			return nil, false, fault(http.StatusRequestEntityTooLarge, "HTTPRequestEntityTooLarge", "Request is too large.")
 		}
 		if errors.Is(err, io.EOF) {
-			return nil, badRequest("Resource body required")
+			return nil, false, badRequest("Resource body required")
 		}
-		return nil, badRequest("Body contains invalid data")
+		return nil, false, badRequest("Body contains invalid data")
 	}
 	if dec.More() {
-		return nil, badRequest("Body contains invalid data")
+		return nil, false, badRequest("Body contains invalid data")
 	}
 	if len(top) == 0 {
-		return nil, badRequest("Resource body required")
+		return nil, false, badRequest("Resource body required")
 	}
-	if _, ok := top[resource+"s"]; ok {
-		return nil, badRequest("Bulk operation not supported")
+	if raw, ok := top[resource+"s"]; ok {
+		if !bulk {
+			return nil, false, badRequest("Bulk operation not supported")
+		}
+		var items []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, false, badRequest("Object '%ss' contains invalid data", resource)
+		}
+		if len(items) == 0 {
+			return nil, false, badRequest("Resources required")
+		}
+		for _, it := range items {
+			if it == nil {
+				return nil, false, badRequest("Object '%ss' contains invalid data", resource)
+			}
+		}
+		return items, true, nil
 	}
 	raw, ok := top[resource]
 	if !ok || string(raw) == "null" {
-		return nil, badRequest("Unable to find '%s' in request body", resource)
+		return nil, false, badRequest("Unable to find '%s' in request body", resource)
 	}
 	var body map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &body); err != nil {
-		return nil, badRequest("Object '%s' contains invalid data", resource)
+		return nil, false, badRequest("Object '%s' contains invalid data", resource)
 	}
 	if body == nil {
 		body = map[string]json.RawMessage{}
 	}
-	return body, nil
+	return []map[string]json.RawMessage{body}, false, nil
+}
+
+// ifMatchRevision is the revision an update or delete is constrained to by
+// an If-Match "revision_number=N" entity tag (Neutron's revision-if-match),
+// nil when none is given. Other entity tags are ignored, as Neutron does.
+func ifMatchRevision(r *http.Request) (*int64, error) {
+	var rev *int64
+	for _, h := range r.Header.Values("If-Match") {
+		for _, tag := range entityTags(h) {
+			v, ok := strings.CutPrefix(tag, "revision_number=")
+			if !ok {
+				continue
+			}
+			if rev != nil {
+				return nil, fault(http.StatusBadRequest, "BadRequest", "Bad if-match request: Multiple revision_number etags are not supported.")
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fault(http.StatusBadRequest, "BadRequest", "Bad if-match request: Revision number etag must be in the format of revision_number=<int>")
+			}
+			rev = &n
+		}
+	}
+	return rev, nil
+}
+
+// entityTags splits an If-Match value as webob does: its quoted tags (weak
+// or not), or else the whole value as one tag (gophercloud sends
+// revision_number=N unquoted).
+func entityTags(h string) []string {
+	h = strings.TrimSpace(h)
+	if h == "" || h == "*" {
+		return nil
+	}
+	var tags []string
+	rest := h
+	for {
+		i := strings.IndexByte(rest, '"')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i+1:], '"')
+		if j < 0 {
+			break
+		}
+		tags = append(tags, rest[i+1:i+1+j])
+		rest = rest[i+1+j+1:]
+	}
+	if len(tags) == 0 {
+		return []string{h}
+	}
+	return tags
 }
 
 // noBody refuses a DELETE with a body, as Neutron does.

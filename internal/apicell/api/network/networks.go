@@ -228,6 +228,10 @@ func (h *networksHandler) updateNetwork(w http.ResponseWriter, r *http.Request) 
 	if err == nil {
 		p, err = networkFields(body)
 	}
+	var rev *int64
+	if err == nil {
+		rev, err = ifMatchRevision(r)
+	}
 	if err == nil {
 		_, err = h.visibleNetwork(r, id)
 	}
@@ -240,6 +244,9 @@ func (h *networksHandler) updateNetwork(w http.ResponseWriter, r *http.Request) 
 	}
 	var n *netdb.Network
 	err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
+		if err := netdb.RequireRevision(r.Context(), tx, "networks", id, rev); err != nil {
+			return err
+		}
 		n, err = netdb.UpdateNetwork(r.Context(), tx, id, p, h.cfg.Now())
 		return err
 	})
@@ -254,6 +261,10 @@ func (h *networksHandler) deleteNetwork(w http.ResponseWriter, r *http.Request) 
 	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	err := noBody(r)
+	var rev *int64
+	if err == nil {
+		rev, err = ifMatchRevision(r)
+	}
 	if err == nil {
 		_, err = h.visibleNetwork(r, id)
 	}
@@ -261,7 +272,12 @@ func (h *networksHandler) deleteNetwork(w http.ResponseWriter, r *http.Request) 
 		err = forbidden("delete_network")
 	}
 	if err == nil {
-		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error { return netdb.DeleteNetwork(r.Context(), tx, id) })
+		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
+			if err := netdb.RequireRevision(r.Context(), tx, "networks", id, rev); err != nil {
+				return err
+			}
+			return netdb.DeleteNetwork(r.Context(), tx, id)
+		})
 	}
 	if err != nil {
 		h.fail(w, r, err)

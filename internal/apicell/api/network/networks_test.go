@@ -322,3 +322,49 @@ func TestDeleteNetworkInUse(t *testing.T) {
 		t.Fatalf("networks = %d; want 1", n)
 	}
 }
+
+// TestIfMatchOnNetworksAndSubnets: an update or delete constrained to a
+// revision the network or subnet has left is a 412 and changes nothing; at
+// the current revision it goes through (Neutron's revision-if-match).
+func TestIfMatchOnNetworksAndSubnets(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		sc := e.client(admin)
+		id := e.createNetwork(map[string]any{"name": "n1"})
+		one, two := 1, 2
+		name := "n2"
+		n, err := networks.Update(ctx, sc, id, networks.UpdateOpts{Name: &name, RevisionNumber: &one}).Extract()
+		if err != nil || n.Name != "n2" || n.RevisionNumber != 2 {
+			t.Fatalf("update at revision 1 = %+v, %v", n, err)
+		}
+		name = "n3"
+		_, err = networks.Update(ctx, sc, id, networks.UpdateOpts{Name: &name, RevisionNumber: &one}).Extract()
+		neutronError(t, err, http.StatusPreconditionFailed, "HTTPPreconditionFailed", "Constrained to 1, but current revision is 2")
+		r := e.doHeader(http.MethodDelete, "/networking/v2.0/networks/"+id, admin, nil, "If-Match", "revision_number=1")
+		r.fault(t, http.StatusPreconditionFailed)
+		if got, _ := networks.Get(ctx, sc, id).Extract(); got == nil || got.Name != "n2" {
+			t.Fatalf("a refused update or delete wrote: %+v", got)
+		}
+
+		r = e.do(http.MethodPost, "/networking/v2.0/subnets", admin, map[string]any{"subnet": map[string]any{
+			"network_id": id, "ip_version": 4, "cidr": "192.168.9.0/24"}})
+		var out struct {
+			Subnet struct {
+				ID string `json:"id"`
+			} `json:"subnet"`
+		}
+		r.json(t, &out)
+		sub := out.Subnet.ID
+		r = e.doHeader(http.MethodPut, "/networking/v2.0/subnets/"+sub, admin, map[string]any{"subnet": map[string]any{"name": "s"}},
+			"If-Match", fmt.Sprintf("revision_number=%d", two))
+		if typ, msg := r.fault(t, http.StatusPreconditionFailed); typ != "HTTPPreconditionFailed" || msg != "Constrained to 2, but current revision is 1" {
+			t.Fatalf("stale subnet update: %s %q", typ, msg)
+		}
+		if r := e.doHeader(http.MethodDelete, "/networking/v2.0/subnets/"+sub, admin, nil, "If-Match", "revision_number=1"); r.status != http.StatusNoContent {
+			t.Fatalf("delete at the current revision: %d %s", r.status, r.body)
+		}
+		if r := e.doHeader(http.MethodDelete, "/networking/v2.0/networks/"+id, admin, nil, "If-Match", `"revision_number=2"`); r.status != http.StatusNoContent {
+			t.Fatalf("delete network at the current revision: %d %s", r.status, r.body)
+		}
+	})
+}

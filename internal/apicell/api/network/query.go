@@ -33,15 +33,20 @@ type collection struct {
 	sorts    map[string]bool
 	hidden   map[string]bool
 	notFound func(id string) error
+	// tagged says the items have "tags" ([]string) that the tag filters
+	// apply to; other resources have no tags.
+	tagged bool
 }
 
-// tag filters: this cloud has no tags, so every resource has none.
+// tag filters (standard-attr-tag), each a comma-separated list of tags.
 var tagFilters = map[string]bool{"tags": true, "tags-any": true, "not-tags": true, "not-tags-any": true}
 
 // query is a parsed list request.
 type query struct {
 	filters     map[string][]any
 	tags        map[string]bool // tag filters asked for
+	tagged      bool
+	tagValues   map[string][]string
 	fields      []string
 	sorts       []sortKey
 	limit       int
@@ -66,7 +71,7 @@ func reprList(keys []string) string {
 // parseQuery reads filters, fields, sorting and paging from a list's query
 // string, refusing what Neutron (with filter validation) refuses.
 func parseQuery(v url.Values, c *collection) (*query, error) {
-	q := &query{filters: map[string][]any{}, tags: map[string]bool{}}
+	q := &query{filters: map[string][]any{}, tags: map[string]bool{}, tagged: c.tagged, tagValues: map[string][]string{}}
 	var invalid []string
 	for key, vals := range v {
 		switch key {
@@ -87,8 +92,13 @@ func parseQuery(v url.Values, c *collection) (*query, error) {
 			}
 		}
 		if tagFilters[key] {
-			if len(nonEmpty) > 0 {
-				q.tags[key] = true
+			for _, s := range nonEmpty {
+				for _, t := range strings.Split(s, ",") {
+					if t != "" {
+						q.tags[key] = true
+						q.tagValues[key] = append(q.tagValues[key], t)
+					}
+				}
 			}
 			continue
 		}
@@ -203,7 +213,11 @@ func convertFilter(key string, k kind, vals []string) ([]any, error) {
 type item map[string]any
 
 func (q *query) matches(it item) bool {
-	if q.tags["tags"] || q.tags["tags-any"] {
+	if q.tagged {
+		if !matchTags(it["tags"], q.tagValues) {
+			return false
+		}
+	} else if q.tags["tags"] || q.tags["tags-any"] {
 		return false
 	}
 	for key, want := range q.filters {
@@ -211,6 +225,36 @@ func (q *query) matches(it item) bool {
 		if !ok || !matchOne(key, have, want) {
 			return false
 		}
+	}
+	return true
+}
+
+// matchTags applies Neutron's tag filters: tags (has all), tags-any (has
+// one), not-tags (lacks one), not-tags-any (has none).
+func matchTags(have any, want map[string][]string) bool {
+	tags, _ := have.([]string)
+	hasAll := func(ts []string) bool {
+		for _, t := range ts {
+			if !slices.Contains(tags, t) {
+				return false
+			}
+		}
+		return true
+	}
+	hasAny := func(ts []string) bool {
+		return slices.ContainsFunc(ts, func(t string) bool { return slices.Contains(tags, t) })
+	}
+	if ts := want["tags"]; len(ts) > 0 && !hasAll(ts) {
+		return false
+	}
+	if ts := want["tags-any"]; len(ts) > 0 && !hasAny(ts) {
+		return false
+	}
+	if ts := want["not-tags"]; len(ts) > 0 && hasAll(ts) {
+		return false
+	}
+	if ts := want["not-tags-any"]; len(ts) > 0 && hasAny(ts) {
+		return false
 	}
 	return true
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 )
 
 // quotasHandler is /v2.0/quotas/{project}.
@@ -17,7 +18,9 @@ func (h *quotasHandler) register(rt *router) {
 
 // quotaResources are Neutron's quota resources. cellcloud's Networking
 // subset enforces none of them, so each is shown as unlimited (-1): the
-// API cell's quotas are the Compute API's.
+// API cell's quotas are the Compute API's. The details count what the
+// project has of the resources stored here (security groups and their
+// rules); the rest are 0.
 var quotaResources = []string{"network", "subnet", "port", "router", "floatingip", "security_group", "security_group_rule", "rbac_policy", "subnetpool"}
 
 // showQuota is GET /v2.0/quotas/{project} (and .../details): what clients
@@ -32,9 +35,18 @@ func (h *quotasHandler) showQuota(w http.ResponseWriter, r *http.Request) {
 	}
 	q := map[string]any{}
 	details := strings.HasSuffix(r.URL.Path, "/details")
+	used := map[string]int{}
+	if details {
+		groups, rules, err := netdb.CountSecurityGroups(r.Context(), h.cfg.DB, project)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		used["security_group"], used["security_group_rule"] = groups, rules
+	}
 	for _, k := range quotaResources {
 		if details {
-			q[k] = map[string]any{"limit": -1, "used": 0, "reserved": 0}
+			q[k] = map[string]any{"limit": -1, "used": used[k], "reserved": 0}
 		} else {
 			q[k] = -1
 		}

@@ -25,6 +25,14 @@ func TestQuotasAreUnlimited(t *testing.T) {
 	if r.status != 200 || len(d.Quota) != 9 || d.Quota["port"]["limit"] != -1 || d.Quota["port"]["used"] != 0 {
 		t.Fatalf("own quota details = %d %s", r.status, r.body)
 	}
+	// Security groups and rules are counted: the default group (made by
+	// this first use) and its four rules, then one more group and its two.
+	e.do(http.MethodGet, "/networking/v2.0/security-groups", demo, nil)
+	e.do(http.MethodPost, "/networking/v2.0/security-groups", demo, map[string]any{"security_group": map[string]any{"name": "web"}})
+	e.do(http.MethodGet, "/networking/v2.0/quotas/demo/details", demo, nil).json(t, &d)
+	if d.Quota["security_group"]["used"] != 2 || d.Quota["security_group_rule"]["used"] != 6 || d.Quota["security_group"]["limit"] != -1 {
+		t.Fatalf("security group usage = %v, rules %v", d.Quota["security_group"], d.Quota["security_group_rule"])
+	}
 	r = e.do(http.MethodGet, "/networking/v2.0/quotas/other", demo, nil)
 	if typ, msg := r.fault(t, http.StatusForbidden); typ != "PolicyNotAuthorized" || msg != "(rule:get_quota) is disallowed by policy" {
 		t.Fatalf("another's quotas: %s %q", typ, msg)

@@ -346,6 +346,10 @@ func (h *subnetsHandler) updateSubnet(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		p, err = subnetFields(body)
 	}
+	var rev *int64
+	if err == nil {
+		rev, err = ifMatchRevision(r)
+	}
 	var n *netdb.Network
 	if err == nil {
 		_, n, err = h.visibleSubnet(r, id)
@@ -356,6 +360,9 @@ func (h *subnetsHandler) updateSubnet(w http.ResponseWriter, r *http.Request) {
 	var s *netdb.Subnet
 	if err == nil {
 		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
+			if err := netdb.RequireRevision(r.Context(), tx, "subnets", id, rev); err != nil {
+				return err
+			}
 			s, err = netdb.UpdateSubnet(r.Context(), tx, id, p, h.cfg.Now())
 			return err
 		})
@@ -371,6 +378,10 @@ func (h *subnetsHandler) deleteSubnet(w http.ResponseWriter, r *http.Request) {
 	c := httpkit.CallerFrom(r.Context())
 	id := r.PathValue("id")
 	err := noBody(r)
+	var rev *int64
+	if err == nil {
+		rev, err = ifMatchRevision(r)
+	}
 	if err == nil {
 		_, _, err = h.visibleSubnet(r, id)
 	}
@@ -378,7 +389,12 @@ func (h *subnetsHandler) deleteSubnet(w http.ResponseWriter, r *http.Request) {
 		err = forbidden("delete_subnet")
 	}
 	if err == nil {
-		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error { return netdb.DeleteSubnet(r.Context(), tx, id) })
+		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
+			if err := netdb.RequireRevision(r.Context(), tx, "subnets", id, rev); err != nil {
+				return err
+			}
+			return netdb.DeleteSubnet(r.Context(), tx, id)
+		})
 	}
 	if err != nil {
 		h.fail(w, r, err)

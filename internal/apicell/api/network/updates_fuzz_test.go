@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// FuzzUpdateBodies sends arbitrary bodies to the updates of networks and
-// subnets, each on a network (and its subnet) of its own, by an admin and
+// FuzzUpdateBodies sends arbitrary bodies to the updates of networks,
+// subnets and security groups, each on a network (and its subnet) or group
+// of its own, by an admin and
 // by the owner: the answer is a success or a Neutron-shaped 4xx, never a
 // 500. (The creates: FuzzCreateBodies; a port update reads no body, ports
 // are read-only here.)
@@ -22,10 +23,12 @@ func FuzzUpdateBodies(f *testing.F) {
 			`{"subnet": {"allocation_pools": [{"start": "192.168.7.9", "end": "192.168.7.2"}]}}`,
 			`{"subnet": {"host_routes": [{"destination": "1.2.3.4/8", "nexthop": "192.168.7.1"}]}}`, `{"subnet": {"dns_nameservers": [1, 2]}}`,
 			`{"subnet": {"ip_version": 6}}`},
+		"security-groups": {`{"security_group": {"name": "sg2", "description": "d", "stateful": false}}`, `{"security_group": {"name": "default"}}`,
+			`{"security_group": {"stateful": "maybe"}}`, `{"security_group": {"project_id": "x"}}`, `{"security_group": {"security_group_rules": []}}`},
 	}
-	kinds := []string{"networks", "subnets"}
+	kinds := []string{"networks", "subnets", "security-groups"}
 	for i, k := range kinds {
-		for _, s := range append(seeds[k], `{}`, `null`, `[]`, ``, `{"x"`, `{"`+strings.TrimSuffix(k, "s")+`": null}`) {
+		for _, s := range append(seeds[k], `{}`, `null`, `[]`, ``, `{"x"`, `{"`+strings.ReplaceAll(strings.TrimSuffix(k, "s"), "-", "_")+`": null}`) {
 			f.Add(uint8(i), false, s)
 			f.Add(uint8(i), true, s)
 		}
@@ -39,7 +42,7 @@ func FuzzUpdateBodies(f *testing.F) {
 			ID string `json:"id"`
 		}
 		r.json(t, &out)
-		key := strings.TrimSuffix(kind, "s")
+		key := strings.ReplaceAll(strings.TrimSuffix(kind, "s"), "-", "_")
 		if r.status != http.StatusCreated || out[key].ID == "" {
 			t.Fatalf("create %s: %d %s", key, r.status, r.body)
 		}
@@ -54,7 +57,10 @@ func FuzzUpdateBodies(f *testing.F) {
 		net := create(t, "networks", fmt.Sprintf(`{"network": {"name": "fz-%d", "project_id": "demo"}}`, n))
 		id := net
 		k := kinds[int(kind)%len(kinds)]
-		if k != "networks" {
+		switch k {
+		case "security-groups":
+			id = create(t, k, fmt.Sprintf(`{"security_group": {"name": "fz-%d", "project_id": "demo"}}`, n))
+		case "subnets":
 			id = create(t, "subnets", `{"subnet": {"network_id": "`+net+`", "ip_version": 4, "cidr": "192.168.7.0/24", "project_id": "demo"}}`)
 		}
 		r := e.send(t, http.MethodPut, "/networking/v2.0/"+k+"/"+id, token, body)
