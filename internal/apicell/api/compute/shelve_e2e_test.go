@@ -296,3 +296,28 @@ func TestShelveOffloadsAfterTheTime(t *testing.T) {
 	waitStatus(t, sc, id, "ACTIVE")
 	waitImageGone(t, tr, img.ID, "the shelved image to be deleted after the unshelve")
 }
+
+// TestResetCutsAnUnshelveShort: an admin's reset to active while an
+// unshelve runs (spawns take a second here) ends the unshelve: the
+// shelved image is deleted, whichever of the two the cell does first
+// (the unshelve's own end deletes it too).
+func TestResetCutsAnUnshelveShort(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 1, SpawnLatency: time.Second})
+	sc := tr.Compute(demo)
+	ctx := ctxT(t)
+	id := create(t, tr, demo, map[string]any{"name": "cut", "flavorRef": "1", "imageRef": imageID})
+	waitStatus(t, sc, id, "ACTIVE")
+	if err := servers.Shelve(ctx, sc, id).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, sc, id, "SHELVED_OFFLOADED")
+	img := shelvedImage(t, tr, demo, "cut-shelved")
+	if err := servers.Unshelve(ctx, sc, id, servers.UnshelveOpts{}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if r := action(t, tr, admin, id, `{"os-resetState": {"state": "active"}}`); r.Status != http.StatusAccepted {
+		t.Fatalf("reset: %s", r)
+	}
+	waitImageGone(t, tr, img.ID, "the shelved image to be deleted once the unshelve is cut short")
+}
