@@ -224,6 +224,15 @@ type Compute struct {
 	// (default true), every UsageAuditInterval (default 60s).
 	InstanceUsageAudit *bool    `json:"instance_usage_audit,omitempty"`
 	UsageAuditInterval Duration `json:"usage_audit_interval,omitempty"`
+	// ShelvedOffloadTime is Nova's shelved_offload_time: how long a
+	// shelved server keeps its host before it is offloaded. 0 (the
+	// default) offloads at once; a negative value (-1) never (the
+	// shelveOffload action still does); a positive one offloads the
+	// servers SHELVED that long, looked for every ShelvedPollInterval
+	// (Nova's shelved_poll_interval, default 1h). Read by the process
+	// that runs the compute cell's cells role.
+	ShelvedOffloadTime  Duration `json:"shelved_offload_time,omitempty"`
+	ShelvedPollInterval Duration `json:"shelved_poll_interval,omitempty"`
 }
 
 // HostSpec is the size of each fake host of the compute role; zero fields

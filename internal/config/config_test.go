@@ -159,3 +159,26 @@ func TestImageQuotas(t *testing.T) {
 		}
 	}
 }
+
+// TestShelvedOffloadTime reads Nova's shelved_offload_time as a duration
+// or a number of seconds: 0 by default (at once), -1 never.
+func TestShelvedOffloadTime(t *testing.T) {
+	for body, want := range map[string]time.Duration{
+		`{}`:                              0,
+		`{"shelved_offload_time": -1}`:    -time.Second,
+		`{"shelved_offload_time": 3600}`:  time.Hour,
+		`{"shelved_offload_time": "90m"}`: 90 * time.Minute,
+	} {
+		c, err := Load(write(t, `{"cell": "api!cell1", "data_dir": "d", "compute": `+body+`}`))
+		if err != nil {
+			t.Errorf("%s: %v", body, err)
+			continue
+		}
+		if got := c.Compute.ShelvedOffloadTime.D(); got != want {
+			t.Errorf("%s: shelved_offload_time %v, want %v", body, got, want)
+		}
+	}
+	if _, err := Load(write(t, `{"cell": "api!cell1", "data_dir": "d", "compute": {"shelved_offload_time": "soon"}}`)); err == nil {
+		t.Error(`shelved_offload_time "soon" loaded`)
+	}
+}

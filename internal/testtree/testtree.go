@@ -57,6 +57,10 @@ type Options struct {
 	PolicyFile string
 	// ReclaimInterval turns deferred delete on (api.reclaim_instance_interval).
 	ReclaimInterval time.Duration
+	// ShelvedOffloadTime and ShelvedPollInterval are the compute cells'
+	// compute.shelved_offload_time (0: at once; negative: never) and
+	// compute.shelved_poll_interval.
+	ShelvedOffloadTime, ShelvedPollInterval time.Duration
 }
 
 // Tree is a running tree.
@@ -92,6 +96,7 @@ func Start(t testing.TB, o Options) *Tree {
 		DataDir: t.TempDir(), Cells: o.Cells, HostsPerCell: o.HostsPerCell, Depth: o.Depth, Listen: "127.0.0.1:0",
 		Host: o.Host, ReportInterval: o.ReportInterval, SpawnLatency: o.SpawnLatency, CallTimeout: o.CallTimeout,
 		Auth: o.Auth, KeystoneURL: o.KeystoneURL, TokenCacheTTL: o.TokenCacheTTL, Quota: o.Quota, PolicyFile: o.PolicyFile, ReclaimInterval: o.ReclaimInterval,
+		ShelvedOffloadTime: o.ShelvedOffloadTime, ShelvedPollInterval: o.ShelvedPollInterval,
 	}, log)
 	if err != nil {
 		t.Fatalf("start tree: %v", err)

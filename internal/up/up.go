@@ -64,6 +64,10 @@ type Options struct {
 	ReclaimInterval time.Duration
 	// Quota is every project's default quota (zero fields: Nova's).
 	Quota quota.Defaults
+	// ShelvedOffloadTime and ShelvedPollInterval are every compute
+	// cell's compute.shelved_offload_time (0: offload at once; negative:
+	// never) and compute.shelved_poll_interval.
+	ShelvedOffloadTime, ShelvedPollInterval time.Duration
 }
 
 // Validate checks the options.
@@ -224,6 +228,8 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 			}
 			c.Compute.OpLatency[op] = config.Duration(d)
 		}
+		c.Compute.ShelvedOffloadTime = config.Duration(o.ShelvedOffloadTime)
+		c.Compute.ShelvedPollInterval = config.Duration(o.ShelvedPollInterval)
 		c.Cells.ReportInterval = config.Duration(o.ReportInterval)
 		c.Cells.CallTimeout = config.Duration(o.CallTimeout)
 		if _, err := t.startCell(ctx, c); err != nil {

@@ -66,6 +66,10 @@ var allowReboot = []string{None, "rebooting", "reboot_pending", "reboot_started"
 
 // Actions are the server actions that a compute cell carries out on its
 // own (no second host involved), by the key the API and the wire use.
+// shelve snapshots the instance and ends SHELVED, or SHELVED_OFFLOADED
+// when its cell offloads at once (compute.shelved_offload_time 0);
+// shelve_offload takes a SHELVED instance off its host; unshelve powers a
+// SHELVED one on, or boots an offloaded one from its snapshot.
 var Actions = map[string]Action{
 	"stop":         {Name: "stop", VMStates: []string{Active, Error}, Task: "powering-off", ResultVM: Stopped, ResultPower: Shutdown, HostOp: "power_off"},
 	"start":        {Name: "start", VMStates: []string{Stopped}, Task: "powering-on", ResultVM: Active, ResultPower: Running, HostOp: "power_on"},
@@ -84,6 +88,7 @@ var Actions = map[string]Action{
 	"soft_delete":    {Name: "delete", VMStates: []string{Active, Stopped, Paused, Suspended, Rescued, Error}, Task: "soft-deleting", ResultVM: SoftDeleted, ResultPower: Shutdown, HostOp: "power_off"},
 	"restore":        {Name: "restore", VMStates: []string{SoftDeleted}, Task: "restoring", ResultVM: Active, ResultPower: Running, HostOp: "power_on"},
 	"shelve":         {Name: "shelve", VMStates: []string{Active, Stopped, Paused, Suspended}, Task: "shelving", ResultVM: ShelvedOffloaded, ResultPower: Shutdown, HostOp: "shelve"},
+	"shelve_offload": {Name: "shelveOffload", VMStates: []string{Shelved}, Task: "shelving_offloading", ResultVM: ShelvedOffloaded, ResultPower: Shutdown},
 	"unshelve":       {Name: "unshelve", VMStates: []string{Shelved, ShelvedOffloaded}, Task: "unshelving", ResultVM: Active, ResultPower: Running},
 	"resize":         {Name: "resize", VMStates: []string{Active, Stopped}, Task: "resize_prep", ResultVM: Resized},
 	"migrate":        {Name: "migrate", VMStates: []string{Active, Stopped}, Task: "resize_prep", ResultVM: Resized},

@@ -22,10 +22,12 @@ type Sender interface {
 	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
 }
 
-// ImageStore takes the data of a snapshot for a queued image.
+// ImageStore takes the data of a snapshot for a queued image, and deletes
+// the images of snapshots that failed or are done with.
 type ImageStore interface {
 	StoreData(ctx context.Context, tx *db.Tx, id string, data []byte) error
 	DropSnapshot(ctx context.Context, tx *db.Tx, id string) error
+	DeleteImage(ctx context.Context, tx *db.Tx, id string) error
 }
 
 // Handlers are the API cell's message handlers.
@@ -51,7 +53,8 @@ func (h *Handlers) SnapshotDone(ctx context.Context, tx *db.Tx, env *wire.Envelo
 		if err := h.Images.DropSnapshot(ctx, tx, s.ImageID); err != nil {
 			h.Logger.Warn("deleting the image of a failed snapshot", "image", s.ImageID, "err", err)
 		}
-		return nil
+		// A failed shelve leaves the server without a shelved image.
+		return apidb.ClearShelvedImage(ctx, tx, s.UUID, s.ImageID)
 	}
 	if err := h.Images.StoreData(ctx, tx, s.ImageID, s.Data); err != nil {
 		// The image may have been deleted meanwhile: nothing to keep.
@@ -100,6 +103,9 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 			stale = addStale(stale, st, rid, h.Logger)
 			continue
 		}
+		if a.DropImage != "" {
+			h.dropShelvedImage(ctx, tx, st.UUID, a.DropImage, rid)
+		}
 		// A delete asked for before the instance reached its cell follows it there.
 		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
 			h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "to", st.Cell)
@@ -117,6 +123,21 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		}
 	}
 	return nil
+}
+
+// dropShelvedImage deletes the image a shelve made of an instance that is
+// unshelved or deleted, as Nova does; an image already gone (or one its
+// owner protected) is left as it is, with a warning.
+func (h *Handlers) dropShelvedImage(ctx context.Context, tx *db.Tx, uuid, id, requestID string) {
+	if h.Images == nil {
+		h.Logger.Warn("this process has no image store; the shelved image stays", "request_id", requestID, "instance", uuid, "image", id)
+		return
+	}
+	if err := h.Images.DeleteImage(ctx, tx, id); err != nil {
+		h.Logger.Warn("the shelved image could not be deleted", "request_id", requestID, "instance", uuid, "image", id, "err", err)
+		return
+	}
+	h.Logger.Info("shelved image deleted", "request_id", requestID, "instance", uuid, "image", id)
 }
 
 // addStale notes that st's cell holds an instance it must not.

@@ -90,3 +90,16 @@ func Rename(ctx context.Context, tx *db.Tx, uuid string, name *string, meta map[
 	}
 	return nil
 }
+
+// SetShelvedImage records the image a shelve makes of the instance.
+func SetShelvedImage(ctx context.Context, tx *db.Tx, uuid, imageID string) error {
+	_, err := tx.Exec(ctx, `UPDATE instances SET shelved_image_id = ? WHERE uuid = ? AND deleted = 0`, imageID, uuid)
+	return err
+}
+
+// ClearShelvedImage forgets the instance's shelved image if it is imageID
+// (a snapshot that failed).
+func ClearShelvedImage(ctx context.Context, tx *db.Tx, uuid, imageID string) error {
+	_, err := tx.Exec(ctx, `UPDATE instances SET shelved_image_id = '' WHERE uuid = ? AND shelved_image_id = ?`, uuid, imageID)
+	return err
+}

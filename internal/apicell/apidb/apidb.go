@@ -189,6 +189,10 @@ CREATE UNIQUE INDEX host_mappings_num ON host_mappings (num)`},
 	// OS-DCF:diskConfig: AUTO (1) or MANUAL (0), as Nova's auto_disk_config.
 	{Version: 12, Name: "auto disk config", SQL: `
 ALTER TABLE instances ADD COLUMN auto_disk_config INTEGER NOT NULL DEFAULT 0`},
+	// The snapshot a shelve made, in the API cell's image store ("": none):
+	// Nova's system_metadata shelved_image_id.
+	{Version: 13, Name: "shelved image", SQL: `
+ALTER TABLE instances ADD COLUMN shelved_image_id TEXT NOT NULL DEFAULT ''`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -226,12 +230,15 @@ type Instance struct {
 	Tags []string
 	// AutoDiskConfig is OS-DCF:diskConfig AUTO (false: MANUAL).
 	AutoDiskConfig bool
+	// ShelvedImageID is the image a shelve made of the server, until an
+	// unshelve or a delete deletes it ("": none).
+	ShelvedImageID string
 }
 
 const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data, metadata, availability_zone,
 	reservation_id, launch_index, cell_path, host, node, vm_state, task_state, power_state, version, addresses, fault,
 	delete_requested, request_id, launched_at, created_at, updated_at, deleted_at, deleted,
-	description, description_null, access_ip_v4, access_ip_v6, locked, locked_by, auto_disk_config`
+	description, description_null, access_ip_v4, access_ip_v6, locked, locked_by, auto_disk_config, shelved_image_id`
 
 // b2i is a boolean as the database stores it.
 func b2i(b bool) int {
@@ -253,7 +260,7 @@ func scan(r db.Scanner) (*Instance, error) {
 	err := r.Scan(&in.UUID, &in.Name, &in.ProjectID, &in.UserID, &in.ImageRef, &in.FlavorID, &flavor, &in.KeyName, &in.UserData,
 		&meta, &in.AvailabilityZone, &in.ReservationID, &in.LaunchIndex, &in.Cell, &in.Host, &in.Node, &in.VMState, &in.TaskState,
 		&in.PowerState, &in.Version, &addrs, &fault, &delReq, &in.RequestID, &launched, &created, &updated, &deletedAt, &deleted,
-		&desc, &descNull, &in.AccessIPv4, &in.AccessIPv6, &locked, &in.LockedBy, &autoDisk)
+		&desc, &descNull, &in.AccessIPv4, &in.AccessIPv6, &locked, &in.LockedBy, &autoDisk, &in.ShelvedImageID)
 	if err != nil {
 		return nil, err
 	}
@@ -624,6 +631,10 @@ type Applied struct {
 	// must not hold the instance live (see IsStale): the cell built it
 	// from a build the API cell's record moved elsewhere.
 	Stale bool
+	// DropImage is the shelved image the update is done with (it ends an
+	// unshelve, or deletes the instance): the copy no longer names it, and
+	// the caller deletes it from the image store.
+	DropImage string
 }
 
 // IsStale reports whether a live state that the copy leaves alone (it is
@@ -726,9 +737,9 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	// whole row.
 	var a Applied
 	var version int64
-	var cell string
-	err := tx.QueryRow(ctx, `SELECT deleted, delete_requested, version, cell_path FROM instances WHERE uuid = ?`, st.UUID).
-		Scan(&a.Deleted, &a.DeleteRequested, &version, &cell)
+	var cell, vmState, taskState, shelvedImage string
+	err := tx.QueryRow(ctx, `SELECT deleted, delete_requested, version, cell_path, vm_state, task_state, shelved_image_id FROM instances WHERE uuid = ?`, st.UUID).
+		Scan(&a.Deleted, &a.DeleteRequested, &version, &cell, &vmState, &taskState, &shelvedImage)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Applied{}, nil // never created here (or purged): nothing to update
 	}
@@ -758,15 +769,27 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	if st.TaskState == "" && st.VMState != "resized" {
 		resizing = 0
 	}
+	// A shelved image is done with once an unshelve ends (the instance
+	// ACTIVE after SHELVED or SHELVED_OFFLOADED while unshelving or
+	// spawning: Nova deletes it there) or the instance is deleted. A reset
+	// of a shelved instance keeps it (a later shelve or the deletion
+	// deletes it). Only that id is cleared: a shelve started meanwhile
+	// keeps the one it set.
+	unshelved := (vmState == "shelved" || vmState == "shelved_offloaded") && (taskState == "unshelving" || taskState == "spawning") &&
+		st.VMState == "active"
+	if shelvedImage != "" && (st.Deleted || unshelved) {
+		a.DropImage = shelvedImage
+	}
 	q := `UPDATE instances SET cell_path = ?, host = ?, node = ?,
 		availability_zone = CASE WHEN ? <> '' THEN ? ELSE availability_zone END,
 		image_ref = CASE WHEN ? <> '' THEN ? ELSE image_ref END,
 		vm_state = ?, task_state = ?, power_state = ?,
 		version = ?, addresses = ?, fault = ?, launched_at = ?, updated_at = ?, deleted = ?, deleted_at = ?,
-		resize_vcpus = resize_vcpus * ?, resize_memory_mb = resize_memory_mb * ?`
+		resize_vcpus = resize_vcpus * ?, resize_memory_mb = resize_memory_mb * ?,
+		shelved_image_id = CASE WHEN shelved_image_id = ? THEN '' ELSE shelved_image_id END`
 	args := []any{st.Cell, st.Host, st.Node, st.AvailabilityZone, st.AvailabilityZone, st.ImageRef, st.ImageRef,
 		st.VMState, st.TaskState, st.PowerState, max(st.Version, version), string(addrs), fault,
-		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, resizing, resizing}
+		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, resizing, resizing, a.DropImage}
 	if f := st.Flavor; f != nil {
 		// Resize changes the flavor, and what the instance counts for.
 		flavorJSON, _ := json.Marshal(*f)

@@ -50,8 +50,14 @@ type Config struct {
 	// PollInterval is how often pending actions are looked for without a
 	// wake-up (default 1s).
 	PollInterval time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// ShelvedOffloadTime is Nova's shelved_offload_time: 0 offloads a
+	// shelved instance at once, a negative value never, and a positive one
+	// once it has been SHELVED that long, looked for every
+	// ShelvedPollInterval (Nova's shelved_poll_interval, default 1h).
+	ShelvedOffloadTime  time.Duration
+	ShelvedPollInterval time.Duration
+	Logger              *slog.Logger
+	Now                 func() time.Time
 }
 
 // Ops is the server action service of a compute cell.
@@ -60,6 +66,8 @@ type Ops struct {
 	log   *slog.Logger
 	state *instancestate.Owner
 	pool  *workpool.Pool
+	// stop and done end the offload loop (ShelvedOffloadTime > 0).
+	stop, done chan struct{}
 }
 
 // New validates the configuration.
@@ -76,6 +84,9 @@ func New(cfg Config) (*Ops, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
+	if cfg.ShelvedPollInterval <= 0 {
+		cfg.ShelvedPollInterval = time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -91,14 +102,23 @@ func New(cfg Config) (*Ops, error) {
 	return o, nil
 }
 
-// Start runs the worker loop.
+// Start runs the worker loop, and the offload loop when shelved instances
+// are offloaded after a while.
 func (o *Ops) Start(context.Context) error {
 	o.pool.Start()
+	if o.cfg.ShelvedOffloadTime > 0 {
+		o.stop, o.done = make(chan struct{}), make(chan struct{})
+		go o.offloadLoop()
+	}
 	return nil
 }
 
-// Shutdown stops the loop and waits for actions in flight.
+// Shutdown stops the loops and waits for actions in flight.
 func (o *Ops) Shutdown(context.Context) error {
+	if o.stop != nil {
+		close(o.stop)
+		<-o.done
+	}
 	o.pool.Shutdown()
 	return nil
 }

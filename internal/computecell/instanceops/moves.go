@@ -38,6 +38,7 @@ type HostScheduler interface {
 
 var moves = map[string]func(o *Ops, ctx context.Context, in *celldb.Instance, p celldb.Pending) error{
 	"shelve":         (*Ops).shelve,
+	"shelve_offload": (*Ops).shelveOffload,
 	"unshelve":       (*Ops).unshelve,
 	"rebuild":        (*Ops).rebuild,
 	"resize":         (*Ops).resize,
@@ -63,16 +64,102 @@ func (o *Ops) finish(ctx context.Context, uuid, task string, c celldb.Change, ex
 	})
 }
 
+// shelve powers the instance off and snapshots it into the image the API
+// cell created (snapshot_done carries the data up), as Nova's
+// shelve_instance; it ends SHELVED on its host, or, when the cell offloads
+// at once (ShelvedOffloadTime 0), SHELVED_OFFLOADED off it. A failed
+// snapshot tells the API cell, which deletes the image, and leaves the
+// instance as it was (powered on again if it ran). A shelve without an
+// image (from an API cell that names none) offloads without a snapshot.
+//
+// The new state and snapshot_done go in one transaction: a process that
+// dies before it commits finds the action pending and shelves again (a
+// second power off and snapshot); a root that is down gets both from the
+// outbox later, and a second copy of snapshot_done finds the image no
+// longer queued and changes nothing. A process that dies between a failed
+// snapshot's snapshot_done and the end of the action shelves again: if
+// the snapshot then succeeds its data finds the image deleted, and the
+// server is shelved without an image (unshelve boots it all the same).
 func (o *Ops) shelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	var ap wire.ActionParams
+	if len(p.Params) > 0 {
+		if err := json.Unmarshal(p.Params, &ap); err != nil {
+			return wire.Errorf(wire.CodeBadMessage, "shelve: %v", err)
+		}
+	}
+	task := vmstate.Actions["shelve"].Task
+	if ap.ImageRef == "" {
+		return o.offload(ctx, in, task, nil)
+	}
+	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "power_off"); err != nil {
+		return err
+	}
+	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "snapshot"); err != nil {
+		if in.PowerState == vmstate.Running {
+			if perr := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "power_on"); perr != nil {
+				err = errors.Join(err, perr)
+			}
+		}
+		return errors.Join(err, o.snapshotFailed(ctx, in, p, ap.ImageRef))
+	}
+	done := func(tx *db.Tx) error {
+		return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodSnapshotDone, p.RequestID,
+			&wire.SnapshotDone{ImageID: ap.ImageRef, UUID: in.UUID, Data: snapshotData(in)})
+	}
+	if o.cfg.ShelvedOffloadTime == 0 {
+		return o.offload(ctx, in, task, done)
+	}
+	vm, power := vmstate.Shelved, vmstate.Shutdown
+	return o.finish(ctx, in.UUID, task, celldb.Change{VMState: &vm, PowerState: &power}, done)
+}
+
+// shelveOffload takes a SHELVED instance off its host (the shelveOffload
+// action, and the offload after ShelvedOffloadTime).
+func (o *Ops) shelveOffload(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	return o.offload(ctx, in, vmstate.Actions["shelve_offload"].Task, nil)
+}
+
+// offload removes the instance from its host and gives its claim back:
+// SHELVED_OFFLOADED, with no host; extra runs in the same transaction.
+func (o *Ops) offload(ctx context.Context, in *celldb.Instance, task string, extra func(tx *db.Tx) error) error {
 	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "shelve"); err != nil {
 		return err
 	}
 	vm, power, noHost := vmstate.ShelvedOffloaded, vmstate.Shutdown, ""
-	return o.finish(ctx, in.UUID, vmstate.Actions["shelve"].Task, celldb.Change{VMState: &vm, PowerState: &power, Host: &noHost},
-		func(tx *db.Tx) error { return o.state.Release(ctx, tx, in.UUID) })
+	return o.finish(ctx, in.UUID, task, celldb.Change{VMState: &vm, PowerState: &power, Host: &noHost},
+		func(tx *db.Tx) error {
+			if extra != nil {
+				if err := extra(tx); err != nil {
+					return err
+				}
+			}
+			return o.state.Release(ctx, tx, in.UUID)
+		})
 }
 
+// unshelve powers a SHELVED instance on where it is, or boots an offloaded
+// one on a host the scheduler picks, from the shelved image the API cell
+// names (the fake driver boots anything; the image is logged).
 func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
+	if in.VMState == vmstate.Shelved && in.Host != "" {
+		if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "power_on"); err != nil {
+			return err
+		}
+		vm, power := vmstate.Active, vmstate.Running
+		return o.finish(ctx, in.UUID, vmstate.Actions["unshelve"].Task, celldb.Change{VMState: &vm, PowerState: &power}, nil)
+	}
+	var ap wire.ActionParams
+	if len(p.Params) > 0 {
+		if err := json.Unmarshal(p.Params, &ap); err != nil {
+			return wire.Errorf(wire.CodeBadMessage, "unshelve: %v", err)
+		}
+	}
+	if ap.ImageMissing {
+		return o.unshelveWithoutImage(ctx, in, ap.ImageRef)
+	}
+	if ap.ImageRef != "" {
+		o.log.Info("unshelving from the shelved image", "request_id", p.RequestID, "instance", in.UUID, "image", ap.ImageRef)
+	}
 	// An unshelve resumed after a restart may hold a claim from its first
 	// try: give it back, the scheduler chooses again.
 	if err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return o.state.Release(ctx, tx, in.UUID) }); err != nil {
@@ -92,6 +179,18 @@ func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pendin
 		}
 	}
 	return last
+}
+
+// unshelveWithoutImage is the unshelve of an offloaded instance whose
+// shelved image is gone: ERROR, with Nova's fault (its conductor's).
+func (o *Ops) unshelveWithoutImage(ctx context.Context, in *celldb.Instance, image string) error {
+	msg := fmt.Sprintf("Unshelve attempted but the image %s cannot be found.", image)
+	vm := vmstate.Error
+	f := &wire.Fault{Code: 404, Message: msg, Created: o.cfg.Now()}
+	if err := o.finish(ctx, in.UUID, vmstate.Actions["unshelve"].Task, celldb.Change{VMState: &vm, Fault: f}, nil); err != nil {
+		return err
+	}
+	return errors.New(msg)
 }
 
 func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
@@ -239,17 +338,25 @@ func (o *Ops) createImage(ctx context.Context, in *celldb.Instance, p celldb.Pen
 		return wire.Errorf(wire.CodeBadMessage, "create_image needs the image id")
 	}
 	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "snapshot"); err != nil {
-		// Tell the API cell, which deletes the queued image, as Nova does.
-		serr := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodSnapshotDone, p.RequestID,
-				&wire.SnapshotDone{ImageID: ap.ImageRef, UUID: in.UUID, Failed: true})
-		})
-		return errors.Join(err, serr)
+		return errors.Join(err, o.snapshotFailed(ctx, in, p, ap.ImageRef))
 	}
-	// The fake hypervisor's disk: a few bytes naming what it was made of.
-	data := []byte(fmt.Sprintf("cellcloud fake snapshot of instance %s (image %s, flavor %s)\n", in.UUID, in.ImageRef, in.Flavor.Name))
 	return o.finish(ctx, in.UUID, vmstate.Actions["create_image"].Task, celldb.Change{}, func(tx *db.Tx) error {
 		return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodSnapshotDone, p.RequestID,
-			&wire.SnapshotDone{ImageID: ap.ImageRef, UUID: in.UUID, Data: data})
+			&wire.SnapshotDone{ImageID: ap.ImageRef, UUID: in.UUID, Data: snapshotData(in)})
 	})
+}
+
+// snapshotFailed tells the API cell that the snapshot into image could not
+// be taken: it deletes the queued image, as Nova does.
+func (o *Ops) snapshotFailed(ctx context.Context, in *celldb.Instance, p celldb.Pending, image string) error {
+	return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		return o.cfg.Sender.Send(ctx, tx, cellpath.Root(o.cfg.Cell), wire.MethodSnapshotDone, p.RequestID,
+			&wire.SnapshotDone{ImageID: image, UUID: in.UUID, Failed: true})
+	})
+}
+
+// snapshotData is the fake hypervisor's disk: a few bytes naming what it
+// was made of.
+func snapshotData(in *celldb.Instance) []byte {
+	return fmt.Appendf(nil, "cellcloud fake snapshot of instance %s (image %s, flavor %s)\n", in.UUID, in.ImageRef, in.Flavor.Name)
 }

@@ -244,6 +244,9 @@ type InstanceAction struct {
 type ActionParams struct {
 	Flavor   *Flavor `json:"flavor,omitempty"`
 	ImageRef string  `json:"image_ref,omitempty"`
+	// ImageMissing (unshelve) says the shelved image ImageRef is no
+	// longer in the image store: an offloaded instance cannot boot.
+	ImageMissing bool `json:"image_missing,omitempty"`
 }
 
 // SnapshotDone is the payload of snapshot_done.

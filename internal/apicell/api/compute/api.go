@@ -149,6 +149,7 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 		&movesHandler{base: b, servers: servers, actions: actions, quota: quota},
 		&lockHandler{base: b, servers: servers},
 		&deferredDeleteHandler{base: b, servers: servers, actions: actions},
+		&shelveHandler{base: b, actions: actions},
 		&serverUpdateHandler{base: b, servers: servers},
 		&metadataHandler{base: b, servers: servers, quota: quota},
 		&tagsHandler{base: b, servers: servers},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -159,19 +158,7 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 		if cur.Cell == "" {
 			return conflict("Instance %s is not ready yet", cur.UUID)
 		}
-		disk, container := "qcow2", "bare"
-		props := map[string]string{}
-		if base, err := (&imagedb.Store{}).Get(ctx, tx, cur.ImageRef); err == nil {
-			disk, container = base.DiskFormat, base.ContainerFormat
-			maps.Copy(props, base.Properties)
-		}
-		maps.Copy(props, p.metadata)
-		props["image_type"] = "snapshot"
-		props["instance_uuid"] = cur.UUID
-		props["base_image_ref"] = cur.ImageRef
-		props["user_id"] = c.UserID
-		img := &imagedb.Image{ID: id, Name: p.name, Status: imagedb.StatusQueued, Visibility: imagedb.Private, Owner: c.ProjectID,
-			DiskFormat: disk, ContainerFormat: container, MinRAM: 0, MinDisk: int(cur.Flavor.RootGB), Properties: props}
+		img := snapshotImage(ctx, tx, cur, id, p.name, c.ProjectID, p.metadata)
 		if err := (&imagedb.Store{}).Create(ctx, tx, img); err != nil {
 			return err
 		}

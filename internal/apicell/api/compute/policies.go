@@ -73,6 +73,7 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:os-unrescue", Check: ruleMember},
 	{Name: "os_compute_api:os-shelve:shelve", Check: ruleMember},
 	{Name: "os_compute_api:os-shelve:unshelve", Check: ruleMember},
+	{Name: "os_compute_api:os-shelve:shelve_offload", Check: ruleAdmin},
 	{Name: "os_compute_api:os-lock-server:lock", Check: ruleMember},
 	{Name: "os_compute_api:os-lock-server:unlock", Check: ruleMember},
 	{Name: "os_compute_api:os-lock-server:unlock:unlock_override", Check: ruleAdmin},

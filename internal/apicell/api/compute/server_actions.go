@@ -48,7 +48,7 @@ func (h *actionsHandler) register(rt *router) {
 var hostActions = map[string]string{
 	"os-stop": "stop", "os-start": "start", "pause": "pause", "unpause": "unpause",
 	"suspend": "suspend", "resume": "resume", "unrescue": "unrescue",
-	"confirmResize": "confirm_resize", "revertResize": "revert_resize", "shelve": "shelve", "unshelve": "unshelve",
+	"confirmResize": "confirm_resize", "revertResize": "revert_resize",
 }
 
 // serverAction is POST /servers/{id}/action: one key names the action,
@@ -96,7 +96,6 @@ func (h *actionsHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 		do(w, r, in, arg)
 		return
 	}
-	// unshelve takes an object from 2.77 (availability_zone); null or {} before.
 	if !isNull(arg) && string(arg) != "{}" {
 		h.fail(w, r, bad("Invalid input for field/attribute %s. Value: %s. %s is not of type 'null'", key, arg, arg))
 		return
@@ -338,7 +337,7 @@ var actionRules = map[string]string{
 	"pause": "os_compute_api:os-pause-server:pause", "unpause": "os_compute_api:os-pause-server:unpause",
 	"suspend": "os_compute_api:os-suspend-server:suspend", "resume": "os_compute_api:os-suspend-server:resume",
 	"rescue": "os_compute_api:os-rescue", "unrescue": "os_compute_api:os-unrescue",
-	"shelve": "os_compute_api:os-shelve:shelve", "unshelve": "os_compute_api:os-shelve:unshelve",
+	"shelve": "os_compute_api:os-shelve:shelve", "unshelve": "os_compute_api:os-shelve:unshelve", "shelveOffload": "os_compute_api:os-shelve:shelve_offload",
 	"lock": "os_compute_api:os-lock-server:lock", "unlock": "os_compute_api:os-lock-server:unlock",
 	"restore": "os_compute_api:os-deferred-delete:restore", "forceDelete": "os_compute_api:os-deferred-delete:force",
 	"os-resetState": "os_compute_api:os-admin-actions:reset_state", "migrate": "os_compute_api:os-migrate-server:migrate",

@@ -65,8 +65,14 @@ func (h *actionsHandler) resetState(w http.ResponseWriter, r *http.Request, in *
 		return
 	}
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		_, err := apidb.ApplyUpdate(ctx, tx, st, h.cfg.Now())
-		return err
+		a, err := apidb.ApplyUpdate(ctx, tx, st, h.cfg.Now())
+		if err != nil || a.DropImage == "" {
+			return err
+		}
+		// A reset to active in the middle of an unshelve ends it: its
+		// shelved image goes (its data file at the image store's next
+		// start).
+		return dropImageRecord(ctx, tx, a.DropImage)
 	})
 	if err != nil {
 		h.fail(w, r, err)

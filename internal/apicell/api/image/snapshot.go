@@ -35,3 +35,19 @@ func (a *API) StoreData(ctx context.Context, tx *db.Tx, id string, data []byte) 
 func (a *API) DropSnapshot(ctx context.Context, tx *db.Tx, id string) error {
 	return a.b.store.Delete(ctx, tx, id)
 }
+
+// DeleteImage deletes an image inside the caller's transaction (a shelved
+// server's snapshot, done with once the server is unshelved or deleted);
+// its data file goes once the transaction commits. A protected image is
+// not deleted (imagedb.ErrProtected), a deleted one is imagedb.ErrNotFound.
+func (a *API) DeleteImage(ctx context.Context, tx *db.Tx, id string) error {
+	if err := a.b.store.Delete(ctx, tx, id); err != nil {
+		return err
+	}
+	tx.AfterCommit(func() {
+		if err := a.b.files.remove(id); err != nil {
+			a.b.log.Error("image deleted; its data file could not be removed (it goes at the next start)", "image", id, "err", err)
+		}
+	})
+	return nil
+}
