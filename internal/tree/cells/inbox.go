@@ -218,10 +218,12 @@ func (s *Service) hasMethod(method string) bool {
 	return false
 }
 
-// isPermanent reports whether retrying cannot help.
+// isPermanent reports whether retrying cannot help: the message itself is
+// wrong, or what it asks cannot be (invalid, conflict), now or ever.
 func isPermanent(err error) bool {
 	return errors.Is(err, wire.ErrBadMessage) || errors.Is(err, wire.ErrUnknownMethod) ||
-		errors.Is(err, wire.ErrUnsupportedVersion) || errors.Is(err, wire.ErrNoRoute) || errors.Is(err, wire.ErrConflict)
+		errors.Is(err, wire.ErrUnsupportedVersion) || errors.Is(err, wire.ErrNoRoute) || errors.Is(err, wire.ErrConflict) ||
+		errors.Is(err, wire.ErrInvalid)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

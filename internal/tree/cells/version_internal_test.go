@@ -205,3 +205,26 @@ func sameSet(a, b []string) bool {
 	}
 	return true
 }
+
+// TestPermanentErrorsAreNotRetried: a durable message whose handler says
+// it can never apply (a bad payload, an invalid or conflicting request, no
+// handler) is dropped, not redelivered for ever; an error that may pass
+// (the database, a timeout, an instance gone meanwhile) is retried.
+func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	for _, c := range []struct {
+		err       error
+		permanent bool
+	}{
+		{wire.Errorf(wire.CodeBadMessage, "x"), true},
+		{wire.Errorf(wire.CodeInvalid, "no such service"), true},
+		{wire.Errorf(wire.CodeConflict, "x"), true},
+		{wire.Errorf(wire.CodeUnknownMethod, "x"), true},
+		{wire.Errorf(wire.CodeTimeout, "x"), false},
+		{wire.Errorf(wire.CodeInternal, "x"), false},
+		{errors.New("database is locked"), false},
+	} {
+		if got := isPermanent(c.err); got != c.permanent {
+			t.Errorf("isPermanent(%v) = %v, want %v", c.err, got, c.permanent)
+		}
+	}
+}
