@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -53,6 +54,19 @@ func TestFault(t *testing.T) {
 		{path: "api!r1!c1", hosts: 3, parent: "api!r1", proxied: true, faults: faults},
 	})
 	all := []string{"api", "api!c2", "api!r1", "api!r1!c1"}
+	// On a failure, CELLCLOUD_FAULT_LOGS=DIR keeps every cell's log there.
+	if dir := os.Getenv("CELLCLOUD_FAULT_LOGS"); dir != "" {
+		t.Cleanup(func() {
+			if !t.Failed() {
+				return
+			}
+			for _, p := range all {
+				b, _ := os.ReadFile(tr.procs[p].log)
+				_ = os.WriteFile(filepath.Join(dir, strings.ReplaceAll(p, "!", "_")+".log"), b, 0o644)
+			}
+			t.Logf("the cells' logs are in %s", dir)
+		})
+	}
 	tr.waitReady(map[string]int{"api!c2": 4, "api!r1": 4})
 	apiDB := tr.openDB("api")
 	cellDBs := map[string]*db.DB{}
@@ -207,8 +221,8 @@ func TestFault(t *testing.T) {
 
 // faultDriver injects the faults, one at a time, and counts them.
 type faultDriver struct {
-	t                          *testing.T
-	tr                         *tree
+	t                           *testing.T
+	tr                          *tree
 	kills, restarts, partitions int
 }
 

@@ -157,6 +157,13 @@ CREATE TABLE task_log (
 	updated_at {{bigint}} NOT NULL,
 	UNIQUE (task_name, host, period_beginning, period_ending)
 )`},
+	{Version: 4, Name: "deletes that came before their builds", SQL: `
+CREATE TABLE early_deletes (
+	uuid TEXT PRIMARY KEY,
+	request_id TEXT NOT NULL,
+	created_at {{bigint}} NOT NULL
+);
+CREATE INDEX early_deletes_created ON early_deletes (created_at)`},
 }
 
 // VM states, task states and power states, with Nova's values.

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
@@ -97,6 +98,10 @@ type Conductor struct {
 	log   *slog.Logger
 	state *instancestate.Owner
 	pool  *workpool.Pool
+	// earlyDeletes is set once a delete came before its build (and at
+	// start when one is kept): only then do builds look for one, so the
+	// build path costs nothing more without them.
+	earlyDeletes atomic.Bool
 }
 
 // New validates the configuration.
@@ -146,6 +151,11 @@ func (c *Conductor) Start(ctx context.Context) error {
 	if err := c.recover(ctx); err != nil {
 		return err
 	}
+	early, err := celldb.HasEarlyDeletes(ctx, c.cfg.DB)
+	if err != nil {
+		return fmt.Errorf("conductor: %w", err)
+	}
+	c.earlyDeletes.Store(early)
 	c.pool.Start(c.healLoop)
 	return nil
 }
@@ -209,6 +219,25 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 			return err
 		}
 	}
+	if c.earlyDeletes.Load() {
+		// A delete that came first: the build is deleted as it arrives.
+		uuids := make([]string, len(insts))
+		for i, in := range insts {
+			uuids[i] = in.UUID
+		}
+		early, err := celldb.TakeEarlyDeletes(ctx, tx, uuids)
+		if err != nil {
+			return err
+		}
+		for _, in := range insts {
+			if rid, ok := early[in.UUID]; ok {
+				c.log.Info("deleting a build whose delete came first", "request_id", rid, "instance", in.UUID)
+				if err := c.markDeleting(ctx, tx, &in, rid); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	tx.AfterCommit(c.Wake)
 	return nil
 }
@@ -220,13 +249,17 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 	if err := json.Unmarshal(env.Payload, &d); err != nil {
 		return wire.Errorf(wire.CodeBadMessage, "delete_instances: %v", err)
 	}
-	deleting := celldb.TaskDeleting
-	// A delete ends any server action still pending.
-	noAction := &celldb.PendingAction{}
 	for _, u := range d.UUIDs {
 		in, err := celldb.Get(ctx, tx, u)
 		if errors.Is(err, celldb.ErrNotFound) {
-			c.log.Warn("delete of an instance this cell does not have", "request_id", env.RequestID, "instance", u)
+			// Its build may be behind it (messages can arrive out of
+			// order), or went to another cell: kept for the build, pruned
+			// if none comes.
+			c.log.Warn("delete of an instance this cell does not have; kept for its build", "request_id", env.RequestID, "instance", u)
+			c.earlyDeletes.Store(true)
+			if err := celldb.RecordEarlyDelete(ctx, tx, u, env.RequestID, c.cfg.Now()); err != nil {
+				return err
+			}
 			continue
 		}
 		if err != nil {
@@ -235,18 +268,25 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 		if in.Deleted || in.TaskState == celldb.TaskDeleting {
 			continue
 		}
-		// The API cell marked its copy deleting already: it learns the rest
-		// when the delete is done.
-		if err := c.state.Step(ctx, tx, u, nil, celldb.Change{TaskState: &deleting, Action: noAction}); err != nil {
-			return err
-		}
-		if _, err := celldb.StartAction(ctx, tx, wire.ActionRecord{Action: "delete", UUID: u, RequestID: env.RequestID,
-			ProjectID: in.ProjectID, StartTime: c.cfg.Now()}); err != nil {
+		if err := c.markDeleting(ctx, tx, in, env.RequestID); err != nil {
 			return err
 		}
 	}
 	tx.AfterCommit(c.Wake)
 	return nil
+}
+
+// markDeleting puts an instance in deleting, ending any server action
+// still pending, for the work loop to delete. The API cell marked its copy
+// deleting already: it learns the rest when the delete is done.
+func (c *Conductor) markDeleting(ctx context.Context, tx *db.Tx, in *celldb.Instance, requestID string) error {
+	deleting := celldb.TaskDeleting
+	if err := c.state.Step(ctx, tx, in.UUID, nil, celldb.Change{TaskState: &deleting, Action: &celldb.PendingAction{}}); err != nil {
+		return err
+	}
+	_, err := celldb.StartAction(ctx, tx, wire.ActionRecord{Action: "delete", UUID: in.UUID, RequestID: requestID,
+		ProjectID: in.ProjectID, StartTime: c.cfg.Now()})
+	return err
 }
 
 // poll is a round of the work loop: place what waits for a host, finish
@@ -654,6 +694,10 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance, requestID s
 	return true
 }
 
+// earlyDeleteRetention is how long a delete that came before its build is
+// kept for it.
+const earlyDeleteRetention = 24 * time.Hour
+
 // healLoop resends recently changed instances upward, so that a lost or
 // misapplied update is repaired within HealInterval.
 func (c *Conductor) healLoop(ctx context.Context) {
@@ -666,6 +710,11 @@ func (c *Conductor) healLoop(ctx context.Context) {
 		case <-t.C:
 			if err := c.Heal(ctx); err != nil && ctx.Err() == nil {
 				c.log.Error("heal", "err", err)
+			}
+			if c.earlyDeletes.Load() {
+				if _, err := celldb.PruneEarlyDeletes(ctx, c.cfg.DB, c.cfg.Now().Add(-earlyDeleteRetention)); err != nil && ctx.Err() == nil {
+					c.log.Error("pruning early deletes", "err", err)
+				}
 			}
 		}
 	}
