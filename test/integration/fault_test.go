@@ -208,6 +208,23 @@ func TestFault(t *testing.T) {
 		}
 	}
 
+	// Where the acknowledged creates were built (deleted or not), and how
+	// many ended in ERROR.
+	placed := map[string]int{}
+	errored := 0
+	load.mu.Lock()
+	for u := range load.created {
+		for c, insts := range tru {
+			if _, ok := insts[u]; ok {
+				placed[c]++
+			}
+		}
+		if faultsOf[u] != "" {
+			errored++
+		}
+	}
+	load.mu.Unlock()
+	t.Logf("acknowledged creates by cell: %v; in ERROR at the end: %d", placed, errored)
 	sent, acked := load.operations()
 	dups, repeats := d.injected(all)
 	load.mu.Lock()
