@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -47,9 +48,15 @@ func TestFault(t *testing.T) {
 		soak = d
 	}
 	faults := map[string]any{"duplicate": 0.05, "reorder": 0.2, "delay": 0.1, "max_delay": "200ms"}
+	// api!c2's broker is a nats-server process of its own when this
+	// machine has one, so that it can be restarted alone.
+	natsServer, err := exec.LookPath("nats-server")
+	if err != nil {
+		t.Logf("no nats-server (%v): every broker is embedded, and the phase that restarts a broker alone is skipped", err)
+	}
 	tr := startTree(t, []cellSpec{
 		{path: "api", faults: faults},
-		{path: "api!c2", hosts: 4, parent: "api", faults: faults},
+		{path: "api!c2", hosts: 4, parent: "api", faults: faults, natsServer: natsServer},
 		{path: "api!r1", hosts: 1, parent: "api", proxied: true, faults: faults},
 		{path: "api!r1!c1", hosts: 3, parent: "api!r1", proxied: true, faults: faults},
 	})
@@ -94,6 +101,9 @@ func TestFault(t *testing.T) {
 		d.crash("api!r1")
 		d.crash("api!r1!c1")
 		d.restart("api!c2")
+		if tr.brokers["api!c2"] != nil {
+			d.crashBroker("api!c2")
+		}
 		d.cut("api!r1")
 		d.cut("api!r1!c1")
 		if time.Since(started) >= soak {
@@ -230,9 +240,9 @@ func TestFault(t *testing.T) {
 	load.mu.Lock()
 	creates, deletes := len(load.created), len(load.deleted)
 	load.mu.Unlock()
-	t.Logf("fault suite figures: operations=%d acknowledged=%d (creates=%d deletes=%d) kills=%d restarts=%d partitions=%d "+
+	t.Logf("fault suite figures: operations=%d acknowledged=%d (creates=%d deletes=%d) kills=%d broker_kills=%d restarts=%d partitions=%d "+
 		"injected_duplicates=%d repeats_ignored=%d lost=%d duplicated=%d leaked=%d time_to_converge=%s",
-		sent, acked, creates, deletes, d.kills, d.restarts, d.partitions, dups, repeats, lost, twice, leaked, convergeTime.Round(100*time.Millisecond))
+		sent, acked, creates, deletes, d.kills, d.brokerKills, d.restarts, d.partitions, dups, repeats, lost, twice, leaked, convergeTime.Round(100*time.Millisecond))
 	t.Logf("answers: %s", load.summary())
 }
 
@@ -241,6 +251,7 @@ type faultDriver struct {
 	t                           *testing.T
 	tr                          *tree
 	kills, restarts, partitions int
+	brokerKills                 int
 }
 
 // hold lets the load run over the tree as it is for d: how long a fault
@@ -262,13 +273,24 @@ func (d *faultDriver) crash(path string) {
 	d.recovered()
 }
 
-// restart stops a cell's process and its broker with SIGTERM, and starts
-// them again.
+// restart stops a cell's process (and its broker, when embedded) with
+// SIGTERM, and starts it again.
 func (d *faultDriver) restart(path string) {
-	d.t.Logf("fault: restart %s and its broker", path)
+	d.t.Logf("fault: SIGTERM and restart %s", path)
 	d.tr.procs[path].stop()
 	d.restarts++
 	d.tr.procs[path].start()
+	d.recovered()
+}
+
+// crashBroker SIGKILLs a cell's external broker (the cell's process
+// keeps running and reconnects), and starts it again.
+func (d *faultDriver) crashBroker(path string) {
+	d.t.Logf("fault: SIGKILL the broker of %s", path)
+	d.tr.brokers[path].kill()
+	d.brokerKills++
+	d.hold(2 * time.Second)
+	d.tr.brokers[path].start()
 	d.recovered()
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,6 +35,9 @@ type cellSpec struct {
 	proxied bool
 	// faults is the cell's cells.fault_injection (test only).
 	faults map[string]any
+	// natsServer, when set, is the nats-server binary the cell's broker
+	// runs as, a process of its own (tree.brokers), instead of embedded.
+	natsServer string
 }
 
 type tree struct {
@@ -47,13 +51,18 @@ type tree struct {
 	api   string            // Compute API endpoint
 	// partitions are the proxied links, by the child cell's path.
 	partitions map[string]*partition
+	// brokers are the external brokers' processes, by cell.
+	brokers map[string]*cellProc
+	// certConfigs are the configurations `cell cert` reads for cells on
+	// an external broker (whose own configuration has a URL instead).
+	certConfigs map[string]string
 }
 
 // startTree writes a config per cell, links the cells with `cellcloud cell
 // add` on both sides (with the URLs `cellcloud cell link-url` prints), and starts one `cellcloud serve` process per cell.
 func startTree(t *testing.T, specs []cellSpec) *tree {
 	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}, nets: map[string]string{},
-		partitions: map[string]*partition{}}
+		partitions: map[string]*partition{}, brokers: map[string]*cellProc{}, certConfigs: map[string]string{}}
 	apiPort := freePort(t)
 	tr.api = fmt.Sprintf("http://127.0.0.1:%d/v2.1/", apiPort)
 	for i, s := range specs {
@@ -94,6 +103,23 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		} else {
 			tr.dbs[s.path] = filepath.Join(dir, "cell.db")
 		}
+		if s.natsServer != "" {
+			// The certificate is made as for an embedded broker; the cell
+			// reaches nats-server by URL, verified against the tree CA.
+			tr.certConfigs[s.path] = filepath.Join(tr.dir, name+"-cert.json")
+			writeJSON(t, tr.certConfigs[s.path], cfg)
+			b := cfg["broker"].(map[string]any)
+			conf := filepath.Join(tr.dir, name+"-nats.conf")
+			text := fmt.Sprintf("listen: %q\njetstream { store_dir: %q }\ntls { cert_file: %q\nkey_file: %q }\n",
+				b["listen"], filepath.Join(dir, "nats"), b["tls_cert"], b["tls_key"])
+			if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tr.brokers[s.path] = &cellProc{t: t, path: s.path + " broker", log: filepath.Join(tr.dir, name+"-nats.log"),
+				argv: []string{s.natsServer, "-c", conf}}
+			tr.urls[s.path] = fmt.Sprintf("tls://127.0.0.1:%d", port)
+			cfg["broker"] = map[string]any{"url": tr.urls[s.path], "ca": b["ca"]}
+		}
 		path := filepath.Join(tr.dir, name+".json")
 		writeJSON(t, path, cfg)
 		tr.procs[s.path] = &cellProc{t: t, path: s.path, config: path, log: filepath.Join(tr.dir, name+".log")}
@@ -103,6 +129,11 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 	// `cell cert` makes the tree CA (the first time) and each cell's broker
 	// certificate.
 	for _, s := range specs {
+		if cc, ok := tr.certConfigs[s.path]; ok {
+			// nats-server without users: its URL is the link URL.
+			cellcloud(t, "cell", "cert", "--config", cc, "--ca-key", filepath.Join(tr.dir, "tree-ca-key.pem"))
+			continue
+		}
 		cellcloud(t, "cell", "cert", "--config", tr.procs[s.path].config, "--ca-key", filepath.Join(tr.dir, "tree-ca-key.pem"))
 		tr.urls[s.path] = strings.TrimSpace(cellcloud(t, "cell", "link-url", "--config", tr.procs[s.path].config))
 	}
@@ -119,12 +150,18 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		cellcloud(t, "cell", "add", "--config", tr.procs[s.parent].config, "--name", s.path, "--relation", "child", "--broker-url", childURL)
 		cellcloud(t, "cell", "add", "--config", tr.procs[s.path].config, "--name", s.parent, "--relation", "parent", "--broker-url", parentURL)
 	}
+	for _, b := range tr.brokers {
+		b.start()
+	}
 	for _, s := range specs {
 		tr.procs[s.path].start()
 	}
 	t.Cleanup(func() {
 		for _, p := range tr.procs {
 			p.stop()
+		}
+		for _, b := range tr.brokers {
+			b.stop()
 		}
 		if t.Failed() {
 			for path, p := range tr.procs {
