@@ -96,13 +96,12 @@ func TestFault(t *testing.T) {
 	d.hold(3 * time.Second) // the load gets going
 	started := time.Now()
 	for pass := 1; ; pass++ {
-		d.crash("api")
-		d.crash("api!c2")
-		d.crash("api!r1")
-		d.crash("api!r1!c1")
+		for _, c := range all {
+			d.crash(tr.procs[c], &d.kills)
+		}
 		d.restart("api!c2")
-		if tr.brokers["api!c2"] != nil {
-			d.crashBroker("api!c2")
+		if b := tr.brokers["api!c2"]; b != nil {
+			d.crash(b, &d.brokerKills)
 		}
 		d.cut("api!r1")
 		d.cut("api!r1!c1")
@@ -241,8 +240,8 @@ func TestFault(t *testing.T) {
 	creates, deletes := len(load.created), len(load.deleted)
 	load.mu.Unlock()
 	t.Logf("fault suite figures: operations=%d acknowledged=%d (creates=%d deletes=%d) kills=%d broker_kills=%d restarts=%d partitions=%d "+
-		"injected_duplicates=%d repeats_ignored=%d lost=%d duplicated=%d leaked=%d time_to_converge=%s",
-		sent, acked, creates, deletes, d.kills, d.brokerKills, d.restarts, d.partitions, dups, repeats, lost, twice, leaked, convergeTime.Round(100*time.Millisecond))
+		"injected_duplicates=%d repeats_ignored=%d lost=%d duplicated=%d leaked=%d slowest_recovery=%s time_to_converge=%s",
+		sent, acked, creates, deletes, d.kills, d.brokerKills, d.restarts, d.partitions, dups, repeats, lost, twice, leaked, d.slowest.Round(100*time.Millisecond), convergeTime.Round(100*time.Millisecond))
 	t.Logf("answers: %s", load.summary())
 }
 
@@ -252,6 +251,9 @@ type faultDriver struct {
 	tr                          *tree
 	kills, restarts, partitions int
 	brokerKills                 int
+	// slowest is the longest a fault's end (a restart, a healed link)
+	// took to give a whole tree again: the API answering, every cell up.
+	slowest time.Duration
 }
 
 // hold lets the load run over the tree as it is for d: how long a fault
@@ -262,14 +264,15 @@ func (d *faultDriver) hold(dur time.Duration) {
 	<-tm.C
 }
 
-// crash SIGKILLs a cell's process (and its embedded broker), leaves it down
-// for a moment, and starts it again.
-func (d *faultDriver) crash(path string) {
-	d.t.Logf("fault: SIGKILL %s", path)
-	d.tr.procs[path].kill()
-	d.kills++
+// crash SIGKILLs a process — a cell's (with its embedded broker) or an
+// external broker's (the cell's process keeps running and reconnects) —
+// leaves it down for a moment, starts it again, and counts it.
+func (d *faultDriver) crash(p *cellProc, count *int) {
+	d.t.Logf("fault: SIGKILL %s", p.path)
+	p.kill()
+	*count++
 	d.hold(2 * time.Second)
-	d.tr.procs[path].start()
+	p.start()
 	d.recovered()
 }
 
@@ -280,17 +283,6 @@ func (d *faultDriver) restart(path string) {
 	d.tr.procs[path].stop()
 	d.restarts++
 	d.tr.procs[path].start()
-	d.recovered()
-}
-
-// crashBroker SIGKILLs a cell's external broker (the cell's process
-// keeps running and reconnects), and starts it again.
-func (d *faultDriver) crashBroker(path string) {
-	d.t.Logf("fault: SIGKILL the broker of %s", path)
-	d.tr.brokers[path].kill()
-	d.brokerKills++
-	d.hold(2 * time.Second)
-	d.tr.brokers[path].start()
 	d.recovered()
 }
 
@@ -309,6 +301,8 @@ func (d *faultDriver) cut(path string) {
 // recovered waits until the API answers and counts every cell of the tree
 // up again, so that each fault starts from a whole tree.
 func (d *faultDriver) recovered() {
+	ended := time.Now()
+	defer func() { d.slowest = max(d.slowest, time.Since(ended)) }()
 	testpoll.Eventually(d.t, 90*time.Second, "the Compute API to answer", d.tr.apiAnswers)
 	testpoll.Eventually(d.t, 90*time.Second, "every cell up in os-cells", func() (bool, string) {
 		req, _ := http.NewRequest("GET", strings.TrimSuffix(d.tr.api, "/")+"/os-cells", nil)
