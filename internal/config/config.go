@@ -191,6 +191,10 @@ type Cells struct {
 	// before it counts as down: builds go elsewhere and the operator APIs
 	// name it as missing (default three report intervals, at least 3s).
 	DownAfter Duration `json:"down_after,omitempty"`
+	// BuildAcceptTimeout is how long a build sent to a child cell may wait
+	// while the child cannot be reached before it is placed elsewhere
+	// (default 20s).
+	BuildAcceptTimeout Duration `json:"build_accept_timeout,omitempty"`
 	// ServiceDownTime is how long a service may go without a heartbeat
 	// and still be up (Nova's service_down_time; default 60s).
 	ServiceDownTime Duration `json:"service_down_time,omitempty"`
@@ -351,6 +355,12 @@ func (c *Config) Normalize() error {
 			ri = 10 * time.Second
 		}
 		c.Cells.DownAfter = Duration(max(3*ri, 3*time.Second))
+	}
+	if c.Cells.BuildAcceptTimeout < 0 {
+		return errors.New("cells.build_accept_timeout must not be negative")
+	}
+	if c.Cells.BuildAcceptTimeout == 0 {
+		c.Cells.BuildAcceptTimeout = Duration(20 * time.Second)
 	}
 	if c.Cells.CallTimeout < 0 {
 		return errors.New("cells.call_timeout must not be negative")

@@ -40,9 +40,9 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 			Path: cfg.Cell, DB: n.DB, Conn: n.nc, Logger: n.log, LinkOptions: n.linkOpts,
 			ReportInterval: cfg.Cells.ReportInterval.D(), RefreshInterval: cfg.Cells.RefreshInterval.D(),
 			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts, DownAfter: cfg.Cells.DownAfter.D(),
-			CallTimeout: cfg.Cells.CallTimeout.D(),
-			Capacity:    n.ownCapacity(),
-			Faults:      relayFaults(cfg.Cells.FaultInjection),
+			CallTimeout: cfg.Cells.CallTimeout.D(), BuildAcceptTimeout: cfg.Cells.BuildAcceptTimeout.D(),
+			Capacity: n.ownCapacity(),
+			Faults:   relayFaults(cfg.Cells.FaultInjection),
 		})
 		if err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -38,6 +39,8 @@ type cellSpec struct {
 	// natsServer, when set, is the nats-server binary the cell's broker
 	// runs as, a process of its own (tree.brokers), instead of embedded.
 	natsServer string
+	// cells are options of the cell's "cells" section, over the tests'.
+	cells map[string]any
 }
 
 type tree struct {
@@ -80,6 +83,7 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		if s.faults != nil {
 			cfg["cells"].(map[string]any)["fault_injection"] = s.faults
 		}
+		maps.Copy(cfg["cells"].(map[string]any), s.cells)
 		// The API cell and one compute cell run on PostgreSQL when this
 		// machine has it (the production path), each in its own schema;
 		// the others on their own SQLite files.

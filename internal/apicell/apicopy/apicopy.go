@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
@@ -69,24 +71,34 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 	now := h.Now()
 	// A heal resend is mostly what the copy already holds: those states
 	// are found in a few queries and skipped.
-	var current map[string]bool
+	var current map[string]apidb.Standing
 	if u.Heal {
 		var err error
 		if current, err = apidb.Current(ctx, tx, u.Instances); err != nil {
 			return err
 		}
 	}
+	// Instances live in a cell the copy does not place them in, by cell.
+	var stale map[string][]string
 	for _, st := range u.Instances {
-		if current[st.UUID] {
-			continue
-		}
 		rid := env.RequestID
 		if st.RequestID != "" {
 			rid = st.RequestID
 		}
+		switch current[st.UUID] {
+		case apidb.Held:
+			continue
+		case apidb.StaleCell:
+			stale = addStale(stale, st, rid, h.Logger)
+			continue
+		}
 		a, err := apidb.ApplyUpdate(ctx, tx, st, now)
 		if err != nil {
 			return err
+		}
+		if a.Stale {
+			stale = addStale(stale, st, rid, h.Logger)
+			continue
 		}
 		// A delete asked for before the instance reached its cell follows it there.
 		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
@@ -96,7 +108,28 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 			}
 		}
 	}
+	// The cell that sent them must not hold them: the API cell's record,
+	// which placed their build elsewhere, decides. It deletes them, and
+	// its deletions lose to the copy too.
+	for _, cell := range slices.Sorted(maps.Keys(stale)) {
+		if err := h.Sender.Send(ctx, tx, cell, wire.MethodDeleteInstances, env.RequestID, &wire.DeleteInstances{UUIDs: stale[cell]}); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// addStale notes that st's cell holds an instance it must not.
+func addStale(stale map[string][]string, st wire.InstanceState, requestID string, log *slog.Logger) map[string][]string {
+	if stale == nil {
+		stale = map[string][]string{}
+	}
+	if !slices.Contains(stale[st.Cell], st.UUID) {
+		log.Warn("a cell holds an instance the API cell placed elsewhere; telling it to delete it", "request_id", requestID,
+			"instance", st.UUID, "cell", st.Cell, "version", st.Version)
+		stale[st.Cell] = append(stale[st.Cell], st.UUID)
+	}
+	return stale
 }
 
 // Placed records, for the cells service, that a child cell holds a build's
@@ -137,7 +170,7 @@ func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInsta
 			}
 			continue
 		}
-		if err := apidb.SetError(ctx, tx, spec.UUID, wire.Fault{Code: 500, Message: reason, Created: now}, now); err != nil {
+		if err := apidb.SetError(ctx, tx, spec.UUID, wire.Fault{Code: 500, Message: reason, Created: now}, b.BaseVersion, now); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,9 @@ package apicopy_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -18,10 +20,16 @@ var t0 = time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
 type sent struct{ to, method, requestID string }
 
 // recorder keeps what was sent in transactions that committed.
-type recorder struct{ msgs []sent }
+type recorder struct {
+	msgs     []sent
+	payloads []any
+}
 
-func (r *recorder) Send(_ context.Context, tx *db.Tx, to, method, requestID string, _ any) error {
-	tx.AfterCommit(func() { r.msgs = append(r.msgs, sent{to, method, requestID}) })
+func (r *recorder) Send(_ context.Context, tx *db.Tx, to, method, requestID string, p any) error {
+	tx.AfterCommit(func() {
+		r.msgs = append(r.msgs, sent{to, method, requestID})
+		r.payloads = append(r.payloads, p)
+	})
 	return nil
 }
 
@@ -83,6 +91,82 @@ func TestPlacedRecordsTheChildsAcceptance(t *testing.T) {
 		want := sent{"api!c2", wire.MethodDeleteInstances, "req-1"}
 		if len(rec.msgs) != 1 || rec.msgs[0] != want {
 			t.Errorf("sent %v, want %v", rec.msgs, want)
+		}
+	})
+}
+
+// TestStaleCellIsToldToDelete: a build placed in c2 after c1 did not take
+// it in time is fenced (cells.FenceStep). If c1 took the first message
+// after all, its states lose, and c1 is sent delete_instances for them:
+// once per update, by the ordinary path and by the heal's quick check
+// alike, with the instances of one cell in one message. Its deletion is
+// not applied and sends nothing; nor do states from c2, the copy's cell.
+// Two repeats of a stale update send two deletes, which c1 takes as one
+// (an instance already deleting is skipped).
+func TestStaleCellIsToldToDelete(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
+			t.Fatal(err)
+		}
+		uuids := []string{"44444444-0000-4000-8000-000000000002", "44444444-0000-4000-8000-000000000003"}
+		var specs []wire.InstanceSpec
+		for _, u := range uuids {
+			in := apidb.Instance{InstanceSpec: wire.InstanceSpec{UUID: u, Name: "vm", ProjectID: "p", UserID: "u", ImageRef: "img", CreatedAt: t0},
+				FlavorID: "1", Flavor: apidb.DefaultFlavors[0], VMState: "building", TaskState: "scheduling"}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.Create(ctx, tx, []apidb.Instance{in}) }); err != nil {
+				t.Fatal(err)
+			}
+			specs = append(specs, in.InstanceSpec)
+		}
+		rec := &recorder{}
+		h := &apicopy.Handlers{Sender: rec, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return t0 }}
+		for _, p := range []struct {
+			cell string
+			base int64
+		}{{"api!c1", 0}, {"api!c2", 1 << 32}} {
+			b := &wire.BuildInstances{Instances: specs, BaseVersion: p.base, Recorded: true}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return h.Placed(ctx, tx, p.cell, "req-1", b) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		update := func(heal bool, sts ...wire.InstanceState) {
+			t.Helper()
+			payload, err := json.Marshal(&wire.InstanceUpdate{Instances: sts, Heal: heal})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := &wire.Envelope{ID: "m", Method: wire.MethodInstanceUpdate, Version: wire.V1, Kind: wire.Targeted, Target: "api",
+				Sender: "api!c1", Route: []string{"api!c1"}, RequestID: "req-2", Payload: payload}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return h.InstanceUpdate(ctx, tx, env) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		active := func(cell, u string, v int64) wire.InstanceState {
+			return wire.InstanceState{UUID: u, Cell: cell, Version: v, VMState: "active"}
+		}
+		del := wire.DeleteInstances{UUIDs: uuids}
+		for _, heal := range []bool{false, true} {
+			rec.msgs, rec.payloads = nil, nil
+			update(heal, active("api!c1", uuids[0], 4), active("api!c1", uuids[1], 4))
+			want := sent{"api!c1", wire.MethodDeleteInstances, "req-2"}
+			if len(rec.msgs) != 1 || rec.msgs[0] != want || !reflect.DeepEqual(rec.payloads[0], &del) {
+				t.Errorf("heal=%v: sent %v %v, want one %v of both", heal, rec.msgs, rec.payloads, want)
+			}
+		}
+		rec.msgs = nil
+		for _, heal := range []bool{false, true} {
+			update(heal, wire.InstanceState{UUID: uuids[0], Cell: "api!c1", Version: 6, VMState: "deleted", Deleted: true})
+			update(heal, active("api!c2", uuids[1], 1<<32+1))
+		}
+		if len(rec.msgs) != 0 {
+			t.Errorf("the stale cell's deletion sent %v, want nothing", rec.msgs)
+		}
+		for _, u := range uuids {
+			got, err := apidb.Get(ctx, d, u)
+			if err != nil || got.Deleted || got.Cell != "api!c2" || got.Version != 1<<32+1 {
+				t.Errorf("%s: copy %+v (%v), want live in api!c2 at the fenced version", u, got, err)
+			}
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/notfound"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -595,18 +596,59 @@ type Applied struct {
 	// Deleted and DeleteRequested are the copy's, after the update: it is
 	// deleted, or a user asked for its deletion.
 	Deleted, DeleteRequested bool
+	// Stale is set for an update left alone that comes from a cell which
+	// must not hold the instance live (see IsStale): the cell built it
+	// from a build the API cell's record moved elsewhere.
+	Stale bool
 }
 
-// Current says which of states ApplyUpdate would leave alone: those of
-// instances the copy does not have, has deleted, or holds at the same
-// version or newer (a deletion is always applied). It reads the versions
-// in a few queries rather than each instance whole, for the heal resends
-// of a cell, which are mostly current.
-func Current(ctx context.Context, q Querier, states []wire.InstanceState) (map[string]bool, error) {
+// IsStale reports whether a live state that the copy leaves alone (it is
+// not newer, or the copy is deleted) comes from a cell that must not hold
+// the instance: neither the copy's cell nor a cell above or below it (a
+// build recorded at a routing cell is built below it). Such a state comes
+// from a cell that took a build the API cell's record placed elsewhere
+// (a build placed again when its cell did not take it in time, with its
+// versions fenced above that cell's; see cells.FenceStep), or one whose
+// copy has no cell (no cell could build it). A deletion is never stale:
+// it holds nothing.
+func IsStale(st wire.InstanceState, copyCell string) bool {
+	return !st.Deleted && !related(copyCell, st.Cell)
+}
+
+// related reports whether a state from cell comes from the copy's cell, or
+// from a cell above or below it.
+func related(copyCell, cell string) bool {
+	return copyCell != "" && (copyCell == cell || cellpath.IsAncestor(copyCell, cell) || cellpath.IsAncestor(cell, copyCell))
+}
+
+// Standing is how a cell's state of an instance stands against the copy.
+type Standing int
+
+// The standings.
+const (
+	// Newer: ApplyUpdate applies it.
+	Newer Standing = iota
+	// Held: ApplyUpdate leaves it alone (the copy holds it or newer, or
+	// has no such instance).
+	Held
+	// StaleCell: ApplyUpdate leaves it alone, and it comes from a cell that
+	// must not hold the instance (IsStale).
+	StaleCell
+)
+
+// Current says how each of states stands against the copy: Held for those
+// ApplyUpdate would leave alone (of instances the copy does not have, has
+// deleted, or holds at the same version or newer; a deletion from the
+// copy's cell, or one above or below it, is always applied), StaleCell
+// for those of them ApplyUpdate would report Stale, Newer for the rest. It
+// reads the versions in a few queries rather than each instance whole, for
+// the heal resends of a cell, which are mostly current.
+func Current(ctx context.Context, q Querier, states []wire.InstanceState) (map[string]Standing, error) {
 	const chunk = 100 // one statement text for every query: the last is padded
 	type row struct {
 		version int64
 		deleted bool
+		cell    string
 	}
 	have := make(map[string]row, len(states))
 	for i := 0; i < len(states); i += chunk {
@@ -614,14 +656,14 @@ func Current(ctx context.Context, q Querier, states []wire.InstanceState) (map[s
 		for j := range chunk {
 			args[j] = states[min(i+j, len(states)-1)].UUID
 		}
-		rows, err := q.Query(ctx, `SELECT uuid, version, deleted FROM instances WHERE uuid IN (`+placeholders(chunk)+`)`, args...)
+		rows, err := q.Query(ctx, `SELECT uuid, version, deleted, cell_path FROM instances WHERE uuid IN (`+placeholders(chunk)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
 			var u string
 			var r row
-			if err := rows.Scan(&u, &r.version, &r.deleted); err != nil {
+			if err := rows.Scan(&u, &r.version, &r.deleted, &r.cell); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -632,17 +674,29 @@ func Current(ctx context.Context, q Querier, states []wire.InstanceState) (map[s
 			return nil, err
 		}
 	}
-	out := make(map[string]bool, len(states))
+	out := make(map[string]Standing, len(states))
 	for _, st := range states {
 		r, ok := have[st.UUID]
-		out[st.UUID] = !ok || r.deleted || (st.Version <= r.version && !st.Deleted)
+		switch {
+		case !ok:
+			out[st.UUID] = Held
+		case r.deleted || (st.Version <= r.version && (!st.Deleted || !related(r.cell, st.Cell))):
+			out[st.UUID] = Held
+			if IsStale(st, r.cell) {
+				out[st.UUID] = StaleCell
+			}
+		default:
+			out[st.UUID] = Newer
+		}
 	}
 	return out, nil
 }
 
 // ApplyUpdate applies a cell's state of an instance if it is newer than the
-// copy (a deletion, which is final, is always applied). Late and repeated
-// updates leave the copy alone.
+// copy (a deletion, which is final, is always applied when it comes from
+// the copy's cell or one above or below it). Late and repeated updates
+// leave the copy alone; so does a deletion from a cell the instance was
+// moved away from, whose versions are fenced below the copy's.
 func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time.Time) (Applied, error) {
 	// What decides whether and how to apply it: a few columns, not the
 	// whole row.
@@ -657,7 +711,8 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
 	}
-	if a.Deleted || (st.Version <= version && !st.Deleted) {
+	if a.Deleted || (st.Version <= version && (!st.Deleted || !related(cell, st.Cell))) {
+		a.Stale = IsStale(st, cell)
 		return a, nil
 	}
 	addrs, _ := json.Marshal(st.Addresses)
@@ -755,9 +810,15 @@ func MarkDeleted(ctx context.Context, tx *db.Tx, uuid string, now time.Time) err
 // SetError puts an instance that no cell could build in ERROR. No cell
 // holds it, so its cell is cleared (a cell that accepted it and handed it
 // back no longer has it).
-func SetError(ctx context.Context, tx *db.Tx, uuid string, f wire.Fault, now time.Time) error {
+//
+// Its version goes up to at least version: the build's base version, above
+// every version a cell that had the build could have used (one that took
+// it after it was moved on sends states that then lose, and is told to
+// delete what it built).
+func SetError(ctx context.Context, tx *db.Tx, uuid string, f wire.Fault, version int64, now time.Time) error {
 	b, _ := json.Marshal(f)
-	_, err := tx.Exec(ctx, `UPDATE instances SET vm_state = 'error', task_state = '', cell_path = '', host = '', node = '', fault = ?, updated_at = ? WHERE uuid = ? AND deleted = 0`,
-		string(b), db.Micros(now), uuid)
+	_, err := tx.Exec(ctx, `UPDATE instances SET vm_state = 'error', task_state = '', cell_path = '', host = '', node = '', fault = ?, updated_at = ?,
+		version = CASE WHEN version < ? THEN ? ELSE version END WHERE uuid = ? AND deleted = 0`,
+		string(b), db.Micros(now), version, version, uuid)
 	return err
 }

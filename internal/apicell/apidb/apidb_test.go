@@ -367,6 +367,92 @@ func TestFlavors(t *testing.T) {
 	})
 }
 
+// TestApplyUpdateFenced: a build placed again in another cell after its
+// first cell did not take it in time has its copy at a version fenced above
+// every version the first cell can use. What that cell sends later, if it
+// built the instance after all, loses: a live state is reported Stale (the
+// API cell then tells it to delete the instance), and its deletion is not
+// applied (the instance lives on in the cell the copy names). States from
+// the copy's cell, or from cells above or below it, are never stale.
+func TestApplyUpdateFenced(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		const u = "22222222-0000-0000-0000-000000000002"
+		const fenced = 1<<32 + 1
+		create(t, d, instance(u, "p1", t0))
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, err := apidb.RecordPlaced(ctx, tx, []string{u}, "api!c1", 1, t0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, err := apidb.RecordPlaced(ctx, tx, []string{u}, "api!c2", fenced, t0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			st    wire.InstanceState
+			stale bool
+		}{
+			{wire.InstanceState{UUID: u, Cell: "api!c1", Version: 4, VMState: "active"}, true},
+			{wire.InstanceState{UUID: u, Cell: "api!c1!x", Version: 4, VMState: "active"}, true},
+			{wire.InstanceState{UUID: u, Cell: "api!c1", Version: 6, VMState: "deleted", Deleted: true}, false},
+			{wire.InstanceState{UUID: u, Cell: "api!c2", Version: 1, VMState: "building"}, false},
+			{wire.InstanceState{UUID: u, Cell: "api!c2!x", Version: 1, VMState: "building"}, false},
+			{wire.InstanceState{UUID: u, Cell: "api", Version: 1, VMState: "building"}, false},
+		} {
+			a := apply(t, d, c.st, t0.Add(time.Minute))
+			if a.Changed || a.Stale != c.stale {
+				t.Errorf("%+v: Changed=%v Stale=%v, want false %v", c.st, a.Changed, a.Stale, c.stale)
+			}
+			if in := get(t, d, u); in.Deleted || in.Cell != "api!c2" || in.Version != fenced || in.VMState != "building" {
+				t.Errorf("after %+v the copy is %s v%d %s deleted=%v; want api!c2 v%d building", c.st, in.Cell, in.Version, in.VMState, in.Deleted, int64(fenced))
+			}
+		}
+		// The new cell goes on from the fenced version; its deletion is final.
+		apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c2", Version: fenced + 2, VMState: "active"}, t0)
+		if a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c2", Version: fenced + 3, VMState: "deleted", Deleted: true}, t0); !a.Changed || !a.Deleted {
+			t.Errorf("deletion in the new cell: %+v", a)
+		}
+		// Once deleted, a live state from another cell is stale.
+		if a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 5, VMState: "active"}, t0); a.Changed || !a.Stale {
+			t.Errorf("a live state from the old cell after deletion: %+v, want stale", a)
+		}
+		if a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c2", Version: 5, VMState: "active"}, t0); a.Changed || a.Stale {
+			t.Errorf("a late state of the deleting cell: %+v, want neither changed nor stale", a)
+		}
+	})
+}
+
+// TestSetErrorFencesTheVersion: a build that found no cell, after it was
+// moved from a cell that did not take it, is in ERROR at its base version,
+// so states from that cell are stale.
+func TestSetErrorFencesTheVersion(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		const u = "22222222-0000-0000-0000-000000000003"
+		create(t, d, instance(u, "p1", t0))
+		apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 3, VMState: "building"}, t0)
+		for _, v := range []int64{1, 1 << 32} { // an older base leaves the version alone
+			if err := d.InTx(ctx, func(tx *db.Tx) error {
+				return apidb.SetError(ctx, tx, u, wire.Fault{Code: 500, Message: "No valid host"}, v, t0)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if in := get(t, d, u); in.VMState != "error" || in.Cell != "" || in.Version != max(3, v) {
+				t.Errorf("SetError at %d: %s v%d cell %q, want error v%d no cell", v, in.VMState, in.Version, in.Cell, max(3, v))
+			}
+		}
+		if a := apply(t, d, wire.InstanceState{UUID: u, Cell: "api!c1", Version: 9, VMState: "active"}, t0); a.Changed || !a.Stale {
+			t.Errorf("a state from the old cell after the fenced error: %+v, want stale", a)
+		}
+	})
+}
+
 // TestCurrentAgreesWithApplyUpdate: the heal's quick check says "current"
 // exactly for the states ApplyUpdate would leave alone, over more states
 // than one of its queries reads.
@@ -391,20 +477,29 @@ func TestCurrentAgreesWithApplyUpdate(t *testing.T) {
 			if i%7 == 0 {
 				st.Deleted, st.VMState = true, "deleted"
 			}
+			// From the copy's cell, a cell below it, an unrelated one.
+			st.Cell = []string{"api!c1", "api!c1!x", "api!c2"}[i%11%3]
 			states = append(states, st)
 		}
-		var cur map[string]bool
+		var cur map[string]apidb.Standing
 		if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
 			cur, err = apidb.Current(ctx, tx, states)
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
+		stale := 0
 		for _, st := range states {
 			a := apply(t, d, st, t0.Add(time.Hour))
-			if cur[st.UUID] == a.Changed {
-				t.Errorf("%+v: Current says %v, but ApplyUpdate changed it: %v", st, cur[st.UUID], a.Changed)
+			if (cur[st.UUID] == apidb.Newer) != a.Changed || (cur[st.UUID] == apidb.StaleCell) != a.Stale {
+				t.Errorf("%+v: Current says %v, but ApplyUpdate changed it: %v, stale: %v", st, cur[st.UUID], a.Changed, a.Stale)
 			}
+			if a.Stale {
+				stale++
+			}
+		}
+		if stale == 0 {
+			t.Errorf("no state was stale: the test does not cover StaleCell")
 		}
 	})
 }

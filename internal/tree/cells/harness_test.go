@@ -76,6 +76,8 @@ type testCell struct {
 
 	// configure, when set, adjusts the service's configuration before New.
 	configure func(*cells.Config)
+	// setup, when set, registers on each new service before it starts.
+	setup func(*cells.Service)
 
 	mu     sync.Mutex
 	broker *broker.Embedded
@@ -87,10 +89,18 @@ type testCell struct {
 // children). configure may adjust a cell's configuration; it may be nil.
 func newTree(t testing.TB, configure map[string]func(*cells.Config), paths ...string) *tree {
 	t.Helper()
+	return newTreeSetup(t, configure, nil, paths...)
+}
+
+// newTreeSetup is newTree where setup, when it has a function for a cell,
+// registers what the cell's roles offer (AcceptBuilds, RecordPlacements,
+// ...) on each of its services before it starts.
+func newTreeSetup(t testing.TB, configure map[string]func(*cells.Config), setup map[string]func(*cells.Service), paths ...string) *tree {
+	t.Helper()
 	tr := &tree{t: t, logs: newLogSink(t), cells: map[string]*testCell{}}
 	ctx := context.Background()
 	for _, p := range paths {
-		c := &testCell{tr: tr, path: p, storeDir: filepath.Join(t.TempDir(), "broker"), listen: "127.0.0.1:0", configure: configure[p]}
+		c := &testCell{tr: tr, path: p, storeDir: filepath.Join(t.TempDir(), "broker"), listen: "127.0.0.1:0", configure: configure[p], setup: setup[p]}
 		c.db = dbtest.Open(t, "sqlite")
 		if err := c.db.Migrate(ctx, "outbox", outbox.Migrations); err != nil {
 			t.Fatalf("%s: migrate outbox: %v", p, err)
@@ -250,6 +260,9 @@ func (c *testCell) startService() {
 	svc.HandleCall(methodEcho, 1, 0, func(_ context.Context, env *wire.Envelope) (any, error) {
 		return echo{Cell: c.path, Route: env.Route}, nil
 	})
+	if c.setup != nil {
+		c.setup(svc)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := svc.Start(ctx); err != nil {

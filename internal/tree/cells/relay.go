@@ -52,12 +52,14 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 			continue
 		}
 		if l != nil && now.Before(l.backoffUntil) {
+			s.replaceIfDue(ctx, nb, l, now)
 			continue
 		}
 		if l != nil && !l.conn.nc.IsConnected() {
 			// Its broker is unreachable: publishing now would only wait
 			// for acks that cannot come, holding up every other neighbour.
 			s.relayFailed(l, nb, counts[nb])
+			s.replaceIfDue(ctx, nb, l, now)
 			continue
 		}
 		entries, err := outbox.Pending(ctx, s.cfg.DB, nb, relayBatch)

@@ -42,6 +42,19 @@ func (s *Service) handleBuildFailed(ctx context.Context, tx *db.Tx, env *wire.En
 	if err := json.Unmarshal(env.Payload, &f); err != nil {
 		return wire.Errorf(wire.CodeBadMessage, "build_failed: %v", err)
 	}
+	attempt := f.Build.Attempts
+	if !f.Exhausted {
+		attempt++
+	}
+	s.log.Info("build failed in a cell; rescheduling", "request_id", env.RequestID, "failed_cell", f.Cell,
+		"reason", f.Reason, "instances", len(f.Build.Instances), "attempt", attempt)
+	return s.retry(ctx, tx, env, &f)
+}
+
+// retry places a build again after f.Cell failed it (or, from replace.go,
+// did not take it in time): f.Cell joins the cells tried, an attempt is
+// counted unless f.Exhausted, and past MaxBuildAttempts the build gives up.
+func (s *Service) retry(ctx context.Context, tx *db.Tx, env *wire.Envelope, f *wire.BuildFailed) error {
 	b := f.Build
 	if !slices.Contains(b.Tried, f.Cell) {
 		b.Tried = append(b.Tried, f.Cell)
@@ -49,8 +62,6 @@ func (s *Service) handleBuildFailed(ctx context.Context, tx *db.Tx, env *wire.En
 	if !f.Exhausted {
 		b.Attempts++
 	}
-	s.log.Info("build failed in a cell; rescheduling", "request_id", env.RequestID, "failed_cell", f.Cell,
-		"reason", f.Reason, "instances", len(b.Instances), "attempt", b.Attempts)
 	if b.Attempts > s.cfg.MaxBuildAttempts {
 		return s.giveUp(ctx, tx, env, &b, fmt.Sprintf("%s Exceeded maximum number of retries (%d); last failure in cell %s: %s",
 			NoValidCellReason, s.cfg.MaxBuildAttempts, f.Cell, f.Reason))

@@ -54,6 +54,11 @@ type Config struct {
 	DownAfter time.Duration
 	// MaxBuildAttempts bounds cell-level retries of a build (default 3).
 	MaxBuildAttempts int
+	// BuildAcceptTimeout is how long a build sent to a child may wait in
+	// the outbox while the child cannot be reached (its broker does not
+	// take messages, or it is down) before it is placed elsewhere, fenced
+	// against the child building it too (replace.go; default 20s).
+	BuildAcceptTimeout time.Duration
 	// CallTimeout is the default deadline of a call or gather (default 10s).
 	CallTimeout time.Duration
 	// AppliedRetention is how long applied message ids are kept (default 24h).
@@ -97,6 +102,7 @@ func (c *Config) defaults() error {
 	def(&c.DownAfter, max(3*c.ReportInterval, 3*time.Second))
 	def(&c.CallTimeout, 10*time.Second)
 	def(&c.AppliedRetention, 24*time.Hour)
+	def(&c.BuildAcceptTimeout, 20*time.Second)
 	if c.MaxBuildAttempts <= 0 {
 		c.MaxBuildAttempts = 3
 	}

@@ -56,6 +56,9 @@ type link struct {
 	// backoffUntil delays relaying after a failure.
 	backoffUntil time.Time
 	failures     int
+	// replaceAt is when the outbox may next be searched for builds this
+	// child has not taken in time (replace.go); zero: at the first failure.
+	replaceAt time.Time
 }
 
 func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {

@@ -7,9 +7,11 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -157,4 +159,32 @@ func PruneApplied(ctx context.Context, d *db.DB, before time.Time) (int64, error
 		return 0, fmt.Errorf("outbox: prune: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// TakeStale removes, inside tx, the messages of one method queued for a
+// neighbour before before, and returns them, oldest first. It is one
+// statement, so a message is taken once: by this or by the relay's Delete
+// after the neighbour's broker stored it, whichever commits first.
+func TakeStale(ctx context.Context, tx *db.Tx, neighbour, method string, before time.Time) ([]Entry, error) {
+	rows, err := tx.Query(ctx, `DELETE FROM outbox WHERE neighbour = ? AND method = ? AND created_at < ?
+		RETURNING seq, msg_id, body, created_at`, neighbour, method, before.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("outbox: take %s for %s: %w", method, neighbour, err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		e := Entry{Neighbour: neighbour, Method: method}
+		var at int64
+		if err := rows.Scan(&e.Seq, &e.MsgID, &e.Body, &at); err != nil {
+			return nil, fmt.Errorf("outbox: take: %w", err)
+		}
+		e.CreatedAt = db.FromMicros(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: take: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
 }

@@ -203,3 +203,84 @@ func TestMarkAppliedOncePerID(t *testing.T) {
 		}
 	})
 }
+
+// TestTakeStaleTakesEachMessageOnce: TakeStale removes and returns the
+// messages of one method for one neighbour queued before a time, oldest
+// first, and nothing else. A message the relay deleted first (its broker
+// stored it) is not taken; one taken is not there for the relay to delete
+// (Delete of it is a no-op), and a rolled-back take leaves it queued.
+func TestTakeStaleTakesEachMessageOnce(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		enqueue(t, d, "api!cell1", "a", "b", "c")
+		enqueue(t, d, "api!cell2", "other-cell")
+		// Those were queued a minute ago.
+		if _, err := d.Exec(ctx, `UPDATE outbox SET created_at = created_at - 60000000`); err != nil {
+			t.Fatal(err)
+		}
+		cut := time.Now().Add(-30 * time.Second)
+		enqueue(t, d, "api!cell1", "young")
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			return outbox.Enqueue(ctx, tx, "api!cell1", &wire.Envelope{ID: "build", Method: wire.MethodBuildInstances, Version: wire.V1,
+				Kind: wire.Targeted, Target: "api!cell1", Route: []string{"api"}, Sender: "api", Payload: json.RawMessage(`{}`)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending, err := outbox.Pending(ctx, d, "api!cell1", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The relay stored "b" on the neighbour's broker and deletes it.
+		if err := outbox.Delete(ctx, d, []int64{pending[1].Seq}); err != nil {
+			t.Fatal(err)
+		}
+		take := func(method string, before time.Time, rollback bool) []string {
+			t.Helper()
+			var ids []string
+			errRollback := errors.New("roll back")
+			err := d.InTx(ctx, func(tx *db.Tx) error {
+				es, err := outbox.TakeStale(ctx, tx, "api!cell1", method, before)
+				for _, e := range es {
+					ids = append(ids, e.MsgID)
+				}
+				if err == nil && rollback {
+					return errRollback
+				}
+				return err
+			})
+			if err != nil && !errors.Is(err, errRollback) {
+				t.Fatal(err)
+			}
+			return ids
+		}
+		if got := take("test_note", cut, true); strings.Join(got, ",") != "a,c" {
+			t.Errorf("take (rolled back) = %v, want a,c", got)
+		}
+		if got := take("test_note", cut, false); strings.Join(got, ",") != "a,c" {
+			t.Errorf("take = %v, want a,c: the old ones of that method for that cell, not b (relayed)", got)
+		}
+		if got := take("test_note", cut, false); len(got) != 0 {
+			t.Errorf("a second take = %v, want nothing", got)
+		}
+		// The relay's late delete of a taken message changes nothing.
+		if err := outbox.Delete(ctx, d, []int64{pending[0].Seq}); err != nil {
+			t.Fatal(err)
+		}
+		left, err := outbox.Pending(ctx, d, "api!cell1", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range left {
+			ids = append(ids, e.MsgID)
+		}
+		if strings.Join(ids, ",") != "young,build" {
+			t.Errorf("left queued: %v, want young,build", ids)
+		}
+		if got := take(wire.MethodBuildInstances, time.Now().Add(time.Second), false); strings.Join(got, ",") != "build" {
+			t.Errorf("take of builds = %v, want build", got)
+		}
+	})
+}

@@ -1,0 +1,91 @@
+package cells
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/outbox"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// FenceStep is how far a build's base version jumps when the build is
+// placed again because the child it was sent to did not take it in time.
+// That child may still get the first message (a publish whose ack was
+// lost, an external broker that kept it) and build the instances: every
+// version it can give them is then below the new placement's, so its
+// updates lose at the API cell, which tells it to delete what it built
+// (apicopy). A cell would have to change an instance 2^32 times to catch
+// up.
+const FenceStep int64 = 1 << 32
+
+// replaceIfDue places elsewhere the builds queued for child nb longer
+// than BuildAcceptTimeout, at most every quarter of that timeout. The
+// relay calls it only for a neighbour it cannot relay to, in its own
+// goroutine, so the relay is not publishing those messages meanwhile.
+func (s *Service) replaceIfDue(ctx context.Context, nb string, l *link, now time.Time) {
+	s.mu.Lock()
+	due := l.n.Relation == Child && !now.Before(l.replaceAt)
+	if due {
+		l.replaceAt = now.Add(max(s.cfg.BuildAcceptTimeout/4, s.cfg.RelayInterval))
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	var n int
+	err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		es, err := outbox.TakeStale(ctx, tx, nb, wire.MethodBuildInstances, now.Add(-s.cfg.BuildAcceptTimeout))
+		if err != nil {
+			return err
+		}
+		n = len(es)
+		for _, e := range es {
+			if err := s.replace(ctx, tx, nb, e, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("placing elsewhere the builds a child did not take", "neighbour", nb, "err", err)
+		}
+		return
+	}
+	if n > 0 {
+		s.Wake()
+	}
+}
+
+// replace places elsewhere, inside tx, one build that child nb did not
+// take in time, as if nb had answered build_failed: nb joins the cells
+// tried and an attempt is counted (past cells.max_build_attempts the
+// build fails, at the root with "No valid host"). Its base version jumps
+// by FenceStep.
+func (s *Service) replace(ctx context.Context, tx *db.Tx, nb string, e outbox.Entry, now time.Time) error {
+	env, err := wire.Decode(e.Body)
+	if err != nil {
+		return fmt.Errorf("queued build %s for %s: %w", e.MsgID, nb, err)
+	}
+	var b wire.BuildInstances
+	if err := json.Unmarshal(env.Payload, &b); err != nil {
+		return fmt.Errorf("queued build %s for %s: %w", e.MsgID, nb, err)
+	}
+	if env.Target != nb || b.Scheduler != s.path {
+		// Not a build this cell placed on nb: not this cell's to move.
+		s.log.Warn("a queued build this cell did not place is kept", "request_id", env.RequestID, "neighbour", nb, "target", env.Target)
+		return outbox.Enqueue(ctx, tx, nb, env)
+	}
+	s.log.Warn("build not taken by its cell in time; placing it elsewhere", "request_id", env.RequestID, "neighbour", nb,
+		"instances", len(b.Instances), "waited", now.Sub(e.CreatedAt).Round(time.Millisecond), "attempt", b.Attempts)
+	// The versions nb could use start at BaseVersion+1 (whether or not the
+	// root recorded that state); the build goes on past them all, and as a
+	// build this cell has not recorded anywhere.
+	b.BaseVersion += FenceStep
+	b.Recorded = false
+	return s.retry(ctx, tx, env, &wire.BuildFailed{Build: b, Cell: nb,
+		Reason: fmt.Sprintf("cell %s did not take the build within %v", nb, s.cfg.BuildAcceptTimeout)})
+}
