@@ -124,7 +124,11 @@ func TestFault(t *testing.T) {
 		}
 		return out
 	}
-	testpoll.Eventually(t, 3*time.Minute, "the tree to converge", func() (bool, string) {
+	// What the tree was still waiting for, the first time each was seen:
+	// logged, to explain the time it took.
+	waited := map[string]time.Duration{}
+	var waitedFor []string
+	settled := func() (bool, string) {
 		tru := truth()
 		for c, insts := range tru {
 			for u, in := range insts {
@@ -150,8 +154,19 @@ func TestFault(t *testing.T) {
 			}
 		}
 		return true, ""
+	}
+	testpoll.Eventually(t, 3*time.Minute, "the tree to converge", func() (bool, string) {
+		ok, why := settled()
+		if _, seen := waited[why]; !ok && !seen && len(waitedFor) < 20 {
+			waited[why] = time.Since(loadStopped)
+			waitedFor = append(waitedFor, why)
+		}
+		return ok, why
 	})
 	convergeTime := time.Since(loadStopped)
+	for _, why := range waitedFor {
+		t.Logf("converging, at %s: %s", waited[why].Round(100*time.Millisecond), why)
+	}
 
 	// The checks, against each cell's own database.
 	tru := truth()
