@@ -21,6 +21,12 @@ import (
 	"github.com/cellcloud/cellcloud/internal/tree/outbox"
 )
 
+// leftDeadPhase turns on the phase that leaves a compute cell dead for
+// longer than its parent waits for it to take a build: it needs issue 12
+// item 4 (a build a dead child did not take is placed elsewhere), with
+// cells.build_accept_timeout shorter than the 8 s the cell stays dead.
+const leftDeadPhase = false
+
 // TestFault is the fault suite (issue 12): a tree of processes — the API
 // cell, a compute cell, a routing cell with a compute cell below it (depth
 // 3) — under a steady load of creates, actions and deletes, while a driver
@@ -97,11 +103,18 @@ func TestFault(t *testing.T) {
 	started := time.Now()
 	for pass := 1; ; pass++ {
 		for _, c := range all {
-			d.crash(tr.procs[c], &d.kills)
+			d.crash(tr.procs[c], &d.kills, 2*time.Second)
 		}
 		d.restart("api!c2")
 		if b := tr.brokers["api!c2"]; b != nil {
-			d.crash(b, &d.brokerKills)
+			d.crash(b, &d.brokerKills, 2*time.Second)
+		}
+		if leftDeadPhase {
+			d.crash(tr.procs["api!c2"], &d.kills, 8*time.Second)
+		} else if pass == 1 {
+			t.Log("skipped: a compute cell left dead past its parent's patience — builds sent to it just before " +
+				"stay in BUILD until it returns, until issue 12 item 4 (branch i12-replace: re-placement after " +
+				"cells.build_accept_timeout) lands")
 		}
 		d.cut("api!r1")
 		d.cut("api!r1!c1")
@@ -282,11 +295,11 @@ func (d *faultDriver) hold(dur time.Duration) {
 // crash SIGKILLs a process — a cell's (with its embedded broker) or an
 // external broker's (the cell's process keeps running and reconnects) —
 // leaves it down for a moment, starts it again, and counts it.
-func (d *faultDriver) crash(p *cellProc, count *int) {
-	d.t.Logf("fault: SIGKILL %s", p.path)
+func (d *faultDriver) crash(p *cellProc, count *int, down time.Duration) {
+	d.t.Logf("fault: SIGKILL %s, down for %s", p.path, down)
 	p.kill()
 	*count++
-	d.hold(2 * time.Second)
+	d.hold(down)
 	p.start()
 	d.recovered()
 }
