@@ -21,6 +21,14 @@ import (
 	"github.com/cellcloud/cellcloud/internal/tree/outbox"
 )
 
+// leftDeadPhase turns on the phase that leaves a compute cell dead for
+// longer than its parent waits for it to take a build, so that the builds
+// sent to it are placed elsewhere, and delivered to it too when it
+// returns (where they must be fenced: no instance twice). It needs issue
+// 12 item 4 (branch i12-replace), with cells.build_accept_timeout shorter
+// than the 8 s the cell stays dead; without it, it is one more crash.
+const leftDeadPhase = false
+
 // TestFault is the fault suite (issue 12): a tree of processes — the API
 // cell, a compute cell, a routing cell with a compute cell below it (depth
 // 3) — under a steady load of creates, actions and deletes, while a driver
@@ -97,11 +105,17 @@ func TestFault(t *testing.T) {
 	started := time.Now()
 	for pass := 1; ; pass++ {
 		for _, c := range all {
-			d.crash(tr.procs[c], &d.kills)
+			d.crash(tr.procs[c], &d.kills, 2*time.Second)
 		}
 		d.restart("api!c2")
 		if b := tr.brokers["api!c2"]; b != nil {
-			d.crash(b, &d.brokerKills)
+			d.crash(b, &d.brokerKills, 2*time.Second)
+		}
+		if leftDeadPhase {
+			d.crash(tr.procs["api!c2"], &d.kills, 8*time.Second)
+		} else if pass == 1 {
+			t.Log("skipped: a compute cell left dead past cells.build_accept_timeout, its builds placed elsewhere " +
+				"and fenced in it when it returns — needs issue 12 item 4 (branch i12-replace)")
 		}
 		d.cut("api!r1")
 		d.cut("api!r1!c1")
@@ -124,7 +138,11 @@ func TestFault(t *testing.T) {
 		}
 		return out
 	}
-	testpoll.Eventually(t, 3*time.Minute, "the tree to converge", func() (bool, string) {
+	// What the tree was still waiting for, the first time each was seen:
+	// logged, to explain the time it took.
+	waited := map[string]time.Duration{}
+	var waitedFor []string
+	settled := func() (bool, string) {
 		tru := truth()
 		for c, insts := range tru {
 			for u, in := range insts {
@@ -150,8 +168,19 @@ func TestFault(t *testing.T) {
 			}
 		}
 		return true, ""
+	}
+	testpoll.Eventually(t, 3*time.Minute, "the tree to converge", func() (bool, string) {
+		ok, why := settled()
+		if _, seen := waited[why]; !ok && !seen && len(waitedFor) < 20 {
+			waited[why] = time.Since(loadStopped)
+			waitedFor = append(waitedFor, why)
+		}
+		return ok, why
 	})
 	convergeTime := time.Since(loadStopped)
+	for _, why := range waitedFor {
+		t.Logf("converging, at %s: %s", waited[why].Round(100*time.Millisecond), why)
+	}
 
 	// The checks, against each cell's own database.
 	tru := truth()
@@ -267,11 +296,11 @@ func (d *faultDriver) hold(dur time.Duration) {
 // crash SIGKILLs a process — a cell's (with its embedded broker) or an
 // external broker's (the cell's process keeps running and reconnects) —
 // leaves it down for a moment, starts it again, and counts it.
-func (d *faultDriver) crash(p *cellProc, count *int) {
-	d.t.Logf("fault: SIGKILL %s", p.path)
+func (d *faultDriver) crash(p *cellProc, count *int, down time.Duration) {
+	d.t.Logf("fault: SIGKILL %s, down for %s", p.path, down)
 	p.kill()
 	*count++
-	d.hold(2 * time.Second)
+	d.hold(down)
 	p.start()
 	d.recovered()
 }
