@@ -27,7 +27,7 @@ import (
 // returns (where they must be fenced: no instance twice). It needs issue
 // 12 item 4 (branch i12-replace), with cells.build_accept_timeout shorter
 // than the 8 s the cell stays dead; without it, it is one more crash.
-const leftDeadPhase = false
+const leftDeadPhase = true
 
 // TestFault is the fault suite (issue 12): a tree of processes — the API
 // cell, a compute cell, a routing cell with a compute cell below it (depth
@@ -63,9 +63,9 @@ func TestFault(t *testing.T) {
 		t.Logf("no nats-server (%v): every broker is embedded, and the phase that restarts a broker alone is skipped", err)
 	}
 	tr := startTree(t, []cellSpec{
-		{path: "api", faults: faults},
+		{path: "api", faults: faults, cells: map[string]any{"build_accept_timeout": "3s"}},
 		{path: "api!c2", hosts: 4, parent: "api", faults: faults, natsServer: natsServer},
-		{path: "api!r1", hosts: 1, parent: "api", proxied: true, faults: faults},
+		{path: "api!r1", hosts: 1, parent: "api", proxied: true, faults: faults, cells: map[string]any{"build_accept_timeout": "3s"}},
 		{path: "api!r1!c1", hosts: 3, parent: "api!r1", proxied: true, faults: faults},
 	})
 	all := []string{"api", "api!c2", "api!r1", "api!r1!c1"}
