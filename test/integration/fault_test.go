@@ -69,12 +69,9 @@ func TestFault(t *testing.T) {
 		{path: "api!r1!c1", hosts: 3, parent: "api!r1", proxied: true, faults: faults},
 	})
 	all := []string{"api", "api!c2", "api!r1", "api!r1!c1"}
-	// On a failure, CELLCLOUD_FAULT_LOGS=DIR keeps every cell's log there.
+	// CELLCLOUD_FAULT_LOGS=DIR keeps every cell's log there.
 	if dir := os.Getenv("CELLCLOUD_FAULT_LOGS"); dir != "" {
 		t.Cleanup(func() {
-			if !t.Failed() {
-				return
-			}
 			for _, p := range all {
 				b, _ := os.ReadFile(tr.procs[p].log)
 				_ = os.WriteFile(filepath.Join(dir, strings.ReplaceAll(p, "!", "_")+".log"), b, 0o644)
