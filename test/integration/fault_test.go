@@ -328,7 +328,11 @@ func (d *faultDriver) cut(path string) {
 // up again, so that each fault starts from a whole tree.
 func (d *faultDriver) recovered() {
 	ended := time.Now()
-	defer func() { d.slowest = max(d.slowest, time.Since(ended)) }()
+	defer func() {
+		took := time.Since(ended)
+		d.slowest = max(d.slowest, took)
+		d.t.Logf("fault: the tree was whole again %s after the fault ended", took.Round(100*time.Millisecond))
+	}()
 	testpoll.Eventually(d.t, 90*time.Second, "the Compute API to answer", d.tr.apiAnswers)
 	testpoll.Eventually(d.t, 90*time.Second, "every cell up in os-cells", func() (bool, string) {
 		req, _ := http.NewRequest("GET", strings.TrimSuffix(d.tr.api, "/")+"/os-cells", nil)

@@ -51,13 +51,24 @@ func TakeEarlyDeletes(ctx context.Context, tx *db.Tx, uuids []string) (map[strin
 	return out, rows.Err()
 }
 
-// HasEarlyDeletes reports whether any early delete is kept.
-func HasEarlyDeletes(ctx context.Context, q Querier) (bool, error) {
-	var n int
-	if err := q.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM early_deletes LIMIT 1) x`).Scan(&n); err != nil {
-		return false, fmt.Errorf("early deletes: %w", err)
+// ListEarlyDeletes returns the early deletes kept: when each came, by
+// instance.
+func ListEarlyDeletes(ctx context.Context, q Querier) (map[string]time.Time, error) {
+	rows, err := q.Query(ctx, `SELECT uuid, created_at FROM early_deletes`)
+	if err != nil {
+		return nil, fmt.Errorf("early deletes: %w", err)
 	}
-	return n > 0, nil
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var u string
+		var at int64
+		if err := rows.Scan(&u, &at); err != nil {
+			return nil, fmt.Errorf("early deletes: %w", err)
+		}
+		out[u] = db.FromMicros(at)
+	}
+	return out, rows.Err()
 }
 
 // PruneEarlyDeletes drops the early deletes kept since before: their

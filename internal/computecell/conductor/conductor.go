@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
@@ -98,10 +97,8 @@ type Conductor struct {
 	log   *slog.Logger
 	state *instancestate.Owner
 	pool  *workpool.Pool
-	// earlyDeletes is set once a delete came before its build (and at
-	// start when one is kept): only then do builds look for one, so the
-	// build path costs nothing more without them.
-	earlyDeletes atomic.Bool
+	// early is the index of the deletes that came before their builds.
+	early earlyIndex
 }
 
 // New validates the configuration.
@@ -151,11 +148,11 @@ func (c *Conductor) Start(ctx context.Context) error {
 	if err := c.recover(ctx); err != nil {
 		return err
 	}
-	early, err := celldb.HasEarlyDeletes(ctx, c.cfg.DB)
+	early, err := celldb.ListEarlyDeletes(ctx, c.cfg.DB)
 	if err != nil {
 		return fmt.Errorf("conductor: %w", err)
 	}
-	c.earlyDeletes.Store(early)
+	c.early.set(early)
 	c.pool.Start(c.healLoop)
 	return nil
 }
@@ -219,16 +216,17 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 			return err
 		}
 	}
-	if c.earlyDeletes.Load() {
+	uuids := make([]string, len(insts))
+	for i, in := range insts {
+		uuids[i] = in.UUID
+	}
+	if hits := c.early.hits(uuids); len(hits) > 0 {
 		// A delete that came first: the build is deleted as it arrives.
-		uuids := make([]string, len(insts))
-		for i, in := range insts {
-			uuids[i] = in.UUID
-		}
-		early, err := celldb.TakeEarlyDeletes(ctx, tx, uuids)
+		early, err := celldb.TakeEarlyDeletes(ctx, tx, hits)
 		if err != nil {
 			return err
 		}
+		tx.AfterCommit(func() { c.early.remove(hits) })
 		for _, in := range insts {
 			if rid, ok := early[in.UUID]; ok {
 				c.log.Info("deleting a build whose delete came first", "request_id", rid, "instance", in.UUID)
@@ -256,10 +254,13 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 			// order), or went to another cell: kept for the build, pruned
 			// if none comes.
 			c.log.Warn("delete of an instance this cell does not have; kept for its build", "request_id", env.RequestID, "instance", u)
-			c.earlyDeletes.Store(true)
-			if err := celldb.RecordEarlyDelete(ctx, tx, u, env.RequestID, c.cfg.Now()); err != nil {
+			now := c.cfg.Now()
+			if err := celldb.RecordEarlyDelete(ctx, tx, u, env.RequestID, now); err != nil {
 				return err
 			}
+			// Known at once (a build in the same batch finds it); one
+			// whose transaction is undone costs a build a query, no more.
+			c.early.add(u, now)
 			continue
 		}
 		if err != nil {
@@ -711,8 +712,8 @@ func (c *Conductor) healLoop(ctx context.Context) {
 			if err := c.Heal(ctx); err != nil && ctx.Err() == nil {
 				c.log.Error("heal", "err", err)
 			}
-			if c.earlyDeletes.Load() {
-				if _, err := celldb.PruneEarlyDeletes(ctx, c.cfg.DB, c.cfg.Now().Add(-earlyDeleteRetention)); err != nil && ctx.Err() == nil {
+			if cutoff := c.cfg.Now().Add(-earlyDeleteRetention); c.early.pruneBefore(cutoff) {
+				if _, err := celldb.PruneEarlyDeletes(ctx, c.cfg.DB, cutoff); err != nil && ctx.Err() == nil {
 					c.log.Error("pruning early deletes", "err", err)
 				}
 			}

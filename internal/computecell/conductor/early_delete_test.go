@@ -3,11 +3,13 @@ package conductor_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
+	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -88,4 +90,49 @@ func TestAnEarlyDeleteOutlivesARestart(t *testing.T) {
 		in := get(t, d, uuidN(1))
 		return in.Deleted, fmt.Sprintf("%s/%s", in.VMState, in.TaskState)
 	})
+}
+
+// TestAnEarlyDeleteWhoseBuildNeverComesIsDropped: a routing cell hears of
+// deletes for builds it passed down, which never come to it; they are
+// dropped a day later, and a build with that id afterwards is built.
+func TestAnEarlyDeleteWhoseBuildNeverComesIsDropped(t *testing.T) {
+	ctx := context.Background()
+	d := openCellDB(t)
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	// The scheduler holds the build while the test looks at it.
+	asked, release := make(chan struct{}, 1), make(chan struct{})
+	sched := &fakeScheduler{fn: func(*hostsched.Request) ([]hostsched.Selection, error) {
+		asked <- struct{}{}
+		<-release
+		return nil, hostsched.ErrNoValidHost
+	}}
+	cd, err := conductor.New(conductor.Config{Cell: cell, DB: d, Sender: &recorder{}, Network: fakeNetwork{}, Compute: fakeCompute{},
+		Scheduler: sched, PollInterval: 50 * time.Millisecond, HealInterval: 50 * time.Millisecond, Logger: quiet, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cd.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cd.Shutdown(context.Background()) })
+	deleteInstances(t, d, cd, "req-del", uuidN(1))
+	mu.Lock()
+	now = now.Add(25 * time.Hour)
+	mu.Unlock()
+	testpoll.Eventually(t, wait, "the early delete dropped", func() (bool, string) {
+		var n int
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM early_deletes`).Scan(&n); err != nil {
+			return false, err.Error()
+		}
+		return n == 0, fmt.Sprintf("%d kept", n)
+	})
+	accept(t, d, cd, "req-build", build(1, 0))
+	<-asked
+	in := get(t, d, uuidN(1))
+	close(release)
+	if in.TaskState != celldb.TaskScheduling {
+		t.Errorf("the build after the early delete was dropped is %s/%s, want it scheduled", in.VMState, in.TaskState)
+	}
 }
