@@ -206,6 +206,21 @@ type Cells struct {
 	// CallTimeout is how long a call to another cell (a console log, a
 	// hypervisor, os-hosts) or a gather waits for its answers (default 10s).
 	CallTimeout Duration `json:"call_timeout,omitempty"`
+	// FaultInjection is for fault testing only, never for production: the
+	// relay duplicates, delays and reorders the messages it sends.
+	FaultInjection *FaultInjection `json:"fault_injection,omitempty"`
+}
+
+// FaultInjection makes a cell's relay misbehave on purpose (for the fault
+// suite in test/integration only): each relayed message is published twice
+// with probability Duplicate, each batch is shuffled with probability
+// Reorder and held back up to MaxDelay with probability Delay.
+type FaultInjection struct {
+	Duplicate float64  `json:"duplicate,omitempty"`
+	Reorder   float64  `json:"reorder,omitempty"`
+	Delay     float64  `json:"delay,omitempty"`
+	MaxDelay  Duration `json:"max_delay,omitempty"`
+	Seed      uint64   `json:"seed,omitempty"`
 }
 
 // Compute configures the compute role and its fake driver.

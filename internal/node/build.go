@@ -43,6 +43,7 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts, DownAfter: cfg.Cells.DownAfter.D(),
 			CallTimeout: cfg.Cells.CallTimeout.D(), BuildAcceptTimeout: cfg.Cells.BuildAcceptTimeout.D(),
 			Capacity: n.ownCapacity(),
+			Faults:   relayFaults(cfg.Cells.FaultInjection),
 		})
 		if err != nil {
 			return nil, err
@@ -303,4 +304,13 @@ func (n *Node) computeCellRoles(sender *cells.Sender) (l localRoles, roles []rol
 		roles = append(roles, role{"compute", &computeRole{svc: l.compute, srv: n.rpcServer(), cell: cfg.Cell, hosts: cfg.HostNames()}})
 	}
 	return l, roles, nil
+}
+
+// relayFaults is the cells service's fault injection from the
+// configuration: nil, unless a fault test asked for it.
+func relayFaults(f *config.FaultInjection) *cells.Faults {
+	if f == nil {
+		return nil
+	}
+	return &cells.Faults{Duplicate: f.Duplicate, Reorder: f.Reorder, Delay: f.Delay, MaxDelay: f.MaxDelay.D(), Seed: f.Seed}
 }

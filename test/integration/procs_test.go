@@ -71,9 +71,12 @@ type cellProc struct {
 	path   string
 	config string
 	log    string
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{}
+	// argv, when set, is the command instead of `cellcloud serve` (an
+	// external broker's).
+	argv []string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 func (p *cellProc) start() {
@@ -83,6 +86,9 @@ func (p *cellProc) start() {
 		p.t.Fatal(err)
 	}
 	cmd := exec.Command(binary, "serve", "--config", p.config, "--log-level", "debug")
+	if len(p.argv) > 0 {
+		cmd = exec.Command(p.argv[0], p.argv[1:]...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.path, err)

@@ -34,14 +34,17 @@ func (tr *tree) waitReady(hosts map[string]int) {
 	tr.t.Helper()
 	testpoll.Eventually(tr.t, 60*time.Second, "capacity reports at the API cell", hostsReported(context.Background(), tr.openDB("api"), hosts))
 	// The cells service records reports before the API listens.
-	testpoll.Eventually(tr.t, 60*time.Second, "the Compute API to answer", func() (bool, string) {
-		resp, err := http.Get(tr.api)
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode < 500, resp.Status
-	})
+	testpoll.Eventually(tr.t, 60*time.Second, "the Compute API to answer", tr.apiAnswers)
+}
+
+// apiAnswers is a testpoll.Eventually condition: the Compute API answers.
+func (tr *tree) apiAnswers() (bool, string) {
+	resp, err := http.Get(tr.api)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp.Body.Close()
+	return resp.StatusCode < 500, resp.Status
 }
 
 // TestBootActDeleteProcesses runs scenario.BootActDelete (also run in

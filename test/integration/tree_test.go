@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,6 +31,14 @@ type cellSpec struct {
 	path   string
 	hosts  int
 	parent string
+	// proxied puts the links between the cell and its parent through
+	// proxies the test can cut (tree.partitions).
+	proxied bool
+	// faults is the cell's cells.fault_injection (test only).
+	faults map[string]any
+	// natsServer, when set, is the nats-server binary the cell's broker
+	// runs as, a process of its own (tree.brokers), instead of embedded.
+	natsServer string
 	// cells are options of the cell's "cells" section, over the tests'.
 	cells map[string]any
 }
@@ -43,12 +52,20 @@ type tree struct {
 	nets  map[string]string // network CIDR per compute cell
 	cells []string          // compute cells, in the order of the specs
 	api   string            // Compute API endpoint
+	// partitions are the proxied links, by the child cell's path.
+	partitions map[string]*partition
+	// brokers are the external brokers' processes, by cell.
+	brokers map[string]*cellProc
+	// certConfigs are the configurations `cell cert` reads for cells on
+	// an external broker (whose own configuration has a URL instead).
+	certConfigs map[string]string
 }
 
 // startTree writes a config per cell, links the cells with `cellcloud cell
 // add` on both sides (with the URLs `cellcloud cell link-url` prints), and starts one `cellcloud serve` process per cell.
 func startTree(t *testing.T, specs []cellSpec) *tree {
-	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}, nets: map[string]string{}}
+	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}, nets: map[string]string{},
+		partitions: map[string]*partition{}, brokers: map[string]*cellProc{}, certConfigs: map[string]string{}}
 	apiPort := freePort(t)
 	tr.api = fmt.Sprintf("http://127.0.0.1:%d/v2.1/", apiPort)
 	for i, s := range specs {
@@ -62,6 +79,9 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 			"broker": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", port), "ca": filepath.Join(tr.dir, "tree-ca.pem"),
 				"tls_cert": filepath.Join(dir, "broker-cert.pem"), "tls_key": filepath.Join(dir, "broker-key.pem")},
 			"cells": map[string]any{"report_interval": "500ms", "refresh_interval": "300ms", "heal_interval": "3s", "heal_window": "1m"},
+		}
+		if s.faults != nil {
+			cfg["cells"].(map[string]any)["fault_injection"] = s.faults
 		}
 		maps.Copy(cfg["cells"].(map[string]any), s.cells)
 		// The API cell and one compute cell run on PostgreSQL when this
@@ -87,6 +107,23 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		} else {
 			tr.dbs[s.path] = filepath.Join(dir, "cell.db")
 		}
+		if s.natsServer != "" {
+			// The certificate is made as for an embedded broker; the cell
+			// reaches nats-server by URL, verified against the tree CA.
+			tr.certConfigs[s.path] = filepath.Join(tr.dir, name+"-cert.json")
+			writeJSON(t, tr.certConfigs[s.path], cfg)
+			b := cfg["broker"].(map[string]any)
+			conf := filepath.Join(tr.dir, name+"-nats.conf")
+			text := fmt.Sprintf("listen: %q\njetstream { store_dir: %q }\ntls { cert_file: %q\nkey_file: %q }\n",
+				b["listen"], filepath.Join(dir, "nats"), b["tls_cert"], b["tls_key"])
+			if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tr.brokers[s.path] = &cellProc{t: t, path: s.path + " broker", log: filepath.Join(tr.dir, name+"-nats.log"),
+				argv: []string{s.natsServer, "-c", conf}}
+			tr.urls[s.path] = fmt.Sprintf("tls://127.0.0.1:%d", port)
+			cfg["broker"] = map[string]any{"url": tr.urls[s.path], "ca": b["ca"]}
+		}
 		path := filepath.Join(tr.dir, name+".json")
 		writeJSON(t, path, cfg)
 		tr.procs[s.path] = &cellProc{t: t, path: s.path, config: path, log: filepath.Join(tr.dir, name+".log")}
@@ -96,6 +133,11 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 	// `cell cert` makes the tree CA (the first time) and each cell's broker
 	// certificate.
 	for _, s := range specs {
+		if cc, ok := tr.certConfigs[s.path]; ok {
+			// nats-server without users: its URL is the link URL.
+			cellcloud(t, "cell", "cert", "--config", cc, "--ca-key", filepath.Join(tr.dir, "tree-ca-key.pem"))
+			continue
+		}
 		cellcloud(t, "cell", "cert", "--config", tr.procs[s.path].config, "--ca-key", filepath.Join(tr.dir, "tree-ca-key.pem"))
 		tr.urls[s.path] = strings.TrimSpace(cellcloud(t, "cell", "link-url", "--config", tr.procs[s.path].config))
 	}
@@ -103,8 +145,17 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		if s.parent == "" {
 			continue
 		}
-		cellcloud(t, "cell", "add", "--config", tr.procs[s.parent].config, "--name", s.path, "--relation", "child", "--broker-url", tr.urls[s.path])
-		cellcloud(t, "cell", "add", "--config", tr.procs[s.path].config, "--name", s.parent, "--relation", "parent", "--broker-url", tr.urls[s.parent])
+		childURL, parentURL := tr.urls[s.path], tr.urls[s.parent]
+		if s.proxied {
+			p := &partition{down: newLinkProxy(t, brokerAddr(t, childURL)), up: newLinkProxy(t, brokerAddr(t, parentURL))}
+			tr.partitions[s.path] = p
+			childURL, parentURL = p.down.via(t, childURL), p.up.via(t, parentURL)
+		}
+		cellcloud(t, "cell", "add", "--config", tr.procs[s.parent].config, "--name", s.path, "--relation", "child", "--broker-url", childURL)
+		cellcloud(t, "cell", "add", "--config", tr.procs[s.path].config, "--name", s.parent, "--relation", "parent", "--broker-url", parentURL)
+	}
+	for _, b := range tr.brokers {
+		b.start()
 	}
 	for _, s := range specs {
 		tr.procs[s.path].start()
@@ -112,6 +163,9 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 	t.Cleanup(func() {
 		for _, p := range tr.procs {
 			p.stop()
+		}
+		for _, b := range tr.brokers {
+			b.stop()
 		}
 		if t.Failed() {
 			for path, p := range tr.procs {
@@ -461,7 +515,19 @@ func TestTreeOfProcesses(t *testing.T) {
 
 func checkClaims(t *testing.T, cell string, d *db.DB) {
 	t.Helper()
+	for _, p := range claimProblems(t, cell, d) {
+		t.Error(p)
+	}
+}
+
+// claimProblems is what is wrong with a cell's claims and addresses: a
+// host's use that differs from the instances on it (something applied
+// twice or lost), an oversubscribed host, an instance with two addresses,
+// and a claim or address held by no live instance (a leak).
+func claimProblems(t *testing.T, cell string, d *db.DB) []string {
+	t.Helper()
 	ctx := context.Background()
+	var out []string
 	rows, err := d.Query(ctx, `SELECT n.host, n.used_ram_mb, n.instances,
 		(SELECT COUNT(*) FROM instances i WHERE i.host = n.host AND i.deleted = 0),
 		(SELECT COALESCE(SUM(c.ram_mb), 0) FROM claims c WHERE c.host = n.host) FROM compute_nodes n`)
@@ -477,11 +543,11 @@ func checkClaims(t *testing.T, cell string, d *db.DB) {
 			t.Fatal(err)
 		}
 		if usedRAM != claimRAM || count != live || usedRAM != int64(live)*512 {
-			t.Errorf("%s host %s: used RAM %d, claims %d, counted %d instances, %d live: something was applied twice or lost",
-				cell, host, usedRAM, claimRAM, count, live)
+			out = append(out, fmt.Sprintf("%s host %s: used RAM %d, claims %d, counted %d instances, %d live: something was applied twice or lost",
+				cell, host, usedRAM, claimRAM, count, live))
 		}
 		if usedRAM > 2048 {
-			t.Errorf("%s host %s is oversubscribed: %d MB used of 2048", cell, host, usedRAM)
+			out = append(out, fmt.Sprintf("%s host %s is oversubscribed: %d MB used of 2048", cell, host, usedRAM))
 		}
 	}
 	var dup int
@@ -489,13 +555,26 @@ func checkClaims(t *testing.T, cell string, d *db.DB) {
 		t.Fatal(err)
 	}
 	if dup > 0 {
-		t.Errorf("%s: %d instances hold more than one address", cell, dup)
+		out = append(out, fmt.Sprintf("%s: %d instances hold more than one address", cell, dup))
 	}
 	var live, addressed int
 	_ = d.QueryRow(ctx, `SELECT COUNT(*) FROM instances WHERE deleted = 0`).Scan(&live)
 	_ = d.QueryRow(ctx, `SELECT COUNT(*) FROM fixed_ips WHERE instance_uuid IS NOT NULL`).Scan(&addressed)
 	if live != addressed {
-		t.Errorf("%s: %d live instances but %d addresses in use", cell, live, addressed)
+		out = append(out, fmt.Sprintf("%s: %d live instances but %d addresses in use", cell, live, addressed))
 	}
-
+	for _, q := range []struct{ what, sql string }{
+		{"addresses", `SELECT COUNT(*) FROM fixed_ips f WHERE f.instance_uuid IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.uuid = f.instance_uuid AND i.deleted = 0)`},
+		{"claims", `SELECT COUNT(*) FROM claims c WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.uuid = c.instance_uuid AND i.deleted = 0)`},
+	} {
+		var n int
+		if err := d.QueryRow(ctx, q.sql).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			out = append(out, fmt.Sprintf("%s: %d %s held by no live instance", cell, n, q.what))
+		}
+	}
+	return out
 }

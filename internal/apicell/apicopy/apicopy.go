@@ -180,7 +180,8 @@ func (h *Handlers) Placed(ctx context.Context, tx *db.Tx, child, requestID strin
 func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInstances, reason string) error {
 	now := h.Now()
 	for _, spec := range b.Instances {
-		in, err := apidb.Get(ctx, tx, spec.UUID)
+		// Locked, so that a delete marked concurrently is seen here.
+		in, err := apidb.GetForUpdate(ctx, tx, spec.UUID)
 		if err != nil {
 			h.Logger.Warn("build error for an unknown instance", "instance", spec.UUID, "err", err)
 			continue

@@ -734,12 +734,21 @@ func Current(ctx context.Context, q Querier, states []wire.InstanceState) (map[s
 // moved away from, whose versions are fenced below the copy's.
 func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time.Time) (Applied, error) {
 	// What decides whether and how to apply it: a few columns, not the
-	// whole row.
+	// whole row. On PostgreSQL the row is locked from this read on: a
+	// delete that marks it concurrently (reading the cell it sends the
+	// delete to) either commits first, and is seen here as a pending
+	// delete to send on to the new cell, or reads the new cell after this
+	// commits. Without the lock, both could read before either wrote and
+	// the delete would go to the old cell only. (SQLite transactions here
+	// take the write lock when they begin.)
 	var a Applied
 	var version int64
 	var cell, vmState, taskState, shelvedImage string
-	err := tx.QueryRow(ctx, `SELECT deleted, delete_requested, version, cell_path, vm_state, task_state, shelved_image_id FROM instances WHERE uuid = ?`, st.UUID).
-		Scan(&a.Deleted, &a.DeleteRequested, &version, &cell, &vmState, &taskState, &shelvedImage)
+	read := `SELECT deleted, delete_requested, version, cell_path, vm_state, task_state, shelved_image_id FROM instances WHERE uuid = ?`
+	if tx.Dialect == db.Postgres {
+		read += " FOR UPDATE"
+	}
+	err := tx.QueryRow(ctx, read, st.UUID).Scan(&a.Deleted, &a.DeleteRequested, &version, &cell, &vmState, &taskState, &shelvedImage)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Applied{}, nil // never created here (or purged): nothing to update
 	}

@@ -162,6 +162,13 @@ CREATE TABLE task_log (
 	// costs nothing to the rest.
 	{Version: 4, Name: "shelved instances", SQL: `
 CREATE INDEX instances_shelved ON instances (updated_at) WHERE vm_state = 'shelved' AND deleted = 0`},
+	{Version: 5, Name: "deletes that came before their builds", SQL: `
+CREATE TABLE early_deletes (
+	uuid TEXT PRIMARY KEY,
+	request_id TEXT NOT NULL,
+	created_at {{bigint}} NOT NULL
+);
+CREATE INDEX early_deletes_created ON early_deletes (created_at)`},
 }
 
 // VM states, task states and power states, with Nova's values.

@@ -97,6 +97,8 @@ type Conductor struct {
 	log   *slog.Logger
 	state *instancestate.Owner
 	pool  *workpool.Pool
+	// early is the index of the deletes that came before their builds.
+	early earlyIndex
 }
 
 // New validates the configuration.
@@ -146,6 +148,11 @@ func (c *Conductor) Start(ctx context.Context) error {
 	if err := c.recover(ctx); err != nil {
 		return err
 	}
+	early, err := celldb.ListEarlyDeletes(ctx, c.cfg.DB)
+	if err != nil {
+		return fmt.Errorf("conductor: %w", err)
+	}
+	c.early.set(early)
 	c.pool.Start(c.healLoop)
 	return nil
 }
@@ -209,6 +216,26 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 			return err
 		}
 	}
+	uuids := make([]string, len(insts))
+	for i, in := range insts {
+		uuids[i] = in.UUID
+	}
+	if hits := c.early.hits(uuids); len(hits) > 0 {
+		// A delete that came first: the build is deleted as it arrives.
+		early, err := celldb.TakeEarlyDeletes(ctx, tx, hits)
+		if err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { c.early.remove(hits) })
+		for _, in := range insts {
+			if rid, ok := early[in.UUID]; ok {
+				c.log.Info("deleting a build whose delete came first", "request_id", rid, "instance", in.UUID)
+				if err := c.markDeleting(ctx, tx, &in, rid); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	tx.AfterCommit(c.Wake)
 	return nil
 }
@@ -220,13 +247,20 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 	if err := json.Unmarshal(env.Payload, &d); err != nil {
 		return wire.Errorf(wire.CodeBadMessage, "delete_instances: %v", err)
 	}
-	deleting := celldb.TaskDeleting
-	// A delete ends any server action still pending.
-	noAction := &celldb.PendingAction{}
 	for _, u := range d.UUIDs {
 		in, err := celldb.Get(ctx, tx, u)
 		if errors.Is(err, celldb.ErrNotFound) {
-			c.log.Warn("delete of an instance this cell does not have", "request_id", env.RequestID, "instance", u)
+			// Its build may be behind it (messages can arrive out of
+			// order), or went to another cell: kept for the build, pruned
+			// if none comes.
+			c.log.Warn("delete of an instance this cell does not have; kept for its build", "request_id", env.RequestID, "instance", u)
+			now := c.cfg.Now()
+			if err := celldb.RecordEarlyDelete(ctx, tx, u, env.RequestID, now); err != nil {
+				return err
+			}
+			// Known at once (a build in the same batch finds it); one
+			// whose transaction is undone costs a build a query, no more.
+			c.early.add(u, now)
 			continue
 		}
 		if err != nil {
@@ -235,18 +269,25 @@ func (c *Conductor) DeleteInstances(ctx context.Context, tx *db.Tx, env *wire.En
 		if in.Deleted || in.TaskState == celldb.TaskDeleting {
 			continue
 		}
-		// The API cell marked its copy deleting already: it learns the rest
-		// when the delete is done.
-		if err := c.state.Step(ctx, tx, u, nil, celldb.Change{TaskState: &deleting, Action: noAction}); err != nil {
-			return err
-		}
-		if _, err := celldb.StartAction(ctx, tx, wire.ActionRecord{Action: "delete", UUID: u, RequestID: env.RequestID,
-			ProjectID: in.ProjectID, StartTime: c.cfg.Now()}); err != nil {
+		if err := c.markDeleting(ctx, tx, in, env.RequestID); err != nil {
 			return err
 		}
 	}
 	tx.AfterCommit(c.Wake)
 	return nil
+}
+
+// markDeleting puts an instance in deleting, ending any server action
+// still pending, for the work loop to delete. The API cell marked its copy
+// deleting already: it learns the rest when the delete is done.
+func (c *Conductor) markDeleting(ctx context.Context, tx *db.Tx, in *celldb.Instance, requestID string) error {
+	deleting := celldb.TaskDeleting
+	if err := c.state.Step(ctx, tx, in.UUID, nil, celldb.Change{TaskState: &deleting, Action: &celldb.PendingAction{}}); err != nil {
+		return err
+	}
+	_, err := celldb.StartAction(ctx, tx, wire.ActionRecord{Action: "delete", UUID: in.UUID, RequestID: requestID,
+		ProjectID: in.ProjectID, StartTime: c.cfg.Now()})
+	return err
 }
 
 // poll is a round of the work loop: place what waits for a host, finish
@@ -654,6 +695,10 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance, requestID s
 	return true
 }
 
+// earlyDeleteRetention is how long a delete that came before its build is
+// kept for it.
+const earlyDeleteRetention = 24 * time.Hour
+
 // healLoop resends recently changed instances upward, so that a lost or
 // misapplied update is repaired within HealInterval.
 func (c *Conductor) healLoop(ctx context.Context) {
@@ -666,6 +711,11 @@ func (c *Conductor) healLoop(ctx context.Context) {
 		case <-t.C:
 			if err := c.Heal(ctx); err != nil && ctx.Err() == nil {
 				c.log.Error("heal", "err", err)
+			}
+			if cutoff := c.cfg.Now().Add(-earlyDeleteRetention); c.early.pruneBefore(cutoff) {
+				if _, err := celldb.PruneEarlyDeletes(ctx, c.cfg.DB, cutoff); err != nil && ctx.Err() == nil {
+					c.log.Error("pruning early deletes", "err", err)
+				}
 			}
 		}
 	}

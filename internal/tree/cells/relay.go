@@ -67,7 +67,11 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 			s.log.Error("reading the outbox", "neighbour", nb, "err", err)
 			continue
 		}
-		sent := s.publishBatch(ctx, js, nb, coalesce(entries))
+		msgs := coalesce(entries)
+		if s.faults != nil {
+			msgs = s.injectFaults(ctx, nb, msgs)
+		}
+		sent := s.publishBatch(ctx, js, nb, msgs)
 		if len(sent) > 0 {
 			if err := outbox.Delete(ctx, s.cfg.DB, sent); err != nil {
 				s.log.Error("clearing relayed messages", "neighbour", nb, "err", err)

@@ -74,6 +74,10 @@ type Config struct {
 	Scheduler *cellsched.Scheduler
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Faults, for fault testing only (never in production), makes the
+	// relay duplicate, delay and reorder messages; nil injects nothing.
+	Faults *Faults
 }
 
 func (c *Config) defaults() error {
@@ -112,6 +116,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Faults != nil {
+		return c.Faults.validate()
 	}
 	return nil
 }
@@ -211,6 +218,10 @@ type Service struct {
 	// messages relayed from the outbox, and calls, notifications and
 	// responses.
 	published struct{ durable, calls atomic.Int64 }
+
+	// faults is the relay's fault injection; nil (always, in production)
+	// injects nothing.
+	faults *faultInjector
 }
 
 // Published is how many envelopes the cell has put on brokers since it
@@ -244,6 +255,7 @@ func New(cfg Config) (*Service, error) {
 		reportNow:  make(chan struct{}, 1),
 		wake:       make(chan struct{}, 1),
 		ready:      make(chan struct{}),
+		faults:     newFaultInjector(cfg.Faults),
 	}
 	s.HandleCast(wire.MethodBuildInstances, 1, 0, s.handleBuild)
 	s.HandleCast(wire.MethodBuildFailed, 1, 0, s.handleBuildFailed)

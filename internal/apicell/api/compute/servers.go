@@ -80,7 +80,9 @@ func (h *serversHandler) deleteServer(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.cfg.Now()
 	err = h.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		cur, err := apidb.Get(ctx, tx, in.UUID)
+		// Locked: the cell it is sent to must be the one an update moving
+		// the instance has not changed meanwhile (apidb.ApplyUpdate).
+		cur, err := apidb.GetForUpdate(ctx, tx, in.UUID)
 		if err != nil {
 			return err
 		}
