@@ -44,7 +44,9 @@ func TestAnUpdateWaitsForADeleteMarkedConcurrently(t *testing.T) {
 		}
 		// The update from the instance's new cell, in its own
 		// transaction, until it waits for this one.
-		go func() { got <- apply(t, d, wire.InstanceState{UUID: u, Cell: "api!r1!c1", Version: 2, VMState: "active"}, t0) }()
+		go func() {
+			got <- apply(t, d, wire.InstanceState{UUID: u, Cell: "api!r1!c1", Version: 2, VMState: "active"}, t0)
+		}()
 		testpoll.Eventually(t, 10*time.Second, "the update to wait for the delete's transaction", func() (bool, string) {
 			var n int
 			if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
