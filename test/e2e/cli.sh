@@ -66,7 +66,7 @@ echo "ok   openstack quota set --instances -5 (refused)"
 expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --wait admin-vm
 
 # Operator APIs across the cells: hypervisors, services, zones, usage, and the tree.
-expect 'api!cell2@' hypervisor list
+expect 'cell2-host001' hypervisor list
 expect '"count": 8' hypervisor stats show -f json
 expect 'api!cell1@cell1-host001' compute service list --service nova-compute
 os compute service set --disable --disable-reason maint 'api!cell1@cell1-host001' nova-compute || fail "service set --disable"
