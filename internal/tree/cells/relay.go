@@ -75,7 +75,7 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 		}
 		sent := s.publishBatch(ctx, js, nb, msgs)
 		if len(sent) > 0 {
-			s.relayed(ctx, nb, l, entries, sent, now)
+			s.relayed(ctx, nb, l, entries, sent)
 		}
 		if l != nil {
 			if len(sent) < len(entries) {
@@ -100,7 +100,7 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 // keeps the builds to a child, marked sent: a child whose processes died
 // while its broker (an external one) lives would otherwise hold them for
 // ever. sweepSent prunes them or places them elsewhere.
-func (s *Service) relayed(ctx context.Context, nb string, l *link, entries []outbox.Entry, sent []int64, now time.Time) {
+func (s *Service) relayed(ctx context.Context, nb string, l *link, entries []outbox.Entry, sent []int64) {
 	var builds []int64
 	child := false
 	if l != nil {
@@ -128,10 +128,11 @@ func (s *Service) relayed(ctx context.Context, nb string, l *link, entries []out
 		}
 	}
 	if len(builds) > 0 {
+		at := s.now() // once acknowledged: a batch may take seconds
 		s.mu.Lock()
-		l.kept, l.lastSent = true, now
+		l.kept, l.lastSent = true, at
 		s.mu.Unlock()
-		if err := outbox.MarkSent(ctx, s.cfg.DB, builds, now); err != nil {
+		if err := outbox.MarkSent(ctx, s.cfg.DB, builds, at); err != nil {
 			s.log.Error("marking relayed builds sent", "neighbour", nb, "err", err)
 		}
 	}
