@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -251,4 +252,116 @@ func TestRoutingCellPlacesElsewhereWhenItsChildDies(t *testing.T) {
 	if d := converged(t, apiInstances(t, apiDB), truth); d != "" {
 		t.Error(d)
 	}
+}
+
+// TestBuildInTheExternalBrokerOfADeadCellIsPlacedElsewhere: a compute
+// cell on an external broker (a nats-server process of its own) has its
+// process killed, its broker left running, and servers are created at
+// once. The API cell's relay publishes the builds into that broker, which
+// stores them, but nobody applies them. The API cell keeps them in its
+// outbox, marked sent, and never publishes them again; once the cell
+// counts as down (cells.down_after) and the builds are older than
+// cells.build_accept_timeout, it places them on the other cell, where
+// they go ACTIVE at fenced versions. The dead cell returns and consumes
+// the old message from its broker: it builds the servers, its updates
+// lose to the API cell's fenced record, the API cell tells it to delete
+// them, and it does: nothing of them is live there, and the API copy still
+// shows them ACTIVE in the other cell.
+func TestBuildInTheExternalBrokerOfADeadCellIsPlacedElsewhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several processes")
+	}
+	natsServer, err := exec.LookPath("nats-server")
+	if err != nil {
+		t.Skipf("needs nats-server, for a broker that outlives its cell's process: %v", err)
+	}
+	const cell1, cell2 = "api!cell1", "api!cell2"
+	tr := startTree(t, []cellSpec{
+		// Down 8 s after its last report (every 500 ms): long enough to
+		// place the builds on the killed cell.
+		{path: "api", cells: map[string]any{"down_after": "8s", "build_accept_timeout": "2s"}},
+		// cell2 has more room: the API cell's scheduler prefers it.
+		{path: cell1, hosts: 1, parent: "api"},
+		{path: cell2, hosts: 4, parent: "api", natsServer: natsServer},
+	})
+	ctx := context.Background()
+	apiDB := tr.openDB("api")
+	tr.waitReady(map[string]int{cell1: 1, cell2: 4})
+	demo := tr.client("demo:demo")
+
+	tr.procs[cell2].kill()
+	if _, err := servers.Create(ctx, demo, servers.CreateOpts{Name: "kept", FlavorRef: "1", ImageRef: imageID, Min: 2, Max: 2}, nil).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	// cell2's broker stores the build: the API cell keeps it, sent.
+	testpoll.Eventually(t, 30*time.Second, "the build kept, sent, for "+cell2, func() (bool, string) {
+		var all, sent int
+		if err := apiDB.QueryRow(ctx, `SELECT COUNT(*), COUNT(sent_at) FROM outbox WHERE neighbour = ? AND method = ?`,
+			cell2, wire.MethodBuildInstances).Scan(&all, &sent); err != nil {
+			return false, err.Error()
+		}
+		return all == 1 && sent == 1, fmt.Sprintf("%d builds queued, %d sent", all, sent)
+	})
+
+	var moved []string
+	testpoll.Eventually(t, 60*time.Second, "the servers ACTIVE in "+cell1, func() (bool, string) {
+		moved = moved[:0]
+		states := map[string]string{}
+		for u, a := range apiInstances(t, apiDB) {
+			states[u] = fmt.Sprintf("%s %s/%s v%d", a.cell, a.vmState, a.taskState, a.version)
+			if a.cell == cell1 && a.vmState == "active" && a.taskState == "" && a.version > cells.FenceStep {
+				moved = append(moved, u)
+			}
+		}
+		return len(moved) == 2, fmt.Sprint(states)
+	})
+	var left int
+	if err := apiDB.QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE neighbour = ? AND method = ?`, cell2, wire.MethodBuildInstances).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d builds still in the outbox for %s after they moved", left, cell2)
+	}
+	before := apiInstances(t, apiDB)
+
+	// The dead cell returns, applies the build its broker kept, and is
+	// told to delete what it built.
+	tr.procs[cell2].start()
+	cell1DB, cell2DB := tr.openDB(cell1), tr.openDB(cell2)
+	testpoll.Eventually(t, 60*time.Second, cell2+" to build the old servers and delete them", func() (bool, string) {
+		got := cellInstances(t, cell2, cell2DB)
+		if len(got) != 2 {
+			return false, fmt.Sprintf("%s holds %v", cell2, got)
+		}
+		for u, in := range got {
+			if !slices.Contains(moved, u) || !in.deleted {
+				return false, fmt.Sprintf("%s holds %s as %+v", cell2, u, in)
+			}
+		}
+		return true, ""
+	})
+	truth := func() map[string]map[string]cellInstance {
+		return map[string]map[string]cellInstance{cell1: cellInstances(t, cell1, cell1DB), cell2: cellInstances(t, cell2, cell2DB)}
+	}
+	testpoll.Eventually(t, 30*time.Second, "the API copy and the cells to agree", func() (bool, string) {
+		d := converged(t, apiInstances(t, apiDB), truth())
+		return d == "", d
+	})
+	after := apiInstances(t, apiDB)
+	for _, u := range moved {
+		if after[u] != before[u] {
+			t.Errorf("server %s: API copy %+v after the old build, want it as before, %+v", u, after[u], before[u])
+		}
+	}
+	var claims, addrs int
+	if err := cell2DB.QueryRow(ctx, `SELECT COUNT(*) FROM claims`).Scan(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if err := cell2DB.QueryRow(ctx, `SELECT COUNT(*) FROM fixed_ips WHERE instance_uuid IS NOT NULL`).Scan(&addrs); err != nil {
+		t.Fatal(err)
+	}
+	if claims != 0 || addrs != 0 {
+		t.Errorf("%s holds %d claims and %d addresses after deleting the old servers, want none", cell2, claims, addrs)
+	}
+	checkClaims(t, cell1, cell1DB)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellcloud/cellcloud/internal/tree/outbox"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
 const relayBatch = 512
@@ -42,7 +43,8 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 		return false
 	}
 	more := false
-	now := time.Now()
+	now := s.now()
+	defer s.sweepSent(ctx, now)
 	for nb := range counts {
 		js, l := s.jsFor(nb)
 		if js == nil {
@@ -73,9 +75,7 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 		}
 		sent := s.publishBatch(ctx, js, nb, msgs)
 		if len(sent) > 0 {
-			if err := outbox.Delete(ctx, s.cfg.DB, sent); err != nil {
-				s.log.Error("clearing relayed messages", "neighbour", nb, "err", err)
-			}
+			s.relayed(ctx, nb, l, entries, sent)
 		}
 		if l != nil {
 			if len(sent) < len(entries) {
@@ -94,6 +94,53 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 		}
 	}
 	return more
+}
+
+// relayed clears from the outbox the messages nb's broker stored, but
+// keeps the builds to a child, marked sent: a child whose processes died
+// while its broker (an external one) lives would otherwise hold them for
+// ever. sweepSent prunes them or places them elsewhere.
+func (s *Service) relayed(ctx context.Context, nb string, l *link, entries []outbox.Entry, sent []int64) {
+	var builds []int64
+	child := false
+	if l != nil {
+		s.mu.Lock()
+		child = l.n.Relation == Child
+		s.mu.Unlock()
+	}
+	if child {
+		isBuild := make(map[int64]bool)
+		for _, e := range entries {
+			if e.Method == wire.MethodBuildInstances {
+				isBuild[e.Seq] = true
+			}
+		}
+		if len(isBuild) > 0 {
+			others := sent[:0:0]
+			for _, seq := range sent {
+				if isBuild[seq] {
+					builds = append(builds, seq)
+				} else {
+					others = append(others, seq)
+				}
+			}
+			sent = others
+		}
+	}
+	if len(builds) > 0 {
+		at := s.now() // once acknowledged: a batch may take seconds
+		s.mu.Lock()
+		l.kept, l.lastSent = true, at
+		s.mu.Unlock()
+		if err := outbox.MarkSent(ctx, s.cfg.DB, builds, at); err != nil {
+			s.log.Error("marking relayed builds sent", "neighbour", nb, "err", err)
+		}
+	}
+	if len(sent) > 0 {
+		if err := outbox.Delete(ctx, s.cfg.DB, sent); err != nil {
+			s.log.Error("clearing relayed messages", "neighbour", nb, "err", err)
+		}
+	}
 }
 
 // relayFailed backs off from relaying to a neighbour that did not take its

@@ -22,22 +22,103 @@ import (
 const FenceStep int64 = 1 << 32
 
 // replaceIfDue places elsewhere the builds queued for child nb longer
-// than BuildAcceptTimeout, at most every quarter of that timeout. The
-// relay calls it only for a neighbour it cannot relay to, in its own
-// goroutine, so the relay is not publishing those messages meanwhile.
+// than BuildAcceptTimeout, at most every quarter of that timeout, and, if
+// nb is down, those sent to it longer ago than that. The relay calls it
+// only for a neighbour it cannot relay to, in its own goroutine, so the
+// relay is not publishing those messages meanwhile.
 func (s *Service) replaceIfDue(ctx context.Context, nb string, l *link, now time.Time) {
 	s.mu.Lock()
 	due := l.n.Relation == Child && !now.Before(l.replaceAt)
 	if due {
 		l.replaceAt = now.Add(max(s.cfg.BuildAcceptTimeout/4, s.cfg.RelayInterval))
 	}
+	down := due && IsDown(l.n, now, s.cfg.DownAfter, s.startAt)
 	s.mu.Unlock()
-	if !due {
-		return
+	if due {
+		s.replaceStale(ctx, nb, now, down)
+	}
+}
+
+// sweepSent looks, at most every quarter of BuildAcceptTimeout per child,
+// at the builds kept after the child's broker stored them (relayed). Those
+// sent more than BuildAcceptTimeout before the child's last capacity
+// report are deleted, in one statement for every child: the child was
+// alive well after its broker had them. Those sent longer ago than that
+// to a child that is down are placed elsewhere (replaceStale): its
+// processes may have died with the build in its broker. The others wait.
+// The relay calls it after each round, in its own goroutine; it costs
+// nothing while no build was sent since the children last proved alive.
+func (s *Service) sweepSent(ctx context.Context, now time.Time) {
+	timeout := s.cfg.BuildAcceptTimeout
+	type swept struct {
+		l        *link
+		lastSent time.Time
+	}
+	prune := map[string]time.Time{}
+	var pruned []swept         // all their kept builds go if the prune succeeds
+	down := map[string]swept{} // down children
+	s.mu.Lock()
+	for nb, l := range s.neighbours {
+		if !l.kept || l.n.Relation != Child || now.Before(l.sweepAt) {
+			continue
+		}
+		l.sweepAt = now.Add(max(timeout/4, s.cfg.RelayInterval))
+		if IsDown(l.n, now, s.cfg.DownAfter, s.startAt) {
+			down[nb] = swept{l, l.lastSent}
+			continue
+		}
+		if l.n.LastSeen.IsZero() {
+			continue
+		}
+		bound := l.n.LastSeen.Add(-timeout)
+		prune[nb] = bound
+		if l.lastSent.Before(bound) {
+			pruned = append(pruned, swept{l, l.lastSent})
+		}
+	}
+	s.mu.Unlock()
+	settle := func(w swept) {
+		s.mu.Lock()
+		if w.l.lastSent.Equal(w.lastSent) {
+			w.l.kept = false
+		}
+		s.mu.Unlock()
+	}
+	if len(prune) > 0 {
+		n, err := outbox.PruneSent(ctx, s.cfg.DB, prune)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				s.log.Error("pruning the builds children took", "err", err)
+			}
+		default:
+			if n > 0 {
+				s.log.Debug("pruned the builds children took", "count", n)
+			}
+			for _, w := range pruned {
+				settle(w)
+			}
+		}
+	}
+	for nb, w := range down {
+		if s.replaceStale(ctx, nb, now, true) && w.lastSent.Before(now.Add(-timeout)) {
+			settle(w)
+		}
+	}
+}
+
+// replaceStale places elsewhere, in one transaction, the builds queued for
+// child nb longer than BuildAcceptTimeout and, if sent, those sent to it
+// longer ago than that. It reports whether it succeeded.
+func (s *Service) replaceStale(ctx context.Context, nb string, now time.Time, sent bool) bool {
+	before := now.Add(-s.cfg.BuildAcceptTimeout)
+	var sentBefore time.Time
+	if sent {
+		sentBefore = before
 	}
 	var n int
 	err := s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		es, err := outbox.TakeStale(ctx, tx, nb, wire.MethodBuildInstances, now.Add(-s.cfg.BuildAcceptTimeout))
+		es, err := outbox.TakeStale(ctx, tx, nb, wire.MethodBuildInstances, before, sentBefore)
 		if err != nil {
 			return err
 		}
@@ -53,11 +134,12 @@ func (s *Service) replaceIfDue(ctx context.Context, nb string, l *link, now time
 		if ctx.Err() == nil {
 			s.log.Error("placing elsewhere the builds a child did not take", "neighbour", nb, "err", err)
 		}
-		return
+		return false
 	}
 	if n > 0 {
 		s.Wake()
 	}
+	return true
 }
 
 // replace places elsewhere, inside tx, one build that child nb did not

@@ -112,6 +112,13 @@ const acceptTimeout = 500 * time.Millisecond
 // interval is an hour), so what moves a build is its cell not taking it.
 func buildTree(t *testing.T, leaves map[string]int, paths ...string) (*tree, *buildLog) {
 	t.Helper()
+	return buildTreeWith(t, leaves, nil, paths...)
+}
+
+// buildTreeWith is buildTree where more, when it has a function for a
+// cell, adjusts that cell's configuration further.
+func buildTreeWith(t *testing.T, leaves map[string]int, more map[string]func(*cells.Config), paths ...string) (*tree, *buildLog) {
+	t.Helper()
 	log := &buildLog{accepted: map[string][]wire.BuildInstances{}}
 	configure := map[string]func(*cells.Config){}
 	setup := map[string]func(*cells.Service){}
@@ -121,6 +128,9 @@ func buildTree(t *testing.T, leaves map[string]int, paths ...string) (*tree, *bu
 			c.BuildAcceptTimeout = acceptTimeout
 			if isLeaf {
 				c.Capacity = hosts(n)
+			}
+			if more[p] != nil {
+				more[p](c)
 			}
 		}
 		setup[p] = func(s *cells.Service) {

@@ -59,6 +59,13 @@ type link struct {
 	// replaceAt is when the outbox may next be searched for builds this
 	// child has not taken in time (replace.go); zero: at the first failure.
 	replaceAt time.Time
+	// kept says builds sent to this child may be kept in the outbox
+	// (sweepSent); lastSent is when the latest was sent. A new link
+	// assumes some were, sent until now (a restart, a new broker URL).
+	kept     bool
+	lastSent time.Time
+	// sweepAt is when sweepSent may next look at this child's kept builds.
+	sweepAt time.Time
 }
 
 func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {
@@ -129,7 +136,7 @@ func (s *Service) refreshNeighbours(ctx context.Context) error {
 			s.log.Error("cannot connect to neighbour's broker", "neighbour", p, "url", broker.Redact(n.BrokerURL), "err", err)
 			continue
 		}
-		s.neighbours[p] = &link{n: n, conn: c}
+		s.neighbours[p] = &link{n: n, conn: c, kept: n.Relation == Child, lastSent: s.now()}
 		s.log.Info("neighbour added", "neighbour", p, "relation", n.Relation, "url", broker.Redact(n.BrokerURL))
 	}
 	return nil

@@ -2,8 +2,10 @@
 // cell's own database, in the same transaction as the change that caused
 // them. The cells service relays them to the neighbour's broker and deletes
 // them once the broker has stored them, so nothing is lost when a neighbour
-// (or this process) is down. It also records the ids of the messages a cell
-// has applied, so a message delivered twice takes effect once.
+// (or this process) is down; a build to a child it keeps, marked sent,
+// until the child shows it is alive or the build is placed elsewhere. It
+// also records the ids of the messages a cell has applied, so a message
+// delivered twice takes effect once.
 package outbox
 
 import (
@@ -11,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -36,6 +39,10 @@ CREATE TABLE applied_messages (
 	applied_at {{bigint}} NOT NULL
 );
 CREATE INDEX applied_messages_at ON applied_messages (applied_at)`},
+	// sent_at marks a build kept after the next hop's broker stored it
+	// (MarkSent), until its cell shows it is alive (PruneSent) or the
+	// build is placed elsewhere (TakeStale).
+	{Version: 2, Name: "builds kept once sent", SQL: `ALTER TABLE outbox ADD COLUMN sent_at {{bigint}}`},
 }
 
 // Enqueue adds env to the outbox for the neighbour it goes to next, inside
@@ -66,9 +73,10 @@ type Entry struct {
 	CreatedAt time.Time
 }
 
-// Pending returns up to limit queued messages for a neighbour, oldest first.
+// Pending returns up to limit messages queued for a neighbour and not yet
+// sent, oldest first.
 func Pending(ctx context.Context, d *db.DB, neighbour string, limit int) ([]Entry, error) {
-	rows, err := d.Query(ctx, `SELECT seq, msg_id, method, body, created_at FROM outbox WHERE neighbour = ? ORDER BY seq LIMIT ?`, neighbour, limit)
+	rows, err := d.Query(ctx, `SELECT seq, msg_id, method, body, created_at FROM outbox WHERE neighbour = ? AND sent_at IS NULL ORDER BY seq LIMIT ?`, neighbour, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", err)
 	}
@@ -86,9 +94,10 @@ func Pending(ctx context.Context, d *db.DB, neighbour string, limit int) ([]Entr
 	return out, rows.Err()
 }
 
-// Neighbours lists the neighbours that have queued messages, with counts.
+// Neighbours lists the neighbours that have messages queued and not yet
+// sent, with counts.
 func Neighbours(ctx context.Context, d *db.DB) (map[string]int, error) {
-	rows, err := d.Query(ctx, `SELECT neighbour, COUNT(*) FROM outbox GROUP BY neighbour`)
+	rows, err := d.Query(ctx, `SELECT neighbour, COUNT(*) FROM outbox WHERE sent_at IS NULL GROUP BY neighbour`)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: count: %w", err)
 	}
@@ -107,19 +116,56 @@ func Neighbours(ctx context.Context, d *db.DB) (map[string]int, error) {
 
 // Delete removes relayed messages.
 func Delete(ctx context.Context, d *db.DB, seqs []int64) error {
+	return bySeq(ctx, d, "DELETE FROM outbox", nil, seqs, "delete")
+}
+
+// MarkSent keeps relayed messages, marked sent at at: Pending and
+// Neighbours no longer return them, so they are not relayed again. They
+// stay until PruneSent or TakeStale removes them.
+func MarkSent(ctx context.Context, d *db.DB, seqs []int64, at time.Time) error {
+	return bySeq(ctx, d, "UPDATE outbox SET sent_at = ?", []any{at.UnixMicro()}, seqs, "mark sent")
+}
+
+// bySeq runs stmt, with args first, on the rows of seqs, 500 at a time.
+func bySeq(ctx context.Context, d *db.DB, stmt string, args []any, seqs []int64, what string) error {
 	for len(seqs) > 0 {
 		n := min(len(seqs), 500)
-		q := "DELETE FROM outbox WHERE seq IN (?" + repeat(",?", n-1) + ")"
-		args := make([]any, n)
-		for i, s := range seqs[:n] {
-			args[i] = s
+		q := stmt + " WHERE seq IN (?" + repeat(",?", n-1) + ")"
+		a := make([]any, 0, len(args)+n)
+		a = append(a, args...)
+		for _, s := range seqs[:n] {
+			a = append(a, s)
 		}
-		if _, err := d.Exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("outbox: delete: %w", err)
+		if _, err := d.Exec(ctx, q, a...); err != nil {
+			return fmt.Errorf("outbox: %s: %w", what, err)
 		}
 		seqs = seqs[n:]
 	}
 	return nil
+}
+
+// PruneSent removes, in one statement, the sent messages of each neighbour
+// of before that were sent before its time there. It returns how many.
+func PruneSent(ctx context.Context, d *db.DB, before map[string]time.Time) (int64, error) {
+	if len(before) == 0 {
+		return 0, nil
+	}
+	q := make([]byte, 0, 64+40*len(before))
+	q = append(q, "DELETE FROM outbox WHERE sent_at IS NOT NULL AND ("...)
+	args := make([]any, 0, 2*len(before))
+	for _, nb := range slices.Sorted(maps.Keys(before)) {
+		if len(args) > 0 {
+			q = append(q, " OR "...)
+		}
+		q = append(q, "(neighbour = ? AND sent_at < ?)"...)
+		args = append(args, nb, before[nb].UnixMicro())
+	}
+	q = append(q, ')')
+	res, err := d.Exec(ctx, string(q), args...)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: prune sent: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 func repeat(s string, n int) string {
@@ -161,13 +207,20 @@ func PruneApplied(ctx context.Context, d *db.DB, before time.Time) (int64, error
 	return res.RowsAffected()
 }
 
-// TakeStale removes, inside tx, the messages of one method queued for a
-// neighbour before before, and returns them, oldest first. It is one
-// statement, so a message is taken once: by this or by the relay's Delete
-// after the neighbour's broker stored it, whichever commits first.
-func TakeStale(ctx context.Context, tx *db.Tx, neighbour, method string, before time.Time) ([]Entry, error) {
-	rows, err := tx.Query(ctx, `DELETE FROM outbox WHERE neighbour = ? AND method = ? AND created_at < ?
-		RETURNING seq, msg_id, body, created_at`, neighbour, method, before.UnixMicro())
+// TakeStale removes, inside tx, the messages of one method for a
+// neighbour that are either not sent and queued before before, or sent
+// before sentBefore (none when it is zero), and returns them, oldest
+// first. It is one statement, so a message is taken once: by this or by
+// the relay's Delete or MarkSent after the neighbour's broker stored it,
+// or PruneSent, whichever commits first.
+func TakeStale(ctx context.Context, tx *db.Tx, neighbour, method string, before, sentBefore time.Time) ([]Entry, error) {
+	var sent int64 // sent_at is never below 0: takes no sent message
+	if !sentBefore.IsZero() {
+		sent = sentBefore.UnixMicro()
+	}
+	rows, err := tx.Query(ctx, `DELETE FROM outbox WHERE neighbour = ? AND method = ?
+		AND ((sent_at IS NULL AND created_at < ?) OR sent_at < ?)
+		RETURNING seq, msg_id, body, created_at`, neighbour, method, before.UnixMicro(), sent)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: take %s for %s: %w", method, neighbour, err)
 	}

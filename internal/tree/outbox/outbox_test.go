@@ -241,7 +241,7 @@ func TestTakeStaleTakesEachMessageOnce(t *testing.T) {
 			var ids []string
 			errRollback := errors.New("roll back")
 			err := d.InTx(ctx, func(tx *db.Tx) error {
-				es, err := outbox.TakeStale(ctx, tx, "api!cell1", method, before)
+				es, err := outbox.TakeStale(ctx, tx, "api!cell1", method, before, time.Time{})
 				for _, e := range es {
 					ids = append(ids, e.MsgID)
 				}
@@ -281,6 +281,114 @@ func TestTakeStaleTakesEachMessageOnce(t *testing.T) {
 		}
 		if got := take(wire.MethodBuildInstances, time.Now().Add(time.Second), false); strings.Join(got, ",") != "build" {
 			t.Errorf("take of builds = %v, want build", got)
+		}
+	})
+}
+
+// TestSentMessagesAreKeptNotRelayed: a message marked sent stays in the
+// outbox but is neither pending nor counted, so the relay never publishes
+// it again; PruneSent removes, in one statement for several neighbours,
+// those sent before each neighbour's bound; TakeStale takes sent ones only
+// when asked to (sentBefore), and unsent ones by their queue time. A late
+// MarkSent of a message taken changes nothing.
+func TestSentMessagesAreKeptNotRelayed(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		enqueue(t, d, "api!cell1", "a", "b", "c")
+		enqueue(t, d, "api!cell2", "x", "y")
+		p1, err := outbox.Pending(ctx, d, "api!cell1", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, err := outbox.Pending(ctx, d, "api!cell2", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now().Add(-time.Minute)
+		if err := outbox.MarkSent(ctx, d, []int64{p1[0].Seq, p1[1].Seq}, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := outbox.MarkSent(ctx, d, []int64{p2[0].Seq}, t0.Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		ids := func(nb string) string {
+			t.Helper()
+			es, err := outbox.Pending(ctx, d, nb, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, e := range es {
+				out = append(out, e.MsgID)
+			}
+			return strings.Join(out, ",")
+		}
+		if got := ids("api!cell1"); got != "c" {
+			t.Errorf("pending for cell1 = %q, want c (a and b are sent)", got)
+		}
+		if n, err := outbox.Neighbours(ctx, d); err != nil || n["api!cell1"] != 1 || n["api!cell2"] != 1 {
+			t.Errorf("Neighbours = %v, %v; want one unsent message each", n, err)
+		}
+		total := func() int {
+			t.Helper()
+			var n int
+			if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM outbox`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if got := total(); got != 5 {
+			t.Fatalf("%d rows, want 5 (sent ones kept)", got)
+		}
+
+		// Not sent before the bounds: nothing pruned.
+		if n, err := outbox.PruneSent(ctx, d, map[string]time.Time{"api!cell1": t0, "api!cell2": t0.Add(10 * time.Second)}); err != nil || n != 0 {
+			t.Fatalf("prune at the send times = %d, %v; want 0", n, err)
+		}
+		// cell2's sent message is past its bound, cell1's are not.
+		if n, err := outbox.PruneSent(ctx, d, map[string]time.Time{"api!cell1": t0, "api!cell2": t0.Add(11 * time.Second)}); err != nil || n != 1 {
+			t.Fatalf("prune = %d, %v; want 1", n, err)
+		}
+		if n, err := outbox.PruneSent(ctx, d, nil); err != nil || n != 0 {
+			t.Fatalf("prune of nothing = %d, %v", n, err)
+		}
+		if got := total(); got != 4 || ids("api!cell2") != "y" {
+			t.Fatalf("%d rows, cell2 pending %q; want 4 and y (an unsent message is never pruned)", got, ids("api!cell2"))
+		}
+
+		take := func(before, sentBefore time.Time) string {
+			t.Helper()
+			var out []string
+			err := d.InTx(ctx, func(tx *db.Tx) error {
+				es, err := outbox.TakeStale(ctx, tx, "api!cell1", "test_note", before, sentBefore)
+				for _, e := range es {
+					out = append(out, e.MsgID)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.Join(out, ",")
+		}
+		// Sent ones are not taken without sentBefore, however old.
+		if got := take(time.Now().Add(-time.Hour), time.Time{}); got != "" {
+			t.Errorf("take of old unsent = %q, want nothing", got)
+		}
+		// Sent ones only when sent before sentBefore; c is too young.
+		if got := take(time.Now().Add(-time.Hour), t0.Add(time.Second)); got != "a,b" {
+			t.Errorf("take of sent = %q, want a,b", got)
+		}
+		if got := take(time.Now().Add(time.Second), time.Time{}); got != "c" {
+			t.Errorf("take of unsent = %q, want c", got)
+		}
+		// The relay's late MarkSent of a taken message changes nothing.
+		if err := outbox.MarkSent(ctx, d, []int64{p1[2].Seq}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got := total(); got != 1 {
+			t.Errorf("%d rows, want 1 (cell2's y)", got)
 		}
 	})
 }
