@@ -226,6 +226,10 @@ type Instance struct {
 	Tags []string
 	// AutoDiskConfig is OS-DCF:diskConfig AUTO (false: MANUAL).
 	AutoDiskConfig bool
+	// SecurityGroups are the names of the server's security groups, each
+	// once and sorted; nil until loaded (the Compute API loads them from
+	// the Networking API's bindings).
+	SecurityGroups []string
 }
 
 const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data, metadata, availability_zone,
