@@ -68,7 +68,7 @@ func TestServerSecurityGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	theirs, err := secgroups.Create(ctx, tr.Compute(other), secgroups.CreateOpts{Name: "theirs", Description: ""}).Extract()
+	theirs, err := secgroups.Create(ctx, tr.Compute(other), secgroups.CreateOpts{Name: "theirs", Description: "theirs"}).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestSecurityGroupProxyAPIs(t *testing.T) {
 	if g.Name != "db" || g.Description != "databases" || g.TenantID != "demo" || len(g.Rules) != 0 {
 		t.Errorf("created %+v", g)
 	}
-	if _, err := secgroups.Create(ctx, sc, secgroups.CreateOpts{Name: "default", Description: ""}).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+	if _, err := secgroups.Create(ctx, sc, secgroups.CreateOpts{Name: "default", Description: "d"}).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
 		t.Errorf("create a group named default: %v", err)
 	}
 	if r := tr.Do(t, http.MethodPost, "/v2.1/os-security-groups", demo, map[string]any{"security_group": map[string]any{"name": "x"}}); r.Status != http.StatusBadRequest {
@@ -278,8 +278,9 @@ func TestSecurityGroupProxyAPIs(t *testing.T) {
 	}
 	var fg struct {
 		Rule struct {
-			FromPort, ToPort int
-			Group            map[string]string
+			FromPort int               `json:"from_port"`
+			ToPort   int               `json:"to_port"`
+			Group    map[string]string `json:"group"`
 		} `json:"security_group_rule"`
 	}
 	fromGroup.JSON(t, &fg)
