@@ -42,6 +42,9 @@ func BindSecurityGroups(ctx context.Context, tx *db.Tx, reservation, project str
 		}
 	}
 	q += ` WHERE i.reservation_id = ?`
+	if len(ids) > 0 {
+		q += shareGroups(tx)
+	}
 	res, err := tx.Exec(ctx, q, append(args, reservation)...)
 	if err != nil {
 		return fmt.Errorf("bind security groups of %s: %w", reservation, err)
@@ -62,11 +65,25 @@ func BindSecurityGroups(ctx context.Context, tx *db.Tx, reservation, project str
 	}
 }
 
+// shareGroups is, on PostgreSQL, the lock a binding takes on the groups
+// (alias g) it binds to, so that a group's deletion, which holds its row
+// from before it counts the group's servers (DeleteSecurityGroup), and a
+// binding to it are one after the other: a binding after the deletion
+// finds no group, a deletion after the binding counts it. On SQLite
+// writers take turns anyway. The default group, which only an admin
+// deletes, is bound without it, so that a boot writes nothing to it.
+func shareGroups(tx *db.Tx) string {
+	if tx.Dialect == db.Postgres {
+		return ` FOR SHARE OF g`
+	}
+	return ""
+}
+
 // BindSecurityGroup adds an instance to a group; it reports false when the
-// instance was in it already.
+// instance was in it already (or the group is gone).
 func BindSecurityGroup(ctx context.Context, tx *db.Tx, instance, group string) (bool, error) {
-	res, err := tx.Exec(ctx, `INSERT INTO security_group_bindings (instance_uuid, security_group_id) VALUES (?, ?) ON CONFLICT DO NOTHING`,
-		instance, group)
+	res, err := tx.Exec(ctx, `INSERT INTO security_group_bindings (instance_uuid, security_group_id)
+		SELECT ?, g.id FROM security_groups g WHERE g.id = ?`+shareGroups(tx)+` ON CONFLICT DO NOTHING`, instance, group)
 	if err != nil {
 		return false, fmt.Errorf("add %s to security group %s: %w", instance, group, err)
 	}

@@ -3,6 +3,8 @@ package netdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
@@ -120,6 +122,40 @@ func TestResolveSecurityGroup(t *testing.T) {
 		mk("one", "p")
 		if _, _, err := netdb.ResolveSecurityGroup(ctx, d, "p", "one"); !errors.Is(err, netdb.ErrConflict) {
 			t.Errorf("a name two groups have: %v", err)
+		}
+	})
+}
+
+// TestBindRacesDelete: a server bound to a group while the group is
+// deleted: one of the two fails, never both succeed (which would leave a
+// server bound to a group that is gone). On PostgreSQL this needs the
+// binding's share lock on the group.
+func TestBindRacesDelete(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrated(t, d)
+		ctx := context.Background()
+		for i := range 20 {
+			u := fmt.Sprintf("cccccccc-0000-0000-0000-%012d", i)
+			boot(t, d, u, "p", "active", "h1")
+			g := &netdb.SecurityGroup{Name: "g", ProjectID: "p", Stateful: true}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return netdb.CreateSecurityGroup(ctx, tx, g, t0) }); err != nil {
+				t.Fatal(err)
+			}
+			var bindErr, delErr error
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				bindErr = d.InTx(ctx, func(tx *db.Tx) error { return netdb.BindSecurityGroups(ctx, tx, "r-"+u, "p", []string{g.ID}, 1) })
+			})
+			wg.Go(func() {
+				delErr = d.InTx(ctx, func(tx *db.Tx) error { return netdb.DeleteSecurityGroup(ctx, tx, g.ID, nil, t0) })
+			})
+			wg.Wait()
+			if bindErr == nil && delErr == nil {
+				t.Fatalf("round %d: both the binding and the deletion succeeded", i)
+			}
+			if bindErr != nil && delErr != nil {
+				t.Fatalf("round %d: both failed: %v; %v", i, bindErr, delErr)
+			}
 		}
 	})
 }
