@@ -1,7 +1,9 @@
 // Package netdb is the API cell's networking data: the networks and subnets
-// the Networking API serves, in the API cell's own database (migration set
+// the Networking API serves, the security groups and their rules, and which
+// groups each server is in, in the API cell's own database (migration set
 // "netapi"), and the ports, which are not stored at all but derived from the
-// API cell's copy of the instances (package apidb): one port per fixed IP.
+// API cell's copy of the instances (package apidb): one port per fixed IP,
+// with its server's security groups.
 //
 // A compute cell hands out fixed IPs from its own share of a network, which
 // it knows by name (package network). The networks here are what clients

@@ -84,6 +84,17 @@ func TestServerSecurityGroups(t *testing.T) {
 	if got := groupNames(t, tr, demo, byName.ID); !slices.Equal(got, []string{"web"}) {
 		t.Errorf("by name: groups %v, want [web]", got)
 	}
+	// The server's port (once it has an address) has its groups' ids.
+	waitStatus(t, sc, byName.ID, "ACTIVE")
+	var ports struct {
+		Ports []struct {
+			SecurityGroups []string `json:"security_groups"`
+		} `json:"ports"`
+	}
+	tr.Do(t, http.MethodGet, "/networking/v2.0/ports?device_id="+byName.ID, demo, nil).JSON(t, &ports)
+	if len(ports.Ports) != 1 || !slices.Equal(ports.Ports[0].SecurityGroups, []string{web.ID}) {
+		t.Errorf("ports of %s: %+v, want one with [%s]", byName.ID, ports.Ports, web.ID)
+	}
 	// By id, twice in one request (once), with default.
 	byID := create(t, tr, demo, map[string]any{"name": "b", "flavorRef": "1", "imageRef": imageID,
 		"security_groups": []map[string]any{{"name": web.ID}, {"name": "web"}, {"name": "default"}, {}}})

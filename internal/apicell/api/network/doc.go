@@ -46,7 +46,8 @@
 // server, network name and address; device_owner is
 // "compute:<availability zone>"; status is ACTIVE while the server is
 // active, else DOWN; binding:host_id and the other binding details but the
-// vNIC type are shown to admins only. Ports are created and removed by the
+// vNIC type are shown to admins only; security_groups are the ids of the
+// server's security groups. Ports are created and removed by the
 // compute service with their server, so a client may not write them:
 //
 //   - POST /v2.0/ports is 400 BadRequest ("Bad port request: Ports are
