@@ -210,8 +210,10 @@ func ListPorts(ctx context.Context, q db.Querier, f PortFilter) ([]*Port, error)
 // one query.
 func loadPortGroups(ctx context.Context, q db.Querier, ports []*Port) error {
 	var devices []string
+	seen := map[string]bool{}
 	for _, p := range ports {
-		if !slices.Contains(devices, p.DeviceID) {
+		if !seen[p.DeviceID] {
+			seen[p.DeviceID] = true
 			devices = append(devices, p.DeviceID)
 		}
 	}

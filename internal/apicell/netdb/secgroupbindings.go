@@ -109,26 +109,27 @@ type InstanceGroup struct {
 }
 
 // InstancesSecurityGroups returns the groups of each of the instances, by
-// instance, each instance's by name then id: one query for all.
+// instance, each instance's by name then id: one query per 500 instances.
 func InstancesSecurityGroups(ctx context.Context, q db.Querier, uuids []string) (map[string][]InstanceGroup, error) {
 	out := map[string][]InstanceGroup{}
-	if len(uuids) == 0 {
-		return out, nil
-	}
-	args := make([]any, len(uuids))
-	for i, u := range uuids {
-		args[i] = u
-	}
-	rows, err := db.Collect(ctx, q, func(s db.Scanner) (InstanceGroup, error) {
-		var g InstanceGroup
-		return g, s.Scan(&g.InstanceUUID, &g.ID, &g.Name)
-	}, `SELECT b.instance_uuid, g.id, g.name FROM security_group_bindings b JOIN security_groups g ON g.id = b.security_group_id
-		WHERE b.instance_uuid IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(uuids)), ", ")+`) ORDER BY g.name, g.id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("security groups of %d instances: %w", len(uuids), err)
-	}
-	for _, g := range rows {
-		out[g.InstanceUUID] = append(out[g.InstanceUUID], g)
+	for len(uuids) > 0 {
+		chunk := uuids[:min(len(uuids), 500)]
+		uuids = uuids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, u := range chunk {
+			args[i] = u
+		}
+		rows, err := db.Collect(ctx, q, func(s db.Scanner) (InstanceGroup, error) {
+			var g InstanceGroup
+			return g, s.Scan(&g.InstanceUUID, &g.ID, &g.Name)
+		}, `SELECT b.instance_uuid, g.id, g.name FROM security_group_bindings b JOIN security_groups g ON g.id = b.security_group_id
+			WHERE b.instance_uuid IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`) ORDER BY g.name, g.id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("security groups of %d instances: %w", len(chunk), err)
+		}
+		for _, g := range rows {
+			out[g.InstanceUUID] = append(out[g.InstanceUUID], g)
+		}
 	}
 	return out, nil
 }
