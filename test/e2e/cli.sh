@@ -93,7 +93,19 @@ expect cirros-0.6.2-x86_64-disk image list
 expect private network list
 expect "PRIVATE KEY" keypair create k1
 expect k1 keypair list
-expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --key-name k1 --wait vm1
+expect web security group create --description "web servers" web
+expect ingress security group rule create --protocol tcp --dst-port 22 web
+expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --key-name k1 --security-group web --wait vm1
+expect web server show vm1 -f value -c security_groups
+os server add security group vm1 default || fail "server add security group"
+expect default server show vm1 -f value -c security_groups
+echo "ok   openstack server add security group vm1 default"
+os server remove security group vm1 default || fail "server remove security group"
+out=$(os server show vm1 -f value -c security_groups) || fail "server show: $out"
+grep -qF default <<<"$out" && fail "vm1 still in default: $out"
+echo "ok   openstack server remove security group vm1 default"
+out=$(os security group delete web 2>&1) && fail "a group in use was deleted: $out"
+echo "ok   openstack security group delete web while vm1 is in it (refused)"
 expect vm1 server list
 expect "'private': ['10." server show vm1 -f value -c addresses
 os server stop vm1 || fail "server stop"
@@ -125,6 +137,8 @@ for n in vm1 $(os server list -f value -c Name | grep -v '^vm1$'); do os server 
 out=$(os server list -f value) || fail "server list"
 [ -z "$out" ] || fail "servers left after delete: $out"
 echo "ok   servers deleted"
+os security group delete web || fail "security group delete web"
+echo "ok   openstack security group delete web"
 as admin
 os token revoke "$(os token issue -f value -c id)" || fail "token revoke"
 echo "ok   openstack token revoke"

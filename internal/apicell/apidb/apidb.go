@@ -233,6 +233,10 @@ type Instance struct {
 	// ShelvedImageID is the image a shelve made of the server, until an
 	// unshelve or a delete deletes it ("": none).
 	ShelvedImageID string
+	// SecurityGroups are the names of the server's security groups, each
+	// once and sorted; nil until loaded (the Compute API loads them from
+	// the Networking API's bindings).
+	SecurityGroups []string
 }
 
 const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data, metadata, availability_zone,

@@ -1,7 +1,9 @@
 // Package netdb is the API cell's networking data: the networks and subnets
-// the Networking API serves, in the API cell's own database (migration set
+// the Networking API serves, the security groups and their rules, and which
+// groups each server is in, in the API cell's own database (migration set
 // "netapi"), and the ports, which are not stored at all but derived from the
-// API cell's copy of the instances (package apidb): one port per fixed IP.
+// API cell's copy of the instances (package apidb): one port per fixed IP,
+// with its server's security groups.
 //
 // A compute cell hands out fixed IPs from its own share of a network, which
 // it knows by name (package network). The networks here are what clients
@@ -23,8 +25,9 @@ import (
 // MigrationSet names this package's migrations in schema_migrations.
 const MigrationSet = "netapi"
 
-// Migrations is the schema of networks and subnets (1) and of security
-// groups and their rules (2). Network names are
+// Migrations is the schema of networks and subnets (1), of security
+// groups and their rules (2) and of the servers' security groups (3,
+// secgroupbindings.go). Network names are
 // unique when not empty: compute cells and instance addresses name a
 // network, so a name must say which one. The ports read the API cell's
 // instances, so the database also needs apidb's migrations.
@@ -94,6 +97,13 @@ CREATE TABLE security_group_rules (
 );
 CREATE INDEX security_group_rules_group ON security_group_rules (security_group_id);
 CREATE INDEX security_group_rules_remote ON security_group_rules (remote_group_id)`},
+	{Version: 3, Name: "servers' security groups", SQL: `
+CREATE TABLE security_group_bindings (
+	instance_uuid TEXT NOT NULL,
+	security_group_id TEXT NOT NULL,
+	PRIMARY KEY (instance_uuid, security_group_id)
+);
+CREATE INDEX security_group_bindings_group ON security_group_bindings (security_group_id)`},
 }
 
 // The kinds of failure; every error this package returns for a request that

@@ -49,6 +49,9 @@ type Port struct {
 	// HostID is the instance's host (admins only).
 	HostID   string
 	FixedIPs []FixedIP
+	// SecurityGroups are the ids of the instance's security groups (every
+	// port of a server has its server's groups), by name.
+	SecurityGroups []string
 	// RevisionNumber is the instance's version.
 	RevisionNumber int64
 	CreatedAt      time.Time
@@ -200,7 +203,31 @@ func ListPorts(ctx context.Context, q db.Querier, f PortFilter) ([]*Port, error)
 		return nil, err
 	}
 	slices.SortFunc(out, func(a, b *Port) int { return cmp.Compare(a.ID, b.ID) })
-	return out, nil
+	return out, loadPortGroups(ctx, q, out)
+}
+
+// loadPortGroups fills in the ports' security groups: their servers', in
+// one query.
+func loadPortGroups(ctx context.Context, q db.Querier, ports []*Port) error {
+	var devices []string
+	seen := map[string]bool{}
+	for _, p := range ports {
+		if !seen[p.DeviceID] {
+			seen[p.DeviceID] = true
+			devices = append(devices, p.DeviceID)
+		}
+	}
+	groups, err := InstancesSecurityGroups(ctx, q, devices)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		p.SecurityGroups = []string{}
+		for _, g := range groups[p.DeviceID] {
+			p.SecurityGroups = append(p.SecurityGroups, g.ID)
+		}
+	}
+	return nil
 }
 
 // GetPort derives one port by id (PortNotFound when no live instance has
@@ -213,7 +240,7 @@ func GetPort(ctx context.Context, q db.Querier, id string) (*Port, error) {
 	if len(ports) == 0 {
 		return nil, fail(ErrNotFound, "PortNotFound", fmt.Sprintf("Port %s could not be found.", id))
 	}
-	return ports[0], nil
+	return ports[0], loadPortGroups(ctx, q, ports[:1])
 }
 
 // portsWhere derives every port and keeps those keep accepts.

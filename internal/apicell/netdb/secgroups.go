@@ -276,18 +276,23 @@ func SecurityGroupInUse(id string) error {
 }
 
 // checkNotInUse refuses to delete a group, or change its statefulness,
-// while ports use it (Neutron's port bindings). Ports here are the API
-// cell's view of the servers' addresses and carry no security groups yet:
-// when servers' security groups are stored, the ports bound to g count
-// here, and only they (a rule of another group naming g as its remote group
-// does not keep g: deleting g deletes that rule, as in Neutron).
+// while a live server is in it (Neutron's port bindings: every port of a
+// server has its server's groups, secgroupbindings.go). A rule of another
+// group naming g as its remote group does not keep g: deleting g deletes
+// that rule, as in Neutron.
 func checkNotInUse(ctx context.Context, q db.Querier, g *SecurityGroup) error {
-	_, _ = ctx, q
+	n, err := countServersIn(ctx, q, g.ID)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return SecurityGroupInUse(g.ID)
+	}
 	return nil
 }
 
 // DeleteSecurityGroup deletes a group and its rules, if its revision is
-// still ifMatch (when not nil) and no port uses it. Rules of other groups
+// still ifMatch (when not nil) and no live server is in it. Rules of other groups
 // that name it as their remote group go with it, each bumping its group's
 // revision, as Neutron's cascade does.
 func DeleteSecurityGroup(ctx context.Context, tx *db.Tx, id string, ifMatch *int64, now time.Time) error {
@@ -318,6 +323,10 @@ func DeleteSecurityGroup(ctx context.Context, tx *db.Tx, id string, ifMatch *int
 		if err := bumpGroup(ctx, tx, o, now); err != nil {
 			return err
 		}
+	}
+	// What is left bound to it is of deleted servers.
+	if _, err := tx.Exec(ctx, `DELETE FROM security_group_bindings WHERE security_group_id = ?`, id); err != nil {
+		return fmt.Errorf("delete bindings of security group %s: %w", id, err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM security_groups WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("delete security group %s: %w", id, err)

@@ -199,6 +199,9 @@ func FuzzServerCreateBody(f *testing.F) {
 		srv(`, "key_name": "k", "availability_zone": "nova", "adminPass": "p"`), srv(`, "key_name": ""`),
 		srv(`, "trusted_image_certificates": ["a", "a"]`), srv(`, "trusted_image_certificates": null`), srv(`, "trusted_image_certificates": 1`),
 		srv(`, "personality": []`), srv(`, "bogus": 1`), srv(`, "security_groups": [{"name": "default"}]`),
+		srv(`, "security_groups": [{"name": "web"}, {}, {"name": "web"}]`), srv(`, "security_groups": [{"id": "x"}]`),
+		srv(`, "security_groups": [{"name": ""}]`), srv(`, "security_groups": [{"name": 1}]`), srv(`, "security_groups": ["default"]`),
+		srv(`, "security_groups": {}`), srv(`, "security_groups": null`),
 		`{"server": {"name": " web", "flavorRef": 1, "imageRef": "http://h/images/` + fuzzImage + `"}}`,
 		`{"server": {"name": 7, "flavorRef": {}, "imageRef": 5}}`, `{"server": {"flavorRef": "", "imageRef": "not-an-image"}}`,
 		`{"server": {"name": "a", "flavorRef": "http://h/flavors/", "imageRef": "` + fuzzImage + `"}}`,
@@ -278,6 +281,8 @@ func FuzzServerAction(f *testing.F) {
 		`{"migrate": null}`, `{"migrate": {"host": "h2"}}`, `{"resize": {"flavorRef": "2"}}`, `{"resize": {"flavorRef": 2}}`, `{"resize": {"flavorRef": -1}}`,
 		`{"resize": {}}`, `{"rebuild": {"imageRef": "` + fuzzImage + `", "name": "n", "metadata": {"k": "v"}}}`, `{"rebuild": {"imageRef": "x"}}`,
 		`{"createImage": {"name": "snap", "metadata": {"k": "v"}}}`, `{"createImage": {"name": ""}}`, `{"createImage": {"name": "x", "colour": 1}}`, `{"createImage": {}}`,
+		`{"addSecurityGroup": {"name": "default"}}`, `{"addSecurityGroup": {"name": " "}}`, `{"addSecurityGroup": {}}`, `{"addSecurityGroup": null}`,
+		`{"removeSecurityGroup": {"name": "default"}}`, `{"removeSecurityGroup": {"name": "nope", "x": 1}}`, `{"removeSecurityGroup": "default"}`,
 		`{"lock": null}`, `{"lock": {"locked_reason": "r"}}`, `{"lock": {"whatever": 1}}`, `{"unlock": null}`, `{"fly": null}`, `{}`, `[]`, `null`, ``, `{"reboot"`,
 	} {
 		f.Add(uint8(0), false, s)
@@ -299,6 +304,7 @@ func FuzzServerAction(f *testing.F) {
 func FuzzServerBodies(f *testing.F) {
 	seeds := map[string][]string{
 		"create": {`{"server": {"name": "web", "flavorRef": "1", "imageRef": "` + fuzzImage + `", "networks": "none"}}`,
+			`{"server": {"name": "web", "flavorRef": "1", "imageRef": "` + fuzzImage + `", "networks": "none", "security_groups": [{"name": "default"}, {"name": "nope"}]}}`,
 			`{"server": {"name": "web", "flavorRef": "999", "imageRef": "` + fuzzImage + `"}}`, `{"server": {"name": "web", "flavorRef": "1", "imageRef": "` + fuzzImage + `", "min_count": 1000}}`},
 		"update": {`{"server": {"name": "new"}}`, `{"server": {"description": "d"}}`, `{"server": {"description": null}}`,
 			`{"server": {"accessIPv4": "1.2.3.4", "accessIPv6": "::1"}}`, `{"server": {"accessIPv4": "1.2.3"}}`, `{"server": {"name": ""}}`,
@@ -516,6 +522,47 @@ func FuzzSplitQualified(f *testing.F) {
 		}
 		if cellpath.Validate(cell) != nil || !cellpath.IsAncestor("api", cell) {
 			t.Fatalf("%q: the cell %q is not a cell below api", s, cell)
+		}
+	})
+}
+
+// FuzzSecurityGroupProxyBodies: the bodies of the proxy APIs below 2.36:
+// a group's create and update, and a rule's create (Nova's schemas and
+// rule checks, then the Networking API's).
+func FuzzSecurityGroupProxyBodies(f *testing.F) {
+	const parent = "00000000-0000-4000-8000-00000000abcd"
+	for _, s := range []struct {
+		route uint8
+		body  string
+	}{
+		{0, `{"security_group": {"name": "web", "description": "d"}}`}, {0, `{"security_group": {"name": "default", "description": ""}}`},
+		{0, `{"security_group": {"name": "web"}}`}, {0, `{"security_group": {"name": 1, "description": null}}`}, {0, `{"security_group": null}`},
+		{1, `{"security_group": {"name": "db", "description": "x"}}`}, {1, `{"security_group": {"name": "", "description": ""}}`},
+		{2, `{"security_group_rule": {"parent_group_id": "` + parent + `", "ip_protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}}`},
+		{2, `{"security_group_rule": {"parent_group_id": "` + parent + `", "ip_protocol": "icmp", "from_port": -1, "to_port": -1}}`},
+		{2, `{"security_group_rule": {"parent_group_id": "` + parent + `", "group_id": "` + parent + `", "ip_protocol": "udp"}}`},
+		{2, `{"security_group_rule": {"parent_group_id": "` + parent + `", "ip_protocol": "tcp", "from_port": "x", "to_port": 2.5, "cidr": "::/0"}}`},
+		{2, `{"security_group_rule": {"parent_group_id": "nope", "ip_protocol": "gre", "from_port": 1, "to_port": 2, "cidr": "1.2.3.4/0"}}`},
+		{2, `{"security_group_rule": {"parent_group_id": "` + parent + `", "group_id": null, "cidr": []}}`},
+		{0, `{}`}, {1, `null`}, {2, `[]`}, {2, ``},
+	} {
+		f.Add(s.route, s.body)
+	}
+	z := newFuzzAPI(f)
+	ctx := context.Background()
+	if err := z.d.InTx(ctx, func(tx *db.Tx) error {
+		return netdb.CreateSecurityGroup(ctx, tx, &netdb.SecurityGroup{ID: parent, Name: "parent", ProjectID: "demo", Stateful: true}, time.Unix(1, 0))
+	}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, route uint8, body string) {
+		switch route % 3 {
+		case 0:
+			z.send(t, http.MethodPost, "/v2.1/os-security-groups", "demo:demo", MinVersion, []byte(body))
+		case 1:
+			z.send(t, http.MethodPut, "/v2.1/os-security-groups/"+parent, "demo:demo", MinVersion, []byte(body))
+		default:
+			z.send(t, http.MethodPost, "/v2.1/os-security-group-rules", "demo:demo", MinVersion, []byte(body))
 		}
 	})
 }

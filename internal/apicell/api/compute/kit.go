@@ -73,7 +73,7 @@ type router struct {
 // Remove one when its room lands (the room's patterns then add it).
 var reservedResources = []string{
 	"images", "extensions", "os-aggregates", "os-instance-usage-audit-log",
-	"os-migrations", "os-security-groups", "os-volumes",
+	"os-migrations", "os-volumes",
 }
 
 // newRouter is a router on mux with the reserved resources and no route.

@@ -20,6 +20,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -35,6 +36,10 @@ func quotaAPI(t *testing.T, d *db.DB, q quota.Defaults) *httptest.Server {
 		t.Fatal(err)
 	}
 	if err := d.Migrate(ctx, imagedb.MigrationSet, imagedb.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	// Servers are bound to security groups (the Networking API's).
+	if err := d.Migrate(ctx, netdb.MigrationSet, netdb.Migrations); err != nil {
 		t.Fatal(err)
 	}
 	if err := apidb.SeedFlavors(ctx, d); err != nil {

@@ -342,4 +342,5 @@ var actionRules = map[string]string{
 	"restore": "os_compute_api:os-deferred-delete:restore", "forceDelete": "os_compute_api:os-deferred-delete:force",
 	"os-resetState": "os_compute_api:os-admin-actions:reset_state", "migrate": "os_compute_api:os-migrate-server:migrate",
 	"os-getConsoleOutput": "os_compute_api:os-console-output",
+	"addSecurityGroup":    "os_compute_api:os-security-groups:add", "removeSecurityGroup": "os_compute_api:os-security-groups:remove",
 }

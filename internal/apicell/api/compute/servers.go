@@ -1,16 +1,19 @@
 package compute
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apicopy"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
@@ -195,7 +198,6 @@ func (h *serversHandler) serverViewAs(r *http.Request, in *apidb.Instance, right
 		"OS-SRV-USG:terminated_at": isoMicro(in.DeletedAt), "OS-EXT-STS:task_state": task,
 		"OS-EXT-STS:vm_state": in.VMState, "OS-EXT-STS:power_state": in.PowerState,
 		"os-extended-volumes:volumes_attached": []any{},
-		"security_groups":                      []map[string]string{{"name": "default"}},
 	}
 	if progressStatuses[v["status"].(string)] {
 		v["progress"] = 0
@@ -214,7 +216,53 @@ func (h *serversHandler) serverViewAs(r *http.Request, in *apidb.Instance, right
 	}
 	versionedView(r, in, v, rights)
 	h.serverViewExtras(r, in, v)
+	h.securityGroupsView(r, in, v)
 	return v
+}
+
+// securityGroupsView adds security_groups, the names of the server's
+// groups, each once; as Nova, a server in no group has no
+// security_groups.
+func (h *serversHandler) securityGroupsView(r *http.Request, in *apidb.Instance, v map[string]any) {
+	if in.SecurityGroups == nil {
+		if err := loadSecurityGroups(r.Context(), h.cfg.DB, []*apidb.Instance{in}); err != nil {
+			h.log.Error("load server security groups", "request_id", httpkit.RequestID(r.Context()), "uuid", in.UUID, "err", err)
+			return
+		}
+	}
+	if len(in.SecurityGroups) == 0 {
+		return
+	}
+	groups := make([]map[string]string, len(in.SecurityGroups))
+	for i, name := range in.SecurityGroups {
+		groups[i] = map[string]string{"name": name}
+	}
+	v["security_groups"] = groups
+}
+
+// loadSecurityGroups fills in the SecurityGroups of each instance (an
+// empty list when it is in none) with one query.
+func loadSecurityGroups(ctx context.Context, q db.Querier, insts []*apidb.Instance) error {
+	if len(insts) == 0 {
+		return nil
+	}
+	uuids := make([]string, 0, len(insts))
+	for _, in := range insts {
+		uuids = append(uuids, in.UUID)
+	}
+	byInstance, err := netdb.InstancesSecurityGroups(ctx, q, uuids)
+	if err != nil {
+		return err
+	}
+	for _, in := range insts {
+		in.SecurityGroups = []string{}
+		for _, g := range byInstance[in.UUID] {
+			if !slices.Contains(in.SecurityGroups, g.Name) {
+				in.SecurityGroups = append(in.SecurityGroups, g.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // diskConfigView is OS-DCF:diskConfig as Nova shows auto_disk_config.

@@ -34,6 +34,9 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	flavor, err := checkCreateRefs(ctx, h.cfg.DB, req)
+	if err == nil {
+		req.securityGroupIDs, err = h.resolveSecurityGroups(ctx, req.securityGroups)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -48,8 +51,17 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.recordBuild(ctx, req, p); err != nil {
-		h.fail(w, r, err)
+	err = h.recordBuild(ctx, req, p)
+	if errors.Is(err, netdb.ErrNoDefaultGroup) {
+		// The project's first server: its default group is made now (as
+		// Neutron makes it on a project's first use), and the build is
+		// recorded again.
+		if _, err = netdb.EnsureDefaultSecurityGroup(ctx, h.cfg.DB, c.ProjectID, p.now); err == nil {
+			err = h.recordBuild(ctx, req, p)
+		}
+	}
+	if err != nil {
+		h.fail(w, r, createSecurityGroupError(err))
 		return
 	}
 	h.log.Info("build requested", "request_id", p.rid, "instances", len(p.insts), "asked", req.count, "flavor", flavor.Name, "reservation_id", p.resID)
@@ -66,9 +78,63 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 		"id":                first.UUID,
 		"links":             links(httpkit.Origin(r), c.ProjectID, "servers", first.UUID),
 		"OS-DCF:diskConfig": diskConfigView(req.autoDiskConfig),
-		"security_groups":   []map[string]string{{"name": "default"}},
+		"security_groups":   createdSecurityGroups(req),
 		"adminPass":         pass,
 	}})
+}
+
+// createdSecurityGroups is security_groups as the create answers it, as
+// Nova: the request's list as given, or the default group when none was.
+func createdSecurityGroups(req *createRequest) any {
+	if req.securityGroupsBody == nil {
+		return []map[string]string{{"name": netdb.DefaultSecurityGroupName}}
+	}
+	return req.securityGroupsBody
+}
+
+// resolveSecurityGroups finds the groups a create names, by id or name
+// among the caller's project's (Nova's neutron path); "default" is the
+// project's default group, made if the project has none yet. None named
+// is nil: the create binds the project's default group without looking
+// it up first.
+func (h *serversHandler) resolveSecurityGroups(ctx context.Context, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	c := httpkit.CallerFrom(ctx)
+	ids := make([]string, 0, len(names))
+	for _, name := range names {
+		var id string
+		var err error
+		if name == netdb.DefaultSecurityGroupName {
+			id, err = netdb.EnsureDefaultSecurityGroup(ctx, h.cfg.DB, c.ProjectID, h.cfg.Now())
+		} else {
+			id, _, err = netdb.ResolveSecurityGroup(ctx, h.cfg.DB, c.ProjectID, name)
+		}
+		if err != nil {
+			return nil, createSecurityGroupError(err)
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// createSecurityGroupError is a security group a create names as Nova
+// answers it: one not found is a 400, a name several groups have a 409.
+func createSecurityGroupError(err error) error {
+	var ne *netdb.Error
+	if !errors.As(err, &ne) {
+		return err
+	}
+	switch {
+	case errors.Is(err, netdb.ErrNotFound):
+		return bad("%s", ne.Message)
+	case errors.Is(err, netdb.ErrConflict):
+		return conflict("%s", ne.Message)
+	}
+	return err
 }
 
 // checkCreateRefs checks what a create request names against what
@@ -170,6 +236,10 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 			return err
 		}
 		if err := h.groups.addGroupMembers(ctx, tx, groupOf(&p.build), instanceUUIDs(p.insts)); err != nil {
+			return err
+		}
+		// One statement binds every instance to its security groups.
+		if err := netdb.BindSecurityGroups(ctx, tx, p.resID, c.ProjectID, req.securityGroupIDs, n); err != nil {
 			return err
 		}
 		if err := createTags(ctx, tx, instanceUUIDs(p.insts), req.tags); err != nil {

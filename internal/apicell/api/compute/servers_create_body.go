@@ -112,6 +112,13 @@ type createRequest struct {
 	// autoDiskConfig is the server's OS-DCF:diskConfig, once the image is
 	// known.
 	autoDiskConfig bool
+	// securityGroups are the security groups asked for, by name or id,
+	// each once, in the order given (nil: none given, the project's
+	// default); securityGroupsBody is the request's list as given, which
+	// the create's answer shows; securityGroupIDs are what they resolve to.
+	securityGroups     []string
+	securityGroupsBody []json.RawMessage
+	securityGroupIDs   []string
 }
 
 // validateCreate checks a create request as Nova's 2.1 schema does, one
@@ -121,7 +128,7 @@ func validateCreate(ver Version, b *createBody, top map[string]json.RawMessage) 
 	out := &createRequest{count: 1}
 	for _, check := range []func(Version, *createBody, *createRequest) error{
 		createName, createFlavorRef, createImageRef, createBlockDevices, createDescriptionAndTags,
-		createNamedFields, createAccessIPs, createMetadata, createNetworks, createCounts,
+		createNamedFields, createAccessIPs, createMetadata, createNetworks, createCounts, createSecurityGroups,
 	} {
 		if err := check(ver, b, out); err != nil {
 			return nil, err
@@ -610,4 +617,38 @@ func checkTrustedCerts(raw json.RawMessage) error {
 		seen[s] = true
 	}
 	return bad("Image certificate validation is not supported: this cloud's hypervisor drivers cannot verify image signatures.")
+}
+
+// createSecurityGroups checks security_groups as Nova's schema does (a list
+// of objects with at most a name, parameter_types.name) and keeps the
+// names given, each once (Nova's set; entries without a name are
+// ignored).
+func createSecurityGroups(_ Version, b *createBody, out *createRequest) error {
+	if b.SecurityGroups == nil {
+		return nil
+	}
+	out.securityGroupsBody = b.SecurityGroups
+	out.securityGroups = []string{}
+	for _, raw := range b.SecurityGroups {
+		var entry map[string]any
+		if err := json.Unmarshal(raw, &entry); err != nil || entry == nil {
+			return bad("Invalid input for field/attribute security_groups. Value: %s. %s is not of type 'object'", raw, raw)
+		}
+		for k := range entry {
+			if k != "name" {
+				return bad("Invalid input for field/attribute security_groups. Value: %s. Additional properties are not allowed ('%s' was unexpected)", raw, k)
+			}
+		}
+		v, ok := entry["name"]
+		if !ok {
+			continue
+		}
+		if err := checkName("name", v); err != nil {
+			return err
+		}
+		if name := v.(string); name != "" && !slices.Contains(out.securityGroups, name) {
+			out.securityGroups = append(out.securityGroups, name)
+		}
+	}
+	return nil
 }

@@ -30,18 +30,24 @@
 // X-Auth-Token "user:project", user "admin" is an admin, no token means
 // admin:admin). Admins see everything. Others see their own networks and
 // the shared ones, the subnets of those, and the ports of their own
-// servers; anything else is a 404, as in Neutron. Only admins create,
-// update or delete networks and subnets (others get 403
-// PolicyNotAuthorized "rule:create_network is disallowed by policy" and
-// the like): in this cloud a network exists only where compute cells serve
-// a share of it, which an operator configures.
+// servers; anything else is a 404, as in Neutron. Members create, update
+// and delete networks of their project and subnets on them (Neutron's
+// default policy); shared and router:external set true are an admin's
+// (403 PolicyNotAuthorized "(rule:create_network and
+// rule:create_network:shared) is disallowed by policy"), and so is
+// changing another project's network or subnet the caller can see (403
+// "rule:update_network is disallowed by policy" and the like). Servers
+// boot only on the network the compute cells serve (private): a member's
+// own networks are records of the Networking API until the cells serve
+// them.
 //
 // Ports. A port is one fixed IP of a live server, derived from the API
 // cell's copy of the instances (package netdb): its id is a UUID v5 of the
 // server, network name and address; device_owner is
 // "compute:<availability zone>"; status is ACTIVE while the server is
 // active, else DOWN; binding:host_id and the other binding details but the
-// vNIC type are shown to admins only. Ports are created and removed by the
+// vNIC type are shown to admins only; security_groups are the ids of the
+// server's security groups. Ports are created and removed by the
 // compute service with their server, so a client may not write them:
 //
 //   - POST /v2.0/ports is 400 BadRequest ("Bad port request: Ports are

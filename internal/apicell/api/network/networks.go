@@ -171,6 +171,11 @@ func (h *networksHandler) createNetwork(w http.ResponseWriter, r *http.Request) 
 	if err == nil {
 		err = checkAttrs(body, networkRules, true)
 	}
+	// Members create networks in their project (Neutron's create_network);
+	// shared and router:external set true are an admin's.
+	if err == nil && !c.Admin {
+		err = adminAttrs(body, "create_network")
+	}
 	var p netdb.NetworkPatch
 	if err == nil {
 		p, err = networkFields(body)
@@ -178,9 +183,6 @@ func (h *networksHandler) createNetwork(w http.ResponseWriter, r *http.Request) 
 	var project string
 	if err == nil {
 		project, err = projectAttr(body, c)
-	}
-	if err == nil && !c.Admin {
-		err = forbidden("create_network")
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -232,11 +234,17 @@ func (h *networksHandler) updateNetwork(w http.ResponseWriter, r *http.Request) 
 	if err == nil {
 		rev, err = ifMatchRevision(r)
 	}
+	var cur *netdb.Network
 	if err == nil {
-		_, err = h.visibleNetwork(r, id)
+		cur, err = h.visibleNetwork(r, id)
+	}
+	// A member updates its project's networks (Neutron's update_network),
+	// not shared and router:external.
+	if err == nil && !c.Admin && cur.ProjectID != c.ProjectID {
+		err = forbidden("update_network")
 	}
 	if err == nil && !c.Admin {
-		err = forbidden("update_network")
+		err = adminAttrs(body, "update_network")
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -265,10 +273,11 @@ func (h *networksHandler) deleteNetwork(w http.ResponseWriter, r *http.Request) 
 	if err == nil {
 		rev, err = ifMatchRevision(r)
 	}
+	var cur *netdb.Network
 	if err == nil {
-		_, err = h.visibleNetwork(r, id)
+		cur, err = h.visibleNetwork(r, id)
 	}
-	if err == nil && !c.Admin {
+	if err == nil && !c.Admin && cur.ProjectID != c.ProjectID {
 		err = forbidden("delete_network")
 	}
 	if err == nil {
@@ -284,4 +293,21 @@ func (h *networksHandler) deleteNetwork(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// adminAttrs refuses a member's request that sets shared or
+// router:external to true: Neutron's create_network:shared and the like
+// are an admin's ("false", their default, is let through, as Neutron
+// checks an attribute's rule only when it is set to other than its
+// default).
+func adminAttrs(body map[string]json.RawMessage, action string) error {
+	for _, attr := range []string{"shared", "router:external"} {
+		if b, ok, err := boolAttr(body, attr); err != nil {
+			return err
+		} else if ok && b {
+			return fault(http.StatusForbidden, "PolicyNotAuthorized",
+				fmt.Sprintf("(rule:%s and rule:%s:%s) is disallowed by policy", action, action, attr))
+		}
+	}
+	return nil
 }

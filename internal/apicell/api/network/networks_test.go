@@ -2,6 +2,7 @@ package network_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -246,29 +247,69 @@ func TestAdminManagesNetworks(t *testing.T) {
 	}
 }
 
-func TestNonAdminsCannotChangeNetworks(t *testing.T) {
+// TestMembersChangeTheirProjectsNetworks: a member creates, updates and
+// deletes networks of its project (Neutron's create_network and the like);
+// shared and router:external set true are an admin's (403); another
+// project's network it can see (shared) is a 403, one it cannot a 404.
+func TestMembersChangeTheirProjectsNetworks(t *testing.T) {
 	e := newEnv(t)
 	p1net := e.createNetwork(map[string]any{"name": "p1-net", "project_id": "p1"})
-	body := map[string]any{"network": map[string]any{"name": "mine"}}
 
-	r := e.do(http.MethodPost, "/networking/v2.0/networks", demo, body)
-	if typ, msg := r.fault(t, http.StatusForbidden); typ != "PolicyNotAuthorized" || msg != "rule:create_network is disallowed by policy" {
-		t.Fatalf("demo create: %s %q", typ, msg)
+	r := e.do(http.MethodPost, "/networking/v2.0/networks", demo, map[string]any{"network": map[string]any{"name": "mine"}})
+	if r.status != http.StatusCreated {
+		t.Fatalf("demo create: %d %s", r.status, r.body)
 	}
-	// A network demo can see (shared): 403. One it cannot: 404.
+	var out struct{ Network map[string]any }
+	if err := json.Unmarshal(r.body, &out); err != nil {
+		t.Fatal(err)
+	}
+	mine, _ := out.Network["id"].(string)
+	if out.Network["project_id"] != "demo" || out.Network["shared"] != false {
+		t.Fatalf("demo's network: %s", r.body)
+	}
+	for _, c := range []struct {
+		method, path string
+		body         map[string]any
+		want         string
+	}{
+		{http.MethodPost, "/networking/v2.0/networks", map[string]any{"name": "s", "shared": true}, "(rule:create_network and rule:create_network:shared) is disallowed by policy"},
+		{http.MethodPost, "/networking/v2.0/networks", map[string]any{"name": "x", "router:external": true}, "(rule:create_network and rule:create_network:router:external) is disallowed by policy"},
+		{http.MethodPut, "/networking/v2.0/networks/" + mine, map[string]any{"shared": true}, "(rule:update_network and rule:update_network:shared) is disallowed by policy"},
+	} {
+		r := e.do(c.method, c.path, demo, map[string]any{"network": c.body})
+		if typ, msg := r.fault(t, http.StatusForbidden); typ != "PolicyNotAuthorized" || msg != c.want {
+			t.Errorf("%s %s %v: %s %q", c.method, c.path, c.body, typ, msg)
+		}
+	}
+	// shared false (its default) is anyone's.
+	if r := e.do(http.MethodPost, "/networking/v2.0/networks", demo, map[string]any{"network": map[string]any{"name": "unshared", "shared": false}}); r.status != http.StatusCreated {
+		t.Errorf("create shared=false: %d %s", r.status, r.body)
+	}
+	if r := e.do(http.MethodPut, "/networking/v2.0/networks/"+mine, demo, map[string]any{"network": map[string]any{"name": "mine2"}}); r.status != http.StatusOK {
+		t.Errorf("update own network: %d %s", r.status, r.body)
+	}
+	// A network demo can see but does not own (shared): 403. One it
+	// cannot see: 404.
+	body := map[string]any{"network": map[string]any{"name": "theirs"}}
 	r = e.do(http.MethodPut, "/networking/v2.0/networks/"+e.private, demo, body)
-	r.fault(t, http.StatusForbidden)
+	if _, msg := r.fault(t, http.StatusForbidden); msg != "rule:update_network is disallowed by policy" {
+		t.Errorf("update shared network: %q", msg)
+	}
 	r = e.do(http.MethodDelete, "/networking/v2.0/networks/"+e.private, demo, nil)
 	r.fault(t, http.StatusForbidden)
 	r = e.do(http.MethodDelete, "/networking/v2.0/networks/"+p1net, demo, nil)
 	if typ, _ := r.fault(t, http.StatusNotFound); typ != "NetworkNotFound" {
 		t.Fatalf("demo delete of p1's network: %s", typ)
 	}
-	// Even its owner project is not an admin.
-	r = e.do(http.MethodDelete, "/networking/v2.0/networks/"+p1net, "u:p1", nil)
-	r.fault(t, http.StatusForbidden)
+	// Its owner project's member deletes it.
+	if r := e.do(http.MethodDelete, "/networking/v2.0/networks/"+p1net, "u:p1", nil); r.status != http.StatusNoContent {
+		t.Errorf("p1 deletes its network: %d %s", r.status, r.body)
+	}
+	if r := e.do(http.MethodDelete, "/networking/v2.0/networks/"+mine, demo, nil); r.status != http.StatusNoContent {
+		t.Errorf("demo deletes its network: %d %s", r.status, r.body)
+	}
 	if n := e.count("networks"); n != 2 {
-		t.Fatalf("networks = %d; want 2", n)
+		t.Fatalf("networks = %d; want 2 (private and unshared)", n)
 	}
 }
 

@@ -46,7 +46,7 @@ func portItem(p *netdb.Port, admin bool) item {
 	it := item{
 		"id": p.ID, "name": "", "network_id": p.NetworkID, "tenant_id": p.ProjectID, "project_id": p.ProjectID,
 		"mac_address": p.MACAddress, "admin_state_up": true, "status": p.Status, "device_id": p.DeviceID,
-		"device_owner": p.DeviceOwner, "fixed_ips": ips, "security_groups": []string{}, "description": "",
+		"device_owner": p.DeviceOwner, "fixed_ips": ips, "security_groups": p.SecurityGroups, "description": "",
 		"binding:vnic_type": "normal", "created_at": isoTime(p.CreatedAt), "updated_at": isoTime(p.UpdatedAt),
 		"revision_number": p.RevisionNumber, "tags": []string{},
 	}

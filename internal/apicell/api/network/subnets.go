@@ -314,8 +314,16 @@ func (h *subnetsHandler) createSubnet(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		spec, err = subnetCreate(body, c)
 	}
+	// A member creates subnets on its project's networks (Neutron's
+	// ADMIN_OR_NET_OWNER_MEMBER); another's shared network is a 403, one
+	// it cannot see a 404.
 	if err == nil && !c.Admin {
-		err = forbidden("create_subnet")
+		var n *netdb.Network
+		if n, err = netdb.NetworkByID(r.Context(), h.cfg.DB, spec.NetworkID); err == nil && !n.VisibleTo(c.ProjectID, false) {
+			err = networkNotFound(spec.NetworkID)
+		} else if err == nil && n.ProjectID != c.ProjectID {
+			err = forbidden("create_subnet")
+		}
 	}
 	var s *netdb.Subnet
 	var n *netdb.Network
@@ -351,10 +359,11 @@ func (h *subnetsHandler) updateSubnet(w http.ResponseWriter, r *http.Request) {
 		rev, err = ifMatchRevision(r)
 	}
 	var n *netdb.Network
+	var cur *netdb.Subnet
 	if err == nil {
-		_, n, err = h.visibleSubnet(r, id)
+		cur, n, err = h.visibleSubnet(r, id)
 	}
-	if err == nil && !c.Admin {
+	if err == nil && !c.Admin && !subnetOwner(cur, n, c) {
 		err = forbidden("update_subnet")
 	}
 	var s *netdb.Subnet
@@ -382,10 +391,12 @@ func (h *subnetsHandler) deleteSubnet(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		rev, err = ifMatchRevision(r)
 	}
+	var cur *netdb.Subnet
+	var n *netdb.Network
 	if err == nil {
-		_, _, err = h.visibleSubnet(r, id)
+		cur, n, err = h.visibleSubnet(r, id)
 	}
-	if err == nil && !c.Admin {
+	if err == nil && !c.Admin && !subnetOwner(cur, n, c) {
 		err = forbidden("delete_subnet")
 	}
 	if err == nil {
@@ -401,4 +412,11 @@ func (h *subnetsHandler) deleteSubnet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// subnetOwner reports whether a member may update or delete a subnet:
+// its project's, or one on its project's network (Neutron's PROJECT_MEMBER
+// or ADMIN_OR_NET_OWNER_MEMBER).
+func subnetOwner(s *netdb.Subnet, n *netdb.Network, c httpkit.Caller) bool {
+	return s.ProjectID == c.ProjectID || (n != nil && n.ProjectID == c.ProjectID)
 }

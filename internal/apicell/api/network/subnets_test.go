@@ -2,6 +2,7 @@ package network_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -109,22 +110,54 @@ func TestAdminManagesSubnets(t *testing.T) {
 	}
 }
 
-func TestNonAdminsCannotChangeSubnets(t *testing.T) {
+// TestMembersChangeSubnetsOfTheirNetworks: a member creates subnets on
+// its project's networks and updates and deletes them (Neutron's
+// ADMIN_OR_NET_OWNER_MEMBER); on a shared network of another project it is
+// a 403, on one it cannot see a 404.
+func TestMembersChangeSubnetsOfTheirNetworks(t *testing.T) {
 	e := newEnv(t)
 	body := map[string]any{"subnet": map[string]any{"network_id": e.private, "ip_version": 4, "cidr": "192.168.0.0/24"}}
 	r := e.do(http.MethodPost, "/networking/v2.0/subnets", demo, body)
 	if typ, msg := r.fault(t, http.StatusForbidden); typ != "PolicyNotAuthorized" || msg != "rule:create_subnet is disallowed by policy" {
-		t.Fatalf("demo create: %s %q", typ, msg)
+		t.Fatalf("demo create on private: %s %q", typ, msg)
 	}
 	r = e.do(http.MethodDelete, "/networking/v2.0/subnets/"+e.privateSubnet, demo, nil)
 	r.fault(t, http.StatusForbidden)
 	r = e.do(http.MethodPut, "/networking/v2.0/subnets/"+e.privateSubnet, demo, map[string]any{"subnet": map[string]any{"name": "x"}})
 	r.fault(t, http.StatusForbidden)
+	p1net := e.createNetwork(map[string]any{"name": "p1-net", "project_id": "p1"})
+	r = e.do(http.MethodPost, "/networking/v2.0/subnets", demo, map[string]any{"subnet": map[string]any{"network_id": p1net, "ip_version": 4, "cidr": "192.168.1.0/24"}})
+	if typ, _ := r.fault(t, http.StatusNotFound); typ != "NetworkNotFound" {
+		t.Errorf("demo create on p1's network: %s", typ)
+	}
+
+	r = e.do(http.MethodPost, "/networking/v2.0/networks", demo, map[string]any{"network": map[string]any{"name": "mine"}})
+	var n struct{ Network struct{ ID string } }
+	if err := json.Unmarshal(r.body, &n); err != nil || r.status != http.StatusCreated {
+		t.Fatalf("create network: %d %s", r.status, r.body)
+	}
+	r = e.do(http.MethodPost, "/networking/v2.0/subnets", demo, map[string]any{"subnet": map[string]any{"network_id": n.Network.ID, "ip_version": 4, "cidr": "192.168.2.0/24"}})
+	var s struct{ Subnet map[string]any }
+	if err := json.Unmarshal(r.body, &s); err != nil || r.status != http.StatusCreated {
+		t.Fatalf("create subnet on own network: %d %s", r.status, r.body)
+	}
+	id, _ := s.Subnet["id"].(string)
+	if s.Subnet["project_id"] != "demo" {
+		t.Errorf("subnet's project: %v", s.Subnet["project_id"])
+	}
+	if r := e.do(http.MethodPut, "/networking/v2.0/subnets/"+id, demo, map[string]any{"subnet": map[string]any{"name": "x"}}); r.status != http.StatusOK {
+		t.Errorf("update own subnet: %d %s", r.status, r.body)
+	}
+	if r := e.do(http.MethodDelete, "/networking/v2.0/subnets/"+id, "u:p1", nil); r.status != http.StatusNotFound {
+		t.Errorf("another project deletes demo's subnet: %d %s", r.status, r.body)
+	}
+	if r := e.do(http.MethodDelete, "/networking/v2.0/subnets/"+id, demo, nil); r.status != http.StatusNoContent {
+		t.Errorf("delete own subnet: %d %s", r.status, r.body)
+	}
 	if n := e.count("subnets"); n != 1 {
 		t.Fatalf("subnets = %d; want 1", n)
 	}
 }
-
 func TestBadSubnetInputIs400NamingTheField(t *testing.T) {
 	e := newEnv(t)
 	lab := e.createNetwork(map[string]any{"name": "lab"})

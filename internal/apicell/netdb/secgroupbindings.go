@@ -1,0 +1,177 @@
+package netdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+)
+
+// Security group bindings: which groups each server is in. Neutron binds
+// groups to ports; the ports here are derived from the servers' addresses,
+// so the API cell binds groups to the servers themselves
+// (security_group_bindings, migration 3), and every port of a server has
+// its server's groups. A binding of a deleted server does not count: like
+// the API cell's server group members, bindings are read joined with the
+// live instances, so deleting a server costs no statement here; a group's
+// bindings go with the group.
+
+// ErrNoDefaultGroup is BindSecurityGroups asked to bind a project's
+// default group before the project has one: the caller makes it
+// (EnsureDefaultSecurityGroup, its own transaction) and tries again.
+var ErrNoDefaultGroup = errors.New("the project has no default security group yet")
+
+// BindSecurityGroups binds the instances of one create request (those of
+// reservation, already inserted in tx) to the groups ids, or, when ids is
+// empty, to project's default group. It is one statement for all of them.
+// A group deleted since the request was checked is a SecurityGroupNotFound
+// (nothing of the request is then written).
+func BindSecurityGroups(ctx context.Context, tx *db.Tx, reservation, project string, ids []string, instances int) error {
+	q := `INSERT INTO security_group_bindings (instance_uuid, security_group_id)
+		SELECT i.uuid, g.id FROM instances i JOIN security_groups g ON `
+	args := []any{}
+	if len(ids) == 0 {
+		q += `g.project_id = ? AND g.is_default = 1`
+		args = append(args, project)
+	} else {
+		q += `g.id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	q += ` WHERE i.reservation_id = ?`
+	if len(ids) > 0 {
+		q += shareGroups(tx)
+	}
+	res, err := tx.Exec(ctx, q, append(args, reservation)...)
+	if err != nil {
+		return fmt.Errorf("bind security groups of %s: %w", reservation, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("bind security groups of %s: %w", reservation, err)
+	}
+	want := int64(instances) * int64(max(len(ids), 1))
+	switch {
+	case n == want:
+		return nil
+	case len(ids) == 0 && n == 0:
+		return ErrNoDefaultGroup
+	default:
+		// A group was deleted since the request was checked.
+		return fail(ErrNotFound, "SecurityGroupNotFound", fmt.Sprintf("A security group of %s was deleted meanwhile", reservation))
+	}
+}
+
+// shareGroups is, on PostgreSQL, the lock a binding takes on the groups
+// (alias g) it binds to, so that a group's deletion, which holds its row
+// from before it counts the group's servers (DeleteSecurityGroup), and a
+// binding to it are one after the other: a binding after the deletion
+// finds no group, a deletion after the binding counts it. On SQLite
+// writers take turns anyway. The default group, which only an admin
+// deletes, is bound without it, so that a boot writes nothing to it.
+func shareGroups(tx *db.Tx) string {
+	if tx.Dialect == db.Postgres {
+		return ` FOR SHARE OF g`
+	}
+	return ""
+}
+
+// BindSecurityGroup adds an instance to a group; it reports false when the
+// instance was in it already (or the group is gone).
+func BindSecurityGroup(ctx context.Context, tx *db.Tx, instance, group string) (bool, error) {
+	res, err := tx.Exec(ctx, `INSERT INTO security_group_bindings (instance_uuid, security_group_id)
+		SELECT ?, g.id FROM security_groups g WHERE g.id = ?`+shareGroups(tx)+` ON CONFLICT DO NOTHING`, instance, group)
+	if err != nil {
+		return false, fmt.Errorf("add %s to security group %s: %w", instance, group, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// UnbindSecurityGroup takes an instance out of a group; it reports false
+// when the instance was not in it.
+func UnbindSecurityGroup(ctx context.Context, tx *db.Tx, instance, group string) (bool, error) {
+	res, err := tx.Exec(ctx, `DELETE FROM security_group_bindings WHERE instance_uuid = ? AND security_group_id = ?`, instance, group)
+	if err != nil {
+		return false, fmt.Errorf("remove %s from security group %s: %w", instance, group, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// InstanceGroup is a group an instance is in: its id and name.
+type InstanceGroup struct {
+	InstanceUUID string
+	ID, Name     string
+}
+
+// InstancesSecurityGroups returns the groups of each of the instances, by
+// instance, each instance's by name then id: one query per 500 instances.
+func InstancesSecurityGroups(ctx context.Context, q db.Querier, uuids []string) (map[string][]InstanceGroup, error) {
+	out := map[string][]InstanceGroup{}
+	for len(uuids) > 0 {
+		chunk := uuids[:min(len(uuids), 500)]
+		uuids = uuids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, u := range chunk {
+			args[i] = u
+		}
+		rows, err := db.Collect(ctx, q, func(s db.Scanner) (InstanceGroup, error) {
+			var g InstanceGroup
+			return g, s.Scan(&g.InstanceUUID, &g.ID, &g.Name)
+		}, `SELECT b.instance_uuid, g.id, g.name FROM security_group_bindings b JOIN security_groups g ON g.id = b.security_group_id
+			WHERE b.instance_uuid IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`) ORDER BY g.name, g.id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("security groups of %d instances: %w", len(chunk), err)
+		}
+		for _, g := range rows {
+			out[g.InstanceUUID] = append(out[g.InstanceUUID], g)
+		}
+	}
+	return out, nil
+}
+
+// countServersIn is how many live servers are in group id.
+func countServersIn(ctx context.Context, q db.Querier, id string) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT COUNT(*) FROM security_group_bindings b JOIN instances i ON i.uuid = b.instance_uuid
+		WHERE b.security_group_id = ? AND i.deleted = 0`, id).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("servers in security group %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// ResolveSecurityGroup finds the group of project that nameOrID names: a
+// group with that id, else the one group with that name (Nova's
+// find_resourceid_by_name_or_id within the project). It returns
+// ErrNotFound when there is none and ErrConflict when the name is several
+// groups'.
+func ResolveSecurityGroup(ctx context.Context, q db.Querier, project, nameOrID string) (id, name string, err error) {
+	type pair struct{ id, name string }
+	found, err := db.Collect(ctx, q, func(s db.Scanner) (pair, error) {
+		var p pair
+		return p, s.Scan(&p.id, &p.name)
+	}, `SELECT id, name FROM security_groups WHERE project_id = ? AND (id = ? OR name = ?) ORDER BY id`, project, nameOrID, nameOrID)
+	if err != nil {
+		return "", "", fmt.Errorf("find security group %q: %w", nameOrID, err)
+	}
+	var named []pair
+	for _, p := range found {
+		if p.id == nameOrID {
+			return p.id, p.name, nil
+		}
+		named = append(named, p)
+	}
+	switch len(named) {
+	case 0:
+		return "", "", fail(ErrNotFound, "SecurityGroupNotFound", fmt.Sprintf("Unable to find security_group with name or id '%s'", nameOrID))
+	case 1:
+		return named[0].id, named[0].name, nil
+	}
+	return "", "", fail(ErrConflict, "NoUniqueMatch",
+		fmt.Sprintf("Multiple security_group matches found for name '%s', use an ID to be more specific.", nameOrID))
+}

@@ -1,0 +1,161 @@
+package netdb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+)
+
+// TestSecurityGroupBindings: a create's instances are bound in one
+// statement to the groups named or, when none is, to the project's
+// default group (ErrNoDefaultGroup before the project has one, and nothing
+// written); a group a live server is in cannot be deleted
+// (SecurityGroupInUse), and can once the server is deleted, its bindings
+// going with it. A group deleted between the create's check and its
+// transaction fails the create.
+func TestSecurityGroupBindings(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrated(t, d)
+		ctx := context.Background()
+		const a, b = "aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002"
+		boot(t, d, a, "p", "active", "h1")
+		boot(t, d, b, "p", "active", "h1")
+		bind := func(reservation string, ids ...string) error {
+			return d.InTx(ctx, func(tx *db.Tx) error { return netdb.BindSecurityGroups(ctx, tx, reservation, "p", ids, 1) })
+		}
+		if err := bind("r-" + a); !errors.Is(err, netdb.ErrNoDefaultGroup) {
+			t.Fatalf("bind to the default group of a project without one: %v", err)
+		}
+		if n := countRows(t, d, `SELECT COUNT(*) FROM security_group_bindings`); n != 0 {
+			t.Fatalf("%d bindings after a refused bind", n)
+		}
+		def, err := netdb.EnsureDefaultSecurityGroup(ctx, d, "p", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		web := &netdb.SecurityGroup{Name: "web", ProjectID: "p", Stateful: true}
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return netdb.CreateSecurityGroup(ctx, tx, web, t0) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := bind("r-" + a); err != nil {
+			t.Fatal(err)
+		}
+		if err := bind("r-"+b, web.ID, def); err != nil {
+			t.Fatal(err)
+		}
+		if err := bind("r-"+b, "11111111-2222-3333-4444-555555555555"); code(err) != "SecurityGroupNotFound" {
+			t.Fatalf("bind to a group that is gone: %v", err)
+		}
+		got, err := netdb.InstancesSecurityGroups(ctx, d, []string{a, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got[a]) != 1 || got[a][0].Name != "default" || len(got[b]) != 2 || got[b][0].Name != "default" || got[b][1].Name != "web" {
+			t.Fatalf("groups: %+v", got)
+		}
+
+		del := func(id string) error {
+			return d.InTx(ctx, func(tx *db.Tx) error { return netdb.DeleteSecurityGroup(ctx, tx, id, nil, t0) })
+		}
+		if err := del(web.ID); code(err) != "SecurityGroupInUse" {
+			t.Fatalf("delete a group in use: %v", err)
+		}
+		deleteInstance(t, d, b)
+		if err := del(web.ID); err != nil {
+			t.Fatalf("delete a group only a deleted server was in: %v", err)
+		}
+		if n := countRows(t, d, `SELECT COUNT(*) FROM security_group_bindings WHERE security_group_id = ?`, web.ID); n != 0 {
+			t.Fatalf("%d bindings left to a deleted group", n)
+		}
+		if err := del(def); code(err) != "SecurityGroupInUse" {
+			t.Fatalf("delete the default group while %s is in it: %v", a, err)
+		}
+
+		// Twice in, once shown; out only once.
+		err = d.InTx(ctx, func(tx *db.Tx) error {
+			if added, err := netdb.BindSecurityGroup(ctx, tx, a, def); err != nil || added {
+				t.Errorf("add again: %v %v", added, err)
+			}
+			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def); err != nil || !removed {
+				t.Errorf("remove: %v %v", removed, err)
+			}
+			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def); err != nil || removed {
+				t.Errorf("remove again: %v %v", removed, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestResolveSecurityGroup: by id, else by name, within one project; a
+// name two groups share is a conflict.
+func TestResolveSecurityGroup(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrated(t, d)
+		ctx := context.Background()
+		mk := func(name, project string) string {
+			g := &netdb.SecurityGroup{Name: name, ProjectID: project, Stateful: true}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return netdb.CreateSecurityGroup(ctx, tx, g, t0) }); err != nil {
+				t.Fatal(err)
+			}
+			return g.ID
+		}
+		one, other := mk("one", "p"), mk("one", "q")
+		if id, name, err := netdb.ResolveSecurityGroup(ctx, d, "p", "one"); err != nil || id != one || name != "one" {
+			t.Errorf("by name: %s %s %v", id, name, err)
+		}
+		if id, _, err := netdb.ResolveSecurityGroup(ctx, d, "p", one); err != nil || id != one {
+			t.Errorf("by id: %s %v", id, err)
+		}
+		if _, _, err := netdb.ResolveSecurityGroup(ctx, d, "p", other); !errors.Is(err, netdb.ErrNotFound) {
+			t.Errorf("another project's by id: %v", err)
+		}
+		mk("one", "p")
+		if _, _, err := netdb.ResolveSecurityGroup(ctx, d, "p", "one"); !errors.Is(err, netdb.ErrConflict) {
+			t.Errorf("a name two groups have: %v", err)
+		}
+	})
+}
+
+// TestBindRacesDelete: a server bound to a group while the group is
+// deleted: one of the two fails, never both succeed (which would leave a
+// server bound to a group that is gone). On PostgreSQL this needs the
+// binding's share lock on the group.
+func TestBindRacesDelete(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrated(t, d)
+		ctx := context.Background()
+		for i := range 20 {
+			u := fmt.Sprintf("cccccccc-0000-0000-0000-%012d", i)
+			boot(t, d, u, "p", "active", "h1")
+			g := &netdb.SecurityGroup{Name: "g", ProjectID: "p", Stateful: true}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return netdb.CreateSecurityGroup(ctx, tx, g, t0) }); err != nil {
+				t.Fatal(err)
+			}
+			var bindErr, delErr error
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				bindErr = d.InTx(ctx, func(tx *db.Tx) error { return netdb.BindSecurityGroups(ctx, tx, "r-"+u, "p", []string{g.ID}, 1) })
+			})
+			wg.Go(func() {
+				delErr = d.InTx(ctx, func(tx *db.Tx) error { return netdb.DeleteSecurityGroup(ctx, tx, g.ID, nil, t0) })
+			})
+			wg.Wait()
+			if bindErr == nil && delErr == nil {
+				t.Fatalf("round %d: both the binding and the deletion succeeded", i)
+			}
+			if bindErr != nil && delErr != nil {
+				t.Fatalf("round %d: both failed: %v; %v", i, bindErr, delErr)
+			}
+		}
+	})
+}
