@@ -121,6 +121,11 @@ func TestBuildInTheBrokerOfADeadCellIsPlacedElsewhere(t *testing.T) {
 		return len(log.acceptedAt(cell1)) > 0, ""
 	})
 	tr.delivered(api, cell1, 1)
+	// A build is recorded when its transaction has committed, a note
+	// while it applies: wait for the record.
+	testpoll.Eventually(t, wait, "the late build recorded at "+cell1, func() (bool, string) {
+		return len(log.acceptedAt(cell1)) > 0, "none yet"
+	})
 	late := log.acceptedAt(cell1)
 	if len(late) != 1 || late[0].BaseVersion != 0 || !slices.Equal(uuidsOf(late[0]), uuids) {
 		t.Errorf("%s accepted %+v, want the first build once, at base version 0", cell1, late)

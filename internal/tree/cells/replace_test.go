@@ -329,6 +329,12 @@ func TestBuildNotTakenInTimeIsPlacedElsewhere(t *testing.T) {
 	}
 	tr.cell(api).service().Wake()
 	tr.delivered(api, cell1, 2)
+	// The note came after both copies, but a build is recorded when its
+	// transaction has committed and a note while it applies: wait for the
+	// record.
+	testpoll.Eventually(t, wait, "the late build recorded at "+cell1, func() (bool, string) {
+		return len(log.acceptedAt(cell1)) > 0, "none yet"
+	})
 	late := log.acceptedAt(cell1)
 	if len(late) != 1 || late[0].BaseVersion+1 >= b.BaseVersion+1 || !slices.Equal(uuidsOf(late[0]), uuids) {
 		t.Errorf("%s accepted %+v from the late message, want it once, older than base version %d", cell1, late, b.BaseVersion)
