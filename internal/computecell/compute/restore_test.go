@@ -181,11 +181,17 @@ func TestRestartKeepsHostsUpWhileRestoring(t *testing.T) {
 		return true, ""
 	})
 	waitStarted(t, started)
-	for _, u := range uuids {
-		if !drv.spawning(u) {
-			t.Errorf("instance %s is not being restored", u)
+	// Every restore gets under way (they start in the background, each in
+	// its own time: poll), while the hosts stay up.
+	testpoll.Eventually(t, 10*time.Second, "every instance being restored", func() (bool, string) {
+		var waiting []string
+		for _, u := range uuids {
+			if !drv.spawning(u) {
+				waiting = append(waiting, u)
+			}
 		}
-	}
+		return len(waiting) == 0, fmt.Sprintf("not yet restoring %v", waiting)
+	})
 
 	drv.releaseAll()
 	testpoll.Eventually(t, 10*time.Second, "every instance restored", func() (bool, string) {
