@@ -161,22 +161,7 @@ func TestBuildSentToADeadCellIsPlacedElsewhere(t *testing.T) {
 		d := converged(t, api, truth())
 		return d == "", d
 	})
-	after := apiInstances(t, apiDB)
-	for _, u := range moved {
-		if after[u] != before[u] {
-			t.Errorf("server %s: API copy %+v after the late build, want it as before, %+v", u, after[u], before[u])
-		}
-	}
-	var claims, addrs int
-	if err := cell2DB.QueryRow(ctx, `SELECT COUNT(*) FROM claims`).Scan(&claims); err != nil {
-		t.Fatal(err)
-	}
-	if err := cell2DB.QueryRow(ctx, `SELECT COUNT(*) FROM fixed_ips WHERE instance_uuid IS NOT NULL`).Scan(&addrs); err != nil {
-		t.Fatal(err)
-	}
-	if claims != 0 || addrs != 0 {
-		t.Errorf("%s holds %d claims and %d addresses after deleting the late servers, want none", cell2, claims, addrs)
-	}
+	fencedOut(t, apiDB, before, moved, "late", cell2, cell2DB)
 	checkClaims(t, cell1, cell1DB)
 }
 
@@ -347,21 +332,30 @@ func TestBuildInTheExternalBrokerOfADeadCellIsPlacedElsewhere(t *testing.T) {
 		d := converged(t, apiInstances(t, apiDB), truth())
 		return d == "", d
 	})
+	fencedOut(t, apiDB, before, moved, "old", cell2, cell2DB)
+	checkClaims(t, cell1, cell1DB)
+}
+
+// fencedOut checks the end of a build the stale cell built after all: the
+// API copy of the moved servers is as it was before (what of them was
+// built there lost), and the stale cell holds no claim and no address.
+func fencedOut(t *testing.T, apiDB *db.DB, before map[string]apiInstance, moved []string, what, stale string, staleDB *db.DB) {
+	t.Helper()
 	after := apiInstances(t, apiDB)
 	for _, u := range moved {
 		if after[u] != before[u] {
-			t.Errorf("server %s: API copy %+v after the old build, want it as before, %+v", u, after[u], before[u])
+			t.Errorf("server %s: API copy %+v after the %s build, want it as before, %+v", u, after[u], what, before[u])
 		}
 	}
+	ctx := context.Background()
 	var claims, addrs int
-	if err := cell2DB.QueryRow(ctx, `SELECT COUNT(*) FROM claims`).Scan(&claims); err != nil {
+	if err := staleDB.QueryRow(ctx, `SELECT COUNT(*) FROM claims`).Scan(&claims); err != nil {
 		t.Fatal(err)
 	}
-	if err := cell2DB.QueryRow(ctx, `SELECT COUNT(*) FROM fixed_ips WHERE instance_uuid IS NOT NULL`).Scan(&addrs); err != nil {
+	if err := staleDB.QueryRow(ctx, `SELECT COUNT(*) FROM fixed_ips WHERE instance_uuid IS NOT NULL`).Scan(&addrs); err != nil {
 		t.Fatal(err)
 	}
 	if claims != 0 || addrs != 0 {
-		t.Errorf("%s holds %d claims and %d addresses after deleting the old servers, want none", cell2, claims, addrs)
+		t.Errorf("%s holds %d claims and %d addresses after deleting the %s servers, want none", stale, claims, addrs, what)
 	}
-	checkClaims(t, cell1, cell1DB)
 }

@@ -209,18 +209,6 @@ func checkPersonality(v any) error {
 	return nil
 }
 
-// checkUserData checks user_data as the create schema does: base64, at
-// most 65535 characters.
-func checkUserData(s string) error {
-	if len(s) > maxUserData {
-		return bad("Invalid input for field/attribute user_data. Value: (%d bytes). is too long (at most %d)", len(s), maxUserData)
-	}
-	if _, err := base64.StdEncoding.DecodeString(s); err != nil {
-		return bad("Invalid input for field/attribute user_data. Value: %s. is not a 'base64'", abbreviate(s))
-	}
-	return nil
-}
-
 // rebuild re-creates the server from an image (the same or another) on its
 // host. Everything the body changes is written with the action, so a
 // refused rebuild changes nothing. It answers 202 with the rebuild view.

@@ -300,14 +300,10 @@ func autoDiskConfig(asked, imageID, prop string) (bool, error) {
 	return pyBool(prop), nil
 }
 
-// pyBool is oslo's strutils.bool_from_string: true for "1", "t", "true",
-// "on", "y", "yes" (any case, trimmed), false otherwise.
+// pyBool is oslo's strutils.bool_from_string (not strict): true for its
+// true strings (trimmed, any case), false otherwise.
 func pyBool(s string) bool {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "1", "t", "true", "on", "y", "yes":
-		return true
-	}
-	return false
+	return slices.Contains(trueStrings, strings.ToLower(strings.TrimSpace(s)))
 }
 
 // cellHints turns the cell scheduler's hints into placement constraints:

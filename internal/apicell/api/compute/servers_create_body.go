@@ -241,13 +241,22 @@ func createNamedFields(_ Version, b *createBody, out *createRequest) error {
 		out.az = *b.AvailabilityZone
 	}
 	if b.UserData != nil {
-		if len(*b.UserData) > maxUserData {
-			return bad("Invalid input for field/attribute user_data. Value: (%d bytes). is too long (at most %d)", len(*b.UserData), maxUserData)
-		}
-		if _, err := base64.StdEncoding.DecodeString(*b.UserData); err != nil {
-			return bad("Invalid input for field/attribute user_data. Value: %s. is not a 'base64'", abbreviate(*b.UserData))
+		if err := checkUserData(*b.UserData); err != nil {
+			return err
 		}
 		out.userData = *b.UserData
+	}
+	return nil
+}
+
+// checkUserData checks user_data as Nova's create and rebuild schemas do: base64, at
+// most 65535 characters.
+func checkUserData(s string) error {
+	if len(s) > maxUserData {
+		return bad("Invalid input for field/attribute user_data. Value: (%d bytes). is too long (at most %d)", len(s), maxUserData)
+	}
+	if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+		return bad("Invalid input for field/attribute user_data. Value: %s. is not a 'base64'", abbreviate(s))
 	}
 	return nil
 }
