@@ -26,8 +26,9 @@ import (
 const MigrationSet = "netapi"
 
 // Migrations is the schema of networks and subnets (1), of security
-// groups and their rules (2) and of the servers' security groups (3,
-// secgroupbindings.go). Network names are
+// groups and their rules (2), of the servers' security groups (3,
+// secgroupbindings.go) and of the address blocks leased to cells (4,
+// blocks.go). Network names are
 // unique when not empty: compute cells and instance addresses name a
 // network, so a name must say which one. The ports read the API cell's
 // instances, so the database also needs apidb's migrations.
@@ -104,6 +105,16 @@ CREATE TABLE security_group_bindings (
 	PRIMARY KEY (instance_uuid, security_group_id)
 );
 CREATE INDEX security_group_bindings_group ON security_group_bindings (security_group_id)`},
+	{Version: 4, Name: "address blocks", SQL: `
+CREATE TABLE address_blocks (
+	subnet_id TEXT NOT NULL REFERENCES subnets (id),
+	first_int {{bigint}} NOT NULL,
+	size INTEGER NOT NULL,
+	holder TEXT NOT NULL,
+	leased_at {{bigint}} NOT NULL,
+	PRIMARY KEY (subnet_id, first_int)
+);
+CREATE INDEX address_blocks_holder ON address_blocks (holder)`},
 }
 
 // The kinds of failure; every error this package returns for a request that

@@ -268,6 +268,11 @@ func DeleteSubnet(ctx context.Context, tx *db.Tx, id string) error {
 		return fail(ErrInUse, "SubnetInUse", fmt.Sprintf(
 			"Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id))
 	}
+	// Its blocks go with it; a cell that still holds one stops handing out
+	// its addresses when it hears the subnet is gone.
+	if _, err := tx.Exec(ctx, `DELETE FROM address_blocks WHERE subnet_id = ?`, id); err != nil {
+		return fmt.Errorf("delete the address blocks of subnet %s: %w", id, err)
+	}
 	if _, err := tx.Exec(ctx, `DELETE FROM subnets WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("delete subnet %s: %w", id, err)
 	}

@@ -86,6 +86,31 @@ type InstanceSpec struct {
 	ReservationID    string            `json:"reservation_id"`
 	LaunchIndex      int               `json:"launch_index"`
 	CreatedAt        time.Time         `json:"created_at"`
+	// NICs are the instance's network interfaces, in order. None (and not
+	// NoNetwork): one interface on the cell's default network, its address
+	// handed out by the cell (the boot path of almost every instance).
+	NICs []NIC `json:"nics,omitempty"`
+}
+
+// NIC is one network interface a build asks for.
+type NIC struct {
+	NetworkID   string `json:"network_id"`
+	NetworkName string `json:"network_name"`
+	// PortID is the interface's port id: a port the API cell holds already
+	// (created through the Networking API, or for a fixed IP asked for on
+	// the boot), or "" for a port the cell makes.
+	PortID string `json:"port_id,omitempty"`
+	MAC    string `json:"mac,omitempty"`
+	// FixedIPs are addresses the API cell has handed out already: the cell
+	// uses them as they are. None: the cell hands out one IPv4 address from
+	// the blocks of the network it holds.
+	FixedIPs []FixedIP `json:"fixed_ips,omitempty"`
+}
+
+// FixedIP is one address of a port, in its subnet.
+type FixedIP struct {
+	SubnetID string `json:"subnet_id"`
+	Addr     string `json:"addr"`
 }
 
 // BuildInstances is the payload of build_instances: one message per cell
@@ -168,6 +193,12 @@ type Address struct {
 	Addr    string `json:"addr"`
 	Version int    `json:"version"`
 	MAC     string `json:"mac,omitempty"`
+	// NetworkID, SubnetID and PortID say where the address belongs and
+	// the port it is on; empty from cells of an earlier release (the port
+	// is then derived from the instance, network and address).
+	NetworkID string `json:"network_id,omitempty"`
+	SubnetID  string `json:"subnet_id,omitempty"`
+	PortID    string `json:"port_id,omitempty"`
 }
 
 // InstanceState is an instance as its owning cell holds it.
