@@ -14,6 +14,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -105,6 +106,15 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		}
 		if a.DropImage != "" {
 			h.dropShelvedImage(ctx, tx, st.UUID, a.DropImage, rid)
+		}
+		// The cell the copy named before built the instance too, from a
+		// placement that lost to this one (a routing cell with hosts of its
+		// own placed it on them, fenced, after its child did not take it in
+		// time; the child built it all the same): it deletes its own. A
+		// placement recorded at a cell above the one that builds is not a
+		// copy of the instance.
+		if a.Changed && a.Moved && a.PrevCell != "" && !cellpath.IsAncestor(a.PrevCell, st.Cell) {
+			stale = addStale(stale, wire.InstanceState{UUID: st.UUID, Cell: a.PrevCell, Version: st.Version}, rid, h.Logger)
 		}
 		// A delete asked for before the instance reached its cell follows it there.
 		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {

@@ -170,3 +170,100 @@ func TestStaleCellIsToldToDelete(t *testing.T) {
 		}
 	})
 }
+
+// TestRoutingCellsOwnBuildFencesItsChild: a routing cell with hosts of its
+// own (api!r1) sent a build to its child (api!r1!c1), which did not prove
+// alive in time, so r1 placed the build on its own hosts, fenced; the child
+// had built it all the same. The instance must end in one cell, r1, whose
+// versions are above the child's, though the child is below the cell the
+// API recorded the placement in. The fault suite found both orders:
+//
+//   - the child's states first, then a user's delete done by the child, then
+//     r1's live state: r1 is told to delete its own (it was left live for
+//     ever when states from cells below or above the copy's were trusted);
+//   - r1's state first, while the child's copy is live: the child is told to
+//     delete at once (the copy moved up from it), and again for each later
+//     live state of its, and its deletion does not delete the copy.
+func TestRoutingCellsOwnBuildFencesItsChild(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
+			t.Fatal(err)
+		}
+		const r1, c1 = "api!r1", "api!r1!c1"
+		const fenced = 1 + 1<<32 // r1's base after it placed the build again
+		rec := &recorder{}
+		h := &apicopy.Handlers{Sender: rec, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return t0 }}
+		newInstance := func(u string) {
+			in := apidb.Instance{InstanceSpec: wire.InstanceSpec{UUID: u, Name: "vm", ProjectID: "p", UserID: "u", ImageRef: "img", CreatedAt: t0},
+				FlavorID: "1", Flavor: apidb.DefaultFlavors[0], VMState: "building", TaskState: "scheduling"}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.Create(ctx, tx, []apidb.Instance{in}) }); err != nil {
+				t.Fatal(err)
+			}
+			b := &wire.BuildInstances{Instances: []wire.InstanceSpec{in.InstanceSpec}, Recorded: true}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return h.Placed(ctx, tx, r1, "req-1", b) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		update := func(st wire.InstanceState) []sent {
+			t.Helper()
+			rec.msgs, rec.payloads = nil, nil
+			payload, err := json.Marshal(&wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := &wire.Envelope{ID: "m", Method: wire.MethodInstanceUpdate, Version: wire.V1, Kind: wire.Targeted, Target: "api",
+				Sender: st.Cell, Route: []string{st.Cell}, RequestID: "req-2", Payload: payload}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return h.InstanceUpdate(ctx, tx, env) }); err != nil {
+				t.Fatal(err)
+			}
+			return rec.msgs
+		}
+		state := func(cell, u string, v int64, vm string) wire.InstanceState {
+			return wire.InstanceState{UUID: u, Cell: cell, Version: v, VMState: vm, Deleted: vm == "deleted"}
+		}
+		deleteAt := func(cell string) []sent { return []sent{{cell, wire.MethodDeleteInstances, "req-2"}} }
+
+		// The child's states first.
+		u := "55555555-0000-4000-8000-000000000001"
+		newInstance(u)
+		if got := update(state(c1, u, 2, "active")); len(got) != 0 {
+			t.Errorf("the child's first state (the placement was recorded at its parent) sent %v, want nothing", got)
+		}
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			cur, err := apidb.Get(ctx, tx, u)
+			if err != nil {
+				return err
+			}
+			return apicopy.Delete(ctx, tx, rec, cur, "req-3", t0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := update(state(c1, u, 3, "deleted")); len(got) != 0 {
+			t.Errorf("the child's deletion sent %v", got)
+		}
+		if got := update(state(r1, u, fenced+1, "active")); !reflect.DeepEqual(got, deleteAt(r1)) {
+			t.Errorf("r1's own build of a deleted instance: sent %v, want %v", got, deleteAt(r1))
+		}
+		if in, err := apidb.Get(ctx, d, u); err != nil || !in.Deleted {
+			t.Errorf("copy %+v (%v), want deleted", in, err)
+		}
+
+		// r1's state first.
+		u = "55555555-0000-4000-8000-000000000002"
+		newInstance(u)
+		update(state(c1, u, 2, "active"))
+		if got := update(state(r1, u, fenced+1, "active")); !reflect.DeepEqual(got, deleteAt(c1)) {
+			t.Errorf("r1's fenced state over the child's: sent %v, want %v", got, deleteAt(c1))
+		}
+		if got := update(state(c1, u, 3, "active")); !reflect.DeepEqual(got, deleteAt(c1)) {
+			t.Errorf("a later state of the child: sent %v, want %v", got, deleteAt(c1))
+		}
+		if got := update(state(c1, u, 4, "deleted")); len(got) != 0 {
+			t.Errorf("the child's deletion sent %v", got)
+		}
+		if in, err := apidb.Get(ctx, d, u); err != nil || in.Deleted || in.Cell != r1 || in.Version != fenced+1 {
+			t.Errorf("copy %+v (%v), want live in %s at v%d", in, err, r1, int64(fenced+1))
+		}
+	})
+}

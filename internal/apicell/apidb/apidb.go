@@ -14,7 +14,6 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/notfound"
-	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -628,6 +627,8 @@ type Applied struct {
 	Changed bool
 	// Moved is true when the instance's cell changed.
 	Moved bool
+	// PrevCell is the copy's cell before the update.
+	PrevCell string
 	// Deleted and DeleteRequested are the copy's, after the update: it is
 	// deleted, or a user asked for its deletion.
 	Deleted, DeleteRequested bool
@@ -643,21 +644,19 @@ type Applied struct {
 
 // IsStale reports whether a live state that the copy leaves alone (it is
 // not newer, or the copy is deleted) comes from a cell that must not hold
-// the instance: neither the copy's cell nor a cell above or below it (a
-// build recorded at a routing cell is built below it). Such a state comes
-// from a cell that took a build the API cell's record placed elsewhere
-// (a build placed again when its cell did not take it in time, with its
-// versions fenced above that cell's; see cells.FenceStep), or one whose
-// copy has no cell (no cell could build it). A deletion is never stale:
-// it holds nothing.
+// the instance: any cell but the copy's. An instance lives in one cell;
+// the copy names the cell whose versions won. A live state it leaves alone
+// from another cell comes from a cell that built the instance from a build
+// that was placed elsewhere after it (a build placed again when its cell
+// did not take it in time, with its versions fenced above that cell's;
+// see cells.FenceStep) — at the API cell, or at a routing cell with hosts
+// of its own, which places the build on them after its child did not take
+// it, so that the stale cell can be below the copy's — or one whose copy
+// has no cell (no cell could build it). A placement recorded at a routing
+// cell is never held against the cell below that builds it: that cell's
+// versions are newer. A deletion is never stale: it holds nothing.
 func IsStale(st wire.InstanceState, copyCell string) bool {
-	return !st.Deleted && !related(copyCell, st.Cell)
-}
-
-// related reports whether a state from cell comes from the copy's cell, or
-// from a cell above or below it.
-func related(copyCell, cell string) bool {
-	return copyCell != "" && (copyCell == cell || cellpath.IsAncestor(copyCell, cell) || cellpath.IsAncestor(cell, copyCell))
+	return !st.Deleted && st.Cell != copyCell
 }
 
 // Standing is how a cell's state of an instance stands against the copy.
@@ -678,7 +677,7 @@ const (
 // Current says how each of states stands against the copy: Held for those
 // ApplyUpdate would leave alone (of instances the copy does not have, has
 // deleted, or holds at the same version or newer; a deletion from the
-// copy's cell, or one above or below it, is always applied), StaleCell
+// copy's cell is always applied), StaleCell
 // for those of them ApplyUpdate would report Stale, Newer for the rest. It
 // reads the versions in a few queries rather than each instance whole, for
 // the heal resends of a cell, which are mostly current.
@@ -719,7 +718,7 @@ func Current(ctx context.Context, q Querier, states []wire.InstanceState) (map[s
 		switch {
 		case !ok:
 			out[st.UUID] = Held
-		case r.deleted || (st.Version <= r.version && (!st.Deleted || !related(r.cell, st.Cell))):
+		case r.deleted || (st.Version <= r.version && (!st.Deleted || r.cell != st.Cell)):
 			out[st.UUID] = Held
 			if IsStale(st, r.cell) {
 				out[st.UUID] = StaleCell
@@ -733,7 +732,7 @@ func Current(ctx context.Context, q Querier, states []wire.InstanceState) (map[s
 
 // ApplyUpdate applies a cell's state of an instance if it is newer than the
 // copy (a deletion, which is final, is always applied when it comes from
-// the copy's cell or one above or below it). Late and repeated updates
+// the copy's cell). Late and repeated updates
 // leave the copy alone; so does a deletion from a cell the instance was
 // moved away from, whose versions are fenced below the copy's.
 func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time.Time) (Applied, error) {
@@ -759,7 +758,8 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
 	}
-	if a.Deleted || (st.Version <= version && (!st.Deleted || !related(cell, st.Cell))) {
+	if a.Deleted || (st.Version <= version && (!st.Deleted || cell != st.Cell)) {
+		a.PrevCell = cell
 		a.Stale = IsStale(st, cell)
 		return a, nil
 	}
@@ -812,7 +812,7 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	if _, err := tx.Exec(ctx, q+` WHERE uuid = ?`, append(args, st.UUID)...); err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
 	}
-	a.Changed, a.Moved, a.Deleted = true, cell != st.Cell, st.Deleted
+	a.Changed, a.Moved, a.Deleted, a.PrevCell = true, cell != st.Cell, st.Deleted, cell
 	return a, nil
 }
 

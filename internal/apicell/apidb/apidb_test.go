@@ -373,7 +373,8 @@ func TestFlavors(t *testing.T) {
 // built the instance after all, loses: a live state is reported Stale (the
 // API cell then tells it to delete the instance), and its deletion is not
 // applied (the instance lives on in the cell the copy names). States from
-// the copy's cell, or from cells above or below it, are never stale.
+// the copy's cell are never stale; live states the copy leaves alone from
+// any other cell are, a cell below the copy's too.
 func TestApplyUpdateFenced(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
@@ -401,8 +402,9 @@ func TestApplyUpdateFenced(t *testing.T) {
 			{wire.InstanceState{UUID: u, Cell: "api!c1!x", Version: 4, VMState: "active"}, true},
 			{wire.InstanceState{UUID: u, Cell: "api!c1", Version: 6, VMState: "deleted", Deleted: true}, false},
 			{wire.InstanceState{UUID: u, Cell: "api!c2", Version: 1, VMState: "building"}, false},
-			{wire.InstanceState{UUID: u, Cell: "api!c2!x", Version: 1, VMState: "building"}, false},
-			{wire.InstanceState{UUID: u, Cell: "api", Version: 1, VMState: "building"}, false},
+			// Below the copy's cell: a routing cell's child that built it
+			// too (r1 placed the build on its own hosts, fenced).
+			{wire.InstanceState{UUID: u, Cell: "api!c2!x", Version: 1, VMState: "building"}, true},
 		} {
 			a := apply(t, d, c.st, t0.Add(time.Minute))
 			if a.Changed || a.Stale != c.stale {
