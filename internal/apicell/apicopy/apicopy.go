@@ -185,6 +185,18 @@ func (h *Handlers) Placed(ctx context.Context, tx *db.Tx, child, requestID strin
 	return h.Sender.Send(ctx, tx, child, wire.MethodDeleteInstances, requestID, &wire.DeleteInstances{UUIDs: deleting})
 }
 
+// Taken reports whether a cell in child's subtree has sent a state of one
+// of b's instances newer than the placement recorded for child (version
+// b.BaseVersion+1): the child took the build. It is one query, run only for
+// a build about to be placed again.
+func (h *Handlers) Taken(ctx context.Context, tx *db.Tx, child string, b *wire.BuildInstances) (bool, error) {
+	uuids := make([]string, len(b.Instances))
+	for i, spec := range b.Instances {
+		uuids[i] = spec.UUID
+	}
+	return apidb.ReportedBelow(ctx, tx, uuids, child, b.BaseVersion+1)
+}
+
 // BuildError records that no cell could take a build: the instances go to
 // ERROR with Nova's fault, or are deleted if a delete is already pending.
 func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInstances, reason string) error {

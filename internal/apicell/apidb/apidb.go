@@ -853,6 +853,28 @@ func RecordPlaced(ctx context.Context, tx *db.Tx, uuids []string, cell string, v
 	return deleting, rows.Err()
 }
 
+// ReportedBelow reports whether the copy holds one of uuids at a version
+// above version from cell or a cell below it: that subtree sent its state.
+func ReportedBelow(ctx context.Context, q Querier, uuids []string, cell string, version int64) (bool, error) {
+	if len(uuids) == 0 {
+		return false, nil
+	}
+	args := make([]any, 0, len(uuids)+3)
+	for _, u := range uuids {
+		args = append(args, u)
+	}
+	// Cell names are [A-Za-z0-9-] joined by '!': nothing LIKE reads as a
+	// pattern but the '%' added here.
+	args = append(args, version, cell, cell+"!%")
+	var n int
+	err := q.QueryRow(ctx, `SELECT COUNT(*) FROM instances WHERE uuid IN (`+placeholders(len(uuids))+`)
+		AND version > ? AND (cell_path = ? OR cell_path LIKE ?)`, args...).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("states of %d instances from %s: %w", len(uuids), cell, err)
+	}
+	return n > 0, nil
+}
+
 // MarkDeleting records a user's delete: task state "deleting" and the flag
 // that makes the delete follow the instance to whatever cell reports it.
 func MarkDeleting(ctx context.Context, tx *db.Tx, uuid string, now time.Time) error {

@@ -143,7 +143,8 @@ func (s *Service) replaceStale(ctx context.Context, nb string, now time.Time, se
 }
 
 // replace places elsewhere, inside tx, one build that child nb did not
-// take in time, as if nb had answered build_failed: nb joins the cells
+// take in time (at the root, unless its copy shows nb took it: then the
+// build is dropped), as if nb had answered build_failed: nb joins the cells
 // tried and an attempt is counted (past cells.max_build_attempts the
 // build fails, at the root with "No valid host"). Its base version jumps
 // by FenceStep.
@@ -160,6 +161,18 @@ func (s *Service) replace(ctx context.Context, tx *db.Tx, nb string, e outbox.En
 		// Not a build this cell placed on nb: not this cell's to move.
 		s.log.Warn("a queued build this cell did not place is kept", "request_id", env.RequestID, "neighbour", nb, "target", env.Target)
 		return outbox.Enqueue(ctx, tx, nb, env)
+	}
+	if s.placer != nil {
+		// The root knows from its copy whether the child took it after all.
+		taken, err := s.placer.Taken(ctx, tx, nb, &b)
+		if err != nil {
+			return fmt.Errorf("queued build %s for %s: %w", e.MsgID, nb, err)
+		}
+		if taken {
+			s.log.Info("a build its cell did not confirm in time was taken by it (its instances were reported); not placed again",
+				"request_id", env.RequestID, "neighbour", nb, "instances", len(b.Instances))
+			return nil
+		}
 	}
 	s.log.Warn("build not taken by its cell in time; placing it elsewhere", "request_id", env.RequestID, "neighbour", nb,
 		"instances", len(b.Instances), "waited", now.Sub(e.CreatedAt).Round(time.Millisecond), "attempt", b.Attempts)

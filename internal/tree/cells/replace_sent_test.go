@@ -190,3 +190,49 @@ func TestSentBuildsOfALiveCellArePruned(t *testing.T) {
 		t.Errorf("%s accepted %+v, want nothing", cell2, got)
 	}
 }
+
+// TestTakenBuildOfACellThatDiedIsNotPlacedAgain: a cell takes a build and
+// dies before its reports prove it alive long enough for the root to
+// prune the build it keeps. The cell is then down, and the build was sent
+// longer ago than cells.build_accept_timeout, but the root's copy shows
+// the cell took it (its instances were reported): the root drops the kept
+// build and does not place it again, so the server neither moves nor goes
+// back to BUILD when the cell returns. (A build the cell had not taken is
+// placed elsewhere: TestBuildInTheBrokerOfADeadCellIsPlacedElsewhere.)
+func TestTakenBuildOfACellThatDiedIsNotPlacedAgain(t *testing.T) {
+	t.Parallel()
+	more := reportingLeaves(time.Second, cell1, cell2)
+	more[api] = func(c *cells.Config) {
+		c.DownAfter = time.Second
+		// Long enough that cell1 cannot prove alive before it stops.
+		c.BuildAcceptTimeout = 5 * time.Second
+	}
+	tr, log := buildTreeWith(t, map[string]int{cell1: 8, cell2: 2}, more, api, cell1, cell2)
+	uuids := build(t, tr, "t1", 1)
+	testpoll.Eventually(t, wait, "the build accepted by "+cell1, func() (bool, string) {
+		return len(log.acceptedAt(cell1)) == 1, fmt.Sprint(log.placements())
+	})
+	tr.cell(cell1).stopService()
+	if all, sent := tr.cell(api).outboxRows(cell1); all != 1 || sent != 1 {
+		t.Fatalf("the root keeps %d rows (%d sent) for %s, want the build kept, sent", all, sent, cell1)
+	}
+	testpoll.Eventually(t, wait, "the kept build dropped", func() (bool, string) {
+		all, _ := tr.cell(api).outboxRows(cell1)
+		return all == 0, fmt.Sprintf("%d rows", all)
+	})
+	log.mu.Lock()
+	taken := log.taken
+	log.mu.Unlock()
+	if taken != 1 {
+		t.Errorf("the root's copy was found to hold the build taken %d times, want once", taken)
+	}
+	if ps := log.placements(); len(ps) != 1 || ps[0].Child != cell1 || !slices.Equal(uuidsOf(ps[0].Build), uuids) {
+		t.Errorf("placements %+v, want only the first, on %s", ps, cell1)
+	}
+	if got := log.acceptedAt(cell2); len(got) != 0 {
+		t.Errorf("%s accepted %+v, want nothing", cell2, got)
+	}
+	if fs := log.failures(); len(fs) != 0 {
+		t.Errorf("failures %+v, want none", fs)
+	}
+}

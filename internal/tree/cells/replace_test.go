@@ -24,6 +24,8 @@ type buildLog struct {
 	accepted map[string][]wire.BuildInstances // by cell
 	placed   []placement
 	failed   []failedBuild
+	// takenAsked and taken count the root's Taken calls and its yeses.
+	takenAsked, taken int
 }
 
 type placement struct {
@@ -81,6 +83,29 @@ func (r root) Placed(_ context.Context, tx *db.Tx, child, _ string, b *wire.Buil
 		r.log.mu.Unlock()
 	})
 	return nil
+}
+
+// Taken: a leaf in child's subtree accepted one of b's instances (the
+// API cell knows it from the states they send up), at a base version of
+// b's or above.
+func (r root) Taken(_ context.Context, _ *db.Tx, child string, b *wire.BuildInstances) (bool, error) {
+	r.log.mu.Lock()
+	defer r.log.mu.Unlock()
+	r.log.takenAsked++
+	for cell, bs := range r.log.accepted {
+		if cell != child && !strings.HasPrefix(cell, child+"!") {
+			continue
+		}
+		for _, a := range bs {
+			if a.BaseVersion >= b.BaseVersion && slices.ContainsFunc(a.Instances, func(in wire.InstanceSpec) bool {
+				return slices.ContainsFunc(b.Instances, func(x wire.InstanceSpec) bool { return x.UUID == in.UUID })
+			}) {
+				r.log.taken++
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 func (r root) BuildError(_ context.Context, tx *db.Tx, b *wire.BuildInstances, reason string) error {

@@ -143,8 +143,17 @@ type BuildAcceptor interface {
 // b.BaseVersion+1: the state the child would otherwise send up as soon as
 // it accepts them. With a Placer, the builds the cell sends are marked
 // Recorded.
+//
+// Taken reports, inside tx, whether cells in child's subtree have sent up
+// a state of b's instances newer than the placement recorded for child:
+// the child took the build. A build sent to a child that then went down is
+// placed elsewhere only if the child had not taken it (the sent build is
+// kept until the child proves alive, and a child that dies within
+// cells.build_accept_timeout of taking a build has not yet proved it by
+// its reports).
 type Placer interface {
 	Placed(ctx context.Context, tx *db.Tx, child, requestID string, b *wire.BuildInstances) error
+	Taken(ctx context.Context, tx *db.Tx, child string, b *wire.BuildInstances) (bool, error)
 }
 
 // BuildErrorHandler is what the root cell offers to record, inside tx,
