@@ -279,7 +279,7 @@ func quotaBody(w http.ResponseWriter, r *http.Request) (limits netdb.QuotaLimits
 		}
 		n, ok := pyInt(v)
 		if !ok {
-			return nil, nil, false, fault(http.StatusBadRequest, "InvalidInput", fmt.Sprintf("Invalid input for operation: '%s' is not an integer.", show(v)))
+			return nil, nil, false, fault(http.StatusBadRequest, "InvalidInput", fmt.Sprintf("Invalid input for operation: '%s' is not an integer.", pyStr(v)))
 		}
 		if n.Cmp(big.NewInt(quota.Unlimited)) < 0 {
 			return nil, nil, false, badAttr("HTTPBadRequest", res, fmt.Sprintf("'%s' is too small - must be at least '%d'", n, quota.Unlimited))
@@ -309,7 +309,8 @@ func pyInt(raw json.RawMessage) (*big.Int, bool) {
 		return big.NewInt(0), true
 	}
 	var num json.Number
-	if json.Unmarshal(raw, &num) == nil {
+	// (json.Number would take a quoted number too: not here.)
+	if !strings.HasPrefix(s, `"`) && json.Unmarshal(raw, &num) == nil {
 		if n, ok := new(big.Int).SetString(num.String(), 10); ok {
 			return n, true
 		}
@@ -327,6 +328,15 @@ func pyInt(raw json.RawMessage) (*big.Int, bool) {
 		}
 	}
 	return nil, false
+}
+
+// pyStr is how Python's str() writes a JSON value in a message: null as
+// None, a string without its quotes, the rest as written.
+func pyStr(raw json.RawMessage) string {
+	if strings.TrimSpace(string(raw)) == "null" {
+		return "None"
+	}
+	return show(raw)
 }
 
 // objectKeys are a JSON object's keys in the order written.
