@@ -92,6 +92,10 @@ func TestQuotaShowUpdateReset(t *testing.T) {
 	if det.Network.Limit != 5 || det.Network.Used != 0 || det.Port.Limit != -1 || det.Subnet.Limit != 100 || det.SecurityGroup.Reserved != 0 {
 		t.Fatalf("details = %+v", det)
 	}
+	// Old clients' ".json" paths (openstacksdk's details).
+	if r := e.do(http.MethodGet, "/networking/v2.0/quotas/demo/details.json", demo, nil); r.status != http.StatusOK {
+		t.Fatalf("details.json: %d %s", r.status, r.body)
+	}
 	// The defaults are still the defaults.
 	var def struct {
 		Quota map[string]int `json:"quota"`
@@ -406,6 +410,29 @@ func TestConcurrentCreatesNeverExceedTheLimit(t *testing.T) {
 		}
 		if made != limit || n != limit {
 			t.Fatalf("%d created (%d stored), want %d: %v", made, n, limit, statuses)
+		}
+	})
+}
+
+// FuzzQuotaBodies sends arbitrary bodies to an admin's quota update: the
+// answer is the project's limits or a Neutron-shaped 4xx, never a 500.
+func FuzzQuotaBodies(f *testing.F) {
+	for _, s := range []string{
+		`{"quota": {"network": 5, "port": -1}}`, `{"quota": {"network": "7", "subnet": 3.5, "router": true}}`,
+		`{"quota": {"network": -2}}`, `{"quota": {"network": 1e400}}`, `{"quota": {"network": 99999999999999999999999}}`,
+		`{"quota": {"x": 1, "force": true}}`, `{"quota": {"security_group": 0, "force": "yes"}}`, `{"quota": null}`,
+		`{"quota": []}`, `{"quotas": []}`, `[]`, ``, `{"quota": {"network": [1]}}`, `{"quota": {"network": {"a": 1}}}`,
+	} {
+		f.Add(s)
+	}
+	e := newEnv(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		r := e.send(t, http.MethodPut, "/networking/v2.0/quotas/demo", admin, body)
+		if r.status >= 500 {
+			t.Fatalf("PUT %q: %d %s", body, r.status, r.body)
+		}
+		if r.status >= 400 {
+			r.fault(t, r.status)
 		}
 	})
 }
