@@ -173,6 +173,12 @@ type API struct {
 	// Quota is the default quota of every project (nova.conf [quota]);
 	// zero fields take Nova's defaults, -1 is unlimited.
 	Quota quota.Defaults `json:"quota"`
+	// NetworkQuota is the Networking API's default quota of every project
+	// (neutron.conf [QUOTAS] quota_<resource>), by Neutron's resource
+	// names: network, subnet, port, router, floatingip, security_group,
+	// security_group_rule, rbac_policy, subnetpool. A resource not given
+	// takes Neutron's default; -1 is unlimited, 0 allows none.
+	NetworkQuota quota.NetworkDefaults `json:"network_quota,omitempty"`
 	// PasswordProtection: lockout, rate limit and hashing bound (password.go).
 	PasswordProtection
 }
@@ -506,6 +512,10 @@ func (a *API) normalize() error {
 	if err := a.PasswordProtection.normalize(); err != nil {
 		return err
 	}
+	if err := a.NetworkQuota.Validate(); err != nil {
+		return fmt.Errorf("api.network_quota: %w", err)
+	}
+	a.NetworkQuota = a.NetworkQuota.WithNeutronDefaults()
 	a.Quota = a.Quota.WithNovaDefaults()
 	return a.Quota.Validate()
 }

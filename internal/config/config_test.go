@@ -182,3 +182,28 @@ func TestShelvedOffloadTime(t *testing.T) {
 		t.Error(`shelved_offload_time "soon" loaded`)
 	}
 }
+
+// TestNetworkQuota: Neutron's defaults when none is given; a given one
+// (0 included) replaces its resource's only; an unknown resource or a
+// limit below -1 is refused.
+func TestNetworkQuota(t *testing.T) {
+	c, err := Load(write(t, `{"cell": "api", "data_dir": "d"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := c.API.NetworkQuota; q["network"] != 100 || q["port"] != 500 || q["security_group_rule"] != 100 || q["subnetpool"] != -1 {
+		t.Errorf("defaults: %v", q)
+	}
+	c, err = Load(write(t, `{"cell": "api", "data_dir": "d", "api": {"network_quota": {"network": 0, "port": -1}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := c.API.NetworkQuota; q["network"] != 0 || q["port"] != -1 || q["subnet"] != 100 {
+		t.Errorf("set: %v", q)
+	}
+	for _, bad := range []string{`{"network_quota": {"networks": 1}}`, `{"network_quota": {"subnet": -2}}`} {
+		if _, err := Load(write(t, `{"cell": "api", "data_dir": "d", "api": `+bad+`}`)); err == nil {
+			t.Errorf("%s loaded", bad)
+		}
+	}
+}

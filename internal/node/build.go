@@ -230,7 +230,8 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: p.auth, Policy: p.pol})
+	networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: p.auth, Policy: p.pol,
+		Quota: cfg.API.NetworkQuota})
 	if err != nil {
 		return nil, err
 	}

@@ -163,6 +163,11 @@ func EnsureDefaultSecurityGroup(ctx context.Context, d *db.DB, project string, n
 	}
 }
 
+// NewGroupRules is how many rules CreateSecurityGroup gives a group that
+// is not a default one (egress over IPv4 and IPv6), which a create counts
+// against the security_group_rule quota.
+const NewGroupRules = 2
+
 // CreateSecurityGroup inserts g, filling in its id (when empty), revision
 // and times, with the rules Neutron gives a new group: egress to anywhere
 // over IPv4 and IPv6, and for a default group also ingress over both from

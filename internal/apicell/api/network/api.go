@@ -12,6 +12,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/route"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -27,6 +28,9 @@ type Config struct {
 	Auth   authn.Authenticator
 	Policy *policy.Enforcer
 	Now    func() time.Time
+	// Quota is the default quota of every project (neutron.conf [QUOTAS]);
+	// a resource it lacks takes Neutron's default, -1 is unlimited.
+	Quota quota.NetworkDefaults
 }
 
 // API is the Networking API handler: the router that the rooms (kit.go)
@@ -48,6 +52,10 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if err := cfg.Quota.Validate(); err != nil {
+		return nil, fmt.Errorf("network api: %w", err)
+	}
+	cfg.Quota = cfg.Quota.WithNeutronDefaults()
 	b := &base{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api", "api", "network")}
 	kit, err := httpkit.New(httpkit.Config{
 		Logger:   b.log,
@@ -111,8 +119,13 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 
 // Rules are the Networking API's policy defaults: readers read, members
 // write, on their own project's resources (Neutron's finer rules are not
-// split out).
+// split out), and Neutron's quota rules (neutron/conf/policies/quotas.py),
+// checked after those, against the caller's own project as Neutron does.
 var Rules = []policy.Rule{
 	{Name: "network:read", Check: policy.ProjectReaderOrAdmin, Description: "Any GET of the Networking API."},
 	{Name: "network:write", Check: policy.ProjectMemberOrAdmin, Description: "Any other request of the Networking API."},
+	{Name: "network:get_quota", Check: policy.ProjectManagerOrAdmin,
+		Description: "GET /v2.0/quotas, and another project's quota or defaults (Neutron's get_quota)."},
+	{Name: "network:update_quota", Check: policy.Admin, Description: "PUT /v2.0/quotas/{project_id} (Neutron's update_quota)."},
+	{Name: "network:delete_quota", Check: policy.Admin, Description: "DELETE /v2.0/quotas/{project_id} (Neutron's delete_quota)."},
 }

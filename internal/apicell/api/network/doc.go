@@ -17,7 +17,9 @@
 //	GET, POST /v2.0/security-groups, GET, PUT, DELETE /v2.0/security-groups/{id}
 //	GET, PUT, DELETE /v2.0/security-groups/{id}/tags, GET, PUT, DELETE .../tags/{tag}
 //	GET, POST /v2.0/security-group-rules, GET, DELETE /v2.0/security-group-rules/{id}
-//	GET /v2.0/quotas/{project}[/details]
+//	GET /v2.0/quotas, GET, PUT, DELETE /v2.0/quotas/{project},
+//	GET /v2.0/quotas/{project}/default, GET /v2.0/quotas/{project}/details,
+//	GET /v2.0/quotas/project
 //
 // and accepts Neutron's ".json" suffix on resource paths.
 //
@@ -75,6 +77,19 @@
 // their remote group (Neutron's cascade); only ports would keep it in use,
 // and ports carry no security groups yet.
 //
+// Quotas. Neutron's quotasv2 and quotasv2_detail: a project's limits of
+// networks, subnets, ports, security groups and rules (routers, floating
+// IPs, RBAC policies and subnet pools are shown, with nothing to count),
+// its own else the configured defaults (Neutron's). A create counts the
+// owner's records in its own transaction under the project's quota lock
+// (checkQuota, netdb.CheckQuota) and is a 409 OverQuota, "Quota exceeded
+// for resources: ['network'].", past the limit; a new security group
+// needs room for its two rules too, a bulk of rules counts all of them,
+// and the default group counts but is never refused. Members read their
+// own project's quota; get_quota (admins, project managers) reads
+// another's and lists, details of another's are an admin's; updates and
+// resets are an admin's.
+//
 // Updates and deletes of networks, subnets, security groups and rules may
 // be constrained with If-Match: revision_number=N (revision-if-match): a
 // resource whose revision has moved on is a 412 HTTPPreconditionFailed,
@@ -89,8 +104,8 @@
 // Differences from Neutron: IPv4 only; network names are unique (compute
 // cells and instance addresses know a network by name) and a network with
 // ports cannot be renamed; no external networks, routers, floating IPs,
-// subnet pools, tags (but a security group's), RBAC, address groups, quota
-// limits or availability zones; no bulk creates but of security group
+// subnet pools, tags (but a security group's), RBAC, address groups or
+// availability zones; no bulk creates but of security group
 // rules; the cells do not enforce
 // security group rules yet; ports are read-only and listing or showing them scans
 // the instance copy (a list by device_id reads only those servers).

@@ -29,7 +29,8 @@ func TestExtensions(t *testing.T) {
 	}
 	for _, a := range []string{"external-net", "net-mtu", "project-id", "binding", "pagination", "sorting", "filter-validation",
 		"security-group", "stateful-security-group", "security-groups-normalized-cidr", "security-groups-rules-belongs-to-default-sg",
-		"standard-attr-description", "standard-attr-revisions", "standard-attr-timestamp", "standard-attr-tag", "revision-if-match"} {
+		"standard-attr-description", "standard-attr-revisions", "standard-attr-timestamp", "standard-attr-tag", "revision-if-match",
+		"quotas", "quota_details"} {
 		if !aliases[a] {
 			t.Errorf("extension %s not listed: %v", a, aliases)
 		}

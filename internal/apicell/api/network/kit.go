@@ -116,6 +116,7 @@ var errorTable = httpkit.Table{
 	{Err: netdb.ErrNotFound, Status: http.StatusNotFound, Detail: netdbDetail},
 	{Err: netdb.ErrInUse, Status: http.StatusConflict, Detail: netdbDetail},
 	{Err: netdb.ErrConflict, Status: http.StatusConflict, Detail: netdbDetail},
+	{Err: netdb.ErrOverQuota, Status: http.StatusConflict, Detail: netdbDetail},
 	{Err: netdb.ErrInvalid, Status: http.StatusBadRequest, Detail: netdbDetail},
 	{Err: netdb.ErrPrecondition, Status: http.StatusPreconditionFailed, Detail: netdbDetail},
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -206,6 +207,9 @@ func (h *networksHandler) createNetwork(w http.ResponseWriter, r *http.Request) 
 	}
 	err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
 		nn := *n
+		if err := h.checkQuota(r.Context(), tx, nn.ProjectID, quota.NetNetwork, 1); err != nil {
+			return err
+		}
 		if err := netdb.CreateNetwork(r.Context(), tx, &nn, h.cfg.Now()); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -208,6 +209,10 @@ func (h *securityGroupRulesHandler) createRule(w http.ResponseWriter, r *http.Re
 			for i, rl := range rls {
 				n := *rl
 				created[i] = &n
+			}
+			// A bulk create counts all its rules (one project's).
+			if err := h.checkQuota(r.Context(), tx, rls[0].ProjectID, quota.NetSecurityGroupRule, len(rls)); err != nil {
+				return err
 			}
 			return netdb.CreateSecurityGroupRules(r.Context(), tx, created, h.cfg.Now())
 		})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -201,6 +202,15 @@ func (h *securityGroupsHandler) createGroup(w http.ResponseWriter, r *http.Reque
 	}
 	err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
 		gg := *g
+		// The group, then the rules a new group is made with (Neutron's
+		// quota_limit_check of its template rules); the default group,
+		// made above on first use, counts but was never refused.
+		if err := h.checkQuota(r.Context(), tx, gg.ProjectID, quota.NetSecurityGroup, 1); err != nil {
+			return err
+		}
+		if err := h.checkQuota(r.Context(), tx, gg.ProjectID, quota.NetSecurityGroupRule, netdb.NewGroupRules); err != nil {
+			return err
+		}
 		if err := netdb.CreateSecurityGroup(r.Context(), tx, &gg, h.cfg.Now()); err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -329,6 +330,9 @@ func (h *subnetsHandler) createSubnet(w http.ResponseWriter, r *http.Request) {
 	var n *netdb.Network
 	if err == nil {
 		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
+			if err := h.checkQuota(r.Context(), tx, spec.ProjectID, quota.NetSubnet, 1); err != nil {
+				return err
+			}
 			if s, err = netdb.CreateSubnet(r.Context(), tx, spec, h.cfg.Now()); err != nil {
 				return err
 			}

@@ -34,6 +34,8 @@ func FuzzUpdateBodies(f *testing.F) {
 		}
 	}
 	e := newEnv(f)
+	// Each run makes a network and perhaps a group of demo's: no quota.
+	e.unlimited(f, "demo")
 	n := 0
 	// create makes an object of demo's (as the admin) and returns its id.
 	create := func(t *testing.T, kind, body string) string {
