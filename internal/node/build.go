@@ -226,7 +226,7 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	// cells at once.
 	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: cellsCallPort(n.nc, cfg.Cell, n.Cells),
 		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: down,
-		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota, ReclaimInterval: cfg.API.ReclaimInstanceInterval.D()})
+		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota, NetworkQuota: cfg.API.NetworkQuota, ReclaimInterval: cfg.API.ReclaimInstanceInterval.D()})
 	if err != nil {
 		return nil, err
 	}

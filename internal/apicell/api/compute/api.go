@@ -64,6 +64,10 @@ type Config struct {
 	AuditPeriod string
 	// Quota gives the default limits (nova.conf [quota]).
 	Quota quota.Defaults
+	// NetworkQuota gives the Networking API's default limits, which the
+	// os-security-groups proxies (below 2.36) are held to, as Nova's
+	// calls to Neutron are.
+	NetworkQuota quota.NetworkDefaults
 	// ReclaimInterval is Nova's reclaim_instance_interval: above zero, a
 	// delete soft-deletes a server that has run, restorable until the
 	// reclaim (internal/apicell/reclaim) deletes it for good.
@@ -96,6 +100,7 @@ func New(cfg Config) (*API, error) {
 		cfg.Now = time.Now
 	}
 	cfg.Quota = cfg.Quota.WithNovaDefaults()
+	cfg.NetworkQuota = cfg.NetworkQuota.WithNeutronDefaults()
 	if cfg.AuditPeriod == "" {
 		cfg.AuditPeriod = auditperiod.Default
 	}

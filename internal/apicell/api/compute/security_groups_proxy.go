@@ -11,6 +11,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -40,6 +41,9 @@ func proxyError(err error, conflictStatus int) error {
 	switch {
 	case errors.Is(err, netdb.ErrNotFound):
 		return notFound("%s", ne.Message)
+	case errors.Is(err, netdb.ErrOverQuota):
+		// Nova's SecurityGroupLimitExceeded, with Neutron's text.
+		return httpkit.Errorf(http.StatusForbidden, "%s", ne.Message)
 	case errors.Is(err, netdb.ErrInUse), errors.Is(err, netdb.ErrConflict):
 		return httpkit.Errorf(conflictStatus, "%s", ne.Message)
 	}
@@ -171,6 +175,13 @@ func (h *securityGroupsHandler) createGroup(w http.ResponseWriter, r *http.Reque
 	var g *netdb.SecurityGroup
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		g = &netdb.SecurityGroup{Name: name, Description: desc, ProjectID: c.ProjectID, Stateful: true}
+		// The group and the egress rules it comes with, as Neutron counts.
+		if err := netdb.CheckQuota(ctx, tx, h.cfg.NetworkQuota, c.ProjectID, quota.NetSecurityGroup, 1); err != nil {
+			return err
+		}
+		if err := netdb.CheckQuota(ctx, tx, h.cfg.NetworkQuota, c.ProjectID, quota.NetSecurityGroupRule, netdb.NewGroupRules); err != nil {
+			return err
+		}
 		return netdb.CreateSecurityGroup(ctx, tx, g, h.cfg.Now())
 	})
 	if err != nil {
@@ -409,6 +420,9 @@ func (h *securityGroupsHandler) createRule(w http.ResponseWriter, r *http.Reques
 		rule.SecurityGroupID, rule.ProjectID = parent.ID, parent.ProjectID
 		err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 			n := *rule
+			if err := netdb.CheckQuota(ctx, tx, h.cfg.NetworkQuota, parent.ProjectID, quota.NetSecurityGroupRule, 1); err != nil {
+				return err
+			}
 			if err := netdb.CreateSecurityGroupRule(ctx, tx, &n, h.cfg.Now()); err != nil {
 				return err
 			}

@@ -119,3 +119,55 @@ func TestSecurityGroupProxyAPIs(t *testing.T) {
 		t.Errorf("delete after the 2.35 delete: %v", err)
 	}
 }
+
+// TestSecurityGroupProxyQuota: the proxies are held to the Networking
+// quotas, as Nova's calls to Neutron are: over a project's security group
+// or rule limit, Nova's SecurityGroupLimitExceeded (403) with Neutron's
+// message, and nothing written.
+func TestSecurityGroupProxyQuota(t *testing.T) {
+	t.Parallel()
+	tr := testtree.Start(t, testtree.Options{})
+	ctx := ctxT(t)
+	sc := tr.Compute(other)
+	// The default group (made on first use: 1 group, 4 rules) and one more
+	// group with its 2 egress rules, and one rule more.
+	if r := tr.Do(t, http.MethodPut, "/networking/v2.0/quotas/other", admin, map[string]any{"quota": map[string]any{
+		"security_group": 2, "security_group_rule": 7}}); r.Status != http.StatusOK {
+		t.Fatalf("set the quota: %s", r)
+	}
+	g, err := secgroups.Create(ctx, sc, secgroups.CreateOpts{Name: "web", Description: "w"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = secgroups.Create(ctx, sc, secgroups.CreateOpts{Name: "db", Description: "d"}).Extract()
+	if !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("a group over quota: %v, want 403", err)
+	}
+	if r := tr.Do(t, http.MethodPost, "/v2.1/os-security-groups", other, map[string]any{"security_group": map[string]any{"name": "db", "description": "d"}}); faultMessage(t, r, http.StatusForbidden) != "Quota exceeded for resources: ['security_group']." {
+		t.Errorf("over quota: %s", r)
+	}
+	if _, err := secgroups.CreateRule(ctx, sc, secgroups.CreateRuleOpts{ParentGroupID: g.ID, IPProtocol: "tcp", FromPort: 22, ToPort: 22, CIDR: "0.0.0.0/0"}).Extract(); err != nil {
+		t.Fatalf("the last rule the quota allows: %v", err)
+	}
+	r := tr.Do(t, http.MethodPost, "/v2.1/os-security-group-rules", other, map[string]any{"security_group_rule": map[string]any{
+		"parent_group_id": g.ID, "ip_protocol": "tcp", "from_port": 80, "to_port": 80, "cidr": "0.0.0.0/0"}})
+	if faultMessage(t, r, http.StatusForbidden) != "Quota exceeded for resources: ['security_group_rule']." {
+		t.Errorf("a rule over quota: %s", r)
+	}
+	pages, err := secgroups.List(sc).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := secgroups.ExtractSecurityGroups(pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 {
+		t.Errorf("%d groups after the refusals, want 2: %+v", len(all), all)
+	}
+	for _, x := range all {
+		if x.ID == g.ID && len(x.Rules) != 1 {
+			t.Errorf("group web has %d rules (ingress, as Nova shows them), want 1", len(x.Rules))
+		}
+	}
+}
