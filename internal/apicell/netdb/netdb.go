@@ -27,8 +27,8 @@ const MigrationSet = "netapi"
 
 // Migrations is the schema of networks and subnets (1), of security
 // groups and their rules (2), of the servers' security groups (3,
-// secgroupbindings.go) and of the address blocks leased to cells (4,
-// blocks.go). Network names are
+// secgroupbindings.go), of the address blocks leased to cells (4,
+// blocks.go) and of the networks' and subnets' tags (5, tags.go). Network names are
 // unique when not empty: compute cells and instance addresses name a
 // network, so a name must say which one. The ports read the API cell's
 // instances, so the database also needs apidb's migrations.
@@ -115,6 +115,7 @@ CREATE TABLE address_blocks (
 	PRIMARY KEY (subnet_id, first_int)
 );
 CREATE INDEX address_blocks_holder ON address_blocks (holder)`},
+	tagsMigration,
 }
 
 // The kinds of failure; every error this package returns for a request that
