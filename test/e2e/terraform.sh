@@ -2,7 +2,8 @@
 # End-to-end test with Terraform and the OpenStack provider against
 # `cellcloud up` (issue 14's done criterion): test/e2e/terraform/main.tf
 # (a network, a /28 subnet, a security group with rules, a port, a server
-# on that port, and peers in the group) applies, changes in place, plans
+# on that port, and peers in the group, with tags) applies, changes in
+# place (a rule added, the server and port renamed, the tags changed), plans
 # no changes after each apply, and destroys with nothing left behind.
 #
 # The provider is built from Go source (there is no registry here) into
@@ -97,7 +98,7 @@ js() { python3 -c "import json, sys, ipaddress; d = json.load(sys.stdin); print(
 
 tf() { timeout 600 terraform -chdir="$work/tf" "$@"; }
 vars=(-var "with_ports=$([ "$with_ports" = 1 ] && echo true || echo false)" -var "boot_network=${TF_BOOT_NETWORK-private}")
-changed=(-var server_name=tf-e2e-vm-renamed -var port_name=tf-e2e-port-renamed -var extra_rule=true)
+changed=(-var server_name=tf-e2e-vm-renamed -var port_name=tf-e2e-port-renamed -var extra_rule=true -var tag=e2e-changed)
 
 # no_changes STEP VARS...: a plan right after an apply must be empty
 # (exit 0); a diff means our API answers differently from what the
@@ -147,6 +148,23 @@ check_servers() {
   ok "servers ACTIVE in tf-e2e-sg (server $ip), in cells: $(sed '/^$/d' <<<"$cells" | sort | uniq -c | xargs)"
 }
 
+# check_tags TAG: the network and the group are tagged TAG, the subnet
+# TAG and "subnet"; with ports, the port is named by the last apply.
+check_tags() {
+  local out net_id subnet_id
+  out=$(tf output -json) || fail "terraform output"
+  net_id=$(js 'd["network_id"]["value"]' <<<"$out")
+  subnet_id=$(js 'd["subnet_id"]["value"]' <<<"$out")
+  [ "$(api "$demo_token" "/networking/v2.0/networks/$net_id" | js '",".join(d["network"]["tags"])')" = "$1" ] || fail "network's tags: $(cat "$work/body")"
+  [ "$(api "$demo_token" "/networking/v2.0/subnets/$subnet_id" | js '",".join(sorted(d["subnet"]["tags"]))')" = "$(printf '%s\n' "$1" subnet | sort | paste -sd,)" ] || fail "subnet's tags: $(cat "$work/body")"
+  [ "$(api "$demo_token" "/networking/v2.0/security-groups/$sg_id" | js '",".join(d["security_group"]["tags"])')" = "$1" ] || fail "group's tags: $(cat "$work/body")"
+  if [ "$with_ports" = 1 ]; then
+    [ "$(api "$demo_token" "/networking/v2.0/ports/$(js 'd["port_id"]["value"]' <<<"$out")" | js 'd["port"]["name"]')" = "$2" ] || fail "port's name: $(cat "$work/body")"
+    ok "the port is named $2"
+  fi
+  ok "the network, subnet and group are tagged $1"
+}
+
 # Apply.
 tf apply -auto-approve -no-color "${vars[@]}" >"$work/apply.out" 2>&1 || { cat "$work/apply.out"; fail "terraform apply"; }
 ok "terraform apply"
@@ -156,6 +174,7 @@ want="icmp:None-None:group:$sg_id
 tcp:22-22:0.0.0.0/0"
 [ "$(ingress_rules "$sg_id")" = "$want" ] || fail "ingress rules: $(ingress_rules "$sg_id"), want $want"
 ok "the group's rules are the configuration's"
+check_tags e2e tf-e2e-port
 no_changes apply "${vars[@]}"
 
 # Change: a rule added, the server and the port renamed, all in place.
@@ -169,6 +188,7 @@ tcp:22-22:0.0.0.0/0
 tcp:80-80:10.0.0.0/8"
 [ "$(ingress_rules "$sg_id")" = "$want" ] || fail "ingress rules after the change: $(ingress_rules "$sg_id"), want $want"
 ok "the group's rules are the changed configuration's"
+check_tags e2e-changed tf-e2e-port-renamed
 no_changes change "${vars[@]}" "${changed[@]}"
 
 # Destroy: nothing of the test is left.

@@ -43,6 +43,12 @@ variable "port_name" {
   default = "tf-e2e-port"
 }
 
+variable "tag" {
+  description = "a tag on the network, subnet and group (changed by the change step)"
+  type        = string
+  default     = "e2e"
+}
+
 variable "extra_rule" {
   description = "adds a third rule (tcp 80 from 10.0.0.0/8): the change step"
   type        = bool
@@ -63,6 +69,7 @@ variable "image_name" {
 resource "openstack_networking_network_v2" "net" {
   name           = "${var.prefix}-net"
   admin_state_up = true
+  tags           = [var.tag]
 }
 
 resource "openstack_networking_subnet_v2" "sub" {
@@ -70,11 +77,13 @@ resource "openstack_networking_subnet_v2" "sub" {
   network_id = openstack_networking_network_v2.net.id
   cidr       = "192.168.77.0/28"
   ip_version = 4
+  tags       = [var.tag, "subnet"]
 }
 
 resource "openstack_networking_secgroup_v2" "sg" {
   name        = "${var.prefix}-sg"
   description = "terraform e2e"
+  tags        = [var.tag]
 }
 
 resource "openstack_networking_secgroup_rule_v2" "ssh" {
