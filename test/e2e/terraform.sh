@@ -49,7 +49,7 @@ mkdir "$work/tf"
 cp test/e2e/terraform/main.tf "$work/tf/"
 
 go build -o "$work/cellcloud" ./cmd/cellcloud
-"$work/cellcloud" up --data-dir "$work/data" --api-port "$port" --listen 127.0.0.1 --log-level "${TF_UP_LOG_LEVEL:-warn}" >"$work/up.out" 2>"$work/up.err" &
+"$work/cellcloud" up --data-dir "$work/data" --api-port "$port" --listen 127.0.0.1 --log-level "${TF_UP_LOG_LEVEL:-warn}" ${TF_UP_ARGS:-} >"$work/up.out" 2>"$work/up.err" &
 pid=$!
 for _ in $(seq 1 300); do
   grep -qF "Press Ctrl-C to stop." "$work/up.out" 2>/dev/null && break
