@@ -10,9 +10,13 @@
 # TF_PROVIDER_DIR (default $(go env GOPATH)/bin, so that it is built once)
 # and used through a CLI config's dev_overrides, so no `terraform init`.
 #
-# TF_WITH_PORTS=1 creates the port and boots the server on it; 0 (the
-# default until ports can be created) boots it on the network "private"
-# with the group by name.
+# TF_WITH_PORTS=1 creates the port and boots the server on it, and the
+# peers on the test network; 0 (the default until ports can be created and
+# any network booted on) boots them all on the network "private" with the
+# group by name. TF_BOOT_NETWORK overrides the peers' network ("" is the
+# test network), TF_UP_ARGS adds flags to `cellcloud up` (--cells 4),
+# TF_KEEP=1 keeps the work directory, TF_UP_LOG_LEVEL=info logs every
+# request there (up.err).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -97,7 +101,11 @@ status() { cat "$work/status"; }
 js() { python3 -c "import json, sys, ipaddress; d = json.load(sys.stdin); print($1)"; }
 
 tf() { timeout 600 terraform -chdir="$work/tf" "$@"; }
-vars=(-var "with_ports=$([ "$with_ports" = 1 ] && echo true || echo false)" -var "boot_network=${TF_BOOT_NETWORK-private}")
+# The peers boot on TF_BOOT_NETWORK ("" is the test network): by default
+# the test network with ports (where the port's server is), else "private"
+# (the one network main can boot on).
+if [ "$with_ports" = 1 ]; then boot_network=${TF_BOOT_NETWORK-}; else boot_network=${TF_BOOT_NETWORK-private}; fi
+vars=(-var "with_ports=$([ "$with_ports" = 1 ] && echo true || echo false)" -var "boot_network=$boot_network")
 changed=(-var server_name=tf-e2e-vm-renamed -var port_name=tf-e2e-port-renamed -var extra_rule=true -var tag=e2e-changed)
 
 # no_changes STEP VARS...: a plan right after an apply must be empty
