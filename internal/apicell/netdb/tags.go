@@ -125,6 +125,20 @@ func SetTags(ctx context.Context, tx *db.Tx, resource, id string, tags []string,
 	return nil
 }
 
+// HoldTagged holds the row of a network, subnet or security group
+// (resource: its table) until tx ends, so that a change of its tags that
+// reads them first loses no other's (PostgreSQL; a SQLite transaction
+// holds the write lock already). A missing row is left for the caller's
+// read to report.
+func HoldTagged(ctx context.Context, tx *db.Tx, resource, id string) error {
+	if resource != "security_groups" {
+		if err := tagTable(resource); err != nil {
+			return err
+		}
+	}
+	return lockRow(ctx, tx, resource, id)
+}
+
 // deleteTags removes a resource's tags (with the resource).
 func deleteTags(ctx context.Context, tx *db.Tx, resource, id string) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM resource_tags WHERE resource = ? AND resource_id = ?`, resource, id); err != nil {

@@ -2,11 +2,14 @@ package network_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/attributestags"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 )
@@ -117,6 +120,47 @@ func TestNetworkAndSubnetTags(t *testing.T) {
 		}
 		if c := e.count("resource_tags"); c != 0 {
 			t.Fatalf("%d tags after the network's delete; want 0", c)
+		}
+	})
+}
+
+// Tags added at once to one resource are all kept: each add reads the
+// tags with the resource's row held, so none is lost to another's write
+// (PostgreSQL; SQLite runs one write transaction at a time).
+func TestConcurrentTagAdds(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		sc := e.client(demo)
+		n, err := networks.Create(ctx, sc, networks.CreateOpts{Name: "busy"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := groups.Create(ctx, sc, groups.CreateOpts{Name: "busy"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ path, id string }{{"networks", n.ID}, {"security-groups", g.ID}} {
+			var want []string
+			for i := range 8 {
+				want = append(want, fmt.Sprintf("t%d", i))
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, len(want))
+			for _, tag := range want {
+				wg.Go(func() { errs <- attributestags.Add(ctx, sc, c.path, c.id, tag).ExtractErr() })
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatalf("%s: add: %v", c.path, err)
+				}
+			}
+			got, err := attributestags.List(ctx, sc, c.path, c.id).Extract()
+			slices.Sort(got)
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("%s: tags %v, %v; want %v", c.path, got, err, want)
+			}
 		}
 	})
 }

@@ -26,7 +26,7 @@ const (
 // tagTarget is one collection's tags.
 type tagTarget struct {
 	// path is the collection's path ("security-groups"), name its
-	// Neutron name ("security_groups") and member its singular
+	// Neutron name and table ("security_groups") and member its singular
 	// ("security_group", for the policy rules' names).
 	path, name, member string
 	// get reads the tags of resource id through q, as TagResourceNotFound
@@ -147,11 +147,15 @@ func (h *tagsHandler) showTag(w http.ResponseWriter, r *http.Request) {
 }
 
 // change changes a resource's tags to what f makes of them, in one
-// transaction; action is the policy rule a caller who may see the resource
+// transaction that holds the resource's row from the read to the write;
+// action is the policy rule a caller who may see the resource
 // but not change it is refused by.
 func (h *tagsHandler) change(r *http.Request, action string, f func(have []string) ([]string, error)) error {
 	id := r.PathValue("id")
 	return h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
+		if err := netdb.HoldTagged(r.Context(), tx, h.t.name, id); err != nil {
+			return err
+		}
 		have, err := h.t.get(r, tx, id, true, action+"_"+h.t.member+":tags")
 		if err != nil {
 			return err
