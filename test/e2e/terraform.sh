@@ -76,11 +76,11 @@ token() {
   (
     # shellcheck disable=SC1090
     source "$work/data/openrc-$1"
-    python3 - "$OS_USERNAME" "$OS_PASSWORD" "$OS_PROJECT_NAME" >"$work/auth.json" <<'EOF'
-import json, sys
-u, p, proj = sys.argv[1:]
-print(json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": u, "domain": {"name": "Default"}, "password": p}}},
-                           "scope": {"project": {"name": proj, "domain": {"name": "Default"}}}}}))
+    OS_PASSWORD=$OS_PASSWORD python3 - >"$work/auth.json" <<'EOF'
+import json, os
+e = os.environ
+print(json.dumps({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": e["OS_USERNAME"], "domain": {"name": "Default"}, "password": e["OS_PASSWORD"]}}},
+                           "scope": {"project": {"name": e["OS_PROJECT_NAME"], "domain": {"name": "Default"}}}}}))
 EOF
     curl -sf -D - -o /dev/null -H 'Content-Type: application/json' --data @"$work/auth.json" "$base/identity/v3/auth/tokens" |
       tr -d '\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p'
