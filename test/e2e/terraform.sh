@@ -145,7 +145,8 @@ check_servers() {
     s=$(api "$admin_token" "/v2.1/servers/$id")
     [ "$(status)" = 200 ] || fail "GET server $id: $(status) $s"
     [ "$(js 'd["server"]["status"]' <<<"$s")" = ACTIVE ] || fail "server $id not ACTIVE: $s"
-    js '[g["name"] for g in d["server"].get("security_groups", [])]' <<<"$s" | grep -qF "tf-e2e-sg" || fail "server $id is not in tf-e2e-sg: $s"
+    [ "$(js '",".join(sorted(set(g["name"] for g in d["server"].get("security_groups", []))))' <<<"$s")" = tf-e2e-sg ] ||
+      fail "server $id is not in tf-e2e-sg alone: $s"
     cells+="$(js 'd["server"]["OS-EXT-SRV-ATTR:host"].split("-host")[0]' <<<"$s")
 "
   done
@@ -153,7 +154,7 @@ check_servers() {
     python3 -c 'import ipaddress, sys; sys.exit(ipaddress.ip_address(sys.argv[1]) not in ipaddress.ip_network(sys.argv[2]))' "$ip" "$cidr" ||
       fail "server's IP $ip is not in the subnet $cidr"
   fi
-  ok "servers ACTIVE in tf-e2e-sg (server $ip), in cells: $(sed '/^$/d' <<<"$cells" | sort | uniq -c | xargs)"
+  ok "servers ACTIVE in tf-e2e-sg alone (server $ip), in cells: $(sed '/^$/d' <<<"$cells" | sort | uniq -c | xargs)"
 }
 
 # check_tags TAG: the network and the group are tagged TAG, the subnet
