@@ -7,7 +7,8 @@
 # no changes after each apply, and destroys with nothing left behind.
 #
 # The provider is built from Go source (there is no registry here) into
-# TF_PROVIDER_DIR (default $(go env GOPATH)/bin, so that it is built once)
+# TF_PROVIDER_DIR (default $(go env GOPATH)/terraform-provider-openstack/
+# <version>, so that each version is built once)
 # and used through a CLI config's dev_overrides, so no `terraform init`.
 #
 # TF_WITH_PORTS=1 creates the port and boots the server on it, and the
@@ -25,7 +26,7 @@ with_ports=${TF_WITH_PORTS:-0}
 command -v terraform >/dev/null || { echo "terraform.sh: terraform is not installed"; exit 1; }
 command -v curl >/dev/null && command -v python3 >/dev/null || { echo "terraform.sh: curl and python3 are needed"; exit 1; }
 
-provider_dir=${TF_PROVIDER_DIR:-$(go env GOPATH)/bin}
+provider_dir=${TF_PROVIDER_DIR:-$(go env GOPATH)/terraform-provider-openstack/$provider_version}
 if [ ! -x "$provider_dir/terraform-provider-openstack" ]; then
   echo "terraform.sh: building the OpenStack provider $provider_version into $provider_dir"
   GOBIN=$provider_dir go install "github.com/terraform-provider-openstack/terraform-provider-openstack/v3@$provider_version"
