@@ -205,3 +205,24 @@ func TestLeaseBlockOf(t *testing.T) {
 		}
 	})
 }
+
+// A network's delete takes its subnets' leased blocks with them, as a
+// subnet's delete does (it failed on the blocks' foreign key before); a
+// holder asking again finds none.
+func TestDeleteNetworkWithLeasedBlocks(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrated(t, d)
+		ctx := context.Background()
+		netID, _ := networkWithSubnet(t, d, "leased", "192.168.9.0/24")
+		if got := lease(t, d, netID, "api!cell1", 2); len(got) != 2 {
+			t.Fatalf("leased %v", got)
+		}
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return netdb.DeleteNetwork(ctx, tx, netID) }); err != nil {
+			t.Fatalf("delete a network with leased blocks: %v", err)
+		}
+		held, err := netdb.HeldBlocks(ctx, d, "api!cell1")
+		if err != nil || len(held) != 0 {
+			t.Fatalf("held after the delete: %v, %v", held, err)
+		}
+	})
+}

@@ -28,8 +28,8 @@ const MigrationSet = "netapi"
 // Migrations is the schema of networks and subnets (1), of security
 // groups and their rules (2), of the servers' security groups (3,
 // secgroupbindings.go), of the address blocks leased to cells (4,
-// blocks.go) and of the projects' own networking quota limits (5,
-// quotas.go). Network names are
+// blocks.go), of the projects' own networking quota limits (5,
+// quotas.go) and of the networks' and subnets' tags (7, tags.go). Network names are
 // unique when not empty: compute cells and instance addresses name a
 // network, so a name must say which one. The ports read the API cell's
 // instances, so the database also needs apidb's migrations.
@@ -123,6 +123,7 @@ CREATE TABLE network_quotas (
 	hard_limit {{bigint}} NOT NULL,
 	PRIMARY KEY (project_id, resource)
 )`},
+	tagsMigration,
 }
 
 // The kinds of failure; every error this package returns for a request that

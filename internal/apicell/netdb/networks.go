@@ -247,6 +247,17 @@ func DeleteNetwork(ctx context.Context, tx *db.Tx, id string) error {
 				"Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID))
 		}
 	}
+	// The subnets' blocks go with them, as with a subnet's delete.
+	if _, err := tx.Exec(ctx, `DELETE FROM address_blocks WHERE subnet_id IN (SELECT id FROM subnets WHERE network_id = ?)`, id); err != nil {
+		return fmt.Errorf("delete the address blocks of network %s: %w", id, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM resource_tags WHERE resource = ? AND resource_id IN (SELECT id FROM subnets WHERE network_id = ?)`,
+		TagSubnets, id); err != nil {
+		return fmt.Errorf("delete the tags of the subnets of network %s: %w", id, err)
+	}
+	if err := deleteTags(ctx, tx, TagNetworks, id); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `DELETE FROM subnets WHERE network_id = ?`, id); err != nil {
 		return fmt.Errorf("delete subnets of network %s: %w", id, err)
 	}

@@ -273,6 +273,9 @@ func DeleteSubnet(ctx context.Context, tx *db.Tx, id string) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM address_blocks WHERE subnet_id = ?`, id); err != nil {
 		return fmt.Errorf("delete the address blocks of subnet %s: %w", id, err)
 	}
+	if err := deleteTags(ctx, tx, TagSubnets, id); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `DELETE FROM subnets WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("delete subnet %s: %w", id, err)
 	}

@@ -86,6 +86,9 @@ func rooms(b *base) []room {
 		&portsHandler{base: b},
 		&securityGroupsHandler{base: b},
 		&securityGroupRulesHandler{base: b},
+		&tagsHandler{base: b, t: securityGroupTags(b)},
+		&tagsHandler{base: b, t: networkTags(b)},
+		&tagsHandler{base: b, t: subnetTags(b)},
 		&quotasHandler{base: b},
 	}
 }

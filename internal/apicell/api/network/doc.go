@@ -15,7 +15,8 @@
 //	GET, POST /v2.0/subnets,  GET, PUT, DELETE /v2.0/subnets/{id}
 //	GET /v2.0/ports, GET /v2.0/ports/{id} (POST, PUT, DELETE refused)
 //	GET, POST /v2.0/security-groups, GET, PUT, DELETE /v2.0/security-groups/{id}
-//	GET, PUT, DELETE /v2.0/security-groups/{id}/tags, GET, PUT, DELETE .../tags/{tag}
+//	GET, PUT, DELETE /v2.0/{networks,subnets,security-groups}/{id}/tags,
+//	GET, PUT, DELETE .../tags/{tag}
 //	GET, POST /v2.0/security-group-rules, GET, DELETE /v2.0/security-group-rules/{id}
 //	GET /v2.0/quotas, GET, PUT, DELETE /v2.0/quotas/{project},
 //	GET /v2.0/quotas/{project}/default, GET /v2.0/quotas/{project}/details,
@@ -90,6 +91,12 @@
 // another's and lists, details of another's are an admin's; updates and
 // resets are an admin's.
 //
+// Tags (tags.go): a network's, a subnet's and a security group's, as
+// Neutron's standard-attr-tag, with the tags, tags-any, not-tags and
+// not-tags-any filters on their lists; whoever sees the resource reads
+// them, whoever may update it changes them (a shared network's others
+// are a 403), and a change revises the resource.
+//
 // Updates and deletes of networks, subnets, security groups and rules may
 // be constrained with If-Match: revision_number=N (revision-if-match): a
 // resource whose revision has moved on is a 412 HTTPPreconditionFailed,
@@ -104,7 +111,7 @@
 // Differences from Neutron: IPv4 only; network names are unique (compute
 // cells and instance addresses know a network by name) and a network with
 // ports cannot be renamed; no external networks, routers, floating IPs,
-// subnet pools, tags (but a security group's), RBAC, address groups or
+// subnet pools, tags (but a network's, a subnet's and a security group's), RBAC, address groups or
 // availability zones; no bulk creates but of security group
 // rules; the cells do not enforce
 // security group rules yet; ports are read-only and listing or showing them scans

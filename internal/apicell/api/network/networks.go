@@ -39,6 +39,7 @@ var networks = &collection{
 	sorts: map[string]bool{"id": true, "name": true, "admin_state_up": true, "status": true, "tenant_id": true,
 		"project_id": true, "mtu": true},
 	notFound: networkNotFound,
+	tagged:   true,
 }
 
 // networkRules are a network's attributes (Neutron's network plus the
@@ -62,16 +63,20 @@ func isoTime(t time.Time) any {
 	return t.UTC().Format("2006-01-02T15:04:05Z")
 }
 
-func networkItem(n *netdb.Network) item {
+// networkItem is a network with its tags (nil: none).
+func networkItem(n *netdb.Network, tags []string) item {
 	subnets := n.Subnets
 	if subnets == nil {
 		subnets = []string{}
+	}
+	if tags == nil {
+		tags = []string{}
 	}
 	return item{
 		"id": n.ID, "name": n.Name, "tenant_id": n.ProjectID, "project_id": n.ProjectID, "admin_state_up": n.AdminStateUp,
 		"mtu": n.MTU, "status": "ACTIVE", "subnets": subnets, "shared": n.Shared, "router:external": false,
 		"description": n.Description, "created_at": isoTime(n.CreatedAt), "updated_at": isoTime(n.UpdatedAt),
-		"revision_number": n.RevisionNumber, "tags": []string{},
+		"revision_number": n.RevisionNumber, "tags": tags,
 	}
 }
 
@@ -87,10 +92,15 @@ func (h *networksHandler) listNetworks(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	tags, err := netdb.AllTags(r.Context(), h.cfg.DB, netdb.TagNetworks)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var items []item
 	for _, n := range nets {
 		if n.VisibleTo(c.ProjectID, c.Admin) {
-			items = append(items, networkItem(n))
+			items = append(items, networkItem(n, tags[n.ID]))
 		}
 	}
 	p, err := q.apply(r, networks, items)
@@ -117,11 +127,15 @@ func (h *networksHandler) visibleNetwork(r *http.Request, id string) (*netdb.Net
 
 func (h *networksHandler) showNetwork(w http.ResponseWriter, r *http.Request) {
 	n, err := h.visibleNetwork(r, r.PathValue("id"))
+	var tags []string
+	if err == nil {
+		tags, err = netdb.Tags(r.Context(), h.cfg.DB, netdb.TagNetworks, n.ID)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, showFields(r))})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n, tags), networks, showFields(r))})
 }
 
 // networkFields reads the attributes a create or update may set.
@@ -220,7 +234,7 @@ func (h *networksHandler) createNetwork(w http.ResponseWriter, r *http.Request) 
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"network": view(networkItem(n), networks, nil)})
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"network": view(networkItem(n, nil), networks, nil)})
 }
 
 func (h *networksHandler) updateNetwork(w http.ResponseWriter, r *http.Request) {
@@ -255,18 +269,22 @@ func (h *networksHandler) updateNetwork(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	var n *netdb.Network
+	var tags []string
 	err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
 		if err := netdb.RequireRevision(r.Context(), tx, "networks", id, rev); err != nil {
 			return err
 		}
-		n, err = netdb.UpdateNetwork(r.Context(), tx, id, p, h.cfg.Now())
+		if n, err = netdb.UpdateNetwork(r.Context(), tx, id, p, h.cfg.Now()); err != nil {
+			return err
+		}
+		tags, err = netdb.Tags(r.Context(), tx, netdb.TagNetworks, id)
 		return err
 	})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n), networks, nil)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"network": view(networkItem(n, tags), networks, nil)})
 }
 
 func (h *networksHandler) deleteNetwork(w http.ResponseWriter, r *http.Request) {

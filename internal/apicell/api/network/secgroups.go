@@ -22,12 +22,6 @@ func (h *securityGroupsHandler) register(rt *router) {
 	rt.handle("GET /v2.0/security-groups/{id}", h.showGroup)
 	rt.handle("PUT /v2.0/security-groups/{id}", h.updateGroup)
 	rt.handle("DELETE /v2.0/security-groups/{id}", h.deleteGroup)
-	rt.handle("GET /v2.0/security-groups/{id}/tags", h.listTags)
-	rt.handle("PUT /v2.0/security-groups/{id}/tags", h.replaceTags)
-	rt.handle("DELETE /v2.0/security-groups/{id}/tags", h.deleteTags)
-	rt.handle("GET /v2.0/security-groups/{id}/tags/{tag}", h.showTag)
-	rt.handle("PUT /v2.0/security-groups/{id}/tags/{tag}", h.addTag)
-	rt.handle("DELETE /v2.0/security-groups/{id}/tags/{tag}", h.deleteTag)
 }
 
 var securityGroups = &collection{

@@ -37,6 +37,7 @@ var subnets = &collection{
 		"ipv6_address_mode": true, "subnetpool_id": true},
 	hidden:   map[string]bool{"shared": true},
 	notFound: subnetNotFound,
+	tagged:   true,
 }
 
 // subnetRules are a subnet's attributes (Neutron's subnet and the standard
@@ -61,7 +62,11 @@ func subnetVisible(s *netdb.Subnet, n *netdb.Network, c httpkit.Caller) bool {
 	return c.Admin || s.ProjectID == c.ProjectID || (n != nil && (n.Shared || n.ProjectID == c.ProjectID))
 }
 
-func subnetItem(s *netdb.Subnet, n *netdb.Network) item {
+// subnetItem is a subnet of network n with its tags (nil: none).
+func subnetItem(s *netdb.Subnet, n *netdb.Network, tags []string) item {
+	if tags == nil {
+		tags = []string{}
+	}
 	var gw any
 	if s.GatewayIP != "" {
 		gw = s.GatewayIP
@@ -81,7 +86,7 @@ func subnetItem(s *netdb.Subnet, n *netdb.Network) item {
 		"ip_version": s.IPVersion, "cidr": s.CIDR, "gateway_ip": gw, "allocation_pools": pools, "dns_nameservers": dns,
 		"host_routes": routes, "enable_dhcp": s.EnableDHCP, "ipv6_ra_mode": nil, "ipv6_address_mode": nil,
 		"subnetpool_id": nil, "description": s.Description, "created_at": isoTime(s.CreatedAt),
-		"updated_at": isoTime(s.UpdatedAt), "revision_number": s.RevisionNumber, "tags": []string{},
+		"updated_at": isoTime(s.UpdatedAt), "revision_number": s.RevisionNumber, "tags": tags,
 		"shared": n != nil && n.Shared,
 	}
 }
@@ -103,6 +108,11 @@ func (h *subnetsHandler) listSubnets(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	tags, err := netdb.AllTags(r.Context(), h.cfg.DB, netdb.TagSubnets)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	byID := make(map[string]*netdb.Network, len(nets))
 	for _, n := range nets {
 		byID[n.ID] = n
@@ -110,7 +120,7 @@ func (h *subnetsHandler) listSubnets(w http.ResponseWriter, r *http.Request) {
 	var items []item
 	for _, s := range subs {
 		if n := byID[s.NetworkID]; subnetVisible(s, n, c) {
-			items = append(items, subnetItem(s, n))
+			items = append(items, subnetItem(s, n, tags[s.ID]))
 		}
 	}
 	p, err := q.apply(r, subnets, items)
@@ -140,11 +150,15 @@ func (h *subnetsHandler) visibleSubnet(r *http.Request, id string) (*netdb.Subne
 
 func (h *subnetsHandler) showSubnet(w http.ResponseWriter, r *http.Request) {
 	s, n, err := h.visibleSubnet(r, r.PathValue("id"))
+	var tags []string
+	if err == nil {
+		tags, err = netdb.Tags(r.Context(), h.cfg.DB, netdb.TagSubnets, s.ID)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n), subnets, showFields(r))})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n, tags), subnets, showFields(r))})
 }
 
 // subnetFields reads the attributes both a create and an update may set.
@@ -344,7 +358,7 @@ func (h *subnetsHandler) createSubnet(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"subnet": view(subnetItem(s, n), subnets, nil)})
+	httpkit.WriteJSON(w, http.StatusCreated, map[string]any{"subnet": view(subnetItem(s, n, nil), subnets, nil)})
 }
 
 func (h *subnetsHandler) updateSubnet(w http.ResponseWriter, r *http.Request) {
@@ -371,12 +385,16 @@ func (h *subnetsHandler) updateSubnet(w http.ResponseWriter, r *http.Request) {
 		err = forbidden("update_subnet")
 	}
 	var s *netdb.Subnet
+	var tags []string
 	if err == nil {
 		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
 			if err := netdb.RequireRevision(r.Context(), tx, "subnets", id, rev); err != nil {
 				return err
 			}
-			s, err = netdb.UpdateSubnet(r.Context(), tx, id, p, h.cfg.Now())
+			if s, err = netdb.UpdateSubnet(r.Context(), tx, id, p, h.cfg.Now()); err != nil {
+				return err
+			}
+			tags, err = netdb.Tags(r.Context(), tx, netdb.TagSubnets, id)
 			return err
 		})
 	}
@@ -384,7 +402,7 @@ func (h *subnetsHandler) updateSubnet(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n), subnets, nil)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"subnet": view(subnetItem(s, n, tags), subnets, nil)})
 }
 
 func (h *subnetsHandler) deleteSubnet(w http.ResponseWriter, r *http.Request) {
