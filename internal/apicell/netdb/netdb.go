@@ -29,7 +29,7 @@ const MigrationSet = "netapi"
 // groups and their rules (2), of the servers' security groups (3,
 // secgroupbindings.go), of the address blocks leased to cells (4,
 // blocks.go), of the projects' own networking quota limits (5,
-// quotas.go) and of the networks' and subnets' tags (7, tags.go). Network names are
+// quotas.go) and of the networks' and subnets' tags (6, tags.go). Network names are
 // unique when not empty: compute cells and instance addresses name a
 // network, so a name must say which one. The ports read the API cell's
 // instances, so the database also needs apidb's migrations.

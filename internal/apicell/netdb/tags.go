@@ -17,7 +17,7 @@ import (
 // resource's tags gives it a new revision, as any other change does.
 
 // tagsMigration is the table of the networks' and subnets' tags.
-var tagsMigration = db.Migration{Version: 7, Name: "tags of networks and subnets", SQL: `
+var tagsMigration = db.Migration{Version: 6, Name: "tags of networks and subnets", SQL: `
 CREATE TABLE resource_tags (
 	resource TEXT NOT NULL,
 	resource_id TEXT NOT NULL,
