@@ -63,6 +63,12 @@ type Config struct {
 	CallTimeout time.Duration
 	// AppliedRetention is how long applied message ids are kept (default 24h).
 	AppliedRetention time.Duration
+	// InboxAckWait is how long the broker waits for this cell to
+	// acknowledge a durable message it delivered before delivering it
+	// again (default 60s). What an earlier process of the cell took and
+	// did not acknowledge is delivered again at once when the service
+	// starts, not after this wait.
+	InboxAckWait time.Duration
 
 	// Capacity reports this cell's own hosts; nil for a cell without hosts.
 	// The roles that take builds for those hosts, and the API cell's
@@ -102,6 +108,7 @@ func (c *Config) defaults() error {
 	def(&c.DownAfter, max(3*c.ReportInterval, 3*time.Second))
 	def(&c.CallTimeout, 10*time.Second)
 	def(&c.AppliedRetention, 24*time.Hour)
+	def(&c.InboxAckWait, 60*time.Second)
 	def(&c.BuildAcceptTimeout, 20*time.Second)
 	if c.MaxBuildAttempts <= 0 {
 		c.MaxBuildAttempts = 3

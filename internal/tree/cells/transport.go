@@ -3,6 +3,7 @@ package cells
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -40,6 +41,9 @@ func LinkPermissions(path string) (publish, subscribe []string) {
 // streamName is the JetStream stream that holds a cell's durable inbox.
 // Cell names hold no "_", so the mapping cannot collide.
 func streamName(path string) string { return "CELLIN_" + strings.ReplaceAll(path, "!", "_") }
+
+// inboxConsumer is the durable consumer of a cell's inbox stream.
+const inboxConsumer = "cells"
 
 // conn is a connection to a broker, shared by the neighbours that use it.
 type conn struct {
@@ -83,10 +87,19 @@ func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cells: inbox stream %s: %w", name, err)
 	}
+	// The consumer is made anew: messages delivered to an earlier process
+	// of this cell that died before acknowledging them (a broker that
+	// outlives its cell: an external one) would otherwise wait out the ack
+	// wait; a new consumer of the work queue starts from its first message
+	// not acknowledged. A message applied already is then skipped by its
+	// applied id.
+	if err := stream.DeleteConsumer(sctx, inboxConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("cells: inbox consumer: %w", err)
+	}
 	cons, err := stream.CreateOrUpdateConsumer(sctx, jetstream.ConsumerConfig{
-		Durable:       "cells",
+		Durable:       inboxConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       60 * time.Second,
+		AckWait:       s.cfg.InboxAckWait,
 		MaxAckPending: 4096,
 		FilterSubject: inSubject(s.path),
 	})
