@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -106,6 +107,9 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		if a.DropImage != "" {
 			h.dropShelvedImage(ctx, tx, st.UUID, a.DropImage, rid)
 		}
+		if err := h.syncPorts(ctx, tx, st, a, rid, now); err != nil {
+			return err
+		}
 		// A delete asked for before the instance reached its cell follows it there.
 		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
 			h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "to", st.Cell)
@@ -123,6 +127,39 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		}
 	}
 	return nil
+}
+
+// syncPorts keeps the ports table in step with an applied update: the
+// ports a cell made on the boot are recorded when the copy first carries
+// their addresses (and those of addresses gone are deleted), and the
+// deletion of the instance frees its ports (netdb.FreeServerPorts). An
+// update that leaves the addresses as they were costs no statement here.
+func (h *Handlers) syncPorts(ctx context.Context, tx *db.Tx, st wire.InstanceState, a apidb.Applied, rid string, now time.Time) error {
+	switch {
+	case !a.Changed:
+		return nil
+	case a.Deleted:
+		return FreePorts(ctx, tx, h.Sender, st.UUID, rid, now)
+	case !a.AddressesChanged:
+		return nil
+	}
+	if a.HadAddresses {
+		if err := netdb.DropStalePorts(ctx, tx, st.UUID, st.Addresses); err != nil {
+			return err
+		}
+	}
+	return netdb.MaterializeServerPorts(ctx, tx, st.UUID, a.ProjectID, a.AvailabilityZone, st.Addresses, now)
+}
+
+// FreePorts frees a deleted instance's ports (netdb.FreeServerPorts) and
+// releases, in the cells that reserved them, the addresses of those it
+// deleted, in tx.
+func FreePorts(ctx context.Context, tx *db.Tx, s Sender, uuid, requestID string, now time.Time) error {
+	rel, err := netdb.FreeServerPorts(ctx, tx, uuid, now)
+	if err != nil || len(rel) == 0 {
+		return err
+	}
+	return netdb.SendReleases(ctx, tx, s, requestID, rel)
 }
 
 // dropShelvedImage deletes the image a shelve made of an instance that is
@@ -188,6 +225,9 @@ func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInsta
 		}
 		if in.DeleteRequested {
 			if err := apidb.MarkDeleted(ctx, tx, spec.UUID, now); err != nil {
+				return err
+			}
+			if err := FreePorts(ctx, tx, h.Sender, spec.UUID, "", now); err != nil {
 				return err
 			}
 			continue

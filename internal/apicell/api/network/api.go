@@ -11,6 +11,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/route"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -27,6 +28,12 @@ type Config struct {
 	Auth   authn.Authenticator
 	Policy *policy.Enforcer
 	Now    func() time.Time
+	// Reserver reserves in a cell an address of a block it holds, asked
+	// for on a port's create; nil answers such addresses 503.
+	Reserver AddressReserver
+	// Sender sends release_addresses for the deleted ports whose addresses
+	// cells reserved.
+	Sender netdb.Sender
 }
 
 // API is the Networking API handler: the router that the rooms (kit.go)

@@ -21,12 +21,19 @@ func (h *securityGroupsHandler) register(rt *router) {
 	rt.handle("GET /v2.0/security-groups/{id}", h.showGroup)
 	rt.handle("PUT /v2.0/security-groups/{id}", h.updateGroup)
 	rt.handle("DELETE /v2.0/security-groups/{id}", h.deleteGroup)
-	rt.handle("GET /v2.0/security-groups/{id}/tags", h.listTags)
-	rt.handle("PUT /v2.0/security-groups/{id}/tags", h.replaceTags)
-	rt.handle("DELETE /v2.0/security-groups/{id}/tags", h.deleteTags)
-	rt.handle("GET /v2.0/security-groups/{id}/tags/{tag}", h.showTag)
-	rt.handle("PUT /v2.0/security-groups/{id}/tags/{tag}", h.addTag)
-	rt.handle("DELETE /v2.0/security-groups/{id}/tags/{tag}", h.deleteTag)
+	tags := &tagger{base: h.base, resource: "security_groups",
+		read: func(r *http.Request, q db.Querier, id string) ([]string, error) {
+			g, err := h.visibleGroup(r, q, id)
+			if err != nil {
+				return nil, err
+			}
+			return g.Tags, nil
+		},
+		save: func(r *http.Request, tx *db.Tx, id string, tags []string) error {
+			_, err := netdb.UpdateSecurityGroup(r.Context(), tx, id, netdb.SecurityGroupPatch{Tags: &tags}, nil, h.cfg.Now())
+			return err
+		}}
+	tags.register(rt, "/v2.0/security-groups")
 }
 
 var securityGroups = &collection{

@@ -13,16 +13,16 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
-// A security group's tags (Neutron's standard-attr-tag): at most 50 unique
-// strings of at most 255 characters. Changing them gives the group a new
-// revision.
+// Tags of security groups and ports (Neutron's standard-attr-tag): at most
+// 50 unique strings of at most 255 characters. Changing them gives the
+// resource a new revision.
 const (
 	maxTagLen   = 255
 	maxTagCount = 50
 )
 
-func tagResourceNotFound(id string) error {
-	return fault(http.StatusNotFound, "TagResourceNotFound", fmt.Sprintf("Resource security_groups %s could not be found.", id))
+func tagResourceNotFound(resource, id string) error {
+	return fault(http.StatusNotFound, "TagResourceNotFound", fmt.Sprintf("Resource %s %s could not be found.", resource, id))
 }
 
 func invalidInput(msg string) error {
@@ -76,115 +76,137 @@ func readTags(w http.ResponseWriter, r *http.Request) ([]string, error) {
 	return tags, nil
 }
 
-func tagLimit(tags []string) error {
+func tagLimit(resource string, tags []string) error {
 	if len(tags) > maxTagCount {
 		return fault(http.StatusBadRequest, "BadRequest", fmt.Sprintf(
-			"Bad security_groups request: The number of tags exceed the per-resource limit of %d", maxTagCount))
+			"Bad %s request: The number of tags exceed the per-resource limit of %d", resource, maxTagCount))
 	}
 	return nil
 }
 
-// taggedGroup reads the group whose tags a request is about, as
+// tagger serves the tags of one kind of resource (Neutron's
+// standard-attr-tag): /v2.0/<resource>/{id}/tags[/{tag}].
+type tagger struct {
+	*base
+	// resource is the collection's name, e.g. "security_groups".
+	resource string
+	// read gives the tags of the resource the request names, as
+	// ErrNotFound (any not-found) when the caller may not see it.
+	read func(r *http.Request, q db.Querier, id string) ([]string, error)
+	// save replaces them.
+	save func(r *http.Request, tx *db.Tx, id string, tags []string) error
+}
+
+func (t *tagger) register(rt *router, path string) {
+	rt.handle("GET "+path+"/{id}/tags", t.listTags)
+	rt.handle("PUT "+path+"/{id}/tags", t.replaceTags)
+	rt.handle("DELETE "+path+"/{id}/tags", t.deleteTags)
+	rt.handle("GET "+path+"/{id}/tags/{tag}", t.showTag)
+	rt.handle("PUT "+path+"/{id}/tags/{tag}", t.addTag)
+	rt.handle("DELETE "+path+"/{id}/tags/{tag}", t.deleteTag)
+}
+
+// tagsOf reads the tags of the resource a request is about, as
 // TagResourceNotFound when the caller may not see it.
-func (h *securityGroupsHandler) taggedGroup(r *http.Request, q db.Querier) (*netdb.SecurityGroup, error) {
+func (t *tagger) tagsOf(r *http.Request, q db.Querier) ([]string, error) {
 	id := r.PathValue("id")
-	g, err := h.visibleGroup(r, q, id)
+	tags, err := t.read(r, q, id)
 	if errors.Is(err, netdb.ErrNotFound) {
-		return nil, tagResourceNotFound(id)
+		return nil, tagResourceNotFound(t.resource, id)
 	}
-	return g, err
+	var f *httpkit.Fault
+	if errors.As(err, &f) && f.Status == http.StatusNotFound {
+		return nil, tagResourceNotFound(t.resource, id)
+	}
+	return tags, err
 }
 
-func (h *securityGroupsHandler) listTags(w http.ResponseWriter, r *http.Request) {
-	g, err := h.taggedGroup(r, h.cfg.DB)
+func (t *tagger) listTags(w http.ResponseWriter, r *http.Request) {
+	tags, err := t.tagsOf(r, t.cfg.DB)
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"tags": g.Tags})
-}
-
-func (h *securityGroupsHandler) showTag(w http.ResponseWriter, r *http.Request) {
-	tag := r.PathValue("tag")
-	err := validTag(tag)
-	var g *netdb.SecurityGroup
-	if err == nil {
-		g, err = h.taggedGroup(r, h.cfg.DB)
-	}
-	if err == nil && !slices.Contains(g.Tags, tag) {
-		err = fault(http.StatusNotFound, "TagNotFound", fmt.Sprintf("Tag %s could not be found.", tag))
-	}
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// setTags changes a group's tags to what change makes of them, in one
-// transaction.
-func (h *securityGroupsHandler) setTags(r *http.Request, change func(have []string) ([]string, error)) (*netdb.SecurityGroup, error) {
-	var out *netdb.SecurityGroup
-	err := h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
-		g, err := h.taggedGroup(r, tx)
-		if err != nil {
-			return err
-		}
-		tags, err := change(slices.Clone(g.Tags))
-		if err != nil {
-			return err
-		}
-		out, err = netdb.UpdateSecurityGroup(r.Context(), tx, g.ID, netdb.SecurityGroupPatch{Tags: &tags}, nil, h.cfg.Now())
-		return err
-	})
-	return out, err
-}
-
-func (h *securityGroupsHandler) replaceTags(w http.ResponseWriter, r *http.Request) {
-	tags, err := readTags(w, r)
-	if err == nil {
-		_, err = h.setTags(r, func([]string) ([]string, error) { return tags, tagLimit(tags) })
-	}
-	if err != nil {
-		h.fail(w, r, err)
+		t.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"tags": tags})
 }
 
-func (h *securityGroupsHandler) addTag(w http.ResponseWriter, r *http.Request) {
+func (t *tagger) showTag(w http.ResponseWriter, r *http.Request) {
 	tag := r.PathValue("tag")
 	err := validTag(tag)
+	var tags []string
 	if err == nil {
-		_, err = h.setTags(r, func(have []string) ([]string, error) {
-			if slices.Contains(have, tag) {
-				return have, nil
-			}
-			have = append(have, tag)
-			return have, tagLimit(have)
-		})
+		tags, err = t.tagsOf(r, t.cfg.DB)
+	}
+	if err == nil && !slices.Contains(tags, tag) {
+		err = fault(http.StatusNotFound, "TagNotFound", fmt.Sprintf("Tag %s could not be found.", tag))
 	}
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusCreated)
-}
-
-func (h *securityGroupsHandler) deleteTags(w http.ResponseWriter, r *http.Request) {
-	_, err := h.setTags(r, func([]string) ([]string, error) { return []string{}, nil })
-	if err != nil {
-		h.fail(w, r, err)
+		t.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *securityGroupsHandler) deleteTag(w http.ResponseWriter, r *http.Request) {
+// setTags changes the tags to what change makes of them, in one
+// transaction.
+func (t *tagger) setTags(r *http.Request, change func(have []string) ([]string, error)) error {
+	return t.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
+		have, err := t.tagsOf(r, tx)
+		if err != nil {
+			return err
+		}
+		tags, err := change(slices.Clone(have))
+		if err != nil {
+			return err
+		}
+		return t.save(r, tx, r.PathValue("id"), tags)
+	})
+}
+
+func (t *tagger) replaceTags(w http.ResponseWriter, r *http.Request) {
+	tags, err := readTags(w, r)
+	if err == nil {
+		err = t.setTags(r, func([]string) ([]string, error) { return tags, tagLimit(t.resource, tags) })
+	}
+	if err != nil {
+		t.fail(w, r, err)
+		return
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"tags": tags})
+}
+
+func (t *tagger) addTag(w http.ResponseWriter, r *http.Request) {
 	tag := r.PathValue("tag")
 	err := validTag(tag)
 	if err == nil {
-		_, err = h.setTags(r, func(have []string) ([]string, error) {
+		err = t.setTags(r, func(have []string) ([]string, error) {
+			if slices.Contains(have, tag) {
+				return have, nil
+			}
+			have = append(have, tag)
+			return have, tagLimit(t.resource, have)
+		})
+	}
+	if err != nil {
+		t.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (t *tagger) deleteTags(w http.ResponseWriter, r *http.Request) {
+	if err := t.setTags(r, func([]string) ([]string, error) { return []string{}, nil }); err != nil {
+		t.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (t *tagger) deleteTag(w http.ResponseWriter, r *http.Request) {
+	tag := r.PathValue("tag")
+	err := validTag(tag)
+	if err == nil {
+		err = t.setTags(r, func(have []string) ([]string, error) {
 			i := slices.Index(have, tag)
 			if i < 0 {
 				return nil, fault(http.StatusNotFound, "TagNotFound", fmt.Sprintf("Tag %s could not be found.", tag))
@@ -193,7 +215,7 @@ func (h *securityGroupsHandler) deleteTag(w http.ResponseWriter, r *http.Request
 		})
 	}
 	if err != nil {
-		h.fail(w, r, err)
+		t.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
