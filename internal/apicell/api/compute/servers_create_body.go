@@ -431,9 +431,9 @@ func parseBool(raw json.RawMessage) (bool, bool) {
 
 // requestedNetwork is one entry of "networks" in a create.
 type requestedNetwork struct {
-	UUID    string
-	Port    string
-	FixedIP string
+	UUID    string `json:"uuid,omitempty"`
+	Port    string `json:"port,omitempty"`
+	FixedIP string `json:"fixed_ip,omitempty"`
 }
 
 // networkTagged says whether a networks entry may carry a tag: Nova's
