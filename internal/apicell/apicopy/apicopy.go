@@ -84,6 +84,8 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 	}
 	// Instances live in a cell the copy does not place them in, by cell.
 	var stale map[string][]string
+	// The addresses of ports to record, of all the update's instances.
+	var newPorts []netdb.ServerAddresses
 	for _, st := range u.Instances {
 		rid := env.RequestID
 		if st.RequestID != "" {
@@ -107,7 +109,7 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		if a.DropImage != "" {
 			h.dropShelvedImage(ctx, tx, st.UUID, a.DropImage, rid)
 		}
-		if err := h.syncPorts(ctx, tx, st, a, rid, now); err != nil {
+		if newPorts, err = h.syncPorts(ctx, tx, st, a, rid, newPorts, now); err != nil {
 			return err
 		}
 		// A delete asked for before the instance reached its cell follows it there.
@@ -117,6 +119,9 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 				return err
 			}
 		}
+	}
+	if err := netdb.MaterializeServerPorts(ctx, tx, newPorts, now); err != nil {
+		return err
 	}
 	// The cell that sent them must not hold them: the API cell's record,
 	// which placed their build elsewhere, decides. It deletes them, and
@@ -131,24 +136,28 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 
 // syncPorts keeps the ports table in step with an applied update: the
 // ports a cell made on the boot are recorded when the copy first carries
-// their addresses (and those of addresses gone are deleted), and the
-// deletion of the instance frees its ports (netdb.FreeServerPorts). An
-// update that leaves the addresses as they were costs no statement here.
-func (h *Handlers) syncPorts(ctx context.Context, tx *db.Tx, st wire.InstanceState, a apidb.Applied, rid string, now time.Time) error {
+// their addresses (added to newPorts, recorded for the whole update at
+// once; those of addresses gone are deleted here), and the deletion of the
+// instance frees its ports (FreePorts). An update that leaves the
+// addresses as they were costs no statement here.
+func (h *Handlers) syncPorts(ctx context.Context, tx *db.Tx, st wire.InstanceState, a apidb.Applied, rid string,
+	newPorts []netdb.ServerAddresses, now time.Time) ([]netdb.ServerAddresses, error) {
 	switch {
 	case !a.Changed:
-		return nil
+		return newPorts, nil
 	case a.Deleted:
-		return FreePorts(ctx, tx, h.Sender, st.UUID, rid, now)
+		return newPorts, FreePorts(ctx, tx, h.Sender, st.UUID, rid, now)
 	case !a.AddressesChanged:
-		return nil
+		return newPorts, nil
 	}
 	if a.HadAddresses {
 		if err := netdb.DropStalePorts(ctx, tx, st.UUID, st.Addresses); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return netdb.MaterializeServerPorts(ctx, tx, st.UUID, a.ProjectID, a.AvailabilityZone, st.Addresses, now)
+	// A later state of the same instance in this update replaces an earlier one's.
+	newPorts = slices.DeleteFunc(newPorts, func(s netdb.ServerAddresses) bool { return s.UUID == st.UUID })
+	return append(newPorts, netdb.ServerAddresses{UUID: st.UUID, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: st.Addresses}), nil
 }
 
 // FreePorts frees a deleted instance's ports (netdb.FreeServerPorts) and

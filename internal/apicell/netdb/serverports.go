@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -42,43 +43,71 @@ func BindPort(ctx context.Context, tx *db.Tx, portID, server, zone string, now t
 	return nil
 }
 
-// MaterializeServerPorts records the ports of a server's addresses that
-// the table does not have yet: those a cell made on the boot (their id is
-// the address's PortID, or derived by PortID for cells that do not say),
-// made by MadeByCell with the server's security groups. Ports the table
-// has already (a port passed in, one made for a fixed IP, one recorded by
-// an earlier update) are left alone. It is two statements per address, an
-// insert-or-ignore each, and the network is found by name when the cell
-// did not give its id: a network that is not here gets no port.
-func MaterializeServerPorts(ctx context.Context, tx *db.Tx, server, project, zone string, addrs []wire.Address, now time.Time) error {
-	for _, a := range addrs {
-		id := a.PortID
-		if id == "" {
-			id = PortID(server, a.Network, a.Addr)
+// ServerAddresses are a server's addresses as an update reports them.
+type ServerAddresses struct {
+	UUID, ProjectID, Zone string
+	Addresses             []wire.Address
+}
+
+// materializeBatch is how many addresses one statement records.
+const materializeBatch = 200
+
+// MaterializeServerPorts records the ports of servers' addresses that the
+// table does not have yet: those a cell made on the boot (their id is the
+// address's PortID, or derived by PortID for cells that do not say), made
+// by MadeByCell with their server's security groups. Ports the table has
+// already (a port passed in, one made for a fixed IP, one recorded by an
+// earlier update) are left alone. It is two statements (an
+// insert-or-ignore of the ports, one of their addresses) per 200
+// addresses, however many servers an update carries; the network is found
+// by name when the cell did not give its id, and a network that is not
+// here gets no port.
+func MaterializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddresses, now time.Time) error {
+	type row struct {
+		id, network, networkName, project, mac, server, owner, addr, subnet string
+		ipi                                                                 int64
+	}
+	var rows []row
+	for _, sv := range servers {
+		for _, a := range sv.Addresses {
+			id := a.PortID
+			if id == "" {
+				id = PortID(sv.UUID, a.Network, a.Addr)
+			}
+			mac := a.MAC
+			if mac == "" {
+				mac = fallbackMAC(id)
+			}
+			var ipi int64
+			if ad, err := netip.ParseAddr(a.Addr); err == nil {
+				ipi = ipInt(ad)
+			}
+			rows = append(rows, row{id: id, network: a.NetworkID, networkName: a.Network, project: sv.ProjectID, mac: mac, server: sv.UUID,
+				owner: DeviceOwner(sv.Zone), addr: a.Addr, subnet: a.SubnetID, ipi: ipi})
 		}
-		mac := a.MAC
-		if mac == "" {
-			mac = fallbackMAC(id)
+	}
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), materializeBatch)]
+		rows = rows[len(chunk):]
+		// The network: by id when the cell gave it, else by name. VALUES'
+		// columns are column1, column2, ... on both engines.
+		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT)), `, len(chunk)), ", ")
+		args := make([]any, 0, 10*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r.id, r.network, r.networkName, r.project, r.mac, r.server, r.owner, r.addr, r.subnet, r.ipi)
 		}
-		var ipi int64
-		if ad, err := netip.ParseAddr(a.Addr); err == nil {
-			ipi = ipInt(ad)
-		}
-		netCond, netArg := `n.name = ?`, a.Network
-		if a.NetworkID != "" {
-			netCond, netArg = `n.id = ?`, a.NetworkID
-		}
+		from := ` FROM (VALUES ` + values + `) AS v JOIN networks n ON (v.column2 <> '' AND n.id = v.column2) OR (v.column2 = '' AND n.name = v.column3)
+			WHERE 1 = 1`
 		_, err := tx.Exec(ctx, `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, made_by, server_groups,
-			created_at, updated_at) SELECT ?, n.id, ?, ?, ?, ?, ?, 1, ?, ? FROM networks n WHERE `+netCond+` ON CONFLICT (id) DO NOTHING`,
-			id, project, mac, server, DeviceOwner(zone), MadeByCell, db.Micros(now), db.Micros(now), netArg)
+			created_at, updated_at) SELECT v.column1, n.id, v.column4, v.column5, v.column6, v.column7, ?, 1, ?, ?`+from+` ON CONFLICT (id) DO NOTHING`,
+			append([]any{MadeByCell, db.Micros(now), db.Micros(now)}, args...)...)
 		if err != nil {
-			return fmt.Errorf("record port %s of %s: %w", id, server, err)
+			return fmt.Errorf("record the ports of %d addresses: %w", len(chunk), err)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO port_fixed_ips (network_id, ip_address, port_id, subnet_id, ip_int)
-			SELECT n.id, ?, ?, ?, ? FROM networks n WHERE `+netCond+` ON CONFLICT (network_id, ip_address) DO NOTHING`,
-			a.Addr, id, a.SubnetID, ipi, netArg)
+			SELECT n.id, v.column8, v.column1, v.column9, v.column10`+from+` ON CONFLICT (network_id, ip_address) DO NOTHING`, args...)
 		if err != nil {
-			return fmt.Errorf("record address %s of %s: %w", a.Addr, server, err)
+			return fmt.Errorf("record %d addresses of servers: %w", len(chunk), err)
 		}
 	}
 	return nil
@@ -196,14 +225,16 @@ func backfillPorts(ctx context.Context, tx *db.Tx) error {
 		if err != nil {
 			return fmt.Errorf("instances with addresses: %w", err)
 		}
+		var servers []ServerAddresses
 		for _, i := range rows {
 			var addrs []wire.Address
 			if json.Unmarshal([]byte(i.addrs), &addrs) != nil {
 				continue
 			}
-			if err := MaterializeServerPorts(ctx, tx, i.uuid, i.project, i.zone, addrs, time.Now()); err != nil {
-				return err
-			}
+			servers = append(servers, ServerAddresses{UUID: i.uuid, ProjectID: i.project, Zone: i.zone, Addresses: addrs})
+		}
+		if err := MaterializeServerPorts(ctx, tx, servers, time.Now()); err != nil {
+			return err
 		}
 		if len(rows) < 500 {
 			return nil

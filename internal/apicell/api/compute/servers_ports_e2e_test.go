@@ -20,7 +20,7 @@ import (
 func networking(tr *testtree.Tree, token string) *gophercloud.ServiceClient {
 	pc := &gophercloud.ProviderClient{HTTPClient: *tr.HTTP}
 	pc.SetToken(token)
-	endpoint := tr.APIURL() + "/networking/"
+	endpoint := strings.TrimSuffix(tr.APIURL(), "/v2.1") + "/networking/"
 	return &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: endpoint, ResourceBase: endpoint + "v2.0/", Type: "network"}
 }
 

@@ -261,7 +261,7 @@ func (e *env) boot(uuid, project, vmState, host string, addrs ...wire.Address) {
 			return err
 		}
 		// What apicopy does with the update: the cell's ports.
-		return netdb.MaterializeServerPorts(ctx, tx, uuid, a.ProjectID, a.AvailabilityZone, addrs, t0)
+		return netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: uuid, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: addrs}}, t0)
 	})
 	if err != nil {
 		e.t.Fatalf("boot %s: %v", uuid, err)
