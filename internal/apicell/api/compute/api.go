@@ -158,6 +158,7 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 		&metadataHandler{base: b, servers: servers, quota: quota},
 		&tagsHandler{base: b, servers: servers},
 		&ipsHandler{base: b, servers: servers},
+		&interfacesHandler{base: b, servers: servers},
 		&securityGroupsHandler{base: b, servers: servers},
 		&instanceActionsHandler{base: b, servers: servers},
 		flavors,

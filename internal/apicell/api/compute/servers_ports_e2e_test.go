@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
@@ -68,6 +69,27 @@ func TestBootOnAPort(t *testing.T) {
 		t.Fatalf("port of the server = %+v, %v", got, err)
 	}
 
+	// The server's interfaces are its ports (before the cells honour the
+	// port, the cell's own address is a second one).
+	pages, err := attachinterfaces.List(sc, id).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifs, _ := attachinterfaces.ExtractInterfaces(pages)
+	found := false
+	for _, i := range ifs {
+		if i.PortID == p.ID {
+			found = i.NetID == private && i.MACAddr == p.MACAddress && i.PortState == "ACTIVE" &&
+				len(i.FixedIPs) == 1 && i.FixedIPs[0].IPAddress == p.FixedIPs[0].IPAddress
+		}
+	}
+	if !found {
+		t.Fatalf("interfaces %+v; want port %+v", ifs, p)
+	}
+	if i, err := attachinterfaces.Get(ctx, sc, id, p.ID).Extract(); err != nil || i.PortID != p.ID {
+		t.Fatalf("show interface = %+v, %v", i, err)
+	}
+
 	// While the server has it: no delete, no second boot.
 	if err := ports.Delete(ctx, nc, p.ID).ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusConflict) {
 		t.Fatalf("delete a bound port: %v", err)
@@ -86,6 +108,10 @@ func TestBootOnAPort(t *testing.T) {
 		"imageRef": imageID, "networks": []map[string]any{{"port": theirs.ID}}}})
 	if msg := testtree.Fault(t, r, http.StatusBadRequest); msg != fmt.Sprintf("Port id %s could not be found.", theirs.ID) {
 		t.Fatalf("boot on another project's port: %q", msg)
+	}
+	r = tr.Do(t, http.MethodGet, "/v2.1/servers/"+id+"/os-interface/"+theirs.ID, demo, nil)
+	if msg := testtree.Fault(t, r, http.StatusNotFound); msg != fmt.Sprintf("Instance %s does not have a port with id %s", id, theirs.ID) {
+		t.Fatalf("show another port as an interface: %q", msg)
 	}
 
 	// The server's deletion unbinds the port and keeps it.
