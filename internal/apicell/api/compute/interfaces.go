@@ -37,14 +37,16 @@ func interfaceView(r *http.Request, p *netdb.Port) map[string]any {
 	return v
 }
 
-// listInterfaces is GET /servers/{id}/os-interface.
+// listInterfaces is GET /servers/{id}/os-interface: the ports of the
+// server's project bound to it (as Nova lists them with the project's
+// token: another project's port naming the server is not its interface).
 func (h *interfacesHandler) listInterfaces(w http.ResponseWriter, r *http.Request) {
 	in, err := h.servers.loadServer(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	ports, err := netdb.ListPorts(r.Context(), h.cfg.DB, netdb.PortFilter{DeviceIDs: []string{in.UUID}})
+	ports, err := netdb.ListPorts(r.Context(), h.cfg.DB, netdb.PortFilter{DeviceIDs: []string{in.UUID}, ProjectID: in.ProjectID})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -67,7 +69,7 @@ func (h *interfacesHandler) showInterface(w http.ResponseWriter, r *http.Request
 	p, err := netdb.GetPort(r.Context(), h.cfg.DB, id)
 	if isPortNotFound(err) {
 		err = notFound("Port id %s could not be found.", id)
-	} else if err == nil && p.DeviceID != in.UUID {
+	} else if err == nil && (p.DeviceID != in.UUID || p.ProjectID != in.ProjectID) {
 		err = notFound("Instance %s does not have a port with id %s", in.UUID, id)
 	}
 	if err != nil {
