@@ -256,3 +256,39 @@ func AddressUser(ctx context.Context, q db.Querier, network, addr string) (port,
 	}
 	return port, device, nil
 }
+
+// ServerPortAddresses are the addresses of the ports bound to each of the
+// servers (those of the server's project), by server, each server's by
+// port creation then address: one query per 500 servers.
+func ServerPortAddresses(ctx context.Context, q db.Querier, uuids []string) (map[string][]wire.Address, error) {
+	out := map[string][]wire.Address{}
+	for len(uuids) > 0 {
+		chunk := uuids[:min(len(uuids), 500)]
+		uuids = uuids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, u := range chunk {
+			args[i] = u
+		}
+		type row struct{ server, port, mac, network, networkName, subnet, addr string }
+		rows, err := db.Collect(ctx, q, func(s db.Scanner) (row, error) {
+			var r row
+			return r, s.Scan(&r.server, &r.port, &r.mac, &r.network, &r.networkName, &r.subnet, &r.addr)
+		}, `SELECT p.device_id, p.id, p.mac_address, p.network_id, COALESCE(n.name, ''), f.subnet_id, f.ip_address
+			FROM ports p JOIN instances i ON i.uuid = p.device_id AND i.project_id = p.project_id
+			JOIN port_fixed_ips f ON f.port_id = p.id LEFT JOIN networks n ON n.id = p.network_id
+			WHERE p.device_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`)
+			ORDER BY p.device_id, p.created_at, p.id, f.ip_int, f.ip_address`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("port addresses of %d servers: %w", len(chunk), err)
+		}
+		for _, r := range rows {
+			version := 4
+			if a, err := netip.ParseAddr(r.addr); err == nil && a.Is6() {
+				version = 6
+			}
+			out[r.server] = append(out[r.server], wire.Address{Network: r.networkName, Addr: r.addr, Version: version, MAC: r.mac,
+				NetworkID: r.network, SubnetID: r.subnet, PortID: r.port})
+		}
+	}
+	return out, nil
+}

@@ -69,9 +69,31 @@ func TestBootOnAPort(t *testing.T) {
 		t.Fatalf("port of the server = %+v, %v", got, err)
 	}
 
+	// The server's addresses include its port's (read from the ports
+	// until its cell reports it).
+	hasAddr := func(addrs map[string]any) bool {
+		list, _ := addrs["private"].([]any)
+		for _, a := range list {
+			if a.(map[string]any)["addr"] == p.FixedIPs[0].IPAddress {
+				return true
+			}
+		}
+		return false
+	}
+	if s, err := servers.Get(ctx, sc, id).Extract(); err != nil || !hasAddr(s.Addresses) {
+		t.Fatalf("server's addresses %v (%v); want %s among them", s.Addresses, err, p.FixedIPs[0].IPAddress)
+	}
+	pages, err := servers.List(sc, servers.ListOpts{}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := servers.ExtractServers(pages); len(all) != 1 || !hasAddr(all[0].Addresses) {
+		t.Fatalf("listed server's addresses %+v; want %s among them", all, p.FixedIPs[0].IPAddress)
+	}
+
 	// The server's interfaces are its ports (before the cells honour the
 	// port, the cell's own address is a second one).
-	pages, err := attachinterfaces.List(sc, id).AllPages(ctx)
+	pages, err = attachinterfaces.List(sc, id).AllPages(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
