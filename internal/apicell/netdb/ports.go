@@ -896,7 +896,7 @@ func DeletePort(ctx context.Context, tx *db.Tx, id string, ifMatch *int64) (Rele
 	if err := checkRevision(ifMatch, p.RevisionNumber); err != nil {
 		return nil, err
 	}
-	bound, err := boundToLiveServer(ctx, tx, p)
+	bound, err := BoundToLiveServer(ctx, tx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -906,8 +906,8 @@ func DeletePort(ctx context.Context, tx *db.Tx, id string, ifMatch *int64) (Rele
 	return deletePorts(ctx, tx, []string{id})
 }
 
-// boundToLiveServer reports whether a live server has the port.
-func boundToLiveServer(ctx context.Context, q db.Querier, p *Port) (bool, error) {
+// BoundToLiveServer reports whether a live server has the port.
+func BoundToLiveServer(ctx context.Context, q db.Querier, p *Port) (bool, error) {
 	if p.DeviceID == "" || !strings.HasPrefix(p.DeviceOwner, "compute:") {
 		return false, nil
 	}
@@ -994,4 +994,112 @@ func countPortsIn(ctx context.Context, q db.Querier, id string) (int, error) {
 		return 0, fmt.Errorf("ports in security group %s: %w", id, err)
 	}
 	return n, nil
+}
+
+// SetFixedIPs replaces the addresses of port id with those reqs ask for,
+// as Neutron's update of fixed_ips: an address the port has and that is
+// asked again stays, as does one of a subnet asked by id alone; the others
+// asked are taken (reserved ones as NewPort's Reserved); those not asked
+// any more are freed, and the cells that reserved them are returned to
+// release them. The caller holds the port's row (UpdatePort's lock).
+func SetFixedIPs(ctx context.Context, tx *db.Tx, id string, reqs []FixedIPRequest, reserved map[string]string, now time.Time) (Released, error) {
+	p, err := GetPort(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockNetwork(ctx, tx, p.NetworkID); err != nil {
+		return nil, err
+	}
+	type cur struct{ addr, subnet, reservedIn string }
+	have, err := db.Collect(ctx, tx, func(s db.Scanner) (cur, error) {
+		var c cur
+		return c, s.Scan(&c.addr, &c.subnet, &c.reservedIn)
+	}, `SELECT ip_address, subnet_id, reserved_in FROM port_fixed_ips WHERE port_id = ? ORDER BY ip_int, ip_address`, id)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of port %s: %w", id, err)
+	}
+	subs, err := subnetsOf(ctx, tx, p.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	kept := map[string]bool{}
+	var pending []FixedIPRequest
+	for _, r := range reqs {
+		s, a, err := subnetFor(ctx, tx, p.NetworkID, subs, r)
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		for _, c := range have {
+			if kept[c.addr] {
+				continue
+			}
+			if (r.IPAddress != "" && c.addr == a.String()) || (r.IPAddress == "" && c.subnet == s.ID) {
+				kept[c.addr], found = true, true
+				break
+			}
+		}
+		if !found {
+			pending = append(pending, r)
+		}
+	}
+	var rel Released
+	for _, c := range have {
+		if kept[c.addr] {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM port_fixed_ips WHERE network_id = ? AND ip_address = ?`, p.NetworkID, c.addr); err != nil {
+			return nil, fmt.Errorf("free %s of port %s: %w", c.addr, id, err)
+		}
+		if c.reservedIn != "" {
+			if rel == nil {
+				rel = Released{}
+			}
+			if !slices.Contains(rel[c.reservedIn], id) {
+				rel[c.reservedIn] = append(rel[c.reservedIn], id)
+			}
+		}
+	}
+	for _, r := range pending {
+		s, a, err := subnetFor(ctx, tx, p.NetworkID, subs, r)
+		if err != nil {
+			return nil, err
+		}
+		row := fixedIPRow{subnet: s.ID, addr: a}
+		if r.IPAddress == "" {
+			got, ok, err := allocate(ctx, tx, s, now)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, ipExhausted(p.NetworkID)
+			}
+			row.addr = got
+		} else {
+			if err := takeAddress(ctx, tx, p.NetworkID, s, a, reserved[a.String()], now); err != nil {
+				return nil, err
+			}
+			row.reservedIn = reserved[a.String()]
+		}
+		if err := insertFixedIP(ctx, tx, p.NetworkID, id, row); err != nil {
+			if db.IsUniqueViolation(err) {
+				return nil, ipAlreadyAllocated(row.addr.String(), row.subnet)
+			}
+			return nil, err
+		}
+	}
+	return rel, nil
+}
+
+// LockPort holds port id's row until tx ends and reads it, if its
+// revision is still ifMatch (when not nil).
+func LockPort(ctx context.Context, tx *db.Tx, id string, ifMatch *int64) (*Port, error) {
+	if err := lockRow(ctx, tx, "ports", id); err != nil {
+		return nil, err
+	}
+	p, err := GetPort(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	return p, checkRevision(ifMatch, p.RevisionNumber)
 }

@@ -78,3 +78,21 @@ func ReleaseReserved(ctx context.Context, d *db.DB, s Sender, requestID, portID 
 	}
 	return d.InTx(ctx, func(tx *db.Tx) error { return SendReleases(ctx, tx, s, requestID, rel) })
 }
+
+// HasReservations reports whether cells reserved addresses for port id.
+// Such a port's addresses are not changed by an update: release_addresses
+// frees all of a port's reservations in a cell, not one address.
+func HasReservations(ctx context.Context, q db.Querier, id string) (bool, error) {
+	var n int
+	if err := q.QueryRow(ctx, `SELECT COUNT(*) FROM port_fixed_ips WHERE port_id = ? AND reserved_in <> ''`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("reservations of port %s: %w", id, err)
+	}
+	return n > 0, nil
+}
+
+// ReservedAddressesFixed is the refusal to change the addresses of a port
+// that has addresses reserved in cells.
+func ReservedAddressesFixed(id string) error {
+	return fail(ErrConflict, "Conflict", fmt.Sprintf(
+		"The fixed_ips of port %s cannot be changed: a compute cell reserved an address of it for it; delete the port and create another.", id))
+}

@@ -85,6 +85,7 @@
 // subnet pools, tags (but a security group's and a port's), RBAC, address
 // groups, quota limits or availability zones; no bulk creates but of
 // security group rules; the cells do not enforce security group rules
-// yet; a port's fixed_ips cannot be changed; DNS, QoS and extra DHCP
+// yet; the fixed_ips of a live server's port, or of a port with an
+// address a cell reserved, cannot be changed; DNS, QoS and extra DHCP
 // options of ports are not served.
 package network

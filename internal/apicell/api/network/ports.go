@@ -74,7 +74,7 @@ var portRules = map[string]attrRule{
 	"id": {}, "status": {}, "created_at": {}, "updated_at": {}, "revision_number": {}, "binding:vif_type": {}, "binding:vif_details": {},
 	"network_id": {post: true}, "tenant_id": {post: true}, "project_id": {post: true}, "tags": {post: true},
 	"name": {post: true, put: true}, "description": {post: true, put: true}, "admin_state_up": {post: true, put: true},
-	"mac_address": {post: true, put: true}, "fixed_ips": {post: true}, "device_id": {post: true, put: true},
+	"mac_address": {post: true, put: true}, "fixed_ips": {post: true, put: true}, "device_id": {post: true, put: true},
 	"device_owner": {post: true, put: true}, "security_groups": {post: true, put: true}, "port_security_enabled": {post: true, put: true},
 	"allowed_address_pairs": {post: true, put: true}, "binding:host_id": {post: true, put: true}, "binding:profile": {post: true, put: true},
 	"binding:vnic_type": {post: true, put: true},
@@ -577,11 +577,6 @@ func (h *portsHandler) updatePort(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	body, err := decodeBody(w, r, "port")
 	if err == nil {
-		if _, ok := body["fixed_ips"]; ok {
-			err = badRequest("Changing the fixed_ips of a port is not supported in this cloud: create a port with the addresses wanted")
-		}
-	}
-	if err == nil {
 		err = checkAttrs(body, portRules, false)
 	}
 	var f portFields
@@ -592,8 +587,14 @@ func (h *portsHandler) updatePort(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		rev, err = ifMatchRevision(r)
 	}
+	var cur *netdb.Port
 	if err == nil {
-		_, err = h.visiblePort(r, h.cfg.DB, id)
+		cur, err = h.visiblePort(r, h.cfg.DB, id)
+	}
+	// New addresses: those of blocks cells hold are reserved there first.
+	var reserved map[string]string
+	if err == nil && f.hasIPs {
+		reserved, err = h.reserveNew(ctx, cur, f.fixedIPs)
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -601,14 +602,63 @@ func (h *portsHandler) updatePort(w http.ResponseWriter, r *http.Request) {
 	}
 	var p *netdb.Port
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) (err error) {
+		if f.hasIPs {
+			// Locked first, so that the port is not bound meanwhile.
+			if p, err = netdb.LockPort(ctx, tx, id, rev); err != nil {
+				return err
+			}
+			if bound, err := netdb.BoundToLiveServer(ctx, tx, p); err != nil {
+				return err
+			} else if bound {
+				return netdb.PortInUse(p)
+			}
+			if has, err := netdb.HasReservations(ctx, tx, id); err != nil || has {
+				if err == nil {
+					err = netdb.ReservedAddressesFixed(id)
+				}
+				return err
+			}
+			rel, err := netdb.SetFixedIPs(ctx, tx, id, f.fixedIPs, reserved, h.cfg.Now())
+			if err != nil {
+				return err
+			}
+			if err := h.sendReleases(ctx, tx, rel); err != nil {
+				return err
+			}
+			rev = nil
+		}
 		p, err = netdb.UpdatePort(ctx, tx, id, f.patch, rev, h.cfg.Now())
 		return err
 	})
 	if err != nil {
+		if rerr := netdb.ReleaseReserved(ctx, h.cfg.DB, h.cfg.Sender, httpkit.RequestID(ctx), id, reserved); rerr != nil {
+			h.log.Warn("releasing the addresses reserved for a port update not made", "request_id", httpkit.RequestID(ctx), "port", id, "err", rerr)
+		}
 		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"port": view(portItem(p, c.Admin), ports, nil)})
+}
+
+// reserveNew reserves, in the cells that hold their blocks, the addresses
+// an update of fixed_ips asks for that the port does not have.
+func (h *portsHandler) reserveNew(ctx context.Context, p *netdb.Port, reqs []netdb.FixedIPRequest) (map[string]string, error) {
+	if has, err := netdb.HasReservations(ctx, h.cfg.DB, p.ID); err != nil || has {
+		if err == nil {
+			err = netdb.ReservedAddressesFixed(p.ID)
+		}
+		return nil, err
+	}
+	var fresh []netdb.FixedIPRequest
+	for _, r := range reqs {
+		if r.IPAddress != "" && !slices.ContainsFunc(p.FixedIPs, func(ip netdb.FixedIP) bool { return ip.IPAddress == r.IPAddress }) {
+			fresh = append(fresh, r)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	return netdb.ReserveAddresses(ctx, h.cfg.DB, h.cfg.Reserver, h.cfg.Sender, httpkit.RequestID(ctx), p.NetworkID, p.ID, fresh, h.cfg.Now())
 }
 
 // deletePort deletes a port that no live server has (PortInUse otherwise:

@@ -280,6 +280,26 @@ func TestAddressOfACellsBlockIsReservedThere(t *testing.T) {
 	if n := e.count("ports"); n != before {
 		t.Fatalf("refused creates wrote ports: %d, had %d", n, before)
 	}
+	// A port with an address a cell reserved keeps its addresses.
+	r = e.do(http.MethodPut, "/networking/v2.0/ports/"+p.ID, admin, map[string]any{"port": map[string]any{"fixed_ips": []map[string]string{{"ip_address": "10.7.0.9"}}}})
+	r.fault(t, http.StatusConflict)
+	if len(e.cells.reserved) != 1 {
+		t.Fatalf("reservations = %q", e.cells.reserved)
+	}
+	// Another port may take an address of the cell's block by an update.
+	q, err := ports.Create(ctx, sc, ports.CreateOpts{NetworkID: e.private}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err = ports.Update(ctx, sc, q.ID, ports.UpdateOpts{FixedIPs: []ports.IP{{IPAddress: "10.7.0.9"}}}).Extract()
+	if err != nil || addrs(q)[0] != "10.7.0.9" || len(e.cells.reserved) != 2 || e.cells.reserved[1] != "api!cell1 10.7.0.9 "+q.ID {
+		t.Fatalf("update into the cell's block = %+v, %v; reservations %q", q, err, e.cells.reserved)
+	}
+	if err := ports.Delete(ctx, sc, q.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.cells.released = nil
+
 	// Deleting the port releases its address in the cell, once.
 	if err := ports.Delete(ctx, sc, p.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
@@ -403,8 +423,28 @@ func TestUpdatePort(t *testing.T) {
 		if got, _ := ports.Get(ctx, sc, p.ID).Extract(); got.RevisionNumber != u.RevisionNumber || len(got.AllowedAddressPairs) != 2 {
 			t.Fatalf("refused updates were written: %+v", got)
 		}
-		r = e.do(http.MethodPut, "/networking/v2.0/ports/"+p.ID, demo, map[string]any{"port": map[string]any{"fixed_ips": []map[string]string{}}})
-		r.fault(t, http.StatusBadRequest)
+		// fixed_ips: an address asked, then the subnet alone keeps it; the
+		// address left is free for others.
+		old := p.FixedIPs[0].IPAddress
+		u, err = ports.Update(ctx, sc, p.ID, ports.UpdateOpts{FixedIPs: []ports.IP{{IPAddress: "10.0.0.77"}}}).Extract()
+		if err != nil || len(u.FixedIPs) != 1 || u.FixedIPs[0].IPAddress != "10.0.0.77" || u.FixedIPs[0].SubnetID != e.privateSubnet {
+			t.Fatalf("update fixed_ips = %+v, %v", u, err)
+		}
+		u, err = ports.Update(ctx, sc, p.ID, ports.UpdateOpts{FixedIPs: []ports.IP{{SubnetID: e.privateSubnet}}}).Extract()
+		if err != nil || len(u.FixedIPs) != 1 || u.FixedIPs[0].IPAddress != "10.0.0.77" {
+			t.Fatalf("update fixed_ips by subnet = %+v, %v", u, err)
+		}
+		again, err := ports.Create(ctx, e.client(other), ports.CreateOpts{NetworkID: e.private, FixedIPs: []ports.IP{{IPAddress: old}}}).Extract()
+		if err != nil || again.FixedIPs[0].IPAddress != old {
+			t.Fatalf("the address left = %+v, %v", again, err)
+		}
+		r = e.do(http.MethodPut, "/networking/v2.0/ports/"+p.ID, demo, map[string]any{"port": map[string]any{"fixed_ips": []map[string]string{{"ip_address": old}}}})
+		if typ, _ := r.fault(t, http.StatusConflict); typ != "IpAddressAlreadyAllocated" {
+			t.Fatalf("update to a taken address: %s", typ)
+		}
+		if got, _ := ports.Get(ctx, sc, p.ID).Extract(); len(got.FixedIPs) != 1 || got.FixedIPs[0].IPAddress != "10.0.0.77" {
+			t.Fatalf("refused update changed the addresses: %+v", got.FixedIPs)
+		}
 
 		// Tags.
 		if err := attributestags.Add(ctx, sc, "ports", p.ID, "red").ExtractErr(); err != nil {
@@ -438,6 +478,10 @@ func TestDeleteABoundPort(t *testing.T) {
 	r := e.do(http.MethodDelete, "/networking/v2.0/ports/"+p.ID, demo, nil)
 	if typ, msg := r.fault(t, http.StatusConflict); typ != "PortInUse" || !strings.Contains(msg, vmDemo) {
 		t.Fatalf("delete a bound port: %s %q", typ, msg)
+	}
+	r = e.do(http.MethodPut, "/networking/v2.0/ports/"+p.ID, demo, map[string]any{"port": map[string]any{"fixed_ips": []map[string]string{{"subnet_id": e.privateSubnet}, {"subnet_id": e.privateSubnet}}}})
+	if typ, _ := r.fault(t, http.StatusConflict); typ != "PortInUse" {
+		t.Fatalf("change a bound port's addresses: %s", typ)
 	}
 	// The server lets it go (it is deleted): the port is unbound and kept,
 	// and may be deleted.
