@@ -87,5 +87,9 @@
 // security group rules; the cells do not enforce security group rules
 // yet; the fixed_ips of a live server's port, or of a port with an
 // address a cell reserved, cannot be changed; DNS, QoS and extra DHCP
-// options of ports are not served.
+// options of ports are not served; a member may ask for a port's address
+// (fixed_ips ip_address) on a shared network of another project (Neutron
+// lets only the network's owner and admins), so that a boot's fixed_ip
+// works on the shared private network; mac_address is an admin's only.
+// No quota limits the ports.
 package network
