@@ -243,6 +243,14 @@ func TestCreatePortAddresses(t *testing.T) {
 	})
 }
 
+// TestAddressOfACellsBlockIsReservedThere: an address asked for whose
+// block a cell holds is reserved in that cell (the reserve_address call)
+// before the port is recorded: taken there is Neutron's 409, a cell that
+// does not answer a 503, and neither writes anything; a create refused
+// after the reservation releases it (release_addresses), as does the
+// port's deletion, once however often it is asked. (The API cell dying
+// between the call and its transaction leaves the reservation in the
+// cell: one address not handed out.)
 func TestAddressOfACellsBlockIsReservedThere(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -280,6 +288,22 @@ func TestAddressOfACellsBlockIsReservedThere(t *testing.T) {
 	if n := e.count("ports"); n != before {
 		t.Fatalf("refused creates wrote ports: %d, had %d", n, before)
 	}
+	// A create refused after the cell reserved its address (here its MAC
+	// is taken) releases the reservation.
+	r = e.do(http.MethodPost, "/networking/v2.0/ports", admin, map[string]any{"port": map[string]any{"network_id": e.private,
+		"mac_address": p.MACAddress, "fixed_ips": []map[string]string{{"ip_address": "10.7.0.8"}}}})
+	if typ, _ := r.fault(t, http.StatusConflict); typ != "MacAddressInUse" {
+		t.Fatalf("a refused create in a cell's block: %s", typ)
+	}
+	if len(e.cells.reserved) != 2 || !strings.HasPrefix(e.cells.reserved[1], "api!cell1 10.7.0.8 ") ||
+		len(e.cells.released) != 1 || "api!cell1 "+strings.Fields(e.cells.reserved[1])[2] != e.cells.released[0] {
+		t.Fatalf("reserved %q, released %q; want 10.7.0.8's reservation released", e.cells.reserved, e.cells.released)
+	}
+	if n := e.count("ports"); n != before {
+		t.Fatalf("refused creates wrote ports: %d, had %d", n, before)
+	}
+	e.cells.reserved, e.cells.released = e.cells.reserved[:1], nil
+
 	// A port with an address a cell reserved keeps its addresses.
 	r = e.do(http.MethodPut, "/networking/v2.0/ports/"+p.ID, admin, map[string]any{"port": map[string]any{"fixed_ips": []map[string]string{{"ip_address": "10.7.0.9"}}}})
 	r.fault(t, http.StatusConflict)
