@@ -224,14 +224,16 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	// Builds go through the sender in the request's own transaction: with
 	// the cells service in this process, it schedules them across the
 	// cells at once.
-	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: cellsCallPort(n.nc, cfg.Cell, n.Cells),
+	calls := cellsCallPort(n.nc, cfg.Cell, n.Cells)
+	reserver := addressReserver{calls}
+	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Reserver: reserver,
 		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: down,
 		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota, NetworkQuota: cfg.API.NetworkQuota, ReclaimInterval: cfg.API.ReclaimInstanceInterval.D()})
 	if err != nil {
 		return nil, err
 	}
 	networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: p.auth, Policy: p.pol,
-		Quota: cfg.API.NetworkQuota})
+		Quota: cfg.API.NetworkQuota, Reserver: reserver, Sender: sender})
 	if err != nil {
 		return nil, err
 	}

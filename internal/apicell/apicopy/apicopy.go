@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -84,6 +85,8 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 	}
 	// Instances live in a cell the copy does not place them in, by cell.
 	var stale map[string][]string
+	// The addresses of ports to record, of all the update's instances.
+	var newPorts []netdb.ServerAddresses
 	for _, st := range u.Instances {
 		rid := env.RequestID
 		if st.RequestID != "" {
@@ -116,6 +119,9 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		if a.Changed && a.Moved && a.PrevCell != "" && !cellpath.IsAncestor(a.PrevCell, st.Cell) {
 			stale = addStale(stale, wire.InstanceState{UUID: st.UUID, Cell: a.PrevCell, Version: st.Version}, rid, h.Logger)
 		}
+		if newPorts, err = h.syncPorts(ctx, tx, st, a, rid, newPorts, now); err != nil {
+			return err
+		}
 		// A delete asked for before the instance reached its cell follows it there.
 		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
 			h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "to", st.Cell)
@@ -123,6 +129,9 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 				return err
 			}
 		}
+	}
+	if err := netdb.MaterializeServerPorts(ctx, tx, newPorts, now); err != nil {
+		return err
 	}
 	// The cell that sent them must not hold them: the API cell's record,
 	// which placed their build elsewhere, decides. It deletes them, and
@@ -133,6 +142,43 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		}
 	}
 	return nil
+}
+
+// syncPorts keeps the ports table in step with an applied update: the
+// ports a cell made on the boot are recorded when the copy first carries
+// their addresses (added to newPorts, recorded for the whole update at
+// once; those of addresses gone are deleted here), and the deletion of the
+// instance frees its ports (FreePorts). An update that leaves the
+// addresses as they were costs no statement here.
+func (h *Handlers) syncPorts(ctx context.Context, tx *db.Tx, st wire.InstanceState, a apidb.Applied, rid string,
+	newPorts []netdb.ServerAddresses, now time.Time) ([]netdb.ServerAddresses, error) {
+	switch {
+	case !a.Changed:
+		return newPorts, nil
+	case a.Deleted:
+		return newPorts, FreePorts(ctx, tx, h.Sender, st.UUID, rid, now)
+	case !a.AddressesChanged:
+		return newPorts, nil
+	}
+	if a.HadAddresses {
+		if err := netdb.DropStalePorts(ctx, tx, st.UUID, st.Addresses); err != nil {
+			return nil, err
+		}
+	}
+	// A later state of the same instance in this update replaces an earlier one's.
+	newPorts = slices.DeleteFunc(newPorts, func(s netdb.ServerAddresses) bool { return s.UUID == st.UUID })
+	return append(newPorts, netdb.ServerAddresses{UUID: st.UUID, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: st.Addresses}), nil
+}
+
+// FreePorts frees a deleted instance's ports (netdb.FreeServerPorts) and
+// releases, in the cells that reserved them, the addresses of those it
+// deleted, in tx.
+func FreePorts(ctx context.Context, tx *db.Tx, s Sender, uuid, requestID string, now time.Time) error {
+	rel, err := netdb.FreeServerPorts(ctx, tx, uuid, now)
+	if err != nil || len(rel) == 0 {
+		return err
+	}
+	return netdb.SendReleases(ctx, tx, s, requestID, rel)
 }
 
 // dropShelvedImage deletes the image a shelve made of an instance that is
@@ -210,6 +256,9 @@ func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInsta
 		}
 		if in.DeleteRequested {
 			if err := apidb.MarkDeleted(ctx, tx, spec.UUID, now); err != nil {
+				return err
+			}
+			if err := FreePorts(ctx, tx, h.Sender, spec.UUID, "", now); err != nil {
 				return err
 			}
 			continue

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apicopy"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -42,6 +43,9 @@ func TestPlacedRecordsTheChildsAcceptance(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Migrate(ctx, netdb.MigrationSet, netdb.Migrations); err != nil {
 			t.Fatal(err)
 		}
 		const u = "44444444-0000-4000-8000-000000000001"
@@ -107,6 +111,9 @@ func TestStaleCellIsToldToDelete(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Migrate(ctx, netdb.MigrationSet, netdb.Migrations); err != nil {
 			t.Fatal(err)
 		}
 		uuids := []string{"44444444-0000-4000-8000-000000000002", "44444444-0000-4000-8000-000000000003"}

@@ -12,14 +12,18 @@ import (
 // Delete deletes a live instance for good, in tx: an instance no cell
 // ever took (ERROR with no cell) goes at once; any other is marked
 // deleting, and the delete is sent to its cell, or, while it is still
-// being scheduled, follows it to the cell that reports it. Deleting twice
+// being scheduled, follows it to the cell that reports it. Its ports are
+// freed when it is deleted for good (FreePorts). Deleting twice
 // sends the delete twice, which the cell carries out once.
 func Delete(ctx context.Context, tx *db.Tx, s Sender, cur *apidb.Instance, requestID string, now time.Time) error {
 	if cur.Deleted {
 		return nil
 	}
 	if cur.Cell == "" && cur.VMState == "error" {
-		return apidb.MarkDeleted(ctx, tx, cur.UUID, now)
+		if err := apidb.MarkDeleted(ctx, tx, cur.UUID, now); err != nil {
+			return err
+		}
+		return FreePorts(ctx, tx, s, cur.UUID, requestID, now)
 	}
 	if err := apidb.MarkDeleting(ctx, tx, cur.UUID, now); err != nil {
 		return err

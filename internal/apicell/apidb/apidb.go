@@ -640,6 +640,11 @@ type Applied struct {
 	// unshelve, or deletes the instance): the copy no longer names it, and
 	// the caller deletes it from the image store.
 	DropImage string
+	// AddressesChanged says that the update changed the instance's
+	// addresses, and HadAddresses that it had some before; ProjectID and
+	// AvailabilityZone are the instance's after the update (for its ports).
+	AddressesChanged, HadAddresses bool
+	ProjectID, AvailabilityZone    string
 }
 
 // IsStale reports whether a live state that the copy leaves alone (it is
@@ -746,12 +751,14 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	// take the write lock when they begin.)
 	var a Applied
 	var version int64
-	var cell, vmState, taskState, shelvedImage string
-	read := `SELECT deleted, delete_requested, version, cell_path, vm_state, task_state, shelved_image_id FROM instances WHERE uuid = ?`
+	var cell, vmState, taskState, shelvedImage, oldAddrs string
+	read := `SELECT deleted, delete_requested, version, cell_path, vm_state, task_state, shelved_image_id, addresses, project_id,
+		availability_zone FROM instances WHERE uuid = ?`
 	if tx.Dialect == db.Postgres {
 		read += " FOR UPDATE"
 	}
-	err := tx.QueryRow(ctx, read, st.UUID).Scan(&a.Deleted, &a.DeleteRequested, &version, &cell, &vmState, &taskState, &shelvedImage)
+	err := tx.QueryRow(ctx, read, st.UUID).Scan(&a.Deleted, &a.DeleteRequested, &version, &cell, &vmState, &taskState, &shelvedImage, &oldAddrs,
+		&a.ProjectID, &a.AvailabilityZone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Applied{}, nil // never created here (or purged): nothing to update
 	}
@@ -813,6 +820,10 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
 	}
 	a.Changed, a.Moved, a.Deleted, a.PrevCell = true, cell != st.Cell, st.Deleted, cell
+	a.AddressesChanged, a.HadAddresses = string(addrs) != oldAddrs, oldAddrs != "[]" && oldAddrs != ""
+	if st.AvailabilityZone != "" {
+		a.AvailabilityZone = st.AvailabilityZone
+	}
 	return a, nil
 }
 

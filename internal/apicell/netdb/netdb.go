@@ -1,9 +1,10 @@
 // Package netdb is the API cell's networking data: the networks and subnets
 // the Networking API serves, the security groups and their rules, and which
 // groups each server is in, in the API cell's own database (migration set
-// "netapi"), and the ports, which are not stored at all but derived from the
-// API cell's copy of the instances (package apidb): one port per fixed IP,
-// with its server's security groups.
+// "netapi"), and the ports (ports.go): those made through the Networking
+// API, those the API cell makes for a fixed IP asked on a boot, and those a
+// compute cell makes on a boot, recorded when the API cell's copy of the
+// instance (package apidb) first carries their addresses.
 //
 // A compute cell hands out fixed IPs from its own share of a network, which
 // it knows by name (package network). The networks here are what clients
@@ -29,7 +30,9 @@ const MigrationSet = "netapi"
 // groups and their rules (2), of the servers' security groups (3,
 // secgroupbindings.go), of the address blocks leased to cells (4,
 // blocks.go), of the projects' own networking quota limits (5,
-// quotas.go) and of the networks' and subnets' tags (6, tags.go). Network names are
+// quotas.go), of the networks' and subnets' tags (6, tags.go) and of the
+// ports (7, ports.go; it makes the ports of the live instances'
+// addresses). Network names are
 // unique when not empty: compute cells and instance addresses name a
 // network, so a name must say which one. The ports read the API cell's
 // instances, so the database also needs apidb's migrations.
@@ -124,6 +127,49 @@ CREATE TABLE network_quotas (
 	PRIMARY KEY (project_id, resource)
 )`},
 	tagsMigration,
+	{Version: 7, Name: "ports", SQL: `
+CREATE TABLE ports (
+	id TEXT PRIMARY KEY,
+	network_id TEXT NOT NULL,
+	name TEXT NOT NULL DEFAULT '',
+	project_id TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	mac_address TEXT NOT NULL,
+	admin_state_up INTEGER NOT NULL DEFAULT 1,
+	device_id TEXT NOT NULL DEFAULT '',
+	device_owner TEXT NOT NULL DEFAULT '',
+	port_security_enabled INTEGER NOT NULL DEFAULT 1,
+	allowed_address_pairs TEXT NOT NULL DEFAULT '[]',
+	binding_host_id TEXT NOT NULL DEFAULT '',
+	binding_vnic_type TEXT NOT NULL DEFAULT 'normal',
+	binding_profile TEXT NOT NULL DEFAULT '{}',
+	tags TEXT NOT NULL DEFAULT '[]',
+	made_by TEXT NOT NULL DEFAULT 'user',
+	server_groups INTEGER NOT NULL DEFAULT 0,
+	revision_number {{bigint}} NOT NULL DEFAULT 1,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL
+);
+CREATE INDEX ports_network ON ports (network_id, mac_address);
+CREATE INDEX ports_device ON ports (device_id);
+CREATE INDEX ports_project ON ports (project_id);
+CREATE TABLE port_fixed_ips (
+	network_id TEXT NOT NULL,
+	ip_address TEXT NOT NULL,
+	port_id TEXT NOT NULL,
+	subnet_id TEXT NOT NULL DEFAULT '',
+	ip_int {{bigint}} NOT NULL DEFAULT 0,
+	reserved_in TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (network_id, ip_address)
+);
+CREATE INDEX port_fixed_ips_port ON port_fixed_ips (port_id);
+CREATE INDEX port_fixed_ips_subnet ON port_fixed_ips (subnet_id, ip_int);
+CREATE TABLE port_security_groups (
+	port_id TEXT NOT NULL,
+	security_group_id TEXT NOT NULL,
+	PRIMARY KEY (port_id, security_group_id)
+);
+CREATE INDEX port_security_groups_group ON port_security_groups (security_group_id)`, Go: backfillPorts},
 }
 
 // The kinds of failure; every error this package returns for a request that
@@ -133,6 +179,8 @@ var (
 	ErrInUse    = errors.New("in use")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")
+	// ErrUnavailable is a cell that had to answer and did not.
+	ErrUnavailable = errors.New("unavailable")
 	// ErrPrecondition is an If-Match revision constraint that the resource
 	// no longer meets.
 	ErrPrecondition = errors.New("precondition failed")

@@ -74,9 +74,13 @@ func boot(t *testing.T, d *db.DB, uuid, project, vmState, host string, addrs ...
 		if err := apidb.Create(ctx, tx, []apidb.Instance{in}); err != nil {
 			return err
 		}
-		_, err := apidb.ApplyUpdate(ctx, tx, wire.InstanceState{UUID: uuid, Cell: "api!cell1", Version: 3, Host: host, Node: host,
+		a, err := apidb.ApplyUpdate(ctx, tx, wire.InstanceState{UUID: uuid, Cell: "api!cell1", Version: 3, Host: host, Node: host,
 			VMState: vmState, PowerState: 1, Addresses: addrs, AvailabilityZone: "az1", UpdatedAt: t0}, t0)
-		return err
+		if err != nil {
+			return err
+		}
+		// What apicopy does with the update.
+		return netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: uuid, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: addrs}}, t0)
 	})
 	if err != nil {
 		t.Fatalf("boot %s: %v", uuid, err)
@@ -87,7 +91,10 @@ func deleteInstance(t *testing.T, d *db.DB, uuid string) {
 	t.Helper()
 	ctx := context.Background()
 	err := d.InTx(ctx, func(tx *db.Tx) error {
-		_, err := apidb.ApplyUpdate(ctx, tx, wire.InstanceState{UUID: uuid, Cell: "api!cell1", Version: 9, VMState: "deleted", Deleted: true}, t0)
+		if _, err := apidb.ApplyUpdate(ctx, tx, wire.InstanceState{UUID: uuid, Cell: "api!cell1", Version: 9, VMState: "deleted", Deleted: true}, t0); err != nil {
+			return err
+		}
+		_, err := netdb.FreeServerPorts(ctx, tx, uuid, t0)
 		return err
 	})
 	if err != nil {
@@ -356,7 +363,7 @@ func TestSubnetValidation(t *testing.T) {
 	})
 }
 
-func TestPortsAreDerivedFromInstances(t *testing.T) {
+func TestServersPortsAreRecordedAndFreed(t *testing.T) {
 	const (
 		vm1 = "11111111-0000-0000-0000-000000000001"
 		vm2 = "11111111-0000-0000-0000-000000000002"
@@ -371,43 +378,39 @@ func TestPortsAreDerivedFromInstances(t *testing.T) {
 		}
 		n, _ := netdb.NetworkByID(ctx, d, netID)
 		boot(t, d, vm1, "p1", "active", "h1", wire.Address{Network: "private", Addr: "10.1.0.2", Version: 4, MAC: "fa:16:3e:00:00:01"})
+		// An address on a network the API cell does not have gets no port.
 		boot(t, d, vm2, "p2", "building", "h2", wire.Address{Network: "private", Addr: "10.2.0.2", Version: 4},
 			wire.Address{Network: "elsewhere", Addr: "172.16.0.2", Version: 4, MAC: "fa:16:3e:00:00:02"})
 		boot(t, d, vm3, "p1", "active", "h1") // no address yet: no port
 
 		all, err := netdb.ListPorts(ctx, d, netdb.PortFilter{})
-		if err != nil || len(all) != 3 {
-			t.Fatalf("ports = %d, %v; want 3", len(all), err)
-		}
-		for i := 1; i < len(all); i++ {
-			if all[i-1].ID >= all[i].ID {
-				t.Fatalf("ports not sorted by id")
-			}
+		if err != nil || len(all) != 2 {
+			t.Fatalf("ports = %d, %v; want 2", len(all), err)
 		}
 		p1, err := netdb.GetPort(ctx, d, netdb.PortID(vm1, "private", "10.1.0.2"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if p1.DeviceID != vm1 || p1.NetworkID != netID || p1.ProjectID != "p1" || p1.Status != "ACTIVE" || p1.HostID != "h1" ||
-			p1.DeviceOwner != "compute:az1" || p1.MACAddress != "fa:16:3e:00:00:01" || p1.RevisionNumber != 3 ||
+			p1.DeviceOwner != "compute:az1" || p1.MACAddress != "fa:16:3e:00:00:01" || p1.MadeBy != netdb.MadeByCell ||
 			len(p1.FixedIPs) != 1 || p1.FixedIPs[0] != (netdb.FixedIP{SubnetID: n.Subnets[0], IPAddress: "10.1.0.2"}) {
 			t.Fatalf("port of vm1 = %+v", p1)
 		}
-		if netdb.PortID(vm1, "private", "10.1.0.2") != p1.ID || netdb.PortID(vm1, "private", "10.1.0.3") == p1.ID {
-			t.Fatal("port ids are not deterministic per address")
+		// The same update again records nothing more.
+		boot2 := func() error {
+			return d.InTx(ctx, func(tx *db.Tx) error {
+				return netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: vm1, ProjectID: "p1", Zone: "az1", Addresses: []wire.Address{{Network: "private", Addr: "10.1.0.2", Version: 4}}}}, t0)
+			})
 		}
-
+		if err := boot2(); err != nil {
+			t.Fatal(err)
+		}
+		if ps, _ := netdb.ListPorts(ctx, d, netdb.PortFilter{DeviceIDs: []string{vm1}}); len(ps) != 1 || ps[0].MACAddress != "fa:16:3e:00:00:01" {
+			t.Fatalf("ports of vm1 after a repeated update = %+v", ps)
+		}
 		p2, err := netdb.ListPorts(ctx, d, netdb.PortFilter{DeviceIDs: []string{vm2, vm2, "no-such-vm"}})
-		if err != nil || len(p2) != 2 {
-			t.Fatalf("ports of vm2 = %d, %v; want 2", len(p2), err)
-		}
-		for _, p := range p2 {
-			if p.Status != "DOWN" || p.ProjectID != "p2" || p.MACAddress == "" {
-				t.Fatalf("port of a building vm2 = %+v", p)
-			}
-			if p.NetworkName == "elsewhere" && (p.NetworkID != "" || p.FixedIPs[0].SubnetID != "") {
-				t.Fatalf("port on an unknown network = %+v", p)
-			}
+		if err != nil || len(p2) != 1 || p2[0].Status != "DOWN" || p2[0].ProjectID != "p2" || p2[0].MACAddress == "" {
+			t.Fatalf("ports of a building vm2 = %+v, %v", p2, err)
 		}
 		if ps, _ := netdb.ListPorts(ctx, d, netdb.PortFilter{ProjectID: "p1"}); len(ps) != 1 || ps[0].ID != p1.ID {
 			t.Fatalf("ports of p1 = %+v", ps)
@@ -416,7 +419,7 @@ func TestPortsAreDerivedFromInstances(t *testing.T) {
 			t.Fatalf("p1 sees vm2's ports: %+v", ps)
 		}
 
-		// A deleted instance has no ports.
+		// A deleted instance's ports go with it.
 		deleteInstance(t, d, vm2)
 		if ps, _ := netdb.ListPorts(ctx, d, netdb.PortFilter{}); len(ps) != 1 {
 			t.Fatalf("ports after deleting vm2 = %d; want 1", len(ps))
@@ -424,54 +427,57 @@ func TestPortsAreDerivedFromInstances(t *testing.T) {
 		if _, err := netdb.GetPort(ctx, d, p2[0].ID); code(err) != "PortNotFound" || !errors.Is(err, netdb.ErrNotFound) {
 			t.Fatalf("port of a deleted vm = %v", err)
 		}
+		// Deleting it twice changes nothing.
+		deleteInstance(t, d, vm2)
 	})
 }
 
-func TestPortsGoThroughBatches(t *testing.T) {
-	// More instances than one batch of the scan, all on the network.
-	d := dbtest.Open(t, "sqlite")
-	ctx := context.Background()
-	migrated(t, d)
-	if _, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", ""); err != nil {
-		t.Fatal(err)
-	}
-	const n = 1234
-	err := d.InTx(ctx, func(tx *db.Tx) error {
-		var insts []apidb.Instance
-		for i := range n {
-			insts = append(insts, apidb.Instance{
-				InstanceSpec: wire.InstanceSpec{UUID: uuidN(i), Name: "vm", ProjectID: "p", UserID: "u", ImageRef: "i",
-					ReservationID: "r", CreatedAt: t0.Add(time.Duration(i%7) * time.Second)},
-				FlavorID: "1", Flavor: apidb.DefaultFlavors[0], VMState: "building"})
+func TestMigrationRecordsThePortsOfLiveInstances(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
+			t.Fatal(err)
 		}
-		if err := apidb.Create(ctx, tx, insts); err != nil {
-			return err
+		if err := d.Migrate(ctx, netdb.MigrationSet, netdb.Migrations[:5]); err != nil {
+			t.Fatal(err)
 		}
-		for i := range n {
-			if _, err := apidb.ApplyUpdate(ctx, tx, wire.InstanceState{UUID: uuidN(i), Cell: "c", Version: 1, VMState: "active",
-				Addresses: []wire.Address{{Network: "private", Addr: addrN(i), Version: 4}}}, t0); err != nil {
+		if _, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", ""); err != nil {
+			t.Fatal(err)
+		}
+		const n = 7
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			var insts []apidb.Instance
+			for i := range n {
+				insts = append(insts, apidb.Instance{
+					InstanceSpec: wire.InstanceSpec{UUID: uuidN(i), Name: "vm", ProjectID: "p", UserID: "u", ImageRef: "i",
+						ReservationID: "r", CreatedAt: t0},
+					FlavorID: "1", Flavor: apidb.DefaultFlavors[0], VMState: "building"})
+			}
+			if err := apidb.Create(ctx, tx, insts); err != nil {
 				return err
 			}
+			for i := range n {
+				if _, err := apidb.ApplyUpdate(ctx, tx, wire.InstanceState{UUID: uuidN(i), Cell: "c", Version: 1, VMState: "active",
+					Addresses: []wire.Address{{Network: "private", Addr: addrN(i), Version: 4}}, Deleted: i == 0}, t0); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		if err := d.Migrate(ctx, netdb.MigrationSet, netdb.Migrations); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := netdb.ListPorts(ctx, d, netdb.PortFilter{})
+		if err != nil || len(ps) != n-1 {
+			t.Fatalf("ports = %d, %v; want %d (the live instances')", len(ps), err, n-1)
+		}
+		if _, err := netdb.GetPort(ctx, d, netdb.PortID(uuidN(n-1), "private", addrN(n-1))); err != nil {
+			t.Fatalf("get the last port: %v", err)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := netdb.ListPorts(ctx, d, netdb.PortFilter{})
-	if err != nil || len(ps) != n {
-		t.Fatalf("ports = %d, %v; want %d", len(ps), err, n)
-	}
-	seen := map[string]bool{}
-	for _, p := range ps {
-		seen[p.ID] = true
-	}
-	if len(seen) != n {
-		t.Fatalf("distinct ports = %d; want %d", len(seen), n)
-	}
-	if _, err := netdb.GetPort(ctx, d, netdb.PortID(uuidN(n-1), "private", addrN(n-1))); err != nil {
-		t.Fatalf("get the last port: %v", err)
-	}
 }
 
 func uuidN(i int) string { return fmt.Sprintf("22222222-0000-0000-0000-%012d", i) }

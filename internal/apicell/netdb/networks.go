@@ -172,21 +172,17 @@ func UpdateNetwork(ctx context.Context, tx *db.Tx, id string, p NetworkPatch, no
 	renamed := p.Name != nil && *p.Name != n.Name
 	unshared := p.Shared != nil && !*p.Shared && n.Shared
 	if renamed || unshared {
-		ports, err := portsWhere(ctx, tx, func(pt *Port) bool { return n.Name != "" && pt.NetworkName == n.Name })
+		all, others, err := PortsOnNetwork(ctx, tx, n.ID, n.ProjectID)
 		if err != nil {
 			return nil, err
 		}
-		if renamed && len(ports) > 0 {
+		if renamed && n.Name != "" && all > 0 {
 			return nil, fail(ErrInUse, "NetworkInUse", fmt.Sprintf(
 				"Unable to complete operation on network %s. The compute cells know a network by its name and there are one or more ports still in use on the network, so it cannot be renamed.", n.ID))
 		}
-		if unshared {
-			for _, pt := range ports {
-				if pt.ProjectID != n.ProjectID {
-					return nil, fail(ErrConflict, "InvalidSharedSetting", fmt.Sprintf(
-						"Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID))
-				}
-			}
+		if unshared && others > 0 {
+			return nil, fail(ErrConflict, "InvalidSharedSetting", fmt.Sprintf(
+				"Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID))
 		}
 	}
 	if renamed && *p.Name != "" {
@@ -237,15 +233,11 @@ func DeleteNetwork(ctx context.Context, tx *db.Tx, id string) error {
 	if err != nil {
 		return err
 	}
-	if n.Name != "" {
-		ports, err := portsWhere(ctx, tx, func(pt *Port) bool { return pt.NetworkName == n.Name })
-		if err != nil {
-			return err
-		}
-		if len(ports) > 0 {
-			return fail(ErrInUse, "NetworkInUse", fmt.Sprintf(
-				"Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID))
-		}
+	if all, _, err := PortsOnNetwork(ctx, tx, id, n.ProjectID); err != nil {
+		return err
+	} else if all > 0 {
+		return fail(ErrInUse, "NetworkInUse", fmt.Sprintf(
+			"Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID))
 	}
 	// The subnets' blocks go with them, as with a subnet's delete.
 	if _, err := tx.Exec(ctx, `DELETE FROM address_blocks WHERE subnet_id IN (SELECT id FROM subnets WHERE network_id = ?)`, id); err != nil {

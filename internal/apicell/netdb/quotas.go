@@ -192,26 +192,14 @@ func CountQuotaUsage(ctx context.Context, q db.Querier, project, resource string
 	return n, nil
 }
 
-// CountPorts is how many ports a project has: one per fixed IP of each
-// of its live instances, the ports ListPorts derives.
+// CountPorts is how many ports a project has: its rows of the ports
+// table, those a boot made included.
 func CountPorts(ctx context.Context, q db.Querier, project string) (int64, error) {
 	var n int64
-	marker := ""
-	for {
-		insts, err := apidb.List(ctx, q, apidb.ListOptions{ProjectID: project, Limit: batch, Marker: marker})
-		if err != nil {
-			return 0, fmt.Errorf("count ports of %s: %w", project, err)
-		}
-		for _, in := range insts {
-			if !in.Deleted {
-				n += int64(len(in.Addresses))
-			}
-		}
-		if len(insts) < batch {
-			return n, nil
-		}
-		marker = insts[len(insts)-1].UUID
+	if err := q.QueryRow(ctx, `SELECT COUNT(*) FROM ports WHERE project_id = ?`, project).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count ports of %s: %w", project, err)
 	}
+	return n, nil
 }
 
 // QuotaUsage counts every resource of a project.

@@ -290,6 +290,11 @@ func checkNotInUse(ctx context.Context, q db.Querier, g *SecurityGroup) error {
 	if err != nil {
 		return err
 	}
+	if n == 0 {
+		if n, err = countPortsIn(ctx, q, g.ID); err != nil {
+			return err
+		}
+	}
 	if n > 0 {
 		return SecurityGroupInUse(g.ID)
 	}
@@ -329,7 +334,8 @@ func DeleteSecurityGroup(ctx context.Context, tx *db.Tx, id string, ifMatch *int
 			return err
 		}
 	}
-	// What is left bound to it is of deleted servers.
+	// What is left bound to it is of deleted servers, and of ports made
+	// by boots whose groups are their server's.
 	if _, err := tx.Exec(ctx, `DELETE FROM security_group_bindings WHERE security_group_id = ?`, id); err != nil {
 		return fmt.Errorf("delete bindings of security group %s: %w", id, err)
 	}

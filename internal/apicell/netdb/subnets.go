@@ -253,18 +253,11 @@ func DeleteSubnet(ctx context.Context, tx *db.Tx, id string) error {
 	if err := lockNetwork(ctx, tx, s.NetworkID); err != nil {
 		return err
 	}
-	ports, err := portsWhere(ctx, tx, func(pt *Port) bool {
-		for _, ip := range pt.FixedIPs {
-			if ip.SubnetID == id {
-				return true
-			}
-		}
-		return false
-	})
+	used, err := addressesInSubnet(ctx, tx, s)
 	if err != nil {
 		return err
 	}
-	if len(ports) > 0 {
+	if used {
 		return fail(ErrInUse, "SubnetInUse", fmt.Sprintf(
 			"Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id))
 	}

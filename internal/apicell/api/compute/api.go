@@ -16,6 +16,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/route"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/auditperiod"
@@ -73,6 +74,9 @@ type Config struct {
 	// reclaim (internal/apicell/reclaim) deletes it for good.
 	ReclaimInterval time.Duration
 	Now             func() time.Time
+	// Reserver reserves in a cell an address of a block it holds, asked
+	// for as a fixed_ip on a boot; nil answers such addresses 503.
+	Reserver netdb.AddressReserver
 }
 
 // API is the Compute API handler: the router that the rooms (kit.go)
@@ -159,6 +163,7 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 		&metadataHandler{base: b, servers: servers, quota: quota},
 		&tagsHandler{base: b, servers: servers},
 		&ipsHandler{base: b, servers: servers},
+		&interfacesHandler{base: b, servers: servers},
 		&securityGroupsHandler{base: b, servers: servers},
 		&instanceActionsHandler{base: b, servers: servers},
 		flavors,

@@ -30,6 +30,9 @@ func ipsView(in *apidb.Instance) map[string][]map[string]any {
 // listIPs is GET /servers/{id}/ips.
 func (h *ipsHandler) listIPs(w http.ResponseWriter, r *http.Request) {
 	in, err := h.servers.loadServer(r)
+	if err == nil {
+		err = loadPortAddresses(r.Context(), h.cfg.DB, []*apidb.Instance{in})
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -40,6 +43,9 @@ func (h *ipsHandler) listIPs(w http.ResponseWriter, r *http.Request) {
 // showIPs is GET /servers/{id}/ips/{network}.
 func (h *ipsHandler) showIPs(w http.ResponseWriter, r *http.Request) {
 	in, err := h.servers.loadServer(r)
+	if err == nil {
+		err = loadPortAddresses(r.Context(), h.cfg.DB, []*apidb.Instance{in})
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

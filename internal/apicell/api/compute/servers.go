@@ -16,6 +16,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
@@ -69,6 +70,10 @@ func (h *serversHandler) showServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.showDown(w, r, in) {
+		return
+	}
+	if err := loadPortAddresses(r.Context(), h.cfg.DB, []*apidb.Instance{in}); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": h.serverView(r, in)})
@@ -259,6 +264,31 @@ func loadSecurityGroups(ctx context.Context, q db.Querier, insts []*apidb.Instan
 		for _, g := range byInstance[in.UUID] {
 			if !slices.Contains(in.SecurityGroups, g.Name) {
 				in.SecurityGroups = append(in.SecurityGroups, g.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// loadPortAddresses adds to each instance's addresses (as its cell
+// reports them) those of the ports bound to it that the cell has not
+// reported (yet): what Nova shows from the server's ports.
+func loadPortAddresses(ctx context.Context, q db.Querier, insts []*apidb.Instance) error {
+	if len(insts) == 0 {
+		return nil
+	}
+	uuids := make([]string, 0, len(insts))
+	for _, in := range insts {
+		uuids = append(uuids, in.UUID)
+	}
+	byServer, err := netdb.ServerPortAddresses(ctx, q, uuids)
+	if err != nil {
+		return err
+	}
+	for _, in := range insts {
+		for _, pa := range byServer[in.UUID] {
+			if !slices.ContainsFunc(in.Addresses, func(a wire.Address) bool { return a.Addr == pa.Addr && a.Network == pa.Network }) {
+				in.Addresses = append(in.Addresses, pa)
 			}
 		}
 	}

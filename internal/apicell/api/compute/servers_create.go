@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,6 +43,9 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := h.planBuild(r, req, flavor)
+	if err == nil {
+		err = h.reserveFixedIPs(ctx, req.nics)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -61,6 +65,7 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
+		h.releaseFixedIPs(ctx, req.nics)
 		h.fail(w, r, createSecurityGroupError(err))
 		return
 	}
@@ -157,7 +162,7 @@ func checkCreateRefs(ctx context.Context, d *db.DB, req *createRequest) (wire.Fl
 			return wire.Flavor{}, err
 		}
 	}
-	if err := checkNetworks(ctx, d, req.networks); err != nil {
+	if req.nics, err = checkNetworks(ctx, d, req.networks); err != nil {
 		return wire.Flavor{}, err
 	}
 	if err := checkZone(ctx, d, req.az); err != nil {
@@ -227,6 +232,12 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 			return err
 		}
 		p.insts, p.build.Instances = all[:n], allSpecs[:n]
+		// A create with ports or fixed IPs is of one instance.
+		for i := range p.insts {
+			if err := recordNICs(ctx, tx, req.nics, &p.insts[i], &p.build.Instances[i], p.now); err != nil {
+				return err
+			}
+		}
 		if g := groupOf(&p.build); g != "" {
 			if err := h.quota.checkGroupMembers(ctx, tx, g, c.ProjectID, c.UserID, n); err != nil {
 				return err
@@ -370,31 +381,161 @@ func checkZone(ctx context.Context, d *db.DB, zone string) error {
 	return bad("The requested availability zone is not available")
 }
 
-// servedNetwork is the network the compute cells allocate fixed IPs from.
-const servedNetwork = "private"
+// bootNIC is one interface a create asks for, checked against the
+// Networking API's data.
+type bootNIC struct {
+	nic wire.NIC
+	// bindPort: nic.PortID is a port of the caller's, bound to the server
+	// when the build is recorded.
+	bindPort bool
+	// fixedIP is an address asked for on the network: a port with it is
+	// made for the server (portID, reserved first in the cell that holds
+	// its block, if one does) when the build is recorded.
+	fixedIP  string
+	portID   string
+	reserved map[string]string
+}
 
-// checkNetworks checks the requested networks: each must exist and be
-// visible to the caller, and be the network the cells serve addresses
-// from; ports cannot be passed in (they are made by the compute cells).
-func checkNetworks(ctx context.Context, d *db.DB, nets []requestedNetwork) error {
+// checkNetworks checks the requested networks as Nova's validate_networks
+// does and makes them the server's interfaces: a port must be the
+// caller's (or the caller an admin), unbound and have an address; a
+// network must be visible to the caller and have a subnet; a fixed IP
+// must not be taken on it.
+func checkNetworks(ctx context.Context, d *db.DB, nets []requestedNetwork) ([]bootNIC, error) {
 	c := httpkit.CallerFrom(ctx)
+	var out []bootNIC
 	for _, rn := range nets {
 		if rn.Port != "" {
-			return bad("Port %s could not be found: ports are created by the compute service in this cloud; pass a network uuid instead", rn.Port)
+			p, err := netdb.GetPort(ctx, d, rn.Port)
+			if errors.Is(err, netdb.ErrNotFound) || (err == nil && !c.Admin && p.ProjectID != c.ProjectID) {
+				return nil, bad("Port id %s could not be found.", rn.Port)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if p.DeviceID != "" {
+				return nil, conflict("Port %s is still in use.", rn.Port)
+			}
+			if len(p.FixedIPs) == 0 {
+				return nil, bad("Port %s requires a FixedIP in order to be used.", rn.Port)
+			}
+			nic := wire.NIC{NetworkID: p.NetworkID, NetworkName: p.NetworkName, PortID: p.ID, MAC: p.MACAddress}
+			for _, ip := range p.FixedIPs {
+				nic.FixedIPs = append(nic.FixedIPs, wire.FixedIP{SubnetID: ip.SubnetID, Addr: ip.IPAddress})
+			}
+			out = append(out, bootNIC{nic: nic, bindPort: true})
+			continue
 		}
 		n, err := netdb.GetNetwork(ctx, d, rn.UUID)
 		if errors.Is(err, netdb.ErrNotFound) || (err == nil && (n.ID != rn.UUID || !n.VisibleTo(c.ProjectID, c.Admin))) {
-			return bad("Network %s could not be found.", rn.UUID)
+			return nil, bad("Network %s could not be found.", rn.UUID)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if n.Name != servedNetwork {
-			return bad("Network %s (%s) has no addresses to give in any cell; boot on network %q", rn.UUID, n.Name, servedNetwork)
+		if len(n.Subnets) == 0 {
+			return nil, bad("Network %s requires a subnet in order to boot instances on.", n.ID)
+		}
+		b := bootNIC{nic: wire.NIC{NetworkID: n.ID, NetworkName: n.Name}}
+		if rn.FixedIP != "" {
+			a, _ := netip.ParseAddr(rn.FixedIP)
+			b.fixedIP = a.String()
+			port, device, err := netdb.AddressUser(ctx, d, n.ID, b.fixedIP)
+			if err != nil {
+				return nil, err
+			}
+			if port != "" {
+				return nil, bad("Fixed IP address %s is already in use on instance %s.", b.fixedIP, device)
+			}
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// reserveFixedIPs reserves, in the cells that hold their blocks, the fixed
+// IPs a create asks for, for the ports to be made with them.
+func (h *serversHandler) reserveFixedIPs(ctx context.Context, nics []bootNIC) error {
+	for i := range nics {
+		b := &nics[i]
+		if b.fixedIP == "" {
+			continue
+		}
+		b.portID = uuid.NewString()
+		var err error
+		b.reserved, err = netdb.ReserveAddresses(ctx, h.cfg.DB, h.cfg.Reserver, h.cfg.Sender, httpkit.RequestID(ctx), b.nic.NetworkID, b.portID,
+			[]netdb.FixedIPRequest{{IPAddress: b.fixedIP}}, h.cfg.Now())
+		if err != nil {
+			h.releaseFixedIPs(ctx, nics)
+			return bootPortError(err, b)
 		}
 	}
 	return nil
 }
+
+// releaseFixedIPs releases the reservations of a create not recorded.
+func (h *serversHandler) releaseFixedIPs(ctx context.Context, nics []bootNIC) {
+	for _, b := range nics {
+		if err := netdb.ReleaseReserved(ctx, h.cfg.DB, h.cfg.Sender, httpkit.RequestID(ctx), b.portID, b.reserved); err != nil {
+			h.log.Warn("releasing the addresses reserved for a boot not recorded", "request_id", httpkit.RequestID(ctx), "port", b.portID, "err", err)
+		}
+	}
+}
+
+// bootPortError is a port refused on a boot as Nova answers it.
+func bootPortError(err error, b *bootNIC) error {
+	var ne *netdb.Error
+	if !errors.As(err, &ne) {
+		return err
+	}
+	switch ne.Code {
+	case "IpAddressAlreadyAllocated", "IpAddressInUse":
+		return bad("Fixed IP %s is already in use.", b.fixedIP)
+	case "InvalidIpForNetwork", "InvalidIpForSubnet":
+		return bad("Invalid input received: Fixed IP %s is not a valid ip address for network %s.", b.fixedIP, b.nic.NetworkID)
+	case "PortInUse":
+		return conflict("Port %s is still in use.", b.nic.PortID)
+	}
+	if errors.Is(err, netdb.ErrUnavailable) {
+		return httpkit.Errorf(http.StatusServiceUnavailable, "%s", ne.Message)
+	}
+	return err
+}
+
+// recordNICs binds the ports passed in to the instance and makes the ports
+// of the fixed IPs asked for, in tx, and gives the instance its NICs.
+func recordNICs(ctx context.Context, tx *db.Tx, nics []bootNIC, in *apidb.Instance, spec *wire.InstanceSpec, now time.Time) error {
+	if len(nics) == 0 {
+		return nil
+	}
+	out := make([]wire.NIC, 0, len(nics))
+	for i := range nics {
+		b := &nics[i]
+		nic := b.nic
+		switch {
+		case b.bindPort:
+			if err := netdb.BindPort(ctx, tx, nic.PortID, spec.UUID, spec.AvailabilityZone, now); err != nil {
+				return bootPortError(err, b)
+			}
+		case b.fixedIP != "":
+			p, err := netdb.CreatePort(ctx, tx, &netdb.NewPort{
+				Port: netdb.Port{ID: b.portID, NetworkID: nic.NetworkID, ProjectID: spec.ProjectID, AdminStateUp: true, PortSecurity: true,
+					DeviceID: spec.UUID, DeviceOwner: netdb.DeviceOwner(spec.AvailabilityZone), MadeBy: netdb.MadeByBoot, ServerGroups: true},
+				FixedIPs: []netdb.FixedIPRequest{{IPAddress: b.fixedIP}}, Reserved: b.reserved}, now)
+			if err != nil {
+				return bootPortError(err, b)
+			}
+			nic.PortID, nic.MAC = p.ID, p.MACAddress
+			for _, ip := range p.FixedIPs {
+				nic.FixedIPs = append(nic.FixedIPs, wire.FixedIP{SubnetID: ip.SubnetID, Addr: ip.IPAddress})
+			}
+		}
+		out = append(out, nic)
+	}
+	spec.NICs, in.NICs = out, out
+	return nil
+}
+
 func randomString(n int) string {
 	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 	b := make([]byte, n)

@@ -98,7 +98,9 @@ type createRequest struct {
 	returnReservation bool
 	hints             map[string][]string
 	networks          []requestedNetwork
-	noNetwork         bool
+	// nics are the networks checked (checkNetworks).
+	nics      []bootNIC
+	noNetwork bool
 	// description is the server's description (2.19; before, Nova stores
 	// the name); tags are given from 2.52.
 	description *string
@@ -128,7 +130,7 @@ func validateCreate(ver Version, b *createBody, top map[string]json.RawMessage) 
 	out := &createRequest{count: 1}
 	for _, check := range []func(Version, *createBody, *createRequest) error{
 		createName, createFlavorRef, createImageRef, createBlockDevices, createDescriptionAndTags,
-		createNamedFields, createAccessIPs, createMetadata, createNetworks, createCounts, createSecurityGroups,
+		createNamedFields, createAccessIPs, createMetadata, createNetworks, createCounts, createNetworkCounts, createSecurityGroups,
 	} {
 		if err := check(ver, b, out); err != nil {
 			return nil, err
@@ -429,9 +431,9 @@ func parseBool(raw json.RawMessage) (bool, bool) {
 
 // requestedNetwork is one entry of "networks" in a create.
 type requestedNetwork struct {
-	UUID    string
-	Port    string
-	FixedIP string
+	UUID    string `json:"uuid,omitempty"`
+	Port    string `json:"port,omitempty"`
+	FixedIP string `json:"fixed_ip,omitempty"`
 }
 
 // networkTagged says whether a networks entry may carry a tag: Nova's
@@ -444,11 +446,9 @@ func networkTagged(ver Version) bool {
 // the schema of the microversion (fixed_ip an IPv4 or IPv6 address, port a
 // UUID or null, uuid a string, a UUID from 2.37, tag where the version has
 // it), then as servers.py _get_requested_networks does (a port named
-// twice, a port with a fixed_ip, an entry without uuid or port). What this
-// cloud cannot give is refused last, with a message that says so: a fixed
-// IP (each cell hands out addresses from its own share of the network) and
-// more than one entry (a server here has one interface, where Nova would
-// attach a port for each entry, the same network named twice included).
+// twice, a port with a fixed_ip, an entry without uuid or port). Each
+// entry is one interface of the server, the same network named twice
+// included.
 func validateNetworks(ver Version, raw json.RawMessage) ([]requestedNetwork, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
@@ -482,17 +482,25 @@ func validateNetworks(ver Version, raw json.RawMessage) ([]requestedNetwork, err
 		}
 		ports[rn.Port] = rn.Port != ""
 	}
-	for _, rn := range out {
+	return out, nil
+}
+
+// createNetworkCounts refuses more than one instance with a port or a
+// fixed IP, as Nova does: each is one server's.
+func createNetworkCounts(_ Version, _ *createBody, out *createRequest) error {
+	if out.count <= 1 {
+		return nil
+	}
+	for _, rn := range out.networks {
+		if rn.Port != "" {
+			return bad("Failed to launch instances: Unable to launch multiple instances with a single configured port ID. " +
+				"Please launch your instance one by one with different ports.")
+		}
 		if rn.FixedIP != "" {
-			return nil, bad("Invalid input for field/attribute fixed_ip. Value: %s. Requesting a fixed IP is not supported in this cloud yet: "+
-				"each cell hands out addresses from its own share of the network; leave fixed_ip out", rn.FixedIP)
+			return bad("Failed to launch instances: max_count cannot be greater than 1 if an fixed_ip is specified.")
 		}
 	}
-	if len(out) > 1 {
-		return nil, bad("Invalid input for field/attribute networks. %d networks were requested, but a server here has one network interface "+
-			"(Nova would attach a port for each entry, the same network named twice included): name one network", len(out))
-	}
-	return out, nil
+	return nil
 }
 
 // networkEntry checks one entry of networks against Nova's schema.

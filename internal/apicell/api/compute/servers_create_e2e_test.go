@@ -55,16 +55,12 @@ func TestCreateChecksWhatItNames(t *testing.T) {
 		{map[string]any{"key_name": "theirs"}, "Invalid key_name provided."},
 		{map[string]any{"flavorRef": "secret"}, "Flavor secret could not be found."},
 		{map[string]any{"networks": []map[string]any{{"uuid": "11111111-2222-3333-4444-555555555555"}}}, "could not be found"},
-		{map[string]any{"networks": []map[string]any{{"uuid": other.Network.ID}}}, "has no addresses to give"},
-		{map[string]any{"networks": []map[string]any{{"port": "11111111-2222-3333-4444-555555555555"}}}, "ports are created by the compute service"},
+		{map[string]any{"networks": []map[string]any{{"uuid": other.Network.ID}}}, "requires a subnet in order to boot instances on"},
+		{map[string]any{"networks": []map[string]any{{"port": "11111111-2222-3333-4444-555555555555"}}}, "Port id 11111111-2222-3333-4444-555555555555 could not be found."},
 		{map[string]any{"networks": []map[string]any{{}}}, "needs a uuid or a port"},
 		{map[string]any{"availability_zone": "mars"}, "The requested availability zone is not available"},
-		// A valid fixed IP in the served network is not honoured yet: refused,
-		// never ignored.
-		{map[string]any{"networks": []map[string]any{{"uuid": private, "fixed_ip": "10.0.0.42"}}}, "fixed IP is not supported"},
-		{map[string]any{"networks": []map[string]any{{"uuid": private, "fixed_ip": "fd00::42"}}}, "fixed IP is not supported"},
-		// Nova attaches a port per entry; a server here has one interface.
-		{map[string]any{"networks": []map[string]any{{"uuid": private}, {"uuid": private}}}, "2 networks were requested, but a server here has one network interface"},
+		{map[string]any{"networks": []map[string]any{{"uuid": private, "fixed_ip": "fd00::42"}}}, "Fixed IP fd00::42 is not a valid ip address for network"},
+		{map[string]any{"networks": []map[string]any{{"uuid": private, "fixed_ip": "10.0.0.42"}}, "max_count": 2}, "max_count cannot be greater than 1 if an fixed_ip is specified"},
 	} {
 		body := map[string]any{}
 		for k, v := range good {

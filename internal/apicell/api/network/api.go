@@ -11,6 +11,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/route"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -31,6 +32,12 @@ type Config struct {
 	// Quota is the default quota of every project (neutron.conf [QUOTAS]);
 	// a resource it lacks takes Neutron's default, -1 is unlimited.
 	Quota quota.NetworkDefaults
+	// Reserver reserves in a cell an address of a block it holds, asked
+	// for on a port's create; nil answers such addresses 503.
+	Reserver AddressReserver
+	// Sender sends release_addresses for the deleted ports whose addresses
+	// cells reserved.
+	Sender netdb.Sender
 }
 
 // API is the Networking API handler: the router that the rooms (kit.go)
@@ -89,6 +96,7 @@ func rooms(b *base) []room {
 		&tagsHandler{base: b, t: securityGroupTags(b)},
 		&tagsHandler{base: b, t: networkTags(b)},
 		&tagsHandler{base: b, t: subnetTags(b)},
+		&tagsHandler{base: b, t: portTags(b)},
 		&quotasHandler{base: b},
 	}
 }

@@ -13,7 +13,8 @@
 //	GET  /v2.0/extensions[/A]  the extensions whose behaviour this API has
 //	GET, POST /v2.0/networks, GET, PUT, DELETE /v2.0/networks/{id}
 //	GET, POST /v2.0/subnets,  GET, PUT, DELETE /v2.0/subnets/{id}
-//	GET /v2.0/ports, GET /v2.0/ports/{id} (POST, PUT, DELETE refused)
+//	GET, POST /v2.0/ports,    GET, PUT, DELETE /v2.0/ports/{id}
+//	GET, PUT, DELETE /v2.0/ports/{id}/tags, GET, PUT, DELETE .../tags/{tag}
 //	GET, POST /v2.0/security-groups, GET, PUT, DELETE /v2.0/security-groups/{id}
 //	GET, PUT, DELETE /v2.0/{networks,subnets,security-groups}/{id}/tags,
 //	GET, PUT, DELETE .../tags/{tag}
@@ -32,38 +33,30 @@
 // Who may do what. Callers are identified as by the Compute API (noauth:
 // X-Auth-Token "user:project", user "admin" is an admin, no token means
 // admin:admin). Admins see everything. Others see their own networks and
-// the shared ones, the subnets of those, and the ports of their own
-// servers; anything else is a 404, as in Neutron. Members create, update
+// the shared ones, the subnets of those, and their project's ports; anything else is a 404, as in Neutron. Members create, update
 // and delete networks of their project and subnets on them (Neutron's
 // default policy); shared and router:external set true are an admin's
 // (403 PolicyNotAuthorized "(rule:create_network and
 // rule:create_network:shared) is disallowed by policy"), and so is
 // changing another project's network or subnet the caller can see (403
-// "rule:update_network is disallowed by policy" and the like). Servers
-// boot only on the network the compute cells serve (private): a member's
-// own networks are records of the Networking API until the cells serve
-// them.
+// "rule:update_network is disallowed by policy" and the like).
 //
-// Ports. A port is one fixed IP of a live server, derived from the API
-// cell's copy of the instances (package netdb): its id is a UUID v5 of the
-// server, network name and address; device_owner is
-// "compute:<availability zone>"; status is ACTIVE while the server is
-// active, else DOWN; binding:host_id and the other binding details but the
-// vNIC type are shown to admins only; security_groups are the ids of the
-// server's security groups. Ports are created and removed by the
-// compute service with their server, so a client may not write them:
-//
-//   - POST /v2.0/ports is 400 BadRequest ("Bad port request: Ports are
-//     created by the compute service in this cloud: boot a server with
-//     networks [{"uuid": ...}] ...");
-//   - PUT /v2.0/ports/{id} is 409 UnsupportedPortDeviceOwner and DELETE 409
-//     ServicePortInUse, what Neutron answers for a port its owner manages,
-//     each naming the server to act on instead; a port the caller cannot
-//     see is a 404 first.
-//
-// These are final 4xx answers that gophercloud, the openstack CLI and
-// terraform report as they are, and none of them retries (a 501 would say
-// the API lacks the call, which Neutron does not).
+// Ports (ports.go, netdb/ports.go). Neutron's ports with port-security,
+// allowed-address-pairs, binding (binding:host_id and binding:profile,
+// and mac_address, are an admin's: 403 for others) and the standard
+// attributes and tags. A port is made through this API (its addresses from
+// the blocks the API cell holds, or reserved in the cell that holds an
+// asked address's block through AddressReserver), for a fixed_ip asked on
+// a boot, or by a cell on a boot (recorded when the server's address is
+// reported). device_owner is "compute:<availability zone>" for a server's
+// port; status is ACTIVE while the server it is bound to is active, else
+// DOWN; a port a live server has cannot be deleted (409 PortInUse).
+// Refusals are Neutron's: IpAddressAlreadyAllocated (409),
+// InvalidIpForSubnet and InvalidIpForNetwork (400),
+// IpAddressGenerationFailure (409), MacAddressInUse (409),
+// SecurityGroupNotFound for another project's group (404),
+// PortSecurityPortHasSecurityGroup and AddressPairAndPortSecurityRequired
+// (409), DuplicateAddressPairInRequest (400).
 //
 // Security groups. A project's groups and their rules, as Neutron's
 // security-group extension (with stateful-security-group, the standard
@@ -75,8 +68,8 @@
 // neither rename nor delete it. Rules are validated and made canonical as
 // Neutron's securitygroups_db does, with its fault types and messages; a
 // duplicate is a 409. Deleting a group deletes the rules that name it as
-// their remote group (Neutron's cascade); only ports would keep it in use,
-// and ports carry no security groups yet.
+// their remote group (Neutron's cascade); a group a live server or a port
+// has is in use (409 SecurityGroupInUse).
 //
 // Quotas. Neutron's quotasv2 and quotasv2_detail: a project's limits of
 // networks, subnets, ports, security groups and rules (routers, floating
@@ -111,9 +104,13 @@
 // Differences from Neutron: IPv4 only; network names are unique (compute
 // cells and instance addresses know a network by name) and a network with
 // ports cannot be renamed; no external networks, routers, floating IPs,
-// subnet pools, tags (but a network's, a subnet's and a security group's), RBAC, address groups or
-// availability zones; no bulk creates but of security group
-// rules; the cells do not enforce
-// security group rules yet; ports are read-only and listing or showing them scans
-// the instance copy (a list by device_id reads only those servers).
+// subnet pools, tags (but a network's, a subnet's, a security group's and
+// a port's), RBAC, address groups or availability zones; no bulk creates
+// but of security group rules; the cells do not enforce security group
+// rules yet; the fixed_ips of a live server's port, or of a port with an
+// address a cell reserved, cannot be changed; DNS, QoS and extra DHCP
+// options of ports are not served; a member may ask for a port's address
+// (fixed_ips ip_address) on a shared network of another project (Neutron
+// lets only the network's owner and admins), so that a boot's fixed_ip
+// works on the shared private network; mac_address is an admin's only.
 package network

@@ -26,12 +26,14 @@ type extension struct {
 // extensions are the ones whose attributes and behaviour this API has, as
 // neutron-lib defines them.
 var extensions = []extension{
+	{"Allowed Address Pairs", "allowed-address-pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00", []any{}},
 	{"Port Binding", "binding", "Expose port bindings of a virtual port to external application", "2014-02-03T10:00:00-00:00", []any{}},
 	{"Neutron external network", "external-net", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00", []any{}},
 	{"Filter parameters validation", "filter-validation", "Provides validation on filter parameters.", "2018-07-04T10:00:00-00:00", []any{}},
 	{"IP address substring filtering", "ip-substring-filtering", "Provides IP address substring filtering when listing ports", "2017-11-28T09:00:00-00:00", []any{}},
 	{"Network MTU", "net-mtu", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00", []any{}},
 	{"Pagination support", "pagination", "Extension that indicates that pagination is enabled.", "2016-06-12T00:00:00-00:00", []any{}},
+	{"Port Security", "port-security", "Provides port security", "2012-07-23T10:00:00-00:00", []any{}},
 	{"project_id field enabled", "project-id", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09", []any{}},
 	{"Quota details management support", "quota_details", "Expose functions for quotas usage statistics per project", "2017-02-10T10:00:00-00:00", []any{}},
 	{"Quota management support", "quotas", "Expose functions for quotas management per project", "2012-07-29T10:00:00-00:00", []any{}},
@@ -44,7 +46,7 @@ var extensions = []extension{
 	{"Resource revision numbers", "standard-attr-revisions", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00", []any{}},
 	// Tags: only security groups have them here (Neutron's name lists the
 	// resources).
-	{"Tag support for resources with standard attribute: network, security_group, subnet", "standard-attr-tag", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00", []any{}},
+	{"Tag support for resources with standard attribute: network, port, security_group, subnet", "standard-attr-tag", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00", []any{}},
 	{"Resource timestamps", "standard-attr-timestamp", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00", []any{}},
 	{"Stateful security group", "stateful-security-group", "Indicates if the security group is stateful or not", "2019-11-26T09:00:00-00:00", []any{}},
 }

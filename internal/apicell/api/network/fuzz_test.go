@@ -16,6 +16,10 @@ func FuzzCreateBodies(f *testing.F) {
 		`{"subnet": {"network_id": "NET", "ip_version": 4, "cidr": "192.168.0.0/24", "allocation_pools": [{"start": "192.168.0.9", "end": "192.168.0.2"}]}}`,
 		`{"subnet": {"network_id": "NET", "ip_version": "4", "cidr": "0.0.0.0/0", "gateway_ip": null, "host_routes": [{"destination": "1.2.3.4/8", "nexthop": "192.168.0.1"}]}}`,
 		`{"port": {"network_id": "NET"}}`,
+		`{"port": {"network_id": "NET", "fixed_ips": [{"ip_address": "10.0.0.9"}, {"subnet_id": "x"}], "mac_address": "FA:16:3E:00:00:01"}}`,
+		`{"port": {"network_id": "NET", "fixed_ips": [{"ip_address": "10.0.0.300"}], "security_groups": ["SG"], "port_security_enabled": false}}`,
+		`{"port": {"network_id": "NET", "allowed_address_pairs": [{"ip_address": "10.1.0.0/16"}, {"mac_address": "x"}], "binding:profile": [], "tags": ["a", 1]}}`,
+		`{"port": {"network_id": "NET", "binding:vnic_type": "direct", "binding:host_id": "h", "device_id": 7, "admin_state_up": "no"}}`,
 		`{"network": null}`, `[]`, `{"subnet": {"dns_nameservers": [1, 2]}}`,
 		`{"security_group": {"name": "web", "description": "d", "stateful": "false"}}`,
 		`{"security_group": {"name": "DEFAULT", "tenant_id": "p", "project_id": "q"}}`,
@@ -39,7 +43,7 @@ func FuzzCreateBodies(f *testing.F) {
 	e.send(f, http.MethodGet, "/networking/v2.0/security-groups", admin, nil).json(f, &groups)
 	sg := groups.Groups[0].ID
 	f.Fuzz(func(t *testing.T, body string) {
-		body = strings.ReplaceAll(body, "SG", sg)
+		body = strings.ReplaceAll(strings.ReplaceAll(body, "SG", sg), "NET", e.private)
 		for _, c := range []string{"networks", "subnets", "ports", "security-groups", "security-group-rules"} {
 			r := e.send(t, http.MethodPost, "/networking/v2.0/"+c, admin, body)
 			if r.status >= 500 {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +45,51 @@ type env struct {
 	srv *httptest.Server
 	// private is the seeded network, privateSubnet its subnet.
 	private, privateSubnet string
+	// cells are the fake cells that hold address blocks: they reserve
+	// addresses and take release_addresses.
+	cells *fakeCells
+}
+
+// fakeCells is the cells as the Networking API reaches them: the
+// reserve_address call (AddressReserver) and the durable messages sent in
+// a transaction (netdb.Sender), recorded once committed.
+type fakeCells struct {
+	mu sync.Mutex
+	// taken are the addresses the cells have given (cell + " " + addr).
+	taken map[string]bool
+	// down makes every call fail as a cell that does not answer.
+	down     bool
+	reserved []string // cell + " " + addr + " " + port
+	released []string // cell + " " + port
+}
+
+func (f *fakeCells) Reserve(_ context.Context, cell, _, addr, port string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return fmt.Errorf("call %s: %w", cell, netdb.ErrCellUnavailable)
+	}
+	if f.taken[cell+" "+addr] {
+		return fmt.Errorf("%s: %w", addr, netdb.ErrAddressTaken)
+	}
+	f.taken[cell+" "+addr] = true
+	f.reserved = append(f.reserved, cell+" "+addr+" "+port)
+	return nil
+}
+
+func (f *fakeCells) Send(_ context.Context, tx *db.Tx, to, method, _ string, payload any) error {
+	if method != netdb.MethodReleaseAddresses {
+		return fmt.Errorf("unexpected message %s", method)
+	}
+	ports := payload.(*netdb.ReleaseAddresses).PortIDs
+	tx.AfterCommit(func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, p := range ports {
+			f.released = append(f.released, to+" "+p)
+		}
+	})
+	return nil
 }
 
 func newEnv(t testing.TB) *env {
@@ -84,8 +131,9 @@ func newEnvOn(t testing.TB, engine string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cells := &fakeCells{taken: map[string]bool{}}
 	api, err := network.New(network.Config{Cell: "api", DB: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now: func() time.Time { return t0 }, Auth: authn.NoAuth{}, Policy: pol})
+		Now: func() time.Time { return t0 }, Auth: authn.NoAuth{}, Policy: pol, Reserver: cells, Sender: cells})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +142,7 @@ func newEnvOn(t testing.TB, engine string) *env {
 	mux.Handle("/networking", http.StripPrefix("/networking", api))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{t: t, d: d, srv: srv, private: id, privateSubnet: n.Subnets[0]}
+	return &env{t: t, d: d, srv: srv, private: id, privateSubnet: n.Subnets[0], cells: cells}
 }
 
 // client is a gophercloud networking client for token, built as
@@ -207,9 +255,13 @@ func (e *env) boot(uuid, project, vmState, host string, addrs ...wire.Address) {
 		if err := apidb.Create(ctx, tx, []apidb.Instance{in}); err != nil {
 			return err
 		}
-		_, err := apidb.ApplyUpdate(ctx, tx, wire.InstanceState{UUID: uuid, Cell: "api!cell1", Version: 2, Host: host, Node: host,
+		a, err := apidb.ApplyUpdate(ctx, tx, wire.InstanceState{UUID: uuid, Cell: "api!cell1", Version: 2, Host: host, Node: host,
 			VMState: vmState, PowerState: 1, Addresses: addrs, UpdatedAt: t0}, t0)
-		return err
+		if err != nil {
+			return err
+		}
+		// What apicopy does with the update: the cell's ports.
+		return netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: uuid, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: addrs}}, t0)
 	})
 	if err != nil {
 		e.t.Fatalf("boot %s: %v", uuid, err)

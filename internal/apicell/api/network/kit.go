@@ -119,6 +119,7 @@ var errorTable = httpkit.Table{
 	{Err: netdb.ErrOverQuota, Status: http.StatusConflict, Detail: netdbDetail},
 	{Err: netdb.ErrInvalid, Status: http.StatusBadRequest, Detail: netdbDetail},
 	{Err: netdb.ErrPrecondition, Status: http.StatusPreconditionFailed, Detail: netdbDetail},
+	{Err: netdb.ErrUnavailable, Status: http.StatusServiceUnavailable, Detail: netdbDetail},
 }
 
 // netdbDetail is the fault type and message a *netdb.Error names; a kind

@@ -8,11 +8,10 @@ import (
 )
 
 // FuzzUpdateBodies sends arbitrary bodies to the updates of networks,
-// subnets and security groups, each on a network (and its subnet) or group
-// of its own, by an admin and
-// by the owner: the answer is a success or a Neutron-shaped 4xx, never a
-// 500. (The creates: FuzzCreateBodies; a port update reads no body, ports
-// are read-only here.)
+// subnets, security groups and ports, each on a network (and its subnet),
+// group or port of its own, by an admin and by the owner: the answer is a
+// success or a Neutron-shaped 4xx, never a 500. (The creates:
+// FuzzCreateBodies.)
 func FuzzUpdateBodies(f *testing.F) {
 	seeds := map[string][]string{
 		"networks": {`{"network": {"name": "n2", "admin_state_up": false, "shared": true, "mtu": 1400, "description": "d"}}`,
@@ -25,8 +24,12 @@ func FuzzUpdateBodies(f *testing.F) {
 			`{"subnet": {"ip_version": 6}}`},
 		"security-groups": {`{"security_group": {"name": "sg2", "description": "d", "stateful": false}}`, `{"security_group": {"name": "default"}}`,
 			`{"security_group": {"stateful": "maybe"}}`, `{"security_group": {"project_id": "x"}}`, `{"security_group": {"security_group_rules": []}}`},
+		"ports": {`{"port": {"name": "p2", "admin_state_up": false, "security_groups": [], "port_security_enabled": false}}`,
+			`{"port": {"allowed_address_pairs": [{"ip_address": "10.0.0.0/8", "mac_address": "fa:16:3e:00:00:01"}]}}`,
+			`{"port": {"mac_address": "fa:16:3e:00:00:02", "binding:host_id": "h", "binding:profile": {"a": 1}}}`,
+			`{"port": {"fixed_ips": []}}`, `{"port": {"network_id": "x"}}`, `{"port": {"security_groups": ["x"]}}`, `{"port": {"device_id": null}}`},
 	}
-	kinds := []string{"networks", "subnets", "security-groups"}
+	kinds := []string{"networks", "subnets", "security-groups", "ports"}
 	for i, k := range kinds {
 		for _, s := range append(seeds[k], `{}`, `null`, `[]`, ``, `{"x"`, `{"`+strings.ReplaceAll(strings.TrimSuffix(k, "s"), "-", "_")+`": null}`) {
 			f.Add(uint8(i), false, s)
@@ -64,6 +67,8 @@ func FuzzUpdateBodies(f *testing.F) {
 			id = create(t, k, fmt.Sprintf(`{"security_group": {"name": "fz-%d", "project_id": "demo"}}`, n))
 		case "subnets":
 			id = create(t, "subnets", `{"subnet": {"network_id": "`+net+`", "ip_version": 4, "cidr": "192.168.7.0/24", "project_id": "demo"}}`)
+		case "ports":
+			id = create(t, "ports", `{"port": {"network_id": "`+e.private+`", "project_id": "demo"}}`)
 		}
 		r := e.send(t, http.MethodPut, "/networking/v2.0/"+k+"/"+id, token, body)
 		if r.status >= 500 {

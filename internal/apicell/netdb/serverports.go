@@ -1,0 +1,294 @@
+package netdb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// The ports of servers: bound on a boot, recorded from the addresses a
+// cell reports, and freed when the server is deleted.
+
+// DeviceOwner is the device_owner of a server's ports: "compute:<zone>"
+// ("compute:nova" without one).
+func DeviceOwner(zone string) string {
+	if zone == "" {
+		zone = "nova"
+	}
+	return "compute:" + zone
+}
+
+// BindPort binds an unbound port to a server: its device_id and
+// device_owner. A port bound meanwhile is PortInUse.
+func BindPort(ctx context.Context, tx *db.Tx, portID, server, zone string, now time.Time) error {
+	res, err := tx.Exec(ctx, `UPDATE ports SET device_id = ?, device_owner = ?, revision_number = revision_number + 1, updated_at = ?
+		WHERE id = ? AND device_id = ''`, server, DeviceOwner(zone), db.Micros(now), portID)
+	if err != nil {
+		return fmt.Errorf("bind port %s: %w", portID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return fail(ErrInUse, "PortInUse", fmt.Sprintf("Port %s is still in use.", portID))
+	}
+	return nil
+}
+
+// ServerAddresses are a server's addresses as an update reports them.
+type ServerAddresses struct {
+	UUID, ProjectID, Zone string
+	Addresses             []wire.Address
+}
+
+// materializeBatch is how many addresses one statement records.
+const materializeBatch = 200
+
+// MaterializeServerPorts records the ports of servers' addresses that the
+// table does not have yet: those a cell made on the boot (their id is the
+// address's PortID, or derived by PortID for cells that do not say), made
+// by MadeByCell with their server's security groups. Ports the table has
+// already (a port passed in, one made for a fixed IP, one recorded by an
+// earlier update) are left alone. It is two statements (an
+// insert-or-ignore of the ports, one of their addresses) per 200
+// addresses, however many servers an update carries; the network is found
+// by name when the cell did not give its id, and a network that is not
+// here gets no port.
+func MaterializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddresses, now time.Time) error {
+	type row struct {
+		id, network, networkName, project, mac, server, owner, addr, subnet string
+		ipi                                                                 int64
+	}
+	var rows []row
+	for _, sv := range servers {
+		for _, a := range sv.Addresses {
+			id := a.PortID
+			if id == "" {
+				id = PortID(sv.UUID, a.Network, a.Addr)
+			}
+			mac := a.MAC
+			if mac == "" {
+				mac = fallbackMAC(id)
+			}
+			var ipi int64
+			if ad, err := netip.ParseAddr(a.Addr); err == nil {
+				ipi = ipInt(ad)
+			}
+			rows = append(rows, row{id: id, network: a.NetworkID, networkName: a.Network, project: sv.ProjectID, mac: mac, server: sv.UUID,
+				owner: DeviceOwner(sv.Zone), addr: a.Addr, subnet: a.SubnetID, ipi: ipi})
+		}
+	}
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), materializeBatch)]
+		rows = rows[len(chunk):]
+		// The network: by id when the cell gave it, else by name. VALUES'
+		// columns are column1, column2, ... on both engines.
+		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT)), `, len(chunk)), ", ")
+		args := make([]any, 0, 10*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r.id, r.network, r.networkName, r.project, r.mac, r.server, r.owner, r.addr, r.subnet, r.ipi)
+		}
+		from := ` FROM (VALUES ` + values + `) AS v JOIN networks n ON (v.column2 <> '' AND n.id = v.column2) OR (v.column2 = '' AND n.name = v.column3)
+			WHERE 1 = 1`
+		_, err := tx.Exec(ctx, `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, made_by, server_groups,
+			created_at, updated_at) SELECT v.column1, n.id, v.column4, v.column5, v.column6, v.column7, ?, 1, ?, ?`+from+` ON CONFLICT (id) DO NOTHING`,
+			append([]any{MadeByCell, db.Micros(now), db.Micros(now)}, args...)...)
+		if err != nil {
+			return fmt.Errorf("record the ports of %d addresses: %w", len(chunk), err)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO port_fixed_ips (network_id, ip_address, port_id, subnet_id, ip_int)
+			SELECT n.id, v.column8, v.column1, v.column9, v.column10`+from+` ON CONFLICT (network_id, ip_address) DO NOTHING`, args...)
+		if err != nil {
+			return fmt.Errorf("record %d addresses of servers: %w", len(chunk), err)
+		}
+	}
+	return nil
+}
+
+// DropStalePorts deletes the ports a cell made for a server whose
+// addresses are no longer among addrs (the server moved to another cell,
+// or its cell took an address back).
+func DropStalePorts(ctx context.Context, tx *db.Tx, server string, addrs []wire.Address) error {
+	keep := map[string]bool{}
+	for _, a := range addrs {
+		id := a.PortID
+		if id == "" {
+			id = PortID(server, a.Network, a.Addr)
+		}
+		keep[id] = true
+	}
+	ids, err := db.Collect(ctx, tx, func(s db.Scanner) (string, error) {
+		var id string
+		return id, s.Scan(&id)
+	}, `SELECT id FROM ports WHERE device_id = ? AND made_by = ?`, server, MadeByCell)
+	if err != nil {
+		return fmt.Errorf("ports of %s: %w", server, err)
+	}
+	var gone []string
+	for _, id := range ids {
+		if !keep[id] {
+			gone = append(gone, id)
+		}
+	}
+	_, err = deletePorts(ctx, tx, gone)
+	return err
+}
+
+// FreeServerPorts is a server's deletion seen from its ports: those made
+// for it (by a cell, or for a fixed IP asked on the boot) are deleted, and
+// those passed in are unbound and kept, as Nova does. It returns the cells
+// to release reserved addresses in.
+func FreeServerPorts(ctx context.Context, tx *db.Tx, server string, now time.Time) (Released, error) {
+	type row struct{ id, madeBy string }
+	rows, err := db.Collect(ctx, tx, func(s db.Scanner) (row, error) {
+		var r row
+		return r, s.Scan(&r.id, &r.madeBy)
+	}, `SELECT id, made_by FROM ports WHERE device_id = ?`, server)
+	if err != nil {
+		return nil, fmt.Errorf("ports of %s: %w", server, err)
+	}
+	var made []string
+	unbind := false
+	for _, r := range rows {
+		if r.madeBy == MadeByUser {
+			unbind = true
+		} else {
+			made = append(made, r.id)
+		}
+	}
+	rel, err := deletePorts(ctx, tx, made)
+	if err != nil {
+		return nil, err
+	}
+	if unbind {
+		if _, err := tx.Exec(ctx, `UPDATE ports SET device_id = '', device_owner = '', binding_host_id = '', revision_number = revision_number + 1,
+			updated_at = ? WHERE device_id = ? AND made_by = ?`, db.Micros(now), server, MadeByUser); err != nil {
+			return nil, fmt.Errorf("unbind the ports of %s: %w", server, err)
+		}
+	}
+	return rel, nil
+}
+
+// MethodReleaseAddresses is the message that frees in a cell the
+// addresses it reserved for ports that are deleted (durable, to the cell
+// that holds their block).
+//
+// TODO(lead): the leases branch defines this method and its payload in
+// tree/wire (wire.MethodReleaseAddresses, wire.ReleaseAddresses); use
+// those when merging and drop these two.
+const MethodReleaseAddresses = "release_addresses"
+
+// ReleaseAddresses is release_addresses's payload.
+type ReleaseAddresses struct {
+	PortIDs []string `json:"port_ids"`
+}
+
+// Sender sends a durable message inside a transaction.
+type Sender interface {
+	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
+}
+
+// SendReleases sends release_addresses to each cell of rel, in tx.
+func SendReleases(ctx context.Context, tx *db.Tx, s Sender, requestID string, rel Released) error {
+	cells := make([]string, 0, len(rel))
+	for c := range rel {
+		cells = append(cells, c)
+	}
+	slices.Sort(cells)
+	for _, c := range cells {
+		if err := s.Send(ctx, tx, c, MethodReleaseAddresses, requestID, &ReleaseAddresses{PortIDs: rel[c]}); err != nil {
+			return fmt.Errorf("release the addresses of %d ports in %s: %w", len(rel[c]), c, err)
+		}
+	}
+	return nil
+}
+
+// backfillPorts records the ports of the live instances' addresses, which
+// before migration 7 were derived from the instances and not stored.
+func backfillPorts(ctx context.Context, tx *db.Tx) error {
+	type inst struct{ uuid, project, zone, addrs string }
+	marker := ""
+	for {
+		rows, err := db.Collect(ctx, tx, func(s db.Scanner) (inst, error) {
+			var i inst
+			return i, s.Scan(&i.uuid, &i.project, &i.zone, &i.addrs)
+		}, `SELECT uuid, project_id, availability_zone, addresses FROM instances WHERE deleted = 0 AND uuid > ? AND addresses <> '[]'
+			ORDER BY uuid LIMIT 500`, marker)
+		if err != nil {
+			return fmt.Errorf("instances with addresses: %w", err)
+		}
+		var servers []ServerAddresses
+		for _, i := range rows {
+			var addrs []wire.Address
+			if json.Unmarshal([]byte(i.addrs), &addrs) != nil {
+				continue
+			}
+			servers = append(servers, ServerAddresses{UUID: i.uuid, ProjectID: i.project, Zone: i.zone, Addresses: addrs})
+		}
+		if err := MaterializeServerPorts(ctx, tx, servers, time.Now()); err != nil {
+			return err
+		}
+		if len(rows) < 500 {
+			return nil
+		}
+		marker = rows[len(rows)-1].uuid
+	}
+}
+
+// AddressUser is the port (and its device) that has addr on a network, ""
+// when none has.
+func AddressUser(ctx context.Context, q db.Querier, network, addr string) (port, device string, err error) {
+	err = q.QueryRow(ctx, `SELECT f.port_id, COALESCE(p.device_id, '') FROM port_fixed_ips f LEFT JOIN ports p ON p.id = f.port_id
+		WHERE f.network_id = ? AND f.ip_address = ?`, network, addr).Scan(&port, &device)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("user of %s on network %s: %w", addr, network, err)
+	}
+	return port, device, nil
+}
+
+// ServerPortAddresses are the addresses of the ports bound to each of the
+// servers (those of the server's project), by server, each server's by
+// port creation then address: one query per 500 servers.
+func ServerPortAddresses(ctx context.Context, q db.Querier, uuids []string) (map[string][]wire.Address, error) {
+	out := map[string][]wire.Address{}
+	for len(uuids) > 0 {
+		chunk := uuids[:min(len(uuids), 500)]
+		uuids = uuids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, u := range chunk {
+			args[i] = u
+		}
+		type row struct{ server, port, mac, network, networkName, subnet, addr string }
+		rows, err := db.Collect(ctx, q, func(s db.Scanner) (row, error) {
+			var r row
+			return r, s.Scan(&r.server, &r.port, &r.mac, &r.network, &r.networkName, &r.subnet, &r.addr)
+		}, `SELECT p.device_id, p.id, p.mac_address, p.network_id, COALESCE(n.name, ''), f.subnet_id, f.ip_address
+			FROM ports p JOIN instances i ON i.uuid = p.device_id AND i.project_id = p.project_id
+			JOIN port_fixed_ips f ON f.port_id = p.id LEFT JOIN networks n ON n.id = p.network_id
+			WHERE p.device_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`)
+			ORDER BY p.device_id, p.created_at, p.id, f.ip_int, f.ip_address`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("port addresses of %d servers: %w", len(chunk), err)
+		}
+		for _, r := range rows {
+			version := 4
+			if a, err := netip.ParseAddr(r.addr); err == nil && a.Is6() {
+				version = 6
+			}
+			out[r.server] = append(out[r.server], wire.Address{Network: r.networkName, Addr: r.addr, Version: version, MAC: r.mac,
+				NetworkID: r.network, SubnetID: r.subnet, PortID: r.port})
+		}
+	}
+	return out, nil
+}

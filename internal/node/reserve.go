@@ -1,0 +1,45 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// methodReserveAddress is the call that reserves an address in the cell
+// holding its block.
+//
+// TODO(lead): the leases branch defines wire.MethodReserveAddress and its
+// payload; use them when merging and drop these.
+const methodReserveAddress = "reserve_address"
+
+// reserveAddress is reserve_address's payload.
+type reserveAddress struct {
+	SubnetID string `json:"subnet_id"`
+	Addr     string `json:"addr"`
+	PortID   string `json:"port_id"`
+}
+
+// addressReserver is the API cell's netdb.AddressReserver: the
+// reserve_address call through the cells service, as the Compute API makes
+// its calls to the cells.
+type addressReserver struct{ c caller }
+
+// Reserve asks cell to record addr as taken by portID. The cell's
+// conflict (an instance or port has it) is netdb.ErrAddressTaken; no
+// answer, or an error, is netdb.ErrCellUnavailable.
+func (r addressReserver) Reserve(ctx context.Context, cell, subnetID, addr, portID string) error {
+	err := r.c.Call(ctx, cell, methodReserveAddress, httpkit.RequestID(ctx), &reserveAddress{SubnetID: subnetID, Addr: addr, PortID: portID}, nil)
+	if err == nil {
+		return nil
+	}
+	var we *wire.Error
+	if errors.As(err, &we) && we.Code == wire.CodeConflict {
+		return fmt.Errorf("reserve %s in %s: %w: %s", addr, cell, netdb.ErrAddressTaken, we.Message)
+	}
+	return fmt.Errorf("reserve %s in %s: %w: %w", addr, cell, netdb.ErrCellUnavailable, err)
+}
