@@ -197,6 +197,9 @@ func TestRoutingCellsOwnBuildFencesItsChild(t *testing.T) {
 		if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
 			t.Fatal(err)
 		}
+		if err := d.Migrate(ctx, netdb.MigrationSet, netdb.Migrations); err != nil {
+			t.Fatal(err)
+		}
 		const r1, c1 = "api!r1", "api!r1!c1"
 		const fenced = 1 + 1<<32 // r1's base after it placed the build again
 		rec := &recorder{}

@@ -12,14 +12,18 @@ import (
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
-// TestCheckQuotaCountsPorts: a project's ports are its live instances'
-// fixed IPs (a deleted instance's are gone); CheckQuota refuses the port
+// TestCheckQuotaCountsPorts: a project's ports are its rows of the ports
+// table, those of its live instances' fixed IPs among them (a deleted
+// instance's are gone); CheckQuota refuses the port
 // that would pass the limit with OverQuota, allows the one that fits, and
 // never refuses an unlimited resource.
 func TestCheckQuotaCountsPorts(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		migrated(t, d)
 		ctx := context.Background()
+		if _, err := netdb.Seed(ctx, d, "private", "10.0.0.0/8", ""); err != nil {
+			t.Fatal(err)
+		}
 		boot(t, d, uuidN(1), "demo", "active", "h1", wire.Address{Network: "private", Addr: "10.0.0.2"}, wire.Address{Network: "private", Addr: "10.0.0.3"})
 		boot(t, d, uuidN(2), "demo", "active", "h1", wire.Address{Network: "private", Addr: "10.0.0.4"})
 		boot(t, d, uuidN(3), "other", "active", "h1", wire.Address{Network: "private", Addr: "10.0.0.5"})

@@ -125,13 +125,13 @@ func SetTags(ctx context.Context, tx *db.Tx, resource, id string, tags []string,
 	return nil
 }
 
-// HoldTagged holds the row of a network, subnet or security group
+// HoldTagged holds the row of a network, subnet, security group or port
 // (resource: its table) until tx ends, so that a change of its tags that
 // reads them first loses no other's (PostgreSQL; a SQLite transaction
 // holds the write lock already). A missing row is left for the caller's
 // read to report.
 func HoldTagged(ctx context.Context, tx *db.Tx, resource, id string) error {
-	if resource != "security_groups" {
+	if resource != "security_groups" && resource != "ports" {
 		if err := tagTable(resource); err != nil {
 			return err
 		}
