@@ -51,9 +51,16 @@ type networkRole struct {
 	cell string
 }
 
-func (r *networkRole) Start(context.Context) error { return serveNetwork(r.srv, r.cell, r.svc) }
+func (r *networkRole) Start(ctx context.Context) error {
+	if err := r.svc.Start(ctx); err != nil {
+		return err
+	}
+	return serveNetwork(r.srv, r.cell, r.svc)
+}
 
-func (r *networkRole) Shutdown(ctx context.Context) error { return r.srv.Shutdown(ctx) }
+func (r *networkRole) Shutdown(ctx context.Context) error {
+	return errors.Join(r.srv.Shutdown(ctx), r.svc.Shutdown(ctx))
+}
 
 // computeRole is the compute agent of this process's hosts: it starts (its
 // hosts registered) before it is served to other processes.

@@ -10,19 +10,16 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/portid"
 )
 
-// portNamespace is the UUID v5 namespace of port ids.
-var portNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://cellcloud.invalid/netdb/ports"))
-
 // PortID is the id of the port that holds addr in network for an instance:
-// a UUID v5, the same every time it is derived.
+// a UUID v5, the same every time it is derived (portid.Derive, which the
+// compute cells use too).
 func PortID(instanceUUID, network, addr string) string {
-	return uuid.NewSHA1(portNamespace, []byte(instanceUUID+"\x00"+network+"\x00"+addr)).String()
+	return portid.Derive(instanceUUID, network, addr)
 }
 
 // FixedIP is a port's address and the subnet it belongs to ("" when no

@@ -11,6 +11,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/route"
+	"github.com/cellcloud/cellcloud/internal/apicell/leases"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -21,7 +22,10 @@ type Config struct {
 	Cell string
 	// DB is the API cell's database, migrated with apidb's set "api" and
 	// netdb's set "netapi".
-	DB     *db.DB
+	DB *db.DB
+	// Sender sends durable messages to the cells (revoke_blocks when a
+	// subnet whose blocks cells hold is deleted); nil sends none.
+	Sender leases.Sender
 	Logger *slog.Logger
 	// Auth validates the callers' tokens; Policy holds Rules.
 	Auth   authn.Authenticator
