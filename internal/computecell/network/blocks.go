@@ -333,3 +333,58 @@ func (s *Service) ReturnFree(ctx context.Context) (int, error) {
 }
 
 var errSkip = errors.New("skip")
+
+// SubnetBlocks is the blocks_leased a cell would get for the whole of an
+// IPv4 subnet of the network named network: the subnet cut as the root cuts
+// it (a sixteenth, 4 to 256 addresses), usable from its third address to
+// the one before its broadcast address (Neutron's default pool, the second
+// address being the gateway). For tests and tools that give a cell
+// addresses without an API cell.
+func SubnetBlocks(network, subnetID, cidr string) wire.BlocksLeased {
+	p := netip.MustParsePrefix(cidr).Masked()
+	bits := min(max(p.Bits()+4, 24), 30)
+	bits = max(bits, p.Bits())
+	start := u32(p.Addr())
+	end := start + (uint32(1)<<(32-p.Bits()) - 1)
+	size := uint32(1) << (32 - bits)
+	m := wire.BlocksLeased{NetworkName: network}
+	for first := start; ; first += size {
+		last := first + size - 1
+		a, z := max(first, start+2), min(last, end-1)
+		if a <= z {
+			m.Blocks = append(m.Blocks, wire.LeasedBlock{SubnetID: subnetID, CIDR: netip.PrefixFrom(netip.AddrFrom4(as4(first)), bits).String(),
+				Usable: []wire.AddressRange{{First: ipString(a), Last: ipString(z)}}})
+		}
+		if last >= end {
+			break
+		}
+	}
+	return m
+}
+
+func as4(v uint32) [4]byte {
+	var b [4]byte
+	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+	return b
+}
+
+// Grant applies a blocks_leased to the cell's database in a transaction of
+// its own, as the handler does: for tests and tools.
+func Grant(ctx context.Context, d *db.DB, m wire.BlocksLeased) error {
+	h := &Handlers{DB: d, Logger: slog.New(slog.DiscardHandler)}
+	return d.InTx(ctx, func(tx *db.Tx) error {
+		env, err := envelopeOf(wire.MethodBlocksLeased, &m)
+		if err != nil {
+			return err
+		}
+		return h.BlocksLeased(ctx, tx, env)
+	})
+}
+
+func envelopeOf(method string, payload any) (*wire.Envelope, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Envelope{Method: method, Version: wire.V1, RequestID: "req-" + uuid.NewString(), Payload: b}, nil
+}
