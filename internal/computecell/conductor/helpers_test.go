@@ -175,7 +175,10 @@ func newCell(t *testing.T, o cellOpts) *cellEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.compute.Shutdown(context.Background()) })
-	if e.network, err = network.New(network.Config{CIDR: "10.0.1.0/24", DB: e.db, Logger: quiet}); err != nil {
+	if e.network, err = network.New(network.Config{Cell: cell, DB: e.db, Sender: e.sent, Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	if err := network.Grant(ctx, e.db, network.SubnetBlocks("private", "sub-1", "10.0.1.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	if e.sched, err = scheduler.New(e.db, nil, time.Minute); err != nil {
@@ -297,8 +300,8 @@ func (f *fakeScheduler) count() int {
 
 type fakeNetwork struct{}
 
-func (fakeNetwork) Allocate(context.Context, string) ([]wire.Address, error) { return nil, nil }
-func (fakeNetwork) Deallocate(context.Context, string) error                 { return nil }
+func (fakeNetwork) Allocate(context.Context, string, []wire.NIC) ([]wire.Address, error) { return nil, nil }
+func (fakeNetwork) Deallocate(context.Context, string) error                             { return nil }
 
 type fakeCompute struct{}
 
