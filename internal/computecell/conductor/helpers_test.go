@@ -154,6 +154,10 @@ type cellOpts struct {
 	hosts  []string
 	spec   compute.HostSpec
 	driver fake.Config
+	// noBlocks starts the cell without address blocks; addressWait is the
+	// conductor's AddressWait.
+	noBlocks    bool
+	addressWait time.Duration
 }
 
 func newCell(t *testing.T, o cellOpts) *cellEnv {
@@ -178,15 +182,17 @@ func newCell(t *testing.T, o cellOpts) *cellEnv {
 	if e.network, err = network.New(network.Config{Cell: cell, DB: e.db, Sender: e.sent, Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}
-	if err := network.Grant(ctx, e.db, network.SubnetBlocks("private", "sub-1", "10.0.1.0/24")); err != nil {
-		t.Fatal(err)
+	if !o.noBlocks {
+		if err := network.Grant(ctx, e.db, network.SubnetBlocks("private", "sub-1", "10.0.1.0/24")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if e.sched, err = scheduler.New(e.db, nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	e.cd, err = conductor.New(conductor.Config{Cell: cell, DB: e.db, Sender: e.sent, Scheduler: e.sched, Network: e.network,
 		Compute: e.compute, PollInterval: 100 * time.Millisecond, HealInterval: time.Hour, Logger: quiet,
-		Capacity: changeNotifier(e.changes)})
+		Capacity: changeNotifier(e.changes), AddressWait: o.addressWait})
 	if err != nil {
 		t.Fatal(err)
 	}
