@@ -306,8 +306,10 @@ func (f *fakeScheduler) count() int {
 
 type fakeNetwork struct{}
 
-func (fakeNetwork) Allocate(context.Context, string, []wire.NIC) ([]wire.Address, error) { return nil, nil }
-func (fakeNetwork) Deallocate(context.Context, string) error                             { return nil }
+func (fakeNetwork) Allocate(context.Context, string, []wire.NIC) ([]wire.Address, error) {
+	return nil, nil
+}
+func (fakeNetwork) Deallocate(context.Context, string) error { return nil }
 
 type fakeCompute struct{}
 
