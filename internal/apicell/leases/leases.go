@@ -79,6 +79,7 @@ func (h *Handlers) LeaseBlocks(ctx context.Context, tx *db.Tx, env *wire.Envelop
 	case err != nil:
 		return err
 	default:
+		answer.NetworkID, answer.NetworkName = nw.ID, nw.Name
 		blocks, err := netdb.LeaseBlocks(ctx, tx, nw.ID, holder, count, h.now())
 		if err != nil {
 			return err
@@ -92,7 +93,7 @@ func (h *Handlers) LeaseBlocks(ctx context.Context, tx *db.Tx, env *wire.Envelop
 		}
 		answer.Full = len(blocks) < count
 	}
-	h.log().Info("address blocks leased to a cell", "request_id", env.RequestID, "cell", holder,
+	h.log().Info("address blocks leased to a cell", "request_id", env.RequestID, "holder", holder,
 		"network", firstOf(m.NetworkID, m.NetworkName), "asked", count, "blocks", len(answer.Blocks), "full", answer.Full, "error", answer.Error)
 	return h.Sender.Send(ctx, tx, holder, wire.MethodBlocksLeased, env.RequestID, &answer)
 }
@@ -113,7 +114,7 @@ func (h *Handlers) ReturnBlocks(ctx context.Context, tx *db.Tx, env *wire.Envelo
 		}
 		return err
 	}
-	h.log().Info("address blocks returned by a cell", "request_id", env.RequestID, "cell", env.Sender, "subnet_id", m.SubnetID, "blocks", n)
+	h.log().Info("address blocks returned by a cell", "request_id", env.RequestID, "holder", env.Sender, "subnet_id", m.SubnetID, "blocks", n)
 	return nil
 }
 

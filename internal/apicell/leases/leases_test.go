@@ -106,7 +106,7 @@ func TestLeaseBlocks(t *testing.T) {
 		}
 		var got wire.BlocksLeased
 		m := rec.last(t, wire.MethodBlocksLeased, &got)
-		if m.to != "api!c1" || got.NetworkName != "private" || got.Full || len(got.Blocks) != 1 || got.Blocks[0].CIDR != "10.0.0.0/24" ||
+		if m.to != "api!c1" || got.NetworkName != "private" || got.NetworkID != netID || got.Full || len(got.Blocks) != 1 || got.Blocks[0].CIDR != "10.0.0.0/24" ||
 			got.Blocks[0].SubnetID != subID || got.Blocks[0].Usable[0].First != "10.0.0.2" || got.Blocks[0].LeasedAt.IsZero() {
 			t.Fatalf("answer to %s: %+v", m.to, got)
 		}

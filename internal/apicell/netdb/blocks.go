@@ -302,3 +302,18 @@ func BlockHolders(ctx context.Context, q db.Querier, subnetID string) ([]string,
 	}
 	return out, nil
 }
+
+// AddressHolder says who holds the block of the IPv4 subnet that a lies
+// in, of any network: a holder, or "" when no one does or no subnet has a.
+func AddressHolder(ctx context.Context, q db.Querier, a netip.Addr) (string, error) {
+	subs, err := ListSubnets(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range subs {
+		if p, err := netip.ParsePrefix(s.CIDR); err == nil && p.Contains(a) {
+			return BlockHolder(ctx, q, s.ID, a)
+		}
+	}
+	return "", nil
+}
