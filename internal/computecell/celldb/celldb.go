@@ -172,8 +172,9 @@ CREATE INDEX early_deletes_created ON early_deletes (created_at)`},
 	// Address blocks (package network): the blocks of each network's
 	// subnets the API cell leased to this cell, every usable address of
 	// them as a row of fixed_ips (free while it has no instance and no
-	// port), the addresses the API cell handed out itself (in_block 0,
-	// kept while their instance has them), and the lease requests sent up.
+	// port, in a block), the addresses the API cell handed out itself
+	// (in_block 0: never free, forgotten once no instance has them), and the
+	// lease requests sent up.
 	// The fixed IPs of the static share of earlier releases stay with their
 	// instances (subnet "", in_block 0) and go when their instance does.
 	{Version: 6, Name: "address blocks leased from the API cell", SQL: `
@@ -210,8 +211,8 @@ INSERT INTO cell_fixed_ips (subnet_id, address_int, address, network, instance_u
 DROP TABLE fixed_ips;
 ALTER TABLE cell_fixed_ips RENAME TO fixed_ips;
 CREATE INDEX fixed_ips_instance ON fixed_ips (instance_uuid);
-CREATE INDEX fixed_ips_free_name ON fixed_ips (network, address_int) WHERE instance_uuid IS NULL AND port_id = '';
-CREATE INDEX fixed_ips_free_id ON fixed_ips (network_id, address_int) WHERE instance_uuid IS NULL AND port_id = '';
+CREATE INDEX fixed_ips_free_name ON fixed_ips (network, address_int) WHERE instance_uuid IS NULL AND port_id = '' AND in_block = 1;
+CREATE INDEX fixed_ips_free_id ON fixed_ips (network_id, address_int) WHERE instance_uuid IS NULL AND port_id = '' AND in_block = 1;
 CREATE INDEX fixed_ips_port ON fixed_ips (port_id) WHERE port_id <> '';
 CREATE TABLE lease_requests (
 	network TEXT PRIMARY KEY,

@@ -257,12 +257,18 @@ func (h *Handlers) ReserveAddress(ctx context.Context, env *wire.Envelope) (any,
 	return struct{}{}, nil
 }
 
-// ReturnFree gives the root back the wholly free blocks of each network
-// beyond ReserveBlocks (the highest first: allocation takes the lowest
+// ReturnFree forgets the addresses not of the cell's blocks that no
+// instance has any more, and gives the root back the wholly free blocks of
+// each network beyond ReserveBlocks (the highest first: allocation takes the lowest
 // addresses), and returns how many it gave back. Each block is dropped
 // here and return_blocks sent in one transaction; a block an address of
 // which was taken meanwhile stays.
 func (s *Service) ReturnFree(ctx context.Context) (int, error) {
+	// The addresses the API cell handed out that no instance has any more
+	// go first.
+	if _, err := s.cfg.DB.Exec(ctx, `DELETE FROM fixed_ips WHERE instance_uuid IS NULL AND in_block = 0`); err != nil {
+		return 0, fmt.Errorf("network: forget addresses no instance has: %w", err)
+	}
 	type blk struct {
 		subnet, cidr, netID, net string
 		first, last              int64

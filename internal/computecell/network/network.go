@@ -199,7 +199,7 @@ func (s *Service) prefetch(ctx context.Context) error {
 	k := netKey{name: s.cfg.Network}
 	return s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		var free int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM fixed_ips WHERE network = ? AND instance_uuid IS NULL AND port_id = ''`, k.name).Scan(&free); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM fixed_ips WHERE network = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1`, k.name).Scan(&free); err != nil {
 			return err
 		}
 		if free > 0 {
@@ -221,6 +221,8 @@ func (s *Service) Allocate(ctx context.Context, uuid string, nics []wire.NIC) ([
 		nics = []wire.NIC{{NetworkName: s.cfg.Network}}
 	}
 	mac := MAC(uuid)
+	var out []wire.Address
+	reread := false
 	for i, nic := range nics {
 		if nic.MAC == "" {
 			nic.MAC = mac
@@ -228,15 +230,28 @@ func (s *Service) Allocate(ctx context.Context, uuid string, nics []wire.NIC) ([
 				nic.MAC = MAC(fmt.Sprintf("%s/%d", uuid, i))
 			}
 		}
-		var err error
 		if len(nic.FixedIPs) > 0 {
-			err = s.record(ctx, uuid, i, nic)
-		} else {
-			err = s.allocateNIC(ctx, uuid, i, nic)
+			if err := s.record(ctx, uuid, i, nic); err != nil {
+				return nil, fmt.Errorf("network: allocate for %s: %w", uuid, err)
+			}
+			for _, f := range nic.FixedIPs {
+				out = append(out, wire.Address{Network: nic.NetworkName, Addr: f.Addr, Version: 4, MAC: nic.MAC,
+					NetworkID: nic.NetworkID, SubnetID: f.SubnetID, PortID: nic.PortID})
+			}
+			continue
 		}
+		a, err := s.allocateNIC(ctx, uuid, i, nic)
 		if err != nil {
 			return nil, fmt.Errorf("network: allocate for %s: %w", uuid, err)
 		}
+		if a == nil {
+			reread = true // it had its address already
+			continue
+		}
+		out = append(out, *a)
+	}
+	if !reread {
+		return out, nil
 	}
 	out, err := s.addresses(ctx, uuid)
 	if err != nil {
@@ -263,8 +278,8 @@ func (s *Service) addresses(ctx context.Context, uuid string) ([]wire.Address, e
 }
 
 // allocateNIC hands out the lowest free address of the cell's blocks of
-// the NIC's network.
-func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.NIC) error {
+// the NIC's network and returns it, or nil when the NIC had one already.
+func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.NIC) (*wire.Address, error) {
 	k := netKey{id: n.NetworkID, name: n.NetworkName}
 	name := n.NetworkName
 	if name == "" {
@@ -272,15 +287,16 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 	}
 	low, err := s.lowWater(ctx, k)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// An attempt fails with errRetry only when another allocation took the
 	// address it chose and committed, so every retry follows someone
 	// else's progress; the bound is generous.
 	for attempt := 0; attempt < 10000; attempt++ {
 		var outcome error
+		var got *wire.Address
 		err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-			outcome = nil
+			outcome, got = nil, nil
 			// In one query: the address this NIC has already (a retried
 			// allocation), the lowest free one, and how many are free, up
 			// to the low-water mark.
@@ -288,8 +304,8 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 			var nfree int
 			err := tx.QueryRow(ctx, `SELECT
 				(SELECT address_int FROM fixed_ips WHERE instance_uuid = ? AND nic = ?),
-				(SELECT address_int FROM fixed_ips WHERE `+k.col()+` = ? AND instance_uuid IS NULL AND port_id = '' ORDER BY address_int LIMIT 1),
-				(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE `+k.col()+` = ? AND instance_uuid IS NULL AND port_id = '' LIMIT ?) f)`,
+				(SELECT address_int FROM fixed_ips WHERE `+k.col()+` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 ORDER BY address_int LIMIT 1),
+				(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE `+k.col()+` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT ?) f)`,
 				uuid, nic, k.val(), k.val(), low+1).Scan(&has, &free, &nfree)
 			if err != nil {
 				return err
@@ -302,15 +318,17 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 				return err
 			}
 			addr := ipString(uint32(*free))
-			res, err := tx.Exec(ctx, `UPDATE fixed_ips SET instance_uuid = ?, nic = ?, mac = ?, port_id = ?, updated_at = ?
-				WHERE `+k.col()+` = ? AND address_int = ? AND instance_uuid IS NULL AND port_id = ''`,
-				uuid, nic, n.MAC, portid.Derive(uuid, name, addr), db.Micros(s.cfg.Now()), k.val(), *free)
+			a := wire.Address{Addr: addr, Version: 4, MAC: n.MAC, PortID: portid.Derive(uuid, name, addr)}
+			err = tx.QueryRow(ctx, `UPDATE fixed_ips SET instance_uuid = ?, nic = ?, mac = ?, port_id = ?, updated_at = ?
+				WHERE `+k.col()+` = ? AND address_int = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 RETURNING network, network_id, subnet_id`,
+				uuid, nic, n.MAC, a.PortID, db.Micros(s.cfg.Now()), k.val(), *free).Scan(&a.Network, &a.NetworkID, &a.SubnetID)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("address %s was taken meanwhile: %w", addr, errRetry)
+			}
 			if err != nil {
 				return err
 			}
-			if k, _ := res.RowsAffected(); k != 1 {
-				return fmt.Errorf("address %s was taken meanwhile: %w", addr, errRetry)
-			}
+			got = &a
 			if nfree-1 < low {
 				_, err = s.askForBlocks(ctx, tx, k, "req-"+uuid)
 			}
@@ -320,11 +338,11 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return outcome
+		return got, outcome
 	}
-	return fmt.Errorf("gave up after too many attempts: %w", errRetry)
+	return nil, fmt.Errorf("gave up after too many attempts: %w", errRetry)
 }
 
 var errRetry = errors.New("retry")
@@ -403,7 +421,7 @@ func (s *Service) record(ctx context.Context, uuid string, nic int, n wire.NIC) 
 			}
 			ai := int64(u32(a))
 			res, err := tx.Exec(ctx, `UPDATE fixed_ips SET instance_uuid = ?, nic = ?, mac = ?, port_id = ?, api_port = 1, network_id = ?, updated_at = ?
-				WHERE subnet_id = ? AND address_int = ? AND (instance_uuid IS NULL OR instance_uuid = ?) AND (port_id = '' OR port_id = ?)`,
+				WHERE subnet_id = ? AND address_int = ? AND (instance_uuid = ? OR (instance_uuid IS NULL AND (in_block = 0 OR port_id = '' OR port_id = ?)))`,
 				uuid, nic, n.MAC, n.PortID, n.NetworkID, now, f.SubnetID, ai, uuid, n.PortID)
 			if err != nil {
 				return err
@@ -424,19 +442,16 @@ func (s *Service) record(ctx context.Context, uuid string, nic int, n wire.NIC) 
 	})
 }
 
-// Deallocate frees the instance's fixed IPs; it is a no-op when it has
-// none. Addresses of the cell's blocks are free again, but one set aside
-// for a port the API cell holds stays set aside until the port is deleted;
-// addresses the API cell handed out are forgotten.
+// Deallocate frees the instance's fixed IPs, in one statement; it is a
+// no-op when it has none. Addresses of the cell's blocks are free again,
+// but one set aside for a port the API cell holds stays set aside until the
+// port is deleted. Addresses the API cell handed out (not of the cell's
+// blocks) are never free here: their rows are deleted by the periodic
+// sweep (ReturnFree), and until then a build the API cell gives one of
+// them again takes it.
 func (s *Service) Deallocate(ctx context.Context, uuid string) error {
-	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM fixed_ips WHERE instance_uuid = ? AND in_block = 0`, uuid); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `UPDATE fixed_ips SET instance_uuid = NULL, nic = 0, mac = '',
-			port_id = CASE WHEN api_port = 1 THEN port_id ELSE '' END, updated_at = ? WHERE instance_uuid = ?`, db.Micros(s.cfg.Now()), uuid)
-		return err
-	})
+	_, err := s.cfg.DB.Exec(ctx, `UPDATE fixed_ips SET instance_uuid = NULL, nic = 0, mac = '',
+		port_id = CASE WHEN api_port = 1 THEN port_id ELSE '' END, updated_at = ? WHERE instance_uuid = ?`, db.Micros(s.cfg.Now()), uuid)
 	if err != nil {
 		return fmt.Errorf("network: deallocate for %s: %w", uuid, err)
 	}
