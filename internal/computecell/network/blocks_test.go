@@ -208,16 +208,20 @@ func TestLowWaterSendsOneRequest(t *testing.T) {
 		if n := len(rec.of(wire.MethodLeaseBlocks)); n != 2 {
 			t.Fatalf("%d lease requests after the first went unanswered past the timeout, want 2", n)
 		}
-		// An answer ends the request: the next allocation below low water
-		// asks anew.
-		if err := cast(t, d, handlers(d).BlocksLeased, &wire.BlocksLeased{NetworkName: "private"}); err != nil {
+		// Blocks came (the free addresses are above the mark again): the
+		// next fall below the mark asks anew, once.
+		m := network.SubnetBlocks("private", "sub-2", "10.9.0.0/24")
+		m.Blocks = []wire.LeasedBlock{m.Blocks[1]} // 16 usable
+		if err := cast(t, d, handlers(d).BlocksLeased, &m); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Allocate(ctx, uuidN(29), nil); err != nil {
-			t.Fatal(err)
+		for i := 29; i < 41; i++ {
+			if _, err := s.Allocate(ctx, uuidN(i), nil); err != nil {
+				t.Fatalf("Allocate %d: %v", i, err)
+			}
 		}
 		if n := len(rec.of(wire.MethodLeaseBlocks)); n != 3 {
-			t.Fatalf("%d lease requests after an answer, want 3", n)
+			t.Fatalf("%d lease requests after blocks came and ran low again, want 3", n)
 		}
 	})
 }

@@ -83,8 +83,14 @@ type Service struct {
 	cfg Config
 	log *slog.Logger
 	// low caches each network's low-water mark, from its blocks' sizes.
-	mu  sync.Mutex
-	low map[string]int
+	// asked holds the networks this process knows a lease request is
+	// outstanding for (it sent it, or found it), so that the allocations
+	// below the low-water mark do not each read the request again; it is
+	// forgotten when an allocation finds the network above the mark (the
+	// blocks came) or the request is older than LeaseTimeout.
+	mu    sync.Mutex
+	low   map[string]int
+	asked map[string]time.Time
 
 	stop func()
 	done chan struct{}
@@ -130,7 +136,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ReturnInterval <= 0 {
 		cfg.ReturnInterval = time.Minute
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "network"), low: map[string]int{}}, nil
+	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "network"), low: map[string]int{}, asked: map[string]time.Time{}}, nil
 }
 
 // Start asks for a first block of the default network if the cell holds
@@ -329,7 +335,9 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 				return err
 			}
 			got = &a
-			if nfree-1 < low {
+			if nfree-1 >= low {
+				s.forgetAsked(k)
+			} else if !s.knowAsked(k) {
 				_, err = s.askForBlocks(ctx, tx, k, "req-"+uuid)
 			}
 			return err
@@ -364,6 +372,7 @@ func (s *Service) askForBlocks(ctx context.Context, tx *db.Tx, k netKey, request
 	pending := fmt.Errorf("%w: waiting for address blocks of network %s: %w", ErrExhausted, k.val(), wire.ErrAddressesPending)
 	switch {
 	case exists && answered == 0 && now.Sub(db.FromMicros(requested)) < s.cfg.LeaseTimeout:
+		tx.AfterCommit(func() { s.setAsked(k, db.FromMicros(requested)) })
 		return pending, nil
 	case exists && answered != 0 && (full == 1 || why != "") && now.Sub(db.FromMicros(answered)) < s.cfg.FullRetry:
 		msg := "No fixed IP addresses available for network: " + k.val()
@@ -381,7 +390,29 @@ func (s *Service) askForBlocks(ctx context.Context, tx *db.Tx, k netKey, request
 		&wire.LeaseBlocks{NetworkID: k.id, NetworkName: k.name, Count: 1}); err != nil {
 		return nil, err
 	}
+	tx.AfterCommit(func() { s.setAsked(k, now) })
 	return pending, nil
+}
+
+func (s *Service) setAsked(k netKey, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked[k.request()] = at
+}
+
+func (s *Service) forgetAsked(k netKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.asked, k.request())
+}
+
+// knowAsked reports whether this process knows of a lease request for the
+// network sent less than LeaseTimeout ago.
+func (s *Service) knowAsked(k netKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.asked[k.request()]
+	return ok && s.cfg.Now().Sub(at) < s.cfg.LeaseTimeout
 }
 
 // lowWater is the network's low-water mark: LowWater, but at most half of
