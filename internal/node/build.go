@@ -116,7 +116,7 @@ func (n *Node) ownCapacity() cells.CapacityReporter {
 	if n.cfg.IsRoot() {
 		return nil
 	}
-	return hostsCapacity{}
+	return hostsCapacity{network: n.cfg.Network.Name}
 }
 
 // offerAPICellHandlers registers the API cell's handlers with its cells
@@ -150,7 +150,8 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	// The address messages from the API cell work on the cell database,
 	// whichever process runs the network role; new blocks wake the builds
 	// that wait for addresses.
-	addrs := &network.Handlers{DB: n.DB, Logger: n.log.With("cell", cfg.Cell, "role", "network"), Now: time.Now, OnBlocks: cd.BlocksArrived}
+	addrs := &network.Handlers{DB: n.DB, Logger: n.log.With("cell", cfg.Cell, "role", "network"), Now: time.Now,
+		OnBlocks: func() { cd.BlocksArrived(); n.Cells.ReportSoon() }}
 	n.Cells.HandleCast(wire.MethodBlocksLeased, 1, 0, addrs.BlocksLeased)
 	n.Cells.HandleCast(wire.MethodRevokeBlocks, 1, 0, addrs.RevokeBlocks)
 	n.Cells.HandleCast(wire.MethodReleaseAddresses, 1, 0, addrs.ReleaseAddresses)

@@ -394,3 +394,18 @@ func envelopeOf(method string, payload any) (*wire.Envelope, error) {
 	}
 	return &wire.Envelope{Method: method, Version: wire.V1, RequestID: "req-" + uuid.NewString(), Payload: b}, nil
 }
+
+// AwaitingFirstBlocks reports whether the cell holds no block of the
+// network called name while its lease request for it is unanswered: a cell
+// that has just started (or started on data of a static share). The cell
+// offers no capacity until then, so that builds are not sent to a cell that
+// can give them no address yet.
+func AwaitingFirstBlocks(ctx context.Context, q db.Querier, name string) (bool, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT COUNT(*) FROM lease_requests r WHERE r.network = ? AND r.answered_at = 0
+		AND NOT EXISTS (SELECT 1 FROM address_blocks b WHERE b.network = ?)`, "name:"+name, name).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("network: first blocks of %s: %w", name, err)
+	}
+	return n > 0, nil
+}

@@ -61,8 +61,10 @@ type Config struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	// LowWater is the most free addresses of a network below which the
-	// cell asks for another block (default 64; never more than half of a
+	// cell asks for more blocks (default 128; never more than half of a
 	// block of the network, so a cell on a small subnet does not hoard it).
+	// It asks for two blocks at a time of the default network and where a
+	// block has 64 addresses or more, one where blocks are smaller.
 	LowWater int
 	// LeaseTimeout is how long a lease request may go unanswered before
 	// it is sent again (default 30s).
@@ -71,7 +73,7 @@ type Config struct {
 	// before a cell that needs an address asks again (default 10s).
 	FullRetry time.Duration
 	// ReserveBlocks is how many wholly free blocks of a network the cell
-	// keeps; the rest go back to the root (default 1).
+	// keeps; the rest go back to the root (default 2).
 	ReserveBlocks int
 	// ReturnInterval is how often the wholly free blocks beyond the reserve
 	// are returned (default 1m).
@@ -122,7 +124,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.LowWater <= 0 {
-		cfg.LowWater = 64
+		cfg.LowWater = 128
 	}
 	if cfg.LeaseTimeout <= 0 {
 		cfg.LeaseTimeout = 30 * time.Second
@@ -131,7 +133,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.FullRetry = 10 * time.Second
 	}
 	if cfg.ReserveBlocks <= 0 {
-		cfg.ReserveBlocks = 1
+		cfg.ReserveBlocks = 2
 	}
 	if cfg.ReturnInterval <= 0 {
 		cfg.ReturnInterval = time.Minute
@@ -385,9 +387,13 @@ func (s *Service) askForBlocks(ctx context.Context, tx *db.Tx, k netKey, request
 		ON CONFLICT (network) DO UPDATE SET requested_at = excluded.requested_at, answered_at = 0`, k.request(), db.Micros(now)); err != nil {
 		return nil, err
 	}
-	s.log.Info("asking the API cell for an address block", "request_id", requestID, "network", k.val())
+	count := 1
+	if s.bigBlocks(k) || (k.id == "" && k.name == s.cfg.Network) {
+		count = 2 // the default network is big (10.0.0.0/8 has 65,536 blocks)
+	}
+	s.log.Info("asking the API cell for address blocks", "request_id", requestID, "network", k.val(), "count", count)
 	if err := s.cfg.Sender.Send(ctx, tx, cellpath.Root(s.cfg.Cell), wire.MethodLeaseBlocks, requestID,
-		&wire.LeaseBlocks{NetworkID: k.id, NetworkName: k.name, Count: 1}); err != nil {
+		&wire.LeaseBlocks{NetworkID: k.id, NetworkName: k.name, Count: count}); err != nil {
 		return nil, err
 	}
 	tx.AfterCommit(func() { s.setAsked(k, now) })
@@ -413,6 +419,14 @@ func (s *Service) knowAsked(k netKey) bool {
 	defer s.mu.Unlock()
 	at, ok := s.asked[k.request()]
 	return ok && s.cfg.Now().Sub(at) < s.cfg.LeaseTimeout
+}
+
+// bigBlocks reports whether the network's blocks (as far as this process
+// knows them) have 64 addresses or more.
+func (s *Service) bigBlocks(k netKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.low[k.request()] >= 32
 }
 
 // lowWater is the network's low-water mark: LowWater, but at most half of
