@@ -139,8 +139,21 @@ func TestExhaustionWaitsThenProceedsWhenBlocksArrive(t *testing.T) {
 		}
 		var lb wire.LeaseBlocks
 		_ = json.Unmarshal(reqs[0].payload, &lb)
-		if lb.NetworkName != "private" || lb.NetworkID != "" || lb.Count != 1 {
-			t.Errorf("lease request = %+v, want one block of private by name", lb)
+		if lb.NetworkName != "private" || lb.NetworkID != "" || lb.Count != 2 {
+			t.Errorf("lease request = %+v, want two blocks of the default network, by name", lb)
+		}
+		// Another network, known by id: one block at a time until its
+		// blocks are known to be big.
+		if _, err := s.Allocate(ctx, uuidN(9), []wire.NIC{{NetworkID: "net-9", NetworkName: "other"}}); !errors.Is(err, wire.ErrAddressesPending) {
+			t.Fatalf("Allocate on another network without blocks = %v, want pending", err)
+		}
+		reqs = rec.of(wire.MethodLeaseBlocks)
+		lb = wire.LeaseBlocks{}
+		if len(reqs) == 2 {
+			_ = json.Unmarshal(reqs[1].payload, &lb)
+		}
+		if lb.NetworkID != "net-9" || lb.Count != 1 {
+			t.Errorf("lease request = %+v, want one block of net-9 by id", lb)
 		}
 		m := network.SubnetBlocks("private", "sub-1", "10.0.0.0/8")
 		m.NetworkID = "net-1"
