@@ -555,3 +555,34 @@ func TestMigrationKeepsStaticShareAddresses(t *testing.T) {
 		}
 	})
 }
+
+// Where the low-water mark is high (128 in blocks of 256), the free
+// addresses are counted on every 16th allocation only: the request goes
+// out within 16 allocations of crossing the mark, once.
+func TestLowWaterOfBigBlocksIsCheckedEvery16th(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s, rec := serviceWith(t, d, network.Config{})
+		m := network.SubnetBlocks("private", "sub-1", "10.0.0.0/8")
+		m.Blocks = m.Blocks[:1] // 10.0.0.2 to 10.0.0.255: 254
+		if err := network.Grant(ctx, d, m); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 126 {
+			if _, err := s.Allocate(ctx, uuidN(i), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(rec.of(wire.MethodLeaseBlocks)); n != 0 {
+			t.Fatalf("%d lease requests with 128 free, want none", n)
+		}
+		for i := 126; i < 144; i++ {
+			if _, err := s.Allocate(ctx, uuidN(i), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(rec.of(wire.MethodLeaseBlocks)); n != 1 {
+			t.Fatalf("%d lease requests 18 allocations below the mark, want 1", n)
+		}
+	})
+}

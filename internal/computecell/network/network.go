@@ -93,6 +93,7 @@ type Service struct {
 	mu    sync.Mutex
 	low   map[string]int
 	asked map[string]time.Time
+	tick  map[string]int
 
 	stop func()
 	done chan struct{}
@@ -138,7 +139,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ReturnInterval <= 0 {
 		cfg.ReturnInterval = time.Minute
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "network"), low: map[string]int{}, asked: map[string]time.Time{}}, nil
+	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "network"), low: map[string]int{}, asked: map[string]time.Time{}, tick: map[string]int{}}, nil
 }
 
 // Start asks for a first block of the default network if the cell holds
@@ -297,6 +298,10 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 	if err != nil {
 		return nil, err
 	}
+	// Counting the free addresses up to the mark reads that many index
+	// entries: where the mark is high, it is done on every 16th allocation
+	// only (the mark leaves room for the few allocations in between).
+	count := s.countNow(k, low)
 	// An attempt fails with errRetry only when another allocation took the
 	// address it chose and committed, so every retry follows someone
 	// else's progress; the bound is generous.
@@ -306,15 +311,22 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 		err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 			outcome, got = nil, nil
 			// In one query: the address this NIC has already (a retried
-			// allocation), the lowest free one, and how many are free, up
-			// to the low-water mark.
+			// allocation), the lowest free one, and (when counting) how
+			// many are free, up to the low-water mark.
 			var has, free *int64
-			var nfree int
-			err := tx.QueryRow(ctx, `SELECT
+			nfree := low + 1
+			q := `SELECT
 				(SELECT address_int FROM fixed_ips WHERE instance_uuid = ? AND nic = ?),
-				(SELECT address_int FROM fixed_ips WHERE `+k.col()+` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 ORDER BY address_int LIMIT 1),
-				(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE `+k.col()+` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT ?) f)`,
-				uuid, nic, k.val(), k.val(), low+1).Scan(&has, &free, &nfree)
+				(SELECT address_int FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 ORDER BY address_int LIMIT 1)`
+			args := []any{uuid, nic, k.val()}
+			dest := []any{&has, &free}
+			if count {
+				q += `,
+				(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT ?) f)`
+				args = append(args, k.val(), low+1)
+				dest = append(dest, &nfree)
+			}
+			err := tx.QueryRow(ctx, q, args...).Scan(dest...)
 			if err != nil {
 				return err
 			}
@@ -337,9 +349,11 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 				return err
 			}
 			got = &a
-			if nfree-1 >= low {
+			switch {
+			case !count:
+			case nfree-1 >= low:
 				s.forgetAsked(k)
-			} else if !s.knowAsked(k) {
+			case !s.knowAsked(k):
 				_, err = s.askForBlocks(ctx, tx, k, "req-"+uuid)
 			}
 			return err
@@ -398,6 +412,18 @@ func (s *Service) askForBlocks(ctx context.Context, tx *db.Tx, k netKey, request
 	}
 	tx.AfterCommit(func() { s.setAsked(k, now) })
 	return pending, nil
+}
+
+// countNow says whether this allocation on the network counts its free
+// addresses: always where the mark is low, else every 16th time.
+func (s *Service) countNow(k netKey, low int) bool {
+	if low <= 16 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tick[k.request()]++
+	return s.tick[k.request()]%16 == 1
 }
 
 func (s *Service) setAsked(k netKey, at time.Time) {
