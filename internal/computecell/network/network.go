@@ -503,7 +503,7 @@ func (s *Service) record(ctx context.Context, uuid string, nic int, n wire.NIC) 
 			_, err = tx.Exec(ctx, `INSERT INTO fixed_ips (subnet_id, address_int, address, network_id, network, in_block, instance_uuid, nic, port_id, api_port, mac, updated_at)
 				VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?, ?)`, f.SubnetID, ai, a.String(), n.NetworkID, n.NetworkName, uuid, nic, n.PortID, n.MAC, now)
 			if db.IsUniqueViolation(err) {
-				return fmt.Errorf("Fixed IP address %s is already in use: %w", a, wire.ErrConflict)
+				return wire.Errorf(wire.CodeConflict, "Fixed IP address %s is already in use.", a)
 			}
 			if err != nil {
 				return err
