@@ -225,3 +225,39 @@ func TestReturnAndRevoke(t *testing.T) {
 		}
 	})
 }
+
+// The lease and its answer commit together: a root that dies halfway (the
+// transaction undone) has leased nothing and sent nothing, and the cell
+// asks again after its timeout. The same request applied twice (a cell
+// that asked again) leases the next blocks, never one twice.
+func TestLeaseIsAllOrNothingAndARepeatLeasesOthers(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		setup(t, d)
+		rec := &recorder{}
+		h := &leases.Handlers{Sender: rec, Logger: slog.New(slog.DiscardHandler)}
+		b, _ := json.Marshal(&wire.LeaseBlocks{NetworkName: "private", Count: 1})
+		env := &wire.Envelope{ID: "m-1", Method: wire.MethodLeaseBlocks, Version: wire.V1, Sender: "api!c1", RequestID: "req-1", Payload: b}
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			if err := h.LeaseBlocks(ctx, tx, env); err != nil {
+				return err
+			}
+			return errors.New("the root dies before the commit")
+		})
+		if err == nil {
+			t.Fatal("the transaction committed")
+		}
+		if held, _ := netdb.HeldBlocks(ctx, d, "api!c1"); len(held) != 0 || rec.count() != 0 {
+			t.Fatalf("after an undone lease: %d blocks held, %d messages sent; want none", len(held), rec.count())
+		}
+		for range 2 {
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return h.LeaseBlocks(ctx, tx, env) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held, _ := netdb.HeldBlocks(ctx, d, "api!c1")
+		if len(held) != 2 || held[0].CIDR == held[1].CIDR || rec.count() != 2 {
+			t.Errorf("after the request twice: held %+v, %d answers; want two different blocks and two answers", held, rec.count())
+		}
+	})
+}
