@@ -4,7 +4,9 @@
 // compute host claim and spawn, retries failed spawns on other hosts, and
 // hands builds that fit nowhere here back to the scheduling parent. Its work
 // lives in the cell database (instances in task state "scheduling" or
-// "deleting"), so a restarted process picks up where it stopped.
+// "deleting"), so a restarted process picks up where it stopped. A build
+// that finds no free address waits, holding no host, for the address
+// blocks the network service asked the API cell for (addresses.go).
 //
 // The conductor takes each instance's claim on its host when it places it
 // (instancestate.Owner.Place); the compute host checks the claim as it
