@@ -316,7 +316,7 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 			var has, free *int64
 			nfree := low + 1
 			q := `SELECT
-				(SELECT address_int FROM fixed_ips WHERE instance_uuid = ? AND nic = ?),
+				(SELECT address_int FROM fixed_ips WHERE instance_uuid = ? AND nic = ? LIMIT 1),
 				(SELECT address_int FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 ORDER BY address_int LIMIT 1)`
 			args := []any{uuid, nic, k.val()}
 			dest := []any{&has, &free}
