@@ -586,3 +586,36 @@ func TestLowWaterOfBigBlocksIsCheckedEvery16th(t *testing.T) {
 		}
 	})
 }
+
+// A cell waits for its first blocks (and offers no capacity) from its
+// first lease request of the default network until the root answers it.
+func TestAwaitingFirstBlocks(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s, _ := serviceWith(t, d, network.Config{})
+		waiting := func() bool {
+			t.Helper()
+			w, err := network.AwaitingFirstBlocks(ctx, d, "private")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return w
+		}
+		if waiting() {
+			t.Error("waiting before any request")
+		}
+		if err := s.Start(ctx); err != nil { // asks for the first blocks
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Shutdown(ctx) })
+		if !waiting() {
+			t.Error("not waiting with the first request unanswered")
+		}
+		if err := cast(t, d, handlers(d).BlocksLeased, &wire.BlocksLeased{NetworkName: "private", Full: true}); err != nil {
+			t.Fatal(err)
+		}
+		if waiting() {
+			t.Error("still waiting after the root answered (full)")
+		}
+	})
+}
