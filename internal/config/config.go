@@ -280,7 +280,13 @@ type Scheduler struct {
 
 // Network configures the network role.
 type Network struct {
+	// Name is the cell's default network, the one a server booted without
+	// networks is on (default "private"). The cell leases blocks of its
+	// addresses from the API cell as it needs them.
 	Name string `json:"name,omitempty"`
+	// CIDR was the cell's fixed share of the default network. It is
+	// accepted and ignored: the cells lease address blocks from the API
+	// cell instead (see Warnings).
 	CIDR string `json:"cidr,omitempty"`
 }
 
@@ -442,9 +448,6 @@ func (c *Config) Normalize() error {
 	if c.Compute.FailRate < 0 || c.Compute.FailRate > 1 {
 		return fmt.Errorf("compute.fail_rate %v must be between 0 and 1", c.Compute.FailRate)
 	}
-	if c.Network.CIDR == "" {
-		c.Network.CIDR = "10.1.0.0/16"
-	}
 	if c.Network.Name == "" {
 		c.Network.Name = "private"
 	}
@@ -530,4 +533,14 @@ func orDefault(d Duration, def time.Duration) Duration {
 		return Duration(def)
 	}
 	return d
+}
+
+// Warnings are what the configuration asks for that is accepted but has no
+// effect; the node logs them at start.
+func (c *Config) Warnings() []string {
+	var out []string
+	if c.Network.CIDR != "" {
+		out = append(out, fmt.Sprintf("network.cidr %q is ignored: the cells lease address blocks of network %q from the API cell as they need them", c.Network.CIDR, c.Network.Name))
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
 	networkapi "github.com/cellcloud/cellcloud/internal/apicell/api/network"
 	"github.com/cellcloud/cellcloud/internal/apicell/apicopy"
+	"github.com/cellcloud/cellcloud/internal/apicell/leases"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/reclaim"
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
@@ -115,7 +116,7 @@ func (n *Node) ownCapacity() cells.CapacityReporter {
 	if n.cfg.IsRoot() {
 		return nil
 	}
-	return hostsCapacity{}
+	return hostsCapacity{network: n.cfg.Network.Name}
 }
 
 // offerAPICellHandlers registers the API cell's handlers with its cells
@@ -128,6 +129,9 @@ func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
 	n.Cells.HandleCast(wire.MethodInstanceUpdate, 1, 0, h.InstanceUpdate)
 	n.Cells.HandleCast(wire.MethodSnapshotDone, 1, 0, h.SnapshotDone)
 	n.Cells.HandleCast(wire.MethodHostMappings, 1, 0, h.HostMappings)
+	l := &leases.Handlers{Sender: sender, Logger: n.log.With("cell", n.cfg.Cell, "role", "leases"), Now: time.Now}
+	n.Cells.HandleCast(wire.MethodLeaseBlocks, 1, 0, l.LeaseBlocks)
+	n.Cells.HandleCast(wire.MethodReturnBlocks, 1, 0, l.ReturnBlocks)
 }
 
 // offerComputeCellHandlers builds what a compute cell's cells service
@@ -143,6 +147,15 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	}
 	n.Cells.AcceptBuilds(cd)
 	n.Cells.HandleCast(wire.MethodDeleteInstances, 1, 0, cd.DeleteInstances)
+	// The address messages from the API cell work on the cell database,
+	// whichever process runs the network role; new blocks wake the builds
+	// that wait for addresses.
+	addrs := &network.Handlers{DB: n.DB, Logger: n.log.With("cell", cfg.Cell, "role", "network"), Now: time.Now,
+		OnBlocks: func() { cd.BlocksArrived(); n.Cells.ReportSoon() }}
+	n.Cells.HandleCast(wire.MethodBlocksLeased, 1, 0, addrs.BlocksLeased)
+	n.Cells.HandleCast(wire.MethodRevokeBlocks, 1, 0, addrs.RevokeBlocks)
+	n.Cells.HandleCast(wire.MethodReleaseAddresses, 1, 0, addrs.ReleaseAddresses)
+	n.Cells.HandleCall(wire.MethodReserveAddress, 1, 0, addrs.ReserveAddress)
 	ops, err := instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Host: comp, VMs: comp, Scheduler: sched, Logger: n.log,
 		ShelvedOffloadTime: cfg.Compute.ShelvedOffloadTime.D(), ShelvedPollInterval: cfg.Compute.ShelvedPollInterval.D()})
 	if err != nil {
@@ -284,7 +297,7 @@ func (n *Node) computeCellRoles(sender *cells.Sender) (l localRoles, roles []rol
 		roles = append(roles, role{"scheduler", &schedulerRole{svc: l.scheduler, srv: n.rpcServer(), cell: cfg.Cell}})
 	}
 	if cfg.Has(config.RoleNetwork) {
-		if l.network, err = network.New(network.Config{Network: cfg.Network.Name, CIDR: cfg.Network.CIDR, DB: n.DB, Logger: n.log.With("cell", cfg.Cell)}); err != nil {
+		if l.network, err = network.New(network.Config{Cell: cfg.Cell, Network: cfg.Network.Name, DB: n.DB, Sender: sender, Logger: n.log}); err != nil {
 			return l, nil, err
 		}
 		roles = append(roles, role{"network", &networkRole{svc: l.network, srv: n.rpcServer(), cell: cfg.Cell}})

@@ -87,6 +87,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn(w, "cell", cfg.Cell)
+	}
 	return &Node{cfg: cfg, log: log, done: make(chan struct{}), serveErr: make(chan error, 1)}, nil
 }
 

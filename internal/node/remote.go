@@ -33,6 +33,7 @@ type hostOp struct {
 	UUID   string       `json:"uuid"`
 	Action string       `json:"action,omitempty"`
 	Flavor *wire.Flavor `json:"flavor,omitempty"`
+	NICs   []wire.NIC   `json:"nics,omitempty"`
 }
 
 // remoteScheduler, remoteNetwork and remoteCompute reach roles that run in
@@ -71,11 +72,11 @@ type remoteNetwork struct {
 	cell string
 }
 
-func (r remoteNetwork) Allocate(ctx context.Context, uuid string) ([]wire.Address, error) {
+func (r remoteNetwork) Allocate(ctx context.Context, uuid string, nics []wire.NIC) ([]wire.Address, error) {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
 	var out []wire.Address
-	err := rpc.Call(ctx, r.nc, netSubject(r.cell, "allocate"), hostOp{UUID: uuid}, &out)
+	err := rpc.Call(ctx, r.nc, netSubject(r.cell, "allocate"), hostOp{UUID: uuid, NICs: nics}, &out)
 	return out, err
 }
 
@@ -140,7 +141,7 @@ type selector interface {
 }
 
 type allocator interface {
-	Allocate(ctx context.Context, uuid string) ([]wire.Address, error)
+	Allocate(ctx context.Context, uuid string, nics []wire.NIC) ([]wire.Address, error)
 	Deallocate(ctx context.Context, uuid string) error
 }
 
@@ -187,7 +188,7 @@ func serveNetwork(srv *rpc.Server, cell string, n allocator) error {
 		if err != nil {
 			return nil, err
 		}
-		return n.Allocate(ctx, op.UUID)
+		return n.Allocate(ctx, op.UUID, op.NICs)
 	})
 	if err != nil {
 		return err

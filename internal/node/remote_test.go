@@ -91,7 +91,10 @@ func startRoles(t *testing.T) *roles {
 	// answer from the same state (the in-memory counting of choices
 	// between reads is the scheduler package's to test).
 	r.sched.Refresh = 0
-	if r.net, err = network.New(network.Config{CIDR: "10.0.1.0/24", DB: d, Logger: quietLog}); err != nil {
+	if r.net, err = network.New(network.Config{Cell: testCell, DB: d, Sender: nopSender{}, Logger: quietLog}); err != nil {
+		t.Fatal(err)
+	}
+	if err := network.Grant(context.Background(), d, network.SubnetBlocks("private", "sub-1", "10.0.1.0/24")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -198,22 +201,22 @@ func TestRemoteSchedulerAnswersAsTheLocalOne(t *testing.T) {
 func TestRemoteNetworkAnswersAsTheLocalOne(t *testing.T) {
 	r := startRoles(t)
 	const a, b = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
-	local, err := r.net.Allocate(context.Background(), a)
+	local, err := r.net.Allocate(context.Background(), a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote, err := r.rNet.Allocate(ctx5(t), a)
+	remote, err := r.rNet.Allocate(ctx5(t), a, nil)
 	if err != nil {
 		t.Fatalf("remote Allocate: %v", err)
 	}
 	if !reflect.DeepEqual(local, remote) {
 		t.Errorf("remote Allocate = %+v, want the local %+v", remote, local)
 	}
-	remoteB, err := r.rNet.Allocate(ctx5(t), b)
+	remoteB, err := r.rNet.Allocate(ctx5(t), b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	localB, err := r.net.Allocate(context.Background(), b)
+	localB, err := r.net.Allocate(context.Background(), b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +237,13 @@ func TestRemoteNetworkAnswersAsTheLocalOne(t *testing.T) {
 		t.Errorf("local Deallocate: %v", err)
 	}
 	// A request without an instance is refused by the server.
-	if _, err := r.rNet.Allocate(ctx5(t), ""); !errors.Is(err, wire.ErrBadMessage) {
+	if _, err := r.rNet.Allocate(ctx5(t), "", nil); !errors.Is(err, wire.ErrBadMessage) {
 		t.Errorf("remote Allocate without a uuid = %v, want ErrBadMessage", err)
+	}
+	// The NICs travel, and a build that must wait for address blocks
+	// learns it across the process boundary.
+	if _, err := r.rNet.Allocate(ctx5(t), "00000000-0000-0000-0000-00000000000c", []wire.NIC{{NetworkID: "net-x", NetworkName: "x"}}); !errors.Is(err, wire.ErrAddressesPending) {
+		t.Errorf("remote Allocate on a network without blocks = %v, want ErrAddressesPending", err)
 	}
 }
 

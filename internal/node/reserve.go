@@ -10,20 +10,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
-// methodReserveAddress is the call that reserves an address in the cell
-// holding its block.
-//
-// TODO(lead): the leases branch defines wire.MethodReserveAddress and its
-// payload; use them when merging and drop these.
-const methodReserveAddress = "reserve_address"
-
-// reserveAddress is reserve_address's payload.
-type reserveAddress struct {
-	SubnetID string `json:"subnet_id"`
-	Addr     string `json:"addr"`
-	PortID   string `json:"port_id"`
-}
-
 // addressReserver is the API cell's netdb.AddressReserver: the
 // reserve_address call through the cells service, as the Compute API makes
 // its calls to the cells.
@@ -33,7 +19,7 @@ type addressReserver struct{ c caller }
 // conflict (an instance or port has it) is netdb.ErrAddressTaken; no
 // answer, or an error, is netdb.ErrCellUnavailable.
 func (r addressReserver) Reserve(ctx context.Context, cell, subnetID, addr, portID string) error {
-	err := r.c.Call(ctx, cell, methodReserveAddress, httpkit.RequestID(ctx), &reserveAddress{SubnetID: subnetID, Addr: addr, PortID: portID}, nil)
+	err := r.c.Call(ctx, cell, wire.MethodReserveAddress, httpkit.RequestID(ctx), &wire.ReserveAddress{SubnetID: subnetID, Addr: addr, PortID: portID}, nil)
 	if err == nil {
 		return nil
 	}

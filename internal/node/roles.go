@@ -51,9 +51,16 @@ type networkRole struct {
 	cell string
 }
 
-func (r *networkRole) Start(context.Context) error { return serveNetwork(r.srv, r.cell, r.svc) }
+func (r *networkRole) Start(ctx context.Context) error {
+	if err := r.svc.Start(ctx); err != nil {
+		return err
+	}
+	return serveNetwork(r.srv, r.cell, r.svc)
+}
 
-func (r *networkRole) Shutdown(ctx context.Context) error { return r.srv.Shutdown(ctx) }
+func (r *networkRole) Shutdown(ctx context.Context) error {
+	return errors.Join(r.srv.Shutdown(ctx), r.svc.Shutdown(ctx))
+}
 
 // computeRole is the compute agent of this process's hosts: it starts (its
 // hosts registered) before it is served to other processes.
@@ -102,13 +109,20 @@ func (r *cellsRole) Shutdown(ctx context.Context) error {
 
 // hostsCapacity is a compute cell's own hosts as the cells service
 // reports them up and schedules onto them.
-type hostsCapacity struct{}
+type hostsCapacity struct {
+	// network is the cell's default network: the cell offers no capacity
+	// while it waits for its first address blocks of it.
+	network string
+}
 
 // hostsDownAfter is how old a host's heartbeat may be for the host to
 // count in the cell's capacity.
 const hostsDownAfter = 60 * time.Second
 
-func (hostsCapacity) Capacity(ctx context.Context, q cells.Querier) (capacity.Report, error) {
+func (h hostsCapacity) Capacity(ctx context.Context, q cells.Querier) (capacity.Report, error) {
+	if waiting, err := network.AwaitingFirstBlocks(ctx, q, h.network); err != nil || waiting {
+		return capacity.Report{}, err
+	}
 	return celldb.Capacity(ctx, q, time.Now(), hostsDownAfter)
 }
 

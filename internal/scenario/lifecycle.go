@@ -70,7 +70,7 @@ func BootActDelete(t *testing.T, c Cloud) {
 	// ACTIVE, each with an address of the right cell.
 	for _, b := range all {
 		got := waitStatus(t, b.sc, b.id, "ACTIVE")
-		cell := cellOf(t, cells, got)
+		cell := cellOf(t, c, got)
 		if b.cell != "" && cell != b.cell {
 			t.Errorf("%s: addresses %v are in %s, want %s", b.name, got.Addresses, cell, b.cell)
 		}
@@ -106,7 +106,7 @@ func BootActDelete(t *testing.T, c Cloud) {
 			}
 			return len(acts) > 0 && acts[0] == a.action, fmt.Sprintf("actions %v", acts)
 		})
-		if got := cellOf(t, cells, waitStatus(t, a.b.sc, a.b.id, "ACTIVE")); got != a.b.cell {
+		if got := cellOf(t, c, waitStatus(t, a.b.sc, a.b.id, "ACTIVE")); got != a.b.cell {
 			t.Errorf("%s: addresses in %s after %s, want %s", a.b.name, got, a.action, a.b.cell)
 		}
 	}
@@ -180,8 +180,8 @@ func waitStatus(t *testing.T, sc *gophercloud.ServiceClient, id, status string) 
 	return s
 }
 
-// cellOf is the one cell whose network holds every address of s.
-func cellOf(t *testing.T, cells []Cell, s *servers.Server) string {
+// cellOf is the one cell that handed out every address of s.
+func cellOf(t *testing.T, c Cloud, s *servers.Server) string {
 	t.Helper()
 	var addrs []netip.Addr
 	for _, list := range s.Addresses {
@@ -200,12 +200,16 @@ func cellOf(t *testing.T, cells []Cell, s *servers.Server) string {
 		t.Fatalf("server %s has no address: %v", s.ID, s.Addresses)
 	}
 	var in []string
-	for _, c := range cells {
-		if !slices.ContainsFunc(addrs, func(a netip.Addr) bool { return !c.Network.Contains(a) }) {
-			in = append(in, c.Path)
+	for _, a := range addrs {
+		cell, err := c.AddressCell(a)
+		if err != nil {
+			t.Fatalf("server %s: the cell of %s: %v", s.ID, a, err)
+		}
+		if !slices.Contains(in, cell) {
+			in = append(in, cell)
 		}
 	}
-	if len(in) != 1 {
+	if len(in) != 1 || in[0] == "" {
 		t.Fatalf("server %s: addresses %v are in cells %v, want exactly one", s.ID, addrs, in)
 	}
 	return in[0]

@@ -24,14 +24,15 @@ type Cloud interface {
 	MemberToken() string
 	// ComputeCells are the cells instances can be built in.
 	ComputeCells() []Cell
+	// AddressCell is the compute cell that handed out a fixed address: the
+	// holder of its address block at the API cell ("" for none).
+	AddressCell(a netip.Addr) (string, error)
 }
 
 // Cell is a compute cell of a Cloud.
 type Cell struct {
 	// Path is the cell's path, e.g. "api!cell1".
 	Path string
-	// Network is the range the cell hands fixed addresses out of.
-	Network netip.Prefix
 }
 
 // Compute is a gophercloud Compute API client of c for token.

@@ -1,9 +1,11 @@
 package testtree
 
 import (
-	"fmt"
+	"context"
 	"net/netip"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/scenario"
 )
 
@@ -26,14 +28,16 @@ func (tr *Tree) ComputeCells() []scenario.Cell {
 	var out []scenario.Cell
 	for _, n := range tr.Cells {
 		cfg := n.Config()
-		if cfg.Network.CIDR == "" {
+		if !cfg.Has(config.RoleCompute) {
 			continue // a routing cell
 		}
-		p, err := netip.ParsePrefix(cfg.Network.CIDR)
-		if err != nil {
-			panic(fmt.Sprintf("cell %s: network %q: %v", cfg.Cell, cfg.Network.CIDR, err))
-		}
-		out = append(out, scenario.Cell{Path: cfg.Cell, Network: p})
+		out = append(out, scenario.Cell{Path: cfg.Cell})
 	}
 	return out
+}
+
+// AddressCell is the compute cell that handed out a: the holder of its
+// block in the API cell's database.
+func (tr *Tree) AddressCell(a netip.Addr) (string, error) {
+	return netdb.AddressHolder(context.Background(), tr.API.DB, a)
 }

@@ -218,7 +218,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 			return nil, err
 		}
 		c := &config.Config{Cell: cellpath.Child(parent.Config().Cell, name), DataDir: filepath.Join(o.DataDir, dir),
-			Broker: br, Network: config.Network{CIDR: fmt.Sprintf("10.%d.0.0/16", i)}}
+			Broker: br}
 		c.Compute.Hosts = o.HostsPerCell
 		c.Compute.Host = o.Host
 		c.Compute.SpawnLatency = config.Duration(o.SpawnLatency)

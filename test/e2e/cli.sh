@@ -137,6 +137,33 @@ for n in vm1 $(os server list -f value -c Name | grep -v '^vm1$'); do os server 
 out=$(os server list -f value) || fail "server list"
 [ -z "$out" ] || fail "servers left after delete: $out"
 echo "ok   servers deleted"
+# A member's own network, subnet and port (Neutron's defaults let members
+# make them), a server on the port and one on the network: the port's fixed
+# address is honoured in whichever cell the server lands, the other's is
+# handed out by its cell from a block of the subnet leased to it.
+expect e2e-net network create e2e-net
+expect 192.168.60.0/28 subnet create --network e2e-net --subnet-range 192.168.60.0/28 e2e-sub
+expect 192.168.60.5 port create --network e2e-net --fixed-ip subnet=e2e-sub,ip-address=192.168.60.5 --security-group web e2e-port
+port_id=$(os port show e2e-port -f value -c id) || fail "port show"
+out=$(os port create --network e2e-net --fixed-ip subnet=e2e-sub,ip-address=192.168.60.5 again 2>&1) && fail "an address taken was given again: $out"
+echo "ok   openstack port create with an address already taken (refused)"
+expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic "port-id=$port_id" --wait vm-port
+vm_port=$(os server show vm-port -f value -c id) || fail "server show vm-port"
+expect "'e2e-net': ['192.168.60.5']" server show vm-port -f value -c addresses
+expect "$vm_port" port show e2e-port -f value -c device_id
+expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network e2e-net --wait vm-net
+expect "'e2e-net': ['192.168.60." server show vm-net -f value -c addresses
+expect e2e-port port list --server vm-port
+out=$(os port delete e2e-port 2>&1) && fail "a port in use was deleted: $out"
+echo "ok   openstack port delete of vm-port's port (refused)"
+os server delete --wait vm-port vm-net || fail "server delete vm-port vm-net"
+out=$(os port show e2e-port -f value -c device_id) || fail "port show after the server went: $out"
+[ -z "$out" ] || fail "e2e-port still bound to $out"
+echo "ok   the port passed in is kept, unbound, when its server is deleted"
+os port delete e2e-port || fail "port delete"
+os subnet delete e2e-sub || fail "subnet delete"
+os network delete e2e-net || fail "network delete"
+echo "ok   openstack port, subnet and network delete"
 os security group delete web || fail "security group delete web"
 echo "ok   openstack security group delete web"
 as admin

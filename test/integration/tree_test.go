@@ -49,7 +49,6 @@ type tree struct {
 	procs map[string]*cellProc
 	urls  map[string]string // broker URL per cell
 	dbs   map[string]string // database DSN per cell
-	nets  map[string]string // network CIDR per compute cell
 	cells []string          // compute cells, in the order of the specs
 	api   string            // Compute API endpoint
 	// partitions are the proxied links, by the child cell's path.
@@ -64,11 +63,11 @@ type tree struct {
 // startTree writes a config per cell, links the cells with `cellcloud cell
 // add` on both sides (with the URLs `cellcloud cell link-url` prints), and starts one `cellcloud serve` process per cell.
 func startTree(t *testing.T, specs []cellSpec) *tree {
-	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{}, nets: map[string]string{},
+	tr := &tree{t: t, dir: t.TempDir(), procs: map[string]*cellProc{}, urls: map[string]string{}, dbs: map[string]string{},
 		partitions: map[string]*partition{}, brokers: map[string]*cellProc{}, certConfigs: map[string]string{}}
 	apiPort := freePort(t)
 	tr.api = fmt.Sprintf("http://127.0.0.1:%d/v2.1/", apiPort)
-	for i, s := range specs {
+	for _, s := range specs {
 		name := strings.ReplaceAll(s.path, "!", "_")
 		dir := filepath.Join(tr.dir, name)
 		port := freePort(t)
@@ -98,8 +97,6 @@ func startTree(t *testing.T, specs []cellSpec) *tree {
 		} else {
 			cfg["compute"] = map[string]any{"hosts": s.hosts,
 				"host": map[string]any{"vcpus": 4, "ram_mb": 2048, "disk_gb": 100, "cpu_allocation_ratio": 4, "ram_allocation_ratio": 1}}
-			tr.nets[s.path] = fmt.Sprintf("10.%d.0.0/24", i)
-			cfg["network"] = map[string]any{"cidr": tr.nets[s.path]}
 			tr.cells = append(tr.cells, s.path)
 		}
 		if dsn, ok := cfg["database"].(string); ok {

@@ -114,8 +114,8 @@ func TestInstanceUpdatesKeepThePorts(t *testing.T) {
 		if len(ps) != 1 || ps[user.ID] == nil || ps[user.ID].DeviceID != "" || ps[user.ID].DeviceOwner != "" {
 			t.Fatalf("ports after the deletion = %+v", ps)
 		}
-		if len(rec.msgs) != 1 || rec.msgs[0] != (sent{"api!c1", netdb.MethodReleaseAddresses, "req-u"}) ||
-			len(rec.payloads[0].(*netdb.ReleaseAddresses).PortIDs) != 1 || rec.payloads[0].(*netdb.ReleaseAddresses).PortIDs[0] != fixed.ID {
+		if len(rec.msgs) != 1 || rec.msgs[0] != (sent{"api!c1", wire.MethodReleaseAddresses, "req-u"}) ||
+			len(rec.payloads[0].(*wire.ReleaseAddresses).PortIDs) != 1 || rec.payloads[0].(*wire.ReleaseAddresses).PortIDs[0] != fixed.ID {
 			t.Fatalf("sent %v %v; want one release of %s in api!c1", rec.msgs, rec.payloads, fixed.ID)
 		}
 		// The addresses are free again.

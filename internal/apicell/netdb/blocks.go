@@ -289,3 +289,31 @@ func LeaseBlockOf(ctx context.Context, tx *db.Tx, subnetID, holder string, a net
 	}
 	return holder, nil
 }
+
+// BlockHolders lists the holders of the blocks of subnetID, each once.
+func BlockHolders(ctx context.Context, q db.Querier, subnetID string) ([]string, error) {
+	out, err := db.Collect(ctx, q, func(r db.Scanner) (string, error) {
+		var h string
+		err := r.Scan(&h)
+		return h, err
+	}, `SELECT DISTINCT holder FROM address_blocks WHERE subnet_id = ? ORDER BY holder`, subnetID)
+	if err != nil {
+		return nil, fmt.Errorf("holders of the blocks of subnet %s: %w", subnetID, err)
+	}
+	return out, nil
+}
+
+// AddressHolder says who holds the block of the IPv4 subnet that a lies
+// in, of any network: a holder, or "" when no one does or no subnet has a.
+func AddressHolder(ctx context.Context, q db.Querier, a netip.Addr) (string, error) {
+	subs, err := ListSubnets(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range subs {
+		if p, err := netip.ParsePrefix(s.CIDR); err == nil && p.Contains(a) {
+			return BlockHolder(ctx, q, s.ID, a)
+		}
+	}
+	return "", nil
+}

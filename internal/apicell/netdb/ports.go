@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/portid"
 )
 
 // Ports (migration 7): Neutron's ports, in three kinds by who made them
@@ -49,13 +50,11 @@ const (
 	MadeByCell = "cell"
 )
 
-// portNamespace is the UUID v5 namespace of the ids of the ports cells make.
-var portNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://cellcloud.invalid/netdb/ports"))
-
 // PortID is the id of the port that a compute cell makes for addr in
-// network for an instance: a UUID v5, the same every time it is derived.
+// network for an instance: a UUID v5, the same every time it is derived
+// (portid.Derive, which the compute cells use too).
 func PortID(instanceUUID, network, addr string) string {
-	return uuid.NewSHA1(portNamespace, []byte(instanceUUID+"\x00"+network+"\x00"+addr)).String()
+	return portid.Derive(instanceUUID, network, addr)
 }
 
 // FixedIP is a port's address and the subnet it belongs to ("" when no

@@ -177,20 +177,6 @@ func FreeServerPorts(ctx context.Context, tx *db.Tx, server string, now time.Tim
 	return rel, nil
 }
 
-// MethodReleaseAddresses is the message that frees in a cell the
-// addresses it reserved for ports that are deleted (durable, to the cell
-// that holds their block).
-//
-// TODO(lead): the leases branch defines this method and its payload in
-// tree/wire (wire.MethodReleaseAddresses, wire.ReleaseAddresses); use
-// those when merging and drop these two.
-const MethodReleaseAddresses = "release_addresses"
-
-// ReleaseAddresses is release_addresses's payload.
-type ReleaseAddresses struct {
-	PortIDs []string `json:"port_ids"`
-}
-
 // Sender sends a durable message inside a transaction.
 type Sender interface {
 	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
@@ -204,7 +190,7 @@ func SendReleases(ctx context.Context, tx *db.Tx, s Sender, requestID string, re
 	}
 	slices.Sort(cells)
 	for _, c := range cells {
-		if err := s.Send(ctx, tx, c, MethodReleaseAddresses, requestID, &ReleaseAddresses{PortIDs: rel[c]}); err != nil {
+		if err := s.Send(ctx, tx, c, wire.MethodReleaseAddresses, requestID, &wire.ReleaseAddresses{PortIDs: rel[c]}); err != nil {
 			return fmt.Errorf("release the addresses of %d ports in %s: %w", len(rel[c]), c, err)
 		}
 	}

@@ -169,6 +169,58 @@ CREATE TABLE early_deletes (
 	created_at {{bigint}} NOT NULL
 );
 CREATE INDEX early_deletes_created ON early_deletes (created_at)`},
+	// Address blocks (package network): the blocks of each network's
+	// subnets the API cell leased to this cell, every usable address of
+	// them as a row of fixed_ips (free while it has no instance and no
+	// port, in a block), the addresses the API cell handed out itself
+	// (in_block 0: never free, forgotten once no instance has them), and the
+	// lease requests sent up.
+	// The fixed IPs of the static share of earlier releases stay with their
+	// instances (subnet "", in_block 0) and go when their instance does.
+	{Version: 6, Name: "address blocks leased from the API cell", SQL: `
+CREATE TABLE address_blocks (
+	subnet_id TEXT NOT NULL,
+	first_int {{bigint}} NOT NULL,
+	last_int {{bigint}} NOT NULL,
+	cidr TEXT NOT NULL,
+	network_id TEXT NOT NULL,
+	network TEXT NOT NULL,
+	usable TEXT NOT NULL,
+	usable_count INTEGER NOT NULL,
+	leased_at {{bigint}} NOT NULL,
+	returned INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (subnet_id, first_int)
+);
+CREATE TABLE cell_fixed_ips (
+	subnet_id TEXT NOT NULL,
+	address_int {{bigint}} NOT NULL,
+	address TEXT NOT NULL,
+	network_id TEXT NOT NULL DEFAULT '',
+	network TEXT NOT NULL,
+	in_block INTEGER NOT NULL DEFAULT 0,
+	instance_uuid TEXT,
+	nic INTEGER NOT NULL DEFAULT 0,
+	port_id TEXT NOT NULL DEFAULT '',
+	api_port INTEGER NOT NULL DEFAULT 0,
+	mac TEXT NOT NULL DEFAULT '',
+	updated_at {{bigint}} NOT NULL,
+	PRIMARY KEY (subnet_id, address_int)
+);
+INSERT INTO cell_fixed_ips (subnet_id, address_int, address, network, instance_uuid, mac, updated_at)
+	SELECT '', address_int, address, network, instance_uuid, mac, updated_at FROM fixed_ips WHERE instance_uuid IS NOT NULL;
+DROP TABLE fixed_ips;
+ALTER TABLE cell_fixed_ips RENAME TO fixed_ips;
+CREATE INDEX fixed_ips_instance ON fixed_ips (instance_uuid);
+CREATE INDEX fixed_ips_free_name ON fixed_ips (network, address_int) WHERE instance_uuid IS NULL AND port_id = '' AND in_block = 1;
+CREATE INDEX fixed_ips_free_id ON fixed_ips (network_id, address_int) WHERE instance_uuid IS NULL AND port_id = '' AND in_block = 1;
+CREATE INDEX fixed_ips_port ON fixed_ips (port_id) WHERE port_id <> '';
+CREATE TABLE lease_requests (
+	network TEXT PRIMARY KEY,
+	requested_at {{bigint}} NOT NULL,
+	answered_at {{bigint}} NOT NULL DEFAULT 0,
+	is_full INTEGER NOT NULL DEFAULT 0,
+	error TEXT NOT NULL DEFAULT ''
+)`},
 }
 
 // VM states, task states and power states, with Nova's values.
@@ -217,16 +269,19 @@ type Instance struct {
 
 // BuildContext is what a cell needs to retry or hand back a build.
 type BuildContext struct {
-	Scheduler     string              `json:"scheduler"`
-	Attempts      int                 `json:"attempts"`
-	Tried         []string            `json:"tried,omitempty"`
-	Hints         map[string][]string `json:"hints,omitempty"`
-	ImageProps    map[string]string   `json:"image_properties,omitempty"`
-	IgnoreHosts   []string            `json:"ignore_hosts,omitempty"`
-	TargetCell    string              `json:"target_cell,omitempty"`
-	NoNetwork     bool                `json:"no_network,omitempty"`
-	SameCell      []string            `json:"same_cell,omitempty"`
-	DifferentCell []string            `json:"different_cell,omitempty"`
+	Scheduler   string              `json:"scheduler"`
+	Attempts    int                 `json:"attempts"`
+	Tried       []string            `json:"tried,omitempty"`
+	Hints       map[string][]string `json:"hints,omitempty"`
+	ImageProps  map[string]string   `json:"image_properties,omitempty"`
+	IgnoreHosts []string            `json:"ignore_hosts,omitempty"`
+	TargetCell  string              `json:"target_cell,omitempty"`
+	NoNetwork   bool                `json:"no_network,omitempty"`
+	// NICs are the instance's own network interfaces (its spec's NICs,
+	// kept here with the rest of what its build asked for).
+	NICs          []wire.NIC `json:"nics,omitempty"`
+	SameCell      []string   `json:"same_cell,omitempty"`
+	DifferentCell []string   `json:"different_cell,omitempty"`
 	// Group is the server group the instance joined (see GroupHosts).
 	Group *wire.GroupPlacement `json:"group,omitempty"`
 }
@@ -273,6 +328,7 @@ func scanInstance(r db.Scanner) (*Instance, error) {
 	_ = json.Unmarshal([]byte(flavor), &in.Flavor)
 	_ = json.Unmarshal([]byte(meta), &in.Metadata)
 	_ = json.Unmarshal([]byte(build), &in.Build)
+	in.NICs = in.Build.NICs
 	if fault != "" {
 		in.Fault = &wire.Fault{}
 		_ = json.Unmarshal([]byte(fault), in.Fault)
@@ -548,8 +604,8 @@ func States(ctx context.Context, q Querier, cell string, insts []*Instance) ([]w
 	if len(live) == 0 {
 		return out, nil
 	}
-	rows, err := q.Query(ctx, `SELECT instance_uuid, network, address, mac FROM fixed_ips WHERE instance_uuid IN (?`+
-		strings.Repeat(", ?", len(live)-1)+`) ORDER BY instance_uuid, address_int`, live...)
+	rows, err := q.Query(ctx, `SELECT instance_uuid, network, address, mac, network_id, subnet_id, port_id FROM fixed_ips WHERE instance_uuid IN (?`+
+		strings.Repeat(", ?", len(live)-1)+`) ORDER BY instance_uuid, nic, address_int`, live...)
 	if err != nil {
 		return nil, err
 	}
@@ -557,7 +613,7 @@ func States(ctx context.Context, q Querier, cell string, insts []*Instance) ([]w
 	for rows.Next() {
 		var u string
 		a := wire.Address{Version: 4}
-		if err := rows.Scan(&u, &a.Network, &a.Addr, &a.MAC); err != nil {
+		if err := rows.Scan(&u, &a.Network, &a.Addr, &a.MAC, &a.NetworkID, &a.SubnetID, &a.PortID); err != nil {
 			return nil, err
 		}
 		if i, ok := at[u]; ok {
@@ -580,7 +636,7 @@ func state(cell string, in *Instance) wire.InstanceState {
 
 // Addresses lists an instance's fixed IPs.
 func Addresses(ctx context.Context, q Querier, uuid string) ([]wire.Address, error) {
-	rows, err := q.Query(ctx, `SELECT network, address, mac FROM fixed_ips WHERE instance_uuid = ? ORDER BY address_int`, uuid)
+	rows, err := q.Query(ctx, `SELECT network, address, mac, network_id, subnet_id, port_id FROM fixed_ips WHERE instance_uuid = ? ORDER BY nic, address_int`, uuid)
 	if err != nil {
 		return nil, err
 	}
@@ -588,7 +644,7 @@ func Addresses(ctx context.Context, q Querier, uuid string) ([]wire.Address, err
 	var out []wire.Address
 	for rows.Next() {
 		a := wire.Address{Version: 4}
-		if err := rows.Scan(&a.Network, &a.Addr, &a.MAC); err != nil {
+		if err := rows.Scan(&a.Network, &a.Addr, &a.MAC, &a.NetworkID, &a.SubnetID, &a.PortID); err != nil {
 			return nil, err
 		}
 		out = append(out, a)

@@ -631,8 +631,8 @@ func TestStatesAgreesWithState(t *testing.T) {
 		migrated(t, d)
 		us := insertInstances(t, d, 4)
 		for i, u := range us[:3] {
-			if _, err := d.Exec(ctx, `INSERT INTO fixed_ips (address_int, address, network, instance_uuid, mac, updated_at) VALUES (?, ?, 'private', ?, ?, 0)`,
-				100+i, fmt.Sprintf("10.0.0.%d", 100+i), u, fmt.Sprintf("fa:16:3e:00:00:%02x", i)); err != nil {
+			if _, err := d.Exec(ctx, `INSERT INTO fixed_ips (subnet_id, address_int, address, network, network_id, instance_uuid, port_id, mac, updated_at) VALUES ('sub-1', ?, ?, 'private', 'net-1', ?, ?, ?, 0)`,
+				100+i, fmt.Sprintf("10.0.0.%d", 100+i), u, fmt.Sprintf("port-%d", i), fmt.Sprintf("fa:16:3e:00:00:%02x", i)); err != nil {
 				t.Fatal(err)
 			}
 		}

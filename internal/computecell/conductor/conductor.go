@@ -4,7 +4,9 @@
 // compute host claim and spawn, retries failed spawns on other hosts, and
 // hands builds that fit nowhere here back to the scheduling parent. Its work
 // lives in the cell database (instances in task state "scheduling" or
-// "deleting"), so a restarted process picks up where it stopped.
+// "deleting"), so a restarted process picks up where it stopped. A build
+// that finds no free address waits, holding no host, for the address
+// blocks the network service asked the API cell for (addresses.go).
 //
 // The conductor takes each instance's claim on its host when it places it
 // (instancestate.Owner.Place); the compute host checks the claim as it
@@ -36,9 +38,12 @@ type HostScheduler interface {
 	Select(ctx context.Context, req *hostsched.Request) ([]hostsched.Selection, error)
 }
 
-// Network allocates and frees fixed IPs.
+// Network allocates and frees fixed IPs. Allocate fails with an error
+// wrapping wire.ErrAddressesPending when the cell has asked for more
+// address blocks and the build must wait for them, and with one wrapping
+// wire.ErrNetworkFull when the network has no address left.
 type Network interface {
-	Allocate(ctx context.Context, uuid string) ([]wire.Address, error)
+	Allocate(ctx context.Context, uuid string, nics []wire.NIC) ([]wire.Address, error)
 	Deallocate(ctx context.Context, uuid string) error
 }
 
@@ -77,8 +82,12 @@ type Config struct {
 	// placed or a delete done), so that the cell reports it up soon
 	// (optional; the cells service offers it).
 	Capacity CapacityNotifier
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// AddressWait is how long a build that waits for address blocks is
+	// left alone before it is tried again, if no blocks_leased wakes it
+	// first (default 5s).
+	AddressWait time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // CapacityNotifier is told that the cell's free capacity changed (the cells
@@ -99,6 +108,8 @@ type Conductor struct {
 	pool  *workpool.Pool
 	// early is the index of the deletes that came before their builds.
 	early earlyIndex
+	// waiting are the builds that wait for address blocks, until when.
+	waiting waitingBuilds
 }
 
 // New validates the configuration.
@@ -132,6 +143,9 @@ func New(cfg Config) (*Conductor, error) {
 	}
 	if cfg.Capacity == nil {
 		cfg.Capacity = noNotifier{}
+	}
+	if cfg.AddressWait <= 0 {
+		cfg.AddressWait = 5 * time.Second
 	}
 	state, err := instancestate.New(cfg.Cell, cfg.Sender, cfg.Now)
 	if err != nil {
@@ -202,6 +216,8 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 		NoNetwork: b.NoNetwork, Group: b.Group}
 	insts := make([]celldb.Instance, 0, len(b.Instances))
 	for _, spec := range b.Instances {
+		bc := bc
+		bc.NICs = spec.NICs
 		insts = append(insts, celldb.Instance{InstanceSpec: spec, Flavor: b.Flavor, Build: bc, VMState: celldb.VMBuilding,
 			TaskState: celldb.TaskScheduling, Version: b.BaseVersion + 1, RequestID: env.RequestID})
 	}
@@ -309,8 +325,9 @@ func (c *Conductor) schedulePending(ctx context.Context) {
 	}
 	groups := map[string][]*celldb.Instance{}
 	var order []string
+	now := c.cfg.Now()
 	for _, in := range insts {
-		if !c.pool.Take(in.UUID) {
+		if c.waiting.waits(in.UUID, now) || !c.pool.Take(in.UUID) {
 			continue
 		}
 		k := in.ReservationID + "/" + in.Flavor.ID + "/" + in.AvailabilityZone
@@ -515,30 +532,41 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 
 func (c *Conductor) goBuild(ctx context.Context, in *celldb.Instance, host string, alternates []string) {
 	c.pool.Go(ctx, in.UUID, func(ctx context.Context) bool {
-		c.build(ctx, in, host, alternates)
-		return true
+		return c.build(ctx, in, host, alternates)
 	})
 }
 
 // build allocates the network and spawns on the claimed host, trying the
-// alternates (and then the scheduler again) when a spawn fails.
-func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed string, alternates []string) {
+// alternates (and then the scheduler again) when a spawn fails. It reports
+// whether the build made progress: a build that waits for address blocks
+// did not.
+func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed string, alternates []string) bool {
 	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
 	if in.Build.NoNetwork {
 		log.Debug("booting without a network")
-	} else if _, err := c.cfg.Network.Allocate(ctx, in.UUID); err != nil {
-		if ctx.Err() != nil {
-			return // shutting down: the build resumes after a restart
+	} else if _, err := c.cfg.Network.Allocate(ctx, in.UUID, in.NICs); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			// shutting down: the build resumes after a restart
+		case errors.Is(err, wire.ErrAddressesPending):
+			c.waitForAddresses(ctx, log, in)
+			return false
+		case errors.Is(err, wire.ErrNetworkFull):
+			// Nova's NoMoreFixedIps, as its compute manager aborts the
+			// build with it.
+			c.fail(ctx, log, in, 500, fmt.Sprintf("Build of instance %s aborted: Failed to allocate the network(s) with error %s, not rescheduling.",
+				in.UUID, fullMessage(err)))
+		default:
+			c.fail(ctx, log, in, 500, fmt.Sprintf("Build of instance %s aborted: Failed to allocate the network(s), not rescheduling. %v", in.UUID, err))
 		}
-		c.fail(ctx, log, in, 500, fmt.Sprintf("Build of instance %s aborted: failed to allocate the network: %v", in.UUID, err))
-		return
+		return true
 	}
 	ignore := append([]string(nil), in.Build.IgnoreHosts...)
 	hosts := append([]string{claimed}, alternates...)
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.MaxHostAttempts; attempt++ {
 		if ctx.Err() != nil {
-			return
+			return true
 		}
 		host := ""
 		for _, h := range hosts {
@@ -559,14 +587,14 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 		err := c.cfg.Compute.Spawn(ctx, host, in.UUID)
 		if err == nil {
 			c.cfg.Capacity.ReportSoon()
-			return
+			return true
 		}
 		if errors.Is(err, celldb.ErrGone) {
 			log.Info("instance deleted while building")
-			return
+			return true
 		}
 		if ctx.Err() != nil {
-			return
+			return true
 		}
 		lastErr = err
 		ignore = append(ignore, host)
@@ -580,6 +608,7 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 	}
 	c.fail(ctx, log, in, 500, fmt.Sprintf("%s Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance %s. Last error: %v",
 		"No valid host was found.", in.UUID, lastErr))
+	return true
 }
 
 // fail puts an instance in ERROR with a fault and tells the API cell.

@@ -100,7 +100,9 @@ type countingNetwork struct {
 	deallocs map[string]int
 }
 
-func (n *countingNetwork) Allocate(context.Context, string) ([]wire.Address, error) { return nil, nil }
+func (n *countingNetwork) Allocate(context.Context, string, []wire.NIC) ([]wire.Address, error) {
+	return nil, nil
+}
 
 func (n *countingNetwork) Deallocate(_ context.Context, uuid string) error {
 	n.mu.Lock()

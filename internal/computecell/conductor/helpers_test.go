@@ -154,6 +154,10 @@ type cellOpts struct {
 	hosts  []string
 	spec   compute.HostSpec
 	driver fake.Config
+	// noBlocks starts the cell without address blocks; addressWait is the
+	// conductor's AddressWait.
+	noBlocks    bool
+	addressWait time.Duration
 }
 
 func newCell(t *testing.T, o cellOpts) *cellEnv {
@@ -175,15 +179,20 @@ func newCell(t *testing.T, o cellOpts) *cellEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.compute.Shutdown(context.Background()) })
-	if e.network, err = network.New(network.Config{CIDR: "10.0.1.0/24", DB: e.db, Logger: quiet}); err != nil {
+	if e.network, err = network.New(network.Config{Cell: cell, DB: e.db, Sender: e.sent, Logger: quiet}); err != nil {
 		t.Fatal(err)
+	}
+	if !o.noBlocks {
+		if err := network.Grant(ctx, e.db, network.SubnetBlocks("private", "sub-1", "10.0.1.0/24")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if e.sched, err = scheduler.New(e.db, nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	e.cd, err = conductor.New(conductor.Config{Cell: cell, DB: e.db, Sender: e.sent, Scheduler: e.sched, Network: e.network,
 		Compute: e.compute, PollInterval: 100 * time.Millisecond, HealInterval: time.Hour, Logger: quiet,
-		Capacity: changeNotifier(e.changes)})
+		Capacity: changeNotifier(e.changes), AddressWait: o.addressWait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,8 +306,10 @@ func (f *fakeScheduler) count() int {
 
 type fakeNetwork struct{}
 
-func (fakeNetwork) Allocate(context.Context, string) ([]wire.Address, error) { return nil, nil }
-func (fakeNetwork) Deallocate(context.Context, string) error                 { return nil }
+func (fakeNetwork) Allocate(context.Context, string, []wire.NIC) ([]wire.Address, error) {
+	return nil, nil
+}
+func (fakeNetwork) Deallocate(context.Context, string) error { return nil }
 
 type fakeCompute struct{}
 

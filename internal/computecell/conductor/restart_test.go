@@ -31,8 +31,11 @@ func interrupted(t *testing.T) (*db.DB, *network.Service) {
 		RAMMB: 65536, DiskGB: 1000, CPURatio: 1, RAMRatio: 1, DiskRatio: 1}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	net, err := network.New(network.Config{CIDR: "10.0.1.0/24", DB: d, Logger: quiet})
+	net, err := network.New(network.Config{Cell: cell, DB: d, Sender: &recorder{}, Logger: quiet})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := network.Grant(ctx, d, network.SubnetBlocks("private", "sub-1", "10.0.1.0/24")); err != nil {
 		t.Fatal(err)
 	}
 	tasks := []string{celldb.TaskNetworking, celldb.TaskSpawning, celldb.TaskScheduling}
@@ -59,7 +62,7 @@ func interrupted(t *testing.T) (*db.DB, *network.Service) {
 		t.Fatal(err)
 	}
 	for _, u := range []string{uuidN(1), uuidN(2)} {
-		if _, err := net.Allocate(ctx, u); err != nil {
+		if _, err := net.Allocate(ctx, u, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -212,7 +215,7 @@ func TestRestartHandsBackWithoutLeakingAddresses(t *testing.T) {
 		t.Errorf("after another restart the cell holds %v", held)
 	}
 	// The addresses are free for the next build.
-	if addrs, err := net.Allocate(ctx, uuidN(9)); err != nil || len(addrs) != 1 || addrs[0].Addr != "10.0.1.2" {
+	if addrs, err := net.Allocate(ctx, uuidN(9), nil); err != nil || len(addrs) != 1 || addrs[0].Addr != "10.0.1.2" {
 		t.Errorf("next allocation %v, %v; want the first address back", addrs, err)
 	}
 }

@@ -8,20 +8,18 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/computecell/network"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 )
 
+// service is a network service of cell "api!c1" that holds the whole of
+// cidr, a subnet of "private", in blocks.
 func service(t *testing.T, d *db.DB, cidr string) *network.Service {
 	t.Helper()
-	if err := d.Migrate(context.Background(), "compute", celldb.Migrations); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	s, err := network.New(network.Config{CIDR: cidr, DB: d})
-	if err != nil {
-		t.Fatalf("New(%s): %v", cidr, err)
+	s, _ := serviceWith(t, d, network.Config{})
+	if err := network.Grant(context.Background(), d, network.SubnetBlocks("private", "sub-1", cidr)); err != nil {
+		t.Fatalf("grant %s: %v", cidr, err)
 	}
 	return s
 }
@@ -30,7 +28,7 @@ func uuidN(i int) string { return fmt.Sprintf("00000000-0000-0000-0000-%012d", i
 
 func allocate(t *testing.T, s *network.Service, uuid string) string {
 	t.Helper()
-	addrs, err := s.Allocate(context.Background(), uuid)
+	addrs, err := s.Allocate(context.Background(), uuid, nil)
 	if err != nil {
 		t.Fatalf("Allocate(%s): %v", uuid, err)
 	}
@@ -99,7 +97,7 @@ func TestAllocateConcurrentlyNeverGivesAnAddressTwice(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				addrs, err := s.Allocate(ctx, uuidN(i))
+				addrs, err := s.Allocate(ctx, uuidN(i), nil)
 				if err == nil && len(addrs) != 1 {
 					err = fmt.Errorf("%d addresses", len(addrs))
 				}
@@ -146,7 +144,7 @@ func TestAllocateConcurrentlyNeverGivesAnAddressTwice(t *testing.T) {
 			wg2.Add(1)
 			go func() {
 				defer wg2.Done()
-				addrs, err := s.Allocate(ctx, uuidN(i))
+				addrs, err := s.Allocate(ctx, uuidN(i), nil)
 				if err != nil || len(addrs) != 1 || addrs[0].Addr != got[i] {
 					t.Errorf("second Allocate(%s) = %+v, %v; want %s", uuidN(i), addrs, err, got[i])
 				}
@@ -172,7 +170,7 @@ func TestAllocateSameInstanceConcurrently(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				addrs, err := s.Allocate(ctx, "the-one")
+				addrs, err := s.Allocate(ctx, "the-one", nil)
 				if err != nil || len(addrs) != 1 {
 					t.Errorf("Allocate: %+v, %v", addrs, err)
 					return
@@ -210,8 +208,8 @@ func TestAllocateIsStableAndDeallocateFreesForReuse(t *testing.T) {
 		if b == a || c == a || b == c {
 			t.Fatalf("a=%s b=%s c=%s, want distinct", a, b, c)
 		}
-		addrs, _ := s.Allocate(ctx, "a")
-		addrsAgain, _ := s.Allocate(ctx, "a")
+		addrs, _ := s.Allocate(ctx, "a", nil)
+		addrsAgain, _ := s.Allocate(ctx, "a", nil)
 		if addrs[0].MAC != addrsAgain[0].MAC {
 			t.Errorf("MAC changed between allocations: %s, %s", addrs[0].MAC, addrsAgain[0].MAC)
 		}
@@ -258,7 +256,7 @@ func TestSmallNetworkExhausts(t *testing.T) {
 				t.Errorf("allocation %d = %s, want %s", i, got, w)
 			}
 		}
-		_, err := s.Allocate(ctx, "one-too-many")
+		_, err := s.Allocate(ctx, "one-too-many", nil)
 		if !errors.Is(err, network.ErrExhausted) {
 			t.Fatalf("Allocate past the end = %v, want ErrExhausted", err)
 		}
@@ -275,7 +273,7 @@ func TestSmallNetworkExhausts(t *testing.T) {
 		if got := allocate(t, s, "one-too-many"); got != want[3] {
 			t.Errorf("Allocate after a free = %s, want %s", got, want[3])
 		}
-		if _, err := s.Allocate(ctx, "another"); !errors.Is(err, network.ErrExhausted) {
+		if _, err := s.Allocate(ctx, "another", nil); !errors.Is(err, network.ErrExhausted) {
 			t.Errorf("Allocate in a full network again = %v, want ErrExhausted", err)
 		}
 	})
@@ -283,18 +281,13 @@ func TestSmallNetworkExhausts(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	d := dbtest.Open(t, "sqlite")
-	for _, cidr := range []string{"", "nonsense", "10.0.0.0", "10.0.0.0/33", "10.0.0.0/30", "10.0.0.0/31", "10.0.0.0/32",
-		"300.0.0.0/24", "fd00::/64", "::ffff:10.0.0.0/120", "10.0.0.0/-1"} {
-		if _, err := network.New(network.Config{CIDR: cidr, DB: d}); err == nil {
-			t.Errorf("New accepted CIDR %q", cidr)
+	for name, cfg := range map[string]network.Config{
+		"no database": {Cell: "api!c1", Sender: &recorder{}},
+		"no sender":   {Cell: "api!c1", DB: d},
+		"bad cell":    {Cell: "", DB: d, Sender: &recorder{}},
+	} {
+		if _, err := network.New(cfg); err == nil {
+			t.Errorf("New accepted a config with %s", name)
 		}
-	}
-	for _, cidr := range []string{"10.0.0.0/29", "10.0.0.0/24", "10.0.0.0/16", "10.0.5.77/24"} {
-		if _, err := network.New(network.Config{CIDR: cidr, DB: d}); err != nil {
-			t.Errorf("New rejected CIDR %q: %v", cidr, err)
-		}
-	}
-	if _, err := network.New(network.Config{CIDR: "10.0.0.0/24"}); err == nil {
-		t.Error("New accepted a config without a database")
 	}
 }

@@ -35,8 +35,9 @@ type Config struct {
 	// Reserver reserves in a cell an address of a block it holds, asked
 	// for on a port's create; nil answers such addresses 503.
 	Reserver AddressReserver
-	// Sender sends release_addresses for the deleted ports whose addresses
-	// cells reserved.
+	// Sender sends durable messages to the cells: release_addresses for
+	// the deleted ports whose addresses cells reserved, revoke_blocks when
+	// a subnet whose blocks cells hold is deleted; nil sends none.
 	Sender netdb.Sender
 }
 

@@ -78,10 +78,10 @@ func (f *fakeCells) Reserve(_ context.Context, cell, _, addr, port string) error
 }
 
 func (f *fakeCells) Send(_ context.Context, tx *db.Tx, to, method, _ string, payload any) error {
-	if method != netdb.MethodReleaseAddresses {
+	if method != wire.MethodReleaseAddresses {
 		return fmt.Errorf("unexpected message %s", method)
 	}
-	ports := payload.(*netdb.ReleaseAddresses).PortIDs
+	ports := payload.(*wire.ReleaseAddresses).PortIDs
 	tx.AfterCommit(func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()

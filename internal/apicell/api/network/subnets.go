@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+	"github.com/cellcloud/cellcloud/internal/apicell/leases"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -424,6 +425,9 @@ func (h *subnetsHandler) deleteSubnet(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
 			if err := netdb.RequireRevision(r.Context(), tx, "subnets", id, rev); err != nil {
+				return err
+			}
+			if err := leases.Revoke(r.Context(), tx, h.cfg.Sender, id, httpkit.RequestID(r.Context())); err != nil {
 				return err
 			}
 			return netdb.DeleteSubnet(r.Context(), tx, id)
