@@ -6,13 +6,13 @@
 // compute cell makes on a boot, recorded when the API cell's copy of the
 // instance (package apidb) first carries their addresses.
 //
-// A compute cell hands out fixed IPs from its own share of a network, which
-// it knows by name (package network). The networks here are what clients
-// see and look up before a boot; their names are therefore unique, and a
-// network's subnets describe the whole network (for the default "private"
-// network, 10.0.0.0/8, of which each cell serves its own 10.N.0.0/16).
-// Changing a subnet's allocation pools or gateway here changes what the API
-// shows, not what the cells allocate.
+// Every IPv4 address of a subnet is handed out by the holder of its block
+// (blocks.go): a compute cell, from the blocks the API cell leases to it on
+// demand, on the boot path; or the API cell itself, for ports made through
+// the Networking API and fixed IPs asked on a boot. Network names are unique
+// (compute cells ask for their default network by name). A change of a
+// subnet's allocation pools or gateway applies to the blocks leased after
+// it (and to the usable ranges a cell's blocks are sent with again).
 package netdb
 
 import (
