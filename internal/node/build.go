@@ -68,6 +68,9 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 		}
 	}
 
+	if cfg.IsRoot() && cfg.Has(config.RoleAPI) {
+		roles = append(roles, role{"seed", &apiSeed{db: n.DB, images: api.images, identity: n.Identity}})
+	}
 	if n.Cells != nil {
 		roles = append(roles, role{"cells", &cellsRole{svc: n.Cells, srv: n.rpcServer(), cell: cfg.Cell}})
 		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
@@ -269,7 +272,7 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	mux.Handle("/networking/", http.StripPrefix("/networking", networks))
 	mux.Handle("/networking", http.StripPrefix("/networking", networks))
 	mux.Handle("/", api)
-	return &apiRole{db: n.DB, images: p.images, identity: n.Identity, httpServer: httpServer{handler: mux, listen: cfg.API.Listen, errs: n.serveErr,
+	return &apiRole{httpServer: httpServer{handler: mux, listen: cfg.API.Listen, errs: n.serveErr,
 		readTimeout: cfg.API.ReadTimeout.D(), writeTimeout: cfg.API.WriteTimeout.D(), idleTimeout: cfg.API.IdleTimeout.D(),
 		maxPerClient: cfg.API.MaxConnectionsPerClient, log: n.log.With("cell", cfg.Cell)}}, nil
 }

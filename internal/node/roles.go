@@ -153,15 +153,26 @@ func (r registrarRole) Shutdown(context.Context) error {
 // apiRole is the public APIs' HTTP listener. Before it listens it seeds
 // what a fresh cloud needs (the flavors, one image, the default network).
 type apiRole struct {
+	httpServer
+}
+
+func (a *apiRole) Start(ctx context.Context) error {
+	return a.httpServer.Start(ctx)
+}
+
+// apiSeed makes what a fresh API cell serves (the default flavors, one
+// image, the default network) before any role of the cell starts: the
+// cells service answers the compute cells' first lease requests of the
+// default network's address blocks, which must find it.
+type apiSeed struct {
 	db     *db.DB
 	images *image.API
 	// identity is the local identity store (nil unless api.auth is
 	// local): the default network belongs to its admin project.
 	identity *identity.Store
-	httpServer
 }
 
-func (a *apiRole) Start(ctx context.Context) error {
+func (a *apiSeed) Start(ctx context.Context) error {
 	if err := apidb.SeedFlavors(ctx, a.db); err != nil {
 		return err
 	}
@@ -169,11 +180,10 @@ func (a *apiRole) Start(ctx context.Context) error {
 	if err := a.images.Seed(ctx, image.Cirros()); err != nil {
 		return err
 	}
-	if err := seedDefaultNetwork(ctx, a.db, a.identity); err != nil {
-		return err
-	}
-	return a.httpServer.Start(ctx)
+	return seedDefaultNetwork(ctx, a.db, a.identity)
 }
+
+func (a *apiSeed) Shutdown(context.Context) error { return nil }
 
 // seedDefaultNetwork makes sure the default network "private" exists,
 // owned by the admin project: the local identity's project "admin" (of the

@@ -74,8 +74,9 @@ func (h *Handlers) LeaseBlocks(ctx context.Context, tx *db.Tx, env *wire.Envelop
 	}
 	switch {
 	case errors.Is(err, netdb.ErrNotFound):
+		// Not full: a network asked for by name may not be made yet (a
+		// root still starting), and the cell asks again.
 		answer.Error = fmt.Sprintf("Network %s could not be found.", firstOf(m.NetworkID, m.NetworkName))
-		answer.Full = true
 	case err != nil:
 		return err
 	default:

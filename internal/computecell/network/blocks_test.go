@@ -271,6 +271,45 @@ func TestNetworkFullFails(t *testing.T) {
 	})
 }
 
+// A root that does not know the default network yet (it is still making it
+// as it starts) answers with an error, not full: the cell's builds wait
+// (pending, not NoMoreFixedIps) and the cell asks again a second later,
+// and its builds go on once blocks come.
+func TestUnknownDefaultNetworkWaits(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		clk := &clock{now: time.Unix(1_700_000_000, 0)}
+		s, rec := serviceWith(t, d, network.Config{Now: clk.Now, FullRetry: time.Minute})
+		if _, err := s.Allocate(ctx, "a", nil); !errors.Is(err, wire.ErrAddressesPending) {
+			t.Fatalf("Allocate = %v, want pending", err)
+		}
+		h := &network.Handlers{DB: d, Logger: slog.New(slog.DiscardHandler), Now: clk.Now}
+		if err := cast(t, d, h.BlocksLeased, &wire.BlocksLeased{NetworkName: "private", Error: "Network private could not be found."}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Allocate(ctx, "a", nil); !errors.Is(err, wire.ErrAddressesPending) {
+			t.Fatalf("Allocate after the root did not know the network = %v, want pending", err)
+		}
+		if n := len(rec.of(wire.MethodLeaseBlocks)); n != 1 {
+			t.Errorf("%d lease requests at once after the answer, want 1", n)
+		}
+		clk.add(2 * time.Second)
+		if _, err := s.Allocate(ctx, "a", nil); !errors.Is(err, wire.ErrAddressesPending) {
+			t.Fatalf("Allocate a little later = %v, want pending", err)
+		}
+		if n := len(rec.of(wire.MethodLeaseBlocks)); n != 2 {
+			t.Errorf("%d lease requests a little later, want 2 (asked again)", n)
+		}
+		m := network.SubnetBlocks("private", "sub-1", "10.9.0.0/24")
+		if err := cast(t, d, h.BlocksLeased, &m); err != nil {
+			t.Fatal(err)
+		}
+		if addrs, err := s.Allocate(ctx, "a", nil); err != nil || len(addrs) != 1 {
+			t.Fatalf("Allocate once blocks came = %+v, %v", addrs, err)
+		}
+	})
+}
+
 // Addresses the API cell handed out come in the NIC and are recorded as
 // they are, with their port; they are forgotten with the instance, and the
 // cell's own free addresses are untouched.

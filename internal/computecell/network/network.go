@@ -371,6 +371,10 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 
 var errRetry = errors.New("retry")
 
+// unknownRetry is how soon a cell asks again for blocks of its default
+// network when the root did not know it.
+const unknownRetry = time.Second
+
 // askForBlocks sends a lease request for the network unless one is
 // outstanding (sent less than LeaseTimeout ago) or the root said the
 // network is full less than FullRetry ago. It returns the error an
@@ -390,7 +394,11 @@ func (s *Service) askForBlocks(ctx context.Context, tx *db.Tx, k netKey, request
 	case exists && answered == 0 && now.Sub(db.FromMicros(requested)) < s.cfg.LeaseTimeout:
 		tx.AfterCommit(func() { s.setAsked(k, db.FromMicros(requested)) })
 		return pending, nil
-	case exists && answered != 0 && (full == 1 || why != "") && now.Sub(db.FromMicros(answered)) < s.cfg.FullRetry:
+	case exists && answered != 0 && why != "" && k.id == "" && now.Sub(db.FromMicros(answered)) < unknownRetry:
+		// The root did not know the default network by its name: a root
+		// still making it as it starts. The build waits; the cell asks again.
+		return pending, nil
+	case exists && answered != 0 && (full == 1 || (why != "" && k.id != "")) && now.Sub(db.FromMicros(answered)) < s.cfg.FullRetry:
 		msg := "No fixed IP addresses available for network: " + k.val()
 		if why != "" {
 			msg = why
