@@ -110,6 +110,10 @@ type InstanceGroup struct {
 
 // InstancesSecurityGroups returns the groups of each of the instances, by
 // instance, each instance's by name then id: one query per 500 instances.
+// As Nova shows them, they are the groups of the server's ports: a port
+// passed in (or given groups of its own) has its own, the ports made for
+// the server have the server's (its bindings); a server with no port yet
+// (its cell has not reported its addresses) has its bindings.
 func InstancesSecurityGroups(ctx context.Context, q db.Querier, uuids []string) (map[string][]InstanceGroup, error) {
 	out := map[string][]InstanceGroup{}
 	for len(uuids) > 0 {
@@ -119,11 +123,19 @@ func InstancesSecurityGroups(ctx context.Context, q db.Querier, uuids []string) 
 		for i, u := range chunk {
 			args[i] = u
 		}
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")
 		rows, err := db.Collect(ctx, q, func(s db.Scanner) (InstanceGroup, error) {
 			var g InstanceGroup
 			return g, s.Scan(&g.InstanceUUID, &g.ID, &g.Name)
 		}, `SELECT b.instance_uuid, g.id, g.name FROM security_group_bindings b JOIN security_groups g ON g.id = b.security_group_id
-			WHERE b.instance_uuid IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`) ORDER BY g.name, g.id`, args...)
+			WHERE b.instance_uuid IN (`+marks+`)
+			AND (NOT EXISTS (SELECT 1 FROM ports p WHERE p.device_id = b.instance_uuid)
+				OR EXISTS (SELECT 1 FROM ports p WHERE p.device_id = b.instance_uuid AND p.server_groups = 1))
+			UNION
+			SELECT p.device_id, g.id, g.name FROM ports p JOIN port_security_groups ps ON ps.port_id = p.id
+				JOIN security_groups g ON g.id = ps.security_group_id
+			WHERE p.device_id IN (`+marks+`) AND p.server_groups = 0
+			ORDER BY 3, 2`, append(args, args...)...)
 		if err != nil {
 			return nil, fmt.Errorf("security groups of %d instances: %w", len(chunk), err)
 		}
