@@ -11,10 +11,10 @@
 # <version>, so that each version is built once)
 # and used through a CLI config's dev_overrides, so no `terraform init`.
 #
-# TF_WITH_PORTS=1 creates the port and boots the server on it, and the
-# peers on the test network; 0 (the default until ports can be created and
-# any network booted on) boots them all on the network "private" with the
-# group by name. TF_BOOT_NETWORK overrides the peers' network ("" is the
+# TF_WITH_PORTS=1 (the default) creates the port and boots the server on
+# it, and the peers on the test network (their addresses handed out by
+# their cells from blocks of the /28 leased to them); 0 boots them all on
+# the network "private" with the group by name. TF_BOOT_NETWORK overrides the peers' network ("" is the
 # test network), TF_UP_ARGS adds flags to `cellcloud up` (--cells 4),
 # TF_KEEP=1 keeps the work directory, TF_UP_LOG_LEVEL=info logs every
 # request there (up.err).
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 provider_version=v3.4.0
-with_ports=${TF_WITH_PORTS:-0}
+with_ports=${TF_WITH_PORTS:-1}
 command -v terraform >/dev/null || { echo "terraform.sh: terraform is not installed"; exit 1; }
 command -v curl >/dev/null && command -v python3 >/dev/null || { echo "terraform.sh: curl and python3 are needed"; exit 1; }
 
