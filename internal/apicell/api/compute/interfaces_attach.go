@@ -237,6 +237,8 @@ type plannedAttach struct {
 	// API cell's blocks.
 	portID, netID, fixedIP string
 	reserved               map[string]string
+	// server is the server's id, which Nova's FixedIpAlreadyInUse names.
+	server string
 }
 
 // planAttach checks the port or network asked for as Nova's
@@ -261,7 +263,7 @@ func (h *interfacesHandler) planAttach(ctx context.Context, in *apidb.Instance, 
 		if len(p.FixedIPs) == 0 {
 			return nil, bad("Port %s requires a FixedIP in order to be used.", req.portID)
 		}
-		return &plannedAttach{bind: true, portID: p.ID, netID: p.NetworkID}, nil
+		return &plannedAttach{bind: true, portID: p.ID, netID: p.NetworkID, server: in.UUID}, nil
 	}
 	var n *netdb.Network
 	if req.netID != "" {
@@ -296,16 +298,18 @@ func (h *interfacesHandler) planAttach(ctx context.Context, in *apidb.Instance, 
 	if len(n.Subnets) == 0 {
 		return nil, bad("Network %s requires a subnet in order to boot instances on.", n.ID)
 	}
-	a := &plannedAttach{netID: n.ID}
+	a := &plannedAttach{netID: n.ID, server: in.UUID}
 	if req.fixedIP != "" {
 		ip, _ := netip.ParseAddr(req.fixedIP)
 		a.fixedIP = ip.String()
-		port, device, err := netdb.AddressUser(ctx, h.cfg.DB, n.ID, a.fixedIP)
+		// Nova learns it from the port create Neutron refuses, and names
+		// the server it attaches to.
+		port, _, err := netdb.AddressUser(ctx, h.cfg.DB, n.ID, a.fixedIP)
 		if err != nil {
 			return nil, err
 		}
 		if port != "" {
-			return nil, conflict("Fixed IP address %s is already in use on instance %s.", a.fixedIP, device)
+			return nil, conflict("Fixed IP address %s is already in use on instance %s.", a.fixedIP, in.UUID)
 		}
 	}
 	return a, nil
@@ -319,7 +323,7 @@ func attachPortError(err error, a *plannedAttach) error {
 	}
 	switch ne.Code {
 	case "IpAddressAlreadyAllocated", "IpAddressInUse":
-		return conflict("Fixed IP address %s is already in use on instance .", a.fixedIP)
+		return conflict("Fixed IP address %s is already in use on instance %s.", a.fixedIP, a.server)
 	case "InvalidIpForNetwork", "InvalidIpForSubnet":
 		return bad("Invalid input received: Fixed IP %s is not a valid ip address for network %s.", a.fixedIP, a.netID)
 	case "IpAddressGenerationFailure":
