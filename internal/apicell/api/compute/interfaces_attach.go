@@ -11,6 +11,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
@@ -172,6 +173,14 @@ func (h *interfacesHandler) attachInterface(w http.ResponseWriter, r *http.Reque
 			}
 			p, err = netdb.GetPort(ctx, tx, a.portID)
 		} else {
+			// The port counts against the project's port quota (Nova's
+			// PortLimitExceeded, 403).
+			if err := netdb.CheckQuota(ctx, tx, h.cfg.NetworkQuota, cur.ProjectID, quota.NetPort, 1); err != nil {
+				if errors.Is(err, netdb.ErrOverQuota) {
+					return fault(http.StatusForbidden, "Maximum number of ports exceeded")
+				}
+				return err
+			}
 			np := &netdb.NewPort{Port: netdb.Port{ID: a.portID, NetworkID: a.netID, ProjectID: cur.ProjectID, AdminStateUp: true, PortSecurity: true,
 				DeviceID: cur.UUID, DeviceOwner: netdb.DeviceOwner(cur.AvailabilityZone), MadeBy: netdb.MadeByBoot, ServerGroups: true},
 				Reserved: a.reserved}

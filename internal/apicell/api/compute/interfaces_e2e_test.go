@@ -10,6 +10,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/quotas"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
@@ -244,8 +245,19 @@ func TestAttachInterfaceRefusals(t *testing.T) {
 		t.Fatalf("refused attaches left ports: %+v", ps)
 	}
 
+	// A port made for an attach counts against the port quota.
+	limit := len(portsOf(t, nc, ports.ListOpts{TenantID: "demo"}))
+	if _, err := quotas.Update(ctx, networking(tr, admin), "demo", quotas.UpdateOpts{Port: &limit}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	r := tr.Do(t, http.MethodPost, path, demo, map[string]any{"interfaceAttachment": map[string]any{"net_id": private}})
+	faultHas(t, r, 403, "Maximum number of ports exceeded")
+	if ps := portsOf(t, nc, ports.ListOpts{DeviceID: id}); len(ps) != 1 {
+		t.Fatalf("an attach over quota left ports: %+v", ps)
+	}
+
 	// Detach: a port that is not the server's is not found.
-	r := tr.Do(t, http.MethodDelete, path+"/"+mine.ID, demo, nil)
+	r = tr.Do(t, http.MethodDelete, path+"/"+mine.ID, demo, nil)
 	faultHas(t, r, 404, fmt.Sprintf("Port %s is not attached", mine.ID))
 	r = tr.Do(t, http.MethodDelete, path+"/"+missing, demo, nil)
 	faultHas(t, r, 404, fmt.Sprintf("Port %s is not attached", missing))
