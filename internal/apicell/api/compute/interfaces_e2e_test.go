@@ -170,6 +170,24 @@ func TestAttachAndDetachInterfaces(t *testing.T) {
 		t.Fatalf("attach the detached port again: %v", err)
 	}
 	cellReports(t, tr, id, mine.ID, true)
+
+	// The port the cell made on the boot goes too when detached.
+	var booted string
+	for _, p := range portsOf(t, nc, ports.ListOpts{DeviceID: id}) {
+		if p.ID != mine.ID && (len(p.FixedIPs) == 0 || p.FixedIPs[0].IPAddress != addr) {
+			booted = p.ID
+		}
+	}
+	if booted == "" {
+		t.Fatal("no port of the boot")
+	}
+	if err := attachinterfaces.Delete(ctx, sc, id, booted).ExtractErr(); err != nil {
+		t.Fatalf("detach the boot's port: %v", err)
+	}
+	cellReports(t, tr, id, booted, false)
+	if _, err := ports.Get(ctx, nc, booted).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("the boot's port after detach: %v; want 404", err)
+	}
 }
 
 // TestAttachInterfaceRefusals: Nova's answers to bad attaches and
