@@ -165,6 +165,8 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 		return nil, err
 	}
 	n.Cells.HandleCast(wire.MethodInstanceAction, 1, 0, ops.HandleAction)
+	n.Cells.HandleCast(wire.MethodAttachInterface, 1, 0, ops.AttachInterface)
+	n.Cells.HandleCast(wire.MethodDetachInterface, 1, 0, ops.DetachInterface)
 	n.Cells.HandleCall(wire.MethodConsoleOutput, 1, 0, ops.ConsoleOutput)
 	n.Cells.HandleCall(wire.MethodResetState, 1, 0, ops.ResetState)
 	n.Cells.HandleCall(wire.MethodInstanceActions, 1, 0, ops.InstanceActions)

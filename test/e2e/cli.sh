@@ -156,6 +156,30 @@ expect "'e2e-net': ['192.168.60." server show vm-net -f value -c addresses
 expect e2e-port port list --server vm-port
 out=$(os port delete e2e-port 2>&1) && fail "a port in use was deleted: $out"
 echo "ok   openstack port delete of vm-port's port (refused)"
+# A second port attached to vm-net and detached again (os-interface): bound
+# while attached and shown in the server's addresses, kept, unbound, once
+# detached; and an interface on the network, its port made by the API cell.
+expect 192.168.60.9 port create --network e2e-net --fixed-ip subnet=e2e-sub,ip-address=192.168.60.9 e2e-port2
+vm_net=$(os server show vm-net -f value -c id) || fail "server show vm-net"
+os server add port vm-net e2e-port2 || fail "server add port"
+expect "$vm_net" port show e2e-port2 -f value -c device_id
+expect 192.168.60.9 server show vm-net -f value -c addresses
+expect e2e-port2 port list --server vm-net
+echo "ok   openstack server add port vm-net e2e-port2"
+os server remove port vm-net e2e-port2 || fail "server remove port"
+out=$(os port show e2e-port2 -f value -c device_id) || fail "port show e2e-port2: $out"
+[ -z "$out" ] || fail "e2e-port2 still bound to $out"
+for _ in $(seq 1 50); do
+  out=$(os server show vm-net -f value -c addresses) || fail "server show vm-net: $out"
+  grep -qF 192.168.60.9 <<<"$out" || break
+  sleep 0.2
+done
+grep -qF 192.168.60.9 <<<"$out" && fail "vm-net still has 192.168.60.9: $out"
+echo "ok   openstack server remove port vm-net e2e-port2 (kept, unbound)"
+os port delete e2e-port2 || fail "port delete e2e-port2"
+os server add network vm-net e2e-net || fail "server add network"
+[ "$(os port list --server vm-net -f value -c ID | wc -l)" = 2 ] || fail "vm-net's ports after add network: $(os port list --server vm-net)"
+echo "ok   openstack server add network vm-net e2e-net"
 os server delete --wait vm-port vm-net || fail "server delete vm-port vm-net"
 out=$(os port show e2e-port -f value -c device_id) || fail "port show after the server went: $out"
 [ -z "$out" ] || fail "e2e-port still bound to $out"

@@ -278,3 +278,22 @@ func ServerPortAddresses(ctx context.Context, q db.Querier, uuids []string) (map
 	}
 	return out, nil
 }
+
+// DetachServerPort is an interface detached from its server, seen from
+// the port: a port made for the server (by a boot, an attach or a cell) is
+// deleted, with the addresses cells set aside for it released (in tx); a
+// port passed in is unbound and kept, as Nova does.
+func DetachServerPort(ctx context.Context, tx *db.Tx, s Sender, requestID string, p *Port, now time.Time) error {
+	if p.MadeBy == MadeByUser {
+		if _, err := tx.Exec(ctx, `UPDATE ports SET device_id = '', device_owner = '', binding_host_id = '', revision_number = revision_number + 1,
+			updated_at = ? WHERE id = ?`, db.Micros(now), p.ID); err != nil {
+			return fmt.Errorf("unbind port %s: %w", p.ID, err)
+		}
+		return nil
+	}
+	rel, err := deletePorts(ctx, tx, []string{p.ID})
+	if err != nil || len(rel) == 0 {
+		return err
+	}
+	return SendReleases(ctx, tx, s, requestID, rel)
+}

@@ -492,33 +492,68 @@ func (s *Service) lowWater(ctx context.Context, k netKey) (int, error) {
 // has it.
 func (s *Service) record(ctx context.Context, uuid string, nic int, n wire.NIC) error {
 	return s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		now := db.Micros(s.cfg.Now())
-		for _, f := range n.FixedIPs {
-			a, err := netip.ParseAddr(f.Addr)
-			if err != nil || !a.Is4() {
-				return wire.Errorf(wire.CodeInvalid, "fixed IP %q of port %s is not an IPv4 address", f.Addr, n.PortID)
-			}
-			ai := int64(u32(a))
-			res, err := tx.Exec(ctx, `UPDATE fixed_ips SET instance_uuid = ?, nic = ?, mac = ?, port_id = ?, api_port = 1, network_id = ?, updated_at = ?
-				WHERE subnet_id = ? AND address_int = ? AND (instance_uuid = ? OR (instance_uuid IS NULL AND (in_block = 0 OR port_id = '' OR port_id = ?)))`,
-				uuid, nic, n.MAC, n.PortID, n.NetworkID, now, f.SubnetID, ai, uuid, n.PortID)
-			if err != nil {
-				return err
-			}
-			if k, _ := res.RowsAffected(); k == 1 {
-				continue
-			}
-			_, err = tx.Exec(ctx, `INSERT INTO fixed_ips (subnet_id, address_int, address, network_id, network, in_block, instance_uuid, nic, port_id, api_port, mac, updated_at)
-				VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?, ?)`, f.SubnetID, ai, a.String(), n.NetworkID, n.NetworkName, uuid, nic, n.PortID, n.MAC, now)
-			if db.IsUniqueViolation(err) {
-				return wire.Errorf(wire.CodeConflict, "Fixed IP address %s is already in use.", a)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		return recordNIC(ctx, tx, uuid, nic, n, s.cfg.Now())
 	})
+}
+
+func recordNIC(ctx context.Context, tx *db.Tx, uuid string, nic int, n wire.NIC, at time.Time) error {
+	now := db.Micros(at)
+	for _, f := range n.FixedIPs {
+		a, err := netip.ParseAddr(f.Addr)
+		if err != nil || !a.Is4() {
+			return wire.Errorf(wire.CodeInvalid, "fixed IP %q of port %s is not an IPv4 address", f.Addr, n.PortID)
+		}
+		ai := int64(u32(a))
+		res, err := tx.Exec(ctx, `UPDATE fixed_ips SET instance_uuid = ?, nic = ?, mac = ?, port_id = ?, api_port = 1, network_id = ?, updated_at = ?
+			WHERE subnet_id = ? AND address_int = ? AND (instance_uuid = ? OR (instance_uuid IS NULL AND (in_block = 0 OR port_id = '' OR port_id = ?)))`,
+			uuid, nic, n.MAC, n.PortID, n.NetworkID, now, f.SubnetID, ai, uuid, n.PortID)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 1 {
+			continue
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO fixed_ips (subnet_id, address_int, address, network_id, network, in_block, instance_uuid, nic, port_id, api_port, mac, updated_at)
+			VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, 1, ?, ?)`, f.SubnetID, ai, a.String(), n.NetworkID, n.NetworkName, uuid, nic, n.PortID, n.MAC, now)
+		if db.IsUniqueViolation(err) {
+			return wire.Errorf(wire.CodeConflict, "Fixed IP address %s is already in use.", a)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AttachNIC records, in tx, the addresses the API cell handed out for an
+// interface attached to a running instance, as its next NIC (or the NIC
+// its port has already: attaching the same port again changes nothing).
+func AttachNIC(ctx context.Context, tx *db.Tx, uuid string, n wire.NIC, at time.Time) error {
+	if n.PortID == "" || len(n.FixedIPs) == 0 {
+		return wire.Errorf(wire.CodeBadMessage, "an attached interface needs a port and its addresses")
+	}
+	var nic int
+	err := tx.QueryRow(ctx, `SELECT COALESCE((SELECT MIN(nic) FROM fixed_ips WHERE instance_uuid = ? AND port_id = ?),
+		(SELECT MAX(nic) + 1 FROM fixed_ips WHERE instance_uuid = ?), 0)`, uuid, n.PortID, uuid).Scan(&nic)
+	if err != nil {
+		return fmt.Errorf("network: the next interface of %s: %w", uuid, err)
+	}
+	if err := recordNIC(ctx, tx, uuid, nic, n, at); err != nil {
+		return fmt.Errorf("network: attach port %s to %s: %w", n.PortID, uuid, err)
+	}
+	return nil
+}
+
+// DetachPort frees, in tx, the instance's addresses of one port, as
+// Deallocate frees all of them; it is a no-op when the instance has none
+// of that port.
+func DetachPort(ctx context.Context, tx *db.Tx, uuid, port string, at time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE fixed_ips SET instance_uuid = NULL, nic = 0, mac = '',
+		port_id = CASE WHEN api_port = 1 THEN port_id ELSE '' END, updated_at = ? WHERE instance_uuid = ? AND port_id = ?`, db.Micros(at), uuid, port)
+	if err != nil {
+		return fmt.Errorf("network: detach port %s from %s: %w", port, uuid, err)
+	}
+	return nil
 }
 
 // Deallocate frees the instance's fixed IPs, in one statement; it is a

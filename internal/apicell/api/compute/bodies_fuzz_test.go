@@ -300,7 +300,8 @@ func FuzzServerAction(f *testing.F) {
 }
 
 // FuzzServerBodies: the other bodies of a server: create (through the
-// handler: flavor, image and quota checks), update, metadata and tags.
+// handler: flavor, image and quota checks), update, metadata, tags and
+// an interface's attach.
 func FuzzServerBodies(f *testing.F) {
 	seeds := map[string][]string{
 		"create": {`{"server": {"name": "web", "flavorRef": "1", "imageRef": "` + fuzzImage + `", "networks": "none"}}`,
@@ -313,8 +314,11 @@ func FuzzServerBodies(f *testing.F) {
 			`{"metadata": {"k": "v", "k2": "v2"}, "x": 1}`},
 		"metadatum": {`{"meta": {"k": "v"}}`, `{"meta": {"other": "v"}}`, `{"meta": {"k": "v", "j": "w"}}`, `{"meta": {}}`, `{"meta": "v"}`},
 		"tags":      {`{"tags": ["a", "b"]}`, `{"tags": []}`, `{"tags": ["a/b"]}`, `{"tags": [1]}`, `{"tags": "a"}`, `{"tags": [""]}`},
+		"interface": {`{"interfaceAttachment": {"port_id": "` + fuzzImage + `"}}`, `{"interfaceAttachment": {"net_id": "` + fuzzImage + `", "fixed_ips": [{"ip_address": "10.0.0.5"}]}}`,
+			`{"interfaceAttachment": {"net_id": "` + fuzzImage + `", "port_id": "` + fuzzImage + `"}}`, `{"interfaceAttachment": {"fixed_ips": [{"ip_address": "::1"}]}}`,
+			`{"interfaceAttachment": {"net_id": "x", "tag": "t"}}`, `{"interfaceAttachment": {"fixed_ips": []}}`, `{"interfaceAttachment": null}`},
 	}
-	routes := []string{"create", "update", "metadata", "metadatum", "tags"}
+	routes := []string{"create", "update", "metadata", "metadatum", "tags", "interface"}
 	for i, rt := range routes {
 		for _, s := range append(seeds[rt], `{}`, `null`, `[]`, ``, `{"x"`) {
 			f.Add(uint8(i), uint8(0), s)
@@ -337,6 +341,8 @@ func FuzzServerBodies(f *testing.F) {
 			z.send(t, http.MethodPut, "/v2.1/servers/"+id+"/metadata/k", "demo:demo", ver, []byte(body))
 		case "tags":
 			z.send(t, http.MethodPut, "/v2.1/servers/"+id+"/tags", "demo:demo", ver, []byte(body))
+		case "interface":
+			z.send(t, http.MethodPost, "/v2.1/servers/"+id+"/os-interface", "demo:demo", ver, []byte(body))
 		}
 	})
 }

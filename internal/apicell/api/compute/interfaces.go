@@ -9,9 +9,11 @@ import (
 )
 
 // interfacesHandler is /servers/{id}/os-interface: a server's ports, read
-// from the Networking API's table, as Nova reads them from Neutron.
-// Attaching and detaching (POST, DELETE) need the server's cell and are
-// not served yet.
+// from the Networking API's table, as Nova reads them from Neutron, and
+// attached (POST) and detached (DELETE): the API cell binds, makes, unbinds
+// or deletes the port and sends the change to the server's cell
+// (attach_interface, detach_interface), which records the addresses and
+// reports them back with the instance's state.
 type interfacesHandler struct {
 	*base
 	servers *serversHandler
@@ -20,6 +22,8 @@ type interfacesHandler struct {
 func (h *interfacesHandler) register(rt *router) {
 	rt.handle("GET /v2.1/servers/{id}/os-interface", "os_compute_api:os-attach-interfaces:list", h.listInterfaces)
 	rt.handle("GET /v2.1/servers/{id}/os-interface/{port}", "os_compute_api:os-attach-interfaces:show", h.showInterface)
+	rt.handle("POST /v2.1/servers/{id}/os-interface", "os_compute_api:os-attach-interfaces:create", h.attachInterface)
+	rt.handle("DELETE /v2.1/servers/{id}/os-interface/{port}", "os_compute_api:os-attach-interfaces:delete", h.detachInterface)
 }
 
 // interfaceView is a port as an interface attachment (Nova's

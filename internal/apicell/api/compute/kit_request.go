@@ -35,6 +35,11 @@ func readObject(w http.ResponseWriter, r *http.Request) (map[string]any, error) 
 	if err != nil {
 		return nil, tooLarge()
 	}
+	return readObjectBytes(b)
+}
+
+// readObjectBytes is readObject of a body read already.
+func readObjectBytes(b []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any

@@ -99,6 +99,8 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:ips:show", Check: ruleReader},
 	{Name: "os_compute_api:os-attach-interfaces:list", Check: ruleReader},
 	{Name: "os_compute_api:os-attach-interfaces:show", Check: ruleReader},
+	{Name: "os_compute_api:os-attach-interfaces:create", Check: ruleMember},
+	{Name: "os_compute_api:os-attach-interfaces:delete", Check: ruleMember},
 	{Name: "os_compute_api:server-metadata:index", Check: ruleReader},
 	{Name: "os_compute_api:server-metadata:show", Check: ruleReader},
 	{Name: "os_compute_api:server-metadata:create", Check: ruleMember},
