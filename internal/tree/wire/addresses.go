@@ -88,8 +88,10 @@ type BlocksLeased struct {
 	// Full says the network had fewer blocks left than asked (none at all
 	// when Blocks is empty).
 	Full bool `json:"full,omitempty"`
-	// Error is set when the root could not lease at all (no such network):
-	// the cell fails the builds that wait for it.
+	// Error is set when the root could not lease at all (no such network).
+	// A network asked for by id: the cell fails the builds that wait for
+	// it. Its default network, asked for by name: the cell's builds wait
+	// and it asks again a second later (a root still making it).
 	Error string `json:"error,omitempty"`
 }
 

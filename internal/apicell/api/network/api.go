@@ -34,7 +34,7 @@ type Config struct {
 	Quota quota.NetworkDefaults
 	// Reserver reserves in a cell an address of a block it holds, asked
 	// for on a port's create; nil answers such addresses 503.
-	Reserver AddressReserver
+	Reserver netdb.AddressReserver
 	// Sender sends durable messages to the cells: release_addresses for
 	// the deleted ports whose addresses cells reserved, revoke_blocks when
 	// a subnet whose blocks cells hold is deleted; nil sends none.

@@ -46,7 +46,7 @@
 // and mac_address, are an admin's: 403 for others) and the standard
 // attributes and tags. A port is made through this API (its addresses from
 // the blocks the API cell holds, or reserved in the cell that holds an
-// asked address's block through AddressReserver), for a fixed_ip asked on
+// asked address's block through netdb.AddressReserver), for a fixed_ip asked on
 // a boot, or by a cell on a boot (recorded when the server's address is
 // reported). device_owner is "compute:<availability zone>" for a server's
 // port; status is ACTIVE while the server it is bound to is active, else

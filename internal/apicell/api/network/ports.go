@@ -23,7 +23,7 @@ import (
 // allowed-address-pairs, binding (admins) and the standard attributes and
 // their tags. Addresses come from the blocks the API cell holds (netdb);
 // an address asked for whose block a cell holds is reserved in that cell
-// first (AddressReserver).
+// first (netdb.AddressReserver).
 type portsHandler struct{ *base }
 
 func (h *portsHandler) register(rt *router) {
@@ -33,14 +33,6 @@ func (h *portsHandler) register(rt *router) {
 	rt.handle("PUT /v2.0/ports/{id}", h.updatePort)
 	rt.handle("DELETE /v2.0/ports/{id}", h.deletePort)
 }
-
-// AddressReserver reserves an address in the cell that holds its block
-// (the reserve_address call) for a port about to be recorded; a cell's
-// answer that the address is given already wraps ErrAddressTaken.
-type AddressReserver = netdb.AddressReserver
-
-// ErrAddressTaken is a cell's answer that an address it holds is in use.
-var ErrAddressTaken = netdb.ErrAddressTaken
 
 var ports = &collection{
 	name: "ports",
