@@ -142,6 +142,25 @@ func Revoke(ctx context.Context, tx *db.Tx, sender Sender, subnetID, requestID s
 	return nil
 }
 
+// RevokeNetwork is Revoke for every subnet of the network: the network's
+// deletion takes its subnets and their leases with it (netdb.DeleteNetwork).
+// Call it before DeleteNetwork.
+func RevokeNetwork(ctx context.Context, tx *db.Tx, sender Sender, networkID, requestID string) error {
+	if sender == nil {
+		return nil
+	}
+	n, err := netdb.NetworkByID(ctx, tx, networkID)
+	if err != nil {
+		return err
+	}
+	for _, sub := range n.Subnets {
+		if err := Revoke(ctx, tx, sender, sub, requestID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func firstOf(a, b string) string {
 	if a != "" {
 		return a

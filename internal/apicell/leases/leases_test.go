@@ -226,6 +226,49 @@ func TestReturnAndRevoke(t *testing.T) {
 	})
 }
 
+// A network's deletion takes its subnets' leases with it: RevokeNetwork
+// tells each holder of each subnet's blocks, in the caller's transaction,
+// and nothing when that transaction is undone.
+func TestRevokeNetwork(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		netID, subID := setup(t, d)
+		rec := &recorder{}
+		h := &leases.Handlers{Sender: rec, Logger: slog.New(slog.DiscardHandler)}
+		for _, c := range []string{"api!c1", "api!c2"} {
+			if err := cast(d, h.LeaseBlocks, c, &wire.LeaseBlocks{NetworkName: "private", Count: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := rec.count()
+		_ = d.InTx(ctx, func(tx *db.Tx) error {
+			if err := leases.RevokeNetwork(ctx, tx, rec, netID, "req-del"); err != nil {
+				return err
+			}
+			return errors.New("the delete failed")
+		})
+		if rec.count() != before {
+			t.Error("revoke_blocks sent although the network's delete was undone")
+		}
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			if err := leases.RevokeNetwork(ctx, tx, rec, netID, "req-del"); err != nil {
+				return err
+			}
+			return netdb.DeleteNetwork(ctx, tx, netID)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := rec.count() - before; n != 2 {
+			t.Errorf("%d revoke_blocks sent, want one to each of the 2 holders", n)
+		}
+		var rv wire.RevokeBlocks
+		if rec.last(t, wire.MethodRevokeBlocks, &rv); rv.SubnetID != subID {
+			t.Errorf("revoke %+v, want subnet %s", rv, subID)
+		}
+	})
+}
+
 // The lease and its answer commit together: a root that dies halfway (the
 // transaction undone) has leased nothing and sent nothing, and the cell
 // asks again after its timeout. The same request applied twice (a cell

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+	"github.com/cellcloud/cellcloud/internal/apicell/leases"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -305,6 +306,9 @@ func (h *networksHandler) deleteNetwork(w http.ResponseWriter, r *http.Request) 
 	if err == nil {
 		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
 			if err := netdb.RequireRevision(r.Context(), tx, "networks", id, rev); err != nil {
+				return err
+			}
+			if err := leases.RevokeNetwork(r.Context(), tx, h.cfg.Sender, id, httpkit.RequestID(r.Context())); err != nil {
 				return err
 			}
 			return netdb.DeleteNetwork(r.Context(), tx, id)
