@@ -221,6 +221,38 @@ CREATE TABLE lease_requests (
 	is_full INTEGER NOT NULL DEFAULT 0,
 	error TEXT NOT NULL DEFAULT ''
 )`},
+	// Security groups (package network's handlers write them, the compute
+	// agents' firewall reads them): the groups this cell holds, asked for
+	// (revision 0) or come from the API cell, with their rules as JSON
+	// ([]wire.SecurityGroupRule) and the sequence of their members; the
+	// members (a port's address in the group); and two generations the
+	// compute agents poll: rules_gen rises with every change of a group's
+	// rules or of what a port of this cell is in (a held group new or
+	// dropped, a port_update, an interface attached or detached),
+	// members_gen with every change of a member set alone.
+	{Version: 7, Name: "security groups held by the cell", SQL: `
+CREATE TABLE sg_groups (
+	id TEXT PRIMARY KEY,
+	project_id TEXT NOT NULL DEFAULT '',
+	revision {{bigint}} NOT NULL DEFAULT 0,
+	member_seq {{bigint}} NOT NULL DEFAULT 0,
+	stateful INTEGER NOT NULL DEFAULT 1,
+	rules TEXT NOT NULL DEFAULT '[]',
+	asked_at {{bigint}} NOT NULL DEFAULT 0,
+	updated_at {{bigint}} NOT NULL DEFAULT 0
+);
+CREATE TABLE sg_members (
+	group_id TEXT NOT NULL,
+	port_id TEXT NOT NULL,
+	address TEXT NOT NULL,
+	PRIMARY KEY (group_id, port_id, address)
+);
+CREATE TABLE sg_state (
+	id INTEGER PRIMARY KEY,
+	rules_gen {{bigint}} NOT NULL,
+	members_gen {{bigint}} NOT NULL
+);
+INSERT INTO sg_state (id, rules_gen, members_gen) VALUES (1, 0, 0)`},
 }
 
 // VM states, task states and power states, with Nova's values.

@@ -105,6 +105,18 @@ type NIC struct {
 	// uses them as they are. None: the cell hands out one IPv4 address from
 	// the blocks of the network it holds.
 	FixedIPs []FixedIP `json:"fixed_ips,omitempty"`
+	// SecurityGroups are the ids of the port's security groups, which the
+	// cell enforces on it (secgroups.go). A NIC with PortRevision 0 comes
+	// from an API cell of an earlier release: nothing is enforced on it.
+	SecurityGroups []string `json:"security_groups,omitempty"`
+	// NoPortSecurity is a port whose port_security_enabled is false: no
+	// group and no filter.
+	NoPortSecurity bool `json:"no_port_security,omitempty"`
+	// AllowedAddressPairs are the port's allowed address pairs.
+	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs,omitempty"`
+	// PortRevision is the port's revision_number when the API cell sent
+	// this NIC (a later port_update is newer).
+	PortRevision int64 `json:"port_revision,omitempty"`
 }
 
 // FixedIP is one address of a port, in its subnet.
