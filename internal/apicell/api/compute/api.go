@@ -166,6 +166,7 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 		&interfacesHandler{base: b, servers: servers},
 		&securityGroupsHandler{base: b, servers: servers},
 		&instanceActionsHandler{base: b, servers: servers},
+		&firewallHandler{base: b, servers: servers},
 		flavors,
 		&flavorAccessHandler{base: b, flavors: flavors},
 		&extraSpecsHandler{base: b, flavors: flavors},

@@ -93,6 +93,8 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:os-migrate-server:migrate", Check: ruleAdmin},
 	{Name: "os_compute_api:os-console-output", Check: ruleMember},
 	{Name: "os_compute_api:os-instance-actions:list", Check: ruleReader},
+	// cellcloud's own: what a server's host enforces (firewall.go).
+	{Name: policyFirewall, Check: ruleAdmin},
 	{Name: "os_compute_api:os-instance-actions:show", Check: ruleReader},
 	{Name: "os_compute_api:os-instance-actions:events", Check: ruleAdmin},
 	{Name: "os_compute_api:ips:index", Check: ruleReader},
