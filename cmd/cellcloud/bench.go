@@ -30,6 +30,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.URL, "url", "", "drive a running deployment's Compute API (e.g. http://127.0.0.1:8774/v2.1) instead of starting a tree")
 	fs.StringVar(&o.Token, "token", "", "with --url: an administrator's token (X-Auth-Token)")
 	fs.StringVar(&o.DataDir, "data-dir", "", "where the bench's own tree keeps its files (default: a temporary directory)")
+	fs.BoolVar(&o.RemoteGroup, "remote-group", false, "boot every instance in a security group whose rule names the group itself as remote (its members change with every boot)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the boot phase (control plane and clients) to this file, for go tool pprof")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file once every instance is booted, for go tool pprof")

@@ -58,6 +58,14 @@ type Options struct {
 	// (to profile the boot phase alone, or take a heap profile at the
 	// largest size).
 	BeforeBoot, AfterBoot func()
+	// RemoteGroup boots every instance in a security group of the bench's
+	// own, "bench-remote", whose rule lets in TCP 22 from the group's own
+	// members: a remote-group rule whose member set changes with every
+	// boot, in every cell (the project's default group has such rules
+	// too; this names one explicitly). The group is made through the
+	// Networking API beside the Compute API (its URL with /v2.1 replaced
+	// by /networking).
+	RemoteGroup bool
 }
 
 // Validate refuses nonsense at once.
@@ -143,6 +151,7 @@ type Result struct {
 	Options struct {
 		Cells, HostsPerCell, N, K, Batch int
 		URL                              string `json:",omitempty"`
+		RemoteGroup                      bool   `json:",omitempty"`
 	} `json:"options"`
 	Machine string `json:"machine"`
 	// Booted instances became ACTIVE; Errors went to ERROR or were refused.
@@ -195,6 +204,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{Machine: machine()}
 	res.Options.Cells, res.Options.HostsPerCell, res.Options.N, res.Options.K, res.Options.Batch, res.Options.URL =
 		o.Cells, o.HostsPerCell, o.N, o.K, o.Batch, o.URL
+	res.Options.RemoteGroup = o.RemoteGroup
 
 	var tree *up.Tree
 	api, token := strings.TrimSuffix(o.URL, "/"), o.Token
@@ -231,6 +241,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 
+	if o.RemoteGroup {
+		if err := remoteGroup(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	before := statsOf(tree)
 	if o.BeforeBoot != nil {
 		o.BeforeBoot()
@@ -278,6 +293,35 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Targets = targets(res, o)
 	return res, nil
+}
+
+// remoteGroupName is the group of Options.RemoteGroup.
+const remoteGroupName = "bench-remote"
+
+// remoteGroup makes the group of Options.RemoteGroup, unless the project
+// has it already, with its rule naming itself as remote.
+func remoteGroup(ctx context.Context, c *client) error {
+	nc := &client{base: strings.TrimSuffix(c.base, "/v2.1") + "/networking/v2.0", token: c.token, http: c.http}
+	var list struct {
+		SecurityGroups []struct{ ID string } `json:"security_groups"`
+	}
+	if _, err := nc.do(ctx, "GET", "/security-groups?name="+remoteGroupName, nil, &list); err != nil {
+		return fmt.Errorf("the remote-group variant needs the Networking API: %w", err)
+	}
+	if len(list.SecurityGroups) > 0 {
+		return nil
+	}
+	var made struct {
+		SecurityGroup struct{ ID string } `json:"security_group"`
+	}
+	if _, err := nc.do(ctx, "POST", "/security-groups", map[string]any{"security_group": map[string]any{"name": remoteGroupName}}, &made); err != nil {
+		return err
+	}
+	id := made.SecurityGroup.ID
+	_, err := nc.do(ctx, "POST", "/security-group-rules", map[string]any{"security_group_rule": map[string]any{
+		"security_group_id": id, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+		"port_range_min": 22, "port_range_max": 22, "remote_group_id": id}}, nil)
+	return err
 }
 
 // cpuSeconds is the CPU time this process has used so far.
@@ -388,6 +432,9 @@ func boot(ctx context.Context, c *client, o Options, res *Result) (map[string]ti
 			for j := range jobs {
 				body := map[string]any{"server": map[string]any{"name": benchName, "flavorRef": "1",
 					"imageRef": up.DefaultImageID, "networks": "auto", "min_count": j.n, "max_count": j.n, "return_reservation_id": true}}
+				if o.RemoteGroup {
+					body["server"].(map[string]any)["security_groups"] = []map[string]string{{"name": remoteGroupName}}
+				}
 				t0 := time.Now()
 				var out struct {
 					ReservationID string `json:"reservation_id"`
