@@ -86,10 +86,10 @@ func TestSecurityGroupBindings(t *testing.T) {
 			if added, err := netdb.BindSecurityGroup(ctx, tx, a, def, time.Now()); err != nil || added {
 				t.Errorf("add again: %v %v", added, err)
 			}
-			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def); err != nil || !removed {
+			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def, time.Now()); err != nil || !removed {
 				t.Errorf("remove: %v %v", removed, err)
 			}
-			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def); err != nil || removed {
+			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def, time.Now()); err != nil || removed {
 				t.Errorf("remove again: %v %v", removed, err)
 			}
 			return nil
