@@ -107,6 +107,18 @@ func PushGroups(ctx context.Context, tx *db.Tx, s Sender, requestID string, ids 
 	if s == nil || len(ids) == 0 {
 		return nil
 	}
+	out := outgoing{}
+	if err := pushGroups(ctx, tx, out, ids); err != nil {
+		return err
+	}
+	return out.send(ctx, tx, s, requestID)
+}
+
+// pushGroups adds PushGroups' messages to out.
+func pushGroups(ctx context.Context, tx *db.Tx, out outgoing, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	states, err := netdb.GroupStates(ctx, tx, ids)
 	if err != nil {
 		return err
@@ -115,7 +127,6 @@ func PushGroups(ctx context.Context, tx *db.Tx, s Sender, requestID string, ids 
 	if err != nil {
 		return err
 	}
-	out := outgoing{}
 	for _, id := range slices.Sorted(maps.Keys(states)) {
 		g := states[id]
 		cells := holders[id]
@@ -131,7 +142,7 @@ func PushGroups(ctx context.Context, tx *db.Tx, s Sender, requestID string, ids 
 			return err
 		}
 	}
-	return out.send(ctx, tx, s, requestID)
+	return nil
 }
 
 // extendHolders makes each of cells, holders of g, a holder of the remote
@@ -221,7 +232,8 @@ func UpdateGroup(ctx context.Context, tx *db.Tx, s Sender, requestID, id string,
 
 // DeleteGroup deletes a group (netdb.DeleteSecurityGroup), in tx: its
 // holders get Drop and stop being its holders; the groups whose rules
-// named it lose those rules and are pushed to their holders.
+// named it lose those rules and are pushed to their holders (a cell that
+// holds both gets one message with both).
 func DeleteGroup(ctx context.Context, tx *db.Tx, s Sender, requestID, id string, ifMatch *int64, now time.Time) error {
 	others, err := netdb.GroupsNaming(ctx, tx, id)
 	if err != nil {
@@ -240,10 +252,13 @@ func DeleteGroup(ctx context.Context, tx *db.Tx, s Sender, requestID, id string,
 	if s == nil {
 		return nil
 	}
+	out := outgoing{}
 	for _, c := range holders[id] {
-		if err := s.Send(ctx, tx, c, wire.MethodSecurityGroups, requestID, &wire.SecurityGroups{Drop: []string{id}}); err != nil {
-			return fmt.Errorf("drop security group %s in %s: %w", id, c, err)
-		}
+		m := out.to(c)
+		m.Drop = append(m.Drop, id)
 	}
-	return PushGroups(ctx, tx, s, requestID, others...)
+	if err := pushGroups(ctx, tx, out, others); err != nil {
+		return err
+	}
+	return out.send(ctx, tx, s, requestID)
 }
