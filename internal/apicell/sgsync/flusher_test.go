@@ -148,7 +148,10 @@ func TestFlusherSendsDeltasOncePerHolder(t *testing.T) {
 
 // TestFlusherFailureLeavesTheLog: a flush whose send fails commits
 // nothing: the rows stay, no sequence moves, and the next flush sends the
-// same delta (the same numbers) once the outbox works.
+// same delta (the same numbers) once the outbox works. (A holder that is
+// down gets its deltas from the outbox in order when it returns; a repeat
+// or a late copy of a delta is one the cell is at or past, and one it
+// missed is a gap it mends with a sync: both on the cell side.)
 func TestFlusherFailureLeavesTheLog(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)

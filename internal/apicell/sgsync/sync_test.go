@@ -56,7 +56,11 @@ func TestSyncOfANewCell(t *testing.T) {
 // TestSyncHeldUpToDateOrOlder: a cell that holds B and C at the root's
 // revisions and sequences gets no answer at all; one that holds B at an
 // older revision gets B's rules (not its members, whose sequence it has);
-// one whose member sequence of C is older gets C whole again.
+// one whose member sequence of C is older gets C whole again. A late copy
+// of an earlier sync looks like the older ones: its answer carries what
+// the root has now, which a cell that has moved on ignores (not newer than
+// its own). A cell that is down when answered gets the answer from the
+// outbox (the answer is a durable cast sent in this transaction).
 func TestSyncHeldUpToDateOrOlder(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
