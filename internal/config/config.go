@@ -212,6 +212,9 @@ type Cells struct {
 	// CallTimeout is how long a call to another cell (a console log, a
 	// hypervisor, os-hosts) or a gather waits for its answers (default 10s).
 	CallTimeout Duration `json:"call_timeout,omitempty"`
+	// SGFlushInterval is how often the API cell sends the security groups'
+	// member changes to the cells that hold the groups (default 200ms).
+	SGFlushInterval Duration `json:"sg_flush_interval,omitempty"`
 	// FaultInjection is for fault testing only, never for production: the
 	// relay duplicates, delays and reorders the messages it sends.
 	FaultInjection *FaultInjection `json:"fault_injection,omitempty"`
@@ -397,6 +400,12 @@ func (c *Config) Normalize() error {
 	}
 	if c.Cells.CallTimeout == 0 {
 		c.Cells.CallTimeout = Duration(10 * time.Second)
+	}
+	if c.Cells.SGFlushInterval < 0 {
+		return errors.New("cells.sg_flush_interval must not be negative")
+	}
+	if c.Cells.SGFlushInterval == 0 {
+		c.Cells.SGFlushInterval = Duration(200 * time.Millisecond)
 	}
 	if c.Cells.ServiceDownTime < 0 {
 		return errors.New("cells.service_down_time must not be negative")

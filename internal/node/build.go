@@ -17,6 +17,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/leases"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/reclaim"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
@@ -76,6 +77,14 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
 		if cfg.IsRoot() {
 			n.offerAPICellHandlers(sender, api.images)
+			// The security groups' member changes go down from where
+			// the cells' messages about them are handled.
+			fl, err := sgsync.NewFlusher(sgsync.FlusherConfig{DB: n.DB, Sender: sender, Interval: cfg.Cells.SGFlushInterval.D(),
+				Logger: n.log.With("cell", cfg.Cell, "role", "sgsync")})
+			if err != nil {
+				return nil, err
+			}
+			roles = append(roles, role{"security group flusher", fl})
 		} else {
 			hosted, err := n.offerComputeCellHandlers(sender, schedulerPort(n.nc, cfg.Cell, local.scheduler),
 				networkPort(n.nc, cfg.Cell, local.network), computeHostsPort(n.nc, cfg.Cell, local.compute))
@@ -135,6 +144,8 @@ func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
 	l := &leases.Handlers{Sender: sender, Logger: n.log.With("cell", n.cfg.Cell, "role", "leases"), Now: time.Now}
 	n.Cells.HandleCast(wire.MethodLeaseBlocks, 1, 0, l.LeaseBlocks)
 	n.Cells.HandleCast(wire.MethodReturnBlocks, 1, 0, l.ReturnBlocks)
+	sg := &sgsync.Handlers{Sender: sender, Logger: n.log.With("cell", n.cfg.Cell, "role", "sgsync")}
+	n.Cells.HandleCast(wire.MethodSecurityGroupsSync, 1, 0, sg.Sync)
 }
 
 // offerComputeCellHandlers builds what a compute cell's cells service

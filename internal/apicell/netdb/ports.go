@@ -575,6 +575,9 @@ func CreatePort(ctx context.Context, tx *db.Tx, np *NewPort, now time.Time) (*Po
 	if err := setPortGroups(ctx, tx, p.ID, p.SecurityGroups); err != nil {
 		return nil, err
 	}
+	if err := logPortMembers(ctx, tx, []string{p.ID}, nil); err != nil {
+		return nil, err
+	}
 	return &p, nil
 }
 
@@ -791,6 +794,14 @@ func UpdatePort(ctx context.Context, tx *db.Tx, id string, pp PortPatch, ifMatch
 	if err := checkRevision(ifMatch, p.RevisionNumber); err != nil {
 		return nil, err
 	}
+	// What the port gives its groups' member sets, when the update may
+	// change it.
+	var members map[Member]bool
+	if pp.PortSecurity != nil || pp.SecurityGroups != nil || pp.AllowedAddressPairs != nil {
+		if members, err = portMembers(ctx, tx, []string{id}); err != nil {
+			return nil, err
+		}
+	}
 	set := func(dst *string, v *string) {
 		if v != nil {
 			*dst = *v
@@ -868,6 +879,11 @@ func UpdatePort(ctx context.Context, tx *db.Tx, id string, pp PortPatch, ifMatch
 			return nil, err
 		}
 	}
+	if members != nil {
+		if err := logPortMembers(ctx, tx, []string{id}, members); err != nil {
+			return nil, err
+		}
+	}
 	return GetPort(ctx, tx, id)
 }
 
@@ -922,6 +938,13 @@ func BoundToLiveServer(ctx context.Context, q db.Querier, p *Port) (bool, error)
 func deletePorts(ctx context.Context, tx *db.Tx, ids []string) (Released, error) {
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	members, err := portMembers(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if err := logMemberDiff(ctx, tx, members, nil); err != nil {
+		return nil, err
 	}
 	in := `(` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`
 	args := make([]any, len(ids))
@@ -1009,6 +1032,10 @@ func SetFixedIPs(ctx context.Context, tx *db.Tx, id string, reqs []FixedIPReques
 	if err := lockNetwork(ctx, tx, p.NetworkID); err != nil {
 		return nil, err
 	}
+	members, err := portMembers(ctx, tx, []string{id})
+	if err != nil {
+		return nil, err
+	}
 	type cur struct{ addr, subnet, reservedIn string }
 	have, err := db.Collect(ctx, tx, func(s db.Scanner) (cur, error) {
 		var c cur
@@ -1086,6 +1113,9 @@ func SetFixedIPs(ctx context.Context, tx *db.Tx, id string, reqs []FixedIPReques
 			}
 			return nil, err
 		}
+	}
+	if err := logPortMembers(ctx, tx, []string{id}, members); err != nil {
+		return nil, err
 	}
 	return rel, nil
 }

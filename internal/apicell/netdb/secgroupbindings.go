@@ -2,9 +2,12 @@ package netdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -27,8 +30,9 @@ var ErrNoDefaultGroup = errors.New("the project has no default security group ye
 // reservation, already inserted in tx) to the groups ids, or, when ids is
 // empty, to project's default group. It is one statement for all of them.
 // A group deleted since the request was checked is a SecurityGroupNotFound
-// (nothing of the request is then written).
-func BindSecurityGroups(ctx context.Context, tx *db.Tx, reservation, project string, ids []string, instances int) error {
+// (nothing of the request is then written). It returns the ids of the
+// groups bound (the default group's, when ids is empty), by id.
+func BindSecurityGroups(ctx context.Context, tx *db.Tx, reservation, project string, ids []string, instances int) ([]string, error) {
 	q := `INSERT INTO security_group_bindings (instance_uuid, security_group_id)
 		SELECT i.uuid, g.id FROM instances i JOIN security_groups g ON `
 	args := []any{}
@@ -45,23 +49,24 @@ func BindSecurityGroups(ctx context.Context, tx *db.Tx, reservation, project str
 	if len(ids) > 0 {
 		q += shareGroups(tx)
 	}
-	res, err := tx.Exec(ctx, q, append(args, reservation)...)
+	bound, err := db.Collect(ctx, tx, func(s db.Scanner) (string, error) {
+		var id string
+		return id, s.Scan(&id)
+	}, q+` RETURNING security_group_id`, append(args, reservation)...)
 	if err != nil {
-		return fmt.Errorf("bind security groups of %s: %w", reservation, err)
+		return nil, fmt.Errorf("bind security groups of %s: %w", reservation, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("bind security groups of %s: %w", reservation, err)
-	}
-	want := int64(instances) * int64(max(len(ids), 1))
+	n := len(bound)
+	want := instances * max(len(ids), 1)
 	switch {
 	case n == want:
-		return nil
+		slices.Sort(bound)
+		return slices.Compact(bound), nil
 	case len(ids) == 0 && n == 0:
-		return ErrNoDefaultGroup
+		return nil, ErrNoDefaultGroup
 	default:
 		// A group was deleted since the request was checked.
-		return fail(ErrNotFound, "SecurityGroupNotFound", fmt.Sprintf("A security group of %s was deleted meanwhile", reservation))
+		return nil, fail(ErrNotFound, "SecurityGroupNotFound", fmt.Sprintf("A security group of %s was deleted meanwhile", reservation))
 	}
 }
 
@@ -80,26 +85,63 @@ func shareGroups(tx *db.Tx) string {
 }
 
 // BindSecurityGroup adds an instance to a group; it reports false when the
-// instance was in it already (or the group is gone).
-func BindSecurityGroup(ctx context.Context, tx *db.Tx, instance, group string) (bool, error) {
-	res, err := tx.Exec(ctx, `INSERT INTO security_group_bindings (instance_uuid, security_group_id)
-		SELECT ?, g.id FROM security_groups g WHERE g.id = ?`+shareGroups(tx)+` ON CONFLICT DO NOTHING`, instance, group)
-	if err != nil {
-		return false, fmt.Errorf("add %s to security group %s: %w", instance, group, err)
-	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+// instance was in it already (or the group is gone). The ports whose
+// groups are the server's change with it: their addresses join the
+// group's members (logged, sgcells.go) and their revision rises.
+func BindSecurityGroup(ctx context.Context, tx *db.Tx, instance, group string, now time.Time) (bool, error) {
+	return changeServerGroups(ctx, tx, instance, now, func() (sql.Result, error) {
+		res, err := tx.Exec(ctx, `INSERT INTO security_group_bindings (instance_uuid, security_group_id)
+			SELECT ?, g.id FROM security_groups g WHERE g.id = ?`+shareGroups(tx)+` ON CONFLICT DO NOTHING`, instance, group)
+		if err != nil {
+			return nil, fmt.Errorf("add %s to security group %s: %w", instance, group, err)
+		}
+		return res, nil
+	})
 }
 
 // UnbindSecurityGroup takes an instance out of a group; it reports false
-// when the instance was not in it.
-func UnbindSecurityGroup(ctx context.Context, tx *db.Tx, instance, group string) (bool, error) {
-	res, err := tx.Exec(ctx, `DELETE FROM security_group_bindings WHERE instance_uuid = ? AND security_group_id = ?`, instance, group)
+// when the instance was not in it. The server's ports change as with
+// BindSecurityGroup.
+func UnbindSecurityGroup(ctx context.Context, tx *db.Tx, instance, group string, now time.Time) (bool, error) {
+	return changeServerGroups(ctx, tx, instance, now, func() (sql.Result, error) {
+		res, err := tx.Exec(ctx, `DELETE FROM security_group_bindings WHERE instance_uuid = ? AND security_group_id = ?`, instance, group)
+		if err != nil {
+			return nil, fmt.Errorf("remove %s from security group %s: %w", instance, group, err)
+		}
+		return res, nil
+	})
+}
+
+// changeServerGroups runs change, a change of the instance's bindings, and
+// when it changed one, logs what its ports give the member sets now and
+// raises the revision of the ports whose groups are the server's.
+func changeServerGroups(ctx context.Context, tx *db.Tx, instance string, now time.Time, change func() (sql.Result, error)) (bool, error) {
+	ports, err := serverPortIDs(ctx, tx, instance)
 	if err != nil {
-		return false, fmt.Errorf("remove %s from security group %s: %w", instance, group, err)
+		return false, err
+	}
+	var before map[Member]bool
+	if len(ports) > 0 {
+		if before, err = portMembers(ctx, tx, ports); err != nil {
+			return false, err
+		}
+	}
+	res, err := change()
+	if err != nil {
+		return false, err
 	}
 	n, err := res.RowsAffected()
-	return n > 0, err
+	if err != nil || n == 0 || len(ports) == 0 {
+		return n > 0, err
+	}
+	if err := logPortMembers(ctx, tx, ports, before); err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE ports SET revision_number = revision_number + 1, updated_at = ? WHERE device_id = ? AND server_groups = 1`,
+		db.Micros(now), instance); err != nil {
+		return false, fmt.Errorf("revise the ports of %s: %w", instance, err)
+	}
+	return true, nil
 }
 
 // InstanceGroup is a group an instance is in: its id and name.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -27,7 +28,10 @@ func TestSecurityGroupBindings(t *testing.T) {
 		boot(t, d, a, "p", "active", "h1")
 		boot(t, d, b, "p", "active", "h1")
 		bind := func(reservation string, ids ...string) error {
-			return d.InTx(ctx, func(tx *db.Tx) error { return netdb.BindSecurityGroups(ctx, tx, reservation, "p", ids, 1) })
+			return d.InTx(ctx, func(tx *db.Tx) error {
+				_, err := netdb.BindSecurityGroups(ctx, tx, reservation, "p", ids, 1)
+				return err
+			})
 		}
 		if err := bind("r-" + a); !errors.Is(err, netdb.ErrNoDefaultGroup) {
 			t.Fatalf("bind to the default group of a project without one: %v", err)
@@ -79,13 +83,13 @@ func TestSecurityGroupBindings(t *testing.T) {
 
 		// Twice in, once shown; out only once.
 		err = d.InTx(ctx, func(tx *db.Tx) error {
-			if added, err := netdb.BindSecurityGroup(ctx, tx, a, def); err != nil || added {
+			if added, err := netdb.BindSecurityGroup(ctx, tx, a, def, time.Now()); err != nil || added {
 				t.Errorf("add again: %v %v", added, err)
 			}
-			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def); err != nil || !removed {
+			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def, time.Now()); err != nil || !removed {
 				t.Errorf("remove: %v %v", removed, err)
 			}
-			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def); err != nil || removed {
+			if removed, err := netdb.UnbindSecurityGroup(ctx, tx, a, def, time.Now()); err != nil || removed {
 				t.Errorf("remove again: %v %v", removed, err)
 			}
 			return nil
@@ -144,7 +148,10 @@ func TestBindRacesDelete(t *testing.T) {
 			var bindErr, delErr error
 			var wg sync.WaitGroup
 			wg.Go(func() {
-				bindErr = d.InTx(ctx, func(tx *db.Tx) error { return netdb.BindSecurityGroups(ctx, tx, "r-"+u, "p", []string{g.ID}, 1) })
+				bindErr = d.InTx(ctx, func(tx *db.Tx) error {
+					_, err := netdb.BindSecurityGroups(ctx, tx, "r-"+u, "p", []string{g.ID}, 1)
+					return err
+				})
 			})
 			wg.Go(func() {
 				delErr = d.InTx(ctx, func(tx *db.Tx) error { return netdb.DeleteSecurityGroup(ctx, tx, g.ID, nil, t0) })

@@ -61,8 +61,13 @@ const materializeBatch = 200
 // insert-or-ignore of the ports, one of their addresses) per 200
 // addresses, however many servers an update carries; the network is found
 // by name when the cell did not give its id, and a network that is not
-// here gets no port.
+// here gets no port. A third statement per 200 addresses logs the new
+// addresses as members of their servers' security groups (sgcells.go).
 func MaterializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddresses, now time.Time) error {
+	return materializeServerPorts(ctx, tx, servers, now, true)
+}
+
+func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddresses, now time.Time, logMembers bool) error {
 	type row struct {
 		id, network, networkName, project, mac, server, owner, addr, subnet string
 		ipi                                                                 int64
@@ -96,8 +101,20 @@ func MaterializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 		for _, r := range chunk {
 			args = append(args, r.id, r.network, r.networkName, r.project, r.mac, r.server, r.owner, r.addr, r.subnet, r.ipi)
 		}
-		from := ` FROM (VALUES ` + values + `) AS v JOIN networks n ON (v.column2 <> '' AND n.id = v.column2) OR (v.column2 = '' AND n.name = v.column3)
-			WHERE 1 = 1`
+		joinNet := ` FROM (VALUES ` + values + `) AS v JOIN networks n ON (v.column2 <> '' AND n.id = v.column2) OR (v.column2 = '' AND n.name = v.column3)`
+		from := joinNet + ` WHERE 1 = 1`
+		if logMembers {
+			// Before the addresses are recorded: an address new here
+			// joins the groups of its server, unless its port is one
+			// recorded already with groups of its own or no port security.
+			_, err := tx.Exec(ctx, `INSERT INTO security_group_member_changes (group_id, port_id, address, added)
+				SELECT b.security_group_id, v.column1, v.column8, 1`+joinNet+` JOIN security_group_bindings b ON b.instance_uuid = v.column6
+				WHERE NOT EXISTS (SELECT 1 FROM port_fixed_ips f WHERE f.network_id = n.id AND f.ip_address = v.column8)
+				AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = v.column1 AND (p.server_groups = 0 OR p.port_security_enabled = 0))`, args...)
+			if err != nil {
+				return fmt.Errorf("log the security group members of %d addresses: %w", len(chunk), err)
+			}
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, made_by, server_groups,
 			created_at, updated_at) SELECT v.column1, n.id, v.column4, v.column5, v.column6, v.column7, ?, 1, ?, ?`+from+` ON CONFLICT (id) DO NOTHING`,
 			append([]any{MadeByCell, db.Micros(now), db.Micros(now)}, args...)...)
@@ -219,7 +236,8 @@ func backfillPorts(ctx context.Context, tx *db.Tx) error {
 			}
 			servers = append(servers, ServerAddresses{UUID: i.uuid, ProjectID: i.project, Zone: i.zone, Addresses: addrs})
 		}
-		if err := MaterializeServerPorts(ctx, tx, servers, time.Now()); err != nil {
+		// The member log (migration 8) is not there yet.
+		if err := materializeServerPorts(ctx, tx, servers, time.Now(), false); err != nil {
 			return err
 		}
 		if len(rows) < 500 {

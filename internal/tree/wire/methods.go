@@ -90,6 +90,12 @@ type InstanceSpec struct {
 	// NoNetwork): one interface on the cell's default network, its address
 	// handed out by the cell (the boot path of almost every instance).
 	NICs []NIC `json:"nics,omitempty"`
+	// SecurityGroups are the ids of the server's security groups: those
+	// of the interface the cell makes when NICs is empty (enforced as a
+	// NIC's SecurityGroups at port revision 1). The API cells that send
+	// NICs with PortRevision set it; without it, nothing is enforced on
+	// that interface.
+	SecurityGroups []string `json:"security_groups,omitempty"`
 }
 
 // NIC is one network interface a build asks for.

@@ -12,6 +12,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
@@ -189,10 +190,17 @@ func (h *interfacesHandler) attachInterface(w http.ResponseWriter, r *http.Reque
 			}
 			p, err = netdb.CreatePort(ctx, tx, np, now)
 		}
+		if err == nil && p.ServerGroups {
+			// Read back with the server's groups, which are its own.
+			p, err = netdb.GetPort(ctx, tx, p.ID)
+		}
 		if err != nil {
 			return attachPortError(err, a)
 		}
 		nic := wire.NIC{NetworkID: p.NetworkID, NetworkName: p.NetworkName, PortID: p.ID, MAC: p.MACAddress}
+		// Its groups (the server's, for a port made here), port security,
+		// address pairs and revision: what the cell enforces on it.
+		sgsync.NICFields(&nic, p)
 		for _, ip := range p.FixedIPs {
 			nic.FixedIPs = append(nic.FixedIPs, wire.FixedIP{SubnetID: ip.SubnetID, Addr: ip.IPAddress})
 		}

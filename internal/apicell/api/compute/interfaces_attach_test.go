@@ -158,6 +158,12 @@ func TestAttachIsOneTransactionWithItsMessage(t *testing.T) {
 			s.nics[0].PortID != portID || len(s.nics[0].FixedIPs) != 1 || s.nics[0].FixedIPs[0].Addr == "" {
 			t.Fatalf("after the attach: port bound to %q, sent %v %+v", bound(), s.sent, s.nics)
 		}
+		// The NIC says what the cell enforces on the port: its revision once
+		// bound (a later port_update is newer), port security on.
+		if p, err := netdb.GetPort(ctx, d, portID); err != nil || s.nics[0].PortRevision != p.RevisionNumber || s.nics[0].PortRevision < 2 ||
+			s.nics[0].NoPortSecurity {
+			t.Fatalf("attached NIC %+v, port %+v (%v)", s.nics[0], p, err)
+		}
 
 		// A detach whose message cannot be sent leaves the port bound.
 		s.setDown(true)

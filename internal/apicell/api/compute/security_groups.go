@@ -11,6 +11,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -226,7 +227,7 @@ func (h *securityGroupsHandler) serverGroup(ctx context.Context, name string) (s
 // as Neutron keeps a port's groups once each).
 func (h *securityGroupsHandler) addSecurityGroup(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
 	h.changeGroup(w, r, in, arg, "addSecurityGroup", func(ctx context.Context, tx *db.Tx, id string) (bool, error) {
-		_, err := netdb.BindSecurityGroup(ctx, tx, in.UUID, id)
+		_, err := netdb.BindSecurityGroup(ctx, tx, in.UUID, id, h.cfg.Now())
 		return true, err
 	})
 }
@@ -235,7 +236,7 @@ func (h *securityGroupsHandler) addSecurityGroup(w http.ResponseWriter, r *http.
 // server is not in the group).
 func (h *securityGroupsHandler) removeSecurityGroup(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
 	h.changeGroup(w, r, in, arg, "removeSecurityGroup", func(ctx context.Context, tx *db.Tx, id string) (bool, error) {
-		return netdb.UnbindSecurityGroup(ctx, tx, in.UUID, id)
+		return netdb.UnbindSecurityGroup(ctx, tx, in.UUID, id, h.cfg.Now())
 	})
 }
 
@@ -260,7 +261,12 @@ func (h *securityGroupsHandler) changeGroup(w http.ResponseWriter, r *http.Reque
 			if err == nil && !changed {
 				return notFound("Security group %s not associated with the instance %s", name, in.UUID)
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			// The ports whose groups are the server's changed: the
+			// server's cell enforces their new groups.
+			return sgsync.ServerGroupsChanged(ctx, tx, h.cfg.Sender, httpkit.RequestID(ctx), in.UUID)
 		})
 	}
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -217,7 +218,7 @@ func (h *securityGroupsHandler) updateGroup(w http.ResponseWriter, r *http.Reque
 			if name != cur.Name {
 				p.Name = &name
 			}
-			g, err = netdb.UpdateSecurityGroup(ctx, tx, id, p, nil, h.cfg.Now())
+			g, err = sgsync.UpdateGroup(ctx, tx, h.cfg.Sender, httpkit.RequestID(ctx), id, p, nil, h.cfg.Now())
 			return err
 		})
 	}
@@ -249,7 +250,7 @@ func (h *securityGroupsHandler) deleteGroup(w http.ResponseWriter, r *http.Reque
 	}
 	if err == nil {
 		err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			return netdb.DeleteSecurityGroup(ctx, tx, id, nil, h.cfg.Now())
+			return sgsync.DeleteGroup(ctx, tx, h.cfg.Sender, httpkit.RequestID(ctx), id, nil, h.cfg.Now())
 		})
 	}
 	if err != nil {
@@ -423,7 +424,7 @@ func (h *securityGroupsHandler) createRule(w http.ResponseWriter, r *http.Reques
 			if err := netdb.CheckQuota(ctx, tx, h.cfg.NetworkQuota, parent.ProjectID, quota.NetSecurityGroupRule, 1); err != nil {
 				return err
 			}
-			if err := netdb.CreateSecurityGroupRule(ctx, tx, &n, h.cfg.Now()); err != nil {
+			if err := sgsync.CreateRules(ctx, tx, h.cfg.Sender, httpkit.RequestID(ctx), []*netdb.SecurityGroupRule{&n}, h.cfg.Now()); err != nil {
 				return err
 			}
 			rule = &n
@@ -461,7 +462,7 @@ func (h *securityGroupsHandler) deleteRule(w http.ResponseWriter, r *http.Reques
 	}
 	if err == nil {
 		err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			return netdb.DeleteSecurityGroupRule(ctx, tx, id, nil, h.cfg.Now())
+			return sgsync.DeleteRule(ctx, tx, h.cfg.Sender, httpkit.RequestID(ctx), id, nil, h.cfg.Now())
 		})
 	}
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
@@ -250,7 +251,11 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 			return err
 		}
 		// One statement binds every instance to its security groups.
-		if err := netdb.BindSecurityGroups(ctx, tx, p.resID, c.ProjectID, req.securityGroupIDs, n); err != nil {
+		groups, err := netdb.BindSecurityGroups(ctx, tx, p.resID, c.ProjectID, req.securityGroupIDs, n)
+		if err != nil {
+			return err
+		}
+		if err := serverGroupsOnNICs(ctx, tx, req.nics, p.build.Instances, groups); err != nil {
 			return err
 		}
 		if err := createTags(ctx, tx, instanceUUIDs(p.insts), req.tags); err != nil {
@@ -517,6 +522,13 @@ func recordNICs(ctx context.Context, tx *db.Tx, nics []bootNIC, in *apidb.Instan
 			if err := netdb.BindPort(ctx, tx, nic.PortID, spec.UUID, spec.AvailabilityZone, now); err != nil {
 				return bootPortError(err, b)
 			}
+			// The port's own groups, port security and address pairs,
+			// at its revision once bound.
+			p, err := netdb.GetPort(ctx, tx, nic.PortID)
+			if err != nil {
+				return err
+			}
+			sgsync.NICFields(&nic, p)
 		case b.fixedIP != "":
 			p, err := netdb.CreatePort(ctx, tx, &netdb.NewPort{
 				Port: netdb.Port{ID: b.portID, NetworkID: nic.NetworkID, ProjectID: spec.ProjectID, AdminStateUp: true, PortSecurity: true,
@@ -526,6 +538,8 @@ func recordNICs(ctx context.Context, tx *db.Tx, nics []bootNIC, in *apidb.Instan
 				return bootPortError(err, b)
 			}
 			nic.PortID, nic.MAC = p.ID, p.MACAddress
+			// Its groups are the server's (serverGroupsOnNICs).
+			sgsync.NICFields(&nic, p)
 			for _, ip := range p.FixedIPs {
 				nic.FixedIPs = append(nic.FixedIPs, wire.FixedIP{SubnetID: ip.SubnetID, Addr: ip.IPAddress})
 			}
@@ -534,6 +548,32 @@ func recordNICs(ctx context.Context, tx *db.Tx, nics []bootNIC, in *apidb.Instan
 	}
 	spec.NICs, in.NICs = out, out
 	return nil
+}
+
+// serverGroupsOnNICs gives the NICs whose ports are the boot's (made by
+// the cell, or for a fixed IP) the server's security groups, and each
+// spec the groups of the interface its cell makes when it has no NICs;
+// the addresses of the ports made for fixed IPs, recorded before the
+// groups were bound, join the groups' members now.
+func serverGroupsOnNICs(ctx context.Context, tx *db.Tx, nics []bootNIC, specs []wire.InstanceSpec, groups []string) error {
+	var made []string
+	for i := range specs {
+		specs[i].SecurityGroups = groups
+		for j := range specs[i].NICs {
+			if j >= len(nics) || nics[j].bindPort {
+				continue
+			}
+			nic := &specs[i].NICs[j]
+			nic.SecurityGroups, nic.NoPortSecurity, nic.PortRevision = groups, false, max(nic.PortRevision, 1)
+			if nics[j].fixedIP != "" && nic.PortID != "" {
+				made = append(made, nic.PortID)
+			}
+		}
+	}
+	if len(made) == 0 {
+		return nil
+	}
+	return netdb.LogPortMembers(ctx, tx, made)
 }
 
 func randomString(n int) string {

@@ -61,6 +61,22 @@ type fakeCells struct {
 	down     bool
 	reserved []string // cell + " " + addr + " " + port
 	released []string // cell + " " + port
+	// portUpdates are the port_update messages sent.
+	portUpdates []sentPortUpdate
+}
+
+type sentPortUpdate struct {
+	to string
+	u  wire.PortUpdate
+}
+
+// takePortUpdates returns and forgets the port_update messages sent.
+func (f *fakeCells) takePortUpdates() []sentPortUpdate {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.portUpdates
+	f.portUpdates = nil
+	return out
 }
 
 func (f *fakeCells) Reserve(_ context.Context, cell, _, addr, port string) error {
@@ -78,6 +94,15 @@ func (f *fakeCells) Reserve(_ context.Context, cell, _, addr, port string) error
 }
 
 func (f *fakeCells) Send(_ context.Context, tx *db.Tx, to, method, _ string, payload any) error {
+	if method == wire.MethodPortUpdate {
+		u := *payload.(*wire.PortUpdate)
+		tx.AfterCommit(func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.portUpdates = append(f.portUpdates, sentPortUpdate{to, u})
+		})
+		return nil
+	}
 	if method != wire.MethodReleaseAddresses {
 		return fmt.Errorf("unexpected message %s", method)
 	}

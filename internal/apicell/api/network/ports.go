@@ -16,6 +16,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -611,7 +612,15 @@ func (h *portsHandler) updatePort(w http.ResponseWriter, r *http.Request) {
 			rev = nil
 		}
 		p, err = netdb.UpdatePort(ctx, tx, id, f.patch, rev, h.cfg.Now())
-		return err
+		if err != nil {
+			return err
+		}
+		// What the port's enforcement depends on changed: the cell of
+		// the server it is bound to, if any, enforces it now.
+		if f.patch.SecurityGroups != nil || f.patch.PortSecurity != nil || f.patch.AllowedAddressPairs != nil {
+			return sgsync.SendPortUpdate(ctx, tx, h.cfg.Sender, httpkit.RequestID(ctx), p)
+		}
+		return nil
 	})
 	if err != nil {
 		if rerr := netdb.ReleaseReserved(ctx, h.cfg.DB, h.cfg.Sender, httpkit.RequestID(ctx), id, reserved); rerr != nil {

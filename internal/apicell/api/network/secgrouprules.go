@@ -11,6 +11,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -141,7 +142,7 @@ func (h *securityGroupRulesHandler) deleteRule(w http.ResponseWriter, r *http.Re
 	}
 	if err == nil {
 		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
-			return netdb.DeleteSecurityGroupRule(r.Context(), tx, id, rev, h.cfg.Now())
+			return sgsync.DeleteRule(r.Context(), tx, h.cfg.Sender, httpkit.RequestID(r.Context()), id, rev, h.cfg.Now())
 		})
 	}
 	if err != nil {
@@ -214,7 +215,7 @@ func (h *securityGroupRulesHandler) createRule(w http.ResponseWriter, r *http.Re
 			if err := h.checkQuota(r.Context(), tx, rls[0].ProjectID, quota.NetSecurityGroupRule, len(rls)); err != nil {
 				return err
 			}
-			return netdb.CreateSecurityGroupRules(r.Context(), tx, created, h.cfg.Now())
+			return sgsync.CreateRules(r.Context(), tx, h.cfg.Sender, httpkit.RequestID(r.Context()), created, h.cfg.Now())
 		})
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -241,7 +242,7 @@ func (h *securityGroupsHandler) updateGroup(w http.ResponseWriter, r *http.Reque
 	}
 	var g *netdb.SecurityGroup
 	err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) (err error) {
-		g, err = netdb.UpdateSecurityGroup(r.Context(), tx, id, p, rev, h.cfg.Now())
+		g, err = sgsync.UpdateGroup(r.Context(), tx, h.cfg.Sender, httpkit.RequestID(r.Context()), id, p, rev, h.cfg.Now())
 		return err
 	})
 	if err != nil {
@@ -270,7 +271,7 @@ func (h *securityGroupsHandler) deleteGroup(w http.ResponseWriter, r *http.Reque
 	}
 	if err == nil {
 		err = h.cfg.DB.InTx(r.Context(), func(tx *db.Tx) error {
-			return netdb.DeleteSecurityGroup(r.Context(), tx, id, rev, h.cfg.Now())
+			return sgsync.DeleteGroup(r.Context(), tx, h.cfg.Sender, httpkit.RequestID(r.Context()), id, rev, h.cfg.Now())
 		})
 	}
 	if err != nil {

@@ -3,7 +3,9 @@ package network
 import (
 	"net/http"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -20,7 +22,7 @@ func securityGroupTags(b *base) tagTarget {
 		return g.Tags, nil
 	}
 	t.set = func(r *http.Request, tx *db.Tx, id string, tags []string) error {
-		_, err := netdb.UpdateSecurityGroup(r.Context(), tx, id, netdb.SecurityGroupPatch{Tags: &tags}, nil, b.cfg.Now())
+		_, err := sgsync.UpdateGroup(r.Context(), tx, b.cfg.Sender, httpkit.RequestID(r.Context()), id, netdb.SecurityGroupPatch{Tags: &tags}, nil, b.cfg.Now())
 		return err
 	}
 	return t

@@ -1,0 +1,83 @@
+package sgsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// NICFields fills in what a NIC sent down says of its port's enforcement:
+// the port's groups, port security, address pairs and revision.
+func NICFields(nic *wire.NIC, p *netdb.Port) {
+	nic.SecurityGroups = append([]string(nil), p.SecurityGroups...)
+	nic.NoPortSecurity = !p.PortSecurity
+	nic.AllowedAddressPairs = wirePairs(p.AllowedAddressPairs)
+	nic.PortRevision = max(p.RevisionNumber, 1)
+}
+
+func wirePairs(ps []netdb.AddressPair) []wire.AddressPair {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]wire.AddressPair, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, wire.AddressPair{IPAddress: p.IPAddress, MACAddress: p.MACAddress})
+	}
+	return out
+}
+
+// SendPortUpdate sends port_update, in tx, to the cell of the live server
+// p is bound to; p is the port as the change left it. Nothing is sent for
+// a port bound to no live server, or to one not placed in a cell yet (its
+// build carries the port as it was when the build was recorded). A nil
+// sender sends nothing.
+func SendPortUpdate(ctx context.Context, tx *db.Tx, s Sender, requestID string, p *netdb.Port) error {
+	if s == nil || p.DeviceID == "" || !strings.HasPrefix(p.DeviceOwner, "compute:") {
+		return nil
+	}
+	in, err := apidb.Get(ctx, tx, p.DeviceID)
+	if errors.Is(err, apidb.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if in.Deleted || in.Cell == "" {
+		return nil
+	}
+	groups := append([]string{}, p.SecurityGroups...)
+	err = s.Send(ctx, tx, in.Cell, wire.MethodPortUpdate, requestID, &wire.PortUpdate{UUID: in.UUID, PortID: p.ID, Revision: p.RevisionNumber,
+		SecurityGroups: groups, PortSecurity: p.PortSecurity, AllowedAddressPairs: wirePairs(p.AllowedAddressPairs)})
+	if err != nil {
+		return fmt.Errorf("port update of %s to %s: %w", p.ID, in.Cell, err)
+	}
+	return nil
+}
+
+// ServerGroupsChanged sends port_update for each port of server whose
+// groups are the server's (after addSecurityGroup or removeSecurityGroup
+// changed them, in tx).
+func ServerGroupsChanged(ctx context.Context, tx *db.Tx, s Sender, requestID, server string) error {
+	if s == nil {
+		return nil
+	}
+	ports, err := netdb.ListPorts(ctx, tx, netdb.PortFilter{DeviceIDs: []string{server}})
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		if !p.ServerGroups {
+			continue
+		}
+		if err := SendPortUpdate(ctx, tx, s, requestID, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
