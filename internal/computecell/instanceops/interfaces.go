@@ -18,8 +18,9 @@ import (
 // port and handed out its addresses before it sent the message, and it has
 // answered the request already, so the cell does not refuse: it records
 // the change in the cells service's apply transaction (once per message),
-// with the instance action Nova records, and sends the instance's new
-// addresses up with a version bump. No host operation is needed: the fake
+// on the instance's addresses and its NICs (what its security groups are
+// enforced by: Ports), with the instance action Nova records, and sends
+// the instance's new addresses up with a version bump. No host operation is needed: the fake
 // hypervisor has no interfaces to plug.
 
 // Ports records, in the transaction of an interface change, the NIC
