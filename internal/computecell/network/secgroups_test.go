@@ -215,7 +215,10 @@ func member(port, addr string) wire.GroupMember { return wire.GroupMember{PortID
 // that come. The root may push a group the cell never asked for (a
 // remote group named by a new rule): once it has come, a build of a port
 // in it asks for nothing, at no statement; once dropped, it is asked for
-// again.
+// again. A cell down when the root sends security_groups gets it from the
+// root's outbox when it is back (a durable cast, sent in the transaction
+// of the change), and applies it as here, in whatever order the copies
+// come; the periodic sync (TestHealAndReask) repairs anything else.
 func TestSecurityGroupsNewerWins(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		c := newSGCell(t, d, network.SecGroupsConfig{})
@@ -306,7 +309,9 @@ func TestSecurityGroupsNewerWins(t *testing.T) {
 // follows) changes nothing and asks the root for the group with a sync
 // that is not Complete and says what the cell holds; a delta of a group
 // the cell does not hold makes it an asked group (revision 0) and asks
-// for it.
+// for it. A cell that was down gets the deltas from the root's outbox
+// when it is back, in any order: those past a gap ask, and the whole set
+// that answers closes it.
 func TestSecurityGroupMembers(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		c := newSGCell(t, d, network.SecGroupsConfig{})
@@ -418,7 +423,8 @@ func (c *sgCell) nics(uuid string) []wire.NIC {
 // (a late copy) change nothing. A port the cell made on the boot, which
 // its NIC does not name, is found by its addresses and named on the NIC
 // from then on. A port_update of an instance or a port the cell does not
-// have is dropped.
+// have is dropped. A cell that was down gets port_update from the root's
+// outbox when it is back; copies in any order end at the newest.
 func TestPortUpdate(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		c := newSGCell(t, d, network.SecGroupsConfig{})
