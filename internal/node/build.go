@@ -87,7 +87,7 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 			roles = append(roles, role{"security group flusher", fl})
 		} else {
 			hosted, err := n.offerComputeCellHandlers(sender, schedulerPort(n.nc, cfg.Cell, local.scheduler),
-				networkPort(n.nc, cfg.Cell, local.network), computeHostsPort(n.nc, cfg.Cell, local.compute))
+				networkPort(n.nc, cfg.Cell, local.network), computeHostsPort(n.nc, cfg.Cell, local.compute), local.firewallWake())
 			if err != nil {
 				return nil, err
 			}
@@ -151,11 +151,26 @@ func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
 // offerComputeCellHandlers builds what a compute cell's cells service
 // hosts (the conductor, the instance operations and the host operations),
 // registers their handlers with it, and returns the ones to start after it.
-func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.HostScheduler, netw conductor.Network, comp computePort) ([]role, error) {
+//
+// sgWake, if not nil, is called when the cell's security groups or its
+// ports' groups changed (this process's compute agent's wake; agents of
+// other processes find the change when they poll).
+func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.HostScheduler, netw conductor.Network, comp computePort,
+	sgWake func()) ([]role, error) {
 	cfg := n.cfg
+	// The security group messages work on the cell database; the builds
+	// and interfaces ask for the groups the cell does not hold.
+	sg, err := network.NewSecGroups(network.SecGroupsConfig{Cell: cfg.Cell, DB: n.DB, Sender: sender, Logger: n.log,
+		HealInterval: cfg.Cells.HealInterval.D(), OnChange: sgWake})
+	if err != nil {
+		return nil, err
+	}
+	n.Cells.HandleCast(wire.MethodSecurityGroups, 1, 0, sg.SecurityGroups)
+	n.Cells.HandleCast(wire.MethodSecurityGroupMembers, 1, 0, sg.SecurityGroupMembers)
+	n.Cells.HandleCast(wire.MethodPortUpdate, 1, 0, sg.PortUpdate)
 	cd, err := conductor.New(conductor.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Scheduler: sched,
 		Network: netw, Compute: comp, HealInterval: cfg.Cells.HealInterval.D(), HealWindow: cfg.Cells.HealWindow.D(),
-		Capacity: n.Cells, Logger: n.log})
+		Capacity: n.Cells, SecurityGroups: sg, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +185,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCast(wire.MethodRevokeBlocks, 1, 0, addrs.RevokeBlocks)
 	n.Cells.HandleCast(wire.MethodReleaseAddresses, 1, 0, addrs.ReleaseAddresses)
 	n.Cells.HandleCall(wire.MethodReserveAddress, 1, 0, addrs.ReserveAddress)
-	ops, err := instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Host: comp, VMs: comp, Scheduler: sched, Logger: n.log,
+	ops, err := instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Host: comp, VMs: comp, Scheduler: sched, Ports: sg, Logger: n.log,
 		ShelvedOffloadTime: cfg.Compute.ShelvedOffloadTime.D(), ShelvedPollInterval: cfg.Compute.ShelvedPollInterval.D()})
 	if err != nil {
 		return nil, err
@@ -193,7 +208,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCall(wire.MethodHostAction, 1, 0, hops.HostAction)
 	n.Cells.HandleCall(wire.MethodTenantUsage, 1, 0, hops.TenantUsage)
 	n.Cells.HandleCall(wire.MethodUsageAudit, 1, 0, hops.UsageAudit)
-	return []role{{"conductor", cd}, {"instance operations", ops}}, nil
+	return []role{{"conductor", cd}, {"instance operations", ops}, {"security groups", sg}}, nil
 }
 
 // registrar keeps the heartbeat of the controller services this process
@@ -297,6 +312,11 @@ type localRoles struct {
 	network   *network.Service
 	compute   *computerole.Service
 }
+
+// firewallWake is what wakes this process's compute agent when the cell's
+// security groups or its ports' groups change: nil until the compute role
+// offers one (its agent polls sg_state meanwhile).
+func (l localRoles) firewallWake() func() { return nil }
 
 // computeCellRoles builds the scheduler, network and compute roles this
 // process runs, in the order they start.

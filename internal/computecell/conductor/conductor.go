@@ -54,6 +54,13 @@ type Compute interface {
 	Destroy(ctx context.Context, host, uuid string) error
 }
 
+// SecurityGroups asks the API cell, in the transaction of a build, for
+// the security groups its NICs' ports are in that the cell does not hold
+// (network.SecGroups.Want: no statement when it holds them all).
+type SecurityGroups interface {
+	Want(ctx context.Context, tx *db.Tx, requestID string, nics []wire.NIC) error
+}
+
 // Sender sends a durable message from this cell inside a transaction.
 type Sender interface {
 	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
@@ -86,8 +93,11 @@ type Config struct {
 	// left alone before it is tried again, if no blocks_leased wakes it
 	// first (default 5s).
 	AddressWait time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// SecurityGroups is asked for the groups of each build's NICs
+	// (optional).
+	SecurityGroups SecurityGroups
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // CapacityNotifier is told that the cell's free capacity changed (the cells
@@ -226,6 +236,9 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	if err := c.state.Create(ctx, tx, insts, env.RequestID, !b.Recorded); err != nil {
 		return err
 	}
+	if err := c.wantGroups(ctx, tx, env.RequestID, b.Instances); err != nil {
+		return err
+	}
 	for _, in := range insts {
 		if err := celldb.StartActionWithEvent(ctx, tx, wire.ActionRecord{Action: "create", UUID: in.UUID, RequestID: env.RequestID,
 			UserID: in.UserID, ProjectID: in.ProjectID, StartTime: in.CreatedAt}, "compute__do_build_and_run_instance", "", now); err != nil {
@@ -254,6 +267,25 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	}
 	tx.AfterCommit(c.Wake)
 	return nil
+}
+
+// wantGroups asks for the security groups of the build's NICs the cell
+// does not hold, with one message for the build.
+func (c *Conductor) wantGroups(ctx context.Context, tx *db.Tx, requestID string, specs []wire.InstanceSpec) error {
+	if c.cfg.SecurityGroups == nil || len(specs) == 0 {
+		return nil
+	}
+	nics := specs[0].NICs
+	if len(specs) > 1 {
+		nics = nil
+		for _, s := range specs {
+			nics = append(nics, s.NICs...)
+		}
+	}
+	if len(nics) == 0 {
+		return nil
+	}
+	return c.cfg.SecurityGroups.Want(ctx, tx, requestID, nics)
 }
 
 // DeleteInstances is the cast handler of delete_instances: it marks the

@@ -56,8 +56,13 @@ type Config struct {
 	// ShelvedPollInterval (Nova's shelved_poll_interval, default 1h).
 	ShelvedOffloadTime  time.Duration
 	ShelvedPollInterval time.Duration
-	Logger              *slog.Logger
-	Now                 func() time.Time
+	// Ports records an interface attached or detached on the instance's
+	// NICs, for its security groups (network.SecGroups; default: recorded,
+	// and the groups its NIC names that the cell does not hold are asked
+	// for by the next periodic sync).
+	Ports  Ports
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Ops is the server action service of a compute cell.
@@ -92,6 +97,9 @@ func New(cfg Config) (*Ops, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Ports == nil {
+		cfg.Ports = recordPorts{}
 	}
 	state, err := instancestate.New(cfg.Cell, cfg.Sender, cfg.Now)
 	if err != nil {

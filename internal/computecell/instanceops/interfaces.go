@@ -18,9 +18,30 @@ import (
 // port and handed out its addresses before it sent the message, and it has
 // answered the request already, so the cell does not refuse: it records
 // the change in the cells service's apply transaction (once per message),
-// with the instance action Nova records, and sends the instance's new
-// addresses up with a version bump. No host operation is needed: the fake
+// on the instance's addresses and its NICs (what its security groups are
+// enforced by: Ports), with the instance action Nova records, and sends
+// the instance's new addresses up with a version bump. No host operation is needed: the fake
 // hypervisor has no interfaces to plug.
+
+// Ports records, in the transaction of an interface change, the NIC
+// attached or detached on the instance, raising the security groups'
+// rules_gen (the ports the instance's filter is of changed), and asks for
+// the groups an attached NIC names that the cell does not hold.
+type Ports interface {
+	Attached(ctx context.Context, tx *db.Tx, requestID, uuid string, nic wire.NIC) error
+	Detached(ctx context.Context, tx *db.Tx, uuid, port string) error
+}
+
+// recordPorts is Ports without the asking.
+type recordPorts struct{}
+
+func (recordPorts) Attached(ctx context.Context, tx *db.Tx, _, uuid string, nic wire.NIC) error {
+	return network.RecordAttached(ctx, tx, uuid, nic)
+}
+
+func (recordPorts) Detached(ctx context.Context, tx *db.Tx, uuid, port string) error {
+	return network.RecordDetached(ctx, tx, uuid, port)
+}
 
 // AttachInterface is the cast handler of attach_interface.
 func (o *Ops) AttachInterface(ctx context.Context, tx *db.Tx, env *wire.Envelope) error {
@@ -30,6 +51,9 @@ func (o *Ops) AttachInterface(ctx context.Context, tx *db.Tx, env *wire.Envelope
 	}
 	log := o.log.With("request_id", env.RequestID, "instance", req.UUID, "action", "attach_interface", "port", req.NIC.PortID)
 	return o.changeInterface(ctx, tx, env, req.UUID, req.UserID, req.ProjectID, "attach_interface", log, func(now time.Time) error {
+		if err := o.cfg.Ports.Attached(ctx, tx, env.RequestID, req.UUID, req.NIC); err != nil {
+			return err
+		}
 		return network.AttachNIC(ctx, tx, req.UUID, req.NIC, now)
 	})
 }
@@ -42,6 +66,11 @@ func (o *Ops) DetachInterface(ctx context.Context, tx *db.Tx, env *wire.Envelope
 	}
 	log := o.log.With("request_id", env.RequestID, "instance", req.UUID, "action", "detach_interface", "port", req.PortID)
 	return o.changeInterface(ctx, tx, env, req.UUID, req.UserID, req.ProjectID, "detach_interface", log, func(now time.Time) error {
+		// Before the addresses are freed: a NIC the cell made on the boot
+		// is found by them.
+		if err := o.cfg.Ports.Detached(ctx, tx, req.UUID, req.PortID); err != nil {
+			return err
+		}
 		return network.DetachPort(ctx, tx, req.UUID, req.PortID, now)
 	})
 }
