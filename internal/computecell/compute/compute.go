@@ -66,7 +66,7 @@ type Config struct {
 	// generations of security groups without a wake (default 1s).
 	FirewallInterval time.Duration
 	Logger           *slog.Logger
-	Now           func() time.Time
+	Now              func() time.Time
 }
 
 // Service is the compute role.
