@@ -159,7 +159,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCast(wire.MethodRevokeBlocks, 1, 0, addrs.RevokeBlocks)
 	n.Cells.HandleCast(wire.MethodReleaseAddresses, 1, 0, addrs.ReleaseAddresses)
 	n.Cells.HandleCall(wire.MethodReserveAddress, 1, 0, addrs.ReserveAddress)
-	ops, err := instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Host: comp, VMs: comp, Scheduler: sched, Logger: n.log,
+	ops, err := instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Host: comp, VMs: comp, Filters: comp, Scheduler: sched, Logger: n.log,
 		ShelvedOffloadTime: cfg.Compute.ShelvedOffloadTime.D(), ShelvedPollInterval: cfg.Compute.ShelvedPollInterval.D()})
 	if err != nil {
 		return nil, err
@@ -170,6 +170,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCall(wire.MethodConsoleOutput, 1, 0, ops.ConsoleOutput)
 	n.Cells.HandleCall(wire.MethodResetState, 1, 0, ops.ResetState)
 	n.Cells.HandleCall(wire.MethodInstanceActions, 1, 0, ops.InstanceActions)
+	n.Cells.HandleCall(wire.MethodInstanceFilter, 1, 0, ops.InstanceFilter)
 	hops, err := hostops.New(hostops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, DownAfter: cfg.Cells.ServiceDownTime.D(), Logger: n.log})
 	if err != nil {
 		return nil, err
