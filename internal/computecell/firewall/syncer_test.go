@@ -70,20 +70,20 @@ func maps(m map[string]int) map[string]int {
 // cellDB is a compute cell's database whose security group rows the test
 // writes as the cell's network handlers would.
 type cellDB struct {
-	t *testing.T
-	d *db.DB
+	tb testing.TB
+	d  *db.DB
 }
 
 func (c cellDB) exec(q string, args ...any) {
-	c.t.Helper()
+	c.tb.Helper()
 	if _, err := c.d.Exec(context.Background(), q, args...); err != nil {
-		c.t.Fatalf("%s: %v", q, err)
+		c.tb.Fatalf("%s: %v", q, err)
 	}
 }
 
 // putGroup writes a group's rules at a revision and raises rules_gen.
 func (c cellDB) putGroup(id string, revision int64, rules ...wire.SecurityGroupRule) {
-	c.t.Helper()
+	c.tb.Helper()
 	b, _ := json.Marshal(rules)
 	c.exec(`INSERT INTO sg_groups (id, project_id, revision, stateful, rules) VALUES (?, 'p', ?, 1, ?)
 		ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, rules = excluded.rules`, id, revision, string(b))
@@ -92,7 +92,7 @@ func (c cellDB) putGroup(id string, revision int64, rules ...wire.SecurityGroupR
 
 // setMembers replaces a group's members at seq and raises members_gen.
 func (c cellDB) setMembers(id string, seq int64, members ...[2]string) {
-	c.t.Helper()
+	c.tb.Helper()
 	c.exec(`DELETE FROM sg_members WHERE group_id = ?`, id)
 	for _, m := range members {
 		c.exec(`INSERT INTO sg_members (group_id, port_id, address) VALUES (?, ?, ?)`, id, m[0], m[1])
@@ -104,7 +104,7 @@ func (c cellDB) setMembers(id string, seq int64, members ...[2]string) {
 // instance adds a live instance on host with NICs, each NIC's port
 // holding the address given.
 func (c cellDB) instance(uuid, host string, nics []wire.NIC, addrs ...string) {
-	c.t.Helper()
+	c.tb.Helper()
 	ctx := context.Background()
 	err := c.d.InTx(ctx, func(tx *db.Tx) error {
 		in := celldb.Instance{InstanceSpec: wire.InstanceSpec{UUID: uuid, Name: uuid, ProjectID: "p", UserID: "u", ImageRef: "i", CreatedAt: t0},
@@ -112,7 +112,7 @@ func (c cellDB) instance(uuid, host string, nics []wire.NIC, addrs ...string) {
 		return celldb.Insert(ctx, tx, []celldb.Instance{in}, t0)
 	})
 	if err != nil {
-		c.t.Fatal(err)
+		c.tb.Fatal(err)
 	}
 	for i, a := range addrs {
 		ap := netip.MustParseAddr(a).As4()
