@@ -361,6 +361,9 @@ func (s *Service) Act(ctx context.Context, host, uuid, key string) error {
 	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host, "action", key)
 	s.restoreOne(ctx, vmKey{host, uuid})
 	opErr := op.Operate(ctx, host, uuid, a.HostOp)
+	if opErr == nil {
+		s.operated(ctx, host, uuid, a.HostOp)
+	}
 	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		// The action ends: its task state and the pending action go.
 		c := celldb.Change{TaskState: new(string), Action: &celldb.PendingAction{}}
@@ -407,6 +410,14 @@ func (s *Service) Destroy(ctx context.Context, host, uuid string) error {
 		s.fw.VMGone(ctx, host, uuid)
 	}
 	return s.state.ReleaseIn(ctx, s.cfg.DB, uuid)
+}
+
+// operated follows a driver operation done on an instance: one that took
+// the instance off its host ("shelve") took its filter with it.
+func (s *Service) operated(ctx context.Context, host, uuid, op string) {
+	if op == "shelve" && s.fw != nil {
+		s.fw.VMGone(ctx, host, uuid)
+	}
 }
 
 // InstanceFilter is what host's driver enforces on the instance's ports

@@ -57,8 +57,10 @@ func TestSpawnSetsFilter(t *testing.T) {
 	}
 	// The cell holds the group (written after Start: the first spawn
 	// finds it missing and the firewall loads it).
-	exec(`INSERT INTO sg_groups (id, revision, member_seq, stateful, rules) VALUES ('web', 1, 0, 1,
-		'[{"id":"ssh","direction":"ingress","ethertype":"IPv4","protocol":"tcp","port_range_min":22,"port_range_max":22,"remote_ip_prefix":"0.0.0.0/0"}]')`)
+	exec(`INSERT INTO sg_groups (id, revision, member_seq, stateful, rules) VALUES ('web', 1, 1, 1,
+		'[{"id":"ssh","direction":"ingress","ethertype":"IPv4","protocol":"tcp","port_range_min":22,"port_range_max":22,"remote_ip_prefix":"0.0.0.0/0"},
+		{"id":"self","direction":"ingress","ethertype":"IPv4","remote_group_id":"web"}]')`)
+	exec(`INSERT INTO sg_members (group_id, port_id, address) VALUES ('web', 'port-x', '10.0.0.99')`)
 	exec(`UPDATE sg_state SET rules_gen = rules_gen + 1 WHERE id = 1`)
 	add := func(i int, rev int64) string {
 		t.Helper()
@@ -119,7 +121,7 @@ func TestSpawnSetsFilter(t *testing.T) {
 		t.Error("a NIC of an older API cell (port revision 0) has a filter")
 	}
 	a, err := svc.InstanceFilter(ctx, "h1", enforced)
-	if err != nil || len(a.Ports) != 1 || a.Ports[0].PortID != "port-"+enforced || len(a.Ports[0].Rules) != 1 || a.Ports[0].Rules[0].Remote[0] != "0.0.0.0/0" {
+	if err != nil || len(a.Ports) != 1 || a.Ports[0].PortID != "port-"+enforced || len(a.Ports[0].Rules) != 2 || a.Ports[0].Rules[0].Remote[0] != "0.0.0.0/0" {
 		t.Errorf("InstanceFilter = %+v, %v", a, err)
 	}
 
@@ -145,6 +147,21 @@ func TestSpawnSetsFilter(t *testing.T) {
 	}
 	if a, err := svc.InstanceFilter(ctx, "h1", enforced); err != nil || len(a.Ports) != 0 {
 		t.Errorf("InstanceFilter of a destroyed instance = %+v, %v", a, err)
+	}
+
+	// The offload of a shelved instance takes it off its host: its filter
+	// goes, and the host's set of the group its rules named with it.
+	if drv.AddressSet("h1", "web") == nil {
+		t.Fatal("h1 has no set of the group the first instance's rules name")
+	}
+	if err := svc.VMOp(ctx, "h1", first, "shelve"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := drv.Filter("h1", first); ok {
+		t.Error("an offloaded instance keeps its filter")
+	}
+	if set := drv.AddressSet("h1", "web"); set != nil {
+		t.Errorf("h1 keeps the set of a group no instance of it names: %v", set)
 	}
 }
 

@@ -63,5 +63,9 @@ func (s *Service) VMOp(ctx context.Context, host, uuid, op string) error {
 		return wire.Errorf(wire.CodeBadMessage, "compute: the driver cannot %s", op)
 	}
 	s.restoreOne(ctx, vmKey{host, uuid})
-	return o.Operate(ctx, host, uuid, op)
+	if err := o.Operate(ctx, host, uuid, op); err != nil {
+		return err
+	}
+	s.operated(ctx, host, uuid, op)
+	return nil
 }

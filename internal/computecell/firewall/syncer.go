@@ -42,7 +42,12 @@ import (
 // instance up or gone after the read began keeps what VMUp or VMGone
 // said (by an epoch), and an instance this process destroyed is not
 // brought back by a reload that still finds it live in the database (its
-// row goes later in the delete) until a reload finds it gone.
+// row goes later in the delete) until a reload finds it gone. A copy
+// VMUp gave stays until VMGone, even when a reload does not find it (a
+// move's new copy runs before the database places it): every way a copy
+// leaves a host (the compute service's Destroy, VMDestroy, the shelve
+// operation) calls VMGone. A copy known from the database alone goes when
+// a reload does not find it.
 
 // Config configures a Syncer.
 type Config struct {
