@@ -319,7 +319,8 @@ func (n *Node) computeCellRoles(sender *cells.Sender) (l localRoles, roles []rol
 		}
 		l.compute, err = computerole.New(computerole.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Driver: drv,
 			Hosts: cfg.HostNames(), Spec: computerole.HostSpec(cfg.Compute.Host), Logger: n.log, UsageAudit: *cfg.Compute.InstanceUsageAudit,
-			AuditPeriod: cfg.InstanceUsageAuditPeriod, AuditInterval: cfg.Compute.UsageAuditInterval.D()})
+			AuditPeriod: cfg.InstanceUsageAuditPeriod, AuditInterval: cfg.Compute.UsageAuditInterval.D(),
+			FirewallInterval: cfg.Compute.FirewallPollInterval.D()})
 		if err != nil {
 			return l, nil, err
 		}
