@@ -706,7 +706,8 @@ func toPorts(nics []wire.NIC, addrs []wire.Address) []port {
 				if used[i] || named[a.PortID] || a.PortID == "" {
 					continue
 				}
-				if (n.NetworkID != "" && a.NetworkID == n.NetworkID) || (n.NetworkID == "" && (n.NetworkName == "" || a.Network == n.NetworkName)) {
+				if (n.NetworkID != "" && a.NetworkID == n.NetworkID) || (n.NetworkName != "" && a.Network == n.NetworkName) ||
+					(n.NetworkID == "" && n.NetworkName == "") {
 					p.nic.PortID = a.PortID
 					named[a.PortID] = true
 					break
