@@ -299,7 +299,7 @@ func TestSyncer(t *testing.T) {
 		// A restart: a new Syncer on a new driver (the process's memory is
 		// gone) sets everything from the database.
 		drv2 := newCounting(t)
-		newSyncer(t, d, drv2)
+		s2 := newSyncer(t, d, drv2)
 		if !drv2.Allows("h2", "vm5", "ingress", "tcp", 80, anywhere) || !drv2.Allows("h2", "vm2", "ingress", "udp", 1, netip.MustParseAddr("10.0.0.9")) {
 			t.Error("a restarted Syncer did not set the filters and sets of h2")
 		}
@@ -311,6 +311,19 @@ func TestSyncer(t *testing.T) {
 		}
 		if _, _, ok := drv2.Filter("h1", "vm1"); ok {
 			t.Error("a restarted Syncer set a deleted instance's filter")
+		}
+		// An instance it knows from the database alone goes with its row
+		// (deleted by a process that ran before this one).
+		c.exec(`UPDATE instances SET deleted = 1 WHERE uuid = 'vm2'`)
+		c.exec(`UPDATE sg_state SET rules_gen = rules_gen + 1 WHERE id = 1`)
+		if err := s2.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := drv2.Filter("h2", "vm2"); ok {
+			t.Error("the filter of an instance deleted meanwhile stays")
+		}
+		if !drv2.Allows("h2", "vm5", "ingress", "tcp", 80, anywhere) {
+			t.Error("vm5's filter went with vm2's")
 		}
 	})
 }
