@@ -4,6 +4,8 @@
 // takes) the instance's claim on a host as a spawn begins, so concurrent
 // builds cannot oversubscribe it, drives the hypervisor driver, and has
 // each instance's new state recorded and sent up through instancestate.
+// When the driver has a firewall, it enforces the security groups of the
+// instances' ports on their hosts (package firewall).
 package compute
 
 import (
@@ -273,7 +275,8 @@ func (s *Service) audit(ctx context.Context) {
 	}
 }
 
-// Shutdown stops the heartbeat and the restore, and waits for them.
+// Shutdown stops the heartbeat, the restore and the firewall's loop, and
+// waits for them.
 func (s *Service) Shutdown(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
