@@ -257,6 +257,10 @@ type Compute struct {
 	// that runs the compute cell's cells role.
 	ShelvedOffloadTime  Duration `json:"shelved_offload_time,omitempty"`
 	ShelvedPollInterval Duration `json:"shelved_poll_interval,omitempty"`
+	// FirewallPollInterval is how often the compute process reads the
+	// cell's generations of security groups to enforce their changes
+	// (default 1s; a change made in the same process wakes it at once).
+	FirewallPollInterval Duration `json:"firewall_poll_interval,omitempty"`
 }
 
 // HostSpec is the size of each fake host of the compute role; zero fields

@@ -185,7 +185,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCast(wire.MethodRevokeBlocks, 1, 0, addrs.RevokeBlocks)
 	n.Cells.HandleCast(wire.MethodReleaseAddresses, 1, 0, addrs.ReleaseAddresses)
 	n.Cells.HandleCall(wire.MethodReserveAddress, 1, 0, addrs.ReserveAddress)
-	ops, err := instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Host: comp, VMs: comp, Scheduler: sched, Ports: sg, Logger: n.log,
+	ops, err := instanceops.New(instanceops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Host: comp, VMs: comp, Filters: comp, Scheduler: sched, Ports: sg, Logger: n.log,
 		ShelvedOffloadTime: cfg.Compute.ShelvedOffloadTime.D(), ShelvedPollInterval: cfg.Compute.ShelvedPollInterval.D()})
 	if err != nil {
 		return nil, err
@@ -196,6 +196,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCall(wire.MethodConsoleOutput, 1, 0, ops.ConsoleOutput)
 	n.Cells.HandleCall(wire.MethodResetState, 1, 0, ops.ResetState)
 	n.Cells.HandleCall(wire.MethodInstanceActions, 1, 0, ops.InstanceActions)
+	n.Cells.HandleCall(wire.MethodInstanceFilter, 1, 0, ops.InstanceFilter)
 	hops, err := hostops.New(hostops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, DownAfter: cfg.Cells.ServiceDownTime.D(), Logger: n.log})
 	if err != nil {
 		return nil, err
@@ -314,9 +315,14 @@ type localRoles struct {
 }
 
 // firewallWake is what wakes this process's compute agent when the cell's
-// security groups or its ports' groups change: nil until the compute role
-// offers one (its agent polls sg_state meanwhile).
-func (l localRoles) firewallWake() func() { return nil }
+// security groups or its ports' groups change: nil when this process runs
+// no compute role (the agents of other processes poll sg_state).
+func (l localRoles) firewallWake() func() {
+	if l.compute == nil {
+		return nil
+	}
+	return l.compute.WakeFirewall
+}
 
 // computeCellRoles builds the scheduler, network and compute roles this
 // process runs, in the order they start.
@@ -349,7 +355,8 @@ func (n *Node) computeCellRoles(sender *cells.Sender) (l localRoles, roles []rol
 		}
 		l.compute, err = computerole.New(computerole.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Driver: drv,
 			Hosts: cfg.HostNames(), Spec: computerole.HostSpec(cfg.Compute.Host), Logger: n.log, UsageAudit: *cfg.Compute.InstanceUsageAudit,
-			AuditPeriod: cfg.InstanceUsageAuditPeriod, AuditInterval: cfg.Compute.UsageAuditInterval.D()})
+			AuditPeriod: cfg.InstanceUsageAuditPeriod, AuditInterval: cfg.Compute.UsageAuditInterval.D(),
+			FirewallInterval: cfg.Compute.FirewallPollInterval.D()})
 		if err != nil {
 			return l, nil, err
 		}

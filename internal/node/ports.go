@@ -22,6 +22,7 @@ type computePort interface {
 	conductor.Compute
 	instanceops.Host
 	instanceops.VMs
+	instanceops.Filters
 }
 
 // senderPort is the one sender of the process: the cells service's own

@@ -129,6 +129,14 @@ func (r remoteCompute) VMOp(ctx context.Context, host, uuid, op string) error {
 	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "vm.op"), hostOp{UUID: uuid, Action: op}, nil)
 }
 
+func (r remoteCompute) InstanceFilter(ctx context.Context, host, uuid string) (wire.InstanceFilterAnswer, error) {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	var out wire.InstanceFilterAnswer
+	err := rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "filter"), hostOp{UUID: uuid}, &out)
+	return out, err
+}
+
 func (r remoteCompute) Destroy(ctx context.Context, host, uuid string) error {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
@@ -153,6 +161,7 @@ type spawner interface {
 	VMSpawn(ctx context.Context, host, uuid string, f wire.Flavor) error
 	VMDestroy(ctx context.Context, host, uuid string) error
 	VMOp(ctx context.Context, host, uuid, op string) error
+	InstanceFilter(ctx context.Context, host, uuid string) (wire.InstanceFilterAnswer, error)
 }
 
 func decodeOp(b json.RawMessage) (hostOp, error) {
@@ -220,6 +229,7 @@ func serveCompute(srv *rpc.Server, cell string, hosts []string, c spawner) error
 			}},
 			{"vm.destroy", func(ctx context.Context, op hostOp) (any, error) { return nil, c.VMDestroy(ctx, host, op.UUID) }},
 			{"vm.op", func(ctx context.Context, op hostOp) (any, error) { return nil, c.VMOp(ctx, host, op.UUID, op.Action) }},
+			{"filter", func(ctx context.Context, op hostOp) (any, error) { return c.InstanceFilter(ctx, host, op.UUID) }},
 		}
 		for _, o := range ops {
 			err := srv.Handle(computeSubject(cell, host, o.op), "", func(ctx context.Context, b json.RawMessage) (any, error) {

@@ -128,8 +128,8 @@ func startRoles(t *testing.T) *roles {
 			t.Fatalf("serve: %v", err)
 		}
 	}
-	if n := rs.Subjects(); n != 1+2+7*len(r.hosts) {
-		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and seven per host", n)
+	if n := rs.Subjects(); n != 1+2+8*len(r.hosts) {
+		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and eight per host", n)
 	}
 	if err := srv.Flush(); err != nil {
 		t.Fatal(err)

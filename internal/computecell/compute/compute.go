@@ -4,6 +4,8 @@
 // takes) the instance's claim on a host as a spawn begins, so concurrent
 // builds cannot oversubscribe it, drives the hypervisor driver, and has
 // each instance's new state recorded and sent up through instancestate.
+// When the driver has a firewall, it enforces the security groups of the
+// instances' ports on their hosts (package firewall).
 package compute
 
 import (
@@ -16,6 +18,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/auditperiod"
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/computecell/firewall"
 	"github.com/cellcloud/cellcloud/internal/computecell/hostops"
 	"github.com/cellcloud/cellcloud/internal/computecell/instancestate"
 	"github.com/cellcloud/cellcloud/internal/computecell/virt"
@@ -61,8 +64,11 @@ type Config struct {
 	UsageAudit    bool
 	AuditPeriod   string
 	AuditInterval time.Duration
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// FirewallInterval is how often the firewall reads the cell's
+	// generations of security groups without a wake (default 1s).
+	FirewallInterval time.Duration
+	Logger           *slog.Logger
+	Now              func() time.Time
 }
 
 // Service is the compute role.
@@ -74,6 +80,8 @@ type Service struct {
 	wg     sync.WaitGroup
 	// restoring is what a restart still has to put back on the hosts.
 	restoring restoreQueue
+	// fw programs the driver's firewall (nil: the driver has none).
+	fw *firewall.Syncer
 }
 
 // DefaultSpec is the default fake host: 16 vCPUs, 64 GiB, 1 TB.
@@ -137,7 +145,14 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compute: %w", err)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "compute"), state: state}, nil
+	svc := &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "compute"), state: state}
+	if fw, ok := cfg.Driver.(virt.Firewall); ok {
+		svc.fw, err = firewall.New(firewall.Config{Cell: cfg.Cell, DB: cfg.DB, Driver: fw, Hosts: cfg.Hosts, Interval: cfg.FirewallInterval, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("compute: %w", err)
+		}
+	}
+	return svc, nil
 }
 
 // Start registers the hosts, starts their heartbeat, and then restores
@@ -152,6 +167,13 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.queueRestore(ks)
+	// The firewall loads the groups and the instances of the hosts and
+	// sets their filters (those to restore too) before the hosts serve.
+	if s.fw != nil {
+		if err := s.fw.Start(ctx); err != nil {
+			return err
+		}
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(1)
@@ -253,12 +275,16 @@ func (s *Service) audit(ctx context.Context) {
 	}
 }
 
-// Shutdown stops the heartbeat and the restore, and waits for them.
-func (s *Service) Shutdown(context.Context) error {
+// Shutdown stops the heartbeat, the restore and the firewall's loop, and
+// waits for them.
+func (s *Service) Shutdown(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.wg.Wait()
+	if s.fw != nil {
+		return s.fw.Shutdown(ctx)
+	}
 	return nil
 }
 
@@ -290,8 +316,10 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	}
 	active, none, running := celldb.VMActive, "", celldb.PowerRunning
 	now := s.cfg.Now()
+	var st wire.InstanceState
 	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		in, err := s.state.Transition(ctx, tx, uuid, instancestate.Task(celldb.TaskSpawning),
+		var err error
+		in, st, err = s.state.TransitionState(ctx, tx, uuid, instancestate.Task(celldb.TaskSpawning),
 			celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now})
 		if err != nil {
 			return err
@@ -303,6 +331,11 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	}
 	if err != nil {
 		return err
+	}
+	// Its filter, from the NICs and the addresses the update carried up:
+	// no statement when the firewall holds the groups of its ports.
+	if s.fw != nil {
+		s.fw.VMUp(ctx, host, uuid, in.NICs, st.Addresses)
 	}
 	log.Info("instance active")
 	return nil
@@ -331,6 +364,9 @@ func (s *Service) Act(ctx context.Context, host, uuid, key string) error {
 	log := s.log.With("request_id", in.RequestID, "instance", uuid, "host", host, "action", key)
 	s.restoreOne(ctx, vmKey{host, uuid})
 	opErr := op.Operate(ctx, host, uuid, a.HostOp)
+	if opErr == nil {
+		s.operated(ctx, host, uuid, a.HostOp)
+	}
 	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		// The action ends: its task state and the pending action go.
 		c := celldb.Change{TaskState: new(string), Action: &celldb.PendingAction{}}
@@ -373,5 +409,35 @@ func (s *Service) Destroy(ctx context.Context, host, uuid string) error {
 	if err := s.cfg.Driver.Destroy(ctx, host, uuid); err != nil {
 		return fmt.Errorf("destroy %s on %s: %w", uuid, host, err)
 	}
+	if s.fw != nil {
+		s.fw.VMGone(ctx, host, uuid)
+	}
 	return s.state.ReleaseIn(ctx, s.cfg.DB, uuid)
+}
+
+// operated follows a driver operation done on an instance: one that took
+// the instance off its host ("shelve") took its filter with it.
+func (s *Service) operated(ctx context.Context, host, uuid, op string) {
+	if op == "shelve" && s.fw != nil {
+		s.fw.VMGone(ctx, host, uuid)
+	}
+}
+
+// InstanceFilter is what host's driver enforces on the instance's ports
+// (no port when it enforces nothing there).
+func (s *Service) InstanceFilter(_ context.Context, host, uuid string) (wire.InstanceFilterAnswer, error) {
+	fr, ok := s.cfg.Driver.(virt.FilterReader)
+	if !ok {
+		return wire.InstanceFilterAnswer{}, wire.Errorf(wire.CodeBadMessage, "compute: the driver has no firewall")
+	}
+	ports, sets, _ := fr.Filter(host, uuid)
+	return firewall.Answer(uuid, host, ports, sets), nil
+}
+
+// WakeFirewall makes the firewall read the cell's security groups now
+// (after a change of them committed in this process).
+func (s *Service) WakeFirewall() {
+	if s.fw != nil {
+		s.fw.Wake()
+	}
 }

@@ -45,6 +45,8 @@ type Config struct {
 	// VMs and Scheduler carry out the moves (shelve, resize, ...).
 	VMs       VMs
 	Scheduler HostScheduler
+	// Filters answers instance_filter (none: the cell cannot).
+	Filters Filters
 	// Workers bounds concurrent actions (default 32).
 	Workers int
 	// PollInterval is how often pending actions are looked for without a

@@ -80,11 +80,19 @@ func (o *Owner) Create(ctx context.Context, tx *db.Tx, insts []celldb.Instance, 
 // task state (otherwise wire.ErrConflict, and nothing is written or sent);
 // the version goes up by one. It returns the instance as it now is.
 func (o *Owner) Transition(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c celldb.Change) (*celldb.Instance, error) {
+	in, _, err := o.TransitionState(ctx, tx, uuid, expectTask, c)
+	return in, err
+}
+
+// TransitionState is Transition that also returns the state sent up (the
+// instance's addresses with it, read once for both).
+func (o *Owner) TransitionState(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c celldb.Change) (*celldb.Instance, wire.InstanceState, error) {
 	in, err := celldb.Update(ctx, tx, uuid, expectTask, c, o.now())
 	if err != nil {
-		return nil, err
+		return nil, wire.InstanceState{}, err
 	}
-	return in, o.Announce(ctx, tx, in)
+	st, err := o.announce(ctx, tx, in)
+	return in, st, err
 }
 
 // Step is Transition for a state the API cell learns later (from the
@@ -96,11 +104,16 @@ func (o *Owner) Step(ctx context.Context, tx *db.Tx, uuid string, expectTask *st
 
 // Announce queues an instance's state, as read in tx, for the API cell.
 func (o *Owner) Announce(ctx context.Context, tx *db.Tx, in *celldb.Instance) error {
+	_, err := o.announce(ctx, tx, in)
+	return err
+}
+
+func (o *Owner) announce(ctx context.Context, tx *db.Tx, in *celldb.Instance) (wire.InstanceState, error) {
 	st, err := celldb.State(ctx, tx, o.cell, in)
 	if err != nil {
-		return err
+		return st, err
 	}
-	return o.send(ctx, tx, in.RequestID, &wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
+	return st, o.send(ctx, tx, in.RequestID, &wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
 }
 
 // ClearAction removes an instance's pending server action and leaves its

@@ -39,3 +39,69 @@ type Operator interface {
 type Consoler interface {
 	ConsoleOutput(ctx context.Context, host, uuid string) (string, error)
 }
+
+// Firewall is a driver that filters the traffic of an instance's ports
+// (Neutron's security groups, as a host enforces them). A port's rules may
+// name a remote group: they then match the addresses of the host's
+// address set of that group, which SetAddressSet keeps. Both calls replace
+// what the host had: they are safe to repeat.
+type Firewall interface {
+	// SetAddressSet sets the host's address set of group groupID to
+	// addrs (addresses or prefixes); none removes the set, which matches
+	// no address, as an empty one does.
+	SetAddressSet(ctx context.Context, host, groupID string, addrs []string) error
+	// SetFilter sets the filter of the instance's ports on host; none
+	// removes it (nothing is filtered).
+	SetFilter(ctx context.Context, host, uuid string, ports []PortFilter) error
+}
+
+// FilterReader is a firewall that can say what it enforces on an
+// instance: its ports' filters and the address sets their rules name
+// (group id to addresses), and whether the instance has a filter at all.
+type FilterReader interface {
+	Filter(host, uuid string) ([]PortFilter, map[string][]string, bool)
+}
+
+// PortFilter is what a host lets in and out of one port of an instance:
+// everything, when PortSecurity is off; else what Rules allow, nothing in
+// at all while a group of the port is Pending (not held by the cell yet).
+// Traffic out of the port is from its Addresses or those of its
+// AllowedAddressPairs.
+type PortFilter struct {
+	PortID              string
+	Addresses           []string
+	PortSecurity        bool
+	SecurityGroups      []string
+	AllowedAddressPairs []AddressPair
+	Pending             []string
+	Rules               []Rule
+}
+
+// AddressPair is an address (or prefix), and MAC if set, a port may also
+// send from.
+type AddressPair struct {
+	IPAddress  string
+	MACAddress string
+}
+
+// Rule is one rule a port enforces. Direction is "ingress" (traffic to
+// the port, Remote being its source) or "egress" (from it, Remote its
+// destination); EtherType "IPv4" or "IPv6"; Protocol as the Networking API
+// gives it (a name, a number, "" for any); PortMin and PortMax the
+// destination port range of TCP, UDP and the like, or the ICMP type and
+// code (nil: any). The remote is RemotePrefix, or the host's address set
+// of RemoteGroupID, or any address when neither is set. Stateful rules
+// let replies back (conntrack).
+type Rule struct {
+	Direction     string
+	EtherType     string
+	Protocol      string
+	PortMin       *int
+	PortMax       *int
+	RemotePrefix  string
+	RemoteGroupID string
+	Stateful      bool
+	// RuleID and GroupID say which rule of which group this is.
+	RuleID  string
+	GroupID string
+}

@@ -40,6 +40,9 @@ type Driver struct {
 	hosts map[string]map[string]virt.Instance
 	// console holds each instance's console log.
 	console map[string][]string
+	// filters and sets are the hosts' firewall (firewall.go).
+	filters map[vmKey][]virt.PortFilter
+	sets    map[string]map[string][]string
 	rng     *rand.Rand
 }
 
@@ -66,7 +69,8 @@ func New(cfg Config) (*Driver, error) {
 	if seed == 0 {
 		seed = 1
 	}
-	return &Driver{cfg: cfg, hosts: map[string]map[string]virt.Instance{}, console: map[string][]string{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
+	return &Driver{cfg: cfg, hosts: map[string]map[string]virt.Instance{}, console: map[string][]string{},
+		filters: map[vmKey][]virt.PortFilter{}, sets: map[string]map[string][]string{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
 }
 
 // Spawn pretends to start an instance.
@@ -128,6 +132,7 @@ func (d *Driver) Operate(ctx context.Context, host, uuid, op string) error {
 	d.log(uuid, "fake-virt: "+op)
 	if op == "shelve" {
 		delete(d.hosts[host], uuid)
+		delete(d.filters, vmKey{host, uuid})
 	}
 	return nil
 }
@@ -147,6 +152,7 @@ func (d *Driver) Destroy(_ context.Context, host, uuid string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.hosts[host], uuid)
+	delete(d.filters, vmKey{host, uuid})
 	// A resize has a copy on two hosts; the log goes with the last one.
 	for _, insts := range d.hosts {
 		if _, ok := insts[uuid]; ok {
