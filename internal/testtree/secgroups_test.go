@@ -31,7 +31,7 @@ const adminP = "admin:p"
 func networkClient(tr *testtree.Tree, token string) *gophercloud.ServiceClient {
 	pc := &gophercloud.ProviderClient{HTTPClient: *tr.HTTP}
 	pc.SetToken(token)
-	base := tr.APIURL() + "/networking/"
+	base := strings.TrimSuffix(tr.APIURL(), "/v2.1") + "/networking/"
 	return &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: base, ResourceBase: base + "v2.0/", Type: "network"}
 }
 
@@ -143,7 +143,8 @@ func makeGroups(t *testing.T, nc *gophercloud.ServiceClient) (web, clients strin
 // booted in another cell, or in the same one, reaches the web server's
 // filter; a member deleted leaves it; a rule added at the top reaches it.
 // A cell holds only the groups its ports need: the cell with clients alone
-// never holds web.
+// never holds web. A server that joins a group (a port_update down to its
+// cell) gets the group's rules on its port.
 func TestRemoteGroupMembersReachTheRightVMs(t *testing.T) {
 	tr := testtree.Start(t, testtree.Options{Cells: 2, HostsPerCell: 2})
 	ctx := context.Background()
@@ -156,7 +157,7 @@ func TestRemoteGroupMembersReachTheRightVMs(t *testing.T) {
 
 	cl1, a1 := bootIn(t, tr, "client-1", c2, "clients")
 	waitRemote(t, tr, srv, clients, 80, []string{a1}, "client-1 (another cell) let in on tcp 80")
-	_, a2 := bootIn(t, tr, "client-2", c1, "clients")
+	cl2, a2 := bootIn(t, tr, "client-2", c1, "clients")
 	waitRemote(t, tr, srv, clients, 80, []string{a1, a2}, "client-2 (the same cell) let in too")
 
 	// The cell with clients alone holds clients, not web; the web
@@ -188,6 +189,13 @@ func TestRemoteGroupMembersReachTheRightVMs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRemote(t, tr, srv, clients, 80, []string{a2}, "client-1's address gone once it is deleted")
+
+	// client-2 joins web (addSecurityGroup: a port_update to its cell):
+	// its own port now has web's rule, from clients, itself among them.
+	if r := tr.Do(t, http.MethodPost, "/v2.1/servers/"+cl2+"/action", adminP, map[string]any{"addSecurityGroup": map[string]any{"name": "web"}}); r.Status != http.StatusAccepted {
+		t.Fatalf("addSecurityGroup: %s", r)
+	}
+	waitRemote(t, tr, cl2, clients, 80, []string{a2}, "web's rule on client-2's port once it joins web")
 
 	if _, err := rules.Create(ctx, nc, rules.CreateOpts{SecGroupID: web, Direction: rules.DirIngress, EtherType: rules.EtherType4,
 		Protocol: rules.ProtocolTCP, PortRangeMin: 443, PortRangeMax: 443, RemoteIPPrefix: "198.51.100.0/24"}).Extract(); err != nil {

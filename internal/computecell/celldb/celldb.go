@@ -311,11 +311,26 @@ type BuildContext struct {
 	NoNetwork   bool                `json:"no_network,omitempty"`
 	// NICs are the instance's own network interfaces (its spec's NICs,
 	// kept here with the rest of what its build asked for).
-	NICs          []wire.NIC `json:"nics,omitempty"`
-	SameCell      []string   `json:"same_cell,omitempty"`
-	DifferentCell []string   `json:"different_cell,omitempty"`
+	NICs []wire.NIC `json:"nics,omitempty"`
+	// SecurityGroups are the server's groups (wire.InstanceSpec's) of an
+	// instance built with no NICs: they are enforced on the interface the
+	// cell makes on its default network (see Enforced).
+	SecurityGroups []string `json:"security_groups,omitempty"`
+	SameCell       []string `json:"same_cell,omitempty"`
+	DifferentCell  []string `json:"different_cell,omitempty"`
 	// Group is the server group the instance joined (see GroupHosts).
 	Group *wire.GroupPlacement `json:"group,omitempty"`
+}
+
+// Enforced are the NICs whose security groups the cell enforces: the
+// instance's own, or for an instance built with no NICs whose server has
+// groups, the one interface the cell made, with those groups at port
+// revision 1 (a port_update of its port is newer).
+func (b *BuildContext) Enforced() []wire.NIC {
+	if len(b.NICs) > 0 || len(b.SecurityGroups) == 0 || b.NoNetwork {
+		return b.NICs
+	}
+	return []wire.NIC{{SecurityGroups: b.SecurityGroups, PortRevision: 1}}
 }
 
 const instanceCols = `uuid, name, project_id, user_id, image_ref, flavor, key_name, user_data, metadata, availability_zone,

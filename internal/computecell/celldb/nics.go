@@ -74,7 +74,7 @@ func GroupNICs(ctx context.Context, q Querier) ([]wire.NIC, error) {
 		if err := json.Unmarshal([]byte(raw), &b); err != nil {
 			continue // not this package's to mend; the instance names no group we can read
 		}
-		out = append(out, b.NICs...)
+		out = append(out, b.Enforced()...)
 	}
 	return out, rows.Err()
 }

@@ -335,7 +335,7 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	// Its filter, from the NICs and the addresses the update carried up:
 	// no statement when the firewall holds the groups of its ports.
 	if s.fw != nil {
-		s.fw.VMUp(ctx, host, uuid, in.NICs, st.Addresses)
+		s.fw.VMUp(ctx, host, uuid, in.Build.Enforced(), st.Addresses)
 	}
 	log.Info("instance active")
 	return nil

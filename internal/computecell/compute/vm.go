@@ -41,7 +41,7 @@ func (s *Service) filterUp(ctx context.Context, host, uuid string) {
 		s.log.Warn("reading the addresses of a copy for its filter", "instance", uuid, "host", host, "err", err)
 		return
 	}
-	s.fw.VMUp(ctx, host, uuid, in.NICs, addrs)
+	s.fw.VMUp(ctx, host, uuid, in.Build.Enforced(), addrs)
 }
 
 // VMDestroy removes the instance's copy from host.

@@ -228,6 +228,9 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	for _, spec := range b.Instances {
 		bc := bc
 		bc.NICs = spec.NICs
+		if len(spec.NICs) == 0 && !b.NoNetwork {
+			bc.SecurityGroups = spec.SecurityGroups
+		}
 		insts = append(insts, celldb.Instance{InstanceSpec: spec, Flavor: b.Flavor, Build: bc, VMState: celldb.VMBuilding,
 			TaskState: celldb.TaskScheduling, Version: b.BaseVersion + 1, RequestID: env.RequestID})
 	}
@@ -275,11 +278,12 @@ func (c *Conductor) wantGroups(ctx context.Context, tx *db.Tx, requestID string,
 	if c.cfg.SecurityGroups == nil || len(specs) == 0 {
 		return nil
 	}
-	nics := specs[0].NICs
-	if len(specs) > 1 {
-		nics = nil
-		for _, s := range specs {
-			nics = append(nics, s.NICs...)
+	var nics []wire.NIC
+	for _, s := range specs {
+		nics = append(nics, s.NICs...)
+		if len(s.NICs) == 0 && len(s.SecurityGroups) > 0 {
+			// The interface the cell makes (celldb.BuildContext.Enforced).
+			nics = append(nics, wire.NIC{SecurityGroups: s.SecurityGroups, PortRevision: 1})
 		}
 	}
 	if len(nics) == 0 {

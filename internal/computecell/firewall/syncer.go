@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/computecell/virt"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -652,13 +653,11 @@ func (s *Syncer) readVMs(ctx context.Context) (map[vmKey][]port, error) {
 		if _, ok := nics[x.uuid]; ok {
 			continue
 		}
-		var b struct {
-			NICs []wire.NIC `json:"nics"`
-		}
+		var b celldb.BuildContext
 		if err := json.Unmarshal([]byte(x.build), &b); err != nil {
 			s.log.Warn("an instance's NICs are not readable", "instance", x.uuid, "err", err)
 		}
-		nics[x.uuid] = b.NICs
+		nics[x.uuid] = b.Enforced()
 	}
 	addrs := map[string][]wire.Address{}
 	if len(keys) > 0 {

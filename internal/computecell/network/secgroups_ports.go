@@ -212,7 +212,13 @@ func fillPortIDs(ctx context.Context, tx *db.Tx, uuid string, b *celldb.BuildCon
 		switch {
 		case implicit:
 			if x.nic == len(b.NICs) {
-				b.NICs = append(b.NICs, wire.NIC{NetworkID: x.networkID, NetworkName: x.network, PortID: x.port, MAC: x.mac})
+				nic := wire.NIC{NetworkID: x.networkID, NetworkName: x.network, PortID: x.port, MAC: x.mac}
+				if len(b.NICs) == 0 && len(b.SecurityGroups) > 0 {
+					// The interface the server's groups are enforced on
+					// (BuildContext.Enforced).
+					nic.SecurityGroups, nic.PortRevision = b.SecurityGroups, 1
+				}
+				b.NICs = append(b.NICs, nic)
 				changed = true
 			}
 		case x.nic < len(b.NICs) && b.NICs[x.nic].PortID == "":
