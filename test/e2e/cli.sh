@@ -97,6 +97,17 @@ expect web security group create --description "web servers" web
 expect ingress security group rule create --protocol tcp --dst-port 22 web
 expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --key-name k1 --security-group web --wait vm1
 expect web server show vm1 -f value -c security_groups
+# What vm1's host enforces (an admin's view, GET /servers/{id}/firewall):
+# web's tcp 22 rule on its port, once the cell holds the group.
+vm1_id=$(os server show vm1 -f value -c id) || fail "server show vm1"
+admin_token=$( (as admin; os token issue -f value -c id) ) || fail "admin token"
+for _ in $(seq 1 100); do
+  fw=$(curl -s -H "X-Auth-Token: $admin_token" "http://127.0.0.1:$port/v2.1/servers/$vm1_id/firewall")
+  grep -qF '"protocol":"tcp","port_range_min":22' <<<"$fw" && break
+  sleep 0.2
+done
+grep -qF '"protocol":"tcp","port_range_min":22' <<<"$fw" || fail "vm1's firewall has no tcp 22 rule: $fw"
+echo "ok   GET /servers/vm1/firewall: web's tcp 22 rule enforced on vm1's port"
 os server add security group vm1 default || fail "server add security group"
 expect default server show vm1 -f value -c security_groups
 echo "ok   openstack server add security group vm1 default"
