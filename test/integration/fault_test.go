@@ -10,12 +10,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/outbox"
@@ -178,6 +180,16 @@ func TestFault(t *testing.T) {
 	for _, why := range waitedFor {
 		t.Logf("converging, at %s: %s", waited[why].Round(100*time.Millisecond), why)
 	}
+	// Security groups (issue 14): every server of the load is in its
+	// project's default group, whose rules name the group itself, so its
+	// member set changed with every create and delete, in every cell,
+	// while the faults duplicated, delayed and reordered the deltas. Each
+	// cell holds every group its live instances need, and each group it
+	// holds is the root's: at its revision, with its member set.
+	testpoll.Eventually(t, time.Minute, "every cell's security groups to be the root's", func() (bool, string) {
+		return sgConverged(t, apiDB, cellDBs, truth())
+	})
+	t.Logf("security groups: every cell's held groups equal the root's after %s", time.Since(loadStopped).Round(100*time.Millisecond))
 
 	// The checks, against each cell's own database.
 	tru := truth()
@@ -269,6 +281,73 @@ func TestFault(t *testing.T) {
 		"injected_duplicates=%d repeats_ignored=%d lost=%d duplicated=%d leaked=%d slowest_recovery=%s time_to_converge=%s",
 		sent, acked, creates, deletes, d.kills, d.brokerKills, d.restarts, d.partitions, dups, repeats, lost, twice, leaked, d.slowest.Round(100*time.Millisecond), convergeTime.Round(100*time.Millisecond))
 	t.Logf("answers: %s", load.summary())
+}
+
+// sgConverged says whether every group each cell holds is at the root's
+// revision with the root's members (read from the cell's own database),
+// and every cell with a live instance holds at least one group (the
+// load's servers are all in their project's default group).
+func sgConverged(t *testing.T, apiDB *db.DB, cellDBs map[string]*db.DB, truth map[string]map[string]cellInstance) (bool, string) {
+	t.Helper()
+	ctx := context.Background()
+	for c, dbc := range cellDBs {
+		type held struct {
+			id       string
+			rev, seq int64
+		}
+		hs, err := db.Collect(ctx, dbc, func(r db.Scanner) (held, error) {
+			var h held
+			return h, r.Scan(&h.id, &h.rev, &h.seq)
+		}, `SELECT id, revision, member_seq FROM sg_groups ORDER BY id`)
+		if err != nil {
+			return false, fmt.Sprintf("%s: %v", c, err)
+		}
+		live := 0
+		for _, in := range truth[c] {
+			if !in.deleted {
+				live++
+			}
+		}
+		if live > 0 && len(hs) == 0 {
+			return false, fmt.Sprintf("%s has %d live instances and holds no security group", c, live)
+		}
+		for _, h := range hs {
+			st, err := netdb.GroupStates(ctx, apiDB, []string{h.id})
+			if err != nil {
+				return false, err.Error()
+			}
+			root, ok := st[h.id]
+			switch {
+			case !ok:
+				return false, fmt.Sprintf("%s holds group %s, which the root does not have", c, h.id)
+			case h.rev != root.RevisionNumber:
+				return false, fmt.Sprintf("%s holds group %s at revision %d, the root's is %d", c, h.id, h.rev, root.RevisionNumber)
+			}
+			want, err := netdb.GroupMembers(ctx, apiDB, h.id)
+			if err != nil {
+				return false, err.Error()
+			}
+			got, err := db.Collect(ctx, dbc, func(r db.Scanner) (string, error) {
+				var port, addr string
+				err := r.Scan(&port, &addr)
+				return port + " " + addr, err
+			}, `SELECT port_id, address FROM sg_members WHERE group_id = ? ORDER BY port_id, address`, h.id)
+			if err != nil {
+				return false, err.Error()
+			}
+			var wantS []string
+			for _, m := range want {
+				wantS = append(wantS, m.PortID+" "+m.Address)
+			}
+			slices.Sort(wantS)
+			slices.Sort(got)
+			if !slices.Equal(got, wantS) {
+				return false, fmt.Sprintf("%s holds group %s at member sequence %d (root %d) with %d members, the root has %d",
+					c, h.id, h.seq, root.MemberSeq, len(got), len(wantS))
+			}
+		}
+	}
+	return true, ""
 }
 
 // faultDriver injects the faults, one at a time, and counts them.
