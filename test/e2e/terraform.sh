@@ -130,6 +130,7 @@ ingress_rules() {
 # and the server has its address; prints the cells they are in.
 check_servers() {
   local name=$1 out id s cells=""
+  member_ips=""
   out=$(tf output -json) || fail "terraform output"
   server_id=$(js 'd["server_id"]["value"]' <<<"$out")
   sg_id=$(js 'd["secgroup_id"]["value"]' <<<"$out")
@@ -150,12 +151,37 @@ check_servers() {
       fail "server $id is not in tf-e2e-sg alone: $s"
     cells+="$(js 'd["server"]["OS-EXT-SRV-ATTR:host"].split("-host")[0]' <<<"$s")
 "
+    member_ips+="$(js '"\n".join(a["addr"] for n in d["server"]["addresses"].values() for a in n if a["version"] == 4)' <<<"$s")
+"
   done
   if [ "$with_ports" = 1 ]; then
     python3 -c 'import ipaddress, sys; sys.exit(ipaddress.ip_address(sys.argv[1]) not in ipaddress.ip_network(sys.argv[2]))' "$ip" "$cidr" ||
       fail "server's IP $ip is not in the subnet $cidr"
   fi
   ok "servers ACTIVE in tf-e2e-sg alone (server $ip), in cells: $(sed '/^$/d' <<<"$cells" | sort | uniq -c | xargs)"
+}
+
+# enforced_rules: the ingress rules the server's host enforces on its
+# port (an admin's GET /servers/{id}/firewall), as "protocol:min-max:remote"
+# with a remote group expanded to its members' addresses, sorted.
+enforced_rules() {
+  api "$admin_token" "/v2.1/servers/$server_id/firewall" |
+    js '"\n".join(sorted("%s:%s-%s:%s" % (r.get("protocol"), r.get("port_range_min"), r.get("port_range_max"), ("group:" + r["remote_group_id"] + "=" + ",".join(sorted(r.get("remote") or []))) if r.get("remote_group_id") else ",".join(r.get("remote") or [])) for p in d["firewall"]["ports"] for r in p["rules"] if r["direction"] == "ingress"))'
+}
+
+# check_enforced WANT: what the server is allowed in is WANT, with
+# MEMBERS standing for the group's members (the server and its peers, in
+# both cells): the cells hold the group's rules and members.
+check_enforced() {
+  local want got members
+  members=$(sed '/^$/d' <<<"$member_ips" | sort | paste -sd,)
+  want=${1//MEMBERS/$members}
+  for _ in $(seq 1 150); do
+    got=$(enforced_rules) && [ "$got" = "$want" ] && break
+    sleep 0.2
+  done
+  [ "$got" = "$want" ] || fail "the server's host enforces: $got, want $want"
+  ok "the server's host enforces the group's rules, its remote group expanded to the $(tr ',' '\n' <<<"$members" | wc -l) members"
 }
 
 # check_tags TAG: the network and the group are tagged TAG, the subnet
@@ -184,6 +210,8 @@ want="icmp:None-None:group:$sg_id
 tcp:22-22:0.0.0.0/0"
 [ "$(ingress_rules "$sg_id")" = "$want" ] || fail "ingress rules: $(ingress_rules "$sg_id"), want $want"
 ok "the group's rules are the configuration's"
+check_enforced "icmp:None-None:group:$sg_id=MEMBERS
+tcp:22-22:0.0.0.0/0"
 check_tags e2e tf-e2e-port
 no_changes apply "${vars[@]}"
 
@@ -198,6 +226,9 @@ tcp:22-22:0.0.0.0/0
 tcp:80-80:10.0.0.0/8"
 [ "$(ingress_rules "$sg_id")" = "$want" ] || fail "ingress rules after the change: $(ingress_rules "$sg_id"), want $want"
 ok "the group's rules are the changed configuration's"
+check_enforced "icmp:None-None:group:$sg_id=MEMBERS
+tcp:22-22:0.0.0.0/0
+tcp:80-80:10.0.0.0/8"
 check_tags e2e-changed tf-e2e-port-renamed
 no_changes change "${vars[@]}" "${changed[@]}"
 
