@@ -157,9 +157,9 @@ func addBlock(ctx context.Context, tx *db.Tx, m *wire.BlocksLeased, b wire.Lease
 // openBlock is a block of this cell whose usable addresses above its top
 // (its highest row) have no row yet.
 type openBlock struct {
-	subnet            string
-	first, last       int64
-	usable            string // JSON []wire.AddressRange
+	subnet             string
+	first, last        int64
+	usable             string // JSON []wire.AddressRange
 	network, networkID string
 }
 
