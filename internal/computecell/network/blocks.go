@@ -163,49 +163,67 @@ type openBlock struct {
 	network, networkID string
 }
 
-// nextAbove is the lowest usable address of the block above top (nil: the
-// block has no row), and false when there is none.
-func (b openBlock) nextAbove(top *int64) (uint32, bool) {
+// span is a range of usable addresses.
+type span struct{ lo, hi int64 }
+
+// spans parses a block's usable ranges.
+func spans(usable string) []span {
 	var rs []wire.AddressRange
-	if err := json.Unmarshal([]byte(b.usable), &rs); err != nil {
-		return 0, false
+	if err := json.Unmarshal([]byte(usable), &rs); err != nil {
+		return nil
 	}
-	var best uint32
-	found := false
+	var out []span
 	for _, r := range rs {
 		a, err1 := netip.ParseAddr(r.First)
 		z, err2 := netip.ParseAddr(r.Last)
 		if err1 != nil || err2 != nil || !a.Is4() || !z.Is4() {
 			continue
 		}
-		lo, hi := int64(u32(a)), int64(u32(z))
+		out = append(out, span{int64(u32(a)), int64(u32(z))})
+	}
+	return out
+}
+
+// above returns the lowest usable address of the block above top (nil: the
+// block has no row) and how many there are above top (0: none, and the
+// address is meaningless). The blocks' parsed ranges are kept, so that an
+// allocation does not parse its block's JSON each time.
+func (s *Service) above(b openBlock, top *int64) (uint32, int) {
+	s.mu.Lock()
+	ss, ok := s.spans[b.usable]
+	s.mu.Unlock()
+	if !ok {
+		ss = spans(b.usable)
+		s.mu.Lock()
+		if len(s.spans) >= 1024 {
+			clear(s.spans)
+		}
+		s.spans[b.usable] = ss
+		s.mu.Unlock()
+	}
+	var best int64 = -1
+	left := 0
+	for _, r := range ss {
+		lo := r.lo
 		if top != nil && *top >= lo {
 			lo = *top + 1
 		}
-		if lo > hi {
+		if lo > r.hi {
 			continue
 		}
-		if !found || uint32(lo) < best {
-			best, found = uint32(lo), true
+		left += int(r.hi - lo + 1)
+		if best < 0 || lo < best {
+			best = lo
 		}
 	}
-	return best, found
+	return uint32(best), left
 }
 
 // usableBetween lists the usable addresses of the block in [from, to].
 func (b openBlock) usableBetween(from, to int64) []uint32 {
-	var rs []wire.AddressRange
-	if err := json.Unmarshal([]byte(b.usable), &rs); err != nil {
-		return nil
-	}
 	var out []uint32
-	for _, r := range rs {
-		a, err1 := netip.ParseAddr(r.First)
-		z, err2 := netip.ParseAddr(r.Last)
-		if err1 != nil || err2 != nil || !a.Is4() || !z.Is4() {
-			continue
-		}
-		for v := max(int64(u32(a)), from); v <= min(int64(u32(z)), to); v++ {
+	for _, r := range spans(b.usable) {
+		for v := max(r.lo, from); v <= min(r.hi, to); v++ {
 			out = append(out, uint32(v))
 		}
 	}
@@ -245,7 +263,8 @@ func openBlockOf(ctx context.Context, tx *db.Tx, subnet string, v int64) (*openB
 	var b openBlock
 	var top *int64
 	err := tx.QueryRow(ctx, `SELECT b.subnet_id, b.first_int, b.last_int, b.usable, b.network, b.network_id,
-		(SELECT MAX(f.address_int) FROM fixed_ips f WHERE f.subnet_id = b.subnet_id AND f.address_int BETWEEN b.first_int AND b.last_int AND f.in_block = 1)
+		(SELECT f.address_int FROM fixed_ips f WHERE f.subnet_id = b.subnet_id AND f.address_int BETWEEN b.first_int AND b.last_int AND f.in_block = 1
+				ORDER BY f.address_int DESC LIMIT 1)
 		FROM address_blocks b WHERE b.subnet_id = ? AND b.first_int <= ? AND b.last_int >= ? AND b.filled = 0 AND b.returned = 0`,
 		subnet, v, v).Scan(&b.subnet, &b.first, &b.last, &b.usable, &b.network, &b.networkID, &top)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -75,7 +75,7 @@ func (c *clock) add(d time.Duration) {
 
 // serviceWith is a network service of cell api!c1 on a migrated database,
 // with a recorder for a sender and a settable clock.
-func serviceWith(t *testing.T, d *db.DB, cfg network.Config) (*network.Service, *recorder) {
+func serviceWith(t testing.TB, d *db.DB, cfg network.Config) (*network.Service, *recorder) {
 	t.Helper()
 	if err := d.Migrate(context.Background(), "compute", celldb.Migrations); err != nil {
 		t.Fatalf("migrate: %v", err)

@@ -90,10 +90,12 @@ type Service struct {
 	// below the low-water mark do not each read the request again; it is
 	// forgotten when an allocation finds the network above the mark (the
 	// blocks came) or the request is older than LeaseTimeout.
+	// spans caches the parsed usable ranges of blocks, by their JSON.
 	mu    sync.Mutex
 	low   map[string]int
 	asked map[string]time.Time
 	tick  map[string]int
+	spans map[string][]span
 
 	stop func()
 	done chan struct{}
@@ -139,7 +141,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ReturnInterval <= 0 {
 		cfg.ReturnInterval = time.Minute
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "network"), low: map[string]int{}, asked: map[string]time.Time{}, tick: map[string]int{}}, nil
+	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "network"), low: map[string]int{}, asked: map[string]time.Time{}, tick: map[string]int{},
+		spans: map[string][]span{}}, nil
 }
 
 // Start asks for a first block of the default network if the cell holds
@@ -354,27 +357,30 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid string, nic int, name, mac string, low int, count bool) (a *wire.Address, had bool, nfree int, err error) {
 	// A block found to have no address above its top is marked filled and
 	// the query runs again: at most once per open block, so bounded.
+	locked := false
 	for range 1000 {
 		// In one query: the address this NIC has already (a retried
 		// allocation), the lowest free one, the lowest open block with its
 		// top, and (when counting) how many are free.
 		var has, free, first, last, top *int64
 		var subnet, usable, netName, netID *string
+		var open int
 		nfree = low + 1
 		q := `SELECT
 			(SELECT address_int FROM fixed_ips WHERE instance_uuid = ? AND nic = ? LIMIT 1),
 			(SELECT address_int FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 ORDER BY address_int LIMIT 1),
 			b.subnet_id, b.first_int, b.last_int, b.usable, b.network, b.network_id,
-			(SELECT MAX(f.address_int) FROM fixed_ips f WHERE f.subnet_id = b.subnet_id AND f.address_int BETWEEN b.first_int AND b.last_int AND f.in_block = 1)`
+			(SELECT f.address_int FROM fixed_ips f WHERE f.subnet_id = b.subnet_id AND f.address_int BETWEEN b.first_int AND b.last_int AND f.in_block = 1
+				ORDER BY f.address_int DESC LIMIT 1)`
 		args := []any{uuid, nic, k.val()}
 		dest := []any{&has, &free, &subnet, &first, &last, &usable, &netName, &netID, &top}
 		if count {
 			q += `,
-			(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT ?) f) +
+			(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT ?) f),
 			(SELECT COALESCE(SUM(o.usable_count - (SELECT COUNT(*) FROM fixed_ips f WHERE f.subnet_id = o.subnet_id AND f.address_int BETWEEN o.first_int AND o.last_int)), 0)
 				FROM address_blocks o WHERE o.` + k.col() + ` = ? AND o.filled = 0 AND o.returned = 0)`
 			args = append(args, k.val(), low+1, k.val())
-			dest = append(dest, &nfree)
+			dest = append(dest, &nfree, &open)
 		}
 		q += `
 			FROM (SELECT 1 AS one) x LEFT JOIN (SELECT subnet_id, first_int, last_int, usable, network, network_id FROM address_blocks
@@ -385,6 +391,13 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 		}
 		if has != nil {
 			return nil, true, 0, nil
+		}
+		var b openBlock
+		if subnet != nil {
+			b = openBlock{subnet: *subnet, first: *first, last: *last, usable: *usable, network: *netName, networkID: *netID}
+		}
+		if count {
+			nfree += open
 		}
 		now := db.Micros(s.cfg.Now())
 		if free != nil {
@@ -404,9 +417,16 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 		if subnet == nil {
 			return nil, false, nfree, nil
 		}
-		b := openBlock{subnet: *subnet, first: *first, last: *last, usable: *usable, network: *netName, networkID: *netID}
-		next, ok := b.nextAbove(top)
+		next, left := s.above(b, top)
+		ok := left > 0
 		if !ok {
+			if locked {
+				// This transaction holds the block's row (FOR SHARE, on
+				// PostgreSQL) from its write below: marking the block
+				// filled here could wait for another allocation that waits
+				// for it. A transaction of its own does it.
+				return nil, false, 0, fmt.Errorf("block %d of subnet %s is full: %w", b.first, b.subnet, errRetry)
+			}
 			if _, err := tx.Exec(ctx, `UPDATE address_blocks SET filled = 1 WHERE subnet_id = ? AND first_int = ?`, b.subnet, b.first); err != nil {
 				return nil, false, 0, err
 			}
@@ -415,6 +435,7 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 		addr := ipString(next)
 		a := &wire.Address{Addr: addr, Version: 4, MAC: mac, PortID: portid.Derive(uuid, name, addr),
 			Network: b.network, NetworkID: b.networkID, SubnetID: b.subnet}
+		locked = true
 		ok, err := b.insert(ctx, tx, next, `instance_uuid, nic, port_id, mac`, `?, CAST(? AS INTEGER), ?, ?`, []any{uuid, nic, a.PortID, mac}, now)
 		if err != nil {
 			return nil, false, 0, err
