@@ -172,7 +172,7 @@ CREATE INDEX early_deletes_created ON early_deletes (created_at)`},
 	// Address blocks (package network): the blocks of each network's
 	// subnets the API cell leased to this cell, every usable address of
 	// them as a row of fixed_ips (free while it has no instance and no
-	// port, in a block), the addresses the API cell handed out itself
+	// port, in a block; written on demand since migration 8), the addresses the API cell handed out itself
 	// (in_block 0: never free, forgotten once no instance has them), and the
 	// lease requests sent up.
 	// The fixed IPs of the static share of earlier releases stay with their

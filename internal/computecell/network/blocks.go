@@ -46,7 +46,7 @@ func (h *Handlers) log() *slog.Logger {
 }
 
 // BlocksLeased is the cast handler of blocks_leased: it records the blocks
-// and a free row for each of their usable addresses, and the answer to the
+// (their addresses get rows as they are handed out) and the answer to the
 // network's lease request. A block the cell has already is left as it is,
 // and one it returned is taken again only when leased again since, so a
 // repeated or late message changes nothing.
@@ -91,7 +91,7 @@ func (h *Handlers) BlocksLeased(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	return nil
 }
 
-// addBlock records one leased block and its free addresses; it reports
+// addBlock records one leased block, open (no rows yet); it reports
 // whether the block is new.
 func addBlock(ctx context.Context, tx *db.Tx, m *wire.BlocksLeased, b wire.LeasedBlock, now time.Time) (bool, error) {
 	p, err := netip.ParsePrefix(b.CIDR)

@@ -4,9 +4,11 @@
 //
 // The API cell (the root) cuts each IPv4 subnet into aligned blocks and
 // leases them to the cells on demand (lease_blocks, answered by
-// blocks_leased); each usable address of a block the cell holds is a row of
-// fixed_ips, free while no instance and no port has it. A boot takes the
-// lowest free row of the network with no round trip. When fewer than a
+// blocks_leased). An address the cell has handed out is a row of
+// fixed_ips, free again (and taken first) once no instance and no port has
+// it; a block gets no rows up front: a boot that finds no free row writes
+// the next usable address above the top (the highest row) of the lowest
+// open block of the network, with no round trip. When fewer than a
 // low-water mark are left free, the cell asks the root for another block
 // (one request outstanding per network, sent again when unanswered for
 // LeaseTimeout); with none free, Allocate fails with wire.ErrAddressesPending
@@ -90,7 +92,7 @@ type Service struct {
 	// below the low-water mark do not each read the request again; it is
 	// forgotten when an allocation finds the network above the mark (the
 	// blocks came) or the request is older than LeaseTimeout.
-	// spans caches the parsed usable ranges of blocks, by their JSON.
+	// spans keeps the parsed usable ranges of blocks, by their JSON.
 	mu    sync.Mutex
 	low   map[string]int
 	asked map[string]time.Time
