@@ -387,9 +387,9 @@ func (h *Handlers) ReserveAddress(ctx context.Context, env *wire.Envelope) (any,
 		if errors.Is(err, sql.ErrNoRows) {
 			// An address above its block's top has no row yet: written
 			// now, set aside, with free rows for those between.
-			ok, err := h.reserveAboveTop(ctx, tx, m.SubnetID, int64(u32(a)), m.PortID)
-			if err != nil || ok {
-				return err
+			ok, rerr := h.reserveAboveTop(ctx, tx, m.SubnetID, int64(u32(a)), m.PortID)
+			if rerr != nil || ok {
+				return rerr
 			}
 			// Not above a top, or written meanwhile by an allocation.
 			err = tx.QueryRow(ctx, `SELECT instance_uuid, port_id, in_block FROM fixed_ips WHERE subnet_id = ? AND address_int = ?`,
