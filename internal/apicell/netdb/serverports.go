@@ -53,11 +53,11 @@ type ServerAddresses struct {
 const materializeBatch = 256
 
 // padRows is the number of VALUES rows a statement recording n addresses
-// has: the power of two at or above n. A short chunk is padded with copies
-// of its last row, which the statements' ON CONFLICT DO NOTHING skips, so
-// that the statements come in nine texts (1 to 256 rows) rather than one per
-// size: each new text is compiled anew on every connection, and compiling
-// these had been more than a third of their cost (docs/benchmarks.md).
+// has: the power of two at or above n. A short chunk is padded with rows of
+// a NULL network, which the join with networks drops, so that the
+// statements come in nine texts (1 to 256 rows) rather than one per size:
+// each new text is compiled anew on every connection, and compiling these
+// had been more than a third of their cost (docs/benchmarks.md).
 func padRows(n int) int {
 	p := 1
 	for p < n {
@@ -108,9 +108,13 @@ func MaterializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 		n := padRows(len(chunk))
 		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT)), `, n), ", ")
 		args := make([]any, 0, 10*n)
-		for i := range n {
-			r := chunk[min(i, len(chunk)-1)]
+		for _, r := range chunk {
 			args = append(args, r.id, r.network, r.networkName, r.project, r.mac, r.server, r.owner, r.addr, r.subnet, r.ipi)
+		}
+		for range n - len(chunk) {
+			// A padding row: its network is NULL, so the join below
+			// drops it from every statement.
+			args = append(args, "", nil, nil, "", "", "", "", "", "", 0)
 		}
 		from := ` FROM (VALUES ` + values + `) AS v JOIN networks n ON (v.column2 <> '' AND n.id = v.column2) OR (v.column2 = '' AND n.name = v.column3)
 			WHERE 1 = 1`

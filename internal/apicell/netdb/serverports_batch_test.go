@@ -13,10 +13,10 @@ import (
 )
 
 // An update's addresses are recorded in statements of a power of two rows,
-// a short chunk padded with copies of its last row: every address gets
-// exactly one port and one fixed IP whatever the count (3 is padded to 4;
-// 300 is 256 and 44 padded to 64), and the same update again records
-// nothing more.
+// a short chunk padded with rows of no network: every address gets exactly
+// one port and one fixed IP whatever the count (3 is padded to 4; 300 is
+// 256 and 44 padded to 64), the padding none, and the same update again
+// records nothing more.
 func TestServersPortsRecordedInPaddedBatches(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
