@@ -108,13 +108,13 @@ func MaterializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 		n := padRows(len(chunk))
 		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT)), `, n), ", ")
 		args := make([]any, 0, 10*n)
-		for _, r := range chunk {
-			args = append(args, r.id, r.network, r.networkName, r.project, r.mac, r.server, r.owner, r.addr, r.subnet, r.ipi)
-		}
 		for range n - len(chunk) {
 			// A padding row: its network is NULL, so the join below
 			// drops it from every statement.
 			args = append(args, "", nil, nil, "", "", "", "", "", "", 0)
+		}
+		for _, r := range chunk {
+			args = append(args, r.id, r.network, r.networkName, r.project, r.mac, r.server, r.owner, r.addr, r.subnet, r.ipi)
 		}
 		from := ` FROM (VALUES ` + values + `) AS v JOIN networks n ON (v.column2 <> '' AND n.id = v.column2) OR (v.column2 = '' AND n.name = v.column3)
 			WHERE 1 = 1`
