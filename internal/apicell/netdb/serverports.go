@@ -49,8 +49,22 @@ type ServerAddresses struct {
 	Addresses             []wire.Address
 }
 
-// materializeBatch is how many addresses one statement records.
-const materializeBatch = 200
+// materializeBatch is how many addresses one statement records at most.
+const materializeBatch = 256
+
+// padRows is the number of VALUES rows a statement recording n addresses
+// has: the power of two at or above n. A short chunk is padded with rows of
+// a NULL network, which the join with networks drops, so that the
+// statements come in nine texts (1 to 256 rows) rather than one per size:
+// each new text is compiled anew on every connection, and compiling these
+// had been more than a third of their cost (docs/benchmarks.md).
+func padRows(n int) int {
+	p := 1
+	for p < n {
+		p *= 2
+	}
+	return p
+}
 
 // MaterializeServerPorts records the ports of servers' addresses that the
 // table does not have yet: those a cell made on the boot (their id is the
@@ -58,7 +72,7 @@ const materializeBatch = 200
 // by MadeByCell with their server's security groups. Ports the table has
 // already (a port passed in, one made for a fixed IP, one recorded by an
 // earlier update) are left alone. It is two statements (an
-// insert-or-ignore of the ports, one of their addresses) per 200
+// insert-or-ignore of the ports, one of their addresses) per 256
 // addresses, however many servers an update carries; the network is found
 // by name when the cell did not give its id, and a network that is not
 // here gets no port. A third statement per 200 addresses logs the new
@@ -96,8 +110,14 @@ func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 		rows = rows[len(chunk):]
 		// The network: by id when the cell gave it, else by name. VALUES'
 		// columns are column1, column2, ... on both engines.
-		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT)), `, len(chunk)), ", ")
-		args := make([]any, 0, 10*len(chunk))
+		n := padRows(len(chunk))
+		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT)), `, n), ", ")
+		args := make([]any, 0, 10*n)
+		for range n - len(chunk) {
+			// A padding row: its network is NULL, so the join below
+			// drops it from every statement.
+			args = append(args, "", nil, nil, "", "", "", "", "", "", 0)
+		}
 		for _, r := range chunk {
 			args = append(args, r.id, r.network, r.networkName, r.project, r.mac, r.server, r.owner, r.addr, r.subnet, r.ipi)
 		}

@@ -172,7 +172,7 @@ CREATE INDEX early_deletes_created ON early_deletes (created_at)`},
 	// Address blocks (package network): the blocks of each network's
 	// subnets the API cell leased to this cell, every usable address of
 	// them as a row of fixed_ips (free while it has no instance and no
-	// port, in a block), the addresses the API cell handed out itself
+	// port, in a block; written on demand since migration 8), the addresses the API cell handed out itself
 	// (in_block 0: never free, forgotten once no instance has them), and the
 	// lease requests sent up.
 	// The fixed IPs of the static share of earlier releases stay with their
@@ -253,6 +253,17 @@ CREATE TABLE sg_state (
 	members_gen {{bigint}} NOT NULL
 );
 INSERT INTO sg_state (id, rules_gen, members_gen) VALUES (1, 0, 0)`},
+	// Address blocks filled on demand (package network): a block leased
+	// from now on gets no rows up front; an allocation that finds no free
+	// row writes the block's next address above its highest row (the
+	// block's top), and a block is marked filled once every usable
+	// address of it has its row. The blocks of earlier releases have all
+	// their rows already: filled.
+	{Version: 8, Name: "address blocks filled on demand", SQL: `
+ALTER TABLE address_blocks ADD COLUMN filled INTEGER NOT NULL DEFAULT 0;
+UPDATE address_blocks SET filled = 1;
+CREATE INDEX address_blocks_open_name ON address_blocks (network, first_int) WHERE filled = 0 AND returned = 0;
+CREATE INDEX address_blocks_open_id ON address_blocks (network_id, first_int) WHERE filled = 0 AND returned = 0`},
 }
 
 // VM states, task states and power states, with Nova's values.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,7 +46,7 @@ func (h *Handlers) log() *slog.Logger {
 }
 
 // BlocksLeased is the cast handler of blocks_leased: it records the blocks
-// and a free row for each of their usable addresses, and the answer to the
+// (their addresses get rows as they are handed out) and the answer to the
 // network's lease request. A block the cell has already is left as it is,
 // and one it returned is taken again only when leased again since, so a
 // repeated or late message changes nothing.
@@ -90,7 +91,7 @@ func (h *Handlers) BlocksLeased(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	return nil
 }
 
-// addBlock records one leased block and its free addresses; it reports
+// addBlock records one leased block, open (no rows yet); it reports
 // whether the block is new.
 func addBlock(ctx context.Context, tx *db.Tx, m *wire.BlocksLeased, b wire.LeasedBlock, now time.Time) (bool, error) {
 	p, err := netip.ParsePrefix(b.CIDR)
@@ -136,7 +137,7 @@ func addBlock(ctx context.Context, tx *db.Tx, m *wire.BlocksLeased, b wire.Lease
 		// Returned or revoked before: taken again only if the root leased
 		// it again after that. A late copy of the old lease is older than
 		// the return (the cell sent return_blocks after it applied it).
-		res, err := tx.Exec(ctx, `UPDATE address_blocks SET returned = 0, leased_at = ?, usable = ?, usable_count = ?
+		res, err := tx.Exec(ctx, `UPDATE address_blocks SET returned = 0, filled = 0, leased_at = ?, usable = ?, usable_count = ?
 			WHERE subnet_id = ? AND first_int = ? AND returned = 1 AND leased_at < ?`,
 			leased, string(usable), len(addrs), b.SubnetID, int64(first), leased)
 		if err != nil {
@@ -146,24 +147,167 @@ func addBlock(ctx context.Context, tx *db.Tx, m *wire.BlocksLeased, b wire.Lease
 			return false, nil
 		}
 	}
-	at := db.Micros(now)
+	// No rows: an allocation writes the block's addresses as it gives
+	// them (allocateIn). An address with a row from the block's earlier
+	// lease (an instance still has it) is skipped then, and becomes the
+	// block's again.
+	return true, nil
+}
+
+// openBlock is a block of this cell whose usable addresses above its top
+// (its highest row) have no row yet.
+type openBlock struct {
+	subnet             string
+	first, last        int64
+	usable             string // JSON []wire.AddressRange
+	network, networkID string
+}
+
+// span is a range of usable addresses.
+type span struct{ lo, hi int64 }
+
+// spans parses a block's usable ranges.
+func spans(usable string) []span {
+	var rs []wire.AddressRange
+	if err := json.Unmarshal([]byte(usable), &rs); err != nil {
+		return nil
+	}
+	var out []span
+	for _, r := range rs {
+		a, err1 := netip.ParseAddr(r.First)
+		z, err2 := netip.ParseAddr(r.Last)
+		if err1 != nil || err2 != nil || !a.Is4() || !z.Is4() {
+			continue
+		}
+		out = append(out, span{int64(u32(a)), int64(u32(z))})
+	}
+	return out
+}
+
+// above returns the lowest usable address of the block above top (nil: the
+// block has no row) and how many there are above top (0: none, and the
+// address is meaningless). The blocks' parsed ranges are kept, so that an
+// allocation does not parse its block's JSON each time.
+func (s *Service) above(b openBlock, top *int64) (uint32, int) {
+	s.mu.Lock()
+	ss, ok := s.spans[b.usable]
+	s.mu.Unlock()
+	if !ok {
+		ss = spans(b.usable)
+		s.mu.Lock()
+		if len(s.spans) >= 1024 {
+			clear(s.spans)
+		}
+		s.spans[b.usable] = ss
+		s.mu.Unlock()
+	}
+	var best int64 = -1
+	left := 0
+	for _, r := range ss {
+		lo := r.lo
+		if top != nil && *top >= lo {
+			lo = *top + 1
+		}
+		if lo > r.hi {
+			continue
+		}
+		left += int(r.hi - lo + 1)
+		if best < 0 || lo < best {
+			best = lo
+		}
+	}
+	return uint32(best), left
+}
+
+// usableBetween lists the usable addresses of the block in [from, to].
+func (b openBlock) usableBetween(from, to int64) []uint32 {
+	var out []uint32
+	for _, r := range spans(b.usable) {
+		for v := max(r.lo, from); v <= min(r.hi, to); v++ {
+			out = append(out, uint32(v))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// insert writes the block's row of address v with the columns cols set to
+// vals (placeholders in ph), in_block 1, unless the address has a row
+// already or the block is no longer this cell's; it reports whether it
+// wrote it. On PostgreSQL it holds the block's row (FOR SHARE) until the
+// transaction ends, so that a concurrent return or revoke of the block,
+// which updates that row first, either waits for it and then sees the
+// address taken, or goes first and makes this write nothing.
+func (b openBlock) insert(ctx context.Context, tx *db.Tx, v uint32, cols, ph string, vals []any, now int64) (bool, error) {
+	q := `INSERT INTO fixed_ips (subnet_id, address_int, address, network_id, network, in_block, updated_at, ` + cols + `)
+		SELECT subnet_id, CAST(? AS BIGINT), ?, network_id, network, 1, CAST(? AS BIGINT), ` + ph + `
+		FROM address_blocks WHERE subnet_id = ? AND first_int = ? AND returned = 0`
+	if tx.Dialect == db.Postgres {
+		q += ` FOR SHARE`
+	}
+	q += ` ON CONFLICT (subnet_id, address_int) DO NOTHING`
+	args := append([]any{int64(v), ipString(v), now}, vals...)
+	args = append(args, b.subnet, b.first)
+	res, err := tx.Exec(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("write address %s of block %d of subnet %s: %w", ipString(v), b.first, b.subnet, err)
+	}
+	k, err := res.RowsAffected()
+	return k == 1, err
+}
+
+// openBlockOf is the open block of this cell's subnet that address v is a
+// usable address of, above the block's top, with that top; nil when there
+// is none (v is below the top, not usable, or not of an open block).
+func openBlockOf(ctx context.Context, tx *db.Tx, subnet string, v int64) (*openBlock, *int64, error) {
+	var b openBlock
+	var top *int64
+	err := tx.QueryRow(ctx, `SELECT b.subnet_id, b.first_int, b.last_int, b.usable, b.network, b.network_id,
+		(SELECT f.address_int FROM fixed_ips f WHERE f.subnet_id = b.subnet_id AND f.address_int BETWEEN b.first_int AND b.last_int AND f.in_block = 1
+				ORDER BY f.address_int DESC LIMIT 1)
+		FROM address_blocks b WHERE b.subnet_id = ? AND b.first_int <= ? AND b.last_int >= ? AND b.filled = 0 AND b.returned = 0`,
+		subnet, v, v).Scan(&b.subnet, &b.first, &b.last, &b.usable, &b.network, &b.networkID, &top)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if top != nil && v <= *top {
+		return nil, nil, nil
+	}
+	if u := b.usableBetween(v, v); len(u) != 1 {
+		return nil, nil, nil
+	}
+	return &b, top, nil
+}
+
+// fillBelow writes a free row for each usable address of the block above
+// top and below v, so that the block's top can move up to v without
+// leaving an address behind (an address set aside above the top). An
+// address with a row already (one the API cell handed out) becomes the
+// block's.
+func (b openBlock) fillBelow(ctx context.Context, tx *db.Tx, top *int64, v int64, now int64) error {
+	from := b.first
+	if top != nil {
+		from = *top + 1
+	}
+	addrs := b.usableBetween(from, v-1)
 	for len(addrs) > 0 {
 		n := min(len(addrs), 100)
-		args := make([]any, 0, n*7)
-		for _, v := range addrs[:n] {
-			args = append(args, b.SubnetID, int64(v), ipString(v), m.NetworkID, m.NetworkName, at)
+		args := make([]any, 0, n*6)
+		for _, a := range addrs[:n] {
+			args = append(args, b.subnet, int64(a), ipString(a), b.networkID, b.network, now)
 		}
 		q := `INSERT INTO fixed_ips (subnet_id, address_int, address, network_id, network, in_block, updated_at) VALUES ` +
 			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, 1, ?), ", n), ", ") +
-			// An address an instance still has from the block's earlier
-			// lease, or from the API cell: it becomes the block's again.
 			` ON CONFLICT (subnet_id, address_int) DO UPDATE SET in_block = 1`
 		if _, err := tx.Exec(ctx, q, args...); err != nil {
-			return false, fmt.Errorf("record block %s of subnet %s: %w", b.CIDR, b.SubnetID, err)
+			return fmt.Errorf("fill block %d of subnet %s: %w", b.first, b.subnet, err)
 		}
 		addrs = addrs[n:]
 	}
-	return true, nil
+	return nil
 }
 
 // RevokeBlocks is the cast handler of revoke_blocks: the subnet was
@@ -240,6 +384,17 @@ func (h *Handlers) ReserveAddress(ctx context.Context, env *wire.Envelope) (any,
 		var inBlock int
 		err = tx.QueryRow(ctx, `SELECT instance_uuid, port_id, in_block FROM fixed_ips WHERE subnet_id = ? AND address_int = ?`,
 			m.SubnetID, int64(u32(a))).Scan(&inst, &port, &inBlock)
+		if errors.Is(err, sql.ErrNoRows) {
+			// An address above its block's top has no row yet: written
+			// now, set aside, with free rows for those between.
+			ok, rerr := h.reserveAboveTop(ctx, tx, m.SubnetID, int64(u32(a)), m.PortID)
+			if rerr != nil || ok {
+				return rerr
+			}
+			// Not above a top, or written meanwhile by an allocation.
+			err = tx.QueryRow(ctx, `SELECT instance_uuid, port_id, in_block FROM fixed_ips WHERE subnet_id = ? AND address_int = ?`,
+				m.SubnetID, int64(u32(a))).Scan(&inst, &port, &inBlock)
+		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows) || (err == nil && inBlock == 0 && !inst.Valid):
 			return wire.Errorf(wire.CodeNotFound, "address %s of subnet %s is not handed out by this cell", a, m.SubnetID)
@@ -255,6 +410,23 @@ func (h *Handlers) ReserveAddress(ctx context.Context, env *wire.Envelope) (any,
 	}
 	h.log().Info("address set aside for a port", "request_id", env.RequestID, "subnet_id", m.SubnetID, "addr", m.Addr, "port_id", m.PortID)
 	return struct{}{}, nil
+}
+
+// reserveAboveTop writes the row of address v, set aside for port, when v
+// is a usable address above the top of an open block of the subnet, and
+// free rows for the block's addresses between its top and v; it reports
+// whether it did.
+func (h *Handlers) reserveAboveTop(ctx context.Context, tx *db.Tx, subnet string, v int64, port string) (bool, error) {
+	b, top, err := openBlockOf(ctx, tx, subnet, v)
+	if err != nil || b == nil {
+		return false, err
+	}
+	now := db.Micros(h.now())
+	ok, err := b.insert(ctx, tx, uint32(v), `port_id, api_port`, `?, 1`, []any{port}, now)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, b.fillBelow(ctx, tx, top, v, now)
 }
 
 // ReturnFree forgets the addresses not of the cell's blocks that no

@@ -4,9 +4,11 @@
 //
 // The API cell (the root) cuts each IPv4 subnet into aligned blocks and
 // leases them to the cells on demand (lease_blocks, answered by
-// blocks_leased); each usable address of a block the cell holds is a row of
-// fixed_ips, free while no instance and no port has it. A boot takes the
-// lowest free row of the network with no round trip. When fewer than a
+// blocks_leased). An address the cell has handed out is a row of
+// fixed_ips, free again (and taken first) once no instance and no port has
+// it; a block gets no rows up front: a boot that finds no free row writes
+// the next usable address above the top (the highest row) of the lowest
+// open block of the network, with no round trip. When fewer than a
 // low-water mark are left free, the cell asks the root for another block
 // (one request outstanding per network, sent again when unanswered for
 // LeaseTimeout); with none free, Allocate fails with wire.ErrAddressesPending
@@ -90,10 +92,12 @@ type Service struct {
 	// below the low-water mark do not each read the request again; it is
 	// forgotten when an allocation finds the network above the mark (the
 	// blocks came) or the request is older than LeaseTimeout.
+	// spans keeps the parsed usable ranges of blocks, by their JSON.
 	mu    sync.Mutex
 	low   map[string]int
 	asked map[string]time.Time
 	tick  map[string]int
+	spans map[string][]span
 
 	stop func()
 	done chan struct{}
@@ -139,7 +143,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ReturnInterval <= 0 {
 		cfg.ReturnInterval = time.Minute
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "network"), low: map[string]int{}, asked: map[string]time.Time{}, tick: map[string]int{}}, nil
+	return &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "network"), low: map[string]int{}, asked: map[string]time.Time{}, tick: map[string]int{},
+		spans: map[string][]span{}}, nil
 }
 
 // Start asks for a first block of the default network if the cell holds
@@ -207,8 +212,11 @@ func (k netKey) request() string {
 func (s *Service) prefetch(ctx context.Context) error {
 	k := netKey{name: s.cfg.Network}
 	return s.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		// Free rows, or open blocks (whose addresses above their tops
+		// have no rows yet).
 		var free int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM fixed_ips WHERE network = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1`, k.name).Scan(&free); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE network = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT 1) f) +
+			(SELECT COUNT(*) FROM address_blocks WHERE network = ? AND filled = 0 AND returned = 0)`, k.name, k.name).Scan(&free); err != nil {
 			return err
 		}
 		if free > 0 {
@@ -310,45 +318,15 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 		var got *wire.Address
 		err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 			outcome, got = nil, nil
-			// In one query: the address this NIC has already (a retried
-			// allocation), the lowest free one, and (when counting) how
-			// many are free, up to the low-water mark.
-			var has, free *int64
-			nfree := low + 1
-			q := `SELECT
-				(SELECT address_int FROM fixed_ips WHERE instance_uuid = ? AND nic = ? LIMIT 1),
-				(SELECT address_int FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 ORDER BY address_int LIMIT 1)`
-			args := []any{uuid, nic, k.val()}
-			dest := []any{&has, &free}
-			if count {
-				q += `,
-				(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT ?) f)`
-				args = append(args, k.val(), low+1)
-				dest = append(dest, &nfree)
-			}
-			err := tx.QueryRow(ctx, q, args...).Scan(dest...)
-			if err != nil {
+			a, had, nfree, err := s.allocateIn(ctx, tx, k, uuid, nic, name, n.MAC, low, count)
+			switch {
+			case err != nil || had:
 				return err
-			}
-			if has != nil {
-				return nil
-			}
-			if free == nil {
+			case a == nil:
 				outcome, err = s.askForBlocks(ctx, tx, k, "req-"+uuid)
 				return err
 			}
-			addr := ipString(uint32(*free))
-			a := wire.Address{Addr: addr, Version: 4, MAC: n.MAC, PortID: portid.Derive(uuid, name, addr)}
-			err = tx.QueryRow(ctx, `UPDATE fixed_ips SET instance_uuid = ?, nic = ?, mac = ?, port_id = ?, updated_at = ?
-				WHERE `+k.col()+` = ? AND address_int = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 RETURNING network, network_id, subnet_id`,
-				uuid, nic, n.MAC, a.PortID, db.Micros(s.cfg.Now()), k.val(), *free).Scan(&a.Network, &a.NetworkID, &a.SubnetID)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("address %s was taken meanwhile: %w", addr, errRetry)
-			}
-			if err != nil {
-				return err
-			}
-			got = &a
+			got = a
 			switch {
 			case !count:
 			case nfree-1 >= low:
@@ -367,6 +345,116 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 		return got, outcome
 	}
 	return nil, fmt.Errorf("gave up after too many attempts: %w", errRetry)
+}
+
+// allocateIn gives the NIC an address of the network in tx: the lowest
+// free row first (an address let go), else the next address above the
+// top of the lowest open block (its highest row), written as a new row. It
+// returns the address, or had when the NIC has one already, or neither
+// when the cell has no address of the network to give; and, when count is
+// set, how many addresses of the network were free before (counted up to
+// low + 1 free rows, plus the open blocks' addresses without a row). It
+// fails with errRetry when a concurrent allocation took the address it
+// chose.
+func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid string, nic int, name, mac string, low int, count bool) (a *wire.Address, had bool, nfree int, err error) {
+	// A block found to have no address above its top is marked filled and
+	// the query runs again: at most once per open block, so bounded.
+	locked := false
+	for range 1000 {
+		// In one query: the address this NIC has already (a retried
+		// allocation), the lowest free one, the lowest open block with its
+		// top, and (when counting) how many are free.
+		var has, free, first, last, top *int64
+		var subnet, usable, netName, netID *string
+		var open int
+		nfree = low + 1
+		q := `SELECT
+			(SELECT address_int FROM fixed_ips WHERE instance_uuid = ? AND nic = ? LIMIT 1),
+			(SELECT address_int FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 ORDER BY address_int LIMIT 1),
+			b.subnet_id, b.first_int, b.last_int, b.usable, b.network, b.network_id,
+			(SELECT f.address_int FROM fixed_ips f WHERE f.subnet_id = b.subnet_id AND f.address_int BETWEEN b.first_int AND b.last_int AND f.in_block = 1
+				ORDER BY f.address_int DESC LIMIT 1)`
+		args := []any{uuid, nic, k.val()}
+		dest := []any{&has, &free, &subnet, &first, &last, &usable, &netName, &netID, &top}
+		if count {
+			q += `,
+			(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT ?) f),
+			(SELECT COALESCE(SUM(o.usable_count - (SELECT COUNT(*) FROM fixed_ips f WHERE f.subnet_id = o.subnet_id AND f.address_int BETWEEN o.first_int AND o.last_int)), 0)
+				FROM address_blocks o WHERE o.` + k.col() + ` = ? AND o.filled = 0 AND o.returned = 0)`
+			args = append(args, k.val(), low+1, k.val())
+			dest = append(dest, &nfree, &open)
+		}
+		q += `
+			FROM (SELECT 1 AS one) x LEFT JOIN (SELECT subnet_id, first_int, last_int, usable, network, network_id FROM address_blocks
+				WHERE ` + k.col() + ` = ? AND filled = 0 AND returned = 0 ORDER BY first_int LIMIT 1) b ON 1 = 1`
+		args = append(args, k.val())
+		if err := tx.QueryRow(ctx, q, args...).Scan(dest...); err != nil {
+			return nil, false, 0, err
+		}
+		if has != nil {
+			return nil, true, 0, nil
+		}
+		var b openBlock
+		if subnet != nil {
+			b = openBlock{subnet: *subnet, first: *first, last: *last, usable: *usable, network: *netName, networkID: *netID}
+		}
+		if count {
+			nfree += open
+		}
+		now := db.Micros(s.cfg.Now())
+		if free != nil {
+			addr := ipString(uint32(*free))
+			a := &wire.Address{Addr: addr, Version: 4, MAC: mac, PortID: portid.Derive(uuid, name, addr)}
+			err := tx.QueryRow(ctx, `UPDATE fixed_ips SET instance_uuid = ?, nic = ?, mac = ?, port_id = ?, updated_at = ?
+				WHERE `+k.col()+` = ? AND address_int = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 RETURNING network, network_id, subnet_id`,
+				uuid, nic, mac, a.PortID, now, k.val(), *free).Scan(&a.Network, &a.NetworkID, &a.SubnetID)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, false, 0, fmt.Errorf("address %s was taken meanwhile: %w", addr, errRetry)
+			}
+			if err != nil {
+				return nil, false, 0, err
+			}
+			return a, false, nfree, nil
+		}
+		if subnet == nil {
+			return nil, false, nfree, nil
+		}
+		next, left := s.above(b, top)
+		ok := left > 0
+		if !ok {
+			if locked {
+				// This transaction holds the block's row (FOR SHARE, on
+				// PostgreSQL) from its write below: marking the block
+				// filled here could wait for another allocation that waits
+				// for it. A transaction of its own does it.
+				return nil, false, 0, fmt.Errorf("block %d of subnet %s is full: %w", b.first, b.subnet, errRetry)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE address_blocks SET filled = 1 WHERE subnet_id = ? AND first_int = ?`, b.subnet, b.first); err != nil {
+				return nil, false, 0, err
+			}
+			continue
+		}
+		addr := ipString(next)
+		a := &wire.Address{Addr: addr, Version: 4, MAC: mac, PortID: portid.Derive(uuid, name, addr),
+			Network: b.network, NetworkID: b.networkID, SubnetID: b.subnet}
+		locked = true
+		ok, err := b.insert(ctx, tx, next, `instance_uuid, nic, port_id, mac`, `?, CAST(? AS INTEGER), ?, ?`, []any{uuid, nic, a.PortID, mac}, now)
+		if err != nil {
+			return nil, false, 0, err
+		}
+		if !ok {
+			// The address has a row the top did not count (an address the
+			// API cell handed out, which becomes the block's again), or
+			// the block went meanwhile: look again.
+			if _, err := tx.Exec(ctx, `UPDATE fixed_ips SET in_block = 1 WHERE subnet_id = ? AND address_int = ? AND in_block = 0`,
+				b.subnet, int64(next)); err != nil {
+				return nil, false, 0, err
+			}
+			continue
+		}
+		return a, false, nfree, nil
+	}
+	return nil, false, 0, fmt.Errorf("no address above the tops of the open blocks of %s: %w", k.val(), errRetry)
 }
 
 var errRetry = errors.New("retry")
