@@ -892,14 +892,21 @@ func RecordPlaced(ctx context.Context, tx *db.Tx, uuids []string, cell string, v
 }
 
 // NotePortsRevised records that a port_update was due for one of the
-// instance's ports (sent to its cell, or not for want of one): a cell that
-// builds it later is sent its ports' states (RecordPlaced, ApplyUpdate's
-// PortsRevised).
-func NotePortsRevised(ctx context.Context, tx *db.Tx, uuid string) error {
-	if _, err := tx.Exec(ctx, `UPDATE instances SET ports_revised = 1 WHERE uuid = ? AND ports_revised = 0`, uuid); err != nil {
-		return fmt.Errorf("note the revised ports of %s: %w", uuid, err)
+// live instance's ports (sent to its cell, or not for want of one): a cell
+// that builds it later is sent its ports' states (RecordPlaced,
+// ApplyUpdate's PortsRevised). It returns the copy's cell, read as the
+// row is written (so, on PostgreSQL, after a placement or an update that
+// held the row committed: either that one saw the mark, or this reads
+// its cell), and ErrNotFound for an instance that is not live.
+func NotePortsRevised(ctx context.Context, tx *db.Tx, uuid string) (cell string, err error) {
+	err = tx.QueryRow(ctx, `UPDATE instances SET ports_revised = 1 WHERE uuid = ? AND deleted = 0 RETURNING cell_path`, uuid).Scan(&cell)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("instance %s: %w", uuid, ErrNotFound)
 	}
-	return nil
+	if err != nil {
+		return "", fmt.Errorf("note the revised ports of %s: %w", uuid, err)
+	}
+	return cell, nil
 }
 
 // ReportedBelow reports whether the copy holds one of uuids at a version

@@ -42,23 +42,29 @@ func SendPortUpdate(ctx context.Context, tx *db.Tx, s Sender, requestID string, 
 	if s == nil || p.DeviceID == "" || !strings.HasPrefix(p.DeviceOwner, "compute:") {
 		return nil
 	}
-	in, err := apidb.Get(ctx, tx, p.DeviceID)
+	cell, err := apidb.NotePortsRevised(ctx, tx, p.DeviceID)
 	if errors.Is(err, apidb.ErrNotFound) {
 		return nil
 	}
-	if err != nil {
+	if err != nil || cell == "" {
 		return err
 	}
-	if in.Deleted {
+	return sendPort(ctx, tx, s, requestID, cell, p)
+}
+
+// LockServer locks, in tx, the copy's row of the live server p is bound
+// to (none for a port bound to no server), as the Compute API's actions
+// and the instance updates do before they read or change its ports: a
+// port update that may send port_update takes it before the port's row,
+// in the same order, so that neither waits on the other's.
+func LockServer(ctx context.Context, tx *db.Tx, p *netdb.Port) error {
+	if p.DeviceID == "" || !strings.HasPrefix(p.DeviceOwner, "compute:") {
 		return nil
 	}
-	if err := apidb.NotePortsRevised(ctx, tx, in.UUID); err != nil {
+	if _, err := apidb.GetForUpdate(ctx, tx, p.DeviceID); err != nil && !errors.Is(err, apidb.ErrNotFound) {
 		return err
 	}
-	if in.Cell == "" {
-		return nil
-	}
-	return sendPort(ctx, tx, s, requestID, in.Cell, p)
+	return nil
 }
 
 func sendPort(ctx context.Context, tx *db.Tx, s Sender, requestID, cell string, p *netdb.Port) error {
