@@ -14,6 +14,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -122,6 +123,17 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 		if newPorts, err = h.syncPorts(ctx, tx, st, a, rid, newPorts, now); err != nil {
 			return err
 		}
+		// The instance's build moved to another cell (placed again after
+		// a hand-back, or from the routing cell the copy named to the cell
+		// below that builds it), which has the ports as the build carried
+		// them: the ports revised since are sent to it. Nothing is read
+		// for an instance none of whose ports were.
+		if a.Changed && a.Moved && !a.Deleted && a.PortsRevised {
+			h.Logger.Info("sending the revised ports of an instance to its new cell", "request_id", rid, "instance", st.UUID, "from", a.PrevCell, "to", st.Cell)
+			if err := sgsync.SendPorts(ctx, tx, h.Sender, rid, st.Cell, netdb.PortFilter{DeviceIDs: []string{st.UUID}}); err != nil {
+				return err
+			}
+		}
 		// A delete asked for before the instance reached its cell follows it there.
 		if a.Changed && a.Moved && a.DeleteRequested && !a.Deleted {
 			h.Logger.Info("sending a pending delete to the instance's cell", "request_id", rid, "instance", st.UUID, "to", st.Cell)
@@ -130,7 +142,13 @@ func (h *Handlers) InstanceUpdate(ctx context.Context, tx *db.Tx, env *wire.Enve
 			}
 		}
 	}
-	if err := netdb.MaterializeServerPorts(ctx, tx, newPorts, now); err != nil {
+	revised, err := netdb.MaterializeServerPorts(ctx, tx, newPorts, now)
+	if err != nil {
+		return err
+	}
+	// The ports a cell made for a server whose groups changed since its
+	// build carried them: the cell enforces the build's until told.
+	if err := h.sendRevised(ctx, tx, env.RequestID, u.Instances, revised); err != nil {
 		return err
 	}
 	// The cell that sent them must not hold them: the API cell's record,
@@ -167,7 +185,28 @@ func (h *Handlers) syncPorts(ctx context.Context, tx *db.Tx, st wire.InstanceSta
 	}
 	// A later state of the same instance in this update replaces an earlier one's.
 	newPorts = slices.DeleteFunc(newPorts, func(s netdb.ServerAddresses) bool { return s.UUID == st.UUID })
-	return append(newPorts, netdb.ServerAddresses{UUID: st.UUID, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: st.Addresses}), nil
+	return append(newPorts, netdb.ServerAddresses{UUID: st.UUID, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: st.Addresses,
+		BuildGroups: a.BuildGroups}), nil
+}
+
+// sendRevised sends port_update for the ports MaterializeServerPorts
+// revised (by server) to the cell of each server, that of its state in the
+// update (the copy's, now).
+func (h *Handlers) sendRevised(ctx context.Context, tx *db.Tx, requestID string, states []wire.InstanceState, revised map[string][]string) error {
+	for _, server := range slices.Sorted(maps.Keys(revised)) {
+		cell := ""
+		for _, st := range states {
+			if st.UUID == server {
+				cell = st.Cell
+			}
+		}
+		h.Logger.Info("sending the groups of the ports a cell made to it: the server's changed since its build",
+			"request_id", requestID, "instance", server, "cell", cell, "ports", len(revised[server]))
+		if err := sgsync.SendPorts(ctx, tx, h.Sender, requestID, cell, netdb.PortFilter{IDs: revised[server]}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FreePorts frees a deleted instance's ports (netdb.FreeServerPorts) and
@@ -221,9 +260,22 @@ func (h *Handlers) Placed(ctx context.Context, tx *db.Tx, child, requestID strin
 	for i, spec := range b.Instances {
 		uuids[i] = spec.UUID
 	}
-	deleting, err := apidb.RecordPlaced(ctx, tx, uuids, child, b.BaseVersion+1, h.Now())
-	if err != nil || len(deleting) == 0 {
+	deleting, revised, err := apidb.RecordPlaced(ctx, tx, uuids, child, b.BaseVersion+1, h.Now())
+	if err != nil {
 		return err
+	}
+	// The build carries its ports as they were when it was recorded: the
+	// cell that takes it gets those revised since (before the first
+	// placement, or in the cell that handed it back), after the build.
+	// Nothing is read for a build none of whose ports were.
+	if revised = slices.DeleteFunc(revised, func(u string) bool { return slices.Contains(deleting, u) }); len(revised) > 0 {
+		h.Logger.Info("sending the revised ports of a build to the cell that takes it", "request_id", requestID, "instances", len(revised), "to", child)
+		if err := sgsync.SendPorts(ctx, tx, h.Sender, requestID, child, netdb.PortFilter{DeviceIDs: revised}); err != nil {
+			return err
+		}
+	}
+	if len(deleting) == 0 {
+		return nil
 	}
 	// Only a build placed again (handed back by another cell) can have a
 	// delete pending: the cell that now takes it must hear of it.

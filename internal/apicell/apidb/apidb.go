@@ -192,6 +192,17 @@ ALTER TABLE instances ADD COLUMN auto_disk_config INTEGER NOT NULL DEFAULT 0`},
 	// Nova's system_metadata shelved_image_id.
 	{Version: 13, Name: "shelved image", SQL: `
 ALTER TABLE instances ADD COLUMN shelved_image_id TEXT NOT NULL DEFAULT ''`},
+	// What a cell enforces on a server's ports, against what its build
+	// carried (architecture §3.9): build_security_groups is the server's
+	// groups as its build carried them, a JSON list of ids, recorded when
+	// its groups first change ('': they never changed); ports_revised is
+	// 1 once a port_update was due for one of its ports (a port update, a
+	// change of its groups), so that a cell that builds it later is sent
+	// its ports' states. Both are read where the copy's row is read
+	// anyway, so a boot pays nothing for them.
+	{Version: 14, Name: "security groups since the build", SQL: `
+ALTER TABLE instances ADD COLUMN build_security_groups TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN ports_revised INTEGER NOT NULL DEFAULT 0`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -645,6 +656,12 @@ type Applied struct {
 	// AvailabilityZone are the instance's after the update (for its ports).
 	AddressesChanged, HadAddresses bool
 	ProjectID, AvailabilityZone    string
+	// PortsRevised says that a port_update was due for one of the
+	// instance's ports since its build (NotePortsRevised), and BuildGroups
+	// are the server's groups as its build carried them when they changed
+	// since (nil: they did not).
+	PortsRevised bool
+	BuildGroups  []string
 }
 
 // IsStale reports whether a live state that the copy leaves alone (it is
@@ -751,19 +768,24 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	// take the write lock when they begin.)
 	var a Applied
 	var version int64
-	var cell, vmState, taskState, shelvedImage, oldAddrs string
+	var cell, vmState, taskState, shelvedImage, oldAddrs, buildGroups string
 	read := `SELECT deleted, delete_requested, version, cell_path, vm_state, task_state, shelved_image_id, addresses, project_id,
-		availability_zone FROM instances WHERE uuid = ?`
+		availability_zone, build_security_groups, ports_revised FROM instances WHERE uuid = ?`
 	if tx.Dialect == db.Postgres {
 		read += " FOR UPDATE"
 	}
 	err := tx.QueryRow(ctx, read, st.UUID).Scan(&a.Deleted, &a.DeleteRequested, &version, &cell, &vmState, &taskState, &shelvedImage, &oldAddrs,
-		&a.ProjectID, &a.AvailabilityZone)
+		&a.ProjectID, &a.AvailabilityZone, &buildGroups, &a.PortsRevised)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Applied{}, nil // never created here (or purged): nothing to update
 	}
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
+	}
+	if buildGroups != "" {
+		if err := json.Unmarshal([]byte(buildGroups), &a.BuildGroups); err != nil || a.BuildGroups == nil {
+			a.BuildGroups = []string{}
+		}
 	}
 	if a.Deleted || (st.Version <= version && (!st.Deleted || cell != st.Cell)) {
 		a.PrevCell = cell
@@ -830,10 +852,12 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 // RecordPlaced applies to live instances the state a cell gives them when
 // it accepts their build: in cell, at version, building and scheduling,
 // where the copy is older than that (as ApplyUpdate would). It is one
-// statement for all of them, and returns those whose deletion is pending.
-func RecordPlaced(ctx context.Context, tx *db.Tx, uuids []string, cell string, version int64, now time.Time) (deleting []string, err error) {
+// statement for all of them, and returns those whose deletion is pending
+// and those for whose ports a port_update was due since their build
+// (NotePortsRevised): the cell that takes the build is sent their states.
+func RecordPlaced(ctx context.Context, tx *db.Tx, uuids []string, cell string, version int64, now time.Time) (deleting, revised []string, err error) {
 	if len(uuids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	args := []any{cell, version, db.Micros(now)}
 	for _, u := range uuids {
@@ -846,22 +870,43 @@ func RecordPlaced(ctx context.Context, tx *db.Tx, uuids []string, cell string, v
 	rows, err := tx.Query(ctx, `UPDATE instances SET cell_path = ?, host = '', node = '', vm_state = 'building', task_state = 'scheduling',
 		power_state = 0, addresses = '[]', fault = '', launched_at = 0, version = ?, updated_at = ?
 		WHERE uuid IN (`+placeholders(len(uuids))+`) AND +deleted = 0 AND version < ?
-		RETURNING uuid, delete_requested`, args...)
+		RETURNING uuid, delete_requested, ports_revised`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("record the placement of %d instances in %s: %w", len(uuids), cell, err)
+		return nil, nil, fmt.Errorf("record the placement of %d instances in %s: %w", len(uuids), cell, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var u string
-		var pending bool
-		if err := rows.Scan(&u, &pending); err != nil {
-			return nil, err
+		var pending, rev bool
+		if err := rows.Scan(&u, &pending, &rev); err != nil {
+			return nil, nil, err
 		}
 		if pending {
 			deleting = append(deleting, u)
 		}
+		if rev {
+			revised = append(revised, u)
+		}
 	}
-	return deleting, rows.Err()
+	return deleting, revised, rows.Err()
+}
+
+// NotePortsRevised records that a port_update was due for one of the
+// live instance's ports (sent to its cell, or not for want of one): a cell
+// that builds it later is sent its ports' states (RecordPlaced,
+// ApplyUpdate's PortsRevised). It returns the copy's cell, read as the
+// row is written (so, on PostgreSQL, after a placement or an update that
+// held the row committed: either that one saw the mark, or this reads
+// its cell), and ErrNotFound for an instance that is not live.
+func NotePortsRevised(ctx context.Context, tx *db.Tx, uuid string) (cell string, err error) {
+	err = tx.QueryRow(ctx, `UPDATE instances SET ports_revised = 1 WHERE uuid = ? AND deleted = 0 RETURNING cell_path`, uuid).Scan(&cell)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("instance %s: %w", uuid, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("note the revised ports of %s: %w", uuid, err)
+	}
+	return cell, nil
 }
 
 // ReportedBelow reports whether the copy holds one of uuids at a version

@@ -123,7 +123,7 @@ func TestApplyUpdateVersionOrder(t *testing.T) {
 
 		// An update for an instance the API cell does not have is a no-op.
 		a = apply(t, d, wire.InstanceState{UUID: "unknown", Cell: "api!c1", Version: 9, VMState: "active"}, t0)
-		if a != (apidb.Applied{}) {
+		if !reflect.DeepEqual(a, apidb.Applied{}) {
 			t.Errorf("update of an unknown instance = %+v, want nothing", a)
 		}
 		if _, err := apidb.Get(ctx, d, "unknown"); !errors.Is(err, apidb.ErrNotFound) {
@@ -383,13 +383,13 @@ func TestApplyUpdateFenced(t *testing.T) {
 		const fenced = 1<<32 + 1
 		create(t, d, instance(u, "p1", t0))
 		if err := d.InTx(ctx, func(tx *db.Tx) error {
-			_, err := apidb.RecordPlaced(ctx, tx, []string{u}, "api!c1", 1, t0)
+			_, _, err := apidb.RecordPlaced(ctx, tx, []string{u}, "api!c1", 1, t0)
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.InTx(ctx, func(tx *db.Tx) error {
-			_, err := apidb.RecordPlaced(ctx, tx, []string{u}, "api!c2", fenced, t0)
+			_, _, err := apidb.RecordPlaced(ctx, tx, []string{u}, "api!c2", fenced, t0)
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -577,7 +577,7 @@ func TestRecordPlacedIsTheAcceptedStateApplied(t *testing.T) {
 		}
 		var deleting []string
 		if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
-			deleting, err = apidb.RecordPlaced(ctx, tx, []string{u(1), u(2), u(3), u(4)}, "api!c1", 1, t0.Add(time.Second))
+			deleting, _, err = apidb.RecordPlaced(ctx, tx, []string{u(1), u(2), u(3), u(4)}, "api!c1", 1, t0.Add(time.Second))
 			return err
 		}); err != nil {
 			t.Fatal(err)

@@ -80,7 +80,8 @@ func boot(t *testing.T, d *db.DB, uuid, project, vmState, host string, addrs ...
 			return err
 		}
 		// What apicopy does with the update.
-		return netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: uuid, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: addrs}}, t0)
+		_, err = netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: uuid, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: addrs}}, t0)
+		return err
 	})
 	if err != nil {
 		t.Fatalf("boot %s: %v", uuid, err)
@@ -399,7 +400,8 @@ func TestServersPortsAreRecordedAndFreed(t *testing.T) {
 		// The same update again records nothing more.
 		boot2 := func() error {
 			return d.InTx(ctx, func(tx *db.Tx) error {
-				return netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: vm1, ProjectID: "p1", Zone: "az1", Addresses: []wire.Address{{Network: "private", Addr: "10.1.0.2", Version: 4}}}}, t0)
+				_, err := netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: vm1, ProjectID: "p1", Zone: "az1", Addresses: []wire.Address{{Network: "private", Addr: "10.1.0.2", Version: 4}}}}, t0)
+				return err
 			})
 		}
 		if err := boot2(); err != nil {

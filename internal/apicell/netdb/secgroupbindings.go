@@ -3,6 +3,7 @@ package netdb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -114,7 +115,12 @@ func UnbindSecurityGroup(ctx context.Context, tx *db.Tx, instance, group string,
 
 // changeServerGroups runs change, a change of the instance's bindings, and
 // when it changed one, logs what its ports give the member sets now and
-// raises the revision of the ports whose groups are the server's.
+// raises the revision of the ports whose groups are the server's. The
+// first change records the groups the server had, which are those its
+// build carried (the API copy's build_security_groups, apidb migration 14:
+// the ports its cell makes are told their groups when they are recorded,
+// MaterializeServerPorts), and marks its ports revised (ports_revised: a
+// cell that takes its build later is told their states).
 func changeServerGroups(ctx context.Context, tx *db.Tx, instance string, now time.Time, change func() (sql.Result, error)) (bool, error) {
 	ports, err := serverPortIDs(ctx, tx, instance)
 	if err != nil {
@@ -126,13 +132,32 @@ func changeServerGroups(ctx context.Context, tx *db.Tx, instance string, now tim
 			return false, err
 		}
 	}
+	build, err := db.Collect(ctx, tx, func(s db.Scanner) (string, error) {
+		var id string
+		return id, s.Scan(&id)
+	}, `SELECT security_group_id FROM security_group_bindings WHERE instance_uuid = ? ORDER BY security_group_id`, instance)
+	if err != nil {
+		return false, fmt.Errorf("security groups of %s: %w", instance, err)
+	}
 	res, err := change()
 	if err != nil {
 		return false, err
 	}
 	n, err := res.RowsAffected()
-	if err != nil || n == 0 || len(ports) == 0 {
+	if err != nil || n == 0 {
 		return n > 0, err
+	}
+	if build == nil {
+		build = []string{}
+	}
+	buildJSON, _ := json.Marshal(build)
+	if _, err := tx.Exec(ctx, `UPDATE instances SET ports_revised = 1,
+		build_security_groups = CASE WHEN build_security_groups = '' THEN ? ELSE build_security_groups END WHERE uuid = ?`,
+		string(buildJSON), instance); err != nil {
+		return false, fmt.Errorf("record the build's security groups of %s: %w", instance, err)
+	}
+	if len(ports) == 0 {
+		return true, nil
 	}
 	if err := logPortMembers(ctx, tx, ports, before); err != nil {
 		return false, err

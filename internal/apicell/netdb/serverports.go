@@ -47,6 +47,9 @@ func BindPort(ctx context.Context, tx *db.Tx, portID, server, zone string, now t
 type ServerAddresses struct {
 	UUID, ProjectID, Zone string
 	Addresses             []wire.Address
+	// BuildGroups are the server's groups as its build carried them, when
+	// they changed since (nil: they did not; apidb.Applied.BuildGroups).
+	BuildGroups []string
 }
 
 // materializeBatch is how many addresses one statement records at most.
@@ -77,17 +80,32 @@ func padRows(n int) int {
 // by name when the cell did not give its id, and a network that is not
 // here gets no port. A third statement per 200 addresses logs the new
 // addresses as members of their servers' security groups (sgcells.go).
-func MaterializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddresses, now time.Time) error {
+//
+// A server whose groups changed since its build carried them (BuildGroups
+// set, and unlike its bindings now: one query for all such servers, none
+// when there are none) has its new ports recorded at revision 2, above
+// the revision 1 of the NIC its cell made: they are returned, by server,
+// for port_update to tell the cell their groups.
+func MaterializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddresses, now time.Time) (map[string][]string, error) {
 	return materializeServerPorts(ctx, tx, servers, now, true)
 }
 
-func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddresses, now time.Time, logMembers bool) error {
+func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddresses, now time.Time, logMembers bool) (map[string][]string, error) {
 	type row struct {
 		id, network, networkName, project, mac, server, owner, addr, subnet string
-		ipi                                                                 int64
+		ipi, revision                                                       int64
 	}
+	changed, err := groupsChangedSinceBuild(ctx, tx, servers)
+	if err != nil {
+		return nil, err
+	}
+	var revised map[string][]string
 	var rows []row
 	for _, sv := range servers {
+		revision := int64(1)
+		if changed[sv.UUID] {
+			revision = 2
+		}
 		for _, a := range sv.Addresses {
 			id := a.PortID
 			if id == "" {
@@ -102,7 +120,7 @@ func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 				ipi = ipInt(ad)
 			}
 			rows = append(rows, row{id: id, network: a.NetworkID, networkName: a.Network, project: sv.ProjectID, mac: mac, server: sv.UUID,
-				owner: DeviceOwner(sv.Zone), addr: a.Addr, subnet: a.SubnetID, ipi: ipi})
+				owner: DeviceOwner(sv.Zone), addr: a.Addr, subnet: a.SubnetID, ipi: ipi, revision: revision})
 		}
 	}
 	for len(rows) > 0 {
@@ -111,15 +129,17 @@ func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 		// The network: by id when the cell gave it, else by name. VALUES'
 		// columns are column1, column2, ... on both engines.
 		n := padRows(len(chunk))
-		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT)), `, n), ", ")
-		args := make([]any, 0, 10*n)
+		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT)), `, n), ", ")
+		args := make([]any, 0, 11*n)
 		for range n - len(chunk) {
 			// A padding row: its network is NULL, so the join below
 			// drops it from every statement.
-			args = append(args, "", nil, nil, "", "", "", "", "", "", 0)
+			args = append(args, "", nil, nil, "", "", "", "", "", "", 0, 1)
 		}
+		revise := false
 		for _, r := range chunk {
-			args = append(args, r.id, r.network, r.networkName, r.project, r.mac, r.server, r.owner, r.addr, r.subnet, r.ipi)
+			args = append(args, r.id, r.network, r.networkName, r.project, r.mac, r.server, r.owner, r.addr, r.subnet, r.ipi, r.revision)
+			revise = revise || r.revision > 1
 		}
 		joinNet := ` FROM (VALUES ` + values + `) AS v JOIN networks n ON (v.column2 <> '' AND n.id = v.column2) OR (v.column2 = '' AND n.name = v.column3)`
 		from := joinNet + ` WHERE 1 = 1`
@@ -132,22 +152,84 @@ func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 				WHERE NOT EXISTS (SELECT 1 FROM port_fixed_ips f WHERE f.network_id = n.id AND f.ip_address = v.column8)
 				AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = v.column1 AND (p.server_groups = 0 OR p.port_security_enabled = 0))`, args...)
 			if err != nil {
-				return fmt.Errorf("log the security group members of %d addresses: %w", len(chunk), err)
+				return nil, fmt.Errorf("log the security group members of %d addresses: %w", len(chunk), err)
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, made_by, server_groups,
-			created_at, updated_at) SELECT v.column1, n.id, v.column4, v.column5, v.column6, v.column7, ?, 1, ?, ?`+from+` ON CONFLICT (id) DO NOTHING`,
-			append([]any{MadeByCell, db.Micros(now), db.Micros(now)}, args...)...)
-		if err != nil {
-			return fmt.Errorf("record the ports of %d addresses: %w", len(chunk), err)
+		insert := `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, made_by, server_groups,
+			revision_number, created_at, updated_at) SELECT v.column1, n.id, v.column4, v.column5, v.column6, v.column7, ?, 1, v.column11, ?, ?` +
+			from + ` ON CONFLICT (id) DO NOTHING`
+		insArgs := append([]any{MadeByCell, db.Micros(now), db.Micros(now)}, args...)
+		if !revise {
+			if _, err := tx.Exec(ctx, insert, insArgs...); err != nil {
+				return nil, fmt.Errorf("record the ports of %d addresses: %w", len(chunk), err)
+			}
+		} else {
+			// The same statement, telling which ports it recorded: only
+			// those (not those an earlier update recorded) are revised.
+			type made struct{ id, server string }
+			got, err := db.Collect(ctx, tx, func(s db.Scanner) (made, error) {
+				var m made
+				return m, s.Scan(&m.id, &m.server)
+			}, insert+` RETURNING id, device_id`, insArgs...)
+			if err != nil {
+				return nil, fmt.Errorf("record the ports of %d addresses: %w", len(chunk), err)
+			}
+			for _, m := range got {
+				if changed[m.server] {
+					if revised == nil {
+						revised = map[string][]string{}
+					}
+					revised[m.server] = append(revised[m.server], m.id)
+				}
+			}
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO port_fixed_ips (network_id, ip_address, port_id, subnet_id, ip_int)
+		_, err := tx.Exec(ctx, `INSERT INTO port_fixed_ips (network_id, ip_address, port_id, subnet_id, ip_int)
 			SELECT n.id, v.column8, v.column1, v.column9, v.column10`+from+` ON CONFLICT (network_id, ip_address) DO NOTHING`, args...)
 		if err != nil {
-			return fmt.Errorf("record %d addresses of servers: %w", len(chunk), err)
+			return nil, fmt.Errorf("record %d addresses of servers: %w", len(chunk), err)
 		}
 	}
-	return nil
+	return revised, nil
+}
+
+// groupsChangedSinceBuild says which of the servers with BuildGroups are
+// in other groups now: one query for all of them, none when no server has
+// BuildGroups (a boot).
+func groupsChangedSinceBuild(ctx context.Context, tx *db.Tx, servers []ServerAddresses) (map[string]bool, error) {
+	var ids []string
+	for _, sv := range servers {
+		if sv.BuildGroups != nil && len(sv.Addresses) > 0 {
+			ids = append(ids, sv.UUID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := map[string][]string{}
+	type binding struct{ server, group string }
+	rows, err := db.Collect(ctx, tx, func(s db.Scanner) (binding, error) {
+		var b binding
+		return b, s.Scan(&b.server, &b.group)
+	}, `SELECT instance_uuid, security_group_id FROM security_group_bindings WHERE instance_uuid IN (`+marks(len(ids))+`)
+		ORDER BY instance_uuid, security_group_id`, anys(ids)...)
+	if err != nil {
+		return nil, fmt.Errorf("security groups of %d servers: %w", len(ids), err)
+	}
+	for _, b := range rows {
+		now[b.server] = append(now[b.server], b.group)
+	}
+	changed := map[string]bool{}
+	for _, sv := range servers {
+		if sv.BuildGroups == nil {
+			continue
+		}
+		build := slices.Clone(sv.BuildGroups)
+		slices.Sort(build)
+		if !slices.Equal(slices.Compact(build), now[sv.UUID]) {
+			changed[sv.UUID] = true
+		}
+	}
+	return changed, nil
 }
 
 // DropStalePorts deletes the ports a cell made for a server whose
@@ -257,7 +339,7 @@ func backfillPorts(ctx context.Context, tx *db.Tx) error {
 			servers = append(servers, ServerAddresses{UUID: i.uuid, ProjectID: i.project, Zone: i.zone, Addresses: addrs})
 		}
 		// The member log (migration 8) is not there yet.
-		if err := materializeServerPorts(ctx, tx, servers, time.Now(), false); err != nil {
+		if _, err := materializeServerPorts(ctx, tx, servers, time.Now(), false); err != nil {
 			return err
 		}
 		if len(rows) < 500 {

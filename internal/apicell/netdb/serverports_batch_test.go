@@ -38,7 +38,10 @@ func TestServersPortsRecordedInPaddedBatches(t *testing.T) {
 					Addresses: []wire.Address{{Network: "private", Addr: fmt.Sprintf("10.%d.%d.%d", 10+n%200, i/250, i%250+2), Version: 4}}})
 			}
 			record := func() error {
-				return d.InTx(ctx, func(tx *db.Tx) error { return netdb.MaterializeServerPorts(ctx, tx, servers, t0) })
+				return d.InTx(ctx, func(tx *db.Tx) error {
+					_, err := netdb.MaterializeServerPorts(ctx, tx, servers, t0)
+					return err
+				})
 			}
 			if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.Create(ctx, tx, insts) }); err != nil {
 				t.Fatal(err)

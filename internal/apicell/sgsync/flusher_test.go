@@ -264,7 +264,8 @@ func TestMemberLogOfServersAndPorts(t *testing.T) {
 		record := func() {
 			t.Helper()
 			err := d.InTx(ctx, func(tx *db.Tx) error {
-				return netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: server, ProjectID: "p", Addresses: []wire.Address{addr}}}, t0)
+				_, err := netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: server, ProjectID: "p", Addresses: []wire.Address{addr}}}, t0)
+				return err
 			})
 			if err != nil {
 				t.Fatal(err)

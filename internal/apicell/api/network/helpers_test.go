@@ -286,7 +286,8 @@ func (e *env) boot(uuid, project, vmState, host string, addrs ...wire.Address) {
 			return err
 		}
 		// What apicopy does with the update: the cell's ports.
-		return netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: uuid, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: addrs}}, t0)
+		_, err = netdb.MaterializeServerPorts(ctx, tx, []netdb.ServerAddresses{{UUID: uuid, ProjectID: a.ProjectID, Zone: a.AvailabilityZone, Addresses: addrs}}, t0)
+		return err
 	})
 	if err != nil {
 		e.t.Fatalf("boot %s: %v", uuid, err)

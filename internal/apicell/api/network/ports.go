@@ -585,7 +585,15 @@ func (h *portsHandler) updatePort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var p *netdb.Port
+	enforced := f.patch.SecurityGroups != nil || f.patch.PortSecurity != nil || f.patch.AllowedAddressPairs != nil
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) (err error) {
+		if enforced {
+			// The server's row before the port's, as instance updates
+			// take them (port_update marks the server).
+			if err := sgsync.LockServer(ctx, tx, cur); err != nil {
+				return err
+			}
+		}
 		if f.hasIPs {
 			// Locked first, so that the port is not bound meanwhile.
 			if p, err = netdb.LockPort(ctx, tx, id, rev); err != nil {
@@ -617,7 +625,7 @@ func (h *portsHandler) updatePort(w http.ResponseWriter, r *http.Request) {
 		}
 		// What the port's enforcement depends on changed: the cell of
 		// the server it is bound to, if any, enforces it now.
-		if f.patch.SecurityGroups != nil || f.patch.PortSecurity != nil || f.patch.AllowedAddressPairs != nil {
+		if enforced {
 			return sgsync.SendPortUpdate(ctx, tx, h.cfg.Sender, httpkit.RequestID(ctx), p)
 		}
 		return nil
