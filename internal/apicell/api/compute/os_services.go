@@ -127,6 +127,9 @@ func (h *servicesHandler) gatherServices(w http.ResponseWriter, r *http.Request,
 		}
 		return err
 	})
+	if err == nil {
+		err = h.hostZones(r.Context(), out)
+	}
 	slices.SortFunc(out, compareCellService)
 	return out, missing, err
 }
@@ -153,6 +156,9 @@ func (h *servicesHandler) listServices(w http.ResponseWriter, r *http.Request) {
 			err = h.callCell(r, c, wire.MethodServices, sq, &ss)
 			for _, s := range ss {
 				out = append(out, cellService{c, s})
+			}
+			if err == nil {
+				err = h.hostZones(r.Context(), out)
 			}
 		}
 		if err != nil {
