@@ -303,3 +303,53 @@ func TestAggregateRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestAggregateZonesWithInstances: a host with an instance does not change
+// zone through an aggregate (Nova's checks, from the API cell's copy of
+// the instances): it joins no aggregate of a zone, its aggregate takes no
+// zone; once the instance is gone both are allowed.
+func TestAggregateZonesWithInstances(t *testing.T) {
+	tr := operatorTree(t)
+	ctx := ctxT(t)
+	sc := adminAt(tr, "2.1")
+	id := create(t, tr, demo, map[string]any{"name": "pinned", "flavorRef": "1", "imageRef": imageID})
+	waitStatus(t, tr.Compute(demo), id, "ACTIVE")
+	on := hostOf(t, tr, id)
+	az, err := aggregates.Create(ctx, sc, aggregates.CreateOpts{Name: "zoned", AvailabilityZone: "az1"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := aggregates.Create(ctx, sc, aggregates.CreateOpts{Name: "plain"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := aggregateRows(t, tr)
+	faultHas(t, tr.Do(t, "POST", fmt.Sprintf("/v2.1/os-aggregates/%d/action", az.ID), admin, map[string]any{"add_host": map[string]any{"host": on}}),
+		http.StatusConflict, fmt.Sprintf("Cannot add host to aggregate %d. Reason: The host cannot be added to the aggregate as the availability zone of the host would change from 'None' to 'az1' but the host already has 1 instance(s).", az.ID))
+	if after := aggregateRows(t, tr); after != before {
+		t.Errorf("a refused add_host wrote:\n%s\nwas:\n%s", after, before)
+	}
+	if _, err := aggregates.AddHost(ctx, sc, plain.ID, aggregates.AddHostOpts{Host: on}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	before = aggregateRows(t, tr)
+	faultHas(t, tr.Do(t, "POST", fmt.Sprintf("/v2.1/os-aggregates/%d/action", plain.ID), admin, map[string]any{"set_metadata": map[string]any{"metadata": map[string]any{"availability_zone": "az1"}}}),
+		http.StatusBadRequest, fmt.Sprintf("Cannot update metadata of aggregate %d. Reason: One or more hosts contain instances in this zone.", plain.ID))
+	faultHas(t, tr.Do(t, "PUT", fmt.Sprintf("/v2.1/os-aggregates/%d", plain.ID), admin, map[string]any{"aggregate": map[string]any{"name": "renamed", "availability_zone": "az1"}}),
+		http.StatusBadRequest, fmt.Sprintf("Cannot update aggregate %d. Reason: One or more hosts contain instances in this zone.", plain.ID))
+	if after := aggregateRows(t, tr); after != before {
+		t.Errorf("refused zone changes wrote (the rename too):\n%s\nwas:\n%s", after, before)
+	}
+
+	deleteAll(t, tr, demo, []string{id})
+	if a, err := aggregates.SetMetadata(ctx, sc, plain.ID, aggregates.SetMetadataOpts{Metadata: map[string]any{"availability_zone": "az1"}}).Extract(); err != nil || a.AvailabilityZone != "az1" {
+		t.Fatalf("the zone of an empty host's aggregate: %+v %v", a, err)
+	}
+	if _, err := aggregates.AddHost(ctx, sc, az.ID, aggregates.AddHostOpts{Host: on}).Extract(); err != nil {
+		t.Fatalf("an empty host into az1: %v", err)
+	}
+	// The host is in az1 by two aggregates; leaving one keeps it there.
+	if _, err := aggregates.RemoveHost(ctx, sc, plain.ID, aggregates.RemoveHostOpts{Host: on}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+}
