@@ -324,3 +324,19 @@ func CountHostInstances(ctx context.Context, q db.Querier, hosts []AggregateHost
 	}
 	return total, nil
 }
+
+// RemoveHostFromAggregates takes a host out of every aggregate (its
+// compute service was deleted); it returns the ids of those it was in.
+func RemoveHostFromAggregates(ctx context.Context, tx *db.Tx, h AggregateHost) ([]int64, error) {
+	ids, err := db.Collect(ctx, tx, func(r db.Scanner) (int64, error) {
+		var id int64
+		return id, r.Scan(&id)
+	}, `SELECT aggregate_id FROM aggregate_hosts WHERE cell = ? AND host = ? ORDER BY aggregate_id`, h.Cell, h.Host)
+	if err != nil {
+		return nil, fmt.Errorf("aggregates of %s: %w", h.Host, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM aggregate_hosts WHERE cell = ? AND host = ?`, h.Cell, h.Host); err != nil {
+		return nil, fmt.Errorf("aggregates of %s: %w", h.Host, err)
+	}
+	return ids, nil
+}

@@ -147,7 +147,8 @@ func checkNameSpaces(field string, v any) error {
 			trimmed = ""
 		}
 	}
-	if s != "" && trimmed == "" {
+	if trimmed == "" { // "" too: the format is checked before the length
+
 		return bad("An invalid 'name' value was provided. The name must be: printable characters with at least one non space character")
 	}
 	return checkString(field, s, 1, 255)

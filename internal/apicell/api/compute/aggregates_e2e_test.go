@@ -220,6 +220,23 @@ func TestAggregates(t *testing.T) {
 	if _, err := aggregates.Create(ctx, sc, aggregates.CreateOpts{Name: "agg1b"}).Extract(); err != nil {
 		t.Errorf("the name of a deleted aggregate: %v", err)
 	}
+	// As Nova, deleting a compute service takes its host out of its
+	// aggregates.
+	sc53 := adminAt(tr, "2.53")
+	pg, err := services.List(sc53, services.ListOpts{Host: hosts[0], Binary: "nova-compute"}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, _ := services.ExtractServices(pg)
+	if len(svcs) != 1 {
+		t.Fatalf("the service of %s: %+v", hosts[0], svcs)
+	}
+	if err := services.Delete(ctx, sc53, svcs[0].ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := aggregates.Get(ctx, sc, agg3.ID).Extract(); err != nil || len(a.Hosts) != 0 || a.AvailabilityZone != "az1" {
+		t.Errorf("agg3 after its host's service was deleted: %+v %v", a, err)
+	}
 	// The zone list follows: hosts[3] is back in the default zone.
 	zoneInfo.Zones = nil
 	tr.Do(t, "GET", "/v2.1/os-availability-zone/detail", admin, nil).JSON(t, &zoneInfo)
@@ -264,6 +281,8 @@ func TestAggregateRefusals(t *testing.T) {
 		{admin, "PUT", one, map[string]any{"aggregate": map[string]any{}}, 400, "{} is not valid under any of the given schemas"},
 		{admin, "PUT", one, map[string]any{"aggregate": map[string]any{"foo": 1}}, 400, "Additional properties are not allowed ('foo' was unexpected)"},
 		{admin, "PUT", one, map[string]any{"aggregate": map[string]any{"name": "   "}}, 400, "An invalid 'name' value was provided"},
+		{admin, "PUT", one, map[string]any{"aggregate": map[string]any{"name": ""}}, 400, "The name must be: printable characters with at least one non space character"},
+		{admin, "PUT", one, map[string]any{"aggregate": map[string]any{"name": long}}, 400, "is too long"},
 		{admin, "PUT", one, map[string]any{"aggregate": map[string]any{"name": "c", "availability_zone": nil}}, 400, "does not support empty named availability zone"},
 		{admin, "PUT", "/v2.1/os-aggregates/abc", map[string]any{"aggregate": map[string]any{"name": "c"}}, 400, "Invalid input received: id must be an integer"},
 		{admin, "PUT", "/v2.1/os-aggregates/4242", map[string]any{"aggregate": map[string]any{"name": "c"}}, 404, "Aggregate 4242 could not be found."},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -392,5 +393,22 @@ func (h *servicesHandler) deleteService(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	h.log.Info("service deleted", "request_id", httpkit.RequestID(r.Context()), "cell", cell, "service", s.UUID, "host", s.Host, "binary", s.Binary)
+	if s.Binary == "nova-compute" {
+		// As Nova, a deleted compute service's host leaves its aggregates
+		// (after the cell's delete: a refused delete keeps them).
+		ctx := r.Context()
+		var ids []int64
+		err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) (err error) {
+			ids, err = apidb.RemoveHostFromAggregates(ctx, tx, apidb.AggregateHost{Cell: cell, Host: s.Host})
+			return err
+		})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if len(ids) > 0 {
+			h.log.Info("host removed from its aggregates", "request_id", httpkit.RequestID(ctx), "cell", cell, "host", s.Host, "aggregates", ids)
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
