@@ -112,8 +112,8 @@ func TestAggregates(t *testing.T) {
 
 	// add_host: a host of each cell, one named qualified, one bare.
 	a, err := aggregates.AddHost(ctx, sc, id1, aggregates.AddHostOpts{Host: hosts[0]}).Extract()
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || !slices.Equal(a.Hosts, []string{hosts[0]}) || a.UUID != "" {
+		t.Fatalf("agg1 after an add at 2.1: %+v %v", a, err)
 	}
 	a, err = aggregates.AddHost(ctx, sc41, id1, aggregates.AddHostOpts{Host: bare(hosts[3])}).Extract()
 	if err != nil || !slices.Equal(a.Hosts, []string{hosts[0], hosts[3]}) || a.AvailabilityZone != "az1" || a.UUID == "" {
