@@ -44,6 +44,20 @@ type Aggregate struct {
 // Zone is the aggregate's availability zone ("": none).
 func (a *Aggregate) Zone() string { return a.Metadata[AZKey] }
 
+// LockAggregates serialises the changes to aggregates until tx ends: a
+// row lock on PostgreSQL (SQLite takes one writer at a time already). A
+// change checks the zones of other aggregates' hosts and then writes, so
+// two at once (a host into two aggregates of different zones) must not
+// both pass their checks.
+func LockAggregates(ctx context.Context, tx *db.Tx) error {
+	_, err := tx.Exec(ctx, `INSERT INTO aggregate_lock (id, changes) VALUES (1, 1)
+		ON CONFLICT (id) DO UPDATE SET changes = aggregate_lock.changes + 1`)
+	if err != nil {
+		return fmt.Errorf("lock aggregates: %w", err)
+	}
+	return nil
+}
+
 // CreateAggregate creates an aggregate with no hosts, and the metadata
 // availability_zone = zone when zone is not "".
 func CreateAggregate(ctx context.Context, tx *db.Tx, uuid, name, zone string, now time.Time) (Aggregate, error) {

@@ -3,12 +3,15 @@ package apidb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
 // TestAggregates: on both engines, an aggregate's name is unique (also on
@@ -136,6 +139,78 @@ func TestAggregates(t *testing.T) {
 		var rows int
 		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM aggregate_metadata WHERE aggregate_id = ?`, a1.ID).Scan(&rows); err != nil || rows != 0 {
 			t.Errorf("metadata rows of a deleted aggregate: %d %v", rows, err)
+		}
+	})
+}
+
+// TestAggregateLock: two changes that check the zones of a host and then
+// add it, each to an aggregate of its own zone, do not both pass: the
+// second waits at LockAggregates until the first has committed, then sees
+// the host in the first's zone. On PostgreSQL the second is seen waiting
+// on the lock (pg_stat_activity) before the first goes on.
+func TestAggregateLock(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		host := apidb.AggregateHost{Cell: "api!cell1", Host: "h"}
+		var ids []int64
+		for i, z := range []string{"az1", "az2"} {
+			if err := d.InTx(ctx, func(tx *db.Tx) error {
+				a, err := apidb.CreateAggregate(ctx, tx, fmt.Sprint("u", i), "agg-"+z, z, t0)
+				ids = append(ids, a.ID)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		errOtherZone := errors.New("the host is in another zone")
+		add := func(id int64, zone string, locked func()) error {
+			return d.InTx(ctx, func(tx *db.Tx) error {
+				if err := apidb.LockAggregates(ctx, tx); err != nil {
+					return err
+				}
+				locked()
+				zones, err := apidb.OtherZones(ctx, tx, id, []apidb.AggregateHost{host})
+				if err != nil {
+					return err
+				}
+				for _, z := range zones {
+					if z != zone {
+						return errOtherZone
+					}
+				}
+				return apidb.AddAggregateHost(ctx, tx, id, host)
+			})
+		}
+		lockedA := make(chan struct{})
+		goA := make(chan struct{})
+		doneA := make(chan error, 1)
+		go func() {
+			doneA <- add(ids[0], "az1", func() { close(lockedA); <-goA })
+		}()
+		<-lockedA
+		doneB := make(chan error, 1)
+		go func() { doneB <- add(ids[1], "az2", func() {}) }()
+		if d.Dialect == db.Postgres {
+			testpoll.Eventually(t, 10*time.Second, "the second change to wait on the lock", func() (bool, string) {
+				var n int
+				err := d.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%aggregate_lock%'`).Scan(&n)
+				if err != nil {
+					return false, err.Error()
+				}
+				return n == 1, fmt.Sprint(n, " waiting")
+			})
+		}
+		close(goA)
+		if err := <-doneA; err != nil {
+			t.Fatalf("the first change: %v", err)
+		}
+		if err := <-doneB; !errors.Is(err, errOtherZone) {
+			t.Fatalf("the second change: %v, want the host in another zone", err)
+		}
+		zones, err := apidb.HostZones(ctx, d)
+		if err != nil || !slices.Equal(zones[host], []string{"az1"}) {
+			t.Errorf("the host's zones: %v %v", zones, err)
 		}
 	})
 }

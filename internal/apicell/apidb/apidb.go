@@ -195,7 +195,8 @@ ALTER TABLE instances ADD COLUMN shelved_image_id TEXT NOT NULL DEFAULT ''`},
 	// Host aggregates (see aggregates.go), as Nova keeps them in its API
 	// database: deleted for good (a name is free again at once), the
 	// availability zone as the metadata key availability_zone, a host by
-	// its cell and its name in that cell.
+	// its cell and its name in that cell. aggregate_lock's one row
+	// serialises the changes (their zone checks read other aggregates).
 	{Version: 14, Name: "host aggregates", SQL: `
 CREATE TABLE aggregates (
 	id {{serial}},
@@ -217,6 +218,10 @@ CREATE TABLE aggregate_metadata (
 	key TEXT NOT NULL,
 	value TEXT NOT NULL,
 	PRIMARY KEY (aggregate_id, key)
+);
+CREATE TABLE aggregate_lock (
+	id INTEGER PRIMARY KEY,
+	changes {{bigint}} NOT NULL
 )`},
 }
 

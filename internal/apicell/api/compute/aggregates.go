@@ -182,6 +182,9 @@ func (h *aggregatesHandler) createAggregate(w http.ResponseWriter, r *http.Reque
 	zone = strings.TrimSpace(zone)
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := apidb.LockAggregates(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		a, err = apidb.CreateAggregate(ctx, tx, uuid.NewString(), name, zone, h.cfg.Now().UTC())
 		return err
@@ -281,6 +284,9 @@ func (h *aggregatesHandler) updateAggregate(w http.ResponseWriter, r *http.Reque
 	}
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := apidb.LockAggregates(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		if a, err = h.getAggregate(ctx, tx, raw); err != nil {
 			return err
@@ -324,6 +330,9 @@ func (h *aggregatesHandler) updateAggregate(w http.ResponseWriter, r *http.Reque
 func (h *aggregatesHandler) deleteAggregate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := apidb.LockAggregates(ctx, tx); err != nil {
+			return err
+		}
 		a, err := h.getAggregate(ctx, tx, r.PathValue("id"))
 		if err != nil {
 			return err
@@ -480,6 +489,9 @@ func (h *aggregatesHandler) hostAction(w http.ResponseWriter, r *http.Request, b
 	}
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := apidb.LockAggregates(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		if a, err = h.getAggregate(ctx, tx, raw); err != nil {
 			if !add && isFault(err, http.StatusNotFound) {
@@ -608,6 +620,9 @@ func (h *aggregatesHandler) setMetadata(w http.ResponseWriter, r *http.Request, 
 	raw := r.PathValue("id")
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if err := apidb.LockAggregates(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		if a, err = h.getAggregate(ctx, tx, raw); err != nil {
 			return err

@@ -399,6 +399,9 @@ func (h *servicesHandler) deleteService(w http.ResponseWriter, r *http.Request) 
 		ctx := r.Context()
 		var ids []int64
 		err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) (err error) {
+			if err := apidb.LockAggregates(ctx, tx); err != nil {
+				return err
+			}
 			ids, err = apidb.RemoveHostFromAggregates(ctx, tx, apidb.AggregateHost{Cell: cell, Host: s.Host})
 			return err
 		})
