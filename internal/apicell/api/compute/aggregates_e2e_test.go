@@ -371,4 +371,38 @@ func TestAggregateZonesWithInstances(t *testing.T) {
 	if _, err := aggregates.RemoveHost(ctx, sc, plain.ID, aggregates.RemoveHostOpts{Host: on}).Extract(); err != nil {
 		t.Fatal(err)
 	}
+
+	// A new instance on the host (the only enabled one): it does not leave
+	// az1, its aggregate's zone does not change, until another aggregate
+	// of az1 has it.
+	for _, h := range computeHosts(t, tr) {
+		if !strings.HasSuffix(h, "@"+on) {
+			if r := tr.Do(t, "PUT", "/v2.1/os-services/disable", admin, map[string]any{"host": h, "binary": "nova-compute"}); r.Status != http.StatusOK {
+				t.Fatalf("disable %s: %s", h, r)
+			}
+		}
+	}
+	id2 := create(t, tr, demo, map[string]any{"name": "pinned2", "flavorRef": "1", "imageRef": imageID})
+	waitStatus(t, tr.Compute(demo), id2, "ACTIVE")
+	if got := hostOf(t, tr, id2); got != on {
+		t.Fatalf("the server went to %s, the only enabled host is %s", got, on)
+	}
+	before = aggregateRows(t, tr)
+	faultHas(t, tr.Do(t, "POST", fmt.Sprintf("/v2.1/os-aggregates/%d/action", az.ID), admin, map[string]any{"remove_host": map[string]any{"host": on}}),
+		http.StatusConflict, fmt.Sprintf("Cannot remove host from aggregate %d. Reason: The host cannot be removed from the aggregate as the availability zone of the host would change from 'az1' to 'None' but the host already has 1 instance(s).", az.ID))
+	faultHas(t, tr.Do(t, "POST", fmt.Sprintf("/v2.1/os-aggregates/%d/action", az.ID), admin, map[string]any{"set_metadata": map[string]any{"metadata": map[string]any{"availability_zone": "az2"}}}),
+		http.StatusBadRequest, fmt.Sprintf("Cannot update metadata of aggregate %d. Reason: One or more hosts contain instances in this zone.", az.ID))
+	if after := aggregateRows(t, tr); after != before {
+		t.Errorf("refused changes wrote:\n%s\nwas:\n%s", after, before)
+	}
+	// Setting the zone it has already is no change.
+	if _, err := aggregates.SetMetadata(ctx, sc, az.ID, aggregates.SetMetadataOpts{Metadata: map[string]any{"availability_zone": "az1"}}).Extract(); err != nil {
+		t.Errorf("the same zone again: %v", err)
+	}
+	if _, err := aggregates.AddHost(ctx, sc, plain.ID, aggregates.AddHostOpts{Host: on}).Extract(); err != nil {
+		t.Fatalf("into another aggregate of az1: %v", err)
+	}
+	if _, err := aggregates.RemoveHost(ctx, sc, az.ID, aggregates.RemoveHostOpts{Host: on}).Extract(); err != nil {
+		t.Errorf("out of one of its two aggregates of az1: %v", err)
+	}
 }
