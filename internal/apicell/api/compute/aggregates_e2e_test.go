@@ -1,16 +1,19 @@
 package compute_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/aggregates"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
 
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
 
@@ -404,5 +407,48 @@ func TestAggregateZonesWithInstances(t *testing.T) {
 	}
 	if _, err := aggregates.RemoveHost(ctx, sc, az.ID, aggregates.RemoveHostOpts{Host: on}).Extract(); err != nil {
 		t.Errorf("out of one of its two aggregates of az1: %v", err)
+	}
+}
+
+// TestAggregatesWithACellDown: aggregates are the API cell's, and a host is
+// checked against its host mappings, so a host of a cell that is down
+// joins and leaves an aggregate as any other (no cell is asked: the calls'
+// deadline is far longer than the client's timeout).
+func TestAggregatesWithACellDown(t *testing.T) {
+	tr := testtree.Start(t, testtree.Options{Cells: 2, HostsPerCell: 2, CallTimeout: 10 * time.Minute})
+	testpoll.Eventually(t, wait, "host mappings of 4 hosts", func() (bool, string) {
+		var n int
+		if err := tr.API.DB.QueryRow(t.Context(), `SELECT COUNT(*) FROM host_mappings WHERE kind = 'hypervisor'`).Scan(&n); err != nil {
+			return false, err.Error()
+		}
+		return n == 4, fmt.Sprint(n, " mapped")
+	})
+	const down = "api!cell2"
+	hosts := computeHosts(t, tr)
+	for _, n := range tr.Cells {
+		if n.Config().Cell == down {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n.Shutdown(sctx)
+			cancel()
+		}
+	}
+	// Whether or not the API cell counts it down yet, a call to it would
+	// wait for the deadline, past the client's timeout.
+	ctx := ctxT(t)
+	sc := adminAt(tr, "2.41")
+	a, err := aggregates.Create(ctx, sc, aggregates.CreateOpts{Name: "spans", AvailabilityZone: "az1"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{hosts[0], hosts[3]} {
+		if a, err = aggregates.AddHost(ctx, sc, a.ID, aggregates.AddHostOpts{Host: h}).Extract(); err != nil {
+			t.Fatalf("add %s with %s down: %v", h, down, err)
+		}
+	}
+	if !strings.HasPrefix(hosts[3], down+"@") || !slices.Equal(a.Hosts, []string{hosts[0], hosts[3]}) {
+		t.Errorf("hosts with %s down: %v", down, a.Hosts)
+	}
+	if a, err = aggregates.RemoveHost(ctx, sc, a.ID, aggregates.RemoveHostOpts{Host: hosts[3]}).Extract(); err != nil || !slices.Equal(a.Hosts, []string{hosts[0]}) {
+		t.Errorf("remove %s with its cell down: %+v %v", hosts[3], a, err)
 	}
 }
