@@ -74,6 +74,24 @@ expect '"Disabled Reason": "maint"' compute service list --service nova-compute 
 os compute service set --enable 'api!cell1@cell1-host001' nova-compute || fail "service set --enable"
 echo "ok   openstack compute service set --disable / --enable"
 expect nova availability zone list --compute
+# Host aggregates (the API cell's): a zone over a host of each cell (not
+# admin-vm's: a host with an instance does not change zone).
+vmhost=$(os server show admin-vm -f value -c OS-EXT-SRV-ATTR:host) || fail "server show admin-vm"
+h1=cell1-host001; [ "$vmhost" = "$h1" ] && h1=cell1-host002
+h2=cell2-host001; [ "$vmhost" = "$h2" ] && h2=cell2-host002
+expect '"availability_zone": "az1"' aggregate create --zone az1 agg1 -f json
+expect "api!cell1@$h1" aggregate add host agg1 "$h1"
+expect "api!cell2@$h2" aggregate add host agg1 "api!cell2@$h2"
+os aggregate set --property ssd=true agg1 || fail "aggregate set --property"
+echo "ok   openstack aggregate set --property ssd=true agg1"
+expect '"ssd": "true"' aggregate show agg1 -f json
+expect az1 availability zone list --compute
+os aggregate remove host agg1 "$h1" >/dev/null || fail "aggregate remove host $h1"
+os aggregate remove host agg1 "api!cell2@$h2" >/dev/null || fail "aggregate remove host $h2"
+echo "ok   openstack aggregate remove host"
+os aggregate delete agg1 || fail "aggregate delete"
+out=$(os aggregate show agg1 2>&1) && fail "a deleted aggregate: $out"
+echo "ok   openstack aggregate delete agg1"
 expect admin usage list
 out=$("$work/cellcloud" status --data-dir "$work/data") || fail "cellcloud status: $out"
 grep -qE '^  api!cell2 +up +4 hosts' <<<"$out" || fail "cellcloud status: $out"

@@ -203,6 +203,37 @@ ALTER TABLE instances ADD COLUMN shelved_image_id TEXT NOT NULL DEFAULT ''`},
 	{Version: 14, Name: "security groups since the build", SQL: `
 ALTER TABLE instances ADD COLUMN build_security_groups TEXT NOT NULL DEFAULT '';
 ALTER TABLE instances ADD COLUMN ports_revised INTEGER NOT NULL DEFAULT 0`},
+	// Host aggregates (see aggregates.go), as Nova keeps them in its API
+	// database: deleted for good (a name is free again at once), the
+	// availability zone as the metadata key availability_zone, a host by
+	// its cell and its name in that cell. aggregate_lock's one row
+	// serialises the changes (their zone checks read other aggregates).
+	{Version: 15, Name: "host aggregates", SQL: `
+CREATE TABLE aggregates (
+	id {{serial}},
+	uuid TEXT NOT NULL UNIQUE,
+	name TEXT NOT NULL UNIQUE,
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL DEFAULT 0
+);
+CREATE TABLE aggregate_hosts (
+	id {{serial}},
+	aggregate_id {{bigint}} NOT NULL REFERENCES aggregates (id) ON DELETE CASCADE,
+	cell TEXT NOT NULL,
+	host TEXT NOT NULL,
+	UNIQUE (aggregate_id, cell, host)
+);
+CREATE INDEX aggregate_hosts_host ON aggregate_hosts (host, cell);
+CREATE TABLE aggregate_metadata (
+	aggregate_id {{bigint}} NOT NULL REFERENCES aggregates (id) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (aggregate_id, key)
+);
+CREATE TABLE aggregate_lock (
+	id INTEGER PRIMARY KEY,
+	changes {{bigint}} NOT NULL
+)`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.

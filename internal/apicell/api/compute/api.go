@@ -178,6 +178,7 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 		services,
 		&hostsHandler{base: b, services: services},
 		&zonesHandler{base: b, services: services},
+		&aggregatesHandler{base: b},
 		&tenantUsageHandler{base: b},
 		&usageAuditHandler{base: b},
 		&cellsHandler{base: b},

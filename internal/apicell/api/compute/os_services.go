@@ -12,6 +12,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -127,6 +128,9 @@ func (h *servicesHandler) gatherServices(w http.ResponseWriter, r *http.Request,
 		}
 		return err
 	})
+	if err == nil {
+		err = h.hostZones(r.Context(), out)
+	}
 	slices.SortFunc(out, compareCellService)
 	return out, missing, err
 }
@@ -153,6 +157,9 @@ func (h *servicesHandler) listServices(w http.ResponseWriter, r *http.Request) {
 			err = h.callCell(r, c, wire.MethodServices, sq, &ss)
 			for _, s := range ss {
 				out = append(out, cellService{c, s})
+			}
+			if err == nil {
+				err = h.hostZones(r.Context(), out)
 			}
 		}
 		if err != nil {
@@ -386,5 +393,25 @@ func (h *servicesHandler) deleteService(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	h.log.Info("service deleted", "request_id", httpkit.RequestID(r.Context()), "cell", cell, "service", s.UUID, "host", s.Host, "binary", s.Binary)
+	if s.Binary == "nova-compute" {
+		// As Nova, a deleted compute service's host leaves its aggregates
+		// (after the cell's delete: a refused delete keeps them).
+		ctx := r.Context()
+		var ids []int64
+		err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) (err error) {
+			if err := apidb.LockAggregates(ctx, tx); err != nil {
+				return err
+			}
+			ids, err = apidb.RemoveHostFromAggregates(ctx, tx, apidb.AggregateHost{Cell: cell, Host: s.Host})
+			return err
+		})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if len(ids) > 0 {
+			h.log.Info("host removed from its aggregates", "request_id", httpkit.RequestID(ctx), "cell", cell, "host", s.Host, "aggregates", ids)
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
