@@ -25,7 +25,11 @@ func TestRemoteComputeInstanceFilter(t *testing.T) {
 			'[{"id":"e4","direction":"egress","ethertype":"IPv4"},{"id":"i4","direction":"ingress","ethertype":"IPv4","remote_group_id":"def"}]')`,
 		`INSERT INTO sg_members (group_id, port_id, address) VALUES ('def', 'port-1', '10.0.1.5'), ('def', 'port-2', '10.0.1.6')`,
 		`UPDATE sg_state SET rules_gen = rules_gen + 1, members_gen = members_gen + 1 WHERE id = 1`,
-		`UPDATE fixed_ips SET instance_uuid = '` + u + `', port_id = 'port-1', api_port = 1 WHERE address = '10.0.1.5'`,
+		// The address as the API cell handed it out for the port (a block's
+		// addresses have rows only once handed out).
+		`INSERT INTO fixed_ips (subnet_id, address_int, address, network, in_block, instance_uuid, port_id, api_port, updated_at)
+			VALUES ('sub-1', 167772421, '10.0.1.5', 'private', 1, '` + u + `', 'port-1', 1, 0)
+			ON CONFLICT (subnet_id, address_int) DO UPDATE SET instance_uuid = '` + u + `', port_id = 'port-1', api_port = 1`,
 	} {
 		if _, err := r.db.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
