@@ -29,10 +29,13 @@ import (
 //
 // Where it learns: VMUp (a spawn, an unshelve, a resize's new copy) and
 // VMGone (a destroy) from the compute service, at once, without SQL when
-// it holds the groups; and one loop that reads sg_state (one SELECT)
+// it holds the groups; Members (members.go), the member deltas the cell
+// applied in this process, at once, without SQL, updating the hosts'
+// address sets by the delta; and one loop that reads sg_state (one SELECT)
 // every Interval and on Wake. When members_gen moved, it reloads the
-// members of the groups whose member_seq moved and sets those groups'
-// address sets on the hosts that use them: no filter is set again. When
+// members of the groups whose member_seq moved (none, when Members gave
+// the deltas) and sets those groups' address sets whole on the hosts that
+// use them: no filter is set again. When
 // rules_gen moved (or at Start), it reloads the groups and the live
 // instances of its hosts with their NICs and addresses, and sets the
 // filters that changed. A VMUp that names a group it does not hold sets
