@@ -87,7 +87,7 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 			roles = append(roles, role{"security group flusher", fl})
 		} else {
 			hosted, err := n.offerComputeCellHandlers(sender, schedulerPort(n.nc, cfg.Cell, local.scheduler),
-				networkPort(n.nc, cfg.Cell, local.network), computeHostsPort(n.nc, cfg.Cell, local.compute), local.firewallWake())
+				networkPort(n.nc, cfg.Cell, local.network), computeHostsPort(n.nc, cfg.Cell, local.compute), local.firewallWake(), local.firewallMembers())
 			if err != nil {
 				return nil, err
 			}
@@ -154,14 +154,16 @@ func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
 //
 // sgWake, if not nil, is called when the cell's security groups or its
 // ports' groups changed (this process's compute agent's wake; agents of
-// other processes find the change when they poll).
+// other processes find the change when they poll); sgMembers, if not
+// nil, is given the member deltas applied instead (this process's compute
+// agent applies them in memory).
 func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.HostScheduler, netw conductor.Network, comp computePort,
-	sgWake func()) ([]role, error) {
+	sgWake func(), sgMembers func([]wire.MemberDelta)) ([]role, error) {
 	cfg := n.cfg
 	// The security group messages work on the cell database; the builds
 	// and interfaces ask for the groups the cell does not hold.
 	sg, err := network.NewSecGroups(network.SecGroupsConfig{Cell: cfg.Cell, DB: n.DB, Sender: sender, Logger: n.log,
-		HealInterval: cfg.Cells.HealInterval.D(), OnChange: sgWake})
+		HealInterval: cfg.Cells.HealInterval.D(), OnChange: sgWake, OnMembers: sgMembers})
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +324,15 @@ func (l localRoles) firewallWake() func() {
 		return nil
 	}
 	return l.compute.WakeFirewall
+}
+
+// firewallMembers is what gives this process's compute agent the member
+// deltas the cell applied: nil when this process runs no compute role.
+func (l localRoles) firewallMembers() func([]wire.MemberDelta) {
+	if l.compute == nil {
+		return nil
+	}
+	return l.compute.FirewallMembers
 }
 
 // computeCellRoles builds the scheduler, network and compute roles this

@@ -434,6 +434,14 @@ func (s *Service) InstanceFilter(_ context.Context, host, uuid string) (wire.Ins
 	return firewall.Answer(uuid, host, ports, sets), nil
 }
 
+// FirewallMembers gives the firewall the member deltas the cell applied
+// in this process (after they committed): it applies them in memory.
+func (s *Service) FirewallMembers(deltas []wire.MemberDelta) {
+	if s.fw != nil {
+		s.fw.Members(deltas)
+	}
+}
+
 // WakeFirewall makes the firewall read the cell's security groups now
 // (after a change of them committed in this process).
 func (s *Service) WakeFirewall() {

@@ -29,10 +29,13 @@ import (
 //
 // Where it learns: VMUp (a spawn, an unshelve, a resize's new copy) and
 // VMGone (a destroy) from the compute service, at once, without SQL when
-// it holds the groups; and one loop that reads sg_state (one SELECT)
+// it holds the groups; Members (members.go), the member deltas the cell
+// applied in this process, at once, without SQL, updating the hosts'
+// address sets by the delta; and one loop that reads sg_state (one SELECT)
 // every Interval and on Wake. When members_gen moved, it reloads the
-// members of the groups whose member_seq moved and sets those groups'
-// address sets on the hosts that use them: no filter is set again. When
+// members of the groups whose member_seq moved (none, when Members gave
+// the deltas) and sets those groups' address sets whole on the hosts that
+// use them: no filter is set again. When
 // rules_gen moved (or at Start), it reloads the groups and the live
 // instances of its hosts with their NICs and addresses, and sets the
 // filters that changed. A VMUp that names a group it does not hold sets
@@ -79,6 +82,9 @@ type Syncer struct {
 	groups map[string]*cached
 	// rulesGen and membersGen are the generations last loaded (-1: none).
 	rulesGen, membersGen int64
+	// syncRunning says a Sync is under way (Members then wakes the loop
+	// again: the Sync's reads may be from before the delta).
+	syncRunning bool
 	// want are groups named by a VM that are not in groups.
 	want  map[string]bool
 	vms   map[vmKey]*vm
@@ -87,10 +93,12 @@ type Syncer struct {
 	hosts map[string]*hostState
 }
 
-// cached is a group held in memory; ver counts changes of its members.
+// cached is a group held in memory; ver counts changes of its member
+// addresses. Its members are in set (Group.Members is not kept).
 type cached struct {
 	Group
 	ver int64
+	set memberSet
 }
 
 type vmKey struct{ host, uuid string }
@@ -339,7 +347,7 @@ func (s *Syncer) syncSets(ctx context.Context, host string) {
 		var ver int64
 		var members []string
 		if c := s.groups[g]; c != nil {
-			ver, members = c.ver, c.Members
+			ver, members = c.ver, c.set.list()
 		}
 		if cur, ok := hs.sets[g]; ok && cur == ver {
 			continue
@@ -370,6 +378,14 @@ func (s *Syncer) syncSets(ctx context.Context, host string) {
 func (s *Syncer) Sync(ctx context.Context) error {
 	s.syncing.Lock()
 	defer s.syncing.Unlock()
+	s.mu.Lock()
+	s.syncRunning = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.syncRunning = false
+		s.mu.Unlock()
+	}()
 	var rg, mg int64
 	if err := s.cfg.DB.QueryRow(ctx, `SELECT rules_gen, members_gen FROM sg_state WHERE id = 1`).Scan(&rg, &mg); err != nil {
 		return fmt.Errorf("firewall: read sg_state: %w", err)
@@ -429,12 +445,12 @@ func (s *Syncer) reload(ctx context.Context, rg, mg, start int64) error {
 		}
 		n := &cached{Group: g, ver: c.ver}
 		if slices.Contains(stale, g.ID) {
-			n.Members = members[g.ID]
-			if !slices.Equal(n.Members, c.Members) || s.groups[g.ID] == nil {
+			n.set = newMemberSet(members[g.ID])
+			if !n.set.sameAddrs(&c.set) || s.groups[g.ID] == nil {
 				n.ver++
 			}
 		} else {
-			n.Members = c.Members
+			n.set = c.set
 		}
 		groups[g.ID] = n
 	}
@@ -508,8 +524,8 @@ func (s *Syncer) reloadMembers(ctx context.Context, mg int64) error {
 			continue
 		}
 		n := *c
-		n.MemberSeq, n.Members = g.MemberSeq, members[g.ID]
-		if !slices.Equal(n.Members, c.Members) {
+		n.MemberSeq, n.set = g.MemberSeq, newMemberSet(members[g.ID])
+		if !n.set.sameAddrs(&c.set) {
 			n.ver++
 		}
 		s.groups[g.ID] = &n
@@ -531,6 +547,7 @@ func (s *Syncer) reloadMembers(ctx context.Context, mg int64) error {
 // all is held as not come (revision 0) until a reload finds it.
 func (s *Syncer) loadWanted(ctx context.Context, want []string) error {
 	var loaded []Group
+	sets := map[string]memberSet{}
 	for round := 0; len(want) > 0 && round < 2; round++ {
 		rows, err := s.readGroups(ctx, "id IN ("+placeholders(len(want))+")", anys(want)...)
 		if err != nil {
@@ -543,7 +560,7 @@ func (s *Syncer) loadWanted(ctx context.Context, want []string) error {
 		found := map[string]bool{}
 		var next []string
 		for _, g := range rows {
-			g.Members = members[g.ID]
+			sets[g.ID] = newMemberSet(members[g.ID])
 			loaded = append(loaded, g)
 			found[g.ID] = true
 			for _, r := range g.Rules {
@@ -565,7 +582,7 @@ func (s *Syncer) loadWanted(ctx context.Context, want []string) error {
 	defer s.mu.Unlock()
 	for _, g := range loaded {
 		if s.groups[g.ID] == nil { // a reload meanwhile has it already
-			s.groups[g.ID] = &cached{Group: g, ver: 1}
+			s.groups[g.ID] = &cached{Group: g, ver: 1, set: sets[g.ID]}
 		}
 		delete(s.want, g.ID)
 	}
@@ -607,21 +624,21 @@ func (s *Syncer) readGroups(ctx context.Context, where string, args ...any) ([]G
 	return gs, nil
 }
 
-// readMembers reads the member addresses of the groups, distinct and sorted.
-func (s *Syncer) readMembers(ctx context.Context, ids []string) (map[string][]string, error) {
-	out := map[string][]string{}
+// readMembers reads the members (port and address) of the groups.
+func (s *Syncer) readMembers(ctx context.Context, ids []string) (map[string][]wire.GroupMember, error) {
+	out := map[string][]wire.GroupMember{}
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), 500)]
 		ids = ids[len(chunk):]
-		rows, err := db.Collect(ctx, s.cfg.DB, func(r db.Scanner) ([2]string, error) {
-			var m [2]string
-			return m, r.Scan(&m[0], &m[1])
-		}, `SELECT DISTINCT group_id, address FROM sg_members WHERE group_id IN (`+placeholders(len(chunk))+`) ORDER BY group_id, address`, anys(chunk)...)
+		rows, err := db.Collect(ctx, s.cfg.DB, func(r db.Scanner) ([3]string, error) {
+			var m [3]string
+			return m, r.Scan(&m[0], &m[1], &m[2])
+		}, `SELECT group_id, port_id, address FROM sg_members WHERE group_id IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("firewall: read members: %w", err)
 		}
 		for _, m := range rows {
-			out[m[0]] = append(out[m[0]], m[1])
+			out[m[0]] = append(out[m[0]], wire.GroupMember{PortID: m[1], Address: m[2]})
 		}
 	}
 	return out, nil

@@ -29,6 +29,7 @@ type counting struct {
 	mu      sync.Mutex
 	filters map[string]int
 	sets    map[string]int
+	updates map[string]int
 }
 
 func newCounting(t *testing.T) *counting {
@@ -36,7 +37,7 @@ func newCounting(t *testing.T) *counting {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &counting{Driver: d, filters: map[string]int{}, sets: map[string]int{}}
+	return &counting{Driver: d, filters: map[string]int{}, sets: map[string]int{}, updates: map[string]int{}}
 }
 
 func (c *counting) SetFilter(ctx context.Context, host, uuid string, ports []virt.PortFilter) error {
@@ -51,6 +52,19 @@ func (c *counting) SetAddressSet(ctx context.Context, host, group string, addrs 
 	c.sets[host+"/"+group]++
 	c.mu.Unlock()
 	return c.Driver.SetAddressSet(ctx, host, group, addrs)
+}
+
+func (c *counting) UpdateAddressSet(ctx context.Context, host, group string, add, remove []string) error {
+	c.mu.Lock()
+	c.updates[host+"/"+group]++
+	c.mu.Unlock()
+	return c.Driver.UpdateAddressSet(ctx, host, group, add, remove)
+}
+
+func (c *counting) updateCounts() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps(c.updates)
 }
 
 func (c *counting) counts() (filters, sets map[string]int) {
@@ -324,6 +338,149 @@ func TestSyncer(t *testing.T) {
 		}
 		if !drv2.Allows("h2", "vm5", "ingress", "tcp", 80, anywhere) {
 			t.Error("vm5's filter went with vm2's")
+		}
+	})
+}
+
+// applyDelta writes a member delta as the cell's handler does (Removed
+// go, then Added come; the sequence; members_gen) and returns it.
+func (c cellDB) applyDelta(d wire.MemberDelta) wire.MemberDelta {
+	c.tb.Helper()
+	for _, m := range d.Removed {
+		c.exec(`DELETE FROM sg_members WHERE group_id = ? AND port_id = ? AND address = ?`, d.GroupID, m.PortID, m.Address)
+	}
+	for _, m := range d.Added {
+		c.exec(`INSERT INTO sg_members (group_id, port_id, address) VALUES (?, ?, ?) ON CONFLICT (group_id, port_id, address) DO NOTHING`,
+			d.GroupID, m.PortID, m.Address)
+	}
+	c.exec(`UPDATE sg_groups SET member_seq = ? WHERE id = ? AND member_seq = ?`, d.ToSeq, d.GroupID, d.FromSeq)
+	c.exec(`UPDATE sg_state SET members_gen = members_gen + 1 WHERE id = 1`)
+	return d
+}
+
+func gm(port, addr string) wire.GroupMember { return wire.GroupMember{PortID: port, Address: addr} }
+
+// TestSyncerMemberDeltas: member deltas the cell applied in this process
+// (Members) update the sets of the hosts that use the group by the delta:
+// no statement, no set given whole, no filter set again; an address two
+// ports have stays while one of them does; a repeat and a late copy
+// change nothing; a gap (a delta another process applied) makes the loop
+// reload the group from the database and set it whole; a delta of a
+// group the Syncer does not hold is left to the loop. (An agent down
+// while deltas came loads the sets whole at Start: TestSyncer's restart.)
+func TestSyncerMemberDeltas(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if err := d.Migrate(ctx, "compute", celldb.Migrations); err != nil {
+			t.Fatal(err)
+		}
+		c := cellDB{t, d}
+		c.putGroup("def", 1, defaultRules()...)
+		c.putGroup("web", 1, wire.SecurityGroupRule{ID: "ssh", Direction: "ingress", EtherType: "IPv4", Protocol: "tcp",
+			PortRangeMin: port(22), PortRangeMax: port(22), RemoteIPPrefix: "0.0.0.0/0"})
+		c.setMembers("def", 1, [2]string{"p1", "10.0.0.5"}, [2]string{"p2", "10.0.0.6"})
+		c.instance("vm1", "h1", []wire.NIC{nic("p1", "def")}, "10.0.0.5")
+		c.instance("vm2", "h2", []wire.NIC{nic("p2", "def")}, "10.0.0.6")
+		c.instance("vm3", "h2", []wire.NIC{nic("p3", "web")}, "10.0.0.7") // names no remote group
+		drv := newCounting(t)
+		s := newSyncer(t, d, drv)
+		in := func(host, vm, addr string) bool {
+			return drv.Allows(host, vm, "ingress", "tcp", 80, netip.MustParseAddr(addr))
+		}
+		filters0, sets0 := drv.counts()
+		if in("h1", "vm1", "10.0.0.9") {
+			t.Fatal("a stranger is let in")
+		}
+
+		// A delta: both hosts' sets updated once, nothing else.
+		add := c.applyDelta(wire.MemberDelta{GroupID: "def", FromSeq: 1, ToSeq: 2, Added: []wire.GroupMember{gm("p9", "10.0.0.9")}})
+		before := d.Statements()
+		s.Members([]wire.MemberDelta{add})
+		if n := d.Statements() - before; n != 0 {
+			t.Errorf("an in-process delta ran %d statements", n)
+		}
+		if !in("h1", "vm1", "10.0.0.9") || !in("h2", "vm2", "10.0.0.9") {
+			t.Fatal("the member added is not let in when Members returns")
+		}
+		if u := drv.updateCounts(); u["h1/def"] != 1 || u["h2/def"] != 1 || len(u) != 2 {
+			t.Errorf("updates after a delta: %v, want one per host of the group's set", u)
+		}
+		if f, st := drv.counts(); !mapsEqual(f, filters0) || !mapsEqual(st, sets0) {
+			t.Errorf("a delta set filters or whole sets: %v %v (before %v %v)", f, st, filters0, sets0)
+		}
+		if set := drv.AddressSet("h1", "def"); !slices.Equal(set, []string{"10.0.0.5", "10.0.0.6", "10.0.0.9"}) {
+			t.Errorf("h1's set = %v", set)
+		}
+
+		// A repeat and a late copy: nothing. The poll after them (members_gen
+		// moved, the sequence held is the database's): nothing either.
+		s.Members([]wire.MemberDelta{add, {GroupID: "def", FromSeq: 0, ToSeq: 1, Added: []wire.GroupMember{gm("p8", "10.0.0.8")}}})
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if u := drv.updateCounts(); u["h1/def"] != 1 || u["h2/def"] != 1 {
+			t.Errorf("a repeat or a late delta updated a set: %v", u)
+		}
+		if _, st := drv.counts(); !mapsEqual(st, sets0) {
+			t.Errorf("a repeat or the poll after a delta set a set whole: %v (before %v)", st, sets0)
+		}
+		if in("h1", "vm1", "10.0.0.8") {
+			t.Error("a late delta's member is let in")
+		}
+
+		// A second port with the same address, then the first port gone:
+		// the address stays (no driver call for either).
+		same := c.applyDelta(wire.MemberDelta{GroupID: "def", FromSeq: 2, ToSeq: 3, Added: []wire.GroupMember{gm("p10", "10.0.0.9")}})
+		gone := c.applyDelta(wire.MemberDelta{GroupID: "def", FromSeq: 3, ToSeq: 4, Removed: []wire.GroupMember{gm("p9", "10.0.0.9")}})
+		s.Members([]wire.MemberDelta{same, gone})
+		if !in("h1", "vm1", "10.0.0.9") {
+			t.Error("an address another port still has left the set")
+		}
+		if u := drv.updateCounts(); u["h1/def"] != 1 {
+			t.Errorf("deltas that change no address updated the set: %v", u)
+		}
+		last := c.applyDelta(wire.MemberDelta{GroupID: "def", FromSeq: 4, ToSeq: 5, Removed: []wire.GroupMember{gm("p10", "10.0.0.9")},
+			Added: []wire.GroupMember{gm("p11", "10.0.0.11")}})
+		s.Members([]wire.MemberDelta{last})
+		if in("h1", "vm1", "10.0.0.9") || in("h2", "vm2", "10.0.0.9") || !in("h2", "vm2", "10.0.0.11") {
+			t.Error("the last port of an address gone and a new one come: not followed")
+		}
+
+		// A gap: another process applied 5 → 6 (the loop is not woken by
+		// it); the delta 6 → 7 here makes the loop reload the group and
+		// set it whole on both hosts.
+		c.applyDelta(wire.MemberDelta{GroupID: "def", FromSeq: 5, ToSeq: 6, Added: []wire.GroupMember{gm("p12", "10.0.0.12")}})
+		next := c.applyDelta(wire.MemberDelta{GroupID: "def", FromSeq: 6, ToSeq: 7, Added: []wire.GroupMember{gm("p13", "10.0.0.13")}})
+		_, sets1 := drv.counts()
+		updates1 := drv.updateCounts()
+		s.Members([]wire.MemberDelta{next})
+		testpoll.Eventually(t, 10*time.Second, "the gap closed by a reload", func() (bool, string) {
+			return in("h1", "vm1", "10.0.0.12") && in("h2", "vm2", "10.0.0.13"), "members missing"
+		})
+		if _, st := drv.counts(); st["h1/def"] != sets1["h1/def"]+1 || st["h2/def"] != sets1["h2/def"]+1 {
+			t.Errorf("after a gap: whole sets %v (before %v), want one more per host", st, sets1)
+		}
+		if u := drv.updateCounts(); !mapsEqual(u, updates1) {
+			t.Errorf("a delta after a gap updated a set: %v (before %v)", u, updates1)
+		}
+		// The delta after the reload applies in memory again (once the
+		// loop's round is over: Sync waits for it).
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		after := c.applyDelta(wire.MemberDelta{GroupID: "def", FromSeq: 7, ToSeq: 8, Removed: []wire.GroupMember{gm("p12", "10.0.0.12")}})
+		before = d.Statements()
+		s.Members([]wire.MemberDelta{after})
+		if n := d.Statements() - before; n != 0 || in("h1", "vm1", "10.0.0.12") {
+			t.Errorf("the delta after a reload: %d statements, member still let in: %v", n, in("h1", "vm1", "10.0.0.12"))
+		}
+
+		// A group the Syncer does not hold: nothing set (the loop loads it
+		// when a VM names it).
+		c.exec(`INSERT INTO sg_groups (id, revision, member_seq, stateful, rules) VALUES ('other', 1, 1, 1, '[]')`)
+		s.Members([]wire.MemberDelta{{GroupID: "other", FromSeq: 1, ToSeq: 2, Added: []wire.GroupMember{gm("p1", "10.0.0.5")}}})
+		if set := drv.AddressSet("h1", "other"); set != nil {
+			t.Errorf("a set of a group no filter names: %v", set)
 		}
 	})
 }

@@ -29,7 +29,8 @@ import (
 // change raises sg_state.rules_gen (a group's rules, a group new or
 // dropped, a port's groups or addresses) or members_gen (a member set), in
 // the transaction of the change, for the compute agents that poll it, and
-// calls OnChange once it commits.
+// calls OnChange once it commits (OnMembers, with the deltas applied, for
+// a change of member sets by security_group_members).
 
 // SecGroupsConfig configures SecGroups.
 type SecGroupsConfig struct {
@@ -49,6 +50,11 @@ type SecGroupsConfig struct {
 	// members_gen commits (the compute agent's wake, where this process
 	// runs one); nil for none: the agents find the change when they poll.
 	OnChange func()
+	// OnMembers, if set, is called instead of OnChange after a
+	// security_group_members transaction that applied deltas commits,
+	// with the deltas it applied, in their order (the compute agent's
+	// Members, where this process runs one: it applies them in memory).
+	OnMembers func([]wire.MemberDelta)
 }
 
 // SecGroups is the cell's side of the security group messages, and the
@@ -302,6 +308,7 @@ func (s *SecGroups) SecurityGroupMembers(ctx context.Context, tx *db.Tx, env *wi
 	log := s.log.With("request_id", env.RequestID)
 	now := s.cfg.Now()
 	var applied, repeats int
+	var done []wire.MemberDelta
 	var ask []wire.HeldGroup
 	var asked []string
 	for _, d := range m.Deltas {
@@ -323,6 +330,7 @@ func (s *SecGroups) SecurityGroupMembers(ctx context.Context, tx *db.Tx, env *wi
 				return err
 			}
 			applied++
+			done = append(done, d)
 			continue
 		}
 		var rev, seq int64
@@ -359,7 +367,10 @@ func (s *SecGroups) SecurityGroupMembers(ctx context.Context, tx *db.Tx, env *wi
 	if err := raiseGens(ctx, tx, false, applied > 0); err != nil {
 		return err
 	}
-	if applied > 0 {
+	switch {
+	case applied > 0 && s.cfg.OnMembers != nil:
+		tx.AfterCommit(func() { s.cfg.OnMembers(done) })
+	case applied > 0:
 		s.changed(tx)
 	}
 	if len(asked) > 0 {

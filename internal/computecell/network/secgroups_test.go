@@ -377,6 +377,84 @@ func TestSecurityGroupMembers(t *testing.T) {
 	})
 }
 
+// TestSecurityGroupMembersToTheAgent: with OnMembers (the compute agent
+// of this process), the deltas applied are given to it after the commit,
+// in their order, instead of OnChange; a repeat, a late copy and a gap
+// (the cell asks the root instead) give it nothing, and a message with
+// both gives it the applied ones alone. A rolled back transaction gives
+// nothing. (An agent in another process, or down, gets nothing here and
+// finds members_gen raised when it polls: TestSecurityGroupMembers.)
+func TestSecurityGroupMembersToTheAgent(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		var mu sync.Mutex
+		var got [][]wire.MemberDelta
+		c := newSGCell(t, d, network.SecGroupsConfig{OnMembers: func(ds []wire.MemberDelta) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, ds)
+		}})
+		calls := func() [][]wire.MemberDelta {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(got)
+		}
+		c.cast(c.sg.SecurityGroups, &wire.SecurityGroups{Groups: []wire.SecurityGroupState{
+			withMembers(sgState("sg-1", 4, 1), 3, member("port-a", "10.0.0.5")), withMembers(sgState("sg-2", 1, 1), 1)}})
+		wakes := c.changes.Load()
+
+		d1 := wire.MemberDelta{GroupID: "sg-1", FromSeq: 3, ToSeq: 4, Added: []wire.GroupMember{member("port-c", "10.0.0.7")},
+			Removed: []wire.GroupMember{member("port-a", "10.0.0.5")}}
+		d2 := wire.MemberDelta{GroupID: "sg-2", FromSeq: 1, ToSeq: 2, Added: []wire.GroupMember{member("port-c", "10.0.0.7")}}
+		c.cast(c.sg.SecurityGroupMembers, &wire.SecurityGroupMembers{Deltas: []wire.MemberDelta{d1, d2}})
+		if g := calls(); len(g) != 1 || len(g[0]) != 2 || g[0][0].GroupID != "sg-1" || g[0][1].GroupID != "sg-2" ||
+			!slices.Equal(g[0][0].Added, d1.Added) || !slices.Equal(g[0][0].Removed, d1.Removed) || g[0][1].ToSeq != 2 {
+			t.Fatalf("OnMembers after two deltas applied: %+v", g)
+		}
+		if n := c.changes.Load(); n != wakes {
+			t.Fatalf("OnChange called %d times with OnMembers set", n-wakes)
+		}
+
+		// A repeat, a late copy, a gap: nothing.
+		c.cast(c.sg.SecurityGroupMembers, &wire.SecurityGroupMembers{Deltas: []wire.MemberDelta{d1}})
+		c.cast(c.sg.SecurityGroupMembers, &wire.SecurityGroupMembers{Deltas: []wire.MemberDelta{{GroupID: "sg-1", FromSeq: 2, ToSeq: 3}}})
+		c.cast(c.sg.SecurityGroupMembers, &wire.SecurityGroupMembers{Deltas: []wire.MemberDelta{{GroupID: "sg-1", FromSeq: 5, ToSeq: 6,
+			Added: []wire.GroupMember{member("port-d", "10.0.0.8")}}}})
+		if g := calls(); len(g) != 1 {
+			t.Fatalf("OnMembers called after a repeat, a late copy or a gap: %+v", g[1:])
+		}
+		// A repeat with a new delta: the new one alone.
+		d3 := wire.MemberDelta{GroupID: "sg-2", FromSeq: 2, ToSeq: 3, Removed: []wire.GroupMember{member("port-c", "10.0.0.7")}}
+		c.cast(c.sg.SecurityGroupMembers, &wire.SecurityGroupMembers{Deltas: []wire.MemberDelta{d1, d3}})
+		if g := calls(); len(g) != 2 || len(g[1]) != 1 || g[1][0].GroupID != "sg-2" || g[1][0].FromSeq != 2 {
+			t.Fatalf("OnMembers after a repeat and a new delta: %+v", g)
+		}
+		// Rolled back: nothing.
+		env := &wire.Envelope{Method: "m", Version: wire.V1, RequestID: "req-sg",
+			Payload: marshal(t, &wire.SecurityGroupMembers{Deltas: []wire.MemberDelta{{GroupID: "sg-2", FromSeq: 3, ToSeq: 4}}})}
+		errRollback := errors.New("rolled back")
+		if err := d.InTx(context.Background(), func(tx *db.Tx) error {
+			if err := c.sg.SecurityGroupMembers(context.Background(), tx, env); err != nil {
+				return err
+			}
+			return errRollback
+		}); !errors.Is(err, errRollback) {
+			t.Fatalf("InTx = %v", err)
+		}
+		if g := calls(); len(g) != 2 {
+			t.Fatalf("OnMembers called for a rolled back transaction: %+v", g[2:])
+		}
+	})
+}
+
+func marshal(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // instance inserts an instance of the cell with the given NICs; each NIC
 // whose port the cell made (no PortID) gets an address row of port
 // "made-<i>" at its index, as Allocate records it.

@@ -55,6 +55,15 @@ type Firewall interface {
 	SetFilter(ctx context.Context, host, uuid string, ports []PortFilter) error
 }
 
+// AddressSetUpdater is a firewall that can change a host's address set of
+// a group by some addresses, at a cost that grows with them and not with
+// the set. Addresses in remove leave the set, then those in add come
+// (adding one it has or removing one it has not changes nothing); a set
+// left empty is removed, as SetAddressSet with none would.
+type AddressSetUpdater interface {
+	UpdateAddressSet(ctx context.Context, host, groupID string, add, remove []string) error
+}
+
 // FilterReader is a firewall that can say what it enforces on an
 // instance: its ports' filters and the address sets their rules name
 // (group id to addresses), and whether the instance has a filter at all.

@@ -42,7 +42,7 @@ type Driver struct {
 	console map[string][]string
 	// filters and sets are the hosts' firewall (firewall.go).
 	filters map[vmKey][]virt.PortFilter
-	sets    map[string]map[string][]string
+	sets    map[string]map[string]map[string]struct{}
 	rng     *rand.Rand
 }
 
@@ -70,7 +70,7 @@ func New(cfg Config) (*Driver, error) {
 		seed = 1
 	}
 	return &Driver{cfg: cfg, hosts: map[string]map[string]virt.Instance{}, console: map[string][]string{},
-		filters: map[vmKey][]virt.PortFilter{}, sets: map[string]map[string][]string{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
+		filters: map[vmKey][]virt.PortFilter{}, sets: map[string]map[string]map[string]struct{}{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
 }
 
 // Spawn pretends to start an instance.

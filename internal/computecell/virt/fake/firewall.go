@@ -21,11 +21,13 @@ import (
 type vmKey struct{ host, uuid string }
 
 var (
-	_ virt.Firewall     = (*Driver)(nil)
-	_ virt.FilterReader = (*Driver)(nil)
+	_ virt.Firewall          = (*Driver)(nil)
+	_ virt.FilterReader      = (*Driver)(nil)
+	_ virt.AddressSetUpdater = (*Driver)(nil)
 )
 
 // SetAddressSet sets the host's address set of a group; none removes it.
+// A set is held as a set: Filter and AddressSet give its addresses sorted.
 func (d *Driver) SetAddressSet(_ context.Context, host, groupID string, addrs []string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -36,11 +38,56 @@ func (d *Driver) SetAddressSet(_ context.Context, host, groupID string, addrs []
 		}
 		return nil
 	}
-	if d.sets[host] == nil {
-		d.sets[host] = map[string][]string{}
+	set := make(map[string]struct{}, len(addrs))
+	for _, a := range addrs {
+		set[a] = struct{}{}
 	}
-	d.sets[host][groupID] = slices.Clone(addrs)
+	if d.sets[host] == nil {
+		d.sets[host] = map[string]map[string]struct{}{}
+	}
+	d.sets[host][groupID] = set
 	return nil
+}
+
+// UpdateAddressSet removes addresses from the host's set of a group, then
+// adds some; a set left empty is removed.
+func (d *Driver) UpdateAddressSet(_ context.Context, host, groupID string, add, remove []string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	set := d.sets[host][groupID]
+	for _, a := range remove {
+		delete(set, a)
+	}
+	if len(add) > 0 && set == nil {
+		set = make(map[string]struct{}, len(add))
+		if d.sets[host] == nil {
+			d.sets[host] = map[string]map[string]struct{}{}
+		}
+		d.sets[host][groupID] = set
+	}
+	for _, a := range add {
+		set[a] = struct{}{}
+	}
+	if len(set) == 0 {
+		delete(d.sets[host], groupID)
+		if len(d.sets[host]) == 0 {
+			delete(d.sets, host)
+		}
+	}
+	return nil
+}
+
+// list is a set's addresses, sorted (nil: none).
+func list(set map[string]struct{}) []string {
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(set))
+	for a := range set {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // SetFilter sets the filter of the instance's ports on host; none removes it.
@@ -68,7 +115,7 @@ func (d *Driver) Filter(host, uuid string) ([]virt.PortFilter, map[string][]stri
 	for _, p := range ps {
 		for _, r := range p.Rules {
 			if r.RemoteGroupID != "" {
-				sets[r.RemoteGroupID] = slices.Clone(d.sets[host][r.RemoteGroupID])
+				sets[r.RemoteGroupID] = list(d.sets[host][r.RemoteGroupID])
 			}
 		}
 	}
@@ -79,7 +126,7 @@ func (d *Driver) Filter(host, uuid string) ([]virt.PortFilter, map[string][]stri
 func (d *Driver) AddressSet(host, groupID string) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return slices.Clone(d.sets[host][groupID])
+	return list(d.sets[host][groupID])
 }
 
 func clonePorts(ps []virt.PortFilter) []virt.PortFilter {
@@ -172,7 +219,7 @@ func (d *Driver) matches(host string, r virt.Rule, protocol string, port int, re
 	case r.RemotePrefix != "":
 		return inPrefix(r.RemotePrefix, remote)
 	case r.RemoteGroupID != "":
-		for _, a := range d.sets[host][r.RemoteGroupID] {
+		for a := range d.sets[host][r.RemoteGroupID] {
 			if inPrefix(a, remote) {
 				return true
 			}

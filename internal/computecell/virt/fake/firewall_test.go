@@ -3,6 +3,7 @@ package fake_test
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/virt"
@@ -139,5 +140,33 @@ func TestFilterForgottenOnDestroy(t *testing.T) {
 		if _, _, ok := d.Filter("h1", "u1"); ok {
 			t.Fatal("the filter of a destroyed instance is still there")
 		}
+	}
+}
+
+// TestUpdateAddressSet: an update removes then adds addresses (a repeat
+// changes nothing), the set matches as one given whole does and reads
+// sorted, and a set left empty is removed as SetAddressSet with none
+// removes it.
+func TestUpdateAddressSet(t *testing.T) {
+	ctx := context.Background()
+	d, _ := fake.New(fake.Config{})
+	rules := []virt.Rule{{Direction: "ingress", EtherType: "IPv4", RemoteGroupID: "g", GroupID: "g", RuleID: "r"}}
+	_ = d.SetFilter(ctx, "h1", "u1", []virt.PortFilter{{PortID: "p", PortSecurity: true, Rules: rules}})
+	in := func(a string) bool { return d.Allows("h1", "u1", "ingress", "tcp", 80, netip.MustParseAddr(a)) }
+	for range 2 { // the second a repeat
+		if err := d.UpdateAddressSet(ctx, "h1", "g", []string{"10.0.0.9", "10.0.0.1"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if set := d.AddressSet("h1", "g"); !slices.Equal(set, []string{"10.0.0.1", "10.0.0.9"}) || !in("10.0.0.9") || in("10.0.0.2") {
+		t.Fatalf("after an update of no set: %v", set)
+	}
+	_ = d.UpdateAddressSet(ctx, "h1", "g", []string{"10.1.0.0/16"}, []string{"10.0.0.9", "10.0.0.7"})
+	if _, sets, _ := d.Filter("h1", "u1"); !slices.Equal(sets["g"], []string{"10.0.0.1", "10.1.0.0/16"}) || in("10.0.0.9") || !in("10.1.2.3") {
+		t.Fatalf("after an update: %v", sets)
+	}
+	_ = d.UpdateAddressSet(ctx, "h1", "g", nil, []string{"10.0.0.1", "10.1.0.0/16"})
+	if set := d.AddressSet("h1", "g"); set != nil || in("10.0.0.1") {
+		t.Fatalf("a set left empty: %v", set)
 	}
 }
