@@ -572,3 +572,42 @@ func FuzzSecurityGroupProxyBodies(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAggregateBodies: os-aggregates' create, update and action bodies
+// (add_host, remove_host, set_metadata), at any microversion, against an
+// aggregate that exists.
+func FuzzAggregateBodies(f *testing.F) {
+	for _, s := range []struct {
+		kind uint8
+		v    uint8
+		body string
+	}{
+		{0, 0, `{"aggregate": {"name": "a2", "availability_zone": "az1"}}`}, {0, 40, `{"aggregate": {"name": "a3"}}`},
+		{0, 0, `{"aggregate": {"name": ""}}`}, {0, 0, `{"aggregate": {"name": "x", "availability_zone": 1}}`}, {0, 0, `{"aggregate": null}`},
+		{1, 0, `{"aggregate": {"name": "renamed"}}`}, {1, 0, `{"aggregate": {"availability_zone": "az2"}}`}, {1, 0, `{"aggregate": {}}`},
+		{2, 0, `{"add_host": {"host": "api!cell1@h1"}}`}, {2, 0, `{"remove_host": {"host": "h1"}}`},
+		{2, 0, `{"set_metadata": {"metadata": {"ssd": "true", "availability_zone": null}}}`}, {2, 0, `{"set_metadata": {"metadata": {"k": 1}}}`},
+		{2, 0, `{"add_host": {"host": "a", "x": 1}}`}, {2, 0, `{"bogus": {}}`}, {2, 0, `{}`}, {2, 0, `[]`}, {2, 0, ``},
+	} {
+		f.Add(s.kind, s.v, s.body)
+	}
+	z := newFuzzAPI(f)
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/v2.1/os-aggregates", strings.NewReader(`{"aggregate": {"name": "a1"}}`))
+	r.Header.Set("X-Auth-Token", "admin:admin")
+	r.Header.Set("Content-Type", "application/json")
+	z.api.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		f.Fatalf("create the aggregate: %d %s", w.Code, w.Body)
+	}
+	f.Fuzz(func(t *testing.T, kind, v uint8, body string) {
+		switch kind % 3 {
+		case 0:
+			z.send(t, http.MethodPost, "/v2.1/os-aggregates", "admin:admin", microversion(v), []byte(body))
+		case 1:
+			z.send(t, http.MethodPut, "/v2.1/os-aggregates/1", "admin:admin", microversion(v), []byte(body))
+		default:
+			z.send(t, http.MethodPost, "/v2.1/os-aggregates/1/action", "admin:admin", microversion(v), []byte(body))
+		}
+	})
+}
