@@ -112,6 +112,16 @@ func (h *aggregatesHandler) getAggregate(ctx context.Context, q db.Querier, raw 
 	return apidb.Aggregate{}, notFound("Aggregate %s could not be found.", raw)
 }
 
+// lockedAggregate takes the aggregates' lock in tx (every change holds it:
+// its zone checks read other aggregates) and reads the aggregate the path
+// names.
+func (h *aggregatesHandler) lockedAggregate(ctx context.Context, tx *db.Tx, raw string) (apidb.Aggregate, error) {
+	if err := apidb.LockAggregates(ctx, tx); err != nil {
+		return apidb.Aggregate{}, err
+	}
+	return h.getAggregate(ctx, tx, raw)
+}
+
 func (h *aggregatesHandler) showAggregate(w http.ResponseWriter, r *http.Request) {
 	a, err := h.getAggregate(r.Context(), h.cfg.DB, r.PathValue("id"))
 	if err != nil {
@@ -284,11 +294,8 @@ func (h *aggregatesHandler) updateAggregate(w http.ResponseWriter, r *http.Reque
 	}
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		if err := apidb.LockAggregates(ctx, tx); err != nil {
-			return err
-		}
 		var err error
-		if a, err = h.getAggregate(ctx, tx, raw); err != nil {
+		if a, err = h.lockedAggregate(ctx, tx, raw); err != nil {
 			return err
 		}
 		now := h.cfg.Now().UTC()
@@ -330,10 +337,7 @@ func (h *aggregatesHandler) updateAggregate(w http.ResponseWriter, r *http.Reque
 func (h *aggregatesHandler) deleteAggregate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		if err := apidb.LockAggregates(ctx, tx); err != nil {
-			return err
-		}
-		a, err := h.getAggregate(ctx, tx, r.PathValue("id"))
+		a, err := h.lockedAggregate(ctx, tx, r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -352,18 +356,10 @@ func (h *aggregatesHandler) deleteAggregate(w http.ResponseWriter, r *http.Reque
 // aggregateAction dispatches POST /os-aggregates/{id}/action: add_host,
 // remove_host and set_metadata.
 func (h *aggregatesHandler) aggregateAction(w http.ResponseWriter, r *http.Request) {
-	body, err := readObject(w, r)
+	action, body, err := readAction(w, r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
-	}
-	if len(body) != 1 {
-		h.fail(w, r, bad("Malformed request body"))
-		return
-	}
-	var action string
-	for k := range body {
-		action = k
 	}
 	switch action {
 	case "add_host", "remove_host":
@@ -489,11 +485,8 @@ func (h *aggregatesHandler) hostAction(w http.ResponseWriter, r *http.Request, b
 	}
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		if err := apidb.LockAggregates(ctx, tx); err != nil {
-			return err
-		}
 		var err error
-		if a, err = h.getAggregate(ctx, tx, raw); err != nil {
+		if a, err = h.lockedAggregate(ctx, tx, raw); err != nil {
 			if !add && isFault(err, http.StatusNotFound) {
 				return cannotRemove
 			}
@@ -620,11 +613,8 @@ func (h *aggregatesHandler) setMetadata(w http.ResponseWriter, r *http.Request, 
 	raw := r.PathValue("id")
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		if err := apidb.LockAggregates(ctx, tx); err != nil {
-			return err
-		}
 		var err error
-		if a, err = h.getAggregate(ctx, tx, raw); err != nil {
+		if a, err = h.lockedAggregate(ctx, tx, raw); err != nil {
 			return err
 		}
 		zone, set := meta[apidb.AZKey]

@@ -24,18 +24,10 @@ func (h *flavorAccessHandler) register(rt *router) {
 // flavorAction dispatches POST /flavors/{id}/action: addTenantAccess and
 // removeTenantAccess.
 func (h *flavorAccessHandler) flavorAction(w http.ResponseWriter, r *http.Request) {
-	body, err := readObject(w, r)
+	action, body, err := readAction(w, r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
-	}
-	if len(body) != 1 {
-		h.fail(w, r, bad("Malformed request body"))
-		return
-	}
-	var action string
-	for k := range body {
-		action = k
 	}
 	switch action {
 	case "addTenantAccess", "removeTenantAccess":

@@ -38,6 +38,22 @@ func readObject(w http.ResponseWriter, r *http.Request) (map[string]any, error) 
 	return readObjectBytes(b)
 }
 
+// readAction reads a POST …/action body of the resources whose action is
+// the body's one key (flavors, aggregates): the action's name and the body.
+func readAction(w http.ResponseWriter, r *http.Request) (string, map[string]any, error) {
+	body, err := readObject(w, r)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(body) != 1 {
+		return "", nil, bad("Malformed request body")
+	}
+	for k := range body {
+		return k, body, nil
+	}
+	return "", body, nil
+}
+
 // readObjectBytes is readObject of a body read already.
 func readObjectBytes(b []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
