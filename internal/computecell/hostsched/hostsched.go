@@ -30,6 +30,11 @@ type Host struct {
 	RAMRatio  float64
 	DiskRatio float64
 	Instances int
+	// Aggregates are the metadata of each host aggregate the host is in
+	// (what the cell holds of the API cell's os-aggregates), for the
+	// aggregate filters. The ratios above are already the aggregates'
+	// (cpu_allocation_ratio, ... metadata) where they have them.
+	Aggregates []map[string]string `json:",omitempty"`
 }
 
 // Request is a set of instances of one flavor to place.
@@ -43,6 +48,20 @@ type Request struct {
 	// members already use in this cell; nil for none. Select counts each
 	// instance it places into (a copy of) it, so the next instance sees it.
 	Group *Group `json:",omitempty"`
+	// ProjectID is the project the instances are built for (the
+	// aggregate multi-tenancy isolation).
+	ProjectID string `json:",omitempty"`
+	// ExtraSpecs are the flavor's extra specs (the aggregate instance
+	// extra specs filter).
+	ExtraSpecs map[string]string `json:",omitempty"`
+	// ImageProperties are the properties of the image booted (the
+	// aggregate image properties isolation).
+	ImageProperties map[string]string `json:",omitempty"`
+	// ForcedHost and ForcedNode are an admin's availability_zone
+	// "zone:host:node" (or "zone:host", "zone::node"): the build goes to
+	// that host (node) without the filters, as Nova's force_hosts.
+	ForcedHost string `json:",omitempty"`
+	ForcedNode string `json:",omitempty"`
 }
 
 // Filter decides whether a host can take one more instance of the request.
