@@ -147,6 +147,10 @@ type API struct {
 	// it back, forceDelete deletes it at once), and it is deleted for good
 	// once this long has passed (default 0: deletes are final).
 	ReclaimInstanceInterval Duration `json:"reclaim_instance_interval,omitempty"`
+	// DefaultAvailabilityZone is Nova's default_availability_zone: the
+	// zone of the compute hosts in no aggregate that has one (default
+	// "nova"). The API cell sends it to the cells with their aggregates.
+	DefaultAvailabilityZone string `json:"default_availability_zone,omitempty"`
 	// MaxConnectionsPerClient caps the connections open at once from one
 	// client IP address; more are closed as they arrive (default 256; -1
 	// is unlimited).
@@ -493,6 +497,11 @@ func (a *API) normalize() error {
 	}
 	if a.ReadTimeout < 0 || a.WriteTimeout < 0 || a.IdleTimeout < 0 || a.ImageDataTimeout < 0 {
 		return errors.New("api.read_timeout, api.write_timeout, api.idle_timeout and api.image_data_timeout must not be negative")
+	}
+	if a.DefaultAvailabilityZone == "" {
+		a.DefaultAvailabilityZone = "nova"
+	} else if strings.Contains(a.DefaultAvailabilityZone, ":") || len(a.DefaultAvailabilityZone) > 255 {
+		return fmt.Errorf("api.default_availability_zone %q: a zone name has no ':' and at most 255 characters", a.DefaultAvailabilityZone)
 	}
 	if a.ReclaimInstanceInterval < 0 {
 		return errors.New("api.reclaim_instance_interval must not be negative (0 is no soft delete)")
