@@ -19,6 +19,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
 
@@ -76,6 +77,27 @@ func waitZones(t *testing.T, d *db.DB, what string, want map[string]string) {
 	})
 }
 
+// waitReported waits until the API cell's reports from its children say
+// which of them have zone: exactly cells.
+func waitReported(t *testing.T, tr *testtree.Tree, zone string, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	testpoll.Eventually(t, 60*time.Second, "the cells' reports name zone "+zone, func() (bool, string) {
+		ns, err := cells.ListNeighbours(context.Background(), tr.API.DB)
+		if err != nil {
+			return false, err.Error()
+		}
+		var got []string
+		for _, n := range ns {
+			if n.Relation == cells.Child && n.Report != nil && slices.Contains(n.Report.AvailabilityZones, zone) {
+				got = append(got, n.Path)
+			}
+		}
+		slices.Sort(got)
+		return slices.Equal(got, want), fmt.Sprintf("reported by %v", got)
+	})
+}
+
 // TestAggregateZonesAcrossCells: an operator fences hosts of two cells
 // into an aggregate with a zone and every build asked for that zone lands
 // on them; a zone one cell alone has gets every build asked for it; a
@@ -109,6 +131,8 @@ func TestAggregateZonesAcrossCells(t *testing.T) {
 	waitZones(t, tr.Cells[0].DB, "cell1's host001 in az1", map[string]string{host(c1, 1): "az1", host(c1, 2): "nova"})
 	waitZones(t, tr.Cells[1].DB, "cell2's host001 in az1", map[string]string{host(c2, 1): "az1", host(c2, 2): "nova"})
 	waitZones(t, tr.Cells[2].DB, "cell3's host002 in az2", map[string]string{host(c3, 1): "nova", host(c3, 2): "az2"})
+	waitReported(t, tr, "az1", c1, c2)
+	waitReported(t, tr, "az2", c3)
 
 	// Every build asked for az1 lands on the two fenced hosts, in both
 	// cells; every one asked for az2 on cell3's host002.
