@@ -86,6 +86,18 @@ os aggregate set --property ssd=true agg1 || fail "aggregate set --property"
 echo "ok   openstack aggregate set --property ssd=true agg1"
 expect '"ssd": "true"' aggregate show agg1 -f json
 expect az1 availability zone list --compute
+expect "api!cell2@$h2" availability zone list --long
+# Builds asked for az1 land on its two hosts, whichever cell; a zone
+# nobody has is refused.
+expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --availability-zone az1 --wait az-vm
+expect az1 server show az-vm -f value -c OS-EXT-AZ:availability_zone
+azhost=$(os server show az-vm -f value -c OS-EXT-SRV-ATTR:host) || fail "server show az-vm"
+[ "$azhost" = "$h1" ] || [ "$azhost" = "$h2" ] || fail "az-vm landed on $azhost, not on $h1 or $h2 (az1)"
+echo "ok   az-vm on $azhost, in az1"
+out=$(os server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --availability-zone az-none nope-vm 2>&1) && fail "a server in a zone nobody has: $out"
+grep -qF "The requested availability zone is not available" <<<"$out" || fail "server create --availability-zone az-none: $out"
+echo "ok   openstack server create --availability-zone az-none (refused)"
+os server delete --wait az-vm || fail "server delete az-vm"
 os aggregate remove host agg1 "$h1" >/dev/null || fail "aggregate remove host $h1"
 os aggregate remove host agg1 "api!cell2@$h2" >/dev/null || fail "aggregate remove host $h2"
 echo "ok   openstack aggregate remove host"
