@@ -97,6 +97,9 @@ func (s *Scheduler) WithRAMMultiplier(m float64) *Scheduler {
 // (affinity, anti-affinity) the alternates are then cut to those an
 // instance can fall back to without breaking it (see keepPolicy).
 //
+// A request forced to a host or node skips the filters and weighers (see
+// selectForced).
+//
 // hosts and req are not modified. When an instance cannot be placed, Select
 // returns the selections made so far together with an error wrapping
 // ErrNoValidHost; the caller decides whether a partial placement is of use.
@@ -107,6 +110,9 @@ func (s *Scheduler) WithRAMMultiplier(m float64) *Scheduler {
 func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 	if req == nil {
 		return nil, errors.New("hostsched: nil request")
+	}
+	if req.ForcedHost != "" || req.ForcedNode != "" {
+		return selectForced(req, hosts)
 	}
 	num := max(req.NumInstances, 1)
 	if req.Group != nil {

@@ -394,7 +394,7 @@ func checkHostName(field string, v any) error {
 // aggregateHost resolves a host named as os-services names it to a
 // compute host the API cell has a mapping of; ok is false when there is
 // none.
-func (h *aggregatesHandler) aggregateHost(r *http.Request, name string) (apidb.AggregateHost, bool, error) {
+func (h *base) aggregateHost(r *http.Request, name string) (apidb.AggregateHost, bool, error) {
 	ctx := r.Context()
 	var cells []string
 	cell, bare, qualified := h.splitQualified(name)
