@@ -290,7 +290,7 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Reserver: reserver,
 		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: down,
 		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota, NetworkQuota: cfg.API.NetworkQuota, ReclaimInterval: cfg.API.ReclaimInstanceInterval.D(),
-		DefaultZone: cfg.API.DefaultAvailabilityZone})
+		DefaultAvailabilityZone: cfg.API.DefaultAvailabilityZone})
 	if err != nil {
 		return nil, err
 	}

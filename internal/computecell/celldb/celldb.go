@@ -360,7 +360,14 @@ type BuildContext struct {
 	DifferentCell  []string `json:"different_cell,omitempty"`
 	// Group is the server group the instance joined (see GroupHosts).
 	Group *wire.GroupPlacement `json:"group,omitempty"`
+	// ForcedHost and ForcedNode are the host and node the build names
+	// (wire.BuildInstances'): no filters, no retry on another host.
+	ForcedHost string `json:"forced_host,omitempty"`
+	ForcedNode string `json:"forced_node,omitempty"`
 }
+
+// Forced reports whether the build names its host or node.
+func (b *BuildContext) Forced() bool { return b.ForcedHost != "" || b.ForcedNode != "" }
 
 // Enforced are the NICs whose security groups the cell enforces: the
 // instance's own, or for an instance built with no NICs whose server has

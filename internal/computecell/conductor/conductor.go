@@ -223,7 +223,7 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	now := c.cfg.Now()
 	bc := celldb.BuildContext{Scheduler: b.Scheduler, Attempts: b.Attempts, Tried: b.Tried, Hints: b.Hints,
 		ImageProps: b.ImageProperties, TargetCell: b.TargetCell, SameCell: b.SameCell, DifferentCell: b.DifferentCell,
-		NoNetwork: b.NoNetwork, Group: b.Group}
+		NoNetwork: b.NoNetwork, Group: b.Group, ForcedHost: b.ForcedHost, ForcedNode: b.ForcedNode}
 	insts := make([]celldb.Instance, 0, len(b.Instances))
 	for _, spec := range b.Instances {
 		bc := bc
@@ -400,7 +400,8 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 			}
 			return
 		}
-		req := &hostsched.Request{Flavor: first.Flavor.Need(), NumInstances: len(pending), AvailabilityZone: first.AvailabilityZone, Group: grp}
+		req := hostRequest(first)
+		req.NumInstances, req.Group = len(pending), grp
 		sels, err := c.cfg.Scheduler.Select(ctx, req)
 		if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
 			if ctx.Err() == nil {
@@ -524,7 +525,8 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	first := insts[0]
 	b := wire.BuildInstances{Flavor: first.Flavor, ImageProperties: first.Build.ImageProps, Hints: first.Build.Hints,
 		TargetCell: first.Build.TargetCell, SameCell: first.Build.SameCell, DifferentCell: first.Build.DifferentCell, NoNetwork: first.Build.NoNetwork,
-		Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried, Group: first.Build.Group}
+		Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried, Group: first.Build.Group,
+		ForcedHost: first.Build.ForcedHost, ForcedNode: first.Build.ForcedNode}
 	// An affinity group with members here cannot go to another cell.
 	b.SameCell = c.pinAffinity(ctx, log, first.Build.Group, b.SameCell)
 	uuids := make([]string, 0, len(insts))
@@ -600,7 +602,12 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 	ignore := append([]string(nil), in.Build.IgnoreHosts...)
 	hosts := append([]string{claimed}, alternates...)
 	var lastErr error
-	for attempt := 0; attempt < c.cfg.MaxHostAttempts; attempt++ {
+	attempts := c.cfg.MaxHostAttempts
+	if in.Build.Forced() {
+		// Nova does not reschedule a build forced to a host or node.
+		attempts = 1
+	}
+	for attempt := 0; attempt < attempts; attempt++ {
 		if ctx.Err() != nil {
 			return true
 		}
@@ -612,8 +619,9 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 			}
 		}
 		if host == "" {
-			s, err := c.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1,
-				AvailabilityZone: in.AvailabilityZone, IgnoreHosts: ignore})
+			req := hostRequest(in)
+			req.IgnoreHosts = ignore
+			s, err := c.cfg.Scheduler.Select(ctx, req)
 			if err != nil || len(s) == 0 {
 				lastErr = fmt.Errorf("no other host: %w", err)
 				break
@@ -641,6 +649,12 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 		if err := c.state.ReleaseIn(ctx, c.cfg.DB, in.UUID); err != nil && ctx.Err() == nil {
 			log.Error("releasing the claim on a failed host", "host", host, "err", err)
 		}
+	}
+	if in.Build.Forced() && lastErr != nil {
+		// Nova's fault for a build it does not reschedule: the reason the
+		// host gave.
+		c.fail(ctx, log, in, 500, lastErr.Error())
+		return true
 	}
 	c.fail(ctx, log, in, 500, fmt.Sprintf("%s Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance %s. Last error: %v",
 		"No valid host was found.", in.UUID, lastErr))
@@ -789,4 +803,14 @@ func (c *Conductor) healLoop(ctx context.Context) {
 // Heal sends the instances changed within the heal window up again.
 func (c *Conductor) Heal(ctx context.Context) error {
 	return c.state.Heal(ctx, c.cfg.DB, c.cfg.HealWindow)
+}
+
+// hostRequest is what the host scheduler is asked for one instance of a
+// build: its flavor and zone, and what the aggregate filters match (its
+// project, the flavor's extra specs, the image's properties) and the host
+// or node it is forced to.
+func hostRequest(in *celldb.Instance) *hostsched.Request {
+	return &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone,
+		ProjectID: in.ProjectID, ExtraSpecs: in.Flavor.ExtraSpecs, ImageProperties: in.Build.ImageProps,
+		ForcedHost: in.Build.ForcedHost, ForcedNode: in.Build.ForcedNode}
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
@@ -110,18 +109,8 @@ func (s *Scheduler) WithRAMMultiplier(m float64) *Scheduler {
 // (affinity, anti-affinity) the alternates are then cut to those an
 // instance can fall back to without breaking it (see keepPolicy).
 //
-// When req.ForcedHost or req.ForcedNode is set (an admin's "zone:host:node"),
-// only the hosts of that name are considered, and no filter runs on them, as
-// Nova's host manager skips its filters for force_hosts and force_nodes, so
-// neither the zone, the aggregates, the server group nor a host's state or
-// room keep the admin out. (Nova still asks placement for room on the forced
-// node and leaves out a disabled one by a forbidden trait before its host
-// manager runs; here, where the filters stand for placement too, nothing
-// does.) ForcedHost matches a host's Name ignoring case and ForcedNode
-// matches it exactly (a compute node is named after its host here), as Nova
-// compares them; with both set a host must match both. The hosts in req.IgnoreHosts are still left out, as
-// Nova strips its ignore_hosts before forcing. Otherwise the instances are
-// placed and weighed as usual; no matching host means ErrNoValidHost.
+// A request forced to a host or node skips the filters and weighers (see
+// selectForced).
 //
 // hosts and req are not modified. When an instance cannot be placed, Select
 // returns the selections made so far together with an error wrapping
@@ -134,6 +123,9 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 	if req == nil {
 		return nil, errors.New("hostsched: nil request")
 	}
+	if req.ForcedHost != "" || req.ForcedNode != "" {
+		return selectForced(req, hosts)
+	}
 	num := max(req.NumInstances, 1)
 	if req.Group != nil {
 		own := *req
@@ -141,10 +133,6 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 		req = &own
 	}
 	filters := s.Filters
-	forced := req.ForcedHost != "" || req.ForcedNode != ""
-	if forced {
-		filters = nil
-	}
 	n := len(hosts)
 	work := make([]Host, n)
 	copy(work, hosts)
@@ -154,9 +142,6 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 	// live holds the indexes of the hosts that pass every filter.
 	live := make([]int, 0, n)
 	for i := range work {
-		if forced && !forcedMatch(req, &work[i]) {
-			continue
-		}
 		if s.evaluate(filters, req, work, raw, i) {
 			live = append(live, i)
 		}
@@ -168,10 +153,6 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 	for placed := range num {
 		if len(live) == 0 {
 			keepPolicy(sels, req.Group)
-			if forced {
-				return sels, fmt.Errorf("%w: placed %d of %d instances; no host of %d is forced host %q node %q (or all are ignored)",
-					ErrNoValidHost, placed, num, len(work), req.ForcedHost, req.ForcedNode)
-			}
 			return sels, s.noValidHost(req, work, placed, num)
 		}
 		s.weigh(live, raw, total, n)
@@ -222,19 +203,6 @@ func (s *Scheduler) evaluate(filters []Filter, req *Request, work []Host, raw []
 	return true
 }
 
-// forcedMatch reports whether h is the host (and node) req forces and is
-// not one of req.IgnoreHosts. req.ForcedHost is compared ignoring case and
-// req.ForcedNode exactly, as Nova's host manager compares force_hosts and
-// force_nodes.
-func forcedMatch(req *Request, h *Host) bool {
-	if req.ForcedHost != "" && !strings.EqualFold(h.Name, req.ForcedHost) {
-		return false
-	}
-	if req.ForcedNode != "" && h.Name != req.ForcedNode {
-		return false
-	}
-	return !slices.Contains(req.IgnoreHosts, h.Name)
-}
 
 // weigh sets total[i] for every live host i.
 func (s *Scheduler) weigh(live []int, raw, total []float64, n int) {

@@ -285,20 +285,13 @@ func referenceSelect(s *Scheduler, req *Request, hosts []Host) ([]Selection, boo
 		req = &own
 		defer func() { keepPolicy(out, req.Group) }()
 	}
-	forced := req.ForcedHost != "" || req.ForcedNode != ""
+	// Forced requests (selectForced) have their own tests.
 	for range max(req.NumInstances, 1) {
 		var live []int
 		for i := range work {
 			ok := true
-			if forced {
-				// Only the forced host, unless ignored, and no filters.
-				name := work[i].Name
-				ok = (req.ForcedHost == "" || strings.EqualFold(name, req.ForcedHost)) &&
-					(req.ForcedNode == "" || name == req.ForcedNode) &&
-					!slices.Contains(req.IgnoreHosts, name)
-			}
 			for _, f := range s.Filters {
-				ok = ok && (forced || f.Passes(req, &work[i]))
+				ok = ok && f.Passes(req, &work[i])
 			}
 			if ok {
 				live = append(live, i)
@@ -392,16 +385,6 @@ func TestSelectMatchesReference(t *testing.T) {
 			}
 			if r.IntN(2) == 0 {
 				req.Group = randomGroup(r, hosts)
-			}
-			switch r.IntN(8) {
-			case 0:
-				req.ForcedHost = strings.ToUpper(hosts[r.IntN(len(hosts))].Name)
-			case 1:
-				req.ForcedNode = hosts[r.IntN(len(hosts))].Name
-			case 2:
-				req.ForcedHost, req.ForcedNode = hosts[r.IntN(len(hosts))].Name, hosts[r.IntN(len(hosts))].Name
-			case 3:
-				req.ForcedHost = "nowhere"
 			}
 			randomAggregates(r, hosts, req)
 			want, wantOK := referenceSelect(s, req, hosts)
@@ -498,63 +481,6 @@ func randomAggregates(r *rand.Rand, hosts []Host, req *Request) {
 	}
 }
 
-func TestSelectForced(t *testing.T) {
-	small := capacity.Flavor{VCPUs: 1, RAMMB: 1024, DiskGB: 10}
-	// refused fails every filter of Default, one way or another.
-	refused := host("refused", 0, 0, 0)
-	refused.Up, refused.Enabled, refused.AvailabilityZone = false, false, "az9"
-	refused.Aggregates = []map[string]string{{"filter_tenant_id": "other", "ssd": "false", "os_distro": "windows"}}
-	strict := Request{
-		Flavor: small, AvailabilityZone: "az1", ProjectID: "p",
-		ExtraSpecs:      map[string]string{"aggregate_instance_extra_specs:ssd": "true"},
-		ImageProperties: map[string]string{"os_distro": "linux"},
-		Group:           &Group{UUID: "g", Policy: PolicyAffinity, Hosts: map[string]int{"a": 1}},
-	}
-	withForce := func(req Request, host, node string, n int) Request {
-		req.ForcedHost, req.ForcedNode, req.NumInstances = host, node, n
-		return req
-	}
-	a, b := host("a", 8, 8192, 100), host("b", 8, 16384, 100)
-	a.Aggregates = []map[string]string{{"filter_tenant_id": "p", "ssd": "true", "os_distro": "linux"}}
-	hosts := []Host{a, refused, b}
-	tests := []struct {
-		name  string
-		s     *Scheduler
-		req   Request
-		hosts []Host
-		want  []Selection
-	}{
-		{"forced host past every filter", Default(), withForce(strict, "refused", "", 1), hosts, []Selection{sel("refused")}},
-		{"forced node past every filter", Default(), withForce(strict, "", "refused", 1), hosts, []Selection{sel("refused")}},
-		{"forced host and node", Default(), withForce(strict, "refused", "refused", 1), hosts, []Selection{sel("refused")}},
-		{"forced host ignores case", Default(), withForce(strict, "REFUSED", "", 1), hosts, []Selection{sel("refused")}},
-		{"all instances to the forced host", Default(), withForce(strict, "refused", "", 3), hosts,
-			[]Selection{sel("refused"), sel("refused"), sel("refused")}},
-		{"forced past a full host", Default(), withForce(Request{Flavor: capacity.Flavor{VCPUs: 64}}, "a", "", 2), hosts,
-			[]Selection{sel("a"), sel("a")}},
-		{"weighers still rank hosts of the forced name", Default(), withForce(Request{Flavor: small}, "a", "", 1),
-			[]Host{host("a", 8, 1024, 100), host("A", 8, 8192, 100), host("b", 8, 65536, 100)}, []Selection{sel("A", "a")}},
-		{"forced node is exact", Default(), withForce(Request{Flavor: small}, "", "a", 1),
-			[]Host{host("a", 8, 1024, 100), host("A", 8, 8192, 100)}, []Selection{sel("a")}},
-		{"without force the filters refuse it", Default(), withForce(strict, "", "", 1), hosts, []Selection{sel("a")}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			in := slices.Clone(tt.hosts)
-			got, err := tt.s.Select(&tt.req, in)
-			if err != nil {
-				t.Fatalf("Select: %v", err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("Select = %v, want %v", got, tt.want)
-			}
-			if !reflect.DeepEqual(in, tt.hosts) {
-				t.Error("Select modified its input hosts")
-			}
-		})
-	}
-}
-
 func TestSelectForcedNoValidHost(t *testing.T) {
 	small := capacity.Flavor{VCPUs: 1, RAMMB: 1024, DiskGB: 10}
 	hosts := []Host{host("a", 8, 8192, 100), host("b", 8, 8192, 100)}
@@ -579,7 +505,7 @@ func TestSelectForcedNoValidHost(t *testing.T) {
 			if !errors.Is(err, ErrNoValidHost) || len(got) != 0 {
 				t.Fatalf("Select = %v, %v; want no selection and ErrNoValidHost", got, err)
 			}
-			if !strings.Contains(err.Error(), "forced host") {
+			if !strings.Contains(err.Error(), "forced to host") {
 				t.Errorf("error %q does not say the host was forced", err)
 			}
 		})

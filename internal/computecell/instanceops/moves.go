@@ -165,7 +165,7 @@ func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pendin
 	if err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return o.state.Release(ctx, tx, in.UUID) }); err != nil {
 		return err
 	}
-	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone})
+	sels, err := o.cfg.Scheduler.Select(ctx, moveRequest(in, in.Flavor))
 	if err != nil {
 		return err
 	}
@@ -231,8 +231,9 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 	if err != nil {
 		return err
 	}
-	sels, err := o.cfg.Scheduler.Select(ctx, &hostsched.Request{Flavor: flavor.Need(), NumInstances: 1,
-		AvailabilityZone: in.AvailabilityZone, IgnoreHosts: []string{in.Host}})
+	req := moveRequest(in, flavor)
+	req.IgnoreHosts = []string{in.Host}
+	sels, err := o.cfg.Scheduler.Select(ctx, req)
 	if err != nil {
 		return fmt.Errorf("%s %w", noValidHost, err)
 	}
@@ -359,4 +360,13 @@ func (o *Ops) snapshotFailed(ctx context.Context, in *celldb.Instance, p celldb.
 // was made of.
 func snapshotData(in *celldb.Instance) []byte {
 	return fmt.Appendf(nil, "cellcloud fake snapshot of instance %s (image %s, flavor %s)\n", in.UUID, in.ImageRef, in.Flavor.Name)
+}
+
+// moveRequest is what the host scheduler is asked for a move of in to a
+// host that takes flavor: the instance's zone, and what the aggregate
+// filters match (its project, the flavor's extra specs, the properties of
+// the image it was built from). A move is never forced to a host.
+func moveRequest(in *celldb.Instance, flavor wire.Flavor) *hostsched.Request {
+	return &hostsched.Request{Flavor: flavor.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone,
+		ProjectID: in.ProjectID, ExtraSpecs: flavor.ExtraSpecs, ImageProperties: in.Build.ImageProps}
 }

@@ -90,10 +90,17 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 	if err != nil {
 		return err
 	}
+	zone := b.Instances[0].AvailabilityZone
+	if b.Forced() {
+		// A forced host's zone was matched to the host by the API cell
+		// (its aggregates'), which its cell may not report: Nova skips
+		// the filters for a forced host.
+		zone = ""
+	}
 	req := &cellsched.Request{
 		Flavor:           b.Flavor.Need(),
 		NumInstances:     len(b.Instances),
-		AvailabilityZone: b.Instances[0].AvailabilityZone,
+		AvailabilityZone: zone,
 		ImageProperties:  b.ImageProperties,
 		TargetCell:       b.TargetCell,
 		SameCell:         b.SameCell,

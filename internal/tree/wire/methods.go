@@ -166,7 +166,19 @@ type BuildInstances struct {
 	// Group is the server group the instances join (the "group" hint), for
 	// the compute cell's host scheduler; nil for none.
 	Group *GroupPlacement `json:"group,omitempty"`
+	// ForcedHost and ForcedNode are an admin's availability_zone
+	// "zone:host", "zone:host:node" or "zone::node" (Nova's force_hosts,
+	// force_nodes): the host by its name in its cell (TargetCell is then
+	// that cell, when the API cell knows the host) and the node. The
+	// compute cell places the instances there without its filters and
+	// does not retry them on another host; the cell scheduler does not
+	// filter by zone (the API cell matched the zone to the host).
+	ForcedHost string `json:"forced_host,omitempty"`
+	ForcedNode string `json:"forced_node,omitempty"`
 }
+
+// Forced reports whether the build names its host or node.
+func (b *BuildInstances) Forced() bool { return b.ForcedHost != "" || b.ForcedNode != "" }
 
 // GroupPlacement is a server group as a build carries it: its policy
 // (affinity, anti-affinity, soft-affinity or soft-anti-affinity) and where

@@ -132,7 +132,7 @@ func (h *aggregatesHandler) lockedAggregate(ctx context.Context, tx *db.Tx, raw 
 // pushCells sends, in tx, each of cells its new snapshot of the
 // aggregates (package aggsync) at the change's sequence number seq.
 func (h *base) pushCells(ctx context.Context, tx *db.Tx, seq int64, cells ...string) error {
-	p := &aggsync.Pusher{Sender: h.cfg.Sender, DefaultZone: h.cfg.DefaultZone}
+	p := &aggsync.Pusher{Sender: h.cfg.Sender, DefaultZone: h.cfg.DefaultAvailabilityZone}
 	return p.Push(ctx, tx, httpkit.RequestID(ctx), seq, cells...)
 }
 
@@ -413,7 +413,7 @@ func checkHostName(field string, v any) error {
 // aggregateHost resolves a host named as os-services names it to a
 // compute host the API cell has a mapping of; ok is false when there is
 // none.
-func (h *aggregatesHandler) aggregateHost(r *http.Request, name string) (apidb.AggregateHost, bool, error) {
+func (h *base) aggregateHost(r *http.Request, name string) (apidb.AggregateHost, bool, error) {
 	ctx := r.Context()
 	var cells []string
 	cell, bare, qualified := h.splitQualified(name)

@@ -73,10 +73,10 @@ type Config struct {
 	// delete soft-deletes a server that has run, restorable until the
 	// reclaim (internal/apicell/reclaim) deletes it for good.
 	ReclaimInterval time.Duration
-	Now             func() time.Time
-	// DefaultZone is Nova's default_availability_zone: the zone of the
-	// compute hosts in no aggregate with one (default "nova").
-	DefaultZone string
+	// DefaultAvailabilityZone is Nova's default_availability_zone: the
+	// zone of the hosts in no aggregate that has one (default "nova").
+	DefaultAvailabilityZone string
+	Now                     func() time.Time
 	// Reserver reserves in a cell an address of a block it holds, asked
 	// for as a fixed_ip on a boot; nil answers such addresses 503.
 	Reserver netdb.AddressReserver
@@ -106,8 +106,8 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.DefaultZone == "" {
-		cfg.DefaultZone = "nova"
+	if cfg.DefaultAvailabilityZone == "" {
+		cfg.DefaultAvailabilityZone = "nova"
 	}
 	cfg.Quota = cfg.Quota.WithNovaDefaults()
 	cfg.NetworkQuota = cfg.NetworkQuota.WithNeutronDefaults()

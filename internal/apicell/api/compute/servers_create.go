@@ -21,7 +21,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
-	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -31,11 +30,14 @@ import (
 func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	req, err := readCreate(w, r)
+	if err == nil {
+		err = h.createZone(r, req)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	flavor, err := checkCreateRefs(ctx, h.cfg.DB, req)
+	flavor, err := checkCreateRefs(ctx, h.cfg.DB, req, h.cfg.DefaultAvailabilityZone)
 	if err == nil {
 		req.securityGroupIDs, err = h.resolveSecurityGroups(ctx, req.securityGroups)
 	}
@@ -145,8 +147,9 @@ func createSecurityGroupError(err error) error {
 
 // checkCreateRefs checks what a create request names against what
 // exists and the caller may use: the flavor (returned), the key pair, the
-// networks, the zone and the image.
-func checkCreateRefs(ctx context.Context, d *db.DB, req *createRequest) (wire.Flavor, error) {
+// networks, the zone (defaultZone is always available) and the image
+// (whose properties it keeps in req).
+func checkCreateRefs(ctx context.Context, d *db.DB, req *createRequest, defaultZone string) (wire.Flavor, error) {
 	c := httpkit.CallerFrom(ctx)
 	// A private flavor is bootable only by admins and the projects given it.
 	fd, err := apidb.GetFlavorDetail(ctx, d, req.flavorRef, apidb.FlavorViewer{ProjectID: c.ProjectID, Admin: c.Admin})
@@ -166,7 +169,7 @@ func checkCreateRefs(ctx context.Context, d *db.DB, req *createRequest) (wire.Fl
 	if req.nics, err = checkNetworks(ctx, d, req.networks); err != nil {
 		return wire.Flavor{}, err
 	}
-	if err := checkZone(ctx, d, req.az); err != nil {
+	if err := checkZone(ctx, d, req, defaultZone); err != nil {
 		return wire.Flavor{}, err
 	}
 	img, err := checkImage(ctx, d, req.imageRef, fd.Flavor)
@@ -176,6 +179,7 @@ func checkCreateRefs(ctx context.Context, d *db.DB, req *createRequest) (wire.Fl
 	if req.autoDiskConfig, err = autoDiskConfig(req.diskConfig, img.ID, img.AutoDiskConfig); err != nil {
 		return wire.Flavor{}, err
 	}
+	req.imageProps = img.Properties
 	return fd.Flavor, nil
 }
 
@@ -195,11 +199,16 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 	c := httpkit.CallerFrom(ctx)
 	p := &plannedBuild{
 		insts: make([]apidb.Instance, req.count),
-		build: wire.BuildInstances{Flavor: flavor, Hints: req.hints, Scheduler: h.cfg.Cell, Attempts: 1, NoNetwork: req.noNetwork},
-		rid:   httpkit.RequestID(ctx), resID: "r-" + randomString(8), now: h.cfg.Now().UTC(),
+		build: wire.BuildInstances{Flavor: flavor, Hints: req.hints, Scheduler: h.cfg.Cell, Attempts: 1, NoNetwork: req.noNetwork,
+			ImageProperties: req.imageProps, ForcedHost: req.forcedHost, ForcedNode: req.forcedNode},
+		rid: httpkit.RequestID(ctx), resID: "r-" + randomString(8), now: h.cfg.Now().UTC(),
 	}
 	if err := h.cellHints(r, &p.build); err != nil {
 		return nil, err
+	}
+	if req.forcedCell != "" {
+		// A forced host's build goes to its cell (over a target_cell hint).
+		p.build.TargetCell = req.forcedCell
 	}
 	for i := range p.insts {
 		name := req.name
@@ -276,10 +285,11 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 
 // checkImage refuses an image the caller cannot boot, as Nova does: one
 // that does not exist (or is not visible), is not active, or needs more
-// RAM or disk than the flavor has.
+// RAM or disk than the flavor has. The image is returned with its
+// properties (a build's placement constraints).
 func checkImage(ctx context.Context, d *db.DB, id string, f wire.Flavor) (*imagedb.Image, error) {
 	c := httpkit.CallerFrom(ctx)
-	img, err := (&imagedb.Store{}).GetWithoutDetails(ctx, d, id)
+	img, err := (&imagedb.Store{}).Get(ctx, d, id)
 	if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
 		return nil, bad("Image %s could not be found.", id)
 	}
@@ -364,27 +374,6 @@ func (h *serversHandler) cellHints(r *http.Request, b *wire.BuildInstances) erro
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
-
-// checkZone refuses an availability zone that no cell reports, as Nova
-// refuses one no host is in.
-func checkZone(ctx context.Context, d *db.DB, zone string) error {
-	if zone == "" {
-		return nil
-	}
-	if strings.Contains(zone, ":") {
-		return bad("Forcing a host with availability_zone %q (zone:host) is not supported; give the zone only", zone)
-	}
-	ns, err := cells.ListNeighbours(ctx, d)
-	if err != nil {
-		return err
-	}
-	for _, n := range ns {
-		if n.Relation == cells.Child && n.Report != nil && slices.Contains(n.Report.AvailabilityZones, zone) {
-			return nil
-		}
-	}
-	return bad("The requested availability zone is not available")
-}
 
 // bootNIC is one interface a create asks for, checked against the
 // Networking API's data.

@@ -121,6 +121,13 @@ type createRequest struct {
 	securityGroups     []string
 	securityGroupsBody []json.RawMessage
 	securityGroupIDs   []string
+	// forcedHost and forcedNode are the host (by its name in its cell)
+	// and node an admin's availability_zone forces (createZone);
+	// forcedCell is the host's cell, "" when the API cell has no mapping
+	// of the host.
+	forcedHost, forcedNode, forcedCell string
+	// imageProps are the image's properties, for the build.
+	imageProps map[string]string
 }
 
 // validateCreate checks a create request as Nova's 2.1 schema does, one
