@@ -203,7 +203,6 @@ func (s *Scheduler) evaluate(filters []Filter, req *Request, work []Host, raw []
 	return true
 }
 
-
 // weigh sets total[i] for every live host i.
 func (s *Scheduler) weigh(live []int, raw, total []float64, n int) {
 	for _, i := range live {
