@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
@@ -90,11 +91,16 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 	if err != nil {
 		return err
 	}
+	// An admin's "zone:host:node" forces a host in the zone: the cells
+	// choose by the zone, the host scheduler goes to the host.
+	zone, _, _ := strings.Cut(b.Instances[0].AvailabilityZone, ":")
 	req := &cellsched.Request{
 		Flavor:           b.Flavor.Need(),
 		NumInstances:     len(b.Instances),
-		AvailabilityZone: b.Instances[0].AvailabilityZone,
+		AvailabilityZone: zone,
 		ImageProperties:  b.ImageProperties,
+		ExtraSpecs:       b.Flavor.ExtraSpecs,
+		ProjectID:        b.Instances[0].ProjectID,
 		TargetCell:       b.TargetCell,
 		SameCell:         b.SameCell,
 		DifferentCell:    b.DifferentCell,
@@ -111,7 +117,7 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 		if len(rest) == 0 {
 			break
 		}
-		n := c.Report.Fits(req.Flavor)
+		n := c.Report.FitsIn(req.AvailabilityZone, req.Flavor)
 		if i == len(ranked)-1 || n > len(rest) {
 			n = len(rest)
 		}
@@ -140,7 +146,7 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 			}
 		}
 		child, need := c.Path, req.Flavor
-		tx.AfterCommit(func() { s.take(child, need, n) })
+		tx.AfterCommit(func() { s.take(child, zone, need, n) })
 	}
 	return nil
 }
@@ -203,9 +209,9 @@ func (s *Service) hasChildren() bool {
 	return false
 }
 
-// take counts a build of n instances of a flavor sent to a child against
-// the child's last report, until its next one.
-func (s *Service) take(child string, f capacity.Flavor, n int) {
+// take counts a build of n instances of a flavor, in zone ("" for none),
+// sent to a child against the child's last report, until its next one.
+func (s *Service) take(child, zone string, f capacity.Flavor, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.inflight[child]
@@ -216,7 +222,7 @@ func (s *Service) take(child string, f capacity.Flavor, n int) {
 		}
 		r = *l.n.Report
 	}
-	s.inflight[child] = r.Take(f, n)
+	s.inflight[child] = r.TakeIn(zone, f, n)
 }
 
 // afterInflight is a child's last report less what was sent to it since.

@@ -334,7 +334,8 @@ func TestDefault(t *testing.T) {
 	s := Default()
 	wantFilters := []Filter{
 		TargetCellFilter{}, TriedFilter{}, SameCellFilter{}, DifferentCellFilter{},
-		AvailabilityZoneFilter{}, ImagePropertiesFilter{}, CapacityFilter{},
+		AvailabilityZoneFilter{}, ImagePropertiesFilter{}, AggregateInstanceExtraSpecsFilter{},
+		AggregateMultiTenancyIsolationFilter{}, CapacityFilter{},
 	}
 	if !reflect.DeepEqual(s.Filters, wantFilters) {
 		t.Errorf("Default filters = %#v, want %#v", s.Filters, wantFilters)
