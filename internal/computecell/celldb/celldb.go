@@ -264,6 +264,35 @@ ALTER TABLE address_blocks ADD COLUMN filled INTEGER NOT NULL DEFAULT 0;
 UPDATE address_blocks SET filled = 1;
 CREATE INDEX address_blocks_open_name ON address_blocks (network, first_int) WHERE filled = 0 AND returned = 0;
 CREATE INDEX address_blocks_open_id ON address_blocks (network_id, first_int) WHERE filled = 0 AND returned = 0`},
+	// Host aggregates held by the cell (aggregates.go): the API cell's
+	// aggregates that have a host of this cell, with those hosts only, as
+	// the last host_aggregates snapshot gave them (host_aggregates_state:
+	// its version and the default zone). Each compute node keeps the
+	// zone and the allocation ratios its aggregates give it
+	// (availability_zone, and agg_*_ratio, -1 for none), recomputed
+	// whenever a snapshot is applied or the node registers.
+	{Version: 9, Name: "host aggregates held by the cell", SQL: `
+CREATE TABLE host_aggregates (
+	id {{bigint}} PRIMARY KEY,
+	uuid TEXT NOT NULL,
+	name TEXT NOT NULL,
+	metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE host_aggregate_hosts (
+	host TEXT NOT NULL,
+	aggregate_id {{bigint}} NOT NULL,
+	PRIMARY KEY (host, aggregate_id)
+);
+CREATE TABLE host_aggregates_state (
+	id INTEGER PRIMARY KEY,
+	version {{bigint}} NOT NULL,
+	default_zone TEXT NOT NULL
+);
+INSERT INTO host_aggregates_state (id, version, default_zone) VALUES (1, 0, 'nova');
+ALTER TABLE compute_nodes ADD COLUMN agg_cpu_ratio DOUBLE PRECISION NOT NULL DEFAULT -1;
+ALTER TABLE compute_nodes ADD COLUMN agg_ram_ratio DOUBLE PRECISION NOT NULL DEFAULT -1;
+ALTER TABLE compute_nodes ADD COLUMN agg_disk_ratio DOUBLE PRECISION NOT NULL DEFAULT -1;
+UPDATE compute_nodes SET availability_zone = 'nova'`},
 }
 
 // VM states, task states and power states, with Nova's values.

@@ -391,17 +391,14 @@ func TestCapacity(t *testing.T) {
 		const downAfter = time.Minute
 
 		up1 := node("up1", 4)
-		up1.AvailabilityZone = "az-up"
 		up2 := node("up2", 8)
-		up2.AvailabilityZone = "az-up"
 		disabled := node("disabled", 16)
-		disabled.AvailabilityZone = "az-disabled"
 		stale := node("stale", 32)
-		stale.AvailabilityZone = "az-stale"
 		register(t, d, up1, now.Add(-downAfter)) // exactly at the limit: still up
 		register(t, d, up2, now)
 		register(t, d, disabled, now)
 		register(t, d, stale, now.Add(-downAfter-time.Second))
+		setZones(t, d, map[string]string{"up1": "az-up", "up2": "az-up", "disabled": "az-disabled", "stale": "az-stale"})
 		if _, err := d.Exec(ctx, `UPDATE compute_nodes SET enabled = 0 WHERE host = ?`, "disabled"); err != nil {
 			t.Fatal(err)
 		}
@@ -588,9 +585,8 @@ func TestFailedClaimLeavesNothingInACommittedTransaction(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		migrated(t, d)
-		h := node("h1", 1)
-		h.AvailabilityZone = "az9"
-		register(t, d, h, t0)
+		register(t, d, node("h1", 1), t0)
+		setZones(t, d, map[string]string{"h1": "az9"})
 		us := insertInstances(t, d, 2)
 		var zones []string
 		var refused error

@@ -40,6 +40,15 @@ func (n Node) FreeVCPUs() int    { return int(float64(n.VCPUs)*n.CPURatio) - n.U
 func (n Node) FreeRAMMB() int64  { return int64(float64(n.RAMMB)*n.RAMRatio) - n.UsedRAMMB }
 func (n Node) FreeDiskGB() int64 { return int64(float64(n.DiskGB)*n.DiskRatio) - n.UsedDiskGB }
 
+// A node's allocation ratios are its aggregates' where they give one
+// (agg_*_ratio, negative for none), its own otherwise.
+const (
+	effectiveCPURatio  = `(CASE WHEN agg_cpu_ratio >= 0 THEN agg_cpu_ratio ELSE cpu_ratio END)`
+	effectiveRAMRatio  = `(CASE WHEN agg_ram_ratio >= 0 THEN agg_ram_ratio ELSE ram_ratio END)`
+	effectiveDiskRatio = `(CASE WHEN agg_disk_ratio >= 0 THEN agg_disk_ratio ELSE disk_ratio END)`
+	effectiveRatios    = effectiveCPURatio + `, ` + effectiveRAMRatio + `, ` + effectiveDiskRatio
+)
+
 // ErrClaimFailed is returned when a host has no room for a claim.
 var ErrClaimFailed = errors.New("host has not enough free resources for the claim")
 
@@ -53,18 +62,26 @@ func RegisterNode(ctx context.Context, d *db.DB, n Node, now time.Time) error {
 // RegisterNodeTx is RegisterNode inside tx. A new node gets a UUID (an
 // old one without gets one too).
 func RegisterNodeTx(ctx context.Context, tx *db.Tx, n Node, now time.Time) error {
-	res, err := tx.Exec(ctx, `UPDATE compute_nodes SET availability_zone = ?, hypervisor_type = ?, vcpus = ?, ram_mb = ?, disk_gb = ?,
+	res, err := tx.Exec(ctx, `UPDATE compute_nodes SET hypervisor_type = ?, vcpus = ?, ram_mb = ?, disk_gb = ?,
 		cpu_ratio = ?, ram_ratio = ?, disk_ratio = ?, heartbeat_at = ?, uuid = CASE WHEN uuid = '' THEN ? ELSE uuid END WHERE host = ?`,
-		n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), uuid.NewString(), n.Host)
+		n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), uuid.NewString(), n.Host)
 	if err != nil {
 		return err
 	}
 	if k, _ := res.RowsAffected(); k == 1 {
 		return nil
 	}
+	// A new node's zone and ratios are what the aggregates the cell holds
+	// give it (aggregates.go); n.AvailabilityZone is not used.
+	na, err := nodeAggregates(ctx, tx, n.Host)
+	if err != nil {
+		return err
+	}
 	_, err = tx.Exec(ctx, `INSERT INTO compute_nodes (uuid, host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb,
-		cpu_ratio, ram_ratio, disk_ratio, heartbeat_at, created_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		uuid.NewString(), n.Host, n.AvailabilityZone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio, db.Micros(now), db.Micros(now))
+		cpu_ratio, ram_ratio, disk_ratio, agg_cpu_ratio, agg_ram_ratio, agg_disk_ratio, heartbeat_at, created_at)
+		VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		uuid.NewString(), n.Host, na.Zone, n.HypervisorType, n.VCPUs, n.RAMMB, n.DiskGB, n.CPURatio, n.RAMRatio, n.DiskRatio,
+		na.CPURatio, na.RAMRatio, na.DiskRatio, db.Micros(now), db.Micros(now))
 	return err
 }
 
@@ -87,7 +104,7 @@ func ListNodes(ctx context.Context, q Querier) ([]Node, error) {
 
 func listNodes(ctx context.Context, q Querier, where string, args ...any) ([]Node, error) {
 	rows, err := q.Query(ctx, `SELECT uuid, host, availability_zone, hypervisor_type, enabled, vcpus, ram_mb, disk_gb, used_vcpus, used_ram_mb,
-		used_disk_gb, cpu_ratio, ram_ratio, disk_ratio, instances, heartbeat_at FROM compute_nodes `+where+` ORDER BY host`, args...)
+		used_disk_gb, `+effectiveRatios+`, instances, heartbeat_at FROM compute_nodes `+where+` ORDER BY host`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("compute nodes: %w", err)
 	}
@@ -144,7 +161,8 @@ func ClaimZone(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Fla
 	err = tx.QueryRow(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,
 		used_disk_gb = used_disk_gb + ?, instances = instances + 1
 		WHERE host = ? AND enabled = 1
-		AND used_vcpus + ? <= vcpus * cpu_ratio AND used_ram_mb + ? <= ram_mb * ram_ratio AND used_disk_gb + ? <= disk_gb * disk_ratio
+		AND used_vcpus + ? <= vcpus * `+effectiveCPURatio+` AND used_ram_mb + ? <= ram_mb * `+effectiveRAMRatio+`
+		AND used_disk_gb + ? <= disk_gb * `+effectiveDiskRatio+`
 		RETURNING availability_zone`,
 		f.VCPUs, f.RAMMB, f.DiskGB, host, f.VCPUs, f.RAMMB, f.DiskGB).Scan(&az)
 	if errors.Is(err, sql.ErrNoRows) {

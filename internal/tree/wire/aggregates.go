@@ -26,6 +26,10 @@ const (
 	MethodHostAggregatesSync = "host_aggregates_sync"
 )
 
+// AggregateZoneKey is the aggregate metadata key that holds its
+// availability zone.
+const AggregateZoneKey = "availability_zone"
+
 // HostAggregates is the payload of host_aggregates.
 type HostAggregates struct {
 	// Version orders the snapshots of one cell: the root's aggregate
@@ -50,9 +54,12 @@ type HostAggregate struct {
 }
 
 // Zone is the aggregate's availability zone ("": none).
-func (a *HostAggregate) Zone() string { return a.Metadata["availability_zone"] }
+func (a *HostAggregate) Zone() string { return a.Metadata[AggregateZoneKey] }
 
 // HostAggregatesSync is the payload of host_aggregates_sync.
 type HostAggregatesSync struct {
 	Version int64 `json:"version"`
+	// DefaultZone is the default zone the cell's snapshot gave; the root
+	// answers when its own differs (its configuration changed).
+	DefaultZone string `json:"default_zone"`
 }
