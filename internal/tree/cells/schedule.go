@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
@@ -91,22 +92,7 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 	if err != nil {
 		return err
 	}
-	// An admin's "zone:host:node" forces a host in the zone: the cells
-	// choose by the zone, the host scheduler goes to the host.
-	zone, _, _ := strings.Cut(b.Instances[0].AvailabilityZone, ":")
-	req := &cellsched.Request{
-		Flavor:           b.Flavor.Need(),
-		NumInstances:     len(b.Instances),
-		AvailabilityZone: zone,
-		ImageProperties:  b.ImageProperties,
-		ExtraSpecs:       b.Flavor.ExtraSpecs,
-		ProjectID:        b.Instances[0].ProjectID,
-		TargetCell:       b.TargetCell,
-		SameCell:         b.SameCell,
-		DifferentCell:    b.DifferentCell,
-		Tried:            b.Tried,
-		Now:              s.now(),
-	}
+	req := schedRequest(b, s.now())
 	ranked, err := s.cfg.Scheduler.Rank(req, cands)
 	if err != nil {
 		return s.giveUp(ctx, tx, env, &onward, NoValidCellReason)
@@ -146,9 +132,30 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 			}
 		}
 		child, need := c.Path, req.Flavor
+		zone := req.AvailabilityZone
 		tx.AfterCommit(func() { s.take(child, zone, need, n) })
 	}
 	return nil
+}
+
+// schedRequest is what the cell scheduler is asked to place for b.
+func schedRequest(b *wire.BuildInstances, now time.Time) *cellsched.Request {
+	// An admin's "zone:host:node" forces a host in the zone: the cells
+	// choose by the zone, the host scheduler goes to the host.
+	zone, _, _ := strings.Cut(b.Instances[0].AvailabilityZone, ":")
+	return &cellsched.Request{
+		Flavor:           b.Flavor.Need(),
+		NumInstances:     len(b.Instances),
+		AvailabilityZone: zone,
+		ImageProperties:  b.ImageProperties,
+		ExtraSpecs:       b.Flavor.ExtraSpecs,
+		ProjectID:        b.Instances[0].ProjectID,
+		TargetCell:       b.TargetCell,
+		SameCell:         b.SameCell,
+		DifferentCell:    b.DifferentCell,
+		Tried:            b.Tried,
+		Now:              now,
+	}
 }
 
 // giveUp hands a build that found no cell back to this cell's parent, which
