@@ -116,7 +116,8 @@ func (r Report) FitsIn(zone string, f Flavor) int {
 // Zones: a report without ZoneSlots adds its Slots to its one zone (to
 // each of its zones, should a report list several without ZoneSlots:
 // over-counting a zone's room lets a build try a cell, never keeps it
-// from one). Aggregates: see mergeAggregates.
+// from one). Aggregates are united, then bounded; a report with room but
+// no Aggregates makes the merge's nil (it may hold any).
 func Merge(reports ...Report) Report {
 	var out Report
 	zones := map[string]bool{}
@@ -267,19 +268,20 @@ func (r Report) TakeIn(zone string, f Flavor, n int) Report {
 		}
 	}
 	for range n {
-		var shape *Slot
 		if zs != nil && zone != "" {
 			s, ok := takeOne(zs, zone, f, nil)
 			if !ok {
 				break
 			}
-			shape = &s
-		}
-		s, ok := takeSlot(&slots, f, shape)
-		if !ok {
-			break
-		}
-		if zs != nil && zone == "" {
+			// The whole cell's slots are compressed apart from the
+			// zone's: take the same shape if they have it, else the
+			// roomiest, else nothing.
+			takeSlot(&slots, f, &s)
+		} else {
+			s, ok := takeSlot(&slots, f, nil)
+			if !ok {
+				break
+			}
 			if z, ok := zoneOf(zs, f, s); ok {
 				takeOne(zs, z, f, &s)
 			}
