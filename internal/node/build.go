@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/aggsync"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/compute"
 	identityapi "github.com/cellcloud/cellcloud/internal/apicell/api/identity"
@@ -21,6 +22,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
+	"github.com/cellcloud/cellcloud/internal/computecell/hostaggs"
 	"github.com/cellcloud/cellcloud/internal/computecell/hostops"
 	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
 	"github.com/cellcloud/cellcloud/internal/computecell/instanceops"
@@ -146,6 +148,9 @@ func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
 	n.Cells.HandleCast(wire.MethodReturnBlocks, 1, 0, l.ReturnBlocks)
 	sg := &sgsync.Handlers{Sender: sender, Logger: n.log.With("cell", n.cfg.Cell, "role", "sgsync")}
 	n.Cells.HandleCast(wire.MethodSecurityGroupsSync, 1, 0, sg.Sync)
+	ag := &aggsync.Handlers{Pusher: &aggsync.Pusher{Sender: sender, DefaultZone: n.cfg.API.DefaultAvailabilityZone},
+		Logger: n.log.With("cell", n.cfg.Cell, "role", "aggsync")}
+	n.Cells.HandleCast(wire.MethodHostAggregatesSync, 1, 0, ag.Sync)
 }
 
 // offerComputeCellHandlers builds what a compute cell's cells service
@@ -169,6 +174,15 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	}
 	n.Cells.HandleCast(wire.MethodSecurityGroups, 1, 0, sg.SecurityGroups)
 	n.Cells.HandleCast(wire.MethodSecurityGroupMembers, 1, 0, sg.SecurityGroupMembers)
+	// The aggregates' snapshots work on the cell database (the claims,
+	// the host scheduler and the reports read them there); a new one is
+	// reported up at once, with the zones it gives.
+	aggs, err := hostaggs.New(hostaggs.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Logger: n.log,
+		HealInterval: cfg.Cells.HealInterval.D(), OnChange: n.Cells.ReportSoon})
+	if err != nil {
+		return nil, err
+	}
+	n.Cells.HandleCast(wire.MethodHostAggregates, 1, 0, aggs.HostAggregates)
 	n.Cells.HandleCast(wire.MethodPortUpdate, 1, 0, sg.PortUpdate)
 	cd, err := conductor.New(conductor.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Scheduler: sched,
 		Network: netw, Compute: comp, HealInterval: cfg.Cells.HealInterval.D(), HealWindow: cfg.Cells.HealWindow.D(),
@@ -211,7 +225,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCall(wire.MethodHostAction, 1, 0, hops.HostAction)
 	n.Cells.HandleCall(wire.MethodTenantUsage, 1, 0, hops.TenantUsage)
 	n.Cells.HandleCall(wire.MethodUsageAudit, 1, 0, hops.UsageAudit)
-	return []role{{"conductor", cd}, {"instance operations", ops}, {"security groups", sg}}, nil
+	return []role{{"conductor", cd}, {"instance operations", ops}, {"security groups", sg}, {"host aggregates", aggs}}, nil
 }
 
 // registrar keeps the heartbeat of the controller services this process
@@ -275,7 +289,8 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	reserver := addressReserver{calls}
 	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Reserver: reserver,
 		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: down,
-		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota, NetworkQuota: cfg.API.NetworkQuota, ReclaimInterval: cfg.API.ReclaimInstanceInterval.D()})
+		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota, NetworkQuota: cfg.API.NetworkQuota, ReclaimInterval: cfg.API.ReclaimInstanceInterval.D(),
+		DefaultZone: cfg.API.DefaultAvailabilityZone})
 	if err != nil {
 		return nil, err
 	}

@@ -49,11 +49,88 @@ func (a *Aggregate) Zone() string { return a.Metadata[AZKey] }
 // change checks the zones of other aggregates' hosts and then writes, so
 // two at once (a host into two aggregates of different zones) must not
 // both pass their checks.
-func LockAggregates(ctx context.Context, tx *db.Tx) error {
-	_, err := tx.Exec(ctx, `INSERT INTO aggregate_lock (id, changes) VALUES (1, 1)
-		ON CONFLICT (id) DO UPDATE SET changes = aggregate_lock.changes + 1`)
+//
+// It returns the change's sequence number, which only grows: the version
+// of the snapshots the change sends the cells (package aggsync).
+func LockAggregates(ctx context.Context, tx *db.Tx) (int64, error) {
+	var seq int64
+	err := tx.QueryRow(ctx, `INSERT INTO aggregate_lock (id, changes) VALUES (1, 1)
+		ON CONFLICT (id) DO UPDATE SET changes = aggregate_lock.changes + 1 RETURNING changes`).Scan(&seq)
 	if err != nil {
-		return fmt.Errorf("lock aggregates: %w", err)
+		return 0, fmt.Errorf("lock aggregates: %w", err)
+	}
+	return seq, nil
+}
+
+// RaiseAggregateSeq sets the aggregates' change sequence to at least
+// floor (the lock held) and returns it.
+func RaiseAggregateSeq(ctx context.Context, tx *db.Tx, floor int64) (int64, error) {
+	var seq int64
+	err := tx.QueryRow(ctx, `UPDATE aggregate_lock SET changes = CASE WHEN changes < ? THEN ? ELSE changes END WHERE id = 1 RETURNING changes`,
+		floor, floor).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("raise aggregate sequence: %w", err)
+	}
+	return seq, nil
+}
+
+// CellAggregates reads the aggregates that have a host in cell, by id,
+// each with its hosts in that cell only (in the order added) and its
+// whole metadata: the snapshot the cell holds.
+func CellAggregates(ctx context.Context, q db.Querier, cell string) ([]Aggregate, error) {
+	all, err := db.Collect(ctx, q, func(r db.Scanner) (Aggregate, error) {
+		var a Aggregate
+		var created, updated int64
+		err := r.Scan(&a.ID, &a.UUID, &a.Name, &created, &updated)
+		a.CreatedAt = db.FromMicros(created)
+		if updated != 0 {
+			a.UpdatedAt = db.FromMicros(updated)
+		}
+		return a, err
+	}, `SELECT id, uuid, name, created_at, updated_at FROM aggregates
+		WHERE id IN (SELECT aggregate_id FROM aggregate_hosts WHERE cell = ?) ORDER BY id`, cell)
+	if err != nil {
+		return nil, fmt.Errorf("aggregates of cell %s: %w", cell, err)
+	}
+	ptrs := make([]*Aggregate, len(all))
+	for i := range all {
+		ptrs[i] = &all[i]
+	}
+	if err := loadAggregateParts(ctx, q, ptrs); err != nil {
+		return nil, err
+	}
+	for i := range all {
+		all[i].Hosts = slices.DeleteFunc(all[i].Hosts, func(h AggregateHost) bool { return h.Cell != cell })
+	}
+	return all, nil
+}
+
+// AggregateCell is what the API cell last sent a cell of its aggregates.
+type AggregateCell struct {
+	Version     int64
+	DefaultZone string
+}
+
+// GetAggregateCell reads what was last sent to cell; ErrNotFound when
+// nothing was.
+func GetAggregateCell(ctx context.Context, q db.Querier, cell string) (AggregateCell, error) {
+	var c AggregateCell
+	err := q.QueryRow(ctx, `SELECT version, default_zone FROM aggregate_cells WHERE cell = ?`, cell).Scan(&c.Version, &c.DefaultZone)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("aggregates sent to %s: %w", cell, err)
+	}
+	return c, nil
+}
+
+// SetAggregateCell records what was sent to cell.
+func SetAggregateCell(ctx context.Context, tx *db.Tx, cell string, c AggregateCell) error {
+	_, err := tx.Exec(ctx, `INSERT INTO aggregate_cells (cell, version, default_zone) VALUES (?, ?, ?)
+		ON CONFLICT (cell) DO UPDATE SET version = excluded.version, default_zone = excluded.default_zone`, cell, c.Version, c.DefaultZone)
+	if err != nil {
+		return fmt.Errorf("aggregates sent to %s: %w", cell, err)
 	}
 	return nil
 }

@@ -166,7 +166,7 @@ func TestAggregateLock(t *testing.T) {
 		errOtherZone := errors.New("the host is in another zone")
 		add := func(id int64, zone string, locked func()) error {
 			return d.InTx(ctx, func(tx *db.Tx) error {
-				if err := apidb.LockAggregates(ctx, tx); err != nil {
+				if _, err := apidb.LockAggregates(ctx, tx); err != nil {
 					return err
 				}
 				locked()

@@ -234,6 +234,15 @@ CREATE TABLE aggregate_lock (
 	id INTEGER PRIMARY KEY,
 	changes {{bigint}} NOT NULL
 )`},
+	// The aggregates' snapshots sent to the cells (package aggsync): for
+	// each compute cell, the version (aggregate_lock.changes when it was
+	// made) and default zone of the last host_aggregates it was sent.
+	{Version: 16, Name: "host aggregates sent to the cells", SQL: `
+CREATE TABLE aggregate_cells (
+	cell TEXT PRIMARY KEY,
+	version {{bigint}} NOT NULL,
+	default_zone TEXT NOT NULL
+)`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
@@ -50,6 +51,15 @@ type Scheduler struct {
 // Default returns a Scheduler with every filter of this package, and
 // RAMWeigher (multiplier DefaultRAMWeightMultiplier: spread) and the soft
 // server group weighers, all normalised.
+//
+// The filters follow Nova's old default list (retry, zone and resources,
+// then the flavor's and the image's checks, then the server groups). Nova enables none of the aggregate filters by default; its
+// documentation appends them to the defaults, and here they stand where
+// their non-aggregate counterparts stand in Nova's list: the extra specs
+// filter in ComputeCapabilitiesFilter's place, the image properties one in
+// ImagePropertiesFilter's, then the tenant isolation, ahead of the server
+// groups. They cost a length check or two when the host is in no aggregate
+// and the request has no extra specs.
 func Default() *Scheduler {
 	return &Scheduler{
 		Filters: []Filter{
@@ -59,6 +69,9 @@ func Default() *Scheduler {
 			RAMFilter{},
 			DiskFilter{},
 			CoreFilter{},
+			AggregateInstanceExtraSpecsFilter{},
+			AggregateImagePropertiesIsolation{},
+			AggregateMultiTenancyIsolation{},
 			ServerGroupAffinityFilter{},
 			ServerGroupAntiAffinityFilter{},
 		},
@@ -97,6 +110,19 @@ func (s *Scheduler) WithRAMMultiplier(m float64) *Scheduler {
 // (affinity, anti-affinity) the alternates are then cut to those an
 // instance can fall back to without breaking it (see keepPolicy).
 //
+// When req.ForcedHost or req.ForcedNode is set (an admin's "zone:host:node"),
+// only the hosts of that name are considered, and no filter runs on them, as
+// Nova's host manager skips its filters for force_hosts and force_nodes, so
+// neither the zone, the aggregates, the server group nor a host's state or
+// room keep the admin out. (Nova still asks placement for room on the forced
+// node and leaves out a disabled one by a forbidden trait before its host
+// manager runs; here, where the filters stand for placement too, nothing
+// does.) ForcedHost matches a host's Name ignoring case and ForcedNode
+// matches it exactly (a compute node is named after its host here), as Nova
+// compares them; with both set a host must match both. The hosts in req.IgnoreHosts are still left out, as
+// Nova strips its ignore_hosts before forcing. Otherwise the instances are
+// placed and weighed as usual; no matching host means ErrNoValidHost.
+//
 // hosts and req are not modified. When an instance cannot be placed, Select
 // returns the selections made so far together with an error wrapping
 // ErrNoValidHost; the caller decides whether a partial placement is of use.
@@ -114,6 +140,11 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 		own.Group = req.Group.clone()
 		req = &own
 	}
+	filters := s.Filters
+	forced := req.ForcedHost != "" || req.ForcedNode != ""
+	if forced {
+		filters = nil
+	}
 	n := len(hosts)
 	work := make([]Host, n)
 	copy(work, hosts)
@@ -123,7 +154,10 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 	// live holds the indexes of the hosts that pass every filter.
 	live := make([]int, 0, n)
 	for i := range work {
-		if s.evaluate(req, work, raw, i) {
+		if forced && !forcedMatch(req, &work[i]) {
+			continue
+		}
+		if s.evaluate(filters, req, work, raw, i) {
 			live = append(live, i)
 		}
 	}
@@ -134,6 +168,10 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 	for placed := range num {
 		if len(live) == 0 {
 			keepPolicy(sels, req.Group)
+			if forced {
+				return sels, fmt.Errorf("%w: placed %d of %d instances; no host of %d is forced host %q node %q (or all are ignored)",
+					ErrNoValidHost, placed, num, len(work), req.ForcedHost, req.ForcedNode)
+			}
 			return sels, s.noValidHost(req, work, placed, num)
 		}
 		s.weigh(live, raw, total, n)
@@ -155,12 +193,12 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 			req.Group.add(work[i].Name)
 			kept := live[:0]
 			for _, j := range live {
-				if s.evaluate(req, work, raw, j) {
+				if s.evaluate(filters, req, work, raw, j) {
 					kept = append(kept, j)
 				}
 			}
 			live = kept
-		} else if !s.evaluate(req, work, raw, i) {
+		} else if !s.evaluate(filters, req, work, raw, i) {
 			live = append(live[:pos], live[pos+1:]...)
 		}
 	}
@@ -168,11 +206,11 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 	return sels, nil
 }
 
-// evaluate runs the filters on work[i] and, when it passes, records its raw
+// evaluate runs filters on work[i] and, when it passes, records its raw
 // weigher scores. It reports whether the host passed.
-func (s *Scheduler) evaluate(req *Request, work []Host, raw []float64, i int) bool {
+func (s *Scheduler) evaluate(filters []Filter, req *Request, work []Host, raw []float64, i int) bool {
 	h := &work[i]
-	for _, f := range s.Filters {
+	for _, f := range filters {
 		if !f.Passes(req, h) {
 			return false
 		}
@@ -182,6 +220,20 @@ func (s *Scheduler) evaluate(req *Request, work []Host, raw []float64, i int) bo
 		raw[w*n+i] = ws.Weigher.Weigh(req, h)
 	}
 	return true
+}
+
+// forcedMatch reports whether h is the host (and node) req forces and is
+// not one of req.IgnoreHosts. req.ForcedHost is compared ignoring case and
+// req.ForcedNode exactly, as Nova's host manager compares force_hosts and
+// force_nodes.
+func forcedMatch(req *Request, h *Host) bool {
+	if req.ForcedHost != "" && !strings.EqualFold(h.Name, req.ForcedHost) {
+		return false
+	}
+	if req.ForcedNode != "" && h.Name != req.ForcedNode {
+		return false
+	}
+	return !slices.Contains(req.IgnoreHosts, h.Name)
 }
 
 // weigh sets total[i] for every live host i.

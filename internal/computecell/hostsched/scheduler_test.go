@@ -251,6 +251,7 @@ func TestSelectNilRequest(t *testing.T) {
 func TestDefault(t *testing.T) {
 	s := Default()
 	wantFilters := []Filter{RetryFilter{}, ComputeFilter{}, AvailabilityZoneFilter{}, RAMFilter{}, DiskFilter{}, CoreFilter{},
+		AggregateInstanceExtraSpecsFilter{}, AggregateImagePropertiesIsolation{}, AggregateMultiTenancyIsolation{},
 		ServerGroupAffinityFilter{}, ServerGroupAntiAffinityFilter{}}
 	if !reflect.DeepEqual(s.Filters, wantFilters) {
 		t.Errorf("Default filters = %#v, want %#v", s.Filters, wantFilters)
@@ -284,12 +285,20 @@ func referenceSelect(s *Scheduler, req *Request, hosts []Host) ([]Selection, boo
 		req = &own
 		defer func() { keepPolicy(out, req.Group) }()
 	}
+	forced := req.ForcedHost != "" || req.ForcedNode != ""
 	for range max(req.NumInstances, 1) {
 		var live []int
 		for i := range work {
 			ok := true
+			if forced {
+				// Only the forced host, unless ignored, and no filters.
+				name := work[i].Name
+				ok = (req.ForcedHost == "" || strings.EqualFold(name, req.ForcedHost)) &&
+					(req.ForcedNode == "" || name == req.ForcedNode) &&
+					!slices.Contains(req.IgnoreHosts, name)
+			}
 			for _, f := range s.Filters {
-				ok = ok && f.Passes(req, &work[i])
+				ok = ok && (forced || f.Passes(req, &work[i]))
 			}
 			if ok {
 				live = append(live, i)
@@ -384,6 +393,17 @@ func TestSelectMatchesReference(t *testing.T) {
 			if r.IntN(2) == 0 {
 				req.Group = randomGroup(r, hosts)
 			}
+			switch r.IntN(8) {
+			case 0:
+				req.ForcedHost = strings.ToUpper(hosts[r.IntN(len(hosts))].Name)
+			case 1:
+				req.ForcedNode = hosts[r.IntN(len(hosts))].Name
+			case 2:
+				req.ForcedHost, req.ForcedNode = hosts[r.IntN(len(hosts))].Name, hosts[r.IntN(len(hosts))].Name
+			case 3:
+				req.ForcedHost = "nowhere"
+			}
+			randomAggregates(r, hosts, req)
 			want, wantOK := referenceSelect(s, req, hosts)
 			got, err := s.Select(req, hosts)
 			if (err == nil) != wantOK || len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(got, want)) {
@@ -437,5 +457,160 @@ func TestWithRAMMultiplierStacks(t *testing.T) {
 	}
 	if Default().Weighers[0].Multiplier != DefaultRAMWeightMultiplier {
 		t.Error("WithRAMMultiplier changed the default scheduler")
+	}
+}
+
+// randomAggregates puts some of hosts into aggregates with metadata the
+// aggregate filters read, and gives req a project, extra specs and image
+// properties some of them match.
+func randomAggregates(r *rand.Rand, hosts []Host, req *Request) {
+	pick := func(vs ...string) string { return vs[r.IntN(len(vs))] }
+	for i := range hosts {
+		for range r.IntN(3) {
+			md := map[string]string{}
+			if r.IntN(2) == 0 {
+				md["filter_tenant_id"] = pick("p1", "p2", "p1,p2")
+			}
+			if r.IntN(2) == 0 {
+				md["ssd"] = pick("true", "false")
+			}
+			if r.IntN(2) == 0 {
+				md["gen"] = pick("1", "2, 3", "abc")
+			}
+			if r.IntN(2) == 0 {
+				md["os_distro"] = pick("linux", "windows", "linux,windows")
+			}
+			hosts[i].Aggregates = append(hosts[i].Aggregates, md)
+		}
+	}
+	req.ProjectID = pick("p1", "p2", "p3")
+	if r.IntN(2) == 0 {
+		req.ExtraSpecs = map[string]string{"hw:cpu_policy": "dedicated"}
+		if r.IntN(2) == 0 {
+			req.ExtraSpecs["aggregate_instance_extra_specs:ssd"] = "true"
+		}
+		if r.IntN(2) == 0 {
+			req.ExtraSpecs["gen"] = ">= 2"
+		}
+	}
+	if r.IntN(2) == 0 {
+		req.ImageProperties = map[string]string{"os_distro": pick("linux", "windows", "")}
+	}
+}
+
+func TestSelectForced(t *testing.T) {
+	small := capacity.Flavor{VCPUs: 1, RAMMB: 1024, DiskGB: 10}
+	// refused fails every filter of Default, one way or another.
+	refused := host("refused", 0, 0, 0)
+	refused.Up, refused.Enabled, refused.AvailabilityZone = false, false, "az9"
+	refused.Aggregates = []map[string]string{{"filter_tenant_id": "other", "ssd": "false", "os_distro": "windows"}}
+	strict := Request{
+		Flavor: small, AvailabilityZone: "az1", ProjectID: "p",
+		ExtraSpecs:      map[string]string{"aggregate_instance_extra_specs:ssd": "true"},
+		ImageProperties: map[string]string{"os_distro": "linux"},
+		Group:           &Group{UUID: "g", Policy: PolicyAffinity, Hosts: map[string]int{"a": 1}},
+	}
+	withForce := func(req Request, host, node string, n int) Request {
+		req.ForcedHost, req.ForcedNode, req.NumInstances = host, node, n
+		return req
+	}
+	a, b := host("a", 8, 8192, 100), host("b", 8, 16384, 100)
+	a.Aggregates = []map[string]string{{"filter_tenant_id": "p", "ssd": "true", "os_distro": "linux"}}
+	hosts := []Host{a, refused, b}
+	tests := []struct {
+		name  string
+		s     *Scheduler
+		req   Request
+		hosts []Host
+		want  []Selection
+	}{
+		{"forced host past every filter", Default(), withForce(strict, "refused", "", 1), hosts, []Selection{sel("refused")}},
+		{"forced node past every filter", Default(), withForce(strict, "", "refused", 1), hosts, []Selection{sel("refused")}},
+		{"forced host and node", Default(), withForce(strict, "refused", "refused", 1), hosts, []Selection{sel("refused")}},
+		{"forced host ignores case", Default(), withForce(strict, "REFUSED", "", 1), hosts, []Selection{sel("refused")}},
+		{"all instances to the forced host", Default(), withForce(strict, "refused", "", 3), hosts,
+			[]Selection{sel("refused"), sel("refused"), sel("refused")}},
+		{"forced past a full host", Default(), withForce(Request{Flavor: capacity.Flavor{VCPUs: 64}}, "a", "", 2), hosts,
+			[]Selection{sel("a"), sel("a")}},
+		{"weighers still rank hosts of the forced name", Default(), withForce(Request{Flavor: small}, "a", "", 1),
+			[]Host{host("a", 8, 1024, 100), host("A", 8, 8192, 100), host("b", 8, 65536, 100)}, []Selection{sel("A", "a")}},
+		{"forced node is exact", Default(), withForce(Request{Flavor: small}, "", "a", 1),
+			[]Host{host("a", 8, 1024, 100), host("A", 8, 8192, 100)}, []Selection{sel("a")}},
+		{"without force the filters refuse it", Default(), withForce(strict, "", "", 1), hosts, []Selection{sel("a")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := slices.Clone(tt.hosts)
+			got, err := tt.s.Select(&tt.req, in)
+			if err != nil {
+				t.Fatalf("Select: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Select = %v, want %v", got, tt.want)
+			}
+			if !reflect.DeepEqual(in, tt.hosts) {
+				t.Error("Select modified its input hosts")
+			}
+		})
+	}
+}
+
+func TestSelectForcedNoValidHost(t *testing.T) {
+	small := capacity.Flavor{VCPUs: 1, RAMMB: 1024, DiskGB: 10}
+	hosts := []Host{host("a", 8, 8192, 100), host("b", 8, 8192, 100)}
+	tests := []struct {
+		name string
+		req  Request
+	}{
+		{"unknown host", Request{Flavor: small, ForcedHost: "c"}},
+		{"unknown node", Request{Flavor: small, ForcedNode: "c"}},
+		{"node is case sensitive", Request{Flavor: small, ForcedNode: "A"}},
+		{"host and node disagree", Request{Flavor: small, ForcedHost: "a", ForcedNode: "b"}},
+		{"forced host ignored", Request{Flavor: small, ForcedHost: "a", IgnoreHosts: []string{"a"}}},
+		{"no hosts", Request{Flavor: small, ForcedHost: "a", NumInstances: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := hosts
+			if tt.name == "no hosts" {
+				in = nil
+			}
+			got, err := Default().Select(&tt.req, in)
+			if !errors.Is(err, ErrNoValidHost) || len(got) != 0 {
+				t.Fatalf("Select = %v, %v; want no selection and ErrNoValidHost", got, err)
+			}
+			if !strings.Contains(err.Error(), "forced host") {
+				t.Errorf("error %q does not say the host was forced", err)
+			}
+		})
+	}
+}
+
+// TestAggregateFiltersCostNothingWithoutAggregates guards the early returns
+// that keep a cell without aggregates as fast as before the filters.
+func TestAggregateFiltersCostNothingWithoutAggregates(t *testing.T) {
+	filters := []Filter{AggregateInstanceExtraSpecsFilter{}, AggregateImagePropertiesIsolation{}, AggregateMultiTenancyIsolation{}}
+	plain := host("a", 8, 8192, 100)
+	inAggs := plain
+	inAggs.Aggregates = []map[string]string{{"filter_tenant_id": "q, p", "ssd": "true", "os_distro": "linux"}}
+	tests := []struct {
+		name string
+		req  *Request
+		h    *Host
+	}{
+		{"no aggregates, no specs", &Request{ProjectID: "p", ImageProperties: map[string]string{"os_distro": "linux"}}, &plain},
+		{"aggregates and specs", &Request{ProjectID: "p",
+			ExtraSpecs:      map[string]string{"aggregate_instance_extra_specs:ssd": "<or> true <or> yes", "hw:x": "1"},
+			ImageProperties: map[string]string{"os_distro": "linux"}}, &inAggs},
+	}
+	for _, tt := range tests {
+		for _, f := range filters {
+			if !f.Passes(tt.req, tt.h) {
+				t.Fatalf("%s: %T refused", tt.name, f)
+			}
+			if n := testing.AllocsPerRun(100, func() { f.Passes(tt.req, tt.h) }); n != 0 {
+				t.Errorf("%s: %T allocates %v times per host", tt.name, f, n)
+			}
+		}
 	}
 }

@@ -36,6 +36,11 @@ type Service struct {
 	hosts    []hostsched.Host
 	byName   map[string]int
 	loadedAt time.Time
+	// aggVersion and aggs are the cell's aggregates as last read (host →
+	// its aggregates' metadata), read again only when the version of the
+	// snapshot the cell holds changed.
+	aggVersion int64
+	aggs       map[string][]map[string]string
 }
 
 // New returns a scheduler over the cell database. downAfter is how old a
@@ -86,6 +91,17 @@ func (s *Service) load(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	v, _, err := celldb.HostAggregatesState(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	if v != s.aggVersion || s.aggs == nil {
+		aggs, err := celldb.HostAggregateMetadata(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		s.aggVersion, s.aggs = v, aggs
+	}
 	hosts := make([]hostsched.Host, len(nodes))
 	byName := make(map[string]int, len(nodes))
 	for i, n := range nodes {
@@ -93,7 +109,7 @@ func (s *Service) load(ctx context.Context, now time.Time) error {
 			Name: n.Host, AvailabilityZone: n.AvailabilityZone, Enabled: n.Enabled, Up: now.Sub(n.HeartbeatAt) <= s.downAfter,
 			TotalVCPUs: n.VCPUs, UsedVCPUs: n.UsedVCPUs, TotalRAMMB: n.RAMMB, UsedRAMMB: n.UsedRAMMB,
 			TotalDiskGB: n.DiskGB, UsedDiskGB: n.UsedDiskGB, CPURatio: n.CPURatio, RAMRatio: n.RAMRatio, DiskRatio: n.DiskRatio,
-			Instances: n.Instances,
+			Instances: n.Instances, Aggregates: s.aggs[n.Host],
 		}
 		byName[n.Host] = i
 	}

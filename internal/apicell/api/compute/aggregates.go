@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/aggsync"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -22,10 +23,11 @@ import (
 // cell's database as Nova keeps them in its API database. A host is named
 // as os-services names it: "PATH@HOST", or a bare name only one cell has;
 // the API cell's host mappings say which hosts exist, so no cell is asked
-// (a host of a cell that is down can join or leave an aggregate). The
-// aggregates stay in the API cell: the cells below are not told (no
-// scheduling by aggregate or zone yet). The images action (2.81) is above
-// the microversions served.
+// (a host of a cell that is down can join or leave an aggregate). Each
+// change sends the cells of the hosts it touches their new snapshot of
+// the aggregates, in its transaction (package aggsync), so that they
+// schedule by zone and aggregate. The images action (2.81) is above the
+// microversions served.
 type aggregatesHandler struct {
 	*base
 }
@@ -115,11 +117,23 @@ func (h *aggregatesHandler) getAggregate(ctx context.Context, q db.Querier, raw 
 // lockedAggregate takes the aggregates' lock in tx (every change holds it:
 // its zone checks read other aggregates) and reads the aggregate the path
 // names.
-func (h *aggregatesHandler) lockedAggregate(ctx context.Context, tx *db.Tx, raw string) (apidb.Aggregate, error) {
-	if err := apidb.LockAggregates(ctx, tx); err != nil {
-		return apidb.Aggregate{}, err
+//
+// It also returns the change's sequence number: the version of the
+// snapshots it sends the cells of the hosts it touches (pushCells).
+func (h *aggregatesHandler) lockedAggregate(ctx context.Context, tx *db.Tx, raw string) (apidb.Aggregate, int64, error) {
+	seq, err := apidb.LockAggregates(ctx, tx)
+	if err != nil {
+		return apidb.Aggregate{}, 0, err
 	}
-	return h.getAggregate(ctx, tx, raw)
+	a, err := h.getAggregate(ctx, tx, raw)
+	return a, seq, err
+}
+
+// pushCells sends, in tx, each of cells its new snapshot of the
+// aggregates (package aggsync) at the change's sequence number seq.
+func (h *base) pushCells(ctx context.Context, tx *db.Tx, seq int64, cells ...string) error {
+	p := &aggsync.Pusher{Sender: h.cfg.Sender, DefaultZone: h.cfg.DefaultZone}
+	return p.Push(ctx, tx, httpkit.RequestID(ctx), seq, cells...)
 }
 
 func (h *aggregatesHandler) showAggregate(w http.ResponseWriter, r *http.Request) {
@@ -192,7 +206,7 @@ func (h *aggregatesHandler) createAggregate(w http.ResponseWriter, r *http.Reque
 	zone = strings.TrimSpace(zone)
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		if err := apidb.LockAggregates(ctx, tx); err != nil {
+		if _, err := apidb.LockAggregates(ctx, tx); err != nil {
 			return err
 		}
 		var err error
@@ -295,7 +309,8 @@ func (h *aggregatesHandler) updateAggregate(w http.ResponseWriter, r *http.Reque
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		var err error
-		if a, err = h.lockedAggregate(ctx, tx, raw); err != nil {
+		var seq int64
+		if a, seq, err = h.lockedAggregate(ctx, tx, raw); err != nil {
 			return err
 		}
 		now := h.cfg.Now().UTC()
@@ -310,8 +325,10 @@ func (h *aggregatesHandler) updateAggregate(w http.ResponseWriter, r *http.Reque
 		}
 		zv, set := vals["availability_zone"]
 		if !set {
-			a, err = apidb.GetAggregate(ctx, tx, a.ID)
-			return err
+			if a, err = apidb.GetAggregate(ctx, tx, a.ID); err != nil {
+				return err
+			}
+			return h.pushCells(ctx, tx, seq, aggsync.CellsOf(a.Hosts)...)
 		}
 		var zone *string
 		if s, ok := zv.(string); ok {
@@ -324,8 +341,10 @@ func (h *aggregatesHandler) updateAggregate(w http.ResponseWriter, r *http.Reque
 		if err := apidb.UpdateAggregateMetadata(ctx, tx, a.ID, map[string]*string{apidb.AZKey: zone}, now); err != nil {
 			return err
 		}
-		a, err = apidb.GetAggregate(ctx, tx, a.ID)
-		return err
+		if a, err = apidb.GetAggregate(ctx, tx, a.ID); err != nil {
+			return err
+		}
+		return h.pushCells(ctx, tx, seq, aggsync.CellsOf(a.Hosts)...)
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -337,7 +356,7 @@ func (h *aggregatesHandler) updateAggregate(w http.ResponseWriter, r *http.Reque
 func (h *aggregatesHandler) deleteAggregate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		a, err := h.lockedAggregate(ctx, tx, r.PathValue("id"))
+		a, _, err := h.lockedAggregate(ctx, tx, r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -486,7 +505,8 @@ func (h *aggregatesHandler) hostAction(w http.ResponseWriter, r *http.Request, b
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		var err error
-		if a, err = h.lockedAggregate(ctx, tx, raw); err != nil {
+		var seq int64
+		if a, seq, err = h.lockedAggregate(ctx, tx, raw); err != nil {
 			if !add && isFault(err, http.StatusNotFound) {
 				return cannotRemove
 			}
@@ -533,8 +553,10 @@ func (h *aggregatesHandler) hostAction(w http.ResponseWriter, r *http.Request, b
 		} else if err != nil {
 			return err
 		}
-		a, err = apidb.GetAggregate(ctx, tx, a.ID)
-		return err
+		if a, err = apidb.GetAggregate(ctx, tx, a.ID); err != nil {
+			return err
+		}
+		return h.pushCells(ctx, tx, seq, host.Cell)
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -614,7 +636,8 @@ func (h *aggregatesHandler) setMetadata(w http.ResponseWriter, r *http.Request, 
 	var a apidb.Aggregate
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		var err error
-		if a, err = h.lockedAggregate(ctx, tx, raw); err != nil {
+		var seq int64
+		if a, seq, err = h.lockedAggregate(ctx, tx, raw); err != nil {
 			return err
 		}
 		zone, set := meta[apidb.AZKey]
@@ -624,8 +647,10 @@ func (h *aggregatesHandler) setMetadata(w http.ResponseWriter, r *http.Request, 
 		if err := apidb.UpdateAggregateMetadata(ctx, tx, a.ID, meta, h.cfg.Now().UTC()); err != nil {
 			return err
 		}
-		a, err = apidb.GetAggregate(ctx, tx, a.ID)
-		return err
+		if a, err = apidb.GetAggregate(ctx, tx, a.ID); err != nil {
+			return err
+		}
+		return h.pushCells(ctx, tx, seq, aggsync.CellsOf(a.Hosts)...)
 	})
 	if err != nil {
 		h.fail(w, r, err)

@@ -74,6 +74,9 @@ type Config struct {
 	// reclaim (internal/apicell/reclaim) deletes it for good.
 	ReclaimInterval time.Duration
 	Now             func() time.Time
+	// DefaultZone is Nova's default_availability_zone: the zone of the
+	// compute hosts in no aggregate with one (default "nova").
+	DefaultZone string
 	// Reserver reserves in a cell an address of a block it holds, asked
 	// for as a fixed_ip on a boot; nil answers such addresses 503.
 	Reserver netdb.AddressReserver
@@ -102,6 +105,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.DefaultZone == "" {
+		cfg.DefaultZone = "nova"
 	}
 	cfg.Quota = cfg.Quota.WithNovaDefaults()
 	cfg.NetworkQuota = cfg.NetworkQuota.WithNeutronDefaults()

@@ -399,11 +399,14 @@ func (h *servicesHandler) deleteService(w http.ResponseWriter, r *http.Request) 
 		ctx := r.Context()
 		var ids []int64
 		err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) (err error) {
-			if err := apidb.LockAggregates(ctx, tx); err != nil {
+			seq, err := apidb.LockAggregates(ctx, tx)
+			if err != nil {
 				return err
 			}
-			ids, err = apidb.RemoveHostFromAggregates(ctx, tx, apidb.AggregateHost{Cell: cell, Host: s.Host})
-			return err
+			if ids, err = apidb.RemoveHostFromAggregates(ctx, tx, apidb.AggregateHost{Cell: cell, Host: s.Host}); err != nil || len(ids) == 0 {
+				return err
+			}
+			return h.pushCells(ctx, tx, seq, cell)
 		})
 		if err != nil {
 			h.fail(w, r, err)
