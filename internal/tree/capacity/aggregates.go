@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // Bounds of a report's Aggregates. Past them the report says less, never
@@ -143,7 +144,7 @@ func (s *aggregateSet) addHost(aggs []map[string]string) {
 	for _, md := range aggs {
 		for k, v := range md {
 			for _, item := range strings.Split(v, ",") {
-				item = strings.TrimSpace(item)
+				item = strings.TrimFunc(item, pyIsSpace)
 				if strings.HasPrefix(k, TenantKeyPrefix) {
 					isolated = true
 					s.addProject(item)
@@ -156,6 +157,14 @@ func (s *aggregateSet) addHost(aggs []map[string]string) {
 	if !isolated {
 		s.open = true
 	}
+}
+
+// pyIsSpace is whitespace as Python's str.strip sees it (which Nova's
+// filters, and the host scheduler's, strip from a metadata item): Go's
+// and the separators U+001C..U+001F. Trimming less than they do would
+// list a value no host filter sees, and keep a cell from a build.
+func pyIsSpace(r rune) bool {
+	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
 }
 
 func (s *aggregateSet) add(a *Aggregates) {

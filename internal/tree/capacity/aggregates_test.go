@@ -30,8 +30,8 @@ func TestSummariseAggregates(t *testing.T) {
 	}{
 		{"no host: nothing to say", nil, nil},
 		{"a host in no aggregate", [][]map[string]string{nil}, &capacity.Aggregates{OpenToAll: true}},
-		{"metadata of every host, comma lists split and trimmed", [][]map[string]string{
-			{md{"ssd": "true", "availability_zone": "az1"}, md{"gpu": "a100, h100"}},
+		{"metadata of every host, comma lists split and trimmed as Python strips", [][]map[string]string{
+			{md{"ssd": "true", "availability_zone": "az1"}, md{"gpu": "a100,\x1dh100\u00a0"}},
 			{md{"ssd": "false"}},
 		}, &capacity.Aggregates{OpenToAll: true, Metadata: map[string][]string{
 			"ssd": {"false", "true"}, "availability_zone": {"az1"}, "gpu": {"a100", "h100"}}}},

@@ -3,6 +3,7 @@ package cellsched
 import (
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
 )
@@ -55,6 +56,12 @@ func aggregateSpecKey(key string) (string, bool) {
 	return k, scope == aggregateSpecScope
 }
 
+// pyIsSpace is whitespace as Python's str.split sees it, which Nova's
+// matching splits a spec at: Go's and the separators U+001C..U+001F.
+func pyIsSpace(r rune) bool {
+	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
+}
+
 // specOperators are the operators of Nova's extra specs matching, "<or>"
 // aside: a spec whose first word is none of them asks for equality.
 var specOperators = []string{"=", "<in>", "<all-in>", "==", "!=", ">=", "<=", "s==", "s!=", "s<", "s<=", "s>", "s>="}
@@ -63,7 +70,7 @@ var specOperators = []string{"=", "<in>", "<all-in>", "==", "!=", ">=", "<=", "s
 // equality, "s==" and "<or>", and true for the other operators (and for a
 // spec Nova could not parse).
 func specMayMatch(vals []string, spec string) bool {
-	words := strings.Fields(spec)
+	words := strings.FieldsFunc(spec, pyIsSpace)
 	if len(words) == 0 || (words[0] != "<or>" && !slices.Contains(specOperators, words[0])) {
 		return slices.Contains(vals, spec)
 	}

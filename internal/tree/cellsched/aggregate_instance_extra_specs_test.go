@@ -34,6 +34,7 @@ func TestAggregateInstanceExtraSpecsFilter(t *testing.T) {
 		{"no metadata at all", specs{"ssd": "true"}, &capacity.Aggregates{OpenToAll: true}, false},
 		{"tenant keys are reported as projects", specs{"filter_tenant_id": "p1"}, aggs, true},
 		{"s== matches a value", specs{"gpu": "s== a100"}, aggs, true},
+		{"s== after Python's whitespace", specs{"gpu": "s==\x1ca100"}, aggs, true},
 		{"s== matches none", specs{"gpu": "s== v100"}, aggs, false},
 		{"<or> matches one", specs{"gpu": "<or> v100 <or> h100"}, aggs, true},
 		{"<or> matches none", specs{"gpu": "<or> v100 <or> k80"}, aggs, false},
