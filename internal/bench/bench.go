@@ -66,6 +66,13 @@ type Options struct {
 	// Networking API beside the Compute API (its URL with /v2.1 replaced
 	// by /networking).
 	RemoteGroup bool
+	// Aggregates spreads every compute host over that many host
+	// aggregates (host i in aggregate i mod Aggregates), the first Zones
+	// of them with an availability zone each (bench-az0, ...), the others
+	// with a property; with Zones, the boots ask for the zones in turn.
+	// The aggregates are made through os-aggregates, before the boots,
+	// and reach the cells as they would in production.
+	Aggregates, Zones int
 }
 
 // Validate refuses nonsense at once.
@@ -85,6 +92,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--depth %d: 2 (compute cells below the API cell) or 3 (below routing cells) are built", o.Depth)
 	case o.URL != "" && o.Token == "":
 		return errors.New("--url needs --token (an administrator's token)")
+	case o.Aggregates < 0 || o.Zones < 0 || o.Zones > o.Aggregates:
+		return fmt.Errorf("--aggregates %d --zones %d: zones are some of the aggregates", o.Aggregates, o.Zones)
 	case o.URL == "" && o.N > o.Fits():
 		return fmt.Errorf("-n %d: %d cells of %d hosts (%d vCPUs, %d MB, %d GB each) hold only %d m1.tiny instances; give bigger hosts (--host-vcpus, --host-ram-mb, --host-disk-gb) or more",
 			o.N, o.Cells, o.HostsPerCell, o.Host.VCPUs, o.Host.RAMMB, o.Host.DiskGB, o.Fits())
@@ -152,6 +161,8 @@ type Result struct {
 		Cells, HostsPerCell, N, K, Batch int
 		URL                              string `json:",omitempty"`
 		RemoteGroup                      bool   `json:",omitempty"`
+		Aggregates                       int    `json:",omitempty"`
+		Zones                            int    `json:",omitempty"`
 	} `json:"options"`
 	Machine string `json:"machine"`
 	// Booted instances became ACTIVE; Errors went to ERROR or were refused.
@@ -205,6 +216,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.Options.Cells, res.Options.HostsPerCell, res.Options.N, res.Options.K, res.Options.Batch, res.Options.URL =
 		o.Cells, o.HostsPerCell, o.N, o.K, o.Batch, o.URL
 	res.Options.RemoteGroup = o.RemoteGroup
+	res.Options.Aggregates, res.Options.Zones = o.Aggregates, o.Zones
 
 	var tree *up.Tree
 	api, token := strings.TrimSuffix(o.URL, "/"), o.Token
@@ -243,6 +255,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	if o.RemoteGroup {
 		if err := remoteGroup(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	if o.Aggregates > 0 {
+		if err := makeAggregates(ctx, c, o, tree); err != nil {
 			return nil, err
 		}
 	}
@@ -293,6 +310,87 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Targets = targets(res, o)
 	return res, nil
+}
+
+// benchZone prefixes the zones of Options.Zones.
+const benchZone = "bench-az"
+
+// makeAggregates makes Options.Aggregates over every compute host and
+// waits, on the bench's own tree, until the cells' reports name every
+// zone (so the boots do not race the snapshots).
+func makeAggregates(ctx context.Context, c *client, o Options, tree *up.Tree) error {
+	var svcs struct {
+		Services []struct{ Host string } `json:"services"`
+	}
+	if _, err := c.do(ctx, "GET", "/os-services?binary=nova-compute", nil, &svcs); err != nil {
+		return err
+	}
+	hosts := make([]string, 0, len(svcs.Services))
+	for _, s := range svcs.Services {
+		hosts = append(hosts, s.Host)
+	}
+	slices.Sort(hosts)
+	ids := make([]int, o.Aggregates)
+	for i := range ids {
+		agg := map[string]any{"name": fmt.Sprintf("bench-agg%d", i)}
+		if i < o.Zones {
+			agg["availability_zone"] = fmt.Sprintf("%s%d", benchZone, i)
+		}
+		var out struct {
+			Aggregate struct{ ID int } `json:"aggregate"`
+		}
+		if _, err := c.do(ctx, "POST", "/os-aggregates", map[string]any{"aggregate": agg}, &out); err != nil {
+			return fmt.Errorf("create aggregate %d: %w", i, err)
+		}
+		ids[i] = out.Aggregate.ID
+		if i >= o.Zones {
+			if _, err := c.do(ctx, "POST", fmt.Sprintf("/os-aggregates/%d/action", ids[i]),
+				map[string]any{"set_metadata": map[string]any{"metadata": map[string]any{"bench": fmt.Sprint(i)}}}, nil); err != nil {
+				return err
+			}
+		}
+	}
+	stop := progress(ctx, o.Progress, func() string { return fmt.Sprintf("adding %d hosts to %d aggregates", len(hosts), o.Aggregates) })
+	defer stop()
+	for i, h := range hosts {
+		if _, err := c.do(ctx, "POST", fmt.Sprintf("/os-aggregates/%d/action", ids[i%o.Aggregates]),
+			map[string]any{"add_host": map[string]any{"host": h}}, nil); err != nil {
+			return fmt.Errorf("add host %s: %w", h, err)
+		}
+	}
+	if tree == nil {
+		return nil
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		ns, err := cells.ListNeighbours(ctx, tree.API.DB)
+		if err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, n := range ns {
+			if n.Relation == cells.Child && n.Report != nil {
+				for _, z := range n.Report.AvailabilityZones {
+					have[z] = true
+				}
+			}
+		}
+		all := true
+		for i := range o.Zones {
+			all = all && have[fmt.Sprintf("%s%d", benchZone, i)]
+		}
+		if all {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cells' reports name zones %v after 120s, want %d bench zones", have, o.Zones)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // remoteGroupName is the group of Options.RemoteGroup.
@@ -418,7 +516,7 @@ func (c *client) check(ctx context.Context) error {
 // building. It returns the reservation ids it created, with their send
 // times.
 func boot(ctx context.Context, c *client, o Options, res *Result) (map[string]time.Time, error) {
-	type job struct{ n int }
+	type job struct{ n, seq int }
 	jobs := make(chan job)
 	var mu sync.Mutex
 	created := map[string]time.Time{}
@@ -434,6 +532,9 @@ func boot(ctx context.Context, c *client, o Options, res *Result) (map[string]ti
 					"imageRef": up.DefaultImageID, "networks": "auto", "min_count": j.n, "max_count": j.n, "return_reservation_id": true}}
 				if o.RemoteGroup {
 					body["server"].(map[string]any)["security_groups"] = []map[string]string{{"name": remoteGroupName}}
+				}
+				if o.Zones > 0 {
+					body["server"].(map[string]any)["availability_zone"] = fmt.Sprintf("%s%d", benchZone, j.seq%o.Zones)
 				}
 				t0 := time.Now()
 				var out struct {
@@ -459,11 +560,12 @@ func boot(ctx context.Context, c *client, o Options, res *Result) (map[string]ti
 	stop := progress(ctx, o.Progress, func() string {
 		return fmt.Sprintf("booting: %d of %d created", sent.Load(), o.N)
 	})
-	for left := o.N; left > 0 && ctx.Err() == nil; {
+	for left, seq := o.N, 0; left > 0 && ctx.Err() == nil; {
 		n := min(o.Batch, left)
 		select {
-		case jobs <- job{n}:
+		case jobs <- job{n, seq}:
 			left -= n
+			seq++
 		case <-ctx.Done():
 		}
 	}

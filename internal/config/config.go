@@ -270,13 +270,15 @@ type Compute struct {
 // HostSpec is the size of each fake host of the compute role; zero fields
 // take the compute role's defaults.
 type HostSpec struct {
-	VCPUs            int     `json:"vcpus"`
-	RAMMB            int64   `json:"ram_mb"`
-	DiskGB           int64   `json:"disk_gb"`
-	CPURatio         float64 `json:"cpu_allocation_ratio"`
-	RAMRatio         float64 `json:"ram_allocation_ratio"`
-	DiskRatio        float64 `json:"disk_allocation_ratio"`
-	AvailabilityZone string  `json:"availability_zone"`
+	VCPUs     int     `json:"vcpus"`
+	RAMMB     int64   `json:"ram_mb"`
+	DiskGB    int64   `json:"disk_gb"`
+	CPURatio  float64 `json:"cpu_allocation_ratio"`
+	RAMRatio  float64 `json:"ram_allocation_ratio"`
+	DiskRatio float64 `json:"disk_allocation_ratio"`
+	// AvailabilityZone is accepted and ignored (see Warnings): a host's
+	// zone comes from its host aggregates.
+	AvailabilityZone string `json:"availability_zone"`
 }
 
 // Scheduler tunes the host scheduler.
@@ -563,6 +565,9 @@ func (c *Config) Warnings() []string {
 	var out []string
 	if c.Network.CIDR != "" {
 		out = append(out, fmt.Sprintf("network.cidr %q is ignored: the cells lease address blocks of network %q from the API cell as they need them", c.Network.CIDR, c.Network.Name))
+	}
+	if z := c.Compute.Host.AvailabilityZone; z != "" {
+		out = append(out, fmt.Sprintf("compute.host.availability_zone %q is ignored: a host's zone is its host aggregate's (os-aggregates), or api.default_availability_zone", z))
 	}
 	return out
 }

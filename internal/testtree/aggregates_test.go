@@ -110,7 +110,9 @@ func TestAggregateZonesAcrossCells(t *testing.T) {
 	admin := tr.Compute("admin:admin")
 	admin.Microversion = "2.41"
 	c1, c2, c3 := tr.Cells[0].Config().Cell, tr.Cells[1].Config().Cell, tr.Cells[2].Config().Cell
-	host := func(cell string, i int) string { return fmt.Sprintf("%s-host%03d", cell[strings.LastIndex(cell, "!")+1:], i) }
+	host := func(cell string, i int) string {
+		return fmt.Sprintf("%s-host%03d", cell[strings.LastIndex(cell, "!")+1:], i)
+	}
 
 	fenced, err := aggregates.Create(ctx, admin, aggregates.CreateOpts{Name: "fenced", AvailabilityZone: "az1"}).Extract()
 	if err != nil {

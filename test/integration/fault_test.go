@@ -88,10 +88,24 @@ func TestFault(t *testing.T) {
 		cellDBs[c] = tr.openDB(c)
 	}
 
+	// Host aggregates (issue 15): a zone over a host of each compute
+	// cell, made before the load; then an operator changes another
+	// aggregate all through the faults.
+	admin := tr.client("admin:admin")
+	admin.Microversion = "2.41"
+	aggOp := &aggOperator{c: admin, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 99)),
+		hosts: []string{"api!c2@c2-host001", "api!c2@c2-host002", "api!c2@c2-host003", "api!r1@r1-host001",
+			"api!r1!c1@c1-host001", "api!r1!c1@c1-host002"}}
+	if err := aggOp.setup(context.Background(), []string{"api!c2@c2-host004", "api!r1!c1@c1-host003"}); err != nil {
+		t.Fatalf("aggregates: %v", err)
+	}
+
 	load := newFaultLoad()
 	ctx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); aggOp.run(ctx, 300*time.Millisecond) }()
 	for i := range 3 {
 		w := &faultWorker{name: fmt.Sprintf("w%d", i), load: load, c: tr.client("demo:demo"), apiDB: apiDB,
 			rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i)))}
@@ -190,6 +204,11 @@ func TestFault(t *testing.T) {
 		return sgConverged(t, apiDB, cellDBs, truth())
 	})
 	t.Logf("security groups: every cell's held groups equal the root's after %s", time.Since(loadStopped).Round(100*time.Millisecond))
+	testpoll.Eventually(t, time.Minute, "every cell's aggregates to be the root's", func() (bool, string) {
+		return aggConverged(apiDB, cellDBs)
+	})
+	t.Logf("aggregates: %d changes made through the faults; every cell holds the root's after %s", aggOp.changes.Load(),
+		time.Since(loadStopped).Round(100*time.Millisecond))
 
 	// The checks, against each cell's own database.
 	tru := truth()
