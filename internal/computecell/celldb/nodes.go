@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -206,16 +208,23 @@ func Release(ctx context.Context, tx *db.Tx, uuid string) error {
 }
 
 // Capacity summarises the cell's own hosts for a capacity report. Hosts
-// whose heartbeat is older than downAfter, or that are disabled, offer nothing.
+// whose heartbeat is older than downAfter, or that are disabled, offer
+// nothing. Each live host's room counts in its zone (the effective one its
+// aggregates give it), and its aggregates' metadata in the report's
+// Aggregates.
 func Capacity(ctx context.Context, q Querier, now time.Time, downAfter time.Duration) (capacity.Report, error) {
 	nodes, err := ListNodes(ctx, q)
 	if err != nil {
 		return capacity.Report{}, err
 	}
-	r := capacity.Report{Capabilities: map[string][]string{}}
-	zones := map[string]bool{}
+	aggs, err := HostAggregateMetadata(ctx, q)
+	if err != nil {
+		return capacity.Report{}, err
+	}
+	r := capacity.Report{Capabilities: map[string][]string{}, ZoneSlots: map[string][]capacity.Slot{}}
 	types := map[string]bool{}
 	var slots []capacity.Slot
+	var live [][]map[string]string
 	for _, n := range nodes {
 		r.Hosts++
 		r.Instances += n.Instances
@@ -229,14 +238,17 @@ func Capacity(ctx context.Context, q Querier, now time.Time, downAfter time.Dura
 		r.FreeVCPUs += fv
 		r.FreeRAMMB += fr
 		r.FreeDiskGB += fd
-		slots = append(slots, capacity.Slot{VCPUs: fv, RAMMB: fr, DiskGB: fd, Count: 1})
-		zones[n.AvailabilityZone] = true
+		slot := capacity.Slot{VCPUs: fv, RAMMB: fr, DiskGB: fd, Count: 1}
+		slots = append(slots, slot)
+		// Merge below lists the zones, and keeps ZoneSlots only for more
+		// than one.
+		r.ZoneSlots[n.AvailabilityZone] = append(r.ZoneSlots[n.AvailabilityZone], slot)
 		types[n.HypervisorType] = true
+		live = append(live, aggs[n.Host])
 	}
 	r.Slots = capacity.Compress(slots, capacity.MaxSlots)
-	for z := range zones {
-		r.AvailabilityZones = append(r.AvailabilityZones, z)
-	}
+	r.AvailabilityZones = slices.Collect(maps.Keys(r.ZoneSlots))
+	r.Aggregates = capacity.SummariseAggregates(live)
 	for t := range types {
 		r.Capabilities["hypervisor_type"] = append(r.Capabilities["hypervisor_type"], t)
 	}

@@ -11,6 +11,7 @@ package capacity
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"slices"
 )
@@ -71,6 +72,16 @@ type Report struct {
 	Slots       []Slot `json:"slots,omitempty"`
 	// AvailabilityZones are the zones that have at least one enabled host.
 	AvailabilityZones []string `json:"availability_zones,omitempty"`
+	// ZoneSlots are the slots of each zone, present only when the report
+	// covers more than one zone: with one zone (or none) Slots are that
+	// zone's, and the report costs nothing more. Slots stays the whole
+	// cell's either way. See FitsIn.
+	ZoneSlots map[string][]Slot `json:"zone_slots,omitempty"`
+	// Aggregates summarises the host aggregates of the enabled live hosts
+	// for the cell scheduler's aggregate filters. Nil says nothing of
+	// them (a report without live hosts, or from a cell before aggregates
+	// were reported): those filters pass it.
+	Aggregates *Aggregates `json:"aggregates,omitempty"`
 	// Capabilities are named sets of values, e.g. "hypervisor_type": ["fake"].
 	Capabilities map[string][]string `json:"capabilities,omitempty"`
 	// DownCells are the cells of the subtree that have stopped reporting:
@@ -87,11 +98,30 @@ func (r Report) Fits(f Flavor) int {
 	return total
 }
 
+// FitsIn reports how many instances of f still fit in zone: the whole
+// cell's Fits when zone is empty or the report has no ZoneSlots (it covers
+// one zone, which AvailabilityZones names), otherwise the zone's.
+func (r Report) FitsIn(zone string, f Flavor) int {
+	if zone == "" || r.ZoneSlots == nil {
+		return r.Fits(f)
+	}
+	return Report{Slots: r.ZoneSlots[zone]}.Fits(f)
+}
+
 // Merge sums reports: a cell with children reports its own hosts plus its
-// children's reports.
+// children's reports. It also normalises a single report: slots
+// compressed, lists sorted, ZoneSlots kept only for more than one zone,
+// Aggregates bounded.
+//
+// Zones: a report without ZoneSlots adds its Slots to its one zone (to
+// each of its zones, should a report list several without ZoneSlots:
+// over-counting a zone's room lets a build try a cell, never keeps it
+// from one). Aggregates are united, then bounded; a report with room but
+// no Aggregates makes the merge's nil (it may hold any).
 func Merge(reports ...Report) Report {
 	var out Report
 	zones := map[string]bool{}
+	zoneSlots := map[string][]Slot{}
 	caps := map[string]map[string]bool{}
 	for _, r := range reports {
 		out.Hosts += r.Hosts
@@ -105,6 +135,12 @@ func Merge(reports ...Report) Report {
 		out.Slots = append(out.Slots, r.Slots...)
 		for _, z := range r.AvailabilityZones {
 			zones[z] = true
+			if r.ZoneSlots == nil {
+				zoneSlots[z] = append(zoneSlots[z], r.Slots...)
+			}
+		}
+		for z, ss := range r.ZoneSlots {
+			zoneSlots[z] = append(zoneSlots[z], ss...)
 		}
 		out.DownCells = append(out.DownCells, r.DownCells...)
 		for k, vs := range r.Capabilities {
@@ -123,6 +159,10 @@ func Merge(reports ...Report) Report {
 		out.AvailabilityZones = append(out.AvailabilityZones, z)
 	}
 	slices.Sort(out.AvailabilityZones)
+	if len(out.AvailabilityZones) > 1 {
+		out.ZoneSlots = compressZones(zoneSlots)
+	}
+	out.Aggregates = mergeAggregates(reports)
 	if len(caps) > 0 {
 		out.Capabilities = map[string][]string{}
 		for k, set := range caps {
@@ -204,40 +244,131 @@ func roundDown(v, step int64) int64 {
 // scheduler's spreading weigher would choose: a parent uses it for the
 // builds it has sent a child since the child's last report. Instances
 // that fit nowhere are taken from nothing (the report is already full
-// for f).
+// for f). It is TakeIn with no zone.
 func (r Report) Take(f Flavor, n int) Report {
+	return r.TakeIn("", f, n)
+}
+
+// TakeIn is Take for a build that named zone ("" for none). With
+// ZoneSlots, each instance is taken from the zone's slots (with no zone:
+// from the zone that holds the roomiest slot) as well as from Slots, so
+// that FitsIn and Fits both see it; past the zone's room nothing more is
+// taken.
+func (r Report) TakeIn(zone string, f Flavor, n int) Report {
 	if n <= 0 {
 		return r
 	}
 	out := r
 	slots := slices.Clone(r.Slots)
+	var zs map[string][]Slot
+	if r.ZoneSlots != nil {
+		zs = make(map[string][]Slot, len(r.ZoneSlots))
+		for z, ss := range r.ZoneSlots {
+			zs[z] = slices.Clone(ss)
+		}
+	}
 	for range n {
-		best, most := -1, 0
-		for i, s := range slots {
-			if s.Count > 0 {
-				if k := s.Fits(f); k > most {
-					best, most = i, k
-				}
+		if zs != nil && zone != "" {
+			s, ok := takeOne(zs, zone, f, nil)
+			if !ok {
+				break
 			}
-		}
-		if best < 0 {
-			break
-		}
-		s := slots[best]
-		slots[best].Count--
-		used := Slot{VCPUs: s.VCPUs - f.VCPUs, RAMMB: s.RAMMB - f.RAMMB, DiskGB: s.DiskGB - f.DiskGB, Count: 1}
-		if i := slices.IndexFunc(slots, func(x Slot) bool {
-			return x.VCPUs == used.VCPUs && x.RAMMB == used.RAMMB && x.DiskGB == used.DiskGB
-		}); i >= 0 {
-			slots[i].Count++
+			// The whole cell's slots are compressed apart from the
+			// zone's: take the same shape if they have it, else the
+			// roomiest, else nothing.
+			takeSlot(&slots, f, &s)
 		} else {
-			slots = append(slots, used)
+			s, ok := takeSlot(&slots, f, nil)
+			if !ok {
+				break
+			}
+			if z, ok := zoneOf(zs, f, s); ok {
+				takeOne(zs, z, f, &s)
+			}
 		}
 		out.FreeVCPUs -= f.VCPUs
 		out.FreeRAMMB -= f.RAMMB
 		out.FreeDiskGB -= f.DiskGB
 		out.Instances++
 	}
-	out.Slots = slices.DeleteFunc(slots, func(s Slot) bool { return s.Count <= 0 })
+	out.Slots = slots
+	if zs != nil {
+		for z, ss := range zs {
+			zs[z] = slices.DeleteFunc(ss, func(s Slot) bool { return s.Count <= 0 })
+		}
+		out.ZoneSlots = zs
+	}
 	return out
+}
+
+// zoneOf is the zone a host of shape s that took f was in: the first
+// (by name) with a host of that shape, else the one with the roomiest
+// host for f (the whole cell's slots and a zone's are compressed apart,
+// so a shape may be in one and not the other).
+func zoneOf(zs map[string][]Slot, f Flavor, s Slot) (string, bool) {
+	zones := slices.Sorted(maps.Keys(zs))
+	for _, z := range zones {
+		if slices.ContainsFunc(zs[z], func(x Slot) bool {
+			return x.Count > 0 && x.VCPUs == s.VCPUs && x.RAMMB == s.RAMMB && x.DiskGB == s.DiskGB
+		}) {
+			return z, true
+		}
+	}
+	best, most := "", 0
+	for _, z := range zones {
+		for _, x := range zs[z] {
+			if k := x.Fits(f); x.Count > 0 && k > most {
+				best, most = z, k
+			}
+		}
+	}
+	return best, most > 0
+}
+
+// takeOne is takeSlot on zone z's slots in zs.
+func takeOne(zs map[string][]Slot, z string, f Flavor, shape *Slot) (Slot, bool) {
+	ss, ok := zs[z]
+	if !ok {
+		return Slot{}, false
+	}
+	s, ok := takeSlot(&ss, f, shape)
+	zs[z] = ss
+	return s, ok
+}
+
+// takeSlot places one instance of f on a host of *slots: one of the given
+// shape if shape is not nil and a host of it is left (else the roomiest
+// for f), which becomes a host of the shape less f. It returns the shape
+// taken from, and false when f fits in no host.
+func takeSlot(slots *[]Slot, f Flavor, shape *Slot) (Slot, bool) {
+	ss := *slots
+	best, most := -1, 0
+	for i, s := range ss {
+		if s.Count <= 0 {
+			continue
+		}
+		if shape != nil && s.VCPUs == shape.VCPUs && s.RAMMB == shape.RAMMB && s.DiskGB == shape.DiskGB && s.Fits(f) > 0 {
+			best = i
+			break
+		}
+		if k := s.Fits(f); k > most {
+			best, most = i, k
+		}
+	}
+	if best < 0 {
+		return Slot{}, false
+	}
+	s := ss[best]
+	ss[best].Count--
+	used := Slot{VCPUs: s.VCPUs - f.VCPUs, RAMMB: s.RAMMB - f.RAMMB, DiskGB: s.DiskGB - f.DiskGB, Count: 1}
+	if i := slices.IndexFunc(ss, func(x Slot) bool {
+		return x.VCPUs == used.VCPUs && x.RAMMB == used.RAMMB && x.DiskGB == used.DiskGB
+	}); i >= 0 {
+		ss[i].Count++
+	} else {
+		ss = append(ss, used)
+	}
+	*slots = ss
+	s.Count = 1
+	return s, true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
@@ -90,24 +91,7 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 	if err != nil {
 		return err
 	}
-	zone := b.Instances[0].AvailabilityZone
-	if b.Forced() {
-		// A forced host's zone was matched to the host by the API cell
-		// (its aggregates'), which its cell may not report: Nova skips
-		// the filters for a forced host.
-		zone = ""
-	}
-	req := &cellsched.Request{
-		Flavor:           b.Flavor.Need(),
-		NumInstances:     len(b.Instances),
-		AvailabilityZone: zone,
-		ImageProperties:  b.ImageProperties,
-		TargetCell:       b.TargetCell,
-		SameCell:         b.SameCell,
-		DifferentCell:    b.DifferentCell,
-		Tried:            b.Tried,
-		Now:              s.now(),
-	}
+	req := schedRequest(b, s.now())
 	ranked, err := s.cfg.Scheduler.Rank(req, cands)
 	if err != nil {
 		return s.giveUp(ctx, tx, env, &onward, NoValidCellReason)
@@ -118,7 +102,7 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 		if len(rest) == 0 {
 			break
 		}
-		n := c.Report.Fits(req.Flavor)
+		n := c.Report.FitsIn(req.AvailabilityZone, req.Flavor)
 		if i == len(ranked)-1 || n > len(rest) {
 			n = len(rest)
 		}
@@ -147,9 +131,35 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 			}
 		}
 		child, need := c.Path, req.Flavor
-		tx.AfterCommit(func() { s.take(child, need, n) })
+		zone := req.AvailabilityZone
+		tx.AfterCommit(func() { s.take(child, zone, need, n) })
 	}
 	return nil
+}
+
+// schedRequest is what the cell scheduler is asked to place for b.
+func schedRequest(b *wire.BuildInstances, now time.Time) *cellsched.Request {
+	zone, specs, project := b.Instances[0].AvailabilityZone, b.Flavor.ExtraSpecs, b.Instances[0].ProjectID
+	if b.Forced() {
+		// A forced host's zone was matched to the host by the API cell
+		// (its aggregates'), which its cell may not report yet, and Nova
+		// skips the filters for a forced host: its target cell leads to
+		// it.
+		zone, specs, project = "", nil, ""
+	}
+	return &cellsched.Request{
+		Flavor:           b.Flavor.Need(),
+		NumInstances:     len(b.Instances),
+		AvailabilityZone: zone,
+		ImageProperties:  b.ImageProperties,
+		ExtraSpecs:       specs,
+		ProjectID:        project,
+		TargetCell:       b.TargetCell,
+		SameCell:         b.SameCell,
+		DifferentCell:    b.DifferentCell,
+		Tried:            b.Tried,
+		Now:              now,
+	}
 }
 
 // giveUp hands a build that found no cell back to this cell's parent, which
@@ -210,9 +220,9 @@ func (s *Service) hasChildren() bool {
 	return false
 }
 
-// take counts a build of n instances of a flavor sent to a child against
-// the child's last report, until its next one.
-func (s *Service) take(child string, f capacity.Flavor, n int) {
+// take counts a build of n instances of a flavor, in zone ("" for none),
+// sent to a child against the child's last report, until its next one.
+func (s *Service) take(child, zone string, f capacity.Flavor, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.inflight[child]
@@ -223,7 +233,7 @@ func (s *Service) take(child string, f capacity.Flavor, n int) {
 		}
 		r = *l.n.Report
 	}
-	s.inflight[child] = r.Take(f, n)
+	s.inflight[child] = r.TakeIn(zone, f, n)
 }
 
 // afterInflight is a child's last report less what was sent to it since.

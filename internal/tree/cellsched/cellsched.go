@@ -36,10 +36,17 @@ type Candidate struct {
 type Request struct {
 	Flavor       capacity.Flavor
 	NumInstances int
-	// AvailabilityZone, when set, must be one of the cell's zones.
+	// AvailabilityZone, when set, must be one of the cell's zones, and the
+	// room that counts is that zone's (capacity.Report.FitsIn).
 	AvailabilityZone string
 	// ImageProperties that constrain placement, e.g. "hypervisor_type": "fake".
 	ImageProperties map[string]string
+	// ExtraSpecs are the flavor's extra specs (the aggregate instance
+	// extra specs filter).
+	ExtraSpecs map[string]string
+	// ProjectID is the project the instances are built for (the aggregate
+	// multi-tenancy isolation filter).
+	ProjectID string
 	// TargetCell is an admin's scheduler hint: the path of the cell (or of
 	// a descendant of the candidate) the build must go to. Empty means none.
 	TargetCell string

@@ -32,3 +32,17 @@ func TestRAMByFlavorWeigher(t *testing.T) {
 		})
 	}
 }
+
+func TestRAMByFlavorWeigherByZone(t *testing.T) {
+	flavor := capacity.Flavor{VCPUs: 2, RAMMB: 1024, DiskGB: 10}
+	r := capacity.Merge(
+		capacity.Report{Slots: []capacity.Slot{{VCPUs: 8, RAMMB: 4096, DiskGB: 100, Count: 10}}, AvailabilityZones: []string{"az1"}},
+		capacity.Report{Slots: []capacity.Slot{{VCPUs: 8, RAMMB: 4096, DiskGB: 100, Count: 1}}, AvailabilityZones: []string{"az2"}},
+	)
+	for zone, want := range map[string]float64{"": 44, "az1": 40, "az2": 4, "az3": 0} {
+		req := &Request{Flavor: flavor, AvailabilityZone: zone}
+		if got := (RAMByFlavorWeigher{}).Weigh(req, &Candidate{Path: "api!c", Report: r}); got != want {
+			t.Errorf("Weigh(zone %q) = %v, want %v", zone, got, want)
+		}
+	}
+}

@@ -41,6 +41,8 @@ func Default() *Scheduler {
 			DifferentCellFilter{},
 			AvailabilityZoneFilter{},
 			ImagePropertiesFilter{},
+			AggregateInstanceExtraSpecsFilter{},
+			AggregateMultiTenancyIsolationFilter{},
 			CapacityFilter{},
 		},
 		Weighers: []WeighSpec{

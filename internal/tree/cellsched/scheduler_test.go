@@ -39,6 +39,19 @@ func hosts(n int) capacity.Report {
 	}
 }
 
+// zone puts a report's hosts in zone z.
+func zone(r capacity.Report, z string) capacity.Report {
+	r.AvailabilityZones = []string{z}
+	return r
+}
+
+func withAggs(r capacity.Report, a *capacity.Aggregates) capacity.Report {
+	r.Aggregates = a
+	return r
+}
+
+var ssdOpen = &capacity.Aggregates{OpenToAll: true, Metadata: map[string][]string{"ssd": {"true"}}}
+
 func TestNormalise(t *testing.T) {
 	tests := []struct {
 		name string
@@ -95,6 +108,20 @@ func TestRank(t *testing.T) {
 				{Path: "api!d", Report: capacity.Report{Slots: hosts(5).Slots}, LastSeen: fresh},
 			},
 			want: []string{"api!a"},
+		},
+		{
+			// a has more room, but not in az2; c has hosts only for
+			// project p1; d has no ssd hosts.
+			name: "zone room, aggregates and projects",
+			s:    Default(),
+			req:  Request{Flavor: small, Now: now, AvailabilityZone: "az2", ProjectID: "p2", ExtraSpecs: map[string]string{"ssd": "true"}},
+			cands: []Candidate{
+				{Path: "api!a", Report: withAggs(capacity.Merge(zone(hosts(9), "az1"), zone(hosts(1), "az2")), ssdOpen), LastSeen: fresh},
+				{Path: "api!b", Report: withAggs(capacity.Merge(zone(hosts(1), "az1"), zone(hosts(3), "az2")), ssdOpen), LastSeen: fresh},
+				{Path: "api!c", Report: withAggs(zone(hosts(5), "az2"), &capacity.Aggregates{Projects: []string{"p1"}, Metadata: ssdOpen.Metadata}), LastSeen: fresh},
+				{Path: "api!d", Report: withAggs(zone(hosts(5), "az2"), &capacity.Aggregates{OpenToAll: true}), LastSeen: fresh},
+			},
+			want: []string{"api!b", "api!a"},
 		},
 		{
 			name: "target cell routes to holder",
@@ -334,7 +361,8 @@ func TestDefault(t *testing.T) {
 	s := Default()
 	wantFilters := []Filter{
 		TargetCellFilter{}, TriedFilter{}, SameCellFilter{}, DifferentCellFilter{},
-		AvailabilityZoneFilter{}, ImagePropertiesFilter{}, CapacityFilter{},
+		AvailabilityZoneFilter{}, ImagePropertiesFilter{}, AggregateInstanceExtraSpecsFilter{},
+		AggregateMultiTenancyIsolationFilter{}, CapacityFilter{},
 	}
 	if !reflect.DeepEqual(s.Filters, wantFilters) {
 		t.Errorf("Default filters = %#v, want %#v", s.Filters, wantFilters)
