@@ -11,6 +11,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/aggregates"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
@@ -229,5 +230,94 @@ func TestAggregateZonesAcrossCells(t *testing.T) {
 	again := settled(t, tr, bootZone(t, tr, "lonely-again", "az2"))[0]
 	if again.VMState != "active" || again.Cell != c3 {
 		t.Errorf("az2 build after cell3 returned: %s in %s", again.VMState, again.Cell)
+	}
+}
+
+// TestAggregateFiltersAcrossCells: a flavor's aggregate_instance_extra_specs
+// send its builds to the hosts of the aggregates that match, in whichever
+// cells they are; hosts isolated for another project
+// (filter_tenant_id) get none of a project's builds.
+func TestAggregateFiltersAcrossCells(t *testing.T) {
+	tr := testtree.Start(t, testtree.Options{Cells: 3, HostsPerCell: 2})
+	ctx := context.Background()
+	admin := tr.Compute("admin:admin")
+	c1, c2, c3 := tr.Cells[0].Config().Cell, tr.Cells[1].Config().Cell, tr.Cells[2].Config().Cell
+	host := func(cell string, i int) string {
+		return fmt.Sprintf("%s@%s-host%03d", cell, cell[strings.LastIndex(cell, "!")+1:], i)
+	}
+	aggregate := func(name string, md map[string]any, hosts ...string) {
+		t.Helper()
+		a, err := aggregates.Create(ctx, admin, aggregates.CreateOpts{Name: name}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hosts {
+			if _, err := aggregates.AddHost(ctx, admin, a.ID, aggregates.AddHostOpts{Host: h}).Extract(); err != nil {
+				t.Fatalf("add %s: %v", h, err)
+			}
+		}
+		if _, err := aggregates.SetMetadata(ctx, admin, a.ID, aggregates.SetMetadataOpts{Metadata: md}).Extract(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ssdHosts := []string{host(c2, 2), host(c3, 1)}
+	aggregate("ssd", map[string]any{"ssd": "true"}, ssdHosts...)
+	aggregate("spinning", map[string]any{"ssd": "false"}, host(c2, 1), host(c3, 2))
+	aggregate("q-only", map[string]any{"filter_tenant_id": "q"}, host(c1, 1), host(c1, 2))
+
+	fl, err := flavors.Create(ctx, admin, flavors.CreateOpts{Name: "ssd.tiny", RAM: 512, VCPUs: 1, Disk: gophercloud.IntToPointer(1)}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := flavors.CreateExtraSpecs(ctx, admin, fl.ID, flavors.ExtraSpecsOpts{"aggregate_instance_extra_specs:ssd": "true"}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	// The cells report the capabilities before the builds come.
+	testpoll.Eventually(t, 60*time.Second, "every cell's report names its aggregates", func() (bool, string) {
+		ns, err := cells.ListNeighbours(ctx, tr.API.DB)
+		if err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, nb := range ns {
+			if a := nb.Report; nb.Relation == cells.Child && a != nil && a.Aggregates != nil &&
+				(nb.Path == c1) == slices.Contains(a.Aggregates.Projects, "q") &&
+				(nb.Path == c1 || slices.Contains(a.Aggregates.Metadata["ssd"], "true")) {
+				n++
+			}
+		}
+		return n == 3, fmt.Sprintf("%d cells report their aggregates", n)
+	})
+
+	var ssd, plain []string
+	for i := range 4 {
+		s, err := servers.Create(ctx, tr.Compute(adminP), servers.CreateOpts{Name: fmt.Sprintf("ssd-%d", i), FlavorRef: fl.ID,
+			ImageRef: up.DefaultImageID}, nil).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ssd = append(ssd, s.ID)
+	}
+	for i := range 6 {
+		plain = append(plain, bootZone(t, tr, fmt.Sprintf("p-%d", i), ""))
+	}
+	for _, in := range settled(t, tr, ssd...) {
+		if in.VMState != "active" || !slices.Contains(ssdHosts, in.Cell+"@"+in.Host) {
+			t.Errorf("%s (ssd flavor): %s on %s@%s (fault %q), want active on one of %v", in.Name, in.VMState, in.Cell, in.Host, in.Fault.Message, ssdHosts)
+		}
+	}
+	for _, in := range settled(t, tr, plain...) {
+		if in.VMState != "active" || in.Cell == c1 {
+			t.Errorf("%s (project p): %s in %s, want active outside %s, whose hosts are q's only", in.Name, in.VMState, in.Cell, c1)
+		}
+	}
+	// Project q may use them.
+	s, err := servers.Create(ctx, tr.Compute("demo:q"), servers.CreateOpts{Name: "q-1", FlavorRef: "1", ImageRef: up.DefaultImageID},
+		servers.SchedulerHintOpts{}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := settled(t, tr, s.ID)[0]; in.VMState != "active" {
+		t.Errorf("project q's server: %s", in.VMState)
 	}
 }

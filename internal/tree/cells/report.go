@@ -3,6 +3,8 @@ package cells
 import (
 	"context"
 	"encoding/json"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
@@ -131,10 +133,12 @@ func (s *Service) handleCapacityReport(ctx context.Context, env *wire.Envelope) 
 }
 
 // Significant reports whether capacity changed enough to tell the parent
-// before the next periodic report: hosts came or went, or free RAM or free
-// vCPUs moved by more than a tenth of the total.
+// before the next periodic report: hosts came or went, the zones or the
+// aggregates' capabilities changed (an operator's aggregate change, which
+// builds asked for the zone wait on), or free RAM or free vCPUs moved by
+// more than a tenth of the total.
 func Significant(a, b capacity.Report) bool {
-	if a.Hosts != b.Hosts {
+	if a.Hosts != b.Hosts || !slices.Equal(a.AvailabilityZones, b.AvailabilityZones) || !reflect.DeepEqual(a.Aggregates, b.Aggregates) {
 		return true
 	}
 	tenth := func(x, y, total int64) bool {

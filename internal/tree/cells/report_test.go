@@ -129,6 +129,13 @@ func TestSignificant(t *testing.T) {
 		{"empty cells", capacity.Report{}, capacity.Report{}, false},
 		{"no totals", capacity.Report{FreeRAMMB: 10}, capacity.Report{FreeRAMMB: 900}, false},
 		{"instances alone do not count", base, with(func(r *capacity.Report) { r.Instances += 100 }), false},
+		{"a zone came", base, with(func(r *capacity.Report) { r.AvailabilityZones = []string{"az1"} }), true},
+		{"the aggregates' capabilities changed", with(func(r *capacity.Report) { r.Aggregates = &capacity.Aggregates{OpenToAll: true} }),
+			with(func(r *capacity.Report) {
+				r.Aggregates = &capacity.Aggregates{OpenToAll: true, Metadata: map[string][]string{"ssd": {"true"}}}
+			}), true},
+		{"the same aggregates", with(func(r *capacity.Report) { r.Aggregates = &capacity.Aggregates{OpenToAll: true} }),
+			with(func(r *capacity.Report) { r.Aggregates = &capacity.Aggregates{OpenToAll: true} }), false},
 	}
 	for _, c := range cases {
 		if got := cells.Significant(c.a, c.b); got != c.want {
