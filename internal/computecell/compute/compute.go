@@ -37,12 +37,15 @@ type Sender interface {
 // It has config.HostSpec's fields, so the configuration converts to it
 // (compute imports no configuration: config is the process's, not a role's).
 type HostSpec struct {
-	VCPUs            int
-	RAMMB            int64
-	DiskGB           int64
-	CPURatio         float64
-	RAMRatio         float64
-	DiskRatio        float64
+	VCPUs     int
+	RAMMB     int64
+	DiskGB    int64
+	CPURatio  float64
+	RAMRatio  float64
+	DiskRatio float64
+	// AvailabilityZone is not used: a host's zone is its aggregates' (the
+	// cell's snapshot, celldb aggregates.go). It stays so that the
+	// configuration's host spec converts to this one.
 	AvailabilityZone string
 }
 
@@ -86,7 +89,7 @@ type Service struct {
 
 // DefaultSpec is the default fake host: 16 vCPUs, 64 GiB, 1 TB.
 func DefaultSpec() HostSpec {
-	return HostSpec{VCPUs: 16, RAMMB: 65536, DiskGB: 1000, CPURatio: 4, RAMRatio: 1, DiskRatio: 1, AvailabilityZone: "nova"}
+	return HostSpec{VCPUs: 16, RAMMB: 65536, DiskGB: 1000, CPURatio: 4, RAMRatio: 1, DiskRatio: 1}
 }
 
 // New validates the configuration.
@@ -119,9 +122,6 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.DiskRatio <= 0 {
 		s.DiskRatio = def.DiskRatio
-	}
-	if s.AvailabilityZone == "" {
-		s.AvailabilityZone = def.AvailabilityZone
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 10 * time.Second
@@ -227,7 +227,7 @@ func (s *Service) register(ctx context.Context) error {
 		hosts := s.cfg.Hosts[i:min(i+chunk, len(s.cfg.Hosts))]
 		err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 			for _, h := range hosts {
-				n := celldb.Node{Host: h, AvailabilityZone: s.cfg.Spec.AvailabilityZone, HypervisorType: "fake", VCPUs: s.cfg.Spec.VCPUs,
+				n := celldb.Node{Host: h, HypervisorType: "fake", VCPUs: s.cfg.Spec.VCPUs,
 					RAMMB: s.cfg.Spec.RAMMB, DiskGB: s.cfg.Spec.DiskGB, CPURatio: s.cfg.Spec.CPURatio, RAMRatio: s.cfg.Spec.RAMRatio, DiskRatio: s.cfg.Spec.DiskRatio}
 				if err := celldb.RegisterNodeTx(ctx, tx, n, now); err != nil {
 					return fmt.Errorf("compute: register host %s: %w", h, err)

@@ -199,6 +199,8 @@ func (e *env) noUse(t *testing.T, host string) {
 }
 
 func TestStartRegistersHosts(t *testing.T) {
+	// The spec's zone is not used: a host is in the default zone until
+	// the cell's aggregates put it in another.
 	spec := compute.HostSpec{VCPUs: 8, RAMMB: 16384, DiskGB: 200, CPURatio: 2, RAMRatio: 1.5, DiskRatio: 1, AvailabilityZone: "az1"}
 	e := setup(t, spec, fake.Config{}, "h2", "h1", "h3")
 	ns, err := celldb.ListNodes(context.Background(), e.db)
@@ -208,7 +210,7 @@ func TestStartRegistersHosts(t *testing.T) {
 	var hosts []string
 	for _, n := range ns {
 		hosts = append(hosts, n.Host)
-		if n.AvailabilityZone != "az1" || n.HypervisorType != "fake" || !n.Enabled || n.VCPUs != 8 || n.RAMMB != 16384 ||
+		if n.AvailabilityZone != "nova" || n.HypervisorType != "fake" || !n.Enabled || n.VCPUs != 8 || n.RAMMB != 16384 ||
 			n.DiskGB != 200 || n.CPURatio != 2 || n.RAMRatio != 1.5 || n.DiskRatio != 1 || n.UsedVCPUs != 0 || n.Instances != 0 {
 			t.Errorf("node %+v does not match the spec %+v", n, spec)
 		}

@@ -79,7 +79,7 @@ func TestOps(t *testing.T) {
 	}
 	for _, h := range []string{"h1", "h2"} {
 		err := d.InTx(ctx, func(tx *db.Tx) error {
-			if err := celldb.RegisterNodeTx(ctx, tx, celldb.Node{Host: h, AvailabilityZone: "az1", HypervisorType: "fake", VCPUs: 4,
+			if err := celldb.RegisterNodeTx(ctx, tx, celldb.Node{Host: h, HypervisorType: "fake", VCPUs: 4,
 				RAMMB: 4096, DiskGB: 100, CPURatio: 1, RAMRatio: 1, DiskRatio: 1}, now); err != nil {
 				return err
 			}
@@ -89,6 +89,14 @@ func TestOps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Both hosts in az1, from their aggregate.
+	if err := d.InTx(ctx, func(tx *db.Tx) error {
+		_, err := celldb.ApplyHostAggregates(ctx, tx, &wire.HostAggregates{Version: 1, DefaultZone: "nova", Aggregates: []wire.HostAggregate{
+			{ID: 1, UUID: "agg-1", Name: "agg1", Metadata: map[string]string{wire.AggregateZoneKey: "az1"}, Hosts: []string{"h1", "h2"}}}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	reg, err := hostops.NewRegistrar(cfg, "ctl", []string{celldb.BinaryConductor, celldb.BinaryScheduler}, time.Hour)
 	if err != nil {

@@ -182,11 +182,18 @@ func TestPlaceAndBeginSpawn(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		o, u := setup(t, d)
-		for _, h := range []string{"h1", "h2"} {
-			if err := celldb.RegisterNode(ctx, d, celldb.Node{Host: h, AvailabilityZone: "az-" + h, HypervisorType: "fake", VCPUs: 1, RAMMB: 1024,
+		// Each host in a zone of its own, from its aggregate.
+		aggs := &wire.HostAggregates{Version: 1, DefaultZone: "nova"}
+		for i, h := range []string{"h1", "h2"} {
+			if err := celldb.RegisterNode(ctx, d, celldb.Node{Host: h, HypervisorType: "fake", VCPUs: 1, RAMMB: 1024,
 				DiskGB: 10, CPURatio: 1, RAMRatio: 1, DiskRatio: 1}, t0); err != nil {
 				t.Fatal(err)
 			}
+			aggs.Aggregates = append(aggs.Aggregates, wire.HostAggregate{ID: int64(i + 1), UUID: "agg-" + h, Name: "agg-" + h,
+				Metadata: map[string]string{wire.AggregateZoneKey: "az-" + h}, Hosts: []string{h}})
+		}
+		if err := d.InTx(ctx, func(tx *db.Tx) error { _, err := celldb.ApplyHostAggregates(ctx, tx, aggs); return err }); err != nil {
+			t.Fatal(err)
 		}
 		in, _ := celldb.Get(ctx, d, u)
 		if err := d.InTx(ctx, func(tx *db.Tx) error { return o.Place(ctx, tx, in, "h1") }); err != nil {
