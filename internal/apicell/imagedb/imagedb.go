@@ -266,6 +266,54 @@ func (s *Store) GetWithoutDetails(ctx context.Context, q db.Querier, id string) 
 	return img, nil
 }
 
+// GetWithProperties reads a live image as Get does, with its properties
+// and without its tags, in one query (a server create checks the image
+// and sends its properties to the schedulers).
+func (s *Store) GetWithProperties(ctx context.Context, q db.Querier, id string) (*Image, error) {
+	id = NormalizeID(id)
+	rows, err := q.Query(ctx, `SELECT `+qualifiedCols+`, p.name, p.value FROM images
+		LEFT JOIN image_properties p ON p.image_id = images.id WHERE images.id = ? AND images.deleted = 0`, id)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", id, err)
+	}
+	defer rows.Close()
+	var img *Image
+	for rows.Next() {
+		var name, value sql.NullString
+		i, err := scan(withExtra{rows, []any{&name, &value}})
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", id, err)
+		}
+		if img == nil {
+			img = i
+		}
+		if name.Valid {
+			img.Properties[name.String] = value.String
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("image %s: %w", id, err)
+	}
+	if img == nil {
+		return nil, fmt.Errorf("image %s: %w", id, ErrNotFound)
+	}
+	return img, nil
+}
+
+// qualifiedCols are cols, each with its table's name (a join names
+// another table's name).
+const qualifiedCols = `images.id, images.name, images.status, images.visibility, images.protected, images.os_hidden, images.owner,
+	images.size, images.checksum, images.os_hash_algo, images.os_hash_value, images.min_disk, images.min_ram, images.disk_format,
+	images.container_format, images.version, images.created_at, images.updated_at, images.auto_disk_config`
+
+// withExtra scans a row whose columns after scan's are scanned into extra.
+type withExtra struct {
+	r     db.Scanner
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.r.Scan(append(dest, w.extra...)...) }
+
 // loadDetails fills the properties and tags of imgs.
 func (s *Store) loadDetails(ctx context.Context, q db.Querier, imgs []*Image) error {
 	if len(imgs) == 0 {

@@ -94,6 +94,22 @@ func TestCreateGetAndDuplicates(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(bare, &wantBare) {
 			t.Fatalf("get without details = %+v, %v\nwant  %+v", bare, err, &wantBare)
 		}
+		// With its properties, in one query: no tags.
+		withProps, err := s.GetWithProperties(context.Background(), d, "5F5C1B7E-6c2a-4e43-9a57-0d8c1c0c1c0c")
+		wantProps := *want
+		wantProps.Tags = []string{}
+		if err != nil || !reflect.DeepEqual(withProps, &wantProps) {
+			t.Fatalf("get with properties = %+v, %v\nwant  %+v", withProps, err, &wantProps)
+		}
+		// An image without properties, and one that is not there.
+		plain := newImage(id(2), "p1", imagedb.Private)
+		create(t, d, s, plain)
+		if got, err := s.GetWithProperties(context.Background(), d, plain.ID); err != nil || len(got.Properties) != 0 || got.ID != plain.ID {
+			t.Fatalf("get with properties of an image without: %+v, %v", got, err)
+		}
+		if _, err := s.GetWithProperties(context.Background(), d, id(3)); !errors.Is(err, imagedb.ErrNotFound) {
+			t.Fatalf("get with properties of no image: %v, want ErrNotFound", err)
+		}
 
 		// An id is used once, even after a delete.
 		err = inTx(d, func(ctx context.Context, tx *db.Tx) error {

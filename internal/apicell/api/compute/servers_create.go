@@ -289,7 +289,7 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 // properties (a build's placement constraints).
 func checkImage(ctx context.Context, d *db.DB, id string, f wire.Flavor) (*imagedb.Image, error) {
 	c := httpkit.CallerFrom(ctx)
-	img, err := (&imagedb.Store{}).Get(ctx, d, id)
+	img, err := (&imagedb.Store{}).GetWithProperties(ctx, d, id)
 	if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
 		return nil, bad("Image %s could not be found.", id)
 	}
