@@ -125,9 +125,9 @@ var (
 		"key_name", "launch_index", "launched_at", "locked_by", "node", "power_state", "progress", "project_id",
 		"ramdisk_id", "root_device_name", "task_state", "terminated_at", "updated_at", "user_id", "uuid", "vm_state",
 	}
-	validSortKeys      = append(slices.Clone(sortingKeys), ignoredSortKeys...)
-	validSortKeysV273  = append(append([]string{"locked"}, sortingKeys...), ignoredSortKeysV273...)
-	validSortKeysV275  = append([]string{"locked"}, sortingKeys...)
+	validSortKeys     = append(slices.Clone(sortingKeys), ignoredSortKeys...)
+	validSortKeysV273 = append(append([]string{"locked"}, sortingKeys...), ignoredSortKeysV273...)
+	validSortKeysV275 = append([]string{"locked"}, sortingKeys...)
 )
 
 // sortKeysAt are the sort keys the query schema of the request's
