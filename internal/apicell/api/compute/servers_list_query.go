@@ -79,18 +79,16 @@ func (lq *listQuery) schema() error {
 		}
 	}
 	if atLeast(lq.r, 75) {
-		// From 2.75 the schema has no other parameters (but those
-		// starting with "_", refused as filters below).
-		var unknown url.Values
+		// From 2.75 the schema allows no other parameters but those
+		// starting with "_" (its patternProperties), which filterSet
+		// refuses as an admin's filters.
+		plain := url.Values{}
 		for k, v := range q {
 			if !strings.HasPrefix(k, "_") {
-				if unknown == nil {
-					unknown = url.Values{}
-				}
-				unknown[k] = v
+				plain[k] = v
 			}
 		}
-		if err := checkQuery(unknown, listQueryParams(lq.r)...); err != nil {
+		if err := checkQuery(plain, listQueryParams(lq.r)...); err != nil {
 			return err
 		}
 	} else if !atLeast(lq.r, 73) {
