@@ -84,7 +84,7 @@ func (h *serversHandler) listServers(detail bool) http.HandlerFunc {
 }
 
 // GET /servers and /servers/detail read their query as Nova's
-// ServersController._get_servers does, up to 2.60: the query schema, the
+// ServersController._get_servers does, up to 2.75: the query schema, the
 // filters a member may use (an admin may use any), status, changes-since,
 // deleted, tags (2.26), all_tenants, sorting and paging. Filters that are
 // regular expressions (name, ip, reservation_id, node, ...) match as

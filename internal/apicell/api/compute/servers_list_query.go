@@ -36,7 +36,9 @@ type listQuery struct {
 func (lq *listQuery) get(k string) string { return lastValue(lq.opts, k) }
 
 // schema checks the query schema: limit, regular expressions,
-// changes-since, sort_key.
+// changes-since, changes-before (2.66), sort_key (locked from 2.73, the
+// ignored keys refused from 2.75), and from 2.75 no parameter it does not
+// name.
 func (lq *listQuery) schema() error {
 	q, o := lq.q, &lq.lr.opts
 	limit, err := queryLimit(q)
