@@ -243,6 +243,10 @@ CREATE TABLE aggregate_cells (
 	version {{bigint}} NOT NULL,
 	default_zone TEXT NOT NULL
 )`},
+	// Why a server is locked (2.73): Nova's system_metadata locked_reason;
+	// '' is none (a reason given is never empty).
+	{Version: 17, Name: "locked reason", SQL: `
+ALTER TABLE instances ADD COLUMN locked_reason TEXT NOT NULL DEFAULT ''`},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -276,6 +280,8 @@ type Instance struct {
 	// "owner" or "admin" ("" when unlocked), as in Nova.
 	Locked   bool
 	LockedBy string
+	// LockedReason is the reason given with the lock (2.73; "": none).
+	LockedReason string
 	// Tags are the server's tags, sorted; nil until loaded (LoadTags).
 	Tags []string
 	// AutoDiskConfig is OS-DCF:diskConfig AUTO (false: MANUAL).
@@ -292,7 +298,8 @@ type Instance struct {
 const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data, metadata, availability_zone,
 	reservation_id, launch_index, cell_path, host, node, vm_state, task_state, power_state, version, addresses, fault,
 	delete_requested, request_id, launched_at, created_at, updated_at, deleted_at, deleted,
-	description, description_null, access_ip_v4, access_ip_v6, locked, locked_by, auto_disk_config, shelved_image_id`
+	description, description_null, access_ip_v4, access_ip_v6, locked, locked_by, auto_disk_config, shelved_image_id,
+	locked_reason`
 
 // b2i is a boolean as the database stores it.
 func b2i(b bool) int {
@@ -314,7 +321,8 @@ func scan(r db.Scanner) (*Instance, error) {
 	err := r.Scan(&in.UUID, &in.Name, &in.ProjectID, &in.UserID, &in.ImageRef, &in.FlavorID, &flavor, &in.KeyName, &in.UserData,
 		&meta, &in.AvailabilityZone, &in.ReservationID, &in.LaunchIndex, &in.Cell, &in.Host, &in.Node, &in.VMState, &in.TaskState,
 		&in.PowerState, &in.Version, &addrs, &fault, &delReq, &in.RequestID, &launched, &created, &updated, &deletedAt, &deleted,
-		&desc, &descNull, &in.AccessIPv4, &in.AccessIPv6, &locked, &in.LockedBy, &autoDisk, &in.ShelvedImageID)
+		&desc, &descNull, &in.AccessIPv4, &in.AccessIPv6, &locked, &in.LockedBy, &autoDisk, &in.ShelvedImageID,
+		&in.LockedReason)
 	if err != nil {
 		return nil, err
 	}
@@ -389,6 +397,8 @@ type ListOptions struct {
 	OnlyDeleted    bool
 	// UserID, UUID, ImageRef, FlavorID and Host, when set, must match exactly.
 	UserID, UUID, ImageRef, FlavorID, Host string
+	// Locked, when set, must match whether the instance is locked (2.73).
+	Locked *bool
 	// VMStates and TaskStates, when not empty, are the states allowed (an
 	// empty task state is "no task").
 	VMStates, TaskStates []string
@@ -425,7 +435,7 @@ var ServerSortKeys = map[string]string{
 	"availability_zone": "availability_zone", "config_drive": "", "created_at": "created_at",
 	"display_description": "description", "display_name": "name", "host": "host", "hostname": "name",
 	"image_ref": "image_ref", "instance_type_id": "flavor_id", "kernel_id": "", "key_name": "key_name",
-	"launch_index": "launch_index", "launched_at": "launched_at", "locked_by": "locked_by", "node": "node",
+	"launch_index": "launch_index", "launched_at": "launched_at", "locked": "locked", "locked_by": "locked_by", "node": "node",
 	"power_state": "power_state", "progress": "", "project_id": "project_id", "ramdisk_id": "",
 	"root_device_name": "", "task_state": "task_state", "terminated_at": "deleted_at", "updated_at": "updated_at",
 	"user_id": "user_id", "uuid": "uuid", "vm_state": "vm_state",
@@ -471,6 +481,8 @@ func (in *Instance) sortValue(col string) any {
 		return in.LaunchIndex
 	case "launched_at":
 		return db.Micros(in.LaunchedAt)
+	case "locked":
+		return b2i(in.Locked)
 	case "locked_by":
 		return in.LockedBy
 	case "node":
@@ -565,6 +577,9 @@ func List(ctx context.Context, q Querier, o ListOptions) ([]*Instance, error) {
 		if f.v != "" {
 			cond(f.col+" = ?", f.v)
 		}
+	}
+	if o.Locked != nil {
+		cond("locked = ?", b2i(*o.Locked))
 	}
 	if len(o.VMStates) > 0 {
 		// Across projects, instances_state finds the few in a state; within

@@ -170,6 +170,24 @@ func ServerGroupMembers(ctx context.Context, q Querier, group string) ([]*Instan
 		ORDER BY created_at, launch_index, uuid`, group)
 }
 
+// InstanceServerGroups are the live groups an instance is a member of
+// (Nova's InstanceGroup.get_by_instance_uuid, as 2.71 shows it: at most
+// one, since a server joins a group only on its boot).
+func InstanceServerGroups(ctx context.Context, q Querier, instance string) ([]string, error) {
+	out, err := db.Collect(ctx, q, func(s db.Scanner) (string, error) {
+		var g string
+		return g, s.Scan(&g)
+	}, `SELECT g.uuid FROM server_group_members m JOIN server_groups g ON g.uuid = m.group_uuid
+		WHERE m.instance_uuid = ? AND g.deleted = 0 ORDER BY g.created_at, g.uuid`+binary(q), instance)
+	if err != nil {
+		return nil, fmt.Errorf("server groups of %s: %w", instance, err)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
+
 // DeleteServerGroup deletes a live group and forgets its members (the
 // instances stay). A group that does not exist or was deleted is ErrNotFound.
 func DeleteServerGroup(ctx context.Context, tx *db.Tx, uuid string) error {

@@ -102,8 +102,9 @@ const (
 )
 
 // SetLock locks a live instance (by is LockedByOwner or LockedByAdmin) or,
-// with by "", unlocks it.
-func SetLock(ctx context.Context, tx *db.Tx, uuid, by string, now time.Time) error {
+// with by "", unlocks it. A lock with a reason records it (one without
+// keeps the reason recorded, as Nova's does); an unlock forgets it.
+func SetLock(ctx context.Context, tx *db.Tx, uuid, by, reason string, now time.Time) error {
 	if by != "" && by != LockedByOwner && by != LockedByAdmin {
 		return fmt.Errorf("lock %s: locked_by %q is not owner or admin", uuid, by)
 	}
@@ -111,8 +112,16 @@ func SetLock(ctx context.Context, tx *db.Tx, uuid, by string, now time.Time) err
 	if by != "" {
 		locked = 1
 	}
-	res, err := tx.Exec(ctx, `UPDATE instances SET locked = ?, locked_by = ?, updated_at = ? WHERE uuid = ? AND deleted = 0`,
-		locked, by, db.Micros(now), uuid)
+	if by != "" && reason == "" {
+		res, err := tx.Exec(ctx, `UPDATE instances SET locked = ?, locked_by = ?, updated_at = ? WHERE uuid = ? AND deleted = 0`,
+			locked, by, db.Micros(now), uuid)
+		return affected(res, err, uuid)
+	}
+	if by == "" {
+		reason = ""
+	}
+	res, err := tx.Exec(ctx, `UPDATE instances SET locked = ?, locked_by = ?, locked_reason = ?, updated_at = ? WHERE uuid = ? AND deleted = 0`,
+		locked, by, reason, db.Micros(now), uuid)
 	return affected(res, err, uuid)
 }
 

@@ -65,7 +65,7 @@ func TestServerUpdateLockMetadata(t *testing.T) {
 		}
 
 		lock := func(by string) error {
-			return d.InTx(ctx, func(tx *db.Tx) error { return apidb.SetLock(ctx, tx, u, by, t0) })
+			return d.InTx(ctx, func(tx *db.Tx) error { return apidb.SetLock(ctx, tx, u, by, "", t0) })
 		}
 		if err := lock(apidb.LockedByAdmin); err != nil {
 			t.Fatal(err)
@@ -81,6 +81,33 @@ func TestServerUpdateLockMetadata(t *testing.T) {
 		}
 		if in = get(t, d, u); in.Locked || in.LockedBy != "" {
 			t.Errorf("after unlock: locked %v by %q", in.Locked, in.LockedBy)
+		}
+		// A reason is kept by a lock without one and forgotten by the
+		// unlock (2.73).
+		lockWhy := func(by, reason string) {
+			t.Helper()
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.SetLock(ctx, tx, u, by, reason, t0) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lockWhy(apidb.LockedByOwner, "maintenance")
+		if in = get(t, d, u); in.LockedReason != "maintenance" {
+			t.Errorf("locked with a reason: %q", in.LockedReason)
+		}
+		yes := true
+		if got, err := apidb.List(ctx, d, apidb.ListOptions{Locked: &yes}); err != nil || len(got) != 1 || got[0].UUID != u {
+			t.Errorf("list locked: %v %v", got, err)
+		}
+		lockWhy(apidb.LockedByAdmin, "")
+		if in = get(t, d, u); in.LockedReason != "maintenance" || in.LockedBy != "admin" {
+			t.Errorf("locked again without a reason: %q by %q", in.LockedReason, in.LockedBy)
+		}
+		lockWhy("", "")
+		if in = get(t, d, u); in.LockedReason != "" {
+			t.Errorf("unlocked: reason %q", in.LockedReason)
+		}
+		if got, err := apidb.List(ctx, d, apidb.ListOptions{Locked: &yes}); err != nil || len(got) != 0 {
+			t.Errorf("list locked after the unlock: %v %v", got, err)
 		}
 
 		meta := map[string]string{"a": "1", "b": "2"}

@@ -33,7 +33,8 @@ const MigrationSet = "netapi"
 // quotas.go), of the networks' and subnets' tags (6, tags.go) and of the
 // ports (7, ports.go; it makes the ports of the live instances'
 // addresses) and of the security groups the cells hold and the log of
-// their member changes (8, sgcells.go). Network names are
+// their member changes (8, sgcells.go), and the device tags of servers'
+// interfaces (9, devicetags.go). Network names are
 // unique when not empty: compute cells and instance addresses name a
 // network, so a name must say which one. The ports read the API cell's
 // instances, so the database also needs apidb's migrations.
@@ -172,6 +173,7 @@ CREATE TABLE port_security_groups (
 );
 CREATE INDEX port_security_groups_group ON port_security_groups (security_group_id)`, Go: backfillPorts},
 	sgCellsMigration,
+	deviceTagsMigration,
 }
 
 // The kinds of failure; every error this package returns for a request that

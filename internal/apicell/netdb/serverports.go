@@ -28,9 +28,10 @@ func DeviceOwner(zone string) string {
 }
 
 // BindPort binds an unbound port to a server: its device_id and
-// device_owner. A port bound meanwhile is PortInUse.
+// device_owner, and no device tag (SetDeviceTag gives it one). A port
+// bound meanwhile is PortInUse.
 func BindPort(ctx context.Context, tx *db.Tx, portID, server, zone string, now time.Time) error {
-	res, err := tx.Exec(ctx, `UPDATE ports SET device_id = ?, device_owner = ?, revision_number = revision_number + 1, updated_at = ?
+	res, err := tx.Exec(ctx, `UPDATE ports SET device_id = ?, device_owner = ?, device_tag = NULL, revision_number = revision_number + 1, updated_at = ?
 		WHERE id = ? AND device_id = ''`, server, DeviceOwner(zone), db.Micros(now), portID)
 	if err != nil {
 		return fmt.Errorf("bind port %s: %w", portID, err)
@@ -287,8 +288,11 @@ func FreeServerPorts(ctx context.Context, tx *db.Tx, server string, now time.Tim
 	if err != nil {
 		return nil, err
 	}
+	if _, err := tx.Exec(ctx, `DELETE FROM server_nic_tags WHERE server_uuid = ?`, server); err != nil {
+		return nil, fmt.Errorf("the interface tags of %s: %w", server, err)
+	}
 	if unbind {
-		if _, err := tx.Exec(ctx, `UPDATE ports SET device_id = '', device_owner = '', binding_host_id = '', revision_number = revision_number + 1,
+		if _, err := tx.Exec(ctx, `UPDATE ports SET device_id = '', device_owner = '', binding_host_id = '', device_tag = NULL, revision_number = revision_number + 1,
 			updated_at = ? WHERE device_id = ? AND made_by = ?`, db.Micros(now), server, MadeByUser); err != nil {
 			return nil, fmt.Errorf("unbind the ports of %s: %w", server, err)
 		}
@@ -405,7 +409,7 @@ func ServerPortAddresses(ctx context.Context, q db.Querier, uuids []string) (map
 // port passed in is unbound and kept, as Nova does.
 func DetachServerPort(ctx context.Context, tx *db.Tx, s Sender, requestID string, p *Port, now time.Time) error {
 	if p.MadeBy == MadeByUser {
-		if _, err := tx.Exec(ctx, `UPDATE ports SET device_id = '', device_owner = '', binding_host_id = '', revision_number = revision_number + 1,
+		if _, err := tx.Exec(ctx, `UPDATE ports SET device_id = '', device_owner = '', binding_host_id = '', device_tag = NULL, revision_number = revision_number + 1,
 			updated_at = ? WHERE id = ?`, db.Micros(now), p.ID); err != nil {
 			return fmt.Errorf("unbind port %s: %w", p.ID, err)
 		}

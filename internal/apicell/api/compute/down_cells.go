@@ -115,6 +115,12 @@ func (h *serversHandler) showDown(w http.ResponseWriter, r *http.Request, in *ap
 			" is unknown; from microversion 2.69 it is shown with status UNKNOWN."))
 		return true
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": downShowView(r, in)})
+	v := downShowView(r, in)
+	// 2.71: the API cell holds the groups, as Nova's API database does.
+	if err := h.serverGroupsView(r, in, v); err != nil {
+		h.fail(w, r, err)
+		return true
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": v})
 	return true
 }

@@ -97,6 +97,16 @@ func TestKnownDownCellAnswersAtOnce(t *testing.T) {
 	if r.Status != http.StatusOK || one.Server["status"] != "UNKNOWN" || one.Server["id"] != id {
 		t.Errorf("show at 2.69 of a server of a down cell: %s", r)
 	}
+	if _, ok := one.Server["server_groups"]; ok {
+		t.Errorf("show at 2.69 of a server of a down cell has server_groups: %s", r)
+	}
+	// From 2.71 the partial record has the server's groups too (none).
+	one.Server = nil
+	r = tr.Do(t, http.MethodGet, "/v2.1/servers/"+id, admin, nil, atVersion("2.71")...)
+	r.JSON(t, &one)
+	if gs, ok := one.Server["server_groups"].([]any); r.Status != http.StatusOK || one.Server["status"] != "UNKNOWN" || !ok || len(gs) != 0 {
+		t.Errorf("show at 2.71 of a server of a down cell: %s", r)
+	}
 
 	for _, c := range []struct {
 		method, path string

@@ -44,7 +44,8 @@ func statusOf(s wire.Service) string {
 	return "enabled"
 }
 
-// hypervisorView is Nova's hypervisor at v: the summary, or the detail.
+// hypervisorView is Nova's hypervisor at v: the summary, or the detail;
+// with servers when asked (withServers), as a list of uuid and name.
 func hypervisorView(v Version, ids hostIDs, ch cellHypervisor, detail, withServers bool) map[string]any {
 	h := ch.h
 	out := map[string]any{
@@ -53,7 +54,8 @@ func hypervisorView(v Version, ids hostIDs, ch cellHypervisor, detail, withServe
 		"state":               stateOf(h.Service),
 		"status":              statusOf(h.Service),
 	}
-	if withServers && len(h.Servers) > 0 {
+	// From 2.75 servers is there, empty too, whenever it was asked for.
+	if withServers && (len(h.Servers) > 0 || v.AtLeast(Version{2, 75})) {
 		ss := make([]map[string]any, 0, len(h.Servers))
 		for _, s := range h.Servers {
 			ss = append(ss, map[string]any{"uuid": s.UUID, "name": s.Name})

@@ -27,18 +27,27 @@ func (h *interfacesHandler) register(rt *router) {
 }
 
 // interfaceView is a port as an interface attachment (Nova's
-// _translate_interface_attachment_view); from 2.70 with its tag (none
-// here).
-func interfaceView(r *http.Request, p *netdb.Port) map[string]any {
+// _translate_interface_attachment_view); from 2.70 with its device tag
+// (null when it has none).
+func interfaceView(r *http.Request, p *netdb.Port, tag string) map[string]any {
 	ips := make([]map[string]any, 0, len(p.FixedIPs))
 	for _, ip := range p.FixedIPs {
 		ips = append(ips, map[string]any{"subnet_id": ip.SubnetID, "ip_address": ip.IPAddress})
 	}
 	v := map[string]any{"net_id": p.NetworkID, "port_id": p.ID, "mac_addr": p.MACAddress, "port_state": p.Status, "fixed_ips": ips}
 	if atLeast(r, 70) {
-		v["tag"] = nil
+		v["tag"] = nullable(tag)
 	}
 	return v
+}
+
+// deviceTags are the device tags of the server's ports, when the request's
+// microversion shows them (2.70).
+func (h *interfacesHandler) deviceTags(r *http.Request, server string) (map[string]string, error) {
+	if !atLeast(r, 70) {
+		return nil, nil
+	}
+	return netdb.DeviceTags(r.Context(), h.cfg.DB, server)
 }
 
 // listInterfaces is GET /servers/{id}/os-interface: the ports of the
@@ -55,9 +64,14 @@ func (h *interfacesHandler) listInterfaces(w http.ResponseWriter, r *http.Reques
 		h.fail(w, r, err)
 		return
 	}
+	tags, err := h.deviceTags(r, in.UUID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	out := make([]map[string]any, 0, len(ports))
 	for _, p := range ports {
-		out = append(out, interfaceView(r, p))
+		out = append(out, interfaceView(r, p, tags[p.ID]))
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"interfaceAttachments": out})
 }
@@ -76,11 +90,15 @@ func (h *interfacesHandler) showInterface(w http.ResponseWriter, r *http.Request
 	} else if err == nil && (p.DeviceID != in.UUID || p.ProjectID != in.ProjectID) {
 		err = notFound("Instance %s does not have a port with id %s", in.UUID, id)
 	}
+	var tags map[string]string
+	if err == nil {
+		tags, err = h.deviceTags(r, in.UUID)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(r, p)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(r, p, tags[p.ID])})
 }
 
 func isPortNotFound(err error) bool {

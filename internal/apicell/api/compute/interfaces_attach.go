@@ -28,6 +28,8 @@ var (
 // attachRequest is the body of POST /servers/{id}/os-interface, checked.
 type attachRequest struct {
 	netID, portID, fixedIP string
+	// tag is the interface's device tag (2.49; "": none).
+	tag string
 }
 
 // parseAttach checks the body against Nova's schema (create, and from
@@ -112,6 +114,7 @@ func parseAttach(w http.ResponseWriter, r *http.Request) (attachRequest, error) 
 		if msg := tagError(v); msg != "" {
 			return req, invalid("tag", v, "%s", msg)
 		}
+		req.tag, _ = v.(string)
 	}
 	if req.netID != "" && req.portID != "" {
 		return req, bad("Must not input both network_id and port_id")
@@ -190,6 +193,9 @@ func (h *interfacesHandler) attachInterface(w http.ResponseWriter, r *http.Reque
 			}
 			p, err = netdb.CreatePort(ctx, tx, np, now)
 		}
+		if err == nil && req.tag != "" {
+			err = netdb.SetDeviceTag(ctx, tx, p.ID, req.tag)
+		}
 		if err == nil && p.ServerGroups {
 			// Read back with the server's groups, which are its own.
 			p, err = netdb.GetPort(ctx, tx, p.ID)
@@ -223,7 +229,7 @@ func (h *interfacesHandler) attachInterface(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	h.log.Info("interface attached", "request_id", httpkit.RequestID(ctx), "instance", in.UUID, "port", p.ID, "cell", in.Cell)
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(r, p)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(r, p, req.tag)})
 }
 
 // checkAttachable is Nova's check_instance_lock and check_instance_state

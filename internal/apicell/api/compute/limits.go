@@ -34,6 +34,13 @@ func (h *limitsHandler) limits(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := httpkit.CallerFrom(ctx)
 	project := c.ProjectID
+	if atLeast(r, 75) {
+		// Nova's index_query_v275: tenant_id and nothing else.
+		if err := checkQuery(r.URL.Query(), "tenant_id"); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	if q := r.URL.Query(); q.Has("tenant_id") {
 		if err := h.authorize(ctx, "os_compute_api:limits:other_project", nil); err != nil {
 			h.fail(w, r, err)

@@ -144,6 +144,13 @@ func (h *servicesHandler) register(rt *router) {
 func (h *servicesHandler) listServices(w http.ResponseWriter, r *http.Request) {
 	v := apiVersion(r.Context())
 	q := r.URL.Query()
+	if v.AtLeast(Version{2, 75}) {
+		// Nova's index_query_v275: host and binary alone.
+		if err := checkQuery(q, "host", "binary"); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	sq := wire.ServiceQuery{Binary: lastValue(q, "binary"), Host: lastValue(q, "host")}
 	var out []cellService
 	var unknown []map[string]any

@@ -76,6 +76,15 @@ func quotaView(keys []string, l quota.Limits, id string) map[string]any {
 	return v
 }
 
+// quotaQuery checks a quota set's query: from 2.75 Nova's schemas
+// (show_query_v275 and the others) allow user_id alone.
+func quotaQuery(r *http.Request) error {
+	if !atLeast(r, 75) {
+		return nil
+	}
+	return checkQuery(r.URL.Query(), "user_id")
+}
+
 // quotaUser is the user_id query parameter (its first value).
 func quotaUser(r *http.Request) string {
 	if v := r.URL.Query()["user_id"]; len(v) > 0 {
@@ -189,6 +198,10 @@ func (h *quotaSetsHandler) showQuotaSet(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		project, user := r.PathValue("project"), quotaUser(r)
+		if err := quotaQuery(r); err != nil {
+			h.fail(w, r, err)
+			return
+		}
 		if err := h.authorize(ctx, rule, policy.Target{"project_id": project}); err != nil {
 			h.fail(w, r, err)
 			return
@@ -234,6 +247,10 @@ func (h *quotaSetsHandler) quotaDefaults(w http.ResponseWriter, r *http.Request)
 func (h *quotaSetsHandler) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	project, user := r.PathValue("project"), quotaUser(r)
+	if err := quotaQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if err := h.authorize(ctx, "os_compute_api:os-quota-sets:update", policy.Target{"project_id": project}); err != nil {
 		h.fail(w, r, err)
 		return
@@ -342,6 +359,10 @@ func (h *quotaSetsHandler) checkSettable(r *http.Request, tx *db.Tx, project, us
 func (h *quotaSetsHandler) deleteQuotaSet(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	project, user := r.PathValue("project"), quotaUser(r)
+	if err := quotaQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if err := h.authorize(ctx, "os_compute_api:os-quota-sets:delete", policy.Target{"project_id": project}); err != nil {
 		h.fail(w, r, err)
 		return

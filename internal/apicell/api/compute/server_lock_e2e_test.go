@@ -52,10 +52,10 @@ func TestServerLock(t *testing.T) {
 	if r := tr.Do(t, http.MethodPost, "/v2.1/servers/"+id+"/action", demo, `{"lock": {"whatever": 1}}`); r.Status != http.StatusAccepted {
 		t.Errorf("lock with a value: %s", r)
 	}
-	// Even a 70 KB locked_reason, at the highest microversion served
-	// (2.69): Nova's schema.lock for 2.1–2.72 is {"lock": {}}, and
-	// locked_reason (at most 255) is 2.73's. The value is not kept, so
-	// nothing of it shows; a body over the request limit is a 413.
+	// Even a 70 KB locked_reason at 2.69: Nova's schema.lock for 2.1–2.72
+	// is {"lock": {}}, and locked_reason (at most 255) is 2.73's
+	// (TestLockReason). The value is not kept, so nothing of it shows; a
+	// body over the request limit is a 413.
 	long := map[string]any{"lock": map[string]any{"locked_reason": strings.Repeat("r", 70<<10)}}
 	if r := tr.Do(t, http.MethodPost, "/v2.1/servers/"+id+"/action", demo, long, atVersion("2.69")...); r.Status != http.StatusAccepted {
 		t.Errorf("lock with a 70 KB reason at 2.69: %s", r)

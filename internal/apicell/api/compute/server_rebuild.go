@@ -261,7 +261,11 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		h.fail(w, r, err)
 		return
 	}
-	view := h.servers.rebuildView(r, cur)
+	view, err := h.servers.rebuildView(r, cur)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	view["adminPass"] = pass
 	httpkit.WriteJSON(w, http.StatusAccepted, map[string]any{"server": view})
 }

@@ -167,5 +167,10 @@ func (h *serverUpdateHandler) updateServer(w http.ResponseWriter, r *http.Reques
 		h.fail(w, r, gone(in.UUID, err))
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": h.servers.updateView(r, cur)})
+	view, err := h.servers.updateView(r, cur)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": view})
 }

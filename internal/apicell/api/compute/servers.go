@@ -76,7 +76,12 @@ func (h *serversHandler) showServer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": h.serverView(r, in)})
+	v := h.serverView(r, in)
+	if err := h.serverGroupsView(r, in, v); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"server": v})
 }
 
 func (h *serversHandler) deleteServer(w http.ResponseWriter, r *http.Request) {
@@ -324,7 +329,8 @@ func nullable(s string) any {
 func Status(vm, task string) string { return vmstate.Status(vm, task) }
 
 // serverViewExtras adds to a server view what the API cell alone holds:
-// the access IPs, locked (2.9), description (2.19) and tags (2.26).
+// the access IPs, locked (2.9), description (2.19), tags (2.26) and
+// locked_reason (2.73, null when none was given).
 func (h *serversHandler) serverViewExtras(r *http.Request, in *apidb.Instance, v map[string]any) {
 	v["accessIPv4"] = in.AccessIPv4
 	v["accessIPv6"] = in.AccessIPv6
@@ -347,16 +353,43 @@ func (h *serversHandler) serverViewExtras(r *http.Request, in *apidb.Instance, v
 		}
 		v["tags"] = in.Tags
 	}
+	if atLeast(r, 73) {
+		v["locked_reason"] = nullable(in.LockedReason)
+	}
 }
 
-// updateView is the server as PUT /servers/{id} answers it before 2.75:
-// without the extended attributes (availability zone, config drive, key
-// name, usage times, security groups, extended server and status
-// attributes, volumes, host status) and with plain addresses.
-func (h *serversHandler) updateView(r *http.Request, in *apidb.Instance) map[string]any {
+// serverGroupsView adds server_groups (2.71): the group the server is a
+// member of, if any, in a list, as Nova shows one server (not the
+// detailed list).
+func (h *serversHandler) serverGroupsView(r *http.Request, in *apidb.Instance, v map[string]any) error {
+	if !atLeast(r, 71) {
+		return nil
+	}
+	groups, err := apidb.InstanceServerGroups(r.Context(), h.cfg.DB, in.UUID)
+	if err != nil {
+		return err
+	}
+	v["server_groups"] = groups
+	return nil
+}
+
+// updateView is the server as PUT /servers/{id} answers it: from 2.75
+// the whole view show gives; before, without the extended attributes
+// (availability zone, config drive, key name, usage times, security
+// groups, extended server and status attributes, volumes, host status)
+// and with plain addresses. From 2.71 it has server_groups, as show does.
+func (h *serversHandler) updateView(r *http.Request, in *apidb.Instance) (map[string]any, error) {
+	// The addresses of the server's ports its cell has not reported yet,
+	// as show has them.
+	if err := loadPortAddresses(r.Context(), h.cfg.DB, []*apidb.Instance{in}); err != nil {
+		return nil, err
+	}
 	v := h.serverView(r, in)
+	if err := h.serverGroupsView(r, in, v); err != nil {
+		return nil, err
+	}
 	if atLeast(r, 75) {
-		return v
+		return v, nil
 	}
 	for k := range v {
 		for _, p := range []string{"OS-EXT-AZ:", "OS-SRV-USG:", "OS-EXT-SRV-ATTR:", "OS-EXT-STS:", "os-extended-volumes:"} {
@@ -373,15 +406,18 @@ func (h *serversHandler) updateView(r *http.Request, in *apidb.Instance) map[str
 		addrs[ad.Network] = append(addrs[ad.Network], map[string]any{"version": ad.Version, "addr": ad.Addr})
 	}
 	v["addresses"] = addrs
-	return v
+	return v, nil
 }
 
 // rebuildView is the server as the rebuild action answers it (Nova's
 // rebuild): before 2.75 the update view, with key_name from 2.54; from
 // 2.75 the whole view but the extended user_data; and from 2.57 the
 // server's user_data, whatever the policy.
-func (h *serversHandler) rebuildView(r *http.Request, in *apidb.Instance) map[string]any {
-	v := h.updateView(r, in)
+func (h *serversHandler) rebuildView(r *http.Request, in *apidb.Instance) (map[string]any, error) {
+	v, err := h.updateView(r, in)
+	if err != nil {
+		return nil, err
+	}
 	if atLeast(r, 54) && !atLeast(r, 75) {
 		v["key_name"] = nullable(in.KeyName)
 	}
@@ -389,5 +425,5 @@ func (h *serversHandler) rebuildView(r *http.Request, in *apidb.Instance) map[st
 	if atLeast(r, 57) {
 		v["user_data"] = nullable(in.UserData)
 	}
-	return v
+	return v, nil
 }

@@ -388,6 +388,8 @@ type bootNIC struct {
 	fixedIP  string
 	portID   string
 	reserved map[string]string
+	// tag is the interface's device tag ("": none).
+	tag string
 }
 
 // checkNetworks checks the requested networks as Nova's validate_networks
@@ -417,7 +419,7 @@ func checkNetworks(ctx context.Context, d *db.DB, nets []requestedNetwork) ([]bo
 			for _, ip := range p.FixedIPs {
 				nic.FixedIPs = append(nic.FixedIPs, wire.FixedIP{SubnetID: ip.SubnetID, Addr: ip.IPAddress})
 			}
-			out = append(out, bootNIC{nic: nic, bindPort: true})
+			out = append(out, bootNIC{nic: nic, bindPort: true, tag: rn.Tag})
 			continue
 		}
 		n, err := netdb.GetNetwork(ctx, d, rn.UUID)
@@ -430,7 +432,7 @@ func checkNetworks(ctx context.Context, d *db.DB, nets []requestedNetwork) ([]bo
 		if len(n.Subnets) == 0 {
 			return nil, bad("Network %s requires a subnet in order to boot instances on.", n.ID)
 		}
-		b := bootNIC{nic: wire.NIC{NetworkID: n.ID, NetworkName: n.Name}}
+		b := bootNIC{nic: wire.NIC{NetworkID: n.ID, NetworkName: n.Name}, tag: rn.Tag}
 		if rn.FixedIP != "" {
 			a, _ := netip.ParseAddr(rn.FixedIP)
 			b.fixedIP = a.String()
@@ -497,7 +499,8 @@ func bootPortError(err error, b *bootNIC) error {
 }
 
 // recordNICs binds the ports passed in to the instance and makes the ports
-// of the fixed IPs asked for, in tx, and gives the instance its NICs.
+// of the fixed IPs asked for, in tx, records the interfaces' device tags
+// (netdb's devicetags.go) and gives the instance its NICs.
 func recordNICs(ctx context.Context, tx *db.Tx, nics []bootNIC, in *apidb.Instance, spec *wire.InstanceSpec, now time.Time) error {
 	if len(nics) == 0 {
 		return nil
@@ -531,6 +534,22 @@ func recordNICs(ctx context.Context, tx *db.Tx, nics []bootNIC, in *apidb.Instan
 			sgsync.NICFields(&nic, p)
 			for _, ip := range p.FixedIPs {
 				nic.FixedIPs = append(nic.FixedIPs, wire.FixedIP{SubnetID: ip.SubnetID, Addr: ip.IPAddress})
+			}
+		case b.tag != "":
+			// A tagged interface whose port its cell makes: its MAC is
+			// chosen here, for its port to find its tag by.
+			mac, err := netdb.NICMAC(ctx, tx, nic.NetworkID)
+			if err != nil {
+				return err
+			}
+			nic.MAC = mac
+			if err := netdb.TagNIC(ctx, tx, spec.UUID, mac, b.tag); err != nil {
+				return err
+			}
+		}
+		if b.tag != "" && nic.PortID != "" {
+			if err := netdb.SetDeviceTag(ctx, tx, nic.PortID, b.tag); err != nil {
+				return err
 			}
 		}
 		out = append(out, nic)

@@ -441,6 +441,9 @@ type requestedNetwork struct {
 	UUID    string `json:"uuid,omitempty"`
 	Port    string `json:"port,omitempty"`
 	FixedIP string `json:"fixed_ip,omitempty"`
+	// Tag is the interface's device tag (2.32 to 2.36, and from 2.42;
+	// "": none), which the interface list shows from 2.70.
+	Tag string `json:"tag,omitempty"`
 }
 
 // networkTagged says whether a networks entry may carry a tag: Nova's
@@ -558,6 +561,7 @@ func networkEntry(ver Version, it any) (requestedNetwork, error) {
 		if msg := tagError(v); msg != "" {
 			return rn, invalid("tag", v, "%s", msg)
 		}
+		rn.Tag, _ = v.(string)
 	}
 	return rn, nil
 }

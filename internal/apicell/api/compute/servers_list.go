@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,7 +84,7 @@ func (h *serversHandler) listServers(detail bool) http.HandlerFunc {
 }
 
 // GET /servers and /servers/detail read their query as Nova's
-// ServersController._get_servers does, up to 2.60: the query schema, the
+// ServersController._get_servers does, up to 2.75: the query schema, the
 // filters a member may use (an admin may use any), status, changes-since,
 // deleted, tags (2.26), all_tenants, sorting and paging. Filters that are
 // regular expressions (name, ip, reservation_id, node, ...) match as
@@ -108,7 +109,8 @@ var joinedTableParams = []string{"block_device_mapping", "services", "metadata",
 
 // validSortKeys are Nova's VALID_SORT_KEYS before 2.73, in its order;
 // ignoredSortKeys (SERVER_LIST_IGNORE_SORT_KEY) among them are accepted and
-// dropped.
+// dropped. From 2.73 locked is a key that sorts (ignoredSortKeysV273 are
+// the others); from 2.75 the ignored keys are refused (sortKeysAt).
 var (
 	ignoredSortKeys = []string{
 		"architecture", "cell_name", "cleaned", "default_ephemeral_device", "default_swap_device", "deleted",
@@ -116,13 +118,54 @@ var (
 		"locked", "memory_mb", "os_type", "reservation_id", "root_gb", "shutdown_terminate", "user_data", "vcpus",
 		"vm_mode",
 	}
-	validSortKeys = append([]string{
+	ignoredSortKeysV273 = slices.DeleteFunc(slices.Clone(ignoredSortKeys), func(k string) bool { return k == "locked" })
+	sortingKeys         = []string{
 		"access_ip_v4", "access_ip_v6", "auto_disk_config", "availability_zone", "config_drive", "created_at",
 		"display_description", "display_name", "host", "hostname", "image_ref", "instance_type_id", "kernel_id",
 		"key_name", "launch_index", "launched_at", "locked_by", "node", "power_state", "progress", "project_id",
 		"ramdisk_id", "root_device_name", "task_state", "terminated_at", "updated_at", "user_id", "uuid", "vm_state",
-	}, ignoredSortKeys...)
+	}
+	validSortKeys     = append(slices.Clone(sortingKeys), ignoredSortKeys...)
+	validSortKeysV273 = append(append([]string{"locked"}, sortingKeys...), ignoredSortKeysV273...)
+	validSortKeysV275 = append([]string{"locked"}, sortingKeys...)
 )
+
+// sortKeysAt are the sort keys the query schema of the request's
+// microversion accepts (Nova's VALID_SORT_KEYS, _V273 and _V275; Nova
+// builds the later two through a set, so its messages list them in no
+// set order: here locked comes first, then the keys in the order above).
+func sortKeysAt(r *http.Request) []string {
+	switch {
+	case atLeast(r, 75):
+		return validSortKeysV275
+	case atLeast(r, 73):
+		return validSortKeysV273
+	}
+	return validSortKeys
+}
+
+// listQueryParams are the parameters of Nova's GET /servers query schema
+// at the request's microversion (index_query and its later versions),
+// which from 2.75 refuses any other.
+func listQueryParams(r *http.Request) []string {
+	ps := []string{
+		"user_id", "project_id", "tenant_id", "launch_index", "image_ref", "image", "vm_state", "task_state", "host",
+		"uuid", "sort_key", "sort_dir", "all_tenants", "soft_deleted", "deleted", "status", "changes-since",
+		"limit", "marker",
+	}
+	ps = append(ps, listRegexParams...)
+	ps = append(ps, joinedTableParams...)
+	if atLeast(r, 26) {
+		ps = append(ps, tagFilters...)
+	}
+	if atLeast(r, 66) {
+		ps = append(ps, "changes-before")
+	}
+	if atLeast(r, 73) {
+		ps = append(ps, "locked")
+	}
+	return ps
+}
 
 // statusMap is Nova's _STATE_MAP: for each vm_state, the status of each
 // task state, "default" for any other.
@@ -185,6 +228,9 @@ func memberFilters(r *http.Request) []string {
 	}
 	if atLeast(r, 26) {
 		opts = append(opts, tagFilters...)
+	}
+	if atLeast(r, 73) {
+		opts = append(opts, "locked")
 	}
 	return opts
 }

@@ -36,7 +36,9 @@ type listQuery struct {
 func (lq *listQuery) get(k string) string { return lastValue(lq.opts, k) }
 
 // schema checks the query schema: limit, regular expressions,
-// changes-since, sort_key.
+// changes-since, changes-before (2.66), sort_key (locked from 2.73, the
+// ignored keys refused from 2.75), and from 2.75 no parameter it does not
+// name.
 func (lq *listQuery) schema() error {
 	q, o := lq.q, &lq.lr.opts
 	limit, err := queryLimit(q)
@@ -72,10 +74,28 @@ func (lq *listQuery) schema() error {
 		// Before 2.66 the legacy schema drops it.
 		q.Del("changes-before")
 	}
+	keys := sortKeysAt(lq.r)
 	for _, v := range q["sort_key"] {
-		if !slices.Contains(validSortKeys, v) {
-			return queryInvalid("sort_key", v, "%s is not one of %s", pyRepr(v), pyList(validSortKeys))
+		if !slices.Contains(keys, v) {
+			return queryInvalid("sort_key", v, "%s is not one of %s", pyRepr(v), pyList(keys))
 		}
+	}
+	if atLeast(lq.r, 75) {
+		// From 2.75 the schema allows no other parameters but those
+		// starting with "_" (its patternProperties), which filterSet
+		// refuses as an admin's filters.
+		plain := url.Values{}
+		for k, v := range q {
+			if !strings.HasPrefix(k, "_") {
+				plain[k] = v
+			}
+		}
+		if err := checkQuery(plain, listQueryParams(lq.r)...); err != nil {
+			return err
+		}
+	} else if !atLeast(lq.r, 73) {
+		// Before 2.73 the schema has no locked: it is dropped.
+		q.Del("locked")
 	}
 	return nil
 }
@@ -194,6 +214,15 @@ func (lq *listQuery) owner() error {
 			}
 		}
 	}
+	// Nova reads locked (2.73) between all_tenants' value and its
+	// policy check.
+	if lq.opts.Has("locked") {
+		locked, err := strictBool(lq.get("locked"))
+		if err != nil {
+			return err
+		}
+		o.Locked = &locked
+	}
 	if !lq.allTenants {
 		o.ProjectID = lq.c.ProjectID
 		return nil
@@ -228,9 +257,13 @@ func (lq *listQuery) sorting() error {
 	if len(dirs) == 0 {
 		dirs = []string{"desc"}
 	}
+	ignored := ignoredSortKeys
+	if atLeast(lq.r, 73) {
+		ignored = ignoredSortKeysV273
+	}
 	var kept []string
 	for _, k := range keys {
-		if slices.Contains(ignoredSortKeys, k) {
+		if slices.Contains(ignored, k) {
 			// Drop the key, and its direction if it has one.
 			if j := len(kept); j < len(dirs) {
 				dirs = slices.Delete(dirs, j, j+1)

@@ -70,6 +70,18 @@ func (h *tenantUsageHandler) tenantUsage(all bool) http.HandlerFunc {
 		ctx := r.Context()
 		v := apiVersion(ctx)
 		tenant := r.PathValue("tenant")
+		if v.AtLeast(Version{2, 75}) {
+			// Nova's index_query_v275 and show_query_v275: the window,
+			// the page and, listing, detailed.
+			allowed := []string{"start", "end", "limit", "marker"}
+			if all {
+				allowed = append(allowed, "detailed")
+			}
+			if err := checkQuery(r.URL.Query(), allowed...); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+		}
 		if !all {
 			if err := h.authorize(ctx, "os_compute_api:os-simple-tenant-usage:show", policy.Target{"project_id": tenant}); err != nil {
 				h.fail(w, r, err)
