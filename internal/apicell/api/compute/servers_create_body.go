@@ -278,8 +278,11 @@ func createDestination(_ Version, b *createBody, out *createRequest) error {
 		if len(f.raw) == 0 {
 			continue
 		}
+		// A number is named as the body gives it (7, not 7.0).
 		var v any
-		if err := json.Unmarshal(f.raw, &v); err != nil {
+		dec := json.NewDecoder(strings.NewReader(string(f.raw)))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
 			return invalid(f.name, string(f.raw), "is not valid JSON")
 		}
 		if err := checkHostName(f.name, v); err != nil {
