@@ -107,6 +107,16 @@ func HostCells(ctx context.Context, q db.Querier, host string) ([]string, error)
 	}, `SELECT DISTINCT cell FROM host_mappings WHERE host = ? ORDER BY cell`, host)
 }
 
+// NodeCells lists the cells that have a compute node (a hypervisor) of
+// that name. A host's one node has the host's name, which its mapping
+// carries.
+func NodeCells(ctx context.Context, q db.Querier, node string) ([]string, error) {
+	return db.Collect(ctx, q, func(r db.Scanner) (string, error) {
+		var c string
+		return c, r.Scan(&c)
+	}, `SELECT DISTINCT cell FROM host_mappings WHERE kind = ? AND host = ? ORDER BY cell`, wire.MappingHypervisor, node)
+}
+
 // CellComputeHosts lists the hosts of a cell's compute services.
 func CellComputeHosts(ctx context.Context, q db.Querier, cell string) ([]string, error) {
 	return db.Collect(ctx, q, func(r db.Scanner) (string, error) {

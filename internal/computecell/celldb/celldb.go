@@ -364,6 +364,10 @@ type BuildContext struct {
 	// (wire.BuildInstances'): no filters, no retry on another host.
 	ForcedHost string `json:"forced_host,omitempty"`
 	ForcedNode string `json:"forced_node,omitempty"`
+	// RequestedHost and RequestedNode are the host and node the build
+	// requests (wire.BuildInstances'): the filters run on that host alone.
+	RequestedHost string `json:"requested_host,omitempty"`
+	RequestedNode string `json:"requested_node,omitempty"`
 }
 
 // Forced reports whether the build names its host or node.

@@ -223,7 +223,8 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	now := c.cfg.Now()
 	bc := celldb.BuildContext{Scheduler: b.Scheduler, Attempts: b.Attempts, Tried: b.Tried, Hints: b.Hints,
 		ImageProps: b.ImageProperties, TargetCell: b.TargetCell, SameCell: b.SameCell, DifferentCell: b.DifferentCell,
-		NoNetwork: b.NoNetwork, Group: b.Group, ForcedHost: b.ForcedHost, ForcedNode: b.ForcedNode}
+		NoNetwork: b.NoNetwork, Group: b.Group, ForcedHost: b.ForcedHost, ForcedNode: b.ForcedNode,
+		RequestedHost: b.RequestedHost, RequestedNode: b.RequestedNode}
 	insts := make([]celldb.Instance, 0, len(b.Instances))
 	for _, spec := range b.Instances {
 		bc := bc
@@ -526,7 +527,8 @@ func (c *Conductor) handBack(ctx context.Context, log *slog.Logger, insts []*cel
 	b := wire.BuildInstances{Flavor: first.Flavor, ImageProperties: first.Build.ImageProps, Hints: first.Build.Hints,
 		TargetCell: first.Build.TargetCell, SameCell: first.Build.SameCell, DifferentCell: first.Build.DifferentCell, NoNetwork: first.Build.NoNetwork,
 		Scheduler: first.Build.Scheduler, Attempts: first.Build.Attempts, Tried: first.Build.Tried, Group: first.Build.Group,
-		ForcedHost: first.Build.ForcedHost, ForcedNode: first.Build.ForcedNode}
+		ForcedHost: first.Build.ForcedHost, ForcedNode: first.Build.ForcedNode,
+		RequestedHost: first.Build.RequestedHost, RequestedNode: first.Build.RequestedNode}
 	// An affinity group with members here cannot go to another cell.
 	b.SameCell = c.pinAffinity(ctx, log, first.Build.Group, b.SameCell)
 	uuids := make([]string, 0, len(insts))
@@ -808,9 +810,10 @@ func (c *Conductor) Heal(ctx context.Context) error {
 // hostRequest is what the host scheduler is asked for one instance of a
 // build: its flavor and zone, and what the aggregate filters match (its
 // project, the flavor's extra specs, the image's properties) and the host
-// or node it is forced to.
+// or node it is forced to or requests.
 func hostRequest(in *celldb.Instance) *hostsched.Request {
 	return &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone,
 		ProjectID: in.ProjectID, ExtraSpecs: in.Flavor.ExtraSpecs, ImageProperties: in.Build.ImageProps,
-		ForcedHost: in.Build.ForcedHost, ForcedNode: in.Build.ForcedNode}
+		ForcedHost: in.Build.ForcedHost, ForcedNode: in.Build.ForcedNode,
+		RequestedHost: in.Build.RequestedHost, RequestedNode: in.Build.RequestedNode}
 }

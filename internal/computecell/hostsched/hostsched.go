@@ -62,6 +62,12 @@ type Request struct {
 	// that host (node) without the filters, as Nova's force_hosts.
 	ForcedHost string `json:",omitempty"`
 	ForcedNode string `json:",omitempty"`
+	// RequestedHost and RequestedNode are an admin's requested destination
+	// (the Compute API's host and hypervisor_hostname, 2.74; Nova's
+	// requested_destination): only that host (node) is considered, but
+	// through the filters and weighers, unlike a forced one.
+	RequestedHost string `json:",omitempty"`
+	RequestedNode string `json:",omitempty"`
 }
 
 // Filter decides whether a host can take one more instance of the request.

@@ -110,7 +110,8 @@ func (s *Scheduler) WithRAMMultiplier(m float64) *Scheduler {
 // instance can fall back to without breaking it (see keepPolicy).
 //
 // A request forced to a host or node skips the filters and weighers (see
-// selectForced).
+// selectForced); one with a requested destination considers only that
+// host (node), through the filters and weighers (see requestedHosts).
 //
 // hosts and req are not modified. When an instance cannot be placed, Select
 // returns the selections made so far together with an error wrapping
@@ -126,6 +127,7 @@ func (s *Scheduler) Select(req *Request, hosts []Host) ([]Selection, error) {
 	if req.ForcedHost != "" || req.ForcedNode != "" {
 		return selectForced(req, hosts)
 	}
+	hosts = requestedHosts(req, hosts)
 	num := max(req.NumInstances, 1)
 	if req.Group != nil {
 		own := *req
@@ -283,6 +285,9 @@ func (s *Scheduler) noValidHost(req *Request, work []Host, placed, num int) erro
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "placed %d of %d instances; %d hosts", placed, num, len(work))
+	if req.requested() {
+		fmt.Fprintf(&b, " (requested host %q node %q)", req.RequestedHost, req.RequestedNode)
+	}
 	for f, r := range rejected {
 		if r > 0 {
 			fmt.Fprintf(&b, ", %T rejected %d", s.Filters[f], r)

@@ -175,6 +175,16 @@ type BuildInstances struct {
 	// filter by zone (the API cell matched the zone to the host).
 	ForcedHost string `json:"forced_host,omitempty"`
 	ForcedNode string `json:"forced_node,omitempty"`
+	// RequestedHost and RequestedNode are an admin's requested
+	// destination (Compute API 2.74's host and hypervisor_hostname, Nova's
+	// requested_destination): the host by its name in its cell and the
+	// node, checked by the API cell, which sets TargetCell to their cell.
+	// Unlike a forced host, the cell's host scheduler runs its filters on
+	// that host (node) alone, and the cell scheduler its filters on the
+	// cells on the way; a host they refuse fails the build with no valid
+	// host.
+	RequestedHost string `json:"requested_host,omitempty"`
+	RequestedNode string `json:"requested_node,omitempty"`
 }
 
 // Forced reports whether the build names its host or node.

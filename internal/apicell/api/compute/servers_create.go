@@ -31,7 +31,10 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	req, err := readCreate(w, r)
 	if err == nil {
-		err = h.createZone(r, req)
+		asked := req.az
+		if err = h.createZone(r, req); err == nil {
+			err = h.createDestination(r, req, asked)
+		}
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -40,6 +43,9 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 	flavor, err := checkCreateRefs(ctx, h.cfg.DB, req, h.cfg.DefaultAvailabilityZone)
 	if err == nil {
 		req.securityGroupIDs, err = h.resolveSecurityGroups(ctx, req.securityGroups)
+	}
+	if err == nil {
+		err = h.resolveDestination(r, req)
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -200,7 +206,8 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 	p := &plannedBuild{
 		insts: make([]apidb.Instance, req.count),
 		build: wire.BuildInstances{Flavor: flavor, Hints: req.hints, Scheduler: h.cfg.Cell, Attempts: 1, NoNetwork: req.noNetwork,
-			ImageProperties: req.imageProps, ForcedHost: req.forcedHost, ForcedNode: req.forcedNode},
+			ImageProperties: req.imageProps, ForcedHost: req.forcedHost, ForcedNode: req.forcedNode,
+			RequestedHost: req.requestedHost, RequestedNode: req.requestedNode},
 		rid: httpkit.RequestID(ctx), resID: "r-" + randomString(8), now: h.cfg.Now().UTC(),
 	}
 	if err := h.cellHints(r, &p.build); err != nil {
@@ -209,6 +216,10 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 	if req.forcedCell != "" {
 		// A forced host's build goes to its cell (over a target_cell hint).
 		p.build.TargetCell = req.forcedCell
+	}
+	if req.requestedCell != "" {
+		// So does a requested destination's (the two are exclusive).
+		p.build.TargetCell = req.requestedCell
 	}
 	for i := range p.insts {
 		name := req.name

@@ -28,7 +28,7 @@ var createFields = []string{
 	"availability_zone", "min_count", "max_count", "return_reservation_id", "security_groups", "config_drive",
 	"description", "tags",
 	"accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "block_device_mapping", "block_device_mapping_v2",
-	"trusted_image_certificates",
+	"trusted_image_certificates", "host", "hypervisor_hostname",
 }
 
 type createBody struct {
@@ -54,6 +54,9 @@ type createBody struct {
 	// servers_create_bdm.go.
 	BlockDeviceMapping   json.RawMessage `json:"block_device_mapping"`
 	BlockDeviceMappingV2 json.RawMessage `json:"block_device_mapping_v2"`
+	// Host and HypervisorHostname are a requested destination (2.74).
+	Host               json.RawMessage `json:"host"`
+	HypervisorHostname json.RawMessage `json:"hypervisor_hostname"`
 }
 
 // readCreate reads a create request's body and checks it against Nova's
@@ -75,7 +78,8 @@ func readCreate(w http.ResponseWriter, r *http.Request) (*createRequest, error) 
 	for k := range fields {
 		// 2.57 removed personality (file injection).
 		if !slices.Contains(createFields, k) || (k == "personality" && atLeast(r, 57)) ||
-			(k == "trusted_image_certificates" && !atLeast(r, 63)) {
+			(k == "trusted_image_certificates" && !atLeast(r, 63)) ||
+			((k == "host" || k == "hypervisor_hostname") && !atLeast(r, 74)) {
 			return nil, bad("Invalid input for field/attribute server. Additional properties are not allowed ('%s' was unexpected)", k)
 		}
 	}
@@ -126,6 +130,10 @@ type createRequest struct {
 	// forcedCell is the host's cell, "" when the API cell has no mapping
 	// of the host.
 	forcedHost, forcedNode, forcedCell string
+	// requestedHost and requestedNode are an admin's requested
+	// destination (2.74's host and hypervisor_hostname), as given until
+	// resolveDestination names them in their cell, requestedCell.
+	requestedHost, requestedNode, requestedCell string
 	// imageProps are the image's properties, for the build.
 	imageProps map[string]string
 }
@@ -137,7 +145,7 @@ func validateCreate(ver Version, b *createBody, top map[string]json.RawMessage) 
 	out := &createRequest{count: 1}
 	for _, check := range []func(Version, *createBody, *createRequest) error{
 		createName, createFlavorRef, createImageRef, createBlockDevices, createDescriptionAndTags,
-		createNamedFields, createAccessIPs, createMetadata, createNetworks, createCounts, createNetworkCounts, createSecurityGroups,
+		createNamedFields, createDestination, createAccessIPs, createMetadata, createNetworks, createCounts, createNetworkCounts, createSecurityGroups,
 	} {
 		if err := check(ver, b, out); err != nil {
 			return nil, err
@@ -254,6 +262,33 @@ func createNamedFields(_ Version, b *createBody, out *createRequest) error {
 			return err
 		}
 		out.userData = *b.UserData
+	}
+	return nil
+}
+
+// createDestination checks host and hypervisor_hostname (2.74, Nova's
+// parameter_types.fqdn; a host may be named as os-services names it,
+// "PATH@HOST", and so may a node). readCreate refuses them below 2.74.
+func createDestination(_ Version, b *createBody, out *createRequest) error {
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		to   *string
+	}{{"host", b.Host, &out.requestedHost}, {"hypervisor_hostname", b.HypervisorHostname, &out.requestedNode}} {
+		if len(f.raw) == 0 {
+			continue
+		}
+		// A number is named as the body gives it (7, not 7.0).
+		var v any
+		dec := json.NewDecoder(strings.NewReader(string(f.raw)))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			return invalid(f.name, string(f.raw), "is not valid JSON")
+		}
+		if err := checkHostName(f.name, v); err != nil {
+			return err
+		}
+		*f.to = v.(string)
 	}
 	return nil
 }
