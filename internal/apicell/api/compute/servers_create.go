@@ -374,7 +374,14 @@ func checkZone(ctx context.Context, d *db.DB, zone string) error {
 	if strings.Contains(zone, ":") {
 		return bad("Forcing a host with availability_zone %q (zone:host) is not supported; give the zone only", zone)
 	}
-	ns, err := cells.ListNeighbours(ctx, d)
+	return zoneAvailable(ctx, d, zone)
+}
+
+// zoneAvailable refuses a zone no cell reports an enabled host in (Nova's
+// available zones: those of its enabled services): 400 "The requested
+// availability zone is not available".
+func zoneAvailable(ctx context.Context, q db.Querier, zone string) error {
+	ns, err := cells.ListNeighbours(ctx, q)
 	if err != nil {
 		return err
 	}

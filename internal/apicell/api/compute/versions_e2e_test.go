@@ -151,9 +151,9 @@ func TestVersions(t *testing.T) {
 		t.Errorf("gophercloud at 2.100: %v, want a 406", err)
 	}
 
-	// The microversion is served up to 2.69.
+	// The microversion is served up to 2.81.
 	r = tr.Do(t, "GET", "/v2.1/", demo, nil)
-	if !strings.Contains(string(r.Body), `"version":"2.69"`) {
-		t.Errorf("the version document does not say 2.69: %s", r.Body)
+	if !strings.Contains(string(r.Body), `"version":"2.81"`) {
+		t.Errorf("the version document does not say 2.81: %s", r.Body)
 	}
 }
