@@ -150,9 +150,16 @@ func TestUnshelveIntoAZone(t *testing.T) {
 		}
 		return false, fmt.Sprintf("events %v", evs)
 	})
-	s := waitStatus(t, sc, id, "SHELVED_OFFLOADED")
-	if s.TaskState != "" || zoneOf(t, tr, id) != "nova" || hostOf(t, tr, id) != "" {
-		t.Errorf("after no valid host: task %q, zone %q, host %q; want none, nova, none", s.TaskState, zoneOf(t, tr, id), hostOf(t, tr, id))
+	// The cleared task state comes up after the event (an instance_update).
+	testpoll.Eventually(t, wait, "the server offloaded with no task", func() (bool, string) {
+		s, err := servers.Get(ctx, sc, id).Extract()
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.Status == "SHELVED_OFFLOADED" && s.TaskState == "", s.Status + "/" + s.TaskState
+	})
+	if z, h := zoneOf(t, tr, id), hostOf(t, tr, id); z != "nova" || h != "" {
+		t.Errorf("after no valid host: zone %q, host %q; want nova and none", z, h)
 	}
 	if evs := actionEvents(t, tr, id, rid); len(evs) != 1 || !strings.Contains(fmt.Sprint(evs[0]["traceback"]), "No valid host") {
 		t.Errorf("unshelve events %v, want one in error with No valid host", evs)
