@@ -25,6 +25,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/hostaggs"
 	"github.com/cellcloud/cellcloud/internal/computecell/hostops"
 	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
+	"github.com/cellcloud/cellcloud/internal/computecell/imagecache"
 	"github.com/cellcloud/cellcloud/internal/computecell/instanceops"
 	"github.com/cellcloud/cellcloud/internal/computecell/network"
 	"github.com/cellcloud/cellcloud/internal/computecell/scheduler"
@@ -61,6 +62,7 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.compute = local.compute
 
 	// The API cell's policy, authentication and image store: the Image API
 	// serves the images, and the cells send server snapshots' data up to it.
@@ -213,6 +215,11 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCall(wire.MethodResetState, 1, 0, ops.ResetState)
 	n.Cells.HandleCall(wire.MethodInstanceActions, 1, 0, ops.InstanceActions)
 	n.Cells.HandleCall(wire.MethodInstanceFilter, 1, 0, ops.InstanceFilter)
+	ic, err := imagecache.New(imagecache.Config{Cell: cfg.Cell, Hosts: comp, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	n.Cells.HandleCast(wire.MethodCacheImages, 1, 0, ic.CacheImages)
 	hops, err := hostops.New(hostops.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, DownAfter: cfg.Cells.ServiceDownTime.D(), Logger: n.log})
 	if err != nil {
 		return nil, err

@@ -43,6 +43,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/privfs"
@@ -71,6 +72,8 @@ type Node struct {
 	Identity   *identity.Store
 	tokenCache *authn.Cache
 	api        *apiRole
+	// compute is the compute agent of this process's hosts (nil: none).
+	compute *computerole.Service
 
 	// running is what Start started, for Shutdown to stop in reverse.
 	running  components
@@ -334,6 +337,17 @@ func (n *Node) LinkURL() string {
 		return n.embedded.URL()
 	}
 	return u
+}
+
+// CachedImages are the images the hypervisor of host, one of this
+// process's compute hosts, has cached (image pre-caching, 2.81); none for
+// a host it does not run. For operators' checks and tests: the Compute API
+// shows nothing of it, as Nova's does not.
+func (n *Node) CachedImages(host string) []string {
+	if n.compute == nil {
+		return nil
+	}
+	return n.compute.CachedImages(host)
 }
 
 // Errors reports a failure of the HTTP server after Start.

@@ -139,7 +139,10 @@ func (o *Ops) offload(ctx context.Context, in *celldb.Instance, task string, ext
 
 // unshelve powers a SHELVED instance on where it is, or boots an offloaded
 // one on a host the scheduler picks, from the shelved image the API cell
-// names (the fake driver boots anything; the image is logged).
+// names (the fake driver boots anything; the image is logged). An
+// offloaded instance is scheduled in the zone the action names (2.77), or
+// its own, among this cell's hosts; with no valid host it stays
+// SHELVED_OFFLOADED with its zone unchanged and the action in error.
 func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
 	if in.VMState == vmstate.Shelved && in.Host != "" {
 		if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "power_on"); err != nil {
@@ -165,9 +168,31 @@ func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pendin
 	if err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return o.state.Release(ctx, tx, in.UUID) }); err != nil {
 		return err
 	}
-	sels, err := o.cfg.Scheduler.Select(ctx, moveRequest(in, in.Flavor))
+	// A zone asked for (2.77) replaces the instance's own, among this
+	// cell's hosts only: an instance stays in its cell.
+	zone := in.AvailabilityZone
+	if ap.AvailabilityZone != "" {
+		zone = ap.AvailabilityZone
+	}
+	req := moveRequest(in, in.Flavor)
+	req.AvailabilityZone = zone
+	sels, err := o.cfg.Scheduler.Select(ctx, req)
 	if err != nil {
-		return err
+		// Nova's conductor: no valid host leaves the instance offloaded,
+		// its task state cleared (the worker does it), and the action's
+		// event in error.
+		return fmt.Errorf("%s %w", noValidHost, err)
+	}
+	if zone != in.AvailabilityZone {
+		// The instance's zone is its host's from here on, as Nova's
+		// conductor sets it once the scheduler chose; the spawn's update
+		// carries it up.
+		task := vmstate.Actions["unshelve"].Task
+		if err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			return o.state.Step(ctx, tx, in.UUID, &task, celldb.Change{AvailabilityZone: &zone})
+		}); err != nil {
+			return err
+		}
 	}
 	var last error
 	for _, h := range append([]string{sels[0].Host}, sels[0].Alternates...) {

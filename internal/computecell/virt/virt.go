@@ -35,6 +35,20 @@ type Operator interface {
 	Operate(ctx context.Context, host, uuid, op string) error
 }
 
+// ImageCacher is a driver that can fetch an image into a host's local
+// cache before any instance boots from it (Nova's driver cache_image).
+// CacheImage reports whether it fetched the image now (false: the host had
+// it); it is safe to call again.
+type ImageCacher interface {
+	CacheImage(ctx context.Context, host, imageID string) (bool, error)
+}
+
+// ImageCacheLister is a driver that can say which images a host has
+// cached, sorted.
+type ImageCacheLister interface {
+	CachedImages(host string) []string
+}
+
 // Consoler is a driver that can return an instance's console log.
 type Consoler interface {
 	ConsoleOutput(ctx context.Context, host, uuid string) (string, error)

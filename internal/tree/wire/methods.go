@@ -318,6 +318,10 @@ type ActionParams struct {
 	// ImageMissing (unshelve) says the shelved image ImageRef is no
 	// longer in the image store: an offloaded instance cannot boot.
 	ImageMissing bool `json:"image_missing,omitempty"`
+	// AvailabilityZone (unshelve, 2.77) is the zone an offloaded
+	// instance is to be scheduled into, among the cell's hosts, and its
+	// zone once unshelved; "" keeps the instance's own.
+	AvailabilityZone string `json:"availability_zone,omitempty"`
 }
 
 // SnapshotDone is the payload of snapshot_done.

@@ -26,8 +26,8 @@ import (
 // (a host of a cell that is down can join or leave an aggregate). Each
 // change sends the cells of the hosts it touches their new snapshot of
 // the aggregates, in its transaction (package aggsync), so that they
-// schedule by zone and aggregate. The images action (2.81) is above the
-// microversions served.
+// schedule by zone and aggregate. The images action (2.81) asks the
+// aggregate's hosts to pre-cache images (aggregate_images.go).
 type aggregatesHandler struct {
 	*base
 }
@@ -41,6 +41,7 @@ func (h *aggregatesHandler) register(rt *router) {
 	rt.handle("PUT /v2.1/os-aggregates/{id}", "", h.updateAggregate)
 	rt.handle("DELETE /v2.1/os-aggregates/{id}", aggregateRule+"delete", h.deleteAggregate)
 	rt.handle("POST /v2.1/os-aggregates/{id}/action", "", h.aggregateAction)
+	rt.handle("POST /v2.1/os-aggregates/{id}/images", "", h.cacheImages)
 }
 
 // aggregateView is an aggregate as Nova shows it (uuid from 2.41); a

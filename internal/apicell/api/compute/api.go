@@ -173,6 +173,7 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 		&securityGroupsHandler{base: b, servers: servers},
 		&instanceActionsHandler{base: b, servers: servers},
 		&firewallHandler{base: b, servers: servers},
+		&topologyHandler{base: b, servers: servers},
 		flavors,
 		&flavorAccessHandler{base: b, flavors: flavors},
 		&extraSpecsHandler{base: b, flavors: flavors},

@@ -574,8 +574,8 @@ func FuzzSecurityGroupProxyBodies(f *testing.F) {
 }
 
 // FuzzAggregateBodies: os-aggregates' create, update and action bodies
-// (add_host, remove_host, set_metadata), at any microversion, against an
-// aggregate that exists.
+// (add_host, remove_host, set_metadata) and the images body (2.81), at
+// any microversion, against an aggregate that exists.
 func FuzzAggregateBodies(f *testing.F) {
 	for _, s := range []struct {
 		kind uint8
@@ -588,6 +588,8 @@ func FuzzAggregateBodies(f *testing.F) {
 		{2, 0, `{"add_host": {"host": "api!cell1@h1"}}`}, {2, 0, `{"remove_host": {"host": "h1"}}`},
 		{2, 0, `{"set_metadata": {"metadata": {"ssd": "true", "availability_zone": null}}}`}, {2, 0, `{"set_metadata": {"metadata": {"k": 1}}}`},
 		{2, 0, `{"add_host": {"host": "a", "x": 1}}`}, {2, 0, `{"bogus": {}}`}, {2, 0, `{}`}, {2, 0, `[]`}, {2, 0, ``},
+		{3, 80, `{"cache": [{"id": "` + fuzzImage + `"}]}`}, {3, 80, `{"cache": []}`}, {3, 80, `{"cache": [{"id": 1}, {"x": 2}]}`},
+		{3, 80, `{"cache": [{"id": "` + fuzzImage + `"}, {"id": "` + fuzzImage + `"}]}`}, {3, 80, `{"cache": "x", "y": 1}`},
 	} {
 		f.Add(s.kind, s.v, s.body)
 	}
@@ -601,13 +603,15 @@ func FuzzAggregateBodies(f *testing.F) {
 		f.Fatalf("create the aggregate: %d %s", w.Code, w.Body)
 	}
 	f.Fuzz(func(t *testing.T, kind, v uint8, body string) {
-		switch kind % 3 {
+		switch kind % 4 {
 		case 0:
 			z.send(t, http.MethodPost, "/v2.1/os-aggregates", "admin:admin", microversion(v), []byte(body))
 		case 1:
 			z.send(t, http.MethodPut, "/v2.1/os-aggregates/1", "admin:admin", microversion(v), []byte(body))
-		default:
+		case 2:
 			z.send(t, http.MethodPost, "/v2.1/os-aggregates/1/action", "admin:admin", microversion(v), []byte(body))
+		default:
+			z.send(t, http.MethodPost, "/v2.1/os-aggregates/1/images", "admin:admin", microversion(v), []byte(body))
 		}
 	})
 }

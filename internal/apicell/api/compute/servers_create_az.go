@@ -159,7 +159,19 @@ func hostZoneOf(zones []string, defaultZone string) string {
 // default zone. A build forced to a host is not checked (Nova neither).
 func checkZone(ctx context.Context, d *db.DB, req *createRequest, defaultZone string) error {
 	zone := req.az
-	if zone == "" || req.forcedHost != "" || zone == defaultZone {
+	if zone == "" || req.forcedHost != "" {
+		return nil
+	}
+	return zoneAvailable(ctx, d, zone, defaultZone)
+}
+
+// zoneAvailable refuses a zone that is not available (400 "The requested
+// availability zone is not available"), as Nova's create and unshelve
+// (2.77) do: one a cell below reports, one an aggregate with at least one
+// host has (its hosts' cells may be down: the build then finds no valid
+// host), or the default zone.
+func zoneAvailable(ctx context.Context, d db.Querier, zone, defaultZone string) error {
+	if zone == defaultZone {
 		return nil
 	}
 	ns, err := cells.ListNeighbours(ctx, d)

@@ -14,6 +14,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
 // Shelve, as Nova's (nova/api/openstack/compute/shelve.py and
@@ -26,7 +27,9 @@ import (
 // or boots an offloaded one from the image; the copy deletes the image
 // when the unshelved server's ACTIVE state arrives (apidb.ApplyUpdate),
 // and when the server's deletion does. Every value of the three actions
-// is accepted (Nova's schemas are {} below 2.77); 202 without a body.
+// is accepted below 2.77 (Nova's schemas are {}); from 2.77 unshelve
+// takes null or an availability zone (unshelve below); 202 without a
+// body.
 
 // shelveHandler is the shelve, shelveOffload and unshelve actions.
 type shelveHandler struct {
@@ -77,9 +80,30 @@ func (h *shelveHandler) shelveOffload(w http.ResponseWriter, r *http.Request, in
 // its shelved image. When that image is gone (its owner deleted it), the
 // cell puts the server in ERROR instead, as Nova's conductor does after
 // its 202.
-func (h *shelveHandler) unshelve(w http.ResponseWriter, r *http.Request, in *apidb.Instance, _ json.RawMessage) {
+//
+// From 2.77 the body is null or {"availability_zone": ZONE} (Nova's
+// unshelve_v277; {} is refused), and a zone is checked as Nova's
+// compute API checks it, after the lock and the state (409s): the server
+// must be SHELVED_OFFLOADED (409 otherwise: a shelved server still has a
+// host, whose zone it keeps), and the zone one a cell reports an enabled
+// host in (400 "The requested availability zone is not available"). The
+// server's cell then schedules it among its own hosts in that zone: a
+// server never changes cell on unshelve, as in Nova's cells v2, whose
+// conductor restricts the request to the instance's cell. A zone with no
+// room in that cell leaves the server SHELVED_OFFLOADED with the action's
+// error (Nova's NoValidHost); once unshelved, its availability_zone is
+// the new zone.
+func (h *shelveHandler) unshelve(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
 	ctx := r.Context()
-	var params json.RawMessage
+	var zone string
+	if atLeast(r, v277) {
+		var err error
+		if zone, err = unshelveZone(arg); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	p := wire.ActionParams{AvailabilityZone: zone}
 	if in.ShelvedImageID != "" {
 		// Looked at whatever the state: the cell, which holds the truth,
 		// uses it only for an offloaded instance.
@@ -88,9 +112,58 @@ func (h *shelveHandler) unshelve(w http.ResponseWriter, r *http.Request, in *api
 			h.fail(w, r, err)
 			return
 		}
-		params, _ = json.Marshal(wire.ActionParams{ImageRef: in.ShelvedImageID, ImageMissing: err != nil})
+		p.ImageRef, p.ImageMissing = in.ShelvedImageID, err != nil
 	}
-	h.actions.startAction(w, r, in, "unshelve", params, nil)
+	var params json.RawMessage
+	if p != (wire.ActionParams{}) {
+		params, _ = json.Marshal(p)
+	}
+	var extra func(ctx context.Context, tx *db.Tx) error
+	if zone != "" {
+		extra = func(ctx context.Context, tx *db.Tx) error {
+			cur, err := apidb.Get(ctx, tx, in.UUID)
+			if err != nil {
+				return err
+			}
+			if cur.VMState != vmstate.ShelvedOffloaded {
+				return conflict("Specifying an availability zone or a host when unshelving server \"%s\" with status \"%s\" is not supported. "+
+					"The server status must be SHELVED_OFFLOADED.", cur.UUID, cur.VMState)
+			}
+			return zoneAvailable(ctx, tx, zone, h.cfg.DefaultAvailabilityZone)
+		}
+	}
+	h.actions.startActionWith(w, r, in, "unshelve", params, nil, extra)
+}
+
+// v277 lets unshelve name an availability zone.
+const v277 = 77
+
+// unshelveZone reads the unshelve action's value from 2.77 (Nova's
+// unshelve_v277): null, or an object with exactly availability_zone, a
+// name ("" when null).
+func unshelveZone(arg json.RawMessage) (string, error) {
+	if isNull(arg) {
+		return "", nil
+	}
+	v, err := readObjectBytes(arg)
+	if err != nil {
+		var x any
+		_ = json.Unmarshal(arg, &x)
+		return "", invalid("unshelve", x, "%s is not of type 'object', 'null'", pyRepr(x))
+	}
+	z, ok := v["availability_zone"]
+	if ok {
+		if err := checkName("availability_zone", z); err != nil {
+			return "", err
+		}
+	}
+	if err := noOtherKeys(v, "unshelve", "availability_zone"); err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", invalid("unshelve", v, "'availability_zone' is a required property")
+	}
+	return z.(string), nil
 }
 
 // snapshotImage is the queued private image a snapshot of cur fills (Nova's

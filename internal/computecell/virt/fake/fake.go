@@ -43,7 +43,10 @@ type Driver struct {
 	// filters and sets are the hosts' firewall (firewall.go).
 	filters map[vmKey][]virt.PortFilter
 	sets    map[string]map[string]map[string]struct{}
-	rng     *rand.Rand
+	// images are the images each host has cached (CacheImage). Like the
+	// instances, they live in memory: a restarted driver has none.
+	images map[string]map[string]struct{}
+	rng    *rand.Rand
 }
 
 // Ops are the lifecycle operations the fake driver knows.
@@ -70,7 +73,7 @@ func New(cfg Config) (*Driver, error) {
 		seed = 1
 	}
 	return &Driver{cfg: cfg, hosts: map[string]map[string]virt.Instance{}, console: map[string][]string{},
-		filters: map[vmKey][]virt.PortFilter{}, sets: map[string]map[string]map[string]struct{}{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
+		filters: map[vmKey][]virt.PortFilter{}, sets: map[string]map[string]map[string]struct{}{}, images: map[string]map[string]struct{}{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
 }
 
 // Spawn pretends to start an instance.
@@ -170,6 +173,39 @@ func (d *Driver) List(host string) []string {
 	out := make([]string, 0, len(d.hosts[host]))
 	for u := range d.hosts[host] {
 		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// CacheImage pretends to fetch an image into host's cache; a host in
+// FailHosts fails. It reports whether the image was new to the host.
+func (d *Driver) CacheImage(ctx context.Context, host, imageID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if slices.Contains(d.cfg.FailHosts, host) {
+		return false, fmt.Errorf("fake driver: injected failure caching image %s on %s", imageID, host)
+	}
+	if _, ok := d.images[host][imageID]; ok {
+		return false, nil
+	}
+	if d.images[host] == nil {
+		d.images[host] = map[string]struct{}{}
+	}
+	d.images[host][imageID] = struct{}{}
+	return true, nil
+}
+
+// CachedImages returns the images host has cached, sorted.
+func (d *Driver) CachedImages(host string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.images[host]))
+	for id := range d.images[host] {
+		out = append(out, id)
 	}
 	slices.Sort(out)
 	return out

@@ -294,3 +294,36 @@ func TestOpLatencyIsChecked(t *testing.T) {
 		}
 	}
 }
+
+// The fake driver keeps an image cache per host.
+var (
+	_ virt.ImageCacher      = (*fake.Driver)(nil)
+	_ virt.ImageCacheLister = (*fake.Driver)(nil)
+)
+
+// TestCacheImage: each host has its own cache; an image cached again is
+// not new; a host in FailHosts fails and caches nothing.
+func TestCacheImage(t *testing.T) {
+	d := newDriver(t, fake.Config{FailHosts: []string{"bad"}})
+	ctx := context.Background()
+	for _, c := range []struct {
+		host, image string
+		fresh, fail bool
+	}{
+		{"h1", "i1", true, false},
+		{"h1", "i2", true, false},
+		{"h1", "i1", false, false},
+		{"h2", "i1", true, false},
+		{"bad", "i1", false, true},
+	} {
+		fresh, err := d.CacheImage(ctx, c.host, c.image)
+		if fresh != c.fresh || (err != nil) != c.fail {
+			t.Errorf("CacheImage(%s, %s) = %v, %v; want %v, failure %v", c.host, c.image, fresh, err, c.fresh, c.fail)
+		}
+	}
+	for host, want := range map[string][]string{"h1": {"i1", "i2"}, "h2": {"i1"}, "bad": {}} {
+		if got := d.CachedImages(host); !slices.Equal(got, want) {
+			t.Errorf("CachedImages(%s) = %v, want %v", host, got, want)
+		}
+	}
+}
