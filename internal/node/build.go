@@ -91,7 +91,8 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 			roles = append(roles, role{"security group flusher", fl})
 		} else {
 			hosted, err := n.offerComputeCellHandlers(sender, schedulerPort(n.nc, cfg.Cell, local.scheduler),
-				networkPort(n.nc, cfg.Cell, local.network), computeHostsPort(n.nc, cfg.Cell, local.compute), local.firewallWake(), local.firewallMembers())
+				networkPort(n.nc, cfg.Cell, local.network), computeHostsPort(n.nc, cfg.Cell, local.compute), local.firewallWake(), local.firewallMembers(),
+				local.imageCacheWake())
 			if err != nil {
 				return nil, err
 			}
@@ -165,7 +166,7 @@ func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
 // nil, is given the member deltas applied instead (this process's compute
 // agent applies them in memory).
 func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.HostScheduler, netw conductor.Network, comp computePort,
-	sgWake func(), sgMembers func([]wire.MemberDelta)) ([]role, error) {
+	sgWake func(), sgMembers func([]wire.MemberDelta), cacheWake func()) ([]role, error) {
 	cfg := n.cfg
 	// The security group messages work on the cell database; the builds
 	// and interfaces ask for the groups the cell does not hold.
@@ -215,7 +216,9 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCall(wire.MethodResetState, 1, 0, ops.ResetState)
 	n.Cells.HandleCall(wire.MethodInstanceActions, 1, 0, ops.InstanceActions)
 	n.Cells.HandleCall(wire.MethodInstanceFilter, 1, 0, ops.InstanceFilter)
-	ic, err := imagecache.New(imagecache.Config{Cell: cfg.Cell, Hosts: comp, Logger: n.log})
+	// The images to pre-cache are recorded in the cell database; this
+	// process's compute agent is woken, the others look every heartbeat.
+	ic, err := imagecache.New(imagecache.Config{Cell: cfg.Cell, OnRequest: cacheWake, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +349,16 @@ func (l localRoles) firewallWake() func() {
 		return nil
 	}
 	return l.compute.WakeFirewall
+}
+
+// imageCacheWake is what wakes this process's compute agent when the cell
+// recorded images to pre-cache: nil when this process runs no compute
+// role (the agents of other processes look every heartbeat).
+func (l localRoles) imageCacheWake() func() {
+	if l.compute == nil {
+		return nil
+	}
+	return l.compute.WakeImageCache
 }
 
 // firewallMembers is what gives this process's compute agent the member

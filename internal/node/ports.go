@@ -5,7 +5,6 @@ import (
 
 	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
-	"github.com/cellcloud/cellcloud/internal/computecell/imagecache"
 	"github.com/cellcloud/cellcloud/internal/computecell/instanceops"
 	"github.com/cellcloud/cellcloud/internal/computecell/network"
 	"github.com/cellcloud/cellcloud/internal/computecell/scheduler"
@@ -24,7 +23,6 @@ type computePort interface {
 	instanceops.Host
 	instanceops.VMs
 	instanceops.Filters
-	imagecache.Hosts
 }
 
 // senderPort is the one sender of the process: the cells service's own

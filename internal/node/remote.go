@@ -137,19 +137,6 @@ func (r remoteCompute) InstanceFilter(ctx context.Context, host, uuid string) (w
 	return out, err
 }
 
-// cacheImagesOp is the request of a host's cache_images.
-type cacheImagesOp struct {
-	Images []string `json:"images"`
-}
-
-func (r remoteCompute) CacheImages(ctx context.Context, host string, images []string) (map[string]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
-	defer cancel()
-	var out map[string]string
-	err := rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "cache_images"), cacheImagesOp{Images: images}, &out)
-	return out, err
-}
-
 func (r remoteCompute) Destroy(ctx context.Context, host, uuid string) error {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
@@ -175,7 +162,6 @@ type spawner interface {
 	VMDestroy(ctx context.Context, host, uuid string) error
 	VMOp(ctx context.Context, host, uuid, op string) error
 	InstanceFilter(ctx context.Context, host, uuid string) (wire.InstanceFilterAnswer, error)
-	CacheImages(ctx context.Context, host string, images []string) (map[string]string, error)
 }
 
 func decodeOp(b json.RawMessage) (hostOp, error) {
@@ -256,17 +242,6 @@ func serveCompute(srv *rpc.Server, cell string, hosts []string, c spawner) error
 			if err != nil {
 				return err
 			}
-		}
-		// cache_images names images, not an instance.
-		err := srv.Handle(computeSubject(cell, host, "cache_images"), "", func(ctx context.Context, b json.RawMessage) (any, error) {
-			var op cacheImagesOp
-			if err := json.Unmarshal(b, &op); err != nil || len(op.Images) == 0 {
-				return nil, wire.Errorf(wire.CodeBadMessage, "cache_images needs images")
-			}
-			return c.CacheImages(ctx, host, op.Images)
-		})
-		if err != nil {
-			return err
 		}
 	}
 	return nil

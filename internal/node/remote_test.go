@@ -128,8 +128,8 @@ func startRoles(t *testing.T) *roles {
 			t.Fatalf("serve: %v", err)
 		}
 	}
-	if n := rs.Subjects(); n != 1+2+9*len(r.hosts) {
-		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and nine per host", n)
+	if n := rs.Subjects(); n != 1+2+8*len(r.hosts) {
+		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and eight per host", n)
 	}
 	if err := srv.Flush(); err != nil {
 		t.Fatal(err)
@@ -313,22 +313,3 @@ func mustNodes(t *testing.T, d *db.DB) []celldb.Node {
 	return ns
 }
 
-// TestRemoteComputeCachesImages: a host's cache_images over the broker
-// answers each image's outcome as the local agent does, and caches in
-// its driver; a host nobody serves fails (the cell's handler then retries
-// the message).
-func TestRemoteComputeCachesImages(t *testing.T) {
-	r := startRoles(t)
-	for i, want := range []string{wire.ImageCached, wire.ImageExisting} {
-		got, err := r.rComp.CacheImages(ctx5(t), "h1", []string{"img-1"})
-		if err != nil || got["img-1"] != want {
-			t.Errorf("remote CacheImages %d = %v, %v; want img-1 %s", i, got, err, want)
-		}
-	}
-	if got := r.comp.CachedImages("h1"); len(got) != 1 || got[0] != "img-1" {
-		t.Errorf("h1's driver caches %v, want [img-1]", got)
-	}
-	if _, err := r.rComp.CacheImages(ctx5(t), "h9", []string{"img-1"}); err == nil {
-		t.Error("remote CacheImages on a host nobody serves succeeded")
-	}
-}

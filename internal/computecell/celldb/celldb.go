@@ -293,6 +293,17 @@ ALTER TABLE compute_nodes ADD COLUMN agg_cpu_ratio DOUBLE PRECISION NOT NULL DEF
 ALTER TABLE compute_nodes ADD COLUMN agg_ram_ratio DOUBLE PRECISION NOT NULL DEFAULT -1;
 ALTER TABLE compute_nodes ADD COLUMN agg_disk_ratio DOUBLE PRECISION NOT NULL DEFAULT -1;
 UPDATE compute_nodes SET availability_zone = 'nova'`},
+	// Images to pre-cache (Compute API 2.81, imagecache.go): a row per host
+	// and image a cache_images message asked for, until the host's compute
+	// agent has cached it.
+	{Version: 10, Name: "images to pre-cache on hosts", SQL: `
+CREATE TABLE image_cache_requests (
+	host TEXT NOT NULL,
+	image_id TEXT NOT NULL,
+	aggregate_id {{bigint}} NOT NULL DEFAULT 0,
+	requested_at {{bigint}} NOT NULL,
+	PRIMARY KEY (host, image_id)
+)`},
 }
 
 // VM states, task states and power states, with Nova's values.

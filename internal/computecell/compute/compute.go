@@ -85,6 +85,8 @@ type Service struct {
 	restoring restoreQueue
 	// fw programs the driver's firewall (nil: the driver has none).
 	fw *firewall.Syncer
+	// cacheWake wakes the pre-caching of images (imagecache.go).
+	cacheWake chan struct{}
 }
 
 // DefaultSpec is the default fake host: 16 vCPUs, 64 GiB, 1 TB.
@@ -145,7 +147,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compute: %w", err)
 	}
-	svc := &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "compute"), state: state}
+	svc := &Service{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "compute"), state: state, cacheWake: make(chan struct{}, 1)}
 	if fw, ok := cfg.Driver.(virt.Firewall); ok {
 		svc.fw, err = firewall.New(firewall.Config{Cell: cfg.Cell, DB: cfg.DB, Driver: fw, Hosts: cfg.Hosts, Interval: cfg.FirewallInterval, Logger: cfg.Logger})
 		if err != nil {
@@ -196,6 +198,11 @@ func (s *Service) Start(ctx context.Context) error {
 	go func() {
 		defer s.wg.Done()
 		s.restore(lctx, ks)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.cacheLoop(lctx)
 	}()
 	if s.cfg.UsageAudit {
 		s.wg.Add(1)

@@ -3,10 +3,9 @@ package imagecache_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,42 +22,14 @@ type noSender struct{}
 
 func (noSender) Send(context.Context, *db.Tx, string, string, string, any) error { return nil }
 
-// agents are the compute agent of the cell's hosts, with some hosts'
-// agents unreachable (their process down); it records each call's answer.
-type agents struct {
-	svc  *compute.Service
-	mu   sync.Mutex
-	down map[string]bool
-	got  []map[string]string
-}
-
-func (a *agents) CacheImages(ctx context.Context, host string, images []string) (map[string]string, error) {
-	a.mu.Lock()
-	down := a.down[host]
-	a.mu.Unlock()
-	if down {
-		return nil, errors.New("nats: no responders available for request")
-	}
-	res, err := a.svc.CacheImages(ctx, host, images)
-	a.mu.Lock()
-	a.got = append(a.got, res)
-	a.mu.Unlock()
-	return res, err
-}
-
-func (a *agents) setDown(host string, down bool) {
-	a.mu.Lock()
-	a.down[host] = down
-	a.mu.Unlock()
-}
-
-// TestCacheImages: a cache_images message has each host it names that the
-// cell has cache the images (a host the cell does not have is skipped);
-// applied a second time (a redelivery, a second request) it caches
-// nothing new and every answer is "existing". With a host's agent down,
-// applying fails (the inbox retries) after the other hosts cached; once
-// the agent is back the retry caches there too. A payload without hosts
-// or images can never apply.
+// TestCacheImages: a cache_images message records, for each host it names
+// that the cell has, the images to cache (a host the cell does not have is
+// skipped), and wakes the agent once it commits; applied a second time (a
+// redelivery, a second request) it asks for nothing new and wakes nobody.
+// The agents cache what their own hosts were asked, whenever they run:
+// one down while the message came (here: not run yet) caches when it is
+// back, and the requests are gone once done. A payload without hosts or
+// images can never apply.
 func TestCacheImages(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
@@ -71,17 +42,8 @@ func TestCacheImages(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		drv, err := fake.New(fake.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc, err := compute.New(compute.Config{Cell: "api!cell1", DB: d, Sender: noSender{}, Driver: drv, Hosts: hosts,
-			Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ag := &agents{svc: svc, down: map[string]bool{}}
-		h, err := imagecache.New(imagecache.Config{Cell: "api!cell1", Hosts: ag, Logger: slog.New(slog.DiscardHandler)})
+		var wakes atomic.Int32
+		h, err := imagecache.New(imagecache.Config{Cell: "api!cell1", OnRequest: func() { wakes.Add(1) }, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,48 +52,76 @@ func TestCacheImages(t *testing.T) {
 			env := &wire.Envelope{ID: "m1", Method: wire.MethodCacheImages, RequestID: "req-1", Payload: payload}
 			return d.InTx(ctx, func(tx *db.Tx) error { return h.CacheImages(ctx, tx, env) })
 		}
+		// Two agents (two processes): h1 and h2 in one, h3 in another.
+		agent := func(hosts ...string) (*compute.Service, *fake.Driver) {
+			drv, err := fake.New(fake.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc, err := compute.New(compute.Config{Cell: "api!cell1", DB: d, Sender: noSender{}, Driver: drv, Hosts: hosts,
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return svc, drv
+		}
+		a12, d12 := agent("h1", "h2")
+		a3, d3 := agent("h3")
+
 		imgs := []string{"img-a", "img-b"}
-		m := wire.CacheImages{AggregateID: 1, Hosts: []string{"h1", "h2", "gone"}, ImageIDs: imgs}
+		m := wire.CacheImages{AggregateID: 1, Hosts: []string{"h1", "h2", "h3", "gone"}, ImageIDs: imgs}
 		for i := range 2 {
 			if err := apply(m); err != nil {
 				t.Fatalf("apply %d: %v", i, err)
 			}
-			for _, host := range []string{"h1", "h2"} {
-				if got := drv.CachedImages(host); !slices.Equal(got, imgs) {
-					t.Errorf("apply %d: %s cached %v, want %v", i, host, got, imgs)
-				}
-			}
-			if got := drv.CachedImages("h3"); len(got) != 0 {
-				t.Errorf("h3, not in the message, cached %v", got)
+		}
+		if n := wakes.Load(); n != 1 {
+			t.Errorf("woken %d times for a message and its repeat, want once", n)
+		}
+		pending, err := celldb.PendingImageCache(ctx, d, []string{"h1", "h2", "h3", "gone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, host := range []string{"h1", "h2", "h3"} {
+			if !slices.Equal(pending[host], imgs) {
+				t.Errorf("%s is asked for %v, want %v", host, pending[host], imgs)
 			}
 		}
-		for i, res := range ag.got {
-			want := wire.ImageCached
-			if i >= 2 {
-				want = wire.ImageExisting
-			}
-			if res["img-a"] != want || res["img-b"] != want {
-				t.Errorf("answer %d: %v, want every image %s", i, res, want)
-			}
+		if len(pending["gone"]) != 0 {
+			t.Errorf("a host the cell does not have is asked for %v", pending["gone"])
 		}
 
-		// h3's agent is down: the message does not apply, h2 caches.
-		ag.setDown("h3", true)
-		m2 := wire.CacheImages{AggregateID: 1, Hosts: []string{"h2", "h3"}, ImageIDs: []string{"img-c"}}
-		if err := apply(m2); err == nil {
-			t.Fatal("applied with a host's agent down")
-		} else if wire.AsError(err).Code != wire.CodeInternal {
-			t.Errorf("error %v: a retryable one wanted", err)
+		// The first agent runs: its hosts cache, h3's requests stay.
+		if err := a12.CachePending(ctx); err != nil {
+			t.Fatal(err)
 		}
-		if got := drv.CachedImages("h2"); !slices.Contains(got, "img-c") {
-			t.Errorf("h2 cached %v while h3 was down, want img-c among them", got)
+		for _, host := range []string{"h1", "h2"} {
+			if got := d12.CachedImages(host); !slices.Equal(got, imgs) {
+				t.Errorf("%s cached %v, want %v", host, got, imgs)
+			}
 		}
-		ag.setDown("h3", false)
-		if err := apply(m2); err != nil {
-			t.Fatalf("retry once h3 is back: %v", err)
+		if pending, _ := celldb.PendingImageCache(ctx, d, hosts); len(pending["h1"])+len(pending["h2"]) != 0 || len(pending["h3"]) != 2 {
+			t.Errorf("after the first agent ran: pending %v, want h3's two only", pending)
 		}
-		if got := drv.CachedImages("h3"); !slices.Equal(got, []string{"img-c"}) {
-			t.Errorf("h3 cached %v after it came back, want [img-c]", got)
+		// h3's agent comes back: it caches, and nothing is left.
+		if err := a3.CachePending(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := d3.CachedImages("h3"); !slices.Equal(got, imgs) {
+			t.Errorf("h3 cached %v once back, want %v", got, imgs)
+		}
+		if pending, _ := celldb.PendingImageCache(ctx, d, hosts); len(pending) != 0 {
+			t.Errorf("pending %v after both agents ran, want none", pending)
+		}
+		// Asked again: cached again (already there), nothing left.
+		if err := apply(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := a12.CachePending(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := d12.CachedImages("h1"); !slices.Equal(got, imgs) {
+			t.Errorf("h1 cached %v after a second request, want %v", got, imgs)
 		}
 
 		for _, bad := range []wire.CacheImages{{Hosts: []string{"h1"}}, {ImageIDs: imgs}, {Hosts: []string{"h1"}, ImageIDs: []string{""}}} {
