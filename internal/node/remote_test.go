@@ -312,4 +312,3 @@ func mustNodes(t *testing.T, d *db.DB) []celldb.Node {
 	}
 	return ns
 }
-
