@@ -98,6 +98,10 @@ out=$(os server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --netwo
 grep -qF "The requested availability zone is not available" <<<"$out" || fail "server create --availability-zone az-none: $out"
 echo "ok   openstack server create --availability-zone az-none (refused)"
 os server delete --wait az-vm || fail "server delete az-vm"
+# 2.81: the aggregate's hosts pre-cache an image (202, nothing shown).
+os aggregate cache image agg1 cirros-0.6.2-x86_64-disk || fail "aggregate cache image"
+echo "ok   openstack aggregate cache image agg1 cirros-0.6.2-x86_64-disk"
+expect "$h1" hypervisor show "$h1"
 os aggregate remove host agg1 "$h1" >/dev/null || fail "aggregate remove host $h1"
 os aggregate remove host agg1 "api!cell2@$h2" >/dev/null || fail "aggregate remove host $h2"
 echo "ok   openstack aggregate remove host"

@@ -302,6 +302,41 @@ func TestFault(t *testing.T) {
 	t.Logf("answers: %s", load.summary())
 }
 
+// memberDiff names the members ("PORT ADDRESS") of a that b lacks, each
+// with what the root's database says of its port and address, to tell
+// why a cell and the root disagree.
+func memberDiff(ctx context.Context, apiDB *db.DB, a, b []string) string {
+	var out []string
+	for _, m := range a {
+		if slices.Contains(b, m) {
+			continue
+		}
+		port, addr, _ := strings.Cut(m, " ")
+		var device, madeBy, owner string
+		portState := "no port"
+		if err := apiDB.QueryRow(ctx, `SELECT device_id, made_by FROM ports WHERE id = ?`, port).Scan(&device, &madeBy); err == nil {
+			portState = fmt.Sprintf("port of %q made by %s", device, madeBy)
+		}
+		addrState := "address not recorded"
+		if err := apiDB.QueryRow(ctx, `SELECT port_id FROM port_fixed_ips WHERE ip_address = ?`, addr).Scan(&owner); err == nil {
+			addrState = "address on port " + owner
+		}
+		inst := ""
+		if device != "" {
+			var deleted int
+			var cell, vm string
+			if err := apiDB.QueryRow(ctx, `SELECT deleted, cell_path, vm_state FROM instances WHERE uuid = ?`, device).Scan(&deleted, &cell, &vm); err == nil {
+				inst = fmt.Sprintf(", server deleted=%d cell=%s %s", deleted, cell, vm)
+			}
+		}
+		out = append(out, fmt.Sprintf("[%s: %s, %s%s]", m, portState, addrState, inst))
+	}
+	if len(out) == 0 {
+		return "nothing"
+	}
+	return strings.Join(out, " ")
+}
+
 // sgConverged says whether every group each cell holds is at the root's
 // revision with the root's members (read from the cell's own database),
 // and every cell with a live instance holds at least one group (the
@@ -361,8 +396,8 @@ func sgConverged(t *testing.T, apiDB *db.DB, cellDBs map[string]*db.DB, truth ma
 			slices.Sort(wantS)
 			slices.Sort(got)
 			if !slices.Equal(got, wantS) {
-				return false, fmt.Sprintf("%s holds group %s at member sequence %d (root %d) with %d members, the root has %d",
-					c, h.id, h.seq, root.MemberSeq, len(got), len(wantS))
+				return false, fmt.Sprintf("%s holds group %s at member sequence %d (root %d) with %d members, the root has %d; only the cell has %s; only the root has %s",
+					c, h.id, h.seq, root.MemberSeq, len(got), len(wantS), memberDiff(ctx, apiDB, got, wantS), memberDiff(ctx, apiDB, wantS, got))
 			}
 		}
 	}

@@ -120,7 +120,7 @@ func New(cfg Config) (*API, error) {
 	if err := cfg.Quota.Validate(); err != nil {
 		return nil, fmt.Errorf("compute api: %w", err)
 	}
-	b := &base{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api")}
+	b := &base{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api"), zones: &zoneCache{}}
 	kit, err := httpkit.New(httpkit.Config{
 		Logger:           b.log,
 		RequestIDHeaders: []string{"X-Openstack-Request-Id", "X-Compute-Request-Id"},

@@ -42,6 +42,9 @@ type base struct {
 	cfg Config
 	log *slog.Logger
 	kit *httpkit.Kit
+	// zones are the zones the cells below report, read at most once a
+	// second (servers_create_az.go).
+	zones *zoneCache
 }
 
 // room is one Compute API resource.

@@ -40,7 +40,7 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	flavor, err := checkCreateRefs(ctx, h.cfg.DB, req, h.cfg.DefaultAvailabilityZone)
+	flavor, err := checkCreateRefs(ctx, h.cfg.DB, h.zones, req, h.cfg.DefaultAvailabilityZone)
 	if err == nil {
 		req.securityGroupIDs, err = h.resolveSecurityGroups(ctx, req.securityGroups)
 	}
@@ -155,7 +155,7 @@ func createSecurityGroupError(err error) error {
 // exists and the caller may use: the flavor (returned), the key pair, the
 // networks, the zone (defaultZone is always available) and the image
 // (whose properties it keeps in req).
-func checkCreateRefs(ctx context.Context, d *db.DB, req *createRequest, defaultZone string) (wire.Flavor, error) {
+func checkCreateRefs(ctx context.Context, d *db.DB, zones *zoneCache, req *createRequest, defaultZone string) (wire.Flavor, error) {
 	c := httpkit.CallerFrom(ctx)
 	// A private flavor is bootable only by admins and the projects given it.
 	fd, err := apidb.GetFlavorDetail(ctx, d, req.flavorRef, apidb.FlavorViewer{ProjectID: c.ProjectID, Admin: c.Admin})
@@ -175,7 +175,7 @@ func checkCreateRefs(ctx context.Context, d *db.DB, req *createRequest, defaultZ
 	if req.nics, err = checkNetworks(ctx, d, req.networks); err != nil {
 		return wire.Flavor{}, err
 	}
-	if err := checkZone(ctx, d, req, defaultZone); err != nil {
+	if err := checkZone(ctx, d, zones, req, defaultZone); err != nil {
 		return wire.Flavor{}, err
 	}
 	img, err := checkImage(ctx, d, req.imageRef, fd.Flavor)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
@@ -157,12 +159,12 @@ func hostZoneOf(zones []string, defaultZone string) string {
 // cell below reports, one an aggregate with at least one host has (its
 // hosts' cells may be down: the build then finds no valid host), or the
 // default zone. A build forced to a host is not checked (Nova neither).
-func checkZone(ctx context.Context, d *db.DB, req *createRequest, defaultZone string) error {
+func checkZone(ctx context.Context, d *db.DB, zones *zoneCache, req *createRequest, defaultZone string) error {
 	zone := req.az
 	if zone == "" || req.forcedHost != "" {
 		return nil
 	}
-	return zoneAvailable(ctx, d, zone, defaultZone)
+	return zoneAvailable(ctx, d, zones, zone, defaultZone)
 }
 
 // zoneAvailable refuses a zone that is not available (400 "The requested
@@ -170,18 +172,12 @@ func checkZone(ctx context.Context, d *db.DB, req *createRequest, defaultZone st
 // (2.77) do: one a cell below reports, one an aggregate with at least one
 // host has (its hosts' cells may be down: the build then finds no valid
 // host), or the default zone.
-func zoneAvailable(ctx context.Context, d db.Querier, zone, defaultZone string) error {
+func zoneAvailable(ctx context.Context, d db.Querier, zones *zoneCache, zone, defaultZone string) error {
 	if zone == defaultZone {
 		return nil
 	}
-	ns, err := cells.ListNeighbours(ctx, d)
-	if err != nil {
+	if ok, err := zones.reported(ctx, d, zone); err != nil || ok {
 		return err
-	}
-	for _, n := range ns {
-		if n.Relation == cells.Child && n.Report != nil && slices.Contains(n.Report.AvailabilityZones, zone) {
-			return nil
-		}
 	}
 	aggs, err := apidb.ListAggregates(ctx, d)
 	if err != nil {
@@ -193,4 +189,40 @@ func zoneAvailable(ctx context.Context, d db.Querier, zone, defaultZone string) 
 		}
 	}
 	return bad("The requested availability zone is not available")
+}
+
+// zoneCacheTTL is how long the zones the cells report are used before
+// they are read again: a create naming a zone would otherwise read every
+// child's report from the database (the cells report at most once a
+// second on a change anyway).
+const zoneCacheTTL = time.Second
+
+// zoneCache holds the zones the API cell's children last reported (their
+// subtrees' zones with an enabled host).
+type zoneCache struct {
+	mu    sync.Mutex
+	at    time.Time
+	zones map[string]bool
+}
+
+// reported says whether a child of the API cell reports zone.
+func (c *zoneCache) reported(ctx context.Context, q db.Querier, zone string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.zones == nil || time.Since(c.at) >= zoneCacheTTL {
+		ns, err := cells.ListNeighbours(ctx, q)
+		if err != nil {
+			return false, err
+		}
+		zones := map[string]bool{}
+		for _, n := range ns {
+			if n.Relation == cells.Child && n.Report != nil {
+				for _, z := range n.Report.AvailabilityZones {
+					zones[z] = true
+				}
+			}
+		}
+		c.zones, c.at = zones, time.Now()
+	}
+	return c.zones[zone], nil
 }

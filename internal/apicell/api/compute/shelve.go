@@ -129,7 +129,7 @@ func (h *shelveHandler) unshelve(w http.ResponseWriter, r *http.Request, in *api
 				return conflict("Specifying an availability zone or a host when unshelving server \"%s\" with status \"%s\" is not supported. "+
 					"The server status must be SHELVED_OFFLOADED.", cur.UUID, cur.VMState)
 			}
-			return zoneAvailable(ctx, tx, zone, h.cfg.DefaultAvailabilityZone)
+			return zoneAvailable(ctx, tx, h.zones, zone, h.cfg.DefaultAvailabilityZone)
 		}
 	}
 	h.actions.startActionWith(w, r, in, "unshelve", params, nil, extra)
