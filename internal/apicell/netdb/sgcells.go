@@ -422,3 +422,79 @@ func DeleteGroupHolders(ctx context.Context, tx *db.Tx, group string) error {
 	}
 	return nil
 }
+
+// GroupMemberCounts counts the members of each of the groups ids (a
+// group with none is absent), in one query, for the cells' periodic sync
+// to compare with what they hold. The members a port's allowed address
+// pairs give are counted by reading those groups' whole sets.
+func GroupMemberCounts(ctx context.Context, q db.Querier, ids []string) (map[string]int, error) {
+	out := map[string]int{}
+	var withPairs []string
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 200)]
+		ids = ids[len(chunk):]
+		m := marks(len(chunk))
+		type row struct {
+			group string
+			n     int
+			pairs int
+		}
+		rows, err := db.Collect(ctx, q, func(s db.Scanner) (row, error) {
+			var r row
+			return r, s.Scan(&r.group, &r.n, &r.pairs)
+		}, `SELECT x.gid, COUNT(DISTINCT CASE WHEN x.addr <> '' THEN x.pid || ' ' || x.addr END), MAX(x.pairs) FROM (
+			SELECT ps.security_group_id AS gid, p.id AS pid, COALESCE(f.ip_address, '') AS addr,
+				CASE WHEN p.allowed_address_pairs IN ('', '[]') THEN 0 ELSE 1 END AS pairs
+			FROM port_security_groups ps JOIN ports p ON p.id = ps.port_id AND p.server_groups = 0 AND p.port_security_enabled = 1
+			LEFT JOIN port_fixed_ips f ON f.port_id = p.id WHERE ps.security_group_id IN (`+m+`)
+			UNION ALL
+			SELECT b.security_group_id, p.id, COALESCE(f.ip_address, ''),
+				CASE WHEN p.allowed_address_pairs IN ('', '[]') THEN 0 ELSE 1 END
+			FROM security_group_bindings b JOIN ports p ON p.device_id = b.instance_uuid AND p.server_groups = 1 AND p.port_security_enabled = 1
+			LEFT JOIN port_fixed_ips f ON f.port_id = p.id WHERE b.security_group_id IN (`+m+`)
+		) x GROUP BY x.gid`, append(anys(chunk), anys(chunk)...)...)
+		if err != nil {
+			return nil, fmt.Errorf("count the members of %d security groups: %w", len(chunk), err)
+		}
+		for _, r := range rows {
+			if r.pairs != 0 {
+				withPairs = append(withPairs, r.group)
+				continue
+			}
+			if r.n > 0 {
+				out[r.group] = r.n
+			}
+		}
+	}
+	for _, g := range withPairs {
+		ms, err := GroupMembers(ctx, q, g)
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) > 0 {
+			out[g] = len(ms)
+		}
+	}
+	return out, nil
+}
+
+// GroupsWithPendingChanges are those of ids with member changes in the
+// log not flushed yet (their deltas are still to come).
+func GroupsWithPendingChanges(ctx context.Context, q db.Querier, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 200)]
+		ids = ids[len(chunk):]
+		gs, err := db.Collect(ctx, q, func(s db.Scanner) (string, error) {
+			var g string
+			return g, s.Scan(&g)
+		}, `SELECT DISTINCT group_id FROM security_group_member_changes WHERE group_id IN (`+marks(len(chunk))+`)`, anys(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("pending member changes: %w", err)
+		}
+		for _, g := range gs {
+			out[g] = true
+		}
+	}
+	return out, nil
+}

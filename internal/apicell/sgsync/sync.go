@@ -128,16 +128,47 @@ func (h *Handlers) Sync(ctx context.Context, tx *db.Tx, env *wire.Envelope) erro
 			}
 		}
 	}
+	// A group the cell holds at the root's own member sequence, with a
+	// member count it gave that is not the root's, has drifted: its whole
+	// set goes again, marked Resync (the cell takes it at the same
+	// sequence).
+	var counted []string
+	for _, id := range targets {
+		if hg, ok := held[id]; ok && hg.Members != nil && hg.MemberSeq > 0 && hg.MemberSeq == states[id].MemberSeq {
+			counted = append(counted, id)
+		}
+	}
+	var counts map[string]int
+	if len(counted) > 0 {
+		// Not while changes of the group wait in the log: their deltas
+		// are still to come, and the counts would differ for that alone.
+		pending, err := netdb.GroupsWithPendingChanges(ctx, tx, counted)
+		if err != nil {
+			return err
+		}
+		counted = slices.DeleteFunc(counted, func(id string) bool { return pending[id] })
+		if counts, err = netdb.GroupMemberCounts(ctx, tx, counted); err != nil {
+			return err
+		}
+	}
+	resyncs := 0
 	for _, id := range targets {
 		g := states[id]
 		hg, ok := held[id]
 		rules := !ok || g.RevisionNumber > hg.Revision
 		members := !ok || hg.MemberSeq == 0 || g.MemberSeq > hg.MemberSeq
+		resync := !members && slices.Contains(counted, id) && counts[id] != *hg.Members
 		switch {
-		case members:
+		case members || resync:
 			ws, err := wholeState(ctx, tx, g)
 			if err != nil {
 				return err
+			}
+			if resync {
+				ws.Resync = true
+				resyncs++
+				h.log().Warn("a cell's member set of a security group differs from the root's at the same sequence; sent again whole",
+					"request_id", env.RequestID, "cell", cell, "group", id, "member_seq", g.MemberSeq, "cell_members", *hg.Members, "root_members", counts[id])
 			}
 			answer.Groups = append(answer.Groups, ws)
 		case rules:
@@ -145,7 +176,7 @@ func (h *Handlers) Sync(ctx context.Context, tx *db.Tx, env *wire.Envelope) erro
 		}
 	}
 	h.log().Info("security groups sync from a cell", "request_id", env.RequestID, "cell", cell, "want", len(m.Want), "held", len(m.Held),
-		"complete", m.Complete, "holds", len(targets), "released", released, "sent", len(answer.Groups), "drop", len(answer.Drop))
+		"complete", m.Complete, "holds", len(targets), "released", released, "sent", len(answer.Groups), "drop", len(answer.Drop), "resyncs", resyncs)
 	if len(answer.Groups) == 0 && len(answer.Drop) == 0 {
 		return nil
 	}

@@ -304,6 +304,11 @@ CREATE TABLE image_cache_requests (
 	requested_at {{bigint}} NOT NULL,
 	PRIMARY KEY (host, image_id)
 )`},
+	// A group's member_epoch rises when the root resends its member set at
+	// the sequence the cell holds, having found the two differ (a resync):
+	// the compute agents reload a set whose sequence or epoch moved.
+	{Version: 11, Name: "security group member resyncs", SQL: `
+ALTER TABLE sg_groups ADD COLUMN member_epoch {{bigint}} NOT NULL DEFAULT 0`},
 }
 
 // VM states, task states and power states, with Nova's values.

@@ -29,8 +29,11 @@ type Group struct {
 	// for but not come yet: a port in it is Pending.
 	Revision  int64
 	MemberSeq int64
-	Stateful  bool
-	Rules     []wire.SecurityGroupRule
+	// MemberEpoch rises when the cell replaced the member set at the same
+	// sequence (a resync from the root).
+	MemberEpoch int64
+	Stateful    bool
+	Rules       []wire.SecurityGroupRule
 	// Members are the distinct addresses (or prefixes) of the group's
 	// members, sorted.
 	Members []string

@@ -422,7 +422,7 @@ func (s *Syncer) reload(ctx context.Context, rg, mg, start int64) error {
 	s.mu.Lock()
 	var stale []string
 	for _, g := range rows {
-		if c := s.groups[g.ID]; c == nil || c.MemberSeq != g.MemberSeq {
+		if c := s.groups[g.ID]; c == nil || c.MemberSeq != g.MemberSeq || c.MemberEpoch != g.MemberEpoch {
 			stale = append(stale, g.ID)
 		}
 	}
@@ -499,15 +499,15 @@ func (s *Syncer) reload(ctx context.Context, rg, mg, start int64) error {
 func (s *Syncer) reloadMembers(ctx context.Context, mg int64) error {
 	seqs, err := db.Collect(ctx, s.cfg.DB, func(r db.Scanner) (Group, error) {
 		var g Group
-		return g, r.Scan(&g.ID, &g.MemberSeq)
-	}, `SELECT id, member_seq FROM sg_groups`)
+		return g, r.Scan(&g.ID, &g.MemberSeq, &g.MemberEpoch)
+	}, `SELECT id, member_seq, member_epoch FROM sg_groups`)
 	if err != nil {
 		return fmt.Errorf("firewall: read member sequences: %w", err)
 	}
 	s.mu.Lock()
 	var stale []string
 	for _, g := range seqs {
-		if c := s.groups[g.ID]; c != nil && c.MemberSeq != g.MemberSeq {
+		if c := s.groups[g.ID]; c != nil && (c.MemberSeq != g.MemberSeq || c.MemberEpoch != g.MemberEpoch) {
 			stale = append(stale, g.ID)
 		}
 	}
@@ -524,7 +524,7 @@ func (s *Syncer) reloadMembers(ctx context.Context, mg int64) error {
 			continue
 		}
 		n := *c
-		n.MemberSeq, n.set = g.MemberSeq, newMemberSet(members[g.ID])
+		n.MemberSeq, n.MemberEpoch, n.set = g.MemberSeq, g.MemberEpoch, newMemberSet(members[g.ID])
 		if !n.set.sameAddrs(&c.set) {
 			n.ver++
 		}
@@ -600,7 +600,7 @@ func (s *Syncer) loadWanted(ctx context.Context, want []string) error {
 
 // readGroups reads the groups (where, if given, is a condition).
 func (s *Syncer) readGroups(ctx context.Context, where string, args ...any) ([]Group, error) {
-	q := `SELECT id, revision, member_seq, stateful, rules FROM sg_groups`
+	q := `SELECT id, revision, member_seq, member_epoch, stateful, rules FROM sg_groups`
 	if where != "" {
 		q += ` WHERE ` + where
 	}
@@ -608,7 +608,7 @@ func (s *Syncer) readGroups(ctx context.Context, where string, args ...any) ([]G
 		var g Group
 		var stateful int
 		var rules string
-		if err := r.Scan(&g.ID, &g.Revision, &g.MemberSeq, &stateful, &rules); err != nil {
+		if err := r.Scan(&g.ID, &g.Revision, &g.MemberSeq, &g.MemberEpoch, &stateful, &rules); err != nil {
 			return g, err
 		}
 		g.Stateful = stateful != 0

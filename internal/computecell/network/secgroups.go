@@ -199,7 +199,15 @@ func applyGroup(ctx context.Context, tx *db.Tx, g *wire.SecurityGroupState, now 
 	if !g.HasMembers {
 		return rules, false, nil
 	}
-	res, err = tx.Exec(ctx, `UPDATE sg_groups SET member_seq = ?, updated_at = ? WHERE id = ? AND member_seq < ?`, g.MemberSeq, now, g.ID, g.MemberSeq)
+	// A set newer than the cell's replaces it; one the root found to
+	// differ from the cell's at the same sequence (Resync) too.
+	set := `member_seq = ?, updated_at = ?`
+	cond := `member_seq < ?`
+	if g.Resync {
+		set += `, member_epoch = member_epoch + 1`
+		cond = `member_seq <= ?`
+	}
+	res, err = tx.Exec(ctx, `UPDATE sg_groups SET `+set+` WHERE id = ? AND `+cond, g.MemberSeq, now, g.ID, g.MemberSeq)
 	if err != nil {
 		return false, false, err
 	}

@@ -123,10 +123,15 @@ func (s *SecGroups) Heal(ctx context.Context) error {
 		if len(want) > 0 && want[0] == "" {
 			want = want[1:]
 		}
+		// Each group with how many members the cell holds: the root
+		// resends a set whose count is not its own at the same sequence.
 		held, err := db.Collect(ctx, tx, func(r db.Scanner) (wire.HeldGroup, error) {
 			var h wire.HeldGroup
-			return h, r.Scan(&h.ID, &h.Revision, &h.MemberSeq)
-		}, `SELECT id, revision, member_seq FROM sg_groups ORDER BY id`)
+			var n int
+			err := r.Scan(&h.ID, &h.Revision, &h.MemberSeq, &n)
+			h.Members = &n
+			return h, err
+		}, `SELECT g.id, g.revision, g.member_seq, (SELECT COUNT(*) FROM sg_members m WHERE m.group_id = g.id) FROM sg_groups g ORDER BY g.id`)
 		if err != nil {
 			return fmt.Errorf("security groups heal: %w", err)
 		}

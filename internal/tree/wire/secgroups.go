@@ -65,6 +65,11 @@ type HeldGroup struct {
 	ID        string `json:"id"`
 	Revision  int64  `json:"revision"`
 	MemberSeq int64  `json:"member_seq"`
+	// Members is how many members the cell holds of the group (a periodic
+	// sync says it; nil: not said). At the root's own member sequence, a
+	// count that differs from the root's makes the root send the whole
+	// set again, marked Resync.
+	Members *int `json:"members,omitempty"`
 }
 
 // SecurityGroups is the payload of security_groups.
@@ -89,6 +94,10 @@ type SecurityGroupState struct {
 	HasMembers bool          `json:"has_members,omitempty"`
 	MemberSeq  int64         `json:"member_seq,omitempty"`
 	Members    []GroupMember `json:"members,omitempty"`
+	// Resync says the cell's member set at MemberSeq was found to differ
+	// from the root's: the cell replaces its set even at an equal
+	// sequence (never an older one).
+	Resync bool `json:"resync,omitempty"`
 }
 
 // SecurityGroupRule is one rule of a group, as the Networking API has it
