@@ -3,6 +3,7 @@ package testtree_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -102,9 +103,10 @@ func waitReported(t *testing.T, tr *testtree.Tree, zone string, want ...string) 
 // TestAggregateZonesAcrossCells: an operator fences hosts of two cells
 // into an aggregate with a zone and every build asked for that zone lands
 // on them; a zone one cell alone has gets every build asked for it; a
-// zone nobody has is a 400; the zone is the servers' OS-EXT-AZ. A cell
-// down while its hosts' aggregates change converges when it returns, and
-// a build for a zone whose only cell is down ends in ERROR, no valid host.
+// zone nobody has is a 400; the zone is the servers' OS-EXT-AZ. While a
+// cell is down its hosts neither join nor leave (503), its aggregate's
+// metadata changes and the cell has it when it returns; a build for a
+// zone whose only cell is down ends in ERROR, no valid host.
 func TestAggregateZonesAcrossCells(t *testing.T) {
 	tr := testtree.Start(t, testtree.Options{Cells: 3, HostsPerCell: 2})
 	ctx := context.Background()
@@ -187,8 +189,22 @@ func TestAggregateZonesAcrossCells(t *testing.T) {
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	down.Shutdown(sctx)
 	cancel()
-	if _, err := aggregates.AddHost(ctx, admin, lonely.ID, aggregates.AddHostOpts{Host: host(c3, 1)}).Extract(); err != nil {
-		t.Fatalf("add a host of a down cell: %v", err)
+	// A host of the down cell neither joins nor leaves: a 503 naming the
+	// cell (once the API cell counts it down). The aggregate's metadata
+	// changes all the same.
+	testpoll.Eventually(t, 60*time.Second, "the API cell to count cell3 down", func() (bool, string) {
+		r, err := tr.Send(http.MethodGet, "/v2.1/os-hosts/"+host(c3, 1), "admin:admin", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return r.Status == http.StatusServiceUnavailable, r.String()
+	})
+	if _, err := aggregates.AddHost(ctx, admin, lonely.ID, aggregates.AddHostOpts{Host: host(c3, 1)}).Extract(); !gophercloud.ResponseCodeIs(err, 503) ||
+		!strings.Contains(err.Error(), c3) {
+		t.Errorf("adding a host of the down cell: %v, want a 503 naming %s", err, c3)
+	}
+	if _, err := aggregates.RemoveHost(ctx, admin, lonely.ID, aggregates.RemoveHostOpts{Host: host(c3, 2)}).Extract(); !gophercloud.ResponseCodeIs(err, 503) {
+		t.Errorf("removing a host of the down cell: %v, want a 503", err)
 	}
 	if _, err := aggregates.SetMetadata(ctx, admin, lonely.ID, aggregates.SetMetadataOpts{Metadata: map[string]any{"ssd": "true"}}).Extract(); err != nil {
 		t.Fatal(err)
@@ -213,19 +229,24 @@ func TestAggregateZonesAcrossCells(t *testing.T) {
 		defer cancel()
 		back.Shutdown(sctx)
 	})
-	waitZones(t, back.DB, "cell3's host001 in az2 after the cell returns", map[string]string{host(c3, 1): "az2", host(c3, 2): "az2"})
 	testpoll.Eventually(t, 30*time.Second, "cell3 holds the aggregate's new property", func() (bool, string) {
 		held, err := celldb.HeldAggregates(ctx, back.DB)
 		if err != nil {
 			return false, err.Error()
 		}
 		for _, a := range held {
-			if a.Name == "lonely" && a.Metadata["ssd"] == "true" && len(a.Hosts) == 2 {
+			if a.Name == "lonely" && a.Metadata["ssd"] == "true" && slices.Equal(a.Hosts, []string{host(c3, 2)}) {
 				return true, ""
 			}
 		}
 		return false, fmt.Sprintf("%+v", held)
 	})
+	// Back: its host joins.
+	testpoll.Eventually(t, 30*time.Second, "adding cell3's host001 once the cell is back", func() (bool, string) {
+		_, err := aggregates.AddHost(ctx, admin, lonely.ID, aggregates.AddHostOpts{Host: host(c3, 1)}).Extract()
+		return err == nil, fmt.Sprint(err)
+	})
+	waitZones(t, back.DB, "cell3's host001 in az2 after it joined", map[string]string{host(c3, 1): "az2", host(c3, 2): "az2"})
 	// And builds for az2 go there again.
 	again := settled(t, tr, bootZone(t, tr, "lonely-again", "az2"))[0]
 	if again.VMState != "active" || again.Cell != c3 {

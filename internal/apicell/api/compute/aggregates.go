@@ -23,7 +23,7 @@ import (
 // cell's database as Nova keeps them in its API database. A host is named
 // as os-services names it: "PATH@HOST", or a bare name only one cell has;
 // the API cell's host mappings say which hosts exist, so no cell is asked
-// (a host of a cell that is down can join or leave an aggregate). Each
+// (a host of a cell that is down cannot join or leave: 503). Each
 // change sends the cells of the hosts it touches their new snapshot of
 // the aggregates, in its transaction (package aggsync), so that they
 // schedule by zone and aggregate. The images action (2.81) asks the
@@ -501,6 +501,18 @@ func (h *aggregatesHandler) hostAction(w http.ResponseWriter, r *http.Request, b
 		} else {
 			h.fail(w, r, cannotRemove)
 		}
+		return
+	}
+	// A host of a cell that is down neither joins nor leaves (as Nova,
+	// which asks the host's cell): its cell could not tell its scheduler.
+	verb := "removed from"
+	if add {
+		verb = "added to"
+	}
+	if err := h.refuseDown(r, host.Cell, func(c string) string {
+		return fmt.Sprintf("Host %s cannot be %s aggregate %s: its cell %s is down.", name, verb, raw, c)
+	}); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	var a apidb.Aggregate
