@@ -40,6 +40,11 @@ var (
 	ErrInvalidID = errors.New("volume backend: invalid id")
 	// ErrInvalidSize: a size not in 1..MaxSizeGiB.
 	ErrInvalidSize = errors.New("volume backend: invalid size")
+	// ErrBusy: the volume or snapshot cannot be deleted yet because a
+	// copy still shares its storage (an RBD clone of a snapshot that was
+	// not flattened; Cinder's SnapshotIsBusy). The file backend's copies
+	// are independent and it never returns ErrBusy.
+	ErrBusy = errors.New("volume backend: in use by a dependent copy")
 )
 
 // Capacity is what a backend reports to the scheduler, in GiB (Cinder's
@@ -79,9 +84,14 @@ type Backend interface {
 	// Extend grows volume id to sizeGiB, keeping its bytes. A smaller
 	// size is ErrShrink; the same size does nothing.
 	Extend(ctx context.Context, id string, sizeGiB int) error
-	// Delete removes volume id; its snapshots are independent and stay.
+	// Delete removes volume id. The manager deletes a volume's
+	// snapshots first (Cinder's API refuses to delete a volume that has
+	// snapshots, and a cascade delete removes them first): a backend
+	// whose snapshots live inside their volume (RBD, thick LVM) relies
+	// on that; the file backend's snapshots are independent files.
 	Delete(ctx context.Context, id string) error
-	// DeleteSnapshot removes snapshot snapshotID.
+	// DeleteSnapshot removes snapshot snapshotID (ErrBusy if the backend
+	// still shares it with a volume made from it).
 	DeleteSnapshot(ctx context.Context, snapshotID string) error
 	// Open returns the bytes of volume id (all of its size) for upload to
 	// an image. The caller closes it; the volume must not be written

@@ -287,7 +287,12 @@ func (b *File) Capacity(ctx context.Context) (Capacity, error) {
 	if err := unix.Statfs(b.cfg.Dir, &st); err != nil {
 		return Capacity{}, fmt.Errorf("volume capacity: statfs %s: %w", b.cfg.Dir, err)
 	}
-	bsize := int64(st.Bsize)
+	// The block counts are in fragments (f_frsize); Bsize is only the
+	// preferred I/O size, though the two agree on most filesystems.
+	bsize := int64(st.Frsize)
+	if bsize <= 0 {
+		bsize = int64(st.Bsize)
+	}
 	fsTotal := int64(st.Blocks) * bsize
 	fsFree := int64(st.Bavail) * bsize
 	provisioned, allocated, err := b.usage()
