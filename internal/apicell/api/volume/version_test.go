@@ -70,3 +70,24 @@ func TestRequestVersion(t *testing.T) {
 		t.Errorf("version in the context: %v", v)
 	}
 }
+
+// FuzzNegotiate checks that any header value is served in range or
+// refused with a 400 or a 406, never anything else.
+func FuzzNegotiate(f *testing.F) {
+	for _, s := range []string{"volume 3.0", "volume latest", "volume 3.61", "volume 03.1", "compute 2.1, volume 3.5", "volume", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := negotiate(http.Header{versionHeader: {s}})
+		if err == nil {
+			if v.less(minVersion) || maxVersion.less(v) {
+				t.Fatalf("%q gave %v, out of range", s, v)
+			}
+			return
+		}
+		var ft *httpkit.Fault
+		if !errors.As(err, &ft) || (ft.Status != http.StatusBadRequest && ft.Status != http.StatusNotAcceptable) {
+			t.Fatalf("%q: %v", s, err)
+		}
+	})
+}
