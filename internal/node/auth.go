@@ -10,6 +10,7 @@ import (
 	identityapi "github.com/cellcloud/cellcloud/internal/apicell/api/identity"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
 	networkapi "github.com/cellcloud/cellcloud/internal/apicell/api/network"
+	volumeapi "github.com/cellcloud/cellcloud/internal/apicell/api/volume"
 	"github.com/cellcloud/cellcloud/internal/apicell/identity"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/config"
@@ -17,11 +18,13 @@ import (
 
 // PolicyRules are the default rules of every public API of the API cell.
 func PolicyRules() []policy.Rule {
-	return slices.Concat(policy.Base, compute.Rules, identityapi.Rules, image.Rules, networkapi.Rules)
+	return slices.Concat(policy.Base, compute.Rules, identityapi.Rules, image.Rules, networkapi.Rules, volumeapi.Rules)
 }
 
 // Catalog is the service catalog of the API cell's listener, under
-// devstack's paths.
+// devstack's paths. Block Storage is registered as devstack registers
+// Cinder: under both of its service types, with the project in the URL as
+// a template that a token's catalog fills with the token's project.
 func Catalog() []identityapi.Endpoint {
 	at := func(path string) func(string) string { return func(base string) string { return base + path } }
 	return []identityapi.Endpoint{
@@ -29,6 +32,8 @@ func Catalog() []identityapi.Endpoint {
 		{Type: "identity", Name: "keystone", URL: at("/identity")},
 		{Type: "image", Name: "glance", URL: at("/image")},
 		{Type: "network", Name: "neutron", URL: at("/networking")},
+		{Type: "block-storage", Name: "cinder", URL: at("/volume/v3/" + identityapi.ProjectIDTemplate)},
+		{Type: "volumev3", Name: "cinderv3", URL: at("/volume/v3/" + identityapi.ProjectIDTemplate)},
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	identityapi "github.com/cellcloud/cellcloud/internal/apicell/api/identity"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
 	networkapi "github.com/cellcloud/cellcloud/internal/apicell/api/network"
+	volumeapi "github.com/cellcloud/cellcloud/internal/apicell/api/volume"
 	"github.com/cellcloud/cellcloud/internal/apicell/apicopy"
 	"github.com/cellcloud/cellcloud/internal/apicell/leases"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
@@ -288,7 +289,8 @@ func (n *Node) apiParts(ctx context.Context) (apiParts, error) {
 
 // newAPIRole builds the public APIs. They share the listener, under
 // devstack's paths: the Compute API at /v2.1, Identity at /identity (and
-// /v3), the Image API at /image, Networking at /networking.
+// /v3), the Image API at /image, Networking at /networking, Block Storage
+// at /volume.
 func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	cfg := n.cfg
 	down := downCells{db: n.DB, downAfter: cfg.Cells.DownAfter.D(), since: time.Now()}
@@ -306,6 +308,11 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	}
 	networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: p.auth, Policy: p.pol,
 		Quota: cfg.API.NetworkQuota, Reserver: reserver, Sender: sender})
+	if err != nil {
+		return nil, err
+	}
+	volumes, err := volumeapi.New(volumeapi.Config{Cell: cfg.Cell, Logger: n.log, Auth: p.auth, Policy: p.pol,
+		StorageZone: cfg.API.DefaultAvailabilityZone})
 	if err != nil {
 		return nil, err
 	}
@@ -327,6 +334,8 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	mux.Handle("/image", http.StripPrefix("/image", p.images)) // version discovery asks without a slash
 	mux.Handle("/networking/", http.StripPrefix("/networking", networks))
 	mux.Handle("/networking", http.StripPrefix("/networking", networks))
+	mux.Handle("/volume/", http.StripPrefix("/volume", volumes))
+	mux.Handle("/volume", http.StripPrefix("/volume", volumes))
 	mux.Handle("/", api)
 	return &apiRole{httpServer: httpServer{handler: mux, listen: cfg.API.Listen, errs: n.serveErr,
 		readTimeout: cfg.API.ReadTimeout.D(), writeTimeout: cfg.API.WriteTimeout.D(), idleTimeout: cfg.API.IdleTimeout.D(),

@@ -27,9 +27,15 @@ type Endpoint struct {
 	Type, Name string
 	// URL is the endpoint's URL for a request that reached this API at
 	// base (scheme and host, e.g. "http://127.0.0.1:8774"), so the catalog
-	// names the address the client used.
+	// names the address the client used. It may hold ProjectIDTemplate,
+	// which a token's catalog replaces with the token's project (the
+	// endpoint listings show the template, as Keystone does).
 	URL func(base string) string
 }
+
+// ProjectIDTemplate is Keystone's substitution of the token's project id
+// in an endpoint URL (Cinder's "/v3/$(project_id)s").
+const ProjectIDTemplate = "$(project_id)s"
 
 // Config configures the API.
 type Config struct {

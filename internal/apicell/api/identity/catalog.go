@@ -2,6 +2,7 @@ package identity
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 )
@@ -21,13 +22,14 @@ func (h *catalogHandler) register(rt *router) {
 	rt.authed("GET /v3/regions", "identity:list_regions", h.listRegions)
 }
 
-// catalog is the service catalog for a request: every service with a
-// public, an internal and an admin endpoint (all the same URL).
-func (h *catalogHandler) catalog(r *http.Request) []map[string]any {
+// catalog is the service catalog for a request of a token scoped to
+// project: every service with a public, an internal and an admin endpoint
+// (all the same URL), the project put in the URLs that template it.
+func (h *catalogHandler) catalog(r *http.Request, project string) []map[string]any {
 	base := httpkit.Origin(r)
 	out := make([]map[string]any, 0, len(h.cfg.Catalog))
 	for _, e := range h.cfg.Catalog {
-		url := e.URL(base)
+		url := strings.ReplaceAll(e.URL(base), ProjectIDTemplate, project)
 		var eps []map[string]any
 		for _, iface := range []string{"public", "internal", "admin"} {
 			eps = append(eps, map[string]any{"id": endpointID(e.Type, iface), "interface": iface, "region": h.cfg.Region, "region_id": h.cfg.Region, "url": url})
@@ -47,7 +49,7 @@ func (h *catalogHandler) authCatalog(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, httpkit.Errorf(http.StatusForbidden, "A project-scoped token is required to produce a service catalog."))
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"catalog": h.catalog(r), "links": h.collectionLinks(r)})
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"catalog": h.catalog(r, caller(r.Context()).ProjectID), "links": h.collectionLinks(r)})
 }
 
 func (h *catalogHandler) listServices(w http.ResponseWriter, r *http.Request) {

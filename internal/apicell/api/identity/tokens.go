@@ -171,7 +171,7 @@ func (h *tokensHandler) tokenView(r *http.Request, t *identity.Token, catalog bo
 		}
 		v["roles"] = roles
 		if catalog {
-			v["catalog"] = h.catalog.catalog(r)
+			v["catalog"] = h.catalog.catalog(r, t.Project.ID)
 		}
 	}
 	return v
