@@ -81,6 +81,7 @@ func rooms(b *base) []room {
 		&typesHandler{base: b},
 		&limitsHandler{base: b},
 		&zonesHandler{base: b},
+		&quotasHandler{base: b},
 	}
 }
 
@@ -99,6 +100,7 @@ var Rules = []policy.Rule{
 	{Name: ruleTypeQoSSpecsID, Check: policy.Admin, Description: "Include the volume type's QoS specifications ID attribute in the volume type list or show requests."},
 	{Name: ruleUsedLimits, Check: policy.ProjectReaderOrAdmin, Description: "Show limits with used limit attributes."},
 	{Name: ruleZoneList, Check: policy.Anyone, Description: "List availability zones."},
+	{Name: ruleQuotasShow, Check: policy.ProjectReaderOrAdmin, Description: "Show project quota (including usage and default)."},
 }
 
 const (
@@ -108,4 +110,5 @@ const (
 	ruleTypeQoSSpecsID = "volume_extension:access_types_qos_specs_id"
 	ruleUsedLimits     = "limits_extension:used_limits"
 	ruleZoneList       = "volume_extension:availability_zone_list"
+	ruleQuotasShow     = "volume_extension:quotas:show"
 )
