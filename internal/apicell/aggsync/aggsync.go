@@ -164,7 +164,7 @@ func (h *Handlers) Sync(ctx context.Context, tx *db.Tx, env *wire.Envelope) erro
 			return err
 		}
 	}
-	h.log().Info("host aggregates sync from a cell", "request_id", env.RequestID, "cell", cell, "held", m.Version,
+	h.log().Info("host aggregates sync from a cell", "request_id", env.RequestID, "from", cell, "held", m.Version,
 		"recorded", rec.Version, "sent", seq)
 	return h.Pusher.Push(ctx, tx, env.RequestID, seq, cell)
 }

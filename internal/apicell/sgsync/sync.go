@@ -168,14 +168,14 @@ func (h *Handlers) Sync(ctx context.Context, tx *db.Tx, env *wire.Envelope) erro
 				ws.Resync = true
 				resyncs++
 				h.log().Warn("a cell's member set of a security group differs from the root's at the same sequence; sent again whole",
-					"request_id", env.RequestID, "cell", cell, "group", id, "member_seq", g.MemberSeq, "cell_members", *hg.Members, "root_members", counts[id])
+					"request_id", env.RequestID, "from", cell, "group", id, "member_seq", g.MemberSeq, "cell_members", *hg.Members, "root_members", counts[id])
 			}
 			answer.Groups = append(answer.Groups, ws)
 		case rules:
 			answer.Groups = append(answer.Groups, state(g))
 		}
 	}
-	h.log().Info("security groups sync from a cell", "request_id", env.RequestID, "cell", cell, "want", len(m.Want), "held", len(m.Held),
+	h.log().Info("security groups sync from a cell", "request_id", env.RequestID, "from", cell, "want", len(m.Want), "held", len(m.Held),
 		"complete", m.Complete, "holds", len(targets), "released", released, "sent", len(answer.Groups), "drop", len(answer.Drop), "resyncs", resyncs)
 	if len(answer.Groups) == 0 && len(answer.Drop) == 0 {
 		return nil
