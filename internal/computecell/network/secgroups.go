@@ -128,6 +128,13 @@ func (s *SecGroups) SecurityGroups(ctx context.Context, tx *db.Tx, env *wire.Env
 			log.Warn("security_groups: a group without an id or a revision; ignored", "group", g.ID, "revision", g.Revision)
 			continue
 		}
+		if g.Resync {
+			// What drifted, for the logs: the cause of a drift is not
+			// known yet (architecture §3.9).
+			if err := logDrift(ctx, tx, log, g); err != nil {
+				return err
+			}
+		}
 		r, mem, err := applyGroup(ctx, tx, g, now)
 		if err != nil {
 			return fmt.Errorf("security group %s: %w", g.ID, err)
@@ -152,6 +159,40 @@ func (s *SecGroups) SecurityGroups(ctx context.Context, tx *db.Tx, env *wire.Env
 	}
 	log.Info("security groups from the API cell", "groups", len(m.Groups), "drop", len(m.Drop), "dropped", dropped,
 		"rules_changed", rules, "members_changed", members)
+	return nil
+}
+
+// logDrift logs, at WARN, how the cell's member set of g differs from
+// the one the root resends (Resync): the members only the cell has and
+// those only the root has.
+func logDrift(ctx context.Context, tx *db.Tx, log *slog.Logger, g *wire.SecurityGroupState) error {
+	var seq int64
+	if err := tx.QueryRow(ctx, `SELECT member_seq FROM sg_groups WHERE id = ?`, g.ID).Scan(&seq); err != nil {
+		if isNoRows(err) {
+			return nil
+		}
+		return err
+	}
+	have, err := db.Collect(ctx, tx, func(r db.Scanner) (wire.GroupMember, error) {
+		var m wire.GroupMember
+		return m, r.Scan(&m.PortID, &m.Address)
+	}, `SELECT port_id, address FROM sg_members WHERE group_id = ?`, g.ID)
+	if err != nil {
+		return err
+	}
+	var onlyCell, onlyRoot []string
+	for _, m := range have {
+		if !slices.Contains(g.Members, m) {
+			onlyCell = append(onlyCell, m.PortID+" "+m.Address)
+		}
+	}
+	for _, m := range g.Members {
+		if !slices.Contains(have, m) {
+			onlyRoot = append(onlyRoot, m.PortID+" "+m.Address)
+		}
+	}
+	log.Warn("the root resends a security group's member set that drifted from the cell's", "group", g.ID, "cell_member_seq", seq,
+		"root_member_seq", g.MemberSeq, "only_in_cell", strings.Join(onlyCell, ", "), "only_at_root", strings.Join(onlyRoot, ", "))
 	return nil
 }
 
