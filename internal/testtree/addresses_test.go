@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/leases"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/db"
-	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
@@ -141,22 +139,13 @@ func TestBlocksLeasedToADownCellArriveWhenItReturns(t *testing.T) {
 	tr := testtree.Start(t, testtree.Options{Cells: 2, HostsPerCell: 2})
 	netID, subID := userNetwork(t, tr.API.DB, "later", "172.20.0.0/24")
 	ctx := context.Background()
-	down := tr.Cells[1]
-	cfg := *down.Config()
-	// Back on the same port, where the API cell's link finds it.
-	u, err := url.Parse(down.BrokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Broker.Listen = u.Host
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	down.Shutdown(sctx)
-	cancel()
+	// Back on the same broker address, where the API cell's link finds it.
+	cfg := testtree.StopCell(t, tr.Cells[1])
 
 	// The root answers a lease request of the cell (as if it came just
 	// before the cell went down): blocks_leased waits in the outbox.
 	h := &leases.Handlers{Sender: tr.API.Cells.Sender(), Logger: testtree.Logger(t, 0), Now: time.Now}
-	err = tr.API.DB.InTx(ctx, func(tx *db.Tx) error {
+	err := tr.API.DB.InTx(ctx, func(tx *db.Tx) error {
 		env := &wire.Envelope{ID: uuid.NewString(), Method: wire.MethodLeaseBlocks, Version: wire.V1, Sender: cfg.Cell, RequestID: "req-lease",
 			Payload: []byte(fmt.Sprintf(`{"network_id":%q,"count":1}`, netID))}
 		return h.LeaseBlocks(ctx, tx, env)
@@ -181,18 +170,7 @@ func TestBlocksLeasedToADownCellArriveWhenItReturns(t *testing.T) {
 		t.Fatalf("%s holds %v of the subnet, want 172.20.0.0/28", cfg.Cell, got)
 	}
 	restarted := time.Now()
-	back, err := node.New(&cfg, testtree.Logger(t, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := back.Start(ctx); err != nil {
-		t.Fatalf("restart %s: %v", cfg.Cell, err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		back.Shutdown(sctx)
-	})
+	back := testtree.RestartCell(t, cfg)
 	testpoll.Eventually(t, 30*time.Second, "the block in the returned cell, and its capacity at the root", func() (bool, string) {
 		var n int
 		if err := back.DB.QueryRow(ctx, `SELECT COUNT(*) FROM address_blocks WHERE subnet_id = ? AND cidr = '172.20.0.0/28'`, subID).Scan(&n); err != nil || n != 1 {

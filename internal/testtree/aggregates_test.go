@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +17,6 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/db"
-	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
@@ -179,16 +177,8 @@ func TestAggregateZonesAcrossCells(t *testing.T) {
 
 	// cell3 goes down; while it is, its host001 joins az2 and the
 	// aggregate gets a property.
-	down := tr.Cells[2]
-	cfg := *down.Config()
-	u, err := url.Parse(down.BrokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Broker.Listen = u.Host
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	down.Shutdown(sctx)
-	cancel()
+	// Back on the same broker address, where the API cell's link finds it.
+	cfg := testtree.StopCell(t, tr.Cells[2])
 	// A host of the down cell neither joins nor leaves: a 503 naming the
 	// cell (once the API cell counts it down). The aggregate's metadata
 	// changes all the same.
@@ -217,18 +207,7 @@ func TestAggregateZonesAcrossCells(t *testing.T) {
 		t.Errorf("build for a zone whose only cell is down: %s, fault %q; want error, no valid host", in.VMState, in.Fault.Message)
 	}
 
-	back, err := node.New(&cfg, testtree.Logger(t, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := back.Start(ctx); err != nil {
-		t.Fatalf("restart %s: %v", cfg.Cell, err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		back.Shutdown(sctx)
-	})
+	back := testtree.RestartCell(t, cfg)
 	testpoll.Eventually(t, 30*time.Second, "cell3 holds the aggregate's new property", func() (bool, string) {
 		held, err := celldb.HeldAggregates(ctx, back.DB)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -63,16 +62,8 @@ func TestImageCacheWhileACellIsDown(t *testing.T) {
 	r.JSON(t, &created)
 	img := created.ID
 
-	down := tr.Cells[1]
-	cfg := *down.Config()
-	u, err := url.Parse(down.BrokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Broker.Listen = u.Host
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	down.Shutdown(sctx)
-	cancel()
+	// Back on the same broker address, where the API cell's link finds it.
+	cfg := testtree.StopCell(t, tr.Cells[1])
 
 	path := fmt.Sprintf("/v2.1/os-aggregates/%d/images", a.ID)
 	for _, ids := range [][]string{{up.DefaultImageID}, {img, up.DefaultImageID}} {
@@ -87,17 +78,6 @@ func TestImageCacheWhileACellIsDown(t *testing.T) {
 	}
 	waitImages(t, tr.Cells[0], "cell1-host001", up.DefaultImageID, img)
 
-	back, err := node.New(&cfg, testtree.Logger(t, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := back.Start(ctx); err != nil {
-		t.Fatalf("restart %s: %v", cfg.Cell, err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		back.Shutdown(sctx)
-	})
+	back := testtree.RestartCell(t, cfg)
 	waitImages(t, back, "cell2-host001", up.DefaultImageID, img)
 }

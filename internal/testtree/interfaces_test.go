@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
-	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
 )
@@ -26,16 +24,8 @@ func TestAttachInterfaceWhileTheCellIsDown(t *testing.T) {
 	id := uuids[0]
 	activeWithAddresses(t, tr, uuids)
 
-	down := tr.Cells[1]
-	cfg := *down.Config()
-	u, err := url.Parse(down.BrokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Broker.Listen = u.Host
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	down.Shutdown(sctx)
-	cancel()
+	// Back on the same broker address, where the API cell's link finds it.
+	cfg := testtree.StopCell(t, tr.Cells[1])
 
 	// The server is project p's; an admin attaches.
 	r := tr.Do(t, http.MethodPost, "/v2.1/servers/"+id+"/os-interface", "admin:p", map[string]any{"interfaceAttachment": map[string]any{"net_id": netID}})
@@ -56,18 +46,7 @@ func TestAttachInterfaceWhileTheCellIsDown(t *testing.T) {
 		t.Fatalf("attachment %s", r.Body)
 	}
 
-	back, err := node.New(&cfg, testtree.Logger(t, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := back.Start(ctx); err != nil {
-		t.Fatalf("restart %s: %v", cfg.Cell, err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		back.Shutdown(sctx)
-	})
+	back := testtree.RestartCell(t, cfg)
 	testpoll.Eventually(t, 30*time.Second, "the returned cell to report the attached address", func() (bool, string) {
 		in, err := apidb.Get(ctx, tr.API.DB, id)
 		if err != nil {

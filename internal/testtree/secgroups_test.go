@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -231,16 +230,8 @@ func TestCellDownWhileRulesChangeConverges(t *testing.T) {
 	_, a1 := bootIn(t, tr, "client-1", c2, "clients")
 	waitRemote(t, tr, srv, clients, 80, []string{a1}, "client-1 let in before the web server's cell goes down")
 
-	down := tr.Cells[0]
-	cfg := *down.Config()
-	u, err := url.Parse(down.BrokerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Broker.Listen = u.Host
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	down.Shutdown(sctx)
-	cancel()
+	// Back on the same broker address, where the API cell's link finds it.
+	cfg := testtree.StopCell(t, tr.Cells[0])
 
 	// While it is down: a rule added, and a member booted in the other cell.
 	if _, err := rules.Create(ctx, nc, rules.CreateOpts{SecGroupID: webID, Direction: rules.DirIngress, EtherType: rules.EtherType4,
@@ -249,18 +240,7 @@ func TestCellDownWhileRulesChangeConverges(t *testing.T) {
 	}
 	_, a2 := bootIn(t, tr, "client-2", c2, "clients")
 
-	back, err := node.New(&cfg, testtree.Logger(t, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := back.Start(ctx); err != nil {
-		t.Fatalf("restart %s: %v", cfg.Cell, err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		back.Shutdown(sctx)
-	})
+	testtree.RestartCell(t, cfg)
 	waitRemote(t, tr, srv, clients, 80, []string{a1, a2}, "client-2, booted while the cell was down, let in after it returns")
 	testpoll.Eventually(t, 60*time.Second, "the rule added while the cell was down enforced", func() (bool, string) {
 		f, err := firewall(tr, srv)

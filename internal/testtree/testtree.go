@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
 
@@ -281,4 +283,40 @@ var faultNames = map[int]string{
 // String is a short description of a response for failure messages.
 func (r *Response) String() string {
 	return fmt.Sprintf("%d %s", r.Status, r.Body)
+}
+
+// StopCell shuts a cell down and returns its configuration with the
+// broker's address it had, so that RestartCell brings it back where the
+// links of its neighbours find it.
+func StopCell(t testing.TB, n *node.Node) config.Config {
+	t.Helper()
+	cfg := *n.Config()
+	u, err := url.Parse(n.BrokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Broker.Listen = u.Host
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n.Shutdown(ctx)
+	return cfg
+}
+
+// RestartCell starts a cell StopCell stopped, and stops it when the test
+// ends.
+func RestartCell(t testing.TB, cfg config.Config) *node.Node {
+	t.Helper()
+	n, err := node.New(&cfg, Logger(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatalf("restart %s: %v", cfg.Cell, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		n.Shutdown(ctx)
+	})
+	return n
 }
