@@ -87,6 +87,40 @@ type Report struct {
 	// DownCells are the cells of the subtree that have stopped reporting:
 	// their capacity is not in the report.
 	DownCells []string `json:"down_cells,omitempty"`
+	// VolumeZones is the room for volumes of the cells with a volume role
+	// below, by storage availability zone (nil: none).
+	VolumeZones map[string]VolumeRoom `json:"volume_zones,omitempty"`
+}
+
+// VolumeRoom is the room for volumes in one storage zone, in GiB.
+type VolumeRoom struct {
+	TotalGB int64 `json:"total_gb"`
+	// FreeGB is what may still be provisioned, summed over the cells.
+	FreeGB int64 `json:"free_gb"`
+	// MaxFreeGB is the most one cell below may still provision: a volume
+	// larger than it fits nowhere in the zone.
+	MaxFreeGB int64 `json:"max_free_gb"`
+}
+
+// VolumeFits reports whether a volume of sizeGB fits in zone ("": any).
+func (r Report) VolumeFits(zone string, sizeGB int64) bool {
+	for z, room := range r.VolumeZones {
+		if (zone == "" || z == zone) && room.MaxFreeGB >= sizeGB {
+			return true
+		}
+	}
+	return false
+}
+
+// VolumeFree is the free GiB for volumes in zone ("": all zones).
+func (r Report) VolumeFree(zone string) int64 {
+	var n int64
+	for z, room := range r.VolumeZones {
+		if zone == "" || z == zone {
+			n += room.FreeGB
+		}
+	}
+	return n
 }
 
 // Fits reports how many instances of f still fit in the cell.
@@ -143,6 +177,16 @@ func Merge(reports ...Report) Report {
 			zoneSlots[z] = append(zoneSlots[z], ss...)
 		}
 		out.DownCells = append(out.DownCells, r.DownCells...)
+		for z, room := range r.VolumeZones {
+			if out.VolumeZones == nil {
+				out.VolumeZones = map[string]VolumeRoom{}
+			}
+			sum := out.VolumeZones[z]
+			sum.TotalGB += room.TotalGB
+			sum.FreeGB += room.FreeGB
+			sum.MaxFreeGB = max(sum.MaxFreeGB, room.MaxFreeGB)
+			out.VolumeZones[z] = sum
+		}
 		for k, vs := range r.Capabilities {
 			if caps[k] == nil {
 				caps[k] = map[string]bool{}
