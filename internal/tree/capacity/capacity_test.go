@@ -285,3 +285,27 @@ func TestTake(t *testing.T) {
 		t.Errorf("Take changed the report it was called on")
 	}
 }
+
+// TestMergeVolumeZones: the room for volumes is summed per storage zone,
+// the largest one cell may provision is the largest of the parts, and a
+// volume fits in a zone only if one cell has room for it.
+func TestMergeVolumeZones(t *testing.T) {
+	m := capacity.Merge(
+		capacity.Report{VolumeZones: map[string]capacity.VolumeRoom{"nova": {TotalGB: 100, FreeGB: 40, MaxFreeGB: 40}}},
+		capacity.Report{VolumeZones: map[string]capacity.VolumeRoom{"nova": {TotalGB: 200, FreeGB: 70, MaxFreeGB: 70}, "az2": {TotalGB: 5, FreeGB: 5, MaxFreeGB: 5}}},
+		capacity.Report{Hosts: 1},
+	)
+	want := map[string]capacity.VolumeRoom{"nova": {TotalGB: 300, FreeGB: 110, MaxFreeGB: 70}, "az2": {TotalGB: 5, FreeGB: 5, MaxFreeGB: 5}}
+	if !reflect.DeepEqual(m.VolumeZones, want) {
+		t.Fatalf("merged volume zones %+v, want %+v", m.VolumeZones, want)
+	}
+	if !m.VolumeFits("nova", 70) || m.VolumeFits("nova", 71) || !m.VolumeFits("", 70) || m.VolumeFits("az3", 1) {
+		t.Error("VolumeFits does not follow the largest cell's room")
+	}
+	if m.VolumeFree("nova") != 110 || m.VolumeFree("") != 115 {
+		t.Errorf("VolumeFree nova %d, all %d; want 110, 115", m.VolumeFree("nova"), m.VolumeFree(""))
+	}
+	if capacity.Merge(capacity.Report{Hosts: 1}).VolumeZones != nil {
+		t.Error("a merge without volume roles has volume zones")
+	}
+}

@@ -58,6 +58,11 @@ func (s *Service) Report(ctx context.Context) (capacity.Report, error) {
 		}
 		parts = append(parts, r)
 	}
+	vr, err := s.ownVolumeReport(ctx)
+	if err != nil {
+		return capacity.Report{}, err
+	}
+	parts = append(parts, vr)
 	ns, err := ListNeighbours(ctx, s.cfg.DB)
 	if err != nil {
 		return capacity.Report{}, err
@@ -140,6 +145,16 @@ func (s *Service) handleCapacityReport(ctx context.Context, env *wire.Envelope) 
 func Significant(a, b capacity.Report) bool {
 	if a.Hosts != b.Hosts || !slices.Equal(a.AvailabilityZones, b.AvailabilityZones) || !reflect.DeepEqual(a.Aggregates, b.Aggregates) {
 		return true
+	}
+	// A storage zone that appears or goes (a volume role started or
+	// stopped) is a change volume creates wait on.
+	if len(a.VolumeZones) != len(b.VolumeZones) {
+		return true
+	}
+	for z := range a.VolumeZones {
+		if _, ok := b.VolumeZones[z]; !ok {
+			return true
+		}
 	}
 	tenth := func(x, y, total int64) bool {
 		d := x - y

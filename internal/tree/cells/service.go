@@ -205,6 +205,7 @@ type Service struct {
 	builds      BuildAcceptor
 	placer      Placer
 	buildErrors BuildErrorHandler
+	volumes     VolumeAcceptor
 
 	js jetstream.JetStream // own broker
 
@@ -275,6 +276,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.HandleCast(wire.MethodBuildInstances, 1, 0, s.handleBuild)
 	s.HandleCast(wire.MethodBuildFailed, 1, 0, s.handleBuildFailed)
+	s.HandleCast(wire.MethodVolumeCreate, 1, 0, s.handleVolumeCreate)
 	s.HandleCall(wire.MethodCapacityReport, 1, 0, s.handleCapacityReport)
 	return s, nil
 }
