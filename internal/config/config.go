@@ -26,10 +26,14 @@ const (
 	RoleScheduler = "scheduler"
 	RoleNetwork   = "network"
 	RoleCompute   = "compute"
+	// RoleVolume is a compute cell's Block Storage service (the volume
+	// manager and its backend); it runs in the process of the cell's
+	// cells role, which hands it the volumes placed on the cell.
+	RoleVolume = "volume"
 )
 
 // AllRoles lists every role.
-var AllRoles = []string{RoleAPI, RoleCells, RoleScheduler, RoleNetwork, RoleCompute}
+var AllRoles = []string{RoleAPI, RoleCells, RoleScheduler, RoleNetwork, RoleCompute, RoleVolume}
 
 // Duration is a time.Duration written as "10s" in JSON.
 type Duration time.Duration
@@ -64,7 +68,7 @@ type Config struct {
 	// Cell is the cell's path, e.g. "api" or "api!cell1".
 	Cell string `json:"cell"`
 	// Roles the process runs. Default: api and cells for a root cell;
-	// cells, scheduler, network and compute for a compute cell.
+	// cells, scheduler, network, compute and volume for a compute cell.
 	Roles []string `json:"roles,omitempty"`
 	// DataDir holds the SQLite file and the embedded broker's store.
 	DataDir string `json:"data_dir"`
@@ -87,6 +91,28 @@ type Config struct {
 	// Scheduler tunes the host scheduler of a compute cell.
 	Scheduler Scheduler `json:"scheduler"`
 	Network   Network   `json:"network"`
+	// Volume configures the volume role of a compute cell.
+	Volume Volume `json:"volume"`
+}
+
+// Volume configures a compute cell's volume role: its backend and the
+// storage zone its volumes are in.
+type Volume struct {
+	// Backend is the storage backend: "file" (the default and the only
+	// one today: a sparse raw file per volume; docs/volume-backends.md).
+	Backend string `json:"backend,omitempty"`
+	// Dir is the file backend's directory (default DATA_DIR/volumes).
+	Dir string `json:"dir,omitempty"`
+	// TotalGB, if above zero, is the space the backend may use; zero
+	// means the filesystem's size.
+	TotalGB int64 `json:"total_gb,omitempty"`
+	// AvailabilityZone is the storage zone of the cell's volumes
+	// (Cinder's storage_availability_zone; default "nova").
+	AvailabilityZone string `json:"availability_zone,omitempty"`
+	// MaxOverSubscriptionRatio bounds thin provisioning: the sizes of
+	// the volumes and snapshots may add up to this many times the
+	// backend's total (Cinder's max_over_subscription_ratio; default 20).
+	MaxOverSubscriptionRatio float64 `json:"max_over_subscription_ratio,omitempty"`
 }
 
 // Broker is the cell's message broker: an external NATS by URL, or an
@@ -355,7 +381,7 @@ func (c *Config) Normalize() error {
 		if c.IsRoot() {
 			c.Roles = []string{RoleAPI, RoleCells}
 		} else {
-			c.Roles = []string{RoleCells, RoleScheduler, RoleNetwork, RoleCompute}
+			c.Roles = []string{RoleCells, RoleScheduler, RoleNetwork, RoleCompute, RoleVolume}
 		}
 	}
 	for _, r := range c.Roles {
@@ -365,7 +391,10 @@ func (c *Config) Normalize() error {
 		if r == RoleAPI && !c.IsRoot() {
 			return fmt.Errorf("role api runs only in a root (API) cell, not in %q", c.Cell)
 		}
-		if (r == RoleScheduler || r == RoleNetwork || r == RoleCompute) && c.IsRoot() {
+		if r == RoleVolume && !c.Has(RoleCells) {
+			return errors.New("role volume runs in the process of the cell's cells role")
+		}
+		if (r == RoleScheduler || r == RoleNetwork || r == RoleCompute || r == RoleVolume) && c.IsRoot() {
 			return fmt.Errorf("role %s runs only in a compute cell, not in the API cell %q", r, c.Cell)
 		}
 	}
@@ -448,6 +477,9 @@ func (c *Config) Normalize() error {
 		c.API.Listen = DefaultAPIListen
 	}
 	if err := c.API.normalize(); err != nil {
+		return err
+	}
+	if err := c.Volume.normalize(c.DataDir); err != nil {
 		return err
 	}
 	if c.Compute.Hosts < 0 {
@@ -570,4 +602,30 @@ func (c *Config) Warnings() []string {
 		out = append(out, fmt.Sprintf("compute.host.availability_zone %q is ignored: a host's zone is its host aggregate's (os-aggregates), or api.default_availability_zone", z))
 	}
 	return out
+}
+
+func (v *Volume) normalize(dataDir string) error {
+	switch v.Backend {
+	case "":
+		v.Backend = "file"
+	case "file":
+	default:
+		return fmt.Errorf("volume.backend %q is not a backend (the one backend is file)", v.Backend)
+	}
+	if v.Dir == "" {
+		v.Dir = filepath.Join(dataDir, "volumes")
+	}
+	if v.TotalGB < 0 {
+		return fmt.Errorf("volume.total_gb %d must not be negative", v.TotalGB)
+	}
+	if v.AvailabilityZone == "" {
+		v.AvailabilityZone = "nova"
+	}
+	if v.MaxOverSubscriptionRatio < 0 || (v.MaxOverSubscriptionRatio > 0 && v.MaxOverSubscriptionRatio < 1) {
+		return fmt.Errorf("volume.max_over_subscription_ratio %v must be at least 1", v.MaxOverSubscriptionRatio)
+	}
+	if v.MaxOverSubscriptionRatio == 0 {
+		v.MaxOverSubscriptionRatio = 20
+	}
+	return nil
 }
