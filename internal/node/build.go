@@ -147,6 +147,11 @@ func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
 	n.Cells.HandleCast(wire.MethodInstanceUpdate, 1, 0, h.InstanceUpdate)
 	n.Cells.HandleCast(wire.MethodSnapshotDone, 1, 0, h.SnapshotDone)
 	n.Cells.HandleCast(wire.MethodHostMappings, 1, 0, h.HostMappings)
+	// The volumes' image data: read for a volume made from an image,
+	// written for a volume uploaded to one.
+	data := &apicopy.ImageDataHandlers{Images: images, Logger: n.log.With("cell", n.cfg.Cell, "role", "image data")}
+	n.Cells.HandleCall(wire.MethodImageRead, 1, 0, data.Read)
+	n.Cells.HandleCall(wire.MethodImageWrite, 1, 0, data.Write)
 	l := &leases.Handlers{Sender: sender, Logger: n.log.With("cell", n.cfg.Cell, "role", "leases"), Now: time.Now}
 	n.Cells.HandleCast(wire.MethodLeaseBlocks, 1, 0, l.LeaseBlocks)
 	n.Cells.HandleCast(wire.MethodReturnBlocks, 1, 0, l.ReturnBlocks)

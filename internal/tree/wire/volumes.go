@@ -196,3 +196,21 @@ type ImageWritten struct {
 	// upload stops and the volume goes back to available.
 	Gone bool `json:"gone,omitempty"`
 }
+
+// MethodVolumeServices (broadcast, down, call): each cell with a volume
+// role answers its cinder-volume service, for the Block Storage API's
+// os-services. Answered with a list of VolumeService.
+const MethodVolumeServices = "volume_services"
+
+// VolumeService is one Block Storage service as os-services shows it.
+type VolumeService struct {
+	Binary string `json:"binary"`
+	// Host is Cinder's host@backend.
+	Host      string    `json:"host"`
+	Zone      string    `json:"zone"`
+	Disabled  bool      `json:"disabled,omitempty"`
+	Up        bool      `json:"up"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// BackendUp is Cinder's backend_state (3.49): the backend answered.
+	BackendUp bool `json:"backend_up"`
+}

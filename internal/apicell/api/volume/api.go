@@ -22,6 +22,12 @@ type Config struct {
 	// StorageZone is the one storage availability zone listed (Cinder's
 	// storage_availability_zone; default "nova").
 	StorageZone string
+	// Host is the API cell's host, where os-services shows its
+	// cinder-scheduler.
+	Host string
+	// Cells gathers from the cells below (os-services); nil lists the
+	// scheduler alone.
+	Cells Gatherer
 }
 
 // API is the Block Storage API handler: the router that the rooms
@@ -82,6 +88,7 @@ func rooms(b *base) []room {
 		&limitsHandler{base: b},
 		&zonesHandler{base: b},
 		&quotasHandler{base: b},
+		&servicesHandler{base: b},
 	}
 }
 
@@ -101,6 +108,7 @@ var Rules = []policy.Rule{
 	{Name: ruleUsedLimits, Check: policy.ProjectReaderOrAdmin, Description: "Show limits with used limit attributes."},
 	{Name: ruleZoneList, Check: policy.Anyone, Description: "List availability zones."},
 	{Name: ruleQuotasShow, Check: policy.ProjectReaderOrAdmin, Description: "Show project quota (including usage and default)."},
+	{Name: ruleServicesIndex, Check: policy.Admin, Description: "List all services."},
 }
 
 const (
@@ -111,4 +119,5 @@ const (
 	ruleUsedLimits     = "limits_extension:used_limits"
 	ruleZoneList       = "volume_extension:availability_zone_list"
 	ruleQuotasShow     = "volume_extension:quotas:show"
+	ruleServicesIndex  = "volume_extension:services:index"
 )
