@@ -320,3 +320,14 @@ func RestartCell(t testing.TB, cfg config.Config) *node.Node {
 	})
 	return n
 }
+
+// Volume is a gophercloud Block Storage v3 client for token (noauth:
+// "user:project"), at the API's /volume/v3/<project>/, as the catalog
+// names it, speaking microversion 3.60.
+func (tr *Tree) Volume(token string) *gophercloud.ServiceClient {
+	pc := &gophercloud.ProviderClient{HTTPClient: *tr.HTTP}
+	pc.SetToken(token)
+	project := token[strings.Index(token, ":")+1:]
+	base := tr.APIURL() + "/volume/v3/" + project + "/"
+	return &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: base, ResourceBase: base, Type: "block-storage", Microversion: "3.60"}
+}
