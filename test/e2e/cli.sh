@@ -235,6 +235,59 @@ os network delete e2e-net || fail "network delete"
 echo "ok   openstack port, subnet and network delete"
 os security group delete web || fail "security group delete web"
 echo "ok   openstack security group delete web"
+# Volumes (Block Storage v3): a blank volume and one made from an image,
+# each in a compute cell's backend as a sparse file of its size (the
+# image's bytes first); a snapshot; a volume with a snapshot is not
+# deleted; then all go, files too. The operator sees each cell's
+# cinder-volume.
+as demo
+wait_status() { # wait_status KIND NAME WANT: poll until KIND NAME has status WANT
+  local st=""
+  for _ in $(seq 1 300); do
+    st=$(os $1 show "$2" -f value -c status 2>&1) || true
+    [ "$st" = "$3" ] && return 0
+    [ "$st" = error ] && fail "$1 $2 went to error"
+    sleep 0.2
+  done
+  fail "$1 $2 is '$st', not $3"
+}
+wait_gone() { # wait_gone KIND NAME: poll until KIND NAME is not found
+  for _ in $(seq 1 300); do
+    os $1 show "$2" >/dev/null 2>&1 || return 0
+    sleep 0.2
+  done
+  fail "$1 $2 is still there"
+}
+expect data volume create --size 1 data
+wait_status volume data available
+expect bootable volume create --size 1 --image cirros-0.6.2-x86_64-disk boot-vol
+wait_status volume boot-vol available
+expect True volume show boot-vol -f value -c bootable
+vol_data=$(os volume show data -f value -c id) || fail "volume show data"
+vol_boot=$(os volume show boot-vol -f value -c id) || fail "volume show boot-vol"
+files=$(ls "$work"/data/*/volumes/volumes/"$vol_data".raw 2>/dev/null | wc -l)
+[ "$files" = 1 ] || fail "volume data is in $files cells' backends, not one"
+[ "$(stat -c %s "$work"/data/*/volumes/volumes/"$vol_data".raw)" = 1073741824 ] || fail "volume data's file is not 1 GiB"
+image_file="$work/data/api/images/$(os image show cirros-0.6.2-x86_64-disk -f value -c id)"
+size=$(stat -c %s "$image_file")
+cmp -n "$size" "$image_file" "$work"/data/*/volumes/volumes/"$vol_boot".raw >/dev/null 2>&1 || fail "boot-vol does not start with the image's bytes"
+echo "ok   the volumes' bytes are on disk in their cells (boot-vol starts with the image's $size bytes)"
+expect boot-vol volume list
+expect snap1 volume snapshot create --volume data snap1
+wait_status "volume snapshot" snap1 available
+expect snap1 volume snapshot list
+out=$(os volume delete data 2>&1) && fail "a volume with a snapshot was deleted: $out"
+echo "ok   openstack volume delete of a volume with a snapshot (refused)"
+os volume snapshot delete snap1 || fail "volume snapshot delete"
+wait_gone "volume snapshot" snap1
+os volume delete data boot-vol || fail "volume delete"
+wait_gone volume data
+wait_gone volume boot-vol
+ls "$work"/data/*/volumes/volumes/"$vol_data".raw >/dev/null 2>&1 && fail "volume data's file is left"
+echo "ok   openstack volume delete data boot-vol (files gone)"
+as admin
+expect cinder-volume volume service list
+expect nova availability zone list --volume
 as admin
 os token revoke "$(os token issue -f value -c id)" || fail "token revoke"
 echo "ok   openstack token revoke"
