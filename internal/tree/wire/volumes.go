@@ -137,6 +137,8 @@ type VolumeState struct {
 	Fault     string    `json:"fault,omitempty"`
 	Deleted   bool      `json:"deleted,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Attachments are the volume's attachments (none: not attached).
+	Attachments []AttachmentState `json:"attachments,omitempty"`
 }
 
 // SnapshotState is the owning cell's state of one snapshot.

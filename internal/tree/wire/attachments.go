@@ -1,0 +1,97 @@
+package wire
+
+import "time"
+
+// Volume attachments (docs/architecture.md §3.11). A server attaches only
+// volumes of its own cell (Nova's cross_az_attach = False), so the
+// instance's cell holds both sides: the instance's block device mappings
+// (Nova's BDMs, one row per device) and the volume's attachments
+// (Cinder's), and changes them in one transaction. The API cell's copy
+// of each volume mirrors its attachments from volume_update; no block
+// device mapping is kept in the API cell.
+const (
+	// MethodAttachVolume (targeted, down, call): attach a volume of the
+	// target cell to an instance of it (os-volume_attachments POST). The
+	// cell checks the instance's state and the volume's status against
+	// its own rows, reserves the device name, records the mapping and the
+	// attachment (attaching), queues the attach on the instance's host,
+	// and answers the device in the answer (AttachVolumeAnswer), all in
+	// one transaction. Applying it again with the same AttachmentID
+	// answers what the first did. A refusal is an error with code
+	// conflict and a Reason of the attach reasons below.
+	MethodAttachVolume = "attach_volume"
+	// MethodDetachVolume (targeted, down, durable): detach a volume from
+	// an instance of the target cell (os-volume_attachments DELETE): the
+	// attachment becomes detaching, the host detaches it, then the
+	// mapping and the attachment go and the volume is available again
+	// (volume_update). A repeat, or a volume not attached, changes
+	// nothing.
+	MethodDetachVolume = "detach_volume"
+)
+
+// The reasons an attach is refused (the Compute API turns each into
+// Nova's status and message).
+const (
+	AttachReasonInstanceNotFound = "instance_not_found"
+	AttachReasonInstanceState    = "instance_state"
+	AttachReasonVolumeNotFound   = "volume_not_found"
+	// AttachReasonVolumeStatus: the volume is not available (Cinder's
+	// reserve error).
+	AttachReasonVolumeStatus = "volume_status"
+	// AttachReasonAlreadyAttached: the volume is attached (to this or to
+	// another instance).
+	AttachReasonAlreadyAttached = "already_attached"
+	// AttachReasonDeviceInUse: the device name asked for is taken.
+	AttachReasonDeviceInUse = "device_in_use"
+	// AttachReasonTooManyDevices: no device name is left.
+	AttachReasonTooManyDevices = "too_many_devices"
+)
+
+// AttachVolume is the request of attach_volume.
+type AttachVolume struct {
+	InstanceUUID string `json:"instance_uuid"`
+	VolumeID     string `json:"volume_id"`
+	// AttachmentID and BDMUUID are made by the API cell, so a repeated
+	// request is recognised.
+	AttachmentID string `json:"attachment_id"`
+	BDMUUID      string `json:"bdm_uuid"`
+	// Device is the device name asked for ("": the next free one).
+	Device              string `json:"device,omitempty"`
+	Tag                 string `json:"tag,omitempty"`
+	DeleteOnTermination bool   `json:"delete_on_termination,omitempty"`
+	UserID              string `json:"user_id"`
+	ProjectID           string `json:"project_id"`
+}
+
+// AttachVolumeAnswer is the answer of attach_volume.
+type AttachVolumeAnswer struct {
+	Device string `json:"device"`
+}
+
+// DetachVolume is the payload of detach_volume.
+type DetachVolume struct {
+	InstanceUUID string `json:"instance_uuid"`
+	VolumeID     string `json:"volume_id"`
+	UserID       string `json:"user_id"`
+	ProjectID    string `json:"project_id"`
+}
+
+// AttachmentState is one attachment of a volume as its cell holds it,
+// carried in VolumeState.Attachments.
+type AttachmentState struct {
+	ID           string `json:"id"`
+	InstanceUUID string `json:"instance_uuid"`
+	// Status is Cinder's attach_status: reserved, attaching, attached,
+	// detaching.
+	Status string `json:"status"`
+	// Device is the mountpoint (the device name in the guest).
+	Device string `json:"device"`
+	Mode   string `json:"mode"`
+	// BDMUUID, Tag, DeleteOnTermination and BootIndex are the instance's
+	// block device mapping of the volume (-1: not a boot device).
+	BDMUUID             string    `json:"bdm_uuid"`
+	Tag                 string    `json:"tag,omitempty"`
+	DeleteOnTermination bool      `json:"delete_on_termination,omitempty"`
+	BootIndex           int       `json:"boot_index"`
+	AttachedAt          time.Time `json:"attached_at,omitzero"`
+}
