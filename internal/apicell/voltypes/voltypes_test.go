@@ -240,4 +240,3 @@ func TestCreateUpdateDelete(t *testing.T) {
 		}
 	})
 }
-
