@@ -191,3 +191,9 @@ func TypeNotFound(id string) error {
 func TypeNotFoundByName(name string) error {
 	return fail(ErrNotFound, "Volume type with name %s could not be found.", name)
 }
+
+// LockQuota is the package's LockQuota, for callers that hold a Store
+// behind an interface.
+func (s *Store) LockQuota(ctx context.Context, tx *db.Tx, project string) error {
+	return LockQuota(ctx, tx, project)
+}
