@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
-	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
-	"github.com/cellcloud/cellcloud/internal/apicell/voltypes"
-	"github.com/cellcloud/cellcloud/internal/db"
 	identityapi "github.com/cellcloud/cellcloud/internal/apicell/api/identity"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/volume"
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/identity"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/apicell/voltypes"
+	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
@@ -184,7 +184,9 @@ func (e *env) send(method, path, token, body string, headers ...string) *respons
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
-		headers = append([]string{"Content-Type", "application/json"}, headers...)
+		if !slices.Contains(headers, "Content-Type") {
+			headers = append([]string{"Content-Type", "application/json"}, headers...)
+		}
 	}
 	req, err := http.NewRequest(method, e.srv.URL+path, rd)
 	if err != nil {
