@@ -240,3 +240,60 @@ func TestCreateUpdateDelete(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateIsAllOrNothing: a create whose transaction fails after the
+// type's row (a crash halfway) leaves no type, spec or access behind, so
+// the repeat succeeds; two concurrent creates of one name make one type,
+// the other is ErrExists.
+func TestCreateIsAllOrNothing(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := setup(t, d, "")
+		crash := errors.New("crash")
+		n := voltypes.NewType{ID: "7c0b1f7e-2f43-4bd5-9f6b-5a1d2e3c4b5a", Name: "gold", ExtraSpecs: map[string]string{"a": "1"}, Projects: []string{"p1"}}
+		err := inTx(t, d, func(tx *db.Tx) error {
+			if _, err := s.Create(ctx, tx, n); err != nil {
+				return err
+			}
+			return crash
+		})
+		if !errors.Is(err, crash) {
+			t.Fatalf("create then crash: %v", err)
+		}
+		if _, err := s.Type(ctx, d, "gold", "", true); !errors.Is(err, voltypes.ErrNotFound) {
+			t.Fatalf("gold after the crash: %v", err)
+		}
+		for _, table := range []string{"volume_type_extra_specs", "volume_type_projects"} {
+			var rows int
+			if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM `+table).Scan(&rows); err != nil || rows != 0 {
+				t.Fatalf("%s after the crash: %d rows, %v", table, rows, err)
+			}
+		}
+		if got := create(t, d, s, n); got.ID != n.ID || got.ExtraSpecs["a"] != "1" {
+			t.Fatalf("the repeat: %+v", got)
+		}
+		results := make(chan error, 2)
+		for range 2 {
+			go func() {
+				results <- d.InTx(ctx, func(tx *db.Tx) error {
+					_, err := s.Create(ctx, tx, voltypes.NewType{Name: "silver", IsPublic: true})
+					return err
+				})
+			}()
+		}
+		var ok, exists int
+		for range 2 {
+			switch err := <-results; {
+			case err == nil:
+				ok++
+			case errors.Is(err, voltypes.ErrExists):
+				exists++
+			default:
+				t.Fatalf("concurrent create: %v", err)
+			}
+		}
+		if ok != 1 || exists != 1 {
+			t.Fatalf("concurrent creates: %d made, %d refused", ok, exists)
+		}
+	})
+}
