@@ -1,16 +1,25 @@
 // Package volume serves, at the API cell, the skeleton of the OpenStack
 // Block Storage API v3 (Cinder): its version documents, its microversion
-// negotiation, its fault format and the resources that need no volumes.
-// There are no volumes, snapshots or attachments yet.
+// negotiation, its fault format, and the volume types and quotas
+// (stored by package voltypes, the usage read from the volumes).
 //
 // Mount it under a prefix with http.StripPrefix (devstack's "/volume");
 // the links it writes keep the prefix the request came in with. It serves:
 //
 //	GET /                                   versions (300, {"versions": [v3.0]})
 //	GET /v3/                                the v3 version (200)
-//	GET /v3/{project_id}/types              volume types (the default type)
+//	GET /v3/{project_id}/types              volume types (is_public filter for admins)
 //	GET /v3/{project_id}/types/{id}         one type by id or name; "default" is the default type
-//	GET /v3/{project_id}/limits             absolute limits (Cinder's default quotas, nothing used)
+//	POST /v3/{project_id}/types             create a type (admin; 200)
+//	PUT, DELETE /v3/{project_id}/types/{id} update (200), delete (202) a type (admin)
+//	GET, POST /v3/{project_id}/types/{id}/extra_specs          its extra specs
+//	GET, PUT, DELETE /v3/{project_id}/types/{id}/extra_specs/{key}
+//	GET /v3/{project_id}/types/{id}/os-volume-type-access      who may use a private type (admin)
+//	POST /v3/{project_id}/types/{id}/action  addProjectAccess, removeProjectAccess (admin; 202)
+//	GET /v3/{project_id}/limits             absolute limits and what is used of them
+//	GET, PUT, DELETE /v3/{project_id}/os-quota-sets/{project}  quota sets (?usage=true); PUT, DELETE admin
+//	GET /v3/{project_id}/os-quota-sets/{project}/defaults
+//	GET, PUT /v3/{project_id}/os-quota-class-sets/{class}      quota classes (admin)
 //	GET /v3/{project_id}/os-availability-zone  the storage zones
 //
 // Every request under /v3 is negotiated (OpenStack-API-Version: volume

@@ -5,17 +5,23 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	identityapi "github.com/cellcloud/cellcloud/internal/apicell/api/identity"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/volume"
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/identity"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/apicell/voltypes"
+	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
@@ -32,6 +38,44 @@ type env struct {
 	// demoProject their projects' ids.
 	admin, demo               string
 	adminProject, demoProject string
+	// d is the API cell's database, types the volume types and quotas in
+	// it, and usage the fake volume usage the API reads.
+	d     *db.DB
+	types *voltypes.Store
+	usage *fakeUsage
+}
+
+// fakeUsage stands for voldb: what each project uses and which types
+// volumes have.
+type fakeUsage struct {
+	mu     sync.Mutex
+	used   map[string]map[string]int64
+	inUse  map[string]bool
+	failed error
+}
+
+func (f *fakeUsage) set(project string, used map[string]int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.used[project] = used
+}
+
+func (f *fakeUsage) use(typeID string, used bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inUse[typeID] = used
+}
+
+func (f *fakeUsage) Usage(_ context.Context, _ db.Querier, project string) (map[string]int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.used[project]), f.failed
+}
+
+func (f *fakeUsage) TypeInUse(_ context.Context, _ db.Querier, typeID string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inUse[typeID], f.failed
 }
 
 func newEnv(t *testing.T) *env {
@@ -64,7 +108,19 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vols, err := volume.New(volume.Config{Cell: "/", Logger: log, Auth: authn.Local{Store: st}, Policy: pol})
+	if err := d.Migrate(ctx, "api", apidb.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Migrate(ctx, voltypes.MigrationSet, voltypes.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	types, err := voltypes.New(voltypes.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := &fakeUsage{used: map[string]map[string]int64{}, inUse: map[string]bool{}}
+	vols, err := volume.New(volume.Config{Cell: "/", Logger: log, Auth: authn.Local{Store: st}, Policy: pol,
+		DB: d, Types: types, Quotas: types, TypeUsage: usage, QuotaUsage: usage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +130,7 @@ func newEnv(t *testing.T) *env {
 	mux.Handle("/volume", http.StripPrefix("/volume", vols))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	e := &env{t: t, srv: srv, st: st}
+	e := &env{t: t, srv: srv, st: st, d: d, types: types, usage: usage}
 	e.admin, e.adminProject = e.token("admin", "pw-admin", "admin")
 	e.demo, e.demoProject = e.token("demo", "pw-demo", "demo")
 	return e
@@ -119,7 +175,20 @@ type response struct {
 // do sends a request to the server; headers are name, value pairs.
 func (e *env) do(method, path, token string, headers ...string) *response {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, nil)
+	return e.send(method, path, token, "", headers...)
+}
+
+// send sends a request with a JSON body ("" for none).
+func (e *env) send(method, path, token, body string, headers ...string) *response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+		if !slices.Contains(headers, "Content-Type") {
+			headers = append([]string{"Content-Type", "application/json"}, headers...)
+		}
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}

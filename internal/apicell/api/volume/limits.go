@@ -4,40 +4,67 @@ import (
 	"net/http"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
+	"github.com/cellcloud/cellcloud/internal/apicell/voltypes"
 )
 
-// Cinder's default quotas (quota_volumes, quota_snapshots,
-// quota_gigabytes, quota_backups, quota_backup_gigabytes). There is no
-// quota set per project yet.
-const (
-	defaultVolumes         = 10
-	defaultSnapshots       = 10
-	defaultGigabytes       = 1000
-	defaultBackups         = 10
-	defaultBackupGigabytes = 1000
-)
-
-// limitsHandler is GET /limits: the absolute limits and, to whom
-// limits_extension:used_limits allows, what is used of them (nothing
-// while there are no volumes). Rate limits are always empty, as in
-// Cinder since the rate limiting middleware went.
+// limitsHandler is GET /limits: the project's absolute limits and, to
+// whom limits_extension:used_limits allows, what it uses of them. From
+// 3.39 an admin may ask for another project's (?project_id=). Rate limits
+// are always empty, as in Cinder since the rate limiting middleware went.
 type limitsHandler struct{ *base }
 
 func (h *limitsHandler) register(rt *router) {
 	rt.handle("GET /v3/{project_id}/limits", "", h.show)
 }
 
-func (h *limitsHandler) show(w http.ResponseWriter, r *http.Request) {
-	abs := map[string]any{
-		"maxTotalVolumes":         defaultVolumes,
-		"maxTotalSnapshots":       defaultSnapshots,
-		"maxTotalVolumeGigabytes": defaultGigabytes,
-		"maxTotalBackups":         defaultBackups,
-		"maxTotalBackupGigabytes": defaultBackupGigabytes,
+// absoluteLimits are Cinder's names of the limits (views/limits.py) and
+// usedLimits those of the usage (contrib/used_limits.py).
+var (
+	absoluteLimits = map[string]string{
+		voltypes.Gigabytes: "maxTotalVolumeGigabytes", voltypes.BackupGigabytes: "maxTotalBackupGigabytes",
+		voltypes.Volumes: "maxTotalVolumes", voltypes.Snapshots: "maxTotalSnapshots", voltypes.Backups: "maxTotalBackups",
 	}
-	if httpkit.CallerFrom(r.Context()).Allowed(h.cfg.Policy, ruleUsedLimits) {
-		for _, k := range []string{"totalVolumesUsed", "totalGigabytesUsed", "totalSnapshotsUsed", "totalBackupsUsed", "totalBackupGigabytesUsed"} {
-			abs[k] = 0
+	usedLimits = map[string]string{
+		voltypes.Volumes: "totalVolumesUsed", voltypes.Gigabytes: "totalGigabytesUsed", voltypes.Snapshots: "totalSnapshotsUsed",
+		voltypes.Backups: "totalBackupsUsed", voltypes.BackupGigabytes: "totalBackupGigabytesUsed",
+	}
+)
+
+// limitsAdminFilter is the microversion from which an admin may name the
+// project (Cinder's LIMITS_ADMIN_FILTER).
+var limitsAdminFilter = version{3, 39}
+
+func (h *limitsHandler) show(w http.ResponseWriter, r *http.Request) {
+	c := httpkit.CallerFrom(r.Context())
+	project := c.ProjectID
+	if c.Admin && !requestVersion(r.Context()).less(limitsAdminFilter) {
+		q := r.URL.Query()
+		if p := q.Get("tenant_id"); q.Has("tenant_id") {
+			project = p
+		}
+		if p := q.Get("project_id"); q.Has("project_id") {
+			project = p
+		}
+	}
+	limits, err := h.cfg.Quotas.Limits(r.Context(), h.cfg.DB, project)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	abs := map[string]any{}
+	for k, name := range absoluteLimits {
+		if v, ok := limits[k]; ok {
+			abs[name] = v
+		}
+	}
+	if c.Allowed(h.cfg.Policy, ruleUsedLimits) {
+		used, err := h.cfg.QuotaUsage.Usage(r.Context(), h.cfg.DB, project)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		for k, name := range usedLimits {
+			abs[name] = used[k]
 		}
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": abs}})
