@@ -290,12 +290,14 @@ var deletable = []string{statusAvailable, statusError, "error_restoring", status
 func (c *actionCtx) delete(ctx context.Context) error {
 	v := c.v
 	switch {
+	case c.repeat(v.RequestID):
+		return nil
 	case v.Deleted:
-		// Already gone: the deletion is sent again as it is (a deletion
-		// from the copy's cell wins over any version there).
+		// Already gone: the deletion is sent again as it is, as a heal (a
+		// deletion from the copy's cell wins over any version there).
 		c.log.Info("delete of a volume deleted already: its deletion sent again")
-		return c.m.sendVolume(ctx, c.tx, c.env.RequestID, v)
-	case v.Action == wire.VolumeDelete || c.repeat(v.RequestID):
+		return c.m.send(ctx, c.tx, c.env.RequestID, &wire.VolumeUpdate{Heal: true, Volumes: []wire.VolumeState{v.State(c.m.cfg.Cell)}})
+	case v.Action == wire.VolumeDelete:
 		c.log.Info("delete of a volume being deleted already")
 		return nil
 	case v.Action != "":
@@ -487,10 +489,12 @@ func (c *actionCtx) snapshotDelete(ctx context.Context) error {
 	case s.VolumeID != c.v.ID:
 		c.log.Warn("snapshot delete names another volume: dropped", "snapshot_volume", s.VolumeID)
 		return nil
+	case c.repeat(s.RequestID):
+		return nil
 	case s.Deleted:
 		c.log.Info("delete of a snapshot deleted already: its deletion sent again")
-		return c.m.sendSnapshot(ctx, c.tx, c.env.RequestID, s)
-	case s.Pending == pendingDelete || c.repeat(s.RequestID):
+		return c.m.send(ctx, c.tx, c.env.RequestID, &wire.VolumeUpdate{Heal: true, Snapshots: []wire.SnapshotState{s.State(c.m.cfg.Cell)}})
+	case s.Pending == pendingDelete:
 		c.log.Info("delete of a snapshot being deleted already")
 		return nil
 	case s.Pending != "":
