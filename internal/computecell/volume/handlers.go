@@ -218,30 +218,20 @@ func (c *actionCtx) repeat(rowRequestID string) bool {
 	return true
 }
 
-// refuse sends the volume as it is at a new version (and the snapshots
-// given, also at a new version).
-func (c *actionCtx) refuse(ctx context.Context, why string, snaps ...*celldb.VolumeSnapshot) error {
+// refuse sends the volume as it is at a new version.
+func (c *actionCtx) refuse(ctx context.Context, why string) error {
 	c.log.Warn("volume action refused by the cell", "why", why, "status", c.v.Status)
-	now := c.m.cfg.Now()
 	var change celldb.VolumeChange
 	if c.v.Action == "" && c.env.RequestID != "" {
 		// No action pending (whose request is the key of its end): the
 		// refused request is recorded, so that its repeat changes nothing.
 		change.RequestID = &c.env.RequestID
 	}
-	v, err := celldb.UpdateVolume(ctx, c.tx, c.v.ID, nil, change, now)
+	v, err := celldb.UpdateVolume(ctx, c.tx, c.v.ID, nil, change, c.m.cfg.Now())
 	if err != nil {
 		return err
 	}
-	var sent []*celldb.VolumeSnapshot
-	for _, s := range snaps {
-		s, err := celldb.UpdateVolumeSnapshot(ctx, c.tx, s.ID, nil, "", celldb.SnapshotChange{}, now)
-		if err != nil {
-			return err
-		}
-		sent = append(sent, s)
-	}
-	return c.m.sendVolume(ctx, c.tx, c.env.RequestID, v, sent...)
+	return c.m.sendVolume(ctx, c.tx, c.env.RequestID, v)
 }
 
 // refuseSnapshot sends the snapshot as it is at a new version.

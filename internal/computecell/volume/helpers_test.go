@@ -185,13 +185,29 @@ type images struct {
 	writes []wire.ImageWrite
 	// goneAt, if above zero, answers Gone from the goneAt-th write on.
 	goneAt int
+	// failData fails every write that carries data.
+	failData bool
+	// held, when set, holds every read until its context ends, and
+	// is told of each read held.
+	held chan struct{}
 }
 
 func newImages() *images { return &images{data: map[string][]byte{}} }
 
-func (im *images) ReadImage(_ context.Context, id string, off int64, n int) (wire.ImageChunk, error) {
+func (im *images) ReadImage(ctx context.Context, id string, off int64, n int) (wire.ImageChunk, error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
+	if im.held != nil {
+		held := im.held
+		im.mu.Unlock()
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		im.mu.Lock()
+		return wire.ImageChunk{}, ctx.Err()
+	}
 	im.reads = append(im.reads, n)
 	b, ok := im.data[id]
 	if !ok {
@@ -210,6 +226,9 @@ func (im *images) WriteImage(_ context.Context, w *wire.ImageWrite) (wire.ImageW
 	c := *w
 	c.Data = slices.Clone(w.Data)
 	im.writes = append(im.writes, c)
+	if im.failData && len(w.Data) > 0 {
+		return wire.ImageWritten{}, wire.Errorf(wire.CodeTimeout, "image_write timed out")
+	}
 	if im.goneAt > 0 && len(im.writes) >= im.goneAt {
 		return wire.ImageWritten{Gone: true}, nil
 	}

@@ -316,6 +316,27 @@ func TestUploadImageGone(t *testing.T) {
 	})
 }
 
+// TestUploadFailure: an upload whose image_write fails tells the image
+// store it failed (which deletes the image) and puts the volume back to
+// available, with the fault.
+func TestUploadFailure(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.start()
+		e.create("req-1", blank(vid(1), 1))
+		e.settled(vid(1), "available")
+		e.write(vid(1), patch{0, pattern(10, 1)})
+		e.images.failData = true
+		e.act("req-2", wire.VolumeAction{VolumeID: vid(1), Action: wire.VolumeUploadImage, ImageID: "img-up"})
+		v := e.settled(vid(1), "available")
+		ws := e.images.written()
+		if v.Fault == "" || !last(t, "writes", ws).Failed || last(t, "writes", ws).ImageID != "img-up" {
+			t.Errorf("fault %q, last write %+v: want a fault and a Failed write", v.Fault, last(t, "writes", ws))
+		}
+		e.rec.checkVersions(t)
+	})
+}
+
 // patchReader reads size bytes: the patches, zero elsewhere (an image
 // put together from its image_write calls).
 type patchReader struct {
@@ -425,7 +446,12 @@ func TestRefusedActionsAnswerWithTheRow(t *testing.T) {
 			t.Errorf("refused snapshot: row %+v, sent %+v; want error at version 1", s, st)
 		}
 		// A volume the cell does not have: a delete is answered with a
-		// deletion at version 1, anything else dropped.
+		// deletion at version 1, a snapshot with the snapshot in error at
+		// version 1, anything else dropped.
+		e.act("req-z", wire.VolumeAction{VolumeID: vid(9), Action: wire.SnapshotCreate, SnapshotID: sid(9)})
+		if st := last(t, sid(9), e.rec.snapshotStates(t, sid(9))); st.Status != "error" || st.Version != 1 || st.Cell != cell || st.VolumeID != vid(9) {
+			t.Errorf("snapshot of an unknown volume answered %+v, want error at version 1", st)
+		}
 		n := e.rec.count()
 		e.act("req-x", wire.VolumeAction{VolumeID: vid(9), Action: wire.VolumeExtend, SizeGB: 5})
 		if e.rec.count() != n {
@@ -500,6 +526,36 @@ func TestRestartFinishesPendingWork(t *testing.T) {
 		e.settled(vid(4), "deleted")
 		e.expectVolume(vid(1), gib)
 		e.expectVolume(vid(2), gib)
+		e.rec.checkVersions(t)
+	})
+}
+
+// TestShutdownHalfwayLeavesTheWorkPending: a manager stopped while its
+// worker reads an image for a volume leaves the volume creating, its
+// create pending and no bytes; a new manager makes it.
+func TestShutdownHalfwayLeavesTheWorkPending(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		img := pattern(wire.ImageChunkSize+10, 7)
+		e.images.data["img-1"] = img
+		e.images.held = make(chan struct{}, 1)
+		e.start()
+		spec := blank(vid(1), 1)
+		spec.ImageID, spec.ImageSize = "img-1", int64(len(img))
+		e.create("req-1", spec)
+		<-e.images.held
+		if err := e.m.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if v := e.volume(vid(1)); v.Action != "create" || v.Status != "creating" || v.Version != 1 || e.exists("volumes", vid(1)) {
+			t.Fatalf("after a shutdown halfway: %+v, file there %v; want creating at version 1, pending, no file", v, e.exists("volumes", vid(1)))
+		}
+		e.images.mu.Lock()
+		e.images.held = nil
+		e.images.mu.Unlock()
+		e.restart()
+		e.settled(vid(1), "available")
+		e.expectVolume(vid(1), gib, patch{0, img})
 		e.rec.checkVersions(t)
 	})
 }
