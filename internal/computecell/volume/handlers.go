@@ -245,7 +245,8 @@ func (c *actionCtx) refuseSnapshot(ctx context.Context, s *celldb.VolumeSnapshot
 }
 
 // accept sets the volume's transitional status and its pending action
-// (the action message itself is its parameters), and sends it.
+// (the action message itself is its parameters), and the snapshots given
+// (a cascade delete's) deleting, and sends them.
 func (c *actionCtx) accept(ctx context.Context, status string, snaps ...*celldb.VolumeSnapshot) error {
 	params, err := json.Marshal(c.a)
 	if err != nil {
@@ -273,9 +274,15 @@ func (c *actionCtx) accept(ctx context.Context, status string, snaps ...*celldb.
 	return nil
 }
 
-// deletable are the statuses a volume may be deleted from (Cinder's
+// deletable reports whether a volume may be deleted from status (Cinder's
 // volume/api.py delete, without force).
-var deletable = []string{statusAvailable, statusError, "error_restoring", statusErrorExtending, "error_managing"}
+func deletable(status string) bool {
+	switch status {
+	case statusAvailable, statusError, "error_restoring", statusErrorExtending, "error_managing":
+		return true
+	}
+	return false
+}
 
 func (c *actionCtx) delete(ctx context.Context) error {
 	v := c.v
@@ -292,7 +299,7 @@ func (c *actionCtx) delete(ctx context.Context) error {
 		return nil
 	case v.Action != "":
 		return c.refuse(ctx, fmt.Sprintf("volume has a pending %s", v.Action))
-	case !slices.Contains(deletable, v.Status):
+	case !deletable(v.Status):
 		return c.refuse(ctx, "Volume status must be available or error or error_restoring or error_extending or error_managing")
 	}
 	snaps, err := celldb.SnapshotsOfVolume(ctx, c.tx, v.ID)
@@ -364,9 +371,16 @@ func (c *actionCtx) upload(ctx context.Context) error {
 	return c.accept(ctx, statusUploading)
 }
 
-// unresettable are the statuses os-reset_status may not set (Cinder's
-// admin_actions; in-use needs attachments, which this cell has none of).
-var unresettable = []string{statusDeleting, statusErrorDeleting, "detaching", statusInUse, statusDeleted}
+// resettable reports whether os-reset_status may set a volume's status to
+// status (Cinder's admin_actions refuses deleting, error_deleting and
+// detaching; in-use needs attachments, which this cell has none of).
+func resettable(status string) bool {
+	switch status {
+	case statusDeleting, statusErrorDeleting, "detaching", statusInUse, statusDeleted:
+		return false
+	}
+	return true
+}
 
 func (c *actionCtx) resetStatus(ctx context.Context) error {
 	if c.a.Status == "" {
@@ -387,7 +401,7 @@ func (c *actionCtx) resetStatus(ctx context.Context) error {
 		case s.Status == c.a.Status:
 			c.log.Info("reset_status to the snapshot's status: nothing to do")
 			return nil
-		case slices.Contains([]string{statusDeleted}, c.a.Status):
+		case c.a.Status == statusDeleted:
 			return c.refuseSnapshot(ctx, s, "Cannot reset-state to "+c.a.Status)
 		}
 		s, err = celldb.UpdateVolumeSnapshot(ctx, c.tx, s.ID, nil, "", celldb.SnapshotChange{Status: &c.a.Status,
@@ -407,7 +421,7 @@ func (c *actionCtx) resetStatus(ctx context.Context) error {
 	case c.v.Status == c.a.Status:
 		c.log.Info("reset_status to the volume's status: nothing to do")
 		return nil
-	case slices.Contains(unresettable, c.a.Status):
+	case !resettable(c.a.Status):
 		return c.refuse(ctx, "Cannot reset-state to "+c.a.Status)
 	}
 	// The status only: an action still pending goes on and sets the
