@@ -309,6 +309,56 @@ CREATE TABLE image_cache_requests (
 	// the compute agents reload a set whose sequence or epoch moved.
 	{Version: 11, Name: "security group member resyncs", SQL: `
 ALTER TABLE sg_groups ADD COLUMN member_epoch {{bigint}} NOT NULL DEFAULT 0`},
+	// Volumes and their snapshots (package volume, volumes.go): the truth
+	// of their status and size. A row's pending action (volumes.action,
+	// volume_snapshots.pending) is the work still to do on the backend;
+	// request_id is the request of the last action accepted (the
+	// compare-and-swap key of its end, and how a repeat is known). A
+	// deleted row is kept for heal.
+	{Version: 12, Name: "volumes and volume snapshots", SQL: `
+CREATE TABLE volumes (
+	id TEXT PRIMARY KEY,
+	project_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	size_gb INTEGER NOT NULL,
+	status TEXT NOT NULL,
+	version {{bigint}} NOT NULL,
+	type_id TEXT NOT NULL DEFAULT '',
+	type_name TEXT NOT NULL DEFAULT '',
+	availability_zone TEXT NOT NULL DEFAULT '',
+	image_id TEXT NOT NULL DEFAULT '',
+	image_size {{bigint}} NOT NULL DEFAULT 0,
+	snapshot_id TEXT NOT NULL DEFAULT '',
+	source_volid TEXT NOT NULL DEFAULT '',
+	action TEXT NOT NULL DEFAULT '',
+	action_params TEXT NOT NULL DEFAULT '',
+	request_id TEXT NOT NULL DEFAULT '',
+	fault TEXT NOT NULL DEFAULT '',
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL,
+	deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX volumes_pending ON volumes (updated_at) WHERE action <> '';
+CREATE INDEX volumes_updated ON volumes (updated_at, id);
+CREATE INDEX volumes_snapshot_source ON volumes (snapshot_id) WHERE snapshot_id <> '';
+CREATE INDEX volumes_volume_source ON volumes (source_volid) WHERE source_volid <> '';
+CREATE TABLE volume_snapshots (
+	id TEXT PRIMARY KEY,
+	volume_id TEXT NOT NULL,
+	size_gb INTEGER NOT NULL,
+	status TEXT NOT NULL,
+	version {{bigint}} NOT NULL,
+	progress TEXT NOT NULL DEFAULT '0%',
+	pending TEXT NOT NULL DEFAULT '',
+	request_id TEXT NOT NULL DEFAULT '',
+	fault TEXT NOT NULL DEFAULT '',
+	created_at {{bigint}} NOT NULL,
+	updated_at {{bigint}} NOT NULL,
+	deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX volume_snapshots_volume ON volume_snapshots (volume_id, deleted);
+CREATE INDEX volume_snapshots_pending ON volume_snapshots (updated_at) WHERE pending <> '';
+CREATE INDEX volume_snapshots_updated ON volume_snapshots (updated_at, id)`},
 }
 
 // VM states, task states and power states, with Nova's values.
