@@ -98,6 +98,13 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 				return nil, err
 			}
 			roles = append(roles, hosted...)
+			if cfg.Has(config.RoleVolume) {
+				vr, err := n.volumeRole(sender)
+				if err != nil {
+					return nil, err
+				}
+				roles = append(roles, vr)
+			}
 		}
 	}
 

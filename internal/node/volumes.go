@@ -1,0 +1,66 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	volumeapi "github.com/cellcloud/cellcloud/internal/apicell/api/volume"
+	"github.com/cellcloud/cellcloud/internal/computecell/volume"
+	"github.com/cellcloud/cellcloud/internal/computecell/volume/backend"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+// volumeRole builds a compute cell's volume manager on its backend and
+// hands it the volumes the cells service places on the cell, the actions
+// on them and the volume_services question. It runs in the process of
+// the cells role (config validates it).
+func (n *Node) volumeRole(sender *cells.Sender) (role, error) {
+	cfg := n.cfg
+	be, err := backend.NewFile(backend.FileConfig{Dir: cfg.Volume.Dir, TotalGiB: cfg.Volume.TotalGB})
+	if err != nil {
+		return role{}, fmt.Errorf("volume backend: %w", err)
+	}
+	m, err := volume.New(volume.Config{Cell: cfg.Cell, DB: n.DB, Backend: be, Sender: sender,
+		Images: imagesAtRoot{svc: n.Cells, root: cellpath.Root(cfg.Cell)}, Zone: cfg.Volume.AvailabilityZone,
+		MaxOverSubscription: cfg.Volume.MaxOverSubscriptionRatio, HealInterval: cfg.Cells.HealInterval.D(),
+		HealWindow: cfg.Cells.HealWindow.D(), Capacity: n.Cells, Logger: n.log})
+	if err != nil {
+		return role{}, err
+	}
+	n.Cells.AcceptVolumes(m)
+	n.Cells.HandleCast(wire.MethodVolumeAction, 1, 0, m.Action)
+	host := volumeapi.VolumeHost(cfg.Cell)
+	n.Cells.HandleCall(wire.MethodVolumeServices, 1, 0, func(ctx context.Context, _ *wire.Envelope) (any, error) {
+		// The process that answers is the service: up while it answers;
+		// its backend is up when it can tell its room.
+		zone, _, err := m.Capacity(ctx)
+		if err != nil {
+			zone = cfg.Volume.AvailabilityZone
+		}
+		return []wire.VolumeService{{Binary: "cinder-volume", Host: host, Zone: zone, Up: true,
+			UpdatedAt: time.Now().UTC(), BackendUp: err == nil}}, nil
+	})
+	return role{"volume", m}, nil
+}
+
+// imagesAtRoot reads and writes the volumes' image data at the root's
+// image store, by the calls image_read and image_write.
+type imagesAtRoot struct {
+	svc  *cells.Service
+	root string
+}
+
+func (i imagesAtRoot) ReadImage(ctx context.Context, imageID string, off int64, n int) (wire.ImageChunk, error) {
+	var out wire.ImageChunk
+	err := i.svc.Call(ctx, i.root, wire.MethodImageRead, "", &wire.ImageRead{ImageID: imageID, Offset: off, Length: n}, &out)
+	return out, err
+}
+
+func (i imagesAtRoot) WriteImage(ctx context.Context, w *wire.ImageWrite) (wire.ImageWritten, error) {
+	var out wire.ImageWritten
+	err := i.svc.Call(ctx, i.root, wire.MethodImageWrite, "", w, &out)
+	return out, err
+}
