@@ -1,14 +1,17 @@
 package volume
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/db"
 )
 
 // Config configures the API.
@@ -22,6 +25,20 @@ type Config struct {
 	// StorageZone is the one storage availability zone listed (Cinder's
 	// storage_availability_zone; default "nova").
 	StorageZone string
+
+	// The volumes and snapshots (served only when DB is set): the API
+	// cell's database (voldb's, apidb's and the types' migrations), the
+	// outbox their messages go through, the types, the quotas (nil: the
+	// default limits), the images (nil: no volume from or to an image),
+	// and the storage zones known besides StorageZone (nil: none).
+	DB     *db.DB
+	Sender Sender
+	Types  TypeStore
+	Quotas QuotaStore
+	Images Images
+	Zones  func(ctx context.Context) []string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // API is the Block Storage API handler: the router that the rooms
@@ -40,6 +57,12 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.StorageZone == "" {
 		cfg.StorageZone = "nova"
+	}
+	if cfg.DB != nil && (cfg.Sender == nil || cfg.Types == nil) {
+		return nil, errors.New("volume api: volumes need a sender and a type store")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	b := &base{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api", "api", "volume")}
 	kit, err := httpkit.New(httpkit.Config{
@@ -82,6 +105,10 @@ func rooms(b *base) []room {
 		&limitsHandler{base: b},
 		&zonesHandler{base: b},
 		&quotasHandler{base: b},
+		&volumesHandler{base: b},
+		&volumeActionsHandler{base: b},
+		&volumeMetadataHandler{base: b},
+		&snapshotsHandler{base: b},
 	}
 }
 
@@ -93,7 +120,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.Serv
 // resources served: anyone reads the types and the zones, only admins see
 // a type's extra specs and QoS specs id, and the project's readers see
 // its usage in the limits.
-var Rules = []policy.Rule{
+var Rules = append([]policy.Rule{
 	{Name: ruleTypeGet, Check: policy.Anyone, Description: "Get one specific volume type."},
 	{Name: ruleTypeGetAll, Check: policy.Anyone, Description: "List volume types."},
 	{Name: ruleTypeExtraSpecs, Check: policy.Admin, Description: "Include the volume type's extra_specs attribute in the volume type list or show requests."},
@@ -101,7 +128,7 @@ var Rules = []policy.Rule{
 	{Name: ruleUsedLimits, Check: policy.ProjectReaderOrAdmin, Description: "Show limits with used limit attributes."},
 	{Name: ruleZoneList, Check: policy.Anyone, Description: "List availability zones."},
 	{Name: ruleQuotasShow, Check: policy.ProjectReaderOrAdmin, Description: "Show project quota (including usage and default)."},
-}
+}, volumeRules...)
 
 const (
 	ruleTypeGet        = "volume_extension:type_get"
