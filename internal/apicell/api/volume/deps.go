@@ -38,11 +38,11 @@ type QuotaStore interface {
 
 // Image is what the volumes need to know of an image.
 type Image struct {
-	ID, Name, Status           string
-	Size                       int64
-	MinDisk, MinRAM            int
+	ID, Name, Status            string
+	Size                        int64
+	MinDisk, MinRAM             int
 	DiskFormat, ContainerFormat string
-	Checksum                   string
+	Checksum                    string
 	// Visibility is public, private, shared or community.
 	Visibility string
 	Protected  bool

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -81,7 +80,9 @@ func (f *fakeTypes) Type(_ context.Context, _ db.Querier, ref, _ string, _ bool)
 	return nil, notfound.New("type not found")
 }
 
-func (f *fakeTypes) Default(context.Context, db.Querier) (*voltypes.Type, error) { return defaultType, nil }
+func (f *fakeTypes) Default(context.Context, db.Querier) (*voltypes.Type, error) {
+	return defaultType, nil
+}
 
 // fakeQuotas are fixed limits for every project.
 type fakeQuotas struct {
@@ -313,4 +314,3 @@ func (e *volEnv) volumeRow(id string) *voldb.Volume {
 	return v
 }
 
-var _ = errors.Is
