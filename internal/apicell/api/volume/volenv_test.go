@@ -313,4 +313,3 @@ func (e *volEnv) volumeRow(id string) *voldb.Volume {
 	}
 	return v
 }
-

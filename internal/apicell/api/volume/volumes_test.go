@@ -520,3 +520,17 @@ func TestVolumesWithGophercloud(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestZonesListed: os-availability-zone lists the configured storage zone
+// and those the cells report.
+func TestZonesListed(t *testing.T) {
+	e := newVolEnv(t, dbtest.Open(t, "sqlite"))
+	zs := e.send("GET", e.demoPath("/os-availability-zone"), e.demo, nil).json(t, 200)["availabilityZoneInfo"].([]any)
+	var names []string
+	for _, z := range zs {
+		names = append(names, z.(map[string]any)["zoneName"].(string))
+	}
+	if strings.Join(names, ",") != "nova,zone2" {
+		t.Errorf("zones %v", names)
+	}
+}
