@@ -44,6 +44,14 @@ func Apply(ctx context.Context, tx *db.Tx, vols []wire.VolumeState, snaps []wire
 		if err != nil {
 			return nil, err
 		}
+		if a.Deleted {
+			// A deleted volume has no snapshots left: those its cell has
+			// not reported deleted (yet) go with it.
+			if _, err := tx.Exec(ctx, `UPDATE volume_snapshots SET deleted = 1, deleted_at = ?, status = 'deleted'
+				WHERE volume_id = ? AND deleted = 0`, db.Micros(now), st.ID); err != nil {
+				return nil, fmt.Errorf("apply the deletion of volume %s: %w", st.ID, err)
+			}
+		}
 		out = append(out, a)
 	}
 	for _, st := range snaps {

@@ -264,6 +264,7 @@ func TestApplySnapshots(t *testing.T) {
 		if _, err := voldb.GetSnapshot(ctx, d, "s1"); !errors.Is(err, voldb.ErrSnapshotNotFound) {
 			t.Errorf("deleted snapshot: %v", err)
 		}
+
 		if err := d.InTx(ctx, func(tx *db.Tx) error {
 			var err error
 			ok, err = voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: "v1", From: []string{"available"}, To: "deleting", NoSnapshots: true, Now: t0})
@@ -409,6 +410,29 @@ func TestQuotaLockSerialises(t *testing.T) {
 		}
 		if ok != limit {
 			t.Errorf("%d creates succeeded, want %d", ok, limit)
+		}
+	})
+}
+
+// TestApplyVolumeDeletionTakesSnapshots: a volume's deletion takes the
+// snapshots its cell has not reported deleted with it.
+func TestApplyVolumeDeletionTakesSnapshots(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrate(t, d)
+		ctx := context.Background()
+		create(t, d, &voldb.Volume{ID: "v1", Cell: "/c1", Status: "available"})
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			return voldb.CreateSnapshot(ctx, tx, &voldb.Snapshot{ID: "s1", VolumeID: "v1", ProjectID: "p1", UserID: "u1", SizeGB: 1,
+				Status: "available", Cell: "/c1", CreatedAt: t0})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		apply(t, d, []wire.VolumeState{{ID: "v1", Cell: "/c1", Version: 3, Deleted: true}}, nil)
+		if _, err := voldb.GetSnapshot(ctx, d, "s1"); !errors.Is(err, voldb.ErrSnapshotNotFound) {
+			t.Errorf("a snapshot outlived its volume: %v", err)
+		}
+		if u, err := voldb.Usage(ctx, d, "p1"); err != nil || u["snapshots"] != 0 || u["volumes"] != 0 {
+			t.Errorf("usage after the deletion: %v %v", u, err)
 		}
 	})
 }

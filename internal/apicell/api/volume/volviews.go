@@ -25,7 +25,7 @@ func shownStatus(s string) string {
 // volumeSummary is a volume in GET /volumes.
 func (b *base) volumeSummary(r *http.Request, v *voldb.Volume) map[string]any {
 	c := httpkit.CallerFrom(r.Context())
-	return map[string]any{"id": v.ID, "name": v.Name, "links": links(r, c.ProjectID, "volumes", v.ID)}
+	return map[string]any{"id": v.ID, "name": nullable(v.Name), "links": links(r, c.ProjectID, "volumes", v.ID)}
 }
 
 // volumeMetadataView is the metadata Cinder shows: the user's, with the
@@ -41,7 +41,9 @@ func volumeMetadataView(v *voldb.Volume) map[string]string {
 	return md
 }
 
-// volumeDetail is a volume in the detail list, show, create and update,
+// volumeDetail is a volume in the detail list, show, create and update
+// (a name or description never given is null, as Cinder's None; the copy
+// does not tell it from an empty one),
 // as Cinder's v3 view builder and the view extensions write it for the
 // request's microversion (≤ 3.60) and the caller's rules.
 func (b *base) volumeDetail(r *http.Request, v *voldb.Volume) map[string]any {
@@ -54,8 +56,8 @@ func (b *base) volumeDetail(r *http.Request, v *voldb.Volume) map[string]any {
 		"availability_zone":   v.AvailabilityZone,
 		"created_at":          cinderTime(v.CreatedAt),
 		"updated_at":          cinderTime(v.UpdatedAt),
-		"name":                v.Name,
-		"description":         v.Description,
+		"name":                nullable(v.Name),
+		"description":         nullable(v.Description),
 		"volume_type":         nullable(v.TypeName),
 		"snapshot_id":         nullable(v.SnapshotID),
 		"source_volid":        nullable(v.SourceVolID),
@@ -120,8 +122,8 @@ func (b *base) snapshotView(r *http.Request, s *voldb.Snapshot) map[string]any {
 		"id":          s.ID,
 		"created_at":  cinderTime(s.CreatedAt),
 		"updated_at":  cinderTime(s.UpdatedAt),
-		"name":        s.Name,
-		"description": s.Description,
+		"name":        nullable(s.Name),
+		"description": nullable(s.Description),
 		"volume_id":   s.VolumeID,
 		"status":      s.Status,
 		"size":        s.SizeGB,
