@@ -327,7 +327,10 @@ func parseList(r *http.Request, validKey func(string) bool) (*listParams, error)
 		if n < 0 {
 			return nil, badRequest("limit param must be positive")
 		}
-		p.limit = min(n, maxLimit)
+		// Cinder's min(max_limit, limit or max_limit).
+		if n > 0 {
+			p.limit = min(n, maxLimit)
+		}
 	}
 	p.page.Limit = p.limit
 	if q.Has("offset") {

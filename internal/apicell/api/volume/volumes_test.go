@@ -322,6 +322,7 @@ func TestVolumeListing(t *testing.T) {
 		{"sort", "?sort=size:asc", nil, "1 2 3 4 5"},
 		{"sort_key and sort_dir", "?sort_key=size&sort_dir=asc", nil, "1 2 3 4 5"},
 		{"limit", "?limit=2&sort=size:asc", nil, "1 2"},
+		{"limit 0 is the maximum", "?limit=0&sort=size:asc", nil, "1 2 3 4 5"},
 		{"marker", "?limit=2&sort=size:asc&marker=" + ids[1], nil, "3 4"},
 		{"an unknown filter is dropped below 3.31", "?foo=bar", nil, "5 4 3 2 1"},
 		{"name~ at 3.34", "?name~=1", []string{"OpenStack-API-Version", "volume 3.34"}, "4 2"},
