@@ -100,3 +100,37 @@ func TestNothingWrittenOnRefusal(t *testing.T) {
 		t.Errorf("a refusal wrote:\nbefore\n%s\nafter\n%s", before, after)
 	}
 }
+
+// TestSendFailureWritesNothing: the copy's row (or status) and the
+// message are one transaction: when the send fails halfway, the answer is
+// a 500 and nothing of the request is left; a retry then works.
+func TestSendFailureWritesNothing(t *testing.T) {
+	e := newVolEnv(t, dbtest.Open(t, "sqlite"))
+	vol := e.available(map[string]any{"size": 1})
+	before := e.fingerprint()
+	e.sent.mu.Lock()
+	e.sent.fail = fmt.Errorf("outbox unavailable")
+	e.sent.mu.Unlock()
+	for _, tc := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/volumes", map[string]any{"volume": map[string]any{"size": 1}}},
+		{"DELETE", "/volumes/" + vol, nil},
+		{"POST", "/volumes/" + vol + "/action", map[string]any{"os-extend": map[string]any{"new_size": 2}}},
+		{"POST", "/volumes/" + vol + "/action", map[string]any{"os-volume_upload_image": map[string]any{"image_name": "i"}}},
+		{"POST", "/snapshots", map[string]any{"snapshot": map[string]any{"volume_id": vol}}},
+	} {
+		r := e.send(tc.method, e.demoPath(tc.path), e.demo, tc.body)
+		if msg := r.fault(t, 500, "computeFault"); !strings.HasPrefix(msg, "The server has either erred") {
+			t.Errorf("%s %s: %q", tc.method, tc.path, msg)
+		}
+	}
+	if after := e.fingerprint(); after != before {
+		t.Errorf("a failed send left:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	e.sent.mu.Lock()
+	e.sent.fail = nil
+	e.sent.mu.Unlock()
+	e.send("POST", e.demoPath("/volumes/"+vol+"/action"), e.demo, map[string]any{"os-extend": map[string]any{"new_size": 2}}).empty(t, 202)
+}

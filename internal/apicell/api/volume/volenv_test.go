@@ -46,9 +46,18 @@ type sentMsg struct {
 type recSender struct {
 	mu   sync.Mutex
 	msgs []sentMsg
+	// fail, when set, is what Send returns (the outbox failing halfway
+	// through a transaction).
+	fail error
 }
 
 func (s *recSender) Send(_ context.Context, tx *db.Tx, target, method, _ string, payload any) error {
+	s.mu.Lock()
+	fail := s.fail
+	s.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
 	tx.AfterCommit(func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
