@@ -264,3 +264,17 @@ func Usage(ctx context.Context, q db.Querier, project string) (map[string]int64,
 	}
 	return out, nil
 }
+
+// Counter is TypeInUse and Usage as methods, for the Block Storage API's
+// TypeUsage and QuotaUsage.
+type Counter struct{}
+
+// TypeInUse is the package's TypeInUse.
+func (Counter) TypeInUse(ctx context.Context, q db.Querier, typeID string) (bool, error) {
+	return TypeInUse(ctx, q, typeID)
+}
+
+// Usage is the package's Usage.
+func (Counter) Usage(ctx context.Context, q db.Querier, project string) (map[string]int64, error) {
+	return Usage(ctx, q, project)
+}

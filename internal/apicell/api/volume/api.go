@@ -26,19 +26,26 @@ type Config struct {
 	// storage_availability_zone; default "nova").
 	StorageZone string
 
-	// The volumes and snapshots (served only when DB is set): the API
-	// cell's database (voldb's, apidb's and the types' migrations), the
-	// outbox their messages go through, the types, the quotas (nil: the
-	// default limits), the images (nil: no volume from or to an image),
-	// and the storage zones known besides StorageZone (nil: none).
-	DB     *db.DB
+	// DB is the API cell's database.
+	DB *db.DB
+	// Types are the volume types and Quotas the volume quota limits
+	// (both package voltypes); TypeUsage and QuotaUsage say what the
+	// volumes use of them (package voldb).
+	Types      TypeManager
+	Quotas     QuotaManager
+	TypeUsage  TypeUsage
+	QuotaUsage QuotaUsage
+
+	// The volumes and snapshots are served when DB, Types and Sender are
+	// set (voldb's and apidb's migrations in DB). Sender is the outbox
+	// their messages go through; Images the image store (nil: no volume
+	// from or to an image); Zones the storage zones the cells report
+	// besides StorageZone (nil: none); Now the clock (default time.Now).
+	// Without Quotas there are no limits.
 	Sender Sender
-	Types  TypeStore
-	Quotas QuotaStore
 	Images Images
 	Zones  func(ctx context.Context) []string
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	Now    func() time.Time
 }
 
 // API is the Block Storage API handler: the router that the rooms
@@ -57,9 +64,6 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.StorageZone == "" {
 		cfg.StorageZone = "nova"
-	}
-	if cfg.DB != nil && (cfg.Sender == nil || cfg.Types == nil) {
-		return nil, errors.New("volume api: volumes need a sender and a type store")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

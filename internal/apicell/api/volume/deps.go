@@ -3,37 +3,17 @@ package volume
 import (
 	"context"
 
-	"github.com/cellcloud/cellcloud/internal/apicell/voltypes"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
 // What the volumes and snapshots need from the rest of the API cell, as
-// small interfaces (the node wires them): the cells service's outbox, the
-// volume types and quotas (package voltypes), the image store and the
-// storage zones.
+// small interfaces (the node wires them): the cells service's outbox and
+// the image store. The types and quotas are typestores.go's.
 
 // Sender sends a durable message inside a transaction (the cells
 // service's Send): it leaves only if tx commits.
 type Sender interface {
 	Send(ctx context.Context, tx *db.Tx, target, method, requestID string, payload any) error
-}
-
-// TypeStore finds volume types (voltypes.Store).
-type TypeStore interface {
-	// Type finds a type by id or name visible to project (admin: all),
-	// with the notfound convention.
-	Type(ctx context.Context, q db.Querier, idOrName, project string, admin bool) (*voltypes.Type, error)
-	// Default is the default type (default_volume_type).
-	Default(ctx context.Context, q db.Querier) (*voltypes.Type, error)
-}
-
-// QuotaStore reads the volume quota limits (voltypes.Store).
-type QuotaStore interface {
-	// Limits are the project's hard limits by Cinder key (volumes,
-	// gigabytes, snapshots, per_volume_gigabytes, volumes_<type>,
-	// gigabytes_<type>, snapshots_<type>, backups, backup_gigabytes,
-	// groups); -1 is unlimited, a key not there is unlimited.
-	Limits(ctx context.Context, q db.Querier, project string) (map[string]int64, error)
 }
 
 // Image is what the volumes need to know of an image.

@@ -21,7 +21,7 @@ import (
 type snapshotsHandler struct{ *base }
 
 func (h *snapshotsHandler) register(rt *router) {
-	if h.cfg.DB == nil {
+	if !h.volumesServed() {
 		return
 	}
 	rt.handle("POST /v3/{project_id}/snapshots", ruleSnapCreate, h.create)

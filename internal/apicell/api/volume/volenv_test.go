@@ -72,8 +72,13 @@ func (s *recSender) all() []sentMsg {
 	return slices.Clone(s.msgs)
 }
 
-// fakeTypes is the default type and a "gold" type (multiattach).
-type fakeTypes struct{ types []*voltypes.Type }
+// fakeTypes is the default type and a "gold" type (multiattach). The
+// TypeManager it embeds (nil) stands for the methods the volumes do not
+// use.
+type fakeTypes struct {
+	volume.TypeManager
+	types []*voltypes.Type
+}
 
 var (
 	defaultType = &voltypes.Type{ID: "6b9f2c6e-3d0a-4f5e-9a51-0c7d8e2f4a10", Name: "__DEFAULT__", IsPublic: true, ExtraSpecs: map[string]string{}}
@@ -93,8 +98,10 @@ func (f *fakeTypes) Default(context.Context, db.Querier) (*voltypes.Type, error)
 	return defaultType, nil
 }
 
-// fakeQuotas are fixed limits for every project.
+// fakeQuotas are fixed limits for every project (the QuotaManager it
+// embeds, nil, stands for the methods the volumes do not use).
 type fakeQuotas struct {
+	volume.QuotaManager
 	mu     sync.Mutex
 	limits map[string]int64
 }
@@ -201,6 +208,7 @@ func newVolEnv(t *testing.T, d *db.DB) *volEnv {
 		images: &fakeImages{images: map[string]*volume.Image{}}}
 	vols, err := volume.New(volume.Config{Cell: rootCell, Logger: log, Auth: authn.Local{Store: st}, Policy: pol,
 		DB: d, Sender: ve.sent, Types: &fakeTypes{types: []*voltypes.Type{defaultType, goldType}}, Quotas: ve.quotas, Images: ve.images,
+		TypeUsage: voldb.Counter{}, QuotaUsage: voldb.Counter{},
 		Zones: func(context.Context) []string { return []string{"zone2"} }})
 	if err != nil {
 		t.Fatal(err)

@@ -16,17 +16,18 @@ type quotaAsk struct {
 	gigabytes, perVolume int64
 }
 
-// limits are the project's quota limits: the store's, or Cinder's
-// defaults when there is none.
+// limits are the project's quota limits (none without a quota store).
 func (b *base) limits(ctx context.Context, q db.Querier, project string) (map[string]int64, error) {
-	if b.cfg.Quotas != nil {
-		return b.cfg.Quotas.Limits(ctx, q, project)
+	if b.cfg.Quotas == nil {
+		return map[string]int64{}, nil
 	}
-	out := map[string]int64{}
-	for k, v := range quotaLimits() {
-		out[k] = int64(v)
-	}
-	return out, nil
+	return b.cfg.Quotas.Limits(ctx, q, project)
+}
+
+// volumesServed says whether the configuration has what the volumes
+// and snapshots need.
+func (b *base) volumesServed() bool {
+	return b.cfg.DB != nil && b.cfg.Types != nil && b.cfg.Sender != nil
 }
 
 // checkQuota takes the project's volume quota lock in tx and checks that

@@ -24,7 +24,7 @@ import (
 type volumeActionsHandler struct{ *base }
 
 func (h *volumeActionsHandler) register(rt *router) {
-	if h.cfg.DB == nil {
+	if !h.volumesServed() {
 		return
 	}
 	rt.handle("POST /v3/{project_id}/volumes/{id}/action", "", h.action)

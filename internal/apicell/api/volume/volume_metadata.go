@@ -17,7 +17,7 @@ import (
 type volumeMetadataHandler struct{ *base }
 
 func (h *volumeMetadataHandler) register(rt *router) {
-	if h.cfg.DB == nil {
+	if !h.volumesServed() {
 		return
 	}
 	m := &metadataRoutes{base: h.base, collection: "volumes",

@@ -27,7 +27,7 @@ import (
 type volumesHandler struct{ *base }
 
 func (h *volumesHandler) register(rt *router) {
-	if h.cfg.DB == nil {
+	if !h.volumesServed() {
 		return
 	}
 	rt.handle("POST /v3/{project_id}/volumes", ruleVolCreate, h.create)
