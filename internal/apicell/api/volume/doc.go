@@ -14,7 +14,7 @@
 //	GET /v3/{project_id}/types/{id}         one type by id or name; "default" is the default type
 //	GET /v3/{project_id}/limits             absolute limits (Cinder's default quotas, nothing used)
 //	GET /v3/{project_id}/os-availability-zone  the storage zones
-//	POST, GET /v3/{project_id}/volumes, GET volumes/detail, GET, PUT, DELETE volumes/{id}
+//	POST, GET /v3/{project_id}/volumes, GET volumes/detail, volumes/summary (3.12), GET, PUT, DELETE volumes/{id}
 //	POST /v3/{project_id}/volumes/{id}/action  os-extend, os-set_bootable, os-update_readonly_flag,
 //	                                        os-volume_upload_image, os-reset_status, os-force_delete
 //	GET, POST, PUT volumes/{id}/metadata; GET, PUT, DELETE volumes/{id}/metadata/{key}

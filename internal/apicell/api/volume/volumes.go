@@ -33,6 +33,7 @@ func (h *volumesHandler) register(rt *router) {
 	rt.handle("POST /v3/{project_id}/volumes", ruleVolCreate, h.create)
 	rt.handle("GET /v3/{project_id}/volumes", ruleVolGetAll, h.list)
 	rt.handle("GET /v3/{project_id}/volumes/detail", ruleVolGetAll, h.detail)
+	rt.handle("GET /v3/{project_id}/volumes/summary", ruleVolGetAll, h.summary)
 	rt.handle("GET /v3/{project_id}/volumes/{id}", ruleVolGet, h.show)
 	rt.handle("PUT /v3/{project_id}/volumes/{id}", ruleVolUpdate, h.update)
 	rt.handle("DELETE /v3/{project_id}/volumes/{id}", ruleVolDelete, h.delete)
@@ -591,6 +592,52 @@ func (h *volumesHandler) listVolumes(w http.ResponseWriter, r *http.Request, det
 		resp["count"] = count
 	}
 	httpkit.WriteJSON(w, http.StatusOK, resp)
+}
+
+// summary is GET /volumes/summary (3.12): the count and total size of the
+// volumes the filters select, and from 3.36 every metadata key with its
+// distinct values.
+func (h *volumesHandler) summary(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ver := requestVersion(ctx)
+	if !ver.atLeast(3, 12) {
+		h.fail(w, r, notFound("The resource could not be found."))
+		return
+	}
+	filters := map[string]string{}
+	for k, vs := range r.URL.Query() {
+		filters[k] = vs[0]
+	}
+	f, none, err := volumeFilter(r, filters)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var vols []*voldb.Volume
+	if !none {
+		if vols, err = voldb.List(ctx, h.cfg.DB, f, voldb.Page{}); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	size := 0
+	meta := map[string][]string{}
+	for _, v := range vols {
+		size += v.SizeGB
+		for k, val := range v.Metadata {
+			if !slices.Contains(meta[k], val) {
+				meta[k] = append(meta[k], val)
+			}
+		}
+	}
+	sum := map[string]any{"total_size": size, "total_count": len(vols)}
+	if ver.atLeast(3, 36) {
+		for _, vals := range meta {
+			slices.Sort(vals)
+		}
+		sum["metadata"] = meta
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"volume-summary": sum})
 }
 
 func (h *volumesHandler) show(w http.ResponseWriter, r *http.Request) {

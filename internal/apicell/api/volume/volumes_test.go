@@ -535,3 +535,24 @@ func TestZonesListed(t *testing.T) {
 		t.Errorf("zones %v", names)
 	}
 }
+
+// TestVolumeSummary: from 3.12 the count and size of the project's
+// volumes, from 3.36 their metadata; below 3.12 there is no such route.
+func TestVolumeSummary(t *testing.T) {
+	e := newVolEnv(t, dbtest.Open(t, "sqlite"))
+	e.createVolume(map[string]any{"size": 2, "metadata": map[string]string{"k": "a"}})
+	e.createVolume(map[string]any{"size": 3, "metadata": map[string]string{"k": "b"}})
+	e.send("GET", e.demoPath("/volumes/summary"), e.demo, nil).fault(t, 404, "itemNotFound")
+	s := e.send("GET", e.demoPath("/volumes/summary"), e.demo, nil, "OpenStack-API-Version", "volume 3.12").json(t, 200)["volume-summary"].(map[string]any)
+	if s["total_size"] != float64(5) || s["total_count"] != float64(2) || s["metadata"] != nil {
+		t.Errorf("3.12: %v", s)
+	}
+	s = e.send("GET", e.demoPath("/volumes/summary?name=nope"), e.demo, nil, "OpenStack-API-Version", "volume 3.36").json(t, 200)["volume-summary"].(map[string]any)
+	if s["total_count"] != float64(0) {
+		t.Errorf("filtered: %v", s)
+	}
+	s = e.send("GET", e.demoPath("/volumes/summary"), e.demo, nil, "OpenStack-API-Version", "volume 3.36").json(t, 200)["volume-summary"].(map[string]any)
+	if fmt.Sprint(s["metadata"]) != "map[k:[a b]]" {
+		t.Errorf("3.36: %v", s)
+	}
+}
