@@ -61,6 +61,14 @@ func TestVolumeCreateBlank(t *testing.T) {
 	if got["status"] != "available" {
 		t.Errorf("after the cell's state: %v", got)
 	}
+	// A member at 3.48 sees the newer fields but not the admin's.
+	member := e.send("GET", e.demoPath("/volumes/"+id), e.demo, nil, "OpenStack-API-Version", "volume 3.48").json(t, 200)["volume"].(map[string]any)
+	if _, ok := member["provider_id"]; ok || member["shared_targets"] != true || member["group_id"] != nil {
+		t.Errorf("member at 3.48: %v", member)
+	}
+	if _, ok := member["os-vol-host-attr:host"]; ok {
+		t.Errorf("member sees the host: %v", member)
+	}
 	// An admin at 3.48 sees the host (the cell), the newer fields.
 	admin := e.send("GET", e.adminPath("/volumes/"+id), e.admin, nil, "OpenStack-API-Version", "volume 3.48").json(t, 200)["volume"].(map[string]any)
 	for k, want := range map[string]any{"os-vol-host-attr:host": cell1, "migration_status": nil, "group_id": nil,
