@@ -296,6 +296,14 @@ func (h *volumesHandler) create(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
+		// A type asked for must be the source's (volume/api.py create,
+		// before the flow's checks).
+		if typ != nil && src != nil && typ.ID != src.TypeID {
+			return invalidInput("Invalid volume_type provided: %s (requested type is not compatible; either match source volume, or omit type argument).", typ.ID)
+		}
+		if typ != nil && snapVol != nil && typ.ID != snapVol.TypeID {
+			return invalidInput("Invalid volume_type provided: %s (requested type is not compatible; recommend omitting the type argument).", typ.ID)
+		}
 		if n := btoi(snap != nil) + btoi(img != nil) + btoi(src != nil); n > 1 {
 			return invalidInput("May specify only one of imageRef, snapshot, source volume")
 		}
@@ -362,14 +370,8 @@ func (h *volumesHandler) create(w http.ResponseWriter, r *http.Request) {
 		typeID, typeName := "", ""
 		switch {
 		case src != nil:
-			if typ != nil && typ.ID != src.TypeID {
-				return badRequest("Invalid volume_type provided: %s (requested type is not compatible; either match source volume, or omit type argument).", typ.ID)
-			}
 			typeID, typeName = src.TypeID, src.TypeName
 		case snapVol != nil:
-			if typ != nil && typ.ID != snapVol.TypeID {
-				return badRequest("Invalid volume_type provided: %s (requested type is not compatible; recommend omitting the type argument).", typ.ID)
-			}
 			typeID, typeName = snapVol.TypeID, snapVol.TypeName
 		default:
 			if typ == nil {

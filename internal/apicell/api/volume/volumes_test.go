@@ -116,7 +116,7 @@ func TestVolumeCreateRefusals(t *testing.T) {
 		{"smaller than the source", map[string]any{"source_volid": snapVol, "size": 3}, 400, "Invalid input received: Volume size '3'GB cannot be smaller than original volume size  4GB. They must be >= original volume size."},
 		{"source with no cell yet", map[string]any{"source_volid": creating}, 400, "Invalid volume: Originating source volume status must be one of 'available, in-use' values"},
 		{"zone other than the source's", map[string]any{"source_volid": snapVol, "availability_zone": "zone2"}, 400, "Invalid input received: Volume must be in the same availability zone as the source volume"},
-		{"type other than the source's", map[string]any{"source_volid": snapVol, "volume_type": "gold"}, 400, "Invalid volume_type provided: " + goldType.ID + " (requested type is not compatible; either match source volume, or omit type argument)."},
+		{"type other than the source's", map[string]any{"source_volid": snapVol, "volume_type": "gold"}, 400, "Invalid input received: Invalid volume_type provided: " + goldType.ID + " (requested type is not compatible; either match source volume, or omit type argument)."},
 		{"image not active", map[string]any{"size": 1, "imageRef": "0f0e0d0c-0000-4000-8000-000000000001"}, 400, "Invalid input received: Image 0f0e0d0c-0000-4000-8000-000000000001 is not active."},
 		{"image larger than the volume", map[string]any{"size": 3, "imageRef": "0f0e0d0c-0000-4000-8000-000000000002"}, 400, "Invalid input received: Size of specified image 4GB is larger than volume size 3GB."},
 		{"below the image's min_disk", map[string]any{"size": 4, "imageRef": "0f0e0d0c-0000-4000-8000-000000000003"}, 400, "Invalid input received: Volume size 4GB cannot be smaller than the image minDisk size 5GB."},
