@@ -272,7 +272,9 @@ func (h *volumesHandler) create(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return err
 			}
-			if snapVol, err = voldb.Get(ctx, tx, s.VolumeID); err != nil {
+			if snapVol, err = voldb.Get(ctx, tx, s.VolumeID); errors.Is(err, voldb.ErrNotFound) {
+				return snapshotNotFound(req.snapshotID)
+			} else if err != nil {
 				return err
 			}
 			snap = s
