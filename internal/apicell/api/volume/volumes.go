@@ -64,7 +64,7 @@ func (b *base) getSnapshot(ctx context.Context, q db.Querier, id string) (*voldb
 	return s, err
 }
 
-// log is the logger of a request.
+// reqLog is the request id of ctx and an Info logger that adds it.
 func (b *base) reqLog(ctx context.Context) (string, func(msg string, args ...any)) {
 	rid := httpkit.RequestID(ctx)
 	return rid, func(msg string, args ...any) { b.log.Info(msg, append([]any{"request_id", rid}, args...)...) }
