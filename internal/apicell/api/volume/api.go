@@ -1,10 +1,12 @@
 package volume
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
@@ -38,6 +40,17 @@ type Config struct {
 	Quotas     QuotaManager
 	TypeUsage  TypeUsage
 	QuotaUsage QuotaUsage
+
+	// The volumes and snapshots are served when DB, Types and Sender are
+	// set (voldb's and apidb's migrations in DB). Sender is the outbox
+	// their messages go through; Images the image store (nil: no volume
+	// from or to an image); Zones the storage zones the cells report
+	// besides StorageZone (nil: none); Now the clock (default time.Now).
+	// Without Quotas there are no limits.
+	Sender Sender
+	Images Images
+	Zones  func(ctx context.Context) []string
+	Now    func() time.Time
 }
 
 // API is the Block Storage API handler: the router that the rooms
@@ -59,6 +72,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.StorageZone == "" {
 		cfg.StorageZone = "nova"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	b := &base{cfg: cfg, log: cfg.Logger.With("cell", cfg.Cell, "role", "api", "api", "volume")}
 	kit, err := httpkit.New(httpkit.Config{
@@ -106,6 +122,10 @@ func rooms(b *base) []room {
 		&zonesHandler{base: b},
 		&quotasHandler{base: b},
 		&servicesHandler{base: b},
+		&volumesHandler{base: b},
+		&volumeActionsHandler{base: b},
+		&volumeMetadataHandler{base: b},
+		&snapshotsHandler{base: b},
 	}
 }
 
@@ -119,7 +139,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.Serv
 // project's readers see the user-visible extra specs and their usage in
 // the limits, only admins manage types, their extra specs, access and
 // quotas.
-var Rules = []policy.Rule{
+var Rules = append([]policy.Rule{
 	{Name: ruleTypeGet, Check: policy.Anyone, Description: "Get one specific volume type."},
 	{Name: ruleTypeGetAll, Check: policy.Anyone, Description: "List volume types."},
 	{Name: ruleTypeCreate, Check: policy.Admin, Description: "Create volume type."},
@@ -145,7 +165,7 @@ var Rules = []policy.Rule{
 	{Name: ruleQuotaClassGet, Check: policy.Admin, Description: "Show project quota class."},
 	{Name: ruleQuotaClassUpdate, Check: policy.Admin, Description: "Update project quota class."},
 	{Name: ruleServicesIndex, Check: policy.Admin, Description: "List all services."},
-}
+}, volumeRules...)
 
 const (
 	ruleTypeGet            = "volume_extension:type_get"

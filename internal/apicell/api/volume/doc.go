@@ -1,7 +1,10 @@
 // Package volume serves, at the API cell, the skeleton of the OpenStack
 // Block Storage API v3 (Cinder): its version documents, its microversion
-// negotiation, its fault format, and the volume types and quotas
-// (stored by package voltypes, the usage read from the volumes).
+// negotiation, its fault format, the volume types and quotas (stored by
+// package voltypes, the usage read from the volumes), and, with a
+// database (Config.DB), the volumes and snapshots (volumes.go,
+// volume_actions.go, volume_metadata.go, snapshots.go) from the API
+// cell's copy (package voldb); there are no attachments yet.
 //
 // Mount it under a prefix with http.StripPrefix (devstack's "/volume");
 // the links it writes keep the prefix the request came in with. It serves:
@@ -21,6 +24,12 @@
 //	GET /v3/{project_id}/os-quota-sets/{project}/defaults
 //	GET, PUT /v3/{project_id}/os-quota-class-sets/{class}      quota classes (admin)
 //	GET /v3/{project_id}/os-availability-zone  the storage zones
+//	POST, GET /v3/{project_id}/volumes, GET volumes/detail, volumes/summary (3.12), GET, PUT, DELETE volumes/{id}
+//	POST /v3/{project_id}/volumes/{id}/action  os-extend, os-set_bootable, os-update_readonly_flag,
+//	                                        os-volume_upload_image, os-reset_status, os-force_delete
+//	GET, POST, PUT volumes/{id}/metadata; GET, PUT, DELETE volumes/{id}/metadata/{key}
+//	POST, GET /v3/{project_id}/snapshots, GET snapshots/detail, GET, PUT, DELETE snapshots/{id},
+//	snapshots/{id}/metadata[/{key}], POST snapshots/{id}/action (os-reset_status, os-force_delete)
 //
 // Every request under /v3 is negotiated (OpenStack-API-Version: volume
 // 3.x, 3.0 to maxVersion, "latest"; version.go) and answered with the

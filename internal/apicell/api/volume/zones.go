@@ -7,8 +7,9 @@ import (
 )
 
 // zonesHandler is os-availability-zone: Cinder lists the zones of its
-// volume services. There are none yet, so the one storage zone of the
-// configuration (the API cell's default zone) is listed, available.
+// volume services: here the storage zone of the configuration (the API
+// cell's default zone) and those the cells report (Config.Zones), each
+// available.
 type zonesHandler struct{ *base }
 
 func (h *zonesHandler) register(rt *router) {
@@ -16,7 +17,9 @@ func (h *zonesHandler) register(rt *router) {
 }
 
 func (h *zonesHandler) list(w http.ResponseWriter, r *http.Request) {
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": []any{
-		map[string]any{"zoneName": h.cfg.StorageZone, "zoneState": map[string]any{"available": true}},
-	}})
+	out := []any{}
+	for _, z := range h.zones(r.Context()) {
+		out = append(out, map[string]any{"zoneName": z, "zoneState": map[string]any{"available": true}})
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
 }
