@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
+	"github.com/cellcloud/cellcloud/internal/apicell/voldb"
+	"github.com/cellcloud/cellcloud/internal/apicell/voltypes"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -154,6 +157,7 @@ func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
 	n.Cells.HandleCast(wire.MethodInstanceUpdate, 1, 0, h.InstanceUpdate)
 	n.Cells.HandleCast(wire.MethodSnapshotDone, 1, 0, h.SnapshotDone)
 	n.Cells.HandleCast(wire.MethodHostMappings, 1, 0, h.HostMappings)
+	n.Cells.HandleCast(wire.MethodVolumeUpdate, 1, 0, h.VolumeUpdate)
 	// The volumes' image data: read for a volume made from an image,
 	// written for a volume uploaded to one.
 	data := &apicopy.ImageDataHandlers{Images: images, Logger: n.log.With("cell", n.cfg.Cell, "role", "image data")}
@@ -323,8 +327,14 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	if err != nil {
 		return nil, err
 	}
+	vtypes, err := voltypes.New(voltypes.Config{})
+	if err != nil {
+		return nil, err
+	}
 	volumes, err := volumeapi.New(volumeapi.Config{Cell: cfg.Cell, Logger: n.log, Auth: p.auth, Policy: p.pol,
-		StorageZone: cfg.API.DefaultAvailabilityZone})
+		StorageZone: cfg.API.DefaultAvailabilityZone, Host: cfg.Host, Cells: calls,
+		DB: n.DB, Types: vtypes, Quotas: vtypes, TypeUsage: voldb.Counter{}, QuotaUsage: voldb.Counter{},
+		Sender: sender, Images: volumeapi.ImageStore{Store: &imagedb.Store{}}, Zones: storageZones(n.DB, cfg.Cells.DownAfter.D(), time.Now(), n.log.With("cell", cfg.Cell))})
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cellcloud/cellcloud/internal/apicell/voldb"
+	"github.com/cellcloud/cellcloud/internal/apicell/voltypes"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -115,7 +117,8 @@ func schemas(root bool) []schema {
 		return append(all, schema{"compute", celldb.Migrations})
 	}
 	return append(all, schema{"api", apidb.Migrations}, schema{identity.MigrationSet, identity.Migrations},
-		schema{imagedb.MigrationSet, imagedb.Migrations}, schema{netdb.MigrationSet, netdb.Migrations})
+		schema{imagedb.MigrationSet, imagedb.Migrations}, schema{netdb.MigrationSet, netdb.Migrations},
+		schema{voldb.MigrationSet, voldb.Migrations}, schema{voltypes.MigrationSet, voltypes.Migrations})
 }
 
 // OpenDB opens a cell's database and runs the migrations of every schema

@@ -3,11 +3,14 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 
 	volumeapi "github.com/cellcloud/cellcloud/internal/apicell/api/volume"
 	"github.com/cellcloud/cellcloud/internal/computecell/volume"
 	"github.com/cellcloud/cellcloud/internal/computecell/volume/backend"
+	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -63,4 +66,30 @@ func (i imagesAtRoot) WriteImage(ctx context.Context, w *wire.ImageWrite) (wire.
 	var out wire.ImageWritten
 	err := i.svc.Call(ctx, i.root, wire.MethodImageWrite, "", w, &out)
 	return out, err
+}
+
+// storageZones are the storage zones the compute cells report (their
+// volume roles' zones), read from the API cell's cells table: the live
+// children's last reports. since is when the API cell started (a child
+// never heard from counts as down DownAfter after it).
+func storageZones(d *db.DB, downAfter time.Duration, since time.Time, log *slog.Logger) func(context.Context) []string {
+	return func(ctx context.Context) []string {
+		ns, err := cells.ListNeighbours(ctx, d)
+		if err != nil {
+			log.Warn("reading the cells' reports for the storage zones", "err", err)
+			return nil
+		}
+		var out []string
+		now := time.Now()
+		for _, c := range ns {
+			if c.Relation != cells.Child || c.Report == nil || cells.IsDown(c, now, downAfter, since) {
+				continue
+			}
+			for z := range c.Report.VolumeZones {
+				out = append(out, z)
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
 }

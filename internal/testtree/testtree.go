@@ -328,6 +328,6 @@ func (tr *Tree) Volume(token string) *gophercloud.ServiceClient {
 	pc := &gophercloud.ProviderClient{HTTPClient: *tr.HTTP}
 	pc.SetToken(token)
 	project := token[strings.Index(token, ":")+1:]
-	base := tr.APIURL() + "/volume/v3/" + project + "/"
+	base := strings.TrimSuffix(tr.APIURL(), "/v2.1") + "/volume/v3/" + project + "/"
 	return &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: base, ResourceBase: base, Type: "block-storage", Microversion: "3.60"}
 }

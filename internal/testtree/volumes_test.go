@@ -1,16 +1,19 @@
 package testtree_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/snapshots"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 
+	volumeapi "github.com/cellcloud/cellcloud/internal/apicell/api/volume"
 	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/testtree"
@@ -59,33 +63,57 @@ func volumeCell(t *testing.T, tr *testtree.Tree, id string, snap bool) (*node.No
 	return cell, path
 }
 
-// fileSum is the size and sha512 of a file, read whole.
-func fileSum(t *testing.T, path string) (int64, string) {
+// volumeBytes checks that the file at path is size bytes: data, then
+// zeros. Only the file's data extents are read (SEEK_DATA, SEEK_HOLE):
+// holes read as zeros, so a sparse GiB costs nothing.
+func volumeBytes(t *testing.T, path string, data []byte, size int64) bool {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	h := sha512.New()
-	n, err := io.Copy(h, f)
+	st, err := f.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n, hex.EncodeToString(h.Sum(nil))
-}
-
-// paddedSum is the sha512 of data followed by zeros up to size.
-func paddedSum(data []byte, size int64) string {
-	h := sha512.New()
-	h.Write(data)
-	zeros := make([]byte, 1<<20)
-	for left := size - int64(len(data)); left > 0; {
-		n := min(left, int64(len(zeros)))
-		h.Write(zeros[:n])
-		left -= n
+	if st.Size() != size {
+		t.Errorf("%s is %d bytes, want %d", path, st.Size(), size)
+		return false
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	head := make([]byte, len(data))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(head, data) {
+		t.Errorf("%s does not start with the %d bytes expected", path, len(data))
+		return false
+	}
+	const seekData, seekHole = 3, 4
+	buf := make([]byte, 1<<20)
+	for off := int64(len(data)); off < size; {
+		start, err := f.Seek(off, seekData)
+		if err != nil {
+			break // no data after off (ENXIO): the rest is a hole
+		}
+		end, err := f.Seek(start, seekHole)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := start; p < end; {
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), end-p)], p)
+			if err != nil && !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			if slices.ContainsFunc(buf[:n], func(b byte) bool { return b != 0 }) {
+				t.Errorf("%s has data after the %d bytes expected, at %d", path, len(data), p)
+				return false
+			}
+			p += int64(n)
+		}
+		off = end
+	}
+	return true
 }
 
 // waitVolume polls until volume id has status want (failing at once on
@@ -170,9 +198,7 @@ func TestVolumesAcrossCells(t *testing.T) {
 	}
 	waitVolume(t, vc, blank.ID, "available")
 	_, path := volumeCell(t, tr, blank.ID, false)
-	if n, sum := fileSum(t, path); n != gib || sum != paddedSum(nil, gib) {
-		t.Errorf("blank volume: %d bytes, not 1 GiB of zeros", n)
-	}
+	volumeBytes(t, path, nil, gib)
 
 	data := make([]byte, 3<<20+12345)
 	rand.Read(data)
@@ -186,10 +212,7 @@ func TestVolumesAcrossCells(t *testing.T) {
 		t.Errorf("volume from an image: bootable %q, want true", v.Bootable)
 	}
 	imgCell, imgPath := volumeCell(t, tr, fromImage.ID, false)
-	wantSum := paddedSum(data, gib)
-	if n, sum := fileSum(t, imgPath); n != gib || sum != wantSum {
-		t.Errorf("volume from an image: %d bytes, its bytes are not the image's then zeros", n)
-	}
+	volumeBytes(t, imgPath, data, gib)
 
 	snap, err := snapshots.Create(ctx, vc, snapshots.CreateOpts{VolumeID: fromImage.ID, Name: "snap"}).Extract()
 	if err != nil {
@@ -200,9 +223,7 @@ func TestVolumesAcrossCells(t *testing.T) {
 	if snapCell != imgCell {
 		t.Errorf("snapshot in %s, its volume in %s", snapCell.Config().Cell, imgCell.Config().Cell)
 	}
-	if _, sum := fileSum(t, snapPath); sum != wantSum {
-		t.Error("the snapshot's bytes are not the volume's")
-	}
+	volumeBytes(t, snapPath, data, gib)
 	fromSnap, err := volumes.Create(ctx, vc, volumes.CreateOpts{Size: 2, SnapshotID: snap.ID}, nil).Extract()
 	if err != nil {
 		t.Fatal(err)
@@ -220,9 +241,7 @@ func TestVolumesAcrossCells(t *testing.T) {
 		if cell != imgCell {
 			t.Errorf("copy %s in %s, its source in %s", c.id, cell.Config().Cell, imgCell.Config().Cell)
 		}
-		if n, sum := fileSum(t, p); n != c.size || sum != paddedSum(data, c.size) {
-			t.Errorf("copy %s: %d bytes, not its source's bytes then zeros", c.id, n)
-		}
+		volumeBytes(t, p, data, c.size)
 	}
 
 	if err := volumes.ExtendSize(ctx, vc, blank.ID, volumes.ExtendSizeOpts{NewSize: 3}).ExtractErr(); err != nil {
@@ -235,9 +254,7 @@ func TestVolumesAcrossCells(t *testing.T) {
 		}
 		return v.Status == "available" && v.Size == 3, v.Status
 	})
-	if n, _ := fileSum(t, path); n != 3*gib {
-		t.Errorf("extended volume's file is %d bytes, want 3 GiB", n)
-	}
+	volumeBytes(t, path, nil, 3*gib)
 
 	up, err := volumes.UploadImage(ctx, vc, clone.ID, volumes.UploadImageOpts{ImageName: "from-volume", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
 	if err != nil {
@@ -252,7 +269,7 @@ func TestVolumesAcrossCells(t *testing.T) {
 		return st == "active", st
 	})
 	im := tr.Do(t, http.MethodGet, "/image/v2/images/"+up.ImageID, demo, nil).Map(t)
-	if im["size"] != float64(gib) || im["os_hash_value"] != wantSum {
+	if im["size"] != float64(gib) || im["os_hash_value"] != paddedSum(data, gib) {
 		t.Errorf("uploaded image: size %v, its data is not the volume's", im["size"])
 	}
 	waitVolume(t, vc, clone.ID, "available")
@@ -330,15 +347,29 @@ func TestVolumeCellDown(t *testing.T) {
 	}
 	_, path := volumeCell(t, tr, inSecond.ID, false)
 	cfg := testtree.StopCell(t, tr.Cells[1])
-	testpoll.Eventually(t, 30*time.Second, "the second cell counted down", func() (bool, string) {
-		v, err := volumes.Create(ctx, vc, volumes.CreateOpts{Size: 1}, nil).Extract()
+	admin := tr.Volume(tr.AdminToken())
+	downHost := volumeapi.VolumeHost(second)
+	testpoll.Eventually(t, 60*time.Second, "the second cell's cinder-volume down", func() (bool, string) {
+		pages, err := services.List(admin, services.ListOpts{Host: downHost}).AllPages(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
-		waitVolume(t, vc, v.ID, "available")
-		cell, _ := volumeCell(t, tr, v.ID, false)
-		return cell.Config().Cell != second, "placed in " + cell.Config().Cell
+		svcs, err := services.ExtractServices(pages)
+		if err != nil || len(svcs) != 1 {
+			return false, fmt.Sprintf("%v %+v", err, svcs)
+		}
+		return svcs[0].State == "down", svcs[0].State
 	})
+	for range 2 {
+		v, err := volumes.Create(ctx, vc, volumes.CreateOpts{Size: 1}, nil).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitVolume(t, vc, v.ID, "available")
+		if cell, _ := volumeCell(t, tr, v.ID, false); cell.Config().Cell == second {
+			t.Fatalf("volume %s placed in the down cell", v.ID)
+		}
+	}
 	if err := volumes.Delete(ctx, vc, inSecond.ID, volumes.DeleteOpts{}).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -354,4 +385,18 @@ func TestVolumeCellDown(t *testing.T) {
 		_, err := os.Stat(path)
 		return errors.Is(err, fs.ErrNotExist), "still there"
 	})
+}
+
+// paddedSum is the sha512 of data followed by zeros up to size: an image
+// uploaded from a volume holds the volume's whole size.
+func paddedSum(data []byte, size int64) string {
+	h := sha512.New()
+	h.Write(data)
+	zeros := make([]byte, 1<<20)
+	for left := size - int64(len(data)); left > 0; {
+		n := min(left, int64(len(zeros)))
+		h.Write(zeros[:n])
+		left -= n
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

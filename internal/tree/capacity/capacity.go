@@ -112,6 +112,31 @@ func (r Report) VolumeFits(zone string, sizeGB int64) bool {
 	return false
 }
 
+// TakeVolume is the report less a volume of sizeGB placed in zone (""
+// : the zone with the most free room), until the cell reports again. The
+// report's own map is not changed.
+func (r Report) TakeVolume(zone string, sizeGB int64) Report {
+	if zone == "" {
+		best := int64(-1)
+		for z, room := range r.VolumeZones {
+			if room.FreeGB > best || (room.FreeGB == best && z < zone) {
+				zone, best = z, room.FreeGB
+			}
+		}
+	}
+	room, ok := r.VolumeZones[zone]
+	if !ok {
+		return r
+	}
+	zones := make(map[string]VolumeRoom, len(r.VolumeZones))
+	maps.Copy(zones, r.VolumeZones)
+	room.FreeGB = max(room.FreeGB-sizeGB, 0)
+	room.MaxFreeGB = max(room.MaxFreeGB-sizeGB, 0)
+	zones[zone] = room
+	r.VolumeZones = zones
+	return r
+}
+
 // VolumeFree is the free GiB for volumes in zone ("": all zones).
 func (r Report) VolumeFree(zone string) int64 {
 	var n int64

@@ -82,7 +82,12 @@ func (s *Service) handleVolumeCreate(ctx context.Context, tx *db.Tx, env *wire.E
 		return s.volumes.Create(ctx, tx, env)
 	}
 	log.Info("volume scheduled to a child cell", "child", best, "size_gb", v.SizeGB)
-	return s.Send(ctx, tx, best, wire.MethodVolumeCreate, env.RequestID, &m)
+	if err := s.Send(ctx, tx, best, wire.MethodVolumeCreate, env.RequestID, &m); err != nil {
+		return err
+	}
+	zone, size := v.AvailabilityZone, int64(v.SizeGB)
+	tx.AfterCommit(func() { s.takeVolume(best, zone, size) })
+	return nil
 }
 
 // volumeCandidate is the cell (a live child, or this cell's own volume
@@ -107,8 +112,9 @@ func (s *Service) volumeCandidate(ctx context.Context, v *wire.VolumeSpec, tried
 		if n.Relation != Child || s.Down(n) || n.Report == nil || slices.Contains(tried, n.Path) {
 			continue
 		}
-		if n.Report.VolumeFits(v.AvailabilityZone, size) {
-			cands = append(cands, cand{n.Path, n.Report.VolumeFree(v.AvailabilityZone)})
+		r := s.afterInflight(n.Path, *n.Report)
+		if r.VolumeFits(v.AvailabilityZone, size) {
+			cands = append(cands, cand{n.Path, r.VolumeFree(v.AvailabilityZone)})
 		}
 	}
 	if len(cands) == 0 {
@@ -129,4 +135,21 @@ func (s *Service) volumeFailed(ctx context.Context, tx *db.Tx, env *wire.Envelop
 	return s.Send(ctx, tx, cellpath.Root(s.path), wire.MethodVolumeUpdate, env.RequestID, &wire.VolumeUpdate{
 		Volumes: []wire.VolumeState{{ID: id, Version: 1, Status: "error", Fault: reason, UpdatedAt: s.now()}},
 	})
+}
+
+// takeVolume counts a volume sent to a child against the child's last
+// report until its next one, so that the volumes of a burst spread as the
+// builds of one do.
+func (s *Service) takeVolume(child, zone string, sizeGB int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.inflight[child]
+	if !ok {
+		l, ok := s.neighbours[child]
+		if !ok || l.n.Report == nil {
+			return
+		}
+		r = *l.n.Report
+	}
+	s.inflight[child] = r.TakeVolume(zone, sizeGB)
 }

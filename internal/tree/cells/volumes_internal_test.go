@@ -2,6 +2,7 @@ package cells
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -89,5 +90,44 @@ func TestSignificantVolumeZones(t *testing.T) {
 	}
 	if !Significant(a, c) || !Significant(a, capacity.Report{}) || !Significant(capacity.Report{}, a) {
 		t.Error("a zone appearing or going is not significant")
+	}
+}
+
+// TestVolumeBurstSpreads: what was sent to a child counts against its
+// last report until it reports again, so a burst of volumes alternates
+// between two cells of equal room instead of piling on the first.
+func TestVolumeBurstSpreads(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	rep := func() *capacity.Report {
+		return &capacity.Report{VolumeZones: map[string]capacity.VolumeRoom{"nova": {TotalGB: 100, FreeGB: 100, MaxFreeGB: 100}}}
+	}
+	a, b := rep(), rep()
+	s := &Service{
+		path: "api",
+		cfg:  Config{Now: func() time.Time { return now }, DownAfter: time.Minute},
+		neighbours: map[string]*link{
+			"api!a": {n: Neighbour{Path: "api!a", Relation: Child, Report: a, LastSeen: now}},
+			"api!b": {n: Neighbour{Path: "api!b", Relation: Child, Report: b, LastSeen: now}},
+		},
+		inflight: map[string]capacity.Report{},
+	}
+	var got []string
+	for range 4 {
+		c, err := s.volumeCandidate(context.Background(), &wire.VolumeSpec{ID: "v", SizeGB: 10}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, c)
+		s.takeVolume(c, "", 10)
+	}
+	if want := []string{"api!a", "api!b", "api!a", "api!b"}; !slices.Equal(got, want) {
+		t.Errorf("a burst went to %v, want %v", got, want)
+	}
+	if a.VolumeZones["nova"].FreeGB != 100 {
+		t.Error("taking a volume changed the child's stored report")
+	}
+	s.reported("api!a")
+	if r := s.afterInflight("api!a", *a); r.VolumeFree("nova") != 100 {
+		t.Errorf("after a's report its room is %d, want 100", r.VolumeFree("nova"))
 	}
 }
