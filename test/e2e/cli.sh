@@ -262,7 +262,7 @@ expect data volume create --size 1 data
 wait_status volume data available
 expect bootable volume create --size 1 --image cirros-0.6.2-x86_64-disk boot-vol
 wait_status volume boot-vol available
-expect True volume show boot-vol -f value -c bootable
+expect true volume show boot-vol -f value -c bootable
 vol_data=$(os volume show data -f value -c id) || fail "volume show data"
 vol_boot=$(os volume show boot-vol -f value -c id) || fail "volume show boot-vol"
 files=$(ls "$work"/data/*/volumes/volumes/"$vol_data".raw 2>/dev/null | wc -l)
