@@ -23,7 +23,7 @@ var v253 = Version{2, 53}
 // The microversions this API serves.
 var (
 	MinVersion = Version{2, 1}
-	MaxVersion = Version{2, 81}
+	MaxVersion = Version{2, 88}
 )
 
 // Version is a compute API microversion.
