@@ -156,7 +156,7 @@ func TestVersions(t *testing.T) {
 	if !strings.Contains(string(r.Body), `"version":"2.88"`) {
 		t.Errorf("the version document does not say 2.88: %s", r.Body)
 	}
-	if r := tr.Do(t, "GET", "/v2.1/flavors", demo, nil, atVersion("2.82")...); r.Status != http.StatusNotAcceptable {
-		t.Errorf("2.82: %s, want a 406", r)
+	if r := tr.Do(t, "GET", "/v2.1/flavors", demo, nil, atVersion("2.89")...); r.Status != http.StatusNotAcceptable {
+		t.Errorf("2.89: %s, want a 406", r)
 	}
 }
