@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -113,6 +114,24 @@ func checkExtraSpecs(field string, specs map[string]any) (map[string]string, err
 	return out, nil
 }
 
+// v286 validates the extra specs Nova knows on a create or update.
+const v286 = 86
+
+// checkKnownExtraSpecs is Nova's check of known extra specs from 2.86
+// (flavor_extra_specs_validate.go), after the policy and before the
+// flavor is looked up; the keys in order (Nova checks them in the body's).
+func checkKnownExtraSpecs(r *http.Request, specs map[string]string) error {
+	if !atLeast(r, v286) {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(specs)) {
+		if err := validateExtraSpec(k, specs[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (h *extraSpecsHandler) createExtraSpecs(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	body, err := readObject(w, r)
@@ -138,6 +157,10 @@ func (h *extraSpecsHandler) createExtraSpecs(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	if err := h.authorize(ctx, "os_compute_api:os-flavor-extra-specs:create", nil); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := checkKnownExtraSpecs(r, specs); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -178,6 +201,10 @@ func (h *extraSpecsHandler) updateExtraSpec(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	if err := h.authorize(ctx, "os_compute_api:os-flavor-extra-specs:update", nil); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := checkKnownExtraSpecs(r, specs); err != nil {
 		h.fail(w, r, err)
 		return
 	}

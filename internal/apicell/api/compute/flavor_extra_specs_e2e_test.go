@@ -91,3 +91,71 @@ func TestFlavorExtraSpecs(t *testing.T) {
 	}
 	faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/flavors/es/os-extra_specs", admin, nil), 404, "Flavor es could not be found.")
 }
+
+// TestFlavorExtraSpecsV286: from 2.86 a create or update of a known
+// extra spec with a bad value, or of an unknown key in a known namespace,
+// is Nova's 400 and writes nothing; unknown namespaces pass; numbers are
+// checked as their text. At 2.85 the same bodies are taken. The policy
+// comes first (a member's bad spec is a 403), the flavor after (a bad spec
+// on a missing flavor is a 400).
+func TestFlavorExtraSpecsV286(t *testing.T) {
+	t.Parallel()
+	mv := needMicroversion(t, 86)
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 1})
+	ctx := ctxT(t)
+	if _, err := flavors.Create(ctx, tr.Compute(admin), flavors.CreateOpts{ID: "v286", Name: "v286", RAM: 64, VCPUs: 1, Disk: intPtr(1)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	const coll = "/v2.1/flavors/v286/os-extra_specs"
+	for _, c := range []struct {
+		name, token, method, path string
+		body                      any
+		status                    int
+		msg                       string
+	}{
+		{"bad enum", admin, http.MethodPost, coll, `{"extra_specs": {"hw:cpu_policy": "fast"}}`, 400,
+			"Validation failed; 'fast' is not one of: dedicated, shared, mixed."},
+		{"unknown key of hw", admin, http.MethodPost, coll, `{"extra_specs": {"hw:foo": "1", "a": "b"}}`, 400,
+			"Validation failed; extra spec 'hw:foo' does not appear to be a valid extra spec."},
+		{"number below min", admin, http.MethodPost, coll, `{"extra_specs": {"hw:numa_nodes": 0}}`, 400,
+			"Validation failed; '0' is less than the min value of '1'."},
+		{"float for an integer", admin, http.MethodPost, coll, `{"extra_specs": {"hw:numa_nodes": 2.0}}`, 400,
+			"Validation failed; '2.0' is not a valid integer value."},
+		{"update bad boolean", admin, http.MethodPut, coll + "/hw:cpu_realtime", `{"hw:cpu_realtime": "maybe"}`, 400,
+			"Validation failed; 'maybe' is not a valid boolean-like value."},
+		{"update checks before the URI", admin, http.MethodPut, coll + "/other", `{"hw:cpu_realtime": "maybe"}`, 400,
+			"Validation failed; 'maybe' is not a valid boolean-like value."},
+		{"a member is refused first", demo, http.MethodPost, coll, `{"extra_specs": {"hw:cpu_policy": "fast"}}`, 403, "Policy doesn't allow os_compute_api:os-flavor-extra-specs:create to be performed."},
+		{"no such flavor, checked after", admin, http.MethodPost, "/v2.1/flavors/nope/os-extra_specs", `{"extra_specs": {"hw:cpu_policy": "fast"}}`, 400,
+			"Validation failed; 'fast' is not one of: dedicated, shared, mixed."},
+	} {
+		faultHas(t, tr.Do(t, c.method, c.path, c.token, c.body, atVersion(mv)...), c.status, c.msg)
+	}
+	var got struct {
+		ExtraSpecs map[string]string `json:"extra_specs"`
+	}
+	tr.Do(t, http.MethodGet, coll, admin, nil, atVersion(mv)...).JSON(t, &got)
+	if len(got.ExtraSpecs) != 0 {
+		t.Errorf("refused bodies wrote %v", got.ExtraSpecs)
+	}
+
+	// Good values, unknown namespaces and keys without one are taken.
+	good := `{"extra_specs": {"hw:cpu_policy": "dedicated", "hw:numa_nodes": 2, "trait:CUSTOM_GOLD": "required", "resources1:VCPU": "1", "mine:anything": "x", "plain": "y"}}`
+	if r := tr.Do(t, http.MethodPost, coll, admin, good, atVersion(mv)...); r.Status != http.StatusOK {
+		t.Errorf("good extra specs at %s: %s", mv, r)
+	}
+	if r := tr.Do(t, http.MethodPut, coll+"/hw:cpu_realtime", admin, `{"hw:cpu_realtime": "yes"}`, atVersion(mv)...); r.Status != http.StatusOK {
+		t.Errorf("good update at %s: %s", mv, r)
+	}
+	// Below 2.86 nothing is checked.
+	if r := tr.Do(t, http.MethodPost, coll, admin, `{"extra_specs": {"hw:cpu_policy": "fast", "hw:foo": "1"}}`, atVersion("2.85")...); r.Status != http.StatusOK {
+		t.Errorf("unchecked extra specs at 2.85: %s", r)
+	}
+	if r := tr.Do(t, http.MethodPut, coll+"/hw:cpu_realtime", admin, `{"hw:cpu_realtime": "maybe"}`, atVersion("2.85")...); r.Status != http.StatusOK {
+		t.Errorf("unchecked update at 2.85: %s", r)
+	}
+	tr.Do(t, http.MethodGet, coll, admin, nil, atVersion(mv)...).JSON(t, &got)
+	if got.ExtraSpecs["hw:cpu_policy"] != "fast" || got.ExtraSpecs["hw:numa_nodes"] != "2" || got.ExtraSpecs["hw:cpu_realtime"] != "maybe" || len(got.ExtraSpecs) != 8 {
+		t.Errorf("extra specs %v", got.ExtraSpecs)
+	}
+}

@@ -19,6 +19,10 @@ import (
 // cell ("api!cell1@7"), from 2.53 it is a UUID the API cell maps to its
 // cell.
 
+// v288 drops the resource counts from a hypervisor's detail, adds its
+// uptime, and removes GET /os-hypervisors/statistics and .../{id}/uptime.
+const v288 = 88
+
 // hypervisorsHandler is os-hypervisors, gathered from the cells.
 type hypervisorsHandler struct {
 	*base
@@ -72,6 +76,13 @@ func hypervisorView(v Version, ids hostIDs, ch cellHypervisor, detail, withServe
 		"id":              ids.of(ch.cell, h.Service.ID, h.Service.UUID),
 		"host":            qualify(ch.cell, h.Service.Host),
 		"disabled_reason": nullable(h.Service.DisabledReason),
+	}
+	// 2.88 drops the resource counts and cpu_info and adds uptime. The
+	// fake driver cannot tell a host's uptime (as GET .../uptime below
+	// 2.88 says, 501), which Nova's detail shows as null.
+	if v.AtLeast(Version{2, v288}) {
+		out["uptime"] = nil
+		return out
 	}
 	out["vcpus"] = h.VCPUs
 	out["vcpus_used"] = h.VCPUsUsed
@@ -279,7 +290,12 @@ func (h *hypervisorsHandler) showHypervisor(w http.ResponseWriter, r *http.Reque
 
 // hypervisorUptime is GET /os-hypervisors/{id}/uptime. The fake driver
 // cannot tell a host's uptime, as in Nova: 501 once the hypervisor is found.
+// Gone from 2.88 (404), where the detail has uptime.
 func (h *hypervisorsHandler) hypervisorUptime(w http.ResponseWriter, r *http.Request) {
+	if atLeast(r, v288) {
+		h.fail(w, r, notFound("The resource could not be found."))
+		return
+	}
 	id := r.PathValue("id")
 	ch, err := h.findHypervisor(r, id, false)
 	if err == nil && ch == nil {
@@ -325,7 +341,12 @@ func (h *hypervisorsHandler) searchHypervisors(withServers bool) http.HandlerFun
 
 // hypervisorStatistics sums every cell's enabled compute nodes. When a
 // cell did not answer, missing_cells names it (and the sums leave it out).
+// Gone from 2.88 (404).
 func (h *hypervisorsHandler) hypervisorStatistics(w http.ResponseWriter, r *http.Request) {
+	if atLeast(r, v288) {
+		h.fail(w, r, notFound("The resource could not be found."))
+		return
+	}
 	hs, missing, err := h.gatherHypervisors(w, r, wire.HypervisorQuery{})
 	if err != nil {
 		h.fail(w, r, err)

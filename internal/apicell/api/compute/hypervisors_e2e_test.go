@@ -146,3 +146,77 @@ func TestHypervisors(t *testing.T) {
 		t.Errorf("a member lists hypervisors: %d", r.Status)
 	}
 }
+
+// TestHypervisorsV288: from 2.88 a hypervisor's detail and show drop the
+// resource counts and cpu_info and gain uptime (null: the fake driver
+// cannot tell it); /os-hypervisors/statistics and /{id}/uptime are 404.
+// At 2.87 all is as before.
+func TestHypervisorsV288(t *testing.T) {
+	mv := needMicroversion(t, 88)
+	tr := operatorTree(t)
+	gone := []string{"current_workload", "cpu_info", "vcpus", "vcpus_used", "free_disk_gb", "local_gb",
+		"local_gb_used", "disk_available_least", "free_ram_mb", "memory_mb", "memory_mb_used", "running_vms"}
+	kept := []string{"id", "hypervisor_hostname", "state", "status", "hypervisor_type", "hypervisor_version", "host_ip", "service"}
+
+	var list struct {
+		Hypervisors []map[string]any `json:"hypervisors"`
+	}
+	tr.Do(t, "GET", "/v2.1/os-hypervisors/detail", admin, nil, atVersion(mv)...).JSON(t, &list)
+	if len(list.Hypervisors) != 4 {
+		t.Fatalf("%d hypervisors at %s, want 4", len(list.Hypervisors), mv)
+	}
+	check := func(where string, h map[string]any) {
+		t.Helper()
+		for _, f := range gone {
+			if _, ok := h[f]; ok {
+				t.Errorf("%s has %s at 2.88: %v", where, f, h)
+			}
+		}
+		for _, f := range kept {
+			if _, ok := h[f]; !ok {
+				t.Errorf("%s lacks %s at 2.88: %v", where, f, h)
+			}
+		}
+		if u, ok := h["uptime"]; !ok || u != nil {
+			t.Errorf("%s uptime = %v (present %v), want null", where, u, ok)
+		}
+	}
+	for _, h := range list.Hypervisors {
+		check("detail", h)
+	}
+	id := list.Hypervisors[0]["id"].(string)
+	var one struct {
+		Hypervisor map[string]any `json:"hypervisor"`
+	}
+	tr.Do(t, "GET", "/v2.1/os-hypervisors/"+id, admin, nil, atVersion(mv)...).JSON(t, &one)
+	check("show", one.Hypervisor)
+	// The summary list never had them.
+	var summary struct {
+		Hypervisors []map[string]any `json:"hypervisors"`
+	}
+	tr.Do(t, "GET", "/v2.1/os-hypervisors", admin, nil, atVersion(mv)...).JSON(t, &summary)
+	if _, ok := summary.Hypervisors[0]["uptime"]; ok {
+		t.Errorf("the summary list has uptime: %v", summary.Hypervisors[0])
+	}
+
+	faultHas(t, tr.Do(t, "GET", "/v2.1/os-hypervisors/statistics", admin, nil, atVersion(mv)...), 404, "The resource could not be found.")
+	faultHas(t, tr.Do(t, "GET", "/v2.1/os-hypervisors/"+id+"/uptime", admin, nil, atVersion(mv)...), 404, "The resource could not be found.")
+
+	// At 2.87: the counts, no uptime; statistics and the uptime route served.
+	var old struct {
+		Hypervisor map[string]any `json:"hypervisor"`
+	}
+	tr.Do(t, "GET", "/v2.1/os-hypervisors/"+id, admin, nil, atVersion("2.87")...).JSON(t, &old)
+	for _, f := range gone {
+		if _, ok := old.Hypervisor[f]; !ok {
+			t.Errorf("show at 2.87 lacks %s: %v", f, old.Hypervisor)
+		}
+	}
+	if _, ok := old.Hypervisor["uptime"]; ok {
+		t.Errorf("show at 2.87 has uptime: %v", old.Hypervisor)
+	}
+	if r := tr.Do(t, "GET", "/v2.1/os-hypervisors/statistics", admin, nil, atVersion("2.87")...); r.Status != http.StatusOK {
+		t.Errorf("statistics at 2.87: %d %s", r.Status, r.Body)
+	}
+	faultHas(t, tr.Do(t, "GET", "/v2.1/os-hypervisors/"+id+"/uptime", admin, nil, atVersion("2.87")...), 501, "not supported")
+}

@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -122,7 +124,45 @@ func (h *instanceActionsHandler) showInstanceAction(w http.ResponseWriter, r *ht
 		h.fail(w, r, notFound("Action %s on instance %s could not be found.", rid, in.UUID))
 		return
 	}
-	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"instanceAction": actionView(r, in, recs[0], true)})
+	v := actionView(r, in, recs[0], true)
+	// 2.84: each event's details, by the events:details rule on the
+	// server's project (admins by default).
+	if atLeast(r, v284) && h.authorize(r.Context(), policyEventDetails, policy.Target{"project_id": in.ProjectID}) == nil {
+		for i, ev := range v["events"].([]any) {
+			ev.(map[string]any)["details"] = eventDetails(recs[0].Events[i])
+		}
+	}
+	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"instanceAction": v})
+}
+
+// v284 adds details to the events of an instance action.
+const v284 = 84
+
+// policyEventDetails is the rule that shows an event's details (2.84).
+const policyEventDetails = "os_compute_api:os-instance-actions:events:details"
+
+// eventDetails is Nova's details of an event: for a failed one, the fault
+// message (Nova's exception_to_dict message, cut to 255 bytes as
+// safe_truncate does); null otherwise. The cells record a failure's error
+// message as the event's traceback and keep no other text, so that text
+// is both (Nova's traceback would be the Python traceback).
+func eventDetails(e wire.EventRecord) any {
+	if e.Result != "Error" || e.Traceback == "" {
+		return nil
+	}
+	return truncateUTF8(e.Traceback, 255)
+}
+
+// truncateUTF8 is s cut to at most n bytes without splitting a character
+// (oslo's safe_truncate).
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func (h *instanceActionsHandler) instanceActions(r *http.Request, rid string) ([]wire.ActionRecord, *apidb.Instance, error) {

@@ -139,3 +139,51 @@ func TestInstanceActionsMicroversions(t *testing.T) {
 		t.Errorf("instance actions changed before an hour ago: %v", listed.Actions)
 	}
 }
+
+// TestInstanceActionEventDetailsV284: from 2.84 an admin (rule
+// os-instance-actions:events:details) sees each event's details, null for
+// an event that did not fail (a failed one's is its fault message:
+// TestEventDetails, as no test driver fails an operation). A member never
+// sees it, nor anyone before 2.84.
+func TestInstanceActionEventDetailsV284(t *testing.T) {
+	t.Parallel()
+	mv := needMicroversion(t, 84)
+	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 1})
+	sc := tr.Compute(demo)
+	id := create(t, tr, demo, map[string]any{"name": "somewhere", "flavorRef": "1", "imageRef": imageID})
+	waitStatus(t, sc, id, "ACTIVE")
+	var acts struct {
+		Actions []struct {
+			RequestID string `json:"request_id"`
+		} `json:"instanceActions"`
+	}
+	tr.Do(t, http.MethodGet, "/v2.1/servers/"+id+"/os-instance-actions", demo, nil).JSON(t, &acts)
+	if len(acts.Actions) == 0 {
+		t.Fatal("no instance action for the create")
+	}
+	events := func(token, ver string) []map[string]any {
+		t.Helper()
+		var out struct {
+			Action struct {
+				Events []map[string]any `json:"events"`
+			} `json:"instanceAction"`
+		}
+		tr.Do(t, http.MethodGet, "/v2.1/servers/"+id+"/os-instance-actions/"+acts.Actions[0].RequestID, token, nil, atVersion(ver)...).JSON(t, &out)
+		if len(out.Action.Events) == 0 {
+			t.Fatalf("no events at %s", ver)
+		}
+		return out.Action.Events
+	}
+	for _, e := range events(admin, mv) {
+		if d, ok := e["details"]; !ok || d != nil || e["result"] != "Success" {
+			t.Errorf("an admin's successful event at %s: details %v (present %v), want null: %v", mv, d, ok, e)
+		}
+	}
+	for _, c := range []struct{ token, ver string }{{demo, mv}, {admin, "2.83"}, {demo, "2.83"}} {
+		for _, e := range events(c.token, c.ver) {
+			if _, ok := e["details"]; ok {
+				t.Errorf("details shown to %s at %s: %v", c.token, c.ver, e)
+			}
+		}
+	}
+}

@@ -109,6 +109,7 @@ var Rules = []policy.Rule{
 	{Name: policyFirewall, Check: ruleAdmin},
 	{Name: "os_compute_api:os-instance-actions:show", Check: ruleReader},
 	{Name: "os_compute_api:os-instance-actions:events", Check: ruleAdmin},
+	{Name: policyEventDetails, Check: ruleAdmin},
 	{Name: "os_compute_api:ips:index", Check: ruleReader},
 	{Name: "os_compute_api:ips:show", Check: ruleReader},
 	{Name: "os_compute_api:os-attach-interfaces:list", Check: ruleReader},

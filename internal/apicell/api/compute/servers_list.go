@@ -232,8 +232,19 @@ func memberFilters(r *http.Request) []string {
 	if atLeast(r, 73) {
 		opts = append(opts, "locked")
 	}
+	if atLeast(r, v283) {
+		opts = append(opts, memberFiltersV283...)
+	}
 	return opts
 }
+
+// v283 lets members filter by memberFiltersV283.
+const v283 = 83
+
+// memberFiltersV283 are the filters 2.83 gives members; below it they are
+// an admin's (and a member's are dropped).
+var memberFiltersV283 = []string{"availability_zone", "config_drive", "key_name", "created_at", "launched_at",
+	"terminated_at", "power_state", "task_state", "vm_state", "progress", "user_id"}
 
 // isoTimeRE is the forms the iso8601 library (Nova's parse_isotime) reads.
 var isoTimeRE = regexp.MustCompile(`^(\d{4})(?:(?:-(\d{1,2})|(\d{2}))(?:(?:-(\d{1,2})|(\d{2}))(?:[ T](\d{2})(?::?(\d{2}))?(?::?(\d{1,2})(?:[.,](\d+))?)?(Z|[-+]\d{2}(?::?\d{2})?)?)?)?)?$`)

@@ -351,3 +351,87 @@ func TestChangesBefore(t *testing.T) {
 		}
 	}
 }
+
+// TestServerListFiltersV283: from 2.83 a member may filter by
+// availability_zone, config_drive, key_name, created_at, launched_at,
+// terminated_at, power_state, task_state, vm_state, progress and user_id
+// (Nova's regular expressions on the column's text, or exact states and
+// user); at 2.82 a member's are dropped, while an admin's work at both.
+func TestServerListFiltersV283(t *testing.T) {
+	t.Parallel()
+	mv := needMicroversion(t, 83)
+	tr := testtree.Start(t, testtree.Options{})
+	sc := tr.Compute(demo)
+	runID := create(t, tr, demo, map[string]any{"name": "run", "flavorRef": "1", "imageRef": imageID})
+	offID := create(t, tr, demo, map[string]any{"name": "off", "flavorRef": "1", "imageRef": imageID})
+	run := waitStatus(t, sc, runID, "ACTIVE")
+	waitStatus(t, sc, offID, "ACTIVE")
+	if err := servers.Stop(ctxT(t), sc, offID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, sc, offID, "SHUTOFF")
+	year := run.Created.UTC().Format("2006")
+
+	list := func(token, v, query string) string {
+		t.Helper()
+		var body struct {
+			Servers []struct {
+				Name string `json:"name"`
+			} `json:"servers"`
+		}
+		r := tr.Do(t, http.MethodGet, "/v2.1/servers/detail?"+query, token, nil, atVersion(v)...)
+		if r.Status != http.StatusOK {
+			t.Fatalf("list %s at %s: %s", query, v, r)
+		}
+		r.JSON(t, &body)
+		names := []string{}
+		for _, s := range body.Servers {
+			names = append(names, s.Name)
+		}
+		slices.Sort(names)
+		return strings.Join(names, " ")
+	}
+	for _, c := range []struct{ query, want string }{
+		{"vm_state=stopped", "off"},
+		{"vm_state=active", "run"},
+		{"task_state=deleting", ""},
+		{"power_state=%5E4%24", "off"},
+		{"power_state=1", "run"},
+		{"user_id=" + run.UserID, "off run"},
+		{"user_id=nobody", ""},
+		{"availability_zone=no-such-zone", ""},
+		{"key_name=some-key", ""},
+		{"config_drive=True", ""},
+		{"created_at=%5E" + year, "off run"},
+		{"created_at=%5E1999", ""},
+		{"launched_at=%5E" + year, "off run"},
+		{"launched_at=%5E1999", ""},
+		{"terminated_at=.", ""},
+		{"progress=%5E0%24", "off run"},
+		{"progress=5", ""},
+		// status still wins over vm_state, as in Nova.
+		{"status=ACTIVE&vm_state=stopped", "run"},
+	} {
+		if got := list(demo, mv, c.query); got != c.want {
+			t.Errorf("a member's %s at %s: %q, want %q", c.query, mv, got, c.want)
+		}
+		// At 2.82 a member's are dropped (status still filters).
+		want := "off run"
+		if strings.HasPrefix(c.query, "status=") {
+			want = "run"
+		}
+		if got := list(demo, "2.82", c.query); got != want {
+			t.Errorf("a member's %s at 2.82: %q, want %q (dropped)", c.query, got, want)
+		}
+		// An admin's work below 2.83 too (within demo's project).
+		if got := list(admin, "2.82", c.query+"&all_tenants=1&project_id="+run.TenantID); got != c.want {
+			t.Errorf("an admin's %s at 2.82: %q, want %q", c.query, got, c.want)
+		}
+	}
+	// A member's vm_state=deleted is no status: no 403, nothing deleted.
+	if got := list(demo, mv, "vm_state=deleted"); got != "" {
+		t.Errorf("a member's vm_state=deleted: %q", got)
+	}
+	// The regular expressions must compile, as before.
+	faultHas(t, tr.Do(t, http.MethodGet, "/v2.1/servers?power_state=%28", demo, nil, atVersion(mv)...), 400, "power_state")
+}

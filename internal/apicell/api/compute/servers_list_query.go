@@ -7,7 +7,9 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
@@ -126,7 +128,8 @@ func (lq *listQuery) filterSet() error {
 	return nil
 }
 
-// stateFilters reads status (or an admin's vm_state) and task_state.
+// stateFilters reads status (or vm_state) and task_state; vm_state and
+// task_state are an admin's, and from 2.83 a member's too.
 func (lq *listQuery) stateFilters() error {
 	o := &lq.lr.opts
 	if statuses := lq.q["status"]; len(statuses) > 0 {
@@ -145,12 +148,11 @@ func (lq *listQuery) stateFilters() error {
 			o.TaskStates = tasks
 		}
 		lq.fromStatus = true
-	} else if lq.c.Admin {
-		if v := lq.get("vm_state"); lq.opts.Has("vm_state") {
-			o.VMStates = []string{v}
-		}
+	} else if v := lq.get("vm_state"); lq.opts.Has("vm_state") {
+		// An admin's, or from 2.83 a member's (filterSet keeps it).
+		o.VMStates = []string{v}
 	}
-	if lq.c.Admin && lq.opts.Has("task_state") && o.TaskStates == nil {
+	if lq.opts.Has("task_state") && o.TaskStates == nil {
 		o.TaskStates = []string{lq.get("task_state")}
 	}
 	return nil
@@ -280,7 +282,7 @@ func (lq *listQuery) sorting() error {
 }
 
 // exactFilters reads the filters that match exactly: image, an admin's
-// host, user_id and uuid, and flavor (a flavor the caller cannot see
+// host and uuid, user_id (an admin's, a member's from 2.83), and flavor (a flavor the caller cannot see
 // lists nothing).
 func (lq *listQuery) exactFilters() error {
 	o, opts := &lq.lr.opts, lq.opts
@@ -291,9 +293,10 @@ func (lq *listQuery) exactFilters() error {
 	}
 	if lq.c.Admin {
 		o.Host = lq.get("host")
-		o.UserID = lq.get("user_id")
 		o.UUID = lq.get("uuid")
 	}
+	// An admin's, and from 2.83 a member's (filterSet keeps it).
+	o.UserID = lq.get("user_id")
 	if !opts.Has("flavor") {
 		return nil
 	}
@@ -335,6 +338,24 @@ var patternFields = map[string]func(*apidb.Instance) string{
 	"access_ip_v6":        func(in *apidb.Instance) string { return in.AccessIPv6 },
 	"description":         description,
 	"display_description": description,
+	// Nova matches these columns' text as the database gives it: an
+	// integer's digits, a time as MySQL's DATETIME ("2006-01-02
+	// 15:04:05"). config_drive is never set here ("", as the view shows)
+	// and progress is 0, as the view shows.
+	"power_state":   func(in *apidb.Instance) string { return strconv.Itoa(in.PowerState) },
+	"progress":      func(*apidb.Instance) string { return "0" },
+	"config_drive":  func(*apidb.Instance) string { return "" },
+	"created_at":    func(in *apidb.Instance) string { return dbTime(in.CreatedAt) },
+	"launched_at":   func(in *apidb.Instance) string { return dbTime(in.LaunchedAt) },
+	"terminated_at": func(in *apidb.Instance) string { return dbTime(in.DeletedAt) },
+}
+
+// dbTime is t as a MySQL DATETIME's text, "" for none (NULL).
+func dbTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.DateTime)
 }
 
 // patternFilters reads the regular expression filters, applied in order

@@ -164,6 +164,19 @@ func TestUnshelveIntoAZone(t *testing.T) {
 	if evs := actionEvents(t, tr, id, rid); len(evs) != 1 || !strings.Contains(fmt.Sprint(evs[0]["traceback"]), "No valid host") {
 		t.Errorf("unshelve events %v, want one in error with No valid host", evs)
 	}
+	// 2.84: an admin sees the failed event's message as its details.
+	if servesMicroversion(84) {
+		var body struct {
+			Action struct {
+				Events []map[string]any `json:"events"`
+			} `json:"instanceAction"`
+		}
+		tr.Do(t, http.MethodGet, "/v2.1/servers/"+id+"/os-instance-actions/"+rid, admin, nil, atVersion("2.84")...).JSON(t, &body)
+		if evs := body.Action.Events; len(evs) != 1 || evs[0]["details"] != evs[0]["traceback"] ||
+			!strings.Contains(fmt.Sprint(evs[0]["details"]), "No valid host") {
+			t.Errorf("unshelve events at 2.84 %v, want details with No valid host", evs)
+		}
+	}
 
 	// At 2.76 the zone is not looked at: its own zone, nova.
 	r = post(`{"unshelve": {"availability_zone": "az2"}}`, atVersion("2.76"))
