@@ -100,7 +100,7 @@ func runUp(ctx context.Context, o up.Options, log *slog.Logger, stdout io.Writer
 	}
 	fmt.Fprintf(stdout, "  Image API       %s/image/v2   (image %s)\n", root, up.DefaultImageID)
 	fmt.Fprintf(stdout, "  Networking API  %s/networking/v2.0   (network private)\n", root)
-	fmt.Fprintf(stdout, "  Block Storage   %s/volume/v3   (volume types, limits, zones; no volumes yet)\n\n", root)
+	fmt.Fprintf(stdout, "  Block Storage   %s/volume/v3\n\n", root)
 	if len(tree.OpenRC) > 0 {
 		fmt.Fprintf(stdout, "  credentials     %s   (admin on project admin)\n", tree.OpenRC["admin"].Path)
 		fmt.Fprintf(stdout, "                  %s   (member of project demo)\n\n", tree.OpenRC["demo"].Path)
