@@ -95,3 +95,41 @@ type AttachmentState struct {
 	BootIndex           int       `json:"boot_index"`
 	AttachedAt          time.Time `json:"attached_at,omitzero"`
 }
+
+// BlockDevice is one block device mapping of an instance to build
+// (block_device_mapping_v2 of a boot from volume), as the API cell checked
+// it. The cell that builds the instance makes the volumes marked New in
+// its own volume role before the spawn, then attaches every volume (the
+// boot volume at BootIndex 0) and records the mappings; no mapping is
+// kept in the API cell.
+type BlockDevice struct {
+	// UUID is the mapping's uuid (bdm_uuid), made by the API cell.
+	UUID string `json:"uuid"`
+	// SourceType is image, volume, snapshot or blank; DestinationType is
+	// volume or local.
+	SourceType      string `json:"source_type"`
+	DestinationType string `json:"destination_type"`
+	// VolumeID is the volume attached: an existing one (source volume),
+	// or the one the cell makes (New; its id made by the API cell, which
+	// holds its copy in status creating).
+	VolumeID string `json:"volume_id,omitempty"`
+	New      bool   `json:"new,omitempty"`
+	// AttachmentID is the attachment's id, made by the API cell.
+	AttachmentID string `json:"attachment_id,omitempty"`
+	SnapshotID   string `json:"snapshot_id,omitempty"`
+	ImageID      string `json:"image_id,omitempty"`
+	// ImageSize is the image's size in bytes (a volume made from it).
+	ImageSize int64 `json:"image_size,omitempty"`
+	// VolumeSize is the size in GiB of a volume to make.
+	VolumeSize int `json:"volume_size,omitempty"`
+	// VolumeTypeID and VolumeType are the type of a volume to make.
+	VolumeTypeID        string `json:"volume_type_id,omitempty"`
+	VolumeType          string `json:"volume_type,omitempty"`
+	BootIndex           int    `json:"boot_index"`
+	DeviceName          string `json:"device_name,omitempty"`
+	DeleteOnTermination bool   `json:"delete_on_termination,omitempty"`
+	Tag                 string `json:"tag,omitempty"`
+	GuestFormat         string `json:"guest_format,omitempty"`
+	DiskBus             string `json:"disk_bus,omitempty"`
+	DeviceType          string `json:"device_type,omitempty"`
+}
