@@ -22,6 +22,9 @@ type StatusChange struct {
 	SnapshotsFrom []string
 	// Detached: attach_status must not be "attached".
 	Detached bool
+	// NoAttachments: the volume must have no attachment in the mirror
+	// (whatever its status).
+	NoAttachments bool
 	// Now is the updated_at written.
 	Now time.Time
 }
@@ -39,6 +42,9 @@ func SetStatus(ctx context.Context, tx *db.Tx, c StatusChange) (bool, error) {
 	}
 	if c.Detached {
 		q += ` AND attach_status <> 'attached'`
+	}
+	if c.NoAttachments {
+		q += ` AND NOT EXISTS (SELECT 1 FROM volume_attachments a WHERE a.volume_id = volumes.id)`
 	}
 	if c.NoSnapshots {
 		q += ` AND NOT EXISTS (SELECT 1 FROM volume_snapshots s WHERE s.volume_id = volumes.id AND s.deleted = 0)`
