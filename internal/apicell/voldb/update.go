@@ -25,6 +25,8 @@ type StatusChange struct {
 	// NoAttachments: the volume must have no attachment in the mirror
 	// (whatever its status).
 	NoAttachments bool
+	// AttachStatus (when not ""): attach_status must be this one.
+	AttachStatus string
 	// Now is the updated_at written.
 	Now time.Time
 }
@@ -42,6 +44,10 @@ func SetStatus(ctx context.Context, tx *db.Tx, c StatusChange) (bool, error) {
 	}
 	if c.Detached {
 		q += ` AND attach_status <> 'attached'`
+	}
+	if c.AttachStatus != "" {
+		q += ` AND attach_status = ?`
+		args = append(args, c.AttachStatus)
 	}
 	if c.NoAttachments {
 		q += ` AND NOT EXISTS (SELECT 1 FROM volume_attachments a WHERE a.volume_id = volumes.id)`

@@ -144,6 +144,7 @@ const (
 	StatusErrorRestoring = "error_restoring"
 	StatusErrorManaging  = "error_managing"
 	StatusUploading      = "uploading"
+	StatusDetaching      = "detaching"
 	StatusMaintenance    = "maintenance"
 	// StatusDeleted is the status of a deleted row (never shown).
 	StatusDeleted = "deleted"
