@@ -396,7 +396,9 @@ func TestVolumeAttach(t *testing.T) {
 		e.caller.answer = func(*wire.AttachVolume) (string, error) { return "", wire.Errorf(wire.CodeConflict, "%s", reason) }
 		check("cell says "+reason, post(demo, "2.1", attachBody(vaVol, "device", "/dev/vdc")), want.code, want.msg)
 	}
-	e.caller.answer = func(*wire.AttachVolume) (string, error) { return "", wire.Errorf(wire.CodeConflict, "%s", wire.AttachReasonVolumeStatus) }
+	e.caller.answer = func(*wire.AttachVolume) (string, error) {
+		return "", wire.Errorf(wire.CodeConflict, "%s", wire.AttachReasonVolumeStatus)
+	}
 	if r := post(demo, "2.1", attachBody(vaVol)); r.code != 400 || !strings.Contains(r.msg(), "status must be available or downloading to reserve, but the current status is available.") {
 		t.Errorf("cell says volume_status: %d %q", r.code, r.msg())
 	}
