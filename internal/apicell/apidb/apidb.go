@@ -293,6 +293,17 @@ type Instance struct {
 	// once and sorted; nil until loaded (the Compute API loads them from
 	// the Networking API's bindings).
 	SecurityGroups []string
+	// VolumesAttached are the volumes attached to the server, in the
+	// order of its devices; nil until loaded (the Compute API loads them
+	// from the volume copy's mirror of the attachments).
+	VolumesAttached []AttachedVolume
+}
+
+// AttachedVolume is a volume attached to a server, as its views show it
+// (os-extended-volumes:volumes_attached).
+type AttachedVolume struct {
+	ID                  string
+	DeleteOnTermination bool
 }
 
 const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data, metadata, availability_zone,

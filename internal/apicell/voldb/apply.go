@@ -30,6 +30,10 @@ type Applied struct {
 //     copy's; the first that applies names the copy's cell. A state with
 //     Cell "" (the volume found no cell) leaves the copy without one.
 //
+// A volume's state that applies replaces the mirror of its attachments
+// with the state's list (and its attach_status with theirs); a deletion
+// removes them.
+//
 // A state that is not newer costs one statement that changes nothing (a
 // heal resend). now is the time written for states without UpdatedAt.
 func Apply(ctx context.Context, tx *db.Tx, vols []wire.VolumeState, snaps []wire.SnapshotState, now time.Time) ([]Applied, error) {
@@ -43,6 +47,12 @@ func Apply(ctx context.Context, tx *db.Tx, vols []wire.VolumeState, snaps []wire
 			`status = ?, size_gb = ?`, []any{status, st.SizeGB})
 		if err != nil {
 			return nil, err
+		}
+		if a.Changed {
+			// The state's attachments are the volume's whole list.
+			if err := replaceAttachments(ctx, tx, st.ID, st.Attachments, a.Deleted); err != nil {
+				return nil, err
+			}
 		}
 		if a.Deleted {
 			// A deleted volume has no snapshots left: those its cell has

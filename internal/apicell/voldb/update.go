@@ -22,6 +22,11 @@ type StatusChange struct {
 	SnapshotsFrom []string
 	// Detached: attach_status must not be "attached".
 	Detached bool
+	// NoAttachments: the volume must have no attachment in the mirror
+	// (whatever its status).
+	NoAttachments bool
+	// AttachStatus (when not ""): attach_status must be this one.
+	AttachStatus string
 	// Now is the updated_at written.
 	Now time.Time
 }
@@ -39,6 +44,13 @@ func SetStatus(ctx context.Context, tx *db.Tx, c StatusChange) (bool, error) {
 	}
 	if c.Detached {
 		q += ` AND attach_status <> 'attached'`
+	}
+	if c.AttachStatus != "" {
+		q += ` AND attach_status = ?`
+		args = append(args, c.AttachStatus)
+	}
+	if c.NoAttachments {
+		q += ` AND NOT EXISTS (SELECT 1 FROM volume_attachments a WHERE a.volume_id = volumes.id)`
 	}
 	if c.NoSnapshots {
 		q += ` AND NOT EXISTS (SELECT 1 FROM volume_snapshots s WHERE s.volume_id = volumes.id AND s.deleted = 0)`

@@ -35,8 +35,9 @@ import (
 // MigrationSet is the name the node registers Migrations under.
 const MigrationSet = "volume"
 
-// Migrations is the schema of the volumes and their metadata (1) and of
-// the snapshots and theirs (1). Metadata are side tables, so that a list
+// Migrations is the schema of the volumes and their metadata (1), of
+// the snapshots and theirs (1), and of the mirror of the volumes'
+// attachments (2). Metadata are side tables, so that a list
 // filters by metadata in SQL. The quota lock is apidb's (quota_locks), so
 // the database also needs apidb's migrations.
 var Migrations = []db.Migration{
@@ -100,6 +101,22 @@ CREATE TABLE snapshot_metadata (
 	meta_value TEXT NOT NULL,
 	PRIMARY KEY (snapshot_id, meta_key)
 )`},
+	{Version: 2, Name: "volume attachments", SQL: `
+CREATE TABLE volume_attachments (
+	id TEXT PRIMARY KEY,
+	volume_id TEXT NOT NULL REFERENCES volumes (id),
+	instance_uuid TEXT NOT NULL,
+	attach_status TEXT NOT NULL,
+	device TEXT NOT NULL DEFAULT '',
+	mode TEXT NOT NULL DEFAULT 'rw',
+	bdm_uuid TEXT NOT NULL DEFAULT '',
+	tag TEXT NOT NULL DEFAULT '',
+	delete_on_termination INTEGER NOT NULL DEFAULT 0,
+	boot_index INTEGER NOT NULL DEFAULT -1,
+	attached_at {{bigint}} NOT NULL DEFAULT 0
+);
+CREATE INDEX volume_attachments_volume ON volume_attachments (volume_id);
+CREATE INDEX volume_attachments_instance ON volume_attachments (instance_uuid)`},
 }
 
 // Errors.
@@ -127,6 +144,7 @@ const (
 	StatusErrorRestoring = "error_restoring"
 	StatusErrorManaging  = "error_managing"
 	StatusUploading      = "uploading"
+	StatusDetaching      = "detaching"
 	StatusMaintenance    = "maintenance"
 	// StatusDeleted is the status of a deleted row (never shown).
 	StatusDeleted = "deleted"
@@ -138,8 +156,8 @@ type Volume struct {
 	Name, Description     string
 	SizeGB                int
 	Status                string
-	// AttachStatus is Cinder's attach_status (detached: no attachments
-	// yet in this API).
+	// AttachStatus is Cinder's attach_status, from the attachments
+	// (detached: none).
 	AttachStatus string
 	Bootable     bool
 	// ReadOnly is the admin metadata "readonly" ("True", "False"; "":
@@ -156,10 +174,13 @@ type Volume struct {
 	// ImageMetadata is Cinder's volume_image_metadata (nil: none).
 	ImageMetadata map[string]string
 	Multiattach   bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	Deleted       bool
-	DeletedAt     time.Time
+	// Attachments are the mirror of its attachments (read by Get and
+	// the lists; nil: none).
+	Attachments []*Attachment
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Deleted     bool
+	DeletedAt   time.Time
 }
 
 // Snapshot is the API cell's copy of a snapshot.
@@ -322,7 +343,8 @@ func GetSnapshotAny(ctx context.Context, q db.Querier, id string) (*Snapshot, er
 	return s, nil
 }
 
-// loadVolumeMetadata fills the metadata of vs in one query.
+// loadVolumeMetadata fills the metadata and the attachments of vs, in
+// one query each.
 func loadVolumeMetadata(ctx context.Context, q db.Querier, vs []*Volume) error {
 	if len(vs) == 0 {
 		return nil
@@ -330,6 +352,15 @@ func loadVolumeMetadata(ctx context.Context, q db.Querier, vs []*Volume) error {
 	byID := make(map[string]*Volume, len(vs))
 	for _, v := range vs {
 		byID[v.ID] = v
+	}
+	atts, err := VolumeAttachments(ctx, q, slices.Collect(maps.Keys(byID)))
+	if err != nil {
+		return err
+	}
+	for id, as := range atts {
+		if v := byID[id]; v != nil {
+			v.Attachments = as
+		}
 	}
 	return loadMetadata(ctx, q, "volume_metadata", "volume_id", slices.Collect(maps.Keys(byID)), func(id, k, val string) {
 		if v := byID[id]; v != nil {

@@ -170,6 +170,7 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 		&tagsHandler{base: b, servers: servers},
 		&ipsHandler{base: b, servers: servers},
 		&interfacesHandler{base: b, servers: servers},
+		&volumeAttachmentsHandler{base: b, servers: servers},
 		&securityGroupsHandler{base: b, servers: servers},
 		&instanceActionsHandler{base: b, servers: servers},
 		&firewallHandler{base: b, servers: servers},

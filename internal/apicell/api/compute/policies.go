@@ -116,6 +116,14 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:os-attach-interfaces:show", Check: ruleReader},
 	{Name: "os_compute_api:os-attach-interfaces:create", Check: ruleMember},
 	{Name: "os_compute_api:os-attach-interfaces:delete", Check: ruleMember},
+	// os-volume_attachments: the server's project reads, its members
+	// change; swap is the service role's (Cinder's, in a migration).
+	{Name: ruleVolAttIndex, Check: ruleReader},
+	{Name: ruleVolAttShow, Check: ruleReader},
+	{Name: ruleVolAttCreate, Check: ruleMember},
+	{Name: ruleVolAttUpdate, Check: ruleMember},
+	{Name: ruleVolAttSwap, Check: "rule:service_api"},
+	{Name: ruleVolAttDelete, Check: ruleMember},
 	{Name: "os_compute_api:server-metadata:index", Check: ruleReader},
 	{Name: "os_compute_api:server-metadata:show", Check: ruleReader},
 	{Name: "os_compute_api:server-metadata:create", Check: ruleMember},

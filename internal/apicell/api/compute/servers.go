@@ -207,7 +207,7 @@ func (h *serversHandler) serverViewAs(r *http.Request, in *apidb.Instance, right
 		"config_drive": "", "key_name": keyName, "OS-SRV-USG:launched_at": isoMicro(in.LaunchedAt),
 		"OS-SRV-USG:terminated_at": isoMicro(in.DeletedAt), "OS-EXT-STS:task_state": task,
 		"OS-EXT-STS:vm_state": in.VMState, "OS-EXT-STS:power_state": in.PowerState,
-		"os-extended-volumes:volumes_attached": []any{},
+		"os-extended-volumes:volumes_attached": h.volumesAttachedView(r, in),
 	}
 	if progressStatuses[v["status"].(string)] {
 		v["progress"] = 0

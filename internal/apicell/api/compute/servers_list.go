@@ -50,6 +50,9 @@ func (h *serversHandler) listServers(detail bool) http.HandlerFunc {
 		if err == nil && detail {
 			err = loadPortAddresses(ctx, h.cfg.DB, insts)
 		}
+		if err == nil && detail {
+			err = loadVolumesAttached(ctx, h.cfg.DB, insts)
+		}
 		if err != nil {
 			h.fail(w, r, err)
 			return

@@ -126,6 +126,7 @@ func rooms(b *base) []room {
 		&volumeActionsHandler{base: b},
 		&volumeMetadataHandler{base: b},
 		&snapshotsHandler{base: b},
+		&attachmentsHandler{base: b},
 	}
 }
 

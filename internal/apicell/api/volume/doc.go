@@ -4,7 +4,10 @@
 // package voltypes, the usage read from the volumes), and, with a
 // database (Config.DB), the volumes and snapshots (volumes.go,
 // volume_actions.go, volume_metadata.go, snapshots.go) from the API
-// cell's copy (package voldb); there are no attachments yet.
+// cell's copy (package voldb), with the attachments its cells report
+// (the volume view's attachments, and the attachments API's reads,
+// attachments.go; attachments are made by the Compute API's
+// os-volume_attachments).
 //
 // Mount it under a prefix with http.StripPrefix (devstack's "/volume");
 // the links it writes keep the prefix the request came in with. It serves:
@@ -30,6 +33,8 @@
 //	GET, POST, PUT volumes/{id}/metadata; GET, PUT, DELETE volumes/{id}/metadata/{key}
 //	POST, GET /v3/{project_id}/snapshots, GET snapshots/detail, GET, PUT, DELETE snapshots/{id},
 //	snapshots/{id}/metadata[/{key}], POST snapshots/{id}/action (os-reset_status, os-force_delete)
+//	GET /v3/{project_id}/attachments, attachments/detail, attachments/{id}  (3.27; POST, PUT, DELETE
+//	                                        and os-complete are not routed: 404)
 //
 // Every request under /v3 is negotiated (OpenStack-API-Version: volume
 // 3.x, 3.0 to maxVersion, "latest"; version.go) and answered with the

@@ -124,7 +124,7 @@ func (h *volumeActionsHandler) extend(ctx context.Context, id string, args body)
 		if err != nil {
 			return err
 		}
-		ok, err := voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: id, From: []string{voldb.StatusAvailable}, To: voldb.StatusExtending, Now: h.cfg.Now().UTC()})
+		ok, err := voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: id, From: []string{voldb.StatusAvailable}, To: voldb.StatusExtending, NoAttachments: true, Now: h.cfg.Now().UTC()})
 		if err != nil {
 			return err
 		}
@@ -226,9 +226,6 @@ func (h *volumeActionsHandler) resetStatus(ctx context.Context, id string, args 
 		if status == "deleting" || status == "error_deletingdetaching" {
 			return nil, badRequest("Cannot reset-state to %s", status)
 		}
-		if status == voldb.StatusInUse {
-			return nil, badRequest("Cannot reset-state to in-use because volume does not have any attachments.")
-		}
 	}
 	if hasAttach && attach != "attached" && attach != "detached" {
 		return nil, badRequest("Must specify a valid attach status")
@@ -241,6 +238,15 @@ func (h *volumeActionsHandler) resetStatus(ctx context.Context, id string, args 
 		}
 		if !hasStatus {
 			return nil
+		}
+		if status == voldb.StatusInUse {
+			atts, err := voldb.VolumeAttachments(ctx, tx, []string{id})
+			if err != nil {
+				return err
+			}
+			if len(atts[id]) == 0 {
+				return badRequest("Cannot reset-state to in-use because volume does not have any attachments.")
+			}
 		}
 		if _, err := voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: id, To: status, Now: h.cfg.Now().UTC()}); err != nil {
 			return err
@@ -327,7 +333,7 @@ func (h *volumeActionsHandler) uploadImage(ctx context.Context, id string, args 
 		if err != nil {
 			return err
 		}
-		ok, err := voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: id, From: []string{voldb.StatusAvailable}, To: voldb.StatusUploading, Now: now})
+		ok, err := voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: id, From: []string{voldb.StatusAvailable}, To: voldb.StatusUploading, NoAttachments: true, Now: now})
 		if err != nil {
 			return err
 		}

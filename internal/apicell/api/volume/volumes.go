@@ -785,7 +785,7 @@ func (b *base) deleteVolume(ctx context.Context, id string, cascade, force bool)
 			local, err = voldb.Destroy(ctx, tx, id, now)
 			return err
 		}
-		ch := voldb.StatusChange{ID: id, To: voldb.StatusDeleting, Detached: true, Now: now}
+		ch := voldb.StatusChange{ID: id, To: voldb.StatusDeleting, Detached: true, NoAttachments: true, Now: now}
 		if !force {
 			ch.From = deletableStatuses
 		}

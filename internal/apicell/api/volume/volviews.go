@@ -69,7 +69,7 @@ func (b *base) volumeDetail(r *http.Request, v *voldb.Volume) map[string]any {
 		"replication_status":  nil,
 		"consistencygroup_id": nil,
 		"multiattach":         v.Multiattach,
-		"attachments":         []any{},
+		"attachments":         attachmentsView(v.Attachments),
 	}
 	if c.Admin {
 		d["migration_status"] = nil
@@ -99,6 +99,23 @@ func (b *base) volumeDetail(r *http.Request, v *voldb.Volume) map[string]any {
 		d["service_uuid"] = nil
 	}
 	return d
+}
+
+// attachmentsView is the volume view's attachments (Cinder's
+// _get_attachments): those attached, each with the volume's id as its id;
+// host_name is the attached host, which the mirror does not hold (null).
+func attachmentsView(atts []*voldb.Attachment) []any {
+	out := []any{}
+	for _, a := range atts {
+		if a.Status != voldb.AttachAttached {
+			continue
+		}
+		out = append(out, map[string]any{
+			"server_id": a.InstanceUUID, "attachment_id": a.ID, "attached_at": cinderTime(a.AttachedAt), "host_name": nil,
+			"volume_id": a.VolumeID, "device": a.Device, "id": a.VolumeID,
+		})
+	}
+	return out
 }
 
 // boolText is Python's str(bool).
