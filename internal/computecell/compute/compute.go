@@ -429,6 +429,18 @@ func (s *Service) DetachVolume(ctx context.Context, host, uuid, device string) e
 	return nil
 }
 
+// VolumeDisks are the volumes the driver has attached to the instance on
+// host (device to backing), for operators' checks and tests; none when
+// the driver cannot tell.
+func (s *Service) VolumeDisks(host, uuid string) map[string]string {
+	if d, ok := s.cfg.Driver.(interface {
+		Disks(host, uuid string) map[string]string
+	}); ok {
+		return d.Disks(host, uuid)
+	}
+	return nil
+}
+
 // volumeAttacher is the driver's VolumeAttacher, once the instance is
 // known to be on host (and put back there after a restart).
 func (s *Service) volumeAttacher(ctx context.Context, host, uuid string) (virt.VolumeAttacher, error) {
