@@ -450,6 +450,11 @@ func (m *Manager) finishAttachment(ctx context.Context, volumeID string, a *cell
 	moved := false
 	err := m.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		moved = false
+		// The volume's row first, as the handlers take it (after the
+		// instance's), so that two transactions cannot wait on each other.
+		if _, err := celldb.GetVolumeForUpdate(ctx, tx, volumeID); err != nil {
+			return err
+		}
 		if _, err := celldb.UpdateAttachment(ctx, tx, a.ID, &a.Pending, a.RequestID, c); errors.Is(err, wire.ErrConflict) {
 			moved = true
 			return nil
@@ -504,6 +509,12 @@ func (m *Manager) InstanceGone(ctx context.Context, tx *db.Tx, instanceUUID, req
 	now := m.cfg.Now()
 	wake := false
 	for _, a := range atts {
+		// The volume's row before the attachment's, in the order the
+		// worker takes them.
+		v, err := celldb.GetVolumeForUpdate(ctx, tx, a.VolumeID)
+		if err != nil && !errors.Is(err, celldb.ErrVolumeNotFound) {
+			return err
+		}
 		bdm, err := celldb.BDMOfAttachment(ctx, tx, a.ID)
 		if err != nil && !errors.Is(err, celldb.ErrAttachmentNotFound) {
 			return err
@@ -515,14 +526,7 @@ func (m *Manager) InstanceGone(ctx context.Context, tx *db.Tx, instanceUUID, req
 		if err := celldb.DeleteBDMsOfAttachment(ctx, tx, a.ID); err != nil {
 			return err
 		}
-		v, err := celldb.GetVolumeForUpdate(ctx, tx, a.VolumeID)
-		if errors.Is(err, celldb.ErrVolumeNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if v.Deleted {
+		if v == nil || v.Deleted {
 			continue
 		}
 		rest, err := celldb.VolumeAttachments(ctx, tx, v.ID)

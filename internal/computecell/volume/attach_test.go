@@ -616,3 +616,30 @@ func TestInstanceGoneDropsAPendingAttach(t *testing.T) {
 		e.rec.checkVersions(t)
 	})
 }
+
+// TestDetachOfAnAttachInFlight: a detach that comes while the attach still
+// waits for the host is refused (the volume is sent as it is, at a new
+// version, which puts back the status the API cell set); the attach then
+// goes on and the volume is in-use.
+func TestDetachOfAnAttachInFlight(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.start()
+		e.volumes(1)
+		e.stop()
+		vm := e.instance(1, "h1", vmstate.Active)
+		e.mustAttach(1, vm, vid(1), "", "/dev/vdb")
+		before := e.volume(vid(1))
+		e.detach("req-detach", vm, vid(1))
+		st := last(t, "volume", e.rec.volumeStates(t, vid(1)))
+		if st.Status != "attaching" || st.Version != before.Version+1 || len(st.Attachments) != 1 || st.Attachments[0].Status != "attaching" {
+			t.Errorf("the refused detach sent %+v, want attaching at %d with its attachment", st, before.Version+1)
+		}
+		e.start()
+		e.settled(vid(1), "in-use")
+		if got := e.hosts.drv.Disks("h1", vm); len(got) != 1 {
+			t.Errorf("disks %v, want /dev/vdb", got)
+		}
+		e.rec.checkVersions(t)
+	})
+}
