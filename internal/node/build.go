@@ -94,20 +94,27 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 			}
 			roles = append(roles, role{"security group flusher", fl})
 		} else {
+			comp := computeHostsPort(n.nc, cfg.Cell, local.compute)
+			// The volume role is told of the instances the conductor
+			// deletes; its attachments' host work goes to the compute
+			// hosts.
+			var vols conductor.Volumes
+			var volRole []role
+			if cfg.Has(config.RoleVolume) {
+				m, vr, err := n.volumeRole(sender, comp)
+				if err != nil {
+					return nil, err
+				}
+				vols, volRole = m, []role{vr}
+			}
 			hosted, err := n.offerComputeCellHandlers(sender, schedulerPort(n.nc, cfg.Cell, local.scheduler),
-				networkPort(n.nc, cfg.Cell, local.network), computeHostsPort(n.nc, cfg.Cell, local.compute), local.firewallWake(), local.firewallMembers(),
-				local.imageCacheWake())
+				networkPort(n.nc, cfg.Cell, local.network), comp, local.firewallWake(), local.firewallMembers(),
+				local.imageCacheWake(), vols)
 			if err != nil {
 				return nil, err
 			}
 			roles = append(roles, hosted...)
-			if cfg.Has(config.RoleVolume) {
-				vr, err := n.volumeRole(sender)
-				if err != nil {
-					return nil, err
-				}
-				roles = append(roles, vr)
-			}
+			roles = append(roles, volRole...)
 		}
 	}
 
@@ -177,13 +184,16 @@ func (n *Node) offerAPICellHandlers(sender *cells.Sender, images *image.API) {
 // hosts (the conductor, the instance operations and the host operations),
 // registers their handlers with it, and returns the ones to start after it.
 //
+// vols, if not nil, is the cell's volume role, told of each instance the
+// conductor deletes.
+//
 // sgWake, if not nil, is called when the cell's security groups or its
 // ports' groups changed (this process's compute agent's wake; agents of
 // other processes find the change when they poll); sgMembers, if not
 // nil, is given the member deltas applied instead (this process's compute
 // agent applies them in memory).
 func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.HostScheduler, netw conductor.Network, comp computePort,
-	sgWake func(), sgMembers func([]wire.MemberDelta), cacheWake func()) ([]role, error) {
+	sgWake func(), sgMembers func([]wire.MemberDelta), cacheWake func(), vols conductor.Volumes) ([]role, error) {
 	cfg := n.cfg
 	// The security group messages work on the cell database; the builds
 	// and interfaces ask for the groups the cell does not hold.
@@ -206,7 +216,7 @@ func (n *Node) offerComputeCellHandlers(sender *cells.Sender, sched conductor.Ho
 	n.Cells.HandleCast(wire.MethodPortUpdate, 1, 0, sg.PortUpdate)
 	cd, err := conductor.New(conductor.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Scheduler: sched,
 		Network: netw, Compute: comp, HealInterval: cfg.Cells.HealInterval.D(), HealWindow: cfg.Cells.HealWindow.D(),
-		Capacity: n.Cells, SecurityGroups: sg, Logger: n.log})
+		Capacity: n.Cells, SecurityGroups: sg, Volumes: vols, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}

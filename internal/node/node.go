@@ -353,6 +353,17 @@ func (n *Node) CachedImages(host string) []string {
 	return n.compute.CachedImages(host)
 }
 
+// VolumeDisks are the volumes the hypervisor of host, one of this
+// process's compute hosts, has attached to the instance: device to
+// backing path (none for a host it does not run). For operators' checks
+// and tests.
+func (n *Node) VolumeDisks(host, uuid string) map[string]string {
+	if n.compute == nil {
+		return nil
+	}
+	return n.compute.VolumeDisks(host, uuid)
+}
+
 // Errors reports a failure of the HTTP server after Start.
 func (n *Node) Errors() <-chan error { return n.serveErr }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/instanceops"
 	"github.com/cellcloud/cellcloud/internal/computecell/network"
 	"github.com/cellcloud/cellcloud/internal/computecell/scheduler"
+	"github.com/cellcloud/cellcloud/internal/computecell/volume"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
 
@@ -23,6 +24,7 @@ type computePort interface {
 	instanceops.Host
 	instanceops.VMs
 	instanceops.Filters
+	volume.Hosts
 }
 
 // senderPort is the one sender of the process: the cells service's own

@@ -34,6 +34,10 @@ type hostOp struct {
 	Action string       `json:"action,omitempty"`
 	Flavor *wire.Flavor `json:"flavor,omitempty"`
 	NICs   []wire.NIC   `json:"nics,omitempty"`
+	// Device and Path: a volume's device in the guest and its backing
+	// (volume.attach, volume.detach).
+	Device string `json:"device,omitempty"`
+	Path   string `json:"path,omitempty"`
 }
 
 // remoteScheduler, remoteNetwork and remoteCompute reach roles that run in
@@ -137,6 +141,18 @@ func (r remoteCompute) InstanceFilter(ctx context.Context, host, uuid string) (w
 	return out, err
 }
 
+func (r remoteCompute) AttachVolume(ctx context.Context, host, uuid, device, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "volume.attach"), hostOp{UUID: uuid, Device: device, Path: path}, nil)
+}
+
+func (r remoteCompute) DetachVolume(ctx context.Context, host, uuid, device string) error {
+	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
+	defer cancel()
+	return rpc.Call(ctx, r.nc, computeSubject(r.cell, host, "volume.detach"), hostOp{UUID: uuid, Device: device}, nil)
+}
+
 func (r remoteCompute) Destroy(ctx context.Context, host, uuid string) error {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
@@ -162,6 +178,8 @@ type spawner interface {
 	VMDestroy(ctx context.Context, host, uuid string) error
 	VMOp(ctx context.Context, host, uuid, op string) error
 	InstanceFilter(ctx context.Context, host, uuid string) (wire.InstanceFilterAnswer, error)
+	AttachVolume(ctx context.Context, host, uuid, device, path string) error
+	DetachVolume(ctx context.Context, host, uuid, device string) error
 }
 
 func decodeOp(b json.RawMessage) (hostOp, error) {
@@ -230,6 +248,18 @@ func serveCompute(srv *rpc.Server, cell string, hosts []string, c spawner) error
 			{"vm.destroy", func(ctx context.Context, op hostOp) (any, error) { return nil, c.VMDestroy(ctx, host, op.UUID) }},
 			{"vm.op", func(ctx context.Context, op hostOp) (any, error) { return nil, c.VMOp(ctx, host, op.UUID, op.Action) }},
 			{"filter", func(ctx context.Context, op hostOp) (any, error) { return c.InstanceFilter(ctx, host, op.UUID) }},
+			{"volume.attach", func(ctx context.Context, op hostOp) (any, error) {
+				if op.Device == "" || op.Path == "" {
+					return nil, wire.Errorf(wire.CodeBadMessage, "volume.attach needs a device and a path")
+				}
+				return nil, c.AttachVolume(ctx, host, op.UUID, op.Device, op.Path)
+			}},
+			{"volume.detach", func(ctx context.Context, op hostOp) (any, error) {
+				if op.Device == "" {
+					return nil, wire.Errorf(wire.CodeBadMessage, "volume.detach needs a device")
+				}
+				return nil, c.DetachVolume(ctx, host, op.UUID, op.Device)
+			}},
 		}
 		for _, o := range ops {
 			err := srv.Handle(computeSubject(cell, host, o.op), "", func(ctx context.Context, b json.RawMessage) (any, error) {

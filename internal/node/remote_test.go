@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"reflect"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/network"
 	"github.com/cellcloud/cellcloud/internal/computecell/scheduler"
 	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
+	"github.com/cellcloud/cellcloud/internal/computecell/volume"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
@@ -53,6 +55,7 @@ type roles struct {
 	rNet   remoteNetwork
 	rComp  remoteCompute
 	hosts  []string
+	drv    *fake.Driver
 }
 
 func startRoles(t *testing.T) *roles {
@@ -69,6 +72,7 @@ func startRoles(t *testing.T) *roles {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.drv = drv
 	// Three hosts of 4 vCPUs and 4 GB each, ratios 1.
 	r.comp, err = computerole.New(computerole.Config{Cell: testCell, DB: d, Sender: nopSender{}, Driver: drv, Hosts: r.hosts,
 		Spec: computerole.HostSpec{VCPUs: 4, RAMMB: 4096, DiskGB: 100, CPURatio: 1, RAMRatio: 1, DiskRatio: 1}, Logger: quietLog})
@@ -128,8 +132,8 @@ func startRoles(t *testing.T) *roles {
 			t.Fatalf("serve: %v", err)
 		}
 	}
-	if n := rs.Subjects(); n != 1+2+8*len(r.hosts) {
-		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and eight per host", n)
+	if n := rs.Subjects(); n != 1+2+10*len(r.hosts) {
+		t.Errorf("%d subscriptions, want one for the scheduler, two for the network and ten per host", n)
 	}
 	if err := srv.Flush(); err != nil {
 		t.Fatal(err)
@@ -311,4 +315,33 @@ func mustNodes(t *testing.T, d *db.DB) []celldb.Node {
 		t.Fatal(err)
 	}
 	return ns
+}
+
+// TestRemoteComputeAttachesVolumes: the volume role reaches the compute
+// agent of an instance's host over the broker to attach a volume (the
+// driver's disks show it) and detach it; a host the instance is not on
+// refuses.
+func TestRemoteComputeAttachesVolumes(t *testing.T) {
+	r := startRoles(t)
+	const u1 = "00000000-0000-0000-0000-000000000001"
+	r.insert(t, u1, celldb.TaskNetworking, wire.Flavor{ID: "1", VCPUs: 1, RAMMB: 1024, RootGB: 10})
+	if err := r.rComp.Spawn(ctx5(t), "h2", u1); err != nil {
+		t.Fatal(err)
+	}
+	var hosts volume.Hosts = r.rComp
+	if err := hosts.AttachVolume(ctx5(t), "h1", u1, "/dev/vdb", "/v/1.raw"); err == nil {
+		t.Error("remote attach on a host the instance is not on succeeded")
+	}
+	if err := hosts.AttachVolume(ctx5(t), "h2", u1, "/dev/vdb", "/v/1.raw"); err != nil {
+		t.Fatalf("remote attach: %v", err)
+	}
+	if got := r.drv.Disks("h2", u1); !maps.Equal(got, map[string]string{"/dev/vdb": "/v/1.raw"}) {
+		t.Errorf("disks %v, want /dev/vdb", got)
+	}
+	if err := hosts.DetachVolume(ctx5(t), "h2", u1, "/dev/vdb"); err != nil {
+		t.Fatalf("remote detach: %v", err)
+	}
+	if got := r.drv.Disks("h2", u1); len(got) != 0 {
+		t.Errorf("disks after the detach %v, want none", got)
+	}
 }

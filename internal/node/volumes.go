@@ -18,23 +18,26 @@ import (
 
 // volumeRole builds a compute cell's volume manager on its backend and
 // hands it the volumes the cells service places on the cell, the actions
-// on them and the volume_services question. It runs in the process of
-// the cells role (config validates it).
-func (n *Node) volumeRole(sender *cells.Sender) (role, error) {
+// on them, the attachments of them to the cell's instances (whose host
+// work goes to hosts) and the volume_services question. It runs in the
+// process of the cells role (config validates it).
+func (n *Node) volumeRole(sender *cells.Sender, hosts volume.Hosts) (*volume.Manager, role, error) {
 	cfg := n.cfg
 	be, err := backend.NewFile(backend.FileConfig{Dir: cfg.Volume.Dir, TotalGiB: cfg.Volume.TotalGB})
 	if err != nil {
-		return role{}, fmt.Errorf("volume backend: %w", err)
+		return nil, role{}, fmt.Errorf("volume backend: %w", err)
 	}
 	m, err := volume.New(volume.Config{Cell: cfg.Cell, DB: n.DB, Backend: be, Sender: sender,
 		Images: imagesAtRoot{svc: n.Cells, root: cellpath.Root(cfg.Cell)}, Zone: cfg.Volume.AvailabilityZone,
 		MaxOverSubscription: cfg.Volume.MaxOverSubscriptionRatio, HealInterval: cfg.Cells.HealInterval.D(),
-		HealWindow: cfg.Cells.HealWindow.D(), Capacity: n.Cells, Logger: n.log})
+		HealWindow: cfg.Cells.HealWindow.D(), Capacity: n.Cells, Hosts: hosts, Logger: n.log})
 	if err != nil {
-		return role{}, err
+		return nil, role{}, err
 	}
 	n.Cells.AcceptVolumes(m)
 	n.Cells.HandleCast(wire.MethodVolumeAction, 1, 0, m.Action)
+	n.Cells.HandleCall(wire.MethodAttachVolume, 1, 0, m.AttachVolume)
+	n.Cells.HandleCast(wire.MethodDetachVolume, 1, 0, m.DetachVolume)
 	host := volumeapi.VolumeHost(cfg.Cell)
 	n.Cells.HandleCall(wire.MethodVolumeServices, 1, 0, func(ctx context.Context, _ *wire.Envelope) (any, error) {
 		// The process that answers is the service: up while it answers;
@@ -46,7 +49,7 @@ func (n *Node) volumeRole(sender *cells.Sender) (role, error) {
 		return []wire.VolumeService{{Binary: "cinder-volume", Host: host, Zone: zone, Up: true,
 			UpdatedAt: time.Now().UTC(), BackendUp: err == nil}}, nil
 	})
-	return role{"volume", m}, nil
+	return m, role{"volume", m}, nil
 }
 
 // imagesAtRoot reads and writes the volumes' image data at the root's

@@ -359,6 +359,51 @@ CREATE TABLE volume_snapshots (
 CREATE INDEX volume_snapshots_volume ON volume_snapshots (volume_id, deleted);
 CREATE INDEX volume_snapshots_pending ON volume_snapshots (updated_at) WHERE pending <> '';
 CREATE INDEX volume_snapshots_updated ON volume_snapshots (updated_at, id)`},
+	// Volume attachments (attachments.go): an instance's block device
+	// mappings (Nova's BDMs, one row per device; the compute side's) and
+	// the volumes' attachments (Cinder's; the volume manager's), changed
+	// together in one transaction. An attachment's pending (attach,
+	// detach) is the host's work still to do, request_id the request that
+	// asked for it. Rows that go are marked deleted and kept: a repeated
+	// attach finds its attachment id, and a device name is free again.
+	{Version: 13, Name: "block device mappings and volume attachments", SQL: `
+CREATE TABLE block_device_mappings (
+	uuid TEXT PRIMARY KEY,
+	instance_uuid TEXT NOT NULL,
+	volume_id TEXT NOT NULL DEFAULT '',
+	attachment_id TEXT NOT NULL DEFAULT '',
+	device_name TEXT NOT NULL DEFAULT '',
+	boot_index INTEGER NOT NULL DEFAULT -1,
+	source_type TEXT NOT NULL,
+	destination_type TEXT NOT NULL,
+	delete_on_termination INTEGER NOT NULL DEFAULT 0,
+	tag TEXT NOT NULL DEFAULT '',
+	volume_size INTEGER NOT NULL DEFAULT 0,
+	volume_type TEXT NOT NULL DEFAULT '',
+	image_id TEXT NOT NULL DEFAULT '',
+	snapshot_id TEXT NOT NULL DEFAULT '',
+	created_at {{bigint}} NOT NULL,
+	deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX bdms_instance ON block_device_mappings (instance_uuid, deleted);
+CREATE INDEX bdms_attachment ON block_device_mappings (attachment_id) WHERE attachment_id <> '';
+CREATE UNIQUE INDEX bdms_device ON block_device_mappings (instance_uuid, device_name) WHERE deleted = 0 AND device_name <> '';
+CREATE TABLE volume_attachments (
+	id TEXT PRIMARY KEY,
+	volume_id TEXT NOT NULL,
+	instance_uuid TEXT NOT NULL,
+	attach_status TEXT NOT NULL,
+	mode TEXT NOT NULL DEFAULT 'rw',
+	mountpoint TEXT NOT NULL DEFAULT '',
+	pending TEXT NOT NULL DEFAULT '',
+	request_id TEXT NOT NULL DEFAULT '',
+	attached_at {{bigint}} NOT NULL DEFAULT 0,
+	detached_at {{bigint}} NOT NULL DEFAULT 0,
+	deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX volume_attachments_volume ON volume_attachments (volume_id, deleted);
+CREATE INDEX volume_attachments_instance ON volume_attachments (instance_uuid, deleted);
+CREATE INDEX volume_attachments_pending ON volume_attachments (volume_id) WHERE pending <> ''`},
 }
 
 // VM states, task states and power states, with Nova's values.

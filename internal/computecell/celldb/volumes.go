@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -358,8 +359,8 @@ func PendingSnapshots(ctx context.Context, q Querier, volumeID string) ([]*Volum
 }
 
 // VolumesWithPendingWork lists up to limit ids of volumes that have a
-// pending action or a snapshot with a pending operation, the longest
-// waiting first.
+// pending action, a snapshot with a pending operation (the longest waiting
+// first) or an attachment with host work pending.
 func VolumesWithPendingWork(ctx context.Context, q Querier, limit int) ([]string, error) {
 	scanID := func(s db.Scanner) (string, error) {
 		var id string
@@ -377,9 +378,17 @@ func VolumesWithPendingWork(ctx context.Context, q Querier, limit int) ([]string
 	if err != nil {
 		return nil, fmt.Errorf("volumes with pending work: %w", err)
 	}
-	seen := make(map[string]bool, len(vols)+len(snaps))
+	atts, err := db.Collect(ctx, q, func(s db.Scanner) (string, error) {
+		var id string
+		err := s.Scan(&id)
+		return id, err
+	}, `SELECT DISTINCT volume_id FROM volume_attachments WHERE pending <> '' ORDER BY volume_id LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("volumes with pending work: %w", err)
+	}
+	seen := make(map[string]bool, len(vols)+len(snaps)+len(atts))
 	var out []string
-	for _, id := range append(vols, snaps...) {
+	for _, id := range slices.Concat(vols, snaps, atts) {
 		if !seen[id] && len(out) < limit {
 			seen[id] = true
 			out = append(out, id)

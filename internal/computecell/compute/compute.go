@@ -400,6 +400,65 @@ func (s *Service) Act(ctx context.Context, host, uuid, key string) error {
 	return nil
 }
 
+// AttachVolume attaches the volume whose backing is path to the instance
+// on host as device (the volume manager's pending attach). The instance
+// must be on host; attaching it again does nothing.
+func (s *Service) AttachVolume(ctx context.Context, host, uuid, device, path string) error {
+	va, err := s.volumeAttacher(ctx, host, uuid)
+	if err != nil {
+		return err
+	}
+	if err := va.AttachVolume(ctx, host, uuid, device, path); err != nil {
+		return fmt.Errorf("attach %s to %s on %s: %w", device, uuid, host, err)
+	}
+	s.log.Info("volume attached", "instance", uuid, "host", host, "device", device)
+	return nil
+}
+
+// DetachVolume detaches device from the instance on host (the volume
+// manager's pending detach); a device it does not have is not an error.
+func (s *Service) DetachVolume(ctx context.Context, host, uuid, device string) error {
+	va, err := s.volumeAttacher(ctx, host, uuid)
+	if err != nil {
+		return err
+	}
+	if err := va.DetachVolume(ctx, host, uuid, device); err != nil {
+		return fmt.Errorf("detach %s from %s on %s: %w", device, uuid, host, err)
+	}
+	s.log.Info("volume detached", "instance", uuid, "host", host, "device", device)
+	return nil
+}
+
+// VolumeDisks are the volumes the driver has attached to the instance on
+// host (device to backing), for operators' checks and tests; none when
+// the driver cannot tell.
+func (s *Service) VolumeDisks(host, uuid string) map[string]string {
+	if d, ok := s.cfg.Driver.(interface {
+		Disks(host, uuid string) map[string]string
+	}); ok {
+		return d.Disks(host, uuid)
+	}
+	return nil
+}
+
+// volumeAttacher is the driver's VolumeAttacher, once the instance is
+// known to be on host (and put back there after a restart).
+func (s *Service) volumeAttacher(ctx context.Context, host, uuid string) (virt.VolumeAttacher, error) {
+	va, ok := s.cfg.Driver.(virt.VolumeAttacher)
+	if !ok {
+		return nil, wire.Errorf(wire.CodeBadMessage, "compute: the driver cannot attach volumes")
+	}
+	in, err := celldb.Get(ctx, s.cfg.DB, uuid)
+	if err != nil {
+		return nil, err
+	}
+	if in.Host != host {
+		return nil, fmt.Errorf("compute: instance %s is on %q, not %q", uuid, in.Host, host)
+	}
+	s.restoreOne(ctx, vmKey{host, uuid})
+	return va, nil
+}
+
 // ConsoleOutput returns the instance's console log.
 func (s *Service) ConsoleOutput(ctx context.Context, host, uuid string) (string, error) {
 	c, ok := s.cfg.Driver.(virt.Consoler)

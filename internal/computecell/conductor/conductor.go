@@ -61,6 +61,14 @@ type SecurityGroups interface {
 	Want(ctx context.Context, tx *db.Tx, requestID string, nics []wire.NIC) error
 }
 
+// Volumes is the cell's volume role, told in the transaction that marks
+// an instance deleted: the instance's volume attachments and block device
+// mappings go, and its volumes are available again (or deleted, with
+// delete_on_termination), sent up (volume.Manager.InstanceGone).
+type Volumes interface {
+	InstanceGone(ctx context.Context, tx *db.Tx, instanceUUID, requestID string) error
+}
+
 // Sender sends a durable message from this cell inside a transaction.
 type Sender interface {
 	Send(ctx context.Context, tx *db.Tx, to, method, requestID string, payload any) error
@@ -96,8 +104,11 @@ type Config struct {
 	// SecurityGroups is asked for the groups of each build's NICs
 	// (optional).
 	SecurityGroups SecurityGroups
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Volumes is told of each instance deleted (optional: nil when the
+	// cell has no volume role).
+	Volumes Volumes
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // CapacityNotifier is told that the cell's free capacity changed (the cells
@@ -763,9 +774,14 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance, requestID s
 	deleting := celldb.TaskDeleting
 	vmDeleted, none, noState := celldb.VMDeleted, "", celldb.PowerNoState
 	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		_, err := c.state.Transition(ctx, tx, in.UUID, &deleting, celldb.Change{VMState: &vmDeleted, TaskState: &none,
-			PowerState: &noState, Deleted: true})
-		return err
+		if _, err := c.state.Transition(ctx, tx, in.UUID, &deleting, celldb.Change{VMState: &vmDeleted, TaskState: &none,
+			PowerState: &noState, Deleted: true}); err != nil {
+			return err
+		}
+		if c.cfg.Volumes != nil {
+			return c.cfg.Volumes.InstanceGone(ctx, tx, in.UUID, requestID)
+		}
+		return nil
 	})
 	if err != nil {
 		log.Error("recording the delete", "err", err)

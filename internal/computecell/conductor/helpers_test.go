@@ -158,6 +158,9 @@ type cellOpts struct {
 	// conductor's AddressWait.
 	noBlocks    bool
 	addressWait time.Duration
+	// volumes, if set, makes the cell's volume role (after the compute
+	// role, before the conductor, which is told of the deletes).
+	volumes func(e *cellEnv) conductor.Volumes
 }
 
 func newCell(t *testing.T, o cellOpts) *cellEnv {
@@ -190,9 +193,13 @@ func newCell(t *testing.T, o cellOpts) *cellEnv {
 	if e.sched, err = scheduler.New(e.db, nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	var vols conductor.Volumes
+	if o.volumes != nil {
+		vols = o.volumes(e)
+	}
 	e.cd, err = conductor.New(conductor.Config{Cell: cell, DB: e.db, Sender: e.sent, Scheduler: e.sched, Network: e.network,
 		Compute: e.compute, PollInterval: 100 * time.Millisecond, HealInterval: time.Hour, Logger: quiet,
-		Capacity: changeNotifier(e.changes), AddressWait: o.addressWait})
+		Capacity: changeNotifier(e.changes), AddressWait: o.addressWait, Volumes: vols})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,17 @@ type ImageCacheLister interface {
 	CachedImages(host string) []string
 }
 
+// VolumeAttacher is a driver that can attach a volume to a running
+// instance as a disk of its guest (Nova's driver attach_volume) and
+// detach it. AttachVolume gives the guest device (/dev/vdb) the volume's
+// backing path (the backend's file); attaching the same path at the same
+// device again does nothing, and detaching a device the instance does not
+// have is not an error.
+type VolumeAttacher interface {
+	AttachVolume(ctx context.Context, host, uuid, device, path string) error
+	DetachVolume(ctx context.Context, host, uuid, device string) error
+}
+
 // Consoler is a driver that can return an instance's console log.
 type Consoler interface {
 	ConsoleOutput(ctx context.Context, host, uuid string) (string, error)

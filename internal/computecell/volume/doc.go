@@ -45,12 +45,21 @@
 //     accepted or refused already change nothing. A delete of a volume
 //     the cell never had is answered with a deletion at version 1; one of
 //     a deleted volume with its deletion as it is.
+//   - Attachments (attach.go): attach_volume (AttachVolume, a call) and
+//     detach_volume (DetachVolume) record the instance's block device
+//     mapping and the volume's attachment with the host's work pending;
+//     the worker has the instance's host (Hosts) attach or detach the
+//     volume's file, then sets the attachment and the volume's status
+//     (in-use, available). Every volume_update carries the volume's
+//     attachments. InstanceGone, in the conductor's delete of an
+//     instance, takes its attachments away and deletes the volumes
+//     marked delete_on_termination.
 //   - Heal: every HealInterval the volumes and snapshots changed within
 //     HealWindow are sent again (volume_update with Heal), in pages.
 //   - Capacity reports the room of the cell's storage zone, thin
 //     provisioned as Cinder's scheduler counts it.
 //
-// The handlers Create and Action, Capacity and the Images interface are
-// wired by the cells service (the lead's side); the package sends nothing
-// but volume_update.
+// The handlers Create, Action, AttachVolume and DetachVolume, Capacity,
+// the Images and Hosts interfaces and InstanceGone are wired in package
+// node; the package sends nothing but volume_update.
 package volume

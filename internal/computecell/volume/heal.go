@@ -29,15 +29,25 @@ func (m *Manager) healLoop(ctx context.Context) {
 	}
 }
 
-// Heal sends up again, as volume_update with Heal set, every volume and
-// snapshot (deleted ones too) changed within the heal window, in pages of
-// 500, each page read and sent in a transaction of its own.
+// Heal sends up again, as volume_update with Heal set, every volume (with
+// its attachments) and snapshot (deleted ones too) changed within the heal
+// window, in pages of 500, each page read and sent in a transaction of its own.
 func (m *Manager) Heal(ctx context.Context) error {
 	since := m.cfg.Now().Add(-m.cfg.HealWindow)
 	if err := healPages(ctx, m.cfg.DB, since, celldb.VolumesChangedAfter, func(tx *db.Tx, page []*celldb.Volume) error {
+		ids := make([]string, len(page))
+		for i, v := range page {
+			ids[i] = v.ID
+		}
+		atts, err := celldb.AttachmentStates(ctx, tx, ids...)
+		if err != nil {
+			return err
+		}
 		u := &wire.VolumeUpdate{Heal: true}
 		for _, v := range page {
-			u.Volumes = append(u.Volumes, v.State(m.cfg.Cell))
+			st := v.State(m.cfg.Cell)
+			st.Attachments = atts[v.ID]
+			u.Volumes = append(u.Volumes, st)
 		}
 		return m.send(ctx, tx, "", u)
 	}, func(v *celldb.Volume) (time.Time, string) { return v.UpdatedAt, v.ID }); err != nil {

@@ -243,15 +243,20 @@ func (im *images) written() []wire.ImageWrite {
 
 // env is a cell's volume role on a database and a backend directory.
 type env struct {
-	t       *testing.T
-	d       *db.DB
-	dir     string
-	b       *backend.File
-	rec     *recorder
-	images  *images
-	clock   *clock
-	m       *volume.Manager
-	started bool
+	t      *testing.T
+	d      *db.DB
+	dir    string
+	b      *backend.File
+	rec    *recorder
+	images *images
+	clock  *clock
+	// hosts is the compute hosts as the manager reaches them: the fake
+	// driver (attach.go's tests).
+	hosts *hosts
+	// maxDevices is the managers' MaxDiskDevices.
+	maxDevices int
+	m          *volume.Manager
+	started    bool
 }
 
 func migrated(t *testing.T, d *db.DB) {
@@ -265,7 +270,7 @@ func migrated(t *testing.T, d *db.DB) {
 func newEnv(t *testing.T, d *db.DB) *env {
 	t.Helper()
 	migrated(t, d)
-	e := &env{t: t, d: d, dir: t.TempDir(), rec: &recorder{}, images: newImages(), clock: &clock{now: t0}}
+	e := &env{t: t, d: d, dir: t.TempDir(), rec: &recorder{}, images: newImages(), clock: &clock{now: t0}, hosts: newHosts(t)}
 	e.m = e.newManager()
 	t.Cleanup(func() {
 		if err := e.m.Shutdown(context.Background()); err != nil {
@@ -285,7 +290,7 @@ func (e *env) newManager() *volume.Manager {
 	}
 	e.b = b
 	m, err := volume.New(volume.Config{Cell: cell, DB: e.d, Backend: b, Sender: e.rec, Images: e.images,
-		Workers: 2, PollInterval: 20 * time.Millisecond, HealInterval: time.Hour,
+		Workers: 2, PollInterval: 20 * time.Millisecond, HealInterval: time.Hour, Hosts: e.hosts, MaxDiskDevices: e.maxDevices,
 		Logger: slog.New(slog.DiscardHandler), Now: e.clock.Now})
 	if err != nil {
 		e.t.Fatal(err)
@@ -357,7 +362,8 @@ func (e *env) snapshot(id string) *celldb.VolumeSnapshot {
 	return s
 }
 
-// settled waits until volume id has no pending action and is in status.
+// settled waits until volume id has no pending action and is in status,
+// and its state is sent.
 func (e *env) settled(id, status string) *celldb.Volume {
 	e.t.Helper()
 	var v *celldb.Volume
@@ -367,13 +373,18 @@ func (e *env) settled(id, status string) *celldb.Volume {
 		if err != nil {
 			return false, err.Error()
 		}
-		return v.Action == "" && v.Status == status, fmt.Sprintf("status %s, pending %q, fault %q", v.Status, v.Action, v.Fault)
+		if v.Action != "" || v.Status != status {
+			return false, fmt.Sprintf("status %s, pending %q, fault %q", v.Status, v.Action, v.Fault)
+		}
+		// The update is recorded after the commit: wait for it too.
+		sent := e.rec.volumeStates(e.t, id)
+		return len(sent) > 0 && sent[len(sent)-1].Version >= v.Version, fmt.Sprintf("version %d not sent yet", v.Version)
 	})
 	return v
 }
 
 // snapSettled waits until snapshot id has no pending operation and is in
-// status.
+// status, and its state is sent.
 func (e *env) snapSettled(id, status string) *celldb.VolumeSnapshot {
 	e.t.Helper()
 	var s *celldb.VolumeSnapshot
@@ -383,7 +394,11 @@ func (e *env) snapSettled(id, status string) *celldb.VolumeSnapshot {
 		if err != nil {
 			return false, err.Error()
 		}
-		return s.Pending == "" && s.Status == status, fmt.Sprintf("status %s, pending %q, fault %q", s.Status, s.Pending, s.Fault)
+		if s.Pending != "" || s.Status != status {
+			return false, fmt.Sprintf("status %s, pending %q, fault %q", s.Status, s.Pending, s.Fault)
+		}
+		sent := e.rec.snapshotStates(e.t, id)
+		return len(sent) > 0 && sent[len(sent)-1].Version >= s.Version, fmt.Sprintf("version %d not sent yet", s.Version)
 	})
 	return s
 }

@@ -71,7 +71,14 @@ type Config struct {
 	PollInterval time.Duration
 	// Capacity is told when the room changed (optional).
 	Capacity CapacityNotifier
-	Logger   *slog.Logger
+	// Hosts does the attachments' host work: the compute agent of an
+	// instance's host (optional: none, and an attach or a detach needs
+	// no host work).
+	Hosts Hosts
+	// MaxDiskDevices is Nova's max_disk_devices_to_attach: the most disk
+	// devices an instance may have, its root counted (0: no limit).
+	MaxDiskDevices int
+	Logger         *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -169,9 +176,16 @@ func (m *Manager) send(ctx context.Context, tx *db.Tx, requestID string, u *wire
 	return m.cfg.Sender.Send(ctx, tx, cellpath.Root(m.cfg.Cell), wire.MethodVolumeUpdate, requestID, u)
 }
 
-// sendVolume sends one volume's state.
+// sendVolume sends one volume's state, with its attachments as they are
+// in tx.
 func (m *Manager) sendVolume(ctx context.Context, tx *db.Tx, requestID string, v *celldb.Volume, snaps ...*celldb.VolumeSnapshot) error {
-	u := &wire.VolumeUpdate{Volumes: []wire.VolumeState{v.State(m.cfg.Cell)}}
+	st := v.State(m.cfg.Cell)
+	atts, err := celldb.AttachmentStates(ctx, tx, v.ID)
+	if err != nil {
+		return err
+	}
+	st.Attachments = atts[v.ID]
+	u := &wire.VolumeUpdate{Volumes: []wire.VolumeState{st}}
 	for _, s := range snaps {
 		u.Snapshots = append(u.Snapshots, s.State(m.cfg.Cell))
 	}

@@ -60,7 +60,8 @@ func (m *Manager) work(ctx context.Context, id string) bool {
 	return true
 }
 
-// step does the next pending operation of a volume, if any.
+// step does the next pending operation of a volume, if any: its
+// snapshots', then its attachments' host work, then its own action.
 func (m *Manager) step(ctx context.Context, id string) (bool, error) {
 	v, err := celldb.GetVolume(ctx, m.cfg.DB, id)
 	if err != nil {
@@ -72,6 +73,13 @@ func (m *Manager) step(ctx context.Context, id string) (bool, error) {
 	}
 	if len(snaps) > 0 {
 		return true, m.runSnapshot(ctx, v, snaps[0])
+	}
+	atts, err := celldb.PendingAttachments(ctx, m.cfg.DB, id)
+	if err != nil {
+		return false, err
+	}
+	if len(atts) > 0 {
+		return true, m.runAttachment(ctx, v, atts[0])
 	}
 	if v.Action != "" {
 		return true, m.runVolume(ctx, v)

@@ -7,6 +7,7 @@ package fake
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -46,7 +47,9 @@ type Driver struct {
 	// images are the images each host has cached (CacheImage). Like the
 	// instances, they live in memory: a restarted driver has none.
 	images map[string]map[string]struct{}
-	rng    *rand.Rand
+	// disks are the volumes attached to each VM: device to backing path.
+	disks map[vmKey]map[string]string
+	rng   *rand.Rand
 }
 
 // Ops are the lifecycle operations the fake driver knows.
@@ -73,7 +76,7 @@ func New(cfg Config) (*Driver, error) {
 		seed = 1
 	}
 	return &Driver{cfg: cfg, hosts: map[string]map[string]virt.Instance{}, console: map[string][]string{},
-		filters: map[vmKey][]virt.PortFilter{}, sets: map[string]map[string]map[string]struct{}{}, images: map[string]map[string]struct{}{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
+		filters: map[vmKey][]virt.PortFilter{}, sets: map[string]map[string]map[string]struct{}{}, images: map[string]map[string]struct{}{}, disks: map[vmKey]map[string]string{}, rng: rand.New(rand.NewPCG(seed, seed))}, nil
 }
 
 // Spawn pretends to start an instance.
@@ -136,6 +139,7 @@ func (d *Driver) Operate(ctx context.Context, host, uuid, op string) error {
 	if op == "shelve" {
 		delete(d.hosts[host], uuid)
 		delete(d.filters, vmKey{host, uuid})
+		delete(d.disks, vmKey{host, uuid})
 	}
 	return nil
 }
@@ -156,6 +160,7 @@ func (d *Driver) Destroy(_ context.Context, host, uuid string) error {
 	defer d.mu.Unlock()
 	delete(d.hosts[host], uuid)
 	delete(d.filters, vmKey{host, uuid})
+	delete(d.disks, vmKey{host, uuid})
 	// A resize has a copy on two hosts; the log goes with the last one.
 	for _, insts := range d.hosts {
 		if _, ok := insts[uuid]; ok {
@@ -209,4 +214,63 @@ func (d *Driver) CachedImages(host string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// AttachVolume pretends to attach the volume at path to the instance as
+// device. The instance must run on host; a host in FailHosts fails. The
+// same path at the same device again does nothing; another path at a
+// device the instance has is an error.
+func (d *Driver) AttachVolume(ctx context.Context, host, uuid, device, path string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.hosts[host][uuid]; !ok {
+		return fmt.Errorf("fake driver: instance %s is not on %s", uuid, host)
+	}
+	if slices.Contains(d.cfg.FailHosts, host) {
+		return fmt.Errorf("fake driver: injected failure attaching %s to %s on %s", device, uuid, host)
+	}
+	k := vmKey{host, uuid}
+	if cur, ok := d.disks[k][device]; ok {
+		if cur == path {
+			return nil
+		}
+		return fmt.Errorf("fake driver: instance %s has %s at %s already", uuid, cur, device)
+	}
+	if d.disks[k] == nil {
+		d.disks[k] = map[string]string{}
+	}
+	d.disks[k][device] = path
+	d.log(uuid, "fake-virt: attached "+device)
+	return nil
+}
+
+// DetachVolume pretends to detach device from the instance; one it does
+// not have is not an error.
+func (d *Driver) DetachVolume(ctx context.Context, host, uuid, device string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := vmKey{host, uuid}
+	if _, ok := d.disks[k][device]; !ok {
+		return nil
+	}
+	delete(d.disks[k], device)
+	if len(d.disks[k]) == 0 {
+		delete(d.disks, k)
+	}
+	d.log(uuid, "fake-virt: detached "+device)
+	return nil
+}
+
+// Disks returns the volumes attached to the instance on host: device to
+// backing path (empty when none).
+func (d *Driver) Disks(host, uuid string) map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.disks[vmKey{host, uuid}])
 }
