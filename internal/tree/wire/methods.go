@@ -96,6 +96,9 @@ type InstanceSpec struct {
 	// NICs with PortRevision set it; without it, nothing is enforced on
 	// that interface.
 	SecurityGroups []string `json:"security_groups,omitempty"`
+	// BlockDevices are the instance's volume mappings (a boot from volume
+	// or volumes attached at boot); none: an image boot.
+	BlockDevices []BlockDevice `json:"block_devices,omitempty"`
 }
 
 // NIC is one network interface a build asks for.
