@@ -76,7 +76,20 @@ func TestVolumeAttachThroughTheAPIs(t *testing.T) {
 	if other == in.Cell {
 		other = tr.Cells[1].Config().Cell
 	}
-	vol := volumeIn(t, tr, vc, in.Cell)
+	// Cinder's local_to_instance hint puts a volume in the server's cell.
+	local := func() *volumes.Volume {
+		t.Helper()
+		v, err := volumes.Create(ctx, vc, volumes.CreateOpts{Size: 1}, volumes.SchedulerHintOpts{LocalToInstance: s.ID}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitVolume(t, vc, v.ID, "available")
+		if n, _ := volumeCell(t, tr, v.ID, false); n.Config().Cell != in.Cell {
+			t.Fatalf("a volume local_to_instance %s is in %s, the server in %s", s.ID, n.Config().Cell, in.Cell)
+		}
+		return v
+	}
+	vol := local()
 	far := volumeIn(t, tr, vc, other)
 	_, path := volumeCell(t, tr, vol.ID, false)
 
@@ -135,7 +148,7 @@ func TestVolumeAttachThroughTheAPIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitVolume(t, vc, vol.ID, "in-use")
-	vol2 := volumeIn(t, tr, vc, in.Cell)
+	vol2 := local()
 	idx := 0
 	if tr.Cells[1] == cell {
 		idx = 1

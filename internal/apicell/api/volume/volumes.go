@@ -82,6 +82,7 @@ type volumeCreate struct {
 	metadata                       map[string]string
 	snapshotID, sourceID, imageRef string
 	size                           any
+	hints                          *volumeHints
 }
 
 func parseCreate(r *http.Request) (*volumeCreate, error) {
@@ -136,6 +137,9 @@ func parseCreate(r *http.Request) (*volumeCreate, error) {
 	}
 	c.name, c.description = strings.TrimSpace(c.name), strings.TrimSpace(c.description)
 	if c.metadata, _, err = vb.metadata("metadata"); err != nil {
+		return nil, err
+	}
+	if c.hints, err = parseHints(top, raw); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -412,8 +416,28 @@ func (h *volumesHandler) create(w http.ResponseWriter, r *http.Request) {
 			spec.ImageID, spec.ImageSize = img.ID, img.Size
 		}
 		msg.Volume = spec
+		follow := true
+		if req.hints.given {
+			cell, ok, err := req.hints.cell(ctx, tx)
+			if err != nil {
+				return err
+			}
+			switch {
+			case !ok || (cell != "" && msg.TargetCell != "" && cell != msg.TargetCell):
+				// No backend passes the hints' filters: Cinder's volume
+				// goes to error, and so does this one, in no cell.
+				info("the volume's scheduler hints name no cell it can be made in", "volume", id)
+				v.Status, follow = voldb.StatusError, false
+			case cell != "":
+				target, msg.TargetCell = cell, cell
+			}
+		}
 		if err := voldb.Create(ctx, tx, v); err != nil {
 			return err
+		}
+		if !follow {
+			created = v
+			return nil
 		}
 		if err := h.cfg.Sender.Send(ctx, tx, target, wire.MethodVolumeCreate, rid, &msg); err != nil {
 			return err
