@@ -123,7 +123,7 @@ func TestVolumeAttachThroughTheAPIs(t *testing.T) {
 	for what, c := range map[string]struct {
 		id, text string
 	}{
-		"a volume of another cell": {far.ID, "are not in the same availability_zone"},
+		"a volume of another cell":  {far.ID, "are not in the same availability_zone"},
 		"a volume attached already": {vol.ID, "already attached"},
 	} {
 		_, err := volumeattach.Create(ctx, cc, s.ID, volumeattach.CreateOpts{VolumeID: c.id}).Extract()

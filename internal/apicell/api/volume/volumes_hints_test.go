@@ -31,7 +31,7 @@ func TestVolumeCreateHints(t *testing.T) {
 	}
 
 	for what, hints := range map[string]map[string]any{
-		"a server nobody has": {"local_to_instance": "9b7e4a52-5ab0-4f55-a8f6-5d0e4b8b1111"},
+		"a server nobody has":  {"local_to_instance": "9b7e4a52-5ab0-4f55-a8f6-5d0e4b8b1111"},
 		"volumes in two cells": {"same_host": []any{a, b}},
 	} {
 		n := len(e.sent.all())
