@@ -285,6 +285,28 @@ wait_gone volume data
 wait_gone volume boot-vol
 ls "$work"/data/*/volumes/volumes/"$vol_data".raw >/dev/null 2>&1 && fail "volume data's file is left"
 echo "ok   openstack volume delete data boot-vol (files gone)"
+# A server and a volume of its cell (Cinder's local_to_instance hint: a
+# server attaches only volumes of its own cell): attached as /dev/vdb,
+# in-use, listed with the server, detached, available again.
+expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --wait vm-vol
+vm_vol=$(os server show vm-vol -f value -c id) || fail "server show vm-vol"
+expect vdata volume create --size 1 --hint "local_to_instance=$vm_vol" vdata
+wait_status volume vdata available
+vol_vdata=$(os volume show vdata -f value -c id) || fail "volume show vdata"
+os server add volume vm-vol vdata >/dev/null || fail "server add volume"
+wait_status volume vdata in-use
+expect /dev/vdb server volume list vm-vol
+expect "$vol_vdata" server show vm-vol -f value -c volumes_attached
+echo "ok   openstack server add volume vm-vol vdata (/dev/vdb, in-use)"
+out=$(os volume delete vdata 2>&1) && fail "an attached volume was deleted: $out"
+echo "ok   openstack volume delete of an attached volume (refused)"
+os server remove volume vm-vol vdata || fail "server remove volume"
+wait_status volume vdata available
+echo "ok   openstack server remove volume vm-vol vdata (available)"
+os server delete --wait vm-vol || fail "server delete vm-vol"
+os volume delete vdata || fail "volume delete vdata"
+wait_gone volume vdata
+echo "ok   openstack server delete vm-vol, volume delete vdata"
 as admin
 expect cinder-volume volume service list
 expect nova availability zone list --volume
