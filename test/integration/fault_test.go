@@ -100,12 +100,24 @@ func TestFault(t *testing.T) {
 		t.Fatalf("aggregates: %v", err)
 	}
 
+	// Volumes (issue 16): a user makes, attaches, detaches and deletes
+	// volumes all through the faults.
+	volOp := newVolOperator(tr.api, "vol:vol", uint64(time.Now().UnixNano()))
+	if err := volOp.setup(context.Background(), "admin:admin", 2); err != nil {
+		t.Fatalf("volumes: %v", err)
+	}
+	testpoll.Eventually(t, time.Minute, "the volume user's servers ACTIVE", func() (bool, string) {
+		return volOp.active(context.Background())
+	})
+
 	load := newFaultLoad()
 	ctx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); aggOp.run(ctx, 300*time.Millisecond) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); volOp.run(ctx, 250*time.Millisecond) }()
 	for i := range 3 {
 		w := &faultWorker{name: fmt.Sprintf("w%d", i), load: load, c: tr.client("demo:demo"), apiDB: apiDB,
 			rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i)))}
@@ -209,6 +221,24 @@ func TestFault(t *testing.T) {
 	})
 	t.Logf("aggregates: %d changes made through the faults; every cell holds the root's after %s", aggOp.changes.Load(),
 		time.Since(loadStopped).Round(100*time.Millisecond))
+	volumeDirs := map[string]string{}
+	for _, c := range tr.cells {
+		volumeDirs[c] = filepath.Join(tr.dir, strings.ReplaceAll(c, "!", "_"), "volumes")
+	}
+	testpoll.Eventually(t, 2*time.Minute, "the volumes to settle and agree", func() (bool, string) {
+		return volConverged(apiDB, cellDBs, volumeDirs)
+	})
+	volProblems, err := volOp.problems(context.Background(), apiDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range volProblems {
+		t.Error(p)
+	}
+	volOp.mu.Lock()
+	t.Logf("volumes: %d operations, acknowledged %d creates, %d attaches, %d detaches, %d deletes; settled and equal in the API copy, the cells and their backends after %s",
+		volOp.ops, len(volOp.created), volOp.attached, volOp.detached, len(volOp.deleted), time.Since(loadStopped).Round(100*time.Millisecond))
+	volOp.mu.Unlock()
 
 	// The checks, against each cell's own database.
 	tru := truth()
