@@ -31,7 +31,7 @@ import (
 //     instance action detach_volume.
 //   - The worker does the pending host work through Hosts (the compute
 //     agent of the instance's host; an instance with no VM on a host —
-//     shelved, shelved_offloaded — needs none), then in one transaction
+//     shelved_offloaded — needs none), then in one transaction
 //     ends it: attach done, the attachment attached and the volume
 //     in-use; detach done, the attachment and the mapping go and the
 //     volume is available; an attach that failed goes as a detach does
@@ -431,9 +431,9 @@ func statusOf(atts []*celldb.VolumeAttachment) string {
 
 // runAttachment does an attachment's pending host work, outside any
 // transaction, then records its end. An instance with no VM on a host
-// (shelved, shelved_offloaded: Nova completes the attachment with no
-// connector) needs no host work, nor does one when the manager has no
-// Hosts.
+// (shelved_offloaded: Nova completes the attachment with no connector)
+// needs no host work, nor does one when the manager has no Hosts; a
+// shelved one's VM is on its host, powered off, and has it done there.
 func (m *Manager) runAttachment(ctx context.Context, v *celldb.Volume, a *celldb.VolumeAttachment) error {
 	log := m.log.With("request_id", a.RequestID, "volume", v.ID, "instance", a.InstanceUUID, "attachment", a.ID,
 		"action", a.Pending+"_volume", "device", a.Mountpoint)
@@ -442,7 +442,10 @@ func (m *Manager) runAttachment(ctx context.Context, v *celldb.Volume, a *celldb
 		return err
 	}
 	host := ""
-	if in != nil && !in.Deleted && in.VMState != vmstate.Shelved && in.VMState != vmstate.ShelvedOffloaded {
+	if in != nil && !in.Deleted && in.VMState != vmstate.ShelvedOffloaded {
+		// A shelved instance's VM is on its host, powered off: its
+		// volumes are attached there, as Nova's (only an offloaded one
+		// has none to attach to).
 		host = in.Host
 	}
 	onHost := host != "" && m.cfg.Hosts != nil
