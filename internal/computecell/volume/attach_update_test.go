@@ -120,3 +120,76 @@ func TestUpdateAttachmentDeleteOnTermination(t *testing.T) {
 		e.rec.checkVersions(t)
 	})
 }
+
+// TestAttachToShelved: a shelved instance's VM is on its host, powered
+// off: its attach and detach are done there (as Nova's, which only
+// spares the offloaded one), so an unshelve that powers it on where it
+// is finds its disks.
+func TestAttachToShelved(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.start()
+		e.volumes(1)
+		vm := e.instance(1, "h1", vmstate.Shelved)
+		e.mustAttach(1, vm, vid(1), "", "/dev/vdb")
+		e.settled(vid(1), "in-use")
+		path, err := e.b.VolumePath(vid(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.hosts.drv.Disks("h1", vm); got["/dev/vdb"] != path || len(got) != 1 {
+			t.Errorf("disks on h1 %v, want /dev/vdb at %s", got, path)
+		}
+		e.detach("req-detach", vm, vid(1))
+		e.settled(vid(1), "available")
+		if got := e.hosts.drv.Disks("h1", vm); len(got) != 0 {
+			t.Errorf("disks on h1 after the detach %v, want none", got)
+		}
+	})
+}
+
+// TestAttachmentBacking: the attach records the volume's backing (the
+// backend's file) on the attachment, for the moves and a compute
+// restart; an attachment without one (made before celldb migration 14)
+// gets it when the manager starts, and a start with none to fill writes
+// nothing.
+func TestAttachmentBacking(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.start()
+		e.volumes(2)
+		vm := e.instance(1, "h1", vmstate.Active)
+		e.mustAttach(1, vm, vid(1), "", "/dev/vdb")
+		e.mustAttach(2, vm, vid(2), "", "/dev/vdc")
+		e.settled(vid(1), "in-use")
+		e.settled(vid(2), "in-use")
+		backing := func(id string) string {
+			t.Helper()
+			a, err := celldb.GetAttachment(context.Background(), d, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a.Backing
+		}
+		want1, _ := e.b.VolumePath(vid(1))
+		want2, _ := e.b.VolumePath(vid(2))
+		if got := backing(aid(1)); got != want1 || want1 == "" {
+			t.Errorf("backing %q, want %q", got, want1)
+		}
+		if _, err := d.Exec(context.Background(), `UPDATE volume_attachments SET backing = '' WHERE id = ?`, aid(2)); err != nil {
+			t.Fatal(err)
+		}
+		sent := e.rec.count()
+		e.restart()
+		if got := backing(aid(2)); got != want2 {
+			t.Errorf("backing after the start %q, want %q", got, want2)
+		}
+		if got := backing(aid(1)); got != want1 {
+			t.Errorf("backing of the other %q, want %q", got, want1)
+		}
+		e.restart()
+		if n := e.rec.count(); n != sent {
+			t.Errorf("the starts sent %d messages, want none", n-sent)
+		}
+	})
+}
