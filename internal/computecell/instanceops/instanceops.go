@@ -68,7 +68,7 @@ type Config struct {
 	// moves leave the volumes alone, with a warning).
 	Volumes VolumeHosts
 	Logger  *slog.Logger
-	Now    func() time.Time
+	Now     func() time.Time
 }
 
 // Ops is the server action service of a compute cell.
