@@ -64,6 +64,11 @@ type VolumeAttachment struct {
 	AttachedAt time.Time
 	DetachedAt time.Time
 	Deleted    bool
+	// Backing is the volume's backing as a hypervisor opens it (the
+	// backend's file; migration 14), recorded when the attach is
+	// accepted, so that the compute agents attach the volume again where
+	// the instance runs after a move or a restart ("": not known yet).
+	Backing string
 }
 
 const bdmCols = `uuid, instance_uuid, volume_id, attachment_id, device_name, boot_index, source_type, destination_type,
@@ -83,14 +88,14 @@ func scanBDM(s db.Scanner) (*BDM, error) {
 }
 
 const attachmentCols = `id, volume_id, instance_uuid, attach_status, mode, mountpoint, pending, request_id,
-	attached_at, detached_at, deleted`
+	attached_at, detached_at, deleted, backing`
 
 func scanAttachment(s db.Scanner) (*VolumeAttachment, error) {
 	var a VolumeAttachment
 	var attached, detached int64
 	var deleted int
 	err := s.Scan(&a.ID, &a.VolumeID, &a.InstanceUUID, &a.Status, &a.Mode, &a.Mountpoint, &a.Pending, &a.RequestID,
-		&attached, &detached, &deleted)
+		&attached, &detached, &deleted, &a.Backing)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +138,24 @@ func BDMOfAttachment(ctx context.Context, q Querier, attachmentID string) (*BDM,
 	return b, nil
 }
 
+// SetBDMDeleteOnTermination sets delete_on_termination of the live
+// mapping of an attachment and reports whether it changed
+// (ErrAttachmentNotFound when the attachment has no live mapping).
+func SetBDMDeleteOnTermination(ctx context.Context, tx *db.Tx, attachmentID string, dot bool) (bool, error) {
+	b, err := BDMOfAttachment(ctx, tx, attachmentID)
+	if err != nil {
+		return false, err
+	}
+	if b.DeleteOnTermination == dot {
+		return false, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE block_device_mappings SET delete_on_termination = ? WHERE uuid = ?`,
+		boolInt(dot), b.UUID); err != nil {
+		return false, fmt.Errorf("set delete_on_termination of block device mapping %s: %w", b.UUID, err)
+	}
+	return true, nil
+}
+
 // DeleteBDMsOfAttachment marks the mappings of an attachment deleted.
 func DeleteBDMsOfAttachment(ctx context.Context, tx *db.Tx, attachmentID string) error {
 	if _, err := tx.Exec(ctx, `UPDATE block_device_mappings SET deleted = 1 WHERE attachment_id = ? AND deleted = 0`,
@@ -144,9 +167,9 @@ func DeleteBDMsOfAttachment(ctx context.Context, tx *db.Tx, attachmentID string)
 
 // InsertAttachment adds a volume attachment.
 func InsertAttachment(ctx context.Context, tx *db.Tx, a *VolumeAttachment) error {
-	_, err := tx.Exec(ctx, `INSERT INTO volume_attachments (`+attachmentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.Exec(ctx, `INSERT INTO volume_attachments (`+attachmentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.VolumeID, a.InstanceUUID, a.Status, a.Mode, a.Mountpoint, a.Pending, a.RequestID,
-		db.Micros(a.AttachedAt), db.Micros(a.DetachedAt), boolInt(a.Deleted))
+		db.Micros(a.AttachedAt), db.Micros(a.DetachedAt), boolInt(a.Deleted), a.Backing)
 	if err != nil {
 		return fmt.Errorf("insert volume attachment %s: %w", a.ID, err)
 	}
@@ -178,6 +201,22 @@ func InstanceAttachments(ctx context.Context, q Querier, instanceUUID string) ([
 		WHERE instance_uuid = ? AND deleted = 0 ORDER BY volume_id, id`, instanceUUID)
 }
 
+// HostAttachments lists the live attachments of an instance that its
+// hypervisor holds (attached, or detaching with the detach still to do),
+// by device: those a move or a restart attaches again where the
+// instance runs.
+func HostAttachments(ctx context.Context, q Querier, instanceUUID string) ([]*VolumeAttachment, error) {
+	return db.Collect(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments
+		WHERE instance_uuid = ? AND deleted = 0 AND attach_status IN ('attached', 'detaching') ORDER BY mountpoint, id`, instanceUUID)
+}
+
+// AttachmentsWithoutBacking lists up to limit live attachments whose
+// backing is not recorded (made before migration 14).
+func AttachmentsWithoutBacking(ctx context.Context, q Querier, limit int) ([]*VolumeAttachment, error) {
+	return db.Collect(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments
+		WHERE deleted = 0 AND backing = '' ORDER BY id LIMIT ?`, limit)
+}
+
 // PendingAttachments lists a volume's attachments with host work to do.
 func PendingAttachments(ctx context.Context, q Querier, volumeID string) ([]*VolumeAttachment, error) {
 	return db.Collect(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments
@@ -195,6 +234,8 @@ type AttachmentChange struct {
 	AttachedAt   *time.Time
 	DetachedAt   *time.Time
 	Deleted      bool
+	// Backing sets the attachment's backing (nil leaves it).
+	Backing *string
 }
 
 // UpdateAttachment applies c to a live attachment and returns it as it
@@ -226,6 +267,9 @@ func UpdateAttachment(ctx context.Context, tx *db.Tx, id string, expectPending *
 	}
 	if c.Deleted {
 		add("deleted", 1)
+	}
+	if c.Backing != nil {
+		add("backing", *c.Backing)
 	}
 	if len(set) == 0 {
 		return GetAttachment(ctx, tx, id)

@@ -90,3 +90,70 @@ func TestAttachmentRows(t *testing.T) {
 		}
 	})
 }
+
+// TestAttachmentBackingAndHostAttachments: an attachment's backing
+// (migration 14) is written and read back, and set by UpdateAttachment;
+// the attachments without one are listed; HostAttachments lists those the
+// VM holds (attached, detaching) by device, not one attaching nor a
+// deleted one; SetBDMDeleteOnTermination reports a change only when the
+// flag changes, and not_found for an attachment without a mapping.
+func TestAttachmentBackingAndHostAttachments(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrated(t, d)
+		ctx := context.Background()
+		inTx(t, d, func(tx *db.Tx) error {
+			for _, a := range []celldb.VolumeAttachment{
+				{ID: "a1", VolumeID: "v1", InstanceUUID: "i1", Status: "attached", Mode: "rw", Mountpoint: "/dev/vdc", Backing: "/v/1"},
+				{ID: "a2", VolumeID: "v2", InstanceUUID: "i1", Status: "detaching", Mode: "rw", Mountpoint: "/dev/vdb"},
+				{ID: "a3", VolumeID: "v3", InstanceUUID: "i1", Status: "attaching", Mode: "rw", Mountpoint: "/dev/vdd", Backing: "/v/3"},
+				{ID: "a4", VolumeID: "v4", InstanceUUID: "i1", Status: "detached", Mode: "rw", Mountpoint: "/dev/vde", Deleted: true},
+			} {
+				if err := celldb.InsertAttachment(ctx, tx, &a); err != nil {
+					return err
+				}
+			}
+			return celldb.InsertBDM(ctx, tx, &celldb.BDM{UUID: "b1", InstanceUUID: "i1", VolumeID: "v1", AttachmentID: "a1",
+				DeviceName: "/dev/vdc", BootIndex: -1, SourceType: "volume", DestinationType: "volume", CreatedAt: t0})
+		})
+		host, err := celldb.HostAttachments(ctx, d, "i1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(host) != 2 || host[0].ID != "a2" || host[1].ID != "a1" || host[1].Backing != "/v/1" || host[0].Backing != "" {
+			t.Errorf("host attachments %+v, want a2 (/dev/vdb, no backing) then a1 (/dev/vdc, /v/1)", host)
+		}
+		none, err := celldb.AttachmentsWithoutBacking(ctx, d, 10)
+		if err != nil || len(none) != 1 || none[0].ID != "a2" {
+			t.Errorf("without backing %+v, %v; want a2", none, err)
+		}
+		p := "/v/2"
+		inTx(t, d, func(tx *db.Tx) error {
+			_, err := celldb.UpdateAttachment(ctx, tx, "a2", nil, "", celldb.AttachmentChange{Backing: &p})
+			return err
+		})
+		if a, err := celldb.GetAttachment(ctx, d, "a2"); err != nil || a.Backing != p {
+			t.Errorf("a2 %+v, %v; want backing %s", a, err, p)
+		}
+		var changed []bool
+		inTx(t, d, func(tx *db.Tx) error {
+			for _, dot := range []bool{true, true, false} {
+				c, err := celldb.SetBDMDeleteOnTermination(ctx, tx, "a1", dot)
+				if err != nil {
+					return err
+				}
+				changed = append(changed, c)
+			}
+			return nil
+		})
+		if len(changed) != 3 || !changed[0] || changed[1] || !changed[2] {
+			t.Errorf("changes %v, want true, false (a repeat), true", changed)
+		}
+		err = d.InTx(ctx, func(tx *db.Tx) error {
+			_, err := celldb.SetBDMDeleteOnTermination(ctx, tx, "a3", true)
+			return err
+		})
+		if !errors.Is(err, celldb.ErrAttachmentNotFound) {
+			t.Errorf("an attachment without a mapping: %v, want not found", err)
+		}
+	})
+}

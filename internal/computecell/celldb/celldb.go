@@ -404,6 +404,13 @@ CREATE TABLE volume_attachments (
 CREATE INDEX volume_attachments_volume ON volume_attachments (volume_id, deleted);
 CREATE INDEX volume_attachments_instance ON volume_attachments (instance_uuid, deleted);
 CREATE INDEX volume_attachments_pending ON volume_attachments (volume_id) WHERE pending <> ''`},
+	// The backing of an attachment (attachments.go): the path a
+	// hypervisor opens the volume by, recorded by the volume manager when
+	// it accepts the attach, so that the compute agents attach the
+	// instance's volumes again on the host it runs on after a move
+	// (resize, migrate, revert, unshelve) or a restart's restore.
+	{Version: 14, Name: "volume attachment backing", SQL: `
+ALTER TABLE volume_attachments ADD COLUMN backing TEXT NOT NULL DEFAULT ''`},
 }
 
 // VM states, task states and power states, with Nova's values.

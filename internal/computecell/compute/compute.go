@@ -321,6 +321,20 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 		}
 		return fmt.Errorf("spawn on %s: %w", host, err)
 	}
+	// The volumes the instance has attached already (an unshelve of an
+	// offloaded instance) are attached on this host before it is active;
+	// a host that cannot attach them fails the spawn, as Nova's
+	// _prep_block_device does.
+	if err := s.attachInstanceVolumes(ctx, host, uuid, log); err != nil {
+		log.Warn("attaching the instance's volumes failed: the spawn fails", "err", err)
+		if derr := s.cfg.Driver.Destroy(ctx, host, uuid); derr != nil {
+			log.Error("destroying the copy whose volumes failed", "err", derr)
+		}
+		if rerr := s.state.ReleaseIn(ctx, s.cfg.DB, uuid); rerr != nil {
+			log.Error("releasing the claim after a failed spawn", "err", rerr)
+		}
+		return fmt.Errorf("spawn on %s: %w", host, err)
+	}
 	active, none, running := celldb.VMActive, "", celldb.PowerRunning
 	now := s.cfg.Now()
 	var st wire.InstanceState
@@ -453,7 +467,12 @@ func (s *Service) volumeAttacher(ctx context.Context, host, uuid string) (virt.V
 		return nil, err
 	}
 	if in.Host != host {
-		return nil, fmt.Errorf("compute: instance %s is on %q, not %q", uuid, in.Host, host)
+		// A resize or migration has a copy on its other host: its
+		// volumes move with it (instanceops moves).
+		m, err := celldb.ActiveMigration(ctx, s.cfg.DB, uuid)
+		if err != nil || (m.SourceHost != host && m.DestHost != host) {
+			return nil, fmt.Errorf("compute: instance %s is on %q, not %q", uuid, in.Host, host)
+		}
 	}
 	s.restoreOne(ctx, vmKey{host, uuid})
 	return va, nil

@@ -83,8 +83,13 @@ type env struct {
 // setup starts a compute service for hosts over a fresh cell database.
 func setup(t *testing.T, spec compute.HostSpec, drv fake.Config, hosts ...string) *env {
 	t.Helper()
+	return setupOn(t, dbtest.Open(t, "sqlite"), spec, drv, hosts...)
+}
+
+// setupOn is setup over the database d.
+func setupOn(t *testing.T, d *db.DB, spec compute.HostSpec, drv fake.Config, hosts ...string) *env {
+	t.Helper()
 	ctx := context.Background()
-	d := dbtest.Open(t, "sqlite")
 	for _, s := range []struct {
 		name string
 		ms   []db.Migration

@@ -128,8 +128,12 @@ func (s *Service) restoreOne(ctx context.Context, k vmKey) {
 	}
 	e.started = true
 	q.mu.Unlock()
-	if err := s.cfg.Driver.Spawn(ctx, k.host, virt.Instance{UUID: k.uuid}); err != nil && ctx.Err() == nil {
-		s.log.Warn("restoring an instance on its host", "instance", k.uuid, "host", k.host, "err", err)
+	if err := s.cfg.Driver.Spawn(ctx, k.host, virt.Instance{UUID: k.uuid}); err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("restoring an instance on its host", "instance", k.uuid, "host", k.host, "err", err)
+		}
+	} else {
+		s.restoreVolumes(ctx, k)
 	}
 	q.mu.Lock()
 	delete(q.left, k)

@@ -2,12 +2,18 @@ package compute_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"maps"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 )
 
 // TestAttachAndDetachVolume: the agent attaches a volume to an instance
@@ -44,4 +50,85 @@ func TestAttachAndDetachVolume(t *testing.T) {
 	if got := e.driver.Disks("h1", in.UUID); len(got) != 0 {
 		t.Errorf("disks after the destroy %v, want none", got)
 	}
+}
+
+// attachFails is the fake driver whose volume attach fails on the hosts
+// in fail.
+type attachFails struct {
+	*fake.Driver
+	fail map[string]bool
+}
+
+func (a attachFails) AttachVolume(ctx context.Context, host, uuid, device, path string) error {
+	if a.fail[host] {
+		return fmt.Errorf("injected attach failure on %s", host)
+	}
+	return a.Driver.AttachVolume(ctx, host, uuid, device, path)
+}
+
+// attached records uuid's volume n attached at device with backing
+// path, as the volume manager leaves it.
+func (e *env) attached(t *testing.T, uuid string, n int, device, path string) {
+	t.Helper()
+	ctx := context.Background()
+	vol, att := fmt.Sprintf("00000000-0000-4000-8000-%012d", n), fmt.Sprintf("a7000000-0000-4000-8000-%012d", n)
+	err := e.db.InTx(ctx, func(tx *db.Tx) error {
+		if err := celldb.InsertBDM(ctx, tx, &celldb.BDM{UUID: fmt.Sprintf("bd000000-0000-4000-8000-%012d", n), InstanceUUID: uuid,
+			VolumeID: vol, AttachmentID: att, DeviceName: device, BootIndex: -1, SourceType: "volume", DestinationType: "volume",
+			CreatedAt: t0}); err != nil {
+			return err
+		}
+		return celldb.InsertAttachment(ctx, tx, &celldb.VolumeAttachment{ID: att, VolumeID: vol, InstanceUUID: uuid,
+			Status: "attached", Mode: "rw", Mountpoint: device, Backing: path, AttachedAt: t0})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSpawnAttachesVolumes: the spawn of an instance that has volumes
+// attached already (an unshelve of an offloaded one) attaches them on
+// the host before the instance is active; an attachment without a
+// backing recorded is left out; a host that cannot attach them fails the
+// spawn: its copy goes and its claim is released, so the caller tries
+// another host.
+func TestSpawnAttachesVolumes(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		e := setupOn(t, d, compute.HostSpec{}, fake.Config{}, "h1", "h2")
+		if err := e.svc.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		drv := attachFails{Driver: e.driver, fail: map[string]bool{"h2": true}}
+		svc, err := compute.New(compute.Config{Cell: cell, DB: d, Sender: e.sent, Driver: drv, Hosts: []string{"h1", "h2"},
+			Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return e.now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+		e.svc = svc
+
+		in := e.insert(t, uuidN(1), small, celldb.TaskNetworking)
+		e.attached(t, in.UUID, 1, "/dev/vdb", "/vols/1.raw")
+		e.attached(t, in.UUID, 2, "/dev/vdc", "")
+		if err := svc.Spawn(ctx, "h2", in.UUID); err == nil {
+			t.Fatal("spawn on a host that cannot attach: no error")
+		}
+		if slices.Contains(e.driver.List("h2"), in.UUID) {
+			t.Error("the failed spawn's copy is still on h2")
+		}
+		e.noUse(t, "h2")
+		if err := svc.Spawn(ctx, "h1", in.UUID); err != nil {
+			t.Fatalf("spawn on h1: %v", err)
+		}
+		if got := e.driver.Disks("h1", in.UUID); !maps.Equal(got, map[string]string{"/dev/vdb": "/vols/1.raw"}) {
+			t.Errorf("disks on h1 %v, want /dev/vdb (the one without a backing left out)", got)
+		}
+		if got := e.get(t, in.UUID); got.VMState != celldb.VMActive || got.Host != "h1" {
+			t.Errorf("instance %s on %q, want active on h1", got.VMState, got.Host)
+		}
+	})
 }

@@ -62,9 +62,13 @@ type Config struct {
 	// NICs, for its security groups (network.SecGroups; default: recorded,
 	// and the groups its NIC names that the cell does not hold are asked
 	// for by the next periodic sync).
-	Ports  Ports
-	Logger *slog.Logger
-	Now    func() time.Time
+	Ports Ports
+	// Volumes attaches and detaches the instance's volumes on the hosts a
+	// move takes it to and from (default: VMs, when it can; none: the
+	// moves leave the volumes alone, with a warning).
+	Volumes VolumeHosts
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Ops is the server action service of a compute cell.
@@ -102,6 +106,11 @@ func New(cfg Config) (*Ops, error) {
 	}
 	if cfg.Ports == nil {
 		cfg.Ports = recordPorts{}
+	}
+	if cfg.Volumes == nil {
+		if v, ok := cfg.VMs.(VolumeHosts); ok {
+			cfg.Volumes = v
+		}
 	}
 	state, err := instancestate.New(cfg.Cell, cfg.Sender, cfg.Now)
 	if err != nil {

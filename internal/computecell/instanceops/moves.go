@@ -88,8 +88,9 @@ func (o *Ops) shelve(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 		}
 	}
 	task := vmstate.Actions["shelve"].Task
+	log := o.moveLog(in, p)
 	if ap.ImageRef == "" {
-		return o.offload(ctx, in, task, nil)
+		return o.offload(ctx, in, task, nil, log)
 	}
 	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "power_off"); err != nil {
 		return err
@@ -107,7 +108,7 @@ func (o *Ops) shelve(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 			&wire.SnapshotDone{ImageID: ap.ImageRef, UUID: in.UUID, Data: snapshotData(in)})
 	}
 	if o.cfg.ShelvedOffloadTime == 0 {
-		return o.offload(ctx, in, task, done)
+		return o.offload(ctx, in, task, done, log)
 	}
 	vm, power := vmstate.Shelved, vmstate.Shutdown
 	return o.finish(ctx, in.UUID, task, celldb.Change{VMState: &vm, PowerState: &power}, done)
@@ -116,12 +117,19 @@ func (o *Ops) shelve(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 // shelveOffload takes a SHELVED instance off its host (the shelveOffload
 // action, and the offload after ShelvedOffloadTime).
 func (o *Ops) shelveOffload(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
-	return o.offload(ctx, in, vmstate.Actions["shelve_offload"].Task, nil)
+	return o.offload(ctx, in, vmstate.Actions["shelve_offload"].Task, nil, o.moveLog(in, p))
 }
 
 // offload removes the instance from its host and gives its claim back:
 // SHELVED_OFFLOADED, with no host; extra runs in the same transaction.
-func (o *Ops) offload(ctx context.Context, in *celldb.Instance, task string, extra func(tx *db.Tx) error) error {
+// Its volumes are detached from the host first (a failure stops the
+// offload, the instance stays where it is); their attachments stay, as
+// Nova keeps them in Cinder, and an unshelve attaches them on its new
+// host.
+func (o *Ops) offload(ctx context.Context, in *celldb.Instance, task string, extra func(tx *db.Tx) error, log *slog.Logger) error {
+	if err := o.detachVolumes(ctx, in.Host, in.UUID, log); err != nil {
+		return err
+	}
 	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "shelve"); err != nil {
 		return err
 	}
@@ -231,8 +239,9 @@ func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending
 }
 
 // resize (and migrate, which keeps the flavor) claims room on another host
-// of the cell, starts the instance there and leaves it VERIFY_RESIZE; the
-// source copy and claim stay until confirm or revert.
+// of the cell, starts the instance there with its volumes and leaves it
+// VERIFY_RESIZE; the source copy (its volumes detached) and claim stay
+// until confirm or revert.
 func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
 	flavor := in.Flavor
 	kind := "migration"
@@ -286,7 +295,7 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 	if dest == "" {
 		return fmt.Errorf("%s %w", noValidHost, err)
 	}
-	if err := o.cfg.VMs.VMSpawn(ctx, dest, in.UUID, flavor); err != nil {
+	failed := func(err error) error {
 		_ = o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 			if err := celldb.SetMigrationStatus(ctx, tx, migID, "error", o.cfg.Now()); err != nil {
 				return err
@@ -295,6 +304,19 @@ func (o *Ops) resize(ctx context.Context, in *celldb.Instance, p celldb.Pending)
 		})
 		return err
 	}
+	if err := o.cfg.VMs.VMSpawn(ctx, dest, in.UUID, flavor); err != nil {
+		return failed(err)
+	}
+	log := o.moveLog(in, p)
+	if err := o.attachVolumes(ctx, dest, in.UUID, log); err != nil {
+		// The destination cannot have the volumes: its copy goes, the
+		// instance stays on the source with them.
+		if derr := o.cfg.VMs.VMDestroy(ctx, dest, in.UUID); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return failed(err)
+	}
+	o.leaveVolumes(ctx, in.Host, in.UUID, log)
 	vm, power := vmstate.Resized, vmstate.Running
 	if in.VMState == vmstate.Stopped {
 		power = vmstate.Shutdown
@@ -308,6 +330,7 @@ func (o *Ops) confirmResize(ctx context.Context, in *celldb.Instance, p celldb.P
 	if err != nil {
 		return err
 	}
+	o.leaveVolumes(ctx, m.SourceHost, in.UUID, o.moveLog(in, p))
 	if err := o.cfg.VMs.VMDestroy(ctx, m.SourceHost, in.UUID); err != nil {
 		return err
 	}
@@ -328,6 +351,13 @@ func (o *Ops) revertResize(ctx context.Context, in *celldb.Instance, p celldb.Pe
 	if err != nil {
 		return err
 	}
+	// The volumes go back to the source copy before the destination's
+	// goes: a source that cannot have them leaves the resize as it was.
+	log := o.moveLog(in, p)
+	if err := o.attachVolumes(ctx, m.SourceHost, in.UUID, log); err != nil {
+		return err
+	}
+	o.leaveVolumes(ctx, m.DestHost, in.UUID, log)
 	if err := o.cfg.VMs.VMDestroy(ctx, m.DestHost, in.UUID); err != nil {
 		return err
 	}
@@ -351,6 +381,11 @@ func (o *Ops) runMove(ctx context.Context, in *celldb.Instance, p celldb.Pending
 		log.Warn("server action failed", "err", err)
 	}
 	return err
+}
+
+// moveLog is the logger of a move of in.
+func (o *Ops) moveLog(in *celldb.Instance, p celldb.Pending) *slog.Logger {
+	return o.log.With("request_id", p.RequestID, "instance", in.UUID, "action", p.Action)
 }
 
 // noValidHost starts the message of a move that found no host, as Nova's.

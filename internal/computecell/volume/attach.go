@@ -31,7 +31,7 @@ import (
 //     instance action detach_volume.
 //   - The worker does the pending host work through Hosts (the compute
 //     agent of the instance's host; an instance with no VM on a host —
-//     shelved, shelved_offloaded — needs none), then in one transaction
+//     shelved_offloaded — needs none), then in one transaction
 //     ends it: attach done, the attachment attached and the volume
 //     in-use; detach done, the attachment and the mapping go and the
 //     volume is available; an attach that failed goes as a detach does
@@ -194,6 +194,10 @@ func (m *Manager) attach(ctx context.Context, tx *db.Tx, env *wire.Envelope, req
 	if reason != "" {
 		return "", refuseAttach(log, reason, fmt.Sprintf("device %q asked, %v in use", req.Device, used))
 	}
+	backing, err := m.backing(v.ID)
+	if err != nil {
+		return "", err
+	}
 	now := m.cfg.Now()
 	if err := celldb.InsertBDM(ctx, tx, &celldb.BDM{UUID: req.BDMUUID, InstanceUUID: in.UUID, VolumeID: v.ID,
 		AttachmentID: req.AttachmentID, DeviceName: device, BootIndex: -1, SourceType: "volume", DestinationType: "volume",
@@ -202,7 +206,7 @@ func (m *Manager) attach(ctx context.Context, tx *db.Tx, env *wire.Envelope, req
 	}
 	if err := celldb.InsertAttachment(ctx, tx, &celldb.VolumeAttachment{ID: req.AttachmentID, VolumeID: v.ID,
 		InstanceUUID: in.UUID, Status: attachAttaching, Mode: "rw", Mountpoint: device, Pending: pendingAttach,
-		RequestID: env.RequestID}); err != nil {
+		RequestID: env.RequestID, Backing: backing}); err != nil {
 		return "", err
 	}
 	nv, err := celldb.UpdateVolume(ctx, tx, v.ID, nil, celldb.VolumeChange{Status: ptr(statusAttaching)}, now)
@@ -364,6 +368,49 @@ func (m *Manager) DetachVolume(ctx context.Context, tx *db.Tx, env *wire.Envelop
 	return nil
 }
 
+// backing is the volume's backing as a hypervisor opens it: the
+// backend's path, or the volume id for a backend that names none.
+func (m *Manager) backing(volumeID string) (string, error) {
+	if p, ok := m.cfg.Backend.(volumePather); ok {
+		return p.VolumePath(volumeID)
+	}
+	return volumeID, nil
+}
+
+// fillBackings records the backing of the live attachments that have none
+// (made before celldb migration 14), so that the compute agents can
+// attach them again after a move or a restart. It runs at the start, in
+// batches; a crash halfway leaves the rest for the next start.
+func (m *Manager) fillBackings(ctx context.Context) error {
+	const batch = 500
+	for {
+		atts, err := celldb.AttachmentsWithoutBacking(ctx, m.cfg.DB, batch)
+		if err != nil || len(atts) == 0 {
+			return err
+		}
+		err = m.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			for _, a := range atts {
+				path, err := m.backing(a.VolumeID)
+				if err != nil {
+					return err
+				}
+				if _, err := celldb.UpdateAttachment(ctx, tx, a.ID, nil, "", celldb.AttachmentChange{Backing: &path}); err != nil &&
+					!errors.Is(err, wire.ErrConflict) {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("recording the backings of attachments: %w", err)
+		}
+		m.log.Info("backings of attachments recorded", "attachments", len(atts))
+		if len(atts) < batch {
+			return nil
+		}
+	}
+}
+
 // statusOf is a volume's status from its live attachments, as Cinder
 // takes the "highest" remaining one: any attached (or detaching back to
 // attached) is in-use; else attaching; else detaching; else available.
@@ -384,9 +431,9 @@ func statusOf(atts []*celldb.VolumeAttachment) string {
 
 // runAttachment does an attachment's pending host work, outside any
 // transaction, then records its end. An instance with no VM on a host
-// (shelved, shelved_offloaded: Nova completes the attachment with no
-// connector) needs no host work, nor does one when the manager has no
-// Hosts.
+// (shelved_offloaded: Nova completes the attachment with no connector)
+// needs no host work, nor does one when the manager has no Hosts; a
+// shelved one's VM is on its host, powered off, and has it done there.
 func (m *Manager) runAttachment(ctx context.Context, v *celldb.Volume, a *celldb.VolumeAttachment) error {
 	log := m.log.With("request_id", a.RequestID, "volume", v.ID, "instance", a.InstanceUUID, "attachment", a.ID,
 		"action", a.Pending+"_volume", "device", a.Mountpoint)
@@ -395,7 +442,10 @@ func (m *Manager) runAttachment(ctx context.Context, v *celldb.Volume, a *celldb
 		return err
 	}
 	host := ""
-	if in != nil && !in.Deleted && in.VMState != vmstate.Shelved && in.VMState != vmstate.ShelvedOffloaded {
+	if in != nil && !in.Deleted && in.VMState != vmstate.ShelvedOffloaded {
+		// A shelved instance's VM is on its host, powered off: its
+		// volumes are attached there, as Nova's (only an offloaded one
+		// has none to attach to).
 		host = in.Host
 	}
 	onHost := host != "" && m.cfg.Hosts != nil
@@ -407,9 +457,9 @@ func (m *Manager) runAttachment(ctx context.Context, v *celldb.Volume, a *celldb
 		case in == nil || in.Deleted:
 			opErr = fmt.Errorf("instance %s is gone", a.InstanceUUID)
 		case onHost:
-			path := v.ID
-			if p, ok := m.cfg.Backend.(volumePather); ok {
-				if path, opErr = p.VolumePath(v.ID); opErr != nil {
+			path := a.Backing
+			if path == "" {
+				if path, opErr = m.backing(v.ID); opErr != nil {
 					break
 				}
 			}

@@ -53,13 +53,20 @@
 //     (in-use, available). Every volume_update carries the volume's
 //     attachments. InstanceGone, in the conductor's delete of an
 //     instance, takes its attachments away and deletes the volumes
-//     marked delete_on_termination.
+//     marked delete_on_termination. update_volume_attachment
+//     (UpdateAttachment, attach_update.go, a call) changes a mapping's
+//     delete_on_termination and answers the volume's new state. Each
+//     attachment records the volume's backing (the backend's file), so
+//     that the compute agents attach it again where the instance runs
+//     after a move or a restart (instanceops, compute); Start records
+//     it on the attachments made before it was kept.
 //   - Heal: every HealInterval the volumes and snapshots changed within
 //     HealWindow are sent again (volume_update with Heal), in pages.
 //   - Capacity reports the room of the cell's storage zone, thin
 //     provisioned as Cinder's scheduler counts it.
 //
-// The handlers Create, Action, AttachVolume and DetachVolume, Capacity,
+// The handlers Create, Action, AttachVolume, DetachVolume and
+// UpdateAttachment, Capacity,
 // the Images and Hosts interfaces and InstanceGone are wired in package
 // node; the package sends nothing but volume_update.
 package volume

@@ -133,9 +133,13 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Start runs the worker loop, which first finishes the work a previous
-// process left pending, and the heal loop.
-func (m *Manager) Start(context.Context) error {
+// Start records the backings the attachments made before celldb
+// migration 14 lack, then runs the worker loop, which first finishes the
+// work a previous process left pending, and the heal loop.
+func (m *Manager) Start(ctx context.Context) error {
+	if err := m.fillBackings(ctx); err != nil {
+		return err
+	}
 	m.pool.Start(m.healLoop)
 	return nil
 }

@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -501,13 +502,16 @@ func (h *volumeAttachmentsHandler) swap(ctx context.Context, old string) error {
 }
 
 // updateRegular is Nova's _update_volume_regular: each field given but
-// delete_on_termination must equal the mapping's. The mapping is the
-// server's cell's, and no wire method carries a change of
-// delete_on_termination to it: a request that would change it is
-// refused (409) rather than answered 202 for a change never made; one
-// that changes nothing is accepted.
+// delete_on_termination must equal the mapping's (as the copy's mirror
+// shows it). A change of delete_on_termination is made by the server's
+// cell, which holds the mapping: the call update_volume_attachment, whose
+// answer (the volume's new state) is applied to the copy by version
+// before the 202, so the next read shows it (the cell's volume_update
+// that follows changes nothing then, and an older one cannot undo it).
+// A flag that would not change asks nothing of the cell.
 func (h *volumeAttachmentsHandler) updateRegular(r *http.Request, in *apidb.Instance, volume string, att map[string]any) error {
-	a, err := voldb.InstanceVolumeAttachment(r.Context(), h.cfg.DB, in.UUID, volume)
+	ctx := r.Context()
+	a, err := voldb.InstanceVolumeAttachment(ctx, h.cfg.DB, in.UUID, volume)
 	if errors.Is(err, voldb.ErrAttachmentNotFound) {
 		return notFound("No volume Block Device Mapping with id %s.", volume)
 	}
@@ -526,9 +530,36 @@ func (h *volumeAttachmentsHandler) updateRegular(r *http.Request, in *apidb.Inst
 	if v, ok := att["tag"]; ok && v != nullable(a.Tag) {
 		return bad("The tag property is not mutable")
 	}
-	if v, ok := att["delete_on_termination"]; ok && boolValue(v) != a.DeleteOnTermination {
-		return conflict("Changing delete_on_termination of volume %s attached to instance %s is not supported by this cloud yet.", volume, in.UUID)
+	v, ok := att["delete_on_termination"]
+	if !ok || boolValue(v) == a.DeleteOnTermination {
+		return nil
 	}
+	dot := boolValue(v)
+	if in.Cell == "" {
+		return conflict("Instance %s is not ready yet", in.UUID)
+	}
+	c := httpkit.CallerFrom(ctx)
+	req := &wire.UpdateVolumeAttachment{InstanceUUID: in.UUID, VolumeID: volume, DeleteOnTermination: dot,
+		UserID: c.UserID, ProjectID: c.ProjectID}
+	var ans wire.UpdateVolumeAttachmentAnswer
+	if err := h.callInstanceCell(r, in, wire.MethodUpdateVolumeAttachment, req, &ans); err != nil {
+		if errors.Is(err, wire.ErrUnknownMethod) {
+			// A cell of an earlier release cannot change the mapping.
+			return conflict("Changing delete_on_termination of volume %s attached to instance %s is not supported by the server's cell yet.", volume, in.UUID)
+		}
+		return notFoundAs(err, "No volume Block Device Mapping with id %s.", volume)
+	}
+	if ans.Volume.ID != volume {
+		return fmt.Errorf("update_volume_attachment of %s answered the state of volume %q", volume, ans.Volume.ID)
+	}
+	if err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		_, err := voldb.Apply(ctx, tx, []wire.VolumeState{ans.Volume}, nil, h.cfg.Now().UTC())
+		return err
+	}); err != nil {
+		return err
+	}
+	h.log.Info("volume attachment updated", "request_id", httpkit.RequestID(ctx), "cell", in.Cell, "instance", in.UUID,
+		"volume", volume, "delete_on_termination", dot, "version", ans.Volume.Version)
 	return nil
 }
 

@@ -32,9 +32,25 @@ type attachCaller struct {
 	calls  []wire.AttachVolume
 	target []string
 	answer func(req *wire.AttachVolume) (string, error)
+	// update plays update_volume_attachment (nil: not expected).
+	update  func(req *wire.UpdateVolumeAttachment) (wire.VolumeState, error)
+	updates []wire.UpdateVolumeAttachment
 }
 
 func (c *attachCaller) Call(_ context.Context, target, method, _ string, payload, out any) error {
+	if method == wire.MethodUpdateVolumeAttachment && c.update != nil {
+		req := payload.(*wire.UpdateVolumeAttachment)
+		c.mu.Lock()
+		c.updates = append(c.updates, *req)
+		c.target = append(c.target, target)
+		c.mu.Unlock()
+		st, err := c.update(req)
+		if err != nil {
+			return err
+		}
+		*(out.(*wire.UpdateVolumeAttachmentAnswer)) = wire.UpdateVolumeAttachmentAnswer{Volume: st}
+		return nil
+	}
 	if method != wire.MethodAttachVolume {
 		return fmt.Errorf("unexpected call %s", method)
 	}
@@ -615,9 +631,98 @@ func TestVolumeAttachmentUpdate(t *testing.T) {
 			t.Errorf("unchanged %v: %d %s", body, r.code, r.raw)
 		}
 	}
-	check("delete_on_termination changed", put(demo, "2.85", vaVol, attachBody(vaVol, "delete_on_termination", true)), 409,
-		"Changing delete_on_termination of volume "+vaVol+" attached to instance "+vaServer+" is not supported by this cloud yet.")
+	if len(e.caller.updates) != 0 {
+		t.Errorf("an unchanged flag called the cell: %+v", e.caller.updates)
+	}
 	if len(e.sender.msgs) != 0 {
 		t.Errorf("an update sent %+v", e.sender.msgs)
 	}
+}
+
+// TestVolumeAttachmentUpdateDeleteOnTermination: 2.85's PUT that changes
+// delete_on_termination calls update_volume_attachment on the server's
+// cell and applies its answer to the copy before the 202, so the next GET
+// shows the flag; the cell's volume_update arriving after it changes
+// nothing, an older one (a late copy) cannot undo it; a repeat with the
+// flag as it is asks nothing of the cell; the cell's not_found is Nova's
+// 404, a cell of an earlier release (unknown_method) a 409.
+func TestVolumeAttachmentUpdateDeleteOnTermination(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVAEnv(t, d)
+		e.attached(vaVol, vaServer, "/dev/vdb", -1, "data", false)
+		att := wire.AttachmentState{ID: "att-" + vaVol, InstanceUUID: vaServer, Status: "attached", Device: "/dev/vdb",
+			Mode: "rw", BDMUUID: "bdm-" + vaVol, Tag: "data", BootIndex: -1}
+		// The cell: the mapping's flag at the volume's next version.
+		e.caller.update = func(req *wire.UpdateVolumeAttachment) (wire.VolumeState, error) {
+			a := att
+			a.DeleteOnTermination = req.DeleteOnTermination
+			return wire.VolumeState{ID: req.VolumeID, Cell: vaCell, Version: e.ver[vaVol] + 1, Status: "in-use", SizeGB: 1,
+				Attachments: []wire.AttachmentState{a}}, nil
+		}
+		show := func() any {
+			t.Helper()
+			r := e.do(demo, "GET", vaPath+"/"+vaVol, "2.79", nil)
+			if r.code != 200 {
+				t.Fatalf("show: %d %s", r.code, r.raw)
+			}
+			return r.body["volumeAttachment"].(map[string]any)["delete_on_termination"]
+		}
+		r := e.do(demo, "PUT", vaPath+"/"+vaVol, "2.85", attachBody(vaVol, "delete_on_termination", true))
+		if r.code != 202 || r.raw != "" {
+			t.Fatalf("PUT: %d %s", r.code, r.raw)
+		}
+		if len(e.caller.updates) != 1 || e.caller.target[len(e.caller.target)-1] != vaCell {
+			t.Fatalf("calls %+v to %v", e.caller.updates, e.caller.target)
+		}
+		if u := e.caller.updates[0]; u.InstanceUUID != vaServer || u.VolumeID != vaVol || !u.DeleteOnTermination || u.ProjectID != "demo" {
+			t.Errorf("request %+v", u)
+		}
+		if got := show(); got != true {
+			t.Errorf("after the PUT: delete_on_termination %v, want true", got)
+		}
+		r = e.do(demo, "GET", "/v2.1/servers/"+vaServer, "2.3", nil)
+		vols, _ := r.body["server"].(map[string]any)["os-extended-volumes:volumes_attached"].([]any)
+		if len(vols) != 1 || vols[0].(map[string]any)["delete_on_termination"] != true {
+			t.Errorf("volumes_attached %v", vols)
+		}
+		// The late copy: the state before the change (the old version).
+		if err := d.InTx(context.Background(), func(tx *db.Tx) error {
+			_, err := voldb.Apply(context.Background(), tx, []wire.VolumeState{{ID: vaVol, Cell: vaCell, Version: e.ver[vaVol],
+				Status: "in-use", SizeGB: 1, Attachments: []wire.AttachmentState{att}}}, nil, time.Now())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := show(); got != true {
+			t.Errorf("after a late update: delete_on_termination %v, want true", got)
+		}
+		// The repeat: the copy shows the flag, the cell is not asked.
+		if r := e.do(demo, "PUT", vaPath+"/"+vaVol, "2.85", attachBody(vaVol, "delete_on_termination", true)); r.code != 202 {
+			t.Errorf("repeat: %d %s", r.code, r.raw)
+		}
+		if len(e.caller.updates) != 1 {
+			t.Errorf("the repeat called the cell: %+v", e.caller.updates)
+		}
+		// The cell says no such attachment (detached meanwhile).
+		e.caller.update = func(*wire.UpdateVolumeAttachment) (wire.VolumeState, error) {
+			return wire.VolumeState{}, wire.Errorf(wire.CodeNotFound, "volume %s is not attached to instance %s", vaVol, vaServer)
+		}
+		r = e.do(demo, "PUT", vaPath+"/"+vaVol, "2.85", attachBody(vaVol, "delete_on_termination", false))
+		if r.code != 404 || r.msg() != "No volume Block Device Mapping with id "+vaVol+"." {
+			t.Errorf("cell not_found: %d %q", r.code, r.msg())
+		}
+		e.caller.update = func(*wire.UpdateVolumeAttachment) (wire.VolumeState, error) {
+			return wire.VolumeState{}, wire.Errorf(wire.CodeUnknownMethod, "unknown method")
+		}
+		r = e.do(demo, "PUT", vaPath+"/"+vaVol, "2.85", attachBody(vaVol, "delete_on_termination", false))
+		if r.code != 409 {
+			t.Errorf("older cell: %d %q", r.code, r.msg())
+		}
+		if got := show(); got != true {
+			t.Errorf("after refusals: delete_on_termination %v, want true", got)
+		}
+		if len(e.sender.msgs) != 0 {
+			t.Errorf("the PUT sent %+v", e.sender.msgs)
+		}
+	})
 }

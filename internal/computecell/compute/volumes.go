@@ -1,0 +1,70 @@
+package compute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/computecell/virt"
+)
+
+// An instance's volumes are disks of its VM on the host it runs on. The
+// volume manager attaches and detaches them as they are asked for
+// (AttachVolume, DetachVolume); the compute agent attaches them again
+// when it puts the VM on a host anew: a spawn of an instance that has
+// attached volumes already (an unshelve of an offloaded instance), and a
+// restart's restore of the copy where the instance runs (not the source
+// copy a resize keeps, whose volumes the resize detached). The cell's
+// rows say which: the attachments attached (or being detached) with
+// their devices and the backing recorded by the volume manager.
+
+// attachInstanceVolumes attaches on host the volumes the instance holds
+// by the cell's rows. An attachment with no backing recorded yet (one
+// made before celldb migration 14, until the volume manager records it)
+// is left out, with a warning. Attaching a disk the VM has already does
+// nothing.
+func (s *Service) attachInstanceVolumes(ctx context.Context, host, uuid string, log *slog.Logger) error {
+	atts, err := celldb.HostAttachments(ctx, s.cfg.DB, uuid)
+	if err != nil || len(atts) == 0 {
+		return err
+	}
+	va, ok := s.cfg.Driver.(virt.VolumeAttacher)
+	if !ok {
+		log.Warn("the driver cannot attach volumes: the instance's volumes are not attached", "volumes", len(atts))
+		return nil
+	}
+	var errs []error
+	for _, a := range atts {
+		if a.Backing == "" {
+			log.Warn("volume with no backing recorded: not attached", "volume", a.VolumeID, "device", a.Mountpoint)
+			continue
+		}
+		if err := va.AttachVolume(ctx, host, uuid, a.Mountpoint, a.Backing); err != nil {
+			errs = append(errs, fmt.Errorf("attach volume %s at %s: %w", a.VolumeID, a.Mountpoint, err))
+			continue
+		}
+		log.Info("volume attached", "volume", a.VolumeID, "device", a.Mountpoint)
+	}
+	return errors.Join(errs...)
+}
+
+// restoreVolumes attaches the volumes of a restored copy when it is the
+// one the instance runs on.
+func (s *Service) restoreVolumes(ctx context.Context, k vmKey) {
+	log := s.log.With("instance", k.uuid, "host", k.host)
+	in, err := celldb.Get(ctx, s.cfg.DB, k.uuid)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("reading a restored instance for its volumes", "err", err)
+		}
+		return
+	}
+	if in.Host != k.host {
+		return // a resize's source copy: its volumes are on the destination
+	}
+	if err := s.attachInstanceVolumes(ctx, k.host, k.uuid, log.With("request_id", in.RequestID)); err != nil && ctx.Err() == nil {
+		log.Warn("attaching the volumes of a restored instance", "err", err)
+	}
+}
