@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -26,29 +27,34 @@ import (
 // volume manager on a File backend) over SQLite and PostgreSQL.
 
 // imageStore is the API cell's image store as the volume manager reaches
-// it; while gated, every read waits for its context's end.
+// it; while gated, every read waits for the gate to open or its context's
+// end.
 type imageStore struct {
-	mu    sync.Mutex
-	data  map[string][]byte
-	gated bool
-	held  chan struct{}
+	mu   sync.Mutex
+	data map[string][]byte
+	// gate, when not nil, is closed when the gate opens.
+	gate chan struct{}
+	held chan struct{}
 }
 
 func (s *imageStore) ReadImage(ctx context.Context, id string, off int64, n int) (wire.ImageChunk, error) {
 	s.mu.Lock()
-	gated := s.gated
+	gate := s.gate
 	b, ok := s.data[id]
 	s.mu.Unlock()
 	if !ok {
 		return wire.ImageChunk{}, wire.Errorf(wire.CodeNotFound, "Image %s could not be found.", id)
 	}
-	if gated {
+	if gate != nil {
 		select {
 		case s.held <- struct{}{}:
 		default:
 		}
-		<-ctx.Done()
-		return wire.ImageChunk{}, ctx.Err()
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return wire.ImageChunk{}, ctx.Err()
+		}
 	}
 	end := min(off+int64(n), int64(len(b)))
 	return wire.ImageChunk{Data: slices.Clone(b[off:end]), Size: int64(len(b))}, nil
@@ -58,9 +64,20 @@ func (s *imageStore) WriteImage(context.Context, *wire.ImageWrite) (wire.ImageWr
 	return wire.ImageWritten{}, fmt.Errorf("no uploads here")
 }
 
-func (s *imageStore) gate(on bool) {
+// close holds the reads until open.
+func (s *imageStore) close() {
 	s.mu.Lock()
-	s.gated = on
+	s.gate = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// open lets the reads held and the next ones go.
+func (s *imageStore) open() {
+	s.mu.Lock()
+	if s.gate != nil {
+		close(s.gate)
+		s.gate = nil
+	}
 	s.mu.Unlock()
 }
 
@@ -204,7 +221,7 @@ func TestBootFromImageVolume(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		e := newBFVCell(t, d, cellOpts{hosts: []string{"h1"}})
-		img := bytes.Repeat([]byte("bootable"), 100000)
+		img := bytes.Repeat([]byte("bootable"), 10000)
 		e.images.data["img-1"] = img
 		b := bfvBuild(
 			wire.BlockDevice{UUID: "bdm-1", SourceType: "image", DestinationType: "volume", VolumeID: volID(1), New: true,
@@ -222,11 +239,14 @@ func TestBootFromImageVolume(t *testing.T) {
 		if disks["/dev/vda"] != e.path(t, volID(1)) || disks["/dev/vdb"] != e.path(t, volID(2)) || len(disks) != 2 {
 			t.Errorf("disks %v, want /dev/vda the boot volume's file and /dev/vdb the blank one's", disks)
 		}
-		got, err := os.ReadFile(e.path(t, volID(1)))
+		f, err := os.Open(e.path(t, volID(1)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) < len(img) || !bytes.Equal(got[:len(img)], img) {
+		got := make([]byte, len(img))
+		_, err = io.ReadFull(f, got)
+		f.Close()
+		if err != nil || !bytes.Equal(got, img) {
 			t.Errorf("the boot volume's file does not begin with the image's bytes")
 		}
 		// A volume-backed instance claims no root disk (Nova's is_bfv).
@@ -345,7 +365,7 @@ func TestBootFromVolumeRestart(t *testing.T) {
 		e := newBFVCell(t, d, cellOpts{hosts: []string{"h1"}})
 		img := bytes.Repeat([]byte("restart!"), 1000)
 		e.images.data["img-1"] = img
-		e.images.gate(true)
+		e.images.close()
 		b := bfvBuild(wire.BlockDevice{UUID: "bdm-1", SourceType: "image", DestinationType: "volume", VolumeID: volID(1), New: true,
 			AttachmentID: "att-1", ImageID: "img-1", ImageSize: int64(len(img)), VolumeSize: 1, BootIndex: 0})
 		u := b.Instances[0].UUID
@@ -366,7 +386,7 @@ func TestBootFromVolumeRestart(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		e.images.gate(false)
+		e.images.open()
 		m := e.newManager(t)
 		e.newConductor(t, m)
 		in := e.vmState(t, u, celldb.VMActive)
@@ -422,4 +442,48 @@ func TestBootFromVolumeWithoutVolumeRole(t *testing.T) {
 	if in := get(t, e.db, u); in.Fault == nil || !strings.Contains(in.Fault.Message, "has no volume service") {
 		t.Errorf("fault %+v, want the cell's missing volume service", get(t, e.db, u).Fault)
 	}
+}
+
+// TestDeleteWhileWaitingForVolumes: an instance deleted while it waits in
+// block_device_mapping for its boot volume (the image being read): its
+// mapping goes, and the volume marked delete_on_termination is deleted
+// once its creation ends (the creation's end finds the delete pending);
+// the instance is never spawned.
+func TestDeleteWhileWaitingForVolumes(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		e := newBFVCell(t, d, cellOpts{hosts: []string{"h1"}})
+		img := bytes.Repeat([]byte("deleted!"), 1000)
+		e.images.data["img-1"] = img
+		e.images.close()
+		b := bfvBuild(wire.BlockDevice{UUID: "bdm-1", SourceType: "image", DestinationType: "volume", VolumeID: volID(1), New: true,
+			AttachmentID: "att-1", ImageID: "img-1", ImageSize: int64(len(img)), VolumeSize: 1, BootIndex: 0, DeleteOnTermination: true})
+		u := b.Instances[0].UUID
+		accept(t, e.db, e.cd, "req-1", b)
+		e.start(t)
+		<-e.images.held
+		if err := e.db.InTx(ctx, func(tx *db.Tx) error {
+			return e.cd.DeleteInstances(ctx, tx, envelope("req-del", &wire.DeleteInstances{UUIDs: []string{u}}))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		testpoll.Eventually(t, wait, "the instance deleted", func() (bool, string) {
+			in := get(t, e.db, u)
+			return in.Deleted, fmt.Sprintf("vm %q task %q", in.VMState, in.TaskState)
+		})
+		if v, err := celldb.GetVolume(ctx, e.db, volID(1)); err != nil || v.Status != "deleting" || v.Action != "delete" {
+			t.Fatalf("volume %+v, %v: want deleting, its delete pending (its creation still running)", v, err)
+		}
+		e.images.open()
+		e.status(t, volID(1), "deleted")
+		if _, err := os.Stat(e.path(t, volID(1))); !os.IsNotExist(err) {
+			t.Errorf("the boot volume's file: %v, want it gone", err)
+		}
+		if in := get(t, e.db, u); !in.LaunchedAt.IsZero() {
+			t.Errorf("instance launched at %v, want never spawned", in.LaunchedAt)
+		}
+		if st := lastState(t, e.sent, volID(1)); !st.Deleted {
+			t.Errorf("volume last sent %+v, want its deletion", st)
+		}
+	})
 }
