@@ -375,6 +375,12 @@ func TestBootFromVolumeRestart(t *testing.T) {
 		if in := get(t, e.db, u); in.TaskState != celldb.TaskBlockDeviceMapping || in.Host != "h1" {
 			t.Fatalf("instance in task %q on %q, want block_device_mapping on h1", in.TaskState, in.Host)
 		}
+		// The API cell was told of the wait (Nova's task state).
+		testpoll.Eventually(t, wait, "the wait sent up", func() (bool, string) {
+			st := e.sent.statesOf(t, u)
+			return slices.ContainsFunc(st, func(s wire.InstanceState) bool { return s.TaskState == celldb.TaskBlockDeviceMapping }),
+				fmt.Sprintf("%d states", len(st))
+		})
 		_ = e.cd.Shutdown(ctx)
 		_ = e.m.Shutdown(ctx)
 		if v, err := celldb.GetVolume(ctx, e.db, volID(1)); err != nil || v.Status != "creating" || v.Action != "create" {

@@ -47,8 +47,10 @@ func (c *Conductor) prepareVolumes(ctx context.Context, log *slog.Logger, in *ce
 		if err := c.cfg.Volumes.PrepareBuild(ctx, tx, in, in.RequestID); err != nil {
 			return err
 		}
-		// Placed: its task state is networking (instancestate.Place).
-		return c.state.Step(ctx, tx, in.UUID, instancestate.Task(celldb.TaskNetworking), celldb.Change{TaskState: &bdm})
+		// Placed: its task state is networking (instancestate.Place). The
+		// API cell shows the wait (Nova's task state), so it is sent up.
+		_, err := c.state.Transition(ctx, tx, in.UUID, instancestate.Task(celldb.TaskNetworking), celldb.Change{TaskState: &bdm})
+		return err
 	})
 	var we *wire.Error
 	switch {
