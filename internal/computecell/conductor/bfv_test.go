@@ -355,55 +355,73 @@ func TestBootVolumeNotCreated(t *testing.T) {
 }
 
 // TestBootFromVolumeRestart: the processes stop while the instance waits
-// in block_device_mapping for its volume (the image being read): a new
-// volume manager and a new conductor on the same database make the volume
-// and finish the build. A repeat of the build's preparation changes
-// nothing (one mapping, one volume).
+// in block_device_mapping for its volume (the image being read), or (as
+// the rows are left) in the middle of its spawn: a new volume manager and
+// a new conductor on the same database make the volume and finish the
+// build (a spawn cut short is placed again and finds its mapping made). A
+// repeat of the build's preparation changes nothing (one mapping, one
+// volume).
 func TestBootFromVolumeRestart(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
-		ctx := context.Background()
-		e := newBFVCell(t, d, cellOpts{hosts: []string{"h1"}})
-		img := bytes.Repeat([]byte("restart!"), 1000)
-		e.images.data["img-1"] = img
-		e.images.close()
-		b := bfvBuild(wire.BlockDevice{UUID: "bdm-1", SourceType: "image", DestinationType: "volume", VolumeID: volID(1), New: true,
-			AttachmentID: "att-1", ImageID: "img-1", ImageSize: int64(len(img)), VolumeSize: 1, BootIndex: 0})
-		u := b.Instances[0].UUID
-		accept(t, e.db, e.cd, "req-1", b)
-		e.start(t)
-		<-e.images.held
-		if in := get(t, e.db, u); in.TaskState != celldb.TaskBlockDeviceMapping || in.Host != "h1" {
-			t.Fatalf("instance in task %q on %q, want block_device_mapping on h1", in.TaskState, in.Host)
-		}
-		// The API cell was told of the wait (Nova's task state).
-		testpoll.Eventually(t, wait, "the wait sent up", func() (bool, string) {
-			st := e.sent.statesOf(t, u)
-			return slices.ContainsFunc(st, func(s wire.InstanceState) bool { return s.TaskState == celldb.TaskBlockDeviceMapping }),
-				fmt.Sprintf("%d states", len(st))
+	for _, crashIn := range []string{celldb.TaskBlockDeviceMapping, celldb.TaskSpawning} {
+		t.Run(crashIn, func(t *testing.T) {
+			dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+				ctx := context.Background()
+				e := newBFVCell(t, d, cellOpts{hosts: []string{"h1"}})
+				img := bytes.Repeat([]byte("restart!"), 1000)
+				e.images.data["img-1"] = img
+				e.images.close()
+				b := bfvBuild(wire.BlockDevice{UUID: "bdm-1", SourceType: "image", DestinationType: "volume", VolumeID: volID(1), New: true,
+					AttachmentID: "att-1", ImageID: "img-1", ImageSize: int64(len(img)), VolumeSize: 1, BootIndex: 0})
+				u := b.Instances[0].UUID
+				accept(t, e.db, e.cd, "req-1", b)
+				e.start(t)
+				<-e.images.held
+				if in := get(t, e.db, u); in.TaskState != celldb.TaskBlockDeviceMapping || in.Host != "h1" {
+					t.Fatalf("instance in task %q on %q, want block_device_mapping on h1", in.TaskState, in.Host)
+				}
+				// The API cell was told of the wait (Nova's task state).
+				testpoll.Eventually(t, wait, "the wait sent up", func() (bool, string) {
+					st := e.sent.statesOf(t, u)
+					return slices.ContainsFunc(st, func(s wire.InstanceState) bool { return s.TaskState == celldb.TaskBlockDeviceMapping }),
+						fmt.Sprintf("%d states", len(st))
+				})
+				_ = e.cd.Shutdown(ctx)
+				_ = e.m.Shutdown(ctx)
+				if v, err := celldb.GetVolume(ctx, e.db, volID(1)); err != nil || v.Status != "creating" || v.Action != "create" {
+					t.Fatalf("volume %+v, %v: want creating, its creation pending", v, err)
+				}
+				if crashIn == celldb.TaskSpawning {
+					// The rows of a process that stopped in the spawn.
+					waiting := celldb.TaskBlockDeviceMapping
+					if err := e.db.InTx(ctx, func(tx *db.Tx) error {
+						return celldb.Set(ctx, tx, u, &waiting, celldb.Change{TaskState: &crashIn}, time.Now())
+					}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// A repeat of the preparation (a restarted build) changes nothing.
+				if err := e.db.InTx(ctx, func(tx *db.Tx) error {
+					return e.m.PrepareBuild(ctx, tx, get(t, e.db, u), "req-1")
+				}); err != nil {
+					t.Fatal(err)
+				}
+				e.images.open()
+				m := e.newManager(t)
+				e.newConductor(t, m)
+				in := e.vmState(t, u, celldb.VMActive)
+				e.status(t, volID(1), "in-use")
+				if disks := e.driver.Disks(in.Host, u); disks["/dev/vda"] != e.path(t, volID(1)) {
+					t.Errorf("disks %v, want /dev/vda the boot volume's file", disks)
+				}
+				if bdms, err := celldb.InstanceBDMs(ctx, e.db, u); err != nil || len(bdms) != 1 || bdms[0].DeviceName != "/dev/vda" {
+					t.Errorf("mappings %v, %v: want the boot volume's alone", bdms, err)
+				}
+				if cl := claims(t, e.db); cl[u] != in.Host {
+					t.Errorf("claims %v, want the instance's on %s", cl, in.Host)
+				}
+			})
 		})
-		_ = e.cd.Shutdown(ctx)
-		_ = e.m.Shutdown(ctx)
-		if v, err := celldb.GetVolume(ctx, e.db, volID(1)); err != nil || v.Status != "creating" || v.Action != "create" {
-			t.Fatalf("volume %+v, %v: want creating, its creation pending", v, err)
-		}
-		// A repeat of the preparation (a restarted build) changes nothing.
-		if err := e.db.InTx(ctx, func(tx *db.Tx) error {
-			return e.m.PrepareBuild(ctx, tx, get(t, e.db, u), "req-1")
-		}); err != nil {
-			t.Fatal(err)
-		}
-		e.images.open()
-		m := e.newManager(t)
-		e.newConductor(t, m)
-		in := e.vmState(t, u, celldb.VMActive)
-		e.status(t, volID(1), "in-use")
-		if disks := e.driver.Disks(in.Host, u); disks["/dev/vda"] != e.path(t, volID(1)) {
-			t.Errorf("disks %v, want /dev/vda the boot volume's file", disks)
-		}
-		if bdms, err := celldb.InstanceBDMs(ctx, e.db, u); err != nil || len(bdms) != 1 || bdms[0].DeviceName != "/dev/vda" {
-			t.Errorf("mappings %v, %v: want the boot volume's alone", bdms, err)
-		}
-	})
+	}
 }
 
 // TestBootFromVolumeNotHandedBack: a build with an existing volume of the
