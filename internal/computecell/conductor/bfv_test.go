@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
 	"github.com/cellcloud/cellcloud/internal/computecell/volume"
 	"github.com/cellcloud/cellcloud/internal/computecell/volume/backend"
@@ -292,12 +293,15 @@ func TestBootFromImageVolume(t *testing.T) {
 }
 
 // TestBootFromExistingVolume: a build whose root is an existing volume of
-// the cell: it is attached at /dev/vda and in-use; the instance's delete
-// without delete_on_termination leaves it available with no attachment.
+// the cell, on a host whose disk is smaller than the flavor's root disk
+// (which a volume-backed server does not claim: the host scheduler's disk
+// filter lets it through): it is attached at /dev/vda and in-use; the
+// instance's delete without delete_on_termination leaves it available
+// with no attachment.
 func TestBootFromExistingVolume(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
-		e := newBFVCell(t, d, cellOpts{hosts: []string{"h1"}})
+		e := newBFVCell(t, d, cellOpts{hosts: []string{"h1"}, spec: compute.HostSpec{DiskGB: small.RootGB / 2}})
 		e.createVolume(t, volID(3), 1)
 		b := bfvBuild(wire.BlockDevice{UUID: "bdm-3", SourceType: "volume", DestinationType: "volume", VolumeID: volID(3),
 			AttachmentID: "att-3", BootIndex: 0})
