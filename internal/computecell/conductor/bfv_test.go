@@ -451,6 +451,12 @@ func TestBootFromVolumeNotHandedBack(t *testing.T) {
 		if v, _ := celldb.GetVolume(context.Background(), e.db, volID(3)); v.Status != "available" {
 			t.Errorf("volume %s, want available", v.Status)
 		}
+		// The volume is sent as it is, at a new version: the API cell's
+		// copy drops the status it reserved it with.
+		testpoll.Eventually(t, wait, "the volume sent again", func() (bool, string) {
+			st := volumeStates(t, e.sent, volID(3))
+			return len(st) >= 2 && st[len(st)-1].Status == "available", fmt.Sprintf("%+v", st)
+		})
 	})
 }
 
@@ -469,6 +475,11 @@ func TestBootFromVolumeWithoutVolumeRole(t *testing.T) {
 	})
 	if in := get(t, e.db, u); in.Fault == nil || !strings.Contains(in.Fault.Message, "has no volume service") {
 		t.Errorf("fault %+v, want the cell's missing volume service", get(t, e.db, u).Fault)
+	}
+	// The new volume the API cell holds a copy of was never made: it is
+	// sent as deleted.
+	if st := lastState(t, e.sent, volID(1)); !st.Deleted || st.Cell != cell || st.Version != 1 {
+		t.Errorf("volume last sent %+v, want its deletion at version 1 from this cell", st)
 	}
 }
 

@@ -69,10 +69,13 @@ type SecurityGroups interface {
 // in the conductor's transaction, makes the build's new volumes and
 // records its mappings and attachments (an error with code invalid is a
 // mapping the cell cannot honour); BuildVolumes tells whether they are
-// made; Wake has it look for work (the attachments of a build spawned).
+// made; ForgetBuild gives back what the API cell took for a build that
+// ends before its volumes are made; Wake has it look for work (the
+// attachments of a build spawned).
 type Volumes interface {
 	InstanceGone(ctx context.Context, tx *db.Tx, instanceUUID, requestID string) error
 	PrepareBuild(ctx context.Context, tx *db.Tx, in *celldb.Instance, requestID string) error
+	ForgetBuild(ctx context.Context, tx *db.Tx, in *celldb.Instance, requestID string) error
 	BuildVolumes(ctx context.Context, q db.Querier, instanceUUID string) (celldb.BuildVolumes, error)
 	Wake()
 }
@@ -724,6 +727,9 @@ func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Insta
 		if err := c.state.Release(ctx, tx, in.UUID); err != nil {
 			return err
 		}
+		if err := c.forgetVolumes(ctx, tx, in, in.RequestID); err != nil {
+			return err
+		}
 		if err := celldb.FinishAction(ctx, tx, in.UUID, in.RequestID, "Error", msg, in.Host, now); err != nil {
 			return err
 		}
@@ -806,6 +812,9 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance, requestID s
 	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		if _, err := c.state.Transition(ctx, tx, in.UUID, &deleting, celldb.Change{VMState: &vmDeleted, TaskState: &none,
 			PowerState: &noState, Deleted: true}); err != nil {
+			return err
+		}
+		if err := c.forgetVolumes(ctx, tx, in, requestID); err != nil {
 			return err
 		}
 		if c.cfg.Volumes != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/computecell/instancestate"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -163,4 +164,29 @@ func (c *Conductor) pinned(ctx context.Context, in *celldb.Instance) (bool, erro
 	}
 	st, err := c.cfg.Volumes.BuildVolumes(ctx, c.cfg.DB, in.UUID)
 	return st.Prepared, err
+}
+
+// forgetVolumes gives back, in tx, what the API cell took for the volumes
+// of a build that ends (fails, or is deleted) before they were made here:
+// the volume role's ForgetBuild; a cell without one sends each new
+// volume as deleted at version 1 itself (it never had it).
+func (c *Conductor) forgetVolumes(ctx context.Context, tx *db.Tx, in *celldb.Instance, requestID string) error {
+	maps := in.VolumeMappings()
+	if len(maps) == 0 {
+		return nil
+	}
+	if c.cfg.Volumes != nil {
+		return c.cfg.Volumes.ForgetBuild(ctx, tx, in, requestID)
+	}
+	var u wire.VolumeUpdate
+	for _, b := range maps {
+		if b.New && b.VolumeID != "" {
+			u.Volumes = append(u.Volumes, wire.VolumeState{ID: b.VolumeID, Cell: c.cfg.Cell, Version: 1,
+				Status: "deleted", Deleted: true, UpdatedAt: c.cfg.Now()})
+		}
+	}
+	if len(u.Volumes) == 0 {
+		return nil
+	}
+	return c.cfg.Sender.Send(ctx, tx, cellpath.Root(c.cfg.Cell), wire.MethodVolumeUpdate, requestID, &u)
 }

@@ -271,3 +271,48 @@ func attachmentStatus(status string) bool {
 	}
 	return false
 }
+
+// ForgetBuild gives back, in tx, what the API cell took for a build that
+// ends (fails or is deleted) before its volumes were made here
+// (PrepareBuild never ran: no mapping recorded): each new volume, whose
+// copy the API cell holds in status creating, is sent as deleted at
+// version 1 (the cell never had it; a deletion is final), and each
+// existing volume is sent as it is at a new version (its copy's reserved
+// status goes). A build whose mappings are recorded keeps them: its
+// delete takes them (InstanceGone).
+func (m *Manager) ForgetBuild(ctx context.Context, tx *db.Tx, in *celldb.Instance, requestID string) error {
+	bdms, err := celldb.InstanceBDMs(ctx, tx, in.UUID)
+	if err != nil || len(bdms) > 0 {
+		return err
+	}
+	now := m.cfg.Now()
+	for _, b := range in.VolumeMappings() {
+		if !backend.ValidID(b.VolumeID) {
+			continue
+		}
+		v, err := celldb.GetVolumeForUpdate(ctx, tx, b.VolumeID)
+		switch {
+		case errors.Is(err, celldb.ErrVolumeNotFound):
+			if !b.New {
+				continue
+			}
+			if err := m.send(ctx, tx, requestID, &wire.VolumeUpdate{Volumes: []wire.VolumeState{{ID: b.VolumeID,
+				Cell: m.cfg.Cell, Version: 1, Status: statusDeleted, Deleted: true, UpdatedAt: now}}}); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			nv, err := celldb.UpdateVolume(ctx, tx, v.ID, nil, celldb.VolumeChange{}, now)
+			if err != nil {
+				return err
+			}
+			if err := m.sendVolume(ctx, tx, requestID, nv); err != nil {
+				return err
+			}
+		}
+		m.log.Info("volume of a build that ended before its volumes were made given back", "request_id", requestID,
+			"instance", in.UUID, "volume", b.VolumeID, "new", b.New)
+	}
+	return nil
+}

@@ -195,3 +195,56 @@ func TestBuildVolumeFails(t *testing.T) {
 		}
 	})
 }
+
+// TestForgetBuild: a build that ends before its volumes were made gives
+// back what the API cell took: its new volume is sent as deleted at
+// version 1, its existing one as it is at a new version. Once the
+// mappings are recorded it does nothing (the delete takes them).
+func TestForgetBuild(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		e := newEnv(t, d)
+		e.start()
+		e.volumes(1)
+		u := e.instance(1, "", vmstate.Building)
+		in, err := celldb.Get(ctx, d, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.BlockDevices = []wire.BlockDevice{
+			{UUID: bid(1), SourceType: "blank", DestinationType: "volume", VolumeID: vid(5), New: true, AttachmentID: aid(1),
+				VolumeSize: 1, BootIndex: 0},
+			{UUID: bid(2), SourceType: "volume", DestinationType: "volume", VolumeID: vid(1), AttachmentID: aid(2), BootIndex: -1},
+		}
+		before := e.volume(vid(1)).Version
+		forget := func() {
+			t.Helper()
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return e.m.ForgetBuild(ctx, tx, in, "req-fail") }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		forget()
+		sent := e.rec.volumeStates(t, vid(5))
+		if len(sent) != 1 || !sent[0].Deleted || sent[0].Version != 1 || sent[0].Cell != cell {
+			t.Errorf("new volume sent %+v, want its deletion at version 1", sent)
+		}
+		if _, err := celldb.GetVolume(ctx, d, vid(5)); !errors.Is(err, celldb.ErrVolumeNotFound) {
+			t.Errorf("new volume in the cell: %v, want none", err)
+		}
+		v := e.volume(vid(1))
+		last := e.rec.volumeStates(t, vid(1))
+		if v.Version != before+1 || v.Status != "available" || last[len(last)-1].Version != v.Version {
+			t.Errorf("existing volume %s at version %d (was %d), last sent %+v: want available, sent at a new version",
+				v.Status, v.Version, before, last[len(last)-1])
+		}
+		// Once mapped, nothing.
+		if err := e.prepare(u, in.BlockDevices...); err != nil {
+			t.Fatal(err)
+		}
+		n := len(e.rec.volumeStates(t, vid(1)))
+		forget()
+		if got := len(e.rec.volumeStates(t, vid(1))); got != n {
+			t.Errorf("forget after the mappings sent %d more states, want none", got-n)
+		}
+	})
+}
