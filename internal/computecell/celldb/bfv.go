@@ -53,9 +53,10 @@ func (in *Instance) Need() capacity.Flavor {
 // no host work pending (those a build records before its spawn) of live
 // instances that are active with no task, oldest first.
 func BootAttachmentsToStart(ctx context.Context, q Querier, limit int) ([]*VolumeAttachment, error) {
-	return db.Collect(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments
-		WHERE deleted = 0 AND attach_status = 'attaching' AND pending = '' AND instance_uuid IN
-		(SELECT uuid FROM instances WHERE deleted = 0 AND vm_state = ? AND task_state = '')
+	// Driven by the attachments (few), each instance found by its key.
+	return db.Collect(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments a
+		WHERE deleted = 0 AND attach_status = 'attaching' AND pending = '' AND EXISTS
+		(SELECT 1 FROM instances i WHERE i.uuid = a.instance_uuid AND i.deleted = 0 AND i.vm_state = ? AND i.task_state = '')
 		ORDER BY id LIMIT ?`, VMActive, limit)
 }
 
