@@ -424,6 +424,9 @@ const (
 	TaskNetworking = "networking"
 	TaskSpawning   = "spawning"
 	TaskDeleting   = "deleting"
+	// TaskBlockDeviceMapping: the instance, placed, waits for the volumes
+	// its build makes (Nova's block_device_mapping).
+	TaskBlockDeviceMapping = "block_device_mapping"
 
 	PowerNoState  = 0
 	PowerRunning  = 1
@@ -486,6 +489,9 @@ type BuildContext struct {
 	// requests (wire.BuildInstances'): the filters run on that host alone.
 	RequestedHost string `json:"requested_host,omitempty"`
 	RequestedNode string `json:"requested_node,omitempty"`
+	// BlockDevices are the instance's volume mappings (its spec's, a boot
+	// from volume; see bfv.go).
+	BlockDevices []wire.BlockDevice `json:"block_devices,omitempty"`
 }
 
 // Forced reports whether the build names its host or node.
@@ -545,6 +551,7 @@ func scanInstance(r db.Scanner) (*Instance, error) {
 	_ = json.Unmarshal([]byte(meta), &in.Metadata)
 	_ = json.Unmarshal([]byte(build), &in.Build)
 	in.NICs = in.Build.NICs
+	in.BlockDevices = in.Build.BlockDevices
 	if fault != "" {
 		in.Fault = &wire.Fault{}
 		_ = json.Unmarshal([]byte(fault), in.Fault)

@@ -61,12 +61,23 @@ type SecurityGroups interface {
 	Want(ctx context.Context, tx *db.Tx, requestID string, nics []wire.NIC) error
 }
 
-// Volumes is the cell's volume role, told in the transaction that marks
-// an instance deleted: the instance's volume attachments and block device
-// mappings go, and its volumes are available again (or deleted, with
-// delete_on_termination), sent up (volume.Manager.InstanceGone).
+// Volumes is the cell's volume role (volume.Manager). It is told in the
+// transaction that marks an instance deleted: the instance's volume
+// attachments and block device mappings go, and its volumes are available
+// again (or deleted, with delete_on_termination), sent up (InstanceGone).
+// It makes the volumes of a boot from volume (volumes.go): PrepareBuild,
+// in the conductor's transaction, makes the build's new volumes and
+// records its mappings and attachments (an error with code invalid is a
+// mapping the cell cannot honour); BuildVolumes tells whether they are
+// made; ForgetBuild gives back what the API cell took for a build that
+// ends before its volumes are made; Wake has it look for work (the
+// attachments of a build spawned).
 type Volumes interface {
 	InstanceGone(ctx context.Context, tx *db.Tx, instanceUUID, requestID string) error
+	PrepareBuild(ctx context.Context, tx *db.Tx, in *celldb.Instance, requestID string) error
+	ForgetBuild(ctx context.Context, tx *db.Tx, in *celldb.Instance, requestID string) error
+	BuildVolumes(ctx context.Context, q db.Querier, instanceUUID string) (celldb.BuildVolumes, error)
+	Wake()
 }
 
 // Sender sends a durable message from this cell inside a transaction.
@@ -240,6 +251,7 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	for _, spec := range b.Instances {
 		bc := bc
 		bc.NICs = spec.NICs
+		bc.BlockDevices = spec.BlockDevices
 		if len(spec.NICs) == 0 && !b.NoNetwork {
 			bc.SecurityGroups = spec.SecurityGroups
 		}
@@ -354,10 +366,11 @@ func (c *Conductor) markDeleting(ctx context.Context, tx *db.Tx, in *celldb.Inst
 	return err
 }
 
-// poll is a round of the work loop: place what waits for a host, finish
-// the deletes recorded.
+// poll is a round of the work loop: place what waits for a host, spawn
+// what waited for its volumes, finish the deletes recorded.
 func (c *Conductor) poll(ctx context.Context) {
 	c.schedulePending(ctx)
+	c.awaitVolumes(ctx)
 	c.deletePending(ctx)
 }
 
@@ -456,6 +469,10 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance)
 		if why == nil {
 			why = hostsched.ErrNoValidHost
 		}
+		// A build with volumes in this cell stays here (volumes.go).
+		pending = c.failPinned(ctx, log, pending, why)
+	}
+	if len(pending) > 0 {
 		c.handBack(ctx, log, pending, why)
 	}
 }
@@ -587,10 +604,11 @@ func (c *Conductor) goBuild(ctx context.Context, in *celldb.Instance, host strin
 	})
 }
 
-// build allocates the network and spawns on the claimed host, trying the
-// alternates (and then the scheduler again) when a spawn fails. It reports
-// whether the build made progress: a build that waits for address blocks
-// did not.
+// build allocates the network, has the build's volumes made (volumes.go:
+// an instance that must wait for them is spawned by a later round), and
+// spawns on the claimed host, trying the alternates (and then the
+// scheduler again) when a spawn fails. It reports whether the build made
+// progress: a build that waits for address blocks did not.
 func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed string, alternates []string) bool {
 	log := c.log.With("request_id", in.RequestID, "instance", in.UUID)
 	if in.Build.NoNetwork {
@@ -612,6 +630,18 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 		}
 		return true
 	}
+	if len(in.VolumeMappings()) > 0 {
+		ready, progress := c.prepareVolumes(ctx, log, in)
+		if !ready {
+			return progress
+		}
+	}
+	return c.spawn(ctx, log, in, claimed, alternates)
+}
+
+// spawn spawns the instance on the claimed host, trying the alternates
+// (and then the scheduler again) when a spawn fails.
+func (c *Conductor) spawn(ctx context.Context, log *slog.Logger, in *celldb.Instance, claimed string, alternates []string) bool {
 	ignore := append([]string(nil), in.Build.IgnoreHosts...)
 	hosts := append([]string{claimed}, alternates...)
 	var lastErr error
@@ -644,6 +674,9 @@ func (c *Conductor) build(ctx context.Context, in *celldb.Instance, claimed stri
 		err := c.cfg.Compute.Spawn(ctx, host, in.UUID)
 		if err == nil {
 			c.cfg.Capacity.ReportSoon()
+			if c.cfg.Volumes != nil && len(in.VolumeMappings()) > 0 {
+				c.cfg.Volumes.Wake() // the host attaches its volumes
+			}
 			return true
 		}
 		if errors.Is(err, celldb.ErrGone) {
@@ -692,6 +725,9 @@ func (c *Conductor) fail(ctx context.Context, log *slog.Logger, in *celldb.Insta
 		}
 		// An instance in ERROR holds no resources.
 		if err := c.state.Release(ctx, tx, in.UUID); err != nil {
+			return err
+		}
+		if err := c.forgetVolumes(ctx, tx, in, in.RequestID); err != nil {
 			return err
 		}
 		if err := celldb.FinishAction(ctx, tx, in.UUID, in.RequestID, "Error", msg, in.Host, now); err != nil {
@@ -778,6 +814,9 @@ func (c *Conductor) delete(ctx context.Context, in *celldb.Instance, requestID s
 			PowerState: &noState, Deleted: true}); err != nil {
 			return err
 		}
+		if err := c.forgetVolumes(ctx, tx, in, requestID); err != nil {
+			return err
+		}
 		if c.cfg.Volumes != nil {
 			return c.cfg.Volumes.InstanceGone(ctx, tx, in.UUID, requestID)
 		}
@@ -828,7 +867,7 @@ func (c *Conductor) Heal(ctx context.Context) error {
 // project, the flavor's extra specs, the image's properties) and the host
 // or node it is forced to or requests.
 func hostRequest(in *celldb.Instance) *hostsched.Request {
-	return &hostsched.Request{Flavor: in.Flavor.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone,
+	return &hostsched.Request{Flavor: in.Need(), NumInstances: 1, AvailabilityZone: in.AvailabilityZone,
 		ProjectID: in.ProjectID, ExtraSpecs: in.Flavor.ExtraSpecs, ImageProperties: in.Build.ImageProps,
 		ForcedHost: in.Build.ForcedHost, ForcedNode: in.Build.ForcedNode,
 		RequestedHost: in.Build.RequestedHost, RequestedNode: in.Build.RequestedNode}

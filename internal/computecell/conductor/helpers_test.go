@@ -124,8 +124,13 @@ func (r *recorder) buildFailed(t *testing.T) []message {
 // and compute schemas.
 func openCellDB(t *testing.T) *db.DB {
 	t.Helper()
+	return migrateCellDB(t, dbtest.Open(t, "sqlite"))
+}
+
+// migrateCellDB migrates d with the outbox, cells and compute schemas.
+func migrateCellDB(t *testing.T, d *db.DB) *db.DB {
+	t.Helper()
 	ctx := context.Background()
-	d := dbtest.Open(t, "sqlite")
 	for _, s := range []struct {
 		name string
 		ms   []db.Migration
@@ -161,12 +166,20 @@ type cellOpts struct {
 	// volumes, if set, makes the cell's volume role (after the compute
 	// role, before the conductor, which is told of the deletes).
 	volumes func(e *cellEnv) conductor.Volumes
+	// db, if set, is the cell's database (migrated here; else a fresh
+	// SQLite one).
+	db *db.DB
 }
 
 func newCell(t *testing.T, o cellOpts) *cellEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &cellEnv{db: openCellDB(t), sent: &recorder{}, changes: make(chan struct{}, 1000)}
+	e := &cellEnv{sent: &recorder{}, changes: make(chan struct{}, 1000)}
+	if o.db != nil {
+		e.db = migrateCellDB(t, o.db)
+	} else {
+		e.db = openCellDB(t)
+	}
 	var err error
 	if e.driver, err = fake.New(o.driver); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,14 @@ import (
 // begins the spawn (BeginSpawn). A spawn on a host the instance holds no
 // claim on (an alternate after a failed spawn, an unshelve) takes it there.
 
+// The flavor an instance claims is celldb.Instance.Need: a volume-backed
+// instance claims no root disk.
+
 // Place claims host for an instance waiting to be scheduled and records
 // the host on it (task state scheduling to networking; a Step). Like Nova,
 // an instance that asked for no availability zone takes its host's.
 func (o *Owner) Place(ctx context.Context, tx *db.Tx, in *celldb.Instance, host string) error {
-	az, err := celldb.ClaimZone(ctx, tx, in.UUID, host, in.Flavor.Need(), o.now())
+	az, err := celldb.ClaimZone(ctx, tx, in.UUID, host, in.Need(), o.now())
 	if err != nil {
 		return err
 	}
@@ -64,7 +67,7 @@ func (o *Owner) BeginSpawn(ctx context.Context, tx *db.Tx, uuid, host string) (*
 	if cur.Deleted || cur.TaskState == celldb.TaskDeleting {
 		return nil, celldb.ErrGone
 	}
-	if err := o.Claim(ctx, tx, uuid, host, cur.Flavor.Need()); err != nil {
+	if err := o.Claim(ctx, tx, uuid, host, cur.Need()); err != nil {
 		return nil, err
 	}
 	return celldb.Update(ctx, tx, uuid, nil, change, o.now())

@@ -583,8 +583,15 @@ func (m *Manager) InstanceGone(ctx context.Context, tx *db.Tx, instanceUUID, req
 		if err != nil {
 			return err
 		}
-		change := celldb.VolumeChange{Status: ptr(statusOf(rest))}
-		if bdm != nil && bdm.DeleteOnTermination && len(rest) == 0 && v.Action == "" {
+		// The attachments set the status of an attached volume; one a
+		// build was still making, or in error, keeps its own.
+		change := celldb.VolumeChange{}
+		if attachmentStatus(v.Status) {
+			change.Status = ptr(statusOf(rest))
+		}
+		// A volume still being made may be deleted too: its creation's end
+		// finds the delete pending and leaves it (build.go).
+		if bdm != nil && bdm.DeleteOnTermination && len(rest) == 0 && (v.Action == "" || v.Action == pendingCreate) {
 			snaps, err := celldb.SnapshotsOfVolume(ctx, tx, v.ID)
 			if err != nil {
 				return err

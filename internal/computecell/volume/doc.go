@@ -60,13 +60,19 @@
 //     that the compute agents attach it again where the instance runs
 //     after a move or a restart (instanceops, compute); Start records
 //     it on the attachments made before it was kept.
+//   - Boot from volume (build.go): PrepareBuild, in the conductor's
+//     transaction, makes a build's new volumes and records its mappings
+//     and attachments (no host work: the instance has no VM yet);
+//     BuildVolumes tells the conductor whether they are made; once the
+//     instance is active, the poll asks for their host work, and the
+//     worker attaches them as any attachment.
 //   - Heal: every HealInterval the volumes and snapshots changed within
 //     HealWindow are sent again (volume_update with Heal), in pages.
 //   - Capacity reports the room of the cell's storage zone, thin
 //     provisioned as Cinder's scheduler counts it.
 //
 // The handlers Create, Action, AttachVolume, DetachVolume and
-// UpdateAttachment, Capacity,
-// the Images and Hosts interfaces and InstanceGone are wired in package
-// node; the package sends nothing but volume_update.
+// UpdateAttachment, Capacity, the Images and Hosts interfaces,
+// InstanceGone, PrepareBuild and BuildVolumes are wired in package node;
+// the package sends nothing but volume_update.
 package volume

@@ -20,9 +20,12 @@ const pollLimit = 1000
 // it hands the volume back to the loop (which takes it again at once).
 const maxStepsPerTurn = 16
 
-// poll is a round of the work loop: a worker for each volume with
-// pending work (its own action, or one of its snapshots').
+// poll is a round of the work loop: the host work of the attachments
+// of builds now active is asked for (build.go), then a worker for each
+// volume with pending work (its own action, one of its snapshots', one
+// of its attachments').
 func (m *Manager) poll(ctx context.Context) {
+	m.startBootAttachments(ctx)
 	ids, err := celldb.VolumesWithPendingWork(ctx, m.cfg.DB, pollLimit)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -147,8 +147,14 @@ func schedRequest(b *wire.BuildInstances, now time.Time) *cellsched.Request {
 		// it.
 		zone, specs, project = "", nil, ""
 	}
+	// A volume-backed server's root disk is its volume: no cell's hosts
+	// hold it (Nova's is_bfv; the cell's claim does the same).
+	need := b.Flavor.Need()
+	if volumeBacked(b.Instances[0].BlockDevices) {
+		need.DiskGB = max(need.DiskGB-b.Flavor.RootGB, 0)
+	}
 	return &cellsched.Request{
-		Flavor:           b.Flavor.Need(),
+		Flavor:           need,
 		NumInstances:     len(b.Instances),
 		AvailabilityZone: zone,
 		ImageProperties:  b.ImageProperties,
@@ -160,6 +166,17 @@ func schedRequest(b *wire.BuildInstances, now time.Time) *cellsched.Request {
 		Tried:            b.Tried,
 		Now:              now,
 	}
+}
+
+// volumeBacked reports whether mappings boot from a volume (the boot
+// device's destination is a volume).
+func volumeBacked(mappings []wire.BlockDevice) bool {
+	for _, m := range mappings {
+		if m.BootIndex == 0 && m.DestinationType == "volume" {
+			return true
+		}
+	}
+	return false
 }
 
 // giveUp hands a build that found no cell back to this cell's parent, which

@@ -46,6 +46,27 @@ func TestSchedRequest(t *testing.T) {
 	}
 }
 
+// TestSchedRequestVolumeBacked: a volume-backed build (its boot device a
+// volume) asks for no root disk, only its ephemeral one (Nova's is_bfv);
+// a data volume beside an image's root asks for the root disk.
+func TestSchedRequestVolumeBacked(t *testing.T) {
+	flavor := wire.Flavor{VCPUs: 1, RAMMB: 512, RootGB: 10, EphemeralGB: 5}
+	for _, tt := range []struct {
+		name string
+		devs []wire.BlockDevice
+		disk int64
+	}{
+		{"volume-backed", []wire.BlockDevice{{SourceType: "image", DestinationType: "volume", BootIndex: 0}}, 5},
+		{"data volume", []wire.BlockDevice{{SourceType: "blank", DestinationType: "volume", BootIndex: -1}}, 15},
+		{"no volume", nil, 15},
+	} {
+		b := &wire.BuildInstances{Flavor: flavor, Instances: []wire.InstanceSpec{{ProjectID: "p1", BlockDevices: tt.devs}}}
+		if got := schedRequest(b, time.Time{}).Flavor.DiskGB; got != tt.disk {
+			t.Errorf("%s: disk %d GB asked, want %d", tt.name, got, tt.disk)
+		}
+	}
+}
+
 // TestTakeCountsTheZone: what was sent to a child for a zone counts
 // against that zone's room until the child reports again.
 func TestTakeCountsTheZone(t *testing.T) {
