@@ -324,8 +324,10 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	// The volumes the instance has attached already (an unshelve of an
 	// offloaded instance) are attached on this host before it is active;
 	// a host that cannot attach them fails the spawn, as Nova's
-	// _prep_block_device does.
-	if err := s.attachInstanceVolumes(ctx, host, uuid, log); err != nil {
+	// _prep_block_device does. A first build without volume mappings has
+	// none (an attach needs an instance past building): no statement.
+	mayHaveVolumes := in.VMState != celldb.VMBuilding || len(in.BlockDevices) > 0
+	if err := s.attachIfVolumes(ctx, mayHaveVolumes, host, uuid, log); err != nil {
 		log.Warn("attaching the instance's volumes failed: the spawn fails", "err", err)
 		if derr := s.cfg.Driver.Destroy(ctx, host, uuid); derr != nil {
 			log.Error("destroying the copy whose volumes failed", "err", derr)

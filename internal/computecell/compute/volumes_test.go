@@ -14,6 +14,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
 // TestAttachAndDetachVolume: the agent attaches a volume to an instance
@@ -112,6 +113,11 @@ func TestSpawnAttachesVolumes(t *testing.T) {
 		e.svc = svc
 
 		in := e.insert(t, uuidN(1), small, celldb.TaskNetworking)
+		// An unshelve: the instance is offloaded, not building (a first
+		// build has no attachments but its mappings').
+		if _, err := d.Exec(ctx, `UPDATE instances SET vm_state = ? WHERE uuid = ?`, vmstate.ShelvedOffloaded, in.UUID); err != nil {
+			t.Fatal(err)
+		}
 		e.attached(t, in.UUID, 1, "/dev/vdb", "/vols/1.raw")
 		e.attached(t, in.UUID, 2, "/dev/vdc", "")
 		if err := svc.Spawn(ctx, "h2", in.UUID); err == nil {
