@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -54,24 +55,50 @@ func (n *Node) volumeRole(sender *cells.Sender, hosts volume.Hosts) (*volume.Man
 }
 
 // imagesAtRoot reads and writes the volumes' image data at the root's
-// image store, by the calls image_read and image_write.
+// image store, by the calls image_read and image_write. A chunk is half
+// a megabyte each way: a call gets a minute, and one the root did not
+// answer in time is asked again (twice more, after a second and two):
+// both calls are idempotent (the same bytes at the same offset), so a
+// loaded tree slows an upload down instead of failing it.
 type imagesAtRoot struct {
 	svc  *cells.Service
 	root string
 }
 
+// imageCallTimeout bounds one image data call.
+const imageCallTimeout = time.Minute
+
+func (i imagesAtRoot) call(ctx context.Context, method string, payload, out any) error {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Duration(attempt) * time.Second):
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, imageCallTimeout)
+		err = i.svc.Call(cctx, i.root, method, "", payload, out)
+		cancel()
+		if !errors.Is(err, wire.ErrTimeout) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
 func (i imagesAtRoot) ReadImage(ctx context.Context, imageID string, off int64, n int) (wire.ImageChunk, error) {
 	var out wire.ImageChunk
-	err := i.svc.Call(ctx, i.root, wire.MethodImageRead, "", &wire.ImageRead{ImageID: imageID, Offset: off, Length: n}, &out)
+	err := i.call(ctx, wire.MethodImageRead, &wire.ImageRead{ImageID: imageID, Offset: off, Length: n}, &out)
 	return out, err
 }
 
 func (i imagesAtRoot) WriteImage(ctx context.Context, w *wire.ImageWrite) (wire.ImageWritten, error) {
 	var out wire.ImageWritten
-	err := i.svc.Call(ctx, i.root, wire.MethodImageWrite, "", w, &out)
+	err := i.call(ctx, wire.MethodImageWrite, w, &out)
 	return out, err
 }
-
 // storageZones are the storage zones the compute cells report (their
 // volume roles' zones), read from the API cell's cells table: the live
 // children's last reports. since is when the API cell started (a child
