@@ -32,6 +32,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.DataDir, "data-dir", "", "where the bench's own tree keeps its files (default: a temporary directory)")
 	fs.BoolVar(&o.RemoteGroup, "remote-group", false, "boot every instance in a security group whose rule names the group itself as remote (its members change with every boot)")
 	fs.IntVar(&o.Aggregates, "aggregates", 0, "spread the hosts over this many host aggregates before the boots")
+	fs.BoolVar(&o.BootFromVolume, "boot-from-volume", false, "boot every instance from a new 1-GiB volume made from the image, deleted with it")
 	fs.IntVar(&o.Zones, "zones", 0, "with --aggregates: give that many of them an availability zone, and boot into the zones in turn")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the boot phase (control plane and clients) to this file, for go tool pprof")
