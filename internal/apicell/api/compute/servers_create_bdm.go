@@ -259,10 +259,10 @@ type bdmRequest struct {
 	bootIndex  int64
 	volumeSize int
 	// volumeType is 2.67's volume_type ("": none).
-	volumeType                              string
+	volumeType                                string
 	deviceName, guestFormat, diskBus, devType string
-	tag                                     string
-	deleteOnTermination                     bool
+	tag                                       string
+	deleteOnTermination                       bool
 }
 
 // isVolume is Nova's BlockDeviceMapping.is_volume.
