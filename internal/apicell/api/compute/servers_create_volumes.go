@@ -258,13 +258,13 @@ func (h *serversHandler) resolveMapping(ctx context.Context, req *createRequest,
 	case "snapshot":
 		s, err := voldb.GetSnapshot(ctx, d, b.id)
 		if err == nil && !c.Admin && s.ProjectID != c.ProjectID {
-			err = voldb.ErrNotFound
+			err = voldb.ErrSnapshotNotFound
 		}
 		var sv *voldb.Volume
 		if err == nil {
 			sv, err = voldb.Get(ctx, d, s.VolumeID)
 		}
-		if errors.Is(err, voldb.ErrNotFound) {
+		if errors.Is(err, notfound.Err) {
 			return bad("Block Device Mapping is Invalid: failed to get snapshot %s.", b.id)
 		}
 		if err != nil {
@@ -345,7 +345,7 @@ func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, 
 		switch b.source {
 		case "snapshot":
 			s, err := voldb.GetSnapshot(ctx, d, b.id)
-			if errors.Is(err, voldb.ErrNotFound) || (err == nil && !c.Admin && s.ProjectID != c.ProjectID) {
+			if errors.Is(err, notfound.Err) || (err == nil && !c.Admin && s.ProjectID != c.ProjectID) {
 				return nil, bad("Block Device Mapping is Invalid: failed to get snapshot %s.", b.id)
 			}
 			if err != nil {
