@@ -18,6 +18,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
@@ -34,6 +35,9 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 		asked := req.az
 		if err = h.createZone(r, req); err == nil {
 			err = h.createDestination(r, req, asked)
+		}
+		if err == nil && len(req.bdms) > 0 {
+			err = h.authorize(ctx, ruleCreateAttachVolume, policy.Target{"availability_zone": asked})
 		}
 	}
 	if err != nil {
@@ -229,7 +233,9 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 		p.build.TargetCell = req.requestedCell
 	}
 	// A build with existing volumes goes to their cell only.
-	req.vols.pinToVolumes(&p.build)
+	if err := req.vols.pinToVolumes(&p.build); err != nil {
+		return nil, err
+	}
 	for i := range p.insts {
 		name := req.name
 		if req.count > 1 {

@@ -47,6 +47,10 @@ type VolumeQuotaStore interface {
 	Limits(ctx context.Context, q db.Querier, project string) (map[string]int64, error)
 }
 
+// ruleCreateAttachVolume is Nova's policy on a create with block device
+// mappings.
+const ruleCreateAttachVolume = "os_compute_api:servers:create:attach_volume"
+
 // volumeReserved is Cinder's status of a volume an attachment reserves.
 const volumeReserved = "reserved"
 
@@ -449,14 +453,21 @@ func bootReserveRefused(ctx context.Context, volume, status string) error {
 }
 
 // pinToVolumes sends a build with existing volumes only to their cell
-// (its target cell, or one below it the build already targets).
-func (v *bootVolumes) pinToVolumes(b *wire.BuildInstances) {
+// (its target cell, or one below it the build already targets); an
+// admin's target_cell elsewhere is refused as a zone the volumes are not
+// in.
+func (v *bootVolumes) pinToVolumes(b *wire.BuildInstances) error {
 	if v == nil || v.cell == "" {
-		return
+		return nil
 	}
-	if b.TargetCell == "" || cellpath.Contains(b.TargetCell, v.cell) {
+	switch {
+	case b.TargetCell == "" || cellpath.Contains(b.TargetCell, v.cell):
 		b.TargetCell = v.cell
+	case !cellpath.Contains(v.cell, b.TargetCell):
+		return bad("The availability zone between the server and its attached volumes do not match: Server and volumes are not in the same availability zone. Server is in: %s. Volumes are in: %s.",
+			b.TargetCell, v.zone)
 	}
+	return nil
 }
 
 // recordBootVolumes is the volumes' part of the create's transaction, for

@@ -343,6 +343,14 @@ func TestBootFromVolumeRefusals(t *testing.T) {
 				t.Errorf("%s: %d %q, want %d %q", c.name, r.code, r.msg(), c.status, c.want)
 			}
 		}
+		// An admin's target_cell elsewhere than the volumes.
+		r := e.do("admin:admin", http.MethodPost, "/v2.1/servers", "2.67", map[string]any{
+			"server":             map[string]any{"name": "bfv", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": []any{vbdm("volume", bfvBoot, 0)}},
+			"os:scheduler_hints": map[string]any{"target_cell": bfvCell2}})
+		if want := "The availability zone between the server and its attached volumes do not match: Server and volumes are not in the same availability zone. Server is in: " +
+			bfvCell2 + ". Volumes are in: az1."; r.code != 400 || r.msg() != want {
+			t.Errorf("target_cell away from the volumes: %d %q, want 400 %q", r.code, r.msg(), want)
+		}
 		if after := e.state(); after != before {
 			t.Errorf("refused creates wrote or sent something:\nbefore %s\nafter  %s", before, after)
 		}
@@ -413,6 +421,16 @@ func TestBootFromVolumeCreates(t *testing.T) {
 		}
 		if e.state() != before {
 			t.Error("the refused repeat wrote something")
+		}
+
+		// An admin's target_cell above the volumes' cell: pinned to theirs.
+		r := e.do("admin:admin", http.MethodPost, "/v2.1/servers", "2.67", map[string]any{
+			"server":             map[string]any{"name": "bfv", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": []any{vbdm("volume", bfvData, 1), vbdm("snapshot", bfvSnap, 0)}},
+			"os:scheduler_hints": map[string]any{"target_cell": "api"}})
+		accepted(r)
+		if b = lastBuild(); b.TargetCell != bfvCell1 || len(b.Instances[0].BlockDevices) != 2 || b.Instances[0].BlockDevices[0].VolumeID != bfvData ||
+			!b.Instances[0].BlockDevices[1].New || b.Instances[0].BlockDevices[1].BootIndex != 0 {
+			t.Errorf("a build with target_cell above the volumes: target %q, %+v", b.TargetCell, b.Instances[0].BlockDevices)
 		}
 
 		// An image to a 2 GiB ssd volume at 2.67: a new bootable copy; any cell.
