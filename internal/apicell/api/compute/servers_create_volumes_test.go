@@ -482,8 +482,8 @@ func TestBootFromVolumeCreates(t *testing.T) {
 			t.Errorf("the snapshot's volume's copy: %+v %v", v, err)
 		}
 
-		// Two instances from one image to volume mapping: a volume each.
-		accepted(e.create("", map[string]any{"max_count": 2, "block_device_mapping_v2": []any{vbdm("image", image.CirrosID, 0, "volume_size", 1)}}))
+		// Two instances from one image to volume mapping, with OSC's imageRef "" (--boot-from-volume): a volume each.
+		accepted(e.create("", map[string]any{"max_count": 2, "imageRef": "", "block_device_mapping_v2": []any{vbdm("image", image.CirrosID, 0, "volume_size", 1)}}))
 		b = lastBuild()
 		if len(b.Instances) != 2 || len(b.Instances[0].BlockDevices) != 1 || len(b.Instances[1].BlockDevices) != 1 ||
 			b.Instances[0].BlockDevices[0].VolumeID == b.Instances[1].BlockDevices[0].VolumeID {
