@@ -51,6 +51,9 @@ type VolumeQuotaStore interface {
 // mappings.
 const ruleCreateAttachVolume = "os_compute_api:servers:create:attach_volume"
 
+// gib is a GiB in bytes.
+const gib = 1 << 30
+
 // volumeReserved is Cinder's status of a volume an attachment reserves.
 const volumeReserved = "reserved"
 
@@ -94,14 +97,24 @@ func (h *serversHandler) resolveBootVolumes(ctx context.Context, req *createRequ
 	out := &bootVolumes{}
 	// The boot image metadata of a server without an image
 	// (get_bdm_image_metadata).
+	var minDisk int64
 	if req.imageRef == "" {
-		props, err := h.bootImageMeta(ctx, req, flavor)
+		props, md, err := h.bootImageMeta(ctx, req, flavor)
 		if err != nil {
 			return err
 		}
+		minDisk = md
 		req.imageProps = props
 		if req.autoDiskConfig, err = autoDiskConfig(req.diskConfig, "", props["auto_disk_config"]); err != nil {
 			return err
+		}
+	}
+	// _validate_flavor_image_nostatus: a root volume of a size asked for
+	// holds the image's min_disk.
+	for _, b := range req.bdms {
+		if b.bootIndex == 0 && b.isVolume() && b.volumeSize > 0 && minDisk*gib > int64(b.volumeSize)*gib {
+			return bad("Volume is smaller than the minimum size specified in image metadata. Volume size is %d bytes, minimum size is %d bytes.",
+				int64(b.volumeSize)*gib, minDisk*gib)
 		}
 	}
 	// _check_and_transform_bdm: an image boot's volumes cannot take the
@@ -338,7 +351,7 @@ func (h *serversHandler) defaultVolumeType(ctx context.Context) (*voltypes.Type,
 // image: the boot mapping's image, or its volume's (a snapshot's
 // volume's) image metadata, which must be bootable; then the image checks
 // of the create that apply (active, the flavor's memory).
-func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, flavor wire.Flavor) (map[string]string, error) {
+func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, flavor wire.Flavor) (props map[string]string, minDisk int64, err error) {
 	c := httpkit.CallerFrom(ctx)
 	d := h.cfg.DB
 	for _, b := range req.bdms {
@@ -350,10 +363,10 @@ func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, 
 		case "snapshot":
 			s, err := voldb.GetSnapshot(ctx, d, b.id)
 			if errors.Is(err, notfound.Err) || (err == nil && !c.Admin && s.ProjectID != c.ProjectID) {
-				return nil, bad("Block Device Mapping is Invalid: failed to get snapshot %s.", b.id)
+				return nil, 0, bad("Block Device Mapping is Invalid: failed to get snapshot %s.", b.id)
 			}
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			volumeID = s.VolumeID
 		case "volume":
@@ -361,33 +374,33 @@ func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, 
 		case "image":
 			img, err := (&imagedb.Store{}).GetWithProperties(ctx, d, b.id)
 			if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
-				return nil, bad("Block Device Mapping is Invalid: failed to get image %s.", b.id)
+				return nil, 0, bad("Block Device Mapping is Invalid: failed to get image %s.", b.id)
 			}
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			if img.Status != imagedb.StatusActive {
-				return nil, bad("Image %s is not active.", b.id)
+				return nil, 0, bad("Image %s is not active.", b.id)
 			}
 			if int64(img.MinRAM) > flavor.RAMMB {
-				return nil, bad("Flavor's memory is too small for requested image.")
+				return nil, 0, bad("Flavor's memory is too small for requested image.")
 			}
-			return img.Properties, nil
+			return img.Properties, int64(img.MinDisk), nil
 		}
 		if volumeID == "" {
-			return nil, nil
+			return nil, 0, nil
 		}
 		v, err := voldb.Get(ctx, d, volumeID)
 		if errors.Is(err, voldb.ErrNotFound) || (err == nil && b.source == "volume" && !c.Admin && v.ProjectID != c.ProjectID) {
-			return nil, bad("Block Device Mapping is Invalid: failed to get volume %s.", volumeID)
+			return nil, 0, bad("Block Device Mapping is Invalid: failed to get volume %s.", volumeID)
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if !v.Bootable {
-			return nil, bad("Block Device %s is not bootable.", volumeID)
+			return nil, 0, bad("Block Device %s is not bootable.", volumeID)
 		}
-		props := map[string]string{}
+		props = map[string]string{}
 		for k, val := range v.ImageMetadata {
 			switch k {
 			case "image_id", "image_name", "checksum", "container_format", "disk_format", "min_disk", "min_ram", "size":
@@ -396,11 +409,12 @@ func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, 
 			props[k] = val
 		}
 		if n, err := strconv.ParseInt(v.ImageMetadata["min_ram"], 10, 64); err == nil && n > flavor.RAMMB {
-			return nil, bad("Flavor's memory is too small for requested image.")
+			return nil, 0, bad("Flavor's memory is too small for requested image.")
 		}
-		return props, nil
+		minDisk, _ = strconv.ParseInt(v.ImageMetadata["min_disk"], 10, 64)
+		return props, minDisk, nil
 	}
-	return nil, nil
+	return nil, 0, nil
 }
 
 // oneCell is _validate_vol_az_for_create with cross_az_attach = False:

@@ -125,8 +125,11 @@ func newBFVEnv(t *testing.T, d *db.DB) *bfvEnv {
 			vol := &voldb.Volume{ID: v.id, ProjectID: v.project, UserID: v.project, SizeGB: 1, Status: voldb.StatusCreating,
 				AvailabilityZone: v.zone, Bootable: v.bootable, Multiattach: v.multi, TypeID: voltypes.DefaultTypeID,
 				TypeName: voltypes.DefaultTypeName, CreatedAt: now}
+			if v.id == bfvFar {
+				vol.ImageMetadata = map[string]string{"min_ram": "100000"}
+			}
 			if v.id == bfvBoot {
-				vol.ImageMetadata = map[string]string{"image_id": image.CirrosID, "hw_disk_bus": "virtio", "min_ram": "0"}
+				vol.ImageMetadata = map[string]string{"image_id": image.CirrosID, "hw_disk_bus": "virtio", "min_ram": "0", "min_disk": "2"}
 				vol.TypeID, vol.TypeName = bfvSSD, "ssd"
 			}
 			if err := voldb.Create(ctx, tx, vol); err != nil {
@@ -297,8 +300,6 @@ func TestBootFromVolumeRefusals(t *testing.T) {
 			{"another project's boot volume", "", list(vbdm("volume", bfvTheirs, 0)), 400, "Block Device Mapping is Invalid: failed to get volume " + bfvTheirs + "."},
 			{"data volume not found", "", withImage(list(imageBoot(), vbdm("volume", bfvMissing, nil))), 400, "Volume " + bfvMissing + " could not be found."},
 			{"another project's data volume", "", withImage(list(imageBoot(), vbdm("volume", bfvTheirs, nil))), 400, "Volume " + bfvTheirs + " could not be found."},
-			{"a boot snapshot in another cell than a volume", "", list(vbdm("volume", bfvBoot, 1), vbdm("snapshot", bfvSnapFar, 0)), 400,
-				"The availability zone between the server and its attached volumes do not match"},
 			{"boot volume not bootable", "", list(vbdm("volume", bfvData, 0)), 400, "Block Device " + bfvData + " is not bootable."},
 			{"volume in use", "", list(vbdm("volume", bfvBusy, 0)), 400,
 				"Invalid volume: Invalid input received: Volume " + bfvBusy + " status must be available or downloading to reserve, but the current status is in-use."},
@@ -322,6 +323,9 @@ func TestBootFromVolumeRefusals(t *testing.T) {
 				"Block Device Mapping is Invalid: failed to get image " + bfvMissing + "."},
 			{"blank volume without a size", "", withImage(list(imageBoot(), vbdm("blank", "", nil))), 400,
 				"Blank volumes (source: 'blank', dest: 'volume') need to have non-zero size"},
+			{"root volume below the image's min_disk", "", list(vbdm("snapshot", bfvSnap, 0, "volume_size", 1)), 400,
+				"Volume is smaller than the minimum size specified in image metadata. Volume size is 1073741824 bytes, minimum size is 2147483648 bytes."},
+			{"boot volume's image needs more memory", "", list(vbdm("volume", bfvFar, 0)), 400, "Flavor's memory is too small for requested image."},
 			{"snapshot not found", "", list(vbdm("snapshot", bfvMissing, 0)), 400,
 				"Block Device Mapping is Invalid: failed to get snapshot " + bfvMissing + "."},
 			{"volume type not found", "", list(vbdm("image", image.CirrosID, 0, "volume_size", 1, "volume_type", "gold")), 400,
