@@ -296,7 +296,8 @@ func (h *Handlers) Taken(ctx context.Context, tx *db.Tx, child string, b *wire.B
 }
 
 // BuildError records that no cell could take a build: the instances go to
-// ERROR with Nova's fault, or are deleted if a delete is already pending.
+// ERROR with Nova's fault, or are deleted if a delete is already pending;
+// the volumes the create took are given back (giveBackVolumes).
 func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInstances, reason string) error {
 	now := h.Now()
 	for _, spec := range b.Instances {
@@ -319,7 +320,7 @@ func (h *Handlers) BuildError(ctx context.Context, tx *db.Tx, b *wire.BuildInsta
 			return err
 		}
 	}
-	return nil
+	return h.giveBackVolumes(ctx, tx, b, now)
 }
 
 // HostMappings is the cast handler of host_mappings: where each service

@@ -3,6 +3,7 @@ package apicopy
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/voldb"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -42,6 +43,41 @@ func (h *Handlers) VolumeUpdate(ctx context.Context, tx *db.Tx, env *wire.Envelo
 		if st.Fault != "" {
 			h.Logger.Warn("snapshot operation failed in its cell", "request_id", env.RequestID, "snapshot", st.ID,
 				"from", st.Cell, "status", st.Status, "fault", st.Fault)
+		}
+	}
+	return nil
+}
+
+// giveBackVolumes gives back what a build's create took of the volumes
+// when no cell took the build: each existing volume it reserved is
+// available again (the copy's status, its version unchanged: no cell has
+// seen the reservation), and each new volume's copy, which no cell made,
+// is deleted, its quota freed with it. A volume a cell has since taken
+// is left alone: its status is no longer reserved, or its copy has a
+// cell. Applied again (a redelivered build error), it changes nothing.
+func (h *Handlers) giveBackVolumes(ctx context.Context, tx *db.Tx, b *wire.BuildInstances, now time.Time) error {
+	for _, spec := range b.Instances {
+		for _, bd := range spec.BlockDevices {
+			if bd.VolumeID == "" {
+				continue
+			}
+			if bd.New {
+				gone, err := voldb.Destroy(ctx, tx, bd.VolumeID, now)
+				if err != nil {
+					return err
+				}
+				if gone {
+					h.Logger.Info("deleted the copy of a volume of a build that found no cell", "instance", spec.UUID, "volume", bd.VolumeID)
+				}
+				continue
+			}
+			back, err := voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: bd.VolumeID, From: []string{"reserved"}, To: voldb.StatusAvailable, Now: now})
+			if err != nil {
+				return err
+			}
+			if back {
+				h.Logger.Info("gave back a volume reserved by a build that found no cell", "instance", spec.UUID, "volume", bd.VolumeID)
+			}
 		}
 	}
 	return nil

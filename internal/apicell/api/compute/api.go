@@ -80,6 +80,12 @@ type Config struct {
 	// Reserver reserves in a cell an address of a block it holds, asked
 	// for as a fixed_ip on a boot; nil answers such addresses 503.
 	Reserver netdb.AddressReserver
+	// VolumeTypes finds the volume types of the volumes a boot from
+	// volume makes (nil: only the default type, __DEFAULT__), and
+	// VolumeQuotas the project's volume quota limits (nil: none); the
+	// node wires package voltypes' store to both.
+	VolumeTypes  VolumeTypeStore
+	VolumeQuotas VolumeQuotaStore
 }
 
 // API is the Compute API handler: the router that the rooms (kit.go)

@@ -66,6 +66,7 @@ var Rules = []policy.Rule{
 	{Name: ruleExtendedAttrs, Check: ruleAdmin},
 	{Name: "os_compute_api:servers:create", Check: ruleMember},
 	{Name: "os_compute_api:servers:create:forced_host", Check: ruleAdmin},
+	{Name: ruleCreateAttachVolume, Check: ruleMember},
 	{Name: ruleRequestedDestination, Check: ruleAdmin},
 	{Name: "os_compute_api:servers:update", Check: ruleMember},
 	{Name: "os_compute_api:servers:delete", Check: ruleMember},

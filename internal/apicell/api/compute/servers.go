@@ -199,7 +199,7 @@ func (h *serversHandler) serverViewAs(r *http.Request, in *apidb.Instance, right
 	v := map[string]any{
 		"id": in.UUID, "name": in.Name, "status": Status(in.VMState, in.TaskState), "tenant_id": in.ProjectID,
 		"user_id": in.UserID, "metadata": meta, "hostId": hostID(in.ProjectID, in.Host),
-		"image":   map[string]any{"id": in.ImageRef, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/images/" + in.ImageRef}}},
+		"image":   serverImageView(base, in),
 		"flavor":  map[string]any{"id": in.FlavorID, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/flavors/" + in.FlavorID}}},
 		"created": isoTime(in.CreatedAt), "updated": isoTime(in.UpdatedAt), "addresses": addrs,
 		"accessIPv4": "", "accessIPv6": "", "links": links(base, in.ProjectID, "servers", in.UUID),
@@ -426,4 +426,14 @@ func (h *serversHandler) rebuildView(r *http.Request, in *apidb.Instance) (map[s
 		v["user_data"] = nullable(in.UserData)
 	}
 	return v, nil
+}
+
+// serverImageView is a server's "image" (Nova's _get_image): its image's
+// id and bookmark, or "" for a volume-backed server (no image of its
+// own), at every microversion.
+func serverImageView(base string, in *apidb.Instance) any {
+	if in.ImageRef == "" {
+		return ""
+	}
+	return map[string]any{"id": in.ImageRef, "links": []map[string]string{{"rel": "bookmark", "href": base + "/" + in.ProjectID + "/images/" + in.ImageRef}}}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
@@ -35,6 +36,9 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 		if err = h.createZone(r, req); err == nil {
 			err = h.createDestination(r, req, asked)
 		}
+		if err == nil && len(req.bdms) > 0 {
+			err = h.authorize(ctx, ruleCreateAttachVolume, policy.Target{"availability_zone": asked})
+		}
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -46,6 +50,9 @@ func (h *serversHandler) createServer(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		err = h.resolveDestination(r, req)
+	}
+	if err == nil {
+		err = h.resolveBootVolumes(ctx, req, flavor)
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -178,6 +185,10 @@ func checkCreateRefs(ctx context.Context, d *db.DB, zones *zoneCache, req *creat
 	if err := checkZone(ctx, d, zones, req, defaultZone); err != nil {
 		return wire.Flavor{}, err
 	}
+	if req.imageRef == "" {
+		// Volume-backed: the boot volume's image (resolveBootVolumes).
+		return fd.Flavor, nil
+	}
 	img, err := checkImage(ctx, d, req.imageRef, fd.Flavor)
 	if err != nil {
 		return wire.Flavor{}, err
@@ -221,6 +232,10 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 		// So does a requested destination's (the two are exclusive).
 		p.build.TargetCell = req.requestedCell
 	}
+	// A build with existing volumes goes to their cell only.
+	if err := req.vols.pinToVolumes(&p.build); err != nil {
+		return nil, err
+	}
 	for i := range p.insts {
 		name := req.name
 		if req.count > 1 {
@@ -253,6 +268,11 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 			return err
 		}
 		p.insts, p.build.Instances = all[:n], allSpecs[:n]
+		// The volumes: reserved, or their copies made, under the volume
+		// quota; each instance's block devices.
+		if err := h.recordBootVolumes(ctx, tx, req, p.build.Instances, p.now); err != nil {
+			return err
+		}
 		// A create with ports or fixed IPs is of one instance.
 		for i := range p.insts {
 			if err := recordNICs(ctx, tx, req.nics, &p.insts[i], &p.build.Instances[i], p.now); err != nil {

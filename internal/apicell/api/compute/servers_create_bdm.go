@@ -4,11 +4,13 @@ package compute
 // block_device_mapping_v2): checked against Nova's schema for the request's
 // microversion (nova/api/openstack/compute/schemas/servers.py and
 // parameter_types), then as nova/block_device.py BlockDeviceDict.from_api
-// does, then against what this cloud serves. There are no volumes yet, so
-// the one mapping served is the image boot itself (source image,
-// destination local, boot_index 0, the imageRef's image); a mapping that
-// removes a device (no_device) is accepted, as there is none to remove.
-// Everything else is a 400 that says what is not served.
+// does. Served: the image boot itself (source image, destination local,
+// boot_index 0, the imageRef's image) and every mapping to a volume
+// (source volume, snapshot, image or blank; checked against the copies in
+// servers_create_volumes.go); a mapping that removes a device (no_device)
+// is accepted, as there is none to remove. Local disks other than the
+// image boot (ephemeral, swap) and the legacy block_device_mapping are a
+// 400 that says what is not served.
 
 import (
 	"encoding/json"
@@ -247,9 +249,32 @@ func bdmInvalid(format string, args ...any) error {
 	return bad("Block Device Mapping is Invalid: %s", fmt.Sprintf(format, args...))
 }
 
+// bdmRequest is one block_device_mapping_v2 entry as from_api made it.
+type bdmRequest struct {
+	source, dest string
+	// id is the entry's uuid: the volume, snapshot or image it names
+	// ("" for blank).
+	id string
+	// bootIndex is -1 for none (None, or negative).
+	bootIndex  int64
+	volumeSize int
+	// volumeType is 2.67's volume_type ("": none).
+	volumeType                                string
+	deviceName, guestFormat, diskBus, devType string
+	tag                                       string
+	deleteOnTermination                       bool
+}
+
+// isVolume is Nova's BlockDeviceMapping.is_volume.
+func (b *bdmRequest) isVolume() bool { return b.dest == "volume" }
+
+// bdmDiskBuses are Nova's fields.DiskBus.ALL.
+var bdmDiskBuses = []string{"fdc", "ide", "sata", "scsi", "usb", "virtio", "xen", "lxc", "uml"}
+
 // createBlockDevices checks block_device_mapping and
-// block_device_mapping_v2 (see the top of this file). imageRef is the
-// create's image, already checked.
+// block_device_mapping_v2 (see the top of this file) and keeps the v2
+// entries in out.bdms; then, as Nova's _image_from_req_data, a create
+// with neither an imageRef nor mappings is refused.
 func createBlockDevices(ver Version, b *createBody, out *createRequest) error {
 	legacy, err := optionalBDMs("block_device_mapping", b.BlockDeviceMapping, bdmLegacy)
 	if err != nil {
@@ -263,60 +288,112 @@ func createBlockDevices(ver Version, b *createBody, out *createRequest) error {
 		return bad("Using different block_device_mapping syntaxes is not allowed in the same request.")
 	}
 	if len(legacy) > 0 {
-		return bdmInvalid("block_device_mapping maps volumes and snapshots, and this cloud has no volumes yet: boot from imageRef alone")
+		return bdmInvalid("the legacy block_device_mapping is not served: use block_device_mapping_v2")
 	}
 	for _, m := range v2 {
-		if err := servedBDM(m, out.imageRef); err != nil {
+		req, skip, err := bdmFromAPI(m, out.imageRef)
+		if err != nil {
 			return err
+		}
+		if !skip {
+			out.bdms = append(out.bdms, req)
+		}
+	}
+	if out.imageRef == "" && len(v2) == 0 {
+		return bad("Missing imageRef attribute")
+	}
+	for _, m := range out.bdms {
+		if m.bootIndex == 0 && m.isVolume() {
+			out.volumeBacked = true
 		}
 	}
 	return nil
 }
 
 func optionalBDMs(field string, raw json.RawMessage, item bdmItem) ([]map[string]any, error) {
-	if len(raw) == 0 {
+	if len(raw) == 0 || isNull(raw) {
 		return nil, nil
 	}
 	return decodeBDMs(field, raw, item)
 }
 
-// servedBDM checks one block_device_mapping_v2 entry as from_api does, then
-// refuses what this cloud does not serve.
-func servedBDM(m map[string]any, imageRef string) error {
+// bdmFromAPI checks one block_device_mapping_v2 entry as from_api and
+// BlockDeviceDict._validate do, then refuses what this cloud does not
+// serve (local disks other than the image boot itself). skip: the entry
+// removes a device (no_device), which there is none to remove.
+func bdmFromAPI(m map[string]any, imageRef string) (bdmRequest, bool, error) {
 	if nd, ok := m["no_device"]; ok && nd != nil && nd != false && nd != "" {
-		return nil
+		return bdmRequest{}, true, nil
 	}
 	source, _ := m["source_type"].(string)
 	dest, _ := m["destination_type"].(string)
 	id, _ := m["uuid"].(string)
-	_, hasVolumeType := m["volume_type"]
-	hasVolumeType = hasVolumeType && m["volume_type"] != nil
+	volumeType, _ := m["volume_type"].(string)
 	switch {
 	case source == "blank" && id != "":
-		return bdmInvalid("Invalid device UUID.")
+		return bdmRequest{}, false, bdmInvalid("Invalid device UUID.")
 	case source != "blank" && id == "":
-		return bdmInvalid("Missing device UUID.")
+		return bdmRequest{}, false, bdmInvalid("Missing device UUID.")
 	}
-	if source == "image" && dest == "local" {
-		if n, ok := bootIndex(m["boot_index"]); !ok || n != 0 {
-			return bdmInvalid("Mapping image to local is not supported.")
+	boot, ok := bootIndex(m["boot_index"])
+	if !ok {
+		return bdmRequest{}, false, bdmInvalid("Boot index is invalid.")
+	}
+	if boot < 0 {
+		boot = -1
+	}
+	if source == "image" && dest == "local" && (imageRef == "" || boot != 0) {
+		return bdmRequest{}, false, bdmInvalid("Mapping image to local is not supported.")
+	}
+	switch {
+	case dest == "local" && volumeType != "":
+		return bdmRequest{}, false, bdmInvalid("Specifying a volume_type with destination_type=local is not supported.")
+	case source == "volume" && volumeType != "":
+		return bdmRequest{}, false, bdmInvalid("Specifying volume type to existing volume is not supported.")
+	case source == "":
+		return bdmRequest{}, false, bdmInvalid("Some required fields are missing")
+	}
+	req := bdmRequest{source: source, dest: dest, id: strings.ToLower(id), bootIndex: boot, volumeType: volumeType}
+	req.deviceName, _ = m["device_name"].(string)
+	req.guestFormat, _ = m["guest_format"].(string)
+	req.diskBus, _ = m["disk_bus"].(string)
+	req.devType, _ = m["device_type"].(string)
+	req.tag, _ = m["tag"].(string)
+	if v, ok := m["delete_on_termination"]; ok {
+		req.deleteOnTermination = boolish(v)
+	}
+	if v, ok := m["volume_size"]; ok {
+		var n int64
+		switch t := v.(type) {
+		case string:
+			n, _ = strconv.ParseInt(t, 10, 64)
+		case json.Number:
+			n, _ = t.Int64()
 		}
+		req.volumeSize = int(n)
 	}
 	switch {
-	case dest == "local" && hasVolumeType:
-		return bdmInvalid("Specifying a volume_type with destination_type=local is not supported.")
-	case source == "volume" && hasVolumeType:
-		return bdmInvalid("Specifying volume type to existing volume is not supported.")
-	}
-	switch {
-	case source == "volume" || source == "snapshot" || dest == "volume":
-		return bdmInvalid("source_type %s with destination_type %s needs volumes, and this cloud has no volumes yet: boot from imageRef alone", pyRepr(source), pyRepr(dest))
+	case dest == "volume":
+		return req, false, nil
 	case source == "blank":
-		return bdmInvalid("a blank local disk (ephemeral or swap) is not supported: a server gets the flavor's disks only")
+		return req, false, bdmInvalid("a blank local disk (ephemeral or swap) is not supported: a server gets the flavor's disks only")
 	case source != "image" || dest != "local":
-		return bdmInvalid("only the image boot itself (source_type 'image', destination_type 'local', boot_index 0) is served, not source_type %s with destination_type %s", pyRepr(source), pyRepr(dest))
+		return req, false, bdmInvalid("source_type %s with destination_type %s is not served", pyRepr(source), pyRepr(dest))
 	case !strings.EqualFold(id, imageRef):
-		return bdmInvalid("the boot image %s is not the imageRef %s", id, imageRef)
+		return req, false, bdmInvalid("the boot image %s is not the imageRef %s", id, imageRef)
 	}
-	return nil
+	return req, false, nil
+}
+
+// boolish is oslo's bool_from_string of a checked boolean-like value.
+func boolish(v any) bool {
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		return pyBool(t)
+	case json.Number:
+		return t.String() == "1"
+	}
+	return false
 }

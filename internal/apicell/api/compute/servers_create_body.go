@@ -136,6 +136,14 @@ type createRequest struct {
 	requestedHost, requestedNode, requestedCell string
 	// imageProps are the image's properties, for the build.
 	imageProps map[string]string
+	// bdms are the block_device_mapping_v2 entries as from_api made them
+	// (servers_create_bdm.go); volumeBacked: the boot device (boot_index
+	// 0) is a volume, and the server has no image of its own.
+	bdms         []bdmRequest
+	volumeBacked bool
+	// vols are the volumes the mappings take or make, resolved against
+	// the copies (servers_create_volumes.go).
+	vols *bootVolumes
 }
 
 // validateCreate checks a create request as Nova's 2.1 schema does, one
@@ -195,11 +203,16 @@ func createFlavorRef(_ Version, b *createBody, out *createRequest) error {
 	return nil
 }
 
-// createImageRef checks imageRef (a UUID, or a URL ending in one; booting
-// from a volume is not supported), and takes adminPass.
+// createImageRef checks imageRef (a UUID, or a URL ending in one; Nova's
+// image_id_or_empty_string), and takes adminPass. None, or "", is a boot
+// from volume, which createBlockDevices checks (Nova's
+// _image_from_req_data: "Missing imageRef attribute" without mappings).
 func createImageRef(_ Version, b *createBody, out *createRequest) error {
+	if b.AdminPass != nil {
+		out.adminPass = *b.AdminPass
+	}
 	if b.ImageRef == nil || *b.ImageRef == "" {
-		return bad("Invalid input for field/attribute server. 'imageRef' is required: booting from a volume is not supported")
+		return nil
 	}
 	img := *b.ImageRef
 	if i := strings.LastIndex(img, "/"); i >= 0 {
@@ -209,9 +222,6 @@ func createImageRef(_ Version, b *createBody, out *createRequest) error {
 		return bad("Invalid input for field/attribute imageRef. Value: %s. '%s' is not a 'uuid'", *b.ImageRef, *b.ImageRef)
 	}
 	out.imageRef = strings.ToLower(img)
-	if b.AdminPass != nil {
-		out.adminPass = *b.AdminPass
-	}
 	return nil
 }
 
