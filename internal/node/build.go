@@ -325,7 +325,12 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	// cells at once.
 	calls := cellsCallPort(n.nc, cfg.Cell, n.Cells)
 	reserver := addressReserver{calls}
+	vtypes, err := voltypes.New(voltypes.Config{})
+	if err != nil {
+		return nil, err
+	}
 	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Reserver: reserver,
+		VolumeTypes: vtypes, VolumeQuotas: vtypes,
 		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: down,
 		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota, NetworkQuota: cfg.API.NetworkQuota, ReclaimInterval: cfg.API.ReclaimInstanceInterval.D(),
 		DefaultAvailabilityZone: cfg.API.DefaultAvailabilityZone})
@@ -334,10 +339,6 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	}
 	networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: p.auth, Policy: p.pol,
 		Quota: cfg.API.NetworkQuota, Reserver: reserver, Sender: sender})
-	if err != nil {
-		return nil, err
-	}
-	vtypes, err := voltypes.New(voltypes.Config{})
 	if err != nil {
 		return nil, err
 	}
