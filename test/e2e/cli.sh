@@ -307,6 +307,21 @@ os server delete --wait vm-vol || fail "server delete vm-vol"
 os volume delete vdata || fail "volume delete vdata"
 wait_gone volume vdata
 echo "ok   openstack server delete vm-vol, volume delete vdata"
+# Boot from volume: the root volume is made from the image in the cell
+# that builds the server, in-use while it runs, kept when it goes (the
+# CLI does not ask for delete_on_termination).
+expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --boot-from-volume 1 --network private --wait vm-bfv
+root_vol=$(os server show vm-bfv -f json -c volumes_attached | python3 -c 'import json,sys; print(json.load(sys.stdin)["volumes_attached"][0]["id"])') || fail "vm-bfv has no volume"
+wait_status volume "$root_vol" in-use
+expect true volume show "$root_vol" -f value -c bootable
+[ "$(ls "$work"/data/*/volumes/volumes/"$root_vol".raw 2>/dev/null | wc -l)" = 1 ] || fail "the root volume is not on disk in one cell"
+cmp -n "$size" "$image_file" "$work"/data/*/volumes/volumes/"$root_vol".raw >/dev/null 2>&1 || fail "the root volume does not start with the image's bytes"
+echo "ok   openstack server create --boot-from-volume 1 (root volume in-use, the image's bytes on disk)"
+os server delete --wait vm-bfv || fail "server delete vm-bfv"
+wait_status volume "$root_vol" available
+os volume delete "$root_vol" || fail "volume delete of the root volume"
+wait_gone volume "$root_vol"
+echo "ok   openstack server delete vm-bfv keeps its root volume, then volume delete"
 as admin
 expect cinder-volume volume service list
 expect nova availability zone list --volume
