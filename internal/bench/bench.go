@@ -173,8 +173,8 @@ type Result struct {
 	} `json:"options"`
 	// VolumeBytesPerBoot is what a boot from volume copies into its
 	// volume: the image's size (its bytes, the rest of the volume a hole).
-	VolumeBytesPerBoot int64 `json:"volume_bytes_per_boot,omitempty"`
-	Machine string `json:"machine"`
+	VolumeBytesPerBoot int64  `json:"volume_bytes_per_boot,omitempty"`
+	Machine            string `json:"machine"`
 	// Booted instances became ACTIVE; Errors went to ERROR or were refused.
 	Booted int `json:"booted"`
 	Errors int `json:"errors"`

@@ -99,6 +99,7 @@ func (i imagesAtRoot) WriteImage(ctx context.Context, w *wire.ImageWrite) (wire.
 	err := i.call(ctx, wire.MethodImageWrite, w, &out)
 	return out, err
 }
+
 // storageZones are the storage zones the compute cells report (their
 // volume roles' zones), read from the API cell's cells table: the live
 // children's last reports. since is when the API cell started (a child
