@@ -1,0 +1,117 @@
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
+)
+
+const (
+	bfvImage = "00000000-0000-4000-8000-00000000e001"
+	bfvOther = "00000000-0000-4000-8000-00000000e002"
+	bfvRescu = "00000000-0000-4000-8000-00000000e003"
+	bfvPath  = "/v2.1/servers/" + vaServer + "/action"
+)
+
+// newVBEnv is newVAEnv with an image store and vaServer volume-backed:
+// no image_ref of its own, vaRoot its boot volume (boot index 0, made from
+// bfvImage, rootMeta more of its volume_image_metadata). bfvOther is
+// another image; bfvRescu an image with hw_rescue_bus and
+// hw_rescue_device.
+func newVBEnv(t *testing.T, d *db.DB, rootMeta map[string]string) *vaEnv {
+	t.Helper()
+	e := newVAEnv(t, d)
+	ctx := context.Background()
+	if err := d.Migrate(ctx, imagedb.MigrationSet, imagedb.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range []struct {
+		id    string
+		props map[string]string
+	}{{bfvImage, map[string]string{}}, {bfvOther, map[string]string{}}, {bfvRescu, map[string]string{"hw_rescue_bus": "virtio", "hw_rescue_device": "disk"}}} {
+		img := &imagedb.Image{ID: im.id, Name: "img", Status: imagedb.StatusActive, Visibility: imagedb.Public, Owner: "admin",
+			DiskFormat: "qcow2", ContainerFormat: "bare", Size: 1, Checksum: "c", Properties: im.props, Tags: []string{}}
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return (&imagedb.Store{}).Create(ctx, tx, img) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meta := map[string]string{"image_id": bfvImage}
+	for k, v := range rootMeta {
+		meta[k] = v
+	}
+	b, _ := json.Marshal(meta)
+	e.sql(`UPDATE volumes SET volume_image_metadata = ?, bootable = 1 WHERE id = ?`, string(b), vaRoot)
+	e.sql(`UPDATE instances SET image_ref = '' WHERE uuid = ?`, vaServer)
+	e.attached(vaRoot, vaServer, "/dev/vda", 0, "", true)
+	return e
+}
+
+// sentActions are the instance_action messages the API cell sent.
+func (e *vaEnv) sentActions() []*wire.InstanceAction {
+	e.sender.mu.Lock()
+	defer e.sender.mu.Unlock()
+	var out []*wire.InstanceAction
+	for _, m := range e.sender.msgs {
+		if m.method == wire.MethodInstanceAction {
+			out = append(out, m.payload.(*wire.InstanceAction))
+		}
+	}
+	return out
+}
+
+func (e *vaEnv) copyOf(uuid string) *apidb.Instance {
+	e.t.Helper()
+	in, err := apidb.Get(context.Background(), e.d, uuid)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return in
+}
+
+// TestRebuildVolumeBacked: Nova below 2.93. Another image than the root
+// volume's is refused with Nova's 400 and nothing sent or changed; the
+// root volume's own image is a plain rebuild that keeps the copy's
+// image_ref "" (the 202's "image" is ""), and sends the image to the cell
+// (which keeps the instance's image_ref "" too, instanceops). A repeat
+// while it runs is refused by the state (409).
+func TestRebuildVolumeBacked(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVBEnv(t, d, nil)
+		r := e.do(demo, "POST", bfvPath, "2.89", map[string]any{"rebuild": map[string]any{"imageRef": bfvOther}})
+		want := "Image " + bfvOther + " is unacceptable: Unable to rebuild with a different image for a volume-backed server."
+		if r.code != 400 || r.msg() != want {
+			t.Errorf("rebuild with another image: %d %s, want 400 %q", r.code, r.raw, want)
+		}
+		if n := len(e.sentActions()); n != 0 {
+			t.Errorf("%d actions sent after a refused rebuild", n)
+		}
+		if in := e.copyOf(vaServer); in.TaskState != "" || in.ImageRef != "" {
+			t.Errorf("copy after a refused rebuild: task %q image %q", in.TaskState, in.ImageRef)
+		}
+
+		r = e.do(demo, "POST", bfvPath, "2.89", map[string]any{"rebuild": map[string]any{"imageRef": bfvImage, "name": "again"}})
+		if r.code != 202 {
+			t.Fatalf("rebuild with the root volume's image: %d %s", r.code, r.raw)
+		}
+		if s := r.body["server"].(map[string]any); s["image"] != "" || s["name"] != "again" {
+			t.Errorf("rebuild view: image %v name %v, want \"\" and again", s["image"], s["name"])
+		}
+		if in := e.copyOf(vaServer); in.TaskState != "rebuilding" || in.ImageRef != "" || in.Name != "again" {
+			t.Errorf("copy after the rebuild: task %q image %q name %q", in.TaskState, in.ImageRef, in.Name)
+		}
+		acts := e.sentActions()
+		var p wire.ActionParams
+		if len(acts) != 1 || acts[0].Action != "rebuild" || json.Unmarshal(acts[0].Params, &p) != nil || p.ImageRef != bfvImage {
+			t.Errorf("actions sent: %+v, want one rebuild of %s", acts, bfvImage)
+		}
+		if r := e.do(demo, "POST", bfvPath, "2.89", map[string]any{"rebuild": map[string]any{"imageRef": bfvImage}}); r.code != 409 {
+			t.Errorf("repeat while rebuilding: %d %s, want 409", r.code, r.raw)
+		}
+	})
+}
