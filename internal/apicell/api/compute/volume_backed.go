@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
+	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/apicell/voldb"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
@@ -32,4 +34,45 @@ func bootVolume(ctx context.Context, q db.Querier, in *apidb.Instance) (*voldb.V
 		}
 	}
 	return nil, errNoRootBDM
+}
+
+// checkRescueVolumeBacked is the part of Nova's API.rescue that concerns a
+// volume-backed server, after its lock and state are checked: below 2.87
+// it cannot be rescued; from 2.87 only when the rescue image (rescueRef,
+// or with none the image metadata of its root volume, Nova's
+// instance.image_meta) has the hw_rescue_bus and hw_rescue_device
+// properties. Every host here counts as having COMPUTE_RESCUE_BFV (the
+// drivers rescue any instance). A rescue image that cannot be read, or
+// is a volume-backed server's snapshot (img_block_device_mapping), is Nova's
+// UnsupportedRescueImage. Every refusal is a 400.
+func checkRescueVolumeBacked(ctx context.Context, q db.Querier, in *apidb.Instance, rescueRef string, allowBFV bool) error {
+	var props map[string]string
+	if rescueRef != "" {
+		c := httpkit.CallerFrom(ctx)
+		img, err := (&imagedb.Store{}).GetWithProperties(ctx, q, rescueRef)
+		if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
+			return bad("Requested rescue image '%s' is not supported", rescueRef)
+		}
+		if err != nil {
+			return err
+		}
+		// Nova's ImageMetaProps reads the legacy block_device_mapping
+		// property as img_block_device_mapping.
+		if img.Properties["img_block_device_mapping"] != "" || img.Properties["block_device_mapping"] != "" {
+			return bad("Requested rescue image '%s' is not supported", rescueRef)
+		}
+		props = img.Properties
+	} else {
+		vol, err := bootVolume(ctx, q, in)
+		if err != nil {
+			return err
+		}
+		props = vol.ImageMetadata
+	}
+	_, bus := props["hw_rescue_bus"]
+	_, dev := props["hw_rescue_device"]
+	if allowBFV && bus && dev {
+		return nil
+	}
+	return bad("Instance %s cannot be rescued: Cannot rescue a volume-backed instance", in.UUID)
 }

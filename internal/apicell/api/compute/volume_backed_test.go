@@ -115,3 +115,71 @@ func TestRebuildVolumeBacked(t *testing.T) {
 		}
 	})
 }
+
+// TestRescueVolumeBacked: below 2.87 a volume-backed server cannot be
+// rescued; from 2.87 it can when the rescue image, or with none its root
+// volume's image metadata, has hw_rescue_bus and hw_rescue_device. Each
+// refusal is Nova's 400 and leaves the copy as it was with nothing sent; a
+// refused state comes first (409). A server booted from an image is
+// rescued at any version.
+func TestRescueVolumeBacked(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVBEnv(t, d, nil)
+		refused := "Instance " + vaServer + " cannot be rescued: Cannot rescue a volume-backed instance"
+		for _, c := range []struct {
+			ver   string
+			image string
+			want  string
+		}{
+			{"2.86", "", refused},
+			{"2.86", bfvRescu, refused},
+			{"2.87", "", refused},
+			{"2.87", bfvOther, refused},
+			{"2.87", vaMissing, "Requested rescue image '" + vaMissing + "' is not supported"},
+		} {
+			body := map[string]any{"rescue": nil}
+			if c.image != "" {
+				body = map[string]any{"rescue": map[string]any{"rescue_image_ref": c.image}}
+			}
+			r := e.do(demo, "POST", bfvPath, c.ver, body)
+			if r.code != 400 || r.msg() != c.want {
+				t.Errorf("rescue at %s with image %q: %d %s, want 400 %q", c.ver, c.image, r.code, r.raw, c.want)
+			}
+		}
+		if n := len(e.sentActions()); n != 0 {
+			t.Errorf("%d actions sent after refused rescues", n)
+		}
+		if in := e.copyOf(vaServer); in.TaskState != "" {
+			t.Errorf("copy after refused rescues: task %q", in.TaskState)
+		}
+		r := e.do(demo, "POST", bfvPath, "2.87", map[string]any{"rescue": map[string]any{"rescue_image_ref": bfvRescu}})
+		if r.code != 200 || r.body["adminPass"] == nil {
+			t.Fatalf("rescue at 2.87 with a rescue image for volumes: %d %s", r.code, r.raw)
+		}
+		if acts := e.sentActions(); len(acts) != 1 || acts[0].Action != "rescue" {
+			t.Errorf("actions sent: %+v, want one rescue", acts)
+		}
+		// The state is checked first: a server already rescuing is a 409.
+		if r := e.do(demo, "POST", bfvPath, "2.86", map[string]any{"rescue": nil}); r.code != 409 {
+			t.Errorf("rescue of a rescuing server: %d %s, want 409", r.code, r.raw)
+		}
+		// A server booted from an image is rescued below 2.87.
+		if r := e.do(other, "POST", "/v2.1/servers/"+vaOther+"/action", "2.86", map[string]any{"rescue": nil}); r.code != 200 {
+			t.Errorf("rescue of an image-backed server: %d %s", r.code, r.raw)
+		}
+	})
+}
+
+// TestRescueVolumeBackedByItsRootImage: from 2.87, with no rescue image,
+// the root volume's image metadata decides.
+func TestRescueVolumeBackedByItsRootImage(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVBEnv(t, d, map[string]string{"hw_rescue_bus": "usb", "hw_rescue_device": "disk"})
+		if r := e.do(demo, "POST", bfvPath, "2.86", map[string]any{"rescue": nil}); r.code != 400 {
+			t.Errorf("rescue at 2.86: %d %s, want 400", r.code, r.raw)
+		}
+		if r := e.do(demo, "POST", bfvPath, "2.87", map[string]any{"rescue": nil}); r.code != 200 {
+			t.Errorf("rescue at 2.87 by the root volume's image: %d %s, want 200", r.code, r.raw)
+		}
+	})
+}
