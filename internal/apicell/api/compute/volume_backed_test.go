@@ -183,3 +183,51 @@ func TestRescueVolumeBackedByItsRootImage(t *testing.T) {
 		}
 	})
 }
+
+// TestShelveVolumeBacked: the shelve of a volume-backed server makes no
+// "<name>-shelved" image and names none on the copy or in the action
+// (the cell offloads at once, instanceops); its unshelve, once the cell
+// says it is offloaded, needs no image either (no image_missing). A
+// server booted from an image still gets its shelved image.
+func TestShelveVolumeBacked(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVBEnv(t, d, nil)
+		images := func() int {
+			var n int
+			if err := d.QueryRow(context.Background(), `SELECT COUNT(*) FROM images`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := images()
+		if r := e.do(demo, "POST", bfvPath, "2.89", map[string]any{"shelve": nil}); r.code != 202 {
+			t.Fatalf("shelve: %d %s", r.code, r.raw)
+		}
+		if n := images(); n != before {
+			t.Errorf("%d images after the shelve, want %d (no snapshot)", n, before)
+		}
+		if in := e.copyOf(vaServer); in.ShelvedImageID != "" || in.TaskState != "shelving" {
+			t.Errorf("copy after the shelve: shelved image %q task %q", in.ShelvedImageID, in.TaskState)
+		}
+		acts := e.sentActions()
+		if len(acts) != 1 || acts[0].Action != "shelve" || len(acts[0].Params) != 0 {
+			t.Fatalf("actions sent: %+v, want one shelve naming no image", acts)
+		}
+		// The cell offloaded it (its update, as the copy applies it).
+		e.sql(`UPDATE instances SET vm_state = 'shelved_offloaded', task_state = '', host = '', node = '' WHERE uuid = ?`, vaServer)
+		if r := e.do(demo, "POST", bfvPath, "2.89", map[string]any{"unshelve": nil}); r.code != 202 {
+			t.Fatalf("unshelve: %d %s", r.code, r.raw)
+		}
+		acts = e.sentActions()
+		if len(acts) != 2 || acts[1].Action != "unshelve" || len(acts[1].Params) != 0 {
+			t.Errorf("actions sent: %+v, want an unshelve naming no image", acts)
+		}
+		// A server booted from an image is snapshotted.
+		if r := e.do(other, "POST", "/v2.1/servers/"+vaOther+"/action", "2.89", map[string]any{"shelve": nil}); r.code != 202 {
+			t.Fatalf("shelve of an image-backed server: %d %s", r.code, r.raw)
+		}
+		if in := e.copyOf(vaOther); in.ShelvedImageID == "" || images() != before+1 {
+			t.Errorf("image-backed shelve: shelved image %q, %d images", in.ShelvedImageID, images())
+		}
+	})
+}
