@@ -243,6 +243,8 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		// Nova below 2.93: the image in a volume-backed server's root
 		// volume cannot change; the same image is a plain rebuild, and the
 		// server keeps no image_ref of its own (its cell keeps it "" too).
+		// (Nova's 400 for trusted_image_certificates on a volume-backed
+		// server cannot arise: readRebuild refuses any certificates.)
 		vol, err := bootVolume(ctx, h.cfg.DB, in)
 		if err != nil {
 			h.fail(w, r, err)
@@ -255,6 +257,13 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 			return
 		}
 		req.change.ImageRef = ""
+	}
+	if msg, err := checkVolumesInUse(ctx, h.cfg.DB, in); err != nil || msg != "" {
+		if err == nil {
+			err = bad("%s", msg)
+		}
+		h.fail(w, r, err)
+		return
 	}
 	params, _ := json.Marshal(wire.ActionParams{ImageRef: req.imageRef})
 	pass := req.adminPass

@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
@@ -69,10 +70,44 @@ func checkRescueVolumeBacked(ctx context.Context, q db.Querier, in *apidb.Instan
 		}
 		props = vol.ImageMetadata
 	}
+	if err := checkVolumesInUseConflict(ctx, q, in); err != nil {
+		return err
+	}
 	_, bus := props["hw_rescue_bus"]
 	_, dev := props["hw_rescue_device"]
 	if allowBFV && bus && dev {
 		return nil
 	}
 	return bad("Instance %s cannot be rescued: Cannot rescue a volume-backed instance", in.UUID)
+}
+
+// checkVolumesInUse is Nova's _check_volume_status (rebuild, rescue):
+// every volume attached to the server must be in-use. A volume that is not
+// gives InvalidVolume's text as invalid (rebuild answers it 400, rescue
+// 409); err is a failure to read.
+func checkVolumesInUse(ctx context.Context, q db.Querier, in *apidb.Instance) (invalid string, err error) {
+	byInstance, err := voldb.AttachmentsByInstances(ctx, q, []string{in.UUID})
+	if err != nil {
+		return "", err
+	}
+	for _, a := range byInstance[in.UUID] {
+		v, err := voldb.Get(ctx, q, a.VolumeID)
+		if err != nil {
+			return "", err
+		}
+		if v.Status != voldb.StatusInUse {
+			return fmt.Sprintf("Invalid volume: volume '%s' status must be 'in-use'. Currently in '%s' status", v.ID, v.Status), nil
+		}
+	}
+	return "", nil
+}
+
+// checkVolumesInUseConflict is checkVolumesInUse as rescue answers it: a
+// volume not in-use is a 409.
+func checkVolumesInUseConflict(ctx context.Context, q db.Querier, in *apidb.Instance) error {
+	msg, err := checkVolumesInUse(ctx, q, in)
+	if err != nil || msg == "" {
+		return err
+	}
+	return conflict("%s", msg)
 }

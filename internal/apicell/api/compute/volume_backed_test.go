@@ -231,3 +231,23 @@ func TestShelveVolumeBacked(t *testing.T) {
 		}
 	})
 }
+
+// TestVolumeBackedRebuildAndRescueChecks: an attached volume not in-use
+// makes the rebuild a 400 and the rescue a 409 (Nova's _check_volume_status),
+// with nothing sent.
+func TestVolumeBackedRebuildAndRescueChecks(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVBEnv(t, d, map[string]string{"hw_rescue_bus": "usb", "hw_rescue_device": "disk"})
+		e.sql(`UPDATE volumes SET status = 'detaching' WHERE id = ?`, vaRoot)
+		want := "Invalid volume: volume '" + vaRoot + "' status must be 'in-use'. Currently in 'detaching' status"
+		if r := e.do(demo, "POST", bfvPath, "2.89", map[string]any{"rebuild": map[string]any{"imageRef": bfvImage}}); r.code != 400 || r.msg() != want {
+			t.Errorf("rebuild with a detaching volume: %d %s, want 400 %q", r.code, r.raw, want)
+		}
+		if r := e.do(demo, "POST", bfvPath, "2.89", map[string]any{"rescue": nil}); r.code != 409 || r.msg() != want {
+			t.Errorf("rescue with a detaching volume: %d %s, want 409 %q", r.code, r.raw, want)
+		}
+		if n := len(e.sentActions()); n != 0 {
+			t.Errorf("%d actions sent", n)
+		}
+	})
+}
