@@ -3,10 +3,15 @@ package compute
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/apicell/voldb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -248,6 +253,127 @@ func TestVolumeBackedRebuildAndRescueChecks(t *testing.T) {
 		}
 		if n := len(e.sentActions()); n != 0 {
 			t.Errorf("%d actions sent", n)
+		}
+	})
+}
+
+// fixedVolumeQuotas is a VolumeQuotaStore with the same limits for every
+// project.
+type fixedVolumeQuotas map[string]int64
+
+func (f fixedVolumeQuotas) Limits(context.Context, db.Querier, string) (map[string]int64, error) {
+	return f, nil
+}
+
+// volumeMessages are the volume_action messages sent, with their targets.
+func (e *vaEnv) volumeMessages() (acts []*wire.VolumeAction, to []string) {
+	e.sender.mu.Lock()
+	defer e.sender.mu.Unlock()
+	for _, m := range e.sender.msgs {
+		if m.method == wire.MethodVolumeAction {
+			acts = append(acts, m.payload.(*wire.VolumeAction))
+			to = append(to, m.to)
+		}
+	}
+	return acts, to
+}
+
+// TestCreateImageVolumeBacked: Nova's snapshot_volume_backed. With room
+// for one snapshot only, the server's two volumes are a 403 and nothing is
+// made; with room, each volume gets a forced snapshot (creating, in its
+// cell, volume_action snapshot_create there), and the image is queued, of
+// size 0 with no formats, holding the mapping (Nova's JSON list, the root
+// first), bdm_v2 and root_device_name, and the root volume's image
+// properties; the answer is 2.45's, and the server's state is untouched
+// (no task state, no instance_action). The extra policy refuses with 403.
+func TestCreateImageVolumeBacked(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVBEnv(t, d, map[string]string{"hw_disk_bus": "virtio", "min_disk": "3"})
+		e.attached(vaVol, vaServer, "/dev/vdb", -1, "", false)
+		// The server runs on its host (its root device is named).
+		e.sql(`UPDATE instances SET host = 'h1', launched_at = 1 WHERE uuid = ?`, vaServer)
+		quotas := fixedVolumeQuotas{"snapshots": 1}
+		pol, err := policy.NewFromRules(slices.Concat(policy.Base, Rules), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+		newAPI := func(p *policy.Enforcer) {
+			var err error
+			e.a, err = New(Config{Cell: "api", DB: d, Sender: e.sender, Caller: e.caller, Auth: serviceAuth{}, Policy: p,
+				Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }, VolumeQuotas: quotas})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		newAPI(pol)
+		body := map[string]any{"createImage": map[string]any{"name": "snap", "metadata": map[string]any{"k": "v"}}}
+		r := e.do(demo, "POST", bfvPath, "2.45", body)
+		if r.code != 403 || r.msg() != "Quota exceeded for resources: snapshots" {
+			t.Errorf("over the snapshot quota: %d %s", r.code, r.raw)
+		}
+		snapshots := func() int {
+			var n int
+			if err := d.QueryRow(context.Background(), `SELECT COUNT(*) FROM volume_snapshots`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := snapshots(); n != 0 {
+			t.Errorf("%d snapshots after the refusal", n)
+		}
+		quotas["snapshots"] = 2
+		r = e.do(demo, "POST", bfvPath, "2.45", body)
+		if r.code != 202 {
+			t.Fatalf("createImage: %d %s", r.code, r.raw)
+		}
+		id, _ := r.body["image_id"].(string)
+		img, err := (&imagedb.Store{}).GetWithProperties(context.Background(), d, id)
+		if err != nil {
+			t.Fatalf("image %q: %v", id, err)
+		}
+		if img.Name != "snap" || img.Status != imagedb.StatusQueued || img.Size != 0 || img.DiskFormat != "" || img.ContainerFormat != "" ||
+			img.Owner != "demo" || img.Visibility != imagedb.Private || img.MinDisk != 3 {
+			t.Errorf("image: %+v", img)
+		}
+		acts, to := e.volumeMessages()
+		if len(acts) != 2 || to[0] != vaCell || to[1] != vaCell || acts[0].VolumeID != vaRoot || acts[1].VolumeID != vaVol ||
+			acts[0].Action != wire.SnapshotCreate {
+			t.Fatalf("volume actions: %+v to %v", acts, to)
+		}
+		for _, a := range acts {
+			s, err := voldb.GetSnapshot(context.Background(), d, a.SnapshotID)
+			if err != nil || s.Status != voldb.StatusCreating || s.VolumeID != a.VolumeID || s.Cell != vaCell || s.Name != "snapshot for snap" {
+				t.Errorf("snapshot %s: %+v (%v)", a.SnapshotID, s, err)
+			}
+		}
+		wantMap := `[{"boot_index": 0, "delete_on_termination": true, "destination_type": "volume", "device_name": "/dev/vda", ` +
+			`"device_type": "disk", "disk_bus": null, "encrypted": null, "encryption_format": null, "encryption_options": null, ` +
+			`"encryption_secret_uuid": null, "guest_format": null, "image_id": null, "no_device": null, "snapshot_id": "` + acts[0].SnapshotID +
+			`", "source_type": "snapshot", "tag": null, "volume_id": null, "volume_size": 1, "volume_type": null}, ` +
+			`{"boot_index": null, "delete_on_termination": false, "destination_type": "volume", "device_name": "/dev/vdb", ` +
+			`"device_type": "disk", "disk_bus": null, "encrypted": null, "encryption_format": null, "encryption_options": null, ` +
+			`"encryption_secret_uuid": null, "guest_format": null, "image_id": null, "no_device": null, "snapshot_id": "` + acts[1].SnapshotID +
+			`", "source_type": "snapshot", "tag": null, "volume_id": null, "volume_size": 1, "volume_type": null}]`
+		p := img.Properties
+		if p["block_device_mapping"] != wantMap || p["bdm_v2"] != "True" || p["root_device_name"] != "/dev/vda" || p["hw_disk_bus"] != "virtio" ||
+			p["k"] != "v" || p["image_id"] != "" || p["min_disk"] != "" {
+			t.Errorf("image properties: %v\nmapping want %s", p, wantMap)
+		}
+		if in := e.copyOf(vaServer); in.TaskState != "" {
+			t.Errorf("server's task state %q", in.TaskState)
+		}
+		if n := len(e.sentActions()); n != 0 {
+			t.Errorf("%d instance actions sent", n)
+		}
+		// The extra policy.
+		strict, err := policy.NewFromRules(slices.Concat(policy.Base, Rules), map[string]string{ruleCreateImageVolumeBacked: "role:admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		newAPI(strict)
+		if r := e.do(demo, "POST", bfvPath, "2.45", body); r.code != 403 {
+			t.Errorf("createImage without the volume-backed policy: %d %s", r.code, r.raw)
 		}
 	})
 }
