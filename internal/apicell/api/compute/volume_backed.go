@@ -30,7 +30,7 @@ func isVolumeBacked(in *apidb.Instance) bool { return in.ImageRef == "" }
 
 // errNoRootBDM is Nova's NovaException of a volume-backed instance with no
 // root block device mapping (an internal error, 500).
-var errNoRootBDM = errors.New("Unable to find root block device mapping for volume-backed instance.")
+var errNoRootBDM = errors.New("unable to find root block device mapping for volume-backed instance")
 
 // bootVolume is the boot volume of a volume-backed server (Nova's
 // compute_utils.get_root_bdm and its volume), from the API cell's mirror
