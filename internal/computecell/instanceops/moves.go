@@ -226,6 +226,8 @@ func (o *Ops) unshelveWithoutImage(ctx context.Context, in *celldb.Instance, ima
 	return errors.New(msg)
 }
 
+// rebuild rebuilds the instance on its host from the image the action
+// names, which becomes its image_ref (a volume-backed one keeps none).
 func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
 	var rp wire.ActionParams
 	if err := json.Unmarshal(p.Params, &rp); err != nil || rp.ImageRef == "" {
@@ -235,7 +237,14 @@ func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending
 		return err
 	}
 	vm, power := vmstate.Active, vmstate.Running
-	return o.finish(ctx, in.UUID, vmstate.Actions["rebuild"].Task, celldb.Change{VMState: &vm, PowerState: &power, ImageRef: &rp.ImageRef}, nil)
+	ch := celldb.Change{VMState: &vm, PowerState: &power, ImageRef: &rp.ImageRef}
+	if in.ImageRef == "" {
+		// A volume-backed instance (booted from a volume, no image of its
+		// own): the API cell lets only its root volume's own image through
+		// (Nova below 2.93), and the instance keeps no image_ref.
+		ch.ImageRef = nil
+	}
+	return o.finish(ctx, in.UUID, vmstate.Actions["rebuild"].Task, ch, nil)
 }
 
 // resize (and migrate, which keeps the flavor) claims room on another host

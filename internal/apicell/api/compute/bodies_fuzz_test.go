@@ -32,6 +32,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/apicell/voldb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
@@ -91,7 +92,8 @@ func newFuzzAPI(f *testing.F) *fuzzAPI {
 	for _, m := range []struct {
 		set string
 		ms  []db.Migration
-	}{{"api", apidb.Migrations}, {imagedb.MigrationSet, imagedb.Migrations}, {netdb.MigrationSet, netdb.Migrations}} {
+	}{{"api", apidb.Migrations}, {imagedb.MigrationSet, imagedb.Migrations}, {netdb.MigrationSet, netdb.Migrations},
+		{voldb.MigrationSet, voldb.Migrations}} {
 		if err := d.Migrate(ctx, m.set, m.ms); err != nil {
 			f.Fatal(err)
 		}

@@ -145,6 +145,10 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 		h.fail(w, r, err)
 		return
 	}
+	if isVolumeBacked(in) {
+		h.createImageVolumeBacked(w, r, in, p)
+		return
+	}
 	spec := vmstate.Actions["create_image"]
 	id := uuid.NewString()
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {

@@ -76,6 +76,7 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:servers:revert_resize", Check: ruleMember},
 	{Name: "os_compute_api:servers:rebuild", Check: ruleMember},
 	{Name: "os_compute_api:servers:create_image", Check: ruleMember},
+	{Name: ruleCreateImageVolumeBacked, Check: ruleMember},
 	{Name: "os_compute_api:servers:start", Check: ruleMember},
 	{Name: "os_compute_api:servers:stop", Check: ruleMember},
 	{Name: "os_compute_api:os-pause-server:pause", Check: ruleMember},

@@ -197,7 +197,17 @@ func (h *actionsHandler) rescue(w http.ResponseWriter, r *http.Request, in *apid
 	if pass == "" {
 		pass = randomString(12)
 	}
-	h.startAction(w, r, in, "rescue", nil, map[string]any{"adminPass": pass})
+	allowBFV := atLeast(r, 87)
+	h.startActionWith(w, r, in, "rescue", nil, map[string]any{"adminPass": pass}, func(ctx context.Context, tx *db.Tx) error {
+		cur, err := apidb.Get(ctx, tx, in.UUID)
+		if err != nil {
+			return err
+		}
+		if !isVolumeBacked(cur) {
+			return checkVolumesInUseConflict(ctx, tx, cur)
+		}
+		return checkRescueVolumeBacked(ctx, tx, cur, p.RescueImageRef, allowBFV)
+	})
 }
 
 // migrate is the migrate (cold migration) action: null, or from 2.56 an

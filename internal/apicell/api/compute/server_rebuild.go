@@ -239,6 +239,32 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		}
 	}
 	req.change.ImageRef = req.imageRef
+	if isVolumeBacked(in) {
+		// Nova below 2.93: the image in a volume-backed server's root
+		// volume cannot change; the same image is a plain rebuild, and the
+		// server keeps no image_ref of its own (its cell keeps it "" too).
+		// (Nova's 400 for trusted_image_certificates on a volume-backed
+		// server cannot arise: readRebuild refuses any certificates.)
+		vol, err := bootVolume(ctx, h.cfg.DB, in)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if vol.ImageMetadata["image_id"] != req.imageRef {
+			h.log.Debug("rebuild of a volume-backed server with another image refused", "request_id", httpkit.RequestID(ctx),
+				"instance", in.UUID, "image", req.imageRef, "volume_image", vol.ImageMetadata["image_id"])
+			h.fail(w, r, bad("Image %s is unacceptable: Unable to rebuild with a different image for a volume-backed server.", req.imageRef))
+			return
+		}
+		req.change.ImageRef = ""
+	}
+	if msg, err := checkVolumesInUse(ctx, h.cfg.DB, in); err != nil || msg != "" {
+		if err == nil {
+			err = bad("%s", msg)
+		}
+		h.fail(w, r, err)
+		return
+	}
 	params, _ := json.Marshal(wire.ActionParams{ImageRef: req.imageRef})
 	pass := req.adminPass
 	if pass == "" {

@@ -45,6 +45,14 @@ func (h *shelveHandler) register(rt *router) {
 
 // shelve is the shelve action.
 func (h *shelveHandler) shelve(w http.ResponseWriter, r *http.Request, in *apidb.Instance, _ json.RawMessage) {
+	if isVolumeBacked(in) {
+		// Nova's shelve of a volume-backed server takes no snapshot: it
+		// offloads at once (shelve_offload_instance), its volumes stay
+		// attached. The action names no image, which the cell's shelve
+		// reads as "offload now"; unshelve needs none.
+		h.actions.startAction(w, r, in, "shelve", nil, nil)
+		return
+	}
 	id := uuid.NewString()
 	params, _ := json.Marshal(wire.ActionParams{ImageRef: id})
 	h.actions.startActionWith(w, r, in, "shelve", params, nil, func(ctx context.Context, tx *db.Tx) error {
