@@ -326,16 +326,17 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	// a host that cannot attach them fails the spawn, as Nova's
 	// _prep_block_device does. A first build without volume mappings has
 	// none (an attach needs an instance past building): no statement.
-	mayHaveVolumes := in.VMState != celldb.VMBuilding || len(in.BlockDevices) > 0
-	if err := s.attachIfVolumes(ctx, mayHaveVolumes, host, uuid, log); err != nil {
-		log.Warn("attaching the instance's volumes failed: the spawn fails", "err", err)
-		if derr := s.cfg.Driver.Destroy(ctx, host, uuid); derr != nil {
-			log.Error("destroying the copy whose volumes failed", "err", derr)
+	if in.VMState != celldb.VMBuilding || len(in.BlockDevices) > 0 {
+		if err := s.attachInstanceVolumes(ctx, host, uuid, log); err != nil {
+			log.Warn("attaching the instance's volumes failed: the spawn fails", "err", err)
+			if derr := s.cfg.Driver.Destroy(ctx, host, uuid); derr != nil {
+				log.Error("destroying the copy whose volumes failed", "err", derr)
+			}
+			if rerr := s.state.ReleaseIn(ctx, s.cfg.DB, uuid); rerr != nil {
+				log.Error("releasing the claim after a failed spawn", "err", rerr)
+			}
+			return fmt.Errorf("spawn on %s: %w", host, err)
 		}
-		if rerr := s.state.ReleaseIn(ctx, s.cfg.DB, uuid); rerr != nil {
-			log.Error("releasing the claim after a failed spawn", "err", rerr)
-		}
-		return fmt.Errorf("spawn on %s: %w", host, err)
 	}
 	active, none, running := celldb.VMActive, "", celldb.PowerRunning
 	now := s.cfg.Now()

@@ -50,15 +50,6 @@ func (s *Service) attachInstanceVolumes(ctx context.Context, host, uuid string, 
 	return errors.Join(errs...)
 }
 
-// attachIfVolumes is attachInstanceVolumes when the instance may have
-// volumes (may), and nothing otherwise.
-func (s *Service) attachIfVolumes(ctx context.Context, may bool, host, uuid string, log *slog.Logger) error {
-	if !may {
-		return nil
-	}
-	return s.attachInstanceVolumes(ctx, host, uuid, log)
-}
-
 // restoreVolumes attaches the volumes of a restored copy when it is the
 // one the instance runs on.
 func (s *Service) restoreVolumes(ctx context.Context, k vmKey) {

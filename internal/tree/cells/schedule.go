@@ -240,6 +240,13 @@ func (s *Service) hasChildren() bool {
 // take counts a build of n instances of a flavor, in zone ("" for none),
 // sent to a child against the child's last report, until its next one.
 func (s *Service) take(child, zone string, f capacity.Flavor, n int) {
+	s.sentTo(child, func(r capacity.Report) capacity.Report { return r.TakeIn(zone, f, n) })
+}
+
+// sentTo counts what was sent to a child against its last report (less
+// what was sent since), until its next report: take applies to that
+// report and the result stands in for it.
+func (s *Service) sentTo(child string, take func(capacity.Report) capacity.Report) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.inflight[child]
@@ -250,7 +257,7 @@ func (s *Service) take(child, zone string, f capacity.Flavor, n int) {
 		}
 		r = *l.n.Report
 	}
-	s.inflight[child] = r.TakeIn(zone, f, n)
+	s.inflight[child] = take(r)
 }
 
 // afterInflight is a child's last report less what was sent to it since.

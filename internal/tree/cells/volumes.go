@@ -141,15 +141,5 @@ func (s *Service) volumeFailed(ctx context.Context, tx *db.Tx, env *wire.Envelop
 // report until its next one, so that the volumes of a burst spread as the
 // builds of one do.
 func (s *Service) takeVolume(child, zone string, sizeGB int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.inflight[child]
-	if !ok {
-		l, ok := s.neighbours[child]
-		if !ok || l.n.Report == nil {
-			return
-		}
-		r = *l.n.Report
-	}
-	s.inflight[child] = r.TakeVolume(zone, sizeGB)
+	s.sentTo(child, func(r capacity.Report) capacity.Report { return r.TakeVolume(zone, sizeGB) })
 }
