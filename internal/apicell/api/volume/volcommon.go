@@ -30,6 +30,7 @@ const (
 	ruleVolDelete         = "volume:delete"
 	ruleVolForceDelete    = "volume:force_delete"
 	ruleVolExtend         = "volume:extend"
+	ruleVolExtendAttached = "volume:extend_attached_volume"
 	ruleVolReadonly       = "volume:update_readonly_flag"
 	ruleVolUploadImage    = "volume_extension:volume_actions:upload_image"
 	ruleVolUploadPublic   = "volume_extension:volume_actions:upload_public"
@@ -66,6 +67,7 @@ var volumeRules = []policy.Rule{
 	{Name: ruleVolDelete, Check: policy.ProjectMemberOrAdmin, Description: "Delete volume."},
 	{Name: ruleVolForceDelete, Check: policy.Admin, Description: "Force Delete a volume."},
 	{Name: ruleVolExtend, Check: policy.ProjectMemberOrAdmin, Description: "Extend a volume."},
+	{Name: ruleVolExtendAttached, Check: policy.ProjectMemberOrAdmin, Description: "Extend a attached volume."},
 	{Name: ruleVolReadonly, Check: policy.ProjectMemberOrAdmin, Description: "Update volume read-only status."},
 	{Name: ruleVolUploadImage, Check: policy.ProjectMemberOrAdmin, Description: "Upload a volume to image."},
 	{Name: ruleVolUploadPublic, Check: policy.Admin, Description: "Upload a volume to image with public visibility."},
