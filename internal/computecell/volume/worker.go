@@ -96,8 +96,8 @@ type outcome struct {
 	// fromAttachments: the status is what the volume's attachments make
 	// it when the outcome is recorded (statusOf).
 	fromAttachments bool
-	sizeGB *int
-	fault  string
+	sizeGB          *int
+	fault           string
 }
 
 // runVolume does a volume's pending action on the backend, outside any
