@@ -340,3 +340,29 @@ func ChangeImageMetadata(ctx context.Context, tx *db.Tx, id string, now time.Tim
 	}
 	return nil, fmt.Errorf("set the image metadata of volume %s: changed by others five times running", id)
 }
+
+// Retype is Cinder's retype of a volume whose new type needs no migration
+// (every type here is served by the same backend): in tx, provided the
+// volume is available or in-use and has another type, its type becomes
+// typeID/typeName and its multiattach flag multiattach. It reports
+// whether it took (false: the volume's status or type did not allow it).
+func Retype(ctx context.Context, tx *db.Tx, id, typeID, typeName string, multiattach bool, now time.Time) (bool, error) {
+	res, err := tx.Exec(ctx, `UPDATE volumes SET volume_type_id = ?, volume_type_name = ?, multiattach = ?, updated_at = ?
+		WHERE id = ? AND deleted = 0 AND status IN ('available', 'in-use') AND volume_type_id <> ?`,
+		typeID, typeName, b2i(multiattach), db.Micros(now), id, typeID)
+	if err != nil {
+		return false, fmt.Errorf("retype volume %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// SnapshotUsage is how many snapshots of a volume are not deleted and the
+// GiB they hold (their sizes), for a retype's quota.
+func SnapshotUsage(ctx context.Context, q db.Querier, volumeID string) (n int, gb int64, err error) {
+	if err := q.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volume_snapshots WHERE volume_id = ? AND deleted = 0`,
+		volumeID).Scan(&n, &gb); err != nil {
+		return 0, 0, fmt.Errorf("snapshots of volume %s: %w", volumeID, err)
+	}
+	return n, gb, nil
+}

@@ -79,6 +79,8 @@ var volumeRules = []policy.Rule{
 	{Name: ruleVolHostAttr, Check: policy.Admin, Description: "List or show volume with host attribute."},
 	{Name: ruleVolMigAttr, Check: policy.Admin, Description: "List or show volume with migration status attribute."},
 	{Name: ruleVolImageMetaShow, Check: policy.ProjectReaderOrAdmin, Description: "Show volume's image metadata."},
+	{Name: ruleVolRetype, Check: policy.ProjectMemberOrAdmin, Description: "Retype a volume."},
+	{Name: ruleVolMultiattach, Check: policy.ProjectMemberOrAdmin, Description: "Create multiattach capable volume."},
 	{Name: ruleVolImageMetaSet, Check: policy.ProjectMemberOrAdmin, Description: "Set image metadata for a volume"},
 	{Name: ruleVolImageMetaRemove, Check: policy.ProjectMemberOrAdmin, Description: "Remove specific image metadata from a volume"},
 	{Name: ruleVolProviderID, Check: policy.Admin, Description: "Show a volume's provider_id (3.21)."},
