@@ -263,6 +263,9 @@ type bdmRequest struct {
 	deviceName, guestFormat, diskBus, devType string
 	tag                                       string
 	deleteOnTermination                       bool
+	// fromImage: the mapping is the image's (mergeImageBDMs), not the
+	// request's.
+	fromImage bool
 }
 
 // isVolume is Nova's BlockDeviceMapping.is_volume.
@@ -290,6 +293,7 @@ func createBlockDevices(ver Version, b *createBody, out *createRequest) error {
 	if len(legacy) > 0 {
 		return bdmInvalid("the legacy block_device_mapping is not served: use block_device_mapping_v2")
 	}
+	out.bdmV2 = len(v2) > 0
 	for _, m := range v2 {
 		req, skip, err := bdmFromAPI(m, out.imageRef)
 		if err != nil {

@@ -97,7 +97,7 @@ func (h *serversHandler) resolveBootVolumes(ctx context.Context, req *createRequ
 	out := &bootVolumes{}
 	// The boot image metadata of a server without an image
 	// (get_bdm_image_metadata).
-	var minDisk int64
+	minDisk := req.imageMinDisk
 	if req.imageRef == "" {
 		props, md, err := h.bootImageMeta(ctx, req, flavor)
 		if err != nil {
@@ -117,12 +117,13 @@ func (h *serversHandler) resolveBootVolumes(ctx context.Context, req *createRequ
 				int64(b.volumeSize)*gib, minDisk*gib)
 		}
 	}
-	// _check_and_transform_bdm: an image boot's volumes cannot take the
-	// root device name; no volume for several instances.
+	// _check_and_transform_bdm: an image boot's volumes (the request's)
+	// cannot take the root device name ("vda", or the image's, which as
+	// Nova compares it never matches); no volume for several instances.
 	if req.imageRef != "" {
 		for _, b := range req.bdms {
-			if b.isVolume() && strings.TrimPrefix(b.deviceName, "/dev/") == "vda" {
-				return bad("The volume cannot be assigned the same device name as the root device vda")
+			if !b.fromImage && b.isVolume() && strings.TrimPrefix(b.deviceName, "/dev/") == req.rootDeviceName {
+				return bad("The volume cannot be assigned the same device name as the root device %s", req.rootDeviceName)
 			}
 		}
 	}

@@ -281,9 +281,9 @@ func (e *vaEnv) volumeMessages() (acts []*wire.VolumeAction, to []string) {
 // TestCreateImageVolumeBacked: Nova's snapshot_volume_backed. With room
 // for one snapshot only, the server's two volumes are a 403 and nothing is
 // made; with room, each volume gets a forced snapshot (creating, in its
-// cell, volume_action snapshot_create there), and the image is queued, of
-// size 0 with no formats, holding the mapping (Nova's JSON list, the root
-// first), bdm_v2 and root_device_name, and the root volume's image
+// cell, volume_action snapshot_create there), and the image is active
+// (Nova's force_activate), of size 0, raw and bare, holding the mapping
+// (Nova's JSON list, the root first), bdm_v2 and root_device_name, and the root volume's image
 // properties; the answer is 2.45's, and the server's state is untouched
 // (no task state, no instance_action). The extra policy refuses with 403.
 func TestCreateImageVolumeBacked(t *testing.T) {
@@ -332,7 +332,7 @@ func TestCreateImageVolumeBacked(t *testing.T) {
 		if err != nil {
 			t.Fatalf("image %q: %v", id, err)
 		}
-		if img.Name != "snap" || img.Status != imagedb.StatusQueued || img.Size != 0 || img.DiskFormat != "" || img.ContainerFormat != "" ||
+		if img.Name != "snap" || img.Status != imagedb.StatusActive || img.Size != 0 || img.DiskFormat != "raw" || img.ContainerFormat != "bare" ||
 			img.Owner != "demo" || img.Visibility != imagedb.Private || img.MinDisk != 3 {
 			t.Errorf("image: %+v", img)
 		}
