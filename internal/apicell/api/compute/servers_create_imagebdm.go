@@ -30,7 +30,7 @@ import (
 func createRootDeviceName(props map[string]string) string {
 	name := ""
 	var mappings []map[string]any
-	if json.Unmarshal([]byte(props["mappings"]), &mappings) == nil {
+	if raw := props["mappings"]; raw != "" && json.Unmarshal([]byte(raw), &mappings) == nil {
 		for _, m := range mappings {
 			if v, _ := m["virtual"].(string); v == "root" {
 				name, _ = m["device"].(string)

@@ -461,10 +461,10 @@ func (v *bootVolumes) oneCell(req *createRequest) error {
 }
 
 // bootReserveRefused is Cinder's attachment_create refusal of a volume
-// that is not available, as Nova's create passes it on (InvalidVolume).
+// that is not available as Nova's create answers it: _validate_bdm makes
+// the InvalidInput an InvalidVolume (400).
 func bootReserveRefused(ctx context.Context, volume, status string) error {
-	return bad("Invalid volume: Invalid input received: Volume %s status must be available or downloading to reserve, but the current status is %s. (HTTP 400) (Request-ID: %s)",
-		volume, status, httpkit.RequestID(ctx))
+	return bad("Invalid volume: %s", reserveRefusal(ctx, volume, status))
 }
 
 // pinToVolumes sends a build with existing volumes only to their cell
