@@ -142,8 +142,9 @@ type createRequest struct {
 	bdms         []bdmRequest
 	volumeBacked bool
 	// bdmV2: the request gave block_device_mapping_v2 (Nova's legacy_bdm
-	// false).
-	bdmV2 bool
+	// false); legacyBDM: it gave block_device_mapping (v1), whose entries
+	// in bdms have their boot index once the root device name is known.
+	bdmV2, legacyBDM bool
 	// rootDeviceName is the root device name of an image boot
 	// (createRootDeviceName); imageMinDisk is the image's min_disk (GiB).
 	rootDeviceName string

@@ -144,12 +144,20 @@ func imageBDMs(props map[string]string, imageRef, rootName string) ([]bdmRequest
 func mergeImageBDMs(req *createRequest, img *imagedb.Image) error {
 	req.rootDeviceName = createRootDeviceName(img.Properties)
 	fromImage, err := imageBDMs(img.Properties, req.imageRef, req.rootDeviceName)
-	if err != nil || len(fromImage) == 0 {
+	if err != nil {
 		return err
 	}
 	rootInImage := slices.ContainsFunc(fromImage, func(b bdmRequest) bool { return b.bootIndex == 0 })
+	if req.legacyBDM {
+		req.bdms = legacyBoot(req.bdms, req.rootDeviceName, rootInImage, req.imageRef)
+	}
+	if len(fromImage) == 0 {
+		req.volumeBacked = slices.ContainsFunc(req.bdms, func(b bdmRequest) bool { return b.bootIndex == 0 && b.isVolume() })
+		return nil
+	}
 	asked := req.bdms
 	switch {
+	case req.legacyBDM:
 	case rootInImage:
 		asked = slices.DeleteFunc(asked, func(b bdmRequest) bool { return b.bootIndex == 0 && b.source == "image" })
 	case !req.bdmV2:
@@ -169,4 +177,27 @@ func mergeImageBDMs(req *createRequest, img *imagedb.Image) error {
 	req.bdms = asked
 	req.volumeBacked = slices.ContainsFunc(asked, func(b bdmRequest) bool { return b.bootIndex == 0 && b.isVolume() })
 	return nil
+}
+
+// legacyBoot is the boot indexes from_legacy_mapping gives a create's
+// legacy mappings: none boots when the image has a boot device (noRoot);
+// else the volume (or snapshot) on the root device name rootName boots,
+// and without one a create with an image boots from it (its mapping
+// first).
+func legacyBoot(bdms []bdmRequest, rootName string, noRoot bool, imageRef string) []bdmRequest {
+	volumeBacked := false
+	for i := range bdms {
+		b := &bdms[i]
+		if !b.legacy {
+			continue
+		}
+		b.bootIndex = -1
+		if !noRoot && b.source != "blank" && strings.TrimPrefix(b.deviceName, "/dev/") == strings.TrimPrefix(rootName, "/dev/") {
+			b.bootIndex, volumeBacked = 0, true
+		}
+	}
+	if noRoot || volumeBacked || imageRef == "" {
+		return bdms
+	}
+	return append([]bdmRequest{{source: "image", dest: "local", id: imageRef, bootIndex: 0, legacy: true}}, bdms...)
 }

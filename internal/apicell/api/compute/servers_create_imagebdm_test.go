@@ -6,11 +6,13 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/api/image"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/apicell/voldb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
 // imageWith adds an active image of the demo project with props (min
@@ -130,6 +132,70 @@ func TestBootFromImageMappings(t *testing.T) {
 		}
 		if after := e.state(); after != before {
 			t.Errorf("a refusal changed the state:\n%s\n%s", before, after)
+		}
+	})
+}
+
+// TestBootFromLegacyMappings: the legacy block_device_mapping (v1), read
+// as Nova's from_legacy and from_legacy_mapping: the volume or snapshot
+// on the root device (vda) boots (a server without an image, its boot
+// image metadata that of the device whose letter is a); with an imageRef
+// and no volume there, the image boots and the volumes are attached
+// (delete_on_termination a string, as oslo reads it). The two syntaxes in
+// one request, no boot device, a swap disk (not served) and a mapping
+// naming nothing are Nova's 400s, and nothing is written or sent.
+func TestBootFromLegacyMappings(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newBFVEnv(t, d)
+		legacy := func(m ...map[string]any) map[string]any { return map[string]any{"block_device_mapping": m} }
+		lastBuild := func(r bfvResp) *wire.BuildInstances {
+			t.Helper()
+			if r.code != http.StatusAccepted {
+				t.Fatalf("create: %d %s", r.code, r.raw)
+			}
+			bs := e.builds()
+			return bs[len(bs)-1]
+		}
+		before := e.state()
+		for _, c := range []struct {
+			name   string
+			server map[string]any
+			want   string
+		}{
+			{"both syntaxes", map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": bfvBoot, "device_name": "vda"}},
+				"block_device_mapping_v2": []any{vbdm("volume", bfvBoot, 0)}}, "Using different block_device_mapping syntaxes is not allowed in the same request."},
+			{"no root device", legacy(map[string]any{"volume_id": bfvBoot, "device_name": "vdb"}),
+				"Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid."},
+			{"the a device not bootable", legacy(map[string]any{"volume_id": bfvData, "device_name": "/dev/sda"}), "Block Device " + bfvData + " is not bootable."},
+			{"swap", map[string]any{"imageRef": image.CirrosID, "block_device_mapping": []any{map[string]any{"virtual_name": "swap", "device_name": "vdb"}}},
+				"Block Device Mapping is Invalid: a blank local disk (ephemeral or swap) is not supported: a server gets the flavor's disks only"},
+			{"naming nothing", map[string]any{"imageRef": image.CirrosID, "block_device_mapping": []any{map[string]any{"device_name": "vdb"}}},
+				"Block Device Mapping is Invalid: Unrecognized legacy format."},
+		} {
+			if r := e.create("", c.server); r.code != 400 || r.msg() != c.want {
+				t.Errorf("%s: %d %s, want 400 %q", c.name, r.code, r.raw, c.want)
+			}
+		}
+		if after := e.state(); after != before {
+			t.Errorf("a refusal changed the state:\n%s\n%s", before, after)
+		}
+
+		b := lastBuild(e.create("", legacy(map[string]any{"volume_id": bfvBoot, "device_name": "vda", "delete_on_termination": "true"})))
+		bd := b.Instances[0].BlockDevices
+		if b.TargetCell != bfvCell1 || b.Instances[0].ImageRef != "" || b.ImageProperties["hw_disk_bus"] != "virtio" || len(bd) != 1 ||
+			bd[0].VolumeID != bfvBoot || bd[0].SourceType != "volume" || bd[0].BootIndex != 0 || !bd[0].DeleteOnTermination || bd[0].DeviceName != "vda" {
+			t.Errorf("legacy boot volume: target %q, %+v, image properties %v", b.TargetCell, b.Instances[0], b.ImageProperties)
+		}
+		b = lastBuild(e.create("", legacy(map[string]any{"snapshot_id": bfvSnap, "device_name": "/dev/vda", "volume_size": "5"})))
+		bd = b.Instances[0].BlockDevices
+		if len(bd) != 1 || bd[0].SnapshotID != bfvSnap || !bd[0].New || bd[0].VolumeSize != 5 || bd[0].BootIndex != 0 || bd[0].DeleteOnTermination {
+			t.Errorf("legacy boot snapshot: %+v", bd)
+		}
+		b = lastBuild(e.create("", map[string]any{"imageRef": image.CirrosID, "block_device_mapping": []any{
+			map[string]any{"volume_id": bfvData, "device_name": "/dev/vdb"}}}))
+		bd = b.Instances[0].BlockDevices
+		if b.Instances[0].ImageRef != image.CirrosID || len(bd) != 1 || bd[0].VolumeID != bfvData || bd[0].BootIndex != -1 {
+			t.Errorf("legacy data volume of an image boot: %+v", b.Instances[0])
 		}
 	})
 }

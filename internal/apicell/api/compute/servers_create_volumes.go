@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,6 +106,9 @@ func (h *serversHandler) resolveBootVolumes(ctx context.Context, req *createRequ
 		}
 		minDisk = md
 		req.imageProps = props
+		if req.legacyBDM {
+			req.bdms = legacyBoot(req.bdms, createRootDeviceName(props), false, "")
+		}
 		if req.autoDiskConfig, err = autoDiskConfig(req.diskConfig, "", props["auto_disk_config"]); err != nil {
 			return err
 		}
@@ -122,7 +126,7 @@ func (h *serversHandler) resolveBootVolumes(ctx context.Context, req *createRequ
 	// Nova compares it never matches); no volume for several instances.
 	if req.imageRef != "" {
 		for _, b := range req.bdms {
-			if !b.fromImage && b.isVolume() && strings.TrimPrefix(b.deviceName, "/dev/") == req.rootDeviceName {
+			if !b.fromImage && !b.legacy && b.isVolume() && strings.TrimPrefix(b.deviceName, "/dev/") == req.rootDeviceName {
 				return bad("The volume cannot be assigned the same device name as the root device %s", req.rootDeviceName)
 			}
 		}
@@ -356,7 +360,8 @@ func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, 
 	c := httpkit.CallerFrom(ctx)
 	d := h.cfg.DB
 	for _, b := range req.bdms {
-		if b.bootIndex != 0 {
+		// A legacy mapping boots from the device whose letter is a.
+		if (!req.legacyBDM && b.bootIndex != 0) || (req.legacyBDM && deviceLetter(b.deviceName) != "a") {
 			continue
 		}
 		volumeID := ""
@@ -416,6 +421,18 @@ func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, 
 		return props, minDisk, nil
 	}
 	return nil, 0, nil
+}
+
+// devicePrefixRE and deviceDigitsRE are what Nova's get_device_letter
+// strips: the bus prefix (xvd, vd, sd, hd) and the digits.
+var (
+	devicePrefixRE = regexp.MustCompile(`^((x?v|s|h)d)`)
+	deviceDigitsRE = regexp.MustCompile(`\d+`)
+)
+
+// deviceLetter is Nova's block_device.get_device_letter.
+func deviceLetter(name string) string {
+	return deviceDigitsRE.ReplaceAllString(devicePrefixRE.ReplaceAllString(strings.TrimPrefix(name, "/dev/"), ""), "")
 }
 
 // oneCell is _validate_vol_az_for_create with cross_az_attach = False:
