@@ -140,7 +140,8 @@ func imageBDMs(props map[string]string, imageRef, rootName string) ([]bdmRequest
 // replace the image's of the same device name. A create with no v2
 // mappings whose image defines no boot device boots from the image
 // (from_legacy_mapping's image mapping), kept here when the image has
-// mappings for the boot sequence check. It sets req.volumeBacked.
+// mappings for the boot sequence check; a create's legacy mappings get
+// their boot indexes here (legacyBoot). It sets req.volumeBacked.
 func mergeImageBDMs(req *createRequest, img *imagedb.Image) error {
 	req.rootDeviceName = createRootDeviceName(img.Properties)
 	fromImage, err := imageBDMs(img.Properties, req.imageRef, req.rootDeviceName)
