@@ -54,8 +54,8 @@ type Config struct {
 	// (nil: none).
 	Calls     Caller
 	DownCells DownCells
-	Zones  func(ctx context.Context) []string
-	Now    func() time.Time
+	Zones     func(ctx context.Context) []string
+	Now       func() time.Time
 }
 
 // API is the Block Storage API handler: the router that the rooms
