@@ -93,8 +93,11 @@ func (m *Manager) step(ctx context.Context, id string) (bool, error) {
 // outcome is how a volume's pending action ended.
 type outcome struct {
 	status string
-	sizeGB *int
-	fault  string
+	// fromAttachments: the status is what the volume's attachments make
+	// it when the outcome is recorded (statusOf).
+	fromAttachments bool
+	sizeGB          *int
+	fault           string
 }
 
 // runVolume does a volume's pending action on the backend, outside any
@@ -116,7 +119,10 @@ func (m *Manager) runVolume(ctx context.Context, v *celldb.Volume) error {
 			out = outcome{status: statusError, fault: err.Error()}
 		}
 	case wire.VolumeExtend:
-		out = outcome{status: statusAvailable, sizeGB: &a.SizeGB}
+		// The volume goes back to what its attachments make it: available,
+		// or in-use when extended attached (available if its last
+		// attachment went meanwhile: an instance deleted).
+		out = outcome{fromAttachments: true, sizeGB: &a.SizeGB}
 		if err := m.cfg.Backend.Extend(ctx, v.ID, a.SizeGB); err != nil {
 			out = outcome{status: statusErrorExtending, fault: err.Error()}
 		}
@@ -142,6 +148,13 @@ func (m *Manager) runVolume(ctx context.Context, v *celldb.Volume) error {
 // request), takes the outcome and a new version, and is sent up.
 func (m *Manager) finishVolume(ctx context.Context, v *celldb.Volume, out outcome, deleted bool, log *slog.Logger) error {
 	err := m.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if out.fromAttachments {
+			atts, err := celldb.VolumeAttachments(ctx, tx, v.ID)
+			if err != nil {
+				return err
+			}
+			out.status = statusOf(atts)
+		}
 		nv, err := celldb.UpdateVolume(ctx, tx, v.ID, &celldb.VolumeExpect{Action: v.Action, RequestID: v.RequestID},
 			celldb.VolumeChange{Status: &out.status, SizeGB: out.sizeGB, Fault: &out.fault, ClearPending: true, Deleted: deleted}, m.cfg.Now())
 		if err != nil {
