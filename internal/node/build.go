@@ -330,7 +330,7 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 		return nil, err
 	}
 	volumes, err := volumeapi.New(volumeapi.Config{Cell: cfg.Cell, Logger: n.log, Auth: p.auth, Policy: p.pol,
-		StorageZone: cfg.API.DefaultAvailabilityZone, Host: cfg.Host, Cells: calls,
+		StorageZone: cfg.API.DefaultAvailabilityZone, Host: cfg.Host, Cells: calls, Calls: calls, DownCells: down,
 		DB: n.DB, Types: vtypes, Quotas: vtypes, TypeUsage: voldb.Counter{}, QuotaUsage: voldb.Counter{},
 		Sender: sender, Images: volumeapi.ImageStore{Store: &imagedb.Store{}}, Zones: storageZones(n.DB, cfg.Cells.DownAfter.D(), time.Now(), n.log.With("cell", cfg.Cell))})
 	if err != nil {

@@ -39,6 +39,7 @@ func (n *Node) volumeRole(sender *cells.Sender, hosts volume.Hosts) (*volume.Man
 	n.Cells.HandleCast(wire.MethodVolumeAction, 1, 0, m.Action)
 	n.Cells.HandleCall(wire.MethodAttachVolume, 1, 0, m.AttachVolume)
 	n.Cells.HandleCall(wire.MethodUpdateVolumeAttachment, 1, 0, m.UpdateAttachment)
+	n.Cells.HandleCall(wire.MethodAttachmentWrite, 1, 0, m.AttachmentWrite)
 	n.Cells.HandleCast(wire.MethodDetachVolume, 1, 0, m.DetachVolume)
 	host := volumeapi.VolumeHost(cfg.Cell)
 	n.Cells.HandleCall(wire.MethodVolumeServices, 1, 0, func(ctx context.Context, _ *wire.Envelope) (any, error) {
