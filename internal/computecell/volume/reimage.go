@@ -191,5 +191,8 @@ func (m *Manager) reimage(ctx context.Context, v *celldb.Volume, log *slog.Logge
 	if meta == nil {
 		meta = map[string]string{"image_id": p.ImageID}
 	}
-	return m.finishVolume(ctx, v, outcome{status: p.PreviousStatus, imageMetadata: meta}, false, log)
+	// The status it had; an attached one's is its attachments' now (the
+	// instance may have been deleted meanwhile: InstanceGone took its
+	// attachment and left the downloading volume to this end).
+	return m.finishVolume(ctx, v, outcome{status: p.PreviousStatus, imageMetadata: meta, byAttachments: attachmentStatus(p.PreviousStatus)}, false, log)
 }

@@ -158,3 +158,44 @@ func TestReimageBootRefusedOrFailed(t *testing.T) {
 		e.rec.checkVersions(t)
 	})
 }
+
+// TestReimageBootInstanceGone: an instance deleted while its boot volume
+// is being re-imaged (InstanceGone takes its attachment; the volume,
+// downloading, keeps its re-image) leaves the volume, once the copy
+// ends, with its attachments' status — available — not the in-use it had.
+func TestReimageBootInstanceGone(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.start()
+		u := e.bootFromVolume(pattern(1000, 1))
+		imgB := pattern(3000, 5)
+		e.images.data["img-b"] = imgB
+		e.images.mu.Lock()
+		e.images.held = make(chan struct{}, 1)
+		e.images.mu.Unlock()
+		if err := e.reimageBoot(volume.ReimageRequest{InstanceUUID: u, ImageID: "img-b", ImageSize: int64(len(imgB)), RequestID: "req-rebuild"}); err != nil {
+			t.Fatal(err)
+		}
+		<-e.images.held
+		if err := e.m.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return e.m.InstanceGone(ctx, tx, u, "req-delete") }); err != nil {
+			t.Fatal(err)
+		}
+		if v := e.volume(vid(1)); v.Status != "downloading" || v.Action != "reimage" {
+			t.Fatalf("after the instance's delete: %+v, want downloading with the re-image pending", v)
+		}
+		e.images.mu.Lock()
+		e.images.held = nil
+		e.images.mu.Unlock()
+		e.restart()
+		e.settled(vid(1), "available")
+		e.expectVolume(vid(1), gib, patch{0, imgB})
+		if st := last(t, vid(1), e.rec.volumeStates(t, vid(1))); st.Status != "available" || len(st.Attachments) != 0 || st.ImageMetadata["image_id"] != "img-b" {
+			t.Errorf("sent at the end %+v, want available, no attachment, img-b's metadata", st)
+		}
+		e.rec.checkVersions(t)
+	})
+}

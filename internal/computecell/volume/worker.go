@@ -97,6 +97,9 @@ type outcome struct {
 	fault  string
 	// imageMetadata (a re-image's end) is sent up with the state.
 	imageMetadata map[string]string
+	// byAttachments: the status is the volume's attachments' (read in
+	// the transaction that records the end), not status.
+	byAttachments bool
 }
 
 // runVolume does a volume's pending action on the backend, outside any
@@ -146,6 +149,13 @@ func (m *Manager) runVolume(ctx context.Context, v *celldb.Volume) error {
 // request), takes the outcome and a new version, and is sent up.
 func (m *Manager) finishVolume(ctx context.Context, v *celldb.Volume, out outcome, deleted bool, log *slog.Logger) error {
 	err := m.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		if out.byAttachments {
+			atts, err := celldb.VolumeAttachments(ctx, tx, v.ID)
+			if err != nil {
+				return err
+			}
+			out.status = statusOf(atts)
+		}
 		nv, err := celldb.UpdateVolume(ctx, tx, v.ID, &celldb.VolumeExpect{Action: v.Action, RequestID: v.RequestID},
 			celldb.VolumeChange{Status: &out.status, SizeGB: out.sizeGB, Fault: &out.fault, ClearPending: true, Deleted: deleted}, m.cfg.Now())
 		if err != nil {
