@@ -385,8 +385,7 @@ func TestCreateImageVolumeBacked(t *testing.T) {
 // volume's re-image with that image's size, min_disk and
 // volume_image_metadata; at 2.92 it is still Nova's 400. An image whose
 // min_disk is above the volume's size is Nova's VolumeSmallerThanMinDisk
-// (400, nothing sent or changed), and no flavor disk check applies. Below
-// 2.93 the same image's rebuild asks for no re-image.
+// (400, nothing sent or changed), and no flavor disk check applies.
 func TestRebuildVolumeBackedReimage(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		e := newVBEnv(t, d, nil)
@@ -436,6 +435,12 @@ func TestRebuildVolumeBackedReimage(t *testing.T) {
 			t.Errorf("actions sent: %+v (params %+v), want a rebuild re-imaging with %s", acts, p, bfvOther)
 		}
 	})
+}
+
+// TestRebuildVolumeBackedSameImage: the root volume's own image is
+// re-imaged at 2.93 too (Nova passes reimage_boot_volume for every
+// rebuild from 2.93), not below.
+func TestRebuildVolumeBackedSameImage(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		e := newVBEnv(t, d, nil)
 		for i, version := range []string{"2.92", "2.93"} {
