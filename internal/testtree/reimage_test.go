@@ -28,12 +28,14 @@ import (
 // passes reimage_boot_volume for every rebuild at 2.93), ending ACTIVE
 // with the same bytes.
 //
-// The rebuild is a durable instance action of the server's cell: a cell
-// process killed mid-re-image (TestReimageBoot in package volume shows
-// it) finds the action pending and the volume downloading with its
-// re-image pending, copies the image again from its start, and the
-// rebuild, whose request the volume recorded, waits for that copy and
-// goes on; nothing stays downloading.
+// The rebuild is a durable instance action of the server's cell: with the
+// cell stopped right after a rebuild's 202 and started again, the server
+// converges (ACTIVE, the new image's bytes and metadata). A cell process
+// killed mid-copy (TestReimageBoot in package volume holds the copy there)
+// finds the action pending and the volume downloading with its re-image
+// pending, copies the image again from its start, and the rebuild, whose
+// request the volume recorded, waits for that copy and goes on; nothing
+// stays downloading.
 func TestRebuildReimagesBootVolume(t *testing.T) {
 	tr := testtree.Start(t, testtree.Options{Cells: 1, HostsPerCell: 1})
 	ctx := context.Background()
@@ -77,8 +79,17 @@ func TestRebuildReimagesBootVolume(t *testing.T) {
 	}
 	volID := s.AttachedVolumes[0].ID
 	waitVolume(t, vc, volID, "in-use")
-	_, path := volumeCell(t, tr, volID, false)
+	cell, path := volumeCell(t, tr, volID, false)
 	volumeBytes(t, path, imageA, gib)
+	onHypervisor := func(what string) {
+		t.Helper()
+		in := settled(t, tr, s.ID)[0]
+		testpoll.Eventually(t, 30*time.Second, what+": /dev/vda on the hypervisor", func() (bool, string) {
+			d := cell.VolumeDisks(in.Host, s.ID)
+			return d["/dev/vda"] == path, "disks " + mapString(d)
+		})
+	}
+	onHypervisor("booted")
 
 	rebuild := func(version, image string) *testtree.Response {
 		t.Helper()
@@ -146,6 +157,7 @@ func TestRebuildReimagesBootVolume(t *testing.T) {
 		t.Errorf("the re-imaged volume's attachments %+v, want the server's /dev/vda", v.Attachments)
 	}
 	volumeBytes(t, path, imageB, gib)
+	onHypervisor("rebuilt")
 
 	// The same image again at 2.93: re-imaged again (the volume's copy
 	// goes through downloading and back: two versions more), same bytes.
@@ -160,6 +172,25 @@ func TestRebuildReimagesBootVolume(t *testing.T) {
 	})
 	waitVolume(t, vc, volID, "in-use")
 	volumeBytes(t, path, imageB, gib)
+
+	// Back to A, the server's cell stopped right after the 202 — before
+	// it took the action, or with the re-image under way — and started
+	// again on the same database and backend: the action is queued (at
+	// the API cell) or pending on the instance (in the cell), the
+	// re-image pending on the volume; the restarted cell copies the
+	// image again from its start, the rebuild waits for it, and the
+	// server converges to ACTIVE with A's bytes and metadata (the volume
+	// not left downloading).
+	if _, err := servers.Rebuild(ctx, cc, s.ID, servers.RebuildOpts{ImageRef: up.DefaultImageID}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	testtree.RestartCell(t, testtree.StopCell(t, tr.Cells[0]))
+	waitActive("the server ACTIVE after its cell's restart mid-rebuild")
+	v = waitVolume(t, vc, volID, "in-use")
+	if v.VolumeImageMetadata["image_id"] != up.DefaultImageID {
+		t.Errorf("after the restart: volume_image_metadata %v, want image %s's", v.VolumeImageMetadata, up.DefaultImageID)
+	}
+	volumeBytes(t, path, imageA, gib)
 }
 
 // copyVersion is the version of the API cell's copy of volume id.
