@@ -334,6 +334,10 @@ func (m *Manager) DetachVolume(ctx context.Context, tx *db.Tx, env *wire.Envelop
 		return nil
 	case a.Status != attachAttached || a.Pending != "":
 		return refuse(fmt.Sprintf("the attachment is %s", a.Status))
+	case v.Status != statusInUse:
+		// Cinder's begin_detaching: an in-use volume only (not one being
+		// extended attached, say; the API checked its copy already).
+		return refuse(fmt.Sprintf("the volume is %s", v.Status))
 	case in == nil || in.Deleted:
 		return refuse("the instance is deleted")
 	case !attachable(in.VMState, in.TaskState):

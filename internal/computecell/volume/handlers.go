@@ -339,8 +339,10 @@ func (c *actionCtx) extend(ctx context.Context) error {
 		return nil
 	case v.Action != "":
 		return c.refuse(ctx, fmt.Sprintf("volume has a pending %s", v.Action))
-	case v.Status != statusAvailable:
+	case !c.a.Attached && v.Status != statusAvailable:
 		return c.refuse(ctx, "Volume status must be 'available' to extend")
+	case c.a.Attached && v.Status != statusInUse:
+		return c.refuse(ctx, "Volume status must be 'in-use' to extend it attached")
 	case c.a.SizeGB <= v.SizeGB || c.a.SizeGB > backend.MaxSizeGiB:
 		return c.refuse(ctx, fmt.Sprintf("New size for extend must be greater than current size. (current: %d, extended: %d).", v.SizeGB, c.a.SizeGB))
 	}

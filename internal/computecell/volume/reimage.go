@@ -194,5 +194,5 @@ func (m *Manager) reimage(ctx context.Context, v *celldb.Volume, log *slog.Logge
 	// The status it had; an attached one's is its attachments' now (the
 	// instance may have been deleted meanwhile: InstanceGone took its
 	// attachment and left the downloading volume to this end).
-	return m.finishVolume(ctx, v, outcome{status: p.PreviousStatus, imageMetadata: meta, byAttachments: attachmentStatus(p.PreviousStatus)}, false, log)
+	return m.finishVolume(ctx, v, outcome{status: p.PreviousStatus, imageMetadata: meta, fromAttachments: attachmentStatus(p.PreviousStatus)}, false, log)
 }

@@ -93,13 +93,13 @@ func (m *Manager) step(ctx context.Context, id string) (bool, error) {
 // outcome is how a volume's pending action ended.
 type outcome struct {
 	status string
-	sizeGB *int
-	fault  string
+	// fromAttachments: the status is what the volume's attachments make
+	// it when the outcome is recorded (statusOf).
+	fromAttachments bool
+	sizeGB          *int
+	fault           string
 	// imageMetadata (a re-image's end) is sent up with the state.
 	imageMetadata map[string]string
-	// byAttachments: the status is the volume's attachments' (read in
-	// the transaction that records the end), not status.
-	byAttachments bool
 }
 
 // runVolume does a volume's pending action on the backend, outside any
@@ -121,7 +121,10 @@ func (m *Manager) runVolume(ctx context.Context, v *celldb.Volume) error {
 			out = outcome{status: statusError, fault: err.Error()}
 		}
 	case wire.VolumeExtend:
-		out = outcome{status: statusAvailable, sizeGB: &a.SizeGB}
+		// The volume goes back to what its attachments make it: available,
+		// or in-use when extended attached (available if its last
+		// attachment went meanwhile: an instance deleted).
+		out = outcome{fromAttachments: true, sizeGB: &a.SizeGB}
 		if err := m.cfg.Backend.Extend(ctx, v.ID, a.SizeGB); err != nil {
 			out = outcome{status: statusErrorExtending, fault: err.Error()}
 		}
@@ -149,7 +152,7 @@ func (m *Manager) runVolume(ctx context.Context, v *celldb.Volume) error {
 // request), takes the outcome and a new version, and is sent up.
 func (m *Manager) finishVolume(ctx context.Context, v *celldb.Volume, out outcome, deleted bool, log *slog.Logger) error {
 	err := m.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		if out.byAttachments {
+		if out.fromAttachments {
 			atts, err := celldb.VolumeAttachments(ctx, tx, v.ID)
 			if err != nil {
 				return err

@@ -103,6 +103,10 @@ type VolumeAction struct {
 	Action   string `json:"action"`
 	// SizeGB: extend's new size.
 	SizeGB int `json:"size_gb,omitempty"`
+	// Attached: extend an in-use volume (Cinder 3.42) under its
+	// attachments; it goes back to in-use (available when its last
+	// attachment went meanwhile).
+	Attached bool `json:"attached,omitempty"`
 	// SnapshotID: the snapshot of snapshot_create, snapshot_delete and a
 	// snapshot's reset_status.
 	SnapshotID string `json:"snapshot_id,omitempty"`

@@ -66,6 +66,18 @@ variable "image_name" {
   default = "cirros-0.6.2-x86_64-disk"
 }
 
+variable "volume_name" {
+  description = "the data volume's name (changed by the change step)"
+  type        = string
+  default     = "tf-e2e-data"
+}
+
+variable "volume_size" {
+  description = "the data volume's size in GiB (grown by the change step: an extend of an attached volume)"
+  type        = number
+  default     = 1
+}
+
 resource "openstack_networking_network_v2" "net" {
   name           = "${var.prefix}-net"
   admin_state_up = true
@@ -164,6 +176,52 @@ resource "openstack_compute_instance_v2" "peer" {
   depends_on = [openstack_networking_subnet_v2.sub, openstack_networking_secgroup_rule_v2.ssh, openstack_networking_secgroup_rule_v2.icmp]
 }
 
+# Volumes (issue 16): a blank data volume attached to the server, a volume
+# made from the image, and a server booted from a volume made from the
+# image (deleted with it).
+data "openstack_images_image_v2" "img" {
+  name        = var.image_name
+  most_recent = true
+}
+
+resource "openstack_blockstorage_volume_v3" "data" {
+  name        = var.volume_name
+  size        = var.volume_size
+  description = "attached to ${var.prefix}-vm"
+  metadata = {
+    tag = var.tag
+  }
+}
+
+resource "openstack_blockstorage_volume_v3" "from_image" {
+  name     = "${var.prefix}-from-image"
+  size     = 1
+  image_id = data.openstack_images_image_v2.img.id
+}
+
+resource "openstack_compute_volume_attach_v2" "data" {
+  instance_id = openstack_compute_instance_v2.vm.id
+  volume_id   = openstack_blockstorage_volume_v3.data.id
+}
+
+resource "openstack_compute_instance_v2" "bfv" {
+  name        = "${var.prefix}-bfv"
+  flavor_name = "m1.tiny"
+  network {
+    uuid = var.boot_network == "" ? openstack_networking_network_v2.net.id : null
+    name = var.boot_network == "" ? null : var.boot_network
+  }
+  block_device {
+    uuid                  = data.openstack_images_image_v2.img.id
+    source_type           = "image"
+    destination_type      = "volume"
+    volume_size           = 1
+    boot_index            = 0
+    delete_on_termination = true
+  }
+  depends_on = [openstack_networking_subnet_v2.sub]
+}
+
 output "network_id" { value = openstack_networking_network_v2.net.id }
 output "subnet_id" { value = openstack_networking_subnet_v2.sub.id }
 output "subnet_cidr" { value = openstack_networking_subnet_v2.sub.cidr }
@@ -175,3 +233,7 @@ output "server_power_state" { value = openstack_compute_instance_v2.vm.power_sta
 output "peer_ids" { value = openstack_compute_instance_v2.peer[*].id }
 output "port_id" { value = var.with_ports ? openstack_networking_port_v2.port[0].id : "" }
 output "port_ip" { value = var.with_ports ? openstack_networking_port_v2.port[0].all_fixed_ips[0] : "" }
+output "volume_id" { value = openstack_blockstorage_volume_v3.data.id }
+output "volume_attachment_device" { value = openstack_compute_volume_attach_v2.data.device }
+output "from_image_volume_id" { value = openstack_blockstorage_volume_v3.from_image.id }
+output "bfv_id" { value = openstack_compute_instance_v2.bfv.id }

@@ -72,6 +72,10 @@ func (h *volumeActionsHandler) action(w http.ResponseWriter, r *http.Request) {
 		"os-reset_status":         {ruleVolResetStatus, http.StatusAccepted, h.resetStatus},
 		"os-force_delete":         {ruleVolAdminForceDel, http.StatusAccepted, h.forceDelete},
 		"os-volume_upload_image":  {ruleVolUploadImage, http.StatusAccepted, h.uploadImage},
+		"os-show_image_metadata":  {ruleVolGet, http.StatusOK, h.showImageMetadata},
+		"os-set_image_metadata":   {ruleVolImageMetaSet, http.StatusOK, h.setImageMetadata},
+		"os-unset_image_metadata": {ruleVolImageMetaRemove, http.StatusOK, h.unsetImageMetadata},
+		"os-retype":               {ruleVolGet, http.StatusAccepted, h.retype},
 	}
 	a, ok := acts[name]
 	if !ok {
@@ -111,25 +115,41 @@ func intArg(args body, action, key string) (int, error) {
 	return n, nil
 }
 
-// extend is os-extend: available → extending (Cinder's order: status,
-// per-volume limit, size, quota), then volume_action extend.
+// extend is os-extend: available → extending, or from 3.42 an in-use
+// volume (Cinder's extend_attached_volume, its own policy) → extending
+// with its attachments kept. Cinder's order: the new size, the status,
+// the per-volume limit, the quota. Then volume_action extend (Attached
+// for an in-use volume: the cell extends it under its attachments, and
+// the guest sees the new size through the attached file).
 func (h *volumeActionsHandler) extend(ctx context.Context, id string, args body) (any, error) {
 	newSize, err := intArg(args, "os-extend", "new_size")
 	if err != nil {
 		return nil, err
 	}
 	rid, info := h.reqLog(ctx)
+	attached := false
 	err = h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		v, err := h.getVolume(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		ok, err := voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: id, From: []string{voldb.StatusAvailable}, To: voldb.StatusExtending, NoAttachments: true, Now: h.cfg.Now().UTC()})
+		from := voldb.StatusChange{ID: id, From: []string{voldb.StatusAvailable}, To: voldb.StatusExtending, NoAttachments: true, Now: h.cfg.Now().UTC()}
+		if !requestVersion(ctx).less(extendInUseVersion) && v.Status == voldb.StatusInUse {
+			if !httpkit.CallerFrom(ctx).Allowed(h.cfg.Policy, ruleVolExtendAttached) {
+				return forbidden(ruleVolExtendAttached)
+			}
+			attached = true
+			from = voldb.StatusChange{ID: id, From: []string{voldb.StatusInUse}, To: voldb.StatusExtending, AttachStatus: "attached", Now: h.cfg.Now().UTC()}
+		}
+		if newSize <= v.SizeGB {
+			return invalidInput("New size for extend must be greater than current size. (current: %d, extended: %d).", v.SizeGB, newSize)
+		}
+		ok, err := voldb.SetStatus(ctx, tx, from)
 		if err != nil {
 			return err
 		}
 		if !ok || v.Cell == "" {
-			return badRequest("Invalid volume: Volume %s status must be '{'status': 'available'}' to extend, currently %s.", id, v.Status)
+			return badRequest("Invalid volume: Volume %s status must be '{'status': '%s'}' to extend, currently %s.", id, from.From[0], v.Status)
 		}
 		lim, err := h.limits(ctx, tx, v.ProjectID)
 		if err != nil {
@@ -138,21 +158,22 @@ func (h *volumeActionsHandler) extend(ctx context.Context, id string, args body)
 		if l, ok := lim["per_volume_gigabytes"]; ok && l >= 0 && int64(newSize) > l {
 			return overQuota("Requested volume size %dG is larger than maximum allowed limit %dG.", newSize, l)
 		}
-		if newSize <= v.SizeGB {
-			return invalidInput("New size for extend must be greater than current size. (current: %d, extended: %d).", v.SizeGB, newSize)
-		}
 		if err := h.checkQuota(ctx, tx, v.ProjectID, quotaAsk{typeName: v.TypeName, gigabytes: int64(newSize - v.SizeGB)}); err != nil {
 			return err
 		}
 		return h.cfg.Sender.Send(ctx, tx, v.Cell, wire.MethodVolumeAction, rid,
-			&wire.VolumeAction{VolumeID: id, Action: wire.VolumeExtend, SizeGB: newSize})
+			&wire.VolumeAction{VolumeID: id, Action: wire.VolumeExtend, SizeGB: newSize, Attached: attached})
 	})
 	if err != nil {
 		return nil, err
 	}
-	info("volume extend accepted", "volume", id, "size_gb", newSize)
+	info("volume extend accepted", "volume", id, "size_gb", newSize, "attached", attached)
 	return nil, nil
 }
+
+// extendInUseVersion is Cinder's VOLUME_EXTEND_INUSE: an in-use volume
+// may be extended.
+var extendInUseVersion = version{3, 42}
 
 // setBootable is os-set_bootable: the copy's flag (the API owns it).
 func (h *volumeActionsHandler) setBootable(ctx context.Context, id string, args body) (any, error) {
