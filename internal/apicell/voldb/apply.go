@@ -2,6 +2,7 @@ package voldb
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -34,6 +35,9 @@ type Applied struct {
 // with the state's list (and its attach_status with theirs); a deletion
 // removes them.
 //
+// A state that carries image metadata (a re-image's end) replaces the
+// volume's volume_image_metadata with it when it applies.
+//
 // A state that is not newer costs one statement that changes nothing (a
 // heal resend). now is the time written for states without UpdatedAt.
 func Apply(ctx context.Context, tx *db.Tx, vols []wire.VolumeState, snaps []wire.SnapshotState, now time.Time) ([]Applied, error) {
@@ -43,8 +47,18 @@ func Apply(ctx context.Context, tx *db.Tx, vols []wire.VolumeState, snaps []wire
 		if st.Deleted {
 			status = StatusDeleted
 		}
-		a, err := applyRow(ctx, tx, "volumes", st.ID, st.Cell, st.Version, st.Deleted, st.UpdatedAt, now,
-			`status = ?, size_gb = ?`, []any{status, st.SizeGB})
+		set, args := `status = ?, size_gb = ?`, []any{status, st.SizeGB}
+		if st.ImageMetadata != nil {
+			// A re-image's end: the new image's metadata, as Cinder's
+			// _refresh_volume_glance_meta (and its bootable flag).
+			b, err := json.Marshal(st.ImageMetadata)
+			if err != nil {
+				return nil, fmt.Errorf("apply the state of %s: %w", st.ID, err)
+			}
+			set += `, volume_image_metadata = ?, bootable = 1`
+			args = append(args, string(b))
+		}
+		a, err := applyRow(ctx, tx, "volumes", st.ID, st.Cell, st.Version, st.Deleted, st.UpdatedAt, now, set, args)
 		if err != nil {
 			return nil, err
 		}

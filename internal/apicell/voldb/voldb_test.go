@@ -436,3 +436,27 @@ func TestApplyVolumeDeletionTakesSnapshots(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyImageMetadata: a state with image metadata (a re-image's end)
+// replaces the copy's volume_image_metadata and makes it bootable when
+// it applies; a newer state without it leaves it; an older one with
+// other metadata is ignored with the rest of it.
+func TestApplyImageMetadata(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrate(t, d)
+		ctx := context.Background()
+		create(t, d, &voldb.Volume{ID: "v1", ImageMetadata: map[string]string{"image_id": "img-a", "min_disk": "0"}})
+		apply(t, d, []wire.VolumeState{{ID: "v1", Cell: "/c1", Version: 3, Status: "in-use", SizeGB: 1,
+			ImageMetadata: map[string]string{"image_id": "img-b"}}}, nil)
+		apply(t, d, []wire.VolumeState{{ID: "v1", Cell: "/c1", Version: 4, Status: "in-use", SizeGB: 1}}, nil)
+		apply(t, d, []wire.VolumeState{{ID: "v1", Cell: "/c1", Version: 2, Status: "downloading", SizeGB: 1,
+			ImageMetadata: map[string]string{"image_id": "img-old"}}}, nil)
+		v, err := voldb.Get(ctx, d, "v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.ImageMetadata) != 1 || v.ImageMetadata["image_id"] != "img-b" || !v.Bootable || v.Version != 4 || v.Status != "in-use" {
+			t.Errorf("copy %+v (metadata %v), want img-b's metadata only, bootable, in-use at version 4", v, v.ImageMetadata)
+		}
+	})
+}

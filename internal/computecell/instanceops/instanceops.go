@@ -67,8 +67,12 @@ type Config struct {
 	// move takes it to and from (default: VMs, when it can; none: the
 	// moves leave the volumes alone, with a warning).
 	Volumes VolumeHosts
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// BootVolumes re-images a volume-backed instance's boot volume in a
+	// rebuild at 2.93 (the cell's volume role; none: such a rebuild
+	// fails, the instance in ERROR).
+	BootVolumes BootVolumes
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Ops is the server action service of a compute cell.

@@ -227,11 +227,15 @@ func (o *Ops) unshelveWithoutImage(ctx context.Context, in *celldb.Instance, ima
 }
 
 // rebuild rebuilds the instance on its host from the image the action
-// names, which becomes its image_ref (a volume-backed one keeps its own).
+// names, which becomes its image_ref (a volume-backed one keeps its own;
+// at 2.93 its boot volume is re-imaged: rebuildVolumeBacked).
 func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
 	var rp wire.ActionParams
 	if err := json.Unmarshal(p.Params, &rp); err != nil || rp.ImageRef == "" {
 		return wire.Errorf(wire.CodeBadMessage, "rebuild needs an image")
+	}
+	if (in.ImageRef == "" || in.VolumeBacked()) && rp.Reimage != nil {
+		return o.rebuildVolumeBacked(ctx, in, p, rp, o.moveLog(in, p))
 	}
 	if err := o.cfg.VMs.VMOp(ctx, in.Host, in.UUID, "rebuild"); err != nil {
 		return err
@@ -240,9 +244,10 @@ func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending
 	ch := celldb.Change{VMState: &vm, PowerState: &power, ImageRef: &rp.ImageRef}
 	if in.ImageRef == "" || in.VolumeBacked() {
 		// A volume-backed instance (booted from a volume, no image of its
-		// own, or from an image whose mappings gave it a boot volume): the
-		// API cell lets only its root volume's own image through (Nova
-		// below 2.93), and the instance keeps its image_ref.
+		// own, or from an image whose mappings gave it a boot volume)
+		// below 2.93: the API cell lets only its root volume's own image
+		// through, the volume is left, and the instance keeps its
+		// image_ref.
 		ch.ImageRef = nil
 	}
 	return o.finish(ctx, in.UUID, vmstate.Actions["rebuild"].Task, ch, nil)

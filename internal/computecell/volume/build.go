@@ -92,8 +92,14 @@ func (m *Manager) PrepareBuild(ctx context.Context, tx *db.Tx, in *celldb.Instan
 			VolumeSize: size, VolumeType: b.VolumeType, ImageID: b.ImageID, SnapshotID: b.SnapshotID, CreatedAt: now}); err != nil {
 			return err
 		}
+		// Its backing, as an attach records it, so that a move or a
+		// rebuild attaches the volume again on the host.
+		backing, err := m.backing(v.ID)
+		if err != nil {
+			return err
+		}
 		if err := celldb.InsertAttachment(ctx, tx, &celldb.VolumeAttachment{ID: b.AttachmentID, VolumeID: v.ID,
-			InstanceUUID: in.UUID, Status: attachAttaching, Mode: "rw", Mountpoint: device, RequestID: requestID}); err != nil {
+			InstanceUUID: in.UUID, Status: attachAttaching, Mode: "rw", Mountpoint: device, RequestID: requestID, Backing: backing}); err != nil {
 			return err
 		}
 		if err := m.sendVolume(ctx, tx, requestID, v); err != nil {

@@ -183,7 +183,16 @@ func (m *Manager) send(ctx context.Context, tx *db.Tx, requestID string, u *wire
 // sendVolume sends one volume's state, with its attachments as they are
 // in tx.
 func (m *Manager) sendVolume(ctx context.Context, tx *db.Tx, requestID string, v *celldb.Volume, snaps ...*celldb.VolumeSnapshot) error {
+	return m.sendVolumeWith(ctx, tx, requestID, v, nil, snaps...)
+}
+
+// sendVolumeWith is sendVolume with the state changed by edit (when not
+// nil) before it goes.
+func (m *Manager) sendVolumeWith(ctx context.Context, tx *db.Tx, requestID string, v *celldb.Volume, edit func(*wire.VolumeState), snaps ...*celldb.VolumeSnapshot) error {
 	st := v.State(m.cfg.Cell)
+	if edit != nil {
+		edit(&st)
+	}
 	atts, err := celldb.AttachmentStates(ctx, tx, v.ID)
 	if err != nil {
 		return err

@@ -98,6 +98,8 @@ type outcome struct {
 	fromAttachments bool
 	sizeGB          *int
 	fault           string
+	// imageMetadata (a re-image's end) is sent up with the state.
+	imageMetadata map[string]string
 }
 
 // runVolume does a volume's pending action on the backend, outside any
@@ -134,6 +136,8 @@ func (m *Manager) runVolume(ctx context.Context, v *celldb.Volume) error {
 		}
 	case wire.VolumeDelete:
 		return m.deleteVolume(ctx, v, a, log)
+	case pendingReimage:
+		return m.reimage(ctx, v, log)
 	default:
 		out = outcome{status: statusError, fault: fmt.Sprintf("unknown volume action %q", v.Action)}
 	}
@@ -162,6 +166,9 @@ func (m *Manager) finishVolume(ctx context.Context, v *celldb.Volume, out outcom
 		}
 		if v.Action == pendingCreate || deleted {
 			m.roomChanged(tx)
+		}
+		if out.imageMetadata != nil {
+			return m.sendVolumeWith(ctx, tx, v.RequestID, nv, func(st *wire.VolumeState) { st.ImageMetadata = out.imageMetadata })
 		}
 		return m.sendVolume(ctx, tx, v.RequestID, nv)
 	})

@@ -325,6 +325,21 @@ type ActionParams struct {
 	// instance is to be scheduled into, among the cell's hosts, and its
 	// zone once unshelved; "" keeps the instance's own.
 	AvailabilityZone string `json:"availability_zone,omitempty"`
+	// Reimage (rebuild, 2.93) has a volume-backed instance's boot volume
+	// re-imaged with ImageRef (Nova's reimage_boot_volume), whether or
+	// not the image changes. Without it a volume-backed rebuild leaves
+	// the volume.
+	Reimage *ReimageImage `json:"reimage,omitempty"`
+}
+
+// ReimageImage is the image a boot volume is re-imaged with.
+type ReimageImage struct {
+	// Size is the image's size in bytes, MinDisk its min_disk in GiB.
+	Size    int64 `json:"size"`
+	MinDisk int   `json:"min_disk,omitempty"`
+	// Metadata is the image as Cinder's volume_image_metadata, which
+	// the volume takes once re-imaged.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // SnapshotDone is the payload of snapshot_done.

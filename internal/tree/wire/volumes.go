@@ -146,6 +146,12 @@ type VolumeState struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Attachments are the volume's attachments (none: not attached).
 	Attachments []AttachmentState `json:"attachments,omitempty"`
+	// ImageMetadata, when not nil, replaces the volume's
+	// volume_image_metadata (and makes it bootable): the state that ends
+	// a re-image (a volume-backed rebuild at 2.93) carries the new
+	// image's, as Cinder's reimage refreshes it once the copy is done.
+	// Absent: unchanged.
+	ImageMetadata map[string]string `json:"image_metadata,omitempty"`
 }
 
 // SnapshotState is the owning cell's state of one snapshot.

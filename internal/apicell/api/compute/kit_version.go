@@ -23,11 +23,12 @@ var v253 = Version{2, 53}
 // The microversions this API serves. Some change only what is not served
 // yet, and so change nothing here: 2.72 (ports with a resource request),
 // 2.76 and 2.82 (os-server-external-events), 2.80 (os-migrations). 2.87
-// (rescue of a volume-backed server) is checkRescueVolumeBacked's.
+// (rescue of a volume-backed server) is checkRescueVolumeBacked's, 2.93
+// (rebuild of a volume-backed server re-images its boot volume) rebuild's.
 // docs/architecture.md §7.1 says what each does.
 var (
 	MinVersion = Version{2, 1}
-	MaxVersion = Version{2, 89}
+	MaxVersion = Version{2, 93}
 )
 
 // Version is a compute API microversion.

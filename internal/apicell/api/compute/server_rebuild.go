@@ -246,23 +246,38 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		}
 	}
 	req.change.ImageRef = req.imageRef
+	params := wire.ActionParams{ImageRef: req.imageRef}
 	if volumeBacked {
-		// Nova below 2.93: the image in a volume-backed server's root
-		// volume cannot change; the same image is a plain rebuild, and the
-		// server keeps its image_ref ("", or the image with the mappings
-		// it was booted from; its cell keeps it too).
-		// (Nova's 400 for trusted_image_certificates on a volume-backed
-		// server cannot arise: readRebuild refuses any certificates.)
+		// Below 2.93 the image in a volume-backed server's root volume
+		// cannot change, and the same image is a plain rebuild; from
+		// 2.93 (Nova's reimage_boot_volume) any image re-images the
+		// root volume in the server's cell (the same one too, as Nova's
+		// manager does). The server keeps its image_ref ("", or the
+		// image with the mappings it was booted from; its cell keeps it
+		// too). (Nova's 400 for trusted_image_certificates on a
+		// volume-backed server cannot arise: readRebuild refuses any
+		// certificates.)
 		vol, err := bootVolume(ctx, h.cfg.DB, in)
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		if vol.ImageMetadata["image_id"] != req.imageRef {
+		reimage := v.AtLeast(Version{2, 93})
+		if !reimage && vol.ImageMetadata["image_id"] != req.imageRef {
 			h.log.Debug("rebuild of a volume-backed server with another image refused", "request_id", httpkit.RequestID(ctx),
 				"instance", in.UUID, "image", req.imageRef, "volume_image", vol.ImageMetadata["image_id"])
 			h.fail(w, r, bad("Image %s is unacceptable: Unable to rebuild with a different image for a volume-backed server.", req.imageRef))
 			return
+		}
+		// Nova's _validate_flavor_image_nostatus with a volume root:
+		// min_disk against the volume's size (the image's size is
+		// Cinder's to check, in the re-image).
+		if minDisk, size := int64(img.MinDisk)<<30, int64(vol.SizeGB)<<30; minDisk > size {
+			h.fail(w, r, bad("Volume is smaller than the minimum size specified in image metadata. Volume size is %d bytes, minimum size is %d bytes.", size, minDisk))
+			return
+		}
+		if reimage {
+			params.Reimage = &wire.ReimageImage{Size: img.Size, MinDisk: img.MinDisk, Metadata: volumeImageMetadata(img)}
 		}
 		req.change.ImageRef = in.ImageRef
 	}
@@ -273,13 +288,13 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		h.fail(w, r, err)
 		return
 	}
-	params, _ := json.Marshal(wire.ActionParams{ImageRef: req.imageRef})
+	paramsJSON, _ := json.Marshal(params)
 	pass := req.adminPass
 	if pass == "" {
 		pass = randomString(12)
 	}
 	rec := &statusRecorder{ResponseWriter: w}
-	h.actions.startActionWith(rec, r, in, "rebuild", params, nil, func(ctx context.Context, tx *db.Tx) error {
+	h.actions.startActionWith(rec, r, in, "rebuild", paramsJSON, nil, func(ctx context.Context, tx *db.Tx) error {
 		if req.metadataItems >= 0 {
 			if err := h.quota.checkMetadataItems(ctx, tx, in.ProjectID, in.UserID, req.metadataItems); err != nil {
 				return err

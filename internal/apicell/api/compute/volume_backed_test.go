@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
@@ -411,6 +412,84 @@ func TestCreateImageVolumeBacked(t *testing.T) {
 		newAPI(strict)
 		if r := e.do(demo, "POST", bfvPath, "2.45", body); r.code != 403 {
 			t.Errorf("createImage without the volume-backed policy: %d %s", r.code, r.raw)
+		}
+	})
+}
+
+// TestRebuildVolumeBackedReimage: Nova at 2.93 (reimage_boot_volume).
+// Another image than the root volume's is accepted (202, the copy's
+// image_ref stays "") and the rebuild sent to the cell asks for the root
+// volume's re-image with that image's size, min_disk and
+// volume_image_metadata; at 2.92 it is still Nova's 400. An image whose
+// min_disk is above the volume's size is Nova's VolumeSmallerThanMinDisk
+// (400, nothing sent or changed), and no flavor disk check applies.
+func TestRebuildVolumeBackedReimage(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVBEnv(t, d, nil)
+		ctx := context.Background()
+		big := &imagedb.Image{ID: "00000000-0000-4000-8000-00000000e0b1", Name: "big", Status: imagedb.StatusActive, Visibility: imagedb.Public,
+			Owner: "admin", DiskFormat: "raw", ContainerFormat: "bare", Size: 1, Checksum: "c", MinDisk: 1000, Properties: map[string]string{}, Tags: []string{}}
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return (&imagedb.Store{}).Create(ctx, tx, big) }); err != nil {
+			t.Fatal(err)
+		}
+		vol, err := voldb.Get(ctx, d, vaRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rebuild := func(version, image string) vaResp {
+			return e.do(demo, "POST", bfvPath, version, map[string]any{"rebuild": map[string]any{"imageRef": image}})
+		}
+		want := "Image " + bfvOther + " is unacceptable: Unable to rebuild with a different image for a volume-backed server."
+		if r := rebuild("2.92", bfvOther); r.code != 400 || r.msg() != want {
+			t.Errorf("2.92 with another image: %d %s, want 400 %q", r.code, r.raw, want)
+		}
+		want = fmt.Sprintf("Volume is smaller than the minimum size specified in image metadata. Volume size is %d bytes, minimum size is %d bytes.",
+			int64(vol.SizeGB)<<30, int64(1000)<<30)
+		if r := rebuild("2.93", big.ID); r.code != 400 || r.msg() != want {
+			t.Errorf("2.93 with min_disk above the volume: %d %s, want 400 %q", r.code, r.raw, want)
+		}
+		if n := len(e.sentActions()); n != 0 {
+			t.Errorf("%d actions sent after refusals", n)
+		}
+		if in := e.copyOf(vaServer); in.TaskState != "" || in.ImageRef != "" {
+			t.Errorf("copy after refusals: task %q image %q", in.TaskState, in.ImageRef)
+		}
+
+		r := rebuild("2.93", bfvOther)
+		if r.code != 202 {
+			t.Fatalf("2.93 with another image: %d %s", r.code, r.raw)
+		}
+		if s := r.body["server"].(map[string]any); s["image"] != "" {
+			t.Errorf("rebuild view: image %v, want \"\"", s["image"])
+		}
+		if in := e.copyOf(vaServer); in.TaskState != "rebuilding" || in.ImageRef != "" {
+			t.Errorf("copy after the rebuild: task %q image %q, want rebuilding with none", in.TaskState, in.ImageRef)
+		}
+		acts := e.sentActions()
+		var p wire.ActionParams
+		if len(acts) != 1 || json.Unmarshal(acts[0].Params, &p) != nil || p.ImageRef != bfvOther || p.Reimage == nil ||
+			p.Reimage.Size != 1 || p.Reimage.Metadata["image_id"] != bfvOther || p.Reimage.Metadata["disk_format"] != "qcow2" {
+			t.Errorf("actions sent: %+v (params %+v), want a rebuild re-imaging with %s", acts, p, bfvOther)
+		}
+	})
+}
+
+// TestRebuildVolumeBackedSameImage: the root volume's own image is
+// re-imaged at 2.93 too (Nova passes reimage_boot_volume for every
+// rebuild from 2.93), not below.
+func TestRebuildVolumeBackedSameImage(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVBEnv(t, d, nil)
+		for i, version := range []string{"2.92", "2.93"} {
+			if r := e.do(demo, "POST", bfvPath, version, map[string]any{"rebuild": map[string]any{"imageRef": bfvImage}}); r.code != 202 {
+				t.Fatalf("%s with the same image: %d %s", version, r.code, r.raw)
+			}
+			acts := e.sentActions()
+			var p wire.ActionParams
+			if len(acts) != i+1 || json.Unmarshal(acts[i].Params, &p) != nil || (p.Reimage != nil) != (version == "2.93") {
+				t.Errorf("%s same image: params %+v, want a re-image only at 2.93", version, p)
+			}
+			e.sql(`UPDATE instances SET task_state = '' WHERE uuid = ?`, vaServer)
 		}
 	})
 }

@@ -72,6 +72,13 @@ type Backend interface {
 	// larger than the volume is ErrTooSmall; an image whose reader
 	// gives more or fewer bytes than imageSize is an error.
 	CreateFromImage(ctx context.Context, id string, sizeGiB int, image io.Reader, imageSize int64) error
+	// Reimage writes the image over volume id, keeping its size: the
+	// image's imageSize bytes at its start, zero after (Cinder's
+	// reimage). An image larger than the volume is ErrTooSmall, a volume
+	// the backend does not have ErrNotFound. It leaves the volume whole:
+	// its old bytes, or the image's, never a mix; done again, it writes
+	// the same bytes.
+	Reimage(ctx context.Context, id string, image io.Reader, imageSize int64) error
 	// Clone makes volume id a copy of volume srcID, grown to sizeGiB
 	// (ErrTooSmall below the source's size).
 	Clone(ctx context.Context, srcID, id string, sizeGiB int) error

@@ -145,7 +145,17 @@ func (b *File) CreateFromImage(ctx context.Context, id string, sizeGiB int, imag
 		return fmt.Errorf("create volume %s from image: %w: the image is %d bytes, the volume %d GiB",
 			id, ErrTooSmall, imageSize, sizeGiB)
 	}
-	err := b.write(b.vols, id, func(f *os.File) error {
+	err := b.write(b.vols, id, fillFromImage(ctx, size, image, imageSize))
+	if err != nil {
+		return fmt.Errorf("create volume %s from image: %w", id, err)
+	}
+	return nil
+}
+
+// fillFromImage writes a file of size bytes holding the image's imageSize
+// bytes at its start, the image's zero chunks left as holes.
+func fillFromImage(ctx context.Context, size int64, image io.Reader, imageSize int64) func(*os.File) error {
+	return func(f *os.File) error {
 		if err := f.Truncate(size); err != nil {
 			return err
 		}
@@ -163,9 +173,48 @@ func (b *File) CreateFromImage(ctx context.Context, id string, sizeGiB int, imag
 			return fmt.Errorf("image: more than its declared %d bytes", imageSize)
 		}
 		return nil
-	})
+	}
+}
+
+// Reimage writes a new file of the volume's size from the image under a
+// temporary name and renames it over the volume's: a crash leaves the old
+// file whole (and the temporary, removed at the next start).
+func (b *File) Reimage(ctx context.Context, id string, image io.Reader, imageSize int64) error {
+	if err := firstErr(checkID(id), ctx.Err()); err != nil {
+		return fmt.Errorf("reimage volume: %w", err)
+	}
+	final := b.volPath(id)
+	st, err := os.Stat(final)
 	if err != nil {
-		return fmt.Errorf("create volume %s from image: %w", id, err)
+		return fmt.Errorf("reimage volume %s: %w", id, notFound(err))
+	}
+	switch {
+	case imageSize < 0:
+		return fmt.Errorf("reimage volume %s: image size %d is negative", id, imageSize)
+	case imageSize > st.Size():
+		return fmt.Errorf("reimage volume %s: %w: the image is %d bytes, the volume %d", id, ErrTooSmall, imageSize, st.Size())
+	}
+	f, err := os.CreateTemp(b.vols, tmpPrefix+id+"-*")
+	if err != nil {
+		return fmt.Errorf("reimage volume %s: %w", id, err)
+	}
+	tmp := f.Name()
+	err = fillFromImage(ctx, st.Size(), image, imageSize)(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("reimage volume %s: %w", id, err)
+	}
+	if err := syncDir(b.vols); err != nil {
+		return fmt.Errorf("reimage volume %s: %w", id, err)
 	}
 	return nil
 }

@@ -678,3 +678,34 @@ func TestNewFileRefusesBadConfig(t *testing.T) {
 		t.Errorf("NewFile on a file succeeded")
 	}
 }
+
+// TestReimage: a re-image writes the image over the volume, keeping its
+// size (the image's bytes, zeros after, the old bytes gone); done again,
+// the same bytes. An image larger than the volume (ErrTooSmall), a reader
+// that gives fewer bytes than declared, or a volume the backend does not
+// have (ErrNotFound) leave the volume as it was and no temporary.
+func TestReimage(t *testing.T) {
+	ctx := context.Background()
+	b := newTestFile(t, FileConfig{})
+	imgA, imgB := pattern(3*unit/2, 1), pattern(4000, 9)
+	if err := b.CreateFromImage(ctx, "v1", 2, bytes.NewReader(imgA), int64(len(imgA))); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := b.Reimage(ctx, "v1", bytes.NewReader(imgB), int64(len(imgB))); err != nil {
+			t.Fatal(err)
+		}
+		sameBytes(t, "re-imaged volume", readVolume(t, b, "v1"), expect(2*unit, []patch{{0, imgB}}))
+	}
+	if err := b.Reimage(ctx, "v1", bytes.NewReader(pattern(2*unit+1, 2)), 2*unit+1); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("an image larger than the volume: %v, want ErrTooSmall", err)
+	}
+	if err := b.Reimage(ctx, "v1", bytes.NewReader(pattern(10, 2)), 100); err == nil {
+		t.Error("a short image: no error")
+	}
+	sameBytes(t, "volume after failed re-images", readVolume(t, b, "v1"), expect(2*unit, []patch{{0, imgB}}))
+	if err := b.Reimage(ctx, "nope", bytes.NewReader(imgB), int64(len(imgB))); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a missing volume: %v, want ErrNotFound", err)
+	}
+	onlyFiles(t, b, []string{"v1"}, nil)
+}
