@@ -33,6 +33,8 @@ type RebuildChange struct {
 	// AutoDiskConfig is OS-DCF:diskConfig after the rebuild: the one
 	// given, or the new image's default.
 	AutoDiskConfig bool
+	// Hostname is the server's new hostname (2.90); nil keeps it.
+	Hostname *string
 }
 
 // Rebuild writes a rebuild's changes to a live instance, in one statement.
@@ -69,6 +71,9 @@ func Rebuild(ctx context.Context, tx *db.Tx, uuid string, c RebuildChange, now t
 	}
 	if c.SetUserData {
 		add("user_data", c.UserData)
+	}
+	if c.Hostname != nil {
+		add("hostname", *c.Hostname)
 	}
 	res, err := tx.Exec(ctx, `UPDATE instances SET `+strings.Join(sets, ", ")+` WHERE uuid = ? AND deleted = 0`, append(args, uuid)...)
 	return affected(res, err, uuid)
