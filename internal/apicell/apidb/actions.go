@@ -96,6 +96,13 @@ func Rename(ctx context.Context, tx *db.Tx, uuid string, name *string, meta map[
 	return nil
 }
 
+// SetPinnedZone pins an instance to a zone ("": none), as an unshelve
+// naming one does (Nova's RequestSpec.availability_zone).
+func SetPinnedZone(ctx context.Context, tx *db.Tx, uuid, zone string) error {
+	_, err := tx.Exec(ctx, `UPDATE instances SET pinned_zone = ? WHERE uuid = ? AND deleted = 0`, zone, uuid)
+	return err
+}
+
 // SetShelvedImage records the image a shelve makes of the instance.
 func SetShelvedImage(ctx context.Context, tx *db.Tx, uuid, imageID string) error {
 	_, err := tx.Exec(ctx, `UPDATE instances SET shelved_image_id = ? WHERE uuid = ? AND deleted = 0`, imageID, uuid)

@@ -251,9 +251,14 @@ ALTER TABLE instances ADD COLUMN locked_reason TEXT NOT NULL DEFAULT ''`},
 	// from the name or as given (2.90), and by an update or rebuild that
 	// gives one; a rename keeps it. Rows made before are given the one
 	// their name made, which is what the API showed for them ('' stays
-	// "made from the name" for a row written without one).
-	{Version: 18, Name: "hostname", SQL: `
-ALTER TABLE instances ADD COLUMN hostname TEXT NOT NULL DEFAULT ''`, Go: backfillHostnames},
+	// "made from the name" for a row written without one). pinned_zone
+	// is the zone the server is pinned to (Nova's
+	// RequestSpec.availability_zone): the one its create asked for, then
+	// the one an unshelve gives (2.77, 2.91; none, '', unpins it); rows
+	// made before are pinned to none.
+	{Version: 18, Name: "hostname and pinned zone", SQL: `
+ALTER TABLE instances ADD COLUMN hostname TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN pinned_zone TEXT NOT NULL DEFAULT ''`, Go: backfillHostnames},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -304,6 +309,9 @@ type Instance struct {
 	// only for a row written without one, whose hostname is its name's
 	// (DefaultHostname).
 	Hostname string
+	// PinnedZone is the availability zone the server is pinned to ("":
+	// none), which an unshelve to a host checks the host against (2.91).
+	PinnedZone string
 	// VolumesAttached are the volumes attached to the server, in the
 	// order of its devices; nil until loaded (the Compute API loads them
 	// from the volume copy's mirror of the attachments).
@@ -321,7 +329,7 @@ const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key
 	reservation_id, launch_index, cell_path, host, node, vm_state, task_state, power_state, version, addresses, fault,
 	delete_requested, request_id, launched_at, created_at, updated_at, deleted_at, deleted,
 	description, description_null, access_ip_v4, access_ip_v6, locked, locked_by, auto_disk_config, shelved_image_id,
-	locked_reason, hostname`
+	locked_reason, hostname, pinned_zone`
 
 // b2i is a boolean as the database stores it.
 func b2i(b bool) int {
@@ -344,7 +352,7 @@ func scan(r db.Scanner) (*Instance, error) {
 		&meta, &in.AvailabilityZone, &in.ReservationID, &in.LaunchIndex, &in.Cell, &in.Host, &in.Node, &in.VMState, &in.TaskState,
 		&in.PowerState, &in.Version, &addrs, &fault, &delReq, &in.RequestID, &launched, &created, &updated, &deletedAt, &deleted,
 		&desc, &descNull, &in.AccessIPv4, &in.AccessIPv6, &locked, &in.LockedBy, &autoDisk, &in.ShelvedImageID,
-		&in.LockedReason, &in.Hostname)
+		&in.LockedReason, &in.Hostname, &in.PinnedZone)
 	if err != nil {
 		return nil, err
 	}
@@ -380,11 +388,11 @@ func Create(ctx context.Context, tx *db.Tx, insts []Instance) error {
 		now := db.Micros(in.CreatedAt)
 		_, err := tx.Exec(ctx, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
 			metadata, availability_zone, reservation_id, launch_index, vm_state, task_state, request_id, created_at, updated_at, vcpus, memory_mb,
-			access_ip_v4, access_ip_v6, auto_disk_config, hostname)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			access_ip_v4, access_ip_v6, auto_disk_config, hostname, pinned_zone)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, in.FlavorID, string(flavor), in.KeyName, in.UserData,
 			string(meta), in.AvailabilityZone, in.ReservationID, in.LaunchIndex, in.VMState, in.TaskState, in.RequestID, now, now,
-			in.Flavor.VCPUs, in.Flavor.RAMMB, in.AccessIPv4, in.AccessIPv6, b2i(in.AutoDiskConfig), in.Hostname)
+			in.Flavor.VCPUs, in.Flavor.RAMMB, in.AccessIPv4, in.AccessIPv6, b2i(in.AutoDiskConfig), in.Hostname, in.PinnedZone)
 		if err != nil {
 			return fmt.Errorf("create instance %s: %w", in.UUID, err)
 		}

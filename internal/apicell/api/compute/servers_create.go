@@ -257,7 +257,8 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 			host = apidb.DefaultHostname(req.name, spec.UUID, index)
 		}
 		p.insts[i] = apidb.Instance{InstanceSpec: spec, FlavorID: flavor.ID, Flavor: flavor, VMState: "building", TaskState: "scheduling", RequestID: p.rid,
-			AccessIPv4: req.accessIPv4, AccessIPv6: req.accessIPv6, AutoDiskConfig: req.autoDiskConfig, Hostname: host}
+			AccessIPv4: req.accessIPv4, AccessIPv6: req.accessIPv6, AutoDiskConfig: req.autoDiskConfig, Hostname: host,
+			PinnedZone: req.az}
 		p.build.Instances = append(p.build.Instances, spec)
 	}
 	return p, nil
