@@ -27,7 +27,7 @@ var v253 = Version{2, 53}
 // docs/architecture.md §7.1 says what each does.
 var (
 	MinVersion = Version{2, 1}
-	MaxVersion = Version{2, 91}
+	MaxVersion = Version{2, 92}
 )
 
 // Version is a compute API microversion.

@@ -151,15 +151,15 @@ func TestVersions(t *testing.T) {
 		t.Errorf("gophercloud at 2.100: %v, want a 406", err)
 	}
 
-	// The microversion is served up to 2.89.
+	// The microversion is served up to 2.92.
 	r = tr.Do(t, "GET", "/v2.1/", demo, nil)
-	if !strings.Contains(string(r.Body), `"version":"2.89"`) {
-		t.Errorf("the version document does not say 2.89: %s", r.Body)
+	if !strings.Contains(string(r.Body), `"version":"2.92"`) {
+		t.Errorf("the version document does not say 2.92: %s", r.Body)
 	}
-	if r := tr.Do(t, "GET", "/v2.1/flavors", demo, nil, atVersion("2.89")...); r.Status != http.StatusOK {
-		t.Errorf("2.89: %s, want a 200", r)
+	if r := tr.Do(t, "GET", "/v2.1/flavors", demo, nil, atVersion("2.92")...); r.Status != http.StatusOK {
+		t.Errorf("2.92: %s, want a 200", r)
 	}
-	if r := tr.Do(t, "GET", "/v2.1/flavors", demo, nil, atVersion("2.90")...); r.Status != http.StatusNotAcceptable {
-		t.Errorf("2.90: %s, want a 406", r)
+	if r := tr.Do(t, "GET", "/v2.1/flavors", demo, nil, atVersion("2.93")...); r.Status != http.StatusNotAcceptable {
+		t.Errorf("2.93: %s, want a 406", r)
 	}
 }
