@@ -46,7 +46,9 @@ func TestMigration18BackfillsHostnames(t *testing.T) {
 		if in, _ := apidb.Get(ctx, d, "a"); in.Name != name || in.Hostname != "my-web-server-1" {
 			t.Errorf("after a rename: name %q hostname %q", in.Name, in.Hostname)
 		}
-		if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.UpdateServer(ctx, tx, "a", apidb.ServerUpdate{Hostname: &host}, t0) }); err != nil {
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			return apidb.UpdateServer(ctx, tx, "a", apidb.ServerUpdate{Hostname: &host}, t0)
+		}); err != nil {
 			t.Fatal(err)
 		}
 		if in, _ := apidb.Get(ctx, d, "a"); in.Hostname != host {
