@@ -135,6 +135,9 @@ func TestServerHostname(t *testing.T) {
 	if h, _ := hostnameAt(derived, v); h != newHost {
 		t.Errorf("after refused updates the hostname is %q", h)
 	}
+	if got, err := servers.Get(ctx, sc, derived).Extract(); err != nil || got.Name != "renamed" {
+		t.Errorf("after refused updates: %+v, %v", got, err)
+	}
 
 	// Rebuild: hostname from 2.90, in the 202's view.
 	rebuild := func(ver string, reb map[string]any) *testtree.Response {

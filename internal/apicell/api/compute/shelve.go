@@ -29,8 +29,8 @@ import (
 // when the unshelved server's ACTIVE state arrives (apidb.ApplyUpdate),
 // and when the server's deletion does. Every value of the three actions
 // is accepted below 2.77 (Nova's schemas are {}); from 2.77 unshelve
-// takes null or an availability zone (unshelve below); 202 without a
-// body.
+// takes null or an availability zone, from 2.91 a host too, or null for
+// the zone (unshelve below); 202 without a body.
 
 // shelveHandler is the shelve, shelveOffload and unshelve actions.
 type shelveHandler struct {
