@@ -33,6 +33,8 @@ type RebuildChange struct {
 	// AutoDiskConfig is OS-DCF:diskConfig after the rebuild: the one
 	// given, or the new image's default.
 	AutoDiskConfig bool
+	// Hostname is the server's new hostname (2.90); nil keeps it.
+	Hostname *string
 }
 
 // Rebuild writes a rebuild's changes to a live instance, in one statement.
@@ -70,6 +72,9 @@ func Rebuild(ctx context.Context, tx *db.Tx, uuid string, c RebuildChange, now t
 	if c.SetUserData {
 		add("user_data", c.UserData)
 	}
+	if c.Hostname != nil {
+		add("hostname", *c.Hostname)
+	}
 	res, err := tx.Exec(ctx, `UPDATE instances SET `+strings.Join(sets, ", ")+` WHERE uuid = ? AND deleted = 0`, append(args, uuid)...)
 	return affected(res, err, uuid)
 }
@@ -89,6 +94,13 @@ func Rename(ctx context.Context, tx *db.Tx, uuid string, name *string, meta map[
 		}
 	}
 	return nil
+}
+
+// SetPinnedZone pins an instance to a zone ("": none), as an unshelve
+// naming one does (Nova's RequestSpec.availability_zone).
+func SetPinnedZone(ctx context.Context, tx *db.Tx, uuid, zone string) error {
+	_, err := tx.Exec(ctx, `UPDATE instances SET pinned_zone = ? WHERE uuid = ? AND deleted = 0`, zone, uuid)
+	return err
 }
 
 // SetShelvedImage records the image a shelve makes of the instance.

@@ -247,6 +247,18 @@ CREATE TABLE aggregate_cells (
 	// '' is none (a reason given is never empty).
 	{Version: 17, Name: "locked reason", SQL: `
 ALTER TABLE instances ADD COLUMN locked_reason TEXT NOT NULL DEFAULT ''`},
+	// The server's hostname (Nova's instance.hostname): set at create,
+	// from the name or as given (2.90), and by an update or rebuild that
+	// gives one; a rename keeps it. Rows made before are given the one
+	// their name made, which is what the API showed for them ('' stays
+	// "made from the name" for a row written without one). pinned_zone
+	// is the zone the server is pinned to (Nova's
+	// RequestSpec.availability_zone): the one its create asked for, then
+	// the one an unshelve gives (2.77, 2.91; none, '', unpins it); rows
+	// made before are pinned to none.
+	{Version: 18, Name: "hostname and pinned zone", SQL: `
+ALTER TABLE instances ADD COLUMN hostname TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN pinned_zone TEXT NOT NULL DEFAULT ''`, Go: backfillHostnames},
 }
 
 // ErrNotFound is returned for a missing instance or flavor.
@@ -293,6 +305,13 @@ type Instance struct {
 	// once and sorted; nil until loaded (the Compute API loads them from
 	// the Networking API's bindings).
 	SecurityGroups []string
+	// Hostname is the server's hostname (OS-EXT-SRV-ATTR:hostname): ""
+	// only for a row written without one, whose hostname is its name's
+	// (DefaultHostname).
+	Hostname string
+	// PinnedZone is the availability zone the server is pinned to ("":
+	// none), which an unshelve to a host checks the host against (2.91).
+	PinnedZone string
 	// VolumesAttached are the volumes attached to the server, in the
 	// order of its devices; nil until loaded (the Compute API loads them
 	// from the volume copy's mirror of the attachments).
@@ -310,7 +329,7 @@ const cols = `uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key
 	reservation_id, launch_index, cell_path, host, node, vm_state, task_state, power_state, version, addresses, fault,
 	delete_requested, request_id, launched_at, created_at, updated_at, deleted_at, deleted,
 	description, description_null, access_ip_v4, access_ip_v6, locked, locked_by, auto_disk_config, shelved_image_id,
-	locked_reason`
+	locked_reason, hostname, pinned_zone`
 
 // b2i is a boolean as the database stores it.
 func b2i(b bool) int {
@@ -333,7 +352,7 @@ func scan(r db.Scanner) (*Instance, error) {
 		&meta, &in.AvailabilityZone, &in.ReservationID, &in.LaunchIndex, &in.Cell, &in.Host, &in.Node, &in.VMState, &in.TaskState,
 		&in.PowerState, &in.Version, &addrs, &fault, &delReq, &in.RequestID, &launched, &created, &updated, &deletedAt, &deleted,
 		&desc, &descNull, &in.AccessIPv4, &in.AccessIPv6, &locked, &in.LockedBy, &autoDisk, &in.ShelvedImageID,
-		&in.LockedReason)
+		&in.LockedReason, &in.Hostname, &in.PinnedZone)
 	if err != nil {
 		return nil, err
 	}
@@ -369,11 +388,11 @@ func Create(ctx context.Context, tx *db.Tx, insts []Instance) error {
 		now := db.Micros(in.CreatedAt)
 		_, err := tx.Exec(ctx, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
 			metadata, availability_zone, reservation_id, launch_index, vm_state, task_state, request_id, created_at, updated_at, vcpus, memory_mb,
-			access_ip_v4, access_ip_v6, auto_disk_config)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			access_ip_v4, access_ip_v6, auto_disk_config, hostname, pinned_zone)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, in.FlavorID, string(flavor), in.KeyName, in.UserData,
 			string(meta), in.AvailabilityZone, in.ReservationID, in.LaunchIndex, in.VMState, in.TaskState, in.RequestID, now, now,
-			in.Flavor.VCPUs, in.Flavor.RAMMB, in.AccessIPv4, in.AccessIPv6, b2i(in.AutoDiskConfig))
+			in.Flavor.VCPUs, in.Flavor.RAMMB, in.AccessIPv4, in.AccessIPv6, b2i(in.AutoDiskConfig), in.Hostname, in.PinnedZone)
 		if err != nil {
 			return fmt.Errorf("create instance %s: %w", in.UUID, err)
 		}
@@ -439,12 +458,12 @@ type SortKey struct {
 
 // ServerSortKeys maps Nova's server sort keys to columns. Keys of
 // attributes this copy does not hold ("": a constant here, as they are for
-// every instance) do not change the order. hostname sorts by name, which
-// Nova derives it from; instance_type_id by the flavor's id.
+// every instance) do not change the order. instance_type_id sorts by the
+// flavor's id.
 var ServerSortKeys = map[string]string{
 	"access_ip_v4": "access_ip_v4", "access_ip_v6": "access_ip_v6", "auto_disk_config": "auto_disk_config",
 	"availability_zone": "availability_zone", "config_drive": "", "created_at": "created_at",
-	"display_description": "description", "display_name": "name", "host": "host", "hostname": "name",
+	"display_description": "description", "display_name": "name", "host": "host", "hostname": "hostname",
 	"image_ref": "image_ref", "instance_type_id": "flavor_id", "kernel_id": "", "key_name": "key_name",
 	"launch_index": "launch_index", "launched_at": "launched_at", "locked": "locked", "locked_by": "locked_by", "node": "node",
 	"power_state": "power_state", "progress": "", "project_id": "project_id", "ramdisk_id": "",
@@ -456,7 +475,7 @@ var ServerSortKeys = map[string]string{
 // on both engines).
 var textColumns = map[string]bool{
 	"access_ip_v4": true, "access_ip_v6": true, "availability_zone": true, "description": true, "name": true,
-	"host": true, "image_ref": true, "flavor_id": true, "key_name": true, "locked_by": true, "node": true,
+	"host": true, "hostname": true, "image_ref": true, "flavor_id": true, "key_name": true, "locked_by": true, "node": true,
 	"project_id": true, "task_state": true, "user_id": true, "uuid": true, "vm_state": true,
 }
 
@@ -482,6 +501,8 @@ func (in *Instance) sortValue(col string) any {
 		return in.Name
 	case "host":
 		return in.Host
+	case "hostname":
+		return in.Hostname
 	case "image_ref":
 		return in.ImageRef
 	case "flavor_id":

@@ -45,6 +45,8 @@ type ServerUpdate struct {
 	AccessIPv4, AccessIPv6 *string
 	// AutoDiskConfig is OS-DCF:diskConfig (AUTO: true).
 	AutoDiskConfig *bool
+	// Hostname is the server's new hostname (2.90); a rename keeps it.
+	Hostname *string
 }
 
 // UpdateServer applies u to a live instance's copy and sets updated_at.
@@ -75,6 +77,10 @@ func UpdateServer(ctx context.Context, tx *db.Tx, uuid string, u ServerUpdate, n
 	if u.AutoDiskConfig != nil {
 		sets = append(sets, "auto_disk_config = ?")
 		args = append(args, b2i(*u.AutoDiskConfig))
+	}
+	if u.Hostname != nil {
+		sets = append(sets, "hostname = ?")
+		args = append(args, *u.Hostname)
 	}
 	args = append(args, uuid)
 	res, err := tx.Exec(ctx, `UPDATE instances SET `+strings.Join(sets, ", ")+` WHERE uuid = ? AND deleted = 0`, args...)

@@ -135,6 +135,15 @@ func Claim(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor,
 	return err
 }
 
+// HostZone is a compute host's availability zone (its aggregates').
+func HostZone(ctx context.Context, q Querier, host string) (string, error) {
+	var az string
+	if err := q.QueryRow(ctx, `SELECT availability_zone FROM compute_nodes WHERE host = ?`, host).Scan(&az); err != nil {
+		return "", fmt.Errorf("zone of host %s: %w", host, err)
+	}
+	return az, nil
+}
+
 // ClaimZone is Claim that also returns the host's availability zone. A
 // first claim takes two statements: the claim row, then the host's use.
 // A claim that fails leaves nothing behind, whatever the caller then does

@@ -148,8 +148,9 @@ func (o *Ops) offload(ctx context.Context, in *celldb.Instance, task string, ext
 // unshelve powers a SHELVED instance on where it is, or boots an offloaded
 // one on a host the scheduler picks, from the shelved image the API cell
 // names (the fake driver boots anything; the image is logged). An
-// offloaded instance is scheduled in the zone the action names (2.77), or
-// its own, among this cell's hosts; with no valid host it stays
+// offloaded instance is scheduled in the zone the action names (2.77), in
+// any zone (2.91, any_zone), or in its own, among this cell's hosts, and
+// on the host the action names alone (2.91); with no valid host it stays
 // SHELVED_OFFLOADED with its zone unchanged and the action in error.
 func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
 	if in.VMState == vmstate.Shelved && in.Host != "" {
@@ -177,13 +178,19 @@ func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pendin
 		return err
 	}
 	// A zone asked for (2.77) replaces the instance's own, among this
-	// cell's hosts only: an instance stays in its cell.
+	// cell's hosts only: an instance stays in its cell. An unpinned one
+	// (2.91) goes to any zone; a host asked for (2.91) is the only one
+	// considered.
 	zone := in.AvailabilityZone
 	if ap.AvailabilityZone != "" {
 		zone = ap.AvailabilityZone
 	}
+	if ap.AnyZone {
+		zone = ""
+	}
 	req := moveRequest(in, in.Flavor)
 	req.AvailabilityZone = zone
+	req.RequestedHost = ap.Host
 	sels, err := o.cfg.Scheduler.Select(ctx, req)
 	if err != nil {
 		// Nova's conductor: no valid host leaves the instance offloaded,
@@ -191,19 +198,32 @@ func (o *Ops) unshelve(ctx context.Context, in *celldb.Instance, p celldb.Pendin
 		// event in error.
 		return fmt.Errorf("%s %w", noValidHost, err)
 	}
-	if zone != in.AvailabilityZone {
-		// The instance's zone is its host's from here on, as Nova's
-		// conductor sets it once the scheduler chose; the spawn's update
-		// carries it up.
-		task := vmstate.Actions["unshelve"].Task
-		if err := o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			return o.state.Step(ctx, tx, in.UUID, &task, celldb.Change{AvailabilityZone: &zone})
-		}); err != nil {
+	// The instance's zone is its host's from here on, as Nova's conductor
+	// sets it once the scheduler chose; the spawn's update carries it up.
+	task := vmstate.Actions["unshelve"].Task
+	setZone := func(z string) error {
+		return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			return o.state.Step(ctx, tx, in.UUID, &task, celldb.Change{AvailabilityZone: &z})
+		})
+	}
+	if zone != "" && zone != in.AvailabilityZone {
+		if err := setZone(zone); err != nil {
 			return err
 		}
 	}
 	var last error
 	for _, h := range append([]string{sels[0].Host}, sels[0].Alternates...) {
+		if ap.AnyZone {
+			// In no particular zone: the zone of the host it is spawned
+			// on, set before each try (a retry may go elsewhere).
+			hz, err := celldb.HostZone(ctx, o.cfg.DB, h)
+			if err != nil {
+				return err
+			}
+			if err := setZone(hz); err != nil {
+				return err
+			}
+		}
 		if last = o.cfg.VMs.Spawn(ctx, h, in.UUID); last == nil {
 			return o.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return o.state.ClearAction(ctx, tx, in.UUID) })
 		}

@@ -325,6 +325,14 @@ type ActionParams struct {
 	// instance is to be scheduled into, among the cell's hosts, and its
 	// zone once unshelved; "" keeps the instance's own.
 	AvailabilityZone string `json:"availability_zone,omitempty"`
+	// AnyZone (unshelve, 2.91) schedules an offloaded instance in no
+	// particular zone (it is unpinned, or an admin unpinned it); its zone
+	// once unshelved is its host's.
+	AnyZone bool `json:"any_zone,omitempty"`
+	// Host (unshelve, 2.91) is the host, by its name in the cell, an
+	// offloaded instance is to go to (Nova's requested_destination: that
+	// host alone, through the filters).
+	Host string `json:"host,omitempty"`
 	// Reimage (rebuild, 2.93) has a volume-backed instance's boot volume
 	// re-imaged with ImageRef (Nova's reimage_boot_volume), whether or
 	// not the image changes. Without it a volume-backed rebuild leaves

@@ -440,11 +440,52 @@ func testKeypairV275(t *testing.T, tr *testtree.Tree) {
 func testKeypairV292(t *testing.T, tr *testtree.Tree) {
 	v := needMicroversion(t, 92)
 	const user = "new:new"
-	faultHas(t, tr.Do(t, http.MethodPost, "/v2.1/os-keypairs", user, map[string]any{"keypair": map[string]any{"name": "k"}}, atVersion(v)...),
-		400, "'public_key' is a required property")
+	post := func(ver string, kp map[string]any) *testtree.Response {
+		return tr.Do(t, http.MethodPost, "/v2.1/os-keypairs", user, map[string]any{"keypair": kp}, atVersion(ver)...)
+	}
 	line, _ := newImportableKey(t)
-	r := tr.Do(t, http.MethodPost, "/v2.1/os-keypairs", user, map[string]any{"keypair": map[string]any{"name": "me@host.example", "public_key": line}}, atVersion(v)...)
+	// 2.92: no generation, and Nova's pattern with @ and . (its
+	// jsonschema messages, the pattern as Python's repr).
+	for _, c := range []struct {
+		name string
+		kp   map[string]any
+		want string
+	}{
+		{"generation", map[string]any{"name": "k"}, "Invalid input for field/attribute keypair. Value: {'name': 'k'}. 'public_key' is a required property"},
+		{"a slash", map[string]any{"name": "a/b", "public_key": line},
+			`Invalid input for field/attribute name. Value: a/b. 'a/b' does not match '^[_\\-\\@\\. a-zA-Z0-9]+$'`},
+	} {
+		if msg := testtree.Fault(t, post(v, c.kp), http.StatusBadRequest); msg != c.want {
+			t.Errorf("%s at %s: %q, want %q", c.name, v, msg, c.want)
+		}
+	}
+	// 2.91: @ and . are refused, a key is still generated.
+	if msg := testtree.Fault(t, post("2.91", map[string]any{"name": "me@host.example", "public_key": line}), http.StatusBadRequest); msg !=
+		`Invalid input for field/attribute name. Value: me@host.example. 'me@host.example' does not match '^[_\\- a-zA-Z0-9]+$'` {
+		t.Errorf("@ at 2.91: %q", msg)
+	}
+	var list struct {
+		Keypairs []any `json:"keypairs"`
+	}
+	tr.Do(t, http.MethodGet, "/v2.1/os-keypairs", user, nil).JSON(t, &list)
+	if len(list.Keypairs) != 0 {
+		t.Fatalf("refused creates wrote %d key pairs", len(list.Keypairs))
+	}
+	if r := post("2.91", map[string]any{"name": "generated"}); r.Status != http.StatusOK && r.Status != http.StatusCreated {
+		t.Errorf("generation at 2.91: %s", r)
+	}
+	r := post(v, map[string]any{"name": "me@host.example", "public_key": line})
 	if r.Status != http.StatusCreated {
 		t.Fatalf("import with @ and . at %s: %s", v, r)
+	}
+	var out struct {
+		Keypair struct {
+			Name       string  `json:"name"`
+			PrivateKey *string `json:"private_key"`
+		} `json:"keypair"`
+	}
+	r.JSON(t, &out)
+	if out.Keypair.Name != "me@host.example" || out.Keypair.PrivateKey != nil {
+		t.Errorf("import at %s answered %+v", v, out.Keypair)
 	}
 }

@@ -87,6 +87,7 @@ var Rules = []policy.Rule{
 	{Name: "os_compute_api:os-unrescue", Check: ruleMember},
 	{Name: "os_compute_api:os-shelve:shelve", Check: ruleMember},
 	{Name: "os_compute_api:os-shelve:unshelve", Check: ruleMember},
+	{Name: ruleUnshelveToHost, Check: ruleAdmin},
 	{Name: "os_compute_api:os-shelve:shelve_offload", Check: ruleAdmin},
 	{Name: "os_compute_api:os-security-groups:get", Check: ruleReader},
 	{Name: "os_compute_api:os-security-groups:show", Check: ruleReader},

@@ -18,7 +18,8 @@ import (
 
 // The rebuild action, as Nova's: the body is checked against the schema
 // of the request's microversion (2.1, 2.19 description, 2.54 key_name,
-// 2.57 user_data without personality, 2.63 trusted_image_certificates);
+// 2.57 user_data without personality, 2.63 trusted_image_certificates,
+// 2.90 hostname);
 // what it changes is written to the API cell's copy with the action, so
 // the 202 and every read after it show the new image, name, key...; the
 // 202 body is Nova's rebuild view (below 2.75: without the extended
@@ -41,6 +42,9 @@ func rebuildFields(v Version) []string {
 	}
 	if v.AtLeast(Version{2, 63}) {
 		f = append(f, "trusted_image_certificates")
+	}
+	if v.AtLeast(Version{2, 90}) {
+		f = append(f, "hostname")
 	}
 	return f
 }
@@ -166,6 +170,12 @@ func readRebuild(v Version, arg json.RawMessage) (*rebuildRequest, error) {
 		case "trusted_image_certificates":
 			b, _ := json.Marshal(val)
 			err = checkTrustedCerts(b)
+		case "hostname":
+			// 2.90: the server's new hostname (a new name leaves it).
+			if err = checkHostname(val); err == nil {
+				s := val.(string)
+				c.Hostname = &s
+			}
 		}
 		if err != nil {
 			return nil, err

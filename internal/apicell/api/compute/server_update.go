@@ -34,7 +34,7 @@ func checkServerUpdate(s map[string]any, allowed []string) error {
 			keys = append(keys, k)
 		}
 	}
-	order := []string{"name", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6", "description"}
+	order := []string{"name", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6", "description", "hostname"}
 	sort.Slice(keys, func(i, j int) bool { return slices.Index(order, keys[i]) < slices.Index(order, keys[j]) })
 	for _, k := range keys {
 		v := s[k]
@@ -50,6 +50,8 @@ func checkServerUpdate(s map[string]any, allowed []string) error {
 			err = checkIP(k, v, "ipv6")
 		case "description":
 			err = checkServerDescription(v)
+		case "hostname":
+			err = checkHostname(v)
 		}
 		if err != nil {
 			return err
@@ -114,7 +116,8 @@ func checkServerDescription(v any) error {
 }
 
 // updateServer is PUT /servers/{id}: name, accessIPv4, accessIPv6,
-// OS-DCF:diskConfig, and description from 2.19 (Nova's update schemas).
+// OS-DCF:diskConfig, description from 2.19 and hostname from 2.90 (Nova's
+// update schemas). A new name leaves the hostname as it is, as in Nova.
 // Nova does not check the lock here, and neither does this.
 func (h *serverUpdateHandler) updateServer(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -126,6 +129,9 @@ func (h *serverUpdateHandler) updateServer(w http.ResponseWriter, r *http.Reques
 	allowed := []string{"name", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6"}
 	if atLeast(r, 19) {
 		allowed = append(allowed, "description")
+	}
+	if atLeast(r, 90) {
+		allowed = append(allowed, "hostname")
 	}
 	server, err := objectField(body, "server", allowed, nil, func(s map[string]any) error { return checkServerUpdate(s, allowed) })
 	if err != nil {
@@ -147,6 +153,7 @@ func (h *serverUpdateHandler) updateServer(w http.ResponseWriter, r *http.Reques
 	u.Name = str("name")
 	u.AccessIPv4 = str("accessIPv4")
 	u.AccessIPv6 = str("accessIPv6")
+	u.Hostname = str("hostname")
 	if _, ok := server["description"]; ok {
 		u.SetDescription = true
 		u.Description = str("description")

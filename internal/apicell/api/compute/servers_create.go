@@ -259,8 +259,19 @@ func (h *serversHandler) planBuild(r *http.Request, req *createRequest, flavor w
 			KeyName: req.keyName, UserData: req.userData, Metadata: req.metadata, AvailabilityZone: req.az,
 			ReservationID: p.resID, LaunchIndex: i, CreatedAt: p.now,
 		}
+		// Nova's hostname: the one given (one server only), else the
+		// name's, numbered as the name is.
+		host := req.hostname
+		if host == "" {
+			index := 0
+			if req.count > 1 {
+				index = i + 1
+			}
+			host = apidb.DefaultHostname(req.name, spec.UUID, index)
+		}
 		p.insts[i] = apidb.Instance{InstanceSpec: spec, FlavorID: flavor.ID, Flavor: flavor, VMState: "building", TaskState: "scheduling", RequestID: p.rid,
-			AccessIPv4: req.accessIPv4, AccessIPv6: req.accessIPv6, AutoDiskConfig: req.autoDiskConfig}
+			AccessIPv4: req.accessIPv4, AccessIPv6: req.accessIPv6, AutoDiskConfig: req.autoDiskConfig, Hostname: host,
+			PinnedZone: req.az}
 		p.build.Instances = append(p.build.Instances, spec)
 	}
 	return p, nil

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ var createFields = []string{
 	"availability_zone", "min_count", "max_count", "return_reservation_id", "security_groups", "config_drive",
 	"description", "tags",
 	"accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "block_device_mapping", "block_device_mapping_v2",
-	"trusted_image_certificates", "host", "hypervisor_hostname",
+	"trusted_image_certificates", "host", "hypervisor_hostname", "hostname",
 }
 
 type createBody struct {
@@ -57,6 +58,8 @@ type createBody struct {
 	// Host and HypervisorHostname are a requested destination (2.74).
 	Host               json.RawMessage `json:"host"`
 	HypervisorHostname json.RawMessage `json:"hypervisor_hostname"`
+	// Hostname is the server's hostname (2.90).
+	Hostname json.RawMessage `json:"hostname"`
 }
 
 // readCreate reads a create request's body and checks it against Nova's
@@ -79,7 +82,8 @@ func readCreate(w http.ResponseWriter, r *http.Request) (*createRequest, error) 
 		// 2.57 removed personality (file injection).
 		if !slices.Contains(createFields, k) || (k == "personality" && atLeast(r, 57)) ||
 			(k == "trusted_image_certificates" && !atLeast(r, 63)) ||
-			((k == "host" || k == "hypervisor_hostname") && !atLeast(r, 74)) {
+			((k == "host" || k == "hypervisor_hostname") && !atLeast(r, 74)) ||
+			(k == "hostname" && !atLeast(r, 90)) {
 			return nil, bad("Invalid input for field/attribute server. Additional properties are not allowed ('%s' was unexpected)", k)
 		}
 	}
@@ -134,6 +138,8 @@ type createRequest struct {
 	// destination (2.74's host and hypervisor_hostname), as given until
 	// resolveDestination names them in their cell, requestedCell.
 	requestedHost, requestedNode, requestedCell string
+	// hostname is the hostname given (2.90; "": made from the name).
+	hostname string
 	// imageProps are the image's properties, for the build.
 	imageProps map[string]string
 	// bdms are the block_device_mapping_v2 entries as from_api made them
@@ -162,6 +168,7 @@ func validateCreate(ver Version, b *createBody, top map[string]json.RawMessage) 
 	for _, check := range []func(Version, *createBody, *createRequest) error{
 		createName, createFlavorRef, createImageRef, createBlockDevices, createDescriptionAndTags,
 		createNamedFields, createDestination, createAccessIPs, createMetadata, createNetworks, createCounts, createNetworkCounts, createSecurityGroups,
+		createHostname,
 	} {
 		if err := check(ver, b, out); err != nil {
 			return nil, err
@@ -546,6 +553,51 @@ func validateNetworks(ver Version, raw json.RawMessage) ([]requestedNetwork, err
 		ports[rn.Port] = rn.Port != ""
 	}
 	return out, nil
+}
+
+// createHostname checks hostname (2.90, Nova's parameter_types.hostname;
+// readCreate refuses it below), which one server only may be given (Nova's
+// AmbiguousHostnameForMultipleInstances when max_count, or min_count
+// without it, is above 1).
+func createHostname(_ Version, b *createBody, out *createRequest) error {
+	if len(b.Hostname) == 0 {
+		return nil
+	}
+	// A number is named as the body gives it (5, not 5.0).
+	var v any
+	dec := json.NewDecoder(strings.NewReader(string(b.Hostname)))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return invalid("hostname", string(b.Hostname), "is not valid JSON")
+	}
+	if err := checkHostname(v); err != nil {
+		return err
+	}
+	if out.count > 1 {
+		return bad("Unable to allocate a single hostname to multiple instances")
+	}
+	out.hostname = v.(string)
+	return nil
+}
+
+// hostnamePattern is Nova's parameter_types.hostname's pattern (2.90 to
+// 2.93; 2.94 allows a fully qualified name, not served here).
+const hostnamePattern = `^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$`
+
+var hostnameRE = regexp.MustCompile(hostnamePattern)
+
+// checkHostname checks a hostname as Nova's schema does: a string that
+// matches hostnamePattern (as Python's re.search: its $ also matches
+// before a final newline), of 2 to 63 characters.
+func checkHostname(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return invalid("hostname", v, "%s is not of type 'string'", pyRepr(v))
+	}
+	if !hostnameRE.MatchString(strings.TrimSuffix(s, "\n")) {
+		return invalid("hostname", s, "%s does not match %s", pyRepr(s), pyRepr(hostnamePattern))
+	}
+	return checkString("hostname", s, 2, 63)
 }
 
 // createNetworkCounts refuses more than one instance with a port or a

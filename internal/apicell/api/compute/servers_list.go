@@ -238,6 +238,9 @@ func memberFilters(r *http.Request) []string {
 	if atLeast(r, v283) {
 		opts = append(opts, memberFiltersV283...)
 	}
+	if atLeast(r, 90) {
+		opts = append(opts, "hostname")
+	}
 	return opts
 }
 

@@ -330,6 +330,7 @@ var patternFields = map[string]func(*apidb.Instance) string{
 	"name":                func(in *apidb.Instance) string { return in.Name },
 	"display_name":        func(in *apidb.Instance) string { return in.Name },
 	"reservation_id":      func(in *apidb.Instance) string { return in.ReservationID },
+	"hostname":            (*apidb.Instance).HostnameOf,
 	"node":                func(in *apidb.Instance) string { return in.Node },
 	"key_name":            func(in *apidb.Instance) string { return in.KeyName },
 	"availability_zone":   func(in *apidb.Instance) string { return in.AvailabilityZone },

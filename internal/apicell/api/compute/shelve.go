@@ -12,6 +12,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
+	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
@@ -28,8 +29,8 @@ import (
 // when the unshelved server's ACTIVE state arrives (apidb.ApplyUpdate),
 // and when the server's deletion does. Every value of the three actions
 // is accepted below 2.77 (Nova's schemas are {}); from 2.77 unshelve
-// takes null or an availability zone (unshelve below); 202 without a
-// body.
+// takes null or an availability zone, from 2.91 a host too, or null for
+// the zone (unshelve below); 202 without a body.
 
 // shelveHandler is the shelve, shelveOffload and unshelve actions.
 type shelveHandler struct {
@@ -95,28 +96,51 @@ func (h *shelveHandler) shelveOffload(w http.ResponseWriter, r *http.Request, in
 // its 202.
 //
 // From 2.77 the body is null or {"availability_zone": ZONE} (Nova's
-// unshelve_v277; {} is refused), and a zone is checked as Nova's
-// compute API checks it, after the lock and the state (409s): the server
+// unshelve_v277; {} is refused); from 2.91 null or an object with
+// availability_zone (a string, or null to unpin the server) and host
+// (unshelveV291). They are checked as Nova's compute API checks them,
+// after the lock and the state (409s): with a zone or a host the server
 // must be SHELVED_OFFLOADED (409 otherwise: a shelved server still has a
-// host, whose zone it keeps), and the zone one a cell reports an enabled
-// host in (400 "The requested availability zone is not available"). The
-// server's cell then schedules it among its own hosts in that zone: a
-// server never changes cell on unshelve, as in Nova's cells v2, whose
-// conductor restricts the request to the instance's cell. A zone with no
-// room in that cell leaves the server SHELVED_OFFLOADED with the action's
-// error (Nova's NoValidHost); once unshelved, its availability_zone is
-// the new zone.
+// host, whose zone it keeps); a zone must be one a cell reports an
+// enabled host in (400 "The requested availability zone is not
+// available"); a host needs the unshelve_to_host rule (403), must be a
+// compute host (400) and in the zone the server is pinned to after the
+// unshelve, if any (409). The server's cell then schedules it among its
+// own hosts in that zone (any zone when it is pinned to none), on the
+// host given alone: a server never changes cell on unshelve, as in Nova's
+// cells v2, whose conductor restricts the request to the instance's cell,
+// so a host of another cell, like a zone or host with no room, leaves the
+// server SHELVED_OFFLOADED with the action's error (Nova's NoValidHost);
+// once unshelved, its availability_zone is its host's. The zone given, or
+// none, is the server's pinned zone from then on (Nova's
+// RequestSpec.availability_zone).
 func (h *shelveHandler) unshelve(w http.ResponseWriter, r *http.Request, in *apidb.Instance, arg json.RawMessage) {
 	ctx := r.Context()
-	var zone string
-	if atLeast(r, v277) {
-		var err error
-		if zone, err = unshelveZone(arg); err != nil {
-			h.fail(w, r, err)
-			return
-		}
+	var u unshelveRequest
+	var err error
+	switch {
+	case atLeast(r, v291):
+		u, err = unshelveV291(arg)
+	case atLeast(r, v277):
+		u.zone, err = unshelveZone(arg)
+		u.zoneGiven = u.zone != ""
 	}
-	p := wire.ActionParams{AvailabilityZone: zone}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	p := wire.ActionParams{AvailabilityZone: u.zone}
+	var hostErr error
+	if u.host != "" {
+		// The host's checks are answered after the state's (below).
+		if p.Host, hostErr = h.unshelveHost(r, in, u); hostErr == nil {
+			// Pinned to no zone after the unshelve: the host's is any.
+			p.AnyZone = u.pinned(in) == ""
+			p.AvailabilityZone = u.pinned(in)
+		}
+	} else if u.zoneGiven && u.zone == "" {
+		p.AnyZone = true // unpinned (2.91)
+	}
 	if in.ShelvedImageID != "" {
 		// Looked at whatever the state: the cell, which holds the truth,
 		// uses it only for an offloaded instance.
@@ -132,7 +156,7 @@ func (h *shelveHandler) unshelve(w http.ResponseWriter, r *http.Request, in *api
 		params, _ = json.Marshal(p)
 	}
 	var extra func(ctx context.Context, tx *db.Tx) error
-	if zone != "" {
+	if u.zoneGiven || u.host != "" {
 		extra = func(ctx context.Context, tx *db.Tx) error {
 			cur, err := apidb.Get(ctx, tx, in.UUID)
 			if err != nil {
@@ -142,14 +166,133 @@ func (h *shelveHandler) unshelve(w http.ResponseWriter, r *http.Request, in *api
 				return conflict("Specifying an availability zone or a host when unshelving server \"%s\" with status \"%s\" is not supported. "+
 					"The server status must be SHELVED_OFFLOADED.", cur.UUID, cur.VMState)
 			}
-			return zoneAvailable(ctx, tx, h.zones, zone, h.cfg.DefaultAvailabilityZone)
+			if u.zone != "" {
+				if err := zoneAvailable(ctx, tx, h.zones, u.zone, h.cfg.DefaultAvailabilityZone); err != nil {
+					return err
+				}
+			}
+			if hostErr != nil {
+				return hostErr
+			}
+			if u.zoneGiven {
+				return apidb.SetPinnedZone(ctx, tx, cur.UUID, u.zone)
+			}
+			return nil
 		}
 	}
 	h.actions.startActionWith(w, r, in, "unshelve", params, nil, extra)
 }
 
-// v277 lets unshelve name an availability zone.
-const v277 = 77
+// ruleUnshelveToHost lets an unshelve name its host (2.91; Nova's
+// default: admins only).
+const ruleUnshelveToHost = "os_compute_api:os-shelve:unshelve_to_host"
+
+// unshelveHost checks the host an unshelve names, as Nova's compute API
+// does: the rule, the host (a compute host the API cell has a mapping
+// of, named as os-services names it, Nova's ComputeHostNotFound), and its
+// zone against the one the server is pinned to after the unshelve (Nova's
+// UnshelveHostNotInAZ). It returns the host as the server's cell names
+// it; a host of another cell is sent by its qualified name, which no host
+// of the server's cell has.
+func (h *shelveHandler) unshelveHost(r *http.Request, in *apidb.Instance, u unshelveRequest) (string, error) {
+	ctx := r.Context()
+	if err := h.authorize(ctx, ruleUnshelveToHost, policy.Target{"project_id": in.ProjectID, "user_id": in.UserID}); err != nil {
+		return "", err
+	}
+	found, ok, err := h.aggregateHost(r, u.host)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", bad("Compute host %s could not be found.", u.host)
+	}
+	if zone, pinned := u.pinned(in), u.pinnedSet(in); pinned {
+		zones, err := hostAggregateZones(ctx, h.cfg.DB, found)
+		if err != nil {
+			return "", err
+		}
+		if hostZoneOf(zones, h.cfg.DefaultAvailabilityZone) != zone {
+			return "", conflict("Host \"%s\" is not in the availability zone \"%s\".", u.host, zone)
+		}
+	}
+	if found.Cell != in.Cell {
+		return found.Cell + cellItemSep + found.Host, nil
+	}
+	return found.Host, nil
+}
+
+// v277 lets unshelve name an availability zone; v291 a host, and no zone.
+const (
+	v277 = 77
+	v291 = 91
+)
+
+// unshelveRequest is an unshelve's body.
+type unshelveRequest struct {
+	// zone is the availability zone given; zoneGiven says one was given,
+	// "" when null (2.91: the server is unpinned).
+	zone      string
+	zoneGiven bool
+	// zoneNull says the zone given was null.
+	zoneNull bool
+	// host is the host given (2.91; "": none).
+	host string
+}
+
+// pinned is the zone the server is pinned to after the unshelve: the one
+// given, or its own ("": none).
+func (u unshelveRequest) pinned(in *apidb.Instance) string {
+	if u.zoneGiven {
+		return u.zone
+	}
+	return in.PinnedZone
+}
+
+// pinnedSet says whether the server is pinned to a zone after the
+// unshelve, as Nova's "not None": a zone given, even "", or its own.
+func (u unshelveRequest) pinnedSet(in *apidb.Instance) bool {
+	if u.zoneGiven {
+		return u.zone != "" || !u.zoneNull
+	}
+	return in.PinnedZone != ""
+}
+
+// unshelveV291 reads the unshelve action's value from 2.91 (Nova's
+// unshelve_v291): null, or an object with availability_zone (a string,
+// or null) and host (a string), both optional ({} is a plain unshelve).
+func unshelveV291(arg json.RawMessage) (unshelveRequest, error) {
+	var u unshelveRequest
+	if isNull(arg) {
+		return u, nil
+	}
+	v, err := readObjectBytes(arg)
+	if err != nil {
+		var x any
+		_ = json.Unmarshal(arg, &x)
+		return u, invalid("unshelve", x, "%s is not of type 'object', 'null'", pyRepr(x))
+	}
+	if z, ok := v["availability_zone"]; ok {
+		switch z := z.(type) {
+		case nil:
+			u.zoneGiven, u.zoneNull = true, true
+		case string:
+			u.zoneGiven, u.zone = true, z
+		default:
+			return u, invalid("availability_zone", z, "%s is not of type 'string', 'null'", pyRepr(z))
+		}
+	}
+	if x, ok := v["host"]; ok {
+		s, isStr := x.(string)
+		if !isStr {
+			return u, invalid("host", x, "%s is not of type 'string'", pyRepr(x))
+		}
+		u.host = s
+	}
+	if err := noOtherKeys(v, "unshelve", "availability_zone", "host"); err != nil {
+		return u, err
+	}
+	return u, nil
+}
 
 // unshelveZone reads the unshelve action's value from 2.77 (Nova's
 // unshelve_v277): null, or an object with exactly availability_zone, a

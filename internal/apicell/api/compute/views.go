@@ -2,8 +2,6 @@ package compute
 
 import (
 	"net/http"
-	"strings"
-	"unicode"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
@@ -23,13 +21,18 @@ func versionedView(r *http.Request, in *apidb.Instance, v map[string]any, rights
 		}
 		v["OS-EXT-SRV-ATTR:reservation_id"] = in.ReservationID
 		v["OS-EXT-SRV-ATTR:launch_index"] = in.LaunchIndex
-		v["OS-EXT-SRV-ATTR:hostname"] = hostname(in.Name, in.UUID)
+		v["OS-EXT-SRV-ATTR:hostname"] = in.HostnameOf()
 		// The images carry no kernel or ramdisk (Nova's '' when the image
 		// names none).
 		v["OS-EXT-SRV-ATTR:kernel_id"] = ""
 		v["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
 		v["OS-EXT-SRV-ATTR:root_device_name"] = rootDeviceName(in)
 		v["OS-EXT-SRV-ATTR:user_data"] = userData
+	}
+	if ver.AtLeast(Version{2, 90}) {
+		// 2.90: the hostname is shown to every user (in every server
+		// view: show, the detailed list, update and rebuild).
+		v["OS-EXT-SRV-ATTR:hostname"] = in.HostnameOf()
 	}
 	if rights.hostStatus && ver.AtLeast(Version{2, 16}) {
 		// 2.16: host_status. The API cell knows no hosts; a host it has
@@ -74,34 +77,6 @@ func rootDeviceName(in *apidb.Instance) any {
 	return "/dev/vda"
 }
 
-// hostname is Nova's hostname of a server (utils.sanitize_hostname of its
-// display name): characters outside Latin-1 dropped, cut to 63
-// characters, space, underscore and dot made hyphens, what is not a word
-// character or a hyphen dropped, lower case, no hyphen at either end; and
-// "Server-{uuid}" when nothing is left (compute/api.py
-// _populate_instance_names).
-func hostname(name, uuid string) string {
-	rs := make([]rune, 0, len(name))
-	for _, r := range name {
-		if r <= 0xff {
-			rs = append(rs, r)
-		}
-	}
-	if len(rs) > 63 {
-		rs = rs[:63]
-	}
-	var b strings.Builder
-	for _, r := range rs {
-		switch {
-		case r == ' ', r == '_', r == '.', r == '-':
-			b.WriteRune('-')
-		case unicode.IsLetter(r), unicode.IsNumber(r):
-			b.WriteRune(unicode.ToLower(r))
-		}
-	}
-	h := strings.Trim(b.String(), "-")
-	if h == "" {
-		return "Server-" + uuid
-	}
-	return h
-}
+// hostname is the hostname Nova gives a server named name it is not
+// given one for (apidb.DefaultHostname).
+func hostname(name, uuid string) string { return apidb.DefaultHostname(name, uuid, 0) }
