@@ -69,6 +69,12 @@ func TestBootFromVolume(t *testing.T) {
 		t.Errorf("a volume-backed server's image: %v, want \"\"", img)
 	}
 	volID := attachedVolume(s)
+	// As in Nova, a server seen ACTIVE has its volumes in-use already
+	// (the spawn attaches them and its transaction sends their states up
+	// before the instance's): no wait here.
+	if v, err := volumes.Get(ctx, vc, volID).Extract(); err != nil || v.Status != "in-use" {
+		t.Errorf("the boot volume of a server just seen ACTIVE: %v %v, want in-use", v, err)
+	}
 	v := waitVolume(t, vc, volID, "in-use")
 	if v.Bootable != "true" || len(v.Attachments) != 1 || v.Attachments[0].Device != "/dev/vda" || v.Attachments[0].ServerID != s.ID {
 		t.Errorf("the boot volume: bootable %q, attachments %+v", v.Bootable, v.Attachments)

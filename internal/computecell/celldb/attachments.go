@@ -219,6 +219,15 @@ func HostAttachments(ctx context.Context, q Querier, instanceUUID string) ([]*Vo
 		ORDER BY mountpoint, id`, instanceUUID)
 }
 
+// BuildAttachments lists the attachments a build recorded for its
+// instance before the spawn (attaching, no host work pending, with a
+// mapping), by device.
+func BuildAttachments(ctx context.Context, q Querier, instanceUUID string) ([]*VolumeAttachment, error) {
+	return db.Collect(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments
+		WHERE instance_uuid = ? AND deleted = 0 AND attach_status = 'attaching' AND pending = '' AND `+hasBDM+`
+		ORDER BY mountpoint, id`, instanceUUID)
+}
+
 // AttachmentsWithoutBacking lists up to limit live attachments whose
 // backing is not recorded (made before migration 14).
 func AttachmentsWithoutBacking(ctx context.Context, q Querier, limit int) ([]*VolumeAttachment, error) {

@@ -326,8 +326,13 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	// a host that cannot attach them fails the spawn, as Nova's
 	// _prep_block_device does. A first build without volume mappings has
 	// none (an attach needs an instance past building): no statement.
+	var built []*celldb.VolumeAttachment
 	if in.VMState != celldb.VMBuilding || len(in.BlockDevices) > 0 {
-		if err := s.attachInstanceVolumes(ctx, host, uuid, log); err != nil {
+		err := s.attachInstanceVolumes(ctx, host, uuid, log)
+		if err == nil && in.VMState == celldb.VMBuilding {
+			built, err = s.attachBuildVolumes(ctx, host, uuid, log)
+		}
+		if err != nil {
 			log.Warn("attaching the instance's volumes failed: the spawn fails", "err", err)
 			if derr := s.cfg.Driver.Destroy(ctx, host, uuid); derr != nil {
 				log.Error("destroying the copy whose volumes failed", "err", derr)
@@ -343,6 +348,18 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	var st wire.InstanceState
 	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		var err error
+		if len(built) > 0 {
+			// The instance's row first, then its volumes' (the volume
+			// role's order); their states go up before the instance's,
+			// so that the API cell shows them in-use once it shows it
+			// active.
+			if _, err := celldb.GetForUpdate(ctx, tx, uuid); err != nil {
+				return err
+			}
+			if err := s.bootAttached(ctx, tx, in.RequestID, built, now); err != nil {
+				return err
+			}
+		}
 		in, st, err = s.state.TransitionState(ctx, tx, uuid, instancestate.Task(celldb.TaskSpawning),
 			celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now})
 		if err != nil {

@@ -2,6 +2,7 @@ package compute_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/virt/fake"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 	"github.com/cellcloud/cellcloud/internal/vmstate"
 )
 
@@ -135,6 +137,82 @@ func TestSpawnAttachesVolumes(t *testing.T) {
 		}
 		if got := e.get(t, in.UUID); got.VMState != celldb.VMActive || got.Host != "h1" {
 			t.Errorf("instance %s on %q, want active on h1", got.VMState, got.Host)
+		}
+	})
+}
+
+// TestSpawnAttachesABuildsVolumes: a boot from volume (the build's
+// mappings recorded, their attachments attaching, as the volume role's
+// PrepareBuild leaves them) is attached on the host in the spawn, and the
+// transaction that makes the instance active makes the attachment
+// attached and the volume in-use, its state sent up before the
+// instance's: the API cell never shows the server ACTIVE with its boot
+// volume still attaching. An attachment the instance's delete took
+// meanwhile is left alone (the spawn's transaction then fails as the
+// instance is gone).
+func TestSpawnAttachesABuildsVolumes(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		e := setupOn(t, d, compute.HostSpec{}, fake.Config{}, "h1")
+		e.sent.takeAll()
+		vol, att := "00000000-0000-4000-8000-000000000001", "a7000000-0000-4000-8000-000000000001"
+		bd := []wire.BlockDevice{{UUID: "bd000000-0000-4000-8000-000000000001", SourceType: "image", DestinationType: "volume",
+			VolumeID: vol, New: true, AttachmentID: att, BootIndex: 0, DeviceName: "/dev/vda"}}
+		in := &celldb.Instance{InstanceSpec: wire.InstanceSpec{UUID: uuidN(1), Name: "bfv", ProjectID: "p", UserID: "u", CreatedAt: t0,
+			BlockDevices: bd}, Build: celldb.BuildContext{BlockDevices: bd},
+			Flavor: small, VMState: celldb.VMBuilding, TaskState: celldb.TaskNetworking, Version: 4, RequestID: "req-bfv"}
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			if err := celldb.Insert(ctx, tx, []celldb.Instance{*in}, t0); err != nil {
+				return err
+			}
+			if _, err := celldb.InsertVolume(ctx, tx, &celldb.Volume{ID: vol, ProjectID: "p", UserID: "u", SizeGB: 1, Status: "attaching",
+				Version: 2, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+				return err
+			}
+			if err := celldb.InsertBDM(ctx, tx, &celldb.BDM{UUID: "bd000000-0000-4000-8000-000000000001", InstanceUUID: in.UUID,
+				VolumeID: vol, AttachmentID: att, DeviceName: "/dev/vda", BootIndex: 0, SourceType: "image", DestinationType: "volume",
+				CreatedAt: t0}); err != nil {
+				return err
+			}
+			return celldb.InsertAttachment(ctx, tx, &celldb.VolumeAttachment{ID: att, VolumeID: vol, InstanceUUID: in.UUID,
+				Status: "attaching", Mode: "rw", Mountpoint: "/dev/vda", Backing: "/vols/1.raw", RequestID: in.RequestID})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.Spawn(ctx, "h1", in.UUID); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.driver.Disks("h1", in.UUID); !maps.Equal(got, map[string]string{"/dev/vda": "/vols/1.raw"}) {
+			t.Errorf("disks on h1 %v, want /dev/vda", got)
+		}
+		a, err := celldb.GetAttachment(ctx, d, att)
+		if err != nil || a.Status != "attached" || a.Pending != "" {
+			t.Errorf("the attachment after the spawn: %+v %v, want attached, nothing pending", a, err)
+		}
+		v, err := celldb.GetVolume(ctx, d, vol)
+		if err != nil || v.Status != "in-use" || v.Version != 3 {
+			t.Errorf("the volume after the spawn: %+v %v, want in-use at version 3", v, err)
+		}
+		var order []string
+		for _, m := range e.sent.takeAll() {
+			switch m.Method {
+			case wire.MethodVolumeUpdate:
+				var u wire.VolumeUpdate
+				if err := json.Unmarshal(m.Payload, &u); err != nil || len(u.Volumes) != 1 || u.Volumes[0].Status != "in-use" ||
+					len(u.Volumes[0].Attachments) != 1 || u.Volumes[0].Attachments[0].Status != "attached" {
+					t.Errorf("volume_update %s", m.Payload)
+				}
+				order = append(order, "volume")
+			case wire.MethodInstanceUpdate:
+				order = append(order, "instance")
+			}
+		}
+		if !slices.Equal(order, []string{"volume", "instance"}) {
+			t.Errorf("sent %v, want the volume's state, then the instance's", order)
+		}
+		if got := e.get(t, in.UUID); got.VMState != celldb.VMActive {
+			t.Errorf("instance %s, want active", got.VMState)
 		}
 	})
 }
