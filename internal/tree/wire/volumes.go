@@ -143,6 +143,10 @@ type VolumeState struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Attachments are the volume's attachments (none: not attached).
 	Attachments []AttachmentState `json:"attachments,omitempty"`
+	// MovedFrom is the cell the volume moved from (volume_move.go): the
+	// API cell's copy of that cell takes the state (when newer) and
+	// changes its cell to Cell.
+	MovedFrom string `json:"moved_from,omitempty"`
 }
 
 // SnapshotState is the owning cell's state of one snapshot.
