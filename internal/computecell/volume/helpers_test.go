@@ -262,8 +262,8 @@ type env struct {
 	// (move_test.go).
 	cellPath string
 	peers    volume.Peers
-	m          *volume.Manager
-	started    bool
+	m        *volume.Manager
+	started  bool
 }
 
 func migrated(t *testing.T, d *db.DB) {
