@@ -258,12 +258,13 @@ type env struct {
 	hosts *hosts
 	// maxDevices is the managers' MaxDiskDevices.
 	maxDevices int
+	m          *volume.Manager
+	started    bool
+
 	// cellPath is the managers' cell ("": cell) and peers their Peers
 	// (move_test.go).
 	cellPath string
 	peers    volume.Peers
-	m        *volume.Manager
-	started  bool
 }
 
 func migrated(t *testing.T, d *db.DB) {
