@@ -138,3 +138,57 @@ func TestVolumeMovesToTheServersCell(t *testing.T) {
 		t.Errorf("the volume with a snapshot moved to %s", n.Config().Cell)
 	}
 }
+
+// TestVolumeMoveWaitsForItsCell: the volume's cell is down when a server
+// of the other cell attaches it: the attach is taken (200, the server's
+// cell is up), the volume shows attaching while its cell is down, and
+// once its cell is back the volume moves and is attached: in-use, in the
+// server's cell only, its bytes with it. (A begin sent while the cell is
+// down may wait in the brokers until it is back, or time out; then the
+// server's cell tries again with a growing delay, which the volume
+// package's TestVolumeMoveWaitsForTheOtherCell shows step by step.)
+func TestVolumeMoveWaitsForItsCell(t *testing.T) {
+	tr := testtree.Start(t, testtree.Options{Cells: 2, HostsPerCell: 1, CallTimeout: 3 * time.Second})
+	ctx := context.Background()
+	cc, vc := tr.Compute(adminP), tr.Volume(adminP)
+	cc.Microversion = "2.79"
+	s, err := servers.Create(ctx, cc, servers.CreateOpts{Name: "vm", FlavorRef: "1", ImageRef: up.DefaultImageID, Networks: "auto"}, nil).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := settled(t, tr, s.ID)[0]
+	cell := cellNode(t, tr, in.Cell)
+	idx := 0
+	if tr.Cells[0] == cell {
+		idx = 1
+	}
+	other := tr.Cells[idx]
+	data := make([]byte, 1<<20+777)
+	rand.Read(data)
+	vol := volumeFromImageIn(t, tr, vc, uploadImage(t, tr, adminP, data), other.Config().Cell)
+
+	cfg := testtree.StopCell(t, other)
+	att, err := volumeattach.Create(ctx, cc, s.ID, volumeattach.CreateOpts{VolumeID: vol.ID}).Extract()
+	if err != nil || att.Device != "/dev/vdb" {
+		t.Fatalf("attach while the volume's cell is down: %+v %v, want /dev/vdb", att, err)
+	}
+	if v, err := volumes.Get(ctx, vc, vol.ID).Extract(); err != nil || v.Status != "attaching" {
+		t.Fatalf("volume while its cell is down: %+v %v, want attaching", v, err)
+	}
+	tr.Cells[idx] = testtree.RestartCell(t, cfg)
+	testpoll.Eventually(t, 3*time.Minute, "volume "+vol.ID+" in-use", func() (bool, string) {
+		v, err := volumes.Get(ctx, vc, vol.ID).Extract()
+		if err != nil {
+			return false, err.Error()
+		}
+		return v.Status == "in-use", v.Status
+	})
+	now, path := volumeCell(t, tr, vol.ID, false)
+	if now != cell {
+		t.Fatalf("the attached volume is in %s, the server in %s", now.Config().Cell, in.Cell)
+	}
+	volumeBytes(t, path, data, gib)
+	if got := cell.VolumeDisks(in.Host, s.ID); got["/dev/vdb"] != path {
+		t.Errorf("the hypervisor's disks %v, want /dev/vdb on %s", got, path)
+	}
+}
