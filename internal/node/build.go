@@ -329,23 +329,23 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	if err != nil {
 		return nil, err
 	}
+	volumes, err := volumeapi.New(volumeapi.Config{Cell: cfg.Cell, Logger: n.log, Auth: p.auth, Policy: p.pol,
+		StorageZone: cfg.API.DefaultAvailabilityZone, Host: cfg.Host, Cells: calls, Calls: calls, DownCells: down,
+		DB: n.DB, Types: vtypes, Quotas: vtypes, TypeUsage: voldb.Counter{}, QuotaUsage: voldb.Counter{},
+		Sender: sender, Images: volumeapi.ImageStore{Store: &imagedb.Store{}}, Zones: storageZones(n.DB, cfg.Cells.DownAfter.D(), time.Now(), n.log.With("cell", cfg.Cell))})
+	if err != nil {
+		return nil, err
+	}
 	api, err := compute.New(compute.Config{Cell: cfg.Cell, DB: n.DB, Sender: sender, Caller: calls, Reserver: reserver,
 		VolumeTypes: vtypes, VolumeQuotas: vtypes,
 		Logger: n.log, AuditPeriod: cfg.InstanceUsageAuditPeriod, DownCells: down,
 		Auth: p.auth, Policy: p.pol, Quota: cfg.API.Quota, NetworkQuota: cfg.API.NetworkQuota, ReclaimInterval: cfg.API.ReclaimInstanceInterval.D(),
-		DefaultAvailabilityZone: cfg.API.DefaultAvailabilityZone})
+		DefaultAvailabilityZone: cfg.API.DefaultAvailabilityZone, BlockStorage: volumes})
 	if err != nil {
 		return nil, err
 	}
 	networks, err := networkapi.New(networkapi.Config{Cell: cfg.Cell, DB: n.DB, Logger: n.log, Auth: p.auth, Policy: p.pol,
 		Quota: cfg.API.NetworkQuota, Reserver: reserver, Sender: sender})
-	if err != nil {
-		return nil, err
-	}
-	volumes, err := volumeapi.New(volumeapi.Config{Cell: cfg.Cell, Logger: n.log, Auth: p.auth, Policy: p.pol,
-		StorageZone: cfg.API.DefaultAvailabilityZone, Host: cfg.Host, Cells: calls,
-		DB: n.DB, Types: vtypes, Quotas: vtypes, TypeUsage: voldb.Counter{}, QuotaUsage: voldb.Counter{},
-		Sender: sender, Images: volumeapi.ImageStore{Store: &imagedb.Store{}}, Zones: storageZones(n.DB, cfg.Cells.DownAfter.D(), time.Now(), n.log.With("cell", cfg.Cell))})
 	if err != nil {
 		return nil, err
 	}

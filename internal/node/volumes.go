@@ -39,6 +39,7 @@ func (n *Node) volumeRole(sender *cells.Sender, hosts volume.Hosts) (*volume.Man
 	n.Cells.HandleCast(wire.MethodVolumeAction, 1, 0, m.Action)
 	n.Cells.HandleCall(wire.MethodAttachVolume, 1, 0, m.AttachVolume)
 	n.Cells.HandleCall(wire.MethodUpdateVolumeAttachment, 1, 0, m.UpdateAttachment)
+	n.Cells.HandleCall(wire.MethodAttachmentWrite, 1, 0, m.AttachmentWrite)
 	n.Cells.HandleCast(wire.MethodDetachVolume, 1, 0, m.DetachVolume)
 	n.Cells.HandleCall(wire.MethodVolumeExport, 1, 0, m.Export)
 	n.Cells.HandleCast(wire.MethodVolumeMoveDone, 1, 0, m.MoveDone)

@@ -298,6 +298,17 @@ wait_status volume vdata in-use
 expect /dev/vdb server volume list vm-vol
 expect "$vol_vdata" server show vm-vol -f value -c volumes_attached
 echo "ok   openstack server add volume vm-vol vdata (/dev/vdb, in-use)"
+# Extended while attached (Block Storage 3.42): in-use again at 2 GiB,
+# its file grown on disk, still attached.
+os --os-volume-api-version 3.42 volume set --size 2 vdata || fail "volume set --size 2 of an attached volume"
+for _ in $(seq 1 150); do
+  [ "$(os volume show vdata -f value -c status -c size | paste -sd' ')" = "2 in-use" ] && break
+  sleep 0.2
+done
+[ "$(os volume show vdata -f value -c status -c size | paste -sd' ')" = "2 in-use" ] || fail "vdata after the online extend: $(os volume show vdata -f value -c status -c size)"
+[ "$(stat -c %s "$work"/data/*/volumes/volumes/"$vol_vdata".raw)" = $((2 << 30)) ] || fail "vdata's file is not 2 GiB"
+expect /dev/vdb server volume list vm-vol
+echo "ok   openstack --os-volume-api-version 3.42 volume set --size 2 of an attached volume (in-use, 2 GiB on disk)"
 out=$(os volume delete vdata 2>&1) && fail "an attached volume was deleted: $out"
 echo "ok   openstack volume delete of an attached volume (refused)"
 os server remove volume vm-vol vdata || fail "server remove volume"

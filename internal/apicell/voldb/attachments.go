@@ -3,6 +3,7 @@ package voldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -51,6 +52,9 @@ type Attachment struct {
 	AttachedAt          time.Time
 	// ProjectID is the volume's project.
 	ProjectID string
+	// ConnectionInfo is the connection of an attachment of the Block
+	// Storage API's attachments (nil: none).
+	ConnectionInfo json.RawMessage
 }
 
 // IsRoot reports whether the attachment is the instance's root device
@@ -90,10 +94,10 @@ func replaceAttachments(ctx context.Context, tx *db.Tx, volumeID string, atts []
 			at = db.Micros(a.AttachedAt)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO volume_attachments (id, volume_id, instance_uuid, attach_status, device, mode,
-			bdm_uuid, tag, delete_on_termination, boot_index, attached_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			bdm_uuid, tag, delete_on_termination, boot_index, attached_at, connection_info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`,
 			a.ID, volumeID, a.InstanceUUID, a.Status, a.Device, mode, a.BDMUUID, a.Tag, b2i(a.DeleteOnTermination),
-			a.BootIndex, at); err != nil {
+			a.BootIndex, at, string(a.ConnectionInfo)); err != nil {
 			return fmt.Errorf("attachment %s of volume %s: %w", a.ID, volumeID, err)
 		}
 	}
@@ -107,7 +111,7 @@ func replaceAttachments(ctx context.Context, tx *db.Tx, volumeID string, atts []
 }
 
 const attachmentColumns = `a.id, a.volume_id, a.instance_uuid, a.attach_status, a.device, a.mode, a.bdm_uuid, a.tag,
-	a.delete_on_termination, a.boot_index, a.attached_at, v.project_id`
+	a.delete_on_termination, a.boot_index, a.attached_at, v.project_id, a.connection_info`
 
 // attachmentFrom joins an attachment to its volume (for its project);
 // only the attachments of volumes that are not deleted are read.
@@ -117,9 +121,13 @@ func scanAttachment(s db.Scanner) (*Attachment, error) {
 	var a Attachment
 	var dot int
 	var at int64
+	var ci string
 	if err := s.Scan(&a.ID, &a.VolumeID, &a.InstanceUUID, &a.Status, &a.Device, &a.Mode, &a.BDMUUID, &a.Tag, &dot,
-		&a.BootIndex, &at, &a.ProjectID); err != nil {
+		&a.BootIndex, &at, &a.ProjectID, &ci); err != nil {
 		return nil, err
+	}
+	if ci != "" {
+		a.ConnectionInfo = json.RawMessage(ci)
 	}
 	a.DeleteOnTermination = dot != 0
 	if at != 0 {
@@ -159,13 +167,16 @@ func VolumeAttachments(ctx context.Context, q db.Querier, ids []string) (map[str
 
 // AttachmentsByInstances are the attachments of the instances uuids, by
 // instance (one query: a page of servers), each instance's in the order
-// of its devices (the root first).
+// of its devices (the root first). Like InstanceVolumeAttachment it reads
+// only the attachments the Compute API made (with a block device
+// mapping): one of the Block Storage API's attachments only names its
+// consumer, which Nova does not know of.
 func AttachmentsByInstances(ctx context.Context, q db.Querier, uuids []string) (map[string][]*Attachment, error) {
 	out := map[string][]*Attachment{}
 	if len(uuids) == 0 {
 		return out, nil
 	}
-	atts, err := attachmentsWhere(ctx, q, `a.instance_uuid IN (`+placeholders(len(uuids))+`)`, anys(uuids)...)
+	atts, err := attachmentsWhere(ctx, q, `a.bdm_uuid <> '' AND a.instance_uuid IN (`+placeholders(len(uuids))+`)`, anys(uuids)...)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +189,7 @@ func AttachmentsByInstances(ctx context.Context, q db.Querier, uuids []string) (
 // InstanceVolumeAttachment is the attachment of volume to instance
 // (ErrAttachmentNotFound: none).
 func InstanceVolumeAttachment(ctx context.Context, q db.Querier, instance, volume string) (*Attachment, error) {
-	atts, err := attachmentsWhere(ctx, q, `a.instance_uuid = ? AND a.volume_id = ?`, instance, volume)
+	atts, err := attachmentsWhere(ctx, q, `a.bdm_uuid <> '' AND a.instance_uuid = ? AND a.volume_id = ?`, instance, volume)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,9 @@ package voldb
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -289,4 +292,77 @@ func (Counter) TypeInUse(ctx context.Context, q db.Querier, typeID string) (bool
 // Usage is the package's Usage.
 func (Counter) Usage(ctx context.Context, q db.Querier, project string) (map[string]int64, error) {
 	return Usage(ctx, q, project)
+}
+
+// ChangeImageMetadata changes a volume's volume_image_metadata (the API
+// cell owns it): change gets the metadata as it is (nil: none) and returns
+// it as it must be (or an error, returned as it is). It is a
+// compare-and-swap on the stored text, tried again when another writer
+// came in between. ErrNotFound if the volume is gone.
+func ChangeImageMetadata(ctx context.Context, tx *db.Tx, id string, now time.Time, change func(map[string]string) (map[string]string, error)) (map[string]string, error) {
+	for range 5 {
+		var raw string
+		err := tx.QueryRow(ctx, `SELECT volume_image_metadata FROM volumes WHERE id = ? AND deleted = 0`, id).Scan(&raw)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("image metadata of volume %s: %w", id, err)
+		}
+		var md map[string]string
+		if raw != "" {
+			if err := json.Unmarshal([]byte(raw), &md); err != nil {
+				return nil, fmt.Errorf("volume %s: image metadata: %w", id, err)
+			}
+		}
+		md, err = change(md)
+		if err != nil {
+			return nil, err
+		}
+		next := ""
+		if md != nil {
+			b, err := json.Marshal(md)
+			if err != nil {
+				return nil, err
+			}
+			next = string(b)
+		}
+		res, err := tx.Exec(ctx, `UPDATE volumes SET volume_image_metadata = ?, updated_at = ?
+			WHERE id = ? AND deleted = 0 AND volume_image_metadata = ?`, next, db.Micros(now), id, raw)
+		if err != nil {
+			return nil, fmt.Errorf("set the image metadata of volume %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, fmt.Errorf("set the image metadata of volume %s: %w", id, err)
+		} else if n == 1 {
+			return md, nil
+		}
+	}
+	return nil, fmt.Errorf("set the image metadata of volume %s: changed by others five times running", id)
+}
+
+// Retype is Cinder's retype of a volume whose new type needs no migration
+// (every type here is served by the same backend): in tx, provided the
+// volume is available or in-use and has another type, its type becomes
+// typeID/typeName and its multiattach flag multiattach. It reports
+// whether it took (false: the volume's status or type did not allow it).
+func Retype(ctx context.Context, tx *db.Tx, id, typeID, typeName string, multiattach bool, now time.Time) (bool, error) {
+	res, err := tx.Exec(ctx, `UPDATE volumes SET volume_type_id = ?, volume_type_name = ?, multiattach = ?, updated_at = ?
+		WHERE id = ? AND deleted = 0 AND status IN ('available', 'in-use') AND volume_type_id <> ?`,
+		typeID, typeName, b2i(multiattach), db.Micros(now), id, typeID)
+	if err != nil {
+		return false, fmt.Errorf("retype volume %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// SnapshotUsage is how many snapshots of a volume are not deleted and the
+// GiB they hold (their sizes), for a retype's quota.
+func SnapshotUsage(ctx context.Context, q db.Querier, volumeID string) (n int, gb int64, err error) {
+	if err := q.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volume_snapshots WHERE volume_id = ? AND deleted = 0`,
+		volumeID).Scan(&n, &gb); err != nil {
+		return 0, 0, fmt.Errorf("snapshots of volume %s: %w", volumeID, err)
+	}
+	return n, gb, nil
 }

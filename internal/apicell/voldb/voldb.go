@@ -117,6 +117,10 @@ CREATE TABLE volume_attachments (
 );
 CREATE INDEX volume_attachments_volume ON volume_attachments (volume_id);
 CREATE INDEX volume_attachments_instance ON volume_attachments (instance_uuid)`},
+	// The connection_info of an attachment of the Block Storage API's
+	// attachments (3.27), as its cell sends it ('': none).
+	{Version: 3, Name: "volume attachment connection info", SQL: `
+ALTER TABLE volume_attachments ADD COLUMN connection_info TEXT NOT NULL DEFAULT ''`},
 }
 
 // Errors.

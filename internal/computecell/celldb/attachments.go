@@ -3,6 +3,7 @@ package celldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -201,13 +202,21 @@ func InstanceAttachments(ctx context.Context, q Querier, instanceUUID string) ([
 		WHERE instance_uuid = ? AND deleted = 0 ORDER BY volume_id, id`, instanceUUID)
 }
 
+// hasBDM is the condition (over volume_attachments, unaliased or as a)
+// that an attachment has a live block device mapping: one the Compute
+// API made, whose host work the cell does. The Block Storage API's
+// attachments (attachment_write) have none: their consumer connects
+// itself, and no hypervisor of the cell holds them.
+const hasBDM = `EXISTS (SELECT 1 FROM block_device_mappings b WHERE b.attachment_id = volume_attachments.id AND b.deleted = 0)`
+
 // HostAttachments lists the live attachments of an instance that its
 // hypervisor holds (attached, or detaching with the detach still to do),
 // by device: those a move or a restart attaches again where the
-// instance runs.
+// instance runs (not the Block Storage API's, hasBDM).
 func HostAttachments(ctx context.Context, q Querier, instanceUUID string) ([]*VolumeAttachment, error) {
 	return db.Collect(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments
-		WHERE instance_uuid = ? AND deleted = 0 AND attach_status IN ('attached', 'detaching') ORDER BY mountpoint, id`, instanceUUID)
+		WHERE instance_uuid = ? AND deleted = 0 AND attach_status IN ('attached', 'detaching') AND `+hasBDM+`
+		ORDER BY mountpoint, id`, instanceUUID)
 }
 
 // AttachmentsWithoutBacking lists up to limit live attachments whose
@@ -236,6 +245,9 @@ type AttachmentChange struct {
 	Deleted      bool
 	// Backing sets the attachment's backing (nil leaves it).
 	Backing *string
+	// Mode and Mountpoint set the attach mode and the mountpoint.
+	Mode       *string
+	Mountpoint *string
 }
 
 // UpdateAttachment applies c to a live attachment and returns it as it
@@ -270,6 +282,12 @@ func UpdateAttachment(ctx context.Context, tx *db.Tx, id string, expectPending *
 	}
 	if c.Backing != nil {
 		add("backing", *c.Backing)
+	}
+	if c.Mode != nil {
+		add("mode", *c.Mode)
+	}
+	if c.Mountpoint != nil {
+		add("mountpoint", *c.Mountpoint)
 	}
 	if len(set) == 0 {
 		return GetAttachment(ctx, tx, id)
@@ -323,17 +341,26 @@ func AttachmentStates(ctx context.Context, q Querier, volumeIDs ...string) (map[
 		var attached int64
 		var bdm, tag sql.NullString
 		var dot, boot sql.NullInt64
+		var backing string
 		err := r.Scan(&x.volumeID, &x.s.ID, &x.s.InstanceUUID, &x.s.Status, &x.s.Device, &x.s.Mode, &attached,
-			&bdm, &tag, &dot, &boot)
+			&bdm, &tag, &dot, &boot, &backing)
 		x.s.BDMUUID, x.s.Tag, x.s.DeleteOnTermination = bdm.String, tag.String, dot.Int64 != 0
 		x.s.BootIndex = -1
 		if boot.Valid {
 			x.s.BootIndex = int(boot.Int64)
 		}
+		if !bdm.Valid {
+			// One of the Block Storage API's: connected (a mountpoint
+			// recorded) or not yet ({} as Cinder's reserve leaves it).
+			x.s.ConnectionInfo = json.RawMessage(`{}`)
+			if x.s.Device != "" {
+				x.s.ConnectionInfo = ConnectionInfo(x.s.ID, backing, x.s.Mode)
+			}
+		}
 		x.s.AttachedAt = db.FromMicros(attached)
 		return x, err
 	}, `SELECT a.volume_id, a.id, a.instance_uuid, a.attach_status, a.mountpoint, a.mode, a.attached_at,
-		b.uuid, b.tag, b.delete_on_termination, b.boot_index
+		b.uuid, b.tag, b.delete_on_termination, b.boot_index, a.backing
 		FROM volume_attachments a LEFT JOIN block_device_mappings b ON b.attachment_id = a.id AND b.deleted = 0
 		WHERE a.deleted = 0 AND a.volume_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(volumeIDs)), ", ")+`)
 		ORDER BY a.volume_id, a.id`, args...)

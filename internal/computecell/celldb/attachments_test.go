@@ -3,6 +3,7 @@ package celldb_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
@@ -49,7 +50,7 @@ func TestAttachmentRows(t *testing.T) {
 		}
 		want := wire.AttachmentState{ID: "a1", InstanceUUID: "i1", Status: "attaching", Device: "/dev/vdb", Mode: "rw",
 			BDMUUID: "b1", Tag: "db", DeleteOnTermination: true, BootIndex: -1}
-		if len(states) != 1 || len(states["v1"]) != 1 || states["v1"][0] != want {
+		if len(states) != 1 || len(states["v1"]) != 1 || !reflect.DeepEqual(states["v1"][0], want) {
 			t.Errorf("states %+v, want v1's %+v", states, want)
 		}
 		stale, attach := "req-0", "attach"
@@ -94,8 +95,9 @@ func TestAttachmentRows(t *testing.T) {
 // TestAttachmentBackingAndHostAttachments: an attachment's backing
 // (migration 14) is written and read back, and set by UpdateAttachment;
 // the attachments without one are listed; HostAttachments lists those the
-// VM holds (attached, detaching) by device, not one attaching nor a
-// deleted one; SetBDMDeleteOnTermination reports a change only when the
+// VM holds (attached, detaching) by device, not one attaching, a
+// deleted one nor one of the Block Storage API's (no mapping);
+// SetBDMDeleteOnTermination reports a change only when the
 // flag changes, and not_found for an attachment without a mapping.
 func TestAttachmentBackingAndHostAttachments(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
@@ -107,10 +109,17 @@ func TestAttachmentBackingAndHostAttachments(t *testing.T) {
 				{ID: "a2", VolumeID: "v2", InstanceUUID: "i1", Status: "detaching", Mode: "rw", Mountpoint: "/dev/vdb"},
 				{ID: "a3", VolumeID: "v3", InstanceUUID: "i1", Status: "attaching", Mode: "rw", Mountpoint: "/dev/vdd", Backing: "/v/3"},
 				{ID: "a4", VolumeID: "v4", InstanceUUID: "i1", Status: "detached", Mode: "rw", Mountpoint: "/dev/vde", Deleted: true},
+				// One of the Block Storage API's attachments naming the
+				// instance: no mapping, and no hypervisor holds it.
+				{ID: "a5", VolumeID: "v5", InstanceUUID: "i1", Status: "attached", Mode: "rw", Mountpoint: "na", Backing: "/v/5"},
 			} {
 				if err := celldb.InsertAttachment(ctx, tx, &a); err != nil {
 					return err
 				}
+			}
+			if err := celldb.InsertBDM(ctx, tx, &celldb.BDM{UUID: "b2", InstanceUUID: "i1", VolumeID: "v2", AttachmentID: "a2",
+				DeviceName: "/dev/vdb", BootIndex: -1, SourceType: "volume", DestinationType: "volume", CreatedAt: t0}); err != nil {
+				return err
 			}
 			return celldb.InsertBDM(ctx, tx, &celldb.BDM{UUID: "b1", InstanceUUID: "i1", VolumeID: "v1", AttachmentID: "a1",
 				DeviceName: "/dev/vdc", BootIndex: -1, SourceType: "volume", DestinationType: "volume", CreatedAt: t0})

@@ -54,9 +54,9 @@ func (in *Instance) Need() capacity.Flavor {
 // instances that are active with no task, oldest first.
 func BootAttachmentsToStart(ctx context.Context, q Querier, limit int) ([]*VolumeAttachment, error) {
 	// Driven by the attachments (few), each instance found by its key.
-	return db.Collect(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments a
-		WHERE deleted = 0 AND attach_status = 'attaching' AND pending = '' AND EXISTS
-		(SELECT 1 FROM instances i WHERE i.uuid = a.instance_uuid AND i.deleted = 0 AND i.vm_state = ? AND i.task_state = '')
+	return db.Collect(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments
+		WHERE deleted = 0 AND attach_status = 'attaching' AND pending = '' AND `+hasBDM+` AND EXISTS
+		(SELECT 1 FROM instances i WHERE i.uuid = volume_attachments.instance_uuid AND i.deleted = 0 AND i.vm_state = ? AND i.task_state = '')
 		ORDER BY id LIMIT ?`, VMActive, limit)
 }
 

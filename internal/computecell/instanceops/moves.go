@@ -227,7 +227,7 @@ func (o *Ops) unshelveWithoutImage(ctx context.Context, in *celldb.Instance, ima
 }
 
 // rebuild rebuilds the instance on its host from the image the action
-// names, which becomes its image_ref (a volume-backed one keeps none).
+// names, which becomes its image_ref (a volume-backed one keeps its own).
 func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending) error {
 	var rp wire.ActionParams
 	if err := json.Unmarshal(p.Params, &rp); err != nil || rp.ImageRef == "" {
@@ -238,10 +238,11 @@ func (o *Ops) rebuild(ctx context.Context, in *celldb.Instance, p celldb.Pending
 	}
 	vm, power := vmstate.Active, vmstate.Running
 	ch := celldb.Change{VMState: &vm, PowerState: &power, ImageRef: &rp.ImageRef}
-	if in.ImageRef == "" {
+	if in.ImageRef == "" || in.VolumeBacked() {
 		// A volume-backed instance (booted from a volume, no image of its
-		// own): the API cell lets only its root volume's own image through
-		// (Nova below 2.93), and the instance keeps no image_ref.
+		// own, or from an image whose mappings gave it a boot volume): the
+		// API cell lets only its root volume's own image through (Nova
+		// below 2.93), and the instance keeps its image_ref.
 		ch.ImageRef = nil
 	}
 	return o.finish(ctx, in.UUID, vmstate.Actions["rebuild"].Task, ch, nil)

@@ -325,11 +325,27 @@ func (m *Manager) DetachVolume(ctx context.Context, tx *db.Tx, env *wire.Envelop
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(atts, func(a *celldb.VolumeAttachment) bool { return a.InstanceUUID == req.InstanceUUID })
-	if i < 0 {
+	// The instance's attachment with its block device mapping (one of the
+	// Block Storage API's, with none, may name the instance too).
+	var a *celldb.VolumeAttachment
+	var bdm *celldb.BDM
+	for _, x := range atts {
+		if x.InstanceUUID != req.InstanceUUID {
+			continue
+		}
+		b, err := celldb.BDMOfAttachment(ctx, tx, x.ID)
+		if errors.Is(err, celldb.ErrAttachmentNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		a, bdm = x, b
+		break
+	}
+	if a == nil {
 		return refuse("the volume is not attached to the instance")
 	}
-	a := atts[i]
 	switch {
 	case a.Pending == pendingDetach:
 		log.Info("detach_volume repeated: the detach is pending already")
@@ -345,11 +361,7 @@ func (m *Manager) DetachVolume(ctx context.Context, tx *db.Tx, env *wire.Envelop
 	case !attachable(in.VMState, in.TaskState):
 		return refuse(fmt.Sprintf("instance in vm_state %s, task_state %q", in.VMState, in.TaskState))
 	}
-	bdm, err := celldb.BDMOfAttachment(ctx, tx, a.ID)
-	if err != nil && !errors.Is(err, celldb.ErrAttachmentNotFound) {
-		return err
-	}
-	if bdm != nil && bdm.BootIndex == 0 {
+	if bdm.BootIndex == 0 {
 		return refuse("Cannot detach a root device volume")
 	}
 	if _, err := celldb.UpdateAttachment(ctx, tx, a.ID, nil, "", celldb.AttachmentChange{Status: ptr(attachDetaching),
@@ -419,7 +431,9 @@ func (m *Manager) fillBackings(ctx context.Context) error {
 
 // statusOf is a volume's status from its live attachments, as Cinder
 // takes the "highest" remaining one: any attached (or detaching back to
-// attached) is in-use; else attaching; else detaching; else available.
+// attached) is in-use; else attaching; else detaching; else reserved (an
+// attachment of the Block Storage API not connected yet); else
+// available.
 func statusOf(atts []*celldb.VolumeAttachment) string {
 	has := func(s string) bool {
 		return slices.ContainsFunc(atts, func(a *celldb.VolumeAttachment) bool { return a.Status == s })
@@ -431,6 +445,8 @@ func statusOf(atts []*celldb.VolumeAttachment) string {
 		return statusAttaching
 	case has(attachDetaching):
 		return statusDetaching
+	case has(attachReserved):
+		return statusReserved
 	}
 	return statusAvailable
 }
@@ -572,7 +588,12 @@ func (m *Manager) InstanceGone(ctx context.Context, tx *db.Tx, instanceUUID, req
 			return err
 		}
 		bdm, err := celldb.BDMOfAttachment(ctx, tx, a.ID)
-		if err != nil && !errors.Is(err, celldb.ErrAttachmentNotFound) {
+		if errors.Is(err, celldb.ErrAttachmentNotFound) {
+			// One of the Block Storage API's attachments, which only names
+			// the instance: its consumer deletes it, as Cinder keeps it.
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		if _, err := celldb.UpdateAttachment(ctx, tx, a.ID, nil, "", celldb.AttachmentChange{Status: ptr(attachDetached),
@@ -597,7 +618,7 @@ func (m *Manager) InstanceGone(ctx context.Context, tx *db.Tx, instanceUUID, req
 		}
 		// A volume still being made may be deleted too: its creation's end
 		// finds the delete pending and leaves it (build.go).
-		if bdm != nil && bdm.DeleteOnTermination && len(rest) == 0 && (v.Action == "" || v.Action == pendingCreate) {
+		if bdm.DeleteOnTermination && len(rest) == 0 && (v.Action == "" || v.Action == pendingCreate) {
 			snaps, err := celldb.SnapshotsOfVolume(ctx, tx, v.ID)
 			if err != nil {
 				return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"slices"
 
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -53,16 +52,25 @@ func (m *Manager) UpdateAttachment(ctx context.Context, env *wire.Envelope) (any
 		if err != nil {
 			return err
 		}
-		i := slices.IndexFunc(atts, func(a *celldb.VolumeAttachment) bool { return a.InstanceUUID == in.UUID })
-		if i < 0 {
+		// The instance's attachment with a block device mapping (one of
+		// the Block Storage API's, with none, may name the instance too).
+		found := false
+		for _, a := range atts {
+			if a.InstanceUUID != in.UUID {
+				continue
+			}
+			changed, err = celldb.SetBDMDeleteOnTermination(ctx, tx, a.ID, req.DeleteOnTermination)
+			if errors.Is(err, celldb.ErrAttachmentNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			found = true
+			break
+		}
+		if !found {
 			return wire.Errorf(wire.CodeNotFound, "volume %s is not attached to instance %s", v.ID, in.UUID)
-		}
-		changed, err = celldb.SetBDMDeleteOnTermination(ctx, tx, atts[i].ID, req.DeleteOnTermination)
-		if errors.Is(err, celldb.ErrAttachmentNotFound) {
-			return wire.Errorf(wire.CodeNotFound, "attachment %s of volume %s has no block device mapping", atts[i].ID, v.ID)
-		}
-		if err != nil {
-			return err
 		}
 		if changed {
 			if v, err = celldb.UpdateVolume(ctx, tx, v.ID, nil, celldb.VolumeChange{}, m.cfg.Now()); err != nil {

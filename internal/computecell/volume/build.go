@@ -266,7 +266,7 @@ func boolRank(b bool) int {
 // (Cinder's attach and detach statuses, and available).
 func attachmentStatus(status string) bool {
 	switch status {
-	case statusAvailable, statusInUse, statusAttaching, statusDetaching:
+	case statusAvailable, statusInUse, statusAttaching, statusDetaching, statusReserved:
 		return true
 	}
 	return false

@@ -460,7 +460,9 @@ func (c *actionCtx) snapshotCreate(ctx context.Context) error {
 	switch {
 	case c.v.Deleted:
 		why = fmt.Sprintf("Volume %s could not be found.", c.v.ID)
-	case c.v.Status != statusAvailable:
+	case c.a.Force && c.v.Status != statusAvailable && c.v.Status != statusInUse:
+		why = fmt.Sprintf("Volume %s status must be available, in-use, but current status is: %s.", c.v.ID, c.v.Status)
+	case !c.a.Force && c.v.Status != statusAvailable:
 		why = fmt.Sprintf("Volume %s status must be available, but current status is: %s.", c.v.ID, c.v.Status)
 	case c.v.Action != "":
 		why = fmt.Sprintf("Volume %s has a pending %s.", c.v.ID, c.v.Action)

@@ -1,6 +1,9 @@
 package wire
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Volume attachments (docs/architecture.md §3.11). A server attaches only
 // volumes of its own cell (Nova's cross_az_attach = False), so the
@@ -97,6 +100,10 @@ type AttachmentState struct {
 	DeleteOnTermination bool      `json:"delete_on_termination,omitempty"`
 	BootIndex           int       `json:"boot_index"`
 	AttachedAt          time.Time `json:"attached_at,omitzero"`
+	// ConnectionInfo is the connection an attachment of the Block
+	// Storage API's attachments (attachment_write) was given (Cinder's
+	// connection_info; absent: none yet, or one the Compute API made).
+	ConnectionInfo json.RawMessage `json:"connection_info,omitempty"`
 }
 
 // BlockDevice is one block device mapping of an instance to build

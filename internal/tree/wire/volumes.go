@@ -118,6 +118,9 @@ type VolumeAction struct {
 	Cascade bool `json:"cascade,omitempty"`
 	// CreatedAt: the snapshot's creation time (snapshot_create).
 	CreatedAt time.Time `json:"created_at,omitzero"`
+	// Force: snapshot_create of a volume that may be in-use (Cinder's
+	// force; a volume-backed server's createImage).
+	Force bool `json:"force,omitempty"`
 }
 
 // VolumeUpdate is the payload of volume_update.

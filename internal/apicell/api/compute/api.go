@@ -86,6 +86,10 @@ type Config struct {
 	// node wires package voltypes' store to both.
 	VolumeTypes  VolumeTypeStore
 	VolumeQuotas VolumeQuotaStore
+	// BlockStorage is the Block Storage API's handler (paths /v3/...),
+	// which the proxy APIs os-volumes and os-snapshots call in-process as
+	// Nova calls Cinder (nil: they are not served).
+	BlockStorage http.Handler
 }
 
 // API is the Compute API handler: the router that the rooms (kit.go)
@@ -177,6 +181,7 @@ func rooms(b *base, serverActions map[string]serverActionFunc) []room {
 		&ipsHandler{base: b, servers: servers},
 		&interfacesHandler{base: b, servers: servers},
 		&volumeAttachmentsHandler{base: b, servers: servers},
+		&volumesProxyHandler{base: b},
 		&securityGroupsHandler{base: b, servers: servers},
 		&instanceActionsHandler{base: b, servers: servers},
 		&firewallHandler{base: b, servers: servers},

@@ -76,7 +76,9 @@ type router struct {
 // Remove one when its room lands (the room's patterns then add it).
 var reservedResources = []string{
 	"images", "extensions", "os-instance-usage-audit-log",
-	"os-migrations", "os-volumes",
+	"os-migrations",
+	// Served by volumesProxyHandler when the Block Storage API is there.
+	"os-volumes", "os-snapshots",
 }
 
 // newRouter is a router on mux with the reserved resources and no route.

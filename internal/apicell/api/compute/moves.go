@@ -145,7 +145,12 @@ func (h *movesHandler) createImage(w http.ResponseWriter, r *http.Request, in *a
 		h.fail(w, r, err)
 		return
 	}
-	if isVolumeBacked(in) {
+	vb, err := isVolumeBacked(ctx, h.cfg.DB, in)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if vb {
 		h.createImageVolumeBacked(w, r, in, p)
 		return
 	}

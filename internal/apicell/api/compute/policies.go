@@ -121,6 +121,16 @@ var Rules = []policy.Rule{
 	// os-volume_attachments: the server's project reads, its members
 	// change; swap is the service role's (Cinder's, in a migration).
 	{Name: ruleVolAttIndex, Check: ruleReader},
+	{Name: volumesRule + "list", Check: ruleReader},
+	{Name: volumesRule + "detail", Check: ruleReader},
+	{Name: volumesRule + "show", Check: ruleReader},
+	{Name: volumesRule + "create", Check: ruleMember},
+	{Name: volumesRule + "delete", Check: ruleMember},
+	{Name: volumesRule + "snapshots:list", Check: ruleReader},
+	{Name: volumesRule + "snapshots:detail", Check: ruleReader},
+	{Name: volumesRule + "snapshots:show", Check: ruleReader},
+	{Name: volumesRule + "snapshots:create", Check: ruleMember},
+	{Name: volumesRule + "snapshots:delete", Check: ruleMember},
 	{Name: ruleVolAttShow, Check: ruleReader},
 	{Name: ruleVolAttCreate, Check: ruleMember},
 	{Name: ruleVolAttUpdate, Check: ruleMember},

@@ -203,7 +203,11 @@ func (h *actionsHandler) rescue(w http.ResponseWriter, r *http.Request, in *apid
 		if err != nil {
 			return err
 		}
-		if !isVolumeBacked(cur) {
+		vb, err := isVolumeBacked(ctx, tx, cur)
+		if err != nil {
+			return err
+		}
+		if !vb {
 			return checkVolumesInUseConflict(ctx, tx, cur)
 		}
 		return checkRescueVolumeBacked(ctx, tx, cur, p.RescueImageRef, allowBFV)

@@ -221,6 +221,13 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		return
 	}
 	img, err := checkImage(ctx, h.cfg.DB, req.imageRef, in.Flavor)
+	volumeBacked := false
+	if err == nil {
+		volumeBacked, err = isVolumeBacked(ctx, h.cfg.DB, in)
+	}
+	if err == nil && !volumeBacked {
+		err = checkFlavorDisk(img, in.Flavor)
+	}
 	if err == nil {
 		req.change.AutoDiskConfig, err = autoDiskConfig(req.diskConfig, img.ID, img.AutoDiskConfig)
 	}
@@ -239,10 +246,11 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 		}
 	}
 	req.change.ImageRef = req.imageRef
-	if isVolumeBacked(in) {
+	if volumeBacked {
 		// Nova below 2.93: the image in a volume-backed server's root
 		// volume cannot change; the same image is a plain rebuild, and the
-		// server keeps no image_ref of its own (its cell keeps it "" too).
+		// server keeps its image_ref ("", or the image with the mappings
+		// it was booted from; its cell keeps it too).
 		// (Nova's 400 for trusted_image_certificates on a volume-backed
 		// server cannot arise: readRebuild refuses any certificates.)
 		vol, err := bootVolume(ctx, h.cfg.DB, in)
@@ -256,7 +264,7 @@ func (h *movesHandler) rebuild(w http.ResponseWriter, r *http.Request, in *apidb
 			h.fail(w, r, bad("Image %s is unacceptable: Unable to rebuild with a different image for a volume-backed server.", req.imageRef))
 			return
 		}
-		req.change.ImageRef = ""
+		req.change.ImageRef = in.ImageRef
 	}
 	if msg, err := checkVolumesInUse(ctx, h.cfg.DB, in); err != nil || msg != "" {
 		if err == nil {

@@ -193,6 +193,19 @@ func checkCreateRefs(ctx context.Context, d *db.DB, zones *zoneCache, req *creat
 	if err != nil {
 		return wire.Flavor{}, err
 	}
+	// The image's own mappings (a volume-backed server's snapshot): with
+	// a volume to boot from, the flavor's disk is not the root disk, and
+	// the image's min_disk is checked against the volume's size
+	// (resolveBootVolumes), as Nova's _validate_flavor_image_nostatus.
+	if err := mergeImageBDMs(req, img); err != nil {
+		return wire.Flavor{}, err
+	}
+	if !req.volumeBacked {
+		if err := checkFlavorDisk(img, fd.Flavor); err != nil {
+			return wire.Flavor{}, err
+		}
+	}
+	req.imageMinDisk = int64(img.MinDisk)
 	if req.autoDiskConfig, err = autoDiskConfig(req.diskConfig, img.ID, img.AutoDiskConfig); err != nil {
 		return wire.Flavor{}, err
 	}
@@ -316,7 +329,7 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 
 // checkImage refuses an image the caller cannot boot, as Nova does: one
 // that does not exist (or is not visible), is not active, or needs more
-// RAM or disk than the flavor has. The image is returned with its
+// RAM than the flavor has (checkFlavorDisk checks its disk). The image is returned with its
 // properties (a build's placement constraints).
 func checkImage(ctx context.Context, d *db.DB, id string, f wire.Flavor) (*imagedb.Image, error) {
 	c := httpkit.CallerFrom(ctx)
@@ -333,10 +346,17 @@ func checkImage(ctx context.Context, d *db.DB, id string, f wire.Flavor) (*image
 	if int64(img.MinRAM) > f.RAMMB {
 		return nil, bad("Flavor's memory is too small for requested image.")
 	}
-	if f.RootGB > 0 && int64(img.MinDisk) > f.RootGB {
-		return nil, bad("Flavor's disk is too small for requested image.")
-	}
 	return img, nil
+}
+
+// checkFlavorDisk is the rest of Nova's flavor and image check for a
+// server whose root disk is local (the flavor's): the image's min_disk
+// must fit it.
+func checkFlavorDisk(img *imagedb.Image, f wire.Flavor) error {
+	if f.RootGB > 0 && int64(img.MinDisk) > f.RootGB {
+		return bad("Flavor's disk is too small for requested image.")
+	}
+	return nil
 }
 
 // autoDiskConfig is Nova's auto_disk_config of a server booted (or

@@ -7,10 +7,11 @@ package compute
 // does. Served: the image boot itself (source image, destination local,
 // boot_index 0, the imageRef's image) and every mapping to a volume
 // (source volume, snapshot, image or blank; checked against the copies in
-// servers_create_volumes.go); a mapping that removes a device (no_device)
-// is accepted, as there is none to remove. Local disks other than the
-// image boot (ephemeral, swap) and the legacy block_device_mapping are a
-// 400 that says what is not served.
+// servers_create_volumes.go), in either syntax (the legacy
+// block_device_mapping read as from_legacy_mapping does); a mapping that
+// removes a device (no_device) is accepted, as there is none to remove.
+// Local disks other than the image boot (ephemeral, swap) are a 400 that
+// says what is not served.
 
 import (
 	"encoding/json"
@@ -263,6 +264,9 @@ type bdmRequest struct {
 	deviceName, guestFormat, diskBus, devType string
 	tag                                       string
 	deleteOnTermination                       bool
+	// fromImage: the mapping is the image's (mergeImageBDMs), not the
+	// request's; legacy: the request's block_device_mapping (v1).
+	fromImage, legacy bool
 }
 
 // isVolume is Nova's BlockDeviceMapping.is_volume.
@@ -287,9 +291,25 @@ func createBlockDevices(ver Version, b *createBody, out *createRequest) error {
 	if len(legacy) > 0 && len(v2) > 0 {
 		return bad("Using different block_device_mapping syntaxes is not allowed in the same request.")
 	}
-	if len(legacy) > 0 {
-		return bdmInvalid("the legacy block_device_mapping is not served: use block_device_mapping_v2")
+	// The legacy mappings (Nova's legacy_bdm): each read as
+	// BlockDeviceDict.from_legacy, its boot index set once the root
+	// device name is known (legacyBoot).
+	for _, m := range legacy {
+		api, err := legacyBDMToAPI(m)
+		if err != nil {
+			return err
+		}
+		req, skip, err := bdmFromAPI(api, out.imageRef)
+		if err != nil {
+			return err
+		}
+		if !skip {
+			req.legacy = true
+			out.bdms = append(out.bdms, req)
+		}
 	}
+	out.legacyBDM = len(legacy) > 0
+	out.bdmV2 = len(v2) > 0
 	for _, m := range v2 {
 		req, skip, err := bdmFromAPI(m, out.imageRef)
 		if err != nil {
@@ -299,7 +319,7 @@ func createBlockDevices(ver Version, b *createBody, out *createRequest) error {
 			out.bdms = append(out.bdms, req)
 		}
 	}
-	if out.imageRef == "" && len(v2) == 0 {
+	if out.imageRef == "" && len(v2) == 0 && len(legacy) == 0 {
 		return bad("Missing imageRef attribute")
 	}
 	for _, m := range out.bdms {

@@ -141,6 +141,14 @@ type createRequest struct {
 	// 0) is a volume, and the server has no image of its own.
 	bdms         []bdmRequest
 	volumeBacked bool
+	// bdmV2: the request gave block_device_mapping_v2 (Nova's legacy_bdm
+	// false); legacyBDM: it gave block_device_mapping (v1), whose entries
+	// in bdms have their boot index once the root device name is known.
+	bdmV2, legacyBDM bool
+	// rootDeviceName is the root device name of an image boot
+	// (createRootDeviceName); imageMinDisk is the image's min_disk (GiB).
+	rootDeviceName string
+	imageMinDisk   int64
 	// vols are the volumes the mappings take or make, resolved against
 	// the copies (servers_create_volumes.go).
 	vols *bootVolumes

@@ -218,7 +218,7 @@ func TestBadCreate(t *testing.T) {
 		{"bdm image to a volume", server(map[string]any{"block_device_mapping_v2": []any{bdm(map[string]any{"destination_type": "volume", "volume_size": 1, "uuid": otherUUID})}}), 400, []string{"Block Device Mapping is Invalid: failed to get image " + otherUUID + "."}},
 		{"bdm blank local disk", server(map[string]any{"block_device_mapping_v2": []any{bdm(nil), bdm(map[string]any{"source_type": "blank", "uuid": nil, "boot_index": -1, "guest_format": "swap", "volume_size": 1})}}), 400, []string{"blank local disk"}},
 		{"bdm another image", server(map[string]any{"block_device_mapping_v2": []any{bdm(map[string]any{"uuid": otherUUID})}}), 400, []string{"is not the imageRef"}},
-		{"legacy bdm", server(map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": otherUUID, "device_name": "vdb"}}}), 400, []string{"block_device_mapping", "not served"}},
+		{"legacy bdm of no volume", server(map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": otherUUID, "device_name": "vdb"}}}), 400, []string{"Volume " + otherUUID + " could not be found."}},
 		{"legacy bdm volume_size negative", server(map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": otherUUID, "volume_size": -1}}}), 400, []string{"volume_size"}},
 		{"legacy bdm with v2 fields", server(map[string]any{"block_device_mapping": []any{map[string]any{"source_type": "image"}}}), 400, []string{"'source_type' was unexpected"}},
 		{"both bdm syntaxes", server(map[string]any{"block_device_mapping": []any{map[string]any{"volume_id": otherUUID}}, "block_device_mapping_v2": []any{bdm(nil)}}), 400, []string{"different block_device_mapping syntaxes"}},

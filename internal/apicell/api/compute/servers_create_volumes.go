@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,7 +98,7 @@ func (h *serversHandler) resolveBootVolumes(ctx context.Context, req *createRequ
 	out := &bootVolumes{}
 	// The boot image metadata of a server without an image
 	// (get_bdm_image_metadata).
-	var minDisk int64
+	minDisk := req.imageMinDisk
 	if req.imageRef == "" {
 		props, md, err := h.bootImageMeta(ctx, req, flavor)
 		if err != nil {
@@ -105,6 +106,9 @@ func (h *serversHandler) resolveBootVolumes(ctx context.Context, req *createRequ
 		}
 		minDisk = md
 		req.imageProps = props
+		if req.legacyBDM {
+			req.bdms = legacyBoot(req.bdms, createRootDeviceName(props), false, "")
+		}
 		if req.autoDiskConfig, err = autoDiskConfig(req.diskConfig, "", props["auto_disk_config"]); err != nil {
 			return err
 		}
@@ -117,12 +121,13 @@ func (h *serversHandler) resolveBootVolumes(ctx context.Context, req *createRequ
 				int64(b.volumeSize)*gib, minDisk*gib)
 		}
 	}
-	// _check_and_transform_bdm: an image boot's volumes cannot take the
-	// root device name; no volume for several instances.
+	// _check_and_transform_bdm: an image boot's volumes (the request's)
+	// cannot take the root device name ("vda", or the image's, which as
+	// Nova compares it never matches); no volume for several instances.
 	if req.imageRef != "" {
 		for _, b := range req.bdms {
-			if b.isVolume() && strings.TrimPrefix(b.deviceName, "/dev/") == "vda" {
-				return bad("The volume cannot be assigned the same device name as the root device vda")
+			if !b.fromImage && !b.legacy && b.isVolume() && strings.TrimPrefix(b.deviceName, "/dev/") == req.rootDeviceName {
+				return bad("The volume cannot be assigned the same device name as the root device %s", req.rootDeviceName)
 			}
 		}
 	}
@@ -355,7 +360,8 @@ func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, 
 	c := httpkit.CallerFrom(ctx)
 	d := h.cfg.DB
 	for _, b := range req.bdms {
-		if b.bootIndex != 0 {
+		// A legacy mapping boots from the device whose letter is a.
+		if (!req.legacyBDM && b.bootIndex != 0) || (req.legacyBDM && deviceLetter(b.deviceName) != "a") {
 			continue
 		}
 		volumeID := ""
@@ -417,6 +423,18 @@ func (h *serversHandler) bootImageMeta(ctx context.Context, req *createRequest, 
 	return nil, 0, nil
 }
 
+// devicePrefixRE and deviceDigitsRE are what Nova's get_device_letter
+// strips: the bus prefix (xvd, vd, sd, hd) and the digits.
+var (
+	devicePrefixRE = regexp.MustCompile(`^((x?v|s|h)d)`)
+	deviceDigitsRE = regexp.MustCompile(`\d+`)
+)
+
+// deviceLetter is Nova's block_device.get_device_letter.
+func deviceLetter(name string) string {
+	return deviceDigitsRE.ReplaceAllString(devicePrefixRE.ReplaceAllString(strings.TrimPrefix(name, "/dev/"), ""), "")
+}
+
 // oneCell is _validate_vol_az_for_create with cross_az_attach = False:
 // the existing volumes and snapshots named are in one cell (and zone),
 // the zone asked for is theirs, and a cell the build is sent to already
@@ -460,10 +478,10 @@ func (v *bootVolumes) oneCell(req *createRequest) error {
 }
 
 // bootReserveRefused is Cinder's attachment_create refusal of a volume
-// that is not available, as Nova's create passes it on (InvalidVolume).
+// that is not available as Nova's create answers it: _validate_bdm makes
+// the InvalidInput an InvalidVolume (400).
 func bootReserveRefused(ctx context.Context, volume, status string) error {
-	return bad("Invalid volume: Invalid input received: Volume %s status must be available or downloading to reserve, but the current status is %s. (HTTP 400) (Request-ID: %s)",
-		volume, status, httpkit.RequestID(ctx))
+	return bad("Invalid volume: %s", reserveRefusal(ctx, volume, status))
 }
 
 // pinToVolumes sends a build with existing volumes only to their cell

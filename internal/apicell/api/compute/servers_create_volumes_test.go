@@ -302,7 +302,7 @@ func TestBootFromVolumeRefusals(t *testing.T) {
 			{"another project's data volume", "", withImage(list(imageBoot(), vbdm("volume", bfvTheirs, nil))), 400, "Volume " + bfvTheirs + " could not be found."},
 			{"boot volume not bootable", "", list(vbdm("volume", bfvData, 0)), 400, "Block Device " + bfvData + " is not bootable."},
 			{"volume in use", "", list(vbdm("volume", bfvBusy, 0)), 400,
-				"Invalid volume: Invalid input received: Volume " + bfvBusy + " status must be available or downloading to reserve, but the current status is in-use."},
+				"Invalid volume: Invalid input received: Invalid volume: Volume " + bfvBusy + " status must be available or downloading to reserve, but the current status is in-use. (HTTP 400) (Request-ID: req-"},
 			{"multiattach below 2.60", "2.59", list(vbdm("volume", bfvMulti, 0)), 400,
 				"Multiattach volumes are only supported starting with compute API version 2.60."},
 			{"volume for several instances", "", map[string]any{"max_count": 2, "block_device_mapping_v2": []any{vbdm("volume", bfvBoot, 0)}}, 400,

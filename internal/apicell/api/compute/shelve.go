@@ -45,7 +45,12 @@ func (h *shelveHandler) register(rt *router) {
 
 // shelve is the shelve action.
 func (h *shelveHandler) shelve(w http.ResponseWriter, r *http.Request, in *apidb.Instance, _ json.RawMessage) {
-	if isVolumeBacked(in) {
+	vb, err := isVolumeBacked(r.Context(), h.cfg.DB, in)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if vb {
 		// Nova's shelve of a volume-backed server takes no snapshot: it
 		// offloads at once (shelve_offload_instance), its volumes stay
 		// attached. The action names no image, which the cell's shelve

@@ -507,11 +507,19 @@ func (h *volumeAttachmentsHandler) checkAttachableCopy(r *http.Request, in *apid
 	return nil
 }
 
-// reserveRefused is Cinder's attachment_create refusal of a volume not
-// available, as Nova passes it on (InvalidInput, 400).
+// reserveRefusal is Cinder's attachment_create refusal of a volume not
+// available (its _attachment_reserve's InvalidVolume, a 400) as Nova's
+// cinder API raises it: InvalidInput, whose text this is. An attach
+// answers it as it is (reserveRefused); a create's _validate_bdm wraps it
+// in InvalidVolume (bootReserveRefused).
+func reserveRefusal(ctx context.Context, volume, status string) string {
+	return cinderBadRequest(ctx, "Invalid volume: Volume "+volume+
+		" status must be available or downloading to reserve, but the current status is "+status+".")
+}
+
+// reserveRefused is the attach's answer to reserveRefusal (400).
 func reserveRefused(ctx context.Context, volume, status string) error {
-	return bad("%s", cinderBadRequest(ctx, "Invalid volume: Volume "+volume+
-		" status must be available or downloading to reserve, but the current status is "+status+"."))
+	return bad("%s", reserveRefusal(ctx, volume, status))
 }
 
 // attachRefused turns the cell's refusal of attach_volume (code

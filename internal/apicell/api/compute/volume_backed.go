@@ -24,9 +24,21 @@ import (
 )
 
 // isVolumeBacked is Nova's compute_utils.is_volume_backed_instance as the
-// API cell sees it: a server booted from a volume has no image_ref on its
-// copy (its boot volume is its attachment with boot index 0).
-func isVolumeBacked(in *apidb.Instance) bool { return in.ImageRef == "" }
+// API cell sees it: a server with a root attachment (boot index 0, its
+// boot volume), or with no image_ref. A server booted from a volume has
+// none (and no attachment is read); one booted from an image whose
+// mappings give it a boot volume (servers_create_imagebdm.go) keeps the
+// image as its image_ref, as Nova's does, and is told by its attachment.
+func isVolumeBacked(ctx context.Context, q db.Querier, in *apidb.Instance) (bool, error) {
+	if in.ImageRef == "" {
+		return true, nil
+	}
+	byInstance, err := voldb.AttachmentsByInstances(ctx, q, []string{in.UUID})
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(byInstance[in.UUID], (*voldb.Attachment).IsRoot), nil
+}
 
 // errNoRootBDM is Nova's NovaException of a volume-backed instance with no
 // root block device mapping (an internal error, 500).
@@ -138,8 +150,9 @@ var snapshotImageTopKeys = []string{"image_id", "image_name", "checksum", "conta
 // (403 "Quota exceeded for resources: snapshots"), then in one
 // transaction a snapshot of each attached volume, forced (its copy
 // creating, and volume_action snapshot_create to the volume's cell, as
-// Block Storage's snapshot create), and a queued image of size 0 with no
-// formats whose properties hold the mapping (block_device_mapping, the
+// Block Storage's snapshot create), and an active image of size 0 (raw,
+// bare: Nova's glance force_activate; here with no data recorded, so its
+// size and checksum show null) whose properties hold the mapping (block_device_mapping, the
 // JSON list Nova writes, bdm_v2 True) and root_device_name. The server's
 // own state does not change and its cell is told nothing. It answers as
 // createImage does.
@@ -247,8 +260,10 @@ func (h *movesHandler) createImageVolumeBacked(w http.ResponseWriter, r *http.Re
 			props["block_device_mapping"] = pyJSONList(mapping)
 			props["bdm_v2"] = "True"
 		}
-		img := &imagedb.Image{ID: id, Name: p.name, Status: imagedb.StatusQueued, Visibility: vis, Owner: c.ProjectID,
-			MinRAM: minRAM, MinDisk: minDisk, Properties: props}
+		// Nova's image API activates an image of size 0 at once (an
+		// upload of no data, as raw and bare), so that it can be booted.
+		img := &imagedb.Image{ID: id, Name: p.name, Status: imagedb.StatusActive, Visibility: vis, Owner: c.ProjectID,
+			MinRAM: minRAM, MinDisk: minDisk, DiskFormat: "raw", ContainerFormat: "bare", Properties: props}
 		return (&imagedb.Store{}).Create(ctx, tx, img)
 	})
 	if err != nil {
@@ -319,7 +334,7 @@ func (h *movesHandler) forceSnapshot(ctx context.Context, tx *db.Tx, v *voldb.Vo
 		return "", err
 	}
 	if err := h.cfg.Sender.Send(ctx, tx, v.Cell, wire.MethodVolumeAction, httpkit.RequestID(ctx),
-		&wire.VolumeAction{VolumeID: v.ID, Action: wire.SnapshotCreate, SnapshotID: id, CreatedAt: now}); err != nil {
+		&wire.VolumeAction{VolumeID: v.ID, Action: wire.SnapshotCreate, SnapshotID: id, CreatedAt: now, Force: true}); err != nil {
 		return "", err
 	}
 	return id, nil

@@ -121,6 +121,43 @@ func TestRebuildVolumeBacked(t *testing.T) {
 	})
 }
 
+// TestVolumeBackedWithImageRef: a server booted from an image whose
+// mappings gave it a boot volume keeps the image as its image_ref (Nova),
+// and is volume-backed all the same (its root attachment): its rebuild
+// takes only its root volume's image and keeps its image_ref, its shelve
+// offloads at once (no image), and its createImage snapshots its volumes.
+func TestVolumeBackedWithImageRef(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVBEnv(t, d, nil)
+		e.sql(`UPDATE instances SET image_ref = ? WHERE uuid = ?`, bfvRescu, vaServer)
+		r := e.do(demo, "POST", bfvPath, "2.89", map[string]any{"rebuild": map[string]any{"imageRef": bfvOther}})
+		if r.code != 400 || r.msg() != "Image "+bfvOther+" is unacceptable: Unable to rebuild with a different image for a volume-backed server." {
+			t.Errorf("rebuild with another image: %d %s", r.code, r.raw)
+		}
+		r = e.do(demo, "POST", bfvPath, "2.89", map[string]any{"rebuild": map[string]any{"imageRef": bfvImage}})
+		if r.code != 202 {
+			t.Fatalf("rebuild with the root volume's image: %d %s", r.code, r.raw)
+		}
+		if in := e.copyOf(vaServer); in.ImageRef != bfvRescu {
+			t.Errorf("image_ref after the rebuild %q, want %s", in.ImageRef, bfvRescu)
+		}
+		e.sql(`UPDATE instances SET task_state = '' WHERE uuid = ?`, vaServer)
+		if r := e.do(demo, "POST", bfvPath, "2.45", map[string]any{"createImage": map[string]any{"name": "s"}}); r.code != 202 {
+			t.Fatalf("createImage: %d %s", r.code, r.raw)
+		} else if img, err := (&imagedb.Store{}).GetWithProperties(context.Background(), d, r.body["image_id"].(string)); err != nil ||
+			img.Properties["bdm_v2"] != "True" {
+			t.Errorf("createImage of a volume-backed server with an image_ref: %+v %v", img, err)
+		}
+		if r := e.do(demo, "POST", bfvPath, "2.89", map[string]any{"shelve": nil}); r.code != 202 {
+			t.Fatalf("shelve: %d %s", r.code, r.raw)
+		}
+		acts := e.sentActions()
+		if a := acts[len(acts)-1]; a.Action != "shelve" || len(a.Params) != 0 {
+			t.Errorf("shelve sent %+v, want an offload (no image)", a)
+		}
+	})
+}
+
 // TestRescueVolumeBacked: below 2.87 a volume-backed server cannot be
 // rescued; from 2.87 it can when the rescue image, or with none its root
 // volume's image metadata, has hw_rescue_bus and hw_rescue_device. Each
@@ -281,9 +318,9 @@ func (e *vaEnv) volumeMessages() (acts []*wire.VolumeAction, to []string) {
 // TestCreateImageVolumeBacked: Nova's snapshot_volume_backed. With room
 // for one snapshot only, the server's two volumes are a 403 and nothing is
 // made; with room, each volume gets a forced snapshot (creating, in its
-// cell, volume_action snapshot_create there), and the image is queued, of
-// size 0 with no formats, holding the mapping (Nova's JSON list, the root
-// first), bdm_v2 and root_device_name, and the root volume's image
+// cell, volume_action snapshot_create there), and the image is active
+// (Nova's force_activate), of size 0, raw and bare, holding the mapping
+// (Nova's JSON list, the root first), bdm_v2 and root_device_name, and the root volume's image
 // properties; the answer is 2.45's, and the server's state is untouched
 // (no task state, no instance_action). The extra policy refuses with 403.
 func TestCreateImageVolumeBacked(t *testing.T) {
@@ -332,7 +369,7 @@ func TestCreateImageVolumeBacked(t *testing.T) {
 		if err != nil {
 			t.Fatalf("image %q: %v", id, err)
 		}
-		if img.Name != "snap" || img.Status != imagedb.StatusQueued || img.Size != 0 || img.DiskFormat != "" || img.ContainerFormat != "" ||
+		if img.Name != "snap" || img.Status != imagedb.StatusActive || img.Size != 0 || img.DiskFormat != "raw" || img.ContainerFormat != "bare" ||
 			img.Owner != "demo" || img.Visibility != imagedb.Private || img.MinDisk != 3 {
 			t.Errorf("image: %+v", img)
 		}

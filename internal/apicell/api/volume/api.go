@@ -49,8 +49,13 @@ type Config struct {
 	// Without Quotas there are no limits.
 	Sender Sender
 	Images Images
-	Zones  func(ctx context.Context) []string
-	Now    func() time.Time
+	// Calls reaches the volumes' cells for the attachments API's writes
+	// (nil: they are not served); DownCells says which cells are down
+	// (nil: none).
+	Calls     Caller
+	DownCells DownCells
+	Zones     func(ctx context.Context) []string
+	Now       func() time.Time
 }
 
 // API is the Block Storage API handler: the router that the rooms
@@ -166,6 +171,10 @@ var Rules = append([]policy.Rule{
 	{Name: ruleQuotaClassGet, Check: policy.Admin, Description: "Show project quota class."},
 	{Name: ruleQuotaClassUpdate, Check: policy.Admin, Description: "Update project quota class."},
 	{Name: ruleServicesIndex, Check: policy.Admin, Description: "List all services."},
+	{Name: ruleAttCreate, Check: policy.ProjectMemberOrAdmin, Description: "Create attachment."},
+	{Name: ruleAttUpdate, Check: policy.ProjectMemberOrAdmin, Description: "Update attachment."},
+	{Name: ruleAttDelete, Check: policy.ProjectMemberOrAdmin, Description: "Delete attachment."},
+	{Name: ruleAttComplete, Check: policy.ProjectMemberOrAdmin, Description: "Mark a volume attachment process as completed (in-use)"},
 }, volumeRules...)
 
 const (

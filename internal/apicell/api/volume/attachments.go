@@ -10,13 +10,12 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/voldb"
 )
 
-// attachmentsHandler is Cinder's attachments API (3.27+), read from the
-// mirror of the volumes' attachments (voldb): the summary and detailed
-// lists and one attachment. Creating, updating, completing and deleting
-// attachments (POST, PUT, DELETE, os-complete) are not served: the
-// attachments are made by the Compute API's os-volume_attachments in the
-// volume's cell, which holds them, so those routes are not registered
-// (Cinder's 404 for what no route matches).
+// attachmentsHandler is Cinder's attachments API (3.27+): the summary
+// and detailed lists and one attachment, read from the mirror of the
+// volumes' attachments (voldb); create, update, delete and os-complete
+// (3.44), made by the volume's cell (attachments_write.go), when the
+// API can call the cells (Config.Calls; else those routes are not
+// registered: Cinder's 404 for what no route matches).
 type attachmentsHandler struct{ *base }
 
 func (h *attachmentsHandler) register(rt *router) {
@@ -26,6 +25,13 @@ func (h *attachmentsHandler) register(rt *router) {
 	rt.handle("GET /v3/{project_id}/attachments", "", h.versioned(h.list(false)))
 	rt.handle("GET /v3/{project_id}/attachments/detail", "", h.versioned(h.list(true)))
 	rt.handle("GET /v3/{project_id}/attachments/{id}", "", h.versioned(h.show))
+	if h.cfg.Calls == nil {
+		return
+	}
+	rt.handle("POST /v3/{project_id}/attachments", "", h.versioned(h.create))
+	rt.handle("PUT /v3/{project_id}/attachments/{id}", "", h.versioned(h.update))
+	rt.handle("DELETE /v3/{project_id}/attachments/{id}", "", h.versioned(h.delete))
+	rt.handle("POST /v3/{project_id}/attachments/{id}/action", "", h.versioned(h.action))
 }
 
 // versioned answers Cinder's 404 below 3.27, the attachments API's
@@ -55,13 +61,17 @@ func attachmentSummary(a *voldb.Attachment) map[string]any {
 }
 
 // attachmentDetail is Cinder's detailed view: the summary with the times,
-// the mode and the connection info (the mirror holds none: null).
+// the mode and the connection info (that of an attachment of this API;
+// the mirror holds none of the Compute API's: null).
 func attachmentDetail(a *voldb.Attachment) map[string]any {
 	d := attachmentSummary(a)
 	d["attached_at"] = attachmentTime(a)
 	d["detached_at"] = ""
 	d["attach_mode"] = a.Mode
 	d["connection_info"] = nil
+	if a.ConnectionInfo != nil {
+		d["connection_info"] = a.ConnectionInfo
+	}
 	return d
 }
 

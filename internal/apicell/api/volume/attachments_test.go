@@ -170,7 +170,8 @@ func TestAttachmentsAPI(t *testing.T) {
 	if got := e.send("GET", e.adminPath("/attachments?all_tenants=1"), e.admin, nil, v327...).json(t, 200)["attachments"].([]any); len(got) != 1 {
 		t.Errorf("admin all_tenants: %v", got)
 	}
-	// POST, PUT, DELETE and os-complete are not served (no route: 404).
+	// Without the cells to call, POST, PUT, DELETE and os-complete are
+	// not served (no route: 404).
 	for _, m := range []struct{ method, path string }{{"POST", "/attachments"}, {"PUT", "/attachments/att-1"},
 		{"DELETE", "/attachments/att-1"}, {"POST", "/attachments/att-1/action"}} {
 		if r := e.send(m.method, e.demoPath(m.path), e.demo, map[string]any{}, v327...); r.status != http.StatusNotFound {

@@ -42,3 +42,15 @@ type Images interface {
 	// writes with image_write.
 	CreateImage(ctx context.Context, tx *db.Tx, img *Image, owner string) error
 }
+
+// Caller makes a call to one cell and decodes its answer into out (the
+// cells service's Call): the attachments API's writes, which the volume's
+// cell makes.
+type Caller interface {
+	Call(ctx context.Context, target, method, requestID string, payload, out any) error
+}
+
+// DownCells says which cells below the API cell are down now.
+type DownCells interface {
+	Down(ctx context.Context) ([]string, error)
+}

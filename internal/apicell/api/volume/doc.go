@@ -5,9 +5,11 @@
 // database (Config.DB), the volumes and snapshots (volumes.go,
 // volume_actions.go, volume_metadata.go, snapshots.go) from the API
 // cell's copy (package voldb), with the attachments its cells report
-// (the volume view's attachments, and the attachments API's reads,
-// attachments.go; attachments are made by the Compute API's
-// os-volume_attachments).
+// (the volume view's attachments, and the attachments API, attachments.go;
+// a server's attachments are made by the Compute API's
+// os-volume_attachments, those of other consumers by the attachments
+// API's writes, attachments_write.go, which the volume's cell makes by
+// the call attachment_write).
 //
 // Mount it under a prefix with http.StripPrefix (devstack's "/volume");
 // the links it writes keep the prefix the request came in with. It serves:
@@ -33,8 +35,9 @@
 //	GET, POST, PUT volumes/{id}/metadata; GET, PUT, DELETE volumes/{id}/metadata/{key}
 //	POST, GET /v3/{project_id}/snapshots, GET snapshots/detail, GET, PUT, DELETE snapshots/{id},
 //	snapshots/{id}/metadata[/{key}], POST snapshots/{id}/action (os-reset_status, os-force_delete)
-//	GET /v3/{project_id}/attachments, attachments/detail, attachments/{id}  (3.27; POST, PUT, DELETE
-//	                                        and os-complete are not routed: 404)
+//	GET /v3/{project_id}/attachments, attachments/detail, attachments/{id}  (3.27)
+//	POST attachments (200; mode from 3.54), PUT, DELETE attachments/{id} (200),
+//	POST attachments/{id}/action os-complete (3.44; 204)  (with Config.Calls; else 404)
 //
 // Every request under /v3 is negotiated (OpenStack-API-Version: volume
 // 3.x, 3.0 to maxVersion, "latest"; version.go) and answered with the

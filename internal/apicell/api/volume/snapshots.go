@@ -143,7 +143,7 @@ func (h *snapshotsHandler) create(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		if err := h.cfg.Sender.Send(ctx, tx, v.Cell, wire.MethodVolumeAction, rid,
-			&wire.VolumeAction{VolumeID: v.ID, Action: wire.SnapshotCreate, SnapshotID: id, CreatedAt: now}); err != nil {
+			&wire.VolumeAction{VolumeID: v.ID, Action: wire.SnapshotCreate, SnapshotID: id, CreatedAt: now, Force: force}); err != nil {
 			return err
 		}
 		created = s

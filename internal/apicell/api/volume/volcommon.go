@@ -22,40 +22,42 @@ import (
 // volume_metadata.py, snapshots.py, snapshot_metadata.py,
 // snapshot_actions.py, volume_admin_actions/snapshot_admin_actions).
 const (
-	ruleVolCreate         = "volume:create"
-	ruleVolCreateFromImg  = "volume:create_from_image"
-	ruleVolGet            = "volume:get"
-	ruleVolGetAll         = "volume:get_all"
-	ruleVolUpdate         = "volume:update"
-	ruleVolDelete         = "volume:delete"
-	ruleVolForceDelete    = "volume:force_delete"
-	ruleVolExtend         = "volume:extend"
-	ruleVolExtendAttached = "volume:extend_attached_volume"
-	ruleVolReadonly       = "volume:update_readonly_flag"
-	ruleVolUploadImage    = "volume_extension:volume_actions:upload_image"
-	ruleVolUploadPublic   = "volume_extension:volume_actions:upload_public"
-	ruleVolResetStatus    = "volume_extension:volume_admin_actions:reset_status"
-	ruleVolAdminForceDel  = "volume_extension:volume_admin_actions:force_delete"
-	ruleVolTenantAttr     = "volume_extension:volume_tenant_attribute"
-	ruleVolHostAttr       = "volume_extension:volume_host_attribute"
-	ruleVolMigAttr        = "volume_extension:volume_mig_status_attribute"
-	ruleVolImageMetaShow  = "volume_extension:volume_image_metadata:show"
-	ruleVolMetaGet        = "volume:get_volume_metadata"
-	ruleVolMetaCreate     = "volume:create_volume_metadata"
-	ruleVolMetaUpdate     = "volume:update_volume_metadata"
-	ruleVolMetaDelete     = "volume:delete_volume_metadata"
-	ruleSnapCreate        = "volume:create_snapshot"
-	ruleSnapGet           = "volume:get_snapshot"
-	ruleSnapGetAll        = "volume:get_all_snapshots"
-	ruleSnapUpdate        = "volume:update_snapshot"
-	ruleSnapDelete        = "volume:delete_snapshot"
-	ruleSnapAttrs         = "volume_extension:extended_snapshot_attributes"
-	ruleSnapMetaGet       = "volume:get_snapshot_metadata"
-	ruleSnapMetaUpdate    = "volume:update_snapshot_metadata"
-	ruleSnapMetaDelete    = "volume:delete_snapshot_metadata"
-	ruleSnapResetStatus   = "volume_extension:snapshot_admin_actions:reset_status"
-	ruleSnapAdminForceDel = "volume_extension:snapshot_admin_actions:force_delete"
-	ruleVolProviderID     = "volume:get_provider_id"
+	ruleVolCreate          = "volume:create"
+	ruleVolCreateFromImg   = "volume:create_from_image"
+	ruleVolGet             = "volume:get"
+	ruleVolGetAll          = "volume:get_all"
+	ruleVolUpdate          = "volume:update"
+	ruleVolDelete          = "volume:delete"
+	ruleVolForceDelete     = "volume:force_delete"
+	ruleVolExtend          = "volume:extend"
+	ruleVolExtendAttached  = "volume:extend_attached_volume"
+	ruleVolReadonly        = "volume:update_readonly_flag"
+	ruleVolUploadImage     = "volume_extension:volume_actions:upload_image"
+	ruleVolUploadPublic    = "volume_extension:volume_actions:upload_public"
+	ruleVolResetStatus     = "volume_extension:volume_admin_actions:reset_status"
+	ruleVolAdminForceDel   = "volume_extension:volume_admin_actions:force_delete"
+	ruleVolTenantAttr      = "volume_extension:volume_tenant_attribute"
+	ruleVolHostAttr        = "volume_extension:volume_host_attribute"
+	ruleVolMigAttr         = "volume_extension:volume_mig_status_attribute"
+	ruleVolImageMetaShow   = "volume_extension:volume_image_metadata:show"
+	ruleVolImageMetaSet    = "volume_extension:volume_image_metadata:set"
+	ruleVolImageMetaRemove = "volume_extension:volume_image_metadata:remove"
+	ruleVolMetaGet         = "volume:get_volume_metadata"
+	ruleVolMetaCreate      = "volume:create_volume_metadata"
+	ruleVolMetaUpdate      = "volume:update_volume_metadata"
+	ruleVolMetaDelete      = "volume:delete_volume_metadata"
+	ruleSnapCreate         = "volume:create_snapshot"
+	ruleSnapGet            = "volume:get_snapshot"
+	ruleSnapGetAll         = "volume:get_all_snapshots"
+	ruleSnapUpdate         = "volume:update_snapshot"
+	ruleSnapDelete         = "volume:delete_snapshot"
+	ruleSnapAttrs          = "volume_extension:extended_snapshot_attributes"
+	ruleSnapMetaGet        = "volume:get_snapshot_metadata"
+	ruleSnapMetaUpdate     = "volume:update_snapshot_metadata"
+	ruleSnapMetaDelete     = "volume:delete_snapshot_metadata"
+	ruleSnapResetStatus    = "volume_extension:snapshot_admin_actions:reset_status"
+	ruleSnapAdminForceDel  = "volume_extension:snapshot_admin_actions:force_delete"
+	ruleVolProviderID      = "volume:get_provider_id"
 )
 
 var volumeRules = []policy.Rule{
@@ -77,6 +79,10 @@ var volumeRules = []policy.Rule{
 	{Name: ruleVolHostAttr, Check: policy.Admin, Description: "List or show volume with host attribute."},
 	{Name: ruleVolMigAttr, Check: policy.Admin, Description: "List or show volume with migration status attribute."},
 	{Name: ruleVolImageMetaShow, Check: policy.ProjectReaderOrAdmin, Description: "Show volume's image metadata."},
+	{Name: ruleVolRetype, Check: policy.ProjectMemberOrAdmin, Description: "Retype a volume."},
+	{Name: ruleVolMultiattach, Check: policy.ProjectMemberOrAdmin, Description: "Create multiattach capable volume."},
+	{Name: ruleVolImageMetaSet, Check: policy.ProjectMemberOrAdmin, Description: "Set image metadata for a volume"},
+	{Name: ruleVolImageMetaRemove, Check: policy.ProjectMemberOrAdmin, Description: "Remove specific image metadata from a volume"},
 	{Name: ruleVolProviderID, Check: policy.Admin, Description: "Show a volume's provider_id (3.21)."},
 	{Name: ruleVolMetaGet, Check: policy.ProjectReaderOrAdmin, Description: "Show volume's metadata or one specified metadata with a given key."},
 	{Name: ruleVolMetaCreate, Check: policy.ProjectMemberOrAdmin, Description: "Create volume metadata."},

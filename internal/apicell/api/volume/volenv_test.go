@@ -172,6 +172,12 @@ type volEnv struct {
 
 func newVolEnv(t *testing.T, d *db.DB) *volEnv {
 	t.Helper()
+	return newVolEnvWith(t, d, nil)
+}
+
+// newVolEnvWith is newVolEnv with the configuration changed by with.
+func newVolEnvWith(t *testing.T, d *db.DB, with func(*volume.Config)) *volEnv {
+	t.Helper()
 	ctx := context.Background()
 	for _, m := range []struct {
 		set string
@@ -206,10 +212,14 @@ func newVolEnv(t *testing.T, d *db.DB) *volEnv {
 	ve := &volEnv{d: d, sent: &recSender{},
 		quotas: &fakeQuotas{limits: map[string]int64{"volumes": 10, "gigabytes": 1000, "snapshots": 10, "per_volume_gigabytes": -1}},
 		images: &fakeImages{images: map[string]*volume.Image{}}}
-	vols, err := volume.New(volume.Config{Cell: rootCell, Logger: log, Auth: authn.Local{Store: st}, Policy: pol,
+	cfg := volume.Config{Cell: rootCell, Logger: log, Auth: authn.Local{Store: st}, Policy: pol,
 		DB: d, Sender: ve.sent, Types: &fakeTypes{types: []*voltypes.Type{defaultType, goldType}}, Quotas: ve.quotas, Images: ve.images,
 		TypeUsage: voldb.Counter{}, QuotaUsage: voldb.Counter{},
-		Zones: func(context.Context) []string { return []string{"zone2"} }})
+		Zones: func(context.Context) []string { return []string{"zone2"} }}
+	if with != nil {
+		with(&cfg)
+	}
+	vols, err := volume.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

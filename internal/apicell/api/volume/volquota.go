@@ -14,6 +14,9 @@ type quotaAsk struct {
 	typeName             string
 	volumes, snapshots   int64
 	gigabytes, perVolume int64
+	// typeOnly checks the type's keys alone (a retype: the totals do not
+	// change).
+	typeOnly bool
 }
 
 // limits are the project's quota limits (none without a quota store).
@@ -59,13 +62,15 @@ func (b *base) checkQuota(ctx context.Context, tx *db.Tx, project string, a quot
 		kind string
 	}
 	var ds []delta
-	if a.volumes > 0 {
+	if a.typeOnly {
+		// Only the type's keys below.
+	} else if a.volumes > 0 {
 		ds = append(ds, delta{"volumes", a.volumes, "volumes"})
 	}
-	if a.snapshots > 0 {
+	if a.snapshots > 0 && !a.typeOnly {
 		ds = append(ds, delta{"snapshots", a.snapshots, "snapshots"})
 	}
-	if a.gigabytes > 0 {
+	if a.gigabytes > 0 && !a.typeOnly {
 		ds = append(ds, delta{"gigabytes", a.gigabytes, "gigabytes"})
 	}
 	if a.typeName != "" {

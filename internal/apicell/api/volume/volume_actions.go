@@ -72,6 +72,10 @@ func (h *volumeActionsHandler) action(w http.ResponseWriter, r *http.Request) {
 		"os-reset_status":         {ruleVolResetStatus, http.StatusAccepted, h.resetStatus},
 		"os-force_delete":         {ruleVolAdminForceDel, http.StatusAccepted, h.forceDelete},
 		"os-volume_upload_image":  {ruleVolUploadImage, http.StatusAccepted, h.uploadImage},
+		"os-show_image_metadata":  {ruleVolGet, http.StatusOK, h.showImageMetadata},
+		"os-set_image_metadata":   {ruleVolImageMetaSet, http.StatusOK, h.setImageMetadata},
+		"os-unset_image_metadata": {ruleVolImageMetaRemove, http.StatusOK, h.unsetImageMetadata},
+		"os-retype":               {ruleVolGet, http.StatusAccepted, h.retype},
 	}
 	a, ok := acts[name]
 	if !ok {

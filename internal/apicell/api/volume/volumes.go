@@ -188,8 +188,14 @@ func (b *base) zones(ctx context.Context) []string {
 
 // findType is the type idOrName (Cinder's get_by_name_or_id), or its 404.
 func (b *base) findType(ctx context.Context, q db.Querier, ref string) (*voltypes.Type, error) {
+	return b.findTypeAs(ctx, q, ref, httpkit.CallerFrom(ctx).Admin)
+}
+
+// findTypeAs is findType with every type visible when admin (Cinder's
+// elevated context).
+func (b *base) findTypeAs(ctx context.Context, q db.Querier, ref string, admin bool) (*voltypes.Type, error) {
 	c := httpkit.CallerFrom(ctx)
-	t, err := b.cfg.Types.Type(ctx, q, ref, c.ProjectID, c.Admin)
+	t, err := b.cfg.Types.Type(ctx, q, ref, c.ProjectID, admin)
 	if errors.Is(err, notfound.Err) {
 		if _, perr := uuid.Parse(ref); perr == nil {
 			return nil, notFound("Volume type %s could not be found.", ref)

@@ -84,7 +84,7 @@ func (b *base) volumeDetail(r *http.Request, v *voldb.Volume) map[string]any {
 	if c.Allowed(b.cfg.Policy, ruleVolTenantAttr) {
 		d["os-vol-tenant-attr:tenant_id"] = v.ProjectID
 	}
-	if v.ImageMetadata != nil && c.Allowed(b.cfg.Policy, ruleVolImageMetaShow) {
+	if len(v.ImageMetadata) > 0 && c.Allowed(b.cfg.Policy, ruleVolImageMetaShow) {
 		d["volume_image_metadata"] = v.ImageMetadata
 	}
 	if ver.atLeast(3, 13) {
