@@ -31,7 +31,7 @@ func (n *Node) volumeRole(sender *cells.Sender, hosts volume.Hosts) (*volume.Man
 	m, err := volume.New(volume.Config{Cell: cfg.Cell, DB: n.DB, Backend: be, Sender: sender,
 		Images: imagesAtRoot{svc: n.Cells, root: cellpath.Root(cfg.Cell)}, Zone: cfg.Volume.AvailabilityZone,
 		MaxOverSubscription: cfg.Volume.MaxOverSubscriptionRatio, HealInterval: cfg.Cells.HealInterval.D(),
-		HealWindow: cfg.Cells.HealWindow.D(), Capacity: n.Cells, Hosts: hosts, Logger: n.log})
+		HealWindow: cfg.Cells.HealWindow.D(), Capacity: n.Cells, Hosts: hosts, Peers: volumePeers{svc: n.Cells}, Logger: n.log})
 	if err != nil {
 		return nil, role{}, err
 	}
@@ -41,6 +41,8 @@ func (n *Node) volumeRole(sender *cells.Sender, hosts volume.Hosts) (*volume.Man
 	n.Cells.HandleCall(wire.MethodUpdateVolumeAttachment, 1, 0, m.UpdateAttachment)
 	n.Cells.HandleCall(wire.MethodAttachmentWrite, 1, 0, m.AttachmentWrite)
 	n.Cells.HandleCast(wire.MethodDetachVolume, 1, 0, m.DetachVolume)
+	n.Cells.HandleCall(wire.MethodVolumeExport, 1, 0, m.Export)
+	n.Cells.HandleCast(wire.MethodVolumeMoveDone, 1, 0, m.MoveDone)
 	host := volumeapi.VolumeHost(cfg.Cell)
 	n.Cells.HandleCall(wire.MethodVolumeServices, 1, 0, func(ctx context.Context, _ *wire.Envelope) (any, error) {
 		// The process that answers is the service: up while it answers;
@@ -125,4 +127,19 @@ func storageZones(d *db.DB, downAfter time.Duration, since time.Time, log *slog.
 		slices.Sort(out)
 		return slices.Compact(out)
 	}
+}
+
+// volumePeers reaches the other compute cells' volume roles (volume_export,
+// through the cells' common ancestor). A chunk is half a megabyte; a call
+// gets a minute.
+type volumePeers struct {
+	svc *cells.Service
+}
+
+func (p volumePeers) ExportVolume(ctx context.Context, cell, requestID string, req *wire.VolumeExport) (wire.VolumeExportAnswer, error) {
+	var out wire.VolumeExportAnswer
+	cctx, cancel := context.WithTimeout(ctx, imageCallTimeout)
+	defer cancel()
+	err := p.svc.Call(cctx, cell, wire.MethodVolumeExport, requestID, req, &out)
+	return out, err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/snapshots"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/volumeattach"
@@ -52,8 +53,8 @@ func volumeIn(t *testing.T, tr *testtree.Tree, vc *gophercloud.ServiceClient, ce
 // and the openstack CLI do it, a server attaches a volume of its own cell
 // (the device answered is the one its hypervisor has, backed by the
 // volume's file; the volume is in-use with the server in Cinder's view and
-// the server lists it), is refused one of another cell (Nova's
-// cross_az_attach=False text), one attached already, and the volume's
+// the server lists it), is refused one of another cell that cannot move
+// (it has a snapshot: Nova's cross_az_attach=False text), one attached already, and the volume's
 // delete while attached; a detach frees it; a volume attached with
 // delete_on_termination goes with the server. While the server's cell is
 // down an attach is a 503 naming the cell and a detach waits in the
@@ -90,7 +91,14 @@ func TestVolumeAttachThroughTheAPIs(t *testing.T) {
 		return v
 	}
 	vol := local()
+	// A volume of another cell with a snapshot cannot move to the
+	// server's cell (volume_move_test.go): Nova's cross_az_attach 400.
 	far := volumeIn(t, tr, vc, other)
+	if sn, err := snapshots.Create(ctx, vc, snapshots.CreateOpts{VolumeID: far.ID}).Extract(); err != nil {
+		t.Fatal(err)
+	} else {
+		waitSnapshot(t, vc, sn.ID, "available")
+	}
 	_, path := volumeCell(t, tr, vol.ID, false)
 
 	att, err := volumeattach.Create(ctx, cc, s.ID, volumeattach.CreateOpts{VolumeID: vol.ID}).Extract()

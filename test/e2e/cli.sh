@@ -285,8 +285,8 @@ wait_gone volume data
 wait_gone volume boot-vol
 ls "$work"/data/*/volumes/volumes/"$vol_data".raw >/dev/null 2>&1 && fail "volume data's file is left"
 echo "ok   openstack volume delete data boot-vol (files gone)"
-# A server and a volume of its cell (Cinder's local_to_instance hint: a
-# server attaches only volumes of its own cell): attached as /dev/vdb,
+# A server and a volume of its cell (Cinder's local_to_instance hint: no
+# move on attach): attached as /dev/vdb,
 # in-use, listed with the server, detached, available again.
 expect ACTIVE server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --network private --wait vm-vol
 vm_vol=$(os server show vm-vol -f value -c id) || fail "server show vm-vol"
@@ -314,6 +314,23 @@ echo "ok   openstack volume delete of an attached volume (refused)"
 os server remove volume vm-vol vdata || fail "server remove volume"
 wait_status volume vdata available
 echo "ok   openstack server remove volume vm-vol vdata (available)"
+# A volume made with no hint lands in either cell (both are zone nova):
+# its attach moves it to the server's cell (vdata's) first, its bytes
+# with it, as in a single-zone OpenStack cloud where the attach works.
+expect vfree volume create --size 1 vfree
+wait_status volume vfree available
+vol_vfree=$(os volume show vfree -f value -c id) || fail "volume show vfree"
+os server add volume vm-vol vfree >/dev/null || fail "server add volume of a volume made with no hint"
+wait_status volume vfree in-use
+expect /dev/vdb server volume list vm-vol
+vm_cell_dir=$(dirname "$(ls "$work"/data/*/volumes/volumes/"$vol_vdata".raw)")
+[ -f "$vm_cell_dir/$vol_vfree.raw" ] || fail "the attached volume is not in the server's cell"
+[ "$(ls "$work"/data/*/volumes/volumes/"$vol_vfree".raw | wc -l)" = 1 ] || fail "the attached volume is in more than one cell"
+echo "ok   openstack server add volume vm-vol vfree (made with no hint: in the server's cell, in-use)"
+os server remove volume vm-vol vfree || fail "server remove volume vfree"
+wait_status volume vfree available
+os volume delete vfree || fail "volume delete vfree"
+wait_gone volume vfree
 os server delete --wait vm-vol || fail "server delete vm-vol"
 os volume delete vdata || fail "volume delete vdata"
 wait_gone volume vdata

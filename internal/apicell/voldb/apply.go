@@ -25,7 +25,8 @@ type Applied struct {
 //   - an id the copy does not have (or has deleted) is ignored: a deletion
 //     is final;
 //   - a state from a cell other than the copy's (once the copy has one)
-//     is ignored;
+//     is ignored, but for a move: a state with MovedFrom equal to the
+//     copy's cell applies when newer and makes Cell the copy's cell;
 //   - a deletion from the copy's cell wins whatever its version;
 //   - otherwise a state applies only when its version is newer than the
 //     copy's; the first that applies names the copy's cell. A state with
@@ -58,7 +59,7 @@ func Apply(ctx context.Context, tx *db.Tx, vols []wire.VolumeState, snaps []wire
 			set += `, volume_image_metadata = ?, bootable = 1`
 			args = append(args, string(b))
 		}
-		a, err := applyRow(ctx, tx, "volumes", st.ID, st.Cell, st.Version, st.Deleted, st.UpdatedAt, now, set, args)
+		a, err := applyRow(ctx, tx, "volumes", st.ID, st.Cell, st.MovedFrom, st.Version, st.Deleted, st.UpdatedAt, now, set, args)
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +87,7 @@ func Apply(ctx context.Context, tx *db.Tx, vols []wire.VolumeState, snaps []wire
 		if st.Deleted {
 			status = StatusDeleted
 		}
-		a, err := applyRow(ctx, tx, "volume_snapshots", st.ID, st.Cell, st.Version, st.Deleted, st.UpdatedAt, now,
+		a, err := applyRow(ctx, tx, "volume_snapshots", st.ID, st.Cell, "", st.Version, st.Deleted, st.UpdatedAt, now,
 			`status = ?, size_gb = ?, progress = ?`, []any{status, st.SizeGB, progress})
 		if err != nil {
 			return nil, err
@@ -97,21 +98,29 @@ func Apply(ctx context.Context, tx *db.Tx, vols []wire.VolumeState, snaps []wire
 }
 
 // applyRow is one conditional UPDATE: the version rules are its WHERE.
-func applyRow(ctx context.Context, tx *db.Tx, table, id, cell string, version int64, deleted bool, updated, now time.Time,
+// movedFrom ("" none) is a cell whose copy the state may also take, when
+// newer, making cell the copy's.
+func applyRow(ctx context.Context, tx *db.Tx, table, id, cell, movedFrom string, version int64, deleted bool, updated, now time.Time,
 	set string, args []any) (Applied, error) {
 	if updated.IsZero() {
 		updated = now
 	}
 	a := Applied{ID: id}
+	// The cells whose copy the state applies to: none yet, its own, and
+	// on a move the one it moved from.
+	cells, cellArgs := `cell_path = '' OR cell_path = ?`, []any{cell}
+	if movedFrom != "" && movedFrom != cell {
+		cells, cellArgs = cells+` OR cell_path = ?`, append(cellArgs, movedFrom)
+	}
 	q := `UPDATE ` + table + ` SET ` + set + `, version = CASE WHEN version > ? THEN version ELSE ? END,
-		cell_path = CASE WHEN cell_path = '' THEN ? ELSE cell_path END, updated_at = ?`
+		cell_path = ?, updated_at = ?`
 	args = append(args, version, version, cell, db.Micros(updated))
 	if deleted {
 		q += `, deleted = 1, deleted_at = ?`
 		args = append(args, db.Micros(now))
 	}
-	q += ` WHERE id = ? AND deleted = 0 AND (cell_path = '' OR cell_path = ?)`
-	args = append(args, id, cell)
+	q += ` WHERE id = ? AND deleted = 0 AND (` + cells + `)`
+	args = append(append(args, id), cellArgs...)
 	if deleted && cell != "" {
 		q += ` AND (version < ? OR cell_path = ?)`
 		args = append(args, version, cell)

@@ -368,7 +368,7 @@ func VolumesWithPendingWork(ctx context.Context, q Querier, limit int) ([]string
 		err := s.Scan(&id, &at)
 		return id, err
 	}
-	vols, err := db.Collect(ctx, q, scanID, `SELECT id, updated_at FROM volumes WHERE action <> ''
+	vols, err := db.Collect(ctx, q, scanID, `SELECT id, updated_at FROM volumes WHERE action <> '' AND action <> '`+ActionMoveOut+`'
 		ORDER BY updated_at, id LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("volumes with pending work: %w", err)

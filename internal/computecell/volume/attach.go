@@ -163,6 +163,8 @@ func (m *Manager) attach(ctx context.Context, tx *db.Tx, env *wire.Envelope, req
 	}
 	v, err := celldb.GetVolumeForUpdate(ctx, tx, req.VolumeID)
 	switch {
+	case errors.Is(err, celldb.ErrVolumeNotFound) && req.Move != nil:
+		return m.attachMoving(ctx, tx, env, req, in, log)
 	case errors.Is(err, celldb.ErrVolumeNotFound):
 		return "", refuseAttach(log, wire.AttachReasonVolumeNotFound, "the cell does not have the volume")
 	case err != nil:

@@ -109,6 +109,8 @@ func (m *Manager) checkSource(ctx context.Context, tx *db.Tx, spec wire.VolumeSp
 			return "", err
 		case src.Deleted:
 			return fmt.Sprintf("Volume %s could not be found.", spec.SourceVolumeID), nil
+		case src.Action == celldb.ActionMoveOut:
+			return fmt.Sprintf("Volume %s is being moved to another cell.", spec.SourceVolumeID), nil
 		case src.Status != statusAvailable && src.Status != statusInUse:
 			return fmt.Sprintf("Source volume status must be available or in-use, not %s.", src.Status), nil
 		case spec.SizeGB < src.SizeGB:
@@ -154,6 +156,9 @@ func (m *Manager) Action(ctx context.Context, tx *db.Tx, env *wire.Envelope) err
 	}
 	if err != nil {
 		return err
+	}
+	if v.Action == celldb.ActionMoveOut {
+		return m.actionWhileMovingOut(ctx, tx, env, a, log)
 	}
 	c := &actionCtx{m: m, tx: tx, env: env, a: a, v: v, log: log}
 	switch a.Action {

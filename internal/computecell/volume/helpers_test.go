@@ -96,6 +96,9 @@ func (r *recorder) updates(t *testing.T) []wire.VolumeUpdate {
 	r.mu.Unlock()
 	var out []wire.VolumeUpdate
 	for _, m := range msgs {
+		if m.Method == wire.MethodVolumeMoveDone {
+			continue // to the other cell of a move (move_test.go)
+		}
 		if m.Method != wire.MethodVolumeUpdate {
 			t.Errorf("sent %s, want only volume_update", m.Method)
 			continue
@@ -257,6 +260,11 @@ type env struct {
 	maxDevices int
 	m          *volume.Manager
 	started    bool
+
+	// cellPath is the managers' cell ("": cell) and peers their Peers
+	// (move_test.go).
+	cellPath string
+	peers    volume.Peers
 }
 
 func migrated(t *testing.T, d *db.DB) {
@@ -289,7 +297,11 @@ func (e *env) newManager() *volume.Manager {
 		e.t.Fatal(err)
 	}
 	e.b = b
-	m, err := volume.New(volume.Config{Cell: cell, DB: e.d, Backend: b, Sender: e.rec, Images: e.images,
+	path := cell
+	if e.cellPath != "" {
+		path = e.cellPath
+	}
+	m, err := volume.New(volume.Config{Cell: path, DB: e.d, Peers: e.peers, Backend: b, Sender: e.rec, Images: e.images,
 		Workers: 2, PollInterval: 20 * time.Millisecond, HealInterval: time.Hour, Hosts: e.hosts, MaxDiskDevices: e.maxDevices,
 		Logger: slog.New(slog.DiscardHandler), Now: e.clock.Now})
 	if err != nil {

@@ -75,6 +75,10 @@ type Config struct {
 	// instance's host (optional: none, and an attach or a detach needs
 	// no host work).
 	Hosts Hosts
+	// Peers reaches the other compute cells' volume roles, for the moves
+	// of volumes to this cell (optional: none, and a volume of another
+	// cell is not attached: its import fails and the move is given up).
+	Peers Peers
 	// MaxDiskDevices is Nova's max_disk_devices_to_attach: the most disk
 	// devices an instance may have, its root counted (0: no limit).
 	MaxDiskDevices int
@@ -90,6 +94,9 @@ type Manager struct {
 	cfg  Config
 	log  *slog.Logger
 	pool *workpool.Pool
+	// retry is when each import whose exporting cell did not answer is
+	// tried again (move.go).
+	retry importRetries
 }
 
 // New validates cfg and fills its defaults. The manager does no work until

@@ -70,6 +70,10 @@ func (m *Manager) step(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if v.Action == pendingImport {
+		// A volume moving in: its bytes before its attachment's host work.
+		return m.stepImport(ctx, v)
+	}
 	snaps, err := celldb.PendingSnapshots(ctx, m.cfg.DB, id)
 	if err != nil {
 		return false, err

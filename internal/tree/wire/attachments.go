@@ -64,6 +64,9 @@ type AttachVolume struct {
 	DeleteOnTermination bool   `json:"delete_on_termination,omitempty"`
 	UserID              string `json:"user_id"`
 	ProjectID           string `json:"project_id"`
+	// Move: the volume is of another cell and moves to this one first
+	// (volume_move.go).
+	Move *VolumeMove `json:"move,omitempty"`
 }
 
 // AttachVolumeAnswer is the answer of attach_volume.

@@ -152,6 +152,10 @@ type VolumeState struct {
 	// image's, as Cinder's reimage refreshes it once the copy is done.
 	// Absent: unchanged.
 	ImageMetadata map[string]string `json:"image_metadata,omitempty"`
+	// MovedFrom is the cell the volume moved from (volume_move.go): the
+	// API cell's copy of that cell takes the state (when newer) and
+	// changes its cell to Cell.
+	MovedFrom string `json:"moved_from,omitempty"`
 }
 
 // SnapshotState is the owning cell's state of one snapshot.

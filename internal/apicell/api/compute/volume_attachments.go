@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -342,8 +343,9 @@ func (h *volumeAttachmentsHandler) create(w http.ResponseWriter, r *http.Request
 		return
 	}
 	v, err := h.visibleVolume(ctx, h.cfg.DB, body.volumeID)
+	var move *wire.VolumeMove
 	if err == nil {
-		err = h.checkAttachable(r, in, v, tag)
+		move, err = h.checkAttachable(r, in, v, tag)
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -351,9 +353,18 @@ func (h *volumeAttachmentsHandler) create(w http.ResponseWriter, r *http.Request
 	}
 	c := httpkit.CallerFrom(ctx)
 	req := &wire.AttachVolume{InstanceUUID: in.UUID, VolumeID: v.ID, AttachmentID: uuid.NewString(), BDMUUID: uuid.NewString(),
-		Device: device, Tag: tag, DeleteOnTermination: dot, UserID: c.UserID, ProjectID: c.ProjectID}
+		Device: device, Tag: tag, DeleteOnTermination: dot, UserID: c.UserID, ProjectID: c.ProjectID, Move: move}
+	if move != nil {
+		if err := h.reserveMove(ctx, v); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	var ans wire.AttachVolumeAnswer
 	if err := h.callInstanceCell(r, in, wire.MethodAttachVolume, req, &ans); err != nil {
+		if move != nil {
+			h.unreserveMove(ctx, v)
+		}
 		h.fail(w, r, h.attachRefused(ctx, err, in, v, device))
 		return
 	}
@@ -372,9 +383,96 @@ func (h *volumeAttachmentsHandler) create(w http.ResponseWriter, r *http.Request
 // checkAttachable is the rest of Nova's attach_volume before the
 // conductor, then check_attach_and_reserve_volume, on the copies: not
 // attached already, what a shelved-offloaded server or a multiattach
-// volume cannot have, the same cell (Nova's cross_az_attach = False: a
-// cell attaches only its own volumes), and Cinder's reserve (available).
-func (h *volumeAttachmentsHandler) checkAttachable(r *http.Request, in *apidb.Instance, v *voldb.Volume, tag string) error {
+// volume cannot have, the same cell (a cell attaches only its own
+// volumes) or a volume that can move to the server's cell (movable; the
+// move is returned), and Cinder's reserve (available).
+func (h *volumeAttachmentsHandler) checkAttachable(r *http.Request, in *apidb.Instance, v *voldb.Volume, tag string) (*wire.VolumeMove, error) {
+	err := h.checkAttachableCopy(r, in, v, tag)
+	if err == nil || !errors.Is(err, errOtherCell) {
+		return nil, err
+	}
+	move, merr := h.movable(r.Context(), in, v)
+	if merr != nil || move == nil {
+		if merr == nil {
+			merr = crossZone(in, v)
+		}
+		return nil, merr
+	}
+	return move, nil
+}
+
+// errOtherCell is a volume of a cell other than the server's.
+var errOtherCell = errors.New("the volume is in another cell")
+
+// crossZone is Nova's refusal of a volume in another zone
+// (cross_az_attach = False), which a volume of another cell that cannot
+// move gets.
+func crossZone(in *apidb.Instance, v *voldb.Volume) error {
+	return bad("Invalid volume: Instance %s and volume %s are not in the same availability_zone. Instance is in %s. Volume is in %s",
+		in.UUID, v.ID, in.AvailabilityZone, v.AvailabilityZone)
+}
+
+// movable is the move of a volume of another cell to the server's, when
+// it can move (nil when not): in the same availability zone as the
+// server, available with no attachment, no snapshot (Cinder refuses to
+// migrate a volume that has some) and not multiattach. The server's cell
+// checks it serves the volume's storage zone, and the volume's cell
+// checks its own row when the move begins.
+func (h *volumeAttachmentsHandler) movable(ctx context.Context, in *apidb.Instance, v *voldb.Volume) (*wire.VolumeMove, error) {
+	if v.AvailabilityZone != in.AvailabilityZone || v.Status != voldb.StatusAvailable || len(v.Attachments) > 0 || v.Multiattach {
+		return nil, nil
+	}
+	n, err := voldb.CountSnapshots(ctx, h.cfg.DB, v.ID)
+	if err != nil || n > 0 {
+		return nil, err
+	}
+	return &wire.VolumeMove{From: v.Cell, Version: v.Version, SizeGB: v.SizeGB, AvailabilityZone: v.AvailabilityZone,
+		TypeID: v.TypeID, TypeName: v.TypeName, ProjectID: v.ProjectID, UserID: v.UserID}, nil
+}
+
+// reserveMove is Cinder's reserve of a volume to move (its attachment
+// create): the copy, available with no attachment and no snapshot, is
+// set attaching (its version unchanged: the cells' next state replaces
+// it), so that no other attach or action takes it meanwhile.
+func (h *volumeAttachmentsHandler) reserveMove(ctx context.Context, v *voldb.Volume) error {
+	var ok bool
+	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		var err error
+		ok, err = voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: v.ID, From: []string{voldb.StatusAvailable},
+			To: statusAttaching, NoAttachments: true, NoSnapshots: true, Now: time.Now()})
+		return err
+	})
+	if err != nil || ok {
+		return err
+	}
+	status := v.Status
+	if cur, err := voldb.Get(ctx, h.cfg.DB, v.ID); err == nil {
+		status = cur.Status
+	}
+	return reserveRefused(ctx, v.ID, status)
+}
+
+// unreserveMove puts back the copy reserveMove set, when the server's
+// cell did not take the attach (a cell that did and whose answer was
+// lost sends the volume's state, which replaces it again).
+func (h *volumeAttachmentsHandler) unreserveMove(ctx context.Context, v *voldb.Volume) {
+	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		_, err := voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: v.ID, From: []string{statusAttaching},
+			To: voldb.StatusAvailable, NoAttachments: true, Now: time.Now()})
+		return err
+	})
+	if err != nil {
+		h.log.Warn("putting back the status of a volume whose move was not taken", "request_id", httpkit.RequestID(ctx),
+			"volume", v.ID, "err", err)
+	}
+}
+
+// statusAttaching is Cinder's status of a volume reserved for an attach.
+const statusAttaching = "attaching"
+
+// checkAttachableCopy is checkAttachable's checks of the copies; a volume
+// of another cell is errOtherCell.
+func (h *volumeAttachmentsHandler) checkAttachableCopy(r *http.Request, in *apidb.Instance, v *voldb.Volume, tag string) error {
 	if len(v.Attachments) > 0 {
 		if !v.Multiattach {
 			ids := make([]string, 0, len(v.Attachments))
@@ -401,8 +499,7 @@ func (h *volumeAttachmentsHandler) checkAttachable(r *http.Request, in *apidb.In
 		return bad("Multiattach volumes are only supported starting with compute API version 2.60.")
 	}
 	if v.Cell != "" && v.Cell != in.Cell {
-		return bad("Invalid volume: Instance %s and volume %s are not in the same availability_zone. Instance is in %s. Volume is in %s",
-			in.UUID, v.ID, in.AvailabilityZone, v.AvailabilityZone)
+		return errOtherCell
 	}
 	if v.Status != voldb.StatusAvailable || v.Cell == "" {
 		return reserveRefused(r.Context(), v.ID, v.Status)
@@ -452,6 +549,8 @@ func (h *volumeAttachmentsHandler) attachRefused(ctx context.Context, err error,
 		return bad("Invalid volume: volume %s already attached", v.ID)
 	case wire.AttachReasonDeviceInUse:
 		return conflict("The supplied device path (%s) is in use.", device)
+	case wire.AttachReasonVolumeZone:
+		return crossZone(in, v)
 	case wire.AttachReasonTooManyDevices:
 		return forbidden2("The maximum allowed number of disk devices (" + strconv.Itoa(maxDiskDevices) + ") to attach to a single instance has been exceeded.")
 	}
