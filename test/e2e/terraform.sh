@@ -2,8 +2,11 @@
 # End-to-end test with Terraform and the OpenStack provider against
 # `cellcloud up` (issue 14's done criterion): test/e2e/terraform/main.tf
 # (a network, a /28 subnet, a security group with rules, a port, a server
-# on that port, and peers in the group, with tags) applies, changes in
-# place (a rule added, the server and port renamed, the tags changed), plans
+# on that port, and peers in the group, with tags; a data volume attached
+# to the server, a volume made from the image, a server booted from a
+# volume) applies, changes in
+# place (a rule added, the server and port renamed, the tags changed, the volume
+# renamed and extended while attached), plans
 # no changes after each apply, and destroys with nothing left behind.
 #
 # The provider is built from Go source (there is no registry here) into
@@ -107,7 +110,8 @@ tf() { timeout 600 terraform -chdir="$work/tf" "$@"; }
 # (the one network main can boot on).
 if [ "$with_ports" = 1 ]; then boot_network=${TF_BOOT_NETWORK-}; else boot_network=${TF_BOOT_NETWORK-private}; fi
 vars=(-var "with_ports=$([ "$with_ports" = 1 ] && echo true || echo false)" -var "boot_network=$boot_network")
-changed=(-var server_name=tf-e2e-vm-renamed -var port_name=tf-e2e-port-renamed -var extra_rule=true -var tag=e2e-changed)
+changed=(-var server_name=tf-e2e-vm-renamed -var port_name=tf-e2e-port-renamed -var extra_rule=true -var tag=e2e-changed
+  -var volume_name=tf-e2e-data-renamed -var volume_size=2)
 
 # no_changes STEP VARS...: a plan right after an apply must be empty
 # (exit 0); a diff means our API answers differently from what the
@@ -201,6 +205,35 @@ check_tags() {
   ok "the network, subnet and group are tagged $1"
 }
 
+# check_volumes NAME SIZE: the data volume is named NAME, SIZE GiB,
+# in-use on the server at the device Terraform recorded; the volume made
+# from the image is available and bootable; the server booted from a
+# volume is ACTIVE with no image and its boot volume in-use on it.
+check_volumes() {
+  local out v bfv boot
+  out=$(tf output -json) || fail "terraform output"
+  v=$(api "$demo_token" "/volume/v3/$project_id/volumes/$(js 'd["volume_id"]["value"]' <<<"$out")")
+  [ "$(status)" = 200 ] || fail "GET the data volume: $(status) $v"
+  [ "$(js '"%s %s %s" % (d["volume"]["name"], d["volume"]["size"], d["volume"]["status"])' <<<"$v")" = "$1 $2 in-use" ] ||
+    fail "data volume: $v, want $1, $2 GiB, in-use"
+  [ "$(js '" ".join(a["server_id"] + "@" + a["device"] for a in d["volume"]["attachments"])' <<<"$v")" = "$server_id@$(js 'd["volume_attachment_device"]["value"]' <<<"$out")" ] ||
+    fail "data volume's attachments: $v, want $server_id at the device Terraform recorded"
+  v=$(api "$demo_token" "/volume/v3/$project_id/volumes/$(js 'd["from_image_volume_id"]["value"]' <<<"$out")")
+  [ "$(js '"%s %s" % (d["volume"]["status"], d["volume"]["bootable"])' <<<"$v")" = "available true" ] ||
+    fail "volume from the image: $v, want available and bootable"
+  bfv=$(api "$demo_token" "/v2.1/servers/$(js 'd["bfv_id"]["value"]' <<<"$out")")
+  [ "$(js '"%s %r" % (d["server"]["status"], d["server"]["image"])' <<<"$bfv")" = "ACTIVE ''" ] ||
+    fail "server booted from a volume: $bfv, want ACTIVE with image \"\""
+  boot=$(js 'd["server"]["os-extended-volumes:volumes_attached"][0]["id"]' <<<"$bfv")
+  v=$(api "$demo_token" "/volume/v3/$project_id/volumes/$boot")
+  [ "$(js '"%s %s %s" % (d["volume"]["status"], d["volume"]["bootable"], d["volume"]["attachments"][0]["server_id"])' <<<"$v")" = "in-use true $(js 'd["bfv_id"]["value"]' <<<"$out")" ] ||
+    fail "the boot volume: $v, want in-use, bootable, on the server"
+  volume_ids="$(js 'd["volume_id"]["value"] + " " + d["from_image_volume_id"]["value"]' <<<"$out") $boot"
+  ok "volumes: $1 ($2 GiB) in-use on the server, one made from the image, a server booted from a volume"
+}
+project_id=$(curl -s -H "X-Auth-Token: $demo_token" -H "X-Subject-Token: $demo_token" "$base/identity/v3/auth/tokens" | js 'd["token"]["project"]["id"]')
+[ -n "$project_id" ] || fail "no project id"
+
 # Apply.
 tf apply -auto-approve -no-color "${vars[@]}" >"$work/apply.out" 2>&1 || { cat "$work/apply.out"; fail "terraform apply"; }
 ok "terraform apply"
@@ -213,6 +246,7 @@ ok "the group's rules are the configuration's"
 check_enforced "icmp:None-None:group:$sg_id=MEMBERS
 tcp:22-22:0.0.0.0/0"
 check_tags e2e tf-e2e-port
+check_volumes tf-e2e-data 1
 no_changes apply "${vars[@]}"
 
 # Change: a rule added, the server and the port renamed, all in place.
@@ -230,13 +264,14 @@ check_enforced "icmp:None-None:group:$sg_id=MEMBERS
 tcp:22-22:0.0.0.0/0
 tcp:80-80:10.0.0.0/8"
 check_tags e2e-changed tf-e2e-port-renamed
+check_volumes tf-e2e-data-renamed 2
 no_changes change "${vars[@]}" "${changed[@]}"
 
 # Destroy: nothing of the test is left.
 out=$(tf output -json)
 net_id=$(js 'd["network_id"]["value"]' <<<"$out")
 subnet_id=$(js 'd["subnet_id"]["value"]' <<<"$out")
-servers=$(js '" ".join([d["server_id"]["value"]] + d["peer_ids"]["value"])' <<<"$out")
+servers=$(js '" ".join([d["server_id"]["value"], d["bfv_id"]["value"]] + d["peer_ids"]["value"])' <<<"$out")
 tf destroy -auto-approve -no-color "${vars[@]}" "${changed[@]}" >"$work/destroy.out" 2>&1 || { cat "$work/destroy.out"; fail "terraform destroy"; }
 ok "terraform destroy"
 for id in $servers; do
@@ -251,5 +286,9 @@ left=$(api "$admin_token" "/networking/v2.0/ports?network_id=$net_id" | js 'len(
 [ "$left" = 0 ] || fail "ports left on the network: $(cat "$work/body")"
 left=$(api "$admin_token" "/networking/v2.0/security-group-rules?security_group_id=$sg_id" | js 'len(d["security_group_rules"])')
 [ "$left" = 0 ] || fail "rules left: $(cat "$work/body")"
+for id in $volume_ids; do
+  api "$demo_token" "/volume/v3/$project_id/volumes/$id" >/dev/null
+  [ "$(status)" = 404 ] || fail "volume $id left: $(status) $(cat "$work/body")"
+done
 ok "nothing of the test is left"
 echo "terraform.sh: PASS (TF_WITH_PORTS=$with_ports)"

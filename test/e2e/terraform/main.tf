@@ -188,6 +188,8 @@ resource "openstack_blockstorage_volume_v3" "data" {
   name        = var.volume_name
   size        = var.volume_size
   description = "attached to ${var.prefix}-vm"
+  # The change step grows it while attached (Block Storage 3.42).
+  enable_online_resize = true
   metadata = {
     tag = var.tag
   }
