@@ -97,20 +97,46 @@ func TestSpawnSetsFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spawnCost := func(svc *compute.Service, host, u string) int64 {
+	// spawnCost is the fewest statements the spawns of us ran: the
+	// counter is the database's, and the services' own loops (the image
+	// cache's first read, a heartbeat, the firewall's poll) may run a
+	// statement during any one spawn; a spawn's own statements are the
+	// same each time, so the least is the spawn's cost.
+	spawnCost := func(svc *compute.Service, host string, us ...string) int64 {
 		t.Helper()
-		before := d.Statements()
-		if err := svc.Spawn(ctx, host, u); err != nil {
-			t.Fatal(err)
+		least := int64(-1)
+		for _, u := range us {
+			before := d.Statements()
+			if err := svc.Spawn(ctx, host, u); err != nil {
+				t.Fatal(err)
+			}
+			if n := d.Statements() - before; least < 0 || n < least {
+				least = n
+			}
 		}
-		return d.Statements() - before
+		return least
 	}
 	if err := plain.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plain.Shutdown(context.Background()) })
 	base, legacy, enforced := add(4, 1), add(2, 0), add(3, 7)
-	bc, lc, ec := spawnCost(plain, "h3", base), spawnCost(svc, "h1", legacy), spawnCost(svc, "h1", enforced)
+	extra := func(svc *compute.Service, host string, us ...string) {
+		t.Helper()
+		for _, u := range us {
+			if err := svc.Destroy(ctx, host, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The extra instances measured go again, so the rest sees h1 as
+	// before.
+	b2, b3, l2, l3, e2, e3 := add(5, 1), add(6, 1), add(7, 0), add(8, 0), add(9, 7), add(10, 7)
+	bc := spawnCost(plain, "h3", base, b2, b3)
+	lc := spawnCost(svc, "h1", legacy, l2, l3)
+	ec := spawnCost(svc, "h1", enforced, e2, e3)
+	extra(plain, "h3", b2, b3)
+	extra(svc, "h1", l2, l3, e2, e3)
 	if ec != bc || lc != bc {
 		t.Errorf("spawns with the groups held ran %d statements, with nothing enforced %d, without a firewall %d", ec, lc, bc)
 	}
