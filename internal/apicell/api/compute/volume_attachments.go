@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -354,19 +353,27 @@ func (h *volumeAttachmentsHandler) create(w http.ResponseWriter, r *http.Request
 	c := httpkit.CallerFrom(ctx)
 	req := &wire.AttachVolume{InstanceUUID: in.UUID, VolumeID: v.ID, AttachmentID: uuid.NewString(), BDMUUID: uuid.NewString(),
 		Device: device, Tag: tag, DeleteOnTermination: dot, UserID: c.UserID, ProjectID: c.ProjectID, Move: move}
-	if move != nil {
-		if err := h.reserveMove(ctx, v); err != nil {
-			h.fail(w, r, err)
-			return
-		}
-	}
+	// A move is reserved on the copy only once the server's cell has
+	// taken it: a reservation written before the call and lost with this
+	// process (killed before the answer) would leave the copy attaching
+	// with no cell state ever to replace it. After the answer, the copy
+	// (still the volume's cell's, at the version the move saw) shows
+	// attaching, which the server's cell's takeover (moved_from) or the
+	// volume's cell's row (a failed move) replaces. The volume's cell
+	// serialises moves (its row locked by the first volume_export; a
+	// second move is refused there and undone by its cell).
 	var ans wire.AttachVolumeAnswer
 	if err := h.callInstanceCell(r, in, wire.MethodAttachVolume, req, &ans); err != nil {
-		if move != nil {
-			h.unreserveMove(ctx, v)
-		}
 		h.fail(w, r, h.attachRefused(ctx, err, in, v, device))
 		return
+	}
+	if move != nil {
+		if err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+			_, err := voldb.ReserveMoving(ctx, tx, v.ID, move.From, move.Version, h.cfg.Now())
+			return err
+		}); err != nil {
+			h.log.Warn("showing a volume to move attaching", "request_id", httpkit.RequestID(ctx), "volume", v.ID, "err", err)
+		}
 	}
 	h.log.Info("volume attached", "request_id", httpkit.RequestID(ctx), "cell", in.Cell, "instance", in.UUID,
 		"volume", v.ID, "attachment", req.AttachmentID, "device", ans.Device)
@@ -429,46 +436,6 @@ func (h *volumeAttachmentsHandler) movable(ctx context.Context, in *apidb.Instan
 	return &wire.VolumeMove{From: v.Cell, Version: v.Version, SizeGB: v.SizeGB, AvailabilityZone: v.AvailabilityZone,
 		TypeID: v.TypeID, TypeName: v.TypeName, ProjectID: v.ProjectID, UserID: v.UserID}, nil
 }
-
-// reserveMove is Cinder's reserve of a volume to move (its attachment
-// create): the copy, available with no attachment and no snapshot, is
-// set attaching (its version unchanged: the cells' next state replaces
-// it), so that no other attach or action takes it meanwhile.
-func (h *volumeAttachmentsHandler) reserveMove(ctx context.Context, v *voldb.Volume) error {
-	var ok bool
-	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		var err error
-		ok, err = voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: v.ID, From: []string{voldb.StatusAvailable},
-			To: statusAttaching, NoAttachments: true, NoSnapshots: true, Now: time.Now()})
-		return err
-	})
-	if err != nil || ok {
-		return err
-	}
-	status := v.Status
-	if cur, err := voldb.Get(ctx, h.cfg.DB, v.ID); err == nil {
-		status = cur.Status
-	}
-	return reserveRefused(ctx, v.ID, status)
-}
-
-// unreserveMove puts back the copy reserveMove set, when the server's
-// cell did not take the attach (a cell that did and whose answer was
-// lost sends the volume's state, which replaces it again).
-func (h *volumeAttachmentsHandler) unreserveMove(ctx context.Context, v *voldb.Volume) {
-	err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-		_, err := voldb.SetStatus(ctx, tx, voldb.StatusChange{ID: v.ID, From: []string{statusAttaching},
-			To: voldb.StatusAvailable, NoAttachments: true, Now: time.Now()})
-		return err
-	})
-	if err != nil {
-		h.log.Warn("putting back the status of a volume whose move was not taken", "request_id", httpkit.RequestID(ctx),
-			"volume", v.ID, "err", err)
-	}
-}
-
-// statusAttaching is Cinder's status of a volume reserved for an attach.
-const statusAttaching = "attaching"
 
 // checkAttachableCopy is checkAttachable's checks of the copies; a volume
 // of another cell is errOtherCell.

@@ -12,11 +12,14 @@ import (
 )
 
 // TestVolumeAttachMoves: a volume of another cell in the server's zone,
-// available with no snapshot, is reserved (attaching, its version kept)
-// and the server's cell is asked to attach it with the move (its cell,
-// version, size, zone, type, owner): 200 with the device. The cell's
-// refusal (it does not serve the volume's storage zone) is Nova's
-// cross_az 400 and the reservation is put back. A volume with a
+// available with no snapshot: the server's cell is asked to attach it
+// with the move (its cell, version, size, zone, type, owner): 200 with
+// the device; the copy is reserved (attaching, its cell and version
+// kept) only once the cell has answered (a reservation written before
+// and lost with a killed API process would never be replaced). The
+// cell's refusal (it does not serve the volume's storage zone) is Nova's
+// cross_az 400, the copy unchanged. A
+// volume with a
 // snapshot, or not available, is not moved: the cross_az 400, the cell
 // not asked, the copy unchanged.
 func TestVolumeAttachMoves(t *testing.T) {
@@ -36,7 +39,7 @@ func TestVolumeAttachMoves(t *testing.T) {
 	crossAZ := "Invalid volume: Instance " + vaServer + " and volume " + vaFar +
 		" are not in the same availability_zone. Instance is in az1. Volume is in az1"
 
-	// Refused by the server's cell: put back.
+	// Refused by the server's cell: nothing changed.
 	var seen string
 	e.caller.mu.Lock()
 	e.caller.answer = func(*wire.AttachVolume) (string, error) {
@@ -47,8 +50,8 @@ func TestVolumeAttachMoves(t *testing.T) {
 	if r := post(vaFar); r.code != 400 || r.msg() != crossAZ {
 		t.Errorf("attach refused by the cell: %d %q, want 400 %q", r.code, r.msg(), crossAZ)
 	}
-	if v := get(); seen != "attaching" || v.Status != "available" || v.Version != e.ver[vaFar] {
-		t.Errorf("copy while asked %q, after the refusal %+v: want attaching, then available at version %d", seen, v, e.ver[vaFar])
+	if v := get(); seen != "available" || v.Status != "available" || v.Version != e.ver[vaFar] {
+		t.Errorf("copy while asked %q, after the refusal %+v: want available at version %d throughout", seen, v, e.ver[vaFar])
 	}
 
 	e.caller.mu.Lock()
