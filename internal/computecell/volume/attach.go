@@ -182,19 +182,9 @@ func (m *Manager) attach(ctx context.Context, tx *db.Tx, env *wire.Envelope, req
 	if v.Status != statusAvailable || v.Action != "" {
 		return "", refuseAttach(log, wire.AttachReasonVolumeStatus, fmt.Sprintf("status %s, pending %q", v.Status, v.Action))
 	}
-	bdms, err := celldb.InstanceBDMs(ctx, tx, in.UUID)
+	device, err := m.pickDevice(ctx, tx, in.UUID, req.Device, log)
 	if err != nil {
 		return "", err
-	}
-	used := []string{rootDevice}
-	for _, b := range bdms {
-		if b.DeviceName != "" {
-			used = append(used, b.DeviceName)
-		}
-	}
-	device, reason := nextDevice(used, req.Device, m.cfg.MaxDiskDevices)
-	if reason != "" {
-		return "", refuseAttach(log, reason, fmt.Sprintf("device %q asked, %v in use", req.Device, used))
 	}
 	backing, err := m.backing(v.ID)
 	if err != nil {
@@ -648,4 +638,25 @@ func (m *Manager) InstanceGone(ctx context.Context, tx *db.Tx, instanceUUID, req
 		tx.AfterCommit(m.Wake)
 	}
 	return nil
+}
+
+// pickDevice is the device an attach to the instance gets: the one asked
+// for, or the next free one after the instance's mappings (refused with
+// the attach reason when taken, or when none is left).
+func (m *Manager) pickDevice(ctx context.Context, tx *db.Tx, instanceUUID, asked string, log *slog.Logger) (string, error) {
+	bdms, err := celldb.InstanceBDMs(ctx, tx, instanceUUID)
+	if err != nil {
+		return "", err
+	}
+	used := []string{rootDevice}
+	for _, b := range bdms {
+		if b.DeviceName != "" {
+			used = append(used, b.DeviceName)
+		}
+	}
+	device, reason := nextDevice(used, asked, m.cfg.MaxDiskDevices)
+	if reason != "" {
+		return "", refuseAttach(log, reason, fmt.Sprintf("device %q asked, %v in use", asked, used))
+	}
+	return device, nil
 }

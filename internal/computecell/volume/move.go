@@ -139,19 +139,9 @@ func (m *Manager) attachMoving(ctx context.Context, tx *db.Tx, env *wire.Envelop
 			fmt.Sprintf("the volume is in storage zone %q, this cell serves %q", mv.AvailabilityZone, m.cfg.Zone))
 	}
 	log = log.With("moved_from", mv.From)
-	bdms, err := celldb.InstanceBDMs(ctx, tx, in.UUID)
+	device, err := m.pickDevice(ctx, tx, in.UUID, req.Device, log)
 	if err != nil {
 		return "", err
-	}
-	used := []string{rootDevice}
-	for _, b := range bdms {
-		if b.DeviceName != "" {
-			used = append(used, b.DeviceName)
-		}
-	}
-	device, reason := nextDevice(used, req.Device, m.cfg.MaxDiskDevices)
-	if reason != "" {
-		return "", refuseAttach(log, reason, fmt.Sprintf("device %q asked, %v in use", req.Device, used))
 	}
 	backing, err := m.backing(req.VolumeID)
 	if err != nil {

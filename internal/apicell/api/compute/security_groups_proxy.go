@@ -24,9 +24,15 @@ import (
 // proxyGone answers 404 from 2.36, where Nova removed its proxy APIs
 // (MAX_PROXY_API_SUPPORT_VERSION is 2.35).
 func (h *securityGroupsHandler) proxyGone(next http.HandlerFunc) http.HandlerFunc {
+	return proxyGone(h.base, next)
+}
+
+// proxyGone is next below 2.36 and 404 from it: Nova's proxy APIs
+// (security groups, volumes, snapshots).
+func proxyGone(b *base, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if atLeast(r, 36) {
-			h.fail(w, r, notFound("The resource could not be found."))
+			b.fail(w, r, notFound("The resource could not be found."))
 			return
 		}
 		next(w, r)

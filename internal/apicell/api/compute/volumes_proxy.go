@@ -45,13 +45,7 @@ func (h *volumesProxyHandler) register(rt *router) {
 
 // gone is the proxy APIs' end at 2.36.
 func (h *volumesProxyHandler) gone(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if atLeast(r, 36) {
-			h.fail(w, r, notFound("The resource could not be found."))
-			return
-		}
-		next(w, r)
-	}
+	return proxyGone(h.base, next)
 }
 
 // cinderAnswer is the Block Storage API's answer to an in-process call.
