@@ -185,7 +185,7 @@ func TestHousekeepingArchivesPeriodicallyAndTheAPIAnswers(t *testing.T) {
 	// The database first, as a cell that ran before (the node's start
 	// runs the same migrations again, which do nothing).
 	cfg := &config.Config{Cell: "api", DataDir: dir, Broker: config.Broker{Listen: "127.0.0.1:0"},
-		API: config.API{Listen: "127.0.0.1:0", AdminPassword: "pw"},
+		API:          config.API{Listen: "127.0.0.1:0", AdminPassword: "pw"},
 		Housekeeping: config.Housekeeping{ArchiveInterval: config.Duration(20 * time.Millisecond), ArchiveOlderThan: config.Duration(24 * time.Hour), MaxRows: 1}}
 	if err := cfg.Normalize(); err != nil {
 		t.Fatal(err)
