@@ -254,4 +254,67 @@ func TestHousekeepingArchivesPeriodicallyAndTheAPIAnswers(t *testing.T) {
 	if got := list("&deleted=true"); !slices.Equal(got, []string{recent}) {
 		t.Errorf("deleted servers: %v, want the one deleted an hour ago (not archived yet)", got)
 	}
+	since := now.Add(-60 * 24 * time.Hour).Format("2006-01-02T15:04:05Z")
+	if got := list("&changes-since=" + since); !slices.Equal(got, []string{recent, live}) {
+		t.Errorf("servers changed since %s: %v, want the live one and the deleted one not archived yet", since, got)
+	}
+}
+
+// Housekeeper.Once in a compute cell: the rows deleted before
+// archive_older_than move, then the shadow rows deleted before
+// purge_older_than go; a second round does nothing.
+func TestHousekeeperOnceArchivesThenPurges(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrateAll(t, d, false)
+		now := time.Now()
+		for u, days := range map[string]int{"del-100": 100, "del-40": 40, "del-1": 1, "live": 0} {
+			del, at := 1, db.Micros(now.Add(-time.Duration(days)*24*time.Hour))
+			if days == 0 {
+				del, at = 0, 0
+			}
+			if _, err := d.Exec(ctx, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor, vm_state, version, created_at, updated_at, deleted, deleted_at)
+				VALUES (?, 'vm', 'p', 'u', 'img', '{}', 'deleted', 1, 0, 0, ?, ?)`, u, del, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var rounds []string
+		h, err := NewHousekeeper(HousekeepingConfig{DB: d, Cell: "api!cell1", Logger: quietLog,
+			Settings: config.Housekeeping{ArchiveInterval: config.Duration(time.Hour), ArchiveOlderThan: config.Duration(30 * 24 * time.Hour),
+				PurgeOlderThan: config.Duration(60 * 24 * time.Hour), MaxRows: 1},
+			Ran: func(a, p archive.Counts, err error) { rounds = append(rounds, fmt.Sprint(a, p, err)) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, p, err := h.Once(ctx)
+		if err != nil || a["instances"] != 2 || p["shadow_instances"] != 1 {
+			t.Fatalf("round: archived %v, purged %v, %v; want 2 archived (del-100, del-40), 1 purged (del-100)", a, p, err)
+		}
+		a, p, err = h.Once(ctx)
+		if err != nil || a.Total() != 0 || p.Total() != 0 {
+			t.Errorf("second round: archived %v, purged %v, %v; want nothing", a, p, err)
+		}
+		var main, shadow []string
+		for _, q := range []struct {
+			table string
+			out   *[]string
+		}{{"instances", &main}, {"shadow_instances", &shadow}} {
+			rows, err := d.Query(ctx, `SELECT uuid FROM `+q.table+` ORDER BY uuid`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var u string
+				_ = rows.Scan(&u)
+				*q.out = append(*q.out, u)
+			}
+			rows.Close()
+		}
+		if !slices.Equal(main, []string{"del-1", "live"}) || !slices.Equal(shadow, []string{"del-40"}) {
+			t.Errorf("instances %v, shadow %v; want [del-1 live] and [del-40]", main, shadow)
+		}
+		if len(rounds) != 2 {
+			t.Errorf("Ran called %d times, want 2", len(rounds))
+		}
+	})
 }

@@ -28,5 +28,5 @@ const ShadowMigrationSet = "volume_shadow"
 // ShadowMigrations create the shadow tables of ArchivePlan; see
 // celldb.ShadowMigrations for how they change.
 var ShadowMigrations = []db.Migration{
-	{Version: 1, Name: "shadow tables", SQL: archive.ShadowSQL(ArchivePlan)},
+	{Version: 1, Name: "shadow tables and the archive's indexes", SQL: archive.ShadowSQL(ArchivePlan)},
 }

@@ -49,5 +49,5 @@ const ShadowMigrationSet = "compute_shadow"
 // of this set (archive refuses to run otherwise, and the shadow column
 // test fails).
 var ShadowMigrations = []db.Migration{
-	{Version: 1, Name: "shadow tables", SQL: archive.ShadowSQL(ArchivePlan)},
+	{Version: 1, Name: "shadow tables and the archive's indexes", SQL: archive.ShadowSQL(ArchivePlan)},
 }

@@ -120,8 +120,9 @@ func (p Plan) ShadowTables() []string {
 }
 
 // ShadowSQL is the migration SQL that creates the shadow tables of tables
-// (with no rows, the columns of each table as they are now) and an index
-// on each root's Time column and on each child's Column, for purge. It
+// (with no rows, the columns of each table as they are now), an index on
+// each root's Time and Key columns and on each child's Column, for purge, and on
+// each root table an index of its rows to archive by Time. It
 // creates only what is missing: a plan that gains a table gets it by a new
 // migration of the same SQL.
 func ShadowSQL(p Plan) string {
@@ -149,7 +150,22 @@ func ShadowSQL(p Plan) string {
 	}
 	for _, t := range p.Tables {
 		index(t.Name, t.Time)
+		index(t.Name, t.Key)
 		walk(t.Children)
+	}
+	// The archive's own lookup of each root table: its rows to archive,
+	// oldest first, without reading the live ones.
+	for _, t := range p.Tables {
+		name := "archive_" + t.Name
+		if idx[name] {
+			continue
+		}
+		idx[name] = true
+		fmt.Fprintf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s (%s)", name, t.Name, t.Time)
+		if t.Deleted != "" {
+			fmt.Fprintf(&b, " WHERE %s", t.Deleted)
+		}
+		b.WriteString(";\n")
 	}
 	return b.String()
 }
