@@ -20,9 +20,9 @@ import (
 )
 
 const dbUsage = `usage:
-  cellcloud db archive --config FILE [--older-than DAYS | --before DATE] [--max-rows N]
+  cellcloud db archive --config FILE ... [--older-than DAYS | --before DATE] [--max-rows N]
                        [--until-complete] [--purge] [--task-log] [--verbose]
-  cellcloud db purge   --config FILE (--older-than DAYS | --before DATE | --all) [--verbose]
+  cellcloud db purge   --config FILE ... (--older-than DAYS | --before DATE | --all) [--verbose]
 
 archive moves the cell's deleted rows (deleted before the cutoff; all of
 them without one) to its shadow tables, with the rows that depend on them,
@@ -38,8 +38,9 @@ with --all). Exit status: 0 rows purged, 1 no --before, --older-than or
 database cannot be opened, 255 another error.
 
 Each cell's database is archived on its own, by its own configuration
-file: run it for the API cell and for each compute cell
-(docs/operations.md, Housekeeping).
+file: give --config once per cell (as nova-manage's --all-cells), the API
+cells are archived first; every database is opened before anything is
+done (docs/operations.md, Housekeeping).
 `
 
 // exitStatus ends a command with a status of its own (nova-manage's
@@ -71,7 +72,8 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("db "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, dbUsage) }
-	cfgPath := fs.String("config", "", "the cell's configuration file (its database is the one archived)")
+	var cfgPaths multiFlag
+	fs.Var(&cfgPaths, "config", "a cell's configuration file, whose database is archived (repeatable: several cells, the API cells first)")
 	before := fs.String("before", "", "the cutoff date: rows deleted before it (YYYY-MM-DD [HH:MM:SS], RFC 3339, or as date(1) prints it; UTC unless it says)")
 	olderThan := fs.String("older-than", "", "the cutoff in days: rows deleted more than DAYS days ago")
 	maxRows := fs.Int("max-rows", 1000, "archive: the rows a batch (one transaction) takes")
@@ -86,7 +88,7 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	if *cfgPath == "" {
+	if len(cfgPaths) == 0 {
 		return usageError{errors.New("--config is required")}
 	}
 	badDate := 4
@@ -119,21 +121,58 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if sub == "purge" {
 		noDB = 4
 	}
-	cfg, d, err := openCellDB(ctx, *cfgPath)
-	if err != nil {
-		return exitStatus{noDB, err}
+	// Every cell's database is opened first: a bad configuration stops
+	// the run before anything is archived. The API cells go first (see
+	// docs/operations.md: a server leaves the API before its cell's rows).
+	type cellDB struct {
+		cfg *config.Config
+		d   *db.DB
 	}
-	defer d.Close()
-	plan := node.ArchivePlan(cfg.IsRoot())
+	var cells []cellDB
+	defer func() {
+		for _, c := range cells {
+			c.d.Close()
+		}
+	}()
+	for _, p := range cfgPaths {
+		cfg, d, err := openCellDB(ctx, p)
+		if err != nil {
+			return exitStatus{noDB, err}
+		}
+		cells = append(cells, cellDB{cfg, d})
+	}
+	slices.SortStableFunc(cells, func(a, b cellDB) int {
+		if a.cfg.IsRoot() == b.cfg.IsRoot() {
+			return 0
+		}
+		if a.cfg.IsRoot() {
+			return -1
+		}
+		return 1
+	})
+	total := archive.Counts{}
+	add := func(cell string, c archive.Counts) {
+		for k, v := range c {
+			total[cell+"."+k] += v
+		}
+	}
 	if sub == "purge" {
-		c, err := archive.Purge(ctx, d, plan, archive.PurgeOptions{Before: cutoff, All: *all})
+		for _, c := range cells {
+			var got archive.Counts
+			got, err = archive.Purge(ctx, c.d, node.ArchivePlan(c.cfg.IsRoot()), archive.PurgeOptions{Before: cutoff, All: *all})
+			add(c.cfg.Cell, got)
+			if err != nil {
+				err = fmt.Errorf("cell %s: %w", c.cfg.Cell, err)
+				break
+			}
+		}
 		if *verbose {
-			printCounts(stdout, cfg.Cell, c, "Number of Rows Purged", "Nothing was purged.")
+			printCounts(stdout, total, "Number of Rows Purged", "Nothing was purged.")
 		}
 		if err != nil {
 			return exitStatus{255, err}
 		}
-		if c.Total() == 0 {
+		if total.Total() == 0 {
 			return exitStatus{code: 3}
 		}
 		return nil
@@ -146,7 +185,15 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, "Archiving..")
 		o.AfterBatch = func(archive.Counts) { fmt.Fprint(stdout, ".") }
 	}
-	c, err := archive.Archive(ctx, d, plan, o)
+	for _, c := range cells {
+		var got archive.Counts
+		got, err = archive.Archive(ctx, c.d, node.ArchivePlan(c.cfg.IsRoot()), o)
+		add(c.cfg.Cell, got)
+		if err != nil {
+			err = fmt.Errorf("cell %s: %w", c.cfg.Cell, err)
+			break
+		}
+	}
 	if *until && *verbose {
 		if err != nil {
 			fmt.Fprintln(stdout, ".stopped")
@@ -155,24 +202,33 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *verbose {
-		printCounts(stdout, cfg.Cell, c, "Number of Rows Archived", "Nothing was archived.")
+		printCounts(stdout, total, "Number of Rows Archived", "Nothing was archived.")
 	}
 	if err != nil {
 		return exitStatus{255, err}
 	}
-	if c.Total() == 0 {
+	if total.Total() == 0 {
 		return nil
 	}
 	if *purge {
 		if *verbose {
 			fmt.Fprintln(stdout, "Rows were archived, running purge...")
 		}
-		p, err := archive.Purge(ctx, d, plan, archive.PurgeOptions{All: true})
-		if *verbose {
-			printCounts(stdout, cfg.Cell, p, "Number of Rows Purged", "Nothing was purged.")
+		purged := archive.Counts{}
+		for _, c := range cells {
+			got, err := archive.Purge(ctx, c.d, node.ArchivePlan(c.cfg.IsRoot()), archive.PurgeOptions{All: true})
+			for k, v := range got {
+				purged[c.cfg.Cell+"."+k] += v
+			}
+			if err != nil {
+				if *verbose {
+					printCounts(stdout, purged, "Number of Rows Purged", "Nothing was purged.")
+				}
+				return exitStatus{255, fmt.Errorf("cell %s: %w", c.cfg.Cell, err)}
+			}
 		}
-		if err != nil {
-			return exitStatus{255, err}
+		if *verbose {
+			printCounts(stdout, purged, "Number of Rows Purged", "Nothing was purged.")
 		}
 	}
 	return exitStatus{code: 1}
@@ -223,8 +279,8 @@ func parseCutoff(before, olderThan string, now time.Time) (time.Time, error) {
 	return time.Time{}, nil
 }
 
-// printCounts prints rows per table as nova-manage does.
-func printCounts(w io.Writer, cell string, c archive.Counts, head, none string) {
+// printCounts prints rows per table (CELL.TABLE) as nova-manage does.
+func printCounts(w io.Writer, c archive.Counts, head, none string) {
 	if c.Total() == 0 {
 		fmt.Fprintln(w, none)
 		return
@@ -237,18 +293,15 @@ func printCounts(w io.Writer, cell string, c archive.Counts, head, none string) 
 	}
 	slices.Sort(names)
 	w1, w2 := len("Table"), len(head)
-	rows := make([][2]string, 0, len(names))
 	for _, n := range names {
-		r := [2]string{cell + "." + n, fmt.Sprint(c[n])}
-		w1, w2 = max(w1, len(r[0])), max(w2, len(r[1]))
-		rows = append(rows, r)
+		w1, w2 = max(w1, len(n)), max(w2, len(fmt.Sprint(c[n])))
 	}
 	line := "+" + strings.Repeat("-", w1+2) + "+" + strings.Repeat("-", w2+2) + "+"
 	fmt.Fprintln(w, line)
 	fmt.Fprintf(w, "| %-*s | %-*s |\n", w1, "Table", w2, head)
 	fmt.Fprintln(w, line)
-	for _, r := range rows {
-		fmt.Fprintf(w, "| %-*s | %-*s |\n", w1, r[0], w2, r[1])
+	for _, n := range names {
+		fmt.Fprintf(w, "| %-*s | %-*d |\n", w1, n, w2, c[n])
 	}
 	fmt.Fprintln(w, line)
 }

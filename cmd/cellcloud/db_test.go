@@ -158,3 +158,45 @@ func TestDBArchiveAndPurge(t *testing.T) {
 		t.Errorf("after all: %d instances, %d shadow rows; want the live one and none", live, shadow)
 	}
 }
+
+// Several cells in one run, as nova-manage's --all-cells: every database
+// is opened before anything is archived (a bad one stops the run with
+// nothing done), and the table names each cell's tables.
+func TestDBArchiveSeveralCells(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	cellPath := writeCellConfig(t, dir)
+	apiPath := filepath.Join(dir, "api.json")
+	if err := os.WriteFile(apiPath, []byte(`{"cell": "api", "data_dir": "`+filepath.Join(dir, "api")+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-10 * 24 * time.Hour)
+	for _, p := range []string{cellPath, apiPath} {
+		cfg, err := config.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := node.OpenDB(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor, vm_state, version, created_at, updated_at, deleted, deleted_at)
+			VALUES ('gone', 'vm', 'p', 'u', 'img', '{}', 'deleted', 1, 0, 0, 1, ?)`
+		if cfg.IsRoot() {
+			q = `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, reservation_id, vm_state, version, created_at, updated_at, deleted, deleted_at)
+			VALUES ('gone', 'vm', 'p', 'u', 'img', '1', '{}', 'r', 'deleted', 1, 0, 0, 1, ?)`
+		}
+		if _, err := d.Exec(ctx, q, db.Micros(old)); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		d.Close()
+	}
+	code, _, stderr := runCmd("db", "archive", "--config", cellPath, "--config", filepath.Join(dir, "nowhere.json"), "--older-than", "7")
+	if code != 3 || !strings.Contains(stderr, "nowhere.json") {
+		t.Fatalf("with a bad configuration: exit %d, stderr %q", code, stderr)
+	}
+	code, out, stderr := runCmd("db", "archive", "--config", cellPath, "--config", apiPath, "--older-than", "7", "--verbose")
+	if code != 1 || !strings.Contains(out, "| api.instances ") || !strings.Contains(out, "| api!cell1.instances ") {
+		t.Fatalf("two cells: exit %d, out:\n%s\nstderr %q (a bad configuration before must have archived nothing)", code, out, stderr)
+	}
+}
