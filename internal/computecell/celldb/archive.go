@@ -8,7 +8,7 @@ import (
 // ArchivePlan is what "cellcloud db archive" moves in a compute cell's
 // database (docs/operations.md, Housekeeping): the deleted instances with
 // their actions and the actions' events, migrations, block device
-// mappings and volume attachments; the deleted volumes with their
+// mappings and deleted volume attachments; the deleted volumes with their
 // snapshots and attachments; the deleted snapshots of live volumes; and,
 // when asked (--task-log), the usage audit's task log by age. Nothing
 // else of a compute cell is soft-deleted: claims and fixed IPs go with
@@ -25,13 +25,16 @@ var ArchivePlan = archive.Plan{Tables: []archive.Table{
 		}},
 		{Name: "migrations", Column: "instance_uuid", Key: "id"},
 		{Name: "block_device_mappings", Column: "instance_uuid", Key: "uuid"},
-		{Name: "volume_attachments", Column: "instance_uuid", Key: "id"},
+		// Only the deleted ones: an attachment of the Block Storage API's
+		// attachments outlives its instance until its consumer deletes it
+		// (as Cinder keeps it), and its volume still shows it.
+		{Name: "volume_attachments", Column: "instance_uuid", Key: "id", Where: "deleted <> 0"},
 	}},
 	// A compute cell's volume rows have no deleted_at: updated_at is the
 	// time of their deletion (the last change a deleted row has).
 	{Name: "volumes", Key: "id", Deleted: "deleted <> 0", Time: "updated_at", Children: []archive.Child{
 		{Name: "volume_snapshots", Column: "volume_id", Key: "id"},
-		{Name: "volume_attachments", Column: "volume_id", Key: "id"},
+		{Name: "volume_attachments", Column: "volume_id", Key: "id", Where: "deleted <> 0"},
 	}},
 	{Name: "volume_snapshots", Key: "id", Deleted: "deleted <> 0", Time: "updated_at"},
 	{Name: "task_log", Key: "id", Time: "updated_at", Option: "task_log"},

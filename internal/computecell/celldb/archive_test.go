@@ -116,6 +116,12 @@ func TestArchiveMovesDeletedRowsOlderThanTheCutoffWithTheirDependents(t *testing
 			('snap-new', 'vol-live', 1, 'deleted', 2, 0, ?, 1), ('snap-live', 'vol-live', 1, 'available', 1, 0, ?, 0)`,
 			db.Micros(day(40)), db.Micros(day(40)), db.Micros(day(1)), db.Micros(day(40)))
 		exec(t, d, `INSERT INTO volume_attachments (id, volume_id, instance_uuid, attach_status, deleted) VALUES ('att-vol-old', 'vol-old', 'gone', 'detached', 1)`)
+		// An instance deleted 40 days ago that the Block Storage API's
+		// attachment of a live volume still names (its consumer has not
+		// deleted it): the attachment stays.
+		exec(t, d, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor, vm_state, version, created_at, updated_at, deleted, deleted_at)
+			VALUES ('old-api-att', 'vm', 'p', 'u', 'img', '{}', 'deleted', 1, 0, 0, 1, ?)`, db.Micros(day(40)))
+		exec(t, d, `INSERT INTO volume_attachments (id, volume_id, instance_uuid, attach_status, deleted) VALUES ('att-api', 'vol-live', 'old-api-att', 'reserved', 0)`)
 		// The task log: only with task_log.
 		exec(t, d, `INSERT INTO task_log (task_name, state, host, period_beginning, period_ending, created_at, updated_at)
 			VALUES ('instance_usage_audit', 'DONE', 'h1', 0, 1, 0, ?)`, db.Micros(day(40)))
@@ -124,7 +130,7 @@ func TestArchiveMovesDeletedRowsOlderThanTheCutoffWithTheirDependents(t *testing
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := archive.Counts{"instances": 1, "instance_actions": 2, "instance_action_events": 2, "migrations": 1,
+		want := archive.Counts{"instances": 2, "instance_actions": 2, "instance_action_events": 2, "migrations": 1,
 			"block_device_mappings": 1, "volume_attachments": 2, "volumes": 1, "volume_snapshots": 2}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("archived %v, want %v", got, want)
@@ -137,7 +143,7 @@ func TestArchiveMovesDeletedRowsOlderThanTheCutoffWithTheirDependents(t *testing
 		for table, ids := range map[string][2][]string{
 			"volumes":            {{"vol-live"}, {"vol-old"}},
 			"volume_snapshots":   {{"snap-live", "snap-new"}, {"snap-of-old", "snap-old"}},
-			"volume_attachments": {{"att-live", "att-new-deleted"}, {"att-old-deleted", "att-vol-old"}},
+			"volume_attachments": {{"att-api", "att-live", "att-new-deleted"}, {"att-old-deleted", "att-vol-old"}},
 		} {
 			for i, prefix := range []string{"", "shadow_"} {
 				var have []string
@@ -181,7 +187,7 @@ func TestArchiveMovesDeletedRowsOlderThanTheCutoffWithTheirDependents(t *testing
 		}
 		// No cutoff: every deleted row.
 		got, err = archive.Archive(ctx, d, celldb.ArchivePlan, archive.Options{MaxRows: 1000, UntilComplete: true})
-		if err != nil || got["instances"] != 1 || got["volume_snapshots"] != 1 {
+		if err != nil || got["instances"] != 1 || got["volume_snapshots"] != 1 || got["volume_attachments"] != 1 {
 			t.Errorf("run without a cutoff archived %v, %v; want new-deleted and snap-new", got, err)
 		}
 		if w := where(t, d, "live"); w != "main" {

@@ -61,6 +61,9 @@ type Child struct {
 	Column string
 	// Key is the child's own key, which its children refer to.
 	Key string
+	// Where, if set, is a further SQL condition of the rows that go
+	// with their parent ("deleted <> 0"); the others stay where they are.
+	Where string
 	// Drop: the rows are deleted, not archived (no shadow table), as
 	// Nova deletes the API database's rows of archived instances.
 	Drop bool
@@ -404,6 +407,9 @@ func candidates(t Table, before time.Time) (string, []any) {
 func moveChildren(ctx context.Context, tx *db.Tx, cs []Child, parents string, keys []any, cols map[string]string, c Counts) error {
 	for _, ch := range cs {
 		cond := ch.Column + ` IN (` + parents + `)`
+		if ch.Where != "" {
+			cond += ` AND ` + ch.Where
+		}
 		if len(ch.Children) > 0 {
 			if err := moveChildren(ctx, tx, ch.Children, `SELECT `+ch.Key+` FROM `+ch.Name+` WHERE `+cond, keys, cols, c); err != nil {
 				return err
