@@ -73,6 +73,9 @@ func NewHousekeeper(cfg HousekeepingConfig) (*Housekeeper, error) {
 func (h *Housekeeper) Start(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
+	s := h.cfg.Settings
+	h.cfg.Logger.Info("periodic archive of deleted rows", "cell", h.cfg.Cell, "every", s.ArchiveInterval.D(),
+		"archive_older_than", s.ArchiveOlderThan.D(), "purge_older_than", s.PurgeOlderThan.D(), "max_rows", s.MaxRows)
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
