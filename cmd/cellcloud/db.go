@@ -22,7 +22,7 @@ import (
 const dbUsage = `usage:
   cellcloud db archive --config FILE ... [--older-than DAYS | --before DATE] [--max-rows N]
                        [--until-complete] [--purge] [--task-log] [--verbose]
-  cellcloud db purge   --config FILE ... (--older-than DAYS | --before DATE | --all) [--verbose]
+  cellcloud db purge   --config FILE ... (--older-than DAYS | --before DATE | --all) [--max-rows N] [--verbose]
 
 archive moves the cell's deleted rows (deleted before the cutoff; all of
 them without one) to its shadow tables, with the rows that depend on them,
@@ -34,7 +34,7 @@ opened, 4 bad --before or --older-than, 255 another error.
 
 purge deletes the shadow rows deleted before the cutoff (or all of them
 with --all). Exit status: 0 rows purged, 1 no --before, --older-than or
---all, 2 bad --before or --older-than, 3 nothing purged, 4 the cell's
+--all, 2 bad --before, --older-than or --max-rows (or flags), 3 nothing purged, 4 the cell's
 database cannot be opened, 255 another error.
 
 Each cell's database is archived on its own, by its own configuration
@@ -71,12 +71,15 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub := args[0]
 	fs := flag.NewFlagSet("db "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, dbUsage) }
+	fs.Usage = func() {
+		fmt.Fprint(stderr, dbUsage, "\nflags:\n")
+		fs.PrintDefaults()
+	}
 	var cfgPaths multiFlag
 	fs.Var(&cfgPaths, "config", "a cell's configuration file, whose database is archived (repeatable: several cells, the API cells first)")
 	before := fs.String("before", "", "the cutoff date: rows deleted before it (YYYY-MM-DD [HH:MM:SS], RFC 3339, or as date(1) prints it; UTC unless it says)")
 	olderThan := fs.String("older-than", "", "the cutoff in days: rows deleted more than DAYS days ago")
-	maxRows := fs.Int("max-rows", 1000, "archive: the rows a batch (one transaction) takes")
+	maxRows := fs.Int("max-rows", 1000, "the rows of one table a batch (one transaction) takes, with their dependents")
 	until := fs.Bool("until-complete", false, "archive: run batches until nothing is left")
 	purge := fs.Bool("purge", false, "archive: purge every shadow row once rows were archived")
 	taskLog := fs.Bool("task-log", false, "archive: archive the usage audit's task log too, by its last update")
@@ -99,12 +102,12 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return exitStatus{badDate, err}
 	}
+	if *maxRows < 1 || *maxRows > archive.MaxRowsLimit {
+		return exitStatus{2, fmt.Errorf("--max-rows %d must be 1 to %d", *maxRows, archive.MaxRowsLimit)}
+	}
 	if sub == "archive" {
 		if *all {
 			return usageError{errors.New("--all is purge's: archive takes --older-than or --before")}
-		}
-		if *maxRows < 1 || *maxRows > archive.MaxRowsLimit {
-			return exitStatus{2, fmt.Errorf("--max-rows %d must be 1 to %d", *maxRows, archive.MaxRowsLimit)}
 		}
 	} else {
 		if slices.ContainsFunc([]bool{*until, *purge, *taskLog}, func(b bool) bool { return b }) {
@@ -159,7 +162,7 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if sub == "purge" {
 		for _, c := range cells {
 			var got archive.Counts
-			got, err = archive.Purge(ctx, c.d, node.ArchivePlan(c.cfg.IsRoot()), archive.PurgeOptions{Before: cutoff, All: *all})
+			got, err = archive.Purge(ctx, c.d, node.ArchivePlan(c.cfg.IsRoot()), archive.PurgeOptions{Before: cutoff, All: *all, MaxRows: *maxRows})
 			add(c.cfg.Cell, got)
 			if err != nil {
 				err = fmt.Errorf("cell %s: %w", c.cfg.Cell, err)
@@ -216,7 +219,7 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		purged := archive.Counts{}
 		for _, c := range cells {
-			got, err := archive.Purge(ctx, c.d, node.ArchivePlan(c.cfg.IsRoot()), archive.PurgeOptions{All: true})
+			got, err := archive.Purge(ctx, c.d, node.ArchivePlan(c.cfg.IsRoot()), archive.PurgeOptions{All: true, MaxRows: *maxRows})
 			for k, v := range got {
 				purged[c.cfg.Cell+"."+k] += v
 			}

@@ -50,6 +50,7 @@ func TestDBCommandsBadInput(t *testing.T) {
 		{[]string{"db", "purge", "--config", cfg, "--before", "2026-13-40"}, 2, "invalid value for --before"},
 		{[]string{"db", "purge", "--config", cfg, "--all", "--older-than", "3"}, 2, "--all purges every shadow row"},
 		{[]string{"db", "purge", "--config", cfg, "--until-complete", "--all"}, 2, "archive's"},
+		{[]string{"db", "purge", "--config", cfg, "--all", "--max-rows", "0"}, 2, "--max-rows 0 must be 1 to 10000"},
 		{[]string{"db", "purge", "--config", cfg, "--all"}, 4, "no database at"},
 	}
 	for _, c := range cases {
