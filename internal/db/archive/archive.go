@@ -157,14 +157,14 @@ func ShadowSQL(p Plan) string {
 		walk(t.Children)
 	}
 	// The archive's own lookup of each root table: its rows to archive,
-	// oldest first, without reading the live ones.
+	// in the batch's order (oldest first), without reading the live ones.
 	for _, t := range p.Tables {
 		name := "archive_" + t.Name
 		if idx[name] {
 			continue
 		}
 		idx[name] = true
-		fmt.Fprintf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s (%s)", name, t.Name, t.Time)
+		fmt.Fprintf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s)", name, t.Name, t.Time, t.Key)
 		if t.Deleted != "" {
 			fmt.Fprintf(&b, " WHERE %s", t.Deleted)
 		}

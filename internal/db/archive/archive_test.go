@@ -40,8 +40,8 @@ func TestShadowSQL(t *testing.T) {
 		"CREATE INDEX IF NOT EXISTS shadow_parents_id ON shadow_parents (id);",
 		"CREATE INDEX IF NOT EXISTS shadow_grandkids_kid_id ON shadow_grandkids (kid_id);",
 		"CREATE INDEX IF NOT EXISTS shadow_shared_other_id ON shadow_shared (other_id);",
-		"CREATE INDEX IF NOT EXISTS archive_parents ON parents (deleted_at) WHERE deleted <> 0;",
-		"CREATE INDEX IF NOT EXISTS archive_log ON log (updated_at);",
+		"CREATE INDEX IF NOT EXISTS archive_parents ON parents (deleted_at, id) WHERE deleted <> 0;",
+		"CREATE INDEX IF NOT EXISTS archive_log ON log (updated_at, id);",
 	} {
 		if !strings.Contains(sql, want) {
 			t.Errorf("ShadowSQL lacks %q:\n%s", want, sql)
