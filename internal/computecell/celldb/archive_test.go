@@ -358,3 +358,44 @@ func TestArchiveRefusesBadOptionsAndMissingShadowColumns(t *testing.T) {
 		}
 	})
 }
+
+// A batch that fails halfway (here a trigger refuses the delete of the
+// instance's migration, after its actions were moved; a process killed
+// there is the same, its transaction never commits) moves nothing: the
+// instance stays whole in its tables, and once the failure is gone a
+// rerun moves it whole.
+func TestArchiveFailingHalfwayThroughABatchMovesNothingOfIt(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		shadowed(t, d)
+		seedInstance(t, d, "done", day(50))
+		seedInstance(t, d, "halfway", day(40))
+		if _, err := archive.Archive(ctx, d, celldb.ArchivePlan, archive.Options{MaxRows: 1, Before: day(45)}); err != nil {
+			t.Fatal(err)
+		}
+		if d.Dialect == db.Postgres {
+			exec(t, d, `CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql`)
+			exec(t, d, `CREATE TRIGGER refuse BEFORE DELETE ON migrations FOR EACH ROW EXECUTE FUNCTION refuse()`)
+		} else {
+			exec(t, d, `CREATE TRIGGER refuse BEFORE DELETE ON migrations BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+		}
+		_, err := archive.Archive(ctx, d, celldb.ArchivePlan, archive.Options{MaxRows: 10, Before: day(30), UntilComplete: true})
+		if err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Fatalf("archive with the delete refused: %v", err)
+		}
+		if w := where(t, d, "halfway"); w != "main" {
+			t.Errorf("instance after the failed batch: %s, want whole in its tables", w)
+		}
+		if w := where(t, d, "done"); w != "shadow" {
+			t.Errorf("instance of the batch before: %s, want in the shadow tables", w)
+		}
+		exec(t, d, `DROP TRIGGER refuse`+map[db.Dialect]string{db.Postgres: ` ON migrations`}[d.Dialect])
+		got, err := archive.Archive(ctx, d, celldb.ArchivePlan, archive.Options{MaxRows: 10, Before: day(30), UntilComplete: true})
+		if err != nil || got["instances"] != 1 {
+			t.Fatalf("rerun: %v, %v", got, err)
+		}
+		if w := where(t, d, "halfway"); w != "shadow" {
+			t.Errorf("instance after the rerun: %s", w)
+		}
+	})
+}
