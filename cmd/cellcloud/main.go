@@ -5,6 +5,7 @@
 //	cellcloud cell add|list|remove   manage a cell's cells table
 //	cellcloud status                 print the cell tree as the API cell sees it (os-cells)
 //	cellcloud bench                  measure boots, lists and deletes (docs/benchmarks.md)
+//	cellcloud db archive|purge       archive a cell's deleted rows, purge its shadow tables
 package main
 
 import (
@@ -32,6 +33,7 @@ commands:
   cell      manage a cell's cells table: cellcloud cell add|list|remove --config FILE ...
   status    print the cell tree and which cells are up: cellcloud status [--data-dir DIR | --openrc FILE]
   bench     boot, list and delete instances through the API and report the figures: cellcloud bench -n 1000 -k 64
+  db        archive a cell's deleted rows and purge its shadow tables: cellcloud db archive|purge --config FILE ...
 
 Run "cellcloud <command> -h" for a command's flags.
 `
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, args[1:], stdout, stderr)
+	case "db":
+		err = cmdDB(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -65,6 +69,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		var es exitStatus
+		if errors.As(err, &es) {
+			if es.err != nil {
+				fmt.Fprintf(stderr, "cellcloud %s: %v\n", args[0], err)
+			}
+			return es.code
 		}
 		var ue usageError
 		if errors.As(err, &ue) {

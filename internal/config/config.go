@@ -93,6 +93,57 @@ type Config struct {
 	Network   Network   `json:"network"`
 	// Volume configures the volume role of a compute cell.
 	Volume Volume `json:"volume"`
+	// Housekeeping makes the process of the cell's cells role archive
+	// (and purge) the cell database's deleted rows periodically, as
+	// "cellcloud db archive" and "db purge" do (off by default).
+	Housekeeping Housekeeping `json:"housekeeping"`
+}
+
+// Housekeeping is the periodic archive of a cell's deleted rows
+// (docs/operations.md, Housekeeping).
+type Housekeeping struct {
+	// ArchiveInterval is how often the archive runs; zero (the default)
+	// turns the periodic archive off.
+	ArchiveInterval Duration `json:"archive_interval,omitempty"`
+	// ArchiveOlderThan: rows deleted longer ago than this are archived
+	// (default 720h, 30 days).
+	ArchiveOlderThan Duration `json:"archive_older_than,omitempty"`
+	// PurgeOlderThan, if set, purges after each archive the shadow rows
+	// deleted longer ago than this (at least ArchiveOlderThan); zero
+	// keeps them.
+	PurgeOlderThan Duration `json:"purge_older_than,omitempty"`
+	// MaxRows is the number of rows a batch (one transaction) takes
+	// (1 to 10000, default 1000).
+	MaxRows int `json:"max_rows,omitempty"`
+	// TaskLog archives the usage audit's task log too, by age (Nova's
+	// --task-log).
+	TaskLog bool `json:"task_log,omitempty"`
+}
+
+func (h *Housekeeping) normalize() error {
+	switch {
+	case h.ArchiveInterval < 0:
+		return fmt.Errorf("housekeeping.archive_interval %s must not be negative", h.ArchiveInterval.D())
+	case h.ArchiveOlderThan < 0:
+		return fmt.Errorf("housekeeping.archive_older_than %s must not be negative", h.ArchiveOlderThan.D())
+	case h.PurgeOlderThan < 0:
+		return fmt.Errorf("housekeeping.purge_older_than %s must not be negative", h.PurgeOlderThan.D())
+	case h.MaxRows < 0 || h.MaxRows > 10000:
+		return fmt.Errorf("housekeeping.max_rows %d must be 1 to 10000", h.MaxRows)
+	}
+	if h.ArchiveInterval == 0 && (h.PurgeOlderThan != 0 || h.ArchiveOlderThan != 0) {
+		return errors.New("housekeeping.archive_older_than and purge_older_than need housekeeping.archive_interval (the periodic archive is off without it)")
+	}
+	if h.ArchiveOlderThan == 0 {
+		h.ArchiveOlderThan = Duration(30 * 24 * time.Hour)
+	}
+	if h.PurgeOlderThan != 0 && h.PurgeOlderThan < h.ArchiveOlderThan {
+		return fmt.Errorf("housekeeping.purge_older_than %s must be at least archive_older_than %s", h.PurgeOlderThan.D(), h.ArchiveOlderThan.D())
+	}
+	if h.MaxRows == 0 {
+		h.MaxRows = 1000
+	}
+	return nil
 }
 
 // Volume configures a compute cell's volume role: its backend and the
@@ -400,6 +451,9 @@ func (c *Config) Normalize() error {
 	}
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "cell.db")
+	}
+	if err := c.Housekeeping.normalize(); err != nil {
+		return err
 	}
 	if c.Host == "" {
 		h, err := os.Hostname()

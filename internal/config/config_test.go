@@ -207,3 +207,44 @@ func TestNetworkQuota(t *testing.T) {
 		}
 	}
 }
+
+// TestHousekeeping: off by default; on, its defaults; bad values refused
+// with a message naming the field.
+func TestHousekeeping(t *testing.T) {
+	c, err := Load(write(t, `{"cell": "api!cell1", "data_dir": "d"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Housekeeping.ArchiveInterval != 0 {
+		t.Errorf("housekeeping on by default: %+v", c.Housekeeping)
+	}
+	c, err = Load(write(t, `{"cell": "api", "data_dir": "d", "housekeeping": {"archive_interval": "1h"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Housekeeping; h.ArchiveInterval.D() != time.Hour || h.ArchiveOlderThan.D() != 720*time.Hour || h.PurgeOlderThan != 0 || h.MaxRows != 1000 {
+		t.Errorf("defaults: %+v", h)
+	}
+	c, err = Load(write(t, `{"cell": "api", "data_dir": "d", "housekeeping": {"archive_interval": "1h", "archive_older_than": "240h", "purge_older_than": "2160h", "max_rows": 50, "task_log": true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Housekeeping; h.ArchiveOlderThan.D() != 240*time.Hour || h.PurgeOlderThan.D() != 2160*time.Hour || h.MaxRows != 50 || !h.TaskLog {
+		t.Errorf("given: %+v", h)
+	}
+	for body, want := range map[string]string{
+		`{"archive_interval": "-1h"}`:                                                         "housekeeping.archive_interval -1h0m0s must not be negative",
+		`{"archive_interval": "1h", "max_rows": 0.5}`:                                         "max_rows",
+		`{"archive_interval": "1h", "max_rows": 20000}`:                                       "housekeeping.max_rows 20000 must be 1 to 10000",
+		`{"archive_interval": "1h", "max_rows": -1}`:                                          "housekeeping.max_rows -1",
+		`{"archive_older_than": "24h"}`:                                                       "need housekeeping.archive_interval",
+		`{"archive_interval": "1h", "archive_older_than": "-24h"}`:                            "housekeeping.archive_older_than -24h0m0s must not be negative",
+		`{"archive_interval": "1h", "archive_older_than": "240h", "purge_older_than": "24h"}`: "housekeeping.purge_older_than 24h0m0s must be at least archive_older_than 240h0m0s",
+		`{"archive_interval": "1h", "purge_after": "24h"}`:                                    `unknown field "purge_after"`,
+	} {
+		_, err := Load(write(t, `{"cell": "api", "data_dir": "d", "housekeeping": `+body+`}`))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}

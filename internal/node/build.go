@@ -118,6 +118,14 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 		}
 	}
 
+	if hk := cfg.Housekeeping; hk.ArchiveInterval > 0 && cfg.Has(config.RoleCells) {
+		h, err := NewHousekeeper(HousekeepingConfig{DB: n.DB, Root: cfg.IsRoot(), Cell: cfg.Cell, Settings: hk, Logger: n.log})
+		if err != nil {
+			return nil, err
+		}
+		roles = append(roles, role{"housekeeping", h})
+	}
+
 	if reg, err := n.registrar(sender); err != nil {
 		return nil, err
 	} else if reg != nil {

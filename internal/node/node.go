@@ -110,15 +110,17 @@ type schema struct {
 // schemas are the migration lists a cell's database needs, in the order
 // they run: the outbox and the cells service's in every cell; then the API
 // cell's copy of the instances, identity, images and networks (whose ports
-// read the instances), or a compute cell's own data.
+// read the instances), or a compute cell's own data; last the shadow
+// tables of the archive (housekeeping.go), made from the tables before.
 func schemas(root bool) []schema {
 	all := []schema{{"outbox", outbox.Migrations}, {"cells", cells.Migrations}}
 	if !root {
-		return append(all, schema{"compute", celldb.Migrations})
+		return append(all, schema{"compute", celldb.Migrations}, schema{celldb.ShadowMigrationSet, celldb.ShadowMigrations})
 	}
 	return append(all, schema{"api", apidb.Migrations}, schema{identity.MigrationSet, identity.Migrations},
 		schema{imagedb.MigrationSet, imagedb.Migrations}, schema{netdb.MigrationSet, netdb.Migrations},
-		schema{voldb.MigrationSet, voldb.Migrations}, schema{voltypes.MigrationSet, voltypes.Migrations})
+		schema{voldb.MigrationSet, voldb.Migrations}, schema{voltypes.MigrationSet, voltypes.Migrations},
+		schema{apidb.ShadowMigrationSet, apidb.ShadowMigrations}, schema{voldb.ShadowMigrationSet, voldb.ShadowMigrations})
 }
 
 // OpenDB opens a cell's database and runs the migrations of every schema
