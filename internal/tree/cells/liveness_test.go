@@ -105,6 +105,10 @@ func downAt(t *testing.T, tr *tree, at, p string) (scheduler, operator bool, why
 //     the copy's side is in replace_sent_test.go and test/integration);
 //   - reports arrive twice (every 100 ms, saying the same): nothing
 //     changes, the cell stays down until a report says it can receive;
+//   - the sender dies halfway (the root's service stops and starts again
+//     while cell1's broker is down): its cells table says cell1 is down
+//     meanwhile, the new service finds it down at once, and the next
+//     build goes to cell2;
 //   - the broker returns: the cell says it can receive, the parent
 //     reaches it, and it is chosen again.
 func TestCellWhoseBrokerIsDownTakesNoBuilds(t *testing.T) {
@@ -181,6 +185,26 @@ func TestCellWhoseBrokerIsDownTakesNoBuilds(t *testing.T) {
 	}
 	if got := log.acceptedAt(cell1); len(got) != 0 {
 		t.Errorf("%s accepted %+v while its broker was down", cell1, got)
+	}
+
+	// The root's service dies and starts again while cell1's broker is
+	// down: the cells table still says cell1 is down, and the new service
+	// finds it so at once (its new connection to that broker is down).
+	tr.cell(api).stopService()
+	if down, err := cells.DownCells(context.Background(), tr.cell(api).db, time.Now(), time.Hour, time.Now()); err != nil || !slices.Contains(down, cell1) {
+		t.Errorf("down cells %v (%v) while the root's service is stopped, want %s among them", down, err, cell1)
+	}
+	tr.cell(api).startService()
+	testpoll.Eventually(t, wait, cell1+" down at the restarted root", func() (bool, string) {
+		sched, op, why := downAt(t, tr, api, cell1)
+		return sched && op, fmt.Sprintf("scheduler %v, operator views %v (%s)", sched, op, why)
+	})
+	during = append(during, build(t, tr, "restarted", 1))
+	testpoll.Eventually(t, wait, "the build after the root's restart accepted by "+cell2, func() (bool, string) {
+		return len(log.acceptedAt(cell2)) == len(during)+1, fmt.Sprint(len(log.acceptedAt(cell2)))
+	})
+	if ps := log.placements(); ps[len(ps)-1].Child != cell2 {
+		t.Errorf("the build after the root's restart placed on %s", ps[len(ps)-1].Child)
 	}
 
 	// The broker returns: cell1 can receive and is up again.
