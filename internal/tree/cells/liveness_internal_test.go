@@ -3,11 +3,16 @@ package cells
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/tree/broker"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
+	"github.com/cellcloud/cellcloud/internal/tree/outbox"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -130,5 +135,83 @@ func TestSignificantWhenReceivingChanges(t *testing.T) {
 	b.NotReceiving = "x"
 	if !Significant(a, b) || !Significant(b, a) || Significant(b, b) {
 		t.Error("a change of not_receiving is not significant")
+	}
+}
+
+// TestSweepPrunesWhatACellTookBeforeItStoppedReceiving: a build kept,
+// sent, for a child that is now down because it cannot receive is pruned,
+// not placed elsewhere, when the child reported while it could receive
+// longer than cells.build_accept_timeout after the send: it took it. A
+// child never seen receiving since (zero receivingAt: this link is new,
+// the parent restarted) has it placed elsewhere, as a dead child's.
+func TestSweepPrunesWhatACellTookBeforeItStoppedReceiving(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		receivingAt time.Duration // before now; 0: never
+		pruned      bool
+	}{
+		{"receiving 10 s after the send", 10 * time.Second, true},
+		{"receiving before the send only", 30 * time.Second, false},
+		{"never seen receiving", 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			d := dbtest.Open(t, "sqlite")
+			for name, ms := range map[string][]db.Migration{"outbox": outbox.Migrations, "cells": Migrations} {
+				if err := d.Migrate(ctx, name, ms); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, err := broker.StartEmbedded(broker.EmbeddedConfig{Name: "api", Listen: "127.0.0.1:0", StoreDir: filepath.Join(t.TempDir(), "broker")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(b.Shutdown)
+			nc, err := broker.Connect(ctx, b.URL(), "test", slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			s, err := New(Config{Path: "api", DB: d, Conn: nc, Logger: slog.New(slog.DiscardHandler), BuildAcceptTimeout: time.Second, DownAfter: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const child = "api!cell1"
+			// Placed by another cell: were it placed elsewhere, it would
+			// be queued again unsent (replace keeps what it did not place).
+			env, err := NewTargeted("api!other", child, wire.MethodBuildInstances, "req", &wire.BuildInstances{Scheduler: "api!other", Instances: []wire.InstanceSpec{{UUID: "u1"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.InTx(ctx, func(tx *db.Tx) error { return outbox.Enqueue(ctx, tx, child, env) }); err != nil {
+				t.Fatal(err)
+			}
+			es, err := outbox.Pending(ctx, d, child, 10)
+			if err != nil || len(es) != 1 {
+				t.Fatal(es, err)
+			}
+			now := time.Now()
+			sentAt := now.Add(-20 * time.Second)
+			if err := outbox.MarkSent(ctx, d, []int64{es[0].Seq}, sentAt); err != nil {
+				t.Fatal(err)
+			}
+			l := &link{n: Neighbour{Path: child, Relation: Child, LastSeen: now, Report: &capacity.Report{NotReceiving: "its connection to its own broker is down"}},
+				kept: true, lastSent: sentAt}
+			if c.receivingAt > 0 {
+				l.receivingAt = now.Add(-c.receivingAt)
+			}
+			s.neighbours[child] = l
+			s.sweepSent(ctx, now)
+			var all, sent int
+			if err := d.QueryRow(ctx, `SELECT COUNT(*), COUNT(sent_at) FROM outbox WHERE neighbour = ?`, child).Scan(&all, &sent); err != nil {
+				t.Fatal(err)
+			}
+			if c.pruned && all != 0 {
+				t.Errorf("%d rows (%d sent) left for %s, want the build pruned", all, sent, child)
+			}
+			if !c.pruned && (all != 1 || sent != 0) {
+				t.Errorf("%d rows (%d sent) for %s, want the build taken to be placed elsewhere (kept again, unsent)", all, sent, child)
+			}
+		})
 	}
 }

@@ -141,6 +141,9 @@ func (s *Service) handleCapacityReport(ctx context.Context, env *wire.Envelope) 
 		rep := r.Report
 		l.n.Report = &rep
 		l.n.LastSeen = s.now()
+		if rep.NotReceiving == "" && l.unreachable == "" {
+			l.receivingAt = l.n.LastSeen
+		}
 	}
 	s.mu.Unlock()
 	if before != nil && before.NotReceiving != r.Report.NotReceiving {

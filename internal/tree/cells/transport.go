@@ -77,6 +77,10 @@ type link struct {
 	pubFailed   bool
 	unreachable string
 	stored      string
+	// receivingAt is when the child last reported while it could
+	// receive and this cell could reach it (zero: not since this link
+	// was made): what its broker held before then, it took (sweepSent).
+	receivingAt time.Time
 }
 
 func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {
