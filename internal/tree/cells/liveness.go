@@ -93,8 +93,10 @@ func linkUnreachable(l *link) string {
 // in memory at once (the cell scheduler reads it for every build), and in
 // the cells table (the operator views read it there). A child whose
 // inbox did not take a publish, and to which nothing is queued that would
-// show it takes them again, is probed. The relay calls it after each
-// round; queued is what that round found in the outbox.
+// show it takes them again, is probed, in a goroutine of its own: a
+// broker that does not answer holds up no other neighbour. The relay
+// calls it after each round; queued is what that round found in the
+// outbox.
 func (s *Service) checkLinks(ctx context.Context, queued map[string]int, now time.Time) {
 	type probe struct {
 		path string
@@ -104,19 +106,30 @@ func (s *Service) checkLinks(ctx context.Context, queued map[string]int, now tim
 	var probes []probe
 	s.mu.Lock()
 	for p, l := range s.neighbours {
-		if l.n.Relation == Child && l.pubFailed && queued[p] == 0 && l.conn.nc.IsConnected() && !now.Before(l.backoffUntil) {
+		if l.n.Relation == Child && l.pubFailed && !l.probing && queued[p] == 0 && l.conn.nc.IsConnected() && !now.Before(l.backoffUntil) {
+			l.probing = true
 			probes = append(probes, probe{p, l, l.conn.js})
 		}
 	}
 	s.mu.Unlock()
 	for _, pr := range probes {
-		if s.probeInbox(ctx, pr.js, pr.path) {
-			s.mu.Lock()
-			pr.l.pubFailed, pr.l.failures = false, 0
-			s.mu.Unlock()
-		} else {
-			s.relayFailed(pr.l, pr.path, 0)
+		if !s.track() {
+			break
 		}
+		go func() {
+			defer s.wg.Done()
+			ok := s.probeInbox(ctx, pr.js, pr.path)
+			s.mu.Lock()
+			pr.l.probing = false
+			if ok {
+				pr.l.pubFailed, pr.l.failures = false, 0
+			}
+			s.mu.Unlock()
+			if !ok {
+				s.relayFailed(pr.l, pr.path, 0)
+			}
+			s.Wake() // checkLinks records the change
+		}()
 	}
 	type change struct {
 		path string

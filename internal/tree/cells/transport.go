@@ -75,6 +75,7 @@ type link struct {
 	// child's inbox ("" when it can: liveness.go), and stored what the
 	// cells table says of it.
 	pubFailed   bool
+	probing     bool
 	unreachable string
 	stored      string
 	// receivingAt is when the child last reported while it could
