@@ -60,7 +60,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for _, c := range body.Cells {
 		indent := strings.Repeat("  ", cellpath.Depth(c.Name)-1)
 		if c.State != "up" {
-			fmt.Fprintf(tw, "%s%s\tDOWN\t\t\t(did not answer)\n", indent, c.Name)
+			fmt.Fprintf(tw, "%s%s\tDOWN\t\t\t(cannot receive, or did not answer)\n", indent, c.Name)
 			continue
 		}
 		fmt.Fprintf(tw, "%s%s\tup\t%d hosts\t%d instances\tbroker %s:%d\n", indent, c.Name, c.Hosts, c.Instances, c.RPCHost, c.RPCPort)

@@ -112,6 +112,19 @@ func (p *cellProc) kill() {
 	<-done
 }
 
+// freeze stops the process (SIGSTOP) without ending it: its embedded
+// broker's connections stay open but nothing answers on them, so its
+// parent, connected still, learns that the cell cannot take messages only
+// when a publish to it goes unacknowledged. kill ends a frozen process.
+func (p *cellProc) freeze() {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
 // stop asks the process to shut down and waits for it.
 func (p *cellProc) stop() {
 	p.mu.Lock()

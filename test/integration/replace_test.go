@@ -18,11 +18,17 @@ import (
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
-// TestBuildSentToADeadCellIsPlacedElsewhere kills a compute cell's process
-// (SIGKILL: its embedded broker dies with it) and at once creates servers.
-// The API cell does not count the cell down for a minute (cells.down_after),
-// so the builds go to it, the best ranked, and wait in the API cell's
-// outbox: the receiver is down. Within cells.build_accept_timeout (2s) they
+// TestBuildSentToADeadCellIsPlacedElsewhere freezes a compute cell's
+// process (SIGSTOP: its embedded broker answers nothing, its connections
+// stay open) and at once creates servers. The API cell, still connected
+// to the cell's broker, does not count the cell down for a minute
+// (cells.down_after) until a publish to it fails, so the builds go to it,
+// the best ranked, and wait in the API cell's outbox: the receiver is down.
+// (A cell whose process and broker die is down at once, as its parent's
+// connection drops, and gets no builds: internal/tree/cells
+// liveness_test.go.) The frozen process is killed before it returns.
+// Within cells.build_accept_timeout (2s, after the unacknowledged publish
+// has timed out) they
 // are placed on the other cell and go ACTIVE there; a build that may go
 // nowhere else (the admin's target_cell) goes to ERROR with "No valid host".
 // The dead cell returns and builds nothing. Then the first build message
@@ -52,7 +58,7 @@ func TestBuildSentToADeadCellIsPlacedElsewhere(t *testing.T) {
 	demo := tr.client("demo:demo")
 	admin := tr.client("admin:admin")
 
-	tr.procs[cell2].kill()
+	tr.procs[cell2].freeze()
 	if _, err := servers.Create(ctx, demo, servers.CreateOpts{Name: "moved", FlavorRef: "1", ImageRef: imageID, Min: 2, Max: 2}, nil).Extract(); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +119,7 @@ func TestBuildSentToADeadCellIsPlacedElsewhere(t *testing.T) {
 	}
 
 	// The dead cell returns and builds nothing.
+	tr.procs[cell2].kill()
 	killedAt := time.Now()
 	tr.procs[cell2].start()
 	testpoll.Eventually(t, 60*time.Second, cell2+" reporting again", func() (bool, string) {
@@ -167,7 +174,9 @@ func TestBuildSentToADeadCellIsPlacedElsewhere(t *testing.T) {
 
 // TestRoutingCellPlacesElsewhereWhenItsChildDies: in a tree of depth 3 a
 // compute cell below a routing cell (which has a host of its own) is
-// killed, and servers are created at once. The API cell places them on
+// frozen (SIGSTOP, as in TestBuildSentToADeadCellIsPlacedElsewhere: a
+// publish to it fails before anyone counts it down, then it is killed),
+// and servers are created at once. The API cell places them on
 // the routing cell, its only child, which places them on the dead cell
 // (the one with the most room: it does not count it down for a minute).
 // Within cells.build_accept_timeout the routing cell places them on its
@@ -189,7 +198,7 @@ func TestRoutingCellPlacesElsewhereWhenItsChildDies(t *testing.T) {
 	ctx := context.Background()
 	apiDB := tr.openDB("api")
 	tr.waitReady(map[string]int{mid: 6})
-	tr.procs[dead].kill()
+	tr.procs[dead].freeze()
 	if _, err := servers.Create(ctx, tr.client("demo:demo"), servers.CreateOpts{Name: "deep", FlavorRef: "1", ImageRef: imageID, Min: 2, Max: 2}, nil).Extract(); err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +221,7 @@ func TestRoutingCellPlacesElsewhereWhenItsChildDies(t *testing.T) {
 		}
 		return n == 2, fmt.Sprint(states)
 	})
+	tr.procs[dead].kill()
 	killedAt := time.Now()
 	tr.procs[dead].start()
 	testpoll.Eventually(t, 60*time.Second, dead+" reporting again", func() (bool, string) {

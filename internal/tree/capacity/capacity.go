@@ -90,6 +90,12 @@ type Report struct {
 	// VolumeZones is the room for volumes of the cells with a volume role
 	// below, by storage availability zone (nil: none).
 	VolumeZones map[string]VolumeRoom `json:"volume_zones,omitempty"`
+	// NotReceiving, when not empty, says why the cell that sent the
+	// report cannot receive now (its connection to its own broker is down,
+	// or its inbox cannot be read): its parent counts it down at once.
+	// Empty, or absent from a cell that predates it: it can. It is the
+	// sender's alone: Merge never carries it.
+	NotReceiving string `json:"not_receiving,omitempty"`
 }
 
 // VolumeRoom is the room for volumes in one storage zone, in GiB.

@@ -54,6 +54,33 @@ type Neighbour struct {
 	// when it came.
 	Report   *capacity.Report `json:"report,omitempty"`
 	LastSeen time.Time        `json:"last_seen,omitzero"`
+	// Unreachable (children only), when not empty, says why this cell
+	// cannot reach the child's inbox now: its connection to the child's
+	// broker is down, or the child's inbox stream did not take a publish.
+	// The child is down while it is set (IsDown), whatever it reports.
+	Unreachable string `json:"unreachable,omitempty"`
+}
+
+// storedReport is the report column of the cells table: a child's last
+// report and what this cell last saw of the child's inbox. A row written
+// before Unreachable existed reads as reachable.
+type storedReport struct {
+	capacity.Report
+	Unreachable string `json:"parent_unreachable,omitempty"`
+}
+
+// encodeReport is the report column for a child's report r (nil: none
+// yet) and unreachable.
+func encodeReport(r *capacity.Report, unreachable string) (string, error) {
+	if r == nil && unreachable == "" {
+		return "", nil
+	}
+	sr := storedReport{Unreachable: unreachable}
+	if r != nil {
+		sr.Report = *r
+	}
+	b, err := json.Marshal(sr)
+	return string(b), err
 }
 
 // ErrNeighbourNotFound is returned for a path that is not in the cells table.
@@ -167,9 +194,9 @@ func ListNeighbours(ctx context.Context, d Querier) ([]Neighbour, error) {
 			_ = json.Unmarshal([]byte(caps), &n.Capabilities)
 		}
 		if report != "" {
-			var r capacity.Report
-			if json.Unmarshal([]byte(report), &r) == nil {
-				n.Report = &r
+			var sr storedReport
+			if json.Unmarshal([]byte(report), &sr) == nil {
+				n.Report, n.Unreachable = &sr.Report, sr.Unreachable
 			}
 		}
 		n.LastSeen = db.FromMicros(seen)
@@ -178,16 +205,28 @@ func ListNeighbours(ctx context.Context, d Querier) ([]Neighbour, error) {
 	return out, rows.Err()
 }
 
-// recordReport stores a child's capacity report and when it came.
-func recordReport(ctx context.Context, d *db.DB, child string, r capacity.Report, at time.Time) (bool, error) {
-	b, err := json.Marshal(r)
+// recordReport stores a child's capacity report and when it came, with
+// what this cell sees of the child's inbox (unreachable).
+func recordReport(ctx context.Context, d *db.DB, child string, r capacity.Report, unreachable string, at time.Time) (bool, error) {
+	b, err := encodeReport(&r, unreachable)
 	if err != nil {
 		return false, err
 	}
-	res, err := d.Exec(ctx, `UPDATE cells SET report = ?, last_seen = ? WHERE path = ? AND relation = 'child'`, string(b), at.UnixMicro(), child)
+	res, err := d.Exec(ctx, `UPDATE cells SET report = ?, last_seen = ? WHERE path = ? AND relation = 'child'`, b, at.UnixMicro(), child)
 	if err != nil {
 		return false, err
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
+}
+
+// recordUnreachable stores what this cell sees of a child's inbox with
+// the child's last report r (nil: none yet), leaving when it came alone.
+func recordUnreachable(ctx context.Context, d *db.DB, child string, r *capacity.Report, unreachable string) error {
+	b, err := encodeReport(r, unreachable)
+	if err != nil {
+		return err
+	}
+	_, err = d.Exec(ctx, `UPDATE cells SET report = ? WHERE path = ? AND relation = 'child'`, b, child)
+	return err
 }

@@ -45,6 +45,7 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 	more := false
 	now := s.now()
 	defer s.sweepSent(ctx, now)
+	defer s.checkLinks(ctx, counts, now)
 	for nb := range counts {
 		js, l := s.jsFor(nb)
 		if js == nil {
@@ -73,11 +74,21 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 		if s.faults != nil {
 			msgs = s.injectFaults(ctx, nb, msgs)
 		}
-		sent := s.publishBatch(ctx, js, nb, msgs)
+		sent, failed := s.publishBatch(ctx, js, nb, msgs)
 		if len(sent) > 0 {
 			s.relayed(ctx, nb, l, entries, sent)
 		}
 		if l != nil {
+			// What the child's inbox took, or did not, says whether it
+			// can be reached (checkLinks); messages the fault injection
+			// held back say nothing.
+			s.mu.Lock()
+			if failed {
+				l.pubFailed = true
+			} else if len(sent) > 0 {
+				l.pubFailed = false
+			}
+			s.mu.Unlock()
 			if len(sent) < len(entries) {
 				s.relayFailed(l, nb, counts[nb])
 			} else {
@@ -169,8 +180,9 @@ func (s *Service) jsFor(nb string) (jetstream.JetStream, *link) {
 }
 
 // publishBatch publishes envelopes asynchronously and returns the outbox
-// sequence numbers of those the broker acknowledged.
-func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb string, msgs []outgoing) []int64 {
+// sequence numbers of those the broker acknowledged, and whether a
+// publish failed (was refused, or not acknowledged in time).
+func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb string, msgs []outgoing) (sent []int64, failed bool) {
 	type pending struct {
 		seqs []int64
 		f    jetstream.PubAckFuture
@@ -183,13 +195,13 @@ func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb s
 		m.Header.Set(jetstream.MsgIDHeader, o.msgID)
 		f, err := js.PublishMsgAsync(m)
 		if err != nil {
+			failed = true
 			break
 		}
 		ps = append(ps, pending{o.seqs, f})
 	}
 	timeout := time.NewTimer(5 * time.Second)
 	defer timeout.Stop()
-	var sent []int64
 	for _, p := range ps {
 		select {
 		case <-p.f.Ok():
@@ -197,13 +209,14 @@ func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb s
 			s.published.durable.Add(1)
 		case err := <-p.f.Err():
 			s.log.Debug("relay publish failed", "neighbour", nb, "err", err)
+			failed = true
 		case <-timeout.C:
-			return sent
+			return sent, true
 		case <-ctx.Done():
-			return sent
+			return sent, failed
 		}
 	}
-	return sent
+	return sent, failed
 }
 
 func (s *Service) pruneLoop(ctx context.Context) {

@@ -43,9 +43,11 @@ func (s *Service) replaceIfDue(ctx context.Context, nb string, l *link, now time
 // at the builds kept after the child's broker stored them (relayed). Those
 // sent more than BuildAcceptTimeout before the child's last capacity
 // report are deleted, in one statement for every child: the child was
-// alive well after its broker had them. Those sent longer ago than that
-// to a child that is down are placed elsewhere (replaceStale): its
-// processes may have died with the build in its broker. The others wait.
+// alive well after its broker had them (for a child that is down because
+// it cannot receive, its last report while it could). Those sent longer
+// ago than that to a child that is down are placed elsewhere
+// (replaceStale): its processes may have died with the build in its
+// broker, or its broker with it. The others wait.
 // The relay calls it after each round, in its own goroutine; it costs
 // nothing while no build was sent since the children last proved alive.
 func (s *Service) sweepSent(ctx context.Context, now time.Time) {
@@ -64,6 +66,12 @@ func (s *Service) sweepSent(ctx context.Context, now time.Time) {
 		}
 		l.sweepAt = now.Add(max(timeout/4, s.cfg.RelayInterval))
 		if IsDown(l.n, now, s.cfg.DownAfter, s.startAt) {
+			// A child that cannot receive now (liveness.go) may have been
+			// receiving well after some of these were sent: it took those,
+			// which are pruned, not placed elsewhere.
+			if !l.receivingAt.IsZero() {
+				prune[nb] = l.receivingAt.Add(-timeout)
+			}
 			down[nb] = swept{l, l.lastSent}
 			continue
 		}
@@ -91,6 +99,9 @@ func (s *Service) sweepSent(ctx context.Context, now time.Time) {
 			if ctx.Err() == nil {
 				s.log.Error("pruning the builds children took", "err", err)
 			}
+			// What a down child took must not be placed elsewhere: the
+			// next sweep prunes it first.
+			return
 		default:
 			if n > 0 {
 				s.log.Debug("pruned the builds children took", "count", n)

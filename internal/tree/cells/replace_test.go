@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
@@ -144,6 +146,13 @@ func buildTree(t *testing.T, leaves map[string]int, paths ...string) (*tree, *bu
 // cell, adjusts that cell's configuration further.
 func buildTreeWith(t *testing.T, leaves map[string]int, more map[string]func(*cells.Config), paths ...string) (*tree, *buildLog) {
 	t.Helper()
+	return buildTreeAccepting(t, leaves, more, nil, paths...)
+}
+
+// buildTreeAccepting is buildTreeWith where accept, when it has a
+// function for a leaf, wraps what takes that leaf's builds.
+func buildTreeAccepting(t *testing.T, leaves map[string]int, more map[string]func(*cells.Config), accept map[string]func(leaf) cells.BuildAcceptor, paths ...string) (*tree, *buildLog) {
+	t.Helper()
 	log := &buildLog{accepted: map[string][]wire.BuildInstances{}}
 	configure := map[string]func(*cells.Config){}
 	setup := map[string]func(*cells.Service){}
@@ -160,6 +169,8 @@ func buildTreeWith(t *testing.T, leaves map[string]int, more map[string]func(*ce
 		}
 		setup[p] = func(s *cells.Service) {
 			switch {
+			case isLeaf && accept[p] != nil:
+				s.AcceptBuilds(accept[p](leaf{p, log}))
 			case isLeaf:
 				s.AcceptBuilds(leaf{p, log})
 			case p == api:
@@ -236,16 +247,22 @@ func uuidsOf(b wire.BuildInstances) []string {
 	return out
 }
 
-// kill stops a cell's service and broker at once: with an embedded broker
-// a cell's messages die with its process.
-func (c *testCell) kill() {
+// loseInbox stops a cell's service and deletes its inbox stream, its
+// broker left running (a stream lost with a NATS server): its parent's
+// connection to the broker stays up, so the parent, which counts a cell
+// down at once when that connection goes (liveness.go), learns that the
+// cell cannot take messages only from a publish that fails. The cell's
+// service, started again, makes the stream anew.
+func (c *testCell) loseInbox() {
+	c.tr.t.Helper()
 	c.stopService()
-	c.stopBroker()
-}
-
-func (c *testCell) restart() {
-	c.startBroker()
-	c.startService()
+	js, err := jetstream.New(c.conn())
+	if err != nil {
+		c.tr.t.Fatal(err)
+	}
+	if err := js.DeleteStream(context.Background(), "CELLIN_"+strings.ReplaceAll(c.path, "!", "_")); err != nil {
+		c.tr.t.Fatalf("%s: delete the inbox stream: %v", c.path, err)
+	}
 }
 
 // queued returns the messages of method the cell holds for neighbour nb.
@@ -279,13 +296,16 @@ func (tr *tree) delivered(from, to string, n int) {
 }
 
 // TestBuildNotTakenInTimeIsPlacedElsewhere: a build placed on a cell that
-// has just died (its broker with it), before the cell counts as down, is
+// has just died, before the cell counts as down, is
 // placed on another cell once it has waited cells.build_accept_timeout,
 // with its versions fenced above anything the first cell could use. The
 // cases:
 //
-//   - the receiver is down: the build waits in the root's outbox, then
-//     moves; when the cell returns it gets nothing (the build left the
+//   - the receiver is down (its service stopped and its inbox stream
+//     lost, so the root learns it only from the publish that fails; a cell
+//     whose broker is down is never chosen: liveness_test.go): the build
+//     waits in the root's outbox, then moves; when the cell returns it
+//     gets nothing (the build left the
 //     outbox in the transaction that placed it elsewhere);
 //   - the sender dies halfway (the root's cells service stops while the
 //     build waits and starts again): the build moves once, after the
@@ -299,7 +319,7 @@ func TestBuildNotTakenInTimeIsPlacedElsewhere(t *testing.T) {
 	// cell1 has more room, so the root places there first.
 	tr, log := buildTree(t, map[string]int{cell1: 8, cell2: 2}, api, cell1, cell2)
 
-	tr.cell(cell1).kill()
+	tr.cell(cell1).loseInbox()
 	uuids := build(t, tr, "b1", 2)
 	if ps := log.placements(); len(ps) != 1 || ps[0].Child != cell1 || ps[0].Build.BaseVersion != 0 || !ps[0].Build.Recorded {
 		t.Fatalf("first placement %+v, want on %s at base version 0, recorded", ps, cell1)
@@ -334,7 +354,7 @@ func TestBuildNotTakenInTimeIsPlacedElsewhere(t *testing.T) {
 	}
 
 	// The cell returns: it gets nothing of that build.
-	tr.cell(cell1).restart()
+	tr.cell(cell1).startService()
 	tr.delivered(api, cell1, 1)
 	if got := log.acceptedAt(cell1); len(got) != 0 {
 		t.Errorf("%s accepted %+v after it returned, want nothing", cell1, got)
@@ -379,7 +399,7 @@ func TestBuildNotTakenInTimeIsPlacedElsewhere(t *testing.T) {
 func TestBuildNotTakenAndNowhereElseFails(t *testing.T) {
 	t.Parallel()
 	tr, log := buildTree(t, map[string]int{cell1: 2}, api, cell1)
-	tr.cell(cell1).kill()
+	tr.cell(cell1).loseInbox()
 	uuids := build(t, tr, "b2", 3)
 	testpoll.Eventually(t, wait, "the build to fail", func() (bool, string) {
 		return len(log.failures()) > 0, fmt.Sprint(log.placements())
@@ -389,7 +409,7 @@ func TestBuildNotTakenAndNowhereElseFails(t *testing.T) {
 		!slices.Equal(uuidsOf(fs[0].Build), uuids) {
 		t.Errorf("failures %+v, want one of %v with %q at base version %d or more", fs, uuids, cells.NoValidCellReason, cells.FenceStep)
 	}
-	tr.cell(cell1).restart()
+	tr.cell(cell1).startService()
 	tr.delivered(api, cell1, 1)
 	if got := log.acceptedAt(cell1); len(got) != 0 {
 		t.Errorf("%s accepted %+v after it returned, want nothing", cell1, got)
@@ -405,7 +425,7 @@ func TestRoutingCellPlacesElsewhereBelow(t *testing.T) {
 	t.Parallel()
 	const cellB = "api!cell1!b"
 	tr, log := buildTree(t, map[string]int{cellA: 8, cellB: 2}, api, cell1, cellA, cellB)
-	tr.cell(cellA).kill()
+	tr.cell(cellA).loseInbox()
 	uuids := build(t, tr, "b3", 2)
 	testpoll.Eventually(t, wait, "the build accepted by "+cellB, func() (bool, string) {
 		return len(log.acceptedAt(cellB)) > 0, ""
@@ -423,7 +443,7 @@ func TestRoutingCellPlacesElsewhereBelow(t *testing.T) {
 	if ps := log.placements(); len(ps) != 1 || ps[0].Child != cell1 {
 		t.Errorf("root placements %+v, want only the first, on %s", ps, cell1)
 	}
-	tr.cell(cellA).restart()
+	tr.cell(cellA).startService()
 	tr.delivered(api, cellA, 1)
 	if got := log.acceptedAt(cellA); len(got) != 0 {
 		t.Errorf("%s accepted %+v after it returned, want nothing", cellA, got)

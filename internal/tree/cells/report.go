@@ -93,6 +93,10 @@ func (s *Service) sendReport(ctx context.Context) {
 		}
 		return
 	}
+	// Reported even when this cell cannot receive: the report goes over
+	// the parent's broker, and says so.
+	r.NotReceiving = s.receiving(ctx)
+	s.noteReceiving(r.NotReceiving)
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.Notify(rctx, parent, wire.MethodCapacityReport, "", &wire.CapacityReport{Cell: s.path, Report: r, At: s.now()}); err != nil {
@@ -111,12 +115,17 @@ func (s *Service) handleCapacityReport(ctx context.Context, env *wire.Envelope) 
 		return nil, wire.Errorf(wire.CodeBadMessage, "capacity report for %q from %q, which is not a child of %q", r.Cell, env.Sender, s.path)
 	}
 	var before *capacity.Report
+	var unreachable string
+	// Ordered with checkLinks' writes of the same column.
+	s.reportMu.Lock()
+	defer s.reportMu.Unlock()
 	s.mu.Lock() // refreshNeighbours replaces l.n under s.mu
-	if l, ok := s.neighbours[env.Sender]; ok {
-		before = l.n.Report
+	l, linked := s.neighbours[env.Sender]
+	if linked {
+		before, unreachable = l.n.Report, l.unreachable
 	}
 	s.mu.Unlock()
-	ok, err := recordReport(ctx, s.cfg.DB, env.Sender, r.Report, s.now())
+	ok, err := recordReport(ctx, s.cfg.DB, env.Sender, r.Report, unreachable, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -125,12 +134,25 @@ func (s *Service) handleCapacityReport(ctx context.Context, env *wire.Envelope) 
 	}
 	s.reported(env.Sender)
 	s.mu.Lock()
+	if linked {
+		l.stored = unreachable // what recordReport wrote
+	}
 	if l, ok := s.neighbours[env.Sender]; ok {
 		rep := r.Report
 		l.n.Report = &rep
 		l.n.LastSeen = s.now()
+		if rep.NotReceiving == "" && l.unreachable == "" {
+			l.receivingAt = l.n.LastSeen
+		}
 	}
 	s.mu.Unlock()
+	if before != nil && before.NotReceiving != r.Report.NotReceiving {
+		if r.Report.NotReceiving != "" {
+			s.log.Warn("a child says it cannot receive; it takes no new builds until it can", "neighbour", env.Sender, "reason", r.Report.NotReceiving)
+		} else {
+			s.log.Info("a child says it can receive again", "neighbour", env.Sender)
+		}
+	}
 	if before == nil || Significant(*before, r.Report) {
 		s.ReportSoon()
 	}
@@ -143,6 +165,9 @@ func (s *Service) handleCapacityReport(ctx context.Context, env *wire.Envelope) 
 // builds asked for the zone wait on), or free RAM or free vCPUs moved by
 // more than a tenth of the total.
 func Significant(a, b capacity.Report) bool {
+	if a.NotReceiving != b.NotReceiving {
+		return true // the child is down, or up again, at once
+	}
 	if a.Hosts != b.Hosts || !slices.Equal(a.AvailabilityZones, b.AvailabilityZones) || !reflect.DeepEqual(a.Aggregates, b.Aggregates) {
 		return true
 	}

@@ -207,7 +207,11 @@ type Service struct {
 	buildErrors BuildErrorHandler
 	volumes     VolumeAcceptor
 
-	js jetstream.JetStream // own broker
+	js    jetstream.JetStream // own broker
+	inbox jetstream.Consumer  // own inbox, once started
+	// reportMu orders the writes of a child's report column: a report
+	// that came and a change of what this cell sees of the child's inbox.
+	reportMu sync.Mutex
 
 	mu         sync.Mutex
 	neighbours map[string]*link // by path
@@ -219,6 +223,9 @@ type Service struct {
 	inflight  map[string]capacity.Report
 	warned    map[string]time.Time
 	reportNow chan struct{}
+	// notReceiving is why this cell could not receive at its last
+	// report ("" when it could).
+	notReceiving string
 
 	wake     chan struct{}
 	ctx      context.Context
@@ -336,10 +343,14 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.cfg.Conn.FlushTimeout(5 * time.Second); err != nil {
 		return fmt.Errorf("cells: flush: %w", err)
 	}
+	s.inbox = cons
 	s.goLoop("inbox", func(ctx context.Context) { s.consumeInbox(ctx, cons) })
 	s.goLoop("relay", s.relayLoop)
 	s.goLoop("neighbours", s.refreshLoop)
 	s.goLoop("report", s.reportLoop)
+	if cellpath.Parent(s.path) != "" {
+		s.goLoop("own broker", s.watchOwnConn)
+	}
 	s.goLoop("prune", s.pruneLoop)
 	close(s.ready)
 	s.log.Info("cells service started", "neighbours", len(s.neighbours))
@@ -413,9 +424,8 @@ func (s *Service) Wake() {
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
 
-// Down reports whether a child has stopped reporting: its last report is
-// older than DownAfter (or, never heard from, it has not reported in the
-// DownAfter since this service started).
+// Down reports whether a child is down (IsDown): it cannot receive, or
+// it has stopped reporting.
 func (s *Service) Down(n Neighbour) bool {
 	return IsDown(n, s.now(), s.cfg.DownAfter, s.startAt)
 }
@@ -432,12 +442,19 @@ func (s *Service) childDown(path string) bool {
 	return ok && s.Down(n)
 }
 
-// IsDown is Down for a cells table row read elsewhere (the API cell's
-// view of its children): a child whose last report is older than
-// downAfter, or that never reported since since.
+// IsDown is the one definition of a child that is down, for the cell
+// scheduler, the capacity reports and the operator views (os-cells and
+// cellcloud status, os-services, os-hypervisors) alike. A child is down
+// when it cannot receive, which counts at once: it said so in its last
+// report (NotReceiving), or this cell cannot reach its inbox
+// (Unreachable); or when it has stopped reporting: its last report is
+// older than downAfter, or it never reported since since.
 func IsDown(n Neighbour, now time.Time, downAfter time.Duration, since time.Time) bool {
 	if n.Relation != Child {
 		return false
+	}
+	if NotReceiving(n) != "" {
+		return true
 	}
 	seen := n.LastSeen
 	if seen.IsZero() {
@@ -446,9 +463,22 @@ func IsDown(n Neighbour, now time.Time, downAfter time.Duration, since time.Time
 	return now.Sub(seen) > downAfter
 }
 
+// NotReceiving says why a child cannot receive now: this cell cannot
+// reach its inbox, or the child said it cannot read it; "" when neither.
+func NotReceiving(n Neighbour) string {
+	if n.Unreachable != "" {
+		return n.Unreachable
+	}
+	if n.Report != nil {
+		return n.Report.NotReceiving
+	}
+	return ""
+}
+
 // DownCells lists the cells below that are down, as the cells table of
-// this cell tells: children that stopped reporting, and the cells their
-// live siblings' reports say are down.
+// this cell tells: children that are down (IsDown: they cannot receive or
+// stopped reporting), and the cells their live siblings' reports say are
+// down.
 func DownCells(ctx context.Context, q Querier, now time.Time, downAfter time.Duration, since time.Time) ([]string, error) {
 	ns, err := ListNeighbours(ctx, q)
 	if err != nil {

@@ -70,6 +70,18 @@ type link struct {
 	lastSent time.Time
 	// sweepAt is when sweepSent may next look at this child's kept builds.
 	sweepAt time.Time
+	// pubFailed says the child's inbox stream did not take the last
+	// publish (or probe); unreachable is why this cell cannot reach the
+	// child's inbox ("" when it can: liveness.go), and stored what the
+	// cells table says of it.
+	pubFailed   bool
+	probing     bool
+	unreachable string
+	stored      string
+	// receivingAt is when the child last reported while it could
+	// receive and this cell could reach it (zero: not since this link
+	// was made): what its broker held before then, it took (sweepSent).
+	receivingAt time.Time
 }
 
 func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {
@@ -141,6 +153,7 @@ func (s *Service) refreshNeighbours(ctx context.Context) error {
 			if !reflect.DeepEqual(l.n.Capabilities, n.Capabilities) || l.n.WeightOffset != n.WeightOffset || l.n.WeightScale != n.WeightScale || l.n.Relation != n.Relation {
 				s.log.Info("neighbour changed", "neighbour", p)
 			}
+			n.Unreachable = l.unreachable // this process's view, not the table's
 			l.n = n
 			continue
 		}
@@ -149,7 +162,9 @@ func (s *Service) refreshNeighbours(ctx context.Context) error {
 			s.log.Error("cannot connect to neighbour's broker", "neighbour", p, "url", broker.Redact(n.BrokerURL), "err", err)
 			continue
 		}
-		s.neighbours[p] = &link{n: n, conn: c, kept: n.Relation == Child, lastSent: s.now()}
+		stored := n.Unreachable
+		n.Unreachable = "" // seen anew over the new connection (checkLinks)
+		s.neighbours[p] = &link{n: n, conn: c, kept: n.Relation == Child, lastSent: s.now(), stored: stored}
 		s.log.Info("neighbour added", "neighbour", p, "relation", n.Relation, "url", broker.Redact(n.BrokerURL))
 	}
 	return nil

@@ -1,0 +1,217 @@
+package cells
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A cell counts as up for its parent (IsDown) only while it can receive:
+// while messages published to its inbox reach it. Two sides see it:
+//
+//   - the cell itself: its connection to its own broker, and whether its
+//     inbox consumer can be read (receiving). Its capacity reports go to
+//     the parent over the parent's broker, so they still arrive when its
+//     own broker is down; they say so (capacity.Report.NotReceiving), and
+//     a change is reported at once (watchOwnConn).
+//   - the parent: its connection to the child's broker, and whether the
+//     child's inbox stream took its last publish (checkLinks). It keeps
+//     that in Neighbour.Unreachable, in memory for its scheduler and in
+//     the cells table for the operator views.
+
+// receiving says why this cell cannot receive now: its connection to its
+// own broker is down, or its inbox consumer cannot be read (JetStream
+// does not answer, or the consumer is gone). "" when it can.
+func (s *Service) receiving(ctx context.Context) string {
+	if !s.cfg.Conn.IsConnected() {
+		return "its connection to its own broker is down"
+	}
+	if s.inbox == nil {
+		return ""
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := s.inbox.Info(ictx); err != nil {
+		if ctx.Err() != nil {
+			return ""
+		}
+		return fmt.Sprintf("its inbox cannot be read: %v", err)
+	}
+	return ""
+}
+
+// noteReceiving logs when this cell stops or starts being able to
+// receive, once per change.
+func (s *Service) noteReceiving(why string) {
+	s.mu.Lock()
+	was := s.notReceiving
+	s.notReceiving = why
+	s.mu.Unlock()
+	switch {
+	case why != "" && was == "":
+		s.log.Warn("this cell cannot receive; telling the parent, which sends it nothing new until it can", "reason", why)
+	case why == "" && was != "":
+		s.log.Info("this cell can receive again; telling the parent")
+	}
+}
+
+// watchOwnConn asks for a capacity report whenever the connection to this
+// cell's own broker goes or comes back, so that the parent learns at once
+// that this cell cannot (or can again) receive.
+func (s *Service) watchOwnConn(ctx context.Context) {
+	ch := s.cfg.Conn.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	defer s.cfg.Conn.RemoveStatusListener(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			s.ReportSoon()
+		}
+	}
+}
+
+// linkUnreachable says why this cell cannot reach child l's inbox now:
+// its connection to the child's broker is down, or the child's inbox
+// stream did not take the last publish (no JetStream responders, a
+// timeout); "" when it can. s.mu is held.
+func linkUnreachable(l *link) string {
+	switch {
+	case !l.conn.nc.IsConnected():
+		return "the parent's connection to its broker is down"
+	case l.pubFailed:
+		return "its inbox stream did not take the parent's last publish"
+	}
+	return ""
+}
+
+// checkLinks brings what this cell sees of each child's inbox up to date:
+// in memory at once (the cell scheduler reads it for every build), and in
+// the cells table (the operator views read it there). A child whose
+// inbox did not take a publish, and to which nothing is queued that would
+// show it takes them again, is probed, in a goroutine of its own: a
+// broker that does not answer holds up no other neighbour. The relay
+// calls it after each round; queued is what that round found in the
+// outbox.
+func (s *Service) checkLinks(ctx context.Context, queued map[string]int, now time.Time) {
+	type probe struct {
+		path string
+		l    *link
+		js   jetstream.JetStream
+	}
+	var probes []probe
+	s.mu.Lock()
+	for p, l := range s.neighbours {
+		if l.n.Relation == Child && l.pubFailed && !l.probing && queued[p] == 0 && l.conn.nc.IsConnected() && !now.Before(l.backoffUntil) {
+			l.probing = true
+			probes = append(probes, probe{p, l, l.conn.js})
+		}
+	}
+	s.mu.Unlock()
+	for _, pr := range probes {
+		if !s.track() {
+			break
+		}
+		go func() {
+			defer s.wg.Done()
+			ok := s.probeInbox(ctx, pr.js, pr.path)
+			s.mu.Lock()
+			pr.l.probing = false
+			if ok {
+				pr.l.pubFailed, pr.l.failures = false, 0
+			}
+			s.mu.Unlock()
+			if !ok {
+				s.relayFailed(pr.l, pr.path, 0)
+			}
+			s.Wake() // checkLinks records the change
+		}()
+	}
+	type change struct {
+		path string
+		l    *link
+	}
+	var changes []change
+	s.mu.Lock()
+	for p, l := range s.neighbours {
+		if l.n.Relation != Child {
+			continue
+		}
+		why := linkUnreachable(l)
+		if why != l.unreachable {
+			if why != "" {
+				s.log.Warn("cannot reach a child's inbox; it takes no new builds until it can", "neighbour", p, "reason", why)
+			} else {
+				s.log.Info("a child's inbox is reachable again", "neighbour", p)
+			}
+			l.unreachable, l.n.Unreachable = why, why
+		}
+		if why != l.stored {
+			changes = append(changes, change{p, l})
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range changes {
+		s.storeUnreachable(ctx, c.path, c.l)
+	}
+	if len(changes) > 0 {
+		// The parent learns at once that this cell's capacity report no
+		// longer (or again) holds the child's.
+		s.ReportSoon()
+	}
+}
+
+// storeUnreachable writes what this cell sees of child l's inbox to the
+// cells table, with the child's last report; a failure is tried again
+// after the next relay round.
+func (s *Service) storeUnreachable(ctx context.Context, path string, l *link) {
+	s.reportMu.Lock()
+	defer s.reportMu.Unlock()
+	s.mu.Lock()
+	why, rep := l.unreachable, l.n.Report
+	s.mu.Unlock()
+	if err := recordUnreachable(ctx, s.cfg.DB, path, rep, why); err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("recording whether a child's inbox is reachable", "neighbour", path, "err", err)
+		}
+		return
+	}
+	s.mu.Lock()
+	l.stored = why
+	s.mu.Unlock()
+}
+
+// probeMsgID is the last message id a probe expects a child's inbox
+// stream to hold; no message ever carries it, so the stream refuses the
+// probe and stores nothing.
+const probeMsgID = "cellcloud-liveness-probe"
+
+// jsWrongLastMsgID is JetStream's error code for a publish whose expected
+// last message id is not the stream's.
+const jsWrongLastMsgID jetstream.ErrorCode = 10070
+
+// probeInbox reports whether child nb's inbox stream answers a publish,
+// without storing anything: the probe expects a last message id the
+// stream never has, so the stream refuses it, and that refusal is the
+// stream's answer. No responders or a timeout: it does not answer.
+func (s *Service) probeInbox(ctx context.Context, js jetstream.JetStream, nb string) bool {
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := js.PublishMsg(pctx, nats.NewMsg(inSubject(nb)), jetstream.WithExpectLastMsgID(probeMsgID))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsWrongLastMsgID {
+		return true
+	}
+	if err == nil {
+		// Only if a message carried probeMsgID: the child drops the
+		// empty message as malformed.
+		s.log.Warn("a liveness probe was stored in a child's inbox", "neighbour", nb)
+		return true
+	}
+	s.log.Debug("a child's inbox did not answer the liveness probe", "neighbour", nb, "err", err)
+	return false
+}
