@@ -78,6 +78,10 @@ type Node struct {
 	compute *computerole.Service
 
 	// running is what Start started, for Shutdown to stop in reverse.
+	// brokerWait is how long Start waits for the cell's own broker
+	// (brokerWaitDefault when zero; tests shorten it).
+	brokerWait time.Duration
+
 	running  components
 	stopOnce sync.Once
 	done     chan struct{}
@@ -232,7 +236,9 @@ func (n *Node) connectBroker(ctx context.Context) error {
 			return err
 		}
 	}
-	nc, err := broker.Connect(ctx, url, "cellcloud "+cfg.Cell, n.log.With("cell", cfg.Cell), opts...)
+	log := n.log.With("cell", cfg.Cell)
+	w := newBrokerWaiter(url, log)
+	nc, err := broker.Connect(ctx, url, "cellcloud "+cfg.Cell, log, append(opts, w.option())...)
 	if err != nil {
 		return err
 	}
@@ -242,9 +248,11 @@ func (n *Node) connectBroker(ctx context.Context) error {
 		nc.Close()
 		return nil
 	})})
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return broker.WaitConnected(wctx, nc)
+	timeout := n.brokerWait
+	if timeout <= 0 {
+		timeout = brokerWaitDefault
+	}
+	return w.wait(ctx, nc, timeout)
 }
 
 func dbKind(d *db.DB) string { return d.Dialect.String() }
@@ -325,7 +333,7 @@ func (n *Node) BrokerURL() string {
 	if n.embedded != nil {
 		return n.embedded.URL()
 	}
-	return broker.Redact(n.cfg.Broker.URL)
+	return redactURLs(n.cfg.Broker.URL)
 }
 
 // LinkURL is the URL the cell's neighbours record in their cells tables to
