@@ -66,10 +66,10 @@ func (w *brokerWaiter) failed(err error) {
 	}
 }
 
-func (w *brokerWaiter) lastErr() (error, int) {
+func (w *brokerWaiter) lastErr() (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.last, w.tries
+	return w.tries, w.last
 }
 
 // isAuthError tells a broker that refuses the credentials from one that
@@ -104,7 +104,7 @@ func (w *brokerWaiter) wait(ctx context.Context, nc *nats.Conn, timeout time.Dur
 			return nil
 		}
 		if nc.IsClosed() {
-			err, _ := w.lastErr()
+			_, err := w.lastErr()
 			if err == nil {
 				err = nc.LastError()
 			}
@@ -117,13 +117,13 @@ func (w *brokerWaiter) wait(ctx context.Context, nc *nats.Conn, timeout time.Dur
 		case <-ctx.Done():
 			return fmt.Errorf("broker %s: not connected: %w", w.url, ctx.Err())
 		case <-deadline.C:
-			err, tries := w.lastErr()
+			tries, err := w.lastErr()
 			if err == nil {
 				err = errors.New("no answer")
 			}
 			return fmt.Errorf("broker %s: not reached in %s (%d attempts): %w", w.url, timeout, tries, err)
 		case <-w.fail:
-			err, tries := w.lastErr()
+			tries, err := w.lastErr()
 			if isAuthError(err) {
 				return fmt.Errorf("broker %s refused this cell's credentials: %w", w.url, err)
 			}

@@ -48,6 +48,7 @@ import (
 	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/openrc"
 	"github.com/cellcloud/cellcloud/internal/privfs"
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
@@ -166,8 +167,54 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if n.api != nil {
 		n.log.Info("compute API listening", "cell", n.cfg.Cell, "addr", n.api.addr)
+		if err := n.writeAdminOpenRC(); err != nil {
+			return err
+		}
 	}
 	n.log.Info("cell started", "cell", n.cfg.Cell, "roles", n.cfg.Roles, "database", dbKind(n.DB), "broker", n.BrokerURL())
+	return nil
+}
+
+// AdminOpenRC is the openrc file an API cell process writes when it
+// bootstraps the admin user (api.auth local, CELLCLOUD_ADMIN_PASSWORD):
+// DATA_DIR/openrc-admin; "" when it writes none.
+func (n *Node) AdminOpenRC() string {
+	if n.api == nil || n.cfg.API.Auth != config.AuthLocal || n.cfg.API.AdminPassword == "" {
+		return ""
+	}
+	p := filepath.Join(n.cfg.DataDir, "openrc-admin")
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	return p
+}
+
+// IdentityURL is the Identity v3 endpoint of the API cell's listener,
+// as its clients reach it ("" without the api role or local identity).
+func (n *Node) IdentityURL() string {
+	if n.api == nil || n.cfg.API.Auth != config.AuthLocal {
+		return ""
+	}
+	return openrc.AuthURL(n.api.addr, n.cfg.Host)
+}
+
+// writeAdminOpenRC writes DATA_DIR/openrc-admin (0600) when the process
+// bootstrapped the admin user, as `cellcloud up` does, and logs the
+// Identity endpoint either way.
+func (n *Node) writeAdminOpenRC() error {
+	if u := n.IdentityURL(); u != "" {
+		n.log.Info("identity API listening", "cell", n.cfg.Cell, "url", u)
+	}
+	path := n.AdminOpenRC()
+	if path == "" {
+		return nil
+	}
+	f := openrc.File{Path: path, User: "admin", Password: n.cfg.API.AdminPassword, Project: "admin",
+		AuthURL: n.IdentityURL(), Region: n.cfg.API.Region}
+	if err := openrc.Write(f); err != nil {
+		return fmt.Errorf("openrc: %w", err)
+	}
+	n.log.Info("wrote the admin's openrc", "cell", n.cfg.Cell, "path", path)
 	return nil
 }
 

@@ -1,0 +1,99 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/tree/broker"
+)
+
+// BrokerProbe is what ProbeBroker found.
+type BrokerProbe struct {
+	// URL is the broker's, without a password.
+	URL string
+	// RTT is a round trip to it; JetStream what its JetStream account
+	// answered ("enabled, N streams").
+	RTT       time.Duration
+	JetStream string
+	// Err says why it could not be reached (naming the URL).
+	Err error
+}
+
+// ProbeBroker connects once to a cell's own broker as a process of the
+// cell does (an external broker.url, or the embedded broker at its fixed
+// broker.listen, as the cell's user, verified against broker.ca) and asks
+// its JetStream account; it does not retry. For `cellcloud status
+// --config`.
+func ProbeBroker(ctx context.Context, cfg *config.Config) BrokerProbe {
+	var opts []nats.Option
+	if cfg.Broker.CA != "" {
+		opts = append(opts, nats.RootCAs(cfg.Broker.CA))
+	}
+	url := cfg.Broker.URL
+	if url == "" {
+		host, port, err := net.SplitHostPort(cfg.Broker.Listen)
+		if err != nil || port == "0" {
+			return BrokerProbe{URL: "embedded, broker.listen " + cfg.Broker.Listen,
+				Err: errors.New("broker.listen names no fixed port: only the running process knows its broker's")}
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		scheme := "nats://"
+		if cfg.Broker.TLSCert != "" {
+			scheme = "tls://"
+		}
+		url = scheme + net.JoinHostPort(host, port)
+	}
+	p := BrokerProbe{URL: redactURLs(url)}
+	switch {
+	case cfg.Broker.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(cfg.Broker.CredsFile))
+	case !broker.HasUser(url):
+		creds, err := broker.LoadCredentials(cfg.Broker.Credentials)
+		if err == nil {
+			opts = append(opts, nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
+		} else if !errors.Is(err, fs.ErrNotExist) || cfg.Broker.URL == "" {
+			p.Err = fmt.Errorf("the cell's broker users: %w", err)
+			return p
+		}
+	}
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Name("cellcloud status "+cfg.Cell), nats.Timeout(timeout), nats.NoReconnect())...)
+	if err != nil {
+		if isAuthError(err) {
+			p.Err = fmt.Errorf("%s refused this cell's credentials: %w", p.URL, err)
+		} else {
+			p.Err = fmt.Errorf("%s: %w", p.URL, err)
+		}
+		return p
+	}
+	defer nc.Close()
+	if p.RTT, err = nc.RTT(); err != nil {
+		p.Err = fmt.Errorf("%s: %w", p.URL, err)
+		return p
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		p.Err = fmt.Errorf("%s: %w", p.URL, err)
+		return p
+	}
+	info, err := js.AccountInfo(ctx)
+	if err != nil {
+		p.Err = fmt.Errorf("%s: JetStream: %w", p.URL, err)
+		return p
+	}
+	p.JetStream = fmt.Sprintf("enabled, streams: %d", info.Streams)
+	return p
+}
