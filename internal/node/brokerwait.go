@@ -40,13 +40,7 @@ func newBrokerWaiter(url string, log *slog.Logger) *brokerWaiter {
 
 // redactURLs is a broker URL, or a comma-separated list of a cluster's,
 // without passwords.
-func redactURLs(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, u := range parts {
-		parts[i] = broker.Redact(strings.TrimSpace(u))
-	}
-	return strings.Join(parts, ",")
-}
+func redactURLs(urls string) string { return broker.Redact(urls) }
 
 // option is the connection option that reports the failed attempts.
 func (w *brokerWaiter) option() nats.Option {
