@@ -23,7 +23,7 @@ type BrokerProbe struct {
 	// answered ("enabled, N streams").
 	RTT       time.Duration
 	JetStream string
-	// Err says why it could not be reached (naming the URL).
+	// Err says why it could not be reached (URL names the broker).
 	Err error
 }
 
@@ -73,25 +73,25 @@ func ProbeBroker(ctx context.Context, cfg *config.Config) BrokerProbe {
 	nc, err := nats.Connect(url, append(opts, nats.Name("cellcloud status "+cfg.Cell), nats.Timeout(timeout), nats.NoReconnect())...)
 	if err != nil {
 		if isAuthError(err) {
-			p.Err = fmt.Errorf("%s refused this cell's credentials: %w", p.URL, err)
+			p.Err = fmt.Errorf("refused this cell's credentials: %w", err)
 		} else {
-			p.Err = fmt.Errorf("%s: %w", p.URL, err)
+			p.Err = err
 		}
 		return p
 	}
 	defer nc.Close()
 	if p.RTT, err = nc.RTT(); err != nil {
-		p.Err = fmt.Errorf("%s: %w", p.URL, err)
+		p.Err = err
 		return p
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		p.Err = fmt.Errorf("%s: %w", p.URL, err)
+		p.Err = err
 		return p
 	}
 	info, err := js.AccountInfo(ctx)
 	if err != nil {
-		p.Err = fmt.Errorf("%s: JetStream: %w", p.URL, err)
+		p.Err = fmt.Errorf("JetStream: %w", err)
 		return p
 	}
 	p.JetStream = fmt.Sprintf("enabled, streams: %d", info.Streams)
