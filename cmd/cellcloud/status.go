@@ -16,6 +16,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/node"
@@ -118,6 +119,9 @@ func cellStatus(ctx context.Context, path, rc, url, token string, stdout io.Writ
 		fmt.Fprintf(stdout, "broker    %s: ok (JetStream %s, round trip %s)\n", pr.URL, pr.JetStream, pr.RTT.Round(time.Microsecond))
 	}
 
+	if d != nil && !cfg.IsRoot() {
+		printServices(ctx, stdout, d, cfg.Cells.ServiceDownTime.D())
+	}
 	if d != nil {
 		fmt.Fprintln(stdout)
 		if err := printNeighbours(ctx, stdout, cfg.Cell, d, false); err != nil {
@@ -154,6 +158,44 @@ func cellStatus(ctx context.Context, path, rc, url, token string, stdout io.Writ
 		return fmt.Errorf("cell %s: %s not reachable", cfg.Cell, strings.Join(failed, " and "))
 	}
 	return nil
+}
+
+// printServices prints a compute cell's controller services with their
+// last heartbeats, and how many of its compute hosts are up: whether the
+// cell's processes run, as its own database records it.
+func printServices(ctx context.Context, w io.Writer, d *db.DB, downAfter time.Duration) {
+	svcs, err := celldb.ListServices(ctx, d, celldb.ServiceFilter{})
+	if err != nil {
+		fmt.Fprintf(w, "services  (unreadable: %v)\n", err)
+		return
+	}
+	var parts []string
+	hosts, up := 0, 0
+	for _, sv := range svcs {
+		age := time.Since(sv.LastSeen)
+		if sv.Binary == celldb.BinaryCompute {
+			hosts++
+			if !sv.LastSeen.IsZero() && age <= downAfter {
+				up++
+			}
+			continue
+		}
+		seen := "never"
+		if !sv.LastSeen.IsZero() {
+			seen = age.Round(time.Second).String() + " ago"
+			if age > downAfter {
+				seen += " (down)"
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s@%s %s", sv.Binary, sv.Host, seen))
+	}
+	if hosts > 0 {
+		parts = append(parts, fmt.Sprintf("%s: %d of %d hosts up", celldb.BinaryCompute, up, hosts))
+	}
+	if len(parts) == 0 {
+		parts = []string{"none registered yet"}
+	}
+	fmt.Fprintf(w, "services  %s (last heartbeats)\n", strings.Join(parts, ", "))
 }
 
 // sqlitePath is the file of a SQLite database DSN.

@@ -151,6 +151,11 @@ func TestProductionTree(t *testing.T) {
 	if strings.Contains(out, "nats-secret") || strings.Contains(out, "admin-secret") {
 		t.Errorf("status --config shows a password:\n%s", out)
 	}
+	// Of a compute cell: its services' heartbeats, from its database.
+	out = cellcloud(t, "status", "--config", procs[c2].config)
+	if !regexp.MustCompile(`(?m)^services .*nova-conductor@api_region1_c2 \d+s ago.*nova-compute: 3 of 3 hosts up`).MatchString(out) {
+		t.Errorf("status --config of a compute cell lacks its services:\n%s", out)
+	}
 
 	var created []string
 	create := func(name string) {
