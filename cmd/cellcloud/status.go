@@ -100,12 +100,20 @@ func cellStatus(ctx context.Context, path, rc, url, token string, stdout io.Writ
 	if p, ok := sqlitePath(cfg.Database); ok && !fileExists(p) {
 		fmt.Fprintf(stdout, "database  %s: no database yet (made at the cell's first start, or by cellcloud cell add)\n", p)
 		failed = append(failed, "database")
-	} else if d, err = node.OpenDB(cctx, cfg); err != nil {
+	} else if d, err = node.OpenDBAsIs(cctx, cfg); err != nil {
 		fmt.Fprintf(stdout, "database  %s: NOT REACHABLE: %v\n", redactDSN(cfg.Database), err)
 		failed = append(failed, "database")
 	} else {
 		defer d.Close()
-		fmt.Fprintf(stdout, "database  %s (%s): ok\n", redactDSN(cfg.Database), d.Dialect)
+		schema, ok, err := node.SchemaStatus(cctx, d, cfg.IsRoot())
+		if err != nil {
+			schema = "schema unreadable: " + err.Error()
+		}
+		fmt.Fprintf(stdout, "database  %s (%s): ok, %s\n", redactDSN(cfg.Database), d.Dialect, schema)
+		if !ok {
+			d.Close()
+			d = nil
+		}
 	}
 
 	bctx, bcancel := context.WithTimeout(ctx, 5*time.Second)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
 )
 
@@ -39,9 +41,13 @@ func ProbeBroker(ctx context.Context, cfg *config.Config) BrokerProbe {
 	}
 	url := cfg.Broker.URL
 	if url == "" {
-		host, port, err := net.SplitHostPort(cfg.Broker.Listen)
+		listen := cfg.Broker.Listen
+		if listen == "" {
+			listen = "127.0.0.1:0"
+		}
+		host, port, err := net.SplitHostPort(listen)
 		if err != nil || port == "0" {
-			return BrokerProbe{URL: "embedded, broker.listen " + cfg.Broker.Listen,
+			return BrokerProbe{URL: "embedded, broker.listen " + listen,
 				Err: errors.New("broker.listen names no fixed port: only the running process knows its broker's")}
 		}
 		if host == "" || host == "0.0.0.0" || host == "::" {
@@ -96,4 +102,54 @@ func ProbeBroker(ctx context.Context, cfg *config.Config) BrokerProbe {
 	}
 	p.JetStream = fmt.Sprintf("enabled, streams: %d", info.Streams)
 	return p
+}
+
+// OpenDBAsIs opens a cell's database without running its migrations: for
+// reading a cell that may be running another release (`cellcloud status
+// --config`).
+func OpenDBAsIs(ctx context.Context, cfg *config.Config) (*db.DB, error) {
+	return db.Open(ctx, cfg.Database)
+}
+
+// SchemaStatus compares the migrations applied to a cell's database with
+// this binary's: "current", or what differs. ok is false when the
+// database has none of the cell's schema yet.
+func SchemaStatus(ctx context.Context, d *db.DB, root bool) (status string, ok bool, err error) {
+	rows, err := d.Query(ctx, `SELECT set_name, MAX(version) FROM schema_migrations GROUP BY set_name`)
+	if err != nil {
+		// No table: nothing was ever migrated here.
+		return "no schema yet (the cell's first start, or cellcloud cell add, makes it)", false, nil
+	}
+	defer rows.Close()
+	applied := map[string]int{}
+	for rows.Next() {
+		var set string
+		var v int
+		if err := rows.Scan(&set, &v); err != nil {
+			return "", false, err
+		}
+		applied[set] = v
+	}
+	if err := rows.Err(); err != nil {
+		return "", false, err
+	}
+	var behind, ahead []string
+	for _, s := range schemas(root) {
+		switch have, want := applied[s.set], len(s.ms); {
+		case have < want:
+			behind = append(behind, fmt.Sprintf("%s %d of %d", s.set, have, want))
+		case have > want:
+			ahead = append(ahead, fmt.Sprintf("%s %d, this binary knows %d", s.set, have, want))
+		}
+	}
+	if applied["cells"] == 0 {
+		return "no schema yet (the cell's first start, or cellcloud cell add, makes it)", false, nil
+	}
+	switch {
+	case len(ahead) > 0:
+		return "schema of a newer release (" + strings.Join(ahead, "; ") + ")", true, nil
+	case len(behind) > 0:
+		return "schema behind this binary (" + strings.Join(behind, "; ") + "): the cell's next start with it migrates", true, nil
+	}
+	return "schema current", true, nil
 }
