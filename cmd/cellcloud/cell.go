@@ -69,6 +69,11 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprint(stderr, cellUsage)
 		return usageError{fmt.Errorf("a subcommand is required")}
 	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, cellUsage)
+		return nil
+	}
 	fs := flag.NewFlagSet("cell "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "the cell's configuration file")

@@ -4,6 +4,7 @@
 //	cellcloud serve --config FILE    run the roles of one cell
 //	cellcloud cell add|list|remove   manage a cell's cells table
 //	cellcloud status                 print the cell tree as the API cell sees it (os-cells)
+//	cellcloud openrc --config FILE   print an openrc file for a user of the API cell
 //	cellcloud bench                  measure boots, lists and deletes (docs/benchmarks.md)
 //	cellcloud db archive|purge       archive a cell's deleted rows, purge its shadow tables
 package main
@@ -31,7 +32,8 @@ commands:
   up        run an API cell and compute cells in one process (embedded default)
   serve     run the roles of one cell: cellcloud serve --config FILE
   cell      manage a cell's cells table: cellcloud cell add|list|remove --config FILE ...
-  status    print the cell tree and which cells are up: cellcloud status [--data-dir DIR | --openrc FILE]
+  status    print the cell tree and which cells are up: cellcloud status [--data-dir DIR | --openrc FILE | --config FILE]
+  openrc    print an openrc file for the openstack CLI: cellcloud openrc --config FILE [--user NAME --project NAME]
   bench     boot, list and delete instances through the API and report the figures: cellcloud bench -n 1000 -k 64
   db        archive a cell's deleted rows and purge its shadow tables: cellcloud db archive|purge --config FILE ...
 
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCell(ctx, args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(ctx, args[1:], stdout, stderr)
+	case "openrc":
+		err = cmdOpenRC(args[1:], stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "db":

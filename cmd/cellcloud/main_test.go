@@ -46,6 +46,18 @@ func TestBadInvocations(t *testing.T) {
 	}
 }
 
+// Every command's -h prints its usage and exits 0, as its documentation
+// promises ("Run cellcloud <command> -h for a command's flags").
+func TestEveryCommandHelp(t *testing.T) {
+	for _, args := range [][]string{{"up", "-h"}, {"serve", "-h"}, {"cell", "-h"}, {"cell", "add", "-h"}, {"cell", "list", "-h"},
+		{"cell", "link-url", "-h"}, {"cell", "cert", "-h"}, {"status", "-h"}, {"openrc", "-h"}, {"bench", "-h"}, {"help"}} {
+		code, out, stderr := runCmd(args...)
+		if code != 0 || (out+stderr) == "" || !strings.Contains(strings.ToLower(out+stderr), "usage") {
+			t.Errorf("cellcloud %v: exit %d, output %q", args, code, out+stderr)
+		}
+	}
+}
+
 func TestCellTableCommands(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "api.json")

@@ -45,6 +45,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if a := n.APIAddr(); a != "" {
 		fmt.Fprintf(stdout, "; Compute API http://%s/v2.1", a)
 	}
+	if u := n.IdentityURL(); u != "" {
+		fmt.Fprintf(stdout, "; Identity API %s", u)
+	}
+	if rc := n.AdminOpenRC(); rc != "" {
+		fmt.Fprintf(stdout, "; admin credentials %s", rc)
+	}
 	fmt.Fprintln(stdout)
 	select {
 	case <-ctx.Done():

@@ -61,8 +61,14 @@ func (n *Node) authenticator(ctx context.Context) (authn.Authenticator, error) {
 		if a.AdminPassword != "" {
 			accts = append(accts, identity.Account{User: "admin", Password: a.AdminPassword, Project: "admin", Role: identity.RoleAdmin})
 		}
-		if err := st.Bootstrap(ctx, accts...); err != nil {
+		did, err := st.BootstrapAccounts(ctx, accts...)
+		if err != nil {
 			return nil, err
+		}
+		if len(did) == 1 {
+			n.log.Info("bootstrap: user admin "+did[0]+" (role admin on project admin, domain Default)", "cell", n.cfg.Cell)
+		} else {
+			n.log.Info("bootstrap: no admin user made or checked (CELLCLOUD_ADMIN_PASSWORD is not set)", "cell", n.cfg.Cell)
 		}
 		n.Identity = st
 		n.tokenCache = authn.NewCache(authn.Local{Store: st}, a.TokenCacheTTL.D(), 0, nil)

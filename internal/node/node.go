@@ -48,6 +48,7 @@ import (
 	computerole "github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/openrc"
 	"github.com/cellcloud/cellcloud/internal/privfs"
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
@@ -78,6 +79,10 @@ type Node struct {
 	compute *computerole.Service
 
 	// running is what Start started, for Shutdown to stop in reverse.
+	// brokerWait is how long Start waits for the cell's own broker
+	// (brokerWaitDefault when zero; tests shorten it).
+	brokerWait time.Duration
+
 	running  components
 	stopOnce sync.Once
 	done     chan struct{}
@@ -164,8 +169,54 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if n.api != nil {
 		n.log.Info("compute API listening", "cell", n.cfg.Cell, "addr", n.api.addr)
+		if err := n.writeAdminOpenRC(); err != nil {
+			return err
+		}
 	}
 	n.log.Info("cell started", "cell", n.cfg.Cell, "roles", n.cfg.Roles, "database", dbKind(n.DB), "broker", n.BrokerURL())
+	return nil
+}
+
+// AdminOpenRC is the openrc file an API cell process writes when it
+// bootstraps the admin user (api.auth local, CELLCLOUD_ADMIN_PASSWORD):
+// DATA_DIR/openrc-admin; "" when it writes none.
+func (n *Node) AdminOpenRC() string {
+	if n.api == nil || n.cfg.API.Auth != config.AuthLocal || n.cfg.API.AdminPassword == "" {
+		return ""
+	}
+	p := filepath.Join(n.cfg.DataDir, "openrc-admin")
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	return p
+}
+
+// IdentityURL is the Identity v3 endpoint of the API cell's listener,
+// as its clients reach it ("" without the api role or local identity).
+func (n *Node) IdentityURL() string {
+	if n.api == nil || n.cfg.API.Auth != config.AuthLocal {
+		return ""
+	}
+	return openrc.AuthURL(n.api.addr, n.cfg.Host)
+}
+
+// writeAdminOpenRC writes DATA_DIR/openrc-admin (0600) when the process
+// bootstrapped the admin user, as `cellcloud up` does, and logs the
+// Identity endpoint either way.
+func (n *Node) writeAdminOpenRC() error {
+	if u := n.IdentityURL(); u != "" {
+		n.log.Info("identity API listening", "cell", n.cfg.Cell, "url", u)
+	}
+	path := n.AdminOpenRC()
+	if path == "" {
+		return nil
+	}
+	f := openrc.File{Path: path, User: "admin", Password: n.cfg.API.AdminPassword, Project: "admin",
+		AuthURL: n.IdentityURL(), Region: n.cfg.API.Region}
+	if err := openrc.Write(f); err != nil {
+		return fmt.Errorf("openrc: %w", err)
+	}
+	n.log.Info("wrote the admin's openrc", "cell", n.cfg.Cell, "path", path)
 	return nil
 }
 
@@ -234,7 +285,9 @@ func (n *Node) connectBroker(ctx context.Context) error {
 			return err
 		}
 	}
-	nc, err := broker.Connect(ctx, url, "cellcloud "+cfg.Cell, n.log.With("cell", cfg.Cell), opts...)
+	log := n.log.With("cell", cfg.Cell)
+	w := newBrokerWaiter(url, log)
+	nc, err := broker.Connect(ctx, url, "cellcloud "+cfg.Cell, log, append(opts, w.option())...)
 	if err != nil {
 		return err
 	}
@@ -244,9 +297,11 @@ func (n *Node) connectBroker(ctx context.Context) error {
 		nc.Close()
 		return nil
 	})})
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return broker.WaitConnected(wctx, nc)
+	timeout := n.brokerWait
+	if timeout <= 0 {
+		timeout = brokerWaitDefault
+	}
+	return w.wait(ctx, nc, timeout)
 }
 
 func dbKind(d *db.DB) string { return d.Dialect.String() }
@@ -327,7 +382,7 @@ func (n *Node) BrokerURL() string {
 	if n.embedded != nil {
 		return n.embedded.URL()
 	}
-	return broker.Redact(n.cfg.Broker.URL)
+	return redactURLs(n.cfg.Broker.URL)
 }
 
 // LinkURL is the URL the cell's neighbours record in their cells tables to

@@ -1,18 +1,14 @@
 package up
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/identity"
-	"github.com/cellcloud/cellcloud/internal/privfs"
+	"github.com/cellcloud/cellcloud/internal/openrc"
 )
 
 // OpenRC is a bootstrap user's credentials and the file that holds them.
@@ -56,7 +52,7 @@ func bootstrap(ctx context.Context, st *identity.Store, o Options, computeURL st
 		if err := st.Bootstrap(ctx, identity.Account{User: acct.user, Password: set, Project: acct.project, Role: acct.role}); err != nil {
 			return nil, err
 		}
-		if err := writeOpenRC(rc); err != nil {
+		if err := openrc.Write(openrc.File{Path: rc.Path, User: rc.User, Password: rc.Password, Project: rc.Project, AuthURL: rc.AuthURL}); err != nil {
 			return nil, err
 		}
 		out[acct.user] = rc
@@ -75,43 +71,4 @@ func newPassword() string {
 }
 
 // passwordIn reads OS_PASSWORD from an openrc file ("" if none).
-func passwordIn(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "export OS_PASSWORD="); ok {
-			return strings.Trim(v, `'"`)
-		}
-	}
-	return ""
-}
-
-func writeOpenRC(rc OpenRC) error {
-	body := fmt.Sprintf(`# cellcloud credentials of user %s (project %s). Use: source %s
-export OS_AUTH_URL=%s
-export OS_IDENTITY_API_VERSION=3
-export OS_AUTH_TYPE=password
-export OS_USERNAME=%s
-export OS_PASSWORD='%s'
-export OS_PROJECT_NAME=%s
-export OS_USER_DOMAIN_NAME=Default
-export OS_PROJECT_DOMAIN_NAME=Default
-export OS_REGION_NAME=RegionOne
-export OS_INTERFACE=public
-`, rc.User, rc.Project, rc.Path, rc.AuthURL, rc.User, rc.Password, rc.Project)
-	if err := privfs.MkdirAll(filepath.Dir(rc.Path)); err != nil {
-		return err
-	}
-	tmp := rc.Path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", rc.Path, err)
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return os.Rename(tmp, rc.Path)
-}
+func passwordIn(path string) string { return openrc.PasswordIn(path) }

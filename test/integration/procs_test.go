@@ -74,6 +74,8 @@ type cellProc struct {
 	// argv, when set, is the command instead of `cellcloud serve` (an
 	// external broker's).
 	argv []string
+	// env is added to the process's environment.
+	env  []string
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -88,6 +90,9 @@ func (p *cellProc) start() {
 	cmd := exec.Command(binary, "serve", "--config", p.config, "--log-level", "debug")
 	if len(p.argv) > 0 {
 		cmd = exec.Command(p.argv[0], p.argv[1:]...)
+	}
+	if len(p.env) > 0 {
+		cmd.Env = append(os.Environ(), p.env...)
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {

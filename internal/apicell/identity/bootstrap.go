@@ -22,28 +22,46 @@ type Account struct {
 // them). An account with an empty Password keeps an existing user's
 // password.
 func (s *Store) Bootstrap(ctx context.Context, accounts ...Account) error {
+	_, err := s.BootstrapAccounts(ctx, accounts...)
+	return err
+}
+
+// What Bootstrap did to an account's user.
+const (
+	UserCreated       = "created"
+	UserPasswordReset = "password reset"
+	UserKept          = "already there"
+)
+
+// BootstrapAccounts is Bootstrap, telling for each account what it did
+// to its user: UserCreated, UserPasswordReset (the given password did not
+// authenticate it, or it was disabled) or UserKept.
+func (s *Store) BootstrapAccounts(ctx context.Context, accounts ...Account) ([]string, error) {
 	if err := s.EnsureDomain(ctx, Domain{ID: DefaultDomainID, Name: "Default", Description: "The default domain"}); err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
+		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	var prev string
 	for _, name := range []string{RoleAdmin, RoleMember, RoleReader} {
 		r, err := s.ensureRole(ctx, name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if prev != "" {
 			if err := s.Imply(ctx, prev, r.ID); err != nil {
-				return fmt.Errorf("bootstrap: %w", err)
+				return nil, fmt.Errorf("bootstrap: %w", err)
 			}
 		}
 		prev = r.ID
 	}
+	out := make([]string, 0, len(accounts))
 	for _, a := range accounts {
-		if err := s.ensureAccount(ctx, a); err != nil {
-			return fmt.Errorf("bootstrap %s: %w", a.User, err)
+		did, err := s.ensureAccount(ctx, a)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap %s: %w", a.User, err)
 		}
+		out = append(out, did)
 	}
-	return nil
+	return out, nil
 }
 
 func (s *Store) ensureRole(ctx context.Context, name string) (Role, error) {
@@ -56,7 +74,7 @@ func (s *Store) ensureRole(ctx context.Context, name string) (Role, error) {
 	return r, err
 }
 
-func (s *Store) ensureAccount(ctx context.Context, a Account) error {
+func (s *Store) ensureAccount(ctx context.Context, a Account) (string, error) {
 	p, err := s.ProjectByName(ctx, DefaultDomainID, a.Project)
 	var nf *NotFoundError
 	if errors.As(err, &nf) {
@@ -64,29 +82,34 @@ func (s *Store) ensureAccount(ctx context.Context, a Account) error {
 		err = s.CreateProject(ctx, &p)
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
+	did := UserKept
 	u, err := s.UserByName(ctx, DefaultDomainID, a.User)
 	switch {
 	case errors.As(err, &nf):
 		u = User{Name: a.User, DomainID: DefaultDomainID, DefaultProjectID: p.ID, Enabled: true}
-		err = s.CreateUser(ctx, &u, a.Password)
+		err, did = s.CreateUser(ctx, &u, a.Password), UserCreated
 	case err == nil && a.Password != "":
-		err = s.recover(ctx, u, a.Password)
+		var changed bool
+		if changed, err = s.recover(ctx, u, a.Password); changed {
+			did = UserPasswordReset
+		}
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	r, err := s.ensureRole(ctx, a.Role)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return s.Grant(ctx, Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: r.ID})
+	return did, s.Grant(ctx, Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: r.ID})
 }
 
 // recover enables an existing user and gives it password, changing only
 // what differs: a password that already authenticates the user is kept.
-func (s *Store) recover(ctx context.Context, u User, password string) error {
+// It tells whether it changed anything.
+func (s *Store) recover(ctx context.Context, u User, password string) (bool, error) {
 	var p UserPatch
 	if !u.Enabled {
 		yes := true
@@ -94,14 +117,14 @@ func (s *Store) recover(ctx context.Context, u User, password string) error {
 	}
 	var hash string
 	if err := s.db.QueryRow(ctx, `SELECT password_hash FROM id_users WHERE id = ?`, u.ID).Scan(&hash); err != nil {
-		return err
+		return false, err
 	}
 	if !CheckPassword(hash, password) {
 		p.Password = &password
 	}
 	if p == (UserPatch{}) {
-		return nil
+		return false, nil
 	}
 	_, err := s.UpdateUser(ctx, u.ID, p)
-	return err
+	return err == nil, err
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -135,17 +136,26 @@ func WithUser(rawURL string, u User) (string, error) {
 	return p.String(), nil
 }
 
-// Redact hides the password of a broker URL, for logs and listings.
+// Redact hides the password of a broker URL, for logs and listings: of
+// each URL of a NATS cluster's comma-separated list, as nats.Connect takes
+// it.
 func Redact(rawURL string) string {
-	p, err := url.Parse(rawURL)
-	if err != nil {
-		return "(unparsable URL)"
+	parts := strings.Split(rawURL, ",")
+	for i, u := range parts {
+		p, err := url.Parse(strings.TrimSpace(u))
+		if err != nil {
+			parts[i] = "(unparsable URL)"
+			continue
+		}
+		parts[i] = p.Redacted()
 	}
-	return p.Redacted()
+	return strings.Join(parts, ",")
 }
 
-// HasUser reports whether a broker URL carries a user.
+// HasUser reports whether a broker URL (the first of a list) carries a
+// user.
 func HasUser(rawURL string) bool {
-	p, err := url.Parse(rawURL)
+	first, _, _ := strings.Cut(rawURL, ",")
+	p, err := url.Parse(strings.TrimSpace(first))
 	return err == nil && p.User != nil
 }

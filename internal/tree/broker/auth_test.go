@@ -91,3 +91,15 @@ func TestConnectWithTheUserInTheURL(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A NATS cluster's URL list (as nats.Connect and broker.url take it) is
+// redacted URL by URL: a listing or a log line shows no password.
+func TestRedactClusterList(t *testing.T) {
+	got := Redact("nats://u:secret1@n1:4222,nats://u:secret2@n2:4222, nats://n3:4222")
+	if want := "nats://u:xxxxx@n1:4222,nats://u:xxxxx@n2:4222,nats://n3:4222"; got != want {
+		t.Fatalf("Redact = %q, want %q", got, want)
+	}
+	if !HasUser("nats://u:p@n1:4222,nats://u:p@n2:4222") || HasUser("nats://n1:4222,nats://u:p@n2:4222") {
+		t.Error("HasUser of a list reads the first URL")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -157,15 +158,17 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger, extra ...n
 	return nc, nil
 }
 
-// WaitConnected waits until nc is connected or ctx ends.
+// WaitConnected waits until nc is connected or ctx ends. (nats.Connect
+// keeps the URL it was given in Opts.Servers; Opts.Url stays empty.)
 func WaitConnected(ctx context.Context, nc *nats.Conn) error {
+	url := strings.Join(nc.Opts.Servers, ",")
 	for !nc.IsConnected() {
 		select {
 		case <-ctx.Done():
 			if err := nc.LastError(); err != nil {
-				return fmt.Errorf("broker: not connected to %s: %w (last error: %v)", Redact(nc.Opts.Url), ctx.Err(), err)
+				return fmt.Errorf("broker: not connected to %s: %w (last error: %v)", Redact(url), ctx.Err(), err)
 			}
-			return fmt.Errorf("broker: not connected to %s: %w", Redact(nc.Opts.Url), ctx.Err())
+			return fmt.Errorf("broker: not connected to %s: %w", Redact(url), ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

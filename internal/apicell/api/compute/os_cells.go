@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/api/httpkit"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
@@ -36,7 +37,10 @@ func cellView(c *treeCell, detail bool) map[string]any {
 	if c.up {
 		v["state"] = "up"
 	}
-	if u, err := url.Parse(c.info.BrokerURL); err == nil && u.Host != "" {
+	// A NATS cluster's broker URL is a comma-separated list: the first
+	// server's host and port.
+	first, _, _ := strings.Cut(c.info.BrokerURL, ",")
+	if u, err := url.Parse(first); err == nil && u.Host != "" {
 		v["rpc_host"] = u.Hostname()
 		if p, err := strconv.Atoi(u.Port()); err == nil {
 			v["rpc_port"] = p
