@@ -134,7 +134,10 @@ func (h *Housekeeping) normalize() error {
 	if h.ArchiveInterval == 0 && (h.PurgeOlderThan != 0 || h.ArchiveOlderThan != 0) {
 		return errors.New("housekeeping.archive_older_than and purge_older_than need housekeeping.archive_interval (the periodic archive is off without it)")
 	}
-	if h.ArchiveOlderThan == 0 {
+	// The default age is filled only when the periodic archive is on, so
+	// that a normalized configuration normalizes again unchanged (a
+	// written-out configuration is loaded again as it was).
+	if h.ArchiveInterval != 0 && h.ArchiveOlderThan == 0 {
 		h.ArchiveOlderThan = Duration(30 * 24 * time.Hour)
 	}
 	if h.PurgeOlderThan != 0 && h.PurgeOlderThan < h.ArchiveOlderThan {

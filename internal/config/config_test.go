@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -245,6 +246,33 @@ func TestHousekeeping(t *testing.T) {
 		_, err := Load(write(t, `{"cell": "api", "data_dir": "d", "housekeeping": `+body+`}`))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
+
+// TestNormalizedConfigLoadsAgain: a configuration that was loaded (its
+// defaults filled) and written out loads again to the same thing, as tools
+// that generate configurations (and the tests' trees) do.
+func TestNormalizedConfigLoadsAgain(t *testing.T) {
+	for _, body := range []string{
+		`{"cell": "api", "data_dir": "/tmp/x"}`,
+		`{"cell": "api!cell1", "data_dir": "/tmp/x"}`,
+		`{"cell": "api", "data_dir": "/tmp/x", "housekeeping": {"archive_interval": "1h"}}`,
+	} {
+		c, err := Load(write(t, body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Load(write(t, string(b)))
+		if err != nil {
+			t.Fatalf("%s: normalized %s does not load again: %v", body, b, err)
+		}
+		if b2, _ := json.Marshal(again); string(b2) != string(b) {
+			t.Errorf("%s: loaded again as %s, was %s", body, b2, b)
 		}
 	}
 }
