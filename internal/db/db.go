@@ -148,7 +148,8 @@ func OpenPool(ctx context.Context, dsn string, pool Pool) (*DB, error) {
 		sdb.SetMaxOpenConns(pool.MaxOpen)
 		sdb.SetMaxIdleConns(pool.MaxIdle)
 		sdb.SetConnMaxLifetime(pool.MaxLifetime)
-		d = &DB{DB: sdb, Dialect: Postgres, DSN: dsn, commits: new(atomic.Int64), statements: new(atomic.Int64), roundTrips: new(atomic.Int64)}
+		d = &DB{DB: sdb, Dialect: Postgres, DSN: dsn, commits: new(atomic.Int64), statements: new(atomic.Int64), roundTrips: new(atomic.Int64),
+			group: &groupCommit{}}
 	default:
 		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "sqlite:")
 		if path == "" {
@@ -434,7 +435,15 @@ func (d *DB) run(ctx context.Context, f func(*Tx) error) ([]func(), error) {
 	return tx.after, nil
 }
 
+// ErrRetry, returned (or wrapped) by a transaction's function, rolls the
+// transaction back and runs it again, as a serialization failure does:
+// for a function that finds, under a lock, that it took the wrong one.
+var ErrRetry = errors.New("database: run the transaction again")
+
 func retryable(err error) bool {
+	if errors.Is(err, ErrRetry) {
+		return true
+	}
 	s := err.Error()
 	return strings.Contains(s, "SQLSTATE 40001") || strings.Contains(s, "SQLSTATE 40P01") ||
 		strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")

@@ -43,7 +43,7 @@ type groupOp struct {
 // On PostgreSQL, where transactions commit in parallel, Group is InTx.
 func (d *DB) Group(ctx context.Context, f func(*Tx) error) error {
 	g := d.group
-	if g == nil || d.Dialect != SQLite {
+	if g == nil {
 		return d.InTx(ctx, f)
 	}
 	op := &groupOp{ctx: ctx, f: f, done: make(chan struct{}), lead: make(chan struct{}, 1)}
