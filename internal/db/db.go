@@ -238,7 +238,10 @@ func Rebind(d Dialect, q string) string {
 
 // Tx wraps a transaction and rebinds every query.
 type Tx struct {
-	tx      *sql.Tx
+	// tx is a SQLite transaction, or a PostgreSQL connection whose
+	// transaction is begun and ended by statements (pipeline.go).
+	tx      execer
+	pg      *pipeline
 	Dialect Dialect
 	// statements and roundTrips are the DB's counters (nil: not counted).
 	statements, roundTrips *atomic.Int64
@@ -248,8 +251,7 @@ type Tx struct {
 
 // Savepoint starts a savepoint that RollbackTo can return to.
 func (t *Tx) Savepoint(ctx context.Context, name string) error {
-	count(t.roundTrips)
-	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+	if _, err := t.exec(ctx, "SAVEPOINT "+name); err != nil {
 		return err
 	}
 	if t.marks == nil {
@@ -262,8 +264,7 @@ func (t *Tx) Savepoint(ctx context.Context, name string) error {
 // RollbackTo undoes what the transaction did since the savepoint, the
 // functions registered with AfterCommit since then included.
 func (t *Tx) RollbackTo(ctx context.Context, name string) error {
-	count(t.roundTrips)
-	if _, err := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
+	if _, err := t.exec(ctx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
 		return err
 	}
 	if n, ok := t.marks[name]; ok && n <= len(t.after) {
@@ -274,8 +275,7 @@ func (t *Tx) RollbackTo(ctx context.Context, name string) error {
 
 // Release ends a savepoint, keeping what was done since.
 func (t *Tx) Release(ctx context.Context, name string) error {
-	count(t.roundTrips)
-	_, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name)
+	_, err := t.exec(ctx, "RELEASE SAVEPOINT "+name)
 	delete(t.marks, name)
 	return err
 }
@@ -290,20 +290,68 @@ func count(c *atomic.Int64) {
 // Exec runs a statement.
 func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	count(t.statements)
+	return t.exec(ctx, Rebind(t.Dialect, q), args...)
+}
+
+// ExecLater runs a statement whose result the caller does not need. On
+// PostgreSQL it is sent with the transaction's next statement or its
+// commit, in the same round trip, and an error of it is returned by that
+// statement or by the commit (naming it), which fails the transaction.
+// On SQLite it runs at once, as Exec. Use it where any error only fails
+// the transaction: not for a statement whose error the caller inspects
+// (a unique violation it handles, say).
+func (t *Tx) ExecLater(ctx context.Context, q string, args ...any) error {
+	count(t.statements)
+	if t.pg != nil {
+		t.pg.queue(Rebind(t.Dialect, q), args)
+		return nil
+	}
+	_, err := t.exec(ctx, q, args...)
+	return err
+}
+
+// exec runs a statement already rebound (one round trip; on PostgreSQL
+// with the statements queued before it).
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	count(t.roundTrips)
-	return t.tx.ExecContext(ctx, Rebind(t.Dialect, q), args...)
+	if t.pg != nil && t.pg.pending() {
+		return t.pg.send(ctx, q, args)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
+}
+
+// flush sends the statements queued on PostgreSQL before a query, in a
+// round trip of their own.
+func (t *Tx) flush(ctx context.Context) error {
+	if t.pg == nil || !t.pg.pending() {
+		return nil
+	}
+	count(t.roundTrips)
+	_, err := t.pg.send(ctx, "", nil)
+	return err
 }
 
 // Query runs a query.
 func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	count(t.statements)
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	count(t.roundTrips)
 	return t.tx.QueryContext(ctx, Rebind(t.Dialect, q), args...)
 }
 
-// QueryRow runs a query that returns at most one row.
+// QueryRow runs a query that returns at most one row. On PostgreSQL, an
+// error of a statement queued by ExecLater is returned by its Scan.
 func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	count(t.statements)
+	if err := t.flush(ctx); err != nil {
+		// A *sql.Row carries only an error from database/sql itself:
+		// run the query on the failed transaction, which answers with
+		// PostgreSQL's "current transaction is aborted", and keep
+		// the queued statement's error for the commit.
+		t.pg.failed = err
+	}
 	count(t.roundTrips)
 	return t.tx.QueryRowContext(ctx, Rebind(t.Dialect, q), args...)
 }
@@ -406,6 +454,9 @@ func (d *DB) lockWriter(ctx context.Context) (func(), error) {
 // run runs f in a transaction and commits it; it returns the functions to
 // run after the commit.
 func (d *DB) run(ctx context.Context, f func(*Tx) error) ([]func(), error) {
+	if d.Dialect == Postgres {
+		return d.runPipelined(ctx, f)
+	}
 	count(d.roundTrips)
 	stx, err := d.BeginTx(ctx, nil)
 	if err != nil {

@@ -26,7 +26,8 @@ func LockQuota(ctx context.Context, tx *db.Tx, projectID string) error {
 	if tx.Dialect != db.Postgres {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO quota_locks (project_id, checks)
+	// Sent with the statement that reads the limits (or usage) next.
+	err := tx.ExecLater(ctx, `INSERT INTO quota_locks (project_id, checks)
 		SELECT ?, 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(?, 0))) AS advisory
 		ON CONFLICT (project_id) DO UPDATE SET checks = quota_locks.checks + 1`, projectID, projectID)
 	if err != nil {
@@ -46,7 +47,7 @@ func LockQuotaShared(ctx context.Context, tx *db.Tx, projectID string) error {
 	if tx.Dialect != db.Postgres {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(hashtextextended(?, 0))`, projectID); err != nil {
+	if err := tx.ExecLater(ctx, `SELECT pg_advisory_xact_lock_shared(hashtextextended(?, 0))`, projectID); err != nil {
 		return fmt.Errorf("lock quota of %s: %w", projectID, err)
 	}
 	return nil
