@@ -184,6 +184,9 @@ type Result struct {
 		Zones                            int    `json:",omitempty"`
 		BootFromVolume                   bool   `json:",omitempty"`
 		Database                         string `json:"database"`
+		// Schemas prefixes the schemas of Options.Postgres, dropped
+		// after the run.
+		Schemas string `json:"postgres_schemas,omitempty"`
 	} `json:"options"`
 	// VolumeBytesPerBoot is what a boot from volume copies into its
 	// volume: the image's size (its bytes, the rest of the volume a hole).
@@ -274,6 +277,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			// Dropped after the tree has shut down (deferred first, run last).
 			defer schemas.drop()
 			uo.Database = schemas.dsn
+			res.Options.Schemas = schemas.prefix
 			fmt.Fprintf(o.Progress, "every cell's database in a schema %s_* of %s\n", schemas.prefix, db.Redact(o.Postgres))
 		}
 		var err error
