@@ -101,7 +101,7 @@ type Config struct {
 // DatabasePool sizes a process's pool of PostgreSQL connections; zero
 // fields take the defaults.
 type DatabasePool struct {
-	// MaxOpen bounds the connections open at once (default 16).
+	// MaxOpen bounds the connections open at once (default 8).
 	MaxOpen int `json:"max_open,omitempty"`
 	// MaxIdle bounds the connections kept open while idle (default
 	// max_open; at most max_open).

@@ -107,9 +107,10 @@ type Pool struct {
 }
 
 // DefaultMaxOpen is the PostgreSQL connections a process opens at most
-// unless configured: ten processes of a tree stay within PostgreSQL's
-// default max_connections of 100.
-const DefaultMaxOpen = 16
+// unless configured: twelve processes stay within PostgreSQL's default
+// max_connections of 100 (16 before, which seven exceeded), and the bench
+// boots no faster with 16 (docs/benchmarks.md).
+const DefaultMaxOpen = 8
 
 // connectTimeout bounds the wait for a PostgreSQL server that does not
 // answer (a URL's own connect_timeout wins).
