@@ -34,6 +34,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Aggregates, "aggregates", 0, "spread the hosts over this many host aggregates before the boots")
 	fs.BoolVar(&o.BootFromVolume, "boot-from-volume", false, "boot every instance from a new 1-GiB volume made from the image, deleted with it")
 	fs.IntVar(&o.Zones, "zones", 0, "with --aggregates: give that many of them an availability zone, and boot into the zones in turn")
+	fs.StringVar(&o.Postgres, "postgres", "", "put every cell of the bench's own tree on this PostgreSQL database, each in a schema of its own made and dropped by the bench (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	fs.IntVar(&o.DatabasePool.MaxOpen, "db-max-open", 0, "with --postgres: each cell's pool of connections (0: the default, as database_pool.max_open)")
 	jsonPath := fs.String("json", "", "also write the result as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the boot phase (control plane and clients) to this file, for go tool pprof")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file once every instance is booted, for go tool pprof")

@@ -37,6 +37,8 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"bench", "--depth", "4"}, 2, "--depth 4"},
 		{[]string{"bench", "--url", "http://127.0.0.1:1/v2.1"}, 2, "--url needs --token"},
 		{[]string{"bench", "--url", "http://127.0.0.1:1/v2.1", "--token", "x"}, 1, "the Compute API at http://127.0.0.1:1/v2.1"},
+		{[]string{"bench", "--postgres", "mysql://x"}, 2, "want a postgres:// URL"},
+		{[]string{"bench", "--postgres", "postgres://u:pw@127.0.0.1:1/x?sslmode=disable"}, 1, "postgres://u:xxxxx@127.0.0.1:1/x"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCmd(c.args...)

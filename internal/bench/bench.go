@@ -28,6 +28,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/computecell/compute"
 	"github.com/cellcloud/cellcloud/internal/config"
+	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/node"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/up"
@@ -79,6 +80,12 @@ type Options struct {
 	// quotas of the bench's project are lifted first (Block Storage API
 	// beside the Compute API: its URL with /v2.1 replaced by /volume).
 	BootFromVolume bool
+	// Postgres, when set, is a PostgreSQL URL: every cell of the bench's
+	// own tree keeps its database in a fresh schema of that database,
+	// made before the run and dropped after it. DatabasePool sizes each
+	// cell's pool of connections.
+	Postgres     string
+	DatabasePool config.DatabasePool
 }
 
 // Validate refuses nonsense at once.
@@ -96,6 +103,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--hosts-per-cell %d must be between 1 and 100000", o.HostsPerCell)
 	case o.URL == "" && o.Depth != 0 && o.Depth != 2 && o.Depth != 3:
 		return fmt.Errorf("--depth %d: 2 (compute cells below the API cell) or 3 (below routing cells) are built", o.Depth)
+	case o.URL != "" && o.Postgres != "":
+		return errors.New("--postgres puts the bench's own tree on PostgreSQL; a deployment given by --url has its own databases")
+	case o.Postgres != "" && !strings.HasPrefix(o.Postgres, "postgres://") && !strings.HasPrefix(o.Postgres, "postgresql://"):
+		return fmt.Errorf("--postgres %q: want a postgres:// URL", db.Redact(o.Postgres))
 	case o.URL != "" && o.Token == "":
 		return errors.New("--url needs --token (an administrator's token)")
 	case o.Aggregates < 0 || o.Zones < 0 || o.Zones > o.Aggregates:
@@ -156,6 +167,8 @@ type CellCost struct {
 	TxPerBoot       float64 `json:"transactions_per_boot"`
 	Statements      int64   `json:"statements"`
 	StmtPerBoot     float64 `json:"statements_per_boot"`
+	RoundTrips      int64   `json:"round_trips"`
+	TripsPerBoot    float64 `json:"round_trips_per_boot"`
 	Envelopes       int64   `json:"envelopes"`
 	BrokerMessages  int64   `json:"broker_messages"`
 	MessagesPerBoot float64 `json:"broker_messages_per_boot"`
@@ -170,6 +183,10 @@ type Result struct {
 		Aggregates                       int    `json:",omitempty"`
 		Zones                            int    `json:",omitempty"`
 		BootFromVolume                   bool   `json:",omitempty"`
+		Database                         string `json:"database"`
+		// Schemas prefixes the schemas of Options.Postgres, dropped
+		// after the run.
+		Schemas string `json:"postgres_schemas,omitempty"`
 	} `json:"options"`
 	// VolumeBytesPerBoot is what a boot from volume copies into its
 	// volume: the image's size (its bytes, the rest of the volume a hole).
@@ -193,10 +210,13 @@ type Result struct {
 	// EnvelopesPerBoot are the cells' protocol messages (durable and
 	// calls) per instance booted; BrokerMessagesPerBoot everything the
 	// brokers received, JetStream's acknowledgements and API included.
-	EnvelopesPerBoot      float64    `json:"envelopes_per_boot"`
-	BrokerMessagesPerBoot float64    `json:"broker_messages_per_boot"`
-	StatementsPerBoot     float64    `json:"statements_per_boot"`
-	Cells                 []CellCost `json:"cells,omitempty"`
+	EnvelopesPerBoot      float64 `json:"envelopes_per_boot"`
+	BrokerMessagesPerBoot float64 `json:"broker_messages_per_boot"`
+	StatementsPerBoot     float64 `json:"statements_per_boot"`
+	// RoundTripsPerBoot are the exchanges with the databases per boot:
+	// statements, begins, commits, rollbacks and savepoints.
+	RoundTripsPerBoot float64    `json:"round_trips_per_boot"`
+	Cells             []CellCost `json:"cells,omitempty"`
 	// CPUSeconds and PeakRSSMB are this process's (the control plane and
 	// the bench's clients, when the bench runs its own tree).
 	CPUSeconds float64 `json:"cpu_seconds"`
@@ -228,6 +248,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.Options.RemoteGroup = o.RemoteGroup
 	res.Options.Aggregates, res.Options.Zones = o.Aggregates, o.Zones
 	res.Options.BootFromVolume = o.BootFromVolume
+	res.Options.Database = "sqlite"
+	if o.Postgres != "" {
+		res.Options.Database = "postgres"
+	}
 
 	var tree *up.Tree
 	api, token := strings.TrimSuffix(o.URL, "/"), o.Token
@@ -242,9 +266,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			dir = d
 		}
 		fmt.Fprintf(o.Progress, "starting a tree: %d cells x %d hosts in %s\n", o.Cells, o.HostsPerCell, dir)
+		uo := up.Options{DataDir: dir, Cells: o.Cells, HostsPerCell: o.HostsPerCell, Depth: o.Depth, Listen: "127.0.0.1:0",
+			Host: config.HostSpec(o.Host), Auth: "noauth", Quota: quota.Defaults{Instances: quota.Unlimited, Cores: quota.Unlimited, RAM: quota.Unlimited},
+			DatabasePool: o.DatabasePool}
+		if o.Postgres != "" {
+			schemas, err := newSchemas(ctx, o.Postgres)
+			if err != nil {
+				return nil, err
+			}
+			// Dropped after the tree has shut down (deferred first, run last).
+			defer schemas.drop()
+			uo.Database = schemas.dsn
+			res.Options.Schemas = schemas.prefix
+			fmt.Fprintf(o.Progress, "every cell's database in a schema %s_* of %s\n", schemas.prefix, db.Redact(o.Postgres))
+		}
 		var err error
-		tree, err = up.Start(ctx, up.Options{DataDir: dir, Cells: o.Cells, HostsPerCell: o.HostsPerCell, Depth: o.Depth, Listen: "127.0.0.1:0",
-			Host: config.HostSpec(o.Host), Auth: "noauth", Quota: quota.Defaults{Instances: quota.Unlimited, Cores: quota.Unlimited, RAM: quota.Unlimited}}, o.Logger)
+		tree, err = up.Start(ctx, uo, o.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("start the tree: %w", err)
 		}
@@ -829,7 +866,7 @@ func costs(res *Result, tree *up.Tree, before, after map[string]node.Stats) {
 		return
 	}
 	n := float64(res.Options.N)
-	var env, raw, stmts int64
+	var env, raw, stmts, trips int64
 	for cell, a := range after {
 		b := before[cell]
 		cc := CellCost{Cell: cell, Transactions: a.Commits - b.Commits, Envelopes: (a.Durable - b.Durable) + (a.Calls - b.Calls),
@@ -838,6 +875,9 @@ func costs(res *Result, tree *up.Tree, before, after map[string]node.Stats) {
 		cc.Statements = a.Statements - b.Statements
 		cc.StmtPerBoot = float64(cc.Statements) / n
 		stmts += cc.Statements
+		cc.RoundTrips = a.RoundTrips - b.RoundTrips
+		cc.TripsPerBoot = float64(cc.RoundTrips) / n
+		trips += cc.RoundTrips
 		cc.MessagesPerBoot = float64(cc.BrokerMessages) / n
 		env += cc.Envelopes
 		raw += cc.BrokerMessages
@@ -847,6 +887,7 @@ func costs(res *Result, tree *up.Tree, before, after map[string]node.Stats) {
 	res.EnvelopesPerBoot = float64(env) / n
 	res.BrokerMessagesPerBoot = float64(raw) / n
 	res.StatementsPerBoot = float64(stmts) / n
+	res.RoundTripsPerBoot = float64(trips) / n
 }
 
 // targets are issue 6's, where this run can say.
@@ -890,7 +931,7 @@ func WriteTable(w io.Writer, r *Result) {
 	if r.Options.URL != "" {
 		fmt.Fprintf(w, "against %s\n", r.Options.URL)
 	} else {
-		fmt.Fprintf(w, "%d cells x %d hosts in this process\n", r.Options.Cells, r.Options.HostsPerCell)
+		fmt.Fprintf(w, "%d cells x %d hosts in this process, databases on %s\n", r.Options.Cells, r.Options.HostsPerCell, r.Options.Database)
 	}
 	fmt.Fprintf(w, "machine: %s\n\n", r.Machine)
 	fmt.Fprintf(w, "  booted to ACTIVE        %d (%d errors) in %.2fs: %.0f boots/s\n", r.Booted, r.Errors, r.BootSeconds, r.BootsPerSec)
@@ -902,8 +943,10 @@ func WriteTable(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "  envelopes per boot      %.2f (cells protocol: durable messages and calls)\n", r.EnvelopesPerBoot)
 		fmt.Fprintf(w, "  broker msgs per boot    %.2f (all, JetStream acks and API included)\n", r.BrokerMessagesPerBoot)
 		fmt.Fprintf(w, "  SQL statements per boot %.2f (every cell's database)\n", r.StatementsPerBoot)
+		fmt.Fprintf(w, "  DB round trips per boot %.2f (statements, begins, commits, rollbacks, savepoints)\n", r.RoundTripsPerBoot)
 		for _, c := range r.Cells {
-			fmt.Fprintf(w, "    %-14s %8.2f transactions/boot  %8.2f statements/boot  %8.2f broker msgs/boot\n", c.Cell, c.TxPerBoot, c.StmtPerBoot, c.MessagesPerBoot)
+			fmt.Fprintf(w, "    %-14s %8.2f transactions/boot  %8.2f statements/boot  %8.2f round trips/boot  %8.2f broker msgs/boot\n",
+				c.Cell, c.TxPerBoot, c.StmtPerBoot, c.TripsPerBoot, c.MessagesPerBoot)
 		}
 	}
 	fmt.Fprintf(w, "  CPU                     %.1f s   peak RSS %.0f MiB\n", r.CPUSeconds, r.PeakRSSMB)

@@ -2,11 +2,14 @@ package bench_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/cellcloud/cellcloud/internal/bench"
 	"github.com/cellcloud/cellcloud/internal/computecell/compute"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 )
 
 // TestRun boots a few instances with single and multi-creates through the
@@ -91,5 +94,56 @@ func TestBadOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%+v: %v, want %q", c.o, err, c.msg)
 		}
+	}
+}
+
+// TestRunOnPostgres: with Options.Postgres every cell's database is a
+// schema of that database: the boots succeed, the round trips to the
+// server are counted per boot, and the schemas are gone afterwards.
+func TestRunOnPostgres(t *testing.T) {
+	base := os.Getenv(dbtest.EnvPostgres)
+	if base == "" {
+		t.Skipf("PostgreSQL not configured: set %s", dbtest.EnvPostgres)
+	}
+	if testing.Short() {
+		t.Skip("starts a tree")
+	}
+	ctx := context.Background()
+	res, err := bench.Run(ctx, bench.Options{Cells: 2, HostsPerCell: 2, N: 20, K: 4, Batch: 1, DataDir: t.TempDir(), Postgres: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Booted != 20 || res.Errors != 0 || res.Options.Database != "postgres" || res.Options.Schemas == "" {
+		t.Errorf("booted %d, errors %d, database %q, schemas %q", res.Booted, res.Errors, res.Options.Database, res.Options.Schemas)
+	}
+	if res.RoundTripsPerBoot <= 0 || res.StatementsPerBoot <= 0 || len(res.Cells) != 3 || res.Cells[0].RoundTrips <= 0 {
+		t.Errorf("%.2f round trips and %.2f statements per boot, cells %+v", res.RoundTripsPerBoot, res.StatementsPerBoot, res.Cells)
+	}
+	var out strings.Builder
+	bench.WriteTable(&out, res)
+	if !strings.Contains(out.String(), "databases on postgres") || !strings.Contains(out.String(), "DB round trips per boot") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	d, err := db.Open(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var n int
+	if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE ?`, res.Options.Schemas+"%").Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d schemas %s* left after the run (%v)", n, res.Options.Schemas, err)
+	}
+}
+
+// TestPostgresOptionRefusedWithURL: --postgres is for the bench's own
+// tree; a deployment by URL has its databases.
+func TestPostgresOptionRefusedWithURL(t *testing.T) {
+	o := bench.Options{N: 1, K: 1, Batch: 1, URL: "http://127.0.0.1:1/v2.1", Token: "t", Postgres: "postgres://127.0.0.1/x"}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--postgres") {
+		t.Errorf("Validate: %v", err)
+	}
+	o = bench.Options{N: 1, K: 1, Batch: 1, Cells: 1, HostsPerCell: 1, Postgres: "mysql://x"}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "postgres://") {
+		t.Errorf("Validate: %v", err)
 	}
 }

@@ -83,11 +83,14 @@ type Config struct {
 	Host string `json:"host,omitempty"`
 	// Database is a PostgreSQL URL or a SQLite path; default
 	// DATA_DIR/cell.db.
-	Database string  `json:"database,omitempty"`
-	Broker   Broker  `json:"broker"`
-	API      API     `json:"api"`
-	Cells    Cells   `json:"cells"`
-	Compute  Compute `json:"compute"`
+	Database string `json:"database,omitempty"`
+	// DatabasePool sizes the process's pool of PostgreSQL connections
+	// (a SQLite database keeps its own small pool).
+	DatabasePool DatabasePool `json:"database_pool"`
+	Broker       Broker       `json:"broker"`
+	API          API          `json:"api"`
+	Cells        Cells        `json:"cells"`
+	Compute      Compute      `json:"compute"`
 	// Scheduler tunes the host scheduler of a compute cell.
 	Scheduler Scheduler `json:"scheduler"`
 	Network   Network   `json:"network"`
@@ -147,6 +150,20 @@ func (h *Housekeeping) normalize() error {
 		h.MaxRows = 1000
 	}
 	return nil
+}
+
+// DatabasePool sizes a process's pool of PostgreSQL connections; zero
+// fields take the defaults.
+type DatabasePool struct {
+	// MaxOpen bounds the connections open at once (default 8).
+	MaxOpen int `json:"max_open,omitempty"`
+	// MaxIdle bounds the connections kept open while idle (default
+	// max_open; at most max_open).
+	MaxIdle int `json:"max_idle,omitempty"`
+	// MaxLifetime closes a connection this long after it opened (default
+	// 0: never), so that connections move to a new server behind a
+	// proxy or after a failover.
+	MaxLifetime Duration `json:"max_lifetime,omitempty"`
 }
 
 // Volume configures a compute cell's volume role: its backend and the
@@ -457,6 +474,15 @@ func (c *Config) Normalize() error {
 	}
 	if err := c.Housekeeping.normalize(); err != nil {
 		return err
+	}
+	if p := c.DatabasePool; p.MaxOpen < 0 || p.MaxOpen > 1000 {
+		return fmt.Errorf("database_pool.max_open %d must be between 1 and 1000 (0: the default)", p.MaxOpen)
+	}
+	if p := c.DatabasePool; p.MaxIdle < 0 || (p.MaxOpen > 0 && p.MaxIdle > p.MaxOpen) {
+		return fmt.Errorf("database_pool.max_idle %d must be between 1 and max_open %d (0: max_open)", p.MaxIdle, p.MaxOpen)
+	}
+	if c.DatabasePool.MaxLifetime < 0 {
+		return fmt.Errorf("database_pool.max_lifetime %s must not be negative", c.DatabasePool.MaxLifetime.D())
 	}
 	if c.Host == "" {
 		h, err := os.Hostname()

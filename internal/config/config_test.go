@@ -45,6 +45,13 @@ func TestLoadDefaults(t *testing.T) {
 	if !api.Has(RoleAPI) || api.Has(RoleCompute) || api.API.Listen != "127.0.0.1:8774" {
 		t.Errorf("API cell defaults: roles %v listen %q", api.Roles, api.API.Listen)
 	}
+	pooled, err := Load(write(t, `{"cell": "api", "data_dir": "/tmp/x", "database_pool": {"max_open": 6, "max_idle": 2, "max_lifetime": "30m"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pooled.DatabasePool; p.MaxOpen != 6 || p.MaxIdle != 2 || p.MaxLifetime.D() != 30*time.Minute {
+		t.Errorf("database_pool %+v", p)
+	}
 }
 
 func TestLoadRejectsBadFiles(t *testing.T) {
@@ -65,6 +72,9 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		"negative timeout": {`{"cell": "api", "data_dir": "d", "api": {"idle_timeout": "-1s"}}`, "must not be negative"},
 		"bad cap":          {`{"cell": "api", "data_dir": "d", "api": {"max_connections_per_client": -2}}`, "max_connections_per_client"},
 		"empty":            {``, "EOF"},
+		"pool open":        {`{"cell": "api", "data_dir": "d", "database_pool": {"max_open": -1}}`, "database_pool.max_open"},
+		"pool idle":        {`{"cell": "api", "data_dir": "d", "database_pool": {"max_open": 4, "max_idle": 5}}`, "database_pool.max_idle"},
+		"pool lifetime":    {`{"cell": "api", "data_dir": "d", "database_pool": {"max_lifetime": "-1m"}}`, "database_pool.max_lifetime"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

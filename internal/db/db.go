@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 
 	"github.com/cellcloud/cellcloud/internal/privfs"
@@ -49,6 +51,9 @@ type DB struct {
 	// statements counts the statements run through Exec, Query and
 	// QueryRow, of a DB or of its transactions.
 	statements *atomic.Int64
+	// roundTrips counts the exchanges with the server: every statement,
+	// begin, commit, rollback and savepoint operation is one.
+	roundTrips *atomic.Int64
 	// group gathers concurrent transactions of Group (SQLite only).
 	group *groupCommit
 	// writer is SQLite's one write lock as this process sees it: held
@@ -76,23 +81,76 @@ func (d *DB) Statements() int64 {
 	return d.statements.Load()
 }
 
-// Open opens a database. dsn is a PostgreSQL URL ("postgres://…" or
-// "postgresql://…"), or a SQLite file given as "sqlite://PATH", "sqlite:PATH"
-// or a bare path. A SQLite file's directory is created if missing.
+// RoundTrips is how many exchanges with the database server the DB has
+// had since Open: every statement (as Statements counts them), begin,
+// commit, rollback and savepoint operation is one. On SQLite, which has
+// no server, it counts the same calls.
+func (d *DB) RoundTrips() int64 {
+	if d.roundTrips == nil {
+		return 0
+	}
+	return d.roundTrips.Load()
+}
+
+// Pool sizes a process's pool of PostgreSQL connections (a SQLite
+// database keeps its own small pool). Zero fields take the defaults.
+type Pool struct {
+	// MaxOpen bounds the connections open at once (default
+	// DefaultMaxOpen).
+	MaxOpen int
+	// MaxIdle bounds the connections kept open while idle (default
+	// MaxOpen).
+	MaxIdle int
+	// MaxLifetime closes a connection this long after it was opened
+	// (default 0: never).
+	MaxLifetime time.Duration
+}
+
+// DefaultMaxOpen is the PostgreSQL connections a process opens at most
+// unless configured: twelve processes stay within PostgreSQL's default
+// max_connections of 100 (16 before, which seven exceeded), and the bench
+// boots no faster with 16 (docs/benchmarks.md).
+const DefaultMaxOpen = 8
+
+// connectTimeout bounds the wait for a PostgreSQL server that does not
+// answer (a URL's own connect_timeout wins).
+const connectTimeout = 5 * time.Second
+
+// Open opens a database with the default pool. dsn is a PostgreSQL URL
+// ("postgres://…" or "postgresql://…"), or a SQLite file given as
+// "sqlite://PATH", "sqlite:PATH" or a bare path. A SQLite file's directory
+// is created if missing.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return OpenPool(ctx, dsn, Pool{})
+}
+
+// OpenPool is Open with a PostgreSQL pool of the given size.
+func OpenPool(ctx context.Context, dsn string, pool Pool) (*DB, error) {
 	if dsn == "" {
 		return nil, errors.New("database: empty DSN")
 	}
 	var d *DB
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		sdb, err := sql.Open("pgx", dsn)
+		cfg, err := pgx.ParseConfig(dsn)
 		if err != nil {
-			return nil, fmt.Errorf("database: open postgres: %w", err)
+			return nil, fmt.Errorf("database: open postgres %s: %w", Redact(dsn), err)
 		}
-		sdb.SetMaxOpenConns(16)
-		sdb.SetMaxIdleConns(16)
-		d = &DB{DB: sdb, Dialect: Postgres, DSN: dsn, commits: new(atomic.Int64), statements: new(atomic.Int64)}
+		if cfg.ConnectTimeout == 0 {
+			cfg.ConnectTimeout = connectTimeout
+		}
+		sdb := stdlib.OpenDB(*cfg)
+		if pool.MaxOpen <= 0 {
+			pool.MaxOpen = DefaultMaxOpen
+		}
+		if pool.MaxIdle <= 0 || pool.MaxIdle > pool.MaxOpen {
+			pool.MaxIdle = pool.MaxOpen
+		}
+		sdb.SetMaxOpenConns(pool.MaxOpen)
+		sdb.SetMaxIdleConns(pool.MaxIdle)
+		sdb.SetConnMaxLifetime(pool.MaxLifetime)
+		d = &DB{DB: sdb, Dialect: Postgres, DSN: dsn, commits: new(atomic.Int64), statements: new(atomic.Int64), roundTrips: new(atomic.Int64),
+			group: &groupCommit{}}
 	default:
 		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "sqlite:")
 		if path == "" {
@@ -112,15 +170,47 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		sdb.SetMaxOpenConns(4)
 		sdb.SetMaxIdleConns(4)
 		sdb.SetConnMaxIdleTime(0)
-		d = &DB{DB: sdb, Dialect: SQLite, DSN: dsn, commits: new(atomic.Int64), statements: new(atomic.Int64), group: &groupCommit{}, writer: make(chan struct{}, 1)}
+		d = &DB{DB: sdb, Dialect: SQLite, DSN: dsn, commits: new(atomic.Int64), statements: new(atomic.Int64), roundTrips: new(atomic.Int64),
+			group: &groupCommit{}, writer: make(chan struct{}, 1)}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := d.PingContext(pctx); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("database: connect %s: %w", d.Dialect, err)
+		return nil, fmt.Errorf("database: connect to %s %s: %w", d.Dialect, Redact(dsn), err)
 	}
 	return d, nil
+}
+
+// Redact is a DSN fit for logs and errors: a PostgreSQL URL's password
+// (in its user part or as a password parameter) is replaced by "xxxxx".
+func Redact(dsn string) string {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(a PostgreSQL URL that does not parse)"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// WithSearchPath is a PostgreSQL URL whose connections use schema: a
+// schema of one server can hold a cell's database.
+func WithSearchPath(base, schema string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("database URL %s: %w", Redact(base), err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // Rebind turns "?" placeholders into the dialect's form.
@@ -149,17 +239,20 @@ func Rebind(d Dialect, q string) string {
 
 // Tx wraps a transaction and rebinds every query.
 type Tx struct {
-	tx      *sql.Tx
+	// tx is a SQLite transaction, or a PostgreSQL connection whose
+	// transaction is begun and ended by statements (pipeline.go).
+	tx      execer
+	pg      *pipeline
 	Dialect Dialect
-	// statements is the DB's statement counter (nil: not counted).
-	statements *atomic.Int64
-	after      []func()
-	marks      map[string]int
+	// statements and roundTrips are the DB's counters (nil: not counted).
+	statements, roundTrips *atomic.Int64
+	after                  []func()
+	marks                  map[string]int
 }
 
 // Savepoint starts a savepoint that RollbackTo can return to.
 func (t *Tx) Savepoint(ctx context.Context, name string) error {
-	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+	if _, err := t.exec(ctx, "SAVEPOINT "+name); err != nil {
 		return err
 	}
 	if t.marks == nil {
@@ -172,7 +265,7 @@ func (t *Tx) Savepoint(ctx context.Context, name string) error {
 // RollbackTo undoes what the transaction did since the savepoint, the
 // functions registered with AfterCommit since then included.
 func (t *Tx) RollbackTo(ctx context.Context, name string) error {
-	if _, err := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
+	if _, err := t.exec(ctx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
 		return err
 	}
 	if n, ok := t.marks[name]; ok && n <= len(t.after) {
@@ -183,7 +276,7 @@ func (t *Tx) RollbackTo(ctx context.Context, name string) error {
 
 // Release ends a savepoint, keeping what was done since.
 func (t *Tx) Release(ctx context.Context, name string) error {
-	_, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name)
+	_, err := t.exec(ctx, "RELEASE SAVEPOINT "+name)
 	delete(t.marks, name)
 	return err
 }
@@ -198,18 +291,69 @@ func count(c *atomic.Int64) {
 // Exec runs a statement.
 func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	count(t.statements)
-	return t.tx.ExecContext(ctx, Rebind(t.Dialect, q), args...)
+	return t.exec(ctx, Rebind(t.Dialect, q), args...)
+}
+
+// ExecLater runs a statement whose result the caller does not need. On
+// PostgreSQL it is sent with the transaction's next statement or its
+// commit, in the same round trip, and an error of it is returned by that
+// statement or by the commit (naming it), which fails the transaction.
+// On SQLite it runs at once, as Exec. Use it where any error only fails
+// the transaction: not for a statement whose error the caller inspects
+// (a unique violation it handles, say).
+func (t *Tx) ExecLater(ctx context.Context, q string, args ...any) error {
+	count(t.statements)
+	if t.pg != nil {
+		t.pg.queue(Rebind(t.Dialect, q), args)
+		return nil
+	}
+	_, err := t.exec(ctx, q, args...)
+	return err
+}
+
+// exec runs a statement already rebound (one round trip; on PostgreSQL
+// with the statements queued before it).
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	count(t.roundTrips)
+	if t.pg != nil && t.pg.pending() {
+		return t.pg.send(ctx, q, args)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
+}
+
+// flush sends the statements queued on PostgreSQL before a query, in a
+// round trip of their own.
+func (t *Tx) flush(ctx context.Context) error {
+	if t.pg == nil || !t.pg.pending() {
+		return nil
+	}
+	count(t.roundTrips)
+	_, err := t.pg.send(ctx, "", nil)
+	return err
 }
 
 // Query runs a query.
 func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	count(t.statements)
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	count(t.roundTrips)
 	return t.tx.QueryContext(ctx, Rebind(t.Dialect, q), args...)
 }
 
-// QueryRow runs a query that returns at most one row.
+// QueryRow runs a query that returns at most one row. On PostgreSQL, an
+// error of a statement queued by ExecLater is returned by its Scan.
 func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	count(t.statements)
+	if err := t.flush(ctx); err != nil {
+		// A *sql.Row carries only an error from database/sql itself:
+		// run the query on the failed transaction, which answers with
+		// PostgreSQL's "current transaction is aborted", and keep
+		// the queued statement's error for the commit.
+		t.pg.failed = err
+	}
+	count(t.roundTrips)
 	return t.tx.QueryRowContext(ctx, Rebind(t.Dialect, q), args...)
 }
 
@@ -228,18 +372,21 @@ func (d *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error
 	}
 	defer unlock()
 	count(d.statements)
+	count(d.roundTrips)
 	return d.DB.ExecContext(ctx, d.Rebind(q), args...)
 }
 
 // Query runs a query outside a transaction.
 func (d *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	count(d.statements)
+	count(d.roundTrips)
 	return d.DB.QueryContext(ctx, d.Rebind(q), args...)
 }
 
 // QueryRow runs a single-row query outside a transaction.
 func (d *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	count(d.statements)
+	count(d.roundTrips)
 	return d.DB.QueryRowContext(ctx, d.Rebind(q), args...)
 }
 
@@ -308,18 +455,29 @@ func (d *DB) lockWriter(ctx context.Context) (func(), error) {
 // run runs f in a transaction and commits it; it returns the functions to
 // run after the commit.
 func (d *DB) run(ctx context.Context, f func(*Tx) error) ([]func(), error) {
+	if d.Dialect == Postgres {
+		return d.runPipelined(ctx, f)
+	}
+	count(d.roundTrips)
 	stx, err := d.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	// Roll back if f fails or panics: a transaction left open would keep its
-	// connection, and on SQLite the write lock, for ever. After a commit
-	// this is a no-op.
-	defer func() { _ = stx.Rollback() }()
-	tx := &Tx{tx: stx, Dialect: d.Dialect, statements: d.statements}
+	// connection, and on SQLite the write lock, for ever.
+	committed := false
+	defer func() {
+		if !committed {
+			count(d.roundTrips)
+			_ = stx.Rollback()
+		}
+	}()
+	tx := &Tx{tx: stx, Dialect: d.Dialect, statements: d.statements, roundTrips: d.roundTrips}
 	if err := f(tx); err != nil {
 		return nil, err
 	}
+	committed = true
+	count(d.roundTrips)
 	if err := stx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
@@ -329,7 +487,15 @@ func (d *DB) run(ctx context.Context, f func(*Tx) error) ([]func(), error) {
 	return tx.after, nil
 }
 
+// ErrRetry, returned (or wrapped) by a transaction's function, rolls the
+// transaction back and runs it again, as a serialization failure does:
+// for a function that finds, under a lock, that it took the wrong one.
+var ErrRetry = errors.New("database: run the transaction again")
+
 func retryable(err error) bool {
+	if errors.Is(err, ErrRetry) {
+		return true
+	}
 	s := err.Error()
 	return strings.Contains(s, "SQLSTATE 40001") || strings.Contains(s, "SQLSTATE 40P01") ||
 		strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")

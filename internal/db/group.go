@@ -40,10 +40,12 @@ type groupOp struct {
 // as a whole is run again one transaction at a time. f must be safe to run
 // again, as with InTx, and must not wait for another caller of Group.
 //
-// On PostgreSQL, where transactions commit in parallel, Group is InTx.
+// On PostgreSQL too, where transactions could commit in parallel, one
+// transaction for many saves each its begin and commit round trips and
+// its own commit's flush of the write-ahead log (docs/benchmarks.md).
 func (d *DB) Group(ctx context.Context, f func(*Tx) error) error {
 	g := d.group
-	if g == nil || d.Dialect != SQLite {
+	if g == nil {
 		return d.InTx(ctx, f)
 	}
 	op := &groupOp{ctx: ctx, f: f, done: make(chan struct{}), lead: make(chan struct{}, 1)}

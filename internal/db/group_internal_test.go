@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -13,14 +14,60 @@ import (
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
-func openGroupTest(t *testing.T) *DB {
+// eachGroupEngine runs a test on SQLite, and on PostgreSQL when
+// CELLCLOUD_TEST_POSTGRES is set (dbtest's variable: dbtest itself
+// imports this package).
+func eachGroupEngine(t *testing.T, f func(t *testing.T, engine string)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, "sqlite") })
+	if os.Getenv("CELLCLOUD_TEST_POSTGRES") == "" {
+		t.Log("PostgreSQL run skipped: set CELLCLOUD_TEST_POSTGRES to a PostgreSQL URL to run it")
+		return
+	}
+	t.Run("postgres", func(t *testing.T) { f(t, "postgres") })
+}
+
+// openEngine opens a fresh database: a SQLite file, or a schema of
+// CELLCLOUD_TEST_POSTGRES dropped when the test ends.
+func openEngine(t *testing.T, engine string) *DB {
 	t.Helper()
 	ctx := context.Background()
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "group.db"))
+	if engine == "sqlite" {
+		d, err := Open(ctx, filepath.Join(t.TempDir(), "group.db"))
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	base := os.Getenv("CELLCLOUD_TEST_POSTGRES")
+	admin, err := Open(ctx, base)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	t.Cleanup(func() { d.Close() })
+	schema := fmt.Sprintf("g_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	dsn, err := WithSearchPath(base, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() {
+		d.Close()
+		_, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		admin.Close()
+	})
+	return d
+}
+
+func openGroupTest(t *testing.T, engine string) *DB {
+	t.Helper()
+	ctx := context.Background()
+	d := openEngine(t, engine)
 	if err := d.Migrate(ctx, "test", []Migration{{Version: 1, Name: "kv", SQL: `CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)`}}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -65,7 +112,11 @@ func holdLead(t *testing.T, d *DB, f func(tx *Tx) error) (finish func()) {
 }
 
 func TestGroupCommitsWaitingTransactionsTogetherAndIsolatesFailures(t *testing.T) {
-	d := openGroupTest(t)
+	eachGroupEngine(t, testGroupCommitsWaitingTransactionsTogetherAndIsolatesFailures)
+}
+
+func testGroupCommitsWaitingTransactionsTogetherAndIsolatesFailures(t *testing.T, engine string) {
+	d := openGroupTest(t, engine)
 	ctx := context.Background()
 	boom := errors.New("boom")
 
@@ -120,7 +171,11 @@ func TestGroupCommitsWaitingTransactionsTogetherAndIsolatesFailures(t *testing.T
 }
 
 func TestGroupRetriesAndThenRunsEachAlone(t *testing.T) {
-	d := openGroupTest(t)
+	eachGroupEngine(t, testGroupRetriesAndThenRunsEachAlone)
+}
+
+func testGroupRetriesAndThenRunsEachAlone(t *testing.T, engine string) {
+	d := openGroupTest(t, engine)
 	ctx := context.Background()
 
 	finish := holdLead(t, d, nil)
@@ -169,7 +224,11 @@ func TestGroupRetriesAndThenRunsEachAlone(t *testing.T) {
 }
 
 func TestGroupPanicReachesItsCallerAndSparesTheOthers(t *testing.T) {
-	d := openGroupTest(t)
+	eachGroupEngine(t, testGroupPanicReachesItsCallerAndSparesTheOthers)
+}
+
+func testGroupPanicReachesItsCallerAndSparesTheOthers(t *testing.T, engine string) {
+	d := openGroupTest(t, engine)
 	ctx := context.Background()
 
 	finish := holdLead(t, d, nil)

@@ -131,7 +131,8 @@ func schemas(root bool) []schema {
 // OpenDB opens a cell's database and runs the migrations of every schema
 // of its kind: the one place migrations run.
 func OpenDB(ctx context.Context, cfg *config.Config) (*db.DB, error) {
-	d, err := db.Open(ctx, cfg.Database)
+	p := cfg.DatabasePool
+	d, err := db.OpenPool(ctx, cfg.Database, db.Pool{MaxOpen: p.MaxOpen, MaxIdle: p.MaxIdle, MaxLifetime: p.MaxLifetime.D()})
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +347,9 @@ type Stats struct {
 	Commits int64
 	// Statements is the SQL statements run.
 	Statements int64
+	// RoundTrips is the exchanges with the database: statements, begins,
+	// commits, rollbacks, savepoints.
+	RoundTrips int64
 	// Durable and Calls are the envelopes its cells service published.
 	Durable, Calls int64
 	// BrokerIn is every message published to its embedded broker (zero
@@ -359,6 +363,7 @@ func (n *Node) Stats() Stats {
 	if n.DB != nil {
 		st.Commits = n.DB.Commits()
 		st.Statements = n.DB.Statements()
+		st.RoundTrips = n.DB.RoundTrips()
 	}
 	if n.Cells != nil {
 		st.Durable, st.Calls = n.Cells.Published()

@@ -68,6 +68,11 @@ type Options struct {
 	// cell's compute.shelved_offload_time (0: offload at once; negative:
 	// never) and compute.shelved_poll_interval.
 	ShelvedOffloadTime, ShelvedPollInterval time.Duration
+	// Database, when set, names each cell's database by the cell's path
+	// (a PostgreSQL URL, say); unset, each cell has a SQLite file in its
+	// data directory. DatabasePool sizes each cell's PostgreSQL pool.
+	Database     func(cell string) string
+	DatabasePool config.DatabasePool
 }
 
 // Validate checks the options.
@@ -169,6 +174,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 			ReclaimInstanceInterval: config.Duration(o.ReclaimInterval)}}
 	apiCfg.Cells.ReportInterval = config.Duration(o.ReportInterval)
 	apiCfg.Cells.CallTimeout = config.Duration(o.CallTimeout)
+	o.setDatabase(apiCfg)
 	if t.API, err = node.New(apiCfg, log); err != nil {
 		return nil, err
 	}
@@ -199,6 +205,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 				Broker: br, Roles: []string{config.RoleCells}}
 			c.Cells.ReportInterval = config.Duration(o.ReportInterval)
 			c.Cells.CallTimeout = config.Duration(o.CallTimeout)
+			o.setDatabase(c)
 			n, err := t.startCell(ctx, c)
 			if err != nil {
 				return nil, err
@@ -232,6 +239,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		c.Compute.ShelvedPollInterval = config.Duration(o.ShelvedPollInterval)
 		c.Cells.ReportInterval = config.Duration(o.ReportInterval)
 		c.Cells.CallTimeout = config.Duration(o.CallTimeout)
+		o.setDatabase(c)
 		if _, err := t.startCell(ctx, c); err != nil {
 			return nil, err
 		}
@@ -303,6 +311,14 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		}
 	}
 	return t, nil
+}
+
+// setDatabase gives a cell's configuration the database of o.Database.
+func (o *Options) setDatabase(c *config.Config) {
+	if o.Database != nil {
+		c.Database = o.Database(c.Cell)
+	}
+	c.DatabasePool = o.DatabasePool
 }
 
 // startCell starts a cell below the API cell and adds it to t.Cells.

@@ -386,7 +386,7 @@ func Create(ctx context.Context, tx *db.Tx, insts []Instance) error {
 			meta = []byte("{}")
 		}
 		now := db.Micros(in.CreatedAt)
-		_, err := tx.Exec(ctx, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
+		err := tx.ExecLater(ctx, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
 			metadata, availability_zone, reservation_id, launch_index, vm_state, task_state, request_id, created_at, updated_at, vcpus, memory_mb,
 			access_ip_v4, access_ip_v6, auto_disk_config, hostname, pinned_zone)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -925,7 +925,7 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 		q += `, flavor = ?, flavor_id = ?, vcpus = ?, memory_mb = ?`
 		args = append(args, string(flavorJSON), f.ID, f.VCPUs, f.RAMMB)
 	}
-	if _, err := tx.Exec(ctx, q+` WHERE uuid = ?`, append(args, st.UUID)...); err != nil {
+	if err := tx.ExecLater(ctx, q+` WHERE uuid = ?`, append(args, st.UUID)...); err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
 	}
 	a.Changed, a.Moved, a.Deleted, a.PrevCell = true, cell != st.Cell, st.Deleted, cell

@@ -28,7 +28,7 @@ func ApplyHostMappings(ctx context.Context, tx *db.Tx, m wire.HostMappings, now 
 		// A new mapping takes the next number; one already held keeps its
 		// own. (Two API processes numbering at once on PostgreSQL collide
 		// on host_mappings_num: the message is applied again.)
-		_, err := tx.Exec(ctx, `INSERT INTO host_mappings (uuid, cell, kind, host, binary_name, updated_at, num)
+		err := tx.ExecLater(ctx, `INSERT INTO host_mappings (uuid, cell, kind, host, binary_name, updated_at, num)
 			VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(num), 0) + 1 FROM host_mappings))
 			ON CONFLICT (uuid) DO UPDATE SET cell = excluded.cell, kind = excluded.kind, host = excluded.host,
 			binary_name = excluded.binary_name, updated_at = excluded.updated_at`,

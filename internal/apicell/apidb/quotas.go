@@ -14,14 +14,40 @@ import (
 // defaults.
 const DefaultQuotaClass = "default"
 
-// LockQuota serialises the quota checks of a project until tx ends: a
-// row lock on PostgreSQL (SQLite takes one writer at a time already). A
-// check that counts usage and then creates records inside tx therefore
-// sees every record a concurrent check created before it.
+// LockQuota serialises the quota checks of a project until tx ends. On
+// PostgreSQL it takes the key's advisory lock exclusively, which waits
+// for the creates that hold it shared (LockQuotaShared) and holds off new
+// ones, and the key's row lock in quota_locks (as binaries before the
+// advisory lock took it), in one statement. A check that counts usage and
+// then creates records inside tx therefore sees every record a concurrent
+// check created before it. On SQLite it does nothing: a transaction there
+// holds the database's one write lock from its start.
 func LockQuota(ctx context.Context, tx *db.Tx, projectID string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO quota_locks (project_id, checks) VALUES (?, 1)
-		ON CONFLICT (project_id) DO UPDATE SET checks = quota_locks.checks + 1`, projectID)
+	if tx.Dialect != db.Postgres {
+		return nil
+	}
+	// Sent with the statement that reads the limits (or usage) next.
+	err := tx.ExecLater(ctx, `INSERT INTO quota_locks (project_id, checks)
+		SELECT ?, 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(?, 0))) AS advisory
+		ON CONFLICT (project_id) DO UPDATE SET checks = quota_locks.checks + 1`, projectID, projectID)
 	if err != nil {
+		return fmt.Errorf("lock quota of %s: %w", projectID, err)
+	}
+	return nil
+}
+
+// LockQuotaShared takes a project's quota lock shared until tx ends: for
+// a create that counts nothing because every limit it checks is
+// unlimited. Such creates do not wait for each other, but a change of
+// the project's limits (under LockQuota) waits for them to end, and they
+// for it; the limits must be read after this, in a later statement, so
+// that they are read after a concurrent change committed (PostgreSQL's
+// READ COMMITTED gives each statement a new snapshot). Nothing on SQLite.
+func LockQuotaShared(ctx context.Context, tx *db.Tx, projectID string) error {
+	if tx.Dialect != db.Postgres {
+		return nil
+	}
+	if err := tx.ExecLater(ctx, `SELECT pg_advisory_xact_lock_shared(hashtextextended(?, 0))`, projectID); err != nil {
 		return fmt.Errorf("lock quota of %s: %w", projectID, err)
 	}
 	return nil

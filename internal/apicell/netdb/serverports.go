@@ -148,7 +148,7 @@ func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 			// Before the addresses are recorded: an address new here
 			// joins the groups of its server, unless its port is one
 			// recorded already with groups of its own or no port security.
-			_, err := tx.Exec(ctx, `INSERT INTO security_group_member_changes (group_id, port_id, address, added)
+			err := tx.ExecLater(ctx, `INSERT INTO security_group_member_changes (group_id, port_id, address, added)
 				SELECT b.security_group_id, v.column1, v.column8, 1`+joinNet+` JOIN security_group_bindings b ON b.instance_uuid = v.column6
 				WHERE NOT EXISTS (SELECT 1 FROM port_fixed_ips f WHERE f.network_id = n.id AND f.ip_address = v.column8)
 				AND NOT EXISTS (SELECT 1 FROM ports p WHERE p.id = v.column1 AND (p.server_groups = 0 OR p.port_security_enabled = 0))`, args...)
@@ -161,7 +161,7 @@ func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 			from + ` ON CONFLICT (id) DO NOTHING`
 		insArgs := append([]any{MadeByCell, db.Micros(now), db.Micros(now)}, args...)
 		if !revise {
-			if _, err := tx.Exec(ctx, insert, insArgs...); err != nil {
+			if err := tx.ExecLater(ctx, insert, insArgs...); err != nil {
 				return nil, fmt.Errorf("record the ports of %d addresses: %w", len(chunk), err)
 			}
 		} else {
@@ -184,7 +184,7 @@ func materializeServerPorts(ctx context.Context, tx *db.Tx, servers []ServerAddr
 				}
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO port_fixed_ips (network_id, ip_address, port_id, subnet_id, ip_int)
+		err := tx.ExecLater(ctx, `INSERT INTO port_fixed_ips (network_id, ip_address, port_id, subnet_id, ip_int)
 			SELECT n.id, v.column8, v.column1, v.column9, v.column10`+from+` ON CONFLICT (network_id, ip_address) DO NOTHING`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("record %d addresses of servers: %w", len(chunk), err)

@@ -60,7 +60,7 @@ func StartActionWithEvent(ctx context.Context, tx *db.Tx, a wire.ActionRecord, e
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO instance_action_events (action_id, event, host, start_time) VALUES (?, ?, ?, ?)`,
+	if err := tx.ExecLater(ctx, `INSERT INTO instance_action_events (action_id, event, host, start_time) VALUES (?, ?, ?, ?)`,
 		id, event, host, db.Micros(at)); err != nil {
 		return fmt.Errorf("record event %s: %w", event, err)
 	}
@@ -140,12 +140,12 @@ func FinishAction(ctx context.Context, tx *db.Tx, uuid, requestID, result, trace
 	// that ending it costs two statements, not three; an instance with no
 	// such action changes nothing.
 	const action = `(SELECT id FROM instance_actions WHERE instance_uuid = ? AND request_id = ? ORDER BY id DESC LIMIT 1)`
-	if _, err := tx.Exec(ctx, `UPDATE instance_action_events SET result = ?, traceback = ?, finish_time = ?,
+	if err := tx.ExecLater(ctx, `UPDATE instance_action_events SET result = ?, traceback = ?, finish_time = ?,
 		host = CASE WHEN host = '' THEN ? ELSE host END WHERE action_id = `+action+` AND finish_time = 0`,
 		result, traceback, db.Micros(at), host, uuid, requestID); err != nil {
 		return fmt.Errorf("finish the events of %s on %s: %w", requestID, uuid, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE instance_actions SET message = CASE WHEN ? = 'Error' THEN 'Error' ELSE message END, updated_at = ?
+	if err := tx.ExecLater(ctx, `UPDATE instance_actions SET message = CASE WHEN ? = 'Error' THEN 'Error' ELSE message END, updated_at = ?
 		WHERE id = `+action, result, db.Micros(at), uuid, requestID); err != nil {
 		return fmt.Errorf("finish action %s on %s: %w", requestID, uuid, err)
 	}

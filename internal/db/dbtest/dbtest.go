@@ -6,7 +6,6 @@ package dbtest
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,12 +103,9 @@ func PostgresDSN(t testing.TB) string {
 }
 
 func withSearchPath(base, schema string) string {
-	u, err := url.Parse(base)
+	u, err := db.WithSearchPath(base, schema)
 	if err != nil {
 		panic(fmt.Sprintf("bad %s: %v", EnvPostgres, err))
 	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return u
 }

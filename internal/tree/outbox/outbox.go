@@ -55,7 +55,8 @@ func Enqueue(ctx context.Context, tx *db.Tx, neighbour string, env *wire.Envelop
 	if len(b) > wire.MaxSize {
 		return fmt.Errorf("outbox: %s message is %d bytes, over the %d byte limit", env.Method, len(b), wire.MaxSize)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO outbox (neighbour, msg_id, method, body, created_at) VALUES (?, ?, ?, ?, ?)`,
+	// Sent with the transaction's next statement or its commit.
+	err = tx.ExecLater(ctx, `INSERT INTO outbox (neighbour, msg_id, method, body, created_at) VALUES (?, ?, ?, ?, ?)`,
 		neighbour, env.ID, env.Method, b, time.Now().UnixMicro())
 	if err != nil {
 		return fmt.Errorf("outbox: enqueue %s for %s: %w", env.Method, neighbour, err)

@@ -2,6 +2,8 @@ package compute
 
 import (
 	"context"
+	"fmt"
+	"sync"
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
@@ -19,6 +21,11 @@ import (
 // force.
 type quotaChecker struct {
 	defaults quota.Defaults
+	// unlimited remembers, by project, whether its last create found
+	// every limit it checks unlimited: its next create then takes the
+	// quota lock shared, and does not wait for the project's other
+	// creates (fitInstances). A hint only: a wrong one costs a retry.
+	unlimited sync.Map
 }
 
 // allUnlimited reports whether none of rs is limited.
@@ -38,14 +45,48 @@ func (h *quotaChecker) limitsFor(ctx context.Context, q db.Querier, projectID, u
 }
 
 // fitInstances is how many of min..max instances of a flavor fit the
-// project's (and the user's) instances, cores and RAM quota.
-func (h *quotaChecker) fitInstances(ctx context.Context, tx *db.Tx, projectID, userID string, f wire.Flavor, min, max int) (int, error) {
-	if err := apidb.LockQuota(ctx, tx, projectID); err != nil {
+// project's (and the user's) instances, cores and RAM quota, and the
+// other resources named, whose usage the caller counts under the lock
+// (quota.ServerGroupMembers for a create into a server group).
+//
+// When every limit it checks is unlimited, for the project and for the
+// user, nothing is counted, and on PostgreSQL the project's quota lock is
+// taken shared: the creates of one project then run side by side rather
+// than one at a time. A change of the project's limits takes the lock
+// exclusively, so either it commits before the create reads the limits
+// (read after the lock: the create sees them, and runs again under the
+// exclusive lock if one is now limited), or it waits until the create
+// has committed and counts its instances in the usage it checks the new
+// limit against. Which lock to take is remembered per project: a create
+// that guessed wrong runs its transaction again (db.ErrRetry).
+func (h *quotaChecker) fitInstances(ctx context.Context, tx *db.Tx, projectID, userID string, f wire.Flavor, min, max int, also ...string) (int, error) {
+	checked := append([]string{quota.Instances, quota.Cores, quota.RAM}, also...)
+	shared := false
+	if tx.Dialect == db.Postgres {
+		if v, ok := h.unlimited.Load(projectID); ok && v.(bool) {
+			shared = true
+		}
+	}
+	lock := apidb.LockQuota
+	if shared {
+		lock = apidb.LockQuotaShared
+	}
+	if err := lock(ctx, tx, projectID); err != nil {
 		return 0, err
 	}
 	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
 	if err != nil {
 		return 0, err
+	}
+	unlimited := allUnlimited(project, checked...) && (user == nil || allUnlimited(user, checked...))
+	if tx.Dialect == db.Postgres {
+		h.unlimited.Store(projectID, unlimited)
+	}
+	if unlimited {
+		return max, nil
+	}
+	if shared {
+		return 0, fmt.Errorf("quota of %s: a limit is set: %w", projectID, db.ErrRetry)
 	}
 	n := max
 	for _, lim := range []struct {

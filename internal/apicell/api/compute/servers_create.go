@@ -19,6 +19,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/imagedb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
+	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/apicell/sgsync"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
@@ -287,7 +288,11 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 		// Quota: as many as fit, counted here with the records written
 		// below in the same transaction (the retry of a transaction starts
 		// from the full request again).
-		n, err := h.quota.fitInstances(ctx, tx, c.ProjectID, c.UserID, p.build.Flavor, req.minCount, req.count)
+		var also []string
+		if groupOf(&p.build) != "" {
+			also = append(also, quota.ServerGroupMembers)
+		}
+		n, err := h.quota.fitInstances(ctx, tx, c.ProjectID, c.UserID, p.build.Flavor, req.minCount, req.count, also...)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,145 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// A PostgreSQL transaction pays a round trip to the server for each
+// statement, and for its begin and commit. Here the transaction runs on a
+// connection of its own (sql.Conn) and is begun and ended by statements:
+// the begin waits to go with the first statement, and the statements that
+// Tx.ExecLater queues go with the next one or with the commit, all in one
+// pgx batch (one write, one round trip). database/sql sends the queries
+// whose rows the caller reads, after the queued statements.
+
+// execer is what a transaction's statements run on: a *sql.Tx (SQLite)
+// or a *sql.Conn (PostgreSQL).
+type execer interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// pipeline is a PostgreSQL transaction's connection and its queued
+// statements.
+type pipeline struct {
+	conn   *sql.Conn
+	queued []queuedStmt
+	// begun is set once the begin has been sent: the transaction must
+	// then be ended.
+	begun bool
+	// failed is the error of queued statements sent before a QueryRow,
+	// which can only carry its own.
+	failed error
+}
+
+type queuedStmt struct {
+	q    string
+	args []any
+}
+
+func (p *pipeline) queue(q string, args []any) { p.queued = append(p.queued, queuedStmt{q, args}) }
+
+func (p *pipeline) pending() bool { return len(p.queued) > 0 }
+
+// send sends the queued statements and then last (if not ""), in one
+// batch, and answers last's result (or the last queued one's).
+func (p *pipeline) send(ctx context.Context, last string, args []any) (sql.Result, error) {
+	if last != "" {
+		p.queue(last, args)
+	}
+	stmts := p.queued
+	p.queued = nil
+	for _, s := range stmts {
+		if s.q == "begin" {
+			p.begun = true
+		}
+	}
+	var tag pgconn.CommandTag
+	err := p.conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("database: a PostgreSQL connection of type %T", dc)
+		}
+		b := &pgx.Batch{}
+		for _, s := range stmts {
+			b.Queue(s.q, s.args...)
+		}
+		br := c.Conn().SendBatch(ctx, b)
+		var err error
+		for _, s := range stmts {
+			if tag, err = br.Exec(); err != nil {
+				err = fmt.Errorf("%s: %w", firstLine(s.q), err)
+				break
+			}
+		}
+		return errors.Join(err, br.Close())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pgResult(tag), nil
+}
+
+// pgResult is a statement's result.
+type pgResult pgconn.CommandTag
+
+func (r pgResult) RowsAffected() (int64, error) { return pgconn.CommandTag(r).RowsAffected(), nil }
+
+func (r pgResult) LastInsertId() (int64, error) {
+	return 0, errors.New("database: PostgreSQL has no last insert id: use RETURNING")
+}
+
+// runPipelined is run on PostgreSQL.
+func (d *DB) runPipelined(ctx context.Context, f func(*Tx) error) (after []func(), err error) {
+	conn, err := d.DB.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	p := &pipeline{conn: conn}
+	p.queue("begin", nil)
+	tx := &Tx{tx: conn, pg: p, Dialect: d.Dialect, statements: d.statements, roundTrips: d.roundTrips}
+	committed := false
+	defer func() {
+		// Roll back if f fails or panics, or the commit fails: a
+		// transaction left open would keep its connection for ever.
+		if !committed && p.begun {
+			count(d.roundTrips)
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_, _ = conn.ExecContext(rctx, "rollback")
+			cancel()
+		}
+		conn.Close()
+	}()
+	if err := f(tx); err != nil {
+		if p.failed != nil {
+			return nil, p.failed
+		}
+		return nil, err
+	}
+	if p.failed != nil {
+		return nil, p.failed
+	}
+	if !p.begun && len(p.queued) == 1 {
+		// Nothing but the begin: nothing to commit.
+		committed = true
+	} else {
+		count(d.roundTrips)
+		if _, err := p.send(ctx, "commit", nil); err != nil {
+			return nil, fmt.Errorf("commit: %w", err)
+		}
+		committed = true
+	}
+	if d.commits != nil {
+		d.commits.Add(1)
+	}
+	return tx.after, nil
+}

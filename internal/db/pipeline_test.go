@@ -1,0 +1,205 @@
+package db_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+)
+
+// TestExecLaterRunsInOrderBeforeTheNextStatement: statements queued with
+// ExecLater take effect in order, are seen by the transaction's next
+// query, and commit with it; on PostgreSQL the begin, the queued
+// statements and the commit cost one round trip when nothing else runs,
+// and a query after queued statements two; SQLite runs each at once.
+func TestExecLaterRunsInOrderBeforeTheNextStatement(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if _, err := d.Exec(ctx, `CREATE TABLE later (k INTEGER PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		stmts, trips := d.Statements(), d.RoundTrips()
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			if err := tx.ExecLater(ctx, `INSERT INTO later (k, v) VALUES (?, ?)`, 1, "a"); err != nil {
+				return err
+			}
+			return tx.ExecLater(ctx, `UPDATE later SET v = ? WHERE k = ?`, "b", 1)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantTrips := int64(4) // begin, two statements, commit
+		if d.Dialect == db.Postgres {
+			wantTrips = 1
+		}
+		if s, r := d.Statements()-stmts, d.RoundTrips()-trips; s != 2 || r != wantTrips {
+			t.Errorf("%d statements in %d round trips, want 2 in %d", s, r, wantTrips)
+		}
+		stmts, trips = d.Statements(), d.RoundTrips()
+		var v string
+		err = d.InTx(ctx, func(tx *db.Tx) error {
+			if err := tx.ExecLater(ctx, `UPDATE later SET v = v || ? WHERE k = ?`, "c", 1); err != nil {
+				return err
+			}
+			res, err := tx.Exec(ctx, `UPDATE later SET v = v || ? WHERE k = ?`, "d", 1)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				t.Errorf("Exec after a queued statement: %d rows affected, want 1", n)
+			}
+			if err := tx.ExecLater(ctx, `UPDATE later SET v = v || ? WHERE k = ?`, "e", 1); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, `SELECT v FROM later WHERE k = ?`, 1).Scan(&v)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != "bcde" {
+			t.Errorf("the query read %q, want %q (every queued statement, in order)", v, "bcde")
+		}
+		wantTrips = 6 // begin, four statements, commit
+		if d.Dialect == db.Postgres {
+			wantTrips = 4 // begin+update+update, update, select, commit
+		}
+		if s, r := d.Statements()-stmts, d.RoundTrips()-trips; s != 4 || r != wantTrips {
+			t.Errorf("%d statements in %d round trips, want 4 in %d", s, r, wantTrips)
+		}
+	})
+}
+
+// TestExecLaterFailureFailsTheTransaction: a queued statement that fails
+// fails the transaction, whether a query or the commit comes next: its
+// error reaches InTx's caller (a unique violation, named by the
+// statement), and nothing of the transaction stays.
+func TestExecLaterFailureFailsTheTransaction(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if _, err := d.Exec(ctx, `CREATE TABLE dup (k INTEGER PRIMARY KEY)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(ctx, `INSERT INTO dup (k) VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+		for _, next := range []string{"commit", "query", "exec"} {
+			err := d.InTx(ctx, func(tx *db.Tx) error {
+				if err := tx.ExecLater(ctx, `INSERT INTO dup (k) VALUES (2)`); err != nil {
+					return err
+				}
+				if err := tx.ExecLater(ctx, `INSERT INTO dup (k) VALUES (1)`); err != nil {
+					return err
+				}
+				switch next {
+				case "query":
+					var n int
+					return tx.QueryRow(ctx, `SELECT COUNT(*) FROM dup`).Scan(&n)
+				case "exec":
+					_, err := tx.Exec(ctx, `INSERT INTO dup (k) VALUES (3)`)
+					return err
+				}
+				return nil
+			})
+			if !db.IsUniqueViolation(err) {
+				t.Errorf("then %s: %v, want the queued insert's unique violation", next, err)
+			}
+			var n int
+			if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM dup`).Scan(&n); err != nil || n != 1 {
+				t.Errorf("then %s: %d rows (%v), want the 1 from before: the failed transaction was not undone", next, n, err)
+			}
+		}
+		// The connection is fine afterwards.
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return tx.ExecLater(ctx, `INSERT INTO dup (k) VALUES (2)`) }); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestOpenUnreachablePostgresFailsFastNamingTheURL: a PostgreSQL URL at a
+// closed port fails at once with the URL, its password redacted.
+func TestOpenUnreachablePostgresFailsFastNamingTheURL(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = db.Open(ctx, "postgres://cell:s3cret@"+addr+"/cellcloud?sslmode=disable")
+	if err == nil {
+		t.Fatal("opened a database at a closed port")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "postgres://cell:xxxxx@"+addr+"/cellcloud") || strings.Contains(msg, "s3cret") {
+		t.Errorf("error %q: want the URL with its password redacted", msg)
+	}
+	if ctx.Err() != nil {
+		t.Error("Open waited for the test's deadline")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u:pw@h:5432/d?sslmode=disable": "postgres://u:xxxxx@h:5432/d?sslmode=disable",
+		"postgresql://h/d?password=pw&user=u":      "postgresql://h/d?password=xxxxx&user=u",
+		"postgres://h/d":                           "postgres://h/d",
+		"/var/lib/cellcloud/cell.db":               "/var/lib/cellcloud/cell.db",
+	} {
+		if got := db.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestMigrateRefusesANewerSchema: a database that a newer binary migrated
+// further than this one knows is refused, naming the database, the set
+// and both versions; nothing is applied.
+func TestMigrateRefusesANewerSchema(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		newer := []db.Migration{
+			{Version: 1, Name: "one", SQL: `CREATE TABLE n1 (k INTEGER)`},
+			{Version: 2, Name: "two", SQL: `CREATE TABLE n2 (k INTEGER)`},
+		}
+		if err := d.Migrate(ctx, "newer", newer); err != nil {
+			t.Fatal(err)
+		}
+		err := d.Migrate(ctx, "newer", newer[:1])
+		if err == nil {
+			t.Fatal("an older binary's migrations were accepted on a newer schema")
+		}
+		msg := err.Error()
+		for _, want := range []string{db.Redact(d.DSN), `"newer"`, "version 2", "version 1"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error %q does not name %s", msg, want)
+			}
+		}
+	})
+}
+
+// TestOpenPoolSizesThePostgreSQLPool: the configured pool bounds the
+// connections; zero takes the default.
+func TestOpenPoolSizesThePostgreSQLPool(t *testing.T) {
+	dsn := dbtest.PostgresDSN(t)
+	if dsn == "" {
+		t.Skipf("PostgreSQL not configured: set %s", dbtest.EnvPostgres)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		pool db.Pool
+		want int
+	}{{db.Pool{MaxOpen: 3, MaxIdle: 2, MaxLifetime: time.Minute}, 3}, {db.Pool{}, db.DefaultMaxOpen}} {
+		d, err := db.OpenPool(ctx, dsn, c.pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Stats().MaxOpenConnections; got != c.want {
+			t.Errorf("pool %+v: at most %d connections, want %d", c.pool, got, c.want)
+		}
+		d.Close()
+	}
+}
