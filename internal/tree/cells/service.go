@@ -29,6 +29,11 @@ import (
 type Config struct {
 	// Path is this cell's path.
 	Path string
+	// Prefix begins every subject and stream name of the tree on its
+	// brokers (default DefaultPrefix); every cell of a tree has the same.
+	Prefix string
+	// Stream is the storage of the cell's inbox stream.
+	Stream StreamSettings
 	DB   *db.DB
 	// Conn is the connection to this cell's own broker.
 	Conn   *nats.Conn
@@ -89,6 +94,15 @@ type Config struct {
 func (c *Config) defaults() error {
 	if err := cellpath.Validate(c.Path); err != nil {
 		return fmt.Errorf("cells: %w", err)
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if err := ValidPrefix(c.Prefix); err != nil {
+		return fmt.Errorf("cells: %w", err)
+	}
+	if c.Stream.Replicas < 0 || c.Stream.Replicas > 5 || c.Stream.MaxBytes < 0 || c.Stream.MaxMsgs < 0 || c.Stream.MaxAge < 0 {
+		return fmt.Errorf("cells: bad inbox stream settings %+v", c.Stream)
 	}
 	if c.DB == nil || c.Conn == nil {
 		return errors.New("cells: a database and a broker connection are required")
@@ -207,7 +221,8 @@ type Service struct {
 	buildErrors BuildErrorHandler
 	volumes     VolumeAcceptor
 
-	js jetstream.JetStream // own broker
+	js    jetstream.JetStream // own broker
+	names Names
 
 	mu         sync.Mutex
 	neighbours map[string]*link // by path
@@ -264,6 +279,7 @@ func New(cfg Config) (*Service, error) {
 		casts:      map[handlerKey]casts{},
 		calls:      map[handlerKey]calls{},
 		js:         js,
+		names:      Names{cfg.Prefix},
 		neighbours: map[string]*link{},
 		conns:      map[string]*conn{},
 		pending:    map[string]chan *wire.Envelope{},
@@ -324,11 +340,11 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := s.cfg.Conn.Subscribe(callSubject(s.path), s.onCall)
+	sub, err := s.cfg.Conn.Subscribe(s.names.Call(s.path), s.onCall)
 	if err != nil {
 		return fmt.Errorf("cells: subscribe: %w", err)
 	}
-	nudge, err := s.cfg.Conn.Subscribe(nudgeSubject(s.path), func(*nats.Msg) { s.Wake() })
+	nudge, err := s.cfg.Conn.Subscribe(s.names.Nudge(s.path), func(*nats.Msg) { s.Wake() })
 	if err != nil {
 		return fmt.Errorf("cells: subscribe: %w", err)
 	}
