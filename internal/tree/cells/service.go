@@ -34,7 +34,7 @@ type Config struct {
 	Prefix string
 	// Stream is the storage of the cell's inbox stream.
 	Stream StreamSettings
-	DB   *db.DB
+	DB     *db.DB
 	// Conn is the connection to this cell's own broker.
 	Conn   *nats.Conn
 	Logger *slog.Logger
