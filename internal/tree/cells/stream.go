@@ -206,11 +206,11 @@ func streamConflict(have, want jetstream.StreamConfig) error {
 		return conflict("subjects", strings.Join(have.Subjects, ","), strings.Join(want.Subjects, ","), "the stream belongs to something else (another tree, or made by hand): give each tree its own broker.prefix")
 	}
 	if have.Retention != want.Retention {
-		return conflict("retention", have.Retention.String(), want.Retention.String(), "retention cannot change in place; move the cell's messages out (cellcloud broker drain) and delete the stream")
+		return conflict("retention", have.Retention.String(), want.Retention.String(), "retention cannot change in place: the stream was not made by cellcloud")
 	}
 	if have.Storage != want.Storage {
 		return conflict("storage (broker.stream.storage)", have.Storage.String(), want.Storage.String(),
-			"storage cannot change in place; set it back, or drain the stream into a new one (docs/operations.md, moving a cell to another broker)")
+			"storage cannot change in place, and the stream holds the cell's messages not yet applied: set it back, or move the cell to a broker that has none (docs/operations.md, moving a cell to another broker)")
 	}
 	return nil
 }
