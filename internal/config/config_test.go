@@ -44,6 +44,16 @@ func TestLoadDefaults(t *testing.T) {
 	if !api.Has(RoleAPI) || api.Has(RoleCompute) || api.API.Listen != "127.0.0.1:8774" {
 		t.Errorf("API cell defaults: roles %v listen %q", api.Roles, api.API.Listen)
 	}
+	if api.Broker.Prefix != "cellcloud" || api.Broker.Stream != (BrokerStream{Replicas: 1, Storage: "file"}) {
+		t.Errorf("broker defaults: prefix %q stream %+v", api.Broker.Prefix, api.Broker.Stream)
+	}
+	c, err = Load(write(t, `{"cell": "api", "data_dir": "d", "broker": {"url": "nats://h:1", "prefix": "tree-b", "stream": {"replicas": 3, "storage": "memory", "max_bytes": 1000, "max_msgs": 10, "max_age": "72h"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.Prefix != "tree-b" || c.Broker.Stream != (BrokerStream{Replicas: 3, Storage: "memory", MaxBytes: 1000, MaxMsgs: 10, MaxAge: Duration(72 * time.Hour)}) {
+		t.Errorf("broker settings: prefix %q stream %+v", c.Broker.Prefix, c.Broker.Stream)
+	}
 }
 
 func TestLoadRejectsBadFiles(t *testing.T) {
@@ -64,6 +74,16 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		"negative timeout": {`{"cell": "api", "data_dir": "d", "api": {"idle_timeout": "-1s"}}`, "must not be negative"},
 		"bad cap":          {`{"cell": "api", "data_dir": "d", "api": {"max_connections_per_client": -2}}`, "max_connections_per_client"},
 		"empty":            {``, "EOF"},
+		"prefix dot":       {`{"cell": "api", "data_dir": "d", "broker": {"prefix": "a.b"}}`, "broker.prefix"},
+		"prefix wildcard":  {`{"cell": "api", "data_dir": "d", "broker": {"prefix": "a>"}}`, "broker.prefix"},
+		"prefix long":      {`{"cell": "api", "data_dir": "d", "broker": {"prefix": "` + strings.Repeat("p", 33) + `"}}`, "broker.prefix"},
+		"replicas":         {`{"cell": "api", "data_dir": "d", "broker": {"url": "nats://h:1", "stream": {"replicas": 7}}}`, "broker.stream.replicas"},
+		"replicas embed":   {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"replicas": 3}}}`, "broker.stream.replicas"},
+		"storage":          {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"storage": "disk"}}}`, "broker.stream.storage"},
+		"max bytes":        {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"max_bytes": -1}}}`, "broker.stream.max_bytes"},
+		"max msgs":         {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"max_msgs": -1}}}`, "broker.stream.max_msgs"},
+		"max age":          {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"max_age": "10s"}}}`, "broker.stream.max_age"},
+		"stream field":     {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"replica": 3}}}`, `unknown field "replica"`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
