@@ -223,6 +223,19 @@ type Service struct {
 
 	js    jetstream.JetStream // own broker
 	names Names
+	// inboxStream and inboxWant are the inbox stream and its consumer's
+	// settings; inboxSeen (unix ns) is when the inbox last gave this
+	// process a message or it finished a batch, inboxBusy how many it is
+	// applying (watchInbox).
+	inboxStream jetstream.Stream
+	inboxWant   jetstream.ConsumerConfig
+	inboxSeen   atomic.Int64
+	inboxBusy   atomic.Int64
+	// inboxStop stops consumeInbox's current iterator (nil between two);
+	// inboxRemake asks it to make the consumer anew before the next.
+	inboxMu     sync.Mutex
+	inboxStop   func()
+	inboxRemake atomic.Bool
 
 	mu         sync.Mutex
 	neighbours map[string]*link // by path
@@ -353,6 +366,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("cells: flush: %w", err)
 	}
 	s.goLoop("inbox", func(ctx context.Context) { s.consumeInbox(ctx, cons) })
+	s.goLoop("inbox watch", func(ctx context.Context) { s.watchInbox(ctx, s.inboxStream) })
 	s.goLoop("relay", s.relayLoop)
 	s.goLoop("neighbours", s.refreshLoop)
 	s.goLoop("report", s.reportLoop)

@@ -62,11 +62,20 @@ type link struct {
 }
 
 func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {
+	cons, stream, want, err := s.setupInboxConsumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.inboxStream, s.inboxWant = stream, want
+	return cons, nil
+}
+
+func (s *Service) setupInboxConsumer(ctx context.Context) (jetstream.Consumer, jetstream.Stream, jetstream.ConsumerConfig, error) {
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	stream, err := ensureStream(sctx, s.js, s.names, s.path, s.cfg.Stream, s.log)
 	if err != nil {
-		return nil, err
+		return nil, nil, jetstream.ConsumerConfig{}, err
 	}
 	want := jetstream.ConsumerConfig{
 		Durable:       inboxConsumer,
@@ -91,22 +100,22 @@ func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 	case err != nil:
-		return nil, fmt.Errorf("cells: inbox consumer of %s: %w", s.names.Stream(s.path), err)
+		return nil, nil, want, fmt.Errorf("cells: inbox consumer of %s: %w", s.names.Stream(s.path), err)
 	default:
 		ci := info.CachedInfo()
 		if ci.NumAckPending > 0 || ci.NumWaiting > 0 {
 			s.log.Info("inbox consumer made anew: an earlier process left messages unacknowledged or requests waiting",
 				"stream", s.names.Stream(s.path), "ack_pending", ci.NumAckPending, "waiting", ci.NumWaiting)
 			if err := stream.DeleteConsumer(sctx, inboxConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return nil, fmt.Errorf("cells: inbox consumer of %s: %w", s.names.Stream(s.path), err)
+				return nil, nil, want, fmt.Errorf("cells: inbox consumer of %s: %w", s.names.Stream(s.path), err)
 			}
 		}
 	}
 	cons, err := stream.CreateOrUpdateConsumer(sctx, want)
 	if err != nil {
-		return nil, fmt.Errorf("cells: inbox consumer of %s: %w", s.names.Stream(s.path), err)
+		return nil, nil, want, fmt.Errorf("cells: inbox consumer of %s: %w", s.names.Stream(s.path), err)
 	}
-	return cons, nil
+	return cons, stream, want, nil
 }
 
 // refreshNeighbours re-reads the cells table and brings connections in line:
