@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +22,7 @@ import (
 
 const brokerUsage = `usage:
   cellcloud broker drain --config FILE --from nats://USER:PASS@OLD:PORT [--from-creds FILE] [--to nats://NEW:PORT]
+  cellcloud broker drain --config FILE --from-store DIR [--to nats://NEW:PORT]
 
 drain moves what the cell's inbox stream on a broker it has left (--from)
 still holds to its inbox on the broker it now uses, then deletes the old
@@ -28,8 +31,10 @@ the cell runs on the new broker. The new broker is --to, else the
 configuration's broker.url; it is reached as the configuration says (its
 creds_file, or the cell's user from broker.credentials when the URL has no
 user). The old broker is reached with the user in --from, or --from-creds (a
-NATS credentials file). Running it again, or on a broker without the stream,
-does nothing.
+NATS credentials file). A cell that embedded its old broker left its store
+behind (DATA_DIR/broker): --from-store runs a broker on it, on a free
+loopback port, for the drain. Running it again, or on a broker without the
+stream, does nothing.
 `
 
 func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -45,13 +50,14 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfgPath := fset.String("config", "", "the moved cell's configuration file")
 	from := fset.String("from", "", "the broker the cell has left")
 	fromCreds := fset.String("from-creds", "", "a NATS credentials file for the old broker")
+	fromStore := fset.String("from-store", "", "the store directory of the cell's old embedded broker")
 	to := fset.String("to", "", "the cell's broker now (default broker.url)")
 	timeout := fset.Duration("timeout", 10*time.Minute, "give up after this long")
 	if err := fset.Parse(args[1:]); err != nil {
 		return err
 	}
-	if *cfgPath == "" || *from == "" {
-		return usageError{errors.New("--config and --from are required")}
+	if *cfgPath == "" || (*from == "") == (*fromStore == "") {
+		return usageError{errors.New("--config and one of --from or --from-store are required")}
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -86,6 +92,17 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+	}
+	if *fromStore != "" {
+		if _, err := os.Stat(filepath.Join(*fromStore, "jetstream")); err != nil {
+			return fmt.Errorf("--from-store %s holds no JetStream store: %w", *fromStore, err)
+		}
+		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Name: cfg.Cell, Listen: "127.0.0.1:0", StoreDir: *fromStore})
+		if err != nil {
+			return err
+		}
+		defer e.Shutdown()
+		*from, oldOpts = e.URL(), nil
 	}
 	jsOld, closeOld, err := drainConn(ctx, *from, cfg.Cell, log, oldOpts)
 	if err != nil {

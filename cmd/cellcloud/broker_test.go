@@ -101,3 +101,64 @@ func TestBrokerDrain(t *testing.T) {
 		t.Errorf("second drain: exit %d, out %q", code, out)
 	}
 }
+
+// TestBrokerDrainFromAStore: a cell that embedded its broker moved to an
+// external one; the old broker's store (DATA_DIR/broker) still holds two
+// messages. "broker drain --from-store" runs a broker on it and moves them.
+func TestBrokerDrainFromAStore(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "old-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inbox := jetstream.StreamConfig{Name: "CELLIN_api_cell1", Subjects: []string{"cellcloud.api!cell1.in"}, Retention: jetstream.WorkQueuePolicy, Duplicates: 2 * time.Minute}
+	connect := func(url string) jetstream.JetStream {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.CreateStream(ctx, inbox); err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	old, err := broker.StartEmbedded(broker.EmbeddedConfig{Name: "api!cell1", StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsOld := connect(old.URL())
+	for i := range 2 {
+		if _, err := jsOld.Publish(ctx, "cellcloud.api!cell1.in", fmt.Appendf(nil, `{"n": %d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Shutdown()
+	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Name: "b", StoreDir: filepath.Join(dir, "b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	jsB := connect(b.URL())
+	cfg := filepath.Join(dir, "cell1.json")
+	if err := os.WriteFile(cfg, []byte(`{"cell": "api!cell1", "data_dir": "data", "broker": {"url": "`+b.URL()+`"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCmd("broker", "drain", "--config", cfg, "--from-store", store)
+	if code != 0 || !strings.Contains(out, "moved 2 messages") {
+		t.Fatalf("drain: exit %d, out %q, err %q", code, out, stderr)
+	}
+	s, err := jsB.Stream(ctx, "CELLIN_api_cell1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 2 {
+		t.Errorf("B's stream: %v, %+v", err, info)
+	}
+	if code, _, stderr := runCmd("broker", "drain", "--config", cfg, "--from-store", filepath.Join(dir, "nothing")); code != 1 || !strings.Contains(stderr, "no JetStream store") {
+		t.Errorf("a directory without a store: exit %d, %q", code, stderr)
+	}
+}
