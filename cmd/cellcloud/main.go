@@ -3,6 +3,7 @@
 //	cellcloud up                     run a whole tree in one process (embedded default)
 //	cellcloud serve --config FILE    run the roles of one cell
 //	cellcloud cell add|list|remove   manage a cell's cells table
+//	cellcloud broker drain           move a cell's messages off a broker it has left
 //	cellcloud status                 print the cell tree as the API cell sees it (os-cells)
 //	cellcloud openrc --config FILE   print an openrc file for a user of the API cell
 //	cellcloud bench                  measure boots, lists and deletes (docs/benchmarks.md)
@@ -32,6 +33,7 @@ commands:
   up        run an API cell and compute cells in one process (embedded default)
   serve     run the roles of one cell: cellcloud serve --config FILE
   cell      manage a cell's cells table: cellcloud cell add|list|remove --config FILE ...
+  broker    move a moved cell's messages off its old broker: cellcloud broker drain --config FILE --from URL
   status    print the cell tree and which cells are up: cellcloud status [--data-dir DIR | --openrc FILE | --config FILE]
   openrc    print an openrc file for the openstack CLI: cellcloud openrc --config FILE [--user NAME --project NAME]
   bench     boot, list and delete instances through the API and report the figures: cellcloud bench -n 1000 -k 64
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdServe(ctx, args[1:], stdout, stderr)
 	case "cell":
 		err = cmdCell(ctx, args[1:], stdout, stderr)
+	case "broker":
+		err = cmdBroker(ctx, args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(ctx, args[1:], stdout, stderr)
 	case "openrc":

@@ -211,6 +211,79 @@ type Broker struct {
 	TLSCert string `json:"tls_cert,omitempty"`
 	TLSKey  string `json:"tls_key,omitempty"`
 	CA      string `json:"ca,omitempty"`
+	// Prefix begins every subject and stream name of the tree on its
+	// brokers (default DefaultBrokerPrefix), so that several trees may
+	// share one NATS account. Every cell of a tree must have the same.
+	Prefix string `json:"prefix,omitempty"`
+	// Stream sets the JetStream stream of the cell's durable inbox.
+	Stream BrokerStream `json:"stream"`
+}
+
+// DefaultBrokerPrefix is the subject prefix of a tree that names none:
+// the one every tree had before the prefix could be set, so that its
+// subjects and streams keep their names.
+const DefaultBrokerPrefix = "cellcloud"
+
+// BrokerStream is the storage of a cell's inbox stream on its broker.
+type BrokerStream struct {
+	// Replicas is how many servers of a NATS cluster hold the stream (1
+	// to 5; default 1, the only one an embedded broker takes).
+	Replicas int `json:"replicas,omitempty"`
+	// Storage is "file" (the default) or "memory".
+	Storage string `json:"storage,omitempty"`
+	// MaxBytes and MaxMsgs bound the stream (zero: no bound). A full
+	// stream refuses new messages, which then wait in the senders'
+	// outboxes: nothing is dropped.
+	MaxBytes int64 `json:"max_bytes,omitempty"`
+	MaxMsgs  int64 `json:"max_msgs,omitempty"`
+	// MaxAge, when set, drops messages older than this unapplied: only
+	// for a tree that may lose messages a cell was down too long for.
+	MaxAge Duration `json:"max_age,omitempty"`
+}
+
+// normalize fills the stream's defaults and validates it.
+func (s *BrokerStream) normalize() error {
+	if s.Replicas == 0 {
+		s.Replicas = 1
+	}
+	if s.Replicas < 1 || s.Replicas > 5 {
+		return fmt.Errorf("broker.stream.replicas %d: must be 1 to 5 (a NATS cluster holds at most 5 replicas)", s.Replicas)
+	}
+	switch s.Storage {
+	case "":
+		s.Storage = "file"
+	case "file", "memory":
+	default:
+		return fmt.Errorf("broker.stream.storage %q: must be \"file\" or \"memory\"", s.Storage)
+	}
+	if s.MaxBytes < 0 {
+		return errors.New("broker.stream.max_bytes must not be negative (0: no bound)")
+	}
+	if s.MaxMsgs < 0 {
+		return errors.New("broker.stream.max_msgs must not be negative (0: no bound)")
+	}
+	if s.MaxAge < 0 {
+		return errors.New("broker.stream.max_age must not be negative (0: no bound)")
+	}
+	if s.MaxAge > 0 && s.MaxAge.D() < time.Minute {
+		return fmt.Errorf("broker.stream.max_age %s: at least 1m (it drops messages not yet applied)", s.MaxAge.D())
+	}
+	return nil
+}
+
+// ValidBrokerPrefix checks a subject prefix: one NATS subject token of
+// letters, digits, '-' and '_', at most 32 characters, that also makes a
+// valid stream name.
+func ValidBrokerPrefix(p string) error {
+	if p == "" || len(p) > 32 {
+		return fmt.Errorf("broker.prefix %q: 1 to 32 characters", p)
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("broker.prefix %q: only letters, digits, '-' and '_' (one NATS subject token: no '.', '*', '>' or spaces)", p)
+		}
+	}
+	return nil
 }
 
 // DefaultAPIListen is where the public APIs listen unless told otherwise:
@@ -555,6 +628,18 @@ func (c *Config) Normalize() error {
 	}
 	if c.Broker.Credentials == "" {
 		c.Broker.Credentials = filepath.Join(c.DataDir, "broker-credentials.json")
+	}
+	if c.Broker.Prefix == "" {
+		c.Broker.Prefix = DefaultBrokerPrefix
+	}
+	if err := ValidBrokerPrefix(c.Broker.Prefix); err != nil {
+		return err
+	}
+	if err := c.Broker.Stream.normalize(); err != nil {
+		return err
+	}
+	if c.Broker.Stream.Replicas > 1 && c.Broker.URL == "" {
+		return fmt.Errorf("broker.stream.replicas %d needs a NATS cluster (broker.url): the embedded broker is one server", c.Broker.Stream.Replicas)
 	}
 	if c.API.Listen == "" {
 		c.API.Listen = DefaultAPIListen

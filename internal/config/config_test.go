@@ -52,6 +52,16 @@ func TestLoadDefaults(t *testing.T) {
 	if p := pooled.DatabasePool; p.MaxOpen != 6 || p.MaxIdle != 2 || p.MaxLifetime.D() != 30*time.Minute {
 		t.Errorf("database_pool %+v", p)
 	}
+	if api.Broker.Prefix != "cellcloud" || api.Broker.Stream != (BrokerStream{Replicas: 1, Storage: "file"}) {
+		t.Errorf("broker defaults: prefix %q stream %+v", api.Broker.Prefix, api.Broker.Stream)
+	}
+	c, err = Load(write(t, `{"cell": "api", "data_dir": "d", "broker": {"url": "nats://h:1", "prefix": "tree-b", "stream": {"replicas": 3, "storage": "memory", "max_bytes": 1000, "max_msgs": 10, "max_age": "72h"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.Prefix != "tree-b" || c.Broker.Stream != (BrokerStream{Replicas: 3, Storage: "memory", MaxBytes: 1000, MaxMsgs: 10, MaxAge: Duration(72 * time.Hour)}) {
+		t.Errorf("broker settings: prefix %q stream %+v", c.Broker.Prefix, c.Broker.Stream)
+	}
 }
 
 func TestLoadRejectsBadFiles(t *testing.T) {
@@ -75,6 +85,16 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		"pool open":        {`{"cell": "api", "data_dir": "d", "database_pool": {"max_open": -1}}`, "database_pool.max_open"},
 		"pool idle":        {`{"cell": "api", "data_dir": "d", "database_pool": {"max_open": 4, "max_idle": 5}}`, "database_pool.max_idle"},
 		"pool lifetime":    {`{"cell": "api", "data_dir": "d", "database_pool": {"max_lifetime": "-1m"}}`, "database_pool.max_lifetime"},
+		"prefix dot":       {`{"cell": "api", "data_dir": "d", "broker": {"prefix": "a.b"}}`, "broker.prefix"},
+		"prefix wildcard":  {`{"cell": "api", "data_dir": "d", "broker": {"prefix": "a>"}}`, "broker.prefix"},
+		"prefix long":      {`{"cell": "api", "data_dir": "d", "broker": {"prefix": "` + strings.Repeat("p", 33) + `"}}`, "broker.prefix"},
+		"replicas":         {`{"cell": "api", "data_dir": "d", "broker": {"url": "nats://h:1", "stream": {"replicas": 7}}}`, "broker.stream.replicas"},
+		"replicas embed":   {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"replicas": 3}}}`, "broker.stream.replicas"},
+		"storage":          {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"storage": "disk"}}}`, "broker.stream.storage"},
+		"max bytes":        {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"max_bytes": -1}}}`, "broker.stream.max_bytes"},
+		"max msgs":         {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"max_msgs": -1}}}`, "broker.stream.max_msgs"},
+		"max age":          {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"max_age": "10s"}}}`, "broker.stream.max_age"},
+		"stream field":     {`{"cell": "api", "data_dir": "d", "broker": {"stream": {"replica": 3}}}`, `unknown field "replica"`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

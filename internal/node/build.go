@@ -48,6 +48,7 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 	if cfg.Has(config.RoleCells) {
 		svc, err := cells.New(cells.Config{
 			Path: cfg.Cell, DB: n.DB, Conn: n.nc, Logger: n.log, LinkOptions: n.linkOpts,
+			Prefix: cfg.Broker.Prefix, Stream: streamSettings(cfg.Broker.Stream),
 			ReportInterval: cfg.Cells.ReportInterval.D(), RefreshInterval: cfg.Cells.RefreshInterval.D(),
 			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts, DownAfter: cfg.Cells.DownAfter.D(),
 			CallTimeout: cfg.Cells.CallTimeout.D(), BuildAcceptTimeout: cfg.Cells.BuildAcceptTimeout.D(),
@@ -59,7 +60,7 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 		}
 		n.Cells = svc
 	}
-	sender := senderPort(n.nc, cfg.Cell, n.Cells)
+	sender := senderPort(n.nc, cfg.Broker.Prefix, cfg.Cell, n.Cells)
 
 	// A compute cell's roles that this process runs.
 	local, roles, err := n.computeCellRoles(sender)
@@ -81,7 +82,7 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 		roles = append(roles, role{"seed", &apiSeed{db: n.DB, images: api.images, identity: n.Identity}})
 	}
 	if n.Cells != nil {
-		roles = append(roles, role{"cells", &cellsRole{svc: n.Cells, srv: n.rpcServer(), cell: cfg.Cell}})
+		roles = append(roles, role{"cells", &cellsRole{svc: n.Cells, srv: n.rpcServer(), cell: subjectRoot(cfg.Broker.Prefix, cfg.Cell)}})
 		n.Cells.HandleCall(wire.MethodCellInfo, 1, 0, n.cellInfo)
 		if cfg.IsRoot() {
 			n.offerAPICellHandlers(sender, api.images)
@@ -94,7 +95,7 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 			}
 			roles = append(roles, role{"security group flusher", fl})
 		} else {
-			comp := computeHostsPort(n.nc, cfg.Cell, local.compute)
+			comp := computeHostsPort(n.nc, subjectRoot(cfg.Broker.Prefix, cfg.Cell), local.compute)
 			// The volume role is told of the instances the conductor
 			// deletes; its attachments' host work goes to the compute
 			// hosts.
@@ -107,8 +108,8 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 				}
 				vols, volRole = m, []role{vr}
 			}
-			hosted, err := n.offerComputeCellHandlers(sender, schedulerPort(n.nc, cfg.Cell, local.scheduler),
-				networkPort(n.nc, cfg.Cell, local.network), comp, local.firewallWake(), local.firewallMembers(),
+			hosted, err := n.offerComputeCellHandlers(sender, schedulerPort(n.nc, subjectRoot(cfg.Broker.Prefix, cfg.Cell), local.scheduler),
+				networkPort(n.nc, subjectRoot(cfg.Broker.Prefix, cfg.Cell), local.network), comp, local.firewallWake(), local.firewallMembers(),
 				local.imageCacheWake(), vols)
 			if err != nil {
 				return nil, err
@@ -334,7 +335,7 @@ func (n *Node) newAPIRole(sender *cells.Sender, p apiParts) (*apiRole, error) {
 	// Builds go through the sender in the request's own transaction: with
 	// the cells service in this process, it schedules them across the
 	// cells at once.
-	calls := cellsCallPort(n.nc, cfg.Cell, n.Cells)
+	calls := cellsCallPort(n.nc, subjectRoot(cfg.Broker.Prefix, cfg.Cell), n.Cells)
 	reserver := addressReserver{calls}
 	vtypes, err := voltypes.New(voltypes.Config{})
 	if err != nil {
@@ -435,13 +436,13 @@ func (n *Node) computeCellRoles(sender *cells.Sender) (l localRoles, roles []rol
 		if l.scheduler, err = scheduler.New(n.DB, hs, cfg.Scheduler.HostDownAfter.D()); err != nil {
 			return l, nil, err
 		}
-		roles = append(roles, role{"scheduler", &schedulerRole{svc: l.scheduler, srv: n.rpcServer(), cell: cfg.Cell}})
+		roles = append(roles, role{"scheduler", &schedulerRole{svc: l.scheduler, srv: n.rpcServer(), cell: subjectRoot(cfg.Broker.Prefix, cfg.Cell)}})
 	}
 	if cfg.Has(config.RoleNetwork) {
 		if l.network, err = network.New(network.Config{Cell: cfg.Cell, Network: cfg.Network.Name, DB: n.DB, Sender: sender, Logger: n.log}); err != nil {
 			return l, nil, err
 		}
-		roles = append(roles, role{"network", &networkRole{svc: l.network, srv: n.rpcServer(), cell: cfg.Cell}})
+		roles = append(roles, role{"network", &networkRole{svc: l.network, srv: n.rpcServer(), cell: subjectRoot(cfg.Broker.Prefix, cfg.Cell)}})
 	}
 	if cfg.Has(config.RoleCompute) {
 		ops := make(map[string]time.Duration, len(cfg.Compute.OpLatency))
@@ -459,7 +460,7 @@ func (n *Node) computeCellRoles(sender *cells.Sender) (l localRoles, roles []rol
 		if err != nil {
 			return l, nil, err
 		}
-		roles = append(roles, role{"compute", &computeRole{svc: l.compute, srv: n.rpcServer(), cell: cfg.Cell, hosts: cfg.HostNames()}})
+		roles = append(roles, role{"compute", &computeRole{svc: l.compute, srv: n.rpcServer(), cell: subjectRoot(cfg.Broker.Prefix, cfg.Cell), hosts: cfg.HostNames()}})
 	}
 	return l, roles, nil
 }

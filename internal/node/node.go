@@ -257,7 +257,7 @@ func (n *Node) connectBroker(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		pub, sub := cells.LinkPermissions(cfg.Cell)
+		pub, sub := cells.LinkPermissions(cfg.Broker.Prefix, cfg.Cell)
 		ecfg := broker.EmbeddedConfig{Name: cfg.Cell, Listen: cfg.Broker.Listen, StoreDir: filepath.Join(cfg.DataDir, "broker"),
 			Auth: &broker.Auth{Credentials: *creds, LinkPublish: pub, LinkSubscribe: sub}}
 		if cfg.Broker.TLSCert != "" {

@@ -9,6 +9,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/network"
 	"github.com/cellcloud/cellcloud/internal/computecell/scheduler"
 	"github.com/cellcloud/cellcloud/internal/computecell/volume"
+	"github.com/cellcloud/cellcloud/internal/config"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
 
@@ -30,11 +31,11 @@ type computePort interface {
 // senderPort is the one sender of the process: the cells service's own
 // when it runs here (it wakes the relay directly and applies messages for
 // this cell at once), else one that nudges the service over the broker.
-func senderPort(nc *nats.Conn, cell string, local *cells.Service) *cells.Sender {
+func senderPort(nc *nats.Conn, prefix, cell string, local *cells.Service) *cells.Sender {
 	if local != nil {
 		return local.Sender()
 	}
-	return cells.NewSender(cell, nc)
+	return cells.NewSender(prefix, cell, nc)
 }
 
 func schedulerPort(nc *nats.Conn, cell string, local *scheduler.Service) conductor.HostScheduler {
@@ -64,4 +65,9 @@ func cellsCallPort(nc *nats.Conn, cell string, local *cells.Service) caller {
 		return localCaller{local}
 	}
 	return remoteCaller{nc, cell}
+}
+
+// streamSettings is broker.stream as the cells service takes it.
+func streamSettings(s config.BrokerStream) cells.StreamSettings {
+	return cells.StreamSettings{Replicas: s.Replicas, Memory: s.Storage == "memory", MaxBytes: s.MaxBytes, MaxMsgs: s.MaxMsgs, MaxAge: s.MaxAge.D()}
 }

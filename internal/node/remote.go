@@ -15,12 +15,19 @@ import (
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
-// Subjects of the roles inside one cell, on the cell's own broker.
-func schedSubject(cell string) string   { return "cellcloud." + cell + ".scheduler.select" }
-func netSubject(cell, op string) string { return "cellcloud." + cell + ".network." + op }
+// Subjects of the roles inside one cell, on the cell's own broker. Each
+// begins with the cell's subject root (subjectRoot): the tree's prefix and
+// the cell path; the cell arguments and fields below are that root.
+func schedSubject(cell string) string   { return cell + ".scheduler.select" }
+func netSubject(cell, op string) string { return cell + ".network." + op }
 func computeSubject(cell, host, op string) string {
-	return "cellcloud." + cell + ".compute." + host + "." + op
+	return cell + ".compute." + host + "." + op
 }
+
+// subjectRoot begins the subjects of cell's roles under the tree's
+// broker.prefix: "cellcloud.<cell>" by default, as before the prefix could
+// be set.
+func subjectRoot(prefix, cell string) string { return prefix + "." + cell }
 
 // Deadlines of calls to roles in other processes, so that a role that
 // takes a request and dies cannot hold a build for ever.
@@ -280,7 +287,7 @@ func serveCompute(srv *rpc.Server, cell string, hosts []string, c spawner) error
 // The API role reaches the cells with calls (console output, instance
 // actions); when the cells service runs in another process of the API
 // cell, the call goes to it over the cell's broker.
-func cellsCallSubject(cell string) string { return "cellcloud." + cell + ".cells.call" }
+func cellsCallSubject(cell string) string { return cell + ".cells.call" }
 
 type cellsCall struct {
 	Target    string          `json:"target"`

@@ -34,7 +34,7 @@ func setup(t *testing.T, d *db.DB) (*instancestate.Owner, string) {
 		}
 	}
 	now := t0
-	o, err := instancestate.New(cell, cells.NewSender(cell, nil), func() time.Time { now = now.Add(time.Second); return now })
+	o, err := instancestate.New(cell, cells.NewSender("", cell, nil), func() time.Time { now = now.Add(time.Second); return now })
 	if err != nil {
 		t.Fatal(err)
 	}

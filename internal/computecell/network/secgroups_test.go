@@ -695,7 +695,7 @@ func TestWantAsksOnce(t *testing.T) {
 // cover its delivery).
 func TestWantIsDurable(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
-		c := newSGCell(t, d, network.SecGroupsConfig{Sender: cells.NewSender("api!c1", nil)})
+		c := newSGCell(t, d, network.SecGroupsConfig{Sender: cells.NewSender("", "api!c1", nil)})
 		ctx := context.Background()
 		nic := wire.NIC{PortID: "p1", SecurityGroups: []string{"sg-a"}, PortRevision: 1}
 		pending := func() []outbox.Entry {

@@ -158,19 +158,43 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger, extra ...n
 	return nc, nil
 }
 
-// WaitConnected waits until nc is connected or ctx ends. (nats.Connect
-// keeps the URL it was given in Opts.Servers; Opts.Url stays empty.)
+// WaitConnected waits until nc is connected or ctx ends. A broker that
+// refuses the connection's credentials (an authorization violation, an
+// expired or revoked user) will not take it later: that, or a connection
+// the client gave up on, is an error at once, naming the URL and the
+// reason, rather than a wait for ctx.
 func WaitConnected(ctx context.Context, nc *nats.Conn) error {
-	url := strings.Join(nc.Opts.Servers, ",")
 	for !nc.IsConnected() {
+		if err := nc.LastError(); Refused(err) || (nc.IsClosed() && err != nil) {
+			return fmt.Errorf("broker: %s refused the connection: %w", connURL(nc), err)
+		}
 		select {
 		case <-ctx.Done():
 			if err := nc.LastError(); err != nil {
-				return fmt.Errorf("broker: not connected to %s: %w (last error: %v)", Redact(url), ctx.Err(), err)
+				return fmt.Errorf("broker: not connected to %s: %w (last error: %v)", connURL(nc), ctx.Err(), err)
 			}
-			return fmt.Errorf("broker: not connected to %s: %w", Redact(url), ctx.Err())
+			return fmt.Errorf("broker: not connected to %s: %w", connURL(nc), ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	return nil
+}
+
+// Refused reports whether err is a broker's refusal of the credentials.
+func Refused(err error) bool {
+	return err != nil && (errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) ||
+		errors.Is(err, nats.ErrAccountAuthExpired) || strings.Contains(strings.ToLower(err.Error()), "authorization violation"))
+}
+
+// connURL is the URL nc was made for, without its password: nats.Connect
+// keeps it among the servers, not in Opts.Url.
+func connURL(nc *nats.Conn) string {
+	if nc.Opts.Url != "" || len(nc.Opts.Servers) == 0 {
+		return Redact(nc.Opts.Url)
+	}
+	us := make([]string, len(nc.Opts.Servers))
+	for i, u := range nc.Opts.Servers {
+		us[i] = Redact(u)
+	}
+	return strings.Join(us, ",")
 }

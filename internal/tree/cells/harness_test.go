@@ -73,6 +73,9 @@ type testCell struct {
 	db       *db.DB
 	storeDir string
 	listen   string // host:port the broker listens on, kept across restarts
+	// external, when set, is the broker the cell uses instead of an
+	// embedded one (URLs separated by commas: a cluster).
+	external string
 
 	// configure, when set, adjusts the service's configuration before New.
 	configure func(*cells.Config)
@@ -97,10 +100,18 @@ func newTree(t testing.TB, configure map[string]func(*cells.Config), paths ...st
 // ...) on each of its services before it starts.
 func newTreeSetup(t testing.TB, configure map[string]func(*cells.Config), setup map[string]func(*cells.Service), paths ...string) *tree {
 	t.Helper()
+	return newTreeOn(t, "", configure, setup, paths...)
+}
+
+// newTreeOn is newTreeSetup where, when external is set (a broker URL, or
+// several separated by commas: a NATS cluster), every cell uses that
+// broker instead of an embedded one of its own.
+func newTreeOn(t testing.TB, external string, configure map[string]func(*cells.Config), setup map[string]func(*cells.Service), paths ...string) *tree {
+	t.Helper()
 	tr := &tree{t: t, logs: newLogSink(t), cells: map[string]*testCell{}}
 	ctx := context.Background()
 	for _, p := range paths {
-		c := &testCell{tr: tr, path: p, storeDir: filepath.Join(t.TempDir(), "broker"), listen: "127.0.0.1:0", configure: configure[p], setup: setup[p]}
+		c := &testCell{tr: tr, path: p, storeDir: filepath.Join(t.TempDir(), "broker"), listen: "127.0.0.1:0", external: external, configure: configure[p], setup: setup[p]}
 		c.db = dbtest.Open(t, "sqlite")
 		if err := c.db.Migrate(ctx, "outbox", outbox.Migrations); err != nil {
 			t.Fatalf("%s: migrate outbox: %v", p, err)
@@ -179,13 +190,22 @@ func (tr *tree) allApplied() []applied {
 	return slices.Clone(tr.applied)
 }
 
-func (c *testCell) url() string { return "nats://" + c.listen }
+func (c *testCell) url() string {
+	if c.external != "" {
+		return c.external
+	}
+	return "nats://" + c.listen
+}
 
 // startBroker starts the cell's broker (on the port it had before, if it
 // ran before) and connects to it.
 func (c *testCell) startBroker() {
 	t := c.tr.t
 	t.Helper()
+	if c.external != "" {
+		c.connect(nil)
+		return
+	}
 	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Name: c.path, Listen: c.listen, StoreDir: c.storeDir})
 	if err != nil {
 		t.Fatalf("%s: start broker: %v", c.path, err)
@@ -196,6 +216,13 @@ func (c *testCell) startBroker() {
 		t.Fatalf("%s: broker URL %q: %v", c.path, b.URL(), err)
 	}
 	c.listen = u.Host
+	c.connect(b)
+}
+
+// connect connects to the cell's broker b (nil: its external broker).
+func (c *testCell) connect(b *broker.Embedded) {
+	t := c.tr.t
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	nc, err := broker.Connect(ctx, c.url(), "test "+c.path, c.tr.logs.logger())
@@ -203,7 +230,9 @@ func (c *testCell) startBroker() {
 		err = broker.WaitConnected(ctx, nc)
 	}
 	if err != nil {
-		b.Shutdown()
+		if b != nil {
+			b.Shutdown()
+		}
 		t.Fatalf("%s: connect: %v", c.path, err)
 	}
 	c.mu.Lock()

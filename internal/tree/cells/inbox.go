@@ -26,8 +26,12 @@ func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
 			continue
 		}
 		// Shutdown stops the iterator, which ends Next at once; messages
-		// not yet acknowledged are redelivered after a restart.
+		// not yet acknowledged are redelivered after a restart. So does
+		// watchInbox, to make the consumer anew.
 		stop := context.AfterFunc(ctx, it.Stop)
+		s.inboxMu.Lock()
+		s.inboxStop = it.Stop
+		s.inboxMu.Unlock()
 		for {
 			m, err := it.Next()
 			if err != nil {
@@ -36,6 +40,7 @@ func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
 				}
 				break
 			}
+			s.inboxSeen.Store(time.Now().UnixNano())
 			// Take what else is already waiting, and apply it all in one
 			// transaction (a group commit).
 			batch, size := []jetstream.Msg{m}, len(m.Data())
@@ -46,10 +51,34 @@ func (s *Service) consumeInbox(ctx context.Context, cons jetstream.Consumer) {
 				}
 				batch, size = append(batch, m), size+len(m.Data())
 			}
+			s.inboxBusy.Add(int64(len(batch)))
 			s.processBatch(ctx, batch)
+			s.inboxBusy.Add(-int64(len(batch)))
+			s.inboxSeen.Store(time.Now().UnixNano())
 		}
 		stop()
 		it.Stop()
+		s.inboxMu.Lock()
+		s.inboxStop = nil
+		s.inboxMu.Unlock()
+		if s.inboxRemake.Swap(false) && ctx.Err() == nil {
+			s.remakeConsumer(ctx)
+		}
+	}
+}
+
+// remakeConsumer deletes the inbox consumer and creates it again, between
+// two iterators of consumeInbox: the new one starts from the first message
+// not acknowledged, those delivered to nobody included.
+func (s *Service) remakeConsumer(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := s.inboxStream.DeleteConsumer(cctx, inboxConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.log.Warn("making the inbox consumer anew", "err", err)
+		return
+	}
+	if _, err := s.inboxStream.CreateOrUpdateConsumer(cctx, s.inboxWant); err != nil {
+		s.log.Error("making the inbox consumer anew", "err", err)
 	}
 }
 
@@ -232,5 +261,61 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+// orphanCheck is how often the inbox is checked for messages delivered to
+// this process that it never got, and how long they must stay so.
+const orphanCheck = 3 * time.Second
+
+// watchInbox makes the inbox consumer anew when messages the broker
+// counts as delivered to this process never reached it: the server that
+// carried them stopped (a NATS cluster losing a node), and they would
+// otherwise wait out the whole ack wait. It acts when, at two checks in a
+// row, the consumer has messages awaiting acknowledgement, the ack floor
+// has not moved, and this process has taken nothing from the inbox since
+// the first check. A message the process was in fact applying is then
+// delivered again and skipped by its applied id.
+func (s *Service) watchInbox(ctx context.Context, stream jetstream.Stream) {
+	if s.cfg.InboxAckWait <= 2*orphanCheck {
+		return // the ack wait is as quick
+	}
+	t := time.NewTicker(orphanCheck)
+	defer t.Stop()
+	var suspect bool
+	var floor uint64
+	var at int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, orphanCheck)
+		c, err := stream.Consumer(cctx, inboxConsumer)
+		cancel()
+		if err != nil {
+			suspect = false
+			continue
+		}
+		ci := c.CachedInfo()
+		idle := s.inboxBusy.Load() == 0
+		if !idle || ci.NumAckPending == 0 {
+			suspect = false
+			continue
+		}
+		if !suspect || ci.AckFloor.Consumer != floor || s.inboxSeen.Load() > at {
+			suspect, floor, at = true, ci.AckFloor.Consumer, time.Now().UnixNano()
+			continue
+		}
+		s.log.Warn("inbox messages delivered to this process never reached it (a broker server stopped?); making the consumer anew to have them again",
+			"stream", s.names.Stream(s.path), "ack_pending", ci.NumAckPending)
+		s.inboxRemake.Store(true)
+		s.inboxMu.Lock()
+		if s.inboxStop != nil {
+			s.inboxStop()
+		}
+		s.inboxMu.Unlock()
+		suspect = false
 	}
 }

@@ -201,7 +201,7 @@ const jsWrongLastMsgID jetstream.ErrorCode = 10070
 func (s *Service) probeInbox(ctx context.Context, js jetstream.JetStream, nb string) bool {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_, err := js.PublishMsg(pctx, nats.NewMsg(inSubject(nb)), jetstream.WithExpectLastMsgID(probeMsgID))
+	_, err := js.PublishMsg(pctx, nats.NewMsg(s.names.In(nb)), jetstream.WithExpectLastMsgID(probeMsgID))
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsWrongLastMsgID {
 		return true

@@ -187,7 +187,7 @@ func (s *Service) publishBatch(ctx context.Context, js jetstream.JetStream, nb s
 		seqs []int64
 		f    jetstream.PubAckFuture
 	}
-	subj := inSubject(nb)
+	subj := s.names.In(nb)
 	ps := make([]pending, 0, len(msgs))
 	for _, o := range msgs {
 		m := nats.NewMsg(subj)

@@ -54,12 +54,14 @@ type Sender struct {
 
 // NewSender returns the sender of a process of cell path that does not run
 // the cell's cells service: after a commit that queued messages it wakes
-// the service's relay by publishing on nc, the cell's own broker. With a
-// nil nc it wakes nobody: the relay finds the messages when it next polls.
-func NewSender(path string, nc *nats.Conn) *Sender {
+// the service's relay by publishing on nc, the cell's own broker, under
+// the tree's subject prefix ("" is DefaultPrefix). With a nil nc it wakes
+// nobody: the relay finds the messages when it next polls.
+func NewSender(prefix, path string, nc *nats.Conn) *Sender {
 	nudge := func() {}
 	if nc != nil {
-		nudge = func() { _ = nc.Publish(nudgeSubject(path), nil) }
+		subj := Names{prefix}.Nudge(path)
+		nudge = func() { _ = nc.Publish(subj, nil) }
 	}
 	return &Sender{path: path, nudge: nudge}
 }

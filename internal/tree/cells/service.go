@@ -29,7 +29,12 @@ import (
 type Config struct {
 	// Path is this cell's path.
 	Path string
-	DB   *db.DB
+	// Prefix begins every subject and stream name of the tree on its
+	// brokers (default DefaultPrefix); every cell of a tree has the same.
+	Prefix string
+	// Stream is the storage of the cell's inbox stream.
+	Stream StreamSettings
+	DB     *db.DB
 	// Conn is the connection to this cell's own broker.
 	Conn   *nats.Conn
 	Logger *slog.Logger
@@ -89,6 +94,15 @@ type Config struct {
 func (c *Config) defaults() error {
 	if err := cellpath.Validate(c.Path); err != nil {
 		return fmt.Errorf("cells: %w", err)
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if err := ValidPrefix(c.Prefix); err != nil {
+		return fmt.Errorf("cells: %w", err)
+	}
+	if c.Stream.Replicas < 0 || c.Stream.Replicas > 5 || c.Stream.MaxBytes < 0 || c.Stream.MaxMsgs < 0 || c.Stream.MaxAge < 0 {
+		return fmt.Errorf("cells: bad inbox stream settings %+v", c.Stream)
 	}
 	if c.DB == nil || c.Conn == nil {
 		return errors.New("cells: a database and a broker connection are required")
@@ -212,6 +226,20 @@ type Service struct {
 	// reportMu orders the writes of a child's report column: a report
 	// that came and a change of what this cell sees of the child's inbox.
 	reportMu sync.Mutex
+	names    Names
+	// inboxStream and inboxWant are the inbox stream and its consumer's
+	// settings; inboxSeen (unix ns) is when the inbox last gave this
+	// process a message or it finished a batch, inboxBusy how many it is
+	// applying (watchInbox).
+	inboxStream jetstream.Stream
+	inboxWant   jetstream.ConsumerConfig
+	inboxSeen   atomic.Int64
+	inboxBusy   atomic.Int64
+	// inboxStop stops consumeInbox's current iterator (nil between two);
+	// inboxRemake asks it to make the consumer anew before the next.
+	inboxMu     sync.Mutex
+	inboxStop   func()
+	inboxRemake atomic.Bool
 
 	mu         sync.Mutex
 	neighbours map[string]*link // by path
@@ -271,6 +299,7 @@ func New(cfg Config) (*Service, error) {
 		casts:      map[handlerKey]casts{},
 		calls:      map[handlerKey]calls{},
 		js:         js,
+		names:      Names{cfg.Prefix},
 		neighbours: map[string]*link{},
 		conns:      map[string]*conn{},
 		pending:    map[string]chan *wire.Envelope{},
@@ -331,11 +360,11 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := s.cfg.Conn.Subscribe(callSubject(s.path), s.onCall)
+	sub, err := s.cfg.Conn.Subscribe(s.names.Call(s.path), s.onCall)
 	if err != nil {
 		return fmt.Errorf("cells: subscribe: %w", err)
 	}
-	nudge, err := s.cfg.Conn.Subscribe(nudgeSubject(s.path), func(*nats.Msg) { s.Wake() })
+	nudge, err := s.cfg.Conn.Subscribe(s.names.Nudge(s.path), func(*nats.Msg) { s.Wake() })
 	if err != nil {
 		return fmt.Errorf("cells: subscribe: %w", err)
 	}
@@ -345,6 +374,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.inbox = cons
 	s.goLoop("inbox", func(ctx context.Context) { s.consumeInbox(ctx, cons) })
+	s.goLoop("inbox watch", func(ctx context.Context) { s.watchInbox(ctx, s.inboxStream) })
 	s.goLoop("relay", s.relayLoop)
 	s.goLoop("neighbours", s.refreshLoop)
 	s.goLoop("report", s.reportLoop)

@@ -16,31 +16,20 @@ import (
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
 )
 
-// Subjects on a cell's broker. Every subject carries the cell path, so that
-// several cells may share one external NATS cluster.
-func inSubject(path string) string   { return "cellcloud." + path + ".in" }
-func callSubject(path string) string { return "cellcloud." + path + ".call" }
-
-// nudgeSubject is where a role in another process of this cell publishes to
-// wake the cells service's outbox relay after it has enqueued messages.
-func nudgeSubject(path string) string { return "cellcloud." + path + ".nudge" }
-
 // linkInbox is the inbox prefix of the connections to a neighbour's
 // broker: the JetStream acknowledgements of the relay come back on it.
 const linkInbox = "_LINK"
 
 // LinkPermissions are the subjects a neighbour may publish and subscribe to
-// on cell path's broker (its broker's Link user, broker.Auth): it sends
-// durable messages to the cell's inbox and calls and replies to its call
-// subject, and receives the acknowledgements of the first on its own inbox
-// prefix. It may not read the cell's traffic nor send anything else.
-func LinkPermissions(path string) (publish, subscribe []string) {
-	return []string{inSubject(path), callSubject(path)}, []string{linkInbox + ".>"}
+// on cell path's broker (its broker's Link user, broker.Auth), for a tree
+// with subject prefix prefix ("" is DefaultPrefix): it sends durable
+// messages to the cell's inbox and calls and replies to its call subject,
+// and receives the acknowledgements of the first on its own inbox prefix.
+// It may not read the cell's traffic nor send anything else.
+func LinkPermissions(prefix, path string) (publish, subscribe []string) {
+	n := Names{prefix}
+	return []string{n.In(path), n.Call(path)}, []string{linkInbox + ".>"}
 }
-
-// streamName is the JetStream stream that holds a cell's durable inbox.
-// Cell names hold no "_", so the mapping cannot collide.
-func streamName(path string) string { return "CELLIN_" + strings.ReplaceAll(path, "!", "_") }
 
 // inboxConsumer is the durable consumer of a cell's inbox stream.
 const inboxConsumer = "cells"
@@ -85,40 +74,60 @@ type link struct {
 }
 
 func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {
-	name := streamName(s.path)
-	cfg := jetstream.StreamConfig{
-		Name:       name,
-		Subjects:   []string{inSubject(s.path)},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.WorkQueuePolicy,
-		Duplicates: 2 * time.Minute,
+	cons, stream, want, err := s.setupInboxConsumer(ctx)
+	if err != nil {
+		return nil, err
 	}
+	s.inboxStream, s.inboxWant = stream, want
+	return cons, nil
+}
+
+func (s *Service) setupInboxConsumer(ctx context.Context) (jetstream.Consumer, jetstream.Stream, jetstream.ConsumerConfig, error) {
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	stream, err := s.js.CreateOrUpdateStream(sctx, cfg)
+	stream, err := ensureStream(sctx, s.js, s.names, s.path, s.cfg.Stream, s.log)
 	if err != nil {
-		return nil, fmt.Errorf("cells: inbox stream %s: %w", name, err)
+		return nil, nil, jetstream.ConsumerConfig{}, err
 	}
-	// The consumer is made anew: messages delivered to an earlier process
-	// of this cell that died before acknowledging them (a broker that
-	// outlives its cell: an external one) would otherwise wait out the ack
-	// wait; a new consumer of the work queue starts from its first message
-	// not acknowledged. A message applied already is then skipped by its
-	// applied id.
-	if err := stream.DeleteConsumer(sctx, inboxConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("cells: inbox consumer: %w", err)
-	}
-	cons, err := stream.CreateOrUpdateConsumer(sctx, jetstream.ConsumerConfig{
+	want := jetstream.ConsumerConfig{
 		Durable:       inboxConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.InboxAckWait,
 		MaxAckPending: 4096,
-		FilterSubject: inSubject(s.path),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cells: inbox consumer: %w", err)
+		FilterSubject: s.names.In(s.path),
 	}
-	return cons, nil
+	// Messages delivered to an earlier process of this cell that died
+	// before acknowledging them (a broker that outlives its cell: an
+	// external one), and pull requests that process left waiting (which
+	// would take messages for nobody), would hold those messages until the
+	// ack wait ends. Only then is the consumer made anew: a new consumer
+	// of the work queue starts from its first message not acknowledged,
+	// at once, and a message applied already is skipped by its applied
+	// id. The consumer's state is only its delivery position and
+	// redelivery counts, and the stream keeps every message not
+	// acknowledged, so this loses nothing; a consumer with nothing
+	// outstanding (a clean shutdown, an embedded broker) is kept, and
+	// updated in place when its settings changed.
+	info, err := stream.Consumer(sctx, inboxConsumer)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+	case err != nil:
+		return nil, nil, want, fmt.Errorf("cells: inbox consumer of %s: %w", s.names.Stream(s.path), err)
+	default:
+		ci := info.CachedInfo()
+		if ci.NumAckPending > 0 || ci.NumWaiting > 0 {
+			s.log.Info("inbox consumer made anew: an earlier process left messages unacknowledged or requests waiting",
+				"stream", s.names.Stream(s.path), "ack_pending", ci.NumAckPending, "waiting", ci.NumWaiting)
+			if err := stream.DeleteConsumer(sctx, inboxConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return nil, nil, want, fmt.Errorf("cells: inbox consumer of %s: %w", s.names.Stream(s.path), err)
+			}
+		}
+	}
+	cons, err := stream.CreateOrUpdateConsumer(sctx, want)
+	if err != nil {
+		return nil, nil, want, fmt.Errorf("cells: inbox consumer of %s: %w", s.names.Stream(s.path), err)
+	}
+	return cons, stream, want, nil
 }
 
 // refreshNeighbours re-reads the cells table and brings connections in line:
@@ -268,7 +277,7 @@ func (s *Service) publishCall(to string, env any) error {
 		}
 		nc = l.conn.nc
 	}
-	if err := nc.Publish(callSubject(to), b); err != nil {
+	if err := nc.Publish(s.names.Call(to), b); err != nil {
 		return err
 	}
 	s.published.calls.Add(1)
