@@ -78,3 +78,32 @@ func TestMigrateRunsAGoStepOnceInItsTransaction(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateFillsAVersionMissingBelowTheLatest: a version missing below the
+// latest applied one (taken back by hand) is applied again, not skipped
+// because a later one is there.
+func TestMigrateFillsAVersionMissingBelowTheLatest(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		ms := []db.Migration{
+			{Version: 1, Name: "one", SQL: `CREATE TABLE a (id {{serial}}, v TEXT NOT NULL)`},
+			{Version: 2, Name: "two", SQL: `CREATE TABLE b (id {{serial}})`},
+			{Version: 3, Name: "three", SQL: `CREATE TABLE c (id {{serial}})`},
+		}
+		if err := d.Migrate(ctx, "test", ms); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(ctx, `DROP TABLE b`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(ctx, `DELETE FROM schema_migrations WHERE set_name = 'test' AND version = 2`); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Migrate(ctx, "test", ms); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(ctx, `INSERT INTO b DEFAULT VALUES`); err != nil {
+			t.Fatalf("version 2 was not applied again: %v", err)
+		}
+	})
+}
