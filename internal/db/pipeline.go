@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -114,7 +115,13 @@ func (d *DB) runPipelined(ctx context.Context, f func(*Tx) error) (after []func(
 		if !committed && p.begun {
 			count(d.roundTrips)
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			_, _ = conn.ExecContext(rctx, "rollback")
+			if _, err := conn.ExecContext(rctx, "rollback"); err != nil {
+				// The connection may still be in the transaction: it
+				// must not go back to the pool for another caller to
+				// find its statements inside it. Raw's ErrBadConn
+				// makes database/sql close it instead.
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
 			cancel()
 		}
 		conn.Close()

@@ -203,3 +203,45 @@ func TestOpenPoolSizesThePostgreSQLPool(t *testing.T) {
 		d.Close()
 	}
 }
+
+// TestConnectionKilledMidTransaction: the server ends a connection in the
+// middle of a transaction (a PostgreSQL restart, an administrator's
+// pg_terminate_backend): that transaction fails, nothing of it is kept, and
+// the pool gives the next transactions working connections.
+func TestConnectionKilledMidTransaction(t *testing.T) {
+	d := dbtest.Open(t, "postgres")
+	ctx := context.Background()
+	if _, err := d.Exec(ctx, `CREATE TABLE killed (k INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	err := d.InTx(ctx, func(tx *db.Tx) error {
+		if err := tx.ExecLater(ctx, `INSERT INTO killed (k) VALUES (1)`); err != nil {
+			return err
+		}
+		var pid int
+		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			return err
+		}
+		// From another connection: this one's server process ends.
+		if _, err := d.Exec(ctx, `SELECT pg_terminate_backend(?)`, pid); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO killed (k) VALUES (2)`)
+		return err
+	})
+	if err == nil {
+		t.Fatal("a transaction whose connection was killed committed")
+	}
+	for i := range 20 { // more than the pool holds
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO killed (k) VALUES (?)`, 10+i)
+			return err
+		}); err != nil {
+			t.Fatalf("transaction %d after the kill: %v", i, err)
+		}
+	}
+	var n int
+	if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM killed WHERE k < 10`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows of the killed transaction kept (err %v)", n, err)
+	}
+}
