@@ -271,21 +271,6 @@ func (s *BrokerStream) normalize() error {
 	return nil
 }
 
-// ValidBrokerPrefix checks a subject prefix: one NATS subject token of
-// letters, digits, '-' and '_', at most 32 characters, that also makes a
-// valid stream name.
-func ValidBrokerPrefix(p string) error {
-	if p == "" || len(p) > 32 {
-		return fmt.Errorf("broker.prefix %q: 1 to 32 characters", p)
-	}
-	for _, r := range p {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return fmt.Errorf("broker.prefix %q: only letters, digits, '-' and '_' (one NATS subject token: no '.', '*', '>' or spaces)", p)
-		}
-	}
-	return nil
-}
-
 // DefaultAPIListen is where the public APIs listen unless told otherwise:
 // loopback only, so that exposing them is a deliberate choice.
 const DefaultAPIListen = "127.0.0.1:8774"
@@ -632,8 +617,8 @@ func (c *Config) Normalize() error {
 	if c.Broker.Prefix == "" {
 		c.Broker.Prefix = DefaultBrokerPrefix
 	}
-	if err := ValidBrokerPrefix(c.Broker.Prefix); err != nil {
-		return err
+	if err := cellpath.ValidPrefix(c.Broker.Prefix); err != nil {
+		return fmt.Errorf("broker.prefix: %w", err)
 	}
 	if err := c.Broker.Stream.normalize(); err != nil {
 		return err

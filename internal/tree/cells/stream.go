@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 )
 
 // DefaultPrefix is the subject prefix of a tree that names none: the
@@ -55,20 +57,8 @@ func (n Names) Stream(path string) string {
 	return s
 }
 
-// ValidPrefix checks a subject prefix: one NATS subject token of letters,
-// digits, '-' and '_', at most 32 characters, that also makes a valid
-// stream name.
-func ValidPrefix(p string) error {
-	if p == "" || len(p) > 32 {
-		return fmt.Errorf("subject prefix %q: 1 to 32 characters", p)
-	}
-	for _, r := range p {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return fmt.Errorf("subject prefix %q: only letters, digits, '-' and '_' (one NATS subject token)", p)
-		}
-	}
-	return nil
-}
+// ValidPrefix checks a subject prefix (cellpath.ValidPrefix).
+func ValidPrefix(p string) error { return cellpath.ValidPrefix(p) }
 
 // Metadata keys of an inbox stream: whose it is.
 const (
