@@ -25,7 +25,7 @@ const mod = "github.com/cellcloud/cellcloud/"
 // tree/ unless it is one of these.
 var shared = []string{
 	"internal/archtest", "internal/auditperiod", "internal/bench", "internal/config", "internal/db",
-	"internal/node", "internal/notfound", "internal/portid", "internal/privfs", "internal/scenario", "internal/testpoll", "internal/testtree", "internal/up", "internal/vmstate",
+	"internal/node", "internal/notfound", "internal/openrc", "internal/portid", "internal/privfs", "internal/scenario", "internal/testpoll", "internal/testtree", "internal/up", "internal/vmstate",
 }
 
 // rules: packages (prefixes) and the dependencies they must never have,
@@ -57,7 +57,7 @@ var rules = []struct {
 	},
 	{
 		pkgs: []string{"internal/config", "internal/db", "internal/vmstate", "internal/auditperiod", "internal/testpoll", "internal/notfound", "internal/privfs",
-			"internal/portid"},
+			"internal/portid", "internal/openrc"},
 		forbidden: []string{"internal/computecell/", "internal/apicell/api/", "internal/apicell/apicopy", "internal/tree/cells",
 			"internal/node", "internal/up"},
 		why: "configuration and shared vocabularies import no role",

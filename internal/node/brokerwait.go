@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -66,19 +65,6 @@ func (w *brokerWaiter) lastErr() (int, error) {
 	return w.tries, w.last
 }
 
-// isAuthError tells a broker that refuses the credentials from one that
-// cannot be reached: retrying does not help the first.
-func isAuthError(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
-		return true
-	}
-	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "authorization violation") || strings.Contains(s, "authentication")
-}
-
 // wait waits until nc is connected, for at most timeout. The first failed
 // attempt is logged at once with the URL and its reason, then every
 // brokerWaitLogEach while the process keeps trying; a broker that refuses
@@ -102,7 +88,7 @@ func (w *brokerWaiter) wait(ctx context.Context, nc *nats.Conn, timeout time.Dur
 			if err == nil {
 				err = nc.LastError()
 			}
-			if isAuthError(err) {
+			if broker.Refused(err) {
 				return fmt.Errorf("broker %s refused this cell's credentials: %w", w.url, err)
 			}
 			return fmt.Errorf("broker %s: connection closed: %w", w.url, err)
@@ -118,7 +104,7 @@ func (w *brokerWaiter) wait(ctx context.Context, nc *nats.Conn, timeout time.Dur
 			return fmt.Errorf("broker %s: not reached in %s (%d attempts): %w", w.url, timeout, tries, err)
 		case <-w.fail:
 			tries, err := w.lastErr()
-			if isAuthError(err) {
+			if broker.Refused(err) {
 				return fmt.Errorf("broker %s refused this cell's credentials: %w", w.url, err)
 			}
 			// The first attempt, inside nats.Connect, reports only "no

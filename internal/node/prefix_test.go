@@ -107,7 +107,7 @@ func TestRefusedBrokerUserFailsTheStartAtOnce(t *testing.T) {
 		t.Fatal("started with a refused user")
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, "authorization violation") || !strings.Contains(msg, u.Host) || strings.Contains(msg, "not-the-password") {
+	if !strings.Contains(strings.ToLower(msg), "authorization violation") || !strings.Contains(msg, u.Host) || strings.Contains(msg, "not-the-password") {
 		t.Errorf("start: %q, want the URL without its password and the reason", msg)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -78,7 +78,7 @@ func ProbeBroker(ctx context.Context, cfg *config.Config) BrokerProbe {
 	}
 	nc, err := nats.Connect(url, append(opts, nats.Name("cellcloud status "+cfg.Cell), nats.Timeout(timeout), nats.NoReconnect())...)
 	if err != nil {
-		if isAuthError(err) {
+		if broker.Refused(err) {
 			p.Err = fmt.Errorf("refused this cell's credentials: %w", err)
 		} else {
 			p.Err = err

@@ -211,6 +211,24 @@ func lastState(t *testing.T, r *recorder, id string) wire.VolumeState {
 	return st[len(st)-1]
 }
 
+// waitSent waits until the last state of volume id sent satisfies ok and
+// returns it: a message is recorded once its transaction has committed
+// (AfterCommit), which may be after the rows a test polled read as
+// expected.
+func waitSent(t *testing.T, r *recorder, id, what string, ok func(wire.VolumeState) bool) wire.VolumeState {
+	t.Helper()
+	var last wire.VolumeState
+	testpoll.Eventually(t, wait, what, func() (bool, string) {
+		st := volumeStates(t, r, id)
+		if len(st) == 0 {
+			return false, "nothing sent"
+		}
+		last = st[len(st)-1]
+		return ok(last), fmt.Sprintf("%+v", st)
+	})
+	return lastState(t, r, id) // and its versions in order
+}
+
 // TestBootFromImageVolume: a build whose root is a new volume made from
 // an image, with a blank data volume beside it: the volumes are made in
 // the cell (the image's bytes in the boot volume's file), the instance is
@@ -259,7 +277,7 @@ func TestBootFromImageVolume(t *testing.T) {
 			t.Errorf("nodes %+v: want no root disk used", ns)
 		}
 		for i, dev := range map[int]string{1: "/dev/vda", 2: "/dev/vdb"} {
-			st := lastState(t, e.sent, volID(i))
+			st := waitSent(t, e.sent, volID(i), "the volume sent in-use", func(st wire.VolumeState) bool { return st.Status == "in-use" })
 			if st.Status != "in-use" || len(st.Attachments) != 1 || st.Attachments[0].Device != dev ||
 				st.Attachments[0].Status != "attached" || st.Attachments[0].InstanceUUID != u {
 				t.Errorf("volume %d last sent %+v, want in-use attached at %s", i, st, dev)
@@ -319,7 +337,7 @@ func TestBootFromExistingVolume(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.status(t, volID(3), "available")
-		if st := lastState(t, e.sent, volID(3)); st.Status != "available" || len(st.Attachments) != 0 {
+		if st := waitSent(t, e.sent, volID(3), "the volume sent available", func(st wire.VolumeState) bool { return st.Status == "available" }); st.Status != "available" || len(st.Attachments) != 0 {
 			t.Errorf("volume last sent %+v, want available, no attachment", st)
 		}
 	})
@@ -478,7 +496,7 @@ func TestBootFromVolumeWithoutVolumeRole(t *testing.T) {
 	}
 	// The new volume the API cell holds a copy of was never made: it is
 	// sent as deleted.
-	if st := lastState(t, e.sent, volID(1)); !st.Deleted || st.Cell != cell || st.Version != 1 {
+	if st := waitSent(t, e.sent, volID(1), "the volume sent deleted", func(st wire.VolumeState) bool { return st.Deleted }); !st.Deleted || st.Cell != cell || st.Version != 1 {
 		t.Errorf("volume last sent %+v, want its deletion at version 1 from this cell", st)
 	}
 }
@@ -521,8 +539,6 @@ func TestDeleteWhileWaitingForVolumes(t *testing.T) {
 		if in := get(t, e.db, u); !in.LaunchedAt.IsZero() {
 			t.Errorf("instance launched at %v, want never spawned", in.LaunchedAt)
 		}
-		if st := lastState(t, e.sent, volID(1)); !st.Deleted {
-			t.Errorf("volume last sent %+v, want its deletion", st)
-		}
+		waitSent(t, e.sent, volID(1), "the volume sent deleted", func(st wire.VolumeState) bool { return st.Deleted })
 	})
 }
