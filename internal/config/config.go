@@ -365,6 +365,11 @@ type Cells struct {
 	// while the child cannot be reached before it is placed elsewhere
 	// (default 20s).
 	BuildAcceptTimeout Duration `json:"build_accept_timeout,omitempty"`
+	// UnreachableAfter is how long a child's inbox stream may refuse
+	// publishes, or a cell's own inbox be unreadable, before the cell
+	// counts as unable to receive (default 15s: longer than a NATS
+	// cluster's stream leader election).
+	UnreachableAfter Duration `json:"unreachable_after,omitempty"`
 	// ServiceDownTime is how long a service may go without a heartbeat
 	// and still be up (Nova's service_down_time; default 60s).
 	ServiceDownTime Duration `json:"service_down_time,omitempty"`
@@ -568,6 +573,9 @@ func (c *Config) Normalize() error {
 			ri = 10 * time.Second
 		}
 		c.Cells.DownAfter = Duration(max(3*ri, 3*time.Second))
+	}
+	if c.Cells.UnreachableAfter < 0 {
+		return errors.New("cells.unreachable_after must not be negative")
 	}
 	if c.Cells.BuildAcceptTimeout < 0 {
 		return errors.New("cells.build_accept_timeout must not be negative")

@@ -13,7 +13,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
@@ -44,20 +43,12 @@ func TestProductionTree(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 
-	// The external broker: one NATS server with JetStream and a user.
-	natsPort := freePort(t)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: natsPort, JetStream: true,
-		StoreDir: filepath.Join(dir, "nats"), NoSigs: true, NoLog: true,
-		Users: []*server.User{{Username: "cellcloud", Password: "nats-secret"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	natsURL := fmt.Sprintf("nats://cellcloud:nats-secret@127.0.0.1:%d", natsPort)
+	// The external broker: a cluster of three NATS servers with JetStream
+	// and a user; every cell's inbox stream on all three, under a prefix
+	// of the tree's own.
+	cl := startNATSCluster(t, 3, "cellcloud", "nats-secret")
+	natsURL := cl.url()
+	const prefix = "prod"
 
 	const api, routing, c1, c2 = "api", "api!region1", "api!region1!c1", "api!region1!c2"
 	apiPort := freePort(t)
@@ -68,7 +59,7 @@ func TestProductionTree(t *testing.T) {
 		name := strings.ReplaceAll(c, "!", "_")
 		dsns[c] = dbtest.PostgresDSN(t)
 		cfg := map[string]any{"cell": c, "data_dir": filepath.Join(dir, name), "database": dsns[c],
-			"broker": map[string]any{"url": natsURL}, "cells": intervals}
+			"broker": map[string]any{"url": natsURL, "prefix": prefix, "stream": map[string]any{"replicas": 3}}, "cells": intervals}
 		switch c {
 		case api:
 			cfg["api"] = map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", apiPort), "auth": "local",
@@ -85,7 +76,7 @@ func TestProductionTree(t *testing.T) {
 		procs[c] = &cellProc{t: t, path: c, config: path, log: filepath.Join(dir, name+".log")}
 	}
 	procs[api].env = []string{"CELLCLOUD_ADMIN_PASSWORD=admin-secret"}
-	// The links, on both sides; every cell's broker is the same NATS.
+	// The links, on both sides; every cell's broker is the same cluster.
 	for _, l := range [][2]string{{api, routing}, {routing, c1}, {routing, c2}} {
 		parent, child := l[0], l[1]
 		cellcloud(t, "cell", "add", "--config", procs[parent].config, "--name", child, "--relation", "child", "--broker-url", natsURL)
@@ -122,6 +113,7 @@ func TestProductionTree(t *testing.T) {
 	// openstack CLI does after `source`.
 	rcPath := filepath.Join(dir, "api", "openrc-admin")
 	var env map[string]string
+	var err error
 	testpoll.Eventually(t, 30*time.Second, "serve to write openrc-admin", func() (bool, string) {
 		env, err = openrc.Read(rcPath)
 		return err == nil, fmt.Sprint(err)
@@ -142,7 +134,7 @@ func TestProductionTree(t *testing.T) {
 	// `cellcloud status --config` of the API cell: its database, its
 	// broker, and the tree signed in with the same openrc.
 	out := cellcloud(t, "status", "--config", procs[api].config)
-	for _, want := range []string{`(?m)^database .*\(postgres\): ok`, `(?m)^broker +nats://cellcloud:xxxxx@127\.0\.0\.1:\d+: ok`,
+	for _, want := range []string{`(?m)^database .*\(postgres\): ok`, `(?m)^broker +nats://cellcloud:xxxxx@127\.0\.0\.1:\d+(,nats://cellcloud:xxxxx@127\.0\.0\.1:\d+){2}: ok`,
 		`(?m)^  api!region1\s+up\s`, `(?m)^    api!region1!c1\s+up\s+3 hosts`, `(?m)^    api!region1!c2\s+up\s+3 hosts`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("status --config lacks %s:\n%s", want, out)
@@ -222,10 +214,39 @@ func TestProductionTree(t *testing.T) {
 	}
 	t.Logf("placement: %v", used)
 
+	// Every cell's inbox stream is on the three NATS servers. The one
+	// that leads the most of them is stopped with builds in flight (as
+	// losing its machine would), and stays down for the rest of the test
+	// but its last step: the cells connected to it reconnect to the other
+	// two, the streams it led elect new leaders, and nothing is lost.
+	streams := prefix + "_CELLIN_"
+	led, replicas := cl.leaders(streams)
+	if replicas != 3 {
+		t.Fatalf("the inbox streams have %d replicas, want 3 (broker.stream.replicas)", replicas)
+	}
+	victim, most := cl.names[0], -1
+	for _, name := range cl.names {
+		if led[name] > most {
+			victim, most = name, led[name]
+		}
+	}
+	t.Logf("inbox stream leaders: %v", led)
+	for i := 8; i < 12; i++ {
+		create(fmt.Sprintf("vm-%d", i))
+	}
+	t.Logf("stopping %s, the leader of %d inbox streams, with 4 builds in flight", victim, most)
+	cl.stop(victim)
+	for i := 12; i < 16; i++ {
+		create(fmt.Sprintf("vm-%d", i))
+	}
+	testpoll.Eventually(t, 60*time.Second, "16 servers ACTIVE with "+victim+" down, the cells agreeing with the API copy", allActive)
+	testpoll.Eventually(t, 30*time.Second, "both compute cells reporting with "+victim+" down", hostsReported(ctx, apiDB, map[string]int{routing: 6}))
+
 	// A compute cell's process dies with builds in flight to it, stays
 	// down until its parent counts it down, servers are booted meanwhile
-	// (they go to the other cell), and it comes back.
-	for i := 8; i < 14; i++ {
+	// (they go to the other cell), and it comes back (to the two NATS
+	// servers left).
+	for i := 16; i < 22; i++ {
 		create(fmt.Sprintf("vm-%d", i))
 	}
 	procs[c1].kill()
@@ -241,12 +262,20 @@ func TestProductionTree(t *testing.T) {
 		}
 		return false, "no api!region1!c1 in the routing cell's table"
 	})
-	for i := 14; i < 18; i++ {
+	for i := 22; i < 26; i++ {
 		create(fmt.Sprintf("vm-%d", i))
 	}
 	procs[c1].start()
-	testpoll.Eventually(t, 60*time.Second, "18 servers ACTIVE after api!region1!c1's restart, nothing lost or doubled", allActive)
+	testpoll.Eventually(t, 60*time.Second, "26 servers ACTIVE after api!region1!c1's restart, nothing lost or doubled", allActive)
 	testpoll.Eventually(t, 30*time.Second, "api!region1!c1 reporting again", hostsReported(ctx, apiDB, map[string]int{routing: 6}))
+
+	// The stopped NATS server comes back with its store: it catches up
+	// with the streams it missed, and builds go on.
+	cl.start(victim)
+	for i := 26; i < 30; i++ {
+		create(fmt.Sprintf("vm-%d", i))
+	}
+	testpoll.Eventually(t, 60*time.Second, "30 servers ACTIVE after "+victim+" came back", allActive)
 	final := truth()
 	after := map[string]int{}
 	for c, insts := range final {

@@ -267,6 +267,10 @@ func (c *testCell) startService() {
 		RefreshInterval: 200 * time.Millisecond,
 		RelayInterval:   50 * time.Millisecond,
 		CallTimeout:     5 * time.Second,
+		// A refused publish counts (nearly) at once, as the liveness
+		// tests expect; TestChildWhoseInboxRefusesPublishesBrieflyTakesBuilds
+		// sets the grace itself.
+		UnreachableAfter: 200 * time.Millisecond,
 	}
 	if c.configure != nil {
 		c.configure(&cfg)

@@ -35,13 +35,34 @@ func (s *Service) receiving(ctx context.Context) string {
 	}
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := s.inbox.Info(ictx); err != nil {
-		if ctx.Err() != nil {
-			return ""
-		}
-		return fmt.Sprintf("its inbox cannot be read: %v", err)
+	_, err := s.inbox.Info(ictx)
+	if err != nil && ctx.Err() != nil {
+		return ""
 	}
-	return ""
+	return s.inboxRead(err, s.now())
+}
+
+// inboxRead records whether this cell's own inbox could be read now (err
+// from reading it) and says why it cannot receive: "" while it can, and
+// while it has been unreadable for less than cells.unreachable_after. A
+// stream electing a leader (a NATS server of its cluster lost) answers
+// "temporarily unavailable" for a few seconds: not yet a reason to take
+// no builds.
+func (s *Service) inboxRead(err error, now time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.unreadableSince = time.Time{}
+		return ""
+	}
+	if s.unreadableSince.IsZero() {
+		s.unreadableSince = now
+	}
+	if now.Sub(s.unreadableSince) < s.cfg.UnreachableAfter {
+		s.log.Debug("this cell's inbox cannot be read; within unreachable_after", "err", err, "since", s.unreadableSince)
+		return ""
+	}
+	return fmt.Sprintf("its inbox cannot be read since %s: %v", s.unreadableSince.UTC().Format(time.RFC3339), err)
 }
 
 // noteReceiving logs when this cell stops or starts being able to
@@ -77,16 +98,28 @@ func (s *Service) watchOwnConn(ctx context.Context) {
 
 // linkUnreachable says why this cell cannot reach child l's inbox now:
 // its connection to the child's broker is down, or the child's inbox
-// stream did not take the last publish (no JetStream responders, a
-// timeout); "" when it can. s.mu is held.
-func linkUnreachable(l *link) string {
+// stream has not taken the parent's publishes (no JetStream responders,
+// a timeout) for grace or longer; "" when it can. s.mu is held.
+func linkUnreachable(l *link, now time.Time, grace time.Duration) string {
 	switch {
 	case !l.conn.nc.IsConnected():
 		return "the parent's connection to its broker is down"
-	case l.pubFailed:
-		return "its inbox stream did not take the parent's last publish"
+	case l.pubFailed && !l.failingSince.IsZero() && now.Sub(l.failingSince) >= grace:
+		return "its inbox stream has not taken the parent's publishes since " + l.failingSince.UTC().Format(time.RFC3339)
 	}
 	return ""
+}
+
+// setPubFailed records whether child l's inbox took the last publish (or
+// probe), and since when it has not. s.mu is held.
+func setPubFailed(l *link, failed bool, now time.Time) {
+	l.pubFailed = failed
+	switch {
+	case !failed:
+		l.failingSince = time.Time{}
+	case l.failingSince.IsZero():
+		l.failingSince = now
+	}
 }
 
 // checkLinks brings what this cell sees of each child's inbox up to date:
@@ -122,7 +155,8 @@ func (s *Service) checkLinks(ctx context.Context, queued map[string]int, now tim
 			s.mu.Lock()
 			pr.l.probing = false
 			if ok {
-				pr.l.pubFailed, pr.l.failures = false, 0
+				setPubFailed(pr.l, false, s.now())
+				pr.l.failures = 0
 			}
 			s.mu.Unlock()
 			if !ok {
@@ -141,7 +175,7 @@ func (s *Service) checkLinks(ctx context.Context, queued map[string]int, now tim
 		if l.n.Relation != Child {
 			continue
 		}
-		why := linkUnreachable(l)
+		why := linkUnreachable(l, now, s.cfg.UnreachableAfter)
 		if why != l.unreachable {
 			if why != "" {
 				s.log.Warn("cannot reach a child's inbox; it takes no new builds until it can", "neighbour", p, "reason", why)

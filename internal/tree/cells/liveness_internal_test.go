@@ -3,8 +3,10 @@ package cells
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +215,41 @@ func TestSweepPrunesWhatACellTookBeforeItStoppedReceiving(t *testing.T) {
 				t.Errorf("%d rows (%d sent) for %s, want the build taken to be placed elsewhere (kept again, unsent)", all, sent, child)
 			}
 		})
+	}
+}
+
+// TestInboxUnreadableCountsAfterTheGrace: a cell whose own inbox stream
+// cannot be read (JetStream "temporarily unavailable" while the stream
+// elects a leader on a NATS cluster that lost a server) still says it can
+// receive until that has lasted cells.unreachable_after, so that its
+// parent does not fail builds for want of it during an election; past it,
+// it says it cannot, since when and why; a successful read starts the
+// count again.
+func TestInboxUnreadableCountsAfterTheGrace(t *testing.T) {
+	s := &Service{cfg: Config{UnreachableAfter: 15 * time.Second}, log: slog.New(slog.DiscardHandler)}
+	t0 := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+	unavailable := errors.New("nats: API error: code=503 err_code=10008 description=JetStream system temporarily unavailable")
+	for _, c := range []struct {
+		name    string
+		err     error
+		at      time.Duration
+		refuses bool
+	}{
+		{"readable", nil, 0, false},
+		{"unreadable for the first time", unavailable, time.Second, false},
+		{"unreadable for 14 s", unavailable, 15 * time.Second, false},
+		{"readable again (a leader elected)", nil, 16 * time.Second, false},
+		{"unreadable anew: the count starts again", unavailable, 20 * time.Second, false},
+		{"unreadable for 15 s", unavailable, 35 * time.Second, true},
+		{"still unreadable", unavailable, time.Minute, true},
+		{"readable", nil, 61 * time.Second, false},
+	} {
+		why := s.inboxRead(c.err, t0.Add(c.at))
+		if (why != "") != c.refuses {
+			t.Errorf("%s: cannot receive %q, want refusing %v", c.name, why, c.refuses)
+		}
+		if c.refuses && (!strings.Contains(why, "since 2026-12-07T02:00:20Z") || !strings.Contains(why, "temporarily unavailable")) {
+			t.Errorf("%s: %q does not say since when and why", c.name, why)
+		}
 	}
 }

@@ -84,9 +84,9 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 			// held back say nothing.
 			s.mu.Lock()
 			if failed {
-				l.pubFailed = true
+				setPubFailed(l, true, now)
 			} else if len(sent) > 0 {
-				l.pubFailed = false
+				setPubFailed(l, false, now)
 			}
 			s.mu.Unlock()
 			if len(sent) < len(entries) {

@@ -57,6 +57,15 @@ type Config struct {
 	// leaves this cell's report (default three report intervals, at least
 	// 3s).
 	DownAfter time.Duration
+	// UnreachableAfter is how long a child's inbox stream may refuse this
+	// cell's publishes, or this cell's own inbox stream be unreadable,
+	// before the child (or this cell) counts as unable to receive
+	// (default 15s). On a NATS cluster a stream whose leader's server is
+	// lost takes a few seconds (up to the servers' 9 s election timeout)
+	// to elect another: a build placed meanwhile waits in the outbox and is
+	// delivered then, rather than fail for want of another cell. A
+	// connection to the broker that is down counts at once.
+	UnreachableAfter time.Duration
 	// MaxBuildAttempts bounds cell-level retries of a build (default 3).
 	MaxBuildAttempts int
 	// BuildAcceptTimeout is how long a build sent to a child may wait in
@@ -124,6 +133,7 @@ func (c *Config) defaults() error {
 	def(&c.AppliedRetention, 24*time.Hour)
 	def(&c.InboxAckWait, 60*time.Second)
 	def(&c.BuildAcceptTimeout, 20*time.Second)
+	def(&c.UnreachableAfter, 15*time.Second)
 	if c.MaxBuildAttempts <= 0 {
 		c.MaxBuildAttempts = 3
 	}
@@ -254,6 +264,9 @@ type Service struct {
 	// notReceiving is why this cell could not receive at its last
 	// report ("" when it could).
 	notReceiving string
+	// unreadableSince is when this cell's own inbox stream was first
+	// found unreadable in the current run of failures (zero: readable).
+	unreadableSince time.Time
 
 	wake     chan struct{}
 	ctx      context.Context

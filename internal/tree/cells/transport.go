@@ -63,10 +63,13 @@ type link struct {
 	// publish (or probe); unreachable is why this cell cannot reach the
 	// child's inbox ("" when it can: liveness.go), and stored what the
 	// cells table says of it.
-	pubFailed   bool
-	probing     bool
-	unreachable string
-	stored      string
+	pubFailed bool
+	// failingSince is when the current run of publishes (or probes) this
+	// child's inbox did not take began (zero: the last one took).
+	failingSince time.Time
+	probing      bool
+	unreachable  string
+	stored       string
 	// receivingAt is when the child last reported while it could
 	// receive and this cell could reach it (zero: not since this link
 	// was made): what its broker held before then, it took (sweepSent).
