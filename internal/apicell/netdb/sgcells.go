@@ -70,13 +70,21 @@ func anys(ss []string) []any {
 	return out
 }
 
-// portGroupsSelect is (port, group) of the ports whose ids fill the two IN
-// lists: their own groups, or their server's.
-const portGroupsSelect = `SELECT ps.port_id AS pid, ps.security_group_id AS gid FROM port_security_groups ps
-		JOIN ports p1 ON p1.id = ps.port_id AND p1.server_groups = 0 WHERE ps.port_id IN (%s)
+// portMembersSelect is (group, port, fixed IP, address pairs) of the ports
+// whose ids fill the two IN lists: by their own groups, or their server's.
+// Each half starts from the ports by id (their primary key), so both
+// engines look the few ports up by index; a join of the ports table to a
+// subquery of them had PostgreSQL scan the whole ports and port_fixed_ips
+// tables at every boot (docs/benchmarks.md).
+const portMembersSelect = `SELECT ps.security_group_id, p.id, COALESCE(f.ip_address, ''), p.allowed_address_pairs
+		FROM ports p JOIN port_security_groups ps ON ps.port_id = p.id
+		LEFT JOIN port_fixed_ips f ON f.port_id = p.id
+		WHERE p.id IN (%s) AND p.server_groups = 0 AND p.port_security_enabled = 1
 	UNION ALL
-	SELECT p2.id, b.security_group_id FROM ports p2 JOIN security_group_bindings b ON b.instance_uuid = p2.device_id
-		WHERE p2.id IN (%s) AND p2.server_groups = 1 AND p2.device_id <> ''`
+	SELECT b.security_group_id, p.id, COALESCE(f.ip_address, ''), p.allowed_address_pairs
+		FROM ports p JOIN security_group_bindings b ON b.instance_uuid = p.device_id
+		LEFT JOIN port_fixed_ips f ON f.port_id = p.id
+		WHERE p.id IN (%s) AND p.server_groups = 1 AND p.device_id <> '' AND p.port_security_enabled = 1`
 
 type memberRow struct {
 	group, port, addr, pairs string
@@ -117,9 +125,7 @@ func portMembers(ctx context.Context, q db.Querier, ids []string) (map[Member]bo
 		chunk := ids[:min(len(ids), 200)]
 		ids = ids[len(chunk):]
 		m := marks(len(chunk))
-		rows, err := db.Collect(ctx, q, scanMemberRow, `SELECT x.gid, p.id, COALESCE(f.ip_address, ''), p.allowed_address_pairs
-			FROM (`+fmt.Sprintf(portGroupsSelect, m, m)+`) x JOIN ports p ON p.id = x.pid LEFT JOIN port_fixed_ips f ON f.port_id = p.id
-			WHERE p.port_security_enabled = 1`, append(anys(chunk), anys(chunk)...)...)
+		rows, err := db.Collect(ctx, q, scanMemberRow, fmt.Sprintf(portMembersSelect, m, m), append(anys(chunk), anys(chunk)...)...)
 		if err != nil {
 			return nil, fmt.Errorf("security group members of %d ports: %w", len(chunk), err)
 		}
