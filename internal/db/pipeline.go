@@ -99,6 +99,10 @@ func (r pgResult) LastInsertId() (int64, error) {
 	return 0, errors.New("database: PostgreSQL has no last insert id: use RETURNING")
 }
 
+// ErrRolledBack is a commit that PostgreSQL turned into a rollback: a
+// statement of the transaction had failed, and its caller went on.
+var ErrRolledBack = errors.New("the transaction was rolled back: a statement in it failed")
+
 // runPipelined is run on PostgreSQL.
 func (d *DB) runPipelined(ctx context.Context, f func(*Tx) error) (after []func(), err error) {
 	conn, err := d.DB.Conn(ctx)
@@ -140,8 +144,18 @@ func (d *DB) runPipelined(ctx context.Context, f func(*Tx) error) (after []func(
 		committed = true
 	} else {
 		count(d.roundTrips)
-		if _, err := p.send(ctx, "commit", nil); err != nil {
+		res, err := p.send(ctx, "commit", nil)
+		if err != nil {
 			return nil, fmt.Errorf("commit: %w", err)
+		}
+		// PostgreSQL answers a commit of a transaction that a failed
+		// statement aborted with "ROLLBACK" and no error: a statement
+		// whose error its caller did not return (a unique violation it
+		// handled, say) undid the whole transaction, and so must the
+		// caller learn (as pgx's own Commit says ErrTxCommitRollback).
+		if pgconn.CommandTag(res.(pgResult)).String() == "ROLLBACK" {
+			committed = true // nothing left open to roll back
+			return nil, fmt.Errorf("commit: %w", ErrRolledBack)
 		}
 		committed = true
 	}

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -243,5 +244,50 @@ func TestConnectionKilledMidTransaction(t *testing.T) {
 	var n int
 	if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM killed WHERE k < 10`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d rows of the killed transaction kept (err %v)", n, err)
+	}
+}
+
+// TestCommitOfAnAbortedTransactionFails: a statement fails and its caller
+// goes on (as code written for SQLite may, after a unique violation it
+// handles). PostgreSQL has aborted the transaction and answers its commit
+// with ROLLBACK and no error: the transaction must fail, its AfterCommit
+// functions not run, nothing of it kept. (A commit taken for a success
+// acknowledged writes that never happened: the fault suite found a delete
+// answered 204 and never made.)
+func TestCommitOfAnAbortedTransactionFails(t *testing.T) {
+	d := dbtest.Open(t, "postgres")
+	ctx := context.Background()
+	if _, err := d.Exec(ctx, `CREATE TABLE aborted (k INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Exec(ctx, `INSERT INTO aborted (k) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, later := range []bool{false, true} {
+		ran := false
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			tx.AfterCommit(func() { ran = true })
+			if later {
+				if err := tx.ExecLater(ctx, `INSERT INTO aborted (k) VALUES (2)`); err != nil {
+					return err
+				}
+			} else if _, err := tx.Exec(ctx, `INSERT INTO aborted (k) VALUES (2)`); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO aborted (k) VALUES (1)`); !db.IsUniqueViolation(err) {
+				t.Fatalf("duplicate insert: %v, want a unique violation", err)
+			}
+			return nil // the caller handled the violation and goes on
+		})
+		if !errors.Is(err, db.ErrRolledBack) {
+			t.Errorf("later=%v: InTx = %v, want ErrRolledBack", later, err)
+		}
+		if ran {
+			t.Errorf("later=%v: AfterCommit ran for a transaction that was rolled back", later)
+		}
+		var n int
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM aborted`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("later=%v: %d rows (err %v), want the first alone", later, n, err)
+		}
 	}
 }
