@@ -34,12 +34,8 @@ type brokerWaiter struct {
 }
 
 func newBrokerWaiter(url string, log *slog.Logger) *brokerWaiter {
-	return &brokerWaiter{url: redactURLs(url), log: log, fail: make(chan struct{}, 1)}
+	return &brokerWaiter{url: broker.Redact(url), log: log, fail: make(chan struct{}, 1)}
 }
-
-// redactURLs is a broker URL, or a comma-separated list of a cluster's,
-// without passwords.
-func redactURLs(urls string) string { return broker.Redact(urls) }
 
 // option is the connection option that reports the failed attempts.
 func (w *brokerWaiter) option() nats.Option {

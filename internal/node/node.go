@@ -273,18 +273,12 @@ func (n *Node) connectBroker(ctx context.Context) error {
 		n.running.add(role{"broker", closer(func(context.Context) error { e.Shutdown(); return nil })})
 		url = e.URL()
 		opts = append(opts, nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
-	case cfg.Broker.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(cfg.Broker.CredsFile))
-	case !broker.HasUser(url):
-		// Another process of this cell runs the embedded broker: its
-		// credentials file is shared with the data directory. An external
-		// broker without users has none.
-		creds, err := broker.LoadCredentials(cfg.Broker.Credentials)
-		if err == nil {
-			opts = append(opts, nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
-		} else if !errors.Is(err, fs.ErrNotExist) {
+	default:
+		user, err := brokerUser(cfg, url)
+		if err != nil {
 			return err
 		}
+		opts = append(opts, user...)
 	}
 	log := n.log.With("cell", cfg.Cell)
 	w := newBrokerWaiter(url, log)
@@ -387,7 +381,7 @@ func (n *Node) BrokerURL() string {
 	if n.embedded != nil {
 		return n.embedded.URL()
 	}
-	return redactURLs(n.cfg.Broker.URL)
+	return broker.Redact(n.cfg.Broker.URL)
 }
 
 // LinkURL is the URL the cell's neighbours record in their cells tables to
@@ -440,3 +434,26 @@ func (n *Node) Shutdown(ctx context.Context) {
 
 // Done is closed after Shutdown.
 func (n *Node) Done() <-chan struct{} { return n.done }
+
+// brokerUser is how a process signs in to its cell's broker reached by
+// url (not one it runs): with broker.creds_file; with the user in the URL;
+// or with the cell's user from the credentials file that the process
+// running the embedded broker shares through the data directory. An
+// external broker without users has no such file; for the embedded broker
+// of another process (no broker.url) the file must be there.
+func brokerUser(cfg *config.Config, url string) ([]nats.Option, error) {
+	switch {
+	case cfg.Broker.CredsFile != "":
+		return []nats.Option{nats.UserCredentials(cfg.Broker.CredsFile)}, nil
+	case broker.HasUser(url):
+		return nil, nil
+	}
+	creds, err := broker.LoadCredentials(cfg.Broker.Credentials)
+	switch {
+	case err == nil:
+		return []nats.Option{nats.UserInfo(creds.Cell.Name, creds.Cell.Password)}, nil
+	case errors.Is(err, fs.ErrNotExist) && cfg.Broker.URL != "":
+		return nil, nil
+	}
+	return nil, err
+}

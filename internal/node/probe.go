@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"strings"
 	"time"
@@ -59,19 +58,13 @@ func ProbeBroker(ctx context.Context, cfg *config.Config) BrokerProbe {
 		}
 		url = scheme + net.JoinHostPort(host, port)
 	}
-	p := BrokerProbe{URL: redactURLs(url)}
-	switch {
-	case cfg.Broker.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(cfg.Broker.CredsFile))
-	case !broker.HasUser(url):
-		creds, err := broker.LoadCredentials(cfg.Broker.Credentials)
-		if err == nil {
-			opts = append(opts, nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
-		} else if !errors.Is(err, fs.ErrNotExist) || cfg.Broker.URL == "" {
-			p.Err = fmt.Errorf("the cell's broker users: %w", err)
-			return p
-		}
+	p := BrokerProbe{URL: broker.Redact(url)}
+	user, err := brokerUser(cfg, url)
+	if err != nil {
+		p.Err = fmt.Errorf("the cell's broker users: %w", err)
+		return p
 	}
+	opts = append(opts, user...)
 	timeout := 5 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
