@@ -107,7 +107,7 @@ func (c *Config) defaults() error {
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
 	}
-	if err := ValidPrefix(c.Prefix); err != nil {
+	if err := cellpath.ValidPrefix(c.Prefix); err != nil {
 		return fmt.Errorf("cells: %w", err)
 	}
 	if c.Stream.Replicas < 0 || c.Stream.Replicas > 5 || c.Stream.MaxBytes < 0 || c.Stream.MaxMsgs < 0 || c.Stream.MaxAge < 0 {

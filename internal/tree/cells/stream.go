@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 )
 
 // DefaultPrefix is the subject prefix of a tree that names none: the
@@ -56,9 +54,6 @@ func (n Names) Stream(path string) string {
 	}
 	return s
 }
-
-// ValidPrefix checks a subject prefix (cellpath.ValidPrefix).
-func ValidPrefix(p string) error { return cellpath.ValidPrefix(p) }
 
 // Metadata keys of an inbox stream: whose it is.
 const (

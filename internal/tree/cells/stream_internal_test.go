@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
+	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 )
 
 // testJS starts an embedded broker and returns a JetStream handle on it.
@@ -54,7 +55,7 @@ func TestStreamNamesKeepTheirDefault(t *testing.T) {
 		t.Errorf("link may publish %v", pub)
 	}
 	for _, p := range []string{"", "a.b", "a*", "a>", "a b", strings.Repeat("x", 33)} {
-		if ValidPrefix(p) == nil {
+		if cellpath.ValidPrefix(p) == nil {
 			t.Errorf("prefix %q accepted", p)
 		}
 	}
