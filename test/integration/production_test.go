@@ -16,6 +16,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/natstest"
 	"github.com/cellcloud/cellcloud/internal/openrc"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
@@ -46,8 +47,8 @@ func TestProductionTree(t *testing.T) {
 	// The external broker: a cluster of three NATS servers with JetStream
 	// and a user; every cell's inbox stream on all three, under a prefix
 	// of the tree's own.
-	cl := startNATSCluster(t, 3, "cellcloud", "nats-secret")
-	natsURL := cl.url()
+	cl := natstest.StartCluster(t, 3, "cellcloud", "nats-secret")
+	natsURL := cl.URL()
 	const prefix = "prod"
 
 	const api, routing, c1, c2 = "api", "api!region1", "api!region1!c1", "api!region1!c2"
@@ -220,12 +221,12 @@ func TestProductionTree(t *testing.T) {
 	// but its last step: the cells connected to it reconnect to the other
 	// two, the streams it led elect new leaders, and nothing is lost.
 	streams := prefix + "_CELLIN_"
-	led, replicas := cl.leaders(streams)
+	led, replicas := cl.Leaders(streams)
 	if replicas != 3 {
 		t.Fatalf("the inbox streams have %d replicas, want 3 (broker.stream.replicas)", replicas)
 	}
-	victim, most := cl.names[0], -1
-	for _, name := range cl.names {
+	victim, most := cl.Names()[0], -1
+	for _, name := range cl.Names() {
 		if led[name] > most {
 			victim, most = name, led[name]
 		}
@@ -235,7 +236,7 @@ func TestProductionTree(t *testing.T) {
 		create(fmt.Sprintf("vm-%d", i))
 	}
 	t.Logf("stopping %s, the leader of %d inbox streams, with 4 builds in flight", victim, most)
-	cl.stop(victim)
+	cl.Stop(victim)
 	for i := 12; i < 16; i++ {
 		create(fmt.Sprintf("vm-%d", i))
 	}
@@ -271,7 +272,7 @@ func TestProductionTree(t *testing.T) {
 
 	// The stopped NATS server comes back with its store: it catches up
 	// with the streams it missed, and builds go on.
-	cl.start(victim)
+	cl.Start(victim)
 	for i := 26; i < 30; i++ {
 		create(fmt.Sprintf("vm-%d", i))
 	}

@@ -3,137 +3,15 @@ package cells_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cellcloud/cellcloud/internal/natstest"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 )
-
-// natsCluster is a JetStream cluster of in-process NATS servers on
-// loopback ports, as a tree's external broker.
-type natsCluster struct {
-	t       testing.TB
-	mu      sync.Mutex
-	servers map[string]*server.Server // by server name; stopped ones removed
-	urls    []string
-}
-
-// freePorts reserves n free loopback ports (released before returning,
-// for the servers to take; none is 4222's NATS).
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var out []int
-	for len(out) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		if p := l.Addr().(*net.TCPAddr).Port; p != 4222 {
-			out = append(out, p)
-		}
-	}
-	for _, l := range ls {
-		_ = l.Close()
-	}
-	return out
-}
-
-// startNATSCluster starts n servers with JetStream, routed to one another,
-// and waits until JetStream has a leader.
-func startNATSCluster(t testing.TB, n int) *natsCluster {
-	t.Helper()
-	ports := freePorts(t, 2*n)
-	client, routes := ports[:n], ports[n:]
-	var routeURLs []string
-	for _, p := range routes {
-		routeURLs = append(routeURLs, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
-	c := &natsCluster{t: t, servers: map[string]*server.Server{}}
-	dir := t.TempDir()
-	for i := range n {
-		name := fmt.Sprintf("n%d", i+1)
-		opts := &server.Options{
-			ServerName:         name,
-			Host:               "127.0.0.1",
-			Port:               client[i],
-			JetStream:          true,
-			StoreDir:           filepath.Join(dir, name),
-			JetStreamMaxMemory: 64 << 20,
-			JetStreamMaxStore:  1 << 30,
-			NoSigs:             true,
-			NoLog:              true,
-			Cluster:            server.ClusterOpts{Name: "cellcloud-test", Host: "127.0.0.1", Port: routes[i]},
-			Routes:             server.RoutesFromStr(strings.Join(routeURLs, ",")),
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		c.servers[name] = s
-		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
-	}
-	t.Cleanup(c.shutdown)
-	for _, s := range c.servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %s not ready", s.Name())
-		}
-	}
-	nc, err := nats.Connect(c.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testpoll.Eventually(t, 30*time.Second, "the JetStream cluster to elect a leader", func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := js.AccountInfo(ctx)
-		return err == nil, fmt.Sprint(err)
-	})
-	return c
-}
-
-// url is every server's client URL, separated by commas.
-func (c *natsCluster) url() string { return strings.Join(c.urls, ",") }
-
-// stop shuts one server down.
-func (c *natsCluster) stop(name string) {
-	c.mu.Lock()
-	s := c.servers[name]
-	delete(c.servers, name)
-	c.mu.Unlock()
-	if s == nil {
-		c.t.Fatalf("no running server %q", name)
-	}
-	s.Shutdown()
-	s.WaitForShutdown()
-}
-
-func (c *natsCluster) shutdown() {
-	c.mu.Lock()
-	ss := c.servers
-	c.servers = map[string]*server.Server{}
-	c.mu.Unlock()
-	for _, s := range ss {
-		s.Shutdown()
-		s.WaitForShutdown()
-	}
-}
 
 // TestThreeNodeClusterLosesANodeUnderLoad: a tree of three cells on one
 // three-server NATS cluster, every inbox stream on three replicas, under a
@@ -150,13 +28,13 @@ func TestThreeNodeClusterLosesANodeUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a three-server NATS cluster: not in -short")
 	}
-	cl := startNATSCluster(t, 3)
+	cl := natstest.StartCluster(t, 3, "", "")
 	const cell2 = "api!cell2"
 	onCluster := func(c *cells.Config) {
 		c.Prefix = "clustered"
 		c.Stream = cells.StreamSettings{Replicas: 3}
 	}
-	tr := newTreeOn(t, cl.url(), map[string]func(*cells.Config){api: onCluster, cell1: onCluster, cell2: onCluster}, nil, api, cell1, cell2)
+	tr := newTreeOn(t, cl.URL(), map[string]func(*cells.Config){api: onCluster, cell1: onCluster, cell2: onCluster}, nil, api, cell1, cell2)
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -189,7 +67,7 @@ func TestThreeNodeClusterLosesANodeUnderLoad(t *testing.T) {
 	}
 	send(perRoute / 2)
 	t.Logf("stopping %s, the leader of cell1's inbox stream, with notes in flight", leader)
-	cl.stop(leader)
+	cl.Stop(leader)
 	stopped := time.Now()
 	send(perRoute / 2)
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -122,6 +123,73 @@ func (e *StreamConflictError) Error() string {
 		s += ": " + e.Hint
 	}
 	return s
+}
+
+// How long a cell waits at start for a JetStream cluster that cannot yet
+// place or answer for its inbox stream, and how often it says so.
+const (
+	streamWait        = 30 * time.Second
+	streamWaitLogEach = 5 * time.Second
+	streamAttempt     = 5 * time.Second
+)
+
+// clusterNotReady says err is a JetStream cluster that cannot do it now but
+// may in a moment: no meta leader yet (or an election), fewer servers
+// online than the stream's replicas (a cluster still forming, or a server
+// down), or no answer in time.
+func clusterNotReady(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode == jsNoSuitablePeers || api.ErrorCode == jsClusterNotAvailable || api.Code == 503
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+}
+
+// JetStream API error codes (nats-server's errors.json) that nats.go does
+// not name.
+const (
+	jsNoSuitablePeers     jetstream.ErrorCode = 10005 // "no suitable peers for placement"
+	jsClusterNotAvailable jetstream.ErrorCode = 10008 // "JetStream system temporarily unavailable"
+)
+
+// ensureStreamWait is ensureStream, tried again while the cluster is not
+// ready (clusterNotReady) for at most wait: a cell started with its
+// cluster, or while one of its servers restarts, waits for it rather than
+// failing. The first refusal is logged at once, then every
+// streamWaitLogEach; giving up names the stream, the replicas it wants and
+// the cluster's last answer.
+func ensureStreamWait(ctx context.Context, js jetstream.JetStream, names Names, path string, st StreamSettings, wait time.Duration, log *slog.Logger) (jetstream.Stream, error) {
+	start := time.Now()
+	var logged time.Time
+	for {
+		actx, cancel := context.WithTimeout(ctx, streamAttempt)
+		stream, err := ensureStream(actx, js, names, path, st, log)
+		cancel()
+		if err == nil {
+			if !logged.IsZero() {
+				log.Info("the broker placed the inbox stream", "stream", names.Stream(path), "after", time.Since(start).Round(time.Millisecond))
+			}
+			return stream, nil
+		}
+		if ctx.Err() != nil || !clusterNotReady(err) {
+			return nil, err
+		}
+		waited := time.Since(start)
+		if waited >= wait {
+			return nil, fmt.Errorf("%w (waited %s: a NATS cluster needs at least broker.stream.replicas = %d JetStream servers online, one of them its leader)",
+				err, waited.Round(time.Second), streamConfig(names, path, st).Replicas)
+		}
+		if logged.IsZero() || time.Since(logged) >= streamWaitLogEach {
+			logged = time.Now()
+			log.Warn("the broker cannot place the inbox stream yet; retrying", "stream", names.Stream(path),
+				"replicas", streamConfig(names, path, st).Replicas, "err", err, "waited", waited.Round(time.Second), "gives_up_in", (wait - waited).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cells: inbox stream %s: %w", names.Stream(path), ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // ensureStream makes cell path's inbox stream what the settings say,

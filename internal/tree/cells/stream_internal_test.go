@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cellcloud/cellcloud/internal/natstest"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
 )
@@ -186,5 +189,86 @@ func TestInboxStreamOfAnotherTreeIsRefused(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "metadata cellcloud_prefix") {
 		t.Errorf("adoption logged %q", logs.String())
+	}
+}
+
+// syncLog is a log buffer that may be read while it is written.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestInboxStreamWaitsForTheClusterToPlaceIt: on a three-server cluster
+// whose third server has not joined yet, an inbox stream of three
+// replicas cannot be placed. A cell starting then says so at once and
+// keeps trying, and makes the stream when the server is back; one that
+// waits longer than allowed fails naming the stream and the setting. An
+// error that waiting cannot cure (three replicas on a lone server) fails
+// the start at once.
+func TestInboxStreamWaitsForTheClusterToPlaceIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a three-server NATS cluster: not in -short")
+	}
+	// A cluster still forming: two of its three servers are up, and
+	// JetStream answers "temporarily unavailable" or "no suitable peers".
+	cl := natstest.NewCluster(t, 3, "", "")
+	cl.Start("n1")
+	cl.Start("n2")
+	js := cl.JetStream()
+	const path = "api!cell1"
+	names := Names{Prefix: "waiting"}
+	st := StreamSettings{Replicas: 3}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var quick logBuf
+	_, err := ensureStreamWait(ctx, js, names, path, st, 500*time.Millisecond, quick.logger())
+	if err == nil || !strings.Contains(err.Error(), "waiting_CELLIN_api_cell1") || !strings.Contains(err.Error(), "broker.stream.replicas = 3") {
+		t.Fatalf("gave up with %v", err)
+	}
+	t.Log(err)
+
+	var logs syncLog
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	type result struct {
+		s   jetstream.Stream
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := ensureStreamWait(ctx, js, names, path, st, time.Minute, log)
+		done <- result{s, err}
+	}()
+	testpoll.Eventually(t, 30*time.Second, "the start to say it is waiting for the cluster", func() (bool, string) {
+		return strings.Contains(logs.String(), "cannot place the inbox stream yet"), logs.String()
+	})
+	cl.Start("n3")
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("after n3 came back: %v", r.err)
+	}
+	if cfg := r.s.CachedInfo().Config; cfg.Replicas != 3 || cfg.Name != "waiting_CELLIN_api_cell1" {
+		t.Errorf("made %+v", cfg)
+	}
+	if !strings.Contains(logs.String(), "the broker placed the inbox stream") {
+		t.Errorf("the end of the wait was not logged: %q", logs.String())
+	}
+
+	lone, _ := testJS(t)
+	_, err = ensureStreamWait(ctx, lone, names, path, st, time.Hour, quick.logger())
+	if err == nil || strings.Contains(err.Error(), "waited") || ctx.Err() != nil {
+		t.Errorf("three replicas on a lone server: %v (context %v)", err, ctx.Err())
 	}
 }

@@ -86,12 +86,12 @@ func (s *Service) setupInbox(ctx context.Context) (jetstream.Consumer, error) {
 }
 
 func (s *Service) setupInboxConsumer(ctx context.Context) (jetstream.Consumer, jetstream.Stream, jetstream.ConsumerConfig, error) {
-	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	stream, err := ensureStream(sctx, s.js, s.names, s.path, s.cfg.Stream, s.log)
+	stream, err := ensureStreamWait(ctx, s.js, s.names, s.path, s.cfg.Stream, streamWait, s.log)
 	if err != nil {
 		return nil, nil, jetstream.ConsumerConfig{}, err
 	}
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
 	want := jetstream.ConsumerConfig{
 		Durable:       inboxConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
