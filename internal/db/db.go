@@ -139,7 +139,7 @@ func OpenPool(ctx context.Context, dsn string, pool Pool) (*DB, error) {
 		if cfg.ConnectTimeout == 0 {
 			cfg.ConnectTimeout = connectTimeout
 		}
-		sdb := stdlib.OpenDB(*cfg)
+		sdb := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
 		if pool.MaxOpen <= 0 {
 			pool.MaxOpen = DefaultMaxOpen
 		}
@@ -321,40 +321,38 @@ func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error
 	return t.tx.ExecContext(ctx, q, args...)
 }
 
-// flush sends the statements queued on PostgreSQL before a query, in a
-// round trip of their own.
-func (t *Tx) flush(ctx context.Context) error {
-	if t.pg == nil || !t.pg.pending() {
-		return nil
-	}
-	count(t.roundTrips)
-	_, err := t.pg.send(ctx, "", nil)
-	return err
-}
-
-// Query runs a query.
+// Query runs a query. On PostgreSQL the statements queued before it go
+// in its round trip, and an error of theirs is its error.
 func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	count(t.statements)
-	if err := t.flush(ctx); err != nil {
+	if err := t.carry(); err != nil {
 		return nil, err
 	}
 	count(t.roundTrips)
 	return t.tx.QueryContext(ctx, Rebind(t.Dialect, q), args...)
 }
 
-// QueryRow runs a query that returns at most one row. On PostgreSQL, an
-// error of a statement queued by ExecLater is returned by its Scan.
+// QueryRow runs a query that returns at most one row. On PostgreSQL the
+// statements queued before it go in its round trip, and an error of
+// theirs is returned by its Scan (and by the transaction).
 func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	count(t.statements)
-	if err := t.flush(ctx); err != nil {
+	if err := t.carry(); err != nil {
 		// A *sql.Row carries only an error from database/sql itself:
-		// run the query on the failed transaction, which answers with
-		// PostgreSQL's "current transaction is aborted", and keep
-		// the queued statement's error for the commit.
+		// run the query, which fails on a connection in that state too,
+		// and keep the error for the commit.
 		t.pg.failed = err
 	}
 	count(t.roundTrips)
 	return t.tx.QueryRowContext(ctx, Rebind(t.Dialect, q), args...)
+}
+
+// carry has the statements queued on PostgreSQL sent with the next query.
+func (t *Tx) carry() error {
+	if t.pg == nil || !t.pg.pending() {
+		return nil
+	}
+	return t.pg.carry()
 }
 
 // AfterCommit registers f to run once the transaction has committed (for

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // A PostgreSQL transaction pays a round trip to the server for each
@@ -18,8 +17,8 @@ import (
 // connection of its own (sql.Conn) and is begun and ended by statements:
 // the begin waits to go with the first statement, and the statements that
 // Tx.ExecLater queues go with the next one or with the commit, all in one
-// pgx batch (one write, one round trip). database/sql sends the queries
-// whose rows the caller reads, after the queued statements.
+// pgx batch (one write, one round trip); a query whose rows the caller
+// reads takes them along in its own batch (pgconn.go).
 
 // execer is what a transaction's statements run on: a *sql.Tx (SQLite)
 // or a *sql.Conn (PostgreSQL).
@@ -51,12 +50,9 @@ func (p *pipeline) queue(q string, args []any) { p.queued = append(p.queued, que
 
 func (p *pipeline) pending() bool { return len(p.queued) > 0 }
 
-// send sends the queued statements and then last (if not ""), in one
-// batch, and answers last's result (or the last queued one's).
-func (p *pipeline) send(ctx context.Context, last string, args []any) (sql.Result, error) {
-	if last != "" {
-		p.queue(last, args)
-	}
+// take takes the queued statements, to be sent: once the begin is among
+// them, the transaction must be ended.
+func (p *pipeline) take() []queuedStmt {
 	stmts := p.queued
 	p.queued = nil
 	for _, s := range stmts {
@@ -64,9 +60,34 @@ func (p *pipeline) send(ctx context.Context, last string, args []any) (sql.Resul
 			p.begun = true
 		}
 	}
+	return stmts
+}
+
+// carry hands the queued statements to the connection, to go in one batch
+// with the query database/sql sends next (pgconn.go). An error of theirs
+// is the query's, and the transaction's (failed).
+func (p *pipeline) carry() error {
+	stmts := p.take()
+	return p.conn.Raw(func(dc any) error {
+		c, ok := dc.(*pgConn)
+		if !ok {
+			return fmt.Errorf("database: a PostgreSQL connection of type %T", dc)
+		}
+		c.carry(stmts, &p.failed)
+		return nil
+	})
+}
+
+// send sends the queued statements and then last (if not ""), in one
+// batch, and answers last's result (or the last queued one's).
+func (p *pipeline) send(ctx context.Context, last string, args []any) (sql.Result, error) {
+	if last != "" {
+		p.queue(last, args)
+	}
+	stmts := p.take()
 	var tag pgconn.CommandTag
 	err := p.conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
+		c, ok := dc.(*pgConn)
 		if !ok {
 			return fmt.Errorf("database: a PostgreSQL connection of type %T", dc)
 		}
@@ -74,7 +95,7 @@ func (p *pipeline) send(ctx context.Context, last string, args []any) (sql.Resul
 		for _, s := range stmts {
 			b.Queue(s.q, s.args...)
 		}
-		br := c.Conn().SendBatch(ctx, b)
+		br := c.Conn.Conn().SendBatch(ctx, b)
 		var err error
 		for _, s := range stmts {
 			if tag, err = br.Exec(); err != nil {
