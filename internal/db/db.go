@@ -250,9 +250,11 @@ type Tx struct {
 	marks                  map[string]int
 }
 
-// Savepoint starts a savepoint that RollbackTo can return to.
+// Savepoint starts a savepoint that RollbackTo can return to. On
+// PostgreSQL it and Release go with the transaction's next statement, as
+// ExecLater's do: they cost no round trip of their own.
 func (t *Tx) Savepoint(ctx context.Context, name string) error {
-	if _, err := t.exec(ctx, "SAVEPOINT "+name); err != nil {
+	if err := t.mark(ctx, "SAVEPOINT "+name); err != nil {
 		return err
 	}
 	if t.marks == nil {
@@ -265,6 +267,8 @@ func (t *Tx) Savepoint(ctx context.Context, name string) error {
 // RollbackTo undoes what the transaction did since the savepoint, the
 // functions registered with AfterCommit since then included.
 func (t *Tx) RollbackTo(ctx context.Context, name string) error {
+	// Sent at once: the transaction may be in PostgreSQL's aborted state,
+	// where a batch's statements could not even be prepared.
 	if _, err := t.exec(ctx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
 		return err
 	}
@@ -276,8 +280,19 @@ func (t *Tx) RollbackTo(ctx context.Context, name string) error {
 
 // Release ends a savepoint, keeping what was done since.
 func (t *Tx) Release(ctx context.Context, name string) error {
-	_, err := t.exec(ctx, "RELEASE SAVEPOINT "+name)
+	err := t.mark(ctx, "RELEASE SAVEPOINT "+name)
 	delete(t.marks, name)
+	return err
+}
+
+// mark runs a savepoint statement: queued on PostgreSQL, at once on
+// SQLite.
+func (t *Tx) mark(ctx context.Context, q string) error {
+	if t.pg != nil {
+		t.pg.queue(q, nil)
+		return nil
+	}
+	_, err := t.exec(ctx, q)
 	return err
 }
 

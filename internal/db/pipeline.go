@@ -97,9 +97,15 @@ func (p *pipeline) send(ctx context.Context, last string, args []any) (sql.Resul
 		}
 		br := c.Conn.Conn().SendBatch(ctx, b)
 		var err error
-		for _, s := range stmts {
+		for i, s := range stmts {
 			if tag, err = br.Exec(); err != nil {
 				err = fmt.Errorf("%s: %w", firstLine(s.q), err)
+				if (last == "" || i < len(stmts)-1) && p.failed == nil {
+					// A queued statement's error is the transaction's,
+					// whichever statement of the caller's it surfaced
+					// in (one it may handle, as under a savepoint).
+					p.failed = err
+				}
 				break
 			}
 		}

@@ -445,3 +445,79 @@ func TestQueuedStatementsOfAQueryWhoseContextEndedStayUnsent(t *testing.T) {
 		t.Errorf("%d rows (%v) after, want 0", n, err)
 	}
 }
+
+// TestSavepointsGoWithTheNextStatement: on PostgreSQL savepoint
+// statements cost no round trip of their own; a statement that fails under
+// a savepoint is the caller's to handle (the transaction goes on after
+// rolling back to it), while a queued statement that fails on PostgreSQL
+// fails the transaction with its own error, whichever later statement it
+// surfaced in (InTxEach: the member after it; SQLite ran it at once, and
+// only its member fails).
+func TestSavepointsGoWithTheNextStatement(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		if _, err := d.Exec(ctx, `CREATE TABLE marks (k INTEGER PRIMARY KEY)`); err != nil {
+			t.Fatal(err)
+		}
+		trips := d.RoundTrips()
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			for _, k := range []int{1, 1, 2} {
+				if err := tx.Savepoint(ctx, "m"); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `INSERT INTO marks (k) VALUES (?)`, k); err != nil {
+					if !db.IsUniqueViolation(err) {
+						return err
+					}
+					if err := tx.RollbackTo(ctx, "m"); err != nil {
+						return err
+					}
+				}
+				if err := tx.Release(ctx, "m"); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("a unique violation handled under a savepoint: %v", err)
+		}
+		trips = d.RoundTrips() - trips
+		var n int
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM marks`).Scan(&n); err != nil || n != 2 {
+			t.Errorf("%d rows (%v), want 2", n, err)
+		}
+		if d.Dialect == db.Postgres {
+			// begin+savepoint+insert, release+savepoint+insert (fails),
+			// rollback, release+savepoint+insert, release+commit
+			if trips != 5 {
+				t.Errorf("%d round trips, want 5", trips)
+			}
+		}
+
+		errs, err := d.InTxEach(ctx, []func(*db.Tx) error{
+			func(tx *db.Tx) error { return tx.ExecLater(ctx, `INSERT INTO marks (k) VALUES (1)`) },
+			func(tx *db.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO marks (k) VALUES (3)`)
+				return err
+			},
+		})
+		want := 2
+		if d.Dialect == db.Postgres {
+			// The insert went with the second member's statement: the
+			// whole transaction fails, with the insert's error.
+			if !db.IsUniqueViolation(err) {
+				t.Errorf("a member's queued insert of a duplicate: transaction error %v (members %v), want its unique violation", err, errs)
+			}
+		} else {
+			// SQLite ran it at once: that member alone fails.
+			if err != nil || !db.IsUniqueViolation(errs[0]) || errs[1] != nil {
+				t.Errorf("a member's insert of a duplicate: transaction error %v, members %v, want the first member's unique violation", err, errs)
+			}
+			want = 3
+		}
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM marks`).Scan(&n); err != nil || n != want {
+			t.Errorf("%d rows (%v) after, want %d", n, err, want)
+		}
+	})
+}
