@@ -16,10 +16,10 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
-	"github.com/cellcloud/cellcloud/internal/natstest"
 	"github.com/cellcloud/cellcloud/internal/openrc"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
+	"github.com/cellcloud/cellcloud/internal/tree/natstest"
 )
 
 // TestProductionTree runs the tree of the production walkthrough

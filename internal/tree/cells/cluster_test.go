@@ -8,9 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cellcloud/cellcloud/internal/natstest"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
+	"github.com/cellcloud/cellcloud/internal/tree/natstest"
 )
 
 // TestThreeNodeClusterLosesANodeUnderLoad: a tree of three cells on one

@@ -14,10 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cellcloud/cellcloud/internal/natstest"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
 	"github.com/cellcloud/cellcloud/internal/tree/cellpath"
+	"github.com/cellcloud/cellcloud/internal/tree/natstest"
 )
 
 // testJS starts an embedded broker and returns a JetStream handle on it.
