@@ -145,48 +145,78 @@ func HostZone(ctx context.Context, q Querier, host string) (string, error) {
 }
 
 // ClaimZone is Claim that also returns the host's availability zone. A
-// first claim takes two statements: the claim row, then the host's use.
-// A claim that fails leaves nothing behind, whatever the caller then does
-// with its transaction.
+// first claim takes two statements: the claim row, then the host's use
+// (one on PostgreSQL, where the host's use is taken in the statement that
+// inserts the row). A claim that fails leaves nothing behind, whatever the
+// caller then does with its transaction.
 func ClaimZone(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor, now time.Time) (string, error) {
-	res, err := tx.Exec(ctx, `INSERT INTO claims (instance_uuid, host, vcpus, ram_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (instance_uuid) DO NOTHING`, uuid, host, f.VCPUs, f.RAMMB, f.DiskGB, db.Micros(now))
+	const insert = `INSERT INTO claims (instance_uuid, host, vcpus, ram_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (instance_uuid) DO NOTHING`
+	const take = `UPDATE compute_nodes SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,
+		used_disk_gb = used_disk_gb + ?, instances = instances + 1
+		WHERE host = ? AND enabled = 1
+		AND used_vcpus + ? <= vcpus * ` + effectiveCPURatio + ` AND used_ram_mb + ? <= ram_mb * ` + effectiveRAMRatio + `
+		AND used_disk_gb + ? <= disk_gb * ` + effectiveDiskRatio
+	claimArgs := []any{uuid, host, f.VCPUs, f.RAMMB, f.DiskGB, db.Micros(now)}
+	takeArgs := []any{f.VCPUs, f.RAMMB, f.DiskGB, host, f.VCPUs, f.RAMMB, f.DiskGB}
+	if tx.Dialect == db.Postgres {
+		var inserted bool
+		var az *string
+		err := tx.QueryRow(ctx, `WITH c AS (`+insert+` RETURNING 1),
+			u AS (`+take+` AND EXISTS (SELECT 1 FROM c) RETURNING availability_zone)
+			SELECT EXISTS (SELECT 1 FROM c), (SELECT availability_zone FROM u)`, append(claimArgs, takeArgs...)...).Scan(&inserted, &az)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("claim on %s: %w", host, err)
+		case !inserted:
+			return claimedBefore(ctx, tx, uuid, host)
+		case az == nil:
+			return "", unclaim(ctx, tx, uuid, host)
+		}
+		return *az, nil
+	}
+	res, err := tx.Exec(ctx, insert, claimArgs...)
 	if err != nil {
 		return "", fmt.Errorf("claim on %s: %w", host, err)
 	}
-	var az string
 	if n, err := res.RowsAffected(); err != nil {
 		return "", err
 	} else if n == 0 {
-		// Claimed before: fine on the same host.
-		var have string
-		if err := tx.QueryRow(ctx, `SELECT host FROM claims WHERE instance_uuid = ?`, uuid).Scan(&have); err != nil {
-			return "", fmt.Errorf("claim on %s: %w", host, err)
-		}
-		if have != host {
-			return "", fmt.Errorf("instance %s already holds a claim on host %s", uuid, have)
-		}
-		err := tx.QueryRow(ctx, `SELECT availability_zone FROM compute_nodes WHERE host = ?`, host).Scan(&az)
-		return az, err
+		return claimedBefore(ctx, tx, uuid, host)
 	}
-	err = tx.QueryRow(ctx, `UPDATE compute_nodes SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,
-		used_disk_gb = used_disk_gb + ?, instances = instances + 1
-		WHERE host = ? AND enabled = 1
-		AND used_vcpus + ? <= vcpus * `+effectiveCPURatio+` AND used_ram_mb + ? <= ram_mb * `+effectiveRAMRatio+`
-		AND used_disk_gb + ? <= disk_gb * `+effectiveDiskRatio+`
-		RETURNING availability_zone`,
-		f.VCPUs, f.RAMMB, f.DiskGB, host, f.VCPUs, f.RAMMB, f.DiskGB).Scan(&az)
+	var az string
+	err = tx.QueryRow(ctx, take+` RETURNING availability_zone`, takeArgs...).Scan(&az)
 	if errors.Is(err, sql.ErrNoRows) {
-		// Full or disabled: the claim row goes again.
-		if _, err := tx.Exec(ctx, `DELETE FROM claims WHERE instance_uuid = ?`, uuid); err != nil {
-			return "", fmt.Errorf("claim on %s: %w", host, err)
-		}
-		return "", fmt.Errorf("%w: %s", ErrClaimFailed, host)
+		return "", unclaim(ctx, tx, uuid, host)
 	}
 	if err != nil {
 		return "", fmt.Errorf("claim on %s: %w", host, err)
 	}
 	return az, nil
+}
+
+// claimedBefore is a claim of an instance that holds one already: fine on
+// the same host, whose zone it returns.
+func claimedBefore(ctx context.Context, tx *db.Tx, uuid, host string) (string, error) {
+	var have string
+	if err := tx.QueryRow(ctx, `SELECT host FROM claims WHERE instance_uuid = ?`, uuid).Scan(&have); err != nil {
+		return "", fmt.Errorf("claim on %s: %w", host, err)
+	}
+	if have != host {
+		return "", fmt.Errorf("instance %s already holds a claim on host %s", uuid, have)
+	}
+	var az string
+	err := tx.QueryRow(ctx, `SELECT availability_zone FROM compute_nodes WHERE host = ?`, host).Scan(&az)
+	return az, err
+}
+
+// unclaim removes the claim row of a host that turned out full or
+// disabled, and says so.
+func unclaim(ctx context.Context, tx *db.Tx, uuid, host string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM claims WHERE instance_uuid = ?`, uuid); err != nil {
+		return fmt.Errorf("claim on %s: %w", host, err)
+	}
+	return fmt.Errorf("%w: %s", ErrClaimFailed, host)
 }
 
 // Release gives an instance's claim back to its host; it is a no-op when
