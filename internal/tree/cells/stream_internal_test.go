@@ -40,9 +40,33 @@ func testJS(t *testing.T) (jetstream.JetStream, *nats.Conn) {
 	return js, nc
 }
 
-type logBuf struct{ bytes.Buffer }
+// logBuf is a log sink a test may read while it is written.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
 
-func (b *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(&b.Buffer, nil)) }
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuf) Len() int { return len(l.String()) }
+
+func (l *logBuf) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
+}
+
+func (l *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 func TestStreamNamesKeepTheirDefault(t *testing.T) {
 	n := Names{}
@@ -192,24 +216,6 @@ func TestInboxStreamOfAnotherTreeIsRefused(t *testing.T) {
 	}
 }
 
-// syncLog is a log buffer that may be read while it is written.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestInboxStreamWaitsForTheClusterToPlaceIt: on a three-server cluster
 // whose third server has not joined yet, an inbox stream of three
 // replicas cannot be placed. A cell starting then says so at once and
@@ -240,8 +246,8 @@ func TestInboxStreamWaitsForTheClusterToPlaceIt(t *testing.T) {
 	}
 	t.Log(err)
 
-	var logs syncLog
-	log := slog.New(slog.NewTextHandler(&logs, nil))
+	var logs logBuf
+	log := logs.logger()
 	type result struct {
 		s   jetstream.Stream
 		err error
