@@ -201,7 +201,9 @@ func LogMemberChanges(ctx context.Context, tx *db.Tx, changes []MemberChange) er
 		for _, c := range chunk {
 			args = append(args, c.GroupID, c.PortID, c.Address, boolInt(c.Added))
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO security_group_member_changes (group_id, port_id, address, added) VALUES `+
+		// Nothing reads its result, and its error only fails the
+		// transaction: on PostgreSQL it goes with the next statement.
+		if err := tx.ExecLater(ctx, `INSERT INTO security_group_member_changes (group_id, port_id, address, added) VALUES `+
 			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(chunk)), ", "), args...); err != nil {
 			return fmt.Errorf("log %d security group member changes: %w", len(chunk), err)
 		}
