@@ -87,6 +87,9 @@ func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.N
 	stmts, failed := c.carried, c.failed
 	c.carried, c.failed = nil, nil
 	if c.Conn.Conn().IsClosed() {
+		if failed != nil {
+			*failed = fmt.Errorf("%s: %w", firstLine(stmts[0].q), driver.ErrBadConn)
+		}
 		return nil, driver.ErrBadConn
 	}
 	b := &pgx.Batch{}
