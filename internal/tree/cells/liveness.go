@@ -27,8 +27,8 @@ import (
 // own broker is down, or its inbox consumer cannot be read (JetStream
 // does not answer, or the consumer is gone). "" when it can.
 func (s *Service) receiving(ctx context.Context) string {
-	if !s.cfg.Conn.IsConnected() {
-		return "its connection to its own broker is down"
+	if why := s.ownConn(s.cfg.Conn.IsConnected(), s.now()); why != "" {
+		return why
 	}
 	if s.inbox == nil {
 		return ""
@@ -40,6 +40,34 @@ func (s *Service) receiving(ctx context.Context) string {
 		return ""
 	}
 	return s.inboxRead(err, s.now())
+}
+
+// reconnectGrace is how long a connection to a broker may be down before
+// the cell at its other end counts as unable to receive: a NATS client
+// whose server is lost moves to another server of its cluster within
+// milliseconds, and a build placed meanwhile waits in the outbox. Two
+// seconds, or unreachable_after when that is shorter.
+func reconnectGrace(unreachableAfter time.Duration) time.Duration {
+	return min(unreachableAfter, 2*time.Second)
+}
+
+// ownConn records whether this cell's connection to its own broker is up
+// now and says why the cell cannot receive: "" while it is up, and while
+// it has been down for less than reconnectGrace.
+func (s *Service) ownConn(connected bool, now time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if connected {
+		s.disconnectedSince = time.Time{}
+		return ""
+	}
+	if s.disconnectedSince.IsZero() {
+		s.disconnectedSince = now
+	}
+	if now.Sub(s.disconnectedSince) < reconnectGrace(s.cfg.UnreachableAfter) {
+		return ""
+	}
+	return "its connection to its own broker is down since " + s.disconnectedSince.UTC().Format(time.RFC3339)
 }
 
 // inboxRead records whether this cell's own inbox could be read now (err
@@ -81,29 +109,50 @@ func (s *Service) noteReceiving(why string) {
 }
 
 // watchOwnConn asks for a capacity report whenever the connection to this
-// cell's own broker goes or comes back, so that the parent learns at once
-// that this cell cannot (or can again) receive.
+// cell's own broker comes back, and once it has been down for
+// reconnectGrace, so that the parent learns then that this cell cannot
+// (or can again) receive.
 func (s *Service) watchOwnConn(ctx context.Context) {
 	ch := s.cfg.Conn.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
 	defer s.cfg.Conn.RemoveStatusListener(ch)
+	grace := time.NewTimer(0)
+	<-grace.C
+	defer grace.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ch:
+		case st := <-ch:
+			s.ownConn(st == nats.CONNECTED, s.now())
+			if st == nats.CONNECTED {
+				grace.Stop()
+				s.ReportSoon()
+			} else {
+				// A little after the grace, so that the report sees it
+				// ended.
+				grace.Reset(reconnectGrace(s.cfg.UnreachableAfter) + 10*time.Millisecond)
+			}
+		case <-grace.C:
 			s.ReportSoon()
 		}
 	}
 }
 
 // linkUnreachable says why this cell cannot reach child l's inbox now:
-// its connection to the child's broker is down, or the child's inbox
-// stream has not taken the parent's publishes (no JetStream responders,
-// a timeout) for grace or longer; "" when it can. s.mu is held.
-func linkUnreachable(l *link, now time.Time, grace time.Duration) string {
+// its connection to the child's broker (connected says whether it is up)
+// has been down for reconnectGrace(grace), or the child's inbox stream has not taken the
+// parent's publishes (no JetStream responders, a timeout) for grace or
+// longer; "" when it can. It records when the connection went down. s.mu
+// is held.
+func linkUnreachable(l *link, connected bool, now time.Time, grace time.Duration) string {
+	if connected {
+		l.disconnectedSince = time.Time{}
+	} else if l.disconnectedSince.IsZero() {
+		l.disconnectedSince = now
+	}
 	switch {
-	case !l.conn.nc.IsConnected():
-		return "the parent's connection to its broker is down"
+	case !l.disconnectedSince.IsZero() && now.Sub(l.disconnectedSince) >= reconnectGrace(grace):
+		return "the parent's connection to its broker is down since " + l.disconnectedSince.UTC().Format(time.RFC3339)
 	case l.pubFailed && !l.failingSince.IsZero() && now.Sub(l.failingSince) >= grace:
 		return "its inbox stream has not taken the parent's publishes since " + l.failingSince.UTC().Format(time.RFC3339)
 	}
@@ -175,7 +224,7 @@ func (s *Service) checkLinks(ctx context.Context, queued map[string]int, now tim
 		if l.n.Relation != Child {
 			continue
 		}
-		why := linkUnreachable(l, now, s.cfg.UnreachableAfter)
+		why := linkUnreachable(l, l.conn.nc.IsConnected(), now, s.cfg.UnreachableAfter)
 		if why != l.unreachable {
 			if why != "" {
 				s.log.Warn("cannot reach a child's inbox; it takes no new builds until it can", "neighbour", p, "reason", why)

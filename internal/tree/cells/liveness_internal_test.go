@@ -253,3 +253,50 @@ func TestInboxUnreadableCountsAfterTheGrace(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerConnectionDownCountsAfterTheGrace: a connection to a broker
+// that is down (the parent's to a child's broker, or a cell's to its own)
+// makes the cell at the other end unable to receive only once it has been
+// down for reconnectGrace: a NATS client whose server is lost reconnects
+// to another server of its cluster within milliseconds, and a build placed
+// meanwhile must wait in the outbox, not fail for want of a cell (as one
+// did in TestProductionTree when the parent's client moved to another
+// server). A connection that comes back starts the count again.
+func TestBrokerConnectionDownCountsAfterTheGrace(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+	steps := []struct {
+		name      string
+		connected bool
+		at        time.Duration
+		down      bool
+	}{
+		{"up", true, 0, false},
+		{"down: reconnecting", false, time.Second, false},
+		{"down for 1.9 s", false, 2900 * time.Millisecond, false},
+		{"up again", true, 3 * time.Second, false},
+		{"down anew: the count starts again", false, 4 * time.Second, false},
+		{"down for 2 s", false, 6 * time.Second, true},
+		{"still down", false, time.Minute, true},
+		{"up", true, 61 * time.Second, false},
+	}
+	s := &Service{cfg: Config{UnreachableAfter: 15 * time.Second}, log: slog.New(slog.DiscardHandler)}
+	l := &link{n: Neighbour{Path: "api!cell1", Relation: Child}}
+	for _, c := range steps {
+		now := t0.Add(c.at)
+		for side, why := range map[string]string{
+			"the parent's connection to the child's broker": linkUnreachable(l, c.connected, now, s.cfg.UnreachableAfter),
+			"the cell's connection to its own broker":       s.ownConn(c.connected, now),
+		} {
+			if (why != "") != c.down {
+				t.Errorf("%s, %s: cannot receive %q, want %v", side, c.name, why, c.down)
+			}
+			if c.down && !strings.Contains(why, "since 2026-12-07T02:00:04Z") {
+				t.Errorf("%s, %s: %q does not say since when", side, c.name, why)
+			}
+		}
+	}
+	// A shorter unreachable_after (tests) shortens the grace with it.
+	if g := reconnectGrace(200 * time.Millisecond); g != 200*time.Millisecond {
+		t.Errorf("grace with unreachable_after 200ms = %s", g)
+	}
+}

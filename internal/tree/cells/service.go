@@ -64,7 +64,9 @@ type Config struct {
 	// lost takes a few seconds (up to the servers' 9 s election timeout)
 	// to elect another: a build placed meanwhile waits in the outbox and is
 	// delivered then, rather than fail for want of another cell. A
-	// connection to the broker that is down counts at once.
+	// connection to the broker that is down counts after
+	// reconnectGrace(UnreachableAfter): a client moves to another server
+	// of its cluster within milliseconds.
 	UnreachableAfter time.Duration
 	// MaxBuildAttempts bounds cell-level retries of a build (default 3).
 	MaxBuildAttempts int
@@ -264,6 +266,9 @@ type Service struct {
 	// notReceiving is why this cell could not receive at its last
 	// report ("" when it could).
 	notReceiving string
+	// disconnectedSince is when this cell's connection to its own broker
+	// was first seen down in the current outage (zero: it is up).
+	disconnectedSince time.Time
 	// unreadableSince is when this cell's own inbox stream was first
 	// found unreadable in the current run of failures (zero: readable).
 	unreadableSince time.Time

@@ -70,6 +70,9 @@ type link struct {
 	probing      bool
 	unreachable  string
 	stored       string
+	// disconnectedSince is when this cell's connection to the child's
+	// broker was first seen down in the current outage (zero: it is up).
+	disconnectedSince time.Time
 	// receivingAt is when the child last reported while it could
 	// receive and this cell could reach it (zero: not since this link
 	// was made): what its broker held before then, it took (sweepSent).
