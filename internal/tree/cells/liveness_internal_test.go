@@ -14,6 +14,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/tree/broker"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
+	"github.com/cellcloud/cellcloud/internal/tree/cellsched"
 	"github.com/cellcloud/cellcloud/internal/tree/outbox"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -298,5 +299,24 @@ func TestBrokerConnectionDownCountsAfterTheGrace(t *testing.T) {
 	// A shorter unreachable_after (tests) shortens the grace with it.
 	if g := reconnectGrace(200 * time.Millisecond); g != 200*time.Millisecond {
 		t.Errorf("grace with unreachable_after 200ms = %s", g)
+	}
+}
+
+// TestCellsSeenNamesWhyNoCellTookABuild: the warning of a build no cell
+// passes says, for each child, that it is down and why, or what its last
+// report fits.
+func TestCellsSeenNamesWhyNoCellTookABuild(t *testing.T) {
+	now := time.Now()
+	s := &Service{cfg: Config{DownAfter: time.Minute, Now: func() time.Time { return now }}, startAt: now, neighbours: map[string]*link{
+		"api!c1": {n: Neighbour{Path: "api!c1", Relation: Child, LastSeen: now, Report: &capacity.Report{Hosts: 2, NotReceiving: "its inbox cannot be read"}}},
+		"api!c2": {n: Neighbour{Path: "api!c2", Relation: Child, LastSeen: now.Add(-2 * time.Minute), Report: &capacity.Report{Hosts: 2}}},
+	}}
+	cands := []cellsched.Candidate{{Path: "api!c3", LastSeen: now.Add(-time.Second), Report: capacity.Report{Hosts: 2, FreeVCPUs: 0}}}
+	got := s.cellsSeen(cands, &cellsched.Request{Flavor: capacity.Flavor{VCPUs: 1, RAMMB: 512}})
+	for _, want := range []string{"api!c1: down, cannot receive: its inbox cannot be read", "api!c2: down, last report 2m0s ago",
+		"api!c3: candidate, last report 1s ago, fits 0 (free 0 vCPU, 0 MB, 2 hosts)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("cellsSeen = %q, want it to say %q", got, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -94,6 +95,8 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 	req := schedRequest(b, s.now())
 	ranked, err := s.cfg.Scheduler.Rank(req, cands)
 	if err != nil {
+		s.log.Warn("no cell passes the cell scheduler's filters", "request_id", env.RequestID, "instances", len(b.Instances),
+			"target_cell", b.TargetCell, "zone", req.AvailabilityZone, "cells", s.cellsSeen(cands, req))
 		return s.giveUp(ctx, tx, env, &onward, NoValidCellReason)
 	}
 	// Fill the best cell first; spill what does not fit to the next.
@@ -135,6 +138,34 @@ func (s *Service) place(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *w
 		tx.AfterCommit(func() { s.take(child, zone, need, n) })
 	}
 	return nil
+}
+
+// cellsSeen says, for a build no cell took, what the scheduler had of
+// each child: down (and why), or a candidate with how many of the build's
+// instances its last report fits.
+func (s *Service) cellsSeen(cands []cellsched.Candidate, req *cellsched.Request) string {
+	var out []string
+	now := s.now()
+	for _, n := range s.Neighbours() {
+		if n.Relation != Child {
+			continue
+		}
+		switch {
+		case NotReceiving(n) != "":
+			out = append(out, n.Path+": down, cannot receive: "+NotReceiving(n))
+		case s.Down(n):
+			out = append(out, fmt.Sprintf("%s: down, last report %s ago", n.Path, now.Sub(n.LastSeen).Round(time.Millisecond)))
+		}
+	}
+	for _, c := range cands {
+		seen := "its own hosts"
+		if !c.Self {
+			seen = "last report " + now.Sub(c.LastSeen).Round(time.Millisecond).String() + " ago"
+		}
+		out = append(out, fmt.Sprintf("%s: candidate, %s, fits %d (free %d vCPU, %d MB, %d hosts)",
+			c.Path, seen, c.Report.FitsIn(req.AvailabilityZone, req.Flavor), c.Report.FreeVCPUs, c.Report.FreeRAMMB, c.Report.Hosts))
+	}
+	return strings.Join(out, "; ")
 }
 
 // schedRequest is what the cell scheduler is asked to place for b.
