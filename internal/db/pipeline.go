@@ -78,12 +78,10 @@ func (p *pipeline) carry() error {
 	})
 }
 
-// send sends the queued statements and then last (if not ""), in one
-// batch, and answers last's result (or the last queued one's).
+// send sends the queued statements and then last, in one batch, and
+// answers last's result.
 func (p *pipeline) send(ctx context.Context, last string, args []any) (sql.Result, error) {
-	if last != "" {
-		p.queue(last, args)
-	}
+	p.queue(last, args)
 	stmts := p.take()
 	var tag pgconn.CommandTag
 	err := p.conn.Raw(func(dc any) error {
@@ -100,7 +98,7 @@ func (p *pipeline) send(ctx context.Context, last string, args []any) (sql.Resul
 		for i, s := range stmts {
 			if tag, err = br.Exec(); err != nil {
 				err = fmt.Errorf("%s: %w", firstLine(s.q), err)
-				if (last == "" || i < len(stmts)-1) && p.failed == nil {
+				if i < len(stmts)-1 && p.failed == nil {
 					// A queued statement's error is the transaction's,
 					// whichever statement of the caller's it surfaced
 					// in (one it may handle, as under a savepoint).
