@@ -248,7 +248,17 @@ type Tx struct {
 	statements, roundTrips *atomic.Int64
 	after                  []func()
 	marks                  map[string]int
+	// alone is set while InTxEach runs its functions each under its own
+	// savepoint (Alone).
+	alone bool
 }
+
+// Alone reports whether the transaction is InTxEach's second attempt,
+// which runs each function under its own savepoint: work its first
+// attempt did once for all of them (a step that only adds rows, say)
+// must then be done by each function for itself, so that a savepoint
+// rolled back undoes it too.
+func (t *Tx) Alone() bool { return t.alone }
 
 // Savepoint starts a savepoint that RollbackTo can return to. On
 // PostgreSQL it and Release go with the transaction's next statement, as

@@ -14,7 +14,8 @@ import (
 // functions with them) while the rest commit once. A conflict the engine
 // asks to retry runs the whole transaction again, as InTx does. err is the
 // transaction's own failure: then none of the functions took effect. Each
-// function must be safe to run again.
+// function must be safe to run again. In the second attempt tx.Alone
+// reports true.
 func (d *DB) InTxEach(ctx context.Context, fs []func(*Tx) error) (errs []error, err error) {
 	errs = make([]error, len(fs))
 	err = d.InTx(ctx, func(tx *Tx) error {
@@ -32,6 +33,7 @@ func (d *DB) InTxEach(ctx context.Context, fs []func(*Tx) error) (errs []error, 
 		return errs, err
 	}
 	err = d.InTx(ctx, func(tx *Tx) error {
+		tx.alone = true
 		for i, f := range fs {
 			errs[i] = nil
 			sp := "each" + strconv.Itoa(i)

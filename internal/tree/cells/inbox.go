@@ -126,10 +126,34 @@ func (s *Service) processBatch(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		items = append(items, it)
 	}
+	// The first attempt records the batch's ids as applied in one
+	// statement; the second, each message under its own savepoint,
+	// records each id with its message, so that a message undone is
+	// undone with its record.
+	applied := make([]outbox.Applied, len(items))
+	for i, it := range items {
+		applied[i] = outbox.Applied{ID: it.env.ID, Method: it.env.Method}
+	}
+	var fresh []bool
 	fs := make([]func(*db.Tx) error, len(items))
 	for i := range items {
 		it := &items[i]
-		fs[i] = func(tx *db.Tx) error { return s.applyIn(ctx, tx, it.env, it.h, it.d, it.log) }
+		fs[i] = func(tx *db.Tx) error {
+			if tx.Alone() {
+				return s.applyIn(ctx, tx, it.env, it.h, it.d, it.log)
+			}
+			if i == 0 {
+				var err error
+				if fresh, err = outbox.MarkAppliedMany(ctx, tx, applied); err != nil {
+					return err
+				}
+			}
+			if !fresh[i] {
+				it.log.Debug("message already applied; ignoring the repeat")
+				return nil
+			}
+			return s.applyFresh(ctx, tx, it.env, it.h, it.d)
+		}
 	}
 	errs, err := s.cfg.DB.InTxEach(ctx, fs)
 	if err != nil {
@@ -204,6 +228,12 @@ func (s *Service) applyIn(ctx context.Context, tx *db.Tx, env *wire.Envelope, h 
 		log.Debug("message already applied; ignoring the repeat")
 		return nil
 	}
+	return s.applyFresh(ctx, tx, env, h, d)
+}
+
+// applyFresh applies (or forwards) inside tx a durable message recorded
+// as applied in it.
+func (s *Service) applyFresh(ctx context.Context, tx *db.Tx, env *wire.Envelope, h CastHandler, d decision) error {
 	if h != nil {
 		if err := h(ctx, tx, env); err != nil {
 			return err

@@ -19,8 +19,9 @@ const relayBatch = 512
 func (s *Service) relayLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.RelayInterval)
 	defer t.Stop()
+	var backlog bool
 	for {
-		for s.relayOnce(ctx) && ctx.Err() == nil {
+		for s.relayOnce(ctx, &backlog) && ctx.Err() == nil {
 			// A full batch went out: there may be more.
 		}
 		select {
@@ -33,9 +34,33 @@ func (s *Service) relayLoop(ctx context.Context) {
 }
 
 // relayOnce relays one batch per neighbour; it reports whether any batch
-// was full.
-func (s *Service) relayOnce(ctx context.Context) bool {
-	counts, err := outbox.Neighbours(ctx, s.cfg.DB)
+// was full. It reads the outbox in one statement (outbox.Unsent) while
+// what is queued fits in a batch, the usual case; when more is (a
+// neighbour down, a burst), it counts them per neighbour and reads a
+// batch for each, and goes on so, through *backlog, until a count shows
+// the backlog gone.
+func (s *Service) relayOnce(ctx context.Context, backlog *bool) bool {
+	var unsent map[string][]outbox.Entry
+	var counts map[string]int
+	var err error
+	if !*backlog {
+		var complete bool
+		unsent, complete, err = outbox.Unsent(ctx, s.cfg.DB, relayBatch)
+		if err == nil && complete {
+			counts = make(map[string]int, len(unsent))
+			for nb, es := range unsent {
+				counts[nb] = len(es)
+			}
+		}
+	}
+	if err == nil && counts == nil {
+		counts, err = outbox.Neighbours(ctx, s.cfg.DB)
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		*backlog = total > relayBatch
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("reading the outbox", "err", err)
@@ -65,10 +90,12 @@ func (s *Service) relayOnce(ctx context.Context) bool {
 			s.replaceIfDue(ctx, nb, l, now)
 			continue
 		}
-		entries, err := outbox.Pending(ctx, s.cfg.DB, nb, relayBatch)
-		if err != nil {
-			s.log.Error("reading the outbox", "neighbour", nb, "err", err)
-			continue
+		entries, ok := unsent[nb]
+		if !ok {
+			if entries, err = outbox.Pending(ctx, s.cfg.DB, nb, relayBatch); err != nil {
+				s.log.Error("reading the outbox", "neighbour", nb, "err", err)
+				continue
+			}
 		}
 		msgs := coalesce(entries)
 		if s.faults != nil {

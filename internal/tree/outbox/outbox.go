@@ -99,6 +99,40 @@ func Pending(ctx context.Context, d *db.DB, neighbour string, limit int) ([]Entr
 	return out, rows.Err()
 }
 
+// Unsent returns, in one statement, every message not yet sent, by
+// neighbour and oldest first, with how many each neighbour has, when
+// there are at most limit of them all: what Neighbours and Pending for
+// each would return. When there are more, complete is false and nothing
+// is returned: the caller reads them neighbour by neighbour.
+func Unsent(ctx context.Context, d *db.DB, limit int) (byNeighbour map[string][]Entry, complete bool, err error) {
+	rows, err := d.Query(ctx, `SELECT seq, neighbour, msg_id, method, body, created_at FROM outbox WHERE sent_at IS NULL LIMIT ?`, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("outbox: read: %w", err)
+	}
+	defer rows.Close()
+	byNeighbour = map[string][]Entry{}
+	n := 0
+	for rows.Next() {
+		if n++; n > limit {
+			return nil, false, nil
+		}
+		var e Entry
+		var at int64
+		if err := rows.Scan(&e.Seq, &e.Neighbour, &e.MsgID, &e.Method, &e.Body, &at); err != nil {
+			return nil, false, fmt.Errorf("outbox: read: %w", err)
+		}
+		e.CreatedAt = db.FromMicros(at)
+		byNeighbour[e.Neighbour] = append(byNeighbour[e.Neighbour], e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("outbox: read: %w", err)
+	}
+	for _, es := range byNeighbour {
+		slices.SortFunc(es, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+	return byNeighbour, true, nil
+}
+
 // Neighbours lists the neighbours that have messages queued and not yet
 // sent, with counts.
 func Neighbours(ctx context.Context, d *db.DB) (map[string]int, error) {
@@ -200,6 +234,62 @@ func MarkApplied(ctx context.Context, tx *db.Tx, id, method string) (bool, error
 		return false, err
 	}
 	return n == 1, nil
+}
+
+// Applied is a message MarkAppliedMany records.
+type Applied struct{ ID, Method string }
+
+// MarkAppliedMany records several messages as applied in one statement,
+// inside the transaction that applies them, and reports for each whether
+// it is fresh: false when its id was applied before, or is an earlier
+// message's of the same call (a message delivered twice in one batch
+// takes effect once).
+func MarkAppliedMany(ctx context.Context, tx *db.Tx, ms []Applied) ([]bool, error) {
+	fresh := make([]bool, len(ms))
+	if len(ms) == 0 {
+		return fresh, nil
+	}
+	now := time.Now().UnixMicro()
+	q := make([]byte, 0, 96+12*len(ms))
+	args := make([]any, 0, 3*len(ms))
+	if tx.Dialect == db.Postgres {
+		q = append(q, "INSERT INTO applied_messages (msg_id, method, applied_at) VALUES "...)
+	} else {
+		q = append(q, "INSERT OR IGNORE INTO applied_messages (msg_id, method, applied_at) VALUES "...)
+	}
+	for i, m := range ms {
+		if i > 0 {
+			q = append(q, ", "...)
+		}
+		q = append(q, "(?, ?, ?)"...)
+		args = append(args, m.ID, m.Method, now)
+	}
+	if tx.Dialect == db.Postgres {
+		q = append(q, " ON CONFLICT (msg_id) DO NOTHING"...)
+	}
+	q = append(q, " RETURNING msg_id"...)
+	rows, err := tx.Query(ctx, string(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: mark %d messages applied: %w", len(ms), err)
+	}
+	defer rows.Close()
+	inserted := make(map[string]bool, len(ms))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("outbox: mark %d messages applied: %w", len(ms), err)
+		}
+		inserted[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: mark %d messages applied: %w", len(ms), err)
+	}
+	for i, m := range ms {
+		// The first of an id inserted is fresh; a repeat after it is not.
+		fresh[i] = inserted[m.ID]
+		delete(inserted, m.ID)
+	}
+	return fresh, nil
 }
 
 // PruneApplied forgets applied ids older than before. A message older than

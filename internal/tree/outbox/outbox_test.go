@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +117,62 @@ func TestOutboxQueuesInTheCallersTransaction(t *testing.T) {
 	})
 }
 
+// TestUnsentReadsEveryNeighbourAtOnceOrNothing: Unsent returns what
+// Neighbours and Pending would, for every neighbour in one statement,
+// while all that is queued and not sent fits in its limit; a message
+// marked sent is not among them. Past the limit it returns nothing and
+// says so.
+func TestUnsentReadsEveryNeighbourAtOnceOrNothing(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		enqueue(t, d, "api!cell1", "a1", "a2")
+		enqueue(t, d, "api!cell2", "b1")
+		enqueue(t, d, "api!cell1", "a3")
+		enqueue(t, d, "api", "sent")
+		kept, err := outbox.Pending(ctx, d, "api", 10)
+		if err != nil || len(kept) != 1 {
+			t.Fatalf("Pending(api) = %+v, %v", kept, err)
+		}
+		if err := outbox.MarkSent(ctx, d, []int64{kept[0].Seq}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+
+		got, complete, err := outbox.Unsent(ctx, d, 4)
+		if err != nil || !complete {
+			t.Fatalf("Unsent(4) complete=%v, %v; want the 4 unsent", complete, err)
+		}
+		counts, err := outbox.Neighbours(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(counts) {
+			t.Errorf("Unsent has %d neighbours, Neighbours %v", len(got), counts)
+		}
+		for nb, n := range counts {
+			want, err := outbox.Pending(ctx, d, nb, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) != n || !reflect.DeepEqual(got[nb], want) {
+				t.Errorf("Unsent[%s] = %+v, want %+v (count %d)", nb, got[nb], want, n)
+			}
+		}
+		var ids []string
+		for _, e := range got["api!cell1"] {
+			ids = append(ids, e.MsgID)
+		}
+		if want := []string{"a1", "a2", "a3"}; !slices.Equal(ids, want) {
+			t.Errorf("Unsent[api!cell1] ids = %v, want %v, oldest first", ids, want)
+		}
+
+		got, complete, err = outbox.Unsent(ctx, d, 3)
+		if err != nil || complete || got != nil {
+			t.Fatalf("Unsent(3) = %v, complete=%v, %v; want nothing, not complete", got, complete, err)
+		}
+	})
+}
+
 func TestOutboxDeleteManyAndTooBig(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
@@ -200,6 +258,55 @@ func TestMarkAppliedOncePerID(t *testing.T) {
 		}
 		if !mark("x") {
 			t.Fatal("x was remembered after pruning")
+		}
+	})
+}
+
+// TestMarkAppliedManyOncePerID: one statement records a batch's ids and
+// says which are fresh: not an id applied before, nor a repeat of an
+// earlier id in the same batch; a batch rolled back records nothing.
+func TestMarkAppliedManyOncePerID(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		mark := func(ids ...string) []bool {
+			t.Helper()
+			ms := make([]outbox.Applied, len(ids))
+			for i, id := range ids {
+				ms[i] = outbox.Applied{ID: id, Method: "test_note"}
+			}
+			var fresh []bool
+			if err := d.InTx(ctx, func(tx *db.Tx) error {
+				var err error
+				fresh, err = outbox.MarkAppliedMany(ctx, tx, ms)
+				return err
+			}); err != nil {
+				t.Fatalf("mark %v: %v", ids, err)
+			}
+			return fresh
+		}
+		if got := mark(); len(got) != 0 {
+			t.Errorf("mark of none = %v", got)
+		}
+		if !mark("a")[0] {
+			t.Fatal("first mark of a was not fresh")
+		}
+		if got, want := mark("b", "a", "c", "b", "d"), []bool{true, false, true, false, true}; !slices.Equal(got, want) {
+			t.Fatalf("mark b a c b d = %v, want %v", got, want)
+		}
+		rollback := errors.New("roll back")
+		_ = d.InTx(ctx, func(tx *db.Tx) error {
+			if _, err := outbox.MarkAppliedMany(ctx, tx, []outbox.Applied{{ID: "e", Method: "test_note"}}); err != nil {
+				t.Errorf("mark e: %v", err)
+			}
+			return rollback
+		})
+		if got, want := mark("e", "d"), []bool{true, false}; !slices.Equal(got, want) {
+			t.Fatalf("mark e d after a rolled-back mark of e = %v, want %v", got, want)
+		}
+		var n int
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM applied_messages WHERE method = 'test_note'`).Scan(&n); err != nil || n != 5 {
+			t.Fatalf("%d applied ids (%v), want 5", n, err)
 		}
 	})
 }
