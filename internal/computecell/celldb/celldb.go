@@ -705,6 +705,100 @@ func UpdateClaimed(ctx context.Context, tx *db.Tx, uuid, host string, c Change, 
 // "WHERE uuid = ?"), and returns it as updated when returning is set:
 // sql.ErrNoRows when it does not meet the condition.
 func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any, c Change, now time.Time, returning bool) (*Instance, error) {
+	q, args := updateStatement(uuid, where, whereArgs, c, now)
+	if !returning {
+		res, err := tx.Exec(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("update instance %s: %w", uuid, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, err
+		} else if n == 0 {
+			return nil, sql.ErrNoRows
+		}
+		return nil, nil
+	}
+	in, err := scanInstance(tx.QueryRow(ctx, q+` RETURNING `+selectCols, args...))
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
+	}
+	return in, err
+}
+
+// UpdateState is Update that also returns the state to send up (State):
+// on PostgreSQL in one statement, which reads the instance's addresses
+// with the row it writes.
+func UpdateState(ctx context.Context, tx *db.Tx, cell, uuid string, expectTask *string, c Change, now time.Time) (*Instance, wire.InstanceState, error) {
+	if tx.Dialect != db.Postgres {
+		in, err := Update(ctx, tx, uuid, expectTask, c, now)
+		if err != nil {
+			return nil, wire.InstanceState{}, err
+		}
+		st, err := State(ctx, tx, cell, in)
+		return in, st, err
+	}
+	where, whereArgs := taskIs(expectTask)
+	q, args := updateStatement(uuid, where, whereArgs, c, now)
+	// The addresses are read in the statement's snapshot, with the
+	// version the row had in it (seen): when the update waited for a
+	// transaction that changed the row meanwhile (seen is not the version
+	// it updated), they are read again after it, as State would.
+	rows, err := tx.Query(ctx, `WITH u AS (`+q+` RETURNING `+selectCols+`)
+		SELECT u.*, f.network, f.address, f.mac, f.network_id, f.subnet_id, f.port_id,
+			(SELECT i.version FROM instances i WHERE i.uuid = u.uuid)
+		FROM u LEFT JOIN fixed_ips f ON f.instance_uuid = u.uuid ORDER BY f.nic, f.address_int`, args...)
+	if err != nil {
+		return nil, wire.InstanceState{}, fmt.Errorf("update instance %s: %w", uuid, err)
+	}
+	defer rows.Close()
+	var in *Instance
+	var addrs []wire.Address
+	var seen sql.NullInt64
+	for rows.Next() {
+		var network, addr, mac, networkID, subnetID, portID sql.NullString
+		row, err := scanInstance(scanWith{rows, []any{&network, &addr, &mac, &networkID, &subnetID, &portID, &seen}})
+		if err != nil {
+			return nil, wire.InstanceState{}, fmt.Errorf("update instance %s: %w", uuid, err)
+		}
+		if in == nil {
+			in = row
+		}
+		if network.Valid {
+			addrs = append(addrs, wire.Address{Version: 4, Network: network.String, Addr: addr.String, MAC: mac.String,
+				NetworkID: networkID.String, SubnetID: subnetID.String, PortID: portID.String})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wire.InstanceState{}, fmt.Errorf("update instance %s: %w", uuid, err)
+	}
+	if in == nil {
+		return nil, wire.InstanceState{}, conflict(ctx, tx, uuid, expectTask)
+	}
+	st := state(cell, in)
+	if in.Deleted {
+		return in, st, nil
+	}
+	if !seen.Valid || seen.Int64+1 != in.Version {
+		if addrs, err = Addresses(ctx, tx, uuid); err != nil {
+			return nil, wire.InstanceState{}, err
+		}
+	}
+	st.Addresses = addrs
+	return in, st, nil
+}
+
+// scanWith scans a row's first columns into what Scan is given and the
+// rest into extra.
+type scanWith struct {
+	r     db.Scanner
+	extra []any
+}
+
+func (s scanWith) Scan(dest ...any) error { return s.r.Scan(append(dest, s.extra...)...) }
+
+// updateStatement is the UPDATE that applies c to the instance if it meets
+// where (a condition after "WHERE uuid = ?"), with its arguments.
+func updateStatement(uuid, where string, whereArgs []any, c Change, now time.Time) (string, []any) {
 	var set []string
 	var args []any
 	add := func(col string, v any) {
@@ -757,24 +851,7 @@ func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any,
 	}
 	add("updated_at", db.Micros(now))
 	q := `UPDATE instances SET ` + strings.Join(set, ", ") + `, version = version + 1 WHERE uuid = ?` + where
-	args = append(append(args, uuid), whereArgs...)
-	if !returning {
-		res, err := tx.Exec(ctx, q, args...)
-		if err != nil {
-			return nil, fmt.Errorf("update instance %s: %w", uuid, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return nil, err
-		} else if n == 0 {
-			return nil, sql.ErrNoRows
-		}
-		return nil, nil
-	}
-	in, err := scanInstance(tx.QueryRow(ctx, q+` RETURNING `+selectCols, args...))
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
-	}
-	return in, err
+	return q, append(append(args, uuid), whereArgs...)
 }
 
 // Purge removes outright the instances of uuids that are live and in task

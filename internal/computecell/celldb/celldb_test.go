@@ -2,9 +2,11 @@ package celldb_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -665,6 +668,127 @@ func TestStatesAgreesWithState(t *testing.T) {
 		}
 		if sts, err := celldb.States(ctx, d, "api!c1", nil); err != nil || len(sts) != 0 {
 			t.Errorf("States of none = %v, %v", sts, err)
+		}
+	})
+}
+
+// TestUpdateStateIsUpdateThenState: UpdateState changes what Update
+// changes, with the same compare-and-swap and errors, and returns the
+// state State gives after it: the live instance's addresses in NIC order,
+// none for one deleted. On PostgreSQL, where it is one statement, an
+// update that waited for another transaction (which changed the row and
+// gave the instance an address) returns the address that transaction
+// added, as a read after the update would.
+func TestUpdateStateIsUpdateThenState(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		us := insertInstances(t, d, 4)
+		addr := func(q interface {
+			Exec(context.Context, string, ...any) (sql.Result, error)
+		}, u string, i, nic int) {
+			t.Helper()
+			if _, err := q.Exec(ctx, `INSERT INTO fixed_ips (subnet_id, address_int, address, network, network_id, instance_uuid, port_id, mac, nic, updated_at) VALUES ('sub-1', ?, ?, 'private', 'net-1', ?, ?, ?, ?, 0)`,
+				100+i, fmt.Sprintf("10.0.0.%d", 100+i), u, fmt.Sprintf("port-%d", i), fmt.Sprintf("fa:16:3e:00:00:%02x", i), nic); err != nil {
+				t.Fatal(err)
+			}
+		}
+		addr(d, us[0], 1, 1) // us[0]: two NICs, the second written first
+		addr(d, us[0], 2, 0)
+		addr(d, us[2], 3, 0) // us[2]: deleted below, its address not yet freed
+		str := func(s string) *string { return &s }
+		updateState := func(u string, expect *string, c celldb.Change) (*celldb.Instance, wire.InstanceState, error) {
+			var in *celldb.Instance
+			var st wire.InstanceState
+			err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+				in, st, err = celldb.UpdateState(ctx, tx, "api!c1", u, expect, c, t0.Add(time.Minute))
+				return err
+			})
+			return in, st, err
+		}
+		if _, _, err := updateState(us[0], str(celldb.TaskSpawning), celldb.Change{TaskState: str("")}); !errors.Is(err, wire.ErrConflict) {
+			t.Errorf("UpdateState with the wrong expected task = %v, want wire.ErrConflict", err)
+		}
+		if _, _, err := updateState("no-such-instance", nil, celldb.Change{}); !errors.Is(err, celldb.ErrNotFound) {
+			t.Errorf("UpdateState of a missing instance = %v, want ErrNotFound", err)
+		}
+		if in, _ := celldb.Get(ctx, d, us[0]); in.Version != 1 {
+			t.Fatalf("refused updates changed the instance: version %d", in.Version)
+		}
+		check := func(u string, expect *string, c celldb.Change, addrs []string) {
+			t.Helper()
+			in, st, err := updateState(u, expect, c)
+			if err != nil {
+				t.Fatalf("UpdateState %s: %v", u, err)
+			}
+			now, err := celldb.Get(ctx, d, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(in, now) {
+				t.Errorf("%s: UpdateState returned\n%+v\nthe row is\n%+v", u, in, now)
+			}
+			want, err := celldb.State(ctx, d, "api!c1", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(st, want) {
+				t.Errorf("%s: UpdateState gives\n%+v\nState gives\n%+v", u, st, want)
+			}
+			var got []string
+			for _, a := range st.Addresses {
+				got = append(got, a.Addr)
+			}
+			if !slices.Equal(got, addrs) {
+				t.Errorf("%s: addresses %v, want %v", u, got, addrs)
+			}
+		}
+		check(us[0], str(celldb.TaskScheduling), celldb.Change{Host: str("h1"), TaskState: str(celldb.TaskSpawning)}, []string{"10.0.0.102", "10.0.0.101"})
+		check(us[1], nil, celldb.Change{TaskState: str(celldb.TaskSpawning)}, nil)
+		check(us[2], nil, celldb.Change{Deleted: true}, nil)
+
+		if d.Dialect != db.Postgres {
+			return
+		}
+		// us[3]: another transaction changes the row and gives it an
+		// address while UpdateState waits for its lock.
+		locked, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- d.InTx(ctx, func(tx *db.Tx) error {
+				if err := celldb.Set(ctx, tx, us[3], nil, celldb.Change{Host: str("h2")}, t0); err != nil {
+					return err
+				}
+				addr(tx, us[3], 4, 0)
+				close(locked)
+				<-release
+				return nil
+			})
+		}()
+		<-locked
+		type result struct {
+			st  wire.InstanceState
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			_, st, err := updateState(us[3], nil, celldb.Change{TaskState: str(celldb.TaskSpawning)})
+			got <- result{st, err}
+		}()
+		testpoll.Eventually(t, 10*time.Second, "the update to wait for the row's lock", func() (bool, string) {
+			var n int
+			err := d.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&n)
+			return err == nil && n > 0, fmt.Sprintf("%d waiting (%v)", n, err)
+		})
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		r := <-got
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.st.Version != 3 || r.st.Host != "h2" || len(r.st.Addresses) != 1 || r.st.Addresses[0].Addr != "10.0.0.104" {
+			t.Errorf("after waiting: version %d, host %q, addresses %+v; want 3, h2, 10.0.0.104", r.st.Version, r.st.Host, r.st.Addresses)
 		}
 	})
 }

@@ -87,12 +87,11 @@ func (o *Owner) Transition(ctx context.Context, tx *db.Tx, uuid string, expectTa
 // TransitionState is Transition that also returns the state sent up (the
 // instance's addresses with it, read once for both).
 func (o *Owner) TransitionState(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c celldb.Change) (*celldb.Instance, wire.InstanceState, error) {
-	in, err := celldb.Update(ctx, tx, uuid, expectTask, c, o.now())
+	in, st, err := celldb.UpdateState(ctx, tx, o.cell, uuid, expectTask, c, o.now())
 	if err != nil {
 		return nil, wire.InstanceState{}, err
 	}
-	st, err := o.announce(ctx, tx, in)
-	return in, st, err
+	return in, st, o.send(ctx, tx, in.RequestID, &wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
 }
 
 // Step is Transition for a state the API cell learns later (from the
