@@ -621,6 +621,83 @@ func TestFailedClaimLeavesNothingInACommittedTransaction(t *testing.T) {
 	})
 }
 
+// TestPlaceClaimsAndRecordsTheHost: Place takes a claim and records the
+// host on an instance waiting for one (networking, the host's zone when
+// asked, the version up by one); it does so again for a claim held on the
+// same host. A full host refuses it with ErrClaimFailed and nothing
+// changes; an instance no longer waiting (being deleted) fails with
+// wire.ErrConflict, and the caller's rollback leaves nothing.
+func TestPlaceClaimsAndRecordsTheHost(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		register(t, d, node("h1", 2), t0)
+		register(t, d, node("h2", 2), t0)
+		setZones(t, d, map[string]string{"h1": "az9", "h2": "az8"})
+		us := insertInstances(t, d, 5)
+		at := t0.Add(time.Minute)
+		place := func(u, host string, takeZone bool) error {
+			return d.InTx(ctx, func(tx *db.Tx) error { return celldb.Place(ctx, tx, u, host, small, takeZone, at) })
+		}
+		placed := func(u, host, zone string, version int64) {
+			t.Helper()
+			in, err := celldb.Get(ctx, d, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.Host != host || in.Node != host || in.TaskState != celldb.TaskNetworking || in.AvailabilityZone != zone ||
+				in.Version != version || !in.UpdatedAt.Equal(at) {
+				t.Errorf("%s: host %q node %q task %q zone %q version %d updated %v; want %s, networking, zone %q, version %d",
+					u, in.Host, in.Node, in.TaskState, in.AvailabilityZone, in.Version, in.UpdatedAt, host, zone, version)
+			}
+		}
+		if err := place(us[0], "h1", true); err != nil {
+			t.Fatal(err)
+		}
+		placed(us[0], "h1", "az9", 2)
+		if err := place(us[1], "h1", false); err != nil {
+			t.Fatal(err)
+		}
+		placed(us[1], "h1", "", 2)
+		checkUse(t, d, "h1", 2)
+
+		// h1 is full: refused, nothing changes.
+		if err := place(us[2], "h1", true); !errors.Is(err, celldb.ErrClaimFailed) {
+			t.Errorf("Place on a full host = %v, want ErrClaimFailed", err)
+		}
+		checkUse(t, d, "h1", 2)
+		if in, _ := celldb.Get(ctx, d, us[2]); in.Version != 1 || in.Host != "" || in.TaskState != celldb.TaskScheduling {
+			t.Errorf("refused placement changed the instance: %+v", in)
+		}
+
+		// A claim held already on h2 (a repeat after a restart): placed.
+		if err := claim(d, us[3], "h2", small); err != nil {
+			t.Fatal(err)
+		}
+		if err := place(us[3], "h2", true); err != nil {
+			t.Fatal(err)
+		}
+		placed(us[3], "h2", "az8", 2)
+		checkUse(t, d, "h2", 1)
+
+		// Being deleted: a conflict, and the rollback leaves no claim.
+		deleting := celldb.TaskDeleting
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			return celldb.Set(ctx, tx, us[4], nil, celldb.Change{TaskState: &deleting}, t0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := place(us[4], "h2", true); !errors.Is(err, wire.ErrConflict) {
+			t.Errorf("Place of an instance being deleted = %v, want wire.ErrConflict", err)
+		}
+		checkUse(t, d, "h2", 1)
+		if err := place("no-such-instance", "h2", true); !errors.Is(err, celldb.ErrNotFound) {
+			t.Errorf("Place of a missing instance = %v, want ErrNotFound", err)
+		}
+		checkUse(t, d, "h2", 1)
+	})
+}
+
 // TestStatesAgreesWithState: the heal's batched States gives, for each
 // instance, what State gives alone: addresses for the live ones that have
 // them, none for the others and for the deleted.

@@ -150,20 +150,12 @@ func HostZone(ctx context.Context, q Querier, host string) (string, error) {
 // inserts the row). A claim that fails leaves nothing behind, whatever the
 // caller then does with its transaction.
 func ClaimZone(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor, now time.Time) (string, error) {
-	const insert = `INSERT INTO claims (instance_uuid, host, vcpus, ram_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (instance_uuid) DO NOTHING`
-	const take = `UPDATE compute_nodes SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,
-		used_disk_gb = used_disk_gb + ?, instances = instances + 1
-		WHERE host = ? AND enabled = 1
-		AND used_vcpus + ? <= vcpus * ` + effectiveCPURatio + ` AND used_ram_mb + ? <= ram_mb * ` + effectiveRAMRatio + `
-		AND used_disk_gb + ? <= disk_gb * ` + effectiveDiskRatio
-	claimArgs := []any{uuid, host, f.VCPUs, f.RAMMB, f.DiskGB, db.Micros(now)}
-	takeArgs := []any{f.VCPUs, f.RAMMB, f.DiskGB, host, f.VCPUs, f.RAMMB, f.DiskGB}
+	claimArgs, takeArgs := claimArgs(uuid, host, f, now)
 	if tx.Dialect == db.Postgres {
 		var inserted bool
 		var az *string
-		err := tx.QueryRow(ctx, `WITH c AS (`+insert+` RETURNING 1),
-			u AS (`+take+` AND EXISTS (SELECT 1 FROM c) RETURNING availability_zone)
+		err := tx.QueryRow(ctx, `WITH c AS (`+claimInsert+` RETURNING 1),
+			u AS (`+claimTake+` AND EXISTS (SELECT 1 FROM c) RETURNING availability_zone)
 			SELECT EXISTS (SELECT 1 FROM c), (SELECT availability_zone FROM u)`, append(claimArgs, takeArgs...)...).Scan(&inserted, &az)
 		switch {
 		case err != nil:
@@ -175,7 +167,7 @@ func ClaimZone(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Fla
 		}
 		return *az, nil
 	}
-	res, err := tx.Exec(ctx, insert, claimArgs...)
+	res, err := tx.Exec(ctx, claimInsert, claimArgs...)
 	if err != nil {
 		return "", fmt.Errorf("claim on %s: %w", host, err)
 	}
@@ -185,7 +177,7 @@ func ClaimZone(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Fla
 		return claimedBefore(ctx, tx, uuid, host)
 	}
 	var az string
-	err = tx.QueryRow(ctx, take+` RETURNING availability_zone`, takeArgs...).Scan(&az)
+	err = tx.QueryRow(ctx, claimTake+` RETURNING availability_zone`, takeArgs...).Scan(&az)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", unclaim(ctx, tx, uuid, host)
 	}
@@ -193,6 +185,77 @@ func ClaimZone(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Fla
 		return "", fmt.Errorf("claim on %s: %w", host, err)
 	}
 	return az, nil
+}
+
+// claimInsert adds an instance's claim row; claimTake takes its flavor
+// from the host's room, if it has it (claimArgs gives their arguments).
+const (
+	claimInsert = `INSERT INTO claims (instance_uuid, host, vcpus, ram_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (instance_uuid) DO NOTHING`
+	claimTake = `UPDATE compute_nodes SET used_vcpus = used_vcpus + ?, used_ram_mb = used_ram_mb + ?,
+		used_disk_gb = used_disk_gb + ?, instances = instances + 1
+		WHERE host = ? AND enabled = 1
+		AND used_vcpus + ? <= vcpus * ` + effectiveCPURatio + ` AND used_ram_mb + ? <= ram_mb * ` + effectiveRAMRatio + `
+		AND used_disk_gb + ? <= disk_gb * ` + effectiveDiskRatio
+)
+
+func claimArgs(uuid, host string, f capacity.Flavor, now time.Time) (claim, take []any) {
+	return []any{uuid, host, f.VCPUs, f.RAMMB, f.DiskGB, db.Micros(now)},
+		[]any{f.VCPUs, f.RAMMB, f.DiskGB, host, f.VCPUs, f.RAMMB, f.DiskGB}
+}
+
+// Place claims host for an instance waiting to be scheduled (task state
+// scheduling) and records the host on it: task state networking, the
+// host's zone when takeZone is set, the version up by one. It is
+// ClaimZone then Update of the instance, and fails as they do
+// (ErrClaimFailed for a host without room, wire.ErrConflict or
+// ErrNotFound for an instance no longer scheduling); on PostgreSQL a first
+// claim is one statement. On failure the caller rolls back what was done
+// (its transaction or a savepoint), as after ClaimZone and Update.
+func Place(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor, takeZone bool, now time.Time) error {
+	scheduling := TaskScheduling
+	set := func(az string) error {
+		networking := TaskNetworking
+		c := Change{Host: &host, TaskState: &networking}
+		if takeZone {
+			c.AvailabilityZone = &az
+		}
+		return Set(ctx, tx, uuid, &scheduling, c, now)
+	}
+	if tx.Dialect != db.Postgres {
+		az, err := ClaimZone(ctx, tx, uuid, host, f, now)
+		if err != nil {
+			return err
+		}
+		return set(az)
+	}
+	claimArgs, takeArgs := claimArgs(uuid, host, f, now)
+	args := append(append(claimArgs, takeArgs...), host, host, TaskNetworking, takeZone, db.Micros(now), uuid, TaskScheduling)
+	var inserted, placed bool
+	var az *string
+	err := tx.QueryRow(ctx, `WITH c AS (`+claimInsert+` RETURNING 1),
+		u AS (`+claimTake+` AND EXISTS (SELECT 1 FROM c) RETURNING availability_zone),
+		i AS (UPDATE instances SET host = ?, node = ?, task_state = ?,
+			availability_zone = CASE WHEN ? THEN (SELECT availability_zone FROM u) ELSE availability_zone END,
+			updated_at = ?, version = version + 1
+			WHERE uuid = ? AND task_state = ? AND EXISTS (SELECT 1 FROM u) RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM c), (SELECT availability_zone FROM u), EXISTS (SELECT 1 FROM i)`, args...).Scan(&inserted, &az, &placed)
+	switch {
+	case err != nil:
+		return fmt.Errorf("claim on %s: %w", host, err)
+	case !inserted:
+		// A claim held already (a repeat): as ClaimZone, then the update.
+		zone, err := claimedBefore(ctx, tx, uuid, host)
+		if err != nil {
+			return err
+		}
+		return set(zone)
+	case az == nil:
+		return unclaim(ctx, tx, uuid, host)
+	case !placed:
+		return conflict(ctx, tx, uuid, &scheduling)
+	}
+	return nil
 }
 
 // claimedBefore is a claim of an instance that holds one already: fine on

@@ -25,16 +25,7 @@ import (
 // the host on it (task state scheduling to networking; a Step). Like Nova,
 // an instance that asked for no availability zone takes its host's.
 func (o *Owner) Place(ctx context.Context, tx *db.Tx, in *celldb.Instance, host string) error {
-	az, err := celldb.ClaimZone(ctx, tx, in.UUID, host, in.Need(), o.now())
-	if err != nil {
-		return err
-	}
-	networking := celldb.TaskNetworking
-	change := celldb.Change{Host: &host, TaskState: &networking}
-	if in.AvailabilityZone == "" {
-		change.AvailabilityZone = &az
-	}
-	return o.Step(ctx, tx, in.UUID, Task(celldb.TaskScheduling), change)
+	return celldb.Place(ctx, tx, in.UUID, host, in.Need(), in.AvailabilityZone == "", o.now())
 }
 
 // Unplace gives back the claim of an instance caught between host choice
