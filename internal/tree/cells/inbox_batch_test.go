@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cellcloud/cellcloud/internal/db"
@@ -79,12 +78,7 @@ func TestInboxBatchAppliesEachMessageOnce(t *testing.T) {
 	}
 	// Plain publishes, without Nats-Msg-Id: the broker keeps both copies of
 	// note 2, as it would a redelivery.
-	nc, err := nats.Connect(c1.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(c1.conn())
 	if err != nil {
 		t.Fatal(err)
 	}
