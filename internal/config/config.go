@@ -370,6 +370,12 @@ type Cells struct {
 	// counts as unable to receive (default 15s: longer than a NATS
 	// cluster's stream leader election).
 	UnreachableAfter Duration `json:"unreachable_after,omitempty"`
+	// InboxAckWait is how long this cell's broker waits for the cells
+	// service to acknowledge a durable message it delivered before it
+	// delivers it again (default 60s): how long a message waits when the
+	// process that took it hangs without dying. A restarted process gets
+	// what its predecessor had taken at once, whatever this says.
+	InboxAckWait Duration `json:"inbox_ack_wait,omitempty"`
 	// ServiceDownTime is how long a service may go without a heartbeat
 	// and still be up (Nova's service_down_time; default 60s).
 	ServiceDownTime Duration `json:"service_down_time,omitempty"`
@@ -576,6 +582,9 @@ func (c *Config) Normalize() error {
 	}
 	if c.Cells.UnreachableAfter < 0 {
 		return errors.New("cells.unreachable_after must not be negative")
+	}
+	if c.Cells.InboxAckWait < 0 || (c.Cells.InboxAckWait > 0 && c.Cells.InboxAckWait < Duration(time.Second)) {
+		return errors.New("cells.inbox_ack_wait must be at least 1s (or unset: 60s)")
 	}
 	if c.Cells.BuildAcceptTimeout < 0 {
 		return errors.New("cells.build_accept_timeout must not be negative")

@@ -78,6 +78,8 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		"bad duration":      {`{"cell": "api", "data_dir": "d", "cells": {"report_interval": "soon"}}`, "duration"},
 		"call timeout":      {`{"cell": "api", "data_dir": "d", "cells": {"call_timeout": "-1s"}}`, "call_timeout"},
 		"unreachable after": {`{"cell": "api", "data_dir": "d", "cells": {"unreachable_after": "-1s"}}`, "cells.unreachable_after must not be negative"},
+		"inbox ack wait":    {`{"cell": "api", "data_dir": "d", "cells": {"inbox_ack_wait": "500ms"}}`, "cells.inbox_ack_wait must be at least 1s (or unset: 60s)"},
+		"negative ack wait": {`{"cell": "api", "data_dir": "d", "cells": {"inbox_ack_wait": "-5s"}}`, "cells.inbox_ack_wait must be at least 1s (or unset: 60s)"},
 		"fail rate":         {`{"cell": "api!c", "data_dir": "d", "compute": {"fail_rate": 2}}`, "fail_rate"},
 		"trailing":          {`{"cell": "api", "data_dir": "d"} {}`, "trailing"},
 		"negative timeout":  {`{"cell": "api", "data_dir": "d", "api": {"idle_timeout": "-1s"}}`, "must not be negative"},

@@ -51,7 +51,8 @@ func (n *Node) buildRoles(ctx context.Context) ([]role, error) {
 			Prefix: cfg.Broker.Prefix, Stream: streamSettings(cfg.Broker.Stream),
 			ReportInterval: cfg.Cells.ReportInterval.D(), RefreshInterval: cfg.Cells.RefreshInterval.D(),
 			MuteAfter: cfg.Cells.MuteAfter.D(), MaxBuildAttempts: cfg.Cells.MaxBuildAttempts, DownAfter: cfg.Cells.DownAfter.D(), UnreachableAfter: cfg.Cells.UnreachableAfter.D(),
-			CallTimeout: cfg.Cells.CallTimeout.D(), BuildAcceptTimeout: cfg.Cells.BuildAcceptTimeout.D(),
+			InboxAckWait: cfg.Cells.InboxAckWait.D(),
+			CallTimeout:  cfg.Cells.CallTimeout.D(), BuildAcceptTimeout: cfg.Cells.BuildAcceptTimeout.D(),
 			Capacity: n.ownCapacity(),
 			Faults:   relayFaults(cfg.Cells.FaultInjection),
 		})

@@ -114,3 +114,49 @@ func TestRefusedBrokerUserFailsTheStartAtOnce(t *testing.T) {
 		t.Errorf("the refusal was waited out (%s): %v", time.Since(start), err)
 	}
 }
+
+// TestInboxAckWaitSetsTheInboxConsumer: cells.inbox_ack_wait is the ack
+// wait of the cell's inbox consumer, and a restart with another value
+// updates the consumer in place (60s when unset).
+func TestInboxAckWaitSetsTheInboxConsumer(t *testing.T) {
+	dir := t.TempDir()
+	ackWait := func(set time.Duration) time.Duration {
+		t.Helper()
+		cfg := &config.Config{Cell: "api!mid", DataDir: dir, Roles: []string{config.RoleCells}, Cells: config.Cells{InboxAckWait: config.Duration(set)}}
+		n, err := New(cfg, quietLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(ctx5(t)); err != nil {
+			t.Fatal(err)
+		}
+		defer n.Shutdown(context.Background())
+		creds, err := broker.LoadCredentials(n.Config().Broker.Credentials)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := connectOnce(t, n.BrokerURL(), nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := js.Consumer(ctx5(t), "CELLIN_api_mid", "cells")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.CachedInfo().Config.AckWait
+	}
+	if got := ackWait(2 * time.Minute); got != 2*time.Minute {
+		t.Errorf("ack wait %v, want 2m", got)
+	}
+	if got := ackWait(90 * time.Second); got != 90*time.Second {
+		t.Errorf("after a restart with 90s: ack wait %v", got)
+	}
+	if got := ackWait(0); got != time.Minute {
+		t.Errorf("unset: ack wait %v, want 1m", got)
+	}
+}
