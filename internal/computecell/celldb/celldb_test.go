@@ -853,7 +853,8 @@ func TestUpdateStateIsUpdateThenState(t *testing.T) {
 		}()
 		testpoll.Eventually(t, 10*time.Second, "the update to wait for the row's lock", func() (bool, string) {
 			var n int
-			err := d.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&n)
+			err := d.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()
+				AND query LIKE 'WITH u AS (UPDATE instances SET task_state = %'`).Scan(&n)
 			return err == nil && n > 0, fmt.Sprintf("%d waiting (%v)", n, err)
 		})
 		close(release)
