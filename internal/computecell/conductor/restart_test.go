@@ -248,9 +248,15 @@ func TestDeleteDuringHandBackIsADeleteNotAHandBack(t *testing.T) {
 	}}
 	cd = newConductor(t, d, sent, sched, net)
 	runConductor(t, cd)
-	testpoll.Eventually(t, wait, "the delete done and the rest handed back", func() (bool, string) {
+	// The recorder keeps a message once its transaction has committed
+	// (AfterCommit), a moment after the row reads as deleted: wait for
+	// the deleted state too.
+	testpoll.Eventually(t, wait, "the delete done and sent up, and the rest handed back", func() (bool, string) {
 		in := get(t, d, uuidN(1))
-		return in.Deleted && len(sent.buildFailed(t)) > 0, fmt.Sprintf("deleted %v, task %q; handed back %v", in.Deleted, in.TaskState, handedBack(t, sent))
+		sts := sent.statesOf(t, uuidN(1))
+		sentDeleted := len(sts) > 0 && sts[len(sts)-1].Deleted
+		return in.Deleted && sentDeleted && len(sent.buildFailed(t)) > 0,
+			fmt.Sprintf("deleted %v (sent %v), task %q; handed back %v", in.Deleted, sentDeleted, in.TaskState, handedBack(t, sent))
 	})
 	if hb := handedBack(t, sent); len(hb) != 1 || !slices.Equal(hb[0], []string{uuidN(2), uuidN(3)}) {
 		t.Errorf("handed back %v, want only the two instances not deleted", hb)
