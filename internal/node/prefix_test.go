@@ -29,18 +29,7 @@ func TestBrokerPrefixNamesTheCellsSubjectsAndStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	creds, err := broker.LoadCredentials(n.Config().Broker.Credentials)
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := connectOnce(t, n.BrokerURL(), nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(own)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := ownJetStream(t, n)
 	s, err := js.Stream(ctx5(t), "tree-b_CELLIN_api_mid")
 	if err != nil {
 		t.Fatalf("the inbox stream under the prefix: %v", err)
@@ -131,19 +120,8 @@ func TestInboxAckWaitSetsTheInboxConsumer(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer n.Shutdown(context.Background())
-		creds, err := broker.LoadCredentials(n.Config().Broker.Credentials)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nc, err := connectOnce(t, n.BrokerURL(), nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := ownJetStream(t, n)
+		defer js.Conn().Close()
 		c, err := js.Consumer(ctx5(t), "CELLIN_api_mid", "cells")
 		if err != nil {
 			t.Fatal(err)
@@ -159,4 +137,22 @@ func TestInboxAckWaitSetsTheInboxConsumer(t *testing.T) {
 	if got := ackWait(0); got != time.Minute {
 		t.Errorf("unset: ack wait %v, want 1m", got)
 	}
+}
+
+// ownJetStream connects to a started cell's broker as the cell's own user.
+func ownJetStream(t *testing.T, n *Node) jetstream.JetStream {
+	t.Helper()
+	creds, err := broker.LoadCredentials(n.Config().Broker.Credentials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := connectOnce(t, n.BrokerURL(), nats.UserInfo(creds.Cell.Name, creds.Cell.Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
