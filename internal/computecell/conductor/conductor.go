@@ -397,50 +397,114 @@ func (c *Conductor) schedulePending(ctx context.Context) {
 		}
 		groups[k] = append(groups[k], in)
 	}
+	// The builds without a server group are placed together: the host
+	// scheduler is asked for each in turn (it counts each choice at once),
+	// then every first choice is claimed in one transaction, so that the
+	// builds start, allocate and spawn together too. A build with a group
+	// goes alone: its group's hosts are read from the claims before it.
+	var firsts []*firstRound
 	for _, k := range order {
-		c.scheduleGroup(ctx, groups[k])
+		g := groups[k]
+		if g[0].Build.Group != nil {
+			c.scheduleGroup(ctx, g, nil)
+			continue
+		}
+		sels, err := c.selectHosts(ctx, g[0], len(g), nil)
+		if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
+			if ctx.Err() == nil {
+				c.log.Error("host scheduler failed", "request_id", g[0].RequestID, "err", err)
+			}
+			for _, in := range g {
+				c.pool.Release(in.UUID)
+			}
+			continue
+		}
+		firsts = append(firsts, &firstRound{group: g, sels: sels, why: err})
 	}
+	var chosen []*celldb.Instance
+	var sels []hostsched.Selection
+	for _, f := range firsts {
+		n := min(len(f.sels), len(f.group))
+		chosen = append(chosen, f.group[:n]...)
+		sels = append(sels, f.sels[:n]...)
+	}
+	var hosts []string
+	var errs []error
+	if len(chosen) > 0 {
+		hosts, errs = c.claimAll(ctx, chosen, sels)
+	}
+	for _, f := range firsts {
+		n := min(len(f.sels), len(f.group))
+		f.hosts, f.errs = hosts[:n], errs[:n]
+		hosts, errs = hosts[n:], errs[n:]
+		c.scheduleGroup(ctx, f.group, f)
+	}
+}
+
+// firstRound is a build's first selection and the outcome of its claims,
+// made together with other builds' (schedulePending).
+type firstRound struct {
+	group []*celldb.Instance
+	sels  []hostsched.Selection
+	why   error // the scheduler's error: ErrNoValidHost when not all fit
+	hosts []string
+	errs  []error
+}
+
+// selectHosts asks the host scheduler for n instances like first.
+func (c *Conductor) selectHosts(ctx context.Context, first *celldb.Instance, n int, grp *hostsched.Group) ([]hostsched.Selection, error) {
+	req := hostRequest(first)
+	req.NumInstances, req.Group = n, grp
+	return c.cfg.Scheduler.Select(ctx, req)
 }
 
 // scheduleGroup places a group: the host scheduler picks, then each choice
 // is claimed on the host at once (in the cell database), so the next choice
 // sees it and concurrent builds never oversubscribe a host. Instances whose
 // host filled up meanwhile are scheduled again; those that fit nowhere in
-// this cell go back to the scheduling parent.
-func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance) {
+// this cell go back to the scheduling parent. With pre, the first round's
+// selection and claims were made already (schedulePending).
+func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance, pre *firstRound) {
 	first := group[0]
 	log := c.log.With("request_id", first.RequestID, "reservation_id", first.ReservationID)
 	pending := group
 	var why error
 	for round := 0; round < c.cfg.MaxHostAttempts && len(pending) > 0; round++ {
-		// A server group's hosts are read afresh each round: the claims of
-		// the rounds before count.
-		grp, err := c.groupRequest(ctx, first.Build.Group)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Error("reading the server group's hosts", "err", err)
+		var sels []hostsched.Selection
+		var hosts []string
+		var errs []error
+		if round == 0 && pre != nil {
+			sels, why, hosts, errs = pre.sels, pre.why, pre.hosts, pre.errs
+		} else {
+			// A server group's hosts are read afresh each round: the
+			// claims of the rounds before count.
+			grp, err := c.groupRequest(ctx, first.Build.Group)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Error("reading the server group's hosts", "err", err)
+				}
+				for _, in := range pending {
+					c.pool.Release(in.UUID)
+				}
+				return
 			}
-			for _, in := range pending {
-				c.pool.Release(in.UUID)
+			sels, err = c.selectHosts(ctx, first, len(pending), grp)
+			if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
+				if ctx.Err() == nil {
+					log.Error("host scheduler failed", "err", err)
+				}
+				for _, in := range pending {
+					c.pool.Release(in.UUID)
+				}
+				return
 			}
-			return
+			why = err
+			if chosen := min(len(sels), len(pending)); chosen > 0 {
+				hosts, errs = c.claimAll(ctx, pending[:chosen], sels[:chosen])
+			}
 		}
-		req := hostRequest(first)
-		req.NumInstances, req.Group = len(pending), grp
-		sels, err := c.cfg.Scheduler.Select(ctx, req)
-		if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
-			if ctx.Err() == nil {
-				log.Error("host scheduler failed", "err", err)
-			}
-			for _, in := range pending {
-				c.pool.Release(in.UUID)
-			}
-			return
-		}
-		why = err
 		var next []*celldb.Instance
 		chosen := min(len(sels), len(pending))
-		hosts, errs := c.claimAll(ctx, pending[:chosen], sels[:chosen])
 		for i, in := range pending {
 			if i >= chosen {
 				next = append(next, in)

@@ -1,0 +1,101 @@
+package conductor_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
+	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
+	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
+)
+
+// Builds that wait for a host together have their first choices claimed in
+// one transaction; each build then goes on from its own claims' outcomes:
+// a claim refused (its host is full) is placed again, a build that fits
+// nowhere is handed back, and the rest start. Six builds: one transaction
+// claims the five chosen, one claims build 5 again after its first host
+// refused it, one hands build 6 back. Claimed a build at a time, as
+// before, it took eight.
+func TestBuildsWaitingTogetherAreClaimedInOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	d := openCellDB(t)
+	for _, n := range []celldb.Node{
+		{Host: "h1", VCPUs: 16, RAMMB: 65536, DiskGB: 1000, CPURatio: 1, RAMRatio: 1, DiskRatio: 1},
+		{Host: "full", VCPUs: 0, RAMMB: 0, DiskGB: 0, CPURatio: 1, RAMRatio: 1, DiskRatio: 1},
+	} {
+		if err := celldb.RegisterNode(ctx, d, n, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu     sync.Mutex
+		asked  = map[string]int{}
+		before int64 = -1
+	)
+	sched := &fakeScheduler{fn: func(req *hostsched.Request) ([]hostsched.Selection, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if before < 0 {
+			before = d.Commits()
+		}
+		asked[req.ProjectID]++
+		switch {
+		case req.ProjectID == "p-6":
+			return nil, hostsched.ErrNoValidHost
+		case req.ProjectID == "p-5" && asked["p-5"] == 1:
+			return []hostsched.Selection{{Host: "full"}}, nil
+		}
+		return []hostsched.Selection{{Host: "h1"}}, nil
+	}}
+	sent := &recorder{}
+	cd, err := conductor.New(conductor.Config{Cell: cell, DB: d, Sender: sent, Scheduler: sched, Network: fakeNetwork{}, Compute: fakeCompute{},
+		PollInterval: time.Hour, HealInterval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uuids []string
+	for i := 1; i <= 6; i++ {
+		b := build(1, 0)
+		b.Instances[0].UUID = uuidN(100 + i)
+		b.Instances[0].ReservationID = fmt.Sprintf("r-%d", i)
+		b.Instances[0].ProjectID = fmt.Sprintf("p-%d", i)
+		accept(t, d, cd, fmt.Sprintf("req-%d", i), b)
+		uuids = append(uuids, b.Instances[0].UUID)
+	}
+	if err := cd.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cd.Shutdown(context.Background()) })
+
+	testpoll.Eventually(t, wait, "five builds placed on h1 and the sixth handed back", func() (bool, string) {
+		cl := claims(t, d)
+		onH1 := 0
+		for _, u := range uuids[:5] {
+			if cl[u] == "h1" {
+				onH1++
+			}
+		}
+		failed := sent.buildFailed(t)
+		return onH1 == 5 && len(failed) == 1, fmt.Sprintf("%d claims on h1 (%v), %d build_failed", onH1, cl, len(failed))
+	})
+	if f := sent.buildFailed(t)[0]; f.RequestID != "req-6" {
+		t.Errorf("build_failed for %s, want req-6", f.RequestID)
+	}
+	for _, u := range uuids[:5] {
+		if h := get(t, d, u).Host; h != "h1" {
+			t.Errorf("instance %s on host %q, want h1", u, h)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked["p-5"] != 2 {
+		t.Errorf("the scheduler was asked %d times for build 5, want 2 (its first host was full)", asked["p-5"])
+	}
+	if got := d.Commits() - before; got != 3 {
+		t.Errorf("%d transactions committed from the first selection on, want 3: the five first choices claimed together, build 5 claimed again, build 6 handed back", got)
+	}
+}
