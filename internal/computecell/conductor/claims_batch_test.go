@@ -11,6 +11,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
 	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
+	"github.com/cellcloud/cellcloud/internal/tree/capacity"
 )
 
 // Builds that wait for a host together have their first choices claimed in
@@ -33,7 +34,7 @@ func TestBuildsWaitingTogetherAreClaimedInOneTransaction(t *testing.T) {
 	}
 	var (
 		mu     sync.Mutex
-		asked  = map[string]int{}
+		asked        = map[string]int{}
 		before int64 = -1
 	)
 	sched := &fakeScheduler{fn: func(req *hostsched.Request) ([]hostsched.Selection, error) {
@@ -97,5 +98,45 @@ func TestBuildsWaitingTogetherAreClaimedInOneTransaction(t *testing.T) {
 	}
 	if got := d.Commits() - before; got != 3 {
 		t.Errorf("%d transactions committed from the first selection on, want 3: the five first choices claimed together, build 5 claimed again, build 6 handed back", got)
+	}
+}
+
+// The host scheduler's view counts its own choices, not the claims made
+// since it was read: when builds are selected together and claimed after
+// (or another worker claims meanwhile), its view can say a host has room
+// that it has not. A claim refused there must not be asked for again from
+// the same view: the next round leaves out the hosts that refused and has
+// the view read again. Here four hosts look empty to the view but are
+// full, and the fifth, which the view ranks last, has room for one: the
+// build lands there in its second round. Asked from the stale view again,
+// it was handed back after three rounds of refusals.
+func TestRefusedClaimsAreNotAskedForAgainFromTheSameView(t *testing.T) {
+	ctx := context.Background()
+	e := newCell(t, cellOpts{hosts: []string{"a1", "a2", "a3", "a4", "b"}})
+	// b has room for one small instance, by RAM; the a hosts are empty.
+	if _, err := e.db.Exec(ctx, `UPDATE compute_nodes SET used_ram_mb = ram_mb - ? WHERE host = 'b'`, small.RAMMB); err != nil {
+		t.Fatal(err)
+	}
+	// The scheduler reads its view (and counts this choice in it).
+	if _, err := e.sched.Select(ctx, &hostsched.Request{Flavor: capacity.Flavor{VCPUs: 1, RAMMB: 1}, NumInstances: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Then the a hosts fill up behind its back.
+	if _, err := e.db.Exec(ctx, `UPDATE compute_nodes SET used_ram_mb = ram_mb WHERE host LIKE 'a%'`); err != nil {
+		t.Fatal(err)
+	}
+	b := build(1, 0)
+	accept(t, e.db, e.cd, "req-1", b)
+	e.start(t)
+	u := b.Instances[0].UUID
+	testpoll.Eventually(t, wait, "the build placed on b or handed back", func() (bool, string) {
+		h := claims(t, e.db)[u]
+		return h != "" || len(e.sent.buildFailed(t)) > 0, fmt.Sprintf("claim on %q", h)
+	})
+	if f := e.sent.buildFailed(t); len(f) > 0 {
+		t.Fatalf("the build was handed back (%s): its later rounds chose the full hosts again", f[0].Payload)
+	}
+	if h := claims(t, e.db)[u]; h != "b" {
+		t.Errorf("claimed on %q, want b, the one host with room", h)
 	}
 }

@@ -409,7 +409,7 @@ func (c *Conductor) schedulePending(ctx context.Context) {
 			c.scheduleGroup(ctx, g, nil)
 			continue
 		}
-		sels, err := c.selectHosts(ctx, g[0], len(g), nil)
+		sels, err := c.selectHosts(ctx, g[0], len(g), nil, nil)
 		if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
 			if ctx.Err() == nil {
 				c.log.Error("host scheduler failed", "request_id", g[0].RequestID, "err", err)
@@ -451,10 +451,11 @@ type firstRound struct {
 	errs  []error
 }
 
-// selectHosts asks the host scheduler for n instances like first.
-func (c *Conductor) selectHosts(ctx context.Context, first *celldb.Instance, n int, grp *hostsched.Group) ([]hostsched.Selection, error) {
+// selectHosts asks the host scheduler for n instances like first, on
+// hosts other than ignore.
+func (c *Conductor) selectHosts(ctx context.Context, first *celldb.Instance, n int, grp *hostsched.Group, ignore []string) ([]hostsched.Selection, error) {
 	req := hostRequest(first)
-	req.NumInstances, req.Group = n, grp
+	req.NumInstances, req.Group, req.IgnoreHosts = n, grp, ignore
 	return c.cfg.Scheduler.Select(ctx, req)
 }
 
@@ -469,6 +470,11 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance,
 	log := c.log.With("request_id", first.RequestID, "reservation_id", first.ReservationID)
 	pending := group
 	var why error
+	// refused are the hosts that refused a claim of this group: they had
+	// no room, whatever the scheduler's view said (it counts its own
+	// choices, not the claims made since it was read), so the next round
+	// asks for other hosts, which also has the view read again.
+	var refused []string
 	for round := 0; round < c.cfg.MaxHostAttempts && len(pending) > 0; round++ {
 		var sels []hostsched.Selection
 		var hosts []string
@@ -488,7 +494,7 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance,
 				}
 				return
 			}
-			sels, err = c.selectHosts(ctx, first, len(pending), grp)
+			sels, err = c.selectHosts(ctx, first, len(pending), grp, refused)
 			if err != nil && !errors.Is(err, hostsched.ErrNoValidHost) {
 				if ctx.Err() == nil {
 					log.Error("host scheduler failed", "err", err)
@@ -517,6 +523,11 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance,
 			case errors.Is(err, celldb.ErrClaimFailed):
 				next = append(next, in)
 				why = err
+				for _, h := range append([]string{sels[i].Host}, sels[i].Alternates...) {
+					if !slices.Contains(refused, h) {
+						refused = append(refused, h)
+					}
+				}
 			case err != nil:
 				log.Error("claiming a host", "instance", in.UUID, "err", err)
 				c.pool.Release(in.UUID)
