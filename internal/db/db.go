@@ -251,6 +251,26 @@ type Tx struct {
 	// alone is set while InTxEach runs its functions each under its own
 	// savepoint (Alone).
 	alone bool
+	// memo is what Remember kept for the rest of the transaction.
+	memo map[string]any
+}
+
+// Remember keeps v under key for the rest of the transaction, for the
+// functions of a group (Group, InTxEach) that read or take the same thing
+// (a lock held until the end, rows that lock keeps from changing):
+// Recall finds it. A rollback to a savepoint forgets everything kept,
+// since what was taken under the savepoint is undone with it.
+func (t *Tx) Remember(key string, v any) {
+	if t.memo == nil {
+		t.memo = map[string]any{}
+	}
+	t.memo[key] = v
+}
+
+// Recall returns what Remember kept under key in this transaction.
+func (t *Tx) Recall(key string) (any, bool) {
+	v, ok := t.memo[key]
+	return v, ok
 }
 
 // Alone reports whether the transaction is InTxEach's second attempt,
@@ -279,6 +299,7 @@ func (t *Tx) Savepoint(ctx context.Context, name string) error {
 func (t *Tx) RollbackTo(ctx context.Context, name string) error {
 	// Sent at once: the transaction may be in PostgreSQL's aborted state,
 	// where a batch's statements could not even be prepared.
+	t.memo = nil // locks and reads made under the savepoint are undone
 	if _, err := t.exec(ctx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
 		return err
 	}

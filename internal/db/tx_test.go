@@ -344,3 +344,50 @@ func TestStatementsCountsWhatRuns(t *testing.T) {
 		}
 	})
 }
+
+// What a transaction remembers lasts until it ends, and a rollback to a
+// savepoint forgets it all (what was taken under the savepoint, a lock
+// say, is undone); a new transaction starts with nothing.
+func TestRememberLastsTheTransactionAndARollbackToASavepointForgets(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			if _, ok := tx.Recall("k"); ok {
+				t.Error("a new transaction recalls something")
+			}
+			tx.Remember("k", 1)
+			if v, ok := tx.Recall("k"); !ok || v != 1 {
+				t.Errorf("Recall = %v, %v; want 1, true", v, ok)
+			}
+			if err := tx.Savepoint(ctx, "s"); err != nil {
+				return err
+			}
+			tx.Remember("k2", 2)
+			if err := tx.Release(ctx, "s"); err != nil {
+				return err
+			}
+			if v, ok := tx.Recall("k2"); !ok || v != 2 {
+				t.Errorf("after a release: Recall = %v, %v; want 2, true", v, ok)
+			}
+			if err := tx.Savepoint(ctx, "s2"); err != nil {
+				return err
+			}
+			if err := tx.RollbackTo(ctx, "s2"); err != nil {
+				return err
+			}
+			if _, ok := tx.Recall("k"); ok {
+				t.Error("a rollback to a savepoint left what was remembered")
+			}
+			return tx.Release(ctx, "s2")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = d.InTx(ctx, func(tx *db.Tx) error {
+			if _, ok := tx.Recall("k2"); ok {
+				t.Error("the next transaction recalls what the last remembered")
+			}
+			return nil
+		})
+	})
+}

@@ -67,14 +67,10 @@ func (h *quotaChecker) fitInstances(ctx context.Context, tx *db.Tx, projectID, u
 			shared = true
 		}
 	}
-	lock := apidb.LockQuota
-	if shared {
-		lock = apidb.LockQuotaShared
-	}
-	if err := lock(ctx, tx, projectID); err != nil {
+	if err := lockQuotaOnce(ctx, tx, projectID, shared); err != nil {
 		return 0, err
 	}
-	project, user, err := h.limitsFor(ctx, tx, projectID, userID)
+	project, user, err := h.heldLimits(ctx, tx, projectID, userID)
 	if err != nil {
 		return 0, err
 	}
@@ -105,6 +101,50 @@ func (h *quotaChecker) fitInstances(ctx context.Context, tx *db.Tx, projectID, u
 		}
 	}
 	return n, nil
+}
+
+// The creates that db.Group commits together run in one transaction: a
+// quota lock one of them took is held for the others until it ends, and
+// the limits it read under that lock cannot change before then (a change
+// of them takes the lock exclusively). So each is taken and read once a
+// transaction, per project (db.Tx.Remember; a rollback to a savepoint
+// forgets them, as it undoes the lock taken under it).
+
+// quotaLockKey is the key of the quota lock of a project held by the
+// transaction: "shared" or "exclusive".
+func quotaLockKey(projectID string) string { return "quota lock\x00" + projectID }
+
+// lockQuotaOnce takes the project's quota lock, shared or exclusive,
+// unless the transaction holds it already in that mode or exclusively.
+func lockQuotaOnce(ctx context.Context, tx *db.Tx, projectID string, shared bool) error {
+	held, _ := tx.Recall(quotaLockKey(projectID))
+	if held == "exclusive" || (shared && held == "shared") {
+		return nil
+	}
+	lock, mode := apidb.LockQuota, "exclusive"
+	if shared {
+		lock, mode = apidb.LockQuotaShared, "shared"
+	}
+	if err := lock(ctx, tx, projectID); err != nil {
+		return err
+	}
+	tx.Remember(quotaLockKey(projectID), mode)
+	return nil
+}
+
+// heldLimits are limitsFor's, read once a transaction under the
+// project's quota lock (lockQuotaOnce).
+func (h *quotaChecker) heldLimits(ctx context.Context, tx *db.Tx, projectID, userID string) (project, user quota.Limits, err error) {
+	key := "quota limits\x00" + projectID + "\x00" + userID
+	if v, ok := tx.Recall(key); ok {
+		l := v.([2]quota.Limits)
+		return l[0], l[1], nil
+	}
+	if project, user, err = h.limitsFor(ctx, tx, projectID, userID); err != nil {
+		return nil, nil, err
+	}
+	tx.Remember(key, [2]quota.Limits{project, user})
+	return project, user, nil
 }
 
 // checkResize checks the increase of a resize's new flavor over the old
