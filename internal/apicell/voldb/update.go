@@ -367,14 +367,15 @@ func SnapshotUsage(ctx context.Context, q db.Querier, volumeID string) (n int, g
 	return n, gb, nil
 }
 
-// ReserveMoving sets the copy of a volume that a server's cell has taken
-// to move (attach_volume with a move answered) attaching, as Cinder's
-// reserve shows it, provided the copy is still as the move saw it:
-// available, in cell from, at version. The cells' next state replaces it
-// (the server's cell's takeover, or the volume's cell's row when the
-// move fails); a copy that changed already is left as it is. It reports
+// ReserveAttaching sets the copy of a volume that a server's cell has
+// taken to attach without answering its state (a move, or a cell of an
+// earlier release) attaching, as Cinder's reserve shows it, its version
+// kept, provided the copy is still as the attach saw it: available, in
+// cell from, at version. The cells' next state replaces it (for a move,
+// the server's cell's takeover, or the volume's cell's row when the move
+// fails); a copy that changed already is left as it is. It reports
 // whether it took.
-func ReserveMoving(ctx context.Context, tx *db.Tx, id, from string, version int64, now time.Time) (bool, error) {
+func ReserveAttaching(ctx context.Context, tx *db.Tx, id, from string, version int64, now time.Time) (bool, error) {
 	res, err := tx.Exec(ctx, `UPDATE volumes SET status = 'attaching', updated_at = ?
 		WHERE id = ? AND deleted = 0 AND status = 'available' AND cell_path = ? AND version = ?`, db.Micros(now), id, from, version)
 	if err != nil {

@@ -103,10 +103,12 @@ func refuseAttach(log *slog.Logger, reason, why string) error {
 // (the one asked for when it is free), records the block device mapping
 // and the attachment (attaching, the attach pending for the worker), sets
 // the volume attaching at a new version (sent up with its attachments),
-// records the instance action attach_volume and answers the device. A
-// refusal is a conflict whose message is the reason (wire.AttachReason…).
-// A repeat with the same attachment id answers the device of the first
-// and writes nothing.
+// records the instance action attach_volume and answers the device and
+// the volume's new state, which the API cell applies to its copy before
+// it answers (the update sent up may be late). A refusal is a conflict
+// whose message is the reason (wire.AttachReason…). A repeat with the
+// same attachment id answers the device of the first and the volume's
+// state as it is, and writes nothing.
 func (m *Manager) AttachVolume(ctx context.Context, env *wire.Envelope) (any, error) {
 	var req wire.AttachVolume
 	if err := json.Unmarshal(env.Payload, &req); err != nil {
@@ -122,10 +124,10 @@ func (m *Manager) AttachVolume(ctx context.Context, env *wire.Envelope) (any, er
 	}
 	log := m.log.With("request_id", env.RequestID, "instance", req.InstanceUUID, "volume", req.VolumeID,
 		"attachment", req.AttachmentID)
-	var device string
+	var ans wire.AttachVolumeAnswer
 	err := m.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		var err error
-		device, err = m.attach(ctx, tx, env, &req, log)
+		ans, err = m.attach(ctx, tx, env, &req, log)
 		return err
 	})
 	if err != nil {
@@ -135,87 +137,122 @@ func (m *Manager) AttachVolume(ctx context.Context, env *wire.Envelope) (any, er
 		}
 		return nil, err
 	}
-	return wire.AttachVolumeAnswer{Device: device}, nil
+	return ans, nil
 }
 
-// attach is AttachVolume's transaction; it returns the device.
-func (m *Manager) attach(ctx context.Context, tx *db.Tx, env *wire.Envelope, req *wire.AttachVolume, log *slog.Logger) (string, error) {
+// attach is AttachVolume's transaction; it returns the answer.
+func (m *Manager) attach(ctx context.Context, tx *db.Tx, env *wire.Envelope, req *wire.AttachVolume, log *slog.Logger) (wire.AttachVolumeAnswer, error) {
 	if a, err := celldb.GetAttachment(ctx, tx, req.AttachmentID); err == nil {
 		if a.VolumeID != req.VolumeID || a.InstanceUUID != req.InstanceUUID {
-			return "", wire.Errorf(wire.CodeBadMessage, "attach_volume: attachment %s is of volume %s and instance %s",
+			return wire.AttachVolumeAnswer{}, wire.Errorf(wire.CodeBadMessage, "attach_volume: attachment %s is of volume %s and instance %s",
 				a.ID, a.VolumeID, a.InstanceUUID)
 		}
 		log.Info("attach_volume repeated: answered with the attachment's device", "device", a.Mountpoint)
-		return a.Mountpoint, nil
+		return m.attachRepeated(ctx, tx, a)
 	} else if !errors.Is(err, celldb.ErrAttachmentNotFound) {
-		return "", err
+		return wire.AttachVolumeAnswer{}, err
 	}
+	device, st, err := m.attachNew(ctx, tx, env, req, log)
+	return wire.AttachVolumeAnswer{Device: device, Volume: st}, err
+}
+
+// attachRepeated answers a repeat of attach_volume: the attachment's
+// device and the volume's state as it is now (the API cell applies it by
+// version, so a state newer than the first answer's is as good); no
+// state while the volume moves in, as the first answer had none.
+func (m *Manager) attachRepeated(ctx context.Context, tx *db.Tx, a *celldb.VolumeAttachment) (wire.AttachVolumeAnswer, error) {
+	ans := wire.AttachVolumeAnswer{Device: a.Mountpoint}
+	v, err := celldb.GetVolume(ctx, tx, a.VolumeID)
+	switch {
+	case errors.Is(err, celldb.ErrVolumeNotFound):
+		return ans, nil
+	case err != nil:
+		return ans, err
+	case v.Deleted || v.Action == pendingImport:
+		return ans, nil
+	}
+	st, err := m.volumeState(ctx, tx, v)
+	if err != nil {
+		return ans, err
+	}
+	ans.Volume = &st
+	return ans, nil
+}
+
+// attachNew is the attach of a new attachment id; it returns the device
+// and the volume's new state (nil for a volume that moves in).
+func (m *Manager) attachNew(ctx context.Context, tx *db.Tx, env *wire.Envelope, req *wire.AttachVolume, log *slog.Logger) (string, *wire.VolumeState, error) {
 	in, err := celldb.GetForUpdate(ctx, tx, req.InstanceUUID)
 	switch {
 	case errors.Is(err, celldb.ErrNotFound):
-		return "", refuseAttach(log, wire.AttachReasonInstanceNotFound, "the cell does not have the instance")
+		return "", nil, refuseAttach(log, wire.AttachReasonInstanceNotFound, "the cell does not have the instance")
 	case err != nil:
-		return "", err
+		return "", nil, err
 	case in.Deleted:
-		return "", refuseAttach(log, wire.AttachReasonInstanceNotFound, "the instance is deleted")
+		return "", nil, refuseAttach(log, wire.AttachReasonInstanceNotFound, "the instance is deleted")
 	case !attachable(in.VMState, in.TaskState):
-		return "", refuseAttach(log, wire.AttachReasonInstanceState, fmt.Sprintf("vm_state %s, task_state %q", in.VMState, in.TaskState))
+		return "", nil, refuseAttach(log, wire.AttachReasonInstanceState, fmt.Sprintf("vm_state %s, task_state %q", in.VMState, in.TaskState))
 	}
 	v, err := celldb.GetVolumeForUpdate(ctx, tx, req.VolumeID)
 	switch {
 	case errors.Is(err, celldb.ErrVolumeNotFound) && req.Move != nil:
-		return m.attachMoving(ctx, tx, env, req, in, log)
+		device, err := m.attachMoving(ctx, tx, env, req, in, log)
+		return device, nil, err
 	case errors.Is(err, celldb.ErrVolumeNotFound):
-		return "", refuseAttach(log, wire.AttachReasonVolumeNotFound, "the cell does not have the volume")
+		return "", nil, refuseAttach(log, wire.AttachReasonVolumeNotFound, "the cell does not have the volume")
 	case err != nil:
-		return "", err
+		return "", nil, err
 	case v.Deleted:
-		return "", refuseAttach(log, wire.AttachReasonVolumeNotFound, "the volume is deleted")
+		return "", nil, refuseAttach(log, wire.AttachReasonVolumeNotFound, "the volume is deleted")
 	}
 	atts, err := celldb.VolumeAttachments(ctx, tx, v.ID)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if len(atts) > 0 {
-		return "", refuseAttach(log, wire.AttachReasonAlreadyAttached, "attached to instance "+atts[0].InstanceUUID)
+		return "", nil, refuseAttach(log, wire.AttachReasonAlreadyAttached, "attached to instance "+atts[0].InstanceUUID)
 	}
 	if v.Status != statusAvailable || v.Action != "" {
-		return "", refuseAttach(log, wire.AttachReasonVolumeStatus, fmt.Sprintf("status %s, pending %q", v.Status, v.Action))
+		return "", nil, refuseAttach(log, wire.AttachReasonVolumeStatus, fmt.Sprintf("status %s, pending %q", v.Status, v.Action))
 	}
 	device, err := m.pickDevice(ctx, tx, in.UUID, req.Device, log)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	backing, err := m.backing(v.ID)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	now := m.cfg.Now()
 	if err := celldb.InsertBDM(ctx, tx, &celldb.BDM{UUID: req.BDMUUID, InstanceUUID: in.UUID, VolumeID: v.ID,
 		AttachmentID: req.AttachmentID, DeviceName: device, BootIndex: -1, SourceType: "volume", DestinationType: "volume",
 		DeleteOnTermination: req.DeleteOnTermination, Tag: req.Tag, VolumeSize: v.SizeGB, CreatedAt: now}); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := celldb.InsertAttachment(ctx, tx, &celldb.VolumeAttachment{ID: req.AttachmentID, VolumeID: v.ID,
 		InstanceUUID: in.UUID, Status: attachAttaching, Mode: "rw", Mountpoint: device, Pending: pendingAttach,
 		RequestID: env.RequestID, Backing: backing}); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	nv, err := celldb.UpdateVolume(ctx, tx, v.ID, nil, celldb.VolumeChange{Status: ptr(statusAttaching)}, now)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if err := m.sendVolume(ctx, tx, env.RequestID, nv); err != nil {
-		return "", err
+	st, err := m.volumeState(ctx, tx, nv)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := m.send(ctx, tx, env.RequestID, &wire.VolumeUpdate{Volumes: []wire.VolumeState{st}}); err != nil {
+		return "", nil, err
 	}
 	record := wire.ActionRecord{UUID: in.UUID, Action: "attach_volume", RequestID: env.RequestID, UserID: req.UserID,
 		ProjectID: req.ProjectID, StartTime: now}
 	if err := celldb.StartActionWithEvent(ctx, tx, record, "compute_attach_volume", in.Host, now); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	tx.AfterCommit(m.Wake)
 	log.Info("volume attach accepted", "device", device)
-	return device, nil
+	return device, &st, nil
 }
 
 // nextDevice picks the device of a new volume of an instance whose

@@ -2,6 +2,7 @@ package volume_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -123,18 +124,25 @@ func (e *env) volumes(n int) {
 // answered, or the error.
 func (e *env) attach(requestID string, req wire.AttachVolume) (string, error) {
 	e.t.Helper()
+	a, err := e.attachAnswer(requestID, req)
+	return a.Device, err
+}
+
+// attachAnswer is attach with the whole answer.
+func (e *env) attachAnswer(requestID string, req wire.AttachVolume) (wire.AttachVolumeAnswer, error) {
+	e.t.Helper()
 	if req.UserID == "" {
 		req.UserID, req.ProjectID = "u1", "p1"
 	}
 	out, err := e.m.AttachVolume(context.Background(), envelope(e.t, wire.MethodAttachVolume, requestID, req))
 	if err != nil {
-		return "", err
+		return wire.AttachVolumeAnswer{}, err
 	}
 	a, ok := out.(wire.AttachVolumeAnswer)
 	if !ok {
 		e.t.Fatalf("attach_volume answered %T, want wire.AttachVolumeAnswer", out)
 	}
-	return a.Device, nil
+	return a, nil
 }
 
 // mustAttach attaches volume v to instance uuid as attachment n and
@@ -344,6 +352,55 @@ func TestAttachRepeat(t *testing.T) {
 		}
 		if acts, err := celldb.ListActions(context.Background(), d, vm, "req-attach-1"); err != nil || len(acts) != 1 {
 			t.Errorf("actions %+v, %v: want one attach_volume", acts, err)
+		}
+	})
+}
+
+// TestAttachAnswersTheVolume: attach_volume answers the volume's new
+// state, the one it sent up (attaching at the new version, with the
+// attachment), for the API cell's copy to take before the Compute API
+// answers; a repeat answers the volume as it is then (in-use once the
+// attach is done).
+func TestAttachAnswersTheVolume(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d)
+		e.start()
+		e.volumes(1)
+		e.stop()
+		vm := e.instance(1, "h1", vmstate.Active)
+		req := wire.AttachVolume{InstanceUUID: vm, VolumeID: vid(1), AttachmentID: aid(1), BDMUUID: bid(1)}
+		answered := func(when string) *wire.VolumeState {
+			t.Helper()
+			a, err := e.attachAnswer("req-attach-1", req)
+			if err != nil || a.Device != "/dev/vdb" || a.Volume == nil {
+				t.Fatalf("%s: answered %+v, %v; want /dev/vdb and the volume's state", when, a, err)
+			}
+			if v := e.volume(vid(1)); a.Volume.ID != vid(1) || a.Volume.Cell != cell || a.Volume.Version != v.Version || a.Volume.Status != v.Status {
+				t.Errorf("%s: answered %s %s at version %d of %s, the row is %s at %d", when, a.Volume.ID, a.Volume.Status,
+					a.Volume.Version, a.Volume.Cell, v.Status, v.Version)
+			}
+			if len(a.Volume.Attachments) != 1 || a.Volume.Attachments[0].ID != aid(1) || a.Volume.Attachments[0].InstanceUUID != vm ||
+				a.Volume.Attachments[0].Device != "/dev/vdb" {
+				t.Errorf("%s: answered attachments %+v, want %s of %s on /dev/vdb", when, a.Volume.Attachments, aid(1), vm)
+			}
+			return a.Volume
+		}
+		first := answered("the attach")
+		states := e.rec.volumeStates(t, vid(1))
+		got, _ := json.Marshal(first)
+		want, _ := json.Marshal(states[len(states)-1])
+		if first.Status != "attaching" || first.Attachments[0].Status != "attaching" || string(got) != string(want) {
+			t.Errorf("answered %s, want the state sent up %s (attaching)", got, want)
+		}
+		if again := answered("a repeat"); again.Version != first.Version || again.Status != "attaching" {
+			t.Errorf("a repeat answered %s at %d, want the same state", again.Status, again.Version)
+		}
+		e.start()
+		e.settled(vid(1), "in-use")
+		if done := answered("a repeat once attached"); done.Status != "in-use" || done.Version <= first.Version ||
+			done.Attachments[0].Status != "attached" {
+			t.Errorf("a repeat once attached answered %s at %d (attachment %s), want in-use above %d", done.Status, done.Version,
+				done.Attachments[0].Status, first.Version)
 		}
 	})
 }

@@ -97,11 +97,15 @@ func newMoveEnvs(t *testing.T, d *db.DB) *moveEnvs {
 func (me *moveEnvs) attach(t *testing.T) {
 	t.Helper()
 	v := me.a.volume(vid(1))
-	dev, err := me.b.attach("req-attach", wire.AttachVolume{InstanceUUID: me.vm, VolumeID: vid(1), AttachmentID: aid(1),
+	a, err := me.b.attachAnswer("req-attach", wire.AttachVolume{InstanceUUID: me.vm, VolumeID: vid(1), AttachmentID: aid(1),
 		BDMUUID: bid(1), Move: &wire.VolumeMove{From: cellA, Version: v.Version, SizeGB: v.SizeGB, AvailabilityZone: "nova",
 			TypeID: v.TypeID, TypeName: v.TypeName, ProjectID: v.ProjectID, UserID: v.UserID}})
-	if err != nil || dev != "/dev/vdb" {
-		t.Fatalf("attach of a volume of another cell: %q, %v; want /dev/vdb", dev, err)
+	if err != nil || a.Device != "/dev/vdb" {
+		t.Fatalf("attach of a volume of another cell: %q, %v; want /dev/vdb", a.Device, err)
+	}
+	// No state: the copy is still A's (the API cell reserves it).
+	if a.Volume != nil {
+		t.Errorf("attach of a volume that moves in answered the state %+v, want none", a.Volume)
 	}
 }
 

@@ -196,20 +196,30 @@ func (m *Manager) sendVolume(ctx context.Context, tx *db.Tx, requestID string, v
 // sendVolumeWith is sendVolume with the state changed by edit (when not
 // nil) before it goes.
 func (m *Manager) sendVolumeWith(ctx context.Context, tx *db.Tx, requestID string, v *celldb.Volume, edit func(*wire.VolumeState), snaps ...*celldb.VolumeSnapshot) error {
-	st := v.State(m.cfg.Cell)
-	if edit != nil {
-		edit(&st)
-	}
-	atts, err := celldb.AttachmentStates(ctx, tx, v.ID)
+	st, err := m.volumeState(ctx, tx, v)
 	if err != nil {
 		return err
 	}
-	st.Attachments = atts[v.ID]
+	if edit != nil {
+		edit(&st)
+	}
 	u := &wire.VolumeUpdate{Volumes: []wire.VolumeState{st}}
 	for _, s := range snaps {
 		u.Snapshots = append(u.Snapshots, s.State(m.cfg.Cell))
 	}
 	return m.send(ctx, tx, requestID, u)
+}
+
+// volumeState is the volume's state as volume_update carries it, with
+// its attachments as they are in tx.
+func (m *Manager) volumeState(ctx context.Context, tx *db.Tx, v *celldb.Volume) (wire.VolumeState, error) {
+	st := v.State(m.cfg.Cell)
+	atts, err := celldb.AttachmentStates(ctx, tx, v.ID)
+	if err != nil {
+		return st, err
+	}
+	st.Attachments = atts[v.ID]
+	return st, nil
 }
 
 // sendSnapshot sends one snapshot's state.

@@ -18,10 +18,11 @@ const (
 	// cell checks the instance's state and the volume's status against
 	// its own rows, reserves the device name, records the mapping and the
 	// attachment (attaching), queues the attach on the instance's host,
-	// and answers the device in the answer (AttachVolumeAnswer), all in
-	// one transaction. Applying it again with the same AttachmentID
-	// answers what the first did. A refusal is an error with code
-	// conflict and a Reason of the attach reasons below.
+	// and answers the device and the volume's new state in the answer
+	// (AttachVolumeAnswer), all in one transaction. Applying it again
+	// with the same AttachmentID answers the first's device and the
+	// volume's state as it is. A refusal is an error with code conflict
+	// and a Reason of the attach reasons below.
 	MethodAttachVolume = "attach_volume"
 	// MethodDetachVolume (targeted, down, durable): detach a volume from
 	// an instance of the target cell (os-volume_attachments DELETE): the
@@ -72,6 +73,12 @@ type AttachVolume struct {
 // AttachVolumeAnswer is the answer of attach_volume.
 type AttachVolumeAnswer struct {
 	Device string `json:"device"`
+	// Volume is the volume's state after the attach (volume_update's,
+	// with its attachments), which the API cell applies to its copy by
+	// version before it answers, so that the copy shows the attach at
+	// once. Absent for a volume that moves in (the copy is still its old
+	// cell's) and from a cell of an earlier release.
+	Volume *VolumeState `json:"volume,omitempty"`
 }
 
 // DetachVolume is the payload of detach_volume.

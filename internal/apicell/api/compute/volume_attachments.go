@@ -309,8 +309,9 @@ func cinderBadRequest(ctx context.Context, msg string) string {
 // create is POST /servers/{id}/os-volume_attachments: Nova's checks on the
 // API cell's copies, then the call attach_volume to the server's cell,
 // which checks again against its own rows, reserves the device and
-// answers it; the copy changes by the cell's volume_update. 200 with the
-// attachment (below 2.101, Nova waits for the device).
+// answers it with the volume's new state, which the copy takes before the
+// answer (showAttach). 200 with the attachment (below 2.101, Nova waits
+// for the device).
 func (h *volumeAttachmentsHandler) create(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	allowed := []string{"volumeId", "device"}
@@ -353,27 +354,13 @@ func (h *volumeAttachmentsHandler) create(w http.ResponseWriter, r *http.Request
 	c := httpkit.CallerFrom(ctx)
 	req := &wire.AttachVolume{InstanceUUID: in.UUID, VolumeID: v.ID, AttachmentID: uuid.NewString(), BDMUUID: uuid.NewString(),
 		Device: device, Tag: tag, DeleteOnTermination: dot, UserID: c.UserID, ProjectID: c.ProjectID, Move: move}
-	// A move is reserved on the copy only once the server's cell has
-	// taken it: a reservation written before the call and lost with this
-	// process (killed before the answer) would leave the copy attaching
-	// with no cell state ever to replace it. After the answer, the copy
-	// (still the volume's cell's, at the version the move saw) shows
-	// attaching, which the server's cell's takeover (moved_from) or the
-	// volume's cell's row (a failed move) replaces. The volume's cell
-	// serialises moves (its row locked by the first volume_export; a
-	// second move is refused there and undone by its cell).
 	var ans wire.AttachVolumeAnswer
 	if err := h.callInstanceCell(r, in, wire.MethodAttachVolume, req, &ans); err != nil {
 		h.fail(w, r, h.attachRefused(ctx, err, in, v, device))
 		return
 	}
-	if move != nil {
-		if err := h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
-			_, err := voldb.ReserveMoving(ctx, tx, v.ID, move.From, move.Version, h.cfg.Now())
-			return err
-		}); err != nil {
-			h.log.Warn("showing a volume to move attaching", "request_id", httpkit.RequestID(ctx), "volume", v.ID, "err", err)
-		}
+	if err := h.showAttach(ctx, v, &ans); err != nil {
+		h.log.Warn("showing the attach on the volume's copy", "request_id", httpkit.RequestID(ctx), "volume", v.ID, "err", err)
 	}
 	h.log.Info("volume attached", "request_id", httpkit.RequestID(ctx), "cell", in.Cell, "instance", in.UUID,
 		"volume", v.ID, "attachment", req.AttachmentID, "device", ans.Device)
@@ -385,6 +372,37 @@ func (h *volumeAttachmentsHandler) create(w http.ResponseWriter, r *http.Request
 		out["delete_on_termination"] = dot
 	}
 	httpkit.WriteJSON(w, http.StatusOK, map[string]any{"volumeAttachment": out})
+}
+
+// showAttach makes the copy of volume v show the attach the server's
+// cell answered, before the API answers: Nova returns once Cinder has
+// reserved the volume, so a delete or another attach that follows is
+// refused, while the cell's volume_update of the attach may arrive late.
+// The answer's state is applied by version: the queued update changes
+// nothing when it comes, and an older one (late, repeated or reordered)
+// cannot undo it. A move, or a cell of an earlier release, answers no
+// state: the copy is then reserved (attaching, its version kept) if it is
+// still as the checks saw it (the volume's cell and version), and the
+// cells' next state replaces it (for a move: the server's cell's takeover
+// with moved_from, or the volume's cell's row when the move fails).
+// Nothing is written before the call: a reservation lost with this
+// process (killed before the answer) would leave the copy attaching with
+// no cell state ever to replace it. The volume's cell serialises moves
+// (its row locked by the first volume_export; a second move is refused
+// there and undone by its cell).
+func (h *volumeAttachmentsHandler) showAttach(ctx context.Context, v *voldb.Volume, ans *wire.AttachVolumeAnswer) error {
+	if ans.Volume != nil && ans.Volume.ID != v.ID {
+		return fmt.Errorf("attach_volume of %s answered the state of volume %q", v.ID, ans.Volume.ID)
+	}
+	return h.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
+		now := h.cfg.Now().UTC()
+		if ans.Volume != nil {
+			_, err := voldb.Apply(ctx, tx, []wire.VolumeState{*ans.Volume}, nil, now)
+			return err
+		}
+		_, err := voldb.ReserveAttaching(ctx, tx, v.ID, v.Cell, v.Version, now)
+		return err
+	})
 }
 
 // checkAttachable is the rest of Nova's attach_volume before the

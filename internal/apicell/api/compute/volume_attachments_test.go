@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -14,24 +15,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/volumeattach"
+
 	"github.com/cellcloud/cellcloud/internal/apicell/api/authn"
+	volumeapi "github.com/cellcloud/cellcloud/internal/apicell/api/volume"
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/apicell/policy"
 	"github.com/cellcloud/cellcloud/internal/apicell/voldb"
+	"github.com/cellcloud/cellcloud/internal/apicell/voltypes"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
 // attachCaller plays the server's cell for attach_volume: it records
-// each request and answers with answer (a device, or a wire error).
+// each request and answers with answer (a device, or a wire error) and
+// the volume's state from state (nil, or a nil state: none, as a cell of
+// an earlier release or a move answers).
 type attachCaller struct {
 	noCaller
 	mu     sync.Mutex
 	calls  []wire.AttachVolume
 	target []string
 	answer func(req *wire.AttachVolume) (string, error)
+	state  func(req *wire.AttachVolume) *wire.VolumeState
 	// update plays update_volume_attachment (nil: not expected).
 	update  func(req *wire.UpdateVolumeAttachment) (wire.VolumeState, error)
 	updates []wire.UpdateVolumeAttachment
@@ -58,13 +68,17 @@ func (c *attachCaller) Call(_ context.Context, target, method, _ string, payload
 	c.mu.Lock()
 	c.calls = append(c.calls, *req)
 	c.target = append(c.target, target)
-	answer := c.answer
+	answer, state := c.answer, c.state
 	c.mu.Unlock()
 	dev, err := answer(req)
 	if err != nil {
 		return err
 	}
-	*(out.(*wire.AttachVolumeAnswer)) = wire.AttachVolumeAnswer{Device: dev}
+	ans := wire.AttachVolumeAnswer{Device: dev}
+	if state != nil {
+		ans.Volume = state(req)
+	}
+	*(out.(*wire.AttachVolumeAnswer)) = ans
 	return nil
 }
 
@@ -319,7 +333,8 @@ func TestVolumeAttachSchema(t *testing.T) {
 // TestVolumeAttach: Nova's checks on the copies (server, lock, state,
 // shelved below 2.20, the volume, already attached, another cell, its
 // status), then the call to the server's cell, whose answer is the
-// device; the answer's fields per microversion.
+// device (with no state, as a cell of an earlier release answers: the
+// copy is reserved); the answer's fields per microversion.
 func TestVolumeAttach(t *testing.T) {
 	e := newVAEnv(t, dbtest.Open(t, "sqlite"))
 	post := func(token, ver string, body any) vaResp { return e.do(token, "POST", vaPath, ver, body) }
@@ -338,16 +353,21 @@ func TestVolumeAttach(t *testing.T) {
 		!uuidRE.MatchString(req.BDMUUID) || req.AttachmentID == req.BDMUUID || req.UserID != "demo" || req.ProjectID != "demo" {
 		t.Errorf("attach_volume to %s: %+v", target, req)
 	}
-	// Nothing is written at the API cell: the copy changes by the cell's
-	// update.
-	if v, _ := voldb.Get(context.Background(), e.d, vaVol); v.Status != "available" || len(v.Attachments) != 0 {
-		t.Errorf("the copy after the call: %s %v", v.Status, v.Attachments)
+	// A cell that answers no state (one of an earlier release): the copy
+	// is reserved, attaching at its version, until the cell's update
+	// (TestVolumeAttachThenDelete has the state answered).
+	if v, _ := voldb.Get(context.Background(), e.d, vaVol); v.Status != "attaching" || v.Version != e.ver[vaVol] || len(v.Attachments) != 0 {
+		t.Errorf("the copy after the call: %s at version %d %v, want attaching at %d", v.Status, v.Version, v.Attachments, e.ver[vaVol])
 	}
+	// The cell's attaches fail on the host here: the volume is available
+	// again after each.
+	e.cellSays(vaVol, vaCell, "available")
 	// 2.70: tag; 2.79: delete_on_termination.
 	va = post(demo, "2.70", attachBody(vaVol)).body["volumeAttachment"].(map[string]any)
 	if len(va) != 5 || va["tag"] != nil {
 		t.Errorf("2.70 answer %v", va)
 	}
+	e.cellSays(vaVol, vaCell, "available")
 	va = post(demo, "2.79", attachBody(vaVol, "tag", "db", "delete_on_termination", "yes")).body["volumeAttachment"].(map[string]any)
 	if len(va) != 6 || va["tag"] != "db" || va["delete_on_termination"] != true {
 		t.Errorf("2.79 answer %v", va)
@@ -355,6 +375,7 @@ func TestVolumeAttach(t *testing.T) {
 	if req, _, _ := e.caller.last(); req.Tag != "db" || !req.DeleteOnTermination {
 		t.Errorf("2.79 request %+v", req)
 	}
+	e.cellSays(vaVol, vaCell, "available")
 
 	// The refusals on the copies, in Nova's order.
 	check := func(name string, r vaResp, code int, msg string) {
@@ -395,6 +416,7 @@ func TestVolumeAttach(t *testing.T) {
 	if r := post(demo, "2.20", attachBody(vaVol)); r.code != 200 {
 		t.Errorf("shelved-offloaded at 2.20: %d %s", r.code, r.raw)
 	}
+	e.cellSays(vaVol, vaCell, "available")
 	e.sql(`UPDATE instances SET vm_state = 'active' WHERE uuid = ?`, vaServer)
 
 	// The cell's refusals (its rows are the truth).
@@ -723,6 +745,116 @@ func TestVolumeAttachmentUpdateDeleteOnTermination(t *testing.T) {
 		}
 		if len(e.sender.msgs) != 0 {
 			t.Errorf("the PUT sent %+v", e.sender.msgs)
+		}
+	})
+}
+
+// TestVolumeAttachThenDelete: once the Compute API's attach has answered,
+// the Block Storage API's delete of the volume is Cinder's 400 (Nova
+// returns once Cinder has reserved the volume), however late the cell's
+// volume_update of the attach is and whatever older states of the volume
+// arrive after it, late, repeated or reordered: the copy took the state
+// the cell answered, by version. Both APIs are driven with gophercloud,
+// as a client does it (the fault suite's acknowledged delete of an
+// in-use volume).
+func TestVolumeAttachThenDelete(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		e := newVAEnv(t, d)
+		ctx := context.Background()
+		if err := d.Migrate(ctx, voltypes.MigrationSet, voltypes.Migrations); err != nil {
+			t.Fatal(err)
+		}
+		types, err := voltypes.New(voltypes.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pol, err := policy.NewFromRules(slices.Concat(policy.Base, volumeapi.Rules), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vols, err := volumeapi.New(volumeapi.Config{Cell: "api", Logger: slog.New(slog.DiscardHandler), Auth: serviceAuth{}, Policy: pol,
+			DB: d, Sender: e.sender, Types: types, Quotas: types, TypeUsage: voldb.Counter{}, QuotaUsage: voldb.Counter{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/v2.1/", e.a)
+		mux.Handle("/volume/", http.StripPrefix("/volume", vols))
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		client := func(base string) *gophercloud.ServiceClient {
+			pc := &gophercloud.ProviderClient{HTTPClient: *srv.Client()}
+			pc.SetToken(demo)
+			return &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: base, ResourceBase: base}
+		}
+		cc, vc := client(srv.URL+"/v2.1/"), client(srv.URL+"/volume/v3/demo/")
+		vc.Microversion = "3.60"
+
+		// The states the cell sent of vaVol (available at version 1,
+		// which the copy has): an attach and a detach that the copy has
+		// not seen yet (versions 2 to 5), then this attach, answered at
+		// version 6; its update is held back.
+		st := func(version int64, status string, atts ...wire.AttachmentState) wire.VolumeState {
+			return wire.VolumeState{ID: vaVol, Cell: vaCell, Version: version, Status: status, SizeGB: 1, Attachments: atts}
+		}
+		att := func(id, status string) wire.AttachmentState {
+			return wire.AttachmentState{ID: id, InstanceUUID: vaServer, Status: status, Device: "/dev/vdb", Mode: "rw", BDMUUID: "bdm-" + id, BootIndex: -1}
+		}
+		late := []wire.VolumeState{st(2, "attaching", att("a1", "attaching")), st(3, "in-use", att("a1", "attached")),
+			st(4, "detaching", att("a1", "detaching")), st(5, "available")}
+		var answered wire.VolumeState
+		e.caller.mu.Lock()
+		e.caller.state = func(req *wire.AttachVolume) *wire.VolumeState {
+			answered = st(6, "attaching", att(req.AttachmentID, "attaching"))
+			return &answered
+		}
+		e.caller.mu.Unlock()
+		if _, err := volumeattach.Create(ctx, cc, vaServer, volumeattach.CreateOpts{VolumeID: vaVol}).Extract(); err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		if v, err := voldb.Get(ctx, d, vaVol); err != nil || v.Version != 6 || len(v.Attachments) != 1 {
+			t.Errorf("the copy after the attach: %+v, %v; want the answered state, at version 6 with its attachment", v, err)
+		}
+		apply := func(states ...wire.VolumeState) {
+			t.Helper()
+			if err := d.InTx(ctx, func(tx *db.Tx) error {
+				_, err := voldb.Apply(ctx, tx, states, nil, time.Now())
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const refused = "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer."
+		// Cinder's view lists the attached attachments only.
+		deleteRefused := func(when, status string, attached int) {
+			t.Helper()
+			if v, err := volumes.Get(ctx, vc, vaVol).Extract(); err != nil || v.Status != status || len(v.Attachments) != attached {
+				t.Errorf("%s: the volume %+v, %v; want %s with %d attachments", when, v, err, status, attached)
+			}
+			err := volumes.Delete(ctx, vc, vaVol, nil).ExtractErr()
+			var ue gophercloud.ErrUnexpectedResponseCode
+			if !errors.As(err, &ue) || ue.Actual != http.StatusBadRequest || !strings.Contains(string(ue.Body), refused) {
+				t.Errorf("%s: the delete answered %v, want 400 %q", when, err, refused)
+			}
+		}
+		deleteRefused("right after the attach", "attaching", 0)
+
+		// The held states arrive, reordered, with repeats (a heal
+		// resend of the first, the attach's own update twice): none
+		// takes the copy back.
+		apply(late[3], late[0], st(1, "available"), late[2], late[1], answered, answered)
+		deleteRefused("after late and repeated states", "attaching", 0)
+
+		// The cell's next state (the attach done) is newer: in-use.
+		apply(st(7, "in-use", att(answered.Attachments[0].ID, "attached")))
+		deleteRefused("once attached", "in-use", 1)
+
+		e.sender.mu.Lock()
+		defer e.sender.mu.Unlock()
+		for _, m := range e.sender.msgs {
+			if m.method == wire.MethodVolumeAction {
+				t.Errorf("sent %s %+v to %s for a refused delete", m.method, m.payload, m.to)
+			}
 		}
 	})
 }
