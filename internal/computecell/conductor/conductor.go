@@ -227,6 +227,13 @@ func (c *Conductor) recover(ctx context.Context) error {
 				continue // a server action (unshelve) owns it and resumes itself
 			}
 			err := c.cfg.DB.InTx(ctx, func(tx *db.Tx) error { return c.state.Unplace(ctx, tx, in.UUID, task) })
+			if errors.Is(err, wire.ErrConflict) {
+				// Its task changed since the list: the cells service,
+				// already taking messages, applied a delete to it, and the
+				// delete goes on with it (its claim kept for that).
+				c.log.Info("an interrupted build changed meanwhile; left to what changed it", "instance", in.UUID, "err", err)
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("conductor: recover %s: %w", in.UUID, err)
 			}

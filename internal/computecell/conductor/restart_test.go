@@ -14,6 +14,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
 	"github.com/cellcloud/cellcloud/internal/computecell/network"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
@@ -291,5 +292,84 @@ func TestDeleteDuringHandBackIsADeleteNotAHandBack(t *testing.T) {
 	}
 	if held := heldAddresses(t, d); len(held) != 0 {
 		t.Errorf("after a restart the cell holds %v", held)
+	}
+}
+
+// A restart puts the builds it interrupted back to scheduling, while the
+// cells service already applies the messages that came meanwhile: a
+// delete that marks one of them between the conductor's list and its
+// update is not an error that stops the process (it did: "recover …: is
+// in task state deleting, not networking", and the cell stayed down). The
+// instance is left deleting, with its claim, for the delete. PostgreSQL
+// makes the interleaving certain: the delete's transaction holds the row
+// until the recovery waits for it.
+func TestRecoverLeavesAnInstanceDeletedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	d := migrateCellDB(t, dbtest.Open(t, "postgres"))
+	if err := celldb.RegisterNode(ctx, d, celldb.Node{Host: "h1", VCPUs: 16, RAMMB: 65536, DiskGB: 1000, CPURatio: 1, RAMRatio: 1, DiskRatio: 1}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	b := build(1, 0)
+	u := b.Instances[0].UUID
+	err := d.InTx(ctx, func(tx *db.Tx) error {
+		in := celldb.Instance{InstanceSpec: b.Instances[0], Flavor: small, VMState: celldb.VMBuilding, TaskState: celldb.TaskNetworking,
+			Version: 3, RequestID: "req-build", Host: "h1", Build: celldb.BuildContext{Scheduler: parent, Attempts: 1}}
+		if err := celldb.Insert(ctx, tx, []celldb.Instance{in}, t0); err != nil {
+			return err
+		}
+		return celldb.Claim(ctx, tx, u, "h1", small.Need(), t0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd, err := conductor.New(conductor.Config{Cell: cell, DB: d, Sender: &recorder{}, Scheduler: &fakeScheduler{}, Network: fakeNetwork{},
+		Compute: fakeCompute{}, PollInterval: time.Hour, HealInterval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The delete: its transaction marks the instance and waits to commit.
+	xid, commit, deleted := make(chan int64, 1), make(chan struct{}), make(chan error, 1)
+	go func() {
+		deleted <- d.InTx(ctx, func(tx *db.Tx) error {
+			var x int64
+			if err := tx.QueryRow(ctx, `UPDATE instances SET task_state = 'deleting' WHERE uuid = ? RETURNING txid_current()`, u).Scan(&x); err != nil {
+				return err
+			}
+			xid <- x
+			<-commit
+			return nil
+		})
+	}()
+	var x int64
+	select {
+	case x = <-xid:
+	case err := <-deleted:
+		t.Fatalf("the delete's transaction: %v", err)
+	}
+	started := make(chan error, 1)
+	go func() { started <- cd.Start(ctx) }()
+	t.Cleanup(func() { _ = cd.Shutdown(context.Background()) })
+	// The recovery listed the instance as networking and waits for the
+	// delete's row lock.
+	testpoll.Eventually(t, wait, "the recovery waiting for the delete's transaction", func() (bool, string) {
+		var n int
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM pg_locks WHERE locktype = 'transactionid' AND transactionid::text = ? AND NOT granted`,
+			fmt.Sprint(x)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0, fmt.Sprintf("%d waiting", n)
+	})
+	close(commit)
+	if err := <-deleted; err != nil {
+		t.Fatalf("the delete's transaction: %v", err)
+	}
+	if err := <-started; err != nil {
+		t.Fatalf("Start: %v; want the instance deleted meanwhile left to its delete", err)
+	}
+	if in := get(t, d, u); in.TaskState != celldb.TaskDeleting || in.Host != "h1" {
+		t.Errorf("instance task %q host %q, want deleting on h1", in.TaskState, in.Host)
+	}
+	if h := claims(t, d)[u]; h != "h1" {
+		t.Errorf("claim on %q, want h1 kept for the delete", h)
 	}
 }
