@@ -954,8 +954,15 @@ func RecordPlaced(ctx context.Context, tx *db.Tx, uuids []string, cell string, v
 	// "+deleted": without it SQLite's planner reads every live instance
 	// through instances_live (deleted, created_at) instead of the few by
 	// their key.
+	// A first placement (version 0: recorded inside the create's
+	// transaction, as a rule) keeps the row's updated_at, its creation
+	// time: no indexed column then changes (vm_state and task_state are
+	// as created), so PostgreSQL can update the row in place on its page
+	// (a heap-only tuple) without a new entry in each of the table's
+	// indexes. Nothing a user sees changes with a placement.
 	rows, err := tx.Query(ctx, `UPDATE instances SET cell_path = ?, host = '', node = '', vm_state = 'building', task_state = 'scheduling',
-		power_state = 0, addresses = '[]', fault = '', launched_at = 0, version = ?, updated_at = ?
+		power_state = 0, addresses = '[]', fault = '', launched_at = 0, version = ?,
+		updated_at = CASE WHEN version = 0 THEN updated_at ELSE ? END
 		WHERE uuid IN (`+placeholders(len(uuids))+`) AND +deleted = 0 AND version < ?
 		RETURNING uuid, delete_requested, ports_revised`, args...)
 	if err != nil {

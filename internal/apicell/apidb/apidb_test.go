@@ -558,7 +558,11 @@ func TestApplyUpdateFlavorImageAndPendingDelete(t *testing.T) {
 
 // TestRecordPlacedIsTheAcceptedStateApplied: RecordPlaced leaves a copy as
 // ApplyUpdate of the state a cell sends on accepting a build would, for
-// several instances at once, and leaves newer and deleted copies alone.
+// several instances at once, and leaves newer and deleted copies alone;
+// but a first placement (of a copy at version 0) keeps its updated_at, the
+// creation time, so that no indexed column changes and PostgreSQL can
+// update the row in place, while a later one (a build placed again) moves
+// it.
 func TestRecordPlacedIsTheAcceptedStateApplied(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
@@ -588,10 +592,24 @@ func TestRecordPlacedIsTheAcceptedStateApplied(t *testing.T) {
 		want := get(t, d, u(0))
 		for _, id := range []string{u(1), u(2)} {
 			got := get(t, d, id)
+			if !got.UpdatedAt.Equal(t0) {
+				t.Errorf("%s: updated_at %v after its first placement, want its creation time %v", id, got.UpdatedAt, t0)
+			}
 			got.UUID, got.Name, got.ReservationID, got.TaskState, got.DeleteRequested = want.UUID, want.Name, want.ReservationID, want.TaskState, want.DeleteRequested
+			got.UpdatedAt = want.UpdatedAt
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s after RecordPlaced:\n%+v\nwant as after the accepted state:\n%+v", id, got, want)
 			}
+		}
+		// Placed again (handed back, say, at version 3): updated_at moves.
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, _, err := apidb.RecordPlaced(ctx, tx, []string{u(1)}, "api!c2", 3, t0.Add(2*time.Second))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, d, u(1)); got.Cell != "api!c2" || got.Version != 3 || !got.UpdatedAt.Equal(t0.Add(2*time.Second)) {
+			t.Errorf("%s placed again: cell %s version %d updated_at %v, want api!c2, 3, %v", u(1), got.Cell, got.Version, got.UpdatedAt, t0.Add(2*time.Second))
 		}
 		if got := get(t, d, u(2)); got.TaskState != "scheduling" || !got.DeleteRequested {
 			t.Errorf("%s: task %q delete requested %v, want scheduling and true", u(2), got.TaskState, got.DeleteRequested)
@@ -603,4 +621,30 @@ func TestRecordPlacedIsTheAcceptedStateApplied(t *testing.T) {
 			t.Errorf("a deleted copy changed: %+v", got)
 		}
 	})
+}
+
+// On PostgreSQL, a create and its first placement in one transaction (as
+// the API cell's create places its build) update the row in place: a
+// heap-only tuple, with no new entry in any of the table's indexes.
+func TestFirstPlacementIsAHeapOnlyUpdate(t *testing.T) {
+	d := dbtest.Open(t, "postgres")
+	ctx := context.Background()
+	migrated(t, d)
+	u := "66666666-0000-0000-0000-000000000001"
+	var upd, hot int64
+	err := d.InTx(ctx, func(tx *db.Tx) error {
+		if err := apidb.Create(ctx, tx, []apidb.Instance{instance(u, "p1", t0)}); err != nil {
+			return err
+		}
+		if _, _, err := apidb.RecordPlaced(ctx, tx, []string{u}, "api!c1", 1, t0.Add(time.Second)); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = 'instances'::regclass`).Scan(&upd, &hot)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upd != 1 || hot != 1 {
+		t.Errorf("the placement: %d updates, %d of them heap-only; want 1 and 1 (an indexed column changed)", upd, hot)
+	}
 }
