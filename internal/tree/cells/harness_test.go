@@ -320,6 +320,19 @@ func (c *testCell) stopService() {
 	if err := svc.Shutdown(ctx); err != nil {
 		c.tr.t.Errorf("%s: shutdown: %v", c.path, err)
 	}
+	// The service's inbox iterator unsubscribed its pull requests on a
+	// connection that stays open (a process that dies closes its own):
+	// the unsubscribe must reach the broker before a test sends the cell
+	// anything, or the broker may hand a message to a pull request whose
+	// taker is gone, to come back only after the consumer's ack wait.
+	c.mu.Lock()
+	nc := c.nc
+	c.mu.Unlock()
+	if nc != nil {
+		if err := nc.FlushWithContext(ctx); err != nil {
+			c.tr.t.Errorf("%s: flush after shutdown: %v", c.path, err)
+		}
+	}
 }
 
 func (c *testCell) service() *cells.Service {
