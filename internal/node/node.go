@@ -237,7 +237,13 @@ func (n *Node) openDB(ctx context.Context) error {
 	}
 	n.DB = d
 	n.running.add(role{"database", closer(func(context.Context) error { return d.Close() })})
-	return nil
+	// PostgreSQL's planner statistics of the tables while they are young
+	// (db.StatsKeeper); nothing on SQLite.
+	keeper, err := db.NewStatsKeeper(d, 0, n.log.With("cell", n.cfg.Cell))
+	if err != nil {
+		return err
+	}
+	return n.running.start(ctx, role{"database statistics", keeper})
 }
 
 // connectBroker starts the embedded broker (unless the configuration names

@@ -1,0 +1,124 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// PostgreSQL plans a join from the statistics ANALYZE gathers. A table
+// that has none (a new cell's, until autovacuum first visits its database:
+// up to autovacuum_naptime, a minute by default, after its first rows) is
+// planned blind: a join that should look each row up by its key scans a
+// whole table instead, for every row, and the cost of a statement grows
+// with the table (docs/benchmarks.md, "Statistics of a young database").
+// Autovacuum then analyzes a table when a tenth of it changed, at its
+// naptime; a table that grows from nothing to thousands of rows within
+// that minute is planned from the statistics of its first rows, or none.
+//
+// A StatsKeeper closes that gap for the small tables of a young database:
+// every interval it analyzes the tables of the database's schema that have
+// fewer than YoungRows rows and changed by 50 rows plus a fifth of their
+// size since they were last analyzed (autovacuum's rule, with a fifth for
+// its tenth, checked every few seconds rather than every minute). Larger
+// tables are left to autovacuum. On SQLite, whose planner needs no
+// statistics to use an index, it does nothing.
+type StatsKeeper struct {
+	db     *DB
+	every  time.Duration
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// YoungRows is the size up to which StatsKeeper analyzes a table.
+const YoungRows = 100000
+
+// DefaultStatsInterval is how often a StatsKeeper looks.
+const DefaultStatsInterval = 2 * time.Second
+
+// NewStatsKeeper makes a keeper of d's statistics that looks every
+// interval (DefaultStatsInterval when zero).
+func NewStatsKeeper(d *DB, every time.Duration, log *slog.Logger) (*StatsKeeper, error) {
+	if d == nil {
+		return nil, errors.New("database statistics: a database is required")
+	}
+	if every <= 0 {
+		every = DefaultStatsInterval
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &StatsKeeper{db: d, every: every, log: log}, nil
+}
+
+// Start runs the keeper until Shutdown (PostgreSQL only).
+func (k *StatsKeeper) Start(context.Context) error {
+	if k.db.Dialect != Postgres {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k.cancel = cancel
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		t := time.NewTicker(k.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := k.Round(ctx); err != nil && ctx.Err() == nil {
+				k.log.Warn("analyzing the tables of a young database", "err", err)
+			}
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops the keeper and waits for its round to end.
+func (k *StatsKeeper) Shutdown(context.Context) error {
+	if k.cancel != nil {
+		k.cancel()
+	}
+	k.wg.Wait()
+	return nil
+}
+
+// Round analyzes the tables that need it now and names them.
+func (k *StatsKeeper) Round(ctx context.Context) ([]string, error) {
+	if k.db.Dialect != Postgres {
+		return nil, nil
+	}
+	// n_mod_since_analyze counts the rows inserted, updated and deleted
+	// since the last ANALYZE (autovacuum's or this keeper's); reltuples is
+	// -1 for a table never analyzed nor vacuumed. Only the owner of a
+	// table may analyze it.
+	tables, err := Collect(ctx, k.db, func(s Scanner) (string, error) {
+		var name string
+		return name, s.Scan(&name)
+	}, `SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+		WHERE s.schemaname = current_schema() AND pg_has_role(c.relowner, 'USAGE') AND c.reltuples < ?
+		AND s.n_mod_since_analyze >= 50 + 0.2 * GREATEST(c.reltuples, 0)
+		ORDER BY s.relname`, YoungRows)
+	if err != nil {
+		return nil, fmt.Errorf("database statistics: %w", err)
+	}
+	var done []string
+	for _, t := range tables {
+		if _, err := k.db.ExecContext(ctx, `ANALYZE `+quoteIdent(t)); err != nil {
+			return done, fmt.Errorf("database statistics: analyze %s: %w", t, err)
+		}
+		done = append(done, t)
+	}
+	return done, nil
+}
+
+// quoteIdent quotes a PostgreSQL identifier.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -1,0 +1,157 @@
+package db_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+)
+
+// insertFlushed inserts rows into table in a transaction whose statistics
+// the server reports as it ends (pg_stat_force_next_flush), and waits
+// until pg_stat_user_tables counts want changes since the last ANALYZE.
+func insertFlushed(t *testing.T, d *db.DB, table string, from, to int, want int64) {
+	t.Helper()
+	ctx := context.Background()
+	err := d.InTx(ctx, func(tx *db.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (id, v) SELECT i, 'row' FROM generate_series(?::int, ?::int) i`, from, to); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_stat_force_next_flush()`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int64
+		if err := d.QueryRow(ctx, `SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = ?`, table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d changes since the last analyze, want %d", table, n, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestStatsKeeperAnalyzesYoungTablesAsTheyGrow(t *testing.T) {
+	d := dbtest.Open(t, "postgres")
+	ctx := context.Background()
+	// Autovacuum off for these tables, so that only the keeper analyzes.
+	for _, table := range []string{"young", "grown"} {
+		if _, err := d.Exec(ctx, `CREATE TABLE `+table+` (id INTEGER PRIMARY KEY, v TEXT) WITH (autovacuum_enabled = false)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, err := db.NewStatsKeeper(d, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reltuples := func(table string) float64 {
+		var n float64
+		if err := d.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = to_regclass(?)`, table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// A table the size of a big cell's is autovacuum's: analyzed here
+	// once by hand, then changed by more than a fifth.
+	insertFlushed(t, d, "grown", 1, db.YoungRows, db.YoungRows)
+	if _, err := d.Exec(ctx, `ANALYZE grown`); err != nil {
+		t.Fatal(err)
+	}
+	insertFlushed(t, d, "grown", db.YoungRows+1, db.YoungRows+db.YoungRows/4, db.YoungRows/4)
+
+	// A new table with 200 rows, never analyzed: analyzed.
+	insertFlushed(t, d, "young", 1, 200, 200)
+	got, err := k.Round(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"young"}) {
+		t.Fatalf("analyzed %v, want [young] (grown is left to autovacuum)", got)
+	}
+	if n := reltuples("young"); n != 200 {
+		t.Fatalf("young: reltuples %v after the round, want 200", n)
+	}
+	if got, err := k.Round(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("a round with nothing changed analyzed %v (%v)", got, err)
+	}
+
+	// 30 rows more are fewer than 50 + 200/5: not yet; 100 more are.
+	insertFlushed(t, d, "young", 201, 230, 30)
+	if got, err := k.Round(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("30 rows changed in 200: analyzed %v (%v), want none", got, err)
+	}
+	insertFlushed(t, d, "young", 231, 330, 130)
+	if got, err := k.Round(ctx); err != nil || !slices.Equal(got, []string{"young"}) {
+		t.Fatalf("130 rows changed in 200: analyzed %v (%v), want [young]", got, err)
+	}
+	if n := reltuples("young"); n != 330 {
+		t.Fatalf("young: reltuples %v after the second round, want 330", n)
+	}
+}
+
+func TestStatsKeeperRunsUntilShutdown(t *testing.T) {
+	d := dbtest.Open(t, "postgres")
+	ctx := context.Background()
+	if _, err := d.Exec(ctx, `CREATE TABLE young (id INTEGER PRIMARY KEY, v TEXT) WITH (autovacuum_enabled = false)`); err != nil {
+		t.Fatal(err)
+	}
+	insertFlushed(t, d, "young", 1, 100, 100)
+	k, err := db.NewStatsKeeper(d, 20*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var analyzed bool
+		if err := d.QueryRow(ctx, `SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'young'`).Scan(&analyzed); err != nil {
+			t.Fatal(err)
+		}
+		if analyzed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the running keeper did not analyze the new table")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := k.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStatsKeeperDoesNothingOnSQLite(t *testing.T) {
+	d := dbtest.Open(t, "sqlite")
+	ctx := context.Background()
+	if _, err := d.Exec(ctx, `CREATE TABLE young (id INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	k, err := db.NewStatsKeeper(d, time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = k.Shutdown(ctx) }()
+	if got, err := k.Round(ctx); err != nil || got != nil {
+		t.Fatalf("a round on SQLite: %v, %v; want nothing", got, err)
+	}
+	if _, err := db.NewStatsKeeper(nil, 0, nil); err == nil {
+		t.Fatal("a keeper without a database was made")
+	}
+}
