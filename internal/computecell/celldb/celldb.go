@@ -672,8 +672,17 @@ func taskIs(expectTask *string) (string, []any) {
 	if expectTask == nil {
 		return "", nil
 	}
-	return ` AND task_state = ?`, []any{*expectTask}
+	return ` AND ` + taskGuard, []any{*expectTask}
 }
+
+// taskGuard checks an instance's task state on the row its primary key
+// finds. Written as a plain task_state = ?, PostgreSQL's generic plan for
+// an update by uuid could take the instances_task index instead, as the
+// two cost alike when a task state looks rare, and then read every
+// instance in that task state to find the one (hundreds of rows read per
+// statement while a cell is busy building); an expression that no index
+// covers leaves the primary key the only way in.
+const taskGuard = `task_state || '' = ?`
 
 // conflict says why an update found no row: the instance is not there
 // (ErrNotFound), or not in the task state expected (wire.ErrConflict).
@@ -861,7 +870,7 @@ func updateStatement(uuid, where string, whereArgs []any, c Change, now time.Tim
 func Purge(ctx context.Context, tx *db.Tx, uuids []string, task string) ([]string, error) {
 	var purged []string
 	for _, u := range uuids {
-		res, err := tx.Exec(ctx, `DELETE FROM instances WHERE uuid = ? AND task_state = ? AND deleted = 0`, u, task)
+		res, err := tx.Exec(ctx, `DELETE FROM instances WHERE uuid = ? AND `+taskGuard+` AND deleted = 0`, u, task)
 		if err != nil {
 			return nil, fmt.Errorf("purge instance %s: %w", u, err)
 		}

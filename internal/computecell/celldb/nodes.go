@@ -238,7 +238,7 @@ func Place(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor,
 		i AS (UPDATE instances SET host = ?, node = ?, task_state = ?,
 			availability_zone = CASE WHEN ? THEN (SELECT availability_zone FROM u) ELSE availability_zone END,
 			updated_at = ?, version = version + 1
-			WHERE uuid = ? AND task_state = ? AND EXISTS (SELECT 1 FROM u) RETURNING 1)
+			WHERE uuid = ? AND `+taskGuard+` AND EXISTS (SELECT 1 FROM u) RETURNING 1)
 		SELECT EXISTS (SELECT 1 FROM c), (SELECT availability_zone FROM u), EXISTS (SELECT 1 FROM i)`, args...).Scan(&inserted, &az, &placed)
 	switch {
 	case err != nil:

@@ -10,6 +10,8 @@ import (
 	"github.com/cellcloud/cellcloud/internal/computecell/celldb"
 	"github.com/cellcloud/cellcloud/internal/computecell/conductor"
 	"github.com/cellcloud/cellcloud/internal/computecell/hostsched"
+	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/capacity"
 )
@@ -139,4 +141,59 @@ func TestRefusedClaimsAreNotAskedForAgainFromTheSameView(t *testing.T) {
 	if h := claims(t, e.db)[u]; h != "b" {
 		t.Errorf("claimed on %q, want b, the one host with room", h)
 	}
+}
+
+// Builds claimed together run without savepoints at first (a claim a full
+// host refuses undoes itself); a claim that fails otherwise has the
+// transaction run again with a savepoint per claim. Here build 2 leaves
+// task state scheduling between its selection and its claim (as a delete
+// or another operation would take it): builds 1 and 3 are claimed, and
+// build 2 holds no claim and takes nothing from the host, though its
+// claim row and the host's room had been written before its own update
+// found it gone.
+func TestAClaimThatFailsAmongOthersIsUndoneAlone(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		d = migrateCellDB(t, d)
+		if err := celldb.RegisterNode(ctx, d, celldb.Node{Host: "h1", VCPUs: 16, RAMMB: 65536, DiskGB: 1000, CPURatio: 1, RAMRatio: 1, DiskRatio: 1}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		sched := &fakeScheduler{fn: func(req *hostsched.Request) ([]hostsched.Selection, error) {
+			if req.ProjectID == "p-2" {
+				if _, err := d.Exec(ctx, `UPDATE instances SET task_state = 'rebooting' WHERE uuid = ?`, uuidN(102)); err != nil {
+					return nil, err
+				}
+			}
+			return []hostsched.Selection{{Host: "h1"}}, nil
+		}}
+		cd, err := conductor.New(conductor.Config{Cell: cell, DB: d, Sender: &recorder{}, Scheduler: sched, Network: fakeNetwork{}, Compute: fakeCompute{},
+			PollInterval: time.Hour, HealInterval: time.Hour, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 3; i++ {
+			b := build(1, 0)
+			b.Instances[0].UUID = uuidN(100 + i)
+			b.Instances[0].ReservationID = fmt.Sprintf("r-%d", i)
+			b.Instances[0].ProjectID = fmt.Sprintf("p-%d", i)
+			accept(t, d, cd, fmt.Sprintf("req-%d", i), b)
+		}
+		if err := cd.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cd.Shutdown(context.Background()) })
+		testpoll.Eventually(t, wait, "builds 1 and 3 claimed on h1", func() (bool, string) {
+			cl := claims(t, d)
+			return cl[uuidN(101)] == "h1" && cl[uuidN(103)] == "h1", fmt.Sprintf("claims %v", cl)
+		})
+		if h, ok := claims(t, d)[uuidN(102)]; ok {
+			t.Errorf("build 2 holds a claim on %q", h)
+		}
+		if n, vcpus := used(t, d); n != 2 || vcpus != 2*small.VCPUs {
+			t.Errorf("the host counts %d instances and %d vCPUs, want 2 and %d", n, vcpus, 2*small.VCPUs)
+		}
+		if in := get(t, d, uuidN(102)); in.TaskState != "rebooting" || in.Host != "" {
+			t.Errorf("build 2 in task state %q on host %q, want rebooting on none", in.TaskState, in.Host)
+		}
+	})
 }

@@ -560,49 +560,76 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance,
 }
 
 // claimAll claims a host for each instance, all in one transaction: the
-// selected host, or else the first alternate with room. Each instance's
-// claim has its own savepoint, so one that fits nowhere or was deleted
-// meanwhile does not undo the others; its error is in errs.
+// selected host, or else the first alternate with room. A claim a full
+// host refuses undoes its own statements (celldb.Place), so the
+// transaction first runs without savepoints, which cost two statements
+// and a subtransaction each; only when a claim fails otherwise (the
+// instance deleted meanwhile, a statement's error) is it run again with a
+// savepoint per claim, so that the one that failed does not undo the
+// others. A claim's error is in errs.
 func (c *Conductor) claimAll(ctx context.Context, insts []*celldb.Instance, sels []hostsched.Selection) (hosts []string, errs []error) {
 	hosts, errs = make([]string, len(insts)), make([]error, len(insts))
 	err := c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		for i, in := range insts {
-			hosts[i], errs[i] = "", nil
-			for _, host := range append([]string{sels[i].Host}, sels[i].Alternates...) {
-				sp := "claim" + strconv.Itoa(i)
-				if err := tx.Savepoint(ctx, sp); err != nil {
-					return err
-				}
-				err := c.state.Place(ctx, tx, in, host)
-				if err != nil {
-					if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
-						return rerr
-					}
-				}
-				if rerr := tx.Release(ctx, sp); rerr != nil {
-					return rerr
-				}
-				if err == nil {
-					hosts[i] = host
-					break
-				}
-				errs[i] = err
-				if !errors.Is(err, celldb.ErrClaimFailed) {
-					break
-				}
-			}
-			if hosts[i] != "" {
-				errs[i] = nil
-			}
-		}
-		return nil
+		return c.claimEach(ctx, tx, insts, sels, hosts, errs, false)
 	})
+	if errors.Is(err, errClaimNeedsSavepoints) {
+		err = c.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+			return c.claimEach(ctx, tx, insts, sels, hosts, errs, true)
+		})
+	}
 	if err != nil {
 		for i := range insts {
 			hosts[i], errs[i] = "", err
 		}
 	}
 	return hosts, errs
+}
+
+// errClaimNeedsSavepoints ends claimAll's first attempt: a claim failed
+// in a way that may have left statements to undo.
+var errClaimNeedsSavepoints = errors.New("a claim failed: claiming again with savepoints")
+
+// claimEach is claimAll's transaction, with or without a savepoint per
+// claim.
+func (c *Conductor) claimEach(ctx context.Context, tx *db.Tx, insts []*celldb.Instance, sels []hostsched.Selection, hosts []string, errs []error, savepoints bool) error {
+	for i, in := range insts {
+		hosts[i], errs[i] = "", nil
+		for _, host := range append([]string{sels[i].Host}, sels[i].Alternates...) {
+			sp := "claim" + strconv.Itoa(i)
+			if savepoints {
+				if err := tx.Savepoint(ctx, sp); err != nil {
+					return err
+				}
+			}
+			err := c.state.Place(ctx, tx, in, host)
+			switch {
+			case err == nil || !savepoints && errors.Is(err, celldb.ErrClaimFailed):
+			case !savepoints:
+				return fmt.Errorf("%w: %w", errClaimNeedsSavepoints, err)
+			default:
+				if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
+					return rerr
+				}
+			}
+			if savepoints {
+				if rerr := tx.Release(ctx, sp); rerr != nil {
+					return rerr
+				}
+			}
+			if err == nil {
+				hosts[i] = host
+				break
+			}
+			errs[i] = err
+			if !errors.Is(err, celldb.ErrClaimFailed) {
+				break
+			}
+		}
+		if hosts[i] != "" {
+			errs[i] = nil
+		}
+	}
+	return nil
 }
 
 // handBack returns instances this cell cannot place to the cell that
