@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,17 +23,23 @@ import (
 //
 // A StatsKeeper closes that gap for the small tables of a young database:
 // every interval it analyzes the tables of the database's schema that have
-// fewer than YoungRows rows and changed by 50 rows plus a fifth of their
-// size since they were last analyzed (autovacuum's rule, with a fifth for
-// its tenth, checked every few seconds rather than every minute). Larger
-// tables are left to autovacuum. On SQLite, whose planner needs no
-// statistics to use an index, it does nothing.
+// fewer than YoungRows rows and changed by 50 rows plus a half of their
+// size since they were last analyzed (autovacuum's rule, with a half for
+// its tenth, checked every few seconds rather than every minute: the
+// shape of a plan changes with the table's proportions more than with its
+// size). Larger tables are left to autovacuum, which must be on: the
+// keeper warns at its start when it is off. On SQLite, whose planner needs
+// no statistics to use an index, it does nothing.
 type StatsKeeper struct {
 	db     *DB
 	every  time.Duration
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// mu serializes rounds; tables are the oids of the schema's tables,
+	// listed at the first round.
+	mu     sync.Mutex
+	tables string
 }
 
 // YoungRows is the size up to which StatsKeeper analyzes a table.
@@ -57,9 +64,17 @@ func NewStatsKeeper(d *DB, every time.Duration, log *slog.Logger) (*StatsKeeper,
 }
 
 // Start runs the keeper until Shutdown (PostgreSQL only).
-func (k *StatsKeeper) Start(context.Context) error {
+func (k *StatsKeeper) Start(ctx context.Context) error {
 	if k.db.Dialect != Postgres {
 		return nil
+	}
+	var autovacuum string
+	if err := k.db.QueryRow(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum); err != nil {
+		return fmt.Errorf("database statistics: %w", err)
+	}
+	if autovacuum != "on" {
+		k.log.Warn("PostgreSQL's autovacuum is off: this cell's tables are analyzed here only while they are young, and never vacuumed; turn it on (docs/operations.md)",
+			"database", Redact(k.db.DSN))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	k.cancel = cancel
@@ -96,17 +111,25 @@ func (k *StatsKeeper) Round(ctx context.Context) ([]string, error) {
 	if k.db.Dialect != Postgres {
 		return nil, nil
 	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.tables == "" {
+		tables, err := k.ownTables(ctx)
+		if err != nil || tables == "" {
+			return nil, err
+		}
+		k.tables = tables
+	}
 	// n_mod_since_analyze counts the rows inserted, updated and deleted
 	// since the last ANALYZE (autovacuum's or this keeper's); reltuples is
-	// -1 for a table never analyzed nor vacuumed. Only the owner of a
-	// table may analyze it.
+	// -1 for a table never analyzed nor vacuumed. The tables are found by
+	// their oids, by index, rather than by a scan of the catalog.
 	tables, err := Collect(ctx, k.db, func(s Scanner) (string, error) {
 		var name string
 		return name, s.Scan(&name)
-	}, `SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-		WHERE s.schemaname = current_schema() AND pg_has_role(c.relowner, 'USAGE') AND c.reltuples < ?
-		AND s.n_mod_since_analyze >= 50 + 0.2 * GREATEST(c.reltuples, 0)
-		ORDER BY s.relname`, YoungRows)
+	}, `SELECT c.relname FROM pg_class c WHERE c.oid IN (`+k.tables+`) AND c.reltuples < ?
+		AND pg_stat_get_mod_since_analyze(c.oid) >= 50 + 0.5 * GREATEST(c.reltuples, 0)
+		ORDER BY c.relname`, YoungRows)
 	if err != nil {
 		return nil, fmt.Errorf("database statistics: %w", err)
 	}
@@ -118,6 +141,22 @@ func (k *StatsKeeper) Round(ctx context.Context) ([]string, error) {
 		done = append(done, t)
 	}
 	return done, nil
+}
+
+// ownTables lists, as a list of oids for an IN, the tables of the
+// database's schema that its user may analyze (their owner's): the
+// migrations made them all before the keeper starts.
+func (k *StatsKeeper) ownTables(ctx context.Context) (string, error) {
+	oids, err := Collect(ctx, k.db, func(s Scanner) (string, error) {
+		var oid int64
+		err := s.Scan(&oid)
+		return strconv.FormatInt(oid, 10), err
+	}, `SELECT c.oid::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind = 'r' AND pg_has_role(c.relowner, 'USAGE')`)
+	if err != nil {
+		return "", fmt.Errorf("database statistics: the schema's tables: %w", err)
+	}
+	return strings.Join(oids, ", "), nil
 }
 
 // quoteIdent quotes a PostgreSQL identifier.

@@ -1,8 +1,11 @@
 package db_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,12 +67,12 @@ func TestStatsKeeperAnalyzesYoungTablesAsTheyGrow(t *testing.T) {
 	}
 
 	// A table the size of a big cell's is autovacuum's: analyzed here
-	// once by hand, then changed by more than a fifth.
+	// once by hand, then changed by more than a half.
 	insertFlushed(t, d, "grown", 1, db.YoungRows, db.YoungRows)
 	if _, err := d.Exec(ctx, `ANALYZE grown`); err != nil {
 		t.Fatal(err)
 	}
-	insertFlushed(t, d, "grown", db.YoungRows+1, db.YoungRows+db.YoungRows/4, db.YoungRows/4)
+	insertFlushed(t, d, "grown", db.YoungRows+1, db.YoungRows+db.YoungRows*3/5, db.YoungRows*3/5)
 
 	// A new table with 200 rows, never analyzed: analyzed.
 	insertFlushed(t, d, "young", 1, 200, 200)
@@ -87,17 +90,17 @@ func TestStatsKeeperAnalyzesYoungTablesAsTheyGrow(t *testing.T) {
 		t.Fatalf("a round with nothing changed analyzed %v (%v)", got, err)
 	}
 
-	// 30 rows more are fewer than 50 + 200/5: not yet; 100 more are.
-	insertFlushed(t, d, "young", 201, 230, 30)
+	// 140 rows more are fewer than 50 + 200/2: not yet; 160 are.
+	insertFlushed(t, d, "young", 201, 340, 140)
 	if got, err := k.Round(ctx); err != nil || len(got) != 0 {
-		t.Fatalf("30 rows changed in 200: analyzed %v (%v), want none", got, err)
+		t.Fatalf("140 rows changed in 200: analyzed %v (%v), want none", got, err)
 	}
-	insertFlushed(t, d, "young", 231, 330, 130)
+	insertFlushed(t, d, "young", 341, 360, 160)
 	if got, err := k.Round(ctx); err != nil || !slices.Equal(got, []string{"young"}) {
-		t.Fatalf("130 rows changed in 200: analyzed %v (%v), want [young]", got, err)
+		t.Fatalf("160 rows changed in 200: analyzed %v (%v), want [young]", got, err)
 	}
-	if n := reltuples("young"); n != 330 {
-		t.Fatalf("young: reltuples %v after the second round, want 330", n)
+	if n := reltuples("young"); n != 360 {
+		t.Fatalf("young: reltuples %v after the second round, want 360", n)
 	}
 }
 
@@ -108,7 +111,8 @@ func TestStatsKeeperRunsUntilShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	insertFlushed(t, d, "young", 1, 100, 100)
-	k, err := db.NewStatsKeeper(d, 20*time.Millisecond, nil)
+	var logged bytes.Buffer
+	k, err := db.NewStatsKeeper(d, 20*time.Millisecond, slog.New(slog.NewTextHandler(&logged, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +135,14 @@ func TestStatsKeeperRunsUntilShutdown(t *testing.T) {
 	}
 	if err := k.Shutdown(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// It warns of an autovacuum turned off, and only then.
+	var autovacuum string
+	if err := d.QueryRow(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum); err != nil {
+		t.Fatal(err)
+	}
+	if warned := strings.Contains(logged.String(), "autovacuum is off"); warned != (autovacuum == "off") {
+		t.Errorf("autovacuum %s, warned %v: %s", autovacuum, warned, logged.String())
 	}
 }
 
