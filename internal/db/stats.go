@@ -23,11 +23,11 @@ import (
 //
 // A StatsKeeper closes that gap for the small tables of a young database:
 // every interval it analyzes the tables of the database's schema that have
-// fewer than YoungRows rows and changed by 50 rows plus a half of their
-// size since they were last analyzed (autovacuum's rule, with a half for
-// its tenth, checked every few seconds rather than every minute: the
-// shape of a plan changes with the table's proportions more than with its
-// size). Larger tables are left to autovacuum, which must be on: the
+// fewer than YoungRows rows and grew or shrank by 50 rows plus a half of
+// their size since they were last analyzed (autovacuum's rule counts rows
+// changed, a tenth of the table, and is checked every minute: here the
+// size, as a plan's shape follows the sizes of the tables it joins, checked
+// every few seconds). Larger tables are left to autovacuum, which must be on: the
 // keeper warns at its start when it is off. On SQLite, whose planner needs
 // no statistics to use an index, it does nothing.
 type StatsKeeper struct {
@@ -120,15 +120,17 @@ func (k *StatsKeeper) Round(ctx context.Context) ([]string, error) {
 		}
 		k.tables = tables
 	}
-	// n_mod_since_analyze counts the rows inserted, updated and deleted
-	// since the last ANALYZE (autovacuum's or this keeper's); reltuples is
-	// -1 for a table never analyzed nor vacuumed. The tables are found by
-	// their oids, by index, rather than by a scan of the catalog.
+	// reltuples is the rows the last ANALYZE (autovacuum's or this
+	// keeper's) counted, -1 for a table never analyzed nor vacuumed;
+	// n_live_tup (pg_stat_get_live_tuples) the rows now. A table whose
+	// rows churn at a steady size (the outbox, the compute nodes' usage)
+	// is not analyzed again. The tables are found by their oids, by
+	// index, rather than by a scan of the catalog.
 	tables, err := Collect(ctx, k.db, func(s Scanner) (string, error) {
 		var name string
 		return name, s.Scan(&name)
 	}, `SELECT c.relname FROM pg_class c WHERE c.oid IN (`+k.tables+`) AND c.reltuples < ?
-		AND pg_stat_get_mod_since_analyze(c.oid) >= 50 + 0.5 * GREATEST(c.reltuples, 0)
+		AND abs(pg_stat_get_live_tuples(c.oid) - GREATEST(c.reltuples, 0)) >= 50 + 0.5 * GREATEST(c.reltuples, 0)
 		ORDER BY c.relname`, YoungRows)
 	if err != nil {
 		return nil, fmt.Errorf("database statistics: %w", err)
