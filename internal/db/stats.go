@@ -26,10 +26,10 @@ import (
 // fewer than YoungRows rows and grew or shrank by 50 rows plus a half of
 // their size since they were last analyzed (autovacuum's rule counts rows
 // changed, a tenth of the table, and is checked every minute: here the
-// size, as a plan's shape follows the sizes of the tables it joins, checked
-// every few seconds). Larger tables are left to autovacuum, which must be on: the
-// keeper warns at its start when it is off. On SQLite, whose planner needs
-// no statistics to use an index, it does nothing.
+// size, as a plan's shape follows the sizes of the tables it joins,
+// checked every few seconds). Larger tables are left to autovacuum, which
+// must be on: the keeper warns at its start when it is off. On SQLite,
+// whose planner needs no statistics to use an index, it does nothing.
 type StatsKeeper struct {
 	db     *DB
 	every  time.Duration

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 )
 
 // insertFlushed inserts rows into table in a transaction whose statistics
@@ -38,20 +39,13 @@ func insertFlushed(t *testing.T, d *db.DB, table string, from, to int, want int6
 func waitChanges(t *testing.T, d *db.DB, table string, want int64) {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testpoll.Eventually(t, 20*time.Second, fmt.Sprintf("%d changes to %s counted", want, table), func() (bool, string) {
 		var n int64
 		if err := d.QueryRow(ctx, `SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = ?`, table).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d changes since the last analyze, want %d", table, n, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return n == want, fmt.Sprintf("%d changes since the last analyze", n)
+	})
 }
 
 func TestStatsKeeperAnalyzesYoungTablesAsTheyGrow(t *testing.T) {
@@ -152,20 +146,13 @@ func TestStatsKeeperRunsUntilShutdown(t *testing.T) {
 	if err := k.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testpoll.Eventually(t, 20*time.Second, "the running keeper to analyze the new table", func() (bool, string) {
 		var analyzed bool
 		if err := d.QueryRow(ctx, `SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'young'`).Scan(&analyzed); err != nil {
 			t.Fatal(err)
 		}
-		if analyzed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the running keeper did not analyze the new table")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return analyzed, "not analyzed"
+	})
 	if err := k.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
