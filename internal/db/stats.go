@@ -76,7 +76,7 @@ func (k *StatsKeeper) Start(ctx context.Context) error {
 		k.log.Warn("PostgreSQL's autovacuum is off: this cell's tables are analyzed here only while they are young, and never vacuumed; turn it on (docs/operations.md)",
 			"database", Redact(k.db.DSN))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	run, cancel := context.WithCancel(context.Background())
 	k.cancel = cancel
 	k.wg.Add(1)
 	go func() {
@@ -85,11 +85,11 @@ func (k *StatsKeeper) Start(ctx context.Context) error {
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-run.Done():
 				return
 			case <-t.C:
 			}
-			if _, err := k.Round(ctx); err != nil && ctx.Err() == nil {
+			if _, err := k.Round(run); err != nil && run.Err() == nil {
 				k.log.Warn("analyzing the tables of a young database", "err", err)
 			}
 		}

@@ -60,15 +60,7 @@ func TestBuildsWaitingTogetherAreClaimedInOneTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var uuids []string
-	for i := 1; i <= 6; i++ {
-		b := build(1, 0)
-		b.Instances[0].UUID = uuidN(100 + i)
-		b.Instances[0].ReservationID = fmt.Sprintf("r-%d", i)
-		b.Instances[0].ProjectID = fmt.Sprintf("p-%d", i)
-		accept(t, d, cd, fmt.Sprintf("req-%d", i), b)
-		uuids = append(uuids, b.Instances[0].UUID)
-	}
+	uuids := acceptApart(t, d, cd, 6)
 	if err := cd.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -171,13 +163,7 @@ func TestAClaimThatFailsAmongOthersIsUndoneAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 1; i <= 3; i++ {
-			b := build(1, 0)
-			b.Instances[0].UUID = uuidN(100 + i)
-			b.Instances[0].ReservationID = fmt.Sprintf("r-%d", i)
-			b.Instances[0].ProjectID = fmt.Sprintf("p-%d", i)
-			accept(t, d, cd, fmt.Sprintf("req-%d", i), b)
-		}
+		acceptApart(t, d, cd, 3)
 		if err := cd.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -196,4 +182,21 @@ func TestAClaimThatFailsAmongOthersIsUndoneAlone(t *testing.T) {
 			t.Errorf("build 2 in task state %q on host %q, want rebooting on none", in.TaskState, in.Host)
 		}
 	})
+}
+
+// acceptApart accepts n builds of one instance each, build i (from 1) in
+// request req-i, reservation r-i and project p-i, its instance
+// uuidN(100+i), and returns the instances' uuids.
+func acceptApart(t *testing.T, d *db.DB, cd *conductor.Conductor, n int) []string {
+	t.Helper()
+	var uuids []string
+	for i := 1; i <= n; i++ {
+		b := build(1, 0)
+		b.Instances[0].UUID = uuidN(100 + i)
+		b.Instances[0].ReservationID = fmt.Sprintf("r-%d", i)
+		b.Instances[0].ProjectID = fmt.Sprintf("p-%d", i)
+		accept(t, d, cd, fmt.Sprintf("req-%d", i), b)
+		uuids = append(uuids, b.Instances[0].UUID)
+	}
+	return uuids
 }

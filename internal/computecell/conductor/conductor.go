@@ -595,29 +595,17 @@ func (c *Conductor) claimEach(ctx context.Context, tx *db.Tx, insts []*celldb.In
 	for i, in := range insts {
 		hosts[i], errs[i] = "", nil
 		for _, host := range append([]string{sels[i].Host}, sels[i].Alternates...) {
-			sp := "claim" + strconv.Itoa(i)
+			var err error
 			if savepoints {
-				if err := tx.Savepoint(ctx, sp); err != nil {
-					return err
+				var txErr error
+				if err, txErr = c.placeUnder(ctx, tx, "claim"+strconv.Itoa(i), in, host); txErr != nil {
+					return txErr
 				}
-			}
-			err := c.state.Place(ctx, tx, in, host)
-			switch {
-			case err == nil || !savepoints && errors.Is(err, celldb.ErrClaimFailed):
-			case !savepoints:
+			} else if err = c.state.Place(ctx, tx, in, host); err != nil && !errors.Is(err, celldb.ErrClaimFailed) {
 				return fmt.Errorf("%w: %w", errClaimNeedsSavepoints, err)
-			default:
-				if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
-					return rerr
-				}
-			}
-			if savepoints {
-				if rerr := tx.Release(ctx, sp); rerr != nil {
-					return rerr
-				}
 			}
 			if err == nil {
-				hosts[i] = host
+				hosts[i], errs[i] = host, nil
 				break
 			}
 			errs[i] = err
@@ -625,11 +613,23 @@ func (c *Conductor) claimEach(ctx context.Context, tx *db.Tx, insts []*celldb.In
 				break
 			}
 		}
-		if hosts[i] != "" {
-			errs[i] = nil
-		}
 	}
 	return nil
+}
+
+// placeUnder is Place under a savepoint, so that a claim that fails is
+// undone alone: err is the claim's error, txErr that of a savepoint
+// statement, which ends the transaction.
+func (c *Conductor) placeUnder(ctx context.Context, tx *db.Tx, sp string, in *celldb.Instance, host string) (err, txErr error) {
+	if txErr = tx.Savepoint(ctx, sp); txErr != nil {
+		return nil, txErr
+	}
+	if err = c.state.Place(ctx, tx, in, host); err != nil {
+		if txErr = tx.RollbackTo(ctx, sp); txErr != nil {
+			return err, txErr
+		}
+	}
+	return err, tx.Release(ctx, sp)
 }
 
 // handBack returns instances this cell cannot place to the cell that
