@@ -136,7 +136,7 @@ func (d *DB) runPipelined(ctx context.Context, f func(*Tx) error) (after []func(
 	}
 	p := &pipeline{conn: conn}
 	p.queue("begin", nil)
-	tx := &Tx{tx: conn, pg: p, Dialect: d.Dialect, statements: d.statements, roundTrips: d.roundTrips}
+	tx := &Tx{tx: conn, pg: p, Dialect: d.Dialect, statements: d.statements, roundTrips: d.roundTrips, binds: d.binds}
 	committed := false
 	defer func() {
 		// Roll back if f fails or panics, or the commit fails: a

@@ -391,3 +391,14 @@ func TestRememberLastsTheTransactionAndARollbackToASavepointForgets(t *testing.T
 		})
 	})
 }
+
+// BenchmarkRebind is a boot's longest statement (the cell's instance
+// insert, 25 placeholders) rebound for PostgreSQL.
+func BenchmarkRebind(b *testing.B) {
+	q := `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor, key_name, user_data, metadata, availability_zone,
+		reservation_id, launch_index, build, host, node, vm_state, task_state, power_state, version, fault, request_id, launched_at,
+		created_at, updated_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	for b.Loop() {
+		db.Rebind(db.Postgres, q)
+	}
+}

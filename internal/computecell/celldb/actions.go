@@ -145,22 +145,25 @@ func ListActions(ctx context.Context, q Querier, uuid, requestID string) ([]wire
 	return out, nil
 }
 
-// FinishAction closes the open events of the instance's action started by
-// requestID, on host (which an event started before the instance had a
-// host takes); it is a no-op when there is no such action.
+// ActionEnd ends the latest action of an instance under a request
+// (FinishAction): its unfinished events get the result (and the host,
+// where they have none), and an "Error" marks the action.
+type ActionEnd struct {
+	RequestID, Result, Traceback, Host string
+	At                                 time.Time
+}
+
+// FinishAction ends the latest action of the instance under requestID
+// (ActionEnd); an instance with no such action changes nothing.
 func FinishAction(ctx context.Context, tx *db.Tx, uuid, requestID, result, traceback, host string, at time.Time) error {
+	e := ActionEnd{RequestID: requestID, Result: result, Traceback: traceback, Host: host, At: at}
 	// The latest action of that request is found inside the statements, so
-	// that ending it costs two statements (one on PostgreSQL), not three;
-	// an instance with no such action changes nothing.
+	// that ending it costs two statements (one on PostgreSQL), not three.
 	const action = `(SELECT id FROM instance_actions WHERE instance_uuid = ? AND request_id = ? ORDER BY id DESC LIMIT 1)`
 	if tx.Dialect == db.Postgres {
 		// On PostgreSQL one statement: both updates see the same snapshot
 		// and touch different tables.
-		if err := tx.ExecLater(ctx, `WITH a AS `+action+`,
-			e AS (UPDATE instance_action_events SET result = ?, traceback = ?, finish_time = ?,
-				host = CASE WHEN host = '' THEN ? ELSE host END WHERE action_id = (SELECT id FROM a) AND finish_time = 0)
-			UPDATE instance_actions SET message = CASE WHEN ? = 'Error' THEN 'Error' ELSE message END, updated_at = ? WHERE id = (SELECT id FROM a)`,
-			uuid, requestID, result, traceback, db.Micros(at), host, result, db.Micros(at)); err != nil {
+		if err := tx.ExecLater(ctx, `WITH `+endActionCTEs("")+` SELECT 1`, e.args(uuid)...); err != nil {
 			return fmt.Errorf("finish action %s on %s: %w", requestID, uuid, err)
 		}
 		return nil
@@ -175,4 +178,20 @@ func FinishAction(ctx context.Context, tx *db.Tx, uuid, requestID, result, trace
 		return fmt.Errorf("finish action %s on %s: %w", requestID, uuid, err)
 	}
 	return nil
+}
+
+// endActionCTEs are, on PostgreSQL, the common table expressions (ea, ee,
+// ef) that end an action as FinishAction does, when cond (appended to the
+// action's search: "" or " AND ...") holds; ActionEnd.args are their
+// arguments.
+func endActionCTEs(cond string) string {
+	return `ea AS (SELECT id FROM instance_actions WHERE instance_uuid = ? AND request_id = ?` + cond + ` ORDER BY id DESC LIMIT 1),
+		ee AS (UPDATE instance_action_events SET result = ?, traceback = ?, finish_time = ?,
+			host = CASE WHEN host = '' THEN ? ELSE host END WHERE action_id = (SELECT id FROM ea) AND finish_time = 0),
+		ef AS (UPDATE instance_actions SET message = CASE WHEN ? = 'Error' THEN 'Error' ELSE message END, updated_at = ?
+			WHERE id = (SELECT id FROM ea))`
+}
+
+func (e ActionEnd) args(uuid string) []any {
+	return []any{uuid, e.RequestID, e.Result, e.Traceback, db.Micros(e.At), e.Host, e.Result, db.Micros(e.At)}
 }

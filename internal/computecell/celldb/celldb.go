@@ -517,20 +517,57 @@ const selectCols = instanceCols + `, action`
 
 // Insert adds new instances being built, at their Version (at least 1).
 func Insert(ctx context.Context, tx *db.Tx, insts []Instance, now time.Time) error {
+	return insert(ctx, tx, insts, now, nil)
+}
+
+// FirstAction is the action an instance starts with, recorded by
+// InsertStarting: Action under the instance's request, by its user and
+// project, begun at its creation, with the start of its first event
+// (Event, on Host) at At.
+type FirstAction struct {
+	Action, Event, Host string
+	At                  time.Time
+}
+
+// InsertStarting is Insert that also records each instance's first action
+// (as StartActionWithEvent would): on PostgreSQL in the statement that
+// inserts the instance.
+func InsertStarting(ctx context.Context, tx *db.Tx, insts []Instance, now time.Time, first FirstAction) error {
+	return insert(ctx, tx, insts, now, &first)
+}
+
+func insert(ctx context.Context, tx *db.Tx, insts []Instance, now time.Time, first *FirstAction) error {
 	for _, in := range insts {
 		in.Version = max(in.Version, 1)
 		flavor, _ := json.Marshal(in.Flavor)
 		meta, _ := json.Marshal(in.Metadata)
 		build, _ := json.Marshal(in.Build)
-		_, err := tx.Exec(ctx, `INSERT INTO instances (`+instanceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-			in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, string(flavor), in.KeyName, in.UserData, string(meta),
+		q := `INSERT INTO instances (` + instanceCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
+		args := []any{in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, string(flavor), in.KeyName, in.UserData, string(meta),
 			in.AvailabilityZone, in.ReservationID, in.LaunchIndex, string(build), in.Host, in.Node, in.VMState, in.TaskState,
-			in.PowerState, in.Version, "", in.RequestID, int64(0), db.Micros(in.CreatedAt), db.Micros(now))
-		if err != nil {
+			in.PowerState, in.Version, "", in.RequestID, int64(0), db.Micros(in.CreatedAt), db.Micros(now)}
+		if first != nil && tx.Dialect == db.Postgres {
+			// The action takes the instance's row from the insert, and
+			// the event the action's id: one statement.
+			q = `WITH i AS (` + q + ` RETURNING uuid, request_id, user_id, project_id, created_at),
+				a AS (INSERT INTO instance_actions (instance_uuid, action, request_id, user_id, project_id, message, start_time, updated_at)
+					SELECT uuid, CAST(? AS TEXT), request_id, user_id, project_id, '', created_at, CAST(? AS BIGINT) FROM i RETURNING id)
+				INSERT INTO instance_action_events (action_id, event, host, start_time)
+					SELECT id, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT) FROM a`
+			at := db.Micros(first.At)
+			args = append(args, first.Action, at, first.Event, first.Host, at)
+		}
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
 			if db.IsUniqueViolation(err) {
 				return fmt.Errorf("instance %s is already in this cell: %w", in.UUID, wire.ErrConflict)
 			}
 			return fmt.Errorf("insert instance %s: %w", in.UUID, err)
+		}
+		if first != nil && tx.Dialect != db.Postgres {
+			if err := StartActionWithEvent(ctx, tx, wire.ActionRecord{Action: first.Action, UUID: in.UUID, RequestID: in.RequestID,
+				UserID: in.UserID, ProjectID: in.ProjectID, StartTime: in.CreatedAt}, first.Event, first.Host, first.At); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -641,6 +678,10 @@ type Change struct {
 	// Action sets the pending server action (see PendingAction); a zero
 	// PendingAction clears it.
 	Action *PendingAction
+	// EndAction ends an action of the instance with the change (as
+	// FinishAction, after it): on PostgreSQL, UpdateState does both in one
+	// statement.
+	EndAction *ActionEnd
 }
 
 // Update applies a change, bumps the instance's version, and returns the
@@ -715,7 +756,16 @@ func UpdateClaimed(ctx context.Context, tx *db.Tx, uuid, host string, c Change, 
 // sql.ErrNoRows when it does not meet the condition.
 func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any, c Change, now time.Time, returning bool) (*Instance, error) {
 	q, args := updateStatement(uuid, where, whereArgs, c, now)
-	if !returning {
+	var in *Instance
+	if returning {
+		var err error
+		if in, err = scanInstance(tx.QueryRow(ctx, q+` RETURNING `+selectCols, args...)); err != nil {
+			if !errors.Is(err, sql.ErrNoRows) {
+				err = fmt.Errorf("update instance %s: %w", uuid, err)
+			}
+			return nil, err
+		}
+	} else {
 		res, err := tx.Exec(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("update instance %s: %w", uuid, err)
@@ -725,13 +775,13 @@ func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any,
 		} else if n == 0 {
 			return nil, sql.ErrNoRows
 		}
-		return nil, nil
 	}
-	in, err := scanInstance(tx.QueryRow(ctx, q+` RETURNING `+selectCols, args...))
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
+	if e := c.EndAction; e != nil {
+		if err := FinishAction(ctx, tx, uuid, e.RequestID, e.Result, e.Traceback, e.Host, e.At); err != nil {
+			return nil, err
+		}
 	}
-	return in, err
+	return in, nil
 }
 
 // UpdateState is Update that also returns the state to send up (State):
@@ -748,11 +798,18 @@ func UpdateState(ctx context.Context, tx *db.Tx, cell, uuid string, expectTask *
 	}
 	where, whereArgs := taskIs(expectTask)
 	q, args := updateStatement(uuid, where, whereArgs, c, now)
+	// An action the change ends is ended in the same statement, if the
+	// row was updated.
+	ends := ""
+	if e := c.EndAction; e != nil {
+		ends = `, ` + endActionCTEs(` AND EXISTS (SELECT 1 FROM u)`)
+		args = append(args, e.args(uuid)...)
+	}
 	// The addresses are read in the statement's snapshot, with the
 	// version the row had in it (seen): when the update waited for a
 	// transaction that changed the row meanwhile (seen is not the version
 	// it updated), they are read again after it, as State would.
-	rows, err := tx.Query(ctx, `WITH u AS (`+q+` RETURNING `+selectCols+`)
+	rows, err := tx.Query(ctx, `WITH u AS (`+q+` RETURNING `+selectCols+`)`+ends+`
 		SELECT u.*, f.network, f.address, f.mac, f.network_id, f.subnet_id, f.port_id,
 			(SELECT i.version FROM instances i WHERE i.uuid = u.uuid)
 		FROM u LEFT JOIN fixed_ips f ON f.instance_uuid = u.uuid ORDER BY f.nic, f.address_int`, args...)

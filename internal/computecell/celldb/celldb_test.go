@@ -946,3 +946,120 @@ func TestListDeletingCarriesTheDeletesRequestID(t *testing.T) {
 		}
 	})
 }
+
+// TestInsertStartingRecordsTheFirstAction: InsertStarting records each
+// instance with its first action, begun at the instance's creation, and
+// the action's first event, as StartActionWithEvent would; on PostgreSQL
+// in one statement an instance. An instance already there is refused
+// (wire.ErrConflict) and records no second action.
+func TestInsertStartingRecordsTheFirstAction(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		t1 := t0.Add(time.Second)
+		first := celldb.FirstAction{Action: "create", Event: "compute__do_build_and_run_instance", Host: "", At: t1}
+		var insts []celldb.Instance
+		for i := range 2 {
+			insts = append(insts, celldb.Instance{
+				InstanceSpec: wire.InstanceSpec{UUID: uuidN(i), Name: "vm", ProjectID: "p", UserID: "u" + uuidN(i), ImageRef: "img", CreatedAt: t0},
+				Flavor:       wire.Flavor{ID: "1", Name: "small", VCPUs: 1, RAMMB: 1024, RootGB: 10},
+				VMState:      celldb.VMBuilding, TaskState: celldb.TaskScheduling, RequestID: "req-" + uuidN(i),
+			})
+		}
+		before := d.Statements()
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return celldb.InsertStarting(ctx, tx, insts, t1, first) }); err != nil {
+			t.Fatal(err)
+		}
+		if n := d.Statements() - before; d.Dialect == db.Postgres && n != 2 {
+			t.Errorf("%d statements for two instances with their actions, want 2", n)
+		}
+		for _, in := range insts {
+			got, err := celldb.Get(ctx, d, in.UUID)
+			if err != nil || got.RequestID != in.RequestID || got.Version != 1 {
+				t.Fatalf("%s: %+v, %v", in.UUID, got, err)
+			}
+			acts, err := celldb.ListActions(ctx, d, in.UUID, "")
+			if err != nil || len(acts) != 1 {
+				t.Fatalf("%s: %d actions, %v", in.UUID, len(acts), err)
+			}
+			a := acts[0]
+			if a.Action != "create" || a.RequestID != in.RequestID || a.UserID != in.UserID || a.ProjectID != "p" || a.Message != "" ||
+				!a.StartTime.Equal(t0) || !a.UpdatedAt.Equal(t1) || len(a.Events) != 1 {
+				t.Errorf("%s: action %+v, want create by %s under %s, started %v, updated %v, one event", in.UUID, a, in.UserID, in.RequestID, t0, t1)
+				continue
+			}
+			if e := a.Events[0]; e.Event != first.Event || !e.StartTime.Equal(t1) || !e.FinishTime.IsZero() || e.Result != "" {
+				t.Errorf("%s: event %+v, want %s started %v, not finished", in.UUID, e, first.Event, t1)
+			}
+		}
+		err := d.InTx(ctx, func(tx *db.Tx) error { return celldb.InsertStarting(ctx, tx, insts[:1], t1, first) })
+		if !errors.Is(err, wire.ErrConflict) {
+			t.Errorf("inserting an instance again = %v, want wire.ErrConflict", err)
+		}
+		if acts, err := celldb.ListActions(ctx, d, insts[0].UUID, ""); err != nil || len(acts) != 1 {
+			t.Errorf("after the refused insert: %d actions, %v; want the first alone", len(acts), err)
+		}
+	})
+}
+
+// TestUpdateStateEndsTheActionOnlyWhenItUpdates: a change with EndAction
+// ends the action as FinishAction does (on PostgreSQL in UpdateState's
+// one statement); a change refused (the wrong task state) ends nothing,
+// even in a transaction that goes on and commits.
+func TestUpdateStateEndsTheActionOnlyWhenItUpdates(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		u := insertInstances(t, d, 1)[0]
+		t1, t2 := t0.Add(time.Second), t0.Add(time.Minute)
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			return celldb.StartActionWithEvent(ctx, tx, wire.ActionRecord{Action: "create", UUID: u, RequestID: "req-1", UserID: "u", ProjectID: "p", StartTime: t0},
+				"compute__do_build_and_run_instance", "", t1)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		active, none := celldb.VMActive, ""
+		end := &celldb.ActionEnd{RequestID: "req-1", Result: "Success", Host: "h1", At: t2}
+		wrong := celldb.TaskSpawning
+		var refused error
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			_, _, refused = celldb.UpdateState(ctx, tx, "api!c1", u, &wrong, celldb.Change{VMState: &active, TaskState: &none, EndAction: end}, t2)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(refused, wire.ErrConflict) {
+			t.Fatalf("UpdateState with the wrong task state = %v, want wire.ErrConflict", refused)
+		}
+		ended := func() wire.EventRecord {
+			t.Helper()
+			acts, err := celldb.ListActions(ctx, d, u, "req-1")
+			if err != nil || len(acts) != 1 || len(acts[0].Events) != 1 {
+				t.Fatalf("actions %+v, %v", acts, err)
+			}
+			return acts[0].Events[0]
+		}
+		if e := ended(); !e.FinishTime.IsZero() || e.Result != "" {
+			t.Fatalf("a refused change ended the action: %+v", e)
+		}
+		scheduling := celldb.TaskScheduling
+		var statements int64
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			before := d.Statements()
+			_, st, err := celldb.UpdateState(ctx, tx, "api!c1", u, &scheduling, celldb.Change{VMState: &active, TaskState: &none, EndAction: end}, t2)
+			statements = d.Statements() - before
+			if err == nil && (st.VMState != active || st.TaskState != "") {
+				err = fmt.Errorf("state %+v, want active", st)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if d.Dialect == db.Postgres && statements != 1 {
+			t.Errorf("%d statements for the change and the action's end, want 1", statements)
+		}
+		if e := ended(); !e.FinishTime.Equal(t2) || e.Result != "Success" || e.Host != "h1" {
+			t.Errorf("event %+v, want finished %v, Success on h1", e, t2)
+		}
+	})
+}

@@ -361,11 +361,9 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 			}
 		}
 		in, st, err = s.state.TransitionState(ctx, tx, uuid, instancestate.Task(celldb.TaskSpawning),
-			celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now})
-		if err != nil {
-			return err
-		}
-		return celldb.FinishAction(ctx, tx, uuid, in.RequestID, "Success", "", host, now)
+			celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now,
+				EndAction: &celldb.ActionEnd{RequestID: in.RequestID, Result: "Success", Host: host, At: now}})
+		return err
 	})
 	if errors.Is(err, wire.ErrConflict) {
 		return celldb.ErrGone

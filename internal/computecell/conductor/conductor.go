@@ -267,17 +267,13 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 	}
 	// The API cell learns where the instances are unless the cell that
 	// sent the build recorded it already.
-	if err := c.state.Create(ctx, tx, insts, env.RequestID, !b.Recorded); err != nil {
+	// Each with its create action, whose build event starts now.
+	first := celldb.FirstAction{Action: "create", Event: "compute__do_build_and_run_instance", At: now}
+	if err := c.state.Create(ctx, tx, insts, first, env.RequestID, !b.Recorded); err != nil {
 		return err
 	}
 	if err := c.wantGroups(ctx, tx, env.RequestID, b.Instances); err != nil {
 		return err
-	}
-	for _, in := range insts {
-		if err := celldb.StartActionWithEvent(ctx, tx, wire.ActionRecord{Action: "create", UUID: in.UUID, RequestID: env.RequestID,
-			UserID: in.UserID, ProjectID: in.ProjectID, StartTime: in.CreatedAt}, "compute__do_build_and_run_instance", "", now); err != nil {
-			return err
-		}
 	}
 	uuids := make([]string, len(insts))
 	for i, in := range insts {

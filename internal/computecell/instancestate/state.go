@@ -57,11 +57,12 @@ func New(cell string, sender Sender, now func() time.Time) (*Owner, error) {
 // Task is an expected task state for Transition and Step.
 func Task(t string) *string { return &t }
 
-// Create records new instances being built and, when announce is set,
-// tells the API cell where they are, all in one message.
-func (o *Owner) Create(ctx context.Context, tx *db.Tx, insts []celldb.Instance, requestID string, announce bool) error {
+// Create records new instances being built, each with its first action
+// (celldb.InsertStarting), and, when announce is set, tells the API cell
+// where they are, all in one message.
+func (o *Owner) Create(ctx context.Context, tx *db.Tx, insts []celldb.Instance, first celldb.FirstAction, requestID string, announce bool) error {
 	now := o.now()
-	if err := celldb.Insert(ctx, tx, insts, now); err != nil {
+	if err := celldb.InsertStarting(ctx, tx, insts, now, first); err != nil {
 		return err
 	}
 	if !announce {

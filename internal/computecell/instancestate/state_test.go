@@ -41,7 +41,7 @@ func setup(t *testing.T, d *db.DB) (*instancestate.Owner, string) {
 	in := celldb.Instance{InstanceSpec: wire.InstanceSpec{UUID: "u1", Name: "vm", ProjectID: "p", UserID: "u", ImageRef: "img", CreatedAt: t0},
 		Flavor: wire.Flavor{ID: "1", Name: "small", VCPUs: 1, RAMMB: 512, RootGB: 1}, VMState: celldb.VMBuilding,
 		TaskState: celldb.TaskScheduling, RequestID: "req-1"}
-	if err := d.InTx(ctx, func(tx *db.Tx) error { return o.Create(ctx, tx, []celldb.Instance{in}, "req-1", false) }); err != nil {
+	if err := d.InTx(ctx, func(tx *db.Tx) error { return o.Create(ctx, tx, []celldb.Instance{in}, createAction, "req-1", false) }); err != nil {
 		t.Fatalf("create: %v", err)
 	}
 	return o, in.UUID
@@ -295,7 +295,7 @@ func TestPurgeRemovesOnlyWhatWaitsForAHost(t *testing.T) {
 		doomed := celldb.Instance{InstanceSpec: wire.InstanceSpec{UUID: "u2", Name: "vm", ProjectID: "p", UserID: "u", ImageRef: "img", CreatedAt: t0},
 			Flavor: flavor, VMState: celldb.VMBuilding, TaskState: celldb.TaskDeleting, RequestID: "req-2"}
 		err := d.InTx(ctx, func(tx *db.Tx) error {
-			if err := o.Create(ctx, tx, []celldb.Instance{doomed}, "req-2", false); err != nil {
+			if err := o.Create(ctx, tx, []celldb.Instance{doomed}, createAction, "req-2", false); err != nil {
 				return err
 			}
 			// A claim the instance should not hold any more, and one on a
@@ -330,3 +330,6 @@ func TestPurgeRemovesOnlyWhatWaitsForAHost(t *testing.T) {
 		}
 	})
 }
+
+// createAction is the first action of the instances these tests create.
+var createAction = celldb.FirstAction{Action: "create", Event: "compute__do_build_and_run_instance"}
