@@ -380,24 +380,41 @@ func scan(r db.Scanner) (*Instance, error) {
 // Create inserts new instances (version 0: no cell has spoken yet).
 func Create(ctx context.Context, tx *db.Tx, insts []Instance) error {
 	for _, in := range insts {
+		q, args := CreateStatement([]Instance{in})
+		if err := tx.ExecLater(ctx, q, args...); err != nil {
+			return fmt.Errorf("create instance %s: %w", in.UUID, err)
+		}
+	}
+	return nil
+}
+
+// CreateStatement is the statement that inserts new instances as Create
+// does, all in one, for a caller that writes what goes with them in the
+// same statement (on PostgreSQL, from a WITH of it RETURNING uuid).
+func CreateStatement(insts []Instance) (string, []any) {
+	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	var b strings.Builder
+	b.WriteString(`INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
+			metadata, availability_zone, reservation_id, launch_index, vm_state, task_state, request_id, created_at, updated_at, vcpus, memory_mb,
+			access_ip_v4, access_ip_v6, auto_disk_config, hostname, pinned_zone)
+			VALUES `)
+	args := make([]any, 0, 25*len(insts))
+	for i, in := range insts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
 		flavor, _ := json.Marshal(in.Flavor)
 		meta, _ := json.Marshal(in.Metadata)
 		if in.Metadata == nil {
 			meta = []byte("{}")
 		}
 		now := db.Micros(in.CreatedAt)
-		err := tx.ExecLater(ctx, `INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
-			metadata, availability_zone, reservation_id, launch_index, vm_state, task_state, request_id, created_at, updated_at, vcpus, memory_mb,
-			access_ip_v4, access_ip_v6, auto_disk_config, hostname, pinned_zone)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, in.FlavorID, string(flavor), in.KeyName, in.UserData,
+		args = append(args, in.UUID, in.Name, in.ProjectID, in.UserID, in.ImageRef, in.FlavorID, string(flavor), in.KeyName, in.UserData,
 			string(meta), in.AvailabilityZone, in.ReservationID, in.LaunchIndex, in.VMState, in.TaskState, in.RequestID, now, now,
 			in.Flavor.VCPUs, in.Flavor.RAMMB, in.AccessIPv4, in.AccessIPv6, b2i(in.AutoDiskConfig), in.Hostname, in.PinnedZone)
-		if err != nil {
-			return fmt.Errorf("create instance %s: %w", in.UUID, err)
-		}
 	}
-	return nil
+	return b.String(), args
 }
 
 // Get reads one instance, deleted or not.
@@ -853,36 +870,98 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	// commits. Without the lock, both could read before either wrote and
 	// the delete would go to the old cell only. (SQLite transactions here
 	// take the write lock when they begin.)
-	var a Applied
-	var version int64
-	var cell, vmState, taskState, shelvedImage, oldAddrs, buildGroups string
-	read := `SELECT deleted, delete_requested, version, cell_path, vm_state, task_state, shelved_image_id, addresses, project_id,
-		availability_zone, build_security_groups, ports_revised FROM instances WHERE uuid = ?`
+	var r copyRow
+	var err error
+	written := false
 	if tx.Dialect == db.Postgres {
-		read += " FOR UPDATE"
+		// The common case, a newer state of a live instance with no
+		// shelved image (which the update would decide about), is written
+		// by the statement that reads and locks the row: nothing of the
+		// update then depends on the columns read, but its version, which
+		// is the state's. Any other case is decided below, as on SQLite.
+		// The update depends on the lock's read (o), so it runs after it
+		// and on the row as locked.
+		q, args := applyStatement(st, st.Version, "", now)
+		err = tx.QueryRow(ctx, `WITH o AS (SELECT `+copyRowCols+` FROM instances WHERE uuid = ? FOR UPDATE),
+			u AS (`+q+` WHERE uuid = ? AND EXISTS (SELECT 1 FROM o WHERE o.deleted = 0 AND o.version < ? AND o.shelved_image_id = '') RETURNING 1)
+			SELECT o.*, EXISTS (SELECT 1 FROM u) FROM o`, append(append([]any{st.UUID}, args...), st.UUID, st.Version)...).
+			Scan(append(r.dest(), &written)...)
+	} else {
+		err = tx.QueryRow(ctx, `SELECT `+copyRowCols+` FROM instances WHERE uuid = ?`, st.UUID).Scan(r.dest()...)
 	}
-	err := tx.QueryRow(ctx, read, st.UUID).Scan(&a.Deleted, &a.DeleteRequested, &version, &cell, &vmState, &taskState, &shelvedImage, &oldAddrs,
-		&a.ProjectID, &a.AvailabilityZone, &buildGroups, &a.PortsRevised)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Applied{}, nil // never created here (or purged): nothing to update
 	}
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
 	}
-	if buildGroups != "" {
-		if err := json.Unmarshal([]byte(buildGroups), &a.BuildGroups); err != nil || a.BuildGroups == nil {
+	a := Applied{Deleted: r.deleted, DeleteRequested: r.deleteRequested, ProjectID: r.projectID, AvailabilityZone: r.zone,
+		PortsRevised: r.portsRevised}
+	if r.buildGroups != "" {
+		if err := json.Unmarshal([]byte(r.buildGroups), &a.BuildGroups); err != nil || a.BuildGroups == nil {
 			a.BuildGroups = []string{}
 		}
 	}
-	if a.Deleted || (st.Version <= version && (!st.Deleted || cell != st.Cell)) {
-		a.PrevCell = cell
-		a.Stale = IsStale(st, cell)
+	if a.Deleted || (st.Version <= r.version && (!st.Deleted || r.cell != st.Cell)) {
+		a.PrevCell = r.cell
+		a.Stale = IsStale(st, r.cell)
 		return a, nil
 	}
-	addrs, _ := json.Marshal(st.Addresses)
-	if st.Addresses == nil {
-		addrs = []byte("[]")
+	// A shelved image is done with once an unshelve ends (the instance
+	// ACTIVE after SHELVED or SHELVED_OFFLOADED while unshelving or
+	// spawning: Nova deletes it there) or the instance is deleted. A reset
+	// of a shelved instance keeps it (a later shelve or the deletion
+	// deletes it). Only that id is cleared: a shelve started meanwhile
+	// keeps the one it set.
+	unshelved := (r.vmState == "shelved" || r.vmState == "shelved_offloaded") && (r.taskState == "unshelving" || r.taskState == "spawning") &&
+		st.VMState == "active"
+	if r.shelvedImage != "" && (st.Deleted || unshelved) {
+		a.DropImage = r.shelvedImage
 	}
+	if !written {
+		q, args := applyStatement(st, max(st.Version, r.version), a.DropImage, now)
+		if err := tx.ExecLater(ctx, q+` WHERE uuid = ?`, append(args, st.UUID)...); err != nil {
+			return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
+		}
+	}
+	addrs := addressesJSON(st.Addresses)
+	a.Changed, a.Moved, a.Deleted, a.PrevCell = true, r.cell != st.Cell, st.Deleted, r.cell
+	a.AddressesChanged, a.HadAddresses = addrs != r.addresses, r.addresses != "[]" && r.addresses != ""
+	if st.AvailabilityZone != "" {
+		a.AvailabilityZone = st.AvailabilityZone
+	}
+	return a, nil
+}
+
+// copyRow is what ApplyUpdate reads of the copy of an instance
+// (copyRowCols).
+type copyRow struct {
+	deleted, deleteRequested, portsRevised                                          bool
+	version                                                                         int64
+	cell, vmState, taskState, shelvedImage, addresses, projectID, zone, buildGroups string
+}
+
+const copyRowCols = `deleted, delete_requested, version, cell_path, vm_state, task_state, shelved_image_id, addresses, project_id,
+	availability_zone, build_security_groups, ports_revised`
+
+func (r *copyRow) dest() []any {
+	return []any{&r.deleted, &r.deleteRequested, &r.version, &r.cell, &r.vmState, &r.taskState, &r.shelvedImage, &r.addresses,
+		&r.projectID, &r.zone, &r.buildGroups, &r.portsRevised}
+}
+
+// addressesJSON is the copy's addresses column for a state's addresses.
+func addressesJSON(addrs []wire.Address) string {
+	if addrs == nil {
+		return "[]"
+	}
+	b, _ := json.Marshal(addrs)
+	return string(b)
+}
+
+// applyStatement is the UPDATE (up to its WHERE) that writes a cell's
+// state of an instance to the copy at version, clearing the shelved image
+// dropImage ("": none).
+func applyStatement(st wire.InstanceState, version int64, dropImage string, now time.Time) (string, []any) {
 	fault := ""
 	if st.Fault != nil {
 		b, _ := json.Marshal(st.Fault)
@@ -898,17 +977,6 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 	if st.TaskState == "" && st.VMState != "resized" {
 		resizing = 0
 	}
-	// A shelved image is done with once an unshelve ends (the instance
-	// ACTIVE after SHELVED or SHELVED_OFFLOADED while unshelving or
-	// spawning: Nova deletes it there) or the instance is deleted. A reset
-	// of a shelved instance keeps it (a later shelve or the deletion
-	// deletes it). Only that id is cleared: a shelve started meanwhile
-	// keeps the one it set.
-	unshelved := (vmState == "shelved" || vmState == "shelved_offloaded") && (taskState == "unshelving" || taskState == "spawning") &&
-		st.VMState == "active"
-	if shelvedImage != "" && (st.Deleted || unshelved) {
-		a.DropImage = shelvedImage
-	}
 	q := `UPDATE instances SET cell_path = ?, host = ?, node = ?,
 		availability_zone = CASE WHEN ? <> '' THEN ? ELSE availability_zone END,
 		image_ref = CASE WHEN ? <> '' THEN ? ELSE image_ref END,
@@ -917,23 +985,15 @@ func ApplyUpdate(ctx context.Context, tx *db.Tx, st wire.InstanceState, now time
 		resize_vcpus = resize_vcpus * ?, resize_memory_mb = resize_memory_mb * ?,
 		shelved_image_id = CASE WHEN shelved_image_id = ? THEN '' ELSE shelved_image_id END`
 	args := []any{st.Cell, st.Host, st.Node, st.AvailabilityZone, st.AvailabilityZone, st.ImageRef, st.ImageRef,
-		st.VMState, st.TaskState, st.PowerState, max(st.Version, version), string(addrs), fault,
-		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, resizing, resizing, a.DropImage}
+		st.VMState, st.TaskState, st.PowerState, version, addressesJSON(st.Addresses), fault,
+		db.Micros(st.LaunchedAt), db.Micros(now), deleted, deletedAt, resizing, resizing, dropImage}
 	if f := st.Flavor; f != nil {
 		// Resize changes the flavor, and what the instance counts for.
 		flavorJSON, _ := json.Marshal(*f)
 		q += `, flavor = ?, flavor_id = ?, vcpus = ?, memory_mb = ?`
 		args = append(args, string(flavorJSON), f.ID, f.VCPUs, f.RAMMB)
 	}
-	if err := tx.ExecLater(ctx, q+` WHERE uuid = ?`, append(args, st.UUID)...); err != nil {
-		return Applied{}, fmt.Errorf("apply update to %s: %w", st.UUID, err)
-	}
-	a.Changed, a.Moved, a.Deleted, a.PrevCell = true, cell != st.Cell, st.Deleted, cell
-	a.AddressesChanged, a.HadAddresses = string(addrs) != oldAddrs, oldAddrs != "[]" && oldAddrs != ""
-	if st.AvailabilityZone != "" {
-		a.AvailabilityZone = st.AvailabilityZone
-	}
-	return a, nil
+	return q, args
 }
 
 // RecordPlaced applies to live instances the state a cell gives them when

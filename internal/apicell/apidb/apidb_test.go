@@ -12,6 +12,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/apicell/quota"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
@@ -647,4 +648,117 @@ func TestFirstPlacementIsAHeapOnlyUpdate(t *testing.T) {
 	if upd != 1 || hot != 1 {
 		t.Errorf("the placement: %d updates, %d of them heap-only; want 1 and 1 (an indexed column changed)", upd, hot)
 	}
+}
+
+// TestApplyUpdateInOneStatementWhereNothingReadDecides: on PostgreSQL a
+// newer state of a live instance without a shelved image is read, locked
+// and written in one statement; a state that ends an unshelve (the
+// shelved image is decided about) takes two, and drops the image, on
+// both engines.
+func TestApplyUpdateInOneStatementWhereNothingReadDecides(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		create(t, d, instance("a", "p", t0), instance("b", "p", t0))
+		count := func(st wire.InstanceState) (apidb.Applied, int64) {
+			t.Helper()
+			before := d.Statements()
+			a := apply(t, d, st, t0.Add(time.Minute))
+			return a, d.Statements() - before
+		}
+		a, n := count(wire.InstanceState{UUID: "a", Cell: "api!c1", Version: 2, VMState: "active", Host: "h1"})
+		if !a.Changed || !a.Moved || get(t, d, "a").VMState != "active" || get(t, d, "a").Version != 2 {
+			t.Errorf("a newer state: %+v, copy %+v", a, get(t, d, "a"))
+		}
+		if d.Dialect == db.Postgres && n != 1 {
+			t.Errorf("a newer state of a live instance: %d statements, want 1", n)
+		}
+		if a, n = count(wire.InstanceState{UUID: "a", Cell: "api!c1", Version: 2, VMState: "error"}); a.Changed || get(t, d, "a").VMState != "active" {
+			t.Errorf("a repeated version was applied: %+v", a)
+		} else if d.Dialect == db.Postgres && n != 1 {
+			t.Errorf("a state left alone: %d statements, want 1", n)
+		}
+
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return apidb.SetShelvedImage(ctx, tx, "b", "img-shelved") }); err != nil {
+			t.Fatal(err)
+		}
+		apply(t, d, wire.InstanceState{UUID: "b", Cell: "api!c1", Version: 2, VMState: "shelved_offloaded", TaskState: "unshelving"}, t0)
+		a, n = count(wire.InstanceState{UUID: "b", Cell: "api!c1", Version: 3, VMState: "active", Host: "h1"})
+		if !a.Changed || a.DropImage != "img-shelved" || get(t, d, "b").VMState != "active" || get(t, d, "b").Version != 3 {
+			t.Errorf("the end of an unshelve: %+v, copy %+v", a, get(t, d, "b"))
+		}
+		if n != 2 {
+			t.Errorf("the end of an unshelve: %d statements, want 2", n)
+		}
+	})
+}
+
+// TestApplyUpdateDecidesOnTheRowAsLocked: on PostgreSQL an update of a
+// row another transaction holds waits for it, and is decided and written
+// on the row as that transaction left it (its cell, its pending delete),
+// not as the update's statement first saw it.
+func TestApplyUpdateDecidesOnTheRowAsLocked(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		if d.Dialect != db.Postgres {
+			t.Skip("SQLite's writers take turns: no transaction waits on a row")
+		}
+		ctx := context.Background()
+		migrated(t, d)
+		create(t, d, instance("a", "p", t0))
+		apply(t, d, wire.InstanceState{UUID: "a", Cell: "api!c1", Version: 1, VMState: "building", TaskState: "scheduling"}, t0)
+		holder, locked, release, done := make(chan int, 1), make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			done <- d.InTx(ctx, func(tx *db.Tx) error {
+				// Placed again in c2 (version 2) and deleted by its user.
+				if _, _, err := apidb.RecordPlaced(ctx, tx, []string{"a"}, "api!c2", 2, t0); err != nil {
+					return err
+				}
+				if err := apidb.MarkDeleting(ctx, tx, "a", t0); err != nil {
+					return err
+				}
+				var pid int
+				if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+					return err
+				}
+				holder <- pid
+				close(locked)
+				<-release
+				return nil
+			})
+		}()
+		<-locked
+		pid := <-holder
+		type result struct {
+			a   apidb.Applied
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			var r result
+			r.err = d.InTx(ctx, func(tx *db.Tx) (err error) {
+				r.a, err = apidb.ApplyUpdate(ctx, tx, wire.InstanceState{UUID: "a", Cell: "api!c2", Version: 3, VMState: "active", Host: "h2"}, t0)
+				return err
+			})
+			got <- r
+		}()
+		testpoll.Eventually(t, 10*time.Second, "the update to wait for the row's lock", func() (bool, string) {
+			var n int
+			err := d.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE ? = ANY (pg_blocking_pids(pid))`, pid).Scan(&n)
+			return err == nil && n == 1, fmt.Sprintf("%d waiting (%v)", n, err)
+		})
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		r := <-got
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if !r.a.Changed || r.a.Moved || r.a.PrevCell != "api!c2" || !r.a.DeleteRequested {
+			t.Errorf("applied %+v; want changed in its cell api!c2, not moved, its delete pending", r.a)
+		}
+		if c := get(t, d, "a"); c.Version != 3 || c.VMState != "active" || c.Cell != "api!c2" || !c.DeleteRequested {
+			t.Errorf("copy %+v; want version 3, active in api!c2, its delete pending", c)
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
 )
 
@@ -34,9 +35,32 @@ var ErrNoDefaultGroup = errors.New("the project has no default security group ye
 // (nothing of the request is then written). It returns the ids of the
 // groups bound (the default group's, when ids is empty), by id.
 func BindSecurityGroups(ctx context.Context, tx *db.Tx, reservation, project string, ids []string, instances int) ([]string, error) {
-	q := `INSERT INTO security_group_bindings (instance_uuid, security_group_id)
-		SELECT i.uuid, g.id FROM instances i JOIN security_groups g ON `
-	args := []any{}
+	return bindNew(ctx, tx, "", nil, reservation, project, ids, instances)
+}
+
+// CreateBound inserts the instances of one create request (apidb.Create)
+// and binds them as BindSecurityGroups does: on PostgreSQL in one
+// statement, which binds the rows it inserts.
+func CreateBound(ctx context.Context, tx *db.Tx, insts []apidb.Instance, reservation, project string, ids []string) ([]string, error) {
+	if tx.Dialect != db.Postgres {
+		if err := apidb.Create(ctx, tx, insts); err != nil {
+			return nil, err
+		}
+		return BindSecurityGroups(ctx, tx, reservation, project, ids, len(insts))
+	}
+	q, args := apidb.CreateStatement(insts)
+	return bindNew(ctx, tx, `WITH i AS (`+q+` RETURNING uuid) `, args, reservation, project, ids, len(insts))
+}
+
+// bindNew is BindSecurityGroups of the instances of reservation, or, with
+// a WITH (and its arguments) that inserts them, of the rows it returns.
+func bindNew(ctx context.Context, tx *db.Tx, with string, args []any, reservation, project string, ids []string, instances int) ([]string, error) {
+	q := with + `INSERT INTO security_group_bindings (instance_uuid, security_group_id)
+		SELECT i.uuid, g.id FROM `
+	if with == "" {
+		q += `instances `
+	}
+	q += `i JOIN security_groups g ON `
 	if len(ids) == 0 {
 		q += `g.project_id = ? AND g.is_default = 1`
 		args = append(args, project)
@@ -46,14 +70,17 @@ func BindSecurityGroups(ctx context.Context, tx *db.Tx, reservation, project str
 			args = append(args, id)
 		}
 	}
-	q += ` WHERE i.reservation_id = ?`
+	if with == "" {
+		q += ` WHERE i.reservation_id = ?`
+		args = append(args, reservation)
+	}
 	if len(ids) > 0 {
 		q += shareGroups(tx)
 	}
 	bound, err := db.Collect(ctx, tx, func(s db.Scanner) (string, error) {
 		var id string
 		return id, s.Scan(&id)
-	}, q+` RETURNING security_group_id`, append(args, reservation)...)
+	}, q+` RETURNING security_group_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("bind security groups of %s: %w", reservation, err)
 	}

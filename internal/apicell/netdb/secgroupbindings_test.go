@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/apicell/netdb"
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
 // TestSecurityGroupBindings: a create's instances are bound in one
@@ -162,6 +164,81 @@ func TestBindRacesDelete(t *testing.T) {
 			}
 			if bindErr != nil && delErr != nil {
 				t.Fatalf("round %d: both failed: %v; %v", i, bindErr, delErr)
+			}
+		}
+	})
+}
+
+// TestCreateBoundInsertsAndBinds: CreateBound inserts a create's
+// instances and binds each to the groups named, or to the project's
+// default group, as apidb.Create and BindSecurityGroups do; on PostgreSQL
+// in one statement for all of them. Refused (no default group yet, a
+// group gone), it leaves neither instance nor binding.
+func TestCreateBoundInsertsAndBinds(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		migrated(t, d)
+		ctx := context.Background()
+		insts := func(reservation string, uuids ...string) []apidb.Instance {
+			var out []apidb.Instance
+			for i, u := range uuids {
+				out = append(out, apidb.Instance{InstanceSpec: wire.InstanceSpec{UUID: u, Name: "vm", ProjectID: "p", UserID: "u",
+					ImageRef: "img", ReservationID: reservation, LaunchIndex: i, CreatedAt: t0},
+					FlavorID: "1", Flavor: apidb.DefaultFlavors[0], VMState: "building", TaskState: "scheduling"})
+			}
+			return out
+		}
+		create := func(in []apidb.Instance, ids ...string) ([]string, int64, error) {
+			var groups []string
+			var n int64
+			err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+				before := d.Statements()
+				groups, err = netdb.CreateBound(ctx, tx, in, in[0].ReservationID, "p", ids)
+				n = d.Statements() - before
+				return err
+			})
+			return groups, n, err
+		}
+		const a1, a2, b1 = "aaaaaaaa-0000-0000-0000-000000000001", "aaaaaaaa-0000-0000-0000-000000000002", "bbbbbbbb-0000-0000-0000-000000000001"
+		if _, _, err := create(insts("r-a", a1, a2)); !errors.Is(err, netdb.ErrNoDefaultGroup) {
+			t.Fatalf("a create bound to the default group of a project without one: %v", err)
+		}
+		if n := countRows(t, d, `SELECT COUNT(*) FROM instances`) + countRows(t, d, `SELECT COUNT(*) FROM security_group_bindings`); n != 0 {
+			t.Fatalf("%d rows after a refused create", n)
+		}
+		def, err := netdb.EnsureDefaultSecurityGroup(ctx, d, "p", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		web := &netdb.SecurityGroup{Name: "web", ProjectID: "p", Stateful: true}
+		if err := d.InTx(ctx, func(tx *db.Tx) error { return netdb.CreateSecurityGroup(ctx, tx, web, t0) }); err != nil {
+			t.Fatal(err)
+		}
+		groups, n, err := create(insts("r-a", a1, a2))
+		if err != nil || len(groups) != 1 || groups[0] != def {
+			t.Fatalf("a create bound to the default group: %v, %v", groups, err)
+		}
+		if d.Dialect == db.Postgres && n != 1 {
+			t.Errorf("two instances inserted and bound in %d statements, want 1", n)
+		}
+		if _, _, err := create(insts("r-b", b1), "11111111-2222-3333-4444-555555555555"); code(err) != "SecurityGroupNotFound" {
+			t.Fatalf("a create bound to a group that is gone: %v", err)
+		}
+		if n := countRows(t, d, `SELECT COUNT(*) FROM instances WHERE uuid = ?`, b1); n != 0 {
+			t.Fatalf("the refused create left its instance")
+		}
+		if groups, _, err = create(insts("r-b", b1), web.ID, def); err != nil || len(groups) != 2 {
+			t.Fatalf("a create bound to two groups: %v, %v", groups, err)
+		}
+		got, err := netdb.InstancesSecurityGroups(ctx, d, []string{a1, a2, b1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got[a1]) != 1 || got[a1][0].Name != "default" || len(got[a2]) != 1 || len(got[b1]) != 2 || got[b1][1].Name != "web" {
+			t.Fatalf("groups: %+v", got)
+		}
+		for _, u := range []string{a1, a2, b1} {
+			if in, err := apidb.Get(ctx, d, u); err != nil || in.VMState != "building" || in.Version != 0 {
+				t.Errorf("%s: %+v, %v", u, in, err)
 			}
 		}
 	})

@@ -313,14 +313,12 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 				return err
 			}
 		}
-		if err := apidb.Create(ctx, tx, p.insts); err != nil {
-			return err
-		}
 		if err := h.groups.addGroupMembers(ctx, tx, groupOf(&p.build), instanceUUIDs(p.insts)); err != nil {
 			return err
 		}
-		// One statement binds every instance to its security groups.
-		groups, err := netdb.BindSecurityGroups(ctx, tx, p.resID, c.ProjectID, req.securityGroupIDs, n)
+		// The instances, and every one bound to its security groups by
+		// one statement (on PostgreSQL, the same).
+		groups, err := netdb.CreateBound(ctx, tx, p.insts, p.resID, c.ProjectID, req.securityGroupIDs)
 		if err != nil {
 			return err
 		}
