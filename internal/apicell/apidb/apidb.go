@@ -380,7 +380,7 @@ func scan(r db.Scanner) (*Instance, error) {
 // Create inserts new instances (version 0: no cell has spoken yet).
 func Create(ctx context.Context, tx *db.Tx, insts []Instance) error {
 	for _, in := range insts {
-		q, args := CreateStatement([]Instance{in})
+		q, args := CreateStatement(tx, []Instance{in})
 		if err := tx.ExecLater(ctx, q, args...); err != nil {
 			return fmt.Errorf("create instance %s: %w", in.UUID, err)
 		}
@@ -389,9 +389,13 @@ func Create(ctx context.Context, tx *db.Tx, insts []Instance) error {
 }
 
 // CreateStatement is the statement that inserts new instances as Create
-// does, all in one, for a caller that writes what goes with them in the
-// same statement (on PostgreSQL, from a WITH of it RETURNING uuid).
-func CreateStatement(insts []Instance) (string, []any) {
+// does, all in one, for a caller that runs it in tx and writes what goes
+// with them in the same statement (on PostgreSQL, from a WITH of it
+// RETURNING uuid). The transaction remembers them as its own (created).
+func CreateStatement(tx *db.Tx, insts []Instance) (string, []any) {
+	for _, in := range insts {
+		tx.Remember(createdKey(in.UUID), true)
+	}
 	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	var b strings.Builder
 	b.WriteString(`INSERT INTO instances (uuid, name, project_id, user_id, image_ref, flavor_id, flavor, key_name, user_data,
@@ -415,6 +419,20 @@ func CreateStatement(insts []Instance) (string, []any) {
 			in.Flavor.VCPUs, in.Flavor.RAMMB, in.AccessIPv4, in.AccessIPv6, b2i(in.AutoDiskConfig), in.Hostname, in.PinnedZone)
 	}
 	return b.String(), args
+}
+
+// createdKey is what a transaction remembers of an instance it created.
+func createdKey(uuid string) string { return "apidb.created " + uuid }
+
+// created reports whether tx created every instance of uuids
+// (CreateStatement): no other transaction has seen them.
+func created(tx *db.Tx, uuids []string) bool {
+	for _, u := range uuids {
+		if _, ok := tx.Recall(createdKey(u)); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Get reads one instance, deleted or not.
@@ -1020,11 +1038,21 @@ func RecordPlaced(ctx context.Context, tx *db.Tx, uuids []string, cell string, v
 	// as created), so PostgreSQL can update the row in place on its page
 	// (a heap-only tuple) without a new entry in each of the table's
 	// indexes. Nothing a user sees changes with a placement.
-	rows, err := tx.Query(ctx, `UPDATE instances SET cell_path = ?, host = '', node = '', vm_state = 'building', task_state = 'scheduling',
+	q := `UPDATE instances SET cell_path = ?, host = '', node = '', vm_state = 'building', task_state = 'scheduling',
 		power_state = 0, addresses = '[]', fault = '', launched_at = 0, version = ?,
 		updated_at = CASE WHEN version = 0 THEN updated_at ELSE ? END
-		WHERE uuid IN (`+placeholders(len(uuids))+`) AND +deleted = 0 AND version < ?
-		RETURNING uuid, delete_requested, ports_revised`, args...)
+		WHERE uuid IN (` + placeholders(len(uuids)) + `) AND +deleted = 0 AND version < ?`
+	// Instances this transaction created (the create's own placement, as
+	// a rule) have no delete pending and no port revised: no other
+	// transaction could see them to ask for either. Nothing is read back,
+	// so the statement goes with the transaction's next.
+	if created(tx, uuids) {
+		if err := tx.ExecLater(ctx, q, args...); err != nil {
+			return nil, nil, fmt.Errorf("record the placement of %d instances in %s: %w", len(uuids), cell, err)
+		}
+		return nil, nil, nil
+	}
+	rows, err := tx.Query(ctx, q+` RETURNING uuid, delete_requested, ports_revised`, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("record the placement of %d instances in %s: %w", len(uuids), cell, err)
 	}

@@ -762,3 +762,49 @@ func TestApplyUpdateDecidesOnTheRowAsLocked(t *testing.T) {
 		}
 	})
 }
+
+// TestRecordPlacedOfItsOwnCreationReadsNothing: the placement of
+// instances the same transaction created reads nothing back (none can
+// have a delete pending or a port revised) and is sent with the commit:
+// on PostgreSQL the create, the placement and the commit are one round
+// trip. An instance created before is read back: its pending delete is
+// reported.
+func TestRecordPlacedOfItsOwnCreationReadsNothing(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		create(t, d, instance("b", "p", t0))
+		trips := d.RoundTrips()
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			if err := apidb.Create(ctx, tx, []apidb.Instance{instance("a", "p", t0)}); err != nil {
+				return err
+			}
+			deleting, revised, err := apidb.RecordPlaced(ctx, tx, []string{"a"}, "api!c1", 1, t0.Add(time.Second))
+			if err == nil && (deleting != nil || revised != nil) {
+				err = fmt.Errorf("deleting %v, revised %v: want nothing read", deleting, revised)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n := d.RoundTrips() - trips; d.Dialect == db.Postgres && n != 1 {
+			t.Errorf("create, placement and commit: %d round trips, want 1", n)
+		}
+		if a := get(t, d, "a"); a.Cell != "api!c1" || a.Version != 1 || a.VMState != "building" || !a.UpdatedAt.Equal(t0) {
+			t.Errorf("placed: %+v; want in api!c1 at version 1, building, updated at its creation", a)
+		}
+		var deleting []string
+		if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
+			if err := apidb.MarkDeleting(ctx, tx, "b", t0); err != nil {
+				return err
+			}
+			deleting, _, err = apidb.RecordPlaced(ctx, tx, []string{"b"}, "api!c1", 1, t0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(deleting) != 1 || deleting[0] != "b" {
+			t.Errorf("the placement of an instance created before: deleting %v, want [b]", deleting)
+		}
+	})
+}

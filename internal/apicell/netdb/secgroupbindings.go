@@ -48,7 +48,7 @@ func CreateBound(ctx context.Context, tx *db.Tx, insts []apidb.Instance, reserva
 		}
 		return BindSecurityGroups(ctx, tx, reservation, project, ids, len(insts))
 	}
-	q, args := apidb.CreateStatement(insts)
+	q, args := apidb.CreateStatement(tx, insts)
 	return bindNew(ctx, tx, `WITH i AS (`+q+` RETURNING uuid) `, args, reservation, project, ids, len(insts))
 }
 

@@ -303,11 +303,7 @@ func (s *Service) Hosts() []string { return s.cfg.Hosts }
 // error (celldb.ErrClaimFailed for a full host), so the caller can try
 // another host.
 func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
-	var in *celldb.Instance
-	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) (err error) {
-		in, err = s.state.BeginSpawn(ctx, tx, uuid, host)
-		return err
-	})
+	in, err := s.state.BeginSpawn(ctx, s.cfg.DB, uuid, host)
 	if err != nil {
 		return err
 	}
@@ -345,6 +341,9 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	}
 	active, none, running := celldb.VMActive, "", celldb.PowerRunning
 	now := s.cfg.Now()
+	// The build's action ends with the change (the transaction may run
+	// again: in is what the last run left).
+	end := &celldb.ActionEnd{RequestID: in.RequestID, Result: "Success", Host: host, At: now}
 	var st wire.InstanceState
 	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 		var err error
@@ -362,7 +361,7 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 		}
 		in, st, err = s.state.TransitionState(ctx, tx, uuid, instancestate.Task(celldb.TaskSpawning),
 			celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now,
-				EndAction: &celldb.ActionEnd{RequestID: in.RequestID, Result: "Success", Host: host, At: now}})
+				EndAction: end})
 		return err
 	})
 	if errors.Is(err, wire.ErrConflict) {
