@@ -740,16 +740,11 @@ func conflict(ctx context.Context, tx *db.Tx, uuid string, expectTask *string) e
 }
 
 // UpdateClaimed is Update for a live instance (neither deleted nor being
-// deleted) that holds a claim on host, in one statement, in a transaction
-// or on its own (q a *db.DB). It returns nil and no error when the
-// instance is not such a one. The change cannot end an action, which
-// takes a statement of its own.
-func UpdateClaimed(ctx context.Context, q Querier, uuid, host string, c Change, now time.Time) (*Instance, error) {
-	if c.EndAction != nil {
-		return nil, fmt.Errorf("update instance %s: UpdateClaimed cannot end an action", uuid)
-	}
-	in, err := updateRow(ctx, q, uuid, ` AND deleted = 0 AND task_state <> ? AND EXISTS (SELECT 1 FROM claims WHERE instance_uuid = ? AND host = ?)`,
-		[]any{TaskDeleting, uuid, host}, c, now)
+// deleted) that holds a claim on host, in one statement. It returns nil
+// and no error when the instance is not such a one.
+func UpdateClaimed(ctx context.Context, tx *db.Tx, uuid, host string, c Change, now time.Time) (*Instance, error) {
+	in, err := update(ctx, tx, uuid, ` AND deleted = 0 AND task_state <> ? AND EXISTS (SELECT 1 FROM claims WHERE instance_uuid = ? AND host = ?)`,
+		[]any{TaskDeleting, uuid, host}, c, now, true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -760,14 +755,17 @@ func UpdateClaimed(ctx context.Context, q Querier, uuid, host string, c Change, 
 // "WHERE uuid = ?"), and returns it as updated when returning is set:
 // sql.ErrNoRows when it does not meet the condition.
 func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any, c Change, now time.Time, returning bool) (*Instance, error) {
+	q, args := updateStatement(uuid, where, whereArgs, c, now)
 	var in *Instance
 	if returning {
 		var err error
-		if in, err = updateRow(ctx, tx, uuid, where, whereArgs, c, now); err != nil {
+		if in, err = scanInstance(tx.QueryRow(ctx, q+` RETURNING `+selectCols, args...)); err != nil {
+			if !errors.Is(err, sql.ErrNoRows) {
+				err = fmt.Errorf("update instance %s: %w", uuid, err)
+			}
 			return nil, err
 		}
 	} else {
-		q, args := updateStatement(uuid, where, whereArgs, c, now)
 		res, err := tx.Exec(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("update instance %s: %w", uuid, err)
@@ -784,17 +782,6 @@ func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any,
 		}
 	}
 	return in, nil
-}
-
-// updateRow is update's statement returning the row (c's EndAction left
-// to the caller).
-func updateRow(ctx context.Context, q Querier, uuid, where string, whereArgs []any, c Change, now time.Time) (*Instance, error) {
-	stmt, args := updateStatement(uuid, where, whereArgs, c, now)
-	in, err := scanInstance(q.QueryRow(ctx, stmt+` RETURNING `+selectCols, args...))
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
-	}
-	return in, err
 }
 
 // UpdateState is Update that also returns the state to send up (State):

@@ -303,7 +303,11 @@ func (s *Service) Hosts() []string { return s.cfg.Hosts }
 // error (celldb.ErrClaimFailed for a full host), so the caller can try
 // another host.
 func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
-	in, err := s.state.BeginSpawn(ctx, s.cfg.DB, uuid, host)
+	var in *celldb.Instance
+	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) (err error) {
+		in, err = s.state.BeginSpawn(ctx, tx, uuid, host)
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -42,34 +42,26 @@ func (o *Owner) Unplace(ctx context.Context, tx *db.Tx, uuid, task string) error
 // BeginSpawn moves an instance to task state spawning on host (a change
 // the API cell learns with the spawn's end) and returns it. When the
 // instance holds its claim on host, as after Place, that is one statement
-// that checks the claim, run on its own, without a transaction around it
-// (one exchange with the database server, not two); otherwise the claim
-// is taken here, in a transaction on d. It fails with celldb.ErrGone for
-// an instance deleted or being deleted, and with celldb.ErrClaimFailed
-// for a host without room.
-func (o *Owner) BeginSpawn(ctx context.Context, d *db.DB, uuid, host string) (*celldb.Instance, error) {
+// that checks the claim; otherwise the claim is taken here. It fails with
+// celldb.ErrGone for an instance deleted or being deleted, and with
+// celldb.ErrClaimFailed for a host without room.
+func (o *Owner) BeginSpawn(ctx context.Context, tx *db.Tx, uuid, host string) (*celldb.Instance, error) {
 	spawning := celldb.TaskSpawning
 	change := celldb.Change{Host: &host, TaskState: &spawning}
-	if in, err := celldb.UpdateClaimed(ctx, d, uuid, host, change, o.now()); in != nil || err != nil {
+	if in, err := celldb.UpdateClaimed(ctx, tx, uuid, host, change, o.now()); in != nil || err != nil {
 		return in, err
 	}
-	var in *celldb.Instance
-	err := d.Group(ctx, func(tx *db.Tx) error {
-		cur, err := celldb.Get(ctx, tx, uuid)
-		if err != nil {
-			return err
-		}
-		if cur.Deleted || cur.TaskState == celldb.TaskDeleting {
-			return celldb.ErrGone
-		}
-		// A claim taken on host since the statement above is taken again.
-		if err := o.Claim(ctx, tx, uuid, host, cur.Need()); err != nil {
-			return err
-		}
-		in, err = celldb.Update(ctx, tx, uuid, nil, change, o.now())
-		return err
-	})
-	return in, err
+	cur, err := celldb.Get(ctx, tx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Deleted || cur.TaskState == celldb.TaskDeleting {
+		return nil, celldb.ErrGone
+	}
+	if err := o.Claim(ctx, tx, uuid, host, cur.Need()); err != nil {
+		return nil, err
+	}
+	return celldb.Update(ctx, tx, uuid, nil, change, o.now())
 }
 
 // Claim reserves f on host under key (an instance's UUID, or a
