@@ -170,7 +170,7 @@ func (r *batchRows) Next(dest []driver.Value) error {
 			dest[i] = nil
 			continue
 		}
-		v, err := r.value(fds[i].DataTypeOID, fds[i].Format, raw)
+		v, err := driverValue(r.m, fds[i].DataTypeOID, fds[i].Format, raw)
 		if err != nil {
 			return fmt.Errorf("convert field %d (%s): %w", i, fds[i].Name, err)
 		}
@@ -179,44 +179,44 @@ func (r *batchRows) Next(dest []driver.Value) error {
 	return nil
 }
 
-// value is a column's value as database/sql takes it, as pgx's own
+// driverValue is a column's value as database/sql takes it, as pgx's own
 // database/sql rows give it: the intrinsic types as int64, float64, bool,
 // []byte or time.Time, everything else as its text. (A batch's columns
 // come in the format pgx chooses for each type, binary where it can: the
 // type map reads either.)
-func (r *batchRows) value(oid uint32, format int16, raw []byte) (driver.Value, error) {
+func driverValue(m *pgtype.Map, oid uint32, format int16, raw []byte) (driver.Value, error) {
 	switch oid {
 	case pgtype.BoolOID:
 		var v bool
-		err := r.m.Scan(oid, format, raw, &v)
+		err := m.Scan(oid, format, raw, &v)
 		return v, err
 	case pgtype.ByteaOID:
 		var v []byte
-		err := r.m.Scan(oid, format, raw, &v)
+		err := m.Scan(oid, format, raw, &v)
 		return v, err
 	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
 		var v int64
-		err := r.m.Scan(oid, format, raw, &v)
+		err := m.Scan(oid, format, raw, &v)
 		return v, err
 	case pgtype.Float4OID, pgtype.Float8OID:
 		var v float64
-		err := r.m.Scan(oid, format, raw, &v)
+		err := m.Scan(oid, format, raw, &v)
 		return v, err
 	case pgtype.TimestampOID:
 		var v pgtype.Timestamp
-		if err := r.m.Scan(oid, format, raw, &v); err != nil {
+		if err := m.Scan(oid, format, raw, &v); err != nil {
 			return nil, err
 		}
 		return v.Value()
 	case pgtype.TimestamptzOID:
 		var v pgtype.Timestamptz
-		if err := r.m.Scan(oid, format, raw, &v); err != nil {
+		if err := m.Scan(oid, format, raw, &v); err != nil {
 			return nil, err
 		}
 		return v.Value()
 	default:
 		var v string
-		err := r.m.Scan(oid, format, raw, &v)
+		err := m.Scan(oid, format, raw, &v)
 		return v, err
 	}
 }

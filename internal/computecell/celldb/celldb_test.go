@@ -1063,3 +1063,80 @@ func TestUpdateStateEndsTheActionOnlyWhenItUpdates(t *testing.T) {
 		}
 	})
 }
+
+// TestPlaceAllIsPlaceOfEachInTurn: PlaceAll places each instance as Place
+// would, in order — one whose host filled up with the claims before it is
+// refused (ErrClaimFailed, its claim undone), one that holds its claim
+// already is placed, one no longer scheduling is a conflict — and on
+// PostgreSQL sends them in one round trip.
+func TestPlaceAllIsPlaceOfEachInTurn(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		register(t, d, node("h1", 2), t0)
+		register(t, d, node("h2", 2), t0)
+		setZones(t, d, map[string]string{"h1": "az9", "h2": "az8"})
+		us := insertInstances(t, d, 6)
+		at := t0.Add(time.Minute)
+		if err := claim(d, us[3], "h2", small); err != nil {
+			t.Fatal(err)
+		}
+		deleting := celldb.TaskDeleting
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			return celldb.Set(ctx, tx, us[4], nil, celldb.Change{TaskState: &deleting}, t0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		place := func(ps []celldb.Placement) (errs []error, trips int64) {
+			t.Helper()
+			if err := d.InTx(ctx, func(tx *db.Tx) error {
+				before := d.RoundTrips()
+				errs = celldb.PlaceAll(ctx, tx, ps, at)
+				trips = d.RoundTrips() - before
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return errs, trips
+		}
+		// Two on h1, in one round trip.
+		errs, trips := place([]celldb.Placement{{UUID: us[0], Host: "h1", Need: small, TakeZone: true}, {UUID: us[1], Host: "h1", Need: small}})
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("two placements with room: %v", errs)
+		}
+		if d.Dialect == db.Postgres && trips != 1 {
+			t.Errorf("two placements: %d round trips, want 1", trips)
+		}
+		errs, _ = place([]celldb.Placement{
+			{UUID: us[2], Host: "h1", Need: small, TakeZone: true}, // h1 is full
+			{UUID: us[3], Host: "h2", Need: small, TakeZone: true}, // holds its claim already
+			{UUID: us[5], Host: "h2", Need: small, TakeZone: true}, // the last room on h2
+		})
+		if !errors.Is(errs[0], celldb.ErrClaimFailed) || errs[1] != nil || errs[2] != nil {
+			t.Fatalf("placements: %v; want ErrClaimFailed, nil, nil", errs)
+		}
+		// Being deleted: a conflict, whose claim the caller's rollback
+		// undoes (as after Place).
+		register(t, d, node("h3", 1), t0)
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			return celldb.PlaceAll(ctx, tx, []celldb.Placement{{UUID: us[4], Host: "h3", Need: small, TakeZone: true}}, at)[0]
+		})
+		if !errors.Is(err, wire.ErrConflict) {
+			t.Errorf("the placement of an instance being deleted: %v, want ErrConflict", err)
+		}
+		checkUse(t, d, "h3", 0)
+		for _, c := range []struct {
+			u, host, zone string
+		}{{us[0], "h1", "az9"}, {us[1], "h1", ""}, {us[3], "h2", "az8"}, {us[5], "h2", "az8"}} {
+			in, err := celldb.Get(ctx, d, c.u)
+			if err != nil || in.Host != c.host || in.TaskState != celldb.TaskNetworking || in.AvailabilityZone != c.zone || in.Version != 2 {
+				t.Errorf("%s: %+v, %v; want on %s, networking, zone %q, version 2", c.u, in, err, c.host, c.zone)
+			}
+		}
+		if in, _ := celldb.Get(ctx, d, us[2]); in.Host != "" || in.TaskState != celldb.TaskScheduling || in.Version != 1 {
+			t.Errorf("the refused placement changed its instance: %+v", in)
+		}
+		checkUse(t, d, "h1", 2)
+		checkUse(t, d, "h2", 2)
+	})
+}

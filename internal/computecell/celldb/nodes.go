@@ -213,49 +213,94 @@ func claimArgs(uuid, host string, f capacity.Flavor, now time.Time) (claim, take
 // claim is one statement. On failure the caller rolls back what was done
 // (its transaction or a savepoint), as after ClaimZone and Update.
 func Place(ctx context.Context, tx *db.Tx, uuid, host string, f capacity.Flavor, takeZone bool, now time.Time) error {
-	scheduling := TaskScheduling
-	set := func(az string) error {
-		networking := TaskNetworking
-		c := Change{Host: &host, TaskState: &networking}
-		if takeZone {
-			c.AvailabilityZone = &az
-		}
-		return Set(ctx, tx, uuid, &scheduling, c, now)
-	}
+	return PlaceAll(ctx, tx, []Placement{{UUID: uuid, Host: host, Need: f, TakeZone: takeZone}}, now)[0]
+}
+
+// Placement is one instance's Place: its host, the flavor it claims there,
+// and whether it takes the host's zone.
+type Placement struct {
+	UUID, Host string
+	Need       capacity.Flavor
+	TakeZone   bool
+}
+
+// PlaceAll is Place of each instance, in order, and returns each one's
+// error. On PostgreSQL their first statements go in one round trip
+// (db.Tx.QueryAll): each sees the claims of those before it, as with
+// Place one after the other. A claim that fails undoes its own statements
+// as Place's does; an error of a statement fails the transaction.
+func PlaceAll(ctx context.Context, tx *db.Tx, ps []Placement, now time.Time) []error {
+	errs := make([]error, len(ps))
 	if tx.Dialect != db.Postgres {
-		az, err := ClaimZone(ctx, tx, uuid, host, f, now)
-		if err != nil {
-			return err
+		for i, p := range ps {
+			errs[i] = placeSQLite(ctx, tx, p, now)
 		}
-		return set(az)
+		return errs
 	}
-	claimArgs, takeArgs := claimArgs(uuid, host, f, now)
-	args := append(append(claimArgs, takeArgs...), host, host, TaskNetworking, takeZone, db.Micros(now), uuid, TaskScheduling)
-	var inserted, placed bool
-	var az *string
-	err := tx.QueryRow(ctx, `WITH c AS (`+claimInsert+` RETURNING 1),
-		u AS (`+claimTake+` AND EXISTS (SELECT 1 FROM c) RETURNING availability_zone),
+	qs := make([]db.Query, len(ps))
+	for i, p := range ps {
+		claimArgs, takeArgs := claimArgs(p.UUID, p.Host, p.Need, now)
+		qs[i] = db.Query{SQL: placeQuery, Args: append(append(claimArgs, takeArgs...), p.Host, p.Host, TaskNetworking, p.TakeZone, db.Micros(now), p.UUID, TaskScheduling)}
+	}
+	for i, a := range tx.QueryAll(ctx, qs) {
+		var inserted, placed bool
+		var az *string
+		if err := a.Scan(&inserted, &az, &placed); err != nil {
+			errs[i] = fmt.Errorf("claim on %s: %w", ps[i].Host, err)
+			continue
+		}
+		errs[i] = placedBy(ctx, tx, ps[i], inserted, az, placed, now)
+	}
+	return errs
+}
+
+// placeQuery is Place on PostgreSQL: the claim, the host's usage and the
+// instance's host in one statement, which says what it did.
+const placeQuery = `WITH c AS (` + claimInsert + ` RETURNING 1),
+		u AS (` + claimTake + ` AND EXISTS (SELECT 1 FROM c) RETURNING availability_zone),
 		i AS (UPDATE instances SET host = ?, node = ?, task_state = ?,
 			availability_zone = CASE WHEN ? THEN (SELECT availability_zone FROM u) ELSE availability_zone END,
 			updated_at = ?, version = version + 1
-			WHERE uuid = ? AND `+taskGuard+` AND EXISTS (SELECT 1 FROM u) RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM c), (SELECT availability_zone FROM u), EXISTS (SELECT 1 FROM i)`, args...).Scan(&inserted, &az, &placed)
+			WHERE uuid = ? AND ` + taskGuard + ` AND EXISTS (SELECT 1 FROM u) RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM c), (SELECT availability_zone FROM u), EXISTS (SELECT 1 FROM i)`
+
+// placedBy finishes a Place by what its statement did (PostgreSQL).
+func placedBy(ctx context.Context, tx *db.Tx, p Placement, inserted bool, az *string, placed bool, now time.Time) error {
+	scheduling := TaskScheduling
 	switch {
-	case err != nil:
-		return fmt.Errorf("claim on %s: %w", host, err)
 	case !inserted:
 		// A claim held already (a repeat): as ClaimZone, then the update.
-		zone, err := claimedBefore(ctx, tx, uuid, host)
+		zone, err := claimedBefore(ctx, tx, p.UUID, p.Host)
 		if err != nil {
 			return err
 		}
-		return set(zone)
+		return placeSet(ctx, tx, p, zone, now)
 	case az == nil:
-		return unclaim(ctx, tx, uuid, host)
+		return unclaim(ctx, tx, p.UUID, p.Host)
 	case !placed:
-		return conflict(ctx, tx, uuid, &scheduling)
+		return conflict(ctx, tx, p.UUID, &scheduling)
 	}
 	return nil
+}
+
+// placeSQLite is Place on SQLite: ClaimZone, then the instance's update.
+func placeSQLite(ctx context.Context, tx *db.Tx, p Placement, now time.Time) error {
+	az, err := ClaimZone(ctx, tx, p.UUID, p.Host, p.Need, now)
+	if err != nil {
+		return err
+	}
+	return placeSet(ctx, tx, p, az, now)
+}
+
+// placeSet records the host (and its zone az, if taken) on an instance
+// waiting to be scheduled, whose claim is taken.
+func placeSet(ctx context.Context, tx *db.Tx, p Placement, az string, now time.Time) error {
+	scheduling, networking := TaskScheduling, TaskNetworking
+	c := Change{Host: &p.Host, TaskState: &networking}
+	if p.TakeZone {
+		c.AvailabilityZone = &az
+	}
+	return Set(ctx, tx, p.UUID, &scheduling, c, now)
 }
 
 // claimedBefore is a claim of an instance that holds one already: fine on

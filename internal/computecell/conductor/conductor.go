@@ -588,17 +588,32 @@ var errClaimNeedsSavepoints = errors.New("a claim failed: claiming again with sa
 // claimEach is claimAll's transaction, with or without a savepoint per
 // claim.
 func (c *Conductor) claimEach(ctx context.Context, tx *db.Tx, insts []*celldb.Instance, sels []hostsched.Selection, hosts []string, errs []error, savepoints bool) error {
+	// Without savepoints, every first choice is claimed at once (one
+	// round trip on PostgreSQL), then the alternates of those refused.
+	var firsts []error
+	if !savepoints {
+		chosen := make([]string, len(insts))
+		for i := range insts {
+			chosen[i] = sels[i].Host
+		}
+		firsts = c.state.PlaceAll(ctx, tx, insts, chosen)
+	}
 	for i, in := range insts {
 		hosts[i], errs[i] = "", nil
-		for _, host := range append([]string{sels[i].Host}, sels[i].Alternates...) {
+		for j, host := range append([]string{sels[i].Host}, sels[i].Alternates...) {
 			var err error
 			if savepoints {
 				var txErr error
 				if err, txErr = c.placeUnder(ctx, tx, "claim"+strconv.Itoa(i), in, host); txErr != nil {
 					return txErr
 				}
-			} else if err = c.state.Place(ctx, tx, in, host); err != nil && !errors.Is(err, celldb.ErrClaimFailed) {
-				return fmt.Errorf("%w: %w", errClaimNeedsSavepoints, err)
+			} else {
+				if err = firsts[i]; j > 0 {
+					err = c.state.Place(ctx, tx, in, host)
+				}
+				if err != nil && !errors.Is(err, celldb.ErrClaimFailed) {
+					return fmt.Errorf("%w: %w", errClaimNeedsSavepoints, err)
+				}
 			}
 			if err == nil {
 				hosts[i], errs[i] = host, nil

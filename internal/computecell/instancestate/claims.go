@@ -28,6 +28,17 @@ func (o *Owner) Place(ctx context.Context, tx *db.Tx, in *celldb.Instance, host 
 	return celldb.Place(ctx, tx, in.UUID, host, in.Need(), in.AvailabilityZone == "", o.now())
 }
 
+// PlaceAll is Place of each instance on its host (hosts[i]), in order, and
+// returns each one's error: on PostgreSQL their statements go to the
+// database in one round trip (celldb.PlaceAll).
+func (o *Owner) PlaceAll(ctx context.Context, tx *db.Tx, insts []*celldb.Instance, hosts []string) []error {
+	ps := make([]celldb.Placement, len(insts))
+	for i, in := range insts {
+		ps[i] = celldb.Placement{UUID: in.UUID, Host: hosts[i], Need: in.Need(), TakeZone: in.AvailabilityZone == ""}
+	}
+	return celldb.PlaceAll(ctx, tx, ps, o.now())
+}
+
 // Unplace gives back the claim of an instance caught between host choice
 // and ACTIVE (in task state task) and puts it back to scheduling with no
 // host (a Step), so that it is placed again.
