@@ -18,11 +18,10 @@ type Query struct {
 	Args []any
 }
 
-// Answer is what one query of QueryAll answered: its first row, read with
-// Scan as a *sql.Row's, or its error.
+// Answer is what one query of QueryAll answered: its rows, or its error.
 type Answer struct {
-	row []driver.Value
-	err error
+	rows [][]driver.Value
+	err  error
 }
 
 // Scan copies the answer's first row into dest, as (*sql.Row).Scan: the
@@ -31,47 +30,117 @@ func (a Answer) Scan(dest ...any) error {
 	if a.err != nil {
 		return a.err
 	}
-	if len(dest) != len(a.row) {
-		return fmt.Errorf("database: %d destinations for %d columns", len(dest), len(a.row))
+	if len(a.rows) == 0 {
+		return sql.ErrNoRows
+	}
+	return scanRow(a.rows[0], dest)
+}
+
+// Each calls f with each of the answer's rows in turn (none: f is not
+// called), or returns the query's error.
+func (a Answer) Each(f func(r Scanner) error) error {
+	if a.err != nil {
+		return a.err
+	}
+	for _, r := range a.rows {
+		if err := f(rowScanner(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type rowScanner []driver.Value
+
+func (r rowScanner) Scan(dest ...any) error { return scanRow(r, dest) }
+
+func scanRow(row []driver.Value, dest []any) error {
+	if len(dest) != len(row) {
+		return fmt.Errorf("database: %d destinations for %d columns", len(dest), len(row))
 	}
 	for i, d := range dest {
-		if err := assign(d, a.row[i]); err != nil {
+		if err := assign(d, row[i]); err != nil {
 			return fmt.Errorf("database: column %d: %w", i, err)
 		}
 	}
 	return nil
 }
 
-// QueryAll runs queries that each return at most one row, in order, after
-// the statements queued before them, and answers each. On PostgreSQL they
-// all go in one round trip, so no query's arguments can come from an
-// earlier one's answer (its effects it sees: the server runs them in
-// turn). An error of one is its answer's, as QueryRow's would be, and on
-// PostgreSQL, which it aborts the transaction on, also that of those after
-// it (a caller that goes on without rolling back to a savepoint has its
-// commit fail with ErrRolledBack); an error of a queued statement is every
-// answer's and the transaction's. On SQLite each runs in turn.
+// QueryAll runs queries in order, after the statements queued before
+// them, and answers each with its rows. On PostgreSQL they all go in one
+// round trip, so no query's arguments can come from an earlier one's
+// answer (its effects it sees: the server runs them in turn). An error of
+// one is its answer's, as QueryRow's would be, and on PostgreSQL, which it
+// aborts the transaction on, also that of those after it (a caller that
+// goes on without rolling back to a savepoint has its commit fail with
+// ErrRolledBack); an error of a queued statement is every answer's and
+// the transaction's, and so is that of a query PostgreSQL cannot prepare
+// (none of the batch then runs). On SQLite each runs in turn.
 func (t *Tx) QueryAll(ctx context.Context, qs []Query) []Answer {
-	answers := make([]Answer, len(qs))
 	if t.pg == nil {
-		for i, q := range qs {
-			answers[i] = firstRow(t.Query(ctx, q.SQL, q.Args...))
-		}
-		return answers
+		return queryEach(ctx, t, qs)
 	}
 	for range qs {
 		count(t.statements)
 	}
 	count(t.roundTrips)
-	stmts := t.pg.take()
-	fail := func(err error) {
-		for i := range answers {
-			if answers[i].err == nil && answers[i].row == nil {
-				answers[i].err = err
-			}
+	answers, err := sendQueries(ctx, t.pg.conn, t.binds, t.pg.take(), qs)
+	if err != nil && t.pg.failed == nil {
+		t.pg.failed = err
+	}
+	return answers
+}
+
+// QueryAll is Tx.QueryAll outside a transaction, for reads: on PostgreSQL
+// one round trip, on a connection of the pool.
+func (d *DB) QueryAll(ctx context.Context, qs []Query) []Answer {
+	if d.Dialect != Postgres {
+		return queryEach(ctx, d, qs)
+	}
+	for range qs {
+		count(d.statements)
+	}
+	count(d.roundTrips)
+	conn, err := d.DB.Conn(ctx)
+	if err != nil {
+		return failAll(make([]Answer, len(qs)), err)
+	}
+	defer conn.Close()
+	answers, _ := sendQueries(ctx, conn, d.binds, nil, qs)
+	return answers
+}
+
+// DoQuery runs one query on q and answers it, as QueryAll would: for a
+// function that reads an Answer, called alone.
+func DoQuery(ctx context.Context, q Querier, x Query) Answer {
+	return allRows(q.Query(ctx, x.SQL, x.Args...))
+}
+
+// queryEach runs the queries one after the other (SQLite).
+func queryEach(ctx context.Context, q Querier, qs []Query) []Answer {
+	answers := make([]Answer, len(qs))
+	for i, x := range qs {
+		answers[i] = DoQuery(ctx, q, x)
+	}
+	return answers
+}
+
+// failAll gives err to every answer without one.
+func failAll(answers []Answer, err error) []Answer {
+	for i := range answers {
+		if answers[i].err == nil && answers[i].rows == nil {
+			answers[i].err = err
 		}
 	}
-	err := t.pg.conn.Raw(func(dc any) error {
+	return answers
+}
+
+// sendQueries sends stmts, then qs, in one batch on conn, and reads every
+// query's rows. Its error is that of a statement of stmts, or of the
+// exchange: every answer's then.
+func sendQueries(ctx context.Context, conn *sql.Conn, binds *rebinder, stmts []queuedStmt, qs []Query) ([]Answer, error) {
+	answers := make([]Answer, len(qs))
+	err := conn.Raw(func(dc any) error {
 		c, ok := dc.(*pgConn)
 		if !ok {
 			return fmt.Errorf("database: a PostgreSQL connection of type %T", dc)
@@ -81,7 +150,7 @@ func (t *Tx) QueryAll(ctx context.Context, qs []Query) []Answer {
 			b.Queue(s.q, s.args...)
 		}
 		for _, q := range qs {
-			b.Queue(t.binds.of(t.Dialect, q.SQL), q.Args...)
+			b.Queue(binds.of(Postgres, q.SQL), q.Args...)
 		}
 		br := c.Conn.Conn().SendBatch(ctx, b)
 		for _, s := range stmts {
@@ -94,10 +163,10 @@ func (t *Tx) QueryAll(ctx context.Context, qs []Query) []Answer {
 		for i, q := range qs {
 			rows, err := br.Query()
 			if err == nil {
-				answers[i] = readFirst(rows, m)
+				answers[i] = readAll(rows, m)
 				err = answers[i].err
 			}
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			if err != nil {
 				answers[i].err = fmt.Errorf("%s: %w", firstLine(q.SQL), err)
 				queryFailed = true
 			}
@@ -110,71 +179,66 @@ func (t *Tx) QueryAll(ctx context.Context, qs []Query) []Answer {
 		return nil
 	})
 	if err != nil {
-		fail(err)
-		if t.pg.failed == nil {
-			t.pg.failed = err
-		}
+		return failAll(answers, err), err
 	}
-	return answers
+	return answers, nil
 }
 
-// readFirst reads a batch query's first row and drains the rest.
-func readFirst(rows pgx.Rows, m *pgtype.Map) Answer {
+// readAll reads a batch query's rows.
+func readAll(rows pgx.Rows, m *pgtype.Map) Answer {
 	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return Answer{err: err}
+	a := Answer{rows: [][]driver.Value{}}
+	for rows.Next() {
+		fds := rows.FieldDescriptions()
+		row := make([]driver.Value, len(fds))
+		for i, raw := range rows.RawValues() {
+			if raw == nil {
+				continue
+			}
+			v, err := driverValue(m, fds[i].DataTypeOID, fds[i].Format, raw)
+			if err != nil {
+				return Answer{err: fmt.Errorf("convert field %d (%s): %w", i, fds[i].Name, err)}
+			}
+			row[i] = v
 		}
-		return Answer{err: sql.ErrNoRows}
+		a.rows = append(a.rows, row)
 	}
-	fds := rows.FieldDescriptions()
-	row := make([]driver.Value, len(fds))
-	for i, raw := range rows.RawValues() {
-		if raw == nil {
-			continue
-		}
-		v, err := driverValue(m, fds[i].DataTypeOID, fds[i].Format, raw)
-		if err != nil {
-			return Answer{err: fmt.Errorf("convert field %d (%s): %w", i, fds[i].Name, err)}
-		}
-		row[i] = v
-	}
-	rows.Close() // the rest of its rows, read and dropped
 	if err := rows.Err(); err != nil {
 		return Answer{err: err}
 	}
-	return Answer{row: row}
+	return a
 }
 
-// firstRow is a query's first row as an Answer (SQLite).
-func firstRow(rows *sql.Rows, err error) Answer {
+// allRows is a query's rows as an Answer (SQLite).
+func allRows(rows *sql.Rows, err error) Answer {
 	if err != nil {
 		return Answer{err: err}
 	}
 	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return Answer{err: err}
-		}
-		return Answer{err: sql.ErrNoRows}
-	}
 	cols, err := rows.Columns()
 	if err != nil {
 		return Answer{err: err}
 	}
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
+	a := Answer{rows: [][]driver.Value{}}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return Answer{err: err}
+		}
+		row := make([]driver.Value, len(cols))
+		for i, v := range vals {
+			row[i] = v
+		}
+		a.rows = append(a.rows, row)
 	}
-	if err := rows.Scan(ptrs...); err != nil {
+	if err := rows.Err(); err != nil {
 		return Answer{err: err}
 	}
-	row := make([]driver.Value, len(cols))
-	for i, v := range vals {
-		row[i] = v
-	}
-	return Answer{row: row}
+	return a
 }
 
 // assign converts a column's value into dest as database/sql's Scan does,
@@ -245,6 +309,21 @@ func assign(dest any, v driver.Value) error {
 			return err
 		}
 		*d = int(n)
+	case *float64:
+		switch x := v.(type) {
+		case float64:
+			*d = x
+		case int64:
+			*d = float64(x)
+		case string:
+			f, err := strconv.ParseFloat(x, 64)
+			if err != nil {
+				return err
+			}
+			*d = f
+		default:
+			return fmt.Errorf("%T into *float64", v)
+		}
 	case *[]byte:
 		switch x := v.(type) {
 		case []byte:

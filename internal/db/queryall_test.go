@@ -107,3 +107,62 @@ func TestQueryAllFailsTheTransactionWithAQuery(t *testing.T) {
 		}
 	})
 }
+
+// TestDBQueryAllReadsInOneRoundTrip: outside a transaction QueryAll
+// answers each query with all its rows (Each), on PostgreSQL in one round
+// trip; a query that fails as it runs answers its error alone when it is
+// the last (one PostgreSQL cannot even prepare fails them all, none run).
+func TestDBQueryAllReadsInOneRoundTrip(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		createKV(t, d)
+		if err := d.InTx(ctx, func(tx *db.Tx) error {
+			for _, k := range []string{"a", "b", "c"} {
+				if err := tx.ExecLater(ctx, `INSERT INTO kv (k, v) VALUES (?, ?)`, k, k+k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// A query that fails as it runs: SQLite's casts do not fail, and
+		// its statements are prepared as they run.
+		failing := `SELECT no_such_column FROM kv`
+		if d.Dialect == db.Postgres {
+			failing = `SELECT CAST(v AS INTEGER) FROM kv`
+		}
+		trips := d.RoundTrips()
+		read := d.QueryAll(ctx, []db.Query{
+			{SQL: `SELECT k, v FROM kv WHERE k <> ? ORDER BY k`, Args: []any{"b"}},
+			{SQL: `SELECT v FROM kv WHERE k = ?`, Args: []any{"b"}},
+			{SQL: `SELECT v FROM kv WHERE k = ?`, Args: []any{"none"}},
+			{SQL: failing},
+		})
+		if n := d.RoundTrips() - trips; d.Dialect == db.Postgres && n != 1 {
+			t.Errorf("%d round trips, want 1", n)
+		}
+		var got []string
+		if err := read[0].Each(func(r db.Scanner) error {
+			var k, v string
+			err := r.Scan(&k, &v)
+			got = append(got, k+"="+v)
+			return err
+		}); err != nil || len(got) != 2 || got[0] != "a=aa" || got[1] != "c=cc" {
+			t.Errorf("the first query's rows: %v, %v", got, err)
+		}
+		var v string
+		if err := read[1].Scan(&v); err != nil || v != "bb" {
+			t.Errorf("the second: %q, %v", v, err)
+		}
+		if err := read[2].Scan(&v); !errors.Is(err, sql.ErrNoRows) {
+			t.Errorf("a query without rows: %v, want sql.ErrNoRows", err)
+		}
+		if err := read[2].Each(func(db.Scanner) error { return errors.New("called") }); err != nil {
+			t.Errorf("Each of no rows: %v", err)
+		}
+		if err := read[3].Scan(&v); err == nil {
+			t.Error("a failed query answered")
+		}
+	})
+}

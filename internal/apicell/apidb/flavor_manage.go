@@ -87,13 +87,26 @@ func (v FlavorViewer) visible() (string, []any) {
 // GetFlavorDetail reads a live flavor that viewer may see, disabled or not
 // (Nova's Flavor.get_by_flavor_id); any other is ErrNotFound.
 func GetFlavorDetail(ctx context.Context, q Querier, id string, viewer FlavorViewer) (FlavorDetail, error) {
+	fq := FlavorDetailQuery(id, viewer)
+	return FlavorDetailFrom(q.QueryRow(ctx, fq.SQL, fq.Args...), id)
+}
+
+// FlavorDetailQuery is GetFlavorDetail's query, for a caller that runs it
+// with others (db.DB.QueryAll) and reads it with FlavorDetailFrom.
+func FlavorDetailQuery(id string, viewer FlavorViewer) db.Query {
 	query := `SELECT ` + flavorDetailCols + ` FROM flavors f WHERE f.id = ? AND f.deleted = 0`
 	args := []any{id}
 	if cond, a := viewer.visible(); cond != "" {
 		query += " AND " + cond
 		args = append(args, a...)
 	}
-	f, err := scanFlavorDetail(q.QueryRow(ctx, query, args...))
+	return db.Query{SQL: query, Args: args}
+}
+
+// FlavorDetailFrom reads flavor id from its query's row (FlavorDetailQuery),
+// as GetFlavorDetail returns it.
+func FlavorDetailFrom(row db.Scanner, id string) (FlavorDetail, error) {
+	f, err := scanFlavorDetail(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, fmt.Errorf("flavor %s: %w", id, ErrNotFound)
 	}

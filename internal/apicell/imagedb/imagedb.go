@@ -270,19 +270,26 @@ func (s *Store) GetWithoutDetails(ctx context.Context, q db.Querier, id string) 
 // and without its tags, in one query (a server create checks the image
 // and sends its properties to the schedulers).
 func (s *Store) GetWithProperties(ctx context.Context, q db.Querier, id string) (*Image, error) {
+	return WithPropertiesFrom(db.DoQuery(ctx, q, WithPropertiesQuery(id)), id)
+}
+
+// WithPropertiesQuery is GetWithProperties's query, for a caller that runs
+// it with others (db.DB.QueryAll) and reads it with WithPropertiesFrom.
+func WithPropertiesQuery(id string) db.Query {
+	return db.Query{SQL: `SELECT ` + qualifiedCols + `, p.name, p.value FROM images
+		LEFT JOIN image_properties p ON p.image_id = images.id WHERE images.id = ? AND images.deleted = 0`, Args: []any{NormalizeID(id)}}
+}
+
+// WithPropertiesFrom reads image id, with its properties, from what its
+// query answered (WithPropertiesQuery), as GetWithProperties returns it.
+func WithPropertiesFrom(a db.Answer, id string) (*Image, error) {
 	id = NormalizeID(id)
-	rows, err := q.Query(ctx, `SELECT `+qualifiedCols+`, p.name, p.value FROM images
-		LEFT JOIN image_properties p ON p.image_id = images.id WHERE images.id = ? AND images.deleted = 0`, id)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", id, err)
-	}
-	defer rows.Close()
 	var img *Image
-	for rows.Next() {
+	err := a.Each(func(r db.Scanner) error {
 		var name, value sql.NullString
-		i, err := scan(withExtra{rows, []any{&name, &value}})
+		i, err := scan(withExtra{r, []any{&name, &value}})
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", id, err)
+			return err
 		}
 		if img == nil {
 			img = i
@@ -290,8 +297,9 @@ func (s *Store) GetWithProperties(ctx context.Context, q db.Querier, id string) 
 		if name.Valid {
 			img.Properties[name.String] = value.String
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", id, err)
 	}
 	if img == nil {

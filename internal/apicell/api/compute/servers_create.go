@@ -165,8 +165,15 @@ func createSecurityGroupError(err error) error {
 // (whose properties it keeps in req).
 func checkCreateRefs(ctx context.Context, d *db.DB, zones *zoneCache, req *createRequest, defaultZone string) (wire.Flavor, error) {
 	c := httpkit.CallerFrom(ctx)
+	// The flavor and the image are read together (one round trip on
+	// PostgreSQL), and checked in Nova's order.
+	reads := []db.Query{apidb.FlavorDetailQuery(req.flavorRef, apidb.FlavorViewer{ProjectID: c.ProjectID, Admin: c.Admin})}
+	if req.imageRef != "" {
+		reads = append(reads, imagedb.WithPropertiesQuery(req.imageRef))
+	}
+	read := d.QueryAll(ctx, reads)
 	// A private flavor is bootable only by admins and the projects given it.
-	fd, err := apidb.GetFlavorDetail(ctx, d, req.flavorRef, apidb.FlavorViewer{ProjectID: c.ProjectID, Admin: c.Admin})
+	fd, err := apidb.FlavorDetailFrom(read[0], req.flavorRef)
 	if errors.Is(err, apidb.ErrNotFound) || (err == nil && fd.Disabled) {
 		return wire.Flavor{}, bad("Flavor %s could not be found.", req.flavorRef)
 	}
@@ -190,7 +197,7 @@ func checkCreateRefs(ctx context.Context, d *db.DB, zones *zoneCache, req *creat
 		// Volume-backed: the boot volume's image (resolveBootVolumes).
 		return fd.Flavor, nil
 	}
-	img, err := checkImage(ctx, d, req.imageRef, fd.Flavor)
+	img, err := checkImageRead(ctx, read[1], req.imageRef, fd.Flavor)
 	if err != nil {
 		return wire.Flavor{}, err
 	}
@@ -346,8 +353,14 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 // RAM than the flavor has (checkFlavorDisk checks its disk). The image is returned with its
 // properties (a build's placement constraints).
 func checkImage(ctx context.Context, d *db.DB, id string, f wire.Flavor) (*imagedb.Image, error) {
+	return checkImageRead(ctx, db.DoQuery(ctx, d, imagedb.WithPropertiesQuery(id)), id, f)
+}
+
+// checkImageRead is checkImage of the image as its query answered
+// (imagedb.WithPropertiesQuery).
+func checkImageRead(ctx context.Context, read db.Answer, id string, f wire.Flavor) (*imagedb.Image, error) {
 	c := httpkit.CallerFrom(ctx)
-	img, err := (&imagedb.Store{}).GetWithProperties(ctx, d, id)
+	img, err := imagedb.WithPropertiesFrom(read, id)
 	if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
 		return nil, bad("Image %s could not be found.", id)
 	}
