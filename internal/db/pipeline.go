@@ -68,14 +68,30 @@ func (p *pipeline) take() []queuedStmt {
 // is the query's, and the transaction's (failed).
 func (p *pipeline) carry() error {
 	stmts := p.take()
-	return p.conn.Raw(func(dc any) error {
+	return onPgConn(p.conn, func(c *pgConn) error {
+		c.carry(stmts, &p.failed)
+		return nil
+	})
+}
+
+// onPgConn runs f on the pgConn of conn.
+func onPgConn(conn *sql.Conn, f func(*pgConn) error) error {
+	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*pgConn)
 		if !ok {
 			return fmt.Errorf("database: a PostgreSQL connection of type %T", dc)
 		}
-		c.carry(stmts, &p.failed)
-		return nil
+		return f(c)
 	})
+}
+
+// batchOf is a batch of the statements, in order.
+func batchOf(stmts []queuedStmt) *pgx.Batch {
+	b := &pgx.Batch{}
+	for _, s := range stmts {
+		b.Queue(s.q, s.args...)
+	}
+	return b
 }
 
 // send sends the queued statements and then last, in one batch, and
@@ -84,16 +100,8 @@ func (p *pipeline) send(ctx context.Context, last string, args []any) (sql.Resul
 	p.queue(last, args)
 	stmts := p.take()
 	var tag pgconn.CommandTag
-	err := p.conn.Raw(func(dc any) error {
-		c, ok := dc.(*pgConn)
-		if !ok {
-			return fmt.Errorf("database: a PostgreSQL connection of type %T", dc)
-		}
-		b := &pgx.Batch{}
-		for _, s := range stmts {
-			b.Queue(s.q, s.args...)
-		}
-		br := c.Conn.Conn().SendBatch(ctx, b)
+	err := onPgConn(p.conn, func(c *pgConn) error {
+		br := c.Conn.Conn().SendBatch(ctx, batchOf(stmts))
 		var err error
 		for i, s := range stmts {
 			if tag, err = br.Exec(); err != nil {

@@ -140,15 +140,8 @@ func failAll(answers []Answer, err error) []Answer {
 // exchange: every answer's then.
 func sendQueries(ctx context.Context, conn *sql.Conn, binds *rebinder, stmts []queuedStmt, qs []Query) ([]Answer, error) {
 	answers := make([]Answer, len(qs))
-	err := conn.Raw(func(dc any) error {
-		c, ok := dc.(*pgConn)
-		if !ok {
-			return fmt.Errorf("database: a PostgreSQL connection of type %T", dc)
-		}
-		b := &pgx.Batch{}
-		for _, s := range stmts {
-			b.Queue(s.q, s.args...)
-		}
+	err := onPgConn(conn, func(c *pgConn) error {
+		b := batchOf(stmts)
 		for _, q := range qs {
 			b.Queue(binds.of(Postgres, q.SQL), q.Args...)
 		}
@@ -252,27 +245,9 @@ func assign(dest any, v driver.Value) error {
 		*d = v
 		return nil
 	case **string:
-		if v == nil {
-			*d = nil
-			return nil
-		}
-		var s string
-		if err := assign(&s, v); err != nil {
-			return err
-		}
-		*d = &s
-		return nil
+		return assignNullable(d, v)
 	case **int64:
-		if v == nil {
-			*d = nil
-			return nil
-		}
-		var n int64
-		if err := assign(&n, v); err != nil {
-			return err
-		}
-		*d = &n
-		return nil
+		return assignNullable(d, v)
 	}
 	if v == nil {
 		return fmt.Errorf("NULL into %T", dest)
@@ -336,6 +311,20 @@ func assign(dest any, v driver.Value) error {
 	default:
 		return fmt.Errorf("unsupported destination %T", dest)
 	}
+	return nil
+}
+
+// assignNullable sets *d to nil for NULL, else to a new value assigned v.
+func assignNullable[T any](d **T, v driver.Value) error {
+	if v == nil {
+		*d = nil
+		return nil
+	}
+	x := new(T)
+	if err := assign(x, v); err != nil {
+		return err
+	}
+	*d = x
 	return nil
 }
 
