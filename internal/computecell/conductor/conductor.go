@@ -265,9 +265,9 @@ func (c *Conductor) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelo
 		insts = append(insts, celldb.Instance{InstanceSpec: spec, Flavor: b.Flavor, Build: bc, VMState: celldb.VMBuilding,
 			TaskState: celldb.TaskScheduling, Version: b.BaseVersion + 1, RequestID: env.RequestID})
 	}
-	// The API cell learns where the instances are unless the cell that
-	// sent the build recorded it already.
-	// Each with its create action, whose build event starts now.
+	// Each with its create action, whose build event starts now. The API
+	// cell learns where the instances are unless the cell that sent the
+	// build recorded it already.
 	first := celldb.FirstAction{Action: "create", Event: "compute__do_build_and_run_instance", At: now}
 	if err := c.state.Create(ctx, tx, insts, first, env.RequestID, !b.Recorded); err != nil {
 		return err
@@ -556,8 +556,10 @@ func (c *Conductor) scheduleGroup(ctx context.Context, group []*celldb.Instance,
 }
 
 // claimAll claims a host for each instance, all in one transaction: the
-// selected host, or else the first alternate with room. A claim a full
-// host refuses undoes its own statements (celldb.Place), so the
+// selected host, or else the first alternate with room. The selected
+// hosts are claimed at once (Owner.PlaceAll: one round trip on
+// PostgreSQL), then the alternates of those refused, one by one. A claim a
+// full host refuses undoes its own statements (celldb.Place), so the
 // transaction first runs without savepoints, which cost two statements
 // and a subtransaction each; only when a claim fails otherwise (the
 // instance deleted meanwhile, a statement's error) is it run again with a

@@ -25,7 +25,7 @@ import (
 // the host on it (task state scheduling to networking; a Step). Like Nova,
 // an instance that asked for no availability zone takes its host's.
 func (o *Owner) Place(ctx context.Context, tx *db.Tx, in *celldb.Instance, host string) error {
-	return celldb.Place(ctx, tx, in.UUID, host, in.Need(), in.AvailabilityZone == "", o.now())
+	return o.PlaceAll(ctx, tx, []*celldb.Instance{in}, []string{host})[0]
 }
 
 // PlaceAll is Place of each instance on its host (hosts[i]), in order, and
