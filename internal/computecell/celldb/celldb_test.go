@@ -1140,3 +1140,73 @@ func TestPlaceAllIsPlaceOfEachInTurn(t *testing.T) {
 		checkUse(t, d, "h2", 2)
 	})
 }
+
+// TestHeartbeatDoesNotWaitForAHostHeld: a heartbeat marks every host at
+// once; on PostgreSQL one whose row another transaction holds (a claim
+// under way) is skipped rather than waited for, and marked by the next
+// heartbeat once the row is free.
+func TestHeartbeatDoesNotWaitForAHostHeld(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		migrated(t, d)
+		register(t, d, node("h1", 2), t0)
+		register(t, d, node("h2", 2), t0)
+		beat := func(at time.Time) {
+			t.Helper()
+			if err := celldb.Heartbeat(ctx, d, []string{"h1", "h2"}, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		beats := func() (h1, h2 time.Time) {
+			t.Helper()
+			return getNode(t, d, "h1").HeartbeatAt, getNode(t, d, "h2").HeartbeatAt
+		}
+		t1, t2, t3 := t0.Add(time.Minute), t0.Add(2*time.Minute), t0.Add(3*time.Minute)
+		beat(t1)
+		if h1, h2 := beats(); !h1.Equal(t1) || !h2.Equal(t1) {
+			t.Fatalf("heartbeats %v %v, want both %v", h1, h2, t1)
+		}
+		if d.Dialect != db.Postgres {
+			return // SQLite's writers take turns: no row is held meanwhile
+		}
+		held, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		free := sync.OnceFunc(func() { close(release) })
+		defer free() // a failure below must not leave the claim's transaction open
+		go func() {
+			done <- d.InTx(ctx, func(tx *db.Tx) error {
+				if err := celldb.Claim(ctx, tx, uuidN(1), "h1", small, t0); err != nil {
+					return err
+				}
+				close(held)
+				<-release
+				return nil
+			})
+		}()
+		<-held
+		beaten := make(chan error, 1)
+		go func() { beaten <- celldb.Heartbeat(ctx, d, []string{"h1", "h2"}, t2) }()
+		var err error
+		testpoll.Eventually(t, 10*time.Second, "the heartbeat to end while h1's row is held", func() (bool, string) {
+			select {
+			case err = <-beaten:
+				return true, ""
+			default:
+				return false, "still waiting"
+			}
+		})
+		free()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if h1, h2 := beats(); !h1.Equal(t1) || !h2.Equal(t2) {
+			t.Errorf("heartbeats %v %v, want h1's held one left at %v and h2's %v", h1, h2, t1, t2)
+		}
+		beat(t3)
+		if h1, h2 := beats(); !h1.Equal(t3) || !h2.Equal(t3) {
+			t.Errorf("heartbeats %v %v after the row was freed, want both %v", h1, h2, t3)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -87,16 +88,29 @@ func RegisterNodeTx(ctx context.Context, tx *db.Tx, n Node, now time.Time) error
 	return err
 }
 
-// Heartbeat marks hosts as alive.
+// Heartbeat marks hosts as alive, in one statement. On PostgreSQL it
+// skips a host whose row another transaction holds (a claim, a release)
+// rather than wait for it: waiting, it held the rows it had marked, and a
+// transaction that claimed on several hosts, holding the one it waited
+// for and waiting for one of those, was a deadlock (a second's stall,
+// then a retry). A host skipped is marked at the next heartbeat, well
+// within the time a host may go unheard.
 func Heartbeat(ctx context.Context, d *db.DB, hosts []string, now time.Time) error {
-	return d.InTx(ctx, func(tx *db.Tx) error {
-		for _, h := range hosts {
-			if _, err := tx.Exec(ctx, `UPDATE compute_nodes SET heartbeat_at = ? WHERE host = ?`, db.Micros(now), h); err != nil {
-				return err
-			}
-		}
+	if len(hosts) == 0 {
 		return nil
-	})
+	}
+	in := strings.TrimSuffix(strings.Repeat("?, ", len(hosts)), ", ")
+	args := []any{db.Micros(now)}
+	for _, h := range hosts {
+		args = append(args, h)
+	}
+	q := `UPDATE compute_nodes SET heartbeat_at = ? WHERE host IN (` + in + `)`
+	if d.Dialect == db.Postgres {
+		q = `UPDATE compute_nodes SET heartbeat_at = ? WHERE host IN (SELECT host FROM compute_nodes WHERE host IN (` + in + `)
+			FOR UPDATE SKIP LOCKED)`
+	}
+	_, err := d.Exec(ctx, q, args...)
+	return err
 }
 
 // ListNodes reads every compute node.
