@@ -110,17 +110,11 @@ func (d *DB) QueryAll(ctx context.Context, qs []Query) []Answer {
 	return answers
 }
 
-// DoQuery runs one query on q and answers it, as QueryAll would: for a
-// function that reads an Answer, called alone.
-func DoQuery(ctx context.Context, q Querier, x Query) Answer {
-	return allRows(q.Query(ctx, x.SQL, x.Args...))
-}
-
 // queryEach runs the queries one after the other (SQLite).
 func queryEach(ctx context.Context, q Querier, qs []Query) []Answer {
 	answers := make([]Answer, len(qs))
 	for i, x := range qs {
-		answers[i] = DoQuery(ctx, q, x)
+		answers[i] = allRows(q.Query(ctx, x.SQL, x.Args...))
 	}
 	return answers
 }

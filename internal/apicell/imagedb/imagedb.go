@@ -270,7 +270,20 @@ func (s *Store) GetWithoutDetails(ctx context.Context, q db.Querier, id string) 
 // and without its tags, in one query (a server create checks the image
 // and sends its properties to the schedulers).
 func (s *Store) GetWithProperties(ctx context.Context, q db.Querier, id string) (*Image, error) {
-	return WithPropertiesFrom(db.DoQuery(ctx, q, WithPropertiesQuery(id)), id)
+	wq := WithPropertiesQuery(id)
+	rows, err := q.Query(ctx, wq.SQL, wq.Args...)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", NormalizeID(id), err)
+	}
+	defer rows.Close()
+	return withProperties(func(f func(db.Scanner) error) error {
+		for rows.Next() {
+			if err := f(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}, id)
 }
 
 // WithPropertiesQuery is GetWithProperties's query, for a caller that runs
@@ -283,9 +296,15 @@ func WithPropertiesQuery(id string) db.Query {
 // WithPropertiesFrom reads image id, with its properties, from what its
 // query answered (WithPropertiesQuery), as GetWithProperties returns it.
 func WithPropertiesFrom(a db.Answer, id string) (*Image, error) {
+	return withProperties(a.Each, id)
+}
+
+// withProperties reads image id from the rows of its query, which each
+// hands to its function in turn.
+func withProperties(each func(func(db.Scanner) error) error, id string) (*Image, error) {
 	id = NormalizeID(id)
 	var img *Image
-	err := a.Each(func(r db.Scanner) error {
+	err := each(func(r db.Scanner) error {
 		var name, value sql.NullString
 		i, err := scan(withExtra{r, []any{&name, &value}})
 		if err != nil {

@@ -197,7 +197,8 @@ func checkCreateRefs(ctx context.Context, d *db.DB, zones *zoneCache, req *creat
 		// Volume-backed: the boot volume's image (resolveBootVolumes).
 		return fd.Flavor, nil
 	}
-	img, err := checkImageRead(ctx, read[1], req.imageRef, fd.Flavor)
+	img, err := imagedb.WithPropertiesFrom(read[1], req.imageRef)
+	img, err = checkImageFound(ctx, img, err, req.imageRef, fd.Flavor)
 	if err != nil {
 		return wire.Flavor{}, err
 	}
@@ -353,14 +354,13 @@ func (h *serversHandler) recordBuild(ctx context.Context, req *createRequest, p 
 // RAM than the flavor has (checkFlavorDisk checks its disk). The image is returned with its
 // properties (a build's placement constraints).
 func checkImage(ctx context.Context, d *db.DB, id string, f wire.Flavor) (*imagedb.Image, error) {
-	return checkImageRead(ctx, db.DoQuery(ctx, d, imagedb.WithPropertiesQuery(id)), id, f)
+	img, err := (&imagedb.Store{}).GetWithProperties(ctx, d, id)
+	return checkImageFound(ctx, img, err, id, f)
 }
 
-// checkImageRead is checkImage of the image as its query answered
-// (imagedb.WithPropertiesQuery).
-func checkImageRead(ctx context.Context, read db.Answer, id string, f wire.Flavor) (*imagedb.Image, error) {
+// checkImageFound is checkImage of the image as read (img, or err).
+func checkImageFound(ctx context.Context, img *imagedb.Image, err error, id string, f wire.Flavor) (*imagedb.Image, error) {
 	c := httpkit.CallerFrom(ctx)
-	img, err := imagedb.WithPropertiesFrom(read, id)
 	if errors.Is(err, imagedb.ErrNotFound) || (err == nil && !img.VisibleTo(c.ProjectID, c.Admin)) {
 		return nil, bad("Image %s could not be found.", id)
 	}
