@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -273,5 +274,126 @@ func testGroupPanicReachesItsCallerAndSparesTheOthers(t *testing.T, engine strin
 	}
 	if n != 5 {
 		t.Errorf("%d rows, want 5 (four callers and the one after)", n)
+	}
+}
+
+func TestGroupQuerySendsTheGroupsQueriesTogether(t *testing.T) {
+	eachGroupEngine(t, testGroupQuerySendsTheGroupsQueriesTogether)
+}
+
+// testGroupQuerySendsTheGroupsQueriesTogether queues callers of GroupQuery
+// and of Group behind a held leader, twice: all of them succeeding (on
+// PostgreSQL the group's queries then go in one round trip, and its
+// functions' queued statements with the commit), and with one query
+// failing (a duplicate key), which fails its caller alone.
+func testGroupQuerySendsTheGroupsQueriesTogether(t *testing.T, engine string) {
+	d := openGroupTest(t, engine)
+	ctx := context.Background()
+	for i := range 20 {
+		if _, err := d.Exec(ctx, `INSERT INTO kv (k, v) VALUES (?, '0')`, fmt.Sprintf("r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, round := range []string{"a", "b"} {
+		finish := holdLead(t, d, nil)
+		errs := make([]error, 25)
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				q := Query{SQL: `UPDATE kv SET v = v || ? WHERE k = ? RETURNING v`, Args: []any{round, fmt.Sprintf("r%d", i)}}
+				switch {
+				case i == 7:
+					q.Args[1] = "missing"
+				case i == 13 && round == "b":
+					q = Query{SQL: `INSERT INTO kv (k, v) VALUES ('r0', 'dup') RETURNING v`}
+				}
+				errs[i] = d.GroupQuery(ctx, q, func(tx *Tx, a Answer) error {
+					var v string
+					err := a.Scan(&v)
+					if i == 7 && errors.Is(err, sql.ErrNoRows) {
+						v = "none"
+					} else if err != nil {
+						return err
+					}
+					return tx.ExecLater(ctx, `INSERT INTO kv (k, v) VALUES (?, ?)`, fmt.Sprintf("saw%s%d", round, i), v)
+				})
+			}()
+		}
+		for j := 20; j < 25; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[j] = d.Group(ctx, func(tx *Tx) error {
+					return tx.ExecLater(ctx, `INSERT INTO kv (k, v) VALUES (?, 'p')`, fmt.Sprintf("plain%s%d", round, j))
+				})
+			}()
+		}
+		waitQueued(t, d, 25)
+		trips := d.RoundTrips()
+		finish()
+		wg.Wait()
+		if n := d.RoundTrips() - trips; engine == "postgres" && round == "a" && n != 2 {
+			t.Errorf("round %s: %d round trips for the group, want 2 (its queries with the begin, its statements with the commit)", round, n)
+		}
+		for i, err := range errs {
+			if failing := i == 13 && round == "b"; failing != IsUniqueViolation(err) || (!failing && err != nil) {
+				t.Errorf("round %s, caller %d: err = %v", round, i, err)
+			}
+		}
+	}
+	// Each query ran once in each round (its caller's function saw what
+	// it wrote), the failed one not at all, nor its function.
+	want := map[string]string{}
+	for i := range 20 {
+		v := "0ab"
+		if i == 13 {
+			v = "0a"
+		}
+		if i == 7 {
+			v = "0" // its query asked for a key that is not there
+		}
+		want[fmt.Sprintf("r%d", i)] = v
+		for _, round := range []string{"a", "b"} {
+			saw := "0a"
+			if round == "b" {
+				saw = "0ab"
+			}
+			switch {
+			case i == 7:
+				saw = "none"
+			case i == 13 && round == "b":
+				continue
+			}
+			want[fmt.Sprintf("saw%s%d", round, i)] = saw
+		}
+	}
+	for j := 20; j < 25; j++ {
+		want[fmt.Sprintf("plaina%d", j)], want[fmt.Sprintf("plainb%d", j)] = "p", "p"
+	}
+	got := map[string]string{}
+	rows, err := d.Query(ctx, `SELECT k, v FROM kv`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		got[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d rows, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("row %s = %q, want %q", k, got[k], v)
+		}
 	}
 }
