@@ -15,7 +15,8 @@ import (
 // claim: only internal/computecell/instancestate calls them (and celldb's
 // own tests).
 var celldbWriters = map[string]bool{
-	"Insert": true, "Update": true, "Set": true, "UpdateClaimed": true, "Purge": true, "ClearAction": true,
+	"Insert": true, "InsertStarting": true, "Update": true, "Set": true, "UpdateState": true, "UpdateStateQuery": true, "UpdateStateFrom": true,
+	"UpdateClaimedQuery": true, "UpdateClaimedFrom": true, "PlaceAll": true, "Purge": true, "ClearAction": true,
 	"Claim": true, "ClaimZone": true, "Release": true, "MoveClaim": true,
 }
 

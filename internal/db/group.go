@@ -23,8 +23,8 @@ type groupOp struct {
 	ctx context.Context
 	f   func(*Tx) error
 	// q is GroupQuery's query, and fa its function (f is nil then).
-	q  *Query
-	fa func(*Tx, Answer) error
+	q   *Query
+	fa  func(*Tx, Answer) error
 	err error
 	// panicked is what f panicked with, raised again in its caller.
 	panicked any

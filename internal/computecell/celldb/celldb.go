@@ -739,16 +739,28 @@ func conflict(ctx context.Context, tx *db.Tx, uuid string, expectTask *string) e
 	return fmt.Errorf("instance %s is in task state %q, not %q: %w", uuid, cur.TaskState, want, wire.ErrConflict)
 }
 
-// UpdateClaimed is Update for a live instance (neither deleted nor being
-// deleted) that holds a claim on host, in one statement. It returns nil
-// and no error when the instance is not such a one.
-func UpdateClaimed(ctx context.Context, tx *db.Tx, uuid, host string, c Change, now time.Time) (*Instance, error) {
-	in, err := update(ctx, tx, uuid, ` AND deleted = 0 AND task_state <> ? AND EXISTS (SELECT 1 FROM claims WHERE instance_uuid = ? AND host = ?)`,
-		[]any{TaskDeleting, uuid, host}, c, now, true)
+// UpdateClaimedQuery is Update for a live instance (neither deleted nor
+// being deleted) that holds a claim on host, in one statement, for a
+// caller that runs it with others (db.GroupQuery); UpdateClaimedFrom
+// reads its answer: the instance as updated, or nil and no error when the
+// instance is not such a one (and nothing changed).
+func UpdateClaimedQuery(uuid, host string, c Change, now time.Time) db.Query {
+	q, args := updateStatement(uuid, ` AND deleted = 0 AND task_state <> ? AND EXISTS (SELECT 1 FROM claims WHERE instance_uuid = ? AND host = ?)`,
+		[]any{TaskDeleting, uuid, host}, c, now)
+	return db.Query{SQL: q + ` RETURNING ` + selectCols, Args: args}
+}
+
+// UpdateClaimedFrom reads the answer a of UpdateClaimedQuery with the
+// same instance and change (and ends the change's action, if any, in tx).
+func UpdateClaimedFrom(ctx context.Context, tx *db.Tx, uuid string, c Change, a db.Answer) (*Instance, error) {
+	in, err := scanInstance(a)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
-	return in, err
+	if err != nil {
+		return nil, fmt.Errorf("update instance %s: %w", uuid, err)
+	}
+	return in, endAction(ctx, tx, uuid, c)
 }
 
 // update applies c to the instance if it meets where (a condition after
@@ -776,28 +788,35 @@ func update(ctx context.Context, tx *db.Tx, uuid, where string, whereArgs []any,
 			return nil, sql.ErrNoRows
 		}
 	}
+	return in, endAction(ctx, tx, uuid, c)
+}
+
+// endAction ends the action c ends, if any, after the instance's row was
+// changed by a statement of its own.
+func endAction(ctx context.Context, tx *db.Tx, uuid string, c Change) error {
 	if e := c.EndAction; e != nil {
-		if err := FinishAction(ctx, tx, uuid, e.RequestID, e.Result, e.Traceback, e.Host, e.At); err != nil {
-			return nil, err
-		}
+		return FinishAction(ctx, tx, uuid, e.RequestID, e.Result, e.Traceback, e.Host, e.At)
 	}
-	return in, nil
+	return nil
 }
 
 // UpdateState is Update that also returns the state to send up (State):
 // on PostgreSQL in one statement, which reads the instance's addresses
 // with the row it writes.
 func UpdateState(ctx context.Context, tx *db.Tx, cell, uuid string, expectTask *string, c Change, now time.Time) (*Instance, wire.InstanceState, error) {
-	if tx.Dialect != db.Postgres {
-		in, err := Update(ctx, tx, uuid, expectTask, c, now)
-		if err != nil {
-			return nil, wire.InstanceState{}, err
-		}
-		st, err := State(ctx, tx, cell, in)
-		return in, st, err
-	}
+	a := tx.QueryAll(ctx, []db.Query{UpdateStateQuery(tx.Dialect, uuid, expectTask, c, now)})[0]
+	return UpdateStateFrom(ctx, tx, cell, uuid, expectTask, c, a)
+}
+
+// UpdateStateQuery is UpdateState's first statement on the engine
+// dialect (on PostgreSQL its only one), for a caller that runs it with
+// others (db.GroupQuery); UpdateStateFrom goes on from its answer.
+func UpdateStateQuery(dialect db.Dialect, uuid string, expectTask *string, c Change, now time.Time) db.Query {
 	where, whereArgs := taskIs(expectTask)
 	q, args := updateStatement(uuid, where, whereArgs, c, now)
+	if dialect != db.Postgres {
+		return db.Query{SQL: q + ` RETURNING ` + selectCols, Args: args}
+	}
 	// An action the change ends is ended in the same statement, if the
 	// row was updated.
 	ends := ""
@@ -809,22 +828,38 @@ func UpdateState(ctx context.Context, tx *db.Tx, cell, uuid string, expectTask *
 	// version the row had in it (seen): when the update waited for a
 	// transaction that changed the row meanwhile (seen is not the version
 	// it updated), they are read again after it, as State would.
-	rows, err := tx.Query(ctx, `WITH u AS (`+q+` RETURNING `+selectCols+`)`+ends+`
+	return db.Query{SQL: `WITH u AS (` + q + ` RETURNING ` + selectCols + `)` + ends + `
 		SELECT u.*, f.network, f.address, f.mac, f.network_id, f.subnet_id, f.port_id,
 			(SELECT i.version FROM instances i WHERE i.uuid = u.uuid)
-		FROM u LEFT JOIN fixed_ips f ON f.instance_uuid = u.uuid ORDER BY f.nic, f.address_int`, args...)
-	if err != nil {
-		return nil, wire.InstanceState{}, fmt.Errorf("update instance %s: %w", uuid, err)
+		FROM u LEFT JOIN fixed_ips f ON f.instance_uuid = u.uuid ORDER BY f.nic, f.address_int`, Args: args}
+}
+
+// UpdateStateFrom is UpdateState from the answer a of its first
+// statement (UpdateStateQuery, with the same instance, task state and
+// change).
+func UpdateStateFrom(ctx context.Context, tx *db.Tx, cell, uuid string, expectTask *string, c Change, a db.Answer) (*Instance, wire.InstanceState, error) {
+	if tx.Dialect != db.Postgres {
+		in, err := scanInstance(a)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, wire.InstanceState{}, conflict(ctx, tx, uuid, expectTask)
+		}
+		if err != nil {
+			return nil, wire.InstanceState{}, fmt.Errorf("update instance %s: %w", uuid, err)
+		}
+		if err := endAction(ctx, tx, uuid, c); err != nil {
+			return nil, wire.InstanceState{}, err
+		}
+		st, err := State(ctx, tx, cell, in)
+		return in, st, err
 	}
-	defer rows.Close()
 	var in *Instance
 	var addrs []wire.Address
 	var seen sql.NullInt64
-	for rows.Next() {
+	err := a.Each(func(r db.Scanner) error {
 		var network, addr, mac, networkID, subnetID, portID sql.NullString
-		row, err := scanInstance(scanWith{rows, []any{&network, &addr, &mac, &networkID, &subnetID, &portID, &seen}})
+		row, err := scanInstance(scanWith{r, []any{&network, &addr, &mac, &networkID, &subnetID, &portID, &seen}})
 		if err != nil {
-			return nil, wire.InstanceState{}, fmt.Errorf("update instance %s: %w", uuid, err)
+			return err
 		}
 		if in == nil {
 			in = row
@@ -833,8 +868,9 @@ func UpdateState(ctx context.Context, tx *db.Tx, cell, uuid string, expectTask *
 			addrs = append(addrs, wire.Address{Version: 4, Network: network.String, Addr: addr.String, MAC: mac.String,
 				NetworkID: networkID.String, SubnetID: subnetID.String, PortID: portID.String})
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, wire.InstanceState{}, fmt.Errorf("update instance %s: %w", uuid, err)
 	}
 	if in == nil {

@@ -522,11 +522,12 @@ func TestUpdateClaimedOnlyChangesALiveInstanceClaimedOnTheHost(t *testing.T) {
 		updateClaimed := func(u, host string) *celldb.Instance {
 			t.Helper()
 			var out *celldb.Instance
-			if err := d.InTx(ctx, func(tx *db.Tx) (err error) {
-				out, err = celldb.UpdateClaimed(ctx, tx, u, host, change, t0.Add(time.Minute))
+			q := celldb.UpdateClaimedQuery(u, host, change, t0.Add(time.Minute))
+			if err := d.GroupQuery(ctx, q, func(tx *db.Tx, a db.Answer) (err error) {
+				out, err = celldb.UpdateClaimedFrom(ctx, tx, u, change, a)
 				return err
 			}); err != nil {
-				t.Fatalf("UpdateClaimed(%s, %s): %v", u, host, err)
+				t.Fatalf("UpdateClaimedQuery(%s, %s): %v", u, host, err)
 			}
 			return out
 		}

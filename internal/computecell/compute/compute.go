@@ -303,9 +303,11 @@ func (s *Service) Hosts() []string { return s.cfg.Hosts }
 // error (celldb.ErrClaimFailed for a full host), so the caller can try
 // another host.
 func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
+	// The spawn begins in one statement that goes with those of the
+	// spawns and ACTIVEs of the same group (db.GroupQuery).
 	var in *celldb.Instance
-	err := s.cfg.DB.Group(ctx, func(tx *db.Tx) (err error) {
-		in, err = s.state.BeginSpawn(ctx, tx, uuid, host)
+	err := s.cfg.DB.GroupQuery(ctx, s.state.BeginSpawnQuery(uuid, host), func(tx *db.Tx, a db.Answer) (err error) {
+		in, err = s.state.BeginSpawnFrom(ctx, tx, uuid, host, a)
 		return err
 	})
 	if err != nil {
@@ -349,9 +351,10 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 	// again: in is what the last run left).
 	end := &celldb.ActionEnd{RequestID: in.RequestID, Result: "Success", Host: host, At: now}
 	var st wire.InstanceState
-	err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
-		var err error
-		if len(built) > 0 {
+	spawning := instancestate.Task(celldb.TaskSpawning)
+	change := celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now, EndAction: end}
+	if len(built) > 0 {
+		err = s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
 			// The instance's row first, then its volumes' (the volume
 			// role's order); their states go up before the instance's,
 			// so that the API cell shows them in-use once it shows it
@@ -362,12 +365,19 @@ func (s *Service) Spawn(ctx context.Context, host, uuid string) error {
 			if err := s.bootAttached(ctx, tx, in.RequestID, built, now); err != nil {
 				return err
 			}
-		}
-		in, st, err = s.state.TransitionState(ctx, tx, uuid, instancestate.Task(celldb.TaskSpawning),
-			celldb.Change{VMState: &active, TaskState: &none, PowerState: &running, LaunchedAt: &now,
-				EndAction: end})
-		return err
-	})
+			var err error
+			in, st, err = s.state.TransitionState(ctx, tx, uuid, spawning, change)
+			return err
+		})
+	} else {
+		// Without volumes the change is the transaction's first
+		// statement, sent with the group's others (db.GroupQuery).
+		err = s.cfg.DB.GroupQuery(ctx, s.state.TransitionQuery(s.cfg.DB.Dialect, uuid, spawning, change), func(tx *db.Tx, a db.Answer) error {
+			var err error
+			in, st, err = s.state.TransitionStateFrom(ctx, tx, uuid, spawning, change, a)
+			return err
+		})
+	}
 	if errors.Is(err, wire.ErrConflict) {
 		return celldb.ErrGone
 	}

@@ -15,7 +15,7 @@ import (
 //
 // On the boot path the conductor takes the claim when it places an
 // instance (Place), and the compute host checks it in the statement that
-// begins the spawn (BeginSpawn). A spawn on a host the instance holds no
+// begins the spawn (BeginSpawnQuery). A spawn on a host the instance holds no
 // claim on (an alternate after a failed spawn, an unshelve) takes it there.
 
 // The flavor an instance claims is celldb.Instance.Need: a volume-backed
@@ -50,16 +50,24 @@ func (o *Owner) Unplace(ctx context.Context, tx *db.Tx, uuid, task string) error
 	return o.Step(ctx, tx, uuid, &task, celldb.Change{TaskState: &scheduling, Host: &noHost})
 }
 
-// BeginSpawn moves an instance to task state spawning on host (a change
-// the API cell learns with the spawn's end) and returns it. When the
-// instance holds its claim on host, as after Place, that is one statement
-// that checks the claim; otherwise the claim is taken here. It fails with
+// BeginSpawnQuery and BeginSpawnFrom move an instance to task state
+// spawning on host (a change the API cell learns with the spawn's end):
+// the query is the transaction's first statement, which a caller runs
+// with others' (db.GroupQuery), and From goes on from its answer and
+// returns the instance. When the instance holds its claim on host, as
+// after Place, the query does it all, checking the claim; otherwise it
+// changes nothing and the claim is taken in From. From fails with
 // celldb.ErrGone for an instance deleted or being deleted, and with
 // celldb.ErrClaimFailed for a host without room.
-func (o *Owner) BeginSpawn(ctx context.Context, tx *db.Tx, uuid, host string) (*celldb.Instance, error) {
-	spawning := celldb.TaskSpawning
-	change := celldb.Change{Host: &host, TaskState: &spawning}
-	if in, err := celldb.UpdateClaimed(ctx, tx, uuid, host, change, o.now()); in != nil || err != nil {
+func (o *Owner) BeginSpawnQuery(uuid, host string) db.Query {
+	return celldb.UpdateClaimedQuery(uuid, host, spawnOn(host), o.now())
+}
+
+// BeginSpawnFrom goes on from the answer a of BeginSpawnQuery of the same
+// instance and host.
+func (o *Owner) BeginSpawnFrom(ctx context.Context, tx *db.Tx, uuid, host string, a db.Answer) (*celldb.Instance, error) {
+	change := spawnOn(host)
+	if in, err := celldb.UpdateClaimedFrom(ctx, tx, uuid, change, a); in != nil || err != nil {
 		return in, err
 	}
 	cur, err := celldb.Get(ctx, tx, uuid)
@@ -73,6 +81,12 @@ func (o *Owner) BeginSpawn(ctx context.Context, tx *db.Tx, uuid, host string) (*
 		return nil, err
 	}
 	return celldb.Update(ctx, tx, uuid, nil, change, o.now())
+}
+
+// spawnOn is the change that begins a spawn on host.
+func spawnOn(host string) celldb.Change {
+	spawning := celldb.TaskSpawning
+	return celldb.Change{Host: &host, TaskState: &spawning}
 }
 
 // Claim reserves f on host under key (an instance's UUID, or a

@@ -95,6 +95,24 @@ func (o *Owner) TransitionState(ctx context.Context, tx *db.Tx, uuid string, exp
 	return in, st, o.send(ctx, tx, in.RequestID, &wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
 }
 
+// TransitionQuery is the first statement of TransitionState on the engine
+// dialect, for a caller that runs it with others' (db.GroupQuery): the
+// change, made if the instance is in the task state expected.
+// TransitionStateFrom goes on from its answer.
+func (o *Owner) TransitionQuery(dialect db.Dialect, uuid string, expectTask *string, c celldb.Change) db.Query {
+	return celldb.UpdateStateQuery(dialect, uuid, expectTask, c, o.now())
+}
+
+// TransitionStateFrom is TransitionState from the answer a of its first
+// statement (TransitionQuery of the same instance, task state and change).
+func (o *Owner) TransitionStateFrom(ctx context.Context, tx *db.Tx, uuid string, expectTask *string, c celldb.Change, a db.Answer) (*celldb.Instance, wire.InstanceState, error) {
+	in, st, err := celldb.UpdateStateFrom(ctx, tx, o.cell, uuid, expectTask, c, a)
+	if err != nil {
+		return nil, wire.InstanceState{}, err
+	}
+	return in, st, o.send(ctx, tx, in.RequestID, &wire.InstanceUpdate{Instances: []wire.InstanceState{st}})
+}
+
 // Step is Transition for a state the API cell learns later (from the
 // next Transition or the heal): the version goes up, nothing is sent, and
 // the row is not read back.

@@ -203,12 +203,15 @@ func TestPlaceAndBeginSpawn(t *testing.T) {
 			t.Errorf("after Place: host %q task %q zone %q version %d", in.Host, in.TaskState, in.AvailabilityZone, in.Version)
 		}
 		beginSpawn := func(host string) (sp *celldb.Instance, err error) {
-			err = d.InTx(ctx, func(tx *db.Tx) (err error) { sp, err = o.BeginSpawn(ctx, tx, u, host); return err })
+			err = d.GroupQuery(ctx, o.BeginSpawnQuery(u, host), func(tx *db.Tx, a db.Answer) (err error) {
+				sp, err = o.BeginSpawnFrom(ctx, tx, u, host, a)
+				return err
+			})
 			return sp, err
 		}
 		sp, err := beginSpawn("h1")
 		if err != nil || sp.TaskState != celldb.TaskSpawning || sp.Version != 3 {
-			t.Fatalf("BeginSpawn on the claimed host = %+v, %v", sp, err)
+			t.Fatalf("BeginSpawnQuery/From on the claimed host = %+v, %v", sp, err)
 		}
 		// Another host: the claim moves with a release and a new claim.
 		if err := d.InTx(ctx, func(tx *db.Tx) error { return o.Release(ctx, tx, u) }); err != nil {
@@ -216,7 +219,7 @@ func TestPlaceAndBeginSpawn(t *testing.T) {
 		}
 		sp, err = beginSpawn("h2")
 		if err != nil || sp.Host != "h2" {
-			t.Fatalf("BeginSpawn on an unclaimed host = %+v, %v", sp, err)
+			t.Fatalf("BeginSpawnQuery/From on an unclaimed host = %+v, %v", sp, err)
 		}
 		ns, _ := celldb.ListNodes(ctx, d)
 		for _, n := range ns {
@@ -225,7 +228,7 @@ func TestPlaceAndBeginSpawn(t *testing.T) {
 			}
 		}
 		if us := updates(t, d); len(us) != 0 {
-			t.Errorf("Place and BeginSpawn queued %d updates, want none", len(us))
+			t.Errorf("Place and the spawn's begin queued %d updates, want none", len(us))
 		}
 		// Being deleted: neither on its claimed host nor on another.
 		deleting := celldb.TaskDeleting
@@ -234,7 +237,7 @@ func TestPlaceAndBeginSpawn(t *testing.T) {
 		}
 		for _, h := range []string{"h2", "h1"} {
 			if sp, err := beginSpawn(h); !errors.Is(err, celldb.ErrGone) {
-				t.Errorf("BeginSpawn of an instance being deleted on %s = %+v, %v; want ErrGone", h, sp, err)
+				t.Errorf("BeginSpawnQuery/From of an instance being deleted on %s = %+v, %v; want ErrGone", h, sp, err)
 			}
 		}
 	})
