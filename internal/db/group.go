@@ -101,6 +101,18 @@ func (d *DB) group1(op *groupOp) error {
 	return op.err
 }
 
+// GroupWaiting is how many callers of Group and GroupQuery wait for the
+// next group to be committed (a test lines them up with it).
+func (d *DB) GroupWaiting() int {
+	g := d.group
+	if g == nil {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
+}
+
 // leadGroup commits the next group, which holds me, then hands the lead to
 // the first caller still waiting, or gives it up when none is.
 func (d *DB) leadGroup(me *groupOp) {

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -313,12 +314,17 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 	// An attempt fails with errRetry only when another allocation took the
 	// address it chose and committed, so every retry follows someone
 	// else's progress; the bound is generous.
+	//
+	// The allocation's first read goes with the first statements of the
+	// group's other transactions (db.GroupQuery): allocateIn reads again
+	// where what the group did before it may have changed its answer.
+	first := allocQuery(k, uuid, nic, low, count)
 	for attempt := 0; attempt < 10000; attempt++ {
 		var outcome error
 		var got *wire.Address
-		err := s.cfg.DB.Group(ctx, func(tx *db.Tx) error {
+		err := s.cfg.DB.GroupQuery(ctx, first, func(tx *db.Tx, read db.Answer) error {
 			outcome, got = nil, nil
-			a, had, nfree, err := s.allocateIn(ctx, tx, k, uuid, nic, name, n.MAC, low, count)
+			a, had, nfree, err := s.allocateIn(ctx, tx, k, uuid, nic, name, n.MAC, low, count, &read)
 			switch {
 			case err != nil || had:
 				return err
@@ -356,7 +362,14 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 // low + 1 free rows, plus the open blocks' addresses without a row). It
 // fails with errRetry when a concurrent allocation took the address it
 // chose.
-func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid string, nic int, name, mac string, low int, count bool) (a *wire.Address, had bool, nfree int, err error) {
+//
+// read, when not nil, is the answer to allocQuery that the transaction's
+// group read before any of its functions ran (db.GroupQuery). What an
+// allocation on the network earlier in the transaction wrote it does not
+// see: the top of a block it wrote above is taken from the transaction's
+// memo (allocTop), and a free row or the want of a block is read again
+// when such an allocation came first (allocated).
+func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid string, nic int, name, mac string, low int, count bool, read *db.Answer) (a *wire.Address, had bool, nfree int, err error) {
 	// A block found to have no address above its top is marked filled and
 	// the query runs again: at most once per open block, so bounded.
 	locked := false
@@ -368,31 +381,33 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 		var subnet, usable, netName, netID *string
 		var open int
 		nfree = low + 1
-		q := `SELECT
-			(SELECT address_int FROM fixed_ips WHERE instance_uuid = ? AND nic = ? LIMIT 1),
-			(SELECT address_int FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 ORDER BY address_int LIMIT 1),
-			b.subnet_id, b.first_int, b.last_int, b.usable, b.network, b.network_id,
-			(SELECT f.address_int FROM fixed_ips f WHERE f.subnet_id = b.subnet_id AND f.address_int BETWEEN b.first_int AND b.last_int AND f.in_block = 1
-				ORDER BY f.address_int DESC LIMIT 1)`
-		args := []any{uuid, nic, k.val()}
 		dest := []any{&has, &free, &subnet, &first, &last, &usable, &netName, &netID, &top}
 		if count {
-			q += `,
-			(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT ?) f),
-			(SELECT COALESCE(SUM(o.usable_count - (SELECT COUNT(*) FROM fixed_ips f WHERE f.subnet_id = o.subnet_id AND f.address_int BETWEEN o.first_int AND o.last_int)), 0)
-				FROM address_blocks o WHERE o.` + k.col() + ` = ? AND o.filled = 0 AND o.returned = 0)`
-			args = append(args, k.val(), low+1, k.val())
 			dest = append(dest, &nfree, &open)
 		}
-		q += `
-			FROM (SELECT 1 AS one) x LEFT JOIN (SELECT subnet_id, first_int, last_int, usable, network, network_id FROM address_blocks
-				WHERE ` + k.col() + ` = ? AND filled = 0 AND returned = 0 ORDER BY first_int LIMIT 1) b ON 1 = 1`
-		args = append(args, k.val())
-		if err := tx.QueryRow(ctx, q, args...).Scan(dest...); err != nil {
+		early := read != nil
+		if early {
+			err = read.Scan(dest...)
+			read = nil
+		} else {
+			q := allocQuery(k, uuid, nic, low, count)
+			err = tx.QueryRow(ctx, q.SQL, q.Args...).Scan(dest...)
+		}
+		if err != nil {
 			return nil, false, 0, err
 		}
 		if has != nil {
 			return nil, true, 0, nil
+		}
+		_, before := tx.Recall(allocatedKey(k))
+		if early && before && (free != nil || subnet == nil) {
+			continue // read again, after what the transaction wrote
+		}
+		if subnet != nil {
+			if t, ok := tx.Recall(allocTopKey(*subnet, *first)); ok && (top == nil || t.(int64) > *top) {
+				v := t.(int64)
+				top = &v
+			}
 		}
 		var b openBlock
 		if subnet != nil {
@@ -409,11 +424,15 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 				WHERE `+k.col()+` = ? AND address_int = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 RETURNING network, network_id, subnet_id`,
 				uuid, nic, mac, a.PortID, now, k.val(), *free).Scan(&a.Network, &a.NetworkID, &a.SubnetID)
 			if errors.Is(err, sql.ErrNoRows) {
+				if early {
+					continue // taken before in the transaction: read again
+				}
 				return nil, false, 0, fmt.Errorf("address %s was taken meanwhile: %w", addr, errRetry)
 			}
 			if err != nil {
 				return nil, false, 0, err
 			}
+			tx.Remember(allocatedKey(k), true)
 			return a, false, nfree, nil
 		}
 		if subnet == nil {
@@ -452,9 +471,44 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 			}
 			continue
 		}
+		tx.Remember(allocatedKey(k), true)
+		tx.Remember(allocTopKey(b.subnet, b.first), int64(next))
 		return a, false, nfree, nil
 	}
 	return nil, false, 0, fmt.Errorf("no address above the tops of the open blocks of %s: %w", k.val(), errRetry)
+}
+
+// allocQuery is allocateIn's read: the address the NIC has already, the
+// lowest free one, the lowest open block with its top, and (when
+// counting) how many are free.
+func allocQuery(k netKey, uuid string, nic, low int, count bool) db.Query {
+	q := `SELECT
+		(SELECT address_int FROM fixed_ips WHERE instance_uuid = ? AND nic = ? LIMIT 1),
+		(SELECT address_int FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 ORDER BY address_int LIMIT 1),
+		b.subnet_id, b.first_int, b.last_int, b.usable, b.network, b.network_id,
+		(SELECT f.address_int FROM fixed_ips f WHERE f.subnet_id = b.subnet_id AND f.address_int BETWEEN b.first_int AND b.last_int AND f.in_block = 1
+			ORDER BY f.address_int DESC LIMIT 1)`
+	args := []any{uuid, nic, k.val()}
+	if count {
+		q += `,
+		(SELECT COUNT(*) FROM (SELECT 1 FROM fixed_ips WHERE ` + k.col() + ` = ? AND instance_uuid IS NULL AND port_id = '' AND in_block = 1 LIMIT ?) f),
+		(SELECT COALESCE(SUM(o.usable_count - (SELECT COUNT(*) FROM fixed_ips f WHERE f.subnet_id = o.subnet_id AND f.address_int BETWEEN o.first_int AND o.last_int)), 0)
+			FROM address_blocks o WHERE o.` + k.col() + ` = ? AND o.filled = 0 AND o.returned = 0)`
+		args = append(args, k.val(), low+1, k.val())
+	}
+	q += `
+		FROM (SELECT 1 AS one) x LEFT JOIN (SELECT subnet_id, first_int, last_int, usable, network, network_id FROM address_blocks
+			WHERE ` + k.col() + ` = ? AND filled = 0 AND returned = 0 ORDER BY first_int LIMIT 1) b ON 1 = 1`
+	return db.Query{SQL: q, Args: append(args, k.val())}
+}
+
+// allocatedKey is the transaction's memo (db.Tx.Remember) that an
+// allocation on the network wrote in it; allocTopKey holds the highest
+// address one wrote above a block's top.
+func allocatedKey(k netKey) string { return "network: allocated on " + k.request() }
+
+func allocTopKey(subnet string, first int64) string {
+	return "network: top of block " + subnet + "/" + strconv.FormatInt(first, 10)
 }
 
 var errRetry = errors.New("retry")
