@@ -13,6 +13,7 @@ import (
 	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/db/dbtest"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
+	"github.com/cellcloud/cellcloud/internal/tree/wire"
 )
 
 // allocateInOneGroup allocates for uuids at once, lined up behind a held
@@ -138,4 +139,36 @@ func sortedAddrs(as []string) []string {
 		return netip.MustParseAddr(a).Compare(netip.MustParseAddr(b))
 	})
 	return out
+}
+
+// TestAGroupOfAllocationsAsksForBlocksBelowLowWater: the allocations of a
+// group count the free addresses from one read, before any of them; those
+// after the mark is crossed still see it crossed (the transaction's own
+// allocations taken off) and the cell asks for blocks.
+func TestAGroupOfAllocationsAsksForBlocksBelowLowWater(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s, rec := serviceWith(t, d, network.Config{LeaseTimeout: time.Minute})
+		// Blocks of 16 (low water 8): the first two, 14 + 16 = 30 free.
+		if err := network.Grant(ctx, d, network.SubnetBlocks("private", "sub-1", "192.168.1.0/24")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Exec(ctx, `DELETE FROM address_blocks WHERE first_int > ?`, 0xC0A8011F); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 15 {
+			allocate(t, s, uuidN(i))
+		}
+		if n := len(rec.of(wire.MethodLeaseBlocks)); n != 0 {
+			t.Fatalf("%d lease requests with 15 free, want none", n)
+		}
+		var uuids []string
+		for i := 20; i < 30; i++ {
+			uuids = append(uuids, uuidN(i))
+		}
+		allocateInOneGroup(t, d, s, uuids) // 15 free before, 5 after
+		if n := len(rec.of(wire.MethodLeaseBlocks)); n != 1 {
+			t.Errorf("%d lease requests after a group went below low water, want 1", n)
+		}
+	})
 }

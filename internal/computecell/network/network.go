@@ -367,8 +367,9 @@ func (s *Service) allocateNIC(ctx context.Context, uuid string, nic int, n wire.
 // group read before any of its functions ran (db.GroupQuery). What an
 // allocation on the network earlier in the transaction wrote it does not
 // see: the top of a block it wrote above is taken from the transaction's
-// memo (allocTop), and a free row or the want of a block is read again
-// when such an allocation came first (allocated).
+// memo (allocTopKey), a free row or the want of a block is read again
+// when such an allocation came first, and the free addresses counted are
+// fewer by the allocations before (allocatedKey).
 func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid string, nic int, name, mac string, low int, count bool, read *db.Answer) (a *wire.Address, had bool, nfree int, err error) {
 	// A block found to have no address above its top is marked filled and
 	// the query runs again: at most once per open block, so bounded.
@@ -399,8 +400,11 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 		if has != nil {
 			return nil, true, 0, nil
 		}
-		_, before := tx.Recall(allocatedKey(k))
-		if early && before && (free != nil || subnet == nil) {
+		before := 0
+		if n, ok := tx.Recall(allocatedKey(k)); ok {
+			before = n.(int)
+		}
+		if early && before > 0 && (free != nil || subnet == nil) {
 			continue // read again, after what the transaction wrote
 		}
 		if subnet != nil {
@@ -415,6 +419,12 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 		}
 		if count {
 			nfree += open
+			if early {
+				// The count did not see the transaction's allocations
+				// before this one: the mark must, or the cell asks for
+				// blocks too late.
+				nfree -= before
+			}
 		}
 		now := db.Micros(s.cfg.Now())
 		if free != nil {
@@ -432,7 +442,7 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 			if err != nil {
 				return nil, false, 0, err
 			}
-			tx.Remember(allocatedKey(k), true)
+			tx.Remember(allocatedKey(k), before+1)
 			return a, false, nfree, nil
 		}
 		if subnet == nil {
@@ -448,9 +458,14 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 				// for it. A transaction of its own does it.
 				return nil, false, 0, fmt.Errorf("block %d of subnet %s is full: %w", b.first, b.subnet, errRetry)
 			}
+			filled := allocTopKey(b.subnet, b.first) + " filled"
+			if _, done := tx.Recall(filled); done {
+				continue // marked before in the transaction: read again
+			}
 			if _, err := tx.Exec(ctx, `UPDATE address_blocks SET filled = 1 WHERE subnet_id = ? AND first_int = ?`, b.subnet, b.first); err != nil {
 				return nil, false, 0, err
 			}
+			tx.Remember(filled, true)
 			continue
 		}
 		addr := ipString(next)
@@ -471,7 +486,7 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 			}
 			continue
 		}
-		tx.Remember(allocatedKey(k), true)
+		tx.Remember(allocatedKey(k), before+1)
 		tx.Remember(allocTopKey(b.subnet, b.first), int64(next))
 		return a, false, nfree, nil
 	}
@@ -502,8 +517,8 @@ func allocQuery(k netKey, uuid string, nic, low int, count bool) db.Query {
 	return db.Query{SQL: q, Args: append(args, k.val())}
 }
 
-// allocatedKey is the transaction's memo (db.Tx.Remember) that an
-// allocation on the network wrote in it; allocTopKey holds the highest
+// allocatedKey is the transaction's memo (db.Tx.Remember) of how many
+// allocations on the network it made; allocTopKey holds the highest
 // address one wrote above a block's top.
 func allocatedKey(k netKey) string { return "network: allocated on " + k.request() }
 
