@@ -289,7 +289,16 @@ func deleteMembers(ctx context.Context, tx *db.Tx, group string, ms []wire.Group
 		for _, m := range ms[:n] {
 			args = append(args, m.PortID, m.Address)
 		}
+		// Each engine finds the pairs by the primary key its own way:
+		// SQLite looks each of n ORed conditions up in the key (a list
+		// of values it would match against every member of the group);
+		// PostgreSQL joins a list of values to the key (n ORed
+		// conditions it plans for milliseconds: 27 ms a statement for
+		// 200 members of a group of 8,000, against 3 ms).
 		q := `DELETE FROM sg_members WHERE group_id = ? AND (` + strings.TrimSuffix(strings.Repeat("(port_id = ? AND address = ?) OR ", n), " OR ") + `)`
+		if tx.Dialect == db.Postgres {
+			q = `DELETE FROM sg_members WHERE group_id = ? AND (port_id, address) IN (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", ") + `)`
+		}
 		if _, err := tx.Exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("delete members of %s: %w", group, err)
 		}

@@ -1,6 +1,7 @@
 package network_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -870,6 +871,47 @@ func TestResyncAtTheSameSequence(t *testing.T) {
 		last := ss[len(ss)-1]
 		if len(last.Held) != 1 || last.Held[0].Members == nil || *last.Held[0].Members != 1 {
 			t.Errorf("the periodic sync held %+v, want sg-1 with 1 member", last.Held)
+		}
+	})
+}
+
+// TestSecurityGroupMembersRemovedInBatches: a delta that removes more
+// members than one statement takes (two groups holding the same ports, a
+// port with two addresses) removes exactly those of its group.
+func TestSecurityGroupMembersRemovedInBatches(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, d *db.DB) {
+		c := newSGCell(t, d, network.SecGroupsConfig{})
+		var all []wire.GroupMember
+		for i := range 450 {
+			all = append(all, member(fmt.Sprintf("port-%03d", i), fmt.Sprintf("10.0.%d.%d", i/200, i%200+2)))
+		}
+		all = append(all, member("port-000", "10.9.9.9")) // a second address of port-000
+		c.cast(c.sg.SecurityGroups, &wire.SecurityGroups{Groups: []wire.SecurityGroupState{
+			withMembers(sgState("sg-1", 1, 1), 1, all...), withMembers(sgState("sg-2", 1, 1), 1, all...)}})
+		// Every member but every third, and not port-000's second address.
+		var removed, kept []wire.GroupMember
+		for i, m := range all[:450] {
+			if i%3 == 0 {
+				kept = append(kept, m)
+			} else {
+				removed = append(removed, m)
+			}
+		}
+		kept = append(kept, all[450])
+		c.cast(c.sg.SecurityGroupMembers, &wire.SecurityGroupMembers{Deltas: []wire.MemberDelta{
+			{GroupID: "sg-1", FromSeq: 1, ToSeq: 2, Removed: removed}}})
+		sortMembers := func(ms []wire.GroupMember) []wire.GroupMember {
+			out := slices.Clone(ms)
+			slices.SortFunc(out, func(a, b wire.GroupMember) int {
+				return cmp.Or(cmp.Compare(a.PortID, b.PortID), cmp.Compare(a.Address, b.Address))
+			})
+			return out
+		}
+		if g := c.group("sg-1"); g.memberSeq != 2 || !slices.Equal(g.members, sortMembers(kept)) {
+			t.Errorf("sg-1 after removing %d: sequence %d, %d members, want %d", len(removed), g.memberSeq, len(g.members), len(kept))
+		}
+		if g := c.group("sg-2"); !slices.Equal(g.members, sortMembers(all)) {
+			t.Errorf("sg-2 holds %d members, want all %d", len(g.members), len(all))
 		}
 	})
 }
