@@ -29,8 +29,9 @@ const (
 // has the effect of applying its parts one after another, and the API cell
 // applies a state only when its version is newer, so a merged envelope that
 // is relayed again after a failure, grouped differently, does no harm.
-// Other entries go out unchanged, in their place.
-func coalesce(entries []outbox.Entry) []outgoing {
+// Other entries go out unchanged, in their place. seen, when not nil, is
+// shown each instance update as decoded.
+func coalesce(entries []outbox.Entry, seen func(*wire.Envelope, *wire.InstanceUpdate)) []outgoing {
 	out := make([]outgoing, 0, len(entries))
 	var run *merging
 	flush := func() {
@@ -52,6 +53,9 @@ func coalesce(entries []outbox.Entry) []outgoing {
 			flush()
 			out = append(out, single(e))
 			continue
+		}
+		if seen != nil {
+			seen(env, u)
 		}
 		if run != nil && !run.accepts(env, u, len(e.Body)) {
 			flush()

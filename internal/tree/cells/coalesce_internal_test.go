@@ -37,7 +37,7 @@ func TestCoalesceMergesRunsOfInstanceUpdates(t *testing.T) {
 		updateEntry(t, 5, "api!cell1", "req-5", true, "e"), // a heal resend goes on its own
 		updateEntry(t, 6, "api!cell1!x", "req-6", true, "f"),
 	}
-	out := coalesce(entries)
+	out := coalesce(entries, nil)
 	var seqs [][]int64
 	for _, o := range out {
 		seqs = append(seqs, o.seqs)
@@ -80,7 +80,7 @@ func TestCoalesceBoundsAMergedEnvelope(t *testing.T) {
 	for i := range 3 * mergeMaxStates / 2 {
 		entries = append(entries, updateEntry(t, int64(i+1), "api!cell1", "r", false, strings.Repeat("u", 8)))
 	}
-	out := coalesce(entries)
+	out := coalesce(entries, nil)
 	if len(out) != 2 || len(out[0].seqs) != mergeMaxStates || len(out[1].seqs) != mergeMaxStates/2 {
 		t.Fatalf("%d updates went out as %d envelopes; want at most %d states in each", len(entries), len(out), mergeMaxStates)
 	}

@@ -97,7 +97,7 @@ func (s *Service) relayOnce(ctx context.Context, backlog *bool) bool {
 				continue
 			}
 		}
-		msgs := coalesce(entries)
+		msgs := coalesce(entries, s.noteStates(nb))
 		if s.faults != nil {
 			msgs = s.injectFaults(ctx, nb, msgs)
 		}

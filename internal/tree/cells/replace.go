@@ -185,6 +185,12 @@ func (s *Service) replace(ctx context.Context, tx *db.Tx, nb string, e outbox.En
 			return nil
 		}
 	}
+	if s.placer == nil && s.took.sentAfter(nb, &b, e.CreatedAt) {
+		// A routing cell knows it from the states nb sent up through it.
+		s.log.Info("a build its cell did not confirm in time was taken by it (it sent its instances' states up); not placed again",
+			"request_id", env.RequestID, "neighbour", nb, "instances", len(b.Instances))
+		return nil
+	}
 	s.log.Warn("build not taken by its cell in time; placing it elsewhere", "request_id", env.RequestID, "neighbour", nb,
 		"instances", len(b.Instances), "waited", now.Sub(e.CreatedAt).Round(time.Millisecond), "attempt", b.Attempts)
 	// The versions nb could use start at BaseVersion+1 (whether or not the

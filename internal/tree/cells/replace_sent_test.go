@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cellcloud/cellcloud/internal/db"
 	"github.com/cellcloud/cellcloud/internal/testpoll"
 	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/tree/wire"
@@ -231,6 +232,82 @@ func TestTakenBuildOfACellThatDiedIsNotPlacedAgain(t *testing.T) {
 	}
 	if got := log.acceptedAt(cell2); len(got) != 0 {
 		t.Errorf("%s accepted %+v, want nothing", cell2, got)
+	}
+	if fs := log.failures(); len(fs) != 0 {
+		t.Errorf("failures %+v, want none", fs)
+	}
+}
+
+// statesUp is a leaf that, as it takes a build, sends its instances'
+// states up to the root in the same transaction, as a compute cell does.
+type statesUp struct {
+	leaf
+	svc func() *cells.Service
+}
+
+func (a statesUp) AcceptBuild(ctx context.Context, tx *db.Tx, env *wire.Envelope, b *wire.BuildInstances) error {
+	if err := a.leaf.AcceptBuild(ctx, tx, env, b); err != nil {
+		return err
+	}
+	u := &wire.InstanceUpdate{}
+	for _, in := range b.Instances {
+		u.Instances = append(u.Instances, wire.InstanceState{UUID: in.UUID, Cell: a.cell, VMState: "building", Version: b.BaseVersion + 1})
+	}
+	return a.svc().Send(ctx, tx, api, wire.MethodInstanceUpdate, env.RequestID, u)
+}
+
+// TestTakenBuildBelowARoutingCellIsNotPlacedAgain: in a tree of depth 3 a
+// compute cell takes a build its routing cell placed there, sends its
+// instances' states up through the routing cell, and dies before its
+// reports prove it alive long enough for the routing cell to prune the
+// build it keeps. The routing cell, which keeps no copy of the instances,
+// knows from the states it relayed that the cell took the build: it drops
+// the build and does not place it on its other child, so a server that
+// may already be ACTIVE neither moves nor is built twice. (A build its
+// cell had not taken is placed elsewhere: TestRoutingCellPlacesElsewhereBelow.)
+func TestTakenBuildBelowARoutingCellIsNotPlacedAgain(t *testing.T) {
+	t.Parallel()
+	const cellB = "api!cell1!b"
+	more := map[string]func(*cells.Config){
+		cell1: func(c *cells.Config) {
+			c.DownAfter = time.Second
+			// Long enough that cellA cannot prove alive before it stops.
+			c.BuildAcceptTimeout = 5 * time.Second
+		},
+		cellA: func(c *cells.Config) { c.ReportInterval = time.Second },
+		cellB: func(c *cells.Config) { c.ReportInterval = time.Second },
+	}
+	var tr *tree
+	accept := map[string]func(leaf) cells.BuildAcceptor{
+		cellA: func(l leaf) cells.BuildAcceptor {
+			return statesUp{l, func() *cells.Service { return tr.cell(cellA).service() }}
+		},
+	}
+	tr, log := buildTreeAccepting(t, map[string]int{cellA: 8, cellB: 2}, more, accept, api, cell1, cellA, cellB)
+	uuids := build(t, tr, "t3", 1)
+	testpoll.Eventually(t, wait, "the build accepted by "+cellA, func() (bool, string) {
+		return len(log.acceptedAt(cellA)) == 1, fmt.Sprint(log.acceptedAt(cellA))
+	})
+	// The states went up through cell1: what cellA queued for it is
+	// relayed, and cell1 relayed it on.
+	testpoll.Eventually(t, wait, "the states relayed up by "+cell1, func() (bool, string) {
+		a, _ := tr.cell(cellA).outboxRows(cell1)
+		c, _ := tr.cell(cell1).outboxRows(api)
+		return a == 0 && c == 0, fmt.Sprintf("%d rows at %s, %d at %s", a, cellA, c, cell1)
+	})
+	tr.cell(cellA).stopService()
+	if all, sent := tr.cell(cell1).outboxRows(cellA); all != 1 || sent != 1 {
+		t.Fatalf("%s keeps %d rows (%d sent) for %s, want the build kept, sent", cell1, all, sent, cellA)
+	}
+	testpoll.Eventually(t, wait, "the kept build dropped", func() (bool, string) {
+		all, _ := tr.cell(cell1).outboxRows(cellA)
+		return all == 0, fmt.Sprintf("%d rows", all)
+	})
+	if got := log.acceptedAt(cellB); len(got) != 0 {
+		t.Errorf("%s accepted %+v, want nothing", cellB, got)
+	}
+	if got := log.acceptedAt(cellA); len(got) != 1 || !slices.Equal(uuidsOf(got[0]), uuids) {
+		t.Errorf("%s accepted %+v, want the build once", cellA, got)
 	}
 	if fs := log.failures(); len(fs) != 0 {
 		t.Errorf("failures %+v, want none", fs)

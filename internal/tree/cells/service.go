@@ -257,6 +257,8 @@ type Service struct {
 	neighbours map[string]*link // by path
 	conns      map[string]*conn // by broker URL
 	pending    map[string]chan *wire.Envelope
+	// took is what a routing cell's children sent up (took.go).
+	took *tookStates
 	// inflight is what this cell has sent each child to build since the
 	// child's last capacity report, so that builds between reports spread
 	// over the children instead of all going to the one that looked best.
@@ -327,6 +329,7 @@ func New(cfg Config) (*Service, error) {
 		wake:       make(chan struct{}, 1),
 		ready:      make(chan struct{}),
 		faults:     newFaultInjector(cfg.Faults),
+		took:       newTookStates(tookWindow(cfg)),
 	}
 	s.HandleCast(wire.MethodBuildInstances, 1, 0, s.handleBuild)
 	s.HandleCast(wire.MethodBuildFailed, 1, 0, s.handleBuildFailed)
