@@ -10,6 +10,7 @@ import (
 
 	"github.com/cellcloud/cellcloud/internal/apicell/apidb"
 	"github.com/cellcloud/cellcloud/internal/db"
+	"github.com/cellcloud/cellcloud/internal/tree/cells"
 	"github.com/cellcloud/cellcloud/internal/up"
 )
 
@@ -70,11 +71,24 @@ func TestRestartOfADataDirWithStaticShares(t *testing.T) {
 		}
 	}
 
+	restarted := time.Now()
 	tree, err = up.Start(ctx, opts, log)
 	if err != nil {
 		t.Fatalf("restart on a data dir with static shares: %v", err)
 	}
 	t.Cleanup(func() { tree.Shutdown(context.Background()) })
+	// Ready on reports of this start, not on those the run before left
+	// in the API cell's cells table (they would count as down within
+	// cells.down_after, and a first build find no cell).
+	ns, err := cells.ListNeighbours(ctx, tree.API.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		if n.Relation == cells.Child && n.LastSeen.Before(restarted) {
+			t.Errorf("ready with %s last heard %v, before the restart at %v", n.Path, n.LastSeen, restarted)
+		}
+	}
 	for _, u := range first {
 		in, err := apidb.Get(ctx, tree.API.DB, u)
 		if err != nil || in.VMState != "active" || len(in.Addresses) != 1 {

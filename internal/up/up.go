@@ -278,6 +278,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 			return nil, err
 		}
 	}
+	asked := time.Now()
 	for _, n := range t.Nodes() {
 		if err := n.Cells.RefreshNeighbours(ctx); err != nil {
 			return nil, err
@@ -285,7 +286,10 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		n.Cells.ReportSoon()
 	}
 	// Ready when the API cell has heard of every host, so the first build
-	// finds room.
+	// finds room: from reports this start asked for. A data dir started
+	// again holds each cell's last report of the run before, which counts
+	// as down once cells.down_after has passed without a new one: ready
+	// on those, a first build could find no cell up.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ns, err := cells.ListNeighbours(ctx, t.API.DB)
@@ -294,7 +298,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Tree, err error
 		}
 		heard := 0
 		for _, n := range ns {
-			if n.Relation == cells.Child && n.Report != nil {
+			if n.Relation == cells.Child && n.Report != nil && !n.LastSeen.Before(asked) {
 				heard += n.Report.Hosts
 			}
 		}
