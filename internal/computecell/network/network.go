@@ -458,7 +458,7 @@ func (s *Service) allocateIn(ctx context.Context, tx *db.Tx, k netKey, uuid stri
 				// for it. A transaction of its own does it.
 				return nil, false, 0, fmt.Errorf("block %d of subnet %s is full: %w", b.first, b.subnet, errRetry)
 			}
-			filled := allocTopKey(b.subnet, b.first) + " filled"
+			filled := allocFilledKey(b.subnet, b.first)
 			if _, done := tx.Recall(filled); done {
 				continue // marked before in the transaction: read again
 			}
@@ -523,8 +523,16 @@ func allocQuery(k netKey, uuid string, nic, low int, count bool) db.Query {
 func allocatedKey(k netKey) string { return "network: allocated on " + k.request() }
 
 func allocTopKey(subnet string, first int64) string {
-	return "network: top of block " + subnet + "/" + strconv.FormatInt(first, 10)
+	return "network: top of block " + blockName(subnet, first)
 }
+
+// allocFilledKey is the transaction's memo that it marked the block
+// filled.
+func allocFilledKey(subnet string, first int64) string {
+	return "network: filled block " + blockName(subnet, first)
+}
+
+func blockName(subnet string, first int64) string { return subnet + "/" + strconv.FormatInt(first, 10) }
 
 var errRetry = errors.New("retry")
 
